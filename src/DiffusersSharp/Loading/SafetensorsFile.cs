@@ -1,0 +1,242 @@
+using System.IO.MemoryMappedFiles;
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Loading;
+
+/// <summary>One tensor entry of a safetensors header.</summary>
+public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End)
+{
+    public long ByteLength => End - Begin;
+}
+
+/// <summary>
+/// A safetensors file, memory-mapped. The header is validated in full before any tensor is made: JSON
+/// shape, known dtypes, offsets inside the data section, no overlaps, dtype size × element count equal to
+/// the byte length. Tensors are created by one copy from the mapped page cache into torch memory.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private readonly MemoryMappedFile _map;
+    private readonly MemoryMappedViewAccessor _view;
+    private readonly long _dataStart;
+    private readonly Dictionary<string, SafetensorsEntry> _entries;
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+    public IReadOnlyCollection<string> Keys => _entries.Keys;
+    public IReadOnlyDictionary<string, SafetensorsEntry> Entries => _entries;
+
+    private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long dataStart,
+        Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata)
+    {
+        Path = path; _map = map; _view = view; _dataStart = dataStart; _entries = entries; Metadata = metadata;
+    }
+
+    public static SafetensorsFile Open(string path)
+    {
+        if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
+        long fileLength = new FileInfo(path).Length;
+        if (fileLength < 8)
+            throw new WeightsException($"{path}: not a safetensors file (only {fileLength} bytes; the 8-byte header length is missing)") { FilePath = path };
+
+        byte[] header;
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        {
+            Span<byte> lenBytes = stackalloc byte[8];
+            fs.ReadExactly(lenBytes);
+            ulong n = BitConverter.ToUInt64(lenBytes);
+            if (n == 0 || n > 100_000_000 || (long)n > fileLength - 8)
+                throw new WeightsException($"{path}: corrupt safetensors header: header length {n} does not fit a file of {fileLength} bytes") { FilePath = path };
+            header = new byte[n];
+            fs.ReadExactly(header);
+        }
+        long dataStart = 8 + header.Length;
+        long dataLength = fileLength - dataStart;
+        var (entries, metadata) = ParseHeader(path, header, dataLength);
+
+        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+        var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+        return new SafetensorsFile(path, map, view, dataStart, entries, metadata);
+    }
+
+    internal static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)
+    {
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(header); }
+        catch (JsonException e)
+        {
+            throw new WeightsException($"{path}: corrupt safetensors header: not valid JSON ({e.Message})", e) { FilePath = path };
+        }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new WeightsException($"{path}: corrupt safetensors header: the header is not a JSON object") { FilePath = path };
+            var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>();
+            foreach (var prop in doc.RootElement.EnumerateObject())
+            {
+                if (prop.Name == "__metadata__")
+                {
+                    if (prop.Value.ValueKind == JsonValueKind.Object)
+                        foreach (var m in prop.Value.EnumerateObject())
+                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                    continue;
+                }
+                entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
+            }
+            var sorted = entries.Values.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin).ToList();
+            for (int i = 1; i < sorted.Count; i++)
+                if (sorted[i].Begin < sorted[i - 1].End)
+                    throw new WeightsException($"{path}: corrupt safetensors header: tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap") { FilePath = path, Key = sorted[i].Name };
+            return (entries, metadata);
+        }
+    }
+
+    private static SafetensorsEntry ParseEntry(string path, string name, JsonElement e, long dataLength)
+    {
+        WeightsException Bad(string what) => new($"{path}: corrupt safetensors header for tensor '{name}': {what}") { FilePath = path, Key = name };
+        if (e.ValueKind != JsonValueKind.Object) throw Bad("entry is not an object");
+        if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String) throw Bad("missing dtype");
+        string dtype = dt.GetString()!;
+        int elemSize = ElementSize(dtype) ?? throw Bad($"unknown dtype '{dtype}'");
+        if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw Bad("missing shape");
+        var shape = new List<long>();
+        foreach (var d in sh.EnumerateArray())
+        {
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0) throw Bad($"invalid dimension {d.GetRawText()}");
+            shape.Add(v);
+        }
+        if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+            throw Bad("missing data_offsets");
+        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+            throw Bad($"invalid data_offsets {off.GetRawText()}");
+        if (end > dataLength)
+            throw Bad($"data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; the file is truncated)");
+        long count = 1;
+        foreach (var d in shape) count = checked(count * d);
+        if (checked(count * elemSize) != end - begin)
+            throw Bad($"dtype {dtype} × shape [{string.Join(", ", shape)}] = {count * elemSize} bytes, but data_offsets span {end - begin}");
+        return new SafetensorsEntry(name, dtype, shape.ToArray(), begin, end);
+    }
+
+    public static int? ElementSize(string dtype) => dtype switch
+    {
+        "F64" or "I64" or "U64" => 8,
+        "F32" or "I32" or "U32" => 4,
+        "F16" or "BF16" or "I16" or "U16" => 2,
+        "I8" or "U8" or "BOOL" or "F8_E4M3" or "F8_E5M2" => 1,
+        _ => null,
+    };
+
+    public static ScalarType ToScalarType(string dtype) => dtype switch
+    {
+        "F64" => ScalarType.Float64,
+        "F32" => ScalarType.Float32,
+        "F16" => ScalarType.Float16,
+        "BF16" => ScalarType.BFloat16,
+        "I64" => ScalarType.Int64,
+        "I32" => ScalarType.Int32,
+        "I16" => ScalarType.Int16,
+        "I8" => ScalarType.Int8,
+        "U8" => ScalarType.Byte,
+        "BOOL" => ScalarType.Bool,
+        _ => throw new WeightsException($"safetensors dtype '{dtype}' is not supported by DiffusersSharp"),
+    };
+
+    public static string FromScalarType(ScalarType t) => t switch
+    {
+        ScalarType.Float64 => "F64",
+        ScalarType.Float32 => "F32",
+        ScalarType.Float16 => "F16",
+        ScalarType.BFloat16 => "BF16",
+        ScalarType.Int64 => "I64",
+        ScalarType.Int32 => "I32",
+        ScalarType.Int16 => "I16",
+        ScalarType.Int8 => "I8",
+        ScalarType.Byte => "U8",
+        ScalarType.Bool => "BOOL",
+        _ => throw new WeightsException($"tensor dtype {t} cannot be written to safetensors"),
+    };
+
+    public bool Contains(string name) => _entries.ContainsKey(name);
+
+    /// <summary>Loads one tensor on the CPU in its stored dtype.</summary>
+    public Tensor Load(string name)
+    {
+        if (!_entries.TryGetValue(name, out var e))
+            throw new WeightsException($"{Path}: no tensor named '{name}'") { FilePath = Path, Key = name };
+        var t = torch.empty(e.Shape, ToScalarType(e.DType));
+        if (e.ByteLength > 0) CopyInto(e, t);
+        return t;
+    }
+
+    private unsafe void CopyInto(SafetensorsEntry e, Tensor t)
+    {
+        byte* basePtr = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        try
+        {
+            basePtr += _view.PointerOffset;
+            var dst = t.bytes;
+            long remaining = e.ByteLength, offset = 0;
+            byte* src = basePtr + _dataStart + e.Begin;
+            while (remaining > 0)
+            {
+                int chunk = (int)Math.Min(remaining, 1L << 30);
+                new ReadOnlySpan<byte>(src + offset, chunk).CopyTo(dst.Slice((int)offset, chunk));
+                offset += chunk; remaining -= chunk;
+            }
+        }
+        finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+    }
+
+    /// <summary>Loads every tensor (CPU, stored dtype).</summary>
+    public Dictionary<string, Tensor> LoadAll()
+    {
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var name in _entries.Keys) result[name] = Load(name);
+        return result;
+    }
+
+    /// <summary>Writes tensors as a safetensors file (header padded to 8 bytes, entries sorted by name).</summary>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var header = new Dictionary<string, object>();
+        if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
+        long offset = 0;
+        var contiguous = new List<Tensor>();
+        foreach (var n in names)
+        {
+            var t = tensors[n].detach().cpu().contiguous();
+            contiguous.Add(t);
+            long len = t.numel() * t.element_size();
+            header[n] = new Dictionary<string, object>
+            {
+                ["dtype"] = FromScalarType(t.dtype),
+                ["shape"] = t.shape,
+                ["data_offsets"] = new[] { offset, offset + len },
+            };
+            offset += len;
+        }
+        byte[] json = JsonSerializer.SerializeToUtf8Bytes(header);
+        int pad = (8 - json.Length % 8) % 8;
+        string tmp = path + ".tmp";
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
+            fs.Write(json);
+            for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+            foreach (var t in contiguous) fs.Write(t.bytes);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        _view.Dispose();
+        _map.Dispose();
+    }
+}

@@ -1,0 +1,95 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace DiffusersSharp.Runtime;
+
+/// <summary>
+/// One-time native set-up, done before the first torch call (the only process-wide state of the library).
+/// <list type="bullet">
+/// <item>glibc malloc: raise <c>M_MMAP_THRESHOLD</c> and <c>M_TRIM_THRESHOLD</c> so that large tensors are
+/// recycled from the heap instead of being mmapped and unmapped each time (hundreds of thousands of page
+/// faults per UNet pass otherwise). Opt out: <c>DIFFUSERS_SHARP_NO_MALLOPT=1</c>.</item>
+/// <item>MKL on non-Intel CPUs: dlopen <c>libdiffusers_mklshim.so</c> (built next to the application by
+/// the build, see build/NativeFixups.targets) with RTLD_GLOBAL so MKL takes its fast code paths.
+/// Opt out: <c>DIFFUSERS_SHARP_NO_MKL_SHIM=1</c>.</item>
+/// </list>
+/// It runs when the DiffusersSharp assembly is first used; call <see cref="EnsureInitialized"/> yourself
+/// if your program touches TorchSharp before any DiffusersSharp type.
+/// </summary>
+public static class NativeSetup
+{
+    private static int _done;
+
+    /// <summary>What the set-up did, for `diffusers info` and the benchmarks.</summary>
+    public static string Summary { get; private set; } = "not run";
+
+#pragma warning disable CA2255 // a module initializer is the right tool: it must run before libtorch is loaded
+    [ModuleInitializer]
+    internal static void OnAssemblyLoad() => EnsureInitialized();
+#pragma warning restore CA2255
+
+    public static void EnsureInitialized()
+    {
+        if (Interlocked.Exchange(ref _done, 1) == 1) return;
+        var notes = new List<string>();
+        if (OperatingSystem.IsLinux())
+        {
+            notes.Add(TuneMalloc());
+            notes.Add(LoadMklShim());
+        }
+        Summary = string.Join("; ", notes.Where(n => n.Length > 0));
+    }
+
+    private static bool OptedOut(string variable) =>
+        Environment.GetEnvironmentVariable(variable) is { } v && v != "" && v != "0";
+
+    private static string TuneMalloc()
+    {
+        if (OptedOut("DIFFUSERS_SHARP_NO_MALLOPT")) return "mallopt: opted out";
+        try
+        {
+            _ = Marshal.PtrToStringAnsi(gnu_get_libc_version()); // throws where libc is not glibc
+            const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
+            int ok1 = mallopt(M_MMAP_THRESHOLD, int.MaxValue);
+            int ok2 = mallopt(M_TRIM_THRESHOLD, 1 << 30);
+            return ok1 == 1 && ok2 == 1 ? "mallopt: mmap threshold raised" : "mallopt: refused";
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return "mallopt: not glibc";
+        }
+    }
+
+    private static string LoadMklShim()
+    {
+        if (OptedOut("DIFFUSERS_SHARP_NO_MKL_SHIM")) return "mkl shim: opted out";
+        var candidates = new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "libdiffusers_mklshim.so"),
+            Path.Combine(Path.GetDirectoryName(typeof(NativeSetup).Assembly.Location) ?? "", "libdiffusers_mklshim.so"),
+        };
+        foreach (var path in candidates.Distinct())
+        {
+            if (!File.Exists(path)) continue;
+            const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
+            try
+            {
+                return dlopen(path, RTLD_NOW | RTLD_GLOBAL) != IntPtr.Zero ? "mkl shim: loaded" : "mkl shim: dlopen failed";
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                return "mkl shim: no dlopen";
+            }
+        }
+        return "mkl shim: not built";
+    }
+
+    [DllImport("libc", EntryPoint = "mallopt")]
+    private static extern int mallopt(int param, int value);
+
+    [DllImport("libc", EntryPoint = "gnu_get_libc_version")]
+    private static extern IntPtr gnu_get_libc_version();
+
+    [DllImport("libc", EntryPoint = "dlopen")]
+    private static extern IntPtr dlopen([MarshalAs(UnmanagedType.LPUTF8Str)] string file, int mode);
+}
