@@ -131,11 +131,11 @@ public sealed partial class HubClient
     private sealed class ProgressTracker(string repoId, string file, long? total, long initial, IProgress<HubDownloadProgress>? sink, TimeSpan interval)
     {
         private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private TimeSpan _last = TimeSpan.MinValue;
+        private TimeSpan? _last;
 
         public void Report(long pos)
         {
-            if (sink is null || _clock.Elapsed - _last < interval) return;
+            if (sink is null || (_last is { } last && _clock.Elapsed - last < interval)) return;
             _last = _clock.Elapsed;
             sink.Report(Make(pos, false));
         }

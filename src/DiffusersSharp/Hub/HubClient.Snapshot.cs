@@ -87,7 +87,8 @@ public sealed partial class HubClient
         {
             try
             {
-                return await SnapshotCoreAsync(repoId, revision, null, null, null, localFilesOnly: true, token, progress, ct).ConfigureAwait(false);
+                // Offline: SnapshotCore skips the network itself and names HF_HUB_OFFLINE in its error.
+                return await SnapshotCoreAsync(repoId, revision, null, null, null, localFilesOnly: !Settings.Offline, token, progress, ct).ConfigureAwait(false);
             }
             catch (HubException e) when (e.Kind == HubErrorKind.LocalEntryNotFound && infoError is not null)
             {
