@@ -17,6 +17,7 @@ public static class SchedulerFactory
     {
         [DDPMScheduler.Name] = new(typeof(DDPMSchedulerConfig), DDPMScheduler.FromConfig),
         [DDIMScheduler.Name] = new(typeof(DDIMSchedulerConfig), DDIMScheduler.FromConfig),
+        [PNDMScheduler.Name] = new(typeof(PNDMSchedulerConfig), PNDMScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
