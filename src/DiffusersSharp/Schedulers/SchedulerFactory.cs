@@ -16,6 +16,7 @@ public static class SchedulerFactory
     private static readonly Dictionary<string, Entry> Registry = new(StringComparer.Ordinal)
     {
         [DDPMScheduler.Name] = new(typeof(DDPMSchedulerConfig), DDPMScheduler.FromConfig),
+        [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
