@@ -17,6 +17,7 @@ public static class SchedulerFactory
     {
         [DDPMScheduler.Name] = new(typeof(DDPMSchedulerConfig), DDPMScheduler.FromConfig),
         [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
+        [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

@@ -26,7 +26,6 @@ public static class SchedulerGoldenCases
         "EulerAncestralDiscreteScheduler",
         "HeunDiscreteScheduler",
         "LCMScheduler",
-        "UniPCMultistepScheduler",
     };
 
     /// <summary>
