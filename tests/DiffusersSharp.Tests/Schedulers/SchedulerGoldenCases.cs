@@ -23,8 +23,6 @@ public static class SchedulerGoldenCases
         "EulerAncestralDiscreteScheduler",
         "HeunDiscreteScheduler",
         "LCMScheduler",
-        "DPMSolverMultistepScheduler",
-        "UniPCMultistepScheduler",
     };
 
     /// <summary>
