@@ -1,3 +1,4 @@
+using DiffusersSharp.Hub;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -24,13 +25,15 @@ public sealed class CLIPTextModel : nn.Module
     public CLIPTextConfig Config { get; }
 
     /// <summary>
-    /// Loads <paramref name="path"/>/<paramref name="subfolder"/> (<c>config.json</c> and <c>model.safetensors</c>
-    /// or <c>pytorch_model.bin</c>, optionally <c>model.{variant}.safetensors</c>); the model is in eval mode.
+    /// Loads <paramref name="pathOrId"/>/<paramref name="subfolder"/> (<c>config.json</c> and <c>model.safetensors</c>
+    /// or <c>pytorch_model.bin</c>, sharded or not, optionally the <paramref name="variant"/> such as
+    /// <c>model.fp16.safetensors</c>); the model is in eval mode. A Hub repository id is fetched through
+    /// <paramref name="hub"/> (default: a client from the environment) into the Hub cache, safetensors first.
     /// </summary>
-    public static CLIPTextModel FromPretrained(string path, string? subfolder = "text_encoder", ScalarType? dtype = null,
-        Device? device = null, string? variant = null)
+    public static CLIPTextModel FromPretrained(string pathOrId, string? subfolder = "text_encoder", ScalarType? dtype = null,
+        Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
     {
-        string folder = TextEncoderFolder.Resolve(path, subfolder, nameof(CLIPTextModel));
+        string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModel), variant, hub, revision);
         var model = new CLIPTextModel(TextEncoderFolder.ReadConfig(folder));
         TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
         model.eval();

@@ -1,3 +1,4 @@
+using DiffusersSharp.Hub;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,10 +28,10 @@ public sealed class CLIPTextModelWithProjection : nn.Module
     public CLIPTextConfig Config { get; }
 
     /// <summary>Loads a transformers folder as <see cref="CLIPTextModel.FromPretrained"/> does.</summary>
-    public static CLIPTextModelWithProjection FromPretrained(string path, string? subfolder = "text_encoder_2", ScalarType? dtype = null,
-        Device? device = null, string? variant = null)
+    public static CLIPTextModelWithProjection FromPretrained(string pathOrId, string? subfolder = "text_encoder_2", ScalarType? dtype = null,
+        Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
     {
-        string folder = TextEncoderFolder.Resolve(path, subfolder, nameof(CLIPTextModelWithProjection));
+        string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModelWithProjection), variant, hub, revision);
         var model = new CLIPTextModelWithProjection(TextEncoderFolder.ReadConfig(folder));
         TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
         model.eval();

@@ -1,3 +1,4 @@
+using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,15 +14,22 @@ internal static class TextEncoderFolder
     /// <summary>transformers' non-persistent buffer, present in files written before 4.31: ignored as transformers does.</summary>
     public const string PositionIdsKey = "text_model.embeddings.position_ids";
 
-    public static string Resolve(string path, string? subfolder, string what)
+    /// <summary>The text encoder folder of a local path or a Hub id (config.json + safetensors, else .bin weights).</summary>
+    public static string Resolve(string pathOrId, string? subfolder, string what, string? variant, HubClient? hub, string? revision)
     {
-        if (!Directory.Exists(path))
-            throw new DiffusersException($"{what}.FromPretrained: '{path}' is not a folder") { FilePath = path };
-        string folder = string.IsNullOrEmpty(subfolder) ? path : Path.Combine(path, subfolder);
-        if (!Directory.Exists(folder))
-            throw new DiffusersException($"{what}.FromPretrained: {path} has no '{subfolder}' folder") { FilePath = folder };
-        return folder;
+        string v = variant is null ? "" : "." + variant;
+        return ComponentSource.Resolve(pathOrId, subfolder, what, hub, revision, HasWeights,
+            ["config.json", $"model{v}.safetensors", $"model.safetensors.index{v}.json", $"model{v}-*.safetensors"],
+            ["config.json", $"pytorch_model{v}.bin", $"pytorch_model.bin.index{v}.json", $"pytorch_model{v}-*.bin"]);
+
+        bool HasWeights(string folder) => File.Exists(Path.Combine(folder, "config.json")) && WeightCandidates(variant)
+            .Any(n => File.Exists(Path.Combine(folder, n)));
     }
+
+    /// <summary>transformers' weight file names, in order of preference.</summary>
+    public static IEnumerable<string> WeightCandidates(string? variant) =>
+        WeightLoader.CandidateNames("model", variant).Where(n => n.Contains(".safetensors", StringComparison.Ordinal))
+            .Concat(WeightLoader.CandidateNames("pytorch_model", variant).Where(n => n.Contains(".bin", StringComparison.Ordinal)));
 
     public static CLIPTextConfig ReadConfig(string folder)
     {
@@ -34,15 +42,14 @@ internal static class TextEncoderFolder
     /// <summary>Loads the folder's weights into <paramref name="module"/> (strict), then moves it to dtype/device.</summary>
     public static void LoadWeights(TorchSharp.torch.nn.Module module, string folder, string? variant, ScalarType? dtype, Device? device)
     {
-        string v = variant is null ? "" : "." + variant;
-        string weightsName = File.Exists(Path.Combine(folder, "model" + v + ".safetensors")) ? "model"
-            : File.Exists(Path.Combine(folder, "pytorch_model" + v + ".bin")) ? "pytorch_model"
-            : throw new WeightsException($"No weights found in {folder}: expected model{v}.safetensors or pytorch_model{v}.bin") { FilePath = folder };
-        var weights = WeightLoader.ReadFolder(folder, weightsName, variant);
+        var names = WeightCandidates(variant).ToList();
+        string file = names.Select(n => Path.Combine(folder, n)).FirstOrDefault(File.Exists)
+            ?? throw new WeightsException($"No weights found in {folder}: looked for {string.Join(", ", names)}") { FilePath = folder };
+        var weights = WeightLoader.ReadFile(file);
         try
         {
             if (weights.Remove(PositionIdsKey, out var positionIds)) positionIds.Dispose();
-            WeightLoader.LoadInto(module, weights, Path.Combine(folder, weightsName + v + (weightsName == "model" ? ".safetensors" : ".bin")));
+            WeightLoader.LoadInto(module, weights, file);
         }
         finally
         {
