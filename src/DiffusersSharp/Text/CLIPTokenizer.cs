@@ -135,6 +135,12 @@ public sealed class CLIPTokenizer
     {
         ArgumentNullException.ThrowIfNull(prompts);
         int max = maxLength ?? ModelMaxLength;
+        if (maxLength is null && ModelMaxLength == int.MaxValue)
+        {
+            // No model_max_length in tokenizer_config.json: transformers neither truncates nor pads to a length.
+            truncation = false;
+            if (padding == PaddingStrategy.MaxLength) padding = PaddingStrategy.DoNotPad;
+        }
         if ((truncation || padding == PaddingStrategy.MaxLength) && max < 2)
             throw new ArgumentOutOfRangeException(nameof(maxLength), max, "max_length must leave room for BOS and EOS (at least 2)");
         int bos = RequireId(BosToken, "bos_token"), eos = RequireId(EosToken, "eos_token");
@@ -146,7 +152,7 @@ public sealed class CLIPTokenizer
         {
             var ids = Encode(prompts[i], addSpecialTokens: false);
             removed[i] = [];
-            if (truncation && max != int.MaxValue && ids.Length + 2 > max)
+            if (truncation && ids.Length + 2 > max)
             {
                 int keep = max - 2;
                 removed[i] = ids[keep..];
