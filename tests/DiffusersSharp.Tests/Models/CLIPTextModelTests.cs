@@ -133,6 +133,40 @@ public class CLIPTextModelTests
     }
 
     [Fact]
+    public void LegacyEosTokenId2PoolsAtTheLargestInputId()
+    {
+        // Configs of OpenAI / OpenCLIP checkpoints say eos_token_id 2: transformers then pools at argmax(input_ids),
+        // which for these prompts (EOS 999 is the largest id) is the first EOS, so the golden pooled output holds.
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"),
+            File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"eos_token_id\": 999", "\"eos_token_id\": 2"));
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"), Path.Combine(folder, "model.safetensors"));
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModel.FromPretrained(dir.Path);
+        Assert.Equal(2, model.Config.EosTokenId);
+        using var output = model.Forward(Ids());
+        Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output (argmax)");
+    }
+
+    [Theory]
+    // The public text_encoder/config.json of runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-2-1.
+    [InlineData("""{"_name_or_path": "openai/clip-vit-large-patch14", "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "quick_gelu", "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1, "projection_dim": 768, "torch_dtype": "float32", "transformers_version": "4.22.0.dev0", "vocab_size": 49408}""",
+        768, 12, 12, 3072, "quick_gelu", 768)]
+    [InlineData("""{"_name_or_path": "hf-models/stable-diffusion-v2-768x768/text_encoder", "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "gelu", "hidden_size": 1024, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 4096, "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model", "num_attention_heads": 16, "num_hidden_layers": 23, "pad_token_id": 1, "projection_dim": 512, "torch_dtype": "float32", "transformers_version": "4.25.0.dev0", "vocab_size": 49408}""",
+        1024, 16, 23, 4096, "gelu", 512)]
+    public void RealStableDiffusionConfigsParse(string json, int hidden, int heads, int layers, int intermediate, string act, int projection)
+    {
+        var c = ConfigJson.Parse<CLIPTextConfig>(json, "config.json");
+        c.Validate("config.json");
+        Assert.Equal((hidden, heads, layers, intermediate, act, projection, 2, 49408),
+            (c.HiddenSize, c.NumAttentionHeads, c.NumHiddenLayers, c.IntermediateSize, c.HiddenAct, c.ProjectionDim, c.EosTokenId!.Value, c.VocabSize));
+        Assert.True(c.Extra!.ContainsKey("architectures"));
+    }
+
+    [Fact]
     public void UnsupportedActivationIsNamed()
     {
         using var dir = new TempDir();
