@@ -12,7 +12,7 @@ public abstract class DiffusionPipeline : IDisposable
     private static readonly Dictionary<string, Func<string, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
     {
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
-        //DDIM
+        [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
