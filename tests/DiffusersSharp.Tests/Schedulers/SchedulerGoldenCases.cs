@@ -1,0 +1,87 @@
+using System.Text.Json;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Schedulers;
+
+/// <summary>
+/// The cases of golden/schedulers.json (README section B) and how to drive each class through them.
+/// Every case maps to its diffusers class through <see cref="SchedulerFactory"/>; a case whose class is not
+/// implemented yet must be listed in <see cref="NotYetImplemented"/> (and a class listed there must not be
+/// registered), so no case passes silently by being skipped.
+/// </summary>
+public static class SchedulerGoldenCases
+{
+    public const string File = "schedulers.safetensors";
+
+    /// <summary>Classes of golden cases that are not implemented yet. Empty this list as they land.</summary>
+    public static readonly IReadOnlySet<string> NotYetImplemented = new HashSet<string>
+    {
+        "LMSDiscreteScheduler",
+        "EulerAncestralDiscreteScheduler",
+        "HeunDiscreteScheduler",
+        "LCMScheduler",
+    };
+
+    /// <summary>
+    /// Step calls for classes whose golden cases pass step kwargs (diffusers' <c>step(..., **step_kwargs)</c>);
+    /// every other class is called as <c>Step(modelOutput, t, sample, generator)</c>.
+    /// </summary>
+    public static readonly Dictionary<string, Func<SchedulerBase, Tensor, double, Tensor, Generator?, JsonElement, SchedulerOutput>> StepCalls = new()
+    {
+        ["DDIMScheduler"] = (s, mo, t, x, g, kw) => ((DDIMScheduler)s).Step(mo, t, x,
+            eta: kw.TryGetProperty("eta", out var eta) ? eta.GetDouble() : 0.0,
+            useClippedModelOutput: kw.TryGetProperty("use_clipped_model_output", out var u) && u.GetBoolean(),
+            generator: g),
+    };
+
+    private static readonly Lazy<JsonDocument> _json = new(() => Golden.Json("schedulers.json"));
+
+    public static JsonElement Cases => _json.Value.RootElement.GetProperty("cases");
+
+    public static JsonElement Case(string name) => Cases.GetProperty(name);
+
+    public static string ClassOf(string name) => Case(name).GetProperty("class").GetString()!;
+
+    public static IEnumerable<string> AllCaseNames => Cases.EnumerateObject().Select(p => p.Name);
+
+    /// <summary>Theory data: the cases whose class is implemented.</summary>
+    public static TheoryData<string> Implemented()
+    {
+        var data = new TheoryData<string>();
+        foreach (var n in AllCaseNames)
+            if (!NotYetImplemented.Contains(ClassOf(n))) data.Add(n);
+        return data;
+    }
+
+    /// <summary>s0 = Cls(**config): built from the case's full effective config (with its _use_default_values).</summary>
+    public static SchedulerBase Create(string name) =>
+        SchedulerFactory.FromJson(Case(name).GetProperty("config").GetRawText(), $"schedulers.json case {name}");
+
+    public static Tensor T(string name, string key) => Golden.Tensor(File, $"{name}/{key}");
+
+    public static bool Has(string name, string key) =>
+        Case(name).GetProperty("tensors").TryGetProperty($"{name}/{key}", out _);
+
+    public static SchedulerOutput Step(string name, SchedulerBase s, Tensor modelOutput, double t, Tensor sample, Generator? g)
+    {
+        var kwargs = Case(name).GetProperty("step_kwargs");
+        if (!kwargs.EnumerateObject().Any()) return s.Step(modelOutput, t, sample, g);
+        Assert.True(StepCalls.TryGetValue(s.ClassName, out var call), $"case {name} passes step kwargs {kwargs} but StepCalls has no entry for {s.ClassName}");
+        return call!(s, modelOutput, t, sample, g, kwargs);
+    }
+
+    public static void SetLoopTimesteps(string name, SchedulerBase s)
+    {
+        var c = Case(name);
+        if (c.GetProperty("custom_timesteps").ValueKind == JsonValueKind.Array)
+            s.SetTimesteps(c.GetProperty("custom_timesteps").EnumerateArray().Select(e => e.GetInt64()).ToList());
+        else
+            s.SetTimesteps(c.GetProperty("loop_num_inference_steps").GetInt32());
+    }
+
+    public static ulong? GeneratorSeed(string name) =>
+        Case(name).GetProperty("generator_seed") is { ValueKind: JsonValueKind.Number } e ? e.GetUInt64() : null;
+}
