@@ -20,7 +20,6 @@ public static class SchedulerGoldenCases
     public static readonly IReadOnlySet<string> NotYetImplemented = new HashSet<string>
     {
         "LMSDiscreteScheduler",
-        "EulerAncestralDiscreteScheduler",
         "HeunDiscreteScheduler",
         "LCMScheduler",
         "DPMSolverMultistepScheduler",
