@@ -23,6 +23,8 @@ public static class SchedulerFactory
         [HeunDiscreteScheduler.Name] = new(typeof(HeunDiscreteSchedulerConfig), HeunDiscreteScheduler.FromConfig),
         [LMSDiscreteScheduler.Name] = new(typeof(LMSDiscreteSchedulerConfig), LMSDiscreteScheduler.FromConfig),
         [EulerAncestralDiscreteScheduler.Name] = new(typeof(EulerAncestralDiscreteSchedulerConfig), EulerAncestralDiscreteScheduler.FromConfig),
+        [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
+        [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
