@@ -20,6 +20,8 @@ public static class SchedulerFactory
         [PNDMScheduler.Name] = new(typeof(PNDMSchedulerConfig), PNDMScheduler.FromConfig),
         [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
         [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
+        [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
+        [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
