@@ -25,6 +25,8 @@ public static class SchedulerFactory
         [EulerAncestralDiscreteScheduler.Name] = new(typeof(EulerAncestralDiscreteSchedulerConfig), EulerAncestralDiscreteScheduler.FromConfig),
         [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
         [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
+        [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
+        [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
