@@ -97,9 +97,19 @@ public class CliTests
         using var dir = new TempDir();
         var (code, _, stderr) = Run("generate", "-m", Model, "--scheduler-config", "num_train_timesteps=lots", "-o", dir.File("o.png"));
         Assert.Equal(1, code);
-        Assert.StartsWith("error: ", stderr);
-        Assert.Contains("num_train_timesteps", stderr);
-        Assert.DoesNotContain("   at ", stderr);
+        Assert.Equal("error: --scheduler-config num_train_timesteps=lots: DDPMScheduler expects an integer for 'num_train_timesteps'", stderr.TrimEnd());
+        var (code2, _, stderr2) = Run("generate", "-m", Model, "--scheduler-config", "clip_sample=maybe", "-o", dir.File("o.png"));
+        Assert.Equal(1, code2);
+        Assert.Equal("error: --scheduler-config clip_sample=maybe: DDPMScheduler expects true or false for 'clip_sample'", stderr2.TrimEnd());
+        var (code3, _, stderr3) = Run("generate", "-m", Model, "--scheduler", "ddim", "--scheduler-config", "beta_end=big", "-o", dir.File("o.png"));
+        Assert.Equal(1, code3);
+        Assert.Equal("error: --scheduler-config beta_end=big: DDIMScheduler expects a number (or \"inf\", \"-inf\", \"nan\") for 'beta_end'", stderr3.TrimEnd());
+        // a well-typed value the scheduler refuses keeps the scheduler's own message
+        var (code4, _, stderr4) = Run("generate", "-m", Model, "--scheduler-config", "beta_schedule=cosine", "-o", dir.File("o.png"));
+        Assert.Equal(1, code4);
+        Assert.StartsWith("error: DDPMScheduler: ", stderr4);
+        Assert.Contains("\"cosine\"", stderr4);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 
     [Fact]
