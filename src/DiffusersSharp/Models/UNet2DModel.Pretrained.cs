@@ -33,6 +33,7 @@ public sealed partial class UNet2DModel
             var weights = WeightLoader.ReadFolder(folder, WeightsName, variant);
             try
             {
+                model.MergeStateDictAliases(weights);
                 WeightLoader.LoadInto(model, weights, folder);
             }
             finally
@@ -53,6 +54,19 @@ public sealed partial class UNet2DModel
     }
 
     /// <summary>
+    /// Folds diffusers' duplicate state-dict names into the one parameter this model registers: the fourier
+    /// projection's <c>time_proj.W</c> (the same tensor as <c>time_proj.weight</c>). A file with only
+    /// <c>W</c> is renamed; with both, <c>W</c> is dropped. Call before <see cref="WeightLoader.LoadInto"/>.
+    /// </summary>
+    public void MergeStateDictAliases(IDictionary<string, Tensor> weights)
+    {
+        if (time_proj is not GaussianFourierProjection { WAlias: true }) return;
+        if (!weights.Remove("time_proj.W", out var w)) return;
+        if (weights.ContainsKey("time_proj.weight")) w.Dispose();
+        else weights["time_proj.weight"] = w;
+    }
+
+    /// <summary>
     /// Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into
     /// <paramref name="directory"/>, which diffusers' <c>UNet2DModel.from_pretrained</c> reads back.
     /// </summary>
@@ -63,6 +77,8 @@ public sealed partial class UNet2DModel
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in named_parameters()) tensors[name] = p;
         foreach (var (name, b) in named_buffers()) tensors.TryAdd(name, b);
+        if (time_proj is GaussianFourierProjection { WAlias: true } gf)
+            tensors["time_proj.W"] = gf.Weight; // as torch's state_dict(): the shared parameter under both names
         SafetensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), tensors,
             new Dictionary<string, string> { ["format"] = "pt" });
         ConfigJson.Write(config, Path.Combine(directory, ConfigName));

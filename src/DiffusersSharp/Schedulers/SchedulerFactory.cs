@@ -18,6 +18,9 @@ public static class SchedulerFactory
         [DDPMScheduler.Name] = new(typeof(DDPMSchedulerConfig), DDPMScheduler.FromConfig),
         [DDIMScheduler.Name] = new(typeof(DDIMSchedulerConfig), DDIMScheduler.FromConfig),
         [PNDMScheduler.Name] = new(typeof(PNDMSchedulerConfig), PNDMScheduler.FromConfig),
+        [EulerDiscreteScheduler.Name] = new(typeof(EulerDiscreteSchedulerConfig), EulerDiscreteScheduler.FromConfig),
+        [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
+        [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

@@ -47,6 +47,11 @@ public sealed class FakeHubServer : IDisposable
     /// <summary>Delay between 16 KiB body chunks of CDN responses (to make downloads overlap).</summary>
     public int ChunkDelayMs { get; set; }
 
+    /// <summary>The most CDN responses that were being sent at the same time.</summary>
+    public int MaxConcurrentCdn => _maxCdn;
+
+    private int _cdnNow, _maxCdn;
+
     public void Add(FakeRepo repo) => Repos[repo.Id] = repo;
 
     public static string CdnPath(byte[] blob) => "/cdn/" + FakeRepo.Sha256(blob);
@@ -126,7 +131,11 @@ public sealed class FakeHubServer : IDisposable
                 blob = (byte[])blob.Clone();
                 blob[blob.Length / 2] ^= 0x5A;
             }
-            await SendRange(s, method, path, blob, range);
+            int now = Interlocked.Increment(ref _cdnNow);
+            int max;
+            while (now > (max = _maxCdn) && Interlocked.CompareExchange(ref _maxCdn, now, max) != max) { }
+            try { await SendRange(s, method, path, blob, range); }
+            finally { Interlocked.Decrement(ref _cdnNow); }
             return;
         }
         if (path.StartsWith("/api/models/", StringComparison.Ordinal))

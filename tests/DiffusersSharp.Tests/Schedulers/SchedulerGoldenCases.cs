@@ -20,12 +20,9 @@ public static class SchedulerGoldenCases
     public static readonly IReadOnlySet<string> NotYetImplemented = new HashSet<string>
     {
         "LMSDiscreteScheduler",
-        "EulerDiscreteScheduler",
         "EulerAncestralDiscreteScheduler",
         "HeunDiscreteScheduler",
         "LCMScheduler",
-        "DPMSolverMultistepScheduler",
-        "UniPCMultistepScheduler",
     };
 
     /// <summary>
