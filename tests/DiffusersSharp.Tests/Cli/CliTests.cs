@@ -147,7 +147,7 @@ public class CliTests
         var (code, _, stderr) = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(Path.GetTempPath(), "never.png"));
         Assert.Equal(1, code);
         Assert.StartsWith("error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache", stderr);
-        Assert.Contains("huggingface-cli download nobody/no-such-model", stderr);
+        Assert.Contains("download nobody/no-such-model", stderr);
     }
 
     [Fact]
@@ -164,6 +164,23 @@ public class CliTests
         Assert.Contains("dtypes F32", stdout);
         Assert.Contains("    block_out_channels: [", stdout);
         Assert.Contains("    beta_schedule: \"linear\"", stdout);
+    }
+
+    [Fact]
+    public void InfoCountsParametersOfAPickleOnlyModel()
+    {
+        using var dir = new TempDir();
+        foreach (var f in Directory.GetFiles(Model, "*", SearchOption.AllDirectories))
+        {
+            if (f.EndsWith(".safetensors", StringComparison.Ordinal)) continue;
+            string dst = Path.Combine(dir.Path, Path.GetRelativePath(Model, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dst)!);
+            File.Copy(f, dst);
+        }
+        var (code, stdout, stderr) = Run("info", dir.Path);
+        Assert.True(code == 0, stderr);
+        using var unet = UNet2DModel.FromPretrained(Model, subfolder: "unet");
+        Assert.Contains($"  weights: diffusion_pytorch_model.bin: {unet.state_dict().Count} tensors, {unet.NumParameters():N0} parameters", stdout);
     }
 
     [Fact]
