@@ -60,7 +60,8 @@ public sealed class Decoder : nn.Module
         var hook = DebugHook;
         var h = conv_in.forward(sample);
         hook?.Invoke("conv_in", h);
-        var mid = mid_block.Forward(h, null);
+        var midInput = h;
+        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
         h.Dispose();
         hook?.Invoke("mid_block", mid);
         // diffusers casts to the up blocks' parameter dtype here

@@ -36,14 +36,16 @@ public sealed class DownEncoderBlock2D : nn.Module
         var input = hiddenStates;
         foreach (var resnet in resnets)
         {
-            var next = resnet.Forward(hiddenStates, null);
+            var h = hiddenStates;
+            var next = ScopedCall.Run(() => resnet.Forward(h, null));
             if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
             hiddenStates = next;
         }
         if (downsamplers is not null)
             foreach (var d in downsamplers)
             {
-                var next = d.Forward(hiddenStates);
+                var h = hiddenStates;
+                var next = ScopedCall.Run(() => d.Forward(h));
                 if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
                 hiddenStates = next;
             }

@@ -63,7 +63,8 @@ public sealed class Encoder : nn.Module
             h = next;
             hook?.Invoke($"down_blocks.{i}", h);
         }
-        var mid = mid_block.Forward(h, null);
+        var midInput = h;
+        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
         h.Dispose();
         hook?.Invoke("mid_block", mid);
         var normed = conv_norm_out.forward(mid);

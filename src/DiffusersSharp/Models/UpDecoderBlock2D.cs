@@ -38,14 +38,16 @@ public sealed class UpDecoderBlock2D : nn.Module
         var input = hiddenStates;
         foreach (var resnet in resnets)
         {
-            var next = resnet.Forward(hiddenStates, temb);
+            var h = hiddenStates;
+            var next = ScopedCall.Run(() => resnet.Forward(h, temb));
             if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
             hiddenStates = next;
         }
         if (upsamplers is not null)
             foreach (var u in upsamplers)
             {
-                var next = u.Forward(hiddenStates);
+                var h = hiddenStates;
+                var next = ScopedCall.Run(() => u.Forward(h));
                 if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
                 hiddenStates = next;
             }
