@@ -216,7 +216,7 @@ public static class TorchBinFile
             if (expected > 0)
             {
                 using var stream = entry.Open();
-                stream.ReadExactly(t.bytes);
+                SafetensorsFile.ForEachByteChunk(t, (bytes, _) => stream.ReadExactly(bytes));
             }
             return t;
         }
