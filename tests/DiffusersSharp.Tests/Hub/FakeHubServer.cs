@@ -52,6 +52,9 @@ public sealed class FakeHubServer : IDisposable
 
     private int _cdnNow, _maxCdn;
 
+    /// <summary>Old repo id → new id: requests under the old id get a relative 307 redirect (a renamed repository).</summary>
+    public ConcurrentDictionary<string, string> Renamed { get; } = new();
+
     public void Add(FakeRepo repo) => Repos[repo.Id] = repo;
 
     public static string CdnPath(byte[] blob) => "/cdn/" + FakeRepo.Sha256(blob);
@@ -120,6 +123,14 @@ public sealed class FakeHubServer : IDisposable
             return;
         }
         string path = rawPath;
+        foreach (var (oldId, newId) in Renamed)
+            foreach (var prefix in new[] { $"/api/models/{oldId}/", $"/{oldId}/resolve/" })
+                if (path.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    string target = prefix.Replace(oldId, newId) + path[prefix.Length..];
+                    await Send(s, method, path, 307, [("Location", target)], []);
+                    return;
+                }
         if (path.StartsWith("/cdn/", StringComparison.Ordinal))
         {
             string sha = path[5..];
@@ -226,7 +237,7 @@ public sealed class FakeHubServer : IDisposable
 
     private static string Reason(int code) => code switch
     {
-        200 => "OK", 206 => "Partial Content", 302 => "Found", 401 => "Unauthorized", 404 => "Not Found",
+        200 => "OK", 206 => "Partial Content", 302 => "Found", 307 => "Temporary Redirect", 401 => "Unauthorized", 404 => "Not Found",
         416 => "Range Not Satisfiable", 429 => "Too Many Requests", 500 => "Internal Server Error", _ => "Status",
     };
 

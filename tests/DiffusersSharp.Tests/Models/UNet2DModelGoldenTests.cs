@@ -86,6 +86,21 @@ public class UNet2DModelGoldenTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TorchBinWeightsGiveTheSameOutputs()
+    {
+        using var dir = new TempDir();
+        string src = Golden.Path("tiny-ddpm", "unet");
+        File.Copy(System.IO.Path.Combine(src, "config.json"), dir.File("config.json"));
+        File.Copy(System.IO.Path.Combine(src, "diffusion_pytorch_model.bin"), dir.File("diffusion_pytorch_model.bin"));
+        using var _ = torch.no_grad();
+        using var unet = UNet2DModel.FromPretrained(dir.Path);
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var expected = Golden.Tensor(Expected, "unet/t500/out");
+        using var output = unet.Forward(x, 500L).Sample;
+        Report("t500 from diffusion_pytorch_model.bin", output, expected);
+    }
+
+    [Fact]
     public void IntermediatesMatchDiffusers()
     {
         using var _ = torch.no_grad();
