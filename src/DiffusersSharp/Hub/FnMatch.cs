@@ -43,6 +43,9 @@ internal static class FnMatch
         return sb.Append("\\z").ToString();
     }
 
+    /// <summary>A pattern that matches exactly <paramref name="name"/>.</summary>
+    public static string Escape(string name) => name.Replace("[", "[[]").Replace("*", "[*]").Replace("?", "[?]");
+
     /// <summary><c>filter_repo_objects</c>: kept if it matches an allow pattern (when any) and no ignore pattern.</summary>
     public static IEnumerable<string> Filter(IEnumerable<string> items, IReadOnlyCollection<string>? allow, IReadOnlyCollection<string>? ignore)
     {

@@ -71,6 +71,35 @@ public sealed partial class HubClient
         HubRepoId.Validate(repoId);
         revision ??= "main";
         HubRepoId.ValidateRevision(revision);
+        var (info, cached) = await InfoOrCachedSnapshotAsync(repoId, revision, localFilesOnly, token, progress, ct).ConfigureAwait(false);
+        if (info is null) return cached!;
+        return await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false);
+    }
+
+    private async Task<string> PipelineFromInfoAsync(
+        string repoId, string revision, RepoRevisionInfo info, string? variant, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct)
+    {
+        string storage = CacheLayout.StorageFolder(Settings.CacheDir, repoId);
+        if (!info.Files.Contains("model_index.json"))
+            throw new HubException(HubErrorKind.EntryNotFound,
+                $"{repoId}@{revision} has no model_index.json: it is not a diffusers pipeline repository (files: {string.Join(", ", info.Files.Take(20))}).") { RepoId = repoId };
+        string modelIndex = await DownloadFileAsync(repoId, "model_index.json", info.Sha, null, false, token, progress, ct).ConfigureAwait(false);
+        TryCache(() => CacheLayout.WriteRef(storage, revision, info.Sha));
+        var selection = PipelineFileSelection.Select(await File.ReadAllTextAsync(modelIndex, ct).ConfigureAwait(false), info.Files, variant, modelIndex);
+        string snapshot = Path.Combine(storage, "snapshots", info.Sha);
+        if (selection.Files.All(f => CacheLayout.FileExists(Path.Combine(snapshot, Path.Combine(f.Split('/'))))))
+            return snapshot;
+        return await SnapshotCoreAsync(repoId, revision, info, selection.AllowPatterns.ToList(), selection.IgnorePatterns.ToList(),
+                                       false, token, progress, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The revision's info from the Hub, or, offline / with the Hub unreachable (diffusers: "Couldn't connect to the Hub:
+    /// will try to load from local cache"), the cached snapshot folder of the revision.
+    /// </summary>
+    private async Task<(RepoRevisionInfo? Info, string? CachedSnapshot)> InfoOrCachedSnapshotAsync(
+        string repoId, string revision, bool localFilesOnly, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct)
+    {
         RepoRevisionInfo? info = null;
         HubException? infoError = null;
         if (!localFilesOnly && !Settings.Offline)
@@ -88,7 +117,7 @@ public sealed partial class HubClient
             try
             {
                 // Offline: SnapshotCore skips the network itself and names HF_HUB_OFFLINE in its error.
-                return await SnapshotCoreAsync(repoId, revision, null, null, null, localFilesOnly: !Settings.Offline, token, progress, ct).ConfigureAwait(false);
+                return (null, await SnapshotCoreAsync(repoId, revision, null, null, null, localFilesOnly: !Settings.Offline, token, progress, ct).ConfigureAwait(false));
             }
             catch (HubException e) when (e.Kind == HubErrorKind.LocalEntryNotFound && infoError is not null)
             {
@@ -99,17 +128,6 @@ public sealed partial class HubClient
             }
         }
 
-        string storage = CacheLayout.StorageFolder(Settings.CacheDir, repoId);
-        if (!info.Files.Contains("model_index.json"))
-            throw new HubException(HubErrorKind.EntryNotFound,
-                $"{repoId}@{revision} has no model_index.json: it is not a diffusers pipeline repository (files: {string.Join(", ", info.Files.Take(20))}).") { RepoId = repoId };
-        string modelIndex = await DownloadFileAsync(repoId, "model_index.json", info.Sha, null, false, token, progress, ct).ConfigureAwait(false);
-        TryCache(() => CacheLayout.WriteRef(storage, revision, info.Sha));
-        var selection = PipelineFileSelection.Select(await File.ReadAllTextAsync(modelIndex, ct).ConfigureAwait(false), info.Files, variant, modelIndex);
-        string snapshot = Path.Combine(storage, "snapshots", info.Sha);
-        if (selection.Files.All(f => CacheLayout.FileExists(Path.Combine(snapshot, Path.Combine(f.Split('/'))))))
-            return snapshot;
-        return await SnapshotCoreAsync(repoId, revision, info, selection.AllowPatterns.ToList(), selection.IgnorePatterns.ToList(),
-                                       false, token, progress, ct).ConfigureAwait(false);
+        return (info, null);
     }
 }

@@ -70,6 +70,26 @@ public static class PipelineFileSelection
         return new Selection(allow, ignore, files);
     }
 
+    private static readonly string[] WeightExtensions = [".bin", ".safetensors", ".msgpack", ".onnx", ".pb", ".ckpt", ".h5", ".pt", ".pth"];
+
+    /// <summary>
+    /// The files one model or scheduler folder needs (what <c>ModelMixin.from_pretrained</c> /
+    /// <c>SchedulerMixin.from_pretrained</c> read with <c>subfolder=</c>): every non-weight file directly in
+    /// <paramref name="subfolder"/> (configs, tokenizer files) and one weight format, chosen as for a pipeline.
+    /// </summary>
+    public static IReadOnlyList<string> SelectFolder(IReadOnlyCollection<string> repoFiles, string? subfolder, string? variant)
+    {
+        string prefix = string.IsNullOrEmpty(subfolder) ? "" : subfolder.Trim('/') + "/";
+        var inFolder = repoFiles.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && !f[prefix.Length..].Contains('/')).ToList();
+        bool IsWeight(string f) => WeightExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal) || f.Contains(e + ".index.", StringComparison.Ordinal));
+        var (usable, _) = VariantCompatibleSiblings(inFolder, variant);
+        string dropped = IsSafetensorsCompatible(usable) ? ".bin" : ".safetensors";
+        bool Keep(string f) => !IsWeight(f) || (usable.Contains(f)
+                                && !f.EndsWith(dropped, StringComparison.Ordinal) && !f.Contains(dropped + ".index.", StringComparison.Ordinal)
+                                && (f.EndsWith(".bin", StringComparison.Ordinal) || f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)));
+        return inFolder.Where(Keep).Order(StringComparer.Ordinal).ToList();
+    }
+
     /// <summary><c>variant_compatible_siblings</c>: (usable weight files, variant weight files).</summary>
     public static (HashSet<string> Usable, HashSet<string> Variant) VariantCompatibleSiblings(IEnumerable<string> filenames, string? variant)
     {

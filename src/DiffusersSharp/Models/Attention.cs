@@ -99,6 +99,7 @@ public sealed class Attention : nn.Module
     /// </summary>
     public Tensor Forward(Tensor hiddenStates, Tensor? encoderHiddenStates = null, Tensor? attentionMask = null, Tensor? temb = null)
     {
+        using var scope = torch.NewDisposeScope();
         var residual = hiddenStates;
         var h = hiddenStates;
         if (spatial_norm is not null)
@@ -162,7 +163,7 @@ public sealed class Attention : nn.Module
             h = inPlace ? h.add_(residual) : h + residual;
         if (RescaleOutputFactor != 1.0)
             h = inPlace ? h.div_(RescaleOutputFactor) : h / RescaleOutputFactor;
-        return h;
+        return h.MoveToOuterDisposeScope();
     }
 
     /// <summary>diffusers' <c>prepare_attention_mask</c> with <c>out_dim = 3</c>.</summary>

@@ -54,8 +54,9 @@ public sealed class AttnDownBlock2D : nn.Module, IDownBlock2D
         var output = new List<Tensor>(resnets.Count + 1);
         for (int i = 0; i < resnets.Count; i++)
         {
-            hiddenStates = resnets[i].Forward(hiddenStates, temb);
-            hiddenStates = attentions[i].Forward(hiddenStates);
+            var r = resnets[i].Forward(hiddenStates, temb);
+            hiddenStates = attentions[i].Forward(r);
+            r.Dispose(); // only the attention output is handed on
             output.Add(hiddenStates);
         }
         if (downsamplers is not null)

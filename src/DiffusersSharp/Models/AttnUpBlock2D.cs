@@ -57,17 +57,19 @@ public sealed class AttnUpBlock2D : nn.Module, IUpBlock2D
     public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb, long[]? upsampleSize = null)
     {
         int next = resHiddenStates.Count - 1;
+        var input = hiddenStates;
         for (int i = 0; i < resnets.Count; i++)
         {
-            hiddenStates = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = resnets[i].Forward(hiddenStates, temb);
-            hiddenStates = attentions[i].Forward(hiddenStates);
+            using var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
+            hiddenStates = Blocks.Replace(hiddenStates, resnets[i].Forward(cat, temb), input);
+            hiddenStates = Blocks.Replace(hiddenStates, attentions[i].Forward(hiddenStates), input);
         }
         if (upsamplers is not null)
         {
             // diffusers passes no output size here: the conv upsampler always doubles.
             foreach (var u in upsamplers)
-                hiddenStates = u is ResnetBlock2D r ? r.Forward(hiddenStates, temb) : ((Upsample2D)u).Forward(hiddenStates);
+                hiddenStates = Blocks.Replace(hiddenStates,
+                    u is ResnetBlock2D r ? r.Forward(hiddenStates, temb) : ((Upsample2D)u).Forward(hiddenStates), input);
         }
         return hiddenStates;
     }

@@ -83,6 +83,9 @@ public sealed class ResnetBlock2D : nn.Module
 
     public Tensor Forward(Tensor inputTensor, Tensor? temb)
     {
+        // Intermediates are freed when the block returns (as Python's refcounting would), so that the
+        // allocator reuses warm memory instead of growing the heap for the whole UNet pass.
+        using var scope = torch.NewDisposeScope();
         bool inPlace = Activations.InPlaceOk;
         var input = inputTensor;
         var h = _actOwned(norm1.forward(input));
@@ -130,7 +133,7 @@ public sealed class ResnetBlock2D : nn.Module
         h = inPlace ? h.add_(input) : input + h;
         if (OutputScaleFactor != 1.0)
             h = inPlace ? h.div_(OutputScaleFactor) : h / OutputScaleFactor;
-        return h;
+        return h.MoveToOuterDisposeScope();
     }
 
     private Tensor Resample(Tensor x, bool up)

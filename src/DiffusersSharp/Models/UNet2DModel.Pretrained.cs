@@ -10,17 +10,16 @@ public sealed partial class UNet2DModel
     public const string WeightsName = "diffusion_pytorch_model";
 
     /// <summary>
-    /// Loads a UNet2DModel from a model folder (<c>config.json</c> + weights), or from the
-    /// <paramref name="subfolder"/> of a pipeline folder. Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>.
-    /// The model is converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given and
-    /// put in eval mode.
+    /// Loads a UNet2DModel from a model folder (<c>config.json</c> + weights) or a Hub id in the local Hugging
+    /// Face cache (<see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (e.g. "unet" of
+    /// a pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or
+    /// not (<see cref="WeightLoader.ReadFolder"/>); legacy attention names are converted. The model is
+    /// converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given, and put in eval mode.
     /// </summary>
     public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
-        ScalarType? dtype = null, Device? device = null)
+        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
     {
-        string folder = subfolder is null ? idOrPath : Path.Combine(idOrPath, subfolder);
-        if (!Directory.Exists(folder))
-            throw new DiffusersException($"Model folder not found: {folder}") { FilePath = folder };
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
         string configPath = Path.Combine(folder, ConfigName);
         var config = ConfigJson.Read<UNet2DModelConfig>(configPath);
         if (config.ClassName is { } cls && cls != nameof(UNet2DModel))
@@ -33,6 +32,7 @@ public sealed partial class UNet2DModel
             var weights = WeightLoader.ReadFolder(folder, WeightsName, variant);
             try
             {
+                model.MergeStateDictAliases(weights);
                 WeightLoader.LoadInto(model, weights, folder);
             }
             finally
@@ -53,6 +53,19 @@ public sealed partial class UNet2DModel
     }
 
     /// <summary>
+    /// Folds diffusers' duplicate state-dict names into the one parameter this model registers: the fourier
+    /// projection's <c>time_proj.W</c> (the same tensor as <c>time_proj.weight</c>). A file with only
+    /// <c>W</c> is renamed; with both, <c>W</c> is dropped. Call before <see cref="WeightLoader.LoadInto"/>.
+    /// </summary>
+    public void MergeStateDictAliases(IDictionary<string, Tensor> weights)
+    {
+        if (time_proj is not GaussianFourierProjection { WAlias: true }) return;
+        if (!weights.Remove("time_proj.W", out var w)) return;
+        if (weights.ContainsKey("time_proj.weight")) w.Dispose();
+        else weights["time_proj.weight"] = w;
+    }
+
+    /// <summary>
     /// Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into
     /// <paramref name="directory"/>, which diffusers' <c>UNet2DModel.from_pretrained</c> reads back.
     /// </summary>
@@ -63,6 +76,8 @@ public sealed partial class UNet2DModel
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in named_parameters()) tensors[name] = p;
         foreach (var (name, b) in named_buffers()) tensors.TryAdd(name, b);
+        if (time_proj is GaussianFourierProjection { WAlias: true } gf)
+            tensors["time_proj.W"] = gf.Weight; // as torch's state_dict(): the shared parameter under both names
         SafetensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), tensors,
             new Dictionary<string, string> { ["format"] = "pt" });
         ConfigJson.Write(config, Path.Combine(directory, ConfigName));

@@ -201,12 +201,18 @@ public sealed partial class UNet2DModel : nn.Module
             int n = block.NumResnets;
             var res = resSamples.GetRange(resSamples.Count - n, n);
             resSamples.RemoveRange(resSamples.Count - n, n);
+            var previous = sample;
             sample = block.Forward(sample, res, emb);
+            // Free what this block consumed as soon as it is done (PyTorch's refcounting does the same).
+            foreach (var r in res) r.Dispose();
+            previous.Dispose();
             hook?.Invoke($"up_blocks.{i}", sample);
         }
 
         // 6. post-process
+        var lastUp = sample;
         sample = conv_norm_out.forward(sample);
+        lastUp.Dispose();
         hook?.Invoke("conv_norm_out", sample);
         sample = Activations.SiluOwned(sample);
         sample = conv_out.forward(sample);

@@ -49,12 +49,13 @@ public sealed class UNetMidBlock2D : nn.Module
 
     public Tensor Forward(Tensor hiddenStates, Tensor? temb)
     {
+        var input = hiddenStates;
         hiddenStates = resnets[0].Forward(hiddenStates, temb);
         for (int i = 1; i < resnets.Count; i++)
         {
             if (attentions is not null)
-                hiddenStates = attentions[i - 1].Forward(hiddenStates, temb: temb);
-            hiddenStates = resnets[i].Forward(hiddenStates, temb);
+                hiddenStates = Blocks.Replace(hiddenStates, attentions[i - 1].Forward(hiddenStates, temb: temb), input);
+            hiddenStates = Blocks.Replace(hiddenStates, resnets[i].Forward(hiddenStates, temb), input);
         }
         return hiddenStates;
     }

@@ -41,13 +41,14 @@ public sealed class UpBlock2D : nn.Module, IUpBlock2D
     public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb, long[]? upsampleSize = null)
     {
         int next = resHiddenStates.Count - 1;
+        var input = hiddenStates;
         foreach (var resnet in resnets)
         {
-            hiddenStates = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = resnet.Forward(hiddenStates, temb);
+            using var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
+            hiddenStates = Blocks.Replace(hiddenStates, resnet.Forward(cat, temb), input);
         }
         if (upsamplers is not null)
-            foreach (var u in upsamplers) hiddenStates = u.Forward(hiddenStates, upsampleSize);
+            foreach (var u in upsamplers) hiddenStates = Blocks.Replace(hiddenStates, u.Forward(hiddenStates, upsampleSize), input);
         return hiddenStates;
     }
 }

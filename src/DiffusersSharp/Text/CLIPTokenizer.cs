@@ -1,5 +1,7 @@
 using System.Text;
 using System.Text.Json;
+using DiffusersSharp.Hub;
+using DiffusersSharp.Models;
 
 namespace DiffusersSharp.Text;
 
@@ -67,19 +69,38 @@ public sealed class CLIPTokenizer
 
     /// <summary>
     /// Loads a tokenizer folder (<c>vocab.json</c>, <c>merges.txt</c>, <c>tokenizer_config.json</c>,
-    /// <c>special_tokens_map.json</c>): <paramref name="path"/>/<paramref name="subfolder"/>, or
-    /// <paramref name="path"/> itself when <paramref name="subfolder"/> is null or empty.
+    /// <c>special_tokens_map.json</c>): <paramref name="pathOrId"/>/<paramref name="subfolder"/>, or
+    /// <paramref name="pathOrId"/> itself when <paramref name="subfolder"/> is null or empty. A Hub repository id
+    /// is fetched through <paramref name="hub"/> (default: a client from the environment) into the Hub cache.
     /// </summary>
-    public static CLIPTokenizer FromPretrained(string path, string? subfolder = "tokenizer")
+    public static CLIPTokenizer FromPretrained(string pathOrId, string? subfolder = "tokenizer", HubClient? hub = null, string? revision = null)
     {
-        if (!Directory.Exists(path))
-            throw new DiffusersException($"CLIPTokenizer.FromPretrained: '{path}' is not a folder") { FilePath = path };
-        string folder = string.IsNullOrEmpty(subfolder) ? path : Path.Combine(path, subfolder);
-        if (!Directory.Exists(folder))
-            throw new DiffusersException($"CLIPTokenizer.FromPretrained: {path} has no '{subfolder}' folder") { FilePath = folder };
+        string folder = ComponentSource.Resolve(pathOrId, subfolder, nameof(CLIPTokenizer), hub, revision,
+            f => File.Exists(Path.Combine(f, "vocab.json")) && File.Exists(Path.Combine(f, "merges.txt")),
+            TokenizerFileNames);
         return new CLIPTokenizer(TokenizerFiles.Read(folder));
     }
 
+    /// <summary>The files a tokenizer folder may hold, as <see cref="SavePretrained"/> copies them.</summary>
+    private static readonly string[] TokenizerFileNames =
+        ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+
+    /// <summary>
+    /// Writes the tokenizer into <paramref name="folder"/> (created if needed) by copying the files it was loaded
+    /// from, so that it loads back identically here and in transformers.
+    /// </summary>
+    public void SavePretrained(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        if (Path.GetFullPath(folder) == Path.GetFullPath(Folder)) return;
+        foreach (var name in TokenizerFileNames)
+        {
+            string src = Path.Combine(Folder, name);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(folder, name), overwrite: true);
+        }
+    }
+
+    /// <summary>The folder the tokenizer files were read from.</summary>
     public string Folder { get; }
     public int ModelMaxLength { get; }
     public bool CleanUpTokenizationSpaces { get; }
@@ -134,6 +155,12 @@ public sealed class CLIPTokenizer
     {
         ArgumentNullException.ThrowIfNull(prompts);
         int max = maxLength ?? ModelMaxLength;
+        if (maxLength is null && ModelMaxLength == int.MaxValue)
+        {
+            // No model_max_length in tokenizer_config.json: transformers neither truncates nor pads to a length.
+            truncation = false;
+            if (padding == PaddingStrategy.MaxLength) padding = PaddingStrategy.DoNotPad;
+        }
         if ((truncation || padding == PaddingStrategy.MaxLength) && max < 2)
             throw new ArgumentOutOfRangeException(nameof(maxLength), max, "max_length must leave room for BOS and EOS (at least 2)");
         int bos = RequireId(BosToken, "bos_token"), eos = RequireId(EosToken, "eos_token");
@@ -145,7 +172,7 @@ public sealed class CLIPTokenizer
         {
             var ids = Encode(prompts[i], addSpecialTokens: false);
             removed[i] = [];
-            if (truncation && max != int.MaxValue && ids.Length + 2 > max)
+            if (truncation && ids.Length + 2 > max)
             {
                 int keep = max - 2;
                 removed[i] = ids[keep..];

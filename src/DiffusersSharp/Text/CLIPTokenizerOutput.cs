@@ -50,6 +50,6 @@ public sealed class CLIPTokenizerOutput
         var flat = new long[n * len];
         for (int i = 0; i < n; i++) Array.Copy(rows[i], 0, flat, i * len, len);
         var t = tensor(flat, [n, len], ScalarType.Int64);
-        return device is null ? t : t.to(device);
+        return device is null ? t : t.to(device, disposeAfter: true);
     }
 }

@@ -47,6 +47,14 @@ public sealed class FakeHubServer : IDisposable
     /// <summary>Delay between 16 KiB body chunks of CDN responses (to make downloads overlap).</summary>
     public int ChunkDelayMs { get; set; }
 
+    /// <summary>The most CDN responses that were being sent at the same time.</summary>
+    public int MaxConcurrentCdn => _maxCdn;
+
+    private int _cdnNow, _maxCdn;
+
+    /// <summary>Old repo id → new id: requests under the old id get a relative 307 redirect (a renamed repository).</summary>
+    public ConcurrentDictionary<string, string> Renamed { get; } = new();
+
     public void Add(FakeRepo repo) => Repos[repo.Id] = repo;
 
     public static string CdnPath(byte[] blob) => "/cdn/" + FakeRepo.Sha256(blob);
@@ -115,6 +123,14 @@ public sealed class FakeHubServer : IDisposable
             return;
         }
         string path = rawPath;
+        foreach (var (oldId, newId) in Renamed)
+            foreach (var prefix in new[] { $"/api/models/{oldId}/", $"/{oldId}/resolve/" })
+                if (path.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    string target = prefix.Replace(oldId, newId) + path[prefix.Length..];
+                    await Send(s, method, path, 307, [("Location", target)], []);
+                    return;
+                }
         if (path.StartsWith("/cdn/", StringComparison.Ordinal))
         {
             string sha = path[5..];
@@ -126,7 +142,11 @@ public sealed class FakeHubServer : IDisposable
                 blob = (byte[])blob.Clone();
                 blob[blob.Length / 2] ^= 0x5A;
             }
-            await SendRange(s, method, path, blob, range);
+            int now = Interlocked.Increment(ref _cdnNow);
+            int max;
+            while (now > (max = _maxCdn) && Interlocked.CompareExchange(ref _maxCdn, now, max) != max) { }
+            try { await SendRange(s, method, path, blob, range); }
+            finally { Interlocked.Decrement(ref _cdnNow); }
             return;
         }
         if (path.StartsWith("/api/models/", StringComparison.Ordinal))
@@ -217,7 +237,7 @@ public sealed class FakeHubServer : IDisposable
 
     private static string Reason(int code) => code switch
     {
-        200 => "OK", 206 => "Partial Content", 302 => "Found", 401 => "Unauthorized", 404 => "Not Found",
+        200 => "OK", 206 => "Partial Content", 302 => "Found", 307 => "Temporary Redirect", 401 => "Unauthorized", 404 => "Not Found",
         416 => "Range Not Satisfiable", 429 => "Too Many Requests", 500 => "Internal Server Error", _ => "Status",
     };
 

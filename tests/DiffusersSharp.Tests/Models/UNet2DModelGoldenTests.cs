@@ -1,6 +1,7 @@
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
+using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Tests.Models;
@@ -9,9 +10,15 @@ namespace DiffusersSharp.Tests.Models;
 /// The tiny-ddpm UNet2DModel (golden/tiny-ddpm/unet, safetensors weights) against the outputs and hooked
 /// intermediates recorded with diffusers 0.25.1 (golden/tiny-ddpm-expected.safetensors, README section A).
 /// </summary>
-public class UNet2DModelGoldenTests
+public class UNet2DModelGoldenTests(ITestOutputHelper log)
 {
     private const string Expected = "tiny-ddpm-expected.safetensors";
+
+    private void Report(string what, Tensor actual, Tensor expected)
+    {
+        log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
+        Tol.Close(actual, expected, Tol.ModelAbs, what);
+    }
 
     private static UNet2DModel LoadTiny() => UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), subfolder: "unet");
 
@@ -28,9 +35,9 @@ public class UNet2DModelGoldenTests
         Assert.Equal(t, recordedT[0].item<long>());
         using var expected = Golden.Tensor(Expected, $"unet/{label}/out");
         using var outInt = unet.Forward(x, t).Sample;
-        Tol.Close(outInt, expected, Tol.ModelAbs, $"{label} (long timestep)");
+        Report($"{label} (long timestep)", outInt, expected);
         using var outTensor = unet.Forward(x, recordedT).Sample;
-        Tol.Close(outTensor, expected, Tol.ModelAbs, $"{label} (int64 tensor timestep)");
+        Report($"{label} (int64 tensor timestep)", outTensor, expected);
     }
 
     [Fact]
@@ -44,7 +51,7 @@ public class UNet2DModelGoldenTests
         Assert.Equal(250.5f, t[0].item<float>());
         using var expected = Golden.Tensor(Expected, "unet/t250_5_float/out");
         using var output = unet.Forward(x, t).Sample;
-        Tol.Close(output, expected, Tol.ModelAbs, "t=250.5 (float tensor)");
+        Report("t=250.5 (float tensor)", output, expected);
         // A 0-d tensor is broadcast like a 1-element one.
         using var t0d = t[0];
         using var output0d = unet.Forward(x, t0d).Sample;
@@ -75,7 +82,22 @@ public class UNet2DModelGoldenTests
         Assert.Equal(new long[] { 10, 700 }, t.data<long>().ToArray());
         using var expected = Golden.Tensor(Expected, "unet/batch2/out");
         using var output = unet.Forward(x, t).Sample;
-        Tol.Close(output, expected, Tol.ModelAbs, "batch of 2 with timesteps [10, 700]");
+        Report("batch of 2 with timesteps [10, 700]", output, expected);
+    }
+
+    [Fact]
+    public void TorchBinWeightsGiveTheSameOutputs()
+    {
+        using var dir = new TempDir();
+        string src = Golden.Path("tiny-ddpm", "unet");
+        File.Copy(System.IO.Path.Combine(src, "config.json"), dir.File("config.json"));
+        File.Copy(System.IO.Path.Combine(src, "diffusion_pytorch_model.bin"), dir.File("diffusion_pytorch_model.bin"));
+        using var _ = torch.no_grad();
+        using var unet = UNet2DModel.FromPretrained(dir.Path);
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var expected = Golden.Tensor(Expected, "unet/t500/out");
+        using var output = unet.Forward(x, 500L).Sample;
+        Report("t500 from diffusion_pytorch_model.bin", output, expected);
     }
 
     [Fact]
@@ -86,6 +108,7 @@ public class UNet2DModelGoldenTests
         using var x = Golden.Tensor(Expected, "unet/x");
         using var golden = Golden.Open(Expected);
         var errors = new List<string>();
+        var report = new List<string>();
         var seen = new List<string>();
         unet.IntermediateHook = (name, actual) =>
         {
@@ -94,7 +117,7 @@ public class UNet2DModelGoldenTests
             if (golden.Contains(key))
             {
                 using var e = golden.Load(key);
-                Check(errors, name, actual, e);
+                Check(errors, report, name, actual, e);
             }
             else
             {
@@ -106,20 +129,21 @@ public class UNet2DModelGoldenTests
                 using var aMean = actual.mean(dims);
                 using var aStd = actual.std(dims, unbiased: true);
                 using var aCorner = actual[.., .., ..8, ..8];
-                Check(errors, name + "#chmean", aMean, mean);
-                Check(errors, name + "#chstd", aStd, std);
-                Check(errors, name + "#corner8", aCorner, corner);
+                Check(errors, report, name + "#chmean", aMean, mean);
+                Check(errors, report, name + "#chstd", aStd, std);
+                Check(errors, report, name + "#corner8", aCorner, corner);
             }
         };
         using var output = unet.Forward(x, 500L).Sample;
         Assert.Equal(new[] { "time_proj", "time_embedding", "conv_in", "down_blocks.0", "down_blocks.1", "mid_block",
             "up_blocks.0", "up_blocks.1", "conv_norm_out", "conv_out" }, seen);
         Assert.True(errors.Count == 0, string.Join("\n", errors));
+        foreach (var line in report) log.WriteLine(line);
         using var expected = Golden.Tensor(Expected, "unet/t500/out");
-        Tol.Close(output, expected, Tol.ModelAbs, "t500 output");
+        Report("t500 output", output, expected);
     }
 
-    private static void Check(List<string> errors, string name, Tensor actual, Tensor expected)
+    private static void Check(List<string> errors, List<string> report, string name, Tensor actual, Tensor expected)
     {
         if (!actual.shape.SequenceEqual(expected.shape))
         {
@@ -127,6 +151,7 @@ public class UNet2DModelGoldenTests
             return;
         }
         double d = Tol.MaxAbsDiff(actual, expected);
+        report.Add($"intermediate {name}: max |diff| = {d:E3}");
         if (d > Tol.ModelAbs) errors.Add($"{name}: max |diff| = {d:E3}");
     }
 }

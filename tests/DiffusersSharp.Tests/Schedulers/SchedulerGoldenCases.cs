@@ -19,15 +19,6 @@ public static class SchedulerGoldenCases
     /// <summary>Classes of golden cases that are not implemented yet. Empty this list as they land.</summary>
     public static readonly IReadOnlySet<string> NotYetImplemented = new HashSet<string>
     {
-        "DDIMScheduler",
-        "PNDMScheduler",
-        "LMSDiscreteScheduler",
-        "EulerDiscreteScheduler",
-        "EulerAncestralDiscreteScheduler",
-        "HeunDiscreteScheduler",
-        "LCMScheduler",
-        "DPMSolverMultistepScheduler",
-        "UniPCMultistepScheduler",
     };
 
     /// <summary>
@@ -36,6 +27,10 @@ public static class SchedulerGoldenCases
     /// </summary>
     public static readonly Dictionary<string, Func<SchedulerBase, Tensor, double, Tensor, Generator?, JsonElement, SchedulerOutput>> StepCalls = new()
     {
+        ["DDIMScheduler"] = (s, mo, t, x, g, kw) => ((DDIMScheduler)s).Step(mo, t, x,
+            eta: kw.TryGetProperty("eta", out var eta) ? eta.GetDouble() : 0.0,
+            useClippedModelOutput: kw.TryGetProperty("use_clipped_model_output", out var u) && u.GetBoolean(),
+            generator: g),
     };
 
     private static readonly Lazy<JsonDocument> _json = new(() => Golden.Json("schedulers.json"));
@@ -69,9 +64,9 @@ public static class SchedulerGoldenCases
     public static SchedulerOutput Step(string name, SchedulerBase s, Tensor modelOutput, double t, Tensor sample, Generator? g)
     {
         var kwargs = Case(name).GetProperty("step_kwargs");
-        return StepCalls.TryGetValue(s.ClassName, out var call) && kwargs.EnumerateObject().Any()
-            ? call(s, modelOutput, t, sample, g, kwargs)
-            : s.Step(modelOutput, t, sample, g);
+        if (!kwargs.EnumerateObject().Any()) return s.Step(modelOutput, t, sample, g);
+        Assert.True(StepCalls.TryGetValue(s.ClassName, out var call), $"case {name} passes step kwargs {kwargs} but StepCalls has no entry for {s.ClassName}");
+        return call!(s, modelOutput, t, sample, g, kwargs);
     }
 
     public static void SetLoopTimesteps(string name, SchedulerBase s)

@@ -62,6 +62,36 @@ public class CLIPTokenizerConfigTests
     }
 
     [Fact]
+    public void WithoutTokenizerConfigTheDefaultsApplyAndNothingIsCutOrPadded()
+    {
+        // CLIPTokenizer's own defaults; no model_max_length, so transformers neither truncates nor pads to a length.
+        using var dir = new TempDir();
+        CopyTinyTokenizer(dir);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.Equal((998, 999, 999, 999), (tok.BosTokenId!.Value, tok.EosTokenId!.Value, tok.PadTokenId!.Value, tok.UnkTokenId!.Value));
+        string longPrompt = string.Join(" ", Enumerable.Repeat("a photo of a cat", 20));
+        var output = tok.Call(longPrompt);
+        Assert.Equal(tok.Encode(longPrompt).Select(x => (long)x), output.InputIds[0]);
+        Assert.Equal(2 + 20 * 7, output.InputIds[0].Length);
+        Assert.Empty(output.Warnings);
+        // An explicit max_length still applies.
+        Assert.Equal(77, tok.Call(longPrompt, maxLength: 77).InputIds[0].Length);
+    }
+
+    [Fact]
+    public void SavePretrainedCopiesTheFilesAndLoadsBack()
+    {
+        using var dir = new TempDir();
+        var tok = CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd"));
+        string folder = Path.Combine(dir.Path, "tokenizer");
+        tok.SavePretrained(folder);
+        foreach (var f in new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" })
+            Assert.Equal(File.ReadAllBytes(Golden.Path("tiny-sd", "tokenizer", f)), File.ReadAllBytes(Path.Combine(folder, f)));
+        var back = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.Equal(tok.Encode("A Photo Of A CAT!!"), back.Encode("A Photo Of A CAT!!"));
+    }
+
+    [Fact]
     public void MissingMergesFileIsNamed()
     {
         using var dir = new TempDir();

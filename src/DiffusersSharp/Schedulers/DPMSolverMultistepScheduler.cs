@@ -1,0 +1,239 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>DPMSolverMultistepScheduler</c> (0.25.1): DPM-Solver / DPM-Solver++ (arXiv 2206.00927,
+/// 2211.01095) multistep solvers of order 1–3, their SDE variants (noise drawn in every step from the
+/// generator, as diffusers does), Karras or Lu (uniform-λ) sigmas, lower-order warm-up and final steps.
+/// Scalar coefficients are computed in float32 as diffusers computes them on 0-dim float32 tensors.
+/// </summary>
+public sealed class DPMSolverMultistepScheduler : VpSolverBase
+{
+    public const string Name = "DPMSolverMultistepScheduler";
+    internal static readonly string[] Algorithms = ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"];
+    internal static readonly string[] Predictions = ["epsilon", "sample", "v_prediction"];
+
+    private readonly DPMSolverMultistepSchedulerConfig _config;
+    private readonly Tensor?[] _modelOutputs;
+    private int _lowerOrderNums;
+
+    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null)
+    {
+        var c = (config ?? new DPMSolverMultistepSchedulerConfig()) with { ClassName = Name };
+        // diffusers maps the other solvers' names onto its own (register_to_config) and rejects the rest.
+        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
+        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        Validate(c);
+        _config = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        _modelOutputs = new Tensor?[c.SolverOrder];
+        Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
+    }
+
+    /// <summary>diffusers' <c>DPMSolverMultistepScheduler.from_config(other.config)</c>.</summary>
+    public static DPMSolverMultistepScheduler FromConfig(DiffusersConfig other) =>
+        new(other as DPMSolverMultistepSchedulerConfig ?? SchedulerConfigs.Convert<DPMSolverMultistepSchedulerConfig>(other, Name));
+
+    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
+    public static DPMSolverMultistepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public override SchedulerConfig Config => _config;
+    /// <summary>The typed config (after diffusers' renames: deis → dpmsolver++, logrho/bh1/bh2 → midpoint).</summary>
+    public DPMSolverMultistepSchedulerConfig TypedConfig => _config;
+
+    private bool IsSde => _config.AlgorithmType.StartsWith("sde-", StringComparison.Ordinal);
+    private bool IsDataPrediction => _config.AlgorithmType is "dpmsolver++" or "sde-dpmsolver++";
+
+    private static void Validate(DPMSolverMultistepSchedulerConfig c)
+    {
+        if (!Algorithms.Contains(c.AlgorithmType))
+            throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected one of {Quote(Algorithms)} (or \"deis\", read as \"dpmsolver++\")") { Key = "algorithm_type" };
+        if (c.SolverType is not ("midpoint" or "heun"))
+            throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"midpoint\" or \"heun\" (\"logrho\", \"bh1\", \"bh2\" are read as \"midpoint\")") { Key = "solver_type" };
+        if (c.SolverOrder is < 1 or > 3)
+            throw new ConfigException($"{Name}: solver_order {c.SolverOrder} is not supported; DPM-Solver has orders 1, 2 and 3") { Key = "solver_order" };
+        if (c.SolverOrder == 3 && c.AlgorithmType.StartsWith("sde-", StringComparison.Ordinal))
+            throw new ConfigException($"{Name}: solver_order 3 is not defined for algorithm_type \"{c.AlgorithmType}\" (diffusers has no third-order SDE update and fails at the first third-order step); use solver_order 1 or 2") { Key = "solver_order" };
+        if (!Predictions.Contains(c.PredictionType))
+            throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {Quote(Predictions)}") { Key = "prediction_type" };
+        if (c.TimestepSpacing is not ("linspace" or "leading" or "trailing"))
+            throw SchedulerMath.BadSpacing(Name, c.TimestepSpacing);
+    }
+
+    internal static string Quote(IEnumerable<string> names) => string.Join(", ", names.Select(n => "\"" + n + "\""));
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        int last = LastTimestep(_config.LambdaMinClipped);
+        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, last, _config.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, _config.UseLuLambdas == true);
+        var t = torch.tensor(ts, ScalarType.Int64);
+        SetSchedule(device is null ? t : t.to(device), sigmas);
+        ResetState();
+    }
+
+    private void ResetState()
+    {
+        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        _lowerOrderNums = 0;
+    }
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        if (NumInferenceSteps is not int n)
+            throw new DiffusersException($"{Name}: call SetTimesteps before Step");
+        int i = BeginStep(timestep);
+        int order = _config.SolverOrder;
+        bool lowerOrderFinal = i == n - 1 && (_config.EulerAtFinal || (_config.LowerOrderFinal && n < 15));
+        bool lowerOrderSecond = i == n - 2 && _config.LowerOrderFinal && n < 15;
+
+        using var scope = torch.NewDisposeScope();
+        var m = ConvertModelOutput(modelOutput, sample, i);
+        Drop(_modelOutputs[0]);
+        for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
+        _modelOutputs[order - 1] = Keep(m);
+
+        Tensor? noise = IsSde ? DrawNoise(m.shape, m.dtype, m.device, generator) : null;
+
+        Tensor prev;
+        if (order == 1 || _lowerOrderNums < 1 || lowerOrderFinal) prev = FirstOrderUpdate(m, sample, noise, i);
+        else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, noise, i);
+        else prev = ThirdOrderUpdate(sample, i);
+
+        if (_lowerOrderNums < order) _lowerOrderNums++;
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>diffusers' <c>convert_model_output</c>: x0 for the ++ variants, ε for the others.</summary>
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
+    {
+        var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
+        string pred = _config.PredictionType;
+        bool learned = _config.VarianceType is "learned" or "learned_range";
+        if (IsDataPrediction)
+        {
+            Tensor x0 = pred switch
+            {
+                "epsilon" => (sample - (learned ? modelOutput[.., ..3] : modelOutput) * sigma) / alpha,
+                "sample" => modelOutput,
+                _ => sample * alpha - modelOutput * sigma,
+            };
+            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            return x0;
+        }
+        Tensor eps = pred switch
+        {
+            "epsilon" => learned ? modelOutput[.., ..3] : modelOutput,
+            "sample" => (sample - modelOutput * alpha) / sigma,
+            _ => modelOutput * alpha + sample * sigma,
+        };
+        if (_config.Thresholding)
+        {
+            var x0 = (sample - eps * sigma) / alpha;
+            x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            eps = (sample - x0 * alpha) / sigma;
+        }
+        return eps;
+    }
+
+    private Tensor FirstOrderUpdate(Tensor m, Tensor sample, Tensor? noise, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (as_, ss, ls) = At(i);
+        float h = lt - ls;
+        switch (_config.AlgorithmType)
+        {
+            case "dpmsolver++":
+                return sample * (st / ss) - m * (at * (MathF.Exp(-h) - 1f));
+            case "dpmsolver":
+                return sample * (at / as_) - m * (st * (MathF.Exp(h) - 1f));
+            case "sde-dpmsolver++":
+            {
+                float e2 = MathF.Exp(-2f * h);
+                return sample * (st / ss * MathF.Exp(-h)) + m * (at * (1f - e2)) + noise! * (st * MathF.Sqrt(1f - e2));
+            }
+            default: // sde-dpmsolver
+                return sample * (at / as_) - m * (2f * (st * (MathF.Exp(h) - 1f))) + noise! * (st * MathF.Sqrt(MathF.Exp(2f * h) - 1f));
+        }
+    }
+
+    private Tensor SecondOrderUpdate(Tensor sample, Tensor? noise, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (a0, s0, l0) = At(i);
+        var (_, _, l1) = At(i - 1);
+        var m0 = _modelOutputs[^1]!;
+        var m1 = _modelOutputs[^2]!;
+        float h = lt - l0, h0 = l0 - l1;
+        float r0 = h0 / h;
+        var d0 = m0;
+        var d1 = (m0 - m1) * (1f / r0);
+        bool mid = _config.SolverType == "midpoint";
+        switch (_config.AlgorithmType)
+        {
+            case "dpmsolver++":
+            {
+                float c = at * (MathF.Exp(-h) - 1f);
+                return mid
+                    ? sample * (st / s0) - d0 * c - d1 * (0.5f * c)
+                    : sample * (st / s0) - d0 * c + d1 * (at * ((MathF.Exp(-h) - 1f) / h + 1f));
+            }
+            case "dpmsolver":
+            {
+                float c = st * (MathF.Exp(h) - 1f);
+                return mid
+                    ? sample * (at / a0) - d0 * c - d1 * (0.5f * c)
+                    : sample * (at / a0) - d0 * c - d1 * (st * ((MathF.Exp(h) - 1f) / h - 1f));
+            }
+            case "sde-dpmsolver++":
+            {
+                float e2 = MathF.Exp(-2f * h);
+                float c = at * (1f - e2);
+                var x = sample * (st / s0 * MathF.Exp(-h)) + d0 * c;
+                x = mid ? x + d1 * (0.5f * c) : x + d1 * (at * ((1f - e2) / (-2f * h) + 1f));
+                return x + noise! * (st * MathF.Sqrt(1f - e2));
+            }
+            default: // sde-dpmsolver
+            {
+                float c = st * (MathF.Exp(h) - 1f);
+                var x = sample * (at / a0) - d0 * (2f * c);
+                x = mid ? x - d1 * c : x - d1 * (2f * (st * ((MathF.Exp(h) - 1f) / h - 1f)));
+                return x + noise! * (st * MathF.Sqrt(MathF.Exp(2f * h) - 1f));
+            }
+        }
+    }
+
+    private Tensor ThirdOrderUpdate(Tensor sample, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (a0, s0, l0) = At(i);
+        var (_, _, l1) = At(i - 1);
+        var (_, _, l2) = At(i - 2);
+        var m0 = _modelOutputs[^1]!;
+        var m1 = _modelOutputs[^2]!;
+        var m2 = _modelOutputs[^3]!;
+        float h = lt - l0, h0 = l0 - l1, h1 = l1 - l2;
+        float r0 = h0 / h, r1 = h1 / h;
+        var d0 = m0;
+        var d10 = (m0 - m1) * (1f / r0);
+        var d11 = (m1 - m2) * (1f / r1);
+        var d1 = d10 + (d10 - d11) * (r0 / (r0 + r1));
+        var d2 = (d10 - d11) * (1f / (r0 + r1));
+        if (_config.AlgorithmType == "dpmsolver++")
+        {
+            float e = MathF.Exp(-h);
+            return sample * (st / s0) - d0 * (at * (e - 1f)) + d1 * (at * ((e - 1f) / h + 1f))
+                   - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
+        }
+        float ep = MathF.Exp(h);
+        return sample * (at / a0) - d0 * (st * (ep - 1f)) - d1 * (st * ((ep - 1f) / h - 1f))
+               - d2 * (st * ((ep - 1f - h) / (h * h) - 0.5f));
+    }
+}

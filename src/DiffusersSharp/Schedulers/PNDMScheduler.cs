@@ -1,0 +1,202 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>PNDMScheduler</c> (Liu et al. 2022, pseudo numerical methods; scheduling_pndm.py of 0.25.1):
+/// four Runge-Kutta (PRK) warm-up steps of 3 model calls each, then linear multistep (PLMS); with
+/// <c>skip_prk_steps</c> PLMS from the start (Stable Diffusion's default), the first step taken twice.
+/// The scheduler is stateful: call <see cref="SetTimesteps"/> before each loop.
+/// </summary>
+public sealed class PNDMScheduler : SchedulerBase
+{
+    public const string Name = "PNDMScheduler";
+    private const int PndmOrder = 4;
+
+    private readonly Tensor _finalAlphaCumprod;
+    private long[] _prkTimesteps = [];
+    private readonly List<Tensor> _ets = [];
+    private Tensor? _curModelOutput;
+    private Tensor? _curSample;
+    private int _counter;
+
+    public PNDMScheduler(PNDMSchedulerConfig? config = null)
+    {
+        var c = config ?? new PNDMSchedulerConfig();
+        TypedConfig = c with { ClassName = Name };
+        DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "v_prediction"]);
+        DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
+        if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
+            throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\" (or trained_betas)") { Key = "beta_schedule" };
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        _finalAlphaCumprod = (c.SetAlphaToOne ? torch.tensor(1.0f) : AlphasCumprod[0].clone()).DetachFromDisposeScope();
+    }
+
+    public override string ClassName => Name;
+    public PNDMSchedulerConfig TypedConfig { get; }
+    public override SchedulerConfig Config => TypedConfig;
+
+    public double FinalAlphaCumprod => _finalAlphaCumprod.item<float>();
+
+    /// <summary>The Runge-Kutta part of <see cref="SchedulerBase.Timesteps"/> (empty with skip_prk_steps).</summary>
+    public IReadOnlyList<long> PrkTimesteps => _prkTimesteps;
+
+    public static PNDMScheduler FromConfig(Loading.DiffusersConfig other) =>
+        new(other as PNDMSchedulerConfig ?? SchedulerConfigs.Convert<PNDMSchedulerConfig>(other, Name));
+
+    public static PNDMScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        var c = TypedConfig;
+        int n = numInferenceSteps, T = c.NumTrainTimesteps;
+        NumInferenceSteps = n;
+        // diffusers keeps _timesteps ascending here.
+        long[] asc = SchedulerMath.IntSpacing(Name, c.TimestepSpacing, T, n, c.StepsOffset).Reverse().ToArray();
+        long[] plms;
+        if (c.SkipPrkSteps)
+        {
+            _prkTimesteps = [];
+            // concatenate([ts[:-1], ts[-2:-1], ts[-1:]])[::-1]
+            var cat = asc[..^1].Concat(asc.Length >= 2 ? asc[^2..^1] : []).Concat(asc[^1..]).ToArray();
+            plms = cat.Reverse().ToArray();
+        }
+        else
+        {
+            if (n < PndmOrder)
+                throw new DiffusersException($"{Name}: the Runge-Kutta warm-up needs at least {PndmOrder} inference steps, got {n} (or set skip_prk_steps)");
+            long half = T / n / 2;
+            var last = asc[^PndmOrder..];
+            var prk = new List<long>();
+            foreach (var v in last) { prk.Add(v); prk.Add(v + half); }   // repeat(2) + tile([0, half])
+            var rep = prk.Take(prk.Count - 1).SelectMany(v => new[] { v, v }).ToList(); // [:-1].repeat(2)
+            _prkTimesteps = rep.Skip(1).Take(rep.Count - 2).Reverse().ToArray();      // [1:-1][::-1]
+            plms = asc[..^3].Reverse().ToArray();
+        }
+        Timesteps = torch.tensor(_prkTimesteps.Concat(plms).ToArray(), ScalarType.Int64, device);
+        ResetState();
+    }
+
+    private void ResetState()
+    {
+        foreach (var e in _ets) e.Dispose();
+        _ets.Clear();
+        _counter = 0;
+        _curModelOutput?.Dispose();
+        _curModelOutput = null;
+        _curSample?.Dispose();
+        _curSample = null;
+    }
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        if (NumInferenceSteps is null)
+            throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
+        long t = CheckTrainTimestep(timestep);
+        return _counter < _prkTimesteps.Length && !TypedConfig.SkipPrkSteps
+            ? StepPrk(modelOutput, t, sample)
+            : StepPlms(modelOutput, t, sample);
+    }
+
+    private SchedulerOutput StepPrk(Tensor modelOutput, long timestep, Tensor sample)
+    {
+        using var scope = torch.NewDisposeScope();
+        int n = NumInferenceSteps!.Value;
+        long diffToPrev = _counter % 2 != 0 ? 0 : NumTrainTimesteps / n / 2;
+        long prevTimestep = timestep - diffToPrev;
+        timestep = _prkTimesteps[_counter / 4 * 4];
+
+        switch (_counter % 4)
+        {
+            case 0:
+                SetCur(ref _curModelOutput, (1.0 / 6) * modelOutput);
+                _ets.Add(Keep(modelOutput));
+                SetCur(ref _curSample, sample);
+                break;
+            case 1:
+            case 2:
+                SetCur(ref _curModelOutput, _curModelOutput! + (1.0 / 3) * modelOutput);
+                break;
+            default:
+                modelOutput = _curModelOutput! + (1.0 / 6) * modelOutput;
+                _curModelOutput!.Dispose();
+                _curModelOutput = null;
+                break;
+        }
+        var curSample = _curSample ?? sample;
+        var prev = PrevSample(curSample, timestep, prevTimestep, modelOutput);
+        _counter++;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    private SchedulerOutput StepPlms(Tensor modelOutput, long timestep, Tensor sample)
+    {
+        if (!TypedConfig.SkipPrkSteps && _ets.Count < 3)
+            throw new DiffusersException($"{Name}: PLMS steps can only run after the scheduler ran 12 Runge-Kutta (prk) steps");
+        using var scope = torch.NewDisposeScope();
+        int n = NumInferenceSteps!.Value;
+        long ratio = NumTrainTimesteps / n;
+        long prevTimestep = timestep - ratio;
+        if (_counter != 1)
+        {
+            while (_ets.Count > 3) { _ets[0].Dispose(); _ets.RemoveAt(0); }
+            _ets.Add(Keep(modelOutput));
+        }
+        else
+        {
+            prevTimestep = timestep;
+            timestep += ratio;
+        }
+
+        if (_ets.Count == 1 && _counter == 0)
+        {
+            SetCur(ref _curSample, sample);
+        }
+        else if (_ets.Count == 1 && _counter == 1)
+        {
+            modelOutput = (modelOutput + _ets[^1]) / 2;
+            sample = _curSample!.alias();
+            _curSample.Dispose();
+            _curSample = null;
+        }
+        else if (_ets.Count == 2)
+            modelOutput = (3 * _ets[^1] - _ets[^2]) / 2;
+        else if (_ets.Count == 3)
+            modelOutput = (23 * _ets[^1] - 16 * _ets[^2] + 5 * _ets[^3]) / 12;
+        else
+            modelOutput = (1.0 / 24) * (55 * _ets[^1] - 59 * _ets[^2] + 37 * _ets[^3] - 9 * _ets[^4]);
+
+        var prev = PrevSample(sample, timestep, prevTimestep, modelOutput);
+        _counter++;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    private static void SetCur(ref Tensor? slot, Tensor value)
+    {
+        var kept = Keep(value);
+        slot?.Dispose();
+        slot = kept;
+    }
+
+    /// <summary>diffusers' <c>_get_prev_sample</c> (formula (9) of the PNDM paper).</summary>
+    private Tensor PrevSample(Tensor sample, long timestep, long prevTimestep, Tensor modelOutput)
+    {
+        if (timestep < 0 || timestep >= NumTrainTimesteps)
+            throw new DiffusersException($"{Name}: timestep {timestep} is outside [0, {NumTrainTimesteps})");
+        var alphaProdT = AlphasCumprod[timestep];
+        var alphaProdTPrev = prevTimestep >= 0 ? AlphasCumprod[prevTimestep] : _finalAlphaCumprod;
+        var betaProdT = 1 - alphaProdT;
+        var betaProdTPrev = 1 - alphaProdTPrev;
+        if (TypedConfig.PredictionType == "v_prediction")
+            modelOutput = alphaProdT.pow(0.5) * modelOutput + betaProdT.pow(0.5) * sample;
+        var sampleCoeff = (alphaProdTPrev / alphaProdT).pow(0.5);
+        var denom = alphaProdT * betaProdTPrev.pow(0.5) + (alphaProdT * betaProdT * alphaProdTPrev).pow(0.5);
+        return sampleCoeff * sample - (alphaProdTPrev - alphaProdT) * modelOutput / denom;
+    }
+
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        AlphaMath.AddNoise(this, AlphasCumprod, originalSamples, noise, timesteps);
+}

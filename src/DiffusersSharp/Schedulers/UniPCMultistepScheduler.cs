@@ -1,0 +1,221 @@
+using System.Text.Json;
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>UniPCMultistepScheduler</c> (0.25.1; Zhao et al. 2023, arXiv 2302.04867): the UniP-p predictor
+/// and UniC-p corrector with B(h) = h (bh1) or e^h − 1 (bh2), on x0 (<c>predict_x0</c>) or ε, with warm-up and
+/// lower-order final steps and per-step <c>disable_corrector</c>. The small linear systems for the ρ
+/// coefficients are solved in float32 with <c>torch.linalg.solve</c>, as diffusers does.
+/// </summary>
+public sealed class UniPCMultistepScheduler : VpSolverBase
+{
+    public const string Name = "UniPCMultistepScheduler";
+
+    private readonly UniPCMultistepSchedulerConfig _config;
+    private readonly Tensor?[] _modelOutputs;
+    private Tensor? _lastSample;
+    private int _lowerOrderNums;
+    private int _thisOrder;
+
+    public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null)
+    {
+        var c = (config ?? new UniPCMultistepSchedulerConfig()) with { ClassName = Name };
+        if (c.SolverType is "midpoint" or "heun" or "logrho") c = c with { SolverType = "bh2" };
+        if (c.SolverType is not ("bh1" or "bh2"))
+            throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"bh1\" or \"bh2\" (\"midpoint\", \"heun\", \"logrho\" are read as \"bh2\")") { Key = "solver_type" };
+        if (c.SolverOrder < 1)
+            throw new ConfigException($"{Name}: solver_order must be at least 1, got {c.SolverOrder}") { Key = "solver_order" };
+        if (!DPMSolverMultistepScheduler.Predictions.Contains(c.PredictionType))
+            throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {DPMSolverMultistepScheduler.Quote(DPMSolverMultistepScheduler.Predictions)}") { Key = "prediction_type" };
+        if (c.TimestepSpacing is not ("linspace" or "leading" or "trailing"))
+            throw SchedulerMath.BadSpacing(Name, c.TimestepSpacing);
+        if (c.Extra is { } extra && extra.TryGetValue("solver_p", out var sp) && sp.ValueKind != JsonValueKind.Null)
+            throw new ConfigException($"{Name}: solver_p (a predictor scheduler object) is not supported; remove it from the config") { Key = "solver_p" };
+        _config = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        _modelOutputs = new Tensor?[c.SolverOrder];
+        Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
+    }
+
+    /// <summary>diffusers' <c>UniPCMultistepScheduler.from_config(other.config)</c>.</summary>
+    public static UniPCMultistepScheduler FromConfig(DiffusersConfig other) =>
+        new(other as UniPCMultistepSchedulerConfig ?? SchedulerConfigs.Convert<UniPCMultistepSchedulerConfig>(other, Name));
+
+    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
+    public static UniPCMultistepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public override SchedulerConfig Config => _config;
+    public UniPCMultistepSchedulerConfig TypedConfig => _config;
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, _config.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var t = torch.tensor(ts, ScalarType.Int64);
+        SetSchedule(device is null ? t : t.to(device), sigmas);
+        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        Drop(_lastSample);
+        _lastSample = null;
+        _lowerOrderNums = 0;
+    }
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        if (NumInferenceSteps is not int n)
+            throw new DiffusersException($"{Name}: call SetTimesteps before Step");
+        int i = BeginStep(timestep);
+        int order = _config.SolverOrder;
+        using var scope = torch.NewDisposeScope();
+        bool useCorrector = i > 0 && !_config.DisableCorrector.Contains(i - 1) && _lastSample is not null;
+        var converted = ConvertModelOutput(modelOutput, sample, i);
+        if (useCorrector) sample = CorrectorUpdate(converted, _lastSample!, sample, _thisOrder, i);
+
+        Drop(_modelOutputs[0]);
+        for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
+        _modelOutputs[order - 1] = Keep(converted);
+
+        int thisOrder = _config.LowerOrderFinal ? Math.Min(order, n - i) : order;
+        _thisOrder = Math.Min(thisOrder, _lowerOrderNums + 1);
+
+        Drop(_lastSample);
+        _lastSample = Keep(sample);
+        var prev = PredictorUpdate(sample, _thisOrder, i);
+        if (_lowerOrderNums < order) _lowerOrderNums++;
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
+    {
+        var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
+        if (_config.PredictX0)
+        {
+            Tensor x0 = _config.PredictionType switch
+            {
+                "epsilon" => (sample - modelOutput * sigma) / alpha,
+                "sample" => modelOutput,
+                _ => sample * alpha - modelOutput * sigma,
+            };
+            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            return x0;
+        }
+        return _config.PredictionType switch
+        {
+            "epsilon" => modelOutput,
+            "sample" => (sample - modelOutput * alpha) / sigma,
+            _ => modelOutput * alpha + sample * sigma,
+        };
+    }
+
+    /// <summary>
+    /// The B(h) coefficients shared by UniP and UniC: R (rows rks^(k−1)), b_k = h φ_k k! / B(h), hφ_1 and B(h),
+    /// all float32 as diffusers computes them on 0-dim tensors.
+    /// </summary>
+    private (Tensor R, Tensor B, float HPhi1, float Bh) Coefficients(float[] rks, float h, int order)
+    {
+        float hh = _config.PredictX0 ? -h : h;
+        float hPhi1 = Expm1(hh);
+        float hPhiK = hPhi1 / hh - 1f;
+        float bh = _config.SolverType == "bh1" ? hh : Expm1(hh);
+        long factorial = 1;
+        var b = new float[order];
+        for (int k = 1; k <= order; k++)
+        {
+            b[k - 1] = hPhiK * factorial / bh;
+            factorial *= k + 1;
+            hPhiK = hPhiK / hh - (float)(1.0 / factorial);
+        }
+        using var rk = torch.tensor(rks, ScalarType.Float32);
+        var rows = Enumerable.Range(0, order).Select(k => rk.pow(k)).ToArray();
+        var r = torch.stack(rows);
+        foreach (var row in rows) row.Dispose();
+        return (r, torch.tensor(b, ScalarType.Float32), hPhi1, bh);
+    }
+
+    /// <summary><c>torch.expm1</c> of a float32 value (correctly rounded through float64).</summary>
+    private static float Expm1(float x)
+    {
+        double d = x;
+        // e^x - 1 without cancellation: expm1 via the identity 2 tanh(x/2) / (1 - tanh(x/2)).
+        double t = Math.Tanh(d / 2);
+        return (float)(Math.Abs(d) < 0.5 ? 2 * t / (1 - t) : Math.Exp(d) - 1);
+    }
+
+    /// <summary>Σ_k ρ_k D_k (diffusers' <c>einsum("k,bkc...->bc...", rhos, D1s)</c>).</summary>
+    private static Tensor Combine(Tensor rhos, List<Tensor> d1s, int count)
+    {
+        var rho = rhos.data<float>().ToArray();
+        Tensor acc = d1s[0] * rho[0];
+        for (int k = 1; k < count; k++) acc = acc + d1s[k] * rho[k];
+        return acc;
+    }
+
+    /// <summary>diffusers' <c>multistep_uni_p_bh_update</c>.</summary>
+    private Tensor PredictorUpdate(Tensor x, int order, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (a0, s0, l0) = At(i);
+        float h = lt - l0;
+        var m0 = _modelOutputs[^1]!;
+        var rks = new List<float>();
+        var d1s = new List<Tensor>();
+        for (int k = 1; k < order; k++)
+        {
+            var (_, _, lk) = At(i - k);
+            float rk = (lk - l0) / h;
+            rks.Add(rk);
+            d1s.Add((_modelOutputs[^(k + 1)]! - m0) / rk);
+        }
+        rks.Add(1f);
+        var (r, b, hPhi1, bh) = Coefficients([.. rks], h, order);
+        Tensor? predRes = null;
+        if (d1s.Count > 0)
+        {
+            Tensor rhosP = order == 2
+                ? torch.tensor(new[] { 0.5f }, ScalarType.Float32)
+                : torch.linalg.solve(r[..^1, ..^1], b[..^1]);
+            predRes = Combine(rhosP, d1s, d1s.Count);
+        }
+        if (_config.PredictX0)
+        {
+            var xt = x * (st / s0) - m0 * (at * hPhi1);
+            return predRes is null ? xt : xt - predRes * (at * bh);
+        }
+        var xe = x * (at / a0) - m0 * (st * hPhi1);
+        return predRes is null ? xe : xe - predRes * (st * bh);
+    }
+
+    /// <summary>diffusers' <c>multistep_uni_c_bh_update</c>: corrects the sample at step i with the new model output.</summary>
+    private Tensor CorrectorUpdate(Tensor modelT, Tensor lastSample, Tensor thisSample, int order, int i)
+    {
+        var (at, st, lt) = At(i);
+        var (a0, s0, l0) = At(i - 1);
+        float h = lt - l0;
+        var m0 = _modelOutputs[^1]!;
+        var rks = new List<float>();
+        var d1s = new List<Tensor>();
+        for (int k = 1; k < order; k++)
+        {
+            var (_, _, lk) = At(i - (k + 1));
+            float rk = (lk - l0) / h;
+            rks.Add(rk);
+            d1s.Add((_modelOutputs[^(k + 1)]! - m0) / rk);
+        }
+        rks.Add(1f);
+        var (r, b, hPhi1, bh) = Coefficients([.. rks], h, order);
+        Tensor rhosC = order == 1 ? torch.tensor(new[] { 0.5f }, ScalarType.Float32) : torch.linalg.solve(r, b);
+        float rhoLast = rhosC.data<float>()[rhosC.numel() - 1];
+        var d1t = modelT - m0;
+        var corr = d1s.Count > 0 ? Combine(rhosC, d1s, d1s.Count) + d1t * rhoLast : d1t * rhoLast;
+        if (_config.PredictX0)
+            return lastSample * (st / s0) - m0 * (at * hPhi1) - corr * (at * bh);
+        return lastSample * (at / a0) - m0 * (st * hPhi1) - corr * (st * bh);
+    }
+}

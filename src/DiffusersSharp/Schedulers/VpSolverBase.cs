@@ -1,0 +1,207 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// What diffusers' VP-type exponential-integrator solvers share (DPMSolverMultistep, DPMSolverSinglestep,
+/// UniPCMultistep, DEISMultistep): the sigma table <c>((1 - ᾱ) / ᾱ) ** 0.5</c> sampled at the inference
+/// timesteps (+ one final entry), the step counter initialised from the first timestep, the conversions
+/// <c>σ → (α_t, σ_t, λ)</c> done in float32 as diffusers does on 0-dim float32 tensors, and
+/// <c>add_noise</c> (<c>α_t x0 + σ_t ε</c>). The per-class update rules live in the subclasses.
+/// </summary>
+public abstract class VpSolverBase : SchedulerBase
+{
+    private float[] _sigmas = [];
+    private Tensor? _sigmasTensor;
+
+    /// <summary>The inference sigmas (float32, N + 1 entries; the last is σ(t=0) or a repeat of the last one); null before SetTimesteps.</summary>
+    public override Tensor? Sigmas => _sigmasTensor;
+
+    /// <summary>diffusers' <c>step_index</c>: null until the first <c>Step</c> after <c>SetTimesteps</c>.</summary>
+    public int? StepIndex { get; protected set; }
+
+    /// <summary>The inference sigmas as floats (what diffusers indexes as 0-dim float32 tensors).</summary>
+    protected float[] SigmaValues => _sigmas;
+
+    /// <summary>Installs the schedule of one <c>set_timesteps</c> call.</summary>
+    protected void SetSchedule(Tensor timesteps, float[] sigmas)
+    {
+        Timesteps = timesteps;
+        _sigmas = sigmas;
+        _sigmasTensor?.Dispose();
+        _sigmasTensor = torch.tensor(sigmas, ScalarType.Float32).DetachFromDisposeScope();
+        NumInferenceSteps = (int)timesteps.shape[0];
+        StepIndex = null;
+    }
+
+    /// <summary>diffusers' <c>_sigma_to_alpha_sigma_t</c> on a float32 value: α = 1 / sqrt(σ² + 1), σ_t = σ α.</summary>
+    protected static (float Alpha, float Sigma) AlphaSigma(float sigma)
+    {
+        float alpha = 1f / MathF.Sqrt(sigma * sigma + 1f);
+        return (alpha, sigma * alpha);
+    }
+
+    /// <summary>λ = log α_t − log σ_t (float32, as <c>torch.log(alpha_t) - torch.log(sigma_t)</c>).</summary>
+    protected static float Lambda(float alpha, float sigma) => MathF.Log(alpha) - MathF.Log(sigma);
+
+    /// <summary>(α_t, σ_t, λ) of inference sigma number <paramref name="index"/>.</summary>
+    protected (float Alpha, float Sigma, float Lambda) At(int index)
+    {
+        if (index < 0 || index >= _sigmas.Length)
+            throw new DiffusersException($"{ClassName}: step index {index} is outside the schedule of {_sigmas.Length - 1} steps; call SetTimesteps again before a new loop");
+        var (a, s) = AlphaSigma(_sigmas[index]);
+        return (a, s, Lambda(a, s));
+    }
+
+    /// <summary>
+    /// The sigma table and timesteps of DPMSolverMultistep / UniPC / DEIS <c>set_timesteps</c>: integer timesteps
+    /// from <paramref name="timesteps"/>, then Karras or Lu sigmas (timesteps recomputed from them) or the training
+    /// sigmas at those timesteps, plus the final entry (a repeat of the last Karras/Lu sigma, else σ(t=0)).
+    /// </summary>
+    protected (long[] Timesteps, float[] Sigmas) BuildSchedule(long[] timesteps, int n, bool karras, bool lu)
+    {
+        float[] train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        float[] logSigmas = LogF32(train);
+        double[] sig;
+        long[] ts;
+        if (karras)
+        {
+            // np.flip(sigmas): sigma_min = in_sigmas[-1] (train[0]), sigma_max = in_sigmas[0] (train[^1])
+            sig = SchedulerMath.KarrasSigmas(train[0], train[^1], n);
+            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaToT(s, logSigmas))).ToArray();
+            sig = [.. sig, sig[^1]];
+        }
+        else if (lu)
+        {
+            // lambdas = flip(log_sigmas); (max + ramp * (min - max)) ** 1.0; sigmas = exp(lambdas)
+            double lMin = logSigmas[0], lMax = logSigmas[^1];
+            sig = SchedulerMath.NpLinspace(0, 1, n).Select(r => Math.Exp(lMax + r * (lMin - lMax))).ToArray();
+            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaToT(s, logSigmas))).ToArray();
+            sig = [.. sig, sig[^1]];
+        }
+        else
+        {
+            // np.interp at integer timesteps returns the table entries; sigma_last = sigma(t = 0)
+            ts = timesteps;
+            sig = [.. ts.Select(t => (double)train[t]), train[0]];
+        }
+        return (ts, sig.Select(s => (float)s).ToArray());
+    }
+
+    /// <summary><c>np.log</c> of a float32 array (float32 results).</summary>
+    protected static float[] LogF32(float[] x) => x.Select(v => (float)Math.Log(v)).ToArray();
+
+    /// <summary>
+    /// diffusers' <c>_sigma_to_t</c> as numpy 1.x evaluates it for a float64 sigma against the float32 log-sigma
+    /// table: the distances and the weight w are float32 (value-based casting), the final blend float64.
+    /// </summary>
+    internal static double SigmaToT(double sigma, float[] logSigmas)
+    {
+        float logSigma = (float)Math.Log(Math.Max(sigma, 1e-10));
+        int n = logSigmas.Length;
+        int last = -1;
+        for (int i = 0; i < n; i++) if (logSigma - logSigmas[i] >= 0) last = i;
+        int lowIdx = Math.Min(Math.Max(last, 0), n - 2);
+        int highIdx = lowIdx + 1;
+        float low = logSigmas[lowIdx], high = logSigmas[highIdx];
+        float w = (low - logSigma) / (low - high);
+        w = Math.Clamp(w, 0f, 1f);
+        return (double)(1f - w) * lowIdx + (double)w * highIdx;
+    }
+
+    /// <summary>
+    /// The integer timesteps of DPMSolverMultistep / UniPC / DEIS for the three spacings, counting down from
+    /// <paramref name="lastTimestep"/> (num_train_timesteps, less the steps clipped by lambda_min_clipped).
+    /// </summary>
+    protected long[] SpacedTimesteps(string spacing, int n, int lastTimestep, int stepsOffset)
+    {
+        switch (spacing)
+        {
+            case "linspace":
+            {
+                var v = SchedulerMath.NpLinspace(0, lastTimestep - 1, n + 1);
+                return v.Select(x => (long)SchedulerMath.NpRound(x)).Reverse().Take(n).ToArray();
+            }
+            case "leading":
+            {
+                long ratio = lastTimestep / (n + 1);
+                return Enumerable.Range(0, n + 1).Select(i => i * ratio).Reverse().Take(n).Select(t => t + stepsOffset).ToArray();
+            }
+            case "trailing":
+            {
+                double ratio = NumTrainTimesteps / (double)n;
+                return SchedulerMath.NpArange(lastTimestep, 0, -ratio).Select(x => (long)SchedulerMath.NpRound(x) - 1).ToArray();
+            }
+            default:
+                throw SchedulerMath.BadSpacing(ClassName, spacing);
+        }
+    }
+
+    /// <summary>
+    /// num_train_timesteps − <c>searchsorted(flip(λ_t), lambda_min_clipped)</c>, with λ_t = log √ᾱ − log √(1−ᾱ)
+    /// in float32 (all of them for the default −inf).
+    /// </summary>
+    protected int LastTimestep(double lambdaMinClipped)
+    {
+        using var scope = torch.NewDisposeScope();
+        var alphaT = AlphasCumprod.sqrt();
+        var sigmaT = (1.0f - AlphasCumprod).sqrt();
+        var lambdaT = alphaT.log() - sigmaT.log();
+        var flipped = lambdaT.flip(0);
+        using var v = torch.tensor(new[] { (float)lambdaMinClipped }, ScalarType.Float32);
+        var idx = torch.searchsorted(flipped, v);
+        return NumTrainTimesteps - (int)idx.item<long>();
+    }
+
+    /// <summary>
+    /// The step index of the first <c>Step</c>: the position of <paramref name="timestep"/> in
+    /// <see cref="SchedulerBase.Timesteps"/> (the second one where it occurs twice, as diffusers).
+    /// diffusers silently falls back to the last index for an unknown timestep; we refuse it.
+    /// </summary>
+    protected int InitStepIndex(double timestep)
+    {
+        var values = TimestepValues;
+        if (values.Length == 0 || NumInferenceSteps is null)
+            throw new DiffusersException($"{ClassName}: call SetTimesteps before Step (timestep {Fmt(timestep)})");
+        var hits = Enumerable.Range(0, values.Length).Where(i => values[i] == timestep).ToList();
+        if (hits.Count == 0)
+            throw new DiffusersException(
+                $"{ClassName}: timestep {Fmt(timestep)} is not in the scheduler's timesteps [{string.Join(", ", values.Select(Fmt))}]");
+        return hits.Count > 1 ? hits[1] : hits[0];
+    }
+
+    /// <summary>Starts or continues the step counter; checks the timestep belongs to the schedule.</summary>
+    protected int BeginStep(double timestep)
+    {
+        if (StepIndex is null) StepIndex = InitStepIndex(timestep);
+        else if (!TimestepValues.Contains(timestep))
+            throw new DiffusersException(
+                $"{ClassName}: timestep {Fmt(timestep)} is not in the scheduler's timesteps [{string.Join(", ", TimestepValues.Select(Fmt))}]");
+        if (StepIndex >= NumInferenceSteps)
+            throw new DiffusersException($"{ClassName}: all {NumInferenceSteps} steps of the schedule are done; call SetTimesteps again before a new loop");
+        return StepIndex.Value;
+    }
+
+    /// <summary>diffusers' <c>add_noise</c> of these solvers: σ looked up per timestep, then α_t x0 + σ_t ε.</summary>
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        if (_sigmasTensor is null)
+            throw new DiffusersException($"{ClassName}: call SetTimesteps before AddNoise");
+        using var scope = torch.NewDisposeScope();
+        var schedule = TimestepValues;
+        var idx = ToDoubles(timesteps.flatten()).Select(t =>
+        {
+            var hits = Enumerable.Range(0, schedule.Length).Where(i => schedule[i] == t).ToList();
+            return (long)(hits.Count == 0 ? schedule.Length - 1 : hits.Count > 1 ? hits[1] : hits[0]);
+        }).ToArray();
+        var sigmas = _sigmasTensor.to(originalSamples.dtype, originalSamples.device);
+        var sigma = BroadcastTo(sigmas[torch.tensor(idx, ScalarType.Int64, originalSamples.device)], originalSamples.dim());
+        var alphaT = (sigma.pow(2) + 1).pow(0.5).reciprocal();
+        var sigmaT = sigma * alphaT;
+        return (alphaT * originalSamples + sigmaT * noise).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Disposes an aliased state tensor (a no-op for null).</summary>
+    protected static void Drop(Tensor? t) => t?.Dispose();
+}
