@@ -1,10 +1,52 @@
+using DiffusersSharp.Runtime;
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace DiffusersSharp.Bench;
 
+/// <summary>
+/// Benchmarks (never run as unit tests). Usage:
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
+/// </summary>
 public static class Program
 {
     public static int Main(string[] args)
     {
-        Console.WriteLine("usage: dotnet run -c Release --project bench/DiffusersSharp.Bench -- <benchmark>");
-        return 0;
+        NativeSetup.EnsureInitialized();
+        string what = args.Length > 0 ? args[0] : "help";
+        string Opt(string name, string dflt)
+        {
+            int i = Array.IndexOf(args, name);
+            return i >= 0 && i + 1 < args.Length ? args[i + 1] : dflt;
+        }
+        int[] threads = Opt("--threads", "1,2").Split(',').Select(int.Parse).ToArray();
+        ScalarType[] dtypes = Opt("--dtypes", "fp32,bf16").Split(',').Select(ParseDType).ToArray();
+        int runs = int.Parse(Opt("--runs", "5"));
+        Console.WriteLine($"native set-up: {NativeSetup.Summary}; torch threads default {torch.get_num_threads()}");
+        switch (what)
+        {
+            case "unet2d":
+                UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")));
+                return 0;
+            case "safetensors":
+                LoadBench.Run(int.Parse(Opt("--mb", "1024")));
+                return 0;
+            case "memory":
+                MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
+                return 0;
+            default:
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory> [options]; see Program.cs");
+                return what == "help" ? 0 : 1;
+        }
     }
+
+    private static ScalarType ParseDType(string s) => s switch
+    {
+        "fp32" => ScalarType.Float32,
+        "bf16" => ScalarType.BFloat16,
+        "fp16" => ScalarType.Float16,
+        _ => throw new ArgumentException($"unknown dtype '{s}' (fp32, bf16, fp16)"),
+    };
 }

@@ -67,7 +67,8 @@ public sealed class SafetensorsFile : IDisposable
         try { doc = JsonDocument.Parse(header); }
         catch (JsonException e)
         {
-            throw new WeightsException($"{path}: corrupt safetensors header: not valid JSON ({e.Message})", e) { FilePath = path };
+            string where = e.LineNumber is { } line ? $" at line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1}" : "";
+            throw new WeightsException($"{path}: corrupt safetensors header: not valid JSON{where} ({e.Message})", e) { FilePath = path };
         }
         using (doc)
         {
@@ -84,12 +85,21 @@ public sealed class SafetensorsFile : IDisposable
                             metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
                     continue;
                 }
+                if (entries.ContainsKey(prop.Name))
+                    throw new WeightsException($"{path}: corrupt safetensors header: tensor '{prop.Name}' is listed twice") { FilePath = path, Key = prop.Name };
                 entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
             }
             var sorted = entries.Values.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin).ToList();
             for (int i = 1; i < sorted.Count; i++)
                 if (sorted[i].Begin < sorted[i - 1].End)
-                    throw new WeightsException($"{path}: corrupt safetensors header: tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap") { FilePath = path, Key = sorted[i].Name };
+                    throw new WeightsException(
+                        $"{path}: corrupt safetensors header: tensors '{sorted[i - 1].Name}' [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and '{sorted[i].Name}' [{sorted[i].Begin}, {sorted[i].End}] overlap")
+                    { FilePath = path, Key = sorted[i].Name };
+            long covered = sorted.Sum(e => e.ByteLength);
+            if (covered != dataLength)
+                throw new WeightsException(
+                    $"{path}: corrupt safetensors file: the data section is {dataLength} bytes but its tensors cover {covered} (holes or trailing bytes)")
+                { FilePath = path };
             return (entries, metadata);
         }
     }
@@ -110,14 +120,20 @@ public sealed class SafetensorsFile : IDisposable
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad("missing data_offsets");
-        if (!off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
+            || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw Bad($"invalid data_offsets {off.GetRawText()}");
         if (end > dataLength)
             throw Bad($"data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; the file is truncated)");
         long count = 1;
-        foreach (var d in shape) count = checked(count * d);
-        if (checked(count * elemSize) != end - begin)
-            throw Bad($"dtype {dtype} × shape [{string.Join(", ", shape)}] = {count * elemSize} bytes, but data_offsets span {end - begin}");
+        try
+        {
+            foreach (var d in shape) count = checked(count * d);
+            count = checked(count * elemSize);
+        }
+        catch (OverflowException) { throw Bad($"shape [{string.Join(", ", shape)}] is too large"); }
+        if (count != end - begin)
+            throw Bad($"dtype {dtype} × shape [{string.Join(", ", shape)}] = {count} bytes, but data_offsets span {end - begin}");
         return new SafetensorsEntry(name, dtype, shape.ToArray(), begin, end);
     }
 
@@ -167,7 +183,13 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (!_entries.TryGetValue(name, out var e))
             throw new WeightsException($"{Path}: no tensor named '{name}'") { FilePath = Path, Key = name };
-        var t = torch.empty(e.Shape, ToScalarType(e.DType));
+        ScalarType dtype;
+        try { dtype = ToScalarType(e.DType); }
+        catch (WeightsException x)
+        {
+            throw new WeightsException($"{Path}: tensor '{name}': {x.Message}") { FilePath = Path, Key = name };
+        }
+        var t = torch.empty(e.Shape, dtype);
         if (e.ByteLength > 0) CopyInto(e, t);
         return t;
     }
@@ -179,17 +201,31 @@ public sealed class SafetensorsFile : IDisposable
         try
         {
             basePtr += _view.PointerOffset;
-            var dst = t.bytes;
-            long remaining = e.ByteLength, offset = 0;
             byte* src = basePtr + _dataStart + e.Begin;
-            while (remaining > 0)
-            {
-                int chunk = (int)Math.Min(remaining, 1L << 30);
-                new ReadOnlySpan<byte>(src + offset, chunk).CopyTo(dst.Slice((int)offset, chunk));
-                offset += chunk; remaining -= chunk;
-            }
+            ForEachByteChunk(t, (dst, offset) => new ReadOnlySpan<byte>(src + offset, dst.Length).CopyTo(dst));
         }
         finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+    }
+
+    internal delegate void ByteChunkAction(Span<byte> bytes, long byteOffset);
+
+    /// <summary>
+    /// Visits the memory of a contiguous CPU tensor as spans of at most 1 GiB (TorchSharp's <c>bytes</c>
+    /// stops at 2 GiB); a tensor that fits is one span over its own memory, no copy.
+    /// </summary>
+    internal static void ForEachByteChunk(Tensor t, ByteChunkAction action)
+    {
+        const long MaxChunk = 1L << 30;
+        long elem = t.element_size(), total = t.numel() * elem;
+        if (total == 0) return;
+        if (total <= MaxChunk) { action(t.bytes, 0); return; }
+        using var flat = t.view(-1);
+        long perChunk = MaxChunk / elem, n = t.numel();
+        for (long start = 0; start < n; start += perChunk)
+        {
+            using var slice = flat.narrow(0, start, Math.Min(perChunk, n - start));
+            action(slice.bytes, start * elem);
+        }
     }
 
     /// <summary>Loads every tensor (CPU, stored dtype).</summary>
@@ -207,7 +243,10 @@ public sealed class SafetensorsFile : IDisposable
         var header = new Dictionary<string, object>();
         if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
         long offset = 0;
+        if (tensors.ContainsKey("__metadata__"))
+            throw new WeightsException($"{path}: a tensor cannot be named '__metadata__'") { FilePath = path, Key = "__metadata__" };
         var contiguous = new List<Tensor>();
+        using var scope = torch.NewDisposeScope();
         foreach (var n in names)
         {
             var t = tensors[n].detach().cpu().contiguous();
@@ -223,15 +262,24 @@ public sealed class SafetensorsFile : IDisposable
         }
         byte[] json = JsonSerializer.SerializeToUtf8Bytes(header);
         int pad = (8 - json.Length % 8) % 8;
-        string tmp = path + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        // Written to a temp file beside the target and renamed over it: a failure leaves any existing file as it was.
+        string tmp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
         {
-            fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
-            fs.Write(json);
-            for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
-            foreach (var t in contiguous) fs.Write(t.bytes);
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
+            {
+                fs.Write(BitConverter.GetBytes((ulong)(json.Length + pad)));
+                fs.Write(json);
+                for (int i = 0; i < pad; i++) fs.WriteByte((byte)' ');
+                foreach (var t in contiguous) ForEachByteChunk(t, (b, _) => fs.Write(b));
+            }
+            File.Move(tmp, path, overwrite: true);
         }
-        File.Move(tmp, path, overwrite: true);
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
     }
 
     public void Dispose()

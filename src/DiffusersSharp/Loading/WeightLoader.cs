@@ -11,55 +11,147 @@ namespace DiffusersSharp.Loading;
 public static class WeightLoader
 {
     /// <summary>
-    /// Reads the weights of a bare model folder (<c>config.json</c> + weights): <c>{name}[.{variant}].safetensors</c>
-    /// preferred over <c>{name}[.{variant}].bin</c>. Tensors come back on the CPU in their stored dtype.
+    /// Reads the weights of a bare model folder (<c>config.json</c> + weights), on the CPU in their stored
+    /// dtype. Looks, in this order, for <c>{name}[.{variant}].safetensors</c>, the sharded
+    /// <c>{name}.safetensors.index[.{variant}].json</c>, <c>{name}[.{variant}].bin</c> and
+    /// <c>{name}.bin.index[.{variant}].json</c> (diffusers' and transformers' variant names); safetensors is
+    /// preferred. When nothing is found the error lists every name looked for.
     /// </summary>
-    public static Dictionary<string, Tensor> ReadFolder(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null)
+    public static Dictionary<string, Tensor> ReadFolder(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null) =>
+        ReadFile(FindWeights(folder, weightsName, variant));
+
+    /// <summary>The names <see cref="FindWeights"/> tries, in order of preference.</summary>
+    public static IReadOnlyList<string> CandidateNames(string weightsName, string? variant)
     {
+        if (string.IsNullOrEmpty(weightsName) || weightsName.IndexOfAny(['/', '\\']) >= 0)
+            throw new WeightsException($"Invalid weights name '{weightsName}': expected a file name stem like 'diffusion_pytorch_model'");
+        if (variant is not null && (variant.Length == 0 || variant.IndexOfAny(['/', '\\', '.']) >= 0))
+            throw new WeightsException($"Invalid variant '{variant}': expected a name like 'fp16'");
         string v = variant is null ? "" : "." + variant;
-        string st = Path.Combine(folder, weightsName + v + ".safetensors");
-        if (File.Exists(st))
+        return
+        [
+            $"{weightsName}{v}.safetensors",
+            $"{weightsName}.safetensors.index{v}.json",
+            $"{weightsName}{v}.bin",
+            $"{weightsName}.bin.index{v}.json",
+        ];
+    }
+
+    /// <summary>
+    /// The weight file (or shard index) of a model folder, by <see cref="CandidateNames"/>' preference.
+    /// </summary>
+    public static string FindWeights(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null)
+    {
+        if (!Directory.Exists(folder))
+            throw new WeightsException($"Model folder not found: {folder}") { FilePath = folder };
+        var names = CandidateNames(weightsName, variant);
+        foreach (var n in names)
         {
-            using var f = SafetensorsFile.Open(st);
+            string p = Path.Combine(folder, n);
+            if (File.Exists(p)) return p;
+        }
+        string hint = "";
+        if (variant is not null)
+        {
+            var plain = CandidateNames(weightsName, null).Where(n => File.Exists(Path.Combine(folder, n))).ToList();
+            if (plain.Count > 0) hint = $" (there is {string.Join(", ", plain)}, without the '{variant}' variant: load it with variant null)";
+        }
+        throw new WeightsException($"No weights found in {folder}: looked for {string.Join(", ", names)}{hint}") { FilePath = folder };
+    }
+
+    /// <summary>
+    /// Reads one weight file: <c>.safetensors</c>, a torch <c>.bin</c>, or a shard index (<c>*.index*.json</c>
+    /// with a <c>weight_map</c> from tensor name to shard file in the same folder).
+    /// </summary>
+    public static Dictionary<string, Tensor> ReadFile(string path)
+    {
+        string file = Path.GetFileName(path);
+        if (file.EndsWith(".json", StringComparison.Ordinal)) return ShardIndex.Read(path);
+        if (file.EndsWith(".safetensors", StringComparison.Ordinal))
+        {
+            using var f = SafetensorsFile.Open(path);
             return f.LoadAll();
         }
-        throw new WeightsException($"No weights found in {folder}: expected {weightsName}{v}.safetensors") { FilePath = folder };
+        if (file.EndsWith(".bin", StringComparison.Ordinal) || file.EndsWith(".pt", StringComparison.Ordinal) || file.EndsWith(".pth", StringComparison.Ordinal))
+            return TorchBinFile.LoadAll(path);
+        throw new WeightsException($"{path}: unknown weight file type (expected .safetensors, .bin or a shard .index.json)") { FilePath = path };
     }
 
     /// <summary>
     /// Copies <paramref name="weights"/> into the module's parameters and buffers (converted to each target's
-    /// dtype and device). <paramref name="source"/> names the file(s) in error messages.
+    /// dtype and device: F16/BF16/F32 stored weights load into a module of any float dtype). Legacy attention
+    /// names are renamed first, as diffusers does (<see cref="ConvertDeprecatedAttentionNames"/>).
+    /// <paramref name="source"/> names the file(s) in error messages.
     /// </summary>
     public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source)
     {
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in module.named_parameters()) targets[name] = p;
         foreach (var (name, b) in module.named_buffers()) targets.TryAdd(name, b);
+        var renamed = ConvertDeprecatedAttentionNames(weights, targets.Keys.ToHashSet(StringComparer.Ordinal));
 
-        var missing = targets.Keys.Where(k => !weights.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        var unexpected = weights.Keys.Where(k => !targets.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var missing = targets.Keys.Where(k => !renamed.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var unexpected = renamed.Keys.Where(k => !targets.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         if (missing.Count > 0 || unexpected.Count > 0)
         {
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing)}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected)}");
+            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{k} {Shape(targets[k])}").ToList())}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected.Select(k => $"{k} {Shape(renamed[k])}").ToList())}");
             throw new WeightsException($"{source}: the weights do not match {module.GetType().Name}: {string.Join("; ", parts)}")
             { FilePath = source, Key = missing.Concat(unexpected).First() };
         }
         foreach (var (name, target) in targets)
         {
-            var w = weights[name];
+            var w = renamed[name];
             if (!w.shape.SequenceEqual(target.shape))
                 throw new WeightsException(
-                    $"{source}: weight '{name}' has shape [{string.Join(", ", w.shape)}] but {module.GetType().Name} expects [{string.Join(", ", target.shape)}]")
+                    $"{source}: weight '{name}' has shape {Shape(w)} but {module.GetType().Name} expects {Shape(target)}")
+                { FilePath = source, Key = name };
+            if (w.is_floating_point() != target.is_floating_point() && target.dtype != ScalarType.Bool)
+                throw new WeightsException(
+                    $"{source}: weight '{name}' is stored as {w.dtype} but {module.GetType().Name} holds {target.dtype}")
                 { FilePath = source, Key = name };
         }
         using (torch.no_grad())
         {
             foreach (var (name, target) in targets)
-                target.copy_(weights[name]);
+                target.copy_(renamed[name]);
         }
     }
+
+    /// <summary>
+    /// diffusers 0.25's <c>_convert_deprecated_attention_blocks</c>: checkpoints from before the Attention
+    /// refactor name an attention block's projections <c>query</c>, <c>key</c>, <c>value</c>, <c>proj_attn</c>;
+    /// they become <c>to_q</c>, <c>to_k</c>, <c>to_v</c>, <c>to_out.0</c> (weight and bias; <c>group_norm</c>
+    /// keeps its name). diffusers renames only inside blocks flagged as converted from the old
+    /// AttentionBlock; here the equivalent test is structural: the module has <c>{path}.to_q.weight</c> and
+    /// no <c>{path}.query.weight</c>. Checkpoints already in the new names pass through unchanged.
+    /// </summary>
+    public static Dictionary<string, Tensor> ConvertDeprecatedAttentionNames(IReadOnlyDictionary<string, Tensor> weights, IReadOnlySet<string> moduleKeys)
+    {
+        var result = new Dictionary<string, Tensor>(weights, StringComparer.Ordinal);
+        foreach (var key in weights.Keys)
+        {
+            foreach (var (oldName, newName) in DeprecatedAttentionNames)
+            {
+                foreach (var suffix in new[] { ".weight", ".bias" })
+                {
+                    string tail = "." + oldName + suffix;
+                    if (!key.EndsWith(tail, StringComparison.Ordinal)) continue;
+                    string path = key[..^tail.Length];
+                    if (moduleKeys.Contains(key) || !moduleKeys.Contains($"{path}.{newName}.weight")) continue;
+                    result.Remove(key);
+                    result[$"{path}.{newName}{suffix}"] = weights[key];
+                }
+            }
+        }
+        return result;
+    }
+
+    private static readonly (string Old, string New)[] DeprecatedAttentionNames =
+        [("query", "to_q"), ("key", "to_k"), ("value", "to_v"), ("proj_attn", "to_out.0")];
+
+    private static string Shape(Tensor t) => $"[{string.Join(", ", t.shape)}]";
 
     private static string Summarize(List<string> keys) =>
         keys.Count <= 8 ? string.Join(", ", keys) : string.Join(", ", keys.Take(8)) + $", … ({keys.Count} in all)";

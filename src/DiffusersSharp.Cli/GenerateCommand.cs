@@ -1,0 +1,98 @@
+using System.CommandLine;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers generate --model &lt;folder|hub id&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
+/// [--scheduler NAME] [--scheduler-config key=value]... [--eta E]</c>.
+/// </summary>
+public static class GenerateCommand
+{
+    private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp"];
+
+    public static Command Create(CliContext ctx)
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Pipeline folder or Hub id (from the local cache)", Required = true };
+        var steps = new Option<int?>("--steps", "-n") { Description = "Denoising steps (default: the pipeline's, DDPM 1000, DDIM 50)" };
+        var seed = new Option<long?>("--seed", "-s") { Description = "Seed of the CPU generator (torch.manual_seed); random when absent" };
+        var batch = new Option<int>("--batch", "-b") { Description = "Images to generate", DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--output", "-o")
+        {
+            Description = "Output file: .png/.jpg/.webp (a grid for a batch) or .npy (float32 NHWC in [0,1], diffusers' output_type=\"np\")",
+            DefaultValueFactory = _ => "out.png",
+        };
+        var scheduler = new Option<string?>("--scheduler")
+        {
+            Description = "Scheduler class or alias: " + string.Join(", ", SchedulerSelection.Aliases.Keys),
+        };
+        var schedulerConfig = new Option<string[]>("--scheduler-config")
+        {
+            Description = "key=value applied to the scheduler config (repeatable; value parsed as JSON, else a string)",
+            DefaultValueFactory = _ => [],
+        };
+        var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
+
+        var cmd = new Command("generate", "Generate images with an unconditional pipeline (DDPMPipeline, DDIMPipeline)")
+        {
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta,
+        };
+        cmd.SetAction(pr => Execute(ctx, new Request(
+            pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
+            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta))));
+        return cmd;
+    }
+
+    /// <summary>The parsed options of one <c>generate</c> call.</summary>
+    public sealed record Request(string Model, int? Steps, long? Seed, int Batch, string Output, string? Scheduler,
+        string[] SchedulerConfig, double? Eta);
+
+    public static int Execute(CliContext ctx, Request r)
+    {
+        // Everything that can be checked without the model is checked first: nothing is loaded or written
+        // for a bad command line.
+        string ext = Path.GetExtension(r.Output).ToLowerInvariant();
+        bool npy = ext == ".npy";
+        if (!npy && !ImageExtensions.Contains(ext))
+            throw new UserException($"--output '{r.Output}': unknown extension '{ext}'; use .png, .jpg, .jpeg, .webp or .npy");
+        if (r.Batch <= 0) throw new UserException($"--batch must be at least 1, got {r.Batch}");
+        if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
+        if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
+        AtomicFile.EnsureWritable(r.Output);
+
+        using var pipeline = DiffusionPipeline.FromPretrained(r.Model);
+        if (pipeline is not UnconditionalImagePipeline uncond)
+            throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
+        var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
+        bool ddim = chosen is DDIMScheduler;
+        if (r.Eta is not null && !ddim)
+            throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {chosen.ClassName} (add --scheduler ddim)");
+
+        // A DDIM scheduler runs through DDIMPipeline, which passes eta (as diffusers' DDIMPipeline; with eta 0
+        // it computes exactly what DDPMPipeline with a DDIM scheduler computes).
+        UnconditionalImagePipeline run = uncond;
+        if (ddim && uncond is not DDIMPipeline)
+            run = new DDIMPipeline(uncond.Unet, chosen); // shares the UNet; disposed with `pipeline`
+        else
+            uncond.Scheduler = chosen;
+
+        int stepsToRun = r.Steps ?? (run is DDIMPipeline ? 50 : 1000);
+        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")}");
+        var outputType = npy ? OutputType.Np : OutputType.Pil;
+        using var result = ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
+        {
+            DDIMPipeline d => d.Generate(r.Batch, stepsToRun, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+            DDPMPipeline p => p.Generate(r.Batch, stepsToRun, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+            _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
+        });
+
+        if (npy)
+            NpyFile.Write(r.Output, result.Array!);
+        else
+            (result.Images.Count == 1 ? result.Images[0] : result.Grid()).Save(r.Output);
+        ctx.Out.WriteLine($"wrote {r.Output}");
+        return CliApp.Ok;
+    }
+}

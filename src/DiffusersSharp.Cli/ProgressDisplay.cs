@@ -1,0 +1,48 @@
+using System.Globalization;
+using DiffusersSharp.Pipelines;
+using Spectre.Console;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// Step progress: a Spectre.Console bar with s/step and ETA on a terminal; plain lines when the output is
+/// redirected (Spectre renders nothing live there).
+/// </summary>
+public static class ProgressDisplay
+{
+    public static T Run<T>(CliContext ctx, int expectedSteps, Func<IProgress<PipelineProgress>, T> work)
+    {
+        if (ctx.PlainProgress) return work(new LineProgress(ctx.Out));
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(ctx.Out) });
+        T result = default!;
+        console.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Start(pc =>
+            {
+                var task = pc.AddTask("denoising", maxValue: expectedSteps);
+                result = work(new BarProgress(task));
+            });
+        return result;
+    }
+
+    private sealed class LineProgress(TextWriter output) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress p) => output.WriteLine(Line(p));
+    }
+
+    private sealed class BarProgress(ProgressTask task) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress p)
+        {
+            task.MaxValue = p.TotalSteps;
+            task.Value = p.Step;
+            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} · {p.SecondsPerStep:0.000} s/step");
+        }
+    }
+
+    /// <summary>"step 3/10  t=700  0.123 s/step  ETA 0:00:01".</summary>
+    public static string Line(PipelineProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"step {p.Step}/{p.TotalSteps}  t={p.Timestep:0.###}  {p.SecondsPerStep:0.000} s/step  ETA {p.Remaining:h\\:mm\\:ss}");
+}

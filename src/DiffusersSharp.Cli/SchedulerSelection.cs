@@ -1,0 +1,107 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffusersSharp.Schedulers;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>--scheduler</c> (a diffusers class name or a short alias) and <c>--scheduler-config key=value</c>: builds
+/// the new scheduler from the pipeline's scheduler config the way diffusers' <c>from_config</c> does, then
+/// applies the alias's settings and the user's overrides on top. Values are JSON where they parse as JSON,
+/// else strings; "inf", "-inf" and "nan" are accepted for float keys.
+/// </summary>
+public static class SchedulerSelection
+{
+    /// <summary>Short names: alias → (class, settings applied before the user's overrides).</summary>
+    public static readonly IReadOnlyDictionary<string, (string ClassName, (string Key, string Json)[] Settings)> Aliases =
+        new Dictionary<string, (string, (string, string)[])>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["ddpm"] = ("DDPMScheduler", []),
+            ["ddim"] = ("DDIMScheduler", []),
+            ["pndm"] = ("PNDMScheduler", []),
+            ["lms"] = ("LMSDiscreteScheduler", []),
+            ["euler"] = ("EulerDiscreteScheduler", []),
+            ["euler-a"] = ("EulerAncestralDiscreteScheduler", []),
+            ["heun"] = ("HeunDiscreteScheduler", []),
+            ["dpm2"] = ("KDPM2DiscreteScheduler", []),
+            ["dpm2-a"] = ("KDPM2AncestralDiscreteScheduler", []),
+            ["dpm++2m"] = ("DPMSolverMultistepScheduler",
+                [("algorithm_type", "\"dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "false")]),
+            ["dpm++2m-karras"] = ("DPMSolverMultistepScheduler",
+                [("algorithm_type", "\"dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "true")]),
+            ["dpm++2m-sde"] = ("DPMSolverMultistepScheduler",
+                [("algorithm_type", "\"sde-dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "false")]),
+            ["dpm++2m-sde-karras"] = ("DPMSolverMultistepScheduler",
+                [("algorithm_type", "\"sde-dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "true")]),
+            ["dpm++2s"] = ("DPMSolverSinglestepScheduler", []),
+            ["deis"] = ("DEISMultistepScheduler", []),
+            ["unipc"] = ("UniPCMultistepScheduler", []),
+            ["lcm"] = ("LCMScheduler", []),
+        };
+
+    /// <summary>The class an alias or class name (any case) stands for, and the alias's settings.</summary>
+    public static (string ClassName, (string Key, string Json)[] Settings) Resolve(string nameOrAlias)
+    {
+        if (Aliases.TryGetValue(nameOrAlias, out var a)) return a;
+        var known = SchedulerFactory.KnownClasses;
+        var cls = known.FirstOrDefault(k => string.Equals(k, nameOrAlias, StringComparison.OrdinalIgnoreCase))
+                  ?? Aliases.Values.Select(v => v.ClassName)
+                      .FirstOrDefault(k => string.Equals(k, nameOrAlias, StringComparison.OrdinalIgnoreCase));
+        if (cls is null)
+            throw new UserException(
+                $"--scheduler: unknown scheduler '{nameOrAlias}'; use a class ({string.Join(", ", known)}) " +
+                $"or an alias ({string.Join(", ", Aliases.Keys)})");
+        return (cls, []);
+    }
+
+    /// <summary>
+    /// The scheduler to use: <paramref name="current"/> unchanged when nothing is asked, else a new one of the
+    /// chosen class built from <paramref name="current"/>'s config plus the overrides.
+    /// </summary>
+    public static IScheduler Build(IScheduler current, string? nameOrAlias, IReadOnlyList<string> overrides)
+    {
+        if (nameOrAlias is null && overrides.Count == 0) return current;
+        var (className, settings) = nameOrAlias is null ? (current.ClassName, []) : Resolve(nameOrAlias);
+        if (!SchedulerFactory.KnownClasses.Contains(className))
+            throw new UserException(
+                $"--scheduler {nameOrAlias}: {className} is not implemented in this build; available: {string.Join(", ", SchedulerFactory.KnownClasses)}");
+
+        var knownKeys = SchedulerConfigs.KnownKeys(SchedulerFactory.ConfigType(className));
+        var baseScheduler = className == current.ClassName ? current : SchedulerFactory.FromConfig(className, (Loading.DiffusersConfig)current.Config);
+        var obj = SchedulerConfigs.ToJsonObject((Loading.DiffusersConfig)baseScheduler.Config);
+        foreach (var (key, json) in settings) obj[key] = JsonNode.Parse(json);
+        foreach (var item in overrides)
+        {
+            int eq = item.IndexOf('=');
+            if (eq <= 0)
+                throw new UserException($"--scheduler-config '{item}': expected key=value, e.g. timestep_spacing=trailing");
+            string key = item[..eq].Trim(), value = item[(eq + 1)..];
+            if (key.StartsWith('_') || !knownKeys.Contains(key))
+                throw new UserException(
+                    $"--scheduler-config: unknown key '{key}' for {className}; its keys: {string.Join(", ", knownKeys)}");
+            obj[key] = ParseValue(value);
+        }
+        obj["_class_name"] = className;
+        try
+        {
+            return SchedulerFactory.FromJson(obj.ToJsonString(), $"--scheduler-config ({className})");
+        }
+        catch (ConfigException e)
+        {
+            throw new UserException(e.Message);
+        }
+    }
+
+    /// <summary>JSON where the text parses as JSON, else the text as a string.</summary>
+    public static JsonNode? ParseValue(string value)
+    {
+        try
+        {
+            return JsonNode.Parse(value);
+        }
+        catch (JsonException)
+        {
+            return JsonValue.Create(value);
+        }
+    }
+}

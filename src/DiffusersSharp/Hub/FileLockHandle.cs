@@ -1,0 +1,35 @@
+namespace DiffusersSharp.Hub;
+
+/// <summary>
+/// An exclusive lock on a file under <c>.locks/</c>. .NET implements <see cref="FileShare.None"/> on Unix with
+/// <c>flock(LOCK_EX)</c>, the same advisory lock Python's <c>filelock</c> takes, so C# and Python downloaders
+/// exclude each other, and two threads of one process do too (flock is per open file description).
+/// </summary>
+internal sealed class FileLockHandle : IDisposable
+{
+    private readonly FileStream _stream;
+
+    private FileLockHandle(FileStream stream) => _stream = stream;
+
+    public static async Task<FileLockHandle> AcquireAsync(string lockPath, CancellationToken ct)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
+        int delayMs = 10;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            try
+            {
+                return new FileLockHandle(new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
+            }
+            catch (IOException) when (!ct.IsCancellationRequested)
+            {
+                // Held by another process or thread: poll (filelock polls every 50 ms).
+                await Task.Delay(delayMs, ct).ConfigureAwait(false);
+                delayMs = Math.Min(delayMs * 2, 50);
+            }
+        }
+    }
+
+    public void Dispose() => _stream.Dispose();
+}

@@ -1,0 +1,116 @@
+namespace DiffusersSharp.Hub;
+
+/// <summary>
+/// Lists and removes cached repositories (huggingface_hub's <c>scan_cache_dir</c> and <c>delete_revisions</c>),
+/// for <c>diffusers cache list</c> and <c>diffusers cache rm</c>.
+/// </summary>
+public static class HubCache
+{
+    /// <summary>
+    /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>),
+    /// sorted by id. Folders that are not valid cache repos are skipped and described in <paramref name="warnings"/>.
+    /// </summary>
+    public static IReadOnlyList<CachedRepoInfo> ScanRepos(string? cacheDir = null, ICollection<string>? warnings = null)
+    {
+        cacheDir ??= HubSettings.FromEnvironment().CacheDir;
+        if (!Directory.Exists(cacheDir))
+        {
+            if (File.Exists(cacheDir))
+                throw new HubException(HubErrorKind.InvalidInput, $"Scan cache expects a directory but found a file: {cacheDir}.") { FilePath = cacheDir };
+            return [];
+        }
+        var repos = new List<CachedRepoInfo>();
+        foreach (var dir in Directory.EnumerateDirectories(cacheDir).Order(StringComparer.Ordinal))
+        {
+            if (Path.GetFileName(dir) == ".locks") continue;
+            try { repos.Add(ScanRepo(dir)); }
+            catch (HubException e) { warnings?.Add(e.Message); }
+        }
+        return repos.OrderBy(r => r.RepoType, StringComparer.Ordinal).ThenBy(r => r.RepoId, StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>
+    /// Deletes the cached repository <paramref name="repoId"/> (all its revisions, blobs and locks) and returns what was
+    /// removed. Throws <see cref="HubException"/> (LocalEntryNotFound) when it is not cached.
+    /// </summary>
+    public static CachedRepoInfo Remove(string repoId, string? cacheDir = null)
+    {
+        HubRepoId.Validate(repoId);
+        cacheDir ??= HubSettings.FromEnvironment().CacheDir;
+        string folder = HubRepoId.FolderName(repoId);
+        string path = Path.Combine(cacheDir, folder);
+        if (!Directory.Exists(path))
+            throw new HubException(HubErrorKind.LocalEntryNotFound, $"{repoId} is not in the cache {cacheDir}.") { RepoId = repoId, FilePath = path };
+        CachedRepoInfo info;
+        try { info = ScanRepo(path); }
+        catch (HubException) { info = new CachedRepoInfo(repoId, "model", path, DirSize(path), 0, [], Directory.GetLastWriteTimeUtc(path)); }
+        try
+        {
+            Directory.Delete(path, recursive: true);
+            string locks = Path.Combine(cacheDir, ".locks", folder);
+            if (Directory.Exists(locks)) Directory.Delete(locks, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw CacheLayout.NotWritable(cacheDir, e);
+        }
+        return info;
+    }
+
+    /// <summary><c>_scan_cached_repo</c>.</summary>
+    private static CachedRepoInfo ScanRepo(string repoPath)
+    {
+        string name = Path.GetFileName(repoPath);
+        int sep = name.IndexOf("--", StringComparison.Ordinal);
+        if (sep < 0) throw Corrupted($"Repo path is not a valid HuggingFace cache directory: {repoPath}");
+        string repoType = name[..sep].TrimEnd('s');
+        string repoId = name[(sep + 2)..].Replace("--", "/");
+        if (repoType is not ("model" or "dataset" or "space"))
+            throw Corrupted($"Repo type must be `dataset`, `model` or `space`, found `{repoType}` ({repoPath}).");
+        string snapshots = Path.Combine(repoPath, "snapshots"), refs = Path.Combine(repoPath, "refs");
+        if (!Directory.Exists(snapshots)) throw Corrupted($"Snapshots dir doesn't exist in cached repo: {snapshots}");
+
+        var refsByHash = new Dictionary<string, List<string>>();
+        if (File.Exists(refs)) throw Corrupted($"Refs directory cannot be a file: {refs}");
+        if (Directory.Exists(refs))
+            foreach (var f in Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories))
+            {
+                string hash = File.ReadAllText(f).Trim();
+                string refName = Path.GetRelativePath(refs, f).Replace(Path.DirectorySeparatorChar, '/');
+                if (!refsByHash.TryGetValue(hash, out var list)) refsByHash[hash] = list = [];
+                list.Add(refName);
+            }
+
+        var blobs = new Dictionary<string, FileInfo>();
+        var revisions = new List<CachedRevisionInfo>();
+        foreach (var rev in Directory.EnumerateFileSystemEntries(snapshots).Order(StringComparer.Ordinal))
+        {
+            if (File.Exists(rev)) throw Corrupted($"Snapshots folder corrupted. Found a file: {rev}");
+            var files = new List<string>();
+            var revBlobs = new HashSet<string>();
+            foreach (var f in Directory.EnumerateFiles(rev, "*", SearchOption.AllDirectories))
+            {
+                var fi = new FileInfo(f);
+                var blob = fi.LinkTarget is null ? fi : fi.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+                if (blob is null || !blob.Exists) throw Corrupted($"Blob missing (broken symlink): {f}");
+                string key = Path.GetFullPath(blob.FullName);
+                blobs.TryAdd(key, blob);
+                revBlobs.Add(key);
+                files.Add(Path.GetRelativePath(rev, f).Replace(Path.DirectorySeparatorChar, '/'));
+            }
+            string commit = Path.GetFileName(rev);
+            var refNames = refsByHash.Remove(commit, out var r) ? r.Order(StringComparer.Ordinal).ToList() : [];
+            files.Sort(StringComparer.Ordinal);
+            revisions.Add(new CachedRevisionInfo(commit, refNames, revBlobs.Sum(b => blobs[b].Length), files, rev));
+        }
+        if (refsByHash.Count > 0)
+            throw Corrupted($"Reference(s) refer to missing commit hashes: {string.Join(", ", refsByHash.Select(kv => $"{string.Join("/", kv.Value)} -> {kv.Key}"))} ({repoPath}).");
+        DateTime modified = blobs.Count > 0 ? blobs.Values.Max(b => b.LastWriteTimeUtc) : Directory.GetLastWriteTimeUtc(repoPath);
+        return new CachedRepoInfo(repoId, repoType, repoPath, blobs.Values.Sum(b => b.Length), blobs.Count, revisions, modified);
+    }
+
+    private static long DirSize(string path) =>
+        Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).LinkTarget is null ? new FileInfo(f).Length : 0);
+
+    private static HubException Corrupted(string message) => new(HubErrorKind.InvalidInput, "Corrupted cache: " + message);
+}

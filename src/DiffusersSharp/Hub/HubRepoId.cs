@@ -1,0 +1,57 @@
+using System.Text.RegularExpressions;
+
+namespace DiffusersSharp.Hub;
+
+/// <summary>Repo-id and revision rules of huggingface_hub 0.20.3 (<c>validate_repo_id</c>, <c>repo_folder_name</c>).</summary>
+public static partial class HubRepoId
+{
+    /// <summary>A full commit sha (<c>REGEX_COMMIT_HASH</c>): exactly 40 lowercase hex digits.</summary>
+    public static bool IsCommitHash(string revision) => CommitHashRegex().IsMatch(revision);
+
+    /// <summary>Throws <see cref="HubException"/> (InvalidInput) unless <paramref name="repoId"/> is "name" or "namespace/name".</summary>
+    public static void Validate(string? repoId)
+    {
+        if (repoId is null)
+            throw Invalid("Repo id must be a string, not null.");
+        if (repoId.Count(c => c == '/') > 1)
+            throw Invalid($"Repo id must be in the form 'repo_name' or 'namespace/repo_name': '{repoId}'. Use `repo_type` argument if needed.");
+        if (!RepoIdRegex().IsMatch(repoId))
+            throw Invalid("Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96:"
+                          + $" '{repoId}'.");
+        if (repoId.Contains("--") || repoId.Contains(".."))
+            throw Invalid($"Cannot have -- or .. in repo_id: '{repoId}'.");
+        if (repoId.EndsWith(".git", StringComparison.Ordinal))
+            throw Invalid($"Repo_id cannot end by '.git': '{repoId}'.");
+    }
+
+    /// <summary>True when <paramref name="repoId"/> passes <see cref="Validate"/>.</summary>
+    public static bool IsValid(string? repoId)
+    {
+        try { Validate(repoId); return true; }
+        catch (HubException) { return false; }
+    }
+
+    /// <summary>The cache folder name: <c>models--org--name</c>.</summary>
+    public static string FolderName(string repoId, string repoType = "model")
+    {
+        Validate(repoId);
+        return string.Join("--", new[] { repoType + "s" }.Concat(repoId.Split('/')));
+    }
+
+    /// <summary>Checks a revision (branch, tag or sha) can be used as a <c>refs/</c> file name.</summary>
+    public static void ValidateRevision(string revision)
+    {
+        if (revision.Length == 0 || revision.Contains('\\') || revision.Contains('\0')
+            || revision.Split('/').Any(p => p is "" or "." or ".."))
+            throw new HubException(HubErrorKind.InvalidInput, $"Invalid revision: '{revision}'. A revision is a branch, a tag or a commit sha.") { Key = "revision" };
+    }
+
+    private static HubException Invalid(string message) => new(HubErrorKind.InvalidInput, message) { Key = "repo_id" };
+
+    // ^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$  (huggingface_hub's REPO_ID_REGEX)
+    [GeneratedRegex(@"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")]
+    private static partial Regex RepoIdRegex();
+
+    [GeneratedRegex("^[0-9a-f]{40}$")]
+    private static partial Regex CommitHashRegex();
+}

@@ -1,0 +1,80 @@
+namespace DiffusersSharp.Hub;
+
+/// <summary>
+/// Endpoint, token, offline flag and cache folder, resolved the way huggingface_hub 0.20.3 does
+/// (<c>constants.py</c>, <c>_token.py</c>): explicit arguments first, then the environment
+/// (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c> / <c>HUGGING_FACE_HUB_TOKEN</c>, the token file <c>$HF_HOME/token</c>,
+/// <c>HF_HUB_OFFLINE</c> / <c>TRANSFORMERS_OFFLINE</c>, <c>HF_HUB_CACHE</c> / <c>HUGGINGFACE_HUB_CACHE</c>,
+/// <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c>), then the defaults.
+/// </summary>
+public sealed record HubSettings
+{
+    public const string DefaultEndpoint = "https://huggingface.co";
+
+    /// <summary>The Hub root URL, without a trailing slash.</summary>
+    public required Uri Endpoint { get; init; }
+
+    /// <summary>Sent as <c>Authorization: Bearer</c>; null for anonymous access.</summary>
+    public string? Token { get; init; }
+
+    /// <summary>No network at all: everything comes from the cache.</summary>
+    public bool Offline { get; init; }
+
+    /// <summary>The hub cache folder holding <c>models--org--name</c> folders.</summary>
+    public required string CacheDir { get; init; }
+
+    /// <summary>Resolves the settings. <paramref name="environment"/> replaces the process environment when given (tests).</summary>
+    public static HubSettings FromEnvironment(
+        string? endpoint = null, string? token = null, bool? offline = null, string? cacheDir = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
+    {
+        string? Env(string key) =>
+            environment is not null ? (environment.TryGetValue(key, out var v) ? v : null) : Environment.GetEnvironmentVariable(key);
+        string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        string Expand(string p) => p == "~" ? home : p.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(home, p[2..]) : p;
+
+        string hfHome = Expand(NonEmpty(Env("HF_HOME"))
+                               ?? Path.Combine(NonEmpty(Env("XDG_CACHE_HOME")) ?? Path.Combine(home, ".cache"), "huggingface"));
+        string cache = cacheDir
+                       ?? NonEmpty(Env("HF_HUB_CACHE"))
+                       ?? NonEmpty(Env("HUGGINGFACE_HUB_CACHE"))
+                       ?? Path.Combine(hfHome, "hub");
+
+        string? tok = NonEmpty(token?.Trim())
+                      ?? NonEmpty(Env("HF_TOKEN")?.Trim())
+                      ?? NonEmpty(Env("HUGGING_FACE_HUB_TOKEN")?.Trim())
+                      ?? ReadTokenFile(Path.Combine(hfHome, "token"));
+
+        bool off = offline ?? IsTrue(NonEmpty(Env("HF_HUB_OFFLINE")) ?? Env("TRANSFORMERS_OFFLINE"));
+
+        string ep = endpoint ?? NonEmpty(Env("HF_ENDPOINT")) ?? DefaultEndpoint;
+        return new HubSettings { Endpoint = ParseEndpoint(ep, endpoint is null), Token = tok, Offline = off, CacheDir = Path.GetFullPath(Expand(cache)) };
+    }
+
+    /// <summary>huggingface_hub's <c>_is_true</c>: "1", "ON", "YES", "TRUE" in any case.</summary>
+    public static bool IsTrue(string? value) => value is not null && value.ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";
+
+    /// <summary>Checks that <paramref name="value"/> is an absolute http(s) URL; the result has no trailing slash.</summary>
+    public static Uri ParseEndpoint(string value, bool fromEnvironment = false)
+    {
+        string name = fromEnvironment ? "HF_ENDPOINT" : "endpoint";
+        if (!Uri.TryCreate(value.Trim().TrimEnd('/'), UriKind.Absolute, out var uri)
+            || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || string.IsNullOrEmpty(uri.Host))
+            throw new HubException(HubErrorKind.InvalidInput,
+                $"{name} is not a valid http(s) URL: '{value}'. Expected something like '{DefaultEndpoint}'.") { Key = name };
+        return uri;
+    }
+
+    private static string? ReadTokenFile(string path)
+    {
+        try
+        {
+            string t = File.ReadAllText(path).Trim();
+            return t.Length == 0 ? null : t;
+        }
+        catch (FileNotFoundException) { return null; }
+        catch (DirectoryNotFoundException) { return null; }
+    }
+}

@@ -1,0 +1,180 @@
+using System.Runtime.InteropServices;
+using SkiaSharp;
+
+namespace DiffusersSharp.Imaging;
+
+/// <summary>
+/// An 8-bit image held as interleaved rows (HWC), the C# counterpart of the <c>PIL.Image</c> objects that
+/// diffusers pipelines return: 3 channels (RGB) or 1 (grayscale, PIL mode "L"). Pixel bytes are exactly
+/// those diffusers' <c>numpy_to_pil</c> produces; PNG encoding and decoding go through SkiaSharp without
+/// colour management, so a PNG round trip is lossless.
+/// </summary>
+public sealed class Image
+{
+    /// <summary>Creates an image over <paramref name="pixels"/> (row-major HWC, length H·W·C; not copied).</summary>
+    public Image(int width, int height, int channels, byte[] pixels)
+    {
+        if (width <= 0 || height <= 0)
+            throw new DiffusersException($"Image size must be positive, got {width}x{height}");
+        if (channels is not (1 or 3))
+            throw new DiffusersException($"Image channels must be 1 (grayscale) or 3 (RGB), got {channels}");
+        ArgumentNullException.ThrowIfNull(pixels);
+        if (pixels.LongLength != (long)width * height * channels)
+            throw new DiffusersException(
+                $"Image pixel buffer has {pixels.LongLength} bytes, expected {width}x{height}x{channels} = {(long)width * height * channels}");
+        Width = width;
+        Height = height;
+        Channels = channels;
+        Pixels = pixels;
+    }
+
+    public int Width { get; }
+    public int Height { get; }
+    /// <summary>3 for RGB, 1 for grayscale.</summary>
+    public int Channels { get; }
+    /// <summary>Row-major HWC bytes.</summary>
+    public byte[] Pixels { get; }
+
+    /// <summary>The value of channel <paramref name="c"/> at column <paramref name="x"/>, row <paramref name="y"/>.</summary>
+    public byte this[int x, int y, int c] => Pixels[((long)y * Width + x) * Channels + c];
+
+    /// <summary>
+    /// Saves the image; the format follows the extension (.png, else .jpg/.jpeg at quality 95, .webp).
+    /// The file is written to a temporary name next to the target and renamed, so a failed save never
+    /// leaves a partial file behind.
+    /// </summary>
+    public void Save(string path)
+    {
+        string ext = Path.GetExtension(path).ToLowerInvariant();
+        SKEncodedImageFormat format = ext switch
+        {
+            ".png" => SKEncodedImageFormat.Png,
+            ".jpg" or ".jpeg" => SKEncodedImageFormat.Jpeg,
+            ".webp" => SKEncodedImageFormat.Webp,
+            _ => throw new DiffusersException(
+                $"Cannot save an image as '{path}': unknown extension '{ext}' (use .png, .jpg, .jpeg or .webp)"),
+        };
+        byte[] bytes = Encode(format, format == SKEncodedImageFormat.Png ? 100 : 95);
+        AtomicFile.WriteAllBytes(path, bytes);
+    }
+
+    /// <summary>Encodes the image as PNG bytes.</summary>
+    public byte[] ToPng() => Encode(SKEncodedImageFormat.Png, 100);
+
+    private byte[] Encode(SKEncodedImageFormat format, int quality)
+    {
+        using var bitmap = ToSKBitmap();
+        using var image = SKImage.FromBitmap(bitmap);
+        using var data = image.Encode(format, quality)
+            ?? throw new DiffusersException($"SkiaSharp could not encode a {Width}x{Height} image as {format}");
+        return data.ToArray();
+    }
+
+    /// <summary>A new SkiaSharp bitmap (RGB as opaque RGBA 8888, grayscale as Gray8); the caller disposes it.</summary>
+    public SKBitmap ToSKBitmap()
+    {
+        var info = Channels == 1
+            ? new SKImageInfo(Width, Height, SKColorType.Gray8, SKAlphaType.Opaque)
+            : new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        var bitmap = new SKBitmap(info);
+        var dst = new byte[info.BytesSize];
+        int rowBytes = info.RowBytes;
+        for (int y = 0; y < Height; y++)
+        {
+            int src = y * Width * Channels, d = y * rowBytes;
+            if (Channels == 1)
+            {
+                Buffer.BlockCopy(Pixels, src, dst, d, Width);
+                continue;
+            }
+            for (int x = 0; x < Width; x++, src += 3, d += 4)
+            {
+                dst[d] = Pixels[src];
+                dst[d + 1] = Pixels[src + 1];
+                dst[d + 2] = Pixels[src + 2];
+                dst[d + 3] = 255;
+            }
+        }
+        Marshal.Copy(dst, 0, bitmap.GetPixels(), dst.Length);
+        return bitmap;
+    }
+
+    /// <summary>
+    /// Loads an image file as RGB, like <c>PIL.Image.open(path).convert("RGB")</c>: alpha is dropped (not
+    /// composited), grayscale is replicated to three channels. No colour-profile conversion is applied.
+    /// </summary>
+    public static Image Load(string path) => Load(path, grayscale: false);
+
+    /// <summary>Loads an image file as RGB, or as one grayscale channel (PIL's "L": 0.299 R + 0.587 G + 0.114 B).</summary>
+    public static Image Load(string path, bool grayscale)
+    {
+        if (!File.Exists(path)) throw new DiffusersException($"Image file not found: {path}") { FilePath = path };
+        byte[] bytes = File.ReadAllBytes(path);
+        try
+        {
+            return Decode(bytes, grayscale);
+        }
+        catch (DiffusersException e)
+        {
+            throw new DiffusersException($"{path}: {e.Message}", e) { FilePath = path };
+        }
+    }
+
+    /// <summary>Decodes encoded image bytes (PNG, JPEG, WebP, …) as RGB or grayscale.</summary>
+    public static Image Decode(byte[] encoded, bool grayscale = false)
+    {
+        using var stream = new SKMemoryStream(encoded);
+        using var codec = SKCodec.Create(stream)
+            ?? throw new DiffusersException("not a readable image (SkiaSharp found no decoder for it)");
+        int w = codec.Info.Width, h = codec.Info.Height;
+        var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var rgba = new byte[info.BytesSize];
+        var handle = GCHandle.Alloc(rgba, GCHandleType.Pinned);
+        try
+        {
+            var result = codec.GetPixels(info, handle.AddrOfPinnedObject());
+            if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+                throw new DiffusersException($"the image could not be decoded ({result})");
+            if (result == SKCodecResult.IncompleteInput)
+                throw new DiffusersException("the image data is truncated");
+        }
+        finally
+        {
+            handle.Free();
+        }
+        int rowBytes = info.RowBytes;
+        if (grayscale)
+        {
+            var gray = new byte[w * h];
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    int s = y * rowBytes + x * 4;
+                    // PIL's RGB -> L: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16
+                    gray[y * w + x] = (byte)((rgba[s] * 19595 + rgba[s + 1] * 38470 + rgba[s + 2] * 7471 + 0x8000) >> 16);
+                }
+            return new Image(w, h, 1, gray);
+        }
+        var rgb = new byte[w * h * 3];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                int s = y * rowBytes + x * 4, d = (y * w + x) * 3;
+                rgb[d] = rgba[s];
+                rgb[d + 1] = rgba[s + 1];
+                rgb[d + 2] = rgba[s + 2];
+            }
+        return new Image(w, h, 3, rgb);
+    }
+
+    /// <summary>A three-channel copy (grayscale replicated), like PIL's <c>convert("RGB")</c>.</summary>
+    public Image ToRgb()
+    {
+        if (Channels == 3) return this;
+        var rgb = new byte[Width * Height * 3];
+        for (int i = 0; i < Width * Height; i++) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = Pixels[i];
+        return new Image(Width, Height, 3, rgb);
+    }
+
+    public override string ToString() => $"Image {Width}x{Height} {(Channels == 3 ? "RGB" : "L")}";
+}

@@ -1,0 +1,172 @@
+namespace DiffusersSharp.Imaging;
+
+/// <summary>
+/// Image resizing that follows Pillow's <c>Image.resize</c> (libImaging/Resample.c) for 8-bit images:
+/// separable convolution, horizontal pass first, kernels widened by the scale when downscaling, weights
+/// computed in double, normalised, then turned into 22-bit fixed point and accumulated in integers with
+/// rounding, exactly as Pillow does for 8-bit bands. NEAREST follows Pillow's affine nearest-neighbour
+/// mapping (source pixel <c>floor((x + 0.5) · in / out)</c>). Same size → an unchanged copy, as Pillow.
+/// </summary>
+public static class ImageResize
+{
+    private const int PrecisionBits = 32 - 8 - 2;
+
+    /// <summary>Resizes <paramref name="image"/> to <paramref name="width"/> × <paramref name="height"/>.</summary>
+    public static Image Resize(Image image, int width, int height, ResampleFilter filter = ResampleFilter.Lanczos)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (width <= 0 || height <= 0)
+            throw new DiffusersException($"Cannot resize to {width}x{height}: both sides must be positive");
+        if (width == image.Width && height == image.Height)
+            return new Image(width, height, image.Channels, (byte[])image.Pixels.Clone());
+        if (filter == ResampleFilter.Nearest) return Nearest(image, width, height);
+
+        (double support, Func<double, double> kernel) = Kernel(filter);
+        byte[] pixels = image.Pixels;
+        int w = image.Width, h = image.Height, c = image.Channels;
+        if (width != w)
+        {
+            pixels = Horizontal(pixels, w, h, c, width, support, kernel);
+            w = width;
+        }
+        if (height != h)
+        {
+            pixels = Vertical(pixels, w, h, c, height, support, kernel);
+            h = height;
+        }
+        return new Image(w, h, c, pixels);
+    }
+
+    private static (double, Func<double, double>) Kernel(ResampleFilter filter) => filter switch
+    {
+        ResampleFilter.Box => (0.5, x => x > -0.5 && x <= 0.5 ? 1.0 : 0.0),
+        ResampleFilter.Bilinear => (1.0, x => { x = Math.Abs(x); return x < 1.0 ? 1.0 - x : 0.0; }),
+        ResampleFilter.Hamming => (1.0, x =>
+        {
+            x = Math.Abs(x);
+            if (x == 0.0) return 1.0;
+            if (x >= 1.0) return 0.0;
+            x *= Math.PI;
+            return Math.Sin(x) / x * ((double)0.54f + (double)0.46f * Math.Cos(x)); // Pillow uses float literals here
+        }),
+        ResampleFilter.Bicubic => (2.0, x =>
+        {
+            const double a = -0.5;
+            x = Math.Abs(x);
+            if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+            if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+            return 0.0;
+        }),
+        ResampleFilter.Lanczos => (3.0, x => x >= -3.0 && x < 3.0 ? Sinc(x) * Sinc(x / 3.0) : 0.0),
+        _ => throw new ArgumentOutOfRangeException(nameof(filter), filter, null),
+    };
+
+    private static double Sinc(double x)
+    {
+        if (x == 0.0) return 1.0;
+        x *= Math.PI;
+        return Math.Sin(x) / x;
+    }
+
+    /// <summary>Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output pixel a window and int weights.</summary>
+    private static (int[] bounds, int[] weights, int ksize) Coefficients(int inSize, int outSize, double support,
+        Func<double, double> kernel)
+    {
+        double scale = (double)inSize / outSize;
+        double filterScale = Math.Max(scale, 1.0);
+        support *= filterScale;
+        int ksize = (int)Math.Ceiling(support) * 2 + 1;
+        var bounds = new int[outSize * 2];
+        var weights = new int[outSize * ksize];
+        var k = new double[ksize];
+        double ss = 1.0 / filterScale;
+        for (int xx = 0; xx < outSize; xx++)
+        {
+            double center = (xx + 0.5) * scale;
+            double ww = 0.0;
+            int xmin = (int)(center - support + 0.5);
+            if (xmin < 0) xmin = 0;
+            int xmax = (int)(center + support + 0.5);
+            if (xmax > inSize) xmax = inSize;
+            xmax -= xmin;
+            Array.Clear(k);
+            for (int x = 0; x < xmax; x++)
+            {
+                double wgt = kernel((x + xmin - center + 0.5) * ss);
+                k[x] = wgt;
+                ww += wgt;
+            }
+            for (int x = 0; x < xmax; x++)
+            {
+                if (ww != 0.0) k[x] /= ww;
+                double v = k[x] * (1 << PrecisionBits);
+                weights[xx * ksize + x] = v < 0 ? (int)(-0.5 + v) : (int)(0.5 + v);
+            }
+            bounds[xx * 2] = xmin;
+            bounds[xx * 2 + 1] = xmax;
+        }
+        return (bounds, weights, ksize);
+    }
+
+    private static byte Clip8(long v)
+    {
+        if (v >= (1L << PrecisionBits << 8)) return 255;
+        if (v <= 0) return 0;
+        return (byte)(v >> PrecisionBits);
+    }
+
+    private static byte[] Horizontal(byte[] src, int w, int h, int c, int outW, double support, Func<double, double> kernel)
+    {
+        var (bounds, weights, ksize) = Coefficients(w, outW, support, kernel);
+        var dst = new byte[outW * h * c];
+        for (int y = 0; y < h; y++)
+            for (int xx = 0; xx < outW; xx++)
+            {
+                int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
+                for (int ch = 0; ch < c; ch++)
+                {
+                    long ss = 1L << (PrecisionBits - 1);
+                    for (int x = 0; x < xmax; x++)
+                        ss += src[(y * w + x + xmin) * c + ch] * (long)weights[xx * ksize + x];
+                    dst[(y * outW + xx) * c + ch] = Clip8(ss);
+                }
+            }
+        return dst;
+    }
+
+    private static byte[] Vertical(byte[] src, int w, int h, int c, int outH, double support, Func<double, double> kernel)
+    {
+        var (bounds, weights, ksize) = Coefficients(h, outH, support, kernel);
+        var dst = new byte[w * outH * c];
+        for (int yy = 0; yy < outH; yy++)
+        {
+            int ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1];
+            for (int x = 0; x < w; x++)
+                for (int ch = 0; ch < c; ch++)
+                {
+                    long ss = 1L << (PrecisionBits - 1);
+                    for (int y = 0; y < ymax; y++)
+                        ss += src[((y + ymin) * w + x) * c + ch] * (long)weights[yy * ksize + y];
+                    dst[(yy * w + x) * c + ch] = Clip8(ss);
+                }
+        }
+        return dst;
+    }
+
+    private static Image Nearest(Image image, int width, int height)
+    {
+        int c = image.Channels;
+        var dst = new byte[width * height * c];
+        double sx = (double)image.Width / width, sy = (double)image.Height / height;
+        for (int y = 0; y < height; y++)
+        {
+            int srcY = Math.Min(image.Height - 1, (int)Math.Floor((y + 0.5) * sy));
+            for (int x = 0; x < width; x++)
+            {
+                int srcX = Math.Min(image.Width - 1, (int)Math.Floor((x + 0.5) * sx));
+                Buffer.BlockCopy(image.Pixels, (srcY * image.Width + srcX) * c, dst, (y * width + x) * c, c);
+            }
+        }
+        return new Image(width, height, c, dst);
+    }
+}

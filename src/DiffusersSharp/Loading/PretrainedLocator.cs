@@ -1,0 +1,113 @@
+using System.Text.RegularExpressions;
+
+namespace DiffusersSharp.Loading;
+
+/// <summary>
+/// Turns what a user passes to <c>FromPretrained</c> into a local folder: an existing folder as it is, or a
+/// Hugging Face Hub id (<c>org/name</c>) resolved from the local Hub cache the way huggingface_hub 0.20
+/// lays it out: <c>{cache}/models--org--name/refs/{revision}</c> holds a commit sha and the files are in
+/// <c>snapshots/{sha}/</c>. The cache is <c>HF_HUB_CACHE</c>, else <c>HUGGINGFACE_HUB_CACHE</c>, else
+/// <c>HF_HOME/hub</c>, else <c>XDG_CACHE_HOME/huggingface/hub</c>, else <c>~/.cache/huggingface/hub</c>.
+/// Nothing is downloaded here.
+/// </summary>
+public static partial class PretrainedLocator
+{
+    /// <summary>
+    /// The local folder of <paramref name="idOrPath"/> (and of its <paramref name="subfolder"/>, when given).
+    /// <paramref name="revision"/> is a branch or tag name under <c>refs/</c> or a 40-hex commit sha (default
+    /// <c>main</c>); <paramref name="cacheDir"/> overrides the environment's Hub cache.
+    /// </summary>
+    public static string Resolve(string idOrPath, string? subfolder = null, string? revision = null, string? cacheDir = null)
+    {
+        if (string.IsNullOrWhiteSpace(idOrPath))
+            throw new DiffusersException("No model given: expected a local folder or a Hugging Face Hub id like 'google/ddpm-cat-256'");
+        string local = ExpandUser(idOrPath);
+        if (Directory.Exists(local)) return WithSubfolder(Path.GetFullPath(local), subfolder, idOrPath);
+        if (File.Exists(local))
+            throw new DiffusersException($"'{idOrPath}' is a file; expected a model or pipeline folder (the one holding config.json or model_index.json)") { FilePath = local };
+
+        if (!IsValidRepoId(idOrPath))
+            throw new DiffusersException(
+                $"'{idOrPath}' is neither an existing folder nor a valid Hugging Face Hub id ('name' or 'org/name': letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters)")
+            { FilePath = idOrPath };
+
+        string rev = revision ?? "main";
+        if (rev.Length == 0 || rev.Contains("..") || Path.IsPathRooted(rev) || rev.Contains('\\'))
+            throw new DiffusersException($"Invalid revision '{rev}' for '{idOrPath}'");
+        string cache = cacheDir ?? DefaultCacheDir();
+        string repo = Path.Combine(cache, RepoFolderName(idOrPath));
+        string howTo = $"Download it first with `diffusers download {idOrPath}` (or `huggingface-cli download {idOrPath}`), or pass a local folder.";
+        if (!Directory.Exists(repo))
+            throw new DiffusersException(
+                $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
+            { FilePath = repo };
+
+        string sha = rev;
+        string refFile = Path.Combine(repo, "refs", rev);
+        if (File.Exists(refFile))
+        {
+            sha = File.ReadAllText(refFile).Trim();
+            if (!CommitSha().IsMatch(sha))
+                throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{Truncate(sha)}'") { FilePath = refFile };
+        }
+        else if (!CommitSha().IsMatch(rev))
+        {
+            throw new DiffusersException(
+                $"'{idOrPath}' is in the Hugging Face cache ({repo}) but revision '{rev}' is not ({refFile} does not exist). {howTo}")
+            { FilePath = refFile };
+        }
+        string snapshot = Path.Combine(repo, "snapshots", sha);
+        if (!Directory.Exists(snapshot))
+            throw new DiffusersException(
+                $"'{idOrPath}' revision '{rev}' points to commit {sha}, but the Hugging Face cache has no snapshot {snapshot}. {howTo}")
+            { FilePath = snapshot };
+        return WithSubfolder(snapshot, subfolder, idOrPath);
+    }
+
+    /// <summary>The Hub cache folder the environment selects (see the class summary).</summary>
+    public static string DefaultCacheDir() => DefaultCacheDir(Environment.GetEnvironmentVariable);
+
+    /// <summary><see cref="DefaultCacheDir()"/> with the environment given as a lookup (for tests).</summary>
+    internal static string DefaultCacheDir(Func<string, string?> getEnv)
+    {
+        string? Env(string name) => getEnv(name) is { Length: > 0 } v ? v : null;
+        if (Env("HF_HUB_CACHE") is { } hub) return ExpandUser(hub);
+        if (Env("HUGGINGFACE_HUB_CACHE") is { } legacy) return ExpandUser(legacy);
+        string home = Env("HF_HOME") is { } hfHome
+            ? ExpandUser(hfHome)
+            : Path.Combine(Env("XDG_CACHE_HOME") is { } xdg ? ExpandUser(xdg) : Path.Combine(UserHome(), ".cache"), "huggingface");
+        return Path.Combine(home, "hub");
+    }
+
+    /// <summary>huggingface_hub's <c>validate_repo_id</c>: <c>name</c> or <c>namespace/name</c>.</summary>
+    public static bool IsValidRepoId(string id) =>
+        RepoId().IsMatch(id) && !id.Contains("--") && !id.Contains("..") && !id.EndsWith(".git", StringComparison.Ordinal)
+        && id.Split('/')[^1].Length <= 96;
+
+    /// <summary>The cache folder name of a model repo: <c>models--org--name</c>.</summary>
+    public static string RepoFolderName(string repoId) => "models--" + repoId.Replace("/", "--");
+
+    private static string WithSubfolder(string folder, string? subfolder, string idOrPath)
+    {
+        if (string.IsNullOrEmpty(subfolder)) return folder;
+        if (Path.IsPathRooted(subfolder) || subfolder.Split('/', '\\').Any(p => p is ".." or ""))
+            throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
+        string sub = Path.Combine(folder, subfolder);
+        if (!Directory.Exists(sub))
+            throw new DiffusersException($"'{idOrPath}' has no subfolder '{subfolder}' ({sub} does not exist)") { FilePath = sub };
+        return sub;
+    }
+
+    private static string ExpandUser(string p) =>
+        p == "~" ? UserHome() : p.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(), p[2..]) : p;
+
+    private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+
+    private static string Truncate(string s) => s.Length <= 60 ? s : s[..60] + "…";
+
+    [GeneratedRegex(@"^([A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?/)?[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?$")]
+    private static partial Regex RepoId();
+
+    [GeneratedRegex("^[0-9a-f]{40}$")]
+    private static partial Regex CommitSha();
+}

@@ -1,0 +1,229 @@
+using System.IO.Compression;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Loading;
+
+/// <summary>
+/// Reads a PyTorch <c>torch.save</c> checkpoint (the zip format of torch ≥ 1.6: <c>&lt;name&gt;/data.pkl</c>
+/// plus one raw little-endian storage per <c>&lt;name&gt;/data/&lt;key&gt;</c>) holding a state dict of tensors.
+/// The pickle is read by <see cref="SafeUnpickler"/>, which executes nothing; only the globals a state
+/// dict needs are accepted (<c>collections.OrderedDict</c>, <c>torch._utils._rebuild_tensor_v2</c>,
+/// <c>torch._utils._rebuild_parameter</c>, <c>torch.Size</c>, the typed <c>torch.*Storage</c> classes),
+/// any other global is refused before anything is made.
+/// </summary>
+public static class TorchBinFile
+{
+    private static readonly Dictionary<string, ScalarType> StorageTypes = new(StringComparer.Ordinal)
+    {
+        ["FloatStorage"] = ScalarType.Float32,
+        ["DoubleStorage"] = ScalarType.Float64,
+        ["HalfStorage"] = ScalarType.Float16,
+        ["BFloat16Storage"] = ScalarType.BFloat16,
+        ["LongStorage"] = ScalarType.Int64,
+        ["IntStorage"] = ScalarType.Int32,
+        ["ShortStorage"] = ScalarType.Int16,
+        ["CharStorage"] = ScalarType.Int8,
+        ["ByteStorage"] = ScalarType.Byte,
+        ["BoolStorage"] = ScalarType.Bool,
+    };
+
+    private static readonly HashSet<string> AllowedFunctions = new(StringComparer.Ordinal)
+    {
+        "collections.OrderedDict",
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch.Size",
+    };
+
+    private sealed record StorageRef(string Key, ScalarType DType, long Numel);
+
+    private sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
+
+    /// <summary>Loads every tensor of the checkpoint on the CPU, in its stored dtype, contiguous.</summary>
+    public static Dictionary<string, Tensor> LoadAll(string path)
+    {
+        if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
+        ZipArchive zip;
+        try { zip = ZipFile.OpenRead(path); }
+        catch (InvalidDataException e)
+        {
+            throw new WeightsException(
+                $"{path}: not a PyTorch zip checkpoint (truncated, corrupt, or saved in the pre-1.6 legacy format; re-save it with a recent torch or convert it to safetensors): {e.Message}", e)
+            { FilePath = path };
+        }
+        using (zip)
+        {
+            var pkl = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
+            if (pkl.Count != 1)
+                throw new WeightsException($"{path}: not a PyTorch checkpoint: expected one '<name>/data.pkl' in the zip, found {pkl.Count}") { FilePath = path };
+            string prefix = pkl[0].FullName[..^"data.pkl".Length];
+            var byteOrder = zip.GetEntry(prefix + "byteorder");
+            if (byteOrder != null)
+            {
+                using var r = new StreamReader(byteOrder.Open());
+                string order = r.ReadToEnd().Trim();
+                if (order != "little")
+                    throw new WeightsException($"{path}: byte order '{order}' is not supported (only little-endian checkpoints)") { FilePath = path };
+            }
+            byte[] pickle = ReadEntry(pkl[0], path);
+            object? root = Unpickle(pickle, path);
+            return Materialize(root, zip, prefix, path);
+        }
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string path)
+    {
+        if (entry.Length > 1L << 30)
+            throw new WeightsException($"{path}: '{entry.FullName}' is {entry.Length} bytes, too large for a state-dict pickle") { FilePath = path };
+        var buf = new byte[entry.Length];
+        using var s = entry.Open();
+        try { s.ReadExactly(buf); }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+        {
+            throw new WeightsException($"{path}: '{entry.FullName}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path };
+        }
+        return buf;
+    }
+
+    internal static object? Unpickle(byte[] pickle, string path)
+    {
+        PickleGlobal Resolve(string module, string name)
+        {
+            string full = module + "." + name;
+            if (AllowedFunctions.Contains(full) || (module == "torch" && StorageTypes.ContainsKey(name)))
+                return new PickleGlobal(module, name);
+            throw new WeightsException(
+                $"{path}: refusing to load global '{full}' from the pickle: only the globals of a torch state dict are allowed (is this a weights file?)")
+            { FilePath = path, Key = full };
+        }
+
+        WeightsException Bad(string what) => new($"{path}: unsupported checkpoint content: {what}") { FilePath = path };
+
+        object? Reduce(PickleGlobal g, object?[] args)
+        {
+            switch (g.FullName)
+            {
+                case "collections.OrderedDict":
+                    if (args.Length != 0) throw Bad("OrderedDict called with arguments");
+                    return new PickleDict();
+                case "torch.Size":
+                    return args.Length == 1 && args[0] is object?[] dims ? dims : throw Bad("torch.Size without a tuple");
+                case "torch._utils._rebuild_tensor":
+                case "torch._utils._rebuild_tensor_v2":
+                {
+                    if (args.Length < 4 || args[0] is not StorageRef st || args[1] is not long off
+                        || args[2] is not object?[] size || args[3] is not object?[] stride)
+                        throw Bad($"{g.Name} with unexpected arguments");
+                    return new TensorRef(st, off, Longs(size, "size"), Longs(stride, "stride"));
+                }
+                case "torch._utils._rebuild_parameter":
+                case "torch._utils._rebuild_parameter_with_state":
+                    return args.Length >= 1 && args[0] is TensorRef t ? t : throw Bad($"{g.Name} of something that is not a tensor");
+                default:
+                    throw Bad($"'{g.FullName}' cannot be called");
+            }
+        }
+
+        long[] Longs(object?[] items, string what) =>
+            items.Select(i => i is long l ? l : throw Bad($"non-integer tensor {what}")).ToArray();
+
+        object? PersistentLoad(object? pid)
+        {
+            if (pid is not object?[] { Length: 5 } t || t[0] as string != "storage" || t[1] is not PickleGlobal type
+                || !StorageTypes.TryGetValue(type.Name, out var dtype) || t[2] is not string key || t[4] is not long numel || numel < 0)
+                throw Bad("a persistent id that is not a ('storage', torch.*Storage, key, location, numel) tuple");
+            return new StorageRef(key, dtype, numel);
+        }
+
+        void Build(object? target, object? state)
+        {
+            if (target is PickleDict d) d.State = state;   // OrderedDict._metadata of a state dict
+            else throw Bad($"BUILD on a {target?.GetType().Name ?? "None"}");
+        }
+
+        return new SafeUnpickler(pickle, path, Resolve, Reduce, PersistentLoad, Build).Load();
+    }
+
+    private static Dictionary<string, Tensor> Materialize(object? root, ZipArchive zip, string prefix, string path)
+    {
+        if (root is not PickleDict dict)
+            throw new WeightsException($"{path}: the checkpoint is not a state dict (its pickle holds a {root?.GetType().Name ?? "None"})") { FilePath = path };
+        var storages = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var wholeUsed = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var (k, v) in dict.Items)
+            {
+                if (k is not string name || v is not TensorRef tr)
+                    throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{k}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
+                if (!storages.TryGetValue(tr.Storage.Key, out var storage))
+                    storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
+                if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
+                    throw new WeightsException($"{path}: tensor '{name}': storage {tr.Storage.Key} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
+                CheckBounds(tr, name, path);
+                using var view = storage.as_strided(tr.Size, tr.Stride, tr.Offset);
+                // The usual case (a whole storage, contiguous) shares the storage's memory; anything else
+                // (an offset, a transposed or strided view, a storage used twice) is copied out.
+                bool whole = tr.Offset == 0 && view.is_contiguous() && view.numel() == storage.numel();
+                result[name] = whole && wholeUsed.Add(tr.Storage.Key) ? view.alias() : view.is_contiguous() ? view.clone() : view.contiguous();
+            }
+        }
+        catch
+        {
+            foreach (var t in result.Values) t.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var s in storages.Values) s.Dispose();
+        }
+        return result;
+    }
+
+    private static void CheckBounds(TensorRef t, string name, string path)
+    {
+        if (t.Size.Length != t.Stride.Length || t.Offset < 0 || t.Size.Any(s => s < 0) || t.Stride.Any(s => s < 0))
+            throw new WeightsException($"{path}: tensor '{name}' has an invalid size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}] or offset {t.Offset}") { FilePath = path, Key = name };
+        if (t.Size.Any(s => s == 0)) return;
+        long last = t.Offset;
+        for (int i = 0; i < t.Size.Length; i++) last = checked(last + (t.Size[i] - 1) * t.Stride[i]);
+        if (last >= t.Storage.Numel)
+            throw new WeightsException(
+                $"{path}: tensor '{name}' (size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}], offset {t.Offset}) reaches element {last} of a storage of {t.Storage.Numel}")
+            { FilePath = path, Key = name };
+    }
+
+    private static Tensor ReadStorage(ZipArchive zip, string prefix, StorageRef s, string tensorName, string path)
+    {
+        string entryName = prefix + "data/" + s.Key;
+        var entry = zip.GetEntry(entryName)
+            ?? throw new WeightsException($"{path}: tensor '{tensorName}': storage '{entryName}' is missing from the zip") { FilePath = path, Key = tensorName };
+        var t = torch.empty(new[] { s.Numel }, s.DType);
+        long expected = s.Numel * t.element_size();
+        if (entry.Length != expected)
+        {
+            t.Dispose();
+            throw new WeightsException(
+                $"{path}: tensor '{tensorName}': storage '{entryName}' holds {entry.Length} bytes but {s.Numel} × {s.DType} needs {expected}")
+            { FilePath = path, Key = tensorName };
+        }
+        try
+        {
+            if (expected > 0)
+            {
+                using var stream = entry.Open();
+                stream.ReadExactly(t.bytes);
+            }
+            return t;
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+        {
+            t.Dispose();
+            throw new WeightsException($"{path}: tensor '{tensorName}': storage '{entryName}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path, Key = tensorName };
+        }
+    }
+}

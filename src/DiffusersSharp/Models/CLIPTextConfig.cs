@@ -1,0 +1,57 @@
+using System.Text.Json.Serialization;
+using DiffusersSharp.Loading;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// transformers' <c>CLIPTextConfig</c> (the <c>config.json</c> of a Stable Diffusion <c>text_encoder/</c>
+/// folder); defaults are transformers 4.36's. Keys not modelled here (architectures, torch_dtype, …) are kept
+/// in <see cref="DiffusersConfig.Extra"/>.
+/// </summary>
+public sealed record CLIPTextConfig : DiffusersConfig
+{
+    [JsonPropertyName("vocab_size")] public int VocabSize { get; init; } = 49408;
+    [JsonPropertyName("hidden_size")] public int HiddenSize { get; init; } = 512;
+    [JsonPropertyName("intermediate_size")] public int IntermediateSize { get; init; } = 2048;
+    [JsonPropertyName("projection_dim")] public int ProjectionDim { get; init; } = 512;
+    [JsonPropertyName("num_hidden_layers")] public int NumHiddenLayers { get; init; } = 12;
+    [JsonPropertyName("num_attention_heads")] public int NumAttentionHeads { get; init; } = 8;
+    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 77;
+    /// <summary>"quick_gelu" (OpenAI CLIP, SD 1.x), "gelu" (OpenCLIP, SD 2.x), "gelu_new", "gelu_pytorch_tanh", "relu", "silu".</summary>
+    [JsonPropertyName("hidden_act")] public string HiddenAct { get; init; } = "quick_gelu";
+    [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-5;
+    [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; init; }
+    [JsonPropertyName("initializer_range")] public double InitializerRange { get; init; } = 0.02;
+    [JsonPropertyName("initializer_factor")] public double InitializerFactor { get; init; } = 1.0;
+    [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; } = 1;
+    [JsonPropertyName("bos_token_id")] public int? BosTokenId { get; init; } = 49406;
+    /// <summary>
+    /// Where the pooled output is taken: the first position of this id, or, for the legacy value 2 of older
+    /// OpenAI/OpenCLIP configs, the position of the largest input id (transformers 4.36).
+    /// </summary>
+    [JsonPropertyName("eos_token_id")] public int? EosTokenId { get; init; } = 49407;
+    [JsonPropertyName("model_type")] public string? ModelType { get; init; } = "clip_text_model";
+
+    /// <summary>Checks the values a model cannot be built with; <paramref name="source"/> names the file.</summary>
+    public void Validate(string source)
+    {
+        void Positive(int v, string key)
+        {
+            if (v <= 0) throw new ConfigException($"{source}: {key} must be positive, got {v}") { FilePath = source, Key = key };
+        }
+        Positive(VocabSize, "vocab_size");
+        Positive(HiddenSize, "hidden_size");
+        Positive(IntermediateSize, "intermediate_size");
+        Positive(NumHiddenLayers, "num_hidden_layers");
+        Positive(NumAttentionHeads, "num_attention_heads");
+        Positive(MaxPositionEmbeddings, "max_position_embeddings");
+        if (HiddenSize % NumAttentionHeads != 0)
+            throw new ConfigException($"{source}: hidden_size ({HiddenSize}) must be divisible by num_attention_heads ({NumAttentionHeads})")
+            { FilePath = source, Key = "hidden_size" };
+        if (!CLIPActivation.IsSupported(HiddenAct))
+            throw new ConfigException($"{source}: hidden_act '{HiddenAct}' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish)")
+            { FilePath = source, Key = "hidden_act" };
+        if (EosTokenId is null)
+            throw new ConfigException($"{source}: eos_token_id is null; the pooled output needs it") { FilePath = source, Key = "eos_token_id" };
+    }
+}

@@ -1,0 +1,54 @@
+using DiffusersSharp.Hub;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// transformers' <c>CLIPTextModelWithProjection</c> (SDXL's second text encoder): the CLIP text tower plus
+/// <c>text_projection</c> (no bias) applied to the pooled output.
+/// </summary>
+public sealed class CLIPTextModelWithProjection : nn.Module
+{
+    private readonly CLIPTextTransformer text_model;
+    private readonly Linear text_projection;
+
+    public CLIPTextModelWithProjection(CLIPTextConfig config) : base(nameof(CLIPTextModelWithProjection))
+    {
+        config.Validate("CLIPTextConfig");
+        if (config.ProjectionDim <= 0)
+            throw new ConfigException($"CLIPTextConfig: projection_dim must be positive, got {config.ProjectionDim}") { Key = "projection_dim" };
+        Config = config;
+        text_model = new CLIPTextTransformer(config);
+        text_projection = nn.Linear(config.HiddenSize, config.ProjectionDim, hasBias: false);
+        RegisterComponents();
+    }
+
+    public CLIPTextConfig Config { get; }
+
+    /// <summary>Loads a transformers folder as <see cref="CLIPTextModel.FromPretrained"/> does.</summary>
+    public static CLIPTextModelWithProjection FromPretrained(string pathOrId, string? subfolder = "text_encoder_2", ScalarType? dtype = null,
+        Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
+    {
+        string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModelWithProjection), variant, hub, revision);
+        var model = new CLIPTextModelWithProjection(TextEncoderFolder.ReadConfig(folder));
+        TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Encodes token ids [batch, seq]; <see cref="CLIPTextModelOutput.TextEmbeds"/> = text_projection(pooled).</summary>
+    public CLIPTextModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, bool outputHiddenStates = false)
+    {
+        var inner = text_model.Forward(inputIds, attentionMask, outputHiddenStates);
+        using (inner.PoolerOutput)
+        {
+            var embeds = text_projection.forward(inner.PoolerOutput);
+            return new CLIPTextModelOutput(embeds, inner.LastHiddenState, inner.HiddenStates);
+        }
+    }
+
+    /// <summary>The final LayerNorm alone (for clip_skip).</summary>
+    public Tensor FinalLayerNorm(Tensor hiddenState) => text_model.FinalLayerNorm(hiddenState);
+}

@@ -1,0 +1,81 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// transformers' <c>CLIPTextTransformer</c> (the <c>text_model</c> of <see cref="CLIPTextModel"/>): embeddings,
+/// causal self-attention layers, final LayerNorm and the pooled output at the EOS position.
+/// </summary>
+internal sealed class CLIPTextTransformer : nn.Module
+{
+    private readonly CLIPTextEmbeddings embeddings;
+    private readonly CLIPEncoder encoder;
+    private readonly LayerNorm final_layer_norm;
+    private readonly CLIPTextConfig _config;
+
+    public CLIPTextTransformer(CLIPTextConfig config) : base(nameof(CLIPTextTransformer))
+    {
+        _config = config;
+        embeddings = new CLIPTextEmbeddings(config);
+        encoder = new CLIPEncoder(config);
+        final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        RegisterComponents();
+    }
+
+    /// <summary>The final LayerNorm, which diffusers applies to <c>hidden_states[-(clip_skip + 1)]</c>.</summary>
+    public Tensor FinalLayerNorm(Tensor x) => final_layer_norm.forward(x);
+
+    public BaseModelOutputWithPooling Forward(Tensor inputIds, Tensor? attentionMask, bool outputHiddenStates)
+    {
+        if (inputIds.dim() != 2)
+            throw new ArgumentException($"input_ids must be [batch, sequence], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
+        long b = inputIds.shape[0], s = inputIds.shape[1];
+        if (s > _config.MaxPositionEmbeddings)
+            throw new ArgumentException(
+                $"input_ids has {s} tokens but the text encoder has {_config.MaxPositionEmbeddings} positions (max_position_embeddings); truncate the prompt",
+                nameof(inputIds));
+        if (attentionMask is not null && !attentionMask.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException(
+                $"attention_mask [{string.Join(", ", attentionMask.shape)}] does not match input_ids [{string.Join(", ", inputIds.shape)}]",
+                nameof(attentionMask));
+
+        using var scope = torch.NewDisposeScope();
+        var weight = embeddings.Weight;
+        var ids = inputIds.to(ScalarType.Int64, weight.device);
+        var h = embeddings.Forward(ids);
+        var mask = attentionMask is null ? null : BuildMask(attentionMask.to(weight.device), s, h.dtype);
+
+        var hidden = outputHiddenStates ? new List<Tensor> { h } : null;
+        foreach (var layer in encoder.Layers)
+        {
+            h = layer.Forward(h, mask);
+            hidden?.Add(h);
+        }
+        var last = final_layer_norm.forward(h);
+
+        // transformers 4.36: eos_token_id == 2 (configs from before PR #24773) pools at argmax(input_ids),
+        // otherwise at the first position of eos_token_id.
+        var eosIndex = _config.EosTokenId == 2
+            ? ids.to(ScalarType.Int32).argmax(-1)
+            : ids.to(ScalarType.Int32).eq(_config.EosTokenId!.Value).to(ScalarType.Int32).argmax(-1);
+        var rows = torch.arange(b, dtype: ScalarType.Int64, device: last.device);
+        var pooled = last.index(TensorIndex.Tensor(rows), TensorIndex.Tensor(eosIndex.to(ScalarType.Int64)));
+
+        last.MoveToOuterDisposeScope();
+        pooled.MoveToOuterDisposeScope();
+        if (hidden is not null) foreach (var t in hidden) t.MoveToOuterDisposeScope();
+        return new BaseModelOutputWithPooling(last, pooled, hidden);
+    }
+
+    // Causal mask plus the padding mask, both additive with finfo(dtype).min as transformers builds them.
+    private static Tensor BuildMask(Tensor attentionMask, long s, ScalarType dtype)
+    {
+        double min = torch.finfo(dtype).min;
+        var causal = torch.full(s, s, min, dtype: dtype, device: attentionMask.device).triu(1);
+        var keep = attentionMask.to(dtype).unsqueeze(1).unsqueeze(1);           // [b,1,1,s]
+        var padding = (1.0 - keep).masked_fill((1.0 - keep).to(ScalarType.Bool), min);
+        return causal.unsqueeze(0).unsqueeze(0) + padding;                       // [b,1,s,s]
+    }
+}

@@ -1,0 +1,49 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>GaussianFourierProjection</c> (models/embeddings.py, v0.25.1): Gaussian Fourier features of
+/// noise levels, [sin(2π·x·w), cos(2π·x·w)] (x = ln t when <c>log</c>). One frozen parameter,
+/// <c>weight</c>. With <c>set_W_to_weight</c> (the default) diffusers registers that same parameter a second
+/// time as <c>W</c>, so its state dicts carry both keys: <see cref="WAlias"/> tells loaders and savers so.
+/// </summary>
+public sealed class GaussianFourierProjection : nn.Module
+{
+    private readonly Parameter weight;
+
+    public bool Log { get; }
+    public bool FlipSinToCos { get; }
+
+    /// <summary>True when diffusers' state dict also holds this weight under the name <c>W</c>.</summary>
+    public bool WAlias { get; }
+
+    /// <summary>The frequencies (before the 2π factor).</summary>
+    public Parameter Weight => weight;
+
+    public GaussianFourierProjection(int embeddingSize = 256, double scale = 1.0, bool setWToWeight = true,
+        bool log = true, bool flipSinToCos = false)
+        : base(nameof(GaussianFourierProjection))
+    {
+        Log = log;
+        FlipSinToCos = flipSinToCos;
+        WAlias = setWToWeight;
+        // diffusers draws one randn for `weight`, then (set_W_to_weight) another for `W` and keeps that one.
+        using (var first = torch.randn(embeddingSize))
+        {
+            weight = new Parameter(setWToWeight ? torch.randn(embeddingSize) * scale : first * scale, requires_grad: false);
+        }
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        if (Log) x = torch.log(x);
+        var xProj = x.unsqueeze(1) * weight.unsqueeze(0) * 2 * Math.PI;
+        return FlipSinToCos
+            ? torch.cat(new[] { torch.cos(xProj), torch.sin(xProj) }, dim: -1)
+            : torch.cat(new[] { torch.sin(xProj), torch.cos(xProj) }, dim: -1);
+    }
+}

@@ -1,0 +1,147 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>ResnetBlock2D</c> (models/resnet.py, v0.25.1): GroupNorm → act → [up/down] → conv1 →
+/// + time embedding (default) → GroupNorm → ×(1+scale)+shift (scale_shift) → act → dropout → conv2, plus the
+/// (optionally 1×1-projected) input, divided by <c>output_scale_factor</c>. Weight names: <c>norm1</c>,
+/// <c>conv1</c>, <c>time_emb_proj</c>, <c>norm2</c>, <c>conv2</c>, <c>conv_shortcut</c>.
+/// Supported <c>time_embedding_norm</c>: "default", "scale_shift"; <c>kernel</c>: null or "sde_vp" (the FIR
+/// kernel and the ada_group / spatial norms are not ported and are refused).
+/// </summary>
+public sealed class ResnetBlock2D : nn.Module
+{
+    private readonly GroupNorm norm1;
+    private readonly Conv2d conv1;
+    private readonly Linear? time_emb_proj;
+    private readonly GroupNorm norm2;
+    private readonly Conv2d conv2;
+    private readonly Conv2d? conv_shortcut;
+    private readonly Upsample2D? upsample;
+    private readonly Downsample2D? downsample;
+
+    private readonly Func<Tensor, Tensor> _act;          // leaves its input alone (used on the shared temb)
+    private readonly Func<Tensor, Tensor> _actOwned;     // may overwrite its input (fresh tensors only)
+    private readonly bool _sdeVp;
+
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public string TimeEmbeddingNorm { get; }
+    public double OutputScaleFactor { get; }
+    public double Dropout { get; }
+    public bool SkipTimeAct { get; }
+    public bool Up { get; }
+    public bool Down { get; }
+
+    public ResnetBlock2D(int inChannels, int? outChannels = null, bool convShortcut = false, double dropout = 0.0,
+        int? tembChannels = 512, int groups = 32, int? groupsOut = null, bool preNorm = true, double eps = 1e-6,
+        string nonLinearity = "swish", bool skipTimeAct = false, string timeEmbeddingNorm = "default",
+        string? kernel = null, double outputScaleFactor = 1.0, bool? useInShortcut = null, bool up = false,
+        bool down = false, bool convShortcutBias = true, int? conv2dOutChannels = null)
+        : base(nameof(ResnetBlock2D))
+    {
+        _ = convShortcut; // diffusers 0.25.1 stores it but always uses a 1×1 shortcut
+        _ = preNorm;      // diffusers forces pre_norm = True
+        InChannels = inChannels;
+        int outCh = outChannels ?? inChannels;
+        OutChannels = outCh;
+        TimeEmbeddingNorm = timeEmbeddingNorm;
+        OutputScaleFactor = outputScaleFactor;
+        Dropout = dropout;
+        SkipTimeAct = skipTimeAct;
+        Up = up;
+        Down = down;
+        if (timeEmbeddingNorm is not ("default" or "scale_shift"))
+            throw new ArgumentException(timeEmbeddingNorm is "ada_group" or "spatial"
+                ? $"ResnetBlock2D: time_embedding_norm '{timeEmbeddingNorm}' is not supported by DiffusersSharp"
+                : $"ResnetBlock2D: unknown time_embedding_norm '{timeEmbeddingNorm}' (expected default or scale_shift)");
+
+        norm1 = Layers.GroupNorm(groups, inChannels, eps);
+        conv1 = nn.Conv2d(inChannels, outCh, kernel_size: 3, stride: 1, padding: 1);
+        if (tembChannels is int tc)
+            time_emb_proj = nn.Linear(tc, timeEmbeddingNorm == "scale_shift" ? 2 * outCh : outCh);
+        norm2 = Layers.GroupNorm(groupsOut ?? groups, outCh, eps);
+        int conv2Out = conv2dOutChannels ?? outCh;
+        conv2 = nn.Conv2d(outCh, conv2Out, kernel_size: 3, stride: 1, padding: 1);
+        _act = Activations.Get(nonLinearity);
+        _actOwned = Activations.Get(nonLinearity, mayOverwriteInput: true);
+
+        if (kernel is not (null or "sde_vp"))
+            throw new ArgumentException($"ResnetBlock2D: kernel '{kernel}' is not supported by DiffusersSharp (supported: none, sde_vp)");
+        _sdeVp = kernel == "sde_vp";
+        if (up && !_sdeVp) upsample = new Upsample2D(inChannels, useConv: false);
+        else if (down && !_sdeVp) downsample = new Downsample2D(inChannels, useConv: false, padding: 1, name: "op");
+
+        bool shortcut = useInShortcut ?? inChannels != conv2Out;
+        if (shortcut)
+            conv_shortcut = nn.Conv2d(inChannels, conv2Out, kernel_size: 1, stride: 1, padding: 0L, bias: convShortcutBias);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor inputTensor, Tensor? temb)
+    {
+        // Intermediates are freed when the block returns (as Python's refcounting would), so that the
+        // allocator reuses warm memory instead of growing the heap for the whole UNet pass.
+        using var scope = torch.NewDisposeScope();
+        bool inPlace = Activations.InPlaceOk;
+        var input = inputTensor;
+        var h = _actOwned(norm1.forward(input));
+
+        if (Up)
+        {
+            input = Resample(input, up: true);
+            h = Resample(h, up: true);
+        }
+        else if (Down)
+        {
+            input = Resample(input, up: false);
+            h = Resample(h, up: false);
+        }
+
+        h = conv1.forward(h);
+
+        if (time_emb_proj is not null && temb is not null)
+        {
+            if (!SkipTimeAct) temb = _act(temb);
+            temb = time_emb_proj.forward(temb).unsqueeze(-1).unsqueeze(-1);
+        }
+
+        if (temb is not null && TimeEmbeddingNorm == "default")
+            h = inPlace ? h.add_(temb) : h + temb;
+
+        h = norm2.forward(h);
+
+        if (temb is not null && TimeEmbeddingNorm == "scale_shift")
+        {
+            var chunks = temb.chunk(2, dim: 1);
+            var scale = chunks[0];
+            var shift = chunks[1];
+            h = inPlace ? h.mul_(scale + 1).add_(shift) : h * (scale + 1) + shift;
+        }
+
+        h = _actOwned(h);
+        if (Dropout > 0 && training)
+            h = nn.functional.dropout(h, Dropout, training: true);
+        h = conv2.forward(h);
+
+        if (conv_shortcut is not null)
+            input = conv_shortcut.forward(input);
+
+        h = inPlace ? h.add_(input) : input + h;
+        if (OutputScaleFactor != 1.0)
+            h = inPlace ? h.div_(OutputScaleFactor) : h / OutputScaleFactor;
+        return h.MoveToOuterDisposeScope();
+    }
+
+    private Tensor Resample(Tensor x, bool up)
+    {
+        if (_sdeVp)
+            return up
+                ? nn.functional.interpolate(x, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
+                : nn.functional.avg_pool2d(x, new long[] { 2, 2 }, new long[] { 2, 2 });
+        return up ? upsample!.Forward(x) : downsample!.Forward(x);
+    }
+}

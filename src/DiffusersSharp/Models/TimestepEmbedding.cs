@@ -1,0 +1,47 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>TimestepEmbedding</c> (models/embeddings.py, v0.25.1): linear_1 → act → linear_2
+/// [→ post_act], with an optional <c>cond_proj</c> of a condition added to the input first.
+/// Weight names: <c>linear_1</c>, <c>linear_2</c>, <c>cond_proj</c>.
+/// </summary>
+public sealed class TimestepEmbedding : nn.Module
+{
+    private readonly Linear linear_1;
+    private readonly Linear? cond_proj;
+    private readonly Linear linear_2;
+    private readonly Func<Tensor, Tensor> _act;
+    private readonly Func<Tensor, Tensor>? _postAct;
+
+    public TimestepEmbedding(int inChannels, int timeEmbedDim, string actFn = "silu", int? outDim = null,
+        string? postActFn = null, int? condProjDim = null, bool sampleProjBias = true)
+        : base(nameof(TimestepEmbedding))
+    {
+        linear_1 = nn.Linear(inChannels, timeEmbedDim, hasBias: sampleProjBias);
+        if (condProjDim is int cd)
+            cond_proj = nn.Linear(cd, inChannels, hasBias: false);
+        _act = Activations.Get(actFn, mayOverwriteInput: true);
+        linear_2 = nn.Linear(timeEmbedDim, outDim ?? timeEmbedDim, hasBias: sampleProjBias);
+        if (postActFn is not null)
+            _postAct = Activations.Get(postActFn, mayOverwriteInput: true);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor sample, Tensor? condition = null)
+    {
+        if (condition is not null)
+        {
+            if (cond_proj is null)
+                throw new ArgumentException("TimestepEmbedding: a condition was given but cond_proj_dim is not set");
+            sample = sample + cond_proj.forward(condition);
+        }
+        var h = _act(linear_1.forward(sample));
+        h = linear_2.forward(h);
+        if (_postAct is not null) h = _postAct(h);
+        return h;
+    }
+}

@@ -1,0 +1,127 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>Transformer2DModel</c> (models/transformer_2d.py, v0.25.1) for continuous input (the
+/// variant inside Stable Diffusion UNets): GroupNorm (eps 1e-6) → <c>proj_in</c> (1×1 conv, or a linear over
+/// channels with <c>use_linear_projection</c>) → <c>num_layers</c> <see cref="BasicTransformerBlock"/>s over
+/// the H·W tokens → <c>proj_out</c> → + input. Weight names: <c>norm</c>, <c>proj_in</c>,
+/// <c>transformer_blocks.N.*</c>, <c>proj_out</c>. The discrete (vector-embedding) and patch inputs are not
+/// ported.
+/// </summary>
+public sealed class Transformer2DModel : nn.Module
+{
+    private readonly GroupNorm norm;
+    private readonly nn.Module<Tensor, Tensor> proj_in;
+    private readonly ModuleList<BasicTransformerBlock> transformer_blocks;
+    private readonly nn.Module<Tensor, Tensor> proj_out;
+
+    public int NumAttentionHeads { get; }
+    public int AttentionHeadDim { get; }
+    public int InChannels { get; }
+    public int InnerDim { get; }
+    public bool UseLinearProjection { get; }
+
+    /// <summary>Test hook: ("", output sample) after the residual add.</summary>
+    internal Action<string, Tensor>? DebugHook { get; set; }
+
+    public Transformer2DModel(int numAttentionHeads = 16, int attentionHeadDim = 88, int? inChannels = null,
+        int? outChannels = null, int numLayers = 1, double dropout = 0.0, int normNumGroups = 32,
+        int? crossAttentionDim = null, bool attentionBias = false, int? sampleSize = null, int? numVectorEmbeds = null,
+        int? patchSize = null, string activationFn = "geglu", int? numEmbedsAdaNorm = null,
+        bool useLinearProjection = false, bool onlyCrossAttention = false, bool doubleSelfAttention = false,
+        bool upcastAttention = false, string normType = "layer_norm", bool normElementwiseAffine = true,
+        double normEps = 1e-5, string attentionType = "default")
+        : base(nameof(Transformer2DModel))
+    {
+        _ = sampleSize;
+        _ = outChannels; // diffusers' continuous path projects back to in_channels
+        if (inChannels is not int ic || numVectorEmbeds is not null || patchSize is not null)
+            throw new ArgumentException("Transformer2DModel: only continuous input (in_channels set, no num_vector_embeds, no patch_size) is supported by DiffusersSharp");
+        NumAttentionHeads = numAttentionHeads;
+        AttentionHeadDim = attentionHeadDim;
+        InChannels = ic;
+        InnerDim = numAttentionHeads * attentionHeadDim;
+        UseLinearProjection = useLinearProjection;
+
+        norm = Layers.GroupNorm(normNumGroups, ic, 1e-6);
+        proj_in = useLinearProjection
+            ? nn.Linear(ic, InnerDim)
+            : nn.Conv2d(ic, InnerDim, kernel_size: 1, stride: 1, padding: 0L);
+        transformer_blocks = new ModuleList<BasicTransformerBlock>();
+        for (int i = 0; i < numLayers; i++)
+            transformer_blocks.Add(new BasicTransformerBlock(InnerDim, numAttentionHeads, attentionHeadDim, dropout: dropout,
+                crossAttentionDim: crossAttentionDim, activationFn: activationFn, numEmbedsAdaNorm: numEmbedsAdaNorm,
+                attentionBias: attentionBias, onlyCrossAttention: onlyCrossAttention,
+                doubleSelfAttention: doubleSelfAttention, upcastAttention: upcastAttention, normType: normType,
+                normElementwiseAffine: normElementwiseAffine, normEps: normEps, attentionType: attentionType));
+        proj_out = useLinearProjection
+            ? nn.Linear(InnerDim, ic)
+            : nn.Conv2d(InnerDim, ic, kernel_size: 1, stride: 1, padding: 0L);
+        RegisterComponents();
+    }
+
+    internal IEnumerable<BasicTransformerBlock> Blocks => transformer_blocks;
+
+    /// <summary>
+    /// <paramref name="hiddenStates"/> (B, C, H, W) → (B, C, H, W). Masks with 2 dimensions (B, L) of 1 = keep /
+    /// 0 = discard are turned into additive biases as diffusers does.
+    /// </summary>
+    public Transformer2DModelOutput Forward(Tensor hiddenStates, Tensor? encoderHiddenStates = null,
+        Tensor? attentionMask = null, Tensor? encoderAttentionMask = null)
+    {
+        if (hiddenStates.dim() != 4 || hiddenStates.shape[1] != InChannels)
+            throw new ArgumentException($"Transformer2DModel expects (batch, {InChannels}, height, width), got {Layers.Shape(hiddenStates)}");
+        if (attentionMask is not null && attentionMask.dim() == 2)
+            attentionMask = ((1 - attentionMask.to_type(hiddenStates.dtype)) * -10000.0).unsqueeze(1);
+        if (encoderAttentionMask is not null && encoderAttentionMask.dim() == 2)
+            encoderAttentionMask = ((1 - encoderAttentionMask.to_type(hiddenStates.dtype)) * -10000.0).unsqueeze(1);
+
+        long batch = hiddenStates.shape[0], height = hiddenStates.shape[2], width = hiddenStates.shape[3];
+        var residual = hiddenStates;
+        Tensor h;
+        long innerDim;
+        using (var normed = norm.forward(hiddenStates))
+        {
+            if (!UseLinearProjection)
+            {
+                using var projected = proj_in.forward(normed);
+                innerDim = projected.shape[1];
+                h = projected.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim);
+            }
+            else
+            {
+                innerDim = normed.shape[1];
+                using var tokens = normed.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim);
+                h = proj_in.forward(tokens);
+            }
+        }
+
+        foreach (var block in transformer_blocks)
+        {
+            var next = block.Forward(h, attentionMask, encoderHiddenStates, encoderAttentionMask);
+            if (!ReferenceEquals(next, h)) h.Dispose();
+            h = next;
+        }
+
+        Tensor output;
+        if (!UseLinearProjection)
+        {
+            using var spatial = h.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2).contiguous();
+            h.Dispose();
+            output = proj_out.forward(spatial);
+        }
+        else
+        {
+            using var projected = proj_out.forward(h);
+            h.Dispose();
+            output = projected.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2).contiguous();
+        }
+        output = Activations.InPlaceOk ? output.add_(residual) : output + residual;
+        DebugHook?.Invoke("", output);
+        return new Transformer2DModelOutput(output);
+    }
+}

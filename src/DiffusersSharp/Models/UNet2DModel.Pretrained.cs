@@ -1,0 +1,86 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+public sealed partial class UNet2DModel
+{
+    public const string ConfigName = "config.json";
+    public const string WeightsName = "diffusion_pytorch_model";
+
+    /// <summary>
+    /// Loads a UNet2DModel from a model folder (<c>config.json</c> + weights), or from the
+    /// <paramref name="subfolder"/> of a pipeline folder. Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>.
+    /// The model is converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given and
+    /// put in eval mode.
+    /// </summary>
+    public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
+        ScalarType? dtype = null, Device? device = null)
+    {
+        string folder = subfolder is null ? idOrPath : Path.Combine(idOrPath, subfolder);
+        if (!Directory.Exists(folder))
+            throw new DiffusersException($"Model folder not found: {folder}") { FilePath = folder };
+        string configPath = Path.Combine(folder, ConfigName);
+        var config = ConfigJson.Read<UNet2DModelConfig>(configPath);
+        if (config.ClassName is { } cls && cls != nameof(UNet2DModel))
+            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{nameof(UNet2DModel)}'")
+            { FilePath = configPath, Key = "_class_name" };
+
+        var model = FromConfig(config, configPath);
+        try
+        {
+            var weights = WeightLoader.ReadFolder(folder, WeightsName, variant);
+            try
+            {
+                model.MergeStateDictAliases(weights);
+                WeightLoader.LoadInto(model, weights, folder);
+            }
+            finally
+            {
+                foreach (var t in weights.Values) t.Dispose();
+            }
+            if (dtype is { } dt && device is not null) model.to(device, dt);
+            else if (dtype is { } d) model.to(d);
+            else if (device is not null) model.to(device);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Folds diffusers' duplicate state-dict names into the one parameter this model registers: the fourier
+    /// projection's <c>time_proj.W</c> (the same tensor as <c>time_proj.weight</c>). A file with only
+    /// <c>W</c> is renamed; with both, <c>W</c> is dropped. Call before <see cref="WeightLoader.LoadInto"/>.
+    /// </summary>
+    public void MergeStateDictAliases(IDictionary<string, Tensor> weights)
+    {
+        if (time_proj is not GaussianFourierProjection { WAlias: true }) return;
+        if (!weights.Remove("time_proj.W", out var w)) return;
+        if (weights.ContainsKey("time_proj.weight")) w.Dispose();
+        else weights["time_proj.weight"] = w;
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into
+    /// <paramref name="directory"/>, which diffusers' <c>UNet2DModel.from_pretrained</c> reads back.
+    /// </summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var config = Config with { ClassName = nameof(UNet2DModel), DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in named_parameters()) tensors[name] = p;
+        foreach (var (name, b) in named_buffers()) tensors.TryAdd(name, b);
+        if (time_proj is GaussianFourierProjection { WAlias: true } gf)
+            tensors["time_proj.W"] = gf.Weight; // as torch's state_dict(): the shared parameter under both names
+        SafetensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), tensors,
+            new Dictionary<string, string> { ["format"] = "pt" });
+        ConfigJson.Write(config, Path.Combine(directory, ConfigName));
+    }
+}

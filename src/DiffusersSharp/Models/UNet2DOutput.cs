@@ -1,0 +1,6 @@
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>The output of <see cref="UNet2DModel"/>: <c>Sample</c>, (batch, out_channels, height, width).</summary>
+public sealed record UNet2DOutput(Tensor Sample);

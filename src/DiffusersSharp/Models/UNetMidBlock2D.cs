@@ -1,0 +1,62 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>UNetMidBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): resnet, then <c>num_layers</c> ×
+/// (self-attention → resnet); without <c>add_attention</c> only the resnets. The attention's GroupNorm has
+/// <c>attn_groups</c> groups (default: <c>resnet_groups</c> when <c>resnet_time_scale_shift</c> is "default",
+/// else no norm).
+/// </summary>
+public sealed class UNetMidBlock2D : nn.Module
+{
+    private readonly ModuleList<Attention>? attentions;
+    private readonly ModuleList<ResnetBlock2D> resnets;
+
+    public bool AddAttention { get; }
+
+    public UNetMidBlock2D(int inChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
+        double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
+        int? resnetGroups = 32, int? attnGroups = null, bool resnetPreNorm = true, bool addAttention = true,
+        int? attentionHeadDim = 1, double outputScaleFactor = 1.0)
+        : base(nameof(UNetMidBlock2D))
+    {
+        int groups = resnetGroups ?? Math.Min(inChannels / 4, 32);
+        AddAttention = addAttention;
+        if (attnGroups is null && resnetTimeScaleShift == "default") attnGroups = groups;
+        int headDim = attentionHeadDim ?? inChannels;
+
+        resnets = new ModuleList<ResnetBlock2D>();
+        resnets.Add(MakeResnet());
+        if (addAttention) attentions = new ModuleList<Attention>();
+        for (int i = 0; i < numLayers; i++)
+        {
+            if (addAttention)
+                attentions!.Add(new Attention(inChannels, heads: inChannels / headDim, dimHead: headDim,
+                    rescaleOutputFactor: outputScaleFactor, eps: resnetEps, normNumGroups: attnGroups,
+                    spatialNormDim: resnetTimeScaleShift == "spatial" ? tembChannels : null,
+                    residualConnection: true, bias: true, upcastSoftmax: true));
+            resnets.Add(MakeResnet());
+        }
+        RegisterComponents();
+
+        ResnetBlock2D MakeResnet() => new(inChannels, inChannels, tembChannels: tembChannels, eps: resnetEps,
+            groups: groups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift, nonLinearity: resnetActFn,
+            outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm);
+    }
+
+    public Tensor Forward(Tensor hiddenStates, Tensor? temb)
+    {
+        var input = hiddenStates;
+        hiddenStates = resnets[0].Forward(hiddenStates, temb);
+        for (int i = 1; i < resnets.Count; i++)
+        {
+            if (attentions is not null)
+                hiddenStates = Blocks.Replace(hiddenStates, attentions[i - 1].Forward(hiddenStates, temb: temb), input);
+            hiddenStates = Blocks.Replace(hiddenStates, resnets[i].Forward(hiddenStates, temb), input);
+        }
+        return hiddenStates;
+    }
+}

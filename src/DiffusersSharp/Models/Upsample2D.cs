@@ -1,0 +1,73 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>Upsample2D</c> (models/upsampling.py, v0.25.1): nearest-neighbour ×2 (or to
+/// <c>outputSize</c>) followed by a 3×3 convolution (<paramref name="useConv"/>), or a transposed
+/// convolution (<paramref name="useConvTranspose"/>). The convolution is named <c>conv</c> when
+/// <paramref name="name"/> is "conv", else <c>Conv2d_0</c>, as in diffusers.
+/// </summary>
+public sealed class Upsample2D : nn.Module
+{
+    private readonly nn.Module<Tensor, Tensor>? norm;
+    private readonly nn.Module<Tensor, Tensor>? conv;
+    private readonly nn.Module<Tensor, Tensor>? Conv2d_0;
+
+    public int Channels { get; }
+    public int OutChannels { get; }
+    public bool UseConv { get; }
+    public bool UseConvTranspose { get; }
+    public bool Interpolate { get; }
+
+    public Upsample2D(int channels, bool useConv = false, bool useConvTranspose = false, int? outChannels = null,
+        string name = "conv", int? kernelSize = null, int padding = 1, string? normType = null, double eps = 1e-5,
+        bool elementwiseAffine = true, bool bias = true, bool interpolate = true)
+        : base(nameof(Upsample2D))
+    {
+        Channels = channels;
+        OutChannels = outChannels ?? channels;
+        UseConv = useConv;
+        UseConvTranspose = useConvTranspose;
+        Interpolate = interpolate;
+        norm = normType switch
+        {
+            null => null,
+            "ln_norm" => nn.LayerNorm(channels, eps, elementwiseAffine),
+            _ => throw new ArgumentException($"Upsample2D: unknown or unsupported norm_type '{normType}' (supported: null, ln_norm)"),
+        };
+        nn.Module<Tensor, Tensor>? c = null;
+        if (useConvTranspose)
+            c = nn.ConvTranspose2d(channels, OutChannels, kernel_size: kernelSize ?? 4, stride: 2, padding: padding, bias: bias);
+        else if (useConv)
+            c = nn.Conv2d(channels, OutChannels, kernel_size: kernelSize ?? 3, padding: padding, bias: bias);
+        if (name == "conv") conv = c; else Conv2d_0 = c;
+        RegisterComponents();
+    }
+
+    /// <param name="outputSize">Target (height, width); null doubles the size.</param>
+    public Tensor Forward(Tensor hiddenStates, long[]? outputSize = null)
+    {
+        if (hiddenStates.shape[1] != Channels)
+            throw new ArgumentException($"Upsample2D expects {Channels} channels, got input of shape [{string.Join(", ", hiddenStates.shape)}]");
+        var h = hiddenStates;
+        if (norm is not null)
+            h = norm.forward(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
+        var c = conv ?? Conv2d_0;
+        if (UseConvTranspose)
+            return c!.forward(h);
+        // diffusers casts bf16 to fp32 around the interpolation only because old torch lacked a bf16 kernel;
+        // nearest-neighbour copies values, so the result is the same without the casts.
+        if (Interpolate)
+        {
+            h = outputSize is null
+                ? nn.functional.interpolate(h, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
+                : nn.functional.interpolate(h, size: outputSize, mode: InterpolationMode.Nearest);
+        }
+        if (UseConv)
+            h = c!.forward(h);
+        return h;
+    }
+}

@@ -1,0 +1,65 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>DDIMPipeline</c>: like <see cref="DDPMPipeline"/> but always with a <see cref="DDIMScheduler"/>
+/// (any scheduler given is converted with <c>DDIMScheduler.from_config(scheduler.config)</c>, as diffusers
+/// does), with <c>eta</c> (0 = DDIM, 1 = DDPM-like) and <c>use_clipped_model_output</c>.
+/// </summary>
+public sealed class DDIMPipeline : UnconditionalImagePipeline
+{
+    public const string Name = "DDIMPipeline";
+
+    public DDIMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, ToDdim(scheduler)) { }
+
+    public override string ClassName => Name;
+
+    /// <summary>The scheduler, always a <see cref="DDIMScheduler"/>.</summary>
+    public DDIMScheduler DdimScheduler => (DDIMScheduler)Scheduler;
+
+    protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
+
+    private static DDIMScheduler ToDdim(IScheduler scheduler) =>
+        scheduler as DDIMScheduler ?? DDIMScheduler.FromConfig(scheduler.Config);
+
+    /// <summary>
+    /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>
+    /// also accepts a DDPMPipeline folder (the scheduler is converted), and so does this.
+    /// </summary>
+    public static new DDIMPipeline FromPretrained(string idOrPath)
+    {
+        string folder = PipelinePaths.Resolve(idOrPath);
+        CheckClass(folder, Name, DDPMPipeline.Name);
+        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"));
+        try
+        {
+            var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);
+            return new DDIMPipeline(unet, scheduler);
+        }
+        catch
+        {
+            unet.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>, default 50 steps).
+    /// <paramref name="eta"/> scales the added noise (drawn from the generator only when eta &gt; 0);
+    /// <paramref name="useClippedModelOutput"/> is passed to <c>DDIMScheduler.step</c> (null = its default, false).
+    /// </summary>
+    public ImagePipelineOutput Generate(int batchSize = 1, int numInferenceSteps = 50, double eta = 0.0,
+        bool? useClippedModelOutput = null, long? seed = null, Generator? generator = null,
+        OutputType outputType = OutputType.Pil, Tensor? latents = null,
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (double.IsNaN(eta) || eta < 0)
+            throw new DiffusersException($"{Name}: eta must be a number ≥ 0 (0 = DDIM, 1 = DDPM-like), got {eta}");
+        var ddim = DdimScheduler;
+        return Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
+            (modelOutput, t, sample, gen) => ddim.Step(modelOutput, t, sample, eta, useClippedModelOutput ?? false, gen));
+    }
+}

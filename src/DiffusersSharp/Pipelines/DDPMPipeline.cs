@@ -1,0 +1,54 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>DDPMPipeline</c>: unconditional image generation with a <see cref="UNet2DModel"/> and a
+/// scheduler (usually <see cref="DDPMScheduler"/>).
+/// <code>
+/// using var pipe = DDPMPipeline.FromPretrained("google/ddpm-cat-256");
+/// using var result = pipe.Generate(numInferenceSteps: 100, seed: 0);
+/// result.Images[0].Save("cat.png");
+/// </code>
+/// With the same seed it draws the same noise as Python diffusers on the CPU (<c>torch.manual_seed(seed)</c>):
+/// the initial <c>randn</c> of [B, C, H, W], then each step's variance noise in diffusers' order.
+/// </summary>
+public sealed class DDPMPipeline : UnconditionalImagePipeline
+{
+    public const string Name = "DDPMPipeline";
+
+    public DDPMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, scheduler) { }
+
+    public override string ClassName => Name;
+
+    /// <summary>Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder (or a Hub id in the local cache).</summary>
+    public static new DDPMPipeline FromPretrained(string idOrPath)
+    {
+        string folder = PipelinePaths.Resolve(idOrPath);
+        CheckClass(folder, Name);
+        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"));
+        try
+        {
+            var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);
+            return new DDPMPipeline(unet, scheduler);
+        }
+        catch
+        {
+            unet.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>). Pass a <paramref name="seed"/>
+    /// (= <c>torch.manual_seed(seed)</c>) or your own CPU <paramref name="generator"/>; neither draws from the global
+    /// generator. <paramref name="latents"/>, when given, is used instead of the initial noise draw.
+    /// </summary>
+    public ImagePipelineOutput Generate(int batchSize = 1, int numInferenceSteps = 1000, long? seed = null,
+        Generator? generator = null, OutputType outputType = OutputType.Pil, Tensor? latents = null,
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
+            (modelOutput, t, sample, gen) => Scheduler.Step(modelOutput, t, sample, gen));
+}

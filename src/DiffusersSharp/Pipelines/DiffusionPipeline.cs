@@ -1,0 +1,86 @@
+using System.Text.Json;
+using DiffusersSharp.Loading;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// Base of every pipeline, and diffusers' <c>DiffusionPipeline.from_pretrained</c>: reads
+/// <c>model_index.json</c> and builds the class its <c>_class_name</c> names.
+/// </summary>
+public abstract class DiffusionPipeline : IDisposable
+{
+    private static readonly Dictionary<string, Func<string, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
+    {
+        [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
+        [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+    };
+
+    /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
+    public abstract string ClassName { get; }
+
+    /// <summary>The components by model_index.json name (<c>unet</c>, <c>scheduler</c>, …).</summary>
+    public abstract IReadOnlyDictionary<string, object> Components { get; }
+
+    /// <summary>The pipeline classes <see cref="FromPretrained"/> can build, sorted.</summary>
+    public static IReadOnlyList<string> KnownClasses
+    {
+        get { lock (Registry) return Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
+    }
+
+    /// <summary>Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers).</summary>
+    public static void Register(string className, Func<string, DiffusionPipeline> fromPretrained)
+    {
+        lock (Registry) Registry[className] = fromPretrained;
+    }
+
+    /// <summary>
+    /// Loads the pipeline in a folder (or a Hub id found in the local cache) by its model_index.json's
+    /// <c>_class_name</c>. An unknown class is a <see cref="ConfigException"/> naming the file and listing
+    /// the known classes.
+    /// </summary>
+    public static DiffusionPipeline FromPretrained(string idOrPath)
+    {
+        string folder = PipelinePaths.Resolve(idOrPath);
+        string index = PipelinePaths.ModelIndex(folder);
+        string className = ReadClassName(index);
+        Func<string, DiffusionPipeline>? factory;
+        lock (Registry) Registry.TryGetValue(className, out factory);
+        if (factory is null)
+            throw new ConfigException(
+                $"{index}: unknown pipeline class \"{className}\" (_class_name); known pipeline classes: {string.Join(", ", KnownClasses)}")
+            { FilePath = index, Key = "_class_name" };
+        return factory(folder);
+    }
+
+    /// <summary>model_index.json's <c>_class_name</c>, with errors naming the file.</summary>
+    public static string ReadClassName(string modelIndexPath)
+    {
+        using var doc = ConfigJson.ReadDocument(modelIndexPath);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ConfigException($"{modelIndexPath}: model_index.json must be a JSON object") { FilePath = modelIndexPath };
+        if (!doc.RootElement.TryGetProperty("_class_name", out var name) || name.ValueKind != JsonValueKind.String
+            || string.IsNullOrEmpty(name.GetString()))
+            throw new ConfigException($"{modelIndexPath}: no \"_class_name\" string (the pipeline class); known pipeline classes: {string.Join(", ", KnownClasses)}")
+            { FilePath = modelIndexPath, Key = "_class_name" };
+        return name.GetString()!;
+    }
+
+    /// <summary>Checks model_index.json names <paramref name="expected"/> (diffusers accepts a few compatible classes; we require the class itself or a registered alias).</summary>
+    protected static void CheckClass(string folder, string expected, params string[] alsoAccepted)
+    {
+        string index = PipelinePaths.ModelIndex(folder);
+        string actual = ReadClassName(index);
+        if (actual != expected && !alsoAccepted.Contains(actual))
+            throw new ConfigException(
+                $"{index}: _class_name is \"{actual}\", but {expected}.FromPretrained needs a {string.Join(" or ", new[] { expected }.Concat(alsoAccepted))} folder; " +
+                $"use DiffusionPipeline.FromPretrained to load the class the folder names")
+            { FilePath = index, Key = "_class_name" };
+    }
+
+    public virtual void Dispose()
+    {
+        foreach (var c in Components.Values)
+            if (c is IDisposable d) d.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,33 @@
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>Finding a pipeline folder and its model_index.json, with errors that say what to do.</summary>
+public static class PipelinePaths
+{
+    /// <summary>A local folder as is; otherwise a Hub id looked up in the local Hugging Face cache.</summary>
+    public static string Resolve(string idOrPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(idOrPath);
+        if (Directory.Exists(idOrPath)) return Path.GetFullPath(idOrPath);
+        if (File.Exists(idOrPath))
+            throw new DiffusersException($"'{idOrPath}' is a file; pass the pipeline folder (the one holding model_index.json)") { FilePath = idOrPath };
+        return HubCacheLookup.Resolve(idOrPath);
+    }
+
+    /// <summary>The folder's model_index.json, or an error naming the folder.</summary>
+    public static string ModelIndex(string folder)
+    {
+        string index = Path.Combine(folder, "model_index.json");
+        if (!File.Exists(index))
+            throw new ConfigException($"{folder} is not a diffusers pipeline folder: {index} not found") { FilePath = index };
+        return index;
+    }
+
+    /// <summary>A component subfolder (<c>unet</c>, <c>scheduler</c>, …), or an error naming it.</summary>
+    public static string Component(string folder, string name)
+    {
+        string sub = Path.Combine(folder, name);
+        if (!Directory.Exists(sub))
+            throw new ConfigException($"{folder}: the pipeline's '{name}' folder is missing ({sub})") { FilePath = sub };
+        return sub;
+    }
+}

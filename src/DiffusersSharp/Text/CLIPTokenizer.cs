@@ -1,0 +1,329 @@
+using System.Text;
+using System.Text.Json;
+using DiffusersSharp.Hub;
+using DiffusersSharp.Models;
+
+namespace DiffusersSharp.Text;
+
+/// <summary>
+/// transformers' slow <c>CLIPTokenizer</c> (4.36, without ftfy): added/special tokens split out first, the rest
+/// cleaned (BERT basic clean-up, whitespace collapse, lower case), pre-tokenised with CLIP's pattern, mapped to
+/// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call"/> adds BOS/EOS,
+/// truncates and pads to <c>model_max_length</c> (77) with the configured pad token (<c>&lt;|endoftext|&gt;</c>
+/// for Stable Diffusion 1.x, <c>!</c> for 2.x). Loads <c>vocab.json</c>, <c>merges.txt</c>,
+/// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c>. Thread-safe after construction.
+/// </summary>
+public sealed class CLIPTokenizer
+{
+    private readonly Dictionary<string, int> _encoder;
+    private readonly Dictionary<int, string> _decoder;
+    private readonly ByteLevelBpe _bpe;
+    private readonly Dictionary<string, int> _addedEncoder = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, AddedTokenSpec> _addedDecoder = new();
+    private readonly string[] _addedByLength;   // added token contents, longest first (trie split)
+    private readonly HashSet<int> _specialIds = new();
+    private readonly HashSet<string> _legacyAdded;
+
+    private CLIPTokenizer(TokenizerFiles files)
+    {
+        Folder = files.Folder;
+        _encoder = ReadVocab(files.VocabPath);
+        _decoder = new Dictionary<int, string>(_encoder.Count);
+        foreach (var (k, v) in _encoder) _decoder[v] = k;
+        _bpe = new ByteLevelBpe(ByteLevelBpe.ReadMerges(files.MergesPath), ["<|startoftext|>", "<|endoftext|>"]);
+        ModelMaxLength = files.ModelMaxLength;
+        CleanUpTokenizationSpaces = files.CleanUpTokenizationSpaces;
+
+        foreach (var (id, tok) in files.AddedTokensDecoder)
+        {
+            _addedDecoder[id] = tok;
+            _addedEncoder[tok.Content] = id;
+        }
+        // PreTrainedTokenizer.__init__: every special token not yet added is added (its vocab id when it has one,
+        // else a new id after the vocabulary).
+        var specialsInOrder = TokenizerFiles.SpecialAttributes.Select(a => files.Specials.GetValueOrDefault(a))
+            .Concat(files.AdditionalSpecialTokens).Where(t => t is not null).Select(t => t!).ToList();
+        int newIdx = _encoder.Keys.Union(_addedEncoder.Keys).Count();
+        int added = 0;
+        foreach (var tok in specialsInOrder)
+        {
+            if (_addedEncoder.ContainsKey(tok.Content) || tok.Content.Length == 0) continue;
+            int id = _encoder.TryGetValue(tok.Content, out int v) ? v : newIdx + added++;
+            _addedDecoder[id] = tok;
+            _addedEncoder[tok.Content] = id;
+        }
+        _addedByLength = _addedEncoder.Keys.OrderByDescending(k => k.Length).ThenBy(k => k, StringComparer.Ordinal).ToArray();
+
+        string? Content(string attr) => files.Specials.GetValueOrDefault(attr)?.Content;
+        BosToken = Content("bos_token");
+        EosToken = Content("eos_token");
+        UnkToken = Content("unk_token");
+        PadToken = Content("pad_token");
+        AdditionalSpecialTokens = files.AdditionalSpecialTokens.Select(t => t.Content).ToArray();
+        var allSpecial = files.AllSpecialContents();
+        foreach (var s in allSpecial) _specialIds.Add(ConvertTokenToId(s));
+        _legacyAdded = new HashSet<string>(_addedEncoder.Keys.Where(k => !allSpecial.Contains(k)), StringComparer.Ordinal);
+        foreach (var t in AdditionalSpecialTokens)
+            if (ConvertTokenToId(t) >= _encoder.Count) _legacyAdded.Add(t);
+    }
+
+    /// <summary>
+    /// Loads a tokenizer folder (<c>vocab.json</c>, <c>merges.txt</c>, <c>tokenizer_config.json</c>,
+    /// <c>special_tokens_map.json</c>): <paramref name="pathOrId"/>/<paramref name="subfolder"/>, or
+    /// <paramref name="pathOrId"/> itself when <paramref name="subfolder"/> is null or empty. A Hub repository id
+    /// is fetched through <paramref name="hub"/> (default: a client from the environment) into the Hub cache.
+    /// </summary>
+    public static CLIPTokenizer FromPretrained(string pathOrId, string? subfolder = "tokenizer", HubClient? hub = null, string? revision = null)
+    {
+        string folder = ComponentSource.Resolve(pathOrId, subfolder, nameof(CLIPTokenizer), hub, revision,
+            f => File.Exists(Path.Combine(f, "vocab.json")) && File.Exists(Path.Combine(f, "merges.txt")),
+            ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"]);
+        return new CLIPTokenizer(TokenizerFiles.Read(folder));
+    }
+
+    public string Folder { get; }
+    public int ModelMaxLength { get; }
+    public bool CleanUpTokenizationSpaces { get; }
+    public string? BosToken { get; }
+    public string? EosToken { get; }
+    public string? UnkToken { get; }
+    public string? PadToken { get; }
+    public IReadOnlyList<string> AdditionalSpecialTokens { get; }
+    public int? BosTokenId => BosToken is null ? null : ConvertTokenToId(BosToken);
+    public int? EosTokenId => EosToken is null ? null : ConvertTokenToId(EosToken);
+    public int? PadTokenId => PadToken is null ? null : ConvertTokenToId(PadToken);
+    public int? UnkTokenId => UnkToken is null ? null : ConvertTokenToId(UnkToken);
+
+    /// <summary>Size of <c>vocab.json</c> (transformers' <c>vocab_size</c>, added tokens not counted).</summary>
+    public int VocabSize => _encoder.Count;
+
+    /// <summary>Ids of every special token (bos, eos, unk, pad, additional).</summary>
+    public IReadOnlyCollection<int> AllSpecialIds => _specialIds;
+
+    /// <summary>The token strings of <paramref name="text"/>, without BOS/EOS (transformers' <c>tokenize</c>).</summary>
+    public List<string> Tokenize(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var pieces = SplitOnAddedTokens(text);
+        var tokens = new List<string>();
+        foreach (var (piece, isAdded) in pieces)
+        {
+            if (piece.Length == 0) continue;
+            if (isAdded) { tokens.Add(piece); continue; }
+            string cleaned = ClipPreTokenizer.Clean(piece);
+            foreach (var pre in ClipPreTokenizer.Split(cleaned))
+                tokens.AddRange(_bpe.Apply(ByteLevelBpe.EncodeBytes(pre)));
+        }
+        return tokens;
+    }
+
+    /// <summary>The ids of <paramref name="text"/>, with BOS … EOS unless told otherwise; no truncation or padding.</summary>
+    public int[] Encode(string text, bool addSpecialTokens = true)
+    {
+        var ids = Tokenize(text).Select(ConvertTokenToId);
+        if (!addSpecialTokens) return ids.ToArray();
+        return [RequireId(BosToken, "bos_token"), .. ids, RequireId(EosToken, "eos_token")];
+    }
+
+    /// <summary>
+    /// <c>tokenizer(prompts, padding=…, max_length=…, truncation=…)</c>: BOS + tokens + EOS per prompt, cut to
+    /// <paramref name="maxLength"/> (default <see cref="ModelMaxLength"/>) keeping the final EOS, then padded on
+    /// the right with the pad token. Truncated prompts are listed in <see cref="CLIPTokenizerOutput.Warnings"/>.
+    /// </summary>
+    public CLIPTokenizerOutput Call(IReadOnlyList<string> prompts, PaddingStrategy padding = PaddingStrategy.MaxLength,
+        int? maxLength = null, bool truncation = true)
+    {
+        ArgumentNullException.ThrowIfNull(prompts);
+        int max = maxLength ?? ModelMaxLength;
+        if (maxLength is null && ModelMaxLength == int.MaxValue)
+        {
+            // No model_max_length in tokenizer_config.json: transformers neither truncates nor pads to a length.
+            truncation = false;
+            if (padding == PaddingStrategy.MaxLength) padding = PaddingStrategy.DoNotPad;
+        }
+        if ((truncation || padding == PaddingStrategy.MaxLength) && max < 2)
+            throw new ArgumentOutOfRangeException(nameof(maxLength), max, "max_length must leave room for BOS and EOS (at least 2)");
+        int bos = RequireId(BosToken, "bos_token"), eos = RequireId(EosToken, "eos_token");
+
+        var rows = new List<long>[prompts.Count];
+        var removed = new int[prompts.Count][];
+        var warnings = new List<string>();
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            var ids = Encode(prompts[i], addSpecialTokens: false);
+            removed[i] = [];
+            if (truncation && ids.Length + 2 > max)
+            {
+                int keep = max - 2;
+                removed[i] = ids[keep..];
+                ids = ids[..keep];
+                warnings.Add("The following part of your input was truncated because CLIP can only handle sequences up to " +
+                             $"{max} tokens: {Decode(removed[i])}");
+            }
+            rows[i] = [bos, .. ids.Select(x => (long)x), eos];
+        }
+
+        int target = padding switch
+        {
+            PaddingStrategy.MaxLength => max,
+            PaddingStrategy.Longest => rows.Length == 0 ? 0 : rows.Max(r => r.Count),
+            _ => 0,
+        };
+        long pad = 0;
+        if (padding != PaddingStrategy.DoNotPad && rows.Any(r => r.Count < target))
+            pad = PadToken is null
+                ? throw new DiffusersException($"{Folder}: asked to pad but the tokenizer has no pad_token")
+                : ConvertTokenToId(PadToken);
+        var inputIds = new long[rows.Length][];
+        var mask = new long[rows.Length][];
+        for (int i = 0; i < rows.Length; i++)
+        {
+            int n = rows[i].Count, len = Math.Max(n, target);
+            inputIds[i] = new long[len];
+            mask[i] = new long[len];
+            for (int j = 0; j < len; j++)
+            {
+                inputIds[i][j] = j < n ? rows[i][j] : pad;
+                mask[i][j] = j < n ? 1 : 0;
+            }
+        }
+        return new CLIPTokenizerOutput(inputIds, mask, removed, warnings);
+    }
+
+    /// <summary>One prompt: <see cref="Call(IReadOnlyList{string}, PaddingStrategy, int?, bool)"/> with a batch of one.</summary>
+    public CLIPTokenizerOutput Call(string prompt, PaddingStrategy padding = PaddingStrategy.MaxLength, int? maxLength = null, bool truncation = true) =>
+        Call([prompt], padding, maxLength, truncation);
+
+    /// <summary>The id of a token string (added tokens first, then the vocabulary, else the unk token's id).</summary>
+    public int ConvertTokenToId(string token)
+    {
+        if (_addedEncoder.TryGetValue(token, out int id)) return id;
+        if (_encoder.TryGetValue(token, out id)) return id;
+        if (UnkToken is not null && _encoder.TryGetValue(UnkToken, out id)) return id;
+        throw new DiffusersException($"{Folder}: token '{token}' is not in the vocabulary and there is no unk_token in it");
+    }
+
+    /// <summary>Token strings of ids (transformers' <c>convert_ids_to_tokens</c>).</summary>
+    public List<string> ConvertIdsToTokens(IEnumerable<int> ids, bool skipSpecialTokens = false)
+    {
+        var tokens = new List<string>();
+        foreach (int id in ids)
+        {
+            if (skipSpecialTokens && _specialIds.Contains(id)) continue;
+            if (_addedDecoder.TryGetValue(id, out var added)) tokens.Add(added.Content);
+            else if (_decoder.TryGetValue(id, out var t)) tokens.Add(t);
+            else throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id {id} is not in the vocabulary of {Folder} ({_encoder.Count} tokens)");
+        }
+        return tokens;
+    }
+
+    /// <summary>
+    /// transformers' slow <c>decode</c>: tokens joined, byte-level characters turned back into UTF-8 (invalid
+    /// sequences become U+FFFD), <c>&lt;/w&gt;</c> read as a space, stripped, and (by default, from
+    /// <c>clean_up_tokenization_spaces</c>) the spaces before punctuation and contractions removed.
+    /// </summary>
+    public string Decode(IEnumerable<int> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null)
+    {
+        var tokens = ConvertIdsToTokens(ids, skipSpecialTokens);
+        var subTexts = new List<string>();
+        var current = new List<string>();
+        foreach (var token in tokens)
+        {
+            if (_legacyAdded.Contains(token))
+            {
+                if (current.Count > 0)
+                {
+                    string s = ConvertTokensToString(current);
+                    if (s.Length > 0) subTexts.Add(s);
+                    current.Clear();
+                }
+                subTexts.Add(token);
+            }
+            else current.Add(token);
+        }
+        if (current.Count > 0) subTexts.Add(ConvertTokensToString(current));
+        string text = string.Join(" ", subTexts);
+        return cleanUpTokenizationSpaces ?? CleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+    }
+
+    /// <inheritdoc cref="Decode(IEnumerable{int}, bool, bool?)"/>
+    public string Decode(IEnumerable<long> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null) =>
+        Decode(ids.Select(id => checked((int)id)), skipSpecialTokens, cleanUpTokenizationSpaces);
+
+    /// <summary>CLIP's <c>convert_tokens_to_string</c>.</summary>
+    public string ConvertTokensToString(IEnumerable<string> tokens)
+    {
+        string joined = string.Concat(tokens);
+        var bytes = new byte[joined.Length];
+        for (int i = 0; i < joined.Length; i++)
+        {
+            char c = joined[i];
+            int b = c < ByteLevelBpe.UnicodeToByte.Length ? ByteLevelBpe.UnicodeToByte[c] : -1;
+            if (b < 0)
+                throw new DiffusersException($"{Folder}: cannot decode character U+{(int)c:X4} of '{joined}': it is not a byte-level symbol");
+            bytes[i] = (byte)b;
+        }
+        string text = Encoding.UTF8.GetString(bytes).Replace(ByteLevelBpe.EndOfWord, " ", StringComparison.Ordinal);
+        return PyStrip(text);
+    }
+
+    /// <summary>transformers' <c>clean_up_tokenization</c>.</summary>
+    public static string CleanUpTokenization(string s) => s
+        .Replace(" .", ".", StringComparison.Ordinal).Replace(" ?", "?", StringComparison.Ordinal)
+        .Replace(" !", "!", StringComparison.Ordinal).Replace(" ,", ",", StringComparison.Ordinal)
+        .Replace(" ' ", "'", StringComparison.Ordinal).Replace(" n't", "n't", StringComparison.Ordinal)
+        .Replace(" 'm", "'m", StringComparison.Ordinal).Replace(" 's", "'s", StringComparison.Ordinal)
+        .Replace(" 've", "'ve", StringComparison.Ordinal).Replace(" 're", "'re", StringComparison.Ordinal);
+
+    // Added tokens are cut out of the raw text first (transformers' Trie.split: leftmost, longest match),
+    // honouring each token's lstrip / rstrip.
+    private List<(string Piece, bool IsAdded)> SplitOnAddedTokens(string text)
+    {
+        var pieces = new List<(string, bool)>();
+        int start = 0, i = 0;
+        while (i < text.Length)
+        {
+            string? hit = null;
+            foreach (var tok in _addedByLength)
+                if (tok.Length > 0 && i + tok.Length <= text.Length && string.CompareOrdinal(text, i, tok, 0, tok.Length) == 0) { hit = tok; break; }
+            if (hit is null) { i++; continue; }
+            pieces.Add((text[start..i], false));
+            pieces.Add((hit, true));
+            i += hit.Length;
+            start = i;
+        }
+        pieces.Add((text[start..], false));
+
+        for (int k = 0; k < pieces.Count; k++)
+        {
+            if (!pieces[k].Item2) continue;
+            var spec = _addedDecoder[_addedEncoder[pieces[k].Item1]];
+            if (spec.RStrip && k + 1 < pieces.Count && !pieces[k + 1].Item2)
+                pieces[k + 1] = (PyLStrip(pieces[k + 1].Item1), false);
+            if (spec.LStrip && k > 0 && !pieces[k - 1].Item2)
+                pieces[k - 1] = (PyRStrip(pieces[k - 1].Item1), false);
+        }
+        return pieces;
+    }
+
+    private int RequireId(string? token, string attr) =>
+        token is null ? throw new DiffusersException($"{Folder}: the tokenizer has no {attr}") : ConvertTokenToId(token);
+
+    private static Dictionary<string, int> ReadVocab(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(path, Encoding.UTF8))
+                   ?? throw new ConfigException($"{path}: the vocabulary is JSON null") { FilePath = path };
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{path}: not a JSON object of token → id: {e.Message}", e) { FilePath = path };
+        }
+    }
+
+    private static bool IsPySpace(char c) => char.IsWhiteSpace(c) || c is >= '\x1c' and <= '\x1f';
+    private static string PyStrip(string s) => PyRStrip(PyLStrip(s));
+    private static string PyLStrip(string s) { int i = 0; while (i < s.Length && IsPySpace(s[i])) i++; return s[i..]; }
+    private static string PyRStrip(string s) { int j = s.Length; while (j > 0 && IsPySpace(s[j - 1])) j--; return s[..j]; }
+}

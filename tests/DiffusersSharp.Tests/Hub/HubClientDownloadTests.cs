@@ -1,0 +1,239 @@
+using DiffusersSharp.Hub;
+
+namespace DiffusersSharp.Tests.Hub;
+
+public sealed class HubClientDownloadTests : IDisposable
+{
+    private readonly HubTestEnv _env = new();
+
+    public void Dispose() => _env.Dispose();
+
+    private static readonly string[] TinyPipelineFiles =
+        ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"];
+
+    private static List<string> FilesUnder(string folder) =>
+        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+                 .Select(f => Path.GetRelativePath(folder, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
+
+    [Fact]
+    public async Task First_download_writes_python_layout_then_offline_reload_makes_no_request()
+    {
+        using var client = _env.Client();
+        string snapshot = await client.DownloadPipelineAsync(HubTestEnv.TinyId);
+
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        Assert.Equal(Path.Combine(repo, "snapshots", _env.TinyCommit), snapshot);
+        // diffusers' from_pretrained selection: configs + safetensors only, never the .bin
+        Assert.Equal(TinyPipelineFiles, FilesUnder(snapshot));
+        foreach (var f in TinyPipelineFiles)
+            Assert.Equal(HubTestEnv.Golden(f), File.ReadAllBytes(Path.Combine(snapshot, f)));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(Path.Combine(repo, "refs", "main")));
+
+        // snapshots/{commit}/unet/x.safetensors -> ../../../blobs/{sha256}, a relative symlink
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        var link = new FileInfo(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors"));
+        Assert.Equal("../../../blobs/" + FakeRepo.Sha256(weights), link.LinkTarget);
+        var cfgLink = new FileInfo(Path.Combine(snapshot, "model_index.json"));
+        Assert.Equal("../../blobs/" + FakeRepo.GitBlobSha(HubTestEnv.Golden("model_index.json")), cfgLink.LinkTarget);
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(repo, "blobs")).Length);
+        Assert.Empty(Directory.GetFiles(repo, "*.incomplete", SearchOption.AllDirectories));
+        Assert.True(File.Exists(Path.Combine(_env.CacheDir, ".locks", "models--google--ddpm-tiny", FakeRepo.Sha256(weights) + ".lock")));
+
+        int requests = _env.Server.Requests.Count;
+        using var offline = _env.Client(offline: true);
+        Assert.Equal(snapshot, await offline.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(Path.Combine(snapshot, "unet", "config.json"), await offline.DownloadFileAsync(HubTestEnv.TinyId, "config.json", subfolder: "unet"));
+        Assert.Equal(requests, _env.Server.Requests.Count);
+
+        // The Hub unreachable (server gone): the cached revision is used.
+        string deadEndpoint = _env.Server.Endpoint;
+        _env.Server.Dispose();
+        using var unreachable = _env.Client(endpoint: deadEndpoint);
+        Assert.Equal(snapshot, await unreachable.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(Path.Combine(snapshot, "model_index.json"), await unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+    }
+
+    [Fact]
+    public async Task Offline_and_not_cached_is_a_clear_error()
+    {
+        using var offline = _env.Client(offline: true);
+        var e = await Assert.ThrowsAsync<HubException>(() => offline.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(HubErrorKind.LocalEntryNotFound, e.Kind);
+        Assert.Contains("google/ddpm-tiny@main", e.Message);
+        Assert.Contains("HF_HUB_OFFLINE=0", e.Message);
+        Assert.Empty(_env.Server.Requests);
+
+        string dead = _env.Server.Endpoint;
+        _env.Server.Dispose();
+        using var unreachable = _env.Client(endpoint: dead);
+        var e2 = await Assert.ThrowsAsync<HubException>(() => unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.LocalEntryNotFound, e2.Kind);
+        Assert.Contains("Please check your connection", e2.Message);
+        Assert.Equal(HubErrorKind.Network, Assert.IsType<HubException>(e2.InnerException).Kind);
+    }
+
+    [Fact]
+    public async Task Two_concurrent_downloaders_produce_one_copy_without_corruption()
+    {
+        _env.Server.ChunkDelayMs = 3; // ~60 chunks: the two downloads overlap
+        using var a = _env.Client();
+        using var b = _env.Client();
+        var results = await Task.WhenAll(
+            Task.Run(() => a.DownloadPipelineAsync(HubTestEnv.TinyId)),
+            Task.Run(() => b.DownloadPipelineAsync(HubTestEnv.TinyId)));
+        Assert.Equal(results[0], results[1]);
+
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights.Length, _env.Server.Served(FakeHubServer.CdnPath(weights))); // fetched once
+        Assert.Equal(weights, File.ReadAllBytes(Path.Combine(results[0], "unet", "diffusion_pytorch_model.safetensors")));
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        Assert.Equal(4, Directory.GetFiles(Path.Combine(repo, "blobs")).Length);
+        Assert.Empty(Directory.GetFiles(repo, "*.incomplete", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task Dropped_connection_resumes_with_range_and_fetches_no_byte_twice()
+    {
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string cdn = FakeHubServer.CdnPath(weights);
+        _env.Server.DropAfter[cdn] = 300_000;
+        var reports = new List<HubDownloadProgress>();
+        using var client = _env.Client();
+        string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors",
+                                                     progress: new SyncProgress<HubDownloadProgress>(reports.Add));
+
+        Assert.Equal(weights, File.ReadAllBytes(path));
+        Assert.Equal(weights.Length, _env.Server.Served(cdn));
+        var cdnRequests = _env.Server.Requests.Where(r => r.Path == cdn).ToList();
+        Assert.Equal(2, cdnRequests.Count);
+        Assert.Null(cdnRequests[0].Range);
+        Assert.Equal("bytes=300000-", cdnRequests[1].Range);
+        var last = reports[^1];
+        Assert.True(last.Completed);
+        Assert.Equal(weights.Length, last.BytesDownloaded);
+        Assert.Equal(weights.Length, last.TotalBytes);
+    }
+
+    [Fact]
+    public async Task Disk_full_keeps_a_resumable_partial_and_no_snapshot_link()
+    {
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string cdn = FakeHubServer.CdnPath(weights);
+        var full = HubTestEnv.FastOptions with { OpenPartialFile = (p, pos) => new DiskFullStream(p, pos, capacity: 200_000) };
+        using (var client = _env.Client(options: full))
+        {
+            var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors"));
+            Assert.Equal(HubErrorKind.WriteFailed, e.Kind);
+            Assert.Contains("No space left on device", e.Message);
+            Assert.Contains("partial file is kept", e.Message);
+        }
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        string blob = Path.Combine(repo, "blobs", FakeRepo.Sha256(weights));
+        Assert.Equal(200_000, new FileInfo(blob + ".incomplete").Length);
+        Assert.False(File.Exists(blob));
+        Assert.False(File.Exists(Path.Combine(repo, "snapshots", _env.TinyCommit, "unet", "diffusion_pytorch_model.safetensors")));
+        long servedBefore = _env.Server.Served(cdn);
+
+        using var again = _env.Client();
+        string path = await again.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights, File.ReadAllBytes(path));
+        Assert.Equal("bytes=200000-", _env.Server.Requests.Last(r => r.Path == cdn).Range);
+        Assert.Equal(weights.Length - 200_000, _env.Server.Served(cdn) - servedBefore);
+        Assert.False(File.Exists(blob + ".incomplete"));
+    }
+
+    [Fact]
+    public async Task Cancellation_leaves_the_partial_file_resumable()
+    {
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string cdn = FakeHubServer.CdnPath(weights);
+        _env.Server.ChunkDelayMs = 5;
+        using var cts = new CancellationTokenSource();
+        var progress = new SyncProgress<HubDownloadProgress>(p => { if (p.BytesDownloaded >= 100_000) cts.Cancel(); });
+        using (var client = _env.Client(options: HubTestEnv.FastOptions with { ProgressInterval = TimeSpan.Zero }))
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+                client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors", progress: progress, ct: cts.Token));
+        string incomplete = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "blobs", FakeRepo.Sha256(weights) + ".incomplete");
+        long partial = new FileInfo(incomplete).Length;
+        Assert.InRange(partial, 100_000, weights.Length - 1);
+
+        _env.Server.ChunkDelayMs = 0;
+        using var again = _env.Client();
+        string path = await again.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights, File.ReadAllBytes(path));
+        Assert.Equal($"bytes={partial}-", _env.Server.Requests.Last(r => r.Path == cdn).Range);
+    }
+
+    [Fact]
+    public async Task Sha256_mismatch_is_rejected_and_never_visible()
+    {
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string sha = FakeRepo.Sha256(weights);
+        _env.Server.Corrupt[sha] = 1;
+        using var client = _env.Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors"));
+        Assert.Equal(HubErrorKind.ChecksumMismatch, e.Kind);
+        Assert.Contains($"SHA-256 mismatch for unet/diffusion_pytorch_model.safetensors of google/ddpm-tiny at {_env.TinyCommit}: expected {sha}, got ", e.Message);
+
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        Assert.False(File.Exists(Path.Combine(repo, "blobs", sha)));
+        Assert.False(File.Exists(Path.Combine(repo, "blobs", sha + ".incomplete")));
+        Assert.False(File.Exists(Path.Combine(repo, "snapshots", _env.TinyCommit, "unet", "diffusion_pytorch_model.safetensors")));
+
+        // the next try gets good bytes
+        string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public async Task Transient_429_and_500_are_retried()
+    {
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string resolvePath = $"/{HubTestEnv.TinyId}/resolve/main/unet/diffusion_pytorch_model.safetensors";
+        string cdn = FakeHubServer.CdnPath(weights);
+        _env.Server.FailStatus[resolvePath] = new([429]);
+        _env.Server.FailStatus[cdn] = new([500, 503]);
+        using var client = _env.Client();
+        string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights, File.ReadAllBytes(path));
+        Assert.Equal(2, _env.Server.Count("HEAD", resolvePath));
+        Assert.Equal(3, _env.Server.Count("GET", cdn));
+        Assert.Equal(weights.Length, _env.Server.Served(cdn));
+
+        // with retries exhausted, the status is reported
+        _env.Server.FailStatus[$"/api/models/{HubTestEnv.TinyId}/revision/main"] = new([500, 500, 500]);
+        using var impatient = _env.Client(options: HubTestEnv.FastOptions with { MaxRetries = 2 });
+        var e = await Assert.ThrowsAsync<HubException>(() => impatient.GetRevisionInfoAsync(HubTestEnv.TinyId));
+        Assert.Equal(HubErrorKind.Http, e.Kind);
+        Assert.Equal(500, e.StatusCode);
+    }
+}
+
+/// <summary>IProgress that reports synchronously (Progress&lt;T&gt; posts to the thread pool).</summary>
+internal sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    private readonly object _gate = new();
+
+    public void Report(T value) { lock (_gate) report(value); }
+}
+
+/// <summary>A partial-file stream on a "disk" that is full after <c>capacity</c> bytes.</summary>
+internal sealed class DiskFullStream : FileStream
+{
+    private readonly long _capacity;
+
+    public DiskFullStream(string path, long position, long capacity) : base(path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read, 1)
+    {
+        _capacity = capacity;
+        SetLength(position);
+        Position = position;
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default)
+    {
+        long room = _capacity - Position;
+        if (room >= buffer.Length) { await base.WriteAsync(buffer, ct); return; }
+        if (room > 0) await base.WriteAsync(buffer[..(int)room], ct);
+        throw new IOException("No space left on device");
+    }
+}

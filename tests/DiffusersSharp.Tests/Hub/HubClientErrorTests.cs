@@ -1,0 +1,188 @@
+using System.Text;
+using DiffusersSharp.Hub;
+
+namespace DiffusersSharp.Tests.Hub;
+
+public sealed class HubClientErrorTests : IDisposable
+{
+    private readonly HubTestEnv _env = new();
+
+    public void Dispose() => _env.Dispose();
+
+    [Fact]
+    public async Task Unknown_repo_is_a_clear_404_error()
+    {
+        using var client = _env.Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadPipelineAsync("nobody/nothing"));
+        Assert.Equal(HubErrorKind.RepositoryNotFound, e.Kind);
+        Assert.Equal(404, e.StatusCode);
+        Assert.Contains($"Repository Not Found for url: {_env.Server.Endpoint}/api/models/nobody/nothing/revision/main.", e.Message);
+        Assert.Contains("'nobody/nothing'", e.Message);
+
+        var e2 = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync("nobody/nothing", "config.json"));
+        Assert.Equal(HubErrorKind.RepositoryNotFound, e2.Kind);
+        Assert.Contains($"/nobody/nothing/resolve/main/config.json", e2.Message);
+    }
+
+    [Fact]
+    public async Task Missing_file_is_entry_not_found_and_leaves_a_no_exist_marker()
+    {
+        using var client = _env.Client();
+        const string optional = "unet/diffusion_pytorch_model.fp16.safetensors";
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, optional));
+        Assert.Equal(HubErrorKind.EntryNotFound, e.Kind);
+        Assert.Equal(404, e.StatusCode);
+        Assert.StartsWith($"{optional} not found in {HubTestEnv.TinyId} at revision 'main'.", e.Message);
+        Assert.Contains("Entry Not Found for url:", e.Message);
+
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        Assert.True(File.Exists(Path.Combine(repo, ".no_exist", _env.TinyCommit, "unet", "diffusion_pytorch_model.fp16.safetensors")));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(Path.Combine(repo, "refs", "main")));
+        Assert.False(Directory.Exists(Path.Combine(repo, "snapshots")));
+
+        // An optional file: null, and with a known commit the marker answers without a request.
+        Assert.Null(await client.TryDownloadFileAsync(HubTestEnv.TinyId, optional));
+        int before = _env.Server.Requests.Count;
+        Assert.Null(await client.TryDownloadFileAsync(HubTestEnv.TinyId, optional, revision: _env.TinyCommit));
+        using var offline = _env.Client(offline: true);
+        Assert.Null(await offline.TryDownloadFileAsync(HubTestEnv.TinyId, optional));
+        Assert.Equal(before, _env.Server.Requests.Count);
+        Assert.NotNull(await client.TryDownloadFileAsync(HubTestEnv.TinyId, "config.json", subfolder: "unet"));
+    }
+
+    [Fact]
+    public async Task Gated_repo_needs_a_token_which_never_reaches_the_cdn()
+    {
+        var gated = FakeRepo.FromFolder("org/gated", Support.Golden.Path("tiny-ddpm"), out string commit);
+        gated.RequiredToken = "hf_secret";
+        _env.Server.Add(gated);
+
+        using var anonymous = _env.Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => anonymous.DownloadPipelineAsync("org/gated"));
+        Assert.Equal(HubErrorKind.GatedRepo, e.Kind);
+        Assert.Equal(401, e.StatusCode);
+        Assert.Contains($"Cannot access gated repo for url {_env.Server.Endpoint}/org/gated/resolve/{commit}/model_index.json.", e.Message);
+        Assert.Contains("HF_TOKEN", e.Message);
+
+        var wrong = await Assert.ThrowsAsync<HubException>(() => anonymous.DownloadFileAsync("org/gated", "model_index.json", token: "hf_wrong"));
+        Assert.Equal(HubErrorKind.GatedRepo, wrong.Kind);
+
+        // the token from the HF_HOME token file
+        Directory.CreateDirectory(_env.Temp.File("hf-home"));
+        File.WriteAllText(_env.Temp.File("hf-home/token"), "hf_secret\n");
+        using var authed = _env.Client();
+        Assert.Equal("hf_secret", authed.Settings.Token);
+        string snapshot = await authed.DownloadPipelineAsync("org/gated");
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors"),
+                     File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors")));
+        Assert.Contains(_env.Server.Requests, r => r.Path.StartsWith("/org/gated/resolve/", StringComparison.Ordinal) && r.Authorization == "Bearer hf_secret");
+        Assert.All(_env.Server.Requests.Where(r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal)), r => Assert.Null(r.Authorization));
+    }
+
+    [Fact]
+    public async Task Revision_as_branch_and_as_commit_sha()
+    {
+        var repo = new FakeRepo("org/revs");
+        string c1 = repo.AddCommit(new() { ["config.json"] = "{\"v\": 1}"u8.ToArray(), ["w.safetensors"] = new byte[1000] });
+        string c2 = repo.AddCommit(new() { ["config.json"] = "{\"v\": 2}"u8.ToArray(), ["w.safetensors"] = Enumerable.Repeat((byte)7, 1000).ToArray() }, "dev");
+        repo.Branches["main"] = c1;
+        _env.Server.Add(repo);
+        using var client = _env.Client();
+        string storage = _env.RepoFolder("org/revs");
+
+        string dev = await client.DownloadFileAsync("org/revs", "config.json", revision: "dev");
+        Assert.Equal(Path.Combine(storage, "snapshots", c2, "config.json"), dev);
+        Assert.Equal("{\"v\": 2}", File.ReadAllText(dev));
+        Assert.Equal(c2, File.ReadAllText(Path.Combine(storage, "refs", "dev")));
+
+        string bySha = await client.SnapshotDownloadAsync("org/revs", revision: c1);
+        Assert.Equal(Path.Combine(storage, "snapshots", c1), bySha);
+        Assert.Equal("{\"v\": 1}", File.ReadAllText(Path.Combine(bySha, "config.json")));
+        Assert.Equal(new byte[1000], File.ReadAllBytes(Path.Combine(bySha, "w.safetensors")));
+        Assert.False(File.Exists(Path.Combine(storage, "refs", c1)));
+        Assert.False(File.Exists(Path.Combine(storage, "refs", "main")));
+
+        // a cached commit needs no request at all
+        int before = _env.Server.Requests.Count;
+        Assert.Equal(Path.Combine(bySha, "config.json"), await client.DownloadFileAsync("org/revs", "config.json", revision: c1));
+        Assert.Equal(before, _env.Server.Requests.Count);
+
+        var e = await Assert.ThrowsAsync<HubException>(() => client.SnapshotDownloadAsync("org/revs", revision: "no-such-branch"));
+        Assert.Equal(HubErrorKind.RevisionNotFound, e.Kind);
+        Assert.Contains($"Revision Not Found for url: {_env.Server.Endpoint}/api/models/org/revs/revision/no-such-branch.", e.Message);
+        var e2 = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync("org/revs", "config.json", revision: "no-such-branch"));
+        Assert.Equal(HubErrorKind.RevisionNotFound, e2.Kind);
+    }
+
+    [Theory]
+    [InlineData("a/b/c", "Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'. Use `repo_type` argument if needed.")]
+    [InlineData("", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: ''.")]
+    [InlineData("..", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: '..'.")]
+    [InlineData("org/a..b", "Cannot have -- or .. in repo_id: 'org/a..b'.")]
+    [InlineData("org--x/name", "Cannot have -- or .. in repo_id: 'org--x/name'.")]
+    [InlineData("org/name.git", "Repo_id cannot end by '.git': 'org/name.git'.")]
+    [InlineData(".repo", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: '.repo'.")]
+    [InlineData("org/with space", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: 'org/with space'.")]
+    public async Task Malformed_repo_ids_are_rejected_before_any_request(string repoId, string message)
+    {
+        using var client = _env.Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadPipelineAsync(repoId));
+        Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
+        Assert.Equal(message, e.Message);
+        Assert.Empty(_env.Server.Requests);
+        Assert.False(Directory.Exists(_env.CacheDir));
+    }
+
+    [Theory]
+    [InlineData("foo")]
+    [InlineData("google/ddpm-cat-256")]
+    [InlineData("Foo-BAR_foo.bar123")]
+    [InlineData("123/x")]
+    public void Valid_repo_ids_pass(string repoId) => Assert.True(HubRepoId.IsValid(repoId));
+
+    [Theory]
+    [InlineData("not a url")]
+    [InlineData("ftp://example.com")]
+    [InlineData("huggingface.co")]
+    public void Hf_endpoint_that_is_not_a_url_is_rejected(string value)
+    {
+        var e = Assert.Throws<HubException>(() => HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_ENDPOINT"] = value }));
+        Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
+        Assert.Equal("HF_ENDPOINT", e.Key);
+        Assert.Equal($"HF_ENDPOINT is not a valid http(s) URL: '{value}'. Expected something like 'https://huggingface.co'.", e.Message);
+    }
+
+    [Fact]
+    public async Task Unwritable_cache_directory_is_a_clear_error_and_damages_nothing()
+    {
+        // A regular file where the cache folder should be (root ignores permission bits, so use a file).
+        string notADir = _env.Temp.File("cache-is-a-file");
+        File.WriteAllText(notADir, "precious");
+        var settings = _env.Settings() with { CacheDir = notADir };
+        using var client = new HubClient(settings, HubTestEnv.FastOptions);
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(HubErrorKind.CacheNotWritable, e.Kind);
+        Assert.StartsWith($"The Hugging Face cache folder '{notADir}' is not writable (", e.Message);
+        Assert.Contains("HF_HUB_CACHE", e.Message);
+        Assert.Equal("precious", File.ReadAllText(notADir));
+
+        using var proc = new HubClient(_env.Settings() with { CacheDir = "/proc/diffusers-sharp-cache" }, HubTestEnv.FastOptions);
+        var e2 = await Assert.ThrowsAsync<HubException>(() => proc.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.CacheNotWritable, e2.Kind);
+    }
+
+    [Fact]
+    public async Task Bad_file_names_and_revisions_are_rejected()
+    {
+        using var client = _env.Client();
+        foreach (var bad in new[] { "../x", "/etc/passwd", "a//b", "a/./b", "" })
+        {
+            var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, bad));
+            Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
+            Assert.Equal($"Invalid file name in repository: '{bad}'. Expected a relative path like 'unet/config.json'.", e.Message);
+        }
+        var r = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, "config.json", revision: "../main"));
+        Assert.Equal("Invalid revision: '../main'. A revision is a branch, a tag or a commit sha.", r.Message);
+        Assert.Empty(_env.Server.Requests);
+    }
+}

@@ -1,0 +1,65 @@
+using DiffusersSharp.Hub;
+using DiffusersSharp.Tests.Support;
+
+namespace DiffusersSharp.Tests.Hub;
+
+public sealed class HubSettingsTests
+{
+    [Fact]
+    public void Environment_rules_of_huggingface_hub()
+    {
+        using var tmp = new TempDir();
+        string home = tmp.File("hf");
+        Directory.CreateDirectory(home);
+        File.WriteAllText(Path.Combine(home, "token"), "  hf_from_file \n");
+
+        var s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_HOME"] = home });
+        Assert.Equal("https://huggingface.co/", s.Endpoint.AbsoluteUri);
+        Assert.Equal(Path.Combine(home, "hub"), s.CacheDir);
+        Assert.Equal("hf_from_file", s.Token);
+        Assert.False(s.Offline);
+
+        s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?>
+        {
+            ["HF_HOME"] = home, ["HF_HUB_CACHE"] = tmp.File("c1"), ["HUGGINGFACE_HUB_CACHE"] = tmp.File("c2"),
+            ["HF_TOKEN"] = "hf_env", ["HF_HUB_OFFLINE"] = "yes", ["HF_ENDPOINT"] = "http://mirror.example:8080/",
+        });
+        Assert.Equal(tmp.File("c1"), s.CacheDir);
+        Assert.Equal("hf_env", s.Token);
+        Assert.True(s.Offline);
+        Assert.Equal("http://mirror.example:8080/", s.Endpoint.AbsoluteUri);
+
+        s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?>
+        {
+            ["XDG_CACHE_HOME"] = tmp.File("xdg"), ["HUGGINGFACE_HUB_CACHE"] = tmp.File("c2"), ["HUGGING_FACE_HUB_TOKEN"] = "hf_legacy",
+            ["HF_HUB_OFFLINE"] = "0", ["TRANSFORMERS_OFFLINE"] = "1",
+        });
+        Assert.Equal(tmp.File("c2"), s.CacheDir);
+        Assert.Equal("hf_legacy", s.Token);
+        Assert.False(s.Offline); // HF_HUB_OFFLINE set: TRANSFORMERS_OFFLINE is not consulted
+
+        s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["XDG_CACHE_HOME"] = tmp.File("xdg"), ["TRANSFORMERS_OFFLINE"] = "TRUE" });
+        Assert.Equal(Path.Combine(tmp.File("xdg"), "huggingface", "hub"), s.CacheDir);
+        Assert.Null(s.Token);
+        Assert.True(s.Offline);
+
+        // explicit arguments win over the environment
+        s = HubSettings.FromEnvironment(endpoint: "http://127.0.0.1:1", token: "hf_arg", offline: false, cacheDir: tmp.File("arg"),
+            environment: new Dictionary<string, string?> { ["HF_HOME"] = home, ["HF_TOKEN"] = "hf_env", ["HF_HUB_OFFLINE"] = "1", ["HF_ENDPOINT"] = "bad url" });
+        Assert.Equal(("http://127.0.0.1:1/", "hf_arg", false, tmp.File("arg")), (s.Endpoint.AbsoluteUri, s.Token, s.Offline, s.CacheDir));
+        var e = Assert.Throws<HubException>(() => HubSettings.FromEnvironment(endpoint: "nope", environment: new Dictionary<string, string?>()));
+        Assert.Equal("endpoint is not a valid http(s) URL: 'nope'. Expected something like 'https://huggingface.co'.", e.Message);
+    }
+
+    [Theory]
+    [InlineData("*.bin", "unet/diffusion_pytorch_model.bin", true)]      // * crosses '/' as in fnmatch
+    [InlineData("unet/*", "unet/sub/config.json", true)]
+    [InlineData("*.bin", "x.bin.index.json", false)]
+    [InlineData("*.bin.index.*json", "text_encoder/pytorch_model.bin.index.json", true)]
+    [InlineData("config.json", "unet/config.json", false)]
+    [InlineData("model_?ndex.json", "model_index.json", true)]
+    [InlineData("[!a]*.json", "b.json", true)]
+    [InlineData("[!a]*.json", "a.json", false)]
+    [InlineData("*.SAFETENSORS", "x.safetensors", false)]                // POSIX fnmatch is case-sensitive
+    public void Fnmatch_semantics(string pattern, string name, bool expected) => Assert.Equal(expected, FnMatch.IsMatch(name, pattern));
+}

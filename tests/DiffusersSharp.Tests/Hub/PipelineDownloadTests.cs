@@ -1,0 +1,124 @@
+using System.Text;
+using DiffusersSharp.Hub;
+
+namespace DiffusersSharp.Tests.Hub;
+
+/// <summary>diffusers' DiffusionPipeline.download file selection, through the fake Hub, on a Stable-Diffusion-shaped repo.</summary>
+public sealed class PipelineDownloadTests : IDisposable
+{
+    private readonly HubTestEnv _env = new();
+
+    public void Dispose() => _env.Dispose();
+
+    private static byte[] Bytes(int n, byte seed) => Enumerable.Range(0, n).Select(i => (byte)(i * 31 + seed)).ToArray();
+
+    private string AddSdLikeRepo()
+    {
+        const string index = """
+            {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.25.1",
+             "feature_extractor": [null, null], "safety_checker": [null, null],
+             "scheduler": ["diffusers", "PNDMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"]}
+            """;
+        var files = new Dictionary<string, byte[]>
+        {
+            ["model_index.json"] = Encoding.UTF8.GetBytes(index),
+            ["README.md"] = "# tiny"u8.ToArray(),
+            ["v1-5-pruned.ckpt"] = Bytes(5000, 1),
+            ["scheduler/scheduler_config.json"] = "{}"u8.ToArray(),
+            ["text_encoder/config.json"] = "{\"a\": 1}"u8.ToArray(),
+            ["text_encoder/pytorch_model.bin"] = Bytes(150_000, 2),
+            ["text_encoder/model.safetensors"] = Bytes(150_000, 3),
+            ["tokenizer/vocab.json"] = "{}"u8.ToArray(),
+            ["tokenizer/merges.txt"] = "#"u8.ToArray(),
+            ["unet/config.json"] = "{\"b\": 2}"u8.ToArray(),
+            ["unet/diffusion_pytorch_model.bin"] = Bytes(200_000, 4),
+            ["unet/diffusion_pytorch_model.safetensors"] = Bytes(200_000, 5),
+            ["unet/diffusion_pytorch_model.fp16.bin"] = Bytes(100_000, 6),
+            ["unet/diffusion_pytorch_model.fp16.safetensors"] = Bytes(100_000, 7),
+        };
+        var repo = new FakeRepo("org/sd-like");
+        string commit = repo.AddCommit(files);
+        _env.Server.Add(repo);
+        return commit;
+    }
+
+    private static List<string> FilesUnder(string folder) =>
+        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+                 .Select(f => Path.GetRelativePath(folder, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
+
+    [Fact]
+    public async Task Variant_fp16_downloads_configs_and_fp16_safetensors_only_in_parallel()
+    {
+        string commit = AddSdLikeRepo();
+        _env.Server.ChunkDelayMs = 2;
+        using var client = _env.Client();
+        string snapshot = await client.DownloadPipelineAsync("org/sd-like", variant: "fp16");
+        Assert.EndsWith(commit, snapshot);
+        Assert.Equal(
+            ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder/model.safetensors",
+             "tokenizer/merges.txt", "tokenizer/vocab.json", "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors"],
+            FilesUnder(snapshot));
+        Assert.Equal(Bytes(100_000, 7), File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.fp16.safetensors")));
+        Assert.True(_env.Server.MaxConcurrentCdn >= 2, $"max concurrent CDN downloads: {_env.Server.MaxConcurrentCdn}");
+    }
+
+    [Fact]
+    public async Task No_variant_prefers_safetensors_and_bin_when_safetensors_are_incomplete()
+    {
+        AddSdLikeRepo();
+        using var client = _env.Client();
+        string snapshot = await client.DownloadPipelineAsync("org/sd-like");
+        Assert.Equal(
+            ["model_index.json", "scheduler/scheduler_config.json", "text_encoder/config.json", "text_encoder/model.safetensors",
+             "tokenizer/merges.txt", "tokenizer/vocab.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"],
+            FilesUnder(snapshot));
+
+        // a repo where one component has only .bin weights: diffusers falls back to .bin for all
+        var binRepo = new FakeRepo("org/bin-only");
+        binRepo.AddCommit(new()
+        {
+            ["model_index.json"] = """{"_class_name": "DDPMPipeline", "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"], "vqvae": ["diffusers", "VQModel"]}"""u8.ToArray(),
+            ["scheduler/scheduler_config.json"] = "{}"u8.ToArray(),
+            ["unet/config.json"] = "{}"u8.ToArray(),
+            ["unet/diffusion_pytorch_model.safetensors"] = Bytes(1000, 1),
+            ["unet/diffusion_pytorch_model.bin"] = Bytes(1000, 2),
+            ["vqvae/config.json"] = "{}"u8.ToArray(),
+            ["vqvae/diffusion_pytorch_model.bin"] = Bytes(1000, 3),
+        });
+        _env.Server.Add(binRepo);
+        string binSnapshot = await client.DownloadPipelineAsync("org/bin-only", variant: "fp16"); // no fp16 files: non-variant ones
+        Assert.Equal(
+            ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "unet/diffusion_pytorch_model.bin",
+             "vqvae/config.json", "vqvae/diffusion_pytorch_model.bin"],
+            FilesUnder(binSnapshot));
+    }
+
+    [Fact]
+    public async Task Snapshot_download_with_allow_and_ignore_patterns()
+    {
+        AddSdLikeRepo();
+        using var client = _env.Client();
+        string snapshot = await client.SnapshotDownloadAsync("org/sd-like", allowPatterns: ["unet/*", "*.md"], ignorePatterns: ["*.bin"]);
+        Assert.Equal(["README.md", "unet/config.json", "unet/diffusion_pytorch_model.fp16.safetensors", "unet/diffusion_pytorch_model.safetensors"],
+                     FilesUnder(snapshot));
+    }
+
+    [Fact]
+    public void Variant_compatible_siblings_matches_diffusers()
+    {
+        string[] files =
+        [
+            "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.fp16.bin",
+            "text_encoder/model.fp16-00001-of-00002.safetensors", "text_encoder/model.fp16-00002-of-00002.safetensors",
+            "text_encoder/model.safetensors.index.fp16.json", "text_encoder/model-00001-of-00002.safetensors",
+            "text_encoder/model-00002-of-00002.safetensors", "text_encoder/model.safetensors.index.json", "vae/diffusion_flax_model.msgpack",
+        ];
+        var (usable, variant) = PipelineFileSelection.VariantCompatibleSiblings(files, "fp16");
+        Assert.Equal(["text_encoder/model.fp16-00001-of-00002.safetensors", "text_encoder/model.fp16-00002-of-00002.safetensors",
+                      "text_encoder/model.safetensors.index.fp16.json", "unet/diffusion_pytorch_model.fp16.bin"], variant.Order(StringComparer.Ordinal));
+        Assert.Equal([.. variant.Order(StringComparer.Ordinal), "vae/diffusion_flax_model.msgpack"], usable.Order(StringComparer.Ordinal));
+        Assert.True(PipelineFileSelection.IsSafetensorsCompatible(["a/pytorch_model.bin", "a/model.safetensors"]));
+        Assert.False(PipelineFileSelection.IsSafetensorsCompatible(["a/pytorch_model.bin", "a/pytorch_model.safetensors"]));
+    }
+}

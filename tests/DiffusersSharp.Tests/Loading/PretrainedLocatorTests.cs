@@ -1,0 +1,141 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Tests.Support;
+
+namespace DiffusersSharp.Tests.Loading;
+
+/// <summary>Local folders and Hub ids resolved from a hand-built Hugging Face cache.</summary>
+public class PretrainedLocatorTests
+{
+    private const string Sha = "0123456789abcdef0123456789abcdef01234567";
+    private const string Sha2 = "fedcba9876543210fedcba9876543210fedcba98";
+
+    /// <summary>A cache holding google/ddpm-cat-256 at main = Sha (with a unet/ subfolder) and a snapshot Sha2 tagged v1.</summary>
+    private static TempDir Cache()
+    {
+        var dir = new TempDir();
+        string repo = Path.Combine(dir.Path, "models--google--ddpm-cat-256");
+        Directory.CreateDirectory(Path.Combine(repo, "refs"));
+        File.WriteAllText(Path.Combine(repo, "refs", "main"), Sha);
+        File.WriteAllText(Path.Combine(repo, "refs", "v1"), Sha2 + "\n");
+        Directory.CreateDirectory(Path.Combine(repo, "snapshots", Sha, "unet"));
+        Directory.CreateDirectory(Path.Combine(repo, "snapshots", Sha2));
+        return dir;
+    }
+
+    private static string Snap(TempDir cache, string sha) => Path.Combine(cache.Path, "models--google--ddpm-cat-256", "snapshots", sha);
+
+    [Fact]
+    public void ExistingFolderIsReturnedAsIs()
+    {
+        string folder = Golden.Path("tiny-ddpm");
+        Assert.Equal(Path.GetFullPath(folder), PretrainedLocator.Resolve(folder));
+        Assert.Equal(Path.Combine(Path.GetFullPath(folder), "unet"), PretrainedLocator.Resolve(folder, "unet"));
+    }
+
+    [Fact]
+    public void MissingSubfolderOfALocalFolderIsAnError()
+    {
+        string folder = Golden.Path("tiny-ddpm");
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(folder, "vae"));
+        Assert.Equal($"'{folder}' has no subfolder 'vae' ({Path.Combine(Path.GetFullPath(folder), "vae")} does not exist)", e.Message);
+        Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(folder, "../tiny-ddpm"));
+    }
+
+    [Fact]
+    public void HubIdResolvesThroughRefsToTheSnapshot()
+    {
+        using var cache = Cache();
+        Assert.Equal(Snap(cache, Sha), PretrainedLocator.Resolve("google/ddpm-cat-256", cacheDir: cache.Path));
+        Assert.Equal(Path.Combine(Snap(cache, Sha), "unet"), PretrainedLocator.Resolve("google/ddpm-cat-256", "unet", cacheDir: cache.Path));
+        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "v1", cacheDir: cache.Path));
+        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", revision: Sha2, cacheDir: cache.Path));
+    }
+
+    [Fact]
+    public void IdNotInTheCacheSaysHowToGetIt()
+    {
+        using var cache = Cache();
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-church-256", cacheDir: cache.Path));
+        Assert.Equal(
+            $"'google/ddpm-church-256' is not a local folder and is not in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-church-256")} does not exist). " +
+            "Download it first with `diffusers download google/ddpm-church-256` (or `huggingface-cli download google/ddpm-church-256`), or pass a local folder.",
+            e.Message);
+    }
+
+    [Fact]
+    public void UnknownRevisionAndMissingSnapshotAreErrors()
+    {
+        using var cache = Cache();
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "fp16", cacheDir: cache.Path));
+        Assert.StartsWith($"'google/ddpm-cat-256' is in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-cat-256")}) but revision 'fp16' is not", e.Message);
+        Directory.Delete(Snap(cache, Sha2));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "v1", cacheDir: cache.Path));
+        Assert.StartsWith($"'google/ddpm-cat-256' revision 'v1' points to commit {Sha2}, but the Hugging Face cache has no snapshot {Snap(cache, Sha2)}.", e2.Message);
+        Assert.Contains("diffusers download google/ddpm-cat-256", e2.Message);
+    }
+
+    [Fact]
+    public void CorruptRefIsAnError()
+    {
+        using var cache = Cache();
+        string refFile = Path.Combine(cache.Path, "models--google--ddpm-cat-256", "refs", "main");
+        File.WriteAllText(refFile, "../../etc");
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", cacheDir: cache.Path));
+        Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("a/b/c")]
+    [InlineData("org/../name")]
+    [InlineData("org--x/name")]
+    [InlineData("-org/name")]
+    [InlineData("org/name.")]
+    [InlineData("org/name.git")]
+    [InlineData("org/na me")]
+    public void MalformedIdsAreRejected(string id)
+    {
+        using var cache = Cache();
+        Assert.False(PretrainedLocator.IsValidRepoId(id));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, cacheDir: cache.Path));
+        Assert.StartsWith($"'{id}' is neither an existing folder nor a valid Hugging Face Hub id", e.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    public void EmptyIdIsRejected(string id)
+    {
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id));
+        Assert.Equal("No model given: expected a local folder or a Hugging Face Hub id like 'google/ddpm-cat-256'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("google/ddpm-cat-256", true)]
+    [InlineData("gpt2", true)]
+    [InlineData("CompVis/stable-diffusion-v1-4", true)]
+    [InlineData("runwayml/stable-diffusion-v1.5_x", true)]
+    public void ValidIds(string id, bool valid) => Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
+
+    [Fact]
+    public void RepoFolderNameIsHuggingFaceHubs() =>
+        Assert.Equal("models--google--ddpm-cat-256", PretrainedLocator.RepoFolderName("google/ddpm-cat-256"));
+
+    [Fact]
+    public void DefaultCacheDirFollowsTheEnvironment()
+    {
+        var env = new Dictionary<string, string>();
+        string Dir() => PretrainedLocator.DefaultCacheDir(n => env.GetValueOrDefault(n));
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        Assert.Equal(Path.Combine(home, ".cache", "huggingface", "hub"), Dir());
+        env["XDG_CACHE_HOME"] = "/x";
+        Assert.Equal("/x/huggingface/hub", Dir());
+        env["HF_HOME"] = "/hf";
+        Assert.Equal("/hf/hub", Dir());
+        env["HUGGINGFACE_HUB_CACHE"] = "/legacy";
+        Assert.Equal("/legacy", Dir());
+        env["HF_HUB_CACHE"] = "~/hubcache";
+        Assert.Equal(Path.Combine(home, "hubcache"), Dir());
+        env["HF_HUB_CACHE"] = "";
+        Assert.Equal("/legacy", Dir());
+    }
+}

@@ -1,0 +1,190 @@
+using System.Text;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Loading;
+
+/// <summary>Safetensors: corrupt files are refused with the file and tensor named; Save → Open round trips.</summary>
+public class SafetensorsFileTests
+{
+    /// <summary>A safetensors file from a header text and raw data bytes (no padding).</summary>
+    private static string Raw(TempDir dir, string header, int dataBytes, long? declaredLength = null)
+    {
+        var h = Encoding.UTF8.GetBytes(header);
+        string path = dir.File("w.safetensors");
+        using var fs = File.Create(path);
+        fs.Write(BitConverter.GetBytes((ulong)(declaredLength ?? h.Length)));
+        fs.Write(h);
+        fs.Write(new byte[dataBytes]);
+        return path;
+    }
+
+    private static WeightsException Refused(string path) => Assert.Throws<WeightsException>(() => SafetensorsFile.Open(path));
+
+    [Fact]
+    public void TruncatedDataNamesTheTensor()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}""", 20);
+        var e = Refused(p);
+        Assert.Equal($"{p}: corrupt safetensors header for tensor 'b': data_offsets [8, 24] run past the end of the data (20 bytes; the file is truncated)", e.Message);
+        Assert.Equal("b", e.Key);
+        Assert.Equal(p, e.FilePath);
+    }
+
+    [Fact]
+    public void FileShorterThanTheLengthFieldIsRefused()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("w.safetensors");
+        File.WriteAllBytes(p, [1, 2, 3]);
+        Assert.Equal($"{p}: not a safetensors file (only 3 bytes; the 8-byte header length is missing)", Refused(p).Message);
+    }
+
+    [Fact]
+    public void HeaderLengthBeyondTheFileIsRefused()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, "{}", 0, declaredLength: 1000);
+        Assert.Equal($"{p}: corrupt safetensors header: header length 1000 does not fit a file of 10 bytes", Refused(p).Message);
+    }
+
+    [Fact]
+    public void InvalidJsonHeaderIsRefused()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F32",}""", 0);
+        var e = Refused(p);
+        Assert.True(e.Message.StartsWith($"{p}: corrupt safetensors header: not valid JSON at line 1, column 21 ("), e.Message);
+    }
+
+    [Fact]
+    public void OverlappingOffsetsNameBothTensors()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}""", 12);
+        var e = Refused(p);
+        Assert.Equal($"{p}: corrupt safetensors header: tensors 'a' [0, 8] and 'b' [4, 12] overlap", e.Message);
+        Assert.Equal("b", e.Key);
+    }
+
+    [Fact]
+    public void DtypeTimesShapeMustEqualTheByteLength()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,8]}}""", 8);
+        Assert.Equal($"{p}: corrupt safetensors header for tensor 'a': dtype F16 × shape [2, 3] = 12 bytes, but data_offsets span 8", Refused(p).Message);
+    }
+
+    [Fact]
+    public void UnknownDtypeIsRefused()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F31","shape":[1],"data_offsets":[0,4]}}""", 4);
+        Assert.Equal($"{p}: corrupt safetensors header for tensor 'a': unknown dtype 'F31'", Refused(p).Message);
+    }
+
+    [Fact]
+    public void ValidButUnsupportedDtypeFailsOnLoadNamingTheTensor()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"u":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}}""", 4);
+        using var f = SafetensorsFile.Open(p);
+        var e = Assert.Throws<WeightsException>(() => f.Load("u"));
+        Assert.Equal($"{p}: tensor 'u': safetensors dtype 'U32' is not supported by DiffusersSharp", e.Message);
+    }
+
+    [Theory]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":["0",4]}}""", "invalid data_offsets [\"0\",4]")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}}""", "invalid data_offsets [4,0]")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}""", "invalid dimension -1")]
+    [InlineData("""{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}""", "shape [4294967296, 4294967296] is too large")]
+    [InlineData("""{"a":{"shape":[1],"data_offsets":[0,4]}}""", "missing dtype")]
+    [InlineData("""{"a":[1,2]}""", "entry is not an object")]
+    public void MalformedEntriesNameTheTensor(string header, string what)
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, header, 4);
+        Assert.Equal($"{p}: corrupt safetensors header for tensor 'a': {what}", Refused(p).Message);
+    }
+
+    [Fact]
+    public void DuplicateTensorNamesAreRefused()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8);
+        Assert.Equal($"{p}: corrupt safetensors header: tensor 'a' is listed twice", Refused(p).Message);
+    }
+
+    [Fact]
+    public void HolesOrTrailingBytesAreRefused()
+    {
+        using var dir = new TempDir();
+        string p = Raw(dir, """{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8);
+        Assert.Equal($"{p}: corrupt safetensors file: the data section is 8 bytes but its tensors cover 4 (holes or trailing bytes)", Refused(p).Message);
+    }
+
+    [Fact]
+    public void SaveThenOpenRoundTripsEveryDtypeShapeAndMetadata()
+    {
+        using var dir = new TempDir();
+        using var g = new Generator(3);
+        var tensors = new Dictionary<string, Tensor>
+        {
+            ["f32"] = torch.randn(new long[] { 3, 5 }, generator: g),
+            ["f16"] = torch.randn(new long[] { 7 }, generator: g).to(ScalarType.Float16),
+            ["bf16"] = torch.randn(new long[] { 2, 2, 2 }, generator: g).to(ScalarType.BFloat16),
+            ["f64"] = torch.tensor(new[] { Math.PI, -1e300 }),
+            ["i64"] = torch.tensor(new long[] { long.MinValue, 0, long.MaxValue }),
+            ["i32"] = torch.tensor(new[] { -5, 6 }),
+            ["u8"] = torch.tensor(new byte[] { 0, 255 }),
+            ["bool"] = torch.tensor(new[] { true, false, true }),
+            ["scalar"] = torch.tensor(2.5f),
+            ["empty"] = torch.zeros(0, 4),
+            ["transposed"] = torch.arange(6, ScalarType.Float32).reshape(2, 3).t(),
+        };
+        string p = dir.File("m.safetensors");
+        SafetensorsFile.Save(p, tensors, new Dictionary<string, string> { ["format"] = "pt" });
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+        using var f = SafetensorsFile.Open(p);
+        Assert.Equal("pt", f.Metadata["format"]);
+        Assert.Equal(tensors.Keys.OrderBy(k => k, StringComparer.Ordinal), f.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        foreach (var (name, t) in tensors)
+        {
+            using var back = f.Load(name);
+            Assert.Equal(t.dtype, back.dtype);
+            Assert.Equal(t.shape, back.shape);
+            Assert.True(t.contiguous().bytes.SequenceEqual(back.bytes), name);
+        }
+        Assert.Equal(new float[] { 0, 3, 1, 4, 2, 5 }, f.Load("transposed").data<float>().ToArray());
+        // the header length field + header is a multiple of 8, so data is aligned
+        var len = BitConverter.ToUInt64(File.ReadAllBytes(p).AsSpan(0, 8));
+        Assert.Equal(0UL, (8 + len) % 8);
+    }
+
+    [Fact]
+    public void GoldenFileOpensAndLoadsEveryTensor()
+    {
+        using var f = Golden.Open(Path.Combine("tiny-ddpm", "unet", "diffusion_pytorch_model.safetensors"));
+        Assert.Equal("pt", f.Metadata["format"]);
+        var all = f.LoadAll();
+        using var w = all["conv_in.weight"];
+        Assert.Equal(new long[] { 16, 3, 3, 3 }, w.shape);
+        foreach (var t in all.Values) t.Dispose();
+    }
+
+    [Fact]
+    public void FailedSaveLeavesTheExistingFileIntact()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("m.safetensors");
+        SafetensorsFile.Save(p, new Dictionary<string, Tensor> { ["a"] = torch.ones(2) });
+        byte[] before = File.ReadAllBytes(p);
+        var bad = new Dictionary<string, Tensor> { ["a"] = torch.ones(2), ["c"] = torch.ones(new long[] { 2 }, ScalarType.ComplexFloat32) };
+        Assert.Throws<WeightsException>(() => SafetensorsFile.Save(p, bad));
+        Assert.Equal(before, File.ReadAllBytes(p));
+        Assert.Single(Directory.GetFiles(dir.Path));
+    }
+}

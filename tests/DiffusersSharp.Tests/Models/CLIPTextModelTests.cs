@@ -1,0 +1,190 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>CLIPTextModel / CLIPTextModelWithProjection against transformers 4.36 (golden tiny-sd text encoder).</summary>
+public class CLIPTextModelTests
+{
+    private const string Expected = "tiny-sd-expected.safetensors";
+    private static readonly Lazy<CLIPTextModel> Tiny = new(() => CLIPTextModel.FromPretrained(Golden.Path("tiny-sd")));
+
+    private static Tensor Ids() => Golden.Tensor(Expected, "tokenizer/input_ids");
+
+    [Fact]
+    public void ConfigIsReadFromTheFolder()
+    {
+        var c = Tiny.Value.Config;
+        Assert.Equal((32, 37, 5, 4, 77, 1000), (c.HiddenSize, c.IntermediateSize, c.NumHiddenLayers, c.NumAttentionHeads, c.MaxPositionEmbeddings, c.VocabSize));
+        Assert.Equal("quick_gelu", c.HiddenAct);
+        Assert.Equal(999, c.EosTokenId);
+        Assert.Equal(512, c.ProjectionDim);
+    }
+
+    [Fact]
+    public void LastHiddenStateAndPooledOutputMatchTransformers()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var output = Tiny.Value.Forward(Ids());
+        Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+        Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output");
+        Assert.Null(output.HiddenStates);
+    }
+
+    [Fact]
+    public void HiddenStatesPerLayerMatchTransformersAndClipSkipNormIsTheFinalNorm()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var ids = Ids()[..2];
+        using var output = Tiny.Value.Forward(ids, outputHiddenStates: true);
+        var expected = Golden.Tensor(Expected, "text_encoder/hidden_states_prompts01");
+        Assert.NotNull(output.HiddenStates);
+        Assert.Equal(6, output.HiddenStates!.Count);
+        for (int k = 0; k < 6; k++)
+            Tol.Close(output.HiddenStates[k], expected[k], Tol.ModelAbs, $"hidden_states[{k}]");
+        // clip_skip = 0 path of diffusers: final_layer_norm(hidden_states[-1]) is last_hidden_state.
+        Tol.Close(Tiny.Value.FinalLayerNorm(output.HiddenStates[^1]), output.LastHiddenState, 0, "final norm of hidden_states[-1]");
+    }
+
+    [Fact]
+    public void AttentionMaskOfOnesChangesNothingAndPaddingDoesNotReachRealTokens()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var ids = Ids();
+        var mask = Golden.Tensor(Expected, "tokenizer/attention_mask");
+        using var plain = Tiny.Value.Forward(ids);
+        using var ones = Tiny.Value.Forward(ids, torch.ones_like(mask));
+        Tol.Close(ones.LastHiddenState, plain.LastHiddenState, 1e-6, "all-ones mask");
+        using var masked = Tiny.Value.Forward(ids, mask);
+        // The causal mask already keeps padding (after EOS) from real tokens: equal where mask == 1.
+        var keep = mask.unsqueeze(-1).to(ScalarType.Bool);
+        Tol.Close(masked.LastHiddenState.masked_fill(keep.logical_not(), 0), plain.LastHiddenState.masked_fill(keep.logical_not(), 0), 1e-6, "padding mask");
+        Tol.Close(masked.PoolerOutput, plain.PoolerOutput, 1e-6, "pooled with padding mask");
+    }
+
+    [Fact]
+    public void LegacyPositionIdsInTheFileAreIgnored()
+    {
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Directory.CreateDirectory(folder);
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
+        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            all["text_model.embeddings.position_ids"] = torch.arange(77, dtype: ScalarType.Int64).unsqueeze(0);
+            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        }
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModel.FromPretrained(dir.Path);
+        using var output = model.Forward(Ids());
+        Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+    }
+
+    [Fact]
+    public void WithProjectionAppliesTextProjectionToThePooledOutput()
+    {
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder_2");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"),
+            File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"projection_dim\": 512", "\"projection_dim\": 8"));
+        using var scope = torch.NewDisposeScope();
+        var projection = torch.randn(8, 32, generator: new Generator(3));
+        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            all["text_projection.weight"] = projection;
+            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        }
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModelWithProjection.FromPretrained(dir.Path);
+        using var output = model.Forward(Ids());
+        var pooled = Golden.Tensor(Expected, "text_encoder/pooler_output");
+        Tol.Close(output.TextEmbeds, pooled.matmul(projection.t()), 1e-5, "text_embeds");
+        Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+    }
+
+    [Fact]
+    public void WithProjectionOnAPlainTextEncoderNamesTheMissingWeight()
+    {
+        var ex = Assert.Throws<WeightsException>(() => CLIPTextModelWithProjection.FromPretrained(Golden.Path("tiny-sd"), "text_encoder"));
+        Assert.Contains("missing keys: text_projection.weight", ex.Message);
+        Assert.Contains("model.safetensors", ex.Message);
+    }
+
+    [Fact]
+    public void Bfloat16LoadRunsInBfloat16()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), dtype: ScalarType.BFloat16);
+        Assert.Equal(ScalarType.BFloat16, model.Dtype);
+        using var output = model.Forward(Ids());
+        Assert.Equal(ScalarType.BFloat16, output.LastHiddenState.dtype);
+        Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), 0.1, "bf16 last_hidden_state");
+    }
+
+    [Fact]
+    public void LegacyEosTokenId2PoolsAtTheLargestInputId()
+    {
+        // Configs of OpenAI / OpenCLIP checkpoints say eos_token_id 2: transformers then pools at argmax(input_ids),
+        // which for these prompts (EOS 999 is the largest id) is the first EOS, so the golden pooled output holds.
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"),
+            File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"eos_token_id\": 999", "\"eos_token_id\": 2"));
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"), Path.Combine(folder, "model.safetensors"));
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModel.FromPretrained(dir.Path);
+        Assert.Equal(2, model.Config.EosTokenId);
+        using var output = model.Forward(Ids());
+        Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output (argmax)");
+    }
+
+    [Theory]
+    // The public text_encoder/config.json of runwayml/stable-diffusion-v1-5 and stabilityai/stable-diffusion-2-1.
+    [InlineData("""{"_name_or_path": "openai/clip-vit-large-patch14", "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "quick_gelu", "hidden_size": 768, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1, "projection_dim": 768, "torch_dtype": "float32", "transformers_version": "4.22.0.dev0", "vocab_size": 49408}""",
+        768, 12, 12, 3072, "quick_gelu", 768)]
+    [InlineData("""{"_name_or_path": "hf-models/stable-diffusion-v2-768x768/text_encoder", "architectures": ["CLIPTextModel"], "attention_dropout": 0.0, "bos_token_id": 0, "dropout": 0.0, "eos_token_id": 2, "hidden_act": "gelu", "hidden_size": 1024, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 4096, "layer_norm_eps": 1e-05, "max_position_embeddings": 77, "model_type": "clip_text_model", "num_attention_heads": 16, "num_hidden_layers": 23, "pad_token_id": 1, "projection_dim": 512, "torch_dtype": "float32", "transformers_version": "4.25.0.dev0", "vocab_size": 49408}""",
+        1024, 16, 23, 4096, "gelu", 512)]
+    public void RealStableDiffusionConfigsParse(string json, int hidden, int heads, int layers, int intermediate, string act, int projection)
+    {
+        var c = ConfigJson.Parse<CLIPTextConfig>(json, "config.json");
+        c.Validate("config.json");
+        Assert.Equal((hidden, heads, layers, intermediate, act, projection, 2, 49408),
+            (c.HiddenSize, c.NumAttentionHeads, c.NumHiddenLayers, c.IntermediateSize, c.HiddenAct, c.ProjectionDim, c.EosTokenId!.Value, c.VocabSize));
+        Assert.True(c.Extra!.ContainsKey("architectures"));
+    }
+
+    [Fact]
+    public void UnsupportedActivationIsNamed()
+    {
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Directory.CreateDirectory(folder);
+        string cfg = Path.Combine(folder, "config.json");
+        File.WriteAllText(cfg, File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"quick_gelu\"", "\"mish\""));
+        var ex = Assert.Throws<ConfigException>(() => CLIPTextModel.FromPretrained(dir.Path));
+        Assert.Equal($"{cfg}: hidden_act 'mish' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish)", ex.Message);
+        Assert.Equal("hidden_act", ex.Key);
+    }
+
+    [Fact]
+    public void TooManyTokensAreRefused()
+    {
+        using var scope = torch.NewDisposeScope();
+        var ids = torch.zeros(1, 78, dtype: ScalarType.Int64);
+        var ex = Assert.Throws<ArgumentException>(() => Tiny.Value.Forward(ids));
+        Assert.StartsWith("input_ids has 78 tokens but the text encoder has 77 positions (max_position_embeddings)", ex.Message);
+    }
+}

@@ -1,0 +1,127 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>
+/// The tiny-sd UNet2DConditionModel (golden/tiny-sd/unet) and the 9-channel inpainting UNet
+/// (golden/tiny-sd-inpaint/unet) against the outputs and hooked intermediates recorded with diffusers 0.25.1
+/// (golden README sections C and E).
+/// </summary>
+public class UNet2DConditionModelGoldenTests
+{
+    private const string Expected = "tiny-sd-expected.safetensors";
+    private const string InpaintExpected = "tiny-sd-inpaint-expected.safetensors";
+
+    private static UNet2DConditionModel LoadTiny() => UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), subfolder: "unet");
+
+    [Fact]
+    public void Output_AndIntermediatesAtT500_MatchDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        using var golden = Golden.Open(Expected);
+        var check = new GoldenIntermediates(golden, "unet/t500/intermediate/");
+        unet.IntermediateHook = check.Check;
+        using var output = unet.Forward(x, 500L, ehs).Sample;
+        unet.IntermediateHook = null;
+        Assert.Equal(new[] { "time_proj", "time_embedding", "conv_in", "down_blocks.0",
+            "down_blocks.1.attentions.0.transformer_blocks.0.attn1", "down_blocks.1.attentions.0.transformer_blocks.0.attn2",
+            "down_blocks.1.attentions.0.transformer_blocks.0.ff", "down_blocks.1.attentions.0", "down_blocks.1",
+            "mid_block", "up_blocks.0", "up_blocks.1", "conv_norm_out", "conv_out" }, check.Seen);
+        Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
+        using var expected = Golden.Tensor(Expected, "unet/t500/out");
+        Tol.Close(output, expected, Tol.ModelAbs, "t500 output");
+    }
+
+    [Fact]
+    public void IntAndZeroDimTensorTimesteps_MatchDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        using var e1 = Golden.Tensor(Expected, "unet/t1/out");
+        using var o1 = unet.Forward(x, 1L, ehs).Sample;
+        Tol.Close(o1, e1, Tol.ModelAbs, "t=1 (int)");
+        // t999 was recorded with a 0-d tensor
+        using var t999 = torch.tensor(999L);
+        using var e999 = Golden.Tensor(Expected, "unet/t999/out");
+        using var o999 = unet.Forward(x, t999, ehs).Sample;
+        Tol.Close(o999, e999, Tol.ModelAbs, "t=999 (0-d tensor)");
+    }
+
+    [Fact]
+    public void BatchOfTwoWithOneTimestepEach_MatchesDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x_batch2");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states_batch2");
+        using var t = Golden.Tensor(Expected, "unet/batch2/timestep");
+        Assert.Equal(new long[] { 10, 900 }, t.data<long>().ToArray());
+        using var expected = Golden.Tensor(Expected, "unet/batch2/out");
+        using var output = unet.Forward(x, t, ehs).Sample;
+        Tol.Close(output, expected, Tol.ModelAbs, "batch of 2, timesteps [10, 900]");
+        // each item alone gives the same as in the batch
+        using var x1 = x[1..2];
+        using var e1 = ehs[1..2];
+        using var item = unet.Forward(x1, 900L, e1).Sample;
+        using var fromBatch = expected[1..2];
+        Tol.Close(item, fromBatch, Tol.ModelAbs, "item 1 alone");
+    }
+
+    [Fact]
+    public void FractionalDoubleTimestep_IsNotTruncated()
+    {
+        // diffusers turns a Python float into a float64 tensor (unlike UNet2DModel's int64): 500.5 != 500.
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        using var a = unet.Forward(x, 500.5, ehs).Sample;
+        using var b = unet.Forward(x, torch.tensor(new[] { 500.5f }), ehs).Sample;
+        using var e500 = Golden.Tensor(Expected, "unet/t500/out");
+        Assert.True(Tol.MaxAbsDiff(a, e500) > 1e-5, "500.5 must not act as 500");
+        Tol.Close(a, b, 1e-6, "float64 vs float32 fractional timestep");
+        using var whole = unet.Forward(x, 500.0, ehs).Sample;
+        Tol.Close(whole, e500, Tol.ModelAbs, "500.0 as a double");
+    }
+
+    [Fact]
+    public void InpaintingUNetWithNineInputChannels_MatchesDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd-inpaint"), subfolder: "unet");
+        Assert.Equal(9, unet.Config.InChannels);
+        using var x = Golden.Tensor(InpaintExpected, "unet/x");
+        using var ehs = Golden.Tensor(InpaintExpected, "unet/encoder_hidden_states");
+        using var golden = Golden.Open(InpaintExpected);
+        var check = new GoldenIntermediates(golden, "unet/t500/intermediate/");
+        unet.IntermediateHook = check.Check;
+        using var output = unet.Forward(x, 500L, ehs).Sample;
+        Assert.Equal(new[] { "conv_in", "down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.1", "conv_out" }, check.Seen);
+        Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
+        using var expected = Golden.Tensor(InpaintExpected, "unet/t500/out");
+        Tol.Close(output, expected, Tol.ModelAbs, "inpaint UNet t500 output");
+    }
+
+    [Fact]
+    public void WrongInputs_AreRejectedWithClearMessages()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs768 = torch.zeros(1, 77, 768);
+        var e = Assert.Throws<ArgumentException>(() => unet.Forward(x, 1L, ehs768));
+        Assert.Equal("UNet2DConditionModel: encoder_hidden_states have hidden size 768, but the UNet's cross_attention_dim is 32", e.Message);
+        using var x9 = torch.zeros(1, 9, 32, 32);
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        e = Assert.Throws<ArgumentException>(() => unet.Forward(x9, 1L, ehs));
+        Assert.Equal("UNet2DConditionModel expects a sample of shape (batch, 4, height, width), got [1, 9, 32, 32]", e.Message);
+    }
+}

@@ -1,0 +1,130 @@
+using DiffusersSharp.Tests.Support;
+using DiffusersSharp.Text;
+
+namespace DiffusersSharp.Tests.Text;
+
+/// <summary>Tokenizer folders other than the golden ones: SD 2.x's "!" pad token, missing files, text clean-up.</summary>
+public class CLIPTokenizerConfigTests
+{
+    private static string CopyTinyTokenizer(TempDir dir)
+    {
+        string folder = Path.Combine(dir.Path, "tokenizer");
+        Directory.CreateDirectory(folder);
+        foreach (var f in new[] { "vocab.json", "merges.txt" })
+            File.Copy(Golden.Path("tiny-sd", "tokenizer", f), Path.Combine(folder, f));
+        return folder;
+    }
+
+    private static int VocabId(string token)
+    {
+        using var doc = Golden.Json(Path.Combine("tiny-sd", "tokenizer", "vocab.json"));
+        return doc.RootElement.GetProperty(token).GetInt32();
+    }
+
+    [Fact]
+    public void LegacySpecialTokensMapPadTokenOverridesTheConfig()
+    {
+        // Stable Diffusion 2.x layout: tokenizer_config.json without added_tokens_decoder (written before
+        // transformers 4.34) and special_tokens_map.json with pad_token "!": transformers 4.36 takes the map's
+        // value, and "!" becomes an added (special) token with its vocabulary id.
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"),
+            """{"bos_token": {"__type": "AddedToken", "content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false}, "do_lower_case": true, "eos_token": "<|endoftext|>", "model_max_length": 77, "pad_token": "<|endoftext|>", "tokenizer_class": "CLIPTokenizer", "unk_token": "<|endoftext|>"}""");
+        File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"),
+            """{"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "!", "unk_token": "<|endoftext|>"}""");
+        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        int bang = VocabId("!");
+        Assert.Equal("!", tok.PadToken);
+        Assert.Equal(bang, tok.PadTokenId);
+        Assert.Equal(VocabId("<|startoftext|>"), tok.BosTokenId);
+
+        var output = tok.Call("a");
+        Assert.Equal(new long[] { VocabId("<|startoftext|>"), VocabId("a</w>"), VocabId("<|endoftext|>"), bang }, output.InputIds[0][..4]);
+        Assert.All(output.InputIds[0][3..], id => Assert.Equal(bang, id));
+        Assert.Equal(3, output.AttentionMask[0].Sum());
+        // As an added token, "!" in the text is cut out before BPE (no "</w>"), and skip_special_tokens drops it.
+        Assert.Equal(["a</w>", "!", "!"], tok.Tokenize("a!!"));
+        Assert.Equal("a", tok.Decode(tok.Encode("a!!"), skipSpecialTokens: true));
+    }
+
+    [Fact]
+    public void ModernConfigIgnoresTheSpecialTokensMap()
+    {
+        // With added_tokens_decoder in tokenizer_config.json (transformers >= 4.34) the map is not read.
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        File.Copy(Golden.Path("tiny-sd", "tokenizer", "tokenizer_config.json"), Path.Combine(folder, "tokenizer_config.json"));
+        File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"), """{"pad_token": "!"}""");
+        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.Equal("<|endoftext|>", tok.PadToken);
+        Assert.Equal(999, tok.PadTokenId);
+    }
+
+    [Fact]
+    public void WithoutTokenizerConfigTheDefaultsApplyAndNothingIsCutOrPadded()
+    {
+        // CLIPTokenizer's own defaults; no model_max_length, so transformers neither truncates nor pads to a length.
+        using var dir = new TempDir();
+        CopyTinyTokenizer(dir);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.Equal((998, 999, 999, 999), (tok.BosTokenId!.Value, tok.EosTokenId!.Value, tok.PadTokenId!.Value, tok.UnkTokenId!.Value));
+        string longPrompt = string.Join(" ", Enumerable.Repeat("a photo of a cat", 20));
+        var output = tok.Call(longPrompt);
+        Assert.Equal(tok.Encode(longPrompt).Select(x => (long)x), output.InputIds[0]);
+        Assert.Equal(2 + 20 * 7, output.InputIds[0].Length);
+        Assert.Empty(output.Warnings);
+        // An explicit max_length still applies.
+        Assert.Equal(77, tok.Call(longPrompt, maxLength: 77).InputIds[0].Length);
+    }
+
+    [Fact]
+    public void MissingMergesFileIsNamed()
+    {
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        File.Delete(Path.Combine(folder, "merges.txt"));
+        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path));
+        Assert.Equal($"CLIP tokenizer folder {folder} has no merges.txt", ex.Message);
+        Assert.Equal(Path.Combine(folder, "merges.txt"), ex.FilePath);
+    }
+
+    [Fact]
+    public void MissingSubfolderIsNamed()
+    {
+        using var dir = new TempDir();
+        var ex = Assert.Throws<DiffusersException>(() => CLIPTokenizer.FromPretrained(dir.Path));
+        Assert.Equal($"CLIPTokenizer.FromPretrained: {dir.Path} has no 'tokenizer' folder", ex.Message);
+    }
+
+    [Fact]
+    public void BadSpecialTokenValueIsNamed()
+    {
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        string cfg = Path.Combine(folder, "tokenizer_config.json");
+        File.WriteAllText(cfg, """{"pad_token": 5}""");
+        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path));
+        Assert.Equal($"{cfg}: 'pad_token' must be a string, an AddedToken object with \"content\", or null; got 5", ex.Message);
+    }
+
+    [Theory]
+    // BasicTokenizer(strip_accents=False, do_split_on_punc=False): controls and format characters go, tabs,
+    // newlines and Zs spaces become spaces, CJK ideographs get spaces around them, runs of spaces collapse.
+    [InlineData("Hello\u200bWorld\t\u3000FOO\n", "helloworld foo")]
+    [InlineData("  A\u00a0B  ", "a b")]
+    [InlineData("日本語abc", "日 本 語 abc")]
+    [InlineData("Cafe\u0301", "café")]
+    // Python's str.lower: İ -> "i̇", final sigma.
+    [InlineData("İSTANBUL ΟΔΟΣ ΣΑ", "i\u0307stanbul οδος σα")]
+    public void CleanUpMatchesBasicTokenizer(string text, string expected) =>
+        Assert.Equal(expected, ClipPreTokenizer.Clean(text));
+
+    [Theory]
+    // CLIP's pattern: literals, contractions, letter runs, single digits, runs of other symbols.
+    [InlineData("don't 2023's", new[] { "don", "'t", "2", "0", "2", "3", "'s" })]
+    [InlineData("hi!<|endoftext|>x", new[] { "hi", "!<|", "endoftext", "|>", "x" })]
+    [InlineData("<|endoftext|>x 😀!", new[] { "<|endoftext|>", "x", "😀!" })]
+    public void PreTokenizationMatchesClipPattern(string text, string[] expected) =>
+        Assert.Equal(expected, ClipPreTokenizer.Split(text));
+}

@@ -1,0 +1,140 @@
+using System.Text.Json;
+using DiffusersSharp.Tests.Support;
+using DiffusersSharp.Text;
+
+namespace DiffusersSharp.Tests.Text;
+
+/// <summary>CLIPTokenizer against transformers 4.36's slow CLIPTokenizer (golden clip-tokenizer and tiny-sd data).</summary>
+public class CLIPTokenizerTests
+{
+    private static readonly Lazy<CLIPTokenizer> Full = new(() => CLIPTokenizer.FromPretrained(Golden.Path("clip-tokenizer"), subfolder: null));
+    private static readonly Lazy<CLIPTokenizer> Tiny = new(() => CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd")));
+
+    private static string[] Prompts(JsonDocument doc) =>
+        doc.RootElement.GetProperty("prompts").EnumerateArray().Select(e => e.GetString()!).ToArray();
+
+    private static int[][] IntRows(JsonElement e) =>
+        e.EnumerateArray().Select(r => r.EnumerateArray().Select(x => x.GetInt32()).ToArray()).ToArray();
+
+    private static string[][] StringRows(JsonElement e) =>
+        e.EnumerateArray().Select(r => r.EnumerateArray().Select(x => x.GetString()!).ToArray()).ToArray();
+
+    private static long[][] Rows(string file, string key)
+    {
+        using var t = Golden.Tensor(file, key);
+        int n = (int)t.shape[0], len = (int)t.shape[1];
+        var flat = t.data<long>().ToArray();
+        return Enumerable.Range(0, n).Select(i => flat.Skip(i * len).Take(len).ToArray()).ToArray();
+    }
+
+    [Fact]
+    public void FullVocabularySpecialTokensComeFromTheFiles()
+    {
+        var tok = Full.Value;
+        Assert.Equal(49408, tok.VocabSize);
+        Assert.Equal(49406, tok.BosTokenId);
+        Assert.Equal(49407, tok.EosTokenId);
+        Assert.Equal(49407, tok.PadTokenId);
+        Assert.Equal(77, tok.ModelMaxLength);
+    }
+
+    [Fact]
+    public void FullVocabularyTokensAndUnpaddedIdsMatchTransformers()
+    {
+        using var doc = Golden.Json("clip-tokenizer-expected.json");
+        var prompts = Prompts(doc);
+        var ids = IntRows(doc.RootElement.GetProperty("unpadded_ids"));
+        var tokens = StringRows(doc.RootElement.GetProperty("tokens"));
+        Assert.Equal(10, prompts.Length);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            var mine = Full.Value.Encode(prompts[i]);
+            Assert.True(ids[i].SequenceEqual(mine), $"prompt {i} '{prompts[i]}': ids [{string.Join(",", mine)}] != [{string.Join(",", ids[i])}]");
+            Assert.Equal(tokens[i], Full.Value.ConvertIdsToTokens(mine).ToArray());
+            Assert.Equal(tokens[i][1..^1], Full.Value.Tokenize(prompts[i]).ToArray());
+        }
+    }
+
+    [Fact]
+    public void FullVocabularyPaddedIdsAndMaskMatchTransformers()
+    {
+        using var doc = Golden.Json("clip-tokenizer-expected.json");
+        var output = Full.Value.Call(Prompts(doc));
+        Assert.Equal(Rows("clip-tokenizer-expected.safetensors", "input_ids"), output.InputIds);
+        Assert.Equal(Rows("clip-tokenizer-expected.safetensors", "attention_mask"), output.AttentionMask);
+        using var t = output.InputIdsTensor();
+        using var expected = Golden.Tensor("clip-tokenizer-expected.safetensors", "input_ids");
+        using var same = t.eq(expected).all();
+        Assert.True(same.item<bool>());
+    }
+
+    [Fact]
+    public void FullVocabularyDecodeMatchesTransformers()
+    {
+        using var doc = Golden.Json("clip-tokenizer-expected.json");
+        var ids = IntRows(doc.RootElement.GetProperty("unpadded_ids"));
+        var decoded = doc.RootElement.GetProperty("decoded").EnumerateArray().Select(e => e.GetString()!).ToArray();
+        for (int i = 0; i < ids.Length; i++)
+            Assert.Equal(decoded[i], Full.Value.Decode(ids[i], skipSpecialTokens: true));
+        // Without skipping, the special tokens stay in the text (CLIP treats them as byte-level text).
+        Assert.Equal("<|startoftext|>a photo of a cat <|endoftext|>", Full.Value.Decode(ids[0]));
+    }
+
+    [Fact]
+    public void LongPromptIsTruncatedToModelMaxLengthWithAWarning()
+    {
+        using var doc = Golden.Json("clip-tokenizer-expected.json");
+        var prompts = Prompts(doc);
+        var full = IntRows(doc.RootElement.GetProperty("unpadded_ids"))[9];
+        Assert.True(full.Length > 77);
+        var output = Full.Value.Call(prompts[9]);
+        Assert.Equal(77, output.InputIds[0].Length);
+        Assert.Equal(49407, output.InputIds[0][76]);
+        Assert.Equal(full[..76].Select(x => (long)x), output.InputIds[0][..76]);
+        Assert.Equal(full[76..^1], output.RemovedIds[0]);
+        Assert.True(output.Truncated);
+        var warning = Assert.Single(output.Warnings);
+        Assert.StartsWith("The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: ", warning);
+        Assert.EndsWith(Full.Value.Decode(full[76..^1]), warning);
+        // The short prompts of the same file are not truncated.
+        Assert.Empty(Full.Value.Call(prompts[..9]).Warnings);
+    }
+
+    [Fact]
+    public void PaddingLongestAndNoPadding()
+    {
+        var tok = Full.Value;
+        var longest = tok.Call(["a photo of a cat", ""], PaddingStrategy.Longest);
+        Assert.Equal(new long[] { 49406, 320, 1125, 539, 320, 2368, 49407 }, longest.InputIds[0]);
+        Assert.Equal(new long[] { 49406, 49407, 49407, 49407, 49407, 49407, 49407 }, longest.InputIds[1]);
+        Assert.Equal(new long[] { 1, 1, 0, 0, 0, 0, 0 }, longest.AttentionMask[1]);
+        var none = tok.Call(["a photo of a cat", ""], PaddingStrategy.DoNotPad);
+        Assert.Equal(2, none.InputIds[1].Length);
+        var ex = Assert.Throws<DiffusersException>(() => none.InputIdsTensor());
+        Assert.Contains("different lengths", ex.Message);
+    }
+
+    [Fact]
+    public void TinySdTokenizerMatchesTransformers()
+    {
+        using var doc = Golden.Json("tiny-sd-expected.json");
+        var prompts = Prompts(doc);
+        var tk = doc.RootElement.GetProperty("tokenizer");
+        var ids = IntRows(tk.GetProperty("unpadded_ids"));
+        var tokens = StringRows(tk.GetProperty("tokens"));
+        var tok = Tiny.Value;
+        Assert.Equal(1000, tok.VocabSize);
+        Assert.Equal(998, tok.BosTokenId);
+        Assert.Equal(999, tok.EosTokenId);
+        Assert.Equal(999, tok.PadTokenId);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            var mine = tok.Encode(prompts[i]);
+            Assert.True(ids[i].SequenceEqual(mine), $"prompt {i} '{prompts[i]}': ids [{string.Join(",", mine)}] != [{string.Join(",", ids[i])}]");
+            Assert.Equal(tokens[i], tok.ConvertIdsToTokens(mine).ToArray());
+        }
+        var output = tok.Call(prompts, PaddingStrategy.MaxLength, maxLength: 77, truncation: true);
+        Assert.Equal(Rows("tiny-sd-expected.safetensors", "tokenizer/input_ids"), output.InputIds);
+        Assert.Equal(Rows("tiny-sd-expected.safetensors", "tokenizer/attention_mask"), output.AttentionMask);
+    }
+}
