@@ -44,6 +44,25 @@ public class KDPM2SchedulerTests
         Assert.Equal(Math.Sqrt(K.SigmaOfT(751) * K.SigmaOfT(751) + 1), lead.InitNoiseSigma, 1e-4);
     }
 
+    [Fact]
+    public void KarrasSigmasGiveFloat64RoundedTimesteps()
+    {
+        var s = new KDPM2DiscreteScheduler(Sd with { UseKarrasSigmas = true });
+        s.SetTimesteps(4);
+        var expected = K.Karras(4);
+        var sig = s.Sigmas!.data<float>().ToArray();
+        Assert.Equal(expected[0], sig[0], 2e-6 * expected[0]);
+        for (int i = 1; i < 4; i++)
+        {
+            Assert.Equal(expected[i], sig[2 * i - 1], 2e-6 * expected[i]);
+            Assert.Equal(expected[i], sig[2 * i], 2e-6 * expected[i]);
+        }
+        Assert.Equal(ScalarType.Float64, s.Timesteps.dtype); // diffusers keeps np.round's float64 here
+        var ts = s.TimestepValues;
+        for (int i = 0; i < 4; i++) Assert.Equal(Math.Round(K.TOfSigma(expected[i])), ts[2 * i]);
+        for (int i = 1; i < 4; i++) Assert.Equal(K.TOfSigma(Math.Sqrt(expected[i - 1] * expected[i])), ts[2 * i - 1], 2e-3);
+    }
+
     [Theory]
     [InlineData("epsilon")]
     [InlineData("v_prediction")]
