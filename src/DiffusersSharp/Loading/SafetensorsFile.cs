@@ -37,7 +37,7 @@ public sealed class SafetensorsFile : IDisposable
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
-        long fileLength = new FileInfo(path).Length;
+        long fileLength = (new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? new FileInfo(path)).Length; // Hub cache: symlink → blob
         ThrowIfLfsPointer(path, fileLength);
         if (fileLength < 8)
             throw new WeightsException($"{path}: not a safetensors file (only {fileLength} bytes; the 8-byte header length is missing)") { FilePath = path };

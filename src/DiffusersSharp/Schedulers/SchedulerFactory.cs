@@ -19,8 +19,16 @@ public static class SchedulerFactory
         [DDIMScheduler.Name] = new(typeof(DDIMSchedulerConfig), DDIMScheduler.FromConfig),
         [PNDMScheduler.Name] = new(typeof(PNDMSchedulerConfig), PNDMScheduler.FromConfig),
         [EulerDiscreteScheduler.Name] = new(typeof(EulerDiscreteSchedulerConfig), EulerDiscreteScheduler.FromConfig),
+        [LCMScheduler.Name] = new(typeof(LCMSchedulerConfig), LCMScheduler.FromConfig),
+        [HeunDiscreteScheduler.Name] = new(typeof(HeunDiscreteSchedulerConfig), HeunDiscreteScheduler.FromConfig),
+        [LMSDiscreteScheduler.Name] = new(typeof(LMSDiscreteSchedulerConfig), LMSDiscreteScheduler.FromConfig),
+        [EulerAncestralDiscreteScheduler.Name] = new(typeof(EulerAncestralDiscreteSchedulerConfig), EulerAncestralDiscreteScheduler.FromConfig),
         [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
         [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
+        [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
+        [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
+        [KDPM2DiscreteScheduler.Name] = new(typeof(KDPM2DiscreteSchedulerConfig), KDPM2DiscreteScheduler.FromConfig),
+        [KDPM2AncestralDiscreteScheduler.Name] = new(typeof(KDPM2AncestralDiscreteSchedulerConfig), KDPM2AncestralDiscreteScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

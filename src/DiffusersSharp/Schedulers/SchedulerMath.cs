@@ -80,10 +80,15 @@ internal static class SchedulerMath
         return y;
     }
 
-    /// <summary>diffusers' <c>betas_for_alpha_bar</c> (cosine, max_beta 0.999): Python float maths, then a float32 tensor.</summary>
-    public static Tensor BetasForAlphaBar(int n, double maxBeta = 0.999)
+    /// <summary>diffusers' <c>betas_for_alpha_bar</c> (cosine, or exp(-12 t) with <paramref name="exp"/>; max_beta 0.999): Python float maths, then a float32 tensor.</summary>
+    public static Tensor BetasForAlphaBar(int n, double maxBeta = 0.999, bool exp = false)
     {
-        static double AlphaBar(double t) { double c = Math.Cos((t + 0.008) / 1.008 * Math.PI / 2); return c * c; }
+        double AlphaBar(double t)
+        {
+            if (exp) return Math.Exp(t * -12.0);
+            double c = Math.Cos((t + 0.008) / 1.008 * Math.PI / 2);
+            return c * c;
+        }
         var betas = new float[n];
         for (int i = 0; i < n; i++)
         {

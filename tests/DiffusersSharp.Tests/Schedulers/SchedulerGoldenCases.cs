@@ -19,10 +19,6 @@ public static class SchedulerGoldenCases
     /// <summary>Classes of golden cases that are not implemented yet. Empty this list as they land.</summary>
     public static readonly IReadOnlySet<string> NotYetImplemented = new HashSet<string>
     {
-        "LMSDiscreteScheduler",
-        "EulerAncestralDiscreteScheduler",
-        "HeunDiscreteScheduler",
-        "LCMScheduler",
     };
 
     /// <summary>

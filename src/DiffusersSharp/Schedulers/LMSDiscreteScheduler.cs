@@ -1,0 +1,157 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>LMSDiscreteScheduler</c> (k-diffusion's linear multistep; scheduling_lms_discrete.py of 0.25.1).
+/// The step coefficients are the integrals over [σ_t, σ_{t+1}] of the Lagrange basis polynomials through the
+/// last <c>order</c> sigmas; diffusers integrates them numerically (<c>scipy.integrate.quad</c>), here they are
+/// integrated exactly (the polynomials have degree ≤ 3; a 4-point Gauss-Legendre rule is exact to degree 7).
+/// </summary>
+public sealed class LMSDiscreteScheduler : SchedulerBase
+{
+    public const string Name = "LMSDiscreteScheduler";
+
+    private Tensor _sigmas = null!;
+    private float[] _sigmaValues = [];
+    private double[] _schedule = [];
+    private int? _stepIndex;
+    private readonly List<Tensor> _derivatives = [];
+
+    public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null)
+    {
+        var c = config ?? new LMSDiscreteSchedulerConfig();
+        TypedConfig = c with { ClassName = Name };
+        DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
+        DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
+        if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
+            throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\" (or trained_betas)") { Key = "beta_schedule" };
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        SetTimesteps(c.NumTrainTimesteps);
+        NumInferenceSteps = null;
+    }
+
+    public override string ClassName => Name;
+    public LMSDiscreteSchedulerConfig TypedConfig { get; }
+    public override SchedulerConfig Config => TypedConfig;
+    public override Tensor? Sigmas => _sigmas;
+    public int? StepIndex => _stepIndex;
+
+    /// <summary>The multistep order the interface <c>Step</c> uses (diffusers' step argument, default 4).</summary>
+    public int LmsOrder { get; set; } = 4;
+
+    public override double InitNoiseSigma
+    {
+        get
+        {
+            float max = _sigmaValues.Max();
+            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
+        }
+    }
+
+    public static LMSDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
+        new(other as LMSDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<LMSDiscreteSchedulerConfig>(other, Name));
+
+    public static LMSDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        var c = TypedConfig;
+        int n = numInferenceSteps;
+        NumInferenceSteps = n;
+        var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
+        var train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        var sigmas = SigmaMath.InterpSigmas(ts, train);
+        Tensor timesteps;
+        if (c.UseKarrasSigmas)
+        {
+            var logSigmas = SigmaMath.Log32(train);
+            sigmas = SigmaMath.Karras(sigmas, n);
+            // diffusers leaves these float64 (np.array of _sigma_to_t results, never cast).
+            timesteps = torch.tensor(sigmas.Select(s => SigmaMath.SigmaToT(s, logSigmas)).ToArray(), ScalarType.Float64, device);
+        }
+        else timesteps = torch.tensor(ts, device: device);
+        Timesteps = timesteps;
+        _sigmaValues = sigmas.Select(s => (float)s).Append(0f).ToArray();
+        _sigmas?.Dispose();
+        _sigmas = torch.tensor(_sigmaValues, device: device).DetachFromDisposeScope();
+        _schedule = TimestepValues;
+        _stepIndex = null;
+        foreach (var d in _derivatives) d.Dispose();
+        _derivatives.Clear();
+    }
+
+    public override Tensor ScaleModelInput(Tensor sample, double timestep)
+    {
+        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
+        using var sigma = _sigmas[_stepIndex.Value].cpu();
+        using var denom = (sigma.pow(2) + 1).pow(0.5);
+        return sample / denom;
+    }
+
+    /// <summary>
+    /// ∫_{σ_t}^{σ_{t+1}} Π_{k≠j} (τ - σ_{t-k}) / (σ_{t-j} - σ_{t-k}) dτ (diffusers' <c>get_lms_coefficient</c>), exact.
+    /// </summary>
+    public double LmsCoefficient(int order, int t, int currentOrder)
+    {
+        double Basis(double tau)
+        {
+            double prod = 1.0;
+            for (int k = 0; k < order; k++)
+            {
+                if (k == currentOrder) continue;
+                prod *= (tau - _sigmaValues[t - k]) / (_sigmaValues[t - currentOrder] - _sigmaValues[t - k]);
+            }
+            return prod;
+        }
+        double a = _sigmaValues[t], b = _sigmaValues[t + 1];
+        double half = (b - a) / 2, mid = (a + b) / 2, sum = 0;
+        for (int i = 0; i < GaussNodes.Length; i++) sum += GaussWeights[i] * Basis(mid + half * GaussNodes[i]);
+        return sum * half;
+    }
+
+    // 4-point Gauss-Legendre on [-1, 1]: exact for polynomials of degree ≤ 7.
+    private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
+    private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null) =>
+        Step(modelOutput, timestep, sample, LmsOrder);
+
+    /// <summary>diffusers' <c>step(model_output, timestep, sample, order)</c>.</summary>
+    public SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, int order)
+    {
+        if (order < 1) throw new DiffusersException($"{Name}: the multistep order must be at least 1, got {order}");
+        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
+        int i = _stepIndex.Value;
+        if (i + 1 >= _sigmaValues.Length)
+            throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
+        using var scope = torch.NewDisposeScope();
+        var sigma = _sigmas[i].to(sample.device);
+        Tensor predOriginal = TypedConfig.PredictionType switch
+        {
+            "epsilon" => sample - sigma * modelOutput,
+            "v_prediction" => modelOutput * (-sigma / (sigma.pow(2) + 1).pow(0.5)) + sample / (sigma.pow(2) + 1),
+            _ => modelOutput.alias(),
+        };
+        var derivative = (sample - predOriginal) / sigma;
+        _derivatives.Add(Keep(derivative));
+        if (_derivatives.Count > order) { _derivatives[0].Dispose(); _derivatives.RemoveAt(0); }
+        int ord = Math.Min(i + 1, order);
+        Tensor? acc = null;
+        for (int j = 0; j < ord && j < _derivatives.Count; j++)
+        {
+            double coeff = LmsCoefficient(ord, i, j);
+            var term = coeff * _derivatives[_derivatives.Count - 1 - j];
+            acc = acc is null ? term : acc + term;
+        }
+        var prev = sample + acc!;
+        _stepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
+    }
+
+    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
+}
