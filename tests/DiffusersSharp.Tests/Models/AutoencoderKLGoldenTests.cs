@@ -12,7 +12,10 @@ namespace DiffusersSharp.Tests.Models;
 public class AutoencoderKLGoldenTests
 {
     private const string Expected = "tiny-sd-expected.safetensors";
-    /// <summary>The encoder tolerance (diffusers' recorded encode went through a channels-last path).</summary>
+    /// <summary>
+    /// The tolerance for encoder-then-decoder results (the pipelines feed the encoder a channels-last view);
+    /// the stand-alone encode below was recorded from a contiguous image and is held to the model tolerance.
+    /// </summary>
     private const double EncodeAbs = 1e-4;
 
     internal static AutoencoderKL LoadTiny() => AutoencoderKL.FromPretrained(Golden.Path("tiny-sd"), subfolder: "vae");
@@ -54,7 +57,7 @@ public class AutoencoderKLGoldenTests
         using var vae = LoadTiny();
         using var image = Golden.Tensor(Expected, "vae/image");
         using var golden = Golden.Open(Expected);
-        var check = new GoldenIntermediates(golden, "vae/encode_intermediate/", EncodeAbs);
+        var check = new GoldenIntermediates(golden, "vae/encode_intermediate/");
         vae.IntermediateHook = check.Check;
         using var posterior = vae.Encode(image).LatentDist;
         vae.IntermediateHook = null;
@@ -64,16 +67,16 @@ public class AutoencoderKLGoldenTests
         foreach (var (name, actual) in new[] { ("mean", posterior.Mean), ("std", posterior.Std), ("logvar", posterior.LogVar), ("var", posterior.Var) })
         {
             using var e = Golden.Tensor(Expected, "vae/encode/" + name);
-            Tol.Close(actual, e, EncodeAbs, "posterior " + name);
+            Tol.Close(actual, e, Tol.ModelAbs, "posterior " + name);
         }
         using var mode = posterior.Mode();
         using var mean = Golden.Tensor(Expected, "vae/encode/mean");
-        Tol.Close(mode, mean, EncodeAbs, "mode()");
+        Tol.Close(mode, mean, Tol.ModelAbs, "mode()");
 
         using var g = new Generator(7);
         using var sample = posterior.Sample(g);
         using var expectedSample = Golden.Tensor(Expected, "vae/encode/sample_seed7");
-        Tol.Close(sample, expectedSample, EncodeAbs, "latent_dist.sample(generator seeded 7)");
+        Tol.Close(sample, expectedSample, Tol.ModelAbs, "latent_dist.sample(generator seeded 7)");
         // a one-element list of generators is the same generator
         using var g2 = new Generator(7);
         using var sample2 = posterior.Sample(new[] { g2 });
