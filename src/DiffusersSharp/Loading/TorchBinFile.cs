@@ -46,6 +46,7 @@ public static class TorchBinFile
     public static Dictionary<string, Tensor> LoadAll(string path)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
+        SafetensorsFile.ThrowIfLfsPointer(path, new FileInfo(path).Length);
         ZipArchive zip;
         try { zip = ZipFile.OpenRead(path); }
         catch (InvalidDataException e)
@@ -216,7 +217,7 @@ public static class TorchBinFile
             if (expected > 0)
             {
                 using var stream = entry.Open();
-                stream.ReadExactly(t.bytes);
+                SafetensorsFile.ForEachByteChunk(t, (bytes, _) => stream.ReadExactly(bytes));
             }
             return t;
         }
