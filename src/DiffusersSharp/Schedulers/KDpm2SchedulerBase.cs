@@ -60,7 +60,7 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
     protected static float LogMidpoint(float a, float b)
     {
         float la = MathF.Log(a), lb = MathF.Log(b);
-        return MathF.Exp(lb - (lb - la) * 0.5f);
+        return VpSolverBase.TorchExp(lb - (lb - la) * 0.5f);
     }
 
     /// <summary>

@@ -42,6 +42,31 @@ public abstract class VpSolverBase : SchedulerBase
         return (alpha, sigma * alpha);
     }
 
+    /// <summary>
+    /// <c>torch.exp</c> of a float32 value as torch's CPU kernel computes it (SLEEF's <c>expf</c> u10 in FMA vector
+    /// arithmetic: Cody–Waite reduction by ln 2, a degree-6 polynomial, then 2^q), which is not always correctly rounded.
+    /// </summary>
+    internal static float TorchExp(float d)
+    {
+        if (float.IsNaN(d)) return d;
+        if (d > 100f) return float.PositiveInfinity;
+        if (d < -104f) return 0f;
+        int q = (int)MathF.Round(d * 1.442695040888963407359924681001892137426645954152985934135449406931f, MidpointRounding.ToEven);
+        float s = MathF.FusedMultiplyAdd(q, -0.693145751953125f, d);
+        s = MathF.FusedMultiplyAdd(q, -1.428606765330187045e-06f, s);
+        float u = 0.000198527617612853646278381f;
+        u = MathF.FusedMultiplyAdd(u, s, 0.00139304355252534151077271f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.00833336077630519866943359f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.0416664853692054748535156f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.166666671633720397949219f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.5f);
+        u = 1f + MathF.FusedMultiplyAdd(s * s, u, s);
+        int h = q >> 1;
+        return u * Pow2I(h) * Pow2I(q - h);
+    }
+
+    private static float Pow2I(int q) => BitConverter.Int32BitsToSingle((q + 0x7f) << 23);
+
     /// <summary>λ = log α_t − log σ_t (float32, as <c>torch.log(alpha_t) - torch.log(sigma_t)</c>).</summary>
     protected static float Lambda(float alpha, float sigma) => MathF.Log(alpha) - MathF.Log(sigma);
 
