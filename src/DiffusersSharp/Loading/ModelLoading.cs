@@ -25,7 +25,7 @@ public static class ModelLoading
         string? revision = null, string? cacheDir = null, string weightsName = WeightsName)
         where TConfig : DiffusersConfig where TModel : nn.Module
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
         var config = ReadConfig<TConfig>(folder);
         var model = create(config);
         try
