@@ -27,7 +27,7 @@ public static class ModelLoading
         string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
         where TConfig : DiffusersConfig where TModel : nn.Module
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
         var config = ReadConfig<TConfig>(folder);
         if (expectedClassName is not null && config.ClassName is { } cls && cls != expectedClassName)
         {
