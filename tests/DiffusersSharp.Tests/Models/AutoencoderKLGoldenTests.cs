@@ -135,6 +135,46 @@ public class AutoencoderKLGoldenTests
     }
 
     [Fact]
+    public void LegacyAttentionNames_AreConvertedOnLoad()
+    {
+        // checkpoints saved before diffusers 0.14 name the VAE mid-block attention query/key/value/proj_attn
+        using var _ = torch.no_grad();
+        using var dir = new TempDir();
+        File.Copy(Golden.Path("tiny-sd", "vae", "config.json"), dir.File("config.json"));
+        Dictionary<string, Tensor> weights;
+        using (var file = DiffusersSharp.Loading.SafetensorsFile.Open(Golden.Path("tiny-sd", "vae", "diffusion_pytorch_model.safetensors")))
+            weights = file.LoadAll();
+        var renamed = new Dictionary<string, Tensor>();
+        foreach (var (k, v) in weights)
+            renamed[k.Replace(".to_q.", ".query.").Replace(".to_k.", ".key.").Replace(".to_v.", ".value.").Replace(".to_out.0.", ".proj_attn.")] = v;
+        Assert.Contains("encoder.mid_block.attentions.0.proj_attn.weight", renamed.Keys);
+        DiffusersSharp.Loading.SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), renamed,
+            new Dictionary<string, string> { ["format"] = "pt" });
+        using var vae = AutoencoderKL.FromPretrained(dir.Path);
+        using var z = Golden.Tensor(Expected, "vae/z");
+        using var output = vae.Decode(z).Sample;
+        using var expected = Golden.Tensor(Expected, "vae/decode");
+        Tol.Close(output, expected, Tol.ModelAbs, "decode with converted legacy attention weights");
+        foreach (var t in weights.Values) t.Dispose();
+    }
+
+    [Fact]
+    public void FromPretrained_InsideADisposeScope_KeepsTheWeights()
+    {
+        AutoencoderKL vae;
+        using (var scope = torch.NewDisposeScope())
+            vae = LoadTiny();
+        using (vae)
+        using (torch.no_grad())
+        {
+            using var z = Golden.Tensor(Expected, "vae/z");
+            using var output = vae.Decode(z).Sample;
+            using var expected = Golden.Tensor(Expected, "vae/decode");
+            Tol.Close(output, expected, Tol.ModelAbs, "decode after the loading scope ended");
+        }
+    }
+
+    [Fact]
     public void UnsupportedBlockType_IsAConfigErrorNamingTheKey()
     {
         using var dir = new TempDir();
