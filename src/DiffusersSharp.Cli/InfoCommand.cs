@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 
@@ -25,21 +24,20 @@ public static class InfoCommand
         var o = ctx.Out;
         string folder = PipelinePaths.Resolve(idOrPath);
         string index = PipelinePaths.ModelIndex(folder);
-        string className = DiffusionPipeline.ReadClassName(index);
-        o.WriteLine($"{className}  ({folder})");
-        using var doc = ConfigJson.ReadDocument(index);
-        foreach (var prop in doc.RootElement.EnumerateObject())
+        var pipelineIndex = PipelineIndex.Read(index);
+        o.WriteLine($"{pipelineIndex.ClassName}  ({folder})");
+        foreach (var (key, value) in pipelineIndex.Options)
+            if (!key.StartsWith('_')) o.WriteLine($"  {key}: {Compact(value)}");
+        foreach (var component in pipelineIndex.Components)
         {
-            if (prop.Name.StartsWith('_')) continue;
-            if (prop.Value.ValueKind != JsonValueKind.Array || prop.Value.GetArrayLength() != 2)
+            o.WriteLine();
+            if (component.IsEmpty)
             {
-                o.WriteLine($"  {prop.Name}: {prop.Value.GetRawText()}");
+                o.WriteLine($"{component.Name}: (none)");
                 continue;
             }
-            string lib = prop.Value[0].ToString(), cls = prop.Value[1].ToString();
-            o.WriteLine();
-            o.WriteLine($"{prop.Name}: {cls} ({lib})");
-            string sub = Path.Combine(folder, prop.Name);
+            o.WriteLine($"{component.Name}: {component.ClassName} ({component.Library})");
+            string sub = Path.Combine(folder, component.Name);
             if (!Directory.Exists(sub))
             {
                 o.WriteLine($"  (folder {sub} missing)");
@@ -53,7 +51,7 @@ public static class InfoCommand
                 using var c = ConfigJson.ReadDocument(cfg);
                 o.WriteLine($"  {cfgName}:");
                 foreach (var kv in c.RootElement.EnumerateObject())
-                    o.WriteLine($"    {kv.Name}: {kv.Value.GetRawText()}");
+                    o.WriteLine($"    {kv.Name}: {Compact(kv.Value)}");
             }
         }
         return CliApp.Ok;
@@ -63,28 +61,37 @@ public static class InfoCommand
     {
         var files = Directory.GetFiles(sub, "*.safetensors").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         if (files.Length == 0)
-        {
-            var bins = Directory.GetFiles(sub, "*.bin");
-            if (bins.Length > 0)
-                o.WriteLine($"  weights: {string.Join(", ", bins.Select(Path.GetFileName))} (pickle; no safetensors header to summarise)");
-            return;
-        }
+            files = Directory.GetFiles(sub, "*.bin").OrderBy(f => f, StringComparer.Ordinal).ToArray();
         foreach (var f in files)
         {
-            using var st = SafetensorsFile.Open(f);
-            long count = 0;
-            var dtypes = new SortedDictionary<string, long>(StringComparer.Ordinal);
-            foreach (var e in st.Entries.Values)
+            var entries = new List<(string DType, long Count)>();
+            if (f.EndsWith(".safetensors", StringComparison.Ordinal))
             {
-                long n = e.Shape.Aggregate(1L, (a, b) => a * b);
-                count += n;
-                dtypes[e.DType] = dtypes.GetValueOrDefault(e.DType) + n;
+                using var st = SafetensorsFile.Open(f);
+                entries.AddRange(st.Entries.Values.Select(e => (e.DType, e.Shape.Aggregate(1L, (a, b) => a * b))));
             }
+            else
+            {
+                // a pickle has no header to read: load it (through the allow-listed unpickler) and count
+                var tensors = WeightLoader.ReadFile(f);
+                try
+                {
+                    entries.AddRange(tensors.Values.Select(t => (SafetensorsFile.FromScalarType(t.dtype), t.numel())));
+                }
+                finally
+                {
+                    foreach (var t in tensors.Values) t.Dispose();
+                }
+            }
+            long count = entries.Sum(e => e.Count);
+            var dtypes = entries.GroupBy(e => e.DType).OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(e => e.Count):N0}"));
             o.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  weights: {Path.GetFileName(f)}: {st.Entries.Count} tensors, {count:N0} parameters ({FormatCount(count)}), " +
-                $"dtypes {string.Join(", ", dtypes.Select(d => $"{d.Key} {d.Value:N0}"))}"));
+                $"  weights: {Path.GetFileName(f)}: {entries.Count} tensors, {count:N0} parameters ({FormatCount(count)}), dtypes {string.Join(", ", dtypes)}"));
         }
     }
+
+    private static string Compact(System.Text.Json.JsonElement e) => System.Text.Json.JsonSerializer.Serialize(e);
 
     private static string FormatCount(long n) => n switch
     {

@@ -88,8 +88,35 @@ public static class SchedulerSelection
         }
         catch (ConfigException e)
         {
-            throw new UserException(e.Message);
+            // a value of the wrong JSON type: say what the key takes; any other rejection (an unknown option
+            // value, a combination diffusers refuses) keeps the scheduler's own message
+            var bad = e.Key is null || e.InnerException is not JsonException ? null
+                : overrides.LastOrDefault(o => o.Split('=', 2)[0].Trim() == e.Key);
+            if (bad is null) throw new UserException(e.Message);
+            var type = SchedulerFactory.ConfigType(className);
+            throw new UserException(
+                $"--scheduler-config {bad}: {className} expects {Describe(type, e.Key!)} for '{e.Key}'");
         }
+    }
+
+    /// <summary>What a config key takes, in words, from the config record's property type.</summary>
+    public static string Describe(Type configType, string key)
+    {
+        var prop = configType.GetProperties().FirstOrDefault(p =>
+            p.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonPropertyNameAttribute), true)
+                .Cast<System.Text.Json.Serialization.JsonPropertyNameAttribute>().Any(a => a.Name == key));
+        if (prop is null) return "a valid value";
+        var t = prop.PropertyType;
+        bool nullable = Nullable.GetUnderlyingType(t) is not null
+                        || new System.Reflection.NullabilityInfoContext().Create(prop).WriteState == System.Reflection.NullabilityState.Nullable;
+        t = Nullable.GetUnderlyingType(t) ?? t;
+        string what = t == typeof(bool) ? "true or false"
+            : t == typeof(int) || t == typeof(long) ? "an integer"
+            : t == typeof(double) || t == typeof(float) ? "a number (or \"inf\", \"-inf\", \"nan\")"
+            : t == typeof(string) ? "a string"
+            : t.IsArray ? $"a JSON list of {(t.GetElementType() == typeof(string) ? "strings" : "numbers")}"
+            : "a valid value";
+        return nullable ? what + " or null" : what;
     }
 
     /// <summary>JSON where the text parses as JSON, else the text as a string.</summary>

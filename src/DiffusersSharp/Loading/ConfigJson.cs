@@ -41,6 +41,15 @@ public static class ConfigJson
     public static T Parse<T>(string json, string source) where T : DiffusersConfig
     {
         string normalized = NormalizePythonLiterals(json);
+        // Syntax first, so that a syntax error under a key is not reported as a wrong type for that key.
+        try
+        {
+            using var _ = JsonDocument.Parse(normalized, DocumentOptions);
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{source}: invalid JSON{Where(e)}: {e.Message}", e) { FilePath = source };
+        }
         try
         {
             return JsonSerializer.Deserialize<T>(normalized, Options)
@@ -49,13 +58,18 @@ public static class ConfigJson
         catch (JsonException e)
         {
             string key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "";
-            string where = e.LineNumber is { } line ? $" (line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1})" : "";
+            string where = Where(e);
             string msg = key.Length > 0
                 ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {e.Message}"
-                : $"{source}: invalid JSON{where}: {e.Message}";
+                : $"{source}: the config does not fit {typeof(T).Name}{where}: {e.Message}";
             throw new ConfigException(msg, e) { FilePath = source, Key = key.Length > 0 ? key : null };
         }
     }
+
+    private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
+
+    private static string Where(JsonException e) =>
+        e.LineNumber is { } line ? $" (line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1})" : "";
 
     /// <summary>Reads any JSON file as a document, with the same error reporting.</summary>
     public static JsonDocument ReadDocument(string path)
@@ -64,28 +78,45 @@ public static class ConfigJson
             throw new ConfigException($"Config file not found: {path}") { FilePath = path };
         try
         {
-            return JsonDocument.Parse(NormalizePythonLiterals(File.ReadAllText(path)),
-                new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+            return JsonDocument.Parse(NormalizePythonLiterals(File.ReadAllText(path)), DocumentOptions);
         }
         catch (JsonException e)
         {
-            string where = e.LineNumber is { } line ? $" (line {line + 1}, column {(e.BytePositionInLine ?? 0) + 1})" : "";
-            throw new ConfigException($"{path}: invalid JSON{where}: {e.Message}", e) { FilePath = path };
+            throw new ConfigException($"{path}: invalid JSON{Where(e)}: {e.Message}", e) { FilePath = path };
         }
     }
 
+    /// <summary>
+    /// The config as JSON text the way Python writes it (non-finite floats as bare literals, also inside keys
+    /// kept in <see cref="DiffusersConfig.Extra"/>).
+    /// </summary>
     public static string Serialize<T>(T config) where T : DiffusersConfig =>
-        JsonSerializer.Serialize(config, Options);
+        JsonSerializer.Serialize(config, Options)
+            .Replace("\"\\u0000-Infinity\"", "-Infinity")
+            .Replace("\"\\u0000Infinity\"", "Infinity")
+            .Replace("\"\\u0000NaN\"", "NaN");
 
-    /// <summary>Writes the config (atomically: a temp file renamed over the target).</summary>
+    /// <summary>Writes the config (atomically: a temp file renamed over the target; a failure leaves it as it was).</summary>
     public static void Write<T>(T config, string path) where T : DiffusersConfig
     {
-        string tmp = path + ".tmp";
-        File.WriteAllText(tmp, Serialize(config) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        string tmp = $"{path}.{Guid.NewGuid():N}.tmp";
+        try
+        {
+            File.WriteAllText(tmp, Serialize(config) + "\n");
+            File.Move(tmp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            try { File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw new ConfigException($"Cannot write {path}: {e.Message}", e) { FilePath = path };
+        }
     }
 
-    /// <summary>Turns bare Infinity / -Infinity / NaN tokens outside strings into JSON strings.</summary>
+    /// <summary>
+    /// Turns bare Infinity / -Infinity / NaN tokens outside strings into JSON strings marked with a leading
+    /// NUL (<c>"\u0000Infinity"</c>), which float keys read as the number and <see cref="Serialize{T}"/> turns
+    /// back into the bare literal, so unknown keys holding them round-trip as numbers.
+    /// </summary>
     internal static string NormalizePythonLiterals(string json)
     {
         if (!json.Contains("Infinity") && !json.Contains("NaN")) return json;
@@ -102,9 +133,9 @@ public static class ConfigJson
                 continue;
             }
             if (c == '"') { inString = true; sb.Append(c); continue; }
-            if (Match(json, i, "-Infinity")) { sb.Append("\"-Infinity\""); i += 8; continue; }
-            if (Match(json, i, "Infinity")) { sb.Append("\"Infinity\""); i += 7; continue; }
-            if (Match(json, i, "NaN")) { sb.Append("\"NaN\""); i += 2; continue; }
+            if (Match(json, i, "-Infinity")) { sb.Append("\"\\u0000-Infinity\""); i += 8; continue; }
+            if (Match(json, i, "Infinity")) { sb.Append("\"\\u0000Infinity\""); i += 7; continue; }
+            if (Match(json, i, "NaN")) { sb.Append("\"\\u0000NaN\""); i += 2; continue; }
             sb.Append(c);
         }
         return sb.ToString();
@@ -113,13 +144,61 @@ public static class ConfigJson
     private static bool Match(string s, int i, string token) =>
         string.CompareOrdinal(s, i, token, 0, token.Length) == 0;
 
-    internal static double ParseNamedDouble(string s) => s.Trim().ToLowerInvariant() switch
+    internal static double ParseNamedDouble(string s) => s.TrimStart('\0').Trim().ToLowerInvariant() switch
     {
         "inf" or "+inf" or "infinity" or "+infinity" => double.PositiveInfinity,
         "-inf" or "-infinity" => double.NegativeInfinity,
         "nan" => double.NaN,
         _ => throw new JsonException($"'{s}' is not a number"),
     };
+
+    /// <summary>
+    /// Python's <c>repr(float)</c> of a finite double: the shortest round-trip digits, fixed notation for
+    /// decimal exponents -4…15 (<c>0.0001</c>, <c>1.0</c>, <c>1000000000000000.0</c>), else <c>1e-05</c>,
+    /// <c>1.5e+16</c>.
+    /// </summary>
+    internal static string PythonRepr(double value)
+    {
+        if (value == 0) return double.IsNegative(value) ? "-0.0" : "0.0";
+        string r = Math.Abs(value).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        string digits;
+        int exp10;
+        int e = r.IndexOfAny(['E', 'e']);
+        if (e >= 0)
+        {
+            digits = r[..e].Replace(".", "");
+            exp10 = int.Parse(r[(e + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        else
+        {
+            int dot = r.IndexOf('.');
+            string intPart = dot < 0 ? r : r[..dot], frac = dot < 0 ? "" : r[(dot + 1)..];
+            if (intPart.TrimStart('0').Length > 0)
+            {
+                intPart = intPart.TrimStart('0');
+                digits = intPart + frac;
+                exp10 = intPart.Length - 1;
+            }
+            else
+            {
+                int zeros = frac.Length - frac.TrimStart('0').Length;
+                digits = frac[zeros..];
+                exp10 = -(zeros + 1);
+            }
+        }
+        digits = digits.TrimEnd('0');
+        if (digits.Length == 0) digits = "0";
+        string sign = value < 0 ? "-" : "";
+        if (exp10 >= -4 && exp10 < 16)
+        {
+            if (exp10 < 0) return $"{sign}0.{new string('0', -exp10 - 1)}{digits}";
+            string whole = digits.Length > exp10 + 1 ? digits[..(exp10 + 1)] : digits.PadRight(exp10 + 1, '0');
+            string rest = digits.Length > exp10 + 1 ? digits[(exp10 + 1)..] : "0";
+            return $"{sign}{whole}.{rest}";
+        }
+        string mantissa = digits.Length > 1 ? $"{digits[0]}.{digits[1..]}" : digits;
+        return $"{sign}{mantissa}e{(exp10 < 0 ? "-" : "+")}{Math.Abs(exp10):D2}";
+    }
 
     /// <summary>Writes doubles as Python does: shortest round-trip form, non-finite as bare literals.</summary>
     private sealed class PythonDoubleConverter : JsonConverter<double>
@@ -137,8 +216,7 @@ public static class ConfigJson
             if (double.IsPositiveInfinity(value)) writer.WriteRawValue("Infinity", skipInputValidation: true);
             else if (double.IsNegativeInfinity(value)) writer.WriteRawValue("-Infinity", skipInputValidation: true);
             else if (double.IsNaN(value)) writer.WriteRawValue("NaN", skipInputValidation: true);
-            else if (value == Math.Floor(value) && Math.Abs(value) < 1e16) writer.WriteRawValue(value.ToString("F1", System.Globalization.CultureInfo.InvariantCulture));
-            else writer.WriteNumberValue(value);
+            else writer.WriteRawValue(PythonRepr(value), skipInputValidation: true);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using DiffusersSharp.Hub;
 
 namespace DiffusersSharp.Loading;
 
@@ -8,7 +9,8 @@ namespace DiffusersSharp.Loading;
 /// lays it out: <c>{cache}/models--org--name/refs/{revision}</c> holds a commit sha and the files are in
 /// <c>snapshots/{sha}/</c>. The cache is <c>HF_HUB_CACHE</c>, else <c>HUGGINGFACE_HUB_CACHE</c>, else
 /// <c>HF_HOME/hub</c>, else <c>XDG_CACHE_HOME/huggingface/hub</c>, else <c>~/.cache/huggingface/hub</c>.
-/// Nothing is downloaded here.
+/// An id that is not cached is downloaded into that cache with <see cref="HubClient.DownloadFolderAsync"/> (only the
+/// files <c>from_pretrained</c> needs), unless <c>localFilesOnly</c> or <c>HF_HUB_OFFLINE=1</c>.
 /// </summary>
 public static partial class PretrainedLocator
 {
@@ -17,7 +19,14 @@ public static partial class PretrainedLocator
     /// <paramref name="revision"/> is a branch or tag name under <c>refs/</c> or a 40-hex commit sha (default
     /// <c>main</c>); <paramref name="cacheDir"/> overrides the environment's Hub cache.
     /// </summary>
-    public static string Resolve(string idOrPath, string? subfolder = null, string? revision = null, string? cacheDir = null)
+    /// <param name="variant">Weight variant ("fp16") preferred when downloading.</param>
+    /// <param name="localFilesOnly">Never download (diffusers' <c>local_files_only</c>).</param>
+    /// <param name="token">Hub token for private or gated repos (default: <c>HF_TOKEN</c> / the token file).</param>
+    /// <param name="hub">Endpoint, token and offline settings (default: <see cref="HubSettings.FromEnvironment"/>).</param>
+    /// <param name="progress">Download progress, per file.</param>
+    public static string Resolve(string idOrPath, string? subfolder = null, string? revision = null, string? cacheDir = null,
+        string? variant = null, bool localFilesOnly = false, string? token = null, HubSettings? hub = null,
+        IProgress<HubDownloadProgress>? progress = null)
     {
         if (string.IsNullOrWhiteSpace(idOrPath))
             throw new DiffusersException("No model given: expected a local folder or a Hugging Face Hub id like 'google/ddpm-cat-256'");
@@ -34,11 +43,37 @@ public static partial class PretrainedLocator
         string rev = revision ?? "main";
         if (rev.Length == 0 || rev.Contains("..") || Path.IsPathRooted(rev) || rev.Contains('\\'))
             throw new DiffusersException($"Invalid revision '{rev}' for '{idOrPath}'");
-        string cache = cacheDir ?? DefaultCacheDir();
+        if (!string.IsNullOrEmpty(subfolder) && (Path.IsPathRooted(subfolder) || subfolder.Split('/', '\\').Any(p => p is ".." or "")))
+            throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
+        string cache = cacheDir ?? hub?.CacheDir ?? DefaultCacheDir();
+        var miss = FromCache(idOrPath, subfolder, rev, cache, out string? cached);
+        if (miss is null) return cached!;
+        if (localFilesOnly) throw miss;
+
+        var settings = (hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
+        if (settings.Offline)
+            throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
+        using var client = new HubClient(settings);
+        try
+        {
+            return client.DownloadFolderAsync(idOrPath, subfolder, rev, variant, localFilesOnly: false, token, progress)
+                         .ConfigureAwait(false).GetAwaiter().GetResult();
+        }
+        catch (HubException e)
+        {
+            throw new HubException(e.Kind, $"{miss.Message} Downloading it from {settings.Endpoint.AbsoluteUri.TrimEnd('/')} failed: {e.Message}", e)
+            { StatusCode = e.StatusCode, Url = e.Url, RepoId = e.RepoId, CommitHash = e.CommitHash, FilePath = miss.FilePath };
+        }
+    }
+
+    /// <summary>The cached folder (null returned), or the reason it is not cached (returned, not thrown).</summary>
+    private static DiffusersException? FromCache(string idOrPath, string? subfolder, string rev, string cache, out string? folder)
+    {
+        folder = null;
         string repo = Path.Combine(cache, RepoFolderName(idOrPath));
         string howTo = $"Download it first with `diffusers download {idOrPath}` (or `huggingface-cli download {idOrPath}`), or pass a local folder.";
         if (!Directory.Exists(repo))
-            throw new DiffusersException(
+            return new DiffusersException(
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
             { FilePath = repo };
 
@@ -52,16 +87,50 @@ public static partial class PretrainedLocator
         }
         else if (!CommitSha().IsMatch(rev))
         {
-            throw new DiffusersException(
+            return new DiffusersException(
                 $"'{idOrPath}' is in the Hugging Face cache ({repo}) but revision '{rev}' is not ({refFile} does not exist). {howTo}")
             { FilePath = refFile };
         }
         string snapshot = Path.Combine(repo, "snapshots", sha);
         if (!Directory.Exists(snapshot))
-            throw new DiffusersException(
+            return new DiffusersException(
                 $"'{idOrPath}' revision '{rev}' points to commit {sha}, but the Hugging Face cache has no snapshot {snapshot}. {howTo}")
             { FilePath = snapshot };
-        return WithSubfolder(snapshot, subfolder, idOrPath);
+        if (!string.IsNullOrEmpty(subfolder) && !Directory.Exists(Path.Combine(snapshot, subfolder)))
+            return new DiffusersException(
+                $"'{idOrPath}' revision '{rev}' is in the Hugging Face cache but its snapshot {snapshot} has no subfolder '{subfolder}'. {howTo}")
+            { FilePath = Path.Combine(snapshot, subfolder) };
+        if (string.IsNullOrEmpty(subfolder) && MissingPipelineParts(snapshot) is { } missing)
+            return new DiffusersException(
+                $"'{idOrPath}' revision '{rev}' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks {missing}. {howTo}")
+            { FilePath = snapshot };
+        folder = WithSubfolder(snapshot, subfolder, idOrPath);
+        return null;
+    }
+
+    /// <summary>
+    /// What a cached snapshot used as a whole lacks: <c>model_index.json</c> / <c>config.json</c>, or a component folder
+    /// that <c>model_index.json</c> names (a download that stopped half way, or one component fetched alone).
+    /// </summary>
+    private static string? MissingPipelineParts(string snapshot)
+    {
+        string index = Path.Combine(snapshot, "model_index.json");
+        if (!File.Exists(index))
+            return File.Exists(Path.Combine(snapshot, "config.json")) ? null : "model_index.json (or config.json)";
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(index));
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (!p.Name.StartsWith('_') && p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
+                    && p.Value.GetArrayLength() == 2 && p.Value[0].ValueKind == System.Text.Json.JsonValueKind.String
+                    && !Directory.Exists(Path.Combine(snapshot, p.Name)))
+                    return $"the '{p.Name}' folder";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null; // a broken model_index.json is reported by whoever reads it, with its position
+        }
+        return null;
     }
 
     /// <summary>The Hub cache folder the environment selects (see the class summary).</summary>

@@ -18,8 +18,12 @@ public sealed class CLIPTextModel : nn.Module
     {
         config.Validate("CLIPTextConfig");
         Config = config;
-        text_model = new CLIPTextTransformer(config);
-        RegisterComponents();
+        using (torch.NewDisposeScope())
+        {
+            text_model = new CLIPTextTransformer(config);
+            RegisterComponents();
+            ModuleScope.Detach(this);
+        }
     }
 
     public CLIPTextConfig Config { get; }
@@ -34,11 +38,18 @@ public sealed class CLIPTextModel : nn.Module
         Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
     {
         string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModel), variant, hub, revision);
-        var model = new CLIPTextModel(TextEncoderFolder.ReadConfig(folder));
-        TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
-        model.eval();
-        return model;
+        var config = TextEncoderFolder.ReadConfig(folder);
+        return ModuleScope.Run(() =>
+        {
+            var model = new CLIPTextModel(config);
+            TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
+            model.eval();
+            return model;
+        });
     }
+
+    /// <summary>Writes <c>config.json</c> and <c>model.safetensors</c> into <paramref name="folder"/> (created if needed).</summary>
+    public void SavePretrained(string folder) => TextEncoderFolder.Save(this, Config, folder);
 
     /// <summary>
     /// Encodes token ids [batch, seq] (int64; seq ≤ max_position_embeddings). <paramref name="attentionMask"/>

@@ -20,9 +20,13 @@ public sealed class CLIPTextModelWithProjection : nn.Module
         if (config.ProjectionDim <= 0)
             throw new ConfigException($"CLIPTextConfig: projection_dim must be positive, got {config.ProjectionDim}") { Key = "projection_dim" };
         Config = config;
-        text_model = new CLIPTextTransformer(config);
-        text_projection = nn.Linear(config.HiddenSize, config.ProjectionDim, hasBias: false);
-        RegisterComponents();
+        using (torch.NewDisposeScope())
+        {
+            text_model = new CLIPTextTransformer(config);
+            text_projection = nn.Linear(config.HiddenSize, config.ProjectionDim, hasBias: false);
+            RegisterComponents();
+            ModuleScope.Detach(this);
+        }
     }
 
     public CLIPTextConfig Config { get; }
@@ -32,11 +36,18 @@ public sealed class CLIPTextModelWithProjection : nn.Module
         Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
     {
         string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModelWithProjection), variant, hub, revision);
-        var model = new CLIPTextModelWithProjection(TextEncoderFolder.ReadConfig(folder));
-        TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
-        model.eval();
-        return model;
+        var config = TextEncoderFolder.ReadConfig(folder);
+        return ModuleScope.Run(() =>
+        {
+            var model = new CLIPTextModelWithProjection(config);
+            TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
+            model.eval();
+            return model;
+        });
     }
+
+    /// <summary>Writes <c>config.json</c> and <c>model.safetensors</c> into <paramref name="folder"/> (created if needed).</summary>
+    public void SavePretrained(string folder) => TextEncoderFolder.Save(this, Config, folder);
 
     /// <summary>Encodes token ids [batch, seq]; <see cref="CLIPTextModelOutput.TextEmbeds"/> = text_projection(pooled).</summary>
     public CLIPTextModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, bool outputHiddenStates = false)

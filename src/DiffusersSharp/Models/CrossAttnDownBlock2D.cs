@@ -65,13 +65,19 @@ public sealed class CrossAttnDownBlock2D : nn.Module
         var output = new List<Tensor>(resnets.Count + 1);
         for (int i = 0; i < resnets.Count; i++)
         {
-            hiddenStates = resnets[i].Forward(hiddenStates, temb);
-            hiddenStates = attentions[i].Forward(hiddenStates, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample;
+            var input = hiddenStates;
+            var r = ScopedCall.Run(() => resnets[i].Forward(input, temb));
+            hiddenStates = ScopedCall.Run(() => attentions[i].Forward(r, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
+            ScopedCall.DisposeUnless(r, hiddenStates);
             output.Add(hiddenStates);
         }
         if (downsamplers is not null)
         {
-            foreach (var d in downsamplers) hiddenStates = d.Forward(hiddenStates);
+            foreach (var d in downsamplers)
+            {
+                var input = hiddenStates;
+                hiddenStates = ScopedCall.Run(() => d.Forward(input));
+            }
             output.Add(hiddenStates);
         }
         return (hiddenStates, output.ToArray());

@@ -61,12 +61,19 @@ public sealed class CrossAttnUpBlock2D : nn.Module
         for (int i = 0; i < resnets.Count; i++)
         {
             var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = resnets[i].Forward(cat, temb);
+            if (i > 0) hiddenStates.Dispose(); // this block's own intermediate (the first input is the caller's)
+            var r = ScopedCall.Run(() => resnets[i].Forward(cat, temb));
             cat.Dispose();
-            hiddenStates = attentions[i].Forward(hiddenStates, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample;
+            hiddenStates = ScopedCall.Run(() => attentions[i].Forward(r, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
+            ScopedCall.DisposeUnless(r, hiddenStates);
         }
         if (upsamplers is not null)
-            foreach (var u in upsamplers) hiddenStates = u.Forward(hiddenStates, upsampleSize);
+            foreach (var u in upsamplers)
+            {
+                var input = hiddenStates;
+                hiddenStates = ScopedCall.Run(() => u.Forward(input, upsampleSize));
+                ScopedCall.DisposeUnless(input, hiddenStates);
+            }
         return hiddenStates;
     }
 }

@@ -58,4 +58,24 @@ internal static class TextEncoderFolder
         if (dtype is { } dt) module.to(dt);
         if (device is not null) module.to(device);
     }
+
+    /// <summary>
+    /// transformers' <c>save_pretrained(safe_serialization=True)</c>: <c>config.json</c> (the config's keys, unknown
+    /// ones included) and <c>model.safetensors</c> (every weight, in the model's dtype, metadata format "pt").
+    /// </summary>
+    public static void Save(TorchSharp.torch.nn.Module module, CLIPTextConfig config, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var node = System.Text.Json.Nodes.JsonNode.Parse(ConfigJson.Serialize(config))!.AsObject();
+        foreach (var key in new[] { "_class_name", "_diffusers_version", "use_attention_mask" })
+            if (node.TryGetPropertyValue(key, out var v) && v is null) node.Remove(key);
+        string configPath = Path.Combine(folder, "config.json");
+        File.WriteAllText(configPath + ".tmp", node.ToJsonString(ConfigJson.Options) + "\n");
+        File.Move(configPath + ".tmp", configPath, overwrite: true);
+
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, p) in module.named_parameters()) tensors[name] = p;
+        foreach (var (name, b) in module.named_buffers()) tensors.TryAdd(name, b);
+        SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
+    }
 }

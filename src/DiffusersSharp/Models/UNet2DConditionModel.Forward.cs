@@ -111,20 +111,25 @@ public sealed partial class UNet2DConditionModel
         {
             Tensor h;
             Tensor[] res;
+            var input = sample;
             if (down_blocks[i] is CrossAttnDownBlock2D cross)
-                (h, res) = cross.Forward(sample, emb, encoderHiddenStates, attentionMask, encoderAttentionMask);
+                (h, res) = ScopedCall.Run(() => cross.Forward(input, emb, encoderHiddenStates, attentionMask, encoderAttentionMask));
             else
-                (h, res) = ((IDownBlock2D)down_blocks[i]).Forward(sample, emb);
+            {
+                var block = (IDownBlock2D)down_blocks[i];
+                (h, res) = ScopedCall.Run(() => block.Forward(input, emb));
+            }
             sample = h;
             resSamples.AddRange(res);
             hook?.Invoke($"down_blocks.{i}", sample);
         }
 
         // 4. mid
+        var midInput = sample;
         if (mid_block is UNetMidBlock2DCrossAttn midCross)
-            sample = midCross.Forward(sample, emb, encoderHiddenStates, attentionMask, encoderAttentionMask);
+            sample = ScopedCall.Run(() => midCross.Forward(midInput, emb, encoderHiddenStates, attentionMask, encoderAttentionMask));
         else if (mid_block is UNetMidBlock2D mid)
-            sample = mid.Forward(sample, emb);
+            sample = ScopedCall.Run(() => mid.Forward(midInput, emb));
         if (mid_block is not null)
             hook?.Invoke("mid_block", sample);
 
@@ -140,9 +145,12 @@ public sealed partial class UNet2DConditionModel
                 : null;
             var prev = sample;
             if (up_blocks[i] is CrossAttnUpBlock2D crossUp)
-                sample = crossUp.Forward(sample, res, emb, encoderHiddenStates, upsampleSize, attentionMask, encoderAttentionMask);
+                sample = ScopedCall.Run(() => crossUp.Forward(prev, res, emb, encoderHiddenStates, upsampleSize, attentionMask, encoderAttentionMask));
             else
-                sample = ((IUpBlock2D)up_blocks[i]).Forward(sample, res, emb, upsampleSize);
+            {
+                var block = (IUpBlock2D)up_blocks[i];
+                sample = ScopedCall.Run(() => block.Forward(prev, res, emb, upsampleSize));
+            }
             // skip states are consumed once: free them now to keep the peak memory down
             foreach (var r in res) if (!ReferenceEquals(r, sample)) r.Dispose();
             if (!ReferenceEquals(prev, sample)) prev.Dispose();
@@ -150,10 +158,12 @@ public sealed partial class UNet2DConditionModel
         }
 
         // 6. post-process
-        sample = conv_norm_out!.forward(sample);
-        hook?.Invoke("conv_norm_out", sample);
-        sample = _convAct(sample);
-        sample = conv_out.forward(sample);
+        var normed = conv_norm_out!.forward(sample);
+        sample.Dispose();
+        hook?.Invoke("conv_norm_out", normed);
+        normed = _convAct(normed);
+        sample = conv_out.forward(normed);
+        normed.Dispose();
         hook?.Invoke("conv_out", sample);
 
         return new UNet2DConditionOutput(sample.MoveToOuterDisposeScope());

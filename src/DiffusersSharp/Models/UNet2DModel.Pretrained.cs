@@ -10,17 +10,16 @@ public sealed partial class UNet2DModel
     public const string WeightsName = "diffusion_pytorch_model";
 
     /// <summary>
-    /// Loads a UNet2DModel from a model folder (<c>config.json</c> + weights), or from the
-    /// <paramref name="subfolder"/> of a pipeline folder. Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>.
-    /// The model is converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given and
-    /// put in eval mode.
+    /// Loads a UNet2DModel from a model folder (<c>config.json</c> + weights) or a Hub id in the local Hugging
+    /// Face cache (<see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (e.g. "unet" of
+    /// a pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or
+    /// not (<see cref="WeightLoader.ReadFolder"/>); legacy attention names are converted. The model is
+    /// converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given, and put in eval mode.
     /// </summary>
     public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
-        ScalarType? dtype = null, Device? device = null)
+        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
     {
-        string folder = subfolder is null ? idOrPath : Path.Combine(idOrPath, subfolder);
-        if (!Directory.Exists(folder))
-            throw new DiffusersException($"Model folder not found: {folder}") { FilePath = folder };
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
         string configPath = Path.Combine(folder, ConfigName);
         var config = ConfigJson.Read<UNet2DModelConfig>(configPath);
         if (config.ClassName is { } cls && cls != nameof(UNet2DModel))

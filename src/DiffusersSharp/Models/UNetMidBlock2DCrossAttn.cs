@@ -48,12 +48,15 @@ public sealed class UNetMidBlock2DCrossAttn : nn.Module
     public Tensor Forward(Tensor hiddenStates, Tensor? temb, Tensor? encoderHiddenStates,
         Tensor? attentionMask = null, Tensor? encoderAttentionMask = null)
     {
-        hiddenStates = resnets[0].Forward(hiddenStates, temb);
+        var input = hiddenStates;
+        var h = ScopedCall.Run(() => resnets[0].Forward(input, temb));
         for (int i = 0; i < attentions.Count; i++)
         {
-            hiddenStates = attentions[i].Forward(hiddenStates, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample;
-            hiddenStates = resnets[i + 1].Forward(hiddenStates, temb);
+            var a = ScopedCall.Run(() => attentions[i].Forward(h, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
+            ScopedCall.DisposeUnless(h, a, input);
+            h = ScopedCall.Run(() => resnets[i + 1].Forward(a, temb));
+            ScopedCall.DisposeUnless(a, h, input);
         }
-        return hiddenStates;
+        return h;
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using DiffusersSharp.Loading;
 
 namespace DiffusersSharp.Pipelines;
@@ -13,6 +12,9 @@ public abstract class DiffusionPipeline : IDisposable
     {
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
         [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+        [StableDiffusionPipeline.Name] = p => StableDiffusionPipeline.FromPretrained(p),
+        [StableDiffusionImg2ImgPipeline.Name] = p => StableDiffusionImg2ImgPipeline.FromPretrained(p),
+        [StableDiffusionInpaintPipeline.Name] = p => StableDiffusionInpaintPipeline.FromPretrained(p),
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
@@ -53,17 +55,7 @@ public abstract class DiffusionPipeline : IDisposable
     }
 
     /// <summary>model_index.json's <c>_class_name</c>, with errors naming the file.</summary>
-    public static string ReadClassName(string modelIndexPath)
-    {
-        using var doc = ConfigJson.ReadDocument(modelIndexPath);
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            throw new ConfigException($"{modelIndexPath}: model_index.json must be a JSON object") { FilePath = modelIndexPath };
-        if (!doc.RootElement.TryGetProperty("_class_name", out var name) || name.ValueKind != JsonValueKind.String
-            || string.IsNullOrEmpty(name.GetString()))
-            throw new ConfigException($"{modelIndexPath}: no \"_class_name\" string (the pipeline class); known pipeline classes: {string.Join(", ", KnownClasses)}")
-            { FilePath = modelIndexPath, Key = "_class_name" };
-        return name.GetString()!;
-    }
+    public static string ReadClassName(string modelIndexPath) => PipelineIndex.Read(modelIndexPath).ClassName;
 
     /// <summary>Checks model_index.json names <paramref name="expected"/> (diffusers accepts a few compatible classes; we require the class itself or a registered alias).</summary>
     protected static void CheckClass(string folder, string expected, params string[] alsoAccepted)

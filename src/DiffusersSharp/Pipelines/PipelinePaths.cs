@@ -1,17 +1,12 @@
+using DiffusersSharp.Loading;
+
 namespace DiffusersSharp.Pipelines;
 
 /// <summary>Finding a pipeline folder and its model_index.json, with errors that say what to do.</summary>
 public static class PipelinePaths
 {
-    /// <summary>A local folder as is; otherwise a Hub id looked up in the local Hugging Face cache.</summary>
-    public static string Resolve(string idOrPath)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(idOrPath);
-        if (Directory.Exists(idOrPath)) return Path.GetFullPath(idOrPath);
-        if (File.Exists(idOrPath))
-            throw new DiffusersException($"'{idOrPath}' is a file; pass the pipeline folder (the one holding model_index.json)") { FilePath = idOrPath };
-        return HubCacheLookup.Resolve(idOrPath);
-    }
+    /// <summary>A local folder as is; otherwise a Hub id looked up in the local Hugging Face cache (<see cref="PretrainedLocator"/>).</summary>
+    public static string Resolve(string idOrPath) => PretrainedLocator.Resolve(idOrPath);
 
     /// <summary>The folder's model_index.json, or an error naming the folder.</summary>
     public static string ModelIndex(string folder)

@@ -25,6 +25,10 @@ public static class SchedulerFactory
         [EulerAncestralDiscreteScheduler.Name] = new(typeof(EulerAncestralDiscreteSchedulerConfig), EulerAncestralDiscreteScheduler.FromConfig),
         [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
         [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
+        [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
+        [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
+        [KDPM2DiscreteScheduler.Name] = new(typeof(KDPM2DiscreteSchedulerConfig), KDPM2DiscreteScheduler.FromConfig),
+        [KDPM2AncestralDiscreteScheduler.Name] = new(typeof(KDPM2AncestralDiscreteSchedulerConfig), KDPM2AncestralDiscreteScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

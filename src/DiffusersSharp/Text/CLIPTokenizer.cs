@@ -77,10 +77,30 @@ public sealed class CLIPTokenizer
     {
         string folder = ComponentSource.Resolve(pathOrId, subfolder, nameof(CLIPTokenizer), hub, revision,
             f => File.Exists(Path.Combine(f, "vocab.json")) && File.Exists(Path.Combine(f, "merges.txt")),
-            ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"]);
+            TokenizerFileNames);
         return new CLIPTokenizer(TokenizerFiles.Read(folder));
     }
 
+    /// <summary>The files a tokenizer folder may hold, as <see cref="SavePretrained"/> copies them.</summary>
+    private static readonly string[] TokenizerFileNames =
+        ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
+
+    /// <summary>
+    /// Writes the tokenizer into <paramref name="folder"/> (created if needed) by copying the files it was loaded
+    /// from, so that it loads back identically here and in transformers.
+    /// </summary>
+    public void SavePretrained(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        if (Path.GetFullPath(folder) == Path.GetFullPath(Folder)) return;
+        foreach (var name in TokenizerFileNames)
+        {
+            string src = Path.Combine(Folder, name);
+            if (File.Exists(src)) File.Copy(src, Path.Combine(folder, name), overwrite: true);
+        }
+    }
+
+    /// <summary>The folder the tokenizer files were read from.</summary>
     public string Folder { get; }
     public int ModelMaxLength { get; }
     public bool CleanUpTokenizationSpaces { get; }

@@ -97,9 +97,19 @@ public class CliTests
         using var dir = new TempDir();
         var (code, _, stderr) = Run("generate", "-m", Model, "--scheduler-config", "num_train_timesteps=lots", "-o", dir.File("o.png"));
         Assert.Equal(1, code);
-        Assert.StartsWith("error: ", stderr);
-        Assert.Contains("num_train_timesteps", stderr);
-        Assert.DoesNotContain("   at ", stderr);
+        Assert.Equal("error: --scheduler-config num_train_timesteps=lots: DDPMScheduler expects an integer for 'num_train_timesteps'", stderr.TrimEnd());
+        var (code2, _, stderr2) = Run("generate", "-m", Model, "--scheduler-config", "clip_sample=maybe", "-o", dir.File("o.png"));
+        Assert.Equal(1, code2);
+        Assert.Equal("error: --scheduler-config clip_sample=maybe: DDPMScheduler expects true or false for 'clip_sample'", stderr2.TrimEnd());
+        var (code3, _, stderr3) = Run("generate", "-m", Model, "--scheduler", "ddim", "--scheduler-config", "beta_end=big", "-o", dir.File("o.png"));
+        Assert.Equal(1, code3);
+        Assert.Equal("error: --scheduler-config beta_end=big: DDIMScheduler expects a number (or \"inf\", \"-inf\", \"nan\") for 'beta_end'", stderr3.TrimEnd());
+        // a well-typed value the scheduler refuses keeps the scheduler's own message
+        var (code4, _, stderr4) = Run("generate", "-m", Model, "--scheduler-config", "beta_schedule=cosine", "-o", dir.File("o.png"));
+        Assert.Equal(1, code4);
+        Assert.StartsWith("error: DDPMScheduler: ", stderr4);
+        Assert.Contains("\"cosine\"", stderr4);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 
     [Fact]
@@ -137,7 +147,7 @@ public class CliTests
         var (code, _, stderr) = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(Path.GetTempPath(), "never.png"));
         Assert.Equal(1, code);
         Assert.StartsWith("error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache", stderr);
-        Assert.Contains("huggingface-cli download nobody/no-such-model", stderr);
+        Assert.Contains("download nobody/no-such-model", stderr);
     }
 
     [Fact]
@@ -154,6 +164,23 @@ public class CliTests
         Assert.Contains("dtypes F32", stdout);
         Assert.Contains("    block_out_channels: [", stdout);
         Assert.Contains("    beta_schedule: \"linear\"", stdout);
+    }
+
+    [Fact]
+    public void InfoCountsParametersOfAPickleOnlyModel()
+    {
+        using var dir = new TempDir();
+        foreach (var f in Directory.GetFiles(Model, "*", SearchOption.AllDirectories))
+        {
+            if (f.EndsWith(".safetensors", StringComparison.Ordinal)) continue;
+            string dst = Path.Combine(dir.Path, Path.GetRelativePath(Model, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(dst)!);
+            File.Copy(f, dst);
+        }
+        var (code, stdout, stderr) = Run("info", dir.Path);
+        Assert.True(code == 0, stderr);
+        using var unet = UNet2DModel.FromPretrained(Model, subfolder: "unet");
+        Assert.Contains($"  weights: diffusion_pytorch_model.bin: {unet.state_dict().Count} tensors, {unet.NumParameters():N0} parameters", stdout);
     }
 
     [Fact]

@@ -52,6 +52,9 @@ public sealed class FakeHubServer : IDisposable
 
     private int _cdnNow, _maxCdn;
 
+    /// <summary>Old repo id → new id: requests under the old id get a relative 307 redirect (a renamed repository).</summary>
+    public ConcurrentDictionary<string, string> Renamed { get; } = new();
+
     public void Add(FakeRepo repo) => Repos[repo.Id] = repo;
 
     public static string CdnPath(byte[] blob) => "/cdn/" + FakeRepo.Sha256(blob);
@@ -120,10 +123,18 @@ public sealed class FakeHubServer : IDisposable
             return;
         }
         string path = rawPath;
+        foreach (var (oldId, newId) in Renamed)
+            foreach (var prefix in new[] { $"/api/models/{oldId}/", $"/{oldId}/resolve/" })
+                if (path.StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    string target = prefix.Replace(oldId, newId) + path[prefix.Length..];
+                    await Send(s, method, path, 307, [("Location", target)], []);
+                    return;
+                }
         if (path.StartsWith("/cdn/", StringComparison.Ordinal))
         {
             string sha = path[5..];
-            byte[]? blob = Repos.Values.SelectMany(r => r.Commits.Values).SelectMany(c => c.Values).FirstOrDefault(b => FakeRepo.Sha256(b) == sha);
+            byte[]? blob = Repos.Values.SelectMany(r => r.Commits.Values).SelectMany(c => c.Values).FirstOrDefault(b => Sha(b) == sha);
             if (blob is null) { await Error(s, method, path, 404, "EntryNotFound", null); return; }
             if (Corrupt.TryGetValue(sha, out int left) && left > 0)
             {
@@ -166,7 +177,7 @@ public sealed class FakeHubServer : IDisposable
             if (!repo.Commits[commit].TryGetValue(file, out var bytes)) { await Error(s, method, path, 404, "EntryNotFound", commit); return; }
             if (FakeRepo.IsLfs(file))
             {
-                string sha = FakeRepo.Sha256(bytes);
+                string sha = Sha(bytes);
                 await Send(s, method, path, 302,
                     [("Location", Endpoint + "/cdn/" + sha), ("X-Repo-Commit", commit), ("X-Linked-Etag", $"\"{sha}\""),
                      ("X-Linked-Size", bytes.Length.ToString()), ("ETag", $"\"{FakeRepo.GitBlobSha(Encoding.ASCII.GetBytes(sha))}\"")], []);
@@ -177,6 +188,10 @@ public sealed class FakeHubServer : IDisposable
         }
         await Error(s, method, path, 404, null, null);
     }
+
+    private readonly ConcurrentDictionary<byte[], string> _sha = new(ReferenceEqualityComparer.Instance);
+
+    private string Sha(byte[] bytes) => _sha.GetOrAdd(bytes, FakeRepo.Sha256);
 
     private static string? ResolveRevision(FakeRepo repo, string rev) =>
         repo.Branches.TryGetValue(rev, out var c) ? c : repo.Commits.ContainsKey(rev) ? rev : null;
@@ -226,7 +241,7 @@ public sealed class FakeHubServer : IDisposable
 
     private static string Reason(int code) => code switch
     {
-        200 => "OK", 206 => "Partial Content", 302 => "Found", 401 => "Unauthorized", 404 => "Not Found",
+        200 => "OK", 206 => "Partial Content", 302 => "Found", 307 => "Temporary Redirect", 401 => "Unauthorized", 404 => "Not Found",
         416 => "Range Not Satisfiable", 429 => "Too Many Requests", 500 => "Internal Server Error", _ => "Status",
     };
 

@@ -186,6 +186,19 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task A_renamed_repository_is_followed_through_relative_redirects()
+    {
+        _env.Server.Renamed["google/old-name"] = HubTestEnv.TinyId;
+        using var client = _env.Client();
+        string snapshot = await client.DownloadPipelineAsync("google/old-name");
+        // cached under the id that was asked for, as huggingface_hub does
+        Assert.Equal(Path.Combine(_env.RepoFolder("google/old-name"), "snapshots", _env.TinyCommit), snapshot);
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors"),
+                     File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors")));
+        Assert.Contains(_env.Server.Requests, r => r.Method == "HEAD" && r.Path == $"/{HubTestEnv.TinyId}/resolve/{_env.TinyCommit}/model_index.json");
+    }
+
+    [Fact]
     public async Task Transient_429_and_500_are_retried()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");

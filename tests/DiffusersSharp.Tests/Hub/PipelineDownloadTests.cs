@@ -51,7 +51,7 @@ public sealed class PipelineDownloadTests : IDisposable
     public async Task Variant_fp16_downloads_configs_and_fp16_safetensors_only_in_parallel()
     {
         string commit = AddSdLikeRepo();
-        _env.Server.ChunkDelayMs = 2;
+        _env.Server.ChunkDelayMs = 10; // ~100 ms per weight file: parallel downloads overlap
         using var client = _env.Client();
         string snapshot = await client.DownloadPipelineAsync("org/sd-like", variant: "fp16");
         Assert.EndsWith(commit, snapshot);

@@ -167,6 +167,61 @@ public class CLIPTextModelTests
     }
 
     [Fact]
+    public void SavePretrainedRoundTripsConfigAndWeights()
+    {
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Tiny.Value.SavePretrained(folder);
+
+        using (var original = Golden.Json(Path.Combine("tiny-sd", "text_encoder", "config.json")))
+        using (var saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json"))))
+        {
+            foreach (var p in original.RootElement.EnumerateObject())
+            {
+                var v = saved.RootElement.GetProperty(p.Name);
+                if (p.Value.ValueKind == System.Text.Json.JsonValueKind.Number) Assert.Equal(p.Value.GetDouble(), v.GetDouble());
+                else Assert.Equal(p.Value.GetRawText().Replace(" ", "").Replace("\n", ""), v.GetRawText().Replace(" ", "").Replace("\r", "").Replace("\n", ""));
+            }
+            Assert.False(saved.RootElement.TryGetProperty("_class_name", out _));
+        }
+        using (var a = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        using (var b = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
+        {
+            Assert.Equal(a.Keys.OrderBy(k => k, StringComparer.Ordinal), b.Keys.OrderBy(k => k, StringComparer.Ordinal));
+            Assert.Equal("pt", b.Metadata["format"]);
+            foreach (var k in a.Keys)
+            {
+                using var x = a.Load(k);
+                using var y = b.Load(k);
+                Tol.Close(y, x, 0, k);
+            }
+        }
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var reloaded = CLIPTextModel.FromPretrained(dir.Path);
+        using var output = reloaded.Forward(Ids());
+        using var reference = Tiny.Value.Forward(Ids());
+        Tol.Close(output.LastHiddenState, reference.LastHiddenState, 0, "reloaded last_hidden_state");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void ModelLoadedInsideADisposeScopeKeepsItsWeights(ScalarType dtype)
+    {
+        // TorchSharp puts tensors made inside a scope into it, parameters of native modules included.
+        CLIPTextModel model;
+        using (torch.NewDisposeScope())
+            model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), dtype: dtype);
+        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+            Assert.Equal(f.Keys.OrderBy(k => k, StringComparer.Ordinal), model.named_parameters().Select(p => p.name).OrderBy(k => k, StringComparer.Ordinal));
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var output = model.Forward(Ids());
+        Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), dtype == ScalarType.Float32 ? Tol.ModelAbs : 0.1, "last_hidden_state");
+    }
+
+    [Fact]
     public void UnsupportedActivationIsNamed()
     {
         using var dir = new TempDir();

@@ -111,6 +111,20 @@ public class UNet2DConditionModelGoldenTests
     }
 
     [Fact]
+    public void OddLatentSize_PassesExplicitUpsampleSizes()
+    {
+        // 31 x 33 is not a multiple of 2^num_upsamplers (2): diffusers hands each upsampler the skip state's size
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        Assert.Equal(1, unet.NumUpsamplers);
+        using var x = torch.randn(new long[] { 1, 4, 31, 33 }, generator: new Generator(5));
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        using var output = unet.Forward(x, 10L, ehs).Sample;
+        Assert.Equal(new long[] { 1, 4, 31, 33 }, output.shape);
+        Assert.False(output.isnan().any().item<bool>());
+    }
+
+    [Fact]
     public void WrongInputs_AreRejectedWithClearMessages()
     {
         using var _ = torch.no_grad();

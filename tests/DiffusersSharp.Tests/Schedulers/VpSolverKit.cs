@@ -77,6 +77,50 @@ internal static class VpSolverKit
         Assert.True(err <= rel, $"{what}: relative error {err:E3} > {rel:E1}");
     }
 
+    /// <summary>The model prediction a + bλ + cλ² (float32).</summary>
+    public static Tensor Poly(Tensor a, Tensor b, Tensor c, double lambda) => a + b * (float)lambda + c * (float)(lambda * lambda);
+
+    /// <summary>
+    /// The exact flow of the probability-flow ODE from table sigma <paramref name="sgS"/> to <paramref name="sgT"/> when
+    /// the data prediction is x0(λ) = a + bλ + cλ²: x_t = σ_t/σ_s x + α_t F(λ_t) − σ_t α_s/σ_s F(λ_s),
+    /// F = a + b(λ−1) + c(λ²−2λ+2) (∫e^λ x0 dλ = e^λ F).
+    /// </summary>
+    public static Tensor FlowData(Tensor x, double sgS, double sgT, Tensor a, Tensor b, Tensor c)
+    {
+        var (aS, sS, lS) = Of(sgS);
+        var (aT, sT, lT) = Of(sgT);
+        Tensor F(double l) => D(a) + D(b) * (l - 1) + D(c) * (l * l - 2 * l + 2);
+        return sT / sS * D(x) + aT * F(lT) - sT * aS / sS * F(lS);
+    }
+
+    /// <summary>
+    /// The same with the noise prediction ε(λ) = a + bλ + cλ²: x_t = α_t/α_s x + σ_t G(λ_t) − α_t σ_s/α_s G(λ_s),
+    /// G = a + b(λ+1) + c(λ²+2λ+2) (∫e^{−λ} ε dλ = −e^{−λ} G).
+    /// </summary>
+    public static Tensor FlowEps(Tensor x, double sgS, double sgT, Tensor a, Tensor b, Tensor c)
+    {
+        var (aS, sS, lS) = Of(sgS);
+        var (aT, sT, lT) = Of(sgT);
+        Tensor G(double l) => D(a) + D(b) * (l + 1) + D(c) * (l * l + 2 * l + 2);
+        return aT / aS * D(x) + sT * G(lT) - aT * sS / aS * G(lS);
+    }
+
+    /// <summary>DDIM (eta 0) with a constant ε over the given integer timesteps, the last step going to t = 0.</summary>
+    public static void AssertDdimLoop(SchedulerBase s, long[] ts, double rel = 1e-5)
+    {
+        using var eps = Randn(3, 1, 4, 8, 8);
+        var x = Randn(4, 1, 4, 8, 8);
+        var xd = D(x);
+        for (int i = 0; i < ts.Length; i++)
+        {
+            double ab = Ab[ts[i]], abPrev = Ab[i + 1 < ts.Length ? ts[i + 1] : 0];
+            var x0 = (xd - Math.Sqrt(1 - ab) * D(eps)) / Math.Sqrt(ab);
+            xd = Math.Sqrt(abPrev) * x0 + Math.Sqrt(1 - abPrev) * D(eps);
+            x = s.Step(eps, ts[i], x).PrevSample;
+            RelMax(x, xd, rel, $"{s.ClassName} DDIM step {i}");
+        }
+    }
+
     public static long[] Longs(Tensor t)
     {
         using var l = t.to(ScalarType.Int64);

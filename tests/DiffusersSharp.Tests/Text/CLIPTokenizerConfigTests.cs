@@ -79,6 +79,19 @@ public class CLIPTokenizerConfigTests
     }
 
     [Fact]
+    public void SavePretrainedCopiesTheFilesAndLoadsBack()
+    {
+        using var dir = new TempDir();
+        var tok = CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd"));
+        string folder = Path.Combine(dir.Path, "tokenizer");
+        tok.SavePretrained(folder);
+        foreach (var f in new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" })
+            Assert.Equal(File.ReadAllBytes(Golden.Path("tiny-sd", "tokenizer", f)), File.ReadAllBytes(Path.Combine(folder, f)));
+        var back = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.Equal(tok.Encode("A Photo Of A CAT!!"), back.Encode("A Photo Of A CAT!!"));
+    }
+
+    [Fact]
     public void MissingMergesFileIsNamed()
     {
         using var dir = new TempDir();

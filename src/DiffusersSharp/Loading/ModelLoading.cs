@@ -1,0 +1,153 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Loading;
+
+/// <summary>
+/// The steps every model's <c>FromPretrained</c> / <c>SavePretrained</c> shares, generic over
+/// <see cref="nn.Module"/>: resolve the folder (<see cref="PretrainedLocator"/>), read <c>config.json</c>,
+/// let the model build itself from the config, read the weights (<see cref="WeightLoader.ReadFolder"/>) and
+/// copy them in strictly (<see cref="WeightLoader.LoadInto"/>); and the reverse, written atomically.
+/// </summary>
+public static class ModelLoading
+{
+    public const string ConfigName = "config.json";
+    public const string WeightsName = "diffusion_pytorch_model";
+
+    /// <summary>
+    /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>),
+    /// read its config as <typeparamref name="TConfig"/>, build the model with <paramref name="create"/>, move it to
+    /// <paramref name="dtype"/>/<paramref name="device"/>, load the weights (converted to that dtype) and put it in
+    /// eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
+    /// class is refused. <paramref name="prepareWeights"/> may rename or fold keys (aliases) before the strict load.
+    /// </summary>
+    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, Func<TConfig, TModel> create,
+        string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
+        string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
+        string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
+        where TConfig : DiffusersConfig where TModel : nn.Module
+    {
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
+        var config = ReadConfig<TConfig>(folder);
+        if (expectedClassName is not null && config.ClassName is { } cls && cls != expectedClassName)
+        {
+            string configPath = Path.Combine(folder, ConfigName);
+            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
+            { FilePath = configPath, Key = "_class_name" };
+        }
+        var model = create(config);
+        try
+        {
+            if (device is not null) model.to(device);
+            if (dtype is { } dt) model.to(dt);
+            LoadWeights(model, folder, weightsName, variant, prepareWeights is null ? null : w => prepareWeights(model, w));
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Reads <c>{folder}/config.json</c> as <typeparamref name="T"/> (diffusers' defaults for absent keys).</summary>
+    public static T ReadConfig<T>(string folder) where T : DiffusersConfig =>
+        ConfigJson.Read<T>(Path.Combine(folder, ConfigName));
+
+    /// <summary>
+    /// Reads the folder's weights (safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
+    /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. The loaded CPU
+    /// tensors are freed before returning (also those <paramref name="prepareWeights"/> removes or adds).
+    /// Returns the weight file (or shard index) that was read.
+    /// </summary>
+    public static string LoadWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null,
+        Action<IDictionary<string, Tensor>>? prepareWeights = null)
+    {
+        string file = WeightLoader.FindWeights(folder, weightsName, variant);
+        var weights = WeightLoader.ReadFile(file);
+        var all = weights.Values.ToList();
+        try
+        {
+            prepareWeights?.Invoke(weights);
+            all.AddRange(weights.Values);
+            WeightLoader.LoadInto(module, weights, file);
+        }
+        finally
+        {
+            all.AddRange(weights.Values);
+            foreach (var t in new HashSet<Tensor>(all, ReferenceEqualityComparer.Instance)) t.Dispose();
+        }
+        return file;
+    }
+
+    /// <summary>
+    /// Writes the module's state dict as <c>{folder}/{weightsName}[.{variant}].safetensors</c> with metadata
+    /// <c>{"format": "pt"}</c> (what diffusers writes and reads back). Atomic: a failure leaves an existing file
+    /// as it was. Returns the path written.
+    /// </summary>
+    public static string SaveWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null)
+    {
+        string path = Path.Combine(CreateFolder(folder), WeightFileName(weightsName, variant));
+        Guard(path, () => WriteWeights(module, path));
+        return path;
+    }
+
+    /// <summary>The <c>_diffusers_version</c> written into saved configs: the diffusers release this library ports.</summary>
+    public const string DiffusersVersion = "0.25.1";
+
+    /// <summary>
+    /// <c>SavePretrained</c>: <c>config.json</c> (<see cref="ConfigJson"/>, unknown keys kept; <c>_class_name</c> set to
+    /// the module's class name and <c>_diffusers_version</c> to <see cref="DiffusersVersion"/>, as diffusers does)
+    /// and the safetensors weights. Both are written to temporary files first and renamed into place only when both are complete,
+    /// so a failure never deletes or truncates what was there.
+    /// </summary>
+    public static void SavePretrained<TConfig>(nn.Module module, TConfig config, string folder,
+        string weightsName = WeightsName, string? variant = null) where TConfig : DiffusersConfig
+    {
+        CreateFolder(folder);
+        string configPath = Path.Combine(folder, ConfigName);
+        string weightsPath = Path.Combine(folder, WeightFileName(weightsName, variant));
+        string tag = Guid.NewGuid().ToString("N");
+        string configTmp = $"{configPath}.{tag}.tmp", weightsTmp = $"{weightsPath}.{tag}.tmp";
+        try
+        {
+            var stamped = config with { ClassName = module.GetType().Name, DiffusersVersion = DiffusersVersion };
+            Guard(configTmp, () => File.WriteAllText(configTmp, ConfigJson.Serialize(stamped) + "\n"));
+            Guard(weightsTmp, () => WriteWeights(module, weightsTmp));
+            Guard(weightsPath, () => File.Move(weightsTmp, weightsPath, overwrite: true));
+            Guard(configPath, () => File.Move(configTmp, configPath, overwrite: true));
+        }
+        finally
+        {
+            foreach (var tmp in new[] { configTmp, weightsTmp })
+                try { if (File.Exists(tmp)) File.Delete(tmp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    /// <summary><c>{weightsName}[.{variant}].safetensors</c>, diffusers' <c>_add_variant</c>.</summary>
+    public static string WeightFileName(string weightsName, string? variant) => WeightLoader.CandidateNames(weightsName, variant)[0];
+
+    private static void WriteWeights(nn.Module module, string path)
+    {
+        var state = module.state_dict();
+        SafetensorsFile.Save(path, state, new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    private static string CreateFolder(string folder)
+    {
+        if (File.Exists(folder))
+            throw new DiffusersException($"Cannot save into {folder}: it is a file, not a folder") { FilePath = folder };
+        Guard(folder, () => Directory.CreateDirectory(folder));
+        return folder;
+    }
+
+    private static void Guard(string path, Action write)
+    {
+        try { write(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DiffusersException($"Cannot write {path}: {e.Message}", e) { FilePath = path };
+        }
+    }
+}

@@ -1,0 +1,54 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+public sealed partial class AutoencoderKL
+{
+    public const string ConfigName = ModelLoading.ConfigName;
+    public const string WeightsName = ModelLoading.WeightsName;
+
+    /// <summary>
+    /// Loads an AutoencoderKL from a model folder (<c>config.json</c> + weights) or a Hub id (the Hugging Face
+    /// cache, downloading when allowed: <see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (usually "vae" of a
+    /// pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or not;
+    /// legacy attention names (<c>query</c>/<c>key</c>/<c>value</c>/<c>proj_attn</c>) are converted as diffusers does. The model is converted to
+    /// <paramref name="dtype"/> / moved to <paramref name="device"/> before the weights are copied in, and put in
+    /// eval mode. Its weights belong to no dispose scope (dispose the model).
+    /// </summary>
+    public static AutoencoderKL FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
+        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
+    {
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
+        string configPath = Path.Combine(folder, ConfigName);
+        var config = ConfigJson.Read<AutoencoderKLConfig>(configPath);
+        if (config.ClassName is { } cls && cls != nameof(AutoencoderKL))
+            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{nameof(AutoencoderKL)}'")
+            { FilePath = configPath, Key = "_class_name" };
+        return ModuleScope.Run(() =>
+        {
+            var model = FromConfig(config, configPath);
+            try
+            {
+                if (device is not null) model.to(device);
+                if (dtype is { } dt) model.to(dt);
+                ModelLoading.LoadWeights(model, folder, WeightsName, variant);
+                model.eval();
+                return model;
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
+            }
+        });
+    }
+
+    /// <summary>
+    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model[.variant].safetensors</c> (metadata format "pt")
+    /// into <paramref name="directory"/> atomically; diffusers' <c>AutoencoderKL.from_pretrained</c> reads them back.
+    /// </summary>
+    public void SavePretrained(string directory, string? variant = null) =>
+        ModelLoading.SavePretrained(this, Config, directory, WeightsName, variant);
+}

@@ -1,0 +1,194 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>AutoencoderKL</c> (models/autoencoders/autoencoder_kl.py, v0.25.1): the Stable Diffusion VAE.
+/// <see cref="Encode"/> maps images in [-1, 1] to a <see cref="DiagonalGaussianDistribution"/> over latents
+/// (<c>encoder</c> → <c>quant_conv</c>); <see cref="Decode"/> maps latents back (<c>post_quant_conv</c> →
+/// <c>decoder</c>). <see cref="ScalingFactor"/> is applied by the pipelines, not here. With
+/// <see cref="EnableTiling"/>, inputs larger than a tile are processed in overlapping tiles whose seams are
+/// blended as diffusers does; with <see cref="EnableSlicing"/>, a batch is processed item by item.
+/// </summary>
+public sealed partial class AutoencoderKL : nn.Module
+{
+    private readonly Encoder encoder;
+    private readonly Decoder decoder;
+    private readonly Conv2d quant_conv;
+    private readonly Conv2d post_quant_conv;
+
+    public AutoencoderKLConfig Config { get; }
+
+    /// <summary>Tiled encode/decode is used for inputs larger than a tile (diffusers' <c>use_tiling</c>).</summary>
+    public bool UseTiling { get; private set; }
+
+    /// <summary>Batches are encoded/decoded one item at a time (diffusers' <c>use_slicing</c>).</summary>
+    public bool UseSlicing { get; private set; }
+
+    /// <summary>Tile size in image pixels (default: <c>sample_size</c>).</summary>
+    public int TileSampleMinSize { get; set; }
+
+    /// <summary>Tile size in latent cells (default: <c>sample_size / 2^(len(block_out_channels) - 1)</c>).</summary>
+    public int TileLatentMinSize { get; set; }
+
+    /// <summary>Fraction of a tile that overlaps its neighbour (0.25).</summary>
+    public double TileOverlapFactor { get; set; } = 0.25;
+
+    public double ScalingFactor => Config.ScalingFactor;
+    public bool ForceUpcast => Config.ForceUpcast;
+
+    /// <summary>Image pixels per latent cell: <c>2^(len(block_out_channels) - 1)</c> (the pipelines' <c>vae_scale_factor</c>).</summary>
+    public int ScaleFactor => 1 << (Config.BlockOutChannels.Length - 1);
+
+    /// <summary>Test hook: (module path, output) for encoder.*, quant_conv, post_quant_conv, decoder.*.</summary>
+    internal Action<string, Tensor>? IntermediateHook
+    {
+        get => _hook;
+        set
+        {
+            _hook = value;
+            encoder.DebugHook = value is null ? null : (n, t) => value("encoder." + n, t);
+            decoder.DebugHook = value is null ? null : (n, t) => value("decoder." + n, t);
+        }
+    }
+
+    private Action<string, Tensor>? _hook;
+
+    /// <summary>Builds the model with random weights. Invalid or unsupported configs throw <see cref="ConfigException"/>.</summary>
+    public static AutoencoderKL FromConfig(AutoencoderKLConfig config, string? source = null) =>
+        ModuleScope.Run(() => new AutoencoderKL(config, source));
+
+    private AutoencoderKL(AutoencoderKLConfig config, string? source) : base(nameof(AutoencoderKL))
+    {
+        Validate(config, source ?? "AutoencoderKL config");
+        Config = config;
+        var c = config;
+        encoder = new Encoder(c.InChannels, c.LatentChannels, c.DownBlockTypes, c.BlockOutChannels, c.LayersPerBlock,
+            c.NormNumGroups, c.ActFn, doubleZ: true);
+        decoder = new Decoder(c.LatentChannels, c.OutChannels, c.UpBlockTypes, c.BlockOutChannels, c.LayersPerBlock,
+            c.NormNumGroups, c.ActFn);
+        quant_conv = nn.Conv2d(2 * c.LatentChannels, 2 * c.LatentChannels, 1);
+        post_quant_conv = nn.Conv2d(c.LatentChannels, c.LatentChannels, 1);
+        int sampleSize = c.SampleSize is { Length: > 0 } s ? s[0] : 32;
+        TileSampleMinSize = sampleSize;
+        TileLatentMinSize = (int)(sampleSize / Math.Pow(2, c.BlockOutChannels.Length - 1));
+        RegisterComponents();
+    }
+
+    private static void Validate(AutoencoderKLConfig c, string source)
+    {
+        if (c.BlockOutChannels is null || c.BlockOutChannels.Length == 0)
+            Fail(source, "block_out_channels", "block_out_channels must be a non-empty list");
+        if (c.DownBlockTypes is null || c.DownBlockTypes.Length != c.BlockOutChannels!.Length)
+            Fail(source, "down_block_types", $"needs one down block type per block_out_channels entry ({c.BlockOutChannels!.Length}), got {c.DownBlockTypes?.Length.ToString() ?? "null"}");
+        if (c.UpBlockTypes is null || c.UpBlockTypes.Length != c.BlockOutChannels.Length)
+            Fail(source, "up_block_types", $"needs one up block type per block_out_channels entry ({c.BlockOutChannels.Length}), got {c.UpBlockTypes?.Length.ToString() ?? "null"}");
+        foreach (var t in c.DownBlockTypes!)
+            if (t != "DownEncoderBlock2D")
+                Fail(source, "down_block_types", $"down block type '{t}' is not supported by DiffusersSharp (supported: DownEncoderBlock2D)");
+        foreach (var t in c.UpBlockTypes!)
+            if (t != "UpDecoderBlock2D")
+                Fail(source, "up_block_types", $"up block type '{t}' is not supported by DiffusersSharp (supported: UpDecoderBlock2D)");
+        if (c.NormNumGroups <= 0)
+            Fail(source, "norm_num_groups", $"norm_num_groups must be positive, got {c.NormNumGroups}");
+        foreach (var ch in c.BlockOutChannels)
+            if (ch <= 0 || ch % c.NormNumGroups != 0)
+                Fail(source, "block_out_channels", $"block_out_channels value {ch} is not divisible by norm_num_groups {c.NormNumGroups}");
+        if (c.LayersPerBlock <= 0)
+            Fail(source, "layers_per_block", $"layers_per_block must be positive, got {c.LayersPerBlock}");
+        if (c.InChannels <= 0 || c.OutChannels <= 0 || c.LatentChannels <= 0)
+            Fail(source, "latent_channels", $"channel counts must be positive, got in_channels {c.InChannels}, out_channels {c.OutChannels}, latent_channels {c.LatentChannels}");
+        if (c.ActFn is null || c.ActFn.ToLowerInvariant() is not ("swish" or "silu" or "mish" or "gelu" or "relu"))
+            Fail(source, "act_fn", $"Unsupported activation function: {c.ActFn}");
+        if (c.SampleSize is { } s && (s.Length == 0 || s[0] <= 0))
+            Fail(source, "sample_size", $"sample_size must be a positive integer, got [{string.Join(", ", s)}]");
+        if (!(c.ScalingFactor > 0) || double.IsInfinity(c.ScalingFactor))
+            Fail(source, "scaling_factor", $"scaling_factor must be a positive number, got {c.ScalingFactor}");
+    }
+
+    private static void Fail(string source, string key, string message) =>
+        throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
+
+    /// <summary>diffusers' <c>enable_tiling</c>.</summary>
+    public void EnableTiling(bool useTiling = true) => UseTiling = useTiling;
+
+    public void DisableTiling() => UseTiling = false;
+
+    /// <summary>diffusers' <c>enable_slicing</c>.</summary>
+    public void EnableSlicing() => UseSlicing = true;
+
+    public void DisableSlicing() => UseSlicing = false;
+
+    /// <summary>The dtype of the model's parameters.</summary>
+    public ScalarType DType => quant_conv.weight.dtype;
+
+    /// <summary>The device of the model's parameters.</summary>
+    public Device Device => quant_conv.weight.device;
+
+    /// <summary>Encodes images (B, in_channels, H, W) into the latent posterior (dispose it when done).</summary>
+    public AutoencoderKLOutput Encode(Tensor x)
+    {
+        CheckInput(x, Config.InChannels, "Encode", "images");
+        if (UseTiling && (x.shape[^1] > TileSampleMinSize || x.shape[^2] > TileSampleMinSize))
+            return TiledEncode(x);
+        using var scope = torch.NewDisposeScope();
+        Tensor h;
+        if (UseSlicing && x.shape[0] > 1)
+        {
+            var slices = x.split(1);
+            var encoded = slices.Select(s => encoder.Forward(s)).ToArray();
+            h = torch.cat(encoded, dim: 0);
+            foreach (var e in encoded) e.Dispose();
+        }
+        else
+            h = encoder.Forward(x);
+        var moments = quant_conv.forward(h);
+        _hook?.Invoke("quant_conv", moments);
+        return new AutoencoderKLOutput(new DiagonalGaussianDistribution(moments.MoveToOuterDisposeScope()));
+    }
+
+    /// <summary>Decodes latents (B, latent_channels, h, w) into images (B, out_channels, h·s, w·s). The latents are not rescaled.</summary>
+    public DecoderOutput Decode(Tensor z)
+    {
+        CheckInput(z, Config.LatentChannels, "Decode", "latents");
+        if (UseSlicing && z.shape[0] > 1)
+        {
+            using var scope = torch.NewDisposeScope();
+            var decoded = z.split(1).Select(DecodeOne).ToArray();
+            var sample = torch.cat(decoded, dim: 0);
+            foreach (var d in decoded) d.Dispose();
+            return new DecoderOutput(sample.MoveToOuterDisposeScope());
+        }
+        return new DecoderOutput(DecodeOne(z));
+    }
+
+    private Tensor DecodeOne(Tensor z)
+    {
+        if (UseTiling && (z.shape[^1] > TileLatentMinSize || z.shape[^2] > TileLatentMinSize))
+            return TiledDecode(z);
+        using var scope = torch.NewDisposeScope();
+        var h = post_quant_conv.forward(z);
+        _hook?.Invoke("post_quant_conv", h);
+        return decoder.Forward(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// diffusers' <c>AutoencoderKL.forward</c>: encode, take the posterior's mode (or a sample drawn with
+    /// <paramref name="generator"/> when <paramref name="samplePosterior"/>), decode.
+    /// </summary>
+    public DecoderOutput Forward(Tensor sample, bool samplePosterior = false, Generator? generator = null)
+    {
+        using var posterior = Encode(sample).LatentDist;
+        using var z = samplePosterior ? posterior.Sample(generator) : posterior.Mode();
+        return Decode(z);
+    }
+
+    private static void CheckInput(Tensor x, int channels, string op, string what)
+    {
+        if (x.dim() != 4 || x.shape[1] != channels)
+            throw new ArgumentException($"AutoencoderKL.{op} expects {what} of shape (batch, {channels}, height, width), got {Layers.Shape(x)}");
+    }
+}

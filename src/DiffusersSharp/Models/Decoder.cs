@@ -1,0 +1,87 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' VAE <c>Decoder</c> (models/autoencoders/vae.py, v0.25.1): conv_in → <see cref="UNetMidBlock2D"/>
+/// (resnet, self-attention, resnet) → <see cref="UpDecoderBlock2D"/>s (<c>layers_per_block + 1</c> resnets each,
+/// nearest ×2 + conv upsamplers) → GroupNorm (eps 1e-6) → SiLU → conv_out. Only the "group" norm type and
+/// UpDecoderBlock2D up blocks are supported.
+/// </summary>
+public sealed class Decoder : nn.Module
+{
+    private readonly Conv2d conv_in;
+    private readonly UNetMidBlock2D mid_block;
+    private readonly ModuleList<UpDecoderBlock2D> up_blocks;
+    private readonly GroupNorm conv_norm_out;
+    private readonly Conv2d conv_out;
+
+    /// <summary>Test hook: (path under "decoder.", output) after each stage.</summary>
+    internal Action<string, Tensor>? DebugHook { get; set; }
+
+    public Decoder(int inChannels = 3, int outChannels = 3, string[]? upBlockTypes = null, int[]? blockOutChannels = null,
+        int layersPerBlock = 2, int normNumGroups = 32, string actFn = "silu", string normType = "group",
+        bool midBlockAddAttention = true)
+        : base(nameof(Decoder))
+    {
+        if (normType != "group")
+            throw new ArgumentException($"Decoder: norm_type '{normType}' is not supported by DiffusersSharp (supported: group)");
+        upBlockTypes ??= ["UpDecoderBlock2D"];
+        blockOutChannels ??= [64];
+        conv_in = nn.Conv2d(inChannels, blockOutChannels[^1], kernel_size: 3, stride: 1, padding: 1);
+        mid_block = new UNetMidBlock2D(blockOutChannels[^1], tembChannels: null, resnetEps: 1e-6, resnetActFn: actFn,
+            outputScaleFactor: 1, resnetTimeScaleShift: "default", attentionHeadDim: blockOutChannels[^1],
+            resnetGroups: normNumGroups, addAttention: midBlockAddAttention);
+        up_blocks = new ModuleList<UpDecoderBlock2D>();
+        var reversed = blockOutChannels.Reverse().ToArray();
+        int outputChannel = reversed[0];
+        for (int i = 0; i < upBlockTypes.Length; i++)
+        {
+            if (upBlockTypes[i] != "UpDecoderBlock2D")
+                throw new ArgumentException($"Decoder: up block type '{upBlockTypes[i]}' is not supported by DiffusersSharp (supported: UpDecoderBlock2D)");
+            int prevOutputChannel = outputChannel;
+            outputChannel = reversed[i];
+            bool isFinal = i == blockOutChannels.Length - 1;
+            // diffusers passes resnet_time_scale_shift = norm_type ("group"), which ResnetBlock2D treats as the default norm
+            up_blocks.Add(new UpDecoderBlock2D(prevOutputChannel, outputChannel, resolutionIdx: null,
+                numLayers: layersPerBlock + 1, resnetEps: 1e-6, resnetActFn: actFn, resnetGroups: normNumGroups,
+                addUpsample: !isFinal, tembChannels: null));
+        }
+        conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[0], 1e-6);
+        conv_out = nn.Conv2d(blockOutChannels[0], outChannels, kernel_size: 3, padding: 1);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor sample)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hook = DebugHook;
+        var h = conv_in.forward(sample);
+        hook?.Invoke("conv_in", h);
+        var midInput = h;
+        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
+        h.Dispose();
+        hook?.Invoke("mid_block", mid);
+        // diffusers casts to the up blocks' parameter dtype here
+        var upscaleDType = Layers.ParamDType(up_blocks);
+        h = mid.dtype == upscaleDType ? mid : mid.to_type(upscaleDType);
+        if (!ReferenceEquals(h, mid)) mid.Dispose();
+        for (int i = 0; i < up_blocks.Count; i++)
+        {
+            var next = up_blocks[i].Forward(h);
+            h.Dispose();
+            h = next;
+            hook?.Invoke($"up_blocks.{i}", h);
+        }
+        var normed = conv_norm_out.forward(h);
+        h.Dispose();
+        hook?.Invoke("conv_norm_out", normed);
+        var act = Activations.SiluOwned(normed);
+        var output = conv_out.forward(act);
+        act.Dispose();
+        hook?.Invoke("conv_out", output);
+        return output.MoveToOuterDisposeScope();
+    }
+}

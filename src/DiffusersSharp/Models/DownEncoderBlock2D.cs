@@ -1,0 +1,54 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>DownEncoderBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> resnets without a
+/// time embedding, then an optional stride-2 conv <see cref="Downsample2D"/> (<c>downsamplers.0.conv</c>; with
+/// padding 0, as the VAE encoder uses, the input is padded by one on the right and bottom first).
+/// </summary>
+public sealed class DownEncoderBlock2D : nn.Module
+{
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Downsample2D>? downsamplers;
+
+    public DownEncoderBlock2D(int inChannels, int outChannels, double dropout = 0.0, int numLayers = 1,
+        double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
+        int resnetGroups = 32, bool resnetPreNorm = true, double outputScaleFactor = 1.0, bool addDownsample = true,
+        int downsamplePadding = 1)
+        : base(nameof(DownEncoderBlock2D))
+    {
+        resnets = new ModuleList<ResnetBlock2D>();
+        for (int i = 0; i < numLayers; i++)
+            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null,
+                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
+                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
+        if (addDownsample)
+            downsamplers = new ModuleList<Downsample2D>(
+                new Downsample2D(outChannels, useConv: true, outChannels: outChannels, padding: downsamplePadding, name: "op"));
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor hiddenStates)
+    {
+        var input = hiddenStates;
+        foreach (var resnet in resnets)
+        {
+            var h = hiddenStates;
+            var next = ScopedCall.Run(() => resnet.Forward(h, null));
+            if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+            hiddenStates = next;
+        }
+        if (downsamplers is not null)
+            foreach (var d in downsamplers)
+            {
+                var h = hiddenStates;
+                var next = ScopedCall.Run(() => d.Forward(h));
+                if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+                hiddenStates = next;
+            }
+        return hiddenStates;
+    }
+}

@@ -1,0 +1,79 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' VAE <c>Encoder</c> (models/autoencoders/vae.py, v0.25.1): conv_in → <see cref="DownEncoderBlock2D"/>s
+/// (stride-2 downsamplers with the asymmetric padding 0) → <see cref="UNetMidBlock2D"/> (resnet, self-attention,
+/// resnet) → GroupNorm (eps 1e-6) → SiLU → conv_out to <c>2 · out_channels</c> (mean and log-variance) with
+/// <c>double_z</c>. Only DownEncoderBlock2D down blocks are supported.
+/// </summary>
+public sealed class Encoder : nn.Module
+{
+    private readonly Conv2d conv_in;
+    private readonly ModuleList<DownEncoderBlock2D> down_blocks;
+    private readonly UNetMidBlock2D mid_block;
+    private readonly GroupNorm conv_norm_out;
+    private readonly Conv2d conv_out;
+
+    /// <summary>Test hook: (path under "encoder.", output) after each stage.</summary>
+    internal Action<string, Tensor>? DebugHook { get; set; }
+
+    public Encoder(int inChannels = 3, int outChannels = 3, string[]? downBlockTypes = null, int[]? blockOutChannels = null,
+        int layersPerBlock = 2, int normNumGroups = 32, string actFn = "silu", bool doubleZ = true,
+        bool midBlockAddAttention = true)
+        : base(nameof(Encoder))
+    {
+        downBlockTypes ??= ["DownEncoderBlock2D"];
+        blockOutChannels ??= [64];
+        conv_in = nn.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, stride: 1, padding: 1);
+        down_blocks = new ModuleList<DownEncoderBlock2D>();
+        int outputChannel = blockOutChannels[0];
+        for (int i = 0; i < downBlockTypes.Length; i++)
+        {
+            if (downBlockTypes[i] != "DownEncoderBlock2D")
+                throw new ArgumentException($"Encoder: down block type '{downBlockTypes[i]}' is not supported by DiffusersSharp (supported: DownEncoderBlock2D)");
+            int inputChannel = outputChannel;
+            outputChannel = blockOutChannels[i];
+            bool isFinal = i == blockOutChannels.Length - 1;
+            down_blocks.Add(new DownEncoderBlock2D(inputChannel, outputChannel, numLayers: layersPerBlock,
+                resnetEps: 1e-6, resnetActFn: actFn, resnetGroups: normNumGroups, addDownsample: !isFinal,
+                downsamplePadding: 0));
+        }
+        mid_block = new UNetMidBlock2D(blockOutChannels[^1], tembChannels: null, resnetEps: 1e-6, resnetActFn: actFn,
+            outputScaleFactor: 1, resnetTimeScaleShift: "default", attentionHeadDim: blockOutChannels[^1],
+            resnetGroups: normNumGroups, addAttention: midBlockAddAttention);
+        conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[^1], 1e-6);
+        conv_out = nn.Conv2d(blockOutChannels[^1], doubleZ ? 2 * outChannels : outChannels, kernel_size: 3, padding: 1);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor sample)
+    {
+        using var scope = torch.NewDisposeScope();
+        var hook = DebugHook;
+        var h = conv_in.forward(sample);
+        hook?.Invoke("conv_in", h);
+        for (int i = 0; i < down_blocks.Count; i++)
+        {
+            var next = down_blocks[i].Forward(h);
+            h.Dispose();
+            h = next;
+            hook?.Invoke($"down_blocks.{i}", h);
+        }
+        var midInput = h;
+        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
+        h.Dispose();
+        hook?.Invoke("mid_block", mid);
+        var normed = conv_norm_out.forward(mid);
+        mid.Dispose();
+        hook?.Invoke("conv_norm_out", normed);
+        var act = Activations.SiluOwned(normed);
+        var output = conv_out.forward(act);
+        act.Dispose();
+        hook?.Invoke("conv_out", output);
+        return output.MoveToOuterDisposeScope();
+    }
+}

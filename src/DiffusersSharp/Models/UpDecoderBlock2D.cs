@@ -1,0 +1,56 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// diffusers' <c>UpDecoderBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> resnets (no skip
+/// connections; a time embedding only with <c>temb_channels</c>), then an optional nearest ×2 + conv
+/// <see cref="Upsample2D"/> (<c>upsamplers.0.conv</c>).
+/// </summary>
+public sealed class UpDecoderBlock2D : nn.Module
+{
+    private readonly ModuleList<ResnetBlock2D> resnets;
+    private readonly ModuleList<Upsample2D>? upsamplers;
+
+    public int? ResolutionIdx { get; }
+
+    public UpDecoderBlock2D(int inChannels, int outChannels, int? resolutionIdx = null, double dropout = 0.0,
+        int numLayers = 1, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
+        string resnetActFn = "swish", int resnetGroups = 32, bool resnetPreNorm = true,
+        double outputScaleFactor = 1.0, bool addUpsample = true, int? tembChannels = null)
+        : base(nameof(UpDecoderBlock2D))
+    {
+        ResolutionIdx = resolutionIdx;
+        resnets = new ModuleList<ResnetBlock2D>();
+        for (int i = 0; i < numLayers; i++)
+            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
+                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
+                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
+        if (addUpsample)
+            upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outChannels, useConv: true, outChannels: outChannels));
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor hiddenStates, Tensor? temb = null)
+    {
+        var input = hiddenStates;
+        foreach (var resnet in resnets)
+        {
+            var h = hiddenStates;
+            var next = ScopedCall.Run(() => resnet.Forward(h, temb));
+            if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+            hiddenStates = next;
+        }
+        if (upsamplers is not null)
+            foreach (var u in upsamplers)
+            {
+                var h = hiddenStates;
+                var next = ScopedCall.Run(() => u.Forward(h));
+                if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+                hiddenStates = next;
+            }
+        return hiddenStates;
+    }
+}

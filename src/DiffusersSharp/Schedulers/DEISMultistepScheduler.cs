@@ -1,0 +1,146 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>DEISMultistepScheduler</c> (0.25.1; Zhang &amp; Chen 2022, arXiv 2204.13902): the log-ρ multistep
+/// exponential integrator on ε (ρ = σ_t / α_t), orders 1–3, lower-order warm-up and final steps, Karras sigmas.
+/// The Lagrange-integral coefficients are computed in float32 as diffusers does on 0-dim float32 tensors.
+/// </summary>
+public sealed class DEISMultistepScheduler : VpSolverBase
+{
+    public const string Name = "DEISMultistepScheduler";
+
+    private readonly DEISMultistepSchedulerConfig _config;
+    private readonly Tensor?[] _modelOutputs;
+    private int _lowerOrderNums;
+
+    public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null)
+    {
+        var c = (config ?? new DEISMultistepSchedulerConfig()) with { ClassName = Name };
+        if (c.AlgorithmType is "dpmsolver" or "dpmsolver++") c = c with { AlgorithmType = "deis" };
+        if (c.SolverType is "midpoint" or "heun" or "bh1" or "bh2") c = c with { SolverType = "logrho" };
+        if (c.AlgorithmType != "deis")
+            throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"deis\" (\"dpmsolver\", \"dpmsolver++\" are read as \"deis\")") { Key = "algorithm_type" };
+        if (c.SolverType != "logrho")
+            throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"logrho\" (\"midpoint\", \"heun\", \"bh1\", \"bh2\" are read as \"logrho\")") { Key = "solver_type" };
+        if (c.SolverOrder is < 1 or > 3)
+            throw new ConfigException($"{Name}: solver_order {c.SolverOrder} is not supported; DEIS has orders 1, 2 and 3") { Key = "solver_order" };
+        if (!DPMSolverMultistepScheduler.Predictions.Contains(c.PredictionType))
+            throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {DPMSolverMultistepScheduler.Quote(DPMSolverMultistepScheduler.Predictions)}") { Key = "prediction_type" };
+        if (c.TimestepSpacing is not ("linspace" or "leading" or "trailing"))
+            throw SchedulerMath.BadSpacing(Name, c.TimestepSpacing);
+        _config = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        _modelOutputs = new Tensor?[c.SolverOrder];
+        Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
+    }
+
+    /// <summary>diffusers' <c>DEISMultistepScheduler.from_config(other.config)</c>.</summary>
+    public static DEISMultistepScheduler FromConfig(DiffusersConfig other) =>
+        new(other as DEISMultistepSchedulerConfig ?? SchedulerConfigs.Convert<DEISMultistepSchedulerConfig>(other, Name));
+
+    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
+    public static DEISMultistepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public override SchedulerConfig Config => _config;
+    public DEISMultistepSchedulerConfig TypedConfig => _config;
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, _config.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var t = torch.tensor(ts, ScalarType.Int64);
+        SetSchedule(device is null ? t : t.to(device), sigmas);
+        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        _lowerOrderNums = 0;
+    }
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        if (NumInferenceSteps is not int n)
+            throw new DiffusersException($"{Name}: call SetTimesteps before Step");
+        int i = BeginStep(timestep);
+        int order = _config.SolverOrder;
+        bool lowerOrderFinal = i == n - 1 && _config.LowerOrderFinal && n < 15;
+        bool lowerOrderSecond = i == n - 2 && _config.LowerOrderFinal && n < 15;
+        using var scope = torch.NewDisposeScope();
+        var m = ConvertModelOutput(modelOutput, sample, i);
+        Drop(_modelOutputs[0]);
+        for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
+        _modelOutputs[order - 1] = Keep(m);
+
+        Tensor prev;
+        if (order == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        {
+            var (at, st, lt) = At(i + 1);
+            var (as_, _, ls) = At(i);
+            prev = sample * (at / as_) - m * (st * (TorchExp(lt - ls) - 1f));
+        }
+        else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, i);
+        else prev = ThirdOrderUpdate(sample, i);
+
+        if (_lowerOrderNums < order) _lowerOrderNums++;
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>diffusers' <c>convert_model_output</c>: x0 from the prediction (thresholded if set), returned as ε.</summary>
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
+    {
+        var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
+        Tensor x0 = _config.PredictionType switch
+        {
+            "epsilon" => (sample - modelOutput * sigma) / alpha,
+            "sample" => modelOutput,
+            _ => sample * alpha - modelOutput * sigma,
+        };
+        if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+        return (sample - x0 * alpha) / sigma;
+    }
+
+    /// <summary>ρ = σ_t / α_t of inference sigma <paramref name="index"/> (float32).</summary>
+    private (float Alpha, float Rho) RhoAt(int index)
+    {
+        var (a, s, _) = At(index);
+        return (a, s / a);
+    }
+
+    private Tensor SecondOrderUpdate(Tensor sample, int i)
+    {
+        var (at, rt) = RhoAt(i + 1);
+        var (a0, r0) = RhoAt(i);
+        var (_, r1) = RhoAt(i - 1);
+        // np.log of a 0-dim tensor takes numpy's scalar (libm) path, i.e. a correctly rounded float32 log.
+        // ∫ of the Lagrange basis (log ρ − log c) / (log b − log c) dρ: t (log t − log c − 1) / (log b − log c)
+        static float Ind(float t, float b, float c) =>
+            t * (-MathF.Log(c) + MathF.Log(t) - 1f) / (MathF.Log(b) - MathF.Log(c));
+        float coef1 = Ind(rt, r0, r1) - Ind(r0, r0, r1);
+        float coef2 = Ind(rt, r1, r0) - Ind(r0, r1, r0);
+        return (sample / a0 + _modelOutputs[^1]! * coef1 + _modelOutputs[^2]! * coef2) * at;
+    }
+
+    private Tensor ThirdOrderUpdate(Tensor sample, int i)
+    {
+        var (at, rt) = RhoAt(i + 1);
+        var (a0, r0) = RhoAt(i);
+        var (_, r1) = RhoAt(i - 1);
+        var (_, r2) = RhoAt(i - 2);
+        static float Ind(float t, float b, float c, float d)
+        {
+            float lt = MathF.Log(t), lc = MathF.Log(c), ld = MathF.Log(d), lb = MathF.Log(b);
+            float numerator = t * (lc * (ld - lt + 1f) - ld * lt + ld + lt * lt - 2f * lt + 2f);
+            float denominator = (lb - lc) * (lb - ld);
+            return numerator / denominator;
+        }
+        float coef1 = Ind(rt, r0, r1, r2) - Ind(r0, r0, r1, r2);
+        float coef2 = Ind(rt, r1, r2, r0) - Ind(r0, r1, r2, r0);
+        float coef3 = Ind(rt, r2, r0, r1) - Ind(r0, r2, r0, r1);
+        return (sample / a0 + _modelOutputs[^1]! * coef1 + _modelOutputs[^2]! * coef2 + _modelOutputs[^3]! * coef3) * at;
+    }
+}

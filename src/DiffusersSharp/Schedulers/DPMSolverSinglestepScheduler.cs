@@ -1,0 +1,219 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>DPMSolverSinglestepScheduler</c> (0.25.1): singlestep DPM-Solver / DPM-Solver++ of orders 1–3. Each
+/// macro step of order k spends k model calls (the order list <c>[1, 2, 3, 1, 2, 3, …]</c>) and integrates from the
+/// sample at its first sub-step, using the outputs evaluated at the intermediate sigmas.
+/// </summary>
+public sealed class DPMSolverSinglestepScheduler : VpSolverBase
+{
+    public const string Name = "DPMSolverSinglestepScheduler";
+
+    private DPMSolverSinglestepSchedulerConfig _config;
+    private readonly Tensor?[] _modelOutputs;
+    private Tensor? _sample;
+    private int[] _orderList = [];
+
+    public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null)
+    {
+        var c = (config ?? new DPMSolverSinglestepSchedulerConfig()) with { ClassName = Name };
+        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
+        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        if (c.AlgorithmType is not ("dpmsolver" or "dpmsolver++"))
+            throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"dpmsolver++\" or \"dpmsolver\" (the SDE variants exist only in DPMSolverMultistepScheduler)") { Key = "algorithm_type" };
+        if (c.SolverType is not ("midpoint" or "heun"))
+            throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"midpoint\" or \"heun\" (\"logrho\", \"bh1\", \"bh2\" are read as \"midpoint\")") { Key = "solver_type" };
+        if (c.SolverOrder is < 1 or > 3)
+            throw new ConfigException($"{Name}: solver_order {c.SolverOrder} is not supported; singlestep DPM-Solver has orders 1, 2 and 3") { Key = "solver_order" };
+        if (!DPMSolverMultistepScheduler.Predictions.Contains(c.PredictionType))
+            throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {DPMSolverMultistepScheduler.Quote(DPMSolverMultistepScheduler.Predictions)}") { Key = "prediction_type" };
+        _config = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        _modelOutputs = new Tensor?[c.SolverOrder];
+        Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
+    }
+
+    /// <summary>diffusers' <c>DPMSolverSinglestepScheduler.from_config(other.config)</c>.</summary>
+    public static DPMSolverSinglestepScheduler FromConfig(DiffusersConfig other) =>
+        new(other as DPMSolverSinglestepSchedulerConfig ?? SchedulerConfigs.Convert<DPMSolverSinglestepSchedulerConfig>(other, Name));
+
+    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
+    public static DPMSolverSinglestepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public override SchedulerConfig Config => _config;
+    public DPMSolverSinglestepSchedulerConfig TypedConfig => _config;
+
+    /// <summary>diffusers' <c>order_list</c>: the solver order of each step of the current schedule.</summary>
+    public IReadOnlyList<int> OrderList => _orderList;
+
+    /// <summary>diffusers' <c>get_order_list(num_inference_steps)</c>.</summary>
+    public static int[] GetOrderList(int steps, int order, bool lowerOrderFinal)
+    {
+        static int[] Rep(int[] p, int times) => Enumerable.Repeat(p, Math.Max(times, 0)).SelectMany(x => x).ToArray();
+        if (lowerOrderFinal)
+        {
+            return order switch
+            {
+                3 => (steps % 3) switch
+                {
+                    0 => [.. Rep([1, 2, 3], steps / 3 - 1), 1, 2, 1],
+                    1 => [.. Rep([1, 2, 3], steps / 3), 1],
+                    _ => [.. Rep([1, 2, 3], steps / 3), 1, 2],
+                },
+                2 => steps % 2 == 0 ? Rep([1, 2], steps / 2) : [.. Rep([1, 2], steps / 2), 1],
+                _ => Rep([1], steps),
+            };
+        }
+        return order switch
+        {
+            3 => Rep([1, 2, 3], steps / 3),
+            2 => Rep([1, 2], steps / 2),
+            _ => Rep([1], steps),
+        };
+    }
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        int last = LastTimestep(_config.LambdaMinClipped);
+        // np.linspace(0, T - 1 - clipped_idx, N + 1).round()[::-1][:-1]
+        var spaced = SchedulerMath.NpLinspace(0, last - 1, numInferenceSteps + 1)
+            .Select(x => (long)SchedulerMath.NpRound(x)).Reverse().Take(numInferenceSteps).ToArray();
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var t = torch.tensor(ts, ScalarType.Int64);
+        SetSchedule(device is null ? t : t.to(device), sigmas);
+        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        Drop(_sample);
+        _sample = null;
+        // diffusers switches lower_order_final on (with a warning) when the steps do not divide by the order.
+        if (!_config.LowerOrderFinal && numInferenceSteps % _config.SolverOrder != 0)
+            _config = _config with { LowerOrderFinal = true };
+        _orderList = GetOrderList(numInferenceSteps, _config.SolverOrder, _config.LowerOrderFinal);
+    }
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        if (NumInferenceSteps is null)
+            throw new DiffusersException($"{Name}: call SetTimesteps before Step");
+        int i = BeginStep(timestep);
+        int solverOrder = _config.SolverOrder;
+        using var scope = torch.NewDisposeScope();
+        var m = ConvertModelOutput(modelOutput, sample, i);
+        Drop(_modelOutputs[0]);
+        for (int k = 0; k < solverOrder - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
+        _modelOutputs[solverOrder - 1] = Keep(m);
+
+        int order = _orderList[i];
+        while (_modelOutputs[solverOrder - order] is null) order--;
+        if (order == 1)
+        {
+            Drop(_sample);
+            _sample = Keep(sample);
+        }
+        var prev = order switch
+        {
+            1 => FirstOrderUpdate(m, _sample!, i),
+            2 => SecondOrderUpdate(_sample!, i),
+            _ => ThirdOrderUpdate(_sample!, i),
+        };
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope());
+    }
+
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
+    {
+        var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
+        bool learned = _config.VarianceType == "learned_range";
+        string pred = _config.PredictionType;
+        if (_config.AlgorithmType == "dpmsolver++")
+        {
+            Tensor x0 = pred switch
+            {
+                "epsilon" => (sample - (learned ? modelOutput[.., ..3] : modelOutput) * sigma) / alpha,
+                "sample" => modelOutput,
+                _ => sample * alpha - modelOutput * sigma,
+            };
+            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            return x0;
+        }
+        return pred switch
+        {
+            "epsilon" => learned ? modelOutput[.., ..3] : modelOutput,
+            "sample" => (sample - modelOutput * alpha) / sigma,
+            _ => modelOutput * alpha + sample * sigma,
+        };
+    }
+
+    private Tensor FirstOrderUpdate(Tensor m, Tensor sample, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (as_, ss, ls) = At(i);
+        float h = lt - ls;
+        return _config.AlgorithmType == "dpmsolver++"
+            ? sample * (st / ss) - m * (at * (TorchExp(-h) - 1f))
+            : sample * (at / as_) - m * (st * (TorchExp(h) - 1f));
+    }
+
+    private Tensor SecondOrderUpdate(Tensor sample, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (_, _, l0) = At(i);
+        var (a1, s1, l1) = At(i - 1);
+        var m0 = _modelOutputs[^1]!;
+        var m1 = _modelOutputs[^2]!;
+        float h = lt - l1, h0 = l0 - l1;
+        float r0 = h0 / h;
+        var d0 = m1;
+        var d1 = (m0 - m1) * (1f / r0);
+        bool mid = _config.SolverType == "midpoint";
+        if (_config.AlgorithmType == "dpmsolver++")
+        {
+            float c = at * (TorchExp(-h) - 1f);
+            return mid
+                ? sample * (st / s1) - d0 * c - d1 * (0.5f * c)
+                : sample * (st / s1) - d0 * c + d1 * (at * ((TorchExp(-h) - 1f) / h + 1f));
+        }
+        float ce = st * (TorchExp(h) - 1f);
+        return mid
+            ? sample * (at / a1) - d0 * ce - d1 * (0.5f * ce)
+            : sample * (at / a1) - d0 * ce - d1 * (st * ((TorchExp(h) - 1f) / h - 1f));
+    }
+
+    private Tensor ThirdOrderUpdate(Tensor sample, int i)
+    {
+        var (at, st, lt) = At(i + 1);
+        var (_, _, l0) = At(i);
+        var (_, _, l1) = At(i - 1);
+        var (a2, s2, l2) = At(i - 2);
+        var m0 = _modelOutputs[^1]!;
+        var m1 = _modelOutputs[^2]!;
+        var m2 = _modelOutputs[^3]!;
+        float h = lt - l2, h0 = l0 - l2, h1 = l1 - l2;
+        float r0 = h0 / h, r1 = h1 / h;
+        var d0 = m2;
+        var d10 = (m1 - m2) * (1f / r1);
+        var d11 = (m0 - m2) * (1f / r0);
+        var d1 = (d10 * r0 - d11 * r1) / (r0 - r1);
+        var d2 = (d11 - d10) * 2f / (r0 - r1);
+        bool mid = _config.SolverType == "midpoint";
+        if (_config.AlgorithmType == "dpmsolver++")
+        {
+            float e = TorchExp(-h);
+            var x = sample * (st / s2) - d0 * (at * (e - 1f));
+            return mid
+                ? x + d11 * (at * ((e - 1f) / h + 1f))
+                : x + d1 * (at * ((e - 1f) / h + 1f)) - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
+        }
+        float ep = TorchExp(h);
+        var y = sample * (at / a2) - d0 * (st * (ep - 1f));
+        return mid
+            ? y - d11 * (st * ((ep - 1f) / h - 1f))
+            : y - d1 * (st * ((ep - 1f) / h - 1f)) - d2 * (st * ((ep - 1f - h) / (h * h) - 0.5f));
+    }
+}

@@ -1,0 +1,184 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Loading;
+
+/// <summary>A config for <see cref="TinyNet"/> (its values are not used to build it; they round-trip).</summary>
+public sealed record TinyNetConfig : DiffusersConfig
+{
+    [JsonPropertyName("channels")] public int Channels { get; init; } = 4;
+    [JsonPropertyName("norm_eps")] public double NormEps { get; init; } = 1e-6;
+}
+
+/// <summary>ModelLoading: FromPretrained / LoadWeights / SaveWeights / SavePretrained, generic over nn.Module.</summary>
+public class ModelLoadingTests
+{
+    private static void Fill(TinyNet net)
+    {
+        using var _ = torch.no_grad();
+        using var g = new Generator(7);
+        foreach (var (_, p) in net.named_parameters()) p.copy_(torch.randn(p.shape, generator: g));
+        foreach (var (_, b) in net.named_buffers()) b.copy_(torch.randn(b.shape, generator: g));
+    }
+
+    private static void AssertSameState(nn.Module expected, nn.Module actual, ScalarType? dtype = null)
+    {
+        var e = expected.state_dict();
+        var a = actual.state_dict();
+        Assert.Equal(e.Keys.OrderBy(k => k, StringComparer.Ordinal), a.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        foreach (var (k, v) in e)
+        {
+            var want = dtype is { } d ? v.to(d) : v;
+            Assert.Equal(want.dtype, a[k].dtype);
+            Assert.True(want.equal(a[k]).all().item<bool>(), k);
+        }
+    }
+
+    [Fact]
+    public void SaveWeightsThenLoadWeightsRoundTrips()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        string path = ModelLoading.SaveWeights(net, dir.Path);
+        Assert.Equal(dir.File("diffusion_pytorch_model.safetensors"), path);
+        using (var f = SafetensorsFile.Open(path))
+        {
+            Assert.Equal("pt", f.Metadata["format"]);
+            Assert.Equal(TinyNet.Keys.Select(k => k.Name).OrderBy(k => k, StringComparer.Ordinal), f.Keys.OrderBy(k => k, StringComparer.Ordinal));
+        }
+        using var back = new TinyNet();
+        Assert.Equal(path, ModelLoading.LoadWeights(back, dir.Path));
+        AssertSameState(net, back);
+    }
+
+    [Fact]
+    public void SavePretrainedWritesConfigAndWeightsThatFromPretrainedReads()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        var extra = JsonDocument.Parse("""{"future_key": [1, "two", null]}""").RootElement.GetProperty("future_key").Clone();
+        var config = new TinyNetConfig { ClassName = "Other", DiffusersVersion = "0.1", Channels = 5, Extra = new() { ["future_key"] = extra } };
+        string folder = Path.Combine(dir.Path, "pipe", "unet");
+        ModelLoading.SavePretrained(net, config, folder);
+        Assert.Equal(new[] { "config.json", "diffusion_pytorch_model.safetensors" }, Directory.GetFiles(folder).Select(Path.GetFileName).Order());
+
+        TinyNetConfig? seen = null;
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(Path.Combine(dir.Path, "pipe"), c => { seen = c; return new TinyNet(); }, subfolder: "unet");
+        Assert.NotNull(seen);
+        Assert.Equal("TinyNet", seen!.ClassName);
+        Assert.Equal("0.25.1", seen.DiffusersVersion);
+        Assert.Equal(5, seen.Channels);
+        Assert.Equal(1e-6, seen.NormEps);
+        Assert.Equal("[1,\"two\",null]", seen.Extra!["future_key"].GetRawText().Replace(" ", "").Replace("\n", ""));
+        Assert.False(back.training);
+        AssertSameState(net, back);
+    }
+
+    [Fact]
+    public void FromPretrainedConvertsToTheRequestedDtype()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        ModelLoading.SavePretrained(net, new TinyNetConfig(), dir.Path);
+        using var bf = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), dtype: ScalarType.BFloat16);
+        AssertSameState(net, bf, ScalarType.BFloat16);
+    }
+
+    [Fact]
+    public void VariantIsSavedAndLoadedByName()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        net.to(ScalarType.Float16);
+        ModelLoading.SavePretrained(net, new TinyNetConfig(), dir.Path, variant: "fp16");
+        Assert.True(File.Exists(dir.File("diffusion_pytorch_model.fp16.safetensors")));
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), variant: "fp16");
+        AssertSameState(net, back, ScalarType.Float32);
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        Assert.StartsWith($"No weights found in {dir.Path}: looked for diffusion_pytorch_model.safetensors", e.Message);
+    }
+
+    [Fact]
+    public void WeightsOfAnotherModelAreRefusedNamingTheFile()
+    {
+        using var dir = new TempDir();
+        SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), TinyNet.Weights().Where(kv => kv.Key != "scale").ToDictionary());
+        File.WriteAllText(dir.File("config.json"), "{}");
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        Assert.Equal($"{dir.File("diffusion_pytorch_model.safetensors")}: the weights do not match TinyNet: missing keys: scale [3]", e.Message);
+    }
+
+    [Fact]
+    public void PrepareWeightsCanFoldAliasesBeforeTheStrictLoad()
+    {
+        using var dir = new TempDir();
+        var w = TinyNet.Weights();
+        w["conv.W"] = w["conv.weight"];            // an alias diffusers' state dict carries
+        w["scale_alias"] = w["scale"];
+        w.Remove("scale");
+        SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), w);
+        File.WriteAllText(dir.File("config.json"), """{"_class_name": "TinyNet"}""");
+        using var net = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(),
+            expectedClassName: "TinyNet",
+            prepareWeights: (model, weights) =>
+            {
+                Assert.IsType<TinyNet>(model);
+                weights.Remove("conv.W");
+                weights.Remove("scale_alias", out var s);
+                weights["scale"] = s!;
+            });
+        var expected = TinyNet.Weights();
+        foreach (var (k, v) in net.state_dict())
+            Assert.True(v.equal(expected[k]).all().item<bool>(), k);
+    }
+
+    [Fact]
+    public void ConfigOfAnotherClassIsRefused()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), """{"_class_name": "AutoencoderKL"}""");
+        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), expectedClassName: "TinyNet"));
+        Assert.Equal($"{dir.File("config.json")}: config key '_class_name' is 'AutoencoderKL', expected 'TinyNet'", e.Message);
+        Assert.Equal("_class_name", e.Key);
+    }
+
+    [Fact]
+    public void MissingConfigIsAClearError()
+    {
+        using var dir = new TempDir();
+        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        Assert.Equal($"Config file not found: {dir.File("config.json")}", e.Message);
+    }
+
+    [Fact]
+    public void FailedSaveKeepsWhatWasThere()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), "old config");
+        Directory.CreateDirectory(dir.File("diffusion_pytorch_model.safetensors")); // the weights cannot be renamed into place
+        using var net = new TinyNet();
+        var e = Assert.Throws<DiffusersException>(() => ModelLoading.SavePretrained(net, new TinyNetConfig(), dir.Path));
+        Assert.StartsWith($"Cannot write {dir.File("diffusion_pytorch_model.safetensors")}: ", e.Message);
+        Assert.Equal("old config", File.ReadAllText(dir.File("config.json")));
+        Assert.Equal(new[] { "config.json" }, Directory.GetFiles(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
+    public void SavingIntoAFileIsRefused()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("x"), "keep");
+        using var net = new TinyNet();
+        var e = Assert.Throws<DiffusersException>(() => ModelLoading.SaveWeights(net, dir.File("x")));
+        Assert.Equal($"Cannot save into {dir.File("x")}: it is a file, not a folder", e.Message);
+        Assert.Equal("keep", File.ReadAllText(dir.File("x")));
+    }
+}
