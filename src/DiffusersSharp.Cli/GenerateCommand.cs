@@ -34,20 +34,27 @@ public static class GenerateCommand
             DefaultValueFactory = _ => [],
         };
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
+        var sd = StableDiffusionOptions.Create();
 
-        var cmd = new Command("generate", "Generate images with an unconditional pipeline (DDPMPipeline, DDIMPipeline)")
+        var cmd = new Command("generate",
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta,
         };
+        sd.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
-            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta))));
+            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta)) { StableDiffusion = sd.Read(pr) }));
         return cmd;
     }
 
     /// <summary>The parsed options of one <c>generate</c> call.</summary>
     public sealed record Request(string Model, int? Steps, long? Seed, int Batch, string Output, string? Scheduler,
-        string[] SchedulerConfig, double? Eta);
+        string[] SchedulerConfig, double? Eta)
+    {
+        /// <summary>The Stable Diffusion options (prompt, guidance, size, init image, mask, …).</summary>
+        public StableDiffusionOptions.Values StableDiffusion { get; init; } = new();
+    }
 
     public static int Execute(CliContext ctx, Request r)
     {
@@ -60,9 +67,17 @@ public static class GenerateCommand
         if (r.Batch <= 0) throw new UserException($"--batch must be at least 1, got {r.Batch}");
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
         if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
+        r.StableDiffusion.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
 
-        using var pipeline = DiffusionPipeline.FromPretrained(r.Model);
+        string folder = PipelinePaths.Resolve(r.Model);
+        string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
+        if (StableDiffusionOptions.IsStableDiffusion(className))
+            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
+        if (r.StableDiffusion.Any)
+            throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
+
+        using var pipeline = DiffusionPipeline.FromPretrained(folder);
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);

@@ -12,6 +12,9 @@ public abstract class DiffusionPipeline : IDisposable
     {
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
         [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+        [StableDiffusionPipeline.Name] = p => StableDiffusionPipeline.FromPretrained(p),
+        [StableDiffusionImg2ImgPipeline.Name] = p => StableDiffusionImg2ImgPipeline.FromPretrained(p),
+        [StableDiffusionInpaintPipeline.Name] = p => StableDiffusionInpaintPipeline.FromPretrained(p),
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
