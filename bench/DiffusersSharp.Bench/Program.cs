@@ -9,6 +9,8 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1]
 /// </summary>
 public static class Program
 {
@@ -33,11 +35,17 @@ public static class Program
             case "safetensors":
                 LoadBench.Run(int.Parse(Opt("--mb", "1024")));
                 return 0;
+            case "sd-unet":
+                SdBench.RunUNet(threads, dtypes, runs);
+                return 0;
+            case "sd-vae":
+                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1");
+                return 0;
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-vae> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }
