@@ -2,5 +2,17 @@ namespace DiffusersSharp.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => CliApp.Run(args, Console.Out, Console.Error, Console.IsOutputRedirected);
+    public static int Main(string[] args)
+    {
+        // Ctrl+C stops the denoising loop between steps; nothing is written (outputs are renamed into place only
+        // when complete). A second Ctrl+C terminates the process.
+        using var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            if (cts.IsCancellationRequested) return;
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        return CliApp.Run(args, Console.Out, Console.Error, Console.IsOutputRedirected, cts.Token);
+    }
 }
