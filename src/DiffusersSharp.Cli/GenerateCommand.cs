@@ -33,21 +33,27 @@ public static class GenerateCommand
             Description = "key=value applied to the scheduler config (repeatable; value parsed as JSON, else a string)",
             DefaultValueFactory = _ => [],
         };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Model dtype: fp32 (default), bf16 or fp16",
+            DefaultValueFactory = _ => "fp32",
+        };
+        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
 
         var cmd = new Command("generate", "Generate images with an unconditional pipeline (DDPMPipeline, DDIMPipeline)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype,
         };
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
-            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta))));
+            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")));
         return cmd;
     }
 
     /// <summary>The parsed options of one <c>generate</c> call.</summary>
     public sealed record Request(string Model, int? Steps, long? Seed, int Batch, string Output, string? Scheduler,
-        string[] SchedulerConfig, double? Eta);
+        string[] SchedulerConfig, double? Eta, string Dtype = "fp32");
 
     public static int Execute(CliContext ctx, Request r)
     {
@@ -62,7 +68,14 @@ public static class GenerateCommand
         if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
         AtomicFile.EnsureWritable(r.Output);
 
-        using var pipeline = DiffusionPipeline.FromPretrained(r.Model);
+        var dtype = r.Dtype switch
+        {
+            "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+            "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+            "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
+            _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
+        };
+        using var pipeline = DiffusionPipeline.FromPretrained(r.Model, new PipelineLoadOptions { Dtype = dtype });
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
@@ -79,7 +92,7 @@ public static class GenerateCommand
             uncond.Scheduler = chosen;
 
         int stepsToRun = r.Steps ?? (run is DDIMPipeline ? 50 : 1000);
-        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")}");
+        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
         var outputType = npy ? OutputType.Np : OutputType.Pil;
         using var result = ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
         {

@@ -8,10 +8,10 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public abstract class DiffusionPipeline : IDisposable
 {
-    private static readonly Dictionary<string, Func<string, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, Func<string, PipelineLoadOptions, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
     {
-        [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
-        [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+        [DDPMPipeline.Name] = (path, o) => DDPMPipeline.FromPretrained(path, o),
+        [DDIMPipeline.Name] = (path, o) => DDIMPipeline.FromPretrained(path, o),
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
@@ -27,7 +27,7 @@ public abstract class DiffusionPipeline : IDisposable
     }
 
     /// <summary>Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers).</summary>
-    public static void Register(string className, Func<string, DiffusionPipeline> fromPretrained)
+    public static void Register(string className, Func<string, PipelineLoadOptions, DiffusionPipeline> fromPretrained)
     {
         lock (Registry) Registry[className] = fromPretrained;
     }
@@ -37,18 +37,18 @@ public abstract class DiffusionPipeline : IDisposable
     /// <c>_class_name</c>. An unknown class is a <see cref="ConfigException"/> naming the file and listing
     /// the known classes.
     /// </summary>
-    public static DiffusionPipeline FromPretrained(string idOrPath)
+    public static DiffusionPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
     {
         string folder = PipelinePaths.Resolve(idOrPath);
         string index = PipelinePaths.ModelIndex(folder);
         string className = ReadClassName(index);
-        Func<string, DiffusionPipeline>? factory;
+        Func<string, PipelineLoadOptions, DiffusionPipeline>? factory;
         lock (Registry) Registry.TryGetValue(className, out factory);
         if (factory is null)
             throw new ConfigException(
                 $"{index}: unknown pipeline class \"{className}\" (_class_name); known pipeline classes: {string.Join(", ", KnownClasses)}")
             { FilePath = index, Key = "_class_name" };
-        return factory(folder);
+        return factory(folder, options ?? PipelineLoadOptions.Default);
     }
 
     /// <summary>model_index.json's <c>_class_name</c>, with errors naming the file.</summary>
