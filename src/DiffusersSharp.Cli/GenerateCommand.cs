@@ -40,20 +40,28 @@ public static class GenerateCommand
         };
         dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
+        var sd = StableDiffusionOptions.Create();
 
-        var cmd = new Command("generate", "Generate images with an unconditional pipeline (DDPMPipeline, DDIMPipeline)")
+        var cmd = new Command("generate",
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype,
         };
+        sd.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
-            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")));
+            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
+        { StableDiffusion = sd.Read(pr) }));
         return cmd;
     }
 
     /// <summary>The parsed options of one <c>generate</c> call.</summary>
     public sealed record Request(string Model, int? Steps, long? Seed, int Batch, string Output, string? Scheduler,
-        string[] SchedulerConfig, double? Eta, string Dtype = "fp32");
+        string[] SchedulerConfig, double? Eta, string Dtype = "fp32")
+    {
+        /// <summary>The Stable Diffusion options (prompt, guidance, size, init image, mask, …).</summary>
+        public StableDiffusionOptions.Values StableDiffusion { get; init; } = new();
+    }
 
     public static int Execute(CliContext ctx, Request r)
     {
@@ -66,6 +74,7 @@ public static class GenerateCommand
         if (r.Batch <= 0) throw new UserException($"--batch must be at least 1, got {r.Batch}");
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
         if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
+        r.StableDiffusion.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
 
         var dtype = r.Dtype switch
@@ -75,7 +84,14 @@ public static class GenerateCommand
             "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
             _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
         };
-        using var pipeline = DiffusionPipeline.FromPretrained(r.Model, new PipelineLoadOptions { Dtype = dtype });
+        string folder = PipelinePaths.Resolve(r.Model);
+        string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
+        if (StableDiffusionOptions.IsStableDiffusion(className))
+            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
+        if (r.StableDiffusion.Any)
+            throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
+
+        using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);

@@ -18,21 +18,29 @@ public static class ModelLoading
     /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>),
     /// read its config as <typeparamref name="TConfig"/>, build the model with <paramref name="create"/>, move it to
     /// <paramref name="dtype"/>/<paramref name="device"/>, load the weights (converted to that dtype) and put it in
-    /// eval mode.
+    /// eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
+    /// class is refused. <paramref name="prepareWeights"/> may rename or fold keys (aliases) before the strict load.
     /// </summary>
     public static TModel FromPretrained<TConfig, TModel>(string idOrPath, Func<TConfig, TModel> create,
         string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
-        string? revision = null, string? cacheDir = null, string weightsName = WeightsName)
+        string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
+        string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
         where TConfig : DiffusersConfig where TModel : nn.Module
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
         var config = ReadConfig<TConfig>(folder);
+        if (expectedClassName is not null && config.ClassName is { } cls && cls != expectedClassName)
+        {
+            string configPath = Path.Combine(folder, ConfigName);
+            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
+            { FilePath = configPath, Key = "_class_name" };
+        }
         var model = create(config);
         try
         {
             if (device is not null) model.to(device);
             if (dtype is { } dt) model.to(dt);
-            LoadWeights(model, folder, weightsName, variant);
+            LoadWeights(model, folder, weightsName, variant, prepareWeights is null ? null : w => prepareWeights(model, w));
             model.eval();
             return model;
         }
@@ -50,19 +58,25 @@ public static class ModelLoading
     /// <summary>
     /// Reads the folder's weights (safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
     /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. The loaded CPU
-    /// tensors are freed before returning. Returns the weight file (or shard index) that was read.
+    /// tensors are freed before returning (also those <paramref name="prepareWeights"/> removes or adds).
+    /// Returns the weight file (or shard index) that was read.
     /// </summary>
-    public static string LoadWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null)
+    public static string LoadWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null,
+        Action<IDictionary<string, Tensor>>? prepareWeights = null)
     {
         string file = WeightLoader.FindWeights(folder, weightsName, variant);
         var weights = WeightLoader.ReadFile(file);
+        var all = weights.Values.ToList();
         try
         {
+            prepareWeights?.Invoke(weights);
+            all.AddRange(weights.Values);
             WeightLoader.LoadInto(module, weights, file);
         }
         finally
         {
-            foreach (var t in weights.Values) t.Dispose();
+            all.AddRange(weights.Values);
+            foreach (var t in new HashSet<Tensor>(all, ReferenceEqualityComparer.Instance)) t.Dispose();
         }
         return file;
     }

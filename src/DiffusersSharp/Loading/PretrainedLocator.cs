@@ -54,8 +54,16 @@ public static partial class PretrainedLocator
         if (settings.Offline)
             throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
         using var client = new HubClient(settings);
-        return client.DownloadFolderAsync(idOrPath, subfolder, rev, variant, localFilesOnly: false, token, progress)
-                     .ConfigureAwait(false).GetAwaiter().GetResult();
+        try
+        {
+            return client.DownloadFolderAsync(idOrPath, subfolder, rev, variant, localFilesOnly: false, token, progress)
+                         .ConfigureAwait(false).GetAwaiter().GetResult();
+        }
+        catch (HubException e)
+        {
+            throw new HubException(e.Kind, $"{miss.Message} Downloading it from {settings.Endpoint.AbsoluteUri.TrimEnd('/')} failed: {e.Message}", e)
+            { StatusCode = e.StatusCode, Url = e.Url, RepoId = e.RepoId, CommitHash = e.CommitHash, FilePath = miss.FilePath };
+        }
     }
 
     /// <summary>The cached folder (null returned), or the reason it is not cached (returned, not thrown).</summary>
@@ -92,7 +100,36 @@ public static partial class PretrainedLocator
             return new DiffusersException(
                 $"'{idOrPath}' revision '{rev}' is in the Hugging Face cache but its snapshot {snapshot} has no subfolder '{subfolder}'. {howTo}")
             { FilePath = Path.Combine(snapshot, subfolder) };
+        if (string.IsNullOrEmpty(subfolder) && MissingPipelineParts(snapshot) is { } missing)
+            return new DiffusersException(
+                $"'{idOrPath}' revision '{rev}' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks {missing}. {howTo}")
+            { FilePath = snapshot };
         folder = WithSubfolder(snapshot, subfolder, idOrPath);
+        return null;
+    }
+
+    /// <summary>
+    /// What a cached snapshot used as a whole lacks: <c>model_index.json</c> / <c>config.json</c>, or a component folder
+    /// that <c>model_index.json</c> names (a download that stopped half way, or one component fetched alone).
+    /// </summary>
+    private static string? MissingPipelineParts(string snapshot)
+    {
+        string index = Path.Combine(snapshot, "model_index.json");
+        if (!File.Exists(index))
+            return File.Exists(Path.Combine(snapshot, "config.json")) ? null : "model_index.json (or config.json)";
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(index));
+            foreach (var p in doc.RootElement.EnumerateObject())
+                if (!p.Name.StartsWith('_') && p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
+                    && p.Value.GetArrayLength() == 2 && p.Value[0].ValueKind == System.Text.Json.JsonValueKind.String
+                    && !Directory.Exists(Path.Combine(snapshot, p.Name)))
+                    return $"the '{p.Name}' folder";
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null; // a broken model_index.json is reported by whoever reads it, with its position
+        }
         return null;
     }
 

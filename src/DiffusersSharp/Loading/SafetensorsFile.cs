@@ -38,6 +38,7 @@ public sealed class SafetensorsFile : IDisposable
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
         long fileLength = (new FileInfo(path).ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? new FileInfo(path)).Length; // Hub cache: symlink → blob
+        ThrowIfLfsPointer(path, fileLength);
         if (fileLength < 8)
             throw new WeightsException($"{path}: not a safetensors file (only {fileLength} bytes; the 8-byte header length is missing)") { FilePath = path };
 
@@ -59,6 +60,19 @@ public sealed class SafetensorsFile : IDisposable
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         return new SafetensorsFile(path, map, view, dataStart, entries, metadata);
+    }
+
+    /// <summary>A Git LFS pointer (a clone without git-lfs) gets its own message, as diffusers gives it.</summary>
+    internal static void ThrowIfLfsPointer(string path, long fileLength)
+    {
+        const string Magic = "version https://git-lfs";
+        if (fileLength > 1024 || fileLength < Magic.Length) return;
+        byte[] head = new byte[Magic.Length];
+        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read)) fs.ReadExactly(head);
+        if (System.Text.Encoding.ASCII.GetString(head) == Magic)
+            throw new WeightsException(
+                $"{path} is a Git LFS pointer, not the weights: the repository was cloned without git-lfs. Run `git lfs install` and `git lfs pull` in its folder.")
+            { FilePath = path };
     }
 
     internal static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>) ParseHeader(string path, byte[] header, long dataLength)

@@ -46,6 +46,7 @@ public static class TorchBinFile
     public static Dictionary<string, Tensor> LoadAll(string path)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
+        SafetensorsFile.ThrowIfLfsPointer(path, new FileInfo(path).Length);
         ZipArchive zip;
         try { zip = ZipFile.OpenRead(path); }
         catch (InvalidDataException e)
@@ -76,7 +77,7 @@ public static class TorchBinFile
 
     private static byte[] ReadEntry(ZipArchiveEntry entry, string path)
     {
-        if (entry.Length > 1L << 30)
+        if (entry.Length > 1L << 28)
             throw new WeightsException($"{path}: '{entry.FullName}' is {entry.Length} bytes, too large for a state-dict pickle") { FilePath = path };
         var buf = new byte[entry.Length];
         using var s = entry.Open();
@@ -202,21 +203,23 @@ public static class TorchBinFile
         string entryName = prefix + "data/" + s.Key;
         var entry = zip.GetEntry(entryName)
             ?? throw new WeightsException($"{path}: tensor '{tensorName}': storage '{entryName}' is missing from the zip") { FilePath = path, Key = tensorName };
-        var t = torch.empty(new[] { s.Numel }, s.DType);
-        long expected = s.Numel * t.element_size();
+        long elemSize;
+        using (var probe = torch.empty(0, s.DType)) elemSize = probe.element_size();
+        long expected = s.Numel <= long.MaxValue / elemSize ? s.Numel * elemSize : -1;
         if (entry.Length != expected)
         {
-            t.Dispose();
+            // checked before allocating, so a lying numel cannot make us allocate anything
             throw new WeightsException(
-                $"{path}: tensor '{tensorName}': storage '{entryName}' holds {entry.Length} bytes but {s.Numel} × {s.DType} needs {expected}")
+                $"{path}: tensor '{tensorName}': storage '{entryName}' holds {entry.Length} bytes but {s.Numel} × {s.DType} needs {(expected < 0 ? "more than 2^63" : expected)}")
             { FilePath = path, Key = tensorName };
         }
+        var t = torch.empty(new[] { s.Numel }, s.DType);
         try
         {
             if (expected > 0)
             {
                 using var stream = entry.Open();
-                stream.ReadExactly(t.bytes);
+                SafetensorsFile.ForEachByteChunk(t, (bytes, _) => stream.ReadExactly(bytes));
             }
             return t;
         }

@@ -158,7 +158,14 @@ public sealed class Attention : nn.Module
 
         bool inPlace = Activations.InPlaceOk;
         if (inputNdim == 4)
-            h = h.transpose(-1, -2).reshape(batchSize, channel, height, width);
+        {
+            // diffusers' transpose(-1, -2).reshape(...) as a view with well-formed channels-last strides (also
+            // for the batch dimension, so that the next convolution still sees channels-last); made
+            // contiguous again when the input was not channels-last, so a NCHW pass stays NCHW.
+            h = h.view(batchSize, height, width, channel).permute(0, 3, 1, 2);
+            if (!Layers.IsChannelsLast(residual))
+                h = h.contiguous();
+        }
         if (ResidualConnection)
             h = inPlace ? h.add_(residual) : h + residual;
         if (RescaleOutputFactor != 1.0)

@@ -58,7 +58,8 @@ public sealed partial class AutoencoderKL : nn.Module
     private Action<string, Tensor>? _hook;
 
     /// <summary>Builds the model with random weights. Invalid or unsupported configs throw <see cref="ConfigException"/>.</summary>
-    public static AutoencoderKL FromConfig(AutoencoderKLConfig config, string? source = null) => new(config, source);
+    public static AutoencoderKL FromConfig(AutoencoderKLConfig config, string? source = null) =>
+        ModuleScope.Run(() => new AutoencoderKL(config, source));
 
     private AutoencoderKL(AutoencoderKLConfig config, string? source) : base(nameof(AutoencoderKL))
     {

@@ -14,7 +14,6 @@ public sealed class FeedForward : nn.Module
 {
     private readonly ModuleList<nn.Module> net;
     private readonly Func<Tensor, Tensor> _act;
-    private readonly Linear _out;
     private readonly double _dropout;
     private readonly bool _finalDropout;
 
@@ -42,10 +41,11 @@ public sealed class FeedForward : nn.Module
             default:
                 throw new ArgumentException($"FeedForward: unsupported activation_fn '{activationFn}' (expected geglu, gelu, gelu-approximate or geglu-approximate)");
         }
-        _out = nn.Linear(inner, outDim, hasBias: bias);
+        var output = nn.Linear(inner, outDim, hasBias: bias);
         _dropout = dropout;
         _finalDropout = finalDropout;
-        net = new ModuleList<nn.Module>(act, nn.Dropout(dropout), _out);
+        // (no module-typed fields besides the registered ones: RegisterComponents would register them twice)
+        net = new ModuleList<nn.Module>(act, nn.Dropout(dropout), output);
         if (finalDropout) net.Add(nn.Dropout(dropout));
         RegisterComponents();
     }
@@ -55,7 +55,7 @@ public sealed class FeedForward : nn.Module
         var h = _act(hiddenStates);
         if (_dropout > 0 && training) h = nn.functional.dropout(h, _dropout, training: true);
         using var hidden = h;
-        var o = _out.forward(hidden);
+        var o = ((Linear)net[2]).forward(hidden);
         if (_finalDropout && _dropout > 0 && training) o = nn.functional.dropout(o, _dropout, training: true);
         return o;
     }

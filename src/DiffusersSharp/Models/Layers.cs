@@ -32,5 +32,12 @@ internal static class Layers
         return torch.get_default_dtype();
     }
 
+    /// <summary>The same NCHW tensor with NHWC strides (channels-last), as torch's <c>memory_format=channels_last</c>.</summary>
+    public static Tensor ToChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
+
+    /// <summary>True when a 4-D tensor has channels-last strides.</summary>
+    public static bool IsChannelsLast(Tensor x) =>
+        x.dim() == 4 && x.stride(1) == 1 && x.stride(3) == x.shape[1] && x.stride(2) == x.shape[1] * x.shape[3];
+
     public static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 }

@@ -6,65 +6,49 @@ namespace DiffusersSharp.Models;
 
 public sealed partial class UNet2DConditionModel
 {
-    public const string ConfigName = "config.json";
-    public const string WeightsName = "diffusion_pytorch_model";
+    public const string ConfigName = ModelLoading.ConfigName;
+    public const string WeightsName = ModelLoading.WeightsName;
 
     /// <summary>
-    /// Loads a UNet2DConditionModel from a model folder (<c>config.json</c> + weights), or from the
-    /// <paramref name="subfolder"/> (usually "unet") of a pipeline folder. Weights:
-    /// <c>diffusion_pytorch_model[.variant].safetensors</c> (or <c>.bin</c>, or a sharded index). The model is
-    /// converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given and put in eval mode.
+    /// Loads a UNet2DConditionModel from a model folder (<c>config.json</c> + weights) or a Hub id (the Hugging Face
+    /// cache, downloading when allowed: <see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (usually "unet" of a
+    /// pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or not;
+    /// legacy attention names are converted as diffusers does. The model is converted to
+    /// <paramref name="dtype"/> / moved to <paramref name="device"/> before the weights are copied in, and put in
+    /// eval mode. Its weights belong to no dispose scope (dispose the model).
     /// </summary>
     public static UNet2DConditionModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
-        ScalarType? dtype = null, Device? device = null)
+        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
     {
-        string folder = subfolder is null ? idOrPath : Path.Combine(idOrPath, subfolder);
-        if (!Directory.Exists(folder))
-            throw new DiffusersException($"Model folder not found: {folder}") { FilePath = folder };
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
         string configPath = Path.Combine(folder, ConfigName);
         var config = ConfigJson.Read<UNet2DConditionModelConfig>(configPath);
         if (config.ClassName is { } cls && cls != nameof(UNet2DConditionModel))
             throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{nameof(UNet2DConditionModel)}'")
             { FilePath = configPath, Key = "_class_name" };
-
-        var model = FromConfig(config, configPath);
-        try
+        return ModuleScope.Run(() =>
         {
-            var weights = WeightLoader.ReadFolder(folder, WeightsName, variant);
+            var model = FromConfig(config, configPath);
             try
             {
-                WeightLoader.LoadInto(model, weights, folder);
+                if (device is not null) model.to(device);
+                if (dtype is { } dt) model.to(dt);
+                ModelLoading.LoadWeights(model, folder, WeightsName, variant);
+                model.eval();
+                return model;
             }
-            finally
+            catch
             {
-                foreach (var t in weights.Values) t.Dispose();
+                model.Dispose();
+                throw;
             }
-            if (dtype is { } dt && device is not null) model.to(device, dt);
-            else if (dtype is { } d) model.to(d);
-            else if (device is not null) model.to(device);
-            model.eval();
-            return model;
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        });
     }
 
     /// <summary>
-    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into
-    /// <paramref name="directory"/>, which diffusers' <c>UNet2DConditionModel.from_pretrained</c> reads back.
+    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model[.variant].safetensors</c> (metadata format "pt")
+    /// into <paramref name="directory"/> atomically; diffusers' <c>UNet2DConditionModel.from_pretrained</c> reads them back.
     /// </summary>
-    public void SavePretrained(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        var config = Config with { ClassName = nameof(UNet2DConditionModel), DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
-        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, p) in named_parameters()) tensors[name] = p;
-        foreach (var (name, b) in named_buffers()) tensors.TryAdd(name, b);
-        SafetensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), tensors,
-            new Dictionary<string, string> { ["format"] = "pt" });
-        ConfigJson.Write(config, Path.Combine(directory, ConfigName));
-    }
+    public void SavePretrained(string directory, string? variant = null) =>
+        ModelLoading.SavePretrained(this, Config, directory, WeightsName, variant);
 }

@@ -58,7 +58,8 @@ public sealed partial class UNet2DConditionModel : nn.Module
     }
 
     /// <summary>Builds the model with random weights. Invalid or unsupported configs throw <see cref="ConfigException"/>.</summary>
-    public static UNet2DConditionModel FromConfig(UNet2DConditionModelConfig config, string? source = null) => new(config, source);
+    public static UNet2DConditionModel FromConfig(UNet2DConditionModelConfig config, string? source = null) =>
+        ModuleScope.Run(() => new UNet2DConditionModel(config, source));
 
     private UNet2DConditionModel(UNet2DConditionModelConfig config, string? source) : base(nameof(UNet2DConditionModel))
     {

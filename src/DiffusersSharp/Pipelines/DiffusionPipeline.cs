@@ -12,6 +12,9 @@ public abstract class DiffusionPipeline : IDisposable
     {
         [DDPMPipeline.Name] = (path, o) => DDPMPipeline.FromPretrained(path, o),
         [DDIMPipeline.Name] = (path, o) => DDIMPipeline.FromPretrained(path, o),
+        [StableDiffusionPipeline.Name] = (p, o) => StableDiffusionPipeline.FromPretrained(p, o.Variant, o.Dtype),
+        [StableDiffusionImg2ImgPipeline.Name] = (p, o) => StableDiffusionImg2ImgPipeline.FromPretrained(p, o.Variant, o.Dtype),
+        [StableDiffusionInpaintPipeline.Name] = (p, o) => StableDiffusionInpaintPipeline.FromPretrained(p, o.Variant, o.Dtype),
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

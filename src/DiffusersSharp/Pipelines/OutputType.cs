@@ -11,4 +11,6 @@ public enum OutputType
     Np = 1,
     /// <summary>A float32 NCHW tensor in [0, 1] (diffusers' "pt").</summary>
     Pt = 2,
+    /// <summary>The final latents, not decoded (diffusers' "latent"; Stable Diffusion pipelines): in <c>ImagePipelineOutput.Tensor</c>.</summary>
+    Latent = 3,
 }

@@ -80,7 +80,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase
         {
             var (at, st, lt) = At(i + 1);
             var (as_, _, ls) = At(i);
-            prev = sample * (at / as_) - m * (st * (MathF.Exp(lt - ls) - 1f));
+            prev = sample * (at / as_) - m * (st * (TorchExp(lt - ls) - 1f));
         }
         else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, i);
         else prev = ThirdOrderUpdate(sample, i);
@@ -116,6 +116,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase
         var (at, rt) = RhoAt(i + 1);
         var (a0, r0) = RhoAt(i);
         var (_, r1) = RhoAt(i - 1);
+        // np.log of a 0-dim tensor takes numpy's scalar (libm) path, i.e. a correctly rounded float32 log.
         // ∫ of the Lagrange basis (log ρ − log c) / (log b − log c) dρ: t (log t − log c − 1) / (log b − log c)
         static float Ind(float t, float b, float c) =>
             t * (-MathF.Log(c) + MathF.Log(t) - 1f) / (MathF.Log(b) - MathF.Log(c));

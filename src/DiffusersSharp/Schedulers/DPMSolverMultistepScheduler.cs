@@ -151,16 +151,16 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         switch (_config.AlgorithmType)
         {
             case "dpmsolver++":
-                return sample * (st / ss) - m * (at * (MathF.Exp(-h) - 1f));
+                return sample * (st / ss) - m * (at * (TorchExp(-h) - 1f));
             case "dpmsolver":
-                return sample * (at / as_) - m * (st * (MathF.Exp(h) - 1f));
+                return sample * (at / as_) - m * (st * (TorchExp(h) - 1f));
             case "sde-dpmsolver++":
             {
-                float e2 = MathF.Exp(-2f * h);
-                return sample * (st / ss * MathF.Exp(-h)) + m * (at * (1f - e2)) + noise! * (st * MathF.Sqrt(1f - e2));
+                float e2 = TorchExp(-2f * h);
+                return sample * (st / ss * TorchExp(-h)) + m * (at * (1f - e2)) + noise! * (st * MathF.Sqrt(1f - e2));
             }
             default: // sde-dpmsolver
-                return sample * (at / as_) - m * (2f * (st * (MathF.Exp(h) - 1f))) + noise! * (st * MathF.Sqrt(MathF.Exp(2f * h) - 1f));
+                return sample * (at / as_) - m * (2f * (st * (TorchExp(h) - 1f))) + noise! * (st * MathF.Sqrt(TorchExp(2f * h) - 1f));
         }
     }
 
@@ -180,32 +180,32 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         {
             case "dpmsolver++":
             {
-                float c = at * (MathF.Exp(-h) - 1f);
+                float c = at * (TorchExp(-h) - 1f);
                 return mid
                     ? sample * (st / s0) - d0 * c - d1 * (0.5f * c)
-                    : sample * (st / s0) - d0 * c + d1 * (at * ((MathF.Exp(-h) - 1f) / h + 1f));
+                    : sample * (st / s0) - d0 * c + d1 * (at * ((TorchExp(-h) - 1f) / h + 1f));
             }
             case "dpmsolver":
             {
-                float c = st * (MathF.Exp(h) - 1f);
+                float c = st * (TorchExp(h) - 1f);
                 return mid
                     ? sample * (at / a0) - d0 * c - d1 * (0.5f * c)
-                    : sample * (at / a0) - d0 * c - d1 * (st * ((MathF.Exp(h) - 1f) / h - 1f));
+                    : sample * (at / a0) - d0 * c - d1 * (st * ((TorchExp(h) - 1f) / h - 1f));
             }
             case "sde-dpmsolver++":
             {
-                float e2 = MathF.Exp(-2f * h);
+                float e2 = TorchExp(-2f * h);
                 float c = at * (1f - e2);
-                var x = sample * (st / s0 * MathF.Exp(-h)) + d0 * c;
+                var x = sample * (st / s0 * TorchExp(-h)) + d0 * c;
                 x = mid ? x + d1 * (0.5f * c) : x + d1 * (at * ((1f - e2) / (-2f * h) + 1f));
                 return x + noise! * (st * MathF.Sqrt(1f - e2));
             }
             default: // sde-dpmsolver
             {
-                float c = st * (MathF.Exp(h) - 1f);
+                float c = st * (TorchExp(h) - 1f);
                 var x = sample * (at / a0) - d0 * (2f * c);
-                x = mid ? x - d1 * c : x - d1 * (2f * (st * ((MathF.Exp(h) - 1f) / h - 1f)));
-                return x + noise! * (st * MathF.Sqrt(MathF.Exp(2f * h) - 1f));
+                x = mid ? x - d1 * c : x - d1 * (2f * (st * ((TorchExp(h) - 1f) / h - 1f)));
+                return x + noise! * (st * MathF.Sqrt(TorchExp(2f * h) - 1f));
             }
         }
     }
@@ -228,11 +228,11 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         var d2 = (d10 - d11) * (1f / (r0 + r1));
         if (_config.AlgorithmType == "dpmsolver++")
         {
-            float e = MathF.Exp(-h);
+            float e = TorchExp(-h);
             return sample * (st / s0) - d0 * (at * (e - 1f)) + d1 * (at * ((e - 1f) / h + 1f))
                    - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
         }
-        float ep = MathF.Exp(h);
+        float ep = TorchExp(h);
         return sample * (at / a0) - d0 * (st * (ep - 1f)) - d1 * (st * ((ep - 1f) / h - 1f))
                - d2 * (st * ((ep - 1f - h) / (h * h) - 0.5f));
     }

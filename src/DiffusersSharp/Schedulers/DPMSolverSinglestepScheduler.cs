@@ -156,8 +156,8 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         var (as_, ss, ls) = At(i);
         float h = lt - ls;
         return _config.AlgorithmType == "dpmsolver++"
-            ? sample * (st / ss) - m * (at * (MathF.Exp(-h) - 1f))
-            : sample * (at / as_) - m * (st * (MathF.Exp(h) - 1f));
+            ? sample * (st / ss) - m * (at * (TorchExp(-h) - 1f))
+            : sample * (at / as_) - m * (st * (TorchExp(h) - 1f));
     }
 
     private Tensor SecondOrderUpdate(Tensor sample, int i)
@@ -174,15 +174,15 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         bool mid = _config.SolverType == "midpoint";
         if (_config.AlgorithmType == "dpmsolver++")
         {
-            float c = at * (MathF.Exp(-h) - 1f);
+            float c = at * (TorchExp(-h) - 1f);
             return mid
                 ? sample * (st / s1) - d0 * c - d1 * (0.5f * c)
-                : sample * (st / s1) - d0 * c + d1 * (at * ((MathF.Exp(-h) - 1f) / h + 1f));
+                : sample * (st / s1) - d0 * c + d1 * (at * ((TorchExp(-h) - 1f) / h + 1f));
         }
-        float ce = st * (MathF.Exp(h) - 1f);
+        float ce = st * (TorchExp(h) - 1f);
         return mid
             ? sample * (at / a1) - d0 * ce - d1 * (0.5f * ce)
-            : sample * (at / a1) - d0 * ce - d1 * (st * ((MathF.Exp(h) - 1f) / h - 1f));
+            : sample * (at / a1) - d0 * ce - d1 * (st * ((TorchExp(h) - 1f) / h - 1f));
     }
 
     private Tensor ThirdOrderUpdate(Tensor sample, int i)
@@ -204,13 +204,13 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         bool mid = _config.SolverType == "midpoint";
         if (_config.AlgorithmType == "dpmsolver++")
         {
-            float e = MathF.Exp(-h);
+            float e = TorchExp(-h);
             var x = sample * (st / s2) - d0 * (at * (e - 1f));
             return mid
                 ? x + d11 * (at * ((e - 1f) / h + 1f))
                 : x + d1 * (at * ((e - 1f) / h + 1f)) - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
         }
-        float ep = MathF.Exp(h);
+        float ep = TorchExp(h);
         var y = sample * (at / a2) - d0 * (st * (ep - 1f));
         return mid
             ? y - d11 * (st * ((ep - 1f) / h - 1f))

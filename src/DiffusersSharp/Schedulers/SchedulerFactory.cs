@@ -27,6 +27,8 @@ public static class SchedulerFactory
         [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
         [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
         [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
+        [KDPM2DiscreteScheduler.Name] = new(typeof(KDPM2DiscreteSchedulerConfig), KDPM2DiscreteScheduler.FromConfig),
+        [KDPM2AncestralDiscreteScheduler.Name] = new(typeof(KDPM2AncestralDiscreteSchedulerConfig), KDPM2AncestralDiscreteScheduler.FromConfig),
     };
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
@@ -63,7 +65,8 @@ public static class SchedulerFactory
         FromConfig(ReadConfigFile(path, subfolder));
 
     /// <summary>
-    /// Reads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>, or the file itself)
+    /// Reads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>, or the file itself;
+    /// <paramref name="path"/> may be a Hub id present in the local Hugging Face cache)
     /// into the typed config of the class its <c>_class_name</c> names.
     /// </summary>
     public static SchedulerConfig ReadConfigFile(string path, string? subfolder = "scheduler")
@@ -97,8 +100,8 @@ public static class SchedulerFactory
     internal static string LocateConfig(string path, string? subfolder)
     {
         if (File.Exists(path)) return path;
-        if (!Directory.Exists(path))
-            throw new ConfigException($"Scheduler folder not found: {path}") { FilePath = path };
+        // A local folder, else a Hub id resolved from the local Hugging Face cache (its errors say how to get it).
+        if (!Directory.Exists(path)) path = PretrainedLocator.Resolve(path);
         if (subfolder is { Length: > 0 })
         {
             string sub = Path.Combine(path, subfolder, "scheduler_config.json");

@@ -42,6 +42,31 @@ public abstract class VpSolverBase : SchedulerBase
         return (alpha, sigma * alpha);
     }
 
+    /// <summary>
+    /// <c>torch.exp</c> of a float32 value as torch's CPU kernel computes it (SLEEF's <c>expf</c> u10 in FMA vector
+    /// arithmetic: Cody–Waite reduction by ln 2, a degree-6 polynomial, then 2^q), which is not always correctly rounded.
+    /// </summary>
+    internal static float TorchExp(float d)
+    {
+        if (float.IsNaN(d)) return d;
+        if (d > 100f) return float.PositiveInfinity;
+        if (d < -104f) return 0f;
+        int q = (int)MathF.Round(d * 1.442695040888963407359924681001892137426645954152985934135449406931f, MidpointRounding.ToEven);
+        float s = MathF.FusedMultiplyAdd(q, -0.693145751953125f, d);
+        s = MathF.FusedMultiplyAdd(q, -1.428606765330187045e-06f, s);
+        float u = 0.000198527617612853646278381f;
+        u = MathF.FusedMultiplyAdd(u, s, 0.00139304355252534151077271f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.00833336077630519866943359f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.0416664853692054748535156f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.166666671633720397949219f);
+        u = MathF.FusedMultiplyAdd(u, s, 0.5f);
+        u = 1f + MathF.FusedMultiplyAdd(s * s, u, s);
+        int h = q >> 1;
+        return u * Pow2I(h) * Pow2I(q - h);
+    }
+
+    private static float Pow2I(int q) => BitConverter.Int32BitsToSingle((q + 0x7f) << 23);
+
     /// <summary>λ = log α_t − log σ_t (float32, as <c>torch.log(alpha_t) - torch.log(sigma_t)</c>).</summary>
     protected static float Lambda(float alpha, float sigma) => MathF.Log(alpha) - MathF.Log(sigma);
 
@@ -62,14 +87,14 @@ public abstract class VpSolverBase : SchedulerBase
     protected (long[] Timesteps, float[] Sigmas) BuildSchedule(long[] timesteps, int n, bool karras, bool lu)
     {
         float[] train = SchedulerMath.TrainSigmas(AlphasCumprod);
-        float[] logSigmas = LogF32(train);
+        float[] logSigmas = SigmaMath.Log32(train);
         double[] sig;
         long[] ts;
         if (karras)
         {
             // np.flip(sigmas): sigma_min = in_sigmas[-1] (train[0]), sigma_max = in_sigmas[0] (train[^1])
             sig = SchedulerMath.KarrasSigmas(train[0], train[^1], n);
-            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaToT(s, logSigmas))).ToArray();
+            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaMath.SigmaToT(s, logSigmas))).ToArray();
             sig = [.. sig, sig[^1]];
         }
         else if (lu)
@@ -77,7 +102,7 @@ public abstract class VpSolverBase : SchedulerBase
             // lambdas = flip(log_sigmas); (max + ramp * (min - max)) ** 1.0; sigmas = exp(lambdas)
             double lMin = logSigmas[0], lMax = logSigmas[^1];
             sig = SchedulerMath.NpLinspace(0, 1, n).Select(r => Math.Exp(lMax + r * (lMin - lMax))).ToArray();
-            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaToT(s, logSigmas))).ToArray();
+            ts = sig.Select(s => (long)SchedulerMath.NpRound(SigmaMath.SigmaToT(s, logSigmas))).ToArray();
             sig = [.. sig, sig[^1]];
         }
         else
@@ -87,27 +112,6 @@ public abstract class VpSolverBase : SchedulerBase
             sig = [.. ts.Select(t => (double)train[t]), train[0]];
         }
         return (ts, sig.Select(s => (float)s).ToArray());
-    }
-
-    /// <summary><c>np.log</c> of a float32 array (float32 results).</summary>
-    protected static float[] LogF32(float[] x) => x.Select(v => (float)Math.Log(v)).ToArray();
-
-    /// <summary>
-    /// diffusers' <c>_sigma_to_t</c> as numpy 1.x evaluates it for a float64 sigma against the float32 log-sigma
-    /// table: the distances and the weight w are float32 (value-based casting), the final blend float64.
-    /// </summary>
-    internal static double SigmaToT(double sigma, float[] logSigmas)
-    {
-        float logSigma = (float)Math.Log(Math.Max(sigma, 1e-10));
-        int n = logSigmas.Length;
-        int last = -1;
-        for (int i = 0; i < n; i++) if (logSigma - logSigmas[i] >= 0) last = i;
-        int lowIdx = Math.Min(Math.Max(last, 0), n - 2);
-        int highIdx = lowIdx + 1;
-        float low = logSigmas[lowIdx], high = logSigmas[highIdx];
-        float w = (low - logSigma) / (low - high);
-        w = Math.Clamp(w, 0f, 1f);
-        return (double)(1f - w) * lowIdx + (double)w * highIdx;
     }
 
     /// <summary>

@@ -134,7 +134,7 @@ public sealed class FakeHubServer : IDisposable
         if (path.StartsWith("/cdn/", StringComparison.Ordinal))
         {
             string sha = path[5..];
-            byte[]? blob = Repos.Values.SelectMany(r => r.Commits.Values).SelectMany(c => c.Values).FirstOrDefault(b => FakeRepo.Sha256(b) == sha);
+            byte[]? blob = Repos.Values.SelectMany(r => r.Commits.Values).SelectMany(c => c.Values).FirstOrDefault(b => Sha(b) == sha);
             if (blob is null) { await Error(s, method, path, 404, "EntryNotFound", null); return; }
             if (Corrupt.TryGetValue(sha, out int left) && left > 0)
             {
@@ -177,7 +177,7 @@ public sealed class FakeHubServer : IDisposable
             if (!repo.Commits[commit].TryGetValue(file, out var bytes)) { await Error(s, method, path, 404, "EntryNotFound", commit); return; }
             if (FakeRepo.IsLfs(file))
             {
-                string sha = FakeRepo.Sha256(bytes);
+                string sha = Sha(bytes);
                 await Send(s, method, path, 302,
                     [("Location", Endpoint + "/cdn/" + sha), ("X-Repo-Commit", commit), ("X-Linked-Etag", $"\"{sha}\""),
                      ("X-Linked-Size", bytes.Length.ToString()), ("ETag", $"\"{FakeRepo.GitBlobSha(Encoding.ASCII.GetBytes(sha))}\"")], []);
@@ -188,6 +188,10 @@ public sealed class FakeHubServer : IDisposable
         }
         await Error(s, method, path, 404, null, null);
     }
+
+    private readonly ConcurrentDictionary<byte[], string> _sha = new(ReferenceEqualityComparer.Instance);
+
+    private string Sha(byte[] bytes) => _sha.GetOrAdd(bytes, FakeRepo.Sha256);
 
     private static string? ResolveRevision(FakeRepo repo, string rev) =>
         repo.Branches.TryGetValue(rev, out var c) ? c : repo.Commits.ContainsKey(rev) ? rev : null;

@@ -51,5 +51,26 @@ public sealed class LocatorDownloadTests : IDisposable
 
         var e3 = Assert.Throws<HubException>(() => PretrainedLocator.Resolve("nobody/nothing", hub: _env.Settings()));
         Assert.Equal(HubErrorKind.RepositoryNotFound, e3.Kind);
+        Assert.StartsWith("'nobody/nothing' is not a local folder and is not in the Hugging Face cache (", e3.Message);
+        Assert.Contains($"Downloading it from {_env.Server.Endpoint} failed: 404 Client Error.", e3.Message);
+        Assert.Contains("Repository Not Found for url:", e3.Message);
+    }
+
+    [Fact]
+    public void A_partly_cached_pipeline_is_completed_before_use()
+    {
+        string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
+        PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", hub: _env.Settings()); // only unet/
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
+        Assert.Equal($"'{HubTestEnv.TinyId}' revision 'main' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks model_index.json (or config.json). "
+                     + $"Download it first with `diffusers download {HubTestEnv.TinyId}` (or `huggingface-cli download {HubTestEnv.TinyId}`), or pass a local folder.", e.Message);
+
+        File.Copy(Support.Golden.Path("tiny-ddpm", "model_index.json"), Path.Combine(snapshot, "model_index.json"));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
+        Assert.Contains("lacks the 'scheduler' folder", e2.Message);
+
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings()));
+        Assert.True(File.Exists(Path.Combine(snapshot, "scheduler", "scheduler_config.json")));
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
     }
 }

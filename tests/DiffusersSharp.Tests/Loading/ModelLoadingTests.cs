@@ -117,6 +117,40 @@ public class ModelLoadingTests
     }
 
     [Fact]
+    public void PrepareWeightsCanFoldAliasesBeforeTheStrictLoad()
+    {
+        using var dir = new TempDir();
+        var w = TinyNet.Weights();
+        w["conv.W"] = w["conv.weight"];            // an alias diffusers' state dict carries
+        w["scale_alias"] = w["scale"];
+        w.Remove("scale");
+        SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), w);
+        File.WriteAllText(dir.File("config.json"), """{"_class_name": "TinyNet"}""");
+        using var net = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(),
+            expectedClassName: "TinyNet",
+            prepareWeights: (model, weights) =>
+            {
+                Assert.IsType<TinyNet>(model);
+                weights.Remove("conv.W");
+                weights.Remove("scale_alias", out var s);
+                weights["scale"] = s!;
+            });
+        var expected = TinyNet.Weights();
+        foreach (var (k, v) in net.state_dict())
+            Assert.True(v.equal(expected[k]).all().item<bool>(), k);
+    }
+
+    [Fact]
+    public void ConfigOfAnotherClassIsRefused()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), """{"_class_name": "AutoencoderKL"}""");
+        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), expectedClassName: "TinyNet"));
+        Assert.Equal($"{dir.File("config.json")}: config key '_class_name' is 'AutoencoderKL', expected 'TinyNet'", e.Message);
+        Assert.Equal("_class_name", e.Key);
+    }
+
+    [Fact]
     public void MissingConfigIsAClearError()
     {
         using var dir = new TempDir();

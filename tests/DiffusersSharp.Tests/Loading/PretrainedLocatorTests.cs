@@ -19,6 +19,9 @@ public class PretrainedLocatorTests
         File.WriteAllText(Path.Combine(repo, "refs", "v1"), Sha2 + "\n");
         Directory.CreateDirectory(Path.Combine(repo, "snapshots", Sha, "unet"));
         Directory.CreateDirectory(Path.Combine(repo, "snapshots", Sha2));
+        // complete snapshots (a partial one would be completed from the Hub)
+        File.WriteAllText(Path.Combine(repo, "snapshots", Sha, "config.json"), "{}");
+        File.WriteAllText(Path.Combine(repo, "snapshots", Sha2, "config.json"), "{}");
         return dir;
     }
 
@@ -68,7 +71,7 @@ public class PretrainedLocatorTests
         using var cache = Cache();
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "fp16", cacheDir: cache.Path, localFilesOnly: true));
         Assert.StartsWith($"'google/ddpm-cat-256' is in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-cat-256")}) but revision 'fp16' is not", e.Message);
-        Directory.Delete(Snap(cache, Sha2));
+        Directory.Delete(Snap(cache, Sha2), recursive: true);
         var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "v1", cacheDir: cache.Path, localFilesOnly: true));
         Assert.StartsWith($"'google/ddpm-cat-256' revision 'v1' points to commit {Sha2}, but the Hugging Face cache has no snapshot {Snap(cache, Sha2)}.", e2.Message);
         Assert.Contains("diffusers download google/ddpm-cat-256", e2.Message);

@@ -88,6 +88,20 @@ public class TorchBinFileTests
     }
 
     [Fact]
+    public void HugeDeclaredStorageIsRefusedWithoutAllocating()
+    {
+        var p = new PickleBuilder();
+        p.Global("collections", "OrderedDict").Op(')').Reduce().Mark();
+        p.Str("w").Tensor("FloatStorage", "0", int.MaxValue, 0, [int.MaxValue], [1]);
+        p.Op('u');
+        using var dir = new TempDir();
+        string path = dir.File("w.bin");
+        PickleBuilder.WriteZip(path, p.Stop(), new Dictionary<string, byte[]> { ["0"] = Floats(1) });
+        var e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadAll(path));
+        Assert.Equal($"{path}: tensor 'w': storage 'archive/data/0' holds 4 bytes but 2147483647 × Float32 needs 8589934588", e.Message);
+    }
+
+    [Fact]
     public void OsSystemGlobalIsRefusedBeforeAnythingRuns()
     {
         // The classic exploit: os.system("touch <marker>") via GLOBAL + REDUCE.

@@ -138,6 +138,17 @@ public class UNet2DModelConfigTests
         var e = Assert.Throws<ConfigException>(() => UNet2DModel.FromConfig(c, "y/config.json"));
         Assert.Equal("up_block_types", e.Key);
         Assert.Contains("'CrossAttnUpBlock2D'", e.Message);
+        Assert.Contains("not supported", e.Message);
+    }
+
+    [Fact]
+    public void SkipBlocksAreRefusedAsNotPorted()
+    {
+        var json = """{"down_block_types": ["SkipDownBlock2D", "AttnSkipDownBlock2D"], "up_block_types": ["AttnSkipUpBlock2D", "SkipUpBlock2D"], "block_out_channels": [32, 64]}""";
+        var c = ConfigJson.Parse<UNet2DModelConfig>(json, "ncsnpp/config.json");
+        var e = Assert.Throws<ConfigException>(() => UNet2DModel.FromConfig(c, "ncsnpp/config.json"));
+        Assert.Equal("down_block_types", e.Key);
+        Assert.Equal("ncsnpp/config.json: config key 'down_block_types': down block type not supported in a DiffusersSharp UNet2DModel: 'SkipDownBlock2D' at index 0 (supported: DownBlock2D, AttnDownBlock2D, ResnetDownsampleBlock2D)", e.Message);
     }
 
     [Theory]

@@ -86,6 +86,34 @@ public class UNet2DModelGoldenTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void ChannelsLastPassMatchesDiffusersAndKeepsItsLayout()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x_batch2");
+        using var t = Golden.Tensor(Expected, "unet/batch2/timestep");
+        using var expected = Golden.Tensor(Expected, "unet/batch2/out");
+        var layouts = new List<string>();
+        unet.IntermediateHook = (name, h) =>
+        {
+            if (h.dim() == 4 && !IsChannelsLast(h)) layouts.Add(name);
+        };
+        unet.ChannelsLast = true;
+        using var output = unet.Forward(x, t).Sample;
+        Report("batch2, channels-last pass", output, expected);
+        Assert.True(output.is_contiguous());
+        Assert.Empty(layouts); // every stage stayed channels-last (attention included)
+
+        unet.ChannelsLast = false;
+        unet.IntermediateHook = (name, h) => { if (!h.is_contiguous()) layouts.Add(name); };
+        using var nchw = unet.Forward(x, t).Sample;
+        Assert.Empty(layouts); // and a NCHW pass stays NCHW
+    }
+
+    private static bool IsChannelsLast(Tensor x) =>
+        x.stride(1) == 1 && x.stride(3) == x.shape[1] && x.stride(2) == x.shape[1] * x.shape[3] && x.stride(0) == x.shape[1] * x.shape[2] * x.shape[3];
+
+    [Fact]
     public void TorchBinWeightsGiveTheSameOutputs()
     {
         using var dir = new TempDir();

@@ -19,6 +19,42 @@ public class DPMSolverMultistepSchedulerTests
         BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, StepsOffset = 1,
     };
 
+    /// <summary>
+    /// With torch's SLEEF exp reproduced, the golden DPM++(2M) loops are bit-exact (the shared harness allows 1e-5;
+    /// correctly rounded exp gives ~3e-7).
+    /// </summary>
+    [Theory]
+    [InlineData("dpmpp2m-sd")]
+    [InlineData("dpmpp2m-sd-karras")]
+    public void GoldenLoopsAreBitExact(string name)
+    {
+        var s = SchedulerGoldenCases.Create(name);
+        SchedulerGoldenCases.SetLoopTimesteps(name, s);
+        using var e = SchedulerGoldenCases.T(name, "loop/E");
+        using var prev = SchedulerGoldenCases.T(name, "loop/prev_sample");
+        var sample = SchedulerGoldenCases.T(name, "loop/x_T");
+        var ts = s.TimestepValues;
+        for (int i = 0; i < ts.Length; i++)
+        {
+            using var mo = s.ScaleModelInput(sample, ts[i]) * 0.1f + e;
+            sample = s.Step(mo, ts[i], sample).PrevSample;
+            SchedulerGoldenTests.AssertExact(sample, prev[i], $"{name} step {i}");
+        }
+    }
+
+    [Fact]
+    public void TorchExpIsSleefExpf()
+    {
+        // exp(1) and exp(-1) in float32 are the correctly rounded values; 0 and large arguments follow SLEEF's limits.
+        Assert.Equal(MathF.E, VpSolverBase.TorchExp(1f));
+        Assert.Equal(0.36787945f, VpSolverBase.TorchExp(-1f));
+        Assert.Equal(1f, VpSolverBase.TorchExp(0f));
+        Assert.Equal(float.PositiveInfinity, VpSolverBase.TorchExp(101f));
+        Assert.Equal(0f, VpSolverBase.TorchExp(-105f));
+        for (float x = -20f; x < 20f; x += 0.37f)
+            Assert.True(Math.Abs(VpSolverBase.TorchExp(x) - Math.Exp(x)) <= 2e-7 * Math.Exp(x), $"exp({x})");
+    }
+
     [Theory]
     [InlineData("linspace", new long[] { 999, 799, 599, 400, 200 })] // linspace(0, 999, 6).round()[::-1][:-1]
     [InlineData("leading", new long[] { 831, 665, 499, 333, 167 })]  // arange(6) * (1000 // 6), reversed, [:-1], + 1

@@ -1,0 +1,126 @@
+using System.CommandLine;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// The Stable Diffusion options of <c>diffusers generate</c>: <c>--prompt --negative-prompt --guidance
+/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask</c>. The pipeline follows the
+/// options: <c>--mask</c> (with <c>--init-image</c>) inpaints, <c>--init-image</c> alone is img2img, otherwise txt2img.
+/// </summary>
+public sealed class StableDiffusionOptions
+{
+    private readonly Option<string?> _prompt = new("--prompt", "-p") { Description = "Prompt (Stable Diffusion)" };
+    private readonly Option<string?> _negative = new("--negative-prompt") { Description = "Negative prompt (Stable Diffusion)" };
+    private readonly Option<double?> _guidance = new("--guidance") { Description = "Classifier-free guidance scale (default 7.5)" };
+    private readonly Option<double?> _rescale = new("--guidance-rescale") { Description = "Guidance rescale factor in [0, 1] (txt2img)" };
+    private readonly Option<int?> _clipSkip = new("--clip-skip") { Description = "Text encoder layers to skip (1 = the pre-final layer)" };
+    private readonly Option<int?> _width = new("--width") { Description = "Image width, a multiple of 8 (default: the UNet's sample size × 8)" };
+    private readonly Option<int?> _height = new("--height") { Description = "Image height, a multiple of 8" };
+    private readonly Option<string?> _init = new("--init-image") { Description = "Init image for img2img / inpainting" };
+    private readonly Option<double?> _strength = new("--strength") { Description = "How much to change the init image, in [0, 1] (img2img 0.8, inpaint 1.0)" };
+    private readonly Option<string?> _mask = new("--mask") { Description = "Mask image for inpainting (white = repaint); needs --init-image" };
+
+    /// <summary>The parsed values (all optional).</summary>
+    public sealed record Values(string? Prompt = null, string? NegativePrompt = null, double? Guidance = null,
+        double? GuidanceRescale = null, int? ClipSkip = null, int? Width = null, int? Height = null, string? InitImage = null,
+        double? Strength = null, string? Mask = null)
+    {
+        /// <summary>The first option given, for messages (null when none).</summary>
+        public string? FirstGiven =>
+            Prompt is not null ? "--prompt" : NegativePrompt is not null ? "--negative-prompt" : Guidance is not null ? "--guidance"
+            : GuidanceRescale is not null ? "--guidance-rescale" : ClipSkip is not null ? "--clip-skip" : Width is not null ? "--width"
+            : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
+            : Mask is not null ? "--mask" : null;
+
+        public bool Any => FirstGiven is not null;
+
+        /// <summary>What can be checked before loading a model.</summary>
+        public void CheckWithoutModel()
+        {
+            if (Width is int w && (w <= 0 || w % 8 != 0)) throw new UserException($"--width must be a positive multiple of 8, got {w}");
+            if (Height is int h && (h <= 0 || h % 8 != 0)) throw new UserException($"--height must be a positive multiple of 8, got {h}");
+            if (Strength is double s && (double.IsNaN(s) || s < 0 || s > 1)) throw new UserException($"--strength must be in [0, 1], got {s}");
+            if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
+            if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
+            if (Mask is not null && InitImage is null) throw new UserException("--mask needs --init-image (the image to inpaint)");
+            if (Strength is not null && InitImage is null) throw new UserException("--strength needs --init-image");
+            if (InitImage is not null && !File.Exists(InitImage)) throw new UserException($"--init-image: file not found: {InitImage}");
+            if (Mask is not null && !File.Exists(Mask)) throw new UserException($"--mask: file not found: {Mask}");
+            if (InitImage is not null && Mask is null && (Width is not null || Height is not null))
+                throw new UserException("img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only");
+            if (GuidanceRescale is not null && InitImage is not null)
+                throw new UserException("--guidance-rescale applies to txt2img only (diffusers' img2img and inpaint pipelines have no guidance_rescale)");
+        }
+    }
+
+    public static StableDiffusionOptions Create() => new();
+
+    public void AddTo(Command cmd)
+    {
+        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask })
+            cmd.Options.Add(o);
+    }
+
+    public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
+        pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
+        pr.GetValue(_strength), pr.GetValue(_mask));
+
+    public static bool IsStableDiffusion(string className) =>
+        className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
+
+    /// <summary>Runs txt2img, img2img or inpainting on a Stable Diffusion folder, as the options ask.</summary>
+    public static int Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className, bool npy)
+    {
+        var o = r.StableDiffusion;
+        if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
+        if (className == StableDiffusionInpaintPipeline.Name && o.Mask is null)
+            throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
+        Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
+        Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
+        var log = (string m) => ctx.Error.WriteLine("warning: " + m);
+
+        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
+            : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log)
+            : StableDiffusionPipeline.FromPretrained(folder, log: log);
+        pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
+        if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
+            throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");
+        int steps = r.Steps ?? 50;
+        double guidance = o.Guidance ?? 7.5;
+        var outputType = npy ? OutputType.Np : OutputType.Pil;
+        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")}");
+        using var result = ProgressDisplay.Run(ctx, steps, progress => pipe switch
+        {
+            StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
+                guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
+                cancellationToken: ctx.CancellationToken),
+            StableDiffusionImg2ImgPipeline p => p.Generate(o.Prompt, init, o.Strength ?? 0.8, o.NegativePrompt, guidance, r.Batch, steps,
+                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress, cancellationToken: ctx.CancellationToken),
+            StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
+                steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
+                cancellationToken: ctx.CancellationToken),
+            _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
+        });
+        if (npy)
+            NpyFile.Write(r.Output, result.Array!);
+        else
+            (result.Images.Count == 1 ? result.Images[0] : result.Grid()).Save(r.Output);
+        ctx.Out.WriteLine($"wrote {r.Output}");
+        return CliApp.Ok;
+    }
+
+    private static Image Load(string path, string option, bool grayscale)
+    {
+        try
+        {
+            return Image.Load(path, grayscale);
+        }
+        catch (DiffusersException e)
+        {
+            throw new UserException($"{option}: {e.Message}");
+        }
+    }
+}

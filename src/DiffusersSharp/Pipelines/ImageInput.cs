@@ -1,0 +1,93 @@
+using DiffusersSharp.Imaging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// An image argument of img2img / inpaint (diffusers' <c>PipelineImageInput</c>): one <see cref="Image"/>, a list
+/// of them, or a tensor ([C, H, W] or [B, C, H, W] in [0, 1]; 4 channels = latents, used as they are).
+/// Converts implicitly from <see cref="Image"/>, <c>Image[]</c> and <see cref="Tensor"/>.
+/// </summary>
+public readonly struct ImageInput
+{
+    private ImageInput(IReadOnlyList<Image>? images, Tensor? tensor)
+    {
+        Images = images;
+        Tensor = tensor;
+    }
+
+    public IReadOnlyList<Image>? Images { get; }
+    public Tensor? Tensor { get; }
+    public bool IsNone => Images is null && Tensor is null;
+
+    public static implicit operator ImageInput(Image? image) => image is null ? default : new([image], null);
+    public static implicit operator ImageInput(Image[]? images) => images is null ? default : new(images, null);
+    public static implicit operator ImageInput(List<Image>? images) => images is null ? default : new(images, null);
+    public static implicit operator ImageInput(Tensor? tensor) => tensor is null ? default : new(null, tensor);
+
+    /// <summary>
+    /// diffusers' <c>VaeImageProcessor.preprocess</c>: the size is <paramref name="height"/> × <paramref name="width"/>
+    /// (or the first image's) rounded down to a multiple of <paramref name="vaeScaleFactor"/>; images of another size
+    /// are resized (Lanczos for images, nearest for tensors, as diffusers); <paramref name="grayscale"/> converts to
+    /// one channel (PIL's "L"); then [0, 1] → [−1, 1] when <paramref name="normalize"/> (not for tensors already in
+    /// [−1, 1]), and values &lt; 0.5 → 0, ≥ 0.5 → 1 when <paramref name="binarize"/>.
+    /// </summary>
+    internal Tensor Preprocess(string what, int? height, int? width, int vaeScaleFactor, bool normalize, bool grayscale, bool binarize)
+    {
+        if (IsNone) throw new DiffusersException($"no {what} given");
+        using var scope = torch.NewDisposeScope();
+        Tensor x;
+        if (Images is { } images)
+        {
+            if (images.Count == 0) throw new DiffusersException($"the {what} list is empty");
+            var (h, w) = DefaultSize(images[0].Height, images[0].Width, height, width, vaeScaleFactor, what);
+            var list = images.Select(im => ImageResize.Resize(im, w, h)).ToList();
+            if (grayscale) list = list.Select(ToGray).ToList();
+            int channels = list[0].Channels;
+            if (list.Any(im => im.Channels != channels))
+                throw new DiffusersException($"the {what} images mix RGB and greyscale; convert them to one kind");
+            x = ImageProcessor.NumpyToPt(ImageProcessor.ImagesToNumpy(list));
+        }
+        else
+        {
+            x = Tensor!;
+            if (x.dim() == 3) x = grayscale ? x.unsqueeze(1) : x.unsqueeze(0);
+            if (x.dim() != 4)
+                throw new DiffusersException($"a {what} tensor must be [C, H, W] or [B, C, H, W], got [{string.Join(", ", x.shape)}]");
+            if (grayscale && x.shape[1] != 1)
+                throw new DiffusersException(
+                    $"the {what} is not greyscale-convertible: a mask tensor must have one channel, got shape [{string.Join(", ", x.shape)}]");
+            if (!grayscale && x.shape[1] == 4) return x.alias().MoveToOuterDisposeScope(); // latents
+            var (h, w) = DefaultSize((int)x.shape[2], (int)x.shape[3], height, width, vaeScaleFactor, what);
+            x = x.to(ScalarType.Float32);
+            if (x.shape[2] != h || x.shape[3] != w)
+                x = torch.nn.functional.interpolate(x, new long[] { h, w });
+            if (normalize && x.min().item<float>() < 0) normalize = false; // already in [-1, 1], as diffusers accepts
+        }
+        if (normalize) x = ImageProcessor.Normalize(x);
+        if (binarize) x = torch.where(x < 0.5, torch.zeros_like(x), torch.ones_like(x));
+        return x.MoveToOuterDisposeScope();
+    }
+
+    private static (int H, int W) DefaultSize(int imageH, int imageW, int? height, int? width, int vsf, string what)
+    {
+        int h = height ?? imageH, w = width ?? imageW;
+        h -= h % vsf;
+        w -= w % vsf;
+        if (h <= 0 || w <= 0)
+            throw new DiffusersException($"the {what} ({imageW}x{imageH}) is smaller than one block of {vsf} pixels");
+        return (h, w);
+    }
+
+    /// <summary>PIL's <c>convert("L")</c>: (R·19595 + G·38470 + B·7471 + 0x8000) &gt;&gt; 16.</summary>
+    internal static Image ToGray(Image image)
+    {
+        if (image.Channels == 1) return image;
+        var px = image.Pixels;
+        var gray = new byte[image.Width * image.Height];
+        for (int i = 0; i < gray.Length; i++)
+            gray[i] = (byte)((px[3 * i] * 19595 + px[3 * i + 1] * 38470 + px[3 * i + 2] * 7471 + 0x8000) >> 16);
+        return new Image(image.Width, image.Height, 1, gray);
+    }
+}

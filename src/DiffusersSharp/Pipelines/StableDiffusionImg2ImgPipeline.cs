@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionImg2ImgPipeline</c> (0.25.1): the init image is encoded with the VAE (a posterior
+/// sample drawn from the generator), noised to the start timestep with <c>scheduler.add_noise</c>, and denoised
+/// over the last <c>int(num_inference_steps · strength)</c> steps. The output has the input image's size (rounded
+/// down to a multiple of the VAE scale factor).
+/// </summary>
+public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
+{
+    public const string Name = "StableDiffusionImg2ImgPipeline";
+
+    public StableDiffusionImg2ImgPipeline(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
+
+    public override string ClassName => Name;
+
+    /// <summary>Loads an img2img folder, or a StableDiffusionPipeline folder (diffusers accepts both).</summary>
+    public static StableDiffusionImg2ImgPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
+        Action<string>? log = null)
+    {
+        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
+        return new StableDiffusionImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
+    }
+
+    /// <summary>
+    /// diffusers' <c>get_timesteps</c>: <c>init_timestep = min(int(n · strength), n)</c>, <c>t_start = max(n −
+    /// init_timestep, 0)</c>, the loop runs <c>scheduler.timesteps[t_start · order:]</c> (for PNDM with
+    /// skip_prk_steps that slice starts at the repeated timestep, as in diffusers). Returns the start index.
+    /// </summary>
+    public static int StartIndex(IScheduler scheduler, int numInferenceSteps, double strength)
+    {
+        int initTimestep = Math.Min((int)(numInferenceSteps * strength), numInferenceSteps);
+        int tStart = Math.Max(numInferenceSteps - initTimestep, 0);
+        return tStart * scheduler.Order;
+    }
+
+    /// <summary>Checks strength ∈ [0, 1] and that it leaves at least one step.</summary>
+    internal static void CheckStrength(string cls, double strength, int numInferenceSteps, int start, long count)
+    {
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{cls}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        if (start >= count)
+            throw new DiffusersException(
+                $"{cls}: strength {strength} with num_inference_steps {numInferenceSteps} leaves no denoising step " +
+                $"(int({numInferenceSteps} * {strength}) = {(int)(numInferenceSteps * strength)}); raise strength or the step count");
+    }
+
+    /// <summary>
+    /// Transforms <paramref name="image"/> guided by the prompt (diffusers' <c>__call__</c>; default strength 0.8).
+    /// The random draws, in diffusers' order: the VAE posterior sample of the image, then the noise added to it,
+    /// then whatever the scheduler draws.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, double strength = 0.8,
+        PromptInput negativePrompt = default, double guidanceScale = 7.5, int numImagesPerPrompt = 1, int numInferenceSteps = 50,
+        double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
+        Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
+        OutputType outputType = OutputType.Pil, Action<StableDiffusionStep>? callback = null,
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        // 1. check inputs
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        Record("prompt_embeds", embeds.PromptEmbeds);
+        if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
+        var encoderStates = cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+
+        // 4. preprocess the image
+        var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
+        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.Config.InChannels)
+            throw new DiffusersException(
+                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.Config.InChannels} (RGB); convert it with Image.ToRgb()");
+        Record("image_preprocessed", pixels);
+
+        // 5. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        int start = StartIndex(Scheduler, numInferenceSteps, strength);
+        CheckStrength(Name, strength, numInferenceSteps, start, Scheduler.Timesteps.shape[0]);
+        var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
+        double[] tValues = StableDiffusionPipeline.TimestepValues(timesteps);
+        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+
+        // 6. latents: encode, duplicate per prompt, add noise
+        var dtype = embeds.PromptEmbeds.dtype;
+        CheckGeneratorCount(gens, total);
+        pixels = pixels.to(dtype, device);
+        Tensor initLatents;
+        if (pixels.shape[1] == 4) initLatents = pixels;
+        else
+        {
+            if (gens is { Count: > 1 } && pixels.shape[0] != total)
+                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
+            initLatents = EncodeVaeImage(pixels, gens, "image_latent");
+        }
+        long n0 = initLatents.shape[0];
+        if (total > n0)
+        {
+            if (total % n0 != 0)
+                throw new DiffusersException($"{Name}: cannot duplicate {n0} init images to {total} prompts × images per prompt");
+            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
+        }
+        else if (total < n0)
+            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
+        Record("image_latents", initLatents);
+        var noise = RandnTensor(initLatents.shape, gens, dtype, device);
+        Record("noise", noise);
+        var current = Scheduler.AddNoise(initLatents, noise, latentTimestep);
+        Record("initial_latents", current);
+
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+
+        // 8. denoising loop
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < tValues.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using (var stepScope = torch.NewDisposeScope())
+            {
+                var input = cfg ? torch.cat(new[] { current, current }) : current;
+                input = Scheduler.ScaleModelInput(input, tValues[i]);
+                var next = PredictAndStep(i, input, timesteps[i], tValues[i], current, encoderStates, timestepCond, cfg,
+                    guidanceScale, 0.0, eta, gens);
+                Record("latents_after_step", next, i);
+                current.Dispose();
+                current = next.MoveToOuterDisposeScope();
+            }
+            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
+            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
+        }
+
+        // 9. decode and postprocess
+        return Finish(current, outputType);
+    }
+}

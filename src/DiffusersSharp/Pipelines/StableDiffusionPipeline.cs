@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionPipeline</c> (0.25.1): text to image.
+/// <code>
+/// using var pipe = StableDiffusionPipeline.FromPretrained("runwayml/stable-diffusion-v1-5");
+/// using var result = pipe.Generate("a photo of a cat", numInferenceSteps: 30, seed: 0);
+/// result.Images[0].Save("cat.png");
+/// </code>
+/// With the same seed it draws what diffusers draws on the CPU: the initial latents, then the scheduler's noise.
+/// </summary>
+public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
+{
+    public const string Name = "StableDiffusionPipeline";
+
+    public StableDiffusionPipeline(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
+
+    public override string ClassName => Name;
+
+    /// <summary>
+    /// Loads a StableDiffusionPipeline folder (or a Hub id): <c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>,
+    /// <c>unet</c>, <c>scheduler</c>; <paramref name="variant"/> picks weight files such as <c>*.fp16.safetensors</c>,
+    /// <paramref name="dtype"/> converts the models. safety_checker / feature_extractor / image_encoder entries are
+    /// not loaded (logged through <paramref name="log"/> when present).
+    /// </summary>
+    public static StableDiffusionPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
+        Action<string>? log = null)
+    {
+        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name);
+        return new StableDiffusionPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
+    }
+
+    /// <summary>
+    /// Generates images (diffusers' <c>__call__</c>). <paramref name="height"/>/<paramref name="width"/> default to the
+    /// UNet's sample_size × vae_scale_factor and must be multiples of 8. Randomness: a <paramref name="seed"/>
+    /// (= <c>torch.manual_seed(seed)</c>), one <paramref name="generator"/>, a list of <paramref name="generators"/>
+    /// (one per image), or none (torch's global generator). <paramref name="latents"/> replaces the initial draw;
+    /// <paramref name="promptEmbeds"/> / <paramref name="negativePromptEmbeds"/> replace the text encoder.
+    /// <paramref name="callback"/> sees the latents after every step; <paramref name="cancellationToken"/> stops the loop.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput negativePrompt = default,
+        double guidanceScale = 7.5, double guidanceRescale = 0.0, int numImagesPerPrompt = 1, int? height = null, int? width = null,
+        int numInferenceSteps = 50, double eta = 0.0, long? seed = null, Generator? generator = null,
+        IReadOnlyList<Generator>? generators = null, Tensor? latents = null, Tensor? promptEmbeds = null,
+        Tensor? negativePromptEmbeds = null, int? clipSkip = null, OutputType outputType = OutputType.Pil,
+        Action<StableDiffusionStep>? callback = null, IProgress<PipelineProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        // 0. default height and width to the UNet's
+        var (dh, dw) = DefaultSize();
+        int h = height ?? dh, w = width ?? dw;
+
+        // 1. check inputs
+        if (h <= 0 || w <= 0 || h % 8 != 0 || w % 8 != 0)
+            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {h} and {w}");
+        CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        if (double.IsNaN(guidanceRescale) || guidanceRescale < 0 || guidanceRescale > 1)
+            throw new DiffusersException($"{Name}: guidance_rescale must be in [0, 1], got {guidanceRescale}");
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        CheckGeneratorCount(gens, total);
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt; CFG batch = [negative, prompt]
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        Record("prompt_embeds", embeds.PromptEmbeds);
+        if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
+        var encoderStates = cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+
+        // 4. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        var timesteps = Scheduler.Timesteps;
+        double[] tValues = TimestepValues(timesteps);
+
+        // 5. latents
+        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
+        var dtype = embeds.PromptEmbeds.dtype;
+        Tensor current;
+        if (latents is null) current = RandnTensor(shape, gens, dtype, device);
+        else
+        {
+            if (!latents.shape.SequenceEqual(shape))
+                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
+            current = latents.to(device);
+        }
+        current = current * Scheduler.InitNoiseSigma;
+        Record("initial_latents", current);
+
+        // 6. guidance embedding (UNets with time_cond_proj_dim)
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+
+        // 7. denoising loop
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < tValues.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using (var stepScope = torch.NewDisposeScope())
+            {
+                var t = timesteps[i];
+                var input = cfg ? torch.cat(new[] { current, current }) : current;
+                input = Scheduler.ScaleModelInput(input, tValues[i]);
+                var next = PredictAndStep(i, input, t, tValues[i], current, encoderStates, timestepCond, cfg, guidanceScale,
+                    guidanceRescale, eta, gens);
+                Record("latents_after_step", next, i);
+                current.Dispose();
+                current = next.MoveToOuterDisposeScope();
+            }
+            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
+            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
+        }
+
+        // 8. decode and postprocess
+        return Finish(current, outputType);
+    }
+
+    internal static double[] TimestepValues(Tensor timesteps)
+    {
+        using var d = timesteps.to(ScalarType.Float64, CPU);
+        return d.data<double>().ToArray();
+    }
+}

@@ -1,0 +1,441 @@
+using System.Text.Json.Nodes;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// What diffusers' Stable Diffusion pipelines (txt2img, img2img, inpaint; 0.25.1) share: the components
+/// (<c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>, <c>unet</c>, <c>scheduler</c>), <see cref="EncodePrompt"/>,
+/// the scheduler-config fixes of their constructors, the per-step body (scale input, predict noise,
+/// classifier-free guidance, step) and the VAE decode + postprocess.
+/// </summary>
+public abstract class StableDiffusionPipelineBase : DiffusionPipeline
+{
+    /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
+    public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
+
+    /// <summary>Optional components diffusers may load; this library loads and runs none of them.</summary>
+    public static readonly IReadOnlyList<string> NotRunComponents = ["safety_checker", "feature_extractor", "image_encoder"];
+
+    private IScheduler _scheduler;
+
+    protected StableDiffusionPipelineBase(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log)
+    {
+        ArgumentNullException.ThrowIfNull(vae);
+        ArgumentNullException.ThrowIfNull(textEncoder);
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        CheckTextEncoderMatchesUnet(textEncoder.Config, unet.Config);
+        Vae = vae;
+        TextEncoder = textEncoder;
+        Tokenizer = tokenizer;
+        Unet = unet;
+        Log = log ?? DefaultLog;
+        _scheduler = FixSchedulerConfig(scheduler);
+        Vae.eval();
+        TextEncoder.eval();
+        Unet.eval();
+    }
+
+    public AutoencoderKL Vae { get; }
+    public CLIPTextModel TextEncoder { get; }
+    public CLIPTokenizer Tokenizer { get; }
+    public UNet2DConditionModel Unet { get; }
+
+    /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
+    public IScheduler Scheduler
+    {
+        get => _scheduler;
+        set => _scheduler = FixSchedulerConfig(value ?? throw new ArgumentNullException(nameof(value)));
+    }
+
+    /// <summary>Where warnings go (truncated prompts, components that are not run). Default: standard error.</summary>
+    public Action<string> Log { get; set; }
+
+    /// <summary>Writes "warning: …" to standard error.</summary>
+    public static void DefaultLog(string message) => Console.Error.WriteLine("warning: " + message);
+
+    /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
+    public int VaeScaleFactor => 1 << (Vae.Config.BlockOutChannels.Length - 1);
+
+    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
+    {
+        ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,
+    };
+
+    /// <summary>For tests: called with (name, step or -1, tensor) for every intermediate diffusers' golden run records.</summary>
+    internal Action<string, int, Tensor>? Trace { get; set; }
+
+    private protected void Record(string name, Tensor t, int step = -1) => Trace?.Invoke(name, step, t);
+
+    /// <summary>
+    /// The text encoder's hidden size must be what the UNet's cross-attention takes (its <c>encoder_hid_dim</c> when
+    /// it projects the text states first).
+    /// </summary>
+    public static void CheckTextEncoderMatchesUnet(CLIPTextConfig text, UNet2DConditionModelConfig unet)
+    {
+        int hidden = text.HiddenSize;
+        if (unet.EncoderHidDim is int hid)
+        {
+            if (hid != hidden)
+                throw new ConfigException(
+                    $"The text encoder's hidden_size is {hidden}, but the UNet's encoder_hid_dim is {hid}: the text encoder does not fit this UNet")
+                { Key = "encoder_hid_dim" };
+            return;
+        }
+        foreach (int dim in unet.CrossAttentionDim.Distinct())
+            if (dim != hidden)
+                throw new ConfigException(
+                    $"The text encoder's hidden_size is {hidden}, but the UNet's cross_attention_dim is {dim}: the text encoder does not fit this UNet")
+                { Key = "cross_attention_dim" };
+    }
+
+    /// <summary>
+    /// What diffusers' Stable Diffusion constructors do to an outdated scheduler config: <c>steps_offset</c> other
+    /// than 1 becomes 1, <c>clip_sample: true</c> becomes false (each with a warning).
+    /// </summary>
+    private IScheduler FixSchedulerConfig(IScheduler scheduler)
+    {
+        var node = JsonNode.Parse(ConfigJson.NormalizePythonLiterals(SerializeConfig(scheduler.Config)))!.AsObject();
+        bool changed = false;
+        if (node["steps_offset"] is JsonValue so && so.TryGetValue<double>(out var offset) && offset != 1)
+        {
+            Log($"the scheduler config has steps_offset {offset}; it should be 1: using 1, as diffusers does");
+            node["steps_offset"] = 1;
+            changed = true;
+        }
+        if (node["clip_sample"] is JsonValue cs && cs.TryGetValue<bool>(out var clip) && clip)
+        {
+            Log("the scheduler config has clip_sample true; it should be false: using false, as diffusers does");
+            node["clip_sample"] = false;
+            changed = true;
+        }
+        if (!changed) return scheduler;
+        node["_class_name"] = scheduler.ClassName;
+        return SchedulerFactory.FromJson(node.ToJsonString(), scheduler.ClassName + " config");
+    }
+
+    private static string SerializeConfig(SchedulerConfig config) =>
+        System.Text.Json.JsonSerializer.Serialize(config, config.GetType(), ConfigJson.Options);
+
+    /// <summary><c>do_classifier_free_guidance</c>: guidance_scale &gt; 1 and no guidance embedding in the UNet.</summary>
+    protected bool DoClassifierFreeGuidance(double guidanceScale) => guidanceScale > 1 && Unet.Config.TimeCondProjDim is null;
+
+    /// <summary>
+    /// diffusers' <c>encode_prompt</c>: tokenizes (padding to model_max_length, truncating with a warning), runs the
+    /// text encoder (with <paramref name="clipSkip"/>: <c>hidden_states[-(clip_skip + 1)]</c> through the final
+    /// LayerNorm), repeats for <paramref name="numImagesPerPrompt"/>, and with guidance encodes the negative prompt
+    /// (empty strings when none) the same way without clip skip.
+    /// </summary>
+    public PromptEmbeddings EncodePrompt(PromptInput prompt, int numImagesPerPrompt = 1, bool doClassifierFreeGuidance = true,
+        PromptInput negativePrompt = default, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null)
+    {
+        if (numImagesPerPrompt < 1)
+            throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
+        if (prompt.IsNone && promptEmbeds is null)
+            throw new DiffusersException($"{ClassName}: provide either a prompt or prompt_embeds; both are missing");
+        int layers = TextEncoder.Config.NumHiddenLayers;
+        if (clipSkip is int cs && (cs < 0 || cs > layers))
+            throw new DiffusersException($"{ClassName}: clip_skip must be between 0 and the text encoder's {layers} layers, got {cs}");
+        var device = Unet.Device;
+        var dtype = TextEncoder.Dtype;
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Tensor embeds;
+        if (promptEmbeds is null)
+        {
+            var tokens = Tokenizer.Call(prompt.Items, PaddingStrategy.MaxLength, Tokenizer.ModelMaxLength, truncation: true);
+            foreach (var w in tokens.Warnings) Log(w);
+            var ids = tokens.InputIdsTensor(TextEncoder.Device);
+            var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
+            using var output = TextEncoder.Forward(ids, mask, outputHiddenStates: clipSkip is not null);
+            embeds = clipSkip is int skip
+                ? TextEncoder.FinalLayerNorm(output.HiddenStates![output.HiddenStates.Count - (skip + 1)])
+                : output.LastHiddenState.alias();
+        }
+        else
+        {
+            if (promptEmbeds.dim() != 3)
+                throw new DiffusersException($"{ClassName}: prompt_embeds must be [batch, sequence, hidden], got [{string.Join(", ", promptEmbeds.shape)}]");
+            embeds = promptEmbeds;
+        }
+        embeds = embeds.to(dtype, device);
+        long seq = embeds.shape[1];
+        embeds = embeds.repeat(1, numImagesPerPrompt, 1).view(batchSize * numImagesPerPrompt, seq, -1);
+
+        Tensor? negative = null;
+        if (doClassifierFreeGuidance)
+        {
+            if (negativePromptEmbeds is null)
+            {
+                IReadOnlyList<string> uncond;
+                if (negativePrompt.IsNone) uncond = Enumerable.Repeat("", batchSize).ToArray();
+                else if (!prompt.IsNone && prompt.IsList != negativePrompt.IsList)
+                    throw new DiffusersException(
+                        $"{ClassName}: negative_prompt should be the same type as prompt (a {(prompt.IsList ? "list" : "string")}), but got {negativePrompt}");
+                else if (!negativePrompt.IsList) uncond = negativePrompt.Items;
+                else if (negativePrompt.Items.Count != batchSize)
+                    throw new DiffusersException(
+                        $"{ClassName}: negative_prompt {negativePrompt} has batch size {negativePrompt.Items.Count}, but prompt {prompt} has batch size {batchSize}");
+                else uncond = negativePrompt.Items;
+
+                var tokens = Tokenizer.Call(uncond, PaddingStrategy.MaxLength, (int)seq, truncation: true);
+                var ids = tokens.InputIdsTensor(TextEncoder.Device);
+                var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
+                using var output = TextEncoder.Forward(ids, mask);
+                negative = output.LastHiddenState.alias();
+            }
+            else negative = negativePromptEmbeds;
+            negative = negative.to(dtype, device);
+            long nseq = negative.shape[1];
+            negative = negative.repeat(1, numImagesPerPrompt, 1).view(batchSize * numImagesPerPrompt, nseq, -1);
+        }
+        return new PromptEmbeddings(embeds.contiguous().MoveToOuterDisposeScope(), negative?.contiguous().MoveToOuterDisposeScope());
+    }
+
+    /// <summary>diffusers' check_inputs for the prompt arguments.</summary>
+    protected void CheckPromptInputs(PromptInput prompt, PromptInput negativePrompt, Tensor? promptEmbeds, Tensor? negativePromptEmbeds)
+    {
+        if (!prompt.IsNone && promptEmbeds is not null)
+            throw new DiffusersException($"{ClassName}: pass either a prompt or prompt_embeds, not both (prompt {prompt})");
+        if (prompt.IsNone && promptEmbeds is null)
+            throw new DiffusersException($"{ClassName}: provide either a prompt or prompt_embeds; both are missing");
+        if (prompt.IsList && prompt.Items.Count == 0)
+            throw new DiffusersException($"{ClassName}: the prompt list is empty");
+        if (!negativePrompt.IsNone && negativePromptEmbeds is not null)
+            throw new DiffusersException($"{ClassName}: pass either a negative_prompt or negative_prompt_embeds, not both (negative_prompt {negativePrompt})");
+        if (promptEmbeds is not null && negativePromptEmbeds is not null && !promptEmbeds.shape.SequenceEqual(negativePromptEmbeds.shape))
+            throw new DiffusersException(
+                $"{ClassName}: prompt_embeds and negative_prompt_embeds must have the same shape when passed directly, but got " +
+                $"[{string.Join(", ", promptEmbeds.shape)}] != [{string.Join(", ", negativePromptEmbeds.shape)}]");
+    }
+
+    /// <summary>Checks and normalises the steps / guidance arguments.</summary>
+    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double eta)
+    {
+        if (numInferenceSteps < 1)
+            throw new DiffusersException($"{ClassName}: num_inference_steps must be at least 1, got {numInferenceSteps}");
+        if (numInferenceSteps > Scheduler.NumTrainTimesteps)
+            throw new DiffusersException(
+                $"{ClassName}: num_inference_steps must be at most num_train_timesteps = {Scheduler.NumTrainTimesteps} of the {Scheduler.ClassName}, got {numInferenceSteps}");
+        if (numImagesPerPrompt < 1)
+            throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
+        if (double.IsNaN(guidanceScale) || double.IsInfinity(guidanceScale))
+            throw new DiffusersException($"{ClassName}: guidance_scale must be a finite number, got {guidanceScale}");
+        if (double.IsNaN(eta) || eta < 0)
+            throw new DiffusersException($"{ClassName}: eta must be a number ≥ 0, got {eta}");
+    }
+
+    /// <summary>The default image size: <c>unet.config.sample_size * vae_scale_factor</c>.</summary>
+    protected (int Height, int Width) DefaultSize()
+    {
+        int[] size = Unet.Config.SampleSize ?? throw new DiffusersException(
+            $"{ClassName}: the UNet config has no sample_size; pass height and width");
+        return (size[0] * VaeScaleFactor, size[^1] * VaeScaleFactor);
+    }
+
+    /// <summary>The generators of a call: a seed (its own generator), one generator, a list, or none (torch's global one).</summary>
+    protected IReadOnlyList<Generator>? Generators(long? seed, Generator? generator, IReadOnlyList<Generator>? generators, out Generator? owned)
+    {
+        owned = null;
+        int given = (seed is null ? 0 : 1) + (generator is null ? 0 : 1) + (generators is null ? 0 : 1);
+        if (given > 1)
+            throw new DiffusersException($"{ClassName}: pass one of seed, generator or generators, not several");
+        if (seed is long s) return [owned = new Generator((ulong)s)];
+        if (generator is not null) return [generator];
+        if (generators is not null && generators.Count == 0)
+            throw new DiffusersException($"{ClassName}: the list of generators is empty");
+        return generators;
+    }
+
+    /// <summary>Checks a list of generators against the effective batch size, as diffusers' prepare_latents does.</summary>
+    protected void CheckGeneratorCount(IReadOnlyList<Generator>? generators, int batchSize)
+    {
+        if (generators is { Count: > 1 } && generators.Count != batchSize)
+            throw new DiffusersException(
+                $"{ClassName}: you have passed a list of generators of length {generators.Count}, but requested an effective batch size of {batchSize}. " +
+                "Make sure the batch size matches the length of the generators.");
+    }
+
+    /// <summary>diffusers' randn_tensor with one generator or a list (one per batch item).</summary>
+    protected static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device) =>
+        ModelRandom.RandnTensor(shape, generators, dtype, device);
+
+    /// <summary>diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample) times <c>scaling_factor</c>.</summary>
+    protected Tensor EncodeVaeImage(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor latents;
+        if (generators is { Count: > 1 })
+        {
+            var parts = new List<Tensor>();
+            for (int i = 0; i < image.shape[0]; i++)
+            {
+                using var dist = Vae.Encode(image.narrow(0, i, 1)).LatentDist;
+                parts.Add(dist.Sample(generators[i]));
+            }
+            latents = torch.cat(parts, 0);
+        }
+        else
+        {
+            using var dist = Vae.Encode(image).LatentDist;
+            Record(traceName + "_mean", dist.Mean);
+            Record(traceName + "_std", dist.Std);
+            latents = dist.Sample(generators);
+        }
+        return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One denoising step: <paramref name="unetInput"/> (latents, already scaled and extended) through the UNet,
+    /// classifier-free guidance (with <paramref name="guidanceRescale"/>), then the scheduler step
+    /// (eta for DDIM; the generators for schedulers that draw noise). Returns the new latents.
+    /// </summary>
+    protected Tensor PredictAndStep(int i, Tensor unetInput, Tensor t, double tValue, Tensor latents, Tensor encoderHiddenStates,
+        Tensor? timestepCond, bool cfg, double guidanceScale, double guidanceRescale, double eta, IReadOnlyList<Generator>? generators)
+    {
+        Record("unet_input", unetInput, i);
+        var noisePred = Unet.Forward(unetInput, t, encoderHiddenStates, timestepCond: timestepCond).Sample;
+        Record("unet_output", noisePred, i);
+        if (cfg)
+        {
+            var chunks = noisePred.chunk(2);
+            var uncond = chunks[0];
+            var text = chunks[1];
+            noisePred = uncond + guidanceScale * (text - uncond);
+            if (guidanceRescale > 0) noisePred = RescaleNoiseCfg(noisePred, text, guidanceRescale);
+        }
+        var sched = Scheduler;
+        Generator? single = generators is { Count: 1 } ? generators[0] : null;
+        var oldSource = sched.NoiseSource;
+        if (generators is { Count: > 1 })
+            sched.NoiseSource = shape => ModelRandom.RandnTensor(shape, generators, latents.dtype, latents.device);
+        try
+        {
+            using var output = sched is DDIMScheduler ddim
+                ? ddim.Step(noisePred, tValue, latents, eta, false, single)
+                : sched.Step(noisePred, tValue, latents, single);
+            return output.PrevSample.alias();
+        }
+        finally
+        {
+            sched.NoiseSource = oldSource;
+        }
+    }
+
+    /// <summary>diffusers' <c>rescale_noise_cfg</c> (Lin et al. 2023, section 3.4).</summary>
+    public static Tensor RescaleNoiseCfg(Tensor noiseCfg, Tensor noisePredText, double guidanceRescale)
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] dims = Enumerable.Range(1, (int)noisePredText.dim() - 1).Select(d => (long)d).ToArray();
+        var stdText = noisePredText.std(dims, unbiased: true, keepdim: true);
+        var stdCfg = noiseCfg.std(dims, unbiased: true, keepdim: true);
+        var rescaled = noiseCfg * (stdText / stdCfg);
+        return (guidanceRescale * rescaled + (1 - guidanceRescale) * noiseCfg).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
+    protected Tensor? GuidanceScaleEmbedding(double guidanceScale, int batch, ScalarType dtype, Device device)
+    {
+        if (Unet.Config.TimeCondProjDim is not int dim) return null;
+        using var scope = torch.NewDisposeScope();
+        var w = torch.full(new long[] { batch }, guidanceScale - 1, ScalarType.Float32) * 1000.0;
+        int half = dim / 2;
+        var step = torch.log(torch.tensor(10000.0f)) / (half - 1);
+        var freqs = torch.exp(torch.arange(half, ScalarType.Float32) * -step);
+        var emb = w.unsqueeze(1) * freqs.unsqueeze(0);
+        emb = torch.cat(new[] { torch.sin(emb), torch.cos(emb) }, 1);
+        if (dim % 2 == 1) emb = torch.nn.functional.pad(emb, new long[] { 0, 1 });
+        return emb.to(dtype, device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Decodes (unless the output is latents) and postprocesses, as diffusers' pipelines end.</summary>
+    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (outputType == OutputType.Latent)
+            return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
+        var image = Vae.Decode(latents / Vae.ScalingFactor).Sample;
+        Record("vae_decoded", image);
+        var x = Imaging.ImageProcessor.Denormalize(image);
+        return outputType switch
+        {
+            OutputType.Pt => new ImagePipelineOutput(tensor: x.to(ScalarType.Float32).cpu().DetachFromDisposeScope()),
+            OutputType.Np => new ImagePipelineOutput(array: Imaging.ImageProcessor.PtToNumpy(x).DetachFromDisposeScope()),
+            _ => new ImagePipelineOutput(images: Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(x))),
+        };
+    }
+
+    /// <summary>The loaded components of a Stable Diffusion folder.</summary>
+    protected sealed record Loaded(AutoencoderKL Vae, CLIPTextModel TextEncoder, CLIPTokenizer Tokenizer,
+        UNet2DConditionModel Unet, IScheduler Scheduler, PipelineIndex Index);
+
+    /// <summary>
+    /// Reads a Stable Diffusion pipeline folder (or Hub id): checks model_index.json's class is one of
+    /// <paramref name="acceptedClasses"/>, that every required component is listed and has its folder (a missing one is
+    /// named), logs the optional components that are present but not run, and loads the rest (outside any dispose
+    /// scope, so the weights live as long as the pipeline).
+    /// </summary>
+    protected static Loaded LoadComponents(string idOrPath, string? variant, ScalarType? dtype, Action<string>? log,
+        string className, params string[] acceptedClasses)
+    {
+        log ??= DefaultLog;
+        string folder = PretrainedLocator.Resolve(idOrPath, variant: variant);
+        string indexPath = PipelinePaths.ModelIndex(folder);
+        var index = PipelineIndex.Read(indexPath);
+        if (!acceptedClasses.Contains(index.ClassName))
+            throw new ConfigException(
+                $"{indexPath}: _class_name is \"{index.ClassName}\", but {className}.FromPretrained needs a {string.Join(" or ", acceptedClasses)} folder")
+            { FilePath = indexPath, Key = "_class_name" };
+        foreach (var name in RequiredComponents)
+        {
+            index.Require(name);
+            string sub = Path.Combine(folder, name);
+            if (!Directory.Exists(sub))
+                throw new ConfigException($"{folder}: the pipeline's '{name}' component folder is missing ({sub}), though {indexPath} lists it")
+                { FilePath = sub, Key = name };
+        }
+        foreach (var name in NotRunComponents)
+            if (index.Component(name) is { } c)
+                log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
+
+        var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer");
+        var scheduler = SchedulerFactory.FromPretrained(Path.Combine(folder, "scheduler"), subfolder: null);
+        var textConfig = ReadTextConfig(folder);
+        var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
+        CheckTextEncoderMatchesUnet(textConfig, unetConfig);
+
+        CLIPTextModel? text = null;
+        UNet2DConditionModel? unet = null;
+        try
+        {
+            text = CLIPTextModel.FromPretrained(folder, "text_encoder", dtype, null, variant);
+            unet = UNet2DConditionModel.FromPretrained(folder, "unet", variant, dtype);
+            var vae = AutoencoderKL.FromPretrained(folder, "vae", variant, dtype);
+            return new Loaded(vae, text, tokenizer, unet, scheduler, index);
+        }
+        catch
+        {
+            text?.Dispose();
+            unet?.Dispose();
+            throw;
+        }
+    }
+
+    private static CLIPTextConfig ReadTextConfig(string folder)
+    {
+        string path = Path.Combine(folder, "text_encoder", "config.json");
+        var config = ConfigJson.Read<CLIPTextConfig>(path);
+        config.Validate(path);
+        return config;
+    }
+}

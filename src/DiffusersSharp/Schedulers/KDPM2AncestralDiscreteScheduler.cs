@@ -1,0 +1,107 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>KDPM2AncestralDiscreteScheduler</c> (0.25.1; k-diffusion's <c>sample_dpm_2_ancestral</c>): the
+/// two-call DPM-Solver-2 step towards σ_down, then noise of scale σ_up. A noise tensor is drawn from the generator
+/// at every call (both halves), as diffusers does, and added in the second half.
+/// </summary>
+public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
+{
+    public const string Name = "KDPM2AncestralDiscreteScheduler";
+
+    private float[] _up = [], _down = [];
+
+    public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null)
+    {
+        var c = (config ?? new KDPM2AncestralDiscreteSchedulerConfig()) with { ClassName = Name };
+        KDPM2DiscreteScheduler.CheckOptions(Name, c.PredictionType, c.TimestepSpacing);
+        TypedConfig = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        SetTimesteps(c.NumTrainTimesteps);
+        NumInferenceSteps = null;
+    }
+
+    public static KDPM2AncestralDiscreteScheduler FromConfig(DiffusersConfig other) =>
+        new(other as KDPM2AncestralDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2AncestralDiscreteSchedulerConfig>(other, Name));
+
+    public static KDPM2AncestralDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public KDPM2AncestralDiscreteSchedulerConfig TypedConfig { get; }
+    public override SchedulerConfig Config => TypedConfig;
+    protected override string Spacing => TypedConfig.TimestepSpacing;
+    protected override int StepsOffset => TypedConfig.StepsOffset;
+    protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
+
+    /// <summary>The doubled σ_up table (the ancestral noise scale of each step).</summary>
+    public IReadOnlyList<float> SigmasUp => _up;
+    /// <summary>The doubled σ_down table (the deterministic target of each step).</summary>
+    public IReadOnlyList<float> SigmasDown => _down;
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        int n = numInferenceSteps;
+        var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
+        var up = new float[n + 1];
+        var down = new float[n + 1];
+        var interpol = new float[n + 1];
+        for (int i = 0; i <= n; i++)
+        {
+            float s = sigmas[i], next = i < n ? sigmas[i + 1] : 0f;
+            float s2 = s * s, n2 = next * next;
+            up[i] = MathF.Sqrt(n2 * (s2 - n2) / s2);
+            down[i] = i < n ? MathF.Sqrt(n2 - up[i] * up[i]) : 0f;
+            interpol[i] = LogMidpoint(s, down[i]);
+        }
+        interpol[n - 1] = 0f;
+        interpol[n] = 0f;
+        var tInterpol = interpol.Select(s => SigmaToTFloat32(s, logSigmas)).ToArray();
+        // cat([t[:1], stack((t_interpol[:-2], t[1:]), -1).flatten()])
+        var all = new List<double> { ts[0] };
+        for (int i = 1; i < n; i++) { all.Add(f64 ? tInterpol[i - 1] : (float)tInterpol[i - 1]); all.Add(ts[i]); }
+        _up = Doubled(up);
+        _down = Doubled(down);
+        Install(sigmas, interpol, [.. all], f64, n, device);
+    }
+
+    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i - 1];
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        int i = BeginStep(timestep);
+        bool first = StateInFirstOrder;
+        int k = first ? i : i - 1;
+        float sigma = SigmaTable[k];
+        float sigmaInterpol = InterpolTable[k];
+        float sigmaUp = _up[k];
+        float sigmaDown = _down[(i - 1 + _down.Length) % _down.Length]; // sigmas_down[step_index - 1] (index -1 at the start)
+        float sigmaHat = sigma; // gamma = 0
+        using var scope = torch.NewDisposeScope();
+        var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, generator);
+        var x0 = PredictX0(TypedConfig.PredictionType, modelOutput, sample, first ? sigmaHat : sigmaInterpol);
+        Tensor prev;
+        if (first)
+        {
+            var derivative = (sample - x0) / sigmaHat;
+            FirstHalfSample = Keep(sample);
+            prev = sample + derivative * (sigmaInterpol - sigmaHat);
+        }
+        else
+        {
+            var derivative = (sample - x0) / sigmaInterpol;
+            var start = FirstHalfSample!;
+            prev = start + derivative * (sigmaDown - sigmaHat);
+            prev = prev + noise * sigmaUp;
+            start.Dispose();
+            FirstHalfSample = null;
+        }
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
+    }
+}

@@ -1,0 +1,22 @@
+using System.Text.Json.Serialization;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary><c>scheduler_config.json</c> of diffusers' <c>KDPM2AncestralDiscreteScheduler</c> (0.25.1 keys and defaults).</summary>
+public sealed record KDPM2AncestralDiscreteSchedulerConfig : SchedulerConfig
+{
+    [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
+    [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.00085;
+    [JsonPropertyName("beta_end")] public double BetaEnd { get; init; } = 0.012;
+    /// <summary>linear, scaled_linear or squaredcos_cap_v2.</summary>
+    [JsonPropertyName("beta_schedule")] public string BetaSchedule { get; init; } = "linear";
+    [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
+    [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
+    /// <summary>epsilon or v_prediction ("sample" is not implemented by diffusers for this class).</summary>
+    [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
+    /// <summary>linspace, leading or trailing.</summary>
+    [JsonPropertyName("timestep_spacing")] public string TimestepSpacing { get; init; } = "linspace";
+    [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
+
+    public override int TrainTimesteps => NumTrainTimesteps;
+}

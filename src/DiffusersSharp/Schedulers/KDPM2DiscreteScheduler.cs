@@ -1,0 +1,94 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Schedulers;
+
+/// <summary>
+/// diffusers' <c>KDPM2DiscreteScheduler</c> (0.25.1; k-diffusion's <c>sample_dpm_2</c>, Karras et al. 2022): each step
+/// is two model calls, an Euler half-step to the log-midpoint sigma and a full step with the midpoint derivative.
+/// <see cref="SchedulerBase.Timesteps"/> interleaves the midpoints' fractional timesteps (2N − 1 entries).
+/// </summary>
+public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase
+{
+    public const string Name = "KDPM2DiscreteScheduler";
+
+    public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null)
+    {
+        var c = (config ?? new KDPM2DiscreteSchedulerConfig()) with { ClassName = Name };
+        CheckOptions(Name, c.PredictionType, c.TimestepSpacing);
+        TypedConfig = c;
+        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
+        SetTimesteps(c.NumTrainTimesteps);
+        NumInferenceSteps = null;
+    }
+
+    internal static void CheckOptions(string cls, string prediction, string spacing)
+    {
+        if (prediction == "sample")
+            throw new ConfigException($"{cls}: prediction_type \"sample\" is not implemented for {cls} (diffusers raises NotImplementedError); use \"epsilon\" or \"v_prediction\"") { Key = "prediction_type" };
+        if (prediction is not ("epsilon" or "v_prediction"))
+            throw new ConfigException($"{cls}: prediction_type \"{prediction}\" must be \"epsilon\" or \"v_prediction\"") { Key = "prediction_type" };
+        if (spacing is not ("linspace" or "leading" or "trailing"))
+            throw SchedulerMath.BadSpacing(cls, spacing);
+    }
+
+    public static KDPM2DiscreteScheduler FromConfig(DiffusersConfig other) =>
+        new(other as KDPM2DiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2DiscreteSchedulerConfig>(other, Name));
+
+    public static KDPM2DiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
+        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+
+    public override string ClassName => Name;
+    public KDPM2DiscreteSchedulerConfig TypedConfig { get; }
+    public override SchedulerConfig Config => TypedConfig;
+    protected override string Spacing => TypedConfig.TimestepSpacing;
+    protected override int StepsOffset => TypedConfig.StepsOffset;
+    protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
+
+    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        int n = numInferenceSteps;
+        var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
+        // sigmas_interpol = exp(lerp(log s, log roll(s, 1), 0.5)): entry 0 pairs s0 with the final 0 (NaN, unused)
+        var interpol = new float[n + 1];
+        for (int i = 0; i <= n; i++) interpol[i] = LogMidpoint(sigmas[i], sigmas[(i + n) % (n + 1)]);
+        var tInterpol = interpol.Select(s => SigmaToTFloat32(s, logSigmas)).ToArray();
+        // cat([t[:1], stack((t_interpol[1:-1], t[1:]), -1).flatten()])
+        var all = new List<double> { ts[0] };
+        for (int i = 1; i < n; i++) { all.Add(f64 ? tInterpol[i] : (float)tInterpol[i]); all.Add(ts[i]); }
+        Install(sigmas, interpol, [.. all], f64, n, device);
+    }
+
+    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i];
+
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    {
+        int i = BeginStep(timestep);
+        bool first = StateInFirstOrder;
+        float sigma = first ? SigmaTable[i] : SigmaTable[i - 1];
+        float sigmaInterpol = first ? InterpolTable[i + 1] : InterpolTable[i];
+        float sigmaNext = first ? SigmaTable[i + 1] : SigmaTable[i];
+        float sigmaHat = sigma; // gamma = 0
+        using var scope = torch.NewDisposeScope();
+        var x0 = PredictX0(TypedConfig.PredictionType, modelOutput, sample, first ? sigmaHat : sigmaInterpol);
+        Tensor prev;
+        if (first)
+        {
+            var derivative = (sample - x0) / sigmaHat;
+            FirstHalfSample = Keep(sample);
+            prev = sample + derivative * (sigmaInterpol - sigmaHat);
+        }
+        else
+        {
+            var derivative = (sample - x0) / sigmaInterpol;
+            var start = FirstHalfSample!;
+            prev = start + derivative * (sigmaNext - sigmaHat);
+            start.Dispose();
+            FirstHalfSample = null;
+        }
+        StepIndex = i + 1;
+        return new SchedulerOutput(prev.MoveToOuterDisposeScope(), x0.MoveToOuterDisposeScope());
+    }
+}

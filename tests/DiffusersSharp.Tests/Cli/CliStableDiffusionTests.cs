@@ -1,0 +1,95 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Pipelines;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary><c>diffusers generate</c> on Stable Diffusion folders: the .npy output equals diffusers' recorded images.</summary>
+public class CliStableDiffusionTests(ITestOutputHelper log)
+{
+    private static string Model => Golden.Path("tiny-sd");
+
+    private static (int code, string stdout, string stderr) Run(params string[] args)
+    {
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        int code = CliApp.Run(args, o, e, plainProgress: true);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private void CheckNpy(string npy, string goldenFile, string key)
+    {
+        using var actual = NpyFile.Read(npy);
+        using var expected = Golden.Tensor(goldenFile, key);
+        Assert.Equal(expected.shape, actual.shape);
+        double maxErr = Tol.MaxAbsDiff(actual, expected);
+        using var within = ((actual - expected).abs() <= 1.0 / 255).to(ScalarType.Float64).mean();
+        log.WriteLine($"{key} via the CLI: max abs error {maxErr:E3}, within 1/255 {within.item<double>():P3}");
+        Assert.True(within.item<double>() >= 0.999);
+    }
+
+    [Fact]
+    public void Txt2ImgNpyMatchesDiffusers()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Model, "--prompt", "a photo of a cat", "--negative-prompt", "",
+            "--guidance", "7.5", "--steps", "5", "--width", "64", "--height", "64", "--seed", "0", "-o", dir.File("t.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionPipeline · PNDMScheduler · 5 steps", stdout);
+        Assert.Contains("step 6/6", stdout);
+        CheckNpy(dir.File("t.npy"), "tiny-sd-expected.safetensors", "pipeline/pndm_default/images");
+    }
+
+    [Fact]
+    public void Img2ImgAndInpaintNpyMatchDiffusers()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Model, "--prompt", "a photo of a cat", "--negative-prompt", "",
+            "--init-image", Golden.Path("img2img-init.png"), "--strength", "0.6", "--steps", "5", "--seed", "0", "-o", dir.File("i.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionImg2ImgPipeline", stdout);
+        CheckNpy(dir.File("i.npy"), "tiny-sd-img2img-expected.safetensors", "pipeline/pndm_default/images");
+
+        using var folder = StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
+        (code, stdout, stderr) = Run("generate", "-m", folder.Path, "--prompt", "a red ball", "--init-image", Golden.Path("img2img-init.png"),
+            "--mask", Golden.Path("inpaint-mask.png"), "--steps", "5", "--seed", "0", "-o", dir.File("m.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionInpaintPipeline", stdout);
+        CheckNpy(dir.File("m.npy"), "tiny-sd-inpaint-expected.safetensors", "pipeline/pndm_default_strength1/images");
+    }
+
+    [Theory]
+    [InlineData("--width", "60", "--width must be a positive multiple of 8, got 60")]
+    [InlineData("--height", "100", "--height must be a positive multiple of 8, got 100")]
+    [InlineData("--strength", "1.5", "--strength must be in [0, 1], got 1.5")]
+    [InlineData("--mask", "m.png", "--mask needs --init-image")]
+    [InlineData("--guidance-rescale", "2", "--guidance-rescale must be in [0, 1], got 2")]
+    public void BadStableDiffusionOptionsAreUserErrors(string option, string value, string message)
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Model, "--prompt", "x", option, value, "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains(message, stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+
+    [Fact]
+    public void PromptOnAnUnconditionalModelOrNoPromptOnSdIsAnError()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Golden.Path("tiny-ddpm"), "--prompt", "a cat", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("DDPMPipeline takes no prompt, image or guidance options (--prompt)", stderr);
+        (code, _, stderr) = Run("generate", "-m", Model, "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("StableDiffusionPipeline needs --prompt", stderr);
+        File.WriteAllText(dir.File("bad.png"), "not an image");
+        (code, _, stderr) = Run("generate", "-m", Model, "--prompt", "x", "--init-image", dir.File("bad.png"), "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--init-image: " + dir.File("bad.png") + ": not a readable image", stderr);
+    }
+}
