@@ -142,15 +142,6 @@ public class CliTests
     }
 
     [Fact]
-    public void MissingModelSaysHowToGetIt()
-    {
-        var (code, _, stderr) = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(Path.GetTempPath(), "never.png"));
-        Assert.Equal(1, code);
-        Assert.StartsWith("error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache", stderr);
-        Assert.Contains("download nobody/no-such-model", stderr);
-    }
-
-    [Fact]
     public void InfoListsComponentsParametersDtypesAndConfigs()
     {
         var (code, stdout, stderr) = Run("info", Model);
