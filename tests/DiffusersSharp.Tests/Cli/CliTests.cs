@@ -142,6 +142,18 @@ public class CliTests
     }
 
     [Fact]
+    public void MissingModelFolderIsAUserError()
+    {
+        using var dir = new TempDir();
+        string missing = Path.Combine(dir.Path, "no-such-model");
+        var (code, _, stderr) = Run("generate", "-m", missing, "-o", dir.File("never.png"));
+        Assert.Equal(1, code);
+        Assert.StartsWith($"error: '{missing}' is neither an existing folder nor a valid Hugging Face Hub id", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
     public void InfoListsComponentsParametersDtypesAndConfigs()
     {
         var (code, stdout, stderr) = Run("info", Model);
