@@ -96,7 +96,9 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 4. timesteps
         Scheduler.SetTimesteps(numInferenceSteps, device);
         int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps, start, Scheduler.Timesteps.shape[0]);
+        // diffusers' inpaint pipeline requires num_inference_steps - t_start ≥ 1 (img2img only needs a non-empty slice)
+        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
+            Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : start, Scheduler.Timesteps.shape[0]);
         var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
         double[] tValues = StableDiffusionPipeline.TimestepValues(timesteps);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);

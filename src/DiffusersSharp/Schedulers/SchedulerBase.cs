@@ -63,6 +63,20 @@ public abstract class SchedulerBase : IScheduler
 
     public abstract void SetTimesteps(int numInferenceSteps, Device? device = null);
 
+    /// <summary>
+    /// Writes <c>scheduler_config.json</c> into <paramref name="directory"/> (created if needed), as diffusers'
+    /// <c>save_pretrained</c>: every key of the typed config, the unknown keys kept aside, <c>_class_name</c>.
+    /// </summary>
+    public void SavePretrained(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var config = Config with { ClassName = ClassName, DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
+        string path = Path.Combine(directory, "scheduler_config.json");
+        string tmp = path + ".tmp";
+        File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(config, config.GetType(), Loading.ConfigJson.Options) + "\n");
+        File.Move(tmp, path, overwrite: true);
+    }
+
     public virtual void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
         throw new DiffusersException($"{ClassName} does not accept custom timesteps (diffusers' set_timesteps(timesteps=...)); pass a number of inference steps");
 

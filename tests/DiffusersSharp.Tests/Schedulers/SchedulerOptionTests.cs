@@ -217,4 +217,25 @@ public class SchedulerOptionTests
         Assert.Contains("prediction_type \"sample\" is not implemented for EulerAncestralDiscreteScheduler",
             Assert.Throws<ConfigException>(() => new EulerAncestralDiscreteScheduler(new EulerAncestralDiscreteSchedulerConfig { PredictionType = "sample" })).Message);
     }
+
+    [Fact]
+    public void SavePretrainedRoundTripsEveryClass()
+    {
+        using var dir = new TempDir();
+        foreach (var name in SchedulerFactory.KnownClasses)
+        {
+            var s = SchedulerFactory.FromJson($"{{\"_class_name\": \"{name}\", \"num_train_timesteps\": 500, \"extra_key\": \"kept\"}}");
+            string sub = Path.Combine(dir.Path, name);
+            s.SavePretrained(sub);
+            var text = File.ReadAllText(Path.Combine(sub, "scheduler_config.json"));
+            Assert.Contains($"\"_class_name\": \"{name}\"", text);
+            Assert.Contains("\"extra_key\": \"kept\"", text);
+            var back = SchedulerFactory.FromPretrained(sub, subfolder: null);
+            Assert.Equal(name, back.ClassName);
+            Assert.Equal(500, back.NumTrainTimesteps);
+            // Same keys and values (compared as JSON: records compare arrays by reference).
+            Assert.Equal(SchedulerConfigs.ToJsonObject(s.Config with { DiffusersVersion = "0.25.1" }).ToJsonString(),
+                SchedulerConfigs.ToJsonObject(back.Config).ToJsonString());
+        }
+    }
 }
