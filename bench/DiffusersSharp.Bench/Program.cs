@@ -6,9 +6,11 @@ namespace DiffusersSharp.Bench;
 
 /// <summary>
 /// Benchmarks (never run as unit tests). Usage:
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256] [--layouts nchw,cl]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1]
 /// </summary>
 public static class Program
 {
@@ -28,16 +30,23 @@ public static class Program
         switch (what)
         {
             case "unet2d":
-                UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")));
+                UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")),
+                    Opt("--layouts", "nchw,cl").Split(',').Select(l => l == "cl").ToArray());
                 return 0;
             case "safetensors":
                 LoadBench.Run(int.Parse(Opt("--mb", "1024")));
+                return 0;
+            case "sd-unet":
+                SdBench.RunUNet(threads, dtypes, runs);
+                return 0;
+            case "sd-vae":
+                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1");
                 return 0;
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-vae> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

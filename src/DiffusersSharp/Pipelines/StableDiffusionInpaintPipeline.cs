@@ -32,7 +32,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     public static StableDiffusionInpaintPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
         Action<string>? log = null)
     {
-        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
+        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
         try
         {
             return new StableDiffusionInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
@@ -96,7 +96,9 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 4. timesteps
         Scheduler.SetTimesteps(numInferenceSteps, device);
         int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps, start, Scheduler.Timesteps.shape[0]);
+        // diffusers' inpaint pipeline requires num_inference_steps - t_start ≥ 1 (img2img only needs a non-empty slice)
+        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
+            Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : start, Scheduler.Timesteps.shape[0]);
         var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
         double[] tValues = StableDiffusionPipeline.TimestepValues(timesteps);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);

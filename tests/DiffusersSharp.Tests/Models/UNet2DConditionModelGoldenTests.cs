@@ -125,6 +125,49 @@ public class UNet2DConditionModelGoldenTests
     }
 
     [Fact]
+    public void EncoderAttentionMask_DropsMaskedTokens()
+    {
+        // 1 = keep, 0 = discard becomes a -10000 bias: masking the last 70 of 77 text tokens is the same as
+        // passing only the first 7
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        using var mask = torch.cat(new[] { torch.ones(1, 7), torch.zeros(1, 70) }, dim: 1);
+        using var masked = unet.Forward(x, 500L, ehs, encoderAttentionMask: mask).Sample;
+        using var first7 = ehs[.., ..7, ..];
+        using var truncated = unet.Forward(x, 500L, first7).Sample;
+        Tol.Close(masked, truncated, Tol.ModelAbs, "masked vs truncated text states");
+        using var full = Golden.Tensor(Expected, "unet/t500/out");
+        Assert.True(Tol.MaxAbsDiff(masked, full) > 1e-4, "the mask must change the result");
+        using var ones = torch.ones(1, 77);
+        using var unmasked = unet.Forward(x, 500L, ehs, encoderAttentionMask: ones).Sample;
+        Tol.Close(unmasked, full, Tol.ModelAbs, "all-ones mask");
+    }
+
+    [Fact]
+    public void ClassEmbeddings_AreAddedToTheTimeEmbedding()
+    {
+        using var _ = torch.no_grad();
+        var c = DiffusersSharp.Loading.ConfigJson.Read<UNet2DConditionModelConfig>(Golden.Path("tiny-sd", "unet", "config.json"))
+            with { NumClassEmbeds = 10 };
+        torch.manual_seed(1);
+        using var unet = UNet2DConditionModel.FromConfig(c);
+        unet.eval();
+        var p = unet.named_parameters().ToDictionary(x => x.name, x => x.parameter.shape);
+        Assert.Equal(new long[] { 10, 128 }, p["class_embedding.weight"]);
+        using var x = torch.randn(1, 4, 16, 16);
+        using var ehs = torch.randn(1, 5, 32);
+        var e = Assert.Throws<ArgumentException>(() => unet.Forward(x, 10L, ehs));
+        Assert.Equal("class_labels should be provided when num_class_embeds > 0", e.Message);
+        using var l3 = torch.tensor(new long[] { 3 });
+        using var l4 = torch.tensor(new long[] { 4 });
+        using var a = unet.Forward(x, 10L, ehs, classLabels: l3).Sample;
+        using var b = unet.Forward(x, 10L, ehs, classLabels: l4).Sample;
+        Assert.True(Tol.MaxAbsDiff(a, b) > 0, "different classes must give different outputs");
+    }
+
+    [Fact]
     public void WrongInputs_AreRejectedWithClearMessages()
     {
         using var _ = torch.no_grad();

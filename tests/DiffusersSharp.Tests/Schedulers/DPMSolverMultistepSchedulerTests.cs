@@ -20,12 +20,13 @@ public class DPMSolverMultistepSchedulerTests
     };
 
     /// <summary>
-    /// With torch's SLEEF exp reproduced, the golden DPM++(2M) loops are bit-exact (the shared harness allows 1e-5;
+    /// With torch's SLEEF exp reproduced, the golden DPM++(2M) (and UniPC) loops are bit-exact (the shared harness allows 1e-5;
     /// correctly rounded exp gives ~3e-7).
     /// </summary>
     [Theory]
     [InlineData("dpmpp2m-sd")]
     [InlineData("dpmpp2m-sd-karras")]
+    [InlineData("unipc-bh2-order2-sd")]
     public void GoldenLoopsAreBitExact(string name)
     {
         var s = SchedulerGoldenCases.Create(name);
