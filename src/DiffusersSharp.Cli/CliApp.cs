@@ -21,6 +21,8 @@ public static class CliApp
             GenerateCommand.Create(ctx),
             InfoCommand.Create(ctx),
             SchedulersCommand.Create(ctx),
+            DatasetCommand.Create(ctx),
+            TrainCommand.Create(ctx),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
