@@ -29,7 +29,7 @@ public sealed class ImageFolderDataset
         {
             if (Readable(f)) { files.Add(f); continue; }
             string msg = $"{f}: not a readable PNG/JPEG image";
-            if (!skipUnreadable) throw new DiffusersException(msg + " (pass skipUnreadable / --skip-bad-images to skip it)");
+            if (!skipUnreadable) throw new DiffusersException(msg + " (drop --stop-on-bad-images to skip it with a warning)");
             warn?.Invoke("warning: skipping " + msg);
         }
         if (files.Count == 0)
