@@ -6,7 +6,7 @@ namespace DiffusersSharp.Bench;
 
 /// <summary>
 /// Benchmarks (never run as unit tests). Usage:
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256] [--layouts nchw,cl]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
@@ -30,7 +30,8 @@ public static class Program
         switch (what)
         {
             case "unet2d":
-                UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")));
+                UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")),
+                    Opt("--layouts", "nchw,cl").Split(',').Select(l => l == "cl").ToArray());
                 return 0;
             case "safetensors":
                 LoadBench.Run(int.Parse(Opt("--mb", "1024")));

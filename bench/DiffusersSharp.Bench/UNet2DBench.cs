@@ -36,7 +36,7 @@ public static class UNet2DBench
         return model;
     }
 
-    public static void Run(int[] threads, ScalarType[] dtypes, int runs, int size)
+    public static void Run(int[] threads, ScalarType[] dtypes, int runs, int size, bool[] channelsLastModes)
     {
         Console.WriteLine($"UNet2DModel google/ddpm-cat-256 layout, batch 1, {size}x{size}; {ForwardGflop} GFLOP per forward at 256²");
         double gflop = ForwardGflop * size * size / (256.0 * 256.0);
@@ -48,18 +48,24 @@ public static class UNet2DBench
             Console.WriteLine($"  parameters: {model.NumParameters() / 1e6:F1}M, dtype {dtype}");
             using var x = torch.randn(new long[] { 1, 3, size, size }, generator: new Generator(1)).to(dtype);
             using var t = torch.tensor(new long[] { 500 });
-            foreach (int n in threads)
+            foreach (bool cl in channelsLastModes)
             {
-                torch.set_num_threads(n);
-                using (torch.inference_mode())
+                model.ChannelsLast = cl;
+                foreach (int n in threads)
                 {
-                    results[(n, dtype)] = Harness.Time($"forward {dtype} {n} thread(s)", 1, runs, () =>
+                    torch.set_num_threads(n);
+                    using (torch.inference_mode())
                     {
-                        using var scope = torch.NewDisposeScope();
-                        model.Forward(x, t);
-                    }, gflop);
+                        var r = Harness.Time($"forward {dtype} {(cl ? "channels-last" : "NCHW")} {n} thread(s)", 1, runs, () =>
+                        {
+                            using var scope = torch.NewDisposeScope();
+                            model.Forward(x, t);
+                        }, gflop);
+                        if (!results.TryGetValue((n, dtype), out var best) || r.Median < best.Median) results[(n, dtype)] = r;
+                    }
                 }
             }
+            model.ChannelsLast = channelsLastModes.Last();
             using (torch.inference_mode())
             {
                 var y = model.Forward(x, t).Sample.to(ScalarType.Float32);
@@ -74,6 +80,6 @@ public static class UNet2DBench
         }
         foreach (var ((n, dtype), r) in results)
             if (dtype != ScalarType.Float32 && results.TryGetValue((n, ScalarType.Float32), out var f))
-                Console.WriteLine($"  ratio {dtype}/fp32 at {n} thread(s): median {r.Median / f.Median:F2}");
+                Console.WriteLine($"  ratio {dtype}/fp32 (best layout of each) at {n} thread(s): median {r.Median / f.Median:F2}");
     }
 }
