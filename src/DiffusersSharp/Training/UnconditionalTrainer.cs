@@ -195,8 +195,34 @@ public sealed class UnconditionalTrainer
             bool pipelineFolder = !Directory.Exists(init) || File.Exists(Path.Combine(init, "model_index.json"));
             return UNet2DModel.FromPretrained(init, pipelineFolder ? "unet" : null);
         }
-        torch.random.manual_seed(_o.Seed);
-        return UNet2DModel.FromConfig(BuildConfig(_o));
+        var model = UNet2DModel.FromConfig(BuildConfig(_o));
+        InitWeights(model, _o.Seed);
+        return model;
+    }
+
+    /// <summary>
+    /// PyTorch's default Conv2d / Linear initialisation (weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), what
+    /// kaiming_uniform(a = sqrt 5) gives) redrawn from a generator seeded with <paramref name="seed"/>, so the initial
+    /// weights do not depend on the global generator (which other threads may be using). Norm layers keep 1 / 0.
+    /// </summary>
+    public static void InitWeights(nn.Module model, long seed)
+    {
+        using var gen = new Generator((ulong)seed);
+        using var _ = torch.no_grad();
+        foreach (var (_, m) in model.named_modules())
+        {
+            (Tensor? w, Tensor? b) = m switch
+            {
+                TorchSharp.Modules.Conv2d c => (c.weight, c.bias),
+                TorchSharp.Modules.Linear l => (l.weight, l.bias),
+                _ => (null, null),
+            };
+            if (w is null) continue;
+            long fanIn = w.shape.Skip(1).Aggregate(1L, (a, x) => a * x);
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            w.uniform_(-bound, bound, gen);
+            b?.uniform_(-bound, bound, gen);
+        }
     }
 
     /// <summary>Runs <paramref name="action"/> with the EMA weights in the model (if the run saves EMA weights), then restores them.</summary>

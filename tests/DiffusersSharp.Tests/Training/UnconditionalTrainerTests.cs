@@ -100,9 +100,9 @@ public class UnconditionalTrainerTests
     public void SavedPipelineReloadsWithIdenticalOutputs()
     {
         using var dir = new TempDir();
-        torch.random.manual_seed(5);
         var config = UnconditionalTrainer.BuildConfig(Tiny("x", "y"));
         using var unet = UNet2DModel.FromConfig(config);
+        UnconditionalTrainer.InitWeights(unet, 5);
         var scheduler = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 50, PredictionType = "v_prediction", BetaSchedule = "squaredcos_cap_v2" });
         UnconditionalTrainer.SavePipeline(unet, scheduler, dir.Path);
         Assert.Equal("DDPMPipeline", DiffusionPipeline.ReadClassName(Path.Combine(dir.Path, "model_index.json")));
@@ -113,6 +113,21 @@ public class UnconditionalTrainerTests
         using var a = original.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
         using var b = reloaded.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
         Assert.Equal(0.0, Tol.MaxAbsDiff(b.Tensor!, a.Tensor!));
+    }
+
+    [Fact]
+    public void InitWeightsIsSeededAndHasPyTorchsBounds()
+    {
+        var config = UnconditionalTrainer.BuildConfig(Tiny("x", "y"));
+        using var a = UNet2DModel.FromConfig(config);
+        using var b = UNet2DModel.FromConfig(config);
+        UnconditionalTrainer.InitWeights(a, 7);
+        UnconditionalTrainer.InitWeights(b, 7);
+        foreach (var ((name, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters()))
+            Assert.True(pa.allclose(pb, 0, 0), name);
+        // conv_in: 3 input channels × 3 × 3 → bound 1/sqrt(27)
+        var w = a.get_parameter("conv_in.weight")!;
+        Assert.InRange(w.abs().max().item<float>(), 0.9 / Math.Sqrt(27), 1 / Math.Sqrt(27));
     }
 
     [Fact]
