@@ -211,19 +211,17 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     {
         // TorchSharp counts the tensors created and disposed on this thread
         // (DisposeScopeManager.Statistics.ThreadTotalLiveCount): the live count after step 20 must equal the
-        // count after the last step: no step leaves a tensor behind.
+        // count after the last step: no step leaves a tensor behind. (RSS is not asserted here: xunit runs other
+        // test classes in this process at the same time, so the process RSS measures them too. The RSS check,
+        // < 5% growth from step 100 to step 1000, runs in its own process: `bench -- memory`.)
         using var pipe = DDPMPipeline.FromPretrained(Model);
         var live = new Dictionary<int, long>();
-        var rss = new Dictionary<int, long>();
         const int steps = 120;
         var progress = new SyncProgress(p =>
         {
             if (p.Step is 20 or steps)
             {
                 live[p.Step] = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                rss[p.Step] = Environment.WorkingSet;
             }
         });
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
@@ -234,11 +232,9 @@ public class DDPMPipelineTests(ITestOutputHelper log)
             Assert.InRange(DisposeScopeManager.Statistics.ThreadTotalLiveCount - before, 1, 2);
         }
         long after = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        double growth = (rss[steps] - rss[20]) / (double)rss[20];
-        log.WriteLine($"live tensors: step 20 {live[20]}, step {steps} {live[steps]}, before {before}, after {after}; RSS growth {growth:P2}");
+        log.WriteLine($"live tensors: step 20 {live[20]}, step {steps} {live[steps]}, before {before}, after {after}");
         Assert.Equal(live[20], live[steps]);
         Assert.InRange(after - before, 0, 1);
-        Assert.True(growth < 0.05, $"RSS grew {growth:P2} between step 20 and {steps}");
     }
 
     [Fact]
