@@ -23,6 +23,8 @@ public static class CliApp
             SchedulersCommand.Create(ctx),
             DownloadCommand.Create(ctx),
             CacheCommand.Create(ctx),
+            DatasetCommand.Create(ctx),
+            TrainCommand.Create(ctx),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try

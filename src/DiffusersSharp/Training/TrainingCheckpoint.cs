@@ -1,0 +1,98 @@
+using System.Globalization;
+using System.Text.Json;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using Modules = TorchSharp.Modules;
+
+namespace DiffusersSharp.Training;
+
+/// <summary>
+/// A training checkpoint folder <c>checkpoint-N</c> (N = optimisation steps done): <c>model.safetensors</c> (the
+/// UNet's state dict), <c>ema.safetensors</c> (shadow parameters), <c>optimizer.bin</c> (AdamW state: step counts,
+/// moments), <c>rng.safetensors</c> (the noise generator's state) and <c>trainer_state.json</c> (step, EMA step,
+/// the LR schedule's name / warm-up / length: the schedule is a pure function of the step). Written to a temporary
+/// folder and renamed, so a crash never leaves a half checkpoint under the final name.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    public const string Prefix = "checkpoint-";
+
+    public sealed record State(long Step, long EmaOptimizationStep, long Seed, string LrScheduler, long LrWarmupSteps,
+        long TotalSteps, double LearningRate);
+
+    public static string Save(string outputDir, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer,
+        Generator generator, State state)
+    {
+        string final = Path.Combine(outputDir, Prefix + state.Step.ToString(CultureInfo.InvariantCulture));
+        string tmp = final + ".tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        var sd = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (n, p) in model.named_parameters()) sd[n] = p;
+        foreach (var (n, b) in model.named_buffers()) sd.TryAdd(n, b);
+        SafetensorsFile.Save(Path.Combine(tmp, "model.safetensors"), sd);
+        if (ema is not null)
+        {
+            var sh = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            for (int i = 0; i < ema.ShadowParams.Count; i++) sh[$"shadow.{i}"] = ema.ShadowParams[i];
+            SafetensorsFile.Save(Path.Combine(tmp, "ema.safetensors"), sh);
+        }
+        optimizer.save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        using (var rng = generator.get_state())
+            SafetensorsFile.Save(Path.Combine(tmp, "rng.safetensors"), new Dictionary<string, Tensor> { ["generator"] = rng });
+        File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), JsonSerializer.Serialize(state));
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(tmp, final);
+        return final;
+    }
+
+    /// <summary>The checkpoint folders in <paramref name="outputDir"/>, oldest first.</summary>
+    public static IReadOnlyList<(long Step, string Path)> List(string outputDir)
+    {
+        if (!Directory.Exists(outputDir)) return [];
+        var result = new List<(long, string)>();
+        foreach (var d in Directory.EnumerateDirectories(outputDir, Prefix + "*"))
+            if (long.TryParse(Path.GetFileName(d)[Prefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out long s)
+                && File.Exists(Path.Combine(d, "trainer_state.json")))
+                result.Add((s, d));
+        return result.OrderBy(x => x.Item1).ToList();
+    }
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> checkpoints.</summary>
+    public static void Prune(string outputDir, int keep)
+    {
+        var all = List(outputDir);
+        for (int i = 0; i < all.Count - keep; i++) Directory.Delete(all[i].Path, true);
+    }
+
+    /// <summary>Restores model, EMA, optimiser and generator from <paramref name="folder"/>; returns its state.</summary>
+    public static State Load(string folder, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer, Generator generator)
+    {
+        string statePath = Path.Combine(folder, "trainer_state.json");
+        var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
+            ?? throw new DiffusersException($"{statePath}: empty trainer state");
+        using (var f = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
+        {
+            var weights = f.LoadAll();
+            try { WeightLoader.LoadInto(model, weights, folder); }
+            finally { foreach (var t in weights.Values) t.Dispose(); }
+        }
+        if (ema is not null)
+        {
+            string emaPath = Path.Combine(folder, "ema.safetensors");
+            if (!File.Exists(emaPath)) throw new DiffusersException($"{emaPath}: missing (the run uses EMA)");
+            using var f = SafetensorsFile.Open(emaPath);
+            var shadow = Enumerable.Range(0, ema.ShadowParams.Count).Select(i => f.Load($"shadow.{i}")).ToArray();
+            try { ema.LoadShadow(shadow); }
+            finally { foreach (var t in shadow) t.Dispose(); }
+            ema.OptimizationStep = state.EmaOptimizationStep;
+        }
+        optimizer.load_state_dict(Path.Combine(folder, "optimizer.bin"));
+        using (var f = SafetensorsFile.Open(Path.Combine(folder, "rng.safetensors")))
+        using (var rng = f.Load("generator"))
+            generator.set_state(rng);
+        return state;
+    }
+}

@@ -1,0 +1,293 @@
+using System.Diagnostics;
+using System.Globalization;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Training;
+
+/// <summary>
+/// diffusers' train_unconditional.py loop in C#: for each micro-batch, <c>noise = randn</c>, <c>timesteps =
+/// randint(0, num_train_timesteps)</c> (both from the trainer's own generator, seeded with the run's seed),
+/// <c>noisy = scheduler.add_noise(clean, noise, t)</c>, <c>model(noisy, t).sample</c>, an MSE loss against the
+/// objective's target (epsilon: the noise; v_prediction: <c>get_velocity</c>; sample: the clean image, SNR-weighted
+/// as the script), backward (divided by the accumulation steps), then per optimisation step: clip the gradient
+/// norm, AdamW step with the LR schedule, EMA step. Checkpoints make a resumed run end with bit-identical weights.
+/// Writes to the output folder: the DDPMPipeline folder (model_index.json, unet/, scheduler/), loss.csv,
+/// loss.png, samples/epoch-NNNN.png and checkpoint-N/ folders.
+/// </summary>
+public sealed class UnconditionalTrainer
+{
+    public static readonly IReadOnlyList<string> PredictionTypes = ["epsilon", "v_prediction", "sample"];
+
+    private readonly UnconditionalTrainingOptions _o;
+    private readonly Action<string> _log;
+
+    public UnconditionalTrainer(UnconditionalTrainingOptions options, Action<string>? log = null)
+    {
+        _o = options;
+        _log = log ?? (_ => { });
+        Validate(options);
+    }
+
+    public static void Validate(UnconditionalTrainingOptions o)
+    {
+        if (!PredictionTypes.Contains(o.PredictionType))
+            throw new DiffusersException($"prediction type '{o.PredictionType}' is not supported; choose one of {string.Join(", ", PredictionTypes)}");
+        LRSchedules.Validate(o.LrScheduler);
+        if (o.MixedPrecision == "bf16")
+            throw new DiffusersException("mixed precision 'bf16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no");
+        if (o.MixedPrecision != "no")
+            throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; choose no or bf16");
+        if (o.BatchSize <= 0) throw new DiffusersException($"batch size must be positive, got {o.BatchSize}");
+        if (o.GradientAccumulationSteps <= 0) throw new DiffusersException($"gradient accumulation steps must be positive, got {o.GradientAccumulationSteps}");
+        if (o.MaxSteps is <= 0) throw new DiffusersException($"max steps must be positive, got {o.MaxSteps}");
+        if (o.MaxSteps is null && o.Epochs <= 0) throw new DiffusersException($"epochs must be positive, got {o.Epochs}");
+        if (o.BlockOutChannels.Length == 0) throw new DiffusersException("block out channels must not be empty");
+        if (o.AttentionLevels?.FirstOrDefault(l => l < 0 || l >= o.BlockOutChannels.Length, -1) is int bad and >= 0)
+            throw new DiffusersException($"attention level {bad} is out of range for {o.BlockOutChannels.Length} block levels");
+    }
+
+    /// <summary>train_unconditional's UNet2DModel layout scaled by the options (attention at the given levels).</summary>
+    public static UNet2DModelConfig BuildConfig(UnconditionalTrainingOptions o)
+    {
+        int n = o.BlockOutChannels.Length;
+        var attn = (o.AttentionLevels ?? (n >= 2 ? [n - 2] : [])).ToHashSet();
+        var down = Enumerable.Range(0, n).Select(i => attn.Contains(i) ? "AttnDownBlock2D" : "DownBlock2D").ToArray();
+        var up = Enumerable.Range(0, n).Select(i => attn.Contains(n - 1 - i) ? "AttnUpBlock2D" : "UpBlock2D").ToArray();
+        return new UNet2DModelConfig
+        {
+            SampleSize = [o.Resolution],
+            InChannels = 3,
+            OutChannels = 3,
+            LayersPerBlock = o.LayersPerBlock,
+            BlockOutChannels = o.BlockOutChannels,
+            DownBlockTypes = down,
+            UpBlockTypes = up,
+            NormNumGroups = o.NormNumGroups ?? 32,
+        };
+    }
+
+    /// <summary>Runs (or resumes) the training; returns the pipeline folder.</summary>
+    public string Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var o = _o;
+        Directory.CreateDirectory(o.OutputDir);
+        var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, _log);
+        using var model = CreateModel();
+        model.train();
+        var scheduler = new DDPMScheduler(new DDPMSchedulerConfig
+        {
+            NumTrainTimesteps = o.NumTrainTimesteps, BetaSchedule = o.BetaSchedule, PredictionType = o.PredictionType,
+        });
+        var parameters = model.parameters().ToArray();
+        using var optimizer = torch.optim.AdamW(parameters, o.LearningRate, o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon, o.AdamWeightDecay);
+        using var ema = o.UseEma ? new EMAModel(parameters, o.EmaMaxDecay, useEmaWarmup: true, invGamma: o.EmaInvGamma, power: o.EmaPower) : null;
+        using var generator = new Generator((ulong)o.Seed);
+
+        int accum = o.GradientAccumulationSteps;
+        long batchesPerEpoch = (data.Count + o.BatchSize - 1) / o.BatchSize;
+        long stepsPerEpoch = (batchesPerEpoch + accum - 1) / accum;
+        long totalSteps = o.MaxSteps ?? o.Epochs * stepsPerEpoch;
+        _log(string.Create(CultureInfo.InvariantCulture,
+            $"{data.Count} images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {totalSteps} optimisation steps, {model.NumParameters():N0} parameters"));
+
+        long step = 0;
+        var losses = new List<(long Step, int Epoch, double Loss, double Lr)>();
+        string csvPath = Path.Combine(o.OutputDir, "loss.csv");
+        if (o.Resume && TrainingCheckpoint.List(o.OutputDir) is { Count: > 0 } cps)
+        {
+            var state = TrainingCheckpoint.Load(cps[^1].Path, model, ema, optimizer, generator);
+            step = state.Step;
+            losses.AddRange(ReadCsv(csvPath).Where(r => r.Step <= step));
+            _log($"resumed from {cps[^1].Path} at step {step}");
+        }
+        else if (o.Resume) _log($"--resume: no checkpoint in {o.OutputDir}, starting from step 0");
+
+        using var loader = new BackgroundBatchLoader(data, o.BatchSize, o.Seed, step * accum);
+        var sw = Stopwatch.StartNew();
+        long imagesSeen = 0, startStep = step;
+        var alphasCumprod = scheduler.AlphasCumprod;
+        while (step < totalSteps)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            double lr = o.LearningRate * LRSchedules.Multiplier(o.LrScheduler, step, o.LrWarmupSteps, totalSteps);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            double lossSum = 0;
+            int epoch = 0;
+            for (int m = 0; m < accum; m++)
+            {
+                using var scope = torch.NewDisposeScope();
+                var batch = loader.Next(cancellationToken);
+                epoch = batch.Epoch;
+                imagesSeen += batch.Count;
+                var clean = torch.tensor(batch.Data, [batch.Count, 3, o.Resolution, o.Resolution]);
+                var noise = torch.randn(clean.shape, ScalarType.Float32, generator: generator);
+                var timesteps = torch.randint(0, scheduler.NumTrainTimesteps, [batch.Count], ScalarType.Int64, generator: generator);
+                var noisy = scheduler.AddNoise(clean, noise, timesteps);
+                var output = model.Forward(noisy, timesteps).Sample;
+                Tensor loss = o.PredictionType switch
+                {
+                    "epsilon" => nn.functional.mse_loss(output.to(ScalarType.Float32), noise),
+                    "v_prediction" => nn.functional.mse_loss(output.to(ScalarType.Float32), scheduler.GetVelocity(clean, noise, timesteps)),
+                    _ => SampleLoss(output, clean, alphasCumprod, timesteps),
+                };
+                lossSum += loss.item<float>();
+                (accum == 1 ? loss : loss / accum).backward();
+            }
+            nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
+            optimizer.step();
+            optimizer.zero_grad();
+            ema?.Step(parameters);
+            step++;
+            double meanLoss = lossSum / accum;
+            losses.Add((step, epoch, meanLoss, lr));
+
+            double ips = imagesSeen / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
+            double secPerStep = sw.Elapsed.TotalSeconds / (step - startStep);
+            progress?.Report(new TrainingProgress(step, totalSteps, epoch, meanLoss, lr, ips,
+                TimeSpan.FromSeconds(Math.Round(secPerStep * (totalSteps - step)))));
+
+            if (o.CheckpointEvery > 0 && step % o.CheckpointEvery == 0 && step < totalSteps)
+            {
+                WriteCsv(csvPath, losses);
+                var path = TrainingCheckpoint.Save(o.OutputDir, model, ema, optimizer, generator,
+                    new TrainingCheckpoint.State(step, ema?.OptimizationStep ?? 0, o.Seed, o.LrScheduler, o.LrWarmupSteps, totalSteps, o.LearningRate));
+                if (o.KeepCheckpoints is int keep) TrainingCheckpoint.Prune(o.OutputDir, keep);
+                _log($"saved {path}");
+            }
+
+            long epochsBefore = (step - 1) * accum / batchesPerEpoch, epochsDone = step * accum / batchesPerEpoch;
+            bool last = step == totalSteps;
+            if (epochsDone > epochsBefore || last)
+            {
+                long e = Math.Max(epochsDone, 1);
+                bool images = o.SaveImagesEveryEpochs > 0 && (epochsDone > epochsBefore && epochsDone % o.SaveImagesEveryEpochs == 0 || last);
+                bool save = last || o.SaveModelEveryEpochs > 0 && epochsDone > epochsBefore && epochsDone % o.SaveModelEveryEpochs == 0;
+                if (save || images)
+                    WithSavedWeights(model, ema, () =>
+                    {
+                        if (save) SavePipeline(model, scheduler, o.OutputDir);
+                        if (images) SaveSampleGrid(model, scheduler.TypedConfig, Path.Combine(o.OutputDir, "samples", $"epoch-{e:D4}.png"));
+                    });
+                WriteCsv(csvPath, losses);
+                LossCurvePlot.Save(Path.Combine(o.OutputDir, "loss.png"), losses.Select(l => (l.Step, l.Loss)).ToList());
+            }
+        }
+        return o.OutputDir;
+    }
+
+    private static Tensor SampleLoss(Tensor output, Tensor clean, Tensor alphasCumprod, Tensor timesteps)
+    {
+        // train_unconditional: alpha_t = alphas_cumprod[t]; snr = alpha_t / (1 - alpha_t); mean(snr * mse(reduction none)).
+        var alphaT = alphasCumprod.to(ScalarType.Float32).index_select(0, timesteps).view(-1, 1, 1, 1);
+        var snr = alphaT / (1 - alphaT);
+        return (snr * nn.functional.mse_loss(output.to(ScalarType.Float32), clean, nn.Reduction.None)).mean();
+    }
+
+    private UNet2DModel CreateModel()
+    {
+        if (_o.InitFrom is { } init)
+        {
+            bool pipelineFolder = !Directory.Exists(init) || File.Exists(Path.Combine(init, "model_index.json"));
+            return UNet2DModel.FromPretrained(init, pipelineFolder ? "unet" : null);
+        }
+        var model = UNet2DModel.FromConfig(BuildConfig(_o));
+        InitWeights(model, _o.Seed);
+        return model;
+    }
+
+    /// <summary>
+    /// PyTorch's default Conv2d / Linear initialisation (weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), what
+    /// kaiming_uniform(a = sqrt 5) gives) redrawn from a generator seeded with <paramref name="seed"/>, so the initial
+    /// weights do not depend on the global generator (which other threads may be using). Norm layers keep 1 / 0.
+    /// </summary>
+    public static void InitWeights(nn.Module model, long seed)
+    {
+        using var gen = new Generator((ulong)seed);
+        using var _ = torch.no_grad();
+        foreach (var (_, m) in model.named_modules())
+        {
+            (Tensor? w, Tensor? b) = m switch
+            {
+                TorchSharp.Modules.Conv2d c => (c.weight, c.bias),
+                TorchSharp.Modules.Linear l => (l.weight, l.bias),
+                _ => (null, null),
+            };
+            if (w is null) continue;
+            long fanIn = w.shape.Skip(1).Aggregate(1L, (a, x) => a * x);
+            double bound = 1.0 / Math.Sqrt(fanIn);
+            w.uniform_(-bound, bound, gen);
+            b?.uniform_(-bound, bound, gen);
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> with the EMA weights in the model (if the run saves EMA weights), then restores them.</summary>
+    private void WithSavedWeights(UNet2DModel model, EMAModel? ema, Action action)
+    {
+        if (ema is null || !_o.SaveEmaWeights) { action(); return; }
+        var stored = model.parameters().Select(p => p.detach().clone()).ToArray();
+        try
+        {
+            ema.CopyTo(model.parameters());
+            action();
+        }
+        finally
+        {
+            using (torch.no_grad())
+            {
+                int i = 0;
+                foreach (var p in model.parameters()) p.copy_(stored[i++]);
+            }
+            foreach (var t in stored) t.Dispose();
+            model.train();
+        }
+    }
+
+    /// <summary>Writes the DDPMPipeline folder: model_index.json, unet/, scheduler/.</summary>
+    public static void SavePipeline(UNet2DModel model, DDPMScheduler scheduler, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        model.SavePretrained(Path.Combine(dir, "unet"));
+        scheduler.SavePretrained(Path.Combine(dir, "scheduler"));
+        File.WriteAllText(Path.Combine(dir, "model_index.json"),
+            "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"0.25.1\",\n" +
+            "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n");
+    }
+
+    private void SaveSampleGrid(UNet2DModel model, DDPMSchedulerConfig config, string path)
+    {
+        var pipe = new DDPMPipeline(model, new DDPMScheduler(config));
+        using var result = pipe.Generate(_o.EvalBatchSize, Math.Min(_o.DdpmNumInferenceSteps, config.NumTrainTimesteps), seed: 0);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        ImageGrid.Make(result.Images).Save(path);
+        _log($"saved {path}");
+    }
+
+    private static void WriteCsv(string path, List<(long Step, int Epoch, double Loss, double Lr)> rows)
+    {
+        using var w = new StreamWriter(path + ".tmp");
+        w.WriteLine("step,epoch,loss,lr");
+        foreach (var r in rows)
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Step},{r.Epoch},{r.Loss:R},{r.Lr:R}"));
+        w.Close();
+        File.Move(path + ".tmp", path, true);
+    }
+
+    public static List<(long Step, int Epoch, double Loss, double Lr)> ReadCsv(string path)
+    {
+        var rows = new List<(long, int, double, double)>();
+        if (!File.Exists(path)) return rows;
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var f = line.Split(',');
+            if (f.Length != 4) continue;
+            rows.Add((long.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture),
+                double.Parse(f[2], CultureInfo.InvariantCulture), double.Parse(f[3], CultureInfo.InvariantCulture)));
+        }
+        return rows;
+    }
+}

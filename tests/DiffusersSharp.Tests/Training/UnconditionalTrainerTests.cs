@@ -1,0 +1,217 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using DiffusersSharp.Training;
+using TorchSharp;
+using Image = DiffusersSharp.Imaging.Image;
+
+namespace DiffusersSharp.Tests.Training;
+
+/// <summary>Tiny training runs (16×16 cat faces, a two-level UNet) and the data set.</summary>
+public class UnconditionalTrainerTests
+{
+    private static UnconditionalTrainingOptions Tiny(string data, string output) => new()
+    {
+        DataDir = data, OutputDir = output, Resolution = 16, BatchSize = 8, MaxSteps = 8,
+        BlockOutChannels = [8, 16], LayersPerBlock = 1, NormNumGroups = 4, AttentionLevels = [1],
+        LearningRate = 1e-3, LrScheduler = "cosine", LrWarmupSteps = 2, NumTrainTimesteps = 100,
+        SaveImagesEveryEpochs = 0, SaveModelEveryEpochs = 0, CheckpointEvery = 0, RandomFlip = true, Seed = 3,
+    };
+
+    private static string Cats(TempDir dir, int count)
+    {
+        string data = Path.Combine(dir.Path, "data");
+        CatFaceGenerator.WriteDataset(data, count, 20, seed: 1);
+        return data;
+    }
+
+    [Fact]
+    public void LossGoesDownAndOutputsArePresent()
+    {
+        using var dir = new TempDir();
+        string data = Cats(dir, 24);
+        string output = Path.Combine(dir.Path, "out");
+        var o = Tiny(data, output) with
+        {
+            MaxSteps = 40, LrScheduler = "constant", SaveImagesEveryEpochs = 5, EvalBatchSize = 4, DdpmNumInferenceSteps = 2,
+            PredictionType = "epsilon", NumTrainTimesteps = 1000,
+        };
+        var reports = new List<TrainingProgress>();
+        new UnconditionalTrainer(o).Train(new Progress(reports));
+        Assert.Equal(40, reports.Count);
+        Assert.All(reports, r => Assert.True(double.IsFinite(r.Loss) && r.ImagesPerSecond > 0));
+        double first = reports.Take(5).Average(r => r.Loss), last = reports.TakeLast(5).Average(r => r.Loss);
+        Assert.True(last < 0.7 * first, $"loss did not go down: first {first}, last {last}");
+        // loss.csv: header + one row per step, the reported losses
+        var rows = UnconditionalTrainer.ReadCsv(Path.Combine(output, "loss.csv"));
+        Assert.Equal(Enumerable.Range(1, 40).Select(i => (long)i), rows.Select(r => r.Step));
+        Assert.Equal(reports.Select(r => r.Loss), rows.Select(r => r.Loss));
+        Assert.Equal(1e-3, rows[0].Lr);
+        Assert.Equal(13, rows[^1].Epoch); // 24 images / 8 = 3 batches per epoch: step 40 is in epoch 13
+        var curve = Image.Load(Path.Combine(output, "loss.png"));
+        Assert.Equal((800, 480), (curve.Width, curve.Height));
+        // grids after epochs 5 and 10 and at the end (epoch 13): 4 images of 16² in 2 × 2
+        foreach (var e in new[] { 5, 10, 13 })
+        {
+            var grid = Image.Load(Path.Combine(output, "samples", $"epoch-{e:D4}.png"));
+            Assert.Equal((32, 32), (grid.Width, grid.Height));
+        }
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(output, "samples")).Length);
+        using var pipe = DDPMPipeline.FromPretrained(output);
+        Assert.Equal([16], pipe.Unet.Config.SampleSize!);
+        Assert.Equal(["DownBlock2D", "AttnDownBlock2D"], pipe.Unet.Config.DownBlockTypes);
+        Assert.Equal(["AttnUpBlock2D", "UpBlock2D"], pipe.Unet.Config.UpBlockTypes);
+    }
+
+    [Theory]
+    [InlineData("epsilon", 1)]
+    [InlineData("v_prediction", 2)]
+    [InlineData("sample", 1)]
+    public void ResumeIsBitIdentical(string prediction, int accum)
+    {
+        using var dir = new TempDir();
+        string data = Cats(dir, 12);
+        var straight = Tiny(data, Path.Combine(dir.Path, "a")) with { PredictionType = prediction, GradientAccumulationSteps = accum };
+        new UnconditionalTrainer(straight).Train();
+
+        var split = straight with { OutputDir = Path.Combine(dir.Path, "b"), CheckpointEvery = 2, KeepCheckpoints = 1 };
+        using (var cts = new CancellationTokenSource())
+        {
+            var stopAt4 = new Progress(null, p => { if (p.Step == 4) cts.Cancel(); });
+            Assert.Throws<OperationCanceledException>(() => new UnconditionalTrainer(split).Train(stopAt4, cts.Token));
+        }
+        Assert.Equal([Path.Combine(split.OutputDir, "checkpoint-4")], TrainingCheckpoint.List(split.OutputDir).Select(c => c.Path));
+        Assert.False(File.Exists(Path.Combine(split.OutputDir, "model_index.json")));
+        new UnconditionalTrainer(split with { Resume = true }).Train();
+
+        string Weights(string o) => Path.Combine(o, "unet", "diffusion_pytorch_model.safetensors");
+        Assert.Equal(File.ReadAllBytes(Weights(straight.OutputDir)), File.ReadAllBytes(Weights(split.OutputDir)));
+        Assert.Equal(File.ReadAllText(Path.Combine(straight.OutputDir, "loss.csv")), File.ReadAllText(Path.Combine(split.OutputDir, "loss.csv")));
+        // and without resume the second half would differ (the check can fail)
+        var fresh = split with { OutputDir = Path.Combine(dir.Path, "c"), MaxSteps = 4 };
+        new UnconditionalTrainer(fresh).Train();
+        Assert.NotEqual(File.ReadAllBytes(Weights(straight.OutputDir)), File.ReadAllBytes(Weights(fresh.OutputDir)));
+    }
+
+    [Fact]
+    public void SavedPipelineReloadsWithIdenticalOutputs()
+    {
+        using var dir = new TempDir();
+        var config = UnconditionalTrainer.BuildConfig(Tiny("x", "y"));
+        using var unet = UNet2DModel.FromConfig(config);
+        UnconditionalTrainer.InitWeights(unet, 5);
+        var scheduler = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 50, PredictionType = "v_prediction", BetaSchedule = "squaredcos_cap_v2" });
+        UnconditionalTrainer.SavePipeline(unet, scheduler, dir.Path);
+        Assert.Equal("DDPMPipeline", DiffusionPipeline.ReadClassName(Path.Combine(dir.Path, "model_index.json")));
+        using var reloaded = DDPMPipeline.FromPretrained(dir.Path);
+        var rs = Assert.IsType<DDPMScheduler>(reloaded.Scheduler);
+        Assert.Equal(("v_prediction", "squaredcos_cap_v2", 50), (rs.TypedConfig.PredictionType, rs.TypedConfig.BetaSchedule, rs.TypedConfig.NumTrainTimesteps));
+        var original = new DDPMPipeline(unet, new DDPMScheduler(scheduler.TypedConfig));
+        using var a = original.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
+        using var b = reloaded.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(b.Tensor!, a.Tensor!));
+    }
+
+    [Fact]
+    public void InitWeightsIsSeededAndHasPyTorchsBounds()
+    {
+        var config = UnconditionalTrainer.BuildConfig(Tiny("x", "y"));
+        using var a = UNet2DModel.FromConfig(config);
+        using var b = UNet2DModel.FromConfig(config);
+        UnconditionalTrainer.InitWeights(a, 7);
+        UnconditionalTrainer.InitWeights(b, 7);
+        foreach (var ((name, pa), (_, pb)) in a.named_parameters().Zip(b.named_parameters()))
+            Assert.True(pa.allclose(pb, 0, 0), name);
+        // conv_in: 3 input channels × 3 × 3 → bound 1/sqrt(27)
+        var w = a.get_parameter("conv_in.weight")!;
+        Assert.InRange(w.abs().max().item<float>(), 0.9 / Math.Sqrt(27), 1 / Math.Sqrt(27));
+    }
+
+    [Fact]
+    public void DatasetErrorsAndTransforms()
+    {
+        using var dir = new TempDir();
+        string empty = Path.Combine(dir.Path, "empty");
+        Directory.CreateDirectory(Path.Combine(empty, "sub"));
+        File.WriteAllText(Path.Combine(empty, "notes.txt"), "x");
+        var e = Assert.Throws<DiffusersException>(() => new ImageFolderDataset(empty, 16));
+        Assert.Equal($"{empty}: no PNG or JPEG images found (searched recursively)", e.Message);
+
+        string data = Path.Combine(dir.Path, "data");
+        Directory.CreateDirectory(Path.Combine(data, "nested"));
+        // a 40×20 image: left half black, right half white; resized to 32×16, centre crop keeps x 8..23
+        var px = new byte[40 * 20 * 3];
+        for (int y = 0; y < 20; y++) for (int x = 20; x < 40; x++) for (int c = 0; c < 3; c++) px[(y * 40 + x) * 3 + c] = 255;
+        new Image(40, 20, 3, px).Save(Path.Combine(data, "nested", "a.png"));
+        File.WriteAllText(Path.Combine(data, "broken.jpg"), "not a jpeg");
+        var warnings = new List<string>();
+        var ds = new ImageFolderDataset(data, 16, centerCrop: true, warn: warnings.Add);
+        Assert.Equal([Path.Combine(data, "nested", "a.png")], ds.Files);
+        Assert.Equal([$"warning: skipping {Path.Combine(data, "broken.jpg")}: not a readable PNG/JPEG image"], warnings);
+        var buf = new float[ds.ExampleSize];
+        ds.Load(0, seed: 0, epoch: 0, buf);
+        Assert.All(buf, v => Assert.InRange(v, -1f, 1f));
+        Assert.Equal(-1f, buf[0]);            // row 0, x 0 (source x 8 of 32): black
+        Assert.Equal(1f, buf[15]);            // row 0, x 15 (source x 23): white
+        Assert.Equal(1f, buf[2 * 256 + 15]);  // blue plane too
+        var strict = Assert.Throws<DiffusersException>(() => new ImageFolderDataset(data, 16, skipUnreadable: false));
+        Assert.Equal($"{Path.Combine(data, "broken.jpg")}: not a readable PNG/JPEG image (drop --stop-on-bad-images to skip it with a warning)", strict.Message);
+
+        // flip: some epoch flips it (black on the right), deterministically
+        var flipping = new ImageFolderDataset(data, 16, centerCrop: true, randomFlip: true);
+        var seen = new HashSet<float>();
+        for (int epoch = 0; epoch < 8; epoch++)
+        {
+            flipping.Load(0, 0, epoch, buf);
+            seen.Add(buf[0]);
+            var again = new float[buf.Length];
+            flipping.Load(0, 0, epoch, again);
+            Assert.Equal(buf, again);
+        }
+        Assert.Equal(new HashSet<float> { -1f, 1f }, seen);
+    }
+
+    [Fact]
+    public void CliDatasetAndTrainErrors()
+    {
+        using var dir = new TempDir();
+        var o = new StringWriter();
+        var err = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["dataset", "cats", "--count", "3", "--out", dir.File("cats"), "--size", "32", "--seed", "2"], o, err));
+        var files = Directory.GetFiles(dir.File("cats")).Select(f => Path.GetFileName(f)!).Order().ToArray();
+        Assert.Equal(["cat_00000.png", "cat_00001.png", "cat_00002.png"], files);
+        var img = Image.Load(dir.File("cats/cat_00001.png"));
+        Assert.Equal((32, 32, 3), (img.Width, img.Height, img.Channels));
+        Assert.Equal(CatFaceGenerator.Generate(32, 2, 1).Pixels, img.Pixels);
+        Assert.NotEqual(CatFaceGenerator.Generate(32, 2, 0).Pixels, img.Pixels);
+
+        err = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["dataset", "cats", "--count", "3", "--out", dir.File("x"), "--size", "48"], o, err));
+        Assert.Equal("error: --size must be 32 or 64, got 48", err.ToString().Trim());
+
+        err = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("cats"), "--output", dir.File("o"), "--prediction-type", "x0"], o, err));
+        Assert.Equal("error: prediction type 'x0' is not supported; choose one of epsilon, v_prediction, sample", err.ToString().Trim());
+
+        err = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("cats"), "--output", dir.File("o"), "--mixed-precision", "bf16"], o, err));
+        Assert.Equal("error: mixed precision 'bf16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no", err.ToString().Trim());
+
+        err = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("nothing"), "--output", dir.File("o")], o, err));
+        Assert.Equal($"error: {dir.File("nothing")}: the training data folder does not exist", err.ToString().Trim());
+    }
+
+    /// <summary>A synchronous IProgress (System.Progress posts to the thread pool).</summary>
+    private sealed class Progress(List<TrainingProgress>? into, Action<TrainingProgress>? also = null) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value)
+        {
+            into?.Add(value);
+            also?.Invoke(value);
+        }
+    }
+}
