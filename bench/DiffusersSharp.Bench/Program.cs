@@ -42,6 +42,9 @@ public static class Program
             case "sd-vae":
                 SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1");
                 return 0;
+            case "sd-txt2img":
+                SdPipelineBench.Run(int.Parse(Opt("--steps", "2")), Opt("--tokenizer", "tests/golden/clip-tokenizer"));
+                return 0;
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;

@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The <c>diffusers</c> command line: <c>generate</c>, <c>info</c>, <c>schedulers</c>. Exit codes: 0 success,
+/// The <c>diffusers</c> command line: <c>generate</c>, <c>info</c>, <c>schedulers</c>, <c>download</c>, <c>cache list|rm</c>. Exit codes: 0 success,
 /// 1 a user error (bad option, missing model, unwritable output: one message on stderr, no stack trace),
 /// 2 an unexpected failure (message and stack trace on stderr).
 /// </summary>
@@ -21,6 +21,8 @@ public static class CliApp
             GenerateCommand.Create(ctx),
             InfoCommand.Create(ctx),
             SchedulersCommand.Create(ctx),
+            DownloadCommand.Create(ctx),
+            CacheCommand.Create(ctx),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try

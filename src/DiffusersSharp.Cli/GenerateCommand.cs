@@ -33,24 +33,31 @@ public static class GenerateCommand
             Description = "key=value applied to the scheduler config (repeatable; value parsed as JSON, else a string)",
             DefaultValueFactory = _ => [],
         };
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "Model dtype: fp32 (default), bf16 or fp16",
+            DefaultValueFactory = _ => "fp32",
+        };
+        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype,
         };
         sd.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
-            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta)) { StableDiffusion = sd.Read(pr) }));
+            pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
+        { StableDiffusion = sd.Read(pr) }));
         return cmd;
     }
 
     /// <summary>The parsed options of one <c>generate</c> call.</summary>
     public sealed record Request(string Model, int? Steps, long? Seed, int Batch, string Output, string? Scheduler,
-        string[] SchedulerConfig, double? Eta)
+        string[] SchedulerConfig, double? Eta, string Dtype = "fp32")
     {
         /// <summary>The Stable Diffusion options (prompt, guidance, size, init image, mask, …).</summary>
         public StableDiffusionOptions.Values StableDiffusion { get; init; } = new();
@@ -70,6 +77,13 @@ public static class GenerateCommand
         r.StableDiffusion.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
 
+        var dtype = r.Dtype switch
+        {
+            "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+            "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+            "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
+            _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
+        };
         string folder = PipelinePaths.Resolve(r.Model);
         string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
         if (StableDiffusionOptions.IsStableDiffusion(className))
@@ -77,7 +91,7 @@ public static class GenerateCommand
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
 
-        using var pipeline = DiffusionPipeline.FromPretrained(folder);
+        using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
@@ -94,7 +108,7 @@ public static class GenerateCommand
             uncond.Scheduler = chosen;
 
         int stepsToRun = r.Steps ?? (run is DDIMPipeline ? 50 : 1000);
-        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")}");
+        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
         var outputType = npy ? OutputType.Np : OutputType.Pil;
         using var result = ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
         {

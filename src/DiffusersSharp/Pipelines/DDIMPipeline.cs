@@ -29,11 +29,13 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>
     /// also accepts a DDPMPipeline folder (the scheduler is converted), and so does this.
     /// </summary>
-    public static new DDIMPipeline FromPretrained(string idOrPath)
+    public static new DDIMPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
     {
+        options ??= PipelineLoadOptions.Default;
         string folder = PipelinePaths.Resolve(idOrPath);
         CheckClass(folder, Name, DDPMPipeline.Name);
-        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"));
+        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), variant: options.Variant,
+            dtype: options.Dtype, device: options.Device);
         try
         {
             var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);

@@ -24,11 +24,13 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
     public override string ClassName => Name;
 
     /// <summary>Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder (or a Hub id in the local cache).</summary>
-    public static new DDPMPipeline FromPretrained(string idOrPath)
+    public static new DDPMPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
     {
+        options ??= PipelineLoadOptions.Default;
         string folder = PipelinePaths.Resolve(idOrPath);
         CheckClass(folder, Name);
-        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"));
+        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), variant: options.Variant,
+            dtype: options.Dtype, device: options.Device);
         try
         {
             var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);

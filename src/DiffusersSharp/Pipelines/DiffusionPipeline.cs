@@ -8,13 +8,13 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public abstract class DiffusionPipeline : IDisposable
 {
-    private static readonly Dictionary<string, Func<string, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
+    private static readonly Dictionary<string, Func<string, PipelineLoadOptions, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
     {
-        [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
-        [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
-        [StableDiffusionPipeline.Name] = p => StableDiffusionPipeline.FromPretrained(p),
-        [StableDiffusionImg2ImgPipeline.Name] = p => StableDiffusionImg2ImgPipeline.FromPretrained(p),
-        [StableDiffusionInpaintPipeline.Name] = p => StableDiffusionInpaintPipeline.FromPretrained(p),
+        [DDPMPipeline.Name] = (path, o) => DDPMPipeline.FromPretrained(path, o),
+        [DDIMPipeline.Name] = (path, o) => DDIMPipeline.FromPretrained(path, o),
+        [StableDiffusionPipeline.Name] = (p, o) => StableDiffusionPipeline.FromPretrained(p, o.Variant, o.Dtype),
+        [StableDiffusionImg2ImgPipeline.Name] = (p, o) => StableDiffusionImg2ImgPipeline.FromPretrained(p, o.Variant, o.Dtype),
+        [StableDiffusionInpaintPipeline.Name] = (p, o) => StableDiffusionInpaintPipeline.FromPretrained(p, o.Variant, o.Dtype),
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
@@ -30,7 +30,7 @@ public abstract class DiffusionPipeline : IDisposable
     }
 
     /// <summary>Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers).</summary>
-    public static void Register(string className, Func<string, DiffusionPipeline> fromPretrained)
+    public static void Register(string className, Func<string, PipelineLoadOptions, DiffusionPipeline> fromPretrained)
     {
         lock (Registry) Registry[className] = fromPretrained;
     }
@@ -40,18 +40,18 @@ public abstract class DiffusionPipeline : IDisposable
     /// <c>_class_name</c>. An unknown class is a <see cref="ConfigException"/> naming the file and listing
     /// the known classes.
     /// </summary>
-    public static DiffusionPipeline FromPretrained(string idOrPath)
+    public static DiffusionPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
     {
         string folder = PipelinePaths.Resolve(idOrPath);
         string index = PipelinePaths.ModelIndex(folder);
         string className = ReadClassName(index);
-        Func<string, DiffusionPipeline>? factory;
+        Func<string, PipelineLoadOptions, DiffusionPipeline>? factory;
         lock (Registry) Registry.TryGetValue(className, out factory);
         if (factory is null)
             throw new ConfigException(
                 $"{index}: unknown pipeline class \"{className}\" (_class_name); known pipeline classes: {string.Join(", ", KnownClasses)}")
             { FilePath = index, Key = "_class_name" };
-        return factory(folder);
+        return factory(folder, options ?? PipelineLoadOptions.Default);
     }
 
     /// <summary>model_index.json's <c>_class_name</c>, with errors naming the file.</summary>

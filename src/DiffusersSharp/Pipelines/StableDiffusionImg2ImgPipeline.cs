@@ -27,7 +27,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     public static StableDiffusionImg2ImgPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
         Action<string>? log = null)
     {
-        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
+        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
         return new StableDiffusionImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
     }
 

@@ -32,7 +32,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     public static StableDiffusionInpaintPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
         Action<string>? log = null)
     {
-        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
+        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
         try
         {
             return new StableDiffusionInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);

@@ -35,7 +35,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     public static StableDiffusionPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
         Action<string>? log = null)
     {
-        var c = LoadComponents(idOrPath, variant, dtype, log, Name, Name);
+        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name);
         return new StableDiffusionPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
     }
 

@@ -144,7 +144,8 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     protected static ImagePipelineOutput MakeOutput(Tensor image, OutputType outputType)
     {
         using var scope = torch.NewDisposeScope();
-        var x = ImageProcessor.Denormalize(image);
+        // float32 before denormalizing, so a bf16/fp16 model's result is not rounded once more
+        var x = ImageProcessor.Denormalize(image.to(ScalarType.Float32));
         switch (outputType)
         {
             case OutputType.Pt:

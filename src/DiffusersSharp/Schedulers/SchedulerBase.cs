@@ -71,10 +71,16 @@ public abstract class SchedulerBase : IScheduler
     {
         Directory.CreateDirectory(directory);
         var config = Config with { ClassName = ClassName, DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
-        string path = Path.Combine(directory, "scheduler_config.json");
-        string tmp = path + ".tmp";
-        File.WriteAllText(tmp, System.Text.Json.JsonSerializer.Serialize(config, config.GetType(), Loading.ConfigJson.Options) + "\n");
-        File.Move(tmp, path, overwrite: true);
+        // ConfigJson.Write<TRuntime>: atomic, non-finite floats written as Python writes them.
+        try
+        {
+            typeof(Loading.ConfigJson).GetMethod(nameof(Loading.ConfigJson.Write))!.MakeGenericMethod(config.GetType())
+                .Invoke(null, [config, Path.Combine(directory, "scheduler_config.json")]);
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+        }
     }
 
     public virtual void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>

@@ -142,12 +142,15 @@ public class CliTests
     }
 
     [Fact]
-    public void MissingModelSaysHowToGetIt()
+    public void MissingModelFolderIsAUserError()
     {
-        var (code, _, stderr) = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(Path.GetTempPath(), "never.png"));
+        using var dir = new TempDir();
+        string missing = Path.Combine(dir.Path, "no-such-model");
+        var (code, _, stderr) = Run("generate", "-m", missing, "-o", dir.File("never.png"));
         Assert.Equal(1, code);
-        Assert.StartsWith("error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache", stderr);
-        Assert.Contains("download nobody/no-such-model", stderr);
+        Assert.StartsWith($"error: '{missing}' is neither an existing folder nor a valid Hugging Face Hub id", stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 
     [Fact]

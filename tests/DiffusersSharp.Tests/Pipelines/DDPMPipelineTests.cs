@@ -32,6 +32,30 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void Bf16PipelineStaysCloseToDiffusersFloat32()
+    {
+        // torch draws bfloat16 normals with another kernel than float32 ones, so a bf16 run is compared with
+        // the recorded float32 noise fed in (the injected replay), which isolates the arithmetic precision.
+        using var pipe = DiffusionPipeline.FromPretrained(Model, new PipelineLoadOptions { Dtype = ScalarType.BFloat16 });
+        var ddpm = Assert.IsType<DDPMPipeline>(pipe);
+        Assert.Equal(ScalarType.BFloat16, ddpm.Unet.DType);
+        using var golden = Golden.Open(Expected);
+        using var initial = golden.Load("pipeline/initial_noise");
+        using var noise = golden.Load("loop/variance_noise");
+        int next = 0;
+        ddpm.Scheduler.NoiseSource = _ => noise[next++].clone();
+        using var result = ddpm.Generate(numInferenceSteps: 10, latents: initial, outputType: OutputType.Np);
+        Assert.Equal(ScalarType.Float32, result.Array!.dtype);
+        using var expected = golden.Load("injected/final_image");
+        double maxErr = Tol.MaxAbsDiff(result.Array, expected);
+        using var meanT = (result.Array - expected).abs().mean();
+        double mean = meanT.item<float>();
+        log.WriteLine($"bf16 vs diffusers fp32 (same noise): max abs {maxErr:E3}, mean abs {mean:E3}");
+        Assert.True(mean < 0.02, $"mean error {mean:E3}");
+        Assert.True(maxErr < 0.2, $"max error {maxErr:E3}");
+    }
+
+    [Fact]
     public void DiffusionPipelinePicksTheClassFromModelIndexAndReturnsImages()
     {
         using var pipe = DiffusionPipeline.FromPretrained(Model);
@@ -187,19 +211,17 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     {
         // TorchSharp counts the tensors created and disposed on this thread
         // (DisposeScopeManager.Statistics.ThreadTotalLiveCount): the live count after step 20 must equal the
-        // count after the last step: no step leaves a tensor behind.
+        // count after the last step: no step leaves a tensor behind. (RSS is not asserted here: xunit runs other
+        // test classes in this process at the same time, so the process RSS measures them too. The RSS check,
+        // < 5% growth from step 100 to step 1000, runs in its own process: `bench -- memory`.)
         using var pipe = DDPMPipeline.FromPretrained(Model);
         var live = new Dictionary<int, long>();
-        var rss = new Dictionary<int, long>();
         const int steps = 120;
         var progress = new SyncProgress(p =>
         {
             if (p.Step is 20 or steps)
             {
                 live[p.Step] = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-                rss[p.Step] = Environment.WorkingSet;
             }
         });
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
@@ -210,11 +232,9 @@ public class DDPMPipelineTests(ITestOutputHelper log)
             Assert.InRange(DisposeScopeManager.Statistics.ThreadTotalLiveCount - before, 1, 2);
         }
         long after = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        double growth = (rss[steps] - rss[20]) / (double)rss[20];
-        log.WriteLine($"live tensors: step 20 {live[20]}, step {steps} {live[steps]}, before {before}, after {after}; RSS growth {growth:P2}");
+        log.WriteLine($"live tensors: step 20 {live[20]}, step {steps} {live[steps]}, before {before}, after {after}");
         Assert.Equal(live[20], live[steps]);
         Assert.InRange(after - before, 0, 1);
-        Assert.True(growth < 0.05, $"RSS grew {growth:P2} between step 20 and {steps}");
     }
 
     [Fact]

@@ -71,4 +71,23 @@ public class StableDiffusionPipelineTests(ITestOutputHelper log)
         log.WriteLine($"unet_output from recorded unet_input, 6 calls: max abs error {worst:E3}");
         Assert.True(worst <= Component, $"max error {worst:E3}");
     }
+
+    [Fact]
+    public void RescaleNoiseCfgFollowsTheFormula()
+    {
+        // std_text / std_cfg = 2 (unbiased std over all but dim 0): rescaled = 2 * cfg; 0.5 mixes it half and half
+        using var cfg = torch.tensor(new float[] { 1, 2, 3, 4 }).reshape(1, 4);
+        using var text = torch.tensor(new float[] { 2, 4, 6, 8 }).reshape(1, 4);
+        using var mixed = StableDiffusionPipelineBase.RescaleNoiseCfg(cfg, text, 0.5);
+        Assert.Equal(new float[] { 1.5f, 3f, 4.5f, 6f }, mixed.data<float>().ToArray());
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model);
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate("a cat", guidanceRescale: 1.5, numInferenceSteps: 1));
+        Assert.Equal("StableDiffusionPipeline: guidance_rescale must be in [0, 1], got 1.5", e.Message);
+        // with guidance the UNet batch is [uncond, cond]; guidance_scale 1 disables classifier-free guidance (batch of 1)
+        using var trace = new SdTrace(pipe);
+        using var r = pipe.Generate("a photo of a cat", "", guidanceRescale: 0.7, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent);
+        Assert.Equal(2, trace.One("unet_input").shape[0]);
+        using var one = pipe.Generate("a photo of a cat", guidanceScale: 1.0, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent);
+        Assert.Equal(1, trace.One("unet_input").shape[0]);
+    }
 }

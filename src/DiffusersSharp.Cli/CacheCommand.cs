@@ -1,0 +1,89 @@
+using System.CommandLine;
+using System.Globalization;
+using DiffusersSharp.Hub;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers cache list [--cache-dir d]</c> (repositories, their revisions and sizes, as a table) and
+/// <c>diffusers cache rm &lt;id&gt; [--cache-dir d]</c> (deletes every revision and blob of a repository). The cache is
+/// the one huggingface_hub uses (<c>HF_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).
+/// </summary>
+public static class CacheCommand
+{
+    /// <summary>The <c>--cache-dir</c> option shared by <c>download</c> and <c>cache</c>.</summary>
+    public static Option<string?> CacheDirOption() =>
+        new("--cache-dir") { Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)" };
+
+    /// <summary>The cache folder: <paramref name="cacheDir"/> as an absolute path, or the environment's when null.</summary>
+    public static string FullCacheDir(string? cacheDir)
+    {
+        if (cacheDir is null) return HubSettings.FromEnvironment().CacheDir;
+        if (string.IsNullOrWhiteSpace(cacheDir)) throw new UserException("--cache-dir: empty path");
+        return Path.GetFullPath(cacheDir);
+    }
+
+    public static Command Create(CliContext ctx)
+    {
+        var listDir = CacheDirOption();
+        var list = new Command("list", "List the cached repositories with their revisions and sizes") { listDir };
+        list.SetAction(pr => List(ctx, pr.GetValue(listDir)));
+
+        var id = new Argument<string>("id") { Description = "Hub repository id, e.g. google/ddpm-cat-256" };
+        var rmDir = CacheDirOption();
+        var rm = new Command("rm", "Remove a repository (all its revisions and files) from the cache") { id, rmDir };
+        rm.SetAction(pr => Remove(ctx, pr.GetValue(id)!, pr.GetValue(rmDir)));
+
+        return new Command("cache", "Inspect or clean the Hugging Face cache") { list, rm };
+    }
+
+    public static int List(CliContext ctx, string? cacheDir)
+    {
+        string dir = FullCacheDir(cacheDir);
+        var warnings = new List<string>();
+        var repos = HubCache.ScanRepos(dir, warnings);
+        foreach (var w in warnings) ctx.Error.WriteLine($"warning: {w}");
+        if (repos.Count == 0)
+        {
+            ctx.Out.WriteLine($"No cached repositories in {dir}.");
+            return CliApp.Ok;
+        }
+        var rows = new List<string[]> { new[] { "REPO ID", "REPO TYPE", "SIZE ON DISK", "NB FILES", "LAST MODIFIED", "REVISION", "REFS", "REVISION SIZE", "LOCAL PATH" } };
+        foreach (var repo in repos)
+        {
+            string modified = repo.LastModified.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture);
+            if (repo.Revisions.Count == 0)
+                rows.Add([repo.RepoId, repo.RepoType, repo.SizeOnDiskString, repo.NbFiles.ToString(CultureInfo.InvariantCulture), modified, "-", "", "", repo.RepoPath]);
+            for (int i = 0; i < repo.Revisions.Count; i++)
+            {
+                var rev = repo.Revisions[i];
+                rows.Add(i == 0
+                    ? [repo.RepoId, repo.RepoType, repo.SizeOnDiskString, repo.NbFiles.ToString(CultureInfo.InvariantCulture), modified,
+                       rev.CommitHash, string.Join(", ", rev.Refs), HubDownloadProgress.FormatSize(rev.SizeOnDisk), repo.RepoPath]
+                    : ["", "", "", "", "", rev.CommitHash, string.Join(", ", rev.Refs), HubDownloadProgress.FormatSize(rev.SizeOnDisk), ""]);
+            }
+        }
+        WriteTable(ctx.Out, rows);
+        long total = repos.Sum(r => r.SizeOnDisk);
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine($"{repos.Count} repo(s) in {dir}, {HubDownloadProgress.FormatSize(total)} in total.");
+        return CliApp.Ok;
+    }
+
+    public static int Remove(CliContext ctx, string repoId, string? cacheDir)
+    {
+        var removed = HubCache.Remove(repoId, FullCacheDir(cacheDir));
+        ctx.Out.WriteLine($"Removed {removed.RepoId} ({removed.Revisions.Count} revision(s), {removed.SizeOnDiskString}) from {removed.RepoPath}.");
+        return CliApp.Ok;
+    }
+
+    /// <summary>Left-aligned columns separated by two spaces, with a dashed line under the header.</summary>
+    private static void WriteTable(TextWriter o, List<string[]> rows)
+    {
+        int[] widths = Enumerable.Range(0, rows[0].Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
+        string Line(IEnumerable<string> cells) => string.Join("  ", cells.Select((s, c) => s.PadRight(widths[c]))).TrimEnd();
+        o.WriteLine(Line(rows[0]));
+        o.WriteLine(Line(widths.Select(w => new string('-', w))));
+        foreach (var r in rows.Skip(1)) o.WriteLine(Line(r));
+    }
+}

@@ -1,0 +1,63 @@
+using System.CommandLine;
+using DiffusersSharp.Hub;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers download &lt;id&gt; [--revision r] [--variant fp16] [--include pattern]... [--exclude pattern]...
+/// [--cache-dir d] [--token t]</c>: fetches a repository into the Hugging Face cache and prints its snapshot folder
+/// (the only line on stdout; progress goes to stderr). Without patterns only what <c>from_pretrained</c> needs is
+/// fetched (diffusers' file selection: model_index.json, each component's config and one weight format); with
+/// <c>--include</c>/<c>--exclude</c> a snapshot of the files matching those fnmatch patterns. The endpoint is
+/// <c>HF_ENDPOINT</c>; <c>HF_HUB_OFFLINE=1</c> only resolves what is already cached.
+/// </summary>
+public static class DownloadCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var id = new Argument<string>("id") { Description = "Hub repository id, e.g. google/ddpm-cat-256" };
+        var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit sha (default: main)" };
+        var variant = new Option<string?>("--variant") { Description = "Weight variant to prefer, e.g. fp16 (pipeline selection only)" };
+        var include = new Option<string[]>("--include")
+        {
+            Description = "Download only files matching this pattern (repeatable; fnmatch, e.g. 'unet/*')", DefaultValueFactory = _ => [],
+        };
+        var exclude = new Option<string[]>("--exclude")
+        {
+            Description = "Skip files matching this pattern (repeatable; fnmatch, e.g. '*.bin')", DefaultValueFactory = _ => [],
+        };
+        var cacheDir = CacheCommand.CacheDirOption();
+        var token = new Option<string?>("--token") { Description = "Hub token for private or gated repos (default: HF_TOKEN or the saved token)" };
+        var cmd = new Command("download", "Download a model from the Hugging Face Hub into the cache and print its snapshot folder")
+        {
+            id, revision, variant, include, exclude, cacheDir, token,
+        };
+        cmd.SetAction(pr => Execute(ctx, new Request(pr.GetValue(id)!, pr.GetValue(revision), pr.GetValue(variant),
+            pr.GetValue(include) ?? [], pr.GetValue(exclude) ?? [], pr.GetValue(cacheDir), pr.GetValue(token))));
+        return cmd;
+    }
+
+    /// <summary>The parsed options of one <c>download</c> call.</summary>
+    public sealed record Request(string Id, string? Revision, string? Variant, string[] Include, string[] Exclude, string? CacheDir, string? Token);
+
+    public static int Execute(CliContext ctx, Request r)
+    {
+        HubRepoId.Validate(r.Id);
+        if (r.Revision is not null) HubRepoId.ValidateRevision(r.Revision);
+        bool patterns = r.Include.Length > 0 || r.Exclude.Length > 0;
+        if (patterns && r.Variant is not null)
+            throw new UserException("--variant selects weights in diffusers' pipeline file selection; it cannot be combined with --include/--exclude "
+                                    + "(use a pattern such as '*.fp16.safetensors' instead)");
+        if (r.Include.Concat(r.Exclude).Any(string.IsNullOrWhiteSpace))
+            throw new UserException("--include/--exclude: empty pattern");
+
+        var settings = HubSettings.FromEnvironment(token: r.Token, cacheDir: CacheCommand.FullCacheDir(r.CacheDir));
+        using var client = new HubClient(settings);
+        string folder = DownloadProgressDisplay.Run(ctx, progress => patterns
+            ? client.SnapshotDownloadAsync(r.Id, r.Revision, r.Include.Length > 0 ? r.Include : null, r.Exclude.Length > 0 ? r.Exclude : null,
+                                           localFilesOnly: false, token: null, progress, ctx.CancellationToken)
+            : client.DownloadFolderAsync(r.Id, subfolder: null, r.Revision, r.Variant, localFilesOnly: false, token: null, progress, ctx.CancellationToken));
+        ctx.Out.WriteLine(folder);
+        return CliApp.Ok;
+    }
+}

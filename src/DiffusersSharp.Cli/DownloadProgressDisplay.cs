@@ -1,0 +1,51 @@
+using System.Collections.Concurrent;
+using DiffusersSharp.Hub;
+using Spectre.Console;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// Download progress on stderr (stdout carries only the result): one Spectre.Console bar per file with bytes, rate
+/// and ETA on a terminal; one plain line per finished file when the output is redirected.
+/// </summary>
+public static class DownloadProgressDisplay
+{
+    public static T Run<T>(CliContext ctx, Func<IProgress<HubDownloadProgress>, Task<T>> work)
+    {
+        // The bars go to stderr: plain lines also when only stderr is redirected (a log file gets no escape codes).
+        if (ctx.PlainProgress || (ReferenceEquals(ctx.Error, Console.Error) && Console.IsErrorRedirected))
+            return work(new HubProgressPrinter(ctx.Error, interactive: false)).GetAwaiter().GetResult();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(ctx.Error), Ansi = AnsiSupport.Yes, Interactive = InteractionSupport.Yes,
+        });
+        return console.Progress()
+            .AutoClear(false)
+            .HideCompleted(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                new DownloadedColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+            .StartAsync(pc => work(new BarProgress(pc)))
+            .GetAwaiter().GetResult();
+    }
+
+    /// <summary>A bar per file, created on its first report (reports come from parallel downloads).</summary>
+    private sealed class BarProgress(ProgressContext context) : IProgress<HubDownloadProgress>
+    {
+        private readonly ConcurrentDictionary<string, ProgressTask> _tasks = new();
+
+        public void Report(HubDownloadProgress p)
+        {
+            var task = _tasks.GetOrAdd(p.FileName, name => context.AddTask(Markup.Escape(name), maxValue: Math.Max(1, p.TotalBytes ?? 1)));
+            lock (task)
+            {
+                if (p.TotalBytes is { } total) task.MaxValue = Math.Max(1, total);
+                task.Value = p.BytesDownloaded;
+                if (p.Completed)
+                {
+                    task.Value = task.MaxValue;
+                    task.StopTask();
+                }
+            }
+        }
+    }
+}

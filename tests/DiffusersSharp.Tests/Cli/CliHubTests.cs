@@ -1,0 +1,194 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Hub;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Hub;
+using DiffusersSharp.Tests.Support;
+using Image = DiffusersSharp.Imaging.Image;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary>
+/// <c>diffusers download</c>, <c>cache list|rm</c> and <c>generate --model &lt;hub id&gt;</c> end to end through the
+/// loopback fake Hub (HF_ENDPOINT) and a temporary cache; never the real network.
+/// </summary>
+[Collection(EnvironmentCollection.Name)]
+public sealed class CliHubTests : IDisposable
+{
+    private const string Id = HubTestEnv.TinyId;
+    private static readonly string[] PipelineFiles =
+        ["model_index.json", "scheduler/scheduler_config.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"];
+
+    private readonly HubTestEnv _hub = new();
+    private readonly EnvironmentScope _env;
+
+    public CliHubTests()
+    {
+        _env = new EnvironmentScope(new Dictionary<string, string?>
+        {
+            ["HF_ENDPOINT"] = _hub.Server.Endpoint,
+            ["HF_HUB_CACHE"] = _hub.CacheDir,
+            ["HF_HOME"] = _hub.Temp.File("hf-home"),
+        });
+    }
+
+    public void Dispose()
+    {
+        _env.Dispose();
+        _hub.Dispose();
+    }
+
+    private static (int Code, string Out, string Err) Run(params string[] args) => RunWith(plain: true, args);
+
+    private static (int Code, string Out, string Err) RunWith(bool plain, params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = CliApp.Run(args, o, e, plainProgress: plain);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    private static string[] SnapshotFiles(string snapshot) =>
+        Directory.GetFiles(snapshot, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(snapshot, f).Replace(Path.DirectorySeparatorChar, '/')).Order(StringComparer.Ordinal).ToArray();
+
+    private static long GoldenSize(IEnumerable<string> files) => files.Sum(f => new FileInfo(Golden.Path("tiny-ddpm", f)).Length);
+
+    private static void AssertUserError((int Code, string Out, string Err) r, string expectedStart)
+    {
+        Assert.Equal(1, r.Code);
+        Assert.StartsWith(expectedStart, r.Err);
+        Assert.DoesNotContain("   at ", r.Err); // no stack trace
+    }
+
+    [Fact]
+    public void DownloadThenGenerateOnlineAndOfflineThenListAndRemove()
+    {
+        // download into an explicit --cache-dir: diffusers' selection (safetensors, not .bin); stdout = the snapshot folder
+        string other = _hub.Temp.File("other-cache");
+        var d = Run("download", Id, "--cache-dir", other);
+        Assert.True(d.Code == 0, d.Err);
+        string snapshot = Path.Combine(other, "models--google--ddpm-tiny", "snapshots", _hub.TinyCommit);
+        Assert.Equal(snapshot + Environment.NewLine, d.Out);
+        Assert.Equal(PipelineFiles, SnapshotFiles(snapshot));
+        foreach (var f in PipelineFiles)
+            Assert.Equal(File.ReadAllBytes(Golden.Path("tiny-ddpm", f)), File.ReadAllBytes(Path.Combine(snapshot, f)));
+        Assert.Contains("unet/diffusion_pytorch_model.safetensors  1.0MB/1.0MB  ", d.Err); // one progress line per file
+        Assert.False(Directory.Exists(_hub.CacheDir)); // HF_HUB_CACHE untouched
+
+        // generate --model <id>: not in HF_HUB_CACHE yet, so the locator downloads it through HF_ENDPOINT
+        using var tmp = new TempDir();
+        var g = Run("generate", "--model", Id, "--steps", "2", "--seed", "0", "--output", tmp.File("online.png"));
+        Assert.True(g.Code == 0, g.Err);
+        Assert.True(_hub.Server.Count("GET", "/cdn/") > 0 || _hub.Server.Count("GET", "/" + Id + "/resolve/") > 0);
+        using (var pipe = DDPMPipeline.FromPretrained(Golden.Path("tiny-ddpm")))
+        using (var expected = pipe.Generate(numInferenceSteps: 2, seed: 0))
+            Assert.Equal(expected.Images[0].Pixels, Image.Load(tmp.File("online.png")).Pixels);
+
+        // offline, with the endpoint gone: the same image from the cache, not one request
+        int requests = _hub.Server.Requests.Count;
+        _env.Set("HF_HUB_OFFLINE", "1");
+        _env.Set("HF_ENDPOINT", "http://127.0.0.1:9");
+        var off = Run("generate", "-m", Id, "-n", "2", "-s", "0", "-o", tmp.File("offline.png"));
+        Assert.True(off.Code == 0, off.Err);
+        Assert.Equal(Image.Load(tmp.File("online.png")).Pixels, Image.Load(tmp.File("offline.png")).Pixels);
+        Assert.Equal(requests, _hub.Server.Requests.Count);
+
+        // cache list: the repo, its revision with the ref, the size of the distinct blobs
+        string size = HubDownloadProgress.FormatSize(GoldenSize(PipelineFiles));
+        Assert.Equal("1.0MB", size);
+        var l = Run("cache", "list");
+        Assert.True(l.Code == 0, l.Err);
+        var lines = l.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("REPO ID", lines[0]);
+        Assert.Matches($@"^google/ddpm-tiny\s+model\s+{size}\s+4\s+\S+ \S+\s+{_hub.TinyCommit}\s+main\s+{size}\s+{System.Text.RegularExpressions.Regex.Escape(_hub.RepoFolder(Id))}\s*$", lines[2]);
+        Assert.Equal($"1 repo(s) in {_hub.CacheDir}, {size} in total.", lines[^1].TrimEnd());
+        var l2 = Run("cache", "list", "--cache-dir", other); // the other cache, by option
+        Assert.Contains(Path.Combine(other, "models--google--ddpm-tiny"), l2.Out);
+
+        // cache rm: gone; a second rm and an offline generate are clear user errors
+        var rm = Run("cache", "rm", Id);
+        Assert.True(rm.Code == 0, rm.Err);
+        Assert.Equal($"Removed {Id} (1 revision(s), {size}) from {_hub.RepoFolder(Id)}.", rm.Out.TrimEnd());
+        Assert.False(Directory.Exists(_hub.RepoFolder(Id)));
+        Assert.Equal($"No cached repositories in {_hub.CacheDir}.", Run("cache", "list").Out.TrimEnd());
+        AssertUserError(Run("cache", "rm", Id), $"error: {Id} is not in the cache {_hub.CacheDir}.");
+        var gone = Run("generate", "-m", Id, "-n", "2", "-o", tmp.File("never.png"));
+        AssertUserError(gone, $"error: '{Id}' is not a local folder and is not in the Hugging Face cache");
+        Assert.EndsWith("Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", gone.Err.TrimEnd());
+        Assert.True(Directory.Exists(Path.Combine(other, "models--google--ddpm-tiny"))); // rm touched only its cache
+    }
+
+    [Fact]
+    public void IncludeExcludePatternsDownloadASnapshotOfMatchingFiles()
+    {
+        var d = Run("download", Id, "--include", "unet/*", "--include", "model_index.json", "--exclude", "*.safetensors");
+        Assert.True(d.Code == 0, d.Err);
+        string snapshot = d.Out.TrimEnd();
+        Assert.Equal(Path.Combine(_hub.RepoFolder(Id), "snapshots", _hub.TinyCommit), snapshot);
+        Assert.Equal(["model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.bin"], SnapshotFiles(snapshot));
+
+        // a revision given as the commit, with live progress bars (Spectre) on stderr; stdout is still just the folder
+        var d2 = RunWith(false, "download", Id, "--revision", _hub.TinyCommit, "--include", "scheduler/*");
+        Assert.True(d2.Code == 0, d2.Err);
+        Assert.Equal(snapshot, d2.Out.TrimEnd());
+        Assert.Contains("scheduler/scheduler_config.json", d2.Err);
+        Assert.Contains("100%", d2.Err);
+        Assert.Contains("497 bytes", d2.Err); // DownloadedColumn (+ rate and ETA columns)
+        Assert.True(File.Exists(Path.Combine(snapshot, "scheduler", "scheduler_config.json")));
+
+        AssertUserError(Run("download", Id, "--variant", "fp16", "--include", "*"),
+            "error: --variant selects weights in diffusers' pipeline file selection; it cannot be combined with --include/--exclude");
+    }
+
+    [Fact]
+    public void DownloadErrorsAreClearUserErrors()
+    {
+        AssertUserError(Run("download", "a/b/c"), "error: Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'.");
+        AssertUserError(Run("download", ".."), "error: Repo id must use alphanumeric chars");
+        AssertUserError(Run("download", "nobody/nothing"), "error: 404 Client Error.\n\nRepository Not Found for url: " + _hub.Server.Endpoint + "/api/models/nobody/nothing/revision/main.");
+        AssertUserError(Run("download", Id, "--revision", "no-such-branch"), "error: 404 Client Error.\n\nRevision Not Found for url:");
+
+        var gated = FakeRepo.FromFolder("org/gated", Golden.Path("tiny-ddpm"), out _);
+        gated.RequiredToken = "hf_secret";
+        _hub.Server.Add(gated);
+        var g = Run("download", "org/gated");
+        AssertUserError(g, "error: 401 Client Error.\n\nCannot access gated repo for url ");
+        Assert.Contains("Access to model org/gated is restricted", g.Err);
+        var ok = Run("download", "org/gated", "--token", "hf_secret");
+        Assert.True(ok.Code == 0, ok.Err);
+        Assert.Equal(PipelineFiles, SnapshotFiles(ok.Out.TrimEnd()));
+
+        _env.Set("HF_HUB_OFFLINE", "1");
+        var off = Run("download", Id);
+        AssertUserError(off, $"error: ");
+        Assert.Contains("offline mode is enabled", off.Err, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains(Id, off.Err);
+        Assert.False(Directory.Exists(_hub.RepoFolder(Id)));
+        // cached: offline download just prints the snapshot
+        Assert.Equal(0, Run("download", "org/gated").Code);
+
+        _env.Set("HF_HUB_OFFLINE", null);
+        _env.Set("HF_ENDPOINT", "not a url");
+        AssertUserError(Run("download", Id), "error: HF_ENDPOINT is not a valid http(s) URL: 'not a url'.");
+    }
+
+    [Fact]
+    public void MissingModelSaysHowToGetIt()
+    {
+        // offline: the message says how to get the model, and nothing (not even the fake Hub) is contacted
+        _env.Set("HF_HUB_OFFLINE", "1");
+        var (code, _, stderr) = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(_hub.Temp.Path, "never.png"));
+        Assert.Equal(1, code);
+        Assert.StartsWith($"error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache ({Path.Combine(_hub.CacheDir, "models--nobody--no-such-model")} does not exist). "
+                          + "Download it first with `diffusers download nobody/no-such-model`", stderr);
+        Assert.EndsWith("Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", stderr.TrimEnd());
+        Assert.Empty(_hub.Server.Requests);
+
+        // online: the loopback Hub answers 404, and the message says so
+        _env.Set("HF_HUB_OFFLINE", null);
+        var online = Run("generate", "-m", "nobody/no-such-model", "-o", Path.Combine(_hub.Temp.Path, "never.png"));
+        AssertUserError(online, "error: 'nobody/no-such-model' is not a local folder and is not in the Hugging Face cache");
+        Assert.Contains($"Downloading it from {_hub.Server.Endpoint} failed: 404 Client Error.", online.Err);
+        Assert.False(File.Exists(Path.Combine(_hub.Temp.Path, "never.png")));
+    }
+}
