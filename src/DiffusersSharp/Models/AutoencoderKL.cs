@@ -28,6 +28,18 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>Batches are encoded/decoded one item at a time (diffusers' <c>use_slicing</c>).</summary>
     public bool UseSlicing { get; private set; }
 
+    /// <summary>
+    /// Run the encoder and decoder in channels-last layout (NCHW shape, NHWC strides): oneDNN then takes its
+    /// channels-last convolution kernels, which are faster on CPU. Numerically equivalent (float rounding
+    /// aside); outputs come back contiguous NCHW. On by default (faster on CPU, and bfloat16 NCHW convolutions
+    /// take a slow path); set false for NCHW.
+    /// </summary>
+    public bool ChannelsLast
+    {
+        get => decoder.ChannelsLast;
+        set { decoder.ChannelsLast = value; encoder.ChannelsLast = value; }
+    }
+
     /// <summary>Tile size in image pixels (default: <c>sample_size</c>).</summary>
     public int TileSampleMinSize { get; set; }
 

@@ -21,6 +21,9 @@ public sealed class Encoder : nn.Module
     /// <summary>Test hook: (path under "encoder.", output) after each stage.</summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>Run in channels-last layout (see <see cref="AutoencoderKL.ChannelsLast"/>); the output is contiguous NCHW.</summary>
+    public bool ChannelsLast { get; set; } = true;
+
     public Encoder(int inChannels = 3, int outChannels = 3, string[]? downBlockTypes = null, int[]? blockOutChannels = null,
         int layersPerBlock = 2, int normNumGroups = 32, string actFn = "silu", bool doubleZ = true,
         bool midBlockAddAttention = true)
@@ -53,6 +56,8 @@ public sealed class Encoder : nn.Module
     public Tensor Forward(Tensor sample)
     {
         using var scope = torch.NewDisposeScope();
+        if (ChannelsLast)
+            sample = Layers.ToChannelsLast(sample);
         var hook = DebugHook;
         var h = conv_in.forward(sample);
         hook?.Invoke("conv_in", h);
@@ -74,6 +79,8 @@ public sealed class Encoder : nn.Module
         var output = conv_out.forward(act);
         act.Dispose();
         hook?.Invoke("conv_out", output);
+        if (ChannelsLast)
+            output = output.contiguous();
         return output.MoveToOuterDisposeScope();
     }
 }

@@ -110,7 +110,8 @@ public sealed class Transformer2DModel : nn.Module
         Tensor output;
         if (!UseLinearProjection)
         {
-            using var spatial = h.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2).contiguous();
+            // a channels-last input stays channels-last (the permuted view has NHWC strides); NCHW stays NCHW
+            using var spatial = KeepLayout(h.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual);
             h.Dispose();
             output = proj_out.forward(spatial);
         }
@@ -118,10 +119,13 @@ public sealed class Transformer2DModel : nn.Module
         {
             using var projected = proj_out.forward(h);
             h.Dispose();
-            output = projected.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2).contiguous();
+            output = KeepLayout(projected.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual);
         }
         output = Activations.InPlaceOk ? output.add_(residual) : output + residual;
         DebugHook?.Invoke("", output);
         return new Transformer2DModelOutput(output);
     }
+
+    private static Tensor KeepLayout(Tensor nhwcView, Tensor like) =>
+        Layers.IsChannelsLast(like) ? nhwcView : nhwcView.contiguous();
 }

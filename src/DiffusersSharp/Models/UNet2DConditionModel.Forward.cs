@@ -102,6 +102,8 @@ public sealed partial class UNet2DConditionModel
             encoderHiddenStates = encoder_hid_proj.forward(encoderHiddenStates);
 
         // 2. pre-process
+        if (ChannelsLast)
+            sample = Layers.ToChannelsLast(sample);
         sample = conv_in.forward(sample);
         hook?.Invoke("conv_in", sample);
 
@@ -165,6 +167,8 @@ public sealed partial class UNet2DConditionModel
         sample = conv_out.forward(normed);
         normed.Dispose();
         hook?.Invoke("conv_out", sample);
+        if (ChannelsLast)
+            sample = sample.contiguous();
 
         return new UNet2DConditionOutput(sample.MoveToOuterDisposeScope());
     }

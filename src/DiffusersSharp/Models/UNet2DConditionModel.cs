@@ -186,6 +186,14 @@ public sealed partial class UNet2DConditionModel : nn.Module
     private static T[] Expand<T>(T[] values, int n) => values.Length == n ? values : Enumerable.Repeat(values[0], n).ToArray();
 
     /// <summary>The dtype of the model's parameters.</summary>
+    /// <summary>
+    /// Run the pass in channels-last layout (NCHW shape, NHWC strides): oneDNN then takes its channels-last
+    /// convolution kernels, which are faster on CPU. Numerically equivalent (float rounding aside); the
+    /// output is returned in the standard contiguous layout either way. On by default: on CPU it was 4-5× faster
+    /// in float32 and over 10× in bfloat16 (whose NCHW convolutions take a slow path); set false for NCHW.
+    /// </summary>
+    public bool ChannelsLast { get; set; } = true;
+
     public ScalarType DType => conv_in.weight.dtype;
 
     /// <summary>The device of the model's parameters.</summary>

@@ -108,9 +108,10 @@ public sealed partial class UNet2DModel : nn.Module
     /// <summary>
     /// Run the pass in channels-last layout (NCHW shape, NHWC strides): oneDNN then takes its channels-last
     /// convolution kernels, which are faster on CPU. Numerically equivalent (float rounding aside); the
-    /// output is returned in the standard contiguous layout either way. Off by default.
+    /// output is returned in the standard contiguous layout either way. On by default: on CPU it was 4-5× faster
+    /// in float32 and over 10× in bfloat16 (whose NCHW convolutions take a slow path); set false for NCHW.
     /// </summary>
-    public bool ChannelsLast { get; set; }
+    public bool ChannelsLast { get; set; } = true;
 
     /// <summary>The dtype of the model's parameters.</summary>
     public ScalarType DType => conv_in.weight.dtype;

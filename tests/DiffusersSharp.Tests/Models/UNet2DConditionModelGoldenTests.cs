@@ -17,11 +17,14 @@ public class UNet2DConditionModelGoldenTests
 
     private static UNet2DConditionModel LoadTiny() => UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), subfolder: "unet");
 
-    [Fact]
-    public void Output_AndIntermediatesAtT500_MatchDiffusers()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Output_AndIntermediatesAtT500_MatchDiffusers(bool channelsLast)
     {
         using var _ = torch.no_grad();
         using var unet = LoadTiny();
+        unet.ChannelsLast = channelsLast;
         using var x = Golden.Tensor(Expected, "unet/x");
         using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
         using var golden = Golden.Open(Expected);
@@ -36,7 +39,30 @@ public class UNet2DConditionModelGoldenTests
         Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
         using var expected = Golden.Tensor(Expected, "unet/t500/out");
         Tol.Close(output, expected, Tol.ModelAbs, "t500 output");
+        Assert.True(output.is_contiguous());
     }
+
+    [Fact]
+    public void ChannelsLastPass_KeepsItsLayoutThroughEveryStage()
+    {
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        using var x = Golden.Tensor(Expected, "unet/x");
+        using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
+        var wrong = new List<string>();
+        unet.ChannelsLast = true;
+        unet.IntermediateHook = (name, h) => { if (h.dim() == 4 && !IsChannelsLast(h)) wrong.Add(name); };
+        using var cl = unet.Forward(x, 500L, ehs).Sample;
+        Assert.Empty(wrong); // transformer blocks included
+        unet.ChannelsLast = false;
+        unet.IntermediateHook = (name, h) => { if (!h.is_contiguous()) wrong.Add(name); };
+        using var nchw = unet.Forward(x, 500L, ehs).Sample;
+        Assert.Empty(wrong); // and a NCHW pass stays NCHW
+        Tol.Close(cl, nchw, 1e-5, "channels-last vs NCHW pass");
+    }
+
+    internal static bool IsChannelsLast(Tensor x) =>
+        x.stride(1) == 1 && x.stride(3) == x.shape[1] && x.stride(2) == x.shape[1] * x.shape[3] && x.stride(0) == x.shape[1] * x.shape[2] * x.shape[3];
 
     [Fact]
     public void IntAndZeroDimTensorTimesteps_MatchDiffusers()
