@@ -25,17 +25,28 @@ public static class ModelLoading
         string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
         string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
         string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
+        where TConfig : DiffusersConfig where TModel : nn.Module =>
+        FromPretrained<TConfig, TModel>(idOrPath, (config, _) => create(config), subfolder, variant, dtype, device,
+            revision, cacheDir, weightsName, expectedClassName, prepareWeights);
+
+    /// <summary>
+    /// As above, with <paramref name="create"/> also given the config file's path (for error messages that name it).
+    /// </summary>
+    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, Func<TConfig, string, TModel> create,
+        string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
+        string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
+        string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
         where TConfig : DiffusersConfig where TModel : nn.Module
     {
         string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
-        var config = ReadConfig<TConfig>(folder);
+        string configPath = Path.Combine(folder, ConfigName);
+        var config = ConfigJson.Read<TConfig>(configPath);
         if (expectedClassName is not null && config.ClassName is { } cls && cls != expectedClassName)
         {
-            string configPath = Path.Combine(folder, ConfigName);
             throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
             { FilePath = configPath, Key = "_class_name" };
         }
-        var model = create(config);
+        var model = create(config, configPath);
         try
         {
             if (device is not null) model.to(device);

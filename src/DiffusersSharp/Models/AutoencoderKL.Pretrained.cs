@@ -20,29 +20,8 @@ public sealed partial class AutoencoderKL
     public static AutoencoderKL FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
         ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
-        string configPath = Path.Combine(folder, ConfigName);
-        var config = ConfigJson.Read<AutoencoderKLConfig>(configPath);
-        if (config.ClassName is { } cls && cls != nameof(AutoencoderKL))
-            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{nameof(AutoencoderKL)}'")
-            { FilePath = configPath, Key = "_class_name" };
-        return ModuleScope.Run(() =>
-        {
-            var model = FromConfig(config, configPath);
-            try
-            {
-                if (device is not null) model.to(device);
-                if (dtype is { } dt) model.to(dt);
-                ModelLoading.LoadWeights(model, folder, WeightsName, variant);
-                model.eval();
-                return model;
-            }
-            catch
-            {
-                model.Dispose();
-                throw;
-            }
-        });
+        return ModuleScope.Run(() => ModelLoading.FromPretrained<AutoencoderKLConfig, AutoencoderKL>(idOrPath, FromConfig, subfolder,
+            variant, dtype, device, revision, cacheDir, WeightsName, expectedClassName: nameof(AutoencoderKL)));
     }
 
     /// <summary>
