@@ -19,37 +19,9 @@ public sealed partial class UNet2DModel
     public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
         ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir);
-        string configPath = Path.Combine(folder, ConfigName);
-        var config = ConfigJson.Read<UNet2DModelConfig>(configPath);
-        if (config.ClassName is { } cls && cls != nameof(UNet2DModel))
-            throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{nameof(UNet2DModel)}'")
-            { FilePath = configPath, Key = "_class_name" };
-
-        var model = FromConfig(config, configPath);
-        try
-        {
-            var weights = WeightLoader.ReadFolder(folder, WeightsName, variant);
-            try
-            {
-                model.MergeStateDictAliases(weights);
-                WeightLoader.LoadInto(model, weights, folder);
-            }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
-            if (dtype is { } dt && device is not null) model.to(device, dt);
-            else if (dtype is { } d) model.to(d);
-            else if (device is not null) model.to(device);
-            model.eval();
-            return model;
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return ModuleScope.Run(() => ModelLoading.FromPretrained<UNet2DModelConfig, UNet2DModel>(idOrPath, FromConfig,
+            subfolder, variant, dtype, device, revision, cacheDir, WeightsName, expectedClassName: nameof(UNet2DModel),
+            prepareWeights: (model, weights) => model.MergeStateDictAliases(weights)));
     }
 
     /// <summary>
