@@ -11,6 +11,8 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
 public static class Program
 {
@@ -45,11 +47,15 @@ public static class Program
             case "sd-txt2img":
                 SdPipelineBench.Run(int.Parse(Opt("--steps", "2")), Opt("--tokenizer", "tests/golden/clip-tokenizer"));
                 return 0;
+            case "train":
+                TrainBench.Run(Opt("--sizes", "32,64").Split(',').Select(int.Parse).ToArray(), Opt("--layouts", "cats,default").Split(','),
+                    Opt("--modes", "fp32,bf16-pure").Split(','), int.Parse(Opt("--steps", "5")), int.Parse(Opt("--batch", "64")));
+                return 0;
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-vae> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-vae|sd-txt2img|train> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

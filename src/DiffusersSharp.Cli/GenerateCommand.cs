@@ -15,7 +15,10 @@ public static class GenerateCommand
 
     public static Command Create(CliContext ctx)
     {
-        var model = new Option<string>("--model", "-m") { Description = "Pipeline folder or Hub id (from the local cache)", Required = true };
+        var model = new Option<string?>("--model", "-m")
+        {
+            Description = $"Pipeline folder or Hub id (default: the bundled {DefaultModel.Name}, a 32x32 cartoon-cat DDPM trained by 'diffusers train unconditional')",
+        };
         var steps = new Option<int?>("--steps", "-n") { Description = "Denoising steps (default: the pipeline's, DDPM 1000, DDIM 50)" };
         var seed = new Option<long?>("--seed", "-s") { Description = "Seed of the CPU generator (torch.manual_seed); random when absent" };
         var batch = new Option<int>("--batch", "-b") { Description = "Images to generate", DefaultValueFactory = _ => 1 };
@@ -39,19 +42,24 @@ public static class GenerateCommand
             DefaultValueFactory = _ => "fp32",
         };
         dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
+        var upscale = new Option<int>("--upscale")
+        {
+            Description = "Enlarge the saved image N times (nearest neighbour; for small models' images)",
+            DefaultValueFactory = _ => 1,
+        };
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, upscale,
         };
         sd.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
-            pr.GetValue(model)!, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
+            pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale) }));
         return cmd;
     }
 
@@ -61,6 +69,9 @@ public static class GenerateCommand
     {
         /// <summary>The Stable Diffusion options (prompt, guidance, size, init image, mask, …).</summary>
         public StableDiffusionOptions.Values StableDiffusion { get; init; } = new();
+
+        /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
+        public int Upscale { get; init; } = 1;
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -73,6 +84,8 @@ public static class GenerateCommand
             throw new UserException($"--output '{r.Output}': unknown extension '{ext}'; use .png, .jpg, .jpeg, .webp or .npy");
         if (r.Batch <= 0) throw new UserException($"--batch must be at least 1, got {r.Batch}");
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
+        if (r.Upscale is < 1 or > 64) throw new UserException($"--upscale must be between 1 and 64, got {r.Upscale}");
+        if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
@@ -120,7 +133,12 @@ public static class GenerateCommand
         if (npy)
             NpyFile.Write(r.Output, result.Array!);
         else
-            (result.Images.Count == 1 ? result.Images[0] : result.Grid()).Save(r.Output);
+        {
+            var image = result.Images.Count == 1 ? result.Images[0] : result.Grid();
+            if (r.Upscale != 1)
+                image = ImageResize.Resize(image, image.Width * r.Upscale, image.Height * r.Upscale, ResampleFilter.Nearest);
+            image.Save(r.Output);
+        }
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;
     }

@@ -6,7 +6,9 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// Step progress: a Spectre.Console bar with s/step and ETA on a terminal; plain lines when the output is
-/// redirected (Spectre renders nothing live there).
+/// redirected (Spectre renders nothing live there). The bar is redrawn on the calling thread at each step
+/// (no auto-refresh thread): a thread that allocates while torch runs can trigger a collection that finalizes
+/// a TorchSharp Scalar still in use by a native call (see <see cref="DiffusersSharp.Runtime.NoGcRegion"/>).
 /// </summary>
 public static class ProgressDisplay
 {
@@ -17,12 +19,14 @@ public static class ProgressDisplay
         T result = default!;
         console.Progress()
             .AutoClear(false)
+            .AutoRefresh(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
                 new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(pc =>
             {
                 var task = pc.AddTask("denoising", maxValue: expectedSteps);
-                result = work(new BarProgress(task));
+                pc.Refresh();
+                result = work(new BarProgress(pc, task));
             });
         return result;
     }
@@ -32,13 +36,14 @@ public static class ProgressDisplay
         public void Report(PipelineProgress p) => output.WriteLine(Line(p));
     }
 
-    private sealed class BarProgress(ProgressTask task) : IProgress<PipelineProgress>
+    private sealed class BarProgress(ProgressContext context, ProgressTask task) : IProgress<PipelineProgress>
     {
         public void Report(PipelineProgress p)
         {
             task.MaxValue = p.TotalSteps;
             task.Value = p.Step;
             task.Description = string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} · {p.SecondsPerStep:0.000} s/step");
+            context.Refresh();
         }
     }
 

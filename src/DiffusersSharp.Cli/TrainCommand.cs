@@ -99,12 +99,14 @@ public static class TrainCommand
             return trainer.Train(new LineProgress(ctx.Out), ctx.CancellationToken);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(ctx.Out) });
         string result = "";
-        console.Progress().AutoClear(false)
+        // Redrawn on the training thread at each step, no refresh thread (see ProgressDisplay).
+        console.Progress().AutoClear(false).AutoRefresh(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(pc =>
             {
                 var task = pc.AddTask("training");
-                result = trainer.Train(new BarProgress(task), ctx.CancellationToken);
+                pc.Refresh();
+                result = trainer.Train(new BarProgress(pc, task), ctx.CancellationToken);
             });
         return result;
     }
@@ -114,13 +116,14 @@ public static class TrainCommand
         public void Report(TrainingProgress p) => output.WriteLine(Line(p));
     }
 
-    private sealed class BarProgress(ProgressTask task) : IProgress<TrainingProgress>
+    private sealed class BarProgress(ProgressContext context, ProgressTask task) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress p)
         {
             task.MaxValue = p.TotalSteps;
             task.Value = p.Step;
             task.Description = Markup.Escape(Line(p));
+            context.Refresh();
         }
     }
 }

@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using DiffusersSharp.Imaging;
@@ -118,30 +119,35 @@ public sealed class UnconditionalTrainer
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             double lossSum = 0;
             int epoch = 0;
-            for (int m = 0; m < accum; m++)
+            // No collection while the step's native calls run: the background loader allocates, and a
+            // collection it triggers could finalize a TorchSharp Scalar still in use (see NoGcRegion).
+            using (NoGcRegion.Enter())
             {
-                using var scope = torch.NewDisposeScope();
-                var batch = loader.Next(cancellationToken);
-                epoch = batch.Epoch;
-                imagesSeen += batch.Count;
-                var clean = torch.tensor(batch.Data, [batch.Count, 3, o.Resolution, o.Resolution]);
-                var noise = torch.randn(clean.shape, ScalarType.Float32, generator: generator);
-                var timesteps = torch.randint(0, scheduler.NumTrainTimesteps, [batch.Count], ScalarType.Int64, generator: generator);
-                var noisy = scheduler.AddNoise(clean, noise, timesteps);
-                var output = model.Forward(noisy, timesteps).Sample;
-                Tensor loss = o.PredictionType switch
+                for (int m = 0; m < accum; m++)
                 {
-                    "epsilon" => nn.functional.mse_loss(output.to(ScalarType.Float32), noise),
-                    "v_prediction" => nn.functional.mse_loss(output.to(ScalarType.Float32), scheduler.GetVelocity(clean, noise, timesteps)),
-                    _ => SampleLoss(output, clean, alphasCumprod, timesteps),
-                };
-                lossSum += loss.item<float>();
-                (accum == 1 ? loss : loss / accum).backward();
+                    using var scope = torch.NewDisposeScope();
+                    var batch = loader.Next(cancellationToken);
+                    epoch = batch.Epoch;
+                    imagesSeen += batch.Count;
+                    var clean = torch.tensor(batch.Data, [batch.Count, 3, o.Resolution, o.Resolution]);
+                    var noise = torch.randn(clean.shape, ScalarType.Float32, generator: generator);
+                    var timesteps = torch.randint(0, scheduler.NumTrainTimesteps, [batch.Count], ScalarType.Int64, generator: generator);
+                    var noisy = scheduler.AddNoise(clean, noise, timesteps);
+                    var output = model.Forward(noisy, timesteps).Sample;
+                    Tensor loss = o.PredictionType switch
+                    {
+                        "epsilon" => nn.functional.mse_loss(output.to(ScalarType.Float32), noise),
+                        "v_prediction" => nn.functional.mse_loss(output.to(ScalarType.Float32), scheduler.GetVelocity(clean, noise, timesteps)),
+                        _ => SampleLoss(output, clean, alphasCumprod, timesteps),
+                    };
+                    lossSum += loss.item<float>();
+                    (accum == 1 ? loss : loss / accum).backward();
+                }
+                nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
+                optimizer.step();
+                optimizer.zero_grad();
+                ema?.Step(parameters);
             }
-            nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
-            optimizer.step();
-            optimizer.zero_grad();
-            ema?.Step(parameters);
             step++;
             double meanLoss = lossSum / accum;
             losses.Add((step, epoch, meanLoss, lr));
