@@ -10,7 +10,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1] [--tile 32 (latent cells)]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
@@ -42,7 +42,7 @@ public static class Program
                 SdBench.RunUNet(threads, dtypes, runs);
                 return 0;
             case "sd-vae":
-                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1");
+                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1", int.Parse(Opt("--tile", "32")));
                 return 0;
             case "sd-txt2img":
                 SdPipelineBench.Run(int.Parse(Opt("--steps", "2")), Opt("--tokenizer", "tests/golden/clip-tokenizer"));

@@ -66,7 +66,7 @@ public static class SdBench
     }
 
     /// <param name="tiled">Decode in tiles of 32 latent cells / 256 px (the SD VAE's own tile, 512 px, would not tile a 64x64 latent).</param>
-    public static void RunVae(int[] threads, int runs, bool tiled)
+    public static void RunVae(int[] threads, int runs, bool tiled, int tileLatent = 32)
     {
         torch.manual_seed(0);
         using var vae = AutoencoderKL.FromConfig(ConfigJson.Parse<AutoencoderKLConfig>(Sd15VaeConfig, "sd15 vae"));
@@ -75,10 +75,10 @@ public static class SdBench
         if (tiled)
         {
             vae.EnableTiling();
-            vae.TileSampleMinSize = 256;
-            vae.TileLatentMinSize = 32;
+            vae.TileSampleMinSize = tileLatent * 8;
+            vae.TileLatentMinSize = tileLatent;
         }
-        Console.WriteLine($"SD VAE decode 1x4x64x64 -> 1x3x512x512, {(tiled ? "tiled (32-cell tiles)" : "untiled")}; weights {weightBytes / 1e6:F0} MB");
+        Console.WriteLine($"SD VAE decode 1x4x64x64 -> 1x3x512x512, {(tiled ? $"tiled ({tileLatent}-cell latent tiles, {tileLatent * 8} px)" : "untiled")}; weights {weightBytes / 1e6:F0} MB");
         using var z = torch.randn(new long[] { 1, 4, 64, 64 }, generator: new Generator(3));
         long before = Harness.PeakRssBytes();
         foreach (int n in threads)

@@ -51,6 +51,7 @@ public static class NativeSetup
             _ = Marshal.PtrToStringAnsi(gnu_get_libc_version()); // throws where libc is not glibc
             const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
             int ok1 = mallopt(M_MMAP_THRESHOLD, int.MaxValue);
+            _mallocTuned = ok1 == 1;
             int ok2 = mallopt(M_TRIM_THRESHOLD, 1 << 30);
             return ok1 == 1 && ok2 == 1 ? "mallopt: mmap threshold raised" : "mallopt: refused";
         }
@@ -83,6 +84,52 @@ public static class NativeSetup
         }
         return "mkl shim: not built";
     }
+
+    /// <summary>
+    /// Hands the native heap's free memory back to the OS (glibc <c>malloc_trim(0)</c>; a no-op elsewhere or when
+    /// the mallopt tuning is opted out of). With the raised trim threshold, memory freed by one phase of a
+    /// pipeline (the UNet steps' activations) otherwise stays resident, and the next phase (the VAE decode,
+    /// whose blocks are of other sizes) cannot always reuse it, so the process's peak is the sum of both.
+    /// </summary>
+    public static void TrimNativeHeap()
+    {
+        if (!_trimAvailable) return;
+        try { malloc_trim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { _trimAvailable = false; }
+    }
+
+    private static bool _trimAvailable = !OptedOut("DIFFUSERS_SHARP_NO_MALLOPT");
+    private static bool _mallocTuned;
+
+    /// <summary>
+    /// For the returned scope's lifetime, native blocks of 32 MB and more are mapped and unmapped by glibc one by
+    /// one again (its usual behaviour) instead of coming from the heap. Used around phases whose few, very large
+    /// tensors (the VAE decoder's 134-268 MB activations at 512²) would otherwise fragment the heap: the decode's
+    /// peak drops from 1.5 to 0.9 GB above the weights, at ~15% of the decode's time. A no-op when the malloc
+    /// tuning is not in effect. Process-wide while it lasts (other threads' allocations too).
+    /// </summary>
+    public static IDisposable MapLargeBlocks()
+    {
+        const int M_MMAP_THRESHOLD = -3;
+        if (!_mallocTuned) return NoOp.Instance;
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        return new Restore(() => mallopt(M_MMAP_THRESHOLD, int.MaxValue));
+    }
+
+    private sealed class NoOp : IDisposable
+    {
+        public static readonly NoOp Instance = new();
+        public void Dispose() { }
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        private Action? _undo = undo;
+        public void Dispose() => Interlocked.Exchange(ref _undo, null)?.Invoke();
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    private static extern int malloc_trim(nuint pad);
 
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int mallopt(int param, int value);
