@@ -13,13 +13,7 @@ public class CliStableDiffusionTests(ITestOutputHelper log)
 {
     private static string Model => Golden.Path("tiny-sd");
 
-    private static (int code, string stdout, string stderr) Run(params string[] args)
-    {
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        int code = CliApp.Run(args, o, e, plainProgress: true);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int code, string stdout, string stderr) Run(params string[] args) => CliRun.Run(args);
 
     private void CheckNpy(string npy, string goldenFile, string key)
     {

@@ -12,13 +12,7 @@ public class CliTests
 {
     private static string Model => Golden.Path("tiny-ddpm");
 
-    private static (int code, string stdout, string stderr) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e, plainProgress: true);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int code, string stdout, string stderr) Run(params string[] args) => CliRun.Run(args);
 
     [Fact]
     public void GenerateWritesAPngOfTheModelSize()

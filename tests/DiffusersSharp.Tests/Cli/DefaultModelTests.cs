@@ -11,13 +11,7 @@ namespace DiffusersSharp.Tests.Cli;
 /// </summary>
 public class DefaultModelTests
 {
-    private static (int code, string stdout, string stderr) Run(params string[] args)
-    {
-        var o = new StringWriter();
-        var e = new StringWriter();
-        int code = CliApp.Run(args, o, e, plainProgress: true);
-        return (code, o.ToString(), e.ToString());
-    }
+    private static (int code, string stdout, string stderr) Run(params string[] args) => CliRun.Run(args);
 
     [Fact]
     public void TheBundledModelIsCopiedNextToTheProgram()
