@@ -43,7 +43,22 @@ public static class ProgressDisplay
             task.MaxValue = p.TotalSteps;
             task.Value = p.Step;
             task.Description = string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} · {p.SecondsPerStep:0.000} s/step");
+            _throttle.Refresh(context, p.Step == p.TotalSteps);
+        }
+
+        private readonly RefreshThrottle _throttle = new();
+    }
+
+    /// <summary>Redraws at most ten times a second (and at the last step), on the caller's thread.</summary>
+    internal sealed class RefreshThrottle
+    {
+        private readonly System.Diagnostics.Stopwatch _since = System.Diagnostics.Stopwatch.StartNew();
+
+        public void Refresh(ProgressContext context, bool force)
+        {
+            if (!force && _since.ElapsedMilliseconds < 100) return;
             context.Refresh();
+            _since.Restart();
         }
     }
 

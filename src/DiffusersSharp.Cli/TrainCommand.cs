@@ -123,7 +123,9 @@ public static class TrainCommand
             task.MaxValue = p.TotalSteps;
             task.Value = p.Step;
             task.Description = Markup.Escape(Line(p));
-            context.Refresh();
+            _throttle.Refresh(context, p.Step == p.TotalSteps);
         }
+
+        private readonly ProgressDisplay.RefreshThrottle _throttle = new();
     }
 }
