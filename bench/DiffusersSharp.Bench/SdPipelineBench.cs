@@ -15,6 +15,12 @@ namespace DiffusersSharp.Bench;
 /// </summary>
 public static class SdPipelineBench
 {
+    /// <summary>Reports synchronously on the pipeline's thread (System.Progress would post to the thread pool).</summary>
+    private sealed class Progress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => report(value);
+    }
+
     // runwayml/stable-diffusion-v1-5 text_encoder/config.json (the keys that shape the model)
     private const string Sd15TextConfig = """
     { "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
@@ -44,8 +50,12 @@ public static class SdPipelineBench
         using var pipe = new StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler);
         Console.WriteLine($"SD 1.5-sized txt2img 512x512, {steps} steps, CFG 7.5; weights {weightBytes / 1e9:F2} GB, RSS after building {rssLoaded / 1e9:F2} GB");
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        using (var result = pipe.Generate("a photo of a cat", height: 512, width: 512, numInferenceSteps: steps, seed: 0))
+        var afterSteps = new List<string>();
+        var stepPeaks = new Progress(p =>
+            afterSteps.Add($"step {p.Step}: RSS {Harness.RssBytes() / 1e9:F2} GB, peak so far {Harness.PeakRssBytes() / 1e9:F2} GB, {p.SecondsPerStep:F2} s/step"));
+        using (var result = pipe.Generate("a photo of a cat", height: 512, width: 512, numInferenceSteps: steps, seed: 0, progress: stepPeaks))
             Console.WriteLine($"  {sw.Elapsed.TotalSeconds:F1} s; image {result.Images[0].Width}x{result.Images[0].Height}");
+        foreach (var line in afterSteps) Console.WriteLine("  " + line);
         long peak = Harness.PeakRssBytes();
         Console.WriteLine($"  peak RSS {peak / 1e9:F2} GB = {peak / (double)weightBytes:F2} x the weights (target <= 1.3)");
     }

@@ -166,6 +166,9 @@ public sealed partial class AutoencoderKL : nn.Module
     public DecoderOutput Decode(Tensor z)
     {
         CheckInput(z, Config.LatentChannels, "Decode", "latents");
+        // The decoder's few very large activations (134-268 MB at 512²) are mapped one by one rather than
+        // carved from the heap, which they fragment (peak memory; see NativeSetup.MapLargeBlocks).
+        using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks();
         if (UseSlicing && z.shape[0] > 1)
         {
             using var scope = torch.NewDisposeScope();

@@ -364,12 +364,10 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
         using var scope = torch.NewDisposeScope();
         if (outputType == OutputType.Latent)
             return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
-        // The denoising loop's freed activations go back to the OS before the decode needs its own, and the
-        // decode's very large activations are mapped one by one (see NativeSetup): peak memory, not speed.
+        // The denoising loop's freed activations go back to the OS before the decode needs its own (the decode
+        // itself maps its very large activations one by one; see NativeSetup): peak memory, not speed.
         Runtime.NativeSetup.TrimNativeHeap();
-        Tensor image;
-        using (Runtime.NativeSetup.MapLargeBlocks())
-            image = Vae.Decode(latents / Vae.ScalingFactor).Sample;
+        var image = Vae.Decode(latents / Vae.ScalingFactor).Sample;
         Record("vae_decoded", image);
         var x = Imaging.ImageProcessor.Denormalize(image);
         return outputType switch
