@@ -34,6 +34,19 @@ public static class Harness
         return r;
     }
 
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct MallInfo2 { public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallinfo2")]
+    private static extern MallInfo2 mallinfo2();
+
+    /// <summary>glibc's live native heap (in use + mapped blocks) and its free bytes; (-1, -1) where not glibc.</summary>
+    public static (long InUse, long Free) NativeHeap()
+    {
+        try { var m = mallinfo2(); return ((long)(m.uordblks + m.hblkhd), (long)m.fordblks); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return (-1, -1); }
+    }
+
     public static long RssBytes()
     {
         foreach (var line in File.ReadLines("/proc/self/status"))

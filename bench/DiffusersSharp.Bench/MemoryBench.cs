@@ -11,20 +11,13 @@ namespace DiffusersSharp.Bench;
 /// </summary>
 public static class MemoryBench
 {
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-    private struct MallInfo2 { public nuint arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost; }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mallinfo2")]
-    private static extern MallInfo2 mallinfo2();
-
     /// <summary>One line of where the process's memory is: RSS, the managed heap, glibc's heap (in use / free).</summary>
     private static void Trace(int step)
     {
         GC.Collect();
         var gc = GC.GetGCMemoryInfo();
-        string malloc;
-        try { var m = mallinfo2(); malloc = $"malloc in use {m.uordblks / 1e6 + m.hblkhd / 1e6,7:F1} MB free {m.fordblks / 1e6,6:F1} MB"; }
-        catch (Exception) { malloc = "malloc n/a"; }
+        var (inUse, free) = Harness.NativeHeap();
+        string malloc = inUse < 0 ? "malloc n/a" : $"malloc in use {inUse / 1e6,7:F1} MB free {free / 1e6,6:F1} MB";
         Console.WriteLine($"  step {step,5}: RSS {Harness.RssBytes() / 1e6,7:F1} MB  managed heap {GC.GetTotalMemory(false) / 1e6,6:F1} MB (committed {gc.TotalCommittedBytes / 1e6,6:F1} MB)  {malloc}");
     }
 

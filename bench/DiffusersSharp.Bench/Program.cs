@@ -12,6 +12,8 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1] [--tile 32 (latent cells)]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet-memory      (live heap vs RSS per block of one SD UNet step)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
 public static class Program
@@ -40,6 +42,9 @@ public static class Program
                 return 0;
             case "sd-unet":
                 SdBench.RunUNet(threads, dtypes, runs);
+                return 0;
+            case "sd-unet-memory":
+                SdBench.TraceUNetMemory();
                 return 0;
             case "sd-vae":
                 SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1", int.Parse(Opt("--tile", "32")));
@@ -75,7 +80,7 @@ public static class Program
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-vae|sd-txt2img|train> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sdpa|train> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

@@ -65,6 +65,41 @@ public static class SdBench
         }
     }
 
+    /// <summary>
+    /// Where one fp32 SD 1.5 UNet step (batch 2) holds its memory: glibc's live native heap and the RSS at every
+    /// block boundary (the model's intermediate hook), against the heap after loading.
+    /// </summary>
+    public static void TraceUNetMemory()
+    {
+        torch.manual_seed(0);
+        using var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
+        unet.eval();
+        using var x = torch.randn(new long[] { 2, 4, 64, 64 }, generator: new Generator(1));
+        using var ehs = torch.randn(new long[] { 2, 77, 768 }, generator: new Generator(2));
+        using var t = torch.tensor(new long[] { 981 });
+        long baseHeap = Harness.NativeHeap().InUse, baseRss = Harness.RssBytes();
+        long maxLive = 0, lastRss = 0;
+        string maxAt = "";
+        unet.IntermediateHook = (name, _) =>
+        {
+            long live = Harness.NativeHeap().InUse - baseHeap;
+            if (live > maxLive) (maxLive, maxAt) = (live, name);
+            long rss = Harness.RssBytes() - baseRss;
+            if (rss - lastRss > 20_000_000 || name.Count(c => c == '.') == 0)
+                Console.WriteLine($"  {name,-60} live +{live / 1e6,7:F0} MB   RSS +{rss / 1e6,7:F0} MB");
+            lastRss = Math.Max(lastRss, rss);
+        };
+        for (int run = 0; run < 2; run++)
+        {
+            Console.WriteLine($"step {run + 1}:");
+            using (torch.inference_mode())
+            using (var scope = torch.NewDisposeScope())
+                unet.Forward(x, t, ehs);
+        }
+        unet.IntermediateHook = null;
+        Console.WriteLine($"  largest live heap at a hook point: +{maxLive / 1e6:F0} MB (at {maxAt}); peak RSS +{(Harness.PeakRssBytes() - baseRss) / 1e6:F0} MB");
+    }
+
     /// <param name="tiled">Decode in tiles of 32 latent cells / 256 px (the SD VAE's own tile, 512 px, would not tile a 64x64 latent).</param>
     public static void RunVae(int[] threads, int runs, bool tiled, int tileLatent = 32)
     {
