@@ -75,7 +75,7 @@ public sealed class Decoder : nn.Module
         if (!ReferenceEquals(h, mid)) mid.Dispose();
         for (int i = 0; i < up_blocks.Count; i++)
         {
-            var next = up_blocks[i].Forward(h);
+            var next = up_blocks[i].Forward(h, consumeInput: true); // disposes h as soon as it is no longer needed
             h.Dispose();
             h = next;
             hook?.Invoke($"up_blocks.{i}", h);

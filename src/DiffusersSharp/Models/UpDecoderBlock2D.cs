@@ -33,22 +33,29 @@ public sealed class UpDecoderBlock2D : nn.Module
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor hiddenStates, Tensor? temb = null)
+    /// <param name="consumeInput">
+    /// The caller hands <paramref name="hiddenStates"/> over: it is disposed as soon as the first resnet no longer
+    /// needs it, instead of living until the block returns (at 512² in the SD VAE that input is 134-268 MB).
+    /// </param>
+    public Tensor Forward(Tensor hiddenStates, Tensor? temb = null, bool consumeInput = false)
     {
         var input = hiddenStates;
+        bool Owned(Tensor t) => consumeInput || !ReferenceEquals(t, input);
         foreach (var resnet in resnets)
         {
             var h = hiddenStates;
-            var next = ScopedCall.Run(() => resnet.Forward(h, temb));
-            if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+            bool owned = Owned(h);
+            var next = ScopedCall.Run(() => resnet.Forward(h, temb, consumeInput: owned));
+            if (owned && !ReferenceEquals(hiddenStates, next)) hiddenStates.Dispose();
             hiddenStates = next;
         }
         if (upsamplers is not null)
             foreach (var u in upsamplers)
             {
                 var h = hiddenStates;
-                var next = ScopedCall.Run(() => u.Forward(h));
-                if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
+                bool owned = Owned(h);
+                var next = ScopedCall.Run(() => u.Forward(h, consumeInput: owned));
+                if (owned && !ReferenceEquals(hiddenStates, next)) hiddenStates.Dispose();
                 hiddenStates = next;
             }
         return hiddenStates;

@@ -48,7 +48,8 @@ public sealed class Upsample2D : nn.Module
     }
 
     /// <param name="outputSize">Target (height, width); null doubles the size.</param>
-    public Tensor Forward(Tensor hiddenStates, long[]? outputSize = null)
+    /// <param name="consumeInput">The caller hands <paramref name="hiddenStates"/> over: it is disposed once interpolated.</param>
+    public Tensor Forward(Tensor hiddenStates, long[]? outputSize = null, bool consumeInput = false)
     {
         if (hiddenStates.shape[1] != Channels)
             throw new ArgumentException($"Upsample2D expects {Channels} channels, got input of shape [{string.Join(", ", hiddenStates.shape)}]");
@@ -62,9 +63,11 @@ public sealed class Upsample2D : nn.Module
         // nearest-neighbour copies values, so the result is the same without the casts.
         if (Interpolate)
         {
+            var small = h;
             h = outputSize is null
                 ? nn.functional.interpolate(h, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
                 : nn.functional.interpolate(h, size: outputSize, mode: InterpolationMode.Nearest);
+            if (consumeInput || !ReferenceEquals(small, hiddenStates)) small.Dispose();
         }
         if (UseConv)
             h = c!.forward(h);
