@@ -32,6 +32,22 @@ public class AutoencoderKLGoldenTests
         Assert.Equal(0.25, vae.TileOverlapFactor);
     }
 
+    /// <summary>The decoder frees its blocks' inputs early (consumeInput); the caller's latents are never among them.</summary>
+    [Fact]
+    public void Decode_LeavesTheLatentsUsableAndRepeats()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var z = Golden.Tensor(Expected, "vae/z");
+        using var copy = z.clone();
+        using var first = vae.Decode(z).Sample;
+        using var second = vae.Decode(z).Sample;
+        Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy));
+        Assert.Equal(0.0, Tol.MaxAbsDiff(first, second));
+        using var expected = Golden.Tensor(Expected, "vae/decode");
+        Tol.Close(second, expected, Tol.ModelAbs, "second vae.decode(z)");
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]

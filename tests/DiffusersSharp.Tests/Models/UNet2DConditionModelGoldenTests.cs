@@ -17,6 +17,21 @@ public class UNet2DConditionModelGoldenTests
 
     private static UNet2DConditionModel LoadTiny() => UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), subfolder: "unet");
 
+    [Fact]
+    public void LayoutDefaultsToNchwInFloat32AndChannelsLastInBFloat16UnlessSet()
+    {
+        using var unet = LoadTiny();
+        Assert.False(unet.ChannelsLast);
+        unet.to(ScalarType.BFloat16);
+        Assert.True(unet.ChannelsLast);
+        unet.ChannelsLast = false;
+        Assert.False(unet.ChannelsLast);
+        unet.to(ScalarType.Float32);
+        Assert.False(unet.ChannelsLast);
+        unet.ChannelsLast = true;
+        Assert.True(unet.ChannelsLast);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
