@@ -105,7 +105,7 @@ public static class NativeSetup
     /// For the returned scope's lifetime, native blocks of 32 MB and more are mapped and unmapped by glibc one by
     /// one again (its usual behaviour) instead of coming from the heap. Used around phases whose few, very large
     /// tensors (the VAE decoder's 134-268 MB activations at 512²) would otherwise fragment the heap: the decode's
-    /// peak drops from 1.5 to 1.0 GB above the weights, at about 2 s more per 512² decode (2 cores). A no-op when the malloc
+    /// peak drops from 1.5 to 1.0 GB above the weights, at about 1 s more per 512² decode (2 cores). A no-op when the malloc
     /// tuning is not in effect. Process-wide while it lasts (other threads' allocations too).
     /// </summary>
     public static IDisposable MapLargeBlocks()
