@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -135,23 +134,8 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 8. denoising loop
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < tValues.Length; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using (var stepScope = torch.NewDisposeScope())
-            {
-                var input = cfg ? torch.cat(new[] { current, current }) : current;
-                input = Scheduler.ScaleModelInput(input, tValues[i]);
-                var next = PredictAndStep(i, input, timesteps[i], tValues[i], current, encoderStates, timestepCond, cfg,
-                    guidanceScale, 0.0, eta, gens);
-                Record("latents_after_step", next, i);
-                current.Dispose();
-                current = next.MoveToOuterDisposeScope();
-            }
-            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
-            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
-        }
+        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, 0.0, eta, gens,
+            callback, progress, cancellationToken);
 
         // 9. decode and postprocess
         return Finish(current, outputType);

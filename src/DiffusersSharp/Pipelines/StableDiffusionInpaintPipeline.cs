@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -166,32 +165,20 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
         var initMask = cfg ? mask.chunk(2)[0] : mask;
 
-        // 10. denoising loop
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < tValues.Length; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using (var stepScope = torch.NewDisposeScope())
-            {
-                var input = cfg ? torch.cat(new[] { current, current }) : current;
-                input = Scheduler.ScaleModelInput(input, tValues[i]);
-                if (unetChannels == 9) input = torch.cat(new[] { input, mask, maskedImageLatents }, 1);
-                var next = PredictAndStep(i, input, timesteps[i], tValues[i], current, encoderStates, timestepCond, cfg,
-                    guidanceScale, 0.0, eta, gens);
-                if (unetChannels == 4)
+        // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
+        // blended with the init image noised to the next timestep outside the mask
+        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, 0.0, eta, gens,
+            callback, progress, cancellationToken,
+            extendInput: unetChannels == 9 ? input => torch.cat(new[] { input, mask, maskedImageLatents }, 1) : null,
+            afterStep: unetChannels == 4
+                ? (i, next) =>
                 {
                     var proper = imageLatents!;
                     if (i < tValues.Length - 1)
                         proper = Scheduler.AddNoise(proper, noise, timesteps.narrow(0, i + 1, 1));
-                    next = (1 - initMask) * proper + initMask * next;
+                    return (1 - initMask) * proper + initMask * next;
                 }
-                Record("latents_after_step", next, i);
-                current.Dispose();
-                current = next.MoveToOuterDisposeScope();
-            }
-            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
-            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
-        }
+                : null);
 
         // 11. decode and postprocess
         return Finish(current, outputType);

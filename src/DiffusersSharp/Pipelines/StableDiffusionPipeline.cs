@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -108,24 +107,8 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 7. denoising loop
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < tValues.Length; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using (var stepScope = torch.NewDisposeScope())
-            {
-                var t = timesteps[i];
-                var input = cfg ? torch.cat(new[] { current, current }) : current;
-                input = Scheduler.ScaleModelInput(input, tValues[i]);
-                var next = PredictAndStep(i, input, t, tValues[i], current, encoderStates, timestepCond, cfg, guidanceScale,
-                    guidanceRescale, eta, gens);
-                Record("latents_after_step", next, i);
-                current.Dispose();
-                current = next.MoveToOuterDisposeScope();
-            }
-            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
-            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
-        }
+        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, guidanceRescale, eta, gens,
+            callback, progress, cancellationToken);
 
         // 8. decode and postprocess
         return Finish(current, outputType);

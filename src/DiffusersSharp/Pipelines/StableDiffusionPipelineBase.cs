@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
@@ -293,6 +294,42 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
             latents = dist.Sample(generators);
         }
         return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The denoising loop of the three pipelines: the classifier-free-guidance batch, <c>scale_model_input</c>,
+    /// <see cref="PredictAndStep"/>, then the callback and the progress report of each step. <paramref name="extendInput"/>
+    /// adds channels to the scaled UNet input (the 9-channel inpainting UNet's mask and masked image);
+    /// <paramref name="afterStep"/> rewrites the stepped latents (the 4-channel inpainting blend). Each step's
+    /// temporaries are freed with it; <paramref name="latents"/> is disposed once replaced, and the final latents are
+    /// left in the caller's dispose scope.
+    /// </summary>
+    protected Tensor Denoise(Tensor latents, Tensor timesteps, double[] tValues, Tensor encoderStates, Tensor? timestepCond,
+        bool cfg, double guidanceScale, double guidanceRescale, double eta, IReadOnlyList<Generator>? generators,
+        Action<StableDiffusionStep>? callback, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken,
+        Func<Tensor, Tensor>? extendInput = null, Func<int, Tensor, Tensor>? afterStep = null)
+    {
+        var current = latents;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < tValues.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using (var stepScope = torch.NewDisposeScope())
+            {
+                var input = cfg ? torch.cat(new[] { current, current }) : current;
+                input = Scheduler.ScaleModelInput(input, tValues[i]);
+                if (extendInput is not null) input = extendInput(input);
+                var next = PredictAndStep(i, input, timesteps[i], tValues[i], current, encoderStates, timestepCond, cfg,
+                    guidanceScale, guidanceRescale, eta, generators);
+                if (afterStep is not null) next = afterStep(i, next);
+                Record("latents_after_step", next, i);
+                current.Dispose();
+                current = next.MoveToOuterDisposeScope();
+            }
+            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
+            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
+        }
+        return current;
     }
 
     /// <summary>
