@@ -47,6 +47,11 @@ public static class Harness
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return (-1, -1); }
     }
 
+    /// <summary>NCHW=1: run the SD benchmarks' models in NCHW instead of their default layout.</summary>
+    public static bool NchwRequested => Environment.GetEnvironmentVariable("NCHW") == "1";
+
+    public static string Layout(bool channelsLast) => channelsLast ? "channels-last" : "NCHW";
+
     public static long RssBytes()
     {
         foreach (var line in File.ReadLines("/proc/self/status"))

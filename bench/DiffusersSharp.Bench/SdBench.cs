@@ -46,7 +46,7 @@ public static class SdBench
             torch.manual_seed(0);
             using var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
             unet.eval();
-            if (Environment.GetEnvironmentVariable("NCHW") == "1") unet.ChannelsLast = false;
+            if (Harness.NchwRequested) unet.ChannelsLast = false;
             if (dtype != ScalarType.Float32) unet.to(dtype);
             Console.WriteLine($"  parameters: {unet.NumParameters() / 1e6:F1}M, dtype {dtype}, RSS {Harness.RssBytes() / 1e9:F2} GB");
             using var x = torch.randn(new long[] { 2, 4, 64, 64 }, generator: new Generator(1)).to(dtype);
@@ -56,7 +56,7 @@ public static class SdBench
             {
                 torch.set_num_threads(n);
                 using (torch.inference_mode())
-                    Harness.Time($"UNet step {dtype} {(unet.ChannelsLast ? "channels-last" : "NCHW")} {n} thread(s)", 1, runs, () =>
+                    Harness.Time($"UNet step {dtype} {Harness.Layout(unet.ChannelsLast)} {n} thread(s)", 1, runs, () =>
                     {
                         using var scope = torch.NewDisposeScope();
                         unet.Forward(x, t, ehs);
@@ -75,7 +75,7 @@ public static class SdBench
         torch.manual_seed(0);
         using var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
         unet.eval();
-        unet.ChannelsLast = Environment.GetEnvironmentVariable("NCHW") != "1";
+        unet.ChannelsLast = !Harness.NchwRequested;
         using var x = torch.randn(new long[] { 2, 4, 64, 64 }, generator: new Generator(1));
         using var ehs = torch.randn(new long[] { 2, 77, 768 }, generator: new Generator(2));
         using var t = torch.tensor(new long[] { 981 });
@@ -100,7 +100,7 @@ public static class SdBench
                 unet.Forward(x, t, ehs);
         }
         unet.IntermediateHook = null;
-        Console.WriteLine($"  largest live heap at a hook point: +{maxLive / 1e6:F0} MB (at {maxAt}); peak RSS +{(Harness.PeakRssBytes() - baseRss) / 1e6:F0} MB; {sw.Elapsed.TotalSeconds:F1} s for 2 steps, {(unet.ChannelsLast ? "channels-last" : "NCHW")}");
+        Console.WriteLine($"  largest live heap at a hook point: +{maxLive / 1e6:F0} MB (at {maxAt}); peak RSS +{(Harness.PeakRssBytes() - baseRss) / 1e6:F0} MB; {sw.Elapsed.TotalSeconds:F1} s for 2 steps, {Harness.Layout(unet.ChannelsLast)}");
     }
 
     /// <param name="tiled">Decode in tiles of 32 latent cells / 256 px (the SD VAE's own tile, 512 px, would not tile a 64x64 latent).</param>
@@ -109,7 +109,7 @@ public static class SdBench
         torch.manual_seed(0);
         using var vae = AutoencoderKL.FromConfig(ConfigJson.Parse<AutoencoderKLConfig>(Sd15VaeConfig, "sd15 vae"));
         vae.eval();
-        if (Environment.GetEnvironmentVariable("NCHW") == "1") vae.ChannelsLast = false;
+        if (Harness.NchwRequested) vae.ChannelsLast = false;
         long weightBytes = vae.parameters().Sum(p => p.numel() * p.element_size());
         if (tiled)
         {
@@ -130,7 +130,7 @@ public static class SdBench
         {
             torch.set_num_threads(n);
             using (torch.inference_mode())
-                Harness.Time($"VAE decode {(tiled ? "tiled" : "untiled")} {(vae.ChannelsLast ? "channels-last" : "NCHW")} {n} thread(s)", 1, runs, () =>
+                Harness.Time($"VAE decode {(tiled ? "tiled" : "untiled")} {Harness.Layout(vae.ChannelsLast)} {n} thread(s)", 1, runs, () =>
                 {
                     using var scope = torch.NewDisposeScope();
                     vae.Decode(z);

@@ -56,7 +56,7 @@ public static class UNet2DBench
                     torch.set_num_threads(n);
                     using (torch.inference_mode())
                     {
-                        var r = Harness.Time($"forward {dtype} {(cl ? "channels-last" : "NCHW")} {n} thread(s)", 1, runs, () =>
+                        var r = Harness.Time($"forward {dtype} {Harness.Layout(cl)} {n} thread(s)", 1, runs, () =>
                         {
                             using var scope = torch.NewDisposeScope();
                             model.Forward(x, t);

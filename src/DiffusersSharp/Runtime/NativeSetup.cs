@@ -49,8 +49,7 @@ public static class NativeSetup
         try
         {
             _ = Marshal.PtrToStringAnsi(gnu_get_libc_version()); // throws where libc is not glibc
-            const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
-            int ok1 = mallopt(M_MMAP_THRESHOLD, int.MaxValue);
+            int ok1 = mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold);
             _mallocTuned = ok1 == 1;
             int ok2 = mallopt(M_TRIM_THRESHOLD, 1 << 30);
             return ok1 == 1 && ok2 == 1 ? "mallopt: mmap threshold raised" : "mallopt: refused";
@@ -86,19 +85,17 @@ public static class NativeSetup
     }
 
     /// <summary>
-    /// Hands the native heap's free memory back to the OS (glibc <c>malloc_trim(0)</c>; a no-op elsewhere or when
-    /// the mallopt tuning is opted out of). With the raised trim threshold, memory freed by one phase of a
+    /// Hands the native heap's free memory back to the OS (glibc <c>malloc_trim(0)</c>; a no-op where the mallopt
+    /// tuning is not in effect: not glibc, refused, or opted out of). With the raised trim threshold, memory freed by one phase of a
     /// pipeline (the UNet steps' activations) otherwise stays resident, and the next phase (the VAE decode,
     /// whose blocks are of other sizes) cannot always reuse it, so the process's peak is the sum of both.
     /// </summary>
     public static void TrimNativeHeap()
     {
-        if (!_trimAvailable) return;
-        try { malloc_trim(0); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { _trimAvailable = false; }
+        if (_mallocTuned) malloc_trim(0);
     }
 
-    private static bool _trimAvailable = !OptedOut("DIFFUSERS_SHARP_NO_MALLOPT");
+    /// <summary>True once glibc accepted the raised mmap threshold (so libc is glibc and the tuning is not opted out).</summary>
     private static bool _mallocTuned;
 
     /// <summary>
@@ -110,11 +107,13 @@ public static class NativeSetup
     /// </summary>
     public static IDisposable MapLargeBlocks()
     {
-        const int M_MMAP_THRESHOLD = -3;
         if (!_mallocTuned) return NoOp.Instance;
         mallopt(M_MMAP_THRESHOLD, 32 << 20);
-        return new Restore(() => mallopt(M_MMAP_THRESHOLD, int.MaxValue));
+        return new Restore(() => mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold));
     }
+
+    private const int M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3;
+    private const int RaisedMmapThreshold = int.MaxValue;
 
     private sealed class NoOp : IDisposable
     {

@@ -1,9 +1,9 @@
-using DiffusersSharp.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
+using DiffusersSharp.Runtime;
 using DiffusersSharp.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
