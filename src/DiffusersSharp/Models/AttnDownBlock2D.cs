@@ -9,11 +9,12 @@ namespace DiffusersSharp.Models;
 /// self-attention with GroupNorm and residual), then a downsampler: a stride-2 conv
 /// (<c>downsample_type</c> "conv"), a downsampling resnet ("resnet"), or none (null).
 /// </summary>
-public sealed class AttnDownBlock2D : nn.Module, IDownBlock2D
+public sealed class AttnDownBlock2D : UNetDownBlock
 {
     private readonly ModuleList<Attention> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<nn.Module>? downsamplers;
+    private readonly Func<Tensor, Tensor?, Tensor>? _downsample;
 
     public string? DownsampleType { get; }
 
@@ -24,47 +25,49 @@ public sealed class AttnDownBlock2D : nn.Module, IDownBlock2D
         : base(nameof(AttnDownBlock2D))
     {
         DownsampleType = downsampleType;
-        int headDim = attentionHeadDim ?? outChannels;
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
         resnets = new ModuleList<ResnetBlock2D>();
         attentions = new ModuleList<Attention>();
         for (int i = 0; i < numLayers; i++)
         {
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-            attentions.Add(new Attention(outChannels, heads: outChannels / headDim, dimHead: headDim,
-                rescaleOutputFactor: outputScaleFactor, eps: resnetEps, normNumGroups: resnetGroups,
-                residualConnection: true, bias: true, upcastSoftmax: true));
+            resnets.Add(options.Down(i, inChannels, outChannels));
+            attentions.Add(AttentionLayers.SelfAttention(outChannels, attentionHeadDim, outputScaleFactor, resnetEps, resnetGroups));
         }
-        downsamplers = downsampleType switch
+        switch (downsampleType)
         {
-            "conv" => new ModuleList<nn.Module>(new Downsample2D(outChannels, useConv: true, outChannels: outChannels,
-                padding: downsamplePadding, name: "op")),
-            "resnet" => new ModuleList<nn.Module>(new ResnetBlock2D(outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm, down: true)),
-            null => null,
-            _ => throw new ArgumentException($"AttnDownBlock2D: unknown downsample_type '{downsampleType}' (expected conv or resnet)"),
-        };
+            case "conv":
+                var conv = new Downsample2D(outChannels, useConv: true, outChannels: outChannels, padding: downsamplePadding, name: "op");
+                downsamplers = new ModuleList<nn.Module>(conv);
+                _downsample = (x, _) => conv.Forward(x);
+                break;
+            case "resnet":
+                var resnet = options.Make(outChannels, outChannels, down: true);
+                downsamplers = new ModuleList<nn.Module>(resnet);
+                _downsample = (x, temb) => resnet.Forward(x, temb);
+                break;
+            case null:
+                break;
+            default:
+                throw new ArgumentException($"AttnDownBlock2D: unknown downsample_type '{downsampleType}' (expected conv or resnet)");
+        }
         RegisterComponents();
     }
 
-    public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
-        var output = new List<Tensor>(resnets.Count + 1);
+        var h = new Chain(hiddenStates);
         for (int i = 0; i < resnets.Count; i++)
         {
-            var r = resnets[i].Forward(hiddenStates, temb);
-            hiddenStates = attentions[i].Forward(r);
-            r.Dispose(); // only the attention output is handed on
-            output.Add(hiddenStates);
+            h.Then(x => resnets[i].Forward(x, temb));
+            h.Then(x => attentions[i].Forward(x));
+            outputStates.Add(h.Keep());
         }
-        if (downsamplers is not null)
+        if (_downsample is not null)
         {
-            foreach (var d in downsamplers)
-                hiddenStates = d is ResnetBlock2D r ? r.Forward(hiddenStates, temb) : ((Downsample2D)d).Forward(hiddenStates);
-            output.Add(hiddenStates);
+            h.Then(x => _downsample(x, temb));
+            outputStates.Add(h.Keep());
         }
-        return (hiddenStates, output.ToArray());
+        return h.Value;
     }
 }

@@ -9,14 +9,14 @@ namespace DiffusersSharp.Models;
 /// skip → resnet → self-attention), then an upsampler: nearest ×2 + conv (<c>upsample_type</c> "conv"),
 /// an upsampling resnet ("resnet"), or none (null).
 /// </summary>
-public sealed class AttnUpBlock2D : nn.Module, IUpBlock2D
+public sealed class AttnUpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<Attention> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<nn.Module>? upsamplers;
+    private readonly Func<Tensor, Tensor?, Tensor>? _upsample;
 
-    public int NumResnets => resnets.Count;
-    public int? ResolutionIdx { get; }
+    public override int NumResnets => resnets.Count;
     public string? UpsampleType { get; }
 
     public AttnUpBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels,
@@ -28,49 +28,47 @@ public sealed class AttnUpBlock2D : nn.Module, IUpBlock2D
     {
         ResolutionIdx = resolutionIdx;
         UpsampleType = upsampleType;
-        int headDim = attentionHeadDim ?? outChannels;
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
         resnets = new ModuleList<ResnetBlock2D>();
         attentions = new ModuleList<Attention>();
         for (int i = 0; i < numLayers; i++)
         {
-            int resSkipChannels = i == numLayers - 1 ? inChannels : outChannels;
-            int resnetInChannels = i == 0 ? prevOutputChannel : outChannels;
-            resnets.Add(new ResnetBlock2D(resnetInChannels + resSkipChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-            attentions.Add(new Attention(outChannels, heads: outChannels / headDim, dimHead: headDim,
-                rescaleOutputFactor: outputScaleFactor, eps: resnetEps, normNumGroups: resnetGroups,
-                residualConnection: true, bias: true, upcastSoftmax: true));
+            resnets.Add(options.Up(i, numLayers, inChannels, prevOutputChannel, outChannels));
+            attentions.Add(AttentionLayers.SelfAttention(outChannels, attentionHeadDim, outputScaleFactor, resnetEps, resnetGroups));
         }
-        upsamplers = upsampleType switch
+        switch (upsampleType)
         {
-            "conv" => new ModuleList<nn.Module>(new Upsample2D(outChannels, useConv: true, outChannels: outChannels)),
-            "resnet" => new ModuleList<nn.Module>(new ResnetBlock2D(outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm, up: true)),
-            null => null,
-            _ => throw new ArgumentException($"AttnUpBlock2D: unknown upsample_type '{upsampleType}' (expected conv or resnet)"),
-        };
+            case "conv":
+                var conv = new Upsample2D(outChannels, useConv: true, outChannels: outChannels);
+                upsamplers = new ModuleList<nn.Module>(conv);
+                _upsample = (x, _) => conv.Forward(x); // diffusers passes no output size here: it always doubles
+                break;
+            case "resnet":
+                var resnet = options.Make(outChannels, outChannels, up: true);
+                upsamplers = new ModuleList<nn.Module>(resnet);
+                _upsample = (x, temb) => resnet.Forward(x, temb);
+                break;
+            case null:
+                break;
+            default:
+                throw new ArgumentException($"AttnUpBlock2D: unknown upsample_type '{upsampleType}' (expected conv or resnet)");
+        }
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb, long[]? upsampleSize = null)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
+        BlockContext context, long[]? upsampleSize)
     {
-        int next = resHiddenStates.Count - 1;
-        var input = hiddenStates;
+        var h = new Chain(hiddenStates);
         for (int i = 0; i < resnets.Count; i++)
         {
-            using var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = Blocks.Replace(hiddenStates, resnets[i].Forward(cat, temb), input);
-            hiddenStates = Blocks.Replace(hiddenStates, attentions[i].Forward(hiddenStates), input);
+            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            h.Then(x => resnets[i].Forward(x, temb));
+            h.Then(x => attentions[i].Forward(x));
         }
-        if (upsamplers is not null)
-        {
-            // diffusers passes no output size here: the conv upsampler always doubles.
-            foreach (var u in upsamplers)
-                hiddenStates = Blocks.Replace(hiddenStates,
-                    u is ResnetBlock2D r ? r.Forward(hiddenStates, temb) : ((Upsample2D)u).Forward(hiddenStates), input);
-        }
-        return hiddenStates;
+        if (_upsample is not null)
+            h.Then(x => _upsample(x, temb));
+        return h.Value;
     }
 }

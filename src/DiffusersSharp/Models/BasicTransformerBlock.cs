@@ -69,39 +69,24 @@ public sealed class BasicTransformerBlock : nn.Module
         Tensor? encoderAttentionMask = null)
     {
         bool inPlace = Activations.InPlaceOk;
-        var hook = DebugHook;
+        var h = new Chain(hiddenStates);
+        Tensor Residual(string name, Tensor output, Tensor x)
+        {
+            DebugHook?.Invoke(name, output);
+            return inPlace ? output.add_(x) : output + x;
+        }
 
         // 1. self-attention
-        var h = hiddenStates;
-        using (var normed = norm1.forward(h))
-        {
-            var attnOutput = attn1.Forward(normed, OnlyCrossAttention ? encoderHiddenStates : null, attentionMask);
-            hook?.Invoke("attn1", attnOutput);
-            h = inPlace ? attnOutput.add_(h) : attnOutput + h;
-        }
-        if (h.dim() == 4) h = h.squeeze(1);
+        h.Then(x => Residual("attn1", attn1.Forward(norm1.forward(x), OnlyCrossAttention ? encoderHiddenStates : null, attentionMask), x));
+        if (h.Value.dim() == 4) h.Then(x => x.squeeze(1));
 
         // 2. cross-attention
         if (attn2 is not null)
-        {
-            using var normed = norm2!.forward(h);
-            var attnOutput = attn2.Forward(normed, encoderHiddenStates, encoderAttentionMask);
-            hook?.Invoke("attn2", attnOutput);
-            var prev = h;
-            h = inPlace ? attnOutput.add_(h) : attnOutput + h;
-            if (inPlace) prev.Dispose();
-        }
+            h.Then(x => Residual("attn2", attn2.Forward(norm2!.forward(x), encoderHiddenStates, encoderAttentionMask), x));
 
         // 3. feed-forward
-        using (var normed = norm3.forward(h))
-        {
-            var ffOutput = ff.Forward(normed);
-            hook?.Invoke("ff", ffOutput);
-            var prev = h;
-            h = inPlace ? ffOutput.add_(h) : ffOutput + h;
-            if (inPlace) prev.Dispose();
-        }
-        if (h.dim() == 4) h = h.squeeze(1);
-        return h;
+        h.Then(x => Residual("ff", ff.Forward(norm3.forward(x)), x));
+        if (h.Value.dim() == 4) h.Then(x => x.squeeze(1));
+        return h.Value;
     }
 }

@@ -10,13 +10,15 @@ namespace DiffusersSharp.Models;
 /// optional stride-2 conv downsampler (<c>downsamplers.0.conv</c>). Returns the hidden states and every
 /// transformer output (plus the downsampled one) for the skip connections. Dual cross-attention is not ported.
 /// </summary>
-public sealed class CrossAttnDownBlock2D : nn.Module
+public sealed class CrossAttnDownBlock2D : UNetDownBlock
 {
     private readonly ModuleList<Transformer2DModel> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
     public int NumAttentionHeads { get; }
+
+    public override bool HasCrossAttention => true;
 
     /// <param name="transformerLayersPerBlock">Transformer blocks per layer: one value for every layer, or one per layer.</param>
     public CrossAttnDownBlock2D(int inChannels, int outChannels, int? tembChannels, double dropout = 0.0,
@@ -31,55 +33,39 @@ public sealed class CrossAttnDownBlock2D : nn.Module
         if (dualCrossAttention)
             throw new ArgumentException("CrossAttnDownBlock2D: dual_cross_attention is not supported by DiffusersSharp");
         NumAttentionHeads = numAttentionHeads;
-        var layers = ExpandLayers(transformerLayersPerBlock, numLayers, nameof(CrossAttnDownBlock2D));
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
+        var depths = AttentionLayers.Depths(transformerLayersPerBlock, numLayers, nameof(CrossAttnDownBlock2D));
         resnets = new ModuleList<ResnetBlock2D>();
         attentions = new ModuleList<Transformer2DModel>();
         for (int i = 0; i < numLayers; i++)
         {
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-            attentions.Add(new Transformer2DModel(numAttentionHeads, outChannels / numAttentionHeads,
-                inChannels: outChannels, numLayers: layers[i], crossAttentionDim: crossAttentionDim,
-                normNumGroups: resnetGroups, useLinearProjection: useLinearProjection,
-                onlyCrossAttention: onlyCrossAttention, upcastAttention: upcastAttention, attentionType: attentionType));
+            resnets.Add(options.Down(i, inChannels, outChannels));
+            attentions.Add(AttentionLayers.Transformer(depths[i], outChannels, numAttentionHeads, crossAttentionDim,
+                resnetGroups, useLinearProjection, onlyCrossAttention, upcastAttention, attentionType));
         }
-        if (addDownsample)
-            downsamplers = new ModuleList<Downsample2D>(
-                new Downsample2D(outChannels, useConv: true, outChannels: outChannels, padding: downsamplePadding, name: "op"));
+        downsamplers = addDownsample ? ConvDownsampler(outChannels, downsamplePadding) : null;
         RegisterComponents();
     }
 
-    internal static int[] ExpandLayers(int[]? perBlock, int numLayers, string who)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
-        if (perBlock is null || perBlock.Length == 0) return Enumerable.Repeat(1, numLayers).ToArray();
-        if (perBlock.Length == 1) return Enumerable.Repeat(perBlock[0], numLayers).ToArray();
-        if (perBlock.Length < numLayers)
-            throw new ArgumentException($"{who}: transformer_layers_per_block has {perBlock.Length} entries for {numLayers} layers");
-        return perBlock;
-    }
-
-    public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb,
-        Tensor? encoderHiddenStates, Tensor? attentionMask = null, Tensor? encoderAttentionMask = null)
-    {
-        var output = new List<Tensor>(resnets.Count + 1);
+        var h = new Chain(hiddenStates);
         for (int i = 0; i < resnets.Count; i++)
         {
-            var input = hiddenStates;
-            var r = ScopedCall.Run(() => resnets[i].Forward(input, temb));
-            hiddenStates = ScopedCall.Run(() => attentions[i].Forward(r, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
-            ScopedCall.DisposeUnless(r, hiddenStates);
-            output.Add(hiddenStates);
+            h.Then(x => resnets[i].Forward(x, temb));
+            h.Then(x => attentions[i].Forward(x, context).Sample);
+            // a T2I-Adapter residual goes onto the output of the last resnet/attention pair
+            if (i == resnets.Count - 1 && context.AdditionalResidual is { } residual)
+                h.Then(x => x + residual);
+            outputStates.Add(h.Keep());
         }
         if (downsamplers is not null)
         {
-            foreach (var d in downsamplers)
-            {
-                var input = hiddenStates;
-                hiddenStates = ScopedCall.Run(() => d.Forward(input));
-            }
-            output.Add(hiddenStates);
+            foreach (var downsampler in downsamplers)
+                h.Then(downsampler.Forward);
+            outputStates.Add(h.Keep());
         }
-        return (hiddenStates, output.ToArray());
+        return h.Value;
     }
 }

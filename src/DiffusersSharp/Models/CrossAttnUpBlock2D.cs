@@ -9,15 +9,15 @@ namespace DiffusersSharp.Models;
 /// the next skip state → resnet → <see cref="Transformer2DModel"/>), then an optional nearest ×2 + conv
 /// upsampler (<c>upsamplers.0.conv</c>). FreeU and dual cross-attention are not ported.
 /// </summary>
-public sealed class CrossAttnUpBlock2D : nn.Module
+public sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<Transformer2DModel> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
-    public int NumResnets => resnets.Count;
+    public override int NumResnets => resnets.Count;
+    public override bool HasCrossAttention => true;
     public int NumAttentionHeads { get; }
-    public int? ResolutionIdx { get; }
 
     public CrossAttnUpBlock2D(int inChannels, int outChannels, int prevOutputChannel, int? tembChannels,
         int? resolutionIdx = null, double dropout = 0.0, int numLayers = 1, int[]? transformerLayersPerBlock = null,
@@ -32,48 +32,34 @@ public sealed class CrossAttnUpBlock2D : nn.Module
             throw new ArgumentException("CrossAttnUpBlock2D: dual_cross_attention is not supported by DiffusersSharp");
         NumAttentionHeads = numAttentionHeads;
         ResolutionIdx = resolutionIdx;
-        var layers = CrossAttnDownBlock2D.ExpandLayers(transformerLayersPerBlock, numLayers, nameof(CrossAttnUpBlock2D));
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
+        var depths = AttentionLayers.Depths(transformerLayersPerBlock, numLayers, nameof(CrossAttnUpBlock2D));
         resnets = new ModuleList<ResnetBlock2D>();
         attentions = new ModuleList<Transformer2DModel>();
         for (int i = 0; i < numLayers; i++)
         {
-            int resSkipChannels = i == numLayers - 1 ? inChannels : outChannels;
-            int resnetInChannels = i == 0 ? prevOutputChannel : outChannels;
-            resnets.Add(new ResnetBlock2D(resnetInChannels + resSkipChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-            attentions.Add(new Transformer2DModel(numAttentionHeads, outChannels / numAttentionHeads,
-                inChannels: outChannels, numLayers: layers[i], crossAttentionDim: crossAttentionDim,
-                normNumGroups: resnetGroups, useLinearProjection: useLinearProjection,
-                onlyCrossAttention: onlyCrossAttention, upcastAttention: upcastAttention, attentionType: attentionType));
+            resnets.Add(options.Up(i, numLayers, inChannels, prevOutputChannel, outChannels));
+            attentions.Add(AttentionLayers.Transformer(depths[i], outChannels, numAttentionHeads, crossAttentionDim,
+                resnetGroups, useLinearProjection, onlyCrossAttention, upcastAttention, attentionType));
         }
-        if (addUpsample)
-            upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outChannels, useConv: true, outChannels: outChannels));
+        upsamplers = addUpsample ? ConvUpsampler(outChannels) : null;
         RegisterComponents();
     }
 
-    /// <param name="resHiddenStates">The skip states for this block, consumed last first.</param>
-    public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb,
-        Tensor? encoderHiddenStates, long[]? upsampleSize = null, Tensor? attentionMask = null,
-        Tensor? encoderAttentionMask = null)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
+        BlockContext context, long[]? upsampleSize)
     {
-        int next = resHiddenStates.Count - 1;
+        var h = new Chain(hiddenStates);
         for (int i = 0; i < resnets.Count; i++)
         {
-            var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            if (i > 0) hiddenStates.Dispose(); // this block's own intermediate (the first input is the caller's)
-            var r = ScopedCall.Run(() => resnets[i].Forward(cat, temb));
-            cat.Dispose();
-            hiddenStates = ScopedCall.Run(() => attentions[i].Forward(r, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
-            ScopedCall.DisposeUnless(r, hiddenStates);
+            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            h.Then(x => resnets[i].Forward(x, temb));
+            h.Then(x => attentions[i].Forward(x, context).Sample);
         }
         if (upsamplers is not null)
-            foreach (var u in upsamplers)
-            {
-                var input = hiddenStates;
-                hiddenStates = ScopedCall.Run(() => u.Forward(input, upsampleSize));
-                ScopedCall.DisposeUnless(input, hiddenStates);
-            }
-        return hiddenStates;
+            foreach (var upsampler in upsamplers)
+                h.Then(x => upsampler.Forward(x, upsampleSize));
+        return h.Value;
     }
 }

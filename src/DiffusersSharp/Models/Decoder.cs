@@ -59,36 +59,31 @@ public sealed class Decoder : nn.Module
 
     public Tensor Forward(Tensor sample)
     {
-        using var scope = torch.NewDisposeScope();
-        if (ChannelsLast)
-            sample = Layers.ToChannelsLast(sample);
         var hook = DebugHook;
-        var h = conv_in.forward(sample);
-        hook?.Invoke("conv_in", h);
-        var midInput = h;
-        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
-        h.Dispose();
-        hook?.Invoke("mid_block", mid);
+        var h = new Chain(sample);
+        if (ChannelsLast)
+            h.Then(Layers.ToChannelsLast);
+        h.Then(conv_in.forward);
+        hook?.Invoke("conv_in", h.Value);
+        h.Then(x => mid_block.Forward(x, null));
+        hook?.Invoke("mid_block", h.Value);
         // diffusers casts to the up blocks' parameter dtype here
         var upscaleDType = Layers.ParamDType(up_blocks);
-        h = mid.dtype == upscaleDType ? mid : mid.to_type(upscaleDType);
-        if (!ReferenceEquals(h, mid)) mid.Dispose();
+        h.Then(x => x.to_type(upscaleDType));
         for (int i = 0; i < up_blocks.Count; i++)
         {
-            var next = up_blocks[i].Forward(h, consumeInput: true); // disposes h as soon as it is no longer needed
-            h.Dispose();
-            h = next;
-            hook?.Invoke($"up_blocks.{i}", h);
+            // each up block gets its input handed over, to free it as soon as it is no longer needed
+            var block = up_blocks[i];
+            h.ThenHandingOver((x, owned) => block.Forward(x, consumeInput: owned));
+            hook?.Invoke($"up_blocks.{i}", h.Value);
         }
-        var normed = conv_norm_out.forward(h);
-        h.Dispose();
-        hook?.Invoke("conv_norm_out", normed);
-        var act = Activations.SiluOwned(normed);
-        var output = conv_out.forward(act);
-        act.Dispose();
-        hook?.Invoke("conv_out", output);
+        h.Then(conv_norm_out.forward);
+        hook?.Invoke("conv_norm_out", h.Value);
+        h.Then(Activations.SiluOwned);
+        h.Then(conv_out.forward);
+        hook?.Invoke("conv_out", h.Value);
         if (ChannelsLast)
-            output = output.contiguous();
-        return output.MoveToOuterDisposeScope();
+            h.Then(x => x.contiguous());
+        return h.Value;
     }
 }

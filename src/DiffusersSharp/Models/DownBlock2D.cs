@@ -8,7 +8,7 @@ namespace DiffusersSharp.Models;
 /// diffusers' <c>DownBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> resnets, then an
 /// optional stride-2 conv <see cref="Downsample2D"/> (<c>downsamplers.0.conv</c>).
 /// </summary>
-public sealed class DownBlock2D : nn.Module, IDownBlock2D
+public sealed class DownBlock2D : UNetDownBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
@@ -19,30 +19,23 @@ public sealed class DownBlock2D : nn.Module, IDownBlock2D
         int downsamplePadding = 1)
         : base(nameof(DownBlock2D))
     {
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-        if (addDownsample)
-            downsamplers = new ModuleList<Downsample2D>(
-                new Downsample2D(outChannels, useConv: true, outChannels: outChannels, padding: downsamplePadding, name: "op"));
+        resnets = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm).DownPath(numLayers, inChannels, outChannels);
+        downsamplers = addDownsample ? ConvDownsampler(outChannels, downsamplePadding) : null;
         RegisterComponents();
     }
 
-    public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
-        var output = new List<Tensor>(resnets.Count + 1);
+        var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
-        {
-            hiddenStates = resnet.Forward(hiddenStates, temb);
-            output.Add(hiddenStates);
-        }
+            outputStates.Add(h.Then(x => resnet.Forward(x, temb)).Keep());
         if (downsamplers is not null)
         {
-            foreach (var d in downsamplers) hiddenStates = d.Forward(hiddenStates);
-            output.Add(hiddenStates);
+            foreach (var downsampler in downsamplers)
+                h.Then(downsampler.Forward);
+            outputStates.Add(h.Keep());
         }
-        return (hiddenStates, output.ToArray());
+        return h.Value;
     }
 }

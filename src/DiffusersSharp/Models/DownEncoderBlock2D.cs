@@ -20,11 +20,8 @@ public sealed class DownEncoderBlock2D : nn.Module
         int downsamplePadding = 1)
         : base(nameof(DownEncoderBlock2D))
     {
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: null,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
+        resnets = new ResnetOptions(null, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm).DownPath(numLayers, inChannels, outChannels);
         if (addDownsample)
             downsamplers = new ModuleList<Downsample2D>(
                 new Downsample2D(outChannels, useConv: true, outChannels: outChannels, padding: downsamplePadding, name: "op"));
@@ -33,22 +30,12 @@ public sealed class DownEncoderBlock2D : nn.Module
 
     public Tensor Forward(Tensor hiddenStates)
     {
-        var input = hiddenStates;
+        var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
-        {
-            var h = hiddenStates;
-            var next = ScopedCall.Run(() => resnet.Forward(h, null));
-            if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
-            hiddenStates = next;
-        }
+            h.Then(x => resnet.Forward(x, null));
         if (downsamplers is not null)
-            foreach (var d in downsamplers)
-            {
-                var h = hiddenStates;
-                var next = ScopedCall.Run(() => d.Forward(h));
-                if (!ReferenceEquals(hiddenStates, input)) hiddenStates.Dispose();
-                hiddenStates = next;
-            }
-        return hiddenStates;
+            foreach (var downsampler in downsamplers)
+                h.Then(downsampler.Forward);
+        return h.Value;
     }
 }

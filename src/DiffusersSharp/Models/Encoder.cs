@@ -55,32 +55,27 @@ public sealed class Encoder : nn.Module
 
     public Tensor Forward(Tensor sample)
     {
-        using var scope = torch.NewDisposeScope();
-        if (ChannelsLast)
-            sample = Layers.ToChannelsLast(sample);
         var hook = DebugHook;
-        var h = conv_in.forward(sample);
-        hook?.Invoke("conv_in", h);
+        var h = new Chain(sample);
+        if (ChannelsLast)
+            h.Then(Layers.ToChannelsLast);
+        h.Then(conv_in.forward);
+        hook?.Invoke("conv_in", h.Value);
         for (int i = 0; i < down_blocks.Count; i++)
         {
-            var next = down_blocks[i].Forward(h);
-            h.Dispose();
-            h = next;
-            hook?.Invoke($"down_blocks.{i}", h);
+            var block = down_blocks[i];
+            h.Then(block.Forward);
+            hook?.Invoke($"down_blocks.{i}", h.Value);
         }
-        var midInput = h;
-        var mid = ScopedCall.Run(() => mid_block.Forward(midInput, null));
-        h.Dispose();
-        hook?.Invoke("mid_block", mid);
-        var normed = conv_norm_out.forward(mid);
-        mid.Dispose();
-        hook?.Invoke("conv_norm_out", normed);
-        var act = Activations.SiluOwned(normed);
-        var output = conv_out.forward(act);
-        act.Dispose();
-        hook?.Invoke("conv_out", output);
+        h.Then(x => mid_block.Forward(x, null));
+        hook?.Invoke("mid_block", h.Value);
+        h.Then(conv_norm_out.forward);
+        hook?.Invoke("conv_norm_out", h.Value);
+        h.Then(Activations.SiluOwned);
+        h.Then(conv_out.forward);
+        hook?.Invoke("conv_out", h.Value);
         if (ChannelsLast)
-            output = output.contiguous();
-        return output.MoveToOuterDisposeScope();
+            h.Then(x => x.contiguous());
+        return h.Value;
     }
 }

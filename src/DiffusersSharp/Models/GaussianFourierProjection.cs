@@ -10,7 +10,7 @@ namespace DiffusersSharp.Models;
 /// <c>weight</c>. With <c>set_W_to_weight</c> (the default) diffusers registers that same parameter a second
 /// time as <c>W</c>, so its state dicts carry both keys: <see cref="WAlias"/> tells loaders and savers so.
 /// </summary>
-public sealed class GaussianFourierProjection : nn.Module
+public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
 
@@ -37,6 +37,8 @@ public sealed class GaussianFourierProjection : nn.Module
         }
         RegisterComponents();
     }
+
+    public override Tensor forward(Tensor x) => Forward(x);
 
     public Tensor Forward(Tensor x)
     {

@@ -39,5 +39,15 @@ internal static class Layers
     public static bool IsChannelsLast(Tensor x) =>
         x.dim() == 4 && x.stride(1) == 1 && x.stride(3) == x.shape[1] && x.stride(2) == x.shape[1] * x.shape[3];
 
+    /// <summary>Number of parameters, each registered parameter counted once (diffusers' <c>model.num_parameters()</c>).</summary>
+    public static long NumParameters(nn.Module module)
+    {
+        var seen = new HashSet<IntPtr>();
+        long total = 0;
+        foreach (var (_, p) in module.named_parameters())
+            if (seen.Add(p.Handle)) total += p.numel();
+        return total;
+    }
+
     public static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
 }

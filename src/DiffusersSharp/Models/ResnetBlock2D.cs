@@ -82,45 +82,33 @@ public sealed class ResnetBlock2D : nn.Module
     }
 
     /// <param name="consumeInput">
-    /// The caller hands <paramref name="inputTensor"/> over. With a 1×1 shortcut the shortcut is then computed first
-    /// and the input disposed right after the first norm, so that it is not alive during conv1 (whose channels-last
-    /// kernel makes a padded copy of its own input): at 512² in the SD VAE decoder that lowers the peak by 268 MB.
+    /// The caller hands <paramref name="inputTensor"/> over (the ownership rule's exception): the block disposes it as
+    /// soon as both branches are past it. With a 1×1 shortcut the shortcut then goes first, right after the first
+    /// norm, so that the input is not alive during conv1 (whose channels-last kernel makes a padded copy of its own
+    /// input): at 512² in the SD VAE decoder that lowers the peak by 268 MB.
     /// </param>
     public Tensor Forward(Tensor inputTensor, Tensor? temb, bool consumeInput = false)
     {
-        // Each intermediate is freed as soon as the next one exists (as Python's refcounting does), so a block
-        // holds at most two activations besides its input: at 512² in the VAE decoder one is 134-268 MB.
-        // Disposing a handle never frees storage autograd still needs (the graph holds its own reference).
+        // Each intermediate is freed as soon as the next one exists (Chain), as Python's refcounting does, so a block
+        // holds at most two activations besides its input: at 512² in the VAE decoder one is 134-268 MB. In-place
+        // ops (no autograd only) touch only the block's own intermediates.
         using var scope = torch.NewDisposeScope();
         bool inPlace = Activations.InPlaceOk;
-        var input = inputTensor;
-        Tensor h = inputTensor;
-        void Next(Tensor next)
+        var h = new Chain(inputTensor);
+        var residual = new Chain(inputTensor, handedOver: consumeInput);
+
+        h.Then(x => _actOwned(norm1.forward(x)));
+        bool shortcutFirst = consumeInput && conv_shortcut is not null && !Up && !Down;
+        if (shortcutFirst)
+            residual.Then(conv_shortcut!.forward);
+
+        if (Up || Down)
         {
-            Blocks.Replace(h, next, inputTensor);
-            h = next;
+            residual.Then(x => Resample(x, Up));
+            h.Then(x => Resample(x, Up));
         }
 
-        Tensor? earlyShortcut = consumeInput && conv_shortcut is not null && !Up && !Down ? conv_shortcut.forward(inputTensor) : null;
-        Next(_actOwned(norm1.forward(input)));
-        if (earlyShortcut is not null)
-        {
-            inputTensor.Dispose();
-            input = earlyShortcut;
-        }
-
-        if (Up)
-        {
-            input = Resample(input, up: true);
-            Next(Resample(h, up: true));
-        }
-        else if (Down)
-        {
-            input = Resample(input, up: false);
-            Next(Resample(h, up: false));
-        }
-
-        Next(conv1.forward(h));
+        h.Then(conv1.forward);
 
         if (time_emb_proj is not null && temb is not null)
         {
@@ -129,35 +117,30 @@ public sealed class ResnetBlock2D : nn.Module
         }
 
         if (temb is not null && TimeEmbeddingNorm == "default")
-            Next(inPlace ? h.add_(temb) : h + temb);
+            h.Then(x => inPlace ? x.add_(temb) : x + temb);
 
-        Next(norm2.forward(h));
+        h.Then(norm2.forward);
 
         if (temb is not null && TimeEmbeddingNorm == "scale_shift")
         {
             var chunks = temb.chunk(2, dim: 1);
-            var scale = chunks[0];
-            var shift = chunks[1];
-            Next(inPlace ? h.mul_(scale + 1).add_(shift) : h * (scale + 1) + shift);
+            var (scale, shift) = (chunks[0], chunks[1]);
+            h.Then(x => inPlace ? x.mul_(scale + 1).add_(shift) : x * (scale + 1) + shift);
         }
 
-        Next(_actOwned(h));
+        h.Then(_actOwned);
         if (Dropout > 0 && training)
-            Next(nn.functional.dropout(h, Dropout, training: true));
-        Next(conv2.forward(h));
+            h.Then(x => nn.functional.dropout(x, Dropout, training: true));
+        h.Then(conv2.forward);
 
-        if (conv_shortcut is not null && earlyShortcut is null)
-        {
-            var shortcutIn = input;
-            input = conv_shortcut.forward(input);
-            if (!ReferenceEquals(shortcutIn, inputTensor)) shortcutIn.Dispose();
-        }
+        if (conv_shortcut is not null && !shortcutFirst)
+            residual.Then(conv_shortcut.forward);
 
-        Next(inPlace ? h.add_(input) : input + h);
-        if (!ReferenceEquals(input, inputTensor)) input.Dispose();
+        h.Then(x => inPlace ? x.add_(residual.Value) : residual.Value + x);
+        residual.Release();
         if (OutputScaleFactor != 1.0)
-            Next(inPlace ? h.div_(OutputScaleFactor) : h / OutputScaleFactor);
-        return h.MoveToOuterDisposeScope();
+            h.Then(x => inPlace ? x.div_(OutputScaleFactor) : x / OutputScaleFactor);
+        return scope.MoveToOuter(h.Value);
     }
 
     private Tensor Resample(Tensor x, bool up)

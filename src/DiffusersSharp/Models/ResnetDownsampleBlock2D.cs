@@ -8,7 +8,7 @@ namespace DiffusersSharp.Models;
 /// diffusers' <c>ResnetDownsampleBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> resnets,
 /// then a downsampling resnet (<c>down=True</c>, average pool) as <c>downsamplers.0</c>.
 /// </summary>
-public sealed class ResnetDownsampleBlock2D : nn.Module, IDownBlock2D
+public sealed class ResnetDownsampleBlock2D : UNetDownBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<ResnetBlock2D>? downsamplers;
@@ -19,33 +19,25 @@ public sealed class ResnetDownsampleBlock2D : nn.Module, IDownBlock2D
         double outputScaleFactor = 1.0, bool addDownsample = true, bool skipTimeAct = false)
         : base(nameof(ResnetDownsampleBlock2D))
     {
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm,
-                skipTimeAct: skipTimeAct));
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm, skipTimeAct);
+        resnets = options.DownPath(numLayers, inChannels, outChannels);
         if (addDownsample)
-            downsamplers = new ModuleList<ResnetBlock2D>(new ResnetBlock2D(outChannels, outChannels,
-                tembChannels: tembChannels, eps: resnetEps, groups: resnetGroups, dropout: dropout,
-                timeEmbeddingNorm: resnetTimeScaleShift, nonLinearity: resnetActFn,
-                outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm, skipTimeAct: skipTimeAct, down: true));
+            downsamplers = new ModuleList<ResnetBlock2D>(options.Make(outChannels, outChannels, down: true));
         RegisterComponents();
     }
 
-    public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
-        var output = new List<Tensor>(resnets.Count + 1);
+        var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
-        {
-            hiddenStates = resnet.Forward(hiddenStates, temb);
-            output.Add(hiddenStates);
-        }
+            outputStates.Add(h.Then(x => resnet.Forward(x, temb)).Keep());
         if (downsamplers is not null)
         {
-            foreach (var d in downsamplers) hiddenStates = d.Forward(hiddenStates, temb);
-            output.Add(hiddenStates);
+            foreach (var downsampler in downsamplers)
+                h.Then(x => downsampler.Forward(x, temb));
+            outputStates.Add(h.Keep());
         }
-        return (hiddenStates, output.ToArray());
+        return h.Value;
     }
 }

@@ -8,13 +8,12 @@ namespace DiffusersSharp.Models;
 /// diffusers' <c>ResnetUpsampleBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> ×
 /// (concatenate skip → resnet), then an upsampling resnet (<c>up=True</c>, nearest ×2) as <c>upsamplers.0</c>.
 /// </summary>
-public sealed class ResnetUpsampleBlock2D : nn.Module, IUpBlock2D
+public sealed class ResnetUpsampleBlock2D : UNetUpBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<ResnetBlock2D>? upsamplers;
 
-    public int NumResnets => resnets.Count;
-    public int? ResolutionIdx { get; }
+    public override int NumResnets => resnets.Count;
 
     public ResnetUpsampleBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels,
         int? resolutionIdx = null, double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6,
@@ -23,35 +22,26 @@ public sealed class ResnetUpsampleBlock2D : nn.Module, IUpBlock2D
         : base(nameof(ResnetUpsampleBlock2D))
     {
         ResolutionIdx = resolutionIdx;
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-        {
-            int resSkipChannels = i == numLayers - 1 ? inChannels : outChannels;
-            int resnetInChannels = i == 0 ? prevOutputChannel : outChannels;
-            resnets.Add(new ResnetBlock2D(resnetInChannels + resSkipChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm,
-                skipTimeAct: skipTimeAct));
-        }
+        var options = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm, skipTimeAct);
+        resnets = options.UpPath(numLayers, inChannels, prevOutputChannel, outChannels);
         if (addUpsample)
-            upsamplers = new ModuleList<ResnetBlock2D>(new ResnetBlock2D(outChannels, outChannels,
-                tembChannels: tembChannels, eps: resnetEps, groups: resnetGroups, dropout: dropout,
-                timeEmbeddingNorm: resnetTimeScaleShift, nonLinearity: resnetActFn,
-                outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm, skipTimeAct: skipTimeAct, up: true));
+            upsamplers = new ModuleList<ResnetBlock2D>(options.Make(outChannels, outChannels, up: true));
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb, long[]? upsampleSize = null)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
+        BlockContext context, long[]? upsampleSize)
     {
-        int next = resHiddenStates.Count - 1;
-        var input = hiddenStates;
+        var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
         {
-            using var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = Blocks.Replace(hiddenStates, resnet.Forward(cat, temb), input);
+            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            h.Then(x => resnet.Forward(x, temb));
         }
         if (upsamplers is not null)
-            foreach (var u in upsamplers) hiddenStates = Blocks.Replace(hiddenStates, u.Forward(hiddenStates, temb), input);
-        return hiddenStates;
+            foreach (var upsampler in upsamplers)
+                h.Then(x => upsampler.Forward(x, temb));
+        return h.Value;
     }
 }

@@ -9,7 +9,7 @@ namespace DiffusersSharp.Models;
 /// [→ post_act], with an optional <c>cond_proj</c> of a condition added to the input first.
 /// Weight names: <c>linear_1</c>, <c>linear_2</c>, <c>cond_proj</c>.
 /// </summary>
-public sealed class TimestepEmbedding : nn.Module
+public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
 {
     private readonly Linear linear_1;
     private readonly Linear? cond_proj;
@@ -30,6 +30,8 @@ public sealed class TimestepEmbedding : nn.Module
             _postAct = Activations.Get(postActFn, mayOverwriteInput: true);
         RegisterComponents();
     }
+
+    public override Tensor forward(Tensor sample) => Forward(sample);
 
     public Tensor Forward(Tensor sample, Tensor? condition = null)
     {

@@ -8,7 +8,7 @@ namespace DiffusersSharp.Models;
 /// (possibly fractional) timesteps, <see cref="GetTimestepEmbedding"/>. No weights. Always float32, on
 /// the timesteps' device.
 /// </summary>
-public sealed class Timesteps : nn.Module
+public sealed class Timesteps : nn.Module<Tensor, Tensor>
 {
     public int NumChannels { get; }
     public bool FlipSinToCos { get; }
@@ -24,6 +24,8 @@ public sealed class Timesteps : nn.Module
 
     public Tensor Forward(Tensor timesteps) =>
         GetTimestepEmbedding(timesteps, NumChannels, FlipSinToCos, DownscaleFreqShift);
+
+    public override Tensor forward(Tensor timesteps) => Forward(timesteps);
 
     /// <summary>
     /// diffusers' <c>get_timestep_embedding</c>: for N timesteps, [N, embeddingDim] =

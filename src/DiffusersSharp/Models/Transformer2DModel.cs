@@ -25,7 +25,10 @@ public sealed class Transformer2DModel : nn.Module
     public int InnerDim { get; }
     public bool UseLinearProjection { get; }
 
-    /// <summary>Test hook: ("", output sample) after the residual add.</summary>
+    /// <summary>
+    /// Test hook: (sub-path, output) for <c>proj_in</c>, each <c>transformer_blocks.N</c>, and ("", the output sample)
+    /// after the residual add.
+    /// </summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
     public Transformer2DModel(int numAttentionHeads = 16, int attentionHeadDim = 88, int? inChannels = null,
@@ -66,6 +69,10 @@ public sealed class Transformer2DModel : nn.Module
 
     internal IEnumerable<BasicTransformerBlock> Blocks => transformer_blocks;
 
+    /// <summary>The forward pass inside a UNet block: cross-attention context and masks from <paramref name="context"/>.</summary>
+    public Transformer2DModelOutput Forward(Tensor hiddenStates, BlockContext context) =>
+        Forward(hiddenStates, context.EncoderHiddenStates, context.AttentionMask, context.EncoderAttentionMask);
+
     /// <summary>
     /// <paramref name="hiddenStates"/> (B, C, H, W) → (B, C, H, W). Masks with 2 dimensions (B, L) of 1 = keep /
     /// 0 = discard are turned into additive biases as diffusers does.
@@ -82,48 +89,44 @@ public sealed class Transformer2DModel : nn.Module
 
         long batch = hiddenStates.shape[0], height = hiddenStates.shape[2], width = hiddenStates.shape[3];
         var residual = hiddenStates;
-        Tensor h;
-        long innerDim;
-        using (var normed = norm.forward(hiddenStates))
-        {
-            if (!UseLinearProjection)
-            {
-                using var projected = proj_in.forward(normed);
-                innerDim = projected.shape[1];
-                h = projected.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim);
-            }
-            else
-            {
-                innerDim = normed.shape[1];
-                using var tokens = normed.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim);
-                h = proj_in.forward(tokens);
-            }
-        }
-
-        foreach (var block in transformer_blocks)
-        {
-            var next = block.Forward(h, attentionMask, encoderHiddenStates, encoderAttentionMask);
-            if (!ReferenceEquals(next, h)) h.Dispose();
-            h = next;
-        }
-
-        Tensor output;
+        var hook = DebugHook;
+        var h = new Chain(hiddenStates);
+        h.Then(norm.forward);
+        long innerDim = InnerDim;
         if (!UseLinearProjection)
         {
-            // a channels-last input stays channels-last (the permuted view has NHWC strides); NCHW stays NCHW
-            using var spatial = KeepLayout(h.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual);
-            h.Dispose();
-            output = proj_out.forward(spatial);
+            h.Then(proj_in.forward);
+            hook?.Invoke("proj_in", h.Value);
+            h.Then(x => x.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim));
         }
         else
         {
-            using var projected = proj_out.forward(h);
-            h.Dispose();
-            output = KeepLayout(projected.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual);
+            h.Then(x => x.permute(0, 2, 3, 1).reshape(batch, height * width, InChannels));
+            h.Then(proj_in.forward);
+            hook?.Invoke("proj_in", h.Value);
         }
-        output = Activations.InPlaceOk ? output.add_(residual) : output + residual;
-        DebugHook?.Invoke("", output);
-        return new Transformer2DModelOutput(output);
+
+        for (int i = 0; i < transformer_blocks.Count; i++)
+        {
+            var block = transformer_blocks[i];
+            h.Then(x => block.Forward(x, attentionMask, encoderHiddenStates, encoderAttentionMask));
+            hook?.Invoke($"transformer_blocks.{i}", h.Value);
+        }
+
+        // a channels-last input stays channels-last (the permuted view has NHWC strides); NCHW stays NCHW
+        if (!UseLinearProjection)
+        {
+            h.Then(x => KeepLayout(x.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual));
+            h.Then(proj_out.forward);
+        }
+        else
+        {
+            h.Then(proj_out.forward);
+            h.Then(x => KeepLayout(x.reshape(batch, height, width, InChannels).permute(0, 3, 1, 2), residual));
+        }
+        h.Then(x => Activations.InPlaceOk ? x.add_(residual) : x + residual);
+        hook?.Invoke("", h.Value);
+        return new Transformer2DModelOutput(h.Value);
     }
 
     private static Tensor KeepLayout(Tensor nhwcView, Tensor like) =>

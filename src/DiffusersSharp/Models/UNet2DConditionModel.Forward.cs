@@ -1,39 +1,29 @@
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Models;
 
 public sealed partial class UNet2DConditionModel
 {
-    /// <summary>An integer timestep, as diffusers turns a Python int into an int64 tensor.</summary>
-    public UNet2DConditionOutput Forward(Tensor sample, long timestep, Tensor encoderHiddenStates,
-        Tensor? classLabels = null, Tensor? timestepCond = null, Tensor? attentionMask = null,
-        Tensor? encoderAttentionMask = null)
-    {
-        using var t = torch.tensor(new[] { timestep }, dtype: ScalarType.Int64, device: sample.device);
-        return Forward(sample, t, encoderHiddenStates, classLabels, timestepCond, attentionMask, encoderAttentionMask);
-    }
-
-    /// <summary>A fractional timestep, as diffusers turns a Python float into a float64 tensor.</summary>
-    public UNet2DConditionOutput Forward(Tensor sample, double timestep, Tensor encoderHiddenStates,
-        Tensor? classLabels = null, Tensor? timestepCond = null, Tensor? attentionMask = null,
-        Tensor? encoderAttentionMask = null)
-    {
-        using var t = torch.tensor(new[] { timestep }, dtype: ScalarType.Float64, device: sample.device);
-        return Forward(sample, t, encoderHiddenStates, classLabels, timestepCond, attentionMask, encoderAttentionMask);
-    }
-
     /// <summary>
-    /// One denoising prediction. <paramref name="sample"/>: (B, in_channels, H, W); <paramref name="timestep"/>:
-    /// a 0-d or 1-d tensor of 1 or B values (int or float); <paramref name="encoderHiddenStates"/>: (B, S,
-    /// cross_attention_dim). <paramref name="attentionMask"/> / <paramref name="encoderAttentionMask"/>: (B, S) with
-    /// 1 = keep, 0 = discard (turned into a -10000 bias as diffusers does). <paramref name="classLabels"/>: required
-    /// exactly when the model has a class embedding. <paramref name="timestepCond"/>: for <c>time_cond_proj_dim</c>.
+    /// One denoising prediction (diffusers' <c>forward</c>). <paramref name="sample"/>: (B, in_channels, H, W);
+    /// <paramref name="timestep"/>: a number (an integer becomes int64, a fraction float64, as in diffusers) or a 0-d or
+    /// 1-d tensor of 1 or B values; <paramref name="encoderHiddenStates"/>: (B, S, cross_attention_dim).
+    /// <paramref name="attentionMask"/> / <paramref name="encoderAttentionMask"/>: (B, S) with 1 = keep, 0 = discard
+    /// (turned into a -10000 bias as diffusers does). <paramref name="classLabels"/>: required exactly when the model has
+    /// a class embedding. <paramref name="timestepCond"/>: for <c>time_cond_proj_dim</c>. <paramref name="crossAttentionKwargs"/>:
+    /// per-call attention options. <paramref name="addedCondKwargs"/>: what <c>addition_embed_type</c> reads.
+    /// <paramref name="downBlockAdditionalResiduals"/> / <paramref name="midBlockAdditionalResidual"/> (ControlNet): added
+    /// to each skip state (conv_in output, then each resnet/attention and downsampler output) and to the mid block's
+    /// output. <paramref name="downIntrablockAdditionalResiduals"/> (T2I-Adapter): one per down block, in order, added
+    /// inside it (see <see cref="BlockContext.AdditionalResidual"/>); one left over of the mid block's shape goes onto
+    /// the mid block's output.
     /// </summary>
-    public UNet2DConditionOutput Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates,
+    public UNet2DConditionOutput Forward(Tensor sample, UNetTimestep timestep, Tensor encoderHiddenStates,
         Tensor? classLabels = null, Tensor? timestepCond = null, Tensor? attentionMask = null,
-        Tensor? encoderAttentionMask = null)
+        CrossAttentionOptions? crossAttentionKwargs = null, AddedCondKwargs? addedCondKwargs = null,
+        IReadOnlyList<Tensor>? downBlockAdditionalResiduals = null, Tensor? midBlockAdditionalResidual = null,
+        IReadOnlyList<Tensor>? downIntrablockAdditionalResiduals = null, Tensor? encoderAttentionMask = null)
     {
         var c = Config;
         if (sample.dim() != 4 || sample.shape[1] != c.InChannels)
@@ -46,6 +36,8 @@ public sealed partial class UNet2DConditionModel
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states have hidden size {encoderHiddenStates.shape[2]}, but the UNet's {(encoder_hid_proj is not null ? "encoder_hid_dim" : "cross_attention_dim")} is {expectedDim}");
         if (encoderHiddenStates.shape[0] != batch)
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states batch {encoderHiddenStates.shape[0]} != sample batch {batch}");
+        if (classLabels is not null && _classEmbedding is null)
+            throw new ArgumentException("UNet2DConditionModel: class_labels were given but the model has no class embedding");
 
         using var scope = torch.NewDisposeScope();
         var hook = _hook;
@@ -60,123 +52,108 @@ public sealed partial class UNet2DConditionModel
             encoderAttentionMask = ((1 - encoderAttentionMask.to_type(sample.dtype)) * -10000.0).unsqueeze(1);
 
         // 0. center input if necessary
+        var h = new Chain(sample);
         if (c.CenterInputSample)
-            sample = 2 * sample - 1.0;
+            h.Then(x => 2 * x - 1.0);
 
         // 1. time
-        var timesteps = timestep.dim() == 0 ? timestep.unsqueeze(0) : timestep;
-        timesteps = timesteps.to(sample.device);
+        var timesteps = timestep.ToTensor(sample.device);
         if (timesteps.dim() != 1 || (timesteps.shape[0] != 1 && timesteps.shape[0] != batch))
-            throw new ArgumentException($"UNet2DConditionModel: timestep must be a scalar or hold 1 or {batch} (batch size) values, got shape {Layers.Shape(timestep)}");
-        timesteps = timesteps.expand(batch);
-
-        var tEmb = TimeProj(timesteps);
-        hook?.Invoke("time_proj", tEmb);
-        tEmb = tEmb.to_type(sample.dtype);
-        var emb = time_embedding.Forward(tEmb, timestepCond);
-        hook?.Invoke("time_embedding", emb);
-
-        if (class_embedding is not null)
+            throw new ArgumentException($"UNet2DConditionModel: timestep must be a scalar or hold 1 or {batch} (batch size) values, got shape {timestep}");
+        var inputs = new UNetEmbeddingInputs(timesteps.expand(batch), sample.dtype)
         {
-            if (classLabels is null)
-                throw new ArgumentException("class_labels should be provided when num_class_embeds > 0");
-            var labels = classLabels.to(sample.device);
-            if (c.ClassEmbedType == "timestep")
-                labels = TimeProj(labels).to_type(sample.dtype);
-            var classEmb = class_embedding switch
-            {
-                TimestepEmbedding te => te.Forward(labels),
-                nn.Module<Tensor, Tensor> m => m.forward(labels),
-                _ => throw new InvalidOperationException("unexpected class embedding module"),
-            };
-            classEmb = classEmb.to_type(sample.dtype);
-            emb = c.ClassEmbeddingsConcat ? torch.cat(new[] { emb, classEmb }, dim: -1) : emb + classEmb;
+            ClassLabels = classLabels, TimestepCond = timestepCond, AddedCondKwargs = addedCondKwargs, Hook = hook,
+        };
+        var emb = _timeEmbedding.Forward(inputs);
+        if (_classEmbedding is not null)
+        {
+            var classEmb = _classEmbedding.Forward(inputs);
+            emb = c.ClassEmbeddingsConcat ? torch.cat([emb, classEmb], dim: -1) : emb + classEmb;
         }
-        else if (classLabels is not null)
-            throw new ArgumentException("UNet2DConditionModel: class_labels were given but the model has no class embedding");
-
         if (_timeEmbedAct is not null)
             emb = _timeEmbedAct(emb);
 
         if (encoder_hid_proj is not null)
             encoderHiddenStates = encoder_hid_proj.forward(encoderHiddenStates);
+        var context = new BlockContext
+        {
+            EncoderHiddenStates = encoderHiddenStates, AttentionMask = attentionMask,
+            EncoderAttentionMask = encoderAttentionMask, CrossAttention = crossAttentionKwargs ?? CrossAttentionOptions.Default,
+        };
 
         // 2. pre-process
         if (ChannelsLast)
-            sample = Layers.ToChannelsLast(sample);
-        sample = conv_in.forward(sample);
-        hook?.Invoke("conv_in", sample);
+            h.Then(Layers.ToChannelsLast);
+        h.Then(conv_in.forward);
+        hook?.Invoke("conv_in", h.Value);
+
+        // ControlNet residuals go onto the skip states and the mid block's output; T2I-Adapter residuals into the down
+        // blocks (diffusers treats down residuals without a mid residual as the adapter's, deprecated)
+        bool isControlnet = midBlockAdditionalResidual is not null && downBlockAdditionalResiduals is not null;
+        if (downIntrablockAdditionalResiduals is null && midBlockAdditionalResidual is null)
+            downIntrablockAdditionalResiduals = downBlockAdditionalResiduals;
+        var adapter = new Queue<Tensor>(downIntrablockAdditionalResiduals ?? []);
 
         // 3. down
-        var resSamples = new List<Tensor> { sample };
+        var skips = new List<Tensor> { h.Keep() };   // diffusers' down_block_res_samples
+        var down = h.Value;
         for (int i = 0; i < down_blocks.Count; i++)
         {
-            Tensor h;
-            Tensor[] res;
-            var input = sample;
-            if (down_blocks[i] is CrossAttnDownBlock2D cross)
-                (h, res) = ScopedCall.Run(() => cross.Forward(input, emb, encoderHiddenStates, attentionMask, encoderAttentionMask));
-            else
-            {
-                var block = (IDownBlock2D)down_blocks[i];
-                (h, res) = ScopedCall.Run(() => block.Forward(input, emb));
-            }
-            sample = h;
-            resSamples.AddRange(res);
-            hook?.Invoke($"down_blocks.{i}", sample);
+            var blockContext = adapter.Count > 0 ? context with { AdditionalResidual = adapter.Dequeue() } : context;
+            (down, var outputStates) = down_blocks[i].Forward(down, emb, blockContext);
+            skips.AddRange(outputStates);
+            hook?.Invoke($"down_blocks.{i}", down);
         }
+        if (isControlnet)
+            AddResiduals(skips, downBlockAdditionalResiduals!, keep: down);
 
-        // 4. mid
-        var midInput = sample;
-        if (mid_block is UNetMidBlock2DCrossAttn midCross)
-            sample = ScopedCall.Run(() => midCross.Forward(midInput, emb, encoderHiddenStates, attentionMask, encoderAttentionMask));
-        else if (mid_block is UNetMidBlock2D mid)
-            sample = ScopedCall.Run(() => mid.Forward(midInput, emb));
+        // 4. mid: the last down output is a skip state unless ControlNet residuals replaced the skip states
+        h = new Chain(down, handedOver: isControlnet);
         if (mid_block is not null)
-            hook?.Invoke("mid_block", sample);
+        {
+            h.Then(x => mid_block.Forward(x, emb, context));
+            hook?.Invoke("mid_block", h.Value);
+            if (adapter.Count > 0 && adapter.Peek().shape.SequenceEqual(h.Value.shape))
+                h.Then(x => x.add_(adapter.Dequeue()));
+        }
+        if (isControlnet)
+            h.Then(x => x + midBlockAdditionalResidual!);
 
         // 5. up
         for (int i = 0; i < up_blocks.Count; i++)
         {
-            bool isFinal = i == up_blocks.Count - 1;
-            int nRes = up_blocks[i] is CrossAttnUpBlock2D cu ? cu.NumResnets : ((IUpBlock2D)up_blocks[i]).NumResnets;
-            var res = resSamples.GetRange(resSamples.Count - nRes, nRes);
-            resSamples.RemoveRange(resSamples.Count - nRes, nRes);
-            long[]? upsampleSize = !isFinal && forwardUpsampleSize
-                ? new[] { resSamples[^1].shape[2], resSamples[^1].shape[3] }
-                : null;
-            var prev = sample;
-            if (up_blocks[i] is CrossAttnUpBlock2D crossUp)
-                sample = ScopedCall.Run(() => crossUp.Forward(prev, res, emb, encoderHiddenStates, upsampleSize, attentionMask, encoderAttentionMask));
-            else
-            {
-                var block = (IUpBlock2D)up_blocks[i];
-                sample = ScopedCall.Run(() => block.Forward(prev, res, emb, upsampleSize));
-            }
-            // skip states are consumed once: free them now to keep the peak memory down
-            foreach (var r in res) if (!ReferenceEquals(r, sample)) r.Dispose();
-            if (!ReferenceEquals(prev, sample)) prev.Dispose();
-            hook?.Invoke($"up_blocks.{i}", sample);
+            var block = up_blocks[i];
+            var resSamples = skips.GetRange(skips.Count - block.NumResnets, block.NumResnets);
+            skips.RemoveRange(skips.Count - block.NumResnets, block.NumResnets);
+            long[]? upsampleSize = i < up_blocks.Count - 1 && forwardUpsampleSize ? skips[^1].shape[2..] : null;
+            h.Then(x => block.Forward(x, resSamples, emb, context, upsampleSize));
+            hook?.Invoke($"up_blocks.{i}", h.Value);
+            foreach (var r in resSamples) r.Dispose(); // the caller frees what it no longer needs, here at once
         }
 
         // 6. post-process
-        var normed = conv_norm_out!.forward(sample);
-        sample.Dispose();
-        hook?.Invoke("conv_norm_out", normed);
-        normed = _convAct(normed);
-        sample = conv_out.forward(normed);
-        normed.Dispose();
-        hook?.Invoke("conv_out", sample);
+        h.Then(conv_norm_out!.forward);
+        hook?.Invoke("conv_norm_out", h.Value);
+        h.Then(_convAct);
+        h.Then(conv_out.forward);
+        hook?.Invoke("conv_out", h.Value);
         if (ChannelsLast)
-            sample = sample.contiguous();
+            h.Then(x => x.contiguous());
 
-        return new UNet2DConditionOutput(sample.MoveToOuterDisposeScope());
+        return new UNet2DConditionOutput(scope.MoveToOuter(h.Value));
     }
 
-    private Tensor TimeProj(Tensor timesteps) => time_proj switch
+    /// <summary>diffusers' ControlNet step: each skip state j becomes skip_j + residual_j (new tensors; the old ones are freed unless still read).</summary>
+    private static void AddResiduals(List<Tensor> skips, IReadOnlyList<Tensor> residuals, Tensor keep)
     {
-        Timesteps ts => ts.Forward(timesteps),
-        GaussianFourierProjection gf => gf.Forward(timesteps),
-        _ => throw new InvalidOperationException("unexpected time projection module"),
-    };
+        if (residuals.Count != skips.Count)
+            throw new ArgumentException($"UNet2DConditionModel: down_block_additional_residuals has {residuals.Count} tensors, the UNet has {skips.Count} skip states (conv_in, then each down block's resnets and downsampler)");
+        for (int j = 0; j < skips.Count; j++)
+        {
+            var residual = residuals[j];
+            if (!residual.shape.SequenceEqual(skips[j].shape))
+                throw new ArgumentException($"UNet2DConditionModel: down_block_additional_residuals[{j}] has shape {Layers.Shape(residual)}, the skip state {Layers.Shape(skips[j])}");
+            skips[j] = new Chain(skips[j], handedOver: !ReferenceEquals(skips[j], keep)).Then(x => x + residual).Value;
+        }
+    }
 }

@@ -11,22 +11,26 @@ namespace DiffusersSharp.Models;
 /// noisy latent, a timestep and text-encoder states (cross-attention context) in, a latent-shaped prediction out.
 /// Weight names are diffusers' (<c>down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight</c>, …).
 /// Build with <see cref="FromConfig"/> (random weights) or <see cref="FromPretrained"/>.
-/// Not ported (refused by the config check): addition embeddings (SDXL, Kandinsky), image projections, dual
-/// cross-attention, GLIGEN, the SimpleCrossAttn blocks; ControlNet/adapter residuals are not accepted.
+/// Blocks come from the <see cref="UNet2DBlocks"/> registry and are called through one contract each
+/// (<see cref="UNetDownBlock"/>, <see cref="UNetMidBlock"/>, <see cref="UNetUpBlock"/>); the time and class embeddings
+/// through <see cref="IUNetEmbedding"/>. Not ported (refused by the config check): addition embeddings (SDXL,
+/// Kandinsky), image projections, dual cross-attention, GLIGEN, the SimpleCrossAttn blocks.
 /// </summary>
 public sealed partial class UNet2DConditionModel : nn.Module
 {
     private readonly Conv2d conv_in;
-    private readonly nn.Module time_proj;
+    private readonly nn.Module<Tensor, Tensor> time_proj;
     private readonly TimestepEmbedding time_embedding;
     private readonly Linear? encoder_hid_proj;
-    private readonly nn.Module? class_embedding;
-    private readonly ModuleList<nn.Module> down_blocks;
-    private readonly nn.Module? mid_block;
-    private readonly ModuleList<nn.Module> up_blocks;
+    private readonly nn.Module<Tensor, Tensor>? class_embedding;
+    private readonly ModuleList<UNetDownBlock> down_blocks;
+    private readonly UNetMidBlock? mid_block;
+    private readonly ModuleList<UNetUpBlock> up_blocks;
     private readonly GroupNorm? conv_norm_out;
     private readonly Conv2d conv_out;
 
+    private readonly IUNetEmbedding _timeEmbedding;
+    private readonly IUNetEmbedding? _classEmbedding;
     private readonly Func<Tensor, Tensor>? _timeEmbedAct;
     private readonly Func<Tensor, Tensor> _convAct;
     private Action<string, Tensor>? _hook;
@@ -50,7 +54,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
             {
                 string path = name;
                 if (module is Transformer2DModel t)
-                    t.DebugHook = value is null ? null : (_, x) => value(path, x);
+                    t.DebugHook = value is null ? null : (sub, x) => value(sub.Length == 0 ? path : path + "." + sub, x);
                 else if (module is BasicTransformerBlock b)
                     b.DebugHook = value is null ? null : (sub, x) => value(path + "." + sub, x);
             }
@@ -93,59 +97,60 @@ public sealed partial class UNet2DConditionModel : nn.Module
         }
         time_embedding = new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn: c.ActFn,
             postActFn: c.TimestepPostAct, condProjDim: c.TimeCondProjDim);
+        _timeEmbedding = new UNetTimeEmbedding(time_proj, time_embedding);
 
         if (c.EncoderHidDim is int ehd)
             encoder_hid_proj = nn.Linear(ehd, crossDims[0]);
 
-        if (c.ClassEmbedType is null && c.NumClassEmbeds is int nce)
-            class_embedding = nn.Embedding(nce, timeEmbedDim);
-        else if (c.ClassEmbedType == "timestep")
-            class_embedding = new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn: c.ActFn);
-        else if (c.ClassEmbedType == "identity")
-            class_embedding = nn.Identity();
-        else if (c.ClassEmbedType == "projection")
-            class_embedding = new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim);
-        else if (c.ClassEmbedType == "simple_projection")
-            class_embedding = nn.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim);
+        class_embedding = c.ClassEmbedType switch
+        {
+            null => c.NumClassEmbeds is int nce ? nn.Embedding(nce, timeEmbedDim) : null,
+            "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn: c.ActFn),
+            "identity" => nn.Identity(),
+            "projection" => new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
+            "simple_projection" => nn.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
+            _ => null,
+        };
+        if (class_embedding is not null)
+            _classEmbedding = new UNetClassEmbedding(class_embedding, c.ClassEmbedType == "timestep" ? time_proj : null,
+                "class_labels should be provided when num_class_embeds > 0");
 
         if (c.TimeEmbeddingActFn is not null)
             _timeEmbedAct = Activations.Get(c.TimeEmbeddingActFn);
-        int blocksTimeEmbedDim = c.ClassEmbeddingsConcat ? timeEmbedDim * 2 : timeEmbedDim;
 
-        down_blocks = new ModuleList<nn.Module>();
+        // what every block gets (diffusers passes the same arguments to get_down_block / get_up_block)
+        var common = new UNetBlockArgs
+        {
+            TembChannels = c.ClassEmbeddingsConcat ? timeEmbedDim * 2 : timeEmbedDim,
+            ResnetEps = c.NormEps, ResnetActFn = c.ActFn, ResnetGroups = groups, DownsamplePadding = c.DownsamplePadding,
+            DualCrossAttention = c.DualCrossAttention, UseLinearProjection = c.UseLinearProjection,
+            UpcastAttention = c.UpcastAttention, ResnetTimeScaleShift = c.ResnetTimeScaleShift,
+            AttentionType = c.AttentionType, ResnetSkipTimeAct = c.ResnetSkipTimeAct,
+            ResnetOutScaleFactor = c.ResnetOutScaleFactor, Dropout = c.Dropout,
+        };
+
+        down_blocks = new ModuleList<UNetDownBlock>();
         int outputChannel = boc[0];
         for (int i = 0; i < n; i++)
         {
             int inputChannel = outputChannel;
             outputChannel = boc[i];
-            bool isFinal = i == n - 1;
-            string type = V.Strip(c.DownBlockTypes[i]);
-            if (type == "CrossAttnDownBlock2D")
-                down_blocks.Add(new CrossAttnDownBlock2D(inputChannel, outputChannel, blocksTimeEmbedDim, c.Dropout,
-                    layersPerBlock[i], [tlpb[i]], c.NormEps, c.ResnetTimeScaleShift, c.ActFn, groups,
-                    numAttentionHeads: heads[i], crossAttentionDim: crossDims[i], downsamplePadding: c.DownsamplePadding,
-                    addDownsample: !isFinal, useLinearProjection: c.UseLinearProjection,
-                    onlyCrossAttention: onlyCross[i], upcastAttention: c.UpcastAttention));
-            else
-                down_blocks.Add(UNet2DBlocks.GetDownBlock(type, layersPerBlock[i], inputChannel, outputChannel,
-                    blocksTimeEmbedDim, addDownsample: !isFinal, resnetEps: c.NormEps, resnetActFn: c.ActFn,
-                    resnetGroups: groups, downsamplePadding: c.DownsamplePadding,
-                    resnetTimeScaleShift: c.ResnetTimeScaleShift, resnetSkipTimeAct: c.ResnetSkipTimeAct,
-                    resnetOutScaleFactor: c.ResnetOutScaleFactor, attentionHeadDim: headDims[i], dropout: c.Dropout));
+            down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
+            {
+                NumLayers = layersPerBlock[i], TransformerLayersPerBlock = [tlpb[i]], InChannels = inputChannel,
+                OutChannels = outputChannel, AddDownsample = i < n - 1, CrossAttentionDim = crossDims[i],
+                NumAttentionHeads = heads[i], OnlyCrossAttention = onlyCross[i], AttentionHeadDim = headDims[i],
+            }));
         }
 
-        if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
-            mid_block = new UNetMidBlock2DCrossAttn(boc[^1], blocksTimeEmbedDim, c.Dropout,
-                transformerLayersPerBlock: [tlpb[^1]], resnetEps: c.NormEps, resnetTimeScaleShift: c.ResnetTimeScaleShift,
-                resnetActFn: c.ActFn, resnetGroups: groups, numAttentionHeads: heads[^1],
-                outputScaleFactor: c.MidBlockScaleFactor, crossAttentionDim: crossDims[^1],
-                useLinearProjection: c.UseLinearProjection, upcastAttention: c.UpcastAttention);
-        else if (c.MidBlockType == "UNetMidBlock2D")
-            mid_block = new UNetMidBlock2D(boc[^1], blocksTimeEmbedDim, c.Dropout, numLayers: 0, resnetEps: c.NormEps,
-                resnetActFn: c.ActFn, outputScaleFactor: c.MidBlockScaleFactor, resnetGroups: groups,
-                resnetTimeScaleShift: c.ResnetTimeScaleShift, addAttention: false);
+        if (c.MidBlockType is not null)
+            mid_block = UNet2DBlocks.GetMidBlock(c.MidBlockType, common with
+            {
+                TransformerLayersPerBlock = [tlpb[^1]], InChannels = boc[^1], OutputScaleFactor = c.MidBlockScaleFactor,
+                CrossAttentionDim = crossDims[^1], NumAttentionHeads = heads[^1],
+            });
 
-        up_blocks = new ModuleList<nn.Module>();
+        up_blocks = new ModuleList<UNetUpBlock>();
         var rBoc = boc.Reverse().ToArray();
         var rHeads = heads.Reverse().ToArray();
         var rLayers = layersPerBlock.Reverse().ToArray();
@@ -158,23 +163,16 @@ public sealed partial class UNet2DConditionModel : nn.Module
             bool isFinal = i == n - 1;
             int prevOutputChannel = outputChannel;
             outputChannel = rBoc[i];
-            int inputChannel = rBoc[Math.Min(i + 1, n - 1)];
             if (!isFinal) NumUpsamplers++;
-            string type = V.Strip(c.UpBlockTypes[i]);
-            if (type == "CrossAttnUpBlock2D")
-                up_blocks.Add(new CrossAttnUpBlock2D(inputChannel, outputChannel, prevOutputChannel, blocksTimeEmbedDim,
-                    resolutionIdx: i, dropout: c.Dropout, numLayers: rLayers[i] + 1, transformerLayersPerBlock: rTlpb[i],
-                    resnetEps: c.NormEps, resnetTimeScaleShift: c.ResnetTimeScaleShift, resnetActFn: c.ActFn,
-                    resnetGroups: groups, numAttentionHeads: rHeads[i], crossAttentionDim: rCross[i],
-                    addUpsample: !isFinal, useLinearProjection: c.UseLinearProjection, onlyCrossAttention: rOnlyCross[i],
-                    upcastAttention: c.UpcastAttention));
-            else
-                up_blocks.Add(UNet2DBlocks.GetUpBlock(type, rLayers[i] + 1, inputChannel, outputChannel, prevOutputChannel,
-                    blocksTimeEmbedDim, addUpsample: !isFinal, resnetEps: c.NormEps, resnetActFn: c.ActFn,
-                    resolutionIdx: i, resnetGroups: groups, resnetTimeScaleShift: c.ResnetTimeScaleShift,
-                    resnetSkipTimeAct: c.ResnetSkipTimeAct, resnetOutScaleFactor: c.ResnetOutScaleFactor,
-                    // diffusers passes attention_head_dim[i] un-reversed here (a quirk kept for weight-shape parity)
-                    attentionHeadDim: headDims[i], dropout: c.Dropout));
+            up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], common with
+            {
+                NumLayers = rLayers[i] + 1, TransformerLayersPerBlock = rTlpb[i], InChannels = rBoc[Math.Min(i + 1, n - 1)],
+                OutChannels = outputChannel, PrevOutputChannel = prevOutputChannel, AddUpsample = !isFinal,
+                ResolutionIdx = i, CrossAttentionDim = rCross[i], NumAttentionHeads = rHeads[i],
+                OnlyCrossAttention = rOnlyCross[i],
+                // diffusers passes attention_head_dim[i] un-reversed here (a quirk kept for weight-shape parity)
+                AttentionHeadDim = headDims[i],
+            }));
         }
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
@@ -209,12 +207,5 @@ public sealed partial class UNet2DConditionModel : nn.Module
     public Device Device => conv_in.weight.device;
 
     /// <summary>Number of parameters (each registered parameter counted once, as <c>model.num_parameters()</c>).</summary>
-    public long NumParameters()
-    {
-        var seen = new HashSet<IntPtr>();
-        long total = 0;
-        foreach (var (_, p) in named_parameters())
-            if (seen.Add(p.Handle)) total += p.numel();
-        return total;
-    }
+    public long NumParameters() => Layers.NumParameters(this);
 }

@@ -7,9 +7,6 @@ namespace DiffusersSharp.Models;
 /// </summary>
 internal static class UNet2DConditionModelConfigValidation
 {
-    public static readonly IReadOnlyList<string> DownBlockTypes = ["CrossAttnDownBlock2D", .. UNet2DBlocks.DownBlockTypes];
-    public static readonly IReadOnlyList<string> UpBlockTypes = ["CrossAttnUpBlock2D", .. UNet2DBlocks.UpBlockTypes];
-
     public static void Validate(UNet2DConditionModelConfig c, string source)
     {
         int n = c.DownBlockTypes?.Length ?? 0;
@@ -35,13 +32,13 @@ internal static class UNet2DConditionModelConfigValidation
 
         for (int i = 0; i < n; i++)
         {
-            if (!DownBlockTypes.Contains(Strip(c.DownBlockTypes[i])))
-                Fail(source, "down_block_types", $"unknown or unsupported down block type '{c.DownBlockTypes[i]}' at index {i} (supported: {string.Join(", ", DownBlockTypes)})");
-            if (!UpBlockTypes.Contains(Strip(c.UpBlockTypes[i])))
-                Fail(source, "up_block_types", $"unknown or unsupported up block type '{c.UpBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UpBlockTypes)})");
+            if (!UNet2DBlocks.IsDownBlock(c.DownBlockTypes[i]))
+                Fail(source, "down_block_types", $"unknown or unsupported down block type '{c.DownBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.DownBlockTypes())})");
+            if (!UNet2DBlocks.IsUpBlock(c.UpBlockTypes[i]))
+                Fail(source, "up_block_types", $"unknown or unsupported up block type '{c.UpBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.UpBlockTypes())})");
         }
-        if (c.MidBlockType is not (null or "UNetMidBlock2DCrossAttn" or "UNetMidBlock2D"))
-            Fail(source, "mid_block_type", $"unknown or unsupported mid_block_type '{c.MidBlockType}' (supported: UNetMidBlock2DCrossAttn, UNetMidBlock2D, null)");
+        if (c.MidBlockType is not null && !UNet2DBlocks.IsMidBlock(c.MidBlockType))
+            Fail(source, "mid_block_type", $"unknown or unsupported mid_block_type '{c.MidBlockType}' (supported: {string.Join(", ", UNet2DBlocks.MidBlockTypes)}, null)");
         if (c.NormNumGroups is not int g || g <= 0)
             Fail(source, "norm_num_groups", $"norm_num_groups must be a positive integer, got {c.NormNumGroups?.ToString() ?? "null"}");
         else
@@ -53,7 +50,7 @@ internal static class UNet2DConditionModelConfigValidation
             int heads = At(c.AttentionHeadDim!, i);
             if (heads <= 0)
                 Fail(source, "attention_head_dim", $"attention_head_dim must be positive, got {heads} for block {i}");
-            bool crossBlock = Strip(c.DownBlockTypes[i]) == "CrossAttnDownBlock2D" || Strip(c.UpBlockTypes[n - 1 - i]) == "CrossAttnUpBlock2D";
+            bool crossBlock = UNet2DBlocks.NeedsCrossAttention(c.DownBlockTypes[i]) || UNet2DBlocks.NeedsCrossAttention(c.UpBlockTypes[n - 1 - i]);
             if (crossBlock && c.BlockOutChannels[i] % heads != 0)
                 Fail(source, "attention_head_dim", $"block {i}: {c.BlockOutChannels[i]} channels cannot be split into {heads} attention heads (attention_head_dim is the number of heads here)");
             if (At(c.LayersPerBlock!, i) <= 0)
@@ -61,7 +58,7 @@ internal static class UNet2DConditionModelConfigValidation
             if (At(c.CrossAttentionDim!, i) <= 0)
                 Fail(source, "cross_attention_dim", $"cross_attention_dim must be positive, got {At(c.CrossAttentionDim!, i)} for block {i}");
         }
-        if (c.MidBlockType == "UNetMidBlock2DCrossAttn" && c.BlockOutChannels[^1] % At(c.AttentionHeadDim!, n - 1) != 0)
+        if (c.MidBlockType is not null && UNet2DBlocks.NeedsCrossAttention(c.MidBlockType) && c.BlockOutChannels[^1] % At(c.AttentionHeadDim!, n - 1) != 0)
             Fail(source, "attention_head_dim", $"mid block: {c.BlockOutChannels[^1]} channels cannot be split into {At(c.AttentionHeadDim!, n - 1)} attention heads");
         if (c.TimeEmbeddingType is not ("positional" or "fourier"))
             Fail(source, "time_embedding_type", $"{c.TimeEmbeddingType} does not exist. Please make sure to use one of `fourier` or `positional`.");
@@ -97,8 +94,6 @@ internal static class UNet2DConditionModelConfigValidation
         if (c.ConvOutKernel <= 0 || c.ConvOutKernel % 2 == 0)
             Fail(source, "conv_out_kernel", $"conv_out_kernel must be a positive odd number, got {c.ConvOutKernel}");
     }
-
-    internal static string Strip(string t) => t.StartsWith("UNetRes", StringComparison.Ordinal) ? t[7..] : t;
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>
     internal static T At<T>(T[] values, int i) => values.Length == 1 ? values[0] : values[i];

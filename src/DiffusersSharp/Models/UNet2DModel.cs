@@ -14,14 +14,17 @@ namespace DiffusersSharp.Models;
 public sealed partial class UNet2DModel : nn.Module
 {
     private readonly Conv2d conv_in;
-    private readonly nn.Module time_proj;
+    private readonly nn.Module<Tensor, Tensor> time_proj;
     private readonly TimestepEmbedding time_embedding;
-    private readonly nn.Module? class_embedding;
-    private readonly ModuleList<nn.Module> down_blocks;
+    private readonly nn.Module<Tensor, Tensor>? class_embedding;
+    private readonly ModuleList<UNetDownBlock> down_blocks;
     private readonly UNetMidBlock2D mid_block;
-    private readonly ModuleList<nn.Module> up_blocks;
+    private readonly ModuleList<UNetUpBlock> up_blocks;
     private readonly GroupNorm conv_norm_out;
     private readonly Conv2d conv_out;
+
+    private readonly IUNetEmbedding _timeEmbedding;
+    private readonly IUNetEmbedding? _classEmbedding;
 
     public UNet2DModelConfig Config { get; }
 
@@ -59,25 +62,38 @@ public sealed partial class UNet2DModel : nn.Module
                 break;
         }
         time_embedding = new TimestepEmbedding(timestepInputDim, timeEmbedDim);
+        _timeEmbedding = new UNetTimeEmbedding(time_proj, time_embedding);
 
-        if (c.ClassEmbedType is null && c.NumClassEmbeds is int n)
-            class_embedding = nn.Embedding(n, timeEmbedDim);
-        else if (c.ClassEmbedType == "timestep")
-            class_embedding = new TimestepEmbedding(timestepInputDim, timeEmbedDim);
-        else if (c.ClassEmbedType == "identity")
-            class_embedding = nn.Identity();
+        class_embedding = c.ClassEmbedType switch
+        {
+            null => c.NumClassEmbeds is int n ? nn.Embedding(n, timeEmbedDim) : null,
+            "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim),
+            "identity" => nn.Identity(),
+            _ => null,
+        };
+        if (class_embedding is not null)
+            _classEmbedding = new UNetClassEmbedding(class_embedding, c.ClassEmbedType == "timestep" ? time_proj : null,
+                "class_labels should be provided when doing class conditioning");
 
-        down_blocks = new ModuleList<nn.Module>();
+        // what every block gets (diffusers' get_down_block / get_up_block arguments in unet_2d.py)
+        var common = new UNetBlockArgs
+        {
+            NumLayers = c.LayersPerBlock, TembChannels = timeEmbedDim, ResnetEps = c.NormEps, ResnetActFn = c.ActFn,
+            ResnetGroups = groups, DownsamplePadding = c.DownsamplePadding, ResnetTimeScaleShift = c.ResnetTimeScaleShift,
+            DownsampleType = c.DownsampleType, UpsampleType = c.UpsampleType, Dropout = c.Dropout,
+        };
+
+        down_blocks = new ModuleList<UNetDownBlock>();
         int outputChannel = boc[0];
         for (int i = 0; i < c.DownBlockTypes.Length; i++)
         {
             int inputChannel = outputChannel;
             outputChannel = boc[i];
-            bool isFinal = i == boc.Length - 1;
-            down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], c.LayersPerBlock, inputChannel, outputChannel,
-                timeEmbedDim, addDownsample: !isFinal, resnetEps: c.NormEps, resnetActFn: c.ActFn, resnetGroups: groups,
-                attentionHeadDim: c.AttentionHeadDim ?? outputChannel, downsamplePadding: c.DownsamplePadding,
-                resnetTimeScaleShift: c.ResnetTimeScaleShift, downsampleType: c.DownsampleType, dropout: c.Dropout));
+            down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
+            {
+                InChannels = inputChannel, OutChannels = outputChannel, AddDownsample = i < boc.Length - 1,
+                AttentionHeadDim = c.AttentionHeadDim ?? outputChannel,
+            }));
         }
 
         mid_block = new UNetMidBlock2D(boc[^1], timeEmbedDim, dropout: c.Dropout, resnetEps: c.NormEps,
@@ -85,19 +101,19 @@ public sealed partial class UNet2DModel : nn.Module
             attentionHeadDim: c.AttentionHeadDim ?? boc[^1], resnetGroups: groups, attnGroups: c.AttnNormNumGroups,
             addAttention: c.AddAttention);
 
-        up_blocks = new ModuleList<nn.Module>();
+        up_blocks = new ModuleList<UNetUpBlock>();
         var reversed = boc.Reverse().ToArray();
         outputChannel = reversed[0];
         for (int i = 0; i < c.UpBlockTypes.Length; i++)
         {
             int prevOutputChannel = outputChannel;
             outputChannel = reversed[i];
-            int inputChannel = reversed[Math.Min(i + 1, boc.Length - 1)];
-            bool isFinal = i == boc.Length - 1;
-            up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], c.LayersPerBlock + 1, inputChannel, outputChannel,
-                prevOutputChannel, timeEmbedDim, addUpsample: !isFinal, resnetEps: c.NormEps, resnetActFn: c.ActFn,
-                resnetGroups: groups, attentionHeadDim: c.AttentionHeadDim ?? outputChannel,
-                resnetTimeScaleShift: c.ResnetTimeScaleShift, upsampleType: c.UpsampleType, dropout: c.Dropout));
+            up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], common with
+            {
+                NumLayers = c.LayersPerBlock + 1, InChannels = reversed[Math.Min(i + 1, boc.Length - 1)],
+                OutChannels = outputChannel, PrevOutputChannel = prevOutputChannel, AddUpsample = i < boc.Length - 1,
+                AttentionHeadDim = c.AttentionHeadDim ?? outputChannel,
+            }));
         }
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
@@ -143,12 +159,15 @@ public sealed partial class UNet2DModel : nn.Module
     {
         if (sample.dim() != 4 || sample.shape[1] != Config.InChannels)
             throw new ArgumentException($"UNet2DModel expects a sample of shape (batch, {Config.InChannels}, height, width), got {Layers.Shape(sample)}");
+        if (classLabels is not null && _classEmbedding is null)
+            throw new ArgumentException("class_embedding needs to be initialized in order to use class conditioning");
         using var scope = torch.NewDisposeScope();
         var hook = IntermediateHook;
 
         // 0. center input if necessary
+        var h = new Chain(sample);
         if (Config.CenterInputSample)
-            sample = 2 * sample - 1.0;
+            h.Then(x => 2 * x - 1.0);
 
         // 1. time
         var timesteps = timestep.dim() == 0 ? timestep.unsqueeze(0) : timestep;
@@ -159,98 +178,58 @@ public sealed partial class UNet2DModel : nn.Module
         // broadcast to the batch dimension as diffusers does
         timesteps = timesteps * torch.ones(batch, dtype: timesteps.dtype, device: timesteps.device);
 
-        var tEmb = TimeProj(timesteps);
-        hook?.Invoke("time_proj", tEmb);
-        var dtype = DType;
-        tEmb = tEmb.to_type(dtype);
-        var emb = time_embedding.Forward(tEmb);
-        hook?.Invoke("time_embedding", emb);
-
-        if (class_embedding is not null)
-        {
-            if (classLabels is null)
-                throw new ArgumentException("class_labels should be provided when doing class conditioning");
-            var labels = classLabels.to(sample.device);
-            if (Config.ClassEmbedType == "timestep")
-                labels = TimeProj(labels).to_type(dtype);
-            var classEmb = class_embedding switch
-            {
-                TimestepEmbedding te => te.Forward(labels),
-                nn.Module<Tensor, Tensor> m => m.forward(labels),
-                _ => throw new InvalidOperationException("unexpected class embedding module"),
-            };
-            emb = emb + classEmb.to_type(dtype);
-        }
-        else if (classLabels is not null)
-            throw new ArgumentException("class_embedding needs to be initialized in order to use class conditioning");
+        var inputs = new UNetEmbeddingInputs(timesteps, DType) { ClassLabels = classLabels, Hook = hook };
+        var emb = _timeEmbedding.Forward(inputs);
+        if (_classEmbedding is not null)
+            emb = emb + _classEmbedding.Forward(inputs);
 
         // 2. pre-process
         if (ChannelsLast)
-            sample = Layers.ToChannelsLast(sample);
-        sample = conv_in.forward(sample);
-        hook?.Invoke("conv_in", sample);
+            h.Then(Layers.ToChannelsLast);
+        h.Then(conv_in.forward);
+        hook?.Invoke("conv_in", h.Value);
 
         // 3. down
-        var resSamples = new List<Tensor> { sample };
+        var skips = new List<Tensor> { h.Keep() };   // diffusers' down_block_res_samples
+        var down = h.Value;
         for (int i = 0; i < down_blocks.Count; i++)
         {
-            var (h, res) = ((IDownBlock2D)down_blocks[i]).Forward(sample, emb);
-            sample = h;
-            resSamples.AddRange(res);
-            hook?.Invoke($"down_blocks.{i}", sample);
+            (down, var outputStates) = down_blocks[i].Forward(down, emb);
+            skips.AddRange(outputStates);
+            hook?.Invoke($"down_blocks.{i}", down);
         }
 
         // 4. mid
-        sample = mid_block.Forward(sample, emb);
-        hook?.Invoke("mid_block", sample);
+        h = new Chain(down);
+        h.Then(x => mid_block.Forward(x, emb));
+        hook?.Invoke("mid_block", h.Value);
 
         // 5. up
         for (int i = 0; i < up_blocks.Count; i++)
         {
-            var block = (IUpBlock2D)up_blocks[i];
-            int n = block.NumResnets;
-            var res = resSamples.GetRange(resSamples.Count - n, n);
-            resSamples.RemoveRange(resSamples.Count - n, n);
-            var previous = sample;
-            sample = block.Forward(sample, res, emb);
-            // Free what this block consumed as soon as it is done (PyTorch's refcounting does the same).
-            foreach (var r in res) r.Dispose();
-            previous.Dispose();
-            hook?.Invoke($"up_blocks.{i}", sample);
+            var block = up_blocks[i];
+            var resSamples = skips.GetRange(skips.Count - block.NumResnets, block.NumResnets);
+            skips.RemoveRange(skips.Count - block.NumResnets, block.NumResnets);
+            h.Then(x => block.Forward(x, resSamples, emb));
+            hook?.Invoke($"up_blocks.{i}", h.Value);
+            foreach (var r in resSamples) r.Dispose(); // the caller frees what it no longer needs, here at once
         }
 
         // 6. post-process
-        var lastUp = sample;
-        sample = conv_norm_out.forward(sample);
-        lastUp.Dispose();
-        hook?.Invoke("conv_norm_out", sample);
-        sample = Activations.SiluOwned(sample);
-        sample = conv_out.forward(sample);
-        hook?.Invoke("conv_out", sample);
+        h.Then(conv_norm_out.forward);
+        hook?.Invoke("conv_norm_out", h.Value);
+        h.Then(Activations.SiluOwned);
+        h.Then(conv_out.forward);
+        hook?.Invoke("conv_out", h.Value);
 
         if (Config.TimeEmbeddingType == "fourier")
-            sample = sample / timesteps.reshape(batch, 1, 1, 1);
+            h.Then(x => x / timesteps.reshape(batch, 1, 1, 1));
         if (ChannelsLast)
-            sample = sample.contiguous();
+            h.Then(x => x.contiguous());
 
-        return new UNet2DOutput(sample.MoveToOuterDisposeScope());
+        return new UNet2DOutput(scope.MoveToOuter(h.Value));
     }
-
-    private Tensor TimeProj(Tensor timesteps) => time_proj switch
-    {
-        Timesteps ts => ts.Forward(timesteps),
-        GaussianFourierProjection gf => gf.Forward(timesteps),
-        Embedding e => e.forward(timesteps),
-        _ => throw new InvalidOperationException("unexpected time projection module"),
-    };
 
     /// <summary>Number of parameters (each registered parameter counted once, as <c>model.num_parameters()</c>).</summary>
-    public long NumParameters()
-    {
-        var seen = new HashSet<IntPtr>();
-        long total = 0;
-        foreach (var (_, p) in named_parameters())
-            if (seen.Add(p.Handle)) total += p.numel();
-        return total;
-    }
+    public long NumParameters() => Layers.NumParameters(this);
 }

@@ -15,11 +15,11 @@ internal static class UNet2DModelConfigValidation
         if (c.BlockOutChannels.Length == 0)
             Fail(source, "block_out_channels", "block_out_channels must not be empty");
         for (int i = 0; i < c.DownBlockTypes.Length; i++)
-            if (!UNet2DBlocks.IsKnownDownBlock(c.DownBlockTypes[i]))
-                Fail(source, "down_block_types", $"{Unknown("down", c.DownBlockTypes[i])} '{c.DownBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.DownBlockTypes)})");
+            if (!UNet2DBlocks.IsDownBlock(c.DownBlockTypes[i], crossAttention: false))
+                Fail(source, "down_block_types", $"{Unknown("down", c.DownBlockTypes[i])} '{c.DownBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.DownBlockTypes(crossAttention: false))})");
         for (int i = 0; i < c.UpBlockTypes.Length; i++)
-            if (!UNet2DBlocks.IsKnownUpBlock(c.UpBlockTypes[i]))
-                Fail(source, "up_block_types", $"{Unknown("up", c.UpBlockTypes[i])} '{c.UpBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.UpBlockTypes)})");
+            if (!UNet2DBlocks.IsUpBlock(c.UpBlockTypes[i], crossAttention: false))
+                Fail(source, "up_block_types", $"{Unknown("up", c.UpBlockTypes[i])} '{c.UpBlockTypes[i]}' at index {i} (supported: {string.Join(", ", UNet2DBlocks.UpBlockTypes(crossAttention: false))})");
         if (c.TimeEmbeddingType is not ("positional" or "fourier" or "learned"))
             Fail(source, "time_embedding_type", $"unknown time_embedding_type '{c.TimeEmbeddingType}' (expected positional, fourier or learned)");
         if (c.TimeEmbeddingType == "learned" && c.NumTrainTimesteps is not > 0)
@@ -48,18 +48,9 @@ internal static class UNet2DModelConfigValidation
             Fail(source, c.InChannels <= 0 ? "in_channels" : "out_channels", $"channel counts must be positive, got in_channels {c.InChannels}, out_channels {c.OutChannels}");
     }
 
-    // diffusers 0.25.1 block types that UNet2DModel can name but DiffusersSharp does not port (the FIR skip
-    // blocks of score-SDE checkpoints) or that need an encoder_hidden_states UNet2DModel never passes.
-    private static readonly HashSet<string> NotPorted = new(StringComparer.Ordinal)
-    {
-        "SkipDownBlock2D", "AttnSkipDownBlock2D", "SkipUpBlock2D", "AttnSkipUpBlock2D",
-        "CrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D", "KDownBlock2D", "KCrossAttnDownBlock2D",
-        "CrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "KUpBlock2D", "KCrossAttnUpBlock2D",
-        "DownEncoderBlock2D", "AttnDownEncoderBlock2D", "UpDecoderBlock2D", "AttnUpDecoderBlock2D",
-    };
-
+    // a diffusers type DiffusersSharp does not port, or one that needs the encoder_hidden_states UNet2DModel never passes
     private static string Unknown(string side, string type) =>
-        NotPorted.Contains(type.StartsWith("UNetRes", StringComparison.Ordinal) ? type[7..] : type)
+        UNet2DBlocks.IsNotPorted(type) || UNet2DBlocks.NeedsCrossAttention(type)
             ? $"{side} block type not supported in a DiffusersSharp UNet2DModel:"
             : $"unknown {side} block type";
 

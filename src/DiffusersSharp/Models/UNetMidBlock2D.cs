@@ -8,9 +8,9 @@ namespace DiffusersSharp.Models;
 /// diffusers' <c>UNetMidBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): resnet, then <c>num_layers</c> ×
 /// (self-attention → resnet); without <c>add_attention</c> only the resnets. The attention's GroupNorm has
 /// <c>attn_groups</c> groups (default: <c>resnet_groups</c> when <c>resnet_time_scale_shift</c> is "default",
-/// else no norm).
+/// else no norm). Also the mid block of the VAE's encoder and decoder (no time embedding).
 /// </summary>
-public sealed class UNetMidBlock2D : nn.Module
+public sealed class UNetMidBlock2D : UNetMidBlock
 {
     private readonly ModuleList<Attention>? attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
@@ -28,35 +28,31 @@ public sealed class UNetMidBlock2D : nn.Module
         if (attnGroups is null && resnetTimeScaleShift == "default") attnGroups = groups;
         int headDim = attentionHeadDim ?? inChannels;
 
-        resnets = new ModuleList<ResnetBlock2D>();
-        resnets.Add(MakeResnet());
+        var options = new ResnetOptions(tembChannels, resnetEps, groups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
+        resnets = new ModuleList<ResnetBlock2D>(options.Make(inChannels, inChannels));
         if (addAttention) attentions = new ModuleList<Attention>();
         for (int i = 0; i < numLayers; i++)
         {
-            if (addAttention)
-                attentions!.Add(new Attention(inChannels, heads: inChannels / headDim, dimHead: headDim,
-                    rescaleOutputFactor: outputScaleFactor, eps: resnetEps, normNumGroups: attnGroups,
-                    spatialNormDim: resnetTimeScaleShift == "spatial" ? tembChannels : null,
-                    residualConnection: true, bias: true, upcastSoftmax: true));
-            resnets.Add(MakeResnet());
+            attentions?.Add(new Attention(inChannels, heads: inChannels / headDim, dimHead: headDim,
+                rescaleOutputFactor: outputScaleFactor, eps: resnetEps, normNumGroups: attnGroups,
+                spatialNormDim: resnetTimeScaleShift == "spatial" ? tembChannels : null,
+                residualConnection: true, bias: true, upcastSoftmax: true));
+            resnets.Add(options.Make(inChannels, inChannels));
         }
         RegisterComponents();
-
-        ResnetBlock2D MakeResnet() => new(inChannels, inChannels, tembChannels: tembChannels, eps: resnetEps,
-            groups: groups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift, nonLinearity: resnetActFn,
-            outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm);
     }
 
-    public Tensor Forward(Tensor hiddenStates, Tensor? temb)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
-        var input = hiddenStates;
-        hiddenStates = resnets[0].Forward(hiddenStates, temb);
+        var h = new Chain(hiddenStates);
+        h.Then(x => resnets[0].Forward(x, temb));
         for (int i = 1; i < resnets.Count; i++)
         {
             if (attentions is not null)
-                hiddenStates = Blocks.Replace(hiddenStates, attentions[i - 1].Forward(hiddenStates, temb: temb), input);
-            hiddenStates = Blocks.Replace(hiddenStates, resnets[i].Forward(hiddenStates, temb), input);
+                h.Then(x => attentions[i - 1].Forward(x, temb: temb));
+            h.Then(x => resnets[i].Forward(x, temb));
         }
-        return hiddenStates;
+        return h.Value;
     }
 }

@@ -8,12 +8,14 @@ namespace DiffusersSharp.Models;
 /// diffusers' <c>UNetMidBlock2DCrossAttn</c> (models/unet_2d_blocks.py, v0.25.1): resnet, then
 /// <c>num_layers</c> × (<see cref="Transformer2DModel"/> → resnet). Dual cross-attention is not ported.
 /// </summary>
-public sealed class UNetMidBlock2DCrossAttn : nn.Module
+public sealed class UNetMidBlock2DCrossAttn : UNetMidBlock
 {
     private readonly ModuleList<Transformer2DModel> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
 
     public int NumAttentionHeads { get; }
+
+    public override bool HasCrossAttention => true;
 
     public UNetMidBlock2DCrossAttn(int inChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
         int[]? transformerLayersPerBlock = null, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
@@ -26,37 +28,29 @@ public sealed class UNetMidBlock2DCrossAttn : nn.Module
             throw new ArgumentException("UNetMidBlock2DCrossAttn: dual_cross_attention is not supported by DiffusersSharp");
         NumAttentionHeads = numAttentionHeads;
         int groups = resnetGroups ?? Math.Min(inChannels / 4, 32);
-        var layers = CrossAttnDownBlock2D.ExpandLayers(transformerLayersPerBlock, numLayers, nameof(UNetMidBlock2DCrossAttn));
-        resnets = new ModuleList<ResnetBlock2D>();
+        var options = new ResnetOptions(tembChannels, resnetEps, groups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm);
+        var depths = AttentionLayers.Depths(transformerLayersPerBlock, numLayers, nameof(UNetMidBlock2DCrossAttn));
+        resnets = new ModuleList<ResnetBlock2D>(options.Make(inChannels, inChannels));
         attentions = new ModuleList<Transformer2DModel>();
-        resnets.Add(MakeResnet());
         for (int i = 0; i < numLayers; i++)
         {
-            attentions.Add(new Transformer2DModel(numAttentionHeads, inChannels / numAttentionHeads,
-                inChannels: inChannels, numLayers: layers[i], crossAttentionDim: crossAttentionDim,
-                normNumGroups: groups, useLinearProjection: useLinearProjection, upcastAttention: upcastAttention,
-                attentionType: attentionType));
-            resnets.Add(MakeResnet());
+            attentions.Add(AttentionLayers.Transformer(depths[i], inChannels, numAttentionHeads, crossAttentionDim, groups,
+                useLinearProjection, onlyCrossAttention: false, upcastAttention, attentionType));
+            resnets.Add(options.Make(inChannels, inChannels));
         }
         RegisterComponents();
-
-        ResnetBlock2D MakeResnet() => new(inChannels, inChannels, tembChannels: tembChannels, eps: resnetEps,
-            groups: groups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift, nonLinearity: resnetActFn,
-            outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm);
     }
 
-    public Tensor Forward(Tensor hiddenStates, Tensor? temb, Tensor? encoderHiddenStates,
-        Tensor? attentionMask = null, Tensor? encoderAttentionMask = null)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
-        var input = hiddenStates;
-        var h = ScopedCall.Run(() => resnets[0].Forward(input, temb));
+        var h = new Chain(hiddenStates);
+        h.Then(x => resnets[0].Forward(x, temb));
         for (int i = 0; i < attentions.Count; i++)
         {
-            var a = ScopedCall.Run(() => attentions[i].Forward(h, encoderHiddenStates, attentionMask, encoderAttentionMask).Sample);
-            ScopedCall.DisposeUnless(h, a, input);
-            h = ScopedCall.Run(() => resnets[i + 1].Forward(a, temb));
-            ScopedCall.DisposeUnless(a, h, input);
+            h.Then(x => attentions[i].Forward(x, context).Sample);
+            h.Then(x => resnets[i + 1].Forward(x, temb));
         }
-        return h;
+        return h.Value;
     }
 }

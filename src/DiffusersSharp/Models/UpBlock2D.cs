@@ -9,13 +9,12 @@ namespace DiffusersSharp.Models;
 /// next skip state on channels → resnet), then an optional nearest ×2 + conv <see cref="Upsample2D"/>
 /// (<c>upsamplers.0.conv</c>). FreeU is not ported.
 /// </summary>
-public sealed class UpBlock2D : nn.Module, IUpBlock2D
+public sealed class UpBlock2D : UNetUpBlock
 {
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
-    public int NumResnets => resnets.Count;
-    public int? ResolutionIdx { get; }
+    public override int NumResnets => resnets.Count;
 
     public UpBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels, int? resolutionIdx = null,
         double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
@@ -24,31 +23,24 @@ public sealed class UpBlock2D : nn.Module, IUpBlock2D
         : base(nameof(UpBlock2D))
     {
         ResolutionIdx = resolutionIdx;
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-        {
-            int resSkipChannels = i == numLayers - 1 ? inChannels : outChannels;
-            int resnetInChannels = i == 0 ? prevOutputChannel : outChannels;
-            resnets.Add(new ResnetBlock2D(resnetInChannels + resSkipChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
-        }
-        if (addUpsample)
-            upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outChannels, useConv: true, outChannels: outChannels));
+        resnets = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm).UpPath(numLayers, inChannels, prevOutputChannel, outChannels);
+        upsamplers = addUpsample ? ConvUpsampler(outChannels) : null;
         RegisterComponents();
     }
 
-    public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb, long[]? upsampleSize = null)
+    protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
+        BlockContext context, long[]? upsampleSize)
     {
-        int next = resHiddenStates.Count - 1;
-        var input = hiddenStates;
+        var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
         {
-            using var cat = torch.cat(new[] { hiddenStates, resHiddenStates[next--] }, dim: 1);
-            hiddenStates = Blocks.Replace(hiddenStates, resnet.Forward(cat, temb), input);
+            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            h.Then(x => resnet.Forward(x, temb));
         }
         if (upsamplers is not null)
-            foreach (var u in upsamplers) hiddenStates = Blocks.Replace(hiddenStates, u.Forward(hiddenStates, upsampleSize), input);
-        return hiddenStates;
+            foreach (var upsampler in upsamplers)
+                h.Then(x => upsampler.Forward(x, upsampleSize));
+        return h.Value;
     }
 }

@@ -23,11 +23,8 @@ public sealed class UpDecoderBlock2D : nn.Module
         : base(nameof(UpDecoderBlock2D))
     {
         ResolutionIdx = resolutionIdx;
-        resnets = new ModuleList<ResnetBlock2D>();
-        for (int i = 0; i < numLayers; i++)
-            resnets.Add(new ResnetBlock2D(i == 0 ? inChannels : outChannels, outChannels, tembChannels: tembChannels,
-                eps: resnetEps, groups: resnetGroups, dropout: dropout, timeEmbeddingNorm: resnetTimeScaleShift,
-                nonLinearity: resnetActFn, outputScaleFactor: outputScaleFactor, preNorm: resnetPreNorm));
+        resnets = new ResnetOptions(tembChannels, resnetEps, resnetGroups, dropout, resnetTimeScaleShift, resnetActFn,
+            outputScaleFactor, resnetPreNorm).DownPath(numLayers, inChannels, outChannels);
         if (addUpsample)
             upsamplers = new ModuleList<Upsample2D>(new Upsample2D(outChannels, useConv: true, outChannels: outChannels));
         RegisterComponents();
@@ -39,25 +36,12 @@ public sealed class UpDecoderBlock2D : nn.Module
     /// </param>
     public Tensor Forward(Tensor hiddenStates, Tensor? temb = null, bool consumeInput = false)
     {
-        var input = hiddenStates;
-        bool Owned(Tensor t) => consumeInput || !ReferenceEquals(t, input);
+        var h = new Chain(hiddenStates, handedOver: consumeInput);
         foreach (var resnet in resnets)
-        {
-            var h = hiddenStates;
-            bool owned = Owned(h);
-            var next = ScopedCall.Run(() => resnet.Forward(h, temb, consumeInput: owned));
-            if (owned && !ReferenceEquals(hiddenStates, next)) hiddenStates.Dispose();
-            hiddenStates = next;
-        }
+            h.ThenHandingOver((x, owned) => resnet.Forward(x, temb, consumeInput: owned));
         if (upsamplers is not null)
-            foreach (var u in upsamplers)
-            {
-                var h = hiddenStates;
-                bool owned = Owned(h);
-                var next = ScopedCall.Run(() => u.Forward(h, consumeInput: owned));
-                if (owned && !ReferenceEquals(hiddenStates, next)) hiddenStates.Dispose();
-                hiddenStates = next;
-            }
-        return hiddenStates;
+            foreach (var upsampler in upsamplers)
+                h.ThenHandingOver((x, owned) => upsampler.Forward(x, consumeInput: owned));
+        return h.Value;
     }
 }

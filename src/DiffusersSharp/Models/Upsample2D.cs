@@ -53,24 +53,20 @@ public sealed class Upsample2D : nn.Module
     {
         if (hiddenStates.shape[1] != Channels)
             throw new ArgumentException($"Upsample2D expects {Channels} channels, got input of shape [{string.Join(", ", hiddenStates.shape)}]");
-        var h = hiddenStates;
+        var h = new Chain(hiddenStates, handedOver: consumeInput);
         if (norm is not null)
-            h = norm.forward(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
+            h.Then(x => norm.forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2));
         var c = conv ?? Conv2d_0;
         if (UseConvTranspose)
-            return c!.forward(h);
+            return h.Then(c!.forward).Value;
         // diffusers casts bf16 to fp32 around the interpolation only because old torch lacked a bf16 kernel;
         // nearest-neighbour copies values, so the result is the same without the casts.
         if (Interpolate)
-        {
-            var small = h;
-            h = outputSize is null
-                ? nn.functional.interpolate(h, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
-                : nn.functional.interpolate(h, size: outputSize, mode: InterpolationMode.Nearest);
-            if (consumeInput || !ReferenceEquals(small, hiddenStates)) small.Dispose();
-        }
+            h.Then(x => outputSize is null
+                ? nn.functional.interpolate(x, scale_factor: new[] { 2.0, 2.0 }, mode: InterpolationMode.Nearest)
+                : nn.functional.interpolate(x, size: outputSize, mode: InterpolationMode.Nearest));
         if (UseConv)
-            h = c!.forward(h);
-        return h;
+            h.Then(c!.forward);
+        return h.Value;
     }
 }

@@ -1,0 +1,40 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// The contract of every UNet down block (diffusers' <c>get_down_block</c> types): hidden states and the time
+/// embedding in, the block's output and the states it hands to the up path out (each resnet/attention output,
+/// then the downsampled one), as diffusers' <c>(hidden_states, output_states)</c>. What only some blocks read comes
+/// in the <see cref="BlockContext"/>. The caller owns what is returned; the block never disposes its input.
+/// </summary>
+public abstract class UNetDownBlock : nn.Module
+{
+    protected UNetDownBlock(string name) : base(name) { }
+
+    /// <summary>diffusers' <c>has_cross_attention</c>: the block attends to the context's encoder hidden states.</summary>
+    public virtual bool HasCrossAttention => false;
+
+    public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb, BlockContext? context = null)
+    {
+        context ??= BlockContext.Empty;
+        using var scope = torch.NewDisposeScope();
+        var outputStates = new List<Tensor>();
+        var h = ForwardCore(hiddenStates, temb, context, outputStates);
+        // diffusers adds a T2I-Adapter residual after a block without cross-attention in place (`sample += r`),
+        // so its last output state, the same tensor, carries it too; a cross-attention block adds it itself.
+        if (context.AdditionalResidual is { } residual && !HasCrossAttention)
+            h = h.add_(residual);
+        scope.MoveToOuter(outputStates.Append(h));
+        return (h, outputStates.ToArray());
+    }
+
+    /// <summary>diffusers' usual downsampler, <c>downsamplers.0</c>: a stride-2 3×3 conv (<c>downsamplers.0.conv</c>).</summary>
+    protected static ModuleList<Downsample2D> ConvDownsampler(int channels, int padding) =>
+        new(new Downsample2D(channels, useConv: true, outChannels: channels, padding: padding, name: "op"));
+
+    /// <summary>The block's maths: returns the hidden states and adds each state for the up path to <paramref name="outputStates"/>.</summary>
+    protected abstract Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates);
+}

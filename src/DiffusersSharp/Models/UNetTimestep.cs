@@ -1,0 +1,41 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>
+/// The <c>timestep</c> argument of <see cref="UNet2DConditionModel.Forward"/>: a tensor (0-d or 1-d, of 1 or batch
+/// values), or a number, which diffusers turns into a one-element tensor, int64 for an integer and float64 for a
+/// fractional value (so 500.5 is not truncated).
+/// </summary>
+public readonly struct UNetTimestep
+{
+    private readonly Tensor? _tensor;
+    private readonly long _integer;
+    private readonly double? _fraction;
+
+    private UNetTimestep(Tensor? tensor, long integer, double? fraction)
+    {
+        _tensor = tensor;
+        _integer = integer;
+        _fraction = fraction;
+    }
+
+    public static implicit operator UNetTimestep(Tensor timestep) => new(timestep, 0, null);
+    public static implicit operator UNetTimestep(long timestep) => new(null, timestep, null);
+    public static implicit operator UNetTimestep(double timestep) => new(null, 0, timestep);
+
+    /// <summary>The timesteps as a 1-D tensor on <paramref name="device"/>; a number becomes a new tensor (its caller's).</summary>
+    internal Tensor ToTensor(Device device)
+    {
+        if (_tensor is not null)
+            return (_tensor.dim() == 0 ? _tensor.unsqueeze(0) : _tensor).to(device);
+        return _fraction is double f
+            ? torch.tensor(new[] { f }, dtype: ScalarType.Float64, device: device)
+            : torch.tensor(new[] { _integer }, dtype: ScalarType.Int64, device: device);
+    }
+
+    /// <summary>The value as given, for messages.</summary>
+    public override string ToString() =>
+        _tensor is not null ? Layers.Shape(_tensor) : _fraction?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? _integer.ToString(System.Globalization.CultureInfo.InvariantCulture);
+}
