@@ -70,6 +70,8 @@ public sealed partial class UNet2DConditionModel
             var classEmb = _classEmbedding.Forward(inputs);
             emb = c.ClassEmbeddingsConcat ? torch.cat([emb, classEmb], dim: -1) : emb + classEmb;
         }
+        if (_addedEmbedding is not null)
+            emb = emb + _addedEmbedding.Forward(inputs);
         if (_timeEmbedAct is not null)
             emb = _timeEmbedAct(emb);
 

@@ -13,8 +13,9 @@ namespace DiffusersSharp.Models;
 /// Build with <see cref="FromConfig"/> (random weights) or <see cref="FromPretrained"/>.
 /// Blocks come from the <see cref="UNet2DBlocks"/> registry and are called through one contract each
 /// (<see cref="UNetDownBlock"/>, <see cref="UNetMidBlock"/>, <see cref="UNetUpBlock"/>); the time and class embeddings
-/// through <see cref="IUNetEmbedding"/>. Not ported (refused by the config check): addition embeddings (SDXL,
-/// Kandinsky), image projections, dual cross-attention, GLIGEN, the SimpleCrossAttn blocks.
+/// through <see cref="IUNetEmbedding"/>, SDXL's added "text_time" embedding included. Not ported (refused by the
+/// config check): Kandinsky's addition embeddings, image projections, dual cross-attention, GLIGEN, the SimpleCrossAttn
+/// blocks.
 /// </summary>
 public sealed partial class UNet2DConditionModel : nn.Module
 {
@@ -23,6 +24,8 @@ public sealed partial class UNet2DConditionModel : nn.Module
     private readonly TimestepEmbedding time_embedding;
     private readonly Linear? encoder_hid_proj;
     private readonly nn.Module<Tensor, Tensor>? class_embedding;
+    private readonly Timesteps? add_time_proj;
+    private readonly TimestepEmbedding? add_embedding;
     private readonly ModuleList<UNetDownBlock> down_blocks;
     private readonly UNetMidBlock? mid_block;
     private readonly ModuleList<UNetUpBlock> up_blocks;
@@ -31,6 +34,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
 
     private readonly IUNetEmbedding _timeEmbedding;
     private readonly IUNetEmbedding? _classEmbedding;
+    private readonly IUNetEmbedding? _addedEmbedding;
     private readonly Func<Tensor, Tensor>? _timeEmbedAct;
     private readonly Func<Tensor, Tensor> _convAct;
     private Action<string, Tensor>? _hook;
@@ -115,6 +119,13 @@ public sealed partial class UNet2DConditionModel : nn.Module
             _classEmbedding = new UNetClassEmbedding(class_embedding, c.ClassEmbedType == "timestep" ? time_proj : null,
                 "class_labels should be provided when num_class_embeds > 0");
 
+        if (c.AdditionEmbedType == "text_time")
+        {
+            add_time_proj = new Timesteps(c.AdditionTimeEmbedDim!.Value, c.FlipSinToCos, c.FreqShift);
+            add_embedding = new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim);
+            _addedEmbedding = new UNetTextTimeEmbedding(add_time_proj, add_embedding, c.ProjectionClassEmbeddingsInputDim.Value);
+        }
+
         if (c.TimeEmbeddingActFn is not null)
             _timeEmbedAct = Activations.Get(c.TimeEmbeddingActFn);
 
@@ -124,7 +135,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
             TembChannels = c.ClassEmbeddingsConcat ? timeEmbedDim * 2 : timeEmbedDim,
             ResnetEps = c.NormEps, ResnetActFn = c.ActFn, ResnetGroups = groups, DownsamplePadding = c.DownsamplePadding,
             DualCrossAttention = c.DualCrossAttention, UseLinearProjection = c.UseLinearProjection,
-            UpcastAttention = c.UpcastAttention, ResnetTimeScaleShift = c.ResnetTimeScaleShift,
+            UpcastAttention = c.UpcastAttention == true, ResnetTimeScaleShift = c.ResnetTimeScaleShift,
             AttentionType = c.AttentionType, ResnetSkipTimeAct = c.ResnetSkipTimeAct,
             ResnetOutScaleFactor = c.ResnetOutScaleFactor, Dropout = c.Dropout,
         };

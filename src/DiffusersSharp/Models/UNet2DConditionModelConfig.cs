@@ -82,14 +82,21 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// <summary>null (a table when <see cref="NumClassEmbeds"/> is set), "timestep", "identity", "projection" or "simple_projection".</summary>
     [JsonPropertyName("class_embed_type")] public string? ClassEmbedType { get; init; }
 
-    /// <summary>Only null is supported (SDXL / Kandinsky additions are not ported).</summary>
+    /// <summary>
+    /// null or "text_time" (SDXL: the pooled text embedding and the micro-conditioning time ids, embedded by
+    /// <c>add_time_proj</c> / <c>add_embedding</c>); Kandinsky's "text", "text_image", "image", "image_hint" are not ported.
+    /// </summary>
     [JsonPropertyName("addition_embed_type")] public string? AdditionEmbedType { get; init; }
 
+    /// <summary>"text_time": the width of the sinusoidal embedding of each time id.</summary>
     [JsonPropertyName("addition_time_embed_dim")] public int? AdditionTimeEmbedDim { get; init; }
     [JsonPropertyName("num_class_embeds")] public int? NumClassEmbeds { get; init; }
 
-    /// <summary>diffusers' flag for float16 attention; like diffusers' scaled-dot-product processor it changes nothing here.</summary>
-    [JsonPropertyName("upcast_attention")] public bool UpcastAttention { get; init; }
+    /// <summary>
+    /// diffusers' flag for float16 attention; like diffusers' scaled-dot-product processor it changes nothing here.
+    /// null (as the SDXL configs write it) means false.
+    /// </summary>
+    [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; }
 
     [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; init; } = "default";
     [JsonPropertyName("resnet_skip_time_act")] public bool ResnetSkipTimeAct { get; init; }
@@ -104,6 +111,10 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     [JsonPropertyName("time_cond_proj_dim")] public int? TimeCondProjDim { get; init; }
     [JsonPropertyName("conv_in_kernel")] public int ConvInKernel { get; init; } = 3;
     [JsonPropertyName("conv_out_kernel")] public int ConvOutKernel { get; init; } = 3;
+    /// <summary>
+    /// Input width of the "projection" class embeddings and of "text_time"'s <c>add_embedding</c> (SDXL: text_embeds
+    /// width + number of time ids × addition_time_embed_dim, e.g. 1280 + 6 × 256 = 2816).
+    /// </summary>
     [JsonPropertyName("projection_class_embeddings_input_dim")] public int? ProjectionClassEmbeddingsInputDim { get; init; }
 
     /// <summary>Only "default" is supported.</summary>

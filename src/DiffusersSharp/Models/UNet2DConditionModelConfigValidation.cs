@@ -68,8 +68,12 @@ internal static class UNet2DConditionModelConfigValidation
             Fail(source, "class_embed_type", $"unknown class_embed_type '{c.ClassEmbedType}' (expected null, timestep, identity, projection or simple_projection)");
         if (c.ClassEmbedType is "projection" or "simple_projection" && c.ProjectionClassEmbeddingsInputDim is null)
             Fail(source, "projection_class_embeddings_input_dim", $"`class_embed_type`: '{c.ClassEmbedType}' requires `projection_class_embeddings_input_dim` be set");
-        if (c.AdditionEmbedType is not null)
-            Fail(source, "addition_embed_type", $"addition_embed_type '{c.AdditionEmbedType}' is not supported by DiffusersSharp (supported: null)");
+        if (c.AdditionEmbedType is not (null or "text_time"))
+            Fail(source, "addition_embed_type", $"addition_embed_type '{c.AdditionEmbedType}' is not supported by DiffusersSharp (supported: null, text_time)");
+        if (c.AdditionEmbedType == "text_time" && c.AdditionTimeEmbedDim is null)
+            Fail(source, "addition_time_embed_dim", "`addition_embed_type`: 'text_time' requires `addition_time_embed_dim` be set");
+        if (c.AdditionEmbedType == "text_time" && c.ProjectionClassEmbeddingsInputDim is null)
+            Fail(source, "projection_class_embeddings_input_dim", "`addition_embed_type`: 'text_time' requires `projection_class_embeddings_input_dim` be set");
         if (c.EncoderHidDimType is null && c.EncoderHidDim is not null && c.CrossAttentionDim!.Length != 1)
             Fail(source, "cross_attention_dim", "encoder_hid_dim needs a single cross_attention_dim");
         if (c.EncoderHidDim is null && c.EncoderHidDimType is not null)

@@ -42,7 +42,7 @@ public class UNet2DConditionModelConfigTests
         Assert.Equal(c.OnlyCrossAttention, back.OnlyCrossAttention);
         Assert.Equal(c.TransformerLayersPerBlock, back.TransformerLayersPerBlock);
         Assert.Equal(c.CrossAttentionDim, back.CrossAttentionDim);
-        Assert.True(back.UseLinearProjection && back.UpcastAttention);
+        Assert.True(back.UseLinearProjection && back.UpcastAttention == true);
     }
 
     [Fact]
@@ -99,7 +99,8 @@ public class UNet2DConditionModelConfigTests
     [InlineData("\"num_attention_heads\": 8", "num_attention_heads", "At the moment it is not possible to define the number of attention heads via `num_attention_heads`")]
     [InlineData("\"attention_head_dim\": [2, 2, 2]", "attention_head_dim", "Must provide the same number of `attention_head_dim` as `down_block_types`")]
     [InlineData("\"attention_head_dim\": 3", "attention_head_dim", "block 1: 64 channels cannot be split into 3 attention heads")]
-    [InlineData("\"addition_embed_type\": \"text_time\"", "addition_embed_type", "addition_embed_type 'text_time' is not supported by DiffusersSharp")]
+    [InlineData("\"addition_embed_type\": \"text_image\"", "addition_embed_type", "addition_embed_type 'text_image' is not supported by DiffusersSharp")]
+    [InlineData("\"addition_embed_type\": \"text_time\"", "addition_time_embed_dim", "`addition_embed_type`: 'text_time' requires `addition_time_embed_dim` be set")]
     [InlineData("\"down_block_types\": [\"DownBlock2D\", \"SimpleCrossAttnDownBlock2D\"]", "down_block_types", "unknown or unsupported down block type 'SimpleCrossAttnDownBlock2D' at index 1")]
     [InlineData("\"mid_block_type\": \"UNetMidBlock2DSimpleCrossAttn\"", "mid_block_type", "unknown or unsupported mid_block_type 'UNetMidBlock2DSimpleCrossAttn'")]
     public void BadConfigs_AreConfigErrorsNamingTheKey(string replacement, string key, string message)
