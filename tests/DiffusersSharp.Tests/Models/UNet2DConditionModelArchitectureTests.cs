@@ -50,7 +50,7 @@ public class UNet2DConditionModelArchitectureTests
         }
         """;
 
-    private static T OnMeta<T>(Func<T> build)
+    internal static T OnMeta<T>(Func<T> build)
     {
         var previous = torch.get_default_device();
         torch.set_default_device(torch.META);

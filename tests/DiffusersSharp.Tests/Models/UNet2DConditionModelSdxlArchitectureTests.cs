@@ -57,13 +57,8 @@ public class UNet2DConditionModelSdxlArchitectureTests
         }
         """;
 
-    private static UNet2DConditionModel OnMeta(UNet2DConditionModelConfig config)
-    {
-        var previous = torch.get_default_device();
-        torch.set_default_device(torch.META);
-        try { return UNet2DConditionModel.FromConfig(config); }
-        finally { torch.set_default_device(previous); }
-    }
+    private static UNet2DConditionModel OnMeta(UNet2DConditionModelConfig config) =>
+        UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(config));
 
     private static Dictionary<string, int> TransformerDepths(UNet2DConditionModel unet) =>
         unet.named_modules().Where(m => m.module is Transformer2DModel)
