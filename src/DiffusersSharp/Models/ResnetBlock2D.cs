@@ -101,7 +101,7 @@ public sealed class ResnetBlock2D : nn.Module
             h = next;
         }
 
-        Tensor? earlyShortcut = consumeInput && conv_shortcut is not null && !Up && !Down ? conv_shortcut.forward(inputTensor) : null;
+        Tensor? earlyShortcut = consumeInput && conv_shortcut is not null && !Up && !Down ? Layers.Pointwise(conv_shortcut, inputTensor) : null;
         Next(_actOwned(norm1.forward(input)));
         if (earlyShortcut is not null)
         {
@@ -149,7 +149,7 @@ public sealed class ResnetBlock2D : nn.Module
         if (conv_shortcut is not null && earlyShortcut is null)
         {
             var shortcutIn = input;
-            input = conv_shortcut.forward(input);
+            input = Layers.Pointwise(conv_shortcut, input);
             if (!ReferenceEquals(shortcutIn, inputTensor)) shortcutIn.Dispose();
         }
 

@@ -88,7 +88,7 @@ public sealed class Transformer2DModel : nn.Module
         {
             if (!UseLinearProjection)
             {
-                using var projected = proj_in.forward(normed);
+                using var projected = Layers.Pointwise(proj_in, normed);
                 innerDim = projected.shape[1];
                 h = projected.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim);
             }
@@ -113,7 +113,7 @@ public sealed class Transformer2DModel : nn.Module
             // a channels-last input stays channels-last (the permuted view has NHWC strides); NCHW stays NCHW
             using var spatial = KeepLayout(h.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual);
             h.Dispose();
-            output = proj_out.forward(spatial);
+            output = Layers.Pointwise(proj_out, spatial);
         }
         else
         {
