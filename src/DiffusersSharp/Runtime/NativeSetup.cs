@@ -92,6 +92,7 @@ public static class NativeSetup
     }
 
     private static int _nnpackOff;
+    private const string NnpackPending = "nnpack: off once libtorch loads";
 
     private static string ScheduleNnpackOff()
     {
@@ -106,7 +107,7 @@ public static class NativeSetup
                 if (Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
                 return IntPtr.Zero; // the usual resolution
             });
-            return "nnpack: off once libtorch loads";
+            return NnpackPending;
         }
         catch (InvalidOperationException)
         {
@@ -121,7 +122,7 @@ public static class NativeSetup
         if (context == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledNNPACKEb", out var set))
             return false;
         ((delegate* unmanaged<IntPtr, byte, void>)set)(context, 0);
-        Volatile.Write(ref _nnpackOff, 1);
+        if (Interlocked.Exchange(ref _nnpackOff, 1) == 0) Summary = Summary.Replace(NnpackPending, "nnpack: off");
         return true;
     }
 

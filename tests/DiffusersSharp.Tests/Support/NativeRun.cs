@@ -12,11 +12,12 @@ namespace DiffusersSharp.Tests.Support;
 
 /// <summary>
 /// The child-process side of Runtime/NativeFaultTests: <c>dotnet DiffusersSharp.Tests.dll native-run [options] SPEC...</c>
-/// runs each SPEC once, printing <c>run SPEC</c> before and <c>ok SPEC 1.23s</c> after it, so that a process killed by
+/// runs each SPEC once, printing <c>run SPEC</c> before and <c>ok SPEC 1.23s (cpu 2.34s)</c> after it, so that a process killed by
 /// a signal names the run that killed it; then <c>nnpack-enabled True|False</c> and <c>done</c>.
 /// SPEC is MODEL/DTYPE/LAYOUT/THREADS/SIZE/BATCH (DTYPE fp32|bf16, LAYOUT cl|nchw, SIZE the sample's side: pixels,
 /// or latent cells for sd15-unet). MODEL: ddpm-cats-32 (the bundled model), ddpm-cat-256 and sd15-unet (random weights,
-/// the public configs), sd15-vae (encode then decode; SIZE in pixels), or one 1×1 convolution IN→OUT: conv-IN-OUT through
+/// the public configs), sd15-vae (encode then decode; SIZE in pixels), sd15-vae-decode (decode only; SIZE in latent
+/// cells), or one 1×1 convolution IN→OUT: conv-IN-OUT through
 /// <c>torch.nn.functional.conv2d</c>, pointwise-IN-OUT through <see cref="Layers.Pointwise"/>.
 /// Options, applied in this order before the runs: <c>--shrink-onednn-caches</c>, <c>--fail-nnpack-init</c>
 /// (<see cref="LibTorchInternals"/>), <c>--nnpack-on</c> (undo the library's NNPACK switch).
@@ -44,8 +45,9 @@ internal static class NativeRun
         {
             Say("run " + spec);
             var sw = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             RunOne(spec, models);
-            Say($"ok {spec} {sw.Elapsed.TotalSeconds:F2}s");
+            Say($"ok {spec} {sw.Elapsed.TotalSeconds:F2}s (cpu {(Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds:F2}s)");
         }
         Say($"nnpack-enabled {NativeSetup.LibTorchNnpackEnabled()}");
         Say("done");
@@ -92,6 +94,10 @@ internal static class NativeRun
                 unet.ChannelsLast = cl;
                 unet.Forward(Randn(batch, 4, size, size), 981, Randn(batch, 77, 768));
                 break;
+            case AutoencoderKL vae when p[0] == "sd15-vae-decode":
+                vae.ChannelsLast = cl;
+                vae.Decode(Randn(batch, 4, size, size));
+                break;
             case AutoencoderKL vae:
                 vae.ChannelsLast = cl;
                 using (var posterior = vae.Encode(Randn(batch, 3, size, size)).LatentDist)
@@ -109,6 +115,7 @@ internal static class NativeRun
 
         public nn.Module Get(string name, ScalarType dtype)
         {
+            if (name == "sd15-vae-decode") name = "sd15-vae"; // the same model, decode only
             if (_name != name || (_dtype != dtype && _dtype != ScalarType.Float32))
             {
                 Dispose();
@@ -134,7 +141,7 @@ internal static class NativeRun
             "ddpm-cat-256" => UNet2DModel.FromConfig(ConfigJson.Parse<UNet2DModelConfig>(UNet2DModelConfigTests.DdpmCat256Json, name)),
             "sd15-unet" => UNet2DConditionModel.FromConfig(
                 ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd15Config, name)),
-            "sd15-vae" => AutoencoderKL.FromConfig(new AutoencoderKLConfig
+            "sd15-vae" or "sd15-vae-decode" => AutoencoderKL.FromConfig(new AutoencoderKLConfig
             {
                 // runwayml/stable-diffusion-v1-5 vae/config.json
                 BlockOutChannels = [128, 256, 512, 512], LayersPerBlock = 2, SampleSize = [512],
