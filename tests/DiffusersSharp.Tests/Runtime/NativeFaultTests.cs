@@ -30,7 +30,8 @@ public class NativeFaultTests(ITestOutputHelper output)
 
     /// <summary>
     /// Every UNet and VAE the project ships or benchmarks, in every dtype × layout × thread count at a reduced
-    /// resolution (the fault of issue 11 does not depend on the spatial size: 1²…256² all faulted), and at full
+    /// resolution (the fault of issue 11 does not depend on the spatial size: 8²…256² all faulted wherever libtorch
+    /// handed the convolution to oneDNN), and at full
     /// resolution on 2 threads in a default layout: fp32 and bf16 channels-last for ddpm-cat-256 (the benchmark's
     /// configuration that died of SIGFPE), bf16 channels-last for the SD 1.5 UNet (batch 2, 64² latents; fp32 NCHW
     /// would add 4 s), fp32 channels-last for the VAE's 64² → 512² decode (the SD pipelines run the VAE in fp32).

@@ -34,6 +34,23 @@ internal static class LibTorchInternals
     /// <summary>Sets every data cache size of oneDNN's CPU description to 1 byte. oneDNN must have run once (its guard set).</summary>
     public static string ShrinkOneDnnCaches()
     {
+        var (cpu, levels) = OneDnnCpu();
+        string before = DescribeOneDnnCaches();
+        for (int i = 0; i < levels; i++) Marshal.WriteInt32(cpu, CacheSizeOffset + 4 * i, 1);
+        return $"{before} -> 1 byte";
+    }
+
+    /// <summary>oneDNN's data cache sizes and sharing as it reads them on this CPU (what its blocking heuristics see).</summary>
+    public static string DescribeOneDnnCaches()
+    {
+        var (cpu, levels) = OneDnnCpu();
+        var parts = Enumerable.Range(0, levels).Select(i =>
+            $"L{i + 1} {Marshal.ReadInt32(cpu, CacheSizeOffset + 4 * i)} bytes / {Marshal.ReadInt32(cpu, CoresSharingOffset + 4 * i)} cores");
+        return "oneDNN data caches: " + string.Join(", ", parts);
+    }
+
+    private static (IntPtr cpu, int levels) OneDnnCpu()
+    {
         var (lib, symbols) = Locate(CpuObject, CpuGuard);
         IntPtr cpu = lib.Base + (nint)symbols[CpuObject], guard = lib.Base + (nint)symbols[CpuGuard];
         if (Marshal.ReadByte(guard) == 0) throw new InvalidOperationException("oneDNN's CPU description is not built yet (run a oneDNN convolution first)");
@@ -43,8 +60,7 @@ internal static class LibTorchInternals
         if (levels is < 1 or > 10 || l1 != expected || sharing is < 1 or > 1024)
             throw new InvalidOperationException($"unexpected layout of oneDNN's Cpu object in {lib.Path}: {levels} cache levels, " +
                 $"L1 {l1} bytes (CPUID says {expected}), shared by {sharing}; update LibTorchInternals for this libtorch");
-        for (int i = 0; i < levels; i++) Marshal.WriteInt32(cpu, CacheSizeOffset + 4 * i, 1);
-        return $"oneDNN data caches: {levels} levels, L1 {l1} bytes -> 1 byte";
+        return (cpu, levels);
     }
 
     /// <summary>Makes libtorch's NNPACK initialisation report "unsupported hardware" (whether or not it ran already).</summary>

@@ -19,8 +19,10 @@ namespace DiffusersSharp.Tests.Support;
 /// the public configs), sd15-vae (encode then decode; SIZE in pixels), sd15-vae-decode (decode only; SIZE in latent
 /// cells), or one 1×1 convolution IN→OUT: conv-IN-OUT through
 /// <c>torch.nn.functional.conv2d</c>, pointwise-IN-OUT through <see cref="Layers.Pointwise"/>.
-/// Options, applied in this order before the runs: <c>--shrink-onednn-caches</c>, <c>--fail-nnpack-init</c>
-/// (<see cref="LibTorchInternals"/>), <c>--nnpack-on</c> (undo the library's NNPACK switch).
+/// Options, applied in this order before the runs: <c>--show-onednn-caches</c> (the cache sizes oneDNN reads on this
+/// CPU: below one row of a 1×1 convolution's reduction, 2-4 KB, the convolutions of issue 11 fault),
+/// <c>--shrink-onednn-caches</c>, <c>--fail-nnpack-init</c> (<see cref="LibTorchInternals"/>), <c>--nnpack-on</c>
+/// (undo the library's NNPACK switch).
 /// </summary>
 internal static class NativeRun
 {
@@ -30,12 +32,14 @@ internal static class NativeRun
     {
         NativeSetup.EnsureInitialized();
         var options = args.Where(a => a.StartsWith("--", StringComparison.Ordinal)).ToHashSet();
+        if (options.Except(["--show-onednn-caches", "--shrink-onednn-caches", "--fail-nnpack-init", "--nnpack-on"]).FirstOrDefault() is { } unknown)
+            throw new ArgumentException($"unknown option {unknown}");
         torch.manual_seed(0);
-        if (options.Contains("--shrink-onednn-caches"))
+        if (options.Contains("--show-onednn-caches") || options.Contains("--shrink-onednn-caches"))
         {
             // oneDNN builds its CPU description on its first convolution (fp32, 3×3, large enough for oneDNN)
             using (torch.inference_mode()) { using var warm = nn.functional.conv2d(torch.ones(1, 32, 32, 32), torch.ones(32, 32, 3, 3)); }
-            Say(LibTorchInternals.ShrinkOneDnnCaches());
+            Say(options.Contains("--shrink-onednn-caches") ? LibTorchInternals.ShrinkOneDnnCaches() : LibTorchInternals.DescribeOneDnnCaches());
         }
         if (options.Contains("--fail-nnpack-init")) Say(LibTorchInternals.FailNnpackInit());
         if (options.Contains("--nnpack-on")) LibTorchInternals.SetNnpackEnabled(true);
