@@ -13,6 +13,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1] [--tile 32 (latent cells)]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet-memory      (live heap vs RSS per block of one SD UNet step)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- pointwise [--runs 200]   (issue 11's 1×1 convolutions: oneDNN vs addmm)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -77,11 +78,14 @@ public static class Program
                     Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
                     return 0;
                 }
+            case "pointwise":
+                PointwiseBench.Run(threads, dtypes, int.Parse(Opt("--runs", "200")));
+                return 0;
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sdpa|train> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sdpa|pointwise|train> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

@@ -50,4 +50,38 @@ internal static class Layers
     }
 
     public static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+
+    /// <summary>
+    /// <c>module.forward(x)</c> for a 1×1 projection, except where oneDNN would crash: a channels-last 1×1
+    /// convolution (stride 1, no padding, one group) whose (in, out) channels are one of the pairs that oneDNN
+    /// 3.7's brgemm 1×1 convolution special-cases (<see cref="IsOneDnnDivideByZeroPair"/>) runs as the same product
+    /// over channels, <c>addmm</c> on the NHWC rows (no copies; the result has NHWC strides like the convolution's).
+    /// Creating that oneDNN convolution divides an integer by zero (SIGFPE, the process dies) on CPUs that report
+    /// tiny or no cache sizes (libtorch 2.10's oneDNN v3.7.1, <c>brg_blocking_t::est_eff_1x1</c>; see
+    /// docs/ARCHITECTURE.md, "Native set-up"). Every other module, layout and shape takes its usual path.
+    /// </summary>
+    public static Tensor Pointwise(nn.Module<Tensor, Tensor> module, Tensor x)
+    {
+        if (module is not Conv2d conv || x.dim() != 4 || !IsChannelsLast(x) || !IsPlain1x1(conv)
+            || !IsOneDnnDivideByZeroPair(conv.in_channels, conv.out_channels))
+            return module.forward(x);
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3], c = conv.in_channels, o = conv.out_channels;
+        using var rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c); // a view: x has NHWC strides
+        using var weight = conv.weight.view(o, c).t();
+        using var y = conv.bias is { } bias ? bias.addmm(rows, weight) : rows.mm(weight);
+        return y.view(b, h, w, o).permute(0, 3, 1, 2);
+    }
+
+    /// <summary>
+    /// The (in, out) channel pairs for which oneDNN 3.7.1's brgemm 1×1 convolution estimates its blocking with an
+    /// integer division (its "maskrcnn" heuristic) whose divisor is zero when the CPU's L1 cache, as oneDNN reads it,
+    /// is smaller than one row of the reduction (4 KB for 1024 fp32 input channels).
+    /// </summary>
+    public static bool IsOneDnnDivideByZeroPair(long inChannels, long outChannels) =>
+        (inChannels, outChannels) is (1024, 2048) or (1024, 512) or (256, 1024) or (512, 1024) or (512, 2048);
+
+    private static bool IsPlain1x1(Conv2d conv) =>
+        !conv.transposed && conv.groups == 1 && conv.padding_type is null && conv.padding_mode == PaddingModes.Zeros
+        && conv.kernel_size.All(k => k == 1) && conv.stride.All(s => s == 1) && conv.dilation.All(d => d == 1)
+        && (conv.padding ?? []).All(p => p == 0);
 }

@@ -100,7 +100,7 @@ public sealed class ResnetBlock2D : nn.Module
         h.Then(x => _actOwned(norm1.forward(x)));
         bool shortcutFirst = consumeInput && conv_shortcut is not null && !Up && !Down;
         if (shortcutFirst)
-            residual.Then(conv_shortcut!.forward);
+            residual.Then(x => Layers.Pointwise(conv_shortcut!, x));
 
         if (Up || Down)
         {
@@ -134,7 +134,7 @@ public sealed class ResnetBlock2D : nn.Module
         h.Then(conv2.forward);
 
         if (conv_shortcut is not null && !shortcutFirst)
-            residual.Then(conv_shortcut.forward);
+            residual.Then(x => Layers.Pointwise(conv_shortcut, x));
 
         h.Then(x => inPlace ? x.add_(residual.Value) : residual.Value + x);
         residual.Release();

@@ -95,7 +95,7 @@ public sealed class Transformer2DModel : nn.Module
         long innerDim = InnerDim;
         if (!UseLinearProjection)
         {
-            h.Then(proj_in.forward);
+            h.Then(x => Layers.Pointwise(proj_in, x));
             hook?.Invoke("proj_in", h.Value);
             h.Then(x => x.permute(0, 2, 3, 1).reshape(batch, height * width, innerDim));
         }
@@ -117,7 +117,7 @@ public sealed class Transformer2DModel : nn.Module
         if (!UseLinearProjection)
         {
             h.Then(x => KeepLayout(x.reshape(batch, height, width, innerDim).permute(0, 3, 1, 2), residual));
-            h.Then(proj_out.forward);
+            h.Then(x => Layers.Pointwise(proj_out, x));
         }
         else
         {

@@ -12,6 +12,12 @@ namespace DiffusersSharp.Runtime;
 /// <item>MKL on non-Intel CPUs: dlopen <c>libdiffusers_mklshim.so</c> (built next to the application by
 /// the build, see build/NativeFixups.targets) with RTLD_GLOBAL so MKL takes its fast code paths.
 /// Opt out: <c>DIFFUSERS_SHARP_NO_MKL_SHIM=1</c>.</item>
+/// <item>libtorch: NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, what Python's
+/// <c>torch.backends.nnpack.set_flags(False)</c> does), as soon as TorchSharp has loaded libtorch. libtorch asks
+/// whether NNPACK is available before every fp32 convolution that oneDNN does not take (batch 1 with a 1×1 kernel
+/// on one thread, small inputs), and where NNPACK cannot initialise it logs "Could not initialize NNPACK" each time:
+/// dozens of lines per sampling step. It would only run a convolution of batch ≥ 16 that oneDNN declined, which
+/// on x86-64 with oneDNN does not happen, so nothing is lost. Opt out: <c>DIFFUSERS_SHARP_KEEP_NNPACK=1</c>.</item>
 /// </list>
 /// It runs when the DiffusersSharp assembly is first used; call <see cref="EnsureInitialized"/> yourself
 /// if your program touches TorchSharp before any DiffusersSharp type.
@@ -36,6 +42,7 @@ public static class NativeSetup
         {
             notes.Add(TuneMalloc());
             notes.Add(LoadMklShim());
+            notes.Add(ScheduleNnpackOff());
         }
         Summary = string.Join("; ", notes.Where(n => n.Length > 0));
     }
@@ -82,6 +89,69 @@ public static class NativeSetup
             }
         }
         return "mkl shim: not built";
+    }
+
+    private static int _nnpackOff;
+    private const string NnpackPending = "nnpack: off once libtorch loads";
+
+    private static string ScheduleNnpackOff()
+    {
+        if (OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK")) return "nnpack: kept (opted out)";
+        if (TryTurnNnpackOff()) return "nnpack: off";
+        try
+        {
+            // TorchSharp loads libtorch with NativeLibrary.TryLoad (which does not call this resolver), then binds its
+            // first P/Invoke, which does: libtorch is loaded by then and no convolution has run yet.
+            NativeLibrary.SetDllImportResolver(typeof(TorchSharp.torch).Assembly, (_, _, _) =>
+            {
+                if (Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
+                return IntPtr.Zero; // the usual resolution
+            });
+            return NnpackPending;
+        }
+        catch (InvalidOperationException)
+        {
+            return "nnpack: left on (the TorchSharp assembly already has an import resolver)";
+        }
+    }
+
+    /// <summary>Turns NNPACK off in libtorch if libtorch is loaded; false if it is not (yet) or lacks the entry points.</summary>
+    private static unsafe bool TryTurnNnpackOff()
+    {
+        var context = LibTorchContext(out var handle);
+        if (context == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledNNPACKEb", out var set))
+            return false;
+        ((delegate* unmanaged<IntPtr, byte, void>)set)(context, 0);
+        if (Interlocked.Exchange(ref _nnpackOff, 1) == 0) Summary = Summary.Replace(NnpackPending, "nnpack: off");
+        return true;
+    }
+
+    /// <summary>libtorch's <c>at::globalContext().userEnabledNNPACK()</c>; null where libtorch is not loaded.</summary>
+    internal static unsafe bool? LibTorchNnpackEnabled()
+    {
+        var context = LibTorchContext(out var handle);
+        if (context == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledNNPACKEv", out var get))
+            return null;
+        return ((delegate* unmanaged<IntPtr, byte>)get)(context) != 0;
+    }
+
+    /// <summary><c>&amp;at::globalContext()</c> of the libtorch already in the process (never loads it); zero if none.</summary>
+    private static unsafe IntPtr LibTorchContext(out IntPtr handle)
+    {
+        handle = IntPtr.Zero;
+        if (!OperatingSystem.IsLinux()) return IntPtr.Zero; // the Itanium C++ names below; libtorch-cpu is Linux-only here
+        const int RTLD_NOW = 2, RTLD_NOLOAD = 4;
+        try
+        {
+            handle = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return IntPtr.Zero;
+        }
+        if (handle == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var global))
+            return IntPtr.Zero;
+        return ((delegate* unmanaged<IntPtr>)global)();
     }
 
     /// <summary>
