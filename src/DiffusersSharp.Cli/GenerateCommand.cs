@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
 
@@ -97,14 +98,15 @@ public static class GenerateCommand
             "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
             _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
         };
-        string folder = PipelinePaths.Resolve(r.Model);
+        var options = new LoadOptions { Dtype = dtype };
+        string folder = PipelinePaths.Resolve(r.Model, options);
         string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
         if (StableDiffusionOptions.IsStableDiffusion(className))
-            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
+            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy, options);
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
 
-        using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
+        using var pipeline = DiffusionPipeline.FromPretrained(folder, options);
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
