@@ -74,7 +74,7 @@ public class ReadmeExamplesTests
     {
         using var folder = Pipelines.PipelineLoadOptionsTests.FolderOf(StableDiffusionPipeline.Name); // weights only as *.fp16.*
 
-        var options = new LoadOptions { Variant = "fp16", Dtype = ScalarType.BFloat16, Device = torch.CPU };
+        var options = new LoadOptions { Variant = "fp16", Dtype = torch.ScalarType.BFloat16, Device = torch.CPU };
         using var sd16 = DiffusionPipeline.FromPretrained(folder.Path, options);
         using var vae = AutoencoderKL.FromPretrained(folder.Path, "vae", options);
 

@@ -1,6 +1,7 @@
 using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using DiffusersSharp.Text;
 using TorchSharp;
@@ -54,6 +55,20 @@ public sealed class TextComponentLoadingTests : IDisposable
             AssertEncodesTheGoldenPrompt(model);
         }
         Assert.Equal(requests, _env.Server.Requests.Count);
+    }
+
+    [Fact]
+    public void PipelineHubIdIsDownloadedWholeAndEveryComponentGetsTheOptions()
+    {
+        var options = new LoadOptions { Hub = _env.Settings(), Dtype = torch.ScalarType.Float64 };
+        using var pipe = DiffusionPipeline.FromPretrained(SdId, options);
+        var sd = Assert.IsType<StableDiffusionPipeline>(pipe);
+        Assert.Equal(Path.Combine(Snapshot, "tokenizer"), sd.Tokenizer.Folder);
+        Assert.Equal((torch.ScalarType.Float64, torch.ScalarType.Float64, torch.ScalarType.Float64), (sd.TextEncoder.Dtype, sd.Unet.DType, sd.Vae.DType));
+        AssertEncodesTheGoldenPrompt(sd.TextEncoder);
+        foreach (var name in new[] { "model_index.json", "scheduler/scheduler_config.json", "text_encoder/model.safetensors", "tokenizer/vocab.json",
+                                     "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors" })
+            Assert.True(File.Exists(Path.Combine(Snapshot, name)), name);
     }
 
     [Fact]

@@ -81,6 +81,29 @@ public class ModelLoadingTests
     }
 
     [Fact]
+    public void TransformersFormatUsesTransformersFileNamesAndNoDiffusersKeys()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        ModelLoading.SavePretrained(net, new TinyNetConfig { Channels = 5 }, dir.Path, CheckpointFormat.Transformers);
+        Assert.Equal(new[] { "config.json", "model.safetensors" }, Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order());
+        using (var doc = JsonDocument.Parse(File.ReadAllText(dir.File("config.json"))))
+        {
+            Assert.False(doc.RootElement.TryGetProperty("_class_name", out _));
+            Assert.False(doc.RootElement.TryGetProperty("_diffusers_version", out _));
+            Assert.Equal(5, doc.RootElement.GetProperty("channels").GetInt32());
+        }
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet(), CheckpointFormat.Transformers);
+        AssertSameState(net, back);
+
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, new() { Variant = "fp16" },
+            _ => new TinyNet(), CheckpointFormat.Transformers));
+        Assert.Equal($"No weights found in {dir.Path}: looked for model.fp16.safetensors, model.safetensors.index.fp16.json, pytorch_model.fp16.bin, " +
+                     "pytorch_model.bin.index.fp16.json (there is model.safetensors, without the 'fp16' variant: load it with variant null)", e.Message);
+    }
+
+    [Fact]
     public void FromPretrainedConvertsToTheRequestedDtype()
     {
         using var dir = new TempDir();
