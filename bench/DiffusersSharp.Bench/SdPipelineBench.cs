@@ -41,7 +41,7 @@ public static class SdPipelineBench
         var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(SdBench.Sd15UNetConfig, "sd15 unet"));
         var vae = AutoencoderKL.FromConfig(ConfigJson.Parse<AutoencoderKLConfig>(SdBench.Sd15VaeConfig, "sd15 vae"));
         text.eval(); unet.eval(); vae.eval();
-        var tokenizer = CLIPTokenizer.FromPretrained(tokenizerFolder, subfolder: null);
+        var tokenizer = CLIPTokenizer.FromPretrained(tokenizerFolder);
         var scheduler = SchedulerFactory.FromConfig(ConfigJson.Parse<PNDMSchedulerConfig>(Sd15SchedulerConfig, "sd15 scheduler"));
         long weightBytes = new nn.Module[] { text, unet, vae }
             .Sum(m => m.parameters().Sum(p => p.numel() * p.element_size()));

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
 
@@ -7,7 +8,7 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers generate --model &lt;folder|hub id&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
-/// [--scheduler NAME] [--scheduler-config key=value]... [--eta E]</c>.
+/// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R]</c>.
 /// </summary>
 public static class GenerateCommand
 {
@@ -42,6 +43,8 @@ public static class GenerateCommand
             DefaultValueFactory = _ => "fp32",
         };
         dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
+        var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
+        var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit of a Hub id (default main)" };
         var upscale = new Option<int>("--upscale")
         {
             Description = "Enlarge the saved image N times (nearest neighbour; for small models' images)",
@@ -53,13 +56,13 @@ public static class GenerateCommand
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, upscale,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
         };
         sd.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision) }));
         return cmd;
     }
 
@@ -72,6 +75,12 @@ public static class GenerateCommand
 
         /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
         public int Upscale { get; init; } = 1;
+
+        /// <summary>The weights variant (<see cref="LoadOptions.Variant"/>); null = the plain weights.</summary>
+        public string? Variant { get; init; }
+
+        /// <summary>The revision of a Hub id (<see cref="LoadOptions.Revision"/>); null = main.</summary>
+        public string? Revision { get; init; }
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -97,14 +106,15 @@ public static class GenerateCommand
             "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
             _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
         };
-        string folder = PipelinePaths.Resolve(r.Model);
+        var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
+        string folder = PipelinePaths.Resolve(r.Model, options);
         string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
         if (StableDiffusionOptions.IsStableDiffusion(className))
-            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
+            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy, options);
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
 
-        using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
+        using var pipeline = DiffusionPipeline.FromPretrained(folder, options);
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);

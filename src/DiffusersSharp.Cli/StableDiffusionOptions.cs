@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
 
@@ -72,7 +73,7 @@ public sealed class StableDiffusionOptions
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 
     /// <summary>Runs txt2img, img2img or inpainting on a Stable Diffusion folder, as the options ask.</summary>
-    public static int Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className, bool npy)
+    public static int Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className, bool npy, LoadOptions options)
     {
         var o = r.StableDiffusion;
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
@@ -80,11 +81,11 @@ public sealed class StableDiffusionOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
-        var log = (string m) => ctx.Error.WriteLine("warning: " + m);
+        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
 
-        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
-            : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log)
-            : StableDiffusionPipeline.FromPretrained(folder, log: log);
+        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options)
+            : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options)
+            : StableDiffusionPipeline.FromPretrained(folder, options);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
             throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");

@@ -1,4 +1,5 @@
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
@@ -66,5 +67,21 @@ public class ReadmeExamplesTests
                                       numInferenceSteps: 2, seed: 0);
         Assert.Equal(64, image.Images[0].Width);
         Assert.Equal(64, image.Images[0].Height);
+    }
+
+    [Fact]
+    public void LoadOptionsExampleGivesBfloat16ComponentsFromTheVariantFiles()
+    {
+        using var folder = Pipelines.PipelineLoadOptionsTests.FolderOf(StableDiffusionPipeline.Name); // weights only as *.fp16.*
+
+        var options = new LoadOptions { Variant = "fp16", Dtype = torch.ScalarType.BFloat16, Device = torch.CPU };
+        using var sd16 = DiffusionPipeline.FromPretrained(folder.Path, options);
+        using var vae = AutoencoderKL.FromPretrained(folder.Path, "vae", options);
+
+        var sd = Assert.IsType<StableDiffusionPipeline>(sd16);
+        Assert.Equal((ScalarType.BFloat16, ScalarType.BFloat16, ScalarType.BFloat16, ScalarType.BFloat16),
+                     (sd.Unet.DType, sd.Vae.DType, sd.TextEncoder.Dtype, vae.DType));
+        using var image = sd.Generate("a photo of a cat", numInferenceSteps: 2, seed: 0);
+        Assert.Equal(64, image.Images[0].Width);
     }
 }

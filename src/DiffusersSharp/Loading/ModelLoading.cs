@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,30 +16,29 @@ public static class ModelLoading
     public const string WeightsName = "diffusion_pytorch_model";
 
     /// <summary>
-    /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>),
-    /// read its config as <typeparamref name="TConfig"/>, build the model with <paramref name="create"/>, move it to
-    /// <paramref name="dtype"/>/<paramref name="device"/>, load the weights (converted to that dtype) and put it in
-    /// eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
-    /// class is refused. <paramref name="prepareWeights"/> may rename or fold keys (aliases) before the strict load.
+    /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>) with
+    /// <see cref="PretrainedLocator"/>, read its config as <typeparamref name="TConfig"/>, build the model with
+    /// <paramref name="create"/>, move it to the options' device and dtype, load the <see cref="LoadOptions.Variant"/>
+    /// weights of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>; converted to that dtype)
+    /// and put it in eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
+    /// class is refused. <paramref name="prepareWeights"/> may rename, fold or drop keys (aliases) before the strict load.
     /// </summary>
-    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, Func<TConfig, TModel> create,
-        string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
-        string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
-        string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
+    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, string? subfolder, LoadOptions? options,
+        Func<TConfig, TModel> create, CheckpointFormat? format = null, string? expectedClassName = null,
+        Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
         where TConfig : DiffusersConfig where TModel : nn.Module =>
-        FromPretrained<TConfig, TModel>(idOrPath, (config, _) => create(config), subfolder, variant, dtype, device,
-            revision, cacheDir, weightsName, expectedClassName, prepareWeights);
+        FromPretrained<TConfig, TModel>(idOrPath, subfolder, options, (config, _) => create(config), format, expectedClassName, prepareWeights);
 
     /// <summary>
     /// As above, with <paramref name="create"/> also given the config file's path (for error messages that name it).
     /// </summary>
-    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, Func<TConfig, string, TModel> create,
-        string? subfolder = null, string? variant = null, ScalarType? dtype = null, Device? device = null,
-        string? revision = null, string? cacheDir = null, string weightsName = WeightsName,
-        string? expectedClassName = null, Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
+    public static TModel FromPretrained<TConfig, TModel>(string idOrPath, string? subfolder, LoadOptions? options,
+        Func<TConfig, string, TModel> create, CheckpointFormat? format = null, string? expectedClassName = null,
+        Action<TModel, IDictionary<string, Tensor>>? prepareWeights = null)
         where TConfig : DiffusersConfig where TModel : nn.Module
     {
-        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, revision, cacheDir, variant);
+        options ??= LoadOptions.Default;
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, options);
         string configPath = Path.Combine(folder, ConfigName);
         var config = ConfigJson.Read<TConfig>(configPath);
         if (expectedClassName is not null && config.ClassName is { } cls && cls != expectedClassName)
@@ -49,9 +49,9 @@ public static class ModelLoading
         var model = create(config, configPath);
         try
         {
-            if (device is not null) model.to(device);
-            if (dtype is { } dt) model.to(dt);
-            LoadWeights(model, folder, weightsName, variant, prepareWeights is null ? null : w => prepareWeights(model, w));
+            if (options.Device is { } device) model.to(device);
+            if (options.Dtype is { } dt) model.to(dt);
+            LoadWeights(model, folder, format, options.Variant, prepareWeights is null ? null : w => prepareWeights(model, w));
             model.eval();
             return model;
         }
@@ -67,15 +67,16 @@ public static class ModelLoading
         ConfigJson.Read<T>(Path.Combine(folder, ConfigName));
 
     /// <summary>
-    /// Reads the folder's weights (safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
+    /// Reads the folder's weights in <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
+    /// safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
     /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. The loaded CPU
     /// tensors are freed before returning (also those <paramref name="prepareWeights"/> removes or adds).
     /// Returns the weight file (or shard index) that was read.
     /// </summary>
-    public static string LoadWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null,
+    public static string LoadWeights(nn.Module module, string folder, CheckpointFormat? format = null, string? variant = null,
         Action<IDictionary<string, Tensor>>? prepareWeights = null)
     {
-        string file = WeightLoader.FindWeights(folder, weightsName, variant);
+        string file = WeightLoader.FindWeights(folder, format ?? CheckpointFormat.Diffusers, variant);
         var weights = WeightLoader.ReadFile(file);
         var all = weights.Values.ToList();
         try
@@ -93,13 +94,14 @@ public static class ModelLoading
     }
 
     /// <summary>
-    /// Writes the module's state dict as <c>{folder}/{weightsName}[.{variant}].safetensors</c> with metadata
+    /// Writes the module's state dict as <c>{folder}/{name}[.{variant}].safetensors</c> (<paramref name="format"/>'s
+    /// name, default <see cref="CheckpointFormat.Diffusers"/>) with metadata
     /// <c>{"format": "pt"}</c> (what diffusers writes and reads back). Atomic: a failure leaves an existing file
     /// as it was. Returns the path written.
     /// </summary>
-    public static string SaveWeights(nn.Module module, string folder, string weightsName = WeightsName, string? variant = null)
+    public static string SaveWeights(nn.Module module, string folder, CheckpointFormat? format = null, string? variant = null)
     {
-        string path = Path.Combine(CreateFolder(folder), WeightFileName(weightsName, variant));
+        string path = Path.Combine(CreateFolder(folder), (format ?? CheckpointFormat.Diffusers).WeightFileName(variant));
         Guard(path, () => WriteWeights(module, path));
         return path;
     }
@@ -108,23 +110,25 @@ public static class ModelLoading
     public const string DiffusersVersion = "0.25.1";
 
     /// <summary>
-    /// <c>SavePretrained</c>: <c>config.json</c> (<see cref="ConfigJson"/>, unknown keys kept; <c>_class_name</c> set to
-    /// the module's class name and <c>_diffusers_version</c> to <see cref="DiffusersVersion"/>, as diffusers does)
-    /// and the safetensors weights. Both are written to temporary files first and renamed into place only when both are complete,
-    /// so a failure never deletes or truncates what was there.
+    /// <c>SavePretrained</c>: <c>config.json</c> (<see cref="ConfigJson"/>, unknown keys kept) and the safetensors weights
+    /// of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>). A diffusers config gets
+    /// <c>_class_name</c> = the module's class name and <c>_diffusers_version</c> = <see cref="DiffusersVersion"/>, as
+    /// diffusers does; a transformers config is written without those keys unless it came with them. Both files are
+    /// written to temporary files first and renamed into place only when both are complete, so a failure never deletes
+    /// or truncates what was there.
     /// </summary>
     public static void SavePretrained<TConfig>(nn.Module module, TConfig config, string folder,
-        string weightsName = WeightsName, string? variant = null) where TConfig : DiffusersConfig
+        CheckpointFormat? format = null, string? variant = null) where TConfig : DiffusersConfig
     {
+        format ??= CheckpointFormat.Diffusers;
         CreateFolder(folder);
         string configPath = Path.Combine(folder, ConfigName);
-        string weightsPath = Path.Combine(folder, WeightFileName(weightsName, variant));
+        string weightsPath = Path.Combine(folder, format.WeightFileName(variant));
         string tag = Guid.NewGuid().ToString("N");
         string configTmp = $"{configPath}.{tag}.tmp", weightsTmp = $"{weightsPath}.{tag}.tmp";
         try
         {
-            var stamped = config with { ClassName = module.GetType().Name, DiffusersVersion = DiffusersVersion };
-            Guard(configTmp, () => File.WriteAllText(configTmp, ConfigJson.Serialize(stamped) + "\n"));
+            Guard(configTmp, () => File.WriteAllText(configTmp, ConfigText(module, config, format) + "\n"));
             Guard(weightsTmp, () => WriteWeights(module, weightsTmp));
             Guard(weightsPath, () => File.Move(weightsTmp, weightsPath, overwrite: true));
             Guard(configPath, () => File.Move(configTmp, configPath, overwrite: true));
@@ -136,8 +140,15 @@ public static class ModelLoading
         }
     }
 
-    /// <summary><c>{weightsName}[.{variant}].safetensors</c>, diffusers' <c>_add_variant</c>.</summary>
-    public static string WeightFileName(string weightsName, string? variant) => WeightLoader.CandidateNames(weightsName, variant)[0];
+    private static string ConfigText<TConfig>(nn.Module module, TConfig config, CheckpointFormat format) where TConfig : DiffusersConfig
+    {
+        if (format.StampsDiffusersKeys)
+            return ConfigJson.Serialize(config with { ClassName = module.GetType().Name, DiffusersVersion = DiffusersVersion });
+        var node = JsonNode.Parse(ConfigJson.Serialize(config))!.AsObject();
+        foreach (var key in new[] { "_class_name", "_diffusers_version" })
+            if (node.TryGetPropertyValue(key, out var v) && v is null) node.Remove(key);
+        return node.ToJsonString(ConfigJson.Options);
+    }
 
     private static void WriteWeights(nn.Module module, string path)
     {

@@ -15,19 +15,17 @@ namespace DiffusersSharp.Loading;
 public static partial class PretrainedLocator
 {
     /// <summary>
-    /// The local folder of <paramref name="idOrPath"/> (and of its <paramref name="subfolder"/>, when given).
-    /// <paramref name="revision"/> is a branch or tag name under <c>refs/</c> or a 40-hex commit sha (default
-    /// <c>main</c>); <paramref name="cacheDir"/> overrides the environment's Hub cache.
+    /// The local folder of <paramref name="idOrPath"/> (and of its <paramref name="subfolder"/>, when given). Of
+    /// <paramref name="options"/> it reads <see cref="LoadOptions.Revision"/> (a branch or tag name under <c>refs/</c>
+    /// or a 40-hex commit sha; default <c>main</c>), <see cref="LoadOptions.CacheDir"/> (overrides the Hub settings' and
+    /// the environment's cache), <see cref="LoadOptions.Variant"/> (preferred when downloading),
+    /// <see cref="LoadOptions.LocalFilesOnly"/> (never download), <see cref="LoadOptions.Token"/>,
+    /// <see cref="LoadOptions.Hub"/> (endpoint, token and offline settings; default <see cref="HubSettings.FromEnvironment"/>),
+    /// <see cref="LoadOptions.HubClientOptions"/> and <see cref="LoadOptions.DownloadProgress"/>.
     /// </summary>
-    /// <param name="variant">Weight variant ("fp16") preferred when downloading.</param>
-    /// <param name="localFilesOnly">Never download (diffusers' <c>local_files_only</c>).</param>
-    /// <param name="token">Hub token for private or gated repos (default: <c>HF_TOKEN</c> / the token file).</param>
-    /// <param name="hub">Endpoint, token and offline settings (default: <see cref="HubSettings.FromEnvironment"/>).</param>
-    /// <param name="progress">Download progress, per file.</param>
-    public static string Resolve(string idOrPath, string? subfolder = null, string? revision = null, string? cacheDir = null,
-        string? variant = null, bool localFilesOnly = false, string? token = null, HubSettings? hub = null,
-        IProgress<HubDownloadProgress>? progress = null)
+    public static string Resolve(string idOrPath, string? subfolder = null, LoadOptions? options = null)
     {
+        options ??= LoadOptions.Default;
         if (string.IsNullOrWhiteSpace(idOrPath))
             throw new DiffusersException("No model given: expected a local folder or a Hugging Face Hub id like 'google/ddpm-cat-256'");
         string local = ExpandUser(idOrPath);
@@ -40,23 +38,25 @@ public static partial class PretrainedLocator
                 $"'{idOrPath}' is neither an existing folder nor a valid Hugging Face Hub id ('name' or 'org/name': letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters)")
             { FilePath = idOrPath };
 
-        string rev = revision ?? "main";
+        string rev = options.Revision ?? "main";
         if (rev.Length == 0 || rev.Contains("..") || Path.IsPathRooted(rev) || rev.Contains('\\'))
             throw new DiffusersException($"Invalid revision '{rev}' for '{idOrPath}'");
         if (!string.IsNullOrEmpty(subfolder) && (Path.IsPathRooted(subfolder) || subfolder.Split('/', '\\').Any(p => p is ".." or "")))
             throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
-        string cache = cacheDir ?? hub?.CacheDir ?? DefaultCacheDir();
+        var hub = options.Hub;
+        string cache = options.CacheDir ?? hub?.CacheDir ?? DefaultCacheDir();
         var miss = FromCache(idOrPath, subfolder, rev, cache, out string? cached);
         if (miss is null) return cached!;
-        if (localFilesOnly) throw miss;
+        if (options.LocalFilesOnly) throw miss;
 
         var settings = (hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
         if (settings.Offline)
             throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
-        using var client = new HubClient(settings);
+        using var client = new HubClient(settings, options.HubClientOptions);
         try
         {
-            return client.DownloadFolderAsync(idOrPath, subfolder, rev, variant, localFilesOnly: false, token, progress)
+            return client.DownloadFolderAsync(idOrPath, subfolder, rev, options.Variant, localFilesOnly: false, options.Token,
+                                              options.DownloadProgress)
                          .ConfigureAwait(false).GetAwaiter().GetResult();
         }
         catch (HubException e)

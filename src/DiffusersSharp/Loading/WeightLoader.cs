@@ -40,11 +40,19 @@ public static class WeightLoader
     /// <summary>
     /// The weight file (or shard index) of a model folder, by <see cref="CandidateNames"/>' preference.
     /// </summary>
-    public static string FindWeights(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null)
+    public static string FindWeights(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null) =>
+        FindWeights(folder, new CheckpointFormat(weightsName, weightsName, StampsDiffusersKeys: true), variant);
+
+    /// <summary>
+    /// The weight file (or shard index) of a model folder in <paramref name="format"/>, by
+    /// <see cref="CheckpointFormat.WeightCandidates"/>' preference. When nothing is found the error lists every name
+    /// looked for (and the files without the variant, when a <paramref name="variant"/> was asked for).
+    /// </summary>
+    public static string FindWeights(string folder, CheckpointFormat format, string? variant)
     {
         if (!Directory.Exists(folder))
             throw new WeightsException($"Model folder not found: {folder}") { FilePath = folder };
-        var names = CandidateNames(weightsName, variant);
+        var names = format.WeightCandidates(variant);
         foreach (var n in names)
         {
             string p = Path.Combine(folder, n);
@@ -53,7 +61,7 @@ public static class WeightLoader
         string hint = "";
         if (variant is not null)
         {
-            var plain = CandidateNames(weightsName, null).Where(n => File.Exists(Path.Combine(folder, n))).ToList();
+            var plain = format.WeightCandidates(null).Where(n => File.Exists(Path.Combine(folder, n))).ToList();
             if (plain.Count > 0) hint = $" (there is {string.Join(", ", plain)}, without the '{variant}' variant: load it with variant null)";
         }
         throw new WeightsException($"No weights found in {folder}: looked for {string.Join(", ", names)}{hint}") { FilePath = folder };

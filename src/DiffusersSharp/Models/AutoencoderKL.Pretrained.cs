@@ -14,20 +14,17 @@ public sealed partial class AutoencoderKL
     /// cache, downloading when allowed: <see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (usually "vae" of a
     /// pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or not;
     /// legacy attention names (<c>query</c>/<c>key</c>/<c>value</c>/<c>proj_attn</c>) are converted as diffusers does. The model is converted to
-    /// <paramref name="dtype"/> / moved to <paramref name="device"/> before the weights are copied in, and put in
+    /// <see cref="LoadOptions.Dtype"/> / moved to <see cref="LoadOptions.Device"/> before the weights are copied in, and put in
     /// eval mode. Its weights belong to no dispose scope (dispose the model).
     /// </summary>
-    public static AutoencoderKL FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
-        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
-    {
-        return ModuleScope.Run(() => ModelLoading.FromPretrained<AutoencoderKLConfig, AutoencoderKL>(idOrPath, FromConfig, subfolder,
-            variant, dtype, device, revision, cacheDir, WeightsName, expectedClassName: nameof(AutoencoderKL)));
-    }
+    public static AutoencoderKL FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        ModuleScope.Run(() => ModelLoading.FromPretrained<AutoencoderKLConfig, AutoencoderKL>(idOrPath, subfolder, options, FromConfig,
+            expectedClassName: nameof(AutoencoderKL)));
 
     /// <summary>
     /// Writes <c>config.json</c> and <c>diffusion_pytorch_model[.variant].safetensors</c> (metadata format "pt")
     /// into <paramref name="directory"/> atomically; diffusers' <c>AutoencoderKL.from_pretrained</c> reads them back.
     /// </summary>
     public void SavePretrained(string directory, string? variant = null) =>
-        ModelLoading.SavePretrained(this, Config, directory, WeightsName, variant);
+        ModelLoading.SavePretrained(this, Config, directory, variant: variant);
 }

@@ -31,7 +31,8 @@ public sealed record CLIPTextConfig : DiffusersConfig
     /// </summary>
     [JsonPropertyName("eos_token_id")] public int? EosTokenId { get; init; } = 49407;
     /// <summary>diffusers passes the tokenizer's attention mask to the encoder only when this is true (absent in SD configs).</summary>
-    [JsonPropertyName("use_attention_mask")] public bool? UseAttentionMask { get; init; }
+    [JsonPropertyName("use_attention_mask"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public bool? UseAttentionMask { get; init; }
     [JsonPropertyName("model_type")] public string? ModelType { get; init; } = "clip_text_model";
 
     /// <summary>Checks the values a model cannot be built with; <paramref name="source"/> names the file.</summary>

@@ -1,4 +1,4 @@
-using DiffusersSharp.Hub;
+using DiffusersSharp.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -29,27 +29,21 @@ public sealed class CLIPTextModel : nn.Module
     public CLIPTextConfig Config { get; }
 
     /// <summary>
-    /// Loads <paramref name="pathOrId"/>/<paramref name="subfolder"/> (<c>config.json</c> and <c>model.safetensors</c>
-    /// or <c>pytorch_model.bin</c>, sharded or not, optionally the <paramref name="variant"/> such as
-    /// <c>model.fp16.safetensors</c>); the model is in eval mode. A Hub repository id is fetched through
-    /// <paramref name="hub"/> (default: a client from the environment) into the Hub cache, safetensors first.
+    /// Loads a transformers model folder, or its <paramref name="subfolder"/> (<c>"text_encoder"</c> of a pipeline), from a
+    /// local path or a Hub id (the Hugging Face cache, downloading when allowed: <see cref="PretrainedLocator"/>):
+    /// <c>config.json</c> and <c>model[.variant].safetensors</c>, else <c>pytorch_model[.variant].bin</c>, sharded or not.
+    /// The model is converted to the options' dtype / moved to their device before the weights are copied in, and is in
+    /// eval mode. Its weights belong to no dispose scope (dispose the model).
     /// </summary>
-    public static CLIPTextModel FromPretrained(string pathOrId, string? subfolder = "text_encoder", ScalarType? dtype = null,
-        Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
-    {
-        string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModel), variant, hub, revision);
-        var config = TextEncoderFolder.ReadConfig(folder);
-        return ModuleScope.Run(() =>
-        {
-            var model = new CLIPTextModel(config);
-            TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
-            model.eval();
-            return model;
-        });
-    }
+    public static CLIPTextModel FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        CLIPTextTransformer.FromPretrained(idOrPath, subfolder, options, config => new CLIPTextModel(config));
 
-    /// <summary>Writes <c>config.json</c> and <c>model.safetensors</c> into <paramref name="folder"/> (created if needed).</summary>
-    public void SavePretrained(string folder) => TextEncoderFolder.Save(this, Config, folder);
+    /// <summary>
+    /// transformers' <c>save_pretrained(safe_serialization=True)</c>: <c>config.json</c> (the config's keys, unknown ones
+    /// included) and <c>model.safetensors</c> (every weight in the model's dtype, metadata format "pt"), atomically, into
+    /// <paramref name="folder"/> (created if needed).
+    /// </summary>
+    public void SavePretrained(string folder) => ModelLoading.SavePretrained(this, Config, folder, CheckpointFormat.Transformers);
 
     /// <summary>
     /// Encodes token ids [batch, seq] (int64; seq ≤ max_position_embeddings). <paramref name="attentionMask"/>

@@ -1,4 +1,4 @@
-using DiffusersSharp.Hub;
+using DiffusersSharp.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -31,23 +31,22 @@ public sealed class CLIPTextModelWithProjection : nn.Module
 
     public CLIPTextConfig Config { get; }
 
-    /// <summary>Loads a transformers folder as <see cref="CLIPTextModel.FromPretrained"/> does.</summary>
-    public static CLIPTextModelWithProjection FromPretrained(string pathOrId, string? subfolder = "text_encoder_2", ScalarType? dtype = null,
-        Device? device = null, string? variant = null, HubClient? hub = null, string? revision = null)
-    {
-        string folder = TextEncoderFolder.Resolve(pathOrId, subfolder, nameof(CLIPTextModelWithProjection), variant, hub, revision);
-        var config = TextEncoderFolder.ReadConfig(folder);
-        return ModuleScope.Run(() =>
-        {
-            var model = new CLIPTextModelWithProjection(config);
-            TextEncoderFolder.LoadWeights(model, folder, variant, dtype, device);
-            model.eval();
-            return model;
-        });
-    }
+    /// <summary>
+    /// Loads a transformers model folder, or its <paramref name="subfolder"/> (<c>"text_encoder_2"</c> of a pipeline), from a
+    /// local path or a Hub id (the Hugging Face cache, downloading when allowed: <see cref="PretrainedLocator"/>):
+    /// <c>config.json</c> and <c>model[.variant].safetensors</c>, else <c>pytorch_model[.variant].bin</c>, sharded or not.
+    /// The model is converted to the options' dtype / moved to their device before the weights are copied in, and is in
+    /// eval mode. Its weights belong to no dispose scope (dispose the model).
+    /// </summary>
+    public static CLIPTextModelWithProjection FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        CLIPTextTransformer.FromPretrained(idOrPath, subfolder, options, config => new CLIPTextModelWithProjection(config));
 
-    /// <summary>Writes <c>config.json</c> and <c>model.safetensors</c> into <paramref name="folder"/> (created if needed).</summary>
-    public void SavePretrained(string folder) => TextEncoderFolder.Save(this, Config, folder);
+    /// <summary>
+    /// transformers' <c>save_pretrained(safe_serialization=True)</c>: <c>config.json</c> (the config's keys, unknown ones
+    /// included) and <c>model.safetensors</c> (every weight in the model's dtype, metadata format "pt"), atomically, into
+    /// <paramref name="folder"/> (created if needed).
+    /// </summary>
+    public void SavePretrained(string folder) => ModelLoading.SavePretrained(this, Config, folder, CheckpointFormat.Transformers);
 
     /// <summary>Encodes token ids [batch, seq]; <see cref="CLIPTextModelOutput.TextEmbeds"/> = text_projection(pooled).</summary>
     public CLIPTextModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, bool outputHiddenStates = false)

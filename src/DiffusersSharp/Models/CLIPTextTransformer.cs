@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -23,6 +24,25 @@ internal sealed class CLIPTextTransformer : nn.Module
         final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
         RegisterComponents();
     }
+
+    /// <summary>transformers' non-persistent buffer, present in files written before 4.31: ignored as transformers does.</summary>
+    public const string PositionIdsKey = "text_model.embeddings.position_ids";
+
+    /// <summary>
+    /// The <c>FromPretrained</c> of the CLIP text models: a transformers model folder (<see cref="CheckpointFormat.Transformers"/>:
+    /// <c>config.json</c> + <c>model[.variant].safetensors</c>, else <c>pytorch_model[.variant].bin</c>, sharded or not)
+    /// through <see cref="ModelLoading.FromPretrained{TConfig, TModel}(string, string?, LoadOptions?, Func{TConfig, string, TModel}, CheckpointFormat?, string?, Action{TModel, IDictionary{string, Tensor}}?)"/>;
+    /// the config is validated naming its file.
+    /// </summary>
+    public static TModel FromPretrained<TModel>(string idOrPath, string? subfolder, LoadOptions? options, Func<CLIPTextConfig, TModel> create)
+        where TModel : nn.Module =>
+        ModuleScope.Run(() => ModelLoading.FromPretrained<CLIPTextConfig, TModel>(idOrPath, subfolder, options,
+            (config, path) =>
+            {
+                config.Validate(path);
+                return create(config);
+            },
+            CheckpointFormat.Transformers, prepareWeights: (_, weights) => weights.Remove(PositionIdsKey)));
 
     /// <summary>The final LayerNorm, which diffusers applies to <c>hidden_states[-(clip_skip + 1)]</c>.</summary>
     public Tensor FinalLayerNorm(Tensor x) => final_layer_norm.forward(x);

@@ -14,15 +14,12 @@ public sealed partial class UNet2DModel
     /// Face cache (<see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/> (e.g. "unet" of
     /// a pipeline). Weights: <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or
     /// not (<see cref="WeightLoader.ReadFolder"/>); legacy attention names are converted. The model is
-    /// converted to <paramref name="dtype"/> / moved to <paramref name="device"/> when given, and put in eval mode.
+    /// converted to the options' dtype / moved to their device when given, and put in eval mode.
     /// </summary>
-    public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, string? variant = null,
-        ScalarType? dtype = null, Device? device = null, string? revision = null, string? cacheDir = null)
-    {
-        return ModuleScope.Run(() => ModelLoading.FromPretrained<UNet2DModelConfig, UNet2DModel>(idOrPath, FromConfig,
-            subfolder, variant, dtype, device, revision, cacheDir, WeightsName, expectedClassName: nameof(UNet2DModel),
+    public static UNet2DModel FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        ModuleScope.Run(() => ModelLoading.FromPretrained<UNet2DModelConfig, UNet2DModel>(idOrPath, subfolder, options, FromConfig,
+            expectedClassName: nameof(UNet2DModel),
             prepareWeights: (model, weights) => model.MergeStateDictAliases(weights)));
-    }
 
     /// <summary>
     /// Folds diffusers' duplicate state-dict names into the one parameter this model registers: the fourier

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using static TorchSharp.torch;
@@ -27,26 +28,11 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     /// <summary>
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>
-    /// also accepts a DDPMPipeline folder (the scheduler is converted), and so does this.
+    /// also accepts a DDPMPipeline folder (the scheduler is converted), and so does this. Every component is loaded
+    /// with <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings).
     /// </summary>
-    public static new DDIMPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
-    {
-        options ??= PipelineLoadOptions.Default;
-        string folder = PipelinePaths.Resolve(idOrPath);
-        CheckClass(folder, Name, DDPMPipeline.Name);
-        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), variant: options.Variant,
-            dtype: options.Dtype, device: options.Device);
-        try
-        {
-            var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);
-            return new DDIMPipeline(unet, scheduler);
-        }
-        catch
-        {
-            unet.Dispose();
-            throw;
-        }
-    }
+    public static new DDIMPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        LoadComponents(idOrPath, options, Name, [DDPMPipeline.Name], (unet, scheduler) => new DDIMPipeline(unet, scheduler));
 
     /// <summary>
     /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>, default 50 steps).

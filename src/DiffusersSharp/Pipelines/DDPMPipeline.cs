@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using static TorchSharp.torch;
@@ -23,25 +24,12 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
 
     public override string ClassName => Name;
 
-    /// <summary>Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder (or a Hub id in the local cache).</summary>
-    public static new DDPMPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
-    {
-        options ??= PipelineLoadOptions.Default;
-        string folder = PipelinePaths.Resolve(idOrPath);
-        CheckClass(folder, Name);
-        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), variant: options.Variant,
-            dtype: options.Dtype, device: options.Device);
-        try
-        {
-            var scheduler = SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), subfolder: null);
-            return new DDPMPipeline(unet, scheduler);
-        }
-        catch
-        {
-            unet.Dispose();
-            throw;
-        }
-    }
+    /// <summary>
+    /// Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder or Hub id, every component with
+    /// <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings).
+    /// </summary>
+    public static new DDPMPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        LoadComponents(idOrPath, options, Name, [], (unet, scheduler) => new DDPMPipeline(unet, scheduler));
 
     /// <summary>
     /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>). Pass a <paramref name="seed"/>

@@ -8,13 +8,14 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public abstract class DiffusionPipeline : IDisposable
 {
-    private static readonly Dictionary<string, Func<string, PipelineLoadOptions, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
+    // One line per pipeline class: diffusers' class name → its FromPretrained, which gets the resolved folder and the caller's options.
+    private static readonly Dictionary<string, Func<string, LoadOptions, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
     {
-        [DDPMPipeline.Name] = (path, o) => DDPMPipeline.FromPretrained(path, o),
-        [DDIMPipeline.Name] = (path, o) => DDIMPipeline.FromPretrained(path, o),
-        [StableDiffusionPipeline.Name] = (p, o) => StableDiffusionPipeline.FromPretrained(p, o.Variant, o.Dtype),
-        [StableDiffusionImg2ImgPipeline.Name] = (p, o) => StableDiffusionImg2ImgPipeline.FromPretrained(p, o.Variant, o.Dtype),
-        [StableDiffusionInpaintPipeline.Name] = (p, o) => StableDiffusionInpaintPipeline.FromPretrained(p, o.Variant, o.Dtype),
+        [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
+        [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+        [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
+        [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
+        [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
@@ -29,29 +30,35 @@ public abstract class DiffusionPipeline : IDisposable
         get { lock (Registry) return Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
     }
 
-    /// <summary>Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers).</summary>
-    public static void Register(string className, Func<string, PipelineLoadOptions, DiffusionPipeline> fromPretrained)
+    /// <summary>
+    /// Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers):
+    /// <paramref name="fromPretrained"/> gets the local pipeline folder and the caller's options, and must load every
+    /// component with them.
+    /// </summary>
+    public static void Register(string className, Func<string, LoadOptions, DiffusionPipeline> fromPretrained)
     {
         lock (Registry) Registry[className] = fromPretrained;
     }
 
     /// <summary>
-    /// Loads the pipeline in a folder (or a Hub id found in the local cache) by its model_index.json's
-    /// <c>_class_name</c>. An unknown class is a <see cref="ConfigException"/> naming the file and listing
-    /// the known classes.
+    /// Loads the pipeline in a folder or Hub id (the Hugging Face cache, downloading when allowed) by its
+    /// model_index.json's <c>_class_name</c>; the class's own <c>FromPretrained</c> loads every component with
+    /// <paramref name="options"/> (variant, dtype, device, log, revision, cache and Hub settings). An unknown class is a
+    /// <see cref="ConfigException"/> naming the file and listing the known classes.
     /// </summary>
-    public static DiffusionPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
+    public static DiffusionPipeline FromPretrained(string idOrPath, LoadOptions? options = null)
     {
-        string folder = PipelinePaths.Resolve(idOrPath);
+        options ??= LoadOptions.Default;
+        string folder = PipelinePaths.Resolve(idOrPath, options);
         string index = PipelinePaths.ModelIndex(folder);
         string className = ReadClassName(index);
-        Func<string, PipelineLoadOptions, DiffusionPipeline>? factory;
+        Func<string, LoadOptions, DiffusionPipeline>? factory;
         lock (Registry) Registry.TryGetValue(className, out factory);
         if (factory is null)
             throw new ConfigException(
                 $"{index}: unknown pipeline class \"{className}\" (_class_name); known pipeline classes: {string.Join(", ", KnownClasses)}")
             { FilePath = index, Key = "_class_name" };
-        return factory(folder, options ?? PipelineLoadOptions.Default);
+        return factory(folder, options);
     }
 
     /// <summary>model_index.json's <c>_class_name</c>, with errors naming the file.</summary>

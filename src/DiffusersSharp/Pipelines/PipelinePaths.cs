@@ -5,8 +5,11 @@ namespace DiffusersSharp.Pipelines;
 /// <summary>Finding a pipeline folder and its model_index.json, with errors that say what to do.</summary>
 public static class PipelinePaths
 {
-    /// <summary>A local folder as is; otherwise a Hub id looked up in the local Hugging Face cache (<see cref="PretrainedLocator"/>).</summary>
-    public static string Resolve(string idOrPath) => PretrainedLocator.Resolve(idOrPath);
+    /// <summary>
+    /// A local folder as is; otherwise a Hub id from the local Hugging Face cache, downloaded when it is not there and
+    /// <paramref name="options"/> allow it (<see cref="PretrainedLocator"/>).
+    /// </summary>
+    public static string Resolve(string idOrPath, LoadOptions? options = null) => PretrainedLocator.Resolve(idOrPath, null, options);
 
     /// <summary>The folder's model_index.json, or an error naming the folder.</summary>
     public static string ModelIndex(string folder)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -23,12 +24,9 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     public override string ClassName => Name;
 
     /// <summary>Loads an img2img folder, or a StableDiffusionPipeline folder (diffusers accepts both).</summary>
-    public static StableDiffusionImg2ImgPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
-        Action<string>? log = null)
-    {
-        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
-        return new StableDiffusionImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
-    }
+    public static new StableDiffusionImg2ImgPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionPipeline.Name],
+            c => new StableDiffusionImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, options?.Log));
 
     /// <summary>
     /// diffusers' <c>get_timesteps</c>: <c>init_timestep = min(int(n · strength), n)</c>, <c>t_start = max(n −

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -28,22 +29,9 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     public override string ClassName => Name;
 
     /// <summary>Loads an inpaint folder, or a StableDiffusionPipeline folder (4-channel UNet path).</summary>
-    public static StableDiffusionInpaintPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
-        Action<string>? log = null)
-    {
-        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name, StableDiffusionPipeline.Name);
-        try
-        {
-            return new StableDiffusionInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
-        }
-        catch
-        {
-            c.Vae.Dispose();
-            c.TextEncoder.Dispose();
-            c.Unet.Dispose();
-            throw;
-        }
-    }
+    public static new StableDiffusionInpaintPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionPipeline.Name],
+            c => new StableDiffusionInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, options?.Log));
 
     /// <summary>
     /// Repaints the <paramref name="maskImage"/> region of <paramref name="image"/> (diffusers' <c>__call__</c>; default

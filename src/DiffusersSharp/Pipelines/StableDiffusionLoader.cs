@@ -2,7 +2,6 @@ using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
-using static TorchSharp.torch;
 
 namespace DiffusersSharp.Pipelines;
 
@@ -16,14 +15,17 @@ internal static class StableDiffusionLoader
     /// <summary>
     /// Reads a Stable Diffusion pipeline folder (or Hub id): checks model_index.json's class is one of
     /// <paramref name="acceptedClasses"/>, that every required component is listed and has its folder (a missing one is
-    /// named), logs the optional components that are present but not run, and loads the rest (outside any dispose
-    /// scope, so the weights live as long as the pipeline).
+    /// named), logs the optional components that are present but not run (to <see cref="LoadOptions.Log"/>), and loads
+    /// the rest, each with the same <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings;
+    /// outside any dispose scope, so the weights live as long as the pipeline), then builds the pipeline with
+    /// <paramref name="create"/>; when that throws, the loaded models are disposed.
     /// </summary>
-    public static Loaded Load(string idOrPath, string? variant, ScalarType? dtype, Action<string>? log,
-        string className, params string[] acceptedClasses)
+    public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
+        Func<Loaded, TPipeline> create)
     {
-        log ??= StableDiffusionPipelineBase.DefaultLog;
-        string folder = PretrainedLocator.Resolve(idOrPath, variant: variant);
+        options ??= LoadOptions.Default;
+        var log = options.Log ?? StableDiffusionPipelineBase.DefaultLog;
+        string folder = PipelinePaths.Resolve(idOrPath, options);
         string indexPath = PipelinePaths.ModelIndex(folder);
         var index = PipelineIndex.Read(indexPath);
         if (!acceptedClasses.Contains(index.ClassName))
@@ -42,25 +44,27 @@ internal static class StableDiffusionLoader
             if (index.Component(name) is { } c)
                 log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
 
-        var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer");
-        var scheduler = SchedulerFactory.FromPretrained(Path.Combine(folder, "scheduler"), subfolder: null);
+        var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer", options);
+        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
         var textConfig = ReadTextConfig(folder);
         var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
         StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet(textConfig, unetConfig);
 
         CLIPTextModel? text = null;
         UNet2DConditionModel? unet = null;
+        AutoencoderKL? vae = null;
         try
         {
-            text = CLIPTextModel.FromPretrained(folder, "text_encoder", dtype, null, variant);
-            unet = UNet2DConditionModel.FromPretrained(folder, "unet", variant, dtype);
-            var vae = AutoencoderKL.FromPretrained(folder, "vae", variant, dtype);
-            return new Loaded(vae, text, tokenizer, unet, scheduler, index);
+            text = CLIPTextModel.FromPretrained(folder, "text_encoder", options);
+            unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
+            vae = AutoencoderKL.FromPretrained(folder, "vae", options);
+            return create(new Loaded(vae, text, tokenizer, unet, scheduler, index));
         }
         catch
         {
             text?.Dispose();
             unet?.Dispose();
+            vae?.Dispose();
             throw;
         }
     }

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Text;
@@ -27,16 +28,14 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
     /// <summary>
     /// Loads a StableDiffusionPipeline folder (or a Hub id): <c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>,
-    /// <c>unet</c>, <c>scheduler</c>; <paramref name="variant"/> picks weight files such as <c>*.fp16.safetensors</c>,
-    /// <paramref name="dtype"/> converts the models. safety_checker / feature_extractor / image_encoder entries are
-    /// not loaded (logged through <paramref name="log"/> when present).
+    /// <c>unet</c>, <c>scheduler</c>, each with <paramref name="options"/>: <see cref="LoadOptions.Variant"/> picks weight
+    /// files such as <c>*.fp16.safetensors</c>, <see cref="LoadOptions.Dtype"/> / <see cref="LoadOptions.Device"/> place the
+    /// models, <see cref="LoadOptions.Log"/> receives the pipeline's warnings. safety_checker / feature_extractor /
+    /// image_encoder entries are not loaded (logged when present).
     /// </summary>
-    public static StableDiffusionPipeline FromPretrained(string idOrPath, string? variant = null, ScalarType? dtype = null,
-        Action<string>? log = null)
-    {
-        var c = StableDiffusionLoader.Load(idOrPath, variant, dtype, log, Name, Name);
-        return new StableDiffusionPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, log);
-    }
+    public static new StableDiffusionPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => new StableDiffusionPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, c.Scheduler, options?.Log));
 
     /// <summary>
     /// Generates images (diffusers' <c>__call__</c>). <paramref name="height"/>/<paramref name="width"/> default to the

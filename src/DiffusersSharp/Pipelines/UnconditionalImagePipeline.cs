@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
 using TorchSharp;
@@ -25,6 +26,29 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         Unet = unet;
         _scheduler = scheduler;
         Unet.eval();
+    }
+
+    /// <summary>
+    /// The <c>FromPretrained</c> of the unconditional pipelines: resolves <paramref name="idOrPath"/> with
+    /// <paramref name="options"/>, checks that model_index.json names <paramref name="className"/> (or one of
+    /// <paramref name="alsoAccepted"/>), loads <c>unet/</c> and <c>scheduler/</c> with the same options and builds the
+    /// pipeline with <paramref name="create"/> (the UNet is disposed when that fails).
+    /// </summary>
+    protected static TPipeline LoadComponents<TPipeline>(string idOrPath, LoadOptions? options, string className,
+        string[] alsoAccepted, Func<UNet2DModel, IScheduler, TPipeline> create)
+    {
+        string folder = PipelinePaths.Resolve(idOrPath, options);
+        CheckClass(folder, className, alsoAccepted);
+        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), null, options);
+        try
+        {
+            return create(unet, SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), null, options));
+        }
+        catch
+        {
+            unet.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The denoising model.</summary>

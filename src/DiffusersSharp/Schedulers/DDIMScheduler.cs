@@ -43,8 +43,8 @@ public sealed class DDIMScheduler : SchedulerBase
     public static DDIMScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as DDIMSchedulerConfig ?? SchedulerConfigs.Convert<DDIMSchedulerConfig>(other, Name));
 
-    public static DDIMScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static DDIMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

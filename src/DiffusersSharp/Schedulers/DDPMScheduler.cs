@@ -38,9 +38,9 @@ public sealed class DDPMScheduler : SchedulerBase
     public static DDPMScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as DDPMSchedulerConfig ?? SchedulerConfigs.Convert<DDPMSchedulerConfig>(other, Name));
 
-    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
-    public static DDPMScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
+    public static DDPMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

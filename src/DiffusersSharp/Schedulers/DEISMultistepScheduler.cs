@@ -42,9 +42,9 @@ public sealed class DEISMultistepScheduler : VpSolverBase
     public static DEISMultistepScheduler FromConfig(DiffusersConfig other) =>
         new(other as DEISMultistepSchedulerConfig ?? SchedulerConfigs.Convert<DEISMultistepSchedulerConfig>(other, Name));
 
-    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
-    public static DEISMultistepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
+    public static DEISMultistepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override string ClassName => Name;
     public override SchedulerConfig Config => _config;

@@ -41,9 +41,9 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
     public static DPMSolverSinglestepScheduler FromConfig(DiffusersConfig other) =>
         new(other as DPMSolverSinglestepSchedulerConfig ?? SchedulerConfigs.Convert<DPMSolverSinglestepSchedulerConfig>(other, Name));
 
-    /// <summary>Loads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>).</summary>
-    public static DPMSolverSinglestepScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
+    public static DPMSolverSinglestepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override string ClassName => Name;
     public override SchedulerConfig Config => _config;

@@ -53,8 +53,8 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase
     public static EulerAncestralDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as EulerAncestralDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<EulerAncestralDiscreteSchedulerConfig>(other, Name));
 
-    public static EulerAncestralDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static EulerAncestralDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

@@ -64,8 +64,8 @@ public sealed class EulerDiscreteScheduler : SchedulerBase
     public static EulerDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as EulerDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<EulerDiscreteSchedulerConfig>(other, Name));
 
-    public static EulerDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static EulerDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

@@ -60,8 +60,8 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
     public static HeunDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as HeunDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<HeunDiscreteSchedulerConfig>(other, Name));
 
-    public static HeunDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static HeunDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

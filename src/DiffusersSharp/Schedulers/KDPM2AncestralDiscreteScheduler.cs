@@ -28,8 +28,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
     public static KDPM2AncestralDiscreteScheduler FromConfig(DiffusersConfig other) =>
         new(other as KDPM2AncestralDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2AncestralDiscreteSchedulerConfig>(other, Name));
 
-    public static KDPM2AncestralDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static KDPM2AncestralDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override string ClassName => Name;
     public KDPM2AncestralDiscreteSchedulerConfig TypedConfig { get; }

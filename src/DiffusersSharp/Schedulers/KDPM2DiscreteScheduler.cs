@@ -36,8 +36,8 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase
     public static KDPM2DiscreteScheduler FromConfig(DiffusersConfig other) =>
         new(other as KDPM2DiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2DiscreteSchedulerConfig>(other, Name));
 
-    public static KDPM2DiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static KDPM2DiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override string ClassName => Name;
     public KDPM2DiscreteSchedulerConfig TypedConfig { get; }

@@ -40,8 +40,8 @@ public sealed class LCMScheduler : SchedulerBase
     public static LCMScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as LCMSchedulerConfig ?? SchedulerConfigs.Convert<LCMSchedulerConfig>(other, Name));
 
-    public static LCMScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static LCMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null) =>
         SetTimesteps(numInferenceSteps, device, null, 1.0);

@@ -53,8 +53,8 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     public static LMSDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as LMSDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<LMSDiscreteSchedulerConfig>(other, Name));
 
-    public static LMSDiscreteScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static LMSDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

@@ -45,8 +45,8 @@ public sealed class PNDMScheduler : SchedulerBase
     public static PNDMScheduler FromConfig(Loading.DiffusersConfig other) =>
         new(other as PNDMSchedulerConfig ?? SchedulerConfigs.Convert<PNDMSchedulerConfig>(other, Name));
 
-    public static PNDMScheduler FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(SchedulerFactory.ReadConfigFile(path, subfolder));
+    public static PNDMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
+        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {

@@ -60,18 +60,23 @@ public static class SchedulerFactory
         return FromConfig(ParseTyped(obj, source));
     }
 
-    /// <summary>Reads a scheduler_config.json and builds the class its <c>_class_name</c> names.</summary>
-    public static SchedulerBase FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(ReadConfigFile(path, subfolder));
+    /// <summary>
+    /// Reads the <c>scheduler_config.json</c> of <paramref name="idOrPath"/> (a folder, a Hub id, or the file itself) or of
+    /// its <paramref name="subfolder"/>, and builds the class its <c>_class_name</c> names (<see cref="ReadConfigFile"/>).
+    /// </summary>
+    public static SchedulerBase FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        FromConfig(ReadConfigFile(idOrPath, subfolder, options));
 
     /// <summary>
-    /// Reads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>, or the file itself;
-    /// <paramref name="path"/> may be a Hub id present in the local Hugging Face cache)
-    /// into the typed config of the class its <c>_class_name</c> names.
+    /// Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> into the typed config of the class its <c>_class_name</c>
+    /// names. <paramref name="idOrPath"/> may be the file itself, a local folder or a Hub id (resolved by
+    /// <see cref="PretrainedLocator"/> with <paramref name="options"/>: the Hugging Face cache, downloading when allowed).
+    /// Without a <paramref name="subfolder"/>, a pipeline folder with no <c>scheduler_config.json</c> of its own is read
+    /// from its <c>scheduler/</c> folder.
     /// </summary>
-    public static SchedulerConfig ReadConfigFile(string path, string? subfolder = "scheduler")
+    public static SchedulerConfig ReadConfigFile(string idOrPath, string? subfolder = null, LoadOptions? options = null)
     {
-        string file = LocateConfig(path, subfolder);
+        string file = LocateConfig(idOrPath, subfolder, options);
         using var doc = ConfigJson.ReadDocument(file);
         if (doc.RootElement.ValueKind != JsonValueKind.Object)
             throw new ConfigException($"{file}: a scheduler config must be a JSON object") { FilePath = file };
@@ -97,20 +102,22 @@ public static class SchedulerFactory
         }
     }
 
-    internal static string LocateConfig(string path, string? subfolder)
+    private const string ConfigName = "scheduler_config.json";
+    private const string PipelineSubfolder = "scheduler";
+
+    private static string LocateConfig(string idOrPath, string? subfolder, LoadOptions? options)
     {
-        if (File.Exists(path)) return path;
-        // A local folder, else a Hub id resolved from the local Hugging Face cache (its errors say how to get it).
-        if (!Directory.Exists(path)) path = PretrainedLocator.Resolve(path);
-        if (subfolder is { Length: > 0 })
+        if (string.IsNullOrEmpty(subfolder) && File.Exists(idOrPath)) return idOrPath;
+        string folder = PretrainedLocator.Resolve(idOrPath, subfolder, options);
+        string file = Path.Combine(folder, ConfigName);
+        if (File.Exists(file)) return file;
+        if (string.IsNullOrEmpty(subfolder))
         {
-            string sub = Path.Combine(path, subfolder, "scheduler_config.json");
-            if (File.Exists(sub)) return sub;
+            string inPipeline = Path.Combine(folder, PipelineSubfolder, ConfigName);
+            if (File.Exists(inPipeline)) return inPipeline;
+            throw new ConfigException($"No {ConfigName} in {folder}: expected {file} (or {inPipeline} in a pipeline folder)") { FilePath = file };
         }
-        string root = Path.Combine(path, "scheduler_config.json");
-        if (File.Exists(root)) return root;
-        string expected = subfolder is { Length: > 0 } ? Path.Combine(path, subfolder, "scheduler_config.json") : root;
-        throw new ConfigException($"No scheduler_config.json in {path}: expected {expected}") { FilePath = expected };
+        throw new ConfigException($"No {ConfigName} in {folder}: expected {file}") { FilePath = file };
     }
 
     private static Entry Get(string className, string where) =>

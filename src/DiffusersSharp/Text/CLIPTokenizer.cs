@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using DiffusersSharp.Hub;
-using DiffusersSharp.Models;
+using DiffusersSharp.Loading;
 
 namespace DiffusersSharp.Text;
 
@@ -69,17 +68,12 @@ public sealed class CLIPTokenizer
 
     /// <summary>
     /// Loads a tokenizer folder (<c>vocab.json</c>, <c>merges.txt</c>, <c>tokenizer_config.json</c>,
-    /// <c>special_tokens_map.json</c>): <paramref name="pathOrId"/>/<paramref name="subfolder"/>, or
-    /// <paramref name="pathOrId"/> itself when <paramref name="subfolder"/> is null or empty. A Hub repository id
-    /// is fetched through <paramref name="hub"/> (default: a client from the environment) into the Hub cache.
+    /// <c>special_tokens_map.json</c>, <c>added_tokens.json</c>), or its <paramref name="subfolder"/> (<c>"tokenizer"</c>
+    /// of a pipeline), from a local path or a Hub id (the Hugging Face cache, downloading when allowed:
+    /// <see cref="PretrainedLocator"/>). Of <paramref name="options"/> only where the files come from matters.
     /// </summary>
-    public static CLIPTokenizer FromPretrained(string pathOrId, string? subfolder = "tokenizer", HubClient? hub = null, string? revision = null)
-    {
-        string folder = ComponentSource.Resolve(pathOrId, subfolder, nameof(CLIPTokenizer), hub, revision,
-            f => File.Exists(Path.Combine(f, "vocab.json")) && File.Exists(Path.Combine(f, "merges.txt")),
-            TokenizerFileNames);
-        return new CLIPTokenizer(TokenizerFiles.Read(folder));
-    }
+    public static CLIPTokenizer FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        new(TokenizerFiles.Read(PretrainedLocator.Resolve(idOrPath, subfolder, options)));
 
     /// <summary>The files a tokenizer folder may hold, as <see cref="SavePretrained"/> copies them.</summary>
     private static readonly string[] TokenizerFileNames =

@@ -67,6 +67,19 @@ public class CliTests
         Assert.Equal(new long[] { 1, 32, 32, 3 }, x.shape);
     }
 
+    [Fact]
+    public void VariantAndDtypeReachTheModel()
+    {
+        using var folder = Pipelines.PipelineLoadOptionsTests.FolderOf(DDPMPipeline.Name); // weights only as *.fp16.*
+        using var dir = new TempDir();
+        var (bare, _, bareErr) = Run("generate", "-m", folder.Path, "-n", "1", "-o", dir.File("a.png"));
+        Assert.Equal(1, bare);
+        Assert.StartsWith($"error: No weights found in {Path.Combine(folder.Path, "unet")}", bareErr);
+        var (code, stdout, stderr) = Run("generate", "-m", folder.Path, "-n", "1", "--variant", "fp16", "--dtype", "bf16", "-o", dir.File("b.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("DDPMPipeline · DDPMScheduler · 1 steps · batch 1 · seed random · BFloat16", stdout);
+    }
+
     [Theory]
     [InlineData("--scheduler-config", "no_such_key=1", "error: --scheduler-config: unknown key 'no_such_key' for DDPMScheduler; its keys: ")]
     [InlineData("--scheduler-config", "nokeyvalue", "error: --scheduler-config 'nokeyvalue': expected key=value, e.g. timestep_spacing=trailing")]

@@ -15,7 +15,7 @@ public sealed class LocatorDownloadTests : IDisposable
     public void Uncached_id_is_downloaded_then_resolved_from_the_cache()
     {
         string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
-        string unet = PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", hub: _env.Settings());
+        string unet = PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() });
         Assert.Equal(Path.Combine(snapshot, "unet"), unet);
         Assert.Equal(["config.json", "diffusion_pytorch_model.safetensors"], Directory.GetFiles(unet).Select(Path.GetFileName).Order());
 
@@ -31,25 +31,25 @@ public sealed class LocatorDownloadTests : IDisposable
 
         // cached now: no request at all, even for another subfolder already present
         int requests = _env.Server.Requests.Count;
-        Assert.Equal(unet, PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", hub: _env.Settings()));
+        Assert.Equal(unet, PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() }));
         Assert.Equal(requests, _env.Server.Requests.Count);
 
         // a subfolder not yet cached is fetched; the whole pipeline then too
-        Assert.Equal(Path.Combine(snapshot, "scheduler"), PretrainedLocator.Resolve(HubTestEnv.TinyId, "scheduler", hub: _env.Settings()));
+        Assert.Equal(Path.Combine(snapshot, "scheduler"), PretrainedLocator.Resolve(HubTestEnv.TinyId, "scheduler", options: new() { Hub = _env.Settings() }));
         Assert.True(File.Exists(Path.Combine(snapshot, "scheduler", "scheduler_config.json")));
-        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings()));
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() }));
     }
 
     [Fact]
     public void Offline_or_local_files_only_never_download()
     {
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(offline: true)));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(offline: true) }));
         Assert.EndsWith("Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", e.Message);
-        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", hub: _env.Settings(), localFilesOnly: true));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.StartsWith($"'{HubTestEnv.TinyId}' is not a local folder and is not in the Hugging Face cache", e2.Message);
         Assert.Empty(_env.Server.Requests);
 
-        var e3 = Assert.Throws<HubException>(() => PretrainedLocator.Resolve("nobody/nothing", hub: _env.Settings()));
+        var e3 = Assert.Throws<HubException>(() => PretrainedLocator.Resolve("nobody/nothing", options: new() { Hub = _env.Settings() }));
         Assert.Equal(HubErrorKind.RepositoryNotFound, e3.Kind);
         Assert.StartsWith("'nobody/nothing' is not a local folder and is not in the Hugging Face cache (", e3.Message);
         Assert.Contains($"Downloading it from {_env.Server.Endpoint} failed: 404 Client Error.", e3.Message);
@@ -60,17 +60,17 @@ public sealed class LocatorDownloadTests : IDisposable
     public void A_partly_cached_pipeline_is_completed_before_use()
     {
         string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
-        PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", hub: _env.Settings()); // only unet/
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
+        PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() }); // only unet/
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.Equal($"'{HubTestEnv.TinyId}' revision 'main' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks model_index.json (or config.json). "
                      + $"Download it first with `diffusers download {HubTestEnv.TinyId}` (or `huggingface-cli download {HubTestEnv.TinyId}`), or pass a local folder.", e.Message);
 
         File.Copy(Support.Golden.Path("tiny-ddpm", "model_index.json"), Path.Combine(snapshot, "model_index.json"));
-        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.Contains("lacks the 'scheduler' folder", e2.Message);
 
-        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings()));
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() }));
         Assert.True(File.Exists(Path.Combine(snapshot, "scheduler", "scheduler_config.json")));
-        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, hub: _env.Settings(), localFilesOnly: true));
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
     }
 }

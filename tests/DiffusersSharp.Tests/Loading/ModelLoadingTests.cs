@@ -69,7 +69,7 @@ public class ModelLoadingTests
         Assert.Equal(new[] { "config.json", "diffusion_pytorch_model.safetensors" }, Directory.GetFiles(folder).Select(Path.GetFileName).Order());
 
         TinyNetConfig? seen = null;
-        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(Path.Combine(dir.Path, "pipe"), c => { seen = c; return new TinyNet(); }, subfolder: "unet");
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(Path.Combine(dir.Path, "pipe"), "unet", null, c => { seen = c; return new TinyNet(); });
         Assert.NotNull(seen);
         Assert.Equal("TinyNet", seen!.ClassName);
         Assert.Equal("0.25.1", seen.DiffusersVersion);
@@ -81,13 +81,36 @@ public class ModelLoadingTests
     }
 
     [Fact]
+    public void TransformersFormatUsesTransformersFileNamesAndNoDiffusersKeys()
+    {
+        using var dir = new TempDir();
+        using var net = new TinyNet();
+        Fill(net);
+        ModelLoading.SavePretrained(net, new TinyNetConfig { Channels = 5 }, dir.Path, CheckpointFormat.Transformers);
+        Assert.Equal(new[] { "config.json", "model.safetensors" }, Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order());
+        using (var doc = JsonDocument.Parse(File.ReadAllText(dir.File("config.json"))))
+        {
+            Assert.False(doc.RootElement.TryGetProperty("_class_name", out _));
+            Assert.False(doc.RootElement.TryGetProperty("_diffusers_version", out _));
+            Assert.Equal(5, doc.RootElement.GetProperty("channels").GetInt32());
+        }
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet(), CheckpointFormat.Transformers);
+        AssertSameState(net, back);
+
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, new() { Variant = "fp16" },
+            _ => new TinyNet(), CheckpointFormat.Transformers));
+        Assert.Equal($"No weights found in {dir.Path}: looked for model.fp16.safetensors, model.safetensors.index.fp16.json, pytorch_model.fp16.bin, " +
+                     "pytorch_model.bin.index.fp16.json (there is model.safetensors, without the 'fp16' variant: load it with variant null)", e.Message);
+    }
+
+    [Fact]
     public void FromPretrainedConvertsToTheRequestedDtype()
     {
         using var dir = new TempDir();
         using var net = new TinyNet();
         Fill(net);
         ModelLoading.SavePretrained(net, new TinyNetConfig(), dir.Path);
-        using var bf = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), dtype: ScalarType.BFloat16);
+        using var bf = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, new() { Dtype = ScalarType.BFloat16 }, _ => new TinyNet());
         AssertSameState(net, bf, ScalarType.BFloat16);
     }
 
@@ -100,9 +123,9 @@ public class ModelLoadingTests
         net.to(ScalarType.Float16);
         ModelLoading.SavePretrained(net, new TinyNetConfig(), dir.Path, variant: "fp16");
         Assert.True(File.Exists(dir.File("diffusion_pytorch_model.fp16.safetensors")));
-        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), variant: "fp16");
+        using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, new() { Variant = "fp16" }, _ => new TinyNet());
         AssertSameState(net, back, ScalarType.Float32);
-        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet()));
         Assert.StartsWith($"No weights found in {dir.Path}: looked for diffusion_pytorch_model.safetensors", e.Message);
     }
 
@@ -112,7 +135,7 @@ public class ModelLoadingTests
         using var dir = new TempDir();
         SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), TinyNet.Weights().Where(kv => kv.Key != "scale").ToDictionary());
         File.WriteAllText(dir.File("config.json"), "{}");
-        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet()));
         Assert.Equal($"{dir.File("diffusion_pytorch_model.safetensors")}: the weights do not match TinyNet: missing keys: scale [3]", e.Message);
     }
 
@@ -126,7 +149,7 @@ public class ModelLoadingTests
         w.Remove("scale");
         SafetensorsFile.Save(dir.File("diffusion_pytorch_model.safetensors"), w);
         File.WriteAllText(dir.File("config.json"), """{"_class_name": "TinyNet"}""");
-        using var net = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(),
+        using var net = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet(),
             expectedClassName: "TinyNet",
             prepareWeights: (model, weights) =>
             {
@@ -145,7 +168,7 @@ public class ModelLoadingTests
     {
         using var dir = new TempDir();
         File.WriteAllText(dir.File("config.json"), """{"_class_name": "AutoencoderKL"}""");
-        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet(), expectedClassName: "TinyNet"));
+        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet(), expectedClassName: "TinyNet"));
         Assert.Equal($"{dir.File("config.json")}: config key '_class_name' is 'AutoencoderKL', expected 'TinyNet'", e.Message);
         Assert.Equal("_class_name", e.Key);
     }
@@ -154,7 +177,7 @@ public class ModelLoadingTests
     public void MissingConfigIsAClearError()
     {
         using var dir = new TempDir();
-        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, _ => new TinyNet()));
+        var e = Assert.Throws<ConfigException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet()));
         Assert.Equal($"Config file not found: {dir.File("config.json")}", e.Message);
     }
 

@@ -48,17 +48,17 @@ public class PretrainedLocatorTests
     public void HubIdResolvesThroughRefsToTheSnapshot()
     {
         using var cache = Cache();
-        Assert.Equal(Snap(cache, Sha), PretrainedLocator.Resolve("google/ddpm-cat-256", cacheDir: cache.Path));
-        Assert.Equal(Path.Combine(Snap(cache, Sha), "unet"), PretrainedLocator.Resolve("google/ddpm-cat-256", "unet", cacheDir: cache.Path));
-        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "v1", cacheDir: cache.Path));
-        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", revision: Sha2, cacheDir: cache.Path));
+        Assert.Equal(Snap(cache, Sha), PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { CacheDir = cache.Path }));
+        Assert.Equal(Path.Combine(Snap(cache, Sha), "unet"), PretrainedLocator.Resolve("google/ddpm-cat-256", "unet", options: new() { CacheDir = cache.Path }));
+        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { Revision = "v1", CacheDir = cache.Path }));
+        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { Revision = Sha2, CacheDir = cache.Path }));
     }
 
     [Fact]
     public void IdNotInTheCacheSaysHowToGetIt()
     {
         using var cache = Cache();
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-church-256", cacheDir: cache.Path, localFilesOnly: true));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-church-256", options: new() { CacheDir = cache.Path, LocalFilesOnly = true }));
         Assert.Equal(
             $"'google/ddpm-church-256' is not a local folder and is not in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-church-256")} does not exist). " +
             "Download it first with `diffusers download google/ddpm-church-256` (or `huggingface-cli download google/ddpm-church-256`), or pass a local folder.",
@@ -69,10 +69,10 @@ public class PretrainedLocatorTests
     public void UnknownRevisionAndMissingSnapshotAreErrors()
     {
         using var cache = Cache();
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "fp16", cacheDir: cache.Path, localFilesOnly: true));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { Revision = "fp16", CacheDir = cache.Path, LocalFilesOnly = true }));
         Assert.StartsWith($"'google/ddpm-cat-256' is in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-cat-256")}) but revision 'fp16' is not", e.Message);
         Directory.Delete(Snap(cache, Sha2), recursive: true);
-        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", revision: "v1", cacheDir: cache.Path, localFilesOnly: true));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { Revision = "v1", CacheDir = cache.Path, LocalFilesOnly = true }));
         Assert.StartsWith($"'google/ddpm-cat-256' revision 'v1' points to commit {Sha2}, but the Hugging Face cache has no snapshot {Snap(cache, Sha2)}.", e2.Message);
         Assert.Contains("diffusers download google/ddpm-cat-256", e2.Message);
     }
@@ -83,7 +83,7 @@ public class PretrainedLocatorTests
         using var cache = Cache();
         string refFile = Path.Combine(cache.Path, "models--google--ddpm-cat-256", "refs", "main");
         File.WriteAllText(refFile, "../../etc");
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", cacheDir: cache.Path));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { CacheDir = cache.Path }));
         Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc'", e.Message);
     }
 
@@ -99,7 +99,7 @@ public class PretrainedLocatorTests
     {
         using var cache = Cache();
         Assert.False(PretrainedLocator.IsValidRepoId(id));
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, cacheDir: cache.Path));
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, options: new() { CacheDir = cache.Path }));
         Assert.StartsWith($"'{id}' is neither an existing folder nor a valid Hugging Face Hub id", e.Message);
     }
 

@@ -10,7 +10,7 @@ namespace DiffusersSharp.Tests.Models;
 public class CLIPTextModelTests
 {
     private const string Expected = "tiny-sd-expected.safetensors";
-    private static readonly Lazy<CLIPTextModel> Tiny = new(() => CLIPTextModel.FromPretrained(Golden.Path("tiny-sd")));
+    private static readonly Lazy<CLIPTextModel> Tiny = new(() => CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder"));
 
     private static Tensor Ids() => Golden.Tensor(Expected, "tokenizer/input_ids");
 
@@ -83,7 +83,7 @@ public class CLIPTextModelTests
         }
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var model = CLIPTextModel.FromPretrained(dir.Path);
+        var model = CLIPTextModel.FromPretrained(dir.Path, "text_encoder");
         using var output = model.Forward(Ids());
         Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
     }
@@ -105,7 +105,7 @@ public class CLIPTextModelTests
             SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
         }
         using var noGrad = torch.no_grad();
-        var model = CLIPTextModelWithProjection.FromPretrained(dir.Path);
+        var model = CLIPTextModelWithProjection.FromPretrained(dir.Path, "text_encoder_2");
         using var output = model.Forward(Ids());
         var pooled = Golden.Tensor(Expected, "text_encoder/pooler_output");
         Tol.Close(output.TextEmbeds, pooled.matmul(projection.t()), 1e-5, "text_embeds");
@@ -125,7 +125,7 @@ public class CLIPTextModelTests
     {
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), dtype: ScalarType.BFloat16);
+        var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder", new() { Dtype = ScalarType.BFloat16 });
         Assert.Equal(ScalarType.BFloat16, model.Dtype);
         using var output = model.Forward(Ids());
         Assert.Equal(ScalarType.BFloat16, output.LastHiddenState.dtype);
@@ -145,7 +145,7 @@ public class CLIPTextModelTests
         File.Copy(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"), Path.Combine(folder, "model.safetensors"));
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var model = CLIPTextModel.FromPretrained(dir.Path);
+        var model = CLIPTextModel.FromPretrained(dir.Path, "text_encoder");
         Assert.Equal(2, model.Config.EosTokenId);
         using var output = model.Forward(Ids());
         Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output (argmax)");
@@ -198,7 +198,7 @@ public class CLIPTextModelTests
         }
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var reloaded = CLIPTextModel.FromPretrained(dir.Path);
+        var reloaded = CLIPTextModel.FromPretrained(dir.Path, "text_encoder");
         using var output = reloaded.Forward(Ids());
         using var reference = Tiny.Value.Forward(Ids());
         Tol.Close(output.LastHiddenState, reference.LastHiddenState, 0, "reloaded last_hidden_state");
@@ -212,7 +212,7 @@ public class CLIPTextModelTests
         // TorchSharp puts tensors made inside a scope into it, parameters of native modules included.
         CLIPTextModel model;
         using (torch.NewDisposeScope())
-            model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), dtype: dtype);
+            model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder", new() { Dtype = dtype });
         using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
             Assert.Equal(f.Keys.OrderBy(k => k, StringComparer.Ordinal), model.named_parameters().Select(p => p.name).OrderBy(k => k, StringComparer.Ordinal));
         using var scope = torch.NewDisposeScope();
@@ -229,7 +229,7 @@ public class CLIPTextModelTests
         Directory.CreateDirectory(folder);
         string cfg = Path.Combine(folder, "config.json");
         File.WriteAllText(cfg, File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"quick_gelu\"", "\"mish\""));
-        var ex = Assert.Throws<ConfigException>(() => CLIPTextModel.FromPretrained(dir.Path));
+        var ex = Assert.Throws<ConfigException>(() => CLIPTextModel.FromPretrained(dir.Path, "text_encoder"));
         Assert.Equal($"{cfg}: hidden_act 'mish' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish)", ex.Message);
         Assert.Equal("hidden_act", ex.Key);
     }

@@ -65,7 +65,7 @@ public class UNet2DConditionModelConfigTests
     public void FromPretrained_WithDtype_RunsInThatDtype()
     {
         using var _ = torch.no_grad();
-        using var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), subfolder: "unet", dtype: ScalarType.Float64);
+        using var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), "unet", new() { Dtype = ScalarType.Float64 });
         Assert.Equal(ScalarType.Float64, unet.DType);
         using var x = Golden.Tensor("tiny-sd-expected.safetensors", "unet/x");
         using var ehs = Golden.Tensor("tiny-sd-expected.safetensors", "unet/encoder_hidden_states");

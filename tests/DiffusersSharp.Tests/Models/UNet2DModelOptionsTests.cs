@@ -210,7 +210,7 @@ public class UNet2DModelOptionsTests
     public void Bfloat16ModelStaysCloseToFloat32()
     {
         using var _ = torch.no_grad();
-        using var unet = UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), subfolder: "unet", dtype: ScalarType.BFloat16);
+        using var unet = UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), "unet", new() { Dtype = ScalarType.BFloat16 });
         Assert.Equal(ScalarType.BFloat16, unet.DType);
         using var x = Golden.Tensor(Expected, "unet/x");
         using var expected = Golden.Tensor(Expected, "unet/t500/out");

@@ -1,4 +1,5 @@
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
@@ -36,7 +37,7 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     {
         // torch draws bfloat16 normals with another kernel than float32 ones, so a bf16 run is compared with
         // the recorded float32 noise fed in (the injected replay), which isolates the arithmetic precision.
-        using var pipe = DiffusionPipeline.FromPretrained(Model, new PipelineLoadOptions { Dtype = ScalarType.BFloat16 });
+        using var pipe = DiffusionPipeline.FromPretrained(Model, new LoadOptions { Dtype = ScalarType.BFloat16 });
         var ddpm = Assert.IsType<DDPMPipeline>(pipe);
         Assert.Equal(ScalarType.BFloat16, ddpm.Unet.DType);
         using var golden = Golden.Open(Expected);

@@ -20,7 +20,7 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
     public void PromptOver77TokensIsTruncatedWithAWarningAndEncodedAsDiffusers()
     {
         var logged = new List<string>();
-        using var pipe = StableDiffusionPipeline.FromPretrained(Model, log: logged.Add);
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model, new() { Log = logged.Add });
         using var embeds = pipe.EncodePrompt(LongPrompt, doClassifierFreeGuidance: false);
         var warning = Assert.Single(logged);
         Assert.StartsWith("The following part of your input was truncated because CLIP can only handle sequences up to 77 tokens: ", warning);
@@ -136,7 +136,7 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         index["safety_checker"] = new JsonArray("stable_diffusion", "StableDiffusionSafetyChecker");
         File.WriteAllText(folder.File("model_index.json"), index.ToJsonString());
         var logged = new List<string>();
-        using var pipe = StableDiffusionInpaintPipeline.FromPretrained(folder.Path, log: logged.Add);
+        using var pipe = StableDiffusionInpaintPipeline.FromPretrained(folder.Path, new() { Log = logged.Add });
         var line = Assert.Single(logged);
         Assert.EndsWith("the 'safety_checker' component (stable_diffusion.StableDiffusionSafetyChecker) is not loaded or run by DiffusersSharp", line);
         using var generic = DiffusionPipeline.FromPretrained(Model);

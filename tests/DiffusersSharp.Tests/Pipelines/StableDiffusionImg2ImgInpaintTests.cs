@@ -70,7 +70,7 @@ public class StableDiffusionImg2ImgInpaintTests(ITestOutputHelper log)
     {
         using var folder = AssembleInpaintFolder();
         var logged = new List<string>();
-        using var pipe = StableDiffusionInpaintPipeline.FromPretrained(folder.Path, log: logged.Add);
+        using var pipe = StableDiffusionInpaintPipeline.FromPretrained(folder.Path, new() { Log = logged.Add });
         Assert.Empty(logged);
         using var trace = new SdTrace(pipe);
         var init = Image.Load(Golden.Path("img2img-init.png"));

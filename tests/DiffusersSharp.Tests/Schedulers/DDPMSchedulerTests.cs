@@ -186,6 +186,20 @@ public class DDPMSchedulerTests
     }
 
     [Fact]
+    public void WithoutSubfolderTheFolderItselfComesFirstThenAPipelinesSchedulerFolder()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(Path.Combine(dir.Path, "scheduler"));
+        File.WriteAllText(Path.Combine(dir.Path, "scheduler", "scheduler_config.json"), "{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 20}");
+        Assert.Equal(20, DDPMScheduler.FromPretrained(dir.Path).NumTrainTimesteps);
+        File.WriteAllText(Path.Combine(dir.Path, "scheduler_config.json"), "{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 30}");
+        Assert.Equal(30, DDPMScheduler.FromPretrained(dir.Path).NumTrainTimesteps);
+        Assert.Equal(20, DDPMScheduler.FromPretrained(dir.Path, "scheduler").NumTrainTimesteps);
+        var e = Assert.Throws<DiffusersException>(() => DDPMScheduler.FromPretrained(dir.Path, "sched"));
+        Assert.Equal($"'{dir.Path}' has no subfolder 'sched' ({Path.Combine(dir.Path, "sched")} does not exist)", e.Message);
+    }
+
+    [Fact]
     public void MissingConfigFileNamesThePath()
     {
         using var dir = new TempDir();

@@ -33,7 +33,7 @@ public class CLIPTokenizerConfigTests
             """{"bos_token": {"__type": "AddedToken", "content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false}, "do_lower_case": true, "eos_token": "<|endoftext|>", "model_max_length": 77, "pad_token": "<|endoftext|>", "tokenizer_class": "CLIPTokenizer", "unk_token": "<|endoftext|>"}""");
         File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"),
             """{"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "!", "unk_token": "<|endoftext|>"}""");
-        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
         int bang = VocabId("!");
         Assert.Equal("!", tok.PadToken);
         Assert.Equal(bang, tok.PadTokenId);
@@ -56,7 +56,7 @@ public class CLIPTokenizerConfigTests
         string folder = CopyTinyTokenizer(dir);
         File.Copy(Golden.Path("tiny-sd", "tokenizer", "tokenizer_config.json"), Path.Combine(folder, "tokenizer_config.json"));
         File.WriteAllText(Path.Combine(folder, "special_tokens_map.json"), """{"pad_token": "!"}""");
-        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
         Assert.Equal("<|endoftext|>", tok.PadToken);
         Assert.Equal(999, tok.PadTokenId);
     }
@@ -67,7 +67,7 @@ public class CLIPTokenizerConfigTests
         // CLIPTokenizer's own defaults; no model_max_length, so transformers neither truncates nor pads to a length.
         using var dir = new TempDir();
         CopyTinyTokenizer(dir);
-        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
         Assert.Equal((998, 999, 999, 999), (tok.BosTokenId!.Value, tok.EosTokenId!.Value, tok.PadTokenId!.Value, tok.UnkTokenId!.Value));
         string longPrompt = string.Join(" ", Enumerable.Repeat("a photo of a cat", 20));
         var output = tok.Call(longPrompt);
@@ -82,12 +82,12 @@ public class CLIPTokenizerConfigTests
     public void SavePretrainedCopiesTheFilesAndLoadsBack()
     {
         using var dir = new TempDir();
-        var tok = CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd"));
+        var tok = CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd"), "tokenizer");
         string folder = Path.Combine(dir.Path, "tokenizer");
         tok.SavePretrained(folder);
         foreach (var f in new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" })
             Assert.Equal(File.ReadAllBytes(Golden.Path("tiny-sd", "tokenizer", f)), File.ReadAllBytes(Path.Combine(folder, f)));
-        var back = CLIPTokenizer.FromPretrained(dir.Path);
+        var back = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
         Assert.Equal(tok.Encode("A Photo Of A CAT!!"), back.Encode("A Photo Of A CAT!!"));
     }
 
@@ -97,7 +97,7 @@ public class CLIPTokenizerConfigTests
         using var dir = new TempDir();
         string folder = CopyTinyTokenizer(dir);
         File.Delete(Path.Combine(folder, "merges.txt"));
-        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path));
+        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path, "tokenizer"));
         Assert.Equal($"CLIP tokenizer folder {folder} has no merges.txt", ex.Message);
         Assert.Equal(Path.Combine(folder, "merges.txt"), ex.FilePath);
     }
@@ -106,8 +106,8 @@ public class CLIPTokenizerConfigTests
     public void MissingSubfolderIsNamed()
     {
         using var dir = new TempDir();
-        var ex = Assert.Throws<DiffusersException>(() => CLIPTokenizer.FromPretrained(dir.Path));
-        Assert.Equal($"CLIPTokenizer.FromPretrained: {dir.Path} has no 'tokenizer' folder", ex.Message);
+        var ex = Assert.Throws<DiffusersException>(() => CLIPTokenizer.FromPretrained(dir.Path, "tokenizer"));
+        Assert.Equal($"'{dir.Path}' has no subfolder 'tokenizer' ({Path.Combine(dir.Path, "tokenizer")} does not exist)", ex.Message);
     }
 
     [Fact]
@@ -117,7 +117,7 @@ public class CLIPTokenizerConfigTests
         string folder = CopyTinyTokenizer(dir);
         string cfg = Path.Combine(folder, "tokenizer_config.json");
         File.WriteAllText(cfg, """{"pad_token": 5}""");
-        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path));
+        var ex = Assert.Throws<ConfigException>(() => CLIPTokenizer.FromPretrained(dir.Path, "tokenizer"));
         Assert.Equal($"{cfg}: 'pad_token' must be a string, an AddedToken object with \"content\", or null; got 5", ex.Message);
     }
 

@@ -7,8 +7,8 @@ namespace DiffusersSharp.Tests.Text;
 /// <summary>CLIPTokenizer against transformers 4.36's slow CLIPTokenizer (golden clip-tokenizer and tiny-sd data).</summary>
 public class CLIPTokenizerTests
 {
-    private static readonly Lazy<CLIPTokenizer> Full = new(() => CLIPTokenizer.FromPretrained(Golden.Path("clip-tokenizer"), subfolder: null));
-    private static readonly Lazy<CLIPTokenizer> Tiny = new(() => CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd")));
+    private static readonly Lazy<CLIPTokenizer> Full = new(() => CLIPTokenizer.FromPretrained(Golden.Path("clip-tokenizer")));
+    private static readonly Lazy<CLIPTokenizer> Tiny = new(() => CLIPTokenizer.FromPretrained(Golden.Path("tiny-sd"), "tokenizer"));
 
     private static string[] Prompts(JsonDocument doc) =>
         doc.RootElement.GetProperty("prompts").EnumerateArray().Select(e => e.GetString()!).ToArray();

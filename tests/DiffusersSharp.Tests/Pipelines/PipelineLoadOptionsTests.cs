@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>
+/// <see cref="DiffusionPipeline.FromPretrained"/> hands one <see cref="LoadOptions"/> to every component of every
+/// pipeline class it knows: the variant picks each component's weight file, the dtype and the device reach every
+/// parameter and buffer of every model, and the log gets the loader's messages.
+/// </summary>
+public class PipelineLoadOptionsTests
+{
+    public static TheoryData<string> KnownClasses => new(DiffusionPipeline.KnownClasses);
+
+    /// <summary>
+    /// A folder of <paramref name="className"/> built from the tiny golden checkpoints, whose weight files exist only as
+    /// the "fp16" variant (loading any component without the variant fails) and whose model_index.json lists a
+    /// feature_extractor (which Stable Diffusion pipelines report through the log).
+    /// </summary>
+    internal static TempDir FolderOf(string className)
+    {
+        string source = className switch
+        {
+            DDPMPipeline.Name or DDIMPipeline.Name => "tiny-ddpm",
+            StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
+            StableDiffusionInpaintPipeline.Name => "inpaint",
+            _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
+        };
+        var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
+        foreach (var f in Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories))
+        {
+            var m = Regex.Match(Path.GetFileName(f), @"^(diffusion_pytorch_model|model)\.(safetensors|bin)$");
+            if (m.Success) File.Move(f, Path.Combine(Path.GetDirectoryName(f)!, $"{m.Groups[1]}.fp16.{m.Groups[2]}"));
+        }
+        var index = JsonNode.Parse(File.ReadAllText(dir.File("model_index.json")))!.AsObject();
+        index["_class_name"] = className;
+        index["feature_extractor"] = new JsonArray("transformers", "CLIPImageProcessor");
+        File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
+        return dir;
+    }
+
+    private static TempDir Copy(string folder)
+    {
+        var dir = new TempDir();
+        foreach (var f in Directory.GetFiles(folder, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(dir.Path, Path.GetRelativePath(folder, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        return dir;
+    }
+
+    [Theory]
+    [MemberData(nameof(KnownClasses))]
+    public void VariantDtypeDeviceAndLogReachEveryComponent(string className)
+    {
+        using var folder = FolderOf(className);
+        var bare = Assert.Throws<WeightsException>(() => DiffusionPipeline.FromPretrained(folder.Path)); // the variant is needed
+        Assert.StartsWith($"No weights found in {folder.Path}", bare.Message);
+
+        var logged = new List<string>();
+        // The meta device holds shapes and dtypes but no data: a device other than the CPU that every build of libtorch has.
+        var options = new LoadOptions { Variant = "fp16", Dtype = ScalarType.Float64, Device = torch.device(DeviceType.META), Log = logged.Add };
+        using var pipe = DiffusionPipeline.FromPretrained(folder.Path, options);
+        Assert.Equal(className, pipe.ClassName);
+
+        var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
+        Assert.Equal(className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
+                     models.Select(c => c.Key).Order(StringComparer.Ordinal));
+        foreach (var (name, module) in models)
+        {
+            var m = (nn.Module)module;
+            var tensors = m.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(m.named_buffers()).ToList();
+            Assert.NotEmpty(tensors);
+            foreach (var (key, t) in tensors)
+            {
+                Assert.True(t.device_type == DeviceType.META, $"{name}.{key} is on {t.device}");
+                if (t.is_floating_point()) Assert.True(t.dtype == ScalarType.Float64, $"{name}.{key} is {t.dtype}");
+            }
+        }
+
+        if (pipe is StableDiffusionPipelineBase sd)
+        {
+            Assert.Equal([$"{folder.File("model_index.json")}: the 'feature_extractor' component (transformers.CLIPImageProcessor) is not loaded or run by DiffusersSharp"],
+                         logged);
+            sd.Log("later warnings go to the same log");
+            Assert.Equal("later warnings go to the same log", logged[^1]);
+        }
+    }
+}
