@@ -60,8 +60,7 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
     {
         if (double.IsNaN(eta) || eta < 0)
             throw new DiffusersException($"{Name}: eta must be a number ≥ 0 (0 = DDIM, 1 = DDPM-like), got {eta}");
-        var ddim = DdimScheduler;
-        return Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
-            (modelOutput, t, sample, gen) => ddim.Step(modelOutput, t, sample, eta, useClippedModelOutput ?? false, gen));
+        return Run(batchSize, numInferenceSteps, seed, generator, latents, outputType,
+            new StepOptions { Eta = eta, UseClippedModelOutput = useClippedModelOutput ?? false }, progress, cancellationToken);
     }
 }

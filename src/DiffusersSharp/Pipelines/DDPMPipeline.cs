@@ -51,6 +51,5 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
     public ImagePipelineOutput Generate(int batchSize = 1, int numInferenceSteps = 1000, long? seed = null,
         Generator? generator = null, OutputType outputType = OutputType.Pil, Tensor? latents = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
-            (modelOutput, t, sample, gen) => Scheduler.Step(modelOutput, t, sample, gen));
+        Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, StepOptions.Default, progress, cancellationToken);
 }
