@@ -17,6 +17,8 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     public override string ClassName => Name;
 
+    public override int DefaultNumInferenceSteps => 50;
+
     /// <summary>The scheduler, always a <see cref="DDIMScheduler"/>.</summary>
     public DDIMScheduler DdimScheduler => (DDIMScheduler)Scheduler;
 

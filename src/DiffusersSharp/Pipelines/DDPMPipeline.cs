@@ -23,6 +23,8 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
 
     public override string ClassName => Name;
 
+    public override int DefaultNumInferenceSteps => 1000;
+
     /// <summary>Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder (or a Hub id in the local cache).</summary>
     public static new DDPMPipeline FromPretrained(string idOrPath, PipelineLoadOptions? options = null)
     {

@@ -26,6 +26,9 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         Unet.eval();
     }
 
+    /// <summary>The number of steps <c>Generate</c> runs by default (diffusers' <c>num_inference_steps</c> default).</summary>
+    public abstract int DefaultNumInferenceSteps { get; }
+
     /// <summary>The denoising model.</summary>
     public UNet2DModel Unet { get; }
 
@@ -75,8 +78,8 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     internal Func<long[], Tensor>? ReplayNoise { get; set; }
 
     /// <summary>
-    /// Draws (or takes) the initial noise, then runs the shared <see cref="DenoisingLoop"/> (<c>unet(image, t)</c>, then
-    /// <c>scheduler.step</c> with <paramref name="stepOptions"/> plus the generator) and makes the output.
+    /// Draws (or takes) the initial noise, then runs the shared <see cref="DenoisingLoop"/> (<c>unet(scale_model_input(image,
+    /// t), t)</c>, then <c>scheduler.step</c> with <paramref name="stepOptions"/> plus the generator) and makes the output.
     /// <paramref name="latents"/> replaces the initial noise draw when given.
     /// </summary>
     protected ImagePipelineOutput Run(int batchSize, int numInferenceSteps, long? seed, Generator? generator,
@@ -93,6 +96,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         var (device, dtype) = ModelPlacement();
         long[] shape = ImageShape(batchSize);
 
+        Scheduler.SetTimesteps(numInferenceSteps, device);
         Tensor image;
         if (latents is not null)
         {
@@ -103,8 +107,10 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         }
         // diffusers' randn_tensor(shape, generator) draws float32 on the generator's device; the model's dtype follows
         else image = Runtime.TorchUtils.RandnTensor(shape, gen, ScalarType.Float32, device).to(dtype);
+        // init_noise_sigma is 1 for DDPM and DDIM (diffusers' unconditional pipelines leave it out); sigma-based
+        // schedulers need it, so that any scheduler can be swapped in
+        image = image * Scheduler.InitNoiseSigma;
 
-        Scheduler.SetTimesteps(numInferenceSteps, device);
         var ctx = new DenoisingContext(ClassName, Scheduler, Scheduler.Timesteps, image)
         {
             StepOptions = stepOptions with { Generators = gen is null ? null : [gen], VarianceNoise = ReplayNoise },

@@ -10,11 +10,19 @@ public static class TorchUtils
     /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>. No generator: torch's global generator draws
     /// on <paramref name="device"/>. One generator (or a list of one): it draws the whole tensor, on the CPU when it is
     /// a CPU generator, and the result moves to <paramref name="device"/>. A list: item i of the batch (dim 0) is
-    /// <c>randn((1,) + shape[1:])</c> from generator i, the items concatenated. The draw is made in
-    /// <paramref name="dtype"/>, as diffusers makes it (torch's bf16/fp16 normals differ from rounded fp32 ones).
+    /// <c>randn((1,) + shape[1:])</c> from generator i, the items concatenated.
+    /// One difference from diffusers: a bfloat16 / float16 <paramref name="dtype"/> is drawn in float32 and rounded.
+    /// torch's own bf16/fp16 normals come from uniforms first rounded to that precision, so a seed would start a
+    /// bf16 run from other noise than the fp32 run (for Stable Diffusion, another image); rounded float32 normals keep
+    /// the seed's image in every dtype. float32 and float64 draws are torch's.
     /// </summary>
     public static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
     {
+        if (dtype is ScalarType.BFloat16 or ScalarType.Float16)
+        {
+            using var full = RandnTensor(shape, generators, ScalarType.Float32, device);
+            return full.to(dtype);
+        }
         if (generators is null || generators.Count == 0)
             return torch.randn(shape, dtype, device);
         var genType = generators[0].device.type;
