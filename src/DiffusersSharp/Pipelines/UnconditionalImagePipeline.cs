@@ -84,7 +84,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// </summary>
     protected ImagePipelineOutput Run(int batchSize, int numInferenceSteps, long? seed, Generator? generator,
         Tensor? latents, OutputType outputType, StepOptions stepOptions, IProgress<PipelineProgress>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, StepEndCallback? callbackOnStepEnd)
     {
         Validate(batchSize, numInferenceSteps);
         if (seed is not null && generator is not null)
@@ -114,6 +114,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         var ctx = new DenoisingContext(ClassName, Scheduler, Scheduler.Timesteps, image)
         {
             StepOptions = stepOptions with { Generators = gen is null ? null : [gen], VarianceNoise = ReplayNoise },
+            CallbackOnStepEnd = callbackOnStepEnd,
             Progress = progress,
             CancellationToken = cancellationToken,
         };
