@@ -24,8 +24,8 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
 
-    private static DDIMScheduler ToDdim(IScheduler scheduler) =>
-        scheduler as DDIMScheduler ?? DDIMScheduler.FromConfig(scheduler.Config);
+    /// <summary>diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>, whatever the scheduler given (a fresh one).</summary>
+    private static DDIMScheduler ToDdim(IScheduler scheduler) => DDIMScheduler.FromConfig(scheduler.Config);
 
     /// <summary>
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
