@@ -109,8 +109,19 @@ public static class GenerateCommand
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
         string folder = PipelinePaths.Resolve(r.Model, options);
         string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
-        if (StableDiffusionOptions.IsStableDiffusion(className))
-            return StableDiffusionOptions.Execute(ctx, r, folder, className, npy, options);
+        var outputType = npy ? OutputType.Np : OutputType.Pil;
+        using var result = StableDiffusionOptions.IsStableDiffusion(className)
+            ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
+            : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
+        Save(result, r.Output, npy, r.Upscale);
+        ctx.Out.WriteLine($"wrote {r.Output}");
+        return CliApp.Ok;
+    }
+
+    /// <summary>An unconditional pipeline (DDPMPipeline, DDIMPipeline) with the chosen scheduler.</summary>
+    private static ImagePipelineOutput ExecuteUnconditional(CliContext ctx, Request r, string folder, string className,
+        LoadOptions options, OutputType outputType)
+    {
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
 
@@ -118,38 +129,38 @@ public static class GenerateCommand
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
-        bool ddim = chosen is DDIMScheduler;
-        if (r.Eta is not null && !ddim)
-            throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {chosen.ClassName} (add --scheduler ddim)");
+        SchedulerSelection.CheckReads(chosen, "eta", "--eta", r.Eta is not null);
 
-        // A DDIM scheduler runs through DDIMPipeline, which passes eta (as diffusers' DDIMPipeline; with eta 0
-        // it computes exactly what DDPMPipeline with a DDIM scheduler computes).
-        UnconditionalImagePipeline run = uncond;
-        if (ddim && uncond is not DDIMPipeline)
-            run = new DDIMPipeline(uncond.Unet, chosen); // shares the UNet; disposed with `pipeline`
-        else
-            uncond.Scheduler = chosen;
+        // The unconditional pipeline that passes what the scheduler's step reads: DDIMPipeline passes eta (and turns any
+        // scheduler into DDIM, as diffusers does), DDPMPipeline passes the generator and runs any scheduler. Both share
+        // the folder's UNet (disposed with `pipeline`).
+        bool takesEta = chosen.StepArguments.Contains("eta");
+        UnconditionalImagePipeline run = takesEta
+            ? uncond as DDIMPipeline ?? new DDIMPipeline(uncond.Unet, chosen)
+            : uncond as DDPMPipeline ?? new DDPMPipeline(uncond.Unet, chosen);
+        run.Scheduler = chosen;
 
-        int stepsToRun = r.Steps ?? (run is DDIMPipeline ? 50 : 1000);
-        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
-        var outputType = npy ? OutputType.Np : OutputType.Pil;
-        using var result = ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
+        int steps = r.Steps ?? run.DefaultNumInferenceSteps;
+        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
+        return ProgressDisplay.Run(ctx, steps, progress => run switch
         {
-            DDIMPipeline d => d.Generate(r.Batch, stepsToRun, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
-            DDPMPipeline p => p.Generate(r.Batch, stepsToRun, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+            DDIMPipeline d => d.Generate(r.Batch, steps, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+            DDPMPipeline p => p.Generate(r.Batch, steps, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
             _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
         });
+    }
 
+    /// <summary>Writes the result: .npy as is, images (a grid for a batch) enlarged <paramref name="upscale"/> times.</summary>
+    private static void Save(ImagePipelineOutput result, string output, bool npy, int upscale)
+    {
         if (npy)
-            NpyFile.Write(r.Output, result.Array!);
-        else
         {
-            var image = result.Images.Count == 1 ? result.Images[0] : result.Grid();
-            if (r.Upscale != 1)
-                image = ImageResize.Resize(image, image.Width * r.Upscale, image.Height * r.Upscale, ResampleFilter.Nearest);
-            image.Save(r.Output);
+            NpyFile.Write(output, result.Array!);
+            return;
         }
-        ctx.Out.WriteLine($"wrote {r.Output}");
-        return CliApp.Ok;
+        var image = result.Images.Count == 1 ? result.Images[0] : result.Grid();
+        if (upscale != 1)
+            image = ImageResize.Resize(image, image.Width * upscale, image.Height * upscale, ResampleFilter.Nearest);
+        image.Save(output);
     }
 }

@@ -99,6 +99,23 @@ public static class SchedulerSelection
         }
     }
 
+    /// <summary>
+    /// Refuses an option whose <c>step</c> argument (<paramref name="argument"/>, diffusers' name) the scheduler does not
+    /// read, rather than ignoring it: the message names the classes that read it and the alias to choose one.
+    /// </summary>
+    public static void CheckReads(IScheduler scheduler, string argument, string option, bool given)
+    {
+        if (!given || scheduler.StepArguments.Contains(argument)) return;
+        var readers = SchedulerFactory.KnownClasses
+            .Where(c => SchedulerFactory.FromJson($"{{\"_class_name\": \"{c}\"}}").StepArguments.Contains(argument))
+            .ToList();
+        string? alias = readers.Count == 0 ? null
+            : Aliases.FirstOrDefault(a => a.Value.ClassName == readers[0] && a.Value.Settings.Length == 0).Key;
+        throw new UserException(
+            $"{option} applies to {(readers.Count == 0 ? "no scheduler" : string.Join(" and ", readers) + " only")}; " +
+            $"the scheduler is {scheduler.ClassName}{(alias is null ? "" : $" (add --scheduler {alias})")}");
+    }
+
     /// <summary>What a config key takes, in words, from the config record's property type.</summary>
     public static string Describe(Type configType, string key)
     {

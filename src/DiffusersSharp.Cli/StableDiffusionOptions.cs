@@ -72,8 +72,9 @@ public sealed class StableDiffusionOptions
     public static bool IsStableDiffusion(string className) =>
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 
-    /// <summary>Runs txt2img, img2img or inpainting on a Stable Diffusion folder, as the options ask.</summary>
-    public static int Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className, bool npy, LoadOptions options)
+    /// <summary>Runs txt2img, img2img or inpainting on a Stable Diffusion folder, as the options ask; the caller saves the result.</summary>
+    public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
+        LoadOptions options, OutputType outputType)
     {
         var o = r.StableDiffusion;
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
@@ -87,13 +88,11 @@ public sealed class StableDiffusionOptions
             : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options)
             : StableDiffusionPipeline.FromPretrained(folder, options);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
-        if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
-            throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");
+        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
-        var outputType = npy ? OutputType.Np : OutputType.Pil;
-        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")}");
-        using var result = ProgressDisplay.Run(ctx, steps, progress => pipe switch
+        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
+        return ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
@@ -105,12 +104,6 @@ public sealed class StableDiffusionOptions
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         });
-        if (npy)
-            NpyFile.Write(r.Output, result.Array!);
-        else
-            (result.Images.Count == 1 ? result.Images[0] : result.Grid()).Save(r.Output);
-        ctx.Out.WriteLine($"wrote {r.Output}");
-        return CliApp.Ok;
     }
 
     private static Image Load(string path, string option, bool grayscale)

@@ -49,7 +49,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     public Tensor Sample(IReadOnlyList<Generator>? generators)
     {
         using var scope = torch.NewDisposeScope();
-        var noise = ModelRandom.RandnTensor(Mean.shape, generators, Parameters.dtype, Parameters.device);
+        var noise = Runtime.TorchUtils.RandnTensor(Mean.shape, generators, Parameters.dtype, Parameters.device);
         return (Mean + Std * noise).MoveToOuterDisposeScope();
     }
 

@@ -18,13 +18,15 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     public override string ClassName => Name;
 
+    public override int DefaultNumInferenceSteps => 50;
+
     /// <summary>The scheduler, always a <see cref="DDIMScheduler"/>.</summary>
     public DDIMScheduler DdimScheduler => (DDIMScheduler)Scheduler;
 
     protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
 
-    private static DDIMScheduler ToDdim(IScheduler scheduler) =>
-        scheduler as DDIMScheduler ?? DDIMScheduler.FromConfig(scheduler.Config);
+    /// <summary>diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>, whatever the scheduler given (a fresh one).</summary>
+    private static DDIMScheduler ToDdim(IScheduler scheduler) => DDIMScheduler.FromConfig(scheduler.Config);
 
     /// <summary>
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>
@@ -38,16 +40,18 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
     /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>, default 50 steps).
     /// <paramref name="eta"/> scales the added noise (drawn from the generator only when eta &gt; 0);
     /// <paramref name="useClippedModelOutput"/> is passed to <c>DDIMScheduler.step</c> (null = its default, false).
+    /// <paramref name="callbackOnStepEnd"/> sees (and may replace) the latents after every step.
     /// </summary>
     public ImagePipelineOutput Generate(int batchSize = 1, int numInferenceSteps = 50, double eta = 0.0,
         bool? useClippedModelOutput = null, long? seed = null, Generator? generator = null,
         OutputType outputType = OutputType.Pil, Tensor? latents = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
+        StepEndCallback? callbackOnStepEnd = null)
     {
         if (double.IsNaN(eta) || eta < 0)
             throw new DiffusersException($"{Name}: eta must be a number ≥ 0 (0 = DDIM, 1 = DDPM-like), got {eta}");
-        var ddim = DdimScheduler;
-        return Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
-            (modelOutput, t, sample, gen) => ddim.Step(modelOutput, t, sample, eta, useClippedModelOutput ?? false, gen));
+        return Run(batchSize, numInferenceSteps, seed, generator, latents, outputType,
+            new StepOptions { Eta = eta, UseClippedModelOutput = useClippedModelOutput ?? false }, progress, cancellationToken,
+            callbackOnStepEnd);
     }
 }

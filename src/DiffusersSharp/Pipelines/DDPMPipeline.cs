@@ -24,6 +24,8 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
 
     public override string ClassName => Name;
 
+    public override int DefaultNumInferenceSteps => 1000;
+
     /// <summary>
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a DDPMPipeline folder or Hub id, every component with
     /// <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings).
@@ -35,10 +37,12 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
     /// Generates <paramref name="batchSize"/> images (diffusers' <c>__call__</c>). Pass a <paramref name="seed"/>
     /// (= <c>torch.manual_seed(seed)</c>) or your own CPU <paramref name="generator"/>; neither draws from the global
     /// generator. <paramref name="latents"/>, when given, is used instead of the initial noise draw.
+    /// <paramref name="callbackOnStepEnd"/> sees (and may replace) the latents after every step.
     /// </summary>
     public ImagePipelineOutput Generate(int batchSize = 1, int numInferenceSteps = 1000, long? seed = null,
         Generator? generator = null, OutputType outputType = OutputType.Pil, Tensor? latents = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, progress, cancellationToken,
-            (modelOutput, t, sample, gen) => Scheduler.Step(modelOutput, t, sample, gen));
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
+        StepEndCallback? callbackOnStepEnd = null) =>
+        Run(batchSize, numInferenceSteps, seed, generator, latents, outputType, StepOptions.Default, progress, cancellationToken,
+            callbackOnStepEnd);
 }

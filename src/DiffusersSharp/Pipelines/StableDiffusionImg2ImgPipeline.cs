@@ -60,7 +60,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         PromptInput negativePrompt = default, double guidanceScale = 7.5, int numImagesPerPrompt = 1, int numInferenceSteps = 50,
         double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
-        OutputType outputType = OutputType.Pil, Action<StableDiffusionStep>? callback = null,
+        OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         // 1. check inputs
@@ -85,7 +85,6 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
-        var encoderStates = cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
 
         // 4. preprocess the image
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
@@ -99,7 +98,6 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         int start = StartIndex(Scheduler, numInferenceSteps, strength);
         CheckStrength(Name, strength, numInferenceSteps, start, Scheduler.Timesteps.shape[0]);
         var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
-        double[] tValues = StableDiffusionPipeline.TimestepValues(timesteps);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
 
         // 6. latents: encode, duplicate per prompt, add noise
@@ -124,7 +122,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         else if (total < n0)
             throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
         Record("image_latents", initLatents);
-        var noise = RandnTensor(initLatents.shape, gens, dtype, device);
+        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, dtype, device);
         Record("noise", noise);
         var current = Scheduler.AddNoise(initLatents, noise, latentTimestep);
         Record("initial_latents", current);
@@ -132,8 +130,8 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 8. denoising loop
-        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, 0.0, eta, gens,
-            callback, progress, cancellationToken);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond);
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode and postprocess
         return Finish(current, outputType);

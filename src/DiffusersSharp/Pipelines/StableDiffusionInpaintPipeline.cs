@@ -44,7 +44,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         double guidanceScale = 7.5, int numImagesPerPrompt = 1, int numInferenceSteps = 50, double eta = 0.0,
         long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null, Tensor? latents = null,
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
-        OutputType outputType = OutputType.Pil, Action<StableDiffusionStep>? callback = null,
+        OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         // 0. default height and width to the UNet's
@@ -78,7 +78,6 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
-        var encoderStates = cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
 
         // 4. timesteps
         Scheduler.SetTimesteps(numInferenceSteps, device);
@@ -87,7 +86,6 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
             Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : start, Scheduler.Timesteps.shape[0]);
         var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
-        double[] tValues = StableDiffusionPipeline.TimestepValues(timesteps);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
         bool isStrengthMax = strength == 1.0;
 
@@ -115,7 +113,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Tensor noise, current;
         if (latents is null)
         {
-            noise = RandnTensor(shape, gens, dtype, device);
+            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
             current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
         }
         else
@@ -151,22 +149,14 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
                 $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
 
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var initMask = cfg ? mask.chunk(2)[0] : mask;
 
         // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
         // blended with the init image noised to the next timestep outside the mask
-        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, 0.0, eta, gens,
-            callback, progress, cancellationToken,
-            extendInput: unetChannels == 9 ? input => torch.cat(new[] { input, mask, maskedImageLatents }, 1) : null,
-            afterStep: unetChannels == 4
-                ? (i, next) =>
-                {
-                    var proper = imageLatents!;
-                    if (i < tValues.Length - 1)
-                        proper = Scheduler.AddNoise(proper, noise, timesteps.narrow(0, i + 1, 1));
-                    return (1 - initMask) * proper + initMask * next;
-                }
-                : null);
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise);
+        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
+        ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
+        ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
+        current = loop.Run(ctx);
 
         // 11. decode and postprocess
         return Finish(current, outputType);

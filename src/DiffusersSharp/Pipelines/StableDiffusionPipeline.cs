@@ -43,14 +43,15 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     /// (= <c>torch.manual_seed(seed)</c>), one <paramref name="generator"/>, a list of <paramref name="generators"/>
     /// (one per image), or none (torch's global generator). <paramref name="latents"/> replaces the initial draw;
     /// <paramref name="promptEmbeds"/> / <paramref name="negativePromptEmbeds"/> replace the text encoder.
-    /// <paramref name="callback"/> sees the latents after every step; <paramref name="cancellationToken"/> stops the loop.
+    /// <paramref name="callbackOnStepEnd"/> is called after every step with the loop's named tensors (diffusers'
+    /// <c>callback_on_step_end</c>); <paramref name="cancellationToken"/> stops the loop.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput negativePrompt = default,
         double guidanceScale = 7.5, double guidanceRescale = 0.0, int numImagesPerPrompt = 1, int? height = null, int? width = null,
         int numInferenceSteps = 50, double eta = 0.0, long? seed = null, Generator? generator = null,
         IReadOnlyList<Generator>? generators = null, Tensor? latents = null, Tensor? promptEmbeds = null,
         Tensor? negativePromptEmbeds = null, int? clipSkip = null, OutputType outputType = OutputType.Pil,
-        Action<StableDiffusionStep>? callback = null, IProgress<PipelineProgress>? progress = null,
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         // 0. default height and width to the UNet's
@@ -81,18 +82,16 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
-        var encoderStates = cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
 
         // 4. timesteps
         Scheduler.SetTimesteps(numInferenceSteps, device);
         var timesteps = Scheduler.Timesteps;
-        double[] tValues = TimestepValues(timesteps);
 
         // 5. latents
         long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
         var dtype = embeds.PromptEmbeds.dtype;
         Tensor current;
-        if (latents is null) current = RandnTensor(shape, gens, dtype, device);
+        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
         else
         {
             if (!latents.shape.SequenceEqual(shape))
@@ -106,16 +105,10 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 7. denoising loop
-        current = Denoise(current, timesteps, tValues, encoderStates, timestepCond, cfg, guidanceScale, guidanceRescale, eta, gens,
-            callback, progress, cancellationToken);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond);
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess
         return Finish(current, outputType);
-    }
-
-    internal static double[] TimestepValues(Tensor timesteps)
-    {
-        using var d = timesteps.to(ScalarType.Float64, CPU);
-        return d.data<double>().ToArray();
     }
 }

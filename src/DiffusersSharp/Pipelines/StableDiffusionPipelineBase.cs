@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
@@ -267,10 +266,6 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
                 "Make sure the batch size matches the length of the generators.");
     }
 
-    /// <summary>diffusers' randn_tensor with one generator or a list (one per batch item).</summary>
-    protected static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device) =>
-        ModelRandom.RandnTensor(shape, generators, dtype, device);
-
     /// <summary>diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample) times <c>scaling_factor</c>.</summary>
     protected Tensor EncodeVaeImage(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
     {
@@ -297,76 +292,27 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
     }
 
     /// <summary>
-    /// The denoising loop of the three pipelines: the classifier-free-guidance batch, <c>scale_model_input</c>,
-    /// <see cref="PredictAndStep"/>, then the callback and the progress report of each step. <paramref name="extendInput"/>
-    /// adds channels to the scaled UNet input (the 9-channel inpainting UNet's mask and masked image);
-    /// <paramref name="afterStep"/> rewrites the stepped latents (the 4-channel inpainting blend). Each step's
-    /// temporaries are freed with it; <paramref name="latents"/> is disposed once replaced, and the final latents are
-    /// left in the caller's dispose scope.
+    /// The context of the shared denoising loop for one call: the loop's timesteps and initial latents, the scheduler
+    /// options diffusers passes (<c>generator</c>, <c>eta</c>: each scheduler reads what it uses), and the named tensors
+    /// the UNet and the step-end callback see: <c>prompt_embeds</c> (with guidance the [negative; prompt] batch, as
+    /// diffusers passes it) and <c>negative_prompt_embeds</c>.
     /// </summary>
-    protected Tensor Denoise(Tensor latents, Tensor timesteps, double[] tValues, Tensor encoderStates, Tensor? timestepCond,
-        bool cfg, double guidanceScale, double guidanceRescale, double eta, IReadOnlyList<Generator>? generators,
-        Action<StableDiffusionStep>? callback, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken,
-        Func<Tensor, Tensor>? extendInput = null, Func<int, Tensor, Tensor>? afterStep = null)
+    protected DenoisingContext LoopContext(Tensor timesteps, Tensor latents, PromptEmbeddings embeds, bool cfg, double eta,
+        IReadOnlyList<Generator>? generators, StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress,
+        CancellationToken cancellationToken)
     {
-        var current = latents;
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < tValues.Length; i++)
+        var ctx = new DenoisingContext(ClassName, Scheduler, timesteps, latents)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            using (var stepScope = torch.NewDisposeScope())
-            {
-                var input = cfg ? torch.cat(new[] { current, current }) : current;
-                input = Scheduler.ScaleModelInput(input, tValues[i]);
-                if (extendInput is not null) input = extendInput(input);
-                var next = PredictAndStep(i, input, timesteps[i], tValues[i], current, encoderStates, timestepCond, cfg,
-                    guidanceScale, guidanceRescale, eta, generators);
-                if (afterStep is not null) next = afterStep(i, next);
-                Record("latents_after_step", next, i);
-                current.Dispose();
-                current = next.MoveToOuterDisposeScope();
-            }
-            callback?.Invoke(new StableDiffusionStep(i, tValues.Length, tValues[i], current, clock.Elapsed));
-            progress?.Report(new PipelineProgress(i + 1, tValues.Length, tValues[i], clock.Elapsed));
-        }
-        return current;
-    }
-
-    /// <summary>
-    /// One denoising step: <paramref name="unetInput"/> (latents, already scaled and extended) through the UNet,
-    /// classifier-free guidance (with <paramref name="guidanceRescale"/>), then the scheduler step
-    /// (eta for DDIM; the generators for schedulers that draw noise). Returns the new latents.
-    /// </summary>
-    protected Tensor PredictAndStep(int i, Tensor unetInput, Tensor t, double tValue, Tensor latents, Tensor encoderHiddenStates,
-        Tensor? timestepCond, bool cfg, double guidanceScale, double guidanceRescale, double eta, IReadOnlyList<Generator>? generators)
-    {
-        Record("unet_input", unetInput, i);
-        var noisePred = Unet.Forward(unetInput, t, encoderHiddenStates, timestepCond: timestepCond).Sample;
-        Record("unet_output", noisePred, i);
-        if (cfg)
-        {
-            var chunks = noisePred.chunk(2);
-            var uncond = chunks[0];
-            var text = chunks[1];
-            noisePred = uncond + guidanceScale * (text - uncond);
-            if (guidanceRescale > 0) noisePred = RescaleNoiseCfg(noisePred, text, guidanceRescale);
-        }
-        var sched = Scheduler;
-        Generator? single = generators is { Count: 1 } ? generators[0] : null;
-        var oldSource = sched.NoiseSource;
-        if (generators is { Count: > 1 })
-            sched.NoiseSource = shape => ModelRandom.RandnTensor(shape, generators, latents.dtype, latents.device);
-        try
-        {
-            using var output = sched is DDIMScheduler ddim
-                ? ddim.Step(noisePred, tValue, latents, eta, false, single)
-                : sched.Step(noisePred, tValue, latents, single);
-            return output.PrevSample.alias();
-        }
-        finally
-        {
-            sched.NoiseSource = oldSource;
-        }
+            StepOptions = new StepOptions { Generators = generators, Eta = eta },
+            CallbackOnStepEnd = callbackOnStepEnd,
+            Progress = progress,
+            CancellationToken = cancellationToken,
+            Trace = Trace,
+        };
+        ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] =
+            cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+        if (embeds.NegativePromptEmbeds is { } negative) ctx.Tensors["negative_prompt_embeds"] = negative;
+        return ctx;
     }
 
     /// <summary>diffusers' <c>rescale_noise_cfg</c> (Lin et al. 2023, section 3.4).</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
@@ -51,6 +50,9 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         }
     }
 
+    /// <summary>The number of steps <c>Generate</c> runs by default (diffusers' <c>num_inference_steps</c> default).</summary>
+    public abstract int DefaultNumInferenceSteps { get; }
+
     /// <summary>The denoising model.</summary>
     public UNet2DModel Unet { get; }
 
@@ -94,25 +96,19 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     }
 
     /// <summary>
-    /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>: on the generator's device (the CPU
-    /// for a CPU generator), then moved to the model's device and dtype.
+    /// For tests: when set, every noise draw of the scheduler steps calls it instead of the generator (the replay of
+    /// recorded noise through <see cref="StepOptions.VarianceNoise"/>).
     /// </summary>
-    protected static Tensor RandnTensor(long[] shape, Generator? generator, ScalarType dtype, Device device)
-    {
-        using var scope = torch.NewDisposeScope();
-        var x = generator is null
-            ? torch.randn(shape, ScalarType.Float32, CPU)
-            : torch.randn(shape, ScalarType.Float32, CPU, generator: generator);
-        return x.to(dtype, device).MoveToOuterDisposeScope();
-    }
+    internal Func<long[], Tensor>? ReplayNoise { get; set; }
 
     /// <summary>
-    /// The denoising loop: <paramref name="step"/> gets (model output, timestep, sample, generator) and returns
-    /// the scheduler output. <paramref name="latents"/> replaces the initial noise draw when given.
+    /// Draws (or takes) the initial noise, then runs the shared <see cref="DenoisingLoop"/> (<c>unet(scale_model_input(image,
+    /// t), t)</c>, then <c>scheduler.step</c> with <paramref name="stepOptions"/> plus the generator) and makes the output.
+    /// <paramref name="latents"/> replaces the initial noise draw when given.
     /// </summary>
     protected ImagePipelineOutput Run(int batchSize, int numInferenceSteps, long? seed, Generator? generator,
-        Tensor? latents, OutputType outputType, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken,
-        Func<Tensor, double, Tensor, Generator?, SchedulerOutput> step)
+        Tensor? latents, OutputType outputType, StepOptions stepOptions, IProgress<PipelineProgress>? progress,
+        CancellationToken cancellationToken, StepEndCallback? callbackOnStepEnd)
     {
         Validate(batchSize, numInferenceSteps);
         if (seed is not null && generator is not null)
@@ -120,46 +116,34 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         using var ownGenerator = seed is { } s ? new Generator((ulong)s) : null;
         var gen = generator ?? ownGenerator;
         using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
         var (device, dtype) = ModelPlacement();
         long[] shape = ImageShape(batchSize);
 
+        Scheduler.SetTimesteps(numInferenceSteps, device);
         Tensor image;
         if (latents is not null)
         {
             if (!latents.shape.SequenceEqual(shape))
                 throw new DiffusersException(
                     $"{ClassName}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            image = latents.to(dtype, device, copy: true).DetachFromDisposeScope();
+            image = latents.to(dtype, device, copy: true);
         }
-        else image = RandnTensor(shape, gen, dtype, device).DetachFromDisposeScope();
+        // diffusers' randn_tensor(shape, generator) draws float32 on the generator's device; the model's dtype follows
+        else image = Runtime.TorchUtils.RandnTensor(shape, gen, ScalarType.Float32, device).to(dtype);
+        // init_noise_sigma is 1 for DDPM and DDIM (diffusers' unconditional pipelines leave it out); sigma-based
+        // schedulers need it, so that any scheduler can be swapped in
+        image = image * Scheduler.InitNoiseSigma;
 
-        try
+        var ctx = new DenoisingContext(ClassName, Scheduler, Scheduler.Timesteps, image)
         {
-            Scheduler.SetTimesteps(numInferenceSteps, device);
-            double[] timesteps;
-            using (var ts = Scheduler.Timesteps.to(ScalarType.Float64, CPU)) timesteps = ts.data<double>().ToArray();
-            var clock = Stopwatch.StartNew();
-            for (int i = 0; i < timesteps.Length; i++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                Tensor next;
-                using (var scope = torch.NewDisposeScope())
-                {
-                    using var t = Scheduler.Timesteps[i];
-                    var modelOutput = Unet.Forward(image, t).Sample;
-                    using var output = step(modelOutput, timesteps[i], image, gen);
-                    next = output.PrevSample.MoveToOuterDisposeScope();
-                }
-                image.Dispose();
-                image = next.DetachFromDisposeScope();
-                progress?.Report(new PipelineProgress(i + 1, timesteps.Length, timesteps[i], clock.Elapsed));
-            }
-            return MakeOutput(image, outputType);
-        }
-        finally
-        {
-            image.Dispose();
-        }
+            StepOptions = stepOptions with { Generators = gen is null ? null : [gen], VarianceNoise = ReplayNoise },
+            CallbackOnStepEnd = callbackOnStepEnd,
+            Progress = progress,
+            CancellationToken = cancellationToken,
+        };
+        var final = new UNet2DDenoisingLoop(Unet).Run(ctx);
+        return MakeOutput(final, outputType);
     }
 
     private (Device device, ScalarType dtype) ModelPlacement() => (Unet.Device, Unet.DType);

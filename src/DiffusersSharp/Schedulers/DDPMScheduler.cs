@@ -8,39 +8,26 @@ namespace DiffusersSharp.Schedulers;
 /// fixed or learned posterior variance, every beta schedule, prediction type, clipping / dynamic thresholding,
 /// the three timestep spacings, zero-terminal-SNR rescaling and custom timesteps.
 /// </summary>
-public sealed class DDPMScheduler : SchedulerBase
+public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerConfig>
 {
     public const string Name = "DDPMScheduler";
     internal static readonly string[] VarianceTypes = ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"];
     internal static readonly string[] PredictionTypes = ["epsilon", "sample", "v_prediction"];
 
-    private readonly Tensor _one = torch.tensor(1.0f).DetachFromDisposeScope();
-
-    public DDPMScheduler(DDPMSchedulerConfig? config = null)
+    public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
     {
-        var c = config ?? new DDPMSchedulerConfig();
-        TypedConfig = c with { ClassName = Name };
+        var c = TypedConfig;
         Check(Name, "variance_type", c.VarianceType, VarianceTypes);
         Check(Name, "prediction_type", c.PredictionType, PredictionTypes);
         Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas, c.RescaleBetasZeroSnr);
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
     }
 
-    public override string ClassName => Name;
-    public DDPMSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
+    /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>).</summary>
+    public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
     /// <summary>True after <see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
     public bool CustomTimesteps { get; private set; }
-
-    /// <summary>diffusers' <c>DDPMScheduler.from_config(other_config)</c>.</summary>
-    public static DDPMScheduler FromConfig(Loading.DiffusersConfig other) =>
-        new(other as DDPMSchedulerConfig ?? SchedulerConfigs.Convert<DDPMSchedulerConfig>(other, Name));
-
-    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
-    public static DDPMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
@@ -80,7 +67,7 @@ public sealed class DDPMScheduler : SchedulerBase
         return t - NumTrainTimesteps / n;
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         var c = TypedConfig;
         long t = CheckTrainTimestep(timestep);
@@ -100,75 +87,87 @@ public sealed class DDPMScheduler : SchedulerBase
                 $"{Name}: variance_type \"{c.VarianceType}\" needs a model output with twice the sample's channels " +
                 $"(mean and variance), got {modelOutput.shape[1]} channels for a {sample.shape[1]}-channel sample");
 
-        var alphaProdT = AlphasCumprod[t];
-        var alphaProdTPrev = prevT >= 0 ? AlphasCumprod[prevT] : _one;
-        var betaProdT = 1 - alphaProdT;
-        var betaProdTPrev = 1 - alphaProdTPrev;
-        var currentAlphaT = alphaProdT / alphaProdTPrev;
-        var currentBetaT = 1 - currentAlphaT;
+        // 1. alphas, betas (float32 scalars, as diffusers' 0-dim tensors)
+        float alphaProdT = AlphaCumprodAt(t);
+        float alphaProdTPrev = prevT >= 0 ? AlphaCumprodAt(prevT) : 1f;
+        float betaProdT = 1f - alphaProdT;
+        float betaProdTPrev = 1f - alphaProdTPrev;
+        float currentAlphaT = alphaProdT / alphaProdTPrev;
+        float currentBetaT = 1f - currentAlphaT;
 
+        // 2. predicted x0
         Tensor predOriginal = c.PredictionType switch
         {
-            "epsilon" => (sample - betaProdT.pow(0.5) * modelOutput) / alphaProdT.pow(0.5),
+            "epsilon" => (sample - ExactFloat32.Sqrt(betaProdT) * modelOutput) / ExactFloat32.Sqrt(alphaProdT),
             "sample" => modelOutput.alias(),
-            _ => alphaProdT.pow(0.5) * sample - betaProdT.pow(0.5) * modelOutput,
+            _ => ExactFloat32.Sqrt(alphaProdT) * sample - ExactFloat32.Sqrt(betaProdT) * modelOutput,
         };
 
+        // 3. clip or threshold
         if (c.Thresholding)
             predOriginal = SchedulerMath.ThresholdSample(predOriginal, c.DynamicThresholdingRatio, c.SampleMaxValue);
         else if (c.ClipSample)
             predOriginal = predOriginal.clamp(-c.ClipSampleRange, c.ClipSampleRange);
 
-        var predOriginalCoeff = alphaProdTPrev.pow(0.5) * currentBetaT / betaProdT;
-        var currentSampleCoeff = currentAlphaT.pow(0.5) * betaProdTPrev / betaProdT;
+        // 4.-5. the posterior mean μ_t (formula (7) of the DDPM paper)
+        float predOriginalCoeff = ExactFloat32.Sqrt(alphaProdTPrev) * currentBetaT / betaProdT;
+        float currentSampleCoeff = ExactFloat32.Sqrt(currentAlphaT) * betaProdTPrev / betaProdT;
         var prevSample = predOriginalCoeff * predOriginal + currentSampleCoeff * sample;
 
+        // 6. noise
         if (t > 0)
         {
-            var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, generator);
-            Tensor variance;
-            if (c.VarianceType == "fixed_small_log")
-                variance = GetVariance(t, predictedVariance) * noise;
-            else if (c.VarianceType == "learned_range")
-                variance = torch.exp(0.5 * GetVariance(t, predictedVariance)) * noise;
-            else
-                variance = GetVariance(t, predictedVariance).pow(0.5) * noise;
+            var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, options ?? StepOptions.Default);
+            Tensor variance = c.VarianceType switch
+            {
+                "fixed_small_log" => ScalarVariance(t) * noise,
+                "learned_range" => torch.exp(0.5 * LearnedRangeLogVariance(t, predictedVariance!)) * noise,
+                "learned" => predictedVariance!.pow(0.5) * noise,
+                _ => ExactFloat32.Sqrt(ScalarVariance(t)) * noise,
+            };
             prevSample = prevSample + variance;
         }
         return new SchedulerOutput(prevSample.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
-    /// <summary>diffusers' <c>_get_variance</c>.</summary>
-    private Tensor GetVariance(long t, Tensor? predictedVariance)
+    /// <summary>diffusers' <c>_get_variance</c> for the fixed variance types (a float32 scalar).</summary>
+    private float ScalarVariance(long t)
+    {
+        var (variance, currentBetaT) = PosteriorVariance(t);
+        return TypedConfig.VarianceType switch
+        {
+            "fixed_small" => variance,
+            "fixed_small_log" => ExactFloat32.Exp(0.5f * ExactFloat32.Log(variance)),
+            "fixed_large" => currentBetaT,
+            _ => ExactFloat32.Log(currentBetaT), // fixed_large_log
+        };
+    }
+
+    /// <summary>diffusers' <c>_get_variance</c> for learned_range: the model's interpolation between the two log variances.</summary>
+    private Tensor LearnedRangeLogVariance(long t, Tensor predictedVariance)
+    {
+        var (variance, currentBetaT) = PosteriorVariance(t);
+        float minLog = ExactFloat32.Log(variance), maxLog = ExactFloat32.Log(currentBetaT);
+        var frac = (predictedVariance + 1) / 2;
+        return frac * maxLog + (1 - frac) * minLog;
+    }
+
+    /// <summary>β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t (clamped at 1e-20), and β_t.</summary>
+    private (float Variance, float CurrentBetaT) PosteriorVariance(long t)
     {
         long prevT = PreviousTimestep(t);
-        var alphaProdT = AlphasCumprod[t];
-        var alphaProdTPrev = prevT >= 0 ? AlphasCumprod[prevT] : _one;
-        var currentBetaT = 1 - alphaProdT / alphaProdTPrev;
-        var variance = (1 - alphaProdTPrev) / (1 - alphaProdT) * currentBetaT;
-        variance = torch.clamp(variance, min: 1e-20);
-        switch (TypedConfig.VarianceType)
-        {
-            case "fixed_small": return variance;
-            case "fixed_small_log": return torch.exp(0.5 * torch.log(variance));
-            case "fixed_large": return currentBetaT;
-            case "fixed_large_log": return torch.log(currentBetaT);
-            case "learned": return predictedVariance!;
-            default:
-            {
-                var minLog = torch.log(variance);
-                var maxLog = torch.log(currentBetaT);
-                var frac = (predictedVariance! + 1) / 2;
-                return frac * maxLog + (1 - frac) * minLog;
-            }
-        }
+        float alphaProdT = AlphaCumprodAt(t);
+        float alphaProdTPrev = prevT >= 0 ? AlphaCumprodAt(prevT) : 1f;
+        float currentBetaT = 1f - alphaProdT / alphaProdTPrev;
+        float variance = (1f - alphaProdTPrev) / (1f - alphaProdT) * currentBetaT;
+        return (Math.Max(variance, 1e-20f), currentBetaT);
     }
 
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AlphaMath.AddNoise(this, AlphasCumprod, originalSamples, noise, timesteps);
+        AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
-        AlphaMath.GetVelocity(this, AlphasCumprod, sample, noise, timesteps);
+        AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 
     internal static void Check(string cls, string key, string value, string[] allowed)
     {

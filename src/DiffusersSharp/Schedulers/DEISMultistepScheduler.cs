@@ -9,19 +9,15 @@ namespace DiffusersSharp.Schedulers;
 /// exponential integrator on ε (ρ = σ_t / α_t), orders 1–3, lower-order warm-up and final steps, Karras sigmas.
 /// The Lagrange-integral coefficients are computed in float32 as diffusers does on 0-dim float32 tensors.
 /// </summary>
-public sealed class DEISMultistepScheduler : VpSolverBase
+public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler, DEISMultistepSchedulerConfig>
 {
     public const string Name = "DEISMultistepScheduler";
-
-    private readonly DEISMultistepSchedulerConfig _config;
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
 
-    public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null)
+    public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
-        var c = (config ?? new DEISMultistepSchedulerConfig()) with { ClassName = Name };
-        if (c.AlgorithmType is "dpmsolver" or "dpmsolver++") c = c with { AlgorithmType = "deis" };
-        if (c.SolverType is "midpoint" or "heun" or "bh1" or "bh2") c = c with { SolverType = "logrho" };
+        var c = TypedConfig;
         if (c.AlgorithmType != "deis")
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"deis\" (\"dpmsolver\", \"dpmsolver++\" are read as \"deis\")") { Key = "algorithm_type" };
         if (c.SolverType != "logrho")
@@ -32,43 +28,41 @@ public sealed class DEISMultistepScheduler : VpSolverBase
             throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {DPMSolverMultistepScheduler.Quote(DPMSolverMultistepScheduler.Predictions)}") { Key = "prediction_type" };
         if (c.TimestepSpacing is not ("linspace" or "leading" or "trailing"))
             throw SchedulerMath.BadSpacing(Name, c.TimestepSpacing);
-        _config = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
         _modelOutputs = new Tensor?[c.SolverOrder];
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
     }
 
-    /// <summary>diffusers' <c>DEISMultistepScheduler.from_config(other.config)</c>.</summary>
-    public static DEISMultistepScheduler FromConfig(DiffusersConfig other) =>
-        new(other as DEISMultistepSchedulerConfig ?? SchedulerConfigs.Convert<DEISMultistepSchedulerConfig>(other, Name));
+    /// <summary>DEIS's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
-    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
-    public static DEISMultistepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
-
-    public override string ClassName => Name;
-    public override SchedulerConfig Config => _config;
-    public DEISMultistepSchedulerConfig TypedConfig => _config;
+    /// <summary>diffusers' renames of the other solvers' option values (register_toTypedConfig in its constructor).</summary>
+    private static DEISMultistepSchedulerConfig Normalize(DEISMultistepSchedulerConfig? config)
+    {
+        var c = config ?? new DEISMultistepSchedulerConfig();
+        if (c.AlgorithmType is "dpmsolver" or "dpmsolver++") c = c with { AlgorithmType = "deis" };
+        if (c.SolverType is "midpoint" or "heun" or "bh1" or "bh2") c = c with { SolverType = "logrho" };
+        return c;
+    }
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
-        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, _config.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device), sigmas);
         for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
         _lowerOrderNums = 0;
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);
-        int order = _config.SolverOrder;
-        bool lowerOrderFinal = i == n - 1 && _config.LowerOrderFinal && n < 15;
-        bool lowerOrderSecond = i == n - 2 && _config.LowerOrderFinal && n < 15;
+        int order = TypedConfig.SolverOrder;
+        bool lowerOrderFinal = i == n - 1 && TypedConfig.LowerOrderFinal && n < 15;
+        bool lowerOrderSecond = i == n - 2 && TypedConfig.LowerOrderFinal && n < 15;
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
         Drop(_modelOutputs[0]);
@@ -80,7 +74,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase
         {
             var (at, st, lt) = At(i + 1);
             var (as_, _, ls) = At(i);
-            prev = sample * (at / as_) - m * (st * (TorchExp(lt - ls) - 1f));
+            prev = sample * (at / as_) - m * (st * (ExactFloat32.Exp(lt - ls) - 1f));
         }
         else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, i);
         else prev = ThirdOrderUpdate(sample, i);
@@ -94,13 +88,13 @@ public sealed class DEISMultistepScheduler : VpSolverBase
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
     {
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
-        Tensor x0 = _config.PredictionType switch
+        Tensor x0 = TypedConfig.PredictionType switch
         {
             "epsilon" => (sample - modelOutput * sigma) / alpha,
             "sample" => modelOutput,
             _ => sample * alpha - modelOutput * sigma,
         };
-        if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+        if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
         return (sample - x0 * alpha) / sigma;
     }
 

@@ -10,44 +10,36 @@ namespace DiffusersSharp.Schedulers;
 /// generator, as diffusers does), Karras or Lu (uniform-λ) sigmas, lower-order warm-up and final steps.
 /// Scalar coefficients are computed in float32 as diffusers computes them on 0-dim float32 tensors.
 /// </summary>
-public sealed class DPMSolverMultistepScheduler : VpSolverBase
+public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultistepScheduler, DPMSolverMultistepSchedulerConfig>
 {
     public const string Name = "DPMSolverMultistepScheduler";
     internal static readonly string[] Algorithms = ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"];
     internal static readonly string[] Predictions = ["epsilon", "sample", "v_prediction"];
-
-    private readonly DPMSolverMultistepSchedulerConfig _config;
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
 
-    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null)
+    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
-        var c = (config ?? new DPMSolverMultistepSchedulerConfig()) with { ClassName = Name };
-        // diffusers maps the other solvers' names onto its own (register_to_config) and rejects the rest.
-        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
-        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        var c = TypedConfig;
         Validate(c);
-        _config = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
         _modelOutputs = new Tensor?[c.SolverOrder];
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
     }
 
-    /// <summary>diffusers' <c>DPMSolverMultistepScheduler.from_config(other.config)</c>.</summary>
-    public static DPMSolverMultistepScheduler FromConfig(DiffusersConfig other) =>
-        new(other as DPMSolverMultistepSchedulerConfig ?? SchedulerConfigs.Convert<DPMSolverMultistepSchedulerConfig>(other, Name));
+    /// <summary>Reads the generator(s) (and <see cref="StepOptions.VarianceNoise"/>) for the SDE variants; nothing otherwise.</summary>
+    public override IReadOnlySet<string> StepArguments => IsSde ? GeneratorOnly : NoStepArguments;
 
-    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
-    public static DPMSolverMultistepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
+    /// <summary>diffusers' renames of the other solvers' option values (register_to_config in its constructor).</summary>
+    private static DPMSolverMultistepSchedulerConfig Normalize(DPMSolverMultistepSchedulerConfig? config)
+    {
+        var c = config ?? new DPMSolverMultistepSchedulerConfig();
+        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
+        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        return c;
+    }
 
-    public override string ClassName => Name;
-    public override SchedulerConfig Config => _config;
-    /// <summary>The typed config (after diffusers' renames: deis → dpmsolver++, logrho/bh1/bh2 → midpoint).</summary>
-    public DPMSolverMultistepSchedulerConfig TypedConfig => _config;
-
-    private bool IsSde => _config.AlgorithmType.StartsWith("sde-", StringComparison.Ordinal);
-    private bool IsDataPrediction => _config.AlgorithmType is "dpmsolver++" or "sde-dpmsolver++";
+    private bool IsSde => TypedConfig.AlgorithmType.StartsWith("sde-", StringComparison.Ordinal);
+    private bool IsDataPrediction => TypedConfig.AlgorithmType is "dpmsolver++" or "sde-dpmsolver++";
 
     private static void Validate(DPMSolverMultistepSchedulerConfig c)
     {
@@ -70,9 +62,9 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
-        int last = LastTimestep(_config.LambdaMinClipped);
-        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, last, _config.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, _config.UseLuLambdas == true);
+        int last = LastTimestep(TypedConfig.LambdaMinClipped);
+        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, last, TypedConfig.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, TypedConfig.UseLuLambdas == true);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device), sigmas);
         ResetState();
@@ -84,14 +76,14 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         _lowerOrderNums = 0;
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);
-        int order = _config.SolverOrder;
-        bool lowerOrderFinal = i == n - 1 && (_config.EulerAtFinal || (_config.LowerOrderFinal && n < 15));
-        bool lowerOrderSecond = i == n - 2 && _config.LowerOrderFinal && n < 15;
+        int order = TypedConfig.SolverOrder;
+        bool lowerOrderFinal = i == n - 1 && (TypedConfig.EulerAtFinal || (TypedConfig.LowerOrderFinal && n < 15));
+        bool lowerOrderSecond = i == n - 2 && TypedConfig.LowerOrderFinal && n < 15;
 
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
@@ -99,7 +91,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[order - 1] = Keep(m);
 
-        Tensor? noise = IsSde ? DrawNoise(m.shape, m.dtype, m.device, generator) : null;
+        Tensor? noise = IsSde ? DrawNoise(m.shape, m.dtype, m.device, options ?? StepOptions.Default) : null;
 
         Tensor prev;
         if (order == 1 || _lowerOrderNums < 1 || lowerOrderFinal) prev = FirstOrderUpdate(m, sample, noise, i);
@@ -115,8 +107,8 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
     {
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
-        string pred = _config.PredictionType;
-        bool learned = _config.VarianceType is "learned" or "learned_range";
+        string pred = TypedConfig.PredictionType;
+        bool learned = TypedConfig.VarianceType is "learned" or "learned_range";
         if (IsDataPrediction)
         {
             Tensor x0 = pred switch
@@ -125,7 +117,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
                 "sample" => modelOutput,
                 _ => sample * alpha - modelOutput * sigma,
             };
-            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
         Tensor eps = pred switch
@@ -134,10 +126,10 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
             "sample" => (sample - modelOutput * alpha) / sigma,
             _ => modelOutput * alpha + sample * sigma,
         };
-        if (_config.Thresholding)
+        if (TypedConfig.Thresholding)
         {
             var x0 = (sample - eps * sigma) / alpha;
-            x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             eps = (sample - x0 * alpha) / sigma;
         }
         return eps;
@@ -148,19 +140,19 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         var (at, st, lt) = At(i + 1);
         var (as_, ss, ls) = At(i);
         float h = lt - ls;
-        switch (_config.AlgorithmType)
+        switch (TypedConfig.AlgorithmType)
         {
             case "dpmsolver++":
-                return sample * (st / ss) - m * (at * (TorchExp(-h) - 1f));
+                return sample * (st / ss) - m * (at * (ExactFloat32.Exp(-h) - 1f));
             case "dpmsolver":
-                return sample * (at / as_) - m * (st * (TorchExp(h) - 1f));
+                return sample * (at / as_) - m * (st * (ExactFloat32.Exp(h) - 1f));
             case "sde-dpmsolver++":
             {
-                float e2 = TorchExp(-2f * h);
-                return sample * (st / ss * TorchExp(-h)) + m * (at * (1f - e2)) + noise! * (st * MathF.Sqrt(1f - e2));
+                float e2 = ExactFloat32.Exp(-2f * h);
+                return sample * (st / ss * ExactFloat32.Exp(-h)) + m * (at * (1f - e2)) + noise! * (st * MathF.Sqrt(1f - e2));
             }
             default: // sde-dpmsolver
-                return sample * (at / as_) - m * (2f * (st * (TorchExp(h) - 1f))) + noise! * (st * MathF.Sqrt(TorchExp(2f * h) - 1f));
+                return sample * (at / as_) - m * (2f * (st * (ExactFloat32.Exp(h) - 1f))) + noise! * (st * MathF.Sqrt(ExactFloat32.Exp(2f * h) - 1f));
         }
     }
 
@@ -175,37 +167,37 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         float r0 = h0 / h;
         var d0 = m0;
         var d1 = (m0 - m1) * (1f / r0);
-        bool mid = _config.SolverType == "midpoint";
-        switch (_config.AlgorithmType)
+        bool mid = TypedConfig.SolverType == "midpoint";
+        switch (TypedConfig.AlgorithmType)
         {
             case "dpmsolver++":
             {
-                float c = at * (TorchExp(-h) - 1f);
+                float c = at * (ExactFloat32.Exp(-h) - 1f);
                 return mid
                     ? sample * (st / s0) - d0 * c - d1 * (0.5f * c)
-                    : sample * (st / s0) - d0 * c + d1 * (at * ((TorchExp(-h) - 1f) / h + 1f));
+                    : sample * (st / s0) - d0 * c + d1 * (at * ((ExactFloat32.Exp(-h) - 1f) / h + 1f));
             }
             case "dpmsolver":
             {
-                float c = st * (TorchExp(h) - 1f);
+                float c = st * (ExactFloat32.Exp(h) - 1f);
                 return mid
                     ? sample * (at / a0) - d0 * c - d1 * (0.5f * c)
-                    : sample * (at / a0) - d0 * c - d1 * (st * ((TorchExp(h) - 1f) / h - 1f));
+                    : sample * (at / a0) - d0 * c - d1 * (st * ((ExactFloat32.Exp(h) - 1f) / h - 1f));
             }
             case "sde-dpmsolver++":
             {
-                float e2 = TorchExp(-2f * h);
+                float e2 = ExactFloat32.Exp(-2f * h);
                 float c = at * (1f - e2);
-                var x = sample * (st / s0 * TorchExp(-h)) + d0 * c;
+                var x = sample * (st / s0 * ExactFloat32.Exp(-h)) + d0 * c;
                 x = mid ? x + d1 * (0.5f * c) : x + d1 * (at * ((1f - e2) / (-2f * h) + 1f));
                 return x + noise! * (st * MathF.Sqrt(1f - e2));
             }
             default: // sde-dpmsolver
             {
-                float c = st * (TorchExp(h) - 1f);
+                float c = st * (ExactFloat32.Exp(h) - 1f);
                 var x = sample * (at / a0) - d0 * (2f * c);
-                x = mid ? x - d1 * c : x - d1 * (2f * (st * ((TorchExp(h) - 1f) / h - 1f)));
-                return x + noise! * (st * MathF.Sqrt(TorchExp(2f * h) - 1f));
+                x = mid ? x - d1 * c : x - d1 * (2f * (st * ((ExactFloat32.Exp(h) - 1f) / h - 1f)));
+                return x + noise! * (st * MathF.Sqrt(ExactFloat32.Exp(2f * h) - 1f));
             }
         }
     }
@@ -226,13 +218,13 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase
         var d11 = (m1 - m2) * (1f / r1);
         var d1 = d10 + (d10 - d11) * (r0 / (r0 + r1));
         var d2 = (d10 - d11) * (1f / (r0 + r1));
-        if (_config.AlgorithmType == "dpmsolver++")
+        if (TypedConfig.AlgorithmType == "dpmsolver++")
         {
-            float e = TorchExp(-h);
+            float e = ExactFloat32.Exp(-h);
             return sample * (st / s0) - d0 * (at * (e - 1f)) + d1 * (at * ((e - 1f) / h + 1f))
                    - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
         }
-        float ep = TorchExp(h);
+        float ep = ExactFloat32.Exp(h);
         return sample * (at / a0) - d0 * (st * (ep - 1f)) - d1 * (st * ((ep - 1f) / h - 1f))
                - d2 * (st * ((ep - 1f - h) / (h * h) - 0.5f));
     }

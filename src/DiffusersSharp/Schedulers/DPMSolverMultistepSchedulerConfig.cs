@@ -8,7 +8,7 @@ namespace DiffusersSharp.Schedulers;
 /// <see cref="Loading.DiffusersConfig.Extra"/> and behaves as 0.25.1 (final sigma = σ(t=0), or the repeated last
 /// Karras/Lu sigma).
 /// </summary>
-public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
+public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.0001;

@@ -9,20 +9,16 @@ namespace DiffusersSharp.Schedulers;
 /// macro step of order k spends k model calls (the order list <c>[1, 2, 3, 1, 2, 3, …]</c>) and integrates from the
 /// sample at its first sub-step, using the outputs evaluated at the intermediate sigmas.
 /// </summary>
-public sealed class DPMSolverSinglestepScheduler : VpSolverBase
+public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSinglestepScheduler, DPMSolverSinglestepSchedulerConfig>
 {
     public const string Name = "DPMSolverSinglestepScheduler";
-
-    private DPMSolverSinglestepSchedulerConfig _config;
     private readonly Tensor?[] _modelOutputs;
     private Tensor? _sample;
     private int[] _orderList = [];
 
-    public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null)
+    public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config))
     {
-        var c = (config ?? new DPMSolverSinglestepSchedulerConfig()) with { ClassName = Name };
-        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
-        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        var c = TypedConfig;
         if (c.AlgorithmType is not ("dpmsolver" or "dpmsolver++"))
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"dpmsolver++\" or \"dpmsolver\" (the SDE variants exist only in DPMSolverMultistepScheduler)") { Key = "algorithm_type" };
         if (c.SolverType is not ("midpoint" or "heun"))
@@ -31,23 +27,21 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
             throw new ConfigException($"{Name}: solver_order {c.SolverOrder} is not supported; singlestep DPM-Solver has orders 1, 2 and 3") { Key = "solver_order" };
         if (!DPMSolverMultistepScheduler.Predictions.Contains(c.PredictionType))
             throw new ConfigException($"{Name}: prediction_type \"{c.PredictionType}\" must be one of {DPMSolverMultistepScheduler.Quote(DPMSolverMultistepScheduler.Predictions)}") { Key = "prediction_type" };
-        _config = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
         _modelOutputs = new Tensor?[c.SolverOrder];
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
     }
 
-    /// <summary>diffusers' <c>DPMSolverSinglestepScheduler.from_config(other.config)</c>.</summary>
-    public static DPMSolverSinglestepScheduler FromConfig(DiffusersConfig other) =>
-        new(other as DPMSolverSinglestepSchedulerConfig ?? SchedulerConfigs.Convert<DPMSolverSinglestepSchedulerConfig>(other, Name));
+    /// <summary>Singlestep DPM-Solver's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
-    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
-    public static DPMSolverSinglestepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
-
-    public override string ClassName => Name;
-    public override SchedulerConfig Config => _config;
-    public DPMSolverSinglestepSchedulerConfig TypedConfig => _config;
+    /// <summary>diffusers' renames of the other solvers' option values (register_toTypedConfig in its constructor).</summary>
+    private static DPMSolverSinglestepSchedulerConfig Normalize(DPMSolverSinglestepSchedulerConfig? config)
+    {
+        var c = config ?? new DPMSolverSinglestepSchedulerConfig();
+        if (c.AlgorithmType == "deis") c = c with { AlgorithmType = "dpmsolver++" };
+        if (c.SolverType is "logrho" or "bh1" or "bh2") c = c with { SolverType = "midpoint" };
+        return c;
+    }
 
     /// <summary>diffusers' <c>order_list</c>: the solver order of each step of the current schedule.</summary>
     public IReadOnlyList<int> OrderList => _orderList;
@@ -81,28 +75,28 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
-        int last = LastTimestep(_config.LambdaMinClipped);
+        int last = LastTimestep(TypedConfig.LambdaMinClipped);
         // np.linspace(0, T - 1 - clipped_idx, N + 1).round()[::-1][:-1]
         var spaced = SchedulerMath.NpLinspace(0, last - 1, numInferenceSteps + 1)
             .Select(x => (long)SchedulerMath.NpRound(x)).Reverse().Take(numInferenceSteps).ToArray();
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device), sigmas);
         for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
         Drop(_sample);
         _sample = null;
         // diffusers switches lower_order_final on (with a warning) when the steps do not divide by the order.
-        if (!_config.LowerOrderFinal && numInferenceSteps % _config.SolverOrder != 0)
-            _config = _config with { LowerOrderFinal = true };
-        _orderList = GetOrderList(numInferenceSteps, _config.SolverOrder, _config.LowerOrderFinal);
+        if (!TypedConfig.LowerOrderFinal && numInferenceSteps % TypedConfig.SolverOrder != 0)
+            TypedConfig = TypedConfig with { LowerOrderFinal = true };
+        _orderList = GetOrderList(numInferenceSteps, TypedConfig.SolverOrder, TypedConfig.LowerOrderFinal);
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is null)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);
-        int solverOrder = _config.SolverOrder;
+        int solverOrder = TypedConfig.SolverOrder;
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
         Drop(_modelOutputs[0]);
@@ -129,9 +123,9 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
     {
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
-        bool learned = _config.VarianceType == "learned_range";
-        string pred = _config.PredictionType;
-        if (_config.AlgorithmType == "dpmsolver++")
+        bool learned = TypedConfig.VarianceType == "learned_range";
+        string pred = TypedConfig.PredictionType;
+        if (TypedConfig.AlgorithmType == "dpmsolver++")
         {
             Tensor x0 = pred switch
             {
@@ -139,7 +133,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
                 "sample" => modelOutput,
                 _ => sample * alpha - modelOutput * sigma,
             };
-            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
         return pred switch
@@ -155,9 +149,9 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         var (at, st, lt) = At(i + 1);
         var (as_, ss, ls) = At(i);
         float h = lt - ls;
-        return _config.AlgorithmType == "dpmsolver++"
-            ? sample * (st / ss) - m * (at * (TorchExp(-h) - 1f))
-            : sample * (at / as_) - m * (st * (TorchExp(h) - 1f));
+        return TypedConfig.AlgorithmType == "dpmsolver++"
+            ? sample * (st / ss) - m * (at * (ExactFloat32.Exp(-h) - 1f))
+            : sample * (at / as_) - m * (st * (ExactFloat32.Exp(h) - 1f));
     }
 
     private Tensor SecondOrderUpdate(Tensor sample, int i)
@@ -171,18 +165,18 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         float r0 = h0 / h;
         var d0 = m1;
         var d1 = (m0 - m1) * (1f / r0);
-        bool mid = _config.SolverType == "midpoint";
-        if (_config.AlgorithmType == "dpmsolver++")
+        bool mid = TypedConfig.SolverType == "midpoint";
+        if (TypedConfig.AlgorithmType == "dpmsolver++")
         {
-            float c = at * (TorchExp(-h) - 1f);
+            float c = at * (ExactFloat32.Exp(-h) - 1f);
             return mid
                 ? sample * (st / s1) - d0 * c - d1 * (0.5f * c)
-                : sample * (st / s1) - d0 * c + d1 * (at * ((TorchExp(-h) - 1f) / h + 1f));
+                : sample * (st / s1) - d0 * c + d1 * (at * ((ExactFloat32.Exp(-h) - 1f) / h + 1f));
         }
-        float ce = st * (TorchExp(h) - 1f);
+        float ce = st * (ExactFloat32.Exp(h) - 1f);
         return mid
             ? sample * (at / a1) - d0 * ce - d1 * (0.5f * ce)
-            : sample * (at / a1) - d0 * ce - d1 * (st * ((TorchExp(h) - 1f) / h - 1f));
+            : sample * (at / a1) - d0 * ce - d1 * (st * ((ExactFloat32.Exp(h) - 1f) / h - 1f));
     }
 
     private Tensor ThirdOrderUpdate(Tensor sample, int i)
@@ -201,16 +195,16 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase
         var d11 = (m0 - m2) * (1f / r0);
         var d1 = (d10 * r0 - d11 * r1) / (r0 - r1);
         var d2 = (d11 - d10) * 2f / (r0 - r1);
-        bool mid = _config.SolverType == "midpoint";
-        if (_config.AlgorithmType == "dpmsolver++")
+        bool mid = TypedConfig.SolverType == "midpoint";
+        if (TypedConfig.AlgorithmType == "dpmsolver++")
         {
-            float e = TorchExp(-h);
+            float e = ExactFloat32.Exp(-h);
             var x = sample * (st / s2) - d0 * (at * (e - 1f));
             return mid
                 ? x + d11 * (at * ((e - 1f) / h + 1f))
                 : x + d1 * (at * ((e - 1f) / h + 1f)) - d2 * (at * ((e - 1f + h) / (h * h) - 0.5f));
         }
-        float ep = TorchExp(h);
+        float ep = ExactFloat32.Exp(h);
         var y = sample * (at / a2) - d0 * (st * (ep - 1f));
         return mid
             ? y - d11 * (st * ((ep - 1f) / h - 1f))

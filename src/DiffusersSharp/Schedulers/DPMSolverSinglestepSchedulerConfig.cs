@@ -6,7 +6,7 @@ namespace DiffusersSharp.Schedulers;
 /// <c>scheduler_config.json</c> of diffusers' <c>DPMSolverSinglestepScheduler</c> (0.25.1 keys and defaults; this
 /// class has no timestep_spacing / steps_offset in 0.25.1: its timesteps are always linspace).
 /// </summary>
-public sealed record DPMSolverSinglestepSchedulerConfig : SchedulerConfig
+public sealed record DPMSolverSinglestepSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.0001;

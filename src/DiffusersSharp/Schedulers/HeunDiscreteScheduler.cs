@@ -8,39 +8,29 @@ namespace DiffusersSharp.Schedulers;
 /// 0.25.1): a second-order method, two model calls per step (every inner timestep appears twice in
 /// <see cref="SchedulerBase.Timesteps"/>); the first call takes an Euler step, the second corrects it.
 /// </summary>
-public sealed class HeunDiscreteScheduler : SchedulerBase
+public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler, HeunDiscreteSchedulerConfig>
 {
     public const string Name = "HeunDiscreteScheduler";
 
     private Tensor _sigmas = null!;
+    private float[] _sigmaValues = [];
     private double[] _schedule = [];
     private int? _stepIndex;
     private readonly Dictionary<double, int> _indexCounter = [];
-    private Tensor? _prevDerivative, _dt, _sample;
+    private Tensor? _prevDerivative, _sample;
+    private float? _dt;
 
-    public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null)
+    public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null) : base(config, "exp")
     {
-        var c = config ?? new HeunDiscreteSchedulerConfig();
-        TypedConfig = c with { ClassName = Name };
+        var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
-        if (c.BetaSchedule == "exp" && c.TrainedBetas is null)
-        {
-            InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, "linear", SchedulerMath.BetasForAlphaBar(c.NumTrainTimesteps, exp: true).data<float>().Select(f => (double)f).ToArray());
-        }
-        else
-        {
-            if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
-                throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\", \"exp\" (or trained_betas)") { Key = "beta_schedule" };
-            InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
-        }
         SetTimesteps(c.NumTrainTimesteps);
         NumInferenceSteps = c.NumTrainTimesteps;
     }
 
-    public override string ClassName => Name;
-    public HeunDiscreteSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
+    /// <summary>Heun's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
     public override Tensor? Sigmas => _sigmas;
     public override int Order => 2;
     public int? StepIndex => _stepIndex;
@@ -52,16 +42,10 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
     {
         get
         {
-            float max = _sigmas.max().item<float>();
-            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
+            float max = _sigmaValues.Max();
+            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : ExactFloat32.Sqrt(max * max + 1f);
         }
     }
-
-    public static HeunDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
-        new(other as HeunDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<HeunDiscreteSchedulerConfig>(other, Name));
-
-    public static HeunDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
@@ -70,7 +54,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
         int n = numInferenceSteps;
         NumInferenceSteps = n;
         var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         double[] tsValues = ts.Select(v => (double)v).ToArray();
         if (c.UseKarrasSigmas)
@@ -86,8 +70,9 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
         doubled.Add(s32[^1]);
         var tDoubled = new List<double> { tsValues[0] };
         for (int i = 1; i < tsValues.Length; i++) { tDoubled.Add(tsValues[i]); tDoubled.Add(tsValues[i]); }
+        _sigmaValues = doubled.ToArray();
         _sigmas?.Dispose();
-        _sigmas = torch.tensor(doubled.ToArray(), device: device).DetachFromDisposeScope();
+        _sigmas = torch.tensor(_sigmaValues, device: device).DetachFromDisposeScope();
         // diffusers keeps the Karras timesteps float64 (np.array of _sigma_to_t results), else float32.
         Timesteps = c.UseKarrasSigmas
             ? torch.tensor(tDoubled.ToArray(), ScalarType.Float64, device)
@@ -101,7 +86,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
     private void ResetState()
     {
         _prevDerivative?.Dispose(); _prevDerivative = null;
-        _dt?.Dispose(); _dt = null;
+        _dt = null;
         _sample?.Dispose(); _sample = null;
     }
 
@@ -110,48 +95,51 @@ public sealed class HeunDiscreteScheduler : SchedulerBase
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
-        using var sigma = _sigmas[_stepIndex.Value];
-        using var denom = (sigma.pow(2) + 1).pow(0.5);
-        return sample / denom;
+        float sigma = _sigmaValues[_stepIndex.Value];
+        return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
         int i = _stepIndex.Value;
-        if (i + 1 >= _sigmas.shape[0])
+        if (i + 1 >= _sigmaValues.Length)
             throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
         double key = F32 ? (float)timestep : timestep;
         _indexCounter[key] = _indexCounter.GetValueOrDefault(key) + 1;
         using var scope = torch.NewDisposeScope();
         bool first = StateInFirstOrder;
-        var sigma = first ? _sigmas[i] : _sigmas[i - 1];
-        var sigmaNext = first ? _sigmas[i + 1] : _sigmas[i];
-        var sigmaHat = sigma * 1;  // gamma = 0
-        var sigmaInput = first ? sigmaHat : sigmaNext;
+        float sigma = first ? _sigmaValues[i] : _sigmaValues[i - 1];
+        float sigmaNext = first ? _sigmaValues[i + 1] : _sigmaValues[i];
+        float sigmaHat = sigma * 1f;  // gamma = 0
+        float sigmaInput = first ? sigmaHat : sigmaNext;
+        float s2 = sigmaInput * sigmaInput + 1f;
         Tensor predOriginal = TypedConfig.PredictionType switch
         {
             "epsilon" => sample - sigmaInput * modelOutput,
-            "v_prediction" => modelOutput * (-sigmaInput / (sigmaInput.pow(2) + 1).pow(0.5)) + sample / (sigmaInput.pow(2) + 1),
+            "v_prediction" => modelOutput * (-sigmaInput / ExactFloat32.Sqrt(s2)) + sample / s2,
             _ => modelOutput.alias(),
         };
         if (TypedConfig.ClipSample)
             predOriginal = predOriginal.clamp(-TypedConfig.ClipSampleRange, TypedConfig.ClipSampleRange);
 
-        Tensor derivative, dt;
+        Tensor derivative;
+        float dt;
         if (first)
         {
+            // 2. the first-order (Euler) half
             derivative = (sample - predOriginal) / sigmaHat;
             dt = sigmaNext - sigmaHat;
             _prevDerivative = Keep(derivative);
-            _dt = Keep(dt);
+            _dt = dt;
             _sample = Keep(sample);
         }
         else
         {
+            // 2. the second-order (Heun) half: the mean of the two derivatives
             derivative = (sample - predOriginal) / sigmaNext;
             derivative = (_prevDerivative! + derivative) / 2;
-            dt = _dt!.alias();
+            dt = _dt!.Value;
             sample = _sample!.alias();
             ResetState();
         }

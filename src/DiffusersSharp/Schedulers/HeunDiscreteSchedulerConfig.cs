@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace DiffusersSharp.Schedulers;
 
 /// <summary><c>scheduler_config.json</c> of diffusers' <c>HeunDiscreteScheduler</c> (0.25.1 keys and defaults).</summary>
-public sealed record HeunDiscreteSchedulerConfig : SchedulerConfig
+public sealed record HeunDiscreteSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.00085;

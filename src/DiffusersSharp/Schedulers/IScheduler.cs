@@ -31,10 +31,11 @@ public interface IScheduler
     double InitNoiseSigma { get; }
 
     /// <summary>
-    /// When set, every noise draw made inside <c>Step</c> calls this (with the shape) instead of drawing from a
-    /// generator: replays recorded noise (diffusers' <c>variance_noise</c> argument, generalised).
+    /// diffusers' names of the <c>step</c> keyword arguments this scheduler reads from <see cref="StepOptions"/>
+    /// (e.g. <c>generator</c>, <c>eta</c>, <c>s_churn</c>); what a caller may ask before passing an option that
+    /// would otherwise be ignored.
     /// </summary>
-    Func<long[], Tensor>? NoiseSource { get; set; }
+    IReadOnlySet<string> StepArguments { get; }
 
     /// <summary>Sets the discrete timesteps of the loop (diffusers' <c>set_timesteps(num_inference_steps, device)</c>).</summary>
     void SetTimesteps(int numInferenceSteps, Device? device = null);
@@ -45,8 +46,11 @@ public interface IScheduler
     /// <summary>Scales the denoising model input for timestep <paramref name="timestep"/> (identity for most).</summary>
     Tensor ScaleModelInput(Tensor sample, double timestep);
 
-    /// <summary>One step of the reverse process.</summary>
-    SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null);
+    /// <summary>
+    /// One step of the reverse process. <paramref name="options"/> carries what diffusers passes as keyword arguments
+    /// (generator, eta, churn, ...); the scheduler reads the fields named in <see cref="StepArguments"/>.
+    /// </summary>
+    SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null);
 
     /// <summary>The forward process: <c>original</c> noised to <c>timesteps</c> (one per batch item).</summary>
     Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps);

@@ -9,31 +9,22 @@ namespace DiffusersSharp.Schedulers;
 /// two-call DPM-Solver-2 step towards σ_down, then noise of scale σ_up. A noise tensor is drawn from the generator
 /// at every call (both halves), as diffusers does, and added in the second half.
 /// </summary>
-public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
+public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>
 {
     public const string Name = "KDPM2AncestralDiscreteScheduler";
 
     private float[] _up = [], _down = [];
 
-    public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null)
+    public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
-        var c = (config ?? new KDPM2AncestralDiscreteSchedulerConfig()) with { ClassName = Name };
-        KDPM2DiscreteScheduler.CheckOptions(Name, c.PredictionType, c.TimestepSpacing);
-        TypedConfig = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
-        SetTimesteps(c.NumTrainTimesteps);
+        KDPM2DiscreteScheduler.CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
+        SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;
     }
 
-    public static KDPM2AncestralDiscreteScheduler FromConfig(DiffusersConfig other) =>
-        new(other as KDPM2AncestralDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2AncestralDiscreteSchedulerConfig>(other, Name));
+    /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>); draws on both halves of a step.</summary>
+    public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
-    public static KDPM2AncestralDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
-
-    public override string ClassName => Name;
-    public KDPM2AncestralDiscreteSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
     protected override string Spacing => TypedConfig.TimestepSpacing;
     protected override int StepsOffset => TypedConfig.StepsOffset;
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
@@ -55,8 +46,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
         {
             float s = sigmas[i], next = i < n ? sigmas[i + 1] : 0f;
             float s2 = s * s, n2 = next * next;
-            up[i] = MathF.Sqrt(n2 * (s2 - n2) / s2);
-            down[i] = i < n ? MathF.Sqrt(n2 - up[i] * up[i]) : 0f;
+            up[i] = ExactFloat32.Sqrt(n2 * (s2 - n2) / s2);
+            down[i] = i < n ? ExactFloat32.Sqrt(n2 - up[i] * up[i]) : 0f;
             interpol[i] = LogMidpoint(s, down[i]);
         }
         interpol[n - 1] = 0f;
@@ -72,7 +63,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
 
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i - 1];
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);
         bool first = StateInFirstOrder;
@@ -83,7 +74,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase
         float sigmaDown = _down[(i - 1 + _down.Length) % _down.Length]; // sigmas_down[step_index - 1] (index -1 at the start)
         float sigmaHat = sigma; // gamma = 0
         using var scope = torch.NewDisposeScope();
-        var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, generator);
+        var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, options ?? StepOptions.Default);
         var x0 = PredictX0(TypedConfig.PredictionType, modelOutput, sample, first ? sigmaHat : sigmaInterpol);
         Tensor prev;
         if (first)

@@ -9,19 +9,19 @@ namespace DiffusersSharp.Schedulers;
 /// is two model calls, an Euler half-step to the log-midpoint sigma and a full step with the midpoint derivative.
 /// <see cref="SchedulerBase.Timesteps"/> interleaves the midpoints' fractional timesteps (2N − 1 entries).
 /// </summary>
-public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase
+public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteScheduler, KDPM2DiscreteSchedulerConfig>
 {
     public const string Name = "KDPM2DiscreteScheduler";
 
-    public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null)
+    public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config)
     {
-        var c = (config ?? new KDPM2DiscreteSchedulerConfig()) with { ClassName = Name };
-        CheckOptions(Name, c.PredictionType, c.TimestepSpacing);
-        TypedConfig = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
-        SetTimesteps(c.NumTrainTimesteps);
+        CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
+        SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;
     }
+
+    /// <summary>KDPM2's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
     internal static void CheckOptions(string cls, string prediction, string spacing)
     {
@@ -33,15 +33,6 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase
             throw SchedulerMath.BadSpacing(cls, spacing);
     }
 
-    public static KDPM2DiscreteScheduler FromConfig(DiffusersConfig other) =>
-        new(other as KDPM2DiscreteSchedulerConfig ?? SchedulerConfigs.Convert<KDPM2DiscreteSchedulerConfig>(other, Name));
-
-    public static KDPM2DiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
-
-    public override string ClassName => Name;
-    public KDPM2DiscreteSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
     protected override string Spacing => TypedConfig.TimestepSpacing;
     protected override int StepsOffset => TypedConfig.StepsOffset;
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
@@ -63,7 +54,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase
 
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i];
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);
         bool first = StateInFirstOrder;

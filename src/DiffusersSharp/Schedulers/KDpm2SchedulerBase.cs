@@ -9,8 +9,15 @@ namespace DiffusersSharp.Schedulers;
 /// log-midpoints and their fractional timesteps, the doubled tables (<c>cat([s[:1], s[1:].repeat_interleave(2),
 /// s[-1:]])</c>), the first/second-half state, <c>scale_model_input</c>, <c>init_noise_sigma</c>, <c>add_noise</c>.
 /// </summary>
-public abstract class KDpm2SchedulerBase : SchedulerBase
+/// <typeparam name="TSelf">The scheduler class.</typeparam>
+/// <typeparam name="TConfig">Its config record.</typeparam>
+public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfig>
+    where TSelf : KDpm2SchedulerBase<TSelf, TConfig>
+    where TConfig : SchedulerConfig, IBetaScheduleConfig, new()
 {
+    /// <summary>Stores the config and builds the betas (see <see cref="SchedulerBase{TSelf, TConfig}"/>).</summary>
+    protected KDpm2SchedulerBase(TConfig? config) : base(config) { }
+
     private Tensor? _sigmasTensor;
     private readonly Dictionary<double, int> _indexCounter = [];
 
@@ -36,7 +43,7 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
         get
         {
             float max = SigmaTable.Max();
-            return Spacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
+            return Spacing is "linspace" or "trailing" ? max : ExactFloat32.Sqrt(max * max + 1f);
         }
     }
 
@@ -44,7 +51,7 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
     protected (float[] Sigmas, float[] LogSigmas, double[] Timesteps, bool Float64) BaseSchedule(int n)
     {
         var ts32 = SigmaMath.FloatSpacing(ClassName, Spacing, NumTrainTimesteps, n, StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
         var logSigmas = SigmaMath.Log32(train);
         var sigmas = SigmaMath.InterpSigmas(ts32, train);
         double[] ts = ts32.Select(v => (double)v).ToArray();
@@ -59,8 +66,8 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
     /// <summary>exp(lerp(log a, log b, 0.5)) in float32 (torch's lerp at weight 0.5: b − (b − a) · 0.5).</summary>
     protected static float LogMidpoint(float a, float b)
     {
-        float la = MathF.Log(a), lb = MathF.Log(b);
-        return VpSolverBase.TorchExp(lb - (lb - la) * 0.5f);
+        float la = ExactFloat32.Log(a), lb = ExactFloat32.Log(b);
+        return ExactFloat32.Exp(lb - (lb - la) * 0.5f);
     }
 
     /// <summary>
@@ -127,7 +134,7 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         float sigma = InputSigma(CurrentIndex(timestep));
-        return sample / MathF.Sqrt(sigma * sigma + 1f);
+        return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
     /// <summary>x0 from the model output at σ_input (epsilon or v_prediction; "sample" is rejected at construction).</summary>
@@ -135,7 +142,7 @@ public abstract class KDpm2SchedulerBase : SchedulerBase
     {
         if (predictionType == "epsilon") return sample - modelOutput * sigmaInput;
         float s2 = sigmaInput * sigmaInput + 1f;
-        return modelOutput * (-sigmaInput / MathF.Sqrt(s2)) + sample / s2;
+        return modelOutput * (-sigmaInput / ExactFloat32.Sqrt(s2)) + sample / s2;
     }
 
     /// <summary>diffusers' <c>add_noise</c>: σ of each timestep via <c>index_for_timestep</c>, then x0 + ε σ.</summary>

@@ -9,39 +9,28 @@ namespace DiffusersSharp.Schedulers;
 /// diffusers' <c>denoised</c>) and re-noises it to the next timestep with fresh noise (none after the last step).
 /// Timesteps come from the <c>original_inference_steps</c>-long distillation schedule.
 /// </summary>
-public sealed class LCMScheduler : SchedulerBase
+public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfig>
 {
     public const string Name = "LCMScheduler";
 
-    private readonly Tensor _finalAlphaCumprod;
+    private readonly float _finalAlphaCumprod;
     private double[] _schedule = [];
     private int? _stepIndex;
 
-    public LCMScheduler(LCMSchedulerConfig? config = null)
+    public LCMScheduler(LCMSchedulerConfig? config = null) : base(config)
     {
-        var c = config ?? new LCMSchedulerConfig();
-        TypedConfig = c with { ClassName = Name };
+        var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
-        if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
-            throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\" (or trained_betas)") { Key = "beta_schedule" };
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas, c.RescaleBetasZeroSnr);
-        _finalAlphaCumprod = (c.SetAlphaToOne ? torch.tensor(1.0f) : AlphasCumprod[0].clone()).DetachFromDisposeScope();
+        _finalAlphaCumprod = c.SetAlphaToOne ? 1f : AlphaCumprodAt(0);
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
         _schedule = TimestepValues;
     }
 
-    public override string ClassName => Name;
-    public LCMSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
+    /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>).</summary>
+    public override IReadOnlySet<string> StepArguments => GeneratorOnly;
     public int? StepIndex => _stepIndex;
     public bool CustomTimesteps { get; private set; }
-    public double FinalAlphaCumprod => _finalAlphaCumprod.item<float>();
-
-    public static LCMScheduler FromConfig(Loading.DiffusersConfig other) =>
-        new(other as LCMSchedulerConfig ?? SchedulerConfigs.Convert<LCMSchedulerConfig>(other, Name));
-
-    public static LCMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
+    public double FinalAlphaCumprod => _finalAlphaCumprod;
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null) =>
         SetTimesteps(numInferenceSteps, device, null, 1.0);
@@ -107,18 +96,20 @@ public sealed class LCMScheduler : SchedulerBase
         _stepIndex = null;
     }
 
-    /// <summary>The consistency-model boundary scalings c_skip, c_out at <paramref name="timestep"/> (float32, as for a tensor timestep).</summary>
-    public (Tensor CSkip, Tensor COut) ScalingsForBoundaryCondition(long timestep)
+    /// <summary>
+    /// The consistency-model boundary scalings c_skip, c_out at <paramref name="timestep"/> (float32, as diffusers
+    /// computes them on a timestep tensor): with s = t · timestep_scaling, c_skip = σ_d² / (s² + σ_d²) and
+    /// c_out = s / (s² + σ_d²)^½, σ_d = 0.5.
+    /// </summary>
+    public (float CSkip, float COut) ScalingsForBoundaryCondition(long timestep)
     {
-        const double sigmaData = 0.5;
-        using var t = torch.tensor(timestep);
-        var scaled = t * TypedConfig.TimestepScaling;
-        var cSkip = sigmaData * sigmaData / (scaled.pow(2) + sigmaData * sigmaData);
-        var cOut = scaled / (scaled.pow(2) + sigmaData * sigmaData).pow(0.5);
-        return (cSkip, cOut);
+        const float sigmaData2 = 0.25f;
+        float scaled = timestep * (float)TypedConfig.TimestepScaling;
+        float denom = scaled * scaled + sigmaData2;
+        return (sigmaData2 / denom, scaled / ExactFloat32.Sqrt(denom));
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
@@ -127,30 +118,37 @@ public sealed class LCMScheduler : SchedulerBase
         int i = _stepIndex.Value;
         var c = TypedConfig;
         using var scope = torch.NewDisposeScope();
+        // 1. the previous timestep (the next one of the schedule; t itself at the end)
         long prevT = i + 1 < _schedule.Length ? (long)_schedule[i + 1] : t;
-        var alphaProdT = AlphasCumprod[t];
-        var alphaProdTPrev = prevT >= 0 ? AlphasCumprod[prevT] : _finalAlphaCumprod;
-        var betaProdT = 1 - alphaProdT;
-        var betaProdTPrev = 1 - alphaProdTPrev;
+        // 2. alphas and betas (float32 scalars, as diffusers' 0-dim tensors)
+        float alphaProdT = AlphaCumprodAt(t);
+        float alphaProdTPrev = prevT >= 0 ? AlphaCumprodAt(prevT) : _finalAlphaCumprod;
+        float betaProdT = 1f - alphaProdT;
+        float betaProdTPrev = 1f - alphaProdTPrev;
+        // 3. boundary condition scalings
         var (cSkip, cOut) = ScalingsForBoundaryCondition(t);
 
+        // 4. predicted x0
+        float sqrtAlpha = ExactFloat32.Sqrt(alphaProdT), sqrtBeta = ExactFloat32.Sqrt(betaProdT);
         Tensor predOriginal = c.PredictionType switch
         {
-            "epsilon" => (sample - betaProdT.sqrt() * modelOutput) / alphaProdT.sqrt(),
+            "epsilon" => (sample - sqrtBeta * modelOutput) / sqrtAlpha,
             "sample" => modelOutput.alias(),
-            _ => alphaProdT.sqrt() * sample - betaProdT.sqrt() * modelOutput,
+            _ => sqrtAlpha * sample - sqrtBeta * modelOutput,
         };
+        // 5. clip or threshold
         if (c.Thresholding)
             predOriginal = SchedulerMath.ThresholdSample(predOriginal, c.DynamicThresholdingRatio, c.SampleMaxValue);
         else if (c.ClipSample)
             predOriginal = predOriginal.clamp(-c.ClipSampleRange, c.ClipSampleRange);
 
+        // 6. the consistency-model estimate; 7. re-noised to the next timestep (none after the last step)
         var denoised = cOut * predOriginal + cSkip * sample;
         Tensor prev;
         if (i != n - 1)
         {
-            var noise = DrawNoise(modelOutput.shape, denoised.dtype, modelOutput.device, generator);
-            prev = alphaProdTPrev.sqrt() * denoised + betaProdTPrev.sqrt() * noise;
+            var noise = DrawNoise(modelOutput.shape, denoised.dtype, modelOutput.device, options ?? StepOptions.Default);
+            prev = ExactFloat32.Sqrt(alphaProdTPrev) * denoised + ExactFloat32.Sqrt(betaProdTPrev) * noise;
         }
         else prev = denoised.alias();
         _stepIndex = i + 1;
@@ -158,8 +156,8 @@ public sealed class LCMScheduler : SchedulerBase
     }
 
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AlphaMath.AddNoise(this, AlphasCumprod, originalSamples, noise, timesteps);
+        AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
-        AlphaMath.GetVelocity(this, AlphasCumprod, sample, noise, timesteps);
+        AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

@@ -9,9 +9,11 @@ namespace DiffusersSharp.Schedulers;
 /// last <c>order</c> sigmas; diffusers integrates them numerically (<c>scipy.integrate.quad</c>), here they are
 /// integrated exactly (the polynomials have degree ≤ 3; a 4-point Gauss-Legendre rule is exact to degree 7).
 /// </summary>
-public sealed class LMSDiscreteScheduler : SchedulerBase
+public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>
 {
     public const string Name = "LMSDiscreteScheduler";
+
+    private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "order" };
 
     private Tensor _sigmas = null!;
     private float[] _sigmaValues = [];
@@ -19,42 +21,28 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     private int? _stepIndex;
     private readonly List<Tensor> _derivatives = [];
 
-    public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null)
+    public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null) : base(config)
     {
-        var c = config ?? new LMSDiscreteSchedulerConfig();
-        TypedConfig = c with { ClassName = Name };
+        var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
-        if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
-            throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\" (or trained_betas)") { Key = "beta_schedule" };
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
         SetTimesteps(c.NumTrainTimesteps);
         NumInferenceSteps = null;
     }
 
-    public override string ClassName => Name;
-    public LMSDiscreteSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
+    /// <summary>Reads <see cref="StepOptions.Order"/> (diffusers' <c>order</c>, default 4).</summary>
+    public override IReadOnlySet<string> StepArguments => Arguments;
     public override Tensor? Sigmas => _sigmas;
     public int? StepIndex => _stepIndex;
-
-    /// <summary>The multistep order the interface <c>Step</c> uses (diffusers' step argument, default 4).</summary>
-    public int LmsOrder { get; set; } = 4;
 
     public override double InitNoiseSigma
     {
         get
         {
             float max = _sigmaValues.Max();
-            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : MathF.Sqrt(max * max + 1f);
+            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : ExactFloat32.Sqrt(max * max + 1f);
         }
     }
-
-    public static LMSDiscreteScheduler FromConfig(Loading.DiffusersConfig other) =>
-        new(other as LMSDiscreteSchedulerConfig ?? SchedulerConfigs.Convert<LMSDiscreteSchedulerConfig>(other, Name));
-
-    public static LMSDiscreteScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
@@ -63,7 +51,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
         int n = numInferenceSteps;
         NumInferenceSteps = n;
         var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         Tensor timesteps;
         if (c.UseKarrasSigmas)
@@ -87,9 +75,8 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
-        using var sigma = _sigmas[_stepIndex.Value].cpu();
-        using var denom = (sigma.pow(2) + 1).pow(0.5);
-        return sample / denom;
+        float sigma = _sigmaValues[_stepIndex.Value];
+        return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
     /// <summary>
@@ -117,23 +104,21 @@ public sealed class LMSDiscreteScheduler : SchedulerBase
     private static readonly double[] GaussNodes = [-0.8611363115940526, -0.3399810435848563, 0.3399810435848563, 0.8611363115940526];
     private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null) =>
-        Step(modelOutput, timestep, sample, LmsOrder);
-
-    /// <summary>diffusers' <c>step(model_output, timestep, sample, order)</c>.</summary>
-    public SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, int order)
+    /// <summary>diffusers' <c>step(model_output, timestep, sample, order)</c>: reads <see cref="StepOptions.Order"/>.</summary>
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        int order = (options ?? StepOptions.Default).Order;
         if (order < 1) throw new DiffusersException($"{Name}: the multistep order must be at least 1, got {order}");
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
         int i = _stepIndex.Value;
         if (i + 1 >= _sigmaValues.Length)
             throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
         using var scope = torch.NewDisposeScope();
-        var sigma = _sigmas[i].to(sample.device);
+        float sigma = _sigmaValues[i], s2 = sigma * sigma + 1f;
         Tensor predOriginal = TypedConfig.PredictionType switch
         {
             "epsilon" => sample - sigma * modelOutput,
-            "v_prediction" => modelOutput * (-sigma / (sigma.pow(2) + 1).pow(0.5)) + sample / (sigma.pow(2) + 1),
+            "v_prediction" => modelOutput * (-sigma / ExactFloat32.Sqrt(s2)) + sample / s2,
             _ => modelOutput.alias(),
         };
         var derivative = (sample - predOriginal) / sigma;

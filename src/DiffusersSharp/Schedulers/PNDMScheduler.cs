@@ -9,44 +9,33 @@ namespace DiffusersSharp.Schedulers;
 /// <c>skip_prk_steps</c> PLMS from the start (Stable Diffusion's default), the first step taken twice.
 /// The scheduler is stateful: call <see cref="SetTimesteps"/> before each loop.
 /// </summary>
-public sealed class PNDMScheduler : SchedulerBase
+public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerConfig>
 {
     public const string Name = "PNDMScheduler";
     private const int PndmOrder = 4;
 
-    private readonly Tensor _finalAlphaCumprod;
+    private readonly float _finalAlphaCumprod;
     private long[] _prkTimesteps = [];
     private readonly List<Tensor> _ets = [];
     private Tensor? _curModelOutput;
     private Tensor? _curSample;
     private int _counter;
 
-    public PNDMScheduler(PNDMSchedulerConfig? config = null)
+    public PNDMScheduler(PNDMSchedulerConfig? config = null) : base(config)
     {
-        var c = config ?? new PNDMSchedulerConfig();
-        TypedConfig = c with { ClassName = Name };
+        var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "v_prediction"]);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
-        if (c.BetaSchedule == "sigmoid" && c.TrainedBetas is null)
-            throw new ConfigException($"{Name}: beta_schedule \"sigmoid\" is not implemented for {Name}; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\" (or trained_betas)") { Key = "beta_schedule" };
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
-        _finalAlphaCumprod = (c.SetAlphaToOne ? torch.tensor(1.0f) : AlphasCumprod[0].clone()).DetachFromDisposeScope();
+        _finalAlphaCumprod = c.SetAlphaToOne ? 1f : AlphaCumprodAt(0);
     }
 
-    public override string ClassName => Name;
-    public PNDMSchedulerConfig TypedConfig { get; }
-    public override SchedulerConfig Config => TypedConfig;
+    /// <summary>PNDM's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
-    public double FinalAlphaCumprod => _finalAlphaCumprod.item<float>();
+    public double FinalAlphaCumprod => _finalAlphaCumprod;
 
     /// <summary>The Runge-Kutta part of <see cref="SchedulerBase.Timesteps"/> (empty with skip_prk_steps).</summary>
     public IReadOnlyList<long> PrkTimesteps => _prkTimesteps;
-
-    public static PNDMScheduler FromConfig(Loading.DiffusersConfig other) =>
-        new(other as PNDMSchedulerConfig ?? SchedulerConfigs.Convert<PNDMSchedulerConfig>(other, Name));
-
-    public static PNDMScheduler FromPretrained(string idOrPath, string? subfolder = null, Loading.LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
@@ -91,7 +80,7 @@ public sealed class PNDMScheduler : SchedulerBase
         _curSample = null;
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is null)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
@@ -186,17 +175,17 @@ public sealed class PNDMScheduler : SchedulerBase
     {
         if (timestep < 0 || timestep >= NumTrainTimesteps)
             throw new DiffusersException($"{Name}: timestep {timestep} is outside [0, {NumTrainTimesteps})");
-        var alphaProdT = AlphasCumprod[timestep];
-        var alphaProdTPrev = prevTimestep >= 0 ? AlphasCumprod[prevTimestep] : _finalAlphaCumprod;
-        var betaProdT = 1 - alphaProdT;
-        var betaProdTPrev = 1 - alphaProdTPrev;
+        float alphaProdT = AlphaCumprodAt(timestep);
+        float alphaProdTPrev = prevTimestep >= 0 ? AlphaCumprodAt(prevTimestep) : _finalAlphaCumprod;
+        float betaProdT = 1f - alphaProdT;
+        float betaProdTPrev = 1f - alphaProdTPrev;
         if (TypedConfig.PredictionType == "v_prediction")
-            modelOutput = alphaProdT.pow(0.5) * modelOutput + betaProdT.pow(0.5) * sample;
-        var sampleCoeff = (alphaProdTPrev / alphaProdT).pow(0.5);
-        var denom = alphaProdT * betaProdTPrev.pow(0.5) + (alphaProdT * betaProdT * alphaProdTPrev).pow(0.5);
+            modelOutput = ExactFloat32.Sqrt(alphaProdT) * modelOutput + ExactFloat32.Sqrt(betaProdT) * sample;
+        float sampleCoeff = ExactFloat32.Sqrt(alphaProdTPrev / alphaProdT);
+        float denom = alphaProdT * ExactFloat32.Sqrt(betaProdTPrev) + ExactFloat32.Sqrt(alphaProdT * betaProdT * alphaProdTPrev);
         return sampleCoeff * sample - (alphaProdTPrev - alphaProdT) * modelOutput / denom;
     }
 
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        AlphaMath.AddNoise(this, AlphasCumprod, originalSamples, noise, timesteps);
+        AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 }

@@ -6,8 +6,9 @@ namespace DiffusersSharp.Schedulers;
 
 /// <summary>
 /// Shared plumbing of the schedulers: the beta / alpha tables, timestep bookkeeping, tensor-timestep
-/// overloads, the noise source (generator or injected) and the common argument checks. Per-class maths
-/// lives in the subclasses, each a port of one diffusers 0.25.1 file.
+/// overloads, the noise draws of a step and the common argument checks. Per-class maths lives in the
+/// subclasses, each a port of one diffusers 0.25.1 file; they derive from
+/// <see cref="SchedulerBase{TSelf, TConfig}"/>, which holds the typed config and the construction from it.
 /// </summary>
 public abstract class SchedulerBase : IScheduler
 {
@@ -20,7 +21,14 @@ public abstract class SchedulerBase : IScheduler
     public virtual int Order => 1;
     public int? NumInferenceSteps { get; protected set; }
     public virtual double InitNoiseSigma => 1.0;
-    public Func<long[], Tensor>? NoiseSource { get; set; }
+
+    /// <summary>The <c>step</c> arguments of schedulers that draw noise and read nothing else.</summary>
+    protected static readonly IReadOnlySet<string> GeneratorOnly = new HashSet<string> { "generator" };
+
+    /// <summary>The <c>step</c> arguments of schedulers that read none.</summary>
+    protected static readonly IReadOnlySet<string> NoStepArguments = new HashSet<string>();
+
+    public abstract IReadOnlySet<string> StepArguments { get; }
 
     public Tensor Timesteps
     {
@@ -45,21 +53,36 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>cumprod(alphas), float32.</summary>
     public Tensor AlphasCumprod { get; private set; } = null!;
 
-    /// <summary>Builds betas / alphas / alphas_cumprod as every diffusers scheduler's constructor does.</summary>
-    protected void InitBetas(int numTrainTimesteps, double betaStart, double betaEnd, string betaSchedule,
-        double[]? trainedBetas, bool rescaleBetasZeroSnr = false)
+    /// <summary><see cref="AlphasCumprod"/> as floats: what the per-step coefficients are computed from.</summary>
+    protected float[] AlphasCumprodValues { get; private set; } = [];
+
+    /// <summary>
+    /// Builds betas / alphas / alphas_cumprod as every diffusers scheduler's constructor does, in managed float32
+    /// arithmetic (<see cref="ExactFloat32"/>): the same values on every CPU. <paramref name="extraSchedules"/>: the
+    /// beta schedules this class accepts beyond linear, scaled_linear and squaredcos_cap_v2.
+    /// </summary>
+    protected void InitBetas(IBetaScheduleConfig c, IReadOnlyList<string> extraSchedules)
     {
-        if (numTrainTimesteps <= 0)
-            throw new ConfigException($"{ClassName}: num_train_timesteps must be positive, got {numTrainTimesteps}") { Key = "num_train_timesteps" };
-        using var scope = torch.NewDisposeScope();
-        var betas = SchedulerMath.Betas(ClassName, numTrainTimesteps, betaStart, betaEnd, betaSchedule, trainedBetas);
-        if (rescaleBetasZeroSnr) betas = SchedulerMath.RescaleZeroTerminalSnr(betas);
-        var alphas = 1.0f - betas;
-        var cumprod = torch.cumprod(alphas, 0);
-        Betas = betas.DetachFromDisposeScope();
-        Alphas = alphas.DetachFromDisposeScope();
-        AlphasCumprod = cumprod.DetachFromDisposeScope();
+        if (c.NumTrainTimesteps <= 0)
+            throw new ConfigException($"{ClassName}: num_train_timesteps must be positive, got {c.NumTrainTimesteps}") { Key = "num_train_timesteps" };
+        float[] betas = SchedulerMath.Betas(ClassName, c, extraSchedules);
+        if (c.RescaleBetasZeroSnr) betas = SchedulerMath.RescaleZeroTerminalSnr(betas);
+        float[] alphas = betas.Select(b => 1f - b).ToArray();
+        Betas = torch.tensor(betas, ScalarType.Float32).DetachFromDisposeScope();
+        Alphas = torch.tensor(alphas, ScalarType.Float32).DetachFromDisposeScope();
+        SetAlphasCumprod(ExactFloat32.Cumprod(alphas));
     }
+
+    /// <summary>Replaces the alphas_cumprod table (Euler's zero-SNR fix sets its last entry to 2^-24).</summary>
+    protected void SetAlphasCumprod(float[] values)
+    {
+        AlphasCumprod?.Dispose();
+        AlphasCumprodValues = values;
+        AlphasCumprod = torch.tensor(values, ScalarType.Float32).DetachFromDisposeScope();
+    }
+
+    /// <summary>ᾱ at an integer training timestep (as a float32, what diffusers indexes as a 0-dim tensor).</summary>
+    protected float AlphaCumprodAt(long t) => AlphasCumprodValues[t];
 
     public abstract void SetTimesteps(int numInferenceSteps, Device? device = null);
 
@@ -67,21 +90,7 @@ public abstract class SchedulerBase : IScheduler
     /// Writes <c>scheduler_config.json</c> into <paramref name="directory"/> (created if needed), as diffusers'
     /// <c>save_pretrained</c>: every key of the typed config, the unknown keys kept aside, <c>_class_name</c>.
     /// </summary>
-    public void SavePretrained(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        var config = Config with { ClassName = ClassName, DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
-        // ConfigJson.Write<TRuntime>: atomic, non-finite floats written as Python writes them.
-        try
-        {
-            typeof(Loading.ConfigJson).GetMethod(nameof(Loading.ConfigJson.Write))!.MakeGenericMethod(config.GetType())
-                .Invoke(null, [config, Path.Combine(directory, "scheduler_config.json")]);
-        }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
-        }
-    }
+    public abstract void SavePretrained(string directory);
 
     public virtual void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
         throw new DiffusersException($"{ClassName} does not accept custom timesteps (diffusers' set_timesteps(timesteps=...)); pass a number of inference steps");
@@ -90,10 +99,11 @@ public abstract class SchedulerBase : IScheduler
 
     public Tensor ScaleModelInput(Tensor sample, Tensor timestep) => ScaleModelInput(sample, ToDouble(timestep));
 
-    public abstract SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null);
+    public abstract SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null);
 
-    public SchedulerOutput Step(Tensor modelOutput, Tensor timestep, Tensor sample, Generator? generator = null) =>
-        Step(modelOutput, ToDouble(timestep), sample, generator);
+    /// <summary><see cref="Step(Tensor, double, Tensor, StepOptions?)"/> at a 0-dim timestep tensor (an entry of <see cref="Timesteps"/>).</summary>
+    public SchedulerOutput Step(Tensor modelOutput, Tensor timestep, Tensor sample, StepOptions? options = null) =>
+        Step(modelOutput, ToDouble(timestep), sample, options);
 
     public abstract Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps);
 
@@ -105,19 +115,21 @@ public abstract class SchedulerBase : IScheduler
         throw new DiffusersException($"{ClassName} does not define get_velocity (diffusers defines it for DDPM, DDIM, LCM and a few others)");
 
     /// <summary>
-    /// One noise draw inside <c>Step</c>: from <see cref="NoiseSource"/> when set, else diffusers'
-    /// <c>randn_tensor(shape, generator, device, dtype)</c> (a CPU generator draws on the CPU, then moves).
+    /// One noise draw inside <c>Step</c>: <see cref="StepOptions.VarianceNoise"/> when set, else diffusers'
+    /// <c>randn_tensor(shape, generator, device, dtype)</c> with the options' generator(s).
     /// </summary>
-    protected Tensor DrawNoise(long[] shape, ScalarType dtype, Device device, Generator? generator)
+    protected Tensor DrawNoise(long[] shape, ScalarType dtype, Device device, StepOptions options)
     {
-        if (NoiseSource is { } source)
+        if (options.VarianceNoise is { } source)
         {
+            if (options.Generators is not null)
+                throw new DiffusersException($"{ClassName}: pass either a generator or variance noise to Step, not both");
             var n = source(shape);
             if (!n.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{ClassName}: the injected noise has shape [{string.Join(", ", n.shape)}], expected [{string.Join(", ", shape)}]");
+                throw new DiffusersException($"{ClassName}: the variance noise has shape [{string.Join(", ", n.shape)}], expected [{string.Join(", ", shape)}]");
             return n.to(dtype, device);
         }
-        return SchedulerMath.RandnTensor(shape, generator, dtype, device);
+        return Runtime.TorchUtils.RandnTensor(shape, options.Generators, dtype, device);
     }
 
     /// <summary>Checks diffusers' bounds on num_inference_steps (diffusers fails later or not at all for ≤ 0).</summary>

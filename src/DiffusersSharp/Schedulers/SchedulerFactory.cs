@@ -10,26 +10,37 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public static class SchedulerFactory
 {
-    private sealed record Entry(Type ConfigType, Func<DiffusersConfig, SchedulerBase> FromConfig);
-
-    // One line per scheduler class (diffusers' class name → its config record and from_config).
-    private static readonly Dictionary<string, Entry> Registry = new(StringComparer.Ordinal)
+    /// <summary>One scheduler class: its config record, how to parse and convert a config into it, and its constructor.</summary>
+    private sealed record Entry(Type ConfigType, Func<JsonObject, string, SchedulerConfig> Parse,
+        Func<DiffusersConfig, string, SchedulerConfig> Convert, Func<SchedulerConfig, SchedulerBase> Create)
     {
-        [DDPMScheduler.Name] = new(typeof(DDPMSchedulerConfig), DDPMScheduler.FromConfig),
-        [DDIMScheduler.Name] = new(typeof(DDIMSchedulerConfig), DDIMScheduler.FromConfig),
-        [PNDMScheduler.Name] = new(typeof(PNDMSchedulerConfig), PNDMScheduler.FromConfig),
-        [EulerDiscreteScheduler.Name] = new(typeof(EulerDiscreteSchedulerConfig), EulerDiscreteScheduler.FromConfig),
-        [LCMScheduler.Name] = new(typeof(LCMSchedulerConfig), LCMScheduler.FromConfig),
-        [HeunDiscreteScheduler.Name] = new(typeof(HeunDiscreteSchedulerConfig), HeunDiscreteScheduler.FromConfig),
-        [LMSDiscreteScheduler.Name] = new(typeof(LMSDiscreteSchedulerConfig), LMSDiscreteScheduler.FromConfig),
-        [EulerAncestralDiscreteScheduler.Name] = new(typeof(EulerAncestralDiscreteSchedulerConfig), EulerAncestralDiscreteScheduler.FromConfig),
-        [DPMSolverMultistepScheduler.Name] = new(typeof(DPMSolverMultistepSchedulerConfig), DPMSolverMultistepScheduler.FromConfig),
-        [UniPCMultistepScheduler.Name] = new(typeof(UniPCMultistepSchedulerConfig), UniPCMultistepScheduler.FromConfig),
-        [DPMSolverSinglestepScheduler.Name] = new(typeof(DPMSolverSinglestepSchedulerConfig), DPMSolverSinglestepScheduler.FromConfig),
-        [DEISMultistepScheduler.Name] = new(typeof(DEISMultistepSchedulerConfig), DEISMultistepScheduler.FromConfig),
-        [KDPM2DiscreteScheduler.Name] = new(typeof(KDPM2DiscreteSchedulerConfig), KDPM2DiscreteScheduler.FromConfig),
-        [KDPM2AncestralDiscreteScheduler.Name] = new(typeof(KDPM2AncestralDiscreteSchedulerConfig), KDPM2AncestralDiscreteScheduler.FromConfig),
-    };
+        public static KeyValuePair<string, Entry> Of<TSelf, TConfig>(Func<TConfig, TSelf> create)
+            where TSelf : SchedulerBase<TSelf, TConfig>
+            where TConfig : SchedulerConfig, IBetaScheduleConfig, new() =>
+            new(typeof(TSelf).Name, new Entry(typeof(TConfig),
+                (obj, where) => SchedulerConfigs.FromJsonObject<TConfig>(obj, where, null),
+                (other, cls) => other as TConfig ?? SchedulerConfigs.Convert<TConfig>(other, cls),
+                c => create((TConfig)c)));
+    }
+
+    // One line per scheduler class (diffusers' class name → its config record and constructor).
+    private static readonly Dictionary<string, Entry> Registry = new(
+    [
+        Entry.Of<DDPMScheduler, DDPMSchedulerConfig>(c => new(c)),
+        Entry.Of<DDIMScheduler, DDIMSchedulerConfig>(c => new(c)),
+        Entry.Of<PNDMScheduler, PNDMSchedulerConfig>(c => new(c)),
+        Entry.Of<EulerDiscreteScheduler, EulerDiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<LCMScheduler, LCMSchedulerConfig>(c => new(c)),
+        Entry.Of<HeunDiscreteScheduler, HeunDiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<EulerAncestralDiscreteScheduler, EulerAncestralDiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<DPMSolverMultistepScheduler, DPMSolverMultistepSchedulerConfig>(c => new(c)),
+        Entry.Of<UniPCMultistepScheduler, UniPCMultistepSchedulerConfig>(c => new(c)),
+        Entry.Of<DPMSolverSinglestepScheduler, DPMSolverSinglestepSchedulerConfig>(c => new(c)),
+        Entry.Of<DEISMultistepScheduler, DEISMultistepSchedulerConfig>(c => new(c)),
+        Entry.Of<KDPM2DiscreteScheduler, KDPM2DiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>(c => new(c)),
+    ], StringComparer.Ordinal);
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>
     public static IReadOnlyList<string> KnownClasses => Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
@@ -46,8 +57,11 @@ public static class SchedulerFactory
     }
 
     /// <summary>A <paramref name="className"/> scheduler from any scheduler config (diffusers' from_config).</summary>
-    public static SchedulerBase FromConfig(string className, DiffusersConfig config) =>
-        Get(className, "scheduler config").FromConfig(config);
+    public static SchedulerBase FromConfig(string className, DiffusersConfig config)
+    {
+        var entry = Get(className, "scheduler config");
+        return entry.Create(entry.Convert(config, className));
+    }
 
     /// <summary>A scheduler from config JSON text (a file's text, or diffusers' in-memory config with <c>_use_default_values</c>).</summary>
     public static SchedulerBase FromJson(string json, string source = "scheduler config")
@@ -88,18 +102,7 @@ public static class SchedulerFactory
         string? name = obj["_class_name"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
         if (name is null)
             throw new ConfigException($"{file}: no \"_class_name\"; known scheduler classes: {string.Join(", ", KnownClasses)}") { FilePath = file, Key = "_class_name" };
-        var entry = Get(name, file);
-        var method = typeof(SchedulerConfigs).GetMethod(nameof(SchedulerConfigs.FromJsonObject),
-            System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.MakeGenericMethod(entry.ConfigType);
-        try
-        {
-            return (SchedulerConfig)method.Invoke(null, [obj, file, null])!;
-        }
-        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is DiffusersException d)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(d).Throw();
-            throw;
-        }
+        return Get(name, file).Parse(obj, file);
     }
 
     private const string ConfigName = "scheduler_config.json";

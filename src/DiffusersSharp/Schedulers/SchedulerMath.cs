@@ -5,45 +5,51 @@ namespace DiffusersSharp.Schedulers;
 
 /// <summary>
 /// The helpers diffusers' scheduler files share (betas, zero-SNR rescale, numpy-exact timestep spacings,
-/// randn_tensor, dynamic thresholding, sigma tables), each reproducing the numeric path diffusers takes:
+/// dynamic thresholding, sigma tables), each reproducing the numeric path diffusers takes:
 /// torch float32 ops where diffusers uses torch, float64 where it uses Python floats or numpy.
 /// </summary>
 internal static class SchedulerMath
 {
-    public static readonly string[] BetaSchedules = ["linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid"];
+    /// <summary>The beta schedules every scheduler class accepts (DDPM adds sigmoid, Heun exp).</summary>
+    public static readonly string[] BetaSchedules = ["linear", "scaled_linear", "squaredcos_cap_v2"];
 
     /// <summary>
-    /// diffusers' beta table: <c>torch.linspace(..., dtype=float32)</c> (torch computes the second half from the end,
-    /// reproduced by libtorch's own linspace), <c>betas_for_alpha_bar</c> (float64 maths, then float32), sigmoid, or
-    /// <c>trained_betas</c>. <paramref name="allowSigmoid"/>: only DDPMScheduler accepts "sigmoid".
+    /// diffusers' beta table as float32 values: <c>torch.linspace(..., dtype=float32)</c> (torch 1.13's kernel, see
+    /// <see cref="Linspace32"/>), its square for scaled_linear, <c>betas_for_alpha_bar</c> (float64 maths, then
+    /// float32), sigmoid, or <c>trained_betas</c>. <paramref name="extraSchedules"/>: the schedules the class accepts
+    /// beyond <see cref="BetaSchedules"/>.
     /// </summary>
-    public static Tensor Betas(string cls, int n, double betaStart, double betaEnd, string schedule, double[]? trainedBetas, bool allowSigmoid = true)
+    public static float[] Betas(string cls, IBetaScheduleConfig c, IReadOnlyList<string> extraSchedules)
     {
-        if (trainedBetas is not null)
+        int n = c.NumTrainTimesteps;
+        if (c.TrainedBetas is { } trained)
         {
-            if (trainedBetas.Length != n)
-                throw new ConfigException($"{cls}: trained_betas has {trainedBetas.Length} values but num_train_timesteps is {n}") { Key = "trained_betas" };
-            return torch.tensor(trainedBetas.Select(b => (float)b).ToArray(), ScalarType.Float32);
+            if (trained.Length != n)
+                throw new ConfigException($"{cls}: trained_betas has {trained.Length} values but num_train_timesteps is {n}") { Key = "trained_betas" };
+            return trained.Select(b => (float)b).ToArray();
         }
+        string schedule = c.BetaSchedule;
+        if (!BetaSchedules.Contains(schedule) && !extraSchedules.Contains(schedule))
+            throw new ConfigException(
+                $"{cls}: beta_schedule \"{schedule}\" is not implemented for {cls}; expected one of " +
+                $"{string.Join(", ", BetaSchedules.Concat(extraSchedules).Select(a => "\"" + a + "\""))} (or trained_betas)")
+            { Key = "beta_schedule" };
         switch (schedule)
         {
             case "linear":
-                return torch.tensor(Linspace32(betaStart, betaEnd, n), ScalarType.Float32);
+                return Linspace32(c.BetaStart, c.BetaEnd, n);
             case "scaled_linear":
-                using (var l = torch.tensor(Linspace32(Math.Pow(betaStart, 0.5), Math.Pow(betaEnd, 0.5), n), ScalarType.Float32))
-                    return l.pow(2);
+                // torch.linspace(beta_start ** 0.5, beta_end ** 0.5, n) ** 2 (x ** 2 is x * x in torch)
+                return Linspace32(Math.Pow(c.BetaStart, 0.5), Math.Pow(c.BetaEnd, 0.5), n).Select(v => v * v).ToArray();
             case "squaredcos_cap_v2":
                 return BetasForAlphaBar(n);
-            case "sigmoid" when allowSigmoid:
-                using (var l = torch.tensor(Linspace32(-6, 6, n), ScalarType.Float32))
-                using (var s = torch.sigmoid(l))
-                using (var m = s * (betaEnd - betaStart))
-                    return m + betaStart;
-            default:
-                var allowed = allowSigmoid ? BetaSchedules : BetaSchedules[..3];
-                throw new ConfigException(
-                    $"{cls}: beta_schedule \"{schedule}\" is not implemented for {cls}; expected one of {string.Join(", ", allowed.Select(a => "\"" + a + "\""))} (or trained_betas)")
-                { Key = "beta_schedule" };
+            case "exp":
+                return BetasForAlphaBar(n, exp: true);
+            default: // sigmoid: torch.sigmoid(torch.linspace(-6, 6, n)) * (beta_end - beta_start) + beta_start
+            {
+                float scale = (float)(c.BetaEnd - c.BetaStart), start = (float)c.BetaStart;
+                return ExactFloat32.Sigmoid(Linspace32(-6, 6, n)).Select(v => v * scale + start).ToArray();
+            }
         }
     }
 
@@ -80,8 +86,8 @@ internal static class SchedulerMath
         return y;
     }
 
-    /// <summary>diffusers' <c>betas_for_alpha_bar</c> (cosine, or exp(-12 t) with <paramref name="exp"/>; max_beta 0.999): Python float maths, then a float32 tensor.</summary>
-    public static Tensor BetasForAlphaBar(int n, double maxBeta = 0.999, bool exp = false)
+    /// <summary>diffusers' <c>betas_for_alpha_bar</c> (cosine, or exp(-12 t) with <paramref name="exp"/>; max_beta 0.999): Python float maths, then float32.</summary>
+    public static float[] BetasForAlphaBar(int n, double maxBeta = 0.999, bool exp = false)
     {
         double AlphaBar(double t)
         {
@@ -95,24 +101,26 @@ internal static class SchedulerMath
             double t1 = (double)i / n, t2 = (double)(i + 1) / n;
             betas[i] = (float)Math.Min(1 - AlphaBar(t2) / AlphaBar(t1), maxBeta);
         }
-        return torch.tensor(betas, ScalarType.Float32);
+        return betas;
     }
 
-    /// <summary>diffusers' <c>rescale_zero_terminal_snr</c> (arXiv 2305.08891, Algorithm 1), in float32 torch ops.</summary>
-    public static Tensor RescaleZeroTerminalSnr(Tensor betas)
+    /// <summary>
+    /// diffusers' <c>rescale_zero_terminal_snr</c> (arXiv 2305.08891, Algorithm 1) in torch's float32 op chain:
+    /// alphas_cumprod (double running product, rounded per entry), its square root, shifted by the last value and
+    /// scaled by <c>s0 / (s0 - sT)</c>, squared (x * x), the ratios of neighbours, <c>1 - ratio</c>. Every step is a
+    /// correctly rounded float32 operation, as in torch 1.13; none goes through libtorch's vector maths.
+    /// </summary>
+    public static float[] RescaleZeroTerminalSnr(float[] betas)
     {
-        using var scope = torch.NewDisposeScope();
-        var alphas = 1.0f - betas;
-        var alphasCumprod = torch.cumprod(alphas, 0);
-        var sqrtBar = alphasCumprod.sqrt();
-        var s0 = sqrtBar[0].clone();
-        var sT = sqrtBar[-1].clone();
-        sqrtBar.sub_(sT);
-        sqrtBar.mul_(s0 / (s0 - sT));
-        var bar = sqrtBar.pow(2);
-        var a = bar[1..] / bar[..^1];
-        a = torch.cat([bar[0..1], a]);
-        return (1.0f - a).MoveToOuterDisposeScope();
+        var alphas = betas.Select(b => 1f - b).ToArray();
+        var sqrtBar = ExactFloat32.Cumprod(alphas).Select(ExactFloat32.Sqrt).ToArray();
+        float s0 = sqrtBar[0], sT = sqrtBar[^1];
+        float scale = s0 / (s0 - sT);
+        var bar = sqrtBar.Select(v => (v - sT) * scale).Select(v => v * v).ToArray();
+        var result = new float[bar.Length];
+        result[0] = 1f - bar[0];
+        for (int i = 1; i < bar.Length; i++) result[i] = 1f - bar[i] / bar[i - 1];
+        return result;
     }
 
     // ---------------------------------------------------------------- numpy-exact helpers (float64)
@@ -185,23 +193,6 @@ internal static class SchedulerMath
     // ---------------------------------------------------------------- torch helpers
 
     /// <summary>
-    /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>: a CPU generator draws on the CPU and the
-    /// result moves to <paramref name="device"/>; without a generator the global RNG draws on the device.
-    /// </summary>
-    public static Tensor RandnTensor(long[] shape, Generator? generator, ScalarType dtype, Device device)
-    {
-        if (generator is null) return torch.randn(shape, dtype, device);
-        var genType = generator.device.type;
-        if (genType == device.type) return torch.randn(shape, dtype, device, generator: generator);
-        if (genType == DeviceType.CPU)
-        {
-            using var cpu = torch.randn(shape, dtype, CPU, generator: generator);
-            return cpu.to(device);
-        }
-        throw new DiffusersException($"Cannot generate a {device} tensor from a generator of type {genType}");
-    }
-
-    /// <summary>
     /// Dynamic thresholding (Imagen, arXiv 2205.11487) as diffusers' <c>_threshold_sample</c>: per batch item the
     /// <paramref name="ratio"/>-quantile s of |x0|, clamped to [1, <paramref name="maxValue"/>]; x0 clamped to [-s, s] / s.
     /// </summary>
@@ -225,12 +216,8 @@ internal static class SchedulerMath
     }
 
     /// <summary>The float32 sigma table of the sigma-based schedulers: <c>((1 - alphas_cumprod) / alphas_cumprod) ** 0.5</c>.</summary>
-    public static float[] TrainSigmas(Tensor alphasCumprod)
-    {
-        using var scope = torch.NewDisposeScope();
-        var s = ((1.0f - alphasCumprod) / alphasCumprod).pow(0.5);
-        return s.data<float>().ToArray();
-    }
+    public static float[] TrainSigmas(float[] alphasCumprod) =>
+        alphasCumprod.Select(a => ExactFloat32.Sqrt((1f - a) / a)).ToArray();
 
     /// <summary>
     /// Karras et al. (2022) sigmas (diffusers' <c>_convert_to_karras</c>, float64 numpy):

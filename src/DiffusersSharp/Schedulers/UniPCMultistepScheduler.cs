@@ -11,20 +11,17 @@ namespace DiffusersSharp.Schedulers;
 /// lower-order final steps and per-step <c>disable_corrector</c>. The small linear systems for the ρ
 /// coefficients are solved in float32 with <c>torch.linalg.solve</c>, as diffusers does.
 /// </summary>
-public sealed class UniPCMultistepScheduler : VpSolverBase
+public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepScheduler, UniPCMultistepSchedulerConfig>
 {
     public const string Name = "UniPCMultistepScheduler";
-
-    private readonly UniPCMultistepSchedulerConfig _config;
     private readonly Tensor?[] _modelOutputs;
     private Tensor? _lastSample;
     private int _lowerOrderNums;
     private int _thisOrder;
 
-    public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null)
+    public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
-        var c = (config ?? new UniPCMultistepSchedulerConfig()) with { ClassName = Name };
-        if (c.SolverType is "midpoint" or "heun" or "logrho") c = c with { SolverType = "bh2" };
+        var c = TypedConfig;
         if (c.SolverType is not ("bh1" or "bh2"))
             throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"bh1\" or \"bh2\" (\"midpoint\", \"heun\", \"logrho\" are read as \"bh2\")") { Key = "solver_type" };
         if (c.SolverOrder < 1)
@@ -35,29 +32,26 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
             throw SchedulerMath.BadSpacing(Name, c.TimestepSpacing);
         if (c.Extra is { } extra && extra.TryGetValue("solver_p", out var sp) && sp.ValueKind != JsonValueKind.Null)
             throw new ConfigException($"{Name}: solver_p (a predictor scheduler object) is not supported; remove it from the config") { Key = "solver_p" };
-        _config = c;
-        InitBetas(c.NumTrainTimesteps, c.BetaStart, c.BetaEnd, c.BetaSchedule, c.TrainedBetas);
         _modelOutputs = new Tensor?[c.SolverOrder];
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
     }
 
-    /// <summary>diffusers' <c>UniPCMultistepScheduler.from_config(other.config)</c>.</summary>
-    public static UniPCMultistepScheduler FromConfig(DiffusersConfig other) =>
-        new(other as UniPCMultistepSchedulerConfig ?? SchedulerConfigs.Convert<UniPCMultistepSchedulerConfig>(other, Name));
+    /// <summary>UniPC's step takes no keyword arguments.</summary>
+    public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
-    /// <summary>Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> (<see cref="SchedulerFactory.ReadConfigFile"/>).</summary>
-    public static UniPCMultistepScheduler FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
-
-    public override string ClassName => Name;
-    public override SchedulerConfig Config => _config;
-    public UniPCMultistepSchedulerConfig TypedConfig => _config;
+    /// <summary>diffusers' renames of the other solvers' option values (register_toTypedConfig in its constructor).</summary>
+    private static UniPCMultistepSchedulerConfig Normalize(UniPCMultistepSchedulerConfig? config)
+    {
+        var c = config ?? new UniPCMultistepSchedulerConfig();
+        if (c.SolverType is "midpoint" or "heun" or "logrho") c = c with { SolverType = "bh2" };
+        return c;
+    }
 
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
-        var spaced = SpacedTimesteps(_config.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, _config.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, _config.UseKarrasSigmas == true, lu: false);
+        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
+        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device), sigmas);
         for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
@@ -66,14 +60,14 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
         _lowerOrderNums = 0;
     }
 
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, Generator? generator = null)
+    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);
-        int order = _config.SolverOrder;
+        int order = TypedConfig.SolverOrder;
         using var scope = torch.NewDisposeScope();
-        bool useCorrector = i > 0 && !_config.DisableCorrector.Contains(i - 1) && _lastSample is not null;
+        bool useCorrector = i > 0 && !TypedConfig.DisableCorrector.Contains(i - 1) && _lastSample is not null;
         var converted = ConvertModelOutput(modelOutput, sample, i);
         if (useCorrector) sample = CorrectorUpdate(converted, _lastSample!, sample, _thisOrder, i);
 
@@ -81,7 +75,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
         for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[order - 1] = Keep(converted);
 
-        int thisOrder = _config.LowerOrderFinal ? Math.Min(order, n - i) : order;
+        int thisOrder = TypedConfig.LowerOrderFinal ? Math.Min(order, n - i) : order;
         _thisOrder = Math.Min(thisOrder, _lowerOrderNums + 1);
 
         Drop(_lastSample);
@@ -95,18 +89,18 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
     {
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
-        if (_config.PredictX0)
+        if (TypedConfig.PredictX0)
         {
-            Tensor x0 = _config.PredictionType switch
+            Tensor x0 = TypedConfig.PredictionType switch
             {
                 "epsilon" => (sample - modelOutput * sigma) / alpha,
                 "sample" => modelOutput,
                 _ => sample * alpha - modelOutput * sigma,
             };
-            if (_config.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, _config.DynamicThresholdingRatio, _config.SampleMaxValue);
+            if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
-        return _config.PredictionType switch
+        return TypedConfig.PredictionType switch
         {
             "epsilon" => modelOutput,
             "sample" => (sample - modelOutput * alpha) / sigma,
@@ -120,10 +114,10 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
     /// </summary>
     private (Tensor R, Tensor B, float HPhi1, float Bh) Coefficients(float[] rks, float h, int order)
     {
-        float hh = _config.PredictX0 ? -h : h;
+        float hh = TypedConfig.PredictX0 ? -h : h;
         float hPhi1 = Expm1(hh);
         float hPhiK = hPhi1 / hh - 1f;
-        float bh = _config.SolverType == "bh1" ? hh : Expm1(hh);
+        float bh = TypedConfig.SolverType == "bh1" ? hh : Expm1(hh);
         long factorial = 1;
         var b = new float[order];
         for (int k = 1; k <= order; k++)
@@ -183,7 +177,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
                 : torch.linalg.solve(r[..^1, ..^1], b[..^1]);
             predRes = Combine(rhosP, d1s, d1s.Count);
         }
-        if (_config.PredictX0)
+        if (TypedConfig.PredictX0)
         {
             var xt = x * (st / s0) - m0 * (at * hPhi1);
             return predRes is null ? xt : xt - predRes * (at * bh);
@@ -214,7 +208,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase
         float rhoLast = rhosC.data<float>()[rhosC.numel() - 1];
         var d1t = modelT - m0;
         var corr = d1s.Count > 0 ? Combine(rhosC, d1s, d1s.Count) + d1t * rhoLast : d1t * rhoLast;
-        if (_config.PredictX0)
+        if (TypedConfig.PredictX0)
             return lastSample * (st / s0) - m0 * (at * hPhi1) - corr * (at * bh);
         return lastSample * (at / a0) - m0 * (st * hPhi1) - corr * (st * bh);
     }

@@ -6,7 +6,7 @@ namespace DiffusersSharp.Schedulers;
 /// <c>scheduler_config.json</c> of diffusers' <c>UniPCMultistepScheduler</c> (0.25.1 keys and defaults).
 /// <c>solver_p</c> (another scheduler object as predictor) is not representable in a config file and not supported.
 /// </summary>
-public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig
+public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.0001;

@@ -10,8 +10,15 @@ namespace DiffusersSharp.Schedulers;
 /// <c>σ → (α_t, σ_t, λ)</c> done in float32 as diffusers does on 0-dim float32 tensors, and
 /// <c>add_noise</c> (<c>α_t x0 + σ_t ε</c>). The per-class update rules live in the subclasses.
 /// </summary>
-public abstract class VpSolverBase : SchedulerBase
+/// <typeparam name="TSelf">The scheduler class.</typeparam>
+/// <typeparam name="TConfig">Its config record.</typeparam>
+public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfig>
+    where TSelf : VpSolverBase<TSelf, TConfig>
+    where TConfig : SchedulerConfig, IBetaScheduleConfig, new()
 {
+    /// <summary>Stores the config and builds the betas (see <see cref="SchedulerBase{TSelf, TConfig}"/>).</summary>
+    protected VpSolverBase(TConfig? config) : base(config) { }
+
     private float[] _sigmas = [];
     private Tensor? _sigmasTensor;
 
@@ -38,37 +45,12 @@ public abstract class VpSolverBase : SchedulerBase
     /// <summary>diffusers' <c>_sigma_to_alpha_sigma_t</c> on a float32 value: α = 1 / sqrt(σ² + 1), σ_t = σ α.</summary>
     protected static (float Alpha, float Sigma) AlphaSigma(float sigma)
     {
-        float alpha = 1f / MathF.Sqrt(sigma * sigma + 1f);
+        float alpha = 1f / ExactFloat32.Sqrt(sigma * sigma + 1f);
         return (alpha, sigma * alpha);
     }
 
-    /// <summary>
-    /// <c>torch.exp</c> of a float32 value as torch's CPU kernel computes it (SLEEF's <c>expf</c> u10 in FMA vector
-    /// arithmetic: Cody–Waite reduction by ln 2, a degree-6 polynomial, then 2^q), which is not always correctly rounded.
-    /// </summary>
-    internal static float TorchExp(float d)
-    {
-        if (float.IsNaN(d)) return d;
-        if (d > 100f) return float.PositiveInfinity;
-        if (d < -104f) return 0f;
-        int q = (int)MathF.Round(d * 1.442695040888963407359924681001892137426645954152985934135449406931f, MidpointRounding.ToEven);
-        float s = MathF.FusedMultiplyAdd(q, -0.693145751953125f, d);
-        s = MathF.FusedMultiplyAdd(q, -1.428606765330187045e-06f, s);
-        float u = 0.000198527617612853646278381f;
-        u = MathF.FusedMultiplyAdd(u, s, 0.00139304355252534151077271f);
-        u = MathF.FusedMultiplyAdd(u, s, 0.00833336077630519866943359f);
-        u = MathF.FusedMultiplyAdd(u, s, 0.0416664853692054748535156f);
-        u = MathF.FusedMultiplyAdd(u, s, 0.166666671633720397949219f);
-        u = MathF.FusedMultiplyAdd(u, s, 0.5f);
-        u = 1f + MathF.FusedMultiplyAdd(s * s, u, s);
-        int h = q >> 1;
-        return u * Pow2I(h) * Pow2I(q - h);
-    }
-
-    private static float Pow2I(int q) => BitConverter.Int32BitsToSingle((q + 0x7f) << 23);
-
     /// <summary>λ = log α_t − log σ_t (float32, as <c>torch.log(alpha_t) - torch.log(sigma_t)</c>).</summary>
-    protected static float Lambda(float alpha, float sigma) => MathF.Log(alpha) - MathF.Log(sigma);
+    protected static float Lambda(float alpha, float sigma) => ExactFloat32.Log(alpha) - ExactFloat32.Log(sigma);
 
     /// <summary>(α_t, σ_t, λ) of inference sigma number <paramref name="index"/>.</summary>
     protected (float Alpha, float Sigma, float Lambda) At(int index)
@@ -86,7 +68,7 @@ public abstract class VpSolverBase : SchedulerBase
     /// </summary>
     protected (long[] Timesteps, float[] Sigmas) BuildSchedule(long[] timesteps, int n, bool karras, bool lu)
     {
-        float[] train = SchedulerMath.TrainSigmas(AlphasCumprod);
+        float[] train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
         float[] logSigmas = SigmaMath.Log32(train);
         double[] sig;
         long[] ts;
@@ -144,18 +126,17 @@ public abstract class VpSolverBase : SchedulerBase
 
     /// <summary>
     /// num_train_timesteps − <c>searchsorted(flip(λ_t), lambda_min_clipped)</c>, with λ_t = log √ᾱ − log √(1−ᾱ)
-    /// in float32 (all of them for the default −inf).
+    /// in float32 (all of them for the default −inf); torch compares the float32 λ with the float64 threshold.
     /// </summary>
     protected int LastTimestep(double lambdaMinClipped)
     {
-        using var scope = torch.NewDisposeScope();
-        var alphaT = AlphasCumprod.sqrt();
-        var sigmaT = (1.0f - AlphasCumprod).sqrt();
-        var lambdaT = alphaT.log() - sigmaT.log();
-        var flipped = lambdaT.flip(0);
-        using var v = torch.tensor(new[] { (float)lambdaMinClipped }, ScalarType.Float32);
-        var idx = torch.searchsorted(flipped, v);
-        return NumTrainTimesteps - (int)idx.item<long>();
+        int below = 0;
+        foreach (float ac in AlphasCumprodValues)
+        {
+            float lambda = Lambda(ExactFloat32.Sqrt(ac), ExactFloat32.Sqrt(1f - ac));
+            if (lambda < lambdaMinClipped) below++;
+        }
+        return NumTrainTimesteps - below;
     }
 
     /// <summary>
@@ -197,13 +178,24 @@ public abstract class VpSolverBase : SchedulerBase
         var idx = ToDoubles(timesteps.flatten()).Select(t =>
         {
             var hits = Enumerable.Range(0, schedule.Length).Where(i => schedule[i] == t).ToList();
-            return (long)(hits.Count == 0 ? schedule.Length - 1 : hits.Count > 1 ? hits[1] : hits[0]);
+            return hits.Count == 0 ? schedule.Length - 1 : hits.Count > 1 ? hits[1] : hits[0];
         }).ToArray();
-        var sigmas = _sigmasTensor.to(originalSamples.dtype, originalSamples.device);
-        var sigma = BroadcastTo(sigmas[torch.tensor(idx, ScalarType.Int64, originalSamples.device)], originalSamples.dim());
-        var alphaT = (sigma.pow(2) + 1).pow(0.5).reciprocal();
-        var sigmaT = sigma * alphaT;
+        // sigmas.to(dtype)[indices], then 1 / (σ² + 1) ** 0.5 and σ α in that dtype
+        var sigma = torch.tensor(idx.Select(i => _sigmas[i]).ToArray(), ScalarType.Float32).to(originalSamples.dtype);
+        var (alphaT, sigmaT) = AlphaSigmaTensors(sigma);
+        alphaT = BroadcastTo(alphaT.to(originalSamples.device), originalSamples.dim());
+        sigmaT = BroadcastTo(sigmaT.to(originalSamples.device), originalSamples.dim());
         return (alphaT * originalSamples + sigmaT * noise).MoveToOuterDisposeScope();
+    }
+
+    /// <summary><see cref="AlphaSigma"/> of a small CPU tensor of sigmas, element by element in its dtype.</summary>
+    private static (Tensor Alpha, Tensor Sigma) AlphaSigmaTensors(Tensor sigma)
+    {
+        var denom = sigma * sigma + 1;
+        using var f = denom.to(ScalarType.Float32);
+        var root = torch.tensor(f.data<float>().Select(ExactFloat32.Sqrt).ToArray(), ScalarType.Float32).to(sigma.dtype);
+        var alpha = 1 / root;
+        return (alpha, sigma * alpha);
     }
 
     /// <summary>Disposes an aliased state tensor (a no-op for null).</summary>

@@ -28,7 +28,7 @@ public class DDIMPipelineTests
         {
             using var scope = torch.NewDisposeScope();
             var output = unet.Forward(image, t).Sample;
-            var next = scheduler.Step(output, t, image, eta, clipped, g).PrevSample;
+            var next = scheduler.Step(output, t, image, new StepOptions { Eta = eta, UseClippedModelOutput = clipped, Generators = [g] }).PrevSample;
             image.Dispose();
             image = next.DetachFromDisposeScope();
         }

@@ -44,7 +44,7 @@ public class DDPMPipelineTests(ITestOutputHelper log)
         using var initial = golden.Load("pipeline/initial_noise");
         using var noise = golden.Load("loop/variance_noise");
         int next = 0;
-        ddpm.Scheduler.NoiseSource = _ => noise[next++].clone();
+        ddpm.ReplayNoise = _ => noise[next++].clone();
         using var result = ddpm.Generate(numInferenceSteps: 10, latents: initial, outputType: OutputType.Np);
         Assert.Equal(ScalarType.Float32, result.Array!.dtype);
         using var expected = golden.Load("injected/final_image");
@@ -142,8 +142,11 @@ public class DDPMPipelineTests(ITestOutputHelper log)
             double err = Tol.MaxAbsDiff(modelOutput, modelOutputs[i]);
             worst = Math.Max(worst, err);
             int k = Array.IndexOf(stepOfNoise, (long)i);
-            scheduler.NoiseSource = k >= 0 ? _ => noise[k].clone() : _ => throw new InvalidOperationException($"no noise drawn at step {i} in diffusers");
-            var next = scheduler.Step(modelOutputs[i], t, input).PrevSample;
+            var replay = new StepOptions
+            {
+                VarianceNoise = k >= 0 ? _ => noise[k].clone() : _ => throw new InvalidOperationException($"no noise drawn at step {i} in diffusers"),
+            };
+            var next = scheduler.Step(modelOutputs[i], t, input, replay).PrevSample;
             Tol.RelClose(next, samplesAfter[i], Tol.SchedulerRel, $"step {i}");
         }
         log.WriteLine($"per-step UNet max abs error {worst:E3}");
@@ -158,7 +161,7 @@ public class DDPMPipelineTests(ITestOutputHelper log)
         using var initial = golden.Load("pipeline/initial_noise");
         using var noise = golden.Load("loop/variance_noise");
         int next = 0;
-        pipe.Scheduler.NoiseSource = shape => noise[next++].clone();
+        pipe.ReplayNoise = shape => noise[next++].clone();
         using var result = pipe.Generate(numInferenceSteps: 10, latents: initial, outputType: OutputType.Np);
         Assert.Equal(9, next); // one draw per step with t > 0, as diffusers
         using var expected = golden.Load("injected/final_image");

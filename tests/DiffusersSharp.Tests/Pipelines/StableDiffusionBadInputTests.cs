@@ -170,11 +170,12 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         using var after = g.Load("pipeline/pndm_default/latents_after_step");
         var seen = new List<(int, double)>();
         Assert.Throws<OperationCanceledException>(() => pipe.Generate("a photo of a cat", "", numInferenceSteps: 5, seed: 0,
-            callback: s =>
+            callbackOnStepEnd: (step, t, tensors) =>
             {
-                seen.Add((s.Index, s.Timestep));
-                Assert.True(Tol.MaxAbsDiff(s.Latents, after[s.Index]) < 1e-4);
-                if (s.Index == 1) cts.Cancel();
+                seen.Add((step, t));
+                Assert.Equal(["latents", "negative_prompt_embeds", "prompt_embeds"], tensors.Keys.Order());
+                Assert.True(Tol.MaxAbsDiff(tensors["latents"], after[step]) < 1e-4);
+                if (step == 1) cts.Cancel();
             }, cancellationToken: cts.Token));
         Assert.Equal(new[] { (0, 801.0), (1, 601.0) }, seen);
     }

@@ -46,7 +46,7 @@ public class DDIMSchedulerTests
         s.SetTimesteps(10);
         using var x = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4);
         using var eps = torch.linspace(1, -1, 16).reshape(1, 1, 4, 4);
-        using var prev = s.Step(eps, 500, x, eta: 0, useClippedModelOutput: true).PrevSample;
+        using var prev = s.Step(eps, 500, x, new StepOptions { UseClippedModelOutput = true }).PrevSample;
         var ab = LinearAlphasCumprod();
         double at = ab[500], ap = ab[400];
         using var xd = x.to(ScalarType.Float64);
@@ -54,25 +54,32 @@ public class DDIMSchedulerTests
         using var epsC = (xd - Math.Sqrt(at) * x0) / Math.Sqrt(1 - at);
         using var expected = Math.Sqrt(ap) * x0 + Math.Sqrt(1 - ap) * epsC;
         Tol.Close(prev, expected, 2e-6, "use_clipped_model_output");
-        using var plain = s.Step(eps, 500, x, eta: 0).PrevSample;
+        using var plain = s.Step(eps, 500, x).PrevSample;
         Assert.True(Tol.MaxAbsDiff(plain, expected) > 1e-3, "clipping must change the result for this input");
     }
 
     [Fact]
-    public void EtaPropertyDrivesTheInterfaceStep()
+    public void EtaAndVarianceNoiseComeThroughTheStepOptions()
     {
-        var s = new DDIMScheduler(new DDIMSchedulerConfig { ClipSample = false }) { Eta = 0.5 };
+        var s = new DDIMScheduler(new DDIMSchedulerConfig { ClipSample = false });
         s.SetTimesteps(5);
         using var x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4);
         using var n = torch.linspace(0.5, 1.5, 16).reshape(1, 1, 4, 4);
-        s.NoiseSource = _ => n;
-        using var viaInterface = ((IScheduler)s).Step(x, 600, x).PrevSample;
-        s.NoiseSource = null;
-        using var direct = s.Step(x, 600, x, eta: 0.5, varianceNoise: n).PrevSample;
-        Assert.Equal(0, Tol.MaxAbsDiff(viaInterface, direct));
+        using var noisy = ((IScheduler)s).Step(x, 600, x, new StepOptions { Eta = 0.5, VarianceNoise = _ => n }).PrevSample;
+        // formula (12) of the DDIM paper with σ_t = η sqrt((1-ᾱ_prev)/(1-ᾱ_t) (1 - ᾱ_t/ᾱ_prev)), ε = x (the model output)
+        var ab = LinearAlphasCumprod();
+        double at = ab[600], ap = ab[400];
+        double std = 0.5 * Math.Sqrt((1 - ap) / (1 - at) * (1 - at / ap));
+        using var xd = x.to(ScalarType.Float64);
+        using var x0 = (xd - Math.Sqrt(1 - at) * xd) / Math.Sqrt(at);
+        using var expected = Math.Sqrt(ap) * x0 + Math.Sqrt(1 - ap - std * std) * xd + std * n.to(ScalarType.Float64);
+        Tol.Close(noisy, expected, 2e-6, "eta 0.5 with variance noise");
         using var g = new Generator(1);
         Assert.Contains("either a generator or variance noise",
-            Assert.Throws<DiffusersException>(() => s.Step(x, 600, x, eta: 0.5, generator: g, varianceNoise: n)).Message);
+            Assert.Throws<DiffusersException>(() => s.Step(x, 600, x, new StepOptions { Eta = 0.5, Generators = [g], VarianceNoise = _ => n })).Message);
+        Assert.Contains("eta must be a number ≥ 0",
+            Assert.Throws<DiffusersException>(() => s.Step(x, 600, x, new StepOptions { Eta = -1 })).Message);
+        Assert.Equal(["eta", "generator", "use_clipped_model_output", "variance_noise"], s.StepArguments.Order());
     }
 
     [Fact]

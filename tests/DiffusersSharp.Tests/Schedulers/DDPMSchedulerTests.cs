@@ -68,10 +68,9 @@ public class DDPMSchedulerTests
         Assert.Equal(new double[] { 999, 500, 10 }, s.TimestepValues);
         Assert.Equal(10, s.PreviousTimestep(500));
         Assert.Equal(-1, s.PreviousTimestep(10));
-        s.NoiseSource = shape => torch.zeros(shape);
         using var x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4);
         using var x0 = torch.linspace(0.5, -0.25, 16).reshape(1, 1, 4, 4);
-        using var outp = s.Step(x0, 500, x).PrevSample;
+        using var outp = s.Step(x0, 500, x, new StepOptions { VarianceNoise = shape => torch.zeros(shape) }).PrevSample;
         // Posterior mean: sqrt(ab_prev) beta_t / (1 - ab_t) x0 + sqrt(alpha_t) (1 - ab_prev) / (1 - ab_t) x, alpha_t = ab_t / ab_prev.
         var ab = GoldenAlphasCumprod();
         double at = ab[500], ap = ab[10], alpha = at / ap, beta = 1 - alpha;
@@ -128,8 +127,7 @@ public class DDPMSchedulerTests
         var v = new float[] { -4, -2, 0.5f, 1, 2.5f, 3, -0.25f, 5 };
         using var mo = torch.tensor(v).reshape(1, 2, 2, 2);
         using var x = torch.zeros(1, 2, 2, 2);
-        s.NoiseSource = shape => torch.zeros(shape);
-        using var outp = s.Step(mo, 900, x);
+        using var outp = s.Step(mo, 900, x, new StepOptions { VarianceNoise = shape => torch.zeros(shape) });
         // |v| sorted: 0.25 0.5 1 2 2.5 3 4 5; numpy/torch linear quantile at 0.75 -> position 5.25 -> 3 + 0.25*(4-3) = 3.25 -> clamped 3.
         var expected = v.Select(a => Math.Clamp(a, -3f, 3f) / 3f).ToArray();
         Assert.Equal(expected, outp.PredOriginalSample!.data<float>().ToArray());

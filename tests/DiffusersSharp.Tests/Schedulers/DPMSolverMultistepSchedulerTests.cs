@@ -47,13 +47,13 @@ public class DPMSolverMultistepSchedulerTests
     public void TorchExpIsSleefExpf()
     {
         // exp(1) and exp(-1) in float32 are the correctly rounded values; 0 and large arguments follow SLEEF's limits.
-        Assert.Equal(MathF.E, VpSolverBase.TorchExp(1f));
-        Assert.Equal(0.36787945f, VpSolverBase.TorchExp(-1f));
-        Assert.Equal(1f, VpSolverBase.TorchExp(0f));
-        Assert.Equal(float.PositiveInfinity, VpSolverBase.TorchExp(101f));
-        Assert.Equal(0f, VpSolverBase.TorchExp(-105f));
+        Assert.Equal(MathF.E, ExactFloat32.Exp(1f));
+        Assert.Equal(0.36787945f, ExactFloat32.Exp(-1f));
+        Assert.Equal(1f, ExactFloat32.Exp(0f));
+        Assert.Equal(float.PositiveInfinity, ExactFloat32.Exp(101f));
+        Assert.Equal(0f, ExactFloat32.Exp(-105f));
         for (float x = -20f; x < 20f; x += 0.37f)
-            Assert.True(Math.Abs(VpSolverBase.TorchExp(x) - Math.Exp(x)) <= 2e-7 * Math.Exp(x), $"exp({x})");
+            Assert.True(Math.Abs(ExactFloat32.Exp(x) - Math.Exp(x)) <= 2e-7 * Math.Exp(x), $"exp({x})");
     }
 
     [Theory]
@@ -275,14 +275,14 @@ public class DPMSolverMultistepSchedulerTests
         using var g = new Generator(77);
         using var replay = new Generator(77);
         var shapes = new List<long[]>();
-        s2.NoiseSource = shape => { shapes.Add(shape); return torch.randn(shape, generator: replay); };
+        var replayOptions = new StepOptions { VarianceNoise = shape => { shapes.Add(shape); return torch.randn(shape, generator: replay); } };
         using var mo = K.Randn(8, 1, 4, 8, 8);
         var x1 = K.Randn(9, 1, 4, 8, 8);
         var x2 = x1.clone();
         foreach (var t in s1.TimestepValues)
         {
             x1 = s1.Step(mo, t, x1, g).PrevSample;
-            x2 = s2.Step(mo, t, x2).PrevSample;
+            x2 = s2.Step(mo, t, x2, replayOptions).PrevSample;
         }
         Assert.Equal(6, shapes.Count);
         Assert.All(shapes, sh => Assert.Equal(new long[] { 1, 4, 8, 8 }, sh));

@@ -21,18 +21,6 @@ public static class SchedulerGoldenCases
     {
     };
 
-    /// <summary>
-    /// Step calls for classes whose golden cases pass step kwargs (diffusers' <c>step(..., **step_kwargs)</c>);
-    /// every other class is called as <c>Step(modelOutput, t, sample, generator)</c>.
-    /// </summary>
-    public static readonly Dictionary<string, Func<SchedulerBase, Tensor, double, Tensor, Generator?, JsonElement, SchedulerOutput>> StepCalls = new()
-    {
-        ["DDIMScheduler"] = (s, mo, t, x, g, kw) => ((DDIMScheduler)s).Step(mo, t, x,
-            eta: kw.TryGetProperty("eta", out var eta) ? eta.GetDouble() : 0.0,
-            useClippedModelOutput: kw.TryGetProperty("use_clipped_model_output", out var u) && u.GetBoolean(),
-            generator: g),
-    };
-
     private static readonly Lazy<JsonDocument> _json = new(() => Golden.Json("schedulers.json"));
 
     public static JsonElement Cases => _json.Value.RootElement.GetProperty("cases");
@@ -61,12 +49,22 @@ public static class SchedulerGoldenCases
     public static bool Has(string name, string key) =>
         Case(name).GetProperty("tensors").TryGetProperty($"{name}/{key}", out _);
 
-    public static SchedulerOutput Step(string name, SchedulerBase s, Tensor modelOutput, double t, Tensor sample, Generator? g)
+    /// <summary>
+    /// The case's step kwargs (diffusers' <c>step(..., **step_kwargs)</c>) on top of <paramref name="options"/> (the
+    /// generator or the recorded noise); a kwarg this test does not map fails the case rather than being ignored.
+    /// </summary>
+    public static StepOptions StepOptionsOf(string name, StepOptions options)
     {
-        var kwargs = Case(name).GetProperty("step_kwargs");
-        if (!kwargs.EnumerateObject().Any()) return s.Step(modelOutput, t, sample, g);
-        Assert.True(StepCalls.TryGetValue(s.ClassName, out var call), $"case {name} passes step kwargs {kwargs} but StepCalls has no entry for {s.ClassName}");
-        return call!(s, modelOutput, t, sample, g, kwargs);
+        foreach (var kw in Case(name).GetProperty("step_kwargs").EnumerateObject())
+        {
+            options = kw.Name switch
+            {
+                "eta" => options with { Eta = kw.Value.GetDouble() },
+                "use_clipped_model_output" => options with { UseClippedModelOutput = kw.Value.GetBoolean() },
+                _ => throw new InvalidOperationException($"case {name} passes step kwarg {kw.Name}, which StepOptionsOf does not map"),
+            };
+        }
+        return options;
     }
 
     public static void SetLoopTimesteps(string name, SchedulerBase s)

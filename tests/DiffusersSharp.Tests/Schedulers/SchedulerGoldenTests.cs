@@ -70,12 +70,16 @@ public class SchedulerGoldenTests
         using var noiseIdx = C.Has(name, "loop/noise_step_index") ? C.T(name, "loop/noise_step_index") : null;
         var stepIdx = noiseIdx is null ? [] : noiseIdx.data<long>().ToArray();
         int draws = 0, currentStep = -1;
-        RunLoop(name, null, s => s.NoiseSource = shape =>
+        var replay = new StepOptions
         {
-            Assert.True(noise is not null && draws < noise.shape[0], $"{name}: step {currentStep} draws more noise than recorded");
-            Assert.Equal(stepIdx[draws], currentStep);
-            return noise![draws++];
-        }, i => currentStep = i);
+            VarianceNoise = shape =>
+            {
+                Assert.True(noise is not null && draws < noise.shape[0], $"{name}: step {currentStep} draws more noise than recorded");
+                Assert.Equal(stepIdx[draws], currentStep);
+                return noise![draws++];
+            },
+        };
+        RunLoop(name, replay, i => currentStep = i);
         Assert.Equal(C.Case(name).GetProperty("noise_draws").GetInt32(), draws);
     }
 
@@ -85,7 +89,7 @@ public class SchedulerGoldenTests
     {
         ulong? seed = C.GeneratorSeed(name);
         using var g = seed is null ? null : new Generator(seed.Value);
-        RunLoop(name, g, _ => { }, _ => { });
+        RunLoop(name, g, _ => { });
     }
 
     /// <summary>A Generator(seed) reproduces the recorded step noise (draws of the sample's shape, in order).</summary>
@@ -125,11 +129,13 @@ public class SchedulerGoldenTests
         }
     }
 
-    private static void RunLoop(string name, Generator? g, Action<SchedulerBase> setup, Action<int> onStep)
+    private static void RunLoop(string name, StepOptions options, Action<int> onStep)
     {
         using var scope = torch.NewDisposeScope();
         var s = C.Create(name);
-        setup(s);
+        // the step arguments diffusers passes in this case are ones the class says it reads
+        foreach (var kw in C.Case(name).GetProperty("step_kwargs").EnumerateObject()) Assert.Contains(kw.Name, s.StepArguments);
+        if (C.Case(name).GetProperty("noise_draws").GetInt32() > 0) Assert.Contains("generator", s.StepArguments);
         C.SetLoopTimesteps(name, s);
         var expectedTs = C.T(name, "loop/timesteps");
         AssertExact(s.Timesteps, expectedTs, $"{name} loop/timesteps");
@@ -153,7 +159,7 @@ public class SchedulerGoldenTests
             var modelOutput = 0.1 * scaled + e;
             if (v is not null) modelOutput = torch.cat([modelOutput, v], 1);
             Rel(modelOutput, outExp[i], $"{name} step {i} model_output");
-            var output = C.Step(name, s, modelOutput, ts[i], sample, g);
+            var output = s.Step(modelOutput, ts[i], sample, C.StepOptionsOf(name, options));
             sample = output.PrevSample;
             Rel(sample, prevExp[i], $"{name} step {i} prev_sample");
         }

@@ -59,15 +59,14 @@ public class SchedulerOptionTests
     [Fact]
     public void EulerChurnAddsNoiseOfTheRightSize()
     {
-        var s = new EulerDiscreteScheduler(SdEuler) { SChurn = 1.0 };
+        var s = new EulerDiscreteScheduler(SdEuler);
         s.SetTimesteps(10);
         var sig = F(s.Sigmas!);
         using var x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4);
         using var eps = torch.linspace(0.5, -0.5, 16).reshape(1, 1, 4, 4);
         using var n = torch.linspace(1, 2, 16).reshape(1, 1, 4, 4);
-        s.NoiseSource = _ => n;
         double t0 = s.TimestepValues[0];
-        using var outp = s.Step(eps, t0, x).PrevSample;
+        using var outp = s.Step(eps, t0, x, new StepOptions { SChurn = 1.0, VarianceNoise = _ => n }).PrevSample;
         double gamma = Math.Min(1.0 / 10, Math.Sqrt(2) - 1);
         double sh = sig[0] * (gamma + 1);
         using var xd = x.to(ScalarType.Float64) + n.to(ScalarType.Float64) * Math.Sqrt(sh * sh - (double)sig[0] * sig[0]);
@@ -75,7 +74,7 @@ public class SchedulerOptionTests
         Tol.RelClose(outp, expected, 1e-5, "churned Euler step", floor: 1);
         // s_tmin above sigma: no churn, plain Euler step.
         s.SetTimesteps(10);
-        using var plain = s.Step(eps, t0, x, sChurn: 1.0, sTmin: 1e9).PrevSample;
+        using var plain = s.Step(eps, t0, x, new StepOptions { SChurn = 1.0, STmin = 1e9 }).PrevSample;
         using var expectedPlain = x.to(ScalarType.Float64) + eps.to(ScalarType.Float64) * ((double)sig[1] - sig[0]);
         Tol.RelClose(plain, expectedPlain, 1e-5, "s_tmin disables churn", floor: 1);
     }
@@ -188,10 +187,9 @@ public class SchedulerOptionTests
         var p = new LCMScheduler(new LCMSchedulerConfig { PredictionType = "sample" });
         p.SetTimesteps(1);
         Assert.Equal(new double[] { 999 }, p.TimestepValues);
-        p.NoiseSource = _ => throw new InvalidOperationException("no noise on the last step");
         using var x = torch.full(new long[] { 1, 1, 2, 2 }, 3.0f);
         using var x0 = torch.full(new long[] { 1, 1, 2, 2 }, 0.5f);
-        using var outp = p.Step(x0, 999, x).PrevSample;
+        using var outp = p.Step(x0, 999, x, new StepOptions { VarianceNoise = _ => throw new InvalidOperationException("no noise on the last step") }).PrevSample;
         double st = 9990, cSkip = 0.25 / (st * st + 0.25), cOut = st / Math.Sqrt(st * st + 0.25);
         Assert.Equal(cOut * 0.5 + cSkip * 3.0, F(outp)[0], 5);
     }

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Globalization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// The denoising loop every pipeline shares: for each timestep, <see cref="PredictNoise"/> (the pipeline's model call),
+/// <c>scheduler.Step</c> with the context's <see cref="DenoisingContext.StepOptions"/>, <see cref="AfterStep"/>, a check
+/// that the new latents are finite, then the step-end callback and the progress report. A pipeline adds its difference
+/// by overriding those two methods (classifier-free guidance, inpainting's extra channels and blend, ...), never by
+/// handing closures down. Each step's temporaries are freed with the step.
+/// </summary>
+public abstract class DenoisingLoop
+{
+    /// <summary>Runs the loop over <paramref name="ctx"/>'s timesteps; returns the final latents (the caller's from then on).</summary>
+    public Tensor Run(DenoisingContext ctx)
+    {
+        var values = ctx.TimestepValues;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < values.Count; i++)
+        {
+            ctx.CancellationToken.ThrowIfCancellationRequested();
+            var latents = ctx.Latents;
+            using (var scope = torch.NewDisposeScope())
+            {
+                var t = ctx.Timesteps[i];
+                var noisePred = PredictNoise(ctx, i, t, latents);
+                Tensor next;
+                using (var output = ctx.Scheduler.Step(noisePred, values[i], latents, ctx.StepOptions))
+                    next = output.PrevSample;
+                next = AfterStep(ctx, i, next);
+                CheckFinite(ctx, i, next);
+                ctx.Record("latents_after_step", i, next);
+                ctx.Tensors[DenoisingContext.LatentsKey] = next.MoveToOuterDisposeScope();
+            }
+            latents.Dispose();
+            if (ctx.CallbackOnStepEnd is { } callback) CallStepEnd(ctx, callback, i);
+            ctx.Progress?.Report(new PipelineProgress(i + 1, values.Count, values[i], clock.Elapsed));
+        }
+        return ctx.Latents;
+    }
+
+    /// <summary>The model's noise prediction at step <paramref name="step"/> (timestep <paramref name="timestep"/>, a 0-dim tensor).</summary>
+    protected abstract Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents);
+
+    /// <summary>Rewrites the latents a scheduler step produced (inpainting's blend); identity by default.</summary>
+    protected virtual Tensor AfterStep(DenoisingContext ctx, int step, Tensor latents) => latents;
+
+    /// <summary>NaN or ±Inf anywhere in the latents stops the run, naming the step that first produced them.</summary>
+    private static void CheckFinite(DenoisingContext ctx, int i, Tensor latents)
+    {
+        using var finite = torch.isfinite(latents);
+        using var all = finite.all();
+        if (all.item<bool>()) return;
+        using var bad = finite.logical_not().sum();
+        throw new DiffusersException(
+            $"{ctx.Pipeline}: step {i + 1} of {ctx.TimestepValues.Count} (timestep " +
+            $"{ctx.TimestepValues[i].ToString("R", CultureInfo.InvariantCulture)}) produced non-finite latents " +
+            $"({bad.item<long>()} of {latents.numel()} values are NaN or ±Inf) with {ctx.Scheduler.ClassName}; " +
+            "nothing was decoded. Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler");
+    }
+
+    /// <summary>Calls the step-end callback; keeps what it replaced (the latents it replaced are freed).</summary>
+    private static void CallStepEnd(DenoisingContext ctx, StepEndCallback callback, int i)
+    {
+        var before = new Dictionary<string, Tensor>(ctx.Tensors, StringComparer.Ordinal);
+        using var scope = torch.NewDisposeScope();
+        callback(i, ctx.TimestepValues[i], ctx.Tensors);
+        if (!ctx.Tensors.ContainsKey(DenoisingContext.LatentsKey))
+            throw new DiffusersException($"{ctx.Pipeline}: the step-end callback removed \"latents\" at step {i + 1}; replace it instead");
+        foreach (var (name, value) in ctx.Tensors.ToList())
+        {
+            if (before.TryGetValue(name, out var old) && ReferenceEquals(old, value)) continue;
+            value.MoveToOuterDisposeScope();
+            if (name == DenoisingContext.LatentsKey && old is not null) old.Dispose();
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using DiffusersSharp.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// The loop of the Stable Diffusion pipelines: the classifier-free-guidance batch <c>cat([latents] * 2)</c>,
+/// <c>scale_model_input</c>, <see cref="ExtendModelInput"/> (inpainting adds channels), the UNet conditioned on the
+/// named tensor <c>prompt_embeds</c> (read every step, so a step-end callback may replace it), then
+/// <c>uncond + g · (text − uncond)</c> and diffusers' guidance rescale.
+/// </summary>
+internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
+    double guidanceRescale, Tensor? timestepCond) : DenoisingLoop
+{
+    /// <summary>The named tensor the UNet's encoder hidden states are read from (with guidance: [negative; prompt]).</summary>
+    public const string PromptEmbedsKey = "prompt_embeds";
+
+    protected bool DoClassifierFreeGuidance => doClassifierFreeGuidance;
+
+    protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
+    {
+        var input = doClassifierFreeGuidance ? torch.cat(new[] { latents, latents }) : latents;
+        input = ctx.Scheduler.ScaleModelInput(input, ctx.TimestepValues[step]);
+        input = ExtendModelInput(ctx, input);
+        ctx.Record("unet_input", step, input);
+        var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond).Sample;
+        ctx.Record("unet_output", step, noisePred);
+        if (!doClassifierFreeGuidance) return noisePred;
+        var chunks = noisePred.chunk(2);
+        var uncond = chunks[0];
+        var text = chunks[1];
+        noisePred = uncond + guidanceScale * (text - uncond);
+        if (guidanceRescale > 0) noisePred = StableDiffusionPipelineBase.RescaleNoiseCfg(noisePred, text, guidanceRescale);
+        return noisePred;
+    }
+
+    /// <summary>Adds channels to the scaled UNet input (identity here).</summary>
+    protected virtual Tensor ExtendModelInput(DenoisingContext ctx, Tensor scaledInput) => scaledInput;
+}

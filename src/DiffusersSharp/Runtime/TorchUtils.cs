@@ -1,0 +1,68 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Runtime;
+
+/// <summary>diffusers' <c>utils/torch_utils.py</c> (v0.25.1) helpers that every layer shares.</summary>
+public static class TorchUtils
+{
+    /// <summary>
+    /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>. No generator: torch's global generator draws
+    /// on <paramref name="device"/>. One generator (or a list of one): it draws the whole tensor, on the CPU when it is
+    /// a CPU generator, and the result moves to <paramref name="device"/>. A list: item i of the batch (dim 0) is
+    /// <c>randn((1,) + shape[1:])</c> from generator i, the items concatenated.
+    /// One difference from diffusers: a bfloat16 / float16 <paramref name="dtype"/> is drawn in float32 and rounded.
+    /// torch's own bf16/fp16 normals come from uniforms first rounded to that precision, so a seed would start a
+    /// bf16 run from other noise than the fp32 run (for Stable Diffusion, another image); rounded float32 normals keep
+    /// the seed's image in every dtype. float32 and float64 draws are torch's.
+    /// </summary>
+    public static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
+    {
+        if (dtype is ScalarType.BFloat16 or ScalarType.Float16)
+        {
+            using var full = RandnTensor(shape, generators, ScalarType.Float32, device);
+            return full.to(dtype);
+        }
+        if (generators is null || generators.Count == 0)
+            return torch.randn(shape, dtype, device);
+        var genType = generators[0].device.type;
+        if (generators.Any(g => g.device.type != genType))
+            throw new DiffusersException("randn_tensor: the generators of one call must all be on the same device");
+        Device randDevice = device;
+        if (genType != device.type)
+        {
+            if (genType != DeviceType.CPU)
+                throw new DiffusersException($"Cannot generate a {device.type} tensor from a generator of type {genType}.");
+            randDevice = CPU;
+        }
+        if (generators.Count == 1)
+            return Moved(torch.randn(shape, dtype, randDevice, generator: generators[0]), device);
+        if (shape.Length == 0 || generators.Count != shape[0])
+            throw new DiffusersException(
+                $"You have passed a list of generators of length {generators.Count}, but requested an effective batch size of " +
+                $"{(shape.Length == 0 ? 0 : shape[0])}. Make sure the batch size matches the length of the generators.");
+        var itemShape = (long[])shape.Clone();
+        itemShape[0] = 1;
+        var items = new Tensor[generators.Count];
+        try
+        {
+            for (int i = 0; i < items.Length; i++)
+                items[i] = torch.randn(itemShape, dtype, randDevice, generator: generators[i]);
+            return Moved(torch.cat(items, dim: 0), device);
+        }
+        finally
+        {
+            foreach (var t in items) t?.Dispose();
+        }
+    }
+
+    /// <summary><see cref="RandnTensor(long[], IReadOnlyList{Generator}?, ScalarType, Device)"/> with one generator (or none).</summary>
+    public static Tensor RandnTensor(long[] shape, Generator? generator, ScalarType dtype, Device device) =>
+        RandnTensor(shape, generator is null ? null : [generator], dtype, device);
+
+    private static Tensor Moved(Tensor t, Device device)
+    {
+        if (t.device.type == device.type && t.device.index == device.index) return t;
+        using (t) return t.to(device);
+    }
+}

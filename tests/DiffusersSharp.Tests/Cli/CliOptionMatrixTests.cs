@@ -1,0 +1,285 @@
+using System.Collections.Concurrent;
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+using Image = DiffusersSharp.Imaging.Image;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary>
+/// Every <c>diffusers generate</c> option on every pipeline kind it can meet: it has an effect on the output (compared
+/// with the same command without it), or it is refused with a clear message, exit code 1 and nothing written. The kinds
+/// are the pipelines the command runs: DDPMPipeline (tiny-ddpm), DDIMPipeline (tiny-ddpm with a DDIM scheduler),
+/// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd,
+/// all at 32x32 with two steps.
+/// </summary>
+public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
+{
+    private static string Ddpm => Golden.Path("tiny-ddpm");
+    private static string Sd => Golden.Path("tiny-sd");
+    private string Init => images.Init;
+    private string Mask => images.Mask;
+
+    /// <summary>
+    /// The command of each kind without the option under test: seed 0, two DDPM/DDIM steps; Stable Diffusion at 32x32
+    /// with one Euler step at t = 999 (trailing spacing: one UNet call from σ_max to 0, so every conditioning option
+    /// shows in the image) and img2img at strength 1.
+    /// </summary>
+    private string[] Base(string kind) => kind switch
+    {
+        "ddpm" => ["-m", Ddpm, "--steps", "2", "--seed", "0"],
+        "ddim" => ["-m", Ddpm, "--scheduler", "ddim", "--steps", "2", "--seed", "0"],
+        "txt2img" => ["-m", Sd, "--prompt", "a cat", "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "img2img" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--strength", "1", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "inpaint" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--mask", Mask, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        _ => throw new ArgumentException(kind),
+    };
+
+    /// <summary>Runs generate with <paramref name="args"/> (options replace the base's) writing <paramref name="file"/>.</summary>
+    private (int Code, string Stdout, string Stderr) Run(string kind, string file, params string[] args)
+    {
+        var all = new List<string> { "generate" };
+        var baseArgs = Base(kind);
+        for (int i = 0; i < baseArgs.Length; i++)
+        {
+            bool flag = baseArgs[i].StartsWith('-');
+            bool overridden = flag && args.Contains(baseArgs[i]);
+            if (overridden) { i++; continue; }
+            all.Add(baseArgs[i]);
+        }
+        all.AddRange(args);
+        all.AddRange(["-o", file]);
+        return CliRun.Run([.. all]);
+    }
+
+    private static float[] Npy(string file)
+    {
+        using var t = NpyFile.Read(file);
+        return t.data<float>().ToArray();
+    }
+
+    private float[] BaseOutput(string kind) => images.BaseOutputs.GetOrAdd(kind, k =>
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(k, dir.File("base.npy"));
+        Assert.True(code == 0, stderr);
+        return Npy(dir.File("base.npy"));
+    });
+
+    /// <summary>
+    /// The option changes the output (same shape, some value by at least one 8-bit level) compared with the base command,
+    /// or with the command after "vs" where the option needs a companion (two steps for a scheduler to make a difference).
+    /// </summary>
+    [Theory]
+    [InlineData("ddpm", "--steps", "3")]
+    [InlineData("ddim", "--steps", "3")]
+    [InlineData("txt2img", "--steps", "2")]
+    [InlineData("img2img", "--steps", "2")]
+    [InlineData("inpaint", "--steps", "2")]
+    [InlineData("ddpm", "--seed", "1")]
+    [InlineData("ddim", "--seed", "1")]
+    [InlineData("txt2img", "--seed", "1")]
+    [InlineData("img2img", "--seed", "1")]
+    [InlineData("inpaint", "--seed", "1")]
+    [InlineData("ddpm", "--scheduler", "euler")]
+    [InlineData("ddim", "--scheduler", "dpm++2m")]
+    [InlineData("txt2img", "--scheduler", "pndm", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("img2img", "--scheduler", "heun", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("inpaint", "--scheduler", "euler-a", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("ddpm", "--scheduler-config", "timestep_spacing=trailing")]
+    [InlineData("ddim", "--scheduler-config", "timestep_spacing=trailing")]
+    [InlineData("txt2img", "--scheduler-config", "timestep_spacing=leading")]
+    [InlineData("img2img", "--scheduler-config", "timestep_spacing=leading")]
+    [InlineData("inpaint", "--scheduler-config", "timestep_spacing=leading")]
+    [InlineData("ddim", "--eta", "1")]
+    [InlineData("txt2img", "--scheduler", "ddim", "--eta", "1", "--steps", "2", "vs", "--scheduler", "ddim", "--steps", "2")]
+    [InlineData("img2img", "--scheduler", "ddim", "--eta", "1", "--steps", "2", "vs", "--scheduler", "ddim", "--steps", "2")]
+    [InlineData("inpaint", "--scheduler", "ddim", "--eta", "1", "--steps", "2", "vs", "--scheduler", "ddim", "--steps", "2")]
+    [InlineData("txt2img", "--prompt", "a dog")]
+    [InlineData("img2img", "--prompt", "a dog")]
+    [InlineData("inpaint", "--prompt", "a dog")]
+    [InlineData("txt2img", "--negative-prompt", "blurry")]
+    [InlineData("img2img", "--negative-prompt", "blurry")]
+    [InlineData("inpaint", "--negative-prompt", "blurry")]
+    [InlineData("txt2img", "--guidance", "2")]
+    [InlineData("img2img", "--guidance", "2")]
+    [InlineData("inpaint", "--guidance", "2")]
+    [InlineData("txt2img", "--guidance-rescale", "1", "--guidance", "15", "vs", "--guidance", "15")]
+    [InlineData("txt2img", "--clip-skip", "1")]
+    [InlineData("img2img", "--clip-skip", "1")]
+    [InlineData("inpaint", "--clip-skip", "1")]
+    [InlineData("img2img", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("inpaint", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
+    public void OptionChangesTheOutput(string kind, params string[] args)
+    {
+        int vs = Array.IndexOf(args, "vs");
+        var option = vs < 0 ? args : args[..vs];
+        using var dir = new TempDir();
+        float[] reference;
+        if (vs < 0) reference = BaseOutput(kind);
+        else
+        {
+            var (c0, _, e0) = Run(kind, dir.File("ref.npy"), args[(vs + 1)..]);
+            Assert.True(c0 == 0, e0);
+            reference = Npy(dir.File("ref.npy"));
+        }
+        var (code, _, stderr) = Run(kind, dir.File("o.npy"), option);
+        Assert.True(code == 0, stderr);
+        var output = Npy(dir.File("o.npy"));
+        Assert.Equal(reference.Length, output.Length);
+        double diff = reference.Zip(output, (a, b) => Math.Abs(a - b)).Max();
+        log.WriteLine($"{kind} {string.Join(' ', option)}: max |change| {diff:E2}");
+        Assert.True(diff >= 1 / 255.0, $"{kind} {string.Join(' ', option)} left the output unchanged (max change {diff:E2} < 1/255)");
+    }
+
+    /// <summary>
+    /// --dtype bf16 runs the models in bfloat16: the images differ from the fp32 ones, within bf16's precision (the
+    /// tolerance the bf16 pipeline tests use: mean |Δ| ≤ 0.02, max ≤ 0.2 on [0, 1] images).
+    /// </summary>
+    [Theory]
+    [InlineData("ddpm")]
+    [InlineData("ddim")]
+    [InlineData("txt2img")]
+    [InlineData("img2img")]
+    [InlineData("inpaint")]
+    public void Bf16DiffersFromFp32WithinTolerance(string kind)
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run(kind, dir.File("bf16.npy"), "--dtype", "bf16");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("BFloat16", stdout);
+        var bf16 = Npy(dir.File("bf16.npy"));
+        var fp32 = BaseOutput(kind);
+        double max = fp32.Zip(bf16, (a, b) => Math.Abs(a - b)).Max();
+        double mean = fp32.Zip(bf16, (a, b) => (double)Math.Abs(a - b)).Average();
+        log.WriteLine($"{kind} bf16 vs fp32: max |Δ| {max:E2}, mean |Δ| {mean:E2}");
+        Assert.True(max > 0, "bf16 gave exactly the fp32 images: the dtype did not reach the models");
+        Assert.True(mean <= 0.02 && max <= 0.2, $"{kind}: bf16 mean |Δ| {mean:E2}, max {max:E2}");
+    }
+
+    /// <summary>--upscale 2 doubles the saved image's size: the base output's pixels, each repeated 2x2 (nearest neighbour).</summary>
+    [Theory]
+    [InlineData("ddpm")]
+    [InlineData("ddim")]
+    [InlineData("txt2img")]
+    [InlineData("img2img")]
+    [InlineData("inpaint")]
+    public void Upscale2DoublesTheImage(string kind)
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(kind, dir.File("b.png"), "--upscale", "2");
+        Assert.True(code == 0, stderr);
+        var b = Image.Load(dir.File("b.png"));
+        using var baseArray = torch.tensor(BaseOutput(kind)).reshape(1, 32, 32, 3);
+        var a = ImageProcessor.NumpyToImages(baseArray).Single();
+        Assert.Equal((32, 32), (a.Width, a.Height));
+        Assert.Equal((64, 64), (b.Width, b.Height));
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++)
+                for (int c = 0; c < 3; c++)
+                    Assert.Equal(a.Pixels[(y / 2 * 32 + x / 2) * 3 + c], b.Pixels[(y * 64 + x) * b.Channels + c]);
+    }
+
+    /// <summary>--batch 2 gives two images (.npy) on every kind; --width/--height set the size where the pipeline takes them.</summary>
+    [Theory]
+    [InlineData("ddpm", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("ddim", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("txt2img", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("img2img", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("inpaint", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("txt2img", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
+    [InlineData("inpaint", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
+    public void OptionShapesTheOutput(string kind, string[] option, long[] shape)
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(kind, dir.File("o.npy"), option);
+        Assert.True(code == 0, stderr);
+        using var t = NpyFile.Read(dir.File("o.npy"));
+        Assert.Equal(shape, t.shape);
+    }
+
+    /// <summary>--init-image turns txt2img into img2img, and --mask img2img into inpainting: the pipeline the header names.</summary>
+    [Fact]
+    public void ImageOptionsChooseThePipeline()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = CliRun.Run("generate", "-m", Sd, "--prompt", "a cat", "--steps", "2", "--seed", "0",
+            "--init-image", Init, "-o", dir.File("i.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionImg2ImgPipeline", stdout);
+        (code, stdout, stderr) = Run("img2img", dir.File("m.npy"), "--mask", Mask);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionInpaintPipeline", stdout);
+    }
+
+    /// <summary>Options a pipeline kind cannot apply are refused with a message naming them; nothing is written.</summary>
+    [Theory]
+    [InlineData("ddpm", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is DDPMScheduler (add --scheduler ddim)")]
+    [InlineData("txt2img", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("img2img", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("inpaint", "--eta 0.5 --scheduler pndm", "--eta applies to DDIMScheduler only; the scheduler is PNDMScheduler (add --scheduler ddim)")]
+    [InlineData("ddpm", "--prompt x", "DDPMPipeline takes no prompt, image or guidance options (--prompt)")]
+    [InlineData("ddim", "--negative-prompt x", "DDPMPipeline takes no prompt, image or guidance options (--negative-prompt)")]
+    [InlineData("ddpm", "--guidance 2", "DDPMPipeline takes no prompt, image or guidance options (--guidance)")]
+    [InlineData("ddim", "--guidance-rescale 0.5", "DDPMPipeline takes no prompt, image or guidance options (--guidance-rescale)")]
+    [InlineData("ddpm", "--clip-skip 1", "DDPMPipeline takes no prompt, image or guidance options (--clip-skip)")]
+    [InlineData("ddim", "--width 64", "DDPMPipeline takes no prompt, image or guidance options (--width)")]
+    [InlineData("ddpm", "--height 64", "DDPMPipeline takes no prompt, image or guidance options (--height)")]
+    [InlineData("ddim", "--init-image INIT", "DDPMPipeline takes no prompt, image or guidance options (--init-image)")]
+    [InlineData("ddpm", "--init-image INIT --strength 0.5", "DDPMPipeline takes no prompt, image or guidance options (--init-image)")]
+    [InlineData("ddpm", "--init-image INIT --mask MASK", "DDPMPipeline takes no prompt, image or guidance options (--init-image)")]
+    [InlineData("img2img", "--guidance-rescale 0.5", "--guidance-rescale applies to txt2img only")]
+    [InlineData("inpaint", "--guidance-rescale 0.5", "--guidance-rescale applies to txt2img only")]
+    [InlineData("img2img", "--width 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
+    [InlineData("txt2img", "--strength 0.5", "--strength needs --init-image")]
+    [InlineData("txt2img", "--mask MASK", "--mask needs --init-image (the image to inpaint)")]
+    [InlineData("ddpm", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
+    [InlineData("txt2img", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
+    public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
+    {
+        using var dir = new TempDir();
+        var args = option.Replace(" NPY", "").Split(' ').Select(a => a == "INIT" ? Init : a == "MASK" ? Mask : a).ToArray();
+        string file = dir.File(option.EndsWith("NPY", StringComparison.Ordinal) ? "o.npy" : "o.png");
+        var (code, _, stderr) = Run(kind, file, args);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains(message, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    /// <summary>A run whose latents become NaN or ±Inf stops at the step that produced them: exit 1, nothing written.</summary>
+    [Theory]
+    [InlineData("ddpm", "--scheduler-config variance_type=fixed_large_log", "DDPMPipeline: step 1 of 2 (timestep 500) produced non-finite latents")]
+    [InlineData("txt2img", "--guidance 1e39", "StableDiffusionPipeline: step 1 of 1 (timestep 999) produced non-finite latents")]
+    public void NonFiniteLatentsStopTheRun(string kind, string option, string message)
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run(kind, dir.File("o.png"), option.Split(' '));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains(message, stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    /// <summary>The 32x32 init image and mask of the Stable Diffusion rows (the golden 64x64 ones, downsized: quicker runs).</summary>
+    public sealed class SmallImages : IDisposable
+    {
+        private readonly TempDir _dir = new();
+
+        public SmallImages()
+        {
+            ImageResize.Resize(Image.Load(Golden.Path("img2img-init.png")), 32, 32).Save(Init);
+            ImageResize.Resize(Image.Load(Golden.Path("inpaint-mask.png")), 32, 32, ResampleFilter.Nearest).Save(Mask);
+        }
+
+        public string Init => _dir.File("init.png");
+        public string Mask => _dir.File("mask.png");
+
+        /// <summary>The base command's output of each pipeline kind (computed once).</summary>
+        public ConcurrentDictionary<string, float[]> BaseOutputs { get; } = new();
+
+        public void Dispose() => _dir.Dispose();
+    }
+}

@@ -1,0 +1,92 @@
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>
+/// The shared denoising loop: diffusers' <c>callback_on_step_end</c> (what it sees, what replacing a tensor does) and
+/// the non-finite check, on the tiny DDPM and Stable Diffusion pipelines.
+/// </summary>
+public class DenoisingLoopTests
+{
+    private static string Ddpm => Golden.Path("tiny-ddpm");
+    private static string Sd => Golden.Path("tiny-sd");
+
+    [Fact]
+    public void CallbackSeesEveryStepAndMayReplaceTheLatents()
+    {
+        using var pipe = DDPMPipeline.FromPretrained(Ddpm);
+        var seen = new List<(int, double)>();
+        using var plain = pipe.Generate(numInferenceSteps: 3, seed: 0, outputType: OutputType.Pt);
+        using var viewed = pipe.Generate(numInferenceSteps: 3, seed: 0, outputType: OutputType.Pt,
+            callbackOnStepEnd: (step, t, tensors) =>
+            {
+                seen.Add((step, t));
+                Assert.Equal(["latents"], tensors.Keys);
+            });
+        Assert.Equal([(0, 666.0), (1, 333.0), (2, 0.0)], seen);
+        Assert.Equal(0, Tol.MaxAbsDiff(viewed.Tensor!, plain.Tensor!)); // looking changes nothing
+        // replacing the final latents by zeros gives the mid-grey image (0 / 2 + 0.5)
+        using var replaced = pipe.Generate(numInferenceSteps: 3, seed: 0, outputType: OutputType.Pt,
+            callbackOnStepEnd: (step, _, tensors) => { if (step == 2) tensors["latents"] = torch.zeros_like(tensors["latents"]); });
+        Assert.Equal(0, Tol.MaxAbsDiff(replaced.Tensor!, torch.full_like(plain.Tensor!, 0.5)));
+    }
+
+    [Fact]
+    public void ReplacedLatentsAreWhatTheNextStepDenoises()
+    {
+        using var pipe = DDPMPipeline.FromPretrained(Ddpm);
+        using var g = new Generator(5);
+        using var start = torch.randn(new long[] { 1, 3, 32, 32 }, generator: g);
+        // a two-step run whose first step's result is replaced by `start` ends where a one-step run from `start` at
+        // the second timestep ends: DDPM's step at t = 0 draws no noise, so both are deterministic
+        using var replaced = pipe.Generate(numInferenceSteps: 2, seed: 0, outputType: OutputType.Pt,
+            callbackOnStepEnd: (step, _, tensors) => { if (step == 0) tensors["latents"] = start.clone(); });
+        using var noGrad = torch.no_grad();
+        pipe.Scheduler.SetTimesteps(2);
+        Assert.Equal(new double[] { 500, 0 }, ((SchedulerBase)pipe.Scheduler).TimestepValues);
+        using var t0 = torch.tensor(0L);
+        using var eps = pipe.Unet.Forward(start, t0).Sample;
+        using var x0 = pipe.Scheduler.Step(eps, 0, start).PrevSample;
+        using var expected = (x0 / 2 + 0.5).clamp(0, 1);
+        Assert.True(Tol.MaxAbsDiff(replaced.Tensor!, expected) <= 1e-6);
+    }
+
+    [Fact]
+    public void StableDiffusionCallbackMayReplaceThePromptEmbeddings()
+    {
+        using var pipe = StableDiffusionPipeline.FromPretrained(Sd);
+        using var a = pipe.Generate("a photo of a cat", "", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent);
+        using var b = pipe.Generate("a photo of a dog", "", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent);
+        // from step 1 on, the cat run sees the dog run's conditioning: the result lies between the two runs
+        Tensor? dogEmbeds = null;
+        using var probe = pipe.Generate("a photo of a dog", "", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent,
+            callbackOnStepEnd: (step, _, tensors) => { if (step == 0) dogEmbeds = tensors["prompt_embeds"].clone().DetachFromDisposeScope(); });
+        using var _ = dogEmbeds;
+        Assert.Equal(new long[] { 2, 77, 32 }, dogEmbeds!.shape); // the [negative; prompt] batch, as diffusers passes it
+        using var switched = pipe.Generate("a photo of a cat", "", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent,
+            callbackOnStepEnd: (step, _, tensors) => { if (step == 0) tensors["prompt_embeds"] = dogEmbeds.clone(); });
+        Assert.True(Tol.MaxAbsDiff(switched.Tensor!, a.Tensor!) > 1e-3, "the replaced embeddings must change the later steps");
+        Assert.True(Tol.MaxAbsDiff(switched.Tensor!, b.Tensor!) > 1e-3, "the first step still used the cat prompt");
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate("a", numInferenceSteps: 2, seed: 0,
+            callbackOnStepEnd: (_, _, tensors) => tensors.Remove("latents")));
+        Assert.Equal("StableDiffusionPipeline: the step-end callback removed \"latents\" at step 1; replace it instead", e.Message);
+    }
+
+    [Fact]
+    public void NonFiniteLatentsNameTheStepThatProducedThem()
+    {
+        // fixed_large_log makes diffusers' DDPM step add sqrt(log β) · noise: NaN from the first step with t > 0
+        using var pipe = DDPMPipeline.FromPretrained(Ddpm);
+        pipe.Scheduler = new DDPMScheduler(((DDPMSchedulerConfig)pipe.Scheduler.Config) with { VarianceType = "fixed_large_log" });
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate(numInferenceSteps: 4, seed: 0));
+        Assert.StartsWith("DDPMPipeline: step 1 of 4 (timestep 750) produced non-finite latents (3072 of 3072 values are NaN or ±Inf) with DDPMScheduler", e.Message);
+        // a guidance scale beyond float32 overflows the first step of Stable Diffusion
+        using var sd = StableDiffusionPipeline.FromPretrained(Sd);
+        var e2 = Assert.Throws<DiffusersException>(() => sd.Generate("a cat", guidanceScale: 1e39, numInferenceSteps: 2, seed: 0));
+        Assert.StartsWith("StableDiffusionPipeline: step 1 of 3 (timestep 501) produced non-finite latents", e2.Message);
+    }
+}
