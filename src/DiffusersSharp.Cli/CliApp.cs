@@ -29,7 +29,13 @@ public static class CliApp
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {
-            return root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                stderr.WriteLine($"error: {ParseErrors.Describe(parsed)}");
+                return UserError;
+            }
+            return parsed.Invoke(config);
         }
         catch (Exception e)
         {
@@ -47,6 +53,9 @@ public static class CliApp
                 return UserError;
             case OperationCanceledException:
                 stderr.WriteLine("cancelled");
+                return UserError;
+            case var _ when NativeFailures.OutOfMemory(e) is { } oom:
+                stderr.WriteLine($"error: {oom}");
                 return UserError;
             default:
                 stderr.WriteLine($"unexpected error: {e.GetType().Name}: {e.Message}");

@@ -86,7 +86,7 @@ public static class GenerateCommand
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
         if (r.Upscale is < 1 or > 64) throw new UserException($"--upscale must be between 1 and 64, got {r.Upscale}");
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
-        if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
+        if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
 
@@ -103,8 +103,9 @@ public static class GenerateCommand
             return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
+        RunMemory.CheckUnconditional(folder, r.Batch);
 
-        using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
+        using var pipeline = NativeFailures.During($"loading {folder}", () => DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype }));
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
@@ -122,23 +123,17 @@ public static class GenerateCommand
 
         int stepsToRun = r.Steps ?? (run is DDIMPipeline ? 50 : 1000);
         ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {stepsToRun} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
-        var outputType = npy ? OutputType.Np : OutputType.Pil;
-        using var result = ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
-        {
-            DDIMPipeline d => d.Generate(r.Batch, stepsToRun, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
-            DDPMPipeline p => p.Generate(r.Batch, stepsToRun, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
-            _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
-        });
+        // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
+        var outputType = OutputType.Np;
+        using var result = NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {stepsToRun} steps)", () =>
+            ProgressDisplay.Run(ctx, stepsToRun, progress => run switch
+            {
+                DDIMPipeline d => d.Generate(r.Batch, stepsToRun, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+                DDPMPipeline p => p.Generate(r.Batch, stepsToRun, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
+                _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
+            }));
 
-        if (npy)
-            NpyFile.Write(r.Output, result.Array!);
-        else
-        {
-            var image = result.Images.Count == 1 ? result.Images[0] : result.Grid();
-            if (r.Upscale != 1)
-                image = ImageResize.Resize(image, image.Width * r.Upscale, image.Height * r.Upscale, ResampleFilter.Nearest);
-            image.Save(r.Output);
-        }
+        OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;
     }

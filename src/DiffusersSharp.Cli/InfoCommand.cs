@@ -48,7 +48,7 @@ public static class InfoCommand
             {
                 string cfg = Path.Combine(sub, cfgName);
                 if (!File.Exists(cfg)) continue;
-                using var c = ConfigJson.ReadDocument(cfg);
+                using var c = ConfigJson.ReadObject(cfg);
                 o.WriteLine($"  {cfgName}:");
                 foreach (var kv in c.RootElement.EnumerateObject())
                     o.WriteLine($"    {kv.Name}: {Compact(kv.Value)}");

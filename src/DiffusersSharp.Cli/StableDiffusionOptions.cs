@@ -40,8 +40,9 @@ public sealed class StableDiffusionOptions
         /// <summary>What can be checked before loading a model.</summary>
         public void CheckWithoutModel()
         {
-            if (Width is int w && (w <= 0 || w % 8 != 0)) throw new UserException($"--width must be a positive multiple of 8, got {w}");
-            if (Height is int h && (h <= 0 || h % 8 != 0)) throw new UserException($"--height must be a positive multiple of 8, got {h}");
+            if (Width is int w && (w <= 0 || w % 8 != 0 || w > Image.MaxSide)) throw new UserException($"--width must be a multiple of 8 between 8 and {Image.MaxSide}, got {w}");
+            if (Height is int h && (h <= 0 || h % 8 != 0 || h > Image.MaxSide)) throw new UserException($"--height must be a multiple of 8 between 8 and {Image.MaxSide}, got {h}");
+            if (Guidance is double g && !(g >= 0 && g <= MaxGuidance)) throw new UserException($"--guidance must be a number between 0 and {MaxGuidance}, got {g}");
             if (Strength is double s && (double.IsNaN(s) || s < 0 || s > 1)) throw new UserException($"--strength must be in [0, 1], got {s}");
             if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
             if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
@@ -55,6 +56,9 @@ public sealed class StableDiffusionOptions
                 throw new UserException("--guidance-rescale applies to txt2img only (diffusers' img2img and inpaint pipelines have no guidance_rescale)");
         }
     }
+
+    /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
+    public const double MaxGuidance = 1000;
 
     public static StableDiffusionOptions Create() => new();
 
@@ -81,18 +85,20 @@ public sealed class StableDiffusionOptions
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
         var log = (string m) => ctx.Error.WriteLine("warning: " + m);
+        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
-        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
+        using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
+            mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
             : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log)
-            : StableDiffusionPipeline.FromPretrained(folder, log: log);
+            : StableDiffusionPipeline.FromPretrained(folder, log: log));
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
             throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
-        var outputType = npy ? OutputType.Np : OutputType.Pil;
+        var outputType = OutputType.Np; // checked for NaN/Inf before anything is written (OutputWriter)
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")}");
-        using var result = ProgressDisplay.Run(ctx, steps, progress => pipe switch
+        using var result = NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
@@ -103,11 +109,8 @@ public sealed class StableDiffusionOptions
                 steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
-        });
-        if (npy)
-            NpyFile.Write(r.Output, result.Array!);
-        else
-            (result.Images.Count == 1 ? result.Images[0] : result.Grid()).Save(r.Output);
+        }));
+        OutputWriter.Write(r.Output, result.Array!, npy);
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;
     }

@@ -44,7 +44,8 @@ public static class ConfigJson
         // Syntax first, so that a syntax error under a key is not reported as a wrong type for that key.
         try
         {
-            using var _ = JsonDocument.Parse(normalized, DocumentOptions);
+            using var doc = JsonDocument.Parse(normalized, DocumentOptions);
+            RequireObject(doc, source);
         }
         catch (JsonException e)
         {
@@ -85,6 +86,44 @@ public static class ConfigJson
             throw new ConfigException($"{path}: invalid JSON{Where(e)}: {e.Message}", e) { FilePath = path };
         }
     }
+
+    /// <summary>
+    /// Reads a JSON file that must hold an object (every config file does): <c>null</c>, a list, a number or a
+    /// string is a <see cref="ConfigException"/> naming the file.
+    /// </summary>
+    public static JsonDocument ReadObject(string path)
+    {
+        var doc = ReadDocument(path);
+        try
+        {
+            RequireObject(doc, path);
+            return doc;
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+    }
+
+    private static void RequireObject(JsonDocument doc, string source)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ConfigException(
+                $"{source}: the file must hold a JSON object ({{\"key\": value, …}}), not {Describe(doc.RootElement)}")
+            { FilePath = source };
+    }
+
+    /// <summary>A JSON value's kind in words, with the value when it is short: <c>null</c>, <c>a list</c>, <c>the number 42</c>.</summary>
+    internal static string Describe(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Null => "null",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.Number => $"the number {Printable.Json(e, 40)}",
+        JsonValueKind.String => $"the string {Printable.Json(e, 40)}",
+        JsonValueKind.True or JsonValueKind.False => $"the value {Printable.Json(e)}",
+        _ => "an object",
+    };
 
     /// <summary>
     /// The config as JSON text the way Python writes it (non-finite floats as bare literals, also inside keys

@@ -95,8 +95,8 @@ public static class WeightLoader
         if (missing.Count > 0 || unexpected.Count > 0)
         {
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{k} {Shape(targets[k])}").ToList())}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected.Select(k => $"{k} {Shape(renamed[k])}").ToList())}");
+            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{Printable.Text(k)} {Shape(targets[k])}").ToList())}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected.Select(k => $"{Printable.Text(k)} {Shape(renamed[k])}").ToList())}");
             throw new WeightsException($"{source}: the weights do not match {module.GetType().Name}: {string.Join("; ", parts)}")
             { FilePath = source, Key = missing.Concat(unexpected).First() };
         }
@@ -116,6 +116,34 @@ public static class WeightLoader
         {
             foreach (var (name, target) in targets)
                 target.copy_(renamed[name]);
+        }
+        CheckFinite(targets, source, module.GetType().Name);
+    }
+
+    /// <summary>
+    /// Refuses weights holding NaN or ±Inf (after conversion to the module's dtype, so a float32 value beyond the
+    /// float16 range counts too): a model with them only ever outputs NaN. One float64 sum per tensor (one pass over
+    /// the weights, no temporaries), a single synchronisation; only when some sum is not finite are the tensors
+    /// searched for the one to name.
+    /// </summary>
+    internal static void CheckFinite(IReadOnlyDictionary<string, Tensor> tensors, string source, string model)
+    {
+        using var scope = torch.NewDisposeScope();
+        var floats = tensors.Where(kv => kv.Value.is_floating_point() && kv.Value.numel() > 0).ToList();
+        if (floats.Count == 0) return;
+        using (torch.no_grad())
+        {
+            var sums = torch.stack(floats.Select(kv => kv.Value.sum(ScalarType.Float64)).ToArray());
+            if (torch.isfinite(sums).all().item<bool>()) return;
+            foreach (var (name, t) in floats)
+            {
+                var finite = torch.isfinite(t);
+                if (finite.all().item<bool>()) continue;
+                long nan = torch.isnan(t).sum().item<long>(), total = t.numel(), bad = total - finite.sum().item<long>();
+                throw new WeightsException(
+                    $"{source}: weight '{Printable.Text(name)}' of {model} holds {bad} non-finite values of {total} ({nan} NaN, {bad - nan} ±Inf, as {t.dtype}): the checkpoint is corrupt, or its values do not fit the dtype")
+                { FilePath = source, Key = name };
+            }
         }
     }
 

@@ -47,6 +47,7 @@ internal static class StableDiffusionLoader
         var textConfig = ReadTextConfig(folder);
         var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
         StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet(textConfig, unetConfig);
+        TokenizerFit.Check(tokenizer, textConfig, Path.Combine(folder, "text_encoder", "config.json"));
 
         CLIPTextModel? text = null;
         UNet2DConditionModel? unet = null;

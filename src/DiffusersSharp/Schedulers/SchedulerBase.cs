@@ -49,6 +49,7 @@ public abstract class SchedulerBase : IScheduler
     protected void InitBetas(int numTrainTimesteps, double betaStart, double betaEnd, string betaSchedule,
         double[]? trainedBetas, bool rescaleBetasZeroSnr = false)
     {
+        SchedulerConfigValidation.Validate(Config, ClassName);
         if (numTrainTimesteps <= 0)
             throw new ConfigException($"{ClassName}: num_train_timesteps must be positive, got {numTrainTimesteps}") { Key = "num_train_timesteps" };
         using var scope = torch.NewDisposeScope();

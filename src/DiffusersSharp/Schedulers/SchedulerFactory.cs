@@ -57,12 +57,31 @@ public static class SchedulerFactory
         catch (JsonException e) { throw new ConfigException($"{source}: invalid JSON: {e.Message}", e) { FilePath = source }; }
         if (node is not JsonObject obj)
             throw new ConfigException($"{source}: a scheduler config must be a JSON object") { FilePath = source };
-        return FromConfig(ParseTyped(obj, source));
+        return Named(source, null, () => FromConfig(ParseTyped(obj, source)));
     }
 
     /// <summary>Reads a scheduler_config.json and builds the class its <c>_class_name</c> names.</summary>
-    public static SchedulerBase FromPretrained(string path, string? subfolder = "scheduler") =>
-        FromConfig(ReadConfigFile(path, subfolder));
+    public static SchedulerBase FromPretrained(string path, string? subfolder = "scheduler")
+    {
+        string file = LocateConfig(path, subfolder);
+        return Named(file, file, () => FromConfig(ReadConfigFile(file, null)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="build"/>; a config error a scheduler's constructor raises (which knows its class, not where
+    /// its config came from) gets <paramref name="source"/> in front.
+    /// </summary>
+    private static T Named<T>(string source, string? file, Func<T> build)
+    {
+        try
+        {
+            return build();
+        }
+        catch (ConfigException e) when (e.FilePath is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new ConfigException($"{source}: {e.Message}", e) { FilePath = file, Key = e.Key };
+        }
+    }
 
     /// <summary>
     /// Reads <c>path/subfolder/scheduler_config.json</c> (or <c>path/scheduler_config.json</c>, or the file itself;

@@ -117,6 +117,9 @@ public sealed class CLIPTokenizer
     /// <summary>Size of <c>vocab.json</c> (transformers' <c>vocab_size</c>, added tokens not counted).</summary>
     public int VocabSize => _encoder.Count;
 
+    /// <summary>The largest id the tokenizer can produce (vocabulary and added tokens).</summary>
+    public int MaxTokenId => Math.Max(_encoder.Count == 0 ? -1 : _encoder.Values.Max(), _addedEncoder.Count == 0 ? -1 : _addedEncoder.Values.Max());
+
     /// <summary>Ids of every special token (bos, eos, unk, pad, additional).</summary>
     public IReadOnlyCollection<int> AllSpecialIds => _specialIds;
 
