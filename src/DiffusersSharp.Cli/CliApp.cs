@@ -49,7 +49,8 @@ public static class CliApp
         switch (e)
         {
             case DiffusersException or UserException:
-                stderr.WriteLine($"error: {e.Message}");
+                // one line: names and values read from files or given as options are shown with control characters escaped
+                stderr.WriteLine($"error: {Loading.Printable.Text(e.Message, int.MaxValue)}");
                 return UserError;
             case OperationCanceledException:
                 stderr.WriteLine("cancelled");

@@ -88,7 +88,8 @@ public static class GenerateCommand
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
-        AtomicFile.EnsureWritable(r.Output);
+        try { AtomicFile.EnsureWritable(r.Output); }
+        catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
         var dtype = r.Dtype switch
         {

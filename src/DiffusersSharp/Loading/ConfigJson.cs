@@ -34,7 +34,7 @@ public static class ConfigJson
     {
         if (!File.Exists(path))
             throw new ConfigException($"Config file not found: {path}") { FilePath = path };
-        return Parse<T>(File.ReadAllText(path), path);
+        return Parse<T>(ReadText(path), path);
     }
 
     /// <summary>Parses config JSON text; <paramref name="source"/> names the file in error messages.</summary>
@@ -53,8 +53,10 @@ public static class ConfigJson
         }
         try
         {
-            return JsonSerializer.Deserialize<T>(normalized, Options)
+            var config = JsonSerializer.Deserialize<T>(normalized, Options)
                    ?? throw new ConfigException($"{source}: the config is JSON null") { FilePath = source };
+            RefuseNumbersAsStrings(config, source);
+            return config;
         }
         catch (JsonException e)
         {
@@ -64,6 +66,49 @@ public static class ConfigJson
                 ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {e.Message}"
                 : $"{source}: the config does not fit {typeof(T).Name}{where}: {e.Message}";
             throw new ConfigException(msg, e) { FilePath = source, Key = key.Length > 0 ? key : null };
+        }
+    }
+
+    /// <summary>
+    /// A bare NaN / Infinity (which <see cref="NormalizePythonLiterals"/> turns into a marked string so that float keys
+    /// read it) given for a string key is the wrong type, as any other number would be.
+    /// </summary>
+    private static void RefuseNumbersAsStrings(DiffusersConfig config, string source)
+    {
+        foreach (var p in config.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            if (p.GetIndexParameters().Length != 0) continue;
+            string?[]? value = p.PropertyType == typeof(string) ? [p.GetValue(config) as string]
+                : p.PropertyType == typeof(string[]) ? p.GetValue(config) as string?[] : null;
+            if (value?.FirstOrDefault(v => v is { Length: > 0 } && v[0] == '\0') is not { } bad) continue;
+            string key = (p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name ?? p.Name;
+            throw new ConfigException($"{source}: config key '{key}' must be a string, not the number {bad[1..]}") { FilePath = source, Key = key };
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// A config file's text: UTF-8 (a BOM is skipped), as Python's <c>json.load</c> reads it; invalid bytes are an
+    /// error naming the file, not silently replaced (a replaced key would be ignored as unknown).
+    /// </summary>
+    public static string ReadText(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"Cannot read {path}: {e.Message}", e) { FilePath = path };
+        }
+        try
+        {
+            var span = bytes.AsSpan();
+            if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+            return StrictUtf8.GetString(span);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new ConfigException($"{path}: not valid UTF-8 text (byte {e.Index} of the file cannot be decoded)", e) { FilePath = path };
         }
     }
 
@@ -79,7 +124,7 @@ public static class ConfigJson
             throw new ConfigException($"Config file not found: {path}") { FilePath = path };
         try
         {
-            return JsonDocument.Parse(NormalizePythonLiterals(File.ReadAllText(path)), DocumentOptions);
+            return JsonDocument.Parse(NormalizePythonLiterals(ReadText(path)), DocumentOptions);
         }
         catch (JsonException e)
         {

@@ -32,12 +32,25 @@ public static class Printable
         return sb.ToString();
     }
 
-    /// <summary>A JSON value on one line (compact), cut to <paramref name="maxLength"/> characters.</summary>
+    /// <summary>
+    /// A JSON value as written in the file, on one line (line breaks and the indentation after them become one space),
+    /// cut to <paramref name="maxLength"/> characters.
+    /// </summary>
     public static string Json(JsonElement value, int maxLength = 80)
     {
-        string compact;
-        try { compact = JsonSerializer.Serialize(value); }
-        catch (InvalidOperationException) { compact = value.ValueKind.ToString(); }
-        return Text(compact, maxLength);
+        string raw = value.GetRawText();
+        var sb = new StringBuilder(Math.Min(raw.Length, maxLength + 8));
+        for (int i = 0; i < raw.Length && sb.Length <= maxLength; i++)
+        {
+            if (raw[i] is '\n' or '\r')
+            {
+                while (sb.Length > 0 && sb[^1] is ' ' or '\t') sb.Length--;
+                while (i + 1 < raw.Length && char.IsWhiteSpace(raw[i + 1])) i++;
+                if (sb.Length > 0 && sb[^1] is not ('[' or '{')) sb.Append(' ');
+                continue;
+            }
+            sb.Append(raw[i]);
+        }
+        return Text(sb.ToString().TrimEnd(), maxLength);
     }
 }

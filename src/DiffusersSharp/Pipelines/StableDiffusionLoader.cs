@@ -46,8 +46,8 @@ internal static class StableDiffusionLoader
         var scheduler = SchedulerFactory.FromPretrained(Path.Combine(folder, "scheduler"), subfolder: null);
         var textConfig = ReadTextConfig(folder);
         var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
-        StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet(textConfig, unetConfig);
-        TokenizerFit.Check(tokenizer, textConfig, Path.Combine(folder, "text_encoder", "config.json"));
+        TokenizerFit.CheckComponents(tokenizer, textConfig, unetConfig, Path.Combine(folder, "text_encoder", "config.json"),
+            Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
 
         CLIPTextModel? text = null;
         UNet2DConditionModel? unet = null;

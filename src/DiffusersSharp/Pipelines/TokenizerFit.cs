@@ -10,6 +10,23 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 internal static class TokenizerFit
 {
+    /// <summary>
+    /// The text encoder fits the UNet (<see cref="StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet"/>, its
+    /// message given the two config files) and the tokenizer fits the text encoder (<see cref="Check"/>).
+    /// </summary>
+    public static void CheckComponents(CLIPTokenizer tokenizer, CLIPTextConfig text, UNet2DConditionModelConfig unet, string textConfigPath, string unetConfigPath)
+    {
+        try
+        {
+            StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet(text, unet);
+        }
+        catch (ConfigException e) when (e.FilePath is null)
+        {
+            throw new ConfigException($"{textConfigPath} and {unetConfigPath}: {e.Message}", e) { FilePath = unetConfigPath, Key = e.Key };
+        }
+        Check(tokenizer, text, textConfigPath);
+    }
+
     public static void Check(CLIPTokenizer tokenizer, CLIPTextConfig text, string textConfigPath)
     {
         int vocab = text.VocabSize;

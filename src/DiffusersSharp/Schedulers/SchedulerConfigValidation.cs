@@ -57,7 +57,7 @@ public static class SchedulerConfigValidation
         else
         {
             if (trained.Length != n)
-                Fail(source, "trained_betas", $"trained_betas holds {trained.Length} values but num_train_timesteps is {n}");
+                Fail(source, "trained_betas", $"trained_betas has {trained.Length} values but num_train_timesteps is {n}");
             for (int i = 0; i < trained.Length; i++)
                 if (!(trained[i] >= 0 && trained[i] < 1))
                     Fail(source, "trained_betas", $"trained_betas[{i}] must be a number in [0, 1) (1 - beta is the fraction of the signal kept), got {Fmt(trained[i])}");
@@ -66,8 +66,6 @@ public static class SchedulerConfigValidation
             Fail(source, "steps_offset", $"steps_offset must be between 0 and num_train_timesteps - 1 = {n - 1}, got {offset}");
         if (values.GetValueOrDefault("original_inference_steps") is int ois && (ois < 1 || ois > n))
             Fail(source, "original_inference_steps", $"original_inference_steps must be between 1 and num_train_timesteps = {n}, got {ois}");
-        if (values.GetValueOrDefault("solver_order") is int order && (order < 1 || order > 16))
-            Fail(source, "solver_order", $"solver_order must be between 1 and 16, got {order}");
         foreach (var key in new[] { "clip_sample_range", "sample_max_value", "timestep_scaling" })
             if (values.GetValueOrDefault(key) is double v && !(v > 0))
                 Fail(source, key, $"{key} must be a positive number, got {Fmt(v)}");

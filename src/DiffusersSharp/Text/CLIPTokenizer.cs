@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using DiffusersSharp.Hub;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 
 namespace DiffusersSharp.Text;
@@ -336,8 +337,12 @@ public sealed class CLIPTokenizer
     {
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(path, Encoding.UTF8))
+            var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(ConfigJson.ReadText(path))
                    ?? throw new ConfigException($"{path}: the vocabulary is JSON null") { FilePath = path };
+            foreach (var (token, id) in vocab)
+                if (id < 0)
+                    throw new ConfigException($"{path}: token '{Printable.Text(token, 40)}' has the negative id {id}") { FilePath = path, Key = token };
+            return vocab;
         }
         catch (JsonException e)
         {

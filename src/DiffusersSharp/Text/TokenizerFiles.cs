@@ -60,6 +60,9 @@ internal sealed class TokenizerFiles
                 files.CleanUpTokenizationSpaces = cu.GetBoolean();
             if (modern)
             {
+                if (c.GetProperty("added_tokens_decoder").ValueKind != JsonValueKind.Object)
+                    throw new ConfigException($"{configPath}: added_tokens_decoder must be an object of id → token, not {ConfigJson.Describe(c.GetProperty("added_tokens_decoder"))}")
+                    { FilePath = configPath, Key = "added_tokens_decoder" };
                 foreach (var p in c.GetProperty("added_tokens_decoder").EnumerateObject())
                 {
                     if (!int.TryParse(p.Name, out int id))

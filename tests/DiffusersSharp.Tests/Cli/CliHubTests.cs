@@ -47,6 +47,20 @@ public sealed class CliHubTests : IDisposable
         return (code, o.ToString(), e.ToString());
     }
 
+    [Fact]
+    public void Generate_after_an_interrupted_download_finishes_the_download()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("download", Id).Code);
+        string snapshot = Path.Combine(_hub.RepoFolder(Id), "snapshots", _hub.TinyCommit);
+        HubFailureModeTests.Interrupt(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors"));
+        var g = Run("generate", "--model", Id, "--steps", "2", "--seed", "0", "--output", tmp.File("resumed.png"));
+        Assert.True(g.Code == 0, g.Err);
+        Assert.Equal(PipelineFiles, SnapshotFiles(snapshot));
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors"),
+            File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors")));
+    }
+
     private static string[] SnapshotFiles(string snapshot) =>
         Directory.GetFiles(snapshot, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(snapshot, f).Replace(Path.DirectorySeparatorChar, '/')).Order(StringComparer.Ordinal).ToArray();

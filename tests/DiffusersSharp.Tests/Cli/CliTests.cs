@@ -101,7 +101,7 @@ public class CliTests
         // a well-typed value the scheduler refuses keeps the scheduler's own message
         var (code4, _, stderr4) = Run("generate", "-m", Model, "--scheduler-config", "beta_schedule=cosine", "-o", dir.File("o.png"));
         Assert.Equal(1, code4);
-        Assert.StartsWith("error: DDPMScheduler: ", stderr4);
+        Assert.StartsWith("error: --scheduler-config (DDPMScheduler): DDPMScheduler: ", stderr4);
         Assert.Contains("\"cosine\"", stderr4);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }

@@ -21,6 +21,21 @@ public class CliFuzzTests(ITestOutputHelper output)
     [Fact]
     public void IssueCases() => RunAll(Fuzz.IssueCases.All());
 
+    [Fact]
+    public void ConfigFiles() => RunAll(RandomCases.Configs());
+
+    [Fact]
+    public void TokenizerFiles() => RunAll(RandomCases.Tokenizer());
+
+    [Fact]
+    public void WeightFiles() => RunAll(RandomCases.Weights());
+
+    [Fact]
+    public void Options() => RunAll(RandomCases.Options());
+
+    [Fact]
+    public void Images() => RunAll(RandomCases.Images());
+
     private void RunAll(IEnumerable<FuzzCase> cases)
     {
         var failures = new List<string>();

@@ -7,9 +7,9 @@ internal static class FuzzCommands
     public static string[] Ddpm(FuzzWorkspace w, params (string Option, string Value)[] options) =>
         Build(w, [("--steps", "2"), ("--seed", "0"), ("--output", w.OutputNpy)], options);
 
-    /// <summary><c>generate</c> on a Stable Diffusion folder: 1 step at 64×64.</summary>
+    /// <summary><c>generate</c> on a Stable Diffusion folder: 1 step at 16×16 (8×8 latents).</summary>
     public static string[] Sd(FuzzWorkspace w, params (string Option, string Value)[] options) =>
-        Build(w, [("--prompt", "a cat"), ("--steps", "1"), ("--seed", "0"), ("--width", "64"), ("--height", "64"), ("--output", w.OutputNpy)], options);
+        Build(w, [("--prompt", "a cat"), ("--steps", "1"), ("--seed", "0"), ("--width", "16"), ("--height", "16"), ("--output", w.OutputNpy)], options);
 
     public static string[] Info(FuzzWorkspace w) => ["info", w.Model];
 
@@ -27,7 +27,7 @@ internal static class FuzzCommands
         {
             if (v is null) continue;
             args.Add(o);
-            if (v.Length > 0 || o == "--prompt") args.Add(v);
+            args.Add(v);
         }
         return args.ToArray();
     }

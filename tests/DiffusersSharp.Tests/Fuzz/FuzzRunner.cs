@@ -39,10 +39,11 @@ internal static class FuzzRunner
             return Fail($"resident memory grew by {(peak - rssBefore) / 1e9:F1} GB (limit {MemoryLimitBytes / 1e9:F1} GB)");
         if (stdout.Contains(FuzzWorkspace.OutsideMarker) || stderr.Contains(FuzzWorkspace.OutsideMarker))
             return Fail("a file outside the model folder was read");
-        string output = args.Contains(ws.OutputPng) ? ws.OutputPng : ws.OutputNpy;
+        string? output = args.Contains(ws.OutputPng) ? ws.OutputPng : args.Contains(ws.OutputNpy) ? ws.OutputNpy : null;
         switch (code)
         {
             case CliApp.Ok:
+                if (output is null) return Untouched(ws) is { } touched ? Fail(touched) : null; // info: nothing written
                 return CheckOutput(output) is { } bad ? Fail(bad) : null;
             case CliApp.UserError:
             {
@@ -55,13 +56,11 @@ internal static class FuzzRunner
                     return Fail("the error line holds control characters");
                 bool named = line.Contains(ws.Root, StringComparison.Ordinal)
                              || c.Names.Any(n => line.Contains(n, StringComparison.Ordinal))
-                             || args.Any(a => a.StartsWith("--", StringComparison.Ordinal) && line.Contains(a, StringComparison.Ordinal));
+                             || args.Any(a => a.StartsWith("--", StringComparison.Ordinal)
+                                              && (line.Contains(a, StringComparison.Ordinal) || Parameter(a) is { } p && line.Contains(p, StringComparison.Ordinal)));
                 if (!named)
                     return Fail("the error names no file of the model, key or option");
-                foreach (var o in new[] { ws.OutputNpy, ws.OutputPng })
-                    if (!File.ReadAllBytes(o).SequenceEqual(FuzzWorkspace.Sentinel)
-                        || File.GetLastWriteTimeUtc(o) != new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc))
-                        return Fail($"the existing output {Path.GetFileName(o)} was touched by a failed run");
+                if (Untouched(ws) is { } touchedByFailure) return Fail(touchedByFailure);
                 var left = Directory.GetFiles(ws.Root).Except(filesBefore).ToList();
                 if (left.Count > 0)
                     return Fail($"files left behind: {string.Join(", ", left.Select(Path.GetFileName))}");
@@ -70,6 +69,29 @@ internal static class FuzzRunner
             default:
                 return Fail($"exit code {code}");
         }
+    }
+
+    /// <summary>The library parameter an option sets, which the library's own messages name (<c>--steps</c>: num_inference_steps).</summary>
+    private static string? Parameter(string option) => option switch
+    {
+        "--steps" => "num_inference_steps",
+        "--clip-skip" => "clip_skip",
+        "--strength" => "strength",
+        "--guidance" => "guidance_scale",
+        "--guidance-rescale" => "guidance_rescale",
+        "--init-image" => "init image",
+        "--mask" => "mask",
+        "--batch" => "batch size",
+        _ => null,
+    };
+
+    private static string? Untouched(FuzzWorkspace ws)
+    {
+        foreach (var o in new[] { ws.OutputNpy, ws.OutputPng })
+            if (!File.ReadAllBytes(o).SequenceEqual(FuzzWorkspace.Sentinel)
+                || File.GetLastWriteTimeUtc(o) != new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc))
+                return $"the existing output {Path.GetFileName(o)} was touched by a run that did not write it";
+        return null;
     }
 
     private static string? CheckOutput(string output)

@@ -44,13 +44,17 @@ internal sealed class FuzzWorkspace : IDisposable
     public string File(params string[] parts) => Path.Combine([Model, .. parts]);
 
     /// <summary>Sets <paramref name="key"/> of a JSON object file to <paramref name="rawJson"/> (any JSON text, also NaN / Infinity).</summary>
-    public void SetJson(string relativePath, string key, string rawJson)
+    public void SetJson(string relativePath, string key, string rawJson) => SetJson(relativePath, (key, rawJson));
+
+    /// <summary>Sets several keys of a JSON object file at once (values are raw JSON text).</summary>
+    public void SetJson(string relativePath, params (string Key, string RawJson)[] values)
     {
         string path = File(relativePath);
         var obj = (JsonObject)JsonNode.Parse(System.IO.File.ReadAllText(path))!;
-        const string Placeholder = "\"@@RAW-VALUE@@\"";
-        obj[key] = "@@RAW-VALUE@@";
-        System.IO.File.WriteAllText(path, obj.ToJsonString().Replace(Placeholder, rawJson));
+        for (int i = 0; i < values.Length; i++) obj[values[i].Key] = $"@@RAW-VALUE-{i}@@";
+        string text = obj.ToJsonString();
+        for (int i = 0; i < values.Length; i++) text = text.Replace($"\"@@RAW-VALUE-{i}@@\"", values[i].RawJson);
+        System.IO.File.WriteAllText(path, text);
     }
 
     /// <summary>Removes <paramref name="key"/> from a JSON object file.</summary>
