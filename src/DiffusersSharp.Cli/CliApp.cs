@@ -43,6 +43,13 @@ public static class CliApp
         }
     }
 
+    /// <summary>
+    /// A message as one line: line breaks (the Hub's messages, like huggingface_hub's, have paragraphs) become one space,
+    /// other control characters read from files or options are escaped (<c>\u001b</c>).
+    /// </summary>
+    public static string OneLine(string message) =>
+        Loading.Printable.Text(System.Text.RegularExpressions.Regex.Replace(message.Trim(), @"\s*[\r\n]+\s*", " "), int.MaxValue);
+
     /// <summary>Maps an exception to an exit code, writing the message (and, when unexpected, the stack trace).</summary>
     public static int Fail(Exception e, TextWriter stderr)
     {
@@ -50,7 +57,7 @@ public static class CliApp
         {
             case DiffusersException or UserException:
                 // one line: names and values read from files or given as options are shown with control characters escaped
-                stderr.WriteLine($"error: {Loading.Printable.Text(e.Message, int.MaxValue)}");
+                stderr.WriteLine($"error: {OneLine(e.Message)}");
                 return UserError;
             case OperationCanceledException:
                 stderr.WriteLine("cancelled");

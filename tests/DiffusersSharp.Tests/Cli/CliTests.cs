@@ -113,7 +113,7 @@ public class CliTests
         string missing = Path.Combine(dir.Path, "no-such-dir", "out.png");
         var (code, stdout, stderr) = Run("generate", "-m", Model, "-n", "2", "-o", missing);
         Assert.Equal(1, code);
-        Assert.StartsWith($"error: Cannot write '{missing}': the folder '{Path.GetDirectoryName(missing)}' does not exist", stderr);
+        Assert.StartsWith($"error: --output: Cannot write '{missing}': the folder '{Path.GetDirectoryName(missing)}' does not exist", stderr);
         Assert.DoesNotContain("step 1/", stdout); // failed before loading or running
         var (code2, _, stderr2) = Run("generate", "-m", Model, "-n", "2", "-o", dir.Path + "/");
         Assert.Equal(1, code2);
