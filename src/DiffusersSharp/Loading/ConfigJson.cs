@@ -62,8 +62,9 @@ public static class ConfigJson
         {
             string key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "";
             string where = Where(e);
+            string? expected = key.Length > 0 ? Expected(typeof(T), key) : null;
             string msg = key.Length > 0
-                ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {e.Message}"
+                ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {(expected is null ? e.Message : "expected " + expected)}"
                 : $"{source}: the config does not fit {typeof(T).Name}{where}: {e.Message}";
             throw new ConfigException(msg, e) { FilePath = source, Key = key.Length > 0 ? key : null };
         }
@@ -110,6 +111,36 @@ public static class ConfigJson
         {
             throw new ConfigException($"{path}: not valid UTF-8 text (byte {e.Index} of the file cannot be decoded)", e) { FilePath = path };
         }
+    }
+
+    /// <summary>What the config key takes, in words (from the record's property type), or null when unknown.</summary>
+    private static string? Expected(Type configType, string key)
+    {
+        string name = key.Split('[', '.')[0];
+        var prop = configType.GetProperties().FirstOrDefault(p =>
+            (p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name == name);
+        if (prop is null) return null;
+        string? converter = (prop.GetCustomAttributes(typeof(JsonConverterAttribute), true).FirstOrDefault() as JsonConverterAttribute)?.ConverterType?.Name;
+        var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
+        string? what = converter switch
+        {
+            { } c when c.StartsWith("IntOrIntArray", StringComparison.Ordinal) => "an integer or a list of integers",
+            { } c when c.StartsWith("BoolOrBoolArray", StringComparison.Ordinal) => "true, false or a list of them",
+            _ when t == typeof(int) => "an integer (-2147483648 to 2147483647)",
+            _ when t == typeof(long) => "an integer",
+            _ when t == typeof(double) || t == typeof(float) => "a number",
+            _ when t == typeof(bool) => "true or false",
+            _ when t == typeof(string) => "a string",
+            _ when t == typeof(int[]) => "a list of integers",
+            _ when t == typeof(double[]) => "a list of numbers",
+            _ when t == typeof(string[]) => "a list of strings",
+            _ when t == typeof(int[][]) => "a list of lists of integers",
+            _ => null,
+        };
+        if (what is null) return null;
+        bool nullable = Nullable.GetUnderlyingType(prop.PropertyType) is not null
+                        || new System.Reflection.NullabilityInfoContext().Create(prop).WriteState == System.Reflection.NullabilityState.Nullable;
+        return nullable ? what + " or null" : what;
     }
 
     private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };

@@ -122,9 +122,10 @@ public static class WeightLoader
 
     /// <summary>
     /// Refuses weights holding NaN or ±Inf (after conversion to the module's dtype, so a float32 value beyond the
-    /// float16 range counts too): a model with them only ever outputs NaN. One float64 sum per tensor (one pass over
-    /// the weights, no temporaries), a single synchronisation; only when some sum is not finite are the tensors
-    /// searched for the one to name.
+    /// float16 range counts too): a model with them only ever outputs NaN. The cost is one sum per tensor in its own
+    /// dtype (one read pass, no temporary the size of the tensor) and a single synchronisation: a NaN or an infinity
+    /// always makes the sum non-finite. Only the tensors whose sum is not finite (a real NaN/Inf, or a sum of large
+    /// finite values that overflowed) are then looked at element by element.
     /// </summary>
     internal static void CheckFinite(IReadOnlyDictionary<string, Tensor> tensors, string source, string model)
     {
@@ -133,10 +134,14 @@ public static class WeightLoader
         if (floats.Count == 0) return;
         using (torch.no_grad())
         {
-            var sums = torch.stack(floats.Select(kv => kv.Value.sum(ScalarType.Float64)).ToArray());
-            if (torch.isfinite(sums).all().item<bool>()) return;
-            foreach (var (name, t) in floats)
+            var sums = torch.stack(floats.Select(kv => kv.Value.sum().to(ScalarType.Float32)).ToArray());
+            var finiteSums = torch.isfinite(sums);
+            if (finiteSums.all().item<bool>()) return;
+            bool[] ok = finiteSums.cpu().data<bool>().ToArray();
+            for (int i = 0; i < floats.Count; i++)
             {
+                if (ok[i]) continue;
+                var (name, t) = floats[i];
                 var finite = torch.isfinite(t);
                 if (finite.all().item<bool>()) continue;
                 long nan = torch.isnan(t).sum().item<long>(), total = t.numel(), bad = total - finite.sum().item<long>();
