@@ -58,28 +58,23 @@ internal static class ModelSize
 
     private static T At<T>(T[] values, int i) => values.Length == 1 ? values[0] : values[Math.Min(i, values.Length - 1)];
 
-    /// <summary>UNet2DModel.</summary>
-    public static double UNet2D(UNet2DModelConfig c)
+    /// <summary>
+    /// The resnets and resampling convolutions of a UNet's down and up paths (diffusers' channel arithmetic: an up
+    /// block's resnets take the previous output concatenated with a skip connection); <paramref name="perLayer"/>(block,
+    /// channels, up) adds what a block has beside each resnet (attention, a transformer).
+    /// </summary>
+    private static double UNetPaths(int[] boc, Func<int, int> layersAt, double temb, bool scaleShift, Func<int, double, bool, double> perLayer)
     {
-        var boc = c.BlockOutChannels;
         int n = boc.Length;
-        double c0 = boc[0], temb = 4 * c0;
-        bool ss = c.ResnetTimeScaleShift == "scale_shift";
-        double total = Conv(c.InChannels, c0) + Linear(c.TimeEmbeddingType == "fourier" ? 2 * c0 : c0, temb) + Linear(temb, temb);
-        if (c.TimeEmbeddingType == "learned") total += (double)(c.NumTrainTimesteps ?? 0) * c0;
-        if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
-        double output = c0;
+        double total = 0, output = boc[0];
         for (int i = 0; i < n; i++)
         {
             double input = output;
             output = boc[i];
-            bool attn = c.DownBlockTypes[i].Contains("Attn", StringComparison.Ordinal);
-            for (int j = 0; j < c.LayersPerBlock; j++)
-                total += Resnet(j == 0 ? input : output, output, temb, ss) + (attn ? Attention(output) : 0);
+            for (int j = 0; j < layersAt(i); j++)
+                total += Resnet(j == 0 ? input : output, output, temb, scaleShift) + perLayer(i, output, false);
             if (i < n - 1) total += Conv(output, output);
         }
-        double last = boc[^1];
-        total += 2 * Resnet(last, last, temb, ss) + (c.AddAttention ? Attention(last) : 0);
         var rev = boc.Reverse().ToArray();
         output = rev[0];
         for (int i = 0; i < n; i++)
@@ -87,14 +82,26 @@ internal static class ModelSize
             double prev = output;
             output = rev[i];
             double input = rev[Math.Min(i + 1, n - 1)];
-            bool attn = c.UpBlockTypes[i].Contains("Attn", StringComparison.Ordinal);
-            for (int j = 0; j <= c.LayersPerBlock; j++)
-            {
-                double skip = j == c.LayersPerBlock ? input : output;
-                total += Resnet((j == 0 ? prev : output) + skip, output, temb, ss) + (attn ? Attention(output) : 0);
-            }
+            int layers = layersAt(n - 1 - i) + 1;
+            for (int j = 0; j < layers; j++)
+                total += Resnet((j == 0 ? prev : output) + (j == layers - 1 ? input : output), output, temb, scaleShift) + perLayer(i, output, true);
             if (i < n - 1) total += Conv(output, output);
         }
+        return total;
+    }
+
+    /// <summary>UNet2DModel.</summary>
+    public static double UNet2D(UNet2DModelConfig c)
+    {
+        var boc = c.BlockOutChannels;
+        double c0 = boc[0], temb = 4 * c0, last = boc[^1];
+        bool ss = c.ResnetTimeScaleShift == "scale_shift";
+        double total = Conv(c.InChannels, c0) + Linear(c.TimeEmbeddingType == "fourier" ? 2 * c0 : c0, temb) + Linear(temb, temb);
+        if (c.TimeEmbeddingType == "learned") total += (double)(c.NumTrainTimesteps ?? 0) * c0;
+        if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
+        total += UNetPaths(boc, _ => c.LayersPerBlock, temb, ss, (i, ch, up) =>
+            (up ? c.UpBlockTypes[i] : c.DownBlockTypes[i]).Contains("Attn", StringComparison.Ordinal) ? Attention(ch) : 0);
+        total += 2 * Resnet(last, last, temb, ss) + (c.AddAttention ? Attention(last) : 0);
         return total + Norm(c0) + Conv(c0, c.OutChannels);
     }
 
@@ -103,52 +110,24 @@ internal static class ModelSize
     {
         var boc = c.BlockOutChannels;
         int n = boc.Length;
-        double c0 = boc[0];
+        double c0 = boc[0], last = boc[^1];
         double temb = c.TimeEmbeddingDim ?? (c.TimeEmbeddingType == "fourier" ? 2 * c0 : 4 * c0);
         bool ss = c.ResnetTimeScaleShift == "scale_shift";
         double total = Conv(c.InChannels, c0, c.ConvInKernel) + Linear(c.TimeEmbeddingType == "fourier" ? temb : c0, temb) + Linear(temb, temb);
         if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
         if (c.EncoderHidDim is int ehd) total += Linear(ehd, At(c.CrossAttentionDim, 0));
         double blockTemb = c.ClassEmbeddingsConcat ? 2 * temb : temb;
-        double output = c0;
-        for (int i = 0; i < n; i++)
+        total += UNetPaths(boc, i => At(c.LayersPerBlock, i), blockTemb, ss, (i, ch, up) =>
         {
-            double input = output;
-            output = boc[i];
-            string type = c.DownBlockTypes[i];
-            bool cross = type.Contains("CrossAttn", StringComparison.Ordinal);
-            bool attn = !cross && type.Contains("Attn", StringComparison.Ordinal);
-            for (int j = 0; j < At(c.LayersPerBlock, i); j++)
-                total += Resnet(j == 0 ? input : output, output, blockTemb, ss)
-                         + (cross ? Transformer(output, At(c.CrossAttentionDim, i), At(c.TransformerLayersPerBlock, i)) : 0)
-                         + (attn ? Attention(output) : 0);
-            if (i < n - 1) total += Conv(output, output);
-        }
-        double last = boc[^1];
+            string type = up ? c.UpBlockTypes[i] : c.DownBlockTypes[i];
+            int level = up ? n - 1 - i : i;
+            return type.Contains("CrossAttn", StringComparison.Ordinal) ? Transformer(ch, At(c.CrossAttentionDim, level), At(c.TransformerLayersPerBlock, level))
+                : type.Contains("Attn", StringComparison.Ordinal) ? Attention(ch) : 0;
+        });
         if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
             total += 2 * Resnet(last, last, blockTemb, ss) + Transformer(last, At(c.CrossAttentionDim, n - 1), At(c.TransformerLayersPerBlock, n - 1));
         else if (c.MidBlockType == "UNetMidBlock2D")
             total += Resnet(last, last, blockTemb, ss);
-        var rev = boc.Reverse().ToArray();
-        output = rev[0];
-        for (int i = 0; i < n; i++)
-        {
-            double prev = output;
-            output = rev[i];
-            double input = rev[Math.Min(i + 1, n - 1)];
-            string type = c.UpBlockTypes[i];
-            bool cross = type.Contains("CrossAttn", StringComparison.Ordinal);
-            bool attn = !cross && type.Contains("Attn", StringComparison.Ordinal);
-            int layers = At(c.LayersPerBlock, n - 1 - i) + 1;
-            for (int j = 0; j < layers; j++)
-            {
-                double skip = j == layers - 1 ? input : output;
-                total += Resnet((j == 0 ? prev : output) + skip, output, blockTemb, ss)
-                         + (cross ? Transformer(output, At(c.CrossAttentionDim, n - 1 - i), At(c.TransformerLayersPerBlock, n - 1 - i)) : 0)
-                         + (attn ? Attention(output) : 0);
-            }
-            if (i < n - 1) total += Conv(output, output);
-        }
         return total + Norm(c0) + Conv(c0, c.OutChannels, c.ConvOutKernel);
     }
 
