@@ -56,7 +56,7 @@ internal static class RunMemory
         if (machine <= 0 || bytes <= machine) return;
         long most = (long)Math.Floor(machine / (floatsPerImage * 4));
         throw new UserException(string.Create(CultureInfo.InvariantCulture,
-            $"{what} need at least {bytes / (1L << 30):0.#} GiB for the model's activations, more than this machine's {machine / (double)(1L << 30):0.#} GiB of memory; use {advice}{(most >= 1 ? $" (at most --batch {most} at this size)" : " (even one image of this size does not fit)")}"));
+            $"{what} need at least {bytes / (1L << 30):0.#} GiB for the model's activations, more than this machine's {machine / (double)(1L << 30):0.#} GiB of memory; use {advice}{(most >= 1 ? $" (this lower bound alone rules out more than --batch {most} at this size)" : " (even one image of this size does not fit)")}"));
     }
 
     /// <summary>The component's config, or null when it is missing or unreadable (loading the model then reports why).</summary>

@@ -3,13 +3,6 @@ using Xunit.Abstractions;
 
 namespace DiffusersSharp.Tests.Fuzz;
 
-/// <summary>The fuzz cases run alone (their memory bound reads the process's peak RSS).</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class FuzzCollection
-{
-    public const string Name = "CLI fuzz";
-}
-
 /// <summary>
 /// Bad inputs of every family (weights, configs, tokenizer, model_index.json, options, images) through the CLI entry
 /// point: each must end in exit 1 with one line naming the file, key or option, or in exit 0 with a finite output
