@@ -59,8 +59,8 @@ public static class SchedulerConfigValidation
             if (trained.Length != n)
                 Fail(source, "trained_betas", $"trained_betas has {trained.Length} values but num_train_timesteps is {n}");
             for (int i = 0; i < trained.Length; i++)
-                if (!(trained[i] >= 0 && trained[i] < 1))
-                    Fail(source, "trained_betas", $"trained_betas[{i}] must be a number in [0, 1) (1 - beta is the fraction of the signal kept), got {Fmt(trained[i])}");
+                if (!(trained[i] >= 0 && trained[i] <= 1))   // 1 only at the end of a zero-terminal-SNR schedule
+                    Fail(source, "trained_betas", $"trained_betas[{i}] must be a number in [0, 1] (1 - beta is the fraction of the signal kept), got {Fmt(trained[i])}");
         }
         if (values.GetValueOrDefault("steps_offset") is int offset && (offset < 0 || offset >= n))
             Fail(source, "steps_offset", $"steps_offset must be between 0 and num_train_timesteps - 1 = {n - 1}, got {offset}");

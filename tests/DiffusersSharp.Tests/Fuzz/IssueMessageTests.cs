@@ -91,7 +91,7 @@ public class IssueMessageTests
     {
         using var w = new FuzzWorkspace("tiny-ddpm");
         w.SetJson("scheduler/scheduler_config.json", "trained_betas", "[" + string.Join(",", Enumerable.Repeat("2.0", 1000)) + "]");
-        Assert.Equal($"error: {w.File("scheduler/scheduler_config.json")}: config key 'trained_betas': trained_betas[0] must be a number in [0, 1) (1 - beta is the fraction of the signal kept), got 2",
+        Assert.Equal($"error: {w.File("scheduler/scheduler_config.json")}: config key 'trained_betas': trained_betas[0] must be a number in [0, 1] (1 - beta is the fraction of the signal kept), got 2",
             Error(w, Ddpm(w)));
     }
 
