@@ -14,6 +14,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet-memory      (live heap vs RSS per block of one SD UNet step)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- pointwise [--runs 200]   (issue 11's 1×1 convolutions: oneDNN vs addmm)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-load [--runs 3]  (SD 1.5 UNet weight load, and its non-finite check)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -44,6 +45,9 @@ public static class Program
                 return 0;
             case "sd-unet":
                 SdBench.RunUNet(threads, dtypes, runs);
+                return 0;
+            case "sd-load":
+                SdLoadBench.Run(int.Parse(Opt("--runs", "3")));
                 return 0;
             case "sd-unet-memory":
                 SdBench.TraceUNetMemory();
@@ -85,7 +89,7 @@ public static class Program
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sdpa|pointwise|train> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

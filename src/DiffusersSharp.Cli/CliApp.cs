@@ -29,7 +29,13 @@ public static class CliApp
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try
         {
-            return root.Parse(args).Invoke(config);
+            var parsed = root.Parse(args);
+            if (parsed.Errors.Count > 0)
+            {
+                stderr.WriteLine($"error: {ParseErrors.Describe(parsed)}");
+                return UserError;
+            }
+            return parsed.Invoke(config);
         }
         catch (Exception e)
         {
@@ -37,16 +43,27 @@ public static class CliApp
         }
     }
 
+    /// <summary>
+    /// A message as one line: line breaks (the Hub's messages, like huggingface_hub's, have paragraphs) become one space,
+    /// other control characters read from files or options are escaped (<c>\u001b</c>).
+    /// </summary>
+    public static string OneLine(string message) =>
+        Loading.Printable.Text(System.Text.RegularExpressions.Regex.Replace(message.Trim(), @"\s*[\r\n]+\s*", " "), int.MaxValue);
+
     /// <summary>Maps an exception to an exit code, writing the message (and, when unexpected, the stack trace).</summary>
     public static int Fail(Exception e, TextWriter stderr)
     {
         switch (e)
         {
             case DiffusersException or UserException:
-                stderr.WriteLine($"error: {e.Message}");
+                // one line: names and values read from files or given as options are shown with control characters escaped
+                stderr.WriteLine($"error: {OneLine(e.Message)}");
                 return UserError;
             case OperationCanceledException:
                 stderr.WriteLine("cancelled");
+                return UserError;
+            case var _ when NativeFailures.OutOfMemory(e) is { } oom:
+                stderr.WriteLine($"error: {oom}");
                 return UserError;
             default:
                 stderr.WriteLine($"unexpected error: {e.GetType().Name}: {e.Message}");

@@ -95,9 +95,10 @@ public static class GenerateCommand
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
         if (r.Upscale is < 1 or > 64) throw new UserException($"--upscale must be between 1 and 64, got {r.Upscale}");
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
-        if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
+        if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
-        AtomicFile.EnsureWritable(r.Output);
+        try { AtomicFile.EnsureWritable(r.Output); }
+        catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
         var dtype = r.Dtype switch
         {
@@ -109,11 +110,12 @@ public static class GenerateCommand
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
         string folder = PipelinePaths.Resolve(r.Model, options);
         string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
-        var outputType = npy ? OutputType.Np : OutputType.Pil;
+        // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
+        var outputType = OutputType.Np;
         using var result = StableDiffusionOptions.IsStableDiffusion(className)
             ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
             : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
-        Save(result, r.Output, npy, r.Upscale);
+        OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;
     }
@@ -125,7 +127,9 @@ public static class GenerateCommand
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
 
-        using var pipeline = DiffusionPipeline.FromPretrained(folder, options);
+        RunMemory.CheckUnconditional(folder, r.Batch);
+
+        using var pipeline = NativeFailures.During($"loading {folder}", () => DiffusionPipeline.FromPretrained(folder, options));
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
@@ -142,25 +146,12 @@ public static class GenerateCommand
 
         int steps = r.Steps ?? run.DefaultNumInferenceSteps;
         ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
-        return ProgressDisplay.Run(ctx, steps, progress => run switch
+        return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () =>
+            ProgressDisplay.Run(ctx, steps, progress => run switch
         {
             DDIMPipeline d => d.Generate(r.Batch, steps, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
             DDPMPipeline p => p.Generate(r.Batch, steps, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
             _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
-        });
-    }
-
-    /// <summary>Writes the result: .npy as is, images (a grid for a batch) enlarged <paramref name="upscale"/> times.</summary>
-    private static void Save(ImagePipelineOutput result, string output, bool npy, int upscale)
-    {
-        if (npy)
-        {
-            NpyFile.Write(output, result.Array!);
-            return;
-        }
-        var image = result.Images.Count == 1 ? result.Images[0] : result.Grid();
-        if (upscale != 1)
-            image = ImageResize.Resize(image, image.Width * upscale, image.Height * upscale, ResampleFilter.Nearest);
-        image.Save(output);
+        }));
     }
 }

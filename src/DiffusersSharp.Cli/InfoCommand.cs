@@ -25,9 +25,9 @@ public static class InfoCommand
         string folder = PipelinePaths.Resolve(idOrPath);
         string index = PipelinePaths.ModelIndex(folder);
         var pipelineIndex = PipelineIndex.Read(index);
-        o.WriteLine($"{pipelineIndex.ClassName}  ({folder})");
+        o.WriteLine($"{Printable.Text(pipelineIndex.ClassName)}  ({folder})");
         foreach (var (key, value) in pipelineIndex.Options)
-            if (!key.StartsWith('_')) o.WriteLine($"  {key}: {Compact(value)}");
+            if (!key.StartsWith('_')) o.WriteLine($"  {Printable.Text(key)}: {Compact(value)}");
         foreach (var component in pipelineIndex.Components)
         {
             o.WriteLine();
@@ -36,7 +36,7 @@ public static class InfoCommand
                 o.WriteLine($"{component.Name}: (none)");
                 continue;
             }
-            o.WriteLine($"{component.Name}: {component.ClassName} ({component.Library})");
+            o.WriteLine($"{component.Name}: {Printable.Text(component.ClassName)} ({Printable.Text(component.Library)})");
             string sub = Path.Combine(folder, component.Name);
             if (!Directory.Exists(sub))
             {
@@ -48,10 +48,10 @@ public static class InfoCommand
             {
                 string cfg = Path.Combine(sub, cfgName);
                 if (!File.Exists(cfg)) continue;
-                using var c = ConfigJson.ReadDocument(cfg);
+                using var c = ConfigJson.ReadObject(cfg);
                 o.WriteLine($"  {cfgName}:");
                 foreach (var kv in c.RootElement.EnumerateObject())
-                    o.WriteLine($"    {kv.Name}: {Compact(kv.Value)}");
+                    o.WriteLine($"    {Printable.Text(kv.Name)}: {Compact(kv.Value)}");
             }
         }
         return CliApp.Ok;

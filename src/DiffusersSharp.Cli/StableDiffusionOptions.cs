@@ -41,8 +41,9 @@ public sealed class StableDiffusionOptions
         /// <summary>What can be checked before loading a model.</summary>
         public void CheckWithoutModel()
         {
-            if (Width is int w && (w <= 0 || w % 8 != 0)) throw new UserException($"--width must be a positive multiple of 8, got {w}");
-            if (Height is int h && (h <= 0 || h % 8 != 0)) throw new UserException($"--height must be a positive multiple of 8, got {h}");
+            if (Width is int w && (w <= 0 || w % 8 != 0 || w > Image.MaxSide)) throw new UserException($"--width must be a multiple of 8 between 8 and {Image.MaxSide}, got {w}");
+            if (Height is int h && (h <= 0 || h % 8 != 0 || h > Image.MaxSide)) throw new UserException($"--height must be a multiple of 8 between 8 and {Image.MaxSide}, got {h}");
+            if (Guidance is double g && !(g >= 0 && g <= MaxGuidance)) throw new UserException($"--guidance must be a number between 0 and {MaxGuidance}, got {g}");
             if (Strength is double s && (double.IsNaN(s) || s < 0 || s > 1)) throw new UserException($"--strength must be in [0, 1], got {s}");
             if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
             if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
@@ -56,6 +57,9 @@ public sealed class StableDiffusionOptions
                 throw new UserException("--guidance-rescale applies to txt2img only (diffusers' img2img and inpaint pipelines have no guidance_rescale)");
         }
     }
+
+    /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
+    public const double MaxGuidance = 1000;
 
     public static StableDiffusionOptions Create() => new();
 
@@ -83,16 +87,18 @@ public sealed class StableDiffusionOptions
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
-        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options)
+        using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
+            mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options)
             : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options)
-            : StableDiffusionPipeline.FromPretrained(folder, options);
+            : StableDiffusionPipeline.FromPretrained(folder, options));
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
-        return ProgressDisplay.Run(ctx, steps, progress => pipe switch
+        return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
@@ -103,7 +109,7 @@ public sealed class StableDiffusionOptions
                 steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
-        });
+        }));
     }
 
     private static Image Load(string path, string option, bool grayscale)

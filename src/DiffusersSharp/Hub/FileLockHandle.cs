@@ -22,14 +22,25 @@ internal sealed class FileLockHandle : IDisposable
             {
                 return new FileLockHandle(new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
             }
-            catch (IOException) when (!ct.IsCancellationRequested)
+            catch (IOException e) when (!ct.IsCancellationRequested && IsHeldByAnother(e))
             {
-                // Held by another process or thread: poll (filelock polls every 50 ms).
+                // Held by another process or thread: poll (filelock polls every 50 ms). Any other failure (a read-only
+                // file system, a broken link, a full disk) is thrown: waiting would never end.
                 await Task.Delay(delayMs, ct).ConfigureAwait(false);
                 delayMs = Math.Min(delayMs * 2, 50);
             }
         }
     }
+
+    /// <summary>
+    /// True when opening failed because another handle holds the lock: on Unix .NET reports flock's EWOULDBLOCK with
+    /// the raw errno as HResult (11 on Linux, 35 on macOS and the BSDs), on Windows a sharing or lock violation.
+    /// </summary>
+    internal static bool IsHeldByAnother(IOException e) =>
+        e.GetType() == typeof(IOException)
+        && (OperatingSystem.IsWindows()
+            ? e.HResult is unchecked((int)0x80070020) or unchecked((int)0x80070021)
+            : e.HResult == (OperatingSystem.IsLinux() ? 11 : 35));
 
     public void Dispose() => _stream.Dispose();
 }

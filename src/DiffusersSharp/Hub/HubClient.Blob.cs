@@ -24,7 +24,11 @@ public sealed partial class HubClient
             pos = 0;
         }
         var tracker = new ProgressTracker(repoId, filename, meta.Size, pos, progress, Options.ProgressInterval);
-        int retriesLeft = Options.MaxRetries;
+        // Retries are reset only by progress past the furthest byte reached so far, and a server that ignores Range
+        // (so every retry starts again from byte 0) gets at most MaxRetries restarts: a stream that keeps breaking ends
+        // in an error instead of an endless loop.
+        int retriesLeft = Options.MaxRetries, restarts = 0;
+        long furthest = pos;
         var buffer = new byte[64 * 1024];
 
         while (meta.Size is not { } size || pos < size)
@@ -32,7 +36,15 @@ public sealed partial class HubClient
             Exception? networkError = null;
             using (var response = await _http.SendAsync(HttpMethod.Get, meta.Location, token, RedirectMode.All, repoId, pos, ct).ConfigureAwait(false))
             {
-                if (pos > 0 && response.StatusCode != HttpStatusCode.PartialContent) pos = 0; // the server ignored Range: start over
+                if (pos > 0 && response.StatusCode != HttpStatusCode.PartialContent)
+                {
+                    pos = 0; // the server ignored Range: start over
+                    if (++restarts > Options.MaxRetries)
+                        throw new HubException(HubErrorKind.Network,
+                            $"Downloading {filename} from {repoId} failed: the server ignores Range requests (it answers {(int)response.StatusCode}, not 206) and the transfer broke {restarts} times; "
+                            + $"it cannot be resumed. Max retries exceeded.")
+                        { RepoId = repoId, Url = meta.Location, FilePath = incomplete };
+                }
                 Stream file = OpenPartial(incomplete, pos);
                 try
                 {
@@ -61,7 +73,11 @@ public sealed partial class HubClient
                             throw WriteFailed(repoId, filename, incomplete, e);
                         }
                         pos += n;
-                        retriesLeft = Options.MaxRetries; // progress was made
+                        if (pos > furthest)
+                        {
+                            furthest = pos;
+                            retriesLeft = Options.MaxRetries; // progress was made
+                        }
                         tracker.Report(pos);
                     }
                     try { await file.FlushAsync(ct).ConfigureAwait(false); }

@@ -120,7 +120,7 @@ public sealed partial class HubClient : IDisposable
 
         FileLockHandle fileLock;
         try { fileLock = await FileLockHandle.AcquireAsync(CacheLayout.LockPath(Settings.CacheDir, repoId, meta.Etag), ct).ConfigureAwait(false); }
-        catch (UnauthorizedAccessException e) { throw CacheLayout.NotWritable(Settings.CacheDir, e); }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException) { throw CacheLayout.NotWritable(Settings.CacheDir, e); }
         using (fileLock)
         {
             // Another downloader may have finished while we waited for the lock.

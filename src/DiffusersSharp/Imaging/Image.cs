@@ -28,6 +28,9 @@ public sealed class Image
         Pixels = pixels;
     }
 
+    /// <summary>The largest width or height <see cref="Decode"/> reads (16384 px: a 16384² RGBA decode is 1 GiB).</summary>
+    public const int MaxSide = 16384;
+
     public int Width { get; }
     public int Height { get; }
     /// <summary>3 for RGB, 1 for grayscale.</summary>
@@ -127,6 +130,8 @@ public sealed class Image
         using var codec = SKCodec.Create(stream)
             ?? throw new DiffusersException("not a readable image (SkiaSharp found no decoder for it)");
         int w = codec.Info.Width, h = codec.Info.Height;
+        if (w <= 0 || h <= 0 || w > MaxSide || h > MaxSide)
+            throw new DiffusersException($"the image is {w}x{h} pixels; DiffusersSharp reads images of at most {MaxSide} pixels a side");
         var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
         var handle = GCHandle.Alloc(rgba, GCHandleType.Pinned);

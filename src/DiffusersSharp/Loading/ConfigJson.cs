@@ -34,7 +34,7 @@ public static class ConfigJson
     {
         if (!File.Exists(path))
             throw new ConfigException($"Config file not found: {path}") { FilePath = path };
-        return Parse<T>(File.ReadAllText(path), path);
+        return Parse<T>(ReadText(path), path);
     }
 
     /// <summary>Parses config JSON text; <paramref name="source"/> names the file in error messages.</summary>
@@ -44,7 +44,8 @@ public static class ConfigJson
         // Syntax first, so that a syntax error under a key is not reported as a wrong type for that key.
         try
         {
-            using var _ = JsonDocument.Parse(normalized, DocumentOptions);
+            using var doc = JsonDocument.Parse(normalized, DocumentOptions);
+            RequireObject(doc, source);
         }
         catch (JsonException e)
         {
@@ -52,18 +53,94 @@ public static class ConfigJson
         }
         try
         {
-            return JsonSerializer.Deserialize<T>(normalized, Options)
+            var config = JsonSerializer.Deserialize<T>(normalized, Options)
                    ?? throw new ConfigException($"{source}: the config is JSON null") { FilePath = source };
+            RefuseNumbersAsStrings(config, source);
+            return config;
         }
         catch (JsonException e)
         {
             string key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "";
             string where = Where(e);
+            string? expected = key.Length > 0 ? Expected(typeof(T), key) : null;
             string msg = key.Length > 0
-                ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {e.Message}"
+                ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {(expected is null ? e.Message : "expected " + expected)}"
                 : $"{source}: the config does not fit {typeof(T).Name}{where}: {e.Message}";
             throw new ConfigException(msg, e) { FilePath = source, Key = key.Length > 0 ? key : null };
         }
+    }
+
+    /// <summary>
+    /// A bare NaN / Infinity (which <see cref="NormalizePythonLiterals"/> turns into a marked string so that float keys
+    /// read it) given for a string key is the wrong type, as any other number would be.
+    /// </summary>
+    private static void RefuseNumbersAsStrings(DiffusersConfig config, string source)
+    {
+        foreach (var p in config.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            if (p.GetIndexParameters().Length != 0) continue;
+            string?[]? value = p.PropertyType == typeof(string) ? [p.GetValue(config) as string]
+                : p.PropertyType == typeof(string[]) ? p.GetValue(config) as string?[] : null;
+            if (value?.FirstOrDefault(v => v is { Length: > 0 } && v[0] == '\0') is not { } bad) continue;
+            string key = (p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name ?? p.Name;
+            throw new ConfigException($"{source}: config key '{key}' must be a string, not the number {bad[1..]}") { FilePath = source, Key = key };
+        }
+    }
+
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// A config file's text: UTF-8 (a BOM is skipped), as Python's <c>json.load</c> reads it; invalid bytes are an
+    /// error naming the file, not silently replaced (a replaced key would be ignored as unknown).
+    /// </summary>
+    public static string ReadText(string path)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"Cannot read {path}: {e.Message}", e) { FilePath = path };
+        }
+        try
+        {
+            var span = bytes.AsSpan();
+            if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+            return StrictUtf8.GetString(span);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new ConfigException($"{path}: not valid UTF-8 text (byte {e.Index} of the file cannot be decoded)", e) { FilePath = path };
+        }
+    }
+
+    /// <summary>What the config key takes, in words (from the record's property type), or null when unknown.</summary>
+    private static string? Expected(Type configType, string key)
+    {
+        string name = key.Split('[', '.')[0];
+        var prop = configType.GetProperties().FirstOrDefault(p =>
+            (p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name == name);
+        if (prop is null) return null;
+        string? converter = (prop.GetCustomAttributes(typeof(JsonConverterAttribute), true).FirstOrDefault() as JsonConverterAttribute)?.ConverterType?.Name;
+        var t = Nullable.GetUnderlyingType(prop.PropertyType) ?? prop.PropertyType;
+        string? what = converter switch
+        {
+            { } c when c.StartsWith("IntOrIntArray", StringComparison.Ordinal) => "an integer or a list of integers",
+            { } c when c.StartsWith("BoolOrBoolArray", StringComparison.Ordinal) => "true, false or a list of them",
+            _ when t == typeof(int) => "an integer (-2147483648 to 2147483647)",
+            _ when t == typeof(long) => "an integer",
+            _ when t == typeof(double) || t == typeof(float) => "a number",
+            _ when t == typeof(bool) => "true or false",
+            _ when t == typeof(string) => "a string",
+            _ when t == typeof(int[]) => "a list of integers",
+            _ when t == typeof(double[]) => "a list of numbers",
+            _ when t == typeof(string[]) => "a list of strings",
+            _ when t == typeof(int[][]) => "a list of lists of integers",
+            _ => null,
+        };
+        if (what is null) return null;
+        bool nullable = Nullable.GetUnderlyingType(prop.PropertyType) is not null
+                        || new System.Reflection.NullabilityInfoContext().Create(prop).WriteState == System.Reflection.NullabilityState.Nullable;
+        return nullable ? what + " or null" : what;
     }
 
     private static readonly JsonDocumentOptions DocumentOptions = new() { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip };
@@ -78,13 +155,51 @@ public static class ConfigJson
             throw new ConfigException($"Config file not found: {path}") { FilePath = path };
         try
         {
-            return JsonDocument.Parse(NormalizePythonLiterals(File.ReadAllText(path)), DocumentOptions);
+            return JsonDocument.Parse(NormalizePythonLiterals(ReadText(path)), DocumentOptions);
         }
         catch (JsonException e)
         {
             throw new ConfigException($"{path}: invalid JSON{Where(e)}: {e.Message}", e) { FilePath = path };
         }
     }
+
+    /// <summary>
+    /// Reads a JSON file that must hold an object (every config file does): <c>null</c>, a list, a number or a
+    /// string is a <see cref="ConfigException"/> naming the file.
+    /// </summary>
+    public static JsonDocument ReadObject(string path)
+    {
+        var doc = ReadDocument(path);
+        try
+        {
+            RequireObject(doc, path);
+            return doc;
+        }
+        catch
+        {
+            doc.Dispose();
+            throw;
+        }
+    }
+
+    private static void RequireObject(JsonDocument doc, string source)
+    {
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ConfigException(
+                $"{source}: the file must hold a JSON object ({{\"key\": value, …}}), not {Describe(doc.RootElement)}")
+            { FilePath = source };
+    }
+
+    /// <summary>A JSON value's kind in words, with the value when it is short: <c>null</c>, <c>a list</c>, <c>the number 42</c>.</summary>
+    internal static string Describe(JsonElement e) => e.ValueKind switch
+    {
+        JsonValueKind.Null => "null",
+        JsonValueKind.Array => "a list",
+        JsonValueKind.Number => $"the number {Printable.Json(e, 40)}",
+        JsonValueKind.String => $"the string {Printable.Json(e, 40)}",
+        JsonValueKind.True or JsonValueKind.False => $"the value {Printable.Json(e)}",
+        _ => "an object",
+    };
 
     /// <summary>
     /// The config as JSON text the way Python writes it (non-finite floats as bare literals, also inside keys

@@ -76,11 +76,11 @@ public sealed class PipelineIndex
             {
                 case "_class_name":
                     className = p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() is { Length: > 0 } s
-                        ? s : throw Bad(p.Name, $"'_class_name' must be the pipeline class name (a non-empty string), not {p.Value.GetRawText()}");
+                        ? s : throw Bad(p.Name, $"'_class_name' must be the pipeline class name (a non-empty string), not {Printable.Json(p.Value)}");
                     break;
                 case "_diffusers_version":
                     version = p.Value.ValueKind == JsonValueKind.String
-                        ? p.Value.GetString() : throw Bad(p.Name, $"'_diffusers_version' must be a string, not {p.Value.GetRawText()}");
+                        ? p.Value.GetString() : throw Bad(p.Name, $"'_diffusers_version' must be a string, not {Printable.Json(p.Value)}");
                     break;
                 default:
                     if (p.Value.ValueKind == JsonValueKind.Array && !p.Name.StartsWith('_'))
@@ -97,18 +97,26 @@ public sealed class PipelineIndex
 
     private static PipelineComponent ParseComponent(JsonProperty p, Func<string, string, ConfigException> bad)
     {
+        if (!IsFolderName(p.Name))
+            throw bad(p.Name,
+                $"component name '{Printable.Text(p.Name)}' is not a folder name: a component lives in the model folder's subfolder of its name, so it cannot be empty, '.', '..', hold '/', '\\' or control characters");
         var a = p.Value;
         string? Item(int i) => a[i].ValueKind switch
         {
             JsonValueKind.String => a[i].GetString(),
             JsonValueKind.Null => null,
-            _ => throw bad(p.Name, $"component '{p.Name}' must be [library, class] or [null, null], not {a.GetRawText()}"),
+            _ => throw bad(p.Name, $"component '{Printable.Text(p.Name)}' must be [library, class] or [null, null], not {Printable.Json(a)}"),
         };
         if (a.GetArrayLength() != 2)
-            throw bad(p.Name, $"component '{p.Name}' must be [library, class] or [null, null], not {a.GetRawText()}");
+            throw bad(p.Name, $"component '{Printable.Text(p.Name)}' must be [library, class] or [null, null], not {Printable.Json(a)}");
         string? library = Item(0), cls = Item(1);
         if ((library is null) != (cls is null) || library == "" || cls == "")
-            throw bad(p.Name, $"component '{p.Name}' must be [library, class] or [null, null], not {a.GetRawText()}");
+            throw bad(p.Name, $"component '{Printable.Text(p.Name)}' must be [library, class] or [null, null], not {Printable.Json(a)}");
         return new PipelineComponent(p.Name, library, cls);
     }
+
+    /// <summary>True for a plain folder name inside the model folder (no path separators, not '.' or '..').</summary>
+    public static bool IsFolderName(string name) =>
+        name.Length > 0 && name is not ("." or "..") && name.IndexOfAny(['/', '\\']) < 0 && !name.Any(char.IsControl)
+        && !System.IO.Path.IsPathRooted(name) && name.IndexOfAny(System.IO.Path.GetInvalidFileNameChars()) < 0;
 }

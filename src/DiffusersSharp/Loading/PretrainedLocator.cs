@@ -100,6 +100,10 @@ public static partial class PretrainedLocator
             return new DiffusersException(
                 $"'{idOrPath}' revision '{rev}' is in the Hugging Face cache but its snapshot {snapshot} has no subfolder '{subfolder}'. {howTo}")
             { FilePath = Path.Combine(snapshot, subfolder) };
+        if (!string.IsNullOrEmpty(subfolder) && MissingFiles(Path.Combine(snapshot, subfolder)) is { } lacking)
+            return new DiffusersException(
+                $"'{idOrPath}' revision '{rev}' is only partly in the Hugging Face cache: its folder {Path.Combine(snapshot, subfolder)} lacks {lacking} (an interrupted download?). {howTo}")
+            { FilePath = Path.Combine(snapshot, subfolder) };
         if (string.IsNullOrEmpty(subfolder) && MissingPipelineParts(snapshot) is { } missing)
             return new DiffusersException(
                 $"'{idOrPath}' revision '{rev}' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks {missing}. {howTo}")
@@ -116,21 +120,43 @@ public static partial class PretrainedLocator
     {
         string index = Path.Combine(snapshot, "model_index.json");
         if (!File.Exists(index))
-            return File.Exists(Path.Combine(snapshot, "config.json")) ? null : "model_index.json (or config.json)";
+            return File.Exists(Path.Combine(snapshot, "config.json")) ? MissingFiles(snapshot) : "model_index.json (or config.json)";
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(index));
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
             foreach (var p in doc.RootElement.EnumerateObject())
-                if (!p.Name.StartsWith('_') && p.Value.ValueKind == System.Text.Json.JsonValueKind.Array
-                    && p.Value.GetArrayLength() == 2 && p.Value[0].ValueKind == System.Text.Json.JsonValueKind.String
-                    && !Directory.Exists(Path.Combine(snapshot, p.Name)))
-                    return $"the '{p.Name}' folder";
+            {
+                if (p.Name.StartsWith('_') || p.Value.ValueKind != System.Text.Json.JsonValueKind.Array
+                    || p.Value.GetArrayLength() != 2 || p.Value[0].ValueKind != System.Text.Json.JsonValueKind.String
+                    || !PipelineIndex.IsFolderName(p.Name))
+                    continue; // not a component, or a name PipelineIndex refuses when the index is read
+                string folder = Path.Combine(snapshot, p.Name);
+                if (!Directory.Exists(folder)) return $"the '{p.Name}' folder";
+                if (MissingFiles(folder) is { } lacking) return $"{lacking} in the '{p.Name}' folder";
+            }
         }
-        catch (System.Text.Json.JsonException)
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or IOException)
         {
             return null; // a broken model_index.json is reported by whoever reads it, with its position
         }
         return null;
+    }
+
+    /// <summary>
+    /// What a cached component folder lacks, judged offline the way an interrupted download leaves it: no file at all,
+    /// a link whose blob never arrived, or a model's <c>config.json</c> without any weight file.
+    /// </summary>
+    private static string? MissingFiles(string folder)
+    {
+        var files = Directory.GetFiles(folder);
+        if (files.Length == 0) return "any file";
+        foreach (var f in files)
+            if (!File.Exists(f)) return $"the blob of {Path.GetFileName(f)} (a dangling link)";
+        bool model = File.Exists(Path.Combine(folder, "config.json"));
+        bool weights = files.Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal)
+                                      || f.EndsWith(".index.json", StringComparison.Ordinal) || f.Contains(".index.", StringComparison.Ordinal));
+        return model && !weights ? "its weights (config.json is there, no .safetensors or .bin)" : null;
     }
 
     /// <summary>The Hub cache folder the environment selects (see the class summary).</summary>

@@ -90,24 +90,32 @@ public sealed class SafetensorsFile : IDisposable
                 throw new WeightsException($"{path}: corrupt safetensors header: the header is not a JSON object") { FilePath = path };
             var entries = new Dictionary<string, SafetensorsEntry>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>();
-            foreach (var prop in doc.RootElement.EnumerateObject())
+            try
             {
-                if (prop.Name == "__metadata__")
+                foreach (var prop in doc.RootElement.EnumerateObject())
                 {
-                    if (prop.Value.ValueKind == JsonValueKind.Object)
-                        foreach (var m in prop.Value.EnumerateObject())
-                            metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
-                    continue;
+                    if (prop.Name == "__metadata__")
+                    {
+                        if (prop.Value.ValueKind == JsonValueKind.Object)
+                            foreach (var m in prop.Value.EnumerateObject())
+                                metadata[m.Name] = m.Value.ValueKind == JsonValueKind.String ? m.Value.GetString()! : m.Value.GetRawText();
+                        continue;
+                    }
+                    if (entries.ContainsKey(prop.Name))
+                        throw new WeightsException($"{path}: corrupt safetensors header: tensor '{Printable.Text(prop.Name)}' is listed twice") { FilePath = path, Key = prop.Name };
+                    entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
                 }
-                if (entries.ContainsKey(prop.Name))
-                    throw new WeightsException($"{path}: corrupt safetensors header: tensor '{prop.Name}' is listed twice") { FilePath = path, Key = prop.Name };
-                entries[prop.Name] = ParseEntry(path, prop.Name, prop.Value, dataLength);
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json validates UTF-8 only when a string is read: a name or value that is not UTF-8
+                throw new WeightsException($"{path}: corrupt safetensors header: a tensor name or metadata string is not valid UTF-8 ({e.Message})", e) { FilePath = path };
             }
             var sorted = entries.Values.Where(e => e.ByteLength > 0).OrderBy(e => e.Begin).ToList();
             for (int i = 1; i < sorted.Count; i++)
                 if (sorted[i].Begin < sorted[i - 1].End)
                     throw new WeightsException(
-                        $"{path}: corrupt safetensors header: tensors '{sorted[i - 1].Name}' [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and '{sorted[i].Name}' [{sorted[i].Begin}, {sorted[i].End}] overlap")
+                        $"{path}: corrupt safetensors header: tensors '{Printable.Text(sorted[i - 1].Name)}' [{sorted[i - 1].Begin}, {sorted[i - 1].End}] and '{Printable.Text(sorted[i].Name)}' [{sorted[i].Begin}, {sorted[i].End}] overlap")
                     { FilePath = path, Key = sorted[i].Name };
             long covered = sorted.Sum(e => e.ByteLength);
             if (covered != dataLength)
@@ -120,23 +128,23 @@ public sealed class SafetensorsFile : IDisposable
 
     private static SafetensorsEntry ParseEntry(string path, string name, JsonElement e, long dataLength)
     {
-        WeightsException Bad(string what) => new($"{path}: corrupt safetensors header for tensor '{name}': {what}") { FilePath = path, Key = name };
+        WeightsException Bad(string what) => new($"{path}: corrupt safetensors header for tensor '{Printable.Text(name)}': {what}") { FilePath = path, Key = name };
         if (e.ValueKind != JsonValueKind.Object) throw Bad("entry is not an object");
         if (!e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String) throw Bad("missing dtype");
         string dtype = dt.GetString()!;
-        int elemSize = ElementSize(dtype) ?? throw Bad($"unknown dtype '{dtype}'");
+        int elemSize = ElementSize(dtype) ?? throw Bad($"unknown dtype '{Printable.Text(dtype, 40)}'");
         if (!e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array) throw Bad("missing shape");
         var shape = new List<long>();
         foreach (var d in sh.EnumerateArray())
         {
-            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0) throw Bad($"invalid dimension {d.GetRawText()}");
+            if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt64(out long v) || v < 0) throw Bad($"invalid dimension {Printable.Json(d)}");
             shape.Add(v);
         }
         if (!e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
             throw Bad("missing data_offsets");
         if (off[0].ValueKind != JsonValueKind.Number || off[1].ValueKind != JsonValueKind.Number
             || !off[0].TryGetInt64(out long begin) || !off[1].TryGetInt64(out long end) || begin < 0 || end < begin)
-            throw Bad($"invalid data_offsets {off.GetRawText()}");
+            throw Bad($"invalid data_offsets {Printable.Json(off)}");
         if (end > dataLength)
             throw Bad($"data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; the file is truncated)");
         long count = 1;
@@ -196,12 +204,12 @@ public sealed class SafetensorsFile : IDisposable
     public Tensor Load(string name)
     {
         if (!_entries.TryGetValue(name, out var e))
-            throw new WeightsException($"{Path}: no tensor named '{name}'") { FilePath = Path, Key = name };
+            throw new WeightsException($"{Path}: no tensor named '{Printable.Text(name)}'") { FilePath = Path, Key = name };
         ScalarType dtype;
         try { dtype = ToScalarType(e.DType); }
         catch (WeightsException x)
         {
-            throw new WeightsException($"{Path}: tensor '{name}': {x.Message}") { FilePath = Path, Key = name };
+            throw new WeightsException($"{Path}: tensor '{Printable.Text(name)}': {x.Message}") { FilePath = Path, Key = name };
         }
         var t = torch.empty(e.Shape, dtype);
         if (e.ByteLength > 0) CopyInto(e, t);

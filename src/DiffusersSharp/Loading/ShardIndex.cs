@@ -23,10 +23,10 @@ internal static class ShardIndex
         foreach (var p in map.EnumerateObject())
         {
             if (p.Value.ValueKind != JsonValueKind.String)
-                throw Bad($"weight_map entry '{p.Name}' must be a file name string, not {p.Value.GetRawText()}", p.Name);
+                throw Bad($"weight_map entry '{Printable.Text(p.Name)}' must be a file name string, not {Printable.Json(p.Value)}", p.Name);
             string shard = p.Value.GetString()!;
             if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or ".." || shard.Contains('\\'))
-                throw Bad($"weight_map entry '{p.Name}' names '{shard}', which is not a plain file name in the index's folder", p.Name);
+                throw Bad($"weight_map entry '{Printable.Text(p.Name)}' names '{Printable.Text(shard)}', which is not a plain file name in the index's folder", p.Name);
             result[p.Name] = shard;
         }
         if (result.Count == 0) throw Bad("\"weight_map\" is empty", "weight_map");
@@ -45,15 +45,15 @@ internal static class ShardIndex
             {
                 string shardPath = Path.Combine(folder, shard);
                 if (!File.Exists(shardPath))
-                    throw new WeightsException($"{indexPath}: shard '{shard}' is listed in weight_map but {shardPath} does not exist") { FilePath = indexPath };
+                    throw new WeightsException($"{indexPath}: shard '{Printable.Text(shard)}' is listed in weight_map but {shardPath} does not exist") { FilePath = indexPath };
                 if (shard.EndsWith(".json", StringComparison.Ordinal))
-                    throw new WeightsException($"{indexPath}: shard '{shard}' is not a weight file") { FilePath = indexPath };
+                    throw new WeightsException($"{indexPath}: shard '{Printable.Text(shard)}' is not a weight file") { FilePath = indexPath };
                 foreach (var (name, t) in WeightLoader.ReadFile(shardPath))
                 {
                     if (origin.TryGetValue(name, out var other))
                     {
                         t.Dispose();
-                        throw new WeightsException($"{indexPath}: tensor '{name}' is in two shards, '{other}' and '{shard}'") { FilePath = indexPath, Key = name };
+                        throw new WeightsException($"{indexPath}: tensor '{Printable.Text(name)}' is in two shards, '{Printable.Text(other)}' and '{Printable.Text(shard)}'") { FilePath = indexPath, Key = name };
                     }
                     origin[name] = shard;
                     result[name] = t;
@@ -62,7 +62,7 @@ internal static class ShardIndex
             foreach (var (name, shard) in map)
                 if (!origin.TryGetValue(name, out var actual) || actual != shard)
                     throw new WeightsException(
-                        $"{indexPath}: weight_map puts '{name}' in '{shard}', but " + (actual is null ? "no shard has it" : $"it is in '{actual}'"))
+                        $"{indexPath}: weight_map puts '{Printable.Text(name)}' in '{Printable.Text(shard)}', but " + (actual is null ? "no shard has it" : $"it is in '{Printable.Text(actual)}'"))
                     { FilePath = indexPath, Key = name };
         }
         catch

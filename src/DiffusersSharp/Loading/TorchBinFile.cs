@@ -57,17 +57,22 @@ public static class TorchBinFile
         }
         using (zip)
         {
-            var pkl = zip.Entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
+            IReadOnlyCollection<ZipArchiveEntry> entries;
+            try { entries = zip.Entries; }
+            catch (InvalidDataException e)
+            {
+                throw new WeightsException($"{path}: the zip's central directory is corrupt: {e.Message}", e) { FilePath = path };
+            }
+            var pkl = entries.Where(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1).ToList();
             if (pkl.Count != 1)
                 throw new WeightsException($"{path}: not a PyTorch checkpoint: expected one '<name>/data.pkl' in the zip, found {pkl.Count}") { FilePath = path };
             string prefix = pkl[0].FullName[..^"data.pkl".Length];
             var byteOrder = zip.GetEntry(prefix + "byteorder");
             if (byteOrder != null)
             {
-                using var r = new StreamReader(byteOrder.Open());
-                string order = r.ReadToEnd().Trim();
+                string order = System.Text.Encoding.ASCII.GetString(ReadEntry(byteOrder, path, maxBytes: 64)).Trim();
                 if (order != "little")
-                    throw new WeightsException($"{path}: byte order '{order}' is not supported (only little-endian checkpoints)") { FilePath = path };
+                    throw new WeightsException($"{path}: byte order '{Printable.Text(order, 20)}' is not supported (only little-endian checkpoints)") { FilePath = path };
             }
             byte[] pickle = ReadEntry(pkl[0], path);
             object? root = Unpickle(pickle, path);
@@ -75,16 +80,19 @@ public static class TorchBinFile
         }
     }
 
-    private static byte[] ReadEntry(ZipArchiveEntry entry, string path)
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string path, long maxBytes = 1L << 28)
     {
-        if (entry.Length > 1L << 28)
-            throw new WeightsException($"{path}: '{entry.FullName}' is {entry.Length} bytes, too large for a state-dict pickle") { FilePath = path };
+        if (entry.Length > maxBytes)
+            throw new WeightsException($"{path}: '{Printable.Text(entry.FullName)}' is {entry.Length} bytes, too large for a state-dict pickle") { FilePath = path };
         var buf = new byte[entry.Length];
-        using var s = entry.Open();
-        try { s.ReadExactly(buf); }
-        catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+        try
         {
-            throw new WeightsException($"{path}: '{entry.FullName}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path };
+            using var s = entry.Open();   // reads the local header, which may be corrupt
+            s.ReadExactly(buf);
+        }
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException or IOException)
+        {
+            throw new WeightsException($"{path}: '{Printable.Text(entry.FullName)}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path };
         }
         return buf;
     }
@@ -160,11 +168,11 @@ public static class TorchBinFile
             foreach (var (k, v) in dict.Items)
             {
                 if (k is not string name || v is not TensorRef tr)
-                    throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{k}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
+                    throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{Printable.Text(k?.ToString())}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
                 if (!storages.TryGetValue(tr.Storage.Key, out var storage))
                     storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
                 if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
-                    throw new WeightsException($"{path}: tensor '{name}': storage {tr.Storage.Key} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
+                    throw new WeightsException($"{path}: tensor '{Printable.Text(name)}': storage {Printable.Text(tr.Storage.Key)} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
                 CheckBounds(tr, name, path);
                 using var view = storage.as_strided(tr.Size, tr.Stride, tr.Offset);
                 // The usual case (a whole storage, contiguous) shares the storage's memory; anything else
@@ -188,13 +196,13 @@ public static class TorchBinFile
     private static void CheckBounds(TensorRef t, string name, string path)
     {
         if (t.Size.Length != t.Stride.Length || t.Offset < 0 || t.Size.Any(s => s < 0) || t.Stride.Any(s => s < 0))
-            throw new WeightsException($"{path}: tensor '{name}' has an invalid size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}] or offset {t.Offset}") { FilePath = path, Key = name };
+            throw new WeightsException($"{path}: tensor '{Printable.Text(name)}' has an invalid size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}] or offset {t.Offset}") { FilePath = path, Key = name };
         if (t.Size.Any(s => s == 0)) return;
         long last = t.Offset;
         for (int i = 0; i < t.Size.Length; i++) last = checked(last + (t.Size[i] - 1) * t.Stride[i]);
         if (last >= t.Storage.Numel)
             throw new WeightsException(
-                $"{path}: tensor '{name}' (size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}], offset {t.Offset}) reaches element {last} of a storage of {t.Storage.Numel}")
+                $"{path}: tensor '{Printable.Text(name)}' (size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}], offset {t.Offset}) reaches element {last} of a storage of {t.Storage.Numel}")
             { FilePath = path, Key = name };
     }
 
@@ -202,7 +210,7 @@ public static class TorchBinFile
     {
         string entryName = prefix + "data/" + s.Key;
         var entry = zip.GetEntry(entryName)
-            ?? throw new WeightsException($"{path}: tensor '{tensorName}': storage '{entryName}' is missing from the zip") { FilePath = path, Key = tensorName };
+            ?? throw new WeightsException($"{path}: tensor '{Printable.Text(tensorName)}': storage '{Printable.Text(entryName)}' is missing from the zip") { FilePath = path, Key = tensorName };
         long elemSize;
         using (var probe = torch.empty(0, s.DType)) elemSize = probe.element_size();
         long expected = s.Numel <= long.MaxValue / elemSize ? s.Numel * elemSize : -1;
@@ -210,7 +218,7 @@ public static class TorchBinFile
         {
             // checked before allocating, so a lying numel cannot make us allocate anything
             throw new WeightsException(
-                $"{path}: tensor '{tensorName}': storage '{entryName}' holds {entry.Length} bytes but {s.Numel} × {s.DType} needs {(expected < 0 ? "more than 2^63" : expected)}")
+                $"{path}: tensor '{Printable.Text(tensorName)}': storage '{Printable.Text(entryName)}' holds {entry.Length} bytes but {s.Numel} × {s.DType} needs {(expected < 0 ? "more than 2^63" : expected)}")
             { FilePath = path, Key = tensorName };
         }
         var t = torch.empty(new[] { s.Numel }, s.DType);
@@ -223,10 +231,10 @@ public static class TorchBinFile
             }
             return t;
         }
-        catch (Exception e) when (e is EndOfStreamException or InvalidDataException)
+        catch (Exception e) when (e is EndOfStreamException or InvalidDataException or IOException)
         {
             t.Dispose();
-            throw new WeightsException($"{path}: tensor '{tensorName}': storage '{entryName}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path, Key = tensorName };
+            throw new WeightsException($"{path}: tensor '{Printable.Text(tensorName)}': storage '{Printable.Text(entryName)}' cannot be read (truncated or corrupt): {e.Message}", e) { FilePath = path, Key = tensorName };
         }
     }
 }

@@ -103,8 +103,8 @@ public static class WeightLoader
         if (missing.Count > 0 || unexpected.Count > 0)
         {
             var parts = new List<string>();
-            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{k} {Shape(targets[k])}").ToList())}");
-            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected.Select(k => $"{k} {Shape(renamed[k])}").ToList())}");
+            if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{Printable.Text(k)} {Shape(targets[k])}").ToList())}");
+            if (unexpected.Count > 0) parts.Add($"unexpected keys: {Summarize(unexpected.Select(k => $"{Printable.Text(k)} {Shape(renamed[k])}").ToList())}");
             throw new WeightsException($"{source}: the weights do not match {module.GetType().Name}: {string.Join("; ", parts)}")
             { FilePath = source, Key = missing.Concat(unexpected).First() };
         }
@@ -124,6 +124,39 @@ public static class WeightLoader
         {
             foreach (var (name, target) in targets)
                 target.copy_(renamed[name]);
+        }
+        CheckFinite(targets, source, module.GetType().Name);
+    }
+
+    /// <summary>
+    /// Refuses weights holding NaN or ±Inf (after conversion to the module's dtype, so a float32 value beyond the
+    /// float16 range counts too): a model with them only ever outputs NaN. The cost is one sum per tensor in its own
+    /// dtype (one read pass, no temporary the size of the tensor) and a single synchronisation: a NaN or an infinity
+    /// always makes the sum non-finite. Only the tensors whose sum is not finite (a real NaN/Inf, or a sum of large
+    /// finite values that overflowed) are then looked at element by element.
+    /// </summary>
+    internal static void CheckFinite(IReadOnlyDictionary<string, Tensor> tensors, string source, string model)
+    {
+        using var scope = torch.NewDisposeScope();
+        var floats = tensors.Where(kv => kv.Value.is_floating_point() && kv.Value.numel() > 0).ToList();
+        if (floats.Count == 0) return;
+        using (torch.no_grad())
+        {
+            var sums = torch.stack(floats.Select(kv => kv.Value.sum().to(ScalarType.Float32)).ToArray());
+            var finiteSums = torch.isfinite(sums);
+            if (finiteSums.all().item<bool>()) return;
+            bool[] ok = finiteSums.cpu().data<bool>().ToArray();
+            for (int i = 0; i < floats.Count; i++)
+            {
+                if (ok[i]) continue;
+                var (name, t) = floats[i];
+                var finite = torch.isfinite(t);
+                if (finite.all().item<bool>()) continue;
+                long nan = torch.isnan(t).sum().item<long>(), total = t.numel(), bad = total - finite.sum().item<long>();
+                throw new WeightsException(
+                    $"{source}: weight '{Printable.Text(name)}' of {model} holds {bad} non-finite values of {total} ({nan} NaN, {bad - nan} ±Inf, as {t.dtype}): the checkpoint is corrupt, or its values do not fit the dtype")
+                { FilePath = source, Key = name };
+            }
         }
     }
 

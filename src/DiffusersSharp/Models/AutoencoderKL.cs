@@ -92,6 +92,7 @@ public sealed partial class AutoencoderKL : nn.Module
 
     private static void Validate(AutoencoderKLConfig c, string source)
     {
+        ModelConfigRanges.RequiredAutoencoderKL(c, source);
         if (c.BlockOutChannels is null || c.BlockOutChannels.Length == 0)
             Fail(source, "block_out_channels", "block_out_channels must be a non-empty list");
         if (c.DownBlockTypes is null || c.DownBlockTypes.Length != c.BlockOutChannels!.Length)
@@ -119,6 +120,7 @@ public sealed partial class AutoencoderKL : nn.Module
             Fail(source, "sample_size", $"sample_size must be a positive integer, got [{string.Join(", ", s)}]");
         if (!(c.ScalingFactor > 0) || double.IsInfinity(c.ScalingFactor))
             Fail(source, "scaling_factor", $"scaling_factor must be a positive number, got {c.ScalingFactor}");
+        ModelConfigRanges.AutoencoderKL(c, source);
     }
 
     private static void Fail(string source, string key, string message) =>

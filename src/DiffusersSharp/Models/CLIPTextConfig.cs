@@ -56,5 +56,6 @@ public sealed record CLIPTextConfig : DiffusersConfig
             { FilePath = source, Key = "hidden_act" };
         if (EosTokenId is null)
             throw new ConfigException($"{source}: eos_token_id is null; the pooled output needs it") { FilePath = source, Key = "eos_token_id" };
+        ModelConfigRanges.Clip(this, source);
     }
 }

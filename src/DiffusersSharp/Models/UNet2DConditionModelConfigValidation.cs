@@ -9,6 +9,7 @@ internal static class UNet2DConditionModelConfigValidation
 {
     public static void Validate(UNet2DConditionModelConfig c, string source)
     {
+        ModelConfigRanges.RequiredUNet2DCondition(c, source);
         int n = c.DownBlockTypes?.Length ?? 0;
         if (c.DownBlockTypes is null || n == 0)
             Fail(source, "down_block_types", "down_block_types must be a non-empty list");
@@ -97,6 +98,7 @@ internal static class UNet2DConditionModelConfigValidation
             Fail(source, "conv_in_kernel", $"conv_in_kernel must be a positive odd number, got {c.ConvInKernel}");
         if (c.ConvOutKernel <= 0 || c.ConvOutKernel % 2 == 0)
             Fail(source, "conv_out_kernel", $"conv_out_kernel must be a positive odd number, got {c.ConvOutKernel}");
+        ModelConfigRanges.UNet2DCondition(c, source);
     }
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>

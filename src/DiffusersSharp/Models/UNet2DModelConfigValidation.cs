@@ -8,6 +8,7 @@ internal static class UNet2DModelConfigValidation
 {
     public static void Validate(UNet2DModelConfig c, string source)
     {
+        ModelConfigRanges.RequiredUNet2D(c, source);
         if (c.DownBlockTypes.Length != c.UpBlockTypes.Length)
             Fail(source, "up_block_types", $"Must provide the same number of `down_block_types` as `up_block_types`. `down_block_types`: [{Join(c.DownBlockTypes)}]. `up_block_types`: [{Join(c.UpBlockTypes)}].");
         if (c.BlockOutChannels.Length != c.DownBlockTypes.Length)
@@ -46,6 +47,7 @@ internal static class UNet2DModelConfigValidation
             Fail(source, "layers_per_block", $"layers_per_block must be positive, got {c.LayersPerBlock}");
         if (c.InChannels <= 0 || c.OutChannels <= 0)
             Fail(source, c.InChannels <= 0 ? "in_channels" : "out_channels", $"channel counts must be positive, got in_channels {c.InChannels}, out_channels {c.OutChannels}");
+        ModelConfigRanges.UNet2D(c, source);
     }
 
     // a diffusers type DiffusersSharp does not port, or one that needs the encoder_hidden_states UNet2DModel never passes

@@ -48,7 +48,8 @@ internal static class StableDiffusionLoader
         var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
         var textConfig = ReadTextConfig(folder);
         var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
-        StableDiffusionPipelineBase.CheckTextEncoderMatchesUnet(textConfig, unetConfig);
+        TokenizerFit.CheckComponents(tokenizer, textConfig, unetConfig, Path.Combine(folder, "text_encoder", "config.json"),
+            Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
 
         CLIPTextModel? text = null;
         UNet2DConditionModel? unet = null;

@@ -89,6 +89,10 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     {
         if (batchSize <= 0)
             throw new DiffusersException($"{ClassName}: batch size must be at least 1, got {batchSize}");
+        if (Unet.Config is { ClassEmbedType: not null } or { NumClassEmbeds: not null })
+            throw new DiffusersException(
+                $"{ClassName}: the UNet is class-conditional (config key {(Unet.Config.ClassEmbedType is { } t ? $"class_embed_type '{t}'" : $"num_class_embeds {Unet.Config.NumClassEmbeds}")}) and needs class labels, which {ClassName} does not pass (diffusers fails the same way: \"class_labels should be provided when doing class conditioning\")")
+            { Key = Unet.Config.ClassEmbedType is not null ? "class_embed_type" : "num_class_embeds" };
         int max = Scheduler.NumTrainTimesteps;
         if (numInferenceSteps <= 0 || numInferenceSteps > max)
             throw new DiffusersException(

@@ -63,6 +63,7 @@ public abstract class SchedulerBase : IScheduler
     /// </summary>
     protected void InitBetas(IBetaScheduleConfig c, IReadOnlyList<string> extraSchedules)
     {
+        SchedulerConfigValidation.Validate(Config, ClassName);
         if (c.NumTrainTimesteps <= 0)
             throw new ConfigException($"{ClassName}: num_train_timesteps must be positive, got {c.NumTrainTimesteps}") { Key = "num_train_timesteps" };
         float[] betas = SchedulerMath.Betas(ClassName, c, extraSchedules);

@@ -77,6 +77,7 @@ public static class SchedulerConfigs
         if (className is not null) obj["_class_name"] = className;
         var present = obj.Select(kv => kv.Key).ToHashSet(StringComparer.Ordinal);
         var config = ConfigJson.Parse<T>(obj.ToJsonString(), where);
+        SchedulerConfigValidation.Validate(config, where, File.Exists(where) ? where : null);
         var defaulted = KnownKeys<T>().Where(k => !present.Contains(k)).ToList();
         return config with { DefaultedKeys = defaulted };
     }

@@ -71,15 +71,34 @@ public static class SchedulerFactory
         catch (JsonException e) { throw new ConfigException($"{source}: invalid JSON: {e.Message}", e) { FilePath = source }; }
         if (node is not JsonObject obj)
             throw new ConfigException($"{source}: a scheduler config must be a JSON object") { FilePath = source };
-        return FromConfig(ParseTyped(obj, source));
+        return Named(source, null, () => FromConfig(ParseTyped(obj, source)));
     }
 
     /// <summary>
     /// Reads the <c>scheduler_config.json</c> of <paramref name="idOrPath"/> (a folder, a Hub id, or the file itself) or of
     /// its <paramref name="subfolder"/>, and builds the class its <c>_class_name</c> names (<see cref="ReadConfigFile"/>).
     /// </summary>
-    public static SchedulerBase FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
-        FromConfig(ReadConfigFile(idOrPath, subfolder, options));
+    public static SchedulerBase FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null)
+    {
+        string file = LocateConfig(idOrPath, subfolder, options);
+        return Named(file, file, () => FromConfig(ReadConfigFile(file, null, options)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="build"/>; a config error a scheduler's constructor raises (which knows its class, not where
+    /// its config came from) gets <paramref name="source"/> in front.
+    /// </summary>
+    private static T Named<T>(string source, string? file, Func<T> build)
+    {
+        try
+        {
+            return build();
+        }
+        catch (ConfigException e) when (e.FilePath is null && !e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new ConfigException($"{source}: {e.Message}", e) { FilePath = file, Key = e.Key };
+        }
+    }
 
     /// <summary>
     /// Reads <c>idOrPath[/subfolder]/scheduler_config.json</c> into the typed config of the class its <c>_class_name</c>

@@ -111,6 +111,9 @@ public sealed class CLIPTokenizer
     /// <summary>Size of <c>vocab.json</c> (transformers' <c>vocab_size</c>, added tokens not counted).</summary>
     public int VocabSize => _encoder.Count;
 
+    /// <summary>The largest id the tokenizer can produce (vocabulary and added tokens).</summary>
+    public int MaxTokenId => Math.Max(_encoder.Count == 0 ? -1 : _encoder.Values.Max(), _addedEncoder.Count == 0 ? -1 : _addedEncoder.Values.Max());
+
     /// <summary>Ids of every special token (bos, eos, unk, pad, additional).</summary>
     public IReadOnlyCollection<int> AllSpecialIds => _specialIds;
 
@@ -327,8 +330,12 @@ public sealed class CLIPTokenizer
     {
         try
         {
-            return JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(path, Encoding.UTF8))
+            var vocab = JsonSerializer.Deserialize<Dictionary<string, int>>(ConfigJson.ReadText(path))
                    ?? throw new ConfigException($"{path}: the vocabulary is JSON null") { FilePath = path };
+            foreach (var (token, id) in vocab)
+                if (id < 0)
+                    throw new ConfigException($"{path}: token '{Printable.Text(token, 40)}' has the negative id {id}") { FilePath = path, Key = token };
+            return vocab;
         }
         catch (JsonException e)
         {

@@ -47,19 +47,22 @@ internal sealed class TokenizerFiles
         JsonElement? config = null;
         if (File.Exists(configPath))
         {
-            using var doc = ConfigJson.ReadDocument(configPath);
+            using var doc = ConfigJson.ReadObject(configPath);
             config = doc.RootElement.Clone();
         }
         bool modern = config is { } c0 && c0.TryGetProperty("added_tokens_decoder", out _);
         if (config is { } c)
         {
             files.ApplySpecials(c, configPath);
-            if (c.TryGetProperty("model_max_length", out var mml) && mml.ValueKind == JsonValueKind.Number)
-                files.ModelMaxLength = mml.GetDouble() >= int.MaxValue ? int.MaxValue : (int)mml.GetDouble();
+            if (c.TryGetProperty("model_max_length", out var mml) && mml.ValueKind != JsonValueKind.Null)
+                files.ModelMaxLength = ModelMaxLengthOf(mml, configPath);
             if (c.TryGetProperty("clean_up_tokenization_spaces", out var cu) && cu.ValueKind is JsonValueKind.True or JsonValueKind.False)
                 files.CleanUpTokenizationSpaces = cu.GetBoolean();
             if (modern)
             {
+                if (c.GetProperty("added_tokens_decoder").ValueKind != JsonValueKind.Object)
+                    throw new ConfigException($"{configPath}: added_tokens_decoder must be an object of id → token, not {ConfigJson.Describe(c.GetProperty("added_tokens_decoder"))}")
+                    { FilePath = configPath, Key = "added_tokens_decoder" };
                 foreach (var p in c.GetProperty("added_tokens_decoder").EnumerateObject())
                 {
                     if (!int.TryParse(p.Name, out int id))
@@ -75,13 +78,13 @@ internal sealed class TokenizerFiles
             string mapPath = Path.Combine(folder, "special_tokens_map.json");
             if (File.Exists(mapPath))
             {
-                using var doc = ConfigJson.ReadDocument(mapPath);
+                using var doc = ConfigJson.ReadObject(mapPath);
                 files.ApplySpecials(doc.RootElement, mapPath);
             }
             string addedPath = Path.Combine(folder, "added_tokens.json");
             if (File.Exists(addedPath))
             {
-                using var doc = ConfigJson.ReadDocument(addedPath);
+                using var doc = ConfigJson.ReadObject(addedPath);
                 var specials = files.AllSpecialContents();
                 foreach (var p in doc.RootElement.EnumerateObject())
                 {
@@ -92,6 +95,25 @@ internal sealed class TokenizerFiles
             }
         }
         return files;
+    }
+
+    /// <summary>The most tokens a tokenizer may be asked to pad or truncate to (CLIP uses 77).</summary>
+    public const int MaxModelMaxLength = 1_000_000;
+
+    /// <summary>
+    /// <c>model_max_length</c>: an integer in [2, <see cref="MaxModelMaxLength"/>] (BOS and EOS need two), or transformers'
+    /// "no limit" value <c>int(1e30)</c> (and anything as large), read as no limit.
+    /// </summary>
+    private static int ModelMaxLengthOf(JsonElement v, string path)
+    {
+        if (v.ValueKind == JsonValueKind.Number && v.GetDouble() is var d)
+        {
+            if (d >= 1e29) return int.MaxValue;
+            if (d >= 2 && d <= MaxModelMaxLength && d == Math.Floor(d)) return (int)d;
+        }
+        throw new ConfigException(
+            $"{path}: model_max_length must be an integer between 2 and {MaxModelMaxLength} (or 1e30, transformers' 'no limit'), got {Printable.Json(v)}")
+        { FilePath = path, Key = "model_max_length" };
     }
 
     public HashSet<string> AllSpecialContents()
@@ -133,7 +155,7 @@ internal sealed class TokenizerFiles
                     v.TryGetProperty(name, out var f) && f.ValueKind is JsonValueKind.True or JsonValueKind.False ? f.GetBoolean() : dflt;
                 return new AddedTokenSpec(content.GetString()!, Flag("lstrip", false), Flag("rstrip", false), Flag("special", special));
             default:
-                throw new ConfigException($"{path}: '{key}' must be a string, an AddedToken object with \"content\", or null; got {v.GetRawText()}")
+                throw new ConfigException($"{path}: '{key}' must be a string, an AddedToken object with \"content\", or null; got {Printable.Json(v)}")
                 { FilePath = path, Key = key };
         }
     }

@@ -47,6 +47,20 @@ public sealed class CliHubTests : IDisposable
         return (code, o.ToString(), e.ToString());
     }
 
+    [Fact]
+    public void Generate_after_an_interrupted_download_finishes_the_download()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(0, Run("download", Id).Code);
+        string snapshot = Path.Combine(_hub.RepoFolder(Id), "snapshots", _hub.TinyCommit);
+        HubFailureModeTests.Interrupt(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors"));
+        var g = Run("generate", "--model", Id, "--steps", "2", "--seed", "0", "--output", tmp.File("resumed.png"));
+        Assert.True(g.Code == 0, g.Err);
+        Assert.Equal(PipelineFiles, SnapshotFiles(snapshot));
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors"),
+            File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors")));
+    }
+
     private static string[] SnapshotFiles(string snapshot) =>
         Directory.GetFiles(snapshot, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(snapshot, f).Replace(Path.DirectorySeparatorChar, '/')).Order(StringComparer.Ordinal).ToArray();
@@ -145,14 +159,14 @@ public sealed class CliHubTests : IDisposable
     {
         AssertUserError(Run("download", "a/b/c"), "error: Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'.");
         AssertUserError(Run("download", ".."), "error: Repo id must use alphanumeric chars");
-        AssertUserError(Run("download", "nobody/nothing"), "error: 404 Client Error.\n\nRepository Not Found for url: " + _hub.Server.Endpoint + "/api/models/nobody/nothing/revision/main.");
-        AssertUserError(Run("download", Id, "--revision", "no-such-branch"), "error: 404 Client Error.\n\nRevision Not Found for url:");
+        AssertUserError(Run("download", "nobody/nothing"), "error: 404 Client Error. Repository Not Found for url: " + _hub.Server.Endpoint + "/api/models/nobody/nothing/revision/main.");
+        AssertUserError(Run("download", Id, "--revision", "no-such-branch"), "error: 404 Client Error. Revision Not Found for url:");
 
         var gated = FakeRepo.FromFolder("org/gated", Golden.Path("tiny-ddpm"), out _);
         gated.RequiredToken = "hf_secret";
         _hub.Server.Add(gated);
         var g = Run("download", "org/gated");
-        AssertUserError(g, "error: 401 Client Error.\n\nCannot access gated repo for url ");
+        AssertUserError(g, "error: 401 Client Error. Cannot access gated repo for url ");
         Assert.Contains("Access to model org/gated is restricted", g.Err);
         var ok = Run("download", "org/gated", "--token", "hf_secret");
         Assert.True(ok.Code == 0, ok.Err);

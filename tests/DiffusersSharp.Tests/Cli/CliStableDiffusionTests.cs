@@ -57,8 +57,10 @@ public class CliStableDiffusionTests(ITestOutputHelper log)
     }
 
     [Theory]
-    [InlineData("--width", "60", "--width must be a positive multiple of 8, got 60")]
-    [InlineData("--height", "100", "--height must be a positive multiple of 8, got 100")]
+    [InlineData("--width", "60", "--width must be a multiple of 8 between 8 and 16384, got 60")]
+    [InlineData("--height", "100", "--height must be a multiple of 8 between 8 and 16384, got 100")]
+    [InlineData("--height", "16392", "--height must be a multiple of 8 between 8 and 16384, got 16392")]
+    [InlineData("--guidance", "1e308", "--guidance must be a number between 0 and 1000, got 1E+308")]
     [InlineData("--strength", "1.5", "--strength must be in [0, 1], got 1.5")]
     [InlineData("--mask", "m.png", "--mask needs --init-image")]
     [InlineData("--guidance-rescale", "2", "--guidance-rescale must be in [0, 1], got 2")]

@@ -114,7 +114,7 @@ public class CliTests
         // a well-typed value the scheduler refuses keeps the scheduler's own message
         var (code4, _, stderr4) = Run("generate", "-m", Model, "--scheduler-config", "beta_schedule=cosine", "-o", dir.File("o.png"));
         Assert.Equal(1, code4);
-        Assert.StartsWith("error: DDPMScheduler: ", stderr4);
+        Assert.StartsWith("error: --scheduler-config (DDPMScheduler): DDPMScheduler: ", stderr4);
         Assert.Contains("\"cosine\"", stderr4);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
@@ -126,7 +126,7 @@ public class CliTests
         string missing = Path.Combine(dir.Path, "no-such-dir", "out.png");
         var (code, stdout, stderr) = Run("generate", "-m", Model, "-n", "2", "-o", missing);
         Assert.Equal(1, code);
-        Assert.StartsWith($"error: Cannot write '{missing}': the folder '{Path.GetDirectoryName(missing)}' does not exist", stderr);
+        Assert.StartsWith($"error: --output: Cannot write '{missing}': the folder '{Path.GetDirectoryName(missing)}' does not exist", stderr);
         Assert.DoesNotContain("step 1/", stdout); // failed before loading or running
         var (code2, _, stderr2) = Run("generate", "-m", Model, "-n", "2", "-o", dir.Path + "/");
         Assert.Equal(1, code2);

@@ -41,6 +41,12 @@ public sealed class FakeHubServer : IDisposable
     /// <summary>Path → number of body bytes after which the next response to it is cut (connection closed), once.</summary>
     public ConcurrentDictionary<string, long> DropAfter { get; } = new();
 
+    /// <summary>Path → number of body bytes after which every response to it is cut (a stream that keeps breaking).</summary>
+    public ConcurrentDictionary<string, long> DropEvery { get; } = new();
+
+    /// <summary>When set, the CDN ignores Range headers and always answers 200 with the whole blob.</summary>
+    public bool IgnoreRange { get; set; }
+
     /// <summary>SHA-256 → how many more times the CDN serves that blob with one byte flipped.</summary>
     public ConcurrentDictionary<string, int> Corrupt { get; } = new();
 
@@ -206,7 +212,7 @@ public sealed class FakeHubServer : IDisposable
 
     private Task SendRange(NetworkStream s, string method, string path, byte[] blob, string? range)
     {
-        if (range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
+        if (!IgnoreRange && range is not null && range.StartsWith("bytes=", StringComparison.Ordinal) && range.EndsWith('-'))
         {
             long from = long.Parse(range[6..^1]);
             if (from >= blob.Length)
@@ -226,7 +232,7 @@ public sealed class FakeHubServer : IDisposable
         sb.Append("Content-Length: ").Append(body.Length).Append("\r\nConnection: close\r\n\r\n");
         await s.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()));
         if (method == "HEAD") return;
-        long limit = DropAfter.TryRemove(path, out long drop) ? drop : long.MaxValue;
+        long limit = DropAfter.TryRemove(path, out long drop) ? drop : DropEvery.TryGetValue(path, out long every) ? every : long.MaxValue;
         int offset = 0;
         while (offset < body.Length && offset < limit)
         {

@@ -125,7 +125,8 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         node["cross_attention_dim"] = 768;
         File.WriteAllText(cfg, node.ToJsonString());
         var e = Assert.Throws<ConfigException>(() => StableDiffusionInpaintPipeline.FromPretrained(folder.Path));
-        Assert.Equal("The text encoder's hidden_size is 32, but the UNet's cross_attention_dim is 768: the text encoder does not fit this UNet", e.Message);
+        Assert.Equal($"{folder.File("text_encoder/config.json")} and {cfg}: The text encoder's hidden_size is 32, but the UNet's cross_attention_dim is 768: the text encoder does not fit this UNet", e.Message);
+        Assert.Equal(cfg, e.FilePath);
     }
 
     [Fact]
