@@ -27,7 +27,8 @@ internal static partial class NativeFailures
 
     /// <summary>
     /// Runs <paramref name="work"/>; a libtorch error (a shape the inputs do not fit, an allocation) becomes a
-    /// <see cref="UserException"/> starting with <paramref name="doing"/> (which names the model and the options).
+    /// <see cref="UserException"/> starting with <paramref name="doing"/> (which names the model and the options), and so
+    /// does a run whose latents became non-finite.
     /// </summary>
     public static T During<T>(string doing, Func<T> work)
     {
@@ -42,6 +43,10 @@ internal static partial class NativeFailures
         catch (ExternalException e)
         {
             throw new UserException($"{doing}: libtorch failed: {FirstLine(e.Message)}");
+        }
+        catch (Pipelines.NonFiniteLatentsException e)
+        {
+            throw new UserException($"{doing}: {e.Message}");
         }
     }
 

@@ -9,8 +9,9 @@ namespace DiffusersSharp.Cli;
 /// 8-bit image (a grid for a batch, enlarged <c>--upscale</c> times; the same bytes the pipeline's "pil" output gives).
 /// A NaN or an infinity anywhere refuses the whole output: nothing is written and the existing file stays as it was.
 /// </summary>
-internal static class OutputWriter
+public static class OutputWriter
 {
+    /// <summary>Writes <paramref name="array"/> (NHWC float32 in [0, 1]) to <paramref name="output"/> after <see cref="CheckFinite"/>.</summary>
     public static void Write(string output, Tensor array, bool npy, int upscale = 1)
     {
         CheckFinite(array, output);

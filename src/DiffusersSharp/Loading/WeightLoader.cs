@@ -138,7 +138,8 @@ public static class WeightLoader
     internal static void CheckFinite(IReadOnlyDictionary<string, Tensor> tensors, string source, string model)
     {
         using var scope = torch.NewDisposeScope();
-        var floats = tensors.Where(kv => kv.Value.is_floating_point() && kv.Value.numel() > 0).ToList();
+        // meta tensors (a model built to inspect shapes) hold no values to check
+        var floats = tensors.Where(kv => kv.Value.is_floating_point() && kv.Value.numel() > 0 && kv.Value.device_type != DeviceType.META).ToList();
         if (floats.Count == 0) return;
         using (torch.no_grad())
         {

@@ -55,7 +55,7 @@ public abstract class DenoisingLoop
         using var all = finite.all();
         if (all.item<bool>()) return;
         using var bad = finite.logical_not().sum();
-        throw new DiffusersException(
+        throw new NonFiniteLatentsException(
             $"{ctx.Pipeline}: step {i + 1} of {ctx.TimestepValues.Count} (timestep " +
             $"{ctx.TimestepValues[i].ToString("R", CultureInfo.InvariantCulture)}) produced non-finite latents " +
             $"({bad.item<long>()} of {latents.numel()} values are NaN or ±Inf) with {ctx.Scheduler.ClassName}; " +

@@ -253,7 +253,6 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     /// <summary>A run whose latents become NaN or ±Inf stops at the step that produced them: exit 1, nothing written.</summary>
     [Theory]
     [InlineData("ddpm", "--scheduler-config variance_type=fixed_large_log", "DDPMPipeline: step 1 of 2 (timestep 500) produced non-finite latents")]
-    [InlineData("txt2img", "--guidance 1e39", "StableDiffusionPipeline: step 1 of 1 (timestep 999) produced non-finite latents")]
     public void NonFiniteLatentsStopTheRun(string kind, string option, string message)
     {
         using var dir = new TempDir();

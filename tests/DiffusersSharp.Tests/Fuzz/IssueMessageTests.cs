@@ -131,9 +131,29 @@ public class IssueMessageTests
         string st = w.File("unet/diffusion_pytorch_model.safetensors");
         WeightFiles.SetValues(st, "conv_in.weight", 3e38f, all: true); // finite weights that overflow
         string e = Error(w, Ddpm(w));
-        Assert.StartsWith("error: the generated images hold ", e);
-        Assert.Contains($"non-finite values (NaN or ±Inf) of 3072 (100%); nothing was written to {w.OutputNpy}.", e);
+        // the loop stops at the step that first produced NaN/±Inf, before anything is decoded or written
+        Assert.StartsWith($"error: generating with {w.Root}", e);
+        Assert.Contains("DDPMPipeline: step 1 of 2 (timestep 500) produced non-finite latents (3072 of 3072 values are NaN or ±Inf)", e);
         Assert.Equal(FuzzWorkspace.Sentinel, File.ReadAllBytes(w.OutputNpy));
+    }
+
+    /// <summary>The last line of defence after the loop's per-step check (a VAE can still overflow): nothing non-finite is written.</summary>
+    [Fact]
+    public void TheOutputWriterRefusesNonFiniteValuesAndLeavesTheFileAsItWas()
+    {
+        using var dir = new TempDir();
+        foreach (bool npy in new[] { true, false })
+        {
+            string file = dir.File(npy ? "o.npy" : "o.png");
+            File.WriteAllBytes(file, [1, 2, 3]);
+            var values = Enumerable.Repeat(0.5f, 12).ToArray();
+            values[1] = float.NaN;
+            values[7] = float.PositiveInfinity;
+            using var array = TorchSharp.torch.tensor(values).reshape(1, 2, 2, 3);
+            var e = Assert.Throws<DiffusersSharp.Cli.UserException>(() => DiffusersSharp.Cli.OutputWriter.Write(file, array, npy));
+            Assert.StartsWith($"the generated images hold 2 non-finite values (NaN or ±Inf) of 12 (16.7%); nothing was written to {file}.", e.Message);
+            Assert.Equal([1, 2, 3], File.ReadAllBytes(file));
+        }
     }
 
     [Fact]
