@@ -15,7 +15,7 @@ namespace DiffusersSharp.Pipelines;
 /// the scheduler-config fixes of their constructors, the per-step body (scale input, predict noise,
 /// classifier-free guidance, step) and the VAE decode + postprocess.
 /// </summary>
-public abstract class StableDiffusionPipelineBase : DiffusionPipeline
+public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
 {
     /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
@@ -169,7 +169,8 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
         Tensor embeds;
         if (promptEmbeds is null)
         {
-            var tokens = Tokenizer.Call(prompt.Items, PaddingStrategy.MaxLength, Tokenizer.ModelMaxLength, truncation: true);
+            // textual inversion: a multi-vector token T stands for "T T_1 … T_(n-1)" (diffusers' maybe_convert_prompt)
+            var tokens = Tokenizer.Call(MaybeConvertPrompt(prompt.Items), PaddingStrategy.MaxLength, Tokenizer.ModelMaxLength, truncation: true);
             foreach (var w in tokens.Warnings) Log(w);
             var ids = tokens.InputIdsTensor(TextEncoder.Device);
             var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
@@ -204,7 +205,7 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
                         $"{ClassName}: negative_prompt {negativePrompt} has batch size {negativePrompt.Items.Count}, but prompt {prompt} has batch size {batchSize}");
                 else uncond = negativePrompt.Items;
 
-                var tokens = Tokenizer.Call(uncond, PaddingStrategy.MaxLength, (int)seq, truncation: true);
+                var tokens = Tokenizer.Call(MaybeConvertPrompt(uncond), PaddingStrategy.MaxLength, (int)seq, truncation: true);
                 var ids = tokens.InputIdsTensor(TextEncoder.Device);
                 var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
                 using var output = TextEncoder.Forward(ids, mask);
