@@ -49,6 +49,7 @@ public static class GenerateCommand
         };
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
+        var components = ComponentOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
@@ -56,10 +57,11 @@ public static class GenerateCommand
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, upscale,
         };
         sd.AddTo(cmd);
+        components.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Components = components.Read(pr) }));
         return cmd;
     }
 
@@ -72,6 +74,9 @@ public static class GenerateCommand
 
         /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
         public int Upscale { get; init; } = 1;
+
+        /// <summary>The component options (--vae, --embedding).</summary>
+        public ComponentOptions.Values Components { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -88,6 +93,7 @@ public static class GenerateCommand
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.Eta is { } e0 && (double.IsNaN(e0) || e0 < 0)) throw new UserException($"--eta must be ≥ 0, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
+        r.Components.CheckWithoutModel();
         AtomicFile.EnsureWritable(r.Output);
 
         var dtype = r.Dtype switch
@@ -103,6 +109,8 @@ public static class GenerateCommand
             return StableDiffusionOptions.Execute(ctx, r, folder, className, npy);
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
+        if (r.Components.FirstGiven is { } component)
+            throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
 
         using var pipeline = DiffusionPipeline.FromPretrained(folder, new PipelineLoadOptions { Dtype = dtype });
         if (pipeline is not UnconditionalImagePipeline uncond)

@@ -85,6 +85,7 @@ public sealed class StableDiffusionOptions
         using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
             : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log)
             : StableDiffusionPipeline.FromPretrained(folder, log: log);
+        ComponentOptions.Apply(ctx, r.Components, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
             throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");

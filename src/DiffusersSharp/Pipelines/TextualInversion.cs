@@ -16,14 +16,16 @@ namespace DiffusersSharp.Pipelines;
 public static class TextualInversion
 {
     /// <summary>
-    /// Reads the files as diffusers' <c>load_textual_inversion(paths, token=tokens)</c> takes them: one token per path,
-    /// or none (each file names its own token).
+    /// Reads the files as diffusers' <c>load_textual_inversion(paths, token=tokens)</c> takes them: one token per path
+    /// (null: the file's own), or none at all.
     /// </summary>
     public static IReadOnlyList<TextualInversionEmbedding> Read(IReadOnlyList<string> paths, IReadOnlyList<string?>? tokens = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         if (paths.Count == 0) throw new DiffusersException("load_textual_inversion: no embedding files given");
-        var toks = tokens is null || tokens.Count == 0 || tokens[0] is null
+        // diffusers repeats a list whose first token is None; here only "no token" is spread over the paths, so that a
+        // list may name tokens for some files and leave the others to the file (null)
+        var toks = tokens is null || tokens.Count == 0 || (tokens.Count == 1 && tokens[0] is null)
             ? Enumerable.Repeat<string?>(null, paths.Count).ToList()
             : tokens.ToList();
         if (toks.Count != paths.Count)

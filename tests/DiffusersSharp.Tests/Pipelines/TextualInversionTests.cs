@@ -124,6 +124,8 @@ public class TextualInversionTests(ITestOutputHelper log)
         Assert.Equal(new[] { "<cat-toy>", "style3", "style3_1", "style3_2" },
             named.LoadTextualInversion([Ti("learned_embeds.safetensors"), Ti("style3.pt")]));
         Assert.Equal("a style3 style3_1 style3_2 cat", named.MaybeConvertPrompt(["a style3 cat"])[0]);
+        var e = Assert.Throws<DiffusersException>(() => named.LoadTextualInversion([Ti("style3.pt"), Ti("style3.pt")], ["<a>", "<b>", "<c>"]));
+        Assert.Equal("You have passed a list of models of length 2, and list of tokens of length 3 Make sure both lists have the same length.", e.Message);
     }
 
     [Fact]
