@@ -123,13 +123,7 @@ public static class TorchBinFile
         {
             case TensorRef tr:
             {
-                string name = where.Length == 0 ? "(root)" : where;
-                if (!storages.TryGetValue(tr.Storage.Key, out var storage))
-                    storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
-                if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
-                    throw new WeightsException($"{path}: tensor '{name}': storage {tr.Storage.Key} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
-                CheckBounds(tr, name, path);
-                using var view = storage.as_strided(tr.Size, tr.Stride, tr.Offset);
+                using var view = View(tr, where.Length == 0 ? "(root)" : where, zip, prefix, path, storages, out _);
                 var t = view.contiguous().clone();
                 made.Add(t);
                 return t;
@@ -238,12 +232,7 @@ public static class TorchBinFile
             {
                 if (k is not string name || v is not TensorRef tr)
                     throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{k}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
-                if (!storages.TryGetValue(tr.Storage.Key, out var storage))
-                    storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
-                if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
-                    throw new WeightsException($"{path}: tensor '{name}': storage {tr.Storage.Key} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
-                CheckBounds(tr, name, path);
-                using var view = storage.as_strided(tr.Size, tr.Stride, tr.Offset);
+                using var view = View(tr, name, zip, prefix, path, storages, out var storage);
                 // The usual case (a whole storage, contiguous) shares the storage's memory; anything else
                 // (an offset, a transposed or strided view, a storage used twice) is copied out.
                 bool whole = tr.Offset == 0 && view.is_contiguous() && view.numel() == storage.numel();
@@ -260,6 +249,18 @@ public static class TorchBinFile
             foreach (var s in storages.Values) s.Dispose();
         }
         return result;
+    }
+
+    /// <summary>The tensor <paramref name="tr"/> as a view of its storage (read once, checked for consistency and bounds).</summary>
+    private static Tensor View(TensorRef tr, string name, ZipArchive zip, string prefix, string path,
+        Dictionary<string, Tensor> storages, out Tensor storage)
+    {
+        if (!storages.TryGetValue(tr.Storage.Key, out storage!))
+            storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
+        if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
+            throw new WeightsException($"{path}: tensor '{name}': storage {tr.Storage.Key} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
+        CheckBounds(tr, name, path);
+        return storage.as_strided(tr.Size, tr.Stride, tr.Offset);
     }
 
     private static void CheckBounds(TensorRef t, string name, string path)
