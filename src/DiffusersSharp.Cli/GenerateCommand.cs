@@ -52,6 +52,7 @@ public static class GenerateCommand
         };
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
+        var components = ComponentOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
@@ -59,10 +60,11 @@ public static class GenerateCommand
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
         };
         sd.AddTo(cmd);
+        components.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
         return cmd;
     }
 
@@ -81,6 +83,9 @@ public static class GenerateCommand
 
         /// <summary>The revision of a Hub id (<see cref="LoadOptions.Revision"/>); null = main.</summary>
         public string? Revision { get; init; }
+
+        /// <summary>The component options (--vae, --embedding).</summary>
+        public ComponentOptions.Values Components { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -97,6 +102,7 @@ public static class GenerateCommand
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
+        r.Components.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 

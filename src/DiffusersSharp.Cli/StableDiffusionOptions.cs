@@ -93,6 +93,7 @@ public sealed class StableDiffusionOptions
             mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options)
             : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options)
             : StableDiffusionPipeline.FromPretrained(folder, options));
+        ComponentOptions.Apply(ctx, r.Components, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;

@@ -43,7 +43,48 @@ public static class TorchBinFile
     private sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
 
     /// <summary>Loads every tensor of the checkpoint on the CPU, in its stored dtype, contiguous.</summary>
-    public static Dictionary<string, Tensor> LoadAll(string path)
+    public static Dictionary<string, Tensor> LoadAll(string path) =>
+        Read(path, (root, zip, prefix) => Materialize(root, zip, prefix, path));
+
+    /// <summary>
+    /// Loads a <c>torch.save</c> file that holds plain data rather than a flat state dict (nested dicts, lists, tuples,
+    /// strings, numbers, None and tensors, as A1111's textual-inversion embeddings): dicts come back as
+    /// <see cref="PickleDict"/>, tuples as <c>object?[]</c>, lists as <c>List&lt;object?&gt;</c>, tensors as CPU
+    /// <see cref="Tensor"/>s (the caller's to dispose, see <see cref="DisposeTensors"/>). The same allow-list applies.
+    /// </summary>
+    internal static object? LoadTree(string path) =>
+        Read(path, (root, zip, prefix) =>
+        {
+            var storages = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            var made = new List<Tensor>();
+            try
+            {
+                return Tree(root, zip, prefix, path, storages, made, "");
+            }
+            catch
+            {
+                foreach (var t in made) t.Dispose();
+                throw;
+            }
+            finally
+            {
+                foreach (var st in storages.Values) st.Dispose();
+            }
+        });
+
+    /// <summary>Disposes every tensor in a tree returned by <see cref="LoadTree"/>.</summary>
+    internal static void DisposeTensors(object? node)
+    {
+        switch (node)
+        {
+            case Tensor t: t.Dispose(); break;
+            case PickleDict d: foreach (var (_, v) in d.Items) DisposeTensors(v); break;
+            case object?[] a: foreach (var v in a) DisposeTensors(v); break;
+            case List<object?> l: foreach (var v in l) DisposeTensors(v); break;
+        }
+    }
+
+    private static T Read<T>(string path, Func<object?, ZipArchive, string, T> materialize)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
         SafetensorsFile.ThrowIfLfsPointer(path, new FileInfo(path).Length);
@@ -76,7 +117,37 @@ public static class TorchBinFile
             }
             byte[] pickle = ReadEntry(pkl[0], path);
             object? root = Unpickle(pickle, path);
-            return Materialize(root, zip, prefix, path);
+            return materialize(root, zip, prefix);
+        }
+    }
+
+    private static object? Tree(object? node, ZipArchive zip, string prefix, string path, Dictionary<string, Tensor> storages,
+        List<Tensor> made, string where)
+    {
+        switch (node)
+        {
+            case TensorRef tr:
+            {
+                using var view = View(tr, where.Length == 0 ? "(root)" : where, zip, prefix, path, storages, out _);
+                var t = view.contiguous().clone();
+                made.Add(t);
+                return t;
+            }
+            case PickleDict d:
+            {
+                var copy = new PickleDict { State = d.State };
+                foreach (var (k, v) in d.Items)
+                    copy.Items.Add(new(k, Tree(v, zip, prefix, path, storages, made, where.Length == 0 ? $"{k}" : $"{where}.{k}")));
+                return copy;
+            }
+            case object?[] a:
+                return a.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]")).ToArray();
+            case List<object?> l:
+                return l.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]")).ToList();
+            case StorageRef:
+                throw new WeightsException($"{path}: '{where}' is a bare storage, not a tensor") { FilePath = path, Key = where };
+            default:
+                return node;
         }
     }
 
@@ -169,12 +240,7 @@ public static class TorchBinFile
             {
                 if (k is not string name || v is not TensorRef tr)
                     throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{Printable.Text(k?.ToString())}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
-                if (!storages.TryGetValue(tr.Storage.Key, out var storage))
-                    storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
-                if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
-                    throw new WeightsException($"{path}: tensor '{Printable.Text(name)}': storage {Printable.Text(tr.Storage.Key)} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
-                CheckBounds(tr, name, path);
-                using var view = storage.as_strided(tr.Size, tr.Stride, tr.Offset);
+                using var view = View(tr, name, zip, prefix, path, storages, out var storage);
                 // The usual case (a whole storage, contiguous) shares the storage's memory; anything else
                 // (an offset, a transposed or strided view, a storage used twice) is copied out.
                 bool whole = tr.Offset == 0 && view.is_contiguous() && view.numel() == storage.numel();
@@ -191,6 +257,18 @@ public static class TorchBinFile
             foreach (var s in storages.Values) s.Dispose();
         }
         return result;
+    }
+
+    /// <summary>The tensor <paramref name="tr"/> as a view of its storage (read once, checked for consistency and bounds).</summary>
+    private static Tensor View(TensorRef tr, string name, ZipArchive zip, string prefix, string path,
+        Dictionary<string, Tensor> storages, out Tensor storage)
+    {
+        if (!storages.TryGetValue(tr.Storage.Key, out storage!))
+            storages[tr.Storage.Key] = storage = ReadStorage(zip, prefix, tr.Storage, name, path);
+        if (storage.dtype != tr.Storage.DType || storage.numel() != tr.Storage.Numel)
+            throw new WeightsException($"{path}: tensor '{Printable.Text(name)}': storage {Printable.Text(tr.Storage.Key)} is referenced with two different dtypes or sizes") { FilePath = path, Key = name };
+        CheckBounds(tr, name, path);
+        return storage.as_strided(tr.Size, tr.Stride, tr.Offset);
     }
 
     private static void CheckBounds(TensorRef t, string name, string path)

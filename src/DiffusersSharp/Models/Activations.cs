@@ -27,6 +27,20 @@ public static class Activations
         };
     }
 
+    /// <summary>
+    /// The activation for <paramref name="name"/> as a parameterless module (diffusers' <c>get_activation</c> returns
+    /// <c>nn.SiLU()</c>, <c>nn.Mish()</c>, <c>nn.GELU()</c> or <c>nn.ReLU()</c>), for blocks that list it among their
+    /// layers; an unknown name is an <see cref="ArgumentException"/>.
+    /// </summary>
+    public static nn.Module<Tensor, Tensor> Module(string name) => name.ToLowerInvariant() switch
+    {
+        "swish" or "silu" => nn.SiLU(),
+        "mish" => nn.Mish(),
+        "gelu" => nn.GELU(),
+        "relu" => nn.ReLU(),
+        _ => throw new ArgumentException($"Unsupported activation function: '{name}' (expected one of swish, silu, mish, gelu, relu)"),
+    };
+
     /// <summary>SiLU that overwrites <paramref name="x"/> when autograd is off (x must be a tensor the caller owns).</summary>
     public static Tensor SiluOwned(Tensor x) => nn.functional.silu(x, inplace: InPlaceOk);
 

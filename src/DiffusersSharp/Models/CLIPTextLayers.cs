@@ -44,6 +44,25 @@ internal sealed class CLIPTextEmbeddings : nn.Module
 
     public Tensor Weight => token_embedding.weight!;
 
+    /// <summary>
+    /// transformers' <c>resize_token_embeddings</c>: a new [n, hidden] token embedding (same dtype and device) whose
+    /// first min(n, old) rows are the old ones; rows beyond the old ones start at zero (their users overwrite them).
+    /// </summary>
+    public void ResizeTokenEmbeddings(long n)
+    {
+        using var old = token_embedding.weight!;
+        if (n == old.shape[0]) return;
+        using var noGrad = torch.no_grad();
+        var w = torch.zeros(new[] { n, old.shape[1] }, dtype: old.dtype, device: old.device).DetachFromDisposeScope();
+        long keep = Math.Min(n, old.shape[0]);
+        using (var dst = w.narrow(0, 0, keep))
+        using (var src = old.narrow(0, 0, keep))
+            dst.copy_(src);
+        var p = new Parameter(w, old.requires_grad);
+        p.DetachFromDisposeScope();
+        token_embedding.weight = p;
+    }
+
     public Tensor Forward(Tensor inputIds)
     {
         long seq = inputIds.shape[^1];

@@ -10,7 +10,7 @@ namespace DiffusersSharp.Models;
 /// LayerNorm, and the pooled output at the EOS position. Weight names are transformers'
 /// (<c>text_model.encoder.layers.0.self_attn.q_proj.weight</c>, …).
 /// </summary>
-public sealed class CLIPTextModel : nn.Module
+public sealed partial class CLIPTextModel : nn.Module
 {
     private readonly CLIPTextTransformer text_model;
 
@@ -26,7 +26,7 @@ public sealed class CLIPTextModel : nn.Module
         }
     }
 
-    public CLIPTextConfig Config { get; }
+    public CLIPTextConfig Config { get; private set; }
 
     /// <summary>
     /// Loads a transformers model folder, or its <paramref name="subfolder"/> (<c>"text_encoder"</c> of a pipeline), from a

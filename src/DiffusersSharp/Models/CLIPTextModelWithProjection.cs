@@ -9,7 +9,7 @@ namespace DiffusersSharp.Models;
 /// transformers' <c>CLIPTextModelWithProjection</c> (SDXL's second text encoder): the CLIP text tower plus
 /// <c>text_projection</c> (no bias) applied to the pooled output.
 /// </summary>
-public sealed class CLIPTextModelWithProjection : nn.Module
+public sealed partial class CLIPTextModelWithProjection : nn.Module
 {
     private readonly CLIPTextTransformer text_model;
     private readonly Linear text_projection;
@@ -29,7 +29,7 @@ public sealed class CLIPTextModelWithProjection : nn.Module
         }
     }
 
-    public CLIPTextConfig Config { get; }
+    public CLIPTextConfig Config { get; private set; }
 
     /// <summary>
     /// Loads a transformers model folder, or its <paramref name="subfolder"/> (<c>"text_encoder_2"</c> of a pipeline), from a

@@ -44,6 +44,9 @@ internal sealed class CLIPTextTransformer : nn.Module
             },
             CheckpointFormat.Transformers, prepareWeights: (_, weights) => weights.Remove(PositionIdsKey)));
 
+    /// <summary>The token and position embeddings (<c>text_model.embeddings</c>).</summary>
+    public CLIPTextEmbeddings Embeddings => embeddings;
+
     /// <summary>The final LayerNorm, which diffusers applies to <c>hidden_states[-(clip_skip + 1)]</c>.</summary>
     public Tensor FinalLayerNorm(Tensor x) => final_layer_norm.forward(x);
 

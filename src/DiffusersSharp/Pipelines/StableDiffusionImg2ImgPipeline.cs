@@ -17,7 +17,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 {
     public const string Name = "StableDiffusionImg2ImgPipeline";
 
-    public StableDiffusionImg2ImgPipeline(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+    public StableDiffusionImg2ImgPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
 
@@ -88,9 +88,9 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 
         // 4. preprocess the image
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
-        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.Config.InChannels)
+        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
             throw new DiffusersException(
-                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.Config.InChannels} (RGB); convert it with Image.ToRgb()");
+                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
         Record("image_preprocessed", pixels);
 
         // 5. timesteps

@@ -17,7 +17,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 {
     public const string Name = "StableDiffusionInpaintPipeline";
 
-    public StableDiffusionInpaintPipeline(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+    public StableDiffusionInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log)
     {
@@ -91,14 +91,14 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 
         // 5. preprocess image (to float32) and mask
         var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
-        if (initImage.shape[1] != Vae.Config.InChannels)
+        if (initImage.shape[1] != Vae.InChannels)
             throw new DiffusersException(
-                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.Config.InChannels} (RGB); convert it with Image.ToRgb()");
+                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
         Record("image_preprocessed", initImage);
 
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
-        int latentChannels = Vae.Config.LatentChannels;
+        int latentChannels = Vae.LatentChannels;
         int unetChannels = Unet.Config.InChannels;
         bool returnImageLatents = unetChannels == 4;
         long[] shape = [total, latentChannels, h / vsf, w / vsf];

@@ -20,7 +20,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 {
     public const string Name = "StableDiffusionPipeline";
 
-    public StableDiffusionPipeline(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+    public StableDiffusionPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
 

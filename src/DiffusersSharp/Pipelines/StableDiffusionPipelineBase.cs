@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// the scheduler-config fixes of their constructors, the per-step body (scale input, predict noise,
 /// classifier-free guidance, step) and the VAE decode + postprocess.
 /// </summary>
-public abstract class StableDiffusionPipelineBase : DiffusionPipeline
+public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
 {
     /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
@@ -23,8 +23,9 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
     public static readonly IReadOnlyList<string> NotRunComponents = ["safety_checker", "feature_extractor", "image_encoder"];
 
     private IScheduler _scheduler;
+    private IVae _vae;
 
-    protected StableDiffusionPipelineBase(AutoencoderKL vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+    protected StableDiffusionPipelineBase(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log)
     {
         ArgumentNullException.ThrowIfNull(vae);
@@ -33,18 +34,32 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
         ArgumentNullException.ThrowIfNull(unet);
         ArgumentNullException.ThrowIfNull(scheduler);
         CheckTextEncoderMatchesUnet(textEncoder.Config, unet.Config);
-        Vae = vae;
+        _vae = vae;
         TextEncoder = textEncoder;
         Tokenizer = tokenizer;
         Unet = unet;
         Log = log ?? DefaultLog;
         _scheduler = FixSchedulerConfig(scheduler);
-        Vae.eval();
+        Vae.SetEvalMode();
         TextEncoder.eval();
         Unet.eval();
     }
 
-    public AutoencoderKL Vae { get; }
+    /// <summary>
+    /// The VAE: the folder's <see cref="AutoencoderKL"/>, or another <see cref="IVae"/> swapped in as diffusers'
+    /// <c>pipe.vae = AutoencoderTiny.from_pretrained("madebyollin/taesd")</c>. The pipeline disposes the VAE it holds
+    /// when it is disposed; one that is replaced is left to the caller (<c>using var old = pipe.Vae; pipe.Vae = tiny;</c>).
+    /// </summary>
+    public IVae Vae
+    {
+        get => _vae;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.SetEvalMode();
+            _vae = value;
+        }
+    }
     public CLIPTextModel TextEncoder { get; }
     public CLIPTokenizer Tokenizer { get; }
     public UNet2DConditionModel Unet { get; }
@@ -63,7 +78,7 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
     public static void DefaultLog(string message) => Console.Error.WriteLine("warning: " + message);
 
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
-    public int VaeScaleFactor => 1 << (Vae.Config.BlockOutChannels.Length - 1);
+    public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
 
     public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
     {
@@ -153,7 +168,8 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
         Tensor embeds;
         if (promptEmbeds is null)
         {
-            var tokens = Tokenizer.Call(prompt.Items, PaddingStrategy.MaxLength, Tokenizer.ModelMaxLength, truncation: true);
+            // textual inversion: a multi-vector token T stands for "T T_1 … T_(n-1)" (diffusers' maybe_convert_prompt)
+            var tokens = Tokenizer.Call(MaybeConvertPrompt(prompt.Items), PaddingStrategy.MaxLength, Tokenizer.ModelMaxLength, truncation: true);
             foreach (var w in tokens.Warnings) Log(w);
             var ids = tokens.InputIdsTensor(TextEncoder.Device);
             var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
@@ -188,7 +204,7 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
                         $"{ClassName}: negative_prompt {negativePrompt} has batch size {negativePrompt.Items.Count}, but prompt {prompt} has batch size {batchSize}");
                 else uncond = negativePrompt.Items;
 
-                var tokens = Tokenizer.Call(uncond, PaddingStrategy.MaxLength, (int)seq, truncation: true);
+                var tokens = Tokenizer.Call(MaybeConvertPrompt(uncond), PaddingStrategy.MaxLength, (int)seq, truncation: true);
                 var ids = tokens.InputIdsTensor(TextEncoder.Device);
                 var mask = TextEncoder.Config.UseAttentionMask == true ? tokens.AttentionMaskTensor(TextEncoder.Device) : null;
                 using var output = TextEncoder.Forward(ids, mask);
@@ -266,7 +282,10 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
                 "Make sure the batch size matches the length of the generators.");
     }
 
-    /// <summary>diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample) times <c>scaling_factor</c>.</summary>
+    /// <summary>
+    /// diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample, or the latents of a VAE
+    /// without a distribution) times <c>scaling_factor</c>.
+    /// </summary>
     protected Tensor EncodeVaeImage(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
     {
         using var scope = torch.NewDisposeScope();
@@ -276,17 +295,15 @@ public abstract class StableDiffusionPipelineBase : DiffusionPipeline
             var parts = new List<Tensor>();
             for (int i = 0; i < image.shape[0]; i++)
             {
-                using var dist = Vae.Encode(image.narrow(0, i, 1)).LatentDist;
-                parts.Add(dist.Sample(generators[i]));
+                using var encoded = Vae.Encode(image.narrow(0, i, 1));
+                parts.Add(encoded.RetrieveLatents([generators[i]]));
             }
             latents = torch.cat(parts, 0);
         }
         else
         {
-            using var dist = Vae.Encode(image).LatentDist;
-            Record(traceName + "_mean", dist.Mean);
-            Record(traceName + "_std", dist.Std);
-            latents = dist.Sample(generators);
+            using var encoded = Vae.Encode(image);
+            latents = encoded.RetrieveLatents(generators, (name, t) => Record(traceName + "_" + name, t));
         }
         return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
     }

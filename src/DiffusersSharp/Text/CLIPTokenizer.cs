@@ -10,16 +10,18 @@ namespace DiffusersSharp.Text;
 /// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call"/> adds BOS/EOS,
 /// truncates and pads to <c>model_max_length</c> (77) with the configured pad token (<c>&lt;|endoftext|&gt;</c>
 /// for Stable Diffusion 1.x, <c>!</c> for 2.x). Loads <c>vocab.json</c>, <c>merges.txt</c>,
-/// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c>. Thread-safe after construction.
+/// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c>. Thread-safe after construction, except that
+/// <see cref="AddTokens"/> (textual inversion) must not run while another thread uses the tokenizer.
 /// </summary>
-public sealed class CLIPTokenizer
+public sealed partial class CLIPTokenizer
 {
     private readonly Dictionary<string, int> _encoder;
     private readonly Dictionary<int, string> _decoder;
     private readonly ByteLevelBpe _bpe;
     private readonly Dictionary<string, int> _addedEncoder = new(StringComparer.Ordinal);
     private readonly Dictionary<int, AddedTokenSpec> _addedDecoder = new();
-    private readonly string[] _addedByLength;   // added token contents, longest first (trie split)
+    private string[] _addedByLength;            // added token contents, longest first (trie split)
+    private readonly List<string> _addedAtRunTime = [];
     private readonly HashSet<int> _specialIds = new();
     private readonly HashSet<string> _legacyAdded;
 
@@ -85,6 +87,10 @@ public sealed class CLIPTokenizer
     /// </summary>
     public void SavePretrained(string folder)
     {
+        if (_addedAtRunTime.Count > 0)
+            throw new DiffusersException(
+                $"CLIPTokenizer.SavePretrained: the tokens added at run time ({string.Join(", ", _addedAtRunTime)}) would not be saved; " +
+                $"save the tokenizer before adding them, or load the embeddings again after loading the saved copy") { FilePath = folder };
         Directory.CreateDirectory(folder);
         if (Path.GetFullPath(folder) == Path.GetFullPath(Folder)) return;
         foreach (var name in TokenizerFileNames)

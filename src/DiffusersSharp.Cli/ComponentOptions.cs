@@ -1,0 +1,86 @@
+using System.CommandLine;
+using DiffusersSharp.Pipelines;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id&gt;</c>
+/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>), and <c>--embedding path[:token]</c> (repeatable)
+/// loads textual-inversion embeddings before the run.
+/// </summary>
+public sealed class ComponentOptions
+{
+    private readonly Option<string?> _vae = new("--vae")
+    {
+        Description = $"VAE to use instead of the folder's: 'tiny' ({VaeLoader.TaesdId}), or a VAE folder / Hub id (AutoencoderKL or AutoencoderTiny)",
+    };
+    private readonly Option<string[]> _embedding = new("--embedding")
+    {
+        Description = "Textual inversion embedding to load: path[:token] (a .safetensors/.bin/.pt file or a folder; repeatable)",
+        DefaultValueFactory = _ => [],
+    };
+
+    /// <summary>The parsed values.</summary>
+    public sealed record Values(string? Vae = null, string[]? Embeddings = null)
+    {
+        public IReadOnlyList<string> EmbeddingArgs => Embeddings ?? [];
+
+        /// <summary>The first option given, for messages (null when none).</summary>
+        public string? FirstGiven => Vae is not null ? "--vae" : EmbeddingArgs.Count > 0 ? "--embedding" : null;
+
+        /// <summary>The embedding arguments as (path, token or null); a missing file is a <see cref="UserException"/>.</summary>
+        public IReadOnlyList<(string Path, string? Token)> ParseEmbeddings() => EmbeddingArgs.Select(ParseEmbedding).ToList();
+
+        /// <summary>What can be checked before loading a model.</summary>
+        public void CheckWithoutModel()
+        {
+            if (Vae is { Length: 0 }) throw new UserException("--vae: give 'tiny', a folder or a Hub id");
+            _ = ParseEmbeddings();
+        }
+    }
+
+    public static ComponentOptions Create() => new();
+
+    public void AddTo(Command cmd)
+    {
+        cmd.Options.Add(_vae);
+        cmd.Options.Add(_embedding);
+    }
+
+    public Values Read(ParseResult pr) => new(pr.GetValue(_vae), pr.GetValue(_embedding));
+
+    /// <summary>
+    /// <c>path</c> or <c>path:token</c>: the whole argument when it names an existing file or folder, else split at the
+    /// last ':' (so Windows drive letters and tokens both work).
+    /// </summary>
+    public static (string Path, string? Token) ParseEmbedding(string arg)
+    {
+        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, null);
+        int colon = arg.LastIndexOf(':');
+        if (colon > 0 && colon < arg.Length - 1)
+        {
+            string path = arg[..colon];
+            if (File.Exists(path) || Directory.Exists(path)) return (path, arg[(colon + 1)..]);
+        }
+        throw new UserException($"--embedding '{arg}': file not found (expected path or path:token)");
+    }
+
+    /// <summary>Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done.</summary>
+    public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe)
+    {
+        if (v.Vae is { } vae)
+        {
+            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae);
+            var old = pipe.Vae;
+            pipe.Vae = loaded;
+            old.Dispose();
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? VaeLoader.TaesdId : vae)}");
+        }
+        var embeddings = v.ParseEmbeddings();
+        if (embeddings.Count > 0)
+        {
+            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.Path).ToList(), embeddings.Select(e => e.Token).ToList());
+            ctx.Out.WriteLine($"textual inversion: {string.Join(", ", tokens)}");
+        }
+    }
+}

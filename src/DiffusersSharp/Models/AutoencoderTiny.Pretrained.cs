@@ -1,0 +1,28 @@
+using DiffusersSharp.Loading;
+
+namespace DiffusersSharp.Models;
+
+public sealed partial class AutoencoderTiny
+{
+    public const string ConfigName = ModelLoading.ConfigName;
+    public const string WeightsName = ModelLoading.WeightsName;
+
+    /// <summary>
+    /// Loads an AutoencoderTiny from a model folder (<c>config.json</c> + weights) or a Hub id such as
+    /// <c>madebyollin/taesd</c> / <c>madebyollin/taesdxl</c> (the Hugging Face cache, downloading when allowed:
+    /// <see cref="PretrainedLocator"/>), or from their <paramref name="subfolder"/>. Weights:
+    /// <c>diffusion_pytorch_model[.variant].safetensors</c>, else <c>.bin</c>, sharded or not. The model is converted to
+    /// <see cref="LoadOptions.Dtype"/> / moved to <see cref="LoadOptions.Device"/> before the weights are copied in, and
+    /// put in eval mode. Its weights belong to no dispose scope (dispose the model).
+    /// </summary>
+    public static AutoencoderTiny FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
+        ModuleScope.Run(() => ModelLoading.FromPretrained<AutoencoderTinyConfig, AutoencoderTiny>(idOrPath, subfolder, options, FromConfig,
+            expectedClassName: nameof(AutoencoderTiny)));
+
+    /// <summary>
+    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model[.variant].safetensors</c> (metadata format "pt")
+    /// into <paramref name="directory"/> atomically; diffusers' <c>AutoencoderTiny.from_pretrained</c> reads them back.
+    /// </summary>
+    public void SavePretrained(string directory, string? variant = null) =>
+        ModelLoading.SavePretrained(this, Config, directory, variant: variant);
+}

@@ -1,0 +1,12 @@
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models;
+
+/// <summary>The output of <see cref="AutoencoderTiny.Encode"/>: the encoder's <c>Latents</c> (no distribution; dispose it).</summary>
+public sealed record AutoencoderTinyOutput(Tensor Latents) : IVaeEncoding
+{
+    /// <summary>The latents themselves (a new handle on them); nothing is drawn.</summary>
+    public Tensor RetrieveLatents(IReadOnlyList<Generator>? generators, Action<string, Tensor>? trace = null) => Latents.alias();
+
+    public void Dispose() => Latents.Dispose();
+}

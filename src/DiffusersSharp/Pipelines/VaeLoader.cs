@@ -1,0 +1,64 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// Loads a VAE of whichever kind a folder holds, for <c>pipe.Vae = …</c>: the class is read from <c>config.json</c>'s
+/// <c>_class_name</c> (<c>AutoencoderKL</c>, <c>AutoencoderTiny</c>; others can be registered). A pipeline folder is
+/// read from its <c>vae</c> subfolder.
+/// </summary>
+public static class VaeLoader
+{
+    /// <summary>The tiny VAE for Stable Diffusion 1.x / 2.x latents (TAESD).</summary>
+    public const string TaesdId = "madebyollin/taesd";
+
+    /// <summary>The tiny VAE for SDXL latents.</summary>
+    public const string TaesdXlId = "madebyollin/taesdxl";
+
+    private static readonly Dictionary<string, Func<string, LoadOptions, IVae>> Registry = new(StringComparer.Ordinal)
+    {
+        [nameof(AutoencoderKL)] = (folder, options) => AutoencoderKL.FromPretrained(folder, null, options),
+        [nameof(AutoencoderTiny)] = (folder, options) => AutoencoderTiny.FromPretrained(folder, null, options),
+    };
+
+    /// <summary>The VAE classes <see cref="FromPretrained"/> can build, sorted.</summary>
+    public static IReadOnlyList<string> KnownClasses
+    {
+        get { lock (Registry) return Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
+    }
+
+    /// <summary>Makes another VAE class loadable by <see cref="FromPretrained"/>.</summary>
+    public static void Register(string className, Func<string, LoadOptions, IVae> fromPretrained)
+    {
+        lock (Registry) Registry[className] = fromPretrained;
+    }
+
+    /// <summary>
+    /// Loads the VAE in <paramref name="idOrPath"/> (a model folder, a pipeline folder with a <c>vae</c> subfolder, or a Hub
+    /// id), building the class its config names. An unknown class is a <see cref="ConfigException"/> naming the file.
+    /// </summary>
+    public static IVae FromPretrained(string idOrPath, LoadOptions? options = null)
+    {
+        options ??= LoadOptions.Default;
+        string folder = PretrainedLocator.Resolve(idOrPath, null, options);
+        if (!File.Exists(Path.Combine(folder, ModelLoading.ConfigName)) && Directory.Exists(Path.Combine(folder, "vae")))
+            folder = Path.Combine(folder, "vae");
+        string configPath = Path.Combine(folder, ModelLoading.ConfigName);
+        if (!File.Exists(configPath))
+            throw new ConfigException($"{folder}: no {ModelLoading.ConfigName} (and no vae/ subfolder): not a VAE folder") { FilePath = configPath };
+        var config = ConfigJson.Read<AnyConfig>(configPath);
+        string className = config.ClassName ?? throw new ConfigException(
+            $"{configPath}: config key '_class_name' is missing: cannot tell which VAE class it is ({string.Join(", ", KnownClasses)})")
+            { FilePath = configPath, Key = "_class_name" };
+        Func<string, LoadOptions, IVae>? factory;
+        lock (Registry) Registry.TryGetValue(className, out factory);
+        if (factory is null)
+            throw new ConfigException($"{configPath}: config key '_class_name' is '{className}', not a VAE class DiffusersSharp knows ({string.Join(", ", KnownClasses)})")
+            { FilePath = configPath, Key = "_class_name" };
+        return factory(folder, options);
+    }
+
+    /// <summary>Any config, read only for its <c>_class_name</c> (every other key lands in Extra).</summary>
+    private sealed record AnyConfig : DiffusersConfig;
+}

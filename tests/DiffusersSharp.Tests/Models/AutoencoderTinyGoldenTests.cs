@@ -1,0 +1,201 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>
+/// The tiny TAESD (golden/tiny-taesd, an AutoencoderTiny with two stages of 16 channels) against diffusers 0.25.1
+/// (golden README section I: encode, decode, hooked intermediates, scale_latents, the uint8 quantisation, forward).
+/// </summary>
+public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
+{
+    private const string Expected = "tiny-taesd-expected.safetensors";
+
+    internal static AutoencoderTiny LoadTiny() => AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
+
+    private void Close(Tensor actual, string key, double tol = Tol.ModelAbs)
+    {
+        using var expected = Golden.Tensor(Expected, key);
+        double d = Tol.MaxAbsDiff(actual, expected);
+        log.WriteLine($"{key}: max abs error {d:E3}");
+        Assert.True(d <= tol, $"{key}: max |actual - expected| = {d:E3} > {tol:E1}");
+    }
+
+    [Fact]
+    public void Config_DefaultsAreDiffusersAndTheFileIsRead()
+    {
+        var defaults = new AutoencoderTinyConfig();
+        Assert.Equal(new[] { 64, 64, 64, 64 }, defaults.EncoderBlockOutChannels);
+        Assert.Equal(new[] { 64, 64, 64, 64 }, defaults.DecoderBlockOutChannels);
+        Assert.Equal(new[] { 1, 3, 3, 3 }, defaults.NumEncoderBlocks);
+        Assert.Equal(new[] { 3, 3, 3, 1 }, defaults.NumDecoderBlocks);
+        Assert.Equal(("relu", 4, 2, 3.0, 0.5, 1.0, false), (defaults.ActFn, defaults.LatentChannels, defaults.UpsamplingScalingFactor,
+            defaults.LatentMagnitude, defaults.LatentShift, defaults.ScalingFactor, defaults.ForceUpcast));
+
+        using var vae = LoadTiny();
+        Assert.Equal(new[] { 1, 2 }, vae.Config.NumEncoderBlocks);
+        Assert.Equal(new[] { 2, 1 }, vae.Config.NumDecoderBlocks);
+        Assert.Equal(new[] { 16, 16 }, vae.BlockOutChannels);
+        Assert.Equal(2, vae.ScaleFactor);
+        Assert.Equal(1.0, vae.ScalingFactor);
+        Assert.Equal("AutoencoderTiny", ((IVae)vae).ClassName);
+    }
+
+    [Fact]
+    public void Encode_AndIntermediates_MatchDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var image = Golden.Tensor(Expected, "taesd/image");
+        using var golden = Golden.Open(Expected);
+        var check = new GoldenIntermediates(golden, "taesd/encode_intermediate/");
+        vae.IntermediateHook = check.Check;
+        using var output = vae.Encode(image);
+        vae.IntermediateHook = null;
+        Assert.Equal(new[] { "encoder.layers.1", "encoder.layers.5" }, check.Seen);
+        Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
+        Close(output.Latents, "taesd/encode/latents");
+        // retrieve_latents of a tiny VAE's output is the latents, nothing drawn
+        using var retrieved = output.RetrieveLatents(null);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(retrieved, output.Latents));
+    }
+
+    [Fact]
+    public void Decode_AndIntermediates_MatchDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var z = Golden.Tensor(Expected, "taesd/z");
+        using var copy = z.clone();
+        using var golden = Golden.Open(Expected);
+        var check = new GoldenIntermediates(golden, "taesd/decode_intermediate/");
+        vae.IntermediateHook = check.Check;
+        using var output = vae.Decode(z).Sample;
+        vae.IntermediateHook = null;
+        Assert.Equal(new[] { "decoder.layers.0", "decoder.layers.6" }, check.Seen);
+        Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
+        Close(output, "taesd/decode");
+        Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
+    }
+
+    [Fact]
+    public void ScaleQuantizeUnscaleAndForward_MatchDiffusers()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var image = Golden.Tensor(Expected, "taesd/image");
+        using var latents = Golden.Tensor(Expected, "taesd/encode/latents");
+        using var scaled = vae.ScaleLatents(latents);
+        Close(scaled, "taesd/scale_latents", 1e-7);
+
+        using var quantized = vae.QuantizeLatents(latents);
+        Assert.Equal(ScalarType.Byte, quantized.dtype);
+        using var expectedQ = Golden.Tensor(Expected, "taesd/quantized_uint8");
+        using var q64 = quantized.to(ScalarType.Int64);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(q64, expectedQ)); // every uint8 value as diffusers
+
+        // from diffusers' own quantised values, the unscaling is exact arithmetic
+        using var unscaled = vae.DequantizeLatents(expectedQ.to(ScalarType.Byte));
+        Assert.Equal(ScalarType.Float32, unscaled.dtype);
+        Close(unscaled, "taesd/unscaled", 0.0);
+
+        using var forward = vae.Forward(image).Sample;
+        Close(forward, "taesd/forward");
+    }
+
+    [Fact]
+    public void SlicedEncodeAndDecode_EqualBatchedOnes()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var images = torch.tanh(torch.randn(new long[] { 3, 3, 16, 16 }, generator: new Generator(5)));
+        using var batched = vae.Encode(images);
+        vae.EnableSlicing();
+        using var sliced = vae.Encode(images);
+        Assert.Equal(new long[] { 3, 4, 8, 8 }, sliced.Latents.shape); // one item per image (diffusers 0.25.1 would give 9)
+        Tol.Close(sliced.Latents, batched.Latents, Tol.ModelAbs, "sliced vs batched encode");
+        using var decodedSliced = vae.Decode(sliced.Latents).Sample;
+        vae.DisableSlicing();
+        using var decoded = vae.Decode(sliced.Latents).Sample;
+        Tol.Close(decodedSliced, decoded, Tol.ModelAbs, "sliced vs batched decode");
+    }
+
+    [Fact]
+    public void SavePretrained_RoundTripsConfigAndWeights()
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        using var dir = new TempDir();
+        vae.SavePretrained(dir.Path);
+        using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(dir.File("config.json")));
+        var root = doc.RootElement;
+        Assert.Equal("AutoencoderTiny", root.GetProperty("_class_name").GetString());
+        Assert.Equal("[16,16]", root.GetProperty("block_out_channels").GetRawText().Replace(" ", "").Replace("\n", ""));
+        Assert.False(root.GetProperty("force_upcast").GetBoolean());
+        using var reloaded = AutoencoderTiny.FromPretrained(dir.Path);
+        using var z = Golden.Tensor(Expected, "taesd/z");
+        using var a = vae.Decode(z).Sample;
+        using var b = reloaded.Decode(z).Sample;
+        Assert.Equal(0.0, Tol.MaxAbsDiff(a, b));
+    }
+
+    /// <summary>
+    /// <c>madebyollin/taesd</c> and <c>madebyollin/taesdxl</c> publish the default architecture (4 stages of 64 channels,
+    /// 1/3/3/3 encoder and 3/3/3/1 decoder blocks): TAESD's published encoder and decoder have 1,222,532 and 1,222,531
+    /// parameters (about 4.9 MB each in float32), with diffusers' weight names.
+    /// </summary>
+    [Theory]
+    [InlineData("madebyollin/taesd")]
+    [InlineData("madebyollin/taesdxl")]
+    public void HubConfigs_BuildTaesdsArchitecture(string repo)
+    {
+        var config = ConfigJson.Parse<AutoencoderTinyConfig>("""
+            {"_class_name": "AutoencoderTiny", "_diffusers_version": "0.20.0.dev0", "act_fn": "relu",
+             "decoder_block_out_channels": [64, 64, 64, 64], "encoder_block_out_channels": [64, 64, 64, 64],
+             "force_upcast": false, "in_channels": 3, "latent_channels": 4, "latent_magnitude": 3, "latent_shift": 0.5,
+             "num_decoder_blocks": [3, 3, 3, 1], "num_encoder_blocks": [1, 3, 3, 3], "out_channels": 3,
+             "scaling_factor": 1.0, "upsampling_scaling_factor": 2}
+            """, repo + "/config.json");
+        using var vae = AutoencoderTiny.FromConfig(config);
+        var names = vae.named_parameters().Select(p => p.name).ToList();
+        long Count(string prefix) => vae.named_parameters().Where(p => p.name.StartsWith(prefix)).Sum(p => p.parameter.numel());
+        Assert.Equal(1_222_532, Count("encoder."));
+        Assert.Equal(1_222_531, Count("decoder."));
+        Assert.Equal(8, vae.ScaleFactor);
+        Assert.Contains("encoder.layers.0.weight", names);
+        Assert.Contains("encoder.layers.2.weight", names);          // stride-2 conv, no bias
+        Assert.DoesNotContain("encoder.layers.2.bias", names);
+        Assert.Contains("encoder.layers.14.weight", names);         // final conv to the latents
+        Assert.Contains("decoder.layers.2.conv.4.weight", names);   // first block after conv + act
+        Assert.Contains("decoder.layers.18.bias", names);           // final conv to RGB (with bias)
+        using var _ = torch.no_grad();
+        using var z = torch.zeros(1, 4, 8, 8);
+        using var image = vae.Decode(z).Sample;
+        Assert.Equal(new long[] { 1, 3, 64, 64 }, image.shape);
+    }
+
+    [Fact]
+    public void MismatchedBlockLists_AreAConfigErrorNamingTheKey()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("config.json"), """
+            {"_class_name": "AutoencoderTiny", "encoder_block_out_channels": [16, 16], "num_encoder_blocks": [1, 2, 2]}
+            """);
+        var e = Assert.Throws<ConfigException>(() => AutoencoderTiny.FromPretrained(dir.Path));
+        Assert.Equal("num_encoder_blocks", e.Key);
+        Assert.Contains("`encoder_block_out_channels` should have the same length as `num_encoder_blocks`.", e.Message);
+        Assert.Contains("config.json", e.Message);
+    }
+
+    [Fact]
+    public void AnAutoencoderKLFolder_IsRefusedByName()
+    {
+        var e = Assert.Throws<ConfigException>(() => AutoencoderTiny.FromPretrained(Golden.Path("tiny-sd"), subfolder: "vae"));
+        Assert.Equal("_class_name", e.Key);
+        Assert.Contains("'AutoencoderKL', expected 'AutoencoderTiny'", e.Message);
+    }
+}
