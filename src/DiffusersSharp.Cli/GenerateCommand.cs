@@ -132,6 +132,8 @@ public static class GenerateCommand
     {
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
+        if (r.Components.FirstGiven is { } component)
+            throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 

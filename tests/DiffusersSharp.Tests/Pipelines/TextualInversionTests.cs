@@ -183,7 +183,7 @@ public class TextualInversionTests(ITestOutputHelper log)
         File.WriteAllText(dir.File("junk.pt"), "not an embedding");
         var junk = Assert.ThrowsAny<DiffusersException>(() => TextualInversionEmbedding.Read(dir.File("junk.pt")));
         Assert.Contains("junk.pt", junk.Message);
-        var tokenizer = CLIPTokenizer.FromPretrained(StableDiffusionPipelineTests.Model);
+        var tokenizer = CLIPTokenizer.FromPretrained(StableDiffusionPipelineTests.Model, "tokenizer");
         tokenizer.AddTokens("<new>");
         var save = Assert.Throws<DiffusersException>(() => tokenizer.SavePretrained(dir.File("tok")));
         Assert.Contains("<new>", save.Message);
@@ -205,8 +205,8 @@ public class TextualInversionTests(ITestOutputHelper log)
             SafetensorsFile.Save(sdxl, new Dictionary<string, Tensor> { ["clip_l"] = multi, ["clip_g"] = multi, ["clip_narrow"] = narrow });
 
         var pairs = Enumerable.Range(0, 2).Select(_ => (
-            Tokenizer: CLIPTokenizer.FromPretrained(StableDiffusionPipelineTests.Model),
-            Encoder: CLIPTextModel.FromPretrained(StableDiffusionPipelineTests.Model))).ToList();
+            Tokenizer: CLIPTokenizer.FromPretrained(StableDiffusionPipelineTests.Model, "tokenizer"),
+            Encoder: CLIPTextModel.FromPretrained(StableDiffusionPipelineTests.Model, "text_encoder"))).ToList();
         try
         {
             using var cat1 = TextualInversionEmbedding.Read(Ti("learned_embeds.safetensors"));
