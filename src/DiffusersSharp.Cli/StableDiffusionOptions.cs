@@ -82,9 +82,12 @@ public sealed class StableDiffusionOptions
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
         var log = (string m) => ctx.Error.WriteLine("warning: " + m);
 
-        using StableDiffusionPipelineBase pipe = mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log)
-            : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log)
-            : StableDiffusionPipeline.FromPretrained(folder, log: log);
+        var single = File.Exists(folder) ? new SingleFileOptions { Log = log } : null;   // a single-file checkpoint
+        using StableDiffusionPipelineBase pipe = mask is not null
+            ? single is null ? StableDiffusionInpaintPipeline.FromPretrained(folder, log: log) : StableDiffusionInpaintPipeline.FromSingleFile(folder, single)
+            : init is not null
+                ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, log: log) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
+                : single is null ? StableDiffusionPipeline.FromPretrained(folder, log: log) : StableDiffusionPipeline.FromSingleFile(folder, single);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (r.Eta is not null && pipe.Scheduler is not DDIMScheduler)
             throw new UserException($"--eta applies to DDIMScheduler only; the scheduler is {pipe.Scheduler.ClassName} (add --scheduler ddim)");

@@ -43,8 +43,20 @@ public static class TorchBinFile
     private sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
 
     /// <summary>Loads every tensor of the checkpoint on the CPU, in its stored dtype, contiguous.</summary>
-    public static Dictionary<string, Tensor> LoadAll(string path)
+    public static Dictionary<string, Tensor> LoadAll(string path) => Load(path, unwrapStateDict: false, out _);
+
+    /// <summary>
+    /// Loads a training checkpoint (<c>.ckpt</c> of the original Stable Diffusion repositories): the state dict under
+    /// its <c>"state_dict"</c> entry (nested ones unwrapped, as diffusers' <c>while "state_dict" in checkpoint</c>),
+    /// or the root when it is a flat state dict. <paramref name="globalStep"/> is the root's <c>global_step</c>, when an integer.
+    /// Other root entries (epoch, versions) are not used; globals outside the allow-list are refused as always.
+    /// </summary>
+    public static Dictionary<string, Tensor> LoadCheckpoint(string path, out long? globalStep) =>
+        Load(path, unwrapStateDict: true, out globalStep);
+
+    private static Dictionary<string, Tensor> Load(string path, bool unwrapStateDict, out long? globalStep)
     {
+        globalStep = null;
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
         SafetensorsFile.ThrowIfLfsPointer(path, new FileInfo(path).Length);
         ZipArchive zip;
@@ -71,9 +83,17 @@ public static class TorchBinFile
             }
             byte[] pickle = ReadEntry(pkl[0], path);
             object? root = Unpickle(pickle, path);
+            if (unwrapStateDict)
+            {
+                if (Entry(root, "global_step") is long step) globalStep = step;
+                while (Entry(root, "state_dict") is PickleDict inner) root = inner;
+            }
             return Materialize(root, zip, prefix, path);
         }
     }
+
+    private static object? Entry(object? dict, string key) =>
+        dict is PickleDict d ? d.Items.FirstOrDefault(kv => kv.Key as string == key).Value : null;
 
     private static byte[] ReadEntry(ZipArchiveEntry entry, string path)
     {
