@@ -15,16 +15,22 @@ public sealed class OriginalCheckpoint : IDisposable
     private readonly Dictionary<string, Tensor>? _loaded;
     private readonly Dictionary<string, long[]> _shapes;
 
-    private OriginalCheckpoint(string path, SafetensorsFile? safetensors, Dictionary<string, Tensor>? loaded, long? globalStep)
+    private OriginalCheckpoint(string path, SafetensorsFile? safetensors, Dictionary<string, Tensor>? loaded, long? globalStep,
+        Dictionary<string, long[]>? shapes = null)
     {
         Path = path;
         _safetensors = safetensors;
         _loaded = loaded;
         GlobalStep = globalStep;
-        _shapes = safetensors is not null
+        _shapes = shapes ?? (safetensors is not null
             ? safetensors.Entries.ToDictionary(e => e.Key, e => e.Value.Shape, StringComparer.Ordinal)
-            : loaded!.ToDictionary(e => e.Key, e => e.Value.shape, StringComparer.Ordinal);
+            : loaded!.ToDictionary(e => e.Key, e => e.Value.shape, StringComparer.Ordinal));
     }
+
+    /// <summary>A checkpoint of keys and shapes only (no tensor can be loaded): what architecture inference reads, for checks on
+    /// published layouts too large to write.</summary>
+    internal static OriginalCheckpoint ShapesOnly(string name, IReadOnlyDictionary<string, long[]> shapes, long? globalStep = null) =>
+        new(name, null, new Dictionary<string, Tensor>(), globalStep, new Dictionary<string, long[]>(shapes, StringComparer.Ordinal));
 
     /// <summary>The file.</summary>
     public string Path { get; }
