@@ -5,7 +5,7 @@ namespace DiffusersSharp.Tests.Pipelines.SingleFile;
 /// <summary>
 /// The published configurations of SD 2.1 (768, v), SDXL base 1.0 and SDXL refiner 1.0: the original YAMLs' model
 /// sections (Stability-AI/stablediffusion <c>v2-inference-v.yaml</c>, Stability-AI/generative-models
-/// <c>sd_xl_base.yaml</c>, <c>sd_xl_refiner.yaml</c>; the keys the conversion reads, in the files' own YAML forms) and the
+/// <c>sd_xl_base.yaml</c>, <c>sd_xl_refiner.yaml</c>; the keys the conversion reads; the refiner's partly in flow style, to exercise the reader) and the
 /// diffusers configs of stabilityai/stable-diffusion-2-1, stable-diffusion-xl-base-1.0 and -refiner-1.0 (non-default keys).
 /// </summary>
 internal static class PublishedConfigs
