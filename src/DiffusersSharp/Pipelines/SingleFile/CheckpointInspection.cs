@@ -65,7 +65,7 @@ public static class CheckpointInspection
             what = keys.Count == 0 ? "it holds no tensors" : $"its keys are not the original layout's (first: {KeyMap.Summarize(keys.Take(3).ToList())})";
         }
         return new WeightsException(
-            $"{ckpt.Path} is not a Stable Diffusion checkpoint: it has no '{UNetKeyRules.Prefix}' UNet weights; {what}")
+            $"{ckpt.Path} is not a Stable Diffusion checkpoint: it has no '{UNetKeyRules.Prefix}' UNet weights; {what}{(key is null ? "" : $" (key '{key}')")}")
         { FilePath = ckpt.Path, Key = key };
     }
 

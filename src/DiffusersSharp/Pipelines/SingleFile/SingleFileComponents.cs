@@ -47,8 +47,8 @@ public sealed class SingleFileComponents : IDisposable
         var o = options ?? SingleFileOptions.Default;
         var log = o.Log ?? StableDiffusionPipelineBase.DefaultLog;
         using var ckpt = OriginalCheckpoint.Open(path);
+        if (pipeline is not null) CheckFor(pipeline, ckpt);
         var layout = SingleFileLayout.Resolve(ckpt, o);
-        if (pipeline is not null) CheckFor(pipeline, layout, path);
         var assigned = layout.Assign(ckpt);
         var c = new SingleFileComponents(layout, path);
         try
@@ -90,15 +90,19 @@ public sealed class SingleFileComponents : IDisposable
         }
     }
 
-    private static void CheckFor(string pipeline, SingleFileLayout layout, string path)
+    private static void CheckFor(string pipeline, OriginalCheckpoint ckpt)
     {
-        if (CheckpointInspection.IsXl(layout.Family))
-            throw new ConfigException($"{path} is a {layout.Family} checkpoint (for {layout.PipelineClassName}); {pipeline}.FromSingleFile loads Stable Diffusion 1.x and 2.x files")
-            { FilePath = path };
-        if (layout.Unet.InChannels == 9 && pipeline != StableDiffusionInpaintPipeline.Name)
+        var family = CheckpointInspection.DetectFamily(ckpt);
+        string convIn = UNetKeyRules.Prefix + "input_blocks.0.0.weight";
+        long inChannels = ckpt.Shape(convIn) is { Length: 4 } s ? s[1] : 4;
+        if (CheckpointInspection.IsXl(family))
             throw new ConfigException(
-                $"{path} is an inpainting checkpoint (9 UNet input channels, '{UNetKeyRules.Prefix}input_blocks.0.0.weight'); load it with {StableDiffusionInpaintPipeline.Name}.FromSingleFile")
-            { FilePath = path, Key = UNetKeyRules.Prefix + "input_blocks.0.0.weight" };
+                $"{ckpt.Path} is a {family} checkpoint (for {SingleFileLayout.PipelineClass(family, inChannels)}); {pipeline}.FromSingleFile loads Stable Diffusion 1.x and 2.x files")
+            { FilePath = ckpt.Path };
+        if (inChannels == 9 && pipeline != StableDiffusionInpaintPipeline.Name)
+            throw new ConfigException(
+                $"{ckpt.Path} is an inpainting checkpoint (9 UNet input channels, '{convIn}'); load it with {StableDiffusionInpaintPipeline.Name}.FromSingleFile")
+            { FilePath = ckpt.Path, Key = convIn };
     }
 
     /// <summary>

@@ -27,11 +27,14 @@ public sealed class SingleFileLayout
     public IEnumerable<KeyMap> KeyMaps => new[] { UnetKeys, VaeKeys }.Concat(TextEncoders.Select(t => t.Keys));
 
     /// <summary>The pipeline class diffusers builds for this family (9 input channels: the inpainting one).</summary>
-    public string PipelineClassName => Family switch
+    public string PipelineClassName => PipelineClass(Family, Unet.InChannels);
+
+    /// <summary>The pipeline class for a family and UNet input channel count.</summary>
+    public static string PipelineClass(StableDiffusionFamily family, long inChannels) => family switch
     {
         StableDiffusionFamily.StableDiffusionXLRefiner => "StableDiffusionXLImg2ImgPipeline",
-        StableDiffusionFamily.StableDiffusionXL => Unet.InChannels == 9 ? "StableDiffusionXLInpaintPipeline" : "StableDiffusionXLPipeline",
-        _ => Unet.InChannels == 9 ? StableDiffusionInpaintPipeline.Name : StableDiffusionPipeline.Name,
+        StableDiffusionFamily.StableDiffusionXL => inChannels == 9 ? "StableDiffusionXLInpaintPipeline" : "StableDiffusionXLPipeline",
+        _ => inChannels == 9 ? StableDiffusionInpaintPipeline.Name : StableDiffusionPipeline.Name,
     };
 
     /// <summary>The text encoders a family has, where the original file keeps them, and their tokenizers.</summary>

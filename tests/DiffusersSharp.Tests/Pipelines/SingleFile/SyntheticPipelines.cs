@@ -52,9 +52,9 @@ internal static class SyntheticPipelines
     }.ToJsonString();
 
     /// <summary>Writes an SD 1.x-like (<paramref name="sd2"/> false) or SD 2.x-like pipeline folder into <paramref name="folder"/>.</summary>
-    public static void Write(string folder, bool sd2, int seed = 7)
+    public static void Write(string folder, bool sd2, int seed = 7, int inChannels = 4)
     {
-        var unetConfig = sd2 ? Sd2Unet : Sd1Unet;
+        var unetConfig = (sd2 ? Sd2Unet : Sd1Unet) with { InChannels = inChannels };
         int imageSize = sd2 ? 768 : 512;
         using (var unet = UNet2DConditionModel.FromConfig(unetConfig)) { Perturb(unet, seed); unet.SavePretrained(Path.Combine(folder, "unet")); }
         using (var vae = AutoencoderKL.FromConfig(Vae(imageSize))) { Perturb(vae, seed + 1); vae.SavePretrained(Path.Combine(folder, "vae")); }
