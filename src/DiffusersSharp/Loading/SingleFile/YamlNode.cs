@@ -47,7 +47,8 @@ public sealed class YamlNode
 
     /// <summary>The child <paramref name="key"/>, or an error naming the file and the missing key.</summary>
     public YamlNode Require(string key) =>
-        this[key] ?? throw Error($"has no '{key}'", Join(PathInFile, key));
+        this[key] ?? throw new ConfigException($"{Source}: line {Line}: '{(PathInFile.Length == 0 ? "(top level)" : PathInFile)}' has no '{key}'")
+        { FilePath = Source, Key = Join(PathInFile, key) };
 
     /// <summary>Follows a dotted path of keys (<c>"model.params.scale_factor"</c>); null when any part is absent.</summary>
     public YamlNode? At(string dottedPath)
@@ -77,9 +78,9 @@ public sealed class YamlNode
     public int[] AsIntList() => IsSequence ? Items.Select(i => i.AsInt()).ToArray() : [AsInt()];
 
     /// <summary>An error about this node: the file, line, key path and what is wrong.</summary>
-    public ConfigException Error(string what, string? key = null) =>
-        new($"{Source}: line {Line}: '{key ?? PathInFile}' {what}{(IsScalar && _scalar is not null && key is null ? $" (value '{_scalar}')" : "")}")
-        { FilePath = Source, Key = key ?? PathInFile };
+    public ConfigException Error(string what) =>
+        new($"{Source}: line {Line}: '{PathInFile}' {what}{(IsScalar && _scalar is not null ? $" (value '{_scalar}')" : "")}")
+        { FilePath = Source, Key = PathInFile };
 
     public override string ToString() => IsScalar ? _scalar ?? "null" : IsMap ? $"{{{_map!.Count} keys}}" : $"[{_items!.Count} items]";
 
@@ -134,13 +135,14 @@ public sealed class YamlNode
 
         private static bool IsItem(string text) => text == "-" || text.StartsWith("- ", StringComparison.Ordinal);
 
-        private YamlNode ParseBlock(int indent, string path) =>
-            IsItem(_lines[_i].Text) ? ParseSequence(indent, path) : ParseMap(indent, path);
+        /// <summary>A block under a key: its line is the key's (<paramref name="keyLine"/>), for messages.</summary>
+        private YamlNode ParseBlock(int indent, string path, int? keyLine = null) =>
+            IsItem(_lines[_i].Text) ? ParseSequence(indent, path, keyLine) : ParseMap(indent, path, keyLine);
 
-        private YamlNode ParseMap(int indent, string path)
+        private YamlNode ParseMap(int indent, string path, int? keyLine = null)
         {
             var map = new List<KeyValuePair<string, YamlNode>>();
-            int first = _lines[_i].Number;
+            int first = keyLine ?? _lines[_i].Number;
             while (_i < _lines.Count && _lines[_i].Indent == indent && !IsItem(_lines[_i].Text))
             {
                 var line = _lines[_i++];
@@ -149,8 +151,8 @@ public sealed class YamlNode
                 if (map.Any(kv => kv.Key == key)) throw Fail(line.Number, $"key '{childPath}' appears twice");
                 YamlNode value;
                 if (rest.Length > 0) value = Inline(rest, line, childPath);
-                else if (_i < _lines.Count && _lines[_i].Indent > indent) value = ParseBlock(_lines[_i].Indent, childPath);
-                else if (_i < _lines.Count && _lines[_i].Indent == indent && IsItem(_lines[_i].Text)) value = ParseSequence(indent, childPath);
+                else if (_i < _lines.Count && _lines[_i].Indent > indent) value = ParseBlock(_lines[_i].Indent, childPath, line.Number);
+                else if (_i < _lines.Count && _lines[_i].Indent == indent && IsItem(_lines[_i].Text)) value = ParseSequence(indent, childPath, line.Number);
                 else value = new YamlNode(_source, childPath, line.Number, null, null, null);
                 map.Add(new(key, value));
             }
@@ -159,10 +161,10 @@ public sealed class YamlNode
             return new YamlNode(_source, path, first, null, map, null);
         }
 
-        private YamlNode ParseSequence(int indent, string path)
+        private YamlNode ParseSequence(int indent, string path, int? keyLine = null)
         {
             var items = new List<YamlNode>();
-            int first = _lines[_i].Number;
+            int first = keyLine ?? _lines[_i].Number;
             while (_i < _lines.Count && _lines[_i].Indent == indent && IsItem(_lines[_i].Text))
             {
                 var line = _lines[_i];
