@@ -59,7 +59,7 @@ public static class ConvertCommand
             ctx.Out.WriteLine($"wrote {r.Output} ({n} tensors, original layout{(r.Half ? ", float16" : "")})");
             return CliApp.Ok;
         }
-        if (r.ImageSize is <= 0 || r.ImageSize % 8 != 0) throw new UserException($"--image-size must be a positive multiple of 8, got {r.ImageSize}");
+        if (r.ImageSize is int size && (size <= 0 || size % 8 != 0)) throw new UserException($"--image-size must be a positive multiple of 8, got {r.ImageSize}");
         bool yaml = r.Config is not null && (r.Config.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || r.Config.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
         var options = new SingleFileOptions
         {

@@ -107,11 +107,12 @@ public static class SingleFileConverter
         return WeightLoader.ConvertDeprecatedAttentionNames(weights, modern);
     }
 
-    /// <summary>The pipeline class a single file is for (reads only the keys and shapes of a .safetensors file).</summary>
-    public static string PipelineClassOf(string file, SingleFileOptions? options = null)
+    /// <summary>The pipeline class a single file is for, from its family and UNet input channels (a .safetensors file's header only).</summary>
+    public static string PipelineClassOf(string file)
     {
         using var ckpt = OriginalCheckpoint.Open(file);
-        return SingleFileLayout.Resolve(ckpt, options).PipelineClassName;
+        var convIn = ckpt.Shape(UNetKeyRules.Prefix + "input_blocks.0.0.weight");
+        return SingleFileLayout.PipelineClass(CheckpointInspection.DetectFamily(ckpt), convIn is { Length: 4 } ? convIn[1] : 4);
     }
 
     private static void CheckOutputFolder(string output)
