@@ -84,6 +84,28 @@ public class SingleFileInputTests
     }
 
     [Fact]
+    public void EmaWeightsAreTakenWhenAskedAndTrainingStateIsLeftOut()
+    {
+        using var dir = new TempDir();
+        const string conv = "model.diffusion_model.out.2.bias";
+        string file = Edited(dir, t =>
+        {
+            foreach (var k in t.Keys.Where(k => k.StartsWith("model.diffusion_model.", StringComparison.Ordinal)).ToList())
+                t[SingleFileComponents.EmaKey(k)] = torch.full_like(t[k], 0.5);
+            t["model_ema.decay"] = torch.tensor(0.9999f);
+            t["model_ema.num_updates"] = torch.tensor(10);
+            t["alphas_cumprod"] = torch.ones(1000);
+        });
+        Assert.Equal("model_ema.diffusion_modelout2bias", SingleFileComponents.EmaKey(conv));
+        var logged = new List<string>();
+        using var plain = StableDiffusionPipeline.FromSingleFile(file, SingleFileGoldenTests.GoldenOptions() with { Log = logged.Add });
+        using var ema = StableDiffusionPipeline.FromSingleFile(file, SingleFileGoldenTests.GoldenOptions() with { ExtractEma = true });
+        Assert.Contains(logged, m => m.Contains("only the non-EMA weights are used"));
+        Assert.True(ema.Unet.state_dict()["conv_out.bias"].eq(0.5).all().item<bool>());
+        Assert.False(plain.Unet.state_dict()["conv_out.bias"].eq(0.5).all().item<bool>());
+    }
+
+    [Fact]
     public void NotACheckpointSaysWhatTheFileLooksLike()
     {
         using var dir = new TempDir();
