@@ -59,7 +59,7 @@ public sealed class KeyMap
     /// <summary>The mapping a diffusers key belongs to (for a split tensor, the one of all its parts); null when no rule explains it.</summary>
     public KeyMapping? FromDiffusers(string diffusersKey)
     {
-        var rule = Longest(_byDiffusers, diffusersKey, diffusers: true);
+        var rule = Longest(_byDiffusers, diffusersKey);
         if (rule is null) return null;
         string tail = diffusersKey[rule.Diffusers.Length..];
         foreach (var rn in rule.Renames)
@@ -182,7 +182,7 @@ public sealed class KeyMap
     private static bool Matches(string pattern, string tail) =>
         pattern.EndsWith('.') ? tail.StartsWith(pattern, StringComparison.Ordinal) : tail == pattern;
 
-    private static KeyRule? Longest(Dictionary<string, KeyRule> rules, string key, bool diffusers = false)
+    private static KeyRule? Longest(Dictionary<string, KeyRule> rules, string key)
     {
         for (int end = key.LastIndexOf('.'); end >= 0; end = end == 0 ? -1 : key.LastIndexOf('.', end - 1))
             if (rules.TryGetValue(key[..(end + 1)], out var r)) return r;

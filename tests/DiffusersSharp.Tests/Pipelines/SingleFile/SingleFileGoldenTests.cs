@@ -165,4 +165,18 @@ public class SingleFileGoldenTests(ITestOutputHelper log)
         using var eq = a.eq(b).all();
         return eq.item<bool>();
     }
+
+    /// <summary>Two safetensors files hold the same keys, dtypes, shapes and values.</summary>
+    internal static void SameFile(string expected, string actual)
+    {
+        using var a = SafetensorsFile.Open(actual);
+        using var e = SafetensorsFile.Open(expected);
+        Assert.Equal(e.Keys.Order(StringComparer.Ordinal), a.Keys.Order(StringComparer.Ordinal));
+        foreach (var key in e.Keys)
+        {
+            using var x = a.Load(key);
+            using var y = e.Load(key);
+            Assert.True(Same(x, y), $"{key} differs between {expected} and {actual}");
+        }
+    }
 }
