@@ -1,13 +1,15 @@
 using System.CommandLine;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Loading.SingleFile;
 using DiffusersSharp.Pipelines;
+using DiffusersSharp.Pipelines.SingleFile;
 using DiffusersSharp.Schedulers;
 
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// <c>diffusers generate --model &lt;folder|hub id&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
+/// <c>diffusers generate --model &lt;folder|hub id|single file&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
 /// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R]</c>.
 /// </summary>
 public static class GenerateCommand
@@ -18,7 +20,7 @@ public static class GenerateCommand
     {
         var model = new Option<string?>("--model", "-m")
         {
-            Description = $"Pipeline folder or Hub id (default: the bundled {DefaultModel.Name}, a 32x32 cartoon-cat DDPM trained by 'diffusers train unconditional')",
+            Description = $"Pipeline folder, Hub id or single-file checkpoint (.safetensors/.ckpt) (default: the bundled {DefaultModel.Name}, a 32x32 cartoon-cat DDPM trained by 'diffusers train unconditional')",
         };
         var steps = new Option<int?>("--steps", "-n") { Description = "Denoising steps (default: the pipeline's, DDPM 1000, DDIM 50)" };
         var seed = new Option<long?>("--seed", "-s") { Description = "Seed of the CPU generator (torch.manual_seed); random when absent" };
@@ -114,8 +116,11 @@ public static class GenerateCommand
             _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
         };
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
-        string folder = PipelinePaths.Resolve(r.Model, options);
-        string className = DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
+        bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
+        string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
+        string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
+        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className))
+            throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
         var outputType = OutputType.Np;
         using var result = StableDiffusionOptions.IsStableDiffusion(className)

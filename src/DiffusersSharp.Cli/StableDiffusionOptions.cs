@@ -89,10 +89,13 @@ public sealed class StableDiffusionOptions
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
+        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log } : null;   // a single-file checkpoint
         using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
-            mask is not null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options)
-            : init is not null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options)
-            : StableDiffusionPipeline.FromPretrained(folder, options));
+            mask is not null
+                ? single is null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options) : StableDiffusionInpaintPipeline.FromSingleFile(folder, single)
+                : init is not null
+                    ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
+                    : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);

@@ -47,6 +47,28 @@ public static class TorchBinFile
         Read(path, (root, zip, prefix) => Materialize(root, zip, prefix, path));
 
     /// <summary>
+    /// Loads a training checkpoint (<c>.ckpt</c> of the original Stable Diffusion repositories): the state dict under
+    /// its <c>"state_dict"</c> entry (nested ones unwrapped, as diffusers' <c>while "state_dict" in checkpoint</c>),
+    /// or the root when it is a flat state dict. <paramref name="globalStep"/> is the root's <c>global_step</c>, when an integer.
+    /// Other root entries (epoch, versions) are not used; globals outside the allow-list are refused as always.
+    /// </summary>
+    public static Dictionary<string, Tensor> LoadCheckpoint(string path, out long? globalStep)
+    {
+        long? step = null;
+        var tensors = Read(path, (root, zip, prefix) =>
+        {
+            if (Entry(root, "global_step") is long s) step = s;
+            while (Entry(root, "state_dict") is PickleDict inner) root = inner;
+            return Materialize(root, zip, prefix, path);
+        });
+        globalStep = step;
+        return tensors;
+    }
+
+    private static object? Entry(object? dict, string key) =>
+        dict is PickleDict d ? d.Items.FirstOrDefault(kv => kv.Key as string == key).Value : null;
+
+    /// <summary>
     /// Loads a <c>torch.save</c> file that holds plain data rather than a flat state dict (nested dicts, lists, tuples,
     /// strings, numbers, None and tensors, as A1111's textual-inversion embeddings): dicts come back as
     /// <see cref="PickleDict"/>, tuples as <c>object?[]</c>, lists as <c>List&lt;object?&gt;</c>, tensors as CPU

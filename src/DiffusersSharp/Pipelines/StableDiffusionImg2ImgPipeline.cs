@@ -23,6 +23,18 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 
     public override string ClassName => Name;
 
+    /// <summary>
+    /// Loads a single-file checkpoint in the original layout (A1111/CivitAI/CompVis <c>.safetensors</c> or <c>.ckpt</c>), as
+    /// diffusers' <c>from_single_file</c>, for image to image: the architecture is inferred from the keys and shapes (SD 1.x,
+    /// 2.x with v-prediction) unless <paramref name="options"/> give an original YAML or a diffusers folder's configs; the
+    /// tokenizer is the shipped CLIP vocabulary, the scheduler diffusers' (PNDM by default). Errors name the file and the key.
+    /// </summary>
+    public static StableDiffusionImg2ImgPipeline FromSingleFile(string path, SingleFileOptions? options = null)
+    {
+        using var c = SingleFile.SingleFileComponents.Load(path, options, Name);
+        return c.Into((vae, text, tokenizer, unet, scheduler) => new StableDiffusionImg2ImgPipeline(vae, text, tokenizer, unet, scheduler, options?.Log), options?.TextEncoder);
+    }
+
     /// <summary>Loads an img2img folder, or a StableDiffusionPipeline folder (diffusers accepts both).</summary>
     public static new StableDiffusionImg2ImgPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
         StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionPipeline.Name],

@@ -28,6 +28,18 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 
     public override string ClassName => Name;
 
+    /// <summary>
+    /// Loads a single-file checkpoint in the original layout (A1111/CivitAI/CompVis <c>.safetensors</c> or <c>.ckpt</c>), as
+    /// diffusers' <c>from_single_file</c>, for inpainting (9-channel inpainting files, or 4-channel ones): the architecture is inferred from the keys and shapes (SD 1.x,
+    /// 2.x with v-prediction) unless <paramref name="options"/> give an original YAML or a diffusers folder's configs; the
+    /// tokenizer is the shipped CLIP vocabulary, the scheduler diffusers' (PNDM by default). Errors name the file and the key.
+    /// </summary>
+    public static StableDiffusionInpaintPipeline FromSingleFile(string path, SingleFileOptions? options = null)
+    {
+        using var c = SingleFile.SingleFileComponents.Load(path, options, Name);
+        return c.Into((vae, text, tokenizer, unet, scheduler) => new StableDiffusionInpaintPipeline(vae, text, tokenizer, unet, scheduler, options?.Log), options?.TextEncoder);
+    }
+
     /// <summary>Loads an inpaint folder, or a StableDiffusionPipeline folder (4-channel UNet path).</summary>
     public static new StableDiffusionInpaintPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
         StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionPipeline.Name],

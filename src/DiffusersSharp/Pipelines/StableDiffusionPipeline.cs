@@ -27,6 +27,18 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     public override string ClassName => Name;
 
     /// <summary>
+    /// Loads a single-file checkpoint in the original layout (A1111/CivitAI/CompVis <c>.safetensors</c> or <c>.ckpt</c>), as
+    /// diffusers' <c>from_single_file</c>, for text to image: the architecture is inferred from the keys and shapes (SD 1.x,
+    /// 2.x with v-prediction) unless <paramref name="options"/> give an original YAML or a diffusers folder's configs; the
+    /// tokenizer is the shipped CLIP vocabulary, the scheduler diffusers' (PNDM by default). Errors name the file and the key.
+    /// </summary>
+    public static StableDiffusionPipeline FromSingleFile(string path, SingleFileOptions? options = null)
+    {
+        using var c = SingleFile.SingleFileComponents.Load(path, options, Name);
+        return c.Into((vae, text, tokenizer, unet, scheduler) => new StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler, options?.Log), options?.TextEncoder);
+    }
+
+    /// <summary>
     /// Loads a StableDiffusionPipeline folder (or a Hub id): <c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>,
     /// <c>unet</c>, <c>scheduler</c>, each with <paramref name="options"/>: <see cref="LoadOptions.Variant"/> picks weight
     /// files such as <c>*.fp16.safetensors</c>, <see cref="LoadOptions.Dtype"/> / <see cref="LoadOptions.Device"/> place the

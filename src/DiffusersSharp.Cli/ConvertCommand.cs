@@ -1,0 +1,79 @@
+using System.CommandLine;
+using DiffusersSharp.Loading.SingleFile;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Pipelines.SingleFile;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers convert &lt;input&gt; --output &lt;path&gt;</c>: a single file in the original layout (A1111/CivitAI/CompVis
+/// <c>.safetensors</c> or <c>.ckpt</c>) becomes a diffusers pipeline folder that Python diffusers loads; a diffusers folder
+/// (or cached Hub id) becomes one original-layout <c>.safetensors</c> file (<c>--to-original</c>, implied by a folder input).
+/// <c>--config</c> takes an original YAML or a diffusers folder/Hub id whose configs to use; <c>--half</c> writes float16.
+/// </summary>
+public static class ConvertCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var input = new Argument<string>("input") { Description = "A single file (.safetensors/.ckpt), or a diffusers folder / Hub id with --to-original" };
+        var output = new Option<string>("--output", "-o") { Description = "The diffusers folder to write, or the .safetensors file with --to-original", Required = true };
+        var toOriginal = new Option<bool>("--to-original") { Description = "Write the original single-file layout (the input is a diffusers folder)" };
+        var half = new Option<bool>("--half") { Description = "Save the weights in float16" };
+        var config = new Option<string?>("--config") { Description = "Original YAML config (.yaml), or a diffusers folder / Hub id whose configs, tokenizers and scheduler to use" };
+        var imageSize = new Option<int?>("--image-size") { Description = "Image size the model was trained on (default: 512, SD 2.x 768, SDXL 1024)" };
+        var prediction = new Option<string?>("--prediction-type") { Description = "epsilon or v_prediction (default: SD 2.x v_prediction, else epsilon)" };
+        prediction.AcceptOnlyFromAmong("epsilon", "v_prediction");
+        var scheduler = new Option<string>("--scheduler-type")
+        {
+            Description = "diffusers' scheduler_type: " + string.Join(", ", DiffusersConfigs.SchedulerTypes.Keys), DefaultValueFactory = _ => "pndm",
+        };
+        scheduler.AcceptOnlyFromAmong([.. DiffusersConfigs.SchedulerTypes.Keys]);
+        var ema = new Option<bool>("--extract-ema") { Description = "Take the UNet's EMA weights (model_ema.*) of a training checkpoint" };
+        var cmd = new Command("convert", "Convert a single-file checkpoint (A1111/CivitAI/CompVis) to a diffusers folder, or a diffusers folder to a single file")
+        {
+            input, output, toOriginal, half, config, imageSize, prediction, scheduler, ema,
+        };
+        cmd.SetAction(pr => Execute(ctx, new Request(pr.GetValue(input)!, pr.GetValue(output)!, pr.GetValue(toOriginal), pr.GetValue(half),
+            pr.GetValue(config), pr.GetValue(imageSize), pr.GetValue(prediction), pr.GetValue(scheduler) ?? "pndm", pr.GetValue(ema))));
+        return cmd;
+    }
+
+    /// <summary>The parsed options of one <c>convert</c> call.</summary>
+    public sealed record Request(string Input, string Output, bool ToOriginal = false, bool Half = false, string? Config = null,
+        int? ImageSize = null, string? PredictionType = null, string SchedulerType = "pndm", bool ExtractEma = false);
+
+    public static int Execute(CliContext ctx, Request r)
+    {
+        bool file = File.Exists(r.Input);
+        if (file && r.ToOriginal)
+            throw new UserException($"--to-original converts a diffusers folder; {r.Input} is a file (without --to-original it becomes a diffusers folder)");
+        if (file && !OriginalCheckpoint.IsSingleFile(r.Input))
+            throw new UserException($"{r.Input}: not a single-file checkpoint (expected {string.Join(", ", OriginalCheckpoint.Extensions)})");
+        if (!file)
+        {
+            if (r.Config is not null || r.ImageSize is not null || r.PredictionType is not null || r.ExtractEma)
+                throw new UserException("--config, --image-size, --prediction-type and --extract-ema apply to a single-file input");
+            if (!r.Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+                throw new UserException($"--output '{r.Output}': the original layout is written as a .safetensors file");
+            int n = SingleFileConverter.ToOriginal(r.Input, r.Output, r.Half);
+            ctx.Out.WriteLine($"wrote {r.Output} ({n} tensors, original layout{(r.Half ? ", float16" : "")})");
+            return CliApp.Ok;
+        }
+        if (r.ImageSize is int size && (size <= 0 || size % 8 != 0)) throw new UserException($"--image-size must be a positive multiple of 8, got {r.ImageSize}");
+        bool yaml = r.Config is not null && (r.Config.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || r.Config.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
+        var options = new SingleFileOptions
+        {
+            OriginalConfigFile = yaml ? r.Config : null,
+            Config = yaml ? null : r.Config,
+            ImageSize = r.ImageSize,
+            PredictionType = r.PredictionType,
+            SchedulerType = r.SchedulerType,
+            ExtractEma = r.ExtractEma,
+            Dtype = r.Half ? TorchSharp.torch.ScalarType.Float16 : null,
+            Log = m => ctx.Error.WriteLine("warning: " + m),
+        };
+        string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options);
+        ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
+        return CliApp.Ok;
+    }
+}
