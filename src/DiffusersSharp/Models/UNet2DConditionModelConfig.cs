@@ -94,9 +94,9 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
 
     /// <summary>
     /// diffusers' flag for float16 attention; like diffusers' scaled-dot-product processor it changes nothing here.
-    /// null (as the SDXL configs write it) means false.
+    /// null (as the SDXL configs write it) means false; absent is false, diffusers' default.
     /// </summary>
-    [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; }
+    [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; } = false;
 
     [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; init; } = "default";
     [JsonPropertyName("resnet_skip_time_act")] public bool ResnetSkipTimeAct { get; init; }
