@@ -14,6 +14,8 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
     internal const string Expected = "tiny-sdxl-expected.safetensors";
     private const double Component = 1e-5;
     private const double Trajectory = 1e-4;
+    // The VAE encoder: diffusers feeds it a channels-last view (README D).
+    private const double Encoder = 1e-4;
 
     internal static string Base => Golden.Path("tiny-sdxl");
     internal static string Refiner => Golden.Path("tiny-sdxl-refiner");
@@ -100,7 +102,7 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
         using var trace = new SdTrace(pipe);
         using var result = pipe.Generate("a photo of a cat", numInferenceSteps: 4, guidanceScale: 5.0, height: 64, width: 64,
             outputType: OutputType.Np, seed: 0);
-        CheckRun(trace, "txt2img_default", result.Array!, fullUnetOutput: true);
+        CheckRun(log, trace, "txt2img_default", result.Array!, fullUnetOutput: true);
     }
 
     [Fact]
@@ -115,7 +117,7 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
             originalSize: (96, 128), cropsCoordsTopLeft: (8, 16), targetSize: (48, 64), negativeOriginalSize: (32, 32),
             negativeCropsCoordsTopLeft: (4, 0), negativeTargetSize: (40, 56), clipSkip: 1, numImagesPerPrompt: 2,
             outputType: OutputType.Np, generators: [g1, g2]);
-        CheckRun(trace, "txt2img_full", result.Array!, fullUnetOutput: true);
+        CheckRun(log, trace, "txt2img_full", result.Array!, fullUnetOutput: true);
         // the recorded rows alternate negative, positive (diffusers' cat([neg, pos]).repeat(batch, 1))
         using var ids = trace.One("unet_added_time_ids");
         Assert.Equal(new float[] { 32, 32, 4, 0, 40, 56, 96, 128, 8, 16, 48, 64, 32, 32, 4, 0, 40, 56, 96, 128, 8, 16, 48, 64 },
@@ -129,7 +131,7 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
         using var trace = new SdTrace(pipe);
         using var result = pipe.Generate("a lighthouse at dusk", numInferenceSteps: 5, guidanceScale: 5.0, denoisingEnd: 0.8,
             height: 64, width: 64, outputType: OutputType.Latent, seed: 3);
-        CheckRun(trace, "txt2img_denoising_end0.8_latent", result.Tensor!, fullUnetOutput: false, latentOutput: true);
+        CheckRun(log, trace, "txt2img_denoising_end0.8_latent", result.Tensor!, fullUnetOutput: false, latentOutput: true);
     }
 
     [Fact]
@@ -166,7 +168,7 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
     }
 
     /// <summary>Compares one recorded SDXL run (README F's pipeline keys) with the golden run <paramref name="run"/>.</summary>
-    internal void CheckRun(SdTrace trace, string run, Tensor output, bool fullUnetOutput, bool latentOutput = false)
+    internal static void CheckRun(ITestOutputHelper log, SdTrace trace, string run, Tensor output, bool fullUnetOutput, bool latentOutput = false)
     {
         using var g = new SafetensorsLike(Expected);
         string p = $"pipeline/{run}/";
@@ -174,6 +176,12 @@ public class StableDiffusionXLPipelineTests(ITestOutputHelper log)
         SdTrace.Check(log, g, p + "unet_added_text_embeds", trace.One("unet_added_text_embeds"), Component);
         SdTrace.Check(log, g, p + "unet_added_time_ids", trace.One("unet_added_time_ids"), 0);
         if (trace.Has("latent_noise")) SdTrace.Check(log, g, p + "latent_noise", trace.One("latent_noise"), 0);
+        foreach (var vae in new[] { "vae_encode_0", "vae_encode_1" })
+            if (trace.Has(vae + "_mean"))
+            {
+                SdTrace.Check(log, g, p + vae + "_mean", trace.One(vae + "_mean"), Encoder);
+                SdTrace.Check(log, g, p + vae + "_std", trace.One(vae + "_std"), Encoder);
+            }
         using var timesteps = g.Load(p + "timesteps");
         Assert.Equal((int)timesteps.shape[0], trace.Count("unet_output"));
         if (fullUnetOutput)
