@@ -42,6 +42,15 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
                 c.RequiresAestheticsScore, c.ForceZerosForEmptyPrompt, options?.Log));
 
     /// <summary>
+    /// Loads an SDXL base or refiner checkpoint in the original layout, as diffusers' <c>from_single_file</c>; a refiner file
+    /// gets <c>requires_aesthetics_score</c> and no <c>force_zeros_for_empty_prompt</c>, as diffusers' refiner folder has.
+    /// </summary>
+    public static StableDiffusionXLImg2ImgPipeline FromSingleFile(string path, SingleFileOptions? options = null) =>
+        StableDiffusionXLSingleFile.Load(path, options, Name, allowRefiner: true, p => new StableDiffusionXLImg2ImgPipeline(
+            p.Vae, p.TextEncoder, p.Tokenizer, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Scheduler,
+            requiresAestheticsScore: p.IsRefiner, forceZerosForEmptyPrompt: !p.IsRefiner, options?.Log));
+
+    /// <summary>
     /// Transforms <paramref name="image"/> (an image, or with <paramref name="denoisingStart"/> the latents of a base run)
     /// guided by the prompt (diffusers' <c>__call__</c>; default strength 0.3). Sizes default to the latents' size ×
     /// vae_scale_factor; the negative row takes <paramref name="negativeOriginalSize"/> / <paramref name="negativeTargetSize"/>

@@ -39,6 +39,15 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
                 c.RequiresAestheticsScore, c.ForceZerosForEmptyPrompt, options?.Log));
 
     /// <summary>
+    /// Loads an SDXL checkpoint in the original layout (an SDXL inpainting file with a 9-channel UNet, or a 4-channel one), as
+    /// diffusers' <c>from_single_file</c>.
+    /// </summary>
+    public static StableDiffusionXLInpaintPipeline FromSingleFile(string path, SingleFileOptions? options = null) =>
+        StableDiffusionXLSingleFile.Load(path, options, Name, allowRefiner: true, p => new StableDiffusionXLInpaintPipeline(
+            p.Vae, p.TextEncoder, p.Tokenizer, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Scheduler,
+            requiresAestheticsScore: p.IsRefiner, forceZerosForEmptyPrompt: !p.IsRefiner, options?.Log));
+
+    /// <summary>
     /// Repaints the <paramref name="maskImage"/> region of <paramref name="image"/> (diffusers' <c>__call__</c>; default
     /// strength 0.9999, so <c>int(n · 0.9999)</c> of n steps run). Both are resized to <paramref name="height"/> ×
     /// <paramref name="width"/> (default: the UNet's sample_size × vae_scale_factor). Random draws in diffusers' order: the

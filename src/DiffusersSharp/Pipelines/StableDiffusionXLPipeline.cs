@@ -45,6 +45,15 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
                 c.Tokenizer!, c.TextEncoder2, c.Tokenizer2, c.Unet, c.Scheduler, c.ForceZerosForEmptyPrompt, options?.Log));
 
     /// <summary>
+    /// Loads an SDXL base checkpoint in the original layout (A1111/CivitAI <c>.safetensors</c>, or <c>.ckpt</c>), as diffusers'
+    /// <c>from_single_file</c>; <paramref name="options"/> may give a diffusers folder / Hub id whose configs and tokenizers to
+    /// use (<see cref="SingleFileOptions.Config"/>). A refiner file is refused (load it with the img2img pipeline).
+    /// </summary>
+    public static StableDiffusionXLPipeline FromSingleFile(string path, SingleFileOptions? options = null) =>
+        StableDiffusionXLSingleFile.Load(path, options, Name, allowRefiner: false, p => new StableDiffusionXLPipeline(
+            p.Vae, p.TextEncoder!, p.Tokenizer!, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Scheduler, forceZerosForEmptyPrompt: true, options?.Log));
+
+    /// <summary>
     /// Generates images (diffusers' <c>__call__</c>). <paramref name="height"/>/<paramref name="width"/> default to the
     /// UNet's sample_size × vae_scale_factor and must be multiples of 8. <paramref name="originalSize"/> and
     /// <paramref name="targetSize"/> (height, width) default to (height, width), <paramref name="cropsCoordsTopLeft"/> (top,
