@@ -125,7 +125,7 @@ public static class GenerateCommand
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
         string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
-        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className))
+        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className))
             throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
         var outputType = OutputType.Np;

@@ -7,7 +7,8 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers generate</c> on a Stable Diffusion XL folder: txt2img (optionally followed by <c>--refiner</c>), img2img
-/// with <c>--init-image</c> (also a refiner folder), inpainting with <c>--mask</c>. Options that do not apply to the
+/// with <c>--init-image</c> (also a refiner folder), inpainting with <c>--mask</c>; a folder, Hub id or single-file SDXL
+/// checkpoint (<c>FromSingleFile</c>, architecture inferred from the file). Options that do not apply to the
 /// chosen pipeline are refused with a message naming them.
 /// </summary>
 internal static class StableDiffusionXLGenerate
@@ -30,10 +31,13 @@ internal static class StableDiffusionXLGenerate
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
+        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log, Dtype = options.Dtype } : null;   // a single-file checkpoint
         using StableDiffusionXLPipelineBase pipe = NativeFailures.During<StableDiffusionXLPipelineBase>($"loading {folder}", () =>
-            mask is not null ? StableDiffusionXLInpaintPipeline.FromPretrained(folder, options)
-            : init is not null ? StableDiffusionXLImg2ImgPipeline.FromPretrained(folder, options)
-            : StableDiffusionXLPipeline.FromPretrained(folder, options));
+            mask is not null
+                ? single is null ? StableDiffusionXLInpaintPipeline.FromPretrained(folder, options) : StableDiffusionXLInpaintPipeline.FromSingleFile(folder, single)
+                : init is not null
+                    ? single is null ? StableDiffusionXLImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionXLImg2ImgPipeline.FromSingleFile(folder, single)
+                    : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
