@@ -107,16 +107,20 @@ internal static class StableDiffusionXLGenerate
             throw new UserException($"--target-size does not apply to {folder} (requires_aesthetics_score: its time ids end with an aesthetic score)");
     }
 
-    /// <summary>--vae swaps the VAE; --embedding loads textual inversion into both text encoders (clip_l / clip_g).</summary>
+    /// <summary>The tiny autoencoder trained for the SDXL latent space (<c>--vae tiny</c> on an SDXL model).</summary>
+    public const string TaesdXlId = "madebyollin/taesdxl";
+
+    /// <summary>--vae swaps the VAE ('tiny' = TAESDXL); --embedding loads textual inversion into both text encoders (clip_l / clip_g).</summary>
     private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe)
     {
         if (v.Vae is { } vae)
         {
-            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae);
+            string id = vae == "tiny" ? TaesdXlId : vae;
+            var loaded = VaeLoader.FromPretrained(id);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? VaeLoader.TaesdId : vae)}");
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
         }
         var embeddings = v.ParseEmbeddings();
         if (embeddings.Count > 0)

@@ -91,6 +91,17 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
         Assert.True(File.Exists(dir.File("i.png")));
     }
 
+    [Fact]
+    public void VaeOptionSwapsTheSdxlVae()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Base, "--prompt", "a cat", "--vae", Golden.Path("tiny-taesd"), "--steps", "1",
+            "--width", "32", "--height", "32", "--seed", "0", "-o", dir.File("v.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"vae: AutoencoderTiny from {Golden.Path("tiny-taesd")}", stdout);
+        Assert.True(File.Exists(dir.File("v.png")));
+    }
+
     [Theory]
     [InlineData("--high-noise-frac", "0.5", "--high-noise-frac needs --refiner")]
     [InlineData("--high-noise-frac", "1", "error: --high-noise-frac must be in (0, 1), got 1")]
