@@ -59,10 +59,11 @@ public sealed class GenerationService : IDisposable
     /// The LoRA hook: applies <see cref="GenerationRequest.Loras"/> to the pipeline before a run. Until LoRA loading exists
     /// a request naming any adapter is refused with "LoRA is not supported yet".
     /// </summary>
-    private static void ApplyLoras(IReadOnlyDictionary<string, double>? loras)
+    private static void ApplyLoras(StableDiffusionPipelineBase? pipeline, IReadOnlyDictionary<string, double>? loras)
     {
+        _ = pipeline; // LoRA goes here: load each adapter, set its weight on the pipeline (and unset the others)
         if (loras is { Count: > 0 })
-            throw new DiffusersException($"LoRA is not supported yet (asked for: {string.Join(", ", loras.Keys)})");
+            throw new DiffusersException($"loras: LoRA is not supported yet (asked for: {string.Join(", ", loras.Keys)})");
     }
 
     /// <summary>
@@ -86,6 +87,7 @@ public sealed class GenerationService : IDisposable
         if (request.Mask is not null && request.InitImage is null) throw new DiffusersException("mask: needs an image to inpaint");
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
+        ApplyLoras(null, request.Loras);
     }
 
     /// <summary>
@@ -97,7 +99,6 @@ public sealed class GenerationService : IDisposable
         CancellationToken cancellationToken = default)
     {
         Validate(request);
-        ApplyLoras(request.Loras);
         long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
         var asRun = request with { Seed = seed };
         lock (_gate)
@@ -108,6 +109,7 @@ public sealed class GenerationService : IDisposable
             var scheduler = request.Scheduler is { } name
                 ? SchedulerAliases.Build(name, _schedulerConfig)
                 : SchedulerFactory.FromConfig(_schedulerConfig);
+            ApplyLoras(_pipe, request.Loras);
             var reporter = new StepReporter(this, progress, cancellationToken);
             using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
             var pngs = output.Images.Select(i => i.ToPng()).ToList();
