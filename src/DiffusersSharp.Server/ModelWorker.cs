@@ -53,15 +53,15 @@ public sealed class ModelWorker : IDisposable
     /// <summary>Queues <paramref name="job"/> unless the queue is full; publishes its <c>queued</c> event with its position.</summary>
     public bool TryEnqueue(Job job)
     {
-        int position;
         lock (_gate)
         {
             if (_stopping || _waiting.Count >= _options.MaxQueue) return false;
+            // published before the worker can see the job, so "queued" is always its first event
+            int position = _waiting.Count + (Running ? 1 : 0);
+            job.Publish(new JobEvent("queued", new JsonObject { ["id"] = job.Id, ["position"] = position, ["model"] = Name }));
             _waiting.Add(job);
-            position = _waiting.Count + (Running ? 1 : 0) - 1;
             Monitor.PulseAll(_gate);
         }
-        job.Publish(new JobEvent("queued", new JsonObject { ["id"] = job.Id, ["position"] = position, ["model"] = Name }));
         return true;
     }
 

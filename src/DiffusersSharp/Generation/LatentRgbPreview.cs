@@ -9,7 +9,7 @@ namespace DiffusersSharp.Generation;
 /// pipeline holds them, already scaled by the VAE's <c>scaling_factor</c>) mapped to RGB by a fixed linear map, no VAE.
 /// diffusers 0.25.1 has no such map; the factors are the community's least-squares fit for the SD VAE (the ones
 /// ComfyUI and the A1111 web UI use for their "latent2rgb" previews). One preview pixel per latent pixel (an eighth of
-/// the image's size), enlarged <see cref="Upscale"/> times.
+/// the image's size), enlarged to the image's size.
 /// </summary>
 public static class LatentRgbPreview
 {
@@ -22,18 +22,17 @@ public static class LatentRgbPreview
         { -0.2120f, -0.2616f, -0.7177f },
     };
 
-    /// <summary>How many times the latent-sized preview is enlarged (the VAE's factor, so the preview has the image's size).</summary>
-    public const int Upscale = 8;
-
     /// <summary>True when <paramref name="latents"/> (B, C, h, w) have the 4 channels the factors are for.</summary>
     public static bool Supports(Tensor latents) => latents.dim() == 4 && latents.shape[1] == Factors.GetLength(0);
 
     /// <summary>
     /// The preview of batch item <paramref name="index"/>: <c>rgb = latents · Factors</c>, mapped from [-1, 1] to 8 bits
-    /// and enlarged (nearest neighbour) to the image's size. The latents are left as they were.
+    /// and enlarged <paramref name="upscale"/> times (nearest neighbour; the VAE's scale factor gives the image's size).
+    /// The latents are left as they were.
     /// </summary>
-    public static Image Preview(Tensor latents, int index = 0)
+    public static Image Preview(Tensor latents, int index = 0, int upscale = 8)
     {
+        if (upscale < 1) throw new ArgumentOutOfRangeException(nameof(upscale), upscale, "upscale must be at least 1");
         ArgumentNullException.ThrowIfNull(latents);
         if (!Supports(latents))
             throw new DiffusersException(
@@ -44,7 +43,7 @@ public static class LatentRgbPreview
         var factors = torch.tensor(Flat(), [Factors.GetLength(0), 3]);        // (4, 3)
         var rgb = torch.einsum("chw,cr->hwr", one, factors);                    // (h, w, 3)
         var bytes = ((rgb + 1) * 127.5f).clamp(0, 255).round().to(uint8);
-        bytes = bytes.repeat_interleave(Upscale, 0).repeat_interleave(Upscale, 1).contiguous();
+        bytes = bytes.repeat_interleave(upscale, 0).repeat_interleave(upscale, 1).contiguous();
         int h = (int)bytes.shape[0], w = (int)bytes.shape[1];
         return new Image(w, h, 3, bytes.data<byte>().ToArray());
     }

@@ -65,7 +65,8 @@ public class GenerationServiceTests(ITestOutputHelper log)
         using var service = GenerationService.Load(Model);
         service.PreviewEvery = 2;
         var reports = new List<GenerationProgress>();
-        service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 5, Width = 64, Height = 64, Seed = 1 }, new SyncProgress(reports.Add));
+        service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 5, Width = 64, Height = 64, Seed = 1, Scheduler = "ddim" },
+            new SyncProgress(reports.Add));
         Assert.Equal([1, 2, 3, 4, 5], reports.Select(r => r.Step));
         Assert.All(reports, r => Assert.Equal(5, r.TotalSteps));
         Assert.Equal([false, true, false, true, false], reports.Select(r => r.PreviewPng is not null));

@@ -9,7 +9,7 @@ namespace DiffusersSharp.Tests.Server;
 
 /// <summary>The HTTP API through a real Kestrel: bad requests, jobs and their events, cancelling, restart, same bytes as the library.</summary>
 [Collection("server")]
-public class ServerApiTests(ServerFixture fixture)
+public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutputHelper log)
 {
     private HttpClient Http => fixture.Http;
 
@@ -45,10 +45,13 @@ public class ServerApiTests(ServerFixture fixture)
     [Fact]
     public async Task AJobStreamsQueuedStepsPreviewsAndTheResult()
     {
-        var (status, job, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"a cat\", \"size\": \"64x64\", \"steps\": 3, \"seed\": 9}");
+        var (status, job, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"a cat\", \"size\": \"64x64\", \"steps\": 3, \"seed\": 9, \"scheduler\": \"ddim\"}");
         Assert.Equal(202, status);
         string id = (string)job!["id"]!;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var events = await ServerFixture.ReadEvents(Http, id);
+        foreach (var (t, d) in events) log.WriteLine($"{t}: {(t == "preview" ? "" : d.ToJsonString())}");
+        log.WriteLine($"events read in {clock.Elapsed.TotalSeconds:F2} s");
         var types = events.Select(e => e.Type).ToList();
         Assert.Equal("queued", types[0]);
         Assert.Equal(["step", "step", "step"], types.Where(t => t == "step"));
@@ -67,7 +70,7 @@ public class ServerApiTests(ServerFixture fixture)
     [Fact]
     public async Task CancellingFreesTheWorkerWithinOneStep()
     {
-        var (_, job, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"slow\", \"size\": \"64x64\", \"steps\": 1000, \"seed\": 1}");
+        var (_, job, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"slow\", \"size\": \"64x64\", \"steps\": 500, \"seed\": 1}");
         string id = (string)job!["id"]!;
         var before = await ServerFixture.ReadEvents(Http, id, (type, data) => type == "step" && (int)data["step"]! >= 2);
         var cancel = await Http.DeleteAsync($"/v1/jobs/{id}");

@@ -24,11 +24,11 @@ public class WebPageBrowserTests(ServerFixture fixture)
         options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,900");
         using var driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
         driver.Navigate().GoToUrl(fixture.Server.Address);
-        var wait = new WebDriverWait(driver, TimeSpan.FromSeconds(60)) { PollingInterval = TimeSpan.FromMilliseconds(5) };
+        var wait = new WebDriverWait(driver, TimeSpan.FromSeconds(180)) { PollingInterval = TimeSpan.FromMilliseconds(5) };
         wait.Until(d => d.FindElements(By.CssSelector("#model option")).Count > 0);
 
         driver.FindElement(By.Id("prompt")).SendKeys("a lighthouse at dusk");
-        foreach (var (id, value) in new[] { ("width", "128"), ("height", "128"), ("steps", "40") })
+        foreach (var (id, value) in new[] { ("width", "96"), ("height", "96"), ("steps", "12") })
         {
             var input = driver.FindElement(By.Id(id));
             input.Clear();
@@ -47,7 +47,7 @@ public class WebPageBrowserTests(ServerFixture fixture)
         Assert.Contains(seen, v => v is > 0 and < 100);
         Assert.Equal(seen.Order(), seen);
         var img = driver.FindElement(By.CssSelector("#result img"));
-        wait.Until(_ => (bool)((IJavaScriptExecutor)driver).ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth === 128;", img));
+        wait.Until(_ => (bool)((IJavaScriptExecutor)driver).ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth === 96;", img));
         Assert.StartsWith("done in", driver.FindElement(By.Id("progress_text")).Text);
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count > 0);
 
