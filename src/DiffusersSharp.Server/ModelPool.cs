@@ -11,6 +11,7 @@ public sealed class ModelPool : IDisposable
     private readonly object _gate = new();
     private readonly ServerOptions _options;
     private readonly List<ModelWorker> _workers = [];
+    private bool _disposed;
 
     /// <summary>Creates the workers of <paramref name="options"/>' models (loading nothing yet).</summary>
     public ModelPool(ServerOptions options, ResultStore store)
@@ -48,6 +49,7 @@ public sealed class ModelPool : IDisposable
             {
                 lock (_gate)
                 {
+                    if (_disposed) return;
                     if (_options.MemoryBudgetGb is double gb && LoadedBytes + Estimate(w) > gb * 1e9) continue;
                     Load(w);
                 }
@@ -84,6 +86,7 @@ public sealed class ModelPool : IDisposable
     private GenerationService Load(ModelWorker worker)
     {
         if (worker.Service is { } loaded) return loaded;
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (_options.MemoryBudgetGb is double gb)
         {
             long budget = (long)(gb * 1e9), need = Estimate(worker);
@@ -124,10 +127,14 @@ public sealed class ModelPool : IDisposable
     public void Dispose()
     {
         foreach (var w in _workers) w.Dispose();
-        foreach (var w in _workers)
+        lock (_gate)
         {
-            w.Service?.Dispose();
-            w.Service = null;
+            _disposed = true;
+            foreach (var w in _workers)
+            {
+                w.Service?.Dispose();
+                w.Service = null;
+            }
         }
     }
 }
