@@ -5,7 +5,7 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers serve --model M [--model M2]… [--host 127.0.0.1] [--port 7860] [--api-key K] [--max-queue N]
-/// [--memory-budget GB] [--data-dir DIR]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
+/// [--memory-budget GB] [--data-dir DIR] [--preview-vae taesd]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
 /// at <c>/</c> (<see cref="DiffusersServer"/>). Runs until Ctrl+C.
 /// </summary>
 public static class ServeCommand
@@ -20,9 +20,10 @@ public static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Jobs that may wait per model; beyond it: 429 with Retry-After", DefaultValueFactory = _ => 16 };
         var budget = new Option<double?>("--memory-budget") { Description = "GB of model weights kept loaded; least recently used models are unloaded beyond it" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where results and the history database are kept (default: ~/.local/share/diffusers-sharp/serve)" };
+        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews; default: a latent → RGB approximation" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible HTTP API with a web page at /")
         {
-            models, host, port, apiKey, maxQueue, budget, dataDir,
+            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae,
         };
         cmd.SetAction(pr =>
         {
@@ -36,6 +37,7 @@ public static class ServeCommand
                 MaxQueue = pr.GetValue(maxQueue),
                 MemoryBudgetGb = pr.GetValue(budget),
                 DataDir = pr.GetValue(dataDir) ?? defaults.DataDir,
+                PreviewVae = pr.GetValue(previewVae),
             };
             return Run(ctx, options);
         });

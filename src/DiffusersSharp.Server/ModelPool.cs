@@ -1,4 +1,6 @@
 using DiffusersSharp.Generation;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Server;
 
@@ -12,6 +14,7 @@ public sealed class ModelPool : IDisposable
     private readonly ServerOptions _options;
     private readonly List<ModelWorker> _workers = [];
     private bool _disposed;
+    private AutoencoderTiny? _previewVae;
 
     /// <summary>Creates the workers of <paramref name="options"/>' models (loading nothing yet).</summary>
     public ModelPool(ServerOptions options, ResultStore store)
@@ -97,6 +100,12 @@ public sealed class ModelPool : IDisposable
             }
         }
         var service = GenerationService.Load(worker.IdOrPath, _options.LoadOptions);
+        if (_options.PreviewVae is { } previewVae)
+        {
+            try { _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions); }
+            catch { service.Dispose(); throw; }
+            service.Taesd = new TaesdPreview(_previewVae);
+        }
         worker.Service = service;
         worker.LastUsed = DateTime.UtcNow;
         return service;
@@ -135,6 +144,7 @@ public sealed class ModelPool : IDisposable
                 w.Service?.Dispose();
                 w.Service = null;
             }
+            _previewVae?.Dispose();
         }
     }
 }

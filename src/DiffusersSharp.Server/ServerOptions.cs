@@ -42,6 +42,9 @@ public sealed record ServerOptions
     /// <summary>How the models are loaded (dtype, device, cache, offline …).</summary>
     public LoadOptions? LoadOptions { get; init; }
 
+    /// <summary>A tiny VAE (folder or Hub id, e.g. <c>madebyollin/taesd</c>) that decodes the previews; the latent → RGB approximation when null.</summary>
+    public string? PreviewVae { get; init; }
+
     /// <summary>Loads the models at start (within the memory budget) instead of at their first request.</summary>
     public bool Preload { get; init; } = true;
 }

@@ -147,6 +147,28 @@ public class GenerationServiceTests(ITestOutputHelper log)
         Assert.Equal(new byte[] { 155, 161, 219 }, new[] { image[15, 7, 0], image[15, 7, 1], image[15, 7, 2] }); // 0.2120, 0.2616, 0.7177
     }
 
+    [Fact]
+    public void WithATinyVaeThePreviewIsItsDecodeOfTheStepsLatents()
+    {
+        using var taesd = DiffusersSharp.Models.AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
+        var preview = new TaesdPreview(taesd);
+        byte[]? expected = null;
+        using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
+        {
+            pipe.Scheduler = SchedulerFactory.FromConfig("DDIMScheduler", pipe.Scheduler.Config);
+            using var _ = pipe.Generate("a cat", numInferenceSteps: 3, height: 64, width: 64, seed: 8,
+                callbackOnStepEnd: preview.Every(2, (step, t, image) => expected = image.ToPng()));
+        }
+        using var service = GenerationService.Load(Model);
+        service.PreviewEvery = 2;
+        service.Taesd = preview;
+        var reports = new List<GenerationProgress>();
+        service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 3, Width = 64, Height = 64, Seed = 8, Scheduler = "ddim" },
+            new SyncProgress(reports.Add));
+        Assert.NotNull(expected);
+        Assert.Equal(expected, reports[1].PreviewPng);
+    }
+
     /// <summary>An IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
     internal sealed class SyncProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
     {
