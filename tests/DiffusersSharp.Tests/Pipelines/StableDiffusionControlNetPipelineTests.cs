@@ -1,0 +1,90 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>
+/// The ControlNet pipelines against diffusers 0.25.1 (golden README section H): txt2img with the default scale, scale 0.5,
+/// guess mode, a guidance window, two nets; img2img and inpaint with their default scales. Each run checks the
+/// timesteps, the initial noise, the residuals the UNet received at the first call (conditional half: channel means,
+/// stds and the 8×8 corner), the first UNet output, the final latents and the images.
+/// </summary>
+public class StableDiffusionControlNetPipelineTests(ITestOutputHelper log)
+{
+    private const string Expected = "tiny-sd-controlnet-expected.safetensors";
+    // whole trajectories through PNDM (several steps of UNet + ControlNet): the same bound as the other SD runs
+    private const double Trajectory = 1e-4;
+    private const double Residual = 1e-5;
+
+    internal static Image Edges => Image.Load(Golden.Path("controlnet-edges.png"));
+    internal static Image Scribble => Image.Load(Golden.Path("controlnet-scribble.png"));
+
+    internal static StableDiffusionControlNetPipeline LoadTxt2Img(int nets = 1) =>
+        StableDiffusionControlNetPipeline.FromPretrained(StableDiffusionPipelineTests.Model,
+            nets == 1 ? ControlNetModelGoldenTests.LoadTiny()
+                : new MultiControlNetModel(Enumerable.Range(0, nets).Select(_ => ControlNetModelGoldenTests.LoadTiny())));
+
+    /// <summary>Checks one run's recorded tensors and output against the golden keys of <paramref name="run"/>.</summary>
+    internal static void CheckRun(ITestOutputHelper log, string run, SdTrace trace, ImagePipelineOutput result)
+    {
+        using var g = new SafetensorsLike(Expected);
+        string p = $"pipeline/{run}/";
+        using (var ts = g.Load(p + "timesteps"))
+            Assert.Equal(ts.shape[0], trace.Count("unet_output"));
+        for (int j = 0; j < 6; j++) CheckSummaries(log, g, $"{p}step0_down_residual_{j}", trace.First($"down_residual_{j}"));
+        CheckSummaries(log, g, $"{p}step0_mid_residual", trace.First("mid_residual"));
+        SdTrace.Check(log, g, p + "unet_output_step0", trace.First("unet_output"), Trajectory);
+        SdTrace.Check(log, g, p + "final_latents", trace.One("latents_after_step"), Trajectory);
+        SdTrace.CheckImages(log, g, p + "images", result.Array!);
+    }
+
+    /// <summary>The conditional half's #chmean / #chstd / #corner8 against the golden summaries.</summary>
+    private static void CheckSummaries(ITestOutputHelper log, SafetensorsLike g, string key, Tensor residual)
+    {
+        using var cond = residual.chunk(2)[^1];
+        using var mean = cond.mean([0, 2, 3]);
+        using var std = cond.std([0, 2, 3], unbiased: true);
+        using var corner = cond[.., .., ..8, ..8];
+        SdTrace.Check(log, g, key + "#chmean", mean, Residual);
+        SdTrace.Check(log, g, key + "#chstd", std, Residual);
+        SdTrace.Check(log, g, key + "#corner8", corner, Residual);
+    }
+
+    [Theory]
+    [InlineData("cn_default", 4, null, false, null, null)]
+    [InlineData("cn_scale0.5", 4, 0.5, false, null, null)]
+    [InlineData("cn_guess_mode", 4, null, true, null, null)]
+    [InlineData("cn_guidance_start0.2_end0.8", 5, null, false, 0.2, 0.8)]
+    public void TextToImageRunsMatchDiffusers(string run, int steps, double? scale, bool guessMode, double? start, double? end)
+    {
+        using var pipe = LoadTxt2Img();
+        using var trace = new SdTrace(pipe);
+        using var result = pipe.Generate("a photo of a cat", [Edges], height: 64, width: 64, numInferenceSteps: steps,
+            guidanceScale: 7.5, negativePrompt: "", seed: 0, outputType: OutputType.Np,
+            controlnetConditioningScale: scale is double s ? [s] : null, guessMode: guessMode,
+            controlGuidanceStart: start is double a ? [a] : null, controlGuidanceEnd: end is double b ? [b] : null);
+        using var g = new SafetensorsLike(Expected);
+        SdTrace.Check(log, g, "inputs/edges", trace.First("control_image").narrow(0, 0, 1), 0);
+        Assert.Equal(guessMode ? 1 : 2, trace.First("control_image").shape[0]);
+        CheckRun(log, run, trace, result);
+        // PNDM's init_noise_sigma is 1: the initial latents are the draw
+        SdTrace.Check(log, g, "pipeline/cn_default/latent_noise", trace.One("initial_latents"), 0);
+    }
+
+    [Fact]
+    public void TwoNetsSumTheirResidualsWithPerNetScalesAndWindows()
+    {
+        using var pipe = LoadTxt2Img(nets: 2);
+        using var trace = new SdTrace(pipe);
+        using var result = pipe.Generate("a photo of a cat", [Edges, Scribble], height: 64, width: 64, numInferenceSteps: 4,
+            guidanceScale: 7.5, negativePrompt: "", seed: 0, outputType: OutputType.Np,
+            controlnetConditioningScale: [1.0, 0.6], controlGuidanceStart: [0.0, 0.4], controlGuidanceEnd: [0.6, 1.0]);
+        CheckRun(log, "multi_cn_same_net_twice", trace, result);
+    }
+}
