@@ -87,4 +87,33 @@ public class StableDiffusionControlNetPipelineTests(ITestOutputHelper log)
             controlnetConditioningScale: [1.0, 0.6], controlGuidanceStart: [0.0, 0.4], controlGuidanceEnd: [0.6, 1.0]);
         CheckRun(log, "multi_cn_same_net_twice", trace, result);
     }
+
+    [Fact]
+    public void ImageToImageWithTheDefaultScaleMatchesDiffusers()
+    {
+        using var pipe = StableDiffusionControlNetImg2ImgPipeline.FromPretrained(StableDiffusionPipelineTests.Model, ControlNetModelGoldenTests.LoadTiny());
+        using var trace = new SdTrace(pipe);
+        var init = Image.Load(Golden.Path("img2img-init.png")).ToRgb();
+        using var result = pipe.Generate("a photo of a cat", init, [Scribble], strength: 0.6, numInferenceSteps: 5,
+            guidanceScale: 7.5, negativePrompt: "", seed: 2, outputType: OutputType.Np);
+        using var g = new SafetensorsLike(Expected);
+        SdTrace.Check(log, g, "pipeline/cn_img2img_default_scale/latent_noise", trace.One("noise"), 0);
+        CheckRun(log, "cn_img2img_default_scale", trace, result);
+    }
+
+    [Fact]
+    public void InpaintingWithANineChannelUNetAndTheDefaultScaleMatchesDiffusers()
+    {
+        using var folder = StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
+        using var pipe = StableDiffusionControlNetInpaintPipeline.FromPretrained(folder.Path, ControlNetModelGoldenTests.LoadTiny());
+        Assert.Equal(9, pipe.Unet.Config.InChannels);
+        using var trace = new SdTrace(pipe);
+        var init = Image.Load(Golden.Path("img2img-init.png")).ToRgb();
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var result = pipe.Generate("a red ball", init, mask, [Edges], numInferenceSteps: 4, guidanceScale: 7.5,
+            seed: 3, outputType: OutputType.Np);
+        using var g = new SafetensorsLike(Expected);
+        SdTrace.Check(log, g, "pipeline/cn_inpaint_9ch_default_scale/latent_noise", trace.One("noise"), 0);
+        CheckRun(log, "cn_inpaint_9ch_default_scale", trace, result);
+    }
 }
