@@ -55,18 +55,20 @@ public static class GenerateCommand
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
         var components = ComponentOptions.Create();
+        var controlnet = ControlNetOptions.Create();
 
         var cmd = new Command("generate",
-            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
         };
         sd.AddTo(cmd);
         components.AddTo(cmd);
+        controlnet.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr) }));
         return cmd;
     }
 
@@ -88,6 +90,9 @@ public static class GenerateCommand
 
         /// <summary>The component options (--vae, --embedding).</summary>
         public ComponentOptions.Values Components { get; init; } = new();
+
+        /// <summary>The ControlNet options (--controlnet, --control-image, --control-scale, …).</summary>
+        public ControlNetOptions.Values ControlNet { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -105,6 +110,7 @@ public static class GenerateCommand
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         r.Components.CheckWithoutModel();
+        r.ControlNet.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
@@ -124,7 +130,9 @@ public static class GenerateCommand
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
         var outputType = OutputType.Np;
         using var result = StableDiffusionOptions.IsStableDiffusion(className)
-            ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
+            ? r.ControlNet.Any
+                ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)
+                : StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
             : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
         OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
@@ -139,6 +147,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
+        if (r.ControlNet.FirstGiven is { } control)
+            throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 
