@@ -27,6 +27,15 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
     public override string ClassName => Name;
 
     /// <summary>
+    /// Loads a StableDiffusionControlNetImg2ImgPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the Stable Diffusion components and
+    /// the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>, <c>controlnet_1</c>, …), each with
+    /// <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/> dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionControlNetImg2ImgPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => WithControlNets(c.Index, options, controlnet => new StableDiffusionControlNetImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log)));
+
+    /// <summary>
     /// The Stable Diffusion components of <paramref name="idOrPath"/> (each loaded with <paramref name="options"/>) and
     /// <paramref name="controlnet"/> (a <see cref="ControlNetModel"/> or <see cref="MultiControlNetModel"/>), as diffusers'
     /// <c>from_pretrained(sd, controlnet=...)</c>.

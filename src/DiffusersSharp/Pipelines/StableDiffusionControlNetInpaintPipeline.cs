@@ -33,6 +33,15 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
     public override string ClassName => Name;
 
     /// <summary>
+    /// Loads a StableDiffusionControlNetInpaintPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the Stable Diffusion components and
+    /// the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>, <c>controlnet_1</c>, …), each with
+    /// <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/> dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionControlNetInpaintPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => WithControlNets(c.Index, options, controlnet => new StableDiffusionControlNetInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log)));
+
+    /// <summary>
     /// The components of an inpainting folder (or a StableDiffusionPipeline folder: 4-channel UNet path) at
     /// <paramref name="idOrPath"/>, each loaded with <paramref name="options"/>, and <paramref name="controlnet"/>.
     /// </summary>

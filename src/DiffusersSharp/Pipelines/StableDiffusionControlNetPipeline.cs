@@ -30,6 +30,15 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
     public override string ClassName => Name;
 
     /// <summary>
+    /// Loads a StableDiffusionControlNetPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the Stable Diffusion components and
+    /// the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>, <c>controlnet_1</c>, …), each with
+    /// <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/> dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionControlNetPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => WithControlNets(c.Index, options, controlnet => new StableDiffusionControlNetPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log)));
+
+    /// <summary>
     /// diffusers' <c>StableDiffusionControlNetPipeline.from_pretrained(sd, controlnet=...)</c>: the Stable Diffusion
     /// components of <paramref name="idOrPath"/> (a StableDiffusionPipeline folder or Hub id), each loaded with
     /// <paramref name="options"/>, and <paramref name="controlnet"/> (a <see cref="ControlNetModel"/>, or a

@@ -49,6 +49,45 @@ public abstract class StableDiffusionControlNetPipelineBase : StableDiffusionPip
     };
 
     /// <summary>
+    /// Loads the <c>controlnet</c> component of a pipeline folder written by diffusers' <c>save_pretrained</c>: the
+    /// <c>controlnet</c> subfolder, and for a <c>MultiControlNetModel</c> also <c>controlnet_1</c>, <c>controlnet_2</c>, …
+    /// (its layout), each with <paramref name="options"/>.
+    /// </summary>
+    private protected static nn.Module LoadControlNets(PipelineIndex index, LoadOptions? options)
+    {
+        string folder = Path.GetDirectoryName(index.Path)!;
+        index.Require("controlnet");
+        var nets = new List<ControlNetModel>();
+        try
+        {
+            for (int k = 0; k == 0 || Directory.Exists(Path.Combine(folder, $"controlnet_{k}")); k++)
+                nets.Add(ControlNetModel.FromPretrained(folder, k == 0 ? "controlnet" : $"controlnet_{k}", options));
+            return nets.Count == 1 && index.Component("controlnet")?.ClassName != nameof(MultiControlNetModel)
+                ? nets[0] : new MultiControlNetModel(nets);
+        }
+        catch
+        {
+            foreach (var net in nets) net.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Builds a pipeline with <paramref name="create"/> from loaded components; the nets are disposed if it throws.</summary>
+    private protected static T WithControlNets<T>(PipelineIndex index, LoadOptions? options, Func<nn.Module, T> create)
+    {
+        var controlnet = LoadControlNets(index, options);
+        try
+        {
+            return create(controlnet);
+        }
+        catch
+        {
+            controlnet.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// A ControlNet must take the text encoder's states (its cross_attention_dim), the VAE's latents (its in_channels) and
     /// give the UNet's skip states (the same block_out_channels and as many residuals): otherwise a
     /// <see cref="ConfigException"/> naming the net and the key.

@@ -116,4 +116,52 @@ public class StableDiffusionControlNetPipelineTests(ITestOutputHelper log)
         SdTrace.Check(log, g, "pipeline/cn_inpaint_9ch_default_scale/latent_noise", trace.One("noise"), 0);
         CheckRun(log, "cn_inpaint_9ch_default_scale", trace, result);
     }
+
+    /// <summary>A pipeline folder as diffusers' save_pretrained writes it: tiny-sd's components plus controlnet/ (and controlnet_1/).</summary>
+    private static TempDir SavedFolder(string className, int nets)
+    {
+        var dir = new TempDir();
+        foreach (var sub in Directory.GetDirectories(Golden.Path("tiny-sd")))
+        {
+            string target = Path.Combine(dir.Path, Path.GetFileName(sub));
+            Directory.CreateDirectory(target);
+            foreach (var f in Directory.GetFiles(sub)) File.Copy(f, Path.Combine(target, Path.GetFileName(f)));
+        }
+        var index = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "model_index.json")))!.AsObject();
+        index["_class_name"] = className;
+        index["controlnet"] = new System.Text.Json.Nodes.JsonArray("diffusers", nets == 1 ? "ControlNetModel" : "MultiControlNetModel");
+        File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
+        for (int k = 0; k < nets; k++)
+        {
+            string target = dir.File(k == 0 ? "controlnet" : $"controlnet_{k}");
+            Directory.CreateDirectory(target);
+            foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd-controlnet"))) File.Copy(f, Path.Combine(target, Path.GetFileName(f)));
+        }
+        return dir;
+    }
+
+    [Fact]
+    public void DiffusionPipelineLoadsSavedControlNetFoldersByClassName()
+    {
+        using (var single = SavedFolder(StableDiffusionControlNetImg2ImgPipeline.Name, 1))
+        using (var pipe = DiffusionPipeline.FromPretrained(single.Path))
+        {
+            var cn = Assert.IsType<StableDiffusionControlNetImg2ImgPipeline>(pipe);
+            Assert.IsType<ControlNetModel>(cn.Controlnet);
+            Assert.Same(cn.Controlnet, cn.Components["controlnet"]);
+        }
+        using var two = SavedFolder(StableDiffusionControlNetPipeline.Name, 2);
+        using var multi = Assert.IsType<StableDiffusionControlNetPipeline>(DiffusionPipeline.FromPretrained(two.Path));
+        Assert.IsType<MultiControlNetModel>(multi.Controlnet);
+        Assert.Equal(2, multi.Nets.Count);
+        using var trace = new SdTrace(multi);
+        using var result = multi.Generate("a photo of a cat", [Edges, Scribble], height: 64, width: 64, numInferenceSteps: 4,
+            guidanceScale: 7.5, negativePrompt: "", seed: 0, outputType: OutputType.Np,
+            controlnetConditioningScale: [1.0, 0.6], controlGuidanceStart: [0.0, 0.4], controlGuidanceEnd: [0.6, 1.0]);
+        using var g = new SafetensorsLike(Expected);
+        SdTrace.CheckImages(log, g, "pipeline/multi_cn_same_net_twice/images", result.Array!);
+
+        var e = Assert.Throws<ConfigException>(() => StableDiffusionControlNetPipeline.FromPretrained(StableDiffusionPipelineTests.Model));
+        Assert.Contains("_class_name is \"StableDiffusionPipeline\", but StableDiffusionControlNetPipeline.FromPretrained needs a StableDiffusionControlNetPipeline folder", e.Message);
+    }
 }
