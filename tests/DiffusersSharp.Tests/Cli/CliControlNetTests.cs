@@ -100,4 +100,15 @@ public class CliControlNetTests(ITestOutputHelper log)
         Assert.Contains("ControlNet 0 has cross_attention_dim 16, but the UNet's is [32]", stderr);
         Assert.False(File.Exists(dir.File("o.png")));
     }
+
+    [Fact]
+    public void ControlNetOnASingleFileCheckpointIsRefused()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = CliRun.Run("generate", "-m", Golden.Path("single-file", "tiny-sd15-layout.safetensors"), "--prompt", "x",
+            "--controlnet", Net, "--control-image", Edges, "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--controlnet runs on a diffusers pipeline folder or Hub id, not a single-file checkpoint", stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
 }

@@ -180,4 +180,39 @@ public class ControlNetModelGoldenTests(ITestOutputHelper log)
             Assert.Equal(0.0, Tol.MaxAbsDiff(a[name], value));
         log.WriteLine($"tiny ControlNet: {net.NumParameters()} parameters");
     }
+
+    [Fact]
+    public void BgrChannelOrderFlipsTheControlImageFirst()
+    {
+        using var _ = torch.no_grad();
+        using var net = LoadTiny();
+        using var bgr = ControlNetModel.FromConfig(net.Config with { ControlnetConditioningChannelOrder = "bgr" });
+        bgr.load_state_dict(net.state_dict());
+        using var inputs = Inputs.Load();
+        using var flipped = inputs.Cond.flip(1);
+        using var expected = net.Forward(inputs.X, 500L, inputs.Ehs, inputs.Cond);
+        using var actual = bgr.Forward(inputs.X, 500L, inputs.Ehs, flipped);
+        for (int j = 0; j < expected.DownBlockResSamples.Count; j++)
+            Assert.Equal(0.0, Tol.MaxAbsDiff(actual.DownBlockResSamples[j], expected.DownBlockResSamples[j]));
+        Assert.Equal(0.0, Tol.MaxAbsDiff(actual.MidBlockResSample, expected.MidBlockResSample));
+    }
+
+    [Fact]
+    public void OnlyTheOutputOutlivesAForward()
+    {
+        using var _ = torch.no_grad();
+        using var net = LoadTiny();
+        using var inputs = Inputs.Load();
+        long Live() => DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        long before = Live();
+        var output = net.Forward(inputs.X, 500L, inputs.Ehs, inputs.Cond, guessMode: true);
+        Assert.Equal(before + 7, Live()); // six down residuals and the mid residual
+        output.Dispose();
+        Assert.Equal(before, Live());
+        using var multi = new MultiControlNetModel([net, net]);
+        before = Live();
+        using (multi.Forward(inputs.X, 500L, inputs.Ehs, [inputs.Cond, inputs.Cond], [1.0, 0.5]))
+            Assert.Equal(before + 7, Live());
+        Assert.Equal(before, Live());
+    }
 }

@@ -69,4 +69,18 @@ public class StableDiffusionControlNetBadInputTests
         Assert.Equal("ControlNetModel: the control image is 12x16, but the latents are 8x8; the conditioning embedding halves the image 1 times, so it must be 16x16",
             Assert.Throws<ArgumentException>(() => multi.Forward(x, 10L, ehs, [cond, wrongSize], [1.0, 1.0])).Message);
     }
+
+    [Fact]
+    public void AGreyscaleControlImageIsConvertedToRgb()
+    {
+        using var pipe = StableDiffusionControlNetPipelineTests.LoadTxt2Img();
+        using var trace = new SdTrace(pipe);
+        var grey = DiffusersSharp.Pipelines.ImageInput.ToGray(StableDiffusionControlNetPipelineTests.Scribble);
+        Assert.Equal(1, grey.Channels);
+        using var result = pipe.Generate("a cat", [grey], numInferenceSteps: 1, seed: 0, outputType: OutputType.Np);
+        var control = trace.First("control_image");
+        Assert.Equal(new long[] { 2, 3, 64, 64 }, control.shape);
+        using var expected = torch.tensor(grey.Pixels.Select(b => b / 255f).ToArray()).reshape(1, 1, 64, 64).expand(2, 3, 64, 64);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(control, expected));
+    }
 }
