@@ -164,4 +164,32 @@ public class StableDiffusionControlNetPipelineTests(ITestOutputHelper log)
         var e = Assert.Throws<ConfigException>(() => StableDiffusionControlNetPipeline.FromPretrained(StableDiffusionPipelineTests.Model));
         Assert.Contains("_class_name is \"StableDiffusionPipeline\", but StableDiffusionControlNetPipeline.FromPretrained needs a StableDiffusionControlNetPipeline folder", e.Message);
     }
+
+    /// <summary>
+    /// With controlnet_conditioning_scale 0 every residual is zero and the runs are the plain pipelines' (the nets still
+    /// run, drawing nothing): txt2img reproduces diffusers' StableDiffusionPipeline run, and ControlNet inpainting with a
+    /// 4-channel UNet (the blend path, which no golden ControlNet run covers) reproduces StableDiffusionInpaintPipeline.
+    /// </summary>
+    [Fact]
+    public void WithScaleZeroTheRunsAreThePlainPipelines()
+    {
+        using (var pipe = LoadTxt2Img())
+        using (var result = pipe.Generate("a photo of a cat", [Edges], height: 64, width: 64, numInferenceSteps: 5,
+                   guidanceScale: 7.5, negativePrompt: "", seed: 0, outputType: OutputType.Np, controlnetConditioningScale: [0.0]))
+        using (var g = new SafetensorsLike("tiny-sd-expected.safetensors"))
+            SdTrace.CheckImages(log, g, "pipeline/pndm_default/images", result.Array!);
+
+        var init = Image.Load(Golden.Path("img2img-init.png")).ToRgb();
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var plain = StableDiffusionInpaintPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
+        Assert.Equal(4, plain.Unet.Config.InChannels);
+        using var expected = plain.Generate("a red ball", init, mask, strength: 0.75, height: 64, width: 64, numInferenceSteps: 3,
+            seed: 4, outputType: OutputType.Np);
+        using var cn = StableDiffusionControlNetInpaintPipeline.FromPretrained(StableDiffusionPipelineTests.Model, ControlNetModelGoldenTests.LoadTiny());
+        using var actual = cn.Generate("a red ball", init, mask, [Edges], strength: 0.75, numInferenceSteps: 3, seed: 4,
+            outputType: OutputType.Np, controlnetConditioningScale: [0.0]);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(actual.Array!, expected.Array!));
+        using var guided = cn.Generate("a red ball", init, mask, [Edges], strength: 0.75, numInferenceSteps: 3, seed: 4, outputType: OutputType.Np);
+        Assert.True(Tol.MaxAbsDiff(guided.Array!, expected.Array!) > 1.0 / 255, "the default scale 0.5 must change the inpainted image");
+    }
 }
