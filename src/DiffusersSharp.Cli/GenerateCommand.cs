@@ -56,19 +56,21 @@ public static class GenerateCommand
         var sd = StableDiffusionOptions.Create();
         var sdxl = StableDiffusionXLOptions.Create();
         var components = ComponentOptions.Create();
+        var controlnet = ControlNetOptions.Create();
 
         var cmd = new Command("generate",
-            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
         };
         sd.AddTo(cmd);
         sdxl.AddTo(cmd);
         components.AddTo(cmd);
+        controlnet.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr) }));
         return cmd;
     }
 
@@ -93,6 +95,9 @@ public static class GenerateCommand
 
         /// <summary>The component options (--vae, --embedding).</summary>
         public ComponentOptions.Values Components { get; init; } = new();
+
+        /// <summary>The ControlNet options (--controlnet, --control-image, --control-scale, …).</summary>
+        public ControlNetOptions.Values ControlNet { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -111,6 +116,7 @@ public static class GenerateCommand
         r.StableDiffusion.CheckWithoutModel();
         r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);
         r.Components.CheckWithoutModel();
+        r.ControlNet.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
@@ -132,10 +138,14 @@ public static class GenerateCommand
         bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
         if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
             throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
+        if (xl && r.ControlNet.FirstGiven is { } xlControl)
+            throw new UserException($"{xlControl}: ControlNet runs with Stable Diffusion 1.x/2.x models from the command line; {r.Model} is a {className}");
         using var result = xl
             ? StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
             : StableDiffusionOptions.IsStableDiffusion(className)
-                ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
+                ? r.ControlNet.Any
+                    ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)
+                    : StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
                 : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
         OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
@@ -150,6 +160,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
+        if (r.ControlNet.FirstGiven is { } control)
+            throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 

@@ -153,9 +153,14 @@ public sealed partial class UNet2DConditionModel
         for (int j = 0; j < skips.Count; j++)
         {
             var residual = residuals[j];
-            if (!residual.shape.SequenceEqual(skips[j].shape))
+            if (!Broadcasts(residual, skips[j]))
                 throw new ArgumentException($"UNet2DConditionModel: down_block_additional_residuals[{j}] has shape {Layers.Shape(residual)}, the skip state {Layers.Shape(skips[j])}");
             skips[j] = new Chain(skips[j], handedOver: !ReferenceEquals(skips[j], keep)).Then(x => x + residual).Value;
         }
     }
+
+    /// <summary>The residual's shape is the skip state's, or (B, C, 1, 1) (a ControlNet with global_pool_conditions; added by broadcasting).</summary>
+    private static bool Broadcasts(Tensor residual, Tensor skip) =>
+        residual.dim() == 4 && residual.shape[0] == skip.shape[0] && residual.shape[1] == skip.shape[1]
+        && (residual.shape[2] == skip.shape[2] || residual.shape[2] == 1) && (residual.shape[3] == skip.shape[3] || residual.shape[3] == 1);
 }

@@ -19,6 +19,9 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
         [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
         [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,
+        [StableDiffusionControlNetPipeline.Name] = StableDiffusionControlNetPipeline.FromPretrained,
+        [StableDiffusionControlNetImg2ImgPipeline.Name] = StableDiffusionControlNetImg2ImgPipeline.FromPretrained,
+        [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

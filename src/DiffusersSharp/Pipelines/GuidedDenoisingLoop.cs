@@ -24,14 +24,21 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
 
     protected bool DoClassifierFreeGuidance => doClassifierFreeGuidance;
 
+    /// <summary>ControlNet: computes the residuals the UNet adds at each step (null: none).</summary>
+    public ControlNetResiduals? ControlNet { get; init; }
+
     protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
     {
         var input = doClassifierFreeGuidance ? torch.cat(new[] { latents, latents }) : latents;
         input = ctx.Scheduler.ScaleModelInput(input, ctx.TimestepValues[step]);
+        var added = AddedConditioning(ctx);
+        var control = ControlNet?.Compute(ctx, step, timestep, latents, input, added);
+        if (control is not null) RecordResiduals(ctx, step, control);
         input = ExtendModelInput(ctx, input);
         ctx.Record("unet_input", step, input);
         var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond,
-            addedCondKwargs: AddedConditioning(ctx)).Sample;
+            addedCondKwargs: added,
+            downBlockAdditionalResiduals: control?.DownBlockResSamples, midBlockAdditionalResidual: control?.MidBlockResSample).Sample;
         ctx.Record("unet_output", step, noisePred);
         if (!doClassifierFreeGuidance) return noisePred;
         var chunks = noisePred.chunk(2);
@@ -53,4 +60,11 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
 
     /// <summary>Adds channels to the scaled UNet input (identity here).</summary>
     protected virtual Tensor ExtendModelInput(DenoisingContext ctx, Tensor scaledInput) => scaledInput;
+
+    private static void RecordResiduals(DenoisingContext ctx, int step, ControlNetOutput control)
+    {
+        for (int j = 0; j < control.DownBlockResSamples.Count; j++)
+            ctx.Record($"down_residual_{j}", step, control.DownBlockResSamples[j]);
+        ctx.Record("mid_residual", step, control.MidBlockResSample);
+    }
 }

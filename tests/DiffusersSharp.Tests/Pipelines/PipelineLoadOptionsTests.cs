@@ -28,11 +28,18 @@ public class PipelineLoadOptionsTests
         {
             DDPMPipeline.Name or DDIMPipeline.Name => "tiny-ddpm",
             StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
-            StableDiffusionInpaintPipeline.Name => "inpaint",
+            StableDiffusionControlNetPipeline.Name or StableDiffusionControlNetImg2ImgPipeline.Name => "tiny-sd",
+            StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name => "tiny-sdxl",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
+        bool controlnet = className.Contains("ControlNet", StringComparison.Ordinal);
+        if (controlnet)
+        {
+            Directory.CreateDirectory(dir.File("controlnet"));
+            foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd-controlnet"))) File.Copy(f, Path.Combine(dir.File("controlnet"), Path.GetFileName(f)));
+        }
         foreach (var f in Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories))
         {
             var m = Regex.Match(Path.GetFileName(f), @"^(diffusion_pytorch_model|model)\.(safetensors|bin)$");
@@ -41,6 +48,7 @@ public class PipelineLoadOptionsTests
         var index = JsonNode.Parse(File.ReadAllText(dir.File("model_index.json")))!.AsObject();
         index["_class_name"] = className;
         index["feature_extractor"] = new JsonArray("transformers", "CLIPImageProcessor");
+        if (controlnet) index["controlnet"] = new JsonArray("diffusers", "ControlNetModel");
         File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
         return dir;
     }
@@ -72,7 +80,8 @@ public class PipelineLoadOptionsTests
         Assert.Equal(className, pipe.ClassName);
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
-        Assert.Equal(className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
+        Assert.Equal(className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]
+                     : className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
                      : className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
                      models.Select(c => c.Key).Order(StringComparer.Ordinal));
         foreach (var (name, module) in models)

@@ -26,6 +26,9 @@ internal sealed class SdTrace : IDisposable
     /// <summary>One recorded tensor (the single one, or the last).</summary>
     public Tensor One(string name) => _items[name][^1];
 
+    /// <summary>The first recorded tensor (step 0's).</summary>
+    public Tensor First(string name) => _items[name][0];
+
     /// <summary>Per-step records stacked on a new dim 0.</summary>
     public Tensor Stacked(string name) => torch.stack(_items[name], 0);
 

@@ -1,0 +1,144 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionControlNetImg2ImgPipeline</c> (0.25.1): image to image (as
+/// <see cref="StableDiffusionImg2ImgPipeline"/>: the init image VAE-encoded, noised to the start timestep, denoised over
+/// the last <c>int(num_inference_steps · strength)</c> steps) guided by one or several ControlNets, each with its own
+/// control image. Default <c>controlnet_conditioning_scale</c> 0.8. The pipeline owns the ControlNet it is given.
+/// </summary>
+public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionControlNetPipelineBase
+{
+    /// <summary>diffusers' class name.</summary>
+    public const string Name = "StableDiffusionControlNetImg2ImgPipeline";
+
+    /// <summary>Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
+    public StableDiffusionControlNetImg2ImgPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        UNet2DConditionModel unet, nn.Module controlnet, IScheduler scheduler, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, unet, controlnet, scheduler, log) { }
+
+    /// <inheritdoc/>
+    public override string ClassName => Name;
+
+    /// <summary>
+    /// Loads a StableDiffusionControlNetImg2ImgPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the Stable Diffusion components and
+    /// the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>, <c>controlnet_1</c>, …), each with
+    /// <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/> dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionControlNetImg2ImgPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => WithControlNets(c.Index, options, controlnet => new StableDiffusionControlNetImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log)));
+
+    /// <summary>
+    /// The Stable Diffusion components of <paramref name="idOrPath"/> (each loaded with <paramref name="options"/>) and
+    /// <paramref name="controlnet"/> (a <see cref="ControlNetModel"/> or <see cref="MultiControlNetModel"/>), as diffusers'
+    /// <c>from_pretrained(sd, controlnet=...)</c>.
+    /// </summary>
+    public static StableDiffusionControlNetImg2ImgPipeline FromPretrained(string idOrPath, nn.Module controlnet, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionPipeline.Name, StableDiffusionImg2ImgPipeline.Name],
+            c => new StableDiffusionControlNetImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log));
+
+    /// <summary>
+    /// Transforms <paramref name="image"/> guided by the prompt and the <paramref name="controlImage"/> of each net (diffusers'
+    /// <c>__call__</c>; default strength 0.8). Both are resized to <paramref name="height"/> × <paramref name="width"/>
+    /// (default: the init image's size; the control images take the init image's). The ControlNet arguments are
+    /// <see cref="StableDiffusionControlNetPipeline.Generate"/>'s, with a default scale of 0.8. Random draws in diffusers'
+    /// order: the VAE posterior sample of the image, then the noise, then whatever the scheduler draws.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default,
+        IReadOnlyList<ImageInput>? controlImage = null, int? height = null, int? width = null, double strength = 0.8,
+        int numInferenceSteps = 50, double guidanceScale = 7.5, PromptInput negativePrompt = default, int numImagesPerPrompt = 1,
+        double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
+        Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, OutputType outputType = OutputType.Pil,
+        IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
+        IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
+        int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        // 1. check inputs
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        var (scales, start, end) = ControlArguments(controlnetConditioningScale, 0.8, controlGuidanceStart, controlGuidanceEnd);
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        CheckGeneratorCount(gens, total);
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        bool guess = GuessMode(guessMode);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        Record("prompt_embeds", embeds.PromptEmbeds);
+
+        // 4. the init image, then the control images at its size
+        var pixels = image.Preprocess("init image", height, width, VaeScaleFactor, normalize: true, grayscale: false, binarize: false)
+            .to(ScalarType.Float32);
+        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
+            throw new DiffusersException(
+                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        Record("image_preprocessed", pixels);
+        var images = PrepareControlImages(controlImage, "control_image", height ?? (int)pixels.shape[2] * (pixels.shape[1] == 4 ? VaeScaleFactor : 1),
+            width ?? (int)pixels.shape[3] * (pixels.shape[1] == 4 ? VaeScaleFactor : 1), total, numImagesPerPrompt, cfg, guess);
+        RecordControl(images);
+
+        // 5. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        int first = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
+        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps, first, Scheduler.Timesteps.shape[0]);
+        var timesteps = Scheduler.Timesteps.narrow(0, first, Scheduler.Timesteps.shape[0] - first);
+        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+
+        // 6. latents: encode, duplicate per prompt, add noise
+        var dtype = embeds.PromptEmbeds.dtype;
+        pixels = pixels.to(dtype, device);
+        Tensor initLatents;
+        if (pixels.shape[1] == 4) initLatents = pixels;
+        else
+        {
+            if (gens is { Count: > 1 } && pixels.shape[0] != total)
+                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
+            initLatents = EncodeVaeImage(pixels, gens, "image_latent");
+        }
+        long n0 = initLatents.shape[0];
+        if (total > n0)
+        {
+            if (total % n0 != 0)
+                throw new DiffusersException($"{Name}: Cannot duplicate `image` of batch size {n0} to {total} text prompts.");
+            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
+        }
+        else if (total < n0)
+            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
+        Record("image_latents", initLatents);
+        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, dtype, device);
+        Record("noise", noise);
+        var current = Scheduler.AddNoise(initLatents, noise, latentTimestep);
+        Record("initial_latents", current);
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+
+        // 7. denoising loop with the ControlNet residuals
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond)
+        {
+            ControlNet = Residuals(images, scales, start, end, guess, cfg),
+        };
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+
+        // 8. decode and postprocess
+        return Finish(current, outputType);
+    }
+}

@@ -1,0 +1,183 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionControlNetInpaintPipeline</c> (0.25.1): inpainting (as
+/// <see cref="StableDiffusionInpaintPipeline"/>: a 9-channel inpainting UNet sees the mask and the masked image latents, a
+/// 4-channel one's result is blended with the noised init image outside the mask) guided by one or several ControlNets,
+/// which see the 4-channel latents. Default <c>controlnet_conditioning_scale</c> 0.5. The pipeline owns the ControlNet it
+/// is given.
+/// </summary>
+public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionControlNetPipelineBase
+{
+    /// <summary>diffusers' class name.</summary>
+    public const string Name = "StableDiffusionControlNetInpaintPipeline";
+
+    /// <summary>Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
+    public StableDiffusionControlNetInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        UNet2DConditionModel unet, nn.Module controlnet, IScheduler scheduler, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, unet, controlnet, scheduler, log)
+    {
+        int inChannels = unet.Config.InChannels;
+        if (inChannels != 4 && inChannels != 9)
+            throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
+    }
+
+    /// <inheritdoc/>
+    public override string ClassName => Name;
+
+    /// <summary>
+    /// Loads a StableDiffusionControlNetInpaintPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the Stable Diffusion components and
+    /// the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>, <c>controlnet_1</c>, …), each with
+    /// <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/> dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionControlNetInpaintPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name],
+            c => WithControlNets(c.Index, options, controlnet => new StableDiffusionControlNetInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log)));
+
+    /// <summary>
+    /// The components of an inpainting folder (or a StableDiffusionPipeline folder: 4-channel UNet path) at
+    /// <paramref name="idOrPath"/>, each loaded with <paramref name="options"/>, and <paramref name="controlnet"/>.
+    /// </summary>
+    public static StableDiffusionControlNetInpaintPipeline FromPretrained(string idOrPath, nn.Module controlnet, LoadOptions? options = null) =>
+        StableDiffusionLoader.Load(idOrPath, options, Name, [Name, StableDiffusionInpaintPipeline.Name, StableDiffusionPipeline.Name],
+            c => new StableDiffusionControlNetInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.Unet, controlnet, c.Scheduler, options?.Log));
+
+    /// <summary>
+    /// Repaints the <paramref name="maskImage"/> region of <paramref name="image"/> guided by the prompt and the
+    /// <paramref name="controlImage"/> of each net (diffusers' <c>__call__</c>; default strength 1.0). Image, mask and control
+    /// images are resized to <paramref name="height"/> × <paramref name="width"/> (default: the init image's size). The
+    /// ControlNet arguments are <see cref="StableDiffusionControlNetPipeline.Generate"/>'s, with a default scale of 0.5.
+    /// Random draws in diffusers' order: with strength &lt; 1 (or a 4-channel UNet) the image's VAE sample, then the noise,
+    /// then the masked image's VAE sample.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
+        IReadOnlyList<ImageInput>? controlImage = null, int? height = null, int? width = null, double strength = 1.0,
+        int numInferenceSteps = 50, double guidanceScale = 7.5, PromptInput negativePrompt = default, int numImagesPerPrompt = 1,
+        double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
+        Tensor? latents = null, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null,
+        OutputType outputType = OutputType.Pil, IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
+        IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
+        int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        // 1. check inputs
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        int vsf = VaeScaleFactor;
+        if (height is int hh && (hh <= 0 || hh % 8 != 0) || width is int ww && (ww <= 0 || ww % 8 != 0))
+            throw new DiffusersException($"{Name}: `height` and `width` have to be divisible by 8 but are {height} and {width}.");
+        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        if (maskImage.IsNone) throw new DiffusersException($"{Name}: a mask image is required");
+        CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        var (scales, start, end) = ControlArguments(controlnetConditioningScale, 0.5, controlGuidanceStart, controlGuidanceEnd);
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        CheckGeneratorCount(gens, total);
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        bool guess = GuessMode(guessMode);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        Record("prompt_embeds", embeds.PromptEmbeds);
+
+        // 4. init image (to float32), its size for the mask and the control images
+        var initImage = image.Preprocess("init image", height, width, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
+        if (initImage.shape[1] != Vae.InChannels)
+            throw new DiffusersException(
+                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        int h = (int)initImage.shape[2], w = (int)initImage.shape[3];
+        Record("image_preprocessed", initImage);
+        var images = PrepareControlImages(controlImage, "control_image", h, w, total, numImagesPerPrompt, cfg, guess);
+        RecordControl(images);
+        var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
+        var maskedImage = initImage * (maskCondition < 0.5);
+
+        // 5. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        int first = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
+        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
+            Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : first, Scheduler.Timesteps.shape[0]);
+        var timesteps = Scheduler.Timesteps.narrow(0, first, Scheduler.Timesteps.shape[0] - first);
+        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        bool isStrengthMax = strength == 1.0;
+
+        // 6. latents
+        var dtype = embeds.PromptEmbeds.dtype;
+        int latentChannels = Vae.LatentChannels;
+        int unetChannels = Unet.Config.InChannels;
+        long[] shape = [total, latentChannels, h / vsf, w / vsf];
+        Tensor? imageLatents = null;
+        if (unetChannels == 4 || (latents is null && !isStrengthMax))
+        {
+            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent");
+            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
+        }
+        Tensor noise, current;
+        if (latents is null)
+        {
+            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
+            current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
+        }
+        else
+        {
+            if (!latents.shape.SequenceEqual(shape))
+                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
+            noise = latents.to(device);
+            current = noise * Scheduler.InitNoiseSigma;
+        }
+        Record("noise", noise);
+        Record("initial_latents", current);
+
+        // 7. mask and masked image latents (doubled for guidance)
+        var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
+        var maskedImageLatents = EncodeVaeImage(maskedImage.to(dtype, device), gens, "masked_image_latent");
+        mask = RepeatToBatch(mask, total, "masks");
+        maskedImageLatents = RepeatToBatch(maskedImageLatents, total, "images");
+        if (cfg)
+        {
+            mask = torch.cat(new[] { mask, mask });
+            maskedImageLatents = torch.cat(new[] { maskedImageLatents, maskedImageLatents });
+        }
+        if (unetChannels == 9 && latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
+            throw new DiffusersException(
+                $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
+
+        // 8. denoising loop: the ControlNets see the 4-channel latents, the UNet its extra channels
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, null, imageLatents, noise)
+        {
+            ControlNet = Residuals(images, scales, start, end, guess, cfg),
+        };
+        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
+        ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
+        ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
+        current = loop.Run(ctx);
+
+        // 9. decode and postprocess
+        return Finish(current, outputType);
+    }
+
+    private Tensor RepeatToBatch(Tensor t, int batch, string what)
+    {
+        if (t.shape[0] >= batch) return t;
+        if (batch % t.shape[0] != 0)
+            throw new DiffusersException(
+                $"{Name}: The passed {what} and the required batch size don't match: {t.shape[0]} {what} cannot be duplicated to a total batch size of {batch}.");
+        return t.repeat(batch / t.shape[0], 1, 1, 1);
+    }
+}

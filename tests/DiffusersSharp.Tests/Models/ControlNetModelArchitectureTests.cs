@@ -1,0 +1,142 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>
+/// The published ControlNet configs built on the meta device (shapes only): lllyasviel/sd-controlnet-canny and
+/// diffusers/controlnet-canny-sdxl-1.0. Their parameter counts are checked against their composition: the parameters
+/// of the matching UNet's conv_in, time/added embeddings, down blocks and mid block (built from the published UNet
+/// config), plus the conditioning embedding and one 1×1 zero convolution per skip state and for the mid block, counted
+/// by hand. And the config checks: bad values are refused naming the key.
+/// </summary>
+[Collection(DefaultDeviceCollection.Name)]
+public class ControlNetModelArchitectureTests(ITestOutputHelper log)
+{
+    // lllyasviel/sd-controlnet-canny config.json
+    internal const string Sd15CannyConfig = """
+        {
+          "_class_name": "ControlNetModel", "_diffusers_version": "0.16.0.dev0", "act_fn": "silu", "attention_head_dim": 8,
+          "block_out_channels": [320, 640, 1280, 1280], "class_embed_type": null,
+          "conditioning_embedding_out_channels": [16, 32, 96, 256], "controlnet_conditioning_channel_order": "rgb",
+          "cross_attention_dim": 768,
+          "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+          "downsample_padding": 1, "flip_sin_to_cos": true, "freq_shift": 0, "in_channels": 4, "layers_per_block": 2,
+          "mid_block_scale_factor": 1, "norm_eps": 1e-05, "norm_num_groups": 32, "num_class_embeds": null,
+          "only_cross_attention": false, "projection_class_embeddings_input_dim": null, "resnet_time_scale_shift": "default",
+          "upcast_attention": false, "use_linear_projection": false
+        }
+        """;
+
+    // diffusers/controlnet-canny-sdxl-1.0 config.json
+    internal const string SdxlCannyConfig = """
+        {
+          "_class_name": "ControlNetModel", "_diffusers_version": "0.20.0.dev0", "act_fn": "silu",
+          "addition_embed_type": "text_time", "addition_embed_type_num_heads": 64, "addition_time_embed_dim": 256,
+          "attention_head_dim": [5, 10, 20], "block_out_channels": [320, 640, 1280], "class_embed_type": null,
+          "conditioning_channels": 3, "conditioning_embedding_out_channels": [16, 32, 96, 256],
+          "controlnet_conditioning_channel_order": "rgb", "cross_attention_dim": 2048,
+          "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"], "downsample_padding": 1,
+          "encoder_hid_dim": null, "encoder_hid_dim_type": null, "flip_sin_to_cos": true, "freq_shift": 0,
+          "global_pool_conditions": false, "in_channels": 4, "layers_per_block": 2, "mid_block_scale_factor": 1,
+          "norm_eps": 1e-05, "norm_num_groups": 32, "num_attention_heads": null, "num_class_embeds": null,
+          "only_cross_attention": false, "projection_class_embeddings_input_dim": 2816,
+          "resnet_time_scale_shift": "default", "transformer_layers_per_block": [1, 2, 10], "upcast_attention": null,
+          "use_linear_projection": true
+        }
+        """;
+
+    private static readonly string[] SharedWithUnet = ["conv_in", "time_embedding", "add_embedding", "down_blocks", "mid_block"];
+
+    /// <summary>Parameters of a 3×3 conv (with bias) and a 1×1 conv C → C (with bias).</summary>
+    private static long Conv3(long cin, long cout) => cin * cout * 9 + cout;
+    private static long Zero(long c) => c * c + c;
+
+    private static long ComposedCount(UNet2DConditionModel unet, int[] skipChannels, int[] condChannels, int condIn, int firstChannels)
+    {
+        long shared = unet.named_parameters().Where(p => SharedWithUnet.Contains(p.name.Split('.')[0])).Sum(p => p.parameter.numel());
+        long embedding = Conv3(condIn, condChannels[0]) + Conv3(condChannels[^1], firstChannels);
+        for (int i = 0; i < condChannels.Length - 1; i++)
+            embedding += Conv3(condChannels[i], condChannels[i]) + Conv3(condChannels[i], condChannels[i + 1]);
+        long zeros = skipChannels.Sum(c => Zero(c));
+        return shared + embedding + zeros;
+    }
+
+    [Fact]
+    public void TheSd15CannyConfigBuildsWhatItsUNetAndTheControlPartsAddUpTo()
+    {
+        var config = ConfigJson.Parse<ControlNetModelConfig>(Sd15CannyConfig, "sd-controlnet-canny/config.json");
+        using var net = UNet2DConditionModelArchitectureTests.OnMeta(() => ControlNetModel.FromConfig(config));
+        Assert.Equal(DeviceType.META, net.Device.type);
+        var unetConfig = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd15Config, "sd15/unet/config.json");
+        using var unet = UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(unetConfig));
+        // skip states: conv_in, 3 × (2 resnets + downsampler), 2 resnets of the last block; then the mid block
+        int[] skips = [320, 320, 320, 320, 640, 640, 640, 1280, 1280, 1280, 1280, 1280, 1280];
+        long expected = ComposedCount(unet, skips, [16, 32, 96, 256], 3, 320);
+        log.WriteLine($"sd-controlnet-canny: {net.NumParameters():N0} parameters");
+        Assert.Equal(expected, net.NumParameters());
+        Assert.Equal(12, net.NumDownResiduals);
+        Assert.Equal(3, net.ConditioningDownsamplings);
+    }
+
+    [Fact]
+    public void ThePublishedSdxlCannyConfigBuildsOnTheMetaDevice()
+    {
+        var config = ConfigJson.Parse<ControlNetModelConfig>(SdxlCannyConfig, "controlnet-canny-sdxl-1.0/config.json");
+        Assert.Null(config.UpcastAttention);
+        Assert.Equal("UNetMidBlock2DCrossAttn", config.MidBlockType); // absent in the file: diffusers' default
+        using var net = UNet2DConditionModelArchitectureTests.OnMeta(() => ControlNetModel.FromConfig(config));
+        var unetConfig = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelSdxlArchitectureTests.SdxlBaseConfig, "sdxl-base/unet/config.json");
+        using var unet = UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(unetConfig));
+        int[] skips = [320, 320, 320, 320, 640, 640, 640, 1280, 1280, 1280];
+        long expected = ComposedCount(unet, skips, [16, 32, 96, 256], 3, 320);
+        log.WriteLine($"controlnet-canny-sdxl-1.0: {net.NumParameters():N0} parameters");
+        Assert.Equal(expected, net.NumParameters());
+        Assert.Equal(9, net.NumDownResiduals);
+        var p = net.named_parameters().ToDictionary(x => x.name, x => x.parameter.shape);
+        Assert.Equal(new long[] { 1280, 2816 }, p["add_embedding.linear_1.weight"]);
+        Assert.Equal(new long[] { 1280, 2048 }, p["down_blocks.2.attentions.1.transformer_blocks.9.attn2.to_k.weight"]);
+        Assert.False(p.ContainsKey("down_blocks.2.attentions.1.transformer_blocks.10.attn2.to_k.weight"));
+        Assert.Equal(new long[] { 1280, 1280 }, p["mid_block.attentions.0.proj_in.weight"]);
+        Assert.Equal(new long[] { 320, 256, 3, 3 }, p["controlnet_cond_embedding.conv_out.weight"]);
+        Assert.Equal(new long[] { 1280, 1280, 1, 1 }, p["controlnet_mid_block.weight"]);
+        Assert.Equal(new long[] { 640, 640, 1, 1 }, p["controlnet_down_blocks.6.weight"]);
+    }
+
+    [Theory]
+    [InlineData("\"mid_block_type\": \"UNetMidBlock2DSimpleCrossAttn\"", "mid_block_type", "unknown mid_block_type : UNetMidBlock2DSimpleCrossAttn")]
+    [InlineData("\"mid_block_type\": null", "mid_block_type", "unknown mid_block_type : None")]
+    [InlineData("\"block_out_channels\": [32]", "block_out_channels", "Must provide the same number of `block_out_channels` as `down_block_types`")]
+    [InlineData("\"controlnet_conditioning_channel_order\": \"bgra\"", "controlnet_conditioning_channel_order", "unknown `controlnet_conditioning_channel_order`: bgra")]
+    [InlineData("\"conditioning_embedding_out_channels\": [16, 0]", "conditioning_embedding_out_channels", "must be between 1 and")]
+    [InlineData("\"attention_head_dim\": 3", "attention_head_dim", "64 channels cannot be split into 3 attention heads")]
+    [InlineData("\"addition_embed_type\": \"text_time\"", "addition_time_embed_dim", "requires `addition_time_embed_dim` be set")]
+    [InlineData("\"layers_per_block\": 0", "layers_per_block", "must be between 1 and")]
+    [InlineData("\"down_block_types\": [\"DownBlock2D\", \"KDownBlock2D\"]", "down_block_types", "unknown or unsupported down block type 'KDownBlock2D'")]
+    public void ABadConfigValueIsRefusedNamingTheKey(string replacement, string key, string message)
+    {
+        string path = Support.Golden.Path("tiny-sd-controlnet", "config.json");
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        var change = System.Text.Json.Nodes.JsonNode.Parse("{" + replacement + "}")!.AsObject();
+        foreach (var (k, v) in change.ToList()) { change.Remove(k); node[k] = v; }
+        var config = ConfigJson.Parse<ControlNetModelConfig>(node.ToJsonString(), "bad/config.json");
+        var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromConfig(config, "bad/config.json"));
+        Assert.Equal(key, e.Key);
+        Assert.Contains("bad/config.json", e.Message);
+        Assert.Contains(message, e.Message);
+    }
+
+    [Fact]
+    public void FromUnetRefusesAUNetWithPerBlockCrossAttentionDims()
+    {
+        var config = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd15Config, "sd15/unet/config.json")
+            with { CrossAttentionDim = [768, 768, 1024, 1024] };
+        using var unet = UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(config));
+        var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromUnet(unet));
+        Assert.Equal("cross_attention_dim", e.Key);
+        Assert.Contains("differs per block ([768, 768, 1024, 1024])", e.Message);
+    }
+}
