@@ -19,9 +19,9 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     private LoRACompatibleConv((Tensor Weight, Tensor? Bias) p, long stride, long padding)
         : base(nameof(LoRACompatibleConv), p.Weight, p.Bias)
     {
-        InChannels = p.Weight.shape[1];
-        OutChannels = p.Weight.shape[0];
-        KernelSize = p.Weight.shape[2];
+        InChannels = Weight.shape[1];
+        OutChannels = Weight.shape[0];
+        KernelSize = Weight.shape[2];
         Stride = stride;
         Padding = padding;
     }

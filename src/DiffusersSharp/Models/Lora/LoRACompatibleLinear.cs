@@ -15,8 +15,8 @@ public sealed class LoRACompatibleLinear : LoRACompatibleLayer
 
     private LoRACompatibleLinear((Tensor Weight, Tensor? Bias) p) : base(nameof(LoRACompatibleLinear), p.Weight, p.Bias)
     {
-        InFeatures = p.Weight.shape[1];
-        OutFeatures = p.Weight.shape[0];
+        InFeatures = Weight.shape[1];
+        OutFeatures = Weight.shape[0];
     }
 
     /// <summary>Input width.</summary>

@@ -55,14 +55,35 @@ public static class LoraLoader
             var (down, up) = FitToLayer(layer, w.Down, w.Up);
             if (layer.CheckShapes(down, up) is { } problem)
             {
+                down.Dispose();
+                up.Dispose();
                 mismatches.Add($"'{w.SourceKey}' on {w.Component}.{layerPath} (weight [{string.Join(", ", layer.WeightShape)}]): {problem}");
                 continue;
             }
             placed.Add((index.Target, layer, w, down, up));
         }
+        try
+        {
+            return Attach(file, targets, options, name, placed.Select(p => (p.Target, p.Layer, p.W.Alpha, p.Down, p.Up)).ToList(),
+                mismatches, unknown);
+        }
+        finally
+        {
+            foreach (var p in placed)
+            {
+                p.Down.Dispose();
+                p.Up.Dispose();
+            }
+        }
+    }
+
+    private static LoraLoadResult Attach(LoraFile file, IReadOnlyList<LoraTarget> targets, LoraLoadOptions options, string name,
+        List<(LoraTarget Target, LoRACompatibleLayer Layer, double? Alpha, Tensor Down, Tensor Up)> placed, List<string> mismatches,
+        List<string> unknown)
+    {
         if (mismatches.Count > 0)
             throw new WeightsException($"LoRA file {file.Path} does not fit this model (a LoRA for another architecture?): {mismatches[0]}" +
-                (mismatches.Count > 1 ? $"; {mismatches.Count - 1} more module(s) differ" : "")) { FilePath = file.Path, Key = placed.Count >= 0 ? FirstKey(mismatches[0]) : null };
+                (mismatches.Count > 1 ? $"; {mismatches.Count - 1} more module(s) differ" : "")) { FilePath = file.Path, Key = FirstKey(mismatches[0]) };
         if (unknown.Count > 0)
         {
             string list = string.Join(", ", unknown.Take(20)) + (unknown.Count > 20 ? $", … ({unknown.Count} in all)" : "");
@@ -77,13 +98,13 @@ public static class LoraLoader
                 foreach (var (_, l) in Layers(t.Model)) l.RemoveAdapters(DefaultAdapterName);
 
         var counts = targets.ToDictionary(t => t.Component, _ => 0);
-        foreach (var (target, layer, w, down, up) in placed)
+        foreach (var (target, layer, alpha, down, up) in placed)
         {
             var dtype = layer.Weight.dtype;
             var device = layer.Weight.device;
             var d = down.to(dtype, device).DetachFromDisposeScope();
             var u = up.to(dtype, device).DetachFromDisposeScope();
-            layer.AddAdapter(new LoraAdapter(name, d, u, w.Alpha, options.Scale), replace: options.AdapterName is null);
+            layer.AddAdapter(new LoraAdapter(name, d, u, alpha, options.Scale), replace: options.AdapterName is null);
             layer.ScaleSource = target.Scale;
             counts[target.Component]++;
         }
