@@ -55,6 +55,7 @@ public static class GenerateCommand
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
         var components = ComponentOptions.Create();
+        var lora = LoraOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
@@ -63,10 +64,11 @@ public static class GenerateCommand
         };
         sd.AddTo(cmd);
         components.AddTo(cmd);
+        lora.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), Lora = lora.Read(pr) }));
         return cmd;
     }
 
@@ -88,6 +90,9 @@ public static class GenerateCommand
 
         /// <summary>The component options (--vae, --embedding).</summary>
         public ComponentOptions.Values Components { get; init; } = new();
+
+        /// <summary>The LoRA options (--lora, --fuse-lora, --lora-ignore-unknown).</summary>
+        public LoraOptions.Values Lora { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -105,6 +110,7 @@ public static class GenerateCommand
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         r.Components.CheckWithoutModel();
+        r.Lora.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
@@ -139,6 +145,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
+        if (r.Lora.FirstGiven is { } loraOption)
+            throw new UserException($"{className} takes no {loraOption}; LoRAs are for Stable Diffusion models");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 
