@@ -65,6 +65,15 @@ public class LoraPipelineTests(ITestOutputHelper log)
         using (var trace = new SdTrace(pipe))
         using (var r = Run(pipe, 0.5))
             Check("lora_a_scale0.5", trace, r);
+
+        // checks.after_scale0.5_call_a_call_without_kwargs: the text encoder keeps 0.5, the UNet is back at 1.0
+        using var g = new SafetensorsLike(Expected);
+        using var scale1 = g.Load("pipeline/lora_a_scale1/images");
+        using var after = Run(pipe);
+        double diff = Tol.MaxAbsDiff(after.Array!, scale1);
+        log.WriteLine($"after a scale-0.5 call, a call without kwargs: max abs diff to lora_a_scale1 {diff:E6} (diffusers 0.10984528)");
+        Assert.True(Math.Abs(diff - 0.10984528064727783) <= Trajectory, $"{diff} vs diffusers' 0.10984528");
+        Assert.Equal(0.5, pipe.TextEncoder.LoraScale.Value);
     }
 
     [Fact]
