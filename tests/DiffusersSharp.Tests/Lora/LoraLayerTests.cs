@@ -87,6 +87,28 @@ public class LoraLayerTests
     }
 
     [Fact]
+    public void ALayerBuiltInADisposeScopeOutlivesIt_AndConvertingTheModelDtypeConvertsItsWeights()
+    {
+        torch.manual_seed(10);
+        Holder holder;
+        using (var buildScope = torch.NewDisposeScope())
+            holder = new Holder(new LoRACompatibleConv(4, 6, kernelSize: 1)); // built in a scope, used after it
+        using var __ = holder;
+        using var x = torch.randn(1, 4, 3, 3);
+        var conv = LoraLoader.Layers(holder).Single().Layer;
+        using var before = conv.forward(x).detach();
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.inference_mode();
+        using (var again = conv.forward(x)) { }
+        holder.to(ScalarType.BFloat16);
+        Assert.Equal(ScalarType.BFloat16, conv.Weight.dtype);
+        Assert.Equal(ScalarType.BFloat16, conv.Bias!.dtype);
+        using var xb = x.to(ScalarType.BFloat16);
+        using var after = conv.forward(xb);
+        Tol.Close(after, before, 0.05, "bf16 vs fp32");
+    }
+
+    [Fact]
     public void AFolderIsReadThroughItsSafetensorsFile()
     {
         using var file = LoraFile.Read(Golden.Path("tiny-sd-lora", "diffusers"));

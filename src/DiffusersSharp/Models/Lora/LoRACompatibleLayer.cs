@@ -21,8 +21,9 @@ public abstract class LoRACompatibleLayer : nn.Module<Tensor, Tensor>
     /// <summary>Registers <paramref name="weight"/> (and <paramref name="bias"/>) under the names <c>weight</c> / <c>bias</c>.</summary>
     protected LoRACompatibleLayer(string name, Tensor weight, Tensor? bias) : base(name)
     {
-        register_parameter("weight", new Parameter(weight));
-        if (bias is not null) register_parameter("bias", new Parameter(bias));
+        // a module outlives the dispose scope it is built in (as TorchSharp's own layers do)
+        register_parameter("weight", (Parameter)new Parameter(weight).DetachFromDisposeScope());
+        if (bias is not null) register_parameter("bias", (Parameter)new Parameter(bias).DetachFromDisposeScope());
     }
 
     /// <summary>The layer's weight (after <see cref="Fuse"/>, the fused one).</summary>
