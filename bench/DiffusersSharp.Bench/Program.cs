@@ -10,6 +10,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet --lora-rank 64 [--unet-config tests/golden/tiny-sd/unet/config.json] (LoRA load, step none / unfused / fused)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1] [--tile 32 (latent cells)]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet-memory      (live heap vs RSS per block of one SD UNet step)
@@ -44,6 +45,9 @@ public static class Program
                 return 0;
             case "safetensors":
                 LoadBench.Run(int.Parse(Opt("--mb", "1024")));
+                return 0;
+            case "sd-unet" when Array.IndexOf(args, "--lora-rank") >= 0:
+                LoraBench.Run(int.Parse(Opt("--lora-rank", "64")), threads, dtypes, runs, Opt("--unet-config", "") is { Length: > 0 } c ? c : null);
                 return 0;
             case "sd-unet":
                 SdBench.RunUNet(threads, dtypes, runs);

@@ -57,6 +57,7 @@ public static class GenerateCommand
         var sdxl = StableDiffusionXLOptions.Create();
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
+        var lora = LoraOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
@@ -67,10 +68,11 @@ public static class GenerateCommand
         sdxl.AddTo(cmd);
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
+        lora.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr) }));
         return cmd;
     }
 
@@ -98,6 +100,8 @@ public static class GenerateCommand
 
         /// <summary>The ControlNet options (--controlnet, --control-image, --control-scale, …).</summary>
         public ControlNetOptions.Values ControlNet { get; init; } = new();
+        /// <summary>The LoRA options (--lora, --fuse-lora, --lora-ignore-unknown).</summary>
+        public LoraOptions.Values Lora { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -117,6 +121,7 @@ public static class GenerateCommand
         r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
+        r.Lora.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
@@ -162,6 +167,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
         if (r.ControlNet.FirstGiven is { } control)
             throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
+        if (r.Lora.FirstGiven is { } loraOption)
+            throw new UserException($"{className} takes no {loraOption}; LoRAs are for Stable Diffusion models");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 

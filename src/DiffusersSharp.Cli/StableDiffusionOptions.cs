@@ -97,6 +97,7 @@ public sealed class StableDiffusionOptions
                     ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe);
+        LoraOptions.Apply(ctx, r.Lora, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;

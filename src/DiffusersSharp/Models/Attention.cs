@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -21,9 +22,9 @@ public sealed class Attention : nn.Module
     private readonly GroupNorm? group_norm;
     private readonly SpatialNorm? spatial_norm;
     private readonly nn.Module<Tensor, Tensor>? norm_cross;
-    private readonly Linear to_q;
-    private readonly Linear to_k;
-    private readonly Linear to_v;
+    private readonly LoRACompatibleLinear to_q;
+    private readonly LoRACompatibleLinear to_k;
+    private readonly LoRACompatibleLinear to_v;
     private readonly ModuleList<nn.Module> to_out;
 
     public int QueryDim { get; }
@@ -84,10 +85,10 @@ public sealed class Attention : nn.Module
             _ => throw new ArgumentException($"Attention: unknown cross_attention_norm '{crossAttentionNorm}'. Should be None, 'layer_norm' or 'group_norm'"),
         };
 
-        to_q = nn.Linear(queryDim, InnerDim, hasBias: bias);
-        to_k = nn.Linear(CrossAttentionDim, InnerDim, hasBias: bias);
-        to_v = nn.Linear(CrossAttentionDim, InnerDim, hasBias: bias);
-        to_out = new ModuleList<nn.Module>(nn.Linear(InnerDim, OutDim, hasBias: outBias), nn.Dropout(dropout));
+        to_q = new LoRACompatibleLinear(queryDim, InnerDim, hasBias: bias);
+        to_k = new LoRACompatibleLinear(CrossAttentionDim, InnerDim, hasBias: bias);
+        to_v = new LoRACompatibleLinear(CrossAttentionDim, InnerDim, hasBias: bias);
+        to_out = new ModuleList<nn.Module>(new LoRACompatibleLinear(InnerDim, OutDim, hasBias: outBias), nn.Dropout(dropout));
         RegisterComponents();
     }
 
@@ -152,7 +153,7 @@ public sealed class Attention : nn.Module
         h = nn.functional.scaled_dot_product_attention(query, key, value, attentionMask, 0.0, false);
         h = h.transpose(1, 2).reshape(batchSize, -1, Heads * headDim);
 
-        h = ((Linear)to_out[0]).forward(h);
+        h = ((LoRACompatibleLinear)to_out[0]).forward(h);
         if (DropoutP > 0 && training)
             h = nn.functional.dropout(h, DropoutP, training: true);
 

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -76,16 +77,16 @@ internal sealed class CLIPTextEmbeddings : nn.Module
 /// <summary><c>CLIPAttention</c>: multi-head self-attention with biased q/k/v/out projections.</summary>
 internal sealed class CLIPAttention : nn.Module
 {
-    private readonly Linear q_proj, k_proj, v_proj, out_proj;
+    private readonly LoRACompatibleLinear q_proj, k_proj, v_proj, out_proj;
     private readonly int _heads;
 
     public CLIPAttention(CLIPTextConfig c) : base(nameof(CLIPAttention))
     {
         _heads = c.NumAttentionHeads;
-        k_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
-        v_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
-        q_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
-        out_proj = nn.Linear(c.HiddenSize, c.HiddenSize);
+        k_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
+        v_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
+        q_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
+        out_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -94,7 +95,7 @@ internal sealed class CLIPAttention : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         long b = x.shape[0], s = x.shape[1], e = x.shape[2], d = e / _heads;
-        Tensor Heads(Linear proj) => proj.forward(x).view(b, s, _heads, d).transpose(1, 2);
+        Tensor Heads(LoRACompatibleLinear proj) => proj.forward(x).view(b, s, _heads, d).transpose(1, 2);
         var q = Heads(q_proj);
         var k = Heads(k_proj);
         var v = Heads(v_proj);
@@ -109,14 +110,14 @@ internal sealed class CLIPAttention : nn.Module
 /// <summary><c>CLIPMLP</c>: fc1, activation, fc2.</summary>
 internal sealed class CLIPMLP : nn.Module
 {
-    private readonly Linear fc1, fc2;
+    private readonly LoRACompatibleLinear fc1, fc2;
     private readonly string _act;
 
     public CLIPMLP(CLIPTextConfig c) : base(nameof(CLIPMLP))
     {
         _act = c.HiddenAct;
-        fc1 = nn.Linear(c.HiddenSize, c.IntermediateSize);
-        fc2 = nn.Linear(c.IntermediateSize, c.HiddenSize);
+        fc1 = new LoRACompatibleLinear(c.HiddenSize, c.IntermediateSize);
+        fc2 = new LoRACompatibleLinear(c.IntermediateSize, c.HiddenSize);
         RegisterComponents();
     }
 

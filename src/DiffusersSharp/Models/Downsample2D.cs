@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -37,7 +38,7 @@ public sealed class Downsample2D : nn.Module
             _ => throw new ArgumentException($"Downsample2D: unknown or unsupported norm_type '{normType}' (supported: null, ln_norm)"),
         };
         if (useConv)
-            conv = nn.Conv2d(channels, OutChannels, kernel_size: kernelSize, stride: 2, padding: padding, bias: bias);
+            conv = new LoRACompatibleConv(channels, OutChannels, kernelSize, stride: 2, padding: padding, bias: bias);
         else
         {
             if (channels != OutChannels)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -41,7 +42,7 @@ public sealed class FeedForward : nn.Module
             default:
                 throw new ArgumentException($"FeedForward: unsupported activation_fn '{activationFn}' (expected geglu, gelu, gelu-approximate or geglu-approximate)");
         }
-        var output = nn.Linear(inner, outDim, hasBias: bias);
+        var output = new LoRACompatibleLinear(inner, outDim, hasBias: bias);
         _dropout = dropout;
         _finalDropout = finalDropout;
         // (no module-typed fields besides the registered ones: RegisterComponents would register them twice)
@@ -55,7 +56,7 @@ public sealed class FeedForward : nn.Module
         var h = _act(hiddenStates);
         if (_dropout > 0 && training) h = nn.functional.dropout(h, _dropout, training: true);
         using var hidden = h;
-        var o = ((Linear)net[2]).forward(hidden);
+        var o = ((LoRACompatibleLinear)net[2]).forward(hidden);
         if (_finalDropout && _dropout > 0 && training) o = nn.functional.dropout(o, _dropout, training: true);
         return o;
     }
@@ -63,12 +64,12 @@ public sealed class FeedForward : nn.Module
     /// <summary>diffusers' <c>GELU</c> (exact or tanh-approximate) and <c>ApproximateGELU</c>: a <c>proj</c> linear and the activation.</summary>
     private sealed class ProjectedActivation : nn.Module
     {
-        private readonly Linear proj;
+        private readonly LoRACompatibleLinear proj;
         private readonly string _kind;
 
         public ProjectedActivation(int dimIn, int dimOut, string kind, bool bias) : base(kind == "geglu-approximate" ? "ApproximateGELU" : "GELU")
         {
-            proj = nn.Linear(dimIn, dimOut, hasBias: bias);
+            proj = new LoRACompatibleLinear(dimIn, dimOut, hasBias: bias);
             _kind = kind;
             RegisterComponents();
         }

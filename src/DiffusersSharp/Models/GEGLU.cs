@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,11 +11,11 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed class GEGLU : nn.Module
 {
-    private readonly Linear proj;
+    private readonly LoRACompatibleLinear proj;
 
     public GEGLU(int dimIn, int dimOut, bool bias = true) : base(nameof(GEGLU))
     {
-        proj = nn.Linear(dimIn, dimOut * 2, hasBias: bias);
+        proj = new LoRACompatibleLinear(dimIn, dimOut * 2, hasBias: bias);
         RegisterComponents();
     }
 

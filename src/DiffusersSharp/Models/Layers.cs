@@ -58,17 +58,27 @@ internal static class Layers
     /// over channels, <c>addmm</c> on the NHWC rows (no copies; the result has NHWC strides like the convolution's).
     /// Creating that oneDNN convolution divides an integer by zero (SIGFPE, the process dies) on CPUs that report
     /// tiny or no cache sizes (libtorch 2.10's oneDNN v3.7.1, <c>brg_blocking_t::est_eff_1x1</c>; see
-    /// docs/ARCHITECTURE.md, "Native set-up"). Every other module, layout and shape takes its usual path.
+    /// docs/ARCHITECTURE.md, "Native set-up"). Every other module, layout and shape takes its usual path
+    /// (a <see cref="Lora.LoRACompatibleConv"/> makes the same choice in its own forward).
     /// </summary>
     public static Tensor Pointwise(nn.Module<Tensor, Tensor> module, Tensor x)
     {
         if (module is not Conv2d conv || x.dim() != 4 || !IsChannelsLast(x) || !IsPlain1x1(conv)
             || !IsOneDnnDivideByZeroPair(conv.in_channels, conv.out_channels))
             return module.forward(x);
-        long b = x.shape[0], h = x.shape[2], w = x.shape[3], c = conv.in_channels, o = conv.out_channels;
+        return PointwiseAddmm(conv.weight!, conv.bias, x);
+    }
+
+    /// <summary>
+    /// A 1×1 convolution (<paramref name="weight"/> [O, C, 1, 1]) of a channels-last <paramref name="x"/> as <c>addmm</c>
+    /// on its NHWC rows (no copies; the result has NHWC strides, like the convolution's). See <see cref="Pointwise"/>.
+    /// </summary>
+    public static Tensor PointwiseAddmm(Tensor weight, Tensor? bias, Tensor x)
+    {
+        long b = x.shape[0], h = x.shape[2], w = x.shape[3], c = weight.shape[1], o = weight.shape[0];
         using var rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c); // a view: x has NHWC strides
-        using var weight = conv.weight.view(o, c).t();
-        using var y = conv.bias is { } bias ? bias.addmm(rows, weight) : rows.mm(weight);
+        using var wt = weight.view(o, c).t();
+        using var y = bias is not null ? bias.addmm(rows, wt) : rows.mm(wt);
         return y.view(b, h, w, o).permute(0, 3, 1, 2);
     }
 

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,11 +16,11 @@ namespace DiffusersSharp.Models;
 public sealed class ResnetBlock2D : nn.Module
 {
     private readonly GroupNorm norm1;
-    private readonly Conv2d conv1;
-    private readonly Linear? time_emb_proj;
+    private readonly LoRACompatibleConv conv1;
+    private readonly LoRACompatibleLinear? time_emb_proj;
     private readonly GroupNorm norm2;
-    private readonly Conv2d conv2;
-    private readonly Conv2d? conv_shortcut;
+    private readonly LoRACompatibleConv conv2;
+    private readonly LoRACompatibleConv? conv_shortcut;
     private readonly Upsample2D? upsample;
     private readonly Downsample2D? downsample;
 
@@ -60,12 +61,12 @@ public sealed class ResnetBlock2D : nn.Module
                 : $"ResnetBlock2D: unknown time_embedding_norm '{timeEmbeddingNorm}' (expected default or scale_shift)");
 
         norm1 = Layers.GroupNorm(groups, inChannels, eps);
-        conv1 = nn.Conv2d(inChannels, outCh, kernel_size: 3, stride: 1, padding: 1);
+        conv1 = new LoRACompatibleConv(inChannels, outCh, kernelSize: 3, stride: 1, padding: 1);
         if (tembChannels is int tc)
-            time_emb_proj = nn.Linear(tc, timeEmbeddingNorm == "scale_shift" ? 2 * outCh : outCh);
+            time_emb_proj = new LoRACompatibleLinear(tc, timeEmbeddingNorm == "scale_shift" ? 2 * outCh : outCh);
         norm2 = Layers.GroupNorm(groupsOut ?? groups, outCh, eps);
         int conv2Out = conv2dOutChannels ?? outCh;
-        conv2 = nn.Conv2d(outCh, conv2Out, kernel_size: 3, stride: 1, padding: 1);
+        conv2 = new LoRACompatibleConv(outCh, conv2Out, kernelSize: 3, stride: 1, padding: 1);
         _act = Activations.Get(nonLinearity);
         _actOwned = Activations.Get(nonLinearity, mayOverwriteInput: true);
 
@@ -77,7 +78,7 @@ public sealed class ResnetBlock2D : nn.Module
 
         bool shortcut = useInShortcut ?? inChannels != conv2Out;
         if (shortcut)
-            conv_shortcut = nn.Conv2d(inChannels, conv2Out, kernel_size: 1, stride: 1, padding: 0L, bias: convShortcutBias);
+            conv_shortcut = new LoRACompatibleConv(inChannels, conv2Out, kernelSize: 1, stride: 1, padding: 0, bias: convShortcutBias);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -52,8 +53,8 @@ public sealed class Transformer2DModel : nn.Module
 
         norm = Layers.GroupNorm(normNumGroups, ic, 1e-6);
         proj_in = useLinearProjection
-            ? nn.Linear(ic, InnerDim)
-            : nn.Conv2d(ic, InnerDim, kernel_size: 1, stride: 1, padding: 0L);
+            ? new LoRACompatibleLinear(ic, InnerDim)
+            : new LoRACompatibleConv(ic, InnerDim, kernelSize: 1);
         transformer_blocks = new ModuleList<BasicTransformerBlock>();
         for (int i = 0; i < numLayers; i++)
             transformer_blocks.Add(new BasicTransformerBlock(InnerDim, numAttentionHeads, attentionHeadDim, dropout: dropout,
@@ -62,8 +63,8 @@ public sealed class Transformer2DModel : nn.Module
                 doubleSelfAttention: doubleSelfAttention, upcastAttention: upcastAttention, normType: normType,
                 normElementwiseAffine: normElementwiseAffine, normEps: normEps, attentionType: attentionType));
         proj_out = useLinearProjection
-            ? nn.Linear(InnerDim, ic)
-            : nn.Conv2d(InnerDim, ic, kernel_size: 1, stride: 1, padding: 0L);
+            ? new LoRACompatibleLinear(InnerDim, ic)
+            : new LoRACompatibleConv(InnerDim, ic, kernelSize: 1);
         RegisterComponents();
     }
 

@@ -82,6 +82,7 @@ public sealed partial class UNet2DConditionModel
             EncoderHiddenStates = encoderHiddenStates, AttentionMask = attentionMask,
             EncoderAttentionMask = encoderAttentionMask, CrossAttention = crossAttentionKwargs ?? CrossAttentionOptions.Default,
         };
+        LoraScale.Value = context.CrossAttention.Scale; // what every LoRA-compatible layer of this UNet reads
 
         // 2. pre-process
         if (ChannelsLast)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -42,7 +43,7 @@ public sealed class Upsample2D : nn.Module
         if (useConvTranspose)
             c = nn.ConvTranspose2d(channels, OutChannels, kernel_size: kernelSize ?? 4, stride: 2, padding: padding, bias: bias);
         else if (useConv)
-            c = nn.Conv2d(channels, OutChannels, kernel_size: kernelSize ?? 3, padding: padding, bias: bias);
+            c = new LoRACompatibleConv(channels, OutChannels, kernelSize ?? 3, stride: 1, padding: padding, bias: bias);
         if (name == "conv") conv = c; else Conv2d_0 = c;
         RegisterComponents();
     }

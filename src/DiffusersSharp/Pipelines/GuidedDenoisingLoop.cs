@@ -7,11 +7,12 @@ namespace DiffusersSharp.Pipelines;
 /// <summary>
 /// The loop of the Stable Diffusion pipelines: the classifier-free-guidance batch <c>cat([latents] * 2)</c>,
 /// <c>scale_model_input</c>, <see cref="ExtendModelInput"/> (inpainting adds channels), the UNet conditioned on the
-/// named tensor <c>prompt_embeds</c> (read every step, so a step-end callback may replace it), then
+/// named tensor <c>prompt_embeds</c> (read every step, so a step-end callback may replace it) and the call's
+/// <c>cross_attention_kwargs</c> (the LoRA scale), then
 /// <c>uncond + g · (text − uncond)</c> and diffusers' guidance rescale.
 /// </summary>
 internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
-    double guidanceRescale, Tensor? timestepCond) : DenoisingLoop
+    double guidanceRescale, Tensor? timestepCond, CrossAttentionOptions? crossAttentionKwargs = null) : DenoisingLoop
 {
     /// <summary>The named tensor the UNet's encoder hidden states are read from (with guidance: [negative; prompt]).</summary>
     public const string PromptEmbedsKey = "prompt_embeds";
@@ -38,7 +39,8 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         ctx.Record("unet_input", step, input);
         var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond,
             addedCondKwargs: added,
-            downBlockAdditionalResiduals: control?.DownBlockResSamples, midBlockAdditionalResidual: control?.MidBlockResSample).Sample;
+            downBlockAdditionalResiduals: control?.DownBlockResSamples, midBlockAdditionalResidual: control?.MidBlockResSample,
+            crossAttentionKwargs: crossAttentionKwargs).Sample;
         ctx.Record("unet_output", step, noisePred);
         if (!doClassifierFreeGuidance) return noisePred;
         var chunks = noisePred.chunk(2);

@@ -11,8 +11,8 @@ namespace DiffusersSharp.Pipelines;
 /// named tensors <c>mask</c> and <c>masked_image_latents</c> (doubled for guidance, as diffusers keeps them).
 /// </summary>
 internal sealed class InpaintDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
-    Tensor? timestepCond, Tensor? imageLatents, Tensor noise, double guidanceRescale = 0.0)
-    : GuidedDenoisingLoop(unet, doClassifierFreeGuidance, guidanceScale, guidanceRescale, timestepCond)
+    Tensor? timestepCond, Tensor? imageLatents, Tensor noise, double guidanceRescale = 0.0, CrossAttentionOptions? crossAttentionKwargs = null)
+    : GuidedDenoisingLoop(unet, doClassifierFreeGuidance, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs)
 {
     public const string MaskKey = "mask";
     public const string MaskedImageLatentsKey = "masked_image_latents";

@@ -66,14 +66,16 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     /// <summary>
     /// Transforms <paramref name="image"/> guided by the prompt (diffusers' <c>__call__</c>; default strength 0.8).
     /// The random draws, in diffusers' order: the VAE posterior sample of the image, then the noise added to it,
-    /// then whatever the scheduler draws.
+    /// then whatever the scheduler draws. <paramref name="crossAttentionKwargs"/>: the LoRA scale, as in
+    /// <see cref="StableDiffusionPipeline.Generate"/>.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, double strength = 0.8,
         PromptInput negativePrompt = default, double guidanceScale = 7.5, int numImagesPerPrompt = 1, int numInferenceSteps = 50,
         double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
+        CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 1. check inputs
         if (double.IsNaN(strength) || strength < 0 || strength > 1)
@@ -94,7 +96,8 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
-        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
 
@@ -142,7 +145,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 8. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode and postprocess

@@ -50,6 +50,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// strength 1.0). Both are resized to <paramref name="height"/> × <paramref name="width"/> (default: the UNet's
     /// sample_size × vae_scale_factor) as diffusers does. Random draws in diffusers' order: with strength &lt; 1 (or a
     /// 4-channel UNet) the image's VAE sample, then the noise, then the masked image's VAE sample.
+    /// <paramref name="crossAttentionKwargs"/>: the LoRA scale, as in <see cref="StableDiffusionPipeline.Generate"/>.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         double strength = 1.0, int? height = null, int? width = null, PromptInput negativePrompt = default,
@@ -57,7 +58,8 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null, Tensor? latents = null,
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
+        CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -87,7 +89,8 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
-        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
 
@@ -164,7 +167,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 
         // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
         // blended with the init image noised to the next timestep outside the mask
-        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise);
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, crossAttentionKwargs);
         var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
         ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;

@@ -56,7 +56,9 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     /// (one per image), or none (torch's global generator). <paramref name="latents"/> replaces the initial draw;
     /// <paramref name="promptEmbeds"/> / <paramref name="negativePromptEmbeds"/> replace the text encoder.
     /// <paramref name="callbackOnStepEnd"/> is called after every step with the loop's named tensors (diffusers'
-    /// <c>callback_on_step_end</c>); <paramref name="cancellationToken"/> stops the loop.
+    /// <c>callback_on_step_end</c>); <paramref name="cancellationToken"/> stops the loop. <paramref name="crossAttentionKwargs"/>
+    /// (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded LoRAs in the UNet for this call and
+    /// becomes the text encoder's LoRA scale (kept for later calls, as in diffusers 0.25.1).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput negativePrompt = default,
         double guidanceScale = 7.5, double guidanceRescale = 0.0, int numImagesPerPrompt = 1, int? height = null, int? width = null,
@@ -64,7 +66,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         IReadOnlyList<Generator>? generators = null, Tensor? latents = null, Tensor? promptEmbeds = null,
         Tensor? negativePromptEmbeds = null, int? clipSkip = null, OutputType outputType = OutputType.Pil,
         StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -91,7 +93,8 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt; CFG batch = [negative, prompt]
-        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
         if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
 
@@ -117,7 +120,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 7. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

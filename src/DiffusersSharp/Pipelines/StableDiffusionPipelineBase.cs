@@ -147,11 +147,15 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// diffusers' <c>encode_prompt</c>: tokenizes (padding to model_max_length, truncating with a warning), runs the
     /// text encoder (with <paramref name="clipSkip"/>: <c>hidden_states[-(clip_skip + 1)]</c> through the final
     /// LayerNorm), repeats for <paramref name="numImagesPerPrompt"/>, and with guidance encodes the negative prompt
-    /// (empty strings when none) the same way without clip skip.
+    /// (empty strings when none) the same way without clip skip. <paramref name="loraScale"/> (diffusers' <c>lora_scale</c>):
+    /// the scale of the text encoder's LoRA layers, kept for later calls as diffusers 0.25.1 keeps it.
     /// </summary>
     public PromptEmbeddings EncodePrompt(PromptInput prompt, int numImagesPerPrompt = 1, bool doClassifierFreeGuidance = true,
-        PromptInput negativePrompt = default, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null)
+        PromptInput negativePrompt = default, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
+        double? loraScale = null)
     {
+        // diffusers: the text encoder's LoRA layers take the call's scale and keep it for later calls (0.25.1)
+        if (loraScale is double ls) TextEncoder.LoraScale.Value = ls;
         if (numImagesPerPrompt < 1)
             throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
         if (prompt.IsNone && promptEmbeds is null)

@@ -221,6 +221,7 @@ public sealed class UnconditionalTrainer
             {
                 TorchSharp.Modules.Conv2d c => (c.weight, c.bias),
                 TorchSharp.Modules.Linear l => (l.weight, l.bias),
+                Models.Lora.LoRACompatibleLayer l => (l.Weight, l.Bias),
                 _ => (null, null),
             };
             if (w is null) continue;

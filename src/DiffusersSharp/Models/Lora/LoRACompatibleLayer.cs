@@ -1,0 +1,171 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Models.Lora;
+
+/// <summary>
+/// The base of diffusers' <c>LoRACompatibleLinear</c> / <c>LoRACompatibleConv</c> (models/lora.py, v0.25.1): a layer whose
+/// parameters are <c>weight</c> and <c>bias</c> (the names a checkpoint holds) and which adds its LoRA adapters to the
+/// base output, <c>out = base(x) + s · Σ weight_i · (alpha_i / r_i) · up_i(down_i(x))</c>, with <c>s</c> read from
+/// <see cref="ScaleSource"/> on every call (1.0 when none). Each update is two small products (x·downᵀ, then ·upᵀ), never a
+/// dense delta. <see cref="Fuse"/> folds the active adapters into <c>weight</c> and keeps the original weight, which
+/// <see cref="Unfuse"/> copies back bit for bit. The adapters are not registered parameters: they are not in the
+/// model's state dict and are not moved by <c>to()</c> (load LoRAs after moving the model).
+/// </summary>
+public abstract class LoRACompatibleLayer : nn.Module<Tensor, Tensor>
+{
+    private readonly List<LoraAdapter> _adapters = [];
+    private Tensor? _original;
+
+    /// <summary>Registers <paramref name="weight"/> (and <paramref name="bias"/>) under the names <c>weight</c> / <c>bias</c>.</summary>
+    protected LoRACompatibleLayer(string name, Tensor weight, Tensor? bias) : base(name)
+    {
+        // a module outlives the dispose scope it is built in (as TorchSharp's own layers do)
+        register_parameter("weight", (Parameter)new Parameter(weight).DetachFromDisposeScope());
+        if (bias is not null) register_parameter("bias", (Parameter)new Parameter(bias).DetachFromDisposeScope());
+    }
+
+    /// <summary>The layer's weight (after <see cref="Fuse"/>, the fused one).</summary>
+    public Tensor Weight => get_parameter("weight")!;
+
+    /// <summary>The layer's bias, or null.</summary>
+    public Tensor? Bias => get_parameter("bias");
+
+    /// <summary>The adapters loaded on this layer, in load order.</summary>
+    public IReadOnlyList<LoraAdapter> Adapters => _adapters;
+
+    /// <summary>True while the weight holds fused adapters (<see cref="Unfuse"/> restores the original).</summary>
+    public bool IsFused => _original is not null;
+
+    /// <summary>Where the per-call scale is read; null = 1.0. Set by the LoRA loader to the model's <see cref="LoraScale"/>.</summary>
+    public LoraScale? ScaleSource { get; set; }
+
+    /// <summary>The weight shape an adapter's <c>up · down</c> product must have: [out, in] or [out, in, kh, kw].</summary>
+    public long[] WeightShape => Weight.shape;
+
+    /// <summary>The layer without LoRA (<c>F.linear</c> / <c>F.conv2d</c>).</summary>
+    protected abstract Tensor BaseForward(Tensor x);
+
+    /// <summary><c>up(down(x))</c> of one adapter, in the adapter's dtype.</summary>
+    protected abstract Tensor LoraForward(LoraAdapter adapter, Tensor x);
+
+    /// <summary>Checks that <paramref name="down"/> / <paramref name="up"/> fit this layer; returns null or what is wrong.</summary>
+    public abstract string? CheckShapes(Tensor down, Tensor up);
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor x)
+    {
+        var y = BaseForward(x);
+        if (_adapters.Count == 0) return y;
+        double s = ScaleSource?.Value ?? 1.0;
+        foreach (var a in _adapters)
+        {
+            double k = s * a.Weight * a.Factor;
+            if (!a.Active || k == 0) continue;
+            using var scope = torch.NewDisposeScope();
+            var input = x.dtype == a.Down.dtype ? x : x.to_type(a.Down.dtype);
+            var u = LoraForward(a, input);
+            if (u.dtype != y.dtype) u = u.to_type(y.dtype);
+            // diffusers: base + scale · (up(down(x)) · alpha / rank); one fused multiply-add here
+            y.add_(u, alpha: k);
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// Adds an adapter. With <paramref name="replace"/>, every adapter of the same name on this layer is removed first
+    /// (diffusers 0.25.1's single LoRA slot: a second load without a name replaces the first where both name a layer).
+    /// </summary>
+    public void AddAdapter(LoraAdapter adapter, bool replace)
+    {
+        if (replace) RemoveAdapters(adapter.Name);
+        else if (_adapters.Any(a => a.Name == adapter.Name))
+            throw new DiffusersException($"LoRA adapter '{adapter.Name}' is already loaded on this layer");
+        _adapters.Add(adapter);
+    }
+
+    /// <summary>Removes (and frees) the adapters named <paramref name="name"/>, or all when null.</summary>
+    public void RemoveAdapters(string? name = null)
+    {
+        for (int i = _adapters.Count - 1; i >= 0; i--)
+        {
+            if (name is not null && _adapters[i].Name != name) continue;
+            _adapters[i].Dispose();
+            _adapters.RemoveAt(i);
+        }
+    }
+
+    /// <summary>
+    /// diffusers' <c>_fuse_lora(lora_scale)</c>: <c>weight = W + lora_scale · Σ (weight_i · up_i · alpha_i / r_i) @ down_i</c>,
+    /// computed in float32 and cast back to the weight's dtype; the active adapters are then dropped (as diffusers drops
+    /// the LoRA layer) and the original weight is kept for <see cref="Unfuse"/>. Returns false when nothing was active.
+    /// </summary>
+    public bool Fuse(double loraScale = 1.0)
+    {
+        var active = _adapters.Where(a => a.Active).ToList();
+        if (active.Count == 0) return false;
+        using var noGrad = torch.no_grad();
+        using (var scope = torch.NewDisposeScope())
+        {
+            var w = Weight;
+            var fused = w.to_type(ScalarType.Float32, copy: true);
+            foreach (var a in active)
+            {
+                var up = a.Up.to_type(ScalarType.Float32);
+                if (a.Alpha is double alpha) up = up * (alpha / a.Rank);
+                if (a.Weight != 1.0) up = up * a.Weight;
+                var delta = torch.mm(up.flatten(1), a.Down.to_type(ScalarType.Float32).flatten(1)).reshape(w.shape);
+                fused = fused + loraScale * delta;
+            }
+            if (_original is null) _original = w.detach().clone().DetachFromDisposeScope();
+            w.copy_(fused);
+        }
+        foreach (var a in active)
+        {
+            _adapters.Remove(a);
+            a.Dispose();
+        }
+        return true;
+    }
+
+    /// <summary>diffusers' <c>_unfuse_lora</c>, exact: the weight kept by <see cref="Fuse"/> is copied back bit for bit.</summary>
+    public bool Unfuse()
+    {
+        if (_original is null) return false;
+        using var noGrad = torch.no_grad();
+        Weight.copy_(_original);
+        _original.Dispose();
+        _original = null;
+        return true;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            RemoveAdapters();
+            _original?.Dispose();
+            _original = null;
+        }
+        base.Dispose(disposing);
+    }
+
+    /// <summary>PyTorch's default init of a Linear / Conv2d weight and bias (kaiming-uniform, a = √5), as TorchSharp's.</summary>
+    protected static (Tensor Weight, Tensor? Bias) DefaultInit(long[] weightShape, bool bias)
+    {
+        using var noGrad = torch.no_grad();
+        var w = torch.empty(weightShape);
+        nn.init.kaiming_uniform_(w, a: Math.Sqrt(5));
+        Tensor? b = null;
+        if (bias)
+        {
+            b = torch.empty(weightShape[0]);
+            var (fanIn, _) = nn.init.CalculateFanInAndFanOut(w);
+            double bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
+            nn.init.uniform_(b, -bound, bound);
+        }
+        return (w, b);
+    }
+}

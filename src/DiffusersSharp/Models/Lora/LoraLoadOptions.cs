@@ -1,0 +1,21 @@
+namespace DiffusersSharp.Models.Lora;
+
+/// <summary>The options of a LoRA load (diffusers' <c>load_lora_weights</c> keyword arguments, and ours).</summary>
+public sealed record LoraLoadOptions
+{
+    /// <summary>
+    /// The adapter's name. Null = diffusers 0.25.1's single slot (<c>"default"</c>): a second load without a name
+    /// replaces the first on every UNet layer both name and clears the text encoders the new file patches. Names stack:
+    /// several named adapters add their updates (see <c>SetAdapters</c>).
+    /// </summary>
+    public string? AdapterName { get; init; }
+
+    /// <summary>The adapter's weight (as <c>set_adapters(name, weight)</c>); 1.0 = as trained.</summary>
+    public double Scale { get; init; } = 1.0;
+
+    /// <summary>Leave out keys no layer of the model takes (a warning through <see cref="Log"/>) instead of refusing the file.</summary>
+    public bool IgnoreUnknownKeys { get; init; }
+
+    /// <summary>Where notes go (a module without alpha, ignored keys); null = nowhere.</summary>
+    public Action<string>? Log { get; init; }
+}

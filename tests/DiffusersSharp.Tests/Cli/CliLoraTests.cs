@@ -1,0 +1,75 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary><c>diffusers generate --lora file[:scale] [--fuse-lora] [--lora-ignore-unknown]</c> against golden README section G.</summary>
+public class CliLoraTests(ITestOutputHelper log)
+{
+    private static string Model => Golden.Path("tiny-sd");
+    private static string LoraA => Golden.Path("tiny-sd-lora", "diffusers", "pytorch_lora_weights.safetensors");
+    private static string LoraB => Golden.Path("tiny-sd-lora", "kohya.safetensors");
+
+    private static (int Code, string Out, string Err) Generate(string output, params string[] extra) =>
+        CliRun.Run(["generate", "-m", Model, "--prompt", "a photo of a cat", "--negative-prompt", "", "--steps", "4", "--width", "64",
+            "--height", "64", "--seed", "0", "-o", output, .. extra]);
+
+    private void CheckAllWithin(string npy, string key)
+    {
+        using var actual = NpyFile.Read(npy);
+        using var expected = Golden.Tensor("tiny-sd-lora-expected.safetensors", key);
+        Assert.Equal(expected.shape, actual.shape);
+        using var within = ((actual - expected).abs() <= 1.0 / 255).to(ScalarType.Float64).mean();
+        log.WriteLine($"{key} via the CLI: max abs error {Tol.MaxAbsDiff(actual, expected):E3}, within 1/255 {within.item<double>():P3}");
+        Assert.Equal(1.0, within.item<double>());
+    }
+
+    [Fact]
+    public void LoraOptionAppliesAKohyaFile()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Generate(dir.File("b.npy"), "--lora", LoraB);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"lora: {LoraB} (scale 1): 17 unet layers, 30 text_encoder layers", stdout);
+        CheckAllWithin(dir.File("b.npy"), "pipeline/lora_b_kohya_scale1/images");
+    }
+
+    [Fact]
+    public void FuseLoraWithAScaleGivesTheFusedRun()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Generate(dir.File("f.npy"), "--lora", LoraA + ":0.7", "--fuse-lora");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("lora: fused into 68 layers", stdout);
+        CheckAllWithin(dir.File("f.npy"), "pipeline/lora_a_fused0.7/images");
+    }
+
+    [Fact]
+    public void BadLoraOptionsAreUserErrors()
+    {
+        using var dir = new TempDir();
+        string o = dir.File("o.png");
+        var (code, _, stderr) = CliRun.Run("generate", "-m", Golden.Path("tiny-ddpm"), "--lora", LoraA, "-o", o);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("DDPMPipeline takes no --lora; LoRAs are for Stable Diffusion models", stderr);
+        (code, _, stderr) = Generate(o, "--fuse-lora");
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--fuse-lora needs --lora", stderr);
+        (code, _, stderr) = Generate(o, "--lora", dir.File("none.safetensors") + ":0.5");
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains($"--lora '{dir.File("none.safetensors")}:0.5': file not found (expected file or file:scale)", stderr);
+        (code, _, stderr) = Generate(o, "--lora", LoraA + ":strong");
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("the scale 'strong' is not a number", stderr);
+        string sdxl = Golden.Path("tiny-sdxl-lora", "diffusers", "pytorch_lora_weights.safetensors");
+        (code, _, stderr) = Generate(o, "--lora", sdxl);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains($"--lora {sdxl}: LoRA file {sdxl} does not fit this model (a LoRA for another architecture?)", stderr);
+        Assert.False(File.Exists(o));
+        Assert.Equal((LoraA, 0.25), LoraOptions.ParseLora(LoraA + ":0.25"));
+    }
+}
