@@ -63,7 +63,8 @@ public sealed record HubSettings
         if (!Uri.TryCreate(value.Trim().TrimEnd('/'), UriKind.Absolute, out var uri)
             || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || string.IsNullOrEmpty(uri.Host))
             throw new HubException(HubErrorKind.InvalidInput,
-                $"{name} is not a valid http(s) URL: '{value}'. Expected something like '{DefaultEndpoint}'.") { Key = name };
+                $"{name} is not a valid http(s) URL: '{value}'. Expected something like '{DefaultEndpoint}'.")
+            { Key = name };
         return uri;
     }
 

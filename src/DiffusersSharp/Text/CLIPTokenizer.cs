@@ -90,7 +90,8 @@ public sealed partial class CLIPTokenizer
         if (_addedAtRunTime.Count > 0)
             throw new DiffusersException(
                 $"CLIPTokenizer.SavePretrained: the tokens added at run time ({string.Join(", ", _addedAtRunTime)}) would not be saved; " +
-                $"save the tokenizer before adding them, or load the embeddings again after loading the saved copy") { FilePath = folder };
+                $"save the tokenizer before adding them, or load the embeddings again after loading the saved copy")
+            { FilePath = folder };
         Directory.CreateDirectory(folder);
         if (Path.GetFullPath(folder) == Path.GetFullPath(Folder)) return;
         foreach (var name in TokenizerFileNames)

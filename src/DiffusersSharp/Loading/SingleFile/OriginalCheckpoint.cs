@@ -54,7 +54,8 @@ public sealed class OriginalCheckpoint : IDisposable
         if (!File.Exists(path))
             throw new WeightsException(Directory.Exists(path)
                 ? $"{path} is a folder; a single-file checkpoint is one .safetensors or .ckpt file"
-                : $"Checkpoint file not found: {path}") { FilePath = path };
+                : $"Checkpoint file not found: {path}")
+            { FilePath = path };
         string ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
         if (ext == ".safetensors") return new OriginalCheckpoint(path, SafetensorsFile.Open(path), null, null);
         if (Extensions.Contains(ext))
@@ -63,7 +64,8 @@ public sealed class OriginalCheckpoint : IDisposable
             return new OriginalCheckpoint(path, null, tensors, step);
         }
         throw new WeightsException(
-            $"{path}: unknown checkpoint file type '{ext}' (expected {string.Join(", ", Extensions)})") { FilePath = path };
+            $"{path}: unknown checkpoint file type '{ext}' (expected {string.Join(", ", Extensions)})")
+        { FilePath = path };
     }
 
     public bool Contains(string key) => _shapes.ContainsKey(key);

@@ -47,7 +47,8 @@ public static class DiffusersConfigs
         if (l.UseLinearInTransformer && headDim is null)
         {
             int perHead = l.NumHeadChannels ?? throw new ConfigException(
-                $"{l.Source}: the UNet config has neither num_heads nor num_head_channels") { FilePath = l.Source, Key = "num_head_channels" };
+                $"{l.Source}: the UNet config has neither num_heads nor num_head_channels")
+            { FilePath = l.Source, Key = "num_head_channels" };
             headDim = l.ChannelMult.Select(m => l.ModelChannels / perHead * m).ToArray();
         }
 
@@ -62,7 +63,8 @@ public static class DiffusersConfigs
             }
             else classEmbed = "projection";
             projectionInput = l.AdmInChannels ?? throw new ConfigException(
-                $"{l.Source}: num_classes is 'sequential' but adm_in_channels is missing") { FilePath = l.Source, Key = "adm_in_channels" };
+                $"{l.Source}: num_classes is 'sequential' but adm_in_channels is missing")
+            { FilePath = l.Source, Key = "adm_in_channels" };
         }
         else if (l.NumClasses is not null)
             numClassEmbeds = int.TryParse(l.NumClasses, NumberStyles.None, CultureInfo.InvariantCulture, out int nc) ? nc
