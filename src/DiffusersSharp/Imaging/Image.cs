@@ -181,5 +181,6 @@ public sealed class Image
         return new Image(Width, Height, 3, rgb);
     }
 
+    /// <inheritdoc/>
     public override string ToString() => $"Image {Width}x{Height} {(Channels == 3 ? "RGB" : "L")}";
 }

@@ -16,6 +16,7 @@ public sealed class AttnUpBlock2D : UNetUpBlock
     private readonly ModuleList<nn.Module>? upsamplers;
     private readonly Func<Tensor, Tensor?, Tensor>? _upsample;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
     public string? UpsampleType { get; }
 
@@ -57,6 +58,7 @@ public sealed class AttnUpBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

@@ -28,6 +28,7 @@ public sealed class AutoencoderTinyBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();

@@ -18,6 +18,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
 
     public int NumAttentionHeads { get; }
 
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
 
     /// <param name="transformerLayersPerBlock">Transformer blocks per layer: one value for every layer, or one per layer.</param>
@@ -48,6 +49,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

@@ -15,7 +15,9 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
     public int NumAttentionHeads { get; }
 
@@ -47,6 +49,7 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

@@ -25,6 +25,7 @@ public sealed class DownBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

@@ -6,7 +6,7 @@ namespace DiffusersSharp.Models;
 
 /// <summary>
 /// diffusers' <c>Downsample2D</c> (models/downsampling.py, v0.25.1): a stride-2 3×3 convolution
-/// (<paramref name="useConv"/>) or a 2×2 average pool. With <c>padding = 0</c> the input is first padded by
+/// (<c>useConv</c>) or a 2×2 average pool. With <c>padding = 0</c> the input is first padded by
 /// one on the right and bottom (the asymmetric pad of old checkpoints, e.g. google/ddpm-cat-256).
 /// Weight names: <c>conv.weight</c>, <c>conv.bias</c> (diffusers' <c>name="conv"</c> also registers the
 /// same convolution a second time as <c>Conv2d_0</c>; that alias is not reproduced).

@@ -38,6 +38,7 @@ public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor x) => Forward(x);
 
     public Tensor Forward(Tensor x)

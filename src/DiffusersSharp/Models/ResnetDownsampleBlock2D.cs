@@ -27,6 +27,7 @@ public sealed class ResnetDownsampleBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

@@ -13,6 +13,7 @@ public sealed class ResnetUpsampleBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<ResnetBlock2D>? upsamplers;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
 
     public ResnetUpsampleBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels,
@@ -30,6 +31,7 @@ public sealed class ResnetUpsampleBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

@@ -31,6 +31,7 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor sample) => Forward(sample);
 
     public Tensor Forward(Tensor sample, Tensor? condition = null)

@@ -25,6 +25,7 @@ public sealed class Timesteps : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor timesteps) =>
         GetTimestepEmbedding(timesteps, NumChannels, FlipSinToCos, DownscaleFreqShift);
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor timesteps) => Forward(timesteps);
 
     /// <summary>

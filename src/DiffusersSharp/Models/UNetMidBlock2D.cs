@@ -43,6 +43,7 @@ public sealed class UNetMidBlock2D : UNetMidBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
         var h = new Chain(hiddenStates);

@@ -15,6 +15,7 @@ public sealed class UNetMidBlock2DCrossAttn : UNetMidBlock
 
     public int NumAttentionHeads { get; }
 
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
 
     public UNetMidBlock2DCrossAttn(int inChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
@@ -42,6 +43,7 @@ public sealed class UNetMidBlock2DCrossAttn : UNetMidBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
         var h = new Chain(hiddenStates);

@@ -6,9 +6,9 @@ namespace DiffusersSharp.Models;
 
 /// <summary>
 /// diffusers' <c>Upsample2D</c> (models/upsampling.py, v0.25.1): nearest-neighbour ×2 (or to
-/// <c>outputSize</c>) followed by a 3×3 convolution (<paramref name="useConv"/>), or a transposed
-/// convolution (<paramref name="useConvTranspose"/>). The convolution is named <c>conv</c> when
-/// <paramref name="name"/> is "conv", else <c>Conv2d_0</c>, as in diffusers.
+/// <c>outputSize</c>) followed by a 3×3 convolution (<c>useConv</c>), or a transposed
+/// convolution (<c>useConvTranspose</c>). The convolution is named <c>conv</c> when
+/// <c>name</c> is "conv", else <c>Conv2d_0</c>, as in diffusers.
 /// </summary>
 public sealed class Upsample2D : nn.Module
 {

@@ -16,13 +16,16 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     public DDIMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, ToDdim(scheduler)) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
+    /// <inheritdoc/>
     public override int DefaultNumInferenceSteps => 50;
 
     /// <summary>The scheduler, always a <see cref="DDIMScheduler"/>.</summary>
     public DDIMScheduler DdimScheduler => (DDIMScheduler)Scheduler;
 
+    /// <inheritdoc/>
     protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
 
     /// <summary>diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>, whatever the scheduler given (a fresh one).</summary>

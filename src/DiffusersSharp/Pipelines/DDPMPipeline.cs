@@ -22,8 +22,10 @@ public sealed class DDPMPipeline : UnconditionalImagePipeline
 
     public DDPMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, scheduler) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
+    /// <inheritdoc/>
     public override int DefaultNumInferenceSteps => 1000;
 
     /// <summary>

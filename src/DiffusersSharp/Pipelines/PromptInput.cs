@@ -43,6 +43,7 @@ public readonly struct PromptInput
     /// <summary>The prompts (empty when none).</summary>
     public IReadOnlyList<string> Items => _items ?? [];
 
+    /// <inheritdoc/>
     public override string ToString() =>
         IsNone ? "None" : IsList ? "[" + string.Join(", ", Items.Select(p => "\"" + p + "\"")) + "]" : "\"" + Items[0] + "\"";
 }

@@ -21,6 +21,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
     /// <summary>

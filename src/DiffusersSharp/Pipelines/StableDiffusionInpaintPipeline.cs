@@ -26,6 +26,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
             throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
     }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
     /// <summary>

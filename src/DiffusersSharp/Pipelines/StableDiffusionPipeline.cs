@@ -24,6 +24,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
     /// <summary>

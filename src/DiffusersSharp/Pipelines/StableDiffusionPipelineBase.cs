@@ -80,6 +80,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
     public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
     {
         ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,

@@ -66,6 +66,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// <summary>Checks (and may convert) a scheduler assigned to <see cref="Scheduler"/>.</summary>
     protected virtual IScheduler ValidateScheduler(IScheduler scheduler) => scheduler;
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components =>
         new Dictionary<string, object> { ["unet"] = Unet, ["scheduler"] = Scheduler };
 

@@ -29,6 +29,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <summary>True after <see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
     public bool CustomTimesteps { get; private set; }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -39,6 +40,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         Timesteps = torch.tensor(ts, ScalarType.Int64, device);
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
     {
         if (timesteps.Count == 0) throw new DiffusersException($"{Name}: custom timesteps must not be empty");
@@ -67,6 +69,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         return t - NumTrainTimesteps / n;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         var c = TypedConfig;
@@ -163,9 +166,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         return (Math.Max(variance, 1e-20f), currentBetaT);
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
+    /// <inheritdoc/>
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 

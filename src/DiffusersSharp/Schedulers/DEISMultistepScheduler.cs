@@ -44,6 +44,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         return c;
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -55,6 +56,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         _lowerOrderNums = 0;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)

@@ -34,9 +34,11 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
 
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>); draws on every step.</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
     public int? StepIndex => _stepIndex;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -46,6 +48,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -66,6 +69,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         _sigmas = torch.tensor(values).DetachFromDisposeScope();
     }
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -73,6 +77,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -98,6 +103,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

@@ -37,6 +37,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
 
     /// <summary>s_churn, s_tmin, s_tmax, s_noise and the generator (a noise tensor is drawn on every step, as diffusers).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
 
     /// <summary>The index of the next step (null until the first ScaleModelInput / Step after SetTimesteps).</summary>
@@ -44,6 +45,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
 
     private bool Continuous => TypedConfig.TimestepType == "continuous" && TypedConfig.PredictionType == "v_prediction";
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -53,6 +55,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -89,6 +92,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
     /// <summary>diffusers' continuous timesteps <c>0.25 * sigma.log()</c> (float32).</summary>
     private static float[] ContinuousTimesteps(float[] sigmas) => sigmas.Select(s => 0.25f * ExactFloat32.Log(s)).ToArray();
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -132,6 +136,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

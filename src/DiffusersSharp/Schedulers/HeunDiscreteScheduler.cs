@@ -31,13 +31,16 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
 
     /// <summary>Heun's step takes no keyword arguments.</summary>
     public override IReadOnlySet<string> StepArguments => NoStepArguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <inheritdoc/>
     public override int Order => 2;
     public int? StepIndex => _stepIndex;
 
     /// <summary>True before the first (Euler) half of a step, false before the correcting second half.</summary>
     public bool StateInFirstOrder => _dt is null;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -47,6 +50,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -92,6 +96,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
 
     private bool F32 => Timesteps.dtype == ScalarType.Float32;
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
@@ -99,6 +104,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
@@ -161,6 +167,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         return matches[pos];
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         using var scope = torch.NewDisposeScope();

@@ -25,8 +25,11 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>); draws on both halves of a step.</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
+    /// <inheritdoc/>
     protected override string Spacing => TypedConfig.TimestepSpacing;
+    /// <inheritdoc/>
     protected override int StepsOffset => TypedConfig.StepsOffset;
+    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
     /// <summary>The doubled σ_up table (the ancestral noise scale of each step).</summary>
@@ -34,6 +37,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <summary>The doubled σ_down table (the deterministic target of each step).</summary>
     public IReadOnlyList<float> SigmasDown => _down;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -61,8 +65,10 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
         Install(sigmas, interpol, [.. all], f64, n, device);
     }
 
+    /// <inheritdoc/>
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i - 1];
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);

@@ -33,10 +33,14 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
             throw SchedulerMath.BadSpacing(cls, spacing);
     }
 
+    /// <inheritdoc/>
     protected override string Spacing => TypedConfig.TimestepSpacing;
+    /// <inheritdoc/>
     protected override int StepsOffset => TypedConfig.StepsOffset;
+    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -52,8 +56,10 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
         Install(sigmas, interpol, [.. all], f64, n, device);
     }
 
+    /// <inheritdoc/>
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i];
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);

@@ -28,7 +28,9 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// <summary>The sample of the first half of the current step (null: the next call is a first half).</summary>
     protected Tensor? FirstHalfSample { get; set; }
 
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmasTensor;
+    /// <inheritdoc/>
     public override int Order => 2;
     public int? StepIndex { get; protected set; }
     /// <summary>diffusers' <c>state_in_first_order</c>.</summary>
@@ -38,6 +40,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     protected abstract int StepsOffset { get; }
     protected abstract bool UseKarras { get; }
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -131,6 +134,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// <summary>The σ the model input is scaled with at step <paramref name="i"/> (first or second half).</summary>
     protected abstract float InputSigma(int i);
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         float sigma = InputSigma(CurrentIndex(timestep));

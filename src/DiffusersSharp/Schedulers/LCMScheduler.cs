@@ -32,9 +32,11 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     public bool CustomTimesteps { get; private set; }
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null) =>
         SetTimesteps(numInferenceSteps, device, null, 1.0);
 
+    /// <inheritdoc/>
     public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
         SetTimesteps(timesteps, device, null, 1.0);
 
@@ -109,6 +111,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
         return (sigmaData2 / denom, scaled / ExactFloat32.Sqrt(denom));
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
@@ -155,9 +158,11 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), denoised.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
+    /// <inheritdoc/>
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

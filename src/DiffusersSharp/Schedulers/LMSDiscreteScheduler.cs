@@ -32,9 +32,11 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
 
     /// <summary>Reads <see cref="StepOptions.Order"/> (diffusers' <c>order</c>, default 4).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
     public int? StepIndex => _stepIndex;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -44,6 +46,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -72,6 +75,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         _derivatives.Clear();
     }
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -137,6 +141,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

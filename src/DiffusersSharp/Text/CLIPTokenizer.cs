@@ -7,11 +7,11 @@ namespace DiffusersSharp.Text;
 /// <summary>
 /// transformers' slow <c>CLIPTokenizer</c> (4.36, without ftfy): added/special tokens split out first, the rest
 /// cleaned (BERT basic clean-up, whitespace collapse, lower case), pre-tokenised with CLIP's pattern, mapped to
-/// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call"/> adds BOS/EOS,
+/// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call(IReadOnlyList{string}, PaddingStrategy, int?, bool)"/> adds BOS/EOS,
 /// truncates and pads to <c>model_max_length</c> (77) with the configured pad token (<c>&lt;|endoftext|&gt;</c>
 /// for Stable Diffusion 1.x, <c>!</c> for 2.x). Loads <c>vocab.json</c>, <c>merges.txt</c>,
 /// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c>. Thread-safe after construction, except that
-/// <see cref="AddTokens"/> (textual inversion) must not run while another thread uses the tokenizer.
+/// <see cref="AddTokens(IEnumerable{string})"/> (textual inversion) must not run while another thread uses the tokenizer.
 /// </summary>
 public sealed partial class CLIPTokenizer
 {

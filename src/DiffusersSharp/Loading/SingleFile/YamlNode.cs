@@ -82,6 +82,7 @@ public sealed class YamlNode
         new($"{Source}: line {Line}: '{PathInFile}' {what}{(IsScalar && _scalar is not null ? $" (value '{_scalar}')" : "")}")
         { FilePath = Source, Key = PathInFile };
 
+    /// <inheritdoc/>
     public override string ToString() => IsScalar ? _scalar ?? "null" : IsMap ? $"{{{_map!.Count} keys}}" : $"[{_items!.Count} items]";
 
     /// <summary>Reads a YAML file.</summary>
