@@ -26,8 +26,10 @@ public sealed partial class HubClient : IDisposable
         _http = new HubHttp(_httpClient, Options);
     }
 
+    /// <summary>The endpoint, token, cache and offline settings (from the environment unless given).</summary>
     public HubSettings Settings { get; }
 
+    /// <summary>Timeouts, retries and parallelism of the downloads.</summary>
     public HubClientOptions Options { get; }
 
     /// <summary><c>GET {endpoint}/api/models/{repo}/revision/{revision}</c>: the commit sha and file list of a revision.</summary>
@@ -207,6 +209,7 @@ public sealed partial class HubClient : IDisposable
         inner is null ? new(HubErrorKind.LocalEntryNotFound, message) { RepoId = repoId }
                       : new(HubErrorKind.LocalEntryNotFound, message, inner) { RepoId = repoId };
 
+    /// <summary>Disposes the HTTP client when the client created it.</summary>
     public void Dispose()
     {
         if (_ownsClient) _httpClient.Dispose();

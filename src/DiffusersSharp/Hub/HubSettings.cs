@@ -9,6 +9,7 @@ namespace DiffusersSharp.Hub;
 /// </summary>
 public sealed record HubSettings
 {
+    /// <summary>huggingface_hub's default endpoint, used when <c>HF_ENDPOINT</c> is not set.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 
     /// <summary>The Hub root URL, without a trailing slash.</summary>

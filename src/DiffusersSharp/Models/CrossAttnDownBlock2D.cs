@@ -16,6 +16,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
+    /// <summary>diffusers' <c>num_attention_heads</c>: heads of each Transformer2DModel.</summary>
     public int NumAttentionHeads { get; }
 
     /// <inheritdoc/>

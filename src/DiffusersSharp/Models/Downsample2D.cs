@@ -16,9 +16,13 @@ public sealed class Downsample2D : nn.Module
     private readonly nn.Module<Tensor, Tensor>? norm;
     private readonly nn.Module<Tensor, Tensor> conv;
 
+    /// <summary>diffusers' <c>channels</c>: the input channels.</summary>
     public int Channels { get; }
+    /// <summary>diffusers' <c>out_channels</c>: the output channels.</summary>
     public int OutChannels { get; }
+    /// <summary>diffusers' <c>use_conv</c>: a stride-2 convolution (false: 2×2 average pooling).</summary>
     public bool UseConv { get; }
+    /// <summary>diffusers' <c>padding</c>: the convolution's padding (0: pad right and bottom by one first).</summary>
     public int Padding { get; }
 
     /// <param name="normType">null or "ln_norm" (a LayerNorm over channels before the conv).</param>
@@ -47,6 +51,7 @@ public sealed class Downsample2D : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>Halves height and width; the caller owns the result.</summary>
     public Tensor Forward(Tensor hiddenStates)
     {
         if (hiddenStates.shape[1] != Channels)

@@ -39,6 +39,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
     private readonly Func<Tensor, Tensor> _convAct;
     private Action<string, Tensor>? _hook;
 
+    /// <summary>The config the model was built from.</summary>
     public UNet2DConditionModelConfig Config { get; }
 
     /// <summary>How many ×2 upsamplers the up path has (diffusers' <c>num_upsamplers</c>).</summary>

@@ -26,6 +26,7 @@ public sealed partial class UNet2DModel : nn.Module
     private readonly IUNetEmbedding _timeEmbedding;
     private readonly IUNetEmbedding? _classEmbedding;
 
+    /// <summary>The config the model was built from.</summary>
     public UNet2DModelConfig Config { get; }
 
     /// <summary>Test hook: called with (module path, output) after each top-level stage of a forward pass.</summary>

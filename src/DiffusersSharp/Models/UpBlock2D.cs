@@ -17,6 +17,9 @@ public sealed class UpBlock2D : UNetUpBlock
     /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public UpBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels, int? resolutionIdx = null,
         double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
         string resnetActFn = "swish", int resnetGroups = 32, bool resnetPreNorm = true, double outputScaleFactor = 1.0,

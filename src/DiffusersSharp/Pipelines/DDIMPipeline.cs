@@ -12,8 +12,13 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class DDIMPipeline : UnconditionalImagePipeline
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>model_index.json</c>.</summary>
     public const string Name = "DDIMPipeline";
 
+    /// <summary>
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>, converted to a DDIMScheduler from its
+    /// config.
+    /// </summary>
     public DDIMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, ToDdim(scheduler)) { }
 
     /// <inheritdoc/>

@@ -28,10 +28,13 @@ public readonly struct PromptInput
         return new(items, true);
     }
 
+    /// <summary>One prompt (null: none given).</summary>
     public static implicit operator PromptInput(string? prompt) => prompt is null ? default : One(prompt);
 
+    /// <summary>A batch of prompts (null: none given).</summary>
     public static implicit operator PromptInput(string[]? prompts) => prompts is null ? default : Many(prompts);
 
+    /// <summary>A batch of prompts (null: none given).</summary>
     public static implicit operator PromptInput(List<string>? prompts) => prompts is null ? default : Many(prompts);
 
     /// <summary>True when no prompt was given.</summary>

@@ -18,6 +18,9 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
 {
     private IScheduler _scheduler;
 
+    /// <summary>
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>; the pipeline disposes them.
+    /// </summary>
     protected UnconditionalImagePipeline(UNet2DModel unet, IScheduler scheduler)
     {
         ArgumentNullException.ThrowIfNull(unet);

@@ -34,6 +34,7 @@ public static class NativeSetup
     internal static void OnAssemblyLoad() => EnsureInitialized();
 #pragma warning restore CA2255
 
+    /// <summary>Runs the one-time native set-up if the module initializer has not (idempotent, thread-safe).</summary>
     public static void EnsureInitialized()
     {
         if (Interlocked.Exchange(ref _done, 1) == 1) return;

@@ -10,12 +10,17 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DDIMScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "eta", "use_clipped_model_output", "generator", "variance_noise" };
 
     private readonly float _finalAlphaCumprod;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DDIMScheduler(DDIMSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;

@@ -10,10 +10,15 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DDPMScheduler";
     internal static readonly string[] VarianceTypes = ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"];
     internal static readonly string[] PredictionTypes = ["epsilon", "sample", "v_prediction"];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
     {
         var c = TypedConfig;

@@ -11,11 +11,16 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSinglestepScheduler, DPMSolverSinglestepSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DPMSolverSinglestepScheduler";
     private readonly Tensor?[] _modelOutputs;
     private Tensor? _sample;
     private int[] _orderList = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config))
     {
         var c = TypedConfig;

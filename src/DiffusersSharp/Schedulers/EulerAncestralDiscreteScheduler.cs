@@ -10,6 +10,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestralDiscreteScheduler, EulerAncestralDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "EulerAncestralDiscreteScheduler";
 
     private float[] _sigmaValues = [];
@@ -17,6 +18,10 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
     private double[] _schedule = [];
     private int? _stepIndex;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -36,6 +41,10 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
     /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
     /// <inheritdoc/>

@@ -11,6 +11,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteScheduler, EulerDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "EulerDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "s_churn", "s_tmin", "s_tmax", "s_noise", "generator" };
@@ -20,6 +21,10 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
     private double[] _schedule = [];
     private int? _stepIndex;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;

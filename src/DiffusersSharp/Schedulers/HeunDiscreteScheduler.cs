@@ -10,6 +10,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler, HeunDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "HeunDiscreteScheduler";
 
     private Tensor _sigmas = null!;
@@ -20,6 +21,10 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
     private Tensor? _prevDerivative, _sample;
     private float? _dt;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null) : base(config, "exp")
     {
         var c = TypedConfig;
@@ -35,6 +40,10 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
     public override Tensor? Sigmas => _sigmas;
     /// <inheritdoc/>
     public override int Order => 2;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
     /// <summary>True before the first (Euler) half of a step, false before the correcting second half.</summary>

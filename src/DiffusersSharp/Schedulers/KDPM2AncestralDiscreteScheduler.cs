@@ -11,10 +11,15 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "KDPM2AncestralDiscreteScheduler";
 
     private float[] _up = [], _down = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
         KDPM2DiscreteScheduler.CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);

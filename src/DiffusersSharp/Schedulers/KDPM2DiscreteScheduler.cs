@@ -11,8 +11,13 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteScheduler, KDPM2DiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "KDPM2DiscreteScheduler";
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config)
     {
         CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);

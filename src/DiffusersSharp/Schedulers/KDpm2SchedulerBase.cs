@@ -32,12 +32,19 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     public override Tensor? Sigmas => _sigmasTensor;
     /// <inheritdoc/>
     public override int Order => 2;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex { get; protected set; }
     /// <summary>diffusers' <c>state_in_first_order</c>.</summary>
     public bool StateInFirstOrder => FirstHalfSample is null;
 
+    /// <summary>The config's <c>timestep_spacing</c>.</summary>
     protected abstract string Spacing { get; }
+    /// <summary>The config's <c>steps_offset</c>.</summary>
     protected abstract int StepsOffset { get; }
+    /// <summary>The config's <c>use_karras_sigmas</c>.</summary>
     protected abstract bool UseKarras { get; }
 
     /// <inheritdoc/>

@@ -11,6 +11,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "LMSDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "order" };
@@ -21,6 +22,10 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
     private int? _stepIndex;
     private readonly List<Tensor> _derivatives = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -34,6 +39,10 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
     public override IReadOnlySet<string> StepArguments => Arguments;
     /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
     /// <inheritdoc/>

@@ -9,6 +9,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class SchedulerOutput : IDisposable
 {
+    /// <summary>Wraps a step's results; the output owns the tensors.</summary>
     public SchedulerOutput(Tensor prevSample, Tensor? predOriginalSample = null)
     {
         PrevSample = prevSample;

@@ -103,16 +103,27 @@ public sealed partial class CLIPTokenizer
 
     /// <summary>The folder the tokenizer files were read from.</summary>
     public string Folder { get; }
+    /// <summary><c>model_max_length</c> of tokenizer_config.json: the padded and truncated length (77).</summary>
     public int ModelMaxLength { get; }
+    /// <summary><c>clean_up_tokenization_spaces</c>: Decode removes spaces before punctuation.</summary>
     public bool CleanUpTokenizationSpaces { get; }
+    /// <summary>The start-of-text token (<c>&lt;|startoftext|&gt;</c>).</summary>
     public string? BosToken { get; }
+    /// <summary>The end-of-text token (<c>&lt;|endoftext|&gt;</c>).</summary>
     public string? EosToken { get; }
+    /// <summary>The token that replaces what the vocabulary lacks.</summary>
     public string? UnkToken { get; }
+    /// <summary>The padding token (<c>&lt;|endoftext|&gt;</c> for SD 1.x, <c>!</c> for SD 2.x).</summary>
     public string? PadToken { get; }
+    /// <summary><c>additional_special_tokens</c>: tokens never split by the BPE.</summary>
     public IReadOnlyList<string> AdditionalSpecialTokens { get; }
+    /// <summary>The id of <see cref="BosToken"/>, or null without one.</summary>
     public int? BosTokenId => BosToken is null ? null : ConvertTokenToId(BosToken);
+    /// <summary>The id of <see cref="EosToken"/>, or null without one.</summary>
     public int? EosTokenId => EosToken is null ? null : ConvertTokenToId(EosToken);
+    /// <summary>The id of <see cref="PadToken"/>, or null without one.</summary>
     public int? PadTokenId => PadToken is null ? null : ConvertTokenToId(PadToken);
+    /// <summary>The id of <see cref="UnkToken"/>, or null without one.</summary>
     public int? UnkTokenId => UnkToken is null ? null : ConvertTokenToId(UnkToken);
 
     /// <summary>Size of <c>vocab.json</c> (transformers' <c>vocab_size</c>, added tokens not counted).</summary>

@@ -68,6 +68,7 @@ public sealed class OriginalCheckpoint : IDisposable
         { FilePath = path };
     }
 
+    /// <summary>Whether the file holds a tensor named <paramref name="key"/>.</summary>
     public bool Contains(string key) => _shapes.ContainsKey(key);
 
     /// <summary>The shape of <paramref name="key"/>, or null when the file has no such tensor.</summary>
@@ -81,6 +82,7 @@ public sealed class OriginalCheckpoint : IDisposable
         throw new WeightsException($"{Path}: no tensor named '{key}'") { FilePath = Path, Key = key };
     }
 
+    /// <summary>Closes the file (and frees a .ckpt's tensors).</summary>
     public void Dispose()
     {
         _safetensors?.Dispose();

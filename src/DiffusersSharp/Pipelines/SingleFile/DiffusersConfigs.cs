@@ -23,8 +23,13 @@ public static class DiffusersConfigs
         ["ddim"] = DDIMScheduler.Name,
     };
 
+    /// <summary>diffusers' <c>vae_scale_factor</c>: 2^(VAE levels - 1), the ratio of image to latent size.</summary>
     public static int VaeScaleFactor(LdmConfig l) => 1 << (l.VaeChMult.Length - 1);
 
+    /// <summary>
+    /// The diffusers UNet config of an original one (diffusers' <c>create_unet_diffusers_config</c>) for images of
+    /// <paramref name="imageSize"/> pixels.
+    /// </summary>
     public static UNet2DConditionModelConfig Unet(LdmConfig l, int imageSize, bool? upcastAttention)
     {
         int n = l.ChannelMult.Length;
@@ -94,6 +99,10 @@ public static class DiffusersConfigs
         return config;
     }
 
+    /// <summary>
+    /// The diffusers VAE config of an original one (diffusers' <c>create_vae_diffusers_config</c>) for images of
+    /// <paramref name="imageSize"/> pixels.
+    /// </summary>
     public static AutoencoderKLConfig Vae(LdmConfig l, int imageSize) => new()
     {
         SampleSize = [imageSize],
