@@ -48,12 +48,13 @@ public sealed class Attention : nn.Module
     /// <summary>diffusers' <c>scale_qk</c>: scale the scores by <see cref="Scale"/> (false: by 1).</summary>
     public bool ScaleQk { get; }
     /// <summary>
-    /// diffusers' <c>upcast_attention</c>: queries and keys in float32 for the scores whatever the model's dtype.
+    /// diffusers' <c>upcast_attention</c>: recorded; the SDPA path ignores it, as diffusers' <c>AttnProcessor2_0</c>
+    /// does.
     /// </summary>
     public bool UpcastAttention { get; }
-    /// <summary>diffusers' <c>upcast_softmax</c>: the softmax in float32.</summary>
+    /// <summary>diffusers' <c>upcast_softmax</c>: recorded; the SDPA path ignores it, as in diffusers.</summary>
     public bool UpcastSoftmax { get; }
-    /// <summary>diffusers' <c>only_cross_attention</c>: the block attends only to the encoder states.</summary>
+    /// <summary>diffusers' <c>only_cross_attention</c> (only valid with <c>added_kv_proj_dim</c>, which is not ported: false).</summary>
     public bool OnlyCrossAttention { get; }
     /// <summary>diffusers' <c>residual_connection</c>: the input is added to the output.</summary>
     public bool ResidualConnection { get; }

@@ -66,7 +66,7 @@ public sealed record UNetBlockArgs
     /// </summary>
     public bool OnlyCrossAttention { get; init; }
     /// <summary>
-    /// diffusers' <c>upcast_attention</c>: attention scores computed in float32 whatever the model's dtype.
+    /// diffusers' <c>upcast_attention</c>, handed to the attention layers (recorded; SDPA ignores it, as in diffusers).
     /// </summary>
     public bool UpcastAttention { get; init; }
     /// <summary>

@@ -6,8 +6,7 @@ namespace DiffusersSharp.Schedulers;
 public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
     /// <summary>
-    /// <c>num_train_timesteps</c>: length of the training noise schedule (the timesteps are 0 … num_train_timesteps -
-    /// 1).
+    /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).
     /// </summary>
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
     /// <summary><c>beta_start</c>: the first beta of the noise schedule.</summary>

@@ -16,7 +16,7 @@ public sealed class EMAModel : IDisposable
     private readonly Tensor[] _shadow;
 
     /// <summary>
-    /// diffusers' <c>EMAModel</c>: a float32 shadow copy of <paramref name="parameters"/>, with its constructor
+    /// diffusers' <c>EMAModel</c>: a shadow copy of <paramref name="parameters"/>, with its constructor
     /// arguments (same names and defaults).
     /// </summary>
     public EMAModel(IEnumerable<Parameter> parameters, double decay = 0.9999, double minDecay = 0.0,
