@@ -14,7 +14,9 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet-memory      (live heap vs RSS per block of one SD UNet step)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- pointwise [--runs 200]   (issue 11's 1×1 convolutions: oneDNN vs addmm)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdxl-unet [--threads 2] [--dtypes fp32,bf16] [--runs 1] [--size 128] [--batch 2] [--unet-config path] [--flops-only]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-load [--runs 3]  (SD 1.5 UNet weight load, and its non-finite check)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- ort [--model ddpm-cat-256|sd15-unet] [--threads 2] [--runs 5]  (ONNX Runtime on the same UNet)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -45,6 +47,14 @@ public static class Program
                 return 0;
             case "sd-unet":
                 SdBench.RunUNet(threads, dtypes, runs);
+                return 0;
+            case "ort":
+                OrtBench.Run(Opt("--model", "ddpm-cat-256"), threads, runs);
+                return 0;
+            case "sdxl-unet":
+                SdxlUNetBench.Run(Opt("--threads", "2").Split(',').Select(int.Parse).ToArray(), dtypes, int.Parse(Opt("--runs", "1")),
+                    args.Contains("--unet-config") ? Opt("--unet-config", "") : null, int.Parse(Opt("--size", "128")), int.Parse(Opt("--batch", "2")),
+                    args.Contains("--flops-only"));
                 return 0;
             case "sd-load":
                 SdLoadBench.Run(int.Parse(Opt("--runs", "3")));

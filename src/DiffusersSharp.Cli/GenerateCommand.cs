@@ -55,6 +55,7 @@ public static class GenerateCommand
         };
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
+        var sdxl = StableDiffusionXLOptions.Create();
         var components = ComponentOptions.Create();
 
         var cmd = new Command("generate",
@@ -63,11 +64,12 @@ public static class GenerateCommand
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
         };
         sd.AddTo(cmd);
+        sdxl.AddTo(cmd);
         components.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
         return cmd;
     }
 
@@ -77,6 +79,9 @@ public static class GenerateCommand
     {
         /// <summary>The Stable Diffusion options (prompt, guidance, size, init image, mask, …).</summary>
         public StableDiffusionOptions.Values StableDiffusion { get; init; } = new();
+
+        /// <summary>The Stable Diffusion XL options (--prompt-2, --refiner, micro-conditioning sizes, …).</summary>
+        public StableDiffusionXLOptions.Values StableDiffusionXL { get; init; } = new();
 
         /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
         public int Upscale { get; init; } = 1;
@@ -108,6 +113,7 @@ public static class GenerateCommand
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
+        r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);
         r.Components.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
@@ -123,13 +129,18 @@ public static class GenerateCommand
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
         string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
-        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className))
+        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className))
             throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
         var outputType = OutputType.Np;
-        using var result = StableDiffusionOptions.IsStableDiffusion(className)
-            ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
-            : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
+        bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
+        if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
+            throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
+        using var result = xl
+            ? StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
+            : StableDiffusionOptions.IsStableDiffusion(className)
+                ? StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
+                : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
         OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;

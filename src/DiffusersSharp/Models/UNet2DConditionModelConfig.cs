@@ -149,9 +149,9 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
 
     /// <summary>
     /// diffusers' flag for float16 attention; like diffusers' scaled-dot-product processor it changes nothing here.
-    /// null (as the SDXL configs write it) means false.
+    /// null (as the SDXL configs write it) means false; absent is false, diffusers' default.
     /// </summary>
-    [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; }
+    [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; } = false;
 
     /// <summary>
     /// <c>resnet_time_scale_shift</c>: how a resnet adds the time embedding: "default" (added) or "scale_shift"

@@ -16,6 +16,9 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
+        [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
+        [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
+        [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

@@ -16,6 +16,12 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
     /// <summary>The named tensor the UNet's encoder hidden states are read from (with guidance: [negative; prompt]).</summary>
     public const string PromptEmbedsKey = "prompt_embeds";
 
+    /// <summary>SDXL's pooled text embeddings for the UNet's <c>added_cond_kwargs["text_embeds"]</c> (with guidance: [negative; prompt]).</summary>
+    public const string TextEmbedsKey = "add_text_embeds";
+
+    /// <summary>SDXL's micro-conditioning rows for the UNet's <c>added_cond_kwargs["time_ids"]</c>, in the UNet's batch order.</summary>
+    public const string TimeIdsKey = "add_time_ids";
+
     protected bool DoClassifierFreeGuidance => doClassifierFreeGuidance;
 
     protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
@@ -24,7 +30,8 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         input = ctx.Scheduler.ScaleModelInput(input, ctx.TimestepValues[step]);
         input = ExtendModelInput(ctx, input);
         ctx.Record("unet_input", step, input);
-        var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond).Sample;
+        var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond,
+            addedCondKwargs: AddedConditioning(ctx)).Sample;
         ctx.Record("unet_output", step, noisePred);
         if (!doClassifierFreeGuidance) return noisePred;
         var chunks = noisePred.chunk(2);
@@ -34,6 +41,15 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         if (guidanceRescale > 0) noisePred = StableDiffusionPipelineBase.RescaleNoiseCfg(noisePred, text, guidanceRescale);
         return noisePred;
     }
+
+    /// <summary>
+    /// The UNet's <c>added_cond_kwargs</c>: the named tensors <c>add_text_embeds</c> and <c>add_time_ids</c> when the
+    /// pipeline set them (SDXL; read every step, so a step-end callback may replace them), else none.
+    /// </summary>
+    protected static AddedCondKwargs? AddedConditioning(DenoisingContext ctx) =>
+        ctx.Tensors.TryGetValue(TextEmbedsKey, out var textEmbeds) && ctx.Tensors.TryGetValue(TimeIdsKey, out var timeIds)
+            ? new AddedCondKwargs(textEmbeds, timeIds)
+            : null;
 
     /// <summary>Adds channels to the scaled UNet input (identity here).</summary>
     protected virtual Tensor ExtendModelInput(DenoisingContext ctx, Tensor scaledInput) => scaledInput;

@@ -11,8 +11,8 @@ namespace DiffusersSharp.Pipelines;
 /// named tensors <c>mask</c> and <c>masked_image_latents</c> (doubled for guidance, as diffusers keeps them).
 /// </summary>
 internal sealed class InpaintDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
-    Tensor? timestepCond, Tensor? imageLatents, Tensor noise)
-    : GuidedDenoisingLoop(unet, doClassifierFreeGuidance, guidanceScale, 0.0, timestepCond)
+    Tensor? timestepCond, Tensor? imageLatents, Tensor noise, double guidanceRescale = 0.0)
+    : GuidedDenoisingLoop(unet, doClassifierFreeGuidance, guidanceScale, guidanceRescale, timestepCond)
 {
     public const string MaskKey = "mask";
     public const string MaskedImageLatentsKey = "masked_image_latents";

@@ -9,8 +9,9 @@ namespace DiffusersSharp.Runtime;
 /// <item>glibc malloc: raise <c>M_MMAP_THRESHOLD</c> and <c>M_TRIM_THRESHOLD</c> so that large tensors are
 /// recycled from the heap instead of being mmapped and unmapped each time (hundreds of thousands of page
 /// faults per UNet pass otherwise). Opt out: <c>DIFFUSERS_SHARP_NO_MALLOPT=1</c>.</item>
-/// <item>MKL on non-Intel CPUs: dlopen <c>libdiffusers_mklshim.so</c> (built next to the application by
-/// the build, see build/NativeFixups.targets) with RTLD_GLOBAL so MKL takes its fast code paths.
+/// <item>MKL on non-Intel CPUs: dlopen <c>libdiffusers_mklshim.so</c> (prebuilt, build/native/linux-x64; copied next
+/// to the application by the build, or found in the package's <c>runtimes/linux-x64/native/</c>) with RTLD_GLOBAL so
+/// MKL takes its fast code paths.
 /// Opt out: <c>DIFFUSERS_SHARP_NO_MKL_SHIM=1</c>.</item>
 /// <item>libtorch: NNPACK off (<c>at::globalContext().setUserEnabledNNPACK(false)</c>, what Python's
 /// <c>torch.backends.nnpack.set_flags(False)</c> does), as soon as TorchSharp has loaded libtorch. libtorch asks
@@ -34,7 +35,7 @@ public static class NativeSetup
     internal static void OnAssemblyLoad() => EnsureInitialized();
 #pragma warning restore CA2255
 
-    /// <summary>Runs the one-time native set-up if the module initializer has not (idempotent, thread-safe).</summary>
+    /// <summary>Runs the set-up once per process (later calls return at once); safe to call from any thread.</summary>
     public static void EnsureInitialized()
     {
         if (Interlocked.Exchange(ref _done, 1) == 1) return;
@@ -71,12 +72,7 @@ public static class NativeSetup
     private static string LoadMklShim()
     {
         if (OptedOut("DIFFUSERS_SHARP_NO_MKL_SHIM")) return "mkl shim: opted out";
-        var candidates = new[]
-        {
-            Path.Combine(AppContext.BaseDirectory, "libdiffusers_mklshim.so"),
-            Path.Combine(Path.GetDirectoryName(typeof(NativeSetup).Assembly.Location) ?? "", "libdiffusers_mklshim.so"),
-        };
-        foreach (var path in candidates.Distinct())
+        foreach (var path in MklShimCandidates().Distinct())
         {
             if (!File.Exists(path)) continue;
             const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
@@ -89,7 +85,25 @@ public static class NativeSetup
                 return "mkl shim: no dlopen";
             }
         }
-        return "mkl shim: not built";
+        return "mkl shim: not found";
+    }
+
+    private const string MklShimFile = "libdiffusers_mklshim.so";
+
+    /// <summary>
+    /// Where the shim can be: next to the application (this repository's builds, RID-specific publishes, where the
+    /// build copies it), next to this assembly, and in every native search directory the host derived from the
+    /// application's deps.json (NATIVE_DLL_SEARCH_DIRECTORIES): a portable app that references the DiffusersSharp
+    /// package keeps the package's runtime asset in <c>runtimes/linux-x64/native/</c> under its output folder.
+    /// </summary>
+    private static IEnumerable<string> MklShimCandidates()
+    {
+        yield return Path.Combine(AppContext.BaseDirectory, MklShimFile);
+        string? assemblyDir = Path.GetDirectoryName(typeof(NativeSetup).Assembly.Location);
+        if (!string.IsNullOrEmpty(assemblyDir)) yield return Path.Combine(assemblyDir, MklShimFile);
+        if (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") is string dirs)
+            foreach (string dir in dirs.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                yield return Path.Combine(dir, MklShimFile);
     }
 
     private static int _nnpackOff;

@@ -29,6 +29,7 @@ public class PipelineLoadOptionsTests
             DDPMPipeline.Name or DDIMPipeline.Name => "tiny-ddpm",
             StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionInpaintPipeline.Name => "inpaint",
+            StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name => "tiny-sdxl",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
@@ -71,7 +72,8 @@ public class PipelineLoadOptionsTests
         Assert.Equal(className, pipe.ClassName);
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
-        Assert.Equal(className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
+        Assert.Equal(className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
+                     : className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
                      models.Select(c => c.Key).Order(StringComparer.Ordinal));
         foreach (var (name, module) in models)
         {
@@ -90,6 +92,13 @@ public class PipelineLoadOptionsTests
             Assert.Equal([$"{folder.File("model_index.json")}: the 'feature_extractor' component (transformers.CLIPImageProcessor) is not loaded or run by DiffusersSharp"],
                          logged);
             sd.Log("later warnings go to the same log");
+            Assert.Equal("later warnings go to the same log", logged[^1]);
+        }
+        if (pipe is StableDiffusionXLPipelineBase xl)
+        {
+            Assert.Equal([$"{folder.File("model_index.json")}: the 'feature_extractor' component (transformers.CLIPImageProcessor) is not loaded or run by DiffusersSharp"],
+                         logged);
+            xl.Log("later warnings go to the same log");
             Assert.Equal("later warnings go to the same log", logged[^1]);
         }
     }

@@ -11,11 +11,15 @@ internal sealed class SdTrace : IDisposable
 {
     private readonly Dictionary<string, List<Tensor>> _items = new(StringComparer.Ordinal);
 
-    public SdTrace(StableDiffusionPipelineBase pipe) => pipe.Trace = (name, _, t) =>
+    public SdTrace(StableDiffusionPipelineBase pipe) => pipe.Trace = Add;
+
+    public SdTrace(StableDiffusionXLPipelineBase pipe) => pipe.Trace = Add;
+
+    private void Add(string name, int step, Tensor t)
     {
         if (!_items.TryGetValue(name, out var list)) _items[name] = list = [];
         list.Add(t.detach().to(ScalarType.Float32).cpu().clone().DetachFromDisposeScope());
-    };
+    }
 
     public bool Has(string name) => _items.ContainsKey(name);
 

@@ -129,6 +129,26 @@ public sealed class SingleFileComponents : IDisposable
         }
     }
 
+    /// <summary>
+    /// Hands every component to <paramref name="create"/> (a pipeline constructor, e.g. an SDXL one with two text
+    /// encoders), which then owns them; if it throws, they are freed (a text encoder the caller passed in is left to the caller).
+    /// </summary>
+    internal T IntoPipeline<T>(Func<SingleFileComponents, T> create, nn.Module? given)
+    {
+        try
+        {
+            var pipe = create(this);
+            _released = true;
+            return pipe;
+        }
+        catch
+        {
+            DisposeModels(keep: given);
+            _released = true;
+            throw;
+        }
+    }
+
     /// <summary>diffusers' flat EMA key: <c>model.diffusion_model.input_blocks.0.0.weight</c> → <c>model_ema.diffusion_modelinput_blocks00weight</c>.</summary>
     public static string EmaKey(string key) => "model_ema." + string.Concat(key.Split('.').Skip(1));
 

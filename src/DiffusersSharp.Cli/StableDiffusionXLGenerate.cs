@@ -1,0 +1,144 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
+using TorchSharp;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers generate</c> on a Stable Diffusion XL folder: txt2img (optionally followed by <c>--refiner</c>), img2img
+/// with <c>--init-image</c> (also a refiner folder), inpainting with <c>--mask</c>; a folder, Hub id or single-file SDXL
+/// checkpoint (<c>FromSingleFile</c>, architecture inferred from the file). Options that do not apply to the
+/// chosen pipeline are refused with a message naming them.
+/// </summary>
+internal static class StableDiffusionXLGenerate
+{
+    /// <summary>Runs the SDXL pipeline the options ask for on <paramref name="folder"/>; the caller saves the result.</summary>
+    public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
+        LoadOptions options, OutputType outputType)
+    {
+        var o = r.StableDiffusion;
+        var x = r.StableDiffusionXL;
+        if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
+        if (className == StableDiffusionXLInpaintPipeline.Name && o.Mask is null)
+            throw new UserException($"{folder} is an SDXL inpainting model ({className}): give --init-image and --mask");
+        if (className == StableDiffusionXLImg2ImgPipeline.Name && o.InitImage is null)
+            throw new UserException($"{folder} is an SDXL image-to-image / refiner model ({className}): give --init-image (or use it as --refiner of a base model)");
+        if (x.Refiner is not null && className != StableDiffusionXLPipeline.Name)
+            throw new UserException($"--refiner needs an SDXL base model ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
+        Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image");
+        Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask");
+        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
+
+        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log, Dtype = options.Dtype } : null;   // a single-file checkpoint
+        using StableDiffusionXLPipelineBase pipe = NativeFailures.During<StableDiffusionXLPipelineBase>($"loading {folder}", () =>
+            mask is not null
+                ? single is null ? StableDiffusionXLInpaintPipeline.FromPretrained(folder, options) : StableDiffusionXLInpaintPipeline.FromSingleFile(folder, single)
+                : init is not null
+                    ? single is null ? StableDiffusionXLImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionXLImg2ImgPipeline.FromSingleFile(folder, single)
+                    : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
+        CheckApplies(pipe, x, folder);
+        Apply(ctx, r.Components, pipe);
+        pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
+        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        int steps = r.Steps ?? 50;
+        double guidance = o.Guidance ?? (mask is not null ? 7.5 : 5.0);
+        var original = x.OriginalHeightWidth;
+        var crop = x.CropTopLeft;
+        var target = x.TargetHeightWidth;
+        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
+        // one generator for the whole call: with --refiner the refiner goes on drawing from the base's generator
+        using var generator = r.Seed is long s ? new torch.Generator((ulong)s) : null;
+        string what = $"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})";
+        if (x.Refiner is not null)
+            return RunWithRefiner(ctx, r, (StableDiffusionXLPipeline)pipe, options, generator, steps, guidance, what, outputType);
+        return NativeFailures.During(what, () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
+        {
+            StableDiffusionXLInpaintPipeline p => p.Generate(o.Prompt, init, mask, x.Prompt2, o.Height, o.Width, o.Strength ?? 0.9999,
+                steps, guidanceScale: guidance, negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2,
+                numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, originalSize: original,
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken),
+            StableDiffusionXLImg2ImgPipeline p => p.Generate(o.Prompt, init, x.Prompt2, o.Strength ?? 0.3, steps, guidanceScale: guidance,
+                negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
+                generator: generator, outputType: outputType, originalSize: original, cropsCoordsTopLeft: crop, targetSize: target,
+                clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken),
+            StableDiffusionXLPipeline p => p.Generate(o.Prompt, x.Prompt2, o.Height, o.Width, steps, guidanceScale: guidance,
+                negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
+                generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken),
+            _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
+        }));
+    }
+
+    /// <summary>Base over the first --high-noise-frac (latents out), then the refiner from there (diffusers' ensemble of experts).</summary>
+    private static ImagePipelineOutput RunWithRefiner(CliContext ctx, GenerateCommand.Request r, StableDiffusionXLPipeline pipe,
+        LoadOptions options, torch.Generator? generator, int steps, double guidance, string what, OutputType outputType)
+    {
+        var o = r.StableDiffusion;
+        var x = r.StableDiffusionXL;
+        double frac = x.HighNoiseFrac ?? StableDiffusionXLOptions.DefaultHighNoiseFrac;
+        string refinerFolder = PipelinePaths.Resolve(x.Refiner!, options);
+        using var refiner = NativeFailures.During($"loading --refiner {x.Refiner}", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(refinerFolder, options));
+        refiner.Scheduler = SchedulerSelection.Build(refiner.Scheduler, r.Scheduler, r.SchedulerConfig);
+        if (refiner.RequiresAestheticsScore && x.TargetSize is not null)
+            throw new UserException($"--target-size does not apply to the refiner {x.Refiner} (requires_aesthetics_score: its time ids end with an aesthetic score)");
+        ctx.Out.WriteLine($"refiner: {refiner.ClassName} from {x.Refiner} · takes over at {frac} of the schedule");
+        using var latents = NativeFailures.During(what, () => ProgressDisplay.Run(ctx, steps, progress => pipe.Generate(o.Prompt, x.Prompt2,
+            o.Height, o.Width, steps, frac, guidance, o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator,
+            outputType: OutputType.Latent, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: x.OriginalHeightWidth,
+            cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, progress: progress,
+            cancellationToken: ctx.CancellationToken)));
+        return NativeFailures.During($"refining with {x.Refiner}", () => ProgressDisplay.Run(ctx, steps, progress => refiner.Generate(o.Prompt,
+            latents.Tensor!, x.Prompt2, numInferenceSteps: steps, denoisingStart: frac, guidanceScale: guidance, negativePrompt: o.NegativePrompt,
+            negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType,
+            originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: refiner.RequiresAestheticsScore ? null : x.TargetHeightWidth,
+            clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken)));
+    }
+
+    /// <summary>Refuses the options the loaded pipeline would ignore.</summary>
+    private static void CheckApplies(StableDiffusionXLPipelineBase pipe, StableDiffusionXLOptions.Values x, string folder)
+    {
+        if (pipe.TextEncoder is null && x.Prompt2 is not null)
+            throw new UserException($"--prompt-2 does not apply to {folder}: it has only the second text encoder, which encodes --prompt");
+        if (pipe.TextEncoder is null && x.NegativePrompt2 is not null)
+            throw new UserException($"--negative-prompt-2 does not apply to {folder}: it has only the second text encoder, which encodes --negative-prompt");
+        if (pipe.RequiresAestheticsScore && x.TargetSize is not null)
+            throw new UserException($"--target-size does not apply to {folder} (requires_aesthetics_score: its time ids end with an aesthetic score)");
+    }
+
+    /// <summary>The tiny autoencoder trained for the SDXL latent space (<c>--vae tiny</c> on an SDXL model).</summary>
+    public const string TaesdXlId = "madebyollin/taesdxl";
+
+    /// <summary>--vae swaps the VAE ('tiny' = TAESDXL); --embedding loads textual inversion into both text encoders (clip_l / clip_g).</summary>
+    private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe)
+    {
+        if (v.Vae is { } vae)
+        {
+            string id = vae == "tiny" ? TaesdXlId : vae;
+            var loaded = VaeLoader.FromPretrained(id);
+            var old = pipe.Vae;
+            pipe.Vae = loaded;
+            old.Dispose();
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
+        }
+        var embeddings = v.ParseEmbeddings();
+        if (embeddings.Count > 0)
+        {
+            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.Path).ToList(), embeddings.Select(e => e.Token).ToList());
+            ctx.Out.WriteLine($"textual inversion: {string.Join(", ", tokens)}");
+        }
+    }
+
+    private static Image Load(string path, string option)
+    {
+        try
+        {
+            return Image.Load(path, false);
+        }
+        catch (DiffusersException e)
+        {
+            throw new UserException($"{option}: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionXLImg2ImgPipeline</c> (0.25.1): SDXL image to image, and the SDXL refiner (a folder with
+/// only <c>text_encoder_2</c> and <c>requires_aesthetics_score</c>, whose time ids end with an aesthetic score). With
+/// <c>denoising_start = d</c> it continues a base run stopped with <c>denoising_end = d</c> (ensemble of experts): the
+/// image is then the base run's latents, used as they are, with no noise added.
+/// <code>
+/// using var refiner = StableDiffusionXLImg2ImgPipeline.FromPretrained("stabilityai/stable-diffusion-xl-refiner-1.0");
+/// using var latents = basePipe.Generate(prompt, denoisingEnd: 0.8, outputType: OutputType.Latent, seed: 0);
+/// using var result = refiner.Generate(prompt, latents.Tensor!, denoisingStart: 0.8, seed: 0);
+/// </code>
+/// </summary>
+public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipelineBase
+{
+    /// <summary>diffusers' class name.</summary>
+    public const string Name = "StableDiffusionXLImg2ImgPipeline";
+
+    /// <summary>
+    /// Builds the pipeline; <paramref name="textEncoder"/> / <paramref name="tokenizer"/> are null for the refiner.
+    /// <paramref name="requiresAestheticsScore"/> and <paramref name="forceZerosForEmptyPrompt"/> are model_index.json's options.
+    /// </summary>
+    public StableDiffusionXLImg2ImgPipeline(IVae vae, CLIPTextModel? textEncoder, CLIPTokenizer? tokenizer,
+        CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, IScheduler scheduler,
+        bool requiresAestheticsScore = false, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log) { }
+
+    /// <inheritdoc/>
+    public override string ClassName => Name;
+
+    /// <summary>Loads an SDXL img2img or refiner folder, or a StableDiffusionXLPipeline folder (diffusers accepts both).</summary>
+    public static new StableDiffusionXLImg2ImgPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionXLLoader.Load(idOrPath, options, Name, [Name, StableDiffusionXLPipeline.Name],
+            c => new StableDiffusionXLImg2ImgPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.TextEncoder2, c.Tokenizer2, c.Unet, c.Scheduler,
+                c.RequiresAestheticsScore, c.ForceZerosForEmptyPrompt, options?.Log));
+
+    /// <summary>
+    /// Loads an SDXL base or refiner checkpoint in the original layout, as diffusers' <c>from_single_file</c>; a refiner file
+    /// gets <c>requires_aesthetics_score</c> and no <c>force_zeros_for_empty_prompt</c>, as diffusers' refiner folder has.
+    /// </summary>
+    public static StableDiffusionXLImg2ImgPipeline FromSingleFile(string path, SingleFileOptions? options = null) =>
+        StableDiffusionXLSingleFile.Load(path, options, Name, allowRefiner: true, p => new StableDiffusionXLImg2ImgPipeline(
+            p.Vae, p.TextEncoder, p.Tokenizer, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Scheduler,
+            requiresAestheticsScore: p.IsRefiner, forceZerosForEmptyPrompt: !p.IsRefiner, options?.Log));
+
+    /// <summary>
+    /// Transforms <paramref name="image"/> (an image, or with <paramref name="denoisingStart"/> the latents of a base run)
+    /// guided by the prompt (diffusers' <c>__call__</c>; default strength 0.3). Sizes default to the latents' size ×
+    /// vae_scale_factor; the negative row takes <paramref name="negativeOriginalSize"/> / <paramref name="negativeTargetSize"/>
+    /// (defaults: the positive ones) with the positive crop, or — with <see cref="StableDiffusionXLPipelineBase.RequiresAestheticsScore"/> —
+    /// <c>[original, crop, aesthetic_score]</c> and <c>[negative original, negative crop, negative_aesthetic_score]</c>. Random
+    /// draws in diffusers' order: the VAE posterior sample of the image, the noise added to it (not with denoising_start),
+    /// then the scheduler's.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, PromptInput prompt2 = default,
+        double strength = 0.3, int numInferenceSteps = 50, double? denoisingStart = null, double? denoisingEnd = null,
+        double guidanceScale = 5.0, PromptInput negativePrompt = default, PromptInput negativePrompt2 = default,
+        int numImagesPerPrompt = 1, double eta = 0.0, long? seed = null, Generator? generator = null,
+        IReadOnlyList<Generator>? generators = null, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null,
+        Tensor? pooledPromptEmbeds = null, Tensor? negativePooledPromptEmbeds = null, OutputType outputType = OutputType.Pil,
+        double guidanceRescale = 0.0, (int Height, int Width)? originalSize = null, (int Top, int Left) cropsCoordsTopLeft = default,
+        (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
+        (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
+        double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        // 1. check inputs
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckFraction("denoising_start", denoisingStart);
+        CheckFraction("denoising_end", denoisingEnd);
+        if (denoisingStart is double ds && denoisingEnd is double de && ds >= de)
+            throw new DiffusersException($"{Name}: denoising_start {ds} cannot be larger than or equal to denoising_end {de}");
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt
+        using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip);
+
+        // 4. preprocess the image; 5. timesteps
+        var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
+        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
+            throw new DiffusersException(
+                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
+
+        // 6. latents: encode, duplicate per prompt, add noise (not when continuing a base run)
+        var dtype = embeds.PromptEmbeds.dtype;
+        var current = PrepareImageLatents(pixels.to(dtype, device), timesteps, total, gens, addNoise: denoisingStart is null);
+
+        // 7. added time ids, [negative × batch; positive × batch]
+        var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize, aestheticScore, negativeAestheticScore);
+
+        // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
+        timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond);
+        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+            callbackOnStepEnd, progress, cancellationToken));
+
+        // 9. decode (upcast when force_upcast) and postprocess
+        return Finish(current, outputType);
+    }
+
+    /// <summary>
+    /// diffusers' SDXL img2img <c>prepare_latents</c>: 4-channel input is taken as latents; an image is VAE-encoded (a
+    /// posterior sample per generator), duplicated to <paramref name="total"/>, and noised to the first timestep when
+    /// <paramref name="addNoise"/>.
+    /// </summary>
+    private Tensor PrepareImageLatents(Tensor pixels, Tensor timesteps, int total, IReadOnlyList<Generator>? gens, bool addNoise)
+    {
+        Tensor initLatents;
+        if (pixels.shape[1] == 4) initLatents = pixels;
+        else
+        {
+            CheckGeneratorCount(gens, total);
+            if (gens is { Count: > 1 } && pixels.shape[0] != total)
+                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
+            initLatents = EncodeVaeImage(pixels, gens, "vae_encode_0");
+        }
+        long n0 = initLatents.shape[0];
+        if (total > n0)
+        {
+            if (total % n0 != 0)
+                throw new DiffusersException($"{Name}: cannot duplicate {n0} init images to {total} prompts × images per prompt");
+            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
+        }
+        else if (total < n0)
+            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
+        if (!addNoise) return initLatents;
+        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, initLatents.dtype, initLatents.device);
+        Record("latent_noise", noise);
+        return Scheduler.AddNoise(initLatents, noise, timesteps.narrow(0, 0, 1).repeat(total));
+    }
+}

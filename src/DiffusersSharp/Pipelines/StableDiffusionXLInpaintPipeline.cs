@@ -1,0 +1,198 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionXLInpaintPipeline</c> (0.25.1). White mask pixels (≥ 0.5 after greyscale conversion) are
+/// repainted. With a 9-channel inpainting UNet the UNet input is <c>cat([scaled latents, mask, masked_image_latents], 1)</c>;
+/// with an ordinary 4-channel UNet the image latents, noised to the next timestep, are blended back outside the mask after
+/// every step. Micro-conditioning and denoising_start / denoising_end as in <see cref="StableDiffusionXLImg2ImgPipeline"/>.
+/// </summary>
+public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipelineBase
+{
+    /// <summary>diffusers' class name.</summary>
+    public const string Name = "StableDiffusionXLInpaintPipeline";
+
+    /// <summary>Builds the pipeline (the UNet takes 4 or 9 input channels).</summary>
+    public StableDiffusionXLInpaintPipeline(IVae vae, CLIPTextModel? textEncoder, CLIPTokenizer? tokenizer,
+        CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, IScheduler scheduler,
+        bool requiresAestheticsScore = false, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log)
+    {
+        int inChannels = unet.Config.InChannels;
+        if (inChannels != 4 && inChannels != 9)
+            throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
+    }
+
+    /// <inheritdoc/>
+    public override string ClassName => Name;
+
+    /// <summary>Loads an SDXL inpaint folder, or a StableDiffusionXLPipeline / Img2Img folder (4-channel UNet path).</summary>
+    public static new StableDiffusionXLInpaintPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionXLLoader.Load(idOrPath, options, Name, [Name, StableDiffusionXLPipeline.Name, StableDiffusionXLImg2ImgPipeline.Name],
+            c => new StableDiffusionXLInpaintPipeline(c.Vae, c.TextEncoder, c.Tokenizer, c.TextEncoder2, c.Tokenizer2, c.Unet, c.Scheduler,
+                c.RequiresAestheticsScore, c.ForceZerosForEmptyPrompt, options?.Log));
+
+    /// <summary>
+    /// Loads an SDXL checkpoint in the original layout (an SDXL inpainting file with a 9-channel UNet, or a 4-channel one), as
+    /// diffusers' <c>from_single_file</c>.
+    /// </summary>
+    public static StableDiffusionXLInpaintPipeline FromSingleFile(string path, SingleFileOptions? options = null) =>
+        StableDiffusionXLSingleFile.Load(path, options, Name, allowRefiner: true, p => new StableDiffusionXLInpaintPipeline(
+            p.Vae, p.TextEncoder, p.Tokenizer, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Scheduler,
+            requiresAestheticsScore: p.IsRefiner, forceZerosForEmptyPrompt: !p.IsRefiner, options?.Log));
+
+    /// <summary>
+    /// Repaints the <paramref name="maskImage"/> region of <paramref name="image"/> (diffusers' <c>__call__</c>; default
+    /// strength 0.9999, so <c>int(n · 0.9999)</c> of n steps run). Both are resized to <paramref name="height"/> ×
+    /// <paramref name="width"/> (default: the UNet's sample_size × vae_scale_factor). Random draws in diffusers' order: the
+    /// image's VAE sample (4-channel UNet or strength &lt; 1), the noise, the masked image's VAE sample, the scheduler's.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
+        PromptInput prompt2 = default, int? height = null, int? width = null, double strength = 0.9999, int numInferenceSteps = 50,
+        double? denoisingStart = null, double? denoisingEnd = null, double guidanceScale = 7.5, PromptInput negativePrompt = default,
+        PromptInput negativePrompt2 = default, int numImagesPerPrompt = 1, double eta = 0.0, long? seed = null,
+        Generator? generator = null, IReadOnlyList<Generator>? generators = null, Tensor? latents = null,
+        Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, Tensor? pooledPromptEmbeds = null,
+        Tensor? negativePooledPromptEmbeds = null, OutputType outputType = OutputType.Pil, double guidanceRescale = 0.0,
+        (int Height, int Width)? originalSize = null, (int Top, int Left) cropsCoordsTopLeft = default,
+        (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
+        (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
+        double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        // 0. default height and width to the UNet's
+        int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
+        int vsf = VaeScaleFactor;
+        int h = height ?? sample[0] * vsf, w = width ?? sample[^1] * vsf;
+
+        // 1. check inputs
+        if (double.IsNaN(strength) || strength < 0 || strength > 1)
+            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        if (h <= 0 || w <= 0 || h % 8 != 0 || w % 8 != 0)
+            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {h} and {w}");
+        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        if (maskImage.IsNone) throw new DiffusersException($"{Name}: a mask image is required");
+        CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckFraction("denoising_start", denoisingStart);
+        CheckFraction("denoising_end", denoisingEnd);
+        if (denoisingStart is double ds && denoisingEnd is double de && ds >= de)
+            throw new DiffusersException($"{Name}: denoising_start {ds} cannot be larger than or equal to denoising_end {de}");
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        CheckGeneratorCount(gens, total);
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt
+        using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip);
+        var dtype = embeds.PromptEmbeds.dtype;
+
+        // 4. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
+        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        bool isStrengthMax = strength == 1.0;
+
+        // 5. preprocess image (float32) and mask; the masked image
+        var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
+        if (initImage.shape[1] != 4 && initImage.shape[1] != Vae.InChannels)
+            throw new DiffusersException(
+                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
+        Tensor? maskedImage = initImage.shape[1] == 4 ? null : initImage * (maskCondition < 0.5);
+
+        // 6. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents)
+        int latentChannels = Vae.LatentChannels;
+        int unetChannels = Unet.Config.InChannels;
+        bool returnImageLatents = unetChannels == 4;
+        long[] shape = [total, latentChannels, h / vsf, w / vsf];
+        Tensor? imageLatents = null;
+        if (initImage.shape[1] == 4)
+            imageLatents = initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1);
+        else if (returnImageLatents || (latents is null && !isStrengthMax))
+        {
+            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0");
+            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
+        }
+        Tensor noise, current;
+        if (denoisingStart is not null)
+        {
+            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
+            current = imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image");
+        }
+        else if (latents is null)
+        {
+            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
+            current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
+        }
+        else
+        {
+            if (!latents.shape.SequenceEqual(shape))
+                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
+            noise = latents.to(device);
+            current = noise * Scheduler.InitNoiseSigma;
+        }
+        Record("latent_noise", noise);
+
+        // 7. mask and masked image latents, doubled for guidance
+        var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
+        mask = RepeatToBatch(mask, total, "masks");
+        Tensor? maskedImageLatents = null;
+        if (maskedImage is not null)
+            maskedImageLatents = RepeatToBatch(EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images");
+        if (cfg)
+        {
+            mask = torch.cat(new[] { mask, mask });
+            if (maskedImageLatents is not null) maskedImageLatents = torch.cat(new[] { maskedImageLatents, maskedImageLatents });
+        }
+        if (unetChannels == 9)
+        {
+            if (maskedImageLatents is null)
+                throw new DiffusersException($"{Name}: a 9-channel inpainting UNet needs the masked image; pass an image, not latents");
+            if (latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
+                throw new DiffusersException(
+                    $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
+        }
+
+        // 8. added time ids, [negative × batch; positive × batch]
+        var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize, aestheticScore, negativeAestheticScore);
+
+        // 9. denoising loop; the 4-channel UNet's result is blended with the image latents noised to the next timestep
+        timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, guidanceRescale);
+        var ctx = LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+            callbackOnStepEnd, progress, cancellationToken);
+        ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
+        if (maskedImageLatents is not null) ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
+        current = loop.Run(ctx);
+
+        // 10. decode (upcast when force_upcast) and postprocess
+        return Finish(current, outputType);
+    }
+
+    private Tensor RepeatToBatch(Tensor t, int batch, string what)
+    {
+        if (t.shape[0] >= batch) return t;
+        if (batch % t.shape[0] != 0)
+            throw new DiffusersException(
+                $"{Name}: {t.shape[0]} {what} cannot be duplicated to the total batch size {batch}; pass a number of {what} that divides it");
+        return t.repeat(batch / t.shape[0], 1, 1, 1);
+    }
+}

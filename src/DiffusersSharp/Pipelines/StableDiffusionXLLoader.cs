@@ -1,0 +1,119 @@
+using System.Text.Json;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>Loading the components of a Stable Diffusion XL pipeline folder (diffusers' <c>from_pretrained</c> for these classes).</summary>
+internal static class StableDiffusionXLLoader
+{
+    /// <summary>
+    /// The loaded components of an SDXL folder; <see cref="TextEncoder"/> / <see cref="Tokenizer"/> are null for a refiner
+    /// (model_index.json lists them as <c>[null, null]</c>).
+    /// </summary>
+    internal sealed record Loaded(AutoencoderKL Vae, CLIPTextModel? TextEncoder, CLIPTokenizer? Tokenizer,
+        CLIPTextModelWithProjection TextEncoder2, CLIPTokenizer Tokenizer2, UNet2DConditionModel Unet, IScheduler Scheduler,
+        PipelineIndex Index)
+    {
+        /// <summary>model_index.json's <c>force_zeros_for_empty_prompt</c> (diffusers' default: true).</summary>
+        public bool ForceZerosForEmptyPrompt => Flag(Index, "force_zeros_for_empty_prompt", true);
+
+        /// <summary>model_index.json's <c>requires_aesthetics_score</c> (diffusers' default: false).</summary>
+        public bool RequiresAestheticsScore => Flag(Index, "requires_aesthetics_score", false);
+    }
+
+    /// <summary>
+    /// Reads an SDXL pipeline folder (or Hub id): checks model_index.json's class is one of <paramref name="acceptedClasses"/>,
+    /// that every required component is listed and has its folder (a missing one is named), loads <c>text_encoder</c> /
+    /// <c>tokenizer</c> when listed (the refiner has neither), checks that tokenizers, text encoders and UNet fit each
+    /// other, and loads everything with <paramref name="options"/>; when <paramref name="create"/> throws, the loaded
+    /// models are disposed.
+    /// </summary>
+    public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
+        Func<Loaded, TPipeline> create)
+    {
+        options ??= LoadOptions.Default;
+        var log = options.Log ?? StableDiffusionPipelineBase.DefaultLog;
+        string folder = PipelinePaths.Resolve(idOrPath, options);
+        string indexPath = PipelinePaths.ModelIndex(folder);
+        var index = PipelineIndex.Read(indexPath);
+        if (!acceptedClasses.Contains(index.ClassName))
+            throw new ConfigException(
+                $"{indexPath}: _class_name is \"{index.ClassName}\", but {className}.FromPretrained needs a {string.Join(" or ", acceptedClasses)} folder")
+            { FilePath = indexPath, Key = "_class_name" };
+        bool hasFirst = index.Component("text_encoder") is not null;
+        var required = StableDiffusionXLPipelineBase.RequiredComponents.Concat(hasFirst ? ["text_encoder", "tokenizer"] : Array.Empty<string>());
+        foreach (var name in required)
+        {
+            index.Require(name);
+            string sub = Path.Combine(folder, name);
+            if (!Directory.Exists(sub))
+                throw new ConfigException($"{folder}: the pipeline's '{name}' component folder is missing ({sub}), though {indexPath} lists it")
+                { FilePath = sub, Key = name };
+        }
+        foreach (var name in StableDiffusionPipelineBase.NotRunComponents)
+            if (index.Component(name) is { } c)
+                log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
+        foreach (var key in new[] { "force_zeros_for_empty_prompt", "requires_aesthetics_score" })
+            Flag(index, key, false);
+
+        var tokenizer = hasFirst ? CLIPTokenizer.FromPretrained(folder, "tokenizer", options) : null;
+        var tokenizer2 = CLIPTokenizer.FromPretrained(folder, "tokenizer_2", options);
+        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
+        string unetPath = Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName);
+        ConfigJson.Read<UNet2DConditionModelConfig>(unetPath);
+        if (tokenizer is not null) TokenizerFit.Check(tokenizer, ReadTextConfig(folder, "text_encoder"), Path.Combine(folder, "text_encoder", "config.json"));
+        TokenizerFit.Check(tokenizer2, ReadTextConfig(folder, "text_encoder_2"), Path.Combine(folder, "text_encoder_2", "config.json"));
+
+        CLIPTextModel? text = null;
+        CLIPTextModelWithProjection? text2 = null;
+        UNet2DConditionModel? unet = null;
+        AutoencoderKL? vae = null;
+        try
+        {
+            if (hasFirst) text = CLIPTextModel.FromPretrained(folder, "text_encoder", options);
+            text2 = CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", options);
+            unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
+            vae = AutoencoderKL.FromPretrained(folder, "vae", options);
+            try
+            {
+                return create(new Loaded(vae, text, tokenizer, text2, tokenizer2, unet, scheduler, index));
+            }
+            catch (ConfigException e) when (e.FilePath is null)
+            {
+                throw new ConfigException($"{unetPath}: {e.Message}", e) { FilePath = unetPath, Key = e.Key };
+            }
+        }
+        catch
+        {
+            text?.Dispose();
+            text2?.Dispose();
+            unet?.Dispose();
+            vae?.Dispose();
+            throw;
+        }
+    }
+
+    private static CLIPTextConfig ReadTextConfig(string folder, string sub)
+    {
+        string path = Path.Combine(folder, sub, "config.json");
+        var config = ConfigJson.Read<CLIPTextConfig>(path);
+        config.Validate(path);
+        return config;
+    }
+
+    /// <summary>A boolean option of model_index.json; anything but true / false is an error naming the file and key.</summary>
+    private static bool Flag(PipelineIndex index, string key, bool fallback)
+    {
+        if (!index.Options.TryGetValue(key, out var value) || value.ValueKind == JsonValueKind.Null) return fallback;
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new ConfigException($"{index.Path}: {key} must be true or false, got {value.GetRawText()}")
+            { FilePath = index.Path, Key = key },
+        };
+    }
+}

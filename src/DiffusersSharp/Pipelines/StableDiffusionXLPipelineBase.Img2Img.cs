@@ -1,0 +1,62 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+public abstract partial class StableDiffusionXLPipelineBase
+{
+    /// <summary>
+    /// diffusers' SDXL img2img / inpaint <c>get_timesteps</c> (the scheduler's timesteps already set): without
+    /// <paramref name="denoisingStart"/>, the last <c>int(n · strength)</c> steps; with it, the timesteps
+    /// <c>t &lt; int(round(T − d · T))</c> (one more for second-order schedulers when that count is even).
+    /// </summary>
+    protected Tensor Img2ImgTimesteps(int numInferenceSteps, double strength, double? denoisingStart)
+    {
+        var all = Scheduler.Timesteps;
+        long count = all.shape[0];
+        if (denoisingStart is not double d)
+        {
+            int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
+            StableDiffusionImg2ImgPipeline.CheckStrength(ClassName, strength, numInferenceSteps, start, count);
+            return all.narrow(0, start, count - start);
+        }
+        int cutoff = DiscreteTimestepCutoff(d);
+        using var below = all.lt(cutoff).sum();
+        long n = below.item<long>();
+        if (Scheduler.Order == 2 && n % 2 == 0) n++;
+        if (n == 0 || n > count)
+            throw new DiffusersException(
+                $"{ClassName}: denoising_start {d} leaves no timestep below {cutoff} in the {numInferenceSteps}-step schedule; lower it or add steps");
+        return all.narrow(0, count - n, n);
+    }
+
+    /// <summary>
+    /// The img2img / inpaint time ids for the UNet, <c>[negative × batch; positive × batch]</c> with guidance, and the
+    /// negative row. Sizes default to the latents' size × vae_scale_factor, the negative sizes to the positive ones. Rows:
+    /// <c>[original, crop, target]</c> and <c>[negative original, crop (the positive one, as diffusers), negative
+    /// target]</c>; with <see cref="RequiresAestheticsScore"/> <c>[original, crop, aesthetic_score]</c> and <c>[negative
+    /// original, negative crop, negative_aesthetic_score]</c>.
+    /// </summary>
+    protected (Tensor UnetTimeIds, Tensor NegativeRow) Img2ImgTimeIds(Tensor latents, int total, bool cfg,
+        (int Height, int Width)? originalSize, (int Top, int Left) crop, (int Height, int Width)? targetSize,
+        (int Height, int Width)? negativeOriginalSize, (int Top, int Left) negativeCrop, (int Height, int Width)? negativeTargetSize,
+        double aestheticScore, double negativeAestheticScore)
+    {
+        if (!double.IsFinite(aestheticScore) || !double.IsFinite(negativeAestheticScore))
+            throw new DiffusersException($"{ClassName}: aesthetic_score and negative_aesthetic_score must be finite, got {aestheticScore} and {negativeAestheticScore}");
+        var dtype = latents.dtype;
+        int h = (int)latents.shape[2] * VaeScaleFactor, w = (int)latents.shape[3] * VaeScaleFactor;
+        var original = originalSize ?? (h, w);
+        var target = targetSize ?? (h, w);
+        var negOriginal = negativeOriginalSize ?? original;
+        var negTarget = negativeTargetSize ?? target;
+        CheckMicroConditioning(original, crop, target, negOriginal, negativeCrop, negTarget);
+        var (row, negativeRow) = RequiresAestheticsScore
+            ? (TimeIdsRow([original.Height, original.Width, crop.Top, crop.Left, aestheticScore], dtype),
+               TimeIdsRow([negOriginal.Height, negOriginal.Width, negativeCrop.Top, negativeCrop.Left, negativeAestheticScore], dtype))
+            : (TimeIdsRow([original.Height, original.Width, crop.Top, crop.Left, target.Height, target.Width], dtype),
+               TimeIdsRow([negOriginal.Height, negOriginal.Width, crop.Top, crop.Left, negTarget.Height, negTarget.Width], dtype));
+        var ids = cfg ? torch.cat(new[] { negativeRow.repeat(total, 1), row.repeat(total, 1) }) : row.repeat(total, 1);
+        return (ids.to(latents.device), negativeRow);
+    }
+}

@@ -1,0 +1,327 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// What diffusers' Stable Diffusion XL pipelines (txt2img, img2img / refiner, inpaint; 0.25.1) share: the components
+/// (<c>vae</c>, <c>text_encoder</c> and <c>tokenizer</c> (absent in the refiner), <c>text_encoder_2</c>,
+/// <c>tokenizer_2</c>, <c>unet</c>, <c>scheduler</c>), the two-encoder <see cref="EncodePrompt"/>, the micro-conditioning
+/// checks, the loop context with the added conditioning (<c>add_text_embeds</c>, <c>add_time_ids</c>) and the VAE decode
+/// with <c>force_upcast</c>.
+/// </summary>
+public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
+{
+    /// <summary>The components every SDXL folder needs, in model_index.json's names (the base also needs <c>text_encoder</c>).</summary>
+    public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder_2", "tokenizer_2", "unet", "scheduler"];
+
+    private IScheduler _scheduler;
+    private IVae _vae;
+
+    /// <summary>
+    /// Builds the pipeline; <paramref name="textEncoder"/> and <paramref name="tokenizer"/> are both given (base) or both
+    /// null (refiner). <paramref name="forceZerosForEmptyPrompt"/> and <paramref name="requiresAestheticsScore"/> are the
+    /// model_index.json options of the same names.
+    /// </summary>
+    protected StableDiffusionXLPipelineBase(IVae vae, CLIPTextModel? textEncoder, CLIPTokenizer? tokenizer,
+        CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, IScheduler scheduler,
+        bool forceZerosForEmptyPrompt, bool requiresAestheticsScore, Action<string>? log)
+    {
+        ArgumentNullException.ThrowIfNull(vae);
+        ArgumentNullException.ThrowIfNull(textEncoder2);
+        ArgumentNullException.ThrowIfNull(tokenizer2);
+        ArgumentNullException.ThrowIfNull(unet);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        if ((textEncoder is null) != (tokenizer is null))
+            throw new ArgumentException($"{GetType().Name}: pass both text_encoder and tokenizer (SDXL base) or neither (refiner)");
+        int hidden = (textEncoder?.Config.HiddenSize ?? 0) + textEncoder2.Config.HiddenSize;
+        foreach (int dim in unet.Config.CrossAttentionDim.Distinct())
+            if (dim != hidden)
+                throw new ConfigException(
+                    $"{GetType().Name}: the text encoders' hidden sizes add up to {hidden}, but the UNet's cross_attention_dim is {dim}: they do not fit this UNet")
+                { Key = "cross_attention_dim" };
+        if (unet.Config.AdditionEmbedType != "text_time")
+            throw new ConfigException(
+                $"{GetType().Name}: the UNet's addition_embed_type is \"{unet.Config.AdditionEmbedType}\"; SDXL pipelines need \"text_time\"")
+            { Key = "addition_embed_type" };
+        _vae = vae;
+        TextEncoder = textEncoder;
+        Tokenizer = tokenizer;
+        TextEncoder2 = textEncoder2;
+        Tokenizer2 = tokenizer2;
+        Unet = unet;
+        ForceZerosForEmptyPrompt = forceZerosForEmptyPrompt;
+        RequiresAestheticsScore = requiresAestheticsScore;
+        Log = log ?? StableDiffusionPipelineBase.DefaultLog;
+        _scheduler = scheduler;
+        Vae.SetEvalMode();
+        TextEncoder?.eval();
+        TextEncoder2.eval();
+        Unet.eval();
+    }
+
+    /// <summary>The VAE (the pipeline disposes the one it holds; one that is replaced is left to the caller).</summary>
+    public IVae Vae
+    {
+        get => _vae;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            value.SetEvalMode();
+            _vae = value;
+        }
+    }
+
+    /// <summary>The first text encoder (CLIP ViT-L); null in the refiner.</summary>
+    public CLIPTextModel? TextEncoder { get; }
+
+    /// <summary>The first tokenizer; null in the refiner.</summary>
+    public CLIPTokenizer? Tokenizer { get; }
+
+    /// <summary>The second text encoder (OpenCLIP bigG with projection): its penultimate states and its pooled <c>text_embeds</c>.</summary>
+    public CLIPTextModelWithProjection TextEncoder2 { get; }
+
+    /// <summary>The second tokenizer (its own pad token).</summary>
+    public CLIPTokenizer Tokenizer2 { get; }
+
+    /// <summary>The UNet (addition_embed_type "text_time").</summary>
+    public UNet2DConditionModel Unet { get; }
+
+    /// <summary>model_index.json's <c>force_zeros_for_empty_prompt</c>: with no negative prompt, the negative embeddings are zeros.</summary>
+    public bool ForceZerosForEmptyPrompt { get; }
+
+    /// <summary>model_index.json's <c>requires_aesthetics_score</c> (refiner): time ids end with an aesthetic score, not the target size.</summary>
+    public bool RequiresAestheticsScore { get; }
+
+    /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
+    public IScheduler Scheduler
+    {
+        get => _scheduler;
+        set => _scheduler = value ?? throw new ArgumentNullException(nameof(value));
+    }
+
+    /// <summary>Where warnings go (truncated prompts). Default: standard error.</summary>
+    public Action<string> Log { get; set; }
+
+    /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
+    public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
+
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<string, object> Components
+    {
+        get
+        {
+            var c = new Dictionary<string, object>
+            {
+                ["vae"] = Vae, ["text_encoder_2"] = TextEncoder2, ["tokenizer_2"] = Tokenizer2, ["unet"] = Unet, ["scheduler"] = Scheduler,
+            };
+            if (TextEncoder is not null) c["text_encoder"] = TextEncoder;
+            if (Tokenizer is not null) c["tokenizer"] = Tokenizer;
+            return c;
+        }
+    }
+
+    /// <summary>For tests: called with (name, step or -1, tensor) for every intermediate diffusers' golden run records.</summary>
+    internal Action<string, int, Tensor>? Trace { get; set; }
+
+    private protected void Record(string name, Tensor t, int step = -1) => Trace?.Invoke(name, step, t);
+
+    /// <summary><c>do_classifier_free_guidance</c>: guidance_scale &gt; 1 and no guidance embedding in the UNet.</summary>
+    protected bool DoClassifierFreeGuidance(double guidanceScale) => guidanceScale > 1 && Unet.Config.TimeCondProjDim is null;
+
+    /// <summary>Checks the steps / guidance arguments shared by every SDXL call.</summary>
+    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double guidanceRescale, double eta)
+    {
+        if (numInferenceSteps < 1)
+            throw new DiffusersException($"{ClassName}: num_inference_steps must be at least 1, got {numInferenceSteps}");
+        if (numInferenceSteps > Scheduler.NumTrainTimesteps)
+            throw new DiffusersException(
+                $"{ClassName}: num_inference_steps must be at most num_train_timesteps = {Scheduler.NumTrainTimesteps} of the {Scheduler.ClassName}, got {numInferenceSteps}");
+        if (numImagesPerPrompt < 1)
+            throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
+        if (double.IsNaN(guidanceScale) || double.IsInfinity(guidanceScale))
+            throw new DiffusersException($"{ClassName}: guidance_scale must be a finite number, got {guidanceScale}");
+        if (double.IsNaN(guidanceRescale) || guidanceRescale < 0 || guidanceRescale > 1)
+            throw new DiffusersException($"{ClassName}: guidance_rescale must be in [0, 1], got {guidanceRescale}");
+        if (double.IsNaN(eta) || eta < 0)
+            throw new DiffusersException($"{ClassName}: eta must be a number ≥ 0, got {eta}");
+    }
+
+    /// <summary>
+    /// diffusers' <c>denoising_end</c>: keeps the timesteps <c>t ≥ int(round(T − d · T))</c> (T = num_train_timesteps), so
+    /// a refiner can take over with <c>denoising_start = d</c>.
+    /// </summary>
+    protected Tensor ApplyDenoisingEnd(Tensor timesteps, double? denoisingEnd)
+    {
+        if (denoisingEnd is not double d) return timesteps;
+        int cutoff = DiscreteTimestepCutoff(d);
+        using var keep = timesteps.ge(cutoff).sum();
+        return timesteps.narrow(0, 0, keep.item<long>());
+    }
+
+    /// <summary><c>int(round(T − d · T))</c> with T = num_train_timesteps (Python's round: half to even).</summary>
+    protected int DiscreteTimestepCutoff(double fraction)
+    {
+        int train = Scheduler.NumTrainTimesteps;
+        return (int)Math.Round(train - fraction * train, MidpointRounding.ToEven);
+    }
+
+    /// <summary>
+    /// One row of micro-conditioning numbers as a [1, n] tensor (diffusers' <c>_get_add_time_ids</c>), after checking that
+    /// <c>addition_time_embed_dim · n + projection_dim</c> is the UNet's <c>projection_class_embeddings_input_dim</c>.
+    /// </summary>
+    protected Tensor TimeIdsRow(IReadOnlyList<double> values, ScalarType dtype)
+    {
+        int passed = (Unet.Config.AdditionTimeEmbedDim ?? 0) * values.Count + TextEncoder2.Config.ProjectionDim;
+        int expected = Unet.Config.ProjectionClassEmbeddingsInputDim ?? 0;
+        if (passed != expected)
+        {
+            string hint = (passed - expected) == Unet.Config.AdditionTimeEmbedDim
+                ? " Set requires_aesthetics_score to true in model_index.json (the UNet takes an aesthetic score instead of the target size)."
+                : (expected - passed) == Unet.Config.AdditionTimeEmbedDim
+                    ? " Set requires_aesthetics_score to false in model_index.json, or use StableDiffusionXLImg2ImgPipeline (the UNet takes original size, crop and target size)."
+                    : " The model has an incorrect config: check the UNet's addition_time_embed_dim and text_encoder_2's projection_dim.";
+            throw new ConfigException(
+                $"{ClassName}: the UNet expects an added time embedding vector of length {expected} (projection_class_embeddings_input_dim), " +
+                $"but {values.Count} time ids make one of length {passed}.{hint}")
+            { Key = "projection_class_embeddings_input_dim" };
+        }
+        return torch.tensor(values.Select(v => (float)v).ToArray(), new long[] { 1, values.Count }).to(dtype);
+    }
+
+    /// <summary>The generators of a call: a seed (its own generator), one generator, a list, or none (torch's global one).</summary>
+    protected IReadOnlyList<Generator>? Generators(long? seed, Generator? generator, IReadOnlyList<Generator>? generators, out Generator? owned)
+    {
+        owned = null;
+        int given = (seed is null ? 0 : 1) + (generator is null ? 0 : 1) + (generators is null ? 0 : 1);
+        if (given > 1)
+            throw new DiffusersException($"{ClassName}: pass one of seed, generator or generators, not several");
+        if (seed is long s) return [owned = new Generator((ulong)s)];
+        if (generator is not null) return [generator];
+        if (generators is not null && generators.Count == 0)
+            throw new DiffusersException($"{ClassName}: the list of generators is empty");
+        return generators;
+    }
+
+    /// <summary>Checks a list of generators against the effective batch size, as diffusers' prepare_latents does.</summary>
+    protected void CheckGeneratorCount(IReadOnlyList<Generator>? generators, int batchSize)
+    {
+        if (generators is { Count: > 1 } && generators.Count != batchSize)
+            throw new DiffusersException(
+                $"{ClassName}: you have passed a list of generators of length {generators.Count}, but requested an effective batch size of {batchSize}. " +
+                "Make sure the batch size matches the length of the generators.");
+    }
+
+    /// <summary>
+    /// Runs <paramref name="use"/> with the VAE in float32 when its config has <c>force_upcast</c> and its weights are fp16 /
+    /// bf16 (the SDXL VAE overflows in fp16), then puts the VAE back in its dtype; otherwise runs it as is.
+    /// </summary>
+    protected T WithUpcastVae<T>(Func<T> use)
+    {
+        var dtype = Vae.DType;
+        if (Vae is not AutoencoderKL { ForceUpcast: true } kl || dtype is not (ScalarType.Float16 or ScalarType.BFloat16))
+            return use();
+        kl.to(ScalarType.Float32);
+        try
+        {
+            return use();
+        }
+        finally
+        {
+            kl.to(dtype);
+        }
+    }
+
+    /// <summary>
+    /// <c>retrieve_latents(vae.encode(image), generator)</c> times <c>scaling_factor</c>, one image per generator when
+    /// there is a list; the traced names are <paramref name="traceName"/><c>_mean</c> / <c>_std</c>.
+    /// </summary>
+    protected Tensor EncodeVaeImage(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
+    {
+        using var scope = torch.NewDisposeScope();
+        var dtype = image.dtype;
+        Tensor latents = WithUpcastVae(() => EncodeInVaeDtype(image.to(Vae.DType), generators, traceName)).to(dtype);
+        return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
+    }
+
+    private Tensor EncodeInVaeDtype(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
+    {
+        Tensor latents;
+        if (generators is { Count: > 1 })
+        {
+            var parts = new List<Tensor>();
+            for (int i = 0; i < image.shape[0]; i++)
+            {
+                using var encoded = Vae.Encode(image.narrow(0, i, 1));
+                parts.Add(encoded.RetrieveLatents([generators[i]]));
+            }
+            latents = torch.cat(parts, 0);
+        }
+        else
+        {
+            using var encoded = Vae.Encode(image);
+            latents = encoded.RetrieveLatents(generators, (name, t) => Record(traceName + "_" + name, t));
+        }
+        return latents;
+    }
+
+    /// <summary>
+    /// The loop's context: timesteps, initial latents, scheduler options and the named tensors the UNet and the step-end
+    /// callback see: <c>prompt_embeds</c>, <c>add_text_embeds</c> and <c>add_time_ids</c> (with guidance the [negative;
+    /// prompt] batches) and, with guidance, <c>negative_prompt_embeds</c>, <c>negative_pooled_prompt_embeds</c> and
+    /// <c>negative_add_time_ids</c>.
+    /// </summary>
+    protected DenoisingContext LoopContext(Tensor timesteps, Tensor latents, StableDiffusionXLPromptEmbeddings embeds,
+        Tensor unetTimeIds, Tensor? negativeAddTimeIds, bool cfg, double eta, IReadOnlyList<Generator>? generators,
+        StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
+    {
+        var ctx = new DenoisingContext(ClassName, Scheduler, timesteps, latents)
+        {
+            StepOptions = new StepOptions { Generators = generators, Eta = eta },
+            CallbackOnStepEnd = callbackOnStepEnd,
+            Progress = progress,
+            CancellationToken = cancellationToken,
+            Trace = Trace,
+        };
+        ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] =
+            cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+        ctx.Tensors[GuidedDenoisingLoop.TextEmbedsKey] =
+            cfg ? torch.cat(new[] { embeds.NegativePooledPromptEmbeds!, embeds.PooledPromptEmbeds }) : embeds.PooledPromptEmbeds;
+        ctx.Tensors[GuidedDenoisingLoop.TimeIdsKey] = unetTimeIds;
+        Record("unet_encoder_hidden_states", ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey]);
+        Record("unet_added_text_embeds", ctx.Tensors[GuidedDenoisingLoop.TextEmbedsKey]);
+        Record("unet_added_time_ids", unetTimeIds);
+        if (cfg)
+        {
+            ctx.Tensors["negative_prompt_embeds"] = embeds.NegativePromptEmbeds!;
+            ctx.Tensors["negative_pooled_prompt_embeds"] = embeds.NegativePooledPromptEmbeds!;
+            if (negativeAddTimeIds is not null) ctx.Tensors["negative_add_time_ids"] = negativeAddTimeIds;
+        }
+        return ctx;
+    }
+
+    /// <summary>
+    /// Decodes (unless the output is latents) and postprocesses. With <c>force_upcast</c> in the VAE config and fp16 /
+    /// bf16 VAE weights, the decode runs in float32 (the SDXL VAE overflows in fp16) and the VAE goes back to its dtype.
+    /// </summary>
+    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (outputType == OutputType.Latent)
+            return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
+        Runtime.NativeSetup.TrimNativeHeap();
+        var image = WithUpcastVae(() => Vae.Decode((latents / Vae.ScalingFactor).to(Vae.DType)).Sample);
+        Record("vae_decoded", image);
+        var x = Imaging.ImageProcessor.Denormalize(image);
+        return outputType switch
+        {
+            OutputType.Pt => new ImagePipelineOutput(tensor: x.to(ScalarType.Float32).cpu().DetachFromDisposeScope()),
+            OutputType.Np => new ImagePipelineOutput(array: Imaging.ImageProcessor.PtToNumpy(x).DetachFromDisposeScope()),
+            _ => new ImagePipelineOutput(images: Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(x))),
+        };
+    }
+}

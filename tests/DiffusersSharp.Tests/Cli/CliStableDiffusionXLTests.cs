@@ -1,0 +1,152 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary><c>diffusers generate</c> on Stable Diffusion XL folders (tiny-sdxl, tiny-sdxl-refiner).</summary>
+public class CliStableDiffusionXLTests(ITestOutputHelper log)
+{
+    private static string Base => Golden.Path("tiny-sdxl");
+    private static string Refiner => Golden.Path("tiny-sdxl-refiner");
+
+    private static (int code, string stdout, string stderr) Run(params string[] args) => CliRun.Run(args);
+
+    /// <summary>Runs a 1-step 32x32 txt2img on tiny-sdxl with <paramref name="extra"/> options; returns the .npy output.</summary>
+    private static Tensor Small(TempDir dir, string name, params string[] extra)
+    {
+        var (code, _, stderr) = Run([.. new[] { "generate", "-m", Base, "--prompt", "a photo of a cat", "--steps", "1", "--width", "32",
+            "--height", "32", "--seed", "0", "-o", dir.File(name) }, .. extra]);
+        Assert.True(code == 0, stderr);
+        return NpyFile.Read(dir.File(name));
+    }
+
+    [Fact]
+    public void Txt2ImgNpyMatchesDiffusers()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Base, "--prompt", "a photo of a cat", "--guidance", "5", "--steps", "4",
+            "--width", "64", "--height", "64", "--seed", "0", "-o", dir.File("t.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionXLPipeline · EulerDiscreteScheduler · 4 steps", stdout);
+        using var actual = NpyFile.Read(dir.File("t.npy"));
+        using var expected = Golden.Tensor("tiny-sdxl-expected.safetensors", "pipeline/txt2img_default/images");
+        double err = Tol.MaxAbsDiff(actual, expected);
+        log.WriteLine($"txt2img_default via the CLI: max abs error {err:E3}");
+        Assert.True(err <= 1.0 / 255, $"max abs error {err:E3}");
+    }
+
+    [Fact]
+    public void PromptTwoAndMicroConditioningChangeTheImage()
+    {
+        using var dir = new TempDir();
+        using var plain = Small(dir, "a.npy");
+        using var again = Small(dir, "b.npy");
+        Assert.Equal(0.0, Tol.MaxAbsDiff(plain, again));
+        foreach (var (name, extra) in new[]
+                 {
+                     ("p2.npy", new[] { "--prompt-2", "studio lighting" }),
+                     ("n2.npy", new[] { "--negative-prompt", "blurry", "--negative-prompt-2", "low quality" }),
+                     ("os.npy", new[] { "--original-size", "128,96" }),
+                     ("cr.npy", new[] { "--crop", "16,8" }),
+                     ("ts.npy", new[] { "--target-size", "32,48" }),
+                 })
+        {
+            using var changed = Small(dir, name, extra);
+            double diff = Tol.MaxAbsDiff(changed, plain);
+            log.WriteLine($"{string.Join(" ", extra)}: max abs change {diff:E3}");
+            Assert.True(diff > 1e-4, $"{extra[0]} did not change the image");
+        }
+    }
+
+    [Fact]
+    public void BaseWithRefinerRunsBothAndDiffersFromTheBaseAlone()
+    {
+        using var dir = new TempDir();
+        var (code0, _, stderr0) = Run("generate", "-m", Base, "--prompt", "a photo of a cat", "--steps", "2", "--width", "32",
+            "--height", "32", "--seed", "0", "-o", dir.File("alone.npy"));
+        Assert.True(code0 == 0, stderr0);
+        using var alone = NpyFile.Read(dir.File("alone.npy"));
+        var (code, stdout, stderr) = Run("generate", "-m", Base, "--prompt", "a photo of a cat", "--steps", "2", "--width", "32",
+            "--height", "32", "--seed", "0", "--refiner", Refiner, "--high-noise-frac", "0.5", "-o", dir.File("r.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("refiner: StableDiffusionXLImg2ImgPipeline", stdout);
+        Assert.Contains("step 1/1", stdout);
+        using var refined = NpyFile.Read(dir.File("r.npy"));
+        Assert.Equal(alone.shape, refined.shape);
+        Assert.True(Tol.MaxAbsDiff(refined, alone) > 1e-4);
+    }
+
+    [Fact]
+    public void RefinerFolderRunsImg2ImgWithAnInitImage()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Refiner, "--prompt", "a photo of a cat", "--init-image",
+            Golden.Path("img2img-init.png"), "--steps", "4", "--strength", "0.5", "--seed", "0", "-o", dir.File("i.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionXLImg2ImgPipeline", stdout);
+        Assert.True(File.Exists(dir.File("i.png")));
+    }
+
+    [Fact]
+    public void VaeOptionSwapsTheSdxlVae()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Base, "--prompt", "a cat", "--vae", Golden.Path("tiny-taesd"), "--steps", "1",
+            "--width", "32", "--height", "32", "--seed", "0", "-o", dir.File("v.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"vae: AutoencoderTiny from {Golden.Path("tiny-taesd")}", stdout);
+        Assert.True(File.Exists(dir.File("v.png")));
+    }
+
+    [Theory]
+    [InlineData("--high-noise-frac", "0.5", "--high-noise-frac needs --refiner")]
+    [InlineData("--high-noise-frac", "1", "error: --high-noise-frac must be in (0, 1), got 1")]
+    [InlineData("--crop", "8", "--crop '8': expected X,Y, two non-negative whole numbers")]
+    [InlineData("--original-size", "0,64", "--original-size '0,64': expected W,H, two positive whole numbers")]
+    [InlineData("--target-size", "a,b", "--target-size 'a,b': expected W,H")]
+    public void BadSdxlOptionsAreUserErrors(string option, string value, string message)
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Base, "--prompt", "x", option, value, "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains(message, stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+
+    [Fact]
+    public void OptionsThatDoNotApplyAreRefusedWithTheirNames()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "x", "--prompt-2", "y", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--prompt-2 applies to Stable Diffusion XL models;", stderr);
+        Assert.Contains("is a StableDiffusionPipeline", stderr);
+
+        (code, _, stderr) = Run("generate", "-m", Refiner, "--prompt", "x", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("is an SDXL image-to-image / refiner model (StableDiffusionXLImg2ImgPipeline): give --init-image", stderr);
+
+        (code, _, stderr) = Run("generate", "-m", Refiner, "--prompt", "x", "--prompt-2", "y", "--init-image", Golden.Path("img2img-init.png"),
+            "--steps", "2", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--prompt-2 does not apply to", stderr);
+
+        (code, _, stderr) = Run("generate", "-m", Refiner, "--prompt", "x", "--target-size", "64,64", "--init-image", Golden.Path("img2img-init.png"),
+            "--steps", "2", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--target-size does not apply to", stderr);
+
+        (code, _, stderr) = Run("generate", "-m", Base, "--prompt", "x", "--refiner", Refiner, "--init-image", Golden.Path("img2img-init.png"),
+            "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--refiner runs after SDXL text-to-image; it does not combine with --init-image", stderr);
+
+        (code, _, stderr) = Run("generate", "-m", Refiner, "--prompt", "x", "--refiner", Refiner, "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+}

@@ -1,0 +1,95 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>SDXL img2img, the refiner (aesthetic scores, denoising_start), base → refiner and inpainting (golden section F).</summary>
+public class StableDiffusionXLImg2ImgInpaintTests(ITestOutputHelper log)
+{
+    private const string Expected = StableDiffusionXLPipelineTests.Expected;
+    private static Image Init() => Image.Load(Golden.Path("img2img-init.png"));
+
+    [Fact]
+    public void Img2ImgOnTheBaseFolderMatchesDiffusers()
+    {
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        Assert.False(pipe.RequiresAestheticsScore);
+        using var trace = new SdTrace(pipe);
+        using var result = pipe.Generate("a photo of a cat", Init(), negativePrompt: "", strength: 0.6, numInferenceSteps: 4,
+            guidanceScale: 5.0, outputType: OutputType.Np, seed: 4);
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "img2img_strength0.6", result.Array!, fullUnetOutput: false);
+    }
+
+    [Fact]
+    public void RefinerWithAestheticScoresMatchesDiffusers()
+    {
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        Assert.Null(pipe.TextEncoder);
+        Assert.True(pipe.RequiresAestheticsScore);
+        Assert.False(pipe.ForceZerosForEmptyPrompt);
+        using var trace = new SdTrace(pipe);
+        using var result = pipe.Generate("a photo of a cat", Init(), negativePrompt: "ugly", strength: 0.3, numInferenceSteps: 10,
+            guidanceScale: 5.0, aestheticScore: 7.0, negativeAestheticScore: 2.0, outputType: OutputType.Np, seed: 5);
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "refiner_strength0.3_aesthetic", result.Array!, fullUnetOutput: false);
+        using var ids = trace.One("unet_added_time_ids");
+        Assert.Equal(new float[] { 64, 64, 0, 0, 2, 64, 64, 0, 0, 7 }, ids.data<float>().ToArray());
+    }
+
+    [Fact]
+    public void RefinerDenoisingStartOnTheRecordedBaseLatentsMatchesDiffusers()
+    {
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var trace = new SdTrace(pipe);
+        using var latents = Golden.Tensor(Expected, "pipeline/txt2img_denoising_end0.8_latent/images");
+        using var result = pipe.Generate("a lighthouse at dusk", latents, numInferenceSteps: 5, guidanceScale: 5.0,
+            denoisingStart: 0.8, outputType: OutputType.Np, seed: 6);
+        Assert.False(trace.Has("latent_noise"));
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "refiner_denoising_start0.8", result.Array!, fullUnetOutput: false);
+    }
+
+    [Fact]
+    public void BaseThenRefinerEnsembleMatchesDiffusers()
+    {
+        using var basePipe = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        using var refiner = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var high = basePipe.Generate("a lighthouse at dusk", numInferenceSteps: 5, guidanceScale: 5.0, denoisingEnd: 0.8,
+            height: 64, width: 64, outputType: OutputType.Latent, seed: 3);
+        using var result = refiner.Generate("a lighthouse at dusk", high.Tensor!, numInferenceSteps: 5, guidanceScale: 5.0,
+            denoisingStart: 0.8, outputType: OutputType.Np, seed: 6);
+        using var g = new SafetensorsLike(Expected);
+        SdTrace.CheckImages(log, g, "pipeline/refiner_denoising_start0.8/images", result.Array!);
+    }
+
+    [Fact]
+    public void InpaintWithAFourChannelUNetAndTheDefaultStrengthMatchesDiffusers()
+    {
+        using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        using var trace = new SdTrace(pipe);
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var result = pipe.Generate("a red ball", Init(), mask, numInferenceSteps: 5, guidanceScale: 5.0,
+            outputType: OutputType.Np, seed: 7);
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "inpaint_4ch_default_strength", result.Array!, fullUnetOutput: false);
+    }
+
+    [Fact]
+    public void DenoisingStartNotBelowDenoisingEndIsRefused()
+    {
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var latents = torch.zeros(1, 4, 32, 32);
+        var e = Assert.Throws<DiffusersException>(() =>
+            pipe.Generate("x", latents, numInferenceSteps: 5, denoisingStart: 0.8, denoisingEnd: 0.5));
+        Assert.Contains("denoising_start 0.8 cannot be larger than or equal to denoising_end 0.5", e.Message);
+    }
+
+    [Fact]
+    public void DiffusionPipelineDispatchesTheRefinerFolder()
+    {
+        using var pipe = DiffusionPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        Assert.IsType<StableDiffusionXLImg2ImgPipeline>(pipe);
+        Assert.False(pipe.Components.ContainsKey("text_encoder"));
+    }
+}
