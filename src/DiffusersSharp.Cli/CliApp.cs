@@ -3,7 +3,7 @@ using System.CommandLine;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The <c>diffusers</c> command line: <c>generate</c>, <c>info</c>, <c>schedulers</c>, <c>download</c>, <c>cache list|rm</c>, <c>convert</c>. Exit codes: 0 success,
+/// The <c>diffusers</c> command line: <c>generate</c>, <c>info</c>, <c>schedulers</c>, <c>download</c>, <c>cache list|rm</c>, <c>convert</c>, <c>serve</c>. Exit codes: 0 success,
 /// 1 a user error (bad option, missing model, unwritable output: one message on stderr, no stack trace),
 /// 2 an unexpected failure (message and stack trace on stderr).
 /// </summary>
@@ -27,6 +27,7 @@ public static class CliApp
             DatasetCommand.Create(ctx),
             TrainCommand.Create(ctx),
             ConvertCommand.Create(ctx),
+            ServeCommand.Create(ctx),
         };
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         try

@@ -12,46 +12,15 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class SchedulerSelection
 {
-    /// <summary>Short names: alias → (class, settings applied before the user's overrides).</summary>
-    public static readonly IReadOnlyDictionary<string, (string ClassName, (string Key, string Json)[] Settings)> Aliases =
-        new Dictionary<string, (string, (string, string)[])>(StringComparer.OrdinalIgnoreCase)
-        {
-            ["ddpm"] = ("DDPMScheduler", []),
-            ["ddim"] = ("DDIMScheduler", []),
-            ["pndm"] = ("PNDMScheduler", []),
-            ["lms"] = ("LMSDiscreteScheduler", []),
-            ["euler"] = ("EulerDiscreteScheduler", []),
-            ["euler-a"] = ("EulerAncestralDiscreteScheduler", []),
-            ["heun"] = ("HeunDiscreteScheduler", []),
-            ["dpm2"] = ("KDPM2DiscreteScheduler", []),
-            ["dpm2-a"] = ("KDPM2AncestralDiscreteScheduler", []),
-            ["dpm++2m"] = ("DPMSolverMultistepScheduler",
-                [("algorithm_type", "\"dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "false")]),
-            ["dpm++2m-karras"] = ("DPMSolverMultistepScheduler",
-                [("algorithm_type", "\"dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "true")]),
-            ["dpm++2m-sde"] = ("DPMSolverMultistepScheduler",
-                [("algorithm_type", "\"sde-dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "false")]),
-            ["dpm++2m-sde-karras"] = ("DPMSolverMultistepScheduler",
-                [("algorithm_type", "\"sde-dpmsolver++\""), ("solver_order", "2"), ("use_karras_sigmas", "true")]),
-            ["dpm++2s"] = ("DPMSolverSinglestepScheduler", []),
-            ["deis"] = ("DEISMultistepScheduler", []),
-            ["unipc"] = ("UniPCMultistepScheduler", []),
-            ["lcm"] = ("LCMScheduler", []),
-        };
+    /// <summary>Short names: alias → (class, settings applied before the user's overrides); the library's <see cref="SchedulerAliases.Aliases"/>.</summary>
+    public static IReadOnlyDictionary<string, (string ClassName, (string Key, string Json)[] Settings)> Aliases => SchedulerAliases.Aliases;
 
     /// <summary>The class an alias or class name (any case) stands for, and the alias's settings.</summary>
     public static (string ClassName, (string Key, string Json)[] Settings) Resolve(string nameOrAlias)
     {
-        if (Aliases.TryGetValue(nameOrAlias, out var a)) return a;
-        var known = SchedulerFactory.KnownClasses;
-        var cls = known.FirstOrDefault(k => string.Equals(k, nameOrAlias, StringComparison.OrdinalIgnoreCase))
-                  ?? Aliases.Values.Select(v => v.ClassName)
-                      .FirstOrDefault(k => string.Equals(k, nameOrAlias, StringComparison.OrdinalIgnoreCase));
-        if (cls is null)
-            throw new UserException(
-                $"--scheduler: unknown scheduler '{nameOrAlias}'; use a class ({string.Join(", ", known)}) " +
-                $"or an alias ({string.Join(", ", Aliases.Keys)})");
-        return (cls, []);
+        if (!SchedulerAliases.TryResolve(nameOrAlias, out var cls, out var settings))
+            throw new UserException("--scheduler: " + SchedulerAliases.UnknownMessage(nameOrAlias));
+        return (cls, settings);
     }
 
     /// <summary>

@@ -1,0 +1,63 @@
+using System.CommandLine;
+using DiffusersSharp.Server;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers serve --model M [--model M2]… [--host 127.0.0.1] [--port 7860] [--api-key K] [--max-queue N]
+/// [--memory-budget GB] [--data-dir DIR] [--preview-vae taesd]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
+/// at <c>/</c> (<see cref="DiffusersServer"/>). Runs until Ctrl+C.
+/// </summary>
+public static class ServeCommand
+{
+    /// <summary>The <c>serve</c> command.</summary>
+    public static Command Create(CliContext ctx)
+    {
+        var models = new Option<string[]>("--model") { Description = "A pipeline folder or Hub id to serve (repeat for more; the first is the default)", Arity = ArgumentArity.OneOrMore, AllowMultipleArgumentsPerToken = false, Required = true };
+        var host = new Option<string>("--host") { Description = "Address to listen on; anything but loopback needs --api-key", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port", DefaultValueFactory = _ => 7860 };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on the API (or DIFFUSERS_API_KEY)" };
+        var maxQueue = new Option<int>("--max-queue") { Description = "Jobs that may wait per model; beyond it: 429 with Retry-After", DefaultValueFactory = _ => 16 };
+        var budget = new Option<double?>("--memory-budget") { Description = "GB of model weights kept loaded; least recently used models are unloaded beyond it" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Where results and the history database are kept (default: ~/.local/share/diffusers-sharp/serve)" };
+        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews; default: a latent → RGB approximation" };
+        var cmd = new Command("serve", "Serve models over an OpenAI-compatible HTTP API with a web page at /")
+        {
+            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae,
+        };
+        cmd.SetAction(pr =>
+        {
+            var defaults = new ServerOptions();
+            var options = new ServerOptions
+            {
+                Models = pr.GetValue(models)!,
+                Host = pr.GetValue(host)!,
+                Port = pr.GetValue(port),
+                ApiKey = pr.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DIFFUSERS_API_KEY"),
+                MaxQueue = pr.GetValue(maxQueue),
+                MemoryBudgetGb = pr.GetValue(budget),
+                DataDir = pr.GetValue(dataDir) ?? defaults.DataDir,
+                PreviewVae = pr.GetValue(previewVae),
+            };
+            return Run(ctx, options);
+        });
+        return cmd;
+    }
+
+    /// <summary>Starts the server and waits for Ctrl+C (or the context's cancellation).</summary>
+    public static int Run(CliContext ctx, ServerOptions options)
+    {
+        var server = DiffusersServer.Create(options, message => ctx.Error.WriteLine(message));
+        try
+        {
+            server.StartAsync(ctx.CancellationToken).GetAwaiter().GetResult();
+            ctx.Out.WriteLine($"diffusers serve: {server.Address} (Ctrl+C stops)");
+            server.WaitForShutdownAsync(ctx.CancellationToken).GetAwaiter().GetResult();
+            return CliApp.Ok;
+        }
+        finally
+        {
+            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+    }
+}

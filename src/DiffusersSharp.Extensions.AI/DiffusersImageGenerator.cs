@@ -1,0 +1,154 @@
+using System.Globalization;
+using System.Text.Json;
+using DiffusersSharp.Generation;
+using DiffusersSharp.Imaging;
+using Microsoft.Extensions.AI;
+
+namespace DiffusersSharp.Extensions.AI;
+
+/// <summary>
+/// <see cref="IImageGenerator"/> (Microsoft.Extensions.AI's image API) on a local Stable Diffusion model:
+/// <see cref="ImageGenerationRequest.Prompt"/> is the prompt; one <see cref="ImageGenerationRequest.OriginalImages"/>
+/// entry makes it image to image, and a mask (AdditionalProperties <c>mask</c>: a <see cref="DataContent"/> or PNG bytes,
+/// white = repaint) inpainting. <see cref="ImageGenerationOptions"/>: <c>Count</c>, <c>ImageSize</c> (multiples of 8),
+/// <c>ModelId</c> (must be this generator's model when set), <c>MediaType</c> (<c>image/png</c> only),
+/// <c>ResponseFormat</c> (<c>Data</c> only: results are <see cref="DataContent"/> PNGs). AdditionalProperties, by name:
+/// <list type="bullet">
+/// <item><c>seed</c> (integer; random when absent, the one used is in each result's AdditionalProperties <c>seed</c>)</item>
+/// <item><c>steps</c> (integer), <c>guidance_scale</c> (number), <c>negative_prompt</c> (string)</item>
+/// <item><c>scheduler</c> (a diffusers class or alias: <c>euler-a</c>, <c>dpm++2m-karras</c>, …)</item>
+/// <item><c>strength</c> (number in [0, 1], image to image / inpainting), <c>mask</c> (see above)</item>
+/// <item><c>loras</c> (name → weight; refused until LoRA is supported)</item>
+/// </list>
+/// Cancellation is honoured within one denoising step. Runs one request at a time on a thread-pool thread.
+/// </summary>
+public sealed class DiffusersImageGenerator : IImageGenerator
+{
+    /// <summary>The AdditionalProperties names this generator reads.</summary>
+    public const string Seed = "seed", Steps = "steps", GuidanceScale = "guidance_scale", NegativePrompt = "negative_prompt",
+        Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras";
+
+    private readonly GenerationService _service;
+    private readonly DiffusersImageGeneratorOptions _options;
+    private readonly bool _ownsService;
+
+    /// <summary>Loads <see cref="DiffusersImageGeneratorOptions.Model"/>.</summary>
+    public DiffusersImageGenerator(DiffusersImageGeneratorOptions options)
+        : this(GenerationService.Load(Required(options).Model, options.LoadOptions), options, ownsService: true) { }
+
+    /// <summary>Serves an already loaded model (not disposed with the generator unless <paramref name="ownsService"/>).</summary>
+    public DiffusersImageGenerator(GenerationService service, DiffusersImageGeneratorOptions? options = null, bool ownsService = false)
+    {
+        _service = service ?? throw new ArgumentNullException(nameof(service));
+        _options = options ?? new DiffusersImageGeneratorOptions { Model = service.ModelId };
+        _ownsService = ownsService;
+        Metadata = new ImageGeneratorMetadata("diffusers-sharp", null, service.ModelId);
+    }
+
+    /// <summary>Provider "diffusers-sharp" and the model id.</summary>
+    public ImageGeneratorMetadata Metadata { get; }
+
+    /// <summary>Translates the request and options into a <see cref="GenerationRequest"/> (bad values: <see cref="ArgumentException"/> naming the property).</summary>
+    public GenerationRequest ToGenerationRequest(ImageGenerationRequest request, ImageGenerationOptions? options)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var props = options?.AdditionalProperties;
+        if (options?.ModelId is { } id && id != _service.ModelId)
+            throw new ArgumentException($"ModelId '{id}': this generator serves '{_service.ModelId}'", nameof(options));
+        if (options?.MediaType is { } mt && mt != "image/png")
+            throw new ArgumentException($"MediaType '{mt}': only image/png is produced", nameof(options));
+        if (options?.ResponseFormat is { } rf && rf != ImageGenerationResponseFormat.Data)
+            throw new ArgumentException($"ResponseFormat {rf}: only Data (DataContent PNGs) is produced", nameof(options));
+        var originals = request.OriginalImages?.ToList() ?? [];
+        if (originals.Count > 1) throw new ArgumentException($"OriginalImages: one image at most, got {originals.Count}", nameof(request));
+        Image? init = originals.Count == 1 ? Decode(originals[0], "OriginalImages") : null;
+        Image? mask = props?.TryGetValue(Mask, out var m) == true && m is not null ? Decode(m, Mask, grayscale: true) : null;
+        return new GenerationRequest
+        {
+            Prompt = request.Prompt ?? "",
+            NegativePrompt = Get<string>(props, NegativePrompt),
+            Width = options?.ImageSize?.Width,
+            Height = options?.ImageSize?.Height,
+            Count = options?.Count ?? 1,
+            Steps = Get<int?>(props, Steps) ?? _options.DefaultSteps,
+            GuidanceScale = Get<double?>(props, GuidanceScale) ?? 7.5,
+            Seed = Get<long?>(props, Seed),
+            Scheduler = Get<string>(props, Scheduler),
+            Strength = Get<double?>(props, Strength),
+            InitImage = init,
+            Mask = mask,
+            Loras = Get<Dictionary<string, double>>(props, Loras),
+        };
+    }
+
+    /// <inheritdoc />
+    public async Task<ImageGenerationResponse> GenerateAsync(ImageGenerationRequest request, ImageGenerationOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        var generation = ToGenerationRequest(request, options);
+        try { GenerationService.Validate(generation, _options.MaxCount); }
+        catch (DiffusersException e) { throw new ArgumentException(e.Message, nameof(options), e); }
+        var result = await Task.Run(() => _service.Generate(generation, null, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var contents = result.Images.Select(png => (AIContent)new DataContent(png, "image/png")
+        {
+            AdditionalProperties = new AdditionalPropertiesDictionary { [Seed] = result.Seed },
+        }).ToList();
+        return new ImageGenerationResponse(contents) { RawRepresentation = result };
+    }
+
+    /// <inheritdoc />
+    public object? GetService(Type serviceType, object? serviceKey = null)
+    {
+        ArgumentNullException.ThrowIfNull(serviceType);
+        if (serviceKey is not null) return null;
+        if (serviceType == typeof(ImageGeneratorMetadata)) return Metadata;
+        if (serviceType == typeof(GenerationService)) return _service;
+        return serviceType.IsInstanceOfType(this) ? this : null;
+    }
+
+    /// <summary>Frees the model when this generator loaded it.</summary>
+    public void Dispose()
+    {
+        if (_ownsService) _service.Dispose();
+    }
+
+    private static DiffusersImageGeneratorOptions Required(DiffusersImageGeneratorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(options.Model))
+            throw new ArgumentException("DiffusersImageGeneratorOptions.Model: set a pipeline folder or Hub id", nameof(options));
+        return options;
+    }
+
+    private static Image Decode(object value, string name, bool grayscale = false)
+    {
+        byte[] bytes = value switch
+        {
+            DataContent d => d.Data.ToArray(),
+            byte[] b => b,
+            ReadOnlyMemory<byte> r => r.ToArray(),
+            _ => throw new ArgumentException($"{name}: expected a DataContent with image bytes (or byte[]), got {value.GetType().Name}", name),
+        };
+        try { return grayscale ? Image.Decode(bytes, grayscale: true) : Image.Decode(bytes).ToRgb(); }
+        catch (DiffusersException e) { throw new ArgumentException($"{name}: {e.Message}", name, e); }
+    }
+
+    private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)
+    {
+        if (props is null || !props.TryGetValue(key, out var value) || value is null) return default;
+        if (value is T t) return t;
+        try
+        {
+            var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+            if (value is JsonElement je) return (T?)je.Deserialize(target);
+            if (value is IConvertible && target.IsPrimitive) return (T)Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
+            if (value is IDictionary<string, double> d && target == typeof(Dictionary<string, double>)) return (T)(object)new Dictionary<string, double>(d);
+            if (value is IEnumerable<string> names && target == typeof(Dictionary<string, double>)) return (T)(object)names.ToDictionary(n => n, _ => 1.0);
+        }
+        catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or JsonException)
+        {
+            throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {typeof(T).Name}", key, e);
+        }
+        throw new ArgumentException($"AdditionalProperties '{key}': expected {typeof(T).Name}, got {value.GetType().Name}", key);
+    }
+}

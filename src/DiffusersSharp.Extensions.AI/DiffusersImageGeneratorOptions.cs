@@ -1,0 +1,19 @@
+using DiffusersSharp.Loading;
+
+namespace DiffusersSharp.Extensions.AI;
+
+/// <summary>The settings of <see cref="DiffusersImageGenerator"/> (and <c>AddDiffusersImageGenerator(o => …)</c>).</summary>
+public sealed class DiffusersImageGeneratorOptions
+{
+    /// <summary>The model: a pipeline folder or Hub id (<c>DiffusionPipeline.FromPretrained</c>). Required.</summary>
+    public string Model { get; set; } = "";
+
+    /// <summary>How it is loaded (dtype, device, cache, offline …).</summary>
+    public LoadOptions? LoadOptions { get; set; }
+
+    /// <summary>Steps when a request gives none (<c>steps</c> in AdditionalProperties). Default 25.</summary>
+    public int DefaultSteps { get; set; } = 25;
+
+    /// <summary>The largest <c>Count</c> a request may ask for. Default 4.</summary>
+    public int MaxCount { get; set; } = 4;
+}

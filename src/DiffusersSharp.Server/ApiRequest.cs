@@ -1,0 +1,114 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffusersSharp.Generation;
+using DiffusersSharp.Imaging;
+
+namespace DiffusersSharp.Server;
+
+/// <summary>
+/// A parsed <c>/v1/images/generations</c>, <c>/v1/images/edits</c> or <c>/v1/jobs</c> request: OpenAI's fields
+/// (<c>prompt</c>, <c>n</c>, <c>size</c>, <c>response_format</c>, <c>model</c>) and ours (<c>negative_prompt</c>,
+/// <c>steps</c>, <c>guidance_scale</c>, <c>seed</c>, <c>scheduler</c>, <c>strength</c>, <c>loras</c>). Every refusal is an
+/// <see cref="ApiException"/> (400) naming the field.
+/// </summary>
+public sealed record ApiRequest(string? Model, GenerationRequest Generation, string ResponseFormat)
+{
+    /// <summary>Parses a JSON body.</summary>
+    public static ApiRequest FromJson(string body, ServerOptions options)
+    {
+        JsonNode? node;
+        try { node = JsonNode.Parse(body); }
+        catch (JsonException e) { throw new ApiException(400, $"the request body is not valid JSON: {e.Message}", null, "invalid_json"); }
+        if (node is not JsonObject o) throw new ApiException(400, "the request body must be a JSON object", null, "invalid_json");
+        string? Str(string key) => Get(o, key, n => n.GetValueKind() == JsonValueKind.String ? n.GetValue<string>() : throw Bad(key, "a string"));
+        long? Int(string key) => Get<long?>(o, key, n => n.GetValueKind() == JsonValueKind.Number && n.AsValue().TryGetValue(out long v) ? v : throw Bad(key, "an integer"));
+        double? Num(string key) => Get<double?>(o, key, n => n.GetValueKind() == JsonValueKind.Number ? n.GetValue<double>() : throw Bad(key, "a number"));
+        return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
+            Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(o["loras"]), null, null);
+    }
+
+    /// <summary>Parses a multipart form (<c>/v1/images/edits</c>): the fields as text, <c>image</c> and <c>mask</c> as files.</summary>
+    public static ApiRequest FromForm(IReadOnlyDictionary<string, string> fields, byte[]? image, byte[]? mask, ServerOptions options)
+    {
+        string? Str(string key) => fields.TryGetValue(key, out var v) && v.Length > 0 ? v : null;
+        long? Int(string key) => Str(key) is { } s ? long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "an integer") : null;
+        double? Num(string key) => Str(key) is { } s ? double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : throw Bad(key, "a number") : null;
+        if (image is null) throw new ApiException(400, "image: an edit needs an image file (multipart field 'image')", "image");
+        JsonNode? loras;
+        try { loras = Str("loras") is { } l ? JsonNode.Parse(l) : null; }
+        catch (JsonException) { throw Bad("loras", "a JSON object of name → weight"); }
+        return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
+            Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(loras),
+            DecodeImage(image, "image"), mask is null ? null : MaskImage.Decode(mask));
+    }
+
+    private static ApiRequest Build(ServerOptions options, string? prompt, string? negative, long? n, string? size, string? format,
+        string? model, long? steps, double? guidance, long? seed, string? scheduler, double? strength,
+        IReadOnlyDictionary<string, double>? loras, Image? image, Image? mask)
+    {
+        if (prompt is null) throw new ApiException(400, "prompt: is required", "prompt");
+        if (prompt.Length > options.MaxPromptChars)
+            throw new ApiException(400, $"prompt: is {prompt.Length} characters long; the limit is {options.MaxPromptChars}", "prompt");
+        if (negative is { Length: var nl } && nl > options.MaxPromptChars)
+            throw new ApiException(400, $"negative_prompt: is {nl} characters long; the limit is {options.MaxPromptChars}", "negative_prompt");
+        if (n is < 1 || n > options.MaxImages)
+            throw new ApiException(400, $"n: must be between 1 and {options.MaxImages}, got {n}", "n");
+        format ??= "url";
+        if (format is not ("url" or "b64_json"))
+            throw new ApiException(400, $"response_format: must be 'url' or 'b64_json', got '{format}'", "response_format");
+        var (w, h) = ParseSize(size);
+        if (steps is < 1 or > 1000) throw new ApiException(400, $"steps: must be between 1 and 1000, got {steps}", "steps");
+        var request = new GenerationRequest
+        {
+            Prompt = prompt, NegativePrompt = negative, Width = w, Height = h, Count = (int)(n ?? 1),
+            Steps = (int)(steps ?? options.DefaultSteps), GuidanceScale = guidance ?? 7.5, Seed = seed, Scheduler = scheduler,
+            Strength = strength, Loras = loras, InitImage = image, Mask = mask,
+        };
+        try { GenerationService.Validate(request, options.MaxImages); }
+        catch (DiffusersException e) { throw new ApiException(400, e.Message, e.Message.Split(':')[0]); }
+        return new ApiRequest(model, request, format);
+    }
+
+    /// <summary><c>WIDTHxHEIGHT</c> (or <c>auto</c> / none: the model's size); both multiples of 8.</summary>
+    public static (int? Width, int? Height) ParseSize(string? size)
+    {
+        if (size is null or "auto") return (null, null);
+        var parts = size.Split('x');
+        if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int w)
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int h))
+            throw new ApiException(400, $"size: expected WIDTHxHEIGHT (e.g. 512x512), got '{size}'", "size");
+        if (w < 8 || h < 8 || w > 4096 || h > 4096 || w % 8 != 0 || h % 8 != 0)
+            throw new ApiException(400, $"size: width and height must be multiples of 8 between 8 and 4096, got {w}x{h}", "size");
+        return (w, h);
+    }
+
+    private static IReadOnlyDictionary<string, double>? ParseLoras(JsonNode? node)
+    {
+        switch (node)
+        {
+            case null: return null;
+            case JsonObject o:
+                return o.ToDictionary(p => p.Key, p => p.Value is JsonValue v && v.TryGetValue(out double d) ? d : throw Bad("loras", "a JSON object of name → weight"));
+            case JsonArray a:
+                return a.ToDictionary(
+                    e => e is JsonValue v && v.TryGetValue(out string? s) ? s : e?["name"]?.GetValue<string>() ?? throw Bad("loras", "names or {name, weight} objects"),
+                    e => e is JsonObject eo && eo["weight"] is JsonValue wv && wv.TryGetValue(out double d) ? d : 1.0);
+            default: throw Bad("loras", "a JSON object of name → weight, or a list of names");
+        }
+    }
+
+    private static Image DecodeImage(byte[] bytes, string field)
+    {
+        try { return Image.Decode(bytes).ToRgb(); }
+        catch (Exception e) when (e is DiffusersException or ArgumentException or InvalidOperationException)
+        {
+            throw new ApiException(400, $"{field}: not a readable PNG/JPEG/WebP image ({e.Message})", field);
+        }
+    }
+
+    private static T? Get<T>(JsonObject o, string key, Func<JsonNode, T> read) =>
+        o[key] is { } n && n.GetValueKind() != JsonValueKind.Null ? read(n) : default;
+
+    private static ApiException Bad(string key, string what) => new(400, $"{key}: must be {what}", key);
+}

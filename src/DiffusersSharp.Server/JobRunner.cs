@@ -1,0 +1,112 @@
+using System.Buffers.Binary;
+using System.Text.Json.Nodes;
+using DiffusersSharp.Generation;
+
+namespace DiffusersSharp.Server;
+
+/// <summary>Runs one job on its worker's thread: load, generate with progress events, store, final event.</summary>
+internal static class JobRunner
+{
+    public static void Run(Job job, ModelWorker worker, ModelPool pool, ResultStore store, ServerOptions options)
+    {
+        var ct = job.Cancellation.Token;
+        if (ct.IsCancellationRequested)
+        {
+            End(job, store, "cancelled", null, null);
+            return;
+        }
+        job.Publish(new JobEvent("started", new JsonObject { ["id"] = job.Id, ["model"] = worker.Name }));
+        try
+        {
+            var service = pool.Acquire(worker);
+            try
+            {
+                service.PreviewEvery = options.PreviewEvery;
+                var result = service.Generate(job.Request, new Reporter(job), ct);
+                End(job, store, "done", result, null);
+            }
+            finally
+            {
+                pool.Release(worker);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            End(job, store, "cancelled", null, null);
+        }
+        catch (Exception e) when (e is DiffusersException or ArgumentException or IOException)
+        {
+            End(job, store, "failed", null, e.Message);
+        }
+        catch (Exception e)
+        {
+            End(job, store, "failed", null, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static void End(Job job, ResultStore store, string status, GenerationResult? result, string? error)
+    {
+        var parameters = Parameters(job.Model, result?.Request ?? job.Request, result?.Images.FirstOrDefault());
+        var files = store.Save(job.Id, job.Created, job.Model, status, parameters, result?.Images ?? [], error,
+            (DateTimeOffset.UtcNow - job.Created).TotalSeconds);
+        var data = new JsonObject { ["id"] = job.Id };
+        if (status == "done")
+        {
+            data["images"] = new JsonArray(files.Select(f => (JsonNode)JsonValue.Create("/v1/results/" + f)!).ToArray());
+            data["seed"] = result!.Seed;
+            data["seconds"] = Math.Round(result.Elapsed.TotalSeconds, 3);
+            data["parameters"] = parameters;
+        }
+        else data["message"] = error ?? "cancelled";
+        job.Finish(status, new JobEvent(status, data), result, files, error);
+    }
+
+    /// <summary>The parameters of a request as the API names them (what "use these settings again" sends back).</summary>
+    public static JsonObject Parameters(string model, GenerationRequest r, byte[]? firstPng)
+    {
+        int? width = r.Width, height = r.Height;
+        if (firstPng is { Length: > 24 })
+        {
+            width ??= BinaryPrimitives.ReadInt32BigEndian(firstPng.AsSpan(16, 4));
+            height ??= BinaryPrimitives.ReadInt32BigEndian(firstPng.AsSpan(20, 4));
+        }
+        var o = new JsonObject
+        {
+            ["model"] = model,
+            ["prompt"] = r.Prompt,
+            ["negative_prompt"] = r.NegativePrompt,
+            ["width"] = width,
+            ["height"] = height,
+            ["steps"] = r.Steps,
+            ["guidance_scale"] = r.GuidanceScale,
+            ["seed"] = r.Seed,
+            ["scheduler"] = r.Scheduler,
+            ["n"] = r.Count,
+        };
+        if (r.InitImage is not null) o["strength"] = r.Strength;
+        return o;
+    }
+
+    /// <summary>Step and preview events, published on the worker's thread (never blocks on a subscriber).</summary>
+    private sealed class Reporter(Job job) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress p)
+        {
+            job.Publish(new JobEvent("step", new JsonObject
+            {
+                ["id"] = job.Id,
+                ["step"] = p.Step,
+                ["total"] = p.TotalSteps,
+                ["seconds_per_step"] = Math.Round(p.SecondsPerStep, 4),
+                ["eta_seconds"] = Math.Round(p.Remaining.TotalSeconds, 2),
+            }));
+            if (p.PreviewPng is { } png)
+                job.Publish(new JobEvent("preview", new JsonObject
+                {
+                    ["id"] = job.Id,
+                    ["step"] = p.Step,
+                    ["image"] = "data:image/png;base64," + Convert.ToBase64String(png),
+                }));
+        }
+    }
+}

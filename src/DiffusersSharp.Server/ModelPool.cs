@@ -1,0 +1,150 @@
+using DiffusersSharp.Generation;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+
+namespace DiffusersSharp.Server;
+
+/// <summary>
+/// The served models: one <see cref="ModelWorker"/> each, models loaded when first needed (or at start) and kept; beyond
+/// the memory budget the least recently used idle ones are unloaded before another loads.
+/// </summary>
+public sealed class ModelPool : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly ServerOptions _options;
+    private readonly List<ModelWorker> _workers = [];
+    private bool _disposed;
+    private AutoencoderTiny? _previewVae;
+
+    /// <summary>Creates the workers of <paramref name="options"/>' models (loading nothing yet).</summary>
+    public ModelPool(ServerOptions options, ResultStore store)
+    {
+        _options = options;
+        foreach (var m in options.Models)
+        {
+            string name = NameOf(m);
+            if (_workers.Any(w => w.Name == name))
+                throw new DiffusersException($"--model {m}: a model named '{name}' is already served");
+            _workers.Add(new ModelWorker(name, m, this, store, options));
+        }
+    }
+
+    /// <summary>The workers, in the order the models were given.</summary>
+    public IReadOnlyList<ModelWorker> Workers => _workers;
+
+    /// <summary>The API name of a model argument: a folder's last path part, else the Hub id.</summary>
+    public static string NameOf(string idOrPath) =>
+        Directory.Exists(idOrPath) ? Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(idOrPath))) : idOrPath;
+
+    /// <summary>The worker of <paramref name="model"/> (the first model when null), or null when none has that name.</summary>
+    public ModelWorker? Find(string? model) =>
+        model is null ? _workers.FirstOrDefault() : _workers.FirstOrDefault(w => w.Name == model || w.IdOrPath == model);
+
+    /// <summary>Bytes the loaded models hold.</summary>
+    public long LoadedBytes { get { lock (_gate) return _workers.Where(w => w.Service is not null).Sum(w => w.Service!.ParameterBytes); } }
+
+    /// <summary>Loads the models at start while they fit the budget (errors are left for their first request).</summary>
+    public void Preload(Action<string> log)
+    {
+        foreach (var w in _workers)
+        {
+            try
+            {
+                lock (_gate)
+                {
+                    if (_disposed) return;
+                    if (_options.MemoryBudgetGb is double gb && LoadedBytes + Estimate(w) > gb * 1e9) continue;
+                    Load(w);
+                }
+            }
+            catch (Exception e) when (e is DiffusersException or IOException)
+            {
+                log($"{w.Name}: not loaded at start: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>The loaded model of <paramref name="worker"/>, loading it (and unloading others beyond the budget) when needed; marks it running.</summary>
+    internal GenerationService Acquire(ModelWorker worker)
+    {
+        lock (_gate)
+        {
+            var service = worker.Service ?? Load(worker);
+            worker.Running = true;
+            worker.LastUsed = DateTime.UtcNow;
+            return service;
+        }
+    }
+
+    /// <summary>Marks <paramref name="worker"/> idle again.</summary>
+    internal void Release(ModelWorker worker)
+    {
+        lock (_gate)
+        {
+            worker.Running = false;
+            worker.LastUsed = DateTime.UtcNow;
+        }
+    }
+
+    private GenerationService Load(ModelWorker worker)
+    {
+        if (worker.Service is { } loaded) return loaded;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_options.MemoryBudgetGb is double gb)
+        {
+            long budget = (long)(gb * 1e9), need = Estimate(worker);
+            foreach (var idle in _workers.Where(w => w.Service is not null && !w.Running && w != worker).OrderBy(w => w.LastUsed).ToList())
+            {
+                if (LoadedBytes + need <= budget) break;
+                Unload(idle);
+            }
+        }
+        var service = GenerationService.Load(worker.IdOrPath, _options.LoadOptions);
+        if (_options.PreviewVae is { } previewVae)
+        {
+            try { _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions); }
+            catch { service.Dispose(); throw; }
+            service.Taesd = new TaesdPreview(_previewVae);
+        }
+        worker.Service = service;
+        worker.LastUsed = DateTime.UtcNow;
+        return service;
+    }
+
+    /// <summary>Unloads <paramref name="worker"/>'s model (it reloads at its next job).</summary>
+    internal void Unload(ModelWorker worker)
+    {
+        lock (_gate)
+        {
+            if (worker.Running || worker.Service is null) return;
+            worker.Service.Dispose();
+            worker.Service = null;
+        }
+    }
+
+    /// <summary>The weight files' size for a local folder (what loading it will take, about); 0 when unknown.</summary>
+    private static long Estimate(ModelWorker w)
+    {
+        if (w.Service is { } s) return s.ParameterBytes;
+        if (!Directory.Exists(w.IdOrPath)) return 0;
+        return Directory.EnumerateFiles(w.IdOrPath, "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal))
+            .Sum(f => new FileInfo(f).Length);
+    }
+
+    /// <summary>Stops the workers and frees the models.</summary>
+    public void Dispose()
+    {
+        foreach (var w in _workers) w.Dispose();
+        lock (_gate)
+        {
+            _disposed = true;
+            foreach (var w in _workers)
+            {
+                w.Service?.Dispose();
+                w.Service = null;
+            }
+            _previewVae?.Dispose();
+        }
+    }
+}

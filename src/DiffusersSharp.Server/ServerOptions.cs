@@ -1,0 +1,50 @@
+using DiffusersSharp.Loading;
+
+namespace DiffusersSharp.Server;
+
+/// <summary>The settings of <c>diffusers serve</c> (<see cref="DiffusersServer"/>).</summary>
+public sealed record ServerOptions
+{
+    /// <summary>The models to serve: pipeline folders or Hub ids; a folder is named by its last path part, a Hub id by itself. The first is the default.</summary>
+    public IReadOnlyList<string> Models { get; init; } = [];
+
+    /// <summary>The address to listen on; loopback by default. Any other address needs <see cref="ApiKey"/>.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The TCP port (0: any free port, see <see cref="DiffusersServer.Address"/>).</summary>
+    public int Port { get; init; } = 7860;
+
+    /// <summary>When set, every <c>/v1/</c> request needs <c>Authorization: Bearer {key}</c> (or <c>?api_key=</c> for the page's image and event URLs).</summary>
+    public string? ApiKey { get; init; }
+
+    /// <summary>Jobs that may wait per model besides the running one; beyond it requests get 429 with Retry-After.</summary>
+    public int MaxQueue { get; init; } = 16;
+
+    /// <summary>When set, loaded models beyond this many GB (parameters and buffers) are unloaded, least recently used first.</summary>
+    public double? MemoryBudgetGb { get; init; }
+
+    /// <summary>Where results and the history database are kept.</summary>
+    public string DataDir { get; init; } = Path.Combine(
+        Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "diffusers-sharp", "serve");
+
+    /// <summary>A preview event every this many steps (0: none).</summary>
+    public int PreviewEvery { get; init; } = 2;
+
+    /// <summary>The largest <c>n</c> a request may ask for.</summary>
+    public int MaxImages { get; init; } = 4;
+
+    /// <summary>The longest prompt accepted, in characters (CLIP reads 77 tokens; longer text is almost always a mistake).</summary>
+    public int MaxPromptChars { get; init; } = 10_000;
+
+    /// <summary>Steps when a request gives none.</summary>
+    public int DefaultSteps { get; init; } = 25;
+
+    /// <summary>How the models are loaded (dtype, device, cache, offline …).</summary>
+    public LoadOptions? LoadOptions { get; init; }
+
+    /// <summary>A tiny VAE (folder or Hub id, e.g. <c>madebyollin/taesd</c>) that decodes the previews; the latent → RGB approximation when null.</summary>
+    public string? PreviewVae { get; init; }
+
+    /// <summary>Loads the models at start (within the memory budget) instead of at their first request.</summary>
+    public bool Preload { get; init; } = true;
+}

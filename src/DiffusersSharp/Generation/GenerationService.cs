@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using TorchSharp;
+
+namespace DiffusersSharp.Generation;
+
+/// <summary>
+/// One loaded Stable Diffusion model that serves <see cref="GenerationRequest"/>s: picks text to image, image to image
+/// or inpainting from the request (sharing the loaded components), a fresh scheduler per request (so a request draws
+/// the same images as a newly loaded pipeline with the same settings), progress and previews per step, cancellation
+/// checked every step, PNG bytes out. One run at a time (calls wait for each other).
+/// <code>
+/// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
+/// var result = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 25, Seed = 1 });
+/// File.WriteAllBytes("cat.png", result.Images[0]);
+/// </code>
+/// </summary>
+public sealed class GenerationService : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly StableDiffusionPipelineBase _pipe;
+    private readonly DiffusersConfig _schedulerConfig;
+    private bool _disposed;
+
+    /// <summary>Serves <paramref name="pipeline"/> (owned from now on: disposed with the service) under <paramref name="modelId"/>.</summary>
+    public GenerationService(DiffusionPipeline pipeline, string modelId)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        _pipe = pipeline as StableDiffusionPipelineBase ?? throw new DiffusersException(
+            $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting); this model is a {pipeline.ClassName}");
+        ModelId = modelId;
+        _schedulerConfig = (DiffusersConfig)_pipe.Scheduler.Config;
+        ParameterBytes = CountParameterBytes(pipeline);
+    }
+
+    /// <summary>Loads a pipeline folder or Hub id (<see cref="DiffusionPipeline.FromPretrained"/>) and serves it.</summary>
+    public static GenerationService Load(string idOrPath, LoadOptions? options = null) =>
+        new(DiffusionPipeline.FromPretrained(idOrPath, options), idOrPath);
+
+    /// <summary>The name the model was loaded by.</summary>
+    public string ModelId { get; }
+
+    /// <summary>The loaded pipeline (its class decides what a request without an image runs: inpainting models need one).</summary>
+    public DiffusionPipeline Pipeline => _pipe;
+
+    /// <summary>Bytes held by the models' parameters and buffers (what unloading the model frees).</summary>
+    public long ParameterBytes { get; }
+
+    /// <summary>A preview every this many steps (0: none). Default 0.</summary>
+    public int PreviewEvery { get; set; }
+
+    /// <summary>The tiny VAE that decodes previews; when null, the latent → RGB approximation (<see cref="LatentRgbPreview"/>).</summary>
+    public TaesdPreview? Taesd { get; set; }
+
+    /// <summary>
+    /// The LoRA hook: applies <see cref="GenerationRequest.Loras"/> to the pipeline before a run. Until LoRA loading exists
+    /// a request naming any adapter is refused with "LoRA is not supported yet".
+    /// </summary>
+    private static void ApplyLoras(StableDiffusionPipelineBase? pipeline, IReadOnlyDictionary<string, double>? loras)
+    {
+        _ = pipeline; // LoRA goes here: load each adapter, set its weight on the pipeline (and unset the others)
+        if (loras is { Count: > 0 })
+            throw new DiffusersException($"loras: LoRA is not supported yet (asked for: {string.Join(", ", loras.Keys)})");
+    }
+
+    /// <summary>
+    /// Checks a request without running it; a bad value is a <see cref="DiffusersException"/> naming the field
+    /// (<c>width</c>, <c>steps</c>, …) and the allowed range.
+    /// </summary>
+    public static void Validate(GenerationRequest request, int maxCount = 16)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Prompt is null) throw new DiffusersException("prompt: is required");
+        foreach (var (name, v) in new[] { ("width", request.Width), ("height", request.Height) })
+            if (v is int s && (s < 8 || s > 4096 || s % 8 != 0))
+                throw new DiffusersException($"{name}: must be a multiple of 8 between 8 and 4096, got {s}");
+        if (request.Steps < 1 || request.Steps > 1000) throw new DiffusersException($"steps: must be between 1 and 1000, got {request.Steps}");
+        if (!double.IsFinite(request.GuidanceScale) || request.GuidanceScale < 0 || request.GuidanceScale > 100)
+            throw new DiffusersException($"guidance_scale: must be between 0 and 100, got {request.GuidanceScale}");
+        if (request.Count < 1 || request.Count > maxCount) throw new DiffusersException($"n: must be between 1 and {maxCount}, got {request.Count}");
+        if (request.Seed is < 0) throw new DiffusersException($"seed: must be 0 or more, got {request.Seed}");
+        if (request.Strength is double st && (double.IsNaN(st) || st < 0 || st > 1))
+            throw new DiffusersException($"strength: must be in [0, 1], got {st}");
+        if (request.Mask is not null && request.InitImage is null) throw new DiffusersException("mask: needs an image to inpaint");
+        if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
+            throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
+        ApplyLoras(null, request.Loras);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="request"/>: <paramref name="progress"/> hears every step (with a preview when one is due);
+    /// <paramref name="cancellationToken"/> is checked every step (an <see cref="OperationCanceledException"/> within one
+    /// step). Waits while another run of this service is in progress.
+    /// </summary>
+    public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        Validate(request);
+        long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
+        var asRun = request with { Seed = seed };
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            cancellationToken.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            var scheduler = request.Scheduler is { } name
+                ? SchedulerAliases.Build(name, _schedulerConfig)
+                : SchedulerFactory.FromConfig(_schedulerConfig);
+            ApplyLoras(_pipe, request.Loras);
+            var reporter = new StepReporter(this, progress, cancellationToken);
+            using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
+            var pngs = output.Images.Select(i => i.ToPng()).ToList();
+            return new GenerationResult(pngs, seed, asRun, clock.Elapsed);
+        }
+    }
+
+    private ImagePipelineOutput Run(GenerationRequest r, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)
+    {
+        PromptInput negative = r.NegativePrompt is null ? default : r.NegativePrompt;
+        bool inpaintModel = _pipe.Unet.Config.InChannels == 9;
+        if (r.InitImage is null)
+        {
+            if (inpaintModel)
+                throw new DiffusersException($"{ModelId} is an inpainting model: give an image and a mask (/v1/images/edits)");
+            var text = _pipe as StableDiffusionPipeline ?? new StableDiffusionPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
+            text.Scheduler = scheduler;
+            return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
+                numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+        }
+        var init = Fit(r.InitImage.ToRgb(), r.Width, r.Height);
+        if (r.Mask is null)
+        {
+            if (inpaintModel)
+                throw new DiffusersException($"{ModelId} is an inpainting model: give a mask with the image");
+            var img2img = _pipe as StableDiffusionImg2ImgPipeline ?? new StableDiffusionImg2ImgPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
+            img2img.Scheduler = scheduler;
+            return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
+                callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+        }
+        var inpaint = _pipe as StableDiffusionInpaintPipeline ?? new StableDiffusionInpaintPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
+        inpaint.Scheduler = scheduler;
+        var mask = Fit(r.Mask, init.Width, init.Height);
+        return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, init.Height, init.Width, negative, r.GuidanceScale, r.Count,
+            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+    }
+
+    /// <summary>The image resized to the requested size when one is given and differs.</summary>
+    private static Image Fit(Image image, int? width, int? height)
+    {
+        int w = width ?? image.Width, h = height ?? image.Height;
+        return w == image.Width && h == image.Height ? image : ImageResize.Resize(image, w, h);
+    }
+
+    private byte[]? PreviewPng(TorchSharp.torch.Tensor latents)
+    {
+        if (Taesd is { } taesd) return taesd.Preview(latents).ToPng();
+        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe.VaeScaleFactor).ToPng() : null;
+    }
+
+    private static long CountParameterBytes(DiffusionPipeline pipeline)
+    {
+        long total = 0;
+        foreach (var c in pipeline.Components.Values)
+            if (c is torch.nn.Module m)
+            {
+                foreach (var p in m.parameters()) total += p.numel() * p.element_size();
+                foreach (var b in m.buffers()) total += b.numel() * b.element_size();
+            }
+        return total;
+    }
+
+    /// <summary>Frees the pipeline's models (after the run in progress, if any).</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _pipe.Dispose();
+        }
+    }
+
+    /// <summary>Turns the pipeline's step-end callback and progress into <see cref="GenerationProgress"/> reports.</summary>
+    private sealed class StepReporter(GenerationService owner, IProgress<GenerationProgress>? target, CancellationToken ct)
+        : IProgress<PipelineProgress>
+    {
+        private byte[]? _preview;
+
+        public void OnStepEnd(int step, double timestep, IDictionary<string, torch.Tensor> tensors)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (target is not null && owner.PreviewEvery > 0 && (step + 1) % owner.PreviewEvery == 0)
+                _preview = owner.PreviewPng(tensors[DenoisingContext.LatentsKey]);
+        }
+
+        public void Report(PipelineProgress value)
+        {
+            var preview = value.Step < value.TotalSteps ? _preview : null;
+            _preview = null;
+            target?.Report(new GenerationProgress(value.Step, value.TotalSteps, value.SecondsPerStep, value.Remaining, preview));
+        }
+    }
+}

@@ -1,0 +1,99 @@
+using DiffusersSharp.Extensions.AI;
+using DiffusersSharp.Generation;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Support;
+using Microsoft.Extensions.AI;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+#pragma warning disable MEAI001 // the image API of Microsoft.Extensions.AI is experimental
+
+namespace DiffusersSharp.Tests.Generation;
+
+/// <summary>IImageGenerator on tests/golden/tiny-sd: the library's bytes, options and AdditionalProperties, cancellation, DI.</summary>
+public class DiffusersImageGeneratorTests
+{
+    private static string Model => GenerationServiceTests.Model;
+
+    [Fact]
+    public async Task TheSameParametersGiveTheLibrarysBytes()
+    {
+        byte[] expected;
+        using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a blue car", "dark", guidanceScale: 6.0, height: 64, width: 64, numInferenceSteps: 2, seed: 11))
+            expected = r.Images[0].ToPng();
+        using var generator = new DiffusersImageGenerator(new DiffusersImageGeneratorOptions { Model = Model });
+        var options = new ImageGenerationOptions
+        {
+            Count = 1, ImageSize = new System.Drawing.Size(64, 64), MediaType = "image/png", ResponseFormat = ImageGenerationResponseFormat.Data,
+            AdditionalProperties = new() { ["seed"] = 11, ["steps"] = 2, ["guidance_scale"] = 6.0, ["negative_prompt"] = "dark" },
+        };
+        var response = await generator.GenerateAsync(new ImageGenerationRequest("a blue car"), options);
+        var data = Assert.IsType<DataContent>(Assert.Single(response.Contents));
+        Assert.Equal("image/png", data.MediaType);
+        Assert.Equal(expected, data.Data.ToArray());
+        Assert.Equal(11L, data.AdditionalProperties!["seed"]);
+    }
+
+    [Fact]
+    public async Task AnOriginalImageMakesItImageToImage()
+    {
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        byte[] expected;
+        using (var pipe = StableDiffusionImg2ImgPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a cat", init, 0.5, numInferenceSteps: 4, seed: 5))
+            expected = r.Images[0].ToPng();
+        using var generator = new DiffusersImageGenerator(new DiffusersImageGeneratorOptions { Model = Model });
+        var response = await generator.EditImageAsync(new DataContent(File.ReadAllBytes(Golden.Path("img2img-init.png")), "image/png"), "a cat",
+            new ImageGenerationOptions { AdditionalProperties = new() { ["seed"] = 5L, ["steps"] = 4, ["strength"] = 0.5 } });
+        Assert.Equal(expected, ((DataContent)response.Contents[0]).Data.ToArray());
+    }
+
+    [Fact]
+    public async Task CancellationStopsWithinOneStep()
+    {
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        using var cts = new CancellationTokenSource();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var run = generator.GenerateAsync(new ImageGenerationRequest("a cat"),
+            new ImageGenerationOptions { ImageSize = new System.Drawing.Size(64, 64), AdditionalProperties = new() { ["steps"] = 500 } }, cts.Token);
+        await Task.Delay(300);
+        cts.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task BadOptionsAreRefusedNamingTheProperty()
+    {
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => generator.GenerateImagesAsync("x", new ImageGenerationOptions { ModelId = "other" }));
+        Assert.StartsWith($"ModelId 'other': this generator serves '{Model}'", e.Message);
+        e = await Assert.ThrowsAsync<ArgumentException>(() => generator.GenerateImagesAsync("x", new ImageGenerationOptions { ImageSize = new System.Drawing.Size(60, 64) }));
+        Assert.StartsWith("width: must be a multiple of 8 between 8 and 4096, got 60", e.Message);
+        e = await Assert.ThrowsAsync<ArgumentException>(() => generator.GenerateImagesAsync("x",
+            new ImageGenerationOptions { AdditionalProperties = new() { ["loras"] = new[] { "style" } } }));
+        Assert.StartsWith("loras: LoRA is not supported yet (asked for: style)", e.Message);
+    }
+
+    [Fact]
+    public async Task DependencyInjectionComposesWithLoggingAndOpenTelemetry()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton<Microsoft.Extensions.Logging.ILoggerFactory>(NullLoggerFactory.Instance);
+        services.AddDiffusersImageGenerator(o => o.Model = Model).UseLogging().UseOpenTelemetry();
+        await using var provider = services.BuildServiceProvider();
+        var generator = provider.GetRequiredService<IImageGenerator>();
+        Assert.NotNull(generator.GetService<OpenTelemetryImageGenerator>());
+        Assert.Equal(Model, generator.GetService<ImageGeneratorMetadata>()!.DefaultModelId);
+        var response = await generator.GenerateImagesAsync("a cat", new ImageGenerationOptions
+        {
+            ImageSize = new System.Drawing.Size(32, 32), AdditionalProperties = new() { ["steps"] = 1, ["seed"] = 0 },
+        });
+        var png = Image.Decode(((DataContent)response.Contents[0]).Data.ToArray());
+        Assert.Equal((32, 32), (png.Width, png.Height));
+    }
+}

@@ -1,0 +1,177 @@
+using DiffusersSharp.Generation;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Generation;
+
+/// <summary>The generation service on tests/golden/tiny-sd: same images as the pipeline and as diffusers, progress, previews, cancellation.</summary>
+public class GenerationServiceTests(ITestOutputHelper log)
+{
+    /// <summary>8-bit levels: diffusers' float image vs our PNG (both round the same float image; 1 level for float noise at .5).</summary>
+    private const int LevelTolerance = 1;
+
+    internal static string Model => Golden.Path("tiny-sd");
+
+    [Fact]
+    public void TheImageMatchesDiffusersGoldenRun()
+    {
+        using var service = GenerationService.Load(Model);
+        var result = service.Generate(new GenerationRequest
+        {
+            Prompt = "a photo of a cat", NegativePrompt = "", Steps = 5, GuidanceScale = 7.5, Width = 64, Height = 64, Seed = 0,
+        });
+        var image = Image.Decode(result.Images[0]);
+        using var expected = Golden.Tensor("tiny-sd-expected.safetensors", "pipeline/pndm_default/images");
+        using var e = (expected[0] * 255).round().to(ScalarType.Int32).flatten();
+        var levels = e.data<int>().ToArray();
+        int max = levels.Select((v, i) => Math.Abs(v - image.Pixels[i])).Max();
+        log.WriteLine($"max level difference vs diffusers: {max}");
+        Assert.Equal(0L, result.Seed);
+        Assert.True(max <= LevelTolerance, $"max level difference {max}");
+    }
+
+    [Fact]
+    public void TheSameParametersGiveTheSameBytesAsThePipelineWithAnAliasScheduler()
+    {
+        byte[] expected;
+        using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
+        {
+            pipe.Scheduler = SchedulerFactory.FromConfig("EulerAncestralDiscreteScheduler", pipe.Scheduler.Config);
+            using var r = pipe.Generate("a red house", "blurry", guidanceScale: 5.0, numImagesPerPrompt: 2, height: 64, width: 48,
+                numInferenceSteps: 3, seed: 42);
+            expected = r.Images[1].ToPng();
+        }
+        using var service = GenerationService.Load(Model);
+        var request = new GenerationRequest
+        {
+            Prompt = "a red house", NegativePrompt = "blurry", GuidanceScale = 5.0, Count = 2, Height = 64, Width = 48, Steps = 3,
+            Seed = 42, Scheduler = "euler-a",
+        };
+        // twice: a second request must not inherit the first one's scheduler state
+        service.Generate(request);
+        var result = service.Generate(request);
+        Assert.Equal(2, result.Images.Count);
+        Assert.Equal(expected, result.Images[1]);
+    }
+
+    [Fact]
+    public void ProgressReportsEveryStepWithPreviewsWhenDue()
+    {
+        using var service = GenerationService.Load(Model);
+        service.PreviewEvery = 2;
+        var reports = new List<GenerationProgress>();
+        service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 5, Width = 64, Height = 64, Seed = 1, Scheduler = "ddim" },
+            new SyncProgress(reports.Add));
+        Assert.Equal([1, 2, 3, 4, 5], reports.Select(r => r.Step));
+        Assert.All(reports, r => Assert.Equal(5, r.TotalSteps));
+        Assert.Equal([false, true, false, true, false], reports.Select(r => r.PreviewPng is not null));
+        var preview = Image.Decode(reports[1].PreviewPng!);
+        Assert.Equal((64, 64), (preview.Width, preview.Height));
+    }
+
+    [Fact]
+    public void CancellingStopsTheRunWithinOneStep()
+    {
+        using var service = GenerationService.Load(Model);
+        using var cts = new CancellationTokenSource();
+        var steps = new List<int>();
+        Assert.ThrowsAny<OperationCanceledException>(() => service.Generate(
+            new GenerationRequest { Prompt = "a cat", Steps = 20, Width = 64, Height = 64, Seed = 1 },
+            new SyncProgress(p => { steps.Add(p.Step); if (p.Step == 2) cts.Cancel(); }), cts.Token));
+        Assert.Equal([1, 2], steps);
+        // the service is free again
+        Assert.Single(service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 1, Width = 64, Height = 64, Seed = 1 }).Images);
+    }
+
+    [Fact]
+    public void ARandomSeedIsReportedAndReproducesTheImage()
+    {
+        using var service = GenerationService.Load(Model);
+        var first = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 1, Width = 64, Height = 64 });
+        var again = service.Generate(first.Request);
+        Assert.Equal(first.Seed, first.Request.Seed);
+        Assert.Equal(first.Images[0], again.Images[0]);
+    }
+
+    [Theory]
+    [InlineData(60, 64, 1, null, "width: must be a multiple of 8 between 8 and 4096, got 60")]
+    [InlineData(64, 64, 0, null, "n: must be between 1 and 16, got 0")]
+    [InlineData(64, 64, 1, "nope", "scheduler: unknown scheduler 'nope'; use a class (")]
+    public void BadRequestsAreRefusedNamingTheField(int width, int height, int count, string? scheduler, string message)
+    {
+        var e = Assert.Throws<DiffusersException>(() => GenerationService.Validate(
+            new GenerationRequest { Prompt = "x", Width = width, Height = height, Count = count, Scheduler = scheduler }));
+        Assert.StartsWith(message, e.Message);
+    }
+
+    [Fact]
+    public void LoraIsRefusedClearly()
+    {
+        var e = Assert.Throws<DiffusersException>(() => GenerationService.Validate(
+            new GenerationRequest { Prompt = "x", Loras = new Dictionary<string, double> { ["style"] = 0.8 } }));
+        Assert.Equal("loras: LoRA is not supported yet (asked for: style)", e.Message);
+    }
+
+    [Fact]
+    public void ImageToImageAndInpaintingRunFromTheTextToImageModel()
+    {
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        byte[] img2img, inpaint;
+        using (var pipe = StableDiffusionImg2ImgPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a cat", init, 0.6, numInferenceSteps: 4, seed: 3))
+            img2img = r.Images[0].ToPng();
+        using (var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a cat", init, mask, numInferenceSteps: 3, seed: 3))
+            inpaint = r.Images[0].ToPng();
+        using var service = GenerationService.Load(Model);
+        Assert.Equal(img2img, service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Strength = 0.6, Steps = 4, Seed = 3 }).Images[0]);
+        Assert.Equal(inpaint, service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 3, Seed = 3 }).Images[0]);
+    }
+
+    [Fact]
+    public void TheLatentRgbPreviewMapsEachLatentPixelByTheFactors()
+    {
+        // one latent pixel per channel set: channel 0 = 1 → rgb = row 0 of the factors → ((f + 1) * 127.5) rounded
+        using var latents = torch.zeros(1, 4, 1, 2);
+        latents[0, 0, 0, 0] = torch.tensor(1f);
+        latents[0, 3, 0, 1] = torch.tensor(-1f);
+        var image = LatentRgbPreview.Preview(latents);
+        Assert.Equal((16, 8), (image.Width, image.Height));
+        Assert.Equal(new byte[] { 172, 157, 169 }, new[] { image[0, 0, 0], image[0, 0, 1], image[0, 0, 2] });   // 0.3512, 0.2297, 0.3227
+        Assert.Equal(new byte[] { 155, 161, 219 }, new[] { image[15, 7, 0], image[15, 7, 1], image[15, 7, 2] }); // 0.2120, 0.2616, 0.7177
+    }
+
+    [Fact]
+    public void WithATinyVaeThePreviewIsItsDecodeOfTheStepsLatents()
+    {
+        using var taesd = DiffusersSharp.Models.AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
+        var preview = new TaesdPreview(taesd);
+        byte[]? expected = null;
+        using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
+        {
+            pipe.Scheduler = SchedulerFactory.FromConfig("DDIMScheduler", pipe.Scheduler.Config);
+            using var _ = pipe.Generate("a cat", numInferenceSteps: 3, height: 64, width: 64, seed: 8,
+                callbackOnStepEnd: preview.Every(2, (step, t, image) => expected = image.ToPng()));
+        }
+        using var service = GenerationService.Load(Model);
+        service.PreviewEvery = 2;
+        service.Taesd = preview;
+        var reports = new List<GenerationProgress>();
+        service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 3, Width = 64, Height = 64, Seed = 8, Scheduler = "ddim" },
+            new SyncProgress(reports.Add));
+        Assert.NotNull(expected);
+        Assert.Equal(expected, reports[1].PreviewPng);
+    }
+
+    /// <summary>An IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    internal sealed class SyncProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => report(value);
+    }
+}

@@ -1,0 +1,51 @@
+using System.Text.Json.Nodes;
+using DiffusersSharp.Server;
+using DiffusersSharp.Tests.Support;
+
+namespace DiffusersSharp.Tests.Server;
+
+/// <summary>Two models and a memory budget that holds one: using the other unloads the least recently used.</summary>
+public class ModelPoolTests
+{
+    [Fact]
+    public async Task BeyondTheBudgetTheLeastRecentlyUsedModelIsUnloaded()
+    {
+        using var data = new TempDir();
+        using var models = new TempDir();
+        foreach (var name in new[] { "first", "second" }) CopyDir(Golden.Path("tiny-sd"), Path.Combine(models.Path, name));
+        // each copy of tiny-sd holds 8.1 MB of parameters: a 10 MB budget holds one, not both
+        await using var server = DiffusersServer.Create(ServerFixture.Options(data.Path) with
+        {
+            Models = [Path.Combine(models.Path, "first"), Path.Combine(models.Path, "second")], MemoryBudgetGb = 0.010,
+        });
+        await server.StartAsync();
+        using var http = new HttpClient { BaseAddress = server.Address };
+        async Task<string> Loaded() => string.Join(",", JsonNode.Parse(await http.GetStringAsync("/v1/models"))!["data"]!.AsArray()
+            .Where(m => (bool)m!["loaded"]!).Select(m => (string)m!["id"]!));
+        async Task Generate(string model)
+        {
+            var (status, body, _) = await ServerFixture.PostJson(http, "/v1/images/generations",
+                $"{{\"prompt\": \"a\", \"size\": \"32x32\", \"steps\": 1, \"model\": \"{model}\"}}");
+            Assert.True(status == 200, body?.ToJsonString());
+        }
+
+        Assert.Equal("", await Loaded());
+        await Generate("first");
+        Assert.Equal("first", await Loaded());
+        await Generate("second");
+        Assert.Equal("second", await Loaded());
+        await Generate("first");
+        Assert.Equal("first", await Loaded());
+        Assert.True(server.Pool.LoadedBytes <= 10_000_000, $"{server.Pool.LoadedBytes} bytes loaded");
+    }
+
+    private static void CopyDir(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            string target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using OpenQA.Selenium;
+using OpenQA.Selenium.Chrome;
+using OpenQA.Selenium.Support.UI;
+
+namespace DiffusersSharp.Tests.Server;
+
+/// <summary>
+/// The page at / in headless Chromium (Debian's chromium and chromium-driver, driven by Selenium): type a prompt, press
+/// Generate, see the progress bar move and the image appear. Set DIFFUSERS_SERVE_SCREENSHOT to a path to keep a screenshot.
+/// </summary>
+[Collection("server")]
+public class WebPageBrowserTests(ServerFixture fixture)
+{
+    private static string Chromium => File.Exists("/usr/lib/chromium/chromium") ? "/usr/lib/chromium/chromium" : "/usr/bin/chromium";
+
+    [Fact]
+    public void TypingAPromptAndPressingGenerateShowsProgressAndTheImage()
+    {
+        Assert.True(File.Exists("/usr/bin/chromedriver"), "install Debian's chromium and chromium-driver (apt-get install -y chromium chromium-driver)");
+        var service = ChromeDriverService.CreateDefaultService("/usr/bin", "chromedriver");
+        service.HideCommandPromptWindow = true;
+        service.SuppressInitialDiagnosticInformation = true;
+        var options = new ChromeOptions { BinaryLocation = Chromium };
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,900");
+        using var driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
+        driver.Navigate().GoToUrl(fixture.Server.Address);
+        var wait = new WebDriverWait(driver, TimeSpan.FromSeconds(180)) { PollingInterval = TimeSpan.FromMilliseconds(5) };
+        wait.Until(d => d.FindElements(By.CssSelector("#model option")).Count > 0);
+
+        driver.FindElement(By.Id("prompt")).SendKeys("a lighthouse at dusk");
+        foreach (var (id, value) in new[] { ("width", "96"), ("height", "96"), ("steps", "12") })
+        {
+            var input = driver.FindElement(By.Id(id));
+            input.Clear();
+            input.SendKeys(value);
+        }
+        driver.FindElement(By.Id("generate")).Click();
+
+        // the bar moves: seen strictly between 0 and 100 at least once, and rising
+        var seen = new List<int>();
+        wait.Until(d =>
+        {
+            int v = int.Parse(d.FindElement(By.Id("progress")).GetDomProperty("value") ?? "0");
+            if (seen.Count == 0 || seen[^1] != v) seen.Add(v);
+            return d.FindElements(By.CssSelector("#result img")).Count > 0;
+        });
+        Assert.Contains(seen, v => v is > 0 and < 100);
+        Assert.Equal(seen.Order(), seen);
+        var img = driver.FindElement(By.CssSelector("#result img"));
+        wait.Until(_ => (bool)((IJavaScriptExecutor)driver).ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth === 96;", img));
+        Assert.StartsWith("done in", driver.FindElement(By.Id("progress_text")).Text);
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count > 0);
+
+        if (Environment.GetEnvironmentVariable("DIFFUSERS_SERVE_SCREENSHOT") is { Length: > 0 } path)
+            driver.GetScreenshot().SaveAsFile(path);
+    }
+}
