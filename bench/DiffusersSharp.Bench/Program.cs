@@ -77,25 +77,25 @@ public static class Program
                     Opt("--modes", "fp32,bf16-pure").Split(','), int.Parse(Opt("--steps", "5")), int.Parse(Opt("--batch", "64")));
                 return 0;
             case "sdpa":
-                {
-                    // One self-attention call of the SD 1.5 UNet's first level (batch 2, 8 heads, 4096 tokens, 40 dims):
-                    // the memory it takes shows whether libtorch materialises the 4096² scores (1.07 GB) or streams them.
-                    using var q = torch.randn(2, 8, 4096, 40);
-                    using var k = torch.randn(2, 8, 4096, 40);
-                    using var v = torch.randn(2, 8, 4096, 40);
-                    using var noGrad = torch.no_grad();
-                    long before = Harness.PeakRssBytes();
-                    var r = Harness.Time("sdpa 2x8x4096x40 fp32", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(q, k, v); });
-                    Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
-                    // The layout the UNet's Attention passes: (B, S, H, D) viewed as (B, H, S, D).
-                    using var qt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    using var kt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    using var vt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    before = Harness.PeakRssBytes();
-                    Harness.Time("sdpa transposed views", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(qt, kt, vt); });
-                    Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
-                    return 0;
-                }
+            {
+                // One self-attention call of the SD 1.5 UNet's first level (batch 2, 8 heads, 4096 tokens, 40 dims):
+                // the memory it takes shows whether libtorch materialises the 4096² scores (1.07 GB) or streams them.
+                using var q = torch.randn(2, 8, 4096, 40);
+                using var k = torch.randn(2, 8, 4096, 40);
+                using var v = torch.randn(2, 8, 4096, 40);
+                using var noGrad = torch.no_grad();
+                long before = Harness.PeakRssBytes();
+                var r = Harness.Time("sdpa 2x8x4096x40 fp32", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(q, k, v); });
+                Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
+                // The layout the UNet's Attention passes: (B, S, H, D) viewed as (B, H, S, D).
+                using var qt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                using var kt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                using var vt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                before = Harness.PeakRssBytes();
+                Harness.Time("sdpa transposed views", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(qt, kt, vt); });
+                Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
+                return 0;
+            }
             case "pointwise":
                 PointwiseBench.Run(threads, dtypes, int.Parse(Opt("--runs", "200")));
                 return 0;

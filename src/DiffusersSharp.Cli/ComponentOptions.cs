@@ -23,6 +23,7 @@ public sealed class ComponentOptions
     /// <summary>The parsed values.</summary>
     public sealed record Values(string? Vae = null, string[]? Embeddings = null)
     {
+        /// <summary>The <c>--embedding</c> arguments (empty when none).</summary>
         public IReadOnlyList<string> EmbeddingArgs => Embeddings ?? [];
 
         /// <summary>The first option given, for messages (null when none).</summary>
@@ -39,14 +40,17 @@ public sealed class ComponentOptions
         }
     }
 
+    /// <summary>A new set of the options, to add to one command.</summary>
     public static ComponentOptions Create() => new();
 
+    /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
         cmd.Options.Add(_vae);
         cmd.Options.Add(_embedding);
     }
 
+    /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_vae), pr.GetValue(_embedding));
 
     /// <summary>

@@ -16,6 +16,7 @@ public static class GenerateCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp"];
 
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var model = new Option<string?>("--model", "-m")
@@ -104,6 +105,9 @@ public static class GenerateCommand
         public LoraOptions.Values Lora { get; init; } = new();
     }
 
+    /// <summary>
+    /// Loads the model <paramref name="r"/> names, generates and writes the output; returns the exit code.
+    /// </summary>
     public static int Execute(CliContext ctx, Request r)
     {
         // Everything that can be checked without the model is checked first: nothing is loaded or written

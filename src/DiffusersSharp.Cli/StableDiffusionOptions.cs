@@ -36,6 +36,7 @@ public sealed class StableDiffusionOptions
             : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
             : Mask is not null ? "--mask" : null;
 
+        /// <summary>True when any Stable Diffusion option was given.</summary>
         public bool Any => FirstGiven is not null;
 
         /// <summary>What can be checked before loading a model.</summary>
@@ -61,18 +62,24 @@ public sealed class StableDiffusionOptions
     /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
     public const double MaxGuidance = 1000;
 
+    /// <summary>A new set of the options, to add to one command.</summary>
     public static StableDiffusionOptions Create() => new();
 
+    /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
         foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask })
             cmd.Options.Add(o);
     }
 
+    /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
         pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
         pr.GetValue(_strength), pr.GetValue(_mask));
 
+    /// <summary>
+    /// Whether <paramref name="className"/> is a Stable Diffusion pipeline class the options apply to.
+    /// </summary>
     public static bool IsStableDiffusion(string className) =>
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 

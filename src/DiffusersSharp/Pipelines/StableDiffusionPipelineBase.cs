@@ -25,6 +25,10 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     private IScheduler _scheduler;
     private IVae _vae;
 
+    /// <summary>
+    /// Checks that the text encoder's width matches the UNet's cross-attention and puts every model in evaluation
+    /// mode.
+    /// </summary>
     protected StableDiffusionPipelineBase(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log)
     {
@@ -60,8 +64,11 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
             _vae = value;
         }
     }
+    /// <summary>The CLIP text encoder the prompts are encoded with.</summary>
     public CLIPTextModel TextEncoder { get; }
+    /// <summary>The CLIP tokenizer of the prompts.</summary>
     public CLIPTokenizer Tokenizer { get; }
+    /// <summary>The denoising UNet.</summary>
     public UNet2DConditionModel Unet { get; }
 
     /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
@@ -80,6 +87,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
     public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
     {
         ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,

@@ -47,7 +47,7 @@ public class WebPageBrowserTests(ServerFixture fixture)
         Assert.Contains(seen, v => v is > 0 and < 100);
         Assert.Equal(seen.Order(), seen);
         var img = driver.FindElement(By.CssSelector("#result img"));
-        wait.Until(_ => (bool)((IJavaScriptExecutor)driver).ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth === 96;", img));
+        wait.Until(_ => ((IJavaScriptExecutor)driver).ExecuteScript("return arguments[0].complete && arguments[0].naturalWidth === 96;", img) is true);
         Assert.StartsWith("done in", driver.FindElement(By.Id("progress_text")).Text);
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count > 0);
 

@@ -17,12 +17,15 @@ public sealed class SingleFileComponents : IDisposable
 {
     private SingleFileComponents(SingleFileLayout layout, string path) { Layout = layout; Path = path; }
 
+    /// <summary>The configs and key maps the file was read with.</summary>
     public SingleFileLayout Layout { get; }
 
     /// <summary>The checkpoint file.</summary>
     public string Path { get; }
 
+    /// <summary>The UNet, loaded from the file.</summary>
     public UNet2DConditionModel Unet { get; private set; } = null!;
+    /// <summary>The VAE, loaded from the file.</summary>
     public AutoencoderKL Vae { get; private set; } = null!;
 
     /// <summary>The text encoders in <see cref="SingleFileLayout.TextEncoders"/>' order (<see cref="CLIPTextModel"/> or <see cref="CLIPTextModelWithProjection"/>).</summary>
@@ -31,6 +34,7 @@ public sealed class SingleFileComponents : IDisposable
     /// <summary>One tokenizer per text encoder.</summary>
     public IReadOnlyList<CLIPTokenizer> Tokenizers { get; private set; } = [];
 
+    /// <summary>The scheduler the layout chose (diffusers' <c>scheduler_type</c>).</summary>
     public IScheduler Scheduler => Layout.Scheduler;
 
     /// <summary>
@@ -203,6 +207,7 @@ public sealed class SingleFileComponents : IDisposable
             if (!ReferenceEquals(t, keep)) t.Dispose();
     }
 
+    /// <summary>Disposes the models not yet handed to a pipeline.</summary>
     public void Dispose()
     {
         if (!_released) DisposeModels(keep: null);
