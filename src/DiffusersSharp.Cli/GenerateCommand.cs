@@ -41,10 +41,10 @@ public static class GenerateCommand
         };
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Model dtype: fp32 (default), bf16 or fp16",
+            Description = "Model dtype: fp32 (default), bf16, fp16, or auto (bf16 where the CPU has native bf16: AVX512-BF16 or AMX; else fp32)",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
+        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "auto");
         var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
         var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit of a Hub id (default main)" };
         var upscale = new Option<int>("--upscale")
@@ -55,6 +55,7 @@ public static class GenerateCommand
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
         var components = ComponentOptions.Create();
+        var previews = PreviewOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting)")
@@ -63,10 +64,11 @@ public static class GenerateCommand
         };
         sd.AddTo(cmd);
         components.AddTo(cmd);
+        previews.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), Preview = previews.Read(pr) }));
         return cmd;
     }
 
@@ -88,6 +90,9 @@ public static class GenerateCommand
 
         /// <summary>The component options (--vae, --embedding).</summary>
         public ComponentOptions.Values Components { get; init; } = new();
+
+        /// <summary>The preview options (--preview-every, --preview-vae).</summary>
+        public PreviewOptions.Values Preview { get; init; } = new();
     }
 
     public static int Execute(CliContext ctx, Request r)
@@ -105,16 +110,13 @@ public static class GenerateCommand
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         r.Components.CheckWithoutModel();
+        r.Preview.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
-        var dtype = r.Dtype switch
-        {
-            "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
-            "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
-            "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
-            _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
-        };
+        var dtype = ParseDtype(r.Dtype);
+        if (r.Dtype == "auto")
+            ctx.Out.WriteLine($"--dtype auto: {(Runtime.CpuFeatures.NativeBFloat16Flag(Runtime.CpuFeatures.CurrentFlags) is { } flag ? $"bf16 (the CPU has {flag})" : "fp32 (no native bf16 on this CPU)")}");
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
@@ -131,6 +133,19 @@ public static class GenerateCommand
         return CliApp.Ok;
     }
 
+    /// <summary>
+    /// The dtype a <c>--dtype</c> value names; <c>auto</c> is <see cref="Runtime.CpuFeatures.AutoDtype"/> (bf16 where the
+    /// CPU has native bf16, else fp32).
+    /// </summary>
+    public static TorchSharp.torch.ScalarType ParseDtype(string value) => value switch
+    {
+        "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+        "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+        "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
+        "auto" => Runtime.CpuFeatures.AutoDtype(),
+        _ => throw new UserException($"--dtype '{value}': use fp32, bf16, fp16 or auto"),
+    };
+
     /// <summary>An unconditional pipeline (DDPMPipeline, DDIMPipeline) with the chosen scheduler.</summary>
     private static ImagePipelineOutput ExecuteUnconditional(CliContext ctx, Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
@@ -139,6 +154,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
+        if (r.Preview.FirstGiven is { } preview)
+            throw new UserException($"{className} takes no {preview}; it is for Stable Diffusion models");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 
