@@ -16,6 +16,9 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- pointwise [--runs 200]   (issue 11's 1×1 convolutions: oneDNN vs addmm)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-load [--runs 3]  (SD 1.5 UNet weight load, and its non-finite check)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]
+///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM with random weights; each run a child process)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
@@ -85,11 +88,22 @@ public static class Program
             case "pointwise":
                 PointwiseBench.Run(threads, dtypes, int.Parse(Opt("--runs", "200")));
                 return 0;
+            case "e2e":
+                return E2eBench.Run(args.Contains("--quick"), Opt("--dtypes", "fp32,bf16").Split(','),
+                    Opt("--threads", "") is { Length: > 0 } et ? int.Parse(et) : null,
+                    Opt("--only", "") is { Length: > 0 } only ? only.Split(',') : null);
+            case "e2e-write":
+                return E2eFolders.Write(Opt("--folder", ""), Opt("--scenario", ""), args.Contains("--quick"));
+            case "e2e-run":
+                return E2eBench.RunOne(Opt("--folder", ""), Opt("--scenario", ""), Opt("--dtype", "fp32"), args.Contains("--quick"),
+                    Opt("--threads", "") is { Length: > 0 } rt ? int.Parse(rt) : null);
+            case "coldstart":
+                return ColdStartBench.Run(Opt("--cli", "") is { Length: > 0 } cli ? cli.Split(',') : [], int.Parse(Opt("--runs", "5")));
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|coldstart> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }
