@@ -63,7 +63,7 @@ public static class E2eBench
 
         // load: every component from the saved folder, in the run's dtype
         var options = new LoadOptions { Dtype = dtype };
-        var text = CLIPTextModel.FromPretrained(folder, "text_encoder", options);
+        var text = CLIPTextModel.FromPretrained(folder, "text_encoder", options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(dtype) });
         var unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
         IVae vae = VaeLoader.FromPretrained(Path.Combine(folder, s.Taesd ? "taesd" : "vae"), options);
         var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer");
