@@ -134,7 +134,7 @@ public static class E2eBench
             return (LastWall, LastCpu);
         }
 
-        private static double CpuSeconds() => Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+        private static double CpuSeconds() => Harness.CpuSeconds();
     }
 
     /// <summary>Reports on the pipeline's thread (System.Progress would post to the thread pool).</summary>

@@ -19,6 +19,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]
 ///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM with random weights; each run a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
@@ -100,9 +101,12 @@ public static class Program
                 return E2eBench.RunOne(Opt("--folder", ""), Opt("--scenario", ""), Opt("--dtype", "fp32"), args.Contains("--quick"),
                     Opt("--threads", "") is { Length: > 0 } rt ? int.Parse(rt) : null);
             case "vae-faults":
-                return VaeFaultsBench.Run(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")));
+                return VaeFaultsBench.Run(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")),
+                    Opt("--variants", "") is { Length: > 0 } vs ? vs.Split(',').Select(int.Parse).ToArray() : null);
             case "vae-faults-run":
                 return VaeFaultsBench.RunOne(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")));
+            case "mkldnn-prepack":
+                return MkldnnPrepackBench.Run(int.Parse(Opt("--runs", "20")));
             case "text-bf16":
                 return TextEncoderDtypeBench.Run();
             case "coldstart":
@@ -111,7 +115,7 @@ public static class Program
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|coldstart|text-bf16|vae-faults> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|coldstart|text-bf16|vae-faults|mkldnn-prepack> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Bench;
 
 /// <summary>
-/// <c>bench -- vae-faults [--latent 64] [--threads 1]</c>: the SD VAE decode's page faults (issue 14: the 32 MB mmap
+/// <c>bench -- vae-faults [--latent 64] [--threads 1] [--variants 0,1,2,3]</c>: the SD VAE decode's page faults (issue 14: the 32 MB mmap
 /// threshold around the decode faults every large activation in afresh). Runs each malloc variant in a child process:
 /// the default (blocks ≥ 32 MB mapped during the decode), <c>DIFFUSERS_SHARP_LARGE_BLOCK_MB=0</c> (from the heap), and
 /// each with glibc's transparent-huge-page tunable (<c>GLIBC_TUNABLES=glibc.malloc.hugetlb=1</c>). Per variant, the
@@ -14,7 +14,8 @@ namespace DiffusersSharp.Bench;
 /// </summary>
 public static class VaeFaultsBench
 {
-    public static int Run(int latent, int threads)
+    /// <param name="only">Indexes of the variants to run (null = all).</param>
+    public static int Run(int latent, int threads, int[]? only = null)
     {
         (string Name, Dictionary<string, string> Env)[] variants =
         [
@@ -25,7 +26,7 @@ public static class VaeFaultsBench
         ];
         Console.WriteLine($"SD VAE decode 1x4x{latent}x{latent} -> {latent * 8}², fp32, {threads} thread(s); second decode of each child process");
         var (file, prefix) = ChildProcesses.Self();
-        foreach (var (name, env) in variants)
+        foreach (var (name, env) in variants.Where((_, i) => only is null || only.Contains(i)))
         {
             var psi = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, UseShellExecute = false };
             foreach (var a in prefix.Concat(["vae-faults-run", "--latent", latent.ToString(), "--threads", threads.ToString()])) psi.ArgumentList.Add(a);
