@@ -31,6 +31,23 @@ public static class E2eFolders
         return folder;
     }
 
+    /// <summary>Parses every scenario's full-size configs (the text config validated too) without building a model (a fast check of the JSON).</summary>
+    public static int CheckConfigs()
+    {
+        string root = E2eConfigs.RepoRoot();
+        foreach (var s in E2eConfigs.Scenarios)
+        {
+            var (textJson, unetJson, vaeJson, taesdJson) = E2eConfigs.Components(s, quick: false, root);
+            ConfigJson.Parse<CLIPTextConfig>(textJson, $"{s.Name} text_encoder").Validate($"{s.Name} text_encoder");
+            ConfigJson.Parse<UNet2DConditionModelConfig>(unetJson, $"{s.Name} unet");
+            ConfigJson.Parse<AutoencoderKLConfig>(vaeJson, $"{s.Name} vae");
+            ConfigJson.Parse<AutoencoderTinyConfig>(taesdJson, $"{s.Name} taesd");
+            Schedulers.SchedulerFactory.FromJson(s.SchedulerJson, $"{s.Name} scheduler");
+            Console.WriteLine($"{s.Name}: configs parse");
+        }
+        return 0;
+    }
+
     /// <summary>Writes the folder (in the child process).</summary>
     public static int Write(string folder, string scenarioName, bool quick)
     {

@@ -22,7 +22,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
-/// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
+/// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; CL=1 runs sd-unet channels-last (also fp32); TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
 public static class Program
@@ -95,6 +95,8 @@ public static class Program
                 return E2eBench.Run(args.Contains("--quick"), Opt("--dtypes", "fp32,bf16").Split(','),
                     Opt("--threads", "") is { Length: > 0 } et ? int.Parse(et) : null,
                     Opt("--only", "") is { Length: > 0 } only ? only.Split(',') : null);
+            case "e2e-configs":
+                return E2eFolders.CheckConfigs();
             case "e2e-write":
                 return E2eFolders.Write(Opt("--folder", ""), Opt("--scenario", ""), args.Contains("--quick"));
             case "e2e-run":
