@@ -13,6 +13,7 @@ public static class ColdStartBench
     public static string DefaultCli(string repoRoot) =>
         Path.Combine(repoRoot, "src", "DiffusersSharp.Cli", "bin", "Release", "net10.0", "diffusers");
 
+    /// <summary>Times each CLI in <paramref name="clis"/> (default: the Release build) <paramref name="runs"/> times; 0 when all ran.</summary>
     public static int Run(string[] clis, int runs)
     {
         string root = E2eConfigs.RepoRoot();

@@ -29,6 +29,7 @@ public static unsafe class MkldnnPrepackBench
     private static delegate* unmanaged<IntPtr, IntPtr, ushort, IntPtr> _toMkldnn;
     private static delegate* unmanaged<IntPtr, IntPtr, IntPtr, OptionalTensor*, long*, nint, ArrayRef, ArrayRef, long*, IntPtr> _conv;
 
+    /// <summary>Compares the three ways to run each convolution shape, <paramref name="runs"/> samples each.</summary>
     public static int Run(int runs)
     {
         var lib = NativeLibrary.Load("libtorch_cpu.so");

@@ -20,6 +20,7 @@ public static class TextEncoderDtypeBench
         "", "a watercolor painting of a lighthouse at dawn",
     ];
 
+    /// <summary>Prints the bf16-vs-fp32 embedding differences of both text encoders.</summary>
     public static int Run()
     {
         string root = E2eConfigs.RepoRoot();
