@@ -60,6 +60,25 @@ public static class ChildProcesses
         return (p.ExitCode, u1 - u0, s1 - s0, wall);
     }
 
+    /// <summary>
+    /// Runs <paramref name="file"/> and returns the wall seconds from its start to the first output line that starts with
+    /// <paramref name="prefix"/> (NaN if none) with that line, and the exit code.
+    /// </summary>
+    public static (int Code, double Seconds, string? Line) TimeToLine(string file, IReadOnlyList<string> args, string prefix)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var sw = Stopwatch.StartNew();
+        using var p = Process.Start(psi)!;
+        _ = p.StandardError.ReadToEndAsync();
+        double seconds = double.NaN;
+        string? found = null;
+        while (p.StandardOutput.ReadLine() is { } line)
+            if (found is null && line.StartsWith(prefix, StringComparison.Ordinal)) (seconds, found) = (sw.Elapsed.TotalSeconds, line);
+        p.WaitForExit();
+        return (p.ExitCode, seconds, found);
+    }
+
     /// <summary>cutime and cstime of this process (reaped children's CPU), in seconds.</summary>
     private static (double User, double Sys) ChildrenCpu()
     {
