@@ -113,9 +113,19 @@ public static class E2eBench
                           $"RSS before loading {rssBefore / 1e9:F3} GB; threads {torch.get_num_threads()}");
         Console.WriteLine($"SUMMARY {s.Name} {dtypeName,-4} load {stages[0].Wall,7:F2}/{stages[0].Cpu,7:F2}  text {stages[1].Wall,6:F2}/{stages[1].Cpu,6:F2}  " +
                           $"steps({steps.Count}) {stepWall,7:F2}/{stepCpu,7:F2}  decode {stages[^2].Wall,6:F2}/{stages[^2].Cpu,6:F2}  png {stages[^1].Wall,5:F2}  " +
-                          $"total {totalWall,7:F2}/{totalCpu,7:F2}  peakRSS {peak / (double)weightBytes:F2}x weights");
+                          $"total {totalWall,7:F2}/{totalCpu,7:F2}  peakRSS {peak / (double)weightBytes:F2}x weights{Target(s.Name, dtypeName, quick)}");
         return 0;
     }
+
+    /// <summary>Issue 14's end-to-end target (text encoder + steps + decode, wall) for a full-size run, as a suffix.</summary>
+    private static string Target(string scenario, string dtype, bool quick) => quick ? "" : (scenario, dtype) switch
+    {
+        ("a", "fp32") => "  (target total <= 90 s)",
+        ("a", "bf16") => "  (target total <= 50 s)",
+        ("b", "bf16") => "  (target total <= 2.0 s)",
+        ("c", "bf16") => "  (target total <= 7 s)",
+        _ => "",
+    };
 
     /// <summary>Wall and CPU time between laps.</summary>
     private sealed class StageClock
