@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Cli;
@@ -69,12 +70,16 @@ public sealed class ComponentOptions
         throw new UserException($"--embedding '{arg}': file not found (expected path or path:token)");
     }
 
-    /// <summary>Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done.</summary>
+    /// <summary>
+    /// Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done. The VAE is loaded
+    /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype).
+    /// </summary>
     public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe)
     {
         if (v.Vae is { } vae)
         {
-            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae);
+            var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device };
+            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae, options);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();

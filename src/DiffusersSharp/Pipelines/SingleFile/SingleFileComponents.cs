@@ -74,9 +74,10 @@ public sealed class SingleFileComponents : IDisposable
             {
                 var t = layout.TextEncoders[i];
                 var given = i == 0 ? o.TextEncoder : null;
-                nn.Module model = given ?? Build<nn.Module>(() => t.WithProjection ? new CLIPTextModelWithProjection(t.Config) : new CLIPTextModel(t.Config), o.Dtype);
+                var textDtype = StableDiffusionPipelineBase.TextEncoderDtype(o.Dtype);
+                nn.Module model = given ?? Build<nn.Module>(() => t.WithProjection ? new CLIPTextModelWithProjection(t.Config) : new CLIPTextModel(t.Config), textDtype);
                 texts.Add(model);
-                if (given is not null && o.Dtype is { } dt) given.to(dt);
+                if (given is not null && textDtype is { } dt) given.to(dt);
                 var keys = assigned[t.Keys];
                 if (keys.Count > 0 || given is null) LoadComponent(model, t.Keys, keys, ckpt.Load, ckpt);
                 model.eval();
