@@ -92,7 +92,7 @@ public static class Harness
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
             if (line.StartsWith("VmRSS:"))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+                return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
         return Environment.WorkingSet;
     }
 
@@ -100,7 +100,7 @@ public static class Harness
     {
         foreach (var line in File.ReadLines("/proc/self/status"))
             if (line.StartsWith("VmHWM:"))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+                return long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
         return Environment.WorkingSet;
     }
 }

@@ -96,7 +96,7 @@ public static class SdxlUNetBench
         double macs = 0;
         foreach (var (name, module) in unet.named_modules())
         {
-            if (module is not (TorchSharp.Modules.Conv2d or TorchSharp.Modules.Linear)) continue;
+            if (module is not (TorchSharp.Modules.Conv2d or TorchSharp.Modules.Linear or DiffusersSharp.Models.Lora.LoRACompatibleLayer)) continue;
             var weight = module.named_parameters().First(p => p.name == "weight").parameter;
             int level = Level(name, levels);
             long tokens = name.StartsWith("time_embedding", StringComparison.Ordinal) || name.StartsWith("add_embedding", StringComparison.Ordinal)
