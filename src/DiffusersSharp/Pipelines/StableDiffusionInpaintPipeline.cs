@@ -167,7 +167,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 
         // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
         // blended with the init image noised to the next timestep outside the mask
-        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, crossAttentionKwargs);
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, crossAttentionKwargs: crossAttentionKwargs);
         var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
         ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
