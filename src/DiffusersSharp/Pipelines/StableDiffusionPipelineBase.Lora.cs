@@ -2,7 +2,7 @@ using DiffusersSharp.Models.Lora;
 
 namespace DiffusersSharp.Pipelines;
 
-public abstract partial class StableDiffusionPipelineBase
+public abstract partial class StableDiffusionPipelineBase : ILoraPipeline
 {
     /// <summary>The models a LoRA file may patch: the UNet (<c>unet</c>) and the text encoder (<c>text_encoder</c>).</summary>
     public IReadOnlyList<LoraTarget> LoraTargets => [LoraTarget.ForUnet(Unet), LoraTarget.ForTextEncoder("text_encoder", TextEncoder)];

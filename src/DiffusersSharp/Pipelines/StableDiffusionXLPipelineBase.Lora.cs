@@ -2,7 +2,7 @@ using DiffusersSharp.Models.Lora;
 
 namespace DiffusersSharp.Pipelines;
 
-public abstract partial class StableDiffusionXLPipelineBase
+public abstract partial class StableDiffusionXLPipelineBase : ILoraPipeline
 {
     /// <summary>
     /// The models a LoRA file may patch (diffusers' <c>StableDiffusionXLLoraLoaderMixin</c>): the UNet (<c>unet</c>), the
