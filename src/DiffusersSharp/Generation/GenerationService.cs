@@ -24,6 +24,8 @@ public sealed class GenerationService : IDisposable
     private readonly StableDiffusionPipelineBase _pipe;
     private readonly DiffusersConfig _schedulerConfig;
     private bool _disposed;
+    private string? _loraDirectory;
+    private GenerationLoras _loras;
 
     /// <summary>Serves <paramref name="pipeline"/> (owned from now on: disposed with the service) under <paramref name="modelId"/>.</summary>
     public GenerationService(DiffusionPipeline pipeline, string modelId)
@@ -34,6 +36,7 @@ public sealed class GenerationService : IDisposable
         ModelId = modelId;
         _schedulerConfig = (DiffusersConfig)_pipe.Scheduler.Config;
         ParameterBytes = CountParameterBytes(pipeline);
+        _loras = new GenerationLoras(_pipe, null);
     }
 
     /// <summary>Loads a pipeline folder or Hub id (<see cref="DiffusionPipeline.FromPretrained"/>) and serves it.</summary>
@@ -56,15 +59,31 @@ public sealed class GenerationService : IDisposable
     public TaesdPreview? Taesd { get; set; }
 
     /// <summary>
-    /// The LoRA hook: applies <see cref="GenerationRequest.Loras"/> to the pipeline before a run. Until LoRA loading exists
-    /// a request naming any adapter is refused with "LoRA is not supported yet".
+    /// The directory whose <c>*.safetensors</c> LoRA files requests may name in <see cref="GenerationRequest.Loras"/> (by
+    /// file name); null (the default): requests with LoRAs are refused. Set it before the first request.
     /// </summary>
-    private static void ApplyLoras(StableDiffusionPipelineBase? pipeline, IReadOnlyDictionary<string, double>? loras)
+    public string? LoraDirectory
     {
-        _ = pipeline; // LoRA goes here: load each adapter, set its weight on the pipeline (and unset the others)
-        if (loras is { Count: > 0 })
-            throw new DiffusersException($"loras: LoRA is not supported yet (asked for: {string.Join(", ", loras.Keys)})");
+        get => _loraDirectory;
+        set
+        {
+            lock (_gate)
+            {
+                _loraDirectory = value;
+                _loras = new GenerationLoras(_pipe, value);
+            }
+        }
     }
+
+    /// <summary>
+    /// Checks a request's <see cref="GenerationRequest.Loras"/> against a LoRA directory without loading anything: names
+    /// (file names, not paths) of <c>*.safetensors</c> files there and finite weights, else a <c>loras: …</c> message.
+    /// </summary>
+    public static void ValidateLoras(IReadOnlyDictionary<string, double>? loras, string? loraDirectory) =>
+        GenerationLoras.Validate(loras, loraDirectory);
+
+    /// <summary>The LoRA names requests may use (the files in <see cref="LoraDirectory"/>), sorted.</summary>
+    public IReadOnlyList<string> AvailableLoras => _loras.Available;
 
     /// <summary>
     /// Checks a request without running it; a bad value is a <see cref="DiffusersException"/> naming the field
@@ -87,7 +106,6 @@ public sealed class GenerationService : IDisposable
         if (request.Mask is not null && request.InitImage is null) throw new DiffusersException("mask: needs an image to inpaint");
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
-        ApplyLoras(null, request.Loras);
     }
 
     /// <summary>
@@ -99,6 +117,7 @@ public sealed class GenerationService : IDisposable
         CancellationToken cancellationToken = default)
     {
         Validate(request);
+        GenerationLoras.Validate(request.Loras, _loraDirectory);
         long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
         var asRun = request with { Seed = seed };
         lock (_gate)
@@ -109,7 +128,7 @@ public sealed class GenerationService : IDisposable
             var scheduler = request.Scheduler is { } name
                 ? SchedulerAliases.Build(name, _schedulerConfig)
                 : SchedulerFactory.FromConfig(_schedulerConfig);
-            ApplyLoras(_pipe, request.Loras);
+            _loras.Apply(request.Loras);   // exactly the request's adapters: none gives the base model
             var reporter = new StepReporter(this, progress, cancellationToken);
             using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
             var pngs = output.Images.Select(i => i.ToPng()).ToList();

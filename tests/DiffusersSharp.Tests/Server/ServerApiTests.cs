@@ -24,7 +24,7 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
     [InlineData("{\"prompt\": \"a cat\", \"steps\": \"many\"}", "steps: must be an integer")]
     [InlineData("{\"prompt\": \"a cat\", \"response_format\": \"jpeg\"}", "response_format: must be 'url' or 'b64_json', got 'jpeg'")]
     [InlineData("{\"prompt\": \"a cat\", \"scheduler\": \"fast\"}", "scheduler: unknown scheduler 'fast'; use a class (")]
-    [InlineData("{\"prompt\": \"a cat\", \"loras\": {\"style\": 0.7}}", "loras: LoRA is not supported yet (asked for: style)")]
+    [InlineData("{\"prompt\": \"a cat\", \"loras\": {\"style\": 0.7}}", "loras: this server has no LoRA directory (serve --lora-dir), so it cannot apply style")]
     public async Task BadRequestsGet400InOpenAisErrorShape(string body, string message)
     {
         var (status, json, _) = await ServerFixture.PostJson(Http, "/v1/images/generations", body);
