@@ -9,9 +9,9 @@ namespace DiffusersSharp.Generation;
 
 /// <summary>
 /// One loaded Stable Diffusion model that serves <see cref="GenerationRequest"/>s: picks text to image, image to image
-/// or inpainting from the request (sharing the loaded components), a fresh scheduler per request (so a request draws
-/// the same images as a newly loaded pipeline with the same settings), progress and previews per step, cancellation
-/// checked every step, PNG bytes out. One run at a time (calls wait for each other).
+/// or inpainting from the request, sharing the loaded components (an SDXL base model: text to image only), a fresh
+/// scheduler per request (so a request draws the same images as a newly loaded pipeline with the same settings),
+/// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other).
 /// <code>
 /// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
 /// var result = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 25, Seed = 1 });
@@ -21,7 +21,10 @@ namespace DiffusersSharp.Generation;
 public sealed class GenerationService : IDisposable
 {
     private readonly object _gate = new();
-    private readonly StableDiffusionPipelineBase _pipe;
+    private readonly DiffusionPipeline _pipeline;
+    private readonly StableDiffusionPipelineBase? _pipe;   // Stable Diffusion 1.x/2.x: text to image, image to image, inpainting
+    private readonly StableDiffusionXLPipeline? _xl;        // SDXL base: text to image
+    private readonly ILoraPipeline _lora;
     private readonly DiffusersConfig _schedulerConfig;
     private bool _disposed;
     private string? _loraDirectory;
@@ -31,12 +34,15 @@ public sealed class GenerationService : IDisposable
     public GenerationService(DiffusionPipeline pipeline, string modelId)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        _pipe = pipeline as StableDiffusionPipelineBase ?? throw new DiffusersException(
-            $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting); this model is a {pipeline.ClassName}");
+        _pipeline = pipeline;
+        _pipe = pipeline as StableDiffusionPipelineBase;
+        _xl = pipeline as StableDiffusionXLPipeline;
+        _lora = (ILoraPipeline?)_pipe ?? (ILoraPipeline?)_xl ?? throw new DiffusersException(
+            $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting) and SDXL base pipelines (text to image); this model is a {pipeline.ClassName}");
         ModelId = modelId;
-        _schedulerConfig = (DiffusersConfig)_pipe.Scheduler.Config;
+        _schedulerConfig = (DiffusersConfig)(_pipe?.Scheduler ?? _xl!.Scheduler).Config;
         ParameterBytes = CountParameterBytes(pipeline);
-        _loras = new GenerationLoras(_pipe, null);
+        _loras = new GenerationLoras(_lora, null);
     }
 
     /// <summary>Loads a pipeline folder or Hub id (<see cref="DiffusionPipeline.FromPretrained"/>) and serves it.</summary>
@@ -47,7 +53,7 @@ public sealed class GenerationService : IDisposable
     public string ModelId { get; }
 
     /// <summary>The loaded pipeline (its class decides what a request without an image runs: inpainting models need one).</summary>
-    public DiffusionPipeline Pipeline => _pipe;
+    public DiffusionPipeline Pipeline => _pipeline;
 
     /// <summary>Bytes held by the models' parameters and buffers (what unloading the model frees).</summary>
     public long ParameterBytes { get; }
@@ -70,7 +76,7 @@ public sealed class GenerationService : IDisposable
             lock (_gate)
             {
                 _loraDirectory = value;
-                _loras = new GenerationLoras(_pipe, value);
+                _loras = new GenerationLoras(_lora, value);
             }
         }
     }
@@ -139,6 +145,7 @@ public sealed class GenerationService : IDisposable
     private ImagePipelineOutput Run(GenerationRequest r, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)
     {
         PromptInput negative = r.NegativePrompt is null ? default : r.NegativePrompt;
+        if (_pipe is null) return RunXL(r, negative, seed, scheduler, rep, ct);
         bool inpaintModel = _pipe.Unet.Config.InChannels == 9;
         if (r.InitImage is null)
         {
@@ -166,6 +173,17 @@ public sealed class GenerationService : IDisposable
             r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
     }
 
+    /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>
+    private ImagePipelineOutput RunXL(GenerationRequest r, PromptInput negative, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)
+    {
+        if (r.InitImage is not null)
+            throw new DiffusersException($"image: {ModelId} is an SDXL model; the service runs SDXL text to image only (no image or mask)");
+        _xl!.Scheduler = scheduler;
+        return _xl.Generate(r.Prompt, height: r.Height, width: r.Width, numInferenceSteps: r.Steps, guidanceScale: r.GuidanceScale,
+            negativePrompt: negative, numImagesPerPrompt: r.Count, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep,
+            cancellationToken: ct);
+    }
+
     /// <summary>The image resized to the requested size when one is given and differs.</summary>
     private static Image Fit(Image image, int? width, int? height)
     {
@@ -176,7 +194,7 @@ public sealed class GenerationService : IDisposable
     private byte[]? PreviewPng(TorchSharp.torch.Tensor latents)
     {
         if (Taesd is { } taesd) return taesd.Preview(latents).ToPng();
-        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe.VaeScaleFactor).ToPng() : null;
+        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe?.VaeScaleFactor ?? _xl!.VaeScaleFactor).ToPng() : null;
     }
 
     private static long CountParameterBytes(DiffusionPipeline pipeline)
@@ -198,7 +216,7 @@ public sealed class GenerationService : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            _pipe.Dispose();
+            _pipeline.Dispose();
         }
     }
 
