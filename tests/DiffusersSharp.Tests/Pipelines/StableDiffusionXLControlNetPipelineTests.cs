@@ -79,6 +79,33 @@ public class StableDiffusionXLControlNetPipelineTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void InGuessModeTheNetSeesTheConditionalHalfWithItsAddedConditioning()
+    {
+        using var pipe = Pipe();
+        using var control = ControlImage();
+        using var trace = new SdTrace(pipe);
+        using var r = pipe.Generate("a photo of a cat", [control], numInferenceSteps: 2, guidanceScale: 5.0, height: 64, width: 64,
+            seed: 0, outputType: OutputType.Np, guessMode: true);
+        var net = (ControlNetModel)pipe.Controlnet;
+        using var noGrad = torch.no_grad();
+        Assert.Equal(1, trace.First("control_image").shape[0]); // not doubled in guess mode
+        // diffusers: the conditional half of the batch, of the prompt embeddings and of the added conditioning
+        using var output = net.Forward(trace.First("unet_input").chunk(2)[1], pipe.Scheduler.Timesteps[0],
+            trace.First("unet_encoder_hidden_states").chunk(2)[1], trace.First("control_image"), guessMode: true,
+            addedCondKwargs: new AddedCondKwargs(trace.First("unet_added_text_embeds").chunk(2)[1], trace.First("unet_added_time_ids").chunk(2)[1]));
+        double worst = 0;
+        for (int j = 0; j < output.DownBlockResSamples.Count; j++)
+        {
+            var halves = trace.First($"down_residual_{j}").chunk(2);
+            Assert.Equal(0f, halves[0].abs().max().item<float>());
+            worst = Math.Max(worst, Tol.MaxAbsDiff(halves[1], output.DownBlockResSamples[j]));
+        }
+        worst = Math.Max(worst, Tol.MaxAbsDiff(trace.First("mid_residual").chunk(2)[1], output.MidBlockResSample));
+        log.WriteLine($"guess mode, step 0: max abs diff of the conditional residuals {worst:E3}");
+        Assert.True(worst <= Component, $"residuals differ by {worst:E3}");
+    }
+
+    [Fact]
     public void DiffusionPipelineDispatchKnowsTheClass() =>
         Assert.Contains(StableDiffusionXLControlNetPipeline.Name, DiffusionPipeline.KnownClasses);
 }
