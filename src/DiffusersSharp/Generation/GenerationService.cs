@@ -66,7 +66,7 @@ public sealed class GenerationService : IDisposable
 
     /// <summary>
     /// The directory whose <c>*.safetensors</c> LoRA files requests may name in <see cref="GenerationRequest.Loras"/> (by
-    /// file name); null (the default): requests with LoRAs are refused. Set it before the first request.
+    /// file name); null (the default): requests with LoRAs are refused. Changing it unloads the LoRAs loaded so far.
     /// </summary>
     public string? LoraDirectory
     {
@@ -75,6 +75,8 @@ public sealed class GenerationService : IDisposable
         {
             lock (_gate)
             {
+                if (value == _loraDirectory) return;
+                _lora.UnloadLoraWeights();   // the adapters of the old directory go with it
                 _loraDirectory = value;
                 _loras = new GenerationLoras(_lora, value);
             }

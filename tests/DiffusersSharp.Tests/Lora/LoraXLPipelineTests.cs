@@ -126,6 +126,15 @@ public class LoraXLPipelineTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TheRefinerOffersItsUNetAndTheSecondTextEncoder()
+    {
+        using var refiner = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        Assert.Equal(["unet", "text_encoder_2"], refiner.LoraTargets.Select(t => t.Component).ToArray());
+        using var pipe = Pipe();
+        Assert.Equal(["unet", "text_encoder", "text_encoder_2"], pipe.LoraTargets.Select(t => t.Component).ToArray());
+    }
+
+    [Fact]
     public void LcmLoraWithLcmSchedulerMatchesDiffusers()
     {
         using var pipe = Pipe();
