@@ -7,30 +7,66 @@ public static class Harness
 {
     public sealed record Result(string Name, double[] Seconds)
     {
+        /// <summary>The process's user+system CPU seconds of each run (all threads; less noisy than wall time on a shared machine).</summary>
+        public double[] CpuSeconds { get; init; } = [];
+
+        /// <summary>The median of <see cref="CpuSeconds"/>.</summary>
+        public double CpuMedian => MedianOf(CpuSeconds);
+
         public double Min => Seconds.Min();
-        public double Median
+        public double Median => MedianOf(Seconds);
+
+        private static double MedianOf(double[] values)
         {
-            get
-            {
-                var s = Seconds.OrderBy(x => x).ToArray();
-                return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
-            }
+            if (values.Length == 0) return double.NaN;
+            var s = values.OrderBy(x => x).ToArray();
+            return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
         }
+    }
+
+    /// <summary>
+    /// This process's user+system CPU seconds so far: <c>clock_gettime(CLOCK_PROCESS_CPUTIME_ID)</c> (nanoseconds; .NET's
+    /// <c>Process.TotalProcessorTime</c> reads /proc in 10 ms ticks), or that where clock_gettime is missing.
+    /// </summary>
+    public static double CpuSeconds()
+    {
+        try
+        {
+            if (clock_gettime(2 /* CLOCK_PROCESS_CPUTIME_ID */, out var ts) == 0) return ts.Seconds + ts.Nanoseconds * 1e-9;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+        return Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct TimeSpec { public long Seconds; public long Nanoseconds; }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int clock_gettime(int clock, out TimeSpec ts);
+
+    /// <summary>Minor page faults of this process so far (/proc/self/stat field 10).</summary>
+    public static long MinorFaults()
+    {
+        string stat = File.ReadAllText("/proc/self/stat");
+        return long.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[7]);
     }
 
     public static Result Time(string name, int warmup, int runs, Action action, double? gflop = null)
     {
         for (int i = 0; i < warmup; i++) action();
         var times = new double[runs];
+        var cpu = new double[runs];
         for (int i = 0; i < runs; i++)
         {
+            double c0 = CpuSeconds();
             var sw = Stopwatch.StartNew();
             action();
             times[i] = sw.Elapsed.TotalSeconds;
+            cpu[i] = CpuSeconds() - c0;
         }
-        var r = new Result(name, times);
+        var r = new Result(name, times) { CpuSeconds = cpu };
         string rate = gflop is { } g ? $"  {g / r.Median,7:F1} GFLOP/s (median)  {g / r.Min,7:F1} GFLOP/s (best)" : "";
-        Console.WriteLine($"{name,-44} median {r.Median,8:F3} s   min {r.Min,8:F3} s   runs {runs}{rate}");
+        Console.WriteLine($"{name,-44} median {r.Median,8:F3} s   min {r.Min,8:F3} s   CPU median {r.CpuMedian,8:F3} s   runs {runs}{rate}");
         return r;
     }
 

@@ -15,30 +15,30 @@ public static class PointwiseBench
     public static void Run(int[] threads, ScalarType[] dtypes, int runs)
     {
         foreach (var dtype in dtypes)
-        foreach (int n in threads)
-        foreach (int size in new[] { 8, 16 })
-        {
-            torch.set_num_threads(n);
-            torch.manual_seed(0);
-            using var conv = nn.Conv2d(1024, 512, 1);
-            conv.to(dtype);
-            using var x = Layers.ToChannelsLast(torch.randn(1, 1024, size, size).to(dtype));
-            using var mode = torch.inference_mode();
-            var tConv = new List<double>();
-            var tMm = new List<double>();
-            for (int i = 0; i < runs + 2; i++)
-            {
-                var sw = Stopwatch.StartNew();
-                using (var y = conv.forward(x)) { }
-                double a = sw.Elapsed.TotalMilliseconds;
-                sw.Restart();
-                using (var y = Layers.Pointwise(conv, x)) { }
-                double b = sw.Elapsed.TotalMilliseconds;
-                if (i >= 2) { tConv.Add(a); tMm.Add(b); }
-            }
-            static double Med(List<double> v) { var s = v.Order().ToArray(); return s[s.Length / 2]; }
-            Console.WriteLine($"1x1 1024->512 {size}x{size} {dtype} {n} thread(s): oneDNN conv median {Med(tConv):F3} ms (min {tConv.Min():F3}), " +
-                $"addmm median {Med(tMm):F3} ms (min {tMm.Min():F3})");
-        }
+            foreach (int n in threads)
+                foreach (int size in new[] { 8, 16 })
+                {
+                    torch.set_num_threads(n);
+                    torch.manual_seed(0);
+                    using var conv = nn.Conv2d(1024, 512, 1);
+                    conv.to(dtype);
+                    using var x = Layers.ToChannelsLast(torch.randn(1, 1024, size, size).to(dtype));
+                    using var mode = torch.inference_mode();
+                    var tConv = new List<double>();
+                    var tMm = new List<double>();
+                    for (int i = 0; i < runs + 2; i++)
+                    {
+                        var sw = Stopwatch.StartNew();
+                        using (var y = conv.forward(x)) { }
+                        double a = sw.Elapsed.TotalMilliseconds;
+                        sw.Restart();
+                        using (var y = Layers.Pointwise(conv, x)) { }
+                        double b = sw.Elapsed.TotalMilliseconds;
+                        if (i >= 2) { tConv.Add(a); tMm.Add(b); }
+                    }
+                    static double Med(List<double> v) { var s = v.Order().ToArray(); return s[s.Length / 2]; }
+                    Console.WriteLine($"1x1 1024->512 {size}x{size} {dtype} {n} thread(s): oneDNN conv median {Med(tConv):F3} ms (min {tConv.Min():F3}), " +
+                        $"addmm median {Med(tMm):F3} ms (min {tMm.Min():F3})");
+                }
     }
 }

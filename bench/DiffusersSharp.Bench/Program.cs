@@ -19,7 +19,13 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-load [--runs 3]  (SD 1.5 UNet weight load, and its non-finite check)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- ort [--model ddpm-cat-256|sd15-unet] [--threads 2] [--runs 5]  (ONNX Runtime on the same UNet)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
-/// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; TRACE=1 makes sd-vae print memory per decoder block.
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]
+///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM with random weights; each run a child process)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
+/// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; CL=1 runs sd-unet channels-last (also fp32); TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
 /// </summary>
 public static class Program
@@ -77,33 +83,55 @@ public static class Program
                     Opt("--modes", "fp32,bf16-pure").Split(','), int.Parse(Opt("--steps", "5")), int.Parse(Opt("--batch", "64")));
                 return 0;
             case "sdpa":
-                {
-                    // One self-attention call of the SD 1.5 UNet's first level (batch 2, 8 heads, 4096 tokens, 40 dims):
-                    // the memory it takes shows whether libtorch materialises the 4096² scores (1.07 GB) or streams them.
-                    using var q = torch.randn(2, 8, 4096, 40);
-                    using var k = torch.randn(2, 8, 4096, 40);
-                    using var v = torch.randn(2, 8, 4096, 40);
-                    using var noGrad = torch.no_grad();
-                    long before = Harness.PeakRssBytes();
-                    var r = Harness.Time("sdpa 2x8x4096x40 fp32", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(q, k, v); });
-                    Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
-                    // The layout the UNet's Attention passes: (B, S, H, D) viewed as (B, H, S, D).
-                    using var qt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    using var kt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    using var vt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
-                    before = Harness.PeakRssBytes();
-                    Harness.Time("sdpa transposed views", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(qt, kt, vt); });
-                    Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
-                    return 0;
-                }
+            {
+                // One self-attention call of the SD 1.5 UNet's first level (batch 2, 8 heads, 4096 tokens, 40 dims):
+                // the memory it takes shows whether libtorch materialises the 4096² scores (1.07 GB) or streams them.
+                using var q = torch.randn(2, 8, 4096, 40);
+                using var k = torch.randn(2, 8, 4096, 40);
+                using var v = torch.randn(2, 8, 4096, 40);
+                using var noGrad = torch.no_grad();
+                long before = Harness.PeakRssBytes();
+                var r = Harness.Time("sdpa 2x8x4096x40 fp32", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(q, k, v); });
+                Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
+                // The layout the UNet's Attention passes: (B, S, H, D) viewed as (B, H, S, D).
+                using var qt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                using var kt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                using var vt = torch.randn(2, 4096, 8, 40).transpose(1, 2);
+                before = Harness.PeakRssBytes();
+                Harness.Time("sdpa transposed views", 1, 3, () => { using var o = nn.functional.scaled_dot_product_attention(qt, kt, vt); });
+                Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
+                return 0;
+            }
             case "pointwise":
                 PointwiseBench.Run(threads, dtypes, int.Parse(Opt("--runs", "200")));
                 return 0;
+            case "e2e":
+                return E2eBench.Run(args.Contains("--quick"), Opt("--dtypes", "fp32,bf16").Split(','),
+                    Opt("--threads", "") is { Length: > 0 } et ? int.Parse(et) : null,
+                    Opt("--only", "") is { Length: > 0 } only ? only.Split(',') : null);
+            case "e2e-configs":
+                return E2eFolders.CheckConfigs();
+            case "e2e-write":
+                return E2eFolders.Write(Opt("--folder", ""), Opt("--scenario", ""), args.Contains("--quick"));
+            case "e2e-run":
+                return E2eBench.RunOne(Opt("--folder", ""), Opt("--scenario", ""), Opt("--dtype", "fp32"), args.Contains("--quick"),
+                    Opt("--threads", "") is { Length: > 0 } rt ? int.Parse(rt) : null);
+            case "vae-faults":
+                return VaeFaultsBench.Run(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")),
+                    Opt("--variants", "") is { Length: > 0 } vs ? vs.Split(',').Select(int.Parse).ToArray() : null);
+            case "vae-faults-run":
+                return VaeFaultsBench.RunOne(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")));
+            case "mkldnn-prepack":
+                return MkldnnPrepackBench.Run(int.Parse(Opt("--runs", "20")));
+            case "text-bf16":
+                return TextEncoderDtypeBench.Run();
+            case "coldstart":
+                return ColdStartBench.Run(Opt("--cli", "") is { Length: > 0 } cli ? cli.Split(',') : [], int.Parse(Opt("--runs", "5")));
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|coldstart|text-bf16|vae-faults|mkldnn-prepack> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

@@ -47,6 +47,7 @@ public static class SdBench
             using var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
             unet.eval();
             if (Harness.NchwRequested) unet.ChannelsLast = false;
+            if (Environment.GetEnvironmentVariable("CL") == "1") unet.ChannelsLast = true;
             if (dtype != ScalarType.Float32) unet.to(dtype);
             Console.WriteLine($"  parameters: {unet.NumParameters() / 1e6:F1}M, dtype {dtype}, RSS {Harness.RssBytes() / 1e9:F2} GB");
             using var x = torch.randn(new long[] { 2, 4, 64, 64 }, generator: new Generator(1)).to(dtype);

@@ -23,6 +23,7 @@ public static class CacheCommand
         return Path.GetFullPath(cacheDir);
     }
 
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var listDir = CacheDirOption();
@@ -37,6 +38,9 @@ public static class CacheCommand
         return new Command("cache", "Inspect or clean the Hugging Face cache") { list, rm };
     }
 
+    /// <summary>
+    /// <c>diffusers cache list</c>: prints each cached repo with its revisions and size; returns the exit code.
+    /// </summary>
     public static int List(CliContext ctx, string? cacheDir)
     {
         string dir = FullCacheDir(cacheDir);
@@ -70,6 +74,7 @@ public static class CacheCommand
         return CliApp.Ok;
     }
 
+    /// <summary><c>diffusers cache remove</c>: deletes one repo from the cache; returns the exit code.</summary>
     public static int Remove(CliContext ctx, string repoId, string? cacheDir)
     {
         var removed = HubCache.Remove(repoId, FullCacheDir(cacheDir));

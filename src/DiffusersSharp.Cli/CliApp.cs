@@ -9,6 +9,7 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class CliApp
 {
+    /// <summary>The exit codes: 0 success, 1 a user error (one line on stderr), 2 an unexpected failure.</summary>
     public const int Ok = 0, UserError = 1, Unexpected = 2;
 
     /// <summary>Runs the CLI in-process; <paramref name="plainProgress"/> prints progress as lines instead of a live bar.</summary>

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Cli;
@@ -23,6 +24,7 @@ public sealed class ComponentOptions
     /// <summary>The parsed values.</summary>
     public sealed record Values(string? Vae = null, string[]? Embeddings = null)
     {
+        /// <summary>The <c>--embedding</c> arguments (empty when none).</summary>
         public IReadOnlyList<string> EmbeddingArgs => Embeddings ?? [];
 
         /// <summary>The first option given, for messages (null when none).</summary>
@@ -39,14 +41,17 @@ public sealed class ComponentOptions
         }
     }
 
+    /// <summary>A new set of the options, to add to one command.</summary>
     public static ComponentOptions Create() => new();
 
+    /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
         cmd.Options.Add(_vae);
         cmd.Options.Add(_embedding);
     }
 
+    /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_vae), pr.GetValue(_embedding));
 
     /// <summary>
@@ -65,12 +70,16 @@ public sealed class ComponentOptions
         throw new UserException($"--embedding '{arg}': file not found (expected path or path:token)");
     }
 
-    /// <summary>Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done.</summary>
+    /// <summary>
+    /// Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done. The VAE is loaded
+    /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype).
+    /// </summary>
     public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe)
     {
         if (v.Vae is { } vae)
         {
-            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae);
+            var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device };
+            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae, options);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();

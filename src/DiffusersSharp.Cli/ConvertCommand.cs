@@ -13,6 +13,7 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class ConvertCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var input = new Argument<string>("input") { Description = "A single file (.safetensors/.ckpt), or a diffusers folder / Hub id with --to-original" };
@@ -42,6 +43,7 @@ public static class ConvertCommand
     public sealed record Request(string Input, string Output, bool ToOriginal = false, bool Half = false, string? Config = null,
         int? ImageSize = null, string? PredictionType = null, string SchedulerType = "pndm", bool ExtractEma = false);
 
+    /// <summary>Runs one conversion as <paramref name="r"/> asks; returns the exit code.</summary>
     public static int Execute(CliContext ctx, Request r)
     {
         bool file = File.Exists(r.Input);

@@ -6,6 +6,7 @@ namespace DiffusersSharp.Cli;
 /// <summary><c>diffusers dataset cats --count N --out DIR [--size 32|64] [--seed s]</c>: procedural cartoon cat faces.</summary>
 public static class DatasetCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var count = new Option<int>("--count", "-n") { Description = "Number of images", Required = true };

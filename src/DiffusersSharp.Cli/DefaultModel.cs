@@ -8,7 +8,9 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class DefaultModel
 {
+    /// <summary>The folder name of the bundled default model.</summary>
     public const string Name = "ddpm-cats-32";
 
+    /// <summary>Where the bundled model is: <c>models/ddpm-cats-32</c> next to the program.</summary>
     public static string Path => System.IO.Path.Combine(AppContext.BaseDirectory, "models", Name);
 }

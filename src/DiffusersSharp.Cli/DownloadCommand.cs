@@ -13,6 +13,7 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class DownloadCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var id = new Argument<string>("id") { Description = "Hub repository id, e.g. google/ddpm-cat-256" };
@@ -40,6 +41,7 @@ public static class DownloadCommand
     /// <summary>The parsed options of one <c>download</c> call.</summary>
     public sealed record Request(string Id, string? Revision, string? Variant, string[] Include, string[] Exclude, string? CacheDir, string? Token);
 
+    /// <summary>Downloads what <paramref name="r"/> asks into the Hub cache; returns the exit code.</summary>
     public static int Execute(CliContext ctx, Request r)
     {
         HubRepoId.Validate(r.Id);

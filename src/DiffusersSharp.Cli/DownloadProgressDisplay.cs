@@ -10,6 +10,10 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class DownloadProgressDisplay
 {
+    /// <summary>
+    /// Runs <paramref name="work"/> with download progress shown on stderr (bars on a terminal, lines otherwise);
+    /// returns its result.
+    /// </summary>
     public static T Run<T>(CliContext ctx, Func<IProgress<HubDownloadProgress>, Task<T>> work)
     {
         // The bars go to stderr: plain lines also when only stderr is redirected (a log file gets no escape codes).

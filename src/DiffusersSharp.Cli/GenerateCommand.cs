@@ -16,6 +16,7 @@ public static class GenerateCommand
 {
     private static readonly string[] ImageExtensions = [".png", ".jpg", ".jpeg", ".webp"];
 
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var model = new Option<string?>("--model", "-m")
@@ -41,10 +42,10 @@ public static class GenerateCommand
         };
         var dtype = new Option<string>("--dtype")
         {
-            Description = "Model dtype: fp32 (default), bf16 or fp16",
+            Description = "Model dtype: fp32 (default), bf16, fp16, or auto (bf16 where the CPU has native bf16: AVX512-BF16 or AMX; else fp32)",
             DefaultValueFactory = _ => "fp32",
         };
-        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16");
+        dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "auto");
         var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
         var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit of a Hub id (default main)" };
         var upscale = new Option<int>("--upscale")
@@ -58,6 +59,7 @@ public static class GenerateCommand
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
         var lora = LoraOptions.Create();
+        var previews = PreviewOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
@@ -69,10 +71,11 @@ public static class GenerateCommand
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
         lora.AddTo(cmd);
+        previews.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
         return cmd;
     }
 
@@ -102,8 +105,13 @@ public static class GenerateCommand
         public ControlNetOptions.Values ControlNet { get; init; } = new();
         /// <summary>The LoRA options (--lora, --fuse-lora, --lora-ignore-unknown).</summary>
         public LoraOptions.Values Lora { get; init; } = new();
+        /// <summary>The preview options (--preview-every, --preview-vae).</summary>
+        public PreviewOptions.Values Preview { get; init; } = new();
     }
 
+    /// <summary>
+    /// Loads the model <paramref name="r"/> names, generates and writes the output; returns the exit code.
+    /// </summary>
     public static int Execute(CliContext ctx, Request r)
     {
         // Everything that can be checked without the model is checked first: nothing is loaded or written
@@ -122,16 +130,13 @@ public static class GenerateCommand
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
         r.Lora.CheckWithoutModel();
+        r.Preview.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
-        var dtype = r.Dtype switch
-        {
-            "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
-            "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
-            "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
-            _ => throw new UserException($"--dtype '{r.Dtype}': use fp32, bf16 or fp16"),
-        };
+        var dtype = ParseDtype(r.Dtype);
+        if (r.Dtype == "auto")
+            ctx.Out.WriteLine($"--dtype auto: {(Runtime.CpuFeatures.NativeBFloat16Flag(Runtime.CpuFeatures.CurrentFlags) is { } flag ? $"bf16 (the CPU has {flag})" : "fp32 (no native bf16 on this CPU)")}");
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
@@ -157,6 +162,19 @@ public static class GenerateCommand
         return CliApp.Ok;
     }
 
+    /// <summary>
+    /// The dtype a <c>--dtype</c> value names; <c>auto</c> is <see cref="Runtime.CpuFeatures.AutoDtype"/> (bf16 where the
+    /// CPU has native bf16, else fp32).
+    /// </summary>
+    public static TorchSharp.torch.ScalarType ParseDtype(string value) => value switch
+    {
+        "fp32" or "float32" => TorchSharp.torch.ScalarType.Float32,
+        "bf16" or "bfloat16" => TorchSharp.torch.ScalarType.BFloat16,
+        "fp16" or "float16" => TorchSharp.torch.ScalarType.Float16,
+        "auto" => Runtime.CpuFeatures.AutoDtype(),
+        _ => throw new UserException($"--dtype '{value}': use fp32, bf16, fp16 or auto"),
+    };
+
     /// <summary>An unconditional pipeline (DDPMPipeline, DDIMPipeline) with the chosen scheduler.</summary>
     private static ImagePipelineOutput ExecuteUnconditional(CliContext ctx, Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
@@ -169,6 +187,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
         if (r.Lora.FirstGiven is { } loraOption)
             throw new UserException($"{className} takes no {loraOption}; LoRAs are for Stable Diffusion models");
+        if (r.Preview.FirstGiven is { } preview)
+            throw new UserException($"{className} takes no {preview}; it is for Stable Diffusion models");
 
         RunMemory.CheckUnconditional(folder, r.Batch);
 

@@ -11,6 +11,7 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class InfoCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var model = new Argument<string>("model") { Description = "Pipeline folder or Hub id (from the local cache)" };
@@ -19,6 +20,7 @@ public static class InfoCommand
         return cmd;
     }
 
+    /// <summary>Prints what the pipeline folder or Hub id <paramref name="idOrPath"/> holds; returns the exit code.</summary>
     public static int Execute(CliContext ctx, string idOrPath)
     {
         var o = ctx.Out;

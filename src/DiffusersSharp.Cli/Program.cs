@@ -1,7 +1,11 @@
 namespace DiffusersSharp.Cli;
 
+/// <summary>The entry point of the <c>diffusers</c> command.</summary>
 public static class Program
 {
+    /// <summary>
+    /// Runs the CLI with the process's arguments; returns the exit code (see <see cref="CliApp.Ok"/>).
+    /// </summary>
     public static int Main(string[] args)
     {
         // Ctrl+C stops the denoising loop between steps; nothing is written (outputs are renamed into place only

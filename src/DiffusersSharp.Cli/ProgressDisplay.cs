@@ -12,6 +12,10 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class ProgressDisplay
 {
+    /// <summary>
+    /// Runs <paramref name="work"/> with a denoising progress bar of <paramref name="expectedSteps"/> steps on
+    /// stderr; returns its result.
+    /// </summary>
     public static T Run<T>(CliContext ctx, int expectedSteps, Func<IProgress<PipelineProgress>, T> work)
     {
         if (ctx.PlainProgress) return work(new LineProgress(ctx.Out));

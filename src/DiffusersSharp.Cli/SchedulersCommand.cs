@@ -6,6 +6,7 @@ namespace DiffusersSharp.Cli;
 /// <summary><c>diffusers schedulers</c>: every scheduler class, its aliases and its config keys with their defaults.</summary>
 public static class SchedulersCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var cmd = new Command("schedulers", "List the scheduler classes, their --scheduler aliases and config keys (with defaults)");
@@ -13,6 +14,7 @@ public static class SchedulersCommand
         return cmd;
     }
 
+    /// <summary>Prints each scheduler class with its <c>--scheduler</c> aliases and config keys; returns the exit code.</summary>
     public static int Execute(CliContext ctx)
     {
         var o = ctx.Out;

@@ -36,6 +36,7 @@ public sealed class StableDiffusionOptions
             : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
             : Mask is not null ? "--mask" : null;
 
+        /// <summary>True when any Stable Diffusion option was given.</summary>
         public bool Any => FirstGiven is not null;
 
         /// <summary>What can be checked before loading a model.</summary>
@@ -61,18 +62,24 @@ public sealed class StableDiffusionOptions
     /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
     public const double MaxGuidance = 1000;
 
+    /// <summary>A new set of the options, to add to one command.</summary>
     public static StableDiffusionOptions Create() => new();
 
+    /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
         foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask })
             cmd.Options.Add(o);
     }
 
+    /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
         pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
         pr.GetValue(_strength), pr.GetValue(_mask));
 
+    /// <summary>
+    /// Whether <paramref name="className"/> is a Stable Diffusion pipeline class the options apply to.
+    /// </summary>
     public static bool IsStableDiffusion(string className) =>
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 
@@ -89,7 +96,7 @@ public sealed class StableDiffusionOptions
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
-        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log } : null;   // a single-file checkpoint
+        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log, Dtype = options.Dtype } : null;   // a single-file checkpoint
         using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
             mask is not null
                 ? single is null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options) : StableDiffusionInpaintPipeline.FromSingleFile(folder, single)
@@ -100,18 +107,20 @@ public sealed class StableDiffusionOptions
         LoraOptions.Apply(ctx, r.Lora, pipe);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, out var previewVae);
+        using var ownedPreviewVae = previewVae;
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
-                guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
+                guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionImg2ImgPipeline p => p.Generate(o.Prompt, init, o.Strength ?? 0.8, o.NegativePrompt, guidance, r.Batch, steps,
-                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress, cancellationToken: ctx.CancellationToken),
+                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
-                steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, progress: progress,
+                steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));

@@ -11,6 +11,7 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 public static class TrainCommand
 {
+    /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
         var data = new Option<string>("--data") { Description = "Folder of PNG/JPEG training images (recursive)", Required = true };

@@ -26,7 +26,8 @@ internal static class CacheLayout
         if (string.IsNullOrEmpty(filename) || filename.StartsWith('/') || filename.Contains('\\') || filename.Contains('\0')
             || filename.Split('/').Any(p => p is "" or "." or ".."))
             throw new HubException(HubErrorKind.InvalidInput,
-                $"Invalid file name in repository: '{filename}'. Expected a relative path like 'unet/config.json'.") { Key = "filename" };
+                $"Invalid file name in repository: '{filename}'. Expected a relative path like 'unet/config.json'.")
+            { Key = "filename" };
         return Path.Combine(filename.Split('/'));
     }
 
@@ -120,5 +121,6 @@ internal static class CacheLayout
     public static HubException NotWritable(string cacheDir, Exception e) =>
         new(HubErrorKind.CacheNotWritable,
             $"The Hugging Face cache folder '{cacheDir}' is not writable ({e.Message}). "
-            + "Set HF_HUB_CACHE (or HF_HOME), or pass cacheDir:, to a writable folder.", e) { FilePath = cacheDir };
+            + "Set HF_HUB_CACHE (or HF_HOME), or pass cacheDir:, to a writable folder.", e)
+        { FilePath = cacheDir };
 }

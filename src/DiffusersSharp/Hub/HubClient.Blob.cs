@@ -138,7 +138,8 @@ public sealed partial class HubClient
     private static HubException WriteFailed(string repoId, string filename, string incomplete, IOException e) =>
         new(HubErrorKind.WriteFailed,
             $"Could not write {filename} of {repoId} to {incomplete}: {e.Message} (disk full?). The partial file is kept; "
-            + "free some space and download again to resume.", e) { RepoId = repoId, FilePath = incomplete };
+            + "free some space and download again to resume.", e)
+        { RepoId = repoId, FilePath = incomplete };
 
     [GeneratedRegex("^[0-9a-fA-F]{64}$")]
     private static partial Regex Sha256Regex();

@@ -26,7 +26,8 @@ public sealed partial class HubClient
             string folder = Within(cached!);
             if (!Directory.Exists(folder))
                 throw new HubException(HubErrorKind.LocalEntryNotFound,
-                    $"The cached snapshot {cached} of {repoId}@{revision} has no folder '{sub}', and the Hub cannot be asked (offline or unreachable).") { RepoId = repoId };
+                    $"The cached snapshot {cached} of {repoId}@{revision} has no folder '{sub}', and the Hub cannot be asked (offline or unreachable).")
+                { RepoId = repoId };
             return folder;
         }
 

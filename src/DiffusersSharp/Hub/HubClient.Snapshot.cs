@@ -82,7 +82,8 @@ public sealed partial class HubClient
         string storage = CacheLayout.StorageFolder(Settings.CacheDir, repoId);
         if (!info.Files.Contains("model_index.json"))
             throw new HubException(HubErrorKind.EntryNotFound,
-                $"{repoId}@{revision} has no model_index.json: it is not a diffusers pipeline repository (files: {string.Join(", ", info.Files.Take(20))}).") { RepoId = repoId };
+                $"{repoId}@{revision} has no model_index.json: it is not a diffusers pipeline repository (files: {string.Join(", ", info.Files.Take(20))}).")
+            { RepoId = repoId };
         string modelIndex = await DownloadFileAsync(repoId, "model_index.json", info.Sha, null, false, token, progress, ct).ConfigureAwait(false);
         TryCache(() => CacheLayout.WriteRef(storage, revision, info.Sha));
         var selection = PipelineFileSelection.Select(await File.ReadAllTextAsync(modelIndex, ct).ConfigureAwait(false), info.Files, variant, modelIndex);
@@ -124,7 +125,8 @@ public sealed partial class HubClient
                 if (infoError.Kind is HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo or HubErrorKind.RevisionNotFound) throw infoError;
                 throw new HubException(HubErrorKind.LocalEntryNotFound,
                     $"Cannot load model {repoId}: model is not cached locally ({Settings.CacheDir}) and an error occurred while trying to fetch metadata from the Hub: {infoError.Message}",
-                    infoError) { RepoId = repoId };
+                    infoError)
+                { RepoId = repoId };
             }
         }
 

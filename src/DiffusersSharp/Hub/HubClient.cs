@@ -20,13 +20,16 @@ public sealed partial class HubClient : IDisposable
         Settings = settings ?? HubSettings.FromEnvironment();
         Options = options ?? new HubClientOptions();
         _httpClient = new HttpClient(handler ?? new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None },
-                                     disposeHandler: handler is null) { Timeout = Timeout.InfiniteTimeSpan };
+                                     disposeHandler: handler is null)
+        { Timeout = Timeout.InfiniteTimeSpan };
         _ownsClient = true;
         _http = new HubHttp(_httpClient, Options);
     }
 
+    /// <summary>The endpoint, token, cache and offline settings (from the environment unless given).</summary>
     public HubSettings Settings { get; }
 
+    /// <summary>Timeouts, retries and parallelism of the downloads.</summary>
     public HubClientOptions Options { get; }
 
     /// <summary><c>GET {endpoint}/api/models/{repo}/revision/{revision}</c>: the commit sha and file list of a revision.</summary>
@@ -37,7 +40,8 @@ public sealed partial class HubClient : IDisposable
         HubRepoId.ValidateRevision(revision);
         if (Settings.Offline)
             throw new HubException(HubErrorKind.LocalEntryNotFound,
-                $"Cannot query the Hub for {repoId}@{revision}: offline mode is enabled (HF_HUB_OFFLINE=1).") { RepoId = repoId };
+                $"Cannot query the Hub for {repoId}@{revision}: offline mode is enabled (HF_HUB_OFFLINE=1).")
+            { RepoId = repoId };
         string url = $"{Root}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}";
         using var response = await _http.SendAsync(HttpMethod.Get, url, token ?? Settings.Token, RedirectMode.All, repoId, 0, ct).ConfigureAwait(false);
         string json = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
@@ -81,7 +85,8 @@ public sealed partial class HubClient : IDisposable
                     TryCache(() => { using (File.Open(marker, FileMode.OpenOrCreate)) { } CacheLayout.WriteRef(storage, revision, c); });
                 }
                 throw new HubException(HubErrorKind.EntryNotFound,
-                    $"{filename} not found in {repoId} at revision '{revision}'.\n{e.Message}", e) { StatusCode = e.StatusCode, Url = e.Url, RepoId = repoId, CommitHash = e.CommitHash };
+                    $"{filename} not found in {repoId} at revision '{revision}'.\n{e.Message}", e)
+                { StatusCode = e.StatusCode, Url = e.Url, RepoId = repoId, CommitHash = e.CommitHash };
             }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo)
             {
@@ -182,10 +187,12 @@ public sealed partial class HubClient : IDisposable
         long? size = long.TryParse(Header("X-Linked-Size") ?? Header("Content-Length"), out long s) ? s : null;
         if (commit is null || !HubRepoId.IsCommitHash(commit))
             throw new HubException(HubErrorKind.Http,
-                $"Distant resource {url} does not seem to be on a Hugging Face Hub (no X-Repo-Commit header). Check HF_ENDPOINT, your firewall and proxy settings.") { Url = url, RepoId = repoId };
+                $"Distant resource {url} does not seem to be on a Hugging Face Hub (no X-Repo-Commit header). Check HF_ENDPOINT, your firewall and proxy settings.")
+            { Url = url, RepoId = repoId };
         if (etag is null || etag.Length == 0 || etag.IndexOfAny(['/', '\\', '\0']) >= 0 || etag is "." or "..")
             throw new HubException(HubErrorKind.Http,
-                $"Distant resource {url} does not have a usable ETag ('{etag}'), we won't be able to reliably ensure reproducibility.") { Url = url, RepoId = repoId };
+                $"Distant resource {url} does not have a usable ETag ('{etag}'), we won't be able to reliably ensure reproducibility.")
+            { Url = url, RepoId = repoId };
         return new FileMetadata(commit, etag, location, size);
     }
 
@@ -202,6 +209,7 @@ public sealed partial class HubClient : IDisposable
         inner is null ? new(HubErrorKind.LocalEntryNotFound, message) { RepoId = repoId }
                       : new(HubErrorKind.LocalEntryNotFound, message, inner) { RepoId = repoId };
 
+    /// <summary>Disposes the HTTP client when the client created it.</summary>
     public void Dispose()
     {
         if (_ownsClient) _httpClient.Dispose();

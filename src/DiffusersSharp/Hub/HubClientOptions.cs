@@ -9,6 +9,7 @@ public sealed record HubClientOptions
     /// <summary>First backoff delay; doubles on each retry up to <see cref="RetryMaxDelay"/>.</summary>
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>The longest wait between two retries of a failed request (the waits double up to it).</summary>
     public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(8);
 
     /// <summary>Time to wait for response headers, and between two reads of a body (HF_HUB_DOWNLOAD_TIMEOUT: 10 s).</summary>

@@ -12,6 +12,7 @@ public sealed class HubProgressPrinter(TextWriter writer, bool interactive) : IP
     /// <summary>Progress on stderr, redrawn in place unless stderr is redirected.</summary>
     public static HubProgressPrinter ForConsole() => new(Console.Error, !Console.IsErrorRedirected);
 
+    /// <summary>Redraws the line of the file in progress on a terminal; otherwise prints a line per finished file.</summary>
     public void Report(HubDownloadProgress value)
     {
         lock (_gate)

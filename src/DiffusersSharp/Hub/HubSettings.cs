@@ -9,6 +9,7 @@ namespace DiffusersSharp.Hub;
 /// </summary>
 public sealed record HubSettings
 {
+    /// <summary>huggingface_hub's default endpoint, used when <c>HF_ENDPOINT</c> is not set.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 
     /// <summary>The Hub root URL, without a trailing slash.</summary>
@@ -63,7 +64,8 @@ public sealed record HubSettings
         if (!Uri.TryCreate(value.Trim().TrimEnd('/'), UriKind.Absolute, out var uri)
             || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps) || string.IsNullOrEmpty(uri.Host))
             throw new HubException(HubErrorKind.InvalidInput,
-                $"{name} is not a valid http(s) URL: '{value}'. Expected something like '{DefaultEndpoint}'.") { Key = name };
+                $"{name} is not a valid http(s) URL: '{value}'. Expected something like '{DefaultEndpoint}'.")
+            { Key = name };
         return uri;
     }
 

@@ -31,7 +31,9 @@ public sealed class Image
     /// <summary>The largest width or height <see cref="Decode"/> reads (16384 px: a 16384² RGBA decode is 1 GiB).</summary>
     public const int MaxSide = 16384;
 
+    /// <summary>Width in pixels.</summary>
     public int Width { get; }
+    /// <summary>Height in pixels.</summary>
     public int Height { get; }
     /// <summary>3 for RGB, 1 for grayscale.</summary>
     public int Channels { get; }
@@ -181,5 +183,6 @@ public sealed class Image
         return new Image(Width, Height, 3, rgb);
     }
 
+    /// <inheritdoc/>
     public override string ToString() => $"Image {Width}x{Height} {(Channels == 3 ? "RGB" : "L")}";
 }

@@ -41,25 +41,29 @@ public static class ImageResize
     {
         ResampleFilter.Box => (0.5, x => x > -0.5 && x <= 0.5 ? 1.0 : 0.0),
         ResampleFilter.Bilinear => (1.0, x => { x = Math.Abs(x); return x < 1.0 ? 1.0 - x : 0.0; }),
-        ResampleFilter.Hamming => (1.0, x =>
-        {
-            x = Math.Abs(x);
-            if (x == 0.0) return 1.0;
-            if (x >= 1.0) return 0.0;
-            x *= Math.PI;
-            return Math.Sin(x) / x * ((double)0.54f + (double)0.46f * Math.Cos(x)); // Pillow uses float literals here
-        }),
-        ResampleFilter.Bicubic => (2.0, x =>
-        {
-            const double a = -0.5;
-            x = Math.Abs(x);
-            if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-            if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
-            return 0.0;
-        }),
+        ResampleFilter.Hamming => (1.0, Hamming),
+        ResampleFilter.Bicubic => (2.0, Bicubic),
         ResampleFilter.Lanczos => (3.0, x => x >= -3.0 && x < 3.0 ? Sinc(x) * Sinc(x / 3.0) : 0.0),
         _ => throw new ArgumentOutOfRangeException(nameof(filter), filter, null),
     };
+
+    private static double Hamming(double x)
+    {
+        x = Math.Abs(x);
+        if (x == 0.0) return 1.0;
+        if (x >= 1.0) return 0.0;
+        x *= Math.PI;
+        return Math.Sin(x) / x * ((double)0.54f + (double)0.46f * Math.Cos(x)); // Pillow uses float literals here
+    }
+
+    private static double Bicubic(double x)
+    {
+        const double a = -0.5;
+        x = Math.Abs(x);
+        if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+        if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+        return 0.0;
+    }
 
     private static double Sinc(double x)
     {

@@ -12,6 +12,9 @@ namespace DiffusersSharp.Loading;
 /// </summary>
 public static class ConfigJson
 {
+    /// <summary>
+    /// The serializer options every config is read and written with (Python's non-finite numbers, indented output).
+    /// </summary>
     public static readonly JsonSerializerOptions Options = CreateOptions();
 
     private static JsonSerializerOptions CreateOptions()

@@ -11,9 +11,11 @@ namespace DiffusersSharp.Loading;
 /// </summary>
 public abstract record DiffusersConfig
 {
+    /// <summary><c>_class_name</c>: the diffusers class the config belongs to.</summary>
     [JsonPropertyName("_class_name"), JsonPropertyOrder(-10)]
     public string? ClassName { get; init; }
 
+    /// <summary><c>_diffusers_version</c>: the diffusers version that wrote the file.</summary>
     [JsonPropertyName("_diffusers_version"), JsonPropertyOrder(-9)]
     public string? DiffusersVersion { get; init; }
 

@@ -12,7 +12,12 @@ namespace DiffusersSharp.Loading;
 /// </summary>
 public static class ModelLoading
 {
+    /// <summary>A diffusers model's config file name in its folder.</summary>
     public const string ConfigName = "config.json";
+    /// <summary>
+    /// A diffusers model's weights file name without extension (<c>.safetensors</c>, <c>.bin</c>, variant and shard
+    /// suffixes added).
+    /// </summary>
     public const string WeightsName = "diffusion_pytorch_model";
 
     /// <summary>

@@ -17,10 +17,16 @@ public sealed record PipelineComponent(string Name, string? Library, string? Cla
 /// </summary>
 public sealed class PipelineIndex
 {
+    /// <summary>The pipeline index's file name in a pipeline folder.</summary>
     public const string FileName = "model_index.json";
 
+    /// <summary>The path of the <c>model_index.json</c> read.</summary>
     public required string Path { get; init; }
+    /// <summary>
+    /// <c>_class_name</c>: the pipeline class (<c>StableDiffusionPipeline</c>, <c>DDPMPipeline</c>, ...).
+    /// </summary>
     public required string ClassName { get; init; }
+    /// <summary><c>_diffusers_version</c>: the diffusers version that wrote the file.</summary>
     public string? DiffusersVersion { get; init; }
     /// <summary>Components in file order, <c>[null, null]</c> entries included.</summary>
     public required IReadOnlyList<PipelineComponent> Components { get; init; }

@@ -181,8 +181,13 @@ internal sealed class SafeUnpickler
 
     private static string OpName(byte op) => op switch
     {
-        (byte)'i' => "INST", (byte)'o' => "OBJ", 0x81 => "NEWOBJ", 0x92 => "NEWOBJ_EX",
-        0x82 or 0x83 or 0x84 => "EXT", 0x97 => "NEXT_BUFFER", 0x98 => "READONLY_BUFFER",
+        (byte)'i' => "INST",
+        (byte)'o' => "OBJ",
+        0x81 => "NEWOBJ",
+        0x92 => "NEWOBJ_EX",
+        0x82 or 0x83 or 0x84 => "EXT",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
         _ => "unknown",
     };
 

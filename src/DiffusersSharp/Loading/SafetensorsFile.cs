@@ -8,6 +8,7 @@ namespace DiffusersSharp.Loading;
 /// <summary>One tensor entry of a safetensors header.</summary>
 public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End)
 {
+    /// <summary>Size of the tensor's data in bytes.</summary>
     public long ByteLength => End - Begin;
 }
 
@@ -23,9 +24,13 @@ public sealed class SafetensorsFile : IDisposable
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorsEntry> _entries;
 
+    /// <summary>The file's path.</summary>
     public string Path { get; }
+    /// <summary>The header's <c>__metadata__</c> strings (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>The tensor names in the file.</summary>
     public IReadOnlyCollection<string> Keys => _entries.Keys;
+    /// <summary>The header entry of every tensor, by name.</summary>
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries => _entries;
 
     private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long dataStart,
@@ -34,6 +39,10 @@ public sealed class SafetensorsFile : IDisposable
         Path = path; _map = map; _view = view; _dataStart = dataStart; _entries = entries; Metadata = metadata;
     }
 
+    /// <summary>
+    /// Maps <paramref name="path"/> and validates its header; a missing or malformed file is a <see
+    /// cref="WeightsException"/> naming it.
+    /// </summary>
     public static SafetensorsFile Open(string path)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
@@ -159,6 +168,9 @@ public sealed class SafetensorsFile : IDisposable
         return new SafetensorsEntry(name, dtype, shape.ToArray(), begin, end);
     }
 
+    /// <summary>
+    /// Bytes per element of a safetensors dtype name (<c>F32</c>, <c>BF16</c>, ...); null for an unknown one.
+    /// </summary>
     public static int? ElementSize(string dtype) => dtype switch
     {
         "F64" or "I64" or "U64" => 8,
@@ -168,6 +180,7 @@ public sealed class SafetensorsFile : IDisposable
         _ => null,
     };
 
+    /// <summary>The torch dtype of a safetensors dtype name; an unknown one throws.</summary>
     public static ScalarType ToScalarType(string dtype) => dtype switch
     {
         "F64" => ScalarType.Float64,
@@ -183,6 +196,7 @@ public sealed class SafetensorsFile : IDisposable
         _ => throw new WeightsException($"safetensors dtype '{dtype}' is not supported by DiffusersSharp"),
     };
 
+    /// <summary>The safetensors dtype name of a torch dtype.</summary>
     public static string FromScalarType(ScalarType t) => t switch
     {
         ScalarType.Float64 => "F64",
@@ -198,6 +212,7 @@ public sealed class SafetensorsFile : IDisposable
         _ => throw new WeightsException($"tensor dtype {t} cannot be written to safetensors"),
     };
 
+    /// <summary>Whether the file holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _entries.ContainsKey(name);
 
     /// <summary>Loads one tensor on the CPU in its stored dtype.</summary>
@@ -304,6 +319,7 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
+    /// <summary>Unmaps the file.</summary>
     public void Dispose()
     {
         _view.Dispose();

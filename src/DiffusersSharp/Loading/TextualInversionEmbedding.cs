@@ -16,6 +16,10 @@ public sealed class TextualInversionEmbedding : IDisposable
     /// <summary>The file diffusers looks for in a folder, safetensors first.</summary>
     public static readonly IReadOnlyList<string> FolderFileNames = ["learned_embeds.safetensors", "learned_embeds.bin"];
 
+    /// <summary>
+    /// An embedding of <paramref name="token"/> (one row per vector) read from <paramref name="source"/> under
+    /// <paramref name="key"/>; takes ownership of <paramref name="vectors"/>.
+    /// </summary>
     public TextualInversionEmbedding(string token, Tensor vectors, string source, string key)
     {
         ArgumentNullException.ThrowIfNull(vectors);
@@ -165,5 +169,6 @@ public sealed class TextualInversionEmbedding : IDisposable
         _ => $"a {node.GetType().Name}",
     };
 
+    /// <summary>Disposes the vectors.</summary>
     public void Dispose() => Vectors.Dispose();
 }

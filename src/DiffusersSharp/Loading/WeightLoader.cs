@@ -20,7 +20,7 @@ public static class WeightLoader
     public static Dictionary<string, Tensor> ReadFolder(string folder, string weightsName = "diffusion_pytorch_model", string? variant = null) =>
         ReadFile(FindWeights(folder, weightsName, variant));
 
-    /// <summary>The names <see cref="FindWeights"/> tries, in order of preference.</summary>
+    /// <summary>The names <see cref="FindWeights(string, CheckpointFormat, string?)"/> tries, in order of preference.</summary>
     public static IReadOnlyList<string> CandidateNames(string weightsName, string? variant)
     {
         if (string.IsNullOrEmpty(weightsName) || weightsName.IndexOfAny(['/', '\\']) >= 0)

@@ -27,22 +27,50 @@ public sealed class Attention : nn.Module
     private readonly LoRACompatibleLinear to_v;
     private readonly ModuleList<nn.Module> to_out;
 
+    /// <summary>diffusers' <c>query_dim</c>: channels of the hidden states the queries are computed from.</summary>
     public int QueryDim { get; }
+    /// <summary>
+    /// diffusers' <c>cross_attention_dim</c>: channels of the states keys and values are computed from (= <see
+    /// cref="QueryDim"/> for self-attention).
+    /// </summary>
     public int CrossAttentionDim { get; }
+    /// <summary>
+    /// Width of the projected queries, keys and values: <see cref="Heads"/> × <see cref="DimHead"/>.
+    /// </summary>
     public int InnerDim { get; }
+    /// <summary>Channels of the output projection <c>to_out.0</c>.</summary>
     public int OutDim { get; }
+    /// <summary>diffusers' <c>heads</c>: number of attention heads.</summary>
     public int Heads { get; }
+    /// <summary>diffusers' <c>dim_head</c>: channels per head.</summary>
     public int DimHead { get; }
+    /// <summary>The score scale: 1 / sqrt(<see cref="DimHead"/>) when <see cref="ScaleQk"/>, else 1.</summary>
     public double Scale { get; }
+    /// <summary>diffusers' <c>scale_qk</c>: scale the scores by <see cref="Scale"/> (false: by 1).</summary>
     public bool ScaleQk { get; }
+    /// <summary>
+    /// diffusers' <c>upcast_attention</c>: recorded; the SDPA path ignores it, as diffusers' <c>AttnProcessor2_0</c>
+    /// does.
+    /// </summary>
     public bool UpcastAttention { get; }
+    /// <summary>diffusers' <c>upcast_softmax</c>: recorded; the SDPA path ignores it, as in diffusers.</summary>
     public bool UpcastSoftmax { get; }
+    /// <summary>diffusers' <c>only_cross_attention</c> (only valid with <c>added_kv_proj_dim</c>, which is not ported: false).</summary>
     public bool OnlyCrossAttention { get; }
+    /// <summary>diffusers' <c>residual_connection</c>: the input is added to the output.</summary>
     public bool ResidualConnection { get; }
+    /// <summary>diffusers' <c>rescale_output_factor</c>: the output is divided by this.</summary>
     public double RescaleOutputFactor { get; }
+    /// <summary>Dropout probability after the output projection (only active in training).</summary>
     public double DropoutP { get; }
+    /// <summary>
+    /// diffusers' <c>cross_attention_norm</c>: null, "layer_norm" or "group_norm" on the encoder states.
+    /// </summary>
     public string? CrossAttentionNorm { get; }
 
+    /// <summary>
+    /// Builds diffusers' <c>Attention</c> from its constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Attention(int queryDim, int? crossAttentionDim = null, int heads = 8, int dimHead = 64, double dropout = 0.0,
         bool bias = false, bool upcastAttention = false, bool upcastSoftmax = false, string? crossAttentionNorm = null,
         int crossAttentionNormNumGroups = 32, int? addedKvProjDim = null, int? normNumGroups = null,

@@ -16,8 +16,15 @@ public sealed class AttnDownBlock2D : UNetDownBlock
     private readonly ModuleList<nn.Module>? downsamplers;
     private readonly Func<Tensor, Tensor?, Tensor>? _downsample;
 
+    /// <summary>
+    /// diffusers' <c>downsample_type</c>: "conv" (a strided convolution), "resnet" (a downsampling resnet) or null
+    /// (no downsampler).
+    /// </summary>
     public string? DownsampleType { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public AttnDownBlock2D(int inChannels, int outChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
         double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
         int resnetGroups = 32, bool resnetPreNorm = true, int? attentionHeadDim = 1, double outputScaleFactor = 1.0,
@@ -54,6 +61,7 @@ public sealed class AttnDownBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

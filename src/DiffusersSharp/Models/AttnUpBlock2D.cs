@@ -16,9 +16,17 @@ public sealed class AttnUpBlock2D : UNetUpBlock
     private readonly ModuleList<nn.Module>? upsamplers;
     private readonly Func<Tensor, Tensor?, Tensor>? _upsample;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
+    /// <summary>
+    /// diffusers' <c>upsample_type</c>: "conv" (nearest ×2 + convolution), "resnet" (an upsampling resnet) or null
+    /// (no upsampler).
+    /// </summary>
     public string? UpsampleType { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public AttnUpBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels,
         int? resolutionIdx = null, double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6,
         string resnetTimeScaleShift = "default", string resnetActFn = "swish", int resnetGroups = 32,
@@ -57,6 +65,7 @@ public sealed class AttnUpBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

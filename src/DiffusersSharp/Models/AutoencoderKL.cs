@@ -20,6 +20,7 @@ public sealed partial class AutoencoderKL : nn.Module
     private readonly Conv2d quant_conv;
     private readonly Conv2d post_quant_conv;
 
+    /// <summary>The config the model was built from.</summary>
     public AutoencoderKLConfig Config { get; }
 
     /// <summary>Tiled encode/decode is used for inputs larger than a tile (diffusers' <c>use_tiling</c>).</summary>
@@ -49,7 +50,11 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>Fraction of a tile that overlaps its neighbour (0.25).</summary>
     public double TileOverlapFactor { get; set; } = 0.25;
 
+    /// <inheritdoc/>
     public double ScalingFactor => Config.ScalingFactor;
+    /// <summary>
+    /// diffusers' <c>force_upcast</c>: the VAE should run in float32 even when the pipeline runs in float16.
+    /// </summary>
     public bool ForceUpcast => Config.ForceUpcast;
 
     /// <summary>Image pixels per latent cell: <c>2^(len(block_out_channels) - 1)</c> (the pipelines' <c>vae_scale_factor</c>).</summary>
@@ -129,11 +134,13 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>diffusers' <c>enable_tiling</c>.</summary>
     public void EnableTiling(bool useTiling = true) => UseTiling = useTiling;
 
+    /// <summary>diffusers' <c>disable_tiling</c>: decode and encode in one piece again.</summary>
     public void DisableTiling() => UseTiling = false;
 
     /// <summary>diffusers' <c>enable_slicing</c>.</summary>
     public void EnableSlicing() => UseSlicing = true;
 
+    /// <summary>diffusers' <c>disable_slicing</c>: decode a batch in one call again.</summary>
     public void DisableSlicing() => UseSlicing = false;
 
     /// <summary>The dtype of the model's parameters.</summary>

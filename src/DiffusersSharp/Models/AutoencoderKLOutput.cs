@@ -13,5 +13,6 @@ public sealed record AutoencoderKLOutput(DiagonalGaussianDistribution LatentDist
         return LatentDist.Sample(generators);
     }
 
+    /// <summary>Disposes the latent distribution's tensors.</summary>
     public void Dispose() => LatentDist.Dispose();
 }

@@ -4,7 +4,12 @@ namespace DiffusersSharp.Models;
 
 public sealed partial class AutoencoderTiny
 {
+    /// <summary>The model's config file name in its folder (<c>config.json</c>).</summary>
     public const string ConfigName = ModelLoading.ConfigName;
+    /// <summary>
+    /// The weights' file name without extension (<c>diffusion_pytorch_model</c>; + <c>.safetensors</c>, <c>.bin</c>,
+    /// a variant or shard suffix).
+    /// </summary>
     public const string WeightsName = ModelLoading.WeightsName;
 
     /// <summary>

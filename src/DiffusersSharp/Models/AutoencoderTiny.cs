@@ -18,14 +18,21 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     private readonly EncoderTiny encoder;
     private readonly DecoderTiny decoder;
 
+    /// <summary>The config the model was built from.</summary>
     public AutoencoderTinyConfig Config { get; }
 
     /// <summary>Batches are encoded/decoded one item at a time (diffusers' <c>use_slicing</c>).</summary>
     public bool UseSlicing { get; private set; }
 
+    /// <inheritdoc/>
     public double ScalingFactor => Config.ScalingFactor;
+    /// <summary>
+    /// The config's <c>latent_magnitude</c> (see <see cref="AutoencoderTinyConfig.LatentMagnitude"/>).
+    /// </summary>
     public double LatentMagnitude => Config.LatentMagnitude;
+    /// <summary>The config's <c>latent_shift</c> (see <see cref="AutoencoderTinyConfig.LatentShift"/>).</summary>
     public double LatentShift => Config.LatentShift;
+    /// <summary>Always false: diffusers registers <c>force_upcast = False</c> for TAESD.</summary>
     public bool ForceUpcast => false;
 
     /// <summary>Image pixels per latent cell: <c>2^(len(block_out_channels) - 1)</c> (the pipelines' <c>vae_scale_factor</c>).</summary>
@@ -106,8 +113,11 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     private static void Fail(string source, string key, string message) =>
         throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
 
+    /// <inheritdoc/>
     public string ClassName => nameof(AutoencoderTiny);
+    /// <inheritdoc/>
     public int InChannels => Config.InChannels;
+    /// <inheritdoc/>
     public int LatentChannels => Config.LatentChannels;
 
     /// <summary>The dtype of the model's parameters.</summary>
@@ -119,6 +129,7 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     /// <summary>diffusers' <c>enable_slicing</c>.</summary>
     public void EnableSlicing() => UseSlicing = true;
 
+    /// <summary>diffusers' <c>disable_slicing</c>: encode and decode a batch in one call again.</summary>
     public void DisableSlicing() => UseSlicing = false;
 
     /// <summary>diffusers' <c>scale_latents</c>: raw latents → [0, 1], <c>(x / (2 · latent_magnitude) + latent_shift).clamp(0, 1)</c>.</summary>

@@ -15,6 +15,9 @@ public sealed class AutoencoderTinyBlock : nn.Module<Tensor, Tensor>
     private readonly Sequential conv;
     private readonly Conv2d? skip;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public AutoencoderTinyBlock(int inChannels, int outChannels, string actFn) : base(nameof(AutoencoderTinyBlock))
     {
         conv = nn.Sequential(
@@ -28,6 +31,7 @@ public sealed class AutoencoderTinyBlock : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor x)
     {
         using var scope = torch.NewDisposeScope();

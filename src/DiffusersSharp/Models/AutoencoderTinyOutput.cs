@@ -8,5 +8,6 @@ public sealed record AutoencoderTinyOutput(Tensor Latents) : IVaeEncoding
     /// <summary>The latents themselves (a new handle on them); nothing is drawn.</summary>
     public Tensor RetrieveLatents(IReadOnlyList<Generator>? generators, Action<string, Tensor>? trace = null) => Latents.alias();
 
+    /// <summary>Disposes the latents.</summary>
     public void Dispose() => Latents.Dispose();
 }

@@ -8,6 +8,7 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed class BaseModelOutputWithPooling : IDisposable
 {
+    /// <summary>Wraps the encoder's outputs; the instance owns the tensors.</summary>
     public BaseModelOutputWithPooling(Tensor lastHiddenState, Tensor poolerOutput, IReadOnlyList<Tensor>? hiddenStates)
     {
         LastHiddenState = lastHiddenState;
@@ -27,6 +28,7 @@ public sealed class BaseModelOutputWithPooling : IDisposable
     /// </summary>
     public IReadOnlyList<Tensor>? HiddenStates { get; }
 
+    /// <summary>Disposes every tensor of the output.</summary>
     public void Dispose()
     {
         LastHiddenState.Dispose();

@@ -21,12 +21,20 @@ public sealed class BasicTransformerBlock : nn.Module
     private readonly LayerNorm norm3;
     private readonly FeedForward ff;
 
+    /// <summary>diffusers' <c>dim</c>: channels of the token states.</summary>
     public int Dim { get; }
+    /// <summary>
+    /// diffusers' <c>only_cross_attention</c>: the first attention attends to the encoder states instead of to
+    /// itself.
+    /// </summary>
     public bool OnlyCrossAttention { get; }
 
     /// <summary>Test hook: ("attn1" | "attn2" | "ff", output of that submodule before its residual add).</summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public BasicTransformerBlock(int dim, int numAttentionHeads, int attentionHeadDim, double dropout = 0.0,
         int? crossAttentionDim = null, string activationFn = "geglu", int? numEmbedsAdaNorm = null,
         bool attentionBias = false, bool onlyCrossAttention = false, bool doubleSelfAttention = false,

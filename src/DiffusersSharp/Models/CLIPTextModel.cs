@@ -14,6 +14,10 @@ public sealed partial class CLIPTextModel : nn.Module
 {
     private readonly CLIPTextTransformer text_model;
 
+    /// <summary>
+    /// Builds the model from its config, with freshly initialised weights (load them with FromPretrained or
+    /// LoadWeights).
+    /// </summary>
     public CLIPTextModel(CLIPTextConfig config) : base(nameof(CLIPTextModel))
     {
         config.Validate("CLIPTextConfig");
@@ -26,6 +30,7 @@ public sealed partial class CLIPTextModel : nn.Module
         }
     }
 
+    /// <summary>The config the model was built from.</summary>
     public CLIPTextConfig Config { get; private set; }
 
     /// <summary>

@@ -8,6 +8,7 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed class CLIPTextModelOutput : IDisposable
 {
+    /// <summary>Wraps the encoder's outputs; the instance owns the tensors.</summary>
     public CLIPTextModelOutput(Tensor textEmbeds, Tensor lastHiddenState, IReadOnlyList<Tensor>? hiddenStates)
     {
         TextEmbeds = textEmbeds;
@@ -24,6 +25,7 @@ public sealed class CLIPTextModelOutput : IDisposable
     /// <summary>With <c>outputHiddenStates</c>: embeddings, then each layer's output (no final LayerNorm).</summary>
     public IReadOnlyList<Tensor>? HiddenStates { get; }
 
+    /// <summary>Disposes every tensor of the output.</summary>
     public void Dispose()
     {
         TextEmbeds.Dispose();

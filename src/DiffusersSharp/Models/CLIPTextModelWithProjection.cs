@@ -14,6 +14,10 @@ public sealed partial class CLIPTextModelWithProjection : nn.Module
     private readonly CLIPTextTransformer text_model;
     private readonly Linear text_projection;
 
+    /// <summary>
+    /// Builds the model from its config, with freshly initialised weights (load them with FromPretrained or
+    /// LoadWeights).
+    /// </summary>
     public CLIPTextModelWithProjection(CLIPTextConfig config) : base(nameof(CLIPTextModelWithProjection))
     {
         config.Validate("CLIPTextConfig");
@@ -29,6 +33,7 @@ public sealed partial class CLIPTextModelWithProjection : nn.Module
         }
     }
 
+    /// <summary>The config the model was built from.</summary>
     public CLIPTextConfig Config { get; private set; }
 
     /// <summary>

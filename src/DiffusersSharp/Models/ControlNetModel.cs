@@ -106,9 +106,14 @@ public sealed partial class ControlNetModel : nn.Module
             bool isFinal = i == n - 1;
             down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
             {
-                NumLayers = c.LayersPerBlock, TransformerLayersPerBlock = [tlpb[i]], InChannels = inputChannel,
-                OutChannels = outputChannel, AddDownsample = !isFinal, NumAttentionHeads = heads[i],
-                AttentionHeadDim = headDims[i], OnlyCrossAttention = onlyCross[i],
+                NumLayers = c.LayersPerBlock,
+                TransformerLayersPerBlock = [tlpb[i]],
+                InChannels = inputChannel,
+                OutChannels = outputChannel,
+                AddDownsample = !isFinal,
+                NumAttentionHeads = heads[i],
+                AttentionHeadDim = headDims[i],
+                OnlyCrossAttention = onlyCross[i],
             }));
             for (int l = 0; l < c.LayersPerBlock; l++) controlnet_down_blocks.Add(ZeroConv(outputChannel));
             if (!isFinal) controlnet_down_blocks.Add(ZeroConv(outputChannel));
@@ -118,7 +123,9 @@ public sealed partial class ControlNetModel : nn.Module
         controlnet_mid_block = ZeroConv(boc[^1]);
         mid_block = UNet2DBlocks.GetMidBlock(c.MidBlockType!, common with
         {
-            TransformerLayersPerBlock = [tlpb[^1]], InChannels = boc[^1], OutputScaleFactor = c.MidBlockScaleFactor,
+            TransformerLayersPerBlock = [tlpb[^1]],
+            InChannels = boc[^1],
+            OutputScaleFactor = c.MidBlockScaleFactor,
             NumAttentionHeads = heads[^1],
         });
         RegisterComponents();

@@ -16,8 +16,10 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
+    /// <summary>diffusers' <c>num_attention_heads</c>: heads of each Transformer2DModel.</summary>
     public int NumAttentionHeads { get; }
 
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
 
     /// <param name="transformerLayersPerBlock">Transformer blocks per layer: one value for every layer, or one per layer.</param>
@@ -48,6 +50,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

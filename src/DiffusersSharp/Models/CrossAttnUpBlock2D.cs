@@ -15,10 +15,16 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
+    /// <summary>diffusers' <c>num_attention_heads</c>: heads of each Transformer2DModel.</summary>
     public int NumAttentionHeads { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public CrossAttnUpBlock2D(int inChannels, int outChannels, int prevOutputChannel, int? tembChannels,
         int? resolutionIdx = null, double dropout = 0.0, int numLayers = 1, int[]? transformerLayersPerBlock = null,
         double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
@@ -47,6 +53,7 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

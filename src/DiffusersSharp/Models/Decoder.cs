@@ -24,6 +24,9 @@ public sealed class Decoder : nn.Module
     /// <summary>Run in channels-last layout (see <see cref="AutoencoderKL.ChannelsLast"/>); the output is contiguous NCHW.</summary>
     public bool ChannelsLast { get; set; } = true;
 
+    /// <summary>
+    /// Builds diffusers' VAE <c>Decoder</c> from its constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Decoder(int inChannels = 3, int outChannels = 3, string[]? upBlockTypes = null, int[]? blockOutChannels = null,
         int layersPerBlock = 2, int normNumGroups = 32, string actFn = "silu", string normType = "group",
         bool midBlockAddAttention = true)
@@ -57,6 +60,7 @@ public sealed class Decoder : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>Decodes latents (after post_quant_conv) into images; the caller owns the result.</summary>
     public Tensor Forward(Tensor sample)
     {
         var hook = DebugHook;

@@ -18,6 +18,9 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
     /// <summary>Test hook: (path under "decoder.", output) after each layer.</summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>
+    /// Builds diffusers' <c>DecoderTiny</c> from its constructor arguments (same names, in .NET casing).
+    /// </summary>
     public DecoderTiny(int inChannels, int outChannels, int[] numBlocks, int[] blockOutChannels, int upsamplingScalingFactor,
         string actFn)
         : base(nameof(DecoderTiny))

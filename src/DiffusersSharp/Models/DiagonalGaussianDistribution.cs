@@ -10,13 +10,23 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed class DiagonalGaussianDistribution : IDisposable
 {
+    /// <summary>The encoder's moments [B, 2·C, H, W]: mean and log-variance concatenated on channels.</summary>
     public Tensor Parameters { get; }
+    /// <summary>The mean (first half of the channels).</summary>
     public Tensor Mean { get; }
+    /// <summary>The log-variance, clamped to [-30, 20] as diffusers does.</summary>
     public Tensor LogVar { get; }
+    /// <summary>exp(0.5 · logvar); zeros when <see cref="Deterministic"/>.</summary>
     public Tensor Std { get; }
+    /// <summary>exp(logvar); zeros when <see cref="Deterministic"/>.</summary>
     public Tensor Var { get; }
+    /// <summary>A deterministic distribution: sampling returns the mean.</summary>
     public bool Deterministic { get; }
 
+    /// <summary>
+    /// Splits <paramref name="parameters"/> into mean and log-variance (diffusers' constructor); takes ownership of
+    /// it.
+    /// </summary>
     public DiagonalGaussianDistribution(Tensor parameters, bool deterministic = false)
     {
         // The distribution owns its tensors (disposed by Dispose), whatever dispose scope it is built in.
@@ -78,6 +88,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
         return nll.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Disposes the tensors of the distribution.</summary>
     public void Dispose()
     {
         Mean.Dispose();

@@ -13,6 +13,9 @@ public sealed class DownBlock2D : UNetDownBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public DownBlock2D(int inChannels, int outChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
         double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
         int resnetGroups = 32, bool resnetPreNorm = true, double outputScaleFactor = 1.0, bool addDownsample = true,
@@ -25,6 +28,7 @@ public sealed class DownBlock2D : UNetDownBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context, List<Tensor> outputStates)
     {
         var h = new Chain(hiddenStates);

@@ -14,6 +14,9 @@ public sealed class DownEncoderBlock2D : nn.Module
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Downsample2D>? downsamplers;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public DownEncoderBlock2D(int inChannels, int outChannels, double dropout = 0.0, int numLayers = 1,
         double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
         int resnetGroups = 32, bool resnetPreNorm = true, double outputScaleFactor = 1.0, bool addDownsample = true,
@@ -28,6 +31,7 @@ public sealed class DownEncoderBlock2D : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The resnets then the downsampler, without time embedding; the caller owns the result.</summary>
     public Tensor Forward(Tensor hiddenStates)
     {
         var h = new Chain(hiddenStates);

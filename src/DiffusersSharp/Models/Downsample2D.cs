@@ -7,7 +7,7 @@ namespace DiffusersSharp.Models;
 
 /// <summary>
 /// diffusers' <c>Downsample2D</c> (models/downsampling.py, v0.25.1): a stride-2 3×3 convolution
-/// (<paramref name="useConv"/>) or a 2×2 average pool. With <c>padding = 0</c> the input is first padded by
+/// (<c>useConv</c>) or a 2×2 average pool. With <c>padding = 0</c> the input is first padded by
 /// one on the right and bottom (the asymmetric pad of old checkpoints, e.g. google/ddpm-cat-256).
 /// Weight names: <c>conv.weight</c>, <c>conv.bias</c> (diffusers' <c>name="conv"</c> also registers the
 /// same convolution a second time as <c>Conv2d_0</c>; that alias is not reproduced).
@@ -17,9 +17,13 @@ public sealed class Downsample2D : nn.Module
     private readonly nn.Module<Tensor, Tensor>? norm;
     private readonly nn.Module<Tensor, Tensor> conv;
 
+    /// <summary>diffusers' <c>channels</c>: the input channels.</summary>
     public int Channels { get; }
+    /// <summary>diffusers' <c>out_channels</c>: the output channels.</summary>
     public int OutChannels { get; }
+    /// <summary>diffusers' <c>use_conv</c>: a stride-2 convolution (false: 2×2 average pooling).</summary>
     public bool UseConv { get; }
+    /// <summary>diffusers' <c>padding</c>: the convolution's padding (0: pad right and bottom by one first).</summary>
     public int Padding { get; }
 
     /// <param name="normType">null or "ln_norm" (a LayerNorm over channels before the conv).</param>
@@ -48,6 +52,7 @@ public sealed class Downsample2D : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>Halves height and width; the caller owns the result.</summary>
     public Tensor Forward(Tensor hiddenStates)
     {
         if (hiddenStates.shape[1] != Channels)

@@ -24,6 +24,9 @@ public sealed class Encoder : nn.Module
     /// <summary>Run in channels-last layout (see <see cref="AutoencoderKL.ChannelsLast"/>); the output is contiguous NCHW.</summary>
     public bool ChannelsLast { get; set; } = true;
 
+    /// <summary>
+    /// Builds diffusers' VAE <c>Encoder</c> from its constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Encoder(int inChannels = 3, int outChannels = 3, string[]? downBlockTypes = null, int[]? blockOutChannels = null,
         int layersPerBlock = 2, int normNumGroups = 32, string actFn = "silu", bool doubleZ = true,
         bool midBlockAddAttention = true)
@@ -53,6 +56,9 @@ public sealed class Encoder : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Encodes images into the moments of the latent distribution (before quant_conv); the caller owns the result.
+    /// </summary>
     public Tensor Forward(Tensor sample)
     {
         var hook = DebugHook;

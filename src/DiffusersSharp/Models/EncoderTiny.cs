@@ -17,6 +17,9 @@ public sealed class EncoderTiny : nn.Module<Tensor, Tensor>
     /// <summary>Test hook: (path under "encoder.", output) after each layer.</summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>
+    /// Builds diffusers' <c>EncoderTiny</c> from its constructor arguments (same names, in .NET casing).
+    /// </summary>
     public EncoderTiny(int inChannels, int outChannels, int[] numBlocks, int[] blockOutChannels, string actFn)
         : base(nameof(EncoderTiny))
     {

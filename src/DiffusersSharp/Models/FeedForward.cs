@@ -18,6 +18,9 @@ public sealed class FeedForward : nn.Module
     private readonly double _dropout;
     private readonly bool _finalDropout;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public FeedForward(int dim, int? dimOut = null, int mult = 4, double dropout = 0.0, string activationFn = "geglu",
         bool finalDropout = false, int? innerDim = null, bool bias = true)
         : base(nameof(FeedForward))
@@ -51,6 +54,7 @@ public sealed class FeedForward : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The projection in (GEGLU or GELU), dropout, the projection out; the caller owns the result.</summary>
     public Tensor Forward(Tensor hiddenStates)
     {
         var h = _act(hiddenStates);

@@ -13,12 +13,16 @@ public sealed class GEGLU : nn.Module
 {
     private readonly LoRACompatibleLinear proj;
 
+    /// <summary>
+    /// A linear layer to 2 × <paramref name="dimOut"/> channels whose second half gates the first through GELU.
+    /// </summary>
     public GEGLU(int dimIn, int dimOut, bool bias = true) : base(nameof(GEGLU))
     {
         proj = new LoRACompatibleLinear(dimIn, dimOut * 2, hasBias: bias);
         RegisterComponents();
     }
 
+    /// <summary><c>a · gelu(b)</c> with (a, b) the two halves of the projection; the caller owns the result.</summary>
     public Tensor Forward(Tensor hiddenStates)
     {
         using var projected = proj.forward(hiddenStates);

@@ -14,7 +14,11 @@ public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter weight;
 
+    /// <summary>
+    /// diffusers' <c>log</c>: the input is ln(t) (as UNet2DModel's "fourier" time embedding passes).
+    /// </summary>
     public bool Log { get; }
+    /// <summary>diffusers' <c>flip_sin_to_cos</c>: cos features before sin.</summary>
     public bool FlipSinToCos { get; }
 
     /// <summary>True when diffusers' state dict also holds this weight under the name <c>W</c>.</summary>
@@ -23,6 +27,9 @@ public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
     /// <summary>The frequencies (before the 2π factor).</summary>
     public Parameter Weight => weight;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public GaussianFourierProjection(int embeddingSize = 256, double scale = 1.0, bool setWToWeight = true,
         bool log = true, bool flipSinToCos = false)
         : base(nameof(GaussianFourierProjection))
@@ -38,8 +45,13 @@ public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor x) => Forward(x);
 
+    /// <summary>
+    /// The sin/cos Fourier features of <paramref name="x"/> [B] → [B, 2 · embedding_size]; the caller owns the
+    /// result.
+    /// </summary>
     public Tensor Forward(Tensor x)
     {
         if (Log) x = torch.log(x);

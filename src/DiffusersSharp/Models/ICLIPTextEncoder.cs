@@ -9,6 +9,7 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public interface ICLIPTextEncoder
 {
+    /// <summary>The config the encoder was built from.</summary>
     CLIPTextConfig Config { get; }
 
     /// <summary>The token embedding weight [vocab_size, hidden_size]: a handle on the live parameter (writes change the model).</summary>

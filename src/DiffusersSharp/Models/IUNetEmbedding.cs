@@ -10,5 +10,8 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public interface IUNetEmbedding
 {
+    /// <summary>
+    /// The embedding to add to the time embedding, from the inputs it reads.
+    /// </summary>
     Tensor Forward(UNetEmbeddingInputs inputs);
 }

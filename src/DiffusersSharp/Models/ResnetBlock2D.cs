@@ -28,15 +28,30 @@ public sealed class ResnetBlock2D : nn.Module
     private readonly Func<Tensor, Tensor> _actOwned;     // may overwrite its input (fresh tensors only)
     private readonly bool _sdeVp;
 
+    /// <summary>diffusers' <c>in_channels</c>.</summary>
     public int InChannels { get; }
+    /// <summary>diffusers' <c>out_channels</c> (= in_channels when not given).</summary>
     public int OutChannels { get; }
+    /// <summary>
+    /// diffusers' <c>time_embedding_norm</c>: "default" (time embedding added) or "scale_shift" (FiLM-style).
+    /// </summary>
     public string TimeEmbeddingNorm { get; }
+    /// <summary>diffusers' <c>output_scale_factor</c>: the output is divided by this.</summary>
     public double OutputScaleFactor { get; }
+    /// <summary>diffusers' <c>dropout</c> probability before conv2 (only active in training).</summary>
     public double Dropout { get; }
+    /// <summary>
+    /// diffusers' <c>skip_time_act</c>: the time embedding is projected without the activation first.
+    /// </summary>
     public bool SkipTimeAct { get; }
+    /// <summary>diffusers' <c>up</c>: the block upsamples ×2 (nearest) before conv1.</summary>
     public bool Up { get; }
+    /// <summary>diffusers' <c>down</c>: the block downsamples ×2 before conv1.</summary>
     public bool Down { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public ResnetBlock2D(int inChannels, int? outChannels = null, bool convShortcut = false, double dropout = 0.0,
         int? tembChannels = 512, int groups = 32, int? groupsOut = null, bool preNorm = true, double eps = 1e-6,
         string nonLinearity = "swish", bool skipTimeAct = false, string timeEmbeddingNorm = "default",

@@ -13,8 +13,12 @@ public sealed class ResnetUpsampleBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<ResnetBlock2D>? upsamplers;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public ResnetUpsampleBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels,
         int? resolutionIdx = null, double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6,
         string resnetTimeScaleShift = "default", string resnetActFn = "swish", int resnetGroups = 32,
@@ -30,6 +34,7 @@ public sealed class ResnetUpsampleBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

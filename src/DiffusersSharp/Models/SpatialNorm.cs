@@ -14,6 +14,10 @@ public sealed class SpatialNorm : nn.Module
     private readonly Conv2d conv_y;
     private readonly Conv2d conv_b;
 
+    /// <summary>
+    /// A GroupNorm on <paramref name="fChannels"/> modulated by 1×1 convolutions of the quantised latents (<paramref
+    /// name="zqChannels"/>).
+    /// </summary>
     public SpatialNorm(int fChannels, int zqChannels) : base(nameof(SpatialNorm))
     {
         norm_layer = Layers.GroupNorm(32, fChannels, 1e-6);
@@ -22,6 +26,9 @@ public sealed class SpatialNorm : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// <c>norm(f) · conv_y(zq) + conv_b(zq)</c>, zq resized to f's size; the caller owns the result.
+    /// </summary>
     public Tensor Forward(Tensor f, Tensor zq)
     {
         var size = new[] { f.shape[^2], f.shape[^1] };

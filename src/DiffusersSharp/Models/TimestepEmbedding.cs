@@ -17,6 +17,9 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
     private readonly Func<Tensor, Tensor> _act;
     private readonly Func<Tensor, Tensor>? _postAct;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public TimestepEmbedding(int inChannels, int timeEmbedDim, string actFn = "silu", int? outDim = null,
         string? postActFn = null, int? condProjDim = null, bool sampleProjBias = true)
         : base(nameof(TimestepEmbedding))
@@ -31,8 +34,13 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor sample) => Forward(sample);
 
+    /// <summary>
+    /// linear_1 → activation → linear_2 (→ post activation), with the optional condition projection added first; the
+    /// caller owns the result.
+    /// </summary>
     public Tensor Forward(Tensor sample, Tensor? condition = null)
     {
         if (condition is not null)

@@ -10,10 +10,16 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed class Timesteps : nn.Module<Tensor, Tensor>
 {
+    /// <summary>diffusers' <c>num_channels</c>: width of the embedding.</summary>
     public int NumChannels { get; }
+    /// <summary>diffusers' <c>flip_sin_to_cos</c>: cos features before sin.</summary>
     public bool FlipSinToCos { get; }
+    /// <summary>diffusers' <c>downscale_freq_shift</c>: the shift in the frequency exponent's denominator.</summary>
     public double DownscaleFreqShift { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Timesteps(int numChannels, bool flipSinToCos, double downscaleFreqShift) : base(nameof(Timesteps))
     {
         NumChannels = numChannels;
@@ -22,9 +28,14 @@ public sealed class Timesteps : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// The sinusoidal embedding of <paramref name="timesteps"/> [B] → [B, num_channels] (diffusers'
+    /// <c>get_timestep_embedding</c>); the caller owns the result.
+    /// </summary>
     public Tensor Forward(Tensor timesteps) =>
         GetTimestepEmbedding(timesteps, NumChannels, FlipSinToCos, DownscaleFreqShift);
 
+    /// <inheritdoc/>
     public override Tensor forward(Tensor timesteps) => Forward(timesteps);
 
     /// <summary>

@@ -20,10 +20,15 @@ public sealed class Transformer2DModel : nn.Module
     private readonly ModuleList<BasicTransformerBlock> transformer_blocks;
     private readonly nn.Module<Tensor, Tensor> proj_out;
 
+    /// <summary>diffusers' <c>num_attention_heads</c>.</summary>
     public int NumAttentionHeads { get; }
+    /// <summary>diffusers' <c>attention_head_dim</c>: channels per head.</summary>
     public int AttentionHeadDim { get; }
+    /// <summary>diffusers' <c>in_channels</c>: channels of the feature map.</summary>
     public int InChannels { get; }
+    /// <summary>heads × head dim: the width of the token states inside the transformer.</summary>
     public int InnerDim { get; }
+    /// <summary>diffusers' <c>use_linear_projection</c>: linear proj_in/proj_out (false: 1×1 convolutions).</summary>
     public bool UseLinearProjection { get; }
 
     /// <summary>
@@ -32,6 +37,9 @@ public sealed class Transformer2DModel : nn.Module
     /// </summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Transformer2DModel(int numAttentionHeads = 16, int attentionHeadDim = 88, int? inChannels = null,
         int? outChannels = null, int numLayers = 1, double dropout = 0.0, int normNumGroups = 32,
         int? crossAttentionDim = null, bool attentionBias = false, int? sampleSize = null, int? numVectorEmbeds = null,

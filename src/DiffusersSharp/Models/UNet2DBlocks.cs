@@ -87,8 +87,17 @@ public static class UNet2DBlocks
     /// <summary>The mid block types <c>mid_block_type</c> may name (besides null: no mid block).</summary>
     public static IReadOnlyList<string> MidBlockTypes => Names(Mid, true);
 
+    /// <summary>
+    /// Whether <paramref name="type"/> names a registered down block (one without cross-attention when <paramref
+    /// name="crossAttention"/> is false).
+    /// </summary>
     public static bool IsDownBlock(string type, bool crossAttention = true) => Find(Down, type, crossAttention) is not null;
+    /// <summary>
+    /// Whether <paramref name="type"/> names a registered up block (one without cross-attention when <paramref
+    /// name="crossAttention"/> is false).
+    /// </summary>
     public static bool IsUpBlock(string type, bool crossAttention = true) => Find(Up, type, crossAttention) is not null;
+    /// <summary>Whether <paramref name="type"/> names a registered mid block.</summary>
     public static bool IsMidBlock(string type) => Find(Mid, type, true) is not null;
 
     /// <summary>True for a registered type that attends to encoder hidden states.</summary>
@@ -99,8 +108,19 @@ public static class UNet2DBlocks
     /// <summary>True for a diffusers 0.25.1 block type that DiffusersSharp does not port.</summary>
     public static bool IsNotPorted(string type) => NotPorted.Contains(Strip(type));
 
+    /// <summary>
+    /// diffusers' <c>get_down_block</c>: builds the registered down block <paramref name="downBlockType"/> from
+    /// <paramref name="args"/>.
+    /// </summary>
     public static UNetDownBlock GetDownBlock(string downBlockType, UNetBlockArgs args) => Create(Down, downBlockType, args);
+    /// <summary>
+    /// diffusers' <c>get_up_block</c>: builds the registered up block <paramref name="upBlockType"/> from <paramref
+    /// name="args"/>.
+    /// </summary>
     public static UNetUpBlock GetUpBlock(string upBlockType, UNetBlockArgs args) => Create(Up, upBlockType, args);
+    /// <summary>
+    /// Builds the registered mid block <paramref name="midBlockType"/> from <paramref name="args"/>.
+    /// </summary>
     public static UNetMidBlock GetMidBlock(string midBlockType, UNetBlockArgs args) => Create(Mid, midBlockType, args);
 
     private static string Strip(string type) => type.StartsWith("UNetRes", StringComparison.Ordinal) ? type[7..] : type;

@@ -39,6 +39,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
     private readonly Func<Tensor, Tensor> _convAct;
     private Action<string, Tensor>? _hook;
 
+    /// <summary>The config the model was built from.</summary>
     public UNet2DConditionModelConfig Config { get; }
 
     /// <summary>How many ×2 upsamplers the up path has (diffusers' <c>num_upsamplers</c>).</summary>
@@ -148,17 +149,26 @@ public sealed partial class UNet2DConditionModel : nn.Module
             outputChannel = boc[i];
             down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
             {
-                NumLayers = layersPerBlock[i], TransformerLayersPerBlock = [tlpb[i]], InChannels = inputChannel,
-                OutChannels = outputChannel, AddDownsample = i < n - 1, CrossAttentionDim = crossDims[i],
-                NumAttentionHeads = heads[i], OnlyCrossAttention = onlyCross[i], AttentionHeadDim = headDims[i],
+                NumLayers = layersPerBlock[i],
+                TransformerLayersPerBlock = [tlpb[i]],
+                InChannels = inputChannel,
+                OutChannels = outputChannel,
+                AddDownsample = i < n - 1,
+                CrossAttentionDim = crossDims[i],
+                NumAttentionHeads = heads[i],
+                OnlyCrossAttention = onlyCross[i],
+                AttentionHeadDim = headDims[i],
             }));
         }
 
         if (c.MidBlockType is not null)
             mid_block = UNet2DBlocks.GetMidBlock(c.MidBlockType, common with
             {
-                TransformerLayersPerBlock = [tlpb[^1]], InChannels = boc[^1], OutputScaleFactor = c.MidBlockScaleFactor,
-                CrossAttentionDim = crossDims[^1], NumAttentionHeads = heads[^1],
+                TransformerLayersPerBlock = [tlpb[^1]],
+                InChannels = boc[^1],
+                OutputScaleFactor = c.MidBlockScaleFactor,
+                CrossAttentionDim = crossDims[^1],
+                NumAttentionHeads = heads[^1],
             });
 
         up_blocks = new ModuleList<UNetUpBlock>();
@@ -177,9 +187,15 @@ public sealed partial class UNet2DConditionModel : nn.Module
             if (!isFinal) NumUpsamplers++;
             up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], common with
             {
-                NumLayers = rLayers[i] + 1, TransformerLayersPerBlock = rTlpb[i], InChannels = rBoc[Math.Min(i + 1, n - 1)],
-                OutChannels = outputChannel, PrevOutputChannel = prevOutputChannel, AddUpsample = !isFinal,
-                ResolutionIdx = i, CrossAttentionDim = rCross[i], NumAttentionHeads = rHeads[i],
+                NumLayers = rLayers[i] + 1,
+                TransformerLayersPerBlock = rTlpb[i],
+                InChannels = rBoc[Math.Min(i + 1, n - 1)],
+                OutChannels = outputChannel,
+                PrevOutputChannel = prevOutputChannel,
+                AddUpsample = !isFinal,
+                ResolutionIdx = i,
+                CrossAttentionDim = rCross[i],
+                NumAttentionHeads = rHeads[i],
                 OnlyCrossAttention = rOnlyCross[i],
                 // diffusers passes attention_head_dim[i] un-reversed here (a quirk kept for weight-shape parity)
                 AttentionHeadDim = headDims[i],

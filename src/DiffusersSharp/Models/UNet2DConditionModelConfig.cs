@@ -11,21 +11,43 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public sealed record UNet2DConditionModelConfig : DiffusersConfig
 {
+    /// <summary>
+    /// <c>sample_size</c>: height and width of the latents the model was trained on (one value, or [height, width]);
+    /// null if the file has none.
+    /// </summary>
     [JsonPropertyName("sample_size"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
     public int[]? SampleSize { get; init; }
 
+    /// <summary>
+    /// <c>in_channels</c>: channels of the input sample (4 latent channels; 9 for inpainting UNets).
+    /// </summary>
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 4;
+    /// <summary><c>out_channels</c>: channels of the predicted noise / sample.</summary>
     [JsonPropertyName("out_channels")] public int OutChannels { get; init; } = 4;
+    /// <summary>
+    /// <c>center_input_sample</c>: map the input from [0, 1] to [-1, 1] (<c>2 * sample - 1</c>) before
+    /// <c>conv_in</c>.
+    /// </summary>
     [JsonPropertyName("center_input_sample")] public bool CenterInputSample { get; init; }
+    /// <summary><c>flip_sin_to_cos</c>: the sinusoidal timestep embedding puts cos before sin.</summary>
     [JsonPropertyName("flip_sin_to_cos")] public bool FlipSinToCos { get; init; } = true;
+    /// <summary>
+    /// <c>freq_shift</c>: the frequency shift of the timestep embedding (diffusers' <c>downscale_freq_shift</c>).
+    /// </summary>
     [JsonPropertyName("freq_shift")] public int FreqShift { get; init; }
 
+    /// <summary>
+    /// <c>down_block_types</c>: the type name of each down block, resolved through <see cref="UNet2DBlocks"/>.
+    /// </summary>
     [JsonPropertyName("down_block_types")]
     public string[] DownBlockTypes { get; init; } = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"];
 
     /// <summary>"UNetMidBlock2DCrossAttn", "UNetMidBlock2D" or null (no mid block).</summary>
     [JsonPropertyName("mid_block_type")] public string? MidBlockType { get; init; } = "UNetMidBlock2DCrossAttn";
 
+    /// <summary>
+    /// <c>up_block_types</c>: the type name of each up block, resolved through <see cref="UNet2DBlocks"/>.
+    /// </summary>
     [JsonPropertyName("up_block_types")]
     public string[] UpBlockTypes { get; init; } = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"];
 
@@ -33,21 +55,38 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     [JsonPropertyName("only_cross_attention"), JsonConverter(typeof(BoolOrBoolArrayJsonConverter))]
     public bool[] OnlyCrossAttention { get; init; } = [false];
 
+    /// <summary>
+    /// <c>block_out_channels</c>: output channels of each down block (and, reversed, of each up block).
+    /// </summary>
     [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [320, 640, 1280, 1280];
 
+    /// <summary>
+    /// <c>layers_per_block</c>: resnets per down block (up blocks have one more); one value or one per block.
+    /// </summary>
     [JsonPropertyName("layers_per_block"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
     public int[] LayersPerBlock { get; init; } = [2];
 
+    /// <summary><c>downsample_padding</c>: padding of the stride-2 downsampling convolutions.</summary>
     [JsonPropertyName("downsample_padding")] public int DownsamplePadding { get; init; } = 1;
+    /// <summary><c>mid_block_scale_factor</c>: the mid block's resnet output scale factor.</summary>
     [JsonPropertyName("mid_block_scale_factor")] public double MidBlockScaleFactor { get; init; } = 1;
+    /// <summary><c>dropout</c>: dropout probability in the resnets (only active in training).</summary>
     [JsonPropertyName("dropout")] public double Dropout { get; init; }
+    /// <summary>
+    /// <c>act_fn</c>: the activation of the resnets and the time embedding ("silu", "mish", "gelu", ...).
+    /// </summary>
     [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "silu";
 
     /// <summary>Groups of the GroupNorms; null: no norm/activation before <c>conv_out</c>.</summary>
     [JsonPropertyName("norm_num_groups")] public int? NormNumGroups { get; init; } = 32;
 
+    /// <summary><c>norm_eps</c>: epsilon of the GroupNorms.</summary>
     [JsonPropertyName("norm_eps")] public double NormEps { get; init; } = 1e-5;
 
+    /// <summary>
+    /// <c>cross_attention_dim</c>: width of the encoder hidden states the cross-attention reads (768 for SD 1.x); one
+    /// value or one per block.
+    /// </summary>
     [JsonPropertyName("cross_attention_dim"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
     public int[] CrossAttentionDim { get; init; } = [1280];
 
@@ -59,6 +98,10 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     [JsonPropertyName("reverse_transformer_layers_per_block")]
     public int[][]? ReverseTransformerLayersPerBlock { get; init; }
 
+    /// <summary>
+    /// <c>encoder_hid_dim</c>: width of the encoder hidden states before <see cref="EncoderHidDimType"/>'s
+    /// projection; null: no projection.
+    /// </summary>
     [JsonPropertyName("encoder_hid_dim")] public int? EncoderHidDim { get; init; }
 
     /// <summary>null or "text_proj" (a linear from encoder_hid_dim to cross_attention_dim).</summary>
@@ -76,7 +119,15 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     [JsonPropertyName("num_attention_heads"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
     public int[]? NumAttentionHeads { get; init; }
 
+    /// <summary>
+    /// <c>dual_cross_attention</c>: use a DualTransformer2DModel (two text encoders); not supported, checked false at
+    /// load.
+    /// </summary>
     [JsonPropertyName("dual_cross_attention")] public bool DualCrossAttention { get; init; }
+    /// <summary>
+    /// <c>use_linear_projection</c>: the transformers' <c>proj_in</c>/<c>proj_out</c> are linear layers (SD 2.x)
+    /// instead of 1×1 convolutions.
+    /// </summary>
     [JsonPropertyName("use_linear_projection")] public bool UseLinearProjection { get; init; }
 
     /// <summary>null (a table when <see cref="NumClassEmbeds"/> is set), "timestep", "identity", "projection" or "simple_projection".</summary>
@@ -90,6 +141,10 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
 
     /// <summary>"text_time": the width of the sinusoidal embedding of each time id.</summary>
     [JsonPropertyName("addition_time_embed_dim")] public int? AdditionTimeEmbedDim { get; init; }
+    /// <summary>
+    /// <c>num_class_embeds</c>: size of the class-label embedding table when <see cref="ClassEmbedType"/> is null;
+    /// null: no class embedding.
+    /// </summary>
     [JsonPropertyName("num_class_embeds")] public int? NumClassEmbeds { get; init; }
 
     /// <summary>
@@ -98,18 +153,42 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// </summary>
     [JsonPropertyName("upcast_attention")] public bool? UpcastAttention { get; init; } = false;
 
+    /// <summary>
+    /// <c>resnet_time_scale_shift</c>: how a resnet adds the time embedding: "default" (added) or "scale_shift"
+    /// (FiLM-style).
+    /// </summary>
     [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; init; } = "default";
+    /// <summary>
+    /// <c>resnet_skip_time_act</c>: the resnets apply the time embedding without the activation before their
+    /// projection.
+    /// </summary>
     [JsonPropertyName("resnet_skip_time_act")] public bool ResnetSkipTimeAct { get; init; }
+    /// <summary><c>resnet_out_scale_factor</c>: the resnets divide their output by this.</summary>
     [JsonPropertyName("resnet_out_scale_factor")] public double ResnetOutScaleFactor { get; init; } = 1.0;
 
     /// <summary>"positional" or "fourier".</summary>
     [JsonPropertyName("time_embedding_type")] public string TimeEmbeddingType { get; init; } = "positional";
 
+    /// <summary>
+    /// <c>time_embedding_dim</c>: width of the time embedding; null: four times the first block's channels.
+    /// </summary>
     [JsonPropertyName("time_embedding_dim")] public int? TimeEmbeddingDim { get; init; }
+    /// <summary>
+    /// <c>time_embedding_act_fn</c>: an activation applied once to the time embedding before the blocks; null: none.
+    /// </summary>
     [JsonPropertyName("time_embedding_act_fn")] public string? TimeEmbeddingActFn { get; init; }
+    /// <summary>
+    /// <c>timestep_post_act</c>: activation after the time embedding's second linear layer; null: none.
+    /// </summary>
     [JsonPropertyName("timestep_post_act")] public string? TimestepPostAct { get; init; }
+    /// <summary>
+    /// <c>time_cond_proj_dim</c>: width of an extra condition projected into the time embedding (LCM's guidance
+    /// embedding); null: none.
+    /// </summary>
     [JsonPropertyName("time_cond_proj_dim")] public int? TimeCondProjDim { get; init; }
+    /// <summary><c>conv_in_kernel</c>: kernel size of <c>conv_in</c>.</summary>
     [JsonPropertyName("conv_in_kernel")] public int ConvInKernel { get; init; } = 3;
+    /// <summary><c>conv_out_kernel</c>: kernel size of <c>conv_out</c>.</summary>
     [JsonPropertyName("conv_out_kernel")] public int ConvOutKernel { get; init; } = 3;
     /// <summary>
     /// Input width of the "projection" class embeddings and of "text_time"'s <c>add_embedding</c> (SDXL: text_embeds
@@ -120,6 +199,9 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// <summary>Only "default" is supported.</summary>
     [JsonPropertyName("attention_type")] public string AttentionType { get; init; } = "default";
 
+    /// <summary>
+    /// <c>class_embeddings_concat</c>: concatenate the class embedding to the time embedding instead of adding it.
+    /// </summary>
     [JsonPropertyName("class_embeddings_concat")] public bool ClassEmbeddingsConcat { get; init; }
 
     /// <summary>Used by UNetMidBlock2DSimpleCrossAttn only (not ported); kept for round trips.</summary>
@@ -128,5 +210,8 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// <summary>Used by the SimpleCrossAttn blocks only (not ported); kept for round trips.</summary>
     [JsonPropertyName("cross_attention_norm")] public string? CrossAttentionNorm { get; init; }
 
+    /// <summary>
+    /// <c>addition_embed_type_num_heads</c>: heads of the "text" addition embedding's attention pooling.
+    /// </summary>
     [JsonPropertyName("addition_embed_type_num_heads")] public int AdditionEmbedTypeNumHeads { get; init; } = 64;
 }

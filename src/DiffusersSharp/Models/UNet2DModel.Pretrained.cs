@@ -6,7 +6,12 @@ namespace DiffusersSharp.Models;
 
 public sealed partial class UNet2DModel
 {
+    /// <summary>The model's config file name in its folder (<c>config.json</c>).</summary>
     public const string ConfigName = "config.json";
+    /// <summary>
+    /// The weights' file name without extension (<c>diffusion_pytorch_model</c>; + <c>.safetensors</c>, <c>.bin</c>,
+    /// a variant or shard suffix).
+    /// </summary>
     public const string WeightsName = "diffusion_pytorch_model";
 
     /// <summary>

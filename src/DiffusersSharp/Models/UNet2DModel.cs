@@ -26,6 +26,7 @@ public sealed partial class UNet2DModel : nn.Module
     private readonly IUNetEmbedding _timeEmbedding;
     private readonly IUNetEmbedding? _classEmbedding;
 
+    /// <summary>The config the model was built from.</summary>
     public UNet2DModelConfig Config { get; }
 
     /// <summary>Test hook: called with (module path, output) after each top-level stage of a forward pass.</summary>
@@ -91,7 +92,9 @@ public sealed partial class UNet2DModel : nn.Module
             outputChannel = boc[i];
             down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
             {
-                InChannels = inputChannel, OutChannels = outputChannel, AddDownsample = i < boc.Length - 1,
+                InChannels = inputChannel,
+                OutChannels = outputChannel,
+                AddDownsample = i < boc.Length - 1,
                 AttentionHeadDim = c.AttentionHeadDim ?? outputChannel,
             }));
         }
@@ -110,8 +113,11 @@ public sealed partial class UNet2DModel : nn.Module
             outputChannel = reversed[i];
             up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], common with
             {
-                NumLayers = c.LayersPerBlock + 1, InChannels = reversed[Math.Min(i + 1, boc.Length - 1)],
-                OutChannels = outputChannel, PrevOutputChannel = prevOutputChannel, AddUpsample = i < boc.Length - 1,
+                NumLayers = c.LayersPerBlock + 1,
+                InChannels = reversed[Math.Min(i + 1, boc.Length - 1)],
+                OutChannels = outputChannel,
+                PrevOutputChannel = prevOutputChannel,
+                AddUpsample = i < boc.Length - 1,
                 AttentionHeadDim = c.AttentionHeadDim ?? outputChannel,
             }));
         }

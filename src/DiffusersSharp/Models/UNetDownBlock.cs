@@ -12,11 +12,16 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public abstract class UNetDownBlock : nn.Module
 {
+    /// <summary>Registers the block under the module name <paramref name="name"/>.</summary>
     protected UNetDownBlock(string name) : base(name) { }
 
     /// <summary>diffusers' <c>has_cross_attention</c>: the block attends to the context's encoder hidden states.</summary>
     public virtual bool HasCrossAttention => false;
 
+    /// <summary>
+    /// Runs the block in its own dispose scope (the ownership rule): the caller owns the returned hidden states and
+    /// output states; the input stays the caller's.
+    /// </summary>
     public (Tensor HiddenStates, Tensor[] OutputStates) Forward(Tensor hiddenStates, Tensor? temb, BlockContext? context = null)
     {
         context ??= BlockContext.Empty;

@@ -10,11 +10,16 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public abstract class UNetMidBlock : nn.Module
 {
+    /// <summary>Registers the block under the module name <paramref name="name"/>.</summary>
     protected UNetMidBlock(string name) : base(name) { }
 
     /// <summary>diffusers' <c>has_cross_attention</c>: the block attends to the context's encoder hidden states.</summary>
     public virtual bool HasCrossAttention => false;
 
+    /// <summary>
+    /// Runs the block in its own dispose scope (the ownership rule): the caller owns the result; the input stays the
+    /// caller's.
+    /// </summary>
     public Tensor Forward(Tensor hiddenStates, Tensor? temb, BlockContext? context = null)
     {
         using var scope = torch.NewDisposeScope();

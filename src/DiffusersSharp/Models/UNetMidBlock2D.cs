@@ -15,8 +15,12 @@ public sealed class UNetMidBlock2D : UNetMidBlock
     private readonly ModuleList<Attention>? attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
 
+    /// <summary>diffusers' <c>add_attention</c>: an attention layer between the resnets.</summary>
     public bool AddAttention { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public UNetMidBlock2D(int inChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
         double resnetEps = 1e-6, string resnetTimeScaleShift = "default", string resnetActFn = "swish",
         int? resnetGroups = 32, int? attnGroups = null, bool resnetPreNorm = true, bool addAttention = true,
@@ -43,6 +47,7 @@ public sealed class UNetMidBlock2D : UNetMidBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
         var h = new Chain(hiddenStates);

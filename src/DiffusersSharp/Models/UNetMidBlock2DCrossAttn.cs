@@ -13,10 +13,15 @@ public sealed class UNetMidBlock2DCrossAttn : UNetMidBlock
     private readonly ModuleList<Transformer2DModel> attentions;
     private readonly ModuleList<ResnetBlock2D> resnets;
 
+    /// <summary>diffusers' <c>num_attention_heads</c>: heads of each Transformer2DModel.</summary>
     public int NumAttentionHeads { get; }
 
+    /// <inheritdoc/>
     public override bool HasCrossAttention => true;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public UNetMidBlock2DCrossAttn(int inChannels, int? tembChannels, double dropout = 0.0, int numLayers = 1,
         int[]? transformerLayersPerBlock = null, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
         string resnetActFn = "swish", int? resnetGroups = 32, bool resnetPreNorm = true, int numAttentionHeads = 1,
@@ -42,6 +47,7 @@ public sealed class UNetMidBlock2DCrossAttn : UNetMidBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Tensor? temb, BlockContext context)
     {
         var h = new Chain(hiddenStates);

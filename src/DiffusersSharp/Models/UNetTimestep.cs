@@ -21,8 +21,11 @@ public readonly struct UNetTimestep
         _fraction = fraction;
     }
 
+    /// <summary>A timestep tensor (0-dim or one per batch item), used as is.</summary>
     public static implicit operator UNetTimestep(Tensor timestep) => new(timestep, 0, null);
+    /// <summary>An integer timestep (DDPM, DDIM, ...), broadcast to the batch.</summary>
     public static implicit operator UNetTimestep(long timestep) => new(null, timestep, null);
+    /// <summary>A fractional timestep (Euler, Heun, LMS: float32 in diffusers), broadcast to the batch.</summary>
     public static implicit operator UNetTimestep(double timestep) => new(null, 0, timestep);
 
     /// <summary>The timesteps as a 1-D tensor on <paramref name="device"/>; a number becomes a new tensor (its caller's).</summary>

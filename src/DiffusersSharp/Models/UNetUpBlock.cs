@@ -13,6 +13,7 @@ namespace DiffusersSharp.Models;
 /// </summary>
 public abstract class UNetUpBlock : nn.Module
 {
+    /// <summary>Registers the block under the module name <paramref name="name"/>.</summary>
     protected UNetUpBlock(string name) : base(name) { }
 
     /// <summary>diffusers' <c>has_cross_attention</c>: the block attends to the context's encoder hidden states.</summary>
@@ -24,6 +25,10 @@ public abstract class UNetUpBlock : nn.Module
     /// <summary>diffusers' <c>resolution_idx</c> (the block's index in the up path; FreeU reads it).</summary>
     public int? ResolutionIdx { get; protected init; }
 
+    /// <summary>
+    /// Runs the block in its own dispose scope on <paramref name="resHiddenStates"/> (exactly <see cref="NumResnets"/>
+    /// skip states, the last one first): the caller owns the result and still owns (and disposes) the skip states.
+    /// </summary>
     public Tensor Forward(Tensor hiddenStates, IReadOnlyList<Tensor> resHiddenStates, Tensor? temb,
         BlockContext? context = null, long[]? upsampleSize = null)
     {

@@ -14,8 +14,12 @@ public sealed class UpBlock2D : UNetUpBlock
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
+    /// <inheritdoc/>
     public override int NumResnets => resnets.Count;
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public UpBlock2D(int inChannels, int prevOutputChannel, int outChannels, int? tembChannels, int? resolutionIdx = null,
         double dropout = 0.0, int numLayers = 1, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
         string resnetActFn = "swish", int resnetGroups = 32, bool resnetPreNorm = true, double outputScaleFactor = 1.0,
@@ -29,6 +33,7 @@ public sealed class UpBlock2D : UNetUpBlock
         RegisterComponents();
     }
 
+    /// <inheritdoc/>
     protected override Tensor ForwardCore(Tensor hiddenStates, Stack<Tensor> resHiddenStates, Tensor? temb,
         BlockContext context, long[]? upsampleSize)
     {

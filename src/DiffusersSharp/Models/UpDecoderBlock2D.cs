@@ -14,8 +14,12 @@ public sealed class UpDecoderBlock2D : nn.Module
     private readonly ModuleList<ResnetBlock2D> resnets;
     private readonly ModuleList<Upsample2D>? upsamplers;
 
+    /// <summary>diffusers' <c>resolution_idx</c>: the block's index in the decoder's up path.</summary>
     public int? ResolutionIdx { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public UpDecoderBlock2D(int inChannels, int outChannels, int? resolutionIdx = null, double dropout = 0.0,
         int numLayers = 1, double resnetEps = 1e-6, string resnetTimeScaleShift = "default",
         string resnetActFn = "swish", int resnetGroups = 32, bool resnetPreNorm = true,

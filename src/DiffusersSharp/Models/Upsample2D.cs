@@ -7,9 +7,9 @@ namespace DiffusersSharp.Models;
 
 /// <summary>
 /// diffusers' <c>Upsample2D</c> (models/upsampling.py, v0.25.1): nearest-neighbour ×2 (or to
-/// <c>outputSize</c>) followed by a 3×3 convolution (<paramref name="useConv"/>), or a transposed
-/// convolution (<paramref name="useConvTranspose"/>). The convolution is named <c>conv</c> when
-/// <paramref name="name"/> is "conv", else <c>Conv2d_0</c>, as in diffusers.
+/// <c>outputSize</c>) followed by a 3×3 convolution (<c>useConv</c>), or a transposed
+/// convolution (<c>useConvTranspose</c>). The convolution is named <c>conv</c> when
+/// <c>name</c> is "conv", else <c>Conv2d_0</c>, as in diffusers.
 /// </summary>
 public sealed class Upsample2D : nn.Module
 {
@@ -17,12 +17,22 @@ public sealed class Upsample2D : nn.Module
     private readonly nn.Module<Tensor, Tensor>? conv;
     private readonly nn.Module<Tensor, Tensor>? Conv2d_0;
 
+    /// <summary>diffusers' <c>channels</c>: the input channels.</summary>
     public int Channels { get; }
+    /// <summary>diffusers' <c>out_channels</c>: the output channels.</summary>
     public int OutChannels { get; }
+    /// <summary>diffusers' <c>use_conv</c>: a 3×3 convolution after the interpolation.</summary>
     public bool UseConv { get; }
+    /// <summary>
+    /// diffusers' <c>use_conv_transpose</c>: a stride-2 transposed convolution instead of interpolation.
+    /// </summary>
     public bool UseConvTranspose { get; }
+    /// <summary>diffusers' <c>interpolate</c>: nearest-neighbour ×2 (false: only the convolution).</summary>
     public bool Interpolate { get; }
 
+    /// <summary>
+    /// Builds the block from diffusers' constructor arguments (same names and defaults, in .NET casing).
+    /// </summary>
     public Upsample2D(int channels, bool useConv = false, bool useConvTranspose = false, int? outChannels = null,
         string name = "conv", int? kernelSize = null, int padding = 1, string? normType = null, double eps = 1e-5,
         bool elementwiseAffine = true, bool bias = true, bool interpolate = true)

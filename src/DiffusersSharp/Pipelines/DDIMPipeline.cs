@@ -12,17 +12,25 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class DDIMPipeline : UnconditionalImagePipeline
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>model_index.json</c>.</summary>
     public const string Name = "DDIMPipeline";
 
+    /// <summary>
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>, converted to a DDIMScheduler from its
+    /// config.
+    /// </summary>
     public DDIMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, ToDdim(scheduler)) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
+    /// <inheritdoc/>
     public override int DefaultNumInferenceSteps => 50;
 
     /// <summary>The scheduler, always a <see cref="DDIMScheduler"/>.</summary>
     public DDIMScheduler DdimScheduler => (DDIMScheduler)Scheduler;
 
+    /// <inheritdoc/>
     protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
 
     /// <summary>diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>, whatever the scheduler given (a fresh one).</summary>

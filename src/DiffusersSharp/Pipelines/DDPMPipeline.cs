@@ -18,12 +18,19 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class DDPMPipeline : UnconditionalImagePipeline
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>model_index.json</c>.</summary>
     public const string Name = "DDPMPipeline";
 
+    /// <summary>
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/> (any scheduler; diffusers' default is
+    /// DDPMScheduler).
+    /// </summary>
     public DDPMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, scheduler) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
+    /// <inheritdoc/>
     public override int DefaultNumInferenceSteps => 1000;
 
     /// <summary>

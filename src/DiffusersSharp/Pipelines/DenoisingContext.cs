@@ -15,6 +15,10 @@ public sealed class DenoisingContext
     /// <summary>The name of the key the loop keeps the current latents under.</summary>
     public const string LatentsKey = "latents";
 
+    /// <summary>
+    /// A context for <paramref name="pipeline"/>'s loop over <paramref name="timesteps"/>, starting from <paramref
+    /// name="latents"/> (handed over: the loop owns them).
+    /// </summary>
     public DenoisingContext(string pipeline, IScheduler scheduler, Tensor timesteps, Tensor latents)
     {
         Pipeline = pipeline;
@@ -28,6 +32,7 @@ public sealed class DenoisingContext
     /// <summary>The pipeline's class name, for messages.</summary>
     public string Pipeline { get; }
 
+    /// <summary>The scheduler every step calls.</summary>
     public IScheduler Scheduler { get; }
 
     /// <summary>The timesteps of the loop, one UNet call each (a tail of <see cref="IScheduler.Timesteps"/> for img2img).</summary>
@@ -49,10 +54,16 @@ public sealed class DenoisingContext
     public Tensor Get(string name) => Tensors.TryGetValue(name, out var t) ? t
         : throw new DiffusersException($"{Pipeline}: the denoising loop has no tensor named \"{name}\" (did a step-end callback remove it?)");
 
+    /// <summary>
+    /// diffusers' <c>callback_on_step_end</c>: called after every step with the named tensors, which it may replace;
+    /// null: none.
+    /// </summary>
     public StepEndCallback? CallbackOnStepEnd { get; init; }
 
+    /// <summary>Receives one report per step; null: none.</summary>
     public IProgress<PipelineProgress>? Progress { get; init; }
 
+    /// <summary>Stops the loop between steps (an <see cref="OperationCanceledException"/>).</summary>
     public CancellationToken CancellationToken { get; init; }
 
     /// <summary>For tests: called with (name, step, tensor) for the intermediates diffusers' golden runs record.</summary>

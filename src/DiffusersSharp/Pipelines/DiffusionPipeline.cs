@@ -83,6 +83,7 @@ public abstract class DiffusionPipeline : IDisposable
             { FilePath = index, Key = "_class_name" };
     }
 
+    /// <summary>Disposes every component the pipeline holds.</summary>
     public virtual void Dispose()
     {
         foreach (var c in Components.Values)

@@ -17,13 +17,20 @@ public readonly struct ImageInput
         Tensor = tensor;
     }
 
+    /// <summary>The images, when given as images.</summary>
     public IReadOnlyList<Image>? Images { get; }
+    /// <summary>The images as a tensor (diffusers' <c>torch.Tensor</c> input), when given as a tensor.</summary>
     public Tensor? Tensor { get; }
+    /// <summary>True when neither was given (diffusers' <c>image=None</c>).</summary>
     public bool IsNone => Images is null && Tensor is null;
 
+    /// <summary>One image.</summary>
     public static implicit operator ImageInput(Image? image) => image is null ? default : new([image], null);
+    /// <summary>A batch of images.</summary>
     public static implicit operator ImageInput(Image[]? images) => images is null ? default : new(images, null);
+    /// <summary>A batch of images.</summary>
     public static implicit operator ImageInput(List<Image>? images) => images is null ? default : new(images, null);
+    /// <summary>Images as a tensor, preprocessed as diffusers preprocesses a <c>torch.Tensor</c> input.</summary>
     public static implicit operator ImageInput(Tensor? tensor) => tensor is null ? default : new(null, tensor);
 
     /// <summary>

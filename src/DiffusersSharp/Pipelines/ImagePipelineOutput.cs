@@ -11,6 +11,9 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class ImagePipelineOutput : IDisposable
 {
+    /// <summary>
+    /// Wraps a pipeline's result in the form its output type asked for; the output owns the tensors.
+    /// </summary>
     public ImagePipelineOutput(IReadOnlyList<Image>? images = null, Tensor? array = null, Tensor? tensor = null)
     {
         Images = images ?? [];
@@ -30,6 +33,7 @@ public sealed class ImagePipelineOutput : IDisposable
     /// <summary>The images as one grid (rows × cols; square-ish by default).</summary>
     public Image Grid(int? rows = null, int? cols = null) => ImageGrid.Make(Images, rows, cols);
 
+    /// <summary>Disposes the array or tensor.</summary>
     public void Dispose()
     {
         Array?.Dispose();

@@ -28,10 +28,13 @@ public readonly struct PromptInput
         return new(items, true);
     }
 
+    /// <summary>One prompt (null: none given).</summary>
     public static implicit operator PromptInput(string? prompt) => prompt is null ? default : One(prompt);
 
+    /// <summary>A batch of prompts (null: none given).</summary>
     public static implicit operator PromptInput(string[]? prompts) => prompts is null ? default : Many(prompts);
 
+    /// <summary>A batch of prompts (null: none given).</summary>
     public static implicit operator PromptInput(List<string>? prompts) => prompts is null ? default : Many(prompts);
 
     /// <summary>True when no prompt was given.</summary>
@@ -43,6 +46,7 @@ public readonly struct PromptInput
     /// <summary>The prompts (empty when none).</summary>
     public IReadOnlyList<string> Items => _items ?? [];
 
+    /// <inheritdoc/>
     public override string ToString() =>
         IsNone ? "None" : IsList ? "[" + string.Join(", ", Items.Select(p => "\"" + p + "\"")) + "]" : "\"" + Items[0] + "\"";
 }

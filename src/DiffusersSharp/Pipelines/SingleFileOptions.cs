@@ -48,5 +48,6 @@ public sealed record SingleFileOptions
     /// <summary>Warnings (unused keys of the file, …); default: standard error.</summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>The defaults: no original config, float32, warnings on standard error.</summary>
     public static readonly SingleFileOptions Default = new();
 }

@@ -15,8 +15,13 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>model_index.json</c>.</summary>
     public const string Name = "StableDiffusionInpaintPipeline";
 
+    /// <summary>
+    /// A pipeline of loaded components (the pipeline disposes them); <paramref name="log"/> receives its notes (null:
+    /// stderr).
+    /// </summary>
     public StableDiffusionInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log)
@@ -26,6 +31,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
             throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
     }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
     /// <summary>

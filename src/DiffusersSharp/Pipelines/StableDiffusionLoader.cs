@@ -16,7 +16,8 @@ internal static class StableDiffusionLoader
     /// Reads a Stable Diffusion pipeline folder (or Hub id): checks model_index.json's class is one of
     /// <paramref name="acceptedClasses"/>, that every required component is listed and has its folder (a missing one is
     /// named), logs the optional components that are present but not run (to <see cref="LoadOptions.Log"/>), and loads
-    /// the rest, each with the same <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings;
+    /// the rest, each with the same <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings; the
+    /// text encoder in <see cref="StableDiffusionPipelineBase.TextEncoderDtype"/>;
     /// outside any dispose scope, so the weights live as long as the pipeline), then builds the pipeline with
     /// <paramref name="create"/>; when that throws, the loaded models are disposed.
     /// </summary>
@@ -56,7 +57,8 @@ internal static class StableDiffusionLoader
         AutoencoderKL? vae = null;
         try
         {
-            text = CLIPTextModel.FromPretrained(folder, "text_encoder", options);
+            text = CLIPTextModel.FromPretrained(folder, "text_encoder",
+                options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) });
             unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
             vae = AutoencoderKL.FromPretrained(folder, "vae", options);
             return create(new Loaded(vae, text, tokenizer, unet, scheduler, index));

@@ -18,12 +18,18 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>model_index.json</c>.</summary>
     public const string Name = "StableDiffusionPipeline";
 
+    /// <summary>
+    /// A pipeline of loaded components (the pipeline disposes them); <paramref name="log"/> receives its notes (null:
+    /// stderr).
+    /// </summary>
     public StableDiffusionPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
 
+    /// <inheritdoc/>
     public override string ClassName => Name;
 
     /// <summary>

@@ -25,6 +25,10 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     private IScheduler _scheduler;
     private IVae _vae;
 
+    /// <summary>
+    /// Checks that the text encoder's width matches the UNet's cross-attention and puts every model in evaluation
+    /// mode.
+    /// </summary>
     protected StableDiffusionPipelineBase(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log)
     {
@@ -60,8 +64,11 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
             _vae = value;
         }
     }
+    /// <summary>The CLIP text encoder the prompts are encoded with.</summary>
     public CLIPTextModel TextEncoder { get; }
+    /// <summary>The CLIP tokenizer of the prompts.</summary>
     public CLIPTokenizer Tokenizer { get; }
+    /// <summary>The denoising UNet.</summary>
     public UNet2DConditionModel Unet { get; }
 
     /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
@@ -80,6 +87,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
     public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
     {
         ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,
@@ -148,7 +156,9 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// text encoder (with <paramref name="clipSkip"/>: <c>hidden_states[-(clip_skip + 1)]</c> through the final
     /// LayerNorm), repeats for <paramref name="numImagesPerPrompt"/>, and with guidance encodes the negative prompt
     /// (empty strings when none) the same way without clip skip. <paramref name="loraScale"/> (diffusers' <c>lora_scale</c>):
-    /// the scale of the text encoder's LoRA layers, kept for later calls as diffusers 0.25.1 keeps it.
+    /// the scale of the text encoder's LoRA layers, kept for later calls as diffusers 0.25.1 keeps it. The embeddings are
+    /// returned in the UNet's dtype (diffusers: the text encoder's; the same unless the text encoder was kept in fp32 under
+    /// bf16, see <see cref="TextEncoderDtype"/>).
     /// </summary>
     public PromptEmbeddings EncodePrompt(PromptInput prompt, int numImagesPerPrompt = 1, bool doClassifierFreeGuidance = true,
         PromptInput negativePrompt = default, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
@@ -164,7 +174,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         if (clipSkip is int cs && (cs < 0 || cs > layers))
             throw new DiffusersException($"{ClassName}: clip_skip must be between 0 and the text encoder's {layers} layers, got {cs}");
         var device = Unet.Device;
-        var dtype = TextEncoder.Dtype;
+        var dtype = Unet.DType;   // the embeddings feed the UNet (the text encoder may be kept in fp32: TextEncoderDtype)
         int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
 
         using var noGrad = torch.no_grad();
@@ -221,6 +231,16 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         }
         return new PromptEmbeddings(embeds.contiguous().MoveToOuterDisposeScope(), negative?.contiguous().MoveToOuterDisposeScope());
     }
+
+    /// <summary>
+    /// The dtype the loaders give the text encoder when the pipeline's models are asked for <paramref name="requested"/>:
+    /// the same, except bfloat16, under which the text encoder stays float32. A bf16 text encoder moves the prompt
+    /// embeddings by up to 1.3 % (tiny-sd) and 2.7 % (an SD 1.5-sized CLIP) of their largest value, 3-7 times the
+    /// error of rounding the fp32 embeddings to bf16 (which the bf16 UNet does anyway; docs/BENCHMARKS.md, 2026-12-04),
+    /// for one pass per prompt. <see cref="EncodePrompt"/> casts the embeddings to the UNet's dtype.
+    /// </summary>
+    public static ScalarType? TextEncoderDtype(ScalarType? requested) =>
+        requested == ScalarType.BFloat16 ? ScalarType.Float32 : requested;
 
     /// <summary>diffusers' check_inputs for the prompt arguments.</summary>
     protected void CheckPromptInputs(PromptInput prompt, PromptInput negativePrompt, Tensor? promptEmbeds, Tensor? negativePromptEmbeds)

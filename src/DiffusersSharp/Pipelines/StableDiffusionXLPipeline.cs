@@ -27,7 +27,9 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, IScheduler scheduler,
         bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
         : base(vae, textEncoder ?? throw new ArgumentNullException(nameof(textEncoder)), tokenizer, textEncoder2, tokenizer2, unet,
-            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore: false, log) { }
+            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore: false, log)
+    {
+    }
 
     /// <inheritdoc/>
     public override string ClassName => Name;

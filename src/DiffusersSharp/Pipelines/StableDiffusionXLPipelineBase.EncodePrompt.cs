@@ -109,17 +109,21 @@ public abstract partial class StableDiffusionXLPipelineBase
     {
         var list = new List<(CLIPTokenizer, int, Func<Tensor, (Tensor, IReadOnlyList<Tensor>, IDisposable)>)>();
         if (TextEncoder is not null)
-            list.Add((Tokenizer!, TextEncoder.Config.NumHiddenLayers, ids =>
-            {
-                var o = TextEncoder.Forward(ids, null, outputHiddenStates: true);
-                return (o.PoolerOutput, o.HiddenStates!, o);
-            }));
-        list.Add((Tokenizer2, TextEncoder2.Config.NumHiddenLayers, ids =>
+            list.Add((Tokenizer!, TextEncoder.Config.NumHiddenLayers, RunFirst));
+        list.Add((Tokenizer2, TextEncoder2.Config.NumHiddenLayers, RunSecond));
+        return list;
+
+        (Tensor, IReadOnlyList<Tensor>, IDisposable) RunFirst(Tensor ids)
+        {
+            var o = TextEncoder!.Forward(ids, null, outputHiddenStates: true);
+            return (o.PoolerOutput, o.HiddenStates!, o);
+        }
+
+        (Tensor, IReadOnlyList<Tensor>, IDisposable) RunSecond(Tensor ids)
         {
             var o = TextEncoder2.Forward(ids, null, outputHiddenStates: true);
             return (o.TextEmbeds, o.HiddenStates!, o);
-        }));
-        return list;
+        }
     }
 
     /// <summary>

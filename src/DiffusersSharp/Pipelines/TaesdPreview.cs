@@ -29,7 +29,9 @@ public sealed class TaesdPreview
         MaxSize = maxSize;
     }
 
+    /// <summary>The tiny VAE that decodes the previews.</summary>
     public AutoencoderTiny Vae { get; }
+    /// <summary>The largest preview width or height; null: full size.</summary>
     public int? MaxSize { get; }
 
     /// <summary>

@@ -18,6 +18,9 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
 {
     private IScheduler _scheduler;
 
+    /// <summary>
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>; the pipeline disposes them.
+    /// </summary>
     protected UnconditionalImagePipeline(UNet2DModel unet, IScheduler scheduler)
     {
         ArgumentNullException.ThrowIfNull(unet);
@@ -66,6 +69,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// <summary>Checks (and may convert) a scheduler assigned to <see cref="Scheduler"/>.</summary>
     protected virtual IScheduler ValidateScheduler(IScheduler scheduler) => scheduler;
 
+    /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components =>
         new Dictionary<string, object> { ["unet"] = Unet, ["scheduler"] = Scheduler };
 

@@ -50,7 +50,7 @@ public static class VaeLoader
         var config = ConfigJson.Read<AnyConfig>(configPath);
         string className = config.ClassName ?? throw new ConfigException(
             $"{configPath}: config key '_class_name' is missing: cannot tell which VAE class it is ({string.Join(", ", KnownClasses)})")
-            { FilePath = configPath, Key = "_class_name" };
+        { FilePath = configPath, Key = "_class_name" };
         Func<string, LoadOptions, IVae>? factory;
         lock (Registry) Registry.TryGetValue(className, out factory);
         if (factory is null)

@@ -10,12 +10,17 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DDIMScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "eta", "use_clipped_model_output", "generator", "variance_noise" };
 
     private readonly float _finalAlphaCumprod;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DDIMScheduler(DDIMSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -31,6 +36,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     /// <summary>alpha_prod used after the last timestep: 1, or alphas_cumprod[0] when set_alpha_to_one is false.</summary>
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -107,9 +113,11 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
         return new SchedulerOutput(prevSample.MoveToOuterDisposeScope(), predOriginal.alias().MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
+    /// <inheritdoc/>
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

@@ -10,10 +10,15 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DDPMScheduler";
     internal static readonly string[] VarianceTypes = ["fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range"];
     internal static readonly string[] PredictionTypes = ["epsilon", "sample", "v_prediction"];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
     {
         var c = TypedConfig;
@@ -29,6 +34,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <summary>True after <see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
     public bool CustomTimesteps { get; private set; }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -39,6 +45,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         Timesteps = torch.tensor(ts, ScalarType.Int64, device);
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
     {
         if (timesteps.Count == 0) throw new DiffusersException($"{Name}: custom timesteps must not be empty");
@@ -67,6 +74,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         return t - NumTrainTimesteps / n;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         var c = TypedConfig;
@@ -163,9 +171,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         return (Math.Max(variance, 1e-20f), currentBetaT);
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
+    /// <inheritdoc/>
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 

@@ -11,10 +11,15 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler, DEISMultistepSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DEISMultistepScheduler";
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
         var c = TypedConfig;
@@ -44,6 +49,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         return c;
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -55,6 +61,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         _lowerOrderNums = 0;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)

@@ -12,12 +12,17 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultistepScheduler, DPMSolverMultistepSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DPMSolverMultistepScheduler";
     internal static readonly string[] Algorithms = ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"];
     internal static readonly string[] Predictions = ["epsilon", "sample", "v_prediction"];
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
         var c = TypedConfig;
@@ -59,6 +64,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
 
     internal static string Quote(IEnumerable<string> names) => string.Join(", ", names.Select(n => "\"" + n + "\""));
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -76,6 +82,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
         _lowerOrderNums = 0;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)

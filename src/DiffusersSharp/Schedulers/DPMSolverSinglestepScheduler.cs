@@ -11,11 +11,16 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSinglestepScheduler, DPMSolverSinglestepSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DPMSolverSinglestepScheduler";
     private readonly Tensor?[] _modelOutputs;
     private Tensor? _sample;
     private int[] _orderList = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config))
     {
         var c = TypedConfig;
@@ -72,6 +77,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         };
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -91,6 +97,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         _orderList = GetOrderList(numInferenceSteps, TypedConfig.SolverOrder, TypedConfig.LowerOrderFinal);
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is null)

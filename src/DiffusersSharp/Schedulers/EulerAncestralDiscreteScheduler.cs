@@ -10,6 +10,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestralDiscreteScheduler, EulerAncestralDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "EulerAncestralDiscreteScheduler";
 
     private float[] _sigmaValues = [];
@@ -17,6 +18,10 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
     private double[] _schedule = [];
     private int? _stepIndex;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -34,9 +39,15 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
 
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>); draws on every step.</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -46,6 +57,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -66,6 +78,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         _sigmas = torch.tensor(values).DetachFromDisposeScope();
     }
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -73,6 +86,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -98,6 +112,7 @@ public sealed class EulerAncestralDiscreteScheduler : SchedulerBase<EulerAncestr
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

@@ -5,17 +5,36 @@ namespace DiffusersSharp.Schedulers;
 /// <summary><c>scheduler_config.json</c> of diffusers' <c>EulerAncestralDiscreteScheduler</c> (0.25.1 keys and defaults).</summary>
 public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
+    /// <summary>
+    /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).
+    /// </summary>
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
+    /// <summary><c>beta_start</c>: the first beta of the noise schedule.</summary>
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.0001;
+    /// <summary><c>beta_end</c>: the last beta of the noise schedule.</summary>
     [JsonPropertyName("beta_end")] public double BetaEnd { get; init; } = 0.02;
+    /// <summary>
+    /// <c>beta_schedule</c>: how betas go from beta_start to beta_end: "linear", "scaled_linear" (linear in
+    /// sqrt(beta)) or "squaredcos_cap_v2" (cosine).
+    /// </summary>
     [JsonPropertyName("beta_schedule")] public string BetaSchedule { get; init; } = "linear";
+    /// <summary>
+    /// <c>trained_betas</c>: explicit betas that replace the schedule; null: computed from beta_start, beta_end and
+    /// beta_schedule.
+    /// </summary>
     [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
     /// <summary>epsilon or v_prediction ("sample" is not implemented in diffusers either).</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
     /// <summary>linspace, leading or trailing.</summary>
     [JsonPropertyName("timestep_spacing")] public string TimestepSpacing { get; init; } = "linspace";
+    /// <summary><c>steps_offset</c>: added to every inference timestep ("leading" spacing; SD uses 1).</summary>
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
+    /// <summary>
+    /// <c>rescale_betas_zero_snr</c>: rescale the betas so the last timestep has zero signal-to-noise ratio (Lin et
+    /// al. 2023).
+    /// </summary>
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
+    /// <inheritdoc/>
     public override int TrainTimesteps => NumTrainTimesteps;
 }

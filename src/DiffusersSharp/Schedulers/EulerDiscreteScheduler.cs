@@ -11,6 +11,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteScheduler, EulerDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "EulerDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "s_churn", "s_tmin", "s_tmax", "s_noise", "generator" };
@@ -20,6 +21,10 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
     private double[] _schedule = [];
     private int? _stepIndex;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -37,6 +42,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
 
     /// <summary>s_churn, s_tmin, s_tmax, s_noise and the generator (a noise tensor is drawn on every step, as diffusers).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
 
     /// <summary>The index of the next step (null until the first ScaleModelInput / Step after SetTimesteps).</summary>
@@ -44,6 +50,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
 
     private bool Continuous => TypedConfig.TimestepType == "continuous" && TypedConfig.PredictionType == "v_prediction";
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -53,6 +60,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -89,6 +97,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
     /// <summary>diffusers' continuous timesteps <c>0.25 * sigma.log()</c> (float32).</summary>
     private static float[] ContinuousTimesteps(float[] sigmas) => sigmas.Select(s => 0.25f * ExactFloat32.Log(s)).ToArray();
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -132,6 +141,7 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

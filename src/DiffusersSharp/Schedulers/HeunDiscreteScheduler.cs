@@ -10,6 +10,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler, HeunDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "HeunDiscreteScheduler";
 
     private Tensor _sigmas = null!;
@@ -20,6 +21,10 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
     private Tensor? _prevDerivative, _sample;
     private float? _dt;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null) : base(config, "exp")
     {
         var c = TypedConfig;
@@ -31,13 +36,20 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
 
     /// <summary>Heun's step takes no keyword arguments.</summary>
     public override IReadOnlySet<string> StepArguments => NoStepArguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <inheritdoc/>
     public override int Order => 2;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
     /// <summary>True before the first (Euler) half of a step, false before the correcting second half.</summary>
     public bool StateInFirstOrder => _dt is null;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -47,6 +59,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -92,6 +105,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
 
     private bool F32 => Timesteps.dtype == ScalarType.Float32;
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
@@ -99,6 +113,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, F32);
@@ -161,6 +176,7 @@ public sealed class HeunDiscreteScheduler : SchedulerBase<HeunDiscreteScheduler,
         return matches[pos];
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         using var scope = torch.NewDisposeScope();

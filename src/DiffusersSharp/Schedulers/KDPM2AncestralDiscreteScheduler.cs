@@ -11,10 +11,15 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "KDPM2AncestralDiscreteScheduler";
 
     private float[] _up = [], _down = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
         KDPM2DiscreteScheduler.CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
@@ -25,8 +30,11 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>); draws on both halves of a step.</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
+    /// <inheritdoc/>
     protected override string Spacing => TypedConfig.TimestepSpacing;
+    /// <inheritdoc/>
     protected override int StepsOffset => TypedConfig.StepsOffset;
+    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
     /// <summary>The doubled σ_up table (the ancestral noise scale of each step).</summary>
@@ -34,6 +42,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <summary>The doubled σ_down table (the deterministic target of each step).</summary>
     public IReadOnlyList<float> SigmasDown => _down;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -61,8 +70,10 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
         Install(sigmas, interpol, [.. all], f64, n, device);
     }
 
+    /// <inheritdoc/>
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i - 1];
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);

@@ -11,8 +11,13 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteScheduler, KDPM2DiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "KDPM2DiscreteScheduler";
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config)
     {
         CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
@@ -33,10 +38,14 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
             throw SchedulerMath.BadSpacing(cls, spacing);
     }
 
+    /// <inheritdoc/>
     protected override string Spacing => TypedConfig.TimestepSpacing;
+    /// <inheritdoc/>
     protected override int StepsOffset => TypedConfig.StepsOffset;
+    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -52,8 +61,10 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
         Install(sigmas, interpol, [.. all], f64, n, device);
     }
 
+    /// <inheritdoc/>
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i];
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         int i = BeginStep(timestep);

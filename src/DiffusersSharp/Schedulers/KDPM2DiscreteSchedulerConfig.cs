@@ -5,18 +5,33 @@ namespace DiffusersSharp.Schedulers;
 /// <summary><c>scheduler_config.json</c> of diffusers' <c>KDPM2DiscreteScheduler</c> (0.25.1 keys and defaults).</summary>
 public sealed record KDPM2DiscreteSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
+    /// <summary>
+    /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).
+    /// </summary>
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
+    /// <summary><c>beta_start</c>: the first beta of the noise schedule.</summary>
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.00085;
+    /// <summary><c>beta_end</c>: the last beta of the noise schedule.</summary>
     [JsonPropertyName("beta_end")] public double BetaEnd { get; init; } = 0.012;
     /// <summary>linear, scaled_linear or squaredcos_cap_v2.</summary>
     [JsonPropertyName("beta_schedule")] public string BetaSchedule { get; init; } = "linear";
+    /// <summary>
+    /// <c>trained_betas</c>: explicit betas that replace the schedule; null: computed from beta_start, beta_end and
+    /// beta_schedule.
+    /// </summary>
     [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
+    /// <summary>
+    /// <c>use_karras_sigmas</c>: space the inference sigmas as Karras et al. (2022) do instead of following the
+    /// training schedule.
+    /// </summary>
     [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
     /// <summary>epsilon or v_prediction ("sample" is not implemented by diffusers for this class).</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
     /// <summary>linspace, leading or trailing.</summary>
     [JsonPropertyName("timestep_spacing")] public string TimestepSpacing { get; init; } = "linspace";
+    /// <summary><c>steps_offset</c>: added to every inference timestep ("leading" spacing; SD uses 1).</summary>
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
+    /// <inheritdoc/>
     public override int TrainTimesteps => NumTrainTimesteps;
 }

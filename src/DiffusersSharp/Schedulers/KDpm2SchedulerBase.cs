@@ -28,16 +28,26 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// <summary>The sample of the first half of the current step (null: the next call is a first half).</summary>
     protected Tensor? FirstHalfSample { get; set; }
 
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmasTensor;
+    /// <inheritdoc/>
     public override int Order => 2;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex { get; protected set; }
     /// <summary>diffusers' <c>state_in_first_order</c>.</summary>
     public bool StateInFirstOrder => FirstHalfSample is null;
 
+    /// <summary>The config's <c>timestep_spacing</c>.</summary>
     protected abstract string Spacing { get; }
+    /// <summary>The config's <c>steps_offset</c>.</summary>
     protected abstract int StepsOffset { get; }
+    /// <summary>The config's <c>use_karras_sigmas</c>.</summary>
     protected abstract bool UseKarras { get; }
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -131,6 +141,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// <summary>The σ the model input is scaled with at step <paramref name="i"/> (first or second half).</summary>
     protected abstract float InputSigma(int i);
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         float sigma = InputSigma(CurrentIndex(timestep));

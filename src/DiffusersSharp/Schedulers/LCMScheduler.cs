@@ -11,12 +11,17 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "LCMScheduler";
 
     private readonly float _finalAlphaCumprod;
     private double[] _schedule = [];
     private int? _stepIndex;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public LCMScheduler(LCMSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -28,13 +33,23 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
 
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>).</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
+    /// <summary>diffusers' <c>custom_timesteps</c>: the timesteps were passed explicitly to SetTimesteps.</summary>
     public bool CustomTimesteps { get; private set; }
+    /// <summary>
+    /// alpha_prod used after the last timestep: 1, or alphas_cumprod[0] when set_alpha_to_one is false.
+    /// </summary>
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null) =>
         SetTimesteps(numInferenceSteps, device, null, 1.0);
 
+    /// <inheritdoc/>
     public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
         SetTimesteps(timesteps, device, null, 1.0);
 
@@ -109,6 +124,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
         return (sigmaData2 / denom, scaled / ExactFloat32.Sqrt(denom));
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)
@@ -155,9 +171,11 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), denoised.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
+    /// <inheritdoc/>
     public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

@@ -5,27 +5,58 @@ namespace DiffusersSharp.Schedulers;
 /// <summary><c>scheduler_config.json</c> of diffusers' <c>LCMScheduler</c> (0.25.1 keys and defaults).</summary>
 public sealed record LCMSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
+    /// <summary>
+    /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).
+    /// </summary>
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
+    /// <summary><c>beta_start</c>: the first beta of the noise schedule.</summary>
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.00085;
+    /// <summary><c>beta_end</c>: the last beta of the noise schedule.</summary>
     [JsonPropertyName("beta_end")] public double BetaEnd { get; init; } = 0.012;
+    /// <summary>
+    /// <c>beta_schedule</c>: how betas go from beta_start to beta_end: "linear", "scaled_linear" (linear in
+    /// sqrt(beta)) or "squaredcos_cap_v2" (cosine).
+    /// </summary>
     [JsonPropertyName("beta_schedule")] public string BetaSchedule { get; init; } = "scaled_linear";
+    /// <summary>
+    /// <c>trained_betas</c>: explicit betas that replace the schedule; null: computed from beta_start, beta_end and
+    /// beta_schedule.
+    /// </summary>
     [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
     /// <summary>The length of the distillation schedule the inference timesteps are taken from.</summary>
     [JsonPropertyName("original_inference_steps")] public int OriginalInferenceSteps { get; init; } = 50;
+    /// <summary><c>clip_sample</c>: clamp the predicted original sample to ±<c>clip_sample_range</c>.</summary>
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; }
+    /// <summary><c>clip_sample_range</c>: the bound of clip_sample.</summary>
     [JsonPropertyName("clip_sample_range")] public double ClipSampleRange { get; init; } = 1.0;
+    /// <summary>
+    /// <c>set_alpha_to_one</c>: the step after the last uses alpha_prod = 1; false: alphas_cumprod[0].
+    /// </summary>
     [JsonPropertyName("set_alpha_to_one")] public bool SetAlphaToOne { get; init; } = true;
+    /// <summary><c>steps_offset</c>: added to every inference timestep ("leading" spacing; SD uses 1).</summary>
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
     /// <summary>epsilon, sample or v_prediction.</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
+    /// <summary>
+    /// <c>thresholding</c>: dynamic thresholding of the predicted original sample (Imagen; pixel-space models only).
+    /// </summary>
     [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
+    /// <summary>
+    /// <c>dynamic_thresholding_ratio</c>: the quantile of absolute values dynamic thresholding clamps to.
+    /// </summary>
     [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
+    /// <summary><c>sample_max_value</c>: the largest threshold dynamic thresholding may use.</summary>
     [JsonPropertyName("sample_max_value")] public double SampleMaxValue { get; init; } = 1.0;
     /// <summary>Kept for compatibility; LCM's own spacing ignores it (as diffusers does).</summary>
     [JsonPropertyName("timestep_spacing")] public string TimestepSpacing { get; init; } = "leading";
     /// <summary>Scale of the timestep in the consistency boundary conditions c_skip / c_out.</summary>
     [JsonPropertyName("timestep_scaling")] public double TimestepScaling { get; init; } = 10.0;
+    /// <summary>
+    /// <c>rescale_betas_zero_snr</c>: rescale the betas so the last timestep has zero signal-to-noise ratio (Lin et
+    /// al. 2023).
+    /// </summary>
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
+    /// <inheritdoc/>
     public override int TrainTimesteps => NumTrainTimesteps;
 }

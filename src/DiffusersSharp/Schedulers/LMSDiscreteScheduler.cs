@@ -11,6 +11,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "LMSDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "order" };
@@ -21,6 +22,10 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
     private int? _stepIndex;
     private readonly List<Tensor> _derivatives = [];
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -32,9 +37,15 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
 
     /// <summary>Reads <see cref="StepOptions.Order"/> (diffusers' <c>order</c>, default 4).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
+    /// <inheritdoc/>
     public override Tensor? Sigmas => _sigmas;
+    /// <summary>
+    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
+    /// the first step.
+    /// </summary>
     public int? StepIndex => _stepIndex;
 
+    /// <inheritdoc/>
     public override double InitNoiseSigma
     {
         get
@@ -44,6 +55,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         }
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -72,6 +84,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         _derivatives.Clear();
     }
 
+    /// <inheritdoc/>
     public override Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
@@ -137,6 +150,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

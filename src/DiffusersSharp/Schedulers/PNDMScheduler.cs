@@ -11,6 +11,7 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "PNDMScheduler";
     private const int PndmOrder = 4;
 
@@ -21,6 +22,10 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     private Tensor? _curSample;
     private int _counter;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public PNDMScheduler(PNDMSchedulerConfig? config = null) : base(config)
     {
         var c = TypedConfig;
@@ -32,11 +37,15 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     /// <summary>PNDM's step takes no keyword arguments.</summary>
     public override IReadOnlySet<string> StepArguments => NoStepArguments;
 
+    /// <summary>
+    /// alpha_prod used after the last timestep: 1, or alphas_cumprod[0] when set_alpha_to_one is false.
+    /// </summary>
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
     /// <summary>The Runge-Kutta part of <see cref="SchedulerBase.Timesteps"/> (empty with skip_prk_steps).</summary>
     public IReadOnlyList<long> PrkTimesteps => _prkTimesteps;
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -80,6 +89,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         _curSample = null;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is null)
@@ -186,6 +196,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         return sampleCoeff * sample - (alphaProdTPrev - alphaProdT) * modelOutput / denom;
     }
 
+    /// <inheritdoc/>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 }

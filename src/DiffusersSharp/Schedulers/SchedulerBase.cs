@@ -15,11 +15,17 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>Empty int64 tensor until <see cref="SetTimesteps(int, Device?)"/>.</summary>
     private Tensor _timesteps = torch.empty(0, ScalarType.Int64).DetachFromDisposeScope();
 
+    /// <inheritdoc/>
     public abstract string ClassName { get; }
+    /// <inheritdoc/>
     public abstract SchedulerConfig Config { get; }
+    /// <inheritdoc/>
     public int NumTrainTimesteps => Config.TrainTimesteps;
+    /// <inheritdoc/>
     public virtual int Order => 1;
+    /// <inheritdoc/>
     public int? NumInferenceSteps { get; protected set; }
+    /// <inheritdoc/>
     public virtual double InitNoiseSigma => 1.0;
 
     /// <summary>The <c>step</c> arguments of schedulers that draw noise and read nothing else.</summary>
@@ -28,8 +34,10 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>The <c>step</c> arguments of schedulers that read none.</summary>
     protected static readonly IReadOnlySet<string> NoStepArguments = new HashSet<string>();
 
+    /// <inheritdoc/>
     public abstract IReadOnlySet<string> StepArguments { get; }
 
+    /// <inheritdoc/>
     public Tensor Timesteps
     {
         get => _timesteps;
@@ -85,6 +93,7 @@ public abstract class SchedulerBase : IScheduler
     /// <summary>ᾱ at an integer training timestep (as a float32, what diffusers indexes as a 0-dim tensor).</summary>
     protected float AlphaCumprodAt(long t) => AlphasCumprodValues[t];
 
+    /// <inheritdoc/>
     public abstract void SetTimesteps(int numInferenceSteps, Device? device = null);
 
     /// <summary>
@@ -93,19 +102,27 @@ public abstract class SchedulerBase : IScheduler
     /// </summary>
     public abstract void SavePretrained(string directory);
 
+    /// <inheritdoc/>
     public virtual void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
         throw new DiffusersException($"{ClassName} does not accept custom timesteps (diffusers' set_timesteps(timesteps=...)); pass a number of inference steps");
 
+    /// <inheritdoc/>
     public virtual Tensor ScaleModelInput(Tensor sample, double timestep) => sample;
 
+    /// <summary>
+    /// <see cref="ScaleModelInput(Tensor, double)"/> at a 0-dim timestep tensor (an entry of <see
+    /// cref="Timesteps"/>).
+    /// </summary>
     public Tensor ScaleModelInput(Tensor sample, Tensor timestep) => ScaleModelInput(sample, ToDouble(timestep));
 
+    /// <inheritdoc/>
     public abstract SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null);
 
     /// <summary><see cref="Step(Tensor, double, Tensor, StepOptions?)"/> at a 0-dim timestep tensor (an entry of <see cref="Timesteps"/>).</summary>
     public SchedulerOutput Step(Tensor modelOutput, Tensor timestep, Tensor sample, StepOptions? options = null) =>
         Step(modelOutput, ToDouble(timestep), sample, options);
 
+    /// <inheritdoc/>
     public abstract Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps);
 
     /// <summary>The sigma schedule of the sigma-based schedulers (null for the others); last entry per diffusers' convention.</summary>
@@ -168,12 +185,16 @@ public abstract class SchedulerBase : IScheduler
             $"{ClassName}: timestep {Fmt(timestep)} is not in the scheduler's timesteps [{string.Join(", ", values.Select(Fmt))}]");
     }
 
+    /// <summary>The values of <paramref name="t"/> as doubles, copied to the CPU.</summary>
     protected static double[] ToDoubles(Tensor t)
     {
         using var d = t.to(ScalarType.Float64, CPU);
         return d.data<double>().ToArray();
     }
 
+    /// <summary>
+    /// The one value of a timestep tensor as a double; any other shape is a <see cref="DiffusersException"/>.
+    /// </summary>
     protected static double ToDouble(Tensor t)
     {
         if (t.numel() != 1)
@@ -182,6 +203,7 @@ public abstract class SchedulerBase : IScheduler
         return d.item<double>();
     }
 
+    /// <summary>A double in round-trip form, for messages that must show the exact timestep.</summary>
     protected static string Fmt(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
     /// <summary>Stores a tensor as scheduler state: an alias that outlives the caller's dispose scope.</summary>

@@ -32,6 +32,7 @@ public abstract class SchedulerBase<TSelf, TConfig> : SchedulerBase
     /// <summary>The typed config the scheduler was built from.</summary>
     public TConfig TypedConfig { get; protected set; }
 
+    /// <inheritdoc/>
     public sealed override SchedulerConfig Config => TypedConfig;
 
     /// <summary>
@@ -48,6 +49,7 @@ public abstract class SchedulerBase<TSelf, TConfig> : SchedulerBase
     public static TSelf FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
         FromConfig(SchedulerFactory.ReadConfigFile(idOrPath, subfolder, options));
 
+    /// <inheritdoc/>
     public sealed override void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);

@@ -57,6 +57,7 @@ public static class SchedulerConfigs
     /// <summary>The JSON keys <typeparamref name="T"/> models (its snake_case property names).</summary>
     public static IReadOnlyList<string> KnownKeys<T>() where T : SchedulerConfig => KnownKeys(typeof(T));
 
+    /// <summary>The JSON keys the config type <paramref name="t"/> models (its snake_case property names).</summary>
     public static IReadOnlyList<string> KnownKeys(Type t) =>
         t.GetProperties(BindingFlags.Public | BindingFlags.Instance)
             .Where(p => p.GetCustomAttribute<JsonIgnoreAttribute>() is null && p.GetCustomAttribute<JsonExtensionDataAttribute>() is null)

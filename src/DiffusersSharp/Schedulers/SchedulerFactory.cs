@@ -52,7 +52,8 @@ public static class SchedulerFactory
     public static SchedulerBase FromConfig(DiffusersConfig config)
     {
         string name = config.ClassName ?? throw new ConfigException(
-            $"The scheduler config has no _class_name; known scheduler classes: {string.Join(", ", KnownClasses)}") { Key = "_class_name" };
+            $"The scheduler config has no _class_name; known scheduler classes: {string.Join(", ", KnownClasses)}")
+        { Key = "_class_name" };
         return FromConfig(name, config);
     }
 

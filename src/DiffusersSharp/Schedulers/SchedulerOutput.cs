@@ -3,12 +3,13 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Schedulers;
 
 /// <summary>
-/// What <see cref="IScheduler.Step(Tensor, double, Tensor, Generator?)"/> returns (diffusers' <c>SchedulerOutput</c>
+/// What <see cref="IScheduler.Step(Tensor, double, Tensor, StepOptions?)"/> returns (diffusers' <c>SchedulerOutput</c>
 /// and its per-class variants): the sample of the previous timestep and, where the scheduler computes one, the
 /// predicted denoised sample x0.
 /// </summary>
 public sealed class SchedulerOutput : IDisposable
 {
+    /// <summary>Wraps a step's results; the output owns the tensors.</summary>
     public SchedulerOutput(Tensor prevSample, Tensor? predOriginalSample = null)
     {
         PrevSample = prevSample;

@@ -13,12 +13,17 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepScheduler, UniPCMultistepSchedulerConfig>
 {
+    /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "UniPCMultistepScheduler";
     private readonly Tensor?[] _modelOutputs;
     private Tensor? _lastSample;
     private int _lowerOrderNums;
     private int _thisOrder;
 
+    /// <summary>
+    /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
+    /// <see cref="ConfigException"/> naming the key.
+    /// </summary>
     public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
         var c = TypedConfig;
@@ -47,6 +52,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         return c;
     }
 
+    /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         CheckInferenceSteps(numInferenceSteps);
@@ -60,6 +66,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         _lowerOrderNums = 0;
     }
 
+    /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         if (NumInferenceSteps is not int n)

@@ -8,30 +8,55 @@ namespace DiffusersSharp.Schedulers;
 /// </summary>
 public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
 {
+    /// <summary>
+    /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).
+    /// </summary>
     [JsonPropertyName("num_train_timesteps")] public int NumTrainTimesteps { get; init; } = 1000;
+    /// <summary><c>beta_start</c>: the first beta of the noise schedule.</summary>
     [JsonPropertyName("beta_start")] public double BetaStart { get; init; } = 0.0001;
+    /// <summary><c>beta_end</c>: the last beta of the noise schedule.</summary>
     [JsonPropertyName("beta_end")] public double BetaEnd { get; init; } = 0.02;
     /// <summary>linear, scaled_linear or squaredcos_cap_v2.</summary>
     [JsonPropertyName("beta_schedule")] public string BetaSchedule { get; init; } = "linear";
+    /// <summary>
+    /// <c>trained_betas</c>: explicit betas that replace the schedule; null: computed from beta_start, beta_end and
+    /// beta_schedule.
+    /// </summary>
     [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
     /// <summary>Any positive order p (UniPC-p; the corrector raises the accuracy to p + 1).</summary>
     [JsonPropertyName("solver_order")] public int SolverOrder { get; init; } = 2;
     /// <summary>epsilon, sample or v_prediction.</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
+    /// <summary>
+    /// <c>thresholding</c>: dynamic thresholding of the predicted original sample (Imagen; pixel-space models only).
+    /// </summary>
     [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
+    /// <summary>
+    /// <c>dynamic_thresholding_ratio</c>: the quantile of absolute values dynamic thresholding clamps to.
+    /// </summary>
     [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
+    /// <summary><c>sample_max_value</c>: the largest threshold dynamic thresholding may use.</summary>
     [JsonPropertyName("sample_max_value")] public double SampleMaxValue { get; init; } = 1.0;
     /// <summary>Update on the predicted x0 (data prediction) rather than on ε.</summary>
     [JsonPropertyName("predict_x0")] public bool PredictX0 { get; init; } = true;
     /// <summary>bh1 or bh2 (midpoint, heun, logrho are read as bh2).</summary>
     [JsonPropertyName("solver_type")] public string SolverType { get; init; } = "bh2";
+    /// <summary>
+    /// <c>lower_order_final</c>: use lower-order steps at the end (stabler with fewer than 15 steps).
+    /// </summary>
     [JsonPropertyName("lower_order_final")] public bool LowerOrderFinal { get; init; } = true;
     /// <summary>Step indices whose corrector (applied at the following step) is skipped.</summary>
     [JsonPropertyName("disable_corrector")] public int[] DisableCorrector { get; init; } = [];
+    /// <summary>
+    /// <c>use_karras_sigmas</c>: space the inference sigmas as Karras et al. (2022) do instead of following the
+    /// training schedule.
+    /// </summary>
     [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
     /// <summary>linspace, leading or trailing.</summary>
     [JsonPropertyName("timestep_spacing")] public string TimestepSpacing { get; init; } = "linspace";
+    /// <summary><c>steps_offset</c>: added to every inference timestep ("leading" spacing; SD uses 1).</summary>
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
+    /// <inheritdoc/>
     public override int TrainTimesteps => NumTrainTimesteps;
 }

@@ -7,11 +7,11 @@ namespace DiffusersSharp.Text;
 /// <summary>
 /// transformers' slow <c>CLIPTokenizer</c> (4.36, without ftfy): added/special tokens split out first, the rest
 /// cleaned (BERT basic clean-up, whitespace collapse, lower case), pre-tokenised with CLIP's pattern, mapped to
-/// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call"/> adds BOS/EOS,
+/// byte-level characters and BPE-merged with <c>&lt;/w&gt;</c> word ends. <see cref="Call(IReadOnlyList{string}, PaddingStrategy, int?, bool)"/> adds BOS/EOS,
 /// truncates and pads to <c>model_max_length</c> (77) with the configured pad token (<c>&lt;|endoftext|&gt;</c>
 /// for Stable Diffusion 1.x, <c>!</c> for 2.x). Loads <c>vocab.json</c>, <c>merges.txt</c>,
 /// <c>tokenizer_config.json</c> and <c>special_tokens_map.json</c>. Thread-safe after construction, except that
-/// <see cref="AddTokens"/> (textual inversion) must not run while another thread uses the tokenizer.
+/// <see cref="AddTokens(IEnumerable{string})"/> (textual inversion) must not run while another thread uses the tokenizer.
 /// </summary>
 public sealed partial class CLIPTokenizer
 {
@@ -90,7 +90,8 @@ public sealed partial class CLIPTokenizer
         if (_addedAtRunTime.Count > 0)
             throw new DiffusersException(
                 $"CLIPTokenizer.SavePretrained: the tokens added at run time ({string.Join(", ", _addedAtRunTime)}) would not be saved; " +
-                $"save the tokenizer before adding them, or load the embeddings again after loading the saved copy") { FilePath = folder };
+                $"save the tokenizer before adding them, or load the embeddings again after loading the saved copy")
+            { FilePath = folder };
         Directory.CreateDirectory(folder);
         if (Path.GetFullPath(folder) == Path.GetFullPath(Folder)) return;
         foreach (var name in TokenizerFileNames)
@@ -102,16 +103,27 @@ public sealed partial class CLIPTokenizer
 
     /// <summary>The folder the tokenizer files were read from.</summary>
     public string Folder { get; }
+    /// <summary><c>model_max_length</c> of tokenizer_config.json: the padded and truncated length (77).</summary>
     public int ModelMaxLength { get; }
+    /// <summary><c>clean_up_tokenization_spaces</c>: Decode removes spaces before punctuation.</summary>
     public bool CleanUpTokenizationSpaces { get; }
+    /// <summary>The start-of-text token (<c>&lt;|startoftext|&gt;</c>).</summary>
     public string? BosToken { get; }
+    /// <summary>The end-of-text token (<c>&lt;|endoftext|&gt;</c>).</summary>
     public string? EosToken { get; }
+    /// <summary>The token that replaces what the vocabulary lacks.</summary>
     public string? UnkToken { get; }
+    /// <summary>The padding token (<c>&lt;|endoftext|&gt;</c> for SD 1.x, <c>!</c> for SD 2.x).</summary>
     public string? PadToken { get; }
+    /// <summary><c>additional_special_tokens</c>: tokens never split by the BPE.</summary>
     public IReadOnlyList<string> AdditionalSpecialTokens { get; }
+    /// <summary>The id of <see cref="BosToken"/>, or null without one.</summary>
     public int? BosTokenId => BosToken is null ? null : ConvertTokenToId(BosToken);
+    /// <summary>The id of <see cref="EosToken"/>, or null without one.</summary>
     public int? EosTokenId => EosToken is null ? null : ConvertTokenToId(EosToken);
+    /// <summary>The id of <see cref="PadToken"/>, or null without one.</summary>
     public int? PadTokenId => PadToken is null ? null : ConvertTokenToId(PadToken);
+    /// <summary>The id of <see cref="UnkToken"/>, or null without one.</summary>
     public int? UnkTokenId => UnkToken is null ? null : ConvertTokenToId(UnkToken);
 
     /// <summary>Size of <c>vocab.json</c> (transformers' <c>vocab_size</c>, added tokens not counted).</summary>

@@ -8,6 +8,7 @@ namespace DiffusersSharp.Text;
 /// </summary>
 public sealed class CLIPTokenizerOutput
 {
+    /// <summary>Wraps the tokenizer's results for each prompt.</summary>
     public CLIPTokenizerOutput(long[][] inputIds, long[][] attentionMask, int[][] removedIds, IReadOnlyList<string> warnings)
     {
         InputIds = inputIds;

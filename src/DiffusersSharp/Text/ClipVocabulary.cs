@@ -16,7 +16,9 @@ namespace DiffusersSharp.Text;
 /// </summary>
 public static class ClipVocabulary
 {
+    /// <summary>CLIP's end-of-text token (also SD 1.x's padding token).</summary>
     public const string EndOfText = "<|endoftext|>";
+    /// <summary>CLIP's start-of-text token.</summary>
     public const string StartOfText = "<|startoftext|>";
     private const string Resource = "DiffusersSharp.Text.clip-merges.txt.gz";
     private static readonly Lazy<string> Merges = new(ReadMerges);

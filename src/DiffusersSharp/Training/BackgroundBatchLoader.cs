@@ -16,6 +16,10 @@ public sealed class BackgroundBatchLoader : IDisposable
     private readonly CancellationTokenSource _cts = new();
     private readonly Task _producer;
 
+    /// <summary>
+    /// Starts a thread that decodes and augments batches of <paramref name="batchSize"/> images ahead of the trainer
+    /// (<paramref name="prefetch"/> at most), from batch <paramref name="startBatch"/> on (a resumed run).
+    /// </summary>
     public BackgroundBatchLoader(ImageFolderDataset data, int batchSize, long seed, long startBatch = 0, int prefetch = 4)
     {
         if (batchSize <= 0) throw new DiffusersException($"batch size must be positive, got {batchSize}");
@@ -46,6 +50,7 @@ public sealed class BackgroundBatchLoader : IDisposable
         }, token);
     }
 
+    /// <summary>Full batches in one epoch (the last partial batch is dropped).</summary>
     public int BatchesPerEpoch { get; }
 
     /// <summary>The next micro-batch (blocks until decoded); rethrows a decode error.</summary>
@@ -63,6 +68,7 @@ public sealed class BackgroundBatchLoader : IDisposable
         }
     }
 
+    /// <summary>Stops the loader thread and frees the batches not taken.</summary>
     public void Dispose()
     {
         _cts.Cancel();

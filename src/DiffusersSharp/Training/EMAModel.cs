@@ -15,6 +15,10 @@ public sealed class EMAModel : IDisposable
 {
     private readonly Tensor[] _shadow;
 
+    /// <summary>
+    /// diffusers' <c>EMAModel</c>: a shadow copy of <paramref name="parameters"/>, with its constructor
+    /// arguments (same names and defaults).
+    /// </summary>
     public EMAModel(IEnumerable<Parameter> parameters, double decay = 0.9999, double minDecay = 0.0,
         int updateAfterStep = 0, bool useEmaWarmup = false, double invGamma = 1.0, double power = 2.0 / 3.0)
     {
@@ -28,11 +32,17 @@ public sealed class EMAModel : IDisposable
         Power = power;
     }
 
+    /// <summary>diffusers' <c>decay</c>: the largest decay the warm-up reaches.</summary>
     public double Decay { get; }
+    /// <summary>diffusers' <c>min_decay</c>: the smallest decay.</summary>
     public double MinDecay { get; }
+    /// <summary>diffusers' <c>update_after_step</c>: steps before the average starts moving.</summary>
     public int UpdateAfterStep { get; }
+    /// <summary>diffusers' <c>use_ema_warmup</c>: the decay follows 1 - (1 + step / inv_gamma)^-power.</summary>
     public bool UseEmaWarmup { get; }
+    /// <summary>diffusers' <c>inv_gamma</c> of the warm-up.</summary>
     public double InvGamma { get; }
+    /// <summary>diffusers' <c>power</c> of the warm-up.</summary>
     public double Power { get; }
 
     /// <summary>Number of <see cref="Step"/> calls so far (diffusers' <c>optimization_step</c>).</summary>
@@ -41,8 +51,10 @@ public sealed class EMAModel : IDisposable
     /// <summary>The decay used by the last <see cref="Step"/>.</summary>
     public double CurDecayValue { get; private set; }
 
+    /// <summary>The averaged parameters, in the order of the parameters given to the constructor.</summary>
     public IReadOnlyList<Tensor> ShadowParams => _shadow;
 
+    /// <summary>diffusers' <c>get_decay</c>: the decay used at <paramref name="optimizationStep"/>.</summary>
     public double GetDecay(long optimizationStep)
     {
         long step = Math.Max(0, optimizationStep - UpdateAfterStep - 1);
@@ -54,6 +66,9 @@ public sealed class EMAModel : IDisposable
         return Math.Max(value, MinDecay);
     }
 
+    /// <summary>
+    /// diffusers' <c>step</c>: moves every shadow parameter towards <paramref name="parameters"/> by (1 - decay).
+    /// </summary>
     public void Step(IEnumerable<Parameter> parameters)
     {
         var ps = parameters.ToArray();
@@ -91,6 +106,7 @@ public sealed class EMAModel : IDisposable
         for (int i = 0; i < _shadow.Length; i++) _shadow[i].copy_(values[i]);
     }
 
+    /// <summary>Disposes the shadow parameters.</summary>
     public void Dispose()
     {
         foreach (var t in _shadow) t.Dispose();

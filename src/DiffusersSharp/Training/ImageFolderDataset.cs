@@ -15,6 +15,10 @@ public sealed class ImageFolderDataset
 {
     private static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
 
+    /// <summary>
+    /// Lists the images of <paramref name="folder"/>; each is read, resized, cropped and flipped as
+    /// train_unconditional's transforms do when a batch asks for it.
+    /// </summary>
     public ImageFolderDataset(string folder, int resolution, bool centerCrop = false, bool randomFlip = false,
         bool skipUnreadable = true, Action<string>? warn = null)
     {
@@ -43,11 +47,17 @@ public sealed class ImageFolderDataset
         RandomFlip = randomFlip;
     }
 
+    /// <summary>The folder the images come from.</summary>
     public string Folder { get; }
+    /// <summary>The image files, sorted by name.</summary>
     public IReadOnlyList<string> Files { get; }
+    /// <summary>The square size the images are resized and cropped to.</summary>
     public int Resolution { get; }
+    /// <summary>Crop the centre (false: a random crop).</summary>
     public bool CenterCrop { get; }
+    /// <summary>Flip horizontally at random.</summary>
     public bool RandomFlip { get; }
+    /// <summary>The number of images.</summary>
     public int Count => Files.Count;
 
     /// <summary>Floats per example: 3 × resolution².</summary>

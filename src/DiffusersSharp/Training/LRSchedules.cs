@@ -8,6 +8,7 @@ namespace DiffusersSharp.Training;
 /// </summary>
 public static class LRSchedules
 {
+    /// <summary>The learning-rate schedule names accepted (diffusers' <c>get_scheduler</c> names).</summary>
     public static readonly IReadOnlyList<string> Names = ["constant", "constant_with_warmup", "linear", "cosine"];
 
     /// <summary>The multiplier of <paramref name="name"/> at <paramref name="step"/> (0-based, as LambdaLR's last_epoch).</summary>

@@ -6,6 +6,7 @@ namespace DiffusersSharp.Training;
 /// <summary>A loss-curve PNG drawn with SkiaSharp: the per-step loss (light), its moving average (dark), log-scaled y.</summary>
 public static class LossCurvePlot
 {
+    /// <summary>Writes a PNG plot of the loss against the step to <paramref name="path"/>.</summary>
     public static void Save(string path, IReadOnlyList<(long Step, double Loss)> points, int width = 800, int height = 480)
     {
         using var surface = SKSurface.Create(new SKImageInfo(width, height));

@@ -17,11 +17,20 @@ namespace DiffusersSharp.Training;
 /// </summary>
 public static class TrainingCheckpoint
 {
+    /// <summary>The folder name prefix of a checkpoint (<c>checkpoint-{step}</c>, as accelerate writes).</summary>
     public const string Prefix = "checkpoint-";
 
+    /// <summary>
+    /// What a checkpoint records besides the weights: the step, the EMA's step, the seed and the learning-rate
+    /// schedule.
+    /// </summary>
     public sealed record State(long Step, long EmaOptimizationStep, long Seed, string LrScheduler, long LrWarmupSteps,
         long TotalSteps, double LearningRate);
 
+    /// <summary>
+    /// Writes <c>checkpoint-{step}</c> under <paramref name="outputDir"/> (model, EMA, optimiser, state) and returns
+    /// its path.
+    /// </summary>
     public static string Save(string outputDir, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer,
         Generator generator, State state)
     {

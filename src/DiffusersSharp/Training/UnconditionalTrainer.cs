@@ -22,11 +22,16 @@ namespace DiffusersSharp.Training;
 /// </summary>
 public sealed class UnconditionalTrainer
 {
+    /// <summary>The prediction types the trainer accepts (<c>--prediction_type</c>).</summary>
     public static readonly IReadOnlyList<string> PredictionTypes = ["epsilon", "v_prediction", "sample"];
 
     private readonly UnconditionalTrainingOptions _o;
     private readonly Action<string> _log;
 
+    /// <summary>
+    /// A trainer for <paramref name="options"/> (checked by <see cref="Validate"/>); <paramref name="log"/> receives
+    /// the progress lines.
+    /// </summary>
     public UnconditionalTrainer(UnconditionalTrainingOptions options, Action<string>? log = null)
     {
         _o = options;
@@ -34,6 +39,9 @@ public sealed class UnconditionalTrainer
         Validate(options);
     }
 
+    /// <summary>
+    /// Checks every option's range; a bad value is a <see cref="DiffusersException"/> naming the option.
+    /// </summary>
     public static void Validate(UnconditionalTrainingOptions o)
     {
         if (!PredictionTypes.Contains(o.PredictionType))
@@ -284,6 +292,9 @@ public sealed class UnconditionalTrainer
         File.Move(path + ".tmp", path, true);
     }
 
+    /// <summary>
+    /// Reads the loss log (<c>loss.csv</c>) a run writes: step, epoch, loss and learning rate per line.
+    /// </summary>
     public static List<(long Step, int Epoch, double Loss, double Lr)> ReadCsv(string path)
     {
         var rows = new List<(long, int, double, double)>();

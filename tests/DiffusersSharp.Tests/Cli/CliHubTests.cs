@@ -48,7 +48,7 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
-    public void Generate_after_an_interrupted_download_finishes_the_download()
+    public void GenerateAfterAnInterruptedDownloadFinishesTheDownload()
     {
         using var tmp = new TempDir();
         Assert.Equal(0, Run("download", Id).Code);

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using DiffusersSharp.Cli;
-using DiffusersSharp.Tests.Cli;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Cli;
 using TorchSharp;
 
 namespace DiffusersSharp.Tests.Fuzz;

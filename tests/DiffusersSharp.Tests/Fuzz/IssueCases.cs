@@ -58,7 +58,8 @@ internal static class IssueCases
         {
             w.SetJson(UNetConfig, "time_embedding_type", "\"learned\"");
             w.SetJson(UNetConfig, "num_train_timesteps", "1000000000");
-        }, w => FuzzCommands.Ddpm(w)) { Names = ["num_train_timesteps"] };
+        }, w => FuzzCommands.Ddpm(w))
+        { Names = ["num_train_timesteps"] };
         foreach (var (key, value) in new[]
         {
             ("num_train_timesteps", "1000000000"), ("beta_start", "-1"), ("beta_start", "Infinity"), ("beta_end", "NaN"),

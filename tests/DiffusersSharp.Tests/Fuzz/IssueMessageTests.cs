@@ -170,7 +170,7 @@ public class IssueMessageTests
 
     [Theory]
     [InlineData("--steps", "abc", "error: --steps: 'abc' is not an integer (up to 2147483647) (see 'diffusers generate --help')")]
-    [InlineData("--dtype", "fp8", "error: --dtype: 'fp8' is not one of fp32, float32, bf16, bfloat16, fp16, float16")]
+    [InlineData("--dtype", "fp8", "error: --dtype: 'fp8' is not one of fp32, float32, bf16, bfloat16, fp16, float16, auto")]
     [InlineData("--eta", "1e308", "error: --eta must be between 0 and 1, got 1E+308")]
     public void OptionErrorsAreOneLineInWords(string option, string value, string message)
     {

@@ -81,7 +81,8 @@ internal static class RandomCases
             {
                 if (name is "added_tokens.json" or "special_tokens_map.json") w.RemoveJson("tokenizer/tokenizer_config.json", "added_tokens_decoder");
                 w.Write("tokenizer/" + name, text);
-            }, w => FuzzCommands.Sd(w)) { Names = [name] };
+            }, w => FuzzCommands.Sd(w))
+            { Names = [name] };
         foreach (var name in new[] { "vocab.json", "merges.txt" })
             yield return new($"tokenizer/{name} missing", Sd, w => w.Delete("tokenizer/" + name), w => FuzzCommands.Sd(w)) { Names = [name] };
         yield return new("tokenizer/vocab.json with a control-character token", Sd, w =>

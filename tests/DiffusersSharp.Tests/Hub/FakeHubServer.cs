@@ -247,8 +247,16 @@ public sealed class FakeHubServer : IDisposable
 
     private static string Reason(int code) => code switch
     {
-        200 => "OK", 206 => "Partial Content", 302 => "Found", 307 => "Temporary Redirect", 401 => "Unauthorized", 404 => "Not Found",
-        416 => "Range Not Satisfiable", 429 => "Too Many Requests", 500 => "Internal Server Error", _ => "Status",
+        200 => "OK",
+        206 => "Partial Content",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Status",
     };
 
     public void Dispose()

@@ -14,7 +14,7 @@ public sealed class FolderDownloadTests : IDisposable
                  .Select(f => Path.GetRelativePath(folder, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
 
     [Fact]
-    public async Task Subfolder_download_fetches_its_config_and_one_weight_format_only()
+    public async Task SubfolderDownloadFetchesItsConfigAndOneWeightFormatOnly()
     {
         using var client = _env.Client();
         string unet = await client.DownloadFolderAsync(HubTestEnv.TinyId, "unet");
@@ -39,7 +39,7 @@ public sealed class FolderDownloadTests : IDisposable
     }
 
     [Fact]
-    public void Folder_selection_prefers_safetensors_and_the_variant()
+    public void FolderSelectionPrefersSafetensorsAndTheVariant()
     {
         string[] files =
         [

@@ -32,7 +32,7 @@ public sealed class HubCacheTests : IDisposable
     }
 
     [Fact]
-    public async Task A_cache_written_in_python_layout_is_read_as_is()
+    public async Task ACacheWrittenInPythonLayoutIsReadAsIs()
     {
         string repo = WritePythonCache(HubTestEnv.TinyId, _env.TinyCommit);
         string snapshot = Path.Combine(repo, "snapshots", _env.TinyCommit);
@@ -53,7 +53,7 @@ public sealed class HubCacheTests : IDisposable
     }
 
     [Fact]
-    public async Task Scan_lists_repos_revisions_refs_and_sizes_and_remove_deletes_one_repo()
+    public async Task ScanListsReposRevisionsRefsAndSizesAndRemoveDeletesOneRepo()
     {
         WritePythonCache("google/ddpm-cat-256", "0123456789abcdef0123456789abcdef01234567");
         using (var client = _env.Client())
@@ -99,7 +99,7 @@ public sealed class HubCacheTests : IDisposable
     }
 
     [Fact]
-    public void Broken_symlink_and_dangling_ref_are_reported_as_corrupted()
+    public void BrokenSymlinkAndDanglingRefAreReportedAsCorrupted()
     {
         string repo = WritePythonCache("org/broken", "0123456789abcdef0123456789abcdef01234567");
         File.Delete(Path.Combine(repo, "blobs", FakeRepo.Etag("model_index.json", HubTestEnv.Golden("model_index.json"))));

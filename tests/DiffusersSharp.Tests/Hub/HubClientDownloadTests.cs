@@ -16,7 +16,7 @@ public sealed class HubClientDownloadTests : IDisposable
                  .Select(f => Path.GetRelativePath(folder, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
 
     [Fact]
-    public async Task First_download_writes_python_layout_then_offline_reload_makes_no_request()
+    public async Task FirstDownloadWritesPythonLayoutThenOfflineReloadMakesNoRequest()
     {
         using var client = _env.Client();
         string snapshot = await client.DownloadPipelineAsync(HubTestEnv.TinyId);
@@ -54,7 +54,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Offline_and_not_cached_is_a_clear_error()
+    public async Task OfflineAndNotCachedIsAClearError()
     {
         using var offline = _env.Client(offline: true);
         var e = await Assert.ThrowsAsync<HubException>(() => offline.DownloadPipelineAsync(HubTestEnv.TinyId));
@@ -73,7 +73,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Two_concurrent_downloaders_produce_one_copy_without_corruption()
+    public async Task TwoConcurrentDownloadersProduceOneCopyWithoutCorruption()
     {
         _env.Server.ChunkDelayMs = 3; // ~60 chunks: the two downloads overlap
         using var a = _env.Client();
@@ -92,7 +92,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Dropped_connection_resumes_with_range_and_fetches_no_byte_twice()
+    public async Task DroppedConnectionResumesWithRangeAndFetchesNoByteTwice()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
         string cdn = FakeHubServer.CdnPath(weights);
@@ -115,7 +115,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Disk_full_keeps_a_resumable_partial_and_no_snapshot_link()
+    public async Task DiskFullKeepsAResumablePartialAndNoSnapshotLink()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
         string cdn = FakeHubServer.CdnPath(weights);
@@ -143,7 +143,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Cancellation_leaves_the_partial_file_resumable()
+    public async Task CancellationLeavesThePartialFileResumable()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
         string cdn = FakeHubServer.CdnPath(weights);
@@ -165,7 +165,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Sha256_mismatch_is_rejected_and_never_visible()
+    public async Task Sha256MismatchIsRejectedAndNeverVisible()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
         string sha = FakeRepo.Sha256(weights);
@@ -186,7 +186,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task A_renamed_repository_is_followed_through_relative_redirects()
+    public async Task ARenamedRepositoryIsFollowedThroughRelativeRedirects()
     {
         _env.Server.Renamed["google/old-name"] = HubTestEnv.TinyId;
         using var client = _env.Client();
@@ -199,7 +199,7 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Transient_429_and_500_are_retried()
+    public async Task Transient429And500AreRetried()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
         string resolvePath = $"/{HubTestEnv.TinyId}/resolve/main/unet/diffusion_pytorch_model.safetensors";

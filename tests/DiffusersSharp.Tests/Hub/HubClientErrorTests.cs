@@ -10,7 +10,7 @@ public sealed class HubClientErrorTests : IDisposable
     public void Dispose() => _env.Dispose();
 
     [Fact]
-    public async Task Unknown_repo_is_a_clear_404_error()
+    public async Task UnknownRepoIsAClear404Error()
     {
         using var client = _env.Client();
         var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadPipelineAsync("nobody/nothing"));
@@ -25,7 +25,7 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task Missing_file_is_entry_not_found_and_leaves_a_no_exist_marker()
+    public async Task MissingFileIsEntryNotFoundAndLeavesANoExistMarker()
     {
         using var client = _env.Client();
         const string optional = "unet/diffusion_pytorch_model.fp16.safetensors";
@@ -51,7 +51,7 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task Gated_repo_needs_a_token_which_never_reaches_the_cdn()
+    public async Task GatedRepoNeedsATokenWhichNeverReachesTheCdn()
     {
         var gated = FakeRepo.FromFolder("org/gated", Support.Golden.Path("tiny-ddpm"), out string commit);
         gated.RequiredToken = "hf_secret";
@@ -80,7 +80,7 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task Revision_as_branch_and_as_commit_sha()
+    public async Task RevisionAsBranchAndAsCommitSha()
     {
         var repo = new FakeRepo("org/revs");
         string c1 = repo.AddCommit(new() { ["config.json"] = "{\"v\": 1}"u8.ToArray(), ["w.safetensors"] = new byte[1000] });
@@ -153,7 +153,7 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task Unwritable_cache_directory_is_a_clear_error_and_damages_nothing()
+    public async Task UnwritableCacheDirectoryIsAClearErrorAndDamagesNothing()
     {
         // A regular file where the cache folder should be (root ignores permission bits, so use a file).
         string notADir = _env.Temp.File("cache-is-a-file");
@@ -172,7 +172,7 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
-    public async Task Bad_file_names_and_revisions_are_rejected()
+    public async Task BadFileNamesAndRevisionsAreRejected()
     {
         using var client = _env.Client();
         foreach (var bad in new[] { "../x", "/etc/passwd", "a//b", "a/./b", "" })

@@ -42,7 +42,7 @@ public sealed class HubFailureModeTests : IDisposable
     }
 
     [Fact]
-    public async Task A_lock_held_by_another_handle_is_waited_for()
+    public async Task ALockHeldByAnotherHandleIsWaitedFor()
     {
         string lockPath = LockPath("unet/config.json");
         Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);
@@ -57,7 +57,7 @@ public sealed class HubFailureModeTests : IDisposable
     }
 
     [Fact]
-    public async Task A_server_that_ignores_Range_while_the_stream_keeps_breaking_is_retried_a_bounded_number_of_times()
+    public async Task AServerThatIgnoresRangeWhileTheStreamKeepsBreakingIsRetriedABoundedNumberOfTimes()
     {
         const string file = "unet/diffusion_pytorch_model.safetensors";
         byte[] blob = HubTestEnv.Golden(file);
@@ -77,7 +77,7 @@ public sealed class HubFailureModeTests : IDisposable
     }
 
     [Fact]
-    public async Task A_server_that_ignores_Range_once_still_completes_the_download()
+    public async Task AServerThatIgnoresRangeOnceStillCompletesTheDownload()
     {
         const string file = "unet/diffusion_pytorch_model.safetensors";
         byte[] blob = HubTestEnv.Golden(file);
@@ -91,7 +91,7 @@ public sealed class HubFailureModeTests : IDisposable
     }
 
     [Fact]
-    public void An_interrupted_pipeline_download_is_resumed_not_reported_as_missing_weights()
+    public void AnInterruptedPipelineDownloadIsResumedNotReportedAsMissingWeights()
     {
         string snapshot = PretrainedLocator.Resolve(HubTestEnv.TinyId, null, new LoadOptions { Hub = _env.Settings() });
         string weights = Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors");

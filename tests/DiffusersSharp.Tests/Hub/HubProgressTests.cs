@@ -5,7 +5,7 @@ namespace DiffusersSharp.Tests.Hub;
 public sealed class HubProgressTests
 {
     [Fact]
-    public void Progress_line_shows_bytes_rate_and_eta()
+    public void ProgressLineShowsBytesRateAndEta()
     {
         var p = new HubDownloadProgress("org/x", "unet/w.safetensors", 12_345_678, 45_600_000, 3_200_000, TimeSpan.FromSeconds(10.4), false);
         Assert.Equal("unet/w.safetensors  12.3MB/45.6MB  3.2MB/s  ETA 00:00:10", p.ToString());

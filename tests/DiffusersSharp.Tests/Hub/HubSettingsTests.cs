@@ -6,7 +6,7 @@ namespace DiffusersSharp.Tests.Hub;
 public sealed class HubSettingsTests
 {
     [Fact]
-    public void Environment_rules_of_huggingface_hub()
+    public void EnvironmentRulesOfHuggingfaceHub()
     {
         using var tmp = new TempDir();
         string home = tmp.File("hf");

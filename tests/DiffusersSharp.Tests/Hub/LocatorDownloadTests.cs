@@ -12,7 +12,7 @@ public sealed class LocatorDownloadTests : IDisposable
     public void Dispose() => _env.Dispose();
 
     [Fact]
-    public void Uncached_id_is_downloaded_then_resolved_from_the_cache()
+    public void UncachedIdIsDownloadedThenResolvedFromTheCache()
     {
         string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
         string unet = PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() });
@@ -41,7 +41,7 @@ public sealed class LocatorDownloadTests : IDisposable
     }
 
     [Fact]
-    public void Offline_or_local_files_only_never_download()
+    public void OfflineOrLocalFilesOnlyNeverDownload()
     {
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(offline: true) }));
         Assert.EndsWith("Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", e.Message);
@@ -57,7 +57,7 @@ public sealed class LocatorDownloadTests : IDisposable
     }
 
     [Fact]
-    public void A_partly_cached_pipeline_is_completed_before_use()
+    public void APartlyCachedPipelineIsCompletedBeforeUse()
     {
         string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
         PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() }); // only unet/

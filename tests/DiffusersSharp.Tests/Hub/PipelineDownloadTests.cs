@@ -48,7 +48,7 @@ public sealed class PipelineDownloadTests : IDisposable
                  .Select(f => Path.GetRelativePath(folder, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToList();
 
     [Fact]
-    public async Task Variant_fp16_downloads_configs_and_fp16_safetensors_only_in_parallel()
+    public async Task VariantFp16DownloadsConfigsAndFp16SafetensorsOnlyInParallel()
     {
         string commit = AddSdLikeRepo();
         _env.Server.ChunkDelayMs = 10; // ~100 ms per weight file: parallel downloads overlap
@@ -64,7 +64,7 @@ public sealed class PipelineDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task No_variant_prefers_safetensors_and_bin_when_safetensors_are_incomplete()
+    public async Task NoVariantPrefersSafetensorsAndBinWhenSafetensorsAreIncomplete()
     {
         AddSdLikeRepo();
         using var client = _env.Client();
@@ -95,7 +95,7 @@ public sealed class PipelineDownloadTests : IDisposable
     }
 
     [Fact]
-    public async Task Snapshot_download_with_allow_and_ignore_patterns()
+    public async Task SnapshotDownloadWithAllowAndIgnorePatterns()
     {
         AddSdLikeRepo();
         using var client = _env.Client();
@@ -105,7 +105,7 @@ public sealed class PipelineDownloadTests : IDisposable
     }
 
     [Fact]
-    public void Variant_compatible_siblings_matches_diffusers()
+    public void VariantCompatibleSiblingsMatchesDiffusers()
     {
         string[] files =
         [

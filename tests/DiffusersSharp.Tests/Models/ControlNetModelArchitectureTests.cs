@@ -133,7 +133,8 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
     public void FromUnetRefusesAUNetWithPerBlockCrossAttentionDims()
     {
         var config = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd15Config, "sd15/unet/config.json")
-            with { CrossAttentionDim = [768, 768, 1024, 1024] };
+            with
+        { CrossAttentionDim = [768, 768, 1024, 1024] };
         using var unet = UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(config));
         var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromUnet(unet));
         Assert.Equal("cross_attention_dim", e.Key);

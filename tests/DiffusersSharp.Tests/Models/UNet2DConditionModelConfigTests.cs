@@ -82,7 +82,8 @@ public class UNet2DConditionModelConfigTests
     {
         using var _ = torch.no_grad();
         var c = ConfigJson.Read<UNet2DConditionModelConfig>(Golden.Path("tiny-sd", "unet", "config.json"))
-            with { OnlyCrossAttention = [false, true] };
+            with
+        { OnlyCrossAttention = [false, true] };
         using var unet = UNet2DConditionModel.FromConfig(c);
         var p = unet.named_parameters().ToDictionary(x => x.name, x => x.parameter.shape);
         // attn1's keys/values come from the 32-wide text states in the cross-attention blocks

@@ -191,7 +191,8 @@ public class UNet2DConditionModelGoldenTests
     {
         using var _ = torch.no_grad();
         var c = DiffusersSharp.Loading.ConfigJson.Read<UNet2DConditionModelConfig>(Golden.Path("tiny-sd", "unet", "config.json"))
-            with { NumClassEmbeds = 10 };
+            with
+        { NumClassEmbeds = 10 };
         torch.manual_seed(1);
         using var unet = UNet2DConditionModel.FromConfig(c);
         unet.eval();

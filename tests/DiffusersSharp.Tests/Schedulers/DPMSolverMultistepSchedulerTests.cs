@@ -158,7 +158,10 @@ public class DPMSolverMultistepSchedulerTests
         bool data = algorithm == "dpmsolver++";
         var s = new DPMSolverMultistepScheduler(Sd with
         {
-            SolverOrder = order, SolverType = "heun", AlgorithmType = algorithm, LowerOrderFinal = false,
+            SolverOrder = order,
+            SolverType = "heun",
+            AlgorithmType = algorithm,
+            LowerOrderFinal = false,
             PredictionType = data ? "sample" : "epsilon",
         });
         const int n = 8;
@@ -200,7 +203,10 @@ public class DPMSolverMultistepSchedulerTests
     {
         var s = new DPMSolverMultistepScheduler(Sd with
         {
-            SolverType = "heun", PredictionType = "sample", LowerOrderFinal = lowerOrderFinal, EulerAtFinal = eulerAtFinal,
+            SolverType = "heun",
+            PredictionType = "sample",
+            LowerOrderFinal = lowerOrderFinal,
+            EulerAtFinal = eulerAtFinal,
         });
         s.SetTimesteps(n);
         var ts = K.Longs(s.Timesteps);

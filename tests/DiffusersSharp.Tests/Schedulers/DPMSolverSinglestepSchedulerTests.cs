@@ -73,7 +73,10 @@ public class DPMSolverSinglestepSchedulerTests
         bool data = algorithm == "dpmsolver++";
         var s = new DPMSolverSinglestepScheduler(Sd with
         {
-            SolverOrder = order, SolverType = solverType, AlgorithmType = algorithm, LowerOrderFinal = false,
+            SolverOrder = order,
+            SolverType = solverType,
+            AlgorithmType = algorithm,
+            LowerOrderFinal = false,
             PredictionType = data ? "sample" : "epsilon",
         });
         s.SetTimesteps(n);

@@ -115,7 +115,10 @@ public class UniPCMultistepSchedulerTests
         const int n = 9;
         var s = new UniPCMultistepScheduler(Sd with
         {
-            SolverOrder = 3, SolverType = bh, PredictX0 = predictX0, LowerOrderFinal = false,
+            SolverOrder = 3,
+            SolverType = bh,
+            PredictX0 = predictX0,
+            LowerOrderFinal = false,
             PredictionType = predictX0 ? "sample" : "epsilon",
             DisableCorrector = corrector ? [] : Enumerable.Range(0, n).ToArray(),
         });

@@ -16,7 +16,8 @@ public class ModelPoolTests
         // each copy of tiny-sd holds 8.1 MB of parameters: a 10 MB budget holds one, not both
         await using var server = DiffusersServer.Create(ServerFixture.Options(data.Path) with
         {
-            Models = [Path.Combine(models.Path, "first"), Path.Combine(models.Path, "second")], MemoryBudgetGb = 0.010,
+            Models = [Path.Combine(models.Path, "first"), Path.Combine(models.Path, "second")],
+            MemoryBudgetGb = 0.010,
         });
         await server.StartAsync();
         using var http = new HttpClient { BaseAddress = server.Address };

@@ -34,7 +34,13 @@ internal static class ChildProcess
 
         private static string SignalName(int signal) => signal switch
         {
-            4 => "SIGILL", 6 => "SIGABRT", 7 => "SIGBUS", 8 => "SIGFPE", 9 => "SIGKILL", 11 => "SIGSEGV", _ => "signal " + signal,
+            4 => "SIGILL",
+            6 => "SIGABRT",
+            7 => "SIGBUS",
+            8 => "SIGFPE",
+            9 => "SIGKILL",
+            11 => "SIGSEGV",
+            _ => "signal " + signal,
         };
     }
 

@@ -36,8 +36,13 @@ public class UnconditionalTrainerTests
         string output = Path.Combine(dir.Path, "out");
         var o = Tiny(data, output) with
         {
-            MaxSteps = 40, LrScheduler = "constant", SaveImagesEveryEpochs = 5, EvalBatchSize = 4, DdpmNumInferenceSteps = 2,
-            PredictionType = "epsilon", NumTrainTimesteps = 1000,
+            MaxSteps = 40,
+            LrScheduler = "constant",
+            SaveImagesEveryEpochs = 5,
+            EvalBatchSize = 4,
+            DdpmNumInferenceSteps = 2,
+            PredictionType = "epsilon",
+            NumTrainTimesteps = 1000,
         };
         var reports = new List<TrainingProgress>();
         new UnconditionalTrainer(o).Train(new Progress(reports));

@@ -115,13 +115,15 @@ public sealed class LoraFile : IDisposable
             var up = tensors[upKey];
             if (down.dim() < 2 || up.dim() < 2 || down.dim() != up.dim() || up.shape[1] != down.shape[0])
                 throw new WeightsException($"LoRA file {file}: rank mismatch at '{downKey}': down [{string.Join(", ", down.shape)}] has rank {down.shape[0]}, " +
-                    $"up '{upKey}' [{string.Join(", ", up.shape)}] has {(up.dim() < 2 ? "no rank" : $"rank {up.shape[1]}")}") { FilePath = file, Key = downKey };
+                    $"up '{upKey}' [{string.Join(", ", up.shape)}] has {(up.dim() < 2 ? "no rank" : $"rank {up.shape[1]}")}")
+                { FilePath = file, Key = downKey };
             double? alpha = null;
             if (alphas.TryGetValue(component + "/" + module, out var alphaKey))
             {
                 using var a = tensors[alphaKey].to_type(ScalarType.Float64);
                 alpha = a.numel() == 1 ? a.flatten()[0].item<double>() : throw new WeightsException(
-                    $"LoRA file {file}: alpha '{alphaKey}' has shape [{string.Join(", ", a.shape)}], expected one value") { FilePath = file, Key = alphaKey };
+                    $"LoRA file {file}: alpha '{alphaKey}' has shape [{string.Join(", ", a.shape)}], expected one value")
+                { FilePath = file, Key = alphaKey };
             }
             else if (isKohya)
                 log?.Invoke($"LoRA {System.IO.Path.GetFileName(file)}: '{module}' has no alpha; diffusers' default applies (no alpha scaling, as alpha = rank {down.shape[0]})");

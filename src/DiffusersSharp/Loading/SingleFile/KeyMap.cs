@@ -16,6 +16,10 @@ public sealed class KeyMap
     private readonly Dictionary<string, KeyRule> _byOriginal = new(StringComparer.Ordinal);
     private readonly Dictionary<string, KeyRule> _byDiffusers = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// A map for <paramref name="component"/> made of <paramref name="rules"/> (the longest matching original prefix
+    /// wins).
+    /// </summary>
     public KeyMap(string component, IEnumerable<KeyRule> rules)
     {
         Component = component;
@@ -34,6 +38,7 @@ public sealed class KeyMap
     /// <summary>The diffusers component the keys belong to (<c>unet</c>, <c>vae</c>, <c>text_encoder</c>, …).</summary>
     public string Component { get; }
 
+    /// <summary>The rules, in the order given.</summary>
     public IReadOnlyList<KeyRule> Rules { get; }
 
     /// <summary>True when a rule covers <paramref name="originalKey"/> (the key belongs to this component).</summary>

@@ -6,5 +6,6 @@ namespace DiffusersSharp.Loading.SingleFile;
 /// </summary>
 public sealed record KeyMapping(string Original, IReadOnlyList<string> Diffusers, TensorChange Change)
 {
+    /// <summary>True when diffusers has no tensor for the original key (it is skipped).</summary>
     public bool IsUnused => Diffusers.Count == 0;
 }

@@ -8,10 +8,12 @@ namespace DiffusersSharp.Loading.SingleFile;
 /// </summary>
 public sealed record KeyRename(string Original, IReadOnlyList<string> Diffusers, TensorChange Change = TensorChange.None)
 {
+    /// <summary>A rename to one diffusers tail.</summary>
     public KeyRename(string original, string diffusers, TensorChange change = TensorChange.None) : this(original, [diffusers], change) { }
 
     /// <summary>A tensor (or sub-module, ending in '.') of the original file that diffusers does not use.</summary>
     public static KeyRename Unused(string original) => new(original, Array.Empty<string>());
 
+    /// <summary>True when the rename covers a sub-module (the original tail ends in '.').</summary>
     public bool IsPrefix => Original.EndsWith('.');
 }

@@ -11,5 +11,6 @@ public sealed record KeyRule(string Original, string Diffusers, IReadOnlyList<Ke
     /// <summary>A module whose keys are named alike under both prefixes.</summary>
     public KeyRule(string original, string diffusers) : this(original, diffusers, Array.Empty<KeyRename>()) { }
 
+    /// <summary>True when the rule covers a module (the original ends in '.'), false for one whole key.</summary>
     public bool IsPrefix => Original.EndsWith('.');
 }

@@ -54,7 +54,8 @@ public sealed class OriginalCheckpoint : IDisposable
         if (!File.Exists(path))
             throw new WeightsException(Directory.Exists(path)
                 ? $"{path} is a folder; a single-file checkpoint is one .safetensors or .ckpt file"
-                : $"Checkpoint file not found: {path}") { FilePath = path };
+                : $"Checkpoint file not found: {path}")
+            { FilePath = path };
         string ext = System.IO.Path.GetExtension(path).ToLowerInvariant();
         if (ext == ".safetensors") return new OriginalCheckpoint(path, SafetensorsFile.Open(path), null, null);
         if (Extensions.Contains(ext))
@@ -63,9 +64,11 @@ public sealed class OriginalCheckpoint : IDisposable
             return new OriginalCheckpoint(path, null, tensors, step);
         }
         throw new WeightsException(
-            $"{path}: unknown checkpoint file type '{ext}' (expected {string.Join(", ", Extensions)})") { FilePath = path };
+            $"{path}: unknown checkpoint file type '{ext}' (expected {string.Join(", ", Extensions)})")
+        { FilePath = path };
     }
 
+    /// <summary>Whether the file holds a tensor named <paramref name="key"/>.</summary>
     public bool Contains(string key) => _shapes.ContainsKey(key);
 
     /// <summary>The shape of <paramref name="key"/>, or null when the file has no such tensor.</summary>
@@ -79,6 +82,7 @@ public sealed class OriginalCheckpoint : IDisposable
         throw new WeightsException($"{Path}: no tensor named '{key}'") { FilePath = Path, Key = key };
     }
 
+    /// <summary>Closes the file (and frees a .ckpt's tensors).</summary>
     public void Dispose()
     {
         _safetensors?.Dispose();

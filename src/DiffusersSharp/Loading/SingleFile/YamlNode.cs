@@ -31,9 +31,13 @@ public sealed class YamlNode
     /// <summary>1-based line of the node in the file.</summary>
     public int Line { get; }
 
+    /// <summary>True for a mapping (<c>key: value</c> children).</summary>
     public bool IsMap => _map is not null;
+    /// <summary>True for a sequence (<c>- item</c> children).</summary>
     public bool IsSequence => _items is not null;
+    /// <summary>True for a scalar (a text value or null).</summary>
     public bool IsScalar => _map is null && _items is null;
+    /// <summary>True for an empty value or YAML's null spellings (<c>null</c>, <c>~</c>).</summary>
     public bool IsNull => IsScalar && (_scalar is null || _scalar is "null" or "Null" or "NULL" or "~");
 
     /// <summary>The child <paramref name="key"/> of a mapping; null when absent or when this is not a mapping.</summary>
@@ -59,14 +63,24 @@ public sealed class YamlNode
         return node;
     }
 
+    /// <summary>The scalar's text; any other node is an error naming the file and path.</summary>
     public string AsString() => IsScalar && !IsNull ? _scalar! : throw Error("is not a text value");
 
+    /// <summary>The scalar as an integer; anything else is an error naming the file and path.</summary>
     public int AsInt() =>
         IsScalar && int.TryParse(_scalar, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int v) ? v : throw Error("is not an integer");
 
+    /// <summary>
+    /// The scalar as a number (<c>1.0e-4</c>, <c>0.18215</c>); anything else is an error naming the
+    /// file and path.
+    /// </summary>
     public double AsDouble() =>
         IsScalar && double.TryParse(_scalar, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : throw Error("is not a number");
 
+    /// <summary>
+    /// The scalar as a boolean (PyYAML's <c>true</c>/<c>False</c>/<c>yes</c>/<c>off</c>, ...); anything else is an error naming
+    /// the file and path.
+    /// </summary>
     public bool AsBool() => _scalar switch
     {
         "true" or "True" or "TRUE" or "yes" or "Yes" or "on" or "On" => true,
@@ -82,6 +96,7 @@ public sealed class YamlNode
         new($"{Source}: line {Line}: '{PathInFile}' {what}{(IsScalar && _scalar is not null ? $" (value '{_scalar}')" : "")}")
         { FilePath = Source, Key = PathInFile };
 
+    /// <inheritdoc/>
     public override string ToString() => IsScalar ? _scalar ?? "null" : IsMap ? $"{{{_map!.Count} keys}}" : $"[{_items!.Count} items]";
 
     /// <summary>Reads a YAML file.</summary>

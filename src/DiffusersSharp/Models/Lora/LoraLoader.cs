@@ -83,7 +83,8 @@ public static class LoraLoader
     {
         if (mismatches.Count > 0)
             throw new WeightsException($"LoRA file {file.Path} does not fit this model (a LoRA for another architecture?): {mismatches[0]}" +
-                (mismatches.Count > 1 ? $"; {mismatches.Count - 1} more module(s) differ" : "")) { FilePath = file.Path, Key = FirstKey(mismatches[0]) };
+                (mismatches.Count > 1 ? $"; {mismatches.Count - 1} more module(s) differ" : ""))
+            { FilePath = file.Path, Key = FirstKey(mismatches[0]) };
         if (unknown.Count > 0)
         {
             string list = string.Join(", ", unknown.Take(20)) + (unknown.Count > 20 ? $", … ({unknown.Count} in all)" : "");

@@ -23,8 +23,13 @@ public static class DiffusersConfigs
         ["ddim"] = DDIMScheduler.Name,
     };
 
+    /// <summary>diffusers' <c>vae_scale_factor</c>: 2^(VAE levels - 1), the ratio of image to latent size.</summary>
     public static int VaeScaleFactor(LdmConfig l) => 1 << (l.VaeChMult.Length - 1);
 
+    /// <summary>
+    /// The diffusers UNet config of an original one (diffusers' <c>create_unet_diffusers_config</c>) for images of
+    /// <paramref name="imageSize"/> pixels.
+    /// </summary>
     public static UNet2DConditionModelConfig Unet(LdmConfig l, int imageSize, bool? upcastAttention)
     {
         int n = l.ChannelMult.Length;
@@ -47,7 +52,8 @@ public static class DiffusersConfigs
         if (l.UseLinearInTransformer && headDim is null)
         {
             int perHead = l.NumHeadChannels ?? throw new ConfigException(
-                $"{l.Source}: the UNet config has neither num_heads nor num_head_channels") { FilePath = l.Source, Key = "num_head_channels" };
+                $"{l.Source}: the UNet config has neither num_heads nor num_head_channels")
+            { FilePath = l.Source, Key = "num_head_channels" };
             headDim = l.ChannelMult.Select(m => l.ModelChannels / perHead * m).ToArray();
         }
 
@@ -62,7 +68,8 @@ public static class DiffusersConfigs
             }
             else classEmbed = "projection";
             projectionInput = l.AdmInChannels ?? throw new ConfigException(
-                $"{l.Source}: num_classes is 'sequential' but adm_in_channels is missing") { FilePath = l.Source, Key = "adm_in_channels" };
+                $"{l.Source}: num_classes is 'sequential' but adm_in_channels is missing")
+            { FilePath = l.Source, Key = "adm_in_channels" };
         }
         else if (l.NumClasses is not null)
             numClassEmbeds = int.TryParse(l.NumClasses, NumberStyles.None, CultureInfo.InvariantCulture, out int nc) ? nc
@@ -92,6 +99,10 @@ public static class DiffusersConfigs
         return config;
     }
 
+    /// <summary>
+    /// The diffusers VAE config of an original one (diffusers' <c>create_vae_diffusers_config</c>) for images of
+    /// <paramref name="imageSize"/> pixels.
+    /// </summary>
     public static AutoencoderKLConfig Vae(LdmConfig l, int imageSize) => new()
     {
         SampleSize = [imageSize],

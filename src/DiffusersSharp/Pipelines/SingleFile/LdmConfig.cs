@@ -11,40 +11,90 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// </summary>
 public sealed record LdmConfig
 {
+    /// <summary>
+    /// <c>model.params.parameterization</c>: "v" for v-prediction models (SD 2.x 768), null or "eps" for epsilon.
+    /// </summary>
     public string? Parameterization { get; init; }
+    /// <summary><c>linear_start</c>: the first beta of the training schedule (diffusers' <c>beta_start</c>).</summary>
     public double? LinearStart { get; init; }
+    /// <summary><c>linear_end</c>: the last beta of the training schedule (diffusers' <c>beta_end</c>).</summary>
     public double? LinearEnd { get; init; }
+    /// <summary><c>timesteps</c>: length of the training schedule (diffusers' <c>num_train_timesteps</c>).</summary>
     public int? Timesteps { get; init; }
+    /// <summary>
+    /// <c>scale_factor</c>: the latent scaling factor (diffusers' VAE <c>scaling_factor</c>; 0.18215 for SD).
+    /// </summary>
     public double? ScaleFactor { get; init; }
 
     /// <summary>SGM (SDXL) configs put the UNet under <c>network_config</c>.</summary>
     public bool IsSgm { get; init; }
 
+    /// <summary><c>model_channels</c>: the UNet's base width (the first block's channels).</summary>
     public required int ModelChannels { get; init; }
+    /// <summary>
+    /// <c>channel_mult</c>: per level, the multiple of model_channels (diffusers' <c>block_out_channels</c> /
+    /// model_channels).
+    /// </summary>
     public required int[] ChannelMult { get; init; }
+    /// <summary><c>num_res_blocks</c>: resnets per down level (diffusers' <c>layers_per_block</c>).</summary>
     public required int NumResBlocks { get; init; }
+    /// <summary>
+    /// <c>attention_resolutions</c>: the downsampling factors (1, 2, 4, …) whose levels have attention.
+    /// </summary>
     public required int[] AttentionResolutions { get; init; }
+    /// <summary>
+    /// <c>num_heads</c>: attention heads per level; null when <see cref="NumHeadChannels"/> is given instead.
+    /// </summary>
     public int? NumHeads { get; init; }
+    /// <summary>
+    /// <c>num_head_channels</c>: channels per attention head (SD 2.x: 64); null when <see cref="NumHeads"/> is given.
+    /// </summary>
     public int? NumHeadChannels { get; init; }
+    /// <summary>
+    /// <c>use_linear_in_transformer</c>: linear proj_in/proj_out in the transformers (diffusers'
+    /// <c>use_linear_projection</c>).
+    /// </summary>
     public bool UseLinearInTransformer { get; init; }
 
     /// <summary><c>transformer_depth</c>: one value (<see cref="TransformerDepthIsList"/> false) or one per level.</summary>
     public int[] TransformerDepth { get; init; } = [1];
+    /// <summary>
+    /// Whether <c>transformer_depth</c> was a list in the file (SDXL), which decides the diffusers config's form.
+    /// </summary>
     public bool TransformerDepthIsList { get; init; }
+    /// <summary>
+    /// <c>context_dim</c>: width of the text encoder states the cross-attention reads (diffusers'
+    /// <c>cross_attention_dim</c>).
+    /// </summary>
     public int? ContextDim { get; init; }
+    /// <summary><c>in_channels</c>: the UNet's input channels (4; 9 for inpainting).</summary>
     public required int InChannels { get; init; }
+    /// <summary><c>out_channels</c>: the UNet's output channels.</summary>
     public required int OutChannels { get; init; }
 
     /// <summary><c>num_classes</c>: <c>"sequential"</c> (SDXL's vector conditioning), an integer as text, or null.</summary>
     public string? NumClasses { get; init; }
+    /// <summary>
+    /// <c>adm_in_channels</c>: width of SDXL's vector conditioning (pooled text embeds + time ids); null when absent.
+    /// </summary>
     public int? AdmInChannels { get; init; }
+    /// <summary>
+    /// <c>disable_self_attentions</c>: per level, whether the transformers skip self-attention (diffusers'
+    /// <c>only_cross_attention</c>).
+    /// </summary>
     public bool[]? DisableSelfAttentions { get; init; }
 
+    /// <summary><c>ddconfig.ch</c>: the VAE's base width.</summary>
     public required int VaeCh { get; init; }
+    /// <summary><c>ddconfig.ch_mult</c>: the VAE's per-level width multiples.</summary>
     public required int[] VaeChMult { get; init; }
+    /// <summary><c>ddconfig.num_res_blocks</c>: the VAE's resnets per level.</summary>
     public required int VaeNumResBlocks { get; init; }
+    /// <summary><c>ddconfig.z_channels</c>: the VAE's latent channels.</summary>
     public required int ZChannels { get; init; }
+    /// <summary><c>ddconfig.in_channels</c>: channels of the images the VAE encodes.</summary>
     public int VaeInChannels { get; init; } = 3;
+    /// <summary><c>ddconfig.out_ch</c>: channels of the images the VAE decodes.</summary>
     public int VaeOutCh { get; init; } = 3;
 
     /// <summary>The text encoder classes (last part of each <c>target</c>): <c>FrozenCLIPEmbedder</c>, <c>FrozenOpenCLIPEmbedder</c>, …</summary>

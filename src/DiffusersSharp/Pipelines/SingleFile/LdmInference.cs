@@ -160,7 +160,8 @@ public static class LdmInference
 
     private static int Multiple(OriginalCheckpoint ckpt, string key, long channels, int baseChannels) =>
         channels % baseChannels == 0 ? (int)(channels / baseChannels) : throw new WeightsException(
-            $"{ckpt.Path}: '{key}' has {channels} channels, not a multiple of the first level's {baseChannels}") { FilePath = ckpt.Path, Key = key };
+            $"{ckpt.Path}: '{key}' has {channels} channels, not a multiple of the first level's {baseChannels}")
+        { FilePath = ckpt.Path, Key = key };
 
     /// <summary>The distinct integers that follow <paramref name="prefix"/> in the file's keys (<c>input_blocks.{i}.</c>).</summary>
     public static IEnumerable<int> Indices(OriginalCheckpoint ckpt, string prefix)

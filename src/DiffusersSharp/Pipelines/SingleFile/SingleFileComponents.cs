@@ -17,12 +17,15 @@ public sealed class SingleFileComponents : IDisposable
 {
     private SingleFileComponents(SingleFileLayout layout, string path) { Layout = layout; Path = path; }
 
+    /// <summary>The configs and key maps the file was read with.</summary>
     public SingleFileLayout Layout { get; }
 
     /// <summary>The checkpoint file.</summary>
     public string Path { get; }
 
+    /// <summary>The UNet, loaded from the file.</summary>
     public UNet2DConditionModel Unet { get; private set; } = null!;
+    /// <summary>The VAE, loaded from the file.</summary>
     public AutoencoderKL Vae { get; private set; } = null!;
 
     /// <summary>The text encoders in <see cref="SingleFileLayout.TextEncoders"/>' order (<see cref="CLIPTextModel"/> or <see cref="CLIPTextModelWithProjection"/>).</summary>
@@ -31,6 +34,7 @@ public sealed class SingleFileComponents : IDisposable
     /// <summary>One tokenizer per text encoder.</summary>
     public IReadOnlyList<CLIPTokenizer> Tokenizers { get; private set; } = [];
 
+    /// <summary>The scheduler the layout chose (diffusers' <c>scheduler_type</c>).</summary>
     public IScheduler Scheduler => Layout.Scheduler;
 
     /// <summary>
@@ -70,9 +74,10 @@ public sealed class SingleFileComponents : IDisposable
             {
                 var t = layout.TextEncoders[i];
                 var given = i == 0 ? o.TextEncoder : null;
-                nn.Module model = given ?? Build<nn.Module>(() => t.WithProjection ? new CLIPTextModelWithProjection(t.Config) : new CLIPTextModel(t.Config), o.Dtype);
+                var textDtype = StableDiffusionPipelineBase.TextEncoderDtype(o.Dtype);
+                nn.Module model = given ?? Build<nn.Module>(() => t.WithProjection ? new CLIPTextModelWithProjection(t.Config) : new CLIPTextModel(t.Config), textDtype);
                 texts.Add(model);
-                if (given is not null && o.Dtype is { } dt) given.to(dt);
+                if (given is not null && textDtype is { } dt) given.to(dt);
                 var keys = assigned[t.Keys];
                 if (keys.Count > 0 || given is null) LoadComponent(model, t.Keys, keys, ckpt.Load, ckpt);
                 model.eval();
@@ -203,6 +208,7 @@ public sealed class SingleFileComponents : IDisposable
             if (!ReferenceEquals(t, keep)) t.Dispose();
     }
 
+    /// <summary>Disposes the models not yet handed to a pipeline.</summary>
     public void Dispose()
     {
         if (!_released) DisposeModels(keep: null);

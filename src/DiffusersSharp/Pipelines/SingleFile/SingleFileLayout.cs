@@ -12,12 +12,21 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// </summary>
 public sealed class SingleFileLayout
 {
+    /// <summary>Which Stable Diffusion family the file belongs to (SD 1.x, 2.x, XL, XL refiner).</summary>
     public required StableDiffusionFamily Family { get; init; }
+    /// <summary>The diffusers config of the UNet.</summary>
     public required UNet2DConditionModelConfig Unet { get; init; }
+    /// <summary>The diffusers config of the VAE.</summary>
     public required AutoencoderKLConfig Vae { get; init; }
+    /// <summary>The text encoders, in diffusers' order (<c>text_encoder</c>, <c>text_encoder_2</c>).</summary>
     public required IReadOnlyList<TextEncoderLayout> TextEncoders { get; init; }
+    /// <summary>
+    /// The scheduler the pipeline gets (built from the schedule in the file's config and <c>scheduler_type</c>).
+    /// </summary>
     public required SchedulerBase Scheduler { get; init; }
+    /// <summary>The key map of the UNet (original ↔ diffusers names).</summary>
     public required KeyMap UnetKeys { get; init; }
+    /// <summary>The key map of the VAE (original ↔ diffusers names).</summary>
     public required KeyMap VaeKeys { get; init; }
 
     /// <summary>The diffusers folder the configs (and tokenizers) came from, when one was given.</summary>

@@ -13,10 +13,15 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// </summary>
 public static class TextEncoderKeyRules
 {
+    /// <summary>SD 1.x's OpenAI CLIP text encoder (transformers' layout under this prefix).</summary>
     public const string Sd1Prefix = "cond_stage_model.transformer.";
+    /// <summary>SD 2.x's OpenCLIP ViT-H text encoder.</summary>
     public const string Sd2Prefix = "cond_stage_model.model.";
+    /// <summary>SDXL's first text encoder (OpenAI CLIP ViT-L, transformers' layout).</summary>
     public const string XlFirstPrefix = "conditioner.embedders.0.transformer.";
+    /// <summary>SDXL's second text encoder (OpenCLIP ViT-bigG).</summary>
     public const string XlSecondPrefix = "conditioner.embedders.1.model.";
+    /// <summary>The SDXL refiner's only text encoder (OpenCLIP ViT-bigG).</summary>
     public const string XlRefinerPrefix = "conditioner.embedders.0.model.";
 
     /// <summary>One OpenCLIP residual attention block and transformers' CLIPEncoderLayer.</summary>

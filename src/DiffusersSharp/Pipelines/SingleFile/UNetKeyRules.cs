@@ -13,6 +13,7 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// </summary>
 public static class UNetKeyRules
 {
+    /// <summary>The prefix of the UNet's keys in an original checkpoint.</summary>
     public const string Prefix = "model.diffusion_model.";
 
     /// <summary>LDM's ResBlock names (in_layers = GroupNorm, SiLU, conv; out_layers = GroupNorm, SiLU, dropout, conv).</summary>
@@ -26,6 +27,9 @@ public static class UNetKeyRules
         new("skip_connection.", "conv_shortcut."),
     ];
 
+    /// <summary>
+    /// The key map of a UNet built from <paramref name="c"/>, its original keys under <paramref name="prefix"/>.
+    /// </summary>
     public static KeyMap Create(UNet2DConditionModelConfig c, string prefix = Prefix)
     {
         var rules = new List<KeyRule>();

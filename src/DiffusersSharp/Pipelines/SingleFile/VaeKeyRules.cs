@@ -12,6 +12,7 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// </summary>
 public static class VaeKeyRules
 {
+    /// <summary>The prefix of the VAE's keys in an original checkpoint.</summary>
     public const string Prefix = "first_stage_model.";
 
     /// <summary>LDM's VAE ResnetBlock: as diffusers' but the 1×1 shortcut is <c>nin_shortcut</c>.</summary>
@@ -31,6 +32,9 @@ public static class VaeKeyRules
         new("proj_out.bias", "to_out.0.bias"),
     ];
 
+    /// <summary>
+    /// The key map of a VAE built from <paramref name="c"/>, its original keys under <paramref name="prefix"/>.
+    /// </summary>
     public static KeyMap Create(AutoencoderKLConfig c, string prefix = Prefix)
     {
         var rules = new List<KeyRule>();

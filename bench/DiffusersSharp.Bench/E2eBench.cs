@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+using Image = DiffusersSharp.Imaging.Image;
+
+namespace DiffusersSharp.Bench;
+
+/// <summary>
+/// <c>bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]</c>: txt2img end to end with random weights of
+/// the published configs (<see cref="E2eConfigs"/>), per stage: load (weights read from a saved pipeline folder), tokenize +
+/// text encoder, each denoising step, VAE decode (+ postprocess), PNG; wall and user+system CPU time of each, and the peak
+/// RSS against the weights the run holds. Each (scenario, dtype) runs in a child process of its own, so its peak RSS is
+/// its own. The pipeline folders are written once (fixed seeds) under the system temp folder and reused.
+/// </summary>
+public static class E2eBench
+{
+    private const string Prompt = "a photo of a cat sitting on a windowsill, golden hour";
+
+    /// <summary>The orchestrating process: writes the folders, runs every (scenario, dtype) as a child, prints the summary.</summary>
+    public static int Run(bool quick, string[] dtypes, int? threads, string[]? only)
+    {
+        string root = E2eConfigs.RepoRoot();
+        Console.WriteLine($"e2e txt2img {(quick ? "QUICK (tiny configs, 64²)" : "512²")}, random weights of the published configs; dtypes {string.Join(",", dtypes)}; " +
+                          $"{(threads is int n ? $"{n} thread(s)" : "torch's default threads")}; CPU = user+system time of the run's process");
+        var summary = new List<string>();
+        foreach (var s in E2eConfigs.Scenarios)
+        {
+            if (only is not null && !only.Contains(s.Name)) continue;
+            string folder = E2eFolders.Ensure(s, quick, root);
+            foreach (var dtype in dtypes)
+            {
+                Console.WriteLine($"--- {s.Name}  {s.Title}  [{dtype}]");
+                var args = new List<string> { "e2e-run", "--folder", folder, "--scenario", s.Name, "--dtype", dtype };
+                if (quick) args.Add("--quick");
+                if (threads is int t) args.AddRange(["--threads", t.ToString()]);
+                var (code, lines) = ChildProcesses.RunSelf(args, echo: true);
+                summary.Add(code == 0
+                    ? lines.LastOrDefault(l => l.StartsWith("SUMMARY ", StringComparison.Ordinal))?["SUMMARY ".Length..] ?? $"{s.Name} {dtype}: no summary"
+                    : $"{s.Name} {dtype}: FAILED (exit {code})");
+            }
+        }
+        if (only is null || only.Contains("d")) summary.Add(E2eConfigs.SdxlSkipped);
+        Console.WriteLine("=== summary (wall s / CPU s; steps(n) = the n UNet loop iterations (PNDM: 21 for 20 steps); total = text + steps + decode + png, without load)");
+        foreach (var line in summary) Console.WriteLine(line);
+        return summary.Any(l => l.Contains("FAILED", StringComparison.Ordinal)) ? 1 : 0;
+    }
+
+    /// <summary>One (scenario, dtype) run, in the child process.</summary>
+    public static int RunOne(string folder, string scenarioName, string dtypeName, bool quick, int? threads)
+    {
+        var s = E2eConfigs.Scenarios.Single(x => x.Name == scenarioName);
+        var dtype = dtypeName switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, _ => ScalarType.Float32 };
+        if (threads is int n) torch.set_num_threads(n);
+        int size = E2eConfigs.ImageSize(quick);
+        var stages = new List<(string Name, double Wall, double Cpu)>();
+        long rssBefore = Harness.RssBytes();   // the runtime and libtorch, before any weights
+        var clock = new StageClock();
+
+        // load: every component from the saved folder, in the run's dtype
+        var options = new LoadOptions { Dtype = dtype };
+        var text = CLIPTextModel.FromPretrained(folder, "text_encoder", options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(dtype) });
+        var unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
+        IVae vae = VaeLoader.FromPretrained(Path.Combine(folder, s.Taesd ? "taesd" : "vae"), options);
+        var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer");
+        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler");
+        using var pipe = new StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler, _ => { });
+        var held = new List<nn.Module> { text, unet };
+        if (vae is nn.Module vaeModule) held.Add(vaeModule);
+        long weightBytes = held.Sum(x => x.parameters().Sum(p => p.numel() * p.element_size()));
+        stages.Add(("load", clock.Lap().Wall, clock.LastCpu));
+
+        using var noGrad = torch.no_grad();
+        bool cfg = s.Guidance > 1 && unet.Config.TimeCondProjDim is null;
+        using var embeds = pipe.EncodePrompt(Prompt, 1, cfg);
+        stages.Add(("tokenize+text encoder", clock.Lap().Wall, clock.LastCpu));
+
+        var steps = new List<(double Wall, double Cpu)>();
+        var progress = new SyncProgress(_ => { clock.Lap(); steps.Add((clock.LastWall, clock.LastCpu)); });
+        Tensor latents;
+        using (var output = pipe.Generate(promptEmbeds: embeds.PromptEmbeds, negativePromptEmbeds: embeds.NegativePromptEmbeds,
+                   guidanceScale: s.Guidance, height: size, width: size, numInferenceSteps: s.Steps, seed: 0,
+                   outputType: OutputType.Latent, progress: progress))
+            latents = output.Tensor!.detach().clone();
+        clock.Lap(); // the loop's tail after the last step (none to speak of)
+        for (int i = 0; i < steps.Count; i++) stages.Add(($"step {i + 1}", steps[i].Wall, steps[i].Cpu));
+
+        Image image;
+        using (var scope = torch.NewDisposeScope())
+        {
+            Runtime.NativeSetup.TrimNativeHeap();     // as the pipeline's own decode
+            var decoded = pipe.Vae.Decode(latents / pipe.Vae.ScalingFactor).Sample;
+            image = Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(Imaging.ImageProcessor.Denormalize(decoded)))[0];
+        }
+        latents.Dispose();
+        stages.Add(($"decode ({pipe.Vae.ClassName})", clock.Lap().Wall, clock.LastCpu));
+
+        string png = Path.Combine(Path.GetTempPath(), $"diffusers-bench-e2e-{s.Name}-{dtypeName}.png");
+        image.Save(png);
+        stages.Add(("png", clock.Lap().Wall, clock.LastCpu));
+
+        foreach (var (name, wall, cpu) in stages) Console.WriteLine($"  {name,-32} {wall,8:F3} s wall  {cpu,8:F3} s CPU");
+        var work = stages.Skip(1).ToList();
+        double stepWall = steps.Sum(x => x.Wall), stepCpu = steps.Sum(x => x.Cpu);
+        double totalWall = work.Sum(x => x.Wall), totalCpu = work.Sum(x => x.Cpu);
+        long peak = Harness.PeakRssBytes();
+        Console.WriteLine($"  total (without load) {totalWall:F3} s wall, {totalCpu:F3} s CPU; image {image.Width}x{image.Height} -> {png}");
+        Console.WriteLine($"  weights {weightBytes / 1e9:F3} GB ({dtypeName}); peak RSS {peak / 1e9:F3} GB = {peak / (double)weightBytes:F2}x the weights (target <= 1.3); " +
+                          $"RSS before loading {rssBefore / 1e9:F3} GB; threads {torch.get_num_threads()}");
+        Console.WriteLine($"SUMMARY {s.Name} {dtypeName,-4} load {stages[0].Wall,7:F2}/{stages[0].Cpu,7:F2}  text {stages[1].Wall,6:F2}/{stages[1].Cpu,6:F2}  " +
+                          $"steps({steps.Count}) {stepWall,7:F2}/{stepCpu,7:F2}  decode {stages[^2].Wall,6:F2}/{stages[^2].Cpu,6:F2}  png {stages[^1].Wall,5:F2}  " +
+                          $"total {totalWall,7:F2}/{totalCpu,7:F2}  peakRSS {peak / (double)weightBytes:F2}x weights{Target(s.Name, dtypeName, quick)}");
+        return 0;
+    }
+
+    /// <summary>Issue 14's end-to-end target (text encoder + steps + decode, wall) for a full-size run, as a suffix.</summary>
+    private static string Target(string scenario, string dtype, bool quick) => quick ? "" : (scenario, dtype) switch
+    {
+        ("a", "fp32") => "  (target total <= 90 s)",
+        ("a", "bf16") => "  (target total <= 50 s)",
+        ("b", "bf16") => "  (target total <= 2.0 s)",
+        ("c", "bf16") => "  (target total <= 7 s)",
+        _ => "",
+    };
+
+    /// <summary>Wall and CPU time between laps.</summary>
+    private sealed class StageClock
+    {
+        private readonly Stopwatch _wall = Stopwatch.StartNew();
+        private double _lastWallMark, _lastCpuMark = CpuSeconds();
+
+        public double LastWall { get; private set; }
+        public double LastCpu { get; private set; }
+
+        public (double Wall, double Cpu) Lap()
+        {
+            double w = _wall.Elapsed.TotalSeconds, c = CpuSeconds();
+            (LastWall, LastCpu) = (w - _lastWallMark, c - _lastCpuMark);
+            (_lastWallMark, _lastCpuMark) = (w, c);
+            return (LastWall, LastCpu);
+        }
+
+        private static double CpuSeconds() => Harness.CpuSeconds();
+    }
+
+    /// <summary>Reports on the pipeline's thread (System.Progress would post to the thread pool).</summary>
+    private sealed class SyncProgress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => report(value);
+    }
+}

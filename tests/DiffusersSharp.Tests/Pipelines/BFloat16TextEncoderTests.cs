@@ -1,0 +1,58 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Pipelines.SingleFile;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>
+/// Under bf16 the loaders keep the text encoder in fp32 (<see cref="StableDiffusionPipelineBase.TextEncoderDtype"/>): the
+/// UNet and VAE are bf16, and the prompt embeddings are the fp32 encoder's, rounded to bf16 for the UNet.
+/// </summary>
+public class BFloat16TextEncoderTests
+{
+    [Fact]
+    public void TextEncoderDtypeKeepsFp32OnlyUnderBf16()
+    {
+        Assert.Equal(ScalarType.Float32, StableDiffusionPipelineBase.TextEncoderDtype(ScalarType.BFloat16));
+        Assert.Equal(ScalarType.Float16, StableDiffusionPipelineBase.TextEncoderDtype(ScalarType.Float16));
+        Assert.Equal(ScalarType.Float32, StableDiffusionPipelineBase.TextEncoderDtype(ScalarType.Float32));
+        Assert.Null(StableDiffusionPipelineBase.TextEncoderDtype(null));
+    }
+
+    [Fact]
+    public void Bf16FolderPipelineEncodesPromptsInFp32AndHandsTheUNetBf16()
+    {
+        using var fp32 = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
+        using var bf16 = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model, new LoadOptions { Dtype = ScalarType.BFloat16 });
+        Assert.Equal(ScalarType.Float32, bf16.TextEncoder.Dtype);
+        Assert.Equal(ScalarType.BFloat16, bf16.Unet.DType);
+        using var expected = fp32.EncodePrompt("a photo of a cat", doClassifierFreeGuidance: true);
+        using var actual = bf16.EncodePrompt("a photo of a cat", doClassifierFreeGuidance: true);
+        Assert.Equal(ScalarType.BFloat16, actual.PromptEmbeds.dtype);
+        Assert.Equal(ScalarType.BFloat16, actual.NegativePromptEmbeds!.dtype);
+        // the same fp32 encoder, then one rounding to bf16: bit-equal to the fp32 pipeline's embeddings rounded
+        using var rounded = expected.PromptEmbeds.to(ScalarType.BFloat16);
+        using var roundedNegative = expected.NegativePromptEmbeds!.to(ScalarType.BFloat16);
+        Assert.Equal(0.0, MaxAbsDiff(rounded, actual.PromptEmbeds));
+        Assert.Equal(0.0, MaxAbsDiff(roundedNegative, actual.NegativePromptEmbeds));
+    }
+
+    private static double MaxAbsDiff(Tensor a, Tensor b)
+    {
+        using var d = (a.to(ScalarType.Float32) - b.to(ScalarType.Float32)).abs().max();
+        return d.item<float>();
+    }
+
+    [Fact]
+    public void Bf16SingleFilePipelineKeepsItsTextEncoderInFp32()
+    {
+        var options = SingleFileGoldenTests.GoldenOptions() with { Dtype = ScalarType.BFloat16 };
+        using var pipe = StableDiffusionPipeline.FromSingleFile(SingleFileGoldenTests.File, options);
+        Assert.Equal(ScalarType.Float32, pipe.TextEncoder.Dtype);
+        Assert.Equal(ScalarType.BFloat16, pipe.Unet.DType);
+        using var embeds = pipe.EncodePrompt("a cat", doClassifierFreeGuidance: false);
+        Assert.Equal(ScalarType.BFloat16, embeds.PromptEmbeds.dtype);
+    }
+}
