@@ -148,10 +148,10 @@ public static class GenerateCommand
         bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
         if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
             throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
-        if (xl && r.ControlNet.FirstGiven is { } xlControl)
-            throw new UserException($"{xlControl}: ControlNet runs with Stable Diffusion 1.x/2.x models from the command line; {r.Model} is a {className}");
         using var result = xl
-            ? StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
+            ? r.ControlNet.Any
+                ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
+                : StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
             : StableDiffusionOptions.IsStableDiffusion(className)
                 ? r.ControlNet.Any
                     ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)

@@ -6,7 +6,7 @@ using DiffusersSharp.Pipelines;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The LoRA options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--lora file[:scale]</c> (repeatable; each
+/// The LoRA options of <c>diffusers generate</c> for Stable Diffusion and SDXL folders: <c>--lora file[:scale]</c> (repeatable; each
 /// file an adapter of its own, their updates added with their scales), <c>--fuse-lora</c> (fold them into the weights
 /// before the run: the steps then cost what they cost without LoRA) and <c>--lora-ignore-unknown</c> (leave out keys no
 /// layer takes, with a warning, instead of refusing the file). LCM-LoRA: <c>--scheduler LCMScheduler --guidance 1
@@ -81,7 +81,7 @@ public sealed class LoraOptions
     }
 
     /// <summary>Loads the LoRAs into <paramref name="pipe"/> (and fuses them when asked), reporting what was done.</summary>
-    public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe)
+    public static void Apply(CliContext ctx, Values v, ILoraPipeline pipe)
     {
         var loras = v.Parse();
         for (int i = 0; i < loras.Count; i++)

@@ -20,10 +20,11 @@ public static class ServeCommand
         var maxQueue = new Option<int>("--max-queue") { Description = "Jobs that may wait per model; beyond it: 429 with Retry-After", DefaultValueFactory = _ => 16 };
         var budget = new Option<double?>("--memory-budget") { Description = "GB of model weights kept loaded; least recently used models are unloaded beyond it" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where results and the history database are kept (default: ~/.local/share/diffusers-sharp/serve)" };
+        var loraDir = new Option<string?>("--lora-dir") { Description = "A folder of LoRA .safetensors files requests may name in 'loras' (listed on the page)" };
         var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews; default: a latent → RGB approximation" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible HTTP API with a web page at /")
         {
-            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae,
+            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae, loraDir,
         };
         cmd.SetAction(pr =>
         {
@@ -38,6 +39,7 @@ public static class ServeCommand
                 MemoryBudgetGb = pr.GetValue(budget),
                 DataDir = pr.GetValue(dataDir) ?? defaults.DataDir,
                 PreviewVae = pr.GetValue(previewVae),
+                LoraDir = pr.GetValue(loraDir),
             };
             return Run(ctx, options);
         });

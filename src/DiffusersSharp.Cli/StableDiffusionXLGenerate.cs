@@ -8,7 +8,8 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// <c>diffusers generate</c> on a Stable Diffusion XL folder: txt2img (optionally followed by <c>--refiner</c>), img2img
 /// with <c>--init-image</c> (also a refiner folder), inpainting with <c>--mask</c>; a folder, Hub id or single-file SDXL
-/// checkpoint (<c>FromSingleFile</c>, architecture inferred from the file). Options that do not apply to the
+/// checkpoint (<c>FromSingleFile</c>, architecture inferred from the file); <c>--lora</c> patches the UNet and both text
+/// encoders (see <see cref="LoraOptions"/>). Options that do not apply to the
 /// chosen pipeline are refused with a message naming them.
 /// </summary>
 internal static class StableDiffusionXLGenerate
@@ -40,6 +41,7 @@ internal static class StableDiffusionXLGenerate
                     : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe);
+        LoraOptions.Apply(ctx, r.Lora, pipe);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;

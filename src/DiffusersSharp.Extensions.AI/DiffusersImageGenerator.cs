@@ -34,7 +34,8 @@ public sealed class DiffusersImageGenerator : IImageGenerator
 
     /// <summary>Loads <see cref="DiffusersImageGeneratorOptions.Model"/>.</summary>
     public DiffusersImageGenerator(DiffusersImageGeneratorOptions options)
-        : this(GenerationService.Load(Required(options).Model, options.LoadOptions), options, ownsService: true) { }
+        : this(GenerationService.Load(Required(options).Model, options.LoadOptions), options, ownsService: true) =>
+        _service.LoraDirectory = options.LoraDirectory;
 
     /// <summary>Serves an already loaded model (not disposed with the generator unless <paramref name="ownsService"/>).</summary>
     public DiffusersImageGenerator(GenerationService service, DiffusersImageGeneratorOptions? options = null, bool ownsService = false)
@@ -86,7 +87,11 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         CancellationToken cancellationToken = default)
     {
         var generation = ToGenerationRequest(request, options);
-        try { GenerationService.Validate(generation, _options.MaxCount); }
+        try
+        {
+            GenerationService.Validate(generation, _options.MaxCount);
+            GenerationService.ValidateLoras(generation.Loras, _service.LoraDirectory);
+        }
         catch (DiffusersException e) { throw new ArgumentException(e.Message, nameof(options), e); }
         var result = await Task.Run(() => _service.Generate(generation, null, cancellationToken), cancellationToken).ConfigureAwait(false);
         var contents = result.Images.Select(png => (AIContent)new DataContent(png, "image/png")

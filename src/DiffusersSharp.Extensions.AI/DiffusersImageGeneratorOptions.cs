@@ -16,4 +16,10 @@ public sealed class DiffusersImageGeneratorOptions
 
     /// <summary>The largest <c>Count</c> a request may ask for. Default 4.</summary>
     public int MaxCount { get; set; } = 4;
+
+    /// <summary>
+    /// The directory of LoRA files (<c>*.safetensors</c>) requests may name in <c>loras</c> (AdditionalProperties: name →
+    /// weight); null: requests with LoRAs are refused. Applied to the service the generator loads.
+    /// </summary>
+    public string? LoraDirectory { get; set; }
 }

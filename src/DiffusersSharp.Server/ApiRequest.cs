@@ -65,7 +65,11 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
             Steps = (int)(steps ?? options.DefaultSteps), GuidanceScale = guidance ?? 7.5, Seed = seed, Scheduler = scheduler,
             Strength = strength, Loras = loras, InitImage = image, Mask = mask,
         };
-        try { GenerationService.Validate(request, options.MaxImages); }
+        try
+        {
+            GenerationService.Validate(request, options.MaxImages);
+            GenerationService.ValidateLoras(request.Loras, options.LoraDir);
+        }
         catch (DiffusersException e) { throw new ApiException(400, e.Message, e.Message.Split(':')[0]); }
         return new ApiRequest(model, request, format);
     }

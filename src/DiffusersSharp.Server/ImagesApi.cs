@@ -60,9 +60,15 @@ internal static class ImagesApi
         app.MapGet("/v1/schedulers", (RequestDelegate)(ctx => DiffusersServer.WriteJson(ctx, 200, new JsonObject
         {
             ["aliases"] = new JsonArray(Schedulers.SchedulerAliases.Aliases.Keys.Select(k => (JsonNode)JsonValue.Create(k)!).ToArray()),
-            ["loras"] = new JsonArray(),
+            ["loras"] = new JsonArray(LoraNames(server.Options.LoraDir).Select(n => (JsonNode)JsonValue.Create(n)!).ToArray()),
         })));
     }
+
+    /// <summary>The LoRA names of <c>--lora-dir</c>: its <c>*.safetensors</c> files without the extension, sorted.</summary>
+    private static IEnumerable<string> LoraNames(string? dir) =>
+        dir is null || !Directory.Exists(dir)
+            ? []
+            : Directory.EnumerateFiles(dir, "*.safetensors").Select(f => Path.GetFileNameWithoutExtension(f)).Order(StringComparer.Ordinal);
 
     private static JsonObject Model(ModelWorker w) => new()
     {

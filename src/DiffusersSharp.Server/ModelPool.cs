@@ -100,6 +100,7 @@ public sealed class ModelPool : IDisposable
             }
         }
         var service = GenerationService.Load(worker.IdOrPath, _options.LoadOptions);
+        service.LoraDirectory = _options.LoraDir;
         if (_options.PreviewVae is { } previewVae)
         {
             try { _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions); }

@@ -45,6 +45,12 @@ public sealed record ServerOptions
     /// <summary>A tiny VAE (folder or Hub id, e.g. <c>madebyollin/taesd</c>) that decodes the previews; the latent → RGB approximation when null.</summary>
     public string? PreviewVae { get; init; }
 
+    /// <summary>
+    /// A directory of LoRA files (<c>*.safetensors</c>): requests may name them in <c>loras</c> (file name → weight) and the
+    /// page lists them (<c>GET /v1/schedulers</c>' <c>loras</c>); null: requests with LoRAs are refused.
+    /// </summary>
+    public string? LoraDir { get; init; }
+
     /// <summary>Loads the models at start (within the memory budget) instead of at their first request.</summary>
     public bool Preload { get; init; } = true;
 }

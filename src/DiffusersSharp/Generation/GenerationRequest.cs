@@ -45,6 +45,9 @@ public sealed record GenerationRequest
     /// <summary>The inpainting mask (white = repaint), with <see cref="InitImage"/>.</summary>
     public Image? Mask { get; init; }
 
-    /// <summary>LoRA adapters by name or path → weight. Not supported yet: a request that names any is refused.</summary>
+    /// <summary>
+    /// LoRA adapters by name → weight: file names in the service's <see cref="GenerationService.LoraDirectory"/> (with or
+    /// without <c>.safetensors</c>); the weight scales the adapter's update (1 = as trained).
+    /// </summary>
     public IReadOnlyDictionary<string, double>? Loras { get; init; }
 }

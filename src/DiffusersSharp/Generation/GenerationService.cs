@@ -9,9 +9,9 @@ namespace DiffusersSharp.Generation;
 
 /// <summary>
 /// One loaded Stable Diffusion model that serves <see cref="GenerationRequest"/>s: picks text to image, image to image
-/// or inpainting from the request (sharing the loaded components), a fresh scheduler per request (so a request draws
-/// the same images as a newly loaded pipeline with the same settings), progress and previews per step, cancellation
-/// checked every step, PNG bytes out. One run at a time (calls wait for each other).
+/// or inpainting from the request, sharing the loaded components (an SDXL base model: text to image only), a fresh
+/// scheduler per request (so a request draws the same images as a newly loaded pipeline with the same settings),
+/// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other).
 /// <code>
 /// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
 /// var result = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 25, Seed = 1 });
@@ -21,19 +21,28 @@ namespace DiffusersSharp.Generation;
 public sealed class GenerationService : IDisposable
 {
     private readonly object _gate = new();
-    private readonly StableDiffusionPipelineBase _pipe;
+    private readonly DiffusionPipeline _pipeline;
+    private readonly StableDiffusionPipelineBase? _pipe;   // Stable Diffusion 1.x/2.x: text to image, image to image, inpainting
+    private readonly StableDiffusionXLPipeline? _xl;        // SDXL base: text to image
+    private readonly ILoraPipeline _lora;
     private readonly DiffusersConfig _schedulerConfig;
     private bool _disposed;
+    private string? _loraDirectory;
+    private GenerationLoras _loras;
 
     /// <summary>Serves <paramref name="pipeline"/> (owned from now on: disposed with the service) under <paramref name="modelId"/>.</summary>
     public GenerationService(DiffusionPipeline pipeline, string modelId)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
-        _pipe = pipeline as StableDiffusionPipelineBase ?? throw new DiffusersException(
-            $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting); this model is a {pipeline.ClassName}");
+        _pipeline = pipeline;
+        _pipe = pipeline as StableDiffusionPipelineBase;
+        _xl = pipeline as StableDiffusionXLPipeline;
+        _lora = (ILoraPipeline?)_pipe ?? (ILoraPipeline?)_xl ?? throw new DiffusersException(
+            $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting) and SDXL base pipelines (text to image); this model is a {pipeline.ClassName}");
         ModelId = modelId;
-        _schedulerConfig = (DiffusersConfig)_pipe.Scheduler.Config;
+        _schedulerConfig = (DiffusersConfig)(_pipe?.Scheduler ?? _xl!.Scheduler).Config;
         ParameterBytes = CountParameterBytes(pipeline);
+        _loras = new GenerationLoras(_lora, null);
     }
 
     /// <summary>Loads a pipeline folder or Hub id (<see cref="DiffusionPipeline.FromPretrained"/>) and serves it.</summary>
@@ -44,7 +53,7 @@ public sealed class GenerationService : IDisposable
     public string ModelId { get; }
 
     /// <summary>The loaded pipeline (its class decides what a request without an image runs: inpainting models need one).</summary>
-    public DiffusionPipeline Pipeline => _pipe;
+    public DiffusionPipeline Pipeline => _pipeline;
 
     /// <summary>Bytes held by the models' parameters and buffers (what unloading the model frees).</summary>
     public long ParameterBytes { get; }
@@ -56,15 +65,33 @@ public sealed class GenerationService : IDisposable
     public TaesdPreview? Taesd { get; set; }
 
     /// <summary>
-    /// The LoRA hook: applies <see cref="GenerationRequest.Loras"/> to the pipeline before a run. Until LoRA loading exists
-    /// a request naming any adapter is refused with "LoRA is not supported yet".
+    /// The directory whose <c>*.safetensors</c> LoRA files requests may name in <see cref="GenerationRequest.Loras"/> (by
+    /// file name); null (the default): requests with LoRAs are refused. Changing it unloads the LoRAs loaded so far.
     /// </summary>
-    private static void ApplyLoras(StableDiffusionPipelineBase? pipeline, IReadOnlyDictionary<string, double>? loras)
+    public string? LoraDirectory
     {
-        _ = pipeline; // LoRA goes here: load each adapter, set its weight on the pipeline (and unset the others)
-        if (loras is { Count: > 0 })
-            throw new DiffusersException($"loras: LoRA is not supported yet (asked for: {string.Join(", ", loras.Keys)})");
+        get => _loraDirectory;
+        set
+        {
+            lock (_gate)
+            {
+                if (value == _loraDirectory) return;
+                _lora.UnloadLoraWeights();   // the adapters of the old directory go with it
+                _loraDirectory = value;
+                _loras = new GenerationLoras(_lora, value);
+            }
+        }
     }
+
+    /// <summary>
+    /// Checks a request's <see cref="GenerationRequest.Loras"/> against a LoRA directory without loading anything: names
+    /// (file names, not paths) of <c>*.safetensors</c> files there and finite weights, else a <c>loras: …</c> message.
+    /// </summary>
+    public static void ValidateLoras(IReadOnlyDictionary<string, double>? loras, string? loraDirectory) =>
+        GenerationLoras.Validate(loras, loraDirectory);
+
+    /// <summary>The LoRA names requests may use (the files in <see cref="LoraDirectory"/>), sorted.</summary>
+    public IReadOnlyList<string> AvailableLoras => _loras.Available;
 
     /// <summary>
     /// Checks a request without running it; a bad value is a <see cref="DiffusersException"/> naming the field
@@ -87,7 +114,6 @@ public sealed class GenerationService : IDisposable
         if (request.Mask is not null && request.InitImage is null) throw new DiffusersException("mask: needs an image to inpaint");
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
-        ApplyLoras(null, request.Loras);
     }
 
     /// <summary>
@@ -99,6 +125,7 @@ public sealed class GenerationService : IDisposable
         CancellationToken cancellationToken = default)
     {
         Validate(request);
+        GenerationLoras.Validate(request.Loras, _loraDirectory);
         long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
         var asRun = request with { Seed = seed };
         lock (_gate)
@@ -109,7 +136,7 @@ public sealed class GenerationService : IDisposable
             var scheduler = request.Scheduler is { } name
                 ? SchedulerAliases.Build(name, _schedulerConfig)
                 : SchedulerFactory.FromConfig(_schedulerConfig);
-            ApplyLoras(_pipe, request.Loras);
+            _loras.Apply(request.Loras);   // exactly the request's adapters: none gives the base model
             var reporter = new StepReporter(this, progress, cancellationToken);
             using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
             var pngs = output.Images.Select(i => i.ToPng()).ToList();
@@ -120,6 +147,7 @@ public sealed class GenerationService : IDisposable
     private ImagePipelineOutput Run(GenerationRequest r, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)
     {
         PromptInput negative = r.NegativePrompt is null ? default : r.NegativePrompt;
+        if (_pipe is null) return RunXL(r, negative, seed, scheduler, rep, ct);
         bool inpaintModel = _pipe.Unet.Config.InChannels == 9;
         if (r.InitImage is null)
         {
@@ -147,6 +175,17 @@ public sealed class GenerationService : IDisposable
             r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
     }
 
+    /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>
+    private ImagePipelineOutput RunXL(GenerationRequest r, PromptInput negative, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)
+    {
+        if (r.InitImage is not null)
+            throw new DiffusersException($"image: {ModelId} is an SDXL model; the service runs SDXL text to image only (no image or mask)");
+        _xl!.Scheduler = scheduler;
+        return _xl.Generate(r.Prompt, height: r.Height, width: r.Width, numInferenceSteps: r.Steps, guidanceScale: r.GuidanceScale,
+            negativePrompt: negative, numImagesPerPrompt: r.Count, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep,
+            cancellationToken: ct);
+    }
+
     /// <summary>The image resized to the requested size when one is given and differs.</summary>
     private static Image Fit(Image image, int? width, int? height)
     {
@@ -157,7 +196,7 @@ public sealed class GenerationService : IDisposable
     private byte[]? PreviewPng(TorchSharp.torch.Tensor latents)
     {
         if (Taesd is { } taesd) return taesd.Preview(latents).ToPng();
-        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe.VaeScaleFactor).ToPng() : null;
+        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe?.VaeScaleFactor ?? _xl!.VaeScaleFactor).ToPng() : null;
     }
 
     private static long CountParameterBytes(DiffusionPipeline pipeline)
@@ -179,7 +218,7 @@ public sealed class GenerationService : IDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            _pipe.Dispose();
+            _pipeline.Dispose();
         }
     }
 

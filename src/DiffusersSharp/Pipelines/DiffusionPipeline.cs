@@ -22,6 +22,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionControlNetPipeline.Name] = StableDiffusionControlNetPipeline.FromPretrained,
         [StableDiffusionControlNetImg2ImgPipeline.Name] = StableDiffusionControlNetImg2ImgPipeline.FromPretrained,
         [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,
+        [StableDiffusionXLControlNetPipeline.Name] = StableDiffusionXLControlNetPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

@@ -2,7 +2,7 @@ using DiffusersSharp.Models.Lora;
 
 namespace DiffusersSharp.Pipelines;
 
-public abstract partial class StableDiffusionPipelineBase
+public abstract partial class StableDiffusionPipelineBase : ILoraPipeline
 {
     /// <summary>The models a LoRA file may patch: the UNet (<c>unet</c>) and the text encoder (<c>text_encoder</c>).</summary>
     public IReadOnlyList<LoraTarget> LoraTargets => [LoraTarget.ForUnet(Unet), LoraTarget.ForTextEncoder("text_encoder", TextEncoder)];
@@ -21,7 +21,7 @@ public abstract partial class StableDiffusionPipelineBase
 
     /// <summary><see cref="LoadLoraWeights(string, string?, double, bool)"/> with all options (notes go to <see cref="Log"/> unless set).</summary>
     public LoraLoadResult LoadLoraWeights(string path, LoraLoadOptions options) =>
-        LoraLoader.Load(path, LoraTargets, options.Log is null ? options with { Log = Log } : options);
+        PipelineLora.Load(path, LoraTargets, options, Log);
 
     /// <summary>
     /// diffusers' <c>fuse_lora(lora_scale)</c>: the active LoRAs are folded into the weights
@@ -29,11 +29,11 @@ public abstract partial class StableDiffusionPipelineBase
     /// number of layers fused.
     /// </summary>
     public int FuseLora(double loraScale = 1.0, bool fuseUnet = true, bool fuseTextEncoder = true) =>
-        LoraLoader.Fuse(LoraTargets.Where(t => t.IsUnet ? fuseUnet : fuseTextEncoder), loraScale);
+        PipelineLora.Fuse(LoraTargets, loraScale, fuseUnet, fuseTextEncoder);
 
     /// <summary>diffusers' <c>unfuse_lora()</c>: the weights from before <see cref="FuseLora"/>, bit for bit.</summary>
     public int UnfuseLora(bool unfuseUnet = true, bool unfuseTextEncoder = true) =>
-        LoraLoader.Unfuse(LoraTargets.Where(t => t.IsUnet ? unfuseUnet : unfuseTextEncoder));
+        PipelineLora.Unfuse(LoraTargets, unfuseUnet, unfuseTextEncoder);
 
     /// <summary>diffusers' <c>unload_lora_weights()</c>: every LoRA removed (fused weights stay fused, as in 0.25.1).</summary>
     public void UnloadLoraWeights() => LoraLoader.Unload(LoraTargets);

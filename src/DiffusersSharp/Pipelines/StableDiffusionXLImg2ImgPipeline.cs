@@ -58,6 +58,8 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
     /// <c>[original, crop, aesthetic_score]</c> and <c>[negative original, negative crop, negative_aesthetic_score]</c>. Random
     /// draws in diffusers' order: the VAE posterior sample of the image, the noise added to it (not with denoising_start),
     /// then the scheduler's.
+    /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
+    /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, PromptInput prompt2 = default,
         double strength = 0.3, int numInferenceSteps = 50, double? denoisingStart = null, double? denoisingEnd = null,
@@ -69,7 +71,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 1. check inputs
         if (double.IsNaN(strength) || strength < 0 || strength > 1)
@@ -95,7 +97,8 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
-            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip);
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
 
         // 4. preprocess the image; 5. timesteps
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
@@ -116,7 +119,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 

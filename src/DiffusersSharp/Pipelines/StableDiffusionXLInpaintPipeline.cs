@@ -52,6 +52,8 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
     /// strength 0.9999, so <c>int(n · 0.9999)</c> of n steps run). Both are resized to <paramref name="height"/> ×
     /// <paramref name="width"/> (default: the UNet's sample_size × vae_scale_factor). Random draws in diffusers' order: the
     /// image's VAE sample (4-channel UNet or strength &lt; 1), the noise, the masked image's VAE sample, the scheduler's.
+    /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
+    /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         PromptInput prompt2 = default, int? height = null, int? width = null, double strength = 0.9999, int numInferenceSteps = 50,
@@ -64,7 +66,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 0. default height and width to the UNet's
         int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
@@ -99,7 +101,8 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
-            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip);
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
         var dtype = embeds.PromptEmbeds.dtype;
 
         // 4. timesteps
@@ -176,7 +179,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         // 9. denoising loop; the 4-channel UNet's result is blended with the image latents noised to the next timestep
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, guidanceRescale);
+        var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, guidanceRescale, crossAttentionKwargs);
         var ctx = LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;

@@ -64,6 +64,8 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
     /// <c>denoising_start</c>). Randomness: a <paramref name="seed"/>, one <paramref name="generator"/>, a list of
     /// <paramref name="generators"/> (one per image), or none. <paramref name="callbackOnStepEnd"/> sees <c>latents</c>,
     /// <c>prompt_embeds</c>, <c>add_text_embeds</c>, <c>add_time_ids</c> and the negative ones.
+    /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
+    /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput prompt2 = default, int? height = null,
         int? width = null, int numInferenceSteps = 50, double? denoisingEnd = null, double guidanceScale = 5.0,
@@ -75,7 +77,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 0. default height and width to the UNet's
         int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
@@ -105,7 +107,8 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
-            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip);
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
+            crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. timesteps
@@ -136,7 +139,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond);
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 

@@ -16,13 +16,20 @@ public abstract partial class StableDiffusionXLPipelineBase
     /// encoder. With guidance and no <paramref name="negativePrompt"/>, <see cref="ForceZerosForEmptyPrompt"/> makes the
     /// negative embeddings zeros; otherwise <c>negative_prompt or ""</c> / <c>negative_prompt_2 or negative_prompt</c>
     /// are encoded the same way, always with <c>hidden_states[-2]</c> (diffusers ignores clip_skip there). Rows are
-    /// repeated <paramref name="numImagesPerPrompt"/> times, prompt-major.
+    /// repeated <paramref name="numImagesPerPrompt"/> times, prompt-major. <paramref name="loraScale"/> (diffusers'
+    /// <c>lora_scale</c>): the scale of both text encoders' LoRA layers, kept for later calls as diffusers 0.25.1 keeps it.
     /// </summary>
     public StableDiffusionXLPromptEmbeddings EncodePrompt(PromptInput prompt, PromptInput prompt2 = default, int numImagesPerPrompt = 1,
         bool doClassifierFreeGuidance = true, PromptInput negativePrompt = default, PromptInput negativePrompt2 = default,
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, Tensor? pooledPromptEmbeds = null,
-        Tensor? negativePooledPromptEmbeds = null, int? clipSkip = null)
+        Tensor? negativePooledPromptEmbeds = null, int? clipSkip = null, double? loraScale = null)
     {
+        // diffusers: both text encoders' LoRA layers take the call's scale and keep it for later calls (0.25.1)
+        if (loraScale is double ls)
+        {
+            if (TextEncoder is not null) TextEncoder.LoraScale.Value = ls;
+            TextEncoder2.LoraScale.Value = ls;
+        }
         if (numImagesPerPrompt < 1)
             throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
         if (prompt.IsNone && promptEmbeds is null)

@@ -18,10 +18,10 @@ public class CliLoraTests(ITestOutputHelper log)
         CliRun.Run(["generate", "-m", Model, "--prompt", "a photo of a cat", "--negative-prompt", "", "--steps", "4", "--width", "64",
             "--height", "64", "--seed", "0", "-o", output, .. extra]);
 
-    private void CheckAllWithin(string npy, string key)
+    private void CheckAllWithin(string npy, string key, string file = "tiny-sd-lora-expected.safetensors")
     {
         using var actual = NpyFile.Read(npy);
-        using var expected = Golden.Tensor("tiny-sd-lora-expected.safetensors", key);
+        using var expected = Golden.Tensor(file, key);
         Assert.Equal(expected.shape, actual.shape);
         using var within = ((actual - expected).abs() <= 1.0 / 255).to(ScalarType.Float64).mean();
         log.WriteLine($"{key} via the CLI: max abs error {Tol.MaxAbsDiff(actual, expected):E3}, within 1/255 {within.item<double>():P3}");
@@ -36,6 +36,20 @@ public class CliLoraTests(ITestOutputHelper log)
         Assert.True(code == 0, stderr);
         Assert.Contains($"lora: {LoraB} (scale 1): 17 unet layers, 30 text_encoder layers", stdout);
         CheckAllWithin(dir.File("b.npy"), "pipeline/lora_b_kohya_scale1/images");
+    }
+
+    [Fact]
+    public void LoraOptionAppliesAKohyaFileToAnSdxlModel()
+    {
+        using var dir = new TempDir();
+        string lora = Golden.Path("tiny-sdxl-lora", "kohya.safetensors");
+        var (code, stdout, stderr) = CliRun.Run(["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat",
+            "--negative-prompt", "", "--steps", "4", "--width", "64", "--height", "64", "--seed", "0", "-o", dir.File("xl.npy"),
+            "--lora", lora]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"lora: {lora} (scale 1): ", stdout);
+        Assert.Contains("text_encoder_2 layers", stdout);
+        CheckAllWithin(dir.File("xl.npy"), "pipeline/lora_b_kohya_scale1/images", "tiny-sdxl-lora-expected.safetensors");
     }
 
     [Fact]

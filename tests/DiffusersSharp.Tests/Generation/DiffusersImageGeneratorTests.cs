@@ -76,7 +76,7 @@ public class DiffusersImageGeneratorTests
         Assert.StartsWith("width: must be a multiple of 8 between 8 and 4096, got 60", e.Message);
         e = await Assert.ThrowsAsync<ArgumentException>(() => generator.GenerateImagesAsync("x",
             new ImageGenerationOptions { AdditionalProperties = new() { ["loras"] = new[] { "style" } } }));
-        Assert.StartsWith("loras: LoRA is not supported yet (asked for: style)", e.Message);
+        Assert.StartsWith("loras: this server has no LoRA directory (serve --lora-dir), so it cannot apply style", e.Message);
     }
 
     [Fact]

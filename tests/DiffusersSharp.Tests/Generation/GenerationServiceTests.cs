@@ -110,14 +110,6 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public void LoraIsRefusedClearly()
-    {
-        var e = Assert.Throws<DiffusersException>(() => GenerationService.Validate(
-            new GenerationRequest { Prompt = "x", Loras = new Dictionary<string, double> { ["style"] = 0.8 } }));
-        Assert.Equal("loras: LoRA is not supported yet (asked for: style)", e.Message);
-    }
-
-    [Fact]
     public void ImageToImageAndInpaintingRunFromTheTextToImageModel()
     {
         var init = Image.Load(Golden.Path("img2img-init.png"));

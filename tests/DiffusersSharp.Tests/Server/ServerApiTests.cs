@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Net;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Imaging;
@@ -24,7 +25,7 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
     [InlineData("{\"prompt\": \"a cat\", \"steps\": \"many\"}", "steps: must be an integer")]
     [InlineData("{\"prompt\": \"a cat\", \"response_format\": \"jpeg\"}", "response_format: must be 'url' or 'b64_json', got 'jpeg'")]
     [InlineData("{\"prompt\": \"a cat\", \"scheduler\": \"fast\"}", "scheduler: unknown scheduler 'fast'; use a class (")]
-    [InlineData("{\"prompt\": \"a cat\", \"loras\": {\"style\": 0.7}}", "loras: LoRA is not supported yet (asked for: style)")]
+    [InlineData("{\"prompt\": \"a cat\", \"loras\": {\"style\": 0.7}}", "loras: no LoRA named 'style' in the server's LoRA directory (")]
     public async Task BadRequestsGet400InOpenAisErrorShape(string body, string message)
     {
         var (status, json, _) = await ServerFixture.PostJson(Http, "/v1/images/generations", body);
@@ -98,6 +99,25 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
             await Task.Delay(50);
         }
         Assert.Fail("the job did not finish after its client left");
+    }
+
+    [Fact]
+    public async Task TheLorasOfLoraDirAreListedAndAppliedPerRequest()
+    {
+        var list = await Http.GetFromJsonAsync<JsonObject>("/v1/schedulers");
+        Assert.Equal(["kohya"], list!["loras"]!.AsArray().Select(n => (string)n!).ToArray());
+        byte[] expected;
+        using (var pipe = StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")))
+        {
+            pipe.LoadLoraWeights(Golden.Path("tiny-sd-lora", "kohya.safetensors"), adapterName: "kohya");
+            pipe.SetAdapters(["kohya"], [0.5]);
+            using var r = pipe.Generate("a blue car", "dark", guidanceScale: 6.0, height: 64, width: 64, numInferenceSteps: 2, seed: 11);
+            expected = r.Images[0].ToPng();
+        }
+        var (status, body, _) = await ServerFixture.PostJson(Http, "/v1/images/generations",
+            "{\"prompt\": \"a blue car\", \"negative_prompt\": \"dark\", \"guidance_scale\": 6.0, \"size\": \"64x64\", \"steps\": 2, \"seed\": 11, \"response_format\": \"b64_json\", \"loras\": {\"kohya\": 0.5}}");
+        Assert.Equal(200, status);
+        Assert.Equal(expected, Convert.FromBase64String((string)body!["data"]![0]!["b64_json"]!));
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class ServerFixture : IAsyncLifetime
     public static ServerOptions Options(string dataDir) => new()
     {
         Models = [Golden.Path("tiny-sd")], Host = "127.0.0.1", Port = 0, DataDir = dataDir, DefaultSteps = 2, MaxQueue = 4,
-        PreviewEvery = 1, Preload = false,
+        PreviewEvery = 1, Preload = false, LoraDir = Golden.Path("tiny-sd-lora"),
     };
 
     public async Task InitializeAsync()

@@ -1,0 +1,84 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using TorchSharp;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// <c>diffusers generate --controlnet … --control-image …</c> on an SDXL base folder: text to image with
+/// <see cref="StableDiffusionXLControlNetPipeline"/> (no <c>--init-image</c>, <c>--mask</c> or <c>--refiner</c>); the
+/// ControlNet options mean what they mean for Stable Diffusion, and <c>--lora</c> applies as for SDXL.
+/// </summary>
+internal static class StableDiffusionXLControlNetGenerate
+{
+    /// <summary>Runs the SDXL ControlNet pipeline on <paramref name="folder"/>; the caller saves the result.</summary>
+    public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
+        LoadOptions options, OutputType outputType)
+    {
+        var o = r.StableDiffusion;
+        var x = r.StableDiffusionXL;
+        var c = r.ControlNet;
+        if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
+        if (className != StableDiffusionXLPipeline.Name || File.Exists(folder))
+            throw new UserException($"--controlnet with SDXL runs on an SDXL base pipeline folder or Hub id ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
+        foreach (var (given, option) in new[] { (o.InitImage, "--init-image"), (o.Mask, "--mask"), (x.Refiner, "--refiner") })
+            if (given is not null) throw new UserException($"{option} is not available with --controlnet on SDXL models (text to image only)");
+        if (r.Components.FirstGiven is { } component)
+            throw new UserException($"{component} is not available with --controlnet on SDXL models yet");
+        if (o.GuidanceRescale is not null)
+            throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
+        var controlImages = c.ControlImages.Select(f => (ImageInput)Load(f)).ToList();
+        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        var size = Image.Load(c.ControlImages[0]);
+        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
+
+        using var pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}", () => Load(folder, c.Nets, options));
+        LoraOptions.Apply(ctx, r.Lora, pipe);
+        pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
+        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        int steps = r.Steps ?? 50;
+        double guidance = o.Guidance ?? 5.0;
+        IReadOnlyList<double>? scale = c.Scales is { Length: > 0 } s ? s : null;
+        IReadOnlyList<double>? start = c.Starts is { Length: > 0 } a ? a : null;
+        IReadOnlyList<double>? end = c.Ends is { Length: > 0 } b ? b : null;
+        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
+        using var generator = r.Seed is long seed ? new torch.Generator((ulong)seed) : null;
+        return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps,
+            progress => pipe.Generate(o.Prompt, controlImages, x.Prompt2, o.Height, o.Width, steps, guidance, o.NegativePrompt,
+                x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
+                controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
+                originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
+                clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken)));
+    }
+
+    /// <summary>Loads the nets, then the pipeline that takes them; the nets are disposed if the pipeline cannot be built.</summary>
+    private static StableDiffusionXLControlNetPipeline Load(string folder, IReadOnlyList<string> nets, LoadOptions options)
+    {
+        var loaded = new List<ControlNetModel>();
+        try
+        {
+            foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, options));
+            torch.nn.Module controlnet = loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded);
+            return StableDiffusionXLControlNetPipeline.FromPretrained(folder, controlnet, options);
+        }
+        catch
+        {
+            foreach (var net in loaded) net.Dispose();
+            throw;
+        }
+    }
+
+    private static Image Load(string path)
+    {
+        try
+        {
+            return Image.Load(path);
+        }
+        catch (DiffusersException e)
+        {
+            throw new UserException($"--control-image: {e.Message}");
+        }
+    }
+}

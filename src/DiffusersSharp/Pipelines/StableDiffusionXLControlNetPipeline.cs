@@ -1,0 +1,180 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// diffusers' <c>StableDiffusionXLControlNetPipeline</c> (0.25.1, pipelines/controlnet/pipeline_controlnet_sd_xl.py):
+/// SDXL text to image guided by one or several ControlNets, which get the same added conditioning (pooled text
+/// embeddings and time ids) as the UNet.
+/// <code>
+/// using var controlnet = ControlNetModel.FromPretrained("diffusers/controlnet-canny-sdxl-1.0");
+/// using var pipe = StableDiffusionXLControlNetPipeline.FromPretrained("stabilityai/stable-diffusion-xl-base-1.0", controlnet);
+/// using var result = pipe.Generate("a photo of a cat", image: [Image.Load("edges.png")], numInferenceSteps: 30, seed: 0);
+/// </code>
+/// With the same seed it draws what diffusers draws on the CPU. The pipeline owns (and disposes) the ControlNet it is given.
+/// </summary>
+public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipelineBase
+{
+    /// <summary>diffusers' class name.</summary>
+    public const string Name = "StableDiffusionXLControlNetPipeline";
+
+    private readonly nn.Module _controlnet;
+    private readonly ControlNetSet _set;
+
+    /// <summary>
+    /// Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a
+    /// <see cref="MultiControlNetModel"/> whose nets fit the UNet (cross_attention_dim = both encoders' widths, the same
+    /// blocks), else <see cref="ConfigException"/>.
+    /// </summary>
+    public StableDiffusionXLControlNetPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
+        CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, nn.Module controlnet,
+        IScheduler scheduler, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
+        : base(vae, textEncoder ?? throw new ArgumentNullException(nameof(textEncoder)), tokenizer, textEncoder2, tokenizer2, unet,
+            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore: false, log)
+    {
+        _controlnet = controlnet;
+        _set = new ControlNetSet(controlnet, Name, VaeScaleFactor);
+        int hidden = textEncoder.Config.HiddenSize + textEncoder2.Config.HiddenSize;
+        for (int k = 0; k < Nets.Count; k++)
+            StableDiffusionControlNetPipelineBase.CheckControlNetFits(Nets[k], k, unet, hidden, vae.LatentChannels);
+        foreach (var net in Nets) net.eval();
+    }
+
+    /// <inheritdoc/>
+    public override string ClassName => Name;
+
+    /// <summary>The <c>controlnet</c> component as given: a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
+    public nn.Module Controlnet => _controlnet;
+
+    /// <summary>The ControlNets, in order (one for a single <see cref="ControlNetModel"/>).</summary>
+    public IReadOnlyList<ControlNetModel> Nets => _set.Nets;
+
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>(base.Components)
+    {
+        ["controlnet"] = _controlnet,
+    };
+
+    /// <summary>
+    /// Loads a StableDiffusionXLControlNetPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the SDXL
+    /// components and the <c>controlnet</c> subfolder (a MultiControlNetModel's nets in <c>controlnet</c>,
+    /// <c>controlnet_1</c>, …), each with <paramref name="options"/>; <see cref="DiffusionPipeline.FromPretrained"/>
+    /// dispatches here by model_index.json's class.
+    /// </summary>
+    public static new StableDiffusionXLControlNetPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
+        StableDiffusionXLLoader.Load(idOrPath, options, Name, [Name],
+            c => ControlNetSet.WithControlNets(c.Index, options, controlnet => Create(c, controlnet, options)));
+
+    /// <summary>
+    /// diffusers' <c>StableDiffusionXLControlNetPipeline.from_pretrained(sdxl, controlnet=...)</c>: the SDXL components of
+    /// <paramref name="idOrPath"/> (a StableDiffusionXLPipeline folder or Hub id), each loaded with <paramref name="options"/>,
+    /// and <paramref name="controlnet"/>, which the pipeline then owns.
+    /// </summary>
+    public static StableDiffusionXLControlNetPipeline FromPretrained(string idOrPath, nn.Module controlnet, LoadOptions? options = null) =>
+        StableDiffusionXLLoader.Load(idOrPath, options, Name, [Name, StableDiffusionXLPipeline.Name], c => Create(c, controlnet, options));
+
+    private static StableDiffusionXLControlNetPipeline Create(StableDiffusionXLLoader.Loaded c, nn.Module controlnet, LoadOptions? options) =>
+        new(c.Vae,
+            c.TextEncoder ?? throw new ConfigException($"{c.Index.Path}: {Name} needs a text_encoder (this looks like a refiner folder)")
+            { FilePath = c.Index.Path, Key = "text_encoder" },
+            c.Tokenizer!, c.TextEncoder2, c.Tokenizer2, c.Unet, controlnet, c.Scheduler, c.ForceZerosForEmptyPrompt, options?.Log);
+
+    /// <summary>
+    /// Generates images (diffusers' <c>__call__</c>). <paramref name="image"/>: the control image of each net, in net order;
+    /// the output size defaults to the first control image's (rounded down to a multiple of 8), and so does
+    /// <paramref name="originalSize"/> (the control image's size), <paramref name="targetSize"/> to (height, width).
+    /// <paramref name="controlnetConditioningScale"/> (default 1.0), <paramref name="controlGuidanceStart"/> /
+    /// <paramref name="controlGuidanceEnd"/> (default 0 and 1): one value or one per net. <paramref name="guessMode"/>: the
+    /// ControlNet sees only the conditional half of the guidance batch. <paramref name="crossAttentionKwargs"/>: the LoRA
+    /// scale, as in <see cref="StableDiffusionXLPipeline.Generate"/>, whose other arguments these are.
+    /// </summary>
+    public ImagePipelineOutput Generate(PromptInput prompt = default, IReadOnlyList<ImageInput>? image = null,
+        PromptInput prompt2 = default, int? height = null, int? width = null, int numInferenceSteps = 50, double guidanceScale = 5.0,
+        PromptInput negativePrompt = default, PromptInput negativePrompt2 = default, int numImagesPerPrompt = 1, double eta = 0.0,
+        long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null, Tensor? latents = null,
+        Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, Tensor? pooledPromptEmbeds = null,
+        Tensor? negativePooledPromptEmbeds = null, OutputType outputType = OutputType.Pil,
+        CrossAttentionOptions? crossAttentionKwargs = null, IReadOnlyList<double>? controlnetConditioningScale = null,
+        bool guessMode = false, IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
+        (int Height, int Width)? originalSize = null, (int Top, int Left) cropsCoordsTopLeft = default,
+        (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
+        (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
+        int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        // 1. check inputs
+        if (height is int hh && (hh <= 0 || hh % 8 != 0) || width is int ww && (ww <= 0 || ww % 8 != 0))
+            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {height} and {width}");
+        CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
+        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, 0.0, eta);
+        var (scales, start, end) = _set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
+
+        // 2. call parameters
+        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
+        int total = batchSize * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var ownGenerator);
+        using var _ = ownGenerator;
+        CheckGeneratorCount(gens, total);
+        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        bool guess = _set.GuessMode(guessMode);
+        var device = Unet.Device;
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+
+        // 3. encode the prompt (both encoders take the LoRA scale)
+        using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
+            negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip, crossAttentionKwargs?.Scale);
+        Record("prompt_embeds", embeds.PromptEmbeds);
+
+        // 4. control images; they set the output size
+        var images = _set.PrepareControlImages(image, "image", height, width, total, numImagesPerPrompt, cfg, guess);
+        Record("control_image", images[0]);
+        int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
+        var original = originalSize ?? (h, w);
+        var target = targetSize ?? (h, w);
+        CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
+
+        // 5. timesteps
+        Scheduler.SetTimesteps(numInferenceSteps, device);
+        var timesteps = Scheduler.Timesteps;
+
+        // 6. latents
+        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
+        var dtype = embeds.PromptEmbeds.dtype;
+        Tensor current;
+        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
+        else
+        {
+            if (!latents.shape.SequenceEqual(shape))
+                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
+            current = latents.to(dtype, device);
+        }
+        Record("latent_noise", current);
+        current = current * Scheduler.InitNoiseSigma;
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+
+        // 7. added time ids; with guidance the [negative; positive] pair is repeated per image, as in the txt2img pipeline
+        var addTimeIds = TimeIdsRow([original.Height, original.Width, cropsCoordsTopLeft.Top, cropsCoordsTopLeft.Left, target.Height, target.Width], dtype);
+        var negativeAddTimeIds = negativeOriginalSize is { } no && negativeTargetSize is { } nt
+            ? TimeIdsRow([no.Height, no.Width, negativeCropsCoordsTopLeft.Top, negativeCropsCoordsTopLeft.Left, nt.Height, nt.Width], dtype)
+            : addTimeIds;
+        var unetTimeIds = (cfg ? torch.cat(new[] { negativeAddTimeIds, addTimeIds }) : addTimeIds).to(device).repeat(total, 1);
+
+        // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs)
+        {
+            ControlNet = _set.Residuals(images, scales, start, end, guess, cfg),
+        };
+        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+            callbackOnStepEnd, progress, cancellationToken));
+
+        // 9. decode (upcast when force_upcast) and postprocess
+        return Finish(current, outputType);
+    }
+}

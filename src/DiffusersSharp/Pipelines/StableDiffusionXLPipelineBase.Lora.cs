@@ -1,0 +1,55 @@
+using DiffusersSharp.Models.Lora;
+
+namespace DiffusersSharp.Pipelines;
+
+public abstract partial class StableDiffusionXLPipelineBase : ILoraPipeline
+{
+    /// <summary>
+    /// The models a LoRA file may patch (diffusers' <c>StableDiffusionXLLoraLoaderMixin</c>): the UNet (<c>unet</c>), the
+    /// first text encoder (<c>text_encoder</c>, absent in a refiner) and the second (<c>text_encoder_2</c>).
+    /// </summary>
+    public IReadOnlyList<LoraTarget> LoraTargets => TextEncoder is null
+        ? [LoraTarget.ForUnet(Unet), LoraTarget.ForTextEncoder("text_encoder_2", TextEncoder2)]
+        : [LoraTarget.ForUnet(Unet), LoraTarget.ForTextEncoder("text_encoder", TextEncoder), LoraTarget.ForTextEncoder("text_encoder_2", TextEncoder2)];
+
+    /// <summary>
+    /// diffusers' <c>load_lora_weights(path, adapter_name)</c>: a LoRA file (<c>.safetensors</c> / <c>.bin</c>, or a folder
+    /// holding <c>pytorch_lora_weights.*</c>) in diffusers', PEFT's or kohya's layout, applied at run time to the UNet and
+    /// text-encoder layers it names (both encoders; <c>lora_te1_</c> / <c>lora_te2_</c> in kohya files). Without
+    /// <paramref name="adapterName"/> a second load replaces the first where both name a layer (diffusers 0.25.1); named adapters stack, weighted by <paramref name="scale"/> (see
+    /// <see cref="SetAdapters"/>). Keys no layer takes are refused unless <paramref name="ignoreUnknownKeys"/>; a file for
+    /// another architecture is refused naming a key and both shapes; NaN or infinite values are refused. Nothing changes
+    /// when the file is refused.
+    /// </summary>
+    public LoraLoadResult LoadLoraWeights(string path, string? adapterName = null, double scale = 1.0, bool ignoreUnknownKeys = false) =>
+        LoadLoraWeights(path, new LoraLoadOptions { AdapterName = adapterName, Scale = scale, IgnoreUnknownKeys = ignoreUnknownKeys });
+
+    /// <summary><see cref="LoadLoraWeights(string, string?, double, bool)"/> with all options (notes go to <see cref="Log"/> unless set).</summary>
+    public LoraLoadResult LoadLoraWeights(string path, LoraLoadOptions options) =>
+        PipelineLora.Load(path, LoraTargets, options, Log);
+
+    /// <summary>
+    /// diffusers' <c>fuse_lora(lora_scale)</c>: the active LoRAs are folded into the weights
+    /// (<c>W + lora_scale · up · down · alpha / rank</c>) so that steps cost what they cost without LoRA. Returns the
+    /// number of layers fused.
+    /// </summary>
+    public int FuseLora(double loraScale = 1.0, bool fuseUnet = true, bool fuseTextEncoder = true) =>
+        PipelineLora.Fuse(LoraTargets, loraScale, fuseUnet, fuseTextEncoder);
+
+    /// <summary>diffusers' <c>unfuse_lora()</c>: the weights from before <see cref="FuseLora"/>, bit for bit.</summary>
+    public int UnfuseLora(bool unfuseUnet = true, bool unfuseTextEncoder = true) =>
+        PipelineLora.Unfuse(LoraTargets, unfuseUnet, unfuseTextEncoder);
+
+    /// <summary>diffusers' <c>unload_lora_weights()</c>: every LoRA removed (fused weights stay fused, as in 0.25.1).</summary>
+    public void UnloadLoraWeights() => LoraLoader.Unload(LoraTargets);
+
+    /// <summary>
+    /// diffusers' <c>set_adapters(names, weights)</c>: only these named adapters apply, each with its weight; their updates
+    /// add up. (diffusers 0.25.1 needs PEFT for this; here it works on every LoRA-compatible layer.)
+    /// </summary>
+    public void SetAdapters(IReadOnlyList<string> adapterNames, IReadOnlyList<double>? weights = null) =>
+        LoraLoader.SetAdapters(LoraTargets, adapterNames, weights);
+
+    /// <summary>The names of the loaded adapters (diffusers' <c>get_list_adapters</c>, flattened).</summary>
+    public IReadOnlyList<string> LoraAdapterNames => LoraLoader.AdapterNames(LoraTargets);
+}

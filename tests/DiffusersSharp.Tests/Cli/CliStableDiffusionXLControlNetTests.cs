@@ -1,0 +1,38 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using Xunit.Abstractions;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary><c>diffusers generate --controlnet</c> on an SDXL base folder (tiny-sdxl with a ControlNet made from its UNet).</summary>
+public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
+{
+    [Fact]
+    public void AnSdxlFolderRunsTheSdxlControlNetPipeline()
+    {
+        using var dir = new TempDir();
+        string net = dir.File("controlnet");
+        using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
+        using (var cn = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]))
+            cn.SavePretrained(net);
+        string control = Golden.Path("controlnet-edges.png");
+        string output = dir.File("o.npy");
+        // the zero convolutions of a fresh ControlNet add nothing: the image is diffusers' txt2img_default
+        var (code, stdout, stderr) = CliRun.Run("generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--steps", "4",
+            "--width", "64", "--height", "64", "--seed", "0", "--controlnet", net, "--control-image", control, "-o", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionXLControlNetPipeline · 1 ControlNet(s)", stdout);
+        using var actual = NpyFile.Read(output);
+        using var expected = Golden.Tensor("tiny-sdxl-expected.safetensors", "pipeline/txt2img_default/images");
+        double diff = Tol.MaxAbsDiff(actual, expected);
+        log.WriteLine($"txt2img_default via the SDXL ControlNet CLI: max abs error {diff:E3}");
+        Assert.True(diff <= 1.0 / 255, $"max abs error {diff:E3}");
+
+        (code, _, stderr) = CliRun.Run("generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "x", "--controlnet", net,
+            "--control-image", control, "--init-image", control, "-o", output);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--init-image is not available with --controlnet on SDXL models (text to image only)", stderr);
+    }
+}
