@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -30,12 +31,20 @@ public class PipelineLoadOptionsTests
             StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionControlNetPipeline.Name or StableDiffusionControlNetImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
-            StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name => "tiny-sdxl",
+            StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
+                or StableDiffusionXLControlNetPipeline.Name => "tiny-sdxl",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
         bool controlnet = className.Contains("ControlNet", StringComparison.Ordinal);
-        if (controlnet)
+        if (controlnet && source == "tiny-sdxl")
+        {
+            // no golden SDXL ControlNet: one made from the tiny SDXL UNet, as diffusers' ControlNetModel.from_unet makes it
+            using var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet");
+            using var net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
+            net.SavePretrained(dir.File("controlnet"));
+        }
+        else if (controlnet)
         {
             Directory.CreateDirectory(dir.File("controlnet"));
             foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd-controlnet"))) File.Copy(f, Path.Combine(dir.File("controlnet"), Path.GetFileName(f)));
@@ -80,7 +89,8 @@ public class PipelineLoadOptionsTests
         Assert.Equal(className, pipe.ClassName);
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
-        Assert.Equal(className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]
+        Assert.Equal(className == StableDiffusionXLControlNetPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
+                     : className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]
                      : className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
                      : className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
                      models.Select(c => c.Key).Order(StringComparer.Ordinal));
