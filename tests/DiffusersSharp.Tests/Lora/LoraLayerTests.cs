@@ -57,7 +57,9 @@ public class LoraLayerTests
         using var y = layer.forward(x);
         using var w64 = layer.Weight.to(ScalarType.Float64) + delta;
         using var expected = nn.functional.conv2d(nchw.to(ScalarType.Float64), w64, layer.Bias!.to(ScalarType.Float64), strides: [2, 2], padding: [1, 1]);
-        Tol.Close(y, expected, Float32Tol, "conv LoRA");
+        // outputs reach ~|30| with these unit-variance LoRA weights: float32 rounding, relative to the output's size
+        double scale = Math.Max(1.0, expected.abs().max().item<double>());
+        Tol.Close(y, expected, Float32Tol * scale, "conv LoRA");
         Assert.Equal(new long[] { 2, 8, 5, 5 }, y.shape);
     }
 

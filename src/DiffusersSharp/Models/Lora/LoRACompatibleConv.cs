@@ -44,12 +44,16 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     private bool IsPlain1x1 => KernelSize == 1 && Stride == 1 && Padding == 0;
 
     /// <inheritdoc/>
-    protected override Tensor BaseForward(Tensor x)
+    protected override Tensor BaseForward(Tensor x, Tensor weight)
     {
         if (IsPlain1x1 && x.dim() == 4 && Layers.IsChannelsLast(x) && Layers.IsOneDnnDivideByZeroPair(InChannels, OutChannels))
-            return Layers.PointwiseAddmm(Weight, Bias, x);
-        return nn.functional.conv2d(x, Weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
+            return Layers.PointwiseAddmm(weight, Bias, x);
+        return nn.functional.conv2d(x, weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
     }
+
+    /// <inheritdoc/>
+    protected override long OutputPositions(Tensor x) =>
+        x.dim() < 3 ? 1 : x.shape[0] * ((x.shape[^2] + 2 * Padding - KernelSize) / Stride + 1) * ((x.shape[^1] + 2 * Padding - KernelSize) / Stride + 1);
 
     /// <inheritdoc/>
     protected override Tensor LoraForward(LoraAdapter adapter, Tensor x)

@@ -26,7 +26,10 @@ public sealed class LoRACompatibleLinear : LoRACompatibleLayer
     public long OutFeatures { get; }
 
     /// <inheritdoc/>
-    protected override Tensor BaseForward(Tensor x) => nn.functional.linear(x, Weight, Bias);
+    protected override Tensor BaseForward(Tensor x, Tensor weight) => nn.functional.linear(x, weight, Bias);
+
+    /// <inheritdoc/>
+    protected override long OutputPositions(Tensor x) => x.numel() / InFeatures;
 
     /// <inheritdoc/>
     protected override Tensor LoraForward(LoraAdapter adapter, Tensor x)
