@@ -283,29 +283,6 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         return (size[0] * VaeScaleFactor, size[^1] * VaeScaleFactor);
     }
 
-    /// <summary>The generators of a call: a seed (its own generator), one generator, a list, or none (torch's global one).</summary>
-    protected IReadOnlyList<Generator>? Generators(long? seed, Generator? generator, IReadOnlyList<Generator>? generators, out Generator? owned)
-    {
-        owned = null;
-        int given = (seed is null ? 0 : 1) + (generator is null ? 0 : 1) + (generators is null ? 0 : 1);
-        if (given > 1)
-            throw new DiffusersException($"{ClassName}: pass one of seed, generator or generators, not several");
-        if (seed is long s) return [owned = new Generator((ulong)s)];
-        if (generator is not null) return [generator];
-        if (generators is not null && generators.Count == 0)
-            throw new DiffusersException($"{ClassName}: the list of generators is empty");
-        return generators;
-    }
-
-    /// <summary>Checks a list of generators against the effective batch size, as diffusers' prepare_latents does.</summary>
-    protected void CheckGeneratorCount(IReadOnlyList<Generator>? generators, int batchSize)
-    {
-        if (generators is { Count: > 1 } && generators.Count != batchSize)
-            throw new DiffusersException(
-                $"{ClassName}: you have passed a list of generators of length {generators.Count}, but requested an effective batch size of {batchSize}. " +
-                "Make sure the batch size matches the length of the generators.");
-    }
-
     /// <summary>
     /// diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample, or the latents of a VAE
     /// without a distribution) times <c>scaling_factor</c>.
