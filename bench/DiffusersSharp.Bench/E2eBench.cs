@@ -44,7 +44,10 @@ public static class E2eBench
                     : $"{s.Name} {dtype}: FAILED (exit {code})");
             }
         }
-        if (only is null || only.Contains("d")) summary.Add(E2eConfigs.SdxlSkipped);
+        foreach (var s in E2eConfigs.Scenarios.Where(x => only is null || only.Contains(x.Name)))
+            if (dtypes.Contains("fp32"))
+                foreach (var other in dtypes.Where(d => d != "fp32"))
+                    summary.Add(E2eImageDiff.Describe(s.Name, other, PngPath(s.Name, "fp32"), PngPath(s.Name, other)));
         Console.WriteLine("=== summary (wall s / CPU s; steps(n) = the n UNet loop iterations (PNDM: 21 for 20 steps); total = text + steps + decode + png, without load)");
         foreach (var line in summary) Console.WriteLine(line);
         return summary.Any(l => l.Contains("FAILED", StringComparison.Ordinal)) ? 1 : 0;
@@ -62,44 +65,22 @@ public static class E2eBench
         var clock = new StageClock();
 
         // load: every component from the saved folder, in the run's dtype
-        var options = new LoadOptions { Dtype = dtype };
-        var text = CLIPTextModel.FromPretrained(folder, "text_encoder", options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(dtype) });
-        var unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
-        IVae vae = VaeLoader.FromPretrained(Path.Combine(folder, s.Taesd ? "taesd" : "vae"), options);
-        var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer");
-        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler");
-        using var pipe = new StableDiffusionPipeline(vae, text, tokenizer, unet, scheduler, _ => { });
-        var held = new List<nn.Module> { text, unet };
-        if (vae is nn.Module vaeModule) held.Add(vaeModule);
-        long weightBytes = held.Sum(x => x.parameters().Sum(p => p.numel() * p.element_size()));
+        using var pipe = E2ePipeline.Load(folder, s, dtype);
+        long weightBytes = pipe.WeightBytes;
         stages.Add(("load", clock.Lap().Wall, clock.LastCpu));
 
         using var noGrad = torch.no_grad();
-        bool cfg = s.Guidance > 1 && unet.Config.TimeCondProjDim is null;
-        using var embeds = pipe.EncodePrompt(Prompt, 1, cfg);
+        using var embeds = pipe.Encode(Prompt, pipe.Cfg(s));
         stages.Add(("tokenize+text encoder", clock.Lap().Wall, clock.LastCpu));
 
+        // the pipeline's own loop and decode: a lap at each step's report, the decode (+ postprocess) is what follows the last
         var steps = new List<(double Wall, double Cpu)>();
         var progress = new SyncProgress(_ => { clock.Lap(); steps.Add((clock.LastWall, clock.LastCpu)); });
-        Tensor latents;
-        using (var output = pipe.Generate(promptEmbeds: embeds.PromptEmbeds, negativePromptEmbeds: embeds.NegativePromptEmbeds,
-                   guidanceScale: s.Guidance, height: size, width: size, numInferenceSteps: s.Steps, seed: 0,
-                   outputType: OutputType.Latent, progress: progress))
-            latents = output.Tensor!.detach().clone();
-        clock.Lap(); // the loop's tail after the last step (none to speak of)
+        var image = pipe.Generate(embeds, s, size, progress);
         for (int i = 0; i < steps.Count; i++) stages.Add(($"step {i + 1}", steps[i].Wall, steps[i].Cpu));
+        stages.Add(($"decode ({pipe.VaeName})", clock.Lap().Wall, clock.LastCpu));
 
-        Image image;
-        using (var scope = torch.NewDisposeScope())
-        {
-            Runtime.NativeSetup.TrimNativeHeap();     // as the pipeline's own decode
-            var decoded = pipe.Vae.Decode(latents / pipe.Vae.ScalingFactor).Sample;
-            image = Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(Imaging.ImageProcessor.Denormalize(decoded)))[0];
-        }
-        latents.Dispose();
-        stages.Add(($"decode ({pipe.Vae.ClassName})", clock.Lap().Wall, clock.LastCpu));
-
-        string png = Path.Combine(Path.GetTempPath(), $"diffusers-bench-e2e-{s.Name}-{dtypeName}.png");
+        string png = PngPath(s.Name, dtypeName);
         image.Save(png);
         stages.Add(("png", clock.Lap().Wall, clock.LastCpu));
 
@@ -117,6 +98,9 @@ public static class E2eBench
         return 0;
     }
 
+    /// <summary>Where a run writes its image (the orchestrator compares the dtypes' images).</summary>
+    public static string PngPath(string scenario, string dtype) => Path.Combine(Path.GetTempPath(), $"diffusers-bench-e2e-{scenario}-{dtype}.png");
+
     /// <summary>Issue 14's end-to-end target (text encoder + steps + decode, wall) for a full-size run, as a suffix.</summary>
     private static string Target(string scenario, string dtype, bool quick) => quick ? "" : (scenario, dtype) switch
     {
@@ -124,6 +108,7 @@ public static class E2eBench
         ("a", "bf16") => "  (target total <= 50 s)",
         ("b", "bf16") => "  (target total <= 2.0 s)",
         ("c", "bf16") => "  (target total <= 7 s)",
+        ("d" or "e", _) => "  (no target; FastSD CPU: SD-Turbo 1.7 s on 12 cores)",
         _ => "",
     };
 

@@ -7,8 +7,10 @@ namespace DiffusersSharp.Bench;
 /// scenarios it runs. Full size: SD 1.5 (runwayml/stable-diffusion-v1-5), SD-Turbo (stabilityai/sd-turbo: the SD 2.1
 /// UNet with linear projections and 1024-wide cross-attention, the OpenCLIP ViT-H text tower: 23 layers, 1024 wide,
 /// gelu), LCM (SimianLuo/LCM_Dreamshaper_v7: the SD 1.5 UNet with <c>time_cond_proj_dim</c> 256) and TAESD
-/// (madebyollin/taesd: <see cref="Models.AutoencoderTinyConfig"/>'s defaults). <c>--quick</c>: the tiny-sd / tiny-taesd
-/// test configs of tests/golden, with the same scenario differences, at 64².
+/// (madebyollin/taesd: <see cref="Models.AutoencoderTinyConfig"/>'s defaults; madebyollin/taesdxl is the same network) and
+/// SDXL-Turbo (stabilityai/sdxl-turbo: the SDXL base UNet at sample_size 64, CLIP ViT-L + OpenCLIP ViT-bigG text
+/// encoders, the SDXL VAE). <c>--quick</c>: the tiny-sd / tiny-sdxl / tiny-taesd test configs of tests/golden, with the
+/// same scenario differences, at 64².
 /// </summary>
 public static class E2eConfigs
 {
@@ -18,7 +20,7 @@ public static class E2eConfigs
     /// <param name="Steps">Denoising steps.</param>
     /// <param name="Guidance">Guidance scale (≤ 1: no classifier-free-guidance batch; LCM: the embedded w).</param>
     /// <param name="Taesd">Decode with the tiny VAE instead of the AutoencoderKL.</param>
-    /// <param name="Family">sd15, sd21 (SD-Turbo) or lcm: which UNet / text encoder configs.</param>
+    /// <param name="Family">sd15, sd21 (SD-Turbo), lcm or sdxl (SDXL-Turbo): which UNet / text encoder configs.</param>
     /// <param name="SchedulerJson">The scheduler_config.json.</param>
     public sealed record Scenario(string Name, string Title, int Steps, double Guidance, bool Taesd, string Family, string SchedulerJson);
 
@@ -40,16 +42,15 @@ public static class E2eConfigs
       "set_alpha_to_one": true, "steps_offset": 1, "timestep_spacing": "leading" }
     """;
 
-    /// <summary>The issue's (a)-(c); (d) SDXL-Turbo is reported as skipped (no SDXL pipeline in the tree).</summary>
+    /// <summary>The issue's (a)-(d), and (e): (d) with the full SDXL VAE as decoder.</summary>
     public static readonly IReadOnlyList<Scenario> Scenarios =
     [
         new("a", "SD 1.5, 20 steps PNDM, CFG 7.5, AutoencoderKL", 20, 7.5, false, "sd15", Sd15Pndm),
         new("b", "SD-Turbo class, 1 step Euler-a trailing, guidance 0, TAESD", 1, 0.0, true, "sd21", TurboEulerA),
         new("c", "LCM, 4 steps, w = 8 (embedded), TAESD", 4, 8.0, true, "lcm", Lcm),
+        new("d", "SDXL-Turbo class, 1 step Euler-a trailing, guidance 0, TAESD(XL)", 1, 0.0, true, "sdxl", TurboEulerA),
+        new("e", "SDXL-Turbo class, 1 step Euler-a trailing, guidance 0, SDXL AutoencoderKL", 1, 0.0, false, "sdxl", TurboEulerA),
     ];
-
-    /// <summary>The SDXL-Turbo-class scenario's line: no SDXL pipeline exists in this tree.</summary>
-    public const string SdxlSkipped = "d  SDXL-Turbo class, 1 step: skipped: no SDXL pipeline";
 
     // runwayml/stable-diffusion-v1-5 text_encoder/config.json (the keys that shape the model)
     private const string Sd15Text = """
@@ -78,12 +79,20 @@ public static class E2eConfigs
     }
     """;
 
+    // stabilityai/sdxl-turbo text_encoder_2/config.json (OpenCLIP ViT-bigG/14 text tower with its projection)
+    private const string SdxlText2 = """
+    { "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 20,
+      "max_position_embeddings": 77, "vocab_size": 49408, "hidden_act": "gelu", "projection_dim": 1280,
+      "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1 }
+    """;
+
     /// <summary>madebyollin/taesd config.json (= AutoencoderTiny's defaults).</summary>
     private const string Taesd = """{ "_class_name": "AutoencoderTiny" }""";
 
     /// <summary>The component configs of <paramref name="s"/>: (text_encoder, unet, vae, taesd) config.json texts.</summary>
     public static (string Text, string Unet, string Vae, string Taesd) Components(Scenario s, bool quick, string repoRoot)
     {
+        if (s.Family == "sdxl") return SdxlComponents(quick, repoRoot);
         if (quick)
         {
             string tiny = Path.Combine(repoRoot, "tests", "golden", "tiny-sd");
@@ -101,6 +110,30 @@ public static class E2eConfigs
             _ => SdBench.Sd15UNetConfig,
         };
         return (s.Family == "sd21" ? Sd21Text : Sd15Text, unetJson, SdBench.Sd15VaeConfig, Taesd);
+    }
+
+    /// <summary>The second text encoder's config.json of an SDXL scenario (OpenCLIP bigG, or tiny-sdxl's with --quick).</summary>
+    public static string Text2(bool quick, string repoRoot) => quick
+        ? File.ReadAllText(Path.Combine(repoRoot, "tests", "golden", "tiny-sdxl", "text_encoder_2", "config.json"))
+        : SdxlText2;
+
+    // sdxl-turbo: the SDXL base UNet at 512² (sample_size 64); the SDXL VAE (the SD VAE with scaling factor 0.13025,
+    // force_upcast); text_encoder = CLIP ViT-L as in SD 1.5
+    private static (string Text, string Unet, string Vae, string Taesd) SdxlComponents(bool quick, string repoRoot)
+    {
+        string taesd = quick ? File.ReadAllText(Path.Combine(repoRoot, "tests", "golden", "tiny-taesd", "config.json")) : Taesd;
+        if (quick)
+        {
+            string tiny = Path.Combine(repoRoot, "tests", "golden", "tiny-sdxl");
+            return (File.ReadAllText(Path.Combine(tiny, "text_encoder", "config.json")), File.ReadAllText(Path.Combine(tiny, "unet", "config.json")),
+                File.ReadAllText(Path.Combine(tiny, "vae", "config.json")), taesd);
+        }
+        var unet = JsonNode.Parse(SdxlUNetBench.SdxlBaseConfig)!.AsObject();
+        unet["sample_size"] = 64;
+        var vae = JsonNode.Parse(SdBench.Sd15VaeConfig)!.AsObject();
+        vae["scaling_factor"] = 0.13025;
+        vae["force_upcast"] = true;
+        return (Sd15Text, unet.ToJsonString(), vae.ToJsonString(), taesd);
     }
 
     /// <summary>The tokenizer folder: the real CLIP vocabulary (full size) or tiny-sd's (quick).</summary>

@@ -18,6 +18,14 @@ public static class E2eFolders
       "vae": ["diffusers", "AutoencoderKL"] }
     """;
 
+    private const string SdxlModelIndex = """
+    { "_class_name": "StableDiffusionXLPipeline", "_diffusers_version": "0.25.1", "force_zeros_for_empty_prompt": true,
+      "scheduler": ["diffusers", "SCHEDULER"], "text_encoder": ["transformers", "CLIPTextModel"],
+      "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"], "tokenizer": ["transformers", "CLIPTokenizer"],
+      "tokenizer_2": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+      "vae": ["diffusers", "AutoencoderKL"] }
+    """;
+
     /// <summary>The folder of <paramref name="s"/>, written first (in a child process) when it is not there yet.</summary>
     public static string Ensure(E2eConfigs.Scenario s, bool quick, string repoRoot)
     {
@@ -39,6 +47,8 @@ public static class E2eFolders
         {
             var (textJson, unetJson, vaeJson, taesdJson) = E2eConfigs.Components(s, quick: false, root);
             ConfigJson.Parse<CLIPTextConfig>(textJson, $"{s.Name} text_encoder").Validate($"{s.Name} text_encoder");
+            if (s.Family == "sdxl")
+                ConfigJson.Parse<CLIPTextConfig>(E2eConfigs.Text2(quick: false, root), $"{s.Name} text_encoder_2").Validate($"{s.Name} text_encoder_2");
             ConfigJson.Parse<UNet2DConditionModelConfig>(unetJson, $"{s.Name} unet");
             ConfigJson.Parse<AutoencoderKLConfig>(vaeJson, $"{s.Name} vae");
             ConfigJson.Parse<AutoencoderTinyConfig>(taesdJson, $"{s.Name} taesd");
@@ -61,6 +71,12 @@ public static class E2eFolders
             torch.manual_seed(1);
             using (var text = new CLIPTextModel(ConfigJson.Parse<CLIPTextConfig>(textJson, "text_encoder config")))
                 text.SavePretrained(Path.Combine(folder, "text_encoder"));
+            if (s.Family == "sdxl")
+            {
+                torch.manual_seed(5);
+                using var text2 = new CLIPTextModelWithProjection(ConfigJson.Parse<CLIPTextConfig>(E2eConfigs.Text2(quick, root), "text_encoder_2 config"));
+                text2.SavePretrained(Path.Combine(folder, "text_encoder_2"));
+            }
             torch.manual_seed(2);
             using (var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(unetJson, "unet config")))
                 unet.SavePretrained(Path.Combine(folder, "unet"));
@@ -71,13 +87,17 @@ public static class E2eFolders
             using (var taesd = AutoencoderTiny.FromConfig(ConfigJson.Parse<AutoencoderTinyConfig>(taesdJson, "taesd config")))
                 taesd.SavePretrained(Path.Combine(folder, "taesd"));
         }
-        Directory.CreateDirectory(Path.Combine(folder, "tokenizer"));
-        foreach (var f in Directory.GetFiles(E2eConfigs.TokenizerFolder(quick, root)))
-            File.Copy(f, Path.Combine(folder, "tokenizer", Path.GetFileName(f)));
+        foreach (var tokenizer in s.Family == "sdxl" ? new[] { "tokenizer", "tokenizer_2" } : ["tokenizer"])
+        {
+            Directory.CreateDirectory(Path.Combine(folder, tokenizer));
+            string from = quick && s.Family == "sdxl" ? Path.Combine(root, "tests", "golden", "tiny-sdxl", tokenizer) : E2eConfigs.TokenizerFolder(quick, root);
+            foreach (var f in Directory.GetFiles(from))
+                File.Copy(f, Path.Combine(folder, tokenizer, Path.GetFileName(f)));
+        }
         Directory.CreateDirectory(Path.Combine(folder, "scheduler"));
         File.WriteAllText(Path.Combine(folder, "scheduler", "scheduler_config.json"), s.SchedulerJson);
         string className = System.Text.Json.Nodes.JsonNode.Parse(s.SchedulerJson)!["_class_name"]!.GetValue<string>();
-        File.WriteAllText(Path.Combine(folder, "model_index.json"), ModelIndex.Replace("SCHEDULER", className));
+        File.WriteAllText(Path.Combine(folder, "model_index.json"), (s.Family == "sdxl" ? SdxlModelIndex : ModelIndex).Replace("SCHEDULER", className));
         File.WriteAllText(Path.Combine(folder, ".complete"), "");
         Console.WriteLine($"  wrote {folder}");
         return 0;

@@ -53,6 +53,9 @@ public sealed partial class CLIPTextModelWithProjection : nn.Module
     /// </summary>
     public void SavePretrained(string folder) => ModelLoading.SavePretrained(this, Config, folder, CheckpointFormat.Transformers);
 
+    /// <summary>The dtype of the weights.</summary>
+    public ScalarType Dtype => parameters().First().dtype;
+
     /// <summary>Encodes token ids [batch, seq]; <see cref="CLIPTextModelOutput.TextEmbeds"/> = text_projection(pooled).</summary>
     public CLIPTextModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, bool outputHiddenStates = false)
     {

@@ -73,8 +73,10 @@ internal static class StableDiffusionXLLoader
         AutoencoderKL? vae = null;
         try
         {
-            if (hasFirst) text = CLIPTextModel.FromPretrained(folder, "text_encoder", options);
-            text2 = CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", options);
+            // the text encoders in fp32 under bf16, as the SD loader keeps its one (StableDiffusionPipelineBase.TextEncoderDtype)
+            var textOptions = options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) };
+            if (hasFirst) text = CLIPTextModel.FromPretrained(folder, "text_encoder", textOptions);
+            text2 = CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", textOptions);
             unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
             vae = AutoencoderKL.FromPretrained(folder, "vae", options);
             try

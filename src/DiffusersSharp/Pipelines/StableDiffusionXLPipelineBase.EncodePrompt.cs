@@ -48,7 +48,9 @@ public abstract partial class StableDiffusionXLPipelineBase
                         $"{ClassName}: clip_skip must be between 0 and {layers - 1} (the text encoder has {layers} layers), got {cs}");
 
         var device = Unet.Device;
-        var dtype = TextEncoder2.parameters().First().dtype;
+        // the embeddings feed the UNet: its dtype (diffusers: text_encoder_2's; the same unless the text encoders were kept in
+        // fp32 under bf16, StableDiffusionPipelineBase.TextEncoderDtype); the pooled embeddings too (the UNet's text_embeds)
+        var dtype = Unet.DType;
         int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
 
         using var noGrad = torch.no_grad();
@@ -93,11 +95,11 @@ public abstract partial class StableDiffusionXLPipelineBase
         }
 
         embeds = Repeat(embeds.to(dtype, device), numImagesPerPrompt);
-        pooled = Repeat(pooled.to(device), numImagesPerPrompt);
+        pooled = Repeat(pooled.to(dtype, device), numImagesPerPrompt);
         if (doClassifierFreeGuidance)
         {
             negative = Repeat(negative!.to(dtype, device), numImagesPerPrompt);
-            negativePooled = Repeat(negativePooled!.to(device), numImagesPerPrompt);
+            negativePooled = Repeat(negativePooled!.to(dtype, device), numImagesPerPrompt);
         }
         return new StableDiffusionXLPromptEmbeddings(embeds.contiguous().MoveToOuterDisposeScope(),
             negative?.contiguous().MoveToOuterDisposeScope(), pooled.contiguous().MoveToOuterDisposeScope(),

@@ -39,6 +39,32 @@ public class BFloat16TextEncoderTests
         Assert.Equal(0.0, MaxAbsDiff(roundedNegative, actual.NegativePromptEmbeds));
     }
 
+    [Fact]
+    public void Bf16SdxlFolderPipelineKeepsBothTextEncodersInFp32AndHandsTheUNetBf16()
+    {
+        using var fp32 = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        using var bf16 = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base, new LoadOptions { Dtype = ScalarType.BFloat16 });
+        Assert.Equal(ScalarType.Float32, bf16.TextEncoder!.Dtype);
+        Assert.Equal(ScalarType.Float32, bf16.TextEncoder2.Dtype);
+        Assert.Equal(ScalarType.BFloat16, bf16.Unet.DType);
+        using var expected = fp32.EncodePrompt("a photo of a cat", negativePrompt: "blurry");
+        using var actual = bf16.EncodePrompt("a photo of a cat", negativePrompt: "blurry");
+        // every embedding the UNet takes (states and pooled text_embeds) is the fp32 encoders' rounded once to bf16
+        (Tensor Expected, Tensor? Actual)[] pairs =
+        [
+            (expected.PromptEmbeds, actual.PromptEmbeds), (expected.NegativePromptEmbeds!, actual.NegativePromptEmbeds),
+            (expected.PooledPromptEmbeds, actual.PooledPromptEmbeds), (expected.NegativePooledPromptEmbeds!, actual.NegativePooledPromptEmbeds),
+        ];
+        foreach (var (e, a) in pairs)
+        {
+            Assert.Equal(ScalarType.BFloat16, a!.dtype);
+            using var rounded = e.to(ScalarType.BFloat16);
+            Assert.Equal(0.0, MaxAbsDiff(rounded, a));
+        }
+        using var image = bf16.Generate("a photo of a cat", numInferenceSteps: 2, height: 32, width: 32, outputType: OutputType.Np, seed: 0);
+        Assert.Equal(new long[] { 1, 32, 32, 3 }, image.Array!.shape);
+    }
+
     private static double MaxAbsDiff(Tensor a, Tensor b)
     {
         using var d = (a.to(ScalarType.Float32) - b.to(ScalarType.Float32)).abs().max();
