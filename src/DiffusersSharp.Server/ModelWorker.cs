@@ -50,8 +50,8 @@ public sealed class ModelWorker : IDisposable
     public int QueueLength { get { lock (_gate) return _waiting.Count; } }
 
     /// <summary>
-    /// The TorchSharp tensors created on this worker's thread and not yet disposed, counted after its last generation (the loaded
-    /// model's weights included). Constant from one job to the next: a growth is a leak.
+    /// The TorchSharp tensors created on this worker's thread and not yet disposed, counted after its last generation (the
+    /// model's weights too when a job loaded it, not the preload at start). Constant from one job to the next: a growth is a leak.
     /// </summary>
     public long LiveTensors => Interlocked.Read(ref _liveTensors);
 
