@@ -23,8 +23,8 @@ public static class ModelLoading
     /// <summary>
     /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>) with
     /// <see cref="PretrainedLocator"/>, read its config as <typeparamref name="TConfig"/>, build the model with
-    /// <paramref name="create"/> in the options' dtype (torch's default dtype set to it for the build, restored after,
-    /// also on failure: <see cref="DefaultDtype"/>), move it to the options' device, load the
+    /// <paramref name="create"/> in the options' dtype (every layer made in it, <see cref="BuildDtype"/>, restored after,
+    /// also on failure), move it to the options' device, load the
     /// <see cref="LoadOptions.Variant"/> weights of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
     /// converted to that dtype, safetensors streamed: <see cref="LoadWeights"/>) and put it in eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
     /// class is refused. <paramref name="prepareWeights"/> may rename, fold or drop keys (aliases) before the strict load.
@@ -52,8 +52,8 @@ public static class ModelLoading
             throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
             { FilePath = configPath, Key = "_class_name" };
         }
-        // built in the load dtype (torch's default dtype for the build): never a float32 model first
-        var model = DefaultDtype.Build(options.Dtype, () => create(config, configPath));
+        // built in the load dtype (BuildDtype: every layer made in it): never a float32 model first
+        var model = BuildDtype.Build(options.Dtype, () => create(config, configPath));
         try
         {
             if (options.Device is { } device) model.to(device);

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Tests.Loading;
 
 /// <summary>
-/// <c>FromPretrained</c> builds the model in the load dtype and streams safetensors into it (ModelLoading.LoadWeights): the
+/// <c>FromPretrained</c> builds the model in the load dtype (<see cref="BuildDtype"/>) and streams safetensors into it (ModelLoading.LoadWeights): the
 /// result must equal, bit for bit and parameter by parameter, the model the old path gives (built in float32, converted
 /// with <c>to(dtype)</c>, the whole file read with <see cref="WeightLoader.ReadFile"/> and copied with
 /// <see cref="WeightLoader.LoadInto"/>).
@@ -78,7 +78,6 @@ public class StreamedLoadTests
         using var streamed = UNet2DConditionModel.FromPretrained(UNetFolder, null, options);
         using var reference = Reference(() => UNet2DConditionModel.FromConfig(UNetConfig), ScalarType.BFloat16, UNetFile);
         AssertBitIdentical(reference, streamed, ScalarType.BFloat16);
-        Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
 
         // a transformers folder, whose prepareWeights drops a key (position_ids, when the file has it)
         string text = Golden.Path("tiny-sd", "text_encoder");
@@ -129,18 +128,44 @@ public class StreamedLoadTests
     }
 
     [Fact]
-    public void TheModelIsBuiltInTheLoadDtypeAndTheDefaultDtypeIsRestoredWhenTheBuildThrows()
+    public void TheModelIsBuiltInTheLoadDtypeOnItsOwnThreadOnly()
+    {
+        ScalarType[] built = [], otherThread = [];
+        using var model = ModelLoading.FromPretrained<UNet2DConditionModelConfig, UNet2DConditionModel>(
+            UNetFolder, null, new LoadOptions { Dtype = ScalarType.BFloat16 }, c =>
+            {
+                var m = UNet2DConditionModel.FromConfig(c);
+                built = m.parameters().Select(p => p.dtype).Distinct().ToArray();
+                var t = new Thread(() =>
+                {
+                    using var other = UNet2DConditionModel.FromConfig(c);
+                    otherThread = other.parameters().Select(p => p.dtype).Append(torch.randn(2).dtype).Distinct().ToArray();
+                });
+                t.Start();
+                t.Join();
+                return m;
+            });
+        Assert.Equal([ScalarType.BFloat16], built);
+        Assert.Equal([ScalarType.Float32], otherThread);
+        Assert.Null(BuildDtype.Current);
+        Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
+    }
+
+    [Fact]
+    public void TheBuildDtypeIsRestoredWhenTheBuildThrows()
     {
         ScalarType? during = null;
         var e = Assert.Throws<InvalidOperationException>(() => ModelLoading.FromPretrained<UNet2DConditionModelConfig, UNet2DConditionModel>(
             UNetFolder, null, new LoadOptions { Dtype = ScalarType.Float16 }, c =>
             {
-                during = torch.get_default_dtype();
+                during = BuildDtype.Current;
                 throw new InvalidOperationException("the build failed");
             }));
         Assert.Equal("the build failed", e.Message);
         Assert.Equal(ScalarType.Float16, during);
-        Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
+        Assert.Null(BuildDtype.Current);
+        using var after = UNet2DConditionModel.FromConfig(UNetConfig);
+        Assert.Equal([ScalarType.Float32], after.parameters().Select(p => p.dtype).Distinct());
     }
 
     [Fact]
@@ -157,7 +182,6 @@ public class StreamedLoadTests
         foreach (var t in weights.Values) t.Dispose();
         var shape = Assert.Throws<WeightsException>(() => UNet2DConditionModel.FromPretrained(folder, null, new LoadOptions { Dtype = ScalarType.BFloat16 }));
         Assert.Equal($"{file}: weight 'conv_in.bias' has shape [3] but UNet2DConditionModel expects [32]", shape.Message);
-        Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
 
         // a float32 value beyond the float16 range is refused after the conversion, as for a file read whole
         WriteUNetFolder(dir.File("big"), ScalarType.Float32);
