@@ -151,6 +151,38 @@ public class StreamedLoadTests
         Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
     }
 
+    /// <summary>Every layer of each model class reads the build dtype: nothing is made in float32 and converted after.</summary>
+    [Fact]
+    public void EveryModelClassIsBuiltWholeInTheLoadDtype()
+    {
+        var bf16 = new LoadOptions { Dtype = ScalarType.BFloat16 };
+        ScalarType[] Built<TConfig, TModel>(string folder, string? subfolder, Func<TConfig, TModel> build)
+            where TConfig : DiffusersConfig where TModel : nn.Module
+        {
+            ScalarType[] dtypes = [];
+            using var m = ModelLoading.FromPretrained<TConfig, TModel>(folder, subfolder, bf16, c =>
+            {
+                var model = build(c);
+                dtypes = model.parameters().Select(p => p.dtype).Distinct().ToArray();
+                return model;
+            });
+            return dtypes;
+        }
+        Assert.Equal([ScalarType.BFloat16], Built<AutoencoderKLConfig, AutoencoderKL>(Golden.Path("tiny-sd"), "vae", c => AutoencoderKL.FromConfig(c)));
+        Assert.Equal([ScalarType.BFloat16], Built<AutoencoderTinyConfig, AutoencoderTiny>(Golden.Path("tiny-taesd"), null, c => AutoencoderTiny.FromConfig(c)));
+        Assert.Equal([ScalarType.BFloat16], Built<ControlNetModelConfig, ControlNetModel>(Golden.Path("tiny-sd-controlnet"), null, c => ControlNetModel.FromConfig(c)));
+        Assert.Equal([ScalarType.BFloat16], Built<UNet2DConditionModelConfig, UNet2DConditionModel>(Golden.Path("tiny-sdxl"), "unet", c => UNet2DConditionModel.FromConfig(c)));
+        Assert.Equal([ScalarType.BFloat16], Built<UNet2DModelConfig, UNet2DModel>(Golden.Path("tiny-ddpm"), "unet", c => UNet2DModel.FromConfig(c)));
+        ScalarType[] text = [];
+        using (CLIPTextTransformer.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2", bf16, c =>
+               {
+                   var model = new CLIPTextModelWithProjection(c);
+                   text = model.parameters().Select(p => p.dtype).Distinct().ToArray();
+                   return model;
+               })) { }
+        Assert.Equal([ScalarType.BFloat16], text);
+    }
+
     [Fact]
     public void TheBuildDtypeIsRestoredWhenTheBuildThrows()
     {
