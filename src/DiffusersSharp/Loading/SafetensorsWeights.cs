@@ -8,8 +8,8 @@ namespace DiffusersSharp.Loading;
 /// streaming half of <see cref="ModelLoading.LoadWeights"/>. <see cref="Placeholders"/> holds, per tensor name, a
 /// meta tensor of the stored shape and dtype (no data), so that the key renames and every check of
 /// <see cref="WeightLoader.LoadInto"/> run as on read tensors; <see cref="CopyInto"/> then fills one target from the
-/// map at a time, and releases those mapped pages: a load holds the model and one tensor's conversion, never a second
-/// copy of the file.
+/// map at a time, 16 MB at a time, and releases those mapped pages: a load holds the model and one chunk's
+/// conversion, never a second copy of the file.
 /// </summary>
 internal sealed class SafetensorsWeights : IDisposable
 {
@@ -71,11 +71,16 @@ internal sealed class SafetensorsWeights : IDisposable
         return result;
     }
 
+    /// <summary>Bytes of the stored tensor copied (and converted) at a time.</summary>
+    internal const long ChunkBytes = 16L << 20;
+
     /// <summary>
-    /// Fills <paramref name="target"/> with <paramref name="weight"/>: a placeholder is read from the map, by one copy
-    /// straight into the target's memory when it is a contiguous CPU tensor of the stored dtype, else through one
-    /// temporary tensor of the stored dtype (<c>copy_</c> converts, as for a read tensor) freed at once; its mapped pages
-    /// are then released. Any other tensor is copied as it is.
+    /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the map in chunks of at
+    /// most <see cref="ChunkBytes"/> stored bytes: each chunk copied straight into the target's memory when the target is a
+    /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
+    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor); then the chunk's
+    /// mapped pages are released. A non-contiguous target gets one temporary of the whole tensor. Any other tensor is
+    /// copied as it is.
     /// </summary>
     public void CopyInto(Tensor target, Tensor weight)
     {
@@ -85,18 +90,35 @@ internal sealed class SafetensorsWeights : IDisposable
             return;
         }
         var (file, e, dtype) = source;
-        if (e.ByteLength == 0) return;
-        if (target.dtype == dtype && target.device_type == DeviceType.CPU && target.is_contiguous())
+        long n = target.numel();
+        if (e.ByteLength == 0 || n == 0) return;
+        if (!target.is_contiguous())
         {
-            file.CopyInto(e, target);
+            using var whole = torch.empty(e.Shape, dtype);
+            file.CopyInto(e, whole);
+            target.copy_(whole);
+            file.ReleasePages(e);
+            return;
         }
-        else
+        bool direct = target.dtype == dtype && target.device_type == DeviceType.CPU;
+        long elem = e.ByteLength / n, perChunk = Math.Max(1, ChunkBytes / elem);
+        using var flat = target.view(-1);
+        for (long start = 0; start < n; start += perChunk)
         {
-            using var temp = torch.empty(e.Shape, dtype);
-            file.CopyInto(e, temp);
-            target.copy_(temp);
+            long count = Math.Min(perChunk, n - start);
+            using var slice = flat.narrow(0, start, count);
+            if (direct)
+            {
+                file.CopyBytes(e, start * elem, slice.bytes);
+            }
+            else
+            {
+                using var temp = torch.empty(count, dtype);
+                file.CopyBytes(e, start * elem, temp.bytes);
+                slice.copy_(temp);
+            }
+            file.ReleasePages(e, start * elem, count * elem);
         }
-        file.ReleasePages(e);
     }
 
     /// <summary>Frees the placeholders and unmaps the files.</summary>

@@ -127,6 +127,26 @@ public class StreamedLoadTests
         AssertBitIdentical(reference, streamed, dtype ?? ScalarType.Float32);
     }
 
+    /// <summary>A tensor of more than two chunks (and a partial last one), same dtype and converted both ways.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, ScalarType.Float32)]
+    [InlineData(ScalarType.Float32, ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16, ScalarType.Float32)]
+    public void ATensorOfSeveralChunksLoadsAsTheWholeFileRead(ScalarType stored, ScalarType model)
+    {
+        using var dir = new TempDir();
+        using var source = nn.Linear(4100, 4200);
+        Assert.True(source.weight!.numel() * 2 > 2 * SafetensorsWeights.ChunkBytes);
+        string file = dir.File("diffusion_pytorch_model.safetensors");
+        var state = source.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.to(stored), StringComparer.Ordinal);
+        SafetensorsFile.Save(file, state);
+        foreach (var t in state.Values) t.Dispose();
+        using var streamed = nn.Linear(4100, 4200).to(model);
+        ModelLoading.LoadWeights(streamed, dir.Path);
+        using var reference = Reference(() => nn.Linear(4100, 4200), model, file);
+        AssertBitIdentical(reference, streamed, model);
+    }
+
     [Fact]
     public void TheModelIsBuiltInTheLoadDtypeOnItsOwnThreadOnly()
     {
