@@ -18,10 +18,11 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdxl-unet [--threads 2] [--dtypes fp32,bf16] [--runs 1] [--size 128] [--batch 2] [--unet-config path] [--flops-only]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-load [--runs 3]  (SD 1.5 UNet weight load, and its non-finite check)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- ort [--model ddpm-cat-256|sd15-unet] [--threads 2] [--runs 5]  (ONNX Runtime on the same UNet)
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- serve-overhead [--model folder] [--size 256] [--steps 20] [--runs 3] [--load 200]  (issue 15)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- serve-overhead [--model folder] [--size 256] [--steps 20] [--runs 3] [--load 200] [--sse 20]  (issue 15)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- matmul-peak [--runs 5]   (the machine's speed today: 4096³ fp32 / bf16)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]
-///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM with random weights; each run a child process)
+///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM / SDXL-Turbo with random weights; each run a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
@@ -63,7 +64,7 @@ public static class Program
                 return 0;
             case "serve-overhead":
                 ServeOverheadBench.Run(Opt("--model", "tests/golden/tiny-sd"), int.Parse(Opt("--size", "256")), int.Parse(Opt("--steps", "20")),
-                    int.Parse(Opt("--runs", "3")), int.Parse(Opt("--load", "200")));
+                    int.Parse(Opt("--runs", "3")), int.Parse(Opt("--load", "200")), int.Parse(Opt("--sse", "20")));
                 return 0;
             case "ort":
                 OrtBench.Run(Opt("--model", "ddpm-cat-256"), threads, runs);
@@ -138,11 +139,13 @@ public static class Program
                 return LoadMemoryBench.Run(Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
             case "load-memory-run":
                 return LoadMemoryBench.RunOne(Opt("--folder", ""), Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
+            case "matmul-peak":
+                return MatmulPeakBench.Run(int.Parse(Opt("--runs", "5")));
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|load-memory|coldstart|text-bf16|vae-faults|mkldnn-prepack> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|load-memory|coldstart|text-bf16|vae-faults|mkldnn-prepack|matmul-peak> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

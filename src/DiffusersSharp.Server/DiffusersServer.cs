@@ -26,7 +26,13 @@ namespace DiffusersSharp.Server;
 /// </summary>
 public sealed class DiffusersServer : IAsyncDisposable
 {
+    /// <summary>Finished jobs that keep all their events (a subscriber arriving just after the end still sees the whole run); older ones are compacted.</summary>
+    private const int ReplayJobs = 4;
+
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
+    private readonly object _finishedGate = new();
+    private readonly Queue<Job> _recent = new();     // the newest finished jobs, whole, oldest first
+    private readonly Queue<Job> _compacted = new();  // older finished jobs, compacted, oldest first
     private readonly Action<string> _log;
 
     private DiffusersServer(ServerOptions options, Action<string> log)
@@ -63,6 +69,7 @@ public sealed class DiffusersServer : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (options.Models.Count == 0) throw new DiffusersException("serve: give at least one --model (a pipeline folder or Hub id)");
         if (options.Port is < 0 or > 65535) throw new DiffusersException($"--port: must be between 0 and 65535, got {options.Port}");
+        if (options.KeepFinishedJobs < 0) throw new DiffusersException($"KeepFinishedJobs: must be 0 or more, got {options.KeepFinishedJobs}");
         if (options.MaxQueue < 0) throw new DiffusersException($"--max-queue: must be 0 or more, got {options.MaxQueue}");
         if (options.MemoryBudgetGb is <= 0) throw new DiffusersException($"--memory-budget: must be positive, got {options.MemoryBudgetGb}");
         var address = ListenAddress(options);
@@ -101,12 +108,29 @@ public sealed class DiffusersServer : IAsyncDisposable
     /// <summary>The job with that id while it is in memory (queued, running, or recently finished).</summary>
     public Job? FindJob(string id) => _jobs.TryGetValue(id, out var j) ? j : null;
 
+    /// <summary>
+    /// The jobs in memory: the queued and running ones, and at most <see cref="ServerOptions.KeepFinishedJobs"/> finished
+    /// ones (all but the newest four compacted, see <see cref="Job.Compact"/>); older finished jobs are read from the store.
+    /// </summary>
+    public int JobsInMemory => _jobs.Count;
+
+    /// <summary>
+    /// Cancels <paramref name="job"/> (DELETE /v1/jobs/{id}, or the client of a synchronous request leaving): a waiting job
+    /// leaves its queue at once and ends as cancelled, so its slot takes a new job; a running one stops within one step.
+    /// </summary>
+    public void Cancel(Job job)
+    {
+        ArgumentNullException.ThrowIfNull(job);
+        job.Cancel();
+        Pool.Find(job.Model)?.Withdraw(job);
+    }
+
     /// <summary>Queues a request on its model's worker: 400 for an unknown model, 429 with Retry-After when the queue is full.</summary>
     public Job Submit(ApiRequest request)
     {
         var worker = Pool.Find(request.Model) ?? throw new ApiException(400,
             $"model: unknown model '{request.Model}'; served models: {string.Join(", ", Pool.Workers.Select(w => w.Name))}", "model", "model_not_found");
-        var job = new Job(worker.Name, request.Generation);
+        var job = new Job(worker.Name, request.Generation) { Ended = Forget };
         _jobs[job.Id] = job;
         if (!worker.TryEnqueue(job))
         {
@@ -114,17 +138,28 @@ public sealed class DiffusersServer : IAsyncDisposable
             throw new ApiException(429, $"the queue of {worker.Name} is full ({Options.MaxQueue} waiting); retry later", null, "queue_full")
             { RetryAfter = worker.RetryAfterSeconds };
         }
-        _ = job.Finished.ContinueWith(_ => Forget(), TaskScheduler.Default);
         return job;
     }
 
-    /// <summary>Keeps the newest finished jobs in memory (older ones are served from the store).</summary>
-    private void Forget()
+    /// <summary>
+    /// A job has ended (before its <see cref="Job.Finished"/> completes): the newest <see cref="ReplayJobs"/> finished jobs
+    /// stay whole, older ones are compacted, and beyond <see cref="ServerOptions.KeepFinishedJobs"/> the oldest leave memory
+    /// (the store still serves them).
+    /// </summary>
+    private void Forget(Job job)
     {
-        const int Keep = 256;
-        if (_jobs.Count <= Keep) return;
-        foreach (var old in _jobs.Values.Where(j => j.Finished.IsCompleted).OrderBy(j => j.Created).Take(_jobs.Count - Keep).ToList())
-            _jobs.TryRemove(old.Id, out _);
+        lock (_finishedGate)
+        {
+            _recent.Enqueue(job);
+            while (_recent.Count > ReplayJobs)
+            {
+                var older = _recent.Dequeue();
+                older.Compact();
+                _compacted.Enqueue(older);
+            }
+            while (_recent.Count + _compacted.Count > Options.KeepFinishedJobs)
+                _jobs.TryRemove((_compacted.Count > 0 ? _compacted.Dequeue() : _recent.Dequeue()).Id, out _);
+        }
     }
 
     private async Task HandleErrorsAndAuth(HttpContext ctx, RequestDelegate next)

@@ -84,21 +84,22 @@ internal static class ImagesApi
     private static async Task Answer(HttpContext ctx, DiffusersServer server, ApiRequest request)
     {
         var job = server.Submit(request);
-        using (ctx.RequestAborted.Register(job.Cancel))
+        using (ctx.RequestAborted.Register(() => server.Cancel(job)))
             await job.Finished;
         ctx.RequestAborted.ThrowIfCancellationRequested();
         if (job.Status != "done")
             throw new ApiException(job.Status == "failed" ? 500 : 409, $"generation {job.Status}: {job.Error ?? "cancelled"}", null, "generation_" + job.Status);
+        // the images from the store: the job may already be compacted (its PNG bytes dropped) when this runs
         var data = new JsonArray();
-        for (int i = 0; i < job.Files.Count; i++)
+        foreach (string file in job.Files)
             data.Add(request.ResponseFormat == "b64_json"
-                ? new JsonObject { ["b64_json"] = Convert.ToBase64String(job.Result!.Images[i]) }
-                : new JsonObject { ["url"] = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/results/{job.Files[i]}" });
+                ? new JsonObject { ["b64_json"] = Convert.ToBase64String(await File.ReadAllBytesAsync(Path.Combine(server.Store.ResultsDir, file), ctx.RequestAborted)) }
+                : new JsonObject { ["url"] = $"{ctx.Request.Scheme}://{ctx.Request.Host}/v1/results/{file}" });
         await DiffusersServer.WriteJson(ctx, 200, new JsonObject
         {
             ["created"] = job.Created.ToUnixTimeSeconds(),
             ["data"] = data,
-            ["seed"] = job.Result!.Seed,
+            ["seed"] = job.Seed,
         });
     }
 

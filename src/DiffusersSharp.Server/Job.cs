@@ -6,12 +6,14 @@ namespace DiffusersSharp.Server;
 /// <summary>
 /// A generation queued on a model's worker: its request, state, the events it has produced so far (a subscriber that
 /// arrives late reads them from the start, then waits for more) and its result. Thread-safe; the worker never waits for a
-/// subscriber.
+/// subscriber. Once finished and no longer among the newest few, the server <see cref="Compact"/>s it: it keeps its state,
+/// files, seed and final event, and drops the rest (the result's PNG bytes are in the store).
 /// </summary>
 public sealed class Job
 {
     private readonly object _gate = new();
     private readonly List<JobEvent> _events = [];
+    private int _dropped;   // events dropped from the front by Compact: _events[0] is event number _dropped
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>A new queued job for <paramref name="model"/>.</summary>
@@ -28,8 +30,8 @@ public sealed class Job
     /// <summary>The model name it runs on.</summary>
     public string Model { get; }
 
-    /// <summary>What to generate.</summary>
-    public GenerationRequest Request { get; }
+    /// <summary>What to generate (without its init image and mask once compacted).</summary>
+    public GenerationRequest Request { get; private set; }
 
     /// <summary>When it was queued.</summary>
     public DateTimeOffset Created { get; }
@@ -40,8 +42,11 @@ public sealed class Job
     /// <summary>Cancelled by <see cref="Cancel"/> (DELETE /v1/jobs/{id}, or the client of a synchronous request leaving).</summary>
     public CancellationTokenSource Cancellation { get; } = new();
 
-    /// <summary>The result once done.</summary>
+    /// <summary>The result once done; null again once compacted (the images are in the store, see <see cref="Files"/>).</summary>
     public GenerationResult? Result { get; private set; }
+
+    /// <summary>The seed that drew the images, once done (kept when compacted).</summary>
+    public long? Seed { get; private set; }
 
     /// <summary>The file names of the result images in the store once done.</summary>
     public IReadOnlyList<string> Files { get; private set; } = [];
@@ -52,11 +57,17 @@ public sealed class Job
     /// <summary>The last progress event (step, total, speed), for polling.</summary>
     public JsonObject? LastProgress { get; private set; }
 
+    /// <summary>Called once when the job ends, before <see cref="Finished"/> completes (the server's job table uses it).</summary>
+    internal Action<Job>? Ended { get; init; }
+
     /// <summary>Completes when the job has ended (done, failed or cancelled).</summary>
     public Task Finished => _finished.Task;
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Asks the job to stop: a queued job is dropped when its turn comes, a running one stops within one step.</summary>
+    /// <summary>
+    /// Signals the job's cancellation token: a running job stops within one step; a waiting one is skipped when its turn
+    /// comes (<see cref="DiffusersServer.Cancel"/> also takes it out of the queue at once).
+    /// </summary>
     public void Cancel() => Cancellation.Cancel();
 
     /// <summary>Appends an event and wakes the subscribers.</summary>
@@ -82,18 +93,47 @@ public sealed class Job
         {
             if (Status is "done" or "failed" or "cancelled") return;
             Result = result;
+            Seed = result?.Seed;
             Files = files ?? [];
             Error = error;
         }
         Publish(final);
         lock (_gate) Status = status;
+        Ended?.Invoke(this);
         _finished.TrySetResult();
     }
 
-    /// <summary>The events from index <paramref name="from"/> on, and a task that completes when more arrive.</summary>
+    /// <summary>
+    /// The events from number <paramref name="from"/> on, and a task that completes when more arrive. Of a compacted job
+    /// only the final event is left: a reader that has not had it yet gets it.
+    /// </summary>
     public (IReadOnlyList<JobEvent> Events, Task More) Read(int from)
     {
         lock (_gate)
-            return (from < _events.Count ? _events.GetRange(from, _events.Count - from) : [], _changed.Task);
+        {
+            int start = Math.Max(from - _dropped, 0);
+            return (start < _events.Count ? _events.GetRange(start, _events.Count - start) : [], _changed.Task);
+        }
+    }
+
+    /// <summary>
+    /// Drops what a finished job no longer needs in memory: its events but the final one (steps, base64 previews), the
+    /// result (its images are in the store) and the request's init image and mask. Keeps what <c>GET /v1/jobs/{id}</c>, a
+    /// late event subscriber and <c>DELETE</c> read: id, model, status, times, files, seed, error, last progress. Nothing
+    /// happens while it has not finished.
+    /// </summary>
+    public void Compact()
+    {
+        lock (_gate)
+        {
+            if (!_finished.Task.IsCompleted || (_events.Count <= 1 && Result is null)) return;
+            var final = _events[^1];
+            _dropped += _events.Count - 1;
+            _events.Clear();
+            _events.Add(final);
+            _events.TrimExcess();
+            Result = null;
+            if (Request.InitImage is not null || Request.Mask is not null) Request = Request with { InitImage = null, Mask = null };
+        }
     }
 }

@@ -19,16 +19,18 @@ internal static class JobRunner
         try
         {
             var service = pool.Acquire(worker);
+            GenerationResult result;
             try
             {
                 service.PreviewEvery = options.PreviewEvery;
-                var result = service.Generate(job.Request, new Reporter(job), ct);
-                End(job, store, "done", result, null);
+                result = service.Generate(job.Request, new Reporter(job), ct);
             }
             finally
             {
                 pool.Release(worker);
+                worker.CountLiveTensors();
             }
+            End(job, store, "done", result, null);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -44,7 +46,11 @@ internal static class JobRunner
         }
     }
 
-    private static void End(Job job, ResultStore store, string status, GenerationResult? result, string? error)
+    /// <summary>
+    /// The one place a job ends: records it in the store (images, parameters, status, error), then publishes its final event.
+    /// Used when it runs, when it is withdrawn from the queue, and when the server stops with it waiting.
+    /// </summary>
+    internal static void End(Job job, ResultStore store, string status, GenerationResult? result, string? error)
     {
         var parameters = Parameters(job.Model, result?.Request ?? job.Request, result?.Images.FirstOrDefault());
         var files = store.Save(job.Id, job.Created, job.Model, status, parameters, result?.Images ?? [], error,

@@ -9,7 +9,7 @@ namespace DiffusersSharp.Server;
 /// The job endpoints: <c>POST /v1/jobs</c> (the generation fields as JSON) → <c>{id}</c>; <c>GET /v1/jobs/{id}</c> (state,
 /// last progress, result); <c>GET /v1/jobs/{id}/events</c> (server-sent events: <c>queued</c> with the position,
 /// <c>started</c>, <c>step</c> with s/step and ETA, <c>preview</c>, then <c>done</c> with the image URLs, <c>failed</c> with
-/// the message, or <c>cancelled</c>); <c>DELETE /v1/jobs/{id}</c> cancels (a running job stops within one step).
+/// the message, or <c>cancelled</c>); <c>DELETE /v1/jobs/{id}</c> cancels (a waiting job leaves the queue at once, a running one stops within one step).
 /// </summary>
 internal static class JobsApi
 {
@@ -46,7 +46,7 @@ internal static class JobsApi
         {
             string id = (string)ctx.Request.RouteValues["id"]!;
             var job = server.FindJob(id) ?? throw new ApiException(404, $"no job '{id}' is queued or running", "id", "job_not_found");
-            job.Cancel();
+            server.Cancel(job);
             return DiffusersServer.WriteJson(ctx, 200, new JsonObject { ["id"] = id, ["status"] = job.Finished.IsCompleted ? job.Status : "cancelling" });
         }));
         app.MapGet("/v1/jobs/{id}/events", (RequestDelegate)(ctx => Stream(ctx, server)));

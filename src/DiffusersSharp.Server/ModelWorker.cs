@@ -16,7 +16,9 @@ public sealed class ModelWorker : IDisposable
     private readonly ServerOptions _options;
     private readonly Thread _thread;
     private bool _stopping;
+    private Job? _current;
     private double _lastSeconds = 1;
+    private long _liveTensors;
 
     internal ModelWorker(string name, string idOrPath, ModelPool pool, ResultStore store, ServerOptions options)
     {
@@ -47,6 +49,15 @@ public sealed class ModelWorker : IDisposable
     /// <summary>Jobs waiting (not counting the running one).</summary>
     public int QueueLength { get { lock (_gate) return _waiting.Count; } }
 
+    /// <summary>
+    /// The TorchSharp tensors created on this worker's thread and not yet disposed, counted after its last generation (the
+    /// model's weights too when a job loaded it, not the preload at start). Constant from one job to the next: a growth is a leak.
+    /// </summary>
+    public long LiveTensors => Interlocked.Read(ref _liveTensors);
+
+    /// <summary>Samples <see cref="LiveTensors"/> (on the worker's thread, after a generation, before its job ends).</summary>
+    internal void CountLiveTensors() => Interlocked.Exchange(ref _liveTensors, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+
     /// <summary>Seconds a new job would wait, about (for Retry-After).</summary>
     public int RetryAfterSeconds { get { lock (_gate) return (int)Math.Clamp(Math.Ceiling(_lastSeconds * (_waiting.Count + 1)), 1, 3600); } }
 
@@ -57,33 +68,57 @@ public sealed class ModelWorker : IDisposable
         {
             if (_stopping || _waiting.Count >= _options.MaxQueue) return false;
             // published before the worker can see the job, so "queued" is always its first event
-            int position = _waiting.Count + (Running ? 1 : 0);
-            job.Publish(new JobEvent("queued", new JsonObject { ["id"] = job.Id, ["position"] = position, ["model"] = Name }));
+            job.Publish(Queued(job, _waiting.Count));
             _waiting.Add(job);
             Monitor.PulseAll(_gate);
         }
         return true;
     }
 
+    /// <summary>
+    /// Takes <paramref name="job"/> out of the queue if it is still waiting and ends it as cancelled (its event and history
+    /// record), at once: its slot is free for a new job and the jobs behind it get their new positions. False when it is
+    /// not waiting (running, finished, or on another worker); a running job stops through its cancellation token.
+    /// </summary>
+    public bool Withdraw(Job job)
+    {
+        lock (_gate)
+        {
+            int index = _waiting.IndexOf(job);
+            if (index < 0) return false;
+            _waiting.RemoveAt(index);
+            for (int i = index; i < _waiting.Count; i++) _waiting[i].Publish(Queued(_waiting[i], i));
+        }
+        JobRunner.End(job, _store, "cancelled", null, null);
+        return true;
+    }
+
+    /// <summary>The <c>queued</c> event of the job at <paramref name="index"/> in the queue: its position counts the jobs ahead of it, the running one included (call under the lock).</summary>
+    private JobEvent Queued(Job job, int index) =>
+        new("queued", new JsonObject { ["id"] = job.Id, ["position"] = index + (_current is null ? 0 : 1), ["model"] = Name });
+
     private void Loop()
     {
         while (true)
         {
             Job job;
-            List<Job> behind;
             lock (_gate)
             {
                 while (_waiting.Count == 0 && !_stopping) Monitor.Wait(_gate);
                 if (_stopping) return;
                 job = _waiting[0];
                 _waiting.RemoveAt(0);
-                behind = [.. _waiting];
+                _current = job;
+                // published under the lock, so a job's positions never arrive out of order (Withdraw publishes them too)
+                for (int i = 0; i < _waiting.Count; i++) _waiting[i].Publish(Queued(_waiting[i], i));
             }
-            for (int i = 0; i < behind.Count; i++)
-                behind[i].Publish(new JobEvent("queued", new JsonObject { ["id"] = behind[i].Id, ["position"] = i + 1, ["model"] = Name }));
             var clock = System.Diagnostics.Stopwatch.StartNew();
             JobRunner.Run(job, this, _pool, _store, _options);
-            lock (_gate) _lastSeconds = Math.Max(0.05, clock.Elapsed.TotalSeconds);
+            lock (_gate)
+            {
+                _lastSeconds = Math.Max(0.05, clock.Elapsed.TotalSeconds);
+                _current = null;
+            }
         }
     }
 
@@ -98,8 +133,7 @@ public sealed class ModelWorker : IDisposable
             _waiting.Clear();
             Monitor.PulseAll(_gate);
         }
-        foreach (var j in dropped)
-            j.Finish("cancelled", new JobEvent("cancelled", new JsonObject { ["id"] = j.Id, ["message"] = "the server is stopping" }));
+        foreach (var j in dropped) JobRunner.End(j, _store, "cancelled", null, "the server is stopping");
         _thread.Join(TimeSpan.FromSeconds(30));
     }
 }

@@ -36,6 +36,12 @@ public sealed record ServerOptions
     /// <summary>The longest prompt accepted, in characters (CLIP reads 77 tokens; longer text is almost always a mistake).</summary>
     public int MaxPromptChars { get; init; } = 10_000;
 
+    /// <summary>
+    /// Finished jobs kept in memory for <c>GET /v1/jobs/{id}</c>, their event stream and DELETE (compacted: no previews or
+    /// images, see <see cref="Job.Compact"/>); older ones are read from the history store.
+    /// </summary>
+    public int KeepFinishedJobs { get; init; } = 256;
+
     /// <summary>Steps when a request gives none.</summary>
     public int DefaultSteps { get; init; } = 25;
 

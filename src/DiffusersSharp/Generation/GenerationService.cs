@@ -29,6 +29,9 @@ public sealed class GenerationService : IDisposable
     private bool _disposed;
     private string? _loraDirectory;
     private GenerationLoras _loras;
+    // one scheduler per kind (the default: ""), reused: SetTimesteps resets it each run, so a request leaves no scheduler
+    // tensors behind for the GC to finalize; as many as there are scheduler classes and aliases
+    private readonly Dictionary<string, IScheduler> _schedulers = [];
 
     /// <summary>Serves <paramref name="pipeline"/> (owned from now on: disposed with the service) under <paramref name="modelId"/>.</summary>
     public GenerationService(DiffusionPipeline pipeline, string modelId)
@@ -133,15 +136,24 @@ public sealed class GenerationService : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             cancellationToken.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
-            var scheduler = request.Scheduler is { } name
-                ? SchedulerAliases.Build(name, _schedulerConfig)
-                : SchedulerFactory.FromConfig(_schedulerConfig);
+            var scheduler = SchedulerFor(request.Scheduler);
             _loras.Apply(request.Loras);   // exactly the request's adapters: none gives the base model
             var reporter = new StepReporter(this, progress, cancellationToken);
             using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
             var pngs = output.Images.Select(i => i.ToPng()).ToList();
             return new GenerationResult(pngs, seed, asRun, clock.Elapsed);
         }
+    }
+
+    /// <summary>The service's scheduler of <paramref name="name"/> (a class or an alias; null: the model's own), built at its first use.</summary>
+    private IScheduler SchedulerFor(string? name)
+    {
+        string key = "";
+        if (name is not null && SchedulerAliases.TryResolve(name, out var className, out var settings))
+            key = className + string.Concat(settings.Select(s => $";{s.Key}={s.Json}"));
+        if (!_schedulers.TryGetValue(key, out var scheduler))
+            _schedulers[key] = scheduler = name is null ? SchedulerFactory.FromConfig(_schedulerConfig) : SchedulerAliases.Build(name, _schedulerConfig);
+        return scheduler;
     }
 
     private ImagePipelineOutput Run(GenerationRequest r, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)

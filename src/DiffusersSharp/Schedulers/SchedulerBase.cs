@@ -41,7 +41,13 @@ public abstract class SchedulerBase : IScheduler
     public Tensor Timesteps
     {
         get => _timesteps;
-        protected set { _timesteps = value.DetachFromDisposeScope(); }
+        protected set
+        {
+            // the scheduler owns its timesteps: the previous ones go now, not when the GC finalizes them
+            var old = _timesteps;
+            _timesteps = value.DetachFromDisposeScope();
+            if (!ReferenceEquals(old, _timesteps)) old.Dispose();
+        }
     }
 
     /// <summary>The timesteps as doubles (for loops: <c>foreach (var t in s.TimestepValues)</c>).</summary>

@@ -60,6 +60,23 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void EverySchedulerReusedByTheServiceGivesTheBytesOfItsFirstRun()
+    {
+        // the service keeps one scheduler per kind: a run after other runs (other step counts, other schedulers) must
+        // start from a clean state, as a new scheduler does
+        using var service = GenerationService.Load(Model);
+        GenerationRequest Request(string scheduler, int steps) => new()
+        {
+            Prompt = "a green boat", GuidanceScale = 4.0, Width = 16, Height = 16, Steps = steps, Seed = 8, Scheduler = scheduler,
+        };
+        var aliases = SchedulerAliases.Aliases.Keys.ToList();
+        var first = aliases.ToDictionary(a => a, a => service.Generate(Request(a, 3)).Images[0]);
+        foreach (string a in aliases) service.Generate(Request(a, 2));
+        foreach (string a in Enumerable.Reverse(aliases))
+            Assert.True(first[a].SequenceEqual(service.Generate(Request(a, 3)).Images[0]), $"{a}: the second run differs from the first");
+    }
+
+    [Fact]
     public void ProgressReportsEveryStepWithPreviewsWhenDue()
     {
         using var service = GenerationService.Load(Model);

@@ -87,6 +87,62 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
     }
 
     [Fact]
+    public async Task CancellingAQueuedJobFreesItsSlotAtOnce()
+    {
+        // a job held running (900 steps at 64x64, cancelled at the end) keeps the fixture's queue of 4 full
+        var (_, held, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"held\", \"size\": \"64x64\", \"steps\": 900, \"seed\": 3, \"scheduler\": \"ddim\"}");
+        string heldId = (string)held!["id"]!;
+        var queued = new List<string>();
+        try
+        {
+            var started = await ServerFixture.ReadEvents(Http, heldId, (type, _) => type == "step");
+            Assert.True(started[^1].Type == "step", started[^1].Data.ToJsonString());
+            const string Small = "{\"prompt\": \"waiting\", \"size\": \"32x32\", \"steps\": 1, \"seed\": 5}";
+            for (int i = 0; i < 4; i++)
+            {
+                var (s, body, _) = await ServerFixture.PostJson(Http, "/v1/jobs", Small);
+                Assert.Equal(202, s);
+                queued.Add((string)body!["id"]!);
+            }
+            var (full, _, refused) = await ServerFixture.PostJson(Http, "/v1/jobs", Small);
+            Assert.Equal(429, full);
+            Assert.NotNull(refused.Headers.RetryAfter);
+
+            // the second waiting job leaves the queue at once: cancelled, in the history, its stream ends with 'cancelled'
+            var cancel = await Http.DeleteAsync($"/v1/jobs/{queued[1]}");
+            Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+            Assert.Equal("cancelled", (string?)JsonNode.Parse(await cancel.Content.ReadAsStringAsync())!["status"]);
+            Assert.Equal("cancelled", (string?)JsonNode.Parse(await Http.GetStringAsync($"/v1/jobs/{queued[1]}"))!["status"]);
+            var cancelledEvents = await ServerFixture.ReadEvents(Http, queued[1]);
+            Assert.Equal("cancelled", cancelledEvents[^1].Type);
+            Assert.DoesNotContain(cancelledEvents, e => e.Type is "started" or "step");
+
+            // the jobs behind it move up (the running job counts as one ahead) ...
+            var third = await ServerFixture.ReadEvents(Http, queued[2], (type, data) => type == "queued" && (int)data["position"]! == 2);
+            Assert.Equal([3, 2], third.Where(e => e.Type == "queued").Select(e => (int)e.Data["position"]!));
+            var fourth = await ServerFixture.ReadEvents(Http, queued[3], (type, data) => type == "queued" && (int)data["position"]! == 3);
+            Assert.Equal([4, 3], fourth.Where(e => e.Type == "queued").Select(e => (int)e.Data["position"]!));
+
+            // ... and the freed slot takes a new job while the held one still runs
+            var (again, next, _) = await ServerFixture.PostJson(Http, "/v1/jobs", Small);
+            Assert.Equal(202, again);
+            queued.Add((string)next!["id"]!);
+            Assert.Equal("running", (string?)JsonNode.Parse(await Http.GetStringAsync($"/v1/jobs/{heldId}"))!["status"]);
+        }
+        finally
+        {
+            await Http.DeleteAsync($"/v1/jobs/{heldId}");
+        }
+        Assert.Equal("cancelled", (await ServerFixture.ReadEvents(Http, heldId))[^1].Type);
+        foreach (string id in new[] { 0, 2, 3, 4 }.Select(i => queued[i]))
+        {
+            var done = (await ServerFixture.ReadEvents(Http, id))[^1];
+            Assert.Equal("done", done.Type);
+            Assert.Equal(32, Image.Decode(await Http.GetByteArrayAsync((string)done.Data["images"]![0]!)).Width);
+        }
+    }
+
+    [Fact]
     public async Task AClientLeavingMidStreamDoesNotStallTheWorker()
     {
         var (_, job, _) = await ServerFixture.PostJson(Http, "/v1/jobs", "{\"prompt\": \"left\", \"size\": \"64x64\", \"steps\": 6, \"seed\": 2}");
