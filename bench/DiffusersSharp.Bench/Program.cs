@@ -26,6 +26,8 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- load-memory [--model sd15-unet|sd15-text|sd15-vae|sdxl-unet] [--dtype fp32|bf16|fp16]
+///       (issue 14: peak RSS of one FromPretrained from a random-weight fp32 folder vs the weights it holds; a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; CL=1 runs sd-unet channels-last (also fp32); TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -133,13 +135,17 @@ public static class Program
                 return TextEncoderDtypeBench.Run();
             case "coldstart":
                 return ColdStartBench.Run(Opt("--cli", "") is { Length: > 0 } cli ? cli.Split(',') : [], int.Parse(Opt("--runs", "5")));
+            case "load-memory":
+                return LoadMemoryBench.Run(Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
+            case "load-memory-run":
+                return LoadMemoryBench.RunOne(Opt("--folder", ""), Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
             case "matmul-peak":
                 return MatmulPeakBench.Run(int.Parse(Opt("--runs", "5")));
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|coldstart|text-bf16|vae-faults|mkldnn-prepack|matmul-peak> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|load-memory|coldstart|text-bf16|vae-faults|mkldnn-prepack|matmul-peak> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }

@@ -23,9 +23,10 @@ public static class ModelLoading
     /// <summary>
     /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>) with
     /// <see cref="PretrainedLocator"/>, read its config as <typeparamref name="TConfig"/>, build the model with
-    /// <paramref name="create"/>, move it to the options' device and dtype, load the <see cref="LoadOptions.Variant"/>
-    /// weights of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>; converted to that dtype)
-    /// and put it in eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
+    /// <paramref name="create"/> in the options' dtype (every layer made in it, <see cref="BuildDtype"/>, restored after,
+    /// also on failure), move it to the options' device, load the
+    /// <see cref="LoadOptions.Variant"/> weights of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
+    /// converted to that dtype, safetensors streamed: <see cref="LoadWeights"/>) and put it in eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
     /// class is refused. <paramref name="prepareWeights"/> may rename, fold or drop keys (aliases) before the strict load.
     /// </summary>
     public static TModel FromPretrained<TConfig, TModel>(string idOrPath, string? subfolder, LoadOptions? options,
@@ -51,11 +52,12 @@ public static class ModelLoading
             throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
             { FilePath = configPath, Key = "_class_name" };
         }
-        var model = create(config, configPath);
+        // built in the load dtype (BuildDtype: every layer made in it): never a float32 model first
+        var model = BuildDtype.Build(options.Dtype, () => create(config, configPath));
         try
         {
             if (options.Device is { } device) model.to(device);
-            if (options.Dtype is { } dt) model.to(dt);
+            if (options.Dtype is { } dt) model.to(dt); // a no-op for what the build already made in dt
             LoadWeights(model, folder, format, options.Variant, prepareWeights is null ? null : w => prepareWeights(model, w));
             model.eval();
             return model;
@@ -74,21 +76,26 @@ public static class ModelLoading
     /// <summary>
     /// Reads the folder's weights in <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
     /// safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
-    /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. The loaded CPU
-    /// tensors are freed before returning (also those <paramref name="prepareWeights"/> removes or adds).
-    /// Returns the weight file (or shard index) that was read.
+    /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. Safetensors (a file, or
+    /// shards that all are) are streamed: <paramref name="prepareWeights"/> and the checks see shape-and-dtype
+    /// placeholders (meta tensors), then each parameter is filled from the memory map and those pages released
+    /// (<see cref="SafetensorsWeights"/>), so the load never holds a second copy of the weights. Pickled <c>.bin</c>
+    /// files are read whole; the read CPU tensors are freed before returning (also those <paramref name="prepareWeights"/>
+    /// removes or adds). Returns the weight file (or shard index) that was read.
     /// </summary>
     public static string LoadWeights(nn.Module module, string folder, CheckpointFormat? format = null, string? variant = null,
         Action<IDictionary<string, Tensor>>? prepareWeights = null)
     {
         string file = WeightLoader.FindWeights(folder, format ?? CheckpointFormat.Diffusers, variant);
-        var weights = WeightLoader.ReadFile(file);
+        using var stream = SafetensorsWeights.CanStream(file) ? SafetensorsWeights.Open(file) : null;
+        var weights = stream is null ? WeightLoader.ReadFile(file) : new Dictionary<string, Tensor>(stream.Placeholders, StringComparer.Ordinal);
         var all = weights.Values.ToList();
         try
         {
             prepareWeights?.Invoke(weights);
             all.AddRange(weights.Values);
-            WeightLoader.LoadInto(module, weights, file);
+            if (stream is null) WeightLoader.LoadInto(module, weights, file);
+            else WeightLoader.LoadWith(module, weights, file, stream.CopyInto);
         }
         finally
         {

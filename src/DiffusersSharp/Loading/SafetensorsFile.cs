@@ -218,31 +218,61 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Loads one tensor on the CPU in its stored dtype.</summary>
     public Tensor Load(string name)
     {
-        if (!_entries.TryGetValue(name, out var e))
-            throw new WeightsException($"{Path}: no tensor named '{Printable.Text(name)}'") { FilePath = Path, Key = name };
-        ScalarType dtype;
-        try { dtype = ToScalarType(e.DType); }
-        catch (WeightsException x)
-        {
-            throw new WeightsException($"{Path}: tensor '{Printable.Text(name)}': {x.Message}") { FilePath = Path, Key = name };
-        }
-        var t = torch.empty(e.Shape, dtype);
+        var e = Entry(name);
+        var t = torch.empty(e.Shape, ScalarTypeOf(e));
         if (e.ByteLength > 0) CopyInto(e, t);
         return t;
     }
 
-    private unsafe void CopyInto(SafetensorsEntry e, Tensor t)
+    /// <summary>The header entry of <paramref name="name"/>; an absent name throws naming the file.</summary>
+    internal SafetensorsEntry Entry(string name) => _entries.TryGetValue(name, out var e) ? e
+        : throw new WeightsException($"{Path}: no tensor named '{Printable.Text(name)}'") { FilePath = Path, Key = name };
+
+    /// <summary>The torch dtype of an entry; a dtype DiffusersSharp does not support throws naming the file and the tensor.</summary>
+    internal ScalarType ScalarTypeOf(SafetensorsEntry e)
+    {
+        try { return ToScalarType(e.DType); }
+        catch (WeightsException x)
+        {
+            throw new WeightsException($"{Path}: tensor '{Printable.Text(e.Name)}': {x.Message}") { FilePath = Path, Key = e.Name };
+        }
+    }
+
+    /// <summary>
+    /// Copies the entry's bytes from the map into <paramref name="t"/>, a contiguous CPU tensor of the entry's dtype and
+    /// element count (the caller checks).
+    /// </summary>
+    internal void CopyInto(SafetensorsEntry e, Tensor t) =>
+        ForEachByteChunk(t, (dst, offset) => CopyBytes(e, offset, dst));
+
+    /// <summary>
+    /// Copies <paramref name="dst"/>.Length bytes of the entry, from <paramref name="byteOffset"/> into it, out of the map
+    /// (the caller keeps the range inside the entry).
+    /// </summary>
+    internal unsafe void CopyBytes(SafetensorsEntry e, long byteOffset, Span<byte> dst)
     {
         byte* basePtr = null;
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-        try
-        {
-            basePtr += _view.PointerOffset;
-            byte* src = basePtr + _dataStart + e.Begin;
-            ForEachByteChunk(t, (dst, offset) => new ReadOnlySpan<byte>(src + offset, dst.Length).CopyTo(dst));
-        }
+        try { new ReadOnlySpan<byte>(basePtr + _view.PointerOffset + _dataStart + e.Begin + byteOffset, dst.Length).CopyTo(dst); }
         finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
     }
+
+    /// <summary>
+    /// Tells the kernel this process no longer needs the mapped pages of [<paramref name="byteOffset"/>, + <paramref name="length"/>)
+    /// of the entry (<see cref="MappedPages.Release"/>): they leave the process's RSS (the page cache keeps them; a later
+    /// read maps them again).
+    /// </summary>
+    internal unsafe void ReleasePages(SafetensorsEntry e, long byteOffset, long length)
+    {
+        if (length <= 0) return;
+        byte* basePtr = null;
+        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        try { MappedPages.Release(basePtr + _view.PointerOffset + _dataStart + e.Begin + byteOffset, length); }
+        finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+    }
+
+    /// <summary>Releases the mapped pages of the whole entry (<see cref="ReleasePages(SafetensorsEntry, long, long)"/>).</summary>
+    internal void ReleasePages(SafetensorsEntry e) => ReleasePages(e, 0, e.ByteLength);
 
     internal delegate void ByteChunkAction(Span<byte> bytes, long byteOffset);
 

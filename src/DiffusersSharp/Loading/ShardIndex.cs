@@ -33,7 +33,14 @@ internal static class ShardIndex
         return result;
     }
 
-    public static Dictionary<string, Tensor> Read(string indexPath)
+    public static Dictionary<string, Tensor> Read(string indexPath) => Read(indexPath, WeightLoader.ReadFile);
+
+    /// <summary>
+    /// The index's tensors, each shard's read by <paramref name="readShard"/> (<see cref="WeightLoader.ReadFile"/>, or
+    /// <see cref="SafetensorsWeights"/>' placeholders), with every check of the index. On failure the tensors read so far are
+    /// disposed.
+    /// </summary>
+    public static Dictionary<string, Tensor> Read(string indexPath, Func<string, Dictionary<string, Tensor>> readShard)
     {
         var map = ReadWeightMap(indexPath);
         string folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
@@ -48,7 +55,7 @@ internal static class ShardIndex
                     throw new WeightsException($"{indexPath}: shard '{Printable.Text(shard)}' is listed in weight_map but {shardPath} does not exist") { FilePath = indexPath };
                 if (shard.EndsWith(".json", StringComparison.Ordinal))
                     throw new WeightsException($"{indexPath}: shard '{Printable.Text(shard)}' is not a weight file") { FilePath = indexPath };
-                foreach (var (name, t) in WeightLoader.ReadFile(shardPath))
+                foreach (var (name, t) in readShard(shardPath))
                 {
                     if (origin.TryGetValue(name, out var other))
                     {

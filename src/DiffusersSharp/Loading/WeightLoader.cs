@@ -91,7 +91,16 @@ public static class WeightLoader
     /// names are renamed first, as diffusers does (<see cref="ConvertDeprecatedAttentionNames"/>).
     /// <paramref name="source"/> names the file(s) in error messages.
     /// </summary>
-    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source)
+    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source) =>
+        LoadWith(module, weights, source, static (target, w) => target.copy_(w));
+
+    /// <summary>
+    /// <see cref="LoadInto(nn.Module, IReadOnlyDictionary{string, Tensor}, string)"/> with every check made on
+    /// <paramref name="weights"/>' names, shapes and dtypes before anything is copied, then <paramref name="copy"/>
+    /// (target, weight) per target under <c>no_grad</c> (<see cref="SafetensorsWeights.CopyInto"/> fills the target from a
+    /// placeholder's file), then the non-finite check of the targets.
+    /// </summary>
+    internal static void LoadWith(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source, Action<Tensor, Tensor> copy)
     {
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in module.named_parameters()) targets[name] = p;
@@ -123,7 +132,7 @@ public static class WeightLoader
         using (torch.no_grad())
         {
             foreach (var (name, target) in targets)
-                target.copy_(renamed[name]);
+                copy(target, renamed[name]);
         }
         CheckFinite(targets, source, module.GetType().Name);
     }

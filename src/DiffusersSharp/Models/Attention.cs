@@ -108,7 +108,7 @@ public sealed class Attention : nn.Module
         norm_cross = crossAttentionNorm switch
         {
             null => null,
-            "layer_norm" => nn.LayerNorm(CrossAttentionDim),
+            "layer_norm" => nn.LayerNorm(CrossAttentionDim, dtype: Layers.BuildDType),
             "group_norm" => Layers.GroupNorm(crossAttentionNormNumGroups, CrossAttentionDim, 1e-5),
             _ => throw new ArgumentException($"Attention: unknown cross_attention_norm '{crossAttentionNorm}'. Should be None, 'layer_norm' or 'group_norm'"),
         };

@@ -52,18 +52,18 @@ public sealed class BasicTransformerBlock : nn.Module
         Dim = dim;
         OnlyCrossAttention = onlyCrossAttention;
 
-        norm1 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine);
+        norm1 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine, dtype: Layers.BuildDType);
         attn1 = new Attention(dim, heads: numAttentionHeads, dimHead: attentionHeadDim, dropout: dropout,
             bias: attentionBias, crossAttentionDim: onlyCrossAttention ? crossAttentionDim : null,
             upcastAttention: upcastAttention, outBias: attentionOutBias);
         if (crossAttentionDim is not null || doubleSelfAttention)
         {
-            norm2 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine);
+            norm2 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine, dtype: Layers.BuildDType);
             attn2 = new Attention(dim, crossAttentionDim: doubleSelfAttention ? null : crossAttentionDim,
                 heads: numAttentionHeads, dimHead: attentionHeadDim, dropout: dropout, bias: attentionBias,
                 upcastAttention: upcastAttention, outBias: attentionOutBias);
         }
-        norm3 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine);
+        norm3 = nn.LayerNorm(dim, normEps, elementwise_affine: normElementwiseAffine, dtype: Layers.BuildDType);
         ff = new FeedForward(dim, dropout: dropout, activationFn: activationFn, finalDropout: finalDropout,
             innerDim: ffInnerDim, bias: ffBias);
         RegisterComponents();

@@ -36,8 +36,8 @@ internal sealed class CLIPTextEmbeddings : nn.Module
 
     public CLIPTextEmbeddings(CLIPTextConfig c) : base(nameof(CLIPTextEmbeddings))
     {
-        token_embedding = nn.Embedding(c.VocabSize, c.HiddenSize);
-        position_embedding = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
+        token_embedding = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: Layers.BuildDType);
+        position_embedding = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize, dtype: Layers.BuildDType);
         // transformers' position_ids buffer is not persistent: it is arange(max_position_embeddings), made here
         // in Forward instead, so files with or without it load the same.
         RegisterComponents();
@@ -140,9 +140,9 @@ internal sealed class CLIPEncoderLayer : nn.Module
     public CLIPEncoderLayer(CLIPTextConfig c) : base(nameof(CLIPEncoderLayer))
     {
         self_attn = new CLIPAttention(c);
-        layer_norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layer_norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, dtype: Layers.BuildDType);
         mlp = new CLIPMLP(c);
-        layer_norm2 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layer_norm2 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, dtype: Layers.BuildDType);
         RegisterComponents();
     }
 

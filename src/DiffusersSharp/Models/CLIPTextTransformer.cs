@@ -21,7 +21,7 @@ internal sealed class CLIPTextTransformer : nn.Module
         _config = config;
         embeddings = new CLIPTextEmbeddings(config);
         encoder = new CLIPEncoder(config);
-        final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, dtype: Layers.BuildDType);
         RegisterComponents();
     }
 

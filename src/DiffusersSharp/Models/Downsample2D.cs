@@ -38,7 +38,7 @@ public sealed class Downsample2D : nn.Module
         norm = normType switch
         {
             null => null,
-            "ln_norm" => nn.LayerNorm(channels, eps, elementwiseAffine),
+            "ln_norm" => nn.LayerNorm(channels, eps, elementwiseAffine, dtype: Layers.BuildDType),
             _ => throw new ArgumentException($"Downsample2D: unknown or unsupported norm_type '{normType}' (supported: null, ln_norm)"),
         };
         if (useConv)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,6 +9,13 @@ namespace DiffusersSharp.Models;
 internal static class Layers
 {
     /// <summary>
+    /// The dtype every layer of a model is made in while <c>FromPretrained</c> builds it in its load dtype
+    /// (<see cref="BuildDtype"/>, per thread); null otherwise (torch's default dtype). Pass it as <c>dtype:</c> to each
+    /// layer a model makes.
+    /// </summary>
+    public static ScalarType? BuildDType => BuildDtype.Current;
+
+    /// <summary>
     /// A GroupNorm initialised as PyTorch does (weight 1, bias 0); TorchSharp 0.107's <c>nn.GroupNorm</c>
     /// leaves its affine parameters uninitialised.
     /// </summary>
@@ -15,7 +23,7 @@ internal static class Layers
     {
         if (numGroups <= 0 || numChannels % numGroups != 0)
             throw new ArgumentException($"GroupNorm: num_channels ({numChannels}) must be divisible by num_groups ({numGroups})");
-        var gn = nn.GroupNorm(numGroups, numChannels, eps, affine);
+        var gn = nn.GroupNorm(numGroups, numChannels, eps, affine, dtype: Layers.BuildDType);
         if (affine)
         {
             using var _ = torch.no_grad();

@@ -24,11 +24,11 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         string? postActFn = null, int? condProjDim = null, bool sampleProjBias = true)
         : base(nameof(TimestepEmbedding))
     {
-        linear_1 = nn.Linear(inChannels, timeEmbedDim, hasBias: sampleProjBias);
+        linear_1 = nn.Linear(inChannels, timeEmbedDim, hasBias: sampleProjBias, dtype: Layers.BuildDType);
         if (condProjDim is int cd)
-            cond_proj = nn.Linear(cd, inChannels, hasBias: false);
+            cond_proj = nn.Linear(cd, inChannels, hasBias: false, dtype: Layers.BuildDType);
         _act = Activations.Get(actFn, mayOverwriteInput: true);
-        linear_2 = nn.Linear(timeEmbedDim, outDim ?? timeEmbedDim, hasBias: sampleProjBias);
+        linear_2 = nn.Linear(timeEmbedDim, outDim ?? timeEmbedDim, hasBias: sampleProjBias, dtype: Layers.BuildDType);
         if (postActFn is not null)
             _postAct = Activations.Get(postActFn, mayOverwriteInput: true);
         RegisterComponents();

@@ -85,7 +85,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
         int[] tlpb = Expand(c.TransformerLayersPerBlock, n);
         bool[] onlyCross = Expand(c.OnlyCrossAttention, n);
 
-        conv_in = nn.Conv2d(c.InChannels, boc[0], kernel_size: c.ConvInKernel, padding: (c.ConvInKernel - 1) / 2);
+        conv_in = nn.Conv2d(c.InChannels, boc[0], kernel_size: c.ConvInKernel, padding: (c.ConvInKernel - 1) / 2, dtype: Layers.BuildDType);
 
         int timeEmbedDim, timestepInputDim;
         if (c.TimeEmbeddingType == "fourier")
@@ -105,15 +105,15 @@ public sealed partial class UNet2DConditionModel : nn.Module
         _timeEmbedding = new UNetTimeEmbedding(time_proj, time_embedding);
 
         if (c.EncoderHidDim is int ehd)
-            encoder_hid_proj = nn.Linear(ehd, crossDims[0]);
+            encoder_hid_proj = nn.Linear(ehd, crossDims[0], dtype: Layers.BuildDType);
 
         class_embedding = c.ClassEmbedType switch
         {
-            null => c.NumClassEmbeds is int nce ? nn.Embedding(nce, timeEmbedDim) : null,
+            null => c.NumClassEmbeds is int nce ? nn.Embedding(nce, timeEmbedDim, dtype: Layers.BuildDType) : null,
             "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn: c.ActFn),
             "identity" => nn.Identity(),
             "projection" => new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
-            "simple_projection" => nn.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
+            "simple_projection" => nn.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim, dtype: Layers.BuildDType),
             _ => null,
         };
         if (class_embedding is not null)
@@ -204,7 +204,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
         _convAct = Activations.Get(c.ActFn, mayOverwriteInput: true);
-        conv_out = nn.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2);
+        conv_out = nn.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2, dtype: Layers.BuildDType);
         RegisterComponents();
     }
 

@@ -46,7 +46,7 @@ public sealed class Upsample2D : nn.Module
         norm = normType switch
         {
             null => null,
-            "ln_norm" => nn.LayerNorm(channels, eps, elementwiseAffine),
+            "ln_norm" => nn.LayerNorm(channels, eps, elementwiseAffine, dtype: Layers.BuildDType),
             _ => throw new ArgumentException($"Upsample2D: unknown or unsupported norm_type '{normType}' (supported: null, ln_norm)"),
         };
         nn.Module<Tensor, Tensor>? c = null;

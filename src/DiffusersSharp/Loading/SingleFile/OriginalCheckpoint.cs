@@ -77,7 +77,12 @@ public sealed class OriginalCheckpoint : IDisposable
     /// <summary>Loads one tensor on the CPU in its stored dtype; the caller disposes it.</summary>
     public Tensor Load(string key)
     {
-        if (_safetensors is not null) return _safetensors.Load(key);
+        if (_safetensors is not null)
+        {
+            var loaded = _safetensors.Load(key);
+            _safetensors.ReleasePages(_safetensors.Entry(key)); // copied out: its mapped pages leave the process's RSS
+            return loaded;
+        }
         if (_loaded!.TryGetValue(key, out var t)) return t.alias();
         throw new WeightsException($"{Path}: no tensor named '{key}'") { FilePath = Path, Key = key };
     }

@@ -190,12 +190,12 @@ public abstract class LoRACompatibleLayer : nn.Module<Tensor, Tensor>
     protected static (Tensor Weight, Tensor? Bias) DefaultInit(long[] weightShape, bool bias)
     {
         using var noGrad = torch.no_grad();
-        var w = torch.empty(weightShape);
+        var w = torch.empty(weightShape, dtype: Layers.BuildDType);
         nn.init.kaiming_uniform_(w, a: Math.Sqrt(5));
         Tensor? b = null;
         if (bias)
         {
-            b = torch.empty(weightShape[0]);
+            b = torch.empty(weightShape[0], dtype: Layers.BuildDType);
             var (fanIn, _) = nn.init.CalculateFanInAndFanOut(w);
             double bound = fanIn > 0 ? 1 / Math.Sqrt(fanIn) : 0;
             nn.init.uniform_(b, -bound, bound);

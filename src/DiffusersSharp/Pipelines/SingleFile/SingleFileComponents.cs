@@ -153,10 +153,11 @@ public sealed class SingleFileComponents : IDisposable
     /// <summary>diffusers' flat EMA key: <c>model.diffusion_model.input_blocks.0.0.weight</c> → <c>model_ema.diffusion_modelinput_blocks00weight</c>.</summary>
     public static string EmaKey(string key) => "model_ema." + string.Concat(key.Split('.').Skip(1));
 
+    /// <summary>Builds a component in <paramref name="dtype"/> (<see cref="BuildDtype"/>: never a float32 copy first).</summary>
     private static T Build<T>(Func<T> create, ScalarType? dtype) where T : nn.Module => ModuleScope.Run(() =>
     {
-        var m = create();
-        if (dtype is { } dt) m.to(dt);
+        var m = BuildDtype.Build(dtype, create);
+        if (dtype is { } dt) m.to(dt); // a no-op for what the build already made in dt
         return m;
     });
 

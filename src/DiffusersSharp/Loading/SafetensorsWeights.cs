@@ -1,0 +1,132 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Loading;
+
+/// <summary>
+/// A model's safetensors weights (one file, or a shard index whose shards are all safetensors), open but not read: the
+/// streaming half of <see cref="ModelLoading.LoadWeights"/>. <see cref="Placeholders"/> holds, per tensor name, a
+/// meta tensor of the stored shape and dtype (no data), so that the key renames and every check of
+/// <see cref="WeightLoader.LoadInto"/> run as on read tensors; <see cref="CopyInto"/> then fills one target from the
+/// map at a time, 16 MB at a time, and releases those mapped pages: a load holds the model and one chunk's
+/// conversion, never a second copy of the file.
+/// </summary>
+internal sealed class SafetensorsWeights : IDisposable
+{
+    private readonly List<SafetensorsFile> _files = [];
+    private readonly Dictionary<Tensor, (SafetensorsFile File, SafetensorsEntry Entry, ScalarType DType)> _sources =
+        new(ReferenceEqualityComparer.Instance);
+
+    private SafetensorsWeights() { }
+
+    /// <summary>Every tensor of the file(s) as a meta placeholder, by name (the caller may rename or remove entries).</summary>
+    public Dictionary<string, Tensor> Placeholders { get; private set; } = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Whether <paramref name="path"/> (what <see cref="WeightLoader.FindWeights(string, CheckpointFormat, string?)"/>
+    /// found) can be streamed: a <c>.safetensors</c> file, or a shard index whose shards all are. A malformed index
+    /// throws as <see cref="WeightLoader.ReadFile"/> would.
+    /// </summary>
+    public static bool CanStream(string path)
+    {
+        string file = Path.GetFileName(path);
+        if (file.EndsWith(".safetensors", StringComparison.Ordinal)) return true;
+        return file.EndsWith(".json", StringComparison.Ordinal)
+            && ShardIndex.ReadWeightMap(path).Values.All(s => s.EndsWith(".safetensors", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Maps the file, or every shard of the index (with the index's checks and messages), and validates their headers.
+    /// </summary>
+    public static SafetensorsWeights Open(string path)
+    {
+        var w = new SafetensorsWeights();
+        try
+        {
+            w.Placeholders = Path.GetFileName(path).EndsWith(".json", StringComparison.Ordinal)
+                ? ShardIndex.Read(path, w.OpenFile)
+                : w.OpenFile(path);
+            return w;
+        }
+        catch
+        {
+            w.Dispose();
+            throw;
+        }
+    }
+
+    private Dictionary<string, Tensor> OpenFile(string path)
+    {
+        var file = SafetensorsFile.Open(path);
+        _files.Add(file);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var name in file.Keys)
+        {
+            var e = file.Entry(name);
+            var dtype = file.ScalarTypeOf(e);
+            var placeholder = torch.empty(e.Shape, dtype, device: torch.META);
+            _sources[placeholder] = (file, e, dtype);
+            result[name] = placeholder;
+        }
+        return result;
+    }
+
+    /// <summary>Bytes of the stored tensor copied (and converted) at a time.</summary>
+    internal const long ChunkBytes = 16L << 20;
+
+    /// <summary>
+    /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the map in chunks of at
+    /// most <see cref="ChunkBytes"/> stored bytes: each chunk copied straight into the target's memory when the target is a
+    /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
+    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor); then the chunk's
+    /// mapped pages are released. A non-contiguous target gets one temporary of the whole tensor. Any other tensor is
+    /// copied as it is.
+    /// </summary>
+    public void CopyInto(Tensor target, Tensor weight)
+    {
+        if (!_sources.TryGetValue(weight, out var source))
+        {
+            target.copy_(weight);
+            return;
+        }
+        var (file, e, dtype) = source;
+        long n = target.numel();
+        if (e.ByteLength == 0 || n == 0) return;
+        if (!target.is_contiguous())
+        {
+            using var whole = torch.empty(e.Shape, dtype);
+            file.CopyInto(e, whole);
+            target.copy_(whole);
+            file.ReleasePages(e);
+            return;
+        }
+        bool direct = target.dtype == dtype && target.device_type == DeviceType.CPU;
+        long elem = e.ByteLength / n, perChunk = Math.Max(1, ChunkBytes / elem);
+        using var flat = target.view(-1);
+        for (long start = 0; start < n; start += perChunk)
+        {
+            long count = Math.Min(perChunk, n - start);
+            using var slice = flat.narrow(0, start, count);
+            if (direct)
+            {
+                file.CopyBytes(e, start * elem, slice.bytes);
+            }
+            else
+            {
+                using var temp = torch.empty(count, dtype);
+                file.CopyBytes(e, start * elem, temp.bytes);
+                slice.copy_(temp);
+            }
+            file.ReleasePages(e, start * elem, count * elem);
+        }
+    }
+
+    /// <summary>Frees the placeholders and unmaps the files.</summary>
+    public void Dispose()
+    {
+        foreach (var t in _sources.Keys) t.Dispose();
+        _sources.Clear();
+        foreach (var f in _files) f.Dispose();
+        _files.Clear();
+    }
+}
