@@ -10,25 +10,8 @@ public abstract partial class StableDiffusionXLPipelineBase
     /// <paramref name="denoisingStart"/>, the last <c>int(n · strength)</c> steps; with it, the timesteps
     /// <c>t &lt; int(round(T − d · T))</c> (one more for second-order schedulers when that count is even).
     /// </summary>
-    protected Tensor Img2ImgTimesteps(int numInferenceSteps, double strength, double? denoisingStart)
-    {
-        var all = Scheduler.Timesteps;
-        long count = all.shape[0];
-        if (denoisingStart is not double d)
-        {
-            int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-            StableDiffusionImg2ImgPipeline.CheckStrength(ClassName, strength, numInferenceSteps, start, count);
-            return all.narrow(0, start, count - start);
-        }
-        int cutoff = DiscreteTimestepCutoff(d);
-        using var below = all.lt(cutoff).sum();
-        long n = below.item<long>();
-        if (Scheduler.Order == 2 && n % 2 == 0) n++;
-        if (n == 0 || n > count)
-            throw new DiffusersException(
-                $"{ClassName}: denoising_start {d} leaves no timestep below {cutoff} in the {numInferenceSteps}-step schedule; lower it or add steps");
-        return all.narrow(0, count - n, n);
-    }
+    protected Tensor Img2ImgTimesteps(int numInferenceSteps, double strength, double? denoisingStart) =>
+        PipelineSteps.Img2ImgTimesteps(ClassName, Scheduler, numInferenceSteps, strength, denoisingStart);
 
     /// <summary>
     /// The img2img / inpaint time ids for the UNet, <c>[negative × batch; positive × batch]</c> with guidance, and the
