@@ -1,15 +1,15 @@
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Pipelines;
 
 /// <summary>
 /// The steps the Stable Diffusion, SDXL and ControlNet pipelines share, each in one place: diffusers' <c>check_inputs</c>
-/// (this file), <c>get_timesteps</c> with strength / denoising_start and <c>prepare_latents</c> for img2img and inpainting
-/// (<c>PipelineSteps.Latents.cs</c>), the VAE encode with generators, the loop context and the decode + postprocess
-/// (<c>PipelineSteps.Vae.cs</c>). Every error names the calling pipeline's class (<c>cls</c>).
+/// (this file); <c>get_timesteps</c> with strength / denoising_start, <c>prepare_latents</c> for txt2img, img2img and
+/// inpainting, the VAE encode with generators, the loop context and the decode + postprocess (<c>PipelineSteps.Latents.cs</c>);
+/// reading a pipeline folder's components (<c>PipelineSteps.Loading.cs</c>). Every error names the calling pipeline's
+/// class (<c>cls</c>).
 /// </summary>
 internal static partial class PipelineSteps
 {
@@ -123,20 +123,5 @@ internal static partial class PipelineSteps
         int inChannels = unet.Config.InChannels;
         if (inChannels != 4 && inChannels != 9)
             throw new ConfigException($"{cls}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
-    }
-
-    /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
-    internal static Tensor? GuidanceScaleEmbedding(UNet2DConditionModel unet, double guidanceScale, int batch, ScalarType dtype, Device device)
-    {
-        if (unet.Config.TimeCondProjDim is not int dim) return null;
-        using var scope = torch.NewDisposeScope();
-        var w = torch.full(new long[] { batch }, guidanceScale - 1, ScalarType.Float32) * 1000.0;
-        int half = dim / 2;
-        var step = torch.log(torch.tensor(10000.0f)) / (half - 1);
-        var freqs = torch.exp(torch.arange(half, ScalarType.Float32) * -step);
-        var emb = w.unsqueeze(1) * freqs.unsqueeze(0);
-        emb = torch.cat(new[] { torch.sin(emb), torch.cos(emb) }, 1);
-        if (dim % 2 == 1) emb = torch.nn.functional.pad(emb, new long[] { 0, 1 });
-        return emb.to(dtype, device).MoveToOuterDisposeScope();
     }
 }
