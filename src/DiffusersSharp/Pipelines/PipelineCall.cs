@@ -30,6 +30,13 @@ internal sealed class PipelineCall : IDisposable
     /// <summary>The call's generators (null: torch's global one).</summary>
     internal IReadOnlyList<Generator>? Generators { get; }
 
+    /// <summary>The call's batch and generators, as <c>var (total, gens) = call;</c>.</summary>
+    internal void Deconstruct(out int total, out IReadOnlyList<Generator>? generators)
+    {
+        total = Total;
+        generators = Generators;
+    }
+
     /// <inheritdoc/>
     public void Dispose()
     {

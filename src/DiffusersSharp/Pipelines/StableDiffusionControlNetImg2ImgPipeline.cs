@@ -70,7 +70,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
 
@@ -93,7 +93,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength);
 
         // 6. latents: encode, duplicate per prompt (diffusers' words when they do not divide it), add noise
-        var current = NoisedImageLatents(pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), timesteps, total, call.Generators,
+        var current = NoisedImageLatents(pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), timesteps, total, gens,
             (n0, n) => $"{Name}: Cannot duplicate `image` of batch size {n0} to {n} text prompts.");
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
@@ -102,7 +102,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         {
             ControlNet = Residuals(images, scales, start, end, guess, cfg),
         };
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, call.Generators, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

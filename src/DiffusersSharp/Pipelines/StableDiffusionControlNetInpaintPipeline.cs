@@ -74,8 +74,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
-        var gens = call.Generators;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
         var device = Unet.Device;

@@ -74,7 +74,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
 
@@ -93,7 +93,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
 
         // 6. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
-            embeds.PromptEmbeds.dtype, call.Generators);
+            embeds.PromptEmbeds.dtype, gens);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. denoising loop with the ControlNet residuals
@@ -101,7 +101,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         {
             ControlNet = Residuals(images, scales, start, end, guess, cfg),
         };
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, call.Generators, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -76,7 +76,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 
         // 2. call parameters (the generators are checked against the batch with the latents, as diffusers does)
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
 
         // 3. encode the prompt
@@ -95,14 +95,14 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 
         // 6. latents: encode, duplicate per prompt, add noise
         var dtype = embeds.PromptEmbeds.dtype;
-        CheckGeneratorCount(call.Generators, total);
-        var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), timesteps, total, call.Generators);
+        CheckGeneratorCount(gens, total);
+        var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), timesteps, total, gens);
 
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 8. denoising loop
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, call.Generators, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode and postprocess
         return Finish(current, outputType);

@@ -86,7 +86,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
 
         // 3. encode the prompt; CFG batch = [negative, prompt]
@@ -100,14 +100,14 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
         // 5. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
-            embeds.PromptEmbeds.dtype, call.Generators);
+            embeds.PromptEmbeds.dtype, gens);
 
         // 6. guidance embedding (UNets with time_cond_proj_dim)
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. denoising loop
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, call.Generators, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -115,10 +115,9 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = _set.GuessMode(guessMode);
-        var device = Unet.Device;
 
         // 3. encode the prompt (both encoders take the LoRA scale)
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -134,25 +133,22 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 5. timesteps; 6. latents
-        Scheduler.SetTimesteps(numInferenceSteps, device);
+        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
         var timesteps = Scheduler.Timesteps;
         var dtype = embeds.PromptEmbeds.dtype;
-        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, call.Generators);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. added time ids; with guidance the [negative; positive] pair is repeated per image, as in the txt2img pipeline
-        var addTimeIds = TimeIdsRow([original.Height, original.Width, cropsCoordsTopLeft.Top, cropsCoordsTopLeft.Left, target.Height, target.Width], dtype);
-        var negativeAddTimeIds = negativeOriginalSize is { } no && negativeTargetSize is { } nt
-            ? TimeIdsRow([no.Height, no.Width, negativeCropsCoordsTopLeft.Top, negativeCropsCoordsTopLeft.Left, nt.Height, nt.Width], dtype)
-            : addTimeIds;
-        var unetTimeIds = (cfg ? torch.cat(new[] { negativeAddTimeIds, addTimeIds }) : addTimeIds).to(device).repeat(total, 1);
+        var (unetTimeIds, negativeAddTimeIds) = Txt2ImgTimeIds(total, cfg, dtype, original, cropsCoordsTopLeft, target,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs)
         {
             ControlNet = _set.Residuals(images, scales, start, end, guess, cfg),
         };
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, call.Generators,
+        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode (upcast when force_upcast) and postprocess

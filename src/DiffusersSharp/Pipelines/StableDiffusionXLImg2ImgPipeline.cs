@@ -82,7 +82,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
 
         // 2. call parameters (the generators are checked against the batch when the image is encoded, as diffusers does)
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
 
         // 3. encode the prompt
@@ -97,12 +97,12 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
 
         // 6. latents: encode, duplicate per prompt, add noise (not when continuing a base run)
-        if (pixels.shape[1] != 4) CheckGeneratorCount(call.Generators, total);
-        var current = PipelineSteps.InitImageLatents(Name, pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), total, call.Generators,
-            p => EncodeVaeImage(p, call.Generators, "vae_encode_0"));
+        if (pixels.shape[1] != 4) CheckGeneratorCount(gens, total);
+        var current = PipelineSteps.InitImageLatents(Name, pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), total, gens,
+            p => EncodeVaeImage(p, gens, "vae_encode_0"));
         if (denoisingStart is null)
         {
-            var noise = Runtime.TorchUtils.RandnTensor(current.shape, call.Generators, current.dtype, current.device);
+            var noise = Runtime.TorchUtils.RandnTensor(current.shape, gens, current.dtype, current.device);
             Record("latent_noise", noise);
             current = Scheduler.AddNoise(current, noise, timesteps.narrow(0, 0, 1).repeat(total));
         }
@@ -115,7 +115,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, call.Generators,
+        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode (upcast when force_upcast) and postprocess

@@ -79,8 +79,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
-        var gens = call.Generators;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         var device = Unet.Device;
 

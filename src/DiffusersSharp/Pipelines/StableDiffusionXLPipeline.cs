@@ -94,9 +94,8 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
-        int total = call.Total;
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        var device = Unet.Device;
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -105,23 +104,20 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. timesteps; 5. latents
-        Scheduler.SetTimesteps(numInferenceSteps, device);
+        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
         var timesteps = Scheduler.Timesteps;
         var dtype = embeds.PromptEmbeds.dtype;
-        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, call.Generators);
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
         // 7. added time ids; with guidance diffusers repeats the [negative; positive] pair per image, so the rows alternate
-        var addTimeIds = TimeIdsRow([original.Height, original.Width, cropsCoordsTopLeft.Top, cropsCoordsTopLeft.Left, target.Height, target.Width], dtype);
-        var negativeAddTimeIds = negativeOriginalSize is { } no && negativeTargetSize is { } nt
-            ? TimeIdsRow([no.Height, no.Width, negativeCropsCoordsTopLeft.Top, negativeCropsCoordsTopLeft.Left, nt.Height, nt.Width], dtype)
-            : addTimeIds;
-        var unetTimeIds = (cfg ? torch.cat(new[] { negativeAddTimeIds, addTimeIds }) : addTimeIds).to(device).repeat(total, 1);
+        var (unetTimeIds, negativeAddTimeIds) = Txt2ImgTimeIds(total, cfg, dtype, original, cropsCoordsTopLeft, target,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, call.Generators,
+        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode (upcast when force_upcast) and postprocess

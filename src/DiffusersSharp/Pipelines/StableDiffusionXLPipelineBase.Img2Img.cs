@@ -14,6 +14,22 @@ public abstract partial class StableDiffusionXLPipelineBase
         PipelineSteps.Img2ImgTimesteps(ClassName, Scheduler, numInferenceSteps, strength, denoisingStart);
 
     /// <summary>
+    /// The txt2img time ids for the UNet (the ControlNet pipeline's too): the row <c>[original, crop, target]</c>, the
+    /// negative row from the negative values only when both negative sizes are given (else the same row), and with guidance
+    /// the [negative; positive] pair repeated per image (so the rows alternate, as diffusers repeats them).
+    /// </summary>
+    private protected (Tensor UnetTimeIds, Tensor NegativeRow) Txt2ImgTimeIds(int total, bool cfg, ScalarType dtype,
+        (int Height, int Width) original, (int Top, int Left) crop, (int Height, int Width) target,
+        (int Height, int Width)? negativeOriginalSize, (int Top, int Left) negativeCrop, (int Height, int Width)? negativeTargetSize)
+    {
+        var row = TimeIdsRow([original.Height, original.Width, crop.Top, crop.Left, target.Height, target.Width], dtype);
+        var negativeRow = negativeOriginalSize is { } no && negativeTargetSize is { } nt
+            ? TimeIdsRow([no.Height, no.Width, negativeCrop.Top, negativeCrop.Left, nt.Height, nt.Width], dtype)
+            : row;
+        return ((cfg ? torch.cat(new[] { negativeRow, row }) : row).to(Unet.Device).repeat(total, 1), negativeRow);
+    }
+
+    /// <summary>
     /// The img2img / inpaint time ids for the UNet, <c>[negative × batch; positive × batch]</c> with guidance, and the
     /// negative row. Sizes default to the latents' size × vae_scale_factor, the negative sizes to the positive ones. Rows:
     /// <c>[original, crop, target]</c> and <c>[negative original, crop (the positive one, as diffusers), negative
