@@ -7,6 +7,13 @@ namespace DiffusersSharp.Pipelines;
 
 internal static partial class PipelineSteps
 {
+    /// <summary>diffusers' <c>retrieve_timesteps</c>: the scheduler's <paramref name="numInferenceSteps"/> timesteps on <paramref name="device"/>.</summary>
+    internal static Tensor Timesteps(IScheduler scheduler, int numInferenceSteps, Device device)
+    {
+        scheduler.SetTimesteps(numInferenceSteps, device);
+        return scheduler.Timesteps;
+    }
+
     /// <summary>
     /// diffusers' <c>get_timesteps</c>: <c>init_timestep = min(int(n · strength), n)</c>, <c>t_start = max(n −
     /// init_timestep, 0)</c>; the loop runs <c>scheduler.timesteps[t_start · order:]</c>. Returns the start index.
@@ -138,6 +145,18 @@ internal static partial class PipelineSteps
             throw new DiffusersException(
                 $"{cls}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
     }
+
+    /// <summary>
+    /// The guided loop of a txt2img / img2img call: classifier-free guidance (with <paramref name="guidanceRescale"/>), the
+    /// guidance embedding of UNets with <c>time_cond_proj_dim</c> for <paramref name="total"/> latents in
+    /// <paramref name="dtype"/>, the call's LoRA scale and, for the ControlNet pipelines, their residuals.
+    /// </summary>
+    internal static GuidedDenoisingLoop GuidedLoop(UNet2DConditionModel unet, bool cfg, double guidanceScale, double guidanceRescale,
+        int total, ScalarType dtype, CrossAttentionOptions? crossAttentionKwargs, ControlNetResiduals? controlNet = null) =>
+        new(unet, cfg, guidanceScale, guidanceRescale, GuidanceScaleEmbedding(unet, guidanceScale, total, dtype, unet.Device), crossAttentionKwargs)
+        {
+            ControlNet = controlNet,
+        };
 
     /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
     internal static Tensor? GuidanceScaleEmbedding(UNet2DConditionModel unet, double guidanceScale, int batch, ScalarType dtype, Device device)

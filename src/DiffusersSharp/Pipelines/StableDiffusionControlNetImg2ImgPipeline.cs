@@ -95,13 +95,10 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         // 6. latents: encode, duplicate per prompt (diffusers' words when they do not divide it), add noise
         var current = NoisedImageLatents(pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), timesteps, total, gens,
             (n0, n) => $"{Name}: Cannot duplicate `image` of batch size {n0} to {n} text prompts.");
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. denoising loop with the ControlNet residuals
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond)
-        {
-            ControlNet = Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
+            Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -88,19 +88,15 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
 
         // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
 
         // 6. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
             embeds.PromptEmbeds.dtype, gens);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. denoising loop with the ControlNet residuals
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond)
-        {
-            ControlNet = Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
+            Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -98,10 +98,9 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         CheckGeneratorCount(gens, total);
         var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), timesteps, total, gens);
 
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 8. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode and postprocess

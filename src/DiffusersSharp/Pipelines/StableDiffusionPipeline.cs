@@ -95,18 +95,16 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         RecordEmbeddings(embeds);
 
         // 4. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
 
         // 5. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
             embeds.PromptEmbeds.dtype, gens);
 
         // 6. guidance embedding (UNets with time_cond_proj_dim)
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -133,21 +133,17 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 5. timesteps; 6. latents
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
         var dtype = embeds.PromptEmbeds.dtype;
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
 
         // 7. added time ids; with guidance the [negative; positive] pair is repeated per image, as in the txt2img pipeline
         var (unetTimeIds, negativeAddTimeIds) = Txt2ImgTimeIds(total, cfg, dtype, original, cropsCoordsTopLeft, target,
             negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs)
-        {
-            ControlNet = _set.Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs,
+            _set.Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 

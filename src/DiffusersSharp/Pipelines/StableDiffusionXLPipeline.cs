@@ -104,8 +104,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. timesteps; 5. latents
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
         var dtype = embeds.PromptEmbeds.dtype;
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
@@ -115,8 +114,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, Unet.Device);
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
