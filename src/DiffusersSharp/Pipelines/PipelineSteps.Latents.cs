@@ -95,6 +95,18 @@ internal static partial class PipelineSteps
     }
 
     /// <summary>
+    /// The inpaint pipelines' image latents (diffusers' <c>prepare_latents</c> with <c>return_image_latents</c>): only
+    /// when a 4-channel UNet blends them back or strength &lt; 1 noises them (and no latents are given), the
+    /// <paramref name="encode"/>d image repeated to <paramref name="total"/>; else null.
+    /// </summary>
+    internal static Tensor? InpaintImageLatents(int unetChannels, Tensor? latents, double strength, int total, Func<Tensor> encode)
+    {
+        if (unetChannels != 4 && (latents is not null || strength == 1.0)) return null;
+        var imageLatents = encode();
+        return imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
+    }
+
+    /// <summary>
     /// The inpaint pipelines' initial latents (diffusers' <c>prepare_latents</c> with <c>return_noise</c>): without
     /// <paramref name="latents"/>, noise drawn in <paramref name="shape"/>, scaled by the initial sigma at strength 1 or
     /// added to <paramref name="imageLatents"/> at <paramref name="latentTimestep"/>; with them (checked against the

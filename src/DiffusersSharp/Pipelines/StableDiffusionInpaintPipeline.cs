@@ -98,13 +98,9 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
         int unetChannels = Unet.Config.InChannels;
-        Tensor? imageLatents = null;
-        if (unetChannels == 4 || (latents is null && strength != 1.0))
-        {
-            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent");
-            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
-            Record("image_latents", imageLatents);
-        }
+        var imageLatents = PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+            () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"));
+        if (imageLatents is not null) Record("image_latents", imageLatents);
         var (noise, current) = PipelineSteps.InpaintLatents(Name, Scheduler, latents, [total, Vae.LatentChannels, h / vsf, w / vsf],
             imageLatents, strength == 1.0, latentTimestep, gens, dtype, device);
         Record("noise", noise);

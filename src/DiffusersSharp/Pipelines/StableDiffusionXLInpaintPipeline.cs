@@ -103,14 +103,10 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         // 6. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents)
         int unetChannels = Unet.Config.InChannels;
         long[] shape = [total, Vae.LatentChannels, h / vsf, w / vsf];
-        Tensor? imageLatents = null;
-        if (initImage.shape[1] == 4)
-            imageLatents = initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1);
-        else if (unetChannels == 4 || (latents is null && strength != 1.0))
-        {
-            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0");
-            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
-        }
+        var imageLatents = initImage.shape[1] == 4
+            ? initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1)
+            : PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+                () => EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0"));
         var (noise, current) = denoisingStart is null
             ? PipelineSteps.InpaintLatents(Name, Scheduler, latents, shape, imageLatents, strength == 1.0, latentTimestep, gens, dtype, device)
             : (Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device),
