@@ -114,4 +114,30 @@ public abstract class DiffusionPipeline : IDisposable
                 $"{ClassName}: you have passed a list of generators of length {generators.Count}, but requested an effective batch size of {batchSize}. " +
                 "Make sure the batch size matches the length of the generators.");
     }
+
+    /// <summary>
+    /// Starts a Stable Diffusion / SDXL / ControlNet call: the effective batch (the prompts, or the rows of
+    /// <paramref name="promptEmbeds"/>, × <paramref name="numImagesPerPrompt"/>), the <see cref="Generators"/>, checked
+    /// against that batch unless <paramref name="checkGeneratorCount"/> is false (img2img checks them later, as diffusers),
+    /// then no-grad mode and the call's dispose scope.
+    /// </summary>
+    private protected PipelineCall BeginCall(PromptInput prompt, Tensor? promptEmbeds, int numImagesPerPrompt, long? seed,
+        Generator? generator, IReadOnlyList<Generator>? generators, bool checkGeneratorCount = true)
+    {
+        int total = PipelineSteps.BatchSize(prompt, promptEmbeds) * numImagesPerPrompt;
+        var gens = Generators(seed, generator, generators, out var owned);
+        if (checkGeneratorCount)
+        {
+            try
+            {
+                CheckGeneratorCount(gens, total);
+            }
+            catch
+            {
+                owned?.Dispose();
+                throw;
+            }
+        }
+        return new PipelineCall(total, gens, owned);
+    }
 }

@@ -62,25 +62,17 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         CancellationToken cancellationToken = default)
     {
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        PipelineSteps.CheckStrengthRange(Name, strength);
+        PipelineSteps.RequireImages(Name, image);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
         var (scales, start, end) = ControlArguments(controlnetConditioningScale, 0.8, controlGuidanceStart, controlGuidanceEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
@@ -89,53 +81,24 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         // 4. the init image, then the control images at its size
         var pixels = image.Preprocess("init image", height, width, VaeScaleFactor, normalize: true, grayscale: false, binarize: false)
             .to(ScalarType.Float32);
-        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
         Record("image_preprocessed", pixels);
-        var images = PrepareControlImages(controlImage, "control_image", height ?? (int)pixels.shape[2] * (pixels.shape[1] == 4 ? VaeScaleFactor : 1),
-            width ?? (int)pixels.shape[3] * (pixels.shape[1] == 4 ? VaeScaleFactor : 1), total, numImagesPerPrompt, cfg, guess);
+        int pixelScale = pixels.shape[1] == 4 ? VaeScaleFactor : 1;
+        var images = PrepareControlImages(controlImage, "control_image", height ?? (int)pixels.shape[2] * pixelScale,
+            width ?? (int)pixels.shape[3] * pixelScale, total, numImagesPerPrompt, cfg, guess);
         RecordControl(images);
 
         // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        int first = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps, first, Scheduler.Timesteps.shape[0]);
-        var timesteps = Scheduler.Timesteps.narrow(0, first, Scheduler.Timesteps.shape[0] - first);
-        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
+        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength);
 
-        // 6. latents: encode, duplicate per prompt, add noise
-        var dtype = embeds.PromptEmbeds.dtype;
-        pixels = pixels.to(dtype, device);
-        Tensor initLatents;
-        if (pixels.shape[1] == 4) initLatents = pixels;
-        else
-        {
-            if (gens is { Count: > 1 } && pixels.shape[0] != total)
-                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
-            initLatents = EncodeVaeImage(pixels, gens, "image_latent");
-        }
-        long n0 = initLatents.shape[0];
-        if (total > n0)
-        {
-            if (total % n0 != 0)
-                throw new DiffusersException($"{Name}: Cannot duplicate `image` of batch size {n0} to {total} text prompts.");
-            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
-        }
-        else if (total < n0)
-            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
-        Record("image_latents", initLatents);
-        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, dtype, device);
-        Record("noise", noise);
-        var current = Scheduler.AddNoise(initLatents, noise, latentTimestep);
-        Record("initial_latents", current);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        // 6. latents: encode, duplicate per prompt (diffusers' words when they do not divide it), add noise
+        var current = NoisedImageLatents(pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), timesteps, total, gens,
+            (n0, n) => $"{Name}: Cannot duplicate `image` of batch size {n0} to {n} text prompts.");
 
         // 7. denoising loop with the ControlNet residuals
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond)
-        {
-            ControlNet = Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
+            Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -22,12 +22,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
     /// <summary>Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
     public StableDiffusionControlNetInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, nn.Module controlnet, IScheduler scheduler, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, unet, controlnet, scheduler, log)
-    {
-        int inChannels = unet.Config.InChannels;
-        if (inChannels != 4 && inChannels != 9)
-            throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
-    }
+        : base(vae, textEncoder, tokenizer, unet, controlnet, scheduler, log) => PipelineSteps.CheckInpaintUnet(Name, unet);
 
     /// <inheritdoc/>
     public override string ClassName => Name;
@@ -68,29 +63,21 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         CancellationToken cancellationToken = default)
     {
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        PipelineSteps.CheckStrengthRange(Name, strength);
         int vsf = VaeScaleFactor;
         if (height is int hh && (hh <= 0 || hh % 8 != 0) || width is int ww && (ww <= 0 || ww % 8 != 0))
             throw new DiffusersException($"{Name}: `height` and `width` have to be divisible by 8 but are {height} and {width}.");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
-        if (maskImage.IsNone) throw new DiffusersException($"{Name}: a mask image is required");
+        PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
         var (scales, start, end) = ControlArguments(controlnetConditioningScale, 0.5, controlGuidanceStart, controlGuidanceEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
         var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
@@ -98,9 +85,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
 
         // 4. init image (to float32), its size for the mask and the control images
         var initImage = image.Preprocess("init image", height, width, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
-        if (initImage.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: false);
         int h = (int)initImage.shape[2], w = (int)initImage.shape[3];
         Record("image_preprocessed", initImage);
         var images = PrepareControlImages(controlImage, "control_image", h, w, total, numImagesPerPrompt, cfg, guess);
@@ -108,55 +93,28 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
         var maskedImage = initImage * (maskCondition < 0.5);
 
-        // 5. timesteps
+        // 5. timesteps (as the inpaint pipeline: int(n · strength) ≥ 1)
         Scheduler.SetTimesteps(numInferenceSteps, device);
-        int first = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
-            Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : first, Scheduler.Timesteps.shape[0]);
-        var timesteps = Scheduler.Timesteps.narrow(0, first, Scheduler.Timesteps.shape[0] - first);
+        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength, needsInitStep: true);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
-        bool isStrengthMax = strength == 1.0;
 
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
-        int latentChannels = Vae.LatentChannels;
         int unetChannels = Unet.Config.InChannels;
-        long[] shape = [total, latentChannels, h / vsf, w / vsf];
-        Tensor? imageLatents = null;
-        if (unetChannels == 4 || (latents is null && !isStrengthMax))
-        {
-            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent");
-            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
-        }
-        Tensor noise, current;
-        if (latents is null)
-        {
-            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-            current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
-        }
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            noise = latents.to(device);
-            current = noise * Scheduler.InitNoiseSigma;
-        }
+        var imageLatents = PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+            () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"));
+        var (noise, current) = PipelineSteps.InpaintLatents(Name, Scheduler, latents, [total, Vae.LatentChannels, h / vsf, w / vsf],
+            imageLatents, strength == 1.0, latentTimestep, gens, dtype, device);
         Record("noise", noise);
         Record("initial_latents", current);
 
-        // 7. mask and masked image latents (doubled for guidance)
+        // 7. mask and masked image latents (doubled for guidance; diffusers' words when they do not divide the batch)
         var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
         var maskedImageLatents = EncodeVaeImage(maskedImage.to(dtype, device), gens, "masked_image_latent");
-        mask = RepeatToBatch(mask, total, "masks");
-        maskedImageLatents = RepeatToBatch(maskedImageLatents, total, "images");
-        if (cfg)
-        {
-            mask = torch.cat(new[] { mask, mask });
-            maskedImageLatents = torch.cat(new[] { maskedImageLatents, maskedImageLatents });
-        }
-        if (unetChannels == 9 && latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
-            throw new DiffusersException(
-                $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
+        mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, mask, total, "masks", diffusersWording: true), cfg);
+        maskedImageLatents = PipelineSteps.ForGuidance(
+            PipelineSteps.RepeatToBatch(Name, maskedImageLatents, total, "images", diffusersWording: true), cfg);
+        PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents);
 
         // 8. denoising loop: the ControlNets see the 4-channel latents, the UNet its extra channels
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, null, imageLatents, noise)
@@ -170,14 +128,5 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
 
         // 9. decode and postprocess
         return Finish(current, outputType);
-    }
-
-    private Tensor RepeatToBatch(Tensor t, int batch, string what)
-    {
-        if (t.shape[0] >= batch) return t;
-        if (batch % t.shape[0] != 0)
-            throw new DiffusersException(
-                $"{Name}: The passed {what} and the required batch size don't match: {t.shape[0]} {what} cannot be duplicated to a total batch size of {batch}.");
-        return t.repeat(batch / t.shape[0], 1, 1, 1);
     }
 }

@@ -67,24 +67,16 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         CancellationToken cancellationToken = default)
     {
         // 1. check inputs
-        if (height is int hh && (hh <= 0 || hh % 8 != 0) || width is int ww && (ww <= 0 || ww % 8 != 0))
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {height} and {width}");
+        PipelineSteps.CheckOptionalSize(Name, height, width);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
         var (scales, start, end) = ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = GuessMode(guessMode);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt; CFG batch = [negative, prompt]
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
@@ -96,29 +88,15 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
 
         // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
 
         // 6. latents
-        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
-        var dtype = embeds.PromptEmbeds.dtype;
-        Tensor current;
-        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            current = latents.to(device);
-        }
-        current = current * Scheduler.InitNoiseSigma;
-        Record("initial_latents", current);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
+            embeds.PromptEmbeds.dtype, gens);
 
         // 7. denoising loop with the ControlNet residuals
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond)
-        {
-            ControlNet = Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
+            Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -51,23 +51,8 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     /// init_timestep, 0)</c>, the loop runs <c>scheduler.timesteps[t_start · order:]</c> (for PNDM with
     /// skip_prk_steps that slice starts at the repeated timestep, as in diffusers). Returns the start index.
     /// </summary>
-    public static int StartIndex(IScheduler scheduler, int numInferenceSteps, double strength)
-    {
-        int initTimestep = Math.Min((int)(numInferenceSteps * strength), numInferenceSteps);
-        int tStart = Math.Max(numInferenceSteps - initTimestep, 0);
-        return tStart * scheduler.Order;
-    }
-
-    /// <summary>Checks strength ∈ [0, 1] and that it leaves at least one step.</summary>
-    internal static void CheckStrength(string cls, double strength, int numInferenceSteps, int start, long count)
-    {
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{cls}: the value of strength should be in [0.0, 1.0] but is {strength}");
-        if (start >= count)
-            throw new DiffusersException(
-                $"{cls}: strength {strength} with num_inference_steps {numInferenceSteps} leaves no denoising step " +
-                $"(int({numInferenceSteps} * {strength}) = {(int)(numInferenceSteps * strength)}); raise strength or the step count");
-    }
+    public static int StartIndex(IScheduler scheduler, int numInferenceSteps, double strength) =>
+        PipelineSteps.StartIndex(scheduler, numInferenceSteps, strength);
 
     /// <summary>
     /// Transforms <paramref name="image"/> guided by the prompt (diffusers' <c>__call__</c>; default strength 0.8).
@@ -84,74 +69,38 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        PipelineSteps.CheckStrengthRange(Name, strength);
+        PipelineSteps.RequireImages(Name, image);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
+        // 2. call parameters (the generators are checked against the batch with the latents, as diffusers does)
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
-        Record("prompt_embeds", embeds.PromptEmbeds);
-        if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
+        RecordEmbeddings(embeds);
 
         // 4. preprocess the image
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
-        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
         Record("image_preprocessed", pixels);
 
         // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        int start = StartIndex(Scheduler, numInferenceSteps, strength);
-        CheckStrength(Name, strength, numInferenceSteps, start, Scheduler.Timesteps.shape[0]);
-        var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
-        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
+        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength);
 
         // 6. latents: encode, duplicate per prompt, add noise
         var dtype = embeds.PromptEmbeds.dtype;
         CheckGeneratorCount(gens, total);
-        pixels = pixels.to(dtype, device);
-        Tensor initLatents;
-        if (pixels.shape[1] == 4) initLatents = pixels;
-        else
-        {
-            if (gens is { Count: > 1 } && pixels.shape[0] != total)
-                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
-            initLatents = EncodeVaeImage(pixels, gens, "image_latent");
-        }
-        long n0 = initLatents.shape[0];
-        if (total > n0)
-        {
-            if (total % n0 != 0)
-                throw new DiffusersException($"{Name}: cannot duplicate {n0} init images to {total} prompts × images per prompt");
-            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
-        }
-        else if (total < n0)
-            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
-        Record("image_latents", initLatents);
-        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, dtype, device);
-        Record("noise", noise);
-        var current = Scheduler.AddNoise(initLatents, noise, latentTimestep);
-        Record("initial_latents", current);
+        var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), timesteps, total, gens);
 
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 8. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode and postprocess

@@ -24,12 +24,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// </summary>
     public StableDiffusionInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, unet, scheduler, log)
-    {
-        int inChannels = unet.Config.InChannels;
-        if (inChannels != 4 && inChannels != 9)
-            throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
-    }
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log) => PipelineSteps.CheckInpaintUnet(Name, unet);
 
     /// <inheritdoc/>
     public override string ClassName => Name;
@@ -72,82 +67,46 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         int h = height ?? dh, w = width ?? dw;
 
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
+        PipelineSteps.CheckStrengthRange(Name, strength);
         int vsf = VaeScaleFactor;
-        if (h <= 0 || w <= 0 || h % vsf != 0 || w % vsf != 0)
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by {vsf} but are {h} and {w}");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
-        if (maskImage.IsNone) throw new DiffusersException($"{Name}: a mask image is required");
+        PipelineSteps.CheckSize(Name, h, w, vsf);
+        PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
-        Record("prompt_embeds", embeds.PromptEmbeds);
-        if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
+        RecordEmbeddings(embeds);
 
-        // 4. timesteps
+        // 4. timesteps (diffusers' inpaint pipeline requires int(n · strength) ≥ 1; img2img only a non-empty slice)
         Scheduler.SetTimesteps(numInferenceSteps, device);
-        int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-        // diffusers' inpaint pipeline requires num_inference_steps - t_start ≥ 1 (img2img only needs a non-empty slice)
-        StableDiffusionImg2ImgPipeline.CheckStrength(Name, strength, numInferenceSteps,
-            Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1 ? int.MaxValue : start, Scheduler.Timesteps.shape[0]);
-        var timesteps = Scheduler.Timesteps.narrow(0, start, Scheduler.Timesteps.shape[0] - start);
+        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength, needsInitStep: true);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
-        bool isStrengthMax = strength == 1.0;
 
         // 5. preprocess image (to float32) and mask
         var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
-        if (initImage.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: false);
         Record("image_preprocessed", initImage);
 
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
-        int latentChannels = Vae.LatentChannels;
         int unetChannels = Unet.Config.InChannels;
-        bool returnImageLatents = unetChannels == 4;
-        long[] shape = [total, latentChannels, h / vsf, w / vsf];
-        Tensor? imageLatents = null;
-        if (returnImageLatents || (latents is null && !isStrengthMax))
-        {
-            var px = initImage.to(dtype, device);
-            imageLatents = EncodeVaeImage(px, gens, "image_latent");
-            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
-            Record("image_latents", imageLatents);
-        }
-        Tensor noise, current;
-        if (latents is null)
-        {
-            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-            current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
-        }
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            noise = latents.to(device);
-            current = noise * Scheduler.InitNoiseSigma;
-        }
+        var imageLatents = PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+            () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"));
+        if (imageLatents is not null) Record("image_latents", imageLatents);
+        var (noise, current) = PipelineSteps.InpaintLatents(Name, Scheduler, latents, [total, Vae.LatentChannels, h / vsf, w / vsf],
+            imageLatents, strength == 1.0, latentTimestep, gens, dtype, device);
         Record("noise", noise);
         Record("initial_latents", current);
 
-        // 7. mask and masked image latents
+        // 7. mask and masked image latents, doubled for guidance
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
         Record("mask_condition", maskCondition);
         var maskedImage = initImage * (maskCondition < 0.5);
@@ -156,18 +115,11 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Record("mask_latent", mask);
         var maskedImageLatents = EncodeVaeImage(maskedImage.to(dtype, device), gens, "masked_image_latent");
         Record("masked_image_latents", maskedImageLatents);
-        mask = RepeatToBatch(mask, total, "masks");
-        maskedImageLatents = RepeatToBatch(maskedImageLatents, total, "images");
-        if (cfg)
-        {
-            mask = torch.cat(new[] { mask, mask });
-            maskedImageLatents = torch.cat(new[] { maskedImageLatents, maskedImageLatents });
-        }
+        mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, mask, total, "masks"), cfg);
+        maskedImageLatents = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, maskedImageLatents, total, "images"), cfg);
 
         // 8. sizes of mask, masked image and latents
-        if (unetChannels == 9 && latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
-            throw new DiffusersException(
-                $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
+        PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents);
 
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
@@ -181,14 +133,5 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
 
         // 11. decode and postprocess
         return Finish(current, outputType);
-    }
-
-    private Tensor RepeatToBatch(Tensor t, int batch, string what)
-    {
-        if (t.shape[0] >= batch) return t;
-        if (batch % t.shape[0] != 0)
-            throw new DiffusersException(
-                $"{Name}: {t.shape[0]} {what} cannot be duplicated to the total batch size {batch}; pass a number of {what} that divides it");
-        return t.repeat(batch / t.shape[0], 1, 1, 1);
     }
 }

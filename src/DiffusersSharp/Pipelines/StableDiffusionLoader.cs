@@ -25,58 +25,24 @@ internal static class StableDiffusionLoader
         Func<Loaded, TPipeline> create)
     {
         options ??= LoadOptions.Default;
-        var log = options.Log ?? StableDiffusionPipelineBase.DefaultLog;
         string folder = PipelinePaths.Resolve(idOrPath, options);
-        string indexPath = PipelinePaths.ModelIndex(folder);
-        var index = PipelineIndex.Read(indexPath);
-        if (!acceptedClasses.Contains(index.ClassName))
-            throw new ConfigException(
-                $"{indexPath}: _class_name is \"{index.ClassName}\", but {className}.FromPretrained needs a {string.Join(" or ", acceptedClasses)} folder")
-            { FilePath = indexPath, Key = "_class_name" };
-        foreach (var name in StableDiffusionPipelineBase.RequiredComponents)
-        {
-            index.Require(name);
-            string sub = Path.Combine(folder, name);
-            if (!Directory.Exists(sub))
-                throw new ConfigException($"{folder}: the pipeline's '{name}' component folder is missing ({sub}), though {indexPath} lists it")
-                { FilePath = sub, Key = name };
-        }
-        foreach (var name in StableDiffusionPipelineBase.NotRunComponents)
-            if (index.Component(name) is { } c)
-                log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
+        var index = PipelineSteps.ReadPipelineIndex(folder, className, acceptedClasses, _ => StableDiffusionPipelineBase.RequiredComponents,
+            options.Log ?? StableDiffusionPipelineBase.DefaultLog);
 
         var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer", options);
         var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
-        var textConfig = ReadTextConfig(folder);
+        var textConfig = PipelineSteps.ReadTextConfig(folder, "text_encoder");
         var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
         TokenizerFit.CheckComponents(tokenizer, textConfig, unetConfig, Path.Combine(folder, "text_encoder", "config.json"),
             Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
 
-        CLIPTextModel? text = null;
-        UNet2DConditionModel? unet = null;
-        AutoencoderKL? vae = null;
-        try
+        return PipelineSteps.DisposeOnFailure(loaded =>
         {
-            text = CLIPTextModel.FromPretrained(folder, "text_encoder",
-                options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) });
-            unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
-            vae = AutoencoderKL.FromPretrained(folder, "vae", options);
+            var text = loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder",
+                options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) }));
+            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", options));
+            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", options));
             return create(new Loaded(vae, text, tokenizer, unet, scheduler, index));
-        }
-        catch
-        {
-            text?.Dispose();
-            unet?.Dispose();
-            vae?.Dispose();
-            throw;
-        }
-    }
-
-    private static CLIPTextConfig ReadTextConfig(string folder)
-    {
-        string path = Path.Combine(folder, "text_encoder", "config.json");
-        var config = ConfigJson.Read<CLIPTextConfig>(path);
-        config.Validate(path);
-        return config;
+        });
     }
 }

@@ -79,54 +79,32 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         int h = height ?? dh, w = width ?? dw;
 
         // 1. check inputs
-        if (h <= 0 || w <= 0 || h % 8 != 0 || w % 8 != 0)
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {h} and {w}");
+        PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
-        if (double.IsNaN(guidanceRescale) || guidanceRescale < 0 || guidanceRescale > 1)
-            throw new DiffusersException($"{Name}: guidance_rescale must be in [0, 1], got {guidanceRescale}");
+        PipelineSteps.CheckGuidanceRescale(Name, guidanceRescale);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt; CFG batch = [negative, prompt]
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
-        Record("prompt_embeds", embeds.PromptEmbeds);
-        if (embeds.NegativePromptEmbeds is { } neg) Record("negative_prompt_embeds", neg);
+        RecordEmbeddings(embeds);
 
         // 4. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = Scheduler.Timesteps;
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
 
         // 5. latents
-        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
-        var dtype = embeds.PromptEmbeds.dtype;
-        Tensor current;
-        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            current = latents.to(device);
-        }
-        current = current * Scheduler.InitNoiseSigma;
-        Record("initial_latents", current);
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
+            embeds.PromptEmbeds.dtype, gens);
 
         // 6. guidance embedding (UNets with time_cond_proj_dim)
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 7. denoising loop
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -57,12 +57,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     public IVae Vae
     {
         get => _vae;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            value.SetEvalMode();
-            _vae = value;
-        }
+        set => _vae = PipelineSteps.InEvalMode(value);
     }
     /// <summary>The CLIP text encoder the prompts are encoded with.</summary>
     public CLIPTextModel TextEncoder { get; }
@@ -149,7 +144,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         System.Text.Json.JsonSerializer.Serialize(config, config.GetType(), ConfigJson.Options);
 
     /// <summary><c>do_classifier_free_guidance</c>: guidance_scale &gt; 1 and no guidance embedding in the UNet.</summary>
-    protected bool DoClassifierFreeGuidance(double guidanceScale) => guidanceScale > 1 && Unet.Config.TimeCondProjDim is null;
+    protected bool DoClassifierFreeGuidance(double guidanceScale) => PipelineSteps.DoClassifierFreeGuidance(Unet, guidanceScale);
 
     /// <summary>
     /// diffusers' <c>encode_prompt</c>: tokenizes (padding to model_max_length, truncating with a warning), runs the
@@ -243,37 +238,12 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         requested == ScalarType.BFloat16 ? ScalarType.Float32 : requested;
 
     /// <summary>diffusers' check_inputs for the prompt arguments.</summary>
-    protected void CheckPromptInputs(PromptInput prompt, PromptInput negativePrompt, Tensor? promptEmbeds, Tensor? negativePromptEmbeds)
-    {
-        if (!prompt.IsNone && promptEmbeds is not null)
-            throw new DiffusersException($"{ClassName}: pass either a prompt or prompt_embeds, not both (prompt {prompt})");
-        if (prompt.IsNone && promptEmbeds is null)
-            throw new DiffusersException($"{ClassName}: provide either a prompt or prompt_embeds; both are missing");
-        if (prompt.IsList && prompt.Items.Count == 0)
-            throw new DiffusersException($"{ClassName}: the prompt list is empty");
-        if (!negativePrompt.IsNone && negativePromptEmbeds is not null)
-            throw new DiffusersException($"{ClassName}: pass either a negative_prompt or negative_prompt_embeds, not both (negative_prompt {negativePrompt})");
-        if (promptEmbeds is not null && negativePromptEmbeds is not null && !promptEmbeds.shape.SequenceEqual(negativePromptEmbeds.shape))
-            throw new DiffusersException(
-                $"{ClassName}: prompt_embeds and negative_prompt_embeds must have the same shape when passed directly, but got " +
-                $"[{string.Join(", ", promptEmbeds.shape)}] != [{string.Join(", ", negativePromptEmbeds.shape)}]");
-    }
+    protected void CheckPromptInputs(PromptInput prompt, PromptInput negativePrompt, Tensor? promptEmbeds, Tensor? negativePromptEmbeds) =>
+        PipelineSteps.CheckPromptInputs(ClassName, prompt, default, negativePrompt, default, promptEmbeds, negativePromptEmbeds);
 
     /// <summary>Checks and normalises the steps / guidance arguments.</summary>
-    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double eta)
-    {
-        if (numInferenceSteps < 1)
-            throw new DiffusersException($"{ClassName}: num_inference_steps must be at least 1, got {numInferenceSteps}");
-        if (numInferenceSteps > Scheduler.NumTrainTimesteps)
-            throw new DiffusersException(
-                $"{ClassName}: num_inference_steps must be at most num_train_timesteps = {Scheduler.NumTrainTimesteps} of the {Scheduler.ClassName}, got {numInferenceSteps}");
-        if (numImagesPerPrompt < 1)
-            throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
-        if (double.IsNaN(guidanceScale) || double.IsInfinity(guidanceScale))
-            throw new DiffusersException($"{ClassName}: guidance_scale must be a finite number, got {guidanceScale}");
-        if (double.IsNaN(eta) || eta < 0)
-            throw new DiffusersException($"{ClassName}: eta must be a number ≥ 0, got {eta}");
-    }
+    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double eta) =>
+        PipelineSteps.CheckCommon(ClassName, Scheduler, numInferenceSteps, numImagesPerPrompt, guidanceScale, null, eta);
 
     /// <summary>The default image size: <c>unet.config.sample_size * vae_scale_factor</c>.</summary>
     protected (int Height, int Width) DefaultSize()
@@ -283,6 +253,43 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         return (size[0] * VaeScaleFactor, size[^1] * VaeScaleFactor);
     }
 
+    /// <summary>Records the prompt embeddings (and the negative ones) for tests.</summary>
+    private protected void RecordEmbeddings(PromptEmbeddings embeds)
+    {
+        Record("prompt_embeds", embeds.PromptEmbeds);
+        if (embeds.NegativePromptEmbeds is { } negative) Record("negative_prompt_embeds", negative);
+    }
+
+    /// <summary>
+    /// The txt2img initial latents (diffusers' <c>prepare_latents</c>): noise drawn in <paramref name="shape"/>, or the
+    /// caller's <paramref name="latents"/> (moved to the UNet's device), times the scheduler's initial sigma.
+    /// </summary>
+    private protected Tensor InitialLatents(Tensor? latents, long[] shape, ScalarType dtype, IReadOnlyList<Generator>? generators)
+    {
+        var current = PipelineSteps.LatentsOrNoise(ClassName, latents, shape, generators, dtype, Unet.Device, castGiven: false)
+            * Scheduler.InitNoiseSigma;
+        Record("initial_latents", current);
+        return current;
+    }
+
+    /// <summary>
+    /// diffusers' img2img <c>prepare_latents</c>: <paramref name="pixels"/> (4 channels: latents) encoded, duplicated to
+    /// <paramref name="total"/> and noised to the first of <paramref name="timesteps"/>. <paramref name="cannotDuplicate"/>
+    /// words the error when the images do not divide the batch (default: ours).
+    /// </summary>
+    private protected Tensor NoisedImageLatents(Tensor pixels, Tensor timesteps, int total, IReadOnlyList<Generator>? generators,
+        Func<long, int, string>? cannotDuplicate = null)
+    {
+        var initLatents = PipelineSteps.InitImageLatents(ClassName, pixels, total, generators,
+            p => EncodeVaeImage(p, generators, "image_latent"), cannotDuplicate);
+        Record("image_latents", initLatents);
+        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, generators, pixels.dtype, pixels.device);
+        Record("noise", noise);
+        var current = Scheduler.AddNoise(initLatents, noise, timesteps.narrow(0, 0, 1).repeat(total));
+        Record("initial_latents", current);
+        return current;
+    }
+
     /// <summary>
     /// diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample, or the latents of a VAE
     /// without a distribution) times <c>scaling_factor</c>.
@@ -290,22 +297,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     protected Tensor EncodeVaeImage(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
     {
         using var scope = torch.NewDisposeScope();
-        Tensor latents;
-        if (generators is { Count: > 1 })
-        {
-            var parts = new List<Tensor>();
-            for (int i = 0; i < image.shape[0]; i++)
-            {
-                using var encoded = Vae.Encode(image.narrow(0, i, 1));
-                parts.Add(encoded.RetrieveLatents([generators[i]]));
-            }
-            latents = torch.cat(parts, 0);
-        }
-        else
-        {
-            using var encoded = Vae.Encode(image);
-            latents = encoded.RetrieveLatents(generators, (name, t) => Record(traceName + "_" + name, t));
-        }
+        var latents = PipelineSteps.RetrieveVaeLatents(Vae, image, generators, (name, t) => Record(traceName + "_" + name, t));
         return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
     }
 
@@ -319,16 +311,8 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         IReadOnlyList<Generator>? generators, StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress,
         CancellationToken cancellationToken)
     {
-        var ctx = new DenoisingContext(ClassName, Scheduler, timesteps, latents)
-        {
-            StepOptions = new StepOptions { Generators = generators, Eta = eta },
-            CallbackOnStepEnd = callbackOnStepEnd,
-            Progress = progress,
-            CancellationToken = cancellationToken,
-            Trace = Trace,
-        };
-        ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] =
-            cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+        var ctx = PipelineSteps.LoopContext(ClassName, Scheduler, timesteps, latents, embeds.PromptEmbeds, embeds.NegativePromptEmbeds, cfg,
+            eta, generators, callbackOnStepEnd, progress, cancellationToken, Trace);
         if (embeds.NegativePromptEmbeds is { } negative) ctx.Tensors["negative_prompt_embeds"] = negative;
         return ctx;
     }
@@ -345,37 +329,10 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     }
 
     /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
-    protected Tensor? GuidanceScaleEmbedding(double guidanceScale, int batch, ScalarType dtype, Device device)
-    {
-        if (Unet.Config.TimeCondProjDim is not int dim) return null;
-        using var scope = torch.NewDisposeScope();
-        var w = torch.full(new long[] { batch }, guidanceScale - 1, ScalarType.Float32) * 1000.0;
-        int half = dim / 2;
-        var step = torch.log(torch.tensor(10000.0f)) / (half - 1);
-        var freqs = torch.exp(torch.arange(half, ScalarType.Float32) * -step);
-        var emb = w.unsqueeze(1) * freqs.unsqueeze(0);
-        emb = torch.cat(new[] { torch.sin(emb), torch.cos(emb) }, 1);
-        if (dim % 2 == 1) emb = torch.nn.functional.pad(emb, new long[] { 0, 1 });
-        return emb.to(dtype, device).MoveToOuterDisposeScope();
-    }
+    protected Tensor? GuidanceScaleEmbedding(double guidanceScale, int batch, ScalarType dtype, Device device) =>
+        PipelineSteps.GuidanceScaleEmbedding(Unet, guidanceScale, batch, dtype, device);
 
     /// <summary>Decodes (unless the output is latents) and postprocesses, as diffusers' pipelines end.</summary>
-    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType)
-    {
-        using var scope = torch.NewDisposeScope();
-        if (outputType == OutputType.Latent)
-            return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
-        // The denoising loop's freed activations go back to the OS before the decode needs its own (the decode
-        // itself maps its very large activations one by one; see NativeSetup): peak memory, not speed.
-        Runtime.NativeSetup.TrimNativeHeap();
-        var image = Vae.Decode(latents / Vae.ScalingFactor).Sample;
-        Record("vae_decoded", image);
-        var x = Imaging.ImageProcessor.Denormalize(image);
-        return outputType switch
-        {
-            OutputType.Pt => new ImagePipelineOutput(tensor: x.to(ScalarType.Float32).cpu().DetachFromDisposeScope()),
-            OutputType.Np => new ImagePipelineOutput(array: Imaging.ImageProcessor.PtToNumpy(x).DetachFromDisposeScope()),
-            _ => new ImagePipelineOutput(images: Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(x))),
-        };
-    }
+    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType) =>
+        PipelineSteps.Finish(latents, outputType, l => Vae.Decode(l / Vae.ScalingFactor).Sample, (name, t) => Record(name, t));
 }

@@ -108,24 +108,16 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         CancellationToken cancellationToken = default)
     {
         // 1. check inputs
-        if (height is int hh && (hh <= 0 || hh % 8 != 0) || width is int ww && (ww <= 0 || ww % 8 != 0))
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {height} and {width}");
+        PipelineSteps.CheckOptionalSize(Name, height, width);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, 0.0, eta);
         var (scales, start, end) = _set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         bool guess = _set.GuessMode(guessMode);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt (both encoders take the LoRA scale)
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -140,37 +132,18 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         var target = targetSize ?? (h, w);
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
-        // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = Scheduler.Timesteps;
-
-        // 6. latents
-        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
+        // 5. timesteps; 6. latents
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
         var dtype = embeds.PromptEmbeds.dtype;
-        Tensor current;
-        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            current = latents.to(dtype, device);
-        }
-        Record("latent_noise", current);
-        current = current * Scheduler.InitNoiseSigma;
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
         // 7. added time ids; with guidance the [negative; positive] pair is repeated per image, as in the txt2img pipeline
-        var addTimeIds = TimeIdsRow([original.Height, original.Width, cropsCoordsTopLeft.Top, cropsCoordsTopLeft.Left, target.Height, target.Width], dtype);
-        var negativeAddTimeIds = negativeOriginalSize is { } no && negativeTargetSize is { } nt
-            ? TimeIdsRow([no.Height, no.Width, negativeCropsCoordsTopLeft.Top, negativeCropsCoordsTopLeft.Left, nt.Height, nt.Width], dtype)
-            : addTimeIds;
-        var unetTimeIds = (cfg ? torch.cat(new[] { negativeAddTimeIds, addTimeIds }) : addTimeIds).to(device).repeat(total, 1);
+        var (unetTimeIds, negativeAddTimeIds) = Txt2ImgTimeIds(total, cfg, dtype, original, cropsCoordsTopLeft, target,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, timestepCond, crossAttentionKwargs)
-        {
-            ControlNet = _set.Residuals(images, scales, start, end, guess, cfg),
-        };
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs,
+            _set.Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 

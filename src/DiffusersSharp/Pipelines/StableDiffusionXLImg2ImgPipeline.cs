@@ -74,26 +74,16 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
     {
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
+        PipelineSteps.CheckStrengthRange(Name, strength);
+        PipelineSteps.RequireImages(Name, image);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
-        CheckFraction("denoising_start", denoisingStart);
-        CheckFraction("denoising_end", denoisingEnd);
-        if (denoisingStart is double ds && denoisingEnd is double de && ds >= de)
-            throw new DiffusersException($"{Name}: denoising_start {ds} cannot be larger than or equal to denoising_end {de}");
+        CheckDenoisingWindow(denoisingStart, denoisingEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
+        // 2. call parameters (the generators are checked against the batch when the image is encoded, as diffusers does)
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -102,15 +92,20 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
 
         // 4. preprocess the image; 5. timesteps
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
-        if (pixels.shape[1] != 4 && pixels.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {pixels.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
-        Scheduler.SetTimesteps(numInferenceSteps, device);
+        PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
+        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
         var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
 
         // 6. latents: encode, duplicate per prompt, add noise (not when continuing a base run)
-        var dtype = embeds.PromptEmbeds.dtype;
-        var current = PrepareImageLatents(pixels.to(dtype, device), timesteps, total, gens, addNoise: denoisingStart is null);
+        if (pixels.shape[1] != 4) CheckGeneratorCount(gens, total);
+        var current = PipelineSteps.InitImageLatents(Name, pixels.to(embeds.PromptEmbeds.dtype, Unet.Device), total, gens,
+            p => EncodeVaeImage(p, gens, "vae_encode_0"));
+        if (denoisingStart is null)
+        {
+            var noise = Runtime.TorchUtils.RandnTensor(current.shape, gens, current.dtype, current.device);
+            Record("latent_noise", noise);
+            current = Scheduler.AddNoise(current, noise, timesteps.narrow(0, 0, 1).repeat(total));
+        }
 
         // 7. added time ids, [negative × batch; positive × batch]
         var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
@@ -118,43 +113,11 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode (upcast when force_upcast) and postprocess
         return Finish(current, outputType);
-    }
-
-    /// <summary>
-    /// diffusers' SDXL img2img <c>prepare_latents</c>: 4-channel input is taken as latents; an image is VAE-encoded (a
-    /// posterior sample per generator), duplicated to <paramref name="total"/>, and noised to the first timestep when
-    /// <paramref name="addNoise"/>.
-    /// </summary>
-    private Tensor PrepareImageLatents(Tensor pixels, Tensor timesteps, int total, IReadOnlyList<Generator>? gens, bool addNoise)
-    {
-        Tensor initLatents;
-        if (pixels.shape[1] == 4) initLatents = pixels;
-        else
-        {
-            CheckGeneratorCount(gens, total);
-            if (gens is { Count: > 1 } && pixels.shape[0] != total)
-                throw new DiffusersException($"{Name}: a list of {gens.Count} generators needs {gens.Count} init images, got {pixels.shape[0]}");
-            initLatents = EncodeVaeImage(pixels, gens, "vae_encode_0");
-        }
-        long n0 = initLatents.shape[0];
-        if (total > n0)
-        {
-            if (total % n0 != 0)
-                throw new DiffusersException($"{Name}: cannot duplicate {n0} init images to {total} prompts × images per prompt");
-            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
-        }
-        else if (total < n0)
-            throw new DiffusersException($"{Name}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
-        if (!addNoise) return initLatents;
-        var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, gens, initLatents.dtype, initLatents.device);
-        Record("latent_noise", noise);
-        return Scheduler.AddNoise(initLatents, noise, timesteps.narrow(0, 0, 1).repeat(total));
     }
 }

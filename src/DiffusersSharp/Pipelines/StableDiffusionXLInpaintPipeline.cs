@@ -22,12 +22,8 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
     public StableDiffusionXLInpaintPipeline(IVae vae, CLIPTextModel? textEncoder, CLIPTokenizer? tokenizer,
         CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, IScheduler scheduler,
         bool requiresAestheticsScore = false, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log)
-    {
-        int inChannels = unet.Config.InChannels;
-        if (inChannels != 4 && inChannels != 9)
-            throw new ConfigException($"{Name}: the UNet should have either 4 or 9 input channels, not {inChannels}") { Key = "in_channels" };
-    }
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log) =>
+        PipelineSteps.CheckInpaintUnet(Name, unet);
 
     /// <inheritdoc/>
     public override string ClassName => Name;
@@ -74,30 +70,18 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         int h = height ?? sample[0] * vsf, w = width ?? sample[^1] * vsf;
 
         // 1. check inputs
-        if (double.IsNaN(strength) || strength < 0 || strength > 1)
-            throw new DiffusersException($"{Name}: the value of strength should be in [0.0, 1.0] but is {strength}");
-        if (h <= 0 || w <= 0 || h % 8 != 0 || w % 8 != 0)
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {h} and {w}");
-        if (image.IsNone) throw new DiffusersException($"{Name}: an init image is required");
-        if (maskImage.IsNone) throw new DiffusersException($"{Name}: a mask image is required");
+        PipelineSteps.CheckStrengthRange(Name, strength);
+        PipelineSteps.CheckSize(Name, h, w, 8);
+        PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
-        CheckFraction("denoising_start", denoisingStart);
-        CheckFraction("denoising_end", denoisingEnd);
-        if (denoisingStart is double ds && denoisingEnd is double de && ds >= de)
-            throw new DiffusersException($"{Name}: denoising_start {ds} cannot be larger than or equal to denoising_end {de}");
+        CheckDenoisingWindow(denoisingStart, denoisingEnd);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
         var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -109,68 +93,36 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         Scheduler.SetTimesteps(numInferenceSteps, device);
         var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
-        bool isStrengthMax = strength == 1.0;
 
         // 5. preprocess image (float32) and mask; the masked image
         var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
-        if (initImage.shape[1] != 4 && initImage.shape[1] != Vae.InChannels)
-            throw new DiffusersException(
-                $"{Name}: the init image has {initImage.shape[1]} channels, the VAE takes {Vae.InChannels} (RGB); convert it with Image.ToRgb()");
+        PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: true);
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
         Tensor? maskedImage = initImage.shape[1] == 4 ? null : initImage * (maskCondition < 0.5);
 
         // 6. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents)
-        int latentChannels = Vae.LatentChannels;
         int unetChannels = Unet.Config.InChannels;
-        bool returnImageLatents = unetChannels == 4;
-        long[] shape = [total, latentChannels, h / vsf, w / vsf];
-        Tensor? imageLatents = null;
-        if (initImage.shape[1] == 4)
-            imageLatents = initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1);
-        else if (returnImageLatents || (latents is null && !isStrengthMax))
-        {
-            imageLatents = EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0");
-            imageLatents = imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
-        }
-        Tensor noise, current;
-        if (denoisingStart is not null)
-        {
-            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-            current = imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image");
-        }
-        else if (latents is null)
-        {
-            noise = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-            current = isStrengthMax ? noise * Scheduler.InitNoiseSigma : Scheduler.AddNoise(imageLatents!, noise, latentTimestep);
-        }
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            noise = latents.to(device);
-            current = noise * Scheduler.InitNoiseSigma;
-        }
+        long[] shape = [total, Vae.LatentChannels, h / vsf, w / vsf];
+        var imageLatents = initImage.shape[1] == 4
+            ? initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1)
+            : PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+                () => EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0"));
+        var (noise, current) = denoisingStart is null
+            ? PipelineSteps.InpaintLatents(Name, Scheduler, latents, shape, imageLatents, strength == 1.0, latentTimestep, gens, dtype, device)
+            : (Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device),
+               imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image"));
         Record("latent_noise", noise);
 
         // 7. mask and masked image latents, doubled for guidance
         var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
-        mask = RepeatToBatch(mask, total, "masks");
+        mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, mask, total, "masks"), cfg);
         Tensor? maskedImageLatents = null;
         if (maskedImage is not null)
-            maskedImageLatents = RepeatToBatch(EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images");
-        if (cfg)
-        {
-            mask = torch.cat(new[] { mask, mask });
-            if (maskedImageLatents is not null) maskedImageLatents = torch.cat(new[] { maskedImageLatents, maskedImageLatents });
-        }
+            maskedImageLatents = PipelineSteps.ForGuidance(
+                PipelineSteps.RepeatToBatch(Name, EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images"), cfg);
         if (unetChannels == 9)
-        {
-            if (maskedImageLatents is null)
-                throw new DiffusersException($"{Name}: a 9-channel inpainting UNet needs the masked image; pass an image, not latents");
-            if (latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
-                throw new DiffusersException(
-                    $"{Name}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
-        }
+            PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents
+                ?? throw new DiffusersException($"{Name}: a 9-channel inpainting UNet needs the masked image; pass an image, not latents"));
 
         // 8. added time ids, [negative × batch; positive × batch]
         var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
@@ -188,14 +140,5 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
 
         // 10. decode (upcast when force_upcast) and postprocess
         return Finish(current, outputType);
-    }
-
-    private Tensor RepeatToBatch(Tensor t, int batch, string what)
-    {
-        if (t.shape[0] >= batch) return t;
-        if (batch % t.shape[0] != 0)
-            throw new DiffusersException(
-                $"{Name}: {t.shape[0]} {what} cannot be duplicated to the total batch size {batch}; pass a number of {what} that divides it");
-        return t.repeat(batch / t.shape[0], 1, 1, 1);
     }
 }

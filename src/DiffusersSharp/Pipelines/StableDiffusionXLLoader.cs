@@ -35,27 +35,10 @@ internal static class StableDiffusionXLLoader
         Func<Loaded, TPipeline> create)
     {
         options ??= LoadOptions.Default;
-        var log = options.Log ?? StableDiffusionPipelineBase.DefaultLog;
         string folder = PipelinePaths.Resolve(idOrPath, options);
-        string indexPath = PipelinePaths.ModelIndex(folder);
-        var index = PipelineIndex.Read(indexPath);
-        if (!acceptedClasses.Contains(index.ClassName))
-            throw new ConfigException(
-                $"{indexPath}: _class_name is \"{index.ClassName}\", but {className}.FromPretrained needs a {string.Join(" or ", acceptedClasses)} folder")
-            { FilePath = indexPath, Key = "_class_name" };
+        var index = PipelineSteps.ReadPipelineIndex(folder, className, acceptedClasses, RequiredComponents,
+            options.Log ?? StableDiffusionPipelineBase.DefaultLog);
         bool hasFirst = index.Component("text_encoder") is not null;
-        var required = StableDiffusionXLPipelineBase.RequiredComponents.Concat(hasFirst ? ["text_encoder", "tokenizer"] : Array.Empty<string>());
-        foreach (var name in required)
-        {
-            index.Require(name);
-            string sub = Path.Combine(folder, name);
-            if (!Directory.Exists(sub))
-                throw new ConfigException($"{folder}: the pipeline's '{name}' component folder is missing ({sub}), though {indexPath} lists it")
-                { FilePath = sub, Key = name };
-        }
-        foreach (var name in StableDiffusionPipelineBase.NotRunComponents)
-            if (index.Component(name) is { } c)
-                log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
         foreach (var key in new[] { "force_zeros_for_empty_prompt", "requires_aesthetics_score" })
             Flag(index, key, false);
 
@@ -64,21 +47,18 @@ internal static class StableDiffusionXLLoader
         var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
         string unetPath = Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName);
         ConfigJson.Read<UNet2DConditionModelConfig>(unetPath);
-        if (tokenizer is not null) TokenizerFit.Check(tokenizer, ReadTextConfig(folder, "text_encoder"), Path.Combine(folder, "text_encoder", "config.json"));
-        TokenizerFit.Check(tokenizer2, ReadTextConfig(folder, "text_encoder_2"), Path.Combine(folder, "text_encoder_2", "config.json"));
+        if (tokenizer is not null)
+            TokenizerFit.Check(tokenizer, PipelineSteps.ReadTextConfig(folder, "text_encoder"), Path.Combine(folder, "text_encoder", "config.json"));
+        TokenizerFit.Check(tokenizer2, PipelineSteps.ReadTextConfig(folder, "text_encoder_2"), Path.Combine(folder, "text_encoder_2", "config.json"));
 
-        CLIPTextModel? text = null;
-        CLIPTextModelWithProjection? text2 = null;
-        UNet2DConditionModel? unet = null;
-        AutoencoderKL? vae = null;
-        try
+        return PipelineSteps.DisposeOnFailure(loaded =>
         {
             // the text encoders in fp32 under bf16, as the SD loader keeps its one (StableDiffusionPipelineBase.TextEncoderDtype)
             var textOptions = options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) };
-            if (hasFirst) text = CLIPTextModel.FromPretrained(folder, "text_encoder", textOptions);
-            text2 = CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", textOptions);
-            unet = UNet2DConditionModel.FromPretrained(folder, "unet", options);
-            vae = AutoencoderKL.FromPretrained(folder, "vae", options);
+            var text = hasFirst ? loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder", textOptions)) : null;
+            var text2 = loaded.Kept(CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", textOptions));
+            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", options));
+            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", options));
             try
             {
                 return create(new Loaded(vae, text, tokenizer, text2, tokenizer2, unet, scheduler, index));
@@ -87,24 +67,13 @@ internal static class StableDiffusionXLLoader
             {
                 throw new ConfigException($"{unetPath}: {e.Message}", e) { FilePath = unetPath, Key = e.Key };
             }
-        }
-        catch
-        {
-            text?.Dispose();
-            text2?.Dispose();
-            unet?.Dispose();
-            vae?.Dispose();
-            throw;
-        }
+        });
     }
 
-    private static CLIPTextConfig ReadTextConfig(string folder, string sub)
-    {
-        string path = Path.Combine(folder, sub, "config.json");
-        var config = ConfigJson.Read<CLIPTextConfig>(path);
-        config.Validate(path);
-        return config;
-    }
+    /// <summary>The components an SDXL folder needs: the base's first encoder pair only when its index lists <c>text_encoder</c>.</summary>
+    private static IEnumerable<string> RequiredComponents(PipelineIndex index) =>
+        StableDiffusionXLPipelineBase.RequiredComponents.Concat(
+            index.Component("text_encoder") is not null ? ["text_encoder", "tokenizer"] : Array.Empty<string>());
 
     /// <summary>A boolean option of model_index.json; anything but true / false is an error naming the file and key.</summary>
     private static bool Flag(PipelineIndex index, string key, bool fallback)

@@ -86,24 +86,16 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         var target = targetSize ?? (h, w);
 
         // 1. check inputs
-        if (h <= 0 || w <= 0 || h % 8 != 0 || w % 8 != 0)
-            throw new DiffusersException($"{Name}: height and width have to be positive and divisible by 8 but are {h} and {w}");
+        PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckFraction("denoising_end", denoisingEnd);
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
-        // 2. call parameters
-        int batchSize = prompt.IsNone ? (int)promptEmbeds!.shape[0] : prompt.Items.Count;
-        int total = batchSize * numImagesPerPrompt;
-        var gens = Generators(seed, generator, generators, out var ownGenerator);
-        using var _ = ownGenerator;
-        CheckGeneratorCount(gens, total);
+        // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
+        using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
+        var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        var device = Unet.Device;
-
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -111,35 +103,18 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
             crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
-        // 4. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = Scheduler.Timesteps;
-
-        // 5. latents
-        long[] shape = [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor];
+        // 4. timesteps; 5. latents
+        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
         var dtype = embeds.PromptEmbeds.dtype;
-        Tensor current;
-        if (latents is null) current = Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device);
-        else
-        {
-            if (!latents.shape.SequenceEqual(shape))
-                throw new DiffusersException($"{Name}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
-            current = latents.to(dtype, device);
-        }
-        Record("latent_noise", current);
-        current = current * Scheduler.InitNoiseSigma;
+        var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
         // 7. added time ids; with guidance diffusers repeats the [negative; positive] pair per image, so the rows alternate
-        var addTimeIds = TimeIdsRow([original.Height, original.Width, cropsCoordsTopLeft.Top, cropsCoordsTopLeft.Left, target.Height, target.Width], dtype);
-        var negativeAddTimeIds = negativeOriginalSize is { } no && negativeTargetSize is { } nt
-            ? TimeIdsRow([no.Height, no.Width, negativeCropsCoordsTopLeft.Top, negativeCropsCoordsTopLeft.Left, nt.Height, nt.Width], dtype)
-            : addTimeIds;
-        var unetTimeIds = (cfg ? torch.cat(new[] { negativeAddTimeIds, addTimeIds }) : addTimeIds).to(device).repeat(total, 1);
+        var (unetTimeIds, negativeAddTimeIds) = Txt2ImgTimeIds(total, cfg, dtype, original, cropsCoordsTopLeft, target,
+            negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
-        var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
-        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, guidanceRescale, timestepCond, crossAttentionKwargs);
+        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 

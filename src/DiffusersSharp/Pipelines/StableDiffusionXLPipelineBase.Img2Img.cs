@@ -10,24 +10,23 @@ public abstract partial class StableDiffusionXLPipelineBase
     /// <paramref name="denoisingStart"/>, the last <c>int(n · strength)</c> steps; with it, the timesteps
     /// <c>t &lt; int(round(T − d · T))</c> (one more for second-order schedulers when that count is even).
     /// </summary>
-    protected Tensor Img2ImgTimesteps(int numInferenceSteps, double strength, double? denoisingStart)
+    protected Tensor Img2ImgTimesteps(int numInferenceSteps, double strength, double? denoisingStart) =>
+        PipelineSteps.Img2ImgTimesteps(ClassName, Scheduler, numInferenceSteps, strength, denoisingStart);
+
+    /// <summary>
+    /// The txt2img time ids for the UNet (the ControlNet pipeline's too): the row <c>[original, crop, target]</c>, the
+    /// negative row from the negative values only when both negative sizes are given (else the same row), and with guidance
+    /// the [negative; positive] pair repeated per image (so the rows alternate, as diffusers repeats them).
+    /// </summary>
+    private protected (Tensor UnetTimeIds, Tensor NegativeRow) Txt2ImgTimeIds(int total, bool cfg, ScalarType dtype,
+        (int Height, int Width) original, (int Top, int Left) crop, (int Height, int Width) target,
+        (int Height, int Width)? negativeOriginalSize, (int Top, int Left) negativeCrop, (int Height, int Width)? negativeTargetSize)
     {
-        var all = Scheduler.Timesteps;
-        long count = all.shape[0];
-        if (denoisingStart is not double d)
-        {
-            int start = StableDiffusionImg2ImgPipeline.StartIndex(Scheduler, numInferenceSteps, strength);
-            StableDiffusionImg2ImgPipeline.CheckStrength(ClassName, strength, numInferenceSteps, start, count);
-            return all.narrow(0, start, count - start);
-        }
-        int cutoff = DiscreteTimestepCutoff(d);
-        using var below = all.lt(cutoff).sum();
-        long n = below.item<long>();
-        if (Scheduler.Order == 2 && n % 2 == 0) n++;
-        if (n == 0 || n > count)
-            throw new DiffusersException(
-                $"{ClassName}: denoising_start {d} leaves no timestep below {cutoff} in the {numInferenceSteps}-step schedule; lower it or add steps");
-        return all.narrow(0, count - n, n);
+        var row = TimeIdsRow([original.Height, original.Width, crop.Top, crop.Left, target.Height, target.Width], dtype);
+        var negativeRow = negativeOriginalSize is { } no && negativeTargetSize is { } nt
+            ? TimeIdsRow([no.Height, no.Width, negativeCrop.Top, negativeCrop.Left, nt.Height, nt.Width], dtype)
+            : row;
+        return ((cfg ? torch.cat(new[] { negativeRow, row }) : row).to(Unet.Device).repeat(total, 1), negativeRow);
     }
 
     /// <summary>

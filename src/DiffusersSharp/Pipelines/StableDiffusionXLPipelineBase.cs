@@ -68,12 +68,7 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     public IVae Vae
     {
         get => _vae;
-        set
-        {
-            ArgumentNullException.ThrowIfNull(value);
-            value.SetEvalMode();
-            _vae = value;
-        }
+        set => _vae = PipelineSteps.InEvalMode(value);
     }
 
     /// <summary>The first text encoder (CLIP ViT-L); null in the refiner.</summary>
@@ -131,25 +126,11 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     private protected void Record(string name, Tensor t, int step = -1) => Trace?.Invoke(name, step, t);
 
     /// <summary><c>do_classifier_free_guidance</c>: guidance_scale &gt; 1 and no guidance embedding in the UNet.</summary>
-    protected bool DoClassifierFreeGuidance(double guidanceScale) => guidanceScale > 1 && Unet.Config.TimeCondProjDim is null;
+    protected bool DoClassifierFreeGuidance(double guidanceScale) => PipelineSteps.DoClassifierFreeGuidance(Unet, guidanceScale);
 
     /// <summary>Checks the steps / guidance arguments shared by every SDXL call.</summary>
-    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double guidanceRescale, double eta)
-    {
-        if (numInferenceSteps < 1)
-            throw new DiffusersException($"{ClassName}: num_inference_steps must be at least 1, got {numInferenceSteps}");
-        if (numInferenceSteps > Scheduler.NumTrainTimesteps)
-            throw new DiffusersException(
-                $"{ClassName}: num_inference_steps must be at most num_train_timesteps = {Scheduler.NumTrainTimesteps} of the {Scheduler.ClassName}, got {numInferenceSteps}");
-        if (numImagesPerPrompt < 1)
-            throw new DiffusersException($"{ClassName}: num_images_per_prompt must be at least 1, got {numImagesPerPrompt}");
-        if (double.IsNaN(guidanceScale) || double.IsInfinity(guidanceScale))
-            throw new DiffusersException($"{ClassName}: guidance_scale must be a finite number, got {guidanceScale}");
-        if (double.IsNaN(guidanceRescale) || guidanceRescale < 0 || guidanceRescale > 1)
-            throw new DiffusersException($"{ClassName}: guidance_rescale must be in [0, 1], got {guidanceRescale}");
-        if (double.IsNaN(eta) || eta < 0)
-            throw new DiffusersException($"{ClassName}: eta must be a number ≥ 0, got {eta}");
-    }
+    protected void CheckCommon(int numInferenceSteps, int numImagesPerPrompt, double guidanceScale, double guidanceRescale, double eta) =>
+        PipelineSteps.CheckCommon(ClassName, Scheduler, numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
 
     /// <summary>
     /// diffusers' <c>denoising_end</c>: keeps the timesteps <c>t ≥ int(round(T − d · T))</c> (T = num_train_timesteps), so
@@ -164,11 +145,7 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     }
 
     /// <summary><c>int(round(T − d · T))</c> with T = num_train_timesteps (Python's round: half to even).</summary>
-    protected int DiscreteTimestepCutoff(double fraction)
-    {
-        int train = Scheduler.NumTrainTimesteps;
-        return (int)Math.Round(train - fraction * train, MidpointRounding.ToEven);
-    }
+    protected int DiscreteTimestepCutoff(double fraction) => PipelineSteps.DiscreteTimestepCutoff(Scheduler, fraction);
 
     /// <summary>
     /// One row of micro-conditioning numbers as a [1, n] tensor (diffusers' <c>_get_add_time_ids</c>), after checking that
@@ -214,6 +191,17 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     }
 
     /// <summary>
+    /// The txt2img initial latents (diffusers' <c>prepare_latents</c>): noise drawn in <paramref name="shape"/>, or the
+    /// caller's <paramref name="latents"/> in <paramref name="dtype"/> on the UNet's device, times the initial sigma.
+    /// </summary>
+    private protected Tensor InitialLatents(Tensor? latents, long[] shape, ScalarType dtype, IReadOnlyList<Generator>? generators)
+    {
+        var noise = PipelineSteps.LatentsOrNoise(ClassName, latents, shape, generators, dtype, Unet.Device, castGiven: true);
+        Record("latent_noise", noise);
+        return noise * Scheduler.InitNoiseSigma;
+    }
+
+    /// <summary>
     /// <c>retrieve_latents(vae.encode(image), generator)</c> times <c>scaling_factor</c>, one image per generator when
     /// there is a list; the traced names are <paramref name="traceName"/><c>_mean</c> / <c>_std</c>.
     /// </summary>
@@ -221,29 +209,9 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     {
         using var scope = torch.NewDisposeScope();
         var dtype = image.dtype;
-        Tensor latents = WithUpcastVae(() => EncodeInVaeDtype(image.to(Vae.DType), generators, traceName)).to(dtype);
+        Tensor latents = WithUpcastVae(() => PipelineSteps.RetrieveVaeLatents(Vae, image.to(Vae.DType), generators,
+            (name, t) => Record(traceName + "_" + name, t))).to(dtype);
         return (Vae.ScalingFactor * latents).MoveToOuterDisposeScope();
-    }
-
-    private Tensor EncodeInVaeDtype(Tensor image, IReadOnlyList<Generator>? generators, string traceName)
-    {
-        Tensor latents;
-        if (generators is { Count: > 1 })
-        {
-            var parts = new List<Tensor>();
-            for (int i = 0; i < image.shape[0]; i++)
-            {
-                using var encoded = Vae.Encode(image.narrow(0, i, 1));
-                parts.Add(encoded.RetrieveLatents([generators[i]]));
-            }
-            latents = torch.cat(parts, 0);
-        }
-        else
-        {
-            using var encoded = Vae.Encode(image);
-            latents = encoded.RetrieveLatents(generators, (name, t) => Record(traceName + "_" + name, t));
-        }
-        return latents;
     }
 
     /// <summary>
@@ -256,16 +224,8 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
         Tensor unetTimeIds, Tensor? negativeAddTimeIds, bool cfg, double eta, IReadOnlyList<Generator>? generators,
         StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
     {
-        var ctx = new DenoisingContext(ClassName, Scheduler, timesteps, latents)
-        {
-            StepOptions = new StepOptions { Generators = generators, Eta = eta },
-            CallbackOnStepEnd = callbackOnStepEnd,
-            Progress = progress,
-            CancellationToken = cancellationToken,
-            Trace = Trace,
-        };
-        ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] =
-            cfg ? torch.cat(new[] { embeds.NegativePromptEmbeds!, embeds.PromptEmbeds }) : embeds.PromptEmbeds;
+        var ctx = PipelineSteps.LoopContext(ClassName, Scheduler, timesteps, latents, embeds.PromptEmbeds, embeds.NegativePromptEmbeds, cfg,
+            eta, generators, callbackOnStepEnd, progress, cancellationToken, Trace);
         ctx.Tensors[GuidedDenoisingLoop.TextEmbedsKey] =
             cfg ? torch.cat(new[] { embeds.NegativePooledPromptEmbeds!, embeds.PooledPromptEmbeds }) : embeds.PooledPromptEmbeds;
         ctx.Tensors[GuidedDenoisingLoop.TimeIdsKey] = unetTimeIds;
@@ -285,20 +245,7 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     /// Decodes (unless the output is latents) and postprocesses. With <c>force_upcast</c> in the VAE config and fp16 /
     /// bf16 VAE weights, the decode runs in float32 (the SDXL VAE overflows in fp16) and the VAE goes back to its dtype.
     /// </summary>
-    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType)
-    {
-        using var scope = torch.NewDisposeScope();
-        if (outputType == OutputType.Latent)
-            return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
-        Runtime.NativeSetup.TrimNativeHeap();
-        var image = WithUpcastVae(() => Vae.Decode((latents / Vae.ScalingFactor).to(Vae.DType)).Sample);
-        Record("vae_decoded", image);
-        var x = Imaging.ImageProcessor.Denormalize(image);
-        return outputType switch
-        {
-            OutputType.Pt => new ImagePipelineOutput(tensor: x.to(ScalarType.Float32).cpu().DetachFromDisposeScope()),
-            OutputType.Np => new ImagePipelineOutput(array: Imaging.ImageProcessor.PtToNumpy(x).DetachFromDisposeScope()),
-            _ => new ImagePipelineOutput(images: Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(x))),
-        };
-    }
+    protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType) =>
+        PipelineSteps.Finish(latents, outputType, l => WithUpcastVae(() => Vae.Decode((l / Vae.ScalingFactor).to(Vae.DType)).Sample),
+            (name, t) => Record(name, t));
 }

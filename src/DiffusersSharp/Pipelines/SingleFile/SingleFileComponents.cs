@@ -114,21 +114,8 @@ public sealed class SingleFileComponents : IDisposable
     /// Hands the components of a Stable Diffusion 1.x/2.x file to <paramref name="create"/> (a pipeline constructor), which
     /// then owns them; if it throws, they are freed (a text encoder the caller passed in is left to the caller).
     /// </summary>
-    internal T Into<T>(Func<AutoencoderKL, CLIPTextModel, CLIPTokenizer, UNet2DConditionModel, IScheduler, T> create, CLIPTextModel? given)
-    {
-        try
-        {
-            var pipe = create(Vae, (CLIPTextModel)TextEncoders[0], Tokenizers[0], Unet, Scheduler);
-            _released = true;
-            return pipe;
-        }
-        catch
-        {
-            DisposeModels(keep: given);
-            _released = true;
-            throw;
-        }
-    }
+    internal T Into<T>(Func<AutoencoderKL, CLIPTextModel, CLIPTokenizer, UNet2DConditionModel, IScheduler, T> create, CLIPTextModel? given) =>
+        IntoPipeline(c => create(c.Vae, (CLIPTextModel)c.TextEncoders[0], c.Tokenizers[0], c.Unet, c.Scheduler), given);
 
     /// <summary>
     /// Hands every component to <paramref name="create"/> (a pipeline constructor, e.g. an SDXL one with two text

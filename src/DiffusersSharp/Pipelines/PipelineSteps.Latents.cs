@@ -1,0 +1,262 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+internal static partial class PipelineSteps
+{
+    /// <summary>diffusers' <c>retrieve_timesteps</c>: the scheduler's <paramref name="numInferenceSteps"/> timesteps on <paramref name="device"/>.</summary>
+    internal static Tensor Timesteps(IScheduler scheduler, int numInferenceSteps, Device device)
+    {
+        scheduler.SetTimesteps(numInferenceSteps, device);
+        return scheduler.Timesteps;
+    }
+
+    /// <summary>
+    /// diffusers' <c>get_timesteps</c>: <c>init_timestep = min(int(n · strength), n)</c>, <c>t_start = max(n −
+    /// init_timestep, 0)</c>; the loop runs <c>scheduler.timesteps[t_start · order:]</c>. Returns the start index.
+    /// </summary>
+    internal static int StartIndex(IScheduler scheduler, int numInferenceSteps, double strength)
+    {
+        int initTimestep = Math.Min((int)(numInferenceSteps * strength), numInferenceSteps);
+        int tStart = Math.Max(numInferenceSteps - initTimestep, 0);
+        return tStart * scheduler.Order;
+    }
+
+    /// <summary><c>int(round(T − d · T))</c> with T = num_train_timesteps (Python's round: half to even).</summary>
+    internal static int DiscreteTimestepCutoff(IScheduler scheduler, double fraction)
+    {
+        int train = scheduler.NumTrainTimesteps;
+        return (int)Math.Round(train - fraction * train, MidpointRounding.ToEven);
+    }
+
+    /// <summary>
+    /// The img2img / inpaint timesteps (diffusers' <c>get_timesteps</c>, the scheduler's timesteps already set): without
+    /// <paramref name="denoisingStart"/>, the last <c>int(n · strength)</c> steps, refused when none is left (with
+    /// <paramref name="needsInitStep"/>, Stable Diffusion's inpaint check: also when <c>int(n · strength)</c> is 0); with
+    /// it (SDXL), the timesteps <c>t &lt; int(round(T − d · T))</c> (one more for second-order schedulers when that count
+    /// is even).
+    /// </summary>
+    internal static Tensor Img2ImgTimesteps(string cls, IScheduler scheduler, int numInferenceSteps, double strength,
+        double? denoisingStart = null, bool needsInitStep = false)
+    {
+        var all = scheduler.Timesteps;
+        long count = all.shape[0];
+        if (denoisingStart is not double d)
+        {
+            int start = StartIndex(scheduler, numInferenceSteps, strength);
+            bool noInitStep = needsInitStep && Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1;
+            if (noInitStep || start >= count)
+                throw new DiffusersException(
+                    $"{cls}: strength {strength} with num_inference_steps {numInferenceSteps} leaves no denoising step " +
+                    $"(int({numInferenceSteps} * {strength}) = {(int)(numInferenceSteps * strength)}); raise strength or the step count");
+            return all.narrow(0, start, count - start);
+        }
+        int cutoff = DiscreteTimestepCutoff(scheduler, d);
+        using var below = all.lt(cutoff).sum();
+        long n = below.item<long>();
+        if (scheduler.Order == 2 && n % 2 == 0) n++;
+        if (n == 0 || n > count)
+            throw new DiffusersException(
+                $"{cls}: denoising_start {d} leaves no timestep below {cutoff} in the {numInferenceSteps}-step schedule; lower it or add steps");
+        return all.narrow(0, count - n, n);
+    }
+
+    /// <summary>
+    /// The first half of diffusers' img2img <c>prepare_latents</c>: 4-channel input is taken as latents, an image is
+    /// <paramref name="encode"/>d (one image per generator when there is a list), and the latents are duplicated to
+    /// <paramref name="total"/> (prompts × images per prompt). <paramref name="cannotDuplicate"/> words the error when
+    /// they do not divide it (default: ours).
+    /// </summary>
+    internal static Tensor InitImageLatents(string cls, Tensor pixels, int total, IReadOnlyList<Generator>? generators,
+        Func<Tensor, Tensor> encode, Func<long, int, string>? cannotDuplicate = null)
+    {
+        Tensor initLatents;
+        if (pixels.shape[1] == 4) initLatents = pixels;
+        else
+        {
+            if (generators is { Count: > 1 } && pixels.shape[0] != total)
+                throw new DiffusersException($"{cls}: a list of {generators.Count} generators needs {generators.Count} init images, got {pixels.shape[0]}");
+            initLatents = encode(pixels);
+        }
+        long n0 = initLatents.shape[0];
+        if (total > n0)
+        {
+            if (total % n0 != 0)
+                throw new DiffusersException(cannotDuplicate?.Invoke(n0, total)
+                    ?? $"{cls}: cannot duplicate {n0} init images to {total} prompts × images per prompt");
+            initLatents = torch.cat(Enumerable.Repeat(initLatents, (int)(total / n0)).ToArray(), 0);
+        }
+        else if (total < n0)
+            throw new DiffusersException($"{cls}: {n0} init images for {total} prompts × images per prompt; pass one image per prompt");
+        return initLatents;
+    }
+
+    /// <summary>
+    /// The inpaint pipelines' image latents (diffusers' <c>prepare_latents</c> with <c>return_image_latents</c>): only
+    /// when a 4-channel UNet blends them back or strength &lt; 1 noises them (and no latents are given), the
+    /// <paramref name="encode"/>d image repeated to <paramref name="total"/>; else null.
+    /// </summary>
+    internal static Tensor? InpaintImageLatents(int unetChannels, Tensor? latents, double strength, int total, Func<Tensor> encode)
+    {
+        if (unetChannels != 4 && (latents is not null || strength == 1.0)) return null;
+        var imageLatents = encode();
+        return imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
+    }
+
+    /// <summary>
+    /// The inpaint pipelines' initial latents (diffusers' <c>prepare_latents</c> with <c>return_noise</c>): without
+    /// <paramref name="latents"/>, noise drawn in <paramref name="shape"/>, scaled by the initial sigma at strength 1 or
+    /// added to <paramref name="imageLatents"/> at <paramref name="latentTimestep"/>; with them (checked against the
+    /// shape), the given latents are the noise, scaled by the initial sigma.
+    /// </summary>
+    internal static (Tensor Noise, Tensor Latents) InpaintLatents(string cls, IScheduler scheduler, Tensor? latents, long[] shape,
+        Tensor? imageLatents, bool isStrengthMax, Tensor latentTimestep, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
+    {
+        var noise = LatentsOrNoise(cls, latents, shape, generators, dtype, device, castGiven: false);
+        bool noised = latents is null && !isStrengthMax;
+        return (noise, noised ? scheduler.AddNoise(imageLatents!, noise, latentTimestep) : noise * scheduler.InitNoiseSigma);
+    }
+
+    /// <summary>
+    /// diffusers' <c>prepare_latents</c> before the sigma scaling: noise drawn in <paramref name="shape"/> from the
+    /// generators, or the caller's latents (checked against the shape) moved to <paramref name="device"/> (and cast to
+    /// <paramref name="dtype"/> when <paramref name="castGiven"/>, as SDXL does).
+    /// </summary>
+    internal static Tensor LatentsOrNoise(string cls, Tensor? latents, long[] shape, IReadOnlyList<Generator>? generators,
+        ScalarType dtype, Device device, bool castGiven)
+    {
+        if (latents is null) return Runtime.TorchUtils.RandnTensor(shape, generators, dtype, device);
+        CheckLatentsShape(cls, latents, shape);
+        return castGiven ? latents.to(dtype, device) : latents.to(device);
+    }
+
+    /// <summary>
+    /// The mask (or masked image latents) repeated to <paramref name="batch"/>; <paramref name="what"/> is "masks" or
+    /// "images". <paramref name="diffusersWording"/>: the error in diffusers' words (the ControlNet inpaint pipeline's).
+    /// </summary>
+    internal static Tensor RepeatToBatch(string cls, Tensor t, int batch, string what, bool diffusersWording = false)
+    {
+        if (t.shape[0] >= batch) return t;
+        if (batch % t.shape[0] != 0)
+            throw new DiffusersException(diffusersWording
+                ? $"{cls}: The passed {what} and the required batch size don't match: {t.shape[0]} {what} cannot be duplicated to a total batch size of {batch}."
+                : $"{cls}: {t.shape[0]} {what} cannot be duplicated to the total batch size {batch}; pass a number of {what} that divides it");
+        return t.repeat(batch / t.shape[0], 1, 1, 1);
+    }
+
+    /// <summary>The [negative; positive] guidance batch of a conditioning tensor: itself twice with guidance.</summary>
+    internal static Tensor ForGuidance(Tensor t, bool cfg) => cfg ? torch.cat(new[] { t, t }) : t;
+
+    /// <summary>A 9-channel inpainting UNet must take the latents, the mask and the masked image latents together.</summary>
+    internal static void CheckInpaintChannels(string cls, int unetChannels, int latentChannels, Tensor mask, Tensor maskedImageLatents)
+    {
+        if (unetChannels == 9 && latentChannels + mask.shape[1] + maskedImageLatents.shape[1] != unetChannels)
+            throw new DiffusersException(
+                $"{cls}: the UNet expects {unetChannels} input channels but gets latents {latentChannels} + mask {mask.shape[1]} + masked image {maskedImageLatents.shape[1]}");
+    }
+
+    /// <summary>
+    /// The guided loop of a txt2img / img2img call: classifier-free guidance (with <paramref name="guidanceRescale"/>), the
+    /// guidance embedding of UNets with <c>time_cond_proj_dim</c> for <paramref name="total"/> latents in
+    /// <paramref name="dtype"/>, the call's LoRA scale and, for the ControlNet pipelines, their residuals.
+    /// </summary>
+    internal static GuidedDenoisingLoop GuidedLoop(UNet2DConditionModel unet, bool cfg, double guidanceScale, double guidanceRescale,
+        int total, ScalarType dtype, CrossAttentionOptions? crossAttentionKwargs, ControlNetResiduals? controlNet = null) =>
+        new(unet, cfg, guidanceScale, guidanceRescale, GuidanceScaleEmbedding(unet, guidanceScale, total, dtype, unet.Device), crossAttentionKwargs)
+        {
+            ControlNet = controlNet,
+        };
+
+    /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
+    internal static Tensor? GuidanceScaleEmbedding(UNet2DConditionModel unet, double guidanceScale, int batch, ScalarType dtype, Device device)
+    {
+        if (unet.Config.TimeCondProjDim is not int dim) return null;
+        using var scope = torch.NewDisposeScope();
+        var w = torch.full(new long[] { batch }, guidanceScale - 1, ScalarType.Float32) * 1000.0;
+        int half = dim / 2;
+        var step = torch.log(torch.tensor(10000.0f)) / (half - 1);
+        var freqs = torch.exp(torch.arange(half, ScalarType.Float32) * -step);
+        var emb = w.unsqueeze(1) * freqs.unsqueeze(0);
+        emb = torch.cat(new[] { torch.sin(emb), torch.cos(emb) }, 1);
+        if (dim % 2 == 1) emb = torch.nn.functional.pad(emb, new long[] { 0, 1 });
+        return emb.to(dtype, device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A VAE set in evaluation mode, for a pipeline's <c>Vae</c> setter (null: <see cref="ArgumentNullException"/>).</summary>
+    internal static IVae InEvalMode(IVae value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        value.SetEvalMode();
+        return value;
+    }
+
+    /// <summary>
+    /// diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample, or the latents of a VAE without
+    /// a distribution), one image per generator when there is a list; <paramref name="record"/> gets the posterior's
+    /// <c>mean</c> / <c>std</c> of a single encode. Not yet times <c>scaling_factor</c>.
+    /// </summary>
+    internal static Tensor RetrieveVaeLatents(IVae vae, Tensor image, IReadOnlyList<Generator>? generators, Action<string, Tensor> record)
+    {
+        if (generators is { Count: > 1 })
+        {
+            var parts = new List<Tensor>();
+            for (int i = 0; i < image.shape[0]; i++)
+            {
+                using var encoded = vae.Encode(image.narrow(0, i, 1));
+                parts.Add(encoded.RetrieveLatents([generators[i]]));
+            }
+            return torch.cat(parts, 0);
+        }
+        using var whole = vae.Encode(image);
+        return whole.RetrieveLatents(generators, record);
+    }
+
+    /// <summary>
+    /// The shared denoising loop's context for one call: timesteps, initial latents, the scheduler options diffusers passes
+    /// (<c>generator</c>, <c>eta</c>) and <c>prompt_embeds</c> (with guidance the [negative; prompt] batch).
+    /// </summary>
+    internal static DenoisingContext LoopContext(string cls, IScheduler scheduler, Tensor timesteps, Tensor latents,
+        Tensor promptEmbeds, Tensor? negativePromptEmbeds, bool cfg, double eta, IReadOnlyList<Generator>? generators,
+        StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken,
+        Action<string, int, Tensor>? trace)
+    {
+        var ctx = new DenoisingContext(cls, scheduler, timesteps, latents)
+        {
+            StepOptions = new StepOptions { Generators = generators, Eta = eta },
+            CallbackOnStepEnd = callbackOnStepEnd,
+            Progress = progress,
+            CancellationToken = cancellationToken,
+            Trace = trace,
+        };
+        ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] =
+            cfg ? torch.cat(new[] { negativePromptEmbeds!, promptEmbeds }) : promptEmbeds;
+        return ctx;
+    }
+
+    /// <summary>
+    /// How diffusers' pipelines end: the latents as they are for <see cref="OutputType.Latent"/>, else
+    /// <paramref name="decode"/> (the VAE decode of the latents, recorded as <c>vae_decoded</c>) denormalised into the
+    /// output type.
+    /// </summary>
+    internal static ImagePipelineOutput Finish(Tensor latents, OutputType outputType, Func<Tensor, Tensor> decode, Action<string, Tensor> record)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (outputType == OutputType.Latent)
+            return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
+        // The denoising loop's freed activations go back to the OS before the decode needs its own (the decode
+        // itself maps its very large activations one by one; see NativeSetup): peak memory, not speed.
+        Runtime.NativeSetup.TrimNativeHeap();
+        var image = decode(latents);
+        record("vae_decoded", image);
+        var x = Imaging.ImageProcessor.Denormalize(image);
+        return outputType switch
+        {
+            OutputType.Pt => new ImagePipelineOutput(tensor: x.to(ScalarType.Float32).cpu().DetachFromDisposeScope()),
+            OutputType.Np => new ImagePipelineOutput(array: Imaging.ImageProcessor.PtToNumpy(x).DetachFromDisposeScope()),
+            _ => new ImagePipelineOutput(images: Imaging.ImageProcessor.NumpyToImages(Imaging.ImageProcessor.PtToNumpy(x))),
+        };
+    }
+}
