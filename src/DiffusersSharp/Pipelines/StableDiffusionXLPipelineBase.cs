@@ -171,13 +171,16 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     }
 
     /// <summary>
-    /// Runs <paramref name="use"/> with the VAE in float32 when its config has <c>force_upcast</c> and its weights are fp16 /
-    /// bf16 (the SDXL VAE overflows in fp16), then puts the VAE back in its dtype; otherwise runs it as is.
+    /// Runs <paramref name="use"/> with the VAE in float32 when its config has <c>force_upcast</c> and its weights are fp16
+    /// (the SDXL VAE overflows in fp16) or, unless <paramref name="fp16Only"/>, bf16; then puts the VAE back in its dtype;
+    /// otherwise runs it as is. diffusers 0.25.1 upcasts for every encode when <c>force_upcast</c> (img2img / inpaint
+    /// <c>prepare_latents</c>), but decodes in float32 only an fp16 VAE (<c>needs_upcasting</c>): a bf16 VAE decodes in bf16.
     /// </summary>
-    protected T WithUpcastVae<T>(Func<T> use)
+    protected T WithUpcastVae<T>(Func<T> use, bool fp16Only = false)
     {
         var dtype = Vae.DType;
-        if (Vae is not AutoencoderKL { ForceUpcast: true } kl || dtype is not (ScalarType.Float16 or ScalarType.BFloat16))
+        bool lowPrecision = dtype == ScalarType.Float16 || (!fp16Only && dtype == ScalarType.BFloat16);
+        if (Vae is not AutoencoderKL { ForceUpcast: true } kl || !lowPrecision)
             return use();
         kl.to(ScalarType.Float32);
         try
@@ -242,10 +245,11 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
     }
 
     /// <summary>
-    /// Decodes (unless the output is latents) and postprocesses. With <c>force_upcast</c> in the VAE config and fp16 /
-    /// bf16 VAE weights, the decode runs in float32 (the SDXL VAE overflows in fp16) and the VAE goes back to its dtype.
+    /// Decodes (unless the output is latents) and postprocesses. With <c>force_upcast</c> in the VAE config and fp16 VAE
+    /// weights, the decode runs in float32 (the SDXL VAE overflows in fp16) and the VAE goes back to fp16; a bf16 VAE
+    /// decodes in bf16, as diffusers' <c>needs_upcasting</c> has it.
     /// </summary>
     protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType) =>
-        PipelineSteps.Finish(latents, outputType, l => WithUpcastVae(() => Vae.Decode((l / Vae.ScalingFactor).to(Vae.DType)).Sample),
+        PipelineSteps.Finish(latents, outputType, l => WithUpcastVae(() => Vae.Decode((l / Vae.ScalingFactor).to(Vae.DType)).Sample, fp16Only: true),
             (name, t) => Record(name, t));
 }

@@ -31,11 +31,12 @@ public class StableDiffusionXLBehaviourTests
     }
 
     [Theory]
-    [InlineData(true, ScalarType.Float32)]
-    [InlineData(false, ScalarType.BFloat16)]
-    public void ForceUpcastDecodesABf16VaeInFloat32AndPutsItBack(bool forceUpcast, ScalarType decodeDtype)
+    [InlineData(ScalarType.Float16, true, ScalarType.Float32)]
+    [InlineData(ScalarType.Float16, false, ScalarType.Float16)]
+    [InlineData(ScalarType.BFloat16, true, ScalarType.BFloat16)]   // diffusers' needs_upcasting: fp16 only
+    public void ForceUpcastDecodesAnFp16VaeInFloat32AndPutsItBack(ScalarType dtype, bool forceUpcast, ScalarType decodeDtype)
     {
-        using var pipe = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base, new LoadOptions { Dtype = ScalarType.BFloat16 });
+        using var pipe = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base, new LoadOptions { Dtype = dtype });
         var kl = Assert.IsType<AutoencoderKL>(pipe.Vae);
         Assert.True(kl.ForceUpcast);
         if (!forceUpcast)
@@ -45,14 +46,14 @@ public class StableDiffusionXLBehaviourTests
             string config = dir.File("config.json");
             File.WriteAllText(config, File.ReadAllText(config).Replace("\"force_upcast\": true", "\"force_upcast\": false"));
             var old = pipe.Vae;
-            pipe.Vae = AutoencoderKL.FromPretrained(dir.Path, options: new LoadOptions { Dtype = ScalarType.BFloat16 });
+            pipe.Vae = AutoencoderKL.FromPretrained(dir.Path, options: new LoadOptions { Dtype = dtype });
             old.Dispose();
         }
         ScalarType? decoded = null;
         pipe.Trace = (name, _, t) => { if (name == "vae_decoded") decoded = t.dtype; };
         using var result = pipe.Generate("a cat", numInferenceSteps: 1, height: 32, width: 32, outputType: OutputType.Np, seed: 0);
         Assert.Equal(decodeDtype, decoded);
-        Assert.Equal(ScalarType.BFloat16, pipe.Vae.DType);
+        Assert.Equal(dtype, pipe.Vae.DType);
         Assert.Equal(new long[] { 1, 32, 32, 3 }, result.Array!.shape);
     }
 
