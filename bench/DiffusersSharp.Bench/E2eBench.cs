@@ -1,28 +1,25 @@
 using System.Diagnostics;
-using DiffusersSharp.Loading;
-using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
-using DiffusersSharp.Schedulers;
-using DiffusersSharp.Text;
 using TorchSharp;
 using static TorchSharp.torch;
-using Image = DiffusersSharp.Imaging.Image;
 
 namespace DiffusersSharp.Bench;
 
 /// <summary>
-/// <c>bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]</c>: txt2img end to end with random weights of
+/// <c>bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c] [--again]</c>: txt2img end to end with random weights of
 /// the published configs (<see cref="E2eConfigs"/>), per stage: load (weights read from a saved pipeline folder), tokenize +
 /// text encoder, each denoising step, VAE decode (+ postprocess), PNG; wall and user+system CPU time of each, and the peak
 /// RSS against the weights the run holds. Each (scenario, dtype) runs in a child process of its own, so its peak RSS is
-/// its own. The pipeline folders are written once (fixed seeds) under the system temp folder and reused.
+/// its own. The pipeline folders are written once (fixed seeds) under the system temp folder and reused. <c>--again</c>:
+/// each run then makes a second image in the same process (what a server or a second CLI image costs: no first-call
+/// set-up), reported on an <c>AGAIN</c> line.
 /// </summary>
 public static class E2eBench
 {
     private const string Prompt = "a photo of a cat sitting on a windowsill, golden hour";
 
     /// <summary>The orchestrating process: writes the folders, runs every (scenario, dtype) as a child, prints the summary.</summary>
-    public static int Run(bool quick, string[] dtypes, int? threads, string[]? only)
+    public static int Run(bool quick, string[] dtypes, int? threads, string[]? only, bool again = false)
     {
         string root = E2eConfigs.RepoRoot();
         Console.WriteLine($"e2e txt2img {(quick ? "QUICK (tiny configs, 64²)" : "512²")}, random weights of the published configs; dtypes {string.Join(",", dtypes)}; " +
@@ -38,10 +35,13 @@ public static class E2eBench
                 var args = new List<string> { "e2e-run", "--folder", folder, "--scenario", s.Name, "--dtype", dtype };
                 if (quick) args.Add("--quick");
                 if (threads is int t) args.AddRange(["--threads", t.ToString()]);
+                if (again) args.Add("--again");
                 var (code, lines) = ChildProcesses.RunSelf(args, echo: true);
                 summary.Add(code == 0
                     ? lines.LastOrDefault(l => l.StartsWith("SUMMARY ", StringComparison.Ordinal))?["SUMMARY ".Length..] ?? $"{s.Name} {dtype}: no summary"
                     : $"{s.Name} {dtype}: FAILED (exit {code})");
+                if (code == 0 && lines.LastOrDefault(l => l.StartsWith("AGAIN ", StringComparison.Ordinal)) is { } second)
+                    summary.Add(second);
             }
         }
         foreach (var s in E2eConfigs.Scenarios.Where(x => only is null || only.Contains(x.Name)))
@@ -54,7 +54,7 @@ public static class E2eBench
     }
 
     /// <summary>One (scenario, dtype) run, in the child process.</summary>
-    public static int RunOne(string folder, string scenarioName, string dtypeName, bool quick, int? threads)
+    public static int RunOne(string folder, string scenarioName, string dtypeName, bool quick, int? threads, bool again = false)
     {
         var s = E2eConfigs.Scenarios.Single(x => x.Name == scenarioName);
         var dtype = dtypeName switch { "bf16" => ScalarType.BFloat16, "fp16" => ScalarType.Float16, _ => ScalarType.Float32 };
@@ -95,7 +95,23 @@ public static class E2eBench
         Console.WriteLine($"SUMMARY {s.Name} {dtypeName,-4} load {stages[0].Wall,7:F2}/{stages[0].Cpu,7:F2}  text {stages[1].Wall,6:F2}/{stages[1].Cpu,6:F2}  " +
                           $"steps({steps.Count}) {stepWall,7:F2}/{stepCpu,7:F2}  decode {stages[^2].Wall,6:F2}/{stages[^2].Cpu,6:F2}  png {stages[^1].Wall,5:F2}  " +
                           $"total {totalWall,7:F2}/{totalCpu,7:F2}  peakRSS {peak / (double)weightBytes:F2}x weights{Target(s.Name, dtypeName, quick)}");
+        if (again) Again(pipe, s, dtypeName, size);
         return 0;
+    }
+
+    /// <summary>A second image in the same process: text encoder + steps + decode + PNG bytes, as a warm server makes it.</summary>
+    private static void Again(E2ePipeline pipe, E2eConfigs.Scenario s, string dtypeName, int size)
+    {
+        var clock = new StageClock();
+        using var embeds = pipe.Encode(Prompt + ", again", pipe.Cfg(s));
+        double text = clock.Lap().Wall, stepWall = 0;
+        var progress = new SyncProgress(_ => stepWall += clock.Lap().Wall);
+        var image = pipe.Generate(embeds, s, size, progress);
+        double decode = clock.Lap().Wall;
+        image.ToPng();
+        double png = clock.Lap().Wall;
+        Console.WriteLine($"AGAIN {s.Name} {dtypeName,-4} second image in the process: text {text,6:F2}  steps {stepWall,7:F2}  decode {decode,6:F2}  " +
+                          $"png {png,5:F2}  total {text + stepWall + decode + png,7:F2} s wall{Target(s.Name, dtypeName, quick: false)}");
     }
 
     /// <summary>Where a run writes its image (the orchestrator compares the dtypes' images).</summary>

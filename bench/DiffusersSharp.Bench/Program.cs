@@ -21,7 +21,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- serve-overhead [--model folder] [--size 256] [--steps 20] [--runs 3] [--load 200] [--sse 20]  (issue 15)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- matmul-peak [--runs 5]   (the machine's speed today: 4096³ fp32 / bf16)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c,d,e] [--again]
 ///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM / SDXL-Turbo with random weights; each run a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- mkldnn-prepack [--runs 20]   (conv weights reordered once, via libtorch's C++ ABI)
@@ -116,14 +116,14 @@ public static class Program
             case "e2e":
                 return E2eBench.Run(args.Contains("--quick"), Opt("--dtypes", "fp32,bf16").Split(','),
                     Opt("--threads", "") is { Length: > 0 } et ? int.Parse(et) : null,
-                    Opt("--only", "") is { Length: > 0 } only ? only.Split(',') : null);
+                    Opt("--only", "") is { Length: > 0 } only ? only.Split(',') : null, args.Contains("--again"));
             case "e2e-configs":
                 return E2eFolders.CheckConfigs();
             case "e2e-write":
                 return E2eFolders.Write(Opt("--folder", ""), Opt("--scenario", ""), args.Contains("--quick"));
             case "e2e-run":
                 return E2eBench.RunOne(Opt("--folder", ""), Opt("--scenario", ""), Opt("--dtype", "fp32"), args.Contains("--quick"),
-                    Opt("--threads", "") is { Length: > 0 } rt ? int.Parse(rt) : null);
+                    Opt("--threads", "") is { Length: > 0 } rt ? int.Parse(rt) : null, args.Contains("--again"));
             case "vae-faults":
                 return VaeFaultsBench.Run(int.Parse(Opt("--latent", "64")), int.Parse(Opt("--threads", "1")),
                     Opt("--variants", "") is { Length: > 0 } vs ? vs.Split(',').Select(int.Parse).ToArray() : null);
