@@ -57,6 +57,15 @@ public sealed class ControlNetOptions
         /// <summary>True when any ControlNet option was given.</summary>
         public bool Any => FirstGiven is not null;
 
+        /// <summary><c>--control-scale</c> values, or null when none were given (the pipeline's default).</summary>
+        public IReadOnlyList<double>? ScaleOrDefault => Scales is { Length: > 0 } s ? s : null;
+
+        /// <summary><c>--control-start</c> values, or null when none were given (the pipeline's default).</summary>
+        public IReadOnlyList<double>? StartOrDefault => Starts is { Length: > 0 } s ? s : null;
+
+        /// <summary><c>--control-end</c> values, or null when none were given (the pipeline's default).</summary>
+        public IReadOnlyList<double>? EndOrDefault => Ends is { Length: > 0 } s ? s : null;
+
         /// <summary>What can be checked before loading a model: counts, ranges and files.</summary>
         public void CheckWithoutModel()
         {
@@ -126,9 +135,7 @@ public sealed class ControlNetOptions
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
-        IReadOnlyList<double>? scale = c.Scales is { Length: > 0 } s ? s : null;
-        IReadOnlyList<double>? start = c.Starts is { Length: > 0 } a ? a : null;
-        IReadOnlyList<double>? end = c.Ends is { Length: > 0 } b ? b : null;
+        var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
@@ -149,16 +156,22 @@ public sealed class ControlNetOptions
     }
 
     /// <summary>Loads the nets, then the pipeline that takes them; the nets are disposed if the pipeline cannot be built.</summary>
-    private static StableDiffusionControlNetPipelineBase Load(string folder, IReadOnlyList<string> nets, LoadOptions options, bool img2img, bool inpaint)
+    private static StableDiffusionControlNetPipelineBase Load(string folder, IReadOnlyList<string> nets, LoadOptions options, bool img2img, bool inpaint) =>
+        WithNets(nets, options, controlnet => inpaint ? StableDiffusionControlNetInpaintPipeline.FromPretrained(folder, controlnet, options)
+            : img2img ? StableDiffusionControlNetImg2ImgPipeline.FromPretrained(folder, controlnet, options)
+            : (StableDiffusionControlNetPipelineBase)StableDiffusionControlNetPipeline.FromPretrained(folder, controlnet, options));
+
+    /// <summary>
+    /// Loads the <paramref name="nets"/> (one <see cref="ControlNetModel"/>, or a <see cref="MultiControlNetModel"/> of
+    /// several) and builds the pipeline that takes them; the nets are disposed if the pipeline cannot be built.
+    /// </summary>
+    internal static T WithNets<T>(IReadOnlyList<string> nets, LoadOptions options, Func<torch.nn.Module, T> build)
     {
         var loaded = new List<ControlNetModel>();
         try
         {
             foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, options));
-            torch.nn.Module controlnet = loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded);
-            return inpaint ? StableDiffusionControlNetInpaintPipeline.FromPretrained(folder, controlnet, options)
-                : img2img ? StableDiffusionControlNetImg2ImgPipeline.FromPretrained(folder, controlnet, options)
-                : StableDiffusionControlNetPipeline.FromPretrained(folder, controlnet, options);
+            return build(loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded));
         }
         catch
         {
@@ -167,7 +180,8 @@ public sealed class ControlNetOptions
         }
     }
 
-    private static Image Load(string path, string option)
+    /// <summary>Reads an image given by <paramref name="option"/>; a file that cannot be read is a usage error naming it.</summary>
+    internal static Image Load(string path, string option)
     {
         try
         {

@@ -29,7 +29,7 @@ internal static class StableDiffusionXLControlNetGenerate
             throw new UserException($"{component} is not available with --controlnet on SDXL models yet");
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
-        var controlImages = c.ControlImages.Select(f => (ImageInput)Load(f)).ToList();
+        var controlImages = c.ControlImages.Select(f => (ImageInput)ControlNetOptions.Load(f, "--control-image")).ToList();
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         var size = Image.Load(c.ControlImages[0]);
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
@@ -40,9 +40,7 @@ internal static class StableDiffusionXLControlNetGenerate
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 5.0;
-        IReadOnlyList<double>? scale = c.Scales is { Length: > 0 } s ? s : null;
-        IReadOnlyList<double>? start = c.Starts is { Length: > 0 } a ? a : null;
-        IReadOnlyList<double>? end = c.Ends is { Length: > 0 } b ? b : null;
+        var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         using var generator = r.Seed is long seed ? new torch.Generator((ulong)seed) : null;
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps,
@@ -54,31 +52,6 @@ internal static class StableDiffusionXLControlNetGenerate
     }
 
     /// <summary>Loads the nets, then the pipeline that takes them; the nets are disposed if the pipeline cannot be built.</summary>
-    private static StableDiffusionXLControlNetPipeline Load(string folder, IReadOnlyList<string> nets, LoadOptions options)
-    {
-        var loaded = new List<ControlNetModel>();
-        try
-        {
-            foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, options));
-            torch.nn.Module controlnet = loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded);
-            return StableDiffusionXLControlNetPipeline.FromPretrained(folder, controlnet, options);
-        }
-        catch
-        {
-            foreach (var net in loaded) net.Dispose();
-            throw;
-        }
-    }
-
-    private static Image Load(string path)
-    {
-        try
-        {
-            return Image.Load(path);
-        }
-        catch (DiffusersException e)
-        {
-            throw new UserException($"--control-image: {e.Message}");
-        }
-    }
+    private static StableDiffusionXLControlNetPipeline Load(string folder, IReadOnlyList<string> nets, LoadOptions options) =>
+        ControlNetOptions.WithNets(nets, options, controlnet => StableDiffusionXLControlNetPipeline.FromPretrained(folder, controlnet, options));
 }
