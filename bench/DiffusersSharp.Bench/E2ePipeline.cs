@@ -18,8 +18,14 @@ public abstract class E2ePipeline : IDisposable
     /// <summary>Bytes of the parameters of every model it holds.</summary>
     public long WeightBytes { get; protected init; }
 
+    /// <summary>The pipeline's UNet.</summary>
+    protected abstract UNet2DConditionModel Unet { get; }
+
+    /// <summary>The pipeline's decoder.</summary>
+    protected abstract IVae Vae { get; }
+
     /// <summary>The decoder's class name.</summary>
-    public abstract string VaeName { get; }
+    public string VaeName => Vae.ClassName;
 
     /// <summary>Tokenizer + text encoder(s); true <paramref name="cfg"/> encodes the negative prompt too.</summary>
     public abstract IDisposable Encode(string prompt, bool cfg);
@@ -27,8 +33,8 @@ public abstract class E2ePipeline : IDisposable
     /// <summary>The pipeline's loop and decode (PIL output) with the embeddings of <see cref="Encode"/>.</summary>
     public abstract Image Generate(IDisposable embeddings, E2eConfigs.Scenario s, int size, IProgress<PipelineProgress> progress);
 
-    /// <summary>Whether the run builds the classifier-free-guidance batch.</summary>
-    public abstract bool Cfg(E2eConfigs.Scenario s);
+    /// <summary>Whether the run builds the classifier-free-guidance batch (not for guidance ≤ 1 or an LCM UNet's embedded w).</summary>
+    public bool Cfg(E2eConfigs.Scenario s) => s.Guidance > 1 && Unet.Config.TimeCondProjDim is null;
 
     /// <inheritdoc/>
     public abstract void Dispose();
@@ -58,9 +64,9 @@ public abstract class E2ePipeline : IDisposable
             WeightBytes = Bytes([text, unet, vae]);
         }
 
-        public override string VaeName => _pipe.Vae.ClassName;
+        protected override UNet2DConditionModel Unet => _pipe.Unet;
 
-        public override bool Cfg(E2eConfigs.Scenario s) => s.Guidance > 1 && _pipe.Unet.Config.TimeCondProjDim is null;
+        protected override IVae Vae => _pipe.Vae;
 
         public override IDisposable Encode(string prompt, bool cfg) => _pipe.EncodePrompt(prompt, 1, cfg);
 
@@ -92,9 +98,9 @@ public abstract class E2ePipeline : IDisposable
             WeightBytes = Bytes([text, text2, unet, vae]);
         }
 
-        public override string VaeName => _pipe.Vae.ClassName;
+        protected override UNet2DConditionModel Unet => _pipe.Unet;
 
-        public override bool Cfg(E2eConfigs.Scenario s) => s.Guidance > 1 && _pipe.Unet.Config.TimeCondProjDim is null;
+        protected override IVae Vae => _pipe.Vae;
 
         public override IDisposable Encode(string prompt, bool cfg) => _pipe.EncodePrompt(prompt, doClassifierFreeGuidance: cfg);
 
