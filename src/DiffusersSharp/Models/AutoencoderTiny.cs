@@ -41,6 +41,14 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     /// <summary>What diffusers registers as <c>block_out_channels</c>: <c>decoder_block_out_channels</c>.</summary>
     public IReadOnlyList<int> BlockOutChannels => Config.DecoderBlockOutChannels;
 
+    /// <summary>
+    /// Run the encoder and decoder in channels-last layout (NHWC strides; the outputs are contiguous NCHW either way), as
+    /// <see cref="AutoencoderKL.ChannelsLast"/>; on by default. In NCHW, oneDNN reorders every activation into a blocked
+    /// layout and back around each convolution: <c>bench -- tiny-vae</c> (64² → 512², 2 threads) measured channels-last
+    /// 26% faster in bf16 and 10% in fp32, equal up to float rounding (summation order).
+    /// </summary>
+    public bool ChannelsLast { get; set; } = true;
+
     /// <summary>Test hook: (module path, output) for <c>encoder.layers.i</c> and <c>decoder.layers.i</c>.</summary>
     internal Action<string, Tensor>? IntermediateHook
     {
@@ -178,10 +186,18 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     // items); here each slice is encoded once, as the option means.
     private Tensor Sliced(Tensor x, nn.Module<Tensor, Tensor> part)
     {
-        if (!UseSlicing || x.shape[0] <= 1) return part.forward(x);
+        if (!UseSlicing || x.shape[0] <= 1) return InLayout(x, part);
         using var scope = torch.NewDisposeScope();
-        var outputs = x.split(1).Select(part.forward).ToArray();
+        var outputs = x.split(1).Select(item => InLayout(item, part)).ToArray();
         return torch.cat(outputs, 0).MoveToOuterDisposeScope();
+    }
+
+    private Tensor InLayout(Tensor x, nn.Module<Tensor, Tensor> part)
+    {
+        if (!ChannelsLast || x.dim() != 4) return part.forward(x);
+        using var input = Layers.ToChannelsLast(x);
+        using var output = part.forward(input);
+        return output.contiguous();
     }
 
     /// <summary>

@@ -45,11 +45,15 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal("AutoencoderTiny", ((IVae)vae).ClassName);
     }
 
-    [Fact]
-    public void Encode_AndIntermediates_MatchDiffusers()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Encode_AndIntermediates_MatchDiffusers(bool channelsLast)
     {
         using var _ = torch.no_grad();
         using var vae = LoadTiny();
+        Assert.True(vae.ChannelsLast); // the default
+        vae.ChannelsLast = channelsLast;
         using var image = Golden.Tensor(Expected, "taesd/image");
         using var golden = Golden.Open(Expected);
         var check = new GoldenIntermediates(golden, "taesd/encode_intermediate/");
@@ -59,16 +63,20 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(new[] { "encoder.layers.1", "encoder.layers.5" }, check.Seen);
         Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
         Close(output.Latents, "taesd/encode/latents");
+        Assert.True(output.Latents.is_contiguous()); // NCHW out in either layout
         // retrieve_latents of a tiny VAE's output is the latents, nothing drawn
         using var retrieved = output.RetrieveLatents(null);
         Assert.Equal(0.0, Tol.MaxAbsDiff(retrieved, output.Latents));
     }
 
-    [Fact]
-    public void Decode_AndIntermediates_MatchDiffusers()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Decode_AndIntermediates_MatchDiffusers(bool channelsLast)
     {
         using var _ = torch.no_grad();
         using var vae = LoadTiny();
+        vae.ChannelsLast = channelsLast;
         using var z = Golden.Tensor(Expected, "taesd/z");
         using var copy = z.clone();
         using var golden = Golden.Open(Expected);
@@ -79,6 +87,7 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(new[] { "decoder.layers.0", "decoder.layers.6" }, check.Seen);
         Assert.True(check.Errors.Count == 0, string.Join("\n", check.Errors));
         Close(output, "taesd/decode");
+        Assert.True(output.is_contiguous());
         Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
     }
 
