@@ -142,10 +142,13 @@ public static class E2eBench
             double w = _wall.Elapsed.TotalSeconds, c = CpuSeconds();
             (LastWall, LastCpu) = (w - _lastWallMark, c - _lastCpuMark);
             (_lastWallMark, _lastCpuMark) = (w, c);
+            if (Stamps) Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6}"); // CLOCK_MONOTONIC, for perf -k monotonic
             return (LastWall, LastCpu);
         }
 
         private static double CpuSeconds() => Harness.CpuSeconds();
+
+        private static readonly bool Stamps = Environment.GetEnvironmentVariable("E2E_STAMPS") == "1";
     }
 
     /// <summary>Reports on the pipeline's thread (System.Progress would post to the thread pool).</summary>

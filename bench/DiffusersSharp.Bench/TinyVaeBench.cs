@@ -32,6 +32,7 @@ public static class TinyVaeBench
                     var y = vae.Decode(z).Sample;
                     double ms = sw.Elapsed.TotalMilliseconds;
                     if (i > 0) times[layout].Add(ms);
+                    else Console.WriteLine($"  first call {(layout == 1 ? "channels-last" : "NCHW")}: {ms:F1} ms");
                     if (reference is null) reference = y;
                     else
                     {

@@ -175,8 +175,11 @@ public sealed partial class AutoencoderKL : nn.Module
     public DecoderOutput Decode(Tensor z)
     {
         CheckInput(z, Config.LatentChannels, "Decode", "latents");
-        // The decoder's few very large activations (134-268 MB at 512²) are mapped one by one rather than
-        // carved from the heap, which they fragment (peak memory; see NativeSetup.MapLargeBlocks).
+        // What the caller freed before (a pipeline's UNet activations) goes back to the OS first, and the decoder's
+        // few very large activations (134-268 MB at 512²) are mapped one by one rather than carved from the heap,
+        // which they fragment (peak memory; see NativeSetup.TrimNativeHeap and MapLargeBlocks). A small decoder
+        // (TAESD) does neither: it fits in the freed heap, and re-faulting trimmed pages would cost it 0.2 s.
+        Runtime.NativeSetup.TrimNativeHeap();
         using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks();
         if (UseSlicing && z.shape[0] > 1)
         {

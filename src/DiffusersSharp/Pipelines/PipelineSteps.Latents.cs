@@ -246,9 +246,6 @@ internal static partial class PipelineSteps
         using var scope = torch.NewDisposeScope();
         if (outputType == OutputType.Latent)
             return new ImagePipelineOutput(tensor: latents.detach().clone().DetachFromDisposeScope());
-        // The denoising loop's freed activations go back to the OS before the decode needs its own (the decode
-        // itself maps its very large activations one by one; see NativeSetup): peak memory, not speed.
-        Runtime.NativeSetup.TrimNativeHeap();
         var image = decode(latents);
         record("vae_decoded", image);
         var x = Imaging.ImageProcessor.Denormalize(image);
