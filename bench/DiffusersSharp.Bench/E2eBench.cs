@@ -142,7 +142,12 @@ public static class E2eBench
             double w = _wall.Elapsed.TotalSeconds, c = CpuSeconds();
             (LastWall, LastCpu) = (w - _lastWallMark, c - _lastCpuMark);
             (_lastWallMark, _lastCpuMark) = (w, c);
-            if (Stamps) Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6}"); // CLOCK_MONOTONIC, for perf -k monotonic
+            if (Stamps)
+            {
+                // CLOCK_MONOTONIC, for perf -k monotonic; the peak RSS since the last lap, then the peak reset to now
+                Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6} peak RSS {Harness.PeakRssBytes() / 1e9:F3} GB, RSS {Harness.RssBytes() / 1e9:F3} GB");
+                File.WriteAllText("/proc/self/clear_refs", "5");
+            }
             return (LastWall, LastCpu);
         }
 
