@@ -111,11 +111,7 @@ public static class Program
                 return 0;
             }
             case "linear-paths":
-                foreach (var dt in dtypes)
-                    if (Opt("--layer", "") is { Length: > 0 } shape && shape.Split('x').Select(long.Parse).ToArray() is [var lm, var lk, var ln])
-                        LinearPathsBench.RunLayer(dt, int.Parse(Opt("--runs", "10")), lm, lk, ln);
-                    else
-                        LinearPathsBench.Run(dt, int.Parse(Opt("--runs", "10")));
+                foreach (var dt in dtypes) LinearPathsBench.Run(dt, int.Parse(Opt("--runs", "10")));
                 return 0;
             case "tiny-vae":
                 TinyVaeBench.Run(dtypes, int.Parse(Opt("--runs", "5")), int.Parse(Opt("--latent", "64")));
