@@ -195,9 +195,9 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     private Tensor InLayout(Tensor x, nn.Module<Tensor, Tensor> part)
     {
         if (!ChannelsLast || x.dim() != 4) return part.forward(x);
-        using var input = Layers.ToChannelsLast(x);
-        using var output = part.forward(input);
-        return output.contiguous();
+        using var scope = torch.NewDisposeScope();
+        var output = part.forward(Layers.ToChannelsLast(x));
+        return output.contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>

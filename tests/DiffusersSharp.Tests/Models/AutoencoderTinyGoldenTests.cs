@@ -91,6 +91,27 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void EncodeAndDecode_LeaveOnlyTheirOutputsAlive(bool channelsLast)
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny();
+        vae.ChannelsLast = channelsLast;
+        using var z = Golden.Tensor(Expected, "taesd/z");
+        using var image = Golden.Tensor(Expected, "taesd/image");
+        using (vae.Decode(z).Sample) { } // first calls out of the way
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        var decoded = vae.Decode(z).Sample;
+        var encoded = vae.Encode(image);
+        // the layout conversions' temporaries are freed with the call: only the two outputs are new
+        Assert.Equal(before + 2, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        decoded.Dispose();
+        encoded.Dispose();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
     [Fact]
     public void ScaleQuantizeUnscaleAndForward_MatchDiffusers()
     {
