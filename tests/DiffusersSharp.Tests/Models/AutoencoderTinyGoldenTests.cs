@@ -17,6 +17,16 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
 
     internal static AutoencoderTiny LoadTiny() => AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
 
+    /// <summary>Both layouts: channels-last (the default) and NCHW.</summary>
+    public static TheoryData<bool> Layouts => new() { true, false };
+
+    private static AutoencoderTiny LoadTiny(bool channelsLast)
+    {
+        var vae = LoadTiny();
+        vae.ChannelsLast = channelsLast;
+        return vae;
+    }
+
     private void Close(Tensor actual, string key, double tol = Tol.ModelAbs)
     {
         using var expected = Golden.Tensor(Expected, key);
@@ -45,15 +55,12 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal("AutoencoderTiny", ((IVae)vae).ClassName);
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
+    [Theory, MemberData(nameof(Layouts))]
     public void Encode_AndIntermediates_MatchDiffusers(bool channelsLast)
     {
+        using (var defaults = LoadTiny()) Assert.True(defaults.ChannelsLast); // the default
         using var _ = torch.no_grad();
-        using var vae = LoadTiny();
-        Assert.True(vae.ChannelsLast); // the default
-        vae.ChannelsLast = channelsLast;
+        using var vae = LoadTiny(channelsLast);
         using var image = Golden.Tensor(Expected, "taesd/image");
         using var golden = Golden.Open(Expected);
         var check = new GoldenIntermediates(golden, "taesd/encode_intermediate/");
@@ -69,14 +76,11 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(0.0, Tol.MaxAbsDiff(retrieved, output.Latents));
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
+    [Theory, MemberData(nameof(Layouts))]
     public void Decode_AndIntermediates_MatchDiffusers(bool channelsLast)
     {
         using var _ = torch.no_grad();
-        using var vae = LoadTiny();
-        vae.ChannelsLast = channelsLast;
+        using var vae = LoadTiny(channelsLast);
         using var z = Golden.Tensor(Expected, "taesd/z");
         using var copy = z.clone();
         using var golden = Golden.Open(Expected);
@@ -91,14 +95,11 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
     }
 
-    [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
+    [Theory, MemberData(nameof(Layouts))]
     public void EncodeAndDecode_LeaveOnlyTheirOutputsAlive(bool channelsLast)
     {
         using var _ = torch.no_grad();
-        using var vae = LoadTiny();
-        vae.ChannelsLast = channelsLast;
+        using var vae = LoadTiny(channelsLast);
         using var z = Golden.Tensor(Expected, "taesd/z");
         using var image = Golden.Tensor(Expected, "taesd/image");
         using (vae.Decode(z).Sample) { } // first calls out of the way
