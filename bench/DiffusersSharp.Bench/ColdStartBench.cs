@@ -42,8 +42,8 @@ public static class ColdStartBench
                 }
                 if (results.Count == 0) continue;
                 string what = args[0] == "--help" ? "diffusers --help" : "1-step tiny-sd 32² generate";
-                Console.WriteLine($"  {cli}\n    {what,-30} wall {Median(results.Select(r => r.Wall)),7:F3} s   user {Median(results.Select(r => r.User)),7:F3} s" +
-                                  $"   sys {Median(results.Select(r => r.Sys)),7:F3} s   (user+sys min {results.Min(r => r.User + r.Sys):F3} s)");
+                Console.WriteLine($"  {cli}\n    {what,-30} wall {Harness.Median(results.Select(r => r.Wall)),7:F3} s   user {Harness.Median(results.Select(r => r.User)),7:F3} s" +
+                                  $"   sys {Harness.Median(results.Select(r => r.Sys)),7:F3} s   (user+sys min {results.Min(r => r.User + r.Sys):F3} s)");
             }
         }
         // Cold start to the first step (issue 14 target ≤ 1.5 s on the tiny model): the wall time until the CLI prints
@@ -59,14 +59,8 @@ public static class ColdStartBench
                 starts.Add(seconds - (m.Success ? double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0));
             }
             if (starts.Count > 0)
-                Console.WriteLine($"  {cli}\n    cold start to the first step   wall median {Median(starts),7:F3} s   min {starts.Min():F3} s (target <= 1.5 s)");
+                Console.WriteLine($"  {cli}\n    cold start to the first step   wall median {Harness.Median(starts),7:F3} s   min {starts.Min():F3} s (target <= 1.5 s)");
         }
         return failures == 0 ? 0 : 1;
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var s = values.OrderBy(x => x).ToArray();
-        return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
     }
 }

@@ -11,17 +11,18 @@ public static class Harness
         public double[] CpuSeconds { get; init; } = [];
 
         /// <summary>The median of <see cref="CpuSeconds"/>.</summary>
-        public double CpuMedian => MedianOf(CpuSeconds);
+        public double CpuMedian => Harness.Median(CpuSeconds);
 
         public double Min => Seconds.Min();
-        public double Median => MedianOf(Seconds);
+        public double Median => Harness.Median(Seconds);
+    }
 
-        private static double MedianOf(double[] values)
-        {
-            if (values.Length == 0) return double.NaN;
-            var s = values.OrderBy(x => x).ToArray();
-            return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
-        }
+    /// <summary>The median (the mean of the middle two for an even count); NaN for none. Every bench's medians come from here.</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var s = values.OrderBy(x => x).ToArray();
+        if (s.Length == 0) return double.NaN;
+        return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]);
     }
 
     /// <summary>

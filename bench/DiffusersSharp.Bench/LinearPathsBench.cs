@@ -50,10 +50,9 @@ public static class LinearPathsBench
                 double c = sw.Elapsed.TotalMilliseconds;
                 if (i >= 2) { tl.Add(a); tc.Add(c); }
             }
-            static double Med(List<double> v) { var s = v.Order().ToArray(); return s[s.Length / 2]; }
             double gflop = 2.0 * m * k * n / 1e9;
-            totalLinear += Med(tl); totalConv += Med(tc);
-            Console.WriteLine($"  {name,-16} {m}x{k}x{n}: F.linear {Med(tl),8:F2} ms ({gflop / Med(tl) * 1e3,4:F0} GFLOP/s)   1x1 conv {Med(tc),8:F2} ms ({gflop / Med(tc) * 1e3,4:F0} GFLOP/s)");
+            totalLinear += Harness.Median(tl); totalConv += Harness.Median(tc);
+            Console.WriteLine($"  {name,-16} {m}x{k}x{n}: F.linear {Harness.Median(tl),8:F2} ms ({gflop / Harness.Median(tl) * 1e3,4:F0} GFLOP/s)   1x1 conv {Harness.Median(tc),8:F2} ms ({gflop / Harness.Median(tc) * 1e3,4:F0} GFLOP/s)");
         }
         Console.WriteLine($"  sum of medians: F.linear {totalLinear:F1} ms, 1x1 conv {totalConv:F1} ms, conv/linear {totalConv / totalLinear:F3}");
     }

@@ -36,9 +36,8 @@ public static class PointwiseBench
                         double b = sw.Elapsed.TotalMilliseconds;
                         if (i >= 2) { tConv.Add(a); tMm.Add(b); }
                     }
-                    static double Med(List<double> v) { var s = v.Order().ToArray(); return s[s.Length / 2]; }
-                    Console.WriteLine($"1x1 1024->512 {size}x{size} {dtype} {n} thread(s): oneDNN conv median {Med(tConv):F3} ms (min {tConv.Min():F3}), " +
-                        $"addmm median {Med(tMm):F3} ms (min {tMm.Min():F3})");
+                    Console.WriteLine($"1x1 1024->512 {size}x{size} {dtype} {n} thread(s): oneDNN conv median {Harness.Median(tConv):F3} ms (min {tConv.Min():F3}), " +
+                        $"addmm median {Harness.Median(tMm):F3} ms (min {tMm.Min():F3})");
                 }
     }
 }

@@ -34,10 +34,9 @@ public static class SdLoadBench
                 WeightLoader.CheckFinite(targets, "bench", "UNet2DConditionModel");
                 check.Add(sw.Elapsed.TotalSeconds);
             }
-            double Median(List<double> v) => v.Order().ElementAt(v.Count / 2);
-            Console.WriteLine($"load (read + strict copy + finite check)  median {Median(load):F3} s   min {load.Min():F3} s   runs {runs}");
-            Console.WriteLine($"finite check alone                         median {Median(check):F3} s   min {check.Min():F3} s");
-            Console.WriteLine($"load without the check (difference)        median {Median(load) - Median(check):F3} s; the check is {100 * Median(check) / Median(load):F1}% of the load");
+            Console.WriteLine($"load (read + strict copy + finite check)  median {Harness.Median(load):F3} s   min {load.Min():F3} s   runs {runs}");
+            Console.WriteLine($"finite check alone                         median {Harness.Median(check):F3} s   min {check.Min():F3} s");
+            Console.WriteLine($"load without the check (difference)        median {Harness.Median(load) - Harness.Median(check):F3} s; the check is {100 * Harness.Median(check) / Harness.Median(load):F1}% of the load");
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -47,9 +47,8 @@ public static class ServeOverheadBench
             lib.Add(sw.Elapsed.TotalSeconds);
             srv.Add(Post(steps));
         }
-        double Median(List<double> v) { var s = v.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]); }
-        Console.WriteLine($"{steps} steps {size}x{size} ({model}): library median {Median(lib):F3} s, server median {Median(srv):F3} s, " +
-                          $"server/library {Median(srv) / Median(lib):F3} (target <= 1.05); runs {runs}");
+        Console.WriteLine($"{steps} steps {size}x{size} ({model}): library median {Harness.Median(lib):F3} s, server median {Harness.Median(srv):F3} s, " +
+                          $"server/library {Harness.Median(srv) / Harness.Median(lib):F3} (target <= 1.05); runs {runs}");
         if (sse > 0) FirstEventLatency(http, modelId, sse);
         if (load > 0)
         {
@@ -118,8 +117,7 @@ public static class ServeOverheadBench
             }
             if (!seen) throw new InvalidOperationException($"the event stream of {id} had no queued or started event");
         }
-        double Median(List<double> v) { var s = v.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : 0.5 * (s[s.Length / 2 - 1] + s[s.Length / 2]); }
-        Console.WriteLine($"{count} jobs on an empty queue, from sending POST /v1/jobs: first byte of the event stream median {Median(firstByte):F1} ms, " +
-                          $"max {firstByte.Max():F1} ms; first event line (queued/started) median {Median(firstEvent):F1} ms, max {firstEvent.Max():F1} ms (target <= 100 ms)");
+        Console.WriteLine($"{count} jobs on an empty queue, from sending POST /v1/jobs: first byte of the event stream median {Harness.Median(firstByte):F1} ms, " +
+                          $"max {firstByte.Max():F1} ms; first event line (queued/started) median {Harness.Median(firstEvent):F1} ms, max {firstEvent.Max():F1} ms (target <= 100 ms)");
     }
 }

@@ -42,9 +42,8 @@ public static class TinyVaeBench
                     }
                 }
             reference?.Dispose();
-            static double Med(List<double> v) { var s = v.Order().ToArray(); return s[s.Length / 2]; }
-            Console.WriteLine($"TAESD decode 1x4x{latent}x{latent} {dtype} {torch.get_num_threads()} thread(s): NCHW median {Med(times[0]):F1} ms (min {times[0].Min():F1}), " +
-                $"channels-last median {Med(times[1]):F1} ms (min {times[1].Min():F1}), cl/nchw {Med(times[1]) / Med(times[0]):F3}; max |diff| {maxDiff:G3}");
+            Console.WriteLine($"TAESD decode 1x4x{latent}x{latent} {dtype} {torch.get_num_threads()} thread(s): NCHW median {Harness.Median(times[0]):F1} ms (min {times[0].Min():F1}), " +
+                $"channels-last median {Harness.Median(times[1]):F1} ms (min {times[1].Min():F1}), cl/nchw {Harness.Median(times[1]) / Harness.Median(times[0]):F3}; max |diff| {maxDiff:G3}");
         }
     }
 }
