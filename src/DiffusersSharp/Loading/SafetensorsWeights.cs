@@ -14,7 +14,7 @@ namespace DiffusersSharp.Loading;
 internal sealed class SafetensorsWeights : IDisposable
 {
     private readonly List<SafetensorsFile> _files = [];
-    private readonly Dictionary<Tensor, (SafetensorsFile File, SafetensorsEntry Entry, ScalarType DType)> _sources =
+    private readonly Dictionary<Tensor, (SafetensorsFile File, SafetensorsEntry Entry)> _sources =
         new(ReferenceEqualityComparer.Instance);
 
     private SafetensorsWeights() { }
@@ -63,9 +63,8 @@ internal sealed class SafetensorsWeights : IDisposable
         foreach (var name in file.Keys)
         {
             var e = file.Entry(name);
-            var dtype = file.ScalarTypeOf(e);
-            var placeholder = torch.empty(e.Shape, dtype, device: torch.META);
-            _sources[placeholder] = (file, e, dtype);
+            var placeholder = torch.empty(e.Shape, file.ScalarTypeOf(e), device: torch.META);
+            _sources[placeholder] = (file, e);
             result[name] = placeholder;
         }
         return result;
@@ -89,7 +88,8 @@ internal sealed class SafetensorsWeights : IDisposable
             target.copy_(weight);
             return;
         }
-        var (file, e, dtype) = source;
+        var (file, e) = source;
+        var dtype = weight.dtype; // the placeholder's: the stored dtype
         long n = target.numel();
         if (e.ByteLength == 0 || n == 0) return;
         if (!target.is_contiguous())
