@@ -148,9 +148,11 @@ public sealed class GenerationService : IDisposable
     /// <summary>The service's scheduler of <paramref name="name"/> (a class or an alias; null: the model's own), built at its first use.</summary>
     private IScheduler SchedulerFor(string? name)
     {
-        string key = "";
-        if (name is not null && SchedulerAliases.TryResolve(name, out var className, out var settings))
-            key = className + string.Concat(settings.Select(s => $";{s.Key}={s.Json}"));
+        // the class and its settings, so that a class and an alias of the same scheduler share one; an unknown name is its
+        // own key (Build throws for it, nothing is kept)
+        string key = name is null ? ""
+            : SchedulerAliases.TryResolve(name, out var className, out var settings) ? className + string.Concat(settings.Select(s => $";{s.Key}={s.Json}"))
+            : name;
         if (!_schedulers.TryGetValue(key, out var scheduler))
             _schedulers[key] = scheduler = name is null ? SchedulerFactory.FromConfig(_schedulerConfig) : SchedulerAliases.Build(name, _schedulerConfig);
         return scheduler;
