@@ -20,10 +20,13 @@ internal static partial class PipelineSteps
     /// </summary>
     internal static int StartIndex(IScheduler scheduler, int numInferenceSteps, double strength)
     {
-        int initTimestep = Math.Min((int)(numInferenceSteps * strength), numInferenceSteps);
-        int tStart = Math.Max(numInferenceSteps - initTimestep, 0);
+        int tStart = Math.Max(numInferenceSteps - InitTimestep(numInferenceSteps, strength), 0);
         return tStart * scheduler.Order;
     }
+
+    /// <summary>diffusers' <c>init_timestep = min(int(n · strength), n)</c>: the steps strength leaves to denoise.</summary>
+    private static int InitTimestep(int numInferenceSteps, double strength) =>
+        Math.Min((int)(numInferenceSteps * strength), numInferenceSteps);
 
     /// <summary><c>int(round(T − d · T))</c> with T = num_train_timesteps (Python's round: half to even).</summary>
     internal static int DiscreteTimestepCutoff(IScheduler scheduler, double fraction)
@@ -47,7 +50,7 @@ internal static partial class PipelineSteps
         if (denoisingStart is not double d)
         {
             int start = StartIndex(scheduler, numInferenceSteps, strength);
-            bool noInitStep = needsInitStep && Math.Min((int)(numInferenceSteps * strength), numInferenceSteps) < 1;
+            bool noInitStep = needsInitStep && InitTimestep(numInferenceSteps, strength) < 1;
             if (noInitStep || start >= count)
                 throw new DiffusersException(
                     $"{cls}: strength {strength} with num_inference_steps {numInferenceSteps} leaves no denoising step " +
