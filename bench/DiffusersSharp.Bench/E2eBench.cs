@@ -145,7 +145,7 @@ public static class E2eBench
             if (Stamps)
             {
                 // CLOCK_MONOTONIC, for perf -k monotonic; the peak RSS since the last lap, then the peak reset to now
-                Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6} peak RSS {Harness.PeakRssBytes() / 1e9:F3} GB, RSS {Harness.RssBytes() / 1e9:F3} GB");
+                Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6} peak RSS {Harness.PeakRssBytes() / 1e9:F3} GB, RSS {Harness.RssBytes() / 1e9:F3} GB, minor faults {Harness.MinorFaults()}");
                 File.WriteAllText("/proc/self/clear_refs", "5");
             }
             return (LastWall, LastCpu);

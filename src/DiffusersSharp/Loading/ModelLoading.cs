@@ -23,7 +23,7 @@ public static class ModelLoading
     /// <summary>
     /// <c>Model.FromPretrained</c> in one call: resolve <paramref name="idOrPath"/> (+ <paramref name="subfolder"/>) with
     /// <see cref="PretrainedLocator"/>, read its config as <typeparamref name="TConfig"/>, build the model with
-    /// <paramref name="create"/> in the options' dtype (every layer made in it, <see cref="BuildDtype"/>, restored after,
+    /// <paramref name="create"/> in the options' dtype, its weight layers left uninitialised for the load (<see cref="ModelBuild"/>, restored after,
     /// also on failure), move it to the options' device, load the
     /// <see cref="LoadOptions.Variant"/> weights of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
     /// converted to that dtype, safetensors streamed: <see cref="LoadWeights"/>) and put it in eval mode. With <paramref name="expectedClassName"/>, a config whose <c>_class_name</c> names another
@@ -52,8 +52,8 @@ public static class ModelLoading
             throw new ConfigException($"{configPath}: config key '_class_name' is '{cls}', expected '{expectedClassName}'")
             { FilePath = configPath, Key = "_class_name" };
         }
-        // built in the load dtype (BuildDtype: every layer made in it): never a float32 model first
-        var model = BuildDtype.Build(options.Dtype, () => create(config, configPath));
+        // built in the load dtype (never a float32 model first), the weights uninitialised: the strict load overwrites them all
+        var model = ModelBuild.Run(options.Dtype, forCheckpoint: true, () => create(config, configPath));
         try
         {
             if (options.Device is { } device) model.to(device);

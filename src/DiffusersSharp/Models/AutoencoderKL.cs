@@ -87,8 +87,8 @@ public sealed partial class AutoencoderKL : nn.Module
             c.NormNumGroups, c.ActFn, doubleZ: true);
         decoder = new Decoder(c.LatentChannels, c.OutChannels, c.UpBlockTypes, c.BlockOutChannels, c.LayersPerBlock,
             c.NormNumGroups, c.ActFn);
-        quant_conv = nn.Conv2d(2 * c.LatentChannels, 2 * c.LatentChannels, 1, dtype: Layers.BuildDType);
-        post_quant_conv = nn.Conv2d(c.LatentChannels, c.LatentChannels, 1, dtype: Layers.BuildDType);
+        quant_conv = Layers.Conv2d(2 * c.LatentChannels, 2 * c.LatentChannels, 1);
+        post_quant_conv = Layers.Conv2d(c.LatentChannels, c.LatentChannels, 1);
         int sampleSize = c.SampleSize is { Length: > 0 } s ? s[0] : 32;
         TileSampleMinSize = sampleSize;
         TileLatentMinSize = (int)(sampleSize / Math.Pow(2, c.BlockOutChannels.Length - 1));

@@ -21,13 +21,13 @@ public sealed class AutoencoderTinyBlock : nn.Module<Tensor, Tensor>
     public AutoencoderTinyBlock(int inChannels, int outChannels, string actFn) : base(nameof(AutoencoderTinyBlock))
     {
         conv = nn.Sequential(
-            nn.Conv2d(inChannels, outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType),
+            Layers.Conv2d(inChannels, outChannels, kernel_size: 3, padding: 1),
             Activations.Module(actFn),
-            nn.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType),
+            Layers.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1),
             Activations.Module(actFn),
-            nn.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType));
+            Layers.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1));
         if (inChannels != outChannels)
-            skip = nn.Conv2d(inChannels, outChannels, kernel_size: 1, bias: false, dtype: Layers.BuildDType);
+            skip = Layers.Conv2d(inChannels, outChannels, kernel_size: 1, bias: false);
         RegisterComponents();
     }
 

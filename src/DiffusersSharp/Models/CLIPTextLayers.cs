@@ -36,8 +36,8 @@ internal sealed class CLIPTextEmbeddings : nn.Module
 
     public CLIPTextEmbeddings(CLIPTextConfig c) : base(nameof(CLIPTextEmbeddings))
     {
-        token_embedding = nn.Embedding(c.VocabSize, c.HiddenSize, dtype: Layers.BuildDType);
-        position_embedding = nn.Embedding(c.MaxPositionEmbeddings, c.HiddenSize, dtype: Layers.BuildDType);
+        token_embedding = Layers.Embedding(c.VocabSize, c.HiddenSize);
+        position_embedding = Layers.Embedding(c.MaxPositionEmbeddings, c.HiddenSize);
         // transformers' position_ids buffer is not persistent: it is arange(max_position_embeddings), made here
         // in Forward instead, so files with or without it load the same.
         RegisterComponents();

@@ -27,7 +27,7 @@ public sealed partial class CLIPTextModelWithProjection : nn.Module
         using (torch.NewDisposeScope())
         {
             text_model = new CLIPTextTransformer(config);
-            text_projection = nn.Linear(config.HiddenSize, config.ProjectionDim, hasBias: false, dtype: Layers.BuildDType);
+            text_projection = Layers.Linear(config.HiddenSize, config.ProjectionDim, hasBias: false);
             RegisterComponents();
             ModuleScope.Detach(this);
         }

@@ -21,14 +21,14 @@ public sealed class ControlNetConditioningEmbedding : nn.Module<Tensor, Tensor>
     public ControlNetConditioningEmbedding(int conditioningEmbeddingChannels, int conditioningChannels, int[] blockOutChannels)
         : base(nameof(ControlNetConditioningEmbedding))
     {
-        conv_in = nn.Conv2d(conditioningChannels, blockOutChannels[0], kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(conditioningChannels, blockOutChannels[0], kernel_size: 3, padding: 1);
         for (int i = 0; i < blockOutChannels.Length - 1; i++)
         {
             int channelIn = blockOutChannels[i], channelOut = blockOutChannels[i + 1];
-            blocks.Add(nn.Conv2d(channelIn, channelIn, kernel_size: 3, padding: 1, dtype: Layers.BuildDType));
-            blocks.Add(nn.Conv2d(channelIn, channelOut, kernel_size: 3, padding: 1, stride: 2, dtype: Layers.BuildDType));
+            blocks.Add(Layers.Conv2d(channelIn, channelIn, kernel_size: 3, padding: 1));
+            blocks.Add(Layers.Conv2d(channelIn, channelOut, kernel_size: 3, padding: 1, stride: 2));
         }
-        conv_out = ControlNetModel.ZeroModule(nn.Conv2d(blockOutChannels[^1], conditioningEmbeddingChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType));
+        conv_out = ControlNetModel.ZeroModule(Layers.Conv2d(blockOutChannels[^1], conditioningEmbeddingChannels, kernel_size: 3, padding: 1));
         RegisterComponents();
     }
 

@@ -54,7 +54,7 @@ public sealed partial class ControlNetModel : nn.Module
         bool[] onlyCross = Expand(c.OnlyCrossAttention, n);
 
         // input
-        conv_in = nn.Conv2d(c.InChannels, boc[0], kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(c.InChannels, boc[0], kernel_size: 3, padding: 1);
 
         // time
         int timeEmbedDim = boc[0] * 4;
@@ -64,12 +64,12 @@ public sealed partial class ControlNetModel : nn.Module
 
         // diffusers sets encoder_hid_dim_type to "text_proj" when only encoder_hid_dim is given (forward never applies it)
         if (c.EncoderHidDim is int ehd)
-            encoder_hid_proj = nn.Linear(ehd, c.CrossAttentionDim, dtype: Layers.BuildDType);
+            encoder_hid_proj = Layers.Linear(ehd, c.CrossAttentionDim);
 
         // class embedding
         class_embedding = c.ClassEmbedType switch
         {
-            null => c.NumClassEmbeds is int nce ? nn.Embedding(nce, timeEmbedDim, dtype: Layers.BuildDType) : null,
+            null => c.NumClassEmbeds is int nce ? Layers.Embedding(nce, timeEmbedDim) : null,
             "timestep" => new TimestepEmbedding(boc[0], timeEmbedDim),
             "identity" => nn.Identity(),
             _ => new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),   // "projection"
@@ -133,7 +133,7 @@ public sealed partial class ControlNetModel : nn.Module
 
     private static T[] Expand<T>(T[] values, int n) => values.Length == n ? values : Enumerable.Repeat(values[0], n).ToArray();
 
-    private static Conv2d ZeroConv(int channels) => ZeroModule(nn.Conv2d(channels, channels, kernel_size: 1, dtype: Layers.BuildDType));
+    private static Conv2d ZeroConv(int channels) => ZeroModule(Layers.Conv2d(channels, channels, kernel_size: 1));
 
     /// <summary>diffusers' <c>zero_module</c>: every parameter of <paramref name="module"/> set to zero.</summary>
     internal static T ZeroModule<T>(T module) where T : nn.Module

@@ -36,7 +36,7 @@ public sealed class Decoder : nn.Module
             throw new ArgumentException($"Decoder: norm_type '{normType}' is not supported by DiffusersSharp (supported: group)");
         upBlockTypes ??= ["UpDecoderBlock2D"];
         blockOutChannels ??= [64];
-        conv_in = nn.Conv2d(inChannels, blockOutChannels[^1], kernel_size: 3, stride: 1, padding: 1, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(inChannels, blockOutChannels[^1], kernel_size: 3, stride: 1, padding: 1);
         mid_block = new UNetMidBlock2D(blockOutChannels[^1], tembChannels: null, resnetEps: 1e-6, resnetActFn: actFn,
             outputScaleFactor: 1, resnetTimeScaleShift: "default", attentionHeadDim: blockOutChannels[^1],
             resnetGroups: normNumGroups, addAttention: midBlockAddAttention);
@@ -56,7 +56,7 @@ public sealed class Decoder : nn.Module
                 addUpsample: !isFinal, tembChannels: null));
         }
         conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[0], 1e-6);
-        conv_out = nn.Conv2d(blockOutChannels[0], outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_out = Layers.Conv2d(blockOutChannels[0], outChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
     }
 

@@ -25,7 +25,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         string actFn)
         : base(nameof(DecoderTiny))
     {
-        layers.Add(nn.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, padding: 1, dtype: Layers.BuildDType));
+        layers.Add(Layers.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, padding: 1));
         layers.Add(Activations.Module(actFn));
         for (int i = 0; i < numBlocks.Length; i++)
         {
@@ -39,7 +39,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
                 layers.Add(nn.Upsample(scale_factor: [f, f], mode: UpsampleMode.Nearest));
             }
             int convOut = isFinalBlock ? outChannels : channels;
-            layers.Add(nn.Conv2d(channels, convOut, kernel_size: 3, padding: 1, bias: isFinalBlock, dtype: Layers.BuildDType));
+            layers.Add(Layers.Conv2d(channels, convOut, kernel_size: 3, padding: 1, bias: isFinalBlock));
         }
         RegisterComponents();
     }

@@ -34,7 +34,7 @@ public sealed class Encoder : nn.Module
     {
         downBlockTypes ??= ["DownEncoderBlock2D"];
         blockOutChannels ??= [64];
-        conv_in = nn.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, stride: 1, padding: 1, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, stride: 1, padding: 1);
         down_blocks = new ModuleList<DownEncoderBlock2D>();
         int outputChannel = blockOutChannels[0];
         for (int i = 0; i < downBlockTypes.Length; i++)
@@ -52,7 +52,7 @@ public sealed class Encoder : nn.Module
             outputScaleFactor: 1, resnetTimeScaleShift: "default", attentionHeadDim: blockOutChannels[^1],
             resnetGroups: normNumGroups, addAttention: midBlockAddAttention);
         conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[^1], 1e-6);
-        conv_out = nn.Conv2d(blockOutChannels[^1], doubleZ ? 2 * outChannels : outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_out = Layers.Conv2d(blockOutChannels[^1], doubleZ ? 2 * outChannels : outChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
     }
 

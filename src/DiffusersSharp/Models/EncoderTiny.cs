@@ -27,12 +27,12 @@ public sealed class EncoderTiny : nn.Module<Tensor, Tensor>
         {
             int channels = blockOutChannels[i];
             layers.Add(i == 0
-                ? nn.Conv2d(inChannels, channels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType)
-                : nn.Conv2d(channels, channels, kernel_size: 3, padding: 1, stride: 2, bias: false, dtype: Layers.BuildDType));
+                ? Layers.Conv2d(inChannels, channels, kernel_size: 3, padding: 1)
+                : Layers.Conv2d(channels, channels, kernel_size: 3, padding: 1, stride: 2, bias: false));
             for (int b = 0; b < numBlocks[i]; b++)
                 layers.Add(new AutoencoderTinyBlock(channels, channels, actFn));
         }
-        layers.Add(nn.Conv2d(blockOutChannels[^1], outChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType));
+        layers.Add(Layers.Conv2d(blockOutChannels[^1], outChannels, kernel_size: 3, padding: 1));
         RegisterComponents();
     }
 

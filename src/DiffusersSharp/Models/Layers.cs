@@ -10,10 +10,54 @@ internal static class Layers
 {
     /// <summary>
     /// The dtype every layer of a model is made in while <c>FromPretrained</c> builds it in its load dtype
-    /// (<see cref="BuildDtype"/>, per thread); null otherwise (torch's default dtype). Pass it as <c>dtype:</c> to each
+    /// (<see cref="ModelBuild"/>, per thread); null otherwise (torch's default dtype). Pass it as <c>dtype:</c> to each
     /// layer a model makes.
     /// </summary>
-    public static ScalarType? BuildDType => BuildDtype.Current;
+    public static ScalarType? BuildDType => ModelBuild.Dtype;
+
+    /// <summary>
+    /// A tensor for a weight layer's parameter: <c>torch.empty</c> in <see cref="BuildDType"/>, which the layer then
+    /// initialises, except while a checkpoint's strict load follows the build (<see cref="ModelBuild.ForCheckpoint"/>),
+    /// when it stays uninitialised. Every weight layer of the models takes its parameters from here or from the
+    /// factories below.
+    /// </summary>
+    public static bool LeaveUninitialized => ModelBuild.ForCheckpoint;
+
+    /// <summary>
+    /// <c>nn.Conv2d(in, out, kernel, stride, padding, bias)</c> in <see cref="BuildDType"/>, initialised as PyTorch does;
+    /// uninitialised when <see cref="LeaveUninitialized"/> (built on the meta device, where the initialisation costs
+    /// nothing, then given empty CPU parameters).
+    /// </summary>
+    public static Conv2d Conv2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true)
+    {
+        if (!LeaveUninitialized)
+            return nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
+        var conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType);
+        conv.weight = Uninitialized(conv.weight.shape);
+        if (bias) conv.bias = Uninitialized([out_channels]);
+        return conv;
+    }
+
+    /// <summary><c>nn.Linear(in, out, bias)</c> in <see cref="BuildDType"/>; uninitialised when <see cref="LeaveUninitialized"/>.</summary>
+    public static Linear Linear(long inputSize, long outputSize, bool hasBias = true) =>
+        LeaveUninitialized
+            ? nn.Linear(Uninitialized([outputSize, inputSize]), hasBias ? Uninitialized([outputSize]) : null)
+            : nn.Linear(inputSize, outputSize, hasBias, dtype: BuildDType);
+
+    /// <summary><c>nn.Embedding(num, dims)</c> in <see cref="BuildDType"/>; uninitialised when <see cref="LeaveUninitialized"/>.</summary>
+    public static Embedding Embedding(long numEmbeddings, long embeddingDims)
+    {
+        if (!LeaveUninitialized)
+            return nn.Embedding(numEmbeddings, embeddingDims, dtype: BuildDType);
+        // TorchSharp's Embedding is native: its constructor always draws float32 weights of the given size (and
+        // Embedding_from_pretrained keeps those registered), so it is made empty and handed its weight after
+        var embedding = nn.Embedding(0, embeddingDims);
+        embedding.weight = Uninitialized([numEmbeddings, embeddingDims]);
+        return embedding;
+    }
+
+    /// <summary>An uninitialised parameter of <paramref name="shape"/> in <see cref="BuildDType"/> on the CPU.</summary>
+    private static Parameter Uninitialized(long[] shape) => new(torch.empty(shape, dtype: BuildDType));
 
     /// <summary>
     /// A GroupNorm initialised as PyTorch does (weight 1, bias 0); TorchSharp 0.107's <c>nn.GroupNorm</c>

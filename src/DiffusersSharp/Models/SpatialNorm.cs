@@ -21,8 +21,8 @@ public sealed class SpatialNorm : nn.Module
     public SpatialNorm(int fChannels, int zqChannels) : base(nameof(SpatialNorm))
     {
         norm_layer = Layers.GroupNorm(32, fChannels, 1e-6);
-        conv_y = nn.Conv2d(zqChannels, fChannels, kernel_size: 1, stride: 1, padding: 0L, dtype: Layers.BuildDType);
-        conv_b = nn.Conv2d(zqChannels, fChannels, kernel_size: 1, stride: 1, padding: 0L, dtype: Layers.BuildDType);
+        conv_y = Layers.Conv2d(zqChannels, fChannels, kernel_size: 1, stride: 1, padding: 0L);
+        conv_b = Layers.Conv2d(zqChannels, fChannels, kernel_size: 1, stride: 1, padding: 0L);
         RegisterComponents();
     }
 

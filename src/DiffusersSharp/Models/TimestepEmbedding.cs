@@ -24,11 +24,11 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         string? postActFn = null, int? condProjDim = null, bool sampleProjBias = true)
         : base(nameof(TimestepEmbedding))
     {
-        linear_1 = nn.Linear(inChannels, timeEmbedDim, hasBias: sampleProjBias, dtype: Layers.BuildDType);
+        linear_1 = Layers.Linear(inChannels, timeEmbedDim, hasBias: sampleProjBias);
         if (condProjDim is int cd)
-            cond_proj = nn.Linear(cd, inChannels, hasBias: false, dtype: Layers.BuildDType);
+            cond_proj = Layers.Linear(cd, inChannels, hasBias: false);
         _act = Activations.Get(actFn, mayOverwriteInput: true);
-        linear_2 = nn.Linear(timeEmbedDim, outDim ?? timeEmbedDim, hasBias: sampleProjBias, dtype: Layers.BuildDType);
+        linear_2 = Layers.Linear(timeEmbedDim, outDim ?? timeEmbedDim, hasBias: sampleProjBias);
         if (postActFn is not null)
             _postAct = Activations.Get(postActFn, mayOverwriteInput: true);
         RegisterComponents();

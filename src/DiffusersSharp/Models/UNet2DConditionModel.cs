@@ -85,7 +85,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
         int[] tlpb = Expand(c.TransformerLayersPerBlock, n);
         bool[] onlyCross = Expand(c.OnlyCrossAttention, n);
 
-        conv_in = nn.Conv2d(c.InChannels, boc[0], kernel_size: c.ConvInKernel, padding: (c.ConvInKernel - 1) / 2, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(c.InChannels, boc[0], kernel_size: c.ConvInKernel, padding: (c.ConvInKernel - 1) / 2);
 
         int timeEmbedDim, timestepInputDim;
         if (c.TimeEmbeddingType == "fourier")
@@ -105,15 +105,15 @@ public sealed partial class UNet2DConditionModel : nn.Module
         _timeEmbedding = new UNetTimeEmbedding(time_proj, time_embedding);
 
         if (c.EncoderHidDim is int ehd)
-            encoder_hid_proj = nn.Linear(ehd, crossDims[0], dtype: Layers.BuildDType);
+            encoder_hid_proj = Layers.Linear(ehd, crossDims[0]);
 
         class_embedding = c.ClassEmbedType switch
         {
-            null => c.NumClassEmbeds is int nce ? nn.Embedding(nce, timeEmbedDim, dtype: Layers.BuildDType) : null,
+            null => c.NumClassEmbeds is int nce ? Layers.Embedding(nce, timeEmbedDim) : null,
             "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn: c.ActFn),
             "identity" => nn.Identity(),
             "projection" => new TimestepEmbedding(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
-            "simple_projection" => nn.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim, dtype: Layers.BuildDType),
+            "simple_projection" => Layers.Linear(c.ProjectionClassEmbeddingsInputDim!.Value, timeEmbedDim),
             _ => null,
         };
         if (class_embedding is not null)
@@ -204,7 +204,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
         _convAct = Activations.Get(c.ActFn, mayOverwriteInput: true);
-        conv_out = nn.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2, dtype: Layers.BuildDType);
+        conv_out = Layers.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2);
         RegisterComponents();
     }
 

@@ -44,7 +44,7 @@ public sealed partial class UNet2DModel : nn.Module
         int timeEmbedDim = boc[0] * 4;
         int groups = c.NormNumGroups!.Value;
 
-        conv_in = nn.Conv2d(c.InChannels, boc[0], kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_in = Layers.Conv2d(c.InChannels, boc[0], kernel_size: 3, padding: 1);
 
         int timestepInputDim;
         switch (c.TimeEmbeddingType)
@@ -58,7 +58,7 @@ public sealed partial class UNet2DModel : nn.Module
                 timestepInputDim = boc[0];
                 break;
             default: // "learned"
-                time_proj = nn.Embedding(c.NumTrainTimesteps!.Value, boc[0], dtype: Layers.BuildDType);
+                time_proj = Layers.Embedding(c.NumTrainTimesteps!.Value, boc[0]);
                 timestepInputDim = boc[0];
                 break;
         }
@@ -67,7 +67,7 @@ public sealed partial class UNet2DModel : nn.Module
 
         class_embedding = c.ClassEmbedType switch
         {
-            null => c.NumClassEmbeds is int n ? nn.Embedding(n, timeEmbedDim, dtype: Layers.BuildDType) : null,
+            null => c.NumClassEmbeds is int n ? Layers.Embedding(n, timeEmbedDim) : null,
             "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim),
             "identity" => nn.Identity(),
             _ => null,
@@ -123,7 +123,7 @@ public sealed partial class UNet2DModel : nn.Module
         }
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
-        conv_out = nn.Conv2d(boc[0], c.OutChannels, kernel_size: 3, padding: 1, dtype: Layers.BuildDType);
+        conv_out = Layers.Conv2d(boc[0], c.OutChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
     }
 

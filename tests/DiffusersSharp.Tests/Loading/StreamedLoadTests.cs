@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Tests.Loading;
 
 /// <summary>
-/// <c>FromPretrained</c> builds the model in the load dtype (<see cref="BuildDtype"/>) and streams safetensors into it (ModelLoading.LoadWeights): the
+/// <c>FromPretrained</c> builds the model in the load dtype (<see cref="ModelBuild"/>) and streams safetensors into it (ModelLoading.LoadWeights): the
 /// result must equal, bit for bit and parameter by parameter, the model the old path gives (built in float32, converted
 /// with <c>to(dtype)</c>, the whole file read with <see cref="WeightLoader.ReadFile"/> and copied with
 /// <see cref="WeightLoader.LoadInto"/>).
@@ -167,7 +167,7 @@ public class StreamedLoadTests
             });
         Assert.Equal([ScalarType.BFloat16], built);
         Assert.Equal([ScalarType.Float32], otherThread);
-        Assert.Null(BuildDtype.Current);
+        Assert.Null(ModelBuild.Dtype);
         Assert.Equal(ScalarType.Float32, torch.get_default_dtype());
     }
 
@@ -210,12 +210,12 @@ public class StreamedLoadTests
         var e = Assert.Throws<InvalidOperationException>(() => ModelLoading.FromPretrained<UNet2DConditionModelConfig, UNet2DConditionModel>(
             UNetFolder, null, new LoadOptions { Dtype = ScalarType.Float16 }, c =>
             {
-                during = BuildDtype.Current;
+                during = ModelBuild.Dtype;
                 throw new InvalidOperationException("the build failed");
             }));
         Assert.Equal("the build failed", e.Message);
         Assert.Equal(ScalarType.Float16, during);
-        Assert.Null(BuildDtype.Current);
+        Assert.Null(ModelBuild.Dtype);
         using var after = UNet2DConditionModel.FromConfig(UNetConfig);
         Assert.Equal([ScalarType.Float32], after.parameters().Select(p => p.dtype).Distinct());
     }

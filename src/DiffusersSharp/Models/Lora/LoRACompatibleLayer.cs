@@ -186,11 +186,16 @@ public abstract class LoRACompatibleLayer : nn.Module<Tensor, Tensor>
         base.Dispose(disposing);
     }
 
-    /// <summary>PyTorch's default init of a Linear / Conv2d weight and bias (kaiming-uniform, a = √5), as TorchSharp's.</summary>
+    /// <summary>
+    /// PyTorch's default init of a Linear / Conv2d weight and bias (kaiming-uniform, a = √5), as TorchSharp's; left
+    /// uninitialised while a checkpoint's strict load follows the build (<see cref="Layers.LeaveUninitialized"/>).
+    /// </summary>
     protected static (Tensor Weight, Tensor? Bias) DefaultInit(long[] weightShape, bool bias)
     {
         using var noGrad = torch.no_grad();
         var w = torch.empty(weightShape, dtype: Layers.BuildDType);
+        if (Layers.LeaveUninitialized)
+            return (w, bias ? torch.empty(weightShape[0], dtype: Layers.BuildDType) : null);
         nn.init.kaiming_uniform_(w, a: Math.Sqrt(5));
         Tensor? b = null;
         if (bias)

@@ -140,10 +140,13 @@ public sealed class SingleFileComponents : IDisposable
     /// <summary>diffusers' flat EMA key: <c>model.diffusion_model.input_blocks.0.0.weight</c> → <c>model_ema.diffusion_modelinput_blocks00weight</c>.</summary>
     public static string EmaKey(string key) => "model_ema." + string.Concat(key.Split('.').Skip(1));
 
-    /// <summary>Builds a component in <paramref name="dtype"/> (<see cref="BuildDtype"/>: never a float32 copy first).</summary>
+    /// <summary>
+    /// Builds a component in <paramref name="dtype"/>, its weights uninitialised (<see cref="ModelBuild"/>: never a float32
+    /// copy first; <see cref="LoadComponent"/> overwrites every parameter strictly).
+    /// </summary>
     private static T Build<T>(Func<T> create, ScalarType? dtype) where T : nn.Module => ModuleScope.Run(() =>
     {
-        var m = BuildDtype.Build(dtype, create);
+        var m = ModelBuild.Run(dtype, forCheckpoint: true, create);
         if (dtype is { } dt) m.to(dt); // a no-op for what the build already made in dt
         return m;
     });
