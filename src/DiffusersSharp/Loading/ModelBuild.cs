@@ -15,7 +15,8 @@ namespace DiffusersSharp.Loading;
 /// lost there).</item>
 /// <item><see cref="ForCheckpoint"/>: the build is followed by a strict load that overwrites every parameter and
 /// buffer (<c>FromPretrained</c>, single-file loading), so the layers' random initialisation would be thrown away:
-/// the weight layers (<c>Models/Layers.Conv2d</c>, <c>Linear</c>, <c>Embedding</c>, the LoRA-compatible layers) are
+/// the weight layers (<c>Models/Layers.Conv2d</c>, <c>ConvTranspose2d</c>, <c>Linear</c>, <c>Embedding</c>, the
+/// LoRA-compatible layers, the Gaussian Fourier projection: <c>Layers.LeaveUninitialized</c>) are
 /// allocated uninitialised instead, as diffusers' default <c>low_cpu_mem_usage</c> load builds under
 /// accelerate's <c>init_empty_weights</c>. That drawing was half of the CPU time of loading a model, and it used
 /// torch's global random generator: a load now draws no random numbers, as in diffusers.</item>

@@ -37,9 +37,13 @@ public sealed class GaussianFourierProjection : nn.Module<Tensor, Tensor>
         Log = log;
         FlipSinToCos = flipSinToCos;
         WAlias = setWToWeight;
-        // diffusers draws one randn for `weight`, then (set_W_to_weight) another for `W` and keeps that one.
-        using (var first = torch.randn(embeddingSize))
+        // diffusers draws one randn for `weight`, then (set_W_to_weight) another for `W` and keeps that one; none when a
+        // checkpoint's load overwrites it (Layers.LeaveUninitialized)
+        if (Layers.LeaveUninitialized)
+            weight = new Parameter(torch.empty(embeddingSize), requires_grad: false);
+        else
         {
+            using var first = torch.randn(embeddingSize);
             weight = new Parameter(setWToWeight ? torch.randn(embeddingSize) * scale : first * scale, requires_grad: false);
         }
         RegisterComponents();

@@ -38,6 +38,20 @@ internal static class Layers
         return conv;
     }
 
+    /// <summary>
+    /// <c>nn.ConvTranspose2d(in, out, kernel, stride, padding, bias)</c> in <see cref="BuildDType"/>; uninitialised when
+    /// <see cref="LeaveUninitialized"/> (as <see cref="Conv2d"/>).
+    /// </summary>
+    public static ConvTranspose2d ConvTranspose2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true)
+    {
+        if (!LeaveUninitialized)
+            return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
+        var conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType);
+        conv.weight = Uninitialized(conv.weight.shape);
+        if (bias) conv.bias = Uninitialized([out_channels]);
+        return conv;
+    }
+
     /// <summary><c>nn.Linear(in, out, bias)</c> in <see cref="BuildDType"/>; uninitialised when <see cref="LeaveUninitialized"/>.</summary>
     public static Linear Linear(long inputSize, long outputSize, bool hasBias = true) =>
         LeaveUninitialized

@@ -51,7 +51,7 @@ public sealed class Upsample2D : nn.Module
         };
         nn.Module<Tensor, Tensor>? c = null;
         if (useConvTranspose)
-            c = nn.ConvTranspose2d(channels, OutChannels, kernel_size: kernelSize ?? 4, stride: 2, padding: padding, bias: bias);
+            c = Layers.ConvTranspose2d(channels, OutChannels, kernel_size: kernelSize ?? 4, stride: 2, padding: padding, bias: bias);
         else if (useConv)
             c = new LoRACompatibleConv(channels, OutChannels, kernelSize ?? 3, stride: 1, padding: padding, bias: bias);
         if (name == "conv") conv = c; else Conv2d_0 = c;

@@ -21,8 +21,12 @@ public class UninitializedBuildTests
     [Fact]
     public void LoadingDrawsNoRandomNumbers()
     {
-        // the single-file golden options hold a text encoder the test builds itself (randomly initialised): made first
+        // the single-file golden options hold a text encoder the test builds itself (randomly initialised): made first;
+        // so is a UNet2DModel folder with Gaussian Fourier time features (their frequencies are drawn at construction)
         var singleFile = SingleFileGoldenTests.GoldenOptions();
+        using var dir = new TempDir();
+        var fourierConfig = ModelLoading.ReadConfig<UNet2DModelConfig>(Golden.Path("tiny-ddpm", "unet")) with { TimeEmbeddingType = "fourier" };
+        using (var fourier = UNet2DModel.FromConfig(fourierConfig)) fourier.SavePretrained(dir.Path);
         torch.manual_seed(20261204);
         using var expected = torch.rand(16);
         torch.manual_seed(20261204);
@@ -32,6 +36,7 @@ public class UninitializedBuildTests
         using (CLIPTextModelWithProjection.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2"))
         using (AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd")))
         using (UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), "unet"))
+        using (UNet2DModel.FromPretrained(dir.Path))
         using (ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet")))
         using (StableDiffusionPipeline.FromSingleFile(SingleFileGoldenTests.File, singleFile))
         using (StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")))
