@@ -1,4 +1,4 @@
-using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -13,14 +13,17 @@ public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, l
 }
 
 /// <summary>
-/// A safetensors file, memory-mapped. The header is validated in full before any tensor is made: JSON
+/// A safetensors file, open for positional reads. The header is validated in full before any tensor is made: JSON
 /// shape, known dtypes, offsets inside the data section, no overlaps, dtype size × element count equal to
-/// the byte length. Tensors are created by one copy from the mapped page cache into torch memory.
+/// the byte length. Tensor bytes are read with <c>pread</c> (<see cref="RandomAccess.Read(Microsoft.Win32.SafeHandles.SafeFileHandle, Span{byte}, long)"/>)
+/// straight into torch memory: one copy out of the page cache, no file page mapped into the process. A memory map
+/// (what this class used before) made every 4 KB page of a multi-GB file a page fault plus a second copy, and a file
+/// shortened while mapped killed the process (SIGBUS); reads of it now fail with an error naming the file and tensor.
+/// Loading the SD 1.5 UNet (docs/BENCHMARKS.md): fp32 5.2-5.4 → 2.6-3.2 s, bf16 1.8-2.0 → 1.4-1.6 s.
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly SafeFileHandle _handle;
     private readonly long _dataStart;
     private readonly Dictionary<string, SafetensorsEntry> _entries;
 
@@ -33,14 +36,14 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>The header entry of every tensor, by name.</summary>
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries => _entries;
 
-    private SafetensorsFile(string path, MemoryMappedFile map, MemoryMappedViewAccessor view, long dataStart,
+    private SafetensorsFile(string path, SafeFileHandle handle, long dataStart,
         Dictionary<string, SafetensorsEntry> entries, Dictionary<string, string> metadata)
     {
-        Path = path; _map = map; _view = view; _dataStart = dataStart; _entries = entries; Metadata = metadata;
+        Path = path; _handle = handle; _dataStart = dataStart; _entries = entries; Metadata = metadata;
     }
 
     /// <summary>
-    /// Maps <paramref name="path"/> and validates its header; a missing or malformed file is a <see
+    /// Opens <paramref name="path"/> and validates its header; a missing or malformed file is a <see
     /// cref="WeightsException"/> naming it.
     /// </summary>
     public static SafetensorsFile Open(string path)
@@ -66,9 +69,7 @@ public sealed class SafetensorsFile : IDisposable
         long dataLength = fileLength - dataStart;
         var (entries, metadata) = ParseHeader(path, header, dataLength);
 
-        var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-        return new SafetensorsFile(path, map, view, dataStart, entries, metadata);
+        return new SafetensorsFile(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read), dataStart, entries, metadata);
     }
 
     /// <summary>A Git LFS pointer (a clone without git-lfs) gets its own message, as diffusers gives it.</summary>
@@ -239,40 +240,33 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Copies the entry's bytes from the map into <paramref name="t"/>, a contiguous CPU tensor of the entry's dtype and
-    /// element count (the caller checks).
+    /// Reads the entry's bytes into <paramref name="t"/>, a contiguous CPU tensor of the entry's dtype and element count
+    /// (the caller checks).
     /// </summary>
     internal void CopyInto(SafetensorsEntry e, Tensor t) =>
         ForEachByteChunk(t, (dst, offset) => CopyBytes(e, offset, dst));
 
     /// <summary>
-    /// Copies <paramref name="dst"/>.Length bytes of the entry, from <paramref name="byteOffset"/> into it, out of the map
-    /// (the caller keeps the range inside the entry).
+    /// Reads <paramref name="dst"/>.Length bytes of the entry, from <paramref name="byteOffset"/>, into it (the caller keeps
+    /// the range inside the entry). A file that ends before them (shortened since <see cref="Open"/> validated it) throws
+    /// a <see cref="WeightsException"/> naming the file and the tensor.
     /// </summary>
-    internal unsafe void CopyBytes(SafetensorsEntry e, long byteOffset, Span<byte> dst)
+    internal void CopyBytes(SafetensorsEntry e, long byteOffset, Span<byte> dst)
     {
-        byte* basePtr = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-        try { new ReadOnlySpan<byte>(basePtr + _view.PointerOffset + _dataStart + e.Begin + byteOffset, dst.Length).CopyTo(dst); }
-        finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
+        long position = _dataStart + e.Begin + byteOffset;
+        while (!dst.IsEmpty)
+        {
+            int read = RandomAccess.Read(_handle, dst, position);
+            if (read <= 0)
+            {
+                throw new WeightsException(
+                    $"{Path}: the file ends at byte {position}, inside tensor '{Printable.Text(e.Name)}' (bytes {_dataStart + e.Begin}-{_dataStart + e.End}): it was shortened after it was opened")
+                { FilePath = Path, Key = e.Name };
+            }
+            dst = dst[read..];
+            position += read;
+        }
     }
-
-    /// <summary>
-    /// Tells the kernel this process no longer needs the mapped pages of [<paramref name="byteOffset"/>, + <paramref name="length"/>)
-    /// of the entry (<see cref="MappedPages.Release"/>): they leave the process's RSS (the page cache keeps them; a later
-    /// read maps them again).
-    /// </summary>
-    internal unsafe void ReleasePages(SafetensorsEntry e, long byteOffset, long length)
-    {
-        if (length <= 0) return;
-        byte* basePtr = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
-        try { MappedPages.Release(basePtr + _view.PointerOffset + _dataStart + e.Begin + byteOffset, length); }
-        finally { _view.SafeMemoryMappedViewHandle.ReleasePointer(); }
-    }
-
-    /// <summary>Releases the mapped pages of the whole entry (<see cref="ReleasePages(SafetensorsEntry, long, long)"/>).</summary>
-    internal void ReleasePages(SafetensorsEntry e) => ReleasePages(e, 0, e.ByteLength);
 
     internal delegate void ByteChunkAction(Span<byte> bytes, long byteOffset);
 
@@ -349,10 +343,6 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>Unmaps the file.</summary>
-    public void Dispose()
-    {
-        _view.Dispose();
-        _map.Dispose();
-    }
+    /// <summary>Closes the file.</summary>
+    public void Dispose() => _handle.Dispose();
 }

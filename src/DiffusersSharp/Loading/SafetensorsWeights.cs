@@ -8,8 +8,7 @@ namespace DiffusersSharp.Loading;
 /// streaming half of <see cref="ModelLoading.LoadWeights"/>. <see cref="Placeholders"/> holds, per tensor name, a
 /// meta tensor of the stored shape and dtype (no data), so that the key renames and every check of
 /// <see cref="WeightLoader.LoadInto"/> run as on read tensors; <see cref="CopyInto"/> then fills one target from the
-/// map at a time, 16 MB at a time, and releases those mapped pages: a load holds the model and one chunk's
-/// conversion, never a second copy of the file.
+/// file at a time, 16 MB at a time: a load holds the model and one chunk's conversion, never a second copy of the file.
 /// </summary>
 internal sealed class SafetensorsWeights : IDisposable
 {
@@ -74,11 +73,11 @@ internal sealed class SafetensorsWeights : IDisposable
     internal const long ChunkBytes = 16L << 20;
 
     /// <summary>
-    /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the map in chunks of at
+    /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the file in chunks of at
     /// most <see cref="ChunkBytes"/> stored bytes: each chunk copied straight into the target's memory when the target is a
     /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
-    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor); then the chunk's
-    /// mapped pages are released. A non-contiguous target gets one temporary of the whole tensor. Any other tensor is
+    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor). A non-contiguous
+    /// target gets one temporary of the whole tensor. Any other tensor is
     /// copied as it is.
     /// </summary>
     public void CopyInto(Tensor target, Tensor weight)
@@ -97,7 +96,6 @@ internal sealed class SafetensorsWeights : IDisposable
             using var whole = torch.empty(e.Shape, dtype);
             file.CopyInto(e, whole);
             target.copy_(whole);
-            file.ReleasePages(e);
             return;
         }
         bool direct = target.dtype == dtype && target.device_type == DeviceType.CPU;
@@ -117,7 +115,6 @@ internal sealed class SafetensorsWeights : IDisposable
                 file.CopyBytes(e, start * elem, temp.bytes);
                 slice.copy_(temp);
             }
-            file.ReleasePages(e, start * elem, count * elem);
         }
     }
 

@@ -34,6 +34,29 @@ public class SafetensorsFileTests
         Assert.Equal(p, e.FilePath);
     }
 
+    /// <summary>
+    /// A file shortened after it was opened and validated (another process rewriting it): the read fails with the file
+    /// and tensor named. (Through a memory map, as this class once read, the process died of SIGBUS.)
+    /// </summary>
+    [Fact]
+    public void AFileShortenedAfterOpeningNamesTheTensor()
+    {
+        using var dir = new TempDir();
+        string p = dir.File("w.safetensors");
+        using (var a = torch.arange(4, dtype: ScalarType.Float32))
+        using (var b = torch.arange(1024, dtype: ScalarType.Float32))
+            SafetensorsFile.Save(p, new Dictionary<string, Tensor> { ["a"] = a, ["b"] = b });
+        using var file = SafetensorsFile.Open(p);
+        using (var a = file.Load("a")) Assert.Equal([0f, 1f, 2f, 3f], a.data<float>().ToArray());
+        long length = new FileInfo(p).Length;
+        using (var shorten = new FileStream(p, FileMode.Open, FileAccess.Write, FileShare.ReadWrite)) shorten.SetLength(length - 100);
+        var e = Assert.Throws<WeightsException>(() => file.Load("b"));
+        Assert.Equal(p, e.FilePath);
+        Assert.Equal("b", e.Key);
+        Assert.StartsWith($"{p}: the file ends at byte {length - 100}, inside tensor 'b' (bytes ", e.Message);
+        Assert.EndsWith("): it was shortened after it was opened", e.Message);
+    }
+
     [Fact]
     public void FileShorterThanTheLengthFieldIsRefused()
     {

@@ -5,7 +5,7 @@ namespace DiffusersSharp.Loading.SingleFile;
 
 /// <summary>
 /// A single-file checkpoint in the original layout (CompVis/LDM, Stability's SGM, as A1111 and CivitAI share them):
-/// <c>.safetensors</c> (header read up front, each tensor copied out of the memory-mapped file when asked for) or a
+/// <c>.safetensors</c> (header read up front, each tensor read from the file when asked for) or a
 /// torch <c>.ckpt</c>/<c>.pt</c>/<c>.pth</c>/<c>.bin</c> (read through the allow-listed unpickler, its
 /// <c>"state_dict"</c> entry unwrapped, <c>global_step</c> kept). Keys and shapes are known without loading a tensor.
 /// </summary>
@@ -77,12 +77,7 @@ public sealed class OriginalCheckpoint : IDisposable
     /// <summary>Loads one tensor on the CPU in its stored dtype; the caller disposes it.</summary>
     public Tensor Load(string key)
     {
-        if (_safetensors is not null)
-        {
-            var loaded = _safetensors.Load(key);
-            _safetensors.ReleasePages(_safetensors.Entry(key)); // copied out: its mapped pages leave the process's RSS
-            return loaded;
-        }
+        if (_safetensors is not null) return _safetensors.Load(key);
         if (_loaded!.TryGetValue(key, out var t)) return t.alias();
         throw new WeightsException($"{Path}: no tensor named '{key}'") { FilePath = Path, Key = key };
     }
