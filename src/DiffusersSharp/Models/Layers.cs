@@ -28,27 +28,25 @@ internal static class Layers
     /// uninitialised when <see cref="LeaveUninitialized"/> (built on the meta device, where the initialisation costs
     /// nothing, then given empty CPU parameters).
     /// </summary>
-    public static Conv2d Conv2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true)
-    {
-        if (!LeaveUninitialized)
-            return nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
-        var conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType);
-        conv.weight = Uninitialized(conv.weight.shape);
-        if (bias) conv.bias = Uninitialized([out_channels]);
-        return conv;
-    }
+    public static Conv2d Conv2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true) =>
+        LeaveUninitialized
+            ? WithUninitializedParameters(nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType))
+            : nn.Conv2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
 
     /// <summary>
     /// <c>nn.ConvTranspose2d(in, out, kernel, stride, padding, bias)</c> in <see cref="BuildDType"/>; uninitialised when
     /// <see cref="LeaveUninitialized"/> (as <see cref="Conv2d"/>).
     /// </summary>
-    public static ConvTranspose2d ConvTranspose2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true)
+    public static ConvTranspose2d ConvTranspose2d(long in_channels, long out_channels, long kernel_size, long stride = 1, long padding = 0, bool bias = true) =>
+        LeaveUninitialized
+            ? WithUninitializedParameters(nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType))
+            : nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
+
+    /// <summary>A convolution built on the meta device, given uninitialised CPU parameters of the same shapes.</summary>
+    private static T WithUninitializedParameters<T>(T conv) where T : Convolution
     {
-        if (!LeaveUninitialized)
-            return nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, dtype: BuildDType);
-        var conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride: stride, padding: padding, bias: bias, device: torch.META, dtype: BuildDType);
         conv.weight = Uninitialized(conv.weight.shape);
-        if (bias) conv.bias = Uninitialized([out_channels]);
+        if (conv.bias is { } b) conv.bias = Uninitialized(b.shape);
         return conv;
     }
 
