@@ -19,7 +19,7 @@ public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, l
 /// straight into torch memory: one copy out of the page cache, no file page mapped into the process. A memory map
 /// (what this class used before) made every 4 KB page of a multi-GB file a page fault plus a second copy, and a file
 /// shortened while mapped killed the process (SIGBUS); reads of it now fail with an error naming the file and tensor.
-/// Loading the SD 1.5 UNet (docs/BENCHMARKS.md): fp32 5.2-5.4 → 2.6-3.2 s, bf16 1.8-2.0 → 1.4-1.6 s.
+/// Loading the SD 1.5 UNet in fp32 takes about half the time (docs/BENCHMARKS.md, 2026-12-04 night).
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {

@@ -16,10 +16,10 @@ internal static class Layers
     public static ScalarType? BuildDType => ModelBuild.Dtype;
 
     /// <summary>
-    /// A tensor for a weight layer's parameter: <c>torch.empty</c> in <see cref="BuildDType"/>, which the layer then
-    /// initialises, except while a checkpoint's strict load follows the build (<see cref="ModelBuild.ForCheckpoint"/>),
-    /// when it stays uninitialised. Every weight layer of the models takes its parameters from here or from the
-    /// factories below.
+    /// True while a checkpoint's strict load follows the build (<see cref="ModelBuild.ForCheckpoint"/>): the weight layers
+    /// then allocate their parameters uninitialised instead of drawing PyTorch's initial values, which the load would
+    /// overwrite. The factories below, the LoRA-compatible layers' <c>DefaultInit</c> and the Gaussian Fourier projection
+    /// read it; every weight layer of the models is made through one of them.
     /// </summary>
     public static bool LeaveUninitialized => ModelBuild.ForCheckpoint;
 
@@ -68,7 +68,7 @@ internal static class Layers
         return embedding;
     }
 
-    /// <summary>An uninitialised parameter of <paramref name="shape"/> in <see cref="BuildDType"/> on the CPU.</summary>
+    /// <summary>An uninitialised parameter of <paramref name="shape"/> in <see cref="BuildDType"/> on torch's default device (the CPU).</summary>
     private static Parameter Uninitialized(long[] shape) => new(torch.empty(shape, dtype: BuildDType));
 
     /// <summary>
