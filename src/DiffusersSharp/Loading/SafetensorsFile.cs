@@ -54,23 +54,47 @@ public sealed class SafetensorsFile : IDisposable
         if (fileLength < 8)
             throw new WeightsException($"{path}: not a safetensors file (only {fileLength} bytes; the 8-byte header length is missing)") { FilePath = path };
 
-        byte[] header;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        // one handle for the header and, later, every tensor's bytes
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
         {
             Span<byte> lenBytes = stackalloc byte[8];
-            fs.ReadExactly(lenBytes);
+            if (ReadAt(handle, lenBytes, 0) is var lenEnd and >= 0) throw Shortened(path, lenEnd, "the 8-byte header length");
             ulong n = BitConverter.ToUInt64(lenBytes);
             if (n == 0 || n > 100_000_000 || (long)n > fileLength - 8)
                 throw new WeightsException($"{path}: corrupt safetensors header: header length {n} does not fit a file of {fileLength} bytes") { FilePath = path };
-            header = new byte[n];
-            fs.ReadExactly(header);
+            byte[] header = new byte[n];
+            if (ReadAt(handle, header, 8) is var headerEnd and >= 0) throw Shortened(path, headerEnd, "the header");
+            long dataStart = 8 + header.Length;
+            var (entries, metadata) = ParseHeader(path, header, fileLength - dataStart);
+            return new SafetensorsFile(path, handle, dataStart, entries, metadata);
         }
-        long dataStart = 8 + header.Length;
-        long dataLength = fileLength - dataStart;
-        var (entries, metadata) = ParseHeader(path, header, dataLength);
-
-        return new SafetensorsFile(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read), dataStart, entries, metadata);
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>
+    /// Fills <paramref name="dst"/> with the file's bytes from <paramref name="position"/> (<c>pread</c>, repeated until
+    /// full); returns -1, or the position where the file ended first (<see cref="Open"/> checked the lengths, so the file
+    /// was shortened since: the caller says what it was reading).
+    /// </summary>
+    private static long ReadAt(SafeFileHandle handle, Span<byte> dst, long position)
+    {
+        while (!dst.IsEmpty)
+        {
+            int read = RandomAccess.Read(handle, dst, position);
+            if (read <= 0) return position;
+            dst = dst[read..];
+            position += read;
+        }
+        return -1;
+    }
+
+    private static WeightsException Shortened(string path, long end, string what, string? key = null) =>
+        new($"{path}: the file ends at byte {end}, inside {what}: it was shortened after it was opened") { FilePath = path, Key = key };
 
     /// <summary>A Git LFS pointer (a clone without git-lfs) gets its own message, as diffusers gives it.</summary>
     internal static void ThrowIfLfsPointer(string path, long fileLength)
@@ -253,19 +277,8 @@ public sealed class SafetensorsFile : IDisposable
     /// </summary>
     internal void CopyBytes(SafetensorsEntry e, long byteOffset, Span<byte> dst)
     {
-        long position = _dataStart + e.Begin + byteOffset;
-        while (!dst.IsEmpty)
-        {
-            int read = RandomAccess.Read(_handle, dst, position);
-            if (read <= 0)
-            {
-                throw new WeightsException(
-                    $"{Path}: the file ends at byte {position}, inside tensor '{Printable.Text(e.Name)}' (bytes {_dataStart + e.Begin}-{_dataStart + e.End}): it was shortened after it was opened")
-                { FilePath = Path, Key = e.Name };
-            }
-            dst = dst[read..];
-            position += read;
-        }
+        if (ReadAt(_handle, dst, _dataStart + e.Begin + byteOffset) is var end and >= 0)
+            throw Shortened(Path, end, $"tensor '{Printable.Text(e.Name)}' (bytes {_dataStart + e.Begin}-{_dataStart + e.End})", e.Name);
     }
 
     internal delegate void ByteChunkAction(Span<byte> bytes, long byteOffset);
