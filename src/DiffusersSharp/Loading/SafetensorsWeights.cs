@@ -76,8 +76,9 @@ internal sealed class SafetensorsWeights : IDisposable
     /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the file in chunks of at
     /// most <see cref="ChunkBytes"/> stored bytes: each chunk copied straight into the target's memory when the target is a
     /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
-    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor). A non-contiguous
-    /// target gets one temporary of the whole tensor. Any other tensor is
+    /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor). A channels-last
+    /// target (a convolution kernel in NHWC strides) is filled a block of output channels at a time through such a
+    /// temporary; any other non-contiguous target gets one temporary of the whole tensor. Any other tensor is
     /// copied as it is.
     /// </summary>
     public void CopyInto(Tensor target, Tensor weight)
@@ -93,6 +94,21 @@ internal sealed class SafetensorsWeights : IDisposable
         if (e.ByteLength == 0 || n == 0) return;
         if (!target.is_contiguous())
         {
+            if (IsChannelsLast(target) && target.shape.SequenceEqual(e.Shape))
+            {
+                // a convolution kernel kept in NHWC strides (Models/ConvKernelLayout): each run of output channels is
+                // one block of its memory, filled from the stored NCHW rows through a chunk-sized temporary
+                long rowElems = n / target.shape[0], rows = Math.Max(1, ChunkBytes / (e.ByteLength / target.shape[0]));
+                for (long start = 0; start < target.shape[0]; start += rows)
+                {
+                    long count = Math.Min(rows, target.shape[0] - start);
+                    using var block = target.narrow(0, start, count);
+                    using var temp = torch.empty([count, .. e.Shape[1..]], dtype);
+                    file.CopyBytes(e, start * rowElems * (e.ByteLength / n), temp.bytes);
+                    block.copy_(temp);
+                }
+                return;
+            }
             using var whole = torch.empty(e.Shape, dtype);
             file.CopyInto(e, whole);
             target.copy_(whole);
@@ -117,6 +133,11 @@ internal sealed class SafetensorsWeights : IDisposable
             }
         }
     }
+
+    /// <summary>A 4-D tensor with NHWC strides (torch's channels_last, every dimension dense).</summary>
+    private static bool IsChannelsLast(Tensor t) =>
+        t.dim() == 4 && t.stride(1) == 1 && t.stride(3) == t.shape[1] && t.stride(2) == t.shape[1] * t.shape[3]
+        && t.stride(0) == t.shape[1] * t.shape[2] * t.shape[3];
 
     /// <summary>Frees the placeholders and unmaps the files.</summary>
     public void Dispose()

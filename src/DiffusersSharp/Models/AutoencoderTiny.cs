@@ -17,6 +17,7 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
 {
     private readonly EncoderTiny encoder;
     private readonly DecoderTiny decoder;
+    private readonly ConvKernelLayout _kernels;
 
     /// <summary>The config the model was built from.</summary>
     public AutoencoderTinyConfig Config { get; }
@@ -73,6 +74,7 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
         decoder = new DecoderTiny(c.LatentChannels, c.OutChannels, c.NumDecoderBlocks, c.DecoderBlockOutChannels,
             c.UpsamplingScalingFactor, c.ActFn);
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => decoder.FirstKernel, ChannelsLast);
     }
 
     private static void Validate(AutoencoderTinyConfig c, string source)
@@ -194,6 +196,7 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
 
     private Tensor InLayout(Tensor x, nn.Module<Tensor, Tensor> part)
     {
+        _kernels.Follow(ChannelsLast);
         if (!ChannelsLast || x.dim() != 4) return part.forward(x);
         using var scope = torch.NewDisposeScope();
         var output = part.forward(Layers.ToChannelsLast(x));

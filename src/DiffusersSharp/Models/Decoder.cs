@@ -58,11 +58,15 @@ public sealed class Decoder : nn.Module
         conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[0], 1e-6);
         conv_out = Layers.Conv2d(blockOutChannels[0], outChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => conv_in.weight, ChannelsLast);
     }
+
+    private readonly ConvKernelLayout _kernels;
 
     /// <summary>Decodes latents (after post_quant_conv) into images; the caller owns the result.</summary>
     public Tensor Forward(Tensor sample)
     {
+        _kernels.Follow(ChannelsLast);
         var hook = DebugHook;
         var h = new Chain(sample);
         if (ChannelsLast)

@@ -44,6 +44,9 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>The first convolution's kernel (<see cref="ConvKernelLayout"/>'s probe).</summary>
+    internal Tensor FirstKernel => ((Conv2d)layers[0]).weight;
+
     /// <summary>Latents (B, latent_channels, h, w) → images in [-1, 1] (B, out_channels, h · f^(stages-1), …).</summary>
     public override Tensor forward(Tensor x)
     {

@@ -54,13 +54,17 @@ public sealed class Encoder : nn.Module
         conv_norm_out = Layers.GroupNorm(normNumGroups, blockOutChannels[^1], 1e-6);
         conv_out = Layers.Conv2d(blockOutChannels[^1], doubleZ ? 2 * outChannels : outChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => conv_in.weight, ChannelsLast);
     }
+
+    private readonly ConvKernelLayout _kernels;
 
     /// <summary>
     /// Encodes images into the moments of the latent distribution (before quant_conv); the caller owns the result.
     /// </summary>
     public Tensor Forward(Tensor sample)
     {
+        _kernels.Follow(ChannelsLast);
         var hook = DebugHook;
         var h = new Chain(sample);
         if (ChannelsLast)

@@ -38,6 +38,7 @@ public sealed partial class UNet2DConditionModel
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states batch {encoderHiddenStates.shape[0]} != sample batch {batch}");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("UNet2DConditionModel: class_labels were given but the model has no class embedding");
+        _kernels.Follow(ChannelsLast);
 
         using var scope = torch.NewDisposeScope();
         var hook = _hook;

@@ -206,7 +206,10 @@ public sealed partial class UNet2DConditionModel : nn.Module
         _convAct = Activations.Get(c.ActFn, mayOverwriteInput: true);
         conv_out = Layers.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2);
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => conv_in.weight, ChannelsLast);
     }
+
+    private readonly ConvKernelLayout _kernels;
 
     private static T[] Expand<T>(T[] values, int n) => values.Length == n ? values : Enumerable.Repeat(values[0], n).ToArray();
 
@@ -217,7 +220,8 @@ public sealed partial class UNet2DConditionModel : nn.Module
     /// (their NCHW convolutions are slower), off for fp32, where the SD 1.5 UNet step (batch 2, 64² latents,
     /// 2 threads, AVX-512) is as fast in NCHW (4.25 s vs 4.25-4.46 s) and its peak RSS 0.6 GB lower (4.20 vs
     /// 4.80 GB): channels-last convolutions reorder their weights on every call into transient buffers as large
-    /// as the weight (up to 118 MB), which fragment the native heap.
+    /// as the weight (up to 118 MB), which fragment the native heap. The kernels are kept in the layout of the pass
+    /// (<see cref="ConvKernelLayout"/>), laid out again at the next call after a switch.
     /// </summary>
     public bool ChannelsLast
     {

@@ -125,7 +125,10 @@ public sealed partial class UNet2DModel : nn.Module
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
         conv_out = Layers.Conv2d(boc[0], c.OutChannels, kernel_size: 3, padding: 1);
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => conv_in.weight, ChannelsLast);
     }
+
+    private readonly ConvKernelLayout _kernels;
 
     /// <summary>
     /// Run the pass in channels-last layout (NCHW shape, NHWC strides): oneDNN then takes its channels-last
@@ -167,6 +170,7 @@ public sealed partial class UNet2DModel : nn.Module
             throw new ArgumentException($"UNet2DModel expects a sample of shape (batch, {Config.InChannels}, height, width), got {Layers.Shape(sample)}");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("class_embedding needs to be initialized in order to use class conditioning");
+        _kernels.Follow(ChannelsLast);
         using var scope = torch.NewDisposeScope();
         var hook = IntermediateHook;
 
