@@ -13,15 +13,19 @@ namespace DiffusersSharp.Models;
 /// <para>
 /// A model with a <c>ChannelsLast</c> switch makes one at the end of its constructor. A model built for a checkpoint
 /// (<see cref="Layers.LeaveUninitialized"/>: the kernels are still uninitialised) gets its kernels in its default
-/// layout there, at no cost, before the load fills them; the load copies each stored NCHW tensor into that layout.
+/// layout there by new strides over the same memory (nothing allocated or copied) before the load fills them; the
+/// load copies each stored NCHW tensor into that layout.
 /// The model's forward pass calls <see cref="Follow"/> first: when the layout was switched, or the parameters were
 /// replaced (<c>to(dtype)</c>, <c>to(device)</c>) since the last call, the kernels are laid out again, their values
-/// copied, in place (<c>set_</c>: the same <c>Parameter</c> objects, which optimisers and LoRA layers hold).
+/// copied, in place (<c>set_</c>: the same <c>Parameter</c> objects, which optimisers and LoRA layers hold), and the
+/// native heap is trimmed after (the old copies' memory, freed between live parameters, would stay resident).
 /// A kernel replaced by a new parameter of the other layout between calls keeps working; it is copied per call again.
 /// </para>
 /// </summary>
 internal sealed class ConvKernelLayout
 {
+    /// <summary><c>DIFFUSERS_SHARP_NO_KERNEL_LAYOUT=1</c>: kernels stay as built (NCHW), as before 2026-12-04; for A/B timing.</summary>
+    private static readonly bool Off = Environment.GetEnvironmentVariable("DIFFUSERS_SHARP_NO_KERNEL_LAYOUT") == "1";
     private readonly nn.Module _model;
     private readonly Func<Tensor> _probe;
     private readonly object _gate = new();
@@ -35,13 +39,13 @@ internal sealed class ConvKernelLayout
     {
         _model = model;
         _probe = probe;
-        if (Layers.LeaveUninitialized) Arrange(channelsLast, keepValues: false);
+        if (!Off && Layers.LeaveUninitialized) Arrange(channelsLast, keepValues: false);
     }
 
     /// <summary>Lays the kernels out for a pass in <paramref name="channelsLast"/> layout unless they already are.</summary>
     public void Follow(bool channelsLast)
     {
-        if (IsArranged(channelsLast)) return;
+        if (Off || IsArranged(channelsLast)) return;
         lock (_gate)
         {
             if (!IsArranged(channelsLast)) Arrange(channelsLast, keepValues: true);
@@ -53,25 +57,28 @@ internal sealed class ConvKernelLayout
     private void Arrange(bool channelsLast, bool keepValues)
     {
         using var noGrad = torch.no_grad();
-        foreach (var p in _model.parameters())
+        bool copied = false;
+        // largest first: each copy then fits in the memory the previous kernel left (the peak grows by about one kernel)
+        var kernels = _model.parameters()
+            .Where(p => p.dim() == 4 && p.shape[2] * p.shape[3] > 1 && !(channelsLast ? Layers.IsChannelsLast(p) : p.is_contiguous()))
+            .OrderByDescending(p => p.numel());
+        foreach (var p in kernels)
         {
-            if (p.dim() != 4 || p.shape[2] * p.shape[3] == 1) continue;
-            if (channelsLast ? Layers.IsChannelsLast(p) : p.is_contiguous()) continue;
             using var laidOut = !keepValues
-                ? Uninitialized(p, channelsLast)
+                ? p.as_strided(p.shape, Strides(p.shape, channelsLast))
                 : channelsLast ? Layers.ToChannelsLast(p) : p.contiguous();
             p.set_(laidOut);
+            copied |= keepValues;
         }
         _arrangedProbe = _probe().Handle;
         _arrangedChannelsLast = channelsLast;
+        // the kernels' former memory is free now, most of it between live parameters: handed back so it does not stay
+        // in the process's memory until transients happen to reuse it
+        if (copied) Runtime.NativeSetup.TrimNativeHeap();
     }
 
-    /// <summary>An uninitialised tensor of <paramref name="p"/>'s shape, dtype and device in the layout asked for.</summary>
-    private static Tensor Uninitialized(Tensor p, bool channelsLast)
-    {
-        long[] s = p.shape;
-        if (!channelsLast) return torch.empty(s, p.dtype, p.device);
-        using var nhwc = torch.empty([s[0], s[2], s[3], s[1]], p.dtype, p.device);
-        return nhwc.permute(0, 3, 1, 2);
-    }
+    /// <summary>The strides of a dense [O, I, H, W] tensor in NHWC order or NCHW order.</summary>
+    private static long[] Strides(long[] s, bool channelsLast) => channelsLast
+        ? [s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]]
+        : [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
 }
