@@ -191,7 +191,8 @@ internal static class HeapSampler
                 do { m = Interlocked.Read(ref _max); } while (v > m && Interlocked.CompareExchange(ref _max, v, m) != m);
                 Thread.Sleep(1);
             }
-        }) { IsBackground = true }.Start();
+        })
+        { IsBackground = true }.Start();
     }
 
     public static long TakeMax() => Interlocked.Exchange(ref _max, 0);
