@@ -64,10 +64,11 @@ internal sealed class ConvKernelLayout
             .OrderByDescending(p => p.numel());
         foreach (var p in kernels)
         {
-            using var laidOut = !keepValues
+            // the scope frees the intermediate views too: one left to the finaliser would keep the old memory alive
+            using var scope = torch.NewDisposeScope();
+            p.set_(!keepValues
                 ? p.as_strided(p.shape, Strides(p.shape, channelsLast))
-                : channelsLast ? Layers.ToChannelsLast(p) : p.contiguous();
-            p.set_(laidOut);
+                : channelsLast ? Layers.ToChannelsLast(p) : p.contiguous());
             copied |= keepValues;
         }
         _arrangedProbe = _probe().Handle;

@@ -114,6 +114,24 @@ public class ConvKernelLayoutTests
     }
 
     [Fact]
+    public void LayingKernelsOutLeavesNoTensorBehind()
+    {
+        // a view of an old kernel left to the finaliser would keep its memory alive (a whole model's kernels, twice)
+        using var _ = torch.no_grad();
+        var config = ModelLoading.ReadConfig<UNet2DModelConfig>(Golden.Path("tiny-ddpm", "unet"));
+        using var unet = UNet2DModel.FromConfig(config);
+        using var x = torch.randn(1, config.InChannels, 32, 32);
+        unet.ChannelsLast = false;
+        using (unet.Forward(x, 10L).Sample) { }
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        unet.ChannelsLast = true;
+        using (unet.Forward(x, 10L).Sample) { }
+        unet.ChannelsLast = false;
+        using (unet.Forward(x, 10L).Sample) { }
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void SavingChannelsLastKernelsWritesTheStoredOrder()
     {
         using var dir = new TempDir();
