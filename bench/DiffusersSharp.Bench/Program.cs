@@ -21,6 +21,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- serve-overhead [--model folder] [--size 256] [--steps 20] [--runs 3] [--load 200] [--sse 20]  (issue 15)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- matmul-peak [--runs 5]   (the machine's speed today: 4096³ fp32 / bf16)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- controlnet [--dtypes fp32,bf16] [--runs 3]   (SD 1.5 ControlNet forward, NCHW vs channels-last)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- kernel-layout [--dtypes fp32,bf16] [--runs 9]   (a convolution on a channels-last input: kernel NCHW vs NHWC)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- attention-paths [--dtypes bf16,fp32] [--runs 5]   (SD 1.5 attention shapes: SDPA vs bmm, padded, chunked)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c,d,e] [--again]
@@ -115,6 +116,8 @@ public static class Program
             case "linear-paths":
                 foreach (var dt in dtypes) LinearPathsBench.Run(dt, int.Parse(Opt("--runs", "10")));
                 return 0;
+            case "controlnet":
+                return ControlNetBench.Run(dtypes, int.Parse(Opt("--runs", "3")));
             case "kernel-layout":
                 return KernelLayoutBench.Run(dtypes, int.Parse(Opt("--runs", "9")));
             case "attention-paths":

@@ -25,8 +25,14 @@ public sealed partial class ControlNetModel
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("ControlNetModel: class_labels were given but the model has no class embedding");
         long batch = sample.shape[0];
+        _kernels.Follow(ChannelsLast);
 
         using var scope = torch.NewDisposeScope();
+        if (ChannelsLast)
+        {
+            sample = Layers.ToChannelsLast(sample);
+            controlnetCond = Layers.ToChannelsLast(controlnetCond);
+        }
 
         // check channel order
         if (c.ControlnetConditioningChannelOrder == "bgr")

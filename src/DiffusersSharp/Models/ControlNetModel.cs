@@ -129,7 +129,23 @@ public sealed partial class ControlNetModel : nn.Module
             NumAttentionHeads = heads[^1],
         });
         RegisterComponents();
+        _kernels = new ConvKernelLayout(this, () => conv_in.weight, ChannelsLast);
     }
+
+    private readonly ConvKernelLayout _kernels;
+
+    /// <summary>
+    /// Run the pass in channels-last layout (NCHW shape, NHWC strides), as <see cref="UNet2DConditionModel.ChannelsLast"/>:
+    /// unless set, on for bf16/fp16 (whose NCHW convolutions are slower) and off for fp32. The residuals are returned in
+    /// the layout of the pass (the UNet adds them to its skip states, which are in the same layout by the same rule).
+    /// </summary>
+    public bool ChannelsLast
+    {
+        get => _channelsLast ?? DType != ScalarType.Float32;
+        set => _channelsLast = value;
+    }
+
+    private bool? _channelsLast;
 
     private static T[] Expand<T>(T[] values, int n) => values.Length == n ? values : Enumerable.Repeat(values[0], n).ToArray();
 

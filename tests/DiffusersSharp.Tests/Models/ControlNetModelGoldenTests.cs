@@ -42,6 +42,27 @@ public class ControlNetModelGoldenTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TheChannelsLastForwardMatchesDiffusers()
+    {
+        // the layout bf16 runs in by default (ControlNetModel.ChannelsLast), here in fp32 against the same golden values
+        using var _ = torch.no_grad();
+        using var net = LoadTiny();
+        Assert.False(net.ChannelsLast);
+        net.ChannelsLast = true;
+        using var inputs = Inputs.Load();
+        using var output = net.Forward(inputs.X, 500L, inputs.Ehs, inputs.Cond);
+        for (int j = 0; j < output.DownBlockResSamples.Count; j++)
+        {
+            Assert.True(Layers.IsChannelsLast(output.DownBlockResSamples[j]), $"residual {j} is not channels-last");
+            Check($"{Prefix}down_block_res_sample_{j}", output.DownBlockResSamples[j]);
+        }
+        Check($"{Prefix}mid_block_res_sample", output.MidBlockResSample);
+        using var bf16 = LoadTiny();
+        bf16.to(ScalarType.BFloat16);
+        Assert.True(bf16.ChannelsLast);
+    }
+
+    [Fact]
     public void TheStandaloneForwardMatchesDiffusers()
     {
         using var _ = torch.no_grad();
