@@ -189,19 +189,22 @@ public static class NativeSetup
     /// tensors (the VAE decoder's 134-268 MB activations at 512²) would otherwise fragment the heap: the decode's
     /// peak drops from 1.5 to 1.0 GB above the weights, at about 1 s more per 512² decode (2 cores). A no-op when the malloc
     /// tuning is not in effect. Process-wide while it lasts (other threads' allocations too).
+    /// <paramref name="elementSize"/>: bytes per element of the phase's tensors; the size is for 4-byte elements and
+    /// scales with it, so that a bf16 decode maps the same activations (of half the bytes) as an fp32 one: from 16 MB
+    /// (SD 1.5 e2e, 20 bf16 steps + decode: peak RSS 1.27× the weights instead of 1.30-1.31×, docs/BENCHMARKS.md).
     /// </summary>
-    public static IDisposable MapLargeBlocks()
+    public static IDisposable MapLargeBlocks(int elementSize = 4)
     {
         if (!_mallocTuned) return NoOp.Instance;
-        int mb = LargeBlockMegabytes();
+        long mb = LargeBlockMegabytes();
         if (mb == 0) return NoOp.Instance;
-        mallopt(M_MMAP_THRESHOLD, mb << 20);
+        mallopt(M_MMAP_THRESHOLD, (int)Math.Clamp((mb << 20) * elementSize / 4, 1 << 20, int.MaxValue));
         return new Restore(() => mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold));
     }
 
     /// <summary>
-    /// The size from which <see cref="MapLargeBlocks"/> maps blocks: <c>DIFFUSERS_SHARP_LARGE_BLOCK_MB</c> (1-2047; 0 = do
-    /// not map them: faster decodes, higher peak memory), 32 by default.
+    /// The size from which <see cref="MapLargeBlocks"/> maps blocks of 4-byte elements: <c>DIFFUSERS_SHARP_LARGE_BLOCK_MB</c>
+    /// (1-2047; 0 = do not map them: faster decodes, higher peak memory), 32 by default.
     /// </summary>
     private static int LargeBlockMegabytes() =>
         int.TryParse(Environment.GetEnvironmentVariable("DIFFUSERS_SHARP_LARGE_BLOCK_MB"), out int mb) && mb is >= 0 and < 2048 ? mb : 32;
