@@ -98,13 +98,13 @@ internal sealed class SafetensorsWeights : IDisposable
             {
                 // a convolution kernel kept in NHWC strides (Models/ConvKernelLayout): each run of output channels is
                 // one block of its memory, filled from the stored NCHW rows through a chunk-sized temporary
-                long rowElems = n / target.shape[0], rows = Math.Max(1, ChunkBytes / (e.ByteLength / target.shape[0]));
+                long rowBytes = e.ByteLength / target.shape[0], rows = Math.Max(1, ChunkBytes / rowBytes);
                 for (long start = 0; start < target.shape[0]; start += rows)
                 {
                     long count = Math.Min(rows, target.shape[0] - start);
                     using var block = target.narrow(0, start, count);
                     using var temp = torch.empty([count, .. e.Shape[1..]], dtype);
-                    file.CopyBytes(e, start * rowElems * (e.ByteLength / n), temp.bytes);
+                    file.CopyBytes(e, start * rowBytes, temp.bytes);
                     block.copy_(temp);
                 }
                 return;

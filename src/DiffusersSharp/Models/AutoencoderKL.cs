@@ -180,7 +180,7 @@ public sealed partial class AutoencoderKL : nn.Module
         // which they fragment (peak memory; see NativeSetup.TrimNativeHeap and MapLargeBlocks). A small decoder
         // (TAESD) does neither: it fits in the freed heap, and re-faulting trimmed pages would cost it 0.2 s.
         Runtime.NativeSetup.TrimNativeHeap();
-        using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks(Layers.ElementSize(Layers.ParamDType(decoder)));
+        using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks(Layers.ParamDType(decoder).ElementSize());
         if (UseSlicing && z.shape[0] > 1)
         {
             using var scope = torch.NewDisposeScope();

@@ -39,7 +39,8 @@ internal sealed class ConvKernelLayout
     {
         _model = model;
         _probe = probe;
-        if (!Off && Layers.LeaveUninitialized) Arrange(channelsLast, keepValues: false);
+        // built contiguous (NCHW): only a channels-last model has anything to lay out before the load
+        if (!Off && Layers.LeaveUninitialized && channelsLast) Arrange(channelsLast: true, keepValues: false);
     }
 
     /// <summary>Lays the kernels out for a pass in <paramref name="channelsLast"/> layout unless they already are.</summary>
@@ -57,29 +58,24 @@ internal sealed class ConvKernelLayout
     private void Arrange(bool channelsLast, bool keepValues)
     {
         using var noGrad = torch.no_grad();
-        bool copied = false;
         // largest first: each copy then fits in the memory the previous kernel left (the peak grows by about one kernel)
         var kernels = _model.parameters()
             .Where(p => p.dim() == 4 && p.shape[2] * p.shape[3] > 1 && !(channelsLast ? Layers.IsChannelsLast(p) : p.is_contiguous()))
-            .OrderByDescending(p => p.numel());
+            .OrderByDescending(p => p.numel())
+            .ToList();
         foreach (var p in kernels)
         {
             // the scope frees the intermediate views too: one left to the finaliser would keep the old memory alive
             using var scope = torch.NewDisposeScope();
+            long[] s = p.shape;
             p.set_(!keepValues
-                ? p.as_strided(p.shape, Strides(p.shape, channelsLast))
+                ? p.view(s[0], s[2], s[3], s[1]).permute(0, 3, 1, 2)   // the same (uninitialised) memory, read as NHWC
                 : channelsLast ? Layers.ToChannelsLast(p) : p.contiguous());
-            copied |= keepValues;
         }
         _arrangedProbe = _probe().Handle;
         _arrangedChannelsLast = channelsLast;
         // the kernels' former memory is free now, most of it between live parameters: handed back so it does not stay
         // in the process's memory until transients happen to reuse it
-        if (copied) Runtime.NativeSetup.TrimNativeHeap();
+        if (keepValues && kernels.Count > 0) Runtime.NativeSetup.TrimNativeHeap();
     }
-
-    /// <summary>The strides of a dense [O, I, H, W] tensor in NHWC order or NCHW order.</summary>
-    private static long[] Strides(long[] s, bool channelsLast) => channelsLast
-        ? [s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]]
-        : [s[1] * s[2] * s[3], s[2] * s[3], s[3], 1];
 }

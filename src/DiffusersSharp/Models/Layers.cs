@@ -89,14 +89,6 @@ internal static class Layers
         return gn;
     }
 
-    /// <summary>Bytes per element of a floating dtype (4 for any other).</summary>
-    public static int ElementSize(ScalarType dtype) => dtype switch
-    {
-        ScalarType.Float16 or ScalarType.BFloat16 => 2,
-        ScalarType.Float64 => 8,
-        _ => 4,
-    };
-
     /// <summary>The model's parameter dtype (what diffusers calls <c>self.dtype</c>).</summary>
     public static ScalarType ParamDType(nn.Module m)
     {
