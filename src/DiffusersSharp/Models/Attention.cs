@@ -1,4 +1,5 @@
 using DiffusersSharp.Models.Lora;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -178,7 +179,7 @@ public sealed class Attention : nn.Module
         if (!ScaleQk)
             query = query * Math.Sqrt(headDim); // SDPA scales by 1/sqrt(head_dim); scale_qk = False means no scaling
 
-        h = nn.functional.scaled_dot_product_attention(query, key, value, attentionMask, 0.0, false);
+        h = FusedAttention.ScaledDotProductAttention(query, key, value, attentionMask);
         h = h.transpose(1, 2).reshape(batchSize, -1, Heads * headDim);
 
         h = ((LoRACompatibleLinear)to_out[0]).forward(h);

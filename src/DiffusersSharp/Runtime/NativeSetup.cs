@@ -49,7 +49,7 @@ public static class NativeSetup
         Summary = string.Join("; ", notes.Where(n => n.Length > 0));
     }
 
-    private static bool OptedOut(string variable) =>
+    internal static bool OptedOut(string variable) =>
         Environment.GetEnvironmentVariable(variable) is { } v && v != "" && v != "0";
 
     private static string TuneMalloc()
@@ -72,7 +72,7 @@ public static class NativeSetup
     private static string LoadMklShim()
     {
         if (OptedOut("DIFFUSERS_SHARP_NO_MKL_SHIM")) return "mkl shim: opted out";
-        foreach (var path in MklShimCandidates().Distinct())
+        foreach (var path in NativeCandidates(MklShimFile).Distinct())
         {
             if (!File.Exists(path)) continue;
             const int RTLD_NOW = 2, RTLD_GLOBAL = 0x100;
@@ -91,19 +91,20 @@ public static class NativeSetup
     private const string MklShimFile = "libdiffusers_mklshim.so";
 
     /// <summary>
-    /// Where the shim can be: next to the application (this repository's builds, RID-specific publishes, where the
-    /// build copies it), next to this assembly, and in every native search directory the host derived from the
-    /// application's deps.json (NATIVE_DLL_SEARCH_DIRECTORIES): a portable app that references the DiffusersSharp
-    /// package keeps the package's runtime asset in <c>runtimes/linux-x64/native/</c> under its output folder.
+    /// Where one of our prebuilt native helpers (build/native/linux-x64) can be: next to the application (this
+    /// repository's builds, RID-specific publishes, where the build copies it), next to this assembly, and in every
+    /// native search directory the host derived from the application's deps.json (NATIVE_DLL_SEARCH_DIRECTORIES): a
+    /// portable app that references the DiffusersSharp package keeps the package's runtime assets in
+    /// <c>runtimes/linux-x64/native/</c> under its output folder.
     /// </summary>
-    private static IEnumerable<string> MklShimCandidates()
+    internal static IEnumerable<string> NativeCandidates(string file)
     {
-        yield return Path.Combine(AppContext.BaseDirectory, MklShimFile);
+        yield return Path.Combine(AppContext.BaseDirectory, file);
         string? assemblyDir = Path.GetDirectoryName(typeof(NativeSetup).Assembly.Location);
-        if (!string.IsNullOrEmpty(assemblyDir)) yield return Path.Combine(assemblyDir, MklShimFile);
+        if (!string.IsNullOrEmpty(assemblyDir)) yield return Path.Combine(assemblyDir, file);
         if (AppContext.GetData("NATIVE_DLL_SEARCH_DIRECTORIES") is string dirs)
             foreach (string dir in dirs.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                yield return Path.Combine(dir, MklShimFile);
+                yield return Path.Combine(dir, file);
     }
 
     private static int _nnpackOff;
@@ -153,20 +154,28 @@ public static class NativeSetup
     /// <summary><c>&amp;at::globalContext()</c> of the libtorch already in the process (never loads it); zero if none.</summary>
     private static unsafe IntPtr LibTorchContext(out IntPtr handle)
     {
-        handle = IntPtr.Zero;
-        if (!OperatingSystem.IsLinux()) return IntPtr.Zero; // the Itanium C++ names below; libtorch-cpu is Linux-only here
+        handle = LibTorchHandle();
+        if (handle == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var global))
+            return IntPtr.Zero;
+        return ((delegate* unmanaged<IntPtr>)global)();
+    }
+
+    /// <summary>
+    /// The handle of the <c>libtorch_cpu.so</c> already in the process (never loads it), zero if none (or not Linux,
+    /// where libtorch-cpu is not used here). Its exports include those of its dependencies, such as the bundled libgomp.
+    /// </summary>
+    internal static IntPtr LibTorchHandle()
+    {
+        if (!OperatingSystem.IsLinux()) return IntPtr.Zero;
         const int RTLD_NOW = 2, RTLD_NOLOAD = 4;
         try
         {
-            handle = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+            return dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return IntPtr.Zero;
         }
-        if (handle == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at13globalContextEv", out var global))
-            return IntPtr.Zero;
-        return ((delegate* unmanaged<IntPtr>)global)();
     }
 
     /// <summary>

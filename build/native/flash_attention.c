@@ -1,0 +1,396 @@
+// DiffusersSharp's fused attention for x86-64 CPUs with AVX-512 (fp32) and AVX512-BF16 (bf16): softmax(Q K^T * scale) V
+// without a mask or dropout, computed block by block with an online softmax (FlashAttention-2), so the L x S scores never
+// exist in memory. libtorch's CPU flash kernel calls a GEMM per block; with the 40-wide heads of SD 1.x's 64x64 level,
+// each score costs only 160 flops and those calls, the softmax bookkeeping and the layout copies between them dominate.
+// Here the two products are register-tiled loops of vdpbf16ps (bf16) or vfmadd (fp32) with the softmax between them.
+//
+// Numerics follow libtorch's kernel: fp32 scores, scaled in fp32; fp32 running max and sum; in bf16 the probabilities
+// are rounded to bf16 for the second product (as libtorch's qk_reduced buffer), the sum uses the fp32 values.
+//
+// Built by build-native.sh into linux-x64/libdiffusers_attention.so, loaded by Runtime/FusedAttention.cs. The kernel
+// is compiled for AVX-512, dsa_supported() and dsa_set_openmp() are not: callers ask dsa_supported() first.
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+#define ROWS 8          // query rows of a register tile
+#define KVECS 3         // 16-key vectors of a score tile (48 keys)
+#define KTILE (16 * KVECS)
+#define BQ 64           // query rows of a block (multiple of ROWS)
+#define BK 384          // keys of a block (multiple of KTILE)
+#define MAX_DV 16       // head dims up to 256
+
+// Returns 1 when this CPU has what the fp32 kernel needs (AVX-512 F) and 2 when it also has AVX512-BF16; else 0.
+int dsa_supported(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+    return __builtin_cpu_supports("avx512bf16") ? 2 : 1;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
+
+// 2^x over 16 floats, x <= 0: Cephes' exp2f polynomial on x - round(x) (relative error ~2e-7), scaled by 2^round(x)
+// with vscalefps (which also flushes what underflows to zero).
+static inline __m512 exp2_16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-150.0f));
+    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_sub_ps(x, n);
+    __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.339887440266574e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.618437357674640e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550332471162809e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402264791363012e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931472028550421e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// Lanes of a 16-key vector that hold one of the n keys left (all for n >= 16, none for n <= 0).
+static inline __mmask16 key_mask(int n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
+
+static inline float hmax16(__m512 v) { return _mm512_reduce_max_ps(v); }
+static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+static inline float bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// The online-softmax step of one block for one query row: scores s[0..nk) (fp32, unscaled; keys >= valid masked) and
+// the lane-wise max of its valid scores (from the score tiles); updates the row's max and sum (kept in log2 units: the
+// scores times scale * log2(e)), writes the probabilities (fp32 into p32, or bf16 into p16) and returns the factor the
+// row's accumulated output must be multiplied by.
+static inline float softmax_row(const float *s, __m512 rowmax, int nk, int valid, float scale2, float *m, float *l,
+                                float *p32, uint16_t *p16)
+{
+    float bmax = hmax16(rowmax) * scale2;
+    float mnew = *m > bmax ? *m : bmax;
+    float corr = *m == -INFINITY ? 0.0f : exp2f(*m - mnew);
+    __m512 vs = _mm512_set1_ps(scale2), vm = _mm512_set1_ps(mnew), vsum = _mm512_setzero_ps();
+    for (int j = 0; j < nk; j += 16)
+    {
+        __mmask16 mk = key_mask(valid - j);
+        __m512 e = _mm512_maskz_mov_ps(mk, exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vs, vm)));
+        vsum = _mm512_add_ps(vsum, e);
+        if (p32) _mm512_storeu_ps(p32 + j, e);
+        else _mm256_storeu_si256((__m256i *)(p16 + j), (__m256i)_mm512_cvtneps_pbh(e));
+    }
+    *l = *l * corr + hsum16(vsum);
+    *m = mnew;
+    return corr;
+}
+
+// ---------------------------------------------------------------- bf16 ----------------------------------------------
+
+// Score tile: ROWS query rows (bf16 pairs, d2 words each) x KVECS groups of 16 keys (packed [group][d2][16] words).
+static inline void qk_tile_bf16(const uint32_t *q, int d2n, const uint32_t *kp, long kgroup_stride, float *s, int s_stride,
+                                int valid, __m512 *rowmax)
+{
+    __m512 acc[ROWS][KVECS];
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int d2 = 0; d2 < d2n; d2++)
+    {
+        __m512i b[KVECS];
+        for (int c = 0; c < KVECS; c++) b[c] = _mm512_loadu_si512(kp + c * kgroup_stride + d2 * 16);
+        for (int r = 0; r < ROWS; r++)
+        {
+            __m512i a = _mm512_set1_epi32((int)q[r * d2n + d2]);
+            for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)a, (__m512bh)b[c]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < KVECS; c++)
+        {
+            _mm512_storeu_ps(s + r * s_stride + c * 16, acc[r][c]);
+            rowmax[r] = _mm512_mask_max_ps(rowmax[r], key_mask(valid - c * 16), rowmax[r], acc[r][c]);
+        }
+}
+
+// Output tile: o[ROWS][NV vectors] = o * corr + P (bf16 pairs, [row][kp]) x V (packed [kp][dv][16] words).
+#define PV_BF16(NV)                                                                                                    \
+    static inline void pv_tile_bf16_##NV(const uint32_t *p, int p_stride, int kpn, const uint32_t *vp, int dvn,         \
+                                         float *o, int o_stride, const float *corr)                                   \
+    {                                                                                                                  \
+        __m512 acc[ROWS][NV];                                                                                          \
+        for (int r = 0; r < ROWS; r++)                                                                                 \
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o + r * o_stride + c * 16),      \
+                                                                   _mm512_set1_ps(corr[r]));                           \
+        for (int kp = 0; kp < kpn; kp++)                                                                               \
+        {                                                                                                              \
+            __m512i b[NV];                                                                                             \
+            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_si512(vp + ((long)kp * dvn + c) * 16);                    \
+            for (int r = 0; r < ROWS; r++)                                                                             \
+            {                                                                                                          \
+                __m512i a = _mm512_set1_epi32((int)p[r * p_stride + kp]);                                              \
+                for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)a, (__m512bh)b[c]);    \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int r = 0; r < ROWS; r++)                                                                                 \
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * o_stride + c * 16, acc[r][c]);                      \
+    }
+PV_BF16(1)
+PV_BF16(2)
+PV_BF16(3)
+
+// ---------------------------------------------------------------- fp32 ----------------------------------------------
+
+static inline void qk_tile_f32(const float *q, int dn, const float *kp, long kgroup_stride, float *s, int s_stride,
+                               int valid, __m512 *rowmax)
+{
+    __m512 acc[ROWS][KVECS];
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int d = 0; d < dn; d++)
+    {
+        __m512 b[KVECS];
+        for (int c = 0; c < KVECS; c++) b[c] = _mm512_loadu_ps(kp + c * kgroup_stride + d * 16);
+        for (int r = 0; r < ROWS; r++)
+        {
+            __m512 a = _mm512_set1_ps(q[r * dn + d]);
+            for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < ROWS; r++)
+        for (int c = 0; c < KVECS; c++)
+        {
+            _mm512_storeu_ps(s + r * s_stride + c * 16, acc[r][c]);
+            rowmax[r] = _mm512_mask_max_ps(rowmax[r], key_mask(valid - c * 16), rowmax[r], acc[r][c]);
+        }
+}
+
+#define PV_F32(NV)                                                                                                     \
+    static inline void pv_tile_f32_##NV(const float *p, int p_stride, int kn, const float *vp, int dvn, float *o,      \
+                                        int o_stride, const float *corr)                                              \
+    {                                                                                                                  \
+        __m512 acc[ROWS][NV];                                                                                          \
+        for (int r = 0; r < ROWS; r++)                                                                                 \
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o + r * o_stride + c * 16),      \
+                                                                   _mm512_set1_ps(corr[r]));                           \
+        for (int k = 0; k < kn; k++)                                                                                   \
+        {                                                                                                              \
+            __m512 b[NV];                                                                                              \
+            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_ps(vp + ((long)k * dvn + c) * 16);                        \
+            for (int r = 0; r < ROWS; r++)                                                                             \
+            {                                                                                                          \
+                __m512 a = _mm512_set1_ps(p[r * p_stride + k]);                                                        \
+                for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);                          \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int r = 0; r < ROWS; r++)                                                                                 \
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * o_stride + c * 16, acc[r][c]);                      \
+    }
+PV_F32(1)
+PV_F32(2)
+PV_F32(3)
+
+// ---------------------------------------------------------------- driver --------------------------------------------
+
+// One attention problem: q (B, H, L, D), k and v (B, H, S, D), out (B, H, L, D), each given by its element strides
+// for B, H and the row (the head dim is contiguous). Work items are (b*H + h) * qchunks + chunk, chunk being a range of
+// ceil(L / qchunks) query rows; attend() does items [item_begin, item_end), packing k and v once per (b, h).
+typedef struct
+{
+    int64_t b, h, l, s, d;
+    int64_t q_sb, q_sh, q_sl, k_sb, k_sh, k_ss, v_sb, v_sh, v_ss, o_sb, o_sh, o_sl;
+    float scale;
+    int64_t qchunks;
+} dsa_problem;
+
+static int attend(const dsa_problem *pr, const void *qv, const void *kv, const void *vv, void *ov, int64_t item_begin,
+                  int64_t item_end, int bf16)
+{
+    const long D = pr->d, S = pr->s, L = pr->l;
+    if (D <= 0 || D > 16 * MAX_DV || (bf16 && (D & 1)) || S <= 0 || L <= 0 || pr->qchunks <= 0) return -1;
+    const int dvn = (int)((D + 15) / 16);                    // 16-wide vectors of the output row
+    const int dwords = bf16 ? (int)(D / 2) : (int)D;         // 32-bit words of a q/k row
+    const long groups = (S + 15) / 16, spad = (S + KTILE - 1) / KTILE * KTILE;
+    const long kgroup_stride = (long)dwords * 16;            // words between two 16-key groups of the packed keys
+    const long keyspad = spad;                               // keys the packed k and v hold (zeros past S)
+    const long vrows = bf16 ? keyspad / 2 : keyspad;         // packed v: one row per key pair (bf16) or key (fp32)
+    (void)groups;
+
+    uint32_t *kp = aligned_alloc(64, sizeof(uint32_t) * (size_t)(keyspad / 16 * kgroup_stride));
+    uint32_t *vp = aligned_alloc(64, sizeof(uint32_t) * (size_t)(vrows * dvn * 16));
+    uint32_t *qs = aligned_alloc(64, sizeof(uint32_t) * (size_t)(BQ * dwords));
+    float *sc = aligned_alloc(64, sizeof(float) * BQ * BK);
+    uint32_t *pb = aligned_alloc(64, sizeof(uint32_t) * BQ * BK);   // probabilities: BK floats or BK/2 bf16 pairs a row
+    float *o = aligned_alloc(64, sizeof(float) * (size_t)(BQ * dvn * 16));
+    float *m = aligned_alloc(64, sizeof(float) * BQ), *lsum = aligned_alloc(64, sizeof(float) * BQ);
+    float *corr = aligned_alloc(64, sizeof(float) * BQ);
+    __m512 rowmax[BQ];
+    const float scale2 = pr->scale * 1.44269504088896341f;   // scores to log2 units
+    if (!kp || !vp || !qs || !sc || !pb || !o || !m || !lsum || !corr)
+    {
+        free(kp); free(vp); free(qs); free(sc); free(pb); free(o); free(m); free(lsum); free(corr);
+        return -2;
+    }
+    const long chunk_rows = (L + pr->qchunks - 1) / pr->qchunks;
+    long packed_bh = -1;
+    for (long item = item_begin; item < item_end; item++)
+    {
+        const long bh = item / pr->qchunks, chunk = item % pr->qchunks;
+        const long bi = bh / pr->h, hi = bh % pr->h;
+        const long row0 = chunk * chunk_rows, row1 = row0 + chunk_rows < L ? row0 + chunk_rows : L;
+        if (row0 >= row1) continue;
+        if (bh != packed_bh)
+        {
+            // keys: [group][word][16 keys]; values: [key pair or key][dv][16 dims]; zeros past S and past D
+            for (long g = 0; g < keyspad / 16; g++)
+                for (int w = 0; w < dwords; w++)
+                    for (int j = 0; j < 16; j++)
+                    {
+                        long key = g * 16 + j;
+                        uint32_t word = 0;
+                        if (key < S)
+                        {
+                            const char *row = (const char *)kv + (bi * pr->k_sb + hi * pr->k_sh + key * pr->k_ss) * (bf16 ? 2 : 4);
+                            memcpy(&word, row + (long)w * 4, 4);
+                        }
+                        kp[(g * dwords + w) * 16 + j] = word;
+                    }
+            for (long r = 0; r < vrows; r++)
+                for (int dv = 0; dv < dvn; dv++)
+                    for (int j = 0; j < 16; j++)
+                    {
+                        long dim = (long)dv * 16 + j;
+                        uint32_t word = 0;
+                        if (dim < D)
+                        {
+                            if (bf16)
+                            {
+                                const uint16_t *vb = (const uint16_t *)vv + bi * pr->v_sb + hi * pr->v_sh;
+                                uint16_t lo = 2 * r < S ? vb[2 * r * pr->v_ss + dim] : 0;
+                                uint16_t hi16 = 2 * r + 1 < S ? vb[(2 * r + 1) * pr->v_ss + dim] : 0;
+                                word = (uint32_t)lo | ((uint32_t)hi16 << 16);
+                            }
+                            else if (r < S)
+                                memcpy(&word, (const float *)vv + bi * pr->v_sb + hi * pr->v_sh + r * pr->v_ss + dim, 4);
+                        }
+                        vp[(r * dvn + dv) * 16 + j] = word;
+                    }
+            packed_bh = bh;
+        }
+        for (long q0 = row0; q0 < row1; q0 += BQ)
+        {
+            const int rows = (int)(row1 - q0 < BQ ? row1 - q0 : BQ);
+            memset(qs, 0, sizeof(uint32_t) * BQ * dwords);
+            for (int r = 0; r < rows; r++)
+                memcpy(qs + (long)r * dwords,
+                       (const char *)qv + (bi * pr->q_sb + hi * pr->q_sh + (q0 + r) * pr->q_sl) * (bf16 ? 2 : 4),
+                       (size_t)D * (bf16 ? 2 : 4));
+            memset(o, 0, sizeof(float) * BQ * dvn * 16);
+            for (int r = 0; r < BQ; r++) { m[r] = -INFINITY; lsum[r] = 0.0f; }
+            for (long k0 = 0; k0 < spad; k0 += BK)
+            {
+                const int nk = (int)(spad - k0 < BK ? spad - k0 : BK);
+                const int valid = (int)(S - k0 < nk ? S - k0 : nk);
+                for (int r = 0; r < BQ; r++) rowmax[r] = _mm512_set1_ps(-INFINITY);
+                for (int r0 = 0; r0 < BQ; r0 += ROWS)
+                    for (int t = 0; t < nk; t += KTILE)
+                    {
+                        const uint32_t *kt = kp + (k0 + t) / 16 * kgroup_stride;
+                        if (bf16) qk_tile_bf16(qs + (long)r0 * dwords, dwords, kt, kgroup_stride, sc + r0 * BK + t, BK,
+                                               valid - t, rowmax + r0);
+                        else qk_tile_f32((const float *)qs + (long)r0 * dwords, dwords, (const float *)kt, kgroup_stride,
+                                         sc + r0 * BK + t, BK, valid - t, rowmax + r0);
+                    }
+                for (int r = 0; r < BQ; r++)
+                    corr[r] = softmax_row(sc + r * BK, rowmax[r], nk, valid, scale2, m + r, lsum + r,
+                                          bf16 ? NULL : (float *)pb + r * BK, bf16 ? (uint16_t *)pb + r * BK : NULL);
+                for (int r0 = 0; r0 < BQ; r0 += ROWS)
+                    for (int dv = 0; dv < dvn; dv += 3)
+                    {
+                        const int nv = dvn - dv < 3 ? dvn - dv : 3;
+                        float *ot = o + (long)r0 * dvn * 16 + dv * 16;
+                        if (bf16)
+                        {
+                            const uint32_t *pt = pb + r0 * (BK / 2);
+                            const uint32_t *vt = vp + (k0 / 2 * dvn + dv) * 16;
+                            if (nv == 3) pv_tile_bf16_3(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
+                            else if (nv == 2) pv_tile_bf16_2(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
+                            else pv_tile_bf16_1(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
+                        }
+                        else
+                        {
+                            const float *pt = (const float *)pb + r0 * BK;
+                            const float *vt = (const float *)vp + (k0 * dvn + dv) * 16;
+                            if (nv == 3) pv_tile_f32_3(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
+                            else if (nv == 2) pv_tile_f32_2(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
+                            else pv_tile_f32_1(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
+                        }
+                    }
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                const float inv = 1.0f / lsum[r];
+                const float *orow = o + (long)r * dvn * 16;
+                long off = bi * pr->o_sb + hi * pr->o_sh + (q0 + r) * pr->o_sl;
+                for (long dd = 0; dd < D; dd += 16)
+                {
+                    __mmask16 mk = D - dd >= 16 ? 0xFFFF : (__mmask16)((1u << (D - dd)) - 1);
+                    __m512 val = _mm512_mul_ps(_mm512_loadu_ps(orow + dd), _mm512_set1_ps(inv));
+                    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)ov + off + dd, mk, (__m256i)_mm512_cvtneps_pbh(val));
+                    else _mm512_mask_storeu_ps((float *)ov + off + dd, mk, val);
+                }
+            }
+        }
+    }
+    free(kp); free(vp); free(qs); free(sc); free(pb); free(o); free(m); free(lsum); free(corr);
+    return 0;
+}
+
+// The calls spread the work items over libtorch's own OpenMP team (its bundled libgomp's GOMP_parallel, handed over
+// by dsa_set_openmp), so no second set of threads competes with libtorch's spinning workers for the cores.
+typedef struct
+{
+    const dsa_problem *pr;
+    const void *q, *k, *v;
+    void *o;
+    int bf16;
+    int64_t items;
+    int rc;
+} dsa_job;
+
+static void (*omp_parallel)(void (*)(void *), void *, unsigned, unsigned);
+static int (*omp_thread_num)(void);
+static int (*omp_num_threads)(void);
+
+static void run_share(void *data)
+{
+    dsa_job *j = data;
+    const int64_t t = omp_thread_num(), n = omp_num_threads();
+    int rc = attend(j->pr, j->q, j->k, j->v, j->o, j->items * t / n, j->items * (t + 1) / n, j->bf16);
+    if (rc != 0) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
+}
+
+// softmax(q k^T * scale) v for one problem, q, k, v and out of one dtype: bf16 (raw 16-bit words) when bf16 != 0, else
+// fp32. threads > 1 runs on the OpenMP team given to dsa_set_openmp (serially without one). 0 on success, -1 for an
+// unsupported problem (head dim, sizes), -2 when out of memory.
+int dsa_attention(const dsa_problem *pr, const void *q, const void *k, const void *v, void *out, int bf16, int threads)
+{
+    dsa_job j = {pr, q, k, v, out, bf16 != 0, pr->b * pr->h * pr->qchunks, 0};
+    if (threads <= 1 || omp_parallel == NULL || j.items <= 1)
+        return attend(pr, q, k, v, out, 0, j.items, j.bf16);
+    omp_parallel(run_share, &j, (unsigned)threads, 0);
+    return j.rc;
+}
+
+#pragma GCC pop_options
+
+// Hands over an OpenMP runtime's GOMP_parallel, omp_get_thread_num and omp_get_num_threads (libtorch's, found by the
+// caller); NULLs make the calls serial.
+void dsa_set_openmp(void *parallel, void *thread_num, void *num_threads)
+{
+    omp_thread_num = (int (*)(void))thread_num;
+    omp_num_threads = (int (*)(void))num_threads;
+    omp_parallel = parallel && thread_num && num_threads ? (void (*)(void (*)(void *), void *, unsigned, unsigned))parallel : NULL;
+}
