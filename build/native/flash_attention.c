@@ -141,6 +141,43 @@ PV_BF16(1)
 PV_BF16(2)
 PV_BF16(3)
 
+// Output tile for head dims of 16k + 8 up to 40 (SD 1.x's 40): two rows share NV = D / 8 vectors (row r's D values,
+// then row r+1's), so no lane is padding (D = 40 in whole vectors would be 48 lanes a row); the one vector holding
+// both rows (NV / 2: its lanes 8-15 are row r+1's) gets blended broadcasts and factors. o holds rows D floats apart.
+#define PAIR_MIX 0xFF00
+#define PV_PAIR_BF16(NV)                                                                                               \
+    static inline void pv_pair_bf16_##NV(const uint32_t *p, int p_stride, int kpn, const uint32_t *vp, float *o,       \
+                                         const float *corr)                                                           \
+    {                                                                                                                  \
+        __m512 acc[ROWS / 2][NV];                                                                                      \
+        for (int q = 0; q < ROWS / 2; q++)                                                                             \
+        {                                                                                                              \
+            __m512 c0 = _mm512_set1_ps(corr[2 * q]), c1 = _mm512_set1_ps(corr[2 * q + 1]);                             \
+            for (int c = 0; c < NV; c++)                                                                               \
+                acc[q][c] = _mm512_mul_ps(_mm512_loadu_ps(o + (q * NV + c) * 16),                                     \
+                                          c < NV / 2 ? c0 : (c > NV / 2 ? c1 : _mm512_mask_blend_ps(PAIR_MIX, c0, c1))); \
+        }                                                                                                              \
+        for (int kp = 0; kp < kpn; kp++)                                                                               \
+        {                                                                                                              \
+            __m512i b[NV];                                                                                             \
+            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_si512(vp + ((long)kp * NV + c) * 16);                     \
+            for (int q = 0; q < ROWS / 2; q++)                                                                         \
+            {                                                                                                          \
+                __m512i a0 = _mm512_set1_epi32((int)p[2 * q * p_stride + kp]);                                         \
+                __m512i a1 = _mm512_set1_epi32((int)p[(2 * q + 1) * p_stride + kp]);                                   \
+                __m512i am = _mm512_mask_blend_epi32(PAIR_MIX, a0, a1);                                                \
+                for (int c = 0; c < NV; c++)                                                                           \
+                    acc[q][c] = _mm512_dpbf16_ps(acc[q][c], (__m512bh)(c < NV / 2 ? a0 : (c > NV / 2 ? a1 : am)),     \
+                                                 (__m512bh)b[c]);                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int q = 0; q < ROWS / 2; q++)                                                                             \
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + (q * NV + c) * 16, acc[q][c]);                         \
+    }
+PV_PAIR_BF16(1)
+PV_PAIR_BF16(3)
+PV_PAIR_BF16(5)
+
 // ---------------------------------------------------------------- fp32 ----------------------------------------------
 
 static inline void qk_tile_f32(const float *q, int dn, const float *kp, long kgroup_stride, float *s, int s_stride,
@@ -192,6 +229,37 @@ PV_F32(1)
 PV_F32(2)
 PV_F32(3)
 
+#define PV_PAIR_F32(NV)                                                                                                \
+    static inline void pv_pair_f32_##NV(const float *p, int p_stride, int kn, const float *vp, float *o,               \
+                                        const float *corr)                                                            \
+    {                                                                                                                  \
+        __m512 acc[ROWS / 2][NV];                                                                                      \
+        for (int q = 0; q < ROWS / 2; q++)                                                                             \
+        {                                                                                                              \
+            __m512 c0 = _mm512_set1_ps(corr[2 * q]), c1 = _mm512_set1_ps(corr[2 * q + 1]);                             \
+            for (int c = 0; c < NV; c++)                                                                               \
+                acc[q][c] = _mm512_mul_ps(_mm512_loadu_ps(o + (q * NV + c) * 16),                                     \
+                                          c < NV / 2 ? c0 : (c > NV / 2 ? c1 : _mm512_mask_blend_ps(PAIR_MIX, c0, c1))); \
+        }                                                                                                              \
+        for (int k = 0; k < kn; k++)                                                                                   \
+        {                                                                                                              \
+            __m512 b[NV];                                                                                              \
+            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_ps(vp + ((long)k * NV + c) * 16);                         \
+            for (int q = 0; q < ROWS / 2; q++)                                                                         \
+            {                                                                                                          \
+                __m512 a0 = _mm512_set1_ps(p[2 * q * p_stride + k]), a1 = _mm512_set1_ps(p[(2 * q + 1) * p_stride + k]); \
+                __m512 am = _mm512_mask_blend_ps(PAIR_MIX, a0, a1);                                                    \
+                for (int c = 0; c < NV; c++)                                                                           \
+                    acc[q][c] = _mm512_fmadd_ps(c < NV / 2 ? a0 : (c > NV / 2 ? a1 : am), b[c], acc[q][c]);            \
+            }                                                                                                          \
+        }                                                                                                              \
+        for (int q = 0; q < ROWS / 2; q++)                                                                             \
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + (q * NV + c) * 16, acc[q][c]);                          \
+    }
+PV_PAIR_F32(1)
+PV_PAIR_F32(3)
+PV_PAIR_F32(5)
+
 // ---------------------------------------------------------------- driver --------------------------------------------
 
 // One attention problem: q (B, H, L, D), k and v (B, H, S, D), out (B, H, L, D), each given by its element strides
@@ -210,7 +278,9 @@ static int attend(const dsa_problem *pr, const void *qv, const void *kv, const v
 {
     const long D = pr->d, S = pr->s, L = pr->l;
     if (D <= 0 || D > 16 * MAX_DV || (bf16 && (D & 1)) || S <= 0 || L <= 0 || pr->qchunks <= 0) return -1;
-    const int dvn = (int)((D + 15) / 16);                    // 16-wide vectors of the output row
+    const int pair = D % 16 == 8 && D <= 40;                 // rows share vectors two by two (pv_pair_*)
+    const int dvn = pair ? (int)(D / 8) : (int)((D + 15) / 16); // vectors of a packed v row (a row pair's when pair)
+    const int ostride = pair ? (int)D : dvn * 16;            // floats between two rows of the output block
     const int dwords = bf16 ? (int)(D / 2) : (int)D;         // 32-bit words of a q/k row
     const long groups = (S + 15) / 16, spad = (S + KTILE - 1) / KTILE * KTILE;
     const long kgroup_stride = (long)dwords * 16;            // words between two 16-key groups of the packed keys
@@ -261,7 +331,7 @@ static int attend(const dsa_problem *pr, const void *qv, const void *kv, const v
                 for (int dv = 0; dv < dvn; dv++)
                     for (int j = 0; j < 16; j++)
                     {
-                        long dim = (long)dv * 16 + j;
+                        long dim = pair ? ((long)dv * 16 + j) % D : (long)dv * 16 + j;
                         uint32_t word = 0;
                         if (dim < D)
                         {
@@ -307,32 +377,51 @@ static int attend(const dsa_problem *pr, const void *qv, const void *kv, const v
                     corr[r] = softmax_row(sc + r * BK, rowmax[r], nk, valid, scale2, m + r, lsum + r,
                                           bf16 ? NULL : (float *)pb + r * BK, bf16 ? (uint16_t *)pb + r * BK : NULL);
                 for (int r0 = 0; r0 < BQ; r0 += ROWS)
+                {
+                    float *ot = o + (long)r0 * ostride;
+                    if (pair && bf16)
+                    {
+                        const uint32_t *pt = pb + r0 * (BK / 2), *vt = vp + (k0 / 2 * dvn) * 16;
+                        if (dvn == 5) pv_pair_bf16_5(pt, BK / 2, nk / 2, vt, ot, corr + r0);
+                        else if (dvn == 3) pv_pair_bf16_3(pt, BK / 2, nk / 2, vt, ot, corr + r0);
+                        else pv_pair_bf16_1(pt, BK / 2, nk / 2, vt, ot, corr + r0);
+                        continue;
+                    }
+                    if (pair)
+                    {
+                        const float *pt = (const float *)pb + r0 * BK, *vt = (const float *)vp + (k0 * dvn) * 16;
+                        if (dvn == 5) pv_pair_f32_5(pt, BK, nk, vt, ot, corr + r0);
+                        else if (dvn == 3) pv_pair_f32_3(pt, BK, nk, vt, ot, corr + r0);
+                        else pv_pair_f32_1(pt, BK, nk, vt, ot, corr + r0);
+                        continue;
+                    }
                     for (int dv = 0; dv < dvn; dv += 3)
                     {
                         const int nv = dvn - dv < 3 ? dvn - dv : 3;
-                        float *ot = o + (long)r0 * dvn * 16 + dv * 16;
+                        float *otv = ot + dv * 16;
                         if (bf16)
                         {
                             const uint32_t *pt = pb + r0 * (BK / 2);
                             const uint32_t *vt = vp + (k0 / 2 * dvn + dv) * 16;
-                            if (nv == 3) pv_tile_bf16_3(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
-                            else if (nv == 2) pv_tile_bf16_2(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
-                            else pv_tile_bf16_1(pt, BK / 2, nk / 2, vt, dvn, ot, dvn * 16, corr + r0);
+                            if (nv == 3) pv_tile_bf16_3(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
+                            else if (nv == 2) pv_tile_bf16_2(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
+                            else pv_tile_bf16_1(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
                         }
                         else
                         {
                             const float *pt = (const float *)pb + r0 * BK;
                             const float *vt = (const float *)vp + (k0 * dvn + dv) * 16;
-                            if (nv == 3) pv_tile_f32_3(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
-                            else if (nv == 2) pv_tile_f32_2(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
-                            else pv_tile_f32_1(pt, BK, nk, vt, dvn, ot, dvn * 16, corr + r0);
+                            if (nv == 3) pv_tile_f32_3(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
+                            else if (nv == 2) pv_tile_f32_2(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
+                            else pv_tile_f32_1(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
                         }
                     }
+                }
             }
             for (int r = 0; r < rows; r++)
             {
                 const float inv = 1.0f / lsum[r];
-                const float *orow = o + (long)r * dvn * 16;
+                const float *orow = o + (long)r * ostride;
                 long off = bi * pr->o_sb + hi * pr->o_sh + (q0 + r) * pr->o_sl;
                 for (long dd = 0; dd < D; dd += 16)
                 {
