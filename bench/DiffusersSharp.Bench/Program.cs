@@ -31,6 +31,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- text-bf16   (how far bf16 moves the prompt embeddings)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- load-memory [--model sd15-unet|sd15-text|sd15-vae|sdxl-unet] [--dtype fp32|bf16|fp16]
 ///       (issue 14: peak RSS of one FromPretrained from a random-weight fp32 folder vs the weights it holds; a child process)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- image-diff A.png B.png   (8-bit differences of two images, as e2e's fp32 comparison)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; CL=1 runs sd-unet channels-last (also fp32); TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -148,6 +149,9 @@ public static class Program
                 return MkldnnPrepackBench.Run(int.Parse(Opt("--runs", "20")));
             case "text-bf16":
                 return TextEncoderDtypeBench.Run();
+            case "image-diff":
+                Console.WriteLine(E2eImageDiff.Describe(Path.GetFileName(args[1]), "vs " + Path.GetFileName(args[2]), args[1], args[2]));
+                return 0;
             case "coldstart":
                 return ColdStartBench.Run(Opt("--cli", "") is { Length: > 0 } cli ? cli.Split(',') : [], int.Parse(Opt("--runs", "5")));
             case "load-memory":
