@@ -98,23 +98,34 @@ static inline float softmax_row(const float *s, __m512 rowmax, int nk, int valid
     return corr;
 }
 
-// ---------------------------------------------------------------- bf16 ----------------------------------------------
+// ---------------------------------------------------------------- tiles ---------------------------------------------
+// The two products, written once for both dtypes: every operand is a 32-bit word (a pair of bf16 or one fp32), so loads
+// and broadcasts are the same instructions, and madd() is vdpbf16ps (two products a lane) or vfmadd (one). bf16 is a
+// constant at every call (attend() is compiled once per dtype), so each copy keeps only its own instruction.
+static inline __m512 load_words(const uint32_t *p) { return _mm512_loadu_ps((const float *)p); }
+static inline __m512 bcast_word(uint32_t w) { return _mm512_castsi512_ps(_mm512_set1_epi32((int)w)); }
+static inline __m512 madd(__m512 acc, __m512 a, __m512 b, int bf16)
+{
+    return bf16 ? _mm512_dpbf16_ps(acc, (__m512bh)_mm512_castps_si512(a), (__m512bh)_mm512_castps_si512(b))
+                : _mm512_fmadd_ps(a, b, acc);
+}
 
-// Score tile: ROWS query rows (bf16 pairs, d2 words each) x KVECS groups of 16 keys (packed [group][d2][16] words).
-static inline void qk_tile_bf16(const uint32_t *q, int d2n, const uint32_t *kp, long kgroup_stride, float *s, int s_stride,
-                                int valid, __m512 *rowmax)
+// Score tile: ROWS query rows (wn words each) x KVECS groups of 16 keys (packed [group][word][16 keys]); stores the
+// scores and folds them into the rows' lane-wise max (valid: keys of the tile that exist).
+static inline void qk_tile(const uint32_t *q, int wn, const uint32_t *kp, long kgroup_stride, float *s, int s_stride,
+                           int valid, __m512 *rowmax, int bf16)
 {
     __m512 acc[ROWS][KVECS];
     for (int r = 0; r < ROWS; r++)
         for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int d2 = 0; d2 < d2n; d2++)
+    for (int w = 0; w < wn; w++)
     {
-        __m512i b[KVECS];
-        for (int c = 0; c < KVECS; c++) b[c] = _mm512_loadu_si512(kp + c * kgroup_stride + d2 * 16);
+        __m512 b[KVECS];
+        for (int c = 0; c < KVECS; c++) b[c] = load_words(kp + c * kgroup_stride + w * 16);
         for (int r = 0; r < ROWS; r++)
         {
-            __m512i a = _mm512_set1_epi32((int)q[r * d2n + d2]);
-            for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)a, (__m512bh)b[c]);
+            __m512 a = bcast_word(q[r * wn + w]);
+            for (int c = 0; c < KVECS; c++) acc[r][c] = madd(acc[r][c], a, b[c], bf16);
         }
     }
     for (int r = 0; r < ROWS; r++)
@@ -125,123 +136,40 @@ static inline void qk_tile_bf16(const uint32_t *q, int d2n, const uint32_t *kp, 
         }
 }
 
-// Output tile: o[ROWS][NV vectors] = o * corr + P (bf16 pairs, [row][kp]) x V (packed [kp][dv][16] words).
-#define PV_BF16(NV)                                                                                                    \
-    static inline void pv_tile_bf16_##NV(const uint32_t *p, int p_stride, int kpn, const uint32_t *vp, int dvn,         \
-                                         float *o, int o_stride, const float *corr)                                   \
+// Output tile: o[ROWS][NV vectors] = o * corr + P x V, P as words [row][kn] (a key pair or a key each), V packed
+// [kn][dv][16 dims].
+#define PV_TILE(NV)                                                                                                    \
+    static inline void pv_tile_##NV(const uint32_t *p, int p_stride, int kn, const uint32_t *vp, int dvn, float *o,    \
+                                    int o_stride, const float *corr, int bf16)                                        \
     {                                                                                                                  \
         __m512 acc[ROWS][NV];                                                                                          \
         for (int r = 0; r < ROWS; r++)                                                                                 \
             for (int c = 0; c < NV; c++) acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o + r * o_stride + c * 16),      \
                                                                    _mm512_set1_ps(corr[r]));                           \
-        for (int kp = 0; kp < kpn; kp++)                                                                               \
+        for (int k = 0; k < kn; k++)                                                                                   \
         {                                                                                                              \
-            __m512i b[NV];                                                                                             \
-            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_si512(vp + ((long)kp * dvn + c) * 16);                    \
+            __m512 b[NV];                                                                                              \
+            for (int c = 0; c < NV; c++) b[c] = load_words(vp + ((long)k * dvn + c) * 16);                             \
             for (int r = 0; r < ROWS; r++)                                                                             \
             {                                                                                                          \
-                __m512i a = _mm512_set1_epi32((int)p[r * p_stride + kp]);                                              \
-                for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], (__m512bh)a, (__m512bh)b[c]);    \
+                __m512 a = bcast_word(p[r * p_stride + k]);                                                            \
+                for (int c = 0; c < NV; c++) acc[r][c] = madd(acc[r][c], a, b[c], bf16);                               \
             }                                                                                                          \
         }                                                                                                              \
         for (int r = 0; r < ROWS; r++)                                                                                 \
             for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * o_stride + c * 16, acc[r][c]);                      \
     }
-PV_BF16(1)
-PV_BF16(2)
-PV_BF16(3)
+PV_TILE(1)
+PV_TILE(2)
+PV_TILE(3)
 
 // Output tile for head dims of 16k + 8 up to 40 (SD 1.x's 40): two rows share NV = D / 8 vectors (row r's D values,
 // then row r+1's), so no lane is padding (D = 40 in whole vectors would be 48 lanes a row); the one vector holding
 // both rows (NV / 2: its lanes 8-15 are row r+1's) gets blended broadcasts and factors. o holds rows D floats apart.
 #define PAIR_MIX 0xFF00
-#define PV_PAIR_BF16(NV)                                                                                               \
-    static inline void pv_pair_bf16_##NV(const uint32_t *p, int p_stride, int kpn, const uint32_t *vp, float *o,       \
-                                         const float *corr)                                                           \
-    {                                                                                                                  \
-        __m512 acc[ROWS / 2][NV];                                                                                      \
-        for (int q = 0; q < ROWS / 2; q++)                                                                             \
-        {                                                                                                              \
-            __m512 c0 = _mm512_set1_ps(corr[2 * q]), c1 = _mm512_set1_ps(corr[2 * q + 1]);                             \
-            for (int c = 0; c < NV; c++)                                                                               \
-                acc[q][c] = _mm512_mul_ps(_mm512_loadu_ps(o + (q * NV + c) * 16),                                     \
-                                          c < NV / 2 ? c0 : (c > NV / 2 ? c1 : _mm512_mask_blend_ps(PAIR_MIX, c0, c1))); \
-        }                                                                                                              \
-        for (int kp = 0; kp < kpn; kp++)                                                                               \
-        {                                                                                                              \
-            __m512i b[NV];                                                                                             \
-            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_si512(vp + ((long)kp * NV + c) * 16);                     \
-            for (int q = 0; q < ROWS / 2; q++)                                                                         \
-            {                                                                                                          \
-                __m512i a0 = _mm512_set1_epi32((int)p[2 * q * p_stride + kp]);                                         \
-                __m512i a1 = _mm512_set1_epi32((int)p[(2 * q + 1) * p_stride + kp]);                                   \
-                __m512i am = _mm512_mask_blend_epi32(PAIR_MIX, a0, a1);                                                \
-                for (int c = 0; c < NV; c++)                                                                           \
-                    acc[q][c] = _mm512_dpbf16_ps(acc[q][c], (__m512bh)(c < NV / 2 ? a0 : (c > NV / 2 ? a1 : am)),     \
-                                                 (__m512bh)b[c]);                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-        for (int q = 0; q < ROWS / 2; q++)                                                                             \
-            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + (q * NV + c) * 16, acc[q][c]);                         \
-    }
-PV_PAIR_BF16(1)
-PV_PAIR_BF16(3)
-PV_PAIR_BF16(5)
-
-// ---------------------------------------------------------------- fp32 ----------------------------------------------
-
-static inline void qk_tile_f32(const float *q, int dn, const float *kp, long kgroup_stride, float *s, int s_stride,
-                               int valid, __m512 *rowmax)
-{
-    __m512 acc[ROWS][KVECS];
-    for (int r = 0; r < ROWS; r++)
-        for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int d = 0; d < dn; d++)
-    {
-        __m512 b[KVECS];
-        for (int c = 0; c < KVECS; c++) b[c] = _mm512_loadu_ps(kp + c * kgroup_stride + d * 16);
-        for (int r = 0; r < ROWS; r++)
-        {
-            __m512 a = _mm512_set1_ps(q[r * dn + d]);
-            for (int c = 0; c < KVECS; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);
-        }
-    }
-    for (int r = 0; r < ROWS; r++)
-        for (int c = 0; c < KVECS; c++)
-        {
-            _mm512_storeu_ps(s + r * s_stride + c * 16, acc[r][c]);
-            rowmax[r] = _mm512_mask_max_ps(rowmax[r], key_mask(valid - c * 16), rowmax[r], acc[r][c]);
-        }
-}
-
-#define PV_F32(NV)                                                                                                     \
-    static inline void pv_tile_f32_##NV(const float *p, int p_stride, int kn, const float *vp, int dvn, float *o,      \
-                                        int o_stride, const float *corr)                                              \
-    {                                                                                                                  \
-        __m512 acc[ROWS][NV];                                                                                          \
-        for (int r = 0; r < ROWS; r++)                                                                                 \
-            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_mul_ps(_mm512_loadu_ps(o + r * o_stride + c * 16),      \
-                                                                   _mm512_set1_ps(corr[r]));                           \
-        for (int k = 0; k < kn; k++)                                                                                   \
-        {                                                                                                              \
-            __m512 b[NV];                                                                                              \
-            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_ps(vp + ((long)k * dvn + c) * 16);                        \
-            for (int r = 0; r < ROWS; r++)                                                                             \
-            {                                                                                                          \
-                __m512 a = _mm512_set1_ps(p[r * p_stride + k]);                                                        \
-                for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(a, b[c], acc[r][c]);                          \
-            }                                                                                                          \
-        }                                                                                                              \
-        for (int r = 0; r < ROWS; r++)                                                                                 \
-            for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * o_stride + c * 16, acc[r][c]);                      \
-    }
-PV_F32(1)
-PV_F32(2)
-PV_F32(3)
-
-#define PV_PAIR_F32(NV)                                                                                                \
-    static inline void pv_pair_f32_##NV(const float *p, int p_stride, int kn, const float *vp, float *o,               \
-                                        const float *corr)                                                            \
+#define PV_PAIR(NV)                                                                                                    \
+    static inline void pv_pair_##NV(const uint32_t *p, int p_stride, int kn, const uint32_t *vp, float *o,             \
+                                    const float *corr, int bf16)                                                      \
     {                                                                                                                  \
         __m512 acc[ROWS / 2][NV];                                                                                      \
         for (int q = 0; q < ROWS / 2; q++)                                                                             \
@@ -254,21 +182,21 @@ PV_F32(3)
         for (int k = 0; k < kn; k++)                                                                                   \
         {                                                                                                              \
             __m512 b[NV];                                                                                              \
-            for (int c = 0; c < NV; c++) b[c] = _mm512_loadu_ps(vp + ((long)k * NV + c) * 16);                         \
+            for (int c = 0; c < NV; c++) b[c] = load_words(vp + ((long)k * NV + c) * 16);                              \
             for (int q = 0; q < ROWS / 2; q++)                                                                         \
             {                                                                                                          \
-                __m512 a0 = _mm512_set1_ps(p[2 * q * p_stride + k]), a1 = _mm512_set1_ps(p[(2 * q + 1) * p_stride + k]); \
+                __m512 a0 = bcast_word(p[2 * q * p_stride + k]), a1 = bcast_word(p[(2 * q + 1) * p_stride + k]);      \
                 __m512 am = _mm512_mask_blend_ps(PAIR_MIX, a0, a1);                                                    \
                 for (int c = 0; c < NV; c++)                                                                           \
-                    acc[q][c] = _mm512_fmadd_ps(c < NV / 2 ? a0 : (c > NV / 2 ? a1 : am), b[c], acc[q][c]);            \
+                    acc[q][c] = madd(acc[q][c], c < NV / 2 ? a0 : (c > NV / 2 ? a1 : am), b[c], bf16);                 \
             }                                                                                                          \
         }                                                                                                              \
         for (int q = 0; q < ROWS / 2; q++)                                                                             \
             for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + (q * NV + c) * 16, acc[q][c]);                          \
     }
-PV_PAIR_F32(1)
-PV_PAIR_F32(3)
-PV_PAIR_F32(5)
+PV_PAIR(1)
+PV_PAIR(3)
+PV_PAIR(5)
 
 // ---------------------------------------------------------------- driver --------------------------------------------
 
@@ -283,8 +211,9 @@ typedef struct
     int64_t qchunks;
 } dsa_problem;
 
-static int attend(const dsa_problem *pr, const void *qv, const void *kv, const void *vv, void *ov, int64_t item_begin,
-                  int64_t item_end, int bf16)
+static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem *pr, const void *qv, const void *kv,
+                                                              const void *vv, void *ov, int64_t item_begin,
+                                                              int64_t item_end, int bf16)
 {
     const long D = pr->d, S = pr->s, L = pr->l;
     if (D <= 0 || D > 16 * MAX_DV || (bf16 && (D & 1)) || S <= 0 || L <= 0 || pr->qchunks <= 0) return -1;
@@ -378,53 +307,32 @@ static int attend(const dsa_problem *pr, const void *qv, const void *kv, const v
                     for (int t = 0; t < nk; t += KTILE)
                     {
                         const uint32_t *kt = kp + (k0 + t) / 16 * kgroup_stride;
-                        if (bf16) qk_tile_bf16(qs + (long)r0 * dwords, dwords, kt, kgroup_stride, sc + r0 * BK + t, BK,
-                                               valid - t, rowmax + r0);
-                        else qk_tile_f32((const float *)qs + (long)r0 * dwords, dwords, (const float *)kt, kgroup_stride,
-                                         sc + r0 * BK + t, BK, valid - t, rowmax + r0);
+                        qk_tile(qs + (long)r0 * dwords, dwords, kt, kgroup_stride, sc + r0 * BK + t, BK, valid - t,
+                                rowmax + r0, bf16);
                     }
                 for (int r = 0; r < BQ; r++)
                     corr[r] = softmax_row(sc + r * BK, rowmax[r], nk, valid, scale2, m + r, lsum + r,
                                           bf16 ? NULL : (float *)pb + r * BK, bf16 ? (uint16_t *)pb + r * BK : NULL);
+                // P and V in words: a key pair each in bf16, a key in fp32
+                const int pstride = bf16 ? BK / 2 : BK, kn = bf16 ? nk / 2 : nk;
+                const uint32_t *vblock = vp + (bf16 ? k0 / 2 : k0) * dvn * 16;
                 for (int r0 = 0; r0 < BQ; r0 += ROWS)
                 {
                     float *ot = o + (long)r0 * ostride;
-                    if (pair && bf16)
-                    {
-                        const uint32_t *pt = pb + r0 * (BK / 2), *vt = vp + (k0 / 2 * dvn) * 16;
-                        if (dvn == 5) pv_pair_bf16_5(pt, BK / 2, nk / 2, vt, ot, corr + r0);
-                        else if (dvn == 3) pv_pair_bf16_3(pt, BK / 2, nk / 2, vt, ot, corr + r0);
-                        else pv_pair_bf16_1(pt, BK / 2, nk / 2, vt, ot, corr + r0);
-                        continue;
-                    }
+                    const uint32_t *pt = pb + r0 * pstride;
                     if (pair)
                     {
-                        const float *pt = (const float *)pb + r0 * BK, *vt = (const float *)vp + (k0 * dvn) * 16;
-                        if (dvn == 5) pv_pair_f32_5(pt, BK, nk, vt, ot, corr + r0);
-                        else if (dvn == 3) pv_pair_f32_3(pt, BK, nk, vt, ot, corr + r0);
-                        else pv_pair_f32_1(pt, BK, nk, vt, ot, corr + r0);
+                        if (dvn == 5) pv_pair_5(pt, pstride, kn, vblock, ot, corr + r0, bf16);
+                        else if (dvn == 3) pv_pair_3(pt, pstride, kn, vblock, ot, corr + r0, bf16);
+                        else pv_pair_1(pt, pstride, kn, vblock, ot, corr + r0, bf16);
                         continue;
                     }
                     for (int dv = 0; dv < dvn; dv += 3)
                     {
                         const int nv = dvn - dv < 3 ? dvn - dv : 3;
-                        float *otv = ot + dv * 16;
-                        if (bf16)
-                        {
-                            const uint32_t *pt = pb + r0 * (BK / 2);
-                            const uint32_t *vt = vp + (k0 / 2 * dvn + dv) * 16;
-                            if (nv == 3) pv_tile_bf16_3(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
-                            else if (nv == 2) pv_tile_bf16_2(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
-                            else pv_tile_bf16_1(pt, BK / 2, nk / 2, vt, dvn, otv, ostride, corr + r0);
-                        }
-                        else
-                        {
-                            const float *pt = (const float *)pb + r0 * BK;
-                            const float *vt = (const float *)vp + (k0 * dvn + dv) * 16;
-                            if (nv == 3) pv_tile_f32_3(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
-                            else if (nv == 2) pv_tile_f32_2(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
-                            else pv_tile_f32_1(pt, BK, nk, vt, dvn, otv, ostride, corr + r0);
-                        }
+                        if (nv == 3) pv_tile_3(pt, pstride, kn, vblock + dv * 16, dvn, ot + dv * 16, ostride, corr + r0, bf16);
+                        else if (nv == 2) pv_tile_2(pt, pstride, kn, vblock + dv * 16, dvn, ot + dv * 16, ostride, corr + r0, bf16);
+                        else pv_tile_1(pt, pstride, kn, vblock + dv * 16, dvn, ot + dv * 16, ostride, corr + r0, bf16);
                     }
                 }
             }
@@ -445,6 +353,13 @@ static int attend(const dsa_problem *pr, const void *qv, const void *kv, const v
     }
     free(kp); free(vp); free(qs); free(sc); free(pb); free(o); free(m); free(lsum); free(corr);
     return 0;
+}
+
+// attend_dtype() compiled once per dtype (bf16 a constant inside each copy)
+static int attend(const dsa_problem *pr, const void *q, const void *k, const void *v, void *o, int64_t begin, int64_t end,
+                  int bf16)
+{
+    return bf16 ? attend_dtype(pr, q, k, v, o, begin, end, 1) : attend_dtype(pr, q, k, v, o, begin, end, 0);
 }
 
 // The calls spread the work items over libtorch's own OpenMP team (its bundled libgomp's GOMP_parallel, handed over
