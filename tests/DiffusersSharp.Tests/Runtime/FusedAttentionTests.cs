@@ -128,6 +128,28 @@ public class FusedAttentionTests
     }
 
     [Fact]
+    public void CallsFromSeveralThreadsAtOnceGiveTheSameValues()
+    {
+        // each calling thread runs the kernel on its own OpenMP team (as libtorch's ops do): no shared state between calls
+        if (!CpuHas("avx512f")) return;
+        using var g = new Generator(5);
+        using var q = torch.randn([2, 4, 300, 40], generator: g);
+        using var k = torch.randn([2, 4, 200, 40], generator: g);
+        using var v = torch.randn([2, 4, 200, 40], generator: g);
+        using var expected = FusedAttention.TryRun(q, k, v)!;
+        var diffs = new double[4];
+        Parallel.For(0, diffs.Length, new ParallelOptions { MaxDegreeOfParallelism = diffs.Length }, i =>
+        {
+            for (int round = 0; round < 5; round++)
+            {
+                using var got = FusedAttention.TryRun(q, k, v)!;
+                diffs[i] = Math.Max(diffs[i], Tol.MaxAbsDiff(got, expected));
+            }
+        });
+        Assert.All(diffs, d => Assert.Equal(0, d));
+    }
+
+    [Fact]
     public void TheCallerOwnsOnlyTheResult()
     {
         if (!CpuHas("avx512f")) return;
