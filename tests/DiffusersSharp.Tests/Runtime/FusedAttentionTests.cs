@@ -32,7 +32,7 @@ public class FusedAttentionTests
     [InlineData(2, 8, 64, 64, 40)]      // SD 1.x head dim (two rows share the output vectors), full query blocks
     [InlineData(1, 3, 7, 77, 40)]       // few queries (< one register tile), 77 text tokens (key tail)
     [InlineData(2, 2, 130, 49, 64)]     // one key past a 48-key tile, queries past two 64-row blocks
-    [InlineData(1, 2, 50, 385, 80)]     // one key past a 384-key block (two blocks, the online rescale)
+    [InlineData(1, 2, 50, 1600, 80)]    // past two 768-key blocks (three blocks: the online rescale twice)
     [InlineData(1, 1, 1, 1, 8)]         // one query, one key
     [InlineData(1, 2, 33, 100, 3)]      // an odd head dim (fp32 only) narrower than a vector
     [InlineData(1, 3, 21, 70, 24)]      // 16k + 8: two rows share vectors, like 40 and 8 (an odd row count)
@@ -56,7 +56,7 @@ public class FusedAttentionTests
     [InlineData(2, 8, 64, 64, 40)]
     [InlineData(1, 3, 7, 77, 40)]
     [InlineData(2, 2, 130, 49, 64)]
-    [InlineData(1, 2, 50, 385, 80)]
+    [InlineData(1, 2, 50, 1600, 80)]
     [InlineData(1, 1, 1, 1, 8)]
     [InlineData(1, 3, 21, 70, 24)]
     [InlineData(1, 2, 40, 60, 128)]
