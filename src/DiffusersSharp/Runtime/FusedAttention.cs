@@ -133,6 +133,9 @@ public static class FusedAttention
         if (NativeSetup.OptedOut(OptOutVariable)) return new Kernel { Level = 0, Status = $"off ({OptOutVariable})" };
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
             return new Kernel { Level = 0, Status = "not built for this platform (linux-x64 only)" };
+        // libtorch must be in the process to be found: a first use before any tensor (Status, say) loads it, as the
+        // first tensor would, rather than finding nothing and turning the kernel off for the whole process
+        torch.TryInitializeDeviceType(DeviceType.CPU);
         var torchHandle = NativeSetup.LibTorchHandle();
         if (torchHandle == IntPtr.Zero
             || !NativeLibrary.TryGetExport(torchHandle, "GOMP_parallel", out var parallel)

@@ -16,13 +16,26 @@ public class FusedAttentionTests
 
     private static bool Bf16Supported => CpuHas("avx512f", "avx512_bf16");
 
-    [Fact]
-    public void TheKernelLoadsWhereTheCpuHasAvx512()
+    /// <summary>What <see cref="FusedAttention.Status"/> must say on this CPU.</summary>
+    private static void AssertStatusForThisCpu(string status)
     {
         // the build copies the library next to the tests; on an AVX512-BF16 CPU (this project's machines) it runs both
-        if (Bf16Supported) Assert.Equal("bf16, fp32", FusedAttention.Status);
-        else if (CpuHas("avx512f")) Assert.Equal("fp32 (no AVX512-BF16)", FusedAttention.Status);
-        else Assert.StartsWith("not used", FusedAttention.Status);
+        if (Bf16Supported) Assert.Equal("bf16, fp32", status);
+        else if (CpuHas("avx512f")) Assert.Equal("fp32 (no AVX512-BF16)", status);
+        else Assert.StartsWith("not used", status);
+    }
+
+    [Fact]
+    public void TheKernelLoadsWhereTheCpuHasAvx512() => AssertStatusForThisCpu(FusedAttention.Status);
+
+    [Fact]
+    public void AskingBeforeAnyTensorExistsDoesNotTurnTheKernelOff()
+    {
+        // a fresh process whose first library call is Status: libtorch is not loaded yet, and the kernel needs its
+        // OpenMP runtime (this once answered "not used (libtorch's OpenMP runtime not found)" for the whole process)
+        var r = ChildProcess.Run(TimeSpan.FromSeconds(60), TestProgram.FusedAttentionStatusVerb);
+        Assert.True(r.ExitCode == 0, r.Describe());
+        AssertStatusForThisCpu(r.Stdout.Trim());
     }
 
     /// <summary>(B, L, H, D) memory viewed as (B, H, L, D), as the model's Attention passes it.</summary>
