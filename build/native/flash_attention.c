@@ -60,7 +60,7 @@ static inline __m512 exp2_16(__m512 x, int degree5)
     return _mm512_scalef_ps(p, n);
 }
 
-// Lanes of a 16-key vector that hold one of the n keys left (all for n >= 16, none for n <= 0).
+// Lanes of a 16-wide vector that hold one of the n keys (or dims) left (all for n >= 16, none for n <= 0).
 static inline __mmask16 key_mask(int n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
 
 static inline float hmax16(__m512 v) { return _mm512_reduce_max_ps(v); }
@@ -221,13 +221,11 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
     const int dvn = pair ? (int)(D / 8) : (int)((D + 15) / 16); // vectors of a packed v row (a row pair's when pair)
     const int ostride = pair ? (int)D : dvn * 16;            // floats between two rows of the output block
     const int dwords = bf16 ? (int)(D / 2) : (int)D;         // 32-bit words of a q/k row
-    const long groups = (S + 15) / 16, spad = (S + KTILE - 1) / KTILE * KTILE;
+    const long spad = (S + KTILE - 1) / KTILE * KTILE;       // keys the packed k and v hold (zeros past S)
     const long kgroup_stride = (long)dwords * 16;            // words between two 16-key groups of the packed keys
-    const long keyspad = spad;                               // keys the packed k and v hold (zeros past S)
-    const long vrows = bf16 ? keyspad / 2 : keyspad;         // packed v: one row per key pair (bf16) or key (fp32)
-    (void)groups;
+    const long vrows = bf16 ? spad / 2 : spad;               // packed v: one row per key pair (bf16) or key (fp32)
 
-    uint32_t *kp = aligned_alloc(64, sizeof(uint32_t) * (size_t)(keyspad / 16 * kgroup_stride));
+    uint32_t *kp = aligned_alloc(64, sizeof(uint32_t) * (size_t)(spad / 16 * kgroup_stride));
     uint32_t *vp = aligned_alloc(64, sizeof(uint32_t) * (size_t)(vrows * dvn * 16));
     uint32_t *qs = aligned_alloc(64, sizeof(uint32_t) * (size_t)(BQ * dwords));
     float *sc = aligned_alloc(64, sizeof(float) * BQ * BK);
@@ -253,7 +251,7 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
         if (bh != packed_bh)
         {
             // keys: [group][word][16 keys]; values: [key pair or key][dv][16 dims]; zeros past S and past D
-            for (long g = 0; g < keyspad / 16; g++)
+            for (long g = 0; g < spad / 16; g++)
                 for (int w = 0; w < dwords; w++)
                     for (int j = 0; j < 16; j++)
                     {
@@ -343,7 +341,7 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
                 long off = bi * pr->o_sb + hi * pr->o_sh + (q0 + r) * pr->o_sl;
                 for (long dd = 0; dd < D; dd += 16)
                 {
-                    __mmask16 mk = D - dd >= 16 ? 0xFFFF : (__mmask16)((1u << (D - dd)) - 1);
+                    __mmask16 mk = key_mask((int)(D - dd));   // the lanes of the row's last dims
                     __m512 val = _mm512_mul_ps(_mm512_loadu_ps(orow + dd), _mm512_set1_ps(inv));
                     if (bf16) _mm256_mask_storeu_epi16((uint16_t *)ov + off + dd, mk, (__m256i)_mm512_cvtneps_pbh(val));
                     else _mm512_mask_storeu_ps((float *)ov + off + dd, mk, val);
