@@ -7,13 +7,13 @@
 // Numerics follow libtorch's kernel: fp32 scores, scaled in fp32; fp32 running max and sum; in bf16 the probabilities
 // are rounded to bf16 for the second product (as libtorch's qk_reduced buffer), the sum uses the fp32 values.
 //
-// Built by build-native.sh into linux-x64/libdiffusers_attention.so, loaded by Runtime/FusedAttention.cs. The kernel
-// is compiled for AVX-512, dsa_supported() and dsa_set_openmp() are not: callers ask dsa_supported() first.
-#include <immintrin.h>
+// Built by build-native.sh into linux-x64/libdiffusers_kernels.so (with kernels.c and group_norm.c), called by
+// Runtime/FusedAttention.cs. The kernel is compiled for AVX-512: callers ask dk_supported() (kernels.c) first.
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include "kernels.h"
 
 #define ROWS 8          // query rows of a register tile
 #define KVECS 3         // 16-key vectors of a score tile (48 keys)
@@ -22,43 +22,9 @@
 #define BK 768          // keys of a block (multiple of KTILE; 384 was 1% slower in bf16 and 3-4% in fp32)
 #define MAX_DV 16       // head dims up to 256
 
-// Returns 1 when this CPU has what the fp32 kernel needs (AVX-512 F) and 2 when it also has AVX512-BF16; else 0.
-int dsa_supported(void)
-{
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f")) return 0;
-    return __builtin_cpu_supports("avx512bf16") ? 2 : 1;
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
-
-// 2^x over 16 floats, x <= 0 and finite: a polynomial for 2^r on r = x - round(x) in [-0.5, 0.5], scaled by 2^round(x)
-// with vscalefps (which also gives 0 where that underflows, so x needs no clamp). The coefficients are a weighted
-// least-squares fit of 2^r: degree 5, relative error 1.1e-7 (fp32: as exact as fp32 arithmetic), or degree 4, 3.1e-6
-// (bf16: the probabilities are then rounded to bf16, 3.9e-3; libtorch's own kernel uses an exp of ~2e-6, exp_u20).
-static inline __m512 exp2_16(__m512 x, int degree5)
-{
-    __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_sub_ps(x, n), p;
-    if (degree5)
-    {
-        p = _mm512_set1_ps(1.321886288e-3f);
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.671977912e-3f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.550895982e-2f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402223370e-1f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931468518e-1f));
-    }
-    else
-    {
-        p = _mm512_set1_ps(9.600840220e-3f);
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.591943871e-2f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(2.402372297e-1f));
-        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(6.931216865e-1f));
-    }
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
+#include "avx512_math.h"
 
 // Lanes of a 16-wide vector that hold one of the n keys (or dims) left (all for n >= 16, none for n <= 0).
 static inline __mmask16 key_mask(int n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
@@ -377,8 +343,8 @@ static int attend(const dsa_problem *pr, const void *q, const void *k, const voi
     return bf16 ? attend_dtype(pr, q, k, v, o, begin, end, 1) : attend_dtype(pr, q, k, v, o, begin, end, 0);
 }
 
-// The calls spread the work items over libtorch's own OpenMP team (its bundled libgomp's GOMP_parallel, handed over
-// by dsa_set_openmp), so no second set of threads competes with libtorch's spinning workers for the cores.
+// The calls spread the work items over libtorch's own OpenMP team (kernels.c), so no second set of threads competes
+// with libtorch's spinning workers for the cores.
 typedef struct
 {
     const dsa_problem *pr;
@@ -389,37 +355,23 @@ typedef struct
     int rc;
 } dsa_job;
 
-static void (*omp_parallel)(void (*)(void *), void *, unsigned, unsigned);
-static int (*omp_thread_num)(void);
-static int (*omp_num_threads)(void);
-
 static void run_share(void *data)
 {
     dsa_job *j = data;
-    const int64_t t = omp_thread_num(), n = omp_num_threads();
-    int rc = attend(j->pr, j->q, j->k, j->v, j->o, j->items * t / n, j->items * (t + 1) / n, j->bf16);
+    int64_t begin, end;
+    dk_share(j->items, &begin, &end);
+    int rc = attend(j->pr, j->q, j->k, j->v, j->o, begin, end, j->bf16);
     if (rc != 0) __atomic_store_n(&j->rc, rc, __ATOMIC_RELAXED);
 }
 
 // softmax(q k^T * scale) v for one problem, q, k, v and out of one dtype: bf16 (raw 16-bit words) when bf16 != 0, else
-// fp32. threads > 1 runs on the OpenMP team given to dsa_set_openmp (serially without one). 0 on success, -1 for an
+// fp32. threads > 1 runs on the OpenMP team given to dk_set_openmp (serially without one). 0 on success, -1 for an
 // unsupported problem (head dim, sizes), -2 when out of memory.
 int dsa_attention(const dsa_problem *pr, const void *q, const void *k, const void *v, void *out, int bf16, int threads)
 {
     dsa_job j = {pr, q, k, v, out, bf16 != 0, pr->b * pr->h * pr->qchunks, 0};
-    if (threads <= 1 || omp_parallel == NULL || j.items <= 1)
-        return attend(pr, q, k, v, out, 0, j.items, j.bf16);
-    omp_parallel(run_share, &j, (unsigned)threads, 0);
+    dk_run(run_share, &j, j.items <= 1 ? 1 : threads);
     return j.rc;
 }
 
 #pragma GCC pop_options
-
-// Hands over an OpenMP runtime's GOMP_parallel, omp_get_thread_num and omp_get_num_threads (libtorch's, found by the
-// caller); NULLs make the calls serial.
-void dsa_set_openmp(void *parallel, void *thread_num, void *num_threads)
-{
-    omp_thread_num = (int (*)(void))thread_num;
-    omp_num_threads = (int (*)(void))num_threads;
-    omp_parallel = parallel && thread_num && num_threads ? (void (*)(void (*)(void *), void *, unsigned, unsigned))parallel : NULL;
-}

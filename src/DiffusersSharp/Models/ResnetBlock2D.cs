@@ -1,4 +1,5 @@
 using DiffusersSharp.Models.Lora;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,6 +28,9 @@ public sealed class ResnetBlock2D : nn.Module
     private readonly Func<Tensor, Tensor> _act;          // leaves its input alone (used on the shared temb)
     private readonly Func<Tensor, Tensor> _actOwned;     // may overwrite its input (fresh tensors only)
     private readonly bool _sdeVp;
+    private readonly bool _silu;                         // the activation is SiLU: norm (+ temb) + act may run fused
+    private readonly long _groups1, _groups2;
+    private readonly double _eps;
 
     /// <summary>diffusers' <c>in_channels</c>.</summary>
     public int InChannels { get; }
@@ -84,6 +88,8 @@ public sealed class ResnetBlock2D : nn.Module
         conv2 = new LoRACompatibleConv(outCh, conv2Out, kernelSize: 3, stride: 1, padding: 1);
         _act = Activations.Get(nonLinearity);
         _actOwned = Activations.Get(nonLinearity, mayOverwriteInput: true);
+        _silu = nonLinearity.ToLowerInvariant() is "swish" or "silu";
+        (_groups1, _groups2, _eps) = (groups, groupsOut ?? groups, eps);
 
         if (kernel is not (null or "sde_vp"))
             throw new ArgumentException($"ResnetBlock2D: kernel '{kernel}' is not supported by DiffusersSharp (supported: none, sde_vp)");
@@ -113,7 +119,11 @@ public sealed class ResnetBlock2D : nn.Module
         var h = new Chain(inputTensor);
         var residual = new Chain(inputTensor, handedOver: consumeInput);
 
-        h.Then(x => _actOwned(norm1.forward(x)));
+        // norm + SiLU (+ the time embedding before norm2, below): one kernel where it applies (FusedGroupNorm)
+        if (_silu && FusedGroupNorm.Applies(h.Value, null, norm1.weight, norm1.bias))
+            h.Then(x => FusedGroupNorm.Run(x, null, _groups1, norm1.weight, norm1.bias, _eps, silu: true));
+        else
+            h.Then(x => _actOwned(norm1.forward(x)));
         bool shortcutFirst = consumeInput && conv_shortcut is not null && !Up && !Down;
         if (shortcutFirst)
             residual.Then(x => Layers.Pointwise(conv_shortcut!, x));
@@ -132,19 +142,25 @@ public sealed class ResnetBlock2D : nn.Module
             temb = time_emb_proj.forward(temb).unsqueeze(-1).unsqueeze(-1);
         }
 
-        if (temb is not null && TimeEmbeddingNorm == "default")
-            h.Then(x => inPlace ? x.add_(temb) : x + temb);
-
-        h.Then(norm2.forward);
-
-        if (temb is not null && TimeEmbeddingNorm == "scale_shift")
+        var tembAdded = TimeEmbeddingNorm == "default" ? temb : null;
+        if (_silu && TimeEmbeddingNorm == "default" && FusedGroupNorm.Applies(h.Value, tembAdded, norm2.weight, norm2.bias))
+            h.Then(x => FusedGroupNorm.Run(x, tembAdded, _groups2, norm2.weight, norm2.bias, _eps, silu: true));
+        else
         {
-            var chunks = temb.chunk(2, dim: 1);
-            var (scale, shift) = (chunks[0], chunks[1]);
-            h.Then(x => inPlace ? x.mul_(scale + 1).add_(shift) : x * (scale + 1) + shift);
-        }
+            if (tembAdded is not null)
+                h.Then(x => inPlace ? x.add_(tembAdded) : x + tembAdded);
 
-        h.Then(_actOwned);
+            h.Then(norm2.forward);
+
+            if (temb is not null && TimeEmbeddingNorm == "scale_shift")
+            {
+                var chunks = temb.chunk(2, dim: 1);
+                var (scale, shift) = (chunks[0], chunks[1]);
+                h.Then(x => inPlace ? x.mul_(scale + 1).add_(shift) : x * (scale + 1) + shift);
+            }
+
+            h.Then(_actOwned);
+        }
         if (Dropout > 0 && training)
             h.Then(x => nn.functional.dropout(x, Dropout, training: true));
         h.Then(conv2.forward);

@@ -6,7 +6,7 @@ namespace DiffusersSharp.Runtime;
 
 /// <summary>
 /// <c>scaled_dot_product_attention</c> without a mask, computed by our own fused kernel where it applies
-/// (<c>libdiffusers_attention.so</c>, prebuilt from build/native/flash_attention.c: x86-64 Linux, AVX-512; bf16 needs
+/// (build/native/flash_attention.c in <see cref="NativeKernels"/>' library: x86-64 Linux, AVX-512; bf16 needs
 /// AVX512-BF16), else by libtorch's. libtorch's CPU flash kernel calls a GEMM per block of scores; with SD 1.x's 40-wide
 /// heads (the 64×64 level, 4096 tokens) each score costs only 160 flops and the bookkeeping around those calls ran at half
 /// the matmul rate. The fused kernel tiles both products in registers with the online softmax between them
@@ -19,9 +19,6 @@ namespace DiffusersSharp.Runtime;
 /// </summary>
 public static class FusedAttention
 {
-    /// <summary>The library's file name (build/native/linux-x64; shipped in the package's runtimes/linux-x64/native/).</summary>
-    public const string LibraryFile = "libdiffusers_attention.so";
-
     /// <summary>The environment variable that turns the fused kernel off (libtorch's kernel everywhere).</summary>
     public const string OptOutVariable = "DIFFUSERS_SHARP_NO_FUSED_ATTENTION";
 
@@ -31,18 +28,13 @@ public static class FusedAttention
     /// </summary>
     public const long MaxHeadDim = 128;
 
-    private static readonly Lazy<Kernel> Native = new(Load);
+    private static readonly bool Off = NativeSetup.OptedOut(OptOutVariable);
 
     /// <summary>What the fused kernel can run on this machine: "bf16, fp32", "fp32", or why it is not used.</summary>
-    public static string Status => Native.Value.Status;
+    public static string Status => Off ? $"off ({OptOutVariable})" : NativeKernels.Status;
 
     /// <summary>True when the kernel runs <paramref name="dtype"/> on this machine (and is not opted out).</summary>
-    public static bool Supports(ScalarType dtype) => dtype switch
-    {
-        ScalarType.BFloat16 => Native.Value.Level >= 2,
-        ScalarType.Float32 => Native.Value.Level >= 1,
-        _ => false,
-    };
+    public static bool Supports(ScalarType dtype) => !Off && NativeKernels.Supports(dtype);
 
     /// <summary>
     /// <c>softmax(q kᵀ / √D) v</c> with an optional additive or boolean <paramref name="mask"/>: the fused kernel where it
@@ -77,8 +69,10 @@ public static class FusedAttention
         int threads = Math.Max(1, torch.get_num_threads());
         // work items are (batch, head, chunk of queries): at least four per thread, so the threads end together
         problem.QChunks = Math.Max(1, Math.Min(l, (4L * threads + b * h - 1) / (b * h)));
-        int rc = Native.Value.Run(&problem, DataPointer(q), DataPointer(k), DataPointer(v), DataPointer(output),
-            dtype == ScalarType.BFloat16 ? 1 : 0, threads);
+        var run = (delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)NativeKernels.Export("dsa_attention");
+        const string what = "fused attention";
+        int rc = run(&problem, NativeKernels.DataPointer(q, what), NativeKernels.DataPointer(k, what), NativeKernels.DataPointer(v, what),
+            NativeKernels.DataPointer(output, what), dtype == ScalarType.BFloat16 ? 1 : 0, threads);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
         if (rc != 0)
         {
@@ -95,16 +89,6 @@ public static class FusedAttention
 
     private static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
 
-    private static IntPtr DataPointer(Tensor t)
-    {
-        IntPtr p = THSTensor_data(t.Handle);
-        if (p == IntPtr.Zero) throw new InvalidOperationException("fused attention: libtorch gave no data pointer for a tensor");
-        return p;
-    }
-
-    [DllImport("LibTorchSharp")]
-    private static extern IntPtr THSTensor_data(IntPtr handle);
-
     /// <summary>The C kernel's <c>dsa_problem</c> (build/native/flash_attention.c): sizes and element strides.</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct Problem
@@ -113,51 +97,5 @@ public static class FusedAttention
         public long QSb, QSh, QSl, KSb, KSh, KSs, VSb, VSh, VSs, OSb, OSh, OSl;
         public float Scale;
         public long QChunks;
-    }
-
-    private sealed unsafe class Kernel
-    {
-        public required int Level { get; init; }          // 0: not usable, 1: fp32, 2: fp32 and bf16
-        public required string Status { get; init; }
-        public delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int> Run;
-    }
-
-    /// <summary>
-    /// Loads the library and hands it libtorch's OpenMP runtime (the bundled libgomp's <c>GOMP_parallel</c>), so that
-    /// the kernel's threads are libtorch's own team: with threads of our own, libtorch's workers, still spinning after
-    /// the previous op, took the cores from them (the 32² self-attention 24 ms instead of 17). Without that runtime the
-    /// kernel is not used.
-    /// </summary>
-    private static unsafe Kernel Load()
-    {
-        if (NativeSetup.OptedOut(OptOutVariable)) return new Kernel { Level = 0, Status = $"off ({OptOutVariable})" };
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
-            return new Kernel { Level = 0, Status = "not built for this platform (linux-x64 only)" };
-        // libtorch must be in the process to be found: a first use before any tensor (Status, say) loads it, as the
-        // first tensor would, rather than finding nothing and turning the kernel off for the whole process
-        torch.TryInitializeDeviceType(DeviceType.CPU);
-        var torchHandle = NativeSetup.LibTorchHandle();
-        if (torchHandle == IntPtr.Zero
-            || !NativeLibrary.TryGetExport(torchHandle, "GOMP_parallel", out var parallel)
-            || !NativeLibrary.TryGetExport(torchHandle, "omp_get_thread_num", out var threadNum)
-            || !NativeLibrary.TryGetExport(torchHandle, "omp_get_num_threads", out var numThreads))
-            return new Kernel { Level = 0, Status = "not used (libtorch's OpenMP runtime not found)" };
-        foreach (var path in NativeSetup.NativeCandidates(LibraryFile).Distinct())
-        {
-            if (!File.Exists(path) || !NativeLibrary.TryLoad(path, out var handle)) continue;
-            if (!NativeLibrary.TryGetExport(handle, "dsa_supported", out var supported)
-                || !NativeLibrary.TryGetExport(handle, "dsa_set_openmp", out var setOpenMp)
-                || !NativeLibrary.TryGetExport(handle, "dsa_attention", out var run))
-                return new Kernel { Level = 0, Status = $"not used ({path} lacks its entry points)" };
-            int level = ((delegate* unmanaged<int>)supported)();
-            ((delegate* unmanaged<IntPtr, IntPtr, IntPtr, void>)setOpenMp)(parallel, threadNum, numThreads);
-            return new Kernel
-            {
-                Level = level,
-                Status = level switch { 2 => "bf16, fp32", 1 => "fp32 (no AVX512-BF16)", _ => "not used (no AVX-512)" },
-                Run = (delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)run,
-            };
-        }
-        return new Kernel { Level = 0, Status = $"not used ({LibraryFile} not found)" };
     }
 }

@@ -1,0 +1,92 @@
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Runtime;
+
+/// <summary>
+/// Our CPU kernels' library, <c>libdiffusers_kernels.so</c> (prebuilt from build/native: x86-64 Linux, AVX-512; bf16
+/// needs AVX512-BF16): loaded once, with libtorch's OpenMP runtime (the bundled libgomp's <c>GOMP_parallel</c>) handed
+/// to it, so that the kernels' threads are libtorch's own team: with threads of their own, libtorch's workers, still
+/// spinning after the previous op, took the cores from them (the 32² self-attention 24 ms instead of 17). Without that
+/// runtime the kernels are not used. <see cref="FusedAttention"/> and <see cref="FusedGroupNorm"/> call it; each has its
+/// own opt-out.
+/// </summary>
+public static class NativeKernels
+{
+    /// <summary>The library's file name (build/native/linux-x64; shipped in the package's runtimes/linux-x64/native/).</summary>
+    public const string LibraryFile = "libdiffusers_kernels.so";
+
+    private static readonly Lazy<Library> Native = new(Load);
+
+    /// <summary>What the kernels can run on this machine: "bf16, fp32", "fp32 (no AVX512-BF16)", or why they are not used.</summary>
+    public static string Status => Native.Value.Status;
+
+    /// <summary>True when the kernels run <paramref name="dtype"/> on this machine.</summary>
+    public static bool Supports(ScalarType dtype) => dtype switch
+    {
+        ScalarType.BFloat16 => Native.Value.Level >= 2,
+        ScalarType.Float32 => Native.Value.Level >= 1,
+        _ => false,
+    };
+
+    /// <summary>The library's entry point <paramref name="name"/>; only after <see cref="Supports"/> said yes.</summary>
+    internal static IntPtr Export(string name) => Native.Value.Exports.TryGetValue(name, out var p)
+        ? p
+        : throw new InvalidOperationException($"{LibraryFile} has no entry point {name}");
+
+    /// <summary>A CPU tensor's data pointer (its storage offset applied).</summary>
+    internal static IntPtr DataPointer(Tensor t, string what)
+    {
+        IntPtr p = THSTensor_data(t.Handle);
+        if (p == IntPtr.Zero) throw new InvalidOperationException($"{what}: libtorch gave no data pointer for a tensor");
+        return p;
+    }
+
+    [DllImport("LibTorchSharp")]
+    private static extern IntPtr THSTensor_data(IntPtr handle);
+
+    private sealed class Library
+    {
+        public required int Level { get; init; }          // 0: not usable, 1: fp32, 2: fp32 and bf16
+        public required string Status { get; init; }
+        public Dictionary<string, IntPtr> Exports { get; init; } = new();
+    }
+
+    private static readonly string[] EntryPoints = ["dk_supported", "dk_set_openmp", "dsa_attention", "dgn_group_norm"];
+
+    private static unsafe Library Load()
+    {
+        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+            return new Library { Level = 0, Status = "not built for this platform (linux-x64 only)" };
+        // libtorch must be in the process to be found: a first use before any tensor (Status, say) loads it, as the
+        // first tensor would, rather than finding nothing and turning the kernels off for the whole process
+        torch.TryInitializeDeviceType(DeviceType.CPU);
+        var torchHandle = NativeSetup.LibTorchHandle();
+        if (torchHandle == IntPtr.Zero
+            || !NativeLibrary.TryGetExport(torchHandle, "GOMP_parallel", out var parallel)
+            || !NativeLibrary.TryGetExport(torchHandle, "omp_get_thread_num", out var threadNum)
+            || !NativeLibrary.TryGetExport(torchHandle, "omp_get_num_threads", out var numThreads))
+            return new Library { Level = 0, Status = "not used (libtorch's OpenMP runtime not found)" };
+        foreach (var path in NativeSetup.NativeCandidates(LibraryFile).Distinct())
+        {
+            if (!File.Exists(path) || !NativeLibrary.TryLoad(path, out var handle)) continue;
+            var exports = new Dictionary<string, IntPtr>();
+            foreach (var name in EntryPoints)
+            {
+                if (!NativeLibrary.TryGetExport(handle, name, out var p))
+                    return new Library { Level = 0, Status = $"not used ({path} lacks its entry point {name})" };
+                exports[name] = p;
+            }
+            int level = ((delegate* unmanaged<int>)exports["dk_supported"])();
+            ((delegate* unmanaged<IntPtr, IntPtr, IntPtr, void>)exports["dk_set_openmp"])(parallel, threadNum, numThreads);
+            return new Library
+            {
+                Level = level,
+                Status = level switch { 2 => "bf16, fp32", 1 => "fp32 (no AVX512-BF16)", _ => "not used (no AVX-512)" },
+                Exports = exports,
+            };
+        }
+        return new Library { Level = 0, Status = $"not used ({LibraryFile} not found)" };
+    }
+}
