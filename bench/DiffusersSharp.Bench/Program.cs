@@ -25,6 +25,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- kernel-layout [--dtypes fp32,bf16] [--runs 9]   (a convolution on a channels-last input: kernel NCHW vs NHWC)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- attention-paths [--dtypes bf16,fp32] [--runs 5]   (the UNets' attention shapes: libtorch's SDPA vs our fused kernel)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- group-norm-paths [--dtypes bf16,fp32] [--runs 20]   (ResNet norm + SiLU shapes: libtorch's ops vs our fused kernel)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- geglu-paths [--dtypes bf16,fp32] [--runs 20]   (the transformer blocks' GEGLU gate: libtorch's ops vs our fused kernel)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c,d,e] [--again]
 ///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM / SDXL-Turbo with random weights; each run a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
@@ -126,6 +127,8 @@ public static class Program
                 return AttentionPathsBench.Run(dtypes, int.Parse(Opt("--runs", "5")));
             case "group-norm-paths":
                 return GroupNormPathsBench.Run(dtypes, int.Parse(Opt("--runs", "20")));
+            case "geglu-paths":
+                return GegluPathsBench.Run(dtypes, int.Parse(Opt("--runs", "20")));
             case "tiny-vae":
                 TinyVaeBench.Run(dtypes, int.Parse(Opt("--runs", "5")), int.Parse(Opt("--latent", "64")));
                 return 0;

@@ -1,4 +1,5 @@
 using DiffusersSharp.Models.Lora;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,6 +27,8 @@ public sealed class GEGLU : nn.Module
     public Tensor Forward(Tensor hiddenStates)
     {
         using var projected = proj.forward(hiddenStates);
+        // one pass where the kernel applies (Runtime/FusedGeglu), else libtorch's gelu and mul
+        if (FusedGeglu.TryRun(projected) is { } fused) return fused;
         var halves = projected.chunk(2, dim: -1);
         using var h = halves[0];
         using var gate = halves[1];
