@@ -1,5 +1,4 @@
 using DiffusersSharp.Runtime;
-using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -28,31 +27,19 @@ public static class GegluPathsBench
                 torch.manual_seed(0);
                 using var pf = torch.randn(2, tokens, 2 * half) * 2;
                 using var p = pf.to(dtype);
-                using var reference = pf.to(dtype).to(ScalarType.Float32).chunk(2, -1) is var c ? c[0] * nn.functional.gelu(c[1]) : null!;
-                var paths = new (string Name, Func<Tensor> Run)[]
-                {
-                    ("libtorch", () =>
+                using var pr = p.to(ScalarType.Float32);   // the fp32 ops on the same (rounded) values
+                var halvesRef = pr.chunk(2, dim: -1);
+                using var reference = halvesRef[0] * nn.functional.gelu(halvesRef[1]);
+                var r = InterleavedPaths.Run(runs, reference,
+                    () =>
                     {
                         var halves = p.chunk(2, dim: -1);
                         using var h = halves[0];
                         using var gate = halves[1];
                         return nn.functional.gelu(gate).mul_(h);
-                    }),
-                    ("fused", () => FusedGeglu.TryRun(p)!),
-                };
-                var times = paths.Select(_ => new List<double>()).ToArray();
-                var errors = new double[paths.Length];
-                for (int i = 0; i < runs + 1; i++)
-                    for (int k = 0; k < paths.Length; k++)
-                    {
-                        var sw = Stopwatch.StartNew();
-                        using var o = paths[k].Run();
-                        double ms = sw.Elapsed.TotalMilliseconds;
-                        if (i == 0) errors[k] = (o.to(ScalarType.Float32) - reference).abs().max().item<float>();
-                        else times[k].Add(ms);
-                    }
-                double t0 = Harness.Median(times[0]), t1 = Harness.Median(times[1]);
-                Console.WriteLine($"  {dtype,-8} {name,-18} libtorch {t0,8:F2} ms (max|Δ| {errors[0]:E1})   fused {t1,8:F2} ms (max|Δ| {errors[1]:E1})   ratio {t1 / t0:F2}");
+                    },
+                    () => FusedGeglu.TryRun(p)!);
+                Console.WriteLine($"  {dtype,-8} {name,-18} {InterleavedPaths.Line(r)}");
             }
         return 0;
     }

@@ -1,6 +1,5 @@
 using DiffusersSharp.Models;
 using DiffusersSharp.Runtime;
-using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,30 +43,16 @@ public static class GroupNormPathsBench
                 Tensor? temb = withTemb ? t : null;
                 using var reference = nn.functional.silu(nn.functional.group_norm(xd.to(ScalarType.Float32) + (withTemb ? t.to(ScalarType.Float32) : 0),
                     32, w.to(ScalarType.Float32), b.to(ScalarType.Float32), 1e-6));
-                var paths = new (string Name, Func<Tensor> Run)[]
-                {
-                    ("libtorch", () =>
+                var r = InterleavedPaths.Run(runs, reference,
+                    () =>
                     {
                         var h = temb is null ? x.clone() : x + temb;   // the block's input is not its own: the norm makes the first new tensor
                         using var g = nn.functional.group_norm(h, 32, w, b, 1e-6);
                         h.Dispose();
                         return nn.functional.silu(g.alias(), inplace: true);
-                    }),
-                    ("fused", () => FusedGroupNorm.Run(x, temb, 32, w, b, 1e-6, silu: true)),
-                };
-                var times = paths.Select(_ => new List<double>()).ToArray();
-                var errors = new double[paths.Length];
-                for (int i = 0; i < runs + 1; i++)
-                    for (int p = 0; p < paths.Length; p++)
-                    {
-                        var sw = Stopwatch.StartNew();
-                        using var o = paths[p].Run();
-                        double ms = sw.Elapsed.TotalMilliseconds;
-                        if (i == 0) errors[p] = (o.to(ScalarType.Float32) - reference).abs().max().item<float>();
-                        else times[p].Add(ms);
-                    }
-                double t0 = Harness.Median(times[0]), t1 = Harness.Median(times[1]);
-                Console.WriteLine($"  {dtype,-8} {name,-20} libtorch {t0,8:F2} ms (max|Δ| {errors[0]:E1})   fused {t1,8:F2} ms (max|Δ| {errors[1]:E1})   ratio {t1 / t0:F2}");
+                    },
+                    () => FusedGroupNorm.Run(x, temb, 32, w, b, 1e-6, silu: true));
+                Console.WriteLine($"  {dtype,-8} {name,-20} {InterleavedPaths.Line(r)}");
             }
         }
         return 0;

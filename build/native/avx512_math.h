@@ -3,6 +3,7 @@
 #ifndef DIFFUSERS_AVX512_MATH_H
 #define DIFFUSERS_AVX512_MATH_H
 #include <immintrin.h>
+#include <stdint.h>
 
 // 2^x over 16 floats, x finite: a polynomial for 2^r on r = x - round(x) in [-0.5, 0.5], scaled by 2^round(x) with
 // vscalefps (which also gives 0 or +inf where that under- or overflows, so x needs no clamp). The coefficients are a
@@ -30,6 +31,24 @@ static inline __m512 exp2_16(__m512 x, int degree5)
     }
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
+}
+
+// The lanes of a 16-wide vector that hold one of the n values left (all for n >= 16, none for n <= 0).
+static inline __mmask16 lanes(int64_t n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
+
+// 16 values (the lanes of m; the others 0) at p[i..], fp32 or bf16 (raw 16-bit words), as fp32.
+static inline __m512 load16(const void *p, int64_t i, __mmask16 m, int bf16)
+{
+    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Stores the lanes of m of v at p[i..] as fp32, or rounded to bf16 (to nearest even, as torch).
+static inline void store16(void *p, int64_t i, __m512 v, __mmask16 m, int bf16)
+{
+    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)p + i, m, (__m256i)_mm512_cvtneps_pbh(v));
+    else _mm512_mask_storeu_ps((float *)p + i, m, v);
 }
 
 #endif

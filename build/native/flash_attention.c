@@ -26,19 +26,8 @@
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
 #include "avx512_math.h"
 
-// Lanes of a 16-wide vector that hold one of the n keys (or dims) left (all for n >= 16, none for n <= 0).
-static inline __mmask16 key_mask(int n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
-
 static inline float hmax16(__m512 v) { return _mm512_reduce_max_ps(v); }
 static inline float hsum16(__m512 v) { return _mm512_reduce_add_ps(v); }
-
-static inline float bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 // The online-softmax step of one block for one query row: scores s[0..nk) (fp32, unscaled; keys >= valid masked) and
 // the lane-wise max of its valid scores (from the score tiles); updates the row's max and sum (kept in log2 units: the
@@ -55,7 +44,7 @@ static inline float softmax_row(const float *s, __m512 rowmax, int nk, int valid
     for (int j = 0; j < nk; j += 16)
     {
         __m512 e = exp2_16(_mm512_fmsub_ps(_mm512_loadu_ps(s + j), vs, vm), p32 != NULL);
-        if (valid - j < 16) e = _mm512_maskz_mov_ps(key_mask(valid - j), e);   // keys past S (the last block only)
+        if (valid - j < 16) e = _mm512_maskz_mov_ps(lanes(valid - j), e);   // keys past S (the last block only)
         vsum = _mm512_add_ps(vsum, e);
         if (p32) _mm512_storeu_ps(p32 + j, e);
         else _mm256_storeu_si256((__m256i *)(p16 + j), (__m256i)_mm512_cvtneps_pbh(e));
@@ -87,7 +76,7 @@ static inline void qk_tile(const uint32_t *q, int wn, const uint32_t *kp, long k
     __m512 acc[ROWS][KVECS];
     __mmask16 mk[KVECS];
 #pragma GCC unroll 8
-    for (int c = 0; c < KVECS; c++) mk[c] = key_mask(valid - c * 16);
+    for (int c = 0; c < KVECS; c++) mk[c] = lanes(valid - c * 16);
 #pragma GCC unroll 8
     for (int r = 0; r < ROWS; r++)
 #pragma GCC unroll 8
@@ -324,7 +313,7 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
                 long off = bi * pr->o_sb + hi * pr->o_sh + (q0 + r) * pr->o_sl;
                 for (long dd = 0; dd < D; dd += 16)
                 {
-                    __mmask16 mk = key_mask((int)(D - dd));   // the lanes of the row's last dims
+                    __mmask16 mk = lanes(D - dd);   // the lanes of the row's last dims
                     __m512 val = _mm512_mul_ps(_mm512_loadu_ps(orow + dd), _mm512_set1_ps(inv));
                     if (bf16) _mm256_mask_storeu_epi16((uint16_t *)ov + off + dd, mk, (__m256i)_mm512_cvtneps_pbh(val));
                     else _mm512_mask_storeu_ps((float *)ov + off + dd, mk, val);

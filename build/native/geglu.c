@@ -21,15 +21,6 @@ typedef struct
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
 #include "avx512_math.h"
 
-static inline __mmask16 lanes(int64_t n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
-
-static inline __m512 load16(const void *p, int64_t i, __mmask16 m, int bf16)
-{
-    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
-    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 // erf as libtorch's Vectorized<float>::erf: sign(x) (1 - r(t) t e^(-x^2)), t = 1 / (1 + p |x|)
 static inline __m512 erf16(__m512 x)
 {
@@ -69,8 +60,7 @@ static void geglu_share(void *data)
             __m512 gelu = _mm512_mul_ps(_mm512_mul_ps(g, _mm512_set1_ps(0.5f)),
                                         _mm512_add_ps(_mm512_set1_ps(1.0f), erf16(_mm512_mul_ps(g, _mm512_set1_ps(0.70710678118654752f)))));
             __m512 y = _mm512_mul_ps(h, gelu);
-            if (j->bf16) _mm256_mask_storeu_epi16((uint16_t *)j->out + r * F + i, m, (__m256i)_mm512_cvtneps_pbh(y));
-            else _mm512_mask_storeu_ps((float *)j->out + r * F + i, m, y);
+            store16(j->out, r * F + i, y, m, j->bf16);
         }
 }
 

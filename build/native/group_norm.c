@@ -33,21 +33,6 @@ typedef struct
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
 #include "avx512_math.h"
 
-static inline __mmask16 lanes(int64_t n) { return n >= 16 ? 0xFFFF : (n <= 0 ? 0 : (__mmask16)((1u << n) - 1)); }
-
-static inline __m512 load16(const void *p, int64_t i, __mmask16 m, int bf16)
-{
-    if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
-    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-static inline void store16(void *p, int64_t i, __m512 v, __mmask16 m, int bf16)
-{
-    if (bf16) _mm256_mask_storeu_epi16((uint16_t *)p + i, m, (__m256i)_mm512_cvtneps_pbh(v));
-    else _mm512_mask_storeu_ps((float *)p + i, m, v);
-}
-
 static inline float load1(const void *p, int64_t i, int bf16)
 {
     if (!bf16) return ((const float *)p)[i];
