@@ -204,12 +204,12 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
     float *sc = aligned_alloc(64, sizeof(float) * ROWS * BK);
     float *o = aligned_alloc(64, sizeof(float) * (size_t)(BQ * dvn * 16));
     float *m = aligned_alloc(64, sizeof(float) * BQ), *lsum = aligned_alloc(64, sizeof(float) * BQ);
-    float *corr = aligned_alloc(64, sizeof(float) * BQ);
-    __m512 rowmax[ROWS];
+    __m512 rowmax[ROWS];   // the row tile's lane-wise max of a block's scores
+    float corr[ROWS];      // and the factors its accumulated output is rescaled by
     const float scale2 = pr->scale * 1.44269504088896341f;   // scores to log2 units
-    if (!kp || !vp || !qs || !sc || !o || !m || !lsum || !corr)
+    if (!kp || !vp || !qs || !sc || !o || !m || !lsum)
     {
-        free(kp); free(vp); free(qs); free(sc); free(o); free(m); free(lsum); free(corr);
+        free(kp); free(vp); free(qs); free(sc); free(o); free(m); free(lsum);
         return -2;
     }
     const long chunk_rows = (L + pr->qchunks - 1) / pr->qchunks;
@@ -321,7 +321,7 @@ static inline __attribute__((always_inline)) int attend_dtype(const dsa_problem 
             }
         }
     }
-    free(kp); free(vp); free(qs); free(sc); free(o); free(m); free(lsum); free(corr);
+    free(kp); free(vp); free(qs); free(sc); free(o); free(m); free(lsum);
     return 0;
 }
 

@@ -28,13 +28,13 @@ public static class FusedAttention
     /// </summary>
     public const long MaxHeadDim = 128;
 
-    private static readonly bool Off = NativeSetup.OptedOut(OptOutVariable);
+    private static readonly NativeKernels.Switch Kernel = new(OptOutVariable);
 
     /// <summary>What the fused kernel can run on this machine: "bf16, fp32", "fp32", or why it is not used.</summary>
-    public static string Status => Off ? $"off ({OptOutVariable})" : NativeKernels.Status;
+    public static string Status => Kernel.Status;
 
     /// <summary>True when the kernel runs <paramref name="dtype"/> on this machine (and is not opted out).</summary>
-    public static bool Supports(ScalarType dtype) => !Off && NativeKernels.Supports(dtype);
+    public static bool Supports(ScalarType dtype) => Kernel.Supports(dtype);
 
     /// <summary>
     /// <c>softmax(q kᵀ / √D) v</c> with an optional additive or boolean <paramref name="mask"/>: the fused kernel where it
@@ -66,7 +66,7 @@ public static class FusedAttention
             OSb = l * h * d, OSh = d, OSl = h * d,
             Scale = (float)(1.0 / Math.Sqrt(d)),
         };
-        int threads = Math.Max(1, torch.get_num_threads());
+        int threads = NativeKernels.Threads;
         // work items are (batch, head, chunk of queries): at least four per thread, so the threads end together
         problem.QChunks = Math.Max(1, Math.Min(l, (4L * threads + b * h - 1) / (b * h)));
         var run = (delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)NativeKernels.Export("dsa_attention");
@@ -74,20 +74,12 @@ public static class FusedAttention
         int rc = run(&problem, NativeKernels.DataPointer(q, what), NativeKernels.DataPointer(k, what), NativeKernels.DataPointer(v, what),
             NativeKernels.DataPointer(output, what), dtype == ScalarType.BFloat16 ? 1 : 0, threads);
         GC.KeepAlive(q); GC.KeepAlive(k); GC.KeepAlive(v);
-        if (rc != 0)
-        {
-            output.Dispose();
-            throw new InvalidOperationException(rc == -2
-                ? "fused attention: out of memory for its block buffers"
-                : $"fused attention: the kernel refused the problem (q {ShapeText(q)}, k {ShapeText(k)}, code {rc})");
-        }
+        NativeKernels.Check(rc, output, what, "its block buffers", $"q {NativeKernels.ShapeText(q)}, k {NativeKernels.ShapeText(k)}");
         // the view keeps the memory; the caller owns only what it gets (no second handle left to the finaliser)
         var result = output.transpose(1, 2);
         output.Dispose();
         return result;
     }
-
-    private static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
 
     /// <summary>The C kernel's <c>dsa_problem</c> (build/native/flash_attention.c): sizes and element strides.</summary>
     [StructLayout(LayoutKind.Sequential)]

@@ -18,10 +18,10 @@ public static class FusedGeglu
     /// <summary>The environment variable that turns the fused kernel off (libtorch's ops everywhere).</summary>
     public const string OptOutVariable = "DIFFUSERS_SHARP_NO_FUSED_GEGLU";
 
-    private static readonly bool Off = NativeSetup.OptedOut(OptOutVariable);
+    private static readonly NativeKernels.Switch Kernel = new(OptOutVariable);
 
     /// <summary>What the fused kernel can run on this machine: "bf16, fp32", "fp32", or why it is not used.</summary>
-    public static string Status => Off ? $"off ({OptOutVariable})" : NativeKernels.Status;
+    public static string Status => Kernel.Status;
 
     /// <summary>
     /// <c>projected[..., :F] * gelu(projected[..., F:])</c> (F half the last dimension) by the fused kernel, or null where it
@@ -30,7 +30,7 @@ public static class FusedGeglu
     public static unsafe Tensor? TryRun(Tensor projected)
     {
         var dtype = projected.dtype;
-        if (Off || !NativeKernels.Supports(dtype) || projected.device_type != DeviceType.CPU || projected.dim() < 1) return null;
+        if (!Kernel.Supports(dtype) || projected.device_type != DeviceType.CPU || projected.dim() < 1) return null;
         long width = projected.shape[^1];
         if (width % 2 != 0 || projected.numel() == 0 || !projected.is_contiguous()) return null;
         if (torch.is_grad_enabled() && projected.requires_grad) return null;
@@ -41,13 +41,9 @@ public static class FusedGeglu
         const string what = "fused GEGLU";
         var run = (delegate* unmanaged<Problem*, IntPtr, IntPtr, int, int, int>)NativeKernels.Export("dgg_geglu");
         int rc = run(&problem, NativeKernels.DataPointer(projected, what), NativeKernels.DataPointer(output, what),
-            dtype == ScalarType.BFloat16 ? 1 : 0, Math.Max(1, torch.get_num_threads()));
+            dtype == ScalarType.BFloat16 ? 1 : 0, NativeKernels.Threads);
         GC.KeepAlive(projected);
-        if (rc != 0)
-        {
-            output.Dispose();
-            throw new InvalidOperationException($"fused GEGLU: the kernel refused the problem ({string.Join(", ", projected.shape)}, code {rc})");
-        }
+        NativeKernels.Check(rc, output, what, "nothing (it allocates none)", string.Join(", ", projected.shape));
         return output;
     }
 

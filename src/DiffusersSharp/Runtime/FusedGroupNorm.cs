@@ -21,16 +21,16 @@ public static class FusedGroupNorm
     /// <summary>The environment variable that turns the fused kernel off (libtorch's ops everywhere).</summary>
     public const string OptOutVariable = "DIFFUSERS_SHARP_NO_FUSED_GROUP_NORM";
 
-    private static readonly bool Off = NativeSetup.OptedOut(OptOutVariable);
+    private static readonly NativeKernels.Switch Kernel = new(OptOutVariable);
 
     /// <summary>What the fused kernel can run on this machine: "bf16, fp32", "fp32", or why it is not used.</summary>
-    public static string Status => Off ? $"off ({OptOutVariable})" : NativeKernels.Status;
+    public static string Status => Kernel.Status;
 
     /// <summary>True when <see cref="Run"/> takes these tensors (see the class summary).</summary>
     public static bool Applies(Tensor x, Tensor? add, Tensor? weight, Tensor? bias)
     {
         var dtype = x.dtype;
-        if (Off || !NativeKernels.Supports(dtype) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
+        if (!Kernel.Supports(dtype) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
         if (torch.is_grad_enabled() && (x.requires_grad || weight?.requires_grad == true || bias?.requires_grad == true
                                         || add?.requires_grad == true)) return false;
         if (!x.is_contiguous() && !IsChannelsLast(x)) return false;
@@ -54,23 +54,19 @@ public static class FusedGroupNorm
     public static unsafe Tensor Run(Tensor x, Tensor? add, long groups, Tensor? weight, Tensor? bias, double eps, bool silu)
     {
         if (!Applies(x, add, weight, bias))
-            throw new ArgumentException($"fused group norm: not applicable to x {Shape(x)} {x.dtype} (add {(add is null ? "none" : Shape(add))})");
+            throw new ArgumentException($"fused group norm: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} (add {(add is null ? "none" : NativeKernels.ShapeText(add))})");
         long n = x.shape[0], c = x.shape[1];
         if (groups <= 0 || c % groups != 0)
             throw new ArgumentException($"fused group norm: {c} channels do not split into {groups} groups");
-        bool channelsLast = !x.is_contiguous();
-        var output = torch.empty_like(x);
-        if (channelsLast != !output.is_contiguous())
+        bool channelsLast = !x.is_contiguous();   // Applies: contiguous or channels-last
+        Tensor output;
+        if (channelsLast)
         {
-            output.Dispose();
-            if (channelsLast)
-            {
-                // the view keeps the memory; no second handle is left to the finaliser
-                using var nhwc = torch.empty(new[] { n, x.shape[2], x.shape[3], c }, x.dtype, x.device);
-                output = nhwc.permute(0, 3, 1, 2);
-            }
-            else output = torch.empty(x.shape, x.dtype, x.device);
+            // the view keeps the memory; no second handle is left to the finaliser
+            using var nhwc = torch.empty(new[] { n, x.shape[2], x.shape[3], c }, x.dtype, x.device);
+            output = nhwc.permute(0, 3, 1, 2);
         }
+        else output = torch.empty(x.shape, x.dtype, x.device);
         var problem = new Problem
         {
             N = n, C = c, HW = x.shape[2] * x.shape[3], Groups = groups,
@@ -83,15 +79,9 @@ public static class FusedGroupNorm
         var run = (delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, IntPtr, IntPtr, int, int, int>)NativeKernels.Export("dgn_group_norm");
         int rc = run(&problem, NativeKernels.DataPointer(x, what), add is null ? IntPtr.Zero : NativeKernels.DataPointer(add, what),
             weight is null ? IntPtr.Zero : NativeKernels.DataPointer(weight, what), bias is null ? IntPtr.Zero : NativeKernels.DataPointer(bias, what),
-            NativeKernels.DataPointer(output, what), x.dtype == ScalarType.BFloat16 ? 1 : 0, Math.Max(1, torch.get_num_threads()));
+            NativeKernels.DataPointer(output, what), x.dtype == ScalarType.BFloat16 ? 1 : 0, NativeKernels.Threads);
         GC.KeepAlive(x); GC.KeepAlive(add); GC.KeepAlive(weight); GC.KeepAlive(bias);
-        if (rc != 0)
-        {
-            output.Dispose();
-            throw new InvalidOperationException(rc == -2
-                ? "fused group norm: out of memory for its statistics"
-                : $"fused group norm: the kernel refused the problem (x {Shape(x)}, {groups} groups, eps {eps}, code {rc})");
-        }
+        NativeKernels.Check(rc, output, what, "its statistics", $"x {NativeKernels.ShapeText(x)}, {groups} groups, eps {eps}");
         return output;
     }
 
@@ -106,8 +96,6 @@ public static class FusedGroupNorm
         return (c == 1 || x.stride(1) == 1) && (w == 1 || x.stride(3) == c) && (h == 1 || x.stride(2) == w * c)
                && (x.shape[0] == 1 || x.stride(0) == h * w * c);
     }
-
-    private static string Shape(Tensor t) => $"({string.Join(", ", t.shape)})";
 
     /// <summary>The C kernel's <c>dgn_problem</c> (build/native/group_norm.c).</summary>
     [StructLayout(LayoutKind.Sequential)]

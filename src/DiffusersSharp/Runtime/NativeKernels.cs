@@ -35,6 +35,41 @@ public static class NativeKernels
         ? p
         : throw new InvalidOperationException($"{LibraryFile} has no entry point {name}");
 
+    /// <summary>
+    /// One kernel's on/off state: its opt-out variable (any value but empty or "0" turns it off, read once), then what the
+    /// library can run. Each <c>Fused*</c> class holds one.
+    /// </summary>
+    internal sealed class Switch(string optOutVariable)
+    {
+        private readonly bool _off = NativeSetup.OptedOut(optOutVariable);
+
+        /// <summary>"off (VARIABLE)" when opted out, else <see cref="NativeKernels.Status"/>.</summary>
+        public string Status => _off ? $"off ({optOutVariable})" : NativeKernels.Status;
+
+        /// <summary>True when the kernel runs <paramref name="dtype"/> here and is not opted out.</summary>
+        public bool Supports(ScalarType dtype) => !_off && NativeKernels.Supports(dtype);
+    }
+
+    /// <summary>The threads a kernel call runs on: libtorch's (at least one).</summary>
+    internal static int Threads => Math.Max(1, torch.get_num_threads());
+
+    /// <summary>"(d0, d1, ...)": a tensor's shape for messages.</summary>
+    internal static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
+
+    /// <summary>
+    /// A kernel call's return code: 0 returns; otherwise <paramref name="output"/> is disposed and the call fails with
+    /// "<paramref name="what"/>: out of memory for <paramref name="memoryFor"/>" (-2) or "<paramref name="what"/>: the kernel
+    /// refused the problem (<paramref name="problem"/>, code N)" (anything else).
+    /// </summary>
+    internal static void Check(int rc, Tensor output, string what, string memoryFor, string problem)
+    {
+        if (rc == 0) return;
+        output.Dispose();
+        throw new InvalidOperationException(rc == -2
+            ? $"{what}: out of memory for {memoryFor}"
+            : $"{what}: the kernel refused the problem ({problem}, code {rc})");
+    }
+
     /// <summary>A CPU tensor's data pointer (its storage offset applied).</summary>
     internal static IntPtr DataPointer(Tensor t, string what)
     {
