@@ -40,6 +40,20 @@ public static class ChildProcesses
     }
 
     /// <summary>
+    /// Takes out of a timed command's environment what this program's own huge-page relaunch added
+    /// (<see cref="DiffusersSharp.Runtime.HugePages"/>), so that the command starts as it would from a user's shell
+    /// (the CLI then relaunches itself, and that second start is part of its time).
+    /// </summary>
+    private static void AsUsersStart(ProcessStartInfo psi)
+    {
+        if (!psi.Environment.Remove("DIFFUSERS_SHARP_RELAUNCHED")) return;
+        if (!psi.Environment.TryGetValue("GLIBC_TUNABLES", out var tunables) || tunables is null) return;
+        string rest = string.Join(':', tunables.Split(':').Where(t => t != DiffusersSharp.Runtime.HugePages.Tunable + "=1"));
+        if (rest.Length == 0) psi.Environment.Remove("GLIBC_TUNABLES");
+        else psi.Environment["GLIBC_TUNABLES"] = rest;
+    }
+
+    /// <summary>
     /// Runs <paramref name="file"/> and returns its exit code with the user and system CPU seconds it used (from
     /// <c>/proc/self/stat</c>'s cutime/cstime deltas: the children's times once reaped) and its wall time.
     /// </summary>
@@ -48,6 +62,7 @@ public static class ChildProcesses
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        AsUsersStart(psi);
         if (environment is not null) foreach (var (k, v) in environment) psi.Environment[k] = v;
         var (u0, s0) = ChildrenCpu();
         var sw = Stopwatch.StartNew();
@@ -68,6 +83,7 @@ public static class ChildProcesses
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        AsUsersStart(psi);
         var sw = Stopwatch.StartNew();
         using var p = Process.Start(psi)!;
         _ = p.StandardError.ReadToEndAsync();

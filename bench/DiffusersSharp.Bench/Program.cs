@@ -34,6 +34,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- load-memory [--model sd15-unet|sd15-text|sd15-vae|sdxl-unet] [--dtype fp32|bf16|fp16]
 ///       (issue 14: peak RSS of one FromPretrained from a random-weight fp32 folder vs the weights it holds; a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- image-diff A.png B.png   (8-bit differences of two images, as e2e's fp32 comparison)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- png-encode [--image path.png] [--runs 9]   (PNG encoding: filters and zlib levels)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- coldstart [--runs 5] [--cli path1,path2]   (CLI --help and 1-step tiny-sd)
 /// Environment: NCHW=1 runs sd-unet, sd-unet-memory and sd-vae in NCHW layout; CL=1 runs sd-unet channels-last (also fp32); TRACE=1 makes sd-vae print memory per decoder block.
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- train [--sizes 32,64] [--layouts cats,default] [--modes fp32,bf16-pure] [--steps 5] [--batch 64]
@@ -42,6 +43,7 @@ public static class Program
 {
     public static int Main(string[] args)
     {
+        HugePages.RelaunchIfOff();   // as the diffusers command does (DIFFUSERS_SHARP_NO_HUGEPAGES=1: without)
         NativeSetup.EnsureInitialized();
         string what = args.Length > 0 ? args[0] : "help";
         string Opt(string name, string dflt)
@@ -158,6 +160,8 @@ public static class Program
             case "image-diff":
                 Console.WriteLine(E2eImageDiff.Describe(Path.GetFileName(args[1]), "vs " + Path.GetFileName(args[2]), args[1], args[2]));
                 return 0;
+            case "png-encode":
+                return PngEncodeBench.Run(Opt("--image", Path.Combine(Path.GetTempPath(), "diffusers-bench-e2e-b-bf16.png")), int.Parse(Opt("--runs", "9")));
             case "coldstart":
                 return ColdStartBench.Run(Opt("--cli", "") is { Length: > 0 } cli ? cli.Split(',') : [], int.Parse(Opt("--runs", "5")));
             case "load-memory":

@@ -59,12 +59,28 @@ public sealed class Image
             _ => throw new DiffusersException(
                 $"Cannot save an image as '{path}': unknown extension '{ext}' (use .png, .jpg, .jpeg or .webp)"),
         };
-        byte[] bytes = Encode(format, format == SKEncodedImageFormat.Png ? 100 : 95);
+        byte[] bytes = format == SKEncodedImageFormat.Png ? ToPng() : Encode(format, 95);
         AtomicFile.WriteAllBytes(path, bytes);
     }
 
-    /// <summary>Encodes the image as PNG bytes.</summary>
-    public byte[] ToPng() => Encode(SKEncodedImageFormat.Png, 100);
+    /// <summary>
+    /// The zlib level <see cref="Save"/> and <see cref="ToPng"/> use (PIL's <c>compress_level</c>; PIL's default is 6):
+    /// 4 encodes a 512² image 3.5× faster (38 ms instead of 134 ms on 2 cores, `bench -- png-encode`) into files
+    /// 0-10% larger. The pixels are the same at every level.
+    /// </summary>
+    public const int DefaultPngCompressLevel = 4;
+
+    /// <summary>Encodes the image as PNG bytes, at zlib level <paramref name="compressLevel"/> (0 = stored, 9 = smallest).</summary>
+    public byte[] ToPng(int compressLevel = DefaultPngCompressLevel)
+    {
+        if (compressLevel is < 0 or > 9)
+            throw new DiffusersException($"PNG compress level must be 0-9 (zlib's levels), got {compressLevel}");
+        using var bitmap = ToSKBitmap();
+        using var pixmap = bitmap.PeekPixels();
+        using var data = pixmap.Encode(new SKPngEncoderOptions(SKPngEncoderFilterFlags.AllFilters, compressLevel))
+            ?? throw new DiffusersException($"SkiaSharp could not encode a {Width}x{Height} image as PNG");
+        return data.ToArray();
+    }
 
     private byte[] Encode(SKEncodedImageFormat format, int quality)
     {

@@ -74,6 +74,31 @@ public class ImageTests
     }
 
     [Fact]
+    public void EveryPngCompressLevelKeepsThePixelsAndHigherLevelsCompressSmoothImagesMore()
+    {
+        // a smooth 96x64 gradient with a little noise, as generated images are: compressible, not trivially
+        var rnd = new Random(3);
+        var rgb = new byte[96 * 64 * 3];
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 96; x++)
+                for (int c = 0; c < 3; c++)
+                    rgb[(y * 96 + x) * 3 + c] = (byte)Math.Clamp(x * 2 + y * (c + 1) + rnd.Next(-3, 4), 0, 255);
+        var img = new Image(96, 64, 3, rgb);
+        var sizes = new Dictionary<int, int>();
+        foreach (int level in new[] { 0, 1, 4, 6, 9 })
+        {
+            byte[] png = img.ToPng(level);
+            Assert.Equal(rgb, Image.Decode(png).Pixels);
+            sizes[level] = png.Length;
+        }
+        Assert.True(sizes[0] > rgb.Length, $"level 0 stores: {sizes[0]} bytes for {rgb.Length} pixel bytes");
+        Assert.True(sizes[1] < sizes[0] && sizes[9] <= sizes[4] && sizes[4] < sizes[1], string.Join(", ", sizes));
+        Assert.Equal(img.ToPng(Image.DefaultPngCompressLevel), img.ToPng());
+        var e = Assert.Throws<DiffusersException>(() => img.ToPng(10));
+        Assert.Equal("PNG compress level must be 0-9 (zlib's levels), got 10", e.Message);
+    }
+
+    [Fact]
     public void GoldenPngPreprocessesExactlyAsDiffusers()
     {
         // img2img-init.png through VaeImageProcessor.preprocess (64x64: no resize) = 2 * (PNG / 255) - 1.

@@ -44,7 +44,10 @@ internal static class ChildProcess
         };
     }
 
-    public static Result Run(TimeSpan timeout, params string[] args)
+    public static Result Run(TimeSpan timeout, params string[] args) => Run(timeout, new Dictionary<string, string?>(), args);
+
+    /// <summary>As <see cref="Run(TimeSpan, string[])"/>, with <paramref name="environment"/> set (a null value removes the variable).</summary>
+    public static Result Run(TimeSpan timeout, IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         var psi = new ProcessStartInfo(DotnetHost())
         {
@@ -52,6 +55,9 @@ internal static class ChildProcess
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment)
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
         psi.ArgumentList.Add(typeof(TestProgram).Assembly.Location);
         foreach (var a in args) psi.ArgumentList.Add(a);
         var sw = Stopwatch.StartNew();

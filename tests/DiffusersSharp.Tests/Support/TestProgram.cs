@@ -11,6 +11,10 @@ namespace DiffusersSharp.Tests.Support;
 public static class TestProgram
 {
     public const string FusedAttentionStatusVerb = "fused-attention-status";
+    public const string HugePagesVerb = "huge-pages";
+
+    /// <summary>The exit code of the <see cref="HugePagesVerb"/> child, which must survive its relaunch.</summary>
+    public const int HugePagesExitCode = 7;
 
     public static int Main(string[] args)
     {
@@ -19,6 +23,7 @@ public static class TestProgram
             Console.WriteLine(FusedAttention.Status);
             return 0;
         }
+        if (args.Length > 0 && args[0] == HugePagesVerb) return HugePagesChild(args[1..]);
         if (args.Length > 0 && args[0] == NativeRun.Verb)
         {
             try
@@ -33,5 +38,32 @@ public static class TestProgram
         }
         Console.Error.WriteLine($"usage: dotnet DiffusersSharp.Tests.dll {NativeRun.Verb} [options] SPEC... (see Support/NativeRun.cs)");
         return 2;
+    }
+
+    /// <summary>
+    /// Relaunches with huge pages where it can (Runtime/HugePagesTests), then prints its process id, its arguments,
+    /// GLIBC_TUNABLES, <see cref="HugePages.Status"/> and how much of 64 MB of touched malloc memory the kernel backs
+    /// with huge pages.
+    /// </summary>
+    private static int HugePagesChild(string[] rest)
+    {
+        Console.WriteLine($"before pid {Environment.ProcessId}");   // printed twice where the child relaunched
+        HugePages.RelaunchIfOff();
+        Console.WriteLine($"pid {Environment.ProcessId}");
+        foreach (var a in rest) Console.WriteLine($"arg [{a}]");
+        Console.WriteLine($"tunables [{Environment.GetEnvironmentVariable("GLIBC_TUNABLES")}]");
+        Console.WriteLine($"status [{HugePages.Status}]");
+        const int Size = 64 << 20;
+        IntPtr block = System.Runtime.InteropServices.Marshal.AllocHGlobal(Size);
+        var ones = Enumerable.Repeat((byte)1, 1 << 20).ToArray();
+        for (int offset = 0; offset < Size; offset += ones.Length)
+            System.Runtime.InteropServices.Marshal.Copy(ones, 0, block + offset, ones.Length);
+        long hugeKb = 0;
+        foreach (var line in File.ReadLines("/proc/self/smaps_rollup"))
+            if (line.StartsWith("AnonHugePages:", StringComparison.Ordinal))
+                hugeKb = long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+        Console.WriteLine($"anon-huge-kb {hugeKb}");
+        System.Runtime.InteropServices.Marshal.FreeHGlobal(block);
+        return HugePagesExitCode;
     }
 }
