@@ -95,7 +95,8 @@ internal sealed class CLIPTextTransformer : nn.Module
     // Causal mask plus the padding mask, both additive with finfo(dtype).min as transformers builds them.
     private static Tensor BuildMask(Tensor attentionMask, long s, ScalarType dtype)
     {
-        double min = torch.finfo(dtype).min;
+        // the Scalar held to the end (TorchSharp does not keep a Scalar argument alive during the native call)
+        using var min = torch.finfo(dtype).min.ToScalar();
         var causal = torch.full(s, s, min, dtype: dtype, device: attentionMask.device).triu(1);
         var keep = attentionMask.to(dtype).unsqueeze(1).unsqueeze(1);           // [b,1,1,s]
         var padding = (1.0 - keep).masked_fill((1.0 - keep).to(ScalarType.Bool), min);

@@ -21,6 +21,11 @@ namespace DiffusersSharp.Models;
 /// native heap is trimmed after (the old copies' memory, freed between live parameters, would stay resident).
 /// A kernel replaced by a new parameter of the other layout between calls keeps working; it is copied per call again.
 /// </para>
+/// <para>
+/// <see cref="Follow"/> also tells <see cref="Runtime.OneDnnConvolutions.BeforePass"/> whether the model has kernels of the
+/// kinds libtorch's oneDNN gets wrong on some machines (read from the kernels' shapes, again when the parameters are
+/// replaced or the layout changes): there, oneDNN is switched off before the pass.
+/// </para>
 /// </summary>
 internal sealed class ConvKernelLayout
 {
@@ -31,6 +36,7 @@ internal sealed class ConvKernelLayout
     private readonly object _gate = new();
     private IntPtr _arrangedProbe;
     private bool _arrangedChannelsLast;
+    private (IntPtr Probe, bool ChannelsLast, bool AtRisk) _risk;
 
     /// <param name="model">The model whose kernels follow its layout.</param>
     /// <param name="probe">One of its kernels (read at each call): a new handle there means the parameters were replaced.</param>
@@ -43,14 +49,32 @@ internal sealed class ConvKernelLayout
         if (!Off && Layers.LeaveUninitialized && channelsLast) Arrange(channelsLast: true, keepValues: false);
     }
 
-    /// <summary>Lays the kernels out for a pass in <paramref name="channelsLast"/> layout unless they already are.</summary>
+    /// <summary>
+    /// Lays the kernels out for a pass in <paramref name="channelsLast"/> layout unless they already are, and switches
+    /// oneDNN off where this machine's oneDNN gets the model's kinds of convolution wrong (<see cref="Runtime.OneDnnConvolutions"/>).
+    /// </summary>
     public void Follow(bool channelsLast)
     {
-        if (Off || IsArranged(channelsLast)) return;
-        lock (_gate)
+        if (!Off && !IsArranged(channelsLast))
         {
-            if (!IsArranged(channelsLast)) Arrange(channelsLast, keepValues: true);
+            lock (_gate)
+            {
+                if (!IsArranged(channelsLast)) Arrange(channelsLast, keepValues: true);
+            }
         }
+        Runtime.OneDnnConvolutions.BeforePass(AtRisk(channelsLast));
+    }
+
+    /// <summary>Whether the model's kernels include kinds oneDNN can get wrong (<see cref="Runtime.OneDnnConvolutions.AtRisk"/>).</summary>
+    private bool AtRisk(bool channelsLast)
+    {
+        var probe = _probe();
+        var known = _risk;
+        if (known.Probe == probe.Handle && known.ChannelsLast == channelsLast) return known.AtRisk;
+        bool bf16Nchw = !channelsLast && probe.dtype == ScalarType.BFloat16;
+        bool atRisk = Runtime.OneDnnConvolutions.AtRisk(_model.parameters().Where(p => p.dim() == 4).Select(p => p.shape), bf16Nchw);
+        _risk = (probe.Handle, channelsLast, atRisk);
+        return atRisk;
     }
 
     private bool IsArranged(bool channelsLast) => _probe().Handle == _arrangedProbe && channelsLast == _arrangedChannelsLast;

@@ -83,7 +83,10 @@ internal static class Layers
         if (affine)
         {
             using var _ = torch.no_grad();
-            gn.weight.fill_(1.0);
+            // the Scalar held to the end: TorchSharp's fill_ does not keep its argument alive, and an implicit temporary
+            // can be finalised during the native call (seen once: a model built on another thread died in toFloat)
+            using var one = 1.0.ToScalar();
+            gn.weight.fill_(one);
             gn.bias!.zero_();
         }
         return gn;

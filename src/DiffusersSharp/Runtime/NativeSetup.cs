@@ -153,6 +153,22 @@ public static class NativeSetup
         return ((delegate* unmanaged<IntPtr, byte>)get)(context) != 0;
     }
 
+    /// <summary>
+    /// libtorch's <c>at::globalContext().setUserEnabledMkldnn(enabled)</c> (Python's <c>torch.backends.mkldnn.enabled</c>);
+    /// returns the previous value, or null where libtorch is not loaded or lacks the entry points.
+    /// </summary>
+    internal static unsafe bool? SetLibTorchMkldnn(bool enabled)
+    {
+        var context = LibTorchContext(out var handle);
+        if (context == IntPtr.Zero
+            || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledMkldnnEv", out var get)
+            || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledMkldnnEb", out var set))
+            return null;
+        bool previous = ((delegate* unmanaged<IntPtr, byte>)get)(context) != 0;
+        ((delegate* unmanaged<IntPtr, byte, void>)set)(context, enabled ? (byte)1 : (byte)0);
+        return previous;
+    }
+
     /// <summary><c>&amp;at::globalContext()</c> of the libtorch already in the process (never loads it); zero if none.</summary>
     private static unsafe IntPtr LibTorchContext(out IntPtr handle)
     {

@@ -55,6 +55,7 @@ internal static class ChildProcess
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        psi.Environment["DIFFUSERS_SHARP_TESTS_CHILD"] = "1";
         foreach (var (name, value) in environment)
             if (value is null) psi.Environment.Remove(name);
             else psi.Environment[name] = value;

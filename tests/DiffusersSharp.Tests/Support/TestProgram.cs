@@ -12,6 +12,7 @@ public static class TestProgram
 {
     public const string FusedAttentionStatusVerb = "fused-attention-status";
     public const string HugePagesVerb = "huge-pages";
+    public const string OneDnnVerb = "onednn";
 
     /// <summary>The exit code of the <see cref="HugePagesVerb"/> child, which must survive its relaunch.</summary>
     public const int HugePagesExitCode = 7;
@@ -24,6 +25,7 @@ public static class TestProgram
             return 0;
         }
         if (args.Length > 0 && args[0] == HugePagesVerb) return HugePagesChild(args[1..]);
+        if (args.Length > 0 && args[0] == OneDnnVerb) return OneDnnChild(args[1..]);
         if (args.Length > 0 && args[0] == NativeRun.Verb)
         {
             try
@@ -38,6 +40,40 @@ public static class TestProgram
         }
         Console.Error.WriteLine($"usage: dotnet DiffusersSharp.Tests.dll {NativeRun.Verb} [options] SPEC... (see Support/NativeRun.cs)");
         return 2;
+    }
+
+    /// <summary>
+    /// <see cref="OneDnnConvolutions"/> in a fresh process (Runtime/OneDnnConvolutionsTests): the check, a pass without risk
+    /// (oneDNN stays on), a pass at risk (off where the check failed), and every probe case's error after that.
+    /// </summary>
+    private static int OneDnnChild(string[] args)
+    {
+        var warnings = new List<string>();
+        OneDnnConvolutions.Warn = warnings.Add;
+        using (TorchSharp.torch.zeros(1)) { }   // libtorch loaded, whatever the check does
+        if (args.Contains("--shrink-caches"))
+        {
+            // oneDNN as on a CPU whose CPUID describes no caches (built by one convolution first)
+            using (var x = TorchSharp.torch.ones(1, 16, 2, 2))
+            using (var w = TorchSharp.torch.ones(16, 16, 1, 1))
+            using (TorchSharp.torch.nn.functional.conv2d(x, w)) { }
+            Console.WriteLine($"shrunk [{LibTorchInternals.ShrinkOneDnnCaches()}]");
+        }
+        Console.WriteLine($"failures [{string.Join("; ", OneDnnConvolutions.Check())}]");
+        OneDnnConvolutions.BeforePass(atRisk: false);
+        Console.WriteLine($"after a pass without risk: off {OneDnnConvolutions.SwitchedOff}, mkldnn {NativeSetup.SetLibTorchMkldnn(true)}");
+        if (OneDnnConvolutions.SwitchedOff) NativeSetup.SetLibTorchMkldnn(false);
+        OneDnnConvolutions.BeforePass(atRisk: true);
+        OneDnnConvolutions.BeforePass(atRisk: true);
+        bool? enabled = NativeSetup.SetLibTorchMkldnn(false);
+        NativeSetup.SetLibTorchMkldnn(enabled ?? true);
+        Console.WriteLine($"after passes at risk: off {OneDnnConvolutions.SwitchedOff}, mkldnn {enabled}, warnings {warnings.Count}");
+        foreach (var w in warnings) Console.WriteLine($"warning [{w}]");
+        Console.WriteLine($"status [{OneDnnConvolutions.Status}]");
+        Console.WriteLine($"caches [{OneDnnCaches.Status}]");
+        foreach (var c in OneDnnConvolutions.Cases)
+            Console.WriteLine($"case {OneDnnConvolutions.Describe(c)}: error {OneDnnConvolutions.Error(c).ToString("E2", System.Globalization.CultureInfo.InvariantCulture)}");
+        return 0;
     }
 
     /// <summary>

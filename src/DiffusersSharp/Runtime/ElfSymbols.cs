@@ -1,4 +1,4 @@
-namespace DiffusersSharp.Tests.Support;
+namespace DiffusersSharp.Runtime;
 
 /// <summary>Reads symbol values from an ELF64 little-endian shared object's full symbol table (.symtab).</summary>
 internal static class ElfSymbols
