@@ -29,9 +29,9 @@ namespace DiffusersSharp.Runtime;
 /// </summary>
 public static class OneDnnCaches
 {
-    private const string CpuObject = "_ZZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
-    private const string CpuGuard = "_ZGVZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
-    private const string GlobalContext = "_ZN2at13globalContextEv";
+    internal const string CpuObject = "_ZZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
+    internal const string CpuGuard = "_ZGVZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
+    internal const string GlobalContext = "_ZN2at13globalContextEv";
 
     // Xbyak::util::Cpu (oneDNN v3.7.1): uint32_t dataCacheSize_[10] at 0x1c, coresSharignDataCache_[10] at 0x44,
     // dataCacheLevels_ at 0x6c (as platform::get_per_core_cache_size reads them in this build).
@@ -69,9 +69,8 @@ public static class OneDnnCaches
     private static string Repair()
     {
         if (!OperatingSystem.IsLinux() || !X86Base.IsSupported) return "oneDNN caches: not x86-64 Linux, left alone";
-        var (_, vendor, _, _) = X86Base.CpuId(0, 0);
-        if (vendor != 0x68747541) return "oneDNN caches: not an AMD CPU, left alone";   // "Auth"enticAMD
-        int cpuidL1 = LeafSize(unchecked((int)0x8000001D), 0);
+        if (X86Base.CpuId(0, 0).Ebx != 0x68747541) return "oneDNN caches: not an AMD CPU, left alone";   // "Auth"enticAMD
+        int cpuidL1 = CpuidL1DataCacheBytes();
         if (cpuidL1 >= 1024) return $"oneDNN caches: CPUID describes them (L1 {cpuidL1 / 1024} KB)";
         if (NativeSetup.OptedOut("DIFFUSERS_SHARP_NO_CACHE_REPAIR")) return "oneDNN caches: CPUID describes none; repair opted out";
 
@@ -106,11 +105,37 @@ public static class OneDnnCaches
         int l1 = l1Kb is >= 16 and <= 256 ? l1Kb * 1024 : 32 * 1024;
         int l2 = l2Kb is >= 128 and <= 16384 ? l2Kb * 1024 : 512 * 1024;
         int[] sizes = [l1, l2, 1024 * 1024];
+        // DIFFUSERS_SHARP_ONEDNN_CACHES=L1,L2,L3 (KB per core) sets them instead (for CPUs whose caches you know)
+        if (Environment.GetEnvironmentVariable("DIFFUSERS_SHARP_ONEDNN_CACHES") is { Length: > 0 } given)
+        {
+            var kb = given.Split(',').Select(v => int.TryParse(v, out int k) && k is >= 1 and <= 1 << 20 ? k : -1).ToArray();
+            if (kb.Length != 3 || kb.Any(k => k < 0))
+                return $"oneDNN caches: DIFFUSERS_SHARP_ONEDNN_CACHES must be three sizes in KB (L1,L2,L3 per core), got '{given}'; left alone";
+            sizes = [.. kb.Select(k => k * 1024)];
+        }
         for (int i = 0; i < levels && i < sizes.Length; i++)
             Marshal.WriteInt32(cpu, CacheSizeOffset + 4 * i, sizes[i] * Marshal.ReadInt32(cpu, CoresSharingOffset + 4 * i));
-        RepairedL1 = l1;
-        return $"oneDNN caches: CPUID describes none (oneDNN read {cpuidL1}-byte caches); set to L1 {l1 / 1024} KB, L2 {l2 / 1024} KB, " +
-               "L3 1024 KB per core";
+        RepairedL1 = sizes[0];
+        return $"oneDNN caches: CPUID describes none (oneDNN read {cpuidL1}-byte caches); set to L1 {sizes[0] / 1024} KB, " +
+               $"L2 {sizes[1] / 1024} KB, L3 {sizes[2] / 1024} KB per core";
+    }
+
+    /// <summary>
+    /// The first level-1 data cache's size as Xbyak computes it from CPUID (leaf 0x8000001D sub-leaf 0 on AMD, the first
+    /// data or unified sub-leaf of leaf 4 on Intel); -1 where there is none or the CPU is not x86.
+    /// </summary>
+    internal static int CpuidL1DataCacheBytes()
+    {
+        if (!X86Base.IsSupported) return -1;
+        var (_, vendor, _, _) = X86Base.CpuId(0, 0);
+        if (vendor == 0x68747541) return LeafSize(unchecked((int)0x8000001D), 0);   // "Auth"enticAMD
+        for (int sub = 0; sub < 16; sub++)
+        {
+            int type = X86Base.CpuId(4, sub).Eax & 0x1f;
+            if (type == 0) break;
+            if (type is 1 or 3) return LeafSize(4, sub);
+        }
+        return -1;
     }
 
     /// <summary>A cache's size from a CPUID cache-parameters leaf, as Xbyak computes it (1 for an empty leaf).</summary>
@@ -121,7 +146,7 @@ public static class OneDnnCaches
     }
 
     /// <summary>The loaded libtorch_cpu.so: its path and load address (the mapping of its first page).</summary>
-    private static (string Path, IntPtr Base) MappedLibTorch()
+    internal static (string Path, IntPtr Base) MappedLibTorch()
     {
         foreach (var line in File.ReadLines("/proc/self/maps"))
         {

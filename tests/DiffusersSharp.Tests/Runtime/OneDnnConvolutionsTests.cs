@@ -51,6 +51,18 @@ public class OneDnnConvolutionsTests
         AssertEveryCaseRight(r);
     }
 
+    [Theory]
+    [InlineData("32,512,2048", "set to L1 32 KB, L2 512 KB, L3 2048 KB per core")]
+    [InlineData("32,512", "DIFFUSERS_SHARP_ONEDNN_CACHES must be three sizes in KB (L1,L2,L3 per core), got '32,512'; left alone")]
+    [InlineData("32,x,2048", "DIFFUSERS_SHARP_ONEDNN_CACHES must be three sizes in KB (L1,L2,L3 per core), got '32,x,2048'; left alone")]
+    public void TheRepairTakesGivenSizesAndRejectsMalformedOnes(string given, string expected)
+    {
+        var r = RunChild([("DIFFUSERS_SHARP_TRUST_ONEDNN", "1"), ("DIFFUSERS_SHARP_ONEDNN_CACHES", given)], "--repair-only");
+        string caches = Lines(r, "caches [")[0];
+        if (CpuidDescribesNoCaches) Assert.EndsWith(expected + "]", caches);
+        else Assert.DoesNotContain("set to", caches);   // CPUID describes the caches: nothing to repair, nothing read
+    }
+
     [Fact]
     public void WithoutTheRepairAFailingCheckSwitchesOneDnnOffAtTheFirstPassAtRiskAndEveryCaseIsThenRight()
     {

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.X86;
 using DiffusersSharp.Runtime;
 
 namespace DiffusersSharp.Tests.Support;
@@ -19,15 +18,14 @@ namespace DiffusersSharp.Tests.Support;
 /// </summary>
 internal static class LibTorchInternals
 {
-    private const string CpuObject = "_ZZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
-    private const string CpuGuard = "_ZGVZN4dnnl4impl3cpu3x643cpuEvE4cpu_";
+    private const string CpuObject = OneDnnCaches.CpuObject, CpuGuard = OneDnnCaches.CpuGuard;
     private const string NnpackStatus = "_ZZN2at6nativeL11init_nnpackEvE13nnpack_status";
     private const string NnpackGuard = "_ZGVZN2at6nativeL11init_nnpackEvE13nnpack_status";
-    private const string GlobalContext = "_ZN2at13globalContextEv";
+    private const string GlobalContext = OneDnnCaches.GlobalContext;
 
-    // Xbyak::util::Cpu (oneDNN v3.7.1): uint32_t dataCacheSize_[10] at 0x1c, coresSharignDataCache_[10] at 0x44,
-    // dataCacheLevels_ at 0x6c (as platform::get_per_core_cache_size reads them in this build).
-    private const int CacheSizeOffset = 0x1c, CoresSharingOffset = 0x44, CacheLevelsOffset = 0x6c;
+    // Xbyak::util::Cpu's layout in this build (Runtime/OneDnnCaches)
+    private const int CacheSizeOffset = OneDnnCaches.CacheSizeOffset, CoresSharingOffset = OneDnnCaches.CoresSharingOffset,
+        CacheLevelsOffset = OneDnnCaches.CacheLevelsOffset;
 
     /// <summary>nnp_status_unsupported_hardware (nnpack.h).</summary>
     private const int NnpUnsupportedHardware = 51;
@@ -113,14 +111,8 @@ internal static class LibTorchInternals
 
     private static Library MappedLibTorch()
     {
-        foreach (var line in File.ReadLines("/proc/self/maps"))
-        {
-            // start-end perms offset dev inode path
-            var f = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length == 6 && f[5].EndsWith("/libtorch_cpu.so", StringComparison.Ordinal) && Convert.ToInt64(f[2], 16) == 0)
-                return new Library(f[5], (IntPtr)Convert.ToInt64(f[0].Split('-')[0], 16));
-        }
-        throw new InvalidOperationException("libtorch_cpu.so is not loaded");
+        var (path, loadBase) = OneDnnCaches.MappedLibTorch();
+        return new Library(path, loadBase);
     }
 
     private static IntPtr LoadedLibTorch()
@@ -130,26 +122,7 @@ internal static class LibTorchInternals
         return h != IntPtr.Zero ? h : throw new InvalidOperationException("libtorch_cpu.so is not loaded");
     }
 
-    /// <summary>The first level-1 data cache's size as Xbyak computes it from CPUID (leaf 0x8000001D sub-leaf 0 on AMD, leaf 4 on Intel).</summary>
-    private static int CpuidL1DataCacheBytes()
-    {
-        static int Size(int b, int c) =>
-            (int)(((uint)b >> 22) + 1) * (int)((((uint)b >> 12) & 0x3ff) + 1) * (int)(((uint)b & 0xfff) + 1) * (c + 1);
-        var (_, vendor, _, _) = X86Base.CpuId(0, 0);
-        if (vendor == 0x68747541) // "Auth"enticAMD
-        {
-            var (_, b, c, _) = X86Base.CpuId(unchecked((int)0x8000001D), 0);
-            return Size(b, c);
-        }
-        for (int sub = 0; sub < 16; sub++)
-        {
-            var (a, b, c, _) = X86Base.CpuId(4, sub);
-            int type = a & 0x1f;
-            if (type == 0) break;
-            if (type is 1 or 3) return Size(b, c);
-        }
-        return -1;
-    }
+    private static int CpuidL1DataCacheBytes() => OneDnnCaches.CpuidL1DataCacheBytes();
 
     [DllImport("libc", EntryPoint = "dlopen")]
     private static extern IntPtr dlopen([MarshalAs(UnmanagedType.LPUTF8Str)] string file, int mode);

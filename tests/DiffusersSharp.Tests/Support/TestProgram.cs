@@ -51,6 +51,12 @@ public static class TestProgram
         var warnings = new List<string>();
         OneDnnConvolutions.Warn = warnings.Add;
         using (TorchSharp.torch.zeros(1)) { }   // libtorch loaded, whatever the check does
+        if (args.Contains("--repair-only"))
+        {
+            OneDnnCaches.EnsureRepaired();
+            Console.WriteLine($"caches [{OneDnnCaches.Status}]");
+            return 0;
+        }
         if (args.Contains("--shrink-caches"))
         {
             // oneDNN as on a CPU whose CPUID describes no caches (built by one convolution first)
