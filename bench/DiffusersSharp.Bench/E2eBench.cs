@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DiffusersSharp.Pipelines;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -90,6 +91,7 @@ public static class E2eBench
         double stepWall = steps.Sum(x => x.Wall), stepCpu = steps.Sum(x => x.Cpu);
         double totalWall = work.Sum(x => x.Wall), totalCpu = work.Sum(x => x.Cpu);
         long peak = Math.Max(Harness.PeakRssBytes(), StageClock.PeakOfLaps);
+        Console.WriteLine($"  {OneDnnCaches.Status}; {OneDnnConvolutions.Status}");
         Console.WriteLine($"  total (without load) {totalWall:F3} s wall, {totalCpu:F3} s CPU; image {image.Width}x{image.Height} -> {png}");
         Console.WriteLine($"  weights {weightBytes / 1e9:F3} GB ({dtypeName}); peak RSS {peak / 1e9:F3} GB = {peak / (double)weightBytes:F2}x the weights (target <= 1.3); " +
                           $"RSS before loading {rssBefore / 1e9:F3} GB; threads {torch.get_num_threads()}");
