@@ -25,9 +25,9 @@ public static class HugePages
 
     /// <summary>Whether this process's malloc asks for huge pages (the tunable was set when it started).</summary>
     public static bool On => OperatingSystem.IsLinux() && TunableValue(Environment.GetEnvironmentVariable("GLIBC_TUNABLES")) is { } v &&
-                             v != "0" && ThpMode() is { } mode && mode != "never" && GlibcHasTunable();
+                             v != "0" && MachineWhyNot() is null;
 
-    /// <summary>One line for <see cref="NativeSetup.Summary"/> and <c>diffusers info</c>.</summary>
+    /// <summary>One line for <see cref="NativeSetup.Summary"/>.</summary>
     public static string Status
     {
         get
@@ -85,10 +85,16 @@ public static class HugePages
     {
         if (NativeSetup.OptedOut(OptOut)) return $"{OptOut} is set";
         if (NativeSetup.OptedOut(Relaunched) && !On) return "relaunched once already";
+        return MachineWhyNot();
+    }
+
+    /// <summary>Why this kernel and libc cannot give malloc huge pages; null where they can.</summary>
+    private static string? MachineWhyNot()
+    {
         string? mode = ThpMode();
         if (mode is null) return "the kernel has no transparent huge pages";
         if (mode == "never") return "transparent huge pages are off in this kernel (never)";
-        if (!GlibcHasTunable()) return "glibc older than 2.35, or not glibc";
+        if (!(NativeSetup.GlibcVersion() >= new Version(2, 35))) return "glibc older than 2.35, or not glibc";
         return null;
     }
 
@@ -104,19 +110,6 @@ public static class HugePages
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
-        }
-    }
-
-    private static bool GlibcHasTunable()
-    {
-        try
-        {
-            string? version = Marshal.PtrToStringAnsi(gnu_get_libc_version());
-            return Version.TryParse(version, out var v) && v >= new Version(2, 35);
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return false;
         }
     }
 
@@ -169,7 +162,4 @@ public static class HugePages
 
     [DllImport("libc", EntryPoint = "execve")]
     private static extern int execve([MarshalAs(UnmanagedType.LPUTF8Str)] string path, IntPtr[] argv, IntPtr[] envp);
-
-    [DllImport("libc", EntryPoint = "gnu_get_libc_version")]
-    private static extern IntPtr gnu_get_libc_version();
 }

@@ -59,7 +59,7 @@ public static class NativeSetup
         if (OptedOut("DIFFUSERS_SHARP_NO_MALLOPT")) return "mallopt: opted out";
         try
         {
-            _ = Marshal.PtrToStringAnsi(gnu_get_libc_version()); // throws where libc is not glibc
+            if (GlibcVersion() is null) return "mallopt: not glibc";
             int ok1 = mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold);
             _mallocTuned = ok1 == 1;
             int ok2 = mallopt(M_TRIM_THRESHOLD, 1 << 30);
@@ -151,6 +151,19 @@ public static class NativeSetup
         if (context == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZNK2at7Context17userEnabledNNPACKEv", out var get))
             return null;
         return ((delegate* unmanaged<IntPtr, byte>)get)(context) != 0;
+    }
+
+    /// <summary>glibc's version (<c>gnu_get_libc_version</c>; 0.0 where it does not parse), null where libc is not glibc.</summary>
+    internal static Version? GlibcVersion()
+    {
+        try
+        {
+            return Version.TryParse(Marshal.PtrToStringAnsi(gnu_get_libc_version()), out var v) ? v : new Version(0, 0);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

@@ -40,7 +40,7 @@ public static class OneDnnCaches
     private static readonly object Gate = new();
     private static volatile bool _done;
 
-    /// <summary>What <see cref="EnsureRepaired"/> found and did (for <c>diffusers info</c>-style reports and the benchmarks).</summary>
+    /// <summary>What <see cref="EnsureRepaired"/> found and did (one line; `bench -- e2e-run` prints it).</summary>
     public static string Status { get; private set; } = "oneDNN caches: not looked at yet";
 
     /// <summary>The L1 size written by the repair (bytes), 0 where none was made.</summary>

@@ -17,9 +17,10 @@ internal static class TestAssemblySetup
     internal static void Run()
     {
         if (Environment.GetEnvironmentVariable("DIFFUSERS_SHARP_TESTS_CHILD") == "1") return;   // child processes decide for themselves
+        var warn = OneDnnConvolutions.Warn;
         OneDnnConvolutions.Warn = _ => { };
         OneDnnConvolutions.AvoidIfWrong();
-        OneDnnConvolutions.Warn = message => Console.Error.WriteLine("warning: " + message);
+        OneDnnConvolutions.Warn = warn;
     }
 #pragma warning restore CA2255
 }
