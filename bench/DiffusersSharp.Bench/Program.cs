@@ -129,6 +129,9 @@ public static class Program
                 return AttentionPathsBench.Run(dtypes, int.Parse(Opt("--runs", "5")));
             case "group-norm-paths":
                 return GroupNormPathsBench.Run(dtypes, int.Parse(Opt("--runs", "20")));
+            case "winograd-paths":
+                return WinogradPathsBench.Run(dtypes, int.Parse(Opt("--runs", "5")), Opt("--layouts", "nchw,cl").Split(','),
+                    long.Parse(Opt("--band-mb", "16")), Array.IndexOf(args, "--only") >= 0 ? Opt("--only", "") : null);
             case "geglu-paths":
                 return GegluPathsBench.Run(dtypes, int.Parse(Opt("--runs", "20")));
             case "tiny-vae":

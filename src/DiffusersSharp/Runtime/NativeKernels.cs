@@ -9,8 +9,8 @@ namespace DiffusersSharp.Runtime;
 /// needs AVX512-BF16): loaded once, with libtorch's OpenMP runtime (the bundled libgomp's <c>GOMP_parallel</c>) handed
 /// to it, so that the kernels' threads are libtorch's own team: with threads of their own, libtorch's workers, still
 /// spinning after the previous op, took the cores from them (the 32² self-attention 24 ms instead of 17). Without that
-/// runtime the kernels are not used. <see cref="FusedAttention"/>, <see cref="FusedGroupNorm"/> and <see cref="FusedGeglu"/>
-/// call it; each has its own opt-out.
+/// runtime the kernels are not used. <see cref="FusedAttention"/>, <see cref="FusedGroupNorm"/>, <see cref="FusedGeglu"/>
+/// and <see cref="WinogradConvolution"/> call it; each has its own opt-out.
 /// </summary>
 public static class NativeKernels
 {
@@ -88,7 +88,7 @@ public static class NativeKernels
         public Dictionary<string, IntPtr> Exports { get; init; } = new();
     }
 
-    private static readonly string[] EntryPoints = ["dk_supported", "dk_set_openmp", "dsa_attention", "dgn_group_norm", "dgg_geglu"];
+    private static readonly string[] EntryPoints = ["dk_supported", "dk_set_openmp", "dsa_attention", "dgn_group_norm", "dgg_geglu", "dwg_weights", "dwg_input", "dwg_output"];
 
     private static unsafe Library Load()
     {

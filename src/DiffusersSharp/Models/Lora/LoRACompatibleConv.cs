@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,6 +49,8 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     {
         if (IsPlain1x1 && x.dim() == 4 && Layers.IsChannelsLast(x) && Layers.IsOneDnnDivideByZeroPair(InChannels, OutChannels))
             return Layers.PointwiseAddmm(weight, Bias, x);
+        // wide 3×3 layers by Winograd's algorithm where it applies and pays (Runtime/WinogradConvolution)
+        if (KernelSize == 3 && Stride == 1 && Padding == 1 && WinogradConvolution.TryRun(x, weight, Bias) is { } y) return y;
         return nn.functional.conv2d(x, weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
     }
 

@@ -1,0 +1,328 @@
+// DiffusersSharp's Winograd convolution F(2x2, 3x3) for x86-64 CPUs with AVX-512 (fp32) and AVX512-BF16 (bf16): a 3x3
+// convolution of stride 1 and padding 1 as 16 matrix products of 2.25x fewer multiply-adds than the direct one, between
+// three transforms done here (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+//   weights  U = G g G^T     per (output, input) channel pair: 3x3 -> 4x4          (dwg_weights)
+//   inputs   V = B^T d B     per 4x4 input tile (tiles 2 apart, the padding read as 0) (dwg_input)
+//   products M[k] = U[k] V[k] for the 16 positions k of a tile, over channels        (libtorch's bmm, by the caller)
+//   outputs  Y = A^T M A     per tile: its 2x2 outputs, plus the bias                 (dwg_output)
+// The transforms compute in fp32; bf16 tensors (raw 16-bit words) are read as fp32 and their results rounded once to
+// bf16 (to nearest even, as torch). B^T and A^T hold only 0 and +-1, G halves: fp32 rounding of the transforms is of the
+// order of the products' own.
+//
+// Two layouts of the products' operands, chosen by the caller for the activations' layout:
+//   planes (channels_last = 0; NCHW activations, unit W stride): V [16][Cin][T], U [16][Cout][Cin], M [16][Cout][T]
+//     (M = U V); vectorised over 16 tiles of a tile row (even and odd columns split with permutes).
+//   rows   (channels_last = 1; NHWC activations, unit C stride): V [16][T][Cin], M [16][T][Cout] (M = V U^T, U as
+//     above); vectorised over 16 channels.
+// T counts the tiles of the tile rows [g0, g1) that one call does, a tile row g being row g % th of image g / th, so the
+// caller can run a large convolution in bands whose V and M stay small.
+//
+// Built by build-native.sh into linux-x64/libdiffusers_kernels.so, called by Runtime/WinogradConvolution.cs; callers ask
+// dk_supported() (kernels.c) first.
+#include <stdint.h>
+#include "kernels.h"
+
+typedef struct
+{
+    int64_t batch, cin, cout, h, w;   // h and w even: the output has the input's size
+    int64_t xs_n, xs_c, xs_h, xs_w;   // input strides (elements)
+    int64_t ys_n, ys_c, ys_h, ys_w;   // output strides
+    int64_t ws_o, ws_i, ws_h, ws_w;   // weight strides ([Cout, Cin, 3, 3])
+    int32_t channels_last;            // the operands' layout (see above)
+    int32_t bf16;                     // all tensors bf16 (else fp32)
+} dwg_problem;
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
+#include "avx512_math.h"
+
+// The lanes l of a 16-wide load starting at column q that fall in [0, w).
+static inline __mmask16 cols(int64_t q, int64_t w)
+{
+    int64_t lo = q < 0 ? -q : 0, hi = w - q < 16 ? w - q : 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+static inline float bf16_to_float(uint16_t v)
+{
+    union { uint32_t u; float f; } c = {(uint32_t)v << 16};
+    return c.f;
+}
+
+static inline float read1(const void *p, int64_t i, int bf16)
+{
+    return bf16 ? bf16_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+typedef struct
+{
+    const dwg_problem *pr;
+    const void *src;
+    void *dst;
+    const void *bias;
+    int64_t g0, g1;
+} dwg_job;
+
+// ---- weights: U[k][o][i] = (G g G^T)[k], g = the 3x3 kernel of output o, input i; G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
+
+static void weights_share(void *data)
+{
+    const dwg_job *j = data;
+    const dwg_problem *pr = j->pr;
+    const int64_t O = pr->cout, I = pr->cin, plane = O * I;
+    const __m512 half = _mm512_set1_ps(0.5f);
+    // 16 input channels per vector: loaded where they are adjacent (channels-last kernels), else gathered (fp32) or
+    // read one by one (bf16)
+    const int direct = pr->ws_i == 1, gather = !direct && !pr->bf16 && pr->ws_i <= INT32_MAX / 16;
+    const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                            _mm512_set1_epi32((int)(gather ? pr->ws_i : 0)));
+    int64_t begin, end;
+    dk_share(O, &begin, &end);
+    for (int64_t o = begin; o < end; o++)
+        for (int64_t i0 = 0; i0 < I; i0 += 16)
+        {
+            const __mmask16 m = lanes(I - i0);
+            __m512 g[3][3], a[4][3];
+            for (int r = 0; r < 3; r++)
+                for (int c = 0; c < 3; c++)
+                {
+                    const int64_t at = o * pr->ws_o + i0 * pr->ws_i + r * pr->ws_h + c * pr->ws_w;
+                    if (direct) g[r][c] = load16(j->src, at, m, pr->bf16);
+                    else if (gather)
+                        g[r][c] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, step, (const float *)j->src + at, 4);
+                    else
+                    {
+                        float v[16] = {0};
+                        for (int l = 0; l < 16 && i0 + l < I; l++) v[l] = read1(j->src, at + l * pr->ws_i, pr->bf16);
+                        g[r][c] = _mm512_loadu_ps(v);
+                    }
+                }
+            for (int c = 0; c < 3; c++)
+            {
+                __m512 even = _mm512_add_ps(g[0][c], g[2][c]);
+                a[0][c] = g[0][c];
+                a[1][c] = _mm512_mul_ps(half, _mm512_add_ps(even, g[1][c]));
+                a[2][c] = _mm512_mul_ps(half, _mm512_sub_ps(even, g[1][c]));
+                a[3][c] = g[2][c];
+            }
+            for (int r = 0; r < 4; r++)
+            {
+                __m512 even = _mm512_add_ps(a[r][0], a[r][2]);
+                const int64_t at = o * I + i0;
+                store16(j->dst, (4 * r + 0) * plane + at, a[r][0], m, pr->bf16);
+                store16(j->dst, (4 * r + 1) * plane + at, _mm512_mul_ps(half, _mm512_add_ps(even, a[r][1])), m, pr->bf16);
+                store16(j->dst, (4 * r + 2) * plane + at, _mm512_mul_ps(half, _mm512_sub_ps(even, a[r][1])), m, pr->bf16);
+                store16(j->dst, (4 * r + 3) * plane + at, a[r][2], m, pr->bf16);
+            }
+        }
+}
+
+// ---- inputs
+
+// B^T d B for 16 tiles at once, d[r][c] the 4x4 tile's values (vectors over tiles or channels); the result in v[16]
+// (index 4 r + c).
+static inline void input_tile(__m512 d[4][4], __m512 v[16])
+{
+    __m512 t[4][4];
+    for (int r = 0; r < 4; r++)
+    {
+        t[r][0] = _mm512_sub_ps(d[r][0], d[r][2]);
+        t[r][1] = _mm512_add_ps(d[r][1], d[r][2]);
+        t[r][2] = _mm512_sub_ps(d[r][2], d[r][1]);
+        t[r][3] = _mm512_sub_ps(d[r][1], d[r][3]);
+    }
+    for (int c = 0; c < 4; c++)
+    {
+        v[0 + c] = _mm512_sub_ps(t[0][c], t[2][c]);
+        v[4 + c] = _mm512_add_ps(t[1][c], t[2][c]);
+        v[8 + c] = _mm512_sub_ps(t[2][c], t[1][c]);
+        v[12 + c] = _mm512_sub_ps(t[1][c], t[3][c]);
+    }
+}
+
+// planes: work items (input channel, tile row); 16 tiles of the row per vector, their columns split even / odd
+static void input_planes_share(void *data)
+{
+    const dwg_job *j = data;
+    const dwg_problem *pr = j->pr;
+    const int64_t tw = pr->w / 2, th = pr->h / 2, rows = j->g1 - j->g0, T = rows * tw, I = pr->cin;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    int64_t begin, end;
+    dk_share(I * rows, &begin, &end);
+    for (int64_t item = begin; item < end; item++)
+    {
+        const int64_t c = item / rows, g = j->g0 + item % rows, n = g / th, ty = g % th;
+        for (int64_t tx0 = 0; tx0 < tw; tx0 += 16)
+        {
+            __m512 d[4][4], v[16];
+            const int64_t s = 2 * tx0 - 1;
+            for (int r = 0; r < 4; r++)
+            {
+                const int64_t y = 2 * ty - 1 + r;
+                if (y < 0 || y >= pr->h)
+                {
+                    d[r][0] = d[r][1] = d[r][2] = d[r][3] = _mm512_setzero_ps();
+                    continue;
+                }
+                const int64_t base = n * pr->xs_n + c * pr->xs_c + y * pr->xs_h;
+                __m512 a = load16(j->src, base + s, cols(s, pr->w), pr->bf16);
+                __m512 b = load16(j->src, base + s + 16, cols(s + 16, pr->w), pr->bf16);
+                __m512 e = load16(j->src, base + s + 2, cols(s + 2, pr->w), pr->bf16);
+                __m512 f = load16(j->src, base + s + 18, cols(s + 18, pr->w), pr->bf16);
+                d[r][0] = _mm512_permutex2var_ps(a, even, b);
+                d[r][1] = _mm512_permutex2var_ps(a, odd, b);
+                d[r][2] = _mm512_permutex2var_ps(e, even, f);
+                d[r][3] = _mm512_permutex2var_ps(e, odd, f);
+            }
+            input_tile(d, v);
+            const __mmask16 m = lanes(tw - tx0);
+            const int64_t t = (g - j->g0) * tw + tx0;
+            for (int k = 0; k < 16; k++) store16(j->dst, (k * I + c) * T + t, v[k], m, pr->bf16);
+        }
+    }
+}
+
+// rows: work items tiles; 16 channels per vector
+static void input_rows_share(void *data)
+{
+    const dwg_job *j = data;
+    const dwg_problem *pr = j->pr;
+    const int64_t tw = pr->w / 2, th = pr->h / 2, T = (j->g1 - j->g0) * tw, I = pr->cin;
+    int64_t begin, end;
+    dk_share(T, &begin, &end);
+    for (int64_t t = begin; t < end; t++)
+    {
+        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
+        for (int64_t c0 = 0; c0 < I; c0 += 16)
+        {
+            const __mmask16 m = lanes(I - c0);
+            __m512 d[4][4], v[16];
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++)
+                {
+                    const int64_t y = 2 * ty - 1 + r, x = 2 * tx - 1 + q;
+                    d[r][q] = y < 0 || y >= pr->h || x < 0 || x >= pr->w
+                                  ? _mm512_setzero_ps()
+                                  : load16(j->src, n * pr->xs_n + y * pr->xs_h + x * pr->xs_w + c0, m, pr->bf16);
+                }
+            input_tile(d, v);
+            for (int k = 0; k < 16; k++) store16(j->dst, (k * T + t) * I + c0, v[k], m, pr->bf16);
+        }
+    }
+}
+
+// ---- outputs: A^T M A, A^T = [1 1 1 0; 0 1 -1 -1]; y[a][b] the tile's output at row a, column b
+
+static inline void output_tile(__m512 m[16], __m512 y[2][2])
+{
+    __m512 s0[4], s1[4];
+    for (int r = 0; r < 4; r++)
+    {
+        s0[r] = _mm512_add_ps(_mm512_add_ps(m[4 * r], m[4 * r + 1]), m[4 * r + 2]);
+        s1[r] = _mm512_sub_ps(_mm512_sub_ps(m[4 * r + 1], m[4 * r + 2]), m[4 * r + 3]);
+    }
+    y[0][0] = _mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]);
+    y[0][1] = _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]);
+    y[1][0] = _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]);
+    y[1][1] = _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]);
+}
+
+static void output_planes_share(void *data)
+{
+    const dwg_job *j = data;
+    const dwg_problem *pr = j->pr;
+    const int64_t tw = pr->w / 2, th = pr->h / 2, rows = j->g1 - j->g0, T = rows * tw, O = pr->cout;
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    int64_t begin, end;
+    dk_share(O * rows, &begin, &end);
+    for (int64_t item = begin; item < end; item++)
+    {
+        const int64_t o = item / rows, g = j->g0 + item % rows, n = g / th, ty = g % th;
+        const __m512 bias = _mm512_set1_ps(j->bias ? read1(j->bias, o, pr->bf16) : 0.0f);
+        for (int64_t tx0 = 0; tx0 < tw; tx0 += 16)
+        {
+            const __mmask16 m = lanes(tw - tx0);
+            const int64_t t = (g - j->g0) * tw + tx0;
+            __m512 v[16], y[2][2];
+            for (int k = 0; k < 16; k++) v[k] = load16(j->src, (k * O + o) * T + t, m, pr->bf16);
+            output_tile(v, y);
+            for (int a = 0; a < 2; a++)
+            {
+                const int64_t base = n * pr->ys_n + o * pr->ys_c + (2 * ty + a) * pr->ys_h + 2 * tx0;
+                __m512 first = _mm512_add_ps(_mm512_permutex2var_ps(y[a][0], lo, y[a][1]), bias);
+                __m512 second = _mm512_add_ps(_mm512_permutex2var_ps(y[a][0], hi, y[a][1]), bias);
+                store16(j->dst, base, first, lanes(pr->w - 2 * tx0), pr->bf16);
+                store16(j->dst, base + 16, second, lanes(pr->w - 2 * tx0 - 16), pr->bf16);
+            }
+        }
+    }
+}
+
+static void output_rows_share(void *data)
+{
+    const dwg_job *j = data;
+    const dwg_problem *pr = j->pr;
+    const int64_t tw = pr->w / 2, th = pr->h / 2, T = (j->g1 - j->g0) * tw, O = pr->cout;
+    int64_t begin, end;
+    dk_share(T, &begin, &end);
+    for (int64_t t = begin; t < end; t++)
+    {
+        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
+        for (int64_t o0 = 0; o0 < O; o0 += 16)
+        {
+            const __mmask16 m = lanes(O - o0);
+            const __m512 bias = j->bias ? load16(j->bias, o0, m, pr->bf16) : _mm512_setzero_ps();
+            __m512 v[16], y[2][2];
+            for (int k = 0; k < 16; k++) v[k] = load16(j->src, (k * T + t) * O + o0, m, pr->bf16);
+            output_tile(v, y);
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    store16(j->dst, n * pr->ys_n + (2 * ty + a) * pr->ys_h + (2 * tx + b) * pr->ys_w + o0,
+                            _mm512_add_ps(y[a][b], bias), m, pr->bf16);
+        }
+    }
+}
+
+#pragma GCC pop_options
+
+static int valid(const dwg_problem *pr)
+{
+    return pr->batch > 0 && pr->cin > 0 && pr->cout > 0 && pr->h >= 2 && pr->w >= 2 && pr->h % 2 == 0 && pr->w % 2 == 0;
+}
+
+static int valid_rows(const dwg_problem *pr, int64_t g0, int64_t g1)
+{
+    return valid(pr) && g0 >= 0 && g0 < g1 && g1 <= pr->batch * (pr->h / 2);
+}
+
+// U [16][Cout][Cin] from the weight [Cout, Cin, 3, 3] (any strides). 0 on success, -1 for an unsupported problem.
+int dwg_weights(const dwg_problem *pr, const void *weight, void *u, int threads)
+{
+    if (!valid(pr)) return -1;
+    dwg_job j = {pr, weight, u, 0, 0, 0};
+    dk_run(weights_share, &j, pr->cout < 2 ? 1 : threads);
+    return 0;
+}
+
+// V of the tile rows [g0, g1) from the input (planes: unit W stride; rows: unit C stride). 0 on success, -1 for an
+// unsupported problem.
+int dwg_input(const dwg_problem *pr, const void *x, void *v, int64_t g0, int64_t g1, int threads)
+{
+    if (!valid_rows(pr, g0, g1) || (pr->channels_last ? pr->xs_c != 1 : pr->xs_w != 1)) return -1;
+    dwg_job j = {pr, x, v, 0, g0, g1};
+    dk_run(pr->channels_last ? input_rows_share : input_planes_share, &j, threads);
+    return 0;
+}
+
+// The outputs of the tile rows [g0, g1) from their M, plus the bias (Cout values, or NULL), into y (planes: unit W
+// stride; rows: unit C stride). 0 on success, -1 for an unsupported problem.
+int dwg_output(const dwg_problem *pr, const void *m, const void *bias, void *y, int64_t g0, int64_t g1, int threads)
+{
+    if (!valid_rows(pr, g0, g1) || (pr->channels_last ? pr->ys_c != 1 : pr->ys_w != 1)) return -1;
+    dwg_job j = {pr, m, y, bias, g0, g1};
+    dk_run(pr->channels_last ? output_rows_share : output_planes_share, &j, threads);
+    return 0;
+}

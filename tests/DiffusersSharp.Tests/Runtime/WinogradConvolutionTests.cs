@@ -1,0 +1,136 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Models.Lora;
+using DiffusersSharp.Runtime;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Runtime;
+
+/// <summary>
+/// The Winograd F(2×2, 3×3) convolution (build/native/winograd.c) against a float64 convolution of the same values: fp32
+/// to fp32 rounding and bf16 within a small multiple of libtorch's own bf16 convolution's error, in both layouts and
+/// both kernel layouts, every tail (channels, tiles past a 16-wide vector, one-tile images), bands of one tile row and
+/// bands across images; where it does not apply, libtorch's convolution; and <see cref="LoRACompatibleConv"/> through it.
+/// </summary>
+public class WinogradConvolutionTests
+{
+    private static bool CpuHas(params string[] flags) => flags.All(CpuFeatures.CurrentFlags.Contains);
+
+    private static (Tensor X, Tensor W, Tensor? B) Operands(long n, long cin, long cout, long h, long w, bool bias, int seed,
+        ScalarType dtype, bool xChannelsLast, bool wChannelsLast)
+    {
+        using var g = new Generator((ulong)seed);
+        var x = torch.randn([n, cin, h, w], generator: g).to(dtype);
+        var k = (torch.randn([cout, cin, 3, 3], generator: g) / Math.Sqrt(9 * cin)).to(dtype);
+        var b = bias ? torch.randn([cout], generator: g).to(dtype) : null;
+        return (xChannelsLast ? Layers.ToChannelsLast(x) : x, wChannelsLast ? Layers.ToChannelsLast(k) : k, b);
+    }
+
+    private static Tensor Float64Conv(Tensor x, Tensor w, Tensor? b) =>
+        nn.functional.conv2d(x.to(ScalarType.Float64), w.to(ScalarType.Float64), b?.to(ScalarType.Float64), padding: [1, 1]);
+
+    [Theory]
+    [InlineData(2, 40, 24, 8, 36, true, false, false)]    // 18 tiles a row: a second vector of 2; 40 / 24 channels
+    [InlineData(2, 40, 24, 8, 36, true, true, true)]      // the same channels-last (16-channel vectors with tails)
+    [InlineData(1, 20, 72, 6, 34, false, true, false)]    // channels-last input, NCHW kernel (gathered)
+    [InlineData(1, 3, 5, 2, 2, false, false, true)]       // one tile, all of it padding around; NCHW input, channels-last kernel
+    [InlineData(3, 64, 64, 32, 32, true, false, false)]   // a UNet-like layer
+    public void Fp32MatchesFloat64(long n, long cin, long cout, long h, long w, bool bias, bool xCl, bool wCl)
+    {
+        if (!CpuHas("avx512f")) return; // the fallback is libtorch itself
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(n, cin, cout, h, w, bias, 31, ScalarType.Float32, xCl, wCl);
+        Assert.True(WinogradConvolution.Applies(x, k, b));
+        var expected = Float64Conv(x, k, b);
+        var direct = nn.functional.conv2d(x, k, b, padding: [1, 1]);
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 1L })   // whole, then one tile row a band
+        {
+            var got = WinogradConvolution.Run(x, k, b, band);
+            Assert.Equal(new[] { n, cout, h, w }, got.shape);
+            Assert.Equal(xCl, Layers.IsChannelsLast(got) && !got.is_contiguous());
+            double ours = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
+            double theirs = Tol.MaxAbsDiff(direct.to(ScalarType.Float64), expected);
+            Assert.True(ours < 2e-5 && ours <= 4 * theirs + 1e-6, $"band {band}: Winograd {ours}, libtorch {theirs}");
+        }
+    }
+
+    [Fact]
+    public void BandsSpanImages()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        // 3 images of 2 tile rows; 3 rows a band: the first band ends inside the second image
+        var (x, k, b) = Operands(3, 32, 48, 4, 6, true, 32, ScalarType.Float32, false, false);
+        long bytesPerRow = 3 * 16 * (32 + 48) * 4;
+        var got = WinogradConvolution.Run(x, k, b, 3 * bytesPerRow);
+        double diff = Tol.MaxAbsDiff(got.to(ScalarType.Float64), Float64Conv(x, k, b));
+        Assert.True(diff < 2e-5, $"max |diff| {diff}");
+    }
+
+    [Theory]
+    [InlineData(true, true)]     // what bf16 models run: channels-last activations and kernels
+    [InlineData(false, false)]   // NCHW: the kernel's bf16 values read one by one
+    public void Bf16IsWithinBf16Rounding(bool xCl, bool wCl)
+    {
+        if (!CpuHas("avx512f", "avx512_bf16")) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(2, 96, 80, 16, 40, true, 33, ScalarType.BFloat16, xCl, wCl);
+        var expected = Float64Conv(x, k, b);
+        var got = WinogradConvolution.Run(x, k, b, WinogradConvolution.BandBytes);
+        Assert.Equal(ScalarType.BFloat16, got.dtype);
+        var direct = nn.functional.conv2d(x, k, b, padding: [1, 1]);
+        double ours = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
+        double theirs = Tol.MaxAbsDiff(direct.to(ScalarType.Float64), expected);
+        // the transformed tiles and products are rounded to bf16 too: measured about twice the direct error
+        Assert.True(ours <= 3 * theirs, $"Winograd {ours}, libtorch {theirs}");
+        double mean = (got.to(ScalarType.Float64) - expected).abs().mean().item<double>();
+        Assert.True(mean < 5e-3, $"mean |diff| {mean}");
+    }
+
+    [Fact]
+    public void DoesNotApplyElsewhere()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(1, 32, 32, 8, 8, true, 34, ScalarType.Float32, false, false);
+        Assert.True(WinogradConvolution.Applies(x, k, b));
+        Assert.False(WinogradConvolution.Applies(x[.., .., ..7, ..], k, b));                        // odd height
+        Assert.False(WinogradConvolution.Applies(x, k[.., .., ..1, ..1], b));                       // 1×1 kernel
+        Assert.False(WinogradConvolution.Applies(x.to(ScalarType.Float16), k.to(ScalarType.Float16), b?.to(ScalarType.Float16)));
+        Assert.False(WinogradConvolution.Applies(x, k.to(ScalarType.Float64), b));                  // mixed dtypes
+        Assert.False(WinogradConvolution.Applies(x.transpose(2, 3), k, b));                         // neither layout
+        using (torch.enable_grad())
+        {
+            var trained = k.clone().requires_grad_(true);
+            Assert.False(WinogradConvolution.Applies(x, trained, b));                               // training: autograd's convolution
+        }
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Run(x[.., .., ..7, ..], k, b, 1 << 20));
+        Assert.Contains("(1, 32, 7, 8)", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(2, 320, 320, 64, 64, true)]     // SD 1.5 at 64² latents
+    [InlineData(2, 1280, 1280, 16, 16, true)]
+    [InlineData(2, 1280, 1280, 8, 8, false)]    // 128 positions: the transforms cost what the products save
+    [InlineData(1, 4, 320, 64, 64, false)]      // conv_in: 4 channels
+    [InlineData(1, 128, 3, 512, 512, false)]    // a decoder's conv_out: 3 channels
+    public void WorthwhileWhereMeasuredFaster(long n, long cin, long cout, long h, long w, bool expected) =>
+        Assert.Equal(expected, WinogradConvolution.Worthwhile(n, cin, cout, h, w));
+
+    [Fact]
+    public void LoRACompatibleConvRunsIt()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var conv = new LoRACompatibleConv(48, 64, 3, padding: 1);
+        using var g = new Generator(35);
+        var x = torch.randn([2, 48, 16, 16], generator: g);
+        Assert.True(WinogradConvolution.Worthwhile(2, 48, 64, 16, 16));
+        var got = conv.forward(x);
+        var expected = Float64Conv(x, conv.Weight, conv.Bias);
+        double diff = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
+        Assert.True(diff < 2e-5, $"max |diff| {diff}");
+    }
+}
