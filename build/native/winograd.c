@@ -14,6 +14,8 @@
 //     (M = U V); vectorised over 16 tiles of a tile row (even and odd columns split with permutes).
 //   rows   (channels_last = 1; NHWC activations, unit C stride): V [16][T][Cin], M [16][T][Cout] (M = V U^T, U as
 //     above); vectorised over 16 channels.
+// With upsample set, the convolution's input is the nearest-neighbour x2 upsampling of the (h / 2, w / 2) input given
+// (diffusers' Upsample2D: interpolate, then the 3x3 convolution), read through the index map y -> y / 2, never built.
 // T counts the tiles of the tile rows [g0, g1) that one call does, a tile row g being row g % th of image g / th, so the
 // caller can run a large convolution in bands whose V and M stay small.
 //
@@ -30,6 +32,8 @@ typedef struct
     int64_t ws_o, ws_i, ws_h, ws_w;   // weight strides ([Cout, Cin, 3, 3])
     int32_t channels_last;            // the operands' layout (see above)
     int32_t bf16;                     // all tensors bf16 (else fp32)
+    int32_t upsample;                 // the input is (h / 2, w / 2), read upsampled x2 by nearest neighbour
+    int32_t reserved;
 } dwg_problem;
 
 #pragma GCC push_options
@@ -166,6 +170,15 @@ static void input_planes_share(void *data)
                     d[r][0] = d[r][1] = d[r][2] = d[r][3] = _mm512_setzero_ps();
                     continue;
                 }
+                if (pr->upsample)
+                {
+                    // input columns 2t-1, 2t, 2t+1, 2t+2 of tile t are the small input's t-1, t, t, t+1
+                    const int64_t base = n * pr->xs_n + c * pr->xs_c + (y >> 1) * pr->xs_h, sw = pr->w / 2;
+                    d[r][0] = load16(j->src, base + tx0 - 1, cols(tx0 - 1, sw), pr->bf16);
+                    d[r][1] = d[r][2] = load16(j->src, base + tx0, cols(tx0, sw), pr->bf16);
+                    d[r][3] = load16(j->src, base + tx0 + 1, cols(tx0 + 1, sw), pr->bf16);
+                    continue;
+                }
                 const int64_t base = n * pr->xs_n + c * pr->xs_c + y * pr->xs_h;
                 __m512 a = load16(j->src, base + s, cols(s, pr->w), pr->bf16);
                 __m512 b = load16(j->src, base + s + 16, cols(s + 16, pr->w), pr->bf16);
@@ -203,9 +216,10 @@ static void input_rows_share(void *data)
                 for (int q = 0; q < 4; q++)
                 {
                     const int64_t y = 2 * ty - 1 + r, x = 2 * tx - 1 + q;
+                    const int up = pr->upsample;
                     d[r][q] = y < 0 || y >= pr->h || x < 0 || x >= pr->w
                                   ? _mm512_setzero_ps()
-                                  : load16(j->src, n * pr->xs_n + y * pr->xs_h + x * pr->xs_w + c0, m, pr->bf16);
+                                  : load16(j->src, n * pr->xs_n + (y >> up) * pr->xs_h + (x >> up) * pr->xs_w + c0, m, pr->bf16);
                 }
             input_tile(d, v);
             for (int k = 0; k < 16; k++) store16(j->dst, (k * T + t) * I + c0, v[k], m, pr->bf16);
@@ -307,7 +321,7 @@ int dwg_weights(const dwg_problem *pr, const void *weight, void *u, int threads)
     return 0;
 }
 
-// V of the tile rows [g0, g1) from the input (planes: unit W stride; rows: unit C stride). 0 on success, -1 for an
+// V of the tile rows [g0, g1) from the input (planes: unit W stride; rows: unit C stride; upsampled when asked). 0 on success, -1 for an
 // unsupported problem.
 int dwg_input(const dwg_problem *pr, const void *x, void *v, int64_t g0, int64_t g1, int threads)
 {

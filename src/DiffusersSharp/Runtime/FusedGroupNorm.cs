@@ -48,10 +48,13 @@ public static class FusedGroupNorm
     }
 
     /// <summary>
-    /// <c>silu(group_norm(x + add, groups, weight, bias, eps))</c>, or without the SiLU; a new tensor in x's layout. Only
-    /// where <see cref="Applies"/> says yes (else an <see cref="ArgumentException"/>).
+    /// <c>silu(group_norm(x + add, groups, weight, bias, eps))</c>, or without the SiLU; a new tensor in x's layout, or,
+    /// with <paramref name="inPlace"/>, x itself overwritten (each value is read before it is written: the statistics
+    /// pass comes first) and returned, for a caller that owns x and needs it no more. Only where <see cref="Applies"/>
+    /// says yes (else an <see cref="ArgumentException"/>).
     /// </summary>
-    public static unsafe Tensor Run(Tensor x, Tensor? add, long groups, Tensor? weight, Tensor? bias, double eps, bool silu)
+    public static unsafe Tensor Run(Tensor x, Tensor? add, long groups, Tensor? weight, Tensor? bias, double eps, bool silu,
+        bool inPlace = false)
     {
         if (!Applies(x, add, weight, bias))
             throw new ArgumentException($"fused group norm: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} (add {(add is null ? "none" : NativeKernels.ShapeText(add))})");
@@ -60,7 +63,8 @@ public static class FusedGroupNorm
             throw new ArgumentException($"fused group norm: {c} channels do not split into {groups} groups");
         bool channelsLast = !x.is_contiguous();   // Applies: contiguous or channels-last
         Tensor output;
-        if (channelsLast)
+        if (inPlace) output = x;
+        else if (channelsLast)
         {
             // the view keeps the memory; no second handle is left to the finaliser
             using var nhwc = torch.empty(new[] { n, x.shape[2], x.shape[3], c }, x.dtype, x.device);
@@ -81,6 +85,7 @@ public static class FusedGroupNorm
             weight is null ? IntPtr.Zero : NativeKernels.DataPointer(weight, what), bias is null ? IntPtr.Zero : NativeKernels.DataPointer(bias, what),
             NativeKernels.DataPointer(output, what), x.dtype == ScalarType.BFloat16 ? 1 : 0, NativeKernels.Threads);
         GC.KeepAlive(x); GC.KeepAlive(add); GC.KeepAlive(weight); GC.KeepAlive(bias);
+        if (rc != 0 && inPlace) output = x.alias();   // Check disposes the output on failure: never the caller's x
         NativeKernels.Check(rc, output, what, "its statistics", $"x {NativeKernels.ShapeText(x)}, {groups} groups, eps {eps}");
         return output;
     }

@@ -17,7 +17,7 @@ namespace DiffusersSharp.Runtime;
 /// products are rounded to bf16, as the direct convolution rounds its inputs; measured in the tests against a float64
 /// reference).</para>
 /// <para>Used where: a CPU input (N, C, H, W) of bf16 (with AVX512-BF16) or fp32 (with AVX-512 F), contiguous or
-/// channels-last, H and W even; a weight [O, C, 3, 3] (any strides) and bias (O) or none of its dtype; stride 1, padding
+/// channels-last, H and W even (any for the upsampled form, <see cref="TryRunUpsampled"/>); a weight [O, C, 3, 3] (any strides) and bias (O) or none of its dtype; stride 1, padding
 /// 1; no gradient wanted; the shape worth it (<see cref="Worthwhile"/>); <c>DIFFUSERS_SHARP_NO_WINOGRAD</c> unset. The
 /// result has the input's layout, as libtorch's convolution's.</para>
 /// </summary>
@@ -53,8 +53,25 @@ public static class WinogradConvolution
         return Run(x, weight, bias, BandBytes);
     }
 
+    /// <summary>
+    /// <c>conv2d(interpolate(x, scale 2, nearest), weight, bias, stride 1, padding 1)</c>, diffusers' <c>Upsample2D</c>,
+    /// by the Winograd path reading x through the upsampling's index map (the 4× larger upsampled tensor is never made),
+    /// where it applies (<see cref="AppliesUpsampled"/>) and is worthwhile at the upsampled size, else null; the caller
+    /// owns the result.
+    /// </summary>
+    public static Tensor? TryRunUpsampled(Tensor x, Tensor weight, Tensor? bias)
+    {
+        if (!AppliesUpsampled(x, weight, bias)) return null;
+        if (!Worthwhile(x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3])) return null;
+        return RunUpsampled(x, weight, bias, BandBytes);
+    }
+
     /// <summary>True when the Winograd path takes these tensors, whatever their size (see the class summary).</summary>
-    public static bool Applies(Tensor x, Tensor weight, Tensor? bias)
+    public static bool Applies(Tensor x, Tensor weight, Tensor? bias) =>
+        AppliesUpsampled(x, weight, bias) && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0;
+
+    /// <summary>True when <see cref="RunUpsampled"/> takes these tensors: as <see cref="Applies"/>, any H and W.</summary>
+    public static bool AppliesUpsampled(Tensor x, Tensor weight, Tensor? bias)
     {
         var dtype = x.dtype;
         if (!Kernel.Supports(dtype) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
@@ -63,7 +80,6 @@ public static class WinogradConvolution
         if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1
                                  || bias.shape[0] != weight.shape[0] || bias.stride(0) != 1)) return false;
         if (torch.is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
-        if (x.shape[2] % 2 != 0 || x.shape[3] % 2 != 0) return false;
         return x.is_contiguous() || x.stride(1) == 1;
     }
 
@@ -72,11 +88,29 @@ public static class WinogradConvolution
     /// tile row each); only where <see cref="Applies"/> says yes (else an <see cref="ArgumentException"/>). A new tensor
     /// in x's layout.
     /// </summary>
-    public static unsafe Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes)
+    public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes)
     {
         if (!Applies(x, weight, bias))
             throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}");
-        long n = x.shape[0], cin = x.shape[1], h = x.shape[2], w = x.shape[3], cout = weight.shape[0];
+        return Convolve(x, weight, bias, bandBytes, upsample: false);
+    }
+
+    /// <summary>
+    /// The convolution of x upsampled ×2 by nearest neighbour (see <see cref="TryRunUpsampled"/>), in bands as
+    /// <see cref="Run"/>; only where <see cref="AppliesUpsampled"/> says yes (else an <see cref="ArgumentException"/>). A new
+    /// tensor (N, O, 2H, 2W) in x's layout.
+    /// </summary>
+    public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes)
+    {
+        if (!AppliesUpsampled(x, weight, bias))
+            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}");
+        return Convolve(x, weight, bias, bandBytes, upsample: true);
+    }
+
+    private static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor? bias, long bandBytes, bool upsample)
+    {
+        int up = upsample ? 1 : 0;
+        long n = x.shape[0], cin = x.shape[1], h = x.shape[2] << up, w = x.shape[3] << up, cout = weight.shape[0];
         bool channelsLast = !x.is_contiguous();   // Applies: contiguous or unit channel stride
         bool bf16 = x.dtype == ScalarType.BFloat16;
         const string what = "Winograd convolution";
@@ -95,6 +129,7 @@ public static class WinogradConvolution
             WsO = weight.stride(0), WsI = weight.stride(1), WsH = weight.stride(2), WsW = weight.stride(3),
             ChannelsLast = channelsLast ? 1 : 0,
             Bf16 = bf16 ? 1 : 0,
+            Upsample = up,
         };
         string shapes = $"x {NativeKernels.ShapeText(x)}, weight {NativeKernels.ShapeText(weight)}";
         int threads = NativeKernels.Threads;
@@ -144,6 +179,6 @@ public static class WinogradConvolution
         public long XsN, XsC, XsH, XsW;
         public long YsN, YsC, YsH, YsW;
         public long WsO, WsI, WsH, WsW;
-        public int ChannelsLast, Bf16;
+        public int ChannelsLast, Bf16, Upsample, Reserved;
     }
 }

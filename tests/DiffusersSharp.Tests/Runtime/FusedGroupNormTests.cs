@@ -78,6 +78,26 @@ public class FusedGroupNormTests
         Assert.True(ours <= theirs, $"fused {ours} vs libtorch {theirs}");
     }
 
+    [Theory]
+    [InlineData(false, ScalarType.Float32)]
+    [InlineData(true, ScalarType.Float32)]
+    [InlineData(true, ScalarType.BFloat16)]
+    public void InPlaceOverwritesTheInputWithTheSameValues(bool channelsLast, ScalarType dtype)
+    {
+        if (!CpuHas("avx512f") || (dtype == ScalarType.BFloat16 && !CpuHas("avx512_bf16"))) return;
+        using var scope = torch.NewDisposeScope();
+        using var g = new Generator(13);
+        var x = (torch.randn([2, 40, 7, 9], generator: g) * 3 + 1.5).to(dtype);
+        if (channelsLast) x = Layers.ToChannelsLast(x);
+        var add = torch.randn([2, 40], generator: g).to(dtype);
+        var weight = (torch.rand([40], generator: g) + 0.5).to(dtype);
+        var bias = torch.randn([40], generator: g).to(dtype);
+        var expected = FusedGroupNorm.Run(x, add, 8, weight, bias, 1e-6, silu: true);
+        var got = FusedGroupNorm.Run(x, add, 8, weight, bias, 1e-6, silu: true, inPlace: true);
+        Assert.Equal(x.Handle, got.Handle);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(got.to(ScalarType.Float32), expected.to(ScalarType.Float32)));
+    }
+
     [Fact]
     public void WhereItDoesNotApplyNothingRuns()
     {

@@ -55,6 +55,53 @@ public class WinogradConvolutionTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 40, 24, 3, 5, false, ScalarType.Float32)]     // 3×5 → 6×10: odd sizes, columns -1 and W padding
+    [InlineData(2, 32, 48, 9, 17, false, ScalarType.Float32)]    // 17 tiles a row: past a 16-wide vector
+    [InlineData(2, 32, 48, 9, 17, true, ScalarType.Float32)]     // channels-last
+    [InlineData(1, 64, 40, 8, 8, true, ScalarType.BFloat16)]     // what the bf16 UNets' upsamplers run
+    public void UpsampledMatchesInterpolateThenConvolve(long n, long cin, long cout, long h, long w, bool cl, ScalarType dtype)
+    {
+        if (!CpuHas("avx512f") || (dtype == ScalarType.BFloat16 && !CpuHas("avx512_bf16"))) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(n, cin, cout, h, w, true, 36, dtype, cl, cl);
+        Assert.True(WinogradConvolution.AppliesUpsampled(x, k, b));
+        Assert.False(WinogradConvolution.Applies(x, k, b) && (h % 2 != 0 || w % 2 != 0));
+        var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        var expected = Float64Conv(up, k, b);
+        var direct = nn.functional.conv2d(up, k, b, padding: [1, 1]);
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 1L })
+        {
+            var got = WinogradConvolution.RunUpsampled(x, k, b, band);
+            Assert.Equal(new[] { n, cout, 2 * h, 2 * w }, got.shape);
+            Assert.Equal(cl, !got.is_contiguous());
+            double ours = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
+            double theirs = Tol.MaxAbsDiff(direct.to(ScalarType.Float64), expected);
+            double bound = dtype == ScalarType.Float32 ? Math.Max(2e-5, 4 * theirs) : 3 * theirs;
+            Assert.True(ours <= bound, $"band {band}: Winograd {ours}, libtorch {theirs}");
+        }
+    }
+
+    [Fact]
+    public void Upsample2DFusesTheInterpolation()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var upsampler = new Upsample2D(48, useConv: true);
+        var conv = (LoRACompatibleConv)upsampler.named_children().Single().module;
+        using var g = new Generator(37);
+        var x = torch.randn([2, 48, 12, 10], generator: g);
+        Assert.True(conv.FusesUpsample(x));
+        var got = upsampler.Forward(x);
+        var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        var expected = Float64Conv(up, conv.Weight, conv.Bias);
+        Assert.Equal(new long[] { 2, 48, 24, 20 }, got.shape);
+        double diff = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
+        Assert.True(diff < 2e-5, $"max |diff| {diff}");
+        Assert.False(x.IsInvalid);   // not handed over: the caller's
+    }
+
     [Fact]
     public void BandsSpanImages()
     {

@@ -54,6 +54,21 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
         return nn.functional.conv2d(x, weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
     }
 
+    /// <summary>
+    /// True when <see cref="ForwardUpsampled"/> runs this layer on x: a 3×3 convolution of stride 1 and padding 1 without
+    /// LoRA adapters, where the Winograd path applies and pays at the upsampled size (Runtime/WinogradConvolution).
+    /// </summary>
+    public bool FusesUpsample(Tensor x) =>
+        Adapters.Count == 0 && KernelSize == 3 && Stride == 1 && Padding == 1 && x.dim() == 4
+        && WinogradConvolution.AppliesUpsampled(x, Weight, Bias)
+        && WinogradConvolution.Worthwhile(x.shape[0], InChannels, OutChannels, 2 * x.shape[2], 2 * x.shape[3]);
+
+    /// <summary>
+    /// This layer applied to x upsampled ×2 by nearest neighbour (diffusers' <c>Upsample2D</c>: interpolate, then this
+    /// convolution) in one pass, the upsampled tensor never made; only where <see cref="FusesUpsample"/> says yes.
+    /// </summary>
+    public Tensor ForwardUpsampled(Tensor x) => WinogradConvolution.RunUpsampled(x, Weight, Bias, WinogradConvolution.BandBytes);
+
     /// <inheritdoc/>
     protected override long OutputPositions(Tensor x) =>
         x.dim() < 3 ? 1 : x.shape[0] * ((x.shape[^2] + 2 * Padding - KernelSize) / Stride + 1) * ((x.shape[^1] + 2 * Padding - KernelSize) / Stride + 1);
