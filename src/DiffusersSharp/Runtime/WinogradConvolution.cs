@@ -17,9 +17,10 @@ namespace DiffusersSharp.Runtime;
 /// products are rounded to bf16, as the direct convolution rounds its inputs; measured in the tests against a float64
 /// reference).</para>
 /// <para>Used where: a CPU input (N, C, H, W) of bf16 (with AVX512-BF16) or fp32 (with AVX-512 F), contiguous or
-/// channels-last, H and W even (any for the upsampled form, <see cref="TryRunUpsampled"/>); a weight [O, C, 3, 3] (any strides) and bias (O) or none of its dtype; stride 1, padding
-/// 1; no gradient wanted; the shape worth it (<see cref="Worthwhile"/>); <c>DIFFUSERS_SHARP_NO_WINOGRAD</c> unset. The
-/// result has the input's layout, as libtorch's convolution's.</para>
+/// channels-last, H and W even (any for the upsampled form, <see cref="TryRunUpsampled"/>); a weight [O, C, 3, 3] (any
+/// strides) and bias (O) or none of its dtype; stride 1, padding 1; no gradient wanted; the shape worth it
+/// (<see cref="Worthwhile"/>); <c>DIFFUSERS_SHARP_NO_WINOGRAD</c> unset. The result has the input's layout, as libtorch's
+/// convolution's.</para>
 /// </summary>
 public static class WinogradConvolution
 {
@@ -36,8 +37,9 @@ public static class WinogradConvolution
 
     /// <summary>
     /// True when the Winograd path is expected to beat the direct convolution: at least 32 input and output channels and
-    /// 256 output positions (batch × H × W: SD 1.5 at 16² latents, batch 2, runs in 0.6 of the direct time, at 8² in 1.05 in fp32). Below that the transforms (memory-bound, and the kernel's transform
-    /// repeated on every call) cost more than the multiply-adds saved.
+    /// 256 output positions (batch × H × W). Measured (docs/BENCHMARKS.md): SD 1.5's 16² layers at batch 2 (512
+    /// positions) run in 0.55-0.63 of the direct time, its 8² ones (128) in 0.87-1.05 in fp32. Below that the transforms
+    /// (memory-bound, the kernel's repeated on every call) cost about what the multiply-adds save.
     /// </summary>
     public static bool Worthwhile(long batch, long inChannels, long outChannels, long height, long width) =>
         inChannels >= 32 && outChannels >= 32 && batch * height * width >= 256;
