@@ -71,7 +71,7 @@ public sealed class Upsample2D : nn.Module
         if (UseConvTranspose)
             return h.Then(c!.forward).Value;
         // nearest ×2 and a 3×3 convolution in one pass where the Winograd path applies: the 4× larger upsampled tensor
-        // is never made (in the SD VAE decoder, 268 MB at the decode's peak)
+        // is never made (in the SD VAE decoder's last upsampler, 268 MB)
         if (Interpolate && UseConv && outputSize is null && c is LoRACompatibleConv lc && lc.FusesUpsample(h.Value))
             return h.Then(lc.ForwardUpsampled).Value;
         // diffusers casts bf16 to fp32 around the interpolation only because old torch lacked a bf16 kernel;
