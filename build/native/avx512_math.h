@@ -4,6 +4,7 @@
 #define DIFFUSERS_AVX512_MATH_H
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 // 2^x over 16 floats, x finite: a polynomial for 2^r on r = x - round(x) in [-0.5, 0.5], scaled by 2^round(x) with
 // vscalefps (which also gives 0 or +inf where that under- or overflows, so x needs no clamp). The coefficients are a
@@ -42,6 +43,16 @@ static inline __m512 load16(const void *p, int64_t i, __mmask16 m, int bf16)
     if (!bf16) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
     __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// The value at p[i], fp32 or bf16 (a raw 16-bit word), as fp32: load16's scalar companion.
+static inline float load1(const void *p, int64_t i, int bf16)
+{
+    if (!bf16) return ((const float *)p)[i];
+    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
 }
 
 // Stores the lanes of m of v at p[i..] as fp32, or rounded to bf16 (to nearest even, as torch).

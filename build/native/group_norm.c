@@ -33,15 +33,6 @@ typedef struct
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
 #include "avx512_math.h"
 
-static inline float load1(const void *p, int64_t i, int bf16)
-{
-    if (!bf16) return ((const float *)p)[i];
-    uint32_t u = (uint32_t)((const uint16_t *)p)[i] << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 // silu(v) = v / (1 + e^-v), e^-v = 2^(-v log2 e) (degree 5: 1.1e-7); e^-v = +inf below v = -88 gives -0, as libtorch's.
 // (vrcp14ps and a Newton step on e^-|v| in place of the division was 20% slower here.)
 static inline __m512 silu16(__m512 v)

@@ -48,17 +48,6 @@ static inline __mmask16 cols(int64_t q, int64_t w)
     return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-static inline float bf16_to_float(uint16_t v)
-{
-    union { uint32_t u; float f; } c = {(uint32_t)v << 16};
-    return c.f;
-}
-
-static inline float read1(const void *p, int64_t i, int bf16)
-{
-    return bf16 ? bf16_to_float(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
 typedef struct
 {
     const dwg_problem *pr;
@@ -70,12 +59,21 @@ typedef struct
 
 // ---- weights: U[k][o][i] = (G g G^T)[k], g = the 3x3 kernel of output o, input i; G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 
+// G x for one column (or row) x = (x0, x1, x2) of 16 kernels: (x0, (x0 + x1 + x2) / 2, (x0 - x1 + x2) / 2, x2)
+static inline void g_times(__m512 x0, __m512 x1, __m512 x2, __m512 y[4])
+{
+    const __m512 half = _mm512_set1_ps(0.5f), even = _mm512_add_ps(x0, x2);
+    y[0] = x0;
+    y[1] = _mm512_mul_ps(half, _mm512_add_ps(even, x1));
+    y[2] = _mm512_mul_ps(half, _mm512_sub_ps(even, x1));
+    y[3] = x2;
+}
+
 static void weights_share(void *data)
 {
     const dwg_job *j = data;
     const dwg_problem *pr = j->pr;
     const int64_t O = pr->cout, I = pr->cin, plane = O * I;
-    const __m512 half = _mm512_set1_ps(0.5f);
     // 16 input channels per vector: loaded where they are adjacent (channels-last kernels), else gathered (fp32) or
     // read one by one (bf16)
     const int direct = pr->ws_i == 1, gather = !direct && !pr->bf16 && pr->ws_i <= INT32_MAX / 16;
@@ -98,26 +96,21 @@ static void weights_share(void *data)
                     else
                     {
                         float v[16] = {0};
-                        for (int l = 0; l < 16 && i0 + l < I; l++) v[l] = read1(j->src, at + l * pr->ws_i, pr->bf16);
+                        for (int l = 0; l < 16 && i0 + l < I; l++) v[l] = load1(j->src, at + l * pr->ws_i, pr->bf16);
                         g[r][c] = _mm512_loadu_ps(v);
                     }
                 }
-            for (int c = 0; c < 3; c++)
+            for (int c = 0; c < 3; c++)   // G g: each column
             {
-                __m512 even = _mm512_add_ps(g[0][c], g[2][c]);
-                a[0][c] = g[0][c];
-                a[1][c] = _mm512_mul_ps(half, _mm512_add_ps(even, g[1][c]));
-                a[2][c] = _mm512_mul_ps(half, _mm512_sub_ps(even, g[1][c]));
-                a[3][c] = g[2][c];
+                __m512 col[4];
+                g_times(g[0][c], g[1][c], g[2][c], col);
+                for (int r = 0; r < 4; r++) a[r][c] = col[r];
             }
-            for (int r = 0; r < 4; r++)
+            for (int r = 0; r < 4; r++)   // (G g) G^T: each row
             {
-                __m512 even = _mm512_add_ps(a[r][0], a[r][2]);
-                const int64_t at = o * I + i0;
-                store16(j->dst, (4 * r + 0) * plane + at, a[r][0], m, pr->bf16);
-                store16(j->dst, (4 * r + 1) * plane + at, _mm512_mul_ps(half, _mm512_add_ps(even, a[r][1])), m, pr->bf16);
-                store16(j->dst, (4 * r + 2) * plane + at, _mm512_mul_ps(half, _mm512_sub_ps(even, a[r][1])), m, pr->bf16);
-                store16(j->dst, (4 * r + 3) * plane + at, a[r][2], m, pr->bf16);
+                __m512 u[4];
+                g_times(a[r][0], a[r][1], a[r][2], u);
+                for (int c = 0; c < 4; c++) store16(j->dst, (4 * r + c) * plane + o * I + i0, u[c], m, pr->bf16);
             }
         }
 }
@@ -255,7 +248,7 @@ static void output_planes_share(void *data)
     for (int64_t item = begin; item < end; item++)
     {
         const int64_t o = item / rows, g = j->g0 + item % rows, n = g / th, ty = g % th;
-        const __m512 bias = _mm512_set1_ps(j->bias ? read1(j->bias, o, pr->bf16) : 0.0f);
+        const __m512 bias = _mm512_set1_ps(j->bias ? load1(j->bias, o, pr->bf16) : 0.0f);
         for (int64_t tx0 = 0; tx0 < tw; tx0 += 16)
         {
             const __mmask16 m = lanes(tw - tx0);

@@ -62,15 +62,7 @@ public static class FusedGroupNorm
         if (groups <= 0 || c % groups != 0)
             throw new ArgumentException($"fused group norm: {c} channels do not split into {groups} groups");
         bool channelsLast = !x.is_contiguous();   // Applies: contiguous or channels-last
-        Tensor output;
-        if (inPlace) output = x;
-        else if (channelsLast)
-        {
-            // the view keeps the memory; no second handle is left to the finaliser
-            using var nhwc = torch.empty(new[] { n, x.shape[2], x.shape[3], c }, x.dtype, x.device);
-            output = nhwc.permute(0, 3, 1, 2);
-        }
-        else output = torch.empty(x.shape, x.dtype, x.device);
+        var output = inPlace ? x : NativeKernels.EmptyOutput(n, c, x.shape[2], x.shape[3], channelsLast, x);
         var problem = new Problem
         {
             N = n, C = c, HW = x.shape[2] * x.shape[3], Groups = groups,

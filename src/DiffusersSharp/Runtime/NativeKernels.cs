@@ -53,6 +53,18 @@ public static class NativeKernels
     /// <summary>The threads a kernel call runs on: libtorch's (at least one).</summary>
     internal static int Threads => Math.Max(1, torch.get_num_threads());
 
+    /// <summary>
+    /// A new uninitialised (N, C, H, W) tensor of <paramref name="like"/>'s dtype and device for a kernel's output:
+    /// contiguous, or with channels-last strides (an NHWC tensor seen through a permuted view, which keeps the memory, so
+    /// no second handle is left to the finaliser).
+    /// </summary>
+    internal static Tensor EmptyOutput(long n, long c, long h, long w, bool channelsLast, Tensor like)
+    {
+        if (!channelsLast) return torch.empty(new[] { n, c, h, w }, like.dtype, like.device);
+        using var nhwc = torch.empty(new[] { n, h, w, c }, like.dtype, like.device);
+        return nhwc.permute(0, 3, 1, 2);
+    }
+
     /// <summary>"(d0, d1, ...)": a tensor's shape for messages.</summary>
     internal static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
 

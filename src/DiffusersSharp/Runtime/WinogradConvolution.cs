@@ -17,7 +17,7 @@ namespace DiffusersSharp.Runtime;
 /// products are rounded to bf16, as the direct convolution rounds its inputs; measured in the tests against a float64
 /// reference).</para>
 /// <para>Used where: a CPU input (N, C, H, W) of bf16 (with AVX512-BF16) or fp32 (with AVX-512 F), contiguous or
-/// channels-last, H and W even (any for the upsampled form, <see cref="TryRunUpsampled"/>); a weight [O, C, 3, 3] (any
+/// channels-last, H and W even (any for the upsampled form, <see cref="RunUpsampled"/>); a weight [O, C, 3, 3] (any
 /// strides) and bias (O) or none of its dtype; stride 1, padding 1; no gradient wanted; the shape worth it
 /// (<see cref="Worthwhile"/>); <c>DIFFUSERS_SHARP_NO_WINOGRAD</c> unset. The result has the input's layout, as libtorch's
 /// convolution's.</para>
@@ -56,17 +56,13 @@ public static class WinogradConvolution
     }
 
     /// <summary>
-    /// <c>conv2d(interpolate(x, scale 2, nearest), weight, bias, stride 1, padding 1)</c>, diffusers' <c>Upsample2D</c>,
-    /// by the Winograd path reading x through the upsampling's index map (the 4× larger upsampled tensor is never made),
-    /// where it applies (<see cref="AppliesUpsampled"/>) and is worthwhile at the upsampled size, else null; the caller
-    /// owns the result.
+    /// True when <see cref="RunUpsampled"/> takes these tensors (<see cref="AppliesUpsampled"/>) and pays at the upsampled
+    /// size (<see cref="Worthwhile"/>): where <c>conv2d(interpolate(x, scale 2, nearest), weight, bias, stride 1, padding
+    /// 1)</c>, diffusers' <c>Upsample2D</c>, should read x through the upsampling's index map (the 4× larger upsampled
+    /// tensor never made).
     /// </summary>
-    public static Tensor? TryRunUpsampled(Tensor x, Tensor weight, Tensor? bias)
-    {
-        if (!AppliesUpsampled(x, weight, bias)) return null;
-        if (!Worthwhile(x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3])) return null;
-        return RunUpsampled(x, weight, bias, BandBytes);
-    }
+    public static bool PaysUpsampled(Tensor x, Tensor weight, Tensor? bias) =>
+        AppliesUpsampled(x, weight, bias) && Worthwhile(x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3]);
 
     /// <summary>True when the Winograd path takes these tensors, whatever their size (see the class summary).</summary>
     public static bool Applies(Tensor x, Tensor weight, Tensor? bias) =>
@@ -98,7 +94,7 @@ public static class WinogradConvolution
     }
 
     /// <summary>
-    /// The convolution of x upsampled ×2 by nearest neighbour (see <see cref="TryRunUpsampled"/>), in bands as
+    /// The convolution of x upsampled ×2 by nearest neighbour (see <see cref="PaysUpsampled"/>), in bands as
     /// <see cref="Run"/>; only where <see cref="AppliesUpsampled"/> says yes (else an <see cref="ArgumentException"/>). A new
     /// tensor (N, O, 2H, 2W) in x's layout.
     /// </summary>
@@ -116,13 +112,7 @@ public static class WinogradConvolution
         bool channelsLast = !x.is_contiguous();   // Applies: contiguous or unit channel stride
         bool bf16 = x.dtype == ScalarType.BFloat16;
         const string what = "Winograd convolution";
-        Tensor output;
-        if (channelsLast)
-        {
-            using var nhwc = torch.empty(new[] { n, h, w, cout }, x.dtype, x.device);
-            output = nhwc.permute(0, 3, 1, 2);
-        }
-        else output = torch.empty(new[] { n, cout, h, w }, x.dtype, x.device);
+        var output = NativeKernels.EmptyOutput(n, cout, h, w, channelsLast, x);
         var problem = new Problem
         {
             Batch = n, Cin = cin, Cout = cout, H = h, W = w,
@@ -134,6 +124,7 @@ public static class WinogradConvolution
             Upsample = up,
         };
         string shapes = $"x {NativeKernels.ShapeText(x)}, weight {NativeKernels.ShapeText(weight)}";
+        const string memory = "nothing (it allocates none)";
         int threads = NativeKernels.Threads;
         var weights = (delegate* unmanaged<Problem*, IntPtr, IntPtr, int, int>)NativeKernels.Export("dwg_weights");
         var input = (delegate* unmanaged<Problem*, IntPtr, IntPtr, long, long, int, int>)NativeKernels.Export("dwg_input");
@@ -141,7 +132,8 @@ public static class WinogradConvolution
         try
         {
             using var u = torch.empty(new[] { 16L, cout, cin }, x.dtype, x.device);
-            Check(weights(&problem, NativeKernels.DataPointer(weight, what), NativeKernels.DataPointer(u, what), threads), shapes);
+            int rc = weights(&problem, NativeKernels.DataPointer(weight, what), NativeKernels.DataPointer(u, what), threads);
+            NativeKernels.Check(rc, output, what, memory, shapes);
             using var ut = channelsLast ? u.transpose(1, 2) : null;
             long tw = w / 2, rows = n * (h / 2);
             long bytesPerRow = tw * 16 * (cin + cout) * x.ElementSize;
@@ -152,25 +144,22 @@ public static class WinogradConvolution
             {
                 long g1 = Math.Min(rows, g0 + band), tiles = (g1 - g0) * tw;
                 using var v = torch.empty(channelsLast ? new[] { 16L, tiles, cin } : new[] { 16L, cin, tiles }, x.dtype, x.device);
-                Check(input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads), shapes);
+                rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
+                NativeKernels.Check(rc, output, what, memory, shapes);
                 using var m = channelsLast ? torch.bmm(v, ut!) : torch.bmm(u, v);
-                Check(outputs(&problem, NativeKernels.DataPointer(m, what), bp, yp, g0, g1, threads), shapes);
+                rc = outputs(&problem, NativeKernels.DataPointer(m, what), bp, yp, g0, g1, threads);
+                NativeKernels.Check(rc, output, what, memory, shapes);
             }
         }
         catch
         {
-            output.Dispose();
+            output.Dispose();   // a second time after a refusal (Check disposes it): harmless
             throw;
         }
         GC.KeepAlive(x);
         GC.KeepAlive(weight);
         GC.KeepAlive(bias);
         return output;
-    }
-
-    private static void Check(int rc, string shapes)
-    {
-        if (rc != 0) throw new InvalidOperationException($"Winograd convolution: the kernel refused the problem ({shapes}, code {rc})");
     }
 
     /// <summary>The C kernel's <c>dwg_problem</c> (build/native/winograd.c).</summary>

@@ -44,13 +44,15 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
 
     private bool IsPlain1x1 => KernelSize == 1 && Stride == 1 && Padding == 0;
 
+    private bool IsPlain3x3 => KernelSize == 3 && Stride == 1 && Padding == 1;
+
     /// <inheritdoc/>
     protected override Tensor BaseForward(Tensor x, Tensor weight)
     {
         if (IsPlain1x1 && x.dim() == 4 && Layers.IsChannelsLast(x) && Layers.IsOneDnnDivideByZeroPair(InChannels, OutChannels))
             return Layers.PointwiseAddmm(weight, Bias, x);
         // wide 3×3 layers by Winograd's algorithm where it applies and pays (Runtime/WinogradConvolution)
-        if (KernelSize == 3 && Stride == 1 && Padding == 1 && WinogradConvolution.TryRun(x, weight, Bias) is { } y) return y;
+        if (IsPlain3x3 && WinogradConvolution.TryRun(x, weight, Bias) is { } y) return y;
         return nn.functional.conv2d(x, weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
     }
 
@@ -59,9 +61,7 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     /// LoRA adapters, where the Winograd path applies and pays at the upsampled size (Runtime/WinogradConvolution).
     /// </summary>
     public bool FusesUpsample(Tensor x) =>
-        Adapters.Count == 0 && KernelSize == 3 && Stride == 1 && Padding == 1 && x.dim() == 4
-        && WinogradConvolution.AppliesUpsampled(x, Weight, Bias)
-        && WinogradConvolution.Worthwhile(x.shape[0], InChannels, OutChannels, 2 * x.shape[2], 2 * x.shape[3]);
+        Adapters.Count == 0 && IsPlain3x3 && WinogradConvolution.PaysUpsampled(x, Weight, Bias);
 
     /// <summary>
     /// This layer applied to x upsampled ×2 by nearest neighbour (diffusers' <c>Upsample2D</c>: interpolate, then this
