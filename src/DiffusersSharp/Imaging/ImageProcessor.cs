@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,7 +17,7 @@ namespace DiffusersSharp.Imaging;
 public static class ImageProcessor
 {
     /// <summary><c>2x − 1</c>: [0, 1] → [−1, 1].</summary>
-    public static Tensor Normalize(Tensor images) => 2.0 * images - 1.0;
+    public static Tensor Normalize(Tensor images) => TorchUtils.Scoped(() => 2.0 * images - 1.0);
 
     /// <summary><c>(x / 2 + 0.5).clamp(0, 1)</c>: [−1, 1] → [0, 1].</summary>
     public static Tensor Denormalize(Tensor images)

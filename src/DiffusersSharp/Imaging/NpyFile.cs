@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,7 +28,7 @@ public static class NpyFile
     {
         ArgumentNullException.ThrowIfNull(tensor);
         string descr = Descr(tensor.dtype);
-        using var cpu = tensor.detach().cpu().contiguous();
+        using var cpu = TorchUtils.Scoped(() => tensor.detach().cpu().contiguous());
         byte[] header = Header(descr, cpu.shape);
         long dataBytes = cpu.numel() * cpu.ElementSize;
         var result = new byte[header.Length + dataBytes];

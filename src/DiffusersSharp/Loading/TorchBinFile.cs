@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -151,7 +152,7 @@ public static class TorchBinFile
             case TensorRef tr:
             {
                 using var view = View(tr, where.Length == 0 ? "(root)" : where, zip, prefix, path, storages, out _);
-                var t = view.contiguous().clone();
+                var t = TorchUtils.Scoped(() => view.contiguous().clone());
                 made.Add(t);
                 return t;
             }

@@ -57,11 +57,14 @@ public sealed class Downsample2D : nn.Module
     {
         if (hiddenStates.shape[1] != Channels)
             throw new ArgumentException($"Downsample2D expects {Channels} channels, got input of shape [{string.Join(", ", hiddenStates.shape)}]");
+        // a scope of its own: the permuted and padded temporaries are held while the convolution reads them (a caller may
+        // have none open: docs/ARCHITECTURE.md, "Tensor ownership")
+        using var scope = torch.NewDisposeScope();
         var h = hiddenStates;
         if (norm is not null)
             h = norm.forward(h.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
         if (UseConv && Padding == 0)
             h = nn.functional.pad(h, new long[] { 0, 1, 0, 1 }, PaddingModes.Constant, 0);
-        return conv.forward(h);
+        return scope.MoveToOuter(conv.forward(h));
     }
 }

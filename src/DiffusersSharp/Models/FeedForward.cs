@@ -1,4 +1,5 @@
 using DiffusersSharp.Models.Lora;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -85,7 +86,7 @@ public sealed class FeedForward : nn.Module
             {
                 "gelu" => nn.functional.gelu(p),
                 "gelu-approximate" => nn.functional.gelu(p, approximate: GELU.Approximate.tanh),
-                _ => p * torch.sigmoid(p * 1.702),
+                _ => TorchUtils.Scoped(() => p * torch.sigmoid(p * 1.702)),
             };
         }
     }

@@ -31,9 +31,10 @@ public sealed class SpatialNorm : nn.Module
     /// </summary>
     public Tensor Forward(Tensor f, Tensor zq)
     {
+        using var scope = torch.NewDisposeScope();   // holds the temporaries while libtorch reads them
         var size = new[] { f.shape[^2], f.shape[^1] };
         zq = nn.functional.interpolate(zq, size: size, mode: InterpolationMode.Nearest);
         var normF = norm_layer.forward(f);
-        return normF * conv_y.forward(zq) + conv_b.forward(zq);
+        return scope.MoveToOuter(normF * conv_y.forward(zq) + conv_b.forward(zq));
     }
 }

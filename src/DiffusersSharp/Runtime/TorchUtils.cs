@@ -3,9 +3,22 @@ using static TorchSharp.torch;
 
 namespace DiffusersSharp.Runtime;
 
-/// <summary>diffusers' <c>utils/torch_utils.py</c> (v0.25.1) helpers that every layer shares.</summary>
+/// <summary>diffusers' <c>utils/torch_utils.py</c> (v0.25.1) helpers that every layer shares, and <see cref="Scoped"/>.</summary>
 public static class TorchUtils
 {
+    /// <summary>
+    /// <paramref name="compute"/>'s result, computed in a dispose scope of its own: its temporaries are held while libtorch
+    /// reads them and freed when it returns; a tensor result is moved out to the caller (docs/ARCHITECTURE.md, "Tensor
+    /// ownership": code that may run with no scope open, where a dropped temporary could be finalised mid-call).
+    /// </summary>
+    internal static T Scoped<T>(Func<T> compute)
+    {
+        using var scope = torch.NewDisposeScope();
+        var result = compute();
+        if (result is Tensor t) scope.MoveToOuter(t);
+        return result;
+    }
+
     /// <summary>
     /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>. No generator: torch's global generator draws
     /// on <paramref name="device"/>. One generator (or a list of one): it draws the whole tensor, on the CPU when it is

@@ -72,7 +72,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
         var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, last, TypedConfig.StepsOffset);
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, TypedConfig.UseLuLambdas == true);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
         ResetState();
     }
 

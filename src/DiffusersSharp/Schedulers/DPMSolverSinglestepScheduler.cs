@@ -87,7 +87,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
             .Select(x => (long)SchedulerMath.NpRound(x)).Reverse().Take(numInferenceSteps).ToArray();
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
         for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
         Drop(_sample);
         _sample = null;

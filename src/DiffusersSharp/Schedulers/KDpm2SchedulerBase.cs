@@ -113,7 +113,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
         _sigmasTensor?.Dispose();
         _sigmasTensor = torch.tensor(SigmaTable, ScalarType.Float32).DetachFromDisposeScope();
         var t = float64 ? torch.tensor(timesteps, ScalarType.Float64) : torch.tensor(timesteps.Select(v => (float)v).ToArray(), ScalarType.Float32);
-        Timesteps = device is null ? t : t.to(device);
+        Timesteps = device is null ? t : t.to(device, disposeAfter: true);
         NumInferenceSteps = n;
         FirstHalfSample?.Dispose();
         FirstHalfSample = null;

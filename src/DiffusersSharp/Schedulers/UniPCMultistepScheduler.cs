@@ -59,7 +59,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
         for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
         Drop(_lastSample);
         _lastSample = null;

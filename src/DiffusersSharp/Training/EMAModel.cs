@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -23,7 +24,7 @@ public sealed class EMAModel : IDisposable
         int updateAfterStep = 0, bool useEmaWarmup = false, double invGamma = 1.0, double power = 2.0 / 3.0)
     {
         using (torch.no_grad())
-            _shadow = parameters.Select(p => p.detach().clone()).ToArray();
+            _shadow = parameters.Select(p => TorchUtils.Scoped(() => p.detach().clone())).ToArray();
         Decay = decay;
         MinDecay = minDecay;
         UpdateAfterStep = updateAfterStep;

@@ -244,7 +244,7 @@ public sealed class UnconditionalTrainer
     private void WithSavedWeights(UNet2DModel model, EMAModel? ema, Action action)
     {
         if (ema is null || !_o.SaveEmaWeights) { action(); return; }
-        var stored = model.parameters().Select(p => p.detach().clone()).ToArray();
+        var stored = model.parameters().Select(p => TorchUtils.Scoped(() => p.detach().clone())).ToArray();
         try
         {
             ema.CopyTo(model.parameters());

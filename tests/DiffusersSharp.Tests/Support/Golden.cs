@@ -48,11 +48,13 @@ public static class Tol
     /// <summary>Scheduler outputs: relative error (issue: ≤ 1e-5).</summary>
     public const double SchedulerRel = 1e-5;
 
+    // The helpers below run in a dispose scope of their own: it frees their temporaries at once and holds them while
+    // libtorch reads them (from async tests and other threads too; Support/HoldTestTensorsAttribute).
     public static double MaxAbsDiff(Tensor actual, Tensor expected)
     {
         Assert.Equal(expected.shape, actual.shape);
-        using var d = (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max();
-        return d.item<double>();
+        using var scope = torch.NewDisposeScope();
+        return (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>();
     }
 
     public static void Close(Tensor actual, Tensor expected, double maxAbs, string what = "")
@@ -65,10 +67,13 @@ public static class Tol
     public static void RelClose(Tensor actual, Tensor expected, double rel, string what = "", double floor = 1e-3)
     {
         Assert.Equal(expected.shape, actual.shape);
-        using var a = actual.to(ScalarType.Float64);
-        using var e = expected.to(ScalarType.Float64);
-        using var err = ((a - e).abs() / e.abs().clamp_min(floor)).max();
-        double r = err.item<double>();
+        double r;
+        using (torch.NewDisposeScope())
+        {
+            var a = actual.to(ScalarType.Float64);
+            var e = expected.to(ScalarType.Float64);
+            r = ((a - e).abs() / e.abs().clamp_min(floor)).max().item<double>();
+        }
         Assert.True(r <= rel, $"{what}: relative error {r:E3} > {rel:E1}");
     }
 }

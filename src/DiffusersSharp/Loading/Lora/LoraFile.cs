@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -84,7 +85,7 @@ public sealed class LoraFile : IDisposable
     private static LoraFile Parse(string file, Dictionary<string, Tensor> tensors, Action<string>? log)
     {
         foreach (var (key, t) in tensors)
-            if (t.is_floating_point() && !torch.isfinite(t).all().item<bool>())
+            if (t.is_floating_point() && !TorchUtils.Scoped(() => torch.isfinite(t).all().item<bool>()))
                 throw new WeightsException($"LoRA file {file}: tensor '{key}' holds NaN or infinite values; the LoRA is refused") { FilePath = file, Key = key };
 
         bool kohya = tensors.Keys.Any(k => KohyaLoraNames.Prefixes.Any(p => k.StartsWith(p, StringComparison.Ordinal)));

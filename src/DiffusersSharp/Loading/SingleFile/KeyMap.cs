@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -209,7 +210,7 @@ internal static class TensorChanges
         {
             TensorChange.None => [t.alias()],
             TensorChange.Conv1x1ToLinear => [t.reshape(shapes[0])],
-            TensorChange.Transpose => [t.t().contiguous()],
+            TensorChange.Transpose => [TorchUtils.Scoped(() => t.t().contiguous())],
             TensorChange.Split => t.chunk(m.Diffusers.Count, 0).Select(c => c.contiguous()).ToArray(),
             _ => throw new ArgumentOutOfRangeException(nameof(m)),
         };
@@ -245,7 +246,7 @@ internal static class TensorChanges
         {
             TensorChange.None => parts[0].alias(),
             TensorChange.Conv1x1ToLinear => parts[0].reshape(shape),
-            TensorChange.Transpose => parts[0].t().contiguous(),
+            TensorChange.Transpose => TorchUtils.Scoped(() => parts[0].t().contiguous()),
             TensorChange.Split => torch.cat(parts.ToArray(), 0),
             _ => throw new ArgumentOutOfRangeException(nameof(m)),
         };
