@@ -54,7 +54,10 @@ public static class Tol
     {
         Assert.Equal(expected.shape, actual.shape);
         using var scope = torch.NewDisposeScope();
-        return (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>();
+        double d = (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>();
+        GC.KeepAlive(actual);   // arguments a caller made on the fly (after[step]) are held until read, too
+        GC.KeepAlive(expected);
+        return d;
     }
 
     public static void Close(Tensor actual, Tensor expected, double maxAbs, string what = "")
@@ -74,6 +77,8 @@ public static class Tol
             var e = expected.to(ScalarType.Float64);
             r = ((a - e).abs() / e.abs().clamp_min(floor)).max().item<double>();
         }
+        GC.KeepAlive(actual);
+        GC.KeepAlive(expected);
         Assert.True(r <= rel, $"{what}: relative error {r:E3} > {rel:E1}");
     }
 }
