@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Bench;
 
 /// <summary>
-/// <c>bench -- winograd-paths [--dtypes fp32,bf16] [--runs 5] [--layouts nchw,cl] [--band-mb 16] [--only sd|ddpm|vae]</c>: the
-/// 3×3 convolutions of SD 1.5's UNet (batch 2), ddpm-cat-256's UNet (batch 1) and SD's VAE decoder (batch 1), interleaved
+/// <c>bench -- winograd-paths [--dtypes fp32,bf16] [--runs 5] [--layouts nchw,cl] [--band-mb 16] [--only sd|sd1|ddpm|vae]</c>: the
+/// 3×3 convolutions of SD 1.5's UNet (batch 2, and batch 1 as "sd1"), ddpm-cat-256's UNet (batch 1) and SD's VAE decoder (batch 1), interleaved
 /// call by call: libtorch's <c>conv2d</c> (oneDNN's direct convolution) against <see cref="WinogradConvolution"/> in
 /// bands of the given size. Error: max |Δ| against a float64 convolution of the same (rounded) values.
 /// </summary>
@@ -17,6 +17,9 @@ public static class WinogradPathsBench
         ("sd", 2, 320, 320, 64), ("sd", 2, 640, 320, 64), ("sd", 2, 640, 640, 64), ("sd", 2, 640, 640, 32),
         ("sd", 2, 1280, 640, 32), ("sd", 2, 1280, 1280, 32), ("sd", 2, 1280, 1280, 16), ("sd", 2, 2560, 1280, 16),
         ("sd", 2, 1280, 1280, 8),
+        // batch 1, as the few-step pipelines run (no classifier-free guidance: SD-Turbo, LCM)
+        ("sd1", 1, 320, 320, 64), ("sd1", 1, 640, 640, 32), ("sd1", 1, 1280, 1280, 32), ("sd1", 1, 1280, 1280, 16),
+        ("sd1", 1, 2560, 1280, 16), ("sd1", 1, 1920, 1280, 16), ("sd1", 1, 1280, 1280, 8),
         ("ddpm", 1, 128, 128, 256), ("ddpm", 1, 128, 128, 128), ("ddpm", 1, 256, 256, 64), ("ddpm", 1, 512, 512, 16),
         ("vae", 1, 512, 512, 64), ("vae", 1, 512, 512, 128), ("vae", 1, 512, 512, 256), ("vae", 1, 256, 256, 256),
         ("vae", 1, 256, 256, 512), ("vae", 1, 128, 128, 512),
