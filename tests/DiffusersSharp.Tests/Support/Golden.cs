@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -48,13 +49,12 @@ public static class Tol
     /// <summary>Scheduler outputs: relative error (issue: ≤ 1e-5).</summary>
     public const double SchedulerRel = 1e-5;
 
-    // The helpers below run in a dispose scope of their own: it frees their temporaries at once and holds them while
+    // The helpers below compute in a dispose scope of their own (TorchUtils.Scoped): it frees their temporaries at once and holds them while
     // libtorch reads them (from async tests and other threads too; Support/HoldTestTensorsAttribute).
     public static double MaxAbsDiff(Tensor actual, Tensor expected)
     {
         Assert.Equal(expected.shape, actual.shape);
-        using var scope = torch.NewDisposeScope();
-        double d = (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>();
+        double d = TorchUtils.Scoped(() => (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).abs().max().item<double>());
         GC.KeepAlive(actual);   // arguments a caller made on the fly (after[step]) are held until read, too
         GC.KeepAlive(expected);
         return d;
@@ -70,13 +70,12 @@ public static class Tol
     public static void RelClose(Tensor actual, Tensor expected, double rel, string what = "", double floor = 1e-3)
     {
         Assert.Equal(expected.shape, actual.shape);
-        double r;
-        using (torch.NewDisposeScope())
+        double r = TorchUtils.Scoped(() =>
         {
             var a = actual.to(ScalarType.Float64);
             var e = expected.to(ScalarType.Float64);
-            r = ((a - e).abs() / e.abs().clamp_min(floor)).max().item<double>();
-        }
+            return ((a - e).abs() / e.abs().clamp_min(floor)).max().item<double>();
+        });
         GC.KeepAlive(actual);
         GC.KeepAlive(expected);
         Assert.True(r <= rel, $"{what}: relative error {r:E3} > {rel:E1}");
