@@ -6,10 +6,11 @@ namespace DiffusersSharp.Bench;
 
 /// <summary>
 /// Benchmarks (never run as unit tests). Usage:
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256] [--layouts nchw,cl]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256] [--layouts nchw,cl] [--weights loaded|converted]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
-///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3] [--weights loaded|converted]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- write-bench-model sd15-unet|ddpm-cat-256-unet   (the folder that sd-unet / unet2d load; they run it once themselves)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet --lora-rank 64 [--unet-config tests/golden/tiny-sd/unet/config.json] (LoRA load, step none / unfused / fused)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-vae [--threads 2] [--runs 3] [--tiled 1] [--tile 32 (latent cells)]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-txt2img [--steps 2]
@@ -59,7 +60,7 @@ public static class Program
         {
             case "unet2d":
                 UNet2DBench.Run(threads, dtypes, runs, int.Parse(Opt("--size", "256")),
-                    Opt("--layouts", "nchw,cl").Split(',').Select(l => l == "cl").ToArray());
+                    Opt("--layouts", "nchw,cl").Split(',').Select(l => l == "cl").ToArray(), BenchModels.Parse(Opt("--weights", "loaded")));
                 return 0;
             case "safetensors":
                 LoadBench.Run(int.Parse(Opt("--mb", "1024")));
@@ -68,7 +69,7 @@ public static class Program
                 LoraBench.Run(int.Parse(Opt("--lora-rank", "64")), threads, dtypes, runs, Opt("--unet-config", "") is { Length: > 0 } c ? c : null);
                 return 0;
             case "sd-unet":
-                SdBench.RunUNet(threads, dtypes, runs);
+                SdBench.RunUNet(threads, dtypes, runs, BenchModels.Parse(Opt("--weights", "loaded")));
                 return 0;
             case "serve-overhead":
                 ServeOverheadBench.Run(Opt("--model", "tests/golden/tiny-sd"), int.Parse(Opt("--size", "256")), int.Parse(Opt("--steps", "20")),
@@ -171,6 +172,8 @@ public static class Program
                 return LoadMemoryBench.Run(Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
             case "load-memory-run":
                 return LoadMemoryBench.RunOne(Opt("--folder", ""), Opt("--model", "sd15-unet"), Opt("--dtype", "bf16"));
+            case "write-bench-model":
+                return BenchModels.Write(args.Length > 1 ? args[1] : "");
             case "matmul-peak":
                 return MatmulPeakBench.Run(int.Parse(Opt("--runs", "5")));
             case "memory":

@@ -38,17 +38,15 @@ public static class SdBench
     }
     """;
 
-    public static void RunUNet(int[] threads, ScalarType[] dtypes, int runs)
+    public static void RunUNet(int[] threads, ScalarType[] dtypes, int runs, BenchWeights weights = BenchWeights.Loaded)
     {
-        Console.WriteLine($"SD 1.5 UNet2DConditionModel, latents 2x4x64x64, text states 2x77x768; {UNetStepGflop} GFLOP per step");
+        Console.WriteLine($"SD 1.5 UNet2DConditionModel, latents 2x4x64x64, text states 2x77x768; {UNetStepGflop} GFLOP per step; weights {weights.ToString().ToLowerInvariant()}");
         foreach (var dtype in dtypes)
         {
-            torch.manual_seed(0);
-            using var unet = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
+            using var unet = Sd15UNet(dtype, weights);
             unet.eval();
             if (Harness.NchwRequested) unet.ChannelsLast = false;
             if (Environment.GetEnvironmentVariable("CL") == "1") unet.ChannelsLast = true;
-            if (dtype != ScalarType.Float32) unet.to(dtype);
             Console.WriteLine($"  parameters: {unet.NumParameters() / 1e6:F1}M, dtype {dtype}, RSS {Harness.RssBytes() / 1e9:F2} GB");
             using var x = torch.randn(new long[] { 2, 4, 64, 64 }, generator: new Generator(1)).to(dtype);
             using var ehs = torch.randn(new long[] { 2, 77, 768 }, generator: new Generator(2)).to(dtype);
@@ -65,6 +63,30 @@ public static class SdBench
             }
             Console.WriteLine($"  peak RSS {Harness.PeakRssBytes() / 1e9:F2} GB");
         }
+    }
+
+    /// <summary>
+    /// The SD 1.5 UNet with random weights (seed 0) in <paramref name="dtype"/>, loaded from the folder written once
+    /// (<see cref="BenchWeights.Loaded"/>) or built and converted in place (<see cref="BenchWeights.Converted"/>).
+    /// </summary>
+    public static UNet2DConditionModel Sd15UNet(ScalarType dtype, BenchWeights weights)
+    {
+        if (weights == BenchWeights.Converted)
+        {
+            torch.manual_seed(0);
+            var built = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
+            if (dtype != ScalarType.Float32) built.to(dtype);
+            return built;
+        }
+        return UNet2DConditionModel.FromPretrained(BenchModels.Folder("sd15-unet"), options: new LoadOptions { Dtype = dtype });
+    }
+
+    /// <summary>Writes the SD 1.5 UNet with random weights (seed 0, fp32) to <paramref name="dir"/>.</summary>
+    public static void WriteSd15UNet(string dir)
+    {
+        torch.manual_seed(0);
+        using var m = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
+        m.SavePretrained(dir);
     }
 
     /// <summary>

@@ -26,25 +26,45 @@ public static class UNet2DBench
     }
     """;
 
-    public static UNet2DModel Build(ScalarType dtype)
+    /// <summary>
+    /// The ddpm-cat-256 UNet with random weights (seed 0) in <paramref name="dtype"/>, loaded from the folder written once
+    /// (<see cref="BenchWeights.Loaded"/>) or built and converted in place (<see cref="BenchWeights.Converted"/>).
+    /// </summary>
+    public static UNet2DModel Build(ScalarType dtype, BenchWeights weights = BenchWeights.Loaded)
     {
         var config = ConfigJson.Parse<UNet2DModelConfig>(DdpmCat256Config, "ddpm-cat-256 config");
-        torch.manual_seed(0);
-        var model = UNet2DModel.FromConfig(config);
+        UNet2DModel model;
+        if (weights == BenchWeights.Converted)
+        {
+            torch.manual_seed(0);
+            model = UNet2DModel.FromConfig(config);
+            if (dtype != ScalarType.Float32) model.to(dtype);
+        }
+        else
+        {
+            model = UNet2DModel.FromPretrained(BenchModels.Folder("ddpm-cat-256-unet"), options: new LoadOptions { Dtype = dtype });
+        }
         model.eval();
-        if (dtype != ScalarType.Float32) model.to(dtype);
         return model;
     }
 
-    public static void Run(int[] threads, ScalarType[] dtypes, int runs, int size, bool[] channelsLastModes)
+    /// <summary>Writes the ddpm-cat-256 UNet with random weights (seed 0, fp32) to <paramref name="dir"/>.</summary>
+    public static void Write(string dir)
     {
-        Console.WriteLine($"UNet2DModel google/ddpm-cat-256 layout, batch 1, {size}x{size}; {ForwardGflop} GFLOP per forward at 256²");
+        torch.manual_seed(0);
+        using var m = UNet2DModel.FromConfig(ConfigJson.Parse<UNet2DModelConfig>(DdpmCat256Config, "ddpm-cat-256 config"));
+        m.SavePretrained(dir);
+    }
+
+    public static void Run(int[] threads, ScalarType[] dtypes, int runs, int size, bool[] channelsLastModes, BenchWeights weights = BenchWeights.Loaded)
+    {
+        Console.WriteLine($"UNet2DModel google/ddpm-cat-256 layout, batch 1, {size}x{size}; {ForwardGflop} GFLOP per forward at 256²; weights {weights.ToString().ToLowerInvariant()}");
         double gflop = ForwardGflop * size * size / (256.0 * 256.0);
         var results = new Dictionary<(int, ScalarType), Harness.Result>();
         Tensor? fp32Out = null;
         foreach (var dtype in dtypes)
         {
-            using var model = Build(dtype);
+            using var model = Build(dtype, weights);
             Console.WriteLine($"  parameters: {model.NumParameters() / 1e6:F1}M, dtype {dtype}");
             using var x = torch.randn(new long[] { 1, 3, size, size }, generator: new Generator(1)).to(dtype);
             using var t = torch.tensor(new long[] { 500 });
