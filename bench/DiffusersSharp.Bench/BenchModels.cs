@@ -12,8 +12,9 @@ public enum BenchWeights
 
     /// <summary>
     /// Built in fp32 by <c>FromConfig</c> and converted afterwards with <c>model.to(dtype)</c> (the benches' way before
-    /// 2026-12-05). On this project's VM the same bf16 SD 1.5 UNet step then takes 1.15-1.25× as long as a loaded one,
-    /// and only with huge pages (docs/BENCHMARKS.md, "2026-12-05 (night)"); kept to measure that.
+    /// 2026-12-05). On this project's VM, with huge pages on, the same bf16 SD 1.5 UNet step then takes 1.1-1.25× as long
+    /// as a loaded one (with them off, the per-layer cost behind it was gone; docs/BENCHMARKS.md, "2026-12-05 (night)");
+    /// kept to measure that.
     /// </summary>
     Converted,
 }
