@@ -1,3 +1,7 @@
+using DiffusersSharp.Loading;
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace DiffusersSharp.Bench;
 
 /// <summary>How a UNet benchmark gets its random weights in the dtype it measures (<c>--weights</c>).</summary>
@@ -29,6 +33,20 @@ public static class BenchModels
         "converted" => BenchWeights.Converted,
         _ => throw new ArgumentException($"--weights: 'loaded' or 'converted', got '{value}'"),
     };
+
+    /// <summary>
+    /// The model <paramref name="name"/> in <paramref name="dtype"/> as <paramref name="weights"/> says: loaded by
+    /// <paramref name="load"/> from <see cref="Folder"/> with <c>LoadOptions.Dtype</c>, or built by <paramref name="random"/>
+    /// (fp32) and converted with <c>to(dtype)</c>.
+    /// </summary>
+    public static T Model<T>(string name, ScalarType dtype, BenchWeights weights, Func<T> random, Func<string, LoadOptions, T> load)
+        where T : nn.Module
+    {
+        if (weights == BenchWeights.Loaded) return load(Folder(name), new LoadOptions { Dtype = dtype });
+        var built = random();
+        if (dtype != ScalarType.Float32) built.to(dtype);
+        return built;
+    }
 
     /// <summary>The models <see cref="Folder"/> can write, by folder name: each writer saves its random model (seed 0).</summary>
     private static readonly Dictionary<string, Action<string>> Writers = new()

@@ -69,24 +69,20 @@ public static class SdBench
     /// The SD 1.5 UNet with random weights (seed 0) in <paramref name="dtype"/>, loaded from the folder written once
     /// (<see cref="BenchWeights.Loaded"/>) or built and converted in place (<see cref="BenchWeights.Converted"/>).
     /// </summary>
-    public static UNet2DConditionModel Sd15UNet(ScalarType dtype, BenchWeights weights)
-    {
-        if (weights == BenchWeights.Converted)
-        {
-            torch.manual_seed(0);
-            var built = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
-            if (dtype != ScalarType.Float32) built.to(dtype);
-            return built;
-        }
-        return UNet2DConditionModel.FromPretrained(BenchModels.Folder("sd15-unet"), options: new LoadOptions { Dtype = dtype });
-    }
+    public static UNet2DConditionModel Sd15UNet(ScalarType dtype, BenchWeights weights) =>
+        BenchModels.Model("sd15-unet", dtype, weights, RandomSd15UNet, (dir, options) => UNet2DConditionModel.FromPretrained(dir, options: options));
 
     /// <summary>Writes the SD 1.5 UNet with random weights (seed 0, fp32) to <paramref name="dir"/>.</summary>
     public static void WriteSd15UNet(string dir)
     {
-        torch.manual_seed(0);
-        using var m = UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
+        using var m = RandomSd15UNet();
         m.SavePretrained(dir);
+    }
+
+    private static UNet2DConditionModel RandomSd15UNet()
+    {
+        torch.manual_seed(0);
+        return UNet2DConditionModel.FromConfig(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"));
     }
 
     /// <summary>

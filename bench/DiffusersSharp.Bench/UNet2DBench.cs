@@ -32,18 +32,7 @@ public static class UNet2DBench
     /// </summary>
     public static UNet2DModel Build(ScalarType dtype, BenchWeights weights = BenchWeights.Loaded)
     {
-        var config = ConfigJson.Parse<UNet2DModelConfig>(DdpmCat256Config, "ddpm-cat-256 config");
-        UNet2DModel model;
-        if (weights == BenchWeights.Converted)
-        {
-            torch.manual_seed(0);
-            model = UNet2DModel.FromConfig(config);
-            if (dtype != ScalarType.Float32) model.to(dtype);
-        }
-        else
-        {
-            model = UNet2DModel.FromPretrained(BenchModels.Folder("ddpm-cat-256-unet"), options: new LoadOptions { Dtype = dtype });
-        }
+        var model = BenchModels.Model("ddpm-cat-256-unet", dtype, weights, Random, (dir, options) => UNet2DModel.FromPretrained(dir, options: options));
         model.eval();
         return model;
     }
@@ -51,9 +40,14 @@ public static class UNet2DBench
     /// <summary>Writes the ddpm-cat-256 UNet with random weights (seed 0, fp32) to <paramref name="dir"/>.</summary>
     public static void Write(string dir)
     {
-        torch.manual_seed(0);
-        using var m = UNet2DModel.FromConfig(ConfigJson.Parse<UNet2DModelConfig>(DdpmCat256Config, "ddpm-cat-256 config"));
+        using var m = Random();
         m.SavePretrained(dir);
+    }
+
+    private static UNet2DModel Random()
+    {
+        torch.manual_seed(0);
+        return UNet2DModel.FromConfig(ConfigJson.Parse<UNet2DModelConfig>(DdpmCat256Config, "ddpm-cat-256 config"));
     }
 
     public static void Run(int[] threads, ScalarType[] dtypes, int runs, int size, bool[] channelsLastModes, BenchWeights weights = BenchWeights.Loaded)
