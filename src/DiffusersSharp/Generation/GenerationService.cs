@@ -2,6 +2,7 @@ using System.Diagnostics;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
+using DiffusersSharp.Runtime;
 using DiffusersSharp.Schedulers;
 using TorchSharp;
 
@@ -138,7 +139,8 @@ public sealed class GenerationService : IDisposable
             var clock = Stopwatch.StartNew();
             var scheduler = SchedulerFor(request.Scheduler);
             _loras.Apply(request.Loras);   // exactly the request's adapters: none gives the base model
-            var reporter = new StepReporter(this, progress, cancellationToken);
+            // a no-GC region from here to the PNGs, renewed at every step (see StepReporter)
+            using var reporter = new StepReporter(this, progress, cancellationToken);
             using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
             var pngs = output.Images.Select(i => i.ToPng()).ToList();
             return new GenerationResult(pngs, seed, asRun, clock.Elapsed);
@@ -236,14 +238,25 @@ public sealed class GenerationService : IDisposable
         }
     }
 
-    /// <summary>Turns the pipeline's step-end callback and progress into <see cref="GenerationProgress"/> reports.</summary>
+    /// <summary>
+    /// Turns the pipeline's step-end callback and progress into <see cref="GenerationProgress"/> reports, and holds
+    /// collections off while the run's torch calls are in flight: from its creation to its disposal, in a
+    /// <see cref="NoGcRegion"/> started anew at every step's end. The service runs beside threads that allocate (the
+    /// server's request threads, an <c>IImageGenerator</c>'s host): a collection one of them triggered during a native
+    /// call could finalize a TorchSharp <c>Scalar</c> that call still uses. Renewed every step, so that a budget used up
+    /// by other threads (the runtime then collects and ends the region) leaves at most one step unprotected; the renewal's
+    /// collection, if it runs one, happens here, between this thread's native calls.
+    /// </summary>
     private sealed class StepReporter(GenerationService owner, IProgress<GenerationProgress>? target, CancellationToken ct)
-        : IProgress<PipelineProgress>
+        : IProgress<PipelineProgress>, IDisposable
     {
         private byte[]? _preview;
+        private NoGcRegion _region = NoGcRegion.Enter();
 
         public void OnStepEnd(int step, double timestep, IDictionary<string, torch.Tensor> tensors)
         {
+            _region.Dispose();
+            _region = NoGcRegion.Enter();
             ct.ThrowIfCancellationRequested();
             if (target is not null && owner.PreviewEvery > 0 && (step + 1) % owner.PreviewEvery == 0)
                 _preview = owner.PreviewPng(tensors[DenoisingContext.LatentsKey]);
@@ -255,5 +268,7 @@ public sealed class GenerationService : IDisposable
             _preview = null;
             target?.Report(new GenerationProgress(value.Step, value.TotalSteps, value.SecondsPerStep, value.Remaining, preview));
         }
+
+        public void Dispose() => _region.Dispose();
     }
 }

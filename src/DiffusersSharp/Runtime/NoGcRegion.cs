@@ -13,9 +13,11 @@ namespace DiffusersSharp.Runtime;
 /// such a native call, the finalizer thread can free the Scalar under libtorch's feet: it then reads freed
 /// memory (seen here after ~3000 training steps: "Expected false to be true … toFloat", raised from
 /// <c>at::add</c>). A collection triggered by this thread's own allocations happens between native calls and
-/// is harmless, so the region only has to cover the time the work runs. The sampling pipelines do not use it:
-/// they allocate on one thread (the CLI redraws its progress bar on that thread too), and a region per step
-/// costs resident memory (the runtime keeps the budget committed: +40 MB over 1000 small steps).
+/// is harmless, so the region only has to cover the time the work runs. <c>GenerationService</c> (what the server
+/// and the <c>IImageGenerator</c> run, beside threads that allocate) runs each generation in regions renewed at
+/// every step. The pipelines themselves do not: the CLI allocates on one thread (it redraws its progress bar on
+/// that thread too), and a region per step costs resident memory (the runtime keeps the budget committed: +40 MB
+/// over 1000 small steps).
 /// </para>
 /// <para>
 /// Best effort: if other threads allocate more than the budget inside the region, the runtime collects

@@ -1,5 +1,7 @@
 using System.Runtime;
+using DiffusersSharp.Generation;
 using DiffusersSharp.Runtime;
+using DiffusersSharp.Tests.Generation;
 
 namespace DiffusersSharp.Tests.Runtime;
 
@@ -46,5 +48,57 @@ public class NoGcRegionTests
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
         region.Dispose(); // no InvalidOperationException
         Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);
+    }
+
+    [Fact]
+    public void AGenerationServiceRunHoldsCollectionsOffWhileAnotherThreadAllocatesAndEndsTheRegion()
+    {
+        // the server's and IImageGenerator's engine runs beside threads that allocate: a run is in a region from the text
+        // encoder to the PNGs, renewed at every step
+        using var service = GenerationService.Load(GenerationServiceTests.Model);
+        service.Generate(new GenerationRequest { Prompt = "warm up", Width = 32, Height = 32, Steps = 1, Seed = 1 });
+        var atReports = new List<GCLatencyMode>();
+        int inRegion = 0, samples = 0;
+        bool generating = false;
+        using var stop = new CancellationTokenSource();
+        var other = new Thread(() =>
+        {
+            // a request thread: a little garbage every millisecond (~0.3 MB a second, far inside the 64 MB budget), and
+            // the GC mode it runs under while the generation is going on
+            var keep = new List<byte[]>();
+            while (!stop.IsCancellationRequested)
+            {
+                keep.Add(new byte[256]);
+                if (keep.Count == 64) keep.Clear();
+                if (Volatile.Read(ref generating))
+                {
+                    samples++;
+                    if (GCSettings.LatencyMode == GCLatencyMode.NoGCRegion) inRegion++;
+                }
+                Thread.Sleep(1);
+            }
+        })
+        { IsBackground = true };
+        other.Start();
+        try
+        {
+            Volatile.Write(ref generating, true);
+            var result = service.Generate(
+                new GenerationRequest { Prompt = "a red house", GuidanceScale = 5.0, Width = 32, Height = 32, Steps = 8, Seed = 3 },
+                new GenerationServiceTests.SyncProgress(_ => atReports.Add(GCSettings.LatencyMode)));
+            Volatile.Write(ref generating, false);
+            Assert.Single(result.Images);
+        }
+        finally
+        {
+            stop.Cancel();
+            other.Join();
+        }
+        Assert.True(atReports.Count >= 8, $"{atReports.Count} progress reports for 8 steps");
+        Assert.All(atReports, m => Assert.Equal(GCLatencyMode.NoGCRegion, m));
+        // the region held while the other thread allocated (outside it only in the moments a step renews it)
+        Assert.True(samples >= 20, $"{samples} samples");
+        Assert.True(inRegion >= 0.9 * samples, $"in a no-GC region in {inRegion} of {samples} samples");
+        Assert.NotEqual(GCLatencyMode.NoGCRegion, GCSettings.LatencyMode);   // the last region ended with the run
     }
 }
