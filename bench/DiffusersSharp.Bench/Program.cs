@@ -21,6 +21,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- ort [--model ddpm-cat-256|sd15-unet] [--threads 2] [--runs 5]  (ONNX Runtime on the same UNet)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- serve-overhead [--model folder] [--size 256] [--steps 20] [--runs 3] [--load 200] [--sse 20]  (issue 15)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- matmul-peak [--runs 5]   (the machine's speed today: 4096³ fp32 / bf16)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- fresh-memory [--mb 3000] [--chunk 100]   (what first-touched memory costs here, cold and just freed)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sdpa                (does CPU attention materialise the scores?)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- controlnet [--dtypes fp32,bf16] [--runs 3]   (SD 1.5 ControlNet forward, NCHW vs channels-last)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- kernel-layout [--dtypes fp32,bf16] [--runs 9]   (a convolution on a channels-last input: kernel NCHW vs NHWC)
@@ -176,6 +177,8 @@ public static class Program
                 return BenchModels.Write(args.Length > 1 ? args[1] : "");
             case "matmul-peak":
                 return MatmulPeakBench.Run(int.Parse(Opt("--runs", "5")));
+            case "fresh-memory":
+                return FreshMemoryBench.Run(long.Parse(Opt("--mb", "3000")), long.Parse(Opt("--chunk", "100")));
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
