@@ -154,7 +154,8 @@ public static class E2eBench
                 if (HeapSampler.Enabled) Console.WriteLine($"HEAPMAX in use {HeapSampler.TakeMax() / 1e9:F3} GB since the last lap");
                 if (HeapSampler.Enabled) { Console.Out.Flush(); HeapSampler.MallocStats(); }
                 Console.WriteLine($"STAMP {Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F6} peak RSS {lapPeak / 1e9:F3} GB, RSS {Harness.RssBytes() / 1e9:F3} GB, " +
-                                  $"native heap in use {inUse / 1e9:F3} GB, free {free / 1e9:F3} GB, minor faults {Harness.MinorFaults()}");
+                                  $"native heap in use {inUse / 1e9:F3} GB, free {free / 1e9:F3} GB, minor faults {Harness.MinorFaults()}, " +
+                                  $"JIT {System.Runtime.JitInfo.GetCompiledMethodCount()} methods {System.Runtime.JitInfo.GetCompilationTime().TotalSeconds:F3} s");
                 File.WriteAllText("/proc/self/clear_refs", "5");
             }
             return (LastWall, LastCpu);

@@ -10,8 +10,10 @@ namespace DiffusersSharp.Runtime;
 /// multiplied position by position over channels in 16 matrix products (libtorch's <c>bmm</c>: MKL in fp32, oneDNN in
 /// bf16), and the products transformed back into 2×2 output tiles plus the bias. That is 2.25× fewer multiply-adds than
 /// the direct convolution oneDNN runs, for three memory-bound transforms; on the UNets' and VAE decoders' wide layers it
-/// is the faster of the two (see <see cref="Worthwhile"/>). Large convolutions run in bands of tile rows so that the
-/// transformed operands stay small (<see cref="BandBytes"/>).
+/// is the faster of the two (see <see cref="Worthwhile"/>). Large convolutions run in bands of tile rows, and wide ones in
+/// chunks of output channels, so that the transformed operands stay small (<see cref="BandBytes"/>): the kernels are
+/// transformed on every call (a cache of them would take 16/9 of the weights), and a whole U of SD's 2560 -> 1280
+/// up-block convolutions would be 105 MB, fresh memory on a model's first step (docs/BENCHMARKS.md).
 /// <para>Numbers: the transforms compute in fp32; fp32 results agree with the direct convolution to fp32 rounding
 /// (the transforms add a few roundings of the products' size), bf16 ones to bf16 rounding (the transformed tiles and
 /// products are rounded to bf16, as the direct convolution rounds its inputs; measured in the tests against a float64
@@ -27,7 +29,8 @@ public static class WinogradConvolution
     /// <summary>The environment variable that turns the Winograd path off (libtorch's convolution everywhere).</summary>
     public const string OptOutVariable = "DIFFUSERS_SHARP_NO_WINOGRAD";
 
-    /// <summary>The most memory the transformed inputs and products of one band take (bytes).</summary>
+    /// <summary>The most memory the transformed inputs and products of one band take, and the transformed kernels of one
+    /// chunk of output channels (bytes; at least one tile row and 16 channels).</summary>
     public const long BandBytes = 16L << 20;
 
     private static readonly NativeKernels.Switch Kernel = new(OptOutVariable);
@@ -125,30 +128,71 @@ public static class WinogradConvolution
         };
         string shapes = $"x {NativeKernels.ShapeText(x)}, weight {NativeKernels.ShapeText(weight)}";
         const string memory = "nothing (it allocates none)";
-        int threads = NativeKernels.Threads;
+        int threads = NativeKernels.Threads, rc;
         var weights = (delegate* unmanaged<Problem*, IntPtr, IntPtr, int, int>)NativeKernels.Export("dwg_weights");
         var input = (delegate* unmanaged<Problem*, IntPtr, IntPtr, long, long, int, int>)NativeKernels.Export("dwg_input");
         var outputs = (delegate* unmanaged<Problem*, IntPtr, IntPtr, IntPtr, long, long, int, int>)NativeKernels.Export("dwg_output");
         try
         {
-            using var u = torch.empty(new[] { 16L, cout, cin }, x.dtype, x.device);
-            int rc = weights(&problem, NativeKernels.DataPointer(weight, what), NativeKernels.DataPointer(u, what), threads);
-            NativeKernels.Check(rc, output, what, memory, shapes);
-            using var ut = channelsLast ? u.transpose(1, 2) : null;
-            long tw = w / 2, rows = n * (h / 2);
-            long bytesPerRow = tw * 16 * (cin + cout) * x.ElementSize;
-            long band = Math.Clamp(bandBytes / Math.Max(1, bytesPerRow), 1, rows);
-            IntPtr xp = NativeKernels.DataPointer(x, what), yp = NativeKernels.DataPointer(output, what);
-            IntPtr bp = bias is null ? IntPtr.Zero : NativeKernels.DataPointer(bias, what);
-            for (long g0 = 0; g0 < rows; g0 += band)
+            long elt = x.ElementSize;
+            // output channels in chunks whose U fits the budget (multiples of 16, the kernels' vector width)
+            long chunk = cout;
+            long uBytes = 16 * cout * cin * elt;
+            if (uBytes > bandBytes)
             {
-                long g1 = Math.Min(rows, g0 + band), tiles = (g1 - g0) * tw;
-                using var v = torch.empty(channelsLast ? new[] { 16L, tiles, cin } : new[] { 16L, cin, tiles }, x.dtype, x.device);
-                rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
-                NativeKernels.Check(rc, output, what, memory, shapes);
-                using var m = channelsLast ? torch.bmm(v, ut!) : torch.bmm(u, v);
-                rc = outputs(&problem, NativeKernels.DataPointer(m, what), bp, yp, g0, g1, threads);
-                NativeKernels.Check(rc, output, what, memory, shapes);
+                long pieces = (uBytes + bandBytes - 1) / bandBytes;
+                chunk = Math.Min(cout, Math.Max(16, ((cout + pieces - 1) / pieces + 15) / 16 * 16));
+            }
+            long chunks = (cout + chunk - 1) / chunk;
+            long tw = w / 2, rows = n * (h / 2);
+            long bytesPerRow = tw * 16 * (cin + Math.Min(cout, chunk)) * elt;
+            long band = Math.Clamp(bandBytes / Math.Max(1, bytesPerRow), 1, rows);
+            long bands = (rows + band - 1) / band;
+            IntPtr xp = NativeKernels.DataPointer(x, what), yp = NativeKernels.DataPointer(output, what);
+            IntPtr wp = NativeKernels.DataPointer(weight, what);
+            IntPtr bp = bias is null ? IntPtr.Zero : NativeKernels.DataPointer(bias, what);
+            // Where both are split, the one transformed again for each piece of the other is the cheaper: U (once per
+            // band) or V (once per chunk).
+            bool bandsOutside = chunks == 1 || bands == 1 || (bands - 1) * cout <= (chunks - 1) * rows * tw;
+            Tensor? u = null, v = null;
+            try
+            {
+                for (long outer = 0; outer < (bandsOutside ? bands : chunks); outer++)
+                    for (long inner = 0; inner < (bandsOutside ? chunks : bands); inner++)
+                    {
+                        long bi = bandsOutside ? outer : inner, ci = bandsOutside ? inner : outer;
+                        long g0 = bi * band, g1 = Math.Min(rows, g0 + band), tiles = (g1 - g0) * tw;
+                        long c0 = ci * chunk, cn = Math.Min(cout, c0 + chunk) - c0;
+                        // the chunk as a problem of its own: its weights, bias and output channels
+                        var sub = problem;
+                        sub.Cout = cn;
+                        bool newU = u is null || chunks > 1 && (bandsOutside || inner == 0);
+                        bool newV = v is null || bands > 1 && (!bandsOutside || inner == 0);
+                        if (newU)
+                        {
+                            u?.Dispose();
+                            u = torch.empty(new[] { 16L, cn, cin }, x.dtype, x.device);
+                            rc = weights(&sub, wp + (nint)(c0 * weight.stride(0) * elt), NativeKernels.DataPointer(u, what), threads);
+                            NativeKernels.Check(rc, output, what, memory, shapes);
+                        }
+                        if (newV)
+                        {
+                            v?.Dispose();
+                            v = torch.empty(channelsLast ? new[] { 16L, tiles, cin } : new[] { 16L, cin, tiles }, x.dtype, x.device);
+                            rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
+                            NativeKernels.Check(rc, output, what, memory, shapes);
+                        }
+                        using var ut = channelsLast ? u!.transpose(1, 2) : null;
+                        using var m = channelsLast ? torch.bmm(v!, ut!) : torch.bmm(u!, v!);
+                        rc = outputs(&sub, NativeKernels.DataPointer(m, what), bp == IntPtr.Zero ? bp : bp + (nint)(c0 * elt),
+                                     yp + (nint)(c0 * output.stride(1) * elt), g0, g1, threads);
+                        NativeKernels.Check(rc, output, what, memory, shapes);
+                    }
+            }
+            finally
+            {
+                u?.Dispose();
+                v?.Dispose();
             }
         }
         catch
