@@ -10,8 +10,8 @@ namespace DiffusersSharp.Runtime;
 /// multiplied position by position over channels in 16 matrix products (libtorch's <c>bmm</c>: MKL in fp32, oneDNN in
 /// bf16), and the products transformed back into 2×2 output tiles plus the bias. That is 2.25× fewer multiply-adds than
 /// the direct convolution oneDNN runs, for three memory-bound transforms; on the UNets' and VAE decoders' wide layers it
-/// is the faster of the two (see <see cref="Worthwhile"/>). Large convolutions run in bands of tile rows, and wide ones in
-/// chunks of output channels, so that the transformed operands stay small (<see cref="BandBytes"/>): the kernels are
+/// is the faster of the two (see <see cref="Worthwhile"/>). Large convolutions run in bands of tile rows, and wide bf16 ones
+/// in chunks of output channels, so that the transformed operands stay small (<see cref="BandBytes"/>): the kernels are
 /// transformed on every call (a cache of them would take 16/9 of the weights), and a whole U of SD's 2560 -> 1280
 /// up-block convolutions would be 105 MB, fresh memory on a model's first step (docs/BENCHMARKS.md).
 /// <para>Numbers: the transforms compute in fp32; fp32 results agree with the direct convolution to fp32 rounding
@@ -29,8 +29,8 @@ public static class WinogradConvolution
     /// <summary>The environment variable that turns the Winograd path off (libtorch's convolution everywhere).</summary>
     public const string OptOutVariable = "DIFFUSERS_SHARP_NO_WINOGRAD";
 
-    /// <summary>The most memory the transformed inputs and products of one band take, and the transformed kernels of one
-    /// chunk of output channels (bytes; at least one tile row and 16 channels).</summary>
+    /// <summary>The most memory the transformed inputs and products of one band take, and in bf16 the transformed kernels
+    /// of one chunk of output channels (bytes; at least one tile row and 16 channels).</summary>
     public const long BandBytes = 16L << 20;
 
     private static readonly NativeKernels.Switch Kernel = new(OptOutVariable);
@@ -135,10 +135,13 @@ public static class WinogradConvolution
         try
         {
             long elt = x.ElementSize;
-            // output channels in chunks whose U fits the budget (multiples of 16, the kernels' vector width)
+            // bf16: output channels in chunks whose U fits the budget (multiples of 16, the kernels' vector width). Not fp32:
+            // there MKL's products lose more on the narrower operands than the smaller U saves (SD's 2560 -> 1280 16²
+            // convolution at batch 2: 57 ms whole, 71-77 ms in chunks; bf16 in chunks is as fast or faster, 1280 -> 1280
+            // 16² at batch 1: 10.8 ms against 12.8-13.6 ms whole).
             long chunk = cout;
             long uBytes = 16 * cout * cin * elt;
-            if (uBytes > bandBytes)
+            if (bf16 && uBytes > bandBytes)
             {
                 long pieces = (uBytes + bandBytes - 1) / bandBytes;
                 chunk = Math.Min(cout, Math.Max(16, ((cout + pieces - 1) / pieces + 15) / 16 * 16));

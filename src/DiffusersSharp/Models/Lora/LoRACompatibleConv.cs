@@ -53,6 +53,8 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
             return Layers.PointwiseAddmm(weight, Bias, x);
         // wide 3×3 layers by Winograd's algorithm where it applies and pays (Runtime/WinogradConvolution)
         if (IsPlain3x3 && WinogradConvolution.TryRun(x, weight, Bias) is { } y) return y;
+        // and 3×3 layers of few positions (SD's 8² layers, its last downsampler) as one matrix product (Runtime/Im2ColConvolution)
+        if (KernelSize == 3 && Padding == 1 && Im2ColConvolution.TryRun(x, weight, Bias, Stride) is { } z) return z;
         return nn.functional.conv2d(x, weight, Bias, strides: [Stride, Stride], padding: [Padding, Padding]);
     }
 
