@@ -15,16 +15,6 @@ namespace DiffusersSharp.Tests.Runtime;
 /// </summary>
 public class Im2ColConvolutionTests
 {
-    private static (Tensor X, Tensor W, Tensor? B) Operands(long n, long cin, long cout, long h, long w, bool bias, int seed,
-        ScalarType dtype, bool xChannelsLast, bool wChannelsLast)
-    {
-        using var g = new Generator((ulong)seed);
-        var x = torch.randn([n, cin, h, w], generator: g).to(dtype);
-        var k = (torch.randn([cout, cin, 3, 3], generator: g) / Math.Sqrt(9 * cin)).to(dtype);
-        var b = bias ? torch.randn([cout], generator: g).to(dtype) : null;
-        return (xChannelsLast ? Layers.ToChannelsLast(x) : x, wChannelsLast ? Layers.ToChannelsLast(k) : k, b);
-    }
-
     private static Tensor Float64Conv(Tensor x, Tensor w, Tensor? b, long stride) =>
         nn.functional.conv2d(x.to(ScalarType.Float64), w.to(ScalarType.Float64), b?.to(ScalarType.Float64),
                              strides: [stride, stride], padding: [1, 1]);
@@ -41,7 +31,7 @@ public class Im2ColConvolutionTests
     public void MatchesFloat64(long n, long cin, long cout, long h, long w, long stride, bool bias, bool xCl, bool wCl, ScalarType dtype)
     {
         using var scope = torch.NewDisposeScope();
-        var (x, k, b) = Operands(n, cin, cout, h, w, bias, 41, dtype, xCl, wCl);
+        var (x, k, b) = WinogradConvolutionTests.Operands(n, cin, cout, h, w, bias, 41, dtype, xCl, wCl);
         Assert.True(Im2ColConvolution.Applies(x, k, b, stride));
         var expected = Float64Conv(x, k, b, stride);
         var direct = nn.functional.conv2d(x, k, b, strides: [stride, stride], padding: [1, 1]);
@@ -61,7 +51,7 @@ public class Im2ColConvolutionTests
     public void DoesNotApplyElsewhere()
     {
         using var scope = torch.NewDisposeScope();
-        var (x, k, b) = Operands(1, 32, 32, 8, 8, true, 42, ScalarType.Float32, false, false);
+        var (x, k, b) = WinogradConvolutionTests.Operands(1, 32, 32, 8, 8, true, 42, ScalarType.Float32, false, false);
         Assert.True(Im2ColConvolution.Applies(x, k, b, 1));
         Assert.False(Im2ColConvolution.Applies(x, k, b, 3));                                        // stride 3
         Assert.False(Im2ColConvolution.Applies(x, k[.., .., ..1, ..1], b, 1));                      // 1×1 kernel

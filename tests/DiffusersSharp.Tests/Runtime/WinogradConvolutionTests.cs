@@ -17,7 +17,9 @@ public class WinogradConvolutionTests
 {
     private static bool CpuHas(params string[] flags) => flags.All(CpuFeatures.CurrentFlags.Contains);
 
-    private static (Tensor X, Tensor W, Tensor? B) Operands(long n, long cin, long cout, long h, long w, bool bias, int seed,
+    /// <summary>Seeded input (N, C, H, W), 3×3 kernel scaled to unit-variance outputs and optional bias, in the given
+    /// dtype and layouts (also <see cref="Im2ColConvolutionTests"/>' operands).</summary>
+    internal static (Tensor X, Tensor W, Tensor? B) Operands(long n, long cin, long cout, long h, long w, bool bias, int seed,
         ScalarType dtype, bool xChannelsLast, bool wChannelsLast)
     {
         using var g = new Generator((ulong)seed);
