@@ -8,7 +8,7 @@ namespace DiffusersSharp.Bench;
 /// <c>bench -- winograd-paths [--dtypes fp32,bf16] [--runs 5] [--layouts nchw,cl] [--band-mb 16] [--only sd|sd1|ddpm|vae]</c>: the
 /// 3×3 convolutions of SD 1.5's UNet (batch 2, and batch 1 as "sd1"), ddpm-cat-256's UNet (batch 1) and SD's VAE decoder (batch 1), interleaved
 /// call by call: libtorch's <c>conv2d</c> (oneDNN's direct convolution) against <see cref="WinogradConvolution"/> in
-/// bands of the given size. Error: max |Δ| against a float64 convolution of the same (rounded) values.
+/// bands of the given size and <see cref="Im2ColConvolution"/> (one matrix product). Error: max |Δ| against a float64 convolution of the same (rounded) values.
 /// </summary>
 public static class WinogradPathsBench
 {
@@ -25,30 +25,10 @@ public static class WinogradPathsBench
         ("vae", 1, 256, 256, 512), ("vae", 1, 128, 128, 512),
     };
 
-    /// <summary>The convolution as one matrix product over the 9 shifted copies of the padded input (channels-last only).</summary>
-    private static Tensor Im2Col(Tensor x, Tensor w, Tensor b)
-    {
-        using var scope = torch.NewDisposeScope();
-        long n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3], o = w.shape[0];
-        if (x.is_contiguous())
-        {
-            var colsN = nn.functional.unfold(x, 3, padding: 1);   // [N, 9C, HW], (c, kh, kw) order as the weight's
-            var yN = torch.matmul(w.reshape(o, 9 * c), colsN);
-            yN.add_(b.view(o, 1));
-            return yN.view(n, o, h, wd).MoveToOuterDisposeScope();
-        }
-        var nhwc = x.permute(0, 2, 3, 1);
-        var padded = nn.functional.pad(nhwc, [0, 0, 1, 1, 1, 1]);
-        var cols = padded.unfold(1, 3, 1).unfold(2, 3, 1).permute(0, 1, 2, 4, 5, 3).reshape(n * h * wd, 9 * c);
-        var wmat = w.permute(0, 2, 3, 1).reshape(o, 9 * c);
-        var y = torch.addmm(b, cols, wmat.t(), 1, 1);
-        return y.view(n, h, wd, o).permute(0, 3, 1, 2).MoveToOuterDisposeScope();
-    }
-
     public static int Run(ScalarType[] dtypes, int runs, string[] layouts, long bandMb, string? only)
     {
         using var mode = torch.inference_mode();
-        Console.WriteLine($"3×3 convolution paths (Winograd: {WinogradConvolution.Status}), {torch.get_num_threads()} thread(s), bands of {bandMb} MB, medians of {runs}");
+        Console.WriteLine($"3×3 convolution paths (Winograd: {WinogradConvolution.Status}; im2col: {Im2ColConvolution.Status}), {torch.get_num_threads()} thread(s), bands of {bandMb} MB, medians of {runs}");
         foreach (var dtype in dtypes)
             foreach (var layout in layouts)
                 foreach (var (model, n, cin, cout, size) in Shapes)
@@ -67,7 +47,7 @@ public static class WinogradPathsBench
                     var r = InterleavedPaths.Run(runs, reference,
                         () => nn.functional.conv2d(x, w, b, padding: [1, 1]),
                         () => WinogradConvolution.Run(x, w, b, bandMb << 20),
-                        () => Im2Col(x, w, b));
+                        () => Im2ColConvolution.Run(x, w, b, 1));
                     double gflop = 2.0 * n * size * size * 9 * cin * cout / 1e9;
                     Console.WriteLine($"  {dtype,-8} {layout,-4} {model,-4} {n}x{cin,4}->{cout,4} {size,3}²  {InterleavedPaths.Line(r)}   im2col {r.MedianMs[2],7:F2} ms (max|Δ| {r.MaxError[2]:E1})   direct {gflop / r.MedianMs[0] * 1e3,5:F0} GFLOP/s");
                 }

@@ -39,17 +39,8 @@ public static class Im2ColConvolution
         inChannels >= 32 && outChannels >= 32 && outputPositions < 256;
 
     /// <summary>True when this path takes these tensors and stride, whatever their size (see the class summary).</summary>
-    public static bool Applies(Tensor x, Tensor weight, Tensor? bias, long stride)
-    {
-        if (Off || stride is not (1 or 2)) return false;
-        var dtype = x.dtype;
-        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
-        if (weight.dtype != dtype || weight.device_type != DeviceType.CPU || weight.dim() != 4
-            || weight.shape[1] != x.shape[1] || weight.shape[2] != 3 || weight.shape[3] != 3) return false;
-        if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1 || bias.shape[0] != weight.shape[0])) return false;
-        if (torch.is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
-        return x.is_contiguous() || x.stride(1) == 1;
-    }
+    public static bool Applies(Tensor x, Tensor weight, Tensor? bias, long stride) =>
+        !Off && stride is (1 or 2) && x.dtype is (ScalarType.Float32 or ScalarType.BFloat16) && NativeKernels.IsCpuConv3x3(x, weight, bias);
 
     /// <summary>
     /// <c>conv2d(x, weight, bias, stride, padding 1)</c> by this path where it applies and is worthwhile, else null; the

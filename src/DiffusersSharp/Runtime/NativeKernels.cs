@@ -65,6 +65,23 @@ public static class NativeKernels
         return nhwc.permute(0, 3, 1, 2);
     }
 
+    /// <summary>
+    /// The operands every CPU 3×3 convolution path of ours takes (<see cref="WinogradConvolution"/>,
+    /// <see cref="Im2ColConvolution"/>): a non-empty CPU input (N, C, H, W), contiguous or channels-last; a CPU weight
+    /// [O, C, 3, 3] of its dtype; a CPU bias (O) of its dtype or none; no gradient wanted. Each path adds its own dtypes.
+    /// </summary>
+    internal static bool IsCpuConv3x3(Tensor x, Tensor weight, Tensor? bias)
+    {
+        var dtype = x.dtype;
+        if (x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
+        if (weight.dtype != dtype || weight.device_type != DeviceType.CPU || weight.dim() != 4
+            || weight.shape[1] != x.shape[1] || weight.shape[2] != 3 || weight.shape[3] != 3) return false;
+        if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1
+                                 || bias.shape[0] != weight.shape[0])) return false;
+        if (torch.is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
+        return x.is_contiguous() || x.stride(1) == 1;
+    }
+
     /// <summary>"(d0, d1, ...)": a tensor's shape for messages.</summary>
     internal static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
 

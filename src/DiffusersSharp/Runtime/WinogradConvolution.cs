@@ -72,17 +72,9 @@ public static class WinogradConvolution
         AppliesUpsampled(x, weight, bias) && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0;
 
     /// <summary>True when <see cref="RunUpsampled"/> takes these tensors: as <see cref="Applies"/>, any H and W.</summary>
-    public static bool AppliesUpsampled(Tensor x, Tensor weight, Tensor? bias)
-    {
-        var dtype = x.dtype;
-        if (!Kernel.Supports(dtype) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
-        if (weight.dtype != dtype || weight.device_type != DeviceType.CPU || weight.dim() != 4
-            || weight.shape[1] != x.shape[1] || weight.shape[2] != 3 || weight.shape[3] != 3) return false;
-        if (bias is not null && (bias.dtype != dtype || bias.device_type != DeviceType.CPU || bias.dim() != 1
-                                 || bias.shape[0] != weight.shape[0] || bias.stride(0) != 1)) return false;
-        if (torch.is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias?.requires_grad == true)) return false;
-        return x.is_contiguous() || x.stride(1) == 1;
-    }
+    public static bool AppliesUpsampled(Tensor x, Tensor weight, Tensor? bias) =>
+        Kernel.Supports(x.dtype) && NativeKernels.IsCpuConv3x3(x, weight, bias)
+        && (bias is null || bias.stride(0) == 1);   // the kernel reads the bias as a plain array
 
     /// <summary>
     /// The Winograd convolution, in bands of at most <paramref name="bandBytes"/> of transformed operands (at least one
@@ -148,7 +140,7 @@ public static class WinogradConvolution
             }
             long chunks = (cout + chunk - 1) / chunk;
             long tw = w / 2, rows = n * (h / 2);
-            long bytesPerRow = tw * 16 * (cin + Math.Min(cout, chunk)) * elt;
+            long bytesPerRow = tw * 16 * (cin + chunk) * elt;
             long band = Math.Clamp(bandBytes / Math.Max(1, bytesPerRow), 1, rows);
             long bands = (rows + band - 1) / band;
             IntPtr xp = NativeKernels.DataPointer(x, what), yp = NativeKernels.DataPointer(output, what);
@@ -158,6 +150,7 @@ public static class WinogradConvolution
             // band) or V (once per chunk).
             bool bandsOutside = chunks == 1 || bands == 1 || (bands - 1) * cout <= (chunks - 1) * rows * tw;
             Tensor? u = null, v = null;
+            long uChunk = -1, vBand = -1;   // which chunk's U and which band's V are held
             try
             {
                 for (long outer = 0; outer < (bandsOutside ? bands : chunks); outer++)
@@ -169,21 +162,21 @@ public static class WinogradConvolution
                         // the chunk as a problem of its own: its weights, bias and output channels
                         var sub = problem;
                         sub.Cout = cn;
-                        bool newU = u is null || chunks > 1 && (bandsOutside || inner == 0);
-                        bool newV = v is null || bands > 1 && (!bandsOutside || inner == 0);
-                        if (newU)
+                        if (uChunk != ci)
                         {
                             u?.Dispose();
                             u = torch.empty(new[] { 16L, cn, cin }, x.dtype, x.device);
                             rc = weights(&sub, wp + (nint)(c0 * weight.stride(0) * elt), NativeKernels.DataPointer(u, what), threads);
                             NativeKernels.Check(rc, output, what, memory, shapes);
+                            uChunk = ci;
                         }
-                        if (newV)
+                        if (vBand != bi)
                         {
                             v?.Dispose();
                             v = torch.empty(channelsLast ? new[] { 16L, tiles, cin } : new[] { 16L, cin, tiles }, x.dtype, x.device);
                             rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
                             NativeKernels.Check(rc, output, what, memory, shapes);
+                            vBand = bi;
                         }
                         using var ut = channelsLast ? u!.transpose(1, 2) : null;
                         using var m = channelsLast ? torch.bmm(v!, ut!) : torch.bmm(u!, v!);
