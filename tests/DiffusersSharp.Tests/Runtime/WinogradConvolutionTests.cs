@@ -118,18 +118,19 @@ public class WinogradConvolutionTests
     }
 
     [Theory]
-    [InlineData(true, true)]     // what bf16 models run: channels-last activations and kernels
-    [InlineData(false, false)]   // NCHW: the kernel's bf16 values read one by one
-    public void Bf16IsWithinBf16Rounding(bool xCl, bool wCl)
+    [InlineData(true, true, 96, 80)]     // what bf16 models run: channels-last activations and kernels, 32 channels at a time
+    [InlineData(true, true, 56, 40)]     // the same with 32 + 16 + a masked 8 input channels, 16 + 16 + 8 output channels
+    [InlineData(false, false, 96, 80)]   // NCHW: the kernel's bf16 values read one by one
+    public void Bf16IsWithinBf16Rounding(bool xCl, bool wCl, long cin, long cout)
     {
         if (!CpuHas("avx512f", "avx512_bf16")) return;
         using var scope = torch.NewDisposeScope();
-        var (x, k, b) = Operands(2, 96, 80, 16, 40, true, 33, ScalarType.BFloat16, xCl, wCl);
+        var (x, k, b) = Operands(2, cin, cout, 16, 40, true, 33, ScalarType.BFloat16, xCl, wCl);
         var expected = Float64Conv(x, k, b);
         var direct = nn.functional.conv2d(x, k, b, padding: [1, 1]);
         double theirs = Tol.MaxAbsDiff(direct.to(ScalarType.Float64), expected);
         // whole; then 5 chunks of 16 output channels (U over the budget), each in bands of one tile row
-        foreach (long band in new[] { WinogradConvolution.BandBytes, 16L * 16 * 96 * 2 })
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 16L * 16 * cin * 2 })
         {
             var got = WinogradConvolution.Run(x, k, b, band);
             Assert.Equal(ScalarType.BFloat16, got.dtype);
