@@ -50,6 +50,9 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     /// </summary>
     public bool ChannelsLast { get; set; } = true;
 
+    /// <summary>The decoder, for tests of its bands of rows (<see cref="DecoderTiny.BandBytes"/>).</summary>
+    internal DecoderTiny DecoderForTests => decoder;
+
     /// <summary>Test hook: (module path, output) for <c>encoder.layers.i</c> and <c>decoder.layers.i</c>.</summary>
     internal Action<string, Tensor>? IntermediateHook
     {

@@ -42,6 +42,6 @@ public sealed class EncoderTiny : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         // scale image from [-1, 1] to [0, 1] to match TAESD convention
         var h = x.add(1).div_(2);
-        return TinyLayers.Run(layers, h, DebugHook).MoveToOuterDisposeScope();
+        return TinyLayers.Run(layers, 0, layers.Count, h, DebugHook).MoveToOuterDisposeScope();
     }
 }

@@ -8,13 +8,14 @@ namespace DiffusersSharp.Models;
 internal static class TinyLayers
 {
     /// <summary>
-    /// <paramref name="input"/> through every layer in order; <paramref name="input"/> is disposed once used
-    /// (the callers pass a tensor they made). <paramref name="hook"/> sees <c>layers.&lt;i&gt;</c> and each output.
+    /// <paramref name="input"/> through the layers [<paramref name="from"/>, <paramref name="to"/>) in order;
+    /// <paramref name="input"/> is disposed once used (the callers pass a tensor they made). <paramref name="hook"/> sees
+    /// <c>layers.&lt;i&gt;</c> and each output.
     /// </summary>
-    public static Tensor Run(ModuleList<nn.Module<Tensor, Tensor>> layers, Tensor input, Action<string, Tensor>? hook)
+    public static Tensor Run(ModuleList<nn.Module<Tensor, Tensor>> layers, int from, int to, Tensor input, Action<string, Tensor>? hook)
     {
         var h = input;
-        for (int i = 0; i < layers.Count; i++)
+        for (int i = from; i < to; i++)
         {
             var next = layers[i].forward(h);
             if (!ReferenceEquals(next, h)) h.Dispose();

@@ -95,6 +95,36 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
     }
 
+    [Theory]
+    [InlineData(true, ScalarType.Float32)]
+    [InlineData(false, ScalarType.Float32)]
+    [InlineData(true, ScalarType.BFloat16)]
+    public void Decode_InBandsOfRows_EqualsOnePass(bool channelsLast, ScalarType dtype)
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny(channelsLast);
+        vae.to(dtype);
+        var decoder = vae.DecoderForTests;
+        Assert.Equal(5, decoder.TailConvs);   // after the upsample: a conv, the block's three, conv_out
+        using var g = new Generator(7);
+        using var z = torch.randn([2, 4, 20, 12], generator: g).to(dtype);   // 40 x 24 images
+        using var whole = vae.Decode(z).Sample;
+        Assert.Equal(1, decoder.LastBands);
+        long rowBytes = 2 * 24 * 16 * z.ElementSize;   // one output row of a last-stage activation
+        // the smallest band (2 * 5 + 8 = 18 rows: 18, 18, 4), an odd one (25, 15), and one just under the image (39, 1)
+        foreach (var (bandBytes, bands) in new[] { (1L, 3), (25 * rowBytes, 2), (39 * rowBytes, 2) })
+        {
+            decoder.BandBytes = bandBytes;
+            using var banded = vae.Decode(z).Sample;
+            Assert.Equal(bands, decoder.LastBands);
+            Assert.Equal(whole.shape, banded.shape);
+            Assert.True(banded.is_contiguous());
+            double d = Tol.MaxAbsDiff(banded.to(ScalarType.Float64), whole.to(ScalarType.Float64));
+            log.WriteLine($"{dtype} channels-last {channelsLast}, {bands} bands: max |banded - whole| {d:E2}");
+            Assert.True(d <= (dtype == ScalarType.Float32 ? 1e-6 : 1e-2), $"{bands} bands: max |banded - whole| = {d:E3}");
+        }
+    }
+
     [Theory, MemberData(nameof(Layouts))]
     public void EncodeAndDecode_LeaveOnlyTheirOutputsAlive(bool channelsLast)
     {
