@@ -38,6 +38,7 @@ public class WinogradConvolutionTests
     [InlineData(1, 20, 72, 6, 34, false, true, false)]    // channels-last input, NCHW kernel (gathered)
     [InlineData(1, 3, 5, 2, 2, false, false, true)]       // one tile, all of it padding around; NCHW input, channels-last kernel
     [InlineData(3, 64, 64, 32, 32, true, false, false)]   // a UNet-like layer
+    [InlineData(1, 1024, 1040, 2, 4, true, false, false)] // U of 68 MB: written past the caches (streaming stores)
     public void Fp32MatchesFloat64(long n, long cin, long cout, long h, long w, bool bias, bool xCl, bool wCl)
     {
         if (!CpuHas("avx512f")) return; // the fallback is libtorch itself
