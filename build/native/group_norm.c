@@ -52,6 +52,26 @@ typedef struct
     const float *a, *b;      // [n][c]
 } dgn_job;
 
+// The channels-last sums of CB whole vectors of channels over `rows` pixels from element `first` (rows C apart).
+static inline __attribute__((always_inline)) void stats_rows_full(const void *restrict x, int64_t first, int64_t rows,
+                                                                   int64_t C, const __m512 *add, __m512 *s1, __m512 *s2,
+                                                                   int bf16)
+{
+    for (int64_t p = 0; p < rows; p++)
+    {
+        const int64_t row = first + p * C;
+#pragma GCC unroll 8
+        for (int v = 0; v < CB; v++)
+        {
+            __m512 h = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)x + row + 16 * v))), 16))
+                            : _mm512_loadu_ps((const float *)x + row + 16 * v);
+            h = _mm512_add_ps(h, add[v]);
+            s1[v] = _mm512_add_ps(s1[v], h);
+            s2[v] = _mm512_fmadd_ps(h, h, s2[v]);
+        }
+    }
+}
+
 static void stats_share(void *data)
 {
     const dgn_job *j = data;
@@ -77,17 +97,22 @@ static void stats_share(void *data)
                     add[v] = j->add ? load16(j->add, ni * pr->add_stride + c0 + 16 * v, m[v], j->bf16) : _mm512_setzero_ps();
                     s1[v] = s2[v] = _mm512_setzero_ps();
                 }
-                for (int64_t p = p0; p < p1; p++)
-                {
-                    const int64_t row = (ni * HW + p) * C + c0;
-#pragma GCC unroll 8
-                    for (int v = 0; v < CB; v++)
+                if (c0 + 16 * CB <= C && j->bf16)   // all CB vectors whole: unmasked widening loads
+                    stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 1);
+                else if (c0 + 16 * CB <= C)
+                    stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 0);
+                else
+                    for (int64_t p = p0; p < p1; p++)
                     {
-                        __m512 x = _mm512_add_ps(load16(j->x, row + 16 * v, m[v], j->bf16), add[v]);
-                        s1[v] = _mm512_add_ps(s1[v], x);
-                        s2[v] = _mm512_fmadd_ps(x, x, s2[v]);
+                        const int64_t row = (ni * HW + p) * C + c0;
+#pragma GCC unroll 8
+                        for (int v = 0; v < CB; v++)
+                        {
+                            __m512 x = _mm512_add_ps(load16(j->x, row + 16 * v, m[v], j->bf16), add[v]);
+                            s1[v] = _mm512_add_ps(s1[v], x);
+                            s2[v] = _mm512_fmadd_ps(x, x, s2[v]);
+                        }
                     }
-                }
                 float f1[16 * CB], f2[16 * CB];
 #pragma GCC unroll 8
                 for (int v = 0; v < CB; v++)
@@ -128,6 +153,36 @@ static void stats_share(void *data)
     }
 }
 
+// Channels-last rows [first, first + rows * C) of one sample: y = act(x * a + b) per channel, the pointers held in
+// locals (the stores cannot then alias the job's fields, which gcc otherwise read again after each store) and whole
+// 16-channel vectors loaded without masks.
+static inline __attribute__((always_inline)) void normalize_rows(const void *restrict x, void *restrict y,
+                                                                  const float *restrict a, const float *restrict b,
+                                                                  int64_t first, int64_t rows, int64_t C, int silu,
+                                                                  int bf16)
+{
+    const int64_t full = C / 16 * 16;
+    for (int64_t p = 0; p < rows; p++)
+    {
+        const int64_t row = first + p * C;
+        for (int64_t c = 0; c < full; c += 16)
+        {
+            __m512 v = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)x + row + c))), 16))
+                            : _mm512_loadu_ps((const float *)x + row + c);
+            v = _mm512_fmadd_ps(v, _mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c));
+            if (silu) v = silu16(v);
+            if (bf16) _mm256_storeu_si256((__m256i *)((uint16_t *)y + row + c), (__m256i)_mm512_cvtneps_pbh(v));
+            else _mm512_storeu_ps((float *)y + row + c, v);
+        }
+        if (full < C)
+        {
+            const __mmask16 m = lanes(C - full);
+            __m512 v = _mm512_fmadd_ps(load16(x, row + full, m, bf16), _mm512_maskz_loadu_ps(m, a + full), _mm512_maskz_loadu_ps(m, b + full));
+            store16(y, row + full, silu ? silu16(v) : v, m, bf16);
+        }
+    }
+}
+
 static void normalize_share(void *data)
 {
     const dgn_job *j = data;
@@ -140,15 +195,8 @@ static void normalize_share(void *data)
         if (pr->channels_last)
         {
             const int64_t ni = item / j->chunks, p0 = item % j->chunks * PCHUNK, p1 = p0 + PCHUNK < HW ? p0 + PCHUNK : HW;
-            for (int64_t p = p0; p < p1; p++)
-                for (int64_t c = 0; c < C; c += 16)
-                {
-                    const __mmask16 m = lanes(C - c);
-                    const int64_t i = (ni * HW + p) * C + c;
-                    __m512 v = _mm512_fmadd_ps(load16(j->x, i, m, j->bf16), _mm512_maskz_loadu_ps(m, j->a + ni * C + c),
-                                               _mm512_maskz_loadu_ps(m, j->b + ni * C + c));
-                    store16(j->y, i, pr->silu ? silu16(v) : v, m, j->bf16);
-                }
+            if (j->bf16) normalize_rows(j->x, j->y, j->a + ni * C, j->b + ni * C, (ni * HW + p0) * C, p1 - p0, C, pr->silu, 1);
+            else normalize_rows(j->x, j->y, j->a + ni * C, j->b + ni * C, (ni * HW + p0) * C, p1 - p0, C, pr->silu, 0);
         }
         else
         {
