@@ -62,4 +62,19 @@ static inline void store16(void *p, int64_t i, __m512 v, __mmask16 m, int bf16)
     else _mm512_mask_storeu_ps((float *)p + i, m, v);
 }
 
+// 16 values all present at p[i..] as fp32: load16 without the mask (the bf16 widening load then takes its operand from
+// memory).
+static inline __m512 load16_full(const void *p, int64_t i, int bf16)
+{
+    if (!bf16) return _mm512_loadu_ps((const float *)p + i);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i))), 16));
+}
+
+// store16 of all 16 lanes, without the mask.
+static inline void store16_full(void *p, int64_t i, __m512 v, int bf16)
+{
+    if (bf16) _mm256_storeu_si256((__m256i *)((uint16_t *)p + i), (__m256i)_mm512_cvtneps_pbh(v));
+    else _mm512_storeu_ps((float *)p + i, v);
+}
+
 #endif

@@ -63,9 +63,7 @@ static inline __attribute__((always_inline)) void stats_rows_full(const void *re
 #pragma GCC unroll 8
         for (int v = 0; v < CB; v++)
         {
-            __m512 h = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)x + row + 16 * v))), 16))
-                            : _mm512_loadu_ps((const float *)x + row + 16 * v);
-            h = _mm512_add_ps(h, add[v]);
+            __m512 h = _mm512_add_ps(load16_full(x, row + 16 * v, bf16), add[v]);
             s1[v] = _mm512_add_ps(s1[v], h);
             s2[v] = _mm512_fmadd_ps(h, h, s2[v]);
         }
@@ -97,10 +95,11 @@ static void stats_share(void *data)
                     add[v] = j->add ? load16(j->add, ni * pr->add_stride + c0 + 16 * v, m[v], j->bf16) : _mm512_setzero_ps();
                     s1[v] = s2[v] = _mm512_setzero_ps();
                 }
-                if (c0 + 16 * CB <= C && j->bf16)   // all CB vectors whole: unmasked widening loads
-                    stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 1);
-                else if (c0 + 16 * CB <= C)
-                    stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 0);
+                if (c0 + 16 * CB <= C)   // all CB vectors whole: unmasked loads (bf16 a constant in each copy)
+                {
+                    if (j->bf16) stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 1);
+                    else stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 0);
+                }
                 else
                     for (int64_t p = p0; p < p1; p++)
                     {
@@ -167,12 +166,8 @@ static inline __attribute__((always_inline)) void normalize_rows(const void *res
         const int64_t row = first + p * C;
         for (int64_t c = 0; c < full; c += 16)
         {
-            __m512 v = bf16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)x + row + c))), 16))
-                            : _mm512_loadu_ps((const float *)x + row + c);
-            v = _mm512_fmadd_ps(v, _mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c));
-            if (silu) v = silu16(v);
-            if (bf16) _mm256_storeu_si256((__m256i *)((uint16_t *)y + row + c), (__m256i)_mm512_cvtneps_pbh(v));
-            else _mm512_storeu_ps((float *)y + row + c, v);
+            __m512 v = _mm512_fmadd_ps(load16_full(x, row + c, bf16), _mm512_loadu_ps(a + c), _mm512_loadu_ps(b + c));
+            store16_full(y, row + c, silu ? silu16(v) : v, bf16);
         }
         if (full < C)
         {

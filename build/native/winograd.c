@@ -120,6 +120,16 @@ static inline void weights_tile(__m512 g[3][3], __m512 u[16])
         g_times(a[r][0], a[r][1], a[r][2], u + 4 * r);
 }
 
+// A kernel tile's u[k] at element `at` of each plane k of U (planes `plane` elements apart), the lanes of m; streamed
+// past the caches (whole fp32 vectors only) when `stream`.
+static inline void store_u(void *dst, int64_t plane, int64_t at, const __m512 u[16], __mmask16 m, int bf16, int stream)
+{
+    if (stream && !bf16 && m == 0xFFFF)
+        for (int k = 0; k < 16; k++) _mm512_stream_ps((float *)dst + k * plane + at, u[k]);
+    else
+        for (int k = 0; k < 16; k++) store16(dst, k * plane + at, u[k], m, bf16);
+}
+
 static void weights_share(void *data)
 {
     const dwg_job *j = data;
@@ -149,7 +159,7 @@ static void weights_share(void *data)
                 {
                     for (int r = 0; r < 3; r++)
                         for (int c = 0; c < 3; c++)
-                            g[r][c] = load16(j->src, o * pr->ws_o + (i0 + 16 * h) + r * pr->ws_h + c * pr->ws_w, 0xFFFF, 1);
+                            g[r][c] = load16_full(j->src, o * pr->ws_o + (i0 + 16 * h) + r * pr->ws_h + c * pr->ws_w, 1);
                     weights_tile(g, h ? u1 : u0);
                 }
                 for (int k = 0; k < 16; k++)
@@ -167,10 +177,7 @@ static void weights_share(void *data)
                 transpose16(r);
                 for (int t = 0; t < 9; t++) g[t / 3][t % 3] = r[t];
                 weights_tile(g, u);
-                if (stream)
-                    for (int k = 0; k < 16; k++) _mm512_stream_ps((float *)j->dst + k * plane + o * I + i0, u[k]);
-                else
-                    for (int k = 0; k < 16; k++) _mm512_storeu_ps((float *)j->dst + k * plane + o * I + i0, u[k]);
+                store_u(j->dst, plane, o * I + i0, u, 0xFFFF, 0, stream);
             }
         for (; i0 < I; i0 += 16)
         {
@@ -191,10 +198,7 @@ static void weights_share(void *data)
                     }
                 }
             weights_tile(g, u);
-            if (stream && m == 0xFFFF)
-                for (int k = 0; k < 16; k++) _mm512_stream_ps((float *)j->dst + k * plane + o * I + i0, u[k]);
-            else
-                for (int k = 0; k < 16; k++) store16(j->dst, k * plane + o * I + i0, u[k], m, pr->bf16);
+            store_u(j->dst, plane, o * I + i0, u, m, pr->bf16, stream);
         }
     }
     if (stream) _mm_sfence();   // the streamed lines in memory before the products read them
@@ -273,20 +277,6 @@ static void input_planes_share(void *data)
             for (int k = 0; k < 16; k++) store16(j->dst, (k * I + c) * T + t, v[k], m, pr->bf16);
         }
     }
-}
-
-// 16 channels at p[i..] as fp32, all present (load16 without the mask: the bf16 widening load takes its operand from
-// memory).
-static inline __m512 load16_full(const void *p, int64_t i, int bf16)
-{
-    if (!bf16) return _mm512_loadu_ps((const float *)p + i);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i))), 16));
-}
-
-static inline void store16_full(void *p, int64_t i, __m512 v, int bf16)
-{
-    if (bf16) _mm256_storeu_si256((__m256i *)((uint16_t *)p + i), (__m256i)_mm512_cvtneps_pbh(v));
-    else _mm512_storeu_ps((float *)p + i, v);
 }
 
 // One tile's 16 channels [c0, c0 + 16) from the input offsets of its 16 positions (off[k] < 0: padding, read as 0);
