@@ -26,12 +26,11 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
     /// </summary>
     internal long BandBytes { get; set; } = 4L << 20;
 
-    // the last upsample's index in layers (-1: none), its factor, and the 3×3 convolutions after it (each widens the
-    // rows a band needs by one on either side)
-    private readonly int lastUpsample = -1;
+    // where the last stage starts in layers (its last upsample; layers.Count: none), the upsample's factor, and the 3×3
+    // convolutions after it (each widens the rows a band needs by one on either side)
+    private readonly int tailStart;
     private readonly int factor = 1;
     private readonly int tailConvs;
-    private readonly long tailChannels;
 
     /// <summary>The 3×3 convolutions after the last upsample (test hook: TAESD's are 5).</summary>
     internal int TailConvs => tailConvs;
@@ -63,13 +62,13 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
             layers.Add(Layers.Conv2d(channels, convOut, kernel_size: 3, padding: 1, bias: isFinalBlock));
         }
         RegisterComponents();
+        tailStart = layers.Count;
         for (int i = 0; i < layers.Count; i++)
-            if (layers[i] is Upsample) lastUpsample = i;
-        if (lastUpsample >= 0)
+            if (layers[i] is Upsample) tailStart = i;
+        if (tailStart < layers.Count)
         {
             factor = upsamplingScalingFactor;
-            tailChannels = blockOutChannels[^1];
-            tailConvs = layers.Skip(lastUpsample).Sum(l => l.modules().Append(l).OfType<Conv2d>().Count(c => c.kernel_size[0] == 3));
+            tailConvs = layers.Skip(tailStart).Sum(l => l.modules().Append(l).OfType<Conv2d>().Count(c => c.kernel_size[0] == 3));
         }
     }
 
@@ -89,31 +88,25 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         // Clamp.
         var h = torch.tanh(x / 3) * 3;
+        var low = TinyLayers.Run(layers, 0, tailStart, h, DebugHook);   // the last upsample's input
+        long bandRows = DebugHook is null ? BandRows(low) : 0;
         Tensor y;
-        long bandRows = BandRows(x);
-        if (DebugHook is null && bandRows > 0)
-        {
-            var low = TinyLayers.Run(layers, 0, lastUpsample, h, null);
-            y = LastStageInBands(low, bandRows);
-        }
+        if (bandRows > 0) y = LastStageInBands(low, bandRows);
         else
         {
-            y = TinyLayers.Run(layers, 0, layers.Count, h, DebugHook);
+            y = TinyLayers.Run(layers, tailStart, layers.Count, low, DebugHook);
             LastBands = 1;
         }
         // scale image from [0, 1] to [-1, 1] to match diffusers convention
         return y.mul(2).sub_(1).MoveToOuterDisposeScope();
     }
 
-    // The output rows of one band of the last stage, or 0 where the whole stage fits BandBytes (or there is none).
-    private long BandRows(Tensor x)
+    // The output rows of one band of the last stage, from its input (the last upsample's), or 0 where the whole stage
+    // fits BandBytes (or there is none).
+    private long BandRows(Tensor low)
     {
-        if (lastUpsample < 0 || x.dim() != 4) return 0;
-        long scale = 1;
-        foreach (var layer in layers)
-            if (layer is Upsample) scale *= factor;
-        long height = x.shape[2] * scale, width = x.shape[3] * scale;
-        long rowBytes = x.shape[0] * width * tailChannels * x.ElementSize;
+        if (tailStart == layers.Count || low.dim() != 4) return 0;
+        long height = low.shape[2] * factor, rowBytes = low.shape[0] * low.shape[3] * factor * low.shape[1] * low.ElementSize;
         long rows = Math.Max(2L * tailConvs + 8, BandBytes / Math.Max(1, rowBytes));
         return rows >= height ? 0 : rows;
     }
@@ -127,7 +120,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
             long y1 = Math.Min(height, y0 + bandRows);
             long s0 = Math.Max(0, FloorDiv(y0 - tailConvs, factor));
             long s1 = Math.Min(inRows, FloorDiv(y1 + tailConvs + factor - 1, factor));
-            var part = TinyLayers.Run(layers, lastUpsample, layers.Count, low.narrow(2, s0, s1 - s0), null);
+            var part = TinyLayers.Run(layers, tailStart, layers.Count, low.narrow(2, s0, s1 - s0), null);
             bands.Add(part.narrow(2, y0 - s0 * factor, y1 - y0));
         }
         low.Dispose();
