@@ -177,6 +177,10 @@ public static class Program
                 return BenchModels.Write(args.Length > 1 ? args[1] : "");
             case "matmul-peak":
                 return MatmulPeakBench.Run(int.Parse(Opt("--runs", "5")));
+            case "symbol-scan":
+                return SymbolScanBench.Run(int.Parse(Opt("--runs", "5")));
+            case "symbol-scan-run":
+                return SymbolScanBench.RunOne(args[1]);
             case "fresh-memory":
                 return FreshMemoryBench.Run(long.Parse(Opt("--mb", "3000")), long.Parse(Opt("--chunk", "100")));
             case "memory":

@@ -37,6 +37,18 @@ public static class OneDnnCaches
     // dataCacheLevels_ at 0x6c (as platform::get_per_core_cache_size reads them in this build).
     internal const int CacheSizeOffset = 0x1c, CoresSharingOffset = 0x44, CacheLevelsOffset = 0x6c;
 
+    /// <summary>
+    /// What the repair looks up: oneDNN's CPU description (an object holding at least the fields read and written here, and
+    /// not larger than a page), its guard (the Itanium ABI's 8-byte guard of a function-local static) and, in .dynsym, the
+    /// export that checks the load address. The sizes let <see cref="ElfSymbols"/> skip the names of almost every symbol.
+    /// </summary>
+    internal static readonly ElfSymbol[] Symbols =
+    [
+        new(CpuObject, ElfSymbols.Object, MinSize: CacheLevelsOffset + 4, MaxSize: 4096),
+        new(CpuGuard, ElfSymbols.Object, MinSize: 8, MaxSize: 8),
+        new(GlobalContext, ElfSymbols.Function, Dynamic: true),
+    ];
+
     private static readonly object Gate = new();
     private static volatile bool _done;
 
@@ -81,7 +93,7 @@ public static class OneDnnCaches
         using (var y = torch.nn.functional.conv2d(x, w)) { }
 
         var (path, loadBase) = MappedLibTorch();
-        var symbols = ElfSymbols.Read(path, [CpuObject, CpuGuard, GlobalContext]);
+        var symbols = ElfSymbols.Read(path, Symbols);
         foreach (var name in new[] { CpuObject, CpuGuard, GlobalContext })
             if (!symbols.ContainsKey(name)) return $"oneDNN caches: {path} has no symbol {name}; left alone";
         IntPtr handle = NativeSetup.LibTorchHandle();

@@ -23,6 +23,30 @@ public class ElfSymbolsTests
     }
 
     [Fact]
+    public void TypedQueriesFindWhatTheNameScanFindsAndNothingOfAnotherTypeOrSize()
+    {
+        using (torch.zeros(1)) { }
+        var (path, loadBase) = OneDnnCaches.MappedLibTorch();
+        var byName = ElfSymbols.Read(path, [OneDnnCaches.GlobalContext, OneDnnCaches.CpuObject, OneDnnCaches.CpuGuard]);
+        // the repair's queries: the two objects by size in .symtab, the export in .dynsym
+        var queried = ElfSymbols.Read(path, OneDnnCaches.Symbols);
+        Assert.Equal(byName.OrderBy(p => p.Key), queried.OrderBy(p => p.Key));
+        Assert.True(NativeLibrary.TryGetExport(NativeLibrary.Load(path), OneDnnCaches.GlobalContext, out var exported));
+        Assert.Equal((ulong)(exported - loadBase), queried[OneDnnCaches.GlobalContext]);
+
+        // a query of another type, or a size range the symbol is outside of, does not match it
+        var missed = ElfSymbols.Read(path, [
+            new ElfSymbol(OneDnnCaches.CpuObject, ElfSymbols.Function),
+            new ElfSymbol(OneDnnCaches.CpuGuard, ElfSymbols.Object, MinSize: 16),
+            new ElfSymbol(OneDnnCaches.GlobalContext, ElfSymbols.Object, Dynamic: true),
+        ]);
+        Assert.Empty(missed);
+        // the guard's own size, 8 bytes, matches
+        Assert.Equal(byName[OneDnnCaches.CpuGuard],
+            ElfSymbols.Read(path, [new ElfSymbol(OneDnnCaches.CpuGuard, ElfSymbols.Object, MinSize: 8, MaxSize: 8)])[OneDnnCaches.CpuGuard]);
+    }
+
+    [Fact]
     public void BadFilesAreClearErrorsNamingTheFile()
     {
         using var dir = new TempDir();
@@ -47,5 +71,7 @@ public class ElfSymbolsTests
         Assert.StartsWith($"{truncated}: a section lies outside the file (offset ", e.Message);
 
         Assert.Equal("/bin/true has no .symtab (stripped)", Assert.Throws<InvalidDataException>(() => ElfSymbols.Read("/bin/true", ["x"])).Message);
+        // a stripped file still has its exports' table
+        Assert.Empty(ElfSymbols.Read("/bin/true", [new ElfSymbol("no_such_export", ElfSymbols.Function, Dynamic: true)]));
     }
 }
