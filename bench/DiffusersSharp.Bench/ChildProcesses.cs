@@ -48,7 +48,8 @@ public static class ChildProcesses
     {
         if (!psi.Environment.Remove("DIFFUSERS_SHARP_RELAUNCHED")) return;
         if (!psi.Environment.TryGetValue("GLIBC_TUNABLES", out var tunables) || tunables is null) return;
-        string rest = string.Join(':', tunables.Split(':').Where(t => t != DiffusersSharp.Runtime.HugePages.Tunable + "=1"));
+        string rest = string.Join(':', tunables.Split(':').Where(t => t != DiffusersSharp.Runtime.HugePages.Tunable + "=1" &&
+                                                                       t != DiffusersSharp.Runtime.HugePages.NoThreadCache));
         if (rest.Length == 0) psi.Environment.Remove("GLIBC_TUNABLES");
         else psi.Environment["GLIBC_TUNABLES"] = rest;
     }

@@ -8,8 +8,9 @@ public static class Program
     /// </summary>
     public static int Main(string[] args)
     {
-        // glibc gives malloc huge pages only when told so at process start: relaunch with its switch, in place
-        // (DiffusersSharp.Runtime.HugePages; DIFFUSERS_SHARP_NO_HUGEPAGES=1 opts out). Not for help, which loads
+        // glibc gives malloc huge pages only when told so at process start: relaunch with its switch (and its thread
+        // cache off, so freed tensors' memory is taken again), in place (DiffusersSharp.Runtime.HugePages;
+        // DIFFUSERS_SHARP_NO_HUGEPAGES=1 opts out). Not for help, which loads
         // nothing and would only pay the second start (~0.1 s).
         if (args.Length > 0 && !args.Any(a => a is "--help" or "-h" or "-?" or "--version"))
             DiffusersSharp.Runtime.HugePages.RelaunchIfOff();

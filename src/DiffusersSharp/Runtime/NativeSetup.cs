@@ -19,7 +19,8 @@ namespace DiffusersSharp.Runtime;
 /// on one thread, small inputs), and where NNPACK cannot initialise it logs "Could not initialize NNPACK" each time:
 /// dozens of lines per sampling step. It would only run a convolution of batch ≥ 16 that oneDNN declined, which
 /// on x86-64 with oneDNN does not happen, so nothing is lost. Opt out: <c>DIFFUSERS_SHARP_KEEP_NNPACK=1</c>.</item>
-/// <item>Huge pages: only reported here (<see cref="HugePages"/>); glibc reads its switch when the process starts.</item>
+/// <item>Huge pages and malloc's thread cache: only reported here (<see cref="HugePages"/>); glibc reads its switches when
+/// the process starts.</item>
 /// </list>
 /// It runs when the DiffusersSharp assembly is first used; call <see cref="EnsureInitialized"/> yourself
 /// if your program touches TorchSharp before any DiffusersSharp type.

@@ -47,10 +47,12 @@ public class HugePagesTests
         }
         // execve keeps the process id: the program ran twice in one process, the second time with the switch
         Assert.Equal([pid, pid], befores);
-        Assert.Equal("glibc.malloc.hugetlb=1]", Line(r, "tunables ["));
-        Assert.Equal("huge pages: on (glibc.malloc.hugetlb)]", Line(r, "status ["));
+        Assert.Equal("glibc.malloc.hugetlb=1:glibc.malloc.tcache_count=0]", Line(r, "tunables ["));
+        Assert.Equal("huge pages: on (glibc.malloc.hugetlb); malloc thread cache: off]", Line(r, "status ["));
         long hugeKb = long.Parse(Line(r, "anon-huge-kb "), System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(hugeKb >= 32 * 1024, $"64 MB of touched malloc memory, {hugeKb} KB of it in huge pages\n{r.Stdout}");
+        // without the thread cache the next aligned block of a size takes the place of the one freed
+        Assert.True(int.Parse(Line(r, "aligned-block-places ")) <= 2, r.Stdout);
     }
 
     [Fact]
@@ -64,8 +66,12 @@ public class HugePagesTests
             Assert.StartsWith("huge pages: off (", Line(r, "status ["));
             return;
         }
+        // the user's own thread-cache setting stands (not added a second time)
         Assert.Equal("glibc.malloc.tcache_count=0:glibc.malloc.hugetlb=1]", Line(r, "tunables ["));
-        Assert.Equal("huge pages: on (glibc.malloc.hugetlb)]", Line(r, "status ["));
+        Assert.Equal("huge pages: on (glibc.malloc.hugetlb); malloc thread cache: off]", Line(r, "status ["));
+        var kept = ChildProcess.Run(Timeout, Env(tunables: "glibc.malloc.tcache_count=7"), TestProgram.HugePagesVerb);
+        Assert.Equal("glibc.malloc.tcache_count=7:glibc.malloc.hugetlb=1]", Line(kept, "tunables ["));
+        Assert.Equal("huge pages: on (glibc.malloc.hugetlb)]", Line(kept, "status ["));
     }
 
     [Fact]
@@ -98,4 +104,11 @@ public class HugePagesTests
     [InlineData("xglibc.malloc.hugetlb=1", null)]
     public void TunableValueReadsGlibcsList(string? tunables, string? expected) =>
         Assert.Equal(expected, HugePages.TunableValue(tunables));
+
+    [Theory]
+    [InlineData("glibc.malloc.hugetlb=1", null)]
+    [InlineData("glibc.malloc.hugetlb=1:glibc.malloc.tcache_count=0", "0")]
+    [InlineData("glibc.malloc.tcache_count=3:glibc.malloc.hugetlb=1", "3")]
+    public void TunableValueReadsOtherNames(string tunables, string? expected) =>
+        Assert.Equal(expected, HugePages.TunableValue(tunables, "glibc.malloc.tcache_count"));
 }
