@@ -8,10 +8,12 @@ namespace DiffusersSharp.Bench;
 /// The SD 1.5 / SD 2.1 / SDXL UNets' linear layers (batch 2 and 1), interleaved call by call: <c>F.linear</c> on a
 /// [B, L, in] input (what the model runs; libtorch hands it to oneDNN's or MKL's gemm) against the same product as a
 /// channels-last 1×1 convolution (oneDNN's brgemm convolution), with weights at nn.Linear's scale.
-/// Measured 2026-12-04 (2 threads, Zen 5): the convolution is steady; F.linear varies from run to run and process to
-/// process (fp32 64² ff-in 65-215 ms against 67-70 ms), and here the convolution often looks 10-35% faster on narrow
-/// inputs. Routed through the model's own linear layers, it did not pay: the SD 1.5 UNet step (batch 2, `sd-unet`,
-/// three interleaved pairs) took fp32 9.06 vs 8.95 s and bf16 5.07-5.11 s either way, so the model keeps F.linear.
+/// Measured 2026-12-04 (2 threads, Zen 5): F.linear seemed to vary from run to run and process to process (fp32 64²
+/// ff-in 65-215 ms against the convolution's 67-70 ms). That was this bench: its convolution path left two views
+/// undisposed, which kept the convolution's output alive until the GC ran, so F.linear's output was memory never
+/// touched before on most calls. With every intermediate disposed (2026-12-05), F.linear fp32 runs at 323-395
+/// GFLOP/s on every shape, the convolution at 143-336, and the sum of the medians is 1.91-1.93× longer by the
+/// convolution. The model keeps F.linear (routed through 1×1 convolutions, the SD 1.5 UNet step did not gain either).
 /// </summary>
 public static class LinearPathsBench
 {
@@ -32,21 +34,25 @@ public static class LinearPathsBench
         foreach (var (name, m, k, n) in Shapes)
         {
             torch.manual_seed(0);
-            using var x = torch.randn(2, m / 2, k).to(dtype);
-            using var w = (torch.randn(n, k) / Math.Sqrt(k)).to(dtype);
-            using var b = (torch.randn(n) / Math.Sqrt(k)).to(dtype);
-            using var w4 = w.view(n, k, 1, 1);
+            using var scope = torch.NewDisposeScope();
+            var x = torch.randn(2, m / 2, k).to(dtype);
+            var w = (torch.randn(n, k) / Math.Sqrt(k)).to(dtype);
+            var b = (torch.randn(n) / Math.Sqrt(k)).to(dtype);
+            var w4 = w.view(n, k, 1, 1);
             var tl = new List<double>();
             var tc = new List<double>();
             for (int i = 0; i < runs + 2; i++)
             {
+                // every intermediate in a scope: an undisposed view (x.view, y.permute) keeps its tensor's memory until
+                // the GC finalises it, and the next call then gets memory never touched before (before 2026-12-05 the
+                // convolution's output stayed alive so, and F.linear's output was fresh memory on every call: 70-160 ms
+                // instead of 19-40 for the 64² ff-in shapes)
                 var sw = Stopwatch.StartNew();
-                using (var y = nn.functional.linear(x, w, b)) { }
+                using (torch.NewDisposeScope()) nn.functional.linear(x, w, b);
                 double a = sw.Elapsed.TotalMilliseconds;
                 sw.Restart();
-                using (var xc = x.view(1, m, 1, k).permute(0, 3, 1, 2))
-                using (var y = nn.functional.conv2d(xc, w4, b))
-                using (var rows = y.permute(0, 2, 3, 1).reshape(2, m / 2, n)) { }
+                using (torch.NewDisposeScope())
+                    nn.functional.conv2d(x.view(1, m, 1, k).permute(0, 3, 1, 2), w4, b).permute(0, 2, 3, 1).reshape(2, m / 2, n);
                 double c = sw.Elapsed.TotalMilliseconds;
                 if (i >= 2) { tl.Add(a); tc.Add(c); }
             }
