@@ -72,7 +72,7 @@ internal static class ElfSymbols
             var sh = sections[(i * SectionHeaderSize)..];
             if (BitConverter.ToUInt32(sh[4..]) != (dynamic ? ShtDynsym : ShtSymtab)) continue;
             int link = (int)BitConverter.ToUInt32(sh[0x28..]);
-            if (link >= shnum) throw new InvalidDataException($"{path}: .symtab links to section {link} of {shnum}");
+            if (link >= shnum) throw new InvalidDataException($"{path}: {(dynamic ? ".dynsym" : ".symtab")} links to section {link} of {shnum}");
             var str = sections[(link * SectionHeaderSize)..];
             Find(At(BitConverter.ToInt64(sh[0x18..]), BitConverter.ToInt64(sh[0x20..])),
                 At(BitConverter.ToInt64(str[0x18..]), BitConverter.ToInt64(str[0x20..])), wanted, found);

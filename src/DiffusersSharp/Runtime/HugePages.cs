@@ -23,7 +23,7 @@ namespace DiffusersSharp.Runtime;
 /// request. Measured on this project's VM: a loop of one fp32 linear layer (8192×320 → 2560) whose 84 MB output is
 /// freed each time ended with a heap of 176-679 MB in 8 processes, growing by 84 MB a call while it grew (35 → 120-140 ms
 /// a call), and with 260-262 MB in all 8 without the cache; a one-shot SD-Turbo image's first UNet step took 93-106 MB
-/// of fresh memory instead of 120-129 (its peak of live tensors is 71 MB); steady-state steps alike either way
+/// of fresh memory instead of 120-151 (its peak of live tensors is 71 MB); steady-state steps alike either way
 /// (docs/BENCHMARKS.md, 2026-12-05 (late evening)).
 /// </para>
 /// Opt out: <c>DIFFUSERS_SHARP_NO_HUGEPAGES=1</c> (no relaunch: neither tunable).
