@@ -77,4 +77,10 @@ static inline void store16_full(void *p, int64_t i, __m512 v, int bf16)
     else _mm512_storeu_ps((float *)p + i, v);
 }
 
+// 32 bf16 values at p[i..]: lo's 16 then hi's, rounded by one vcvtne2ps2bf16 and written as one 64-byte store.
+static inline void store32_bf16(void *p, int64_t i, __m512 lo, __m512 hi)
+{
+    _mm512_storeu_si512((void *)((uint16_t *)p + i), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
 #endif

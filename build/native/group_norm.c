@@ -52,10 +52,11 @@ typedef struct
     const float *a, *b;      // [n][c]
 } dgn_job;
 
-// The channels-last sums of CB whole vectors of channels over `rows` pixels from element `first` (rows C apart).
-static inline __attribute__((always_inline)) void stats_rows_full(const void *restrict x, int64_t first, int64_t rows,
-                                                                   int64_t C, const __m512 *add, __m512 *s1, __m512 *s2,
-                                                                   int bf16)
+// The channels-last sums of CB vectors of channels over `rows` pixels from element `first` (rows C apart); full: all CB
+// vectors whole, so the loads need no masks (m is then not read).
+static inline __attribute__((always_inline)) void stats_rows(const void *restrict x, int64_t first, int64_t rows, int64_t C,
+                                                              const __m512 *add, const __mmask16 *m, __m512 *s1, __m512 *s2,
+                                                              int full, int bf16)
 {
     for (int64_t p = 0; p < rows; p++)
     {
@@ -63,7 +64,7 @@ static inline __attribute__((always_inline)) void stats_rows_full(const void *re
 #pragma GCC unroll 8
         for (int v = 0; v < CB; v++)
         {
-            __m512 h = _mm512_add_ps(load16_full(x, row + 16 * v, bf16), add[v]);
+            __m512 h = _mm512_add_ps(full ? load16_full(x, row + 16 * v, bf16) : load16(x, row + 16 * v, m[v], bf16), add[v]);
             s1[v] = _mm512_add_ps(s1[v], h);
             s2[v] = _mm512_fmadd_ps(h, h, s2[v]);
         }
@@ -95,23 +96,13 @@ static void stats_share(void *data)
                     add[v] = j->add ? load16(j->add, ni * pr->add_stride + c0 + 16 * v, m[v], j->bf16) : _mm512_setzero_ps();
                     s1[v] = s2[v] = _mm512_setzero_ps();
                 }
+                const int64_t first = (ni * HW + p0) * C + c0;
                 if (c0 + 16 * CB <= C)   // all CB vectors whole: unmasked loads (bf16 a constant in each copy)
                 {
-                    if (j->bf16) stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 1);
-                    else stats_rows_full(j->x, (ni * HW + p0) * C + c0, p1 - p0, C, add, s1, s2, 0);
+                    if (j->bf16) stats_rows(j->x, first, p1 - p0, C, add, m, s1, s2, 1, 1);
+                    else stats_rows(j->x, first, p1 - p0, C, add, m, s1, s2, 1, 0);
                 }
-                else
-                    for (int64_t p = p0; p < p1; p++)
-                    {
-                        const int64_t row = (ni * HW + p) * C + c0;
-#pragma GCC unroll 8
-                        for (int v = 0; v < CB; v++)
-                        {
-                            __m512 x = _mm512_add_ps(load16(j->x, row + 16 * v, m[v], j->bf16), add[v]);
-                            s1[v] = _mm512_add_ps(s1[v], x);
-                            s2[v] = _mm512_fmadd_ps(x, x, s2[v]);
-                        }
-                    }
+                else stats_rows(j->x, first, p1 - p0, C, add, m, s1, s2, 0, j->bf16);
                 float f1[16 * CB], f2[16 * CB];
 #pragma GCC unroll 8
                 for (int v = 0; v < CB; v++)

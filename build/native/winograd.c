@@ -162,9 +162,7 @@ static void weights_share(void *data)
                             g[r][c] = load16_full(j->src, o * pr->ws_o + (i0 + 16 * h) + r * pr->ws_h + c * pr->ws_w, 1);
                     weights_tile(g, h ? u1 : u0);
                 }
-                for (int k = 0; k < 16; k++)
-                    _mm512_storeu_si512((void *)((uint16_t *)j->dst + k * plane + o * I + i0),
-                                        (__m512i)_mm512_cvtne2ps_pbh(u1[k], u0[k]));
+                for (int k = 0; k < 16; k++) store32_bf16(j->dst, k * plane + o * I + i0, u0[k], u1[k]);
             }
         // fp32 kernels [O, I, 3, 3] contiguous (NCHW models): the 16 kernels' 144 adjacent values read as 16 rows of 9 and
         // transposed in registers, where gathering each tap took ~2x the whole transform's time
@@ -323,8 +321,7 @@ static inline __attribute__((always_inline)) void input_rows_tile32(const void *
         for (int q = 0; q < 4; q++) d[r][q] = load16_full(src, off[4 * r + q] + c0 + 16, 1);
     input_tile(d, v1);
 #pragma GCC unroll 16
-    for (int k = 0; k < 16; k++)
-        _mm512_storeu_si512((void *)((uint16_t *)dst + at + k * kstride), (__m512i)_mm512_cvtne2ps_pbh(v1[k], v0[k]));
+    for (int k = 0; k < 16; k++) store32_bf16(dst, at + k * kstride, v0[k], v1[k]);
 }
 
 // rows: work items tiles; 16 channels per vector
