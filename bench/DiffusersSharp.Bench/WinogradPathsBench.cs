@@ -47,9 +47,10 @@ public static class WinogradPathsBench
                     var r = InterleavedPaths.Run(runs, reference,
                         () => nn.functional.conv2d(x, w, b, padding: [1, 1]),
                         () => WinogradConvolution.Run(x, w, b, bandMb << 20),
-                        () => Im2ColConvolution.Run(x, w, b, 1));
+                        () => Im2ColConvolution.Run(x, w, b, 1),
+                        () => WinogradConvolution.TileApplies(4, x.dtype, size, size) ? WinogradConvolution.Run(x, w, b, bandMb << 20, 4) : nn.functional.conv2d(x, w, b, padding: [1, 1]));
                     double gflop = 2.0 * n * size * size * 9 * cin * cout / 1e9;
-                    Console.WriteLine($"  {dtype,-8} {layout,-4} {model,-4} {n}x{cin,4}->{cout,4} {size,3}²  {InterleavedPaths.Line(r)}   im2col {r.MedianMs[2],7:F2} ms (max|Δ| {r.MaxError[2]:E1})   direct {gflop / r.MedianMs[0] * 1e3,5:F0} GFLOP/s");
+                    Console.WriteLine($"  {dtype,-8} {layout,-4} {model,-4} {n}x{cin,4}->{cout,4} {size,3}²  {InterleavedPaths.Line(r)}   im2col {r.MedianMs[2],7:F2} ms (max|Δ| {r.MaxError[2]:E1})   F(4×4) {r.MedianMs[3],7:F2} ms (max|Δ| {r.MaxError[3]:E1}, ratio {r.MedianMs[3] / r.MedianMs[0]:F2})   direct {gflop / r.MedianMs[0] * 1e3,5:F0} GFLOP/s");
                 }
         return 0;
     }

@@ -5,7 +5,7 @@
 #   linux-x64/libdiffusers_kernels.so    our CPU kernels (Runtime/NativeKernels.cs): fused attention
 #                                        (flash_attention.c, Runtime/FusedAttention.cs), fused GroupNorm + SiLU
 #                                        (group_norm.c, Runtime/FusedGroupNorm.cs), GEGLU (geglu.c,
-#                                        Runtime/FusedGeglu.cs) and the Winograd 3×3 convolution (winograd.c,
+#                                        Runtime/FusedGeglu.cs) and the Winograd 3×3 convolutions (winograd.c, winograd4.c,
 #                                        Runtime/WinogradConvolution.cs), on libtorch's OpenMP team (kernels.c)
 # Run on linux-x64 with gcc, then commit both. Nothing else needs a C compiler; .ci/run rebuilds them into a temporary
 # folder and fails when the committed files differ (gcc without -g gives the same bytes for the same source).
@@ -17,5 +17,5 @@ mkdir -p "$out"
 "${CC:-gcc}" -O2 -shared -fPIC -o "$out/libdiffusers_mklshim.so" mkl_shim.c
 # -O3 for the vectorised loops; the AVX-512 code is behind target pragmas, so the library loads on any x86-64 CPU
 # and dk_supported() says what it can run.
-"${CC:-gcc}" -O3 -shared -fPIC -o "$out/libdiffusers_kernels.so" kernels.c flash_attention.c group_norm.c geglu.c winograd.c -lm
+"${CC:-gcc}" -O3 -shared -fPIC -o "$out/libdiffusers_kernels.so" kernels.c flash_attention.c group_norm.c geglu.c winograd.c winograd4.c -lm
 echo "built $(cd "$out" && pwd)/libdiffusers_mklshim.so, libdiffusers_kernels.so"

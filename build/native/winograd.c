@@ -27,41 +27,12 @@
 //
 // Built by build-native.sh into linux-x64/libdiffusers_kernels.so, called by Runtime/WinogradConvolution.cs; callers ask
 // dk_supported() (kernels.c) first.
-#include <stdint.h>
 #include "kernels.h"
-
-typedef struct
-{
-    int64_t batch, cin, cout, h, w;   // h and w even: the output has the input's size
-    int64_t xs_n, xs_c, xs_h, xs_w;   // input strides (elements)
-    int64_t ys_n, ys_c, ys_h, ys_w;   // output strides
-    int64_t ws_o, ws_i, ws_h, ws_w;   // weight strides ([Cout, Cin, 3, 3])
-    int32_t channels_last;            // the operands' layout (see above)
-    int32_t bf16;                     // all tensors bf16 (else fp32)
-    int32_t upsample;                 // the input is (h / 2, w / 2), read upsampled x2 by nearest neighbour
-    int32_t reserved;
-} dwg_problem;
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma")
 #include "avx512_math.h"
-
-// The lanes l of a 16-wide load starting at column q that fall in [0, w).
-static inline __mmask16 cols(int64_t q, int64_t w)
-{
-    int64_t lo = q < 0 ? -q : 0, hi = w - q < 16 ? w - q : 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
-}
-
-typedef struct
-{
-    const dwg_problem *pr;
-    const void *src;
-    void *dst;
-    const void *bias;
-    int64_t g0, g1;
-} dwg_job;
+#include "winograd.h"
 
 // ---- weights: U[k][o][i] = (G g G^T)[k], g = the 3x3 kernel of output o, input i; G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]
 
@@ -73,37 +44,6 @@ static inline void g_times(__m512 x0, __m512 x1, __m512 x2, __m512 y[4])
     y[1] = _mm512_mul_ps(half, _mm512_add_ps(even, x1));
     y[2] = _mm512_mul_ps(half, _mm512_sub_ps(even, x1));
     y[3] = x2;
-}
-
-// The 16 x 16 matrix of rows r[0..15] transposed in place (r[c] becomes column c): 64 shuffles.
-static inline void transpose16(__m512 r[16])
-{
-    __m512 t[16];
-    for (int i = 0; i < 8; i++)
-    {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++)
-    {
-        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
-        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 4; j++)
-        {
-            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
-        }
-    for (int j = 0; j < 8; j++)
-    {
-        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
-    }
 }
 
 // U of 16 kernels (input channels [i0, i0 + 16) of output o) from their 3x3 values g, into u[16] (index 4 r + c).
@@ -120,38 +60,20 @@ static inline void weights_tile(__m512 g[3][3], __m512 u[16])
         g_times(a[r][0], a[r][1], a[r][2], u + 4 * r);
 }
 
-// A kernel tile's u[k] at element `at` of each plane k of U (planes `plane` elements apart), the lanes of m; streamed
-// past the caches (whole fp32 vectors only) when `stream`.
-static inline void store_u(void *dst, int64_t plane, int64_t at, const __m512 u[16], __mmask16 m, int bf16, int stream)
-{
-    if (stream && !bf16 && m == 0xFFFF)
-        for (int k = 0; k < 16; k++) _mm512_stream_ps((float *)dst + k * plane + at, u[k]);
-    else
-        for (int k = 0; k < 16; k++) store16(dst, k * plane + at, u[k], m, bf16);
-}
-
 static void weights_share(void *data)
 {
     const dwg_job *j = data;
     const dwg_problem *pr = j->pr;
     const int64_t O = pr->cout, I = pr->cin, plane = O * I;
-    // 16 input channels per vector: loaded where they are adjacent (channels-last kernels), else gathered (fp32) or
-    // read one by one (bf16)
-    const int direct = pr->ws_i == 1, gather = !direct && !pr->bf16 && pr->ws_i <= INT32_MAX / 16;
-    const __m512i step = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                            _mm512_set1_epi32((int)(gather ? pr->ws_i : 0)));
     int64_t begin, end;
     dk_share(O, &begin, &end);
-    // fp32 U beyond the caches (SD's 1280 x 1280: 105 MB), whole lines 64-byte aligned: streamed to memory past the
-    // caches, with no read of the lines first
-    const int contiguous = pr->ws_i == 9 && pr->ws_h == 3 && pr->ws_w == 1;
-    const int stream = !pr->bf16 && 16 * plane * 4 > (64 << 20) && I % 16 == 0 && ((uintptr_t)j->dst & 63) == 0;
+    const int stream = stream_u(pr, j->dst, 16);
     for (int64_t o = begin; o < end; o++)
     {
         int64_t i0 = 0;
         // bf16 kernels with adjacent input channels, 32 at a time: both halves rounded together (vcvtne2ps2bf16), so
         // each of the 16 planes of U (O * I apart, sharing L1 sets) gets whole 64-byte lines (see input_rows_tile32)
-        if (direct && pr->bf16)
+        if (pr->ws_i == 1 && pr->bf16)
             for (; i0 + 32 <= I; i0 += 32)
             {
                 __m512 g[3][3], u0[16], u1[16];
@@ -164,39 +86,13 @@ static void weights_share(void *data)
                 }
                 for (int k = 0; k < 16; k++) store32_bf16(j->dst, k * plane + o * I + i0, u0[k], u1[k]);
             }
-        // fp32 kernels [O, I, 3, 3] contiguous (NCHW models): the 16 kernels' 144 adjacent values read as 16 rows of 9 and
-        // transposed in registers, where gathering each tap took ~2x the whole transform's time
-        if (contiguous && !pr->bf16)
-            for (; i0 + 16 <= I; i0 += 16)
-            {
-                __m512 r[16], g[3][3], u[16];
-                const float *base = (const float *)j->src + o * pr->ws_o + i0 * 9;
-                for (int l = 0; l < 16; l++) r[l] = _mm512_maskz_loadu_ps(0x1FF, base + 9 * l);
-                transpose16(r);
-                for (int t = 0; t < 9; t++) g[t / 3][t % 3] = r[t];
-                weights_tile(g, u);
-                store_u(j->dst, plane, o * I + i0, u, 0xFFFF, 0, stream);
-            }
         for (; i0 < I; i0 += 16)
         {
             const __mmask16 m = lanes(I - i0);
             __m512 g[3][3], u[16];
-            for (int r = 0; r < 3; r++)
-                for (int c = 0; c < 3; c++)
-                {
-                    const int64_t at = o * pr->ws_o + i0 * pr->ws_i + r * pr->ws_h + c * pr->ws_w;
-                    if (direct) g[r][c] = load16(j->src, at, m, pr->bf16);
-                    else if (gather)
-                        g[r][c] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, step, (const float *)j->src + at, 4);
-                    else
-                    {
-                        float v[16] = {0};
-                        for (int l = 0; l < 16 && i0 + l < I; l++) v[l] = load1(j->src, at + l * pr->ws_i, pr->bf16);
-                        g[r][c] = _mm512_loadu_ps(v);
-                    }
-                }
+            kernels16(pr, j->src, o, i0, m, g);
             weights_tile(g, u);
-            store_u(j->dst, plane, o * I + i0, u, m, pr->bf16, stream);
+            store_u(j->dst, 16, plane, o * I + i0, u, m, pr->bf16, stream);
         }
     }
     if (stream) _mm_sfence();   // the streamed lines in memory before the products read them
@@ -460,30 +356,33 @@ static void output_rows_share(void *data)
 
 static int valid(const dwg_problem *pr)
 {
-    return pr->batch > 0 && pr->cin > 0 && pr->cout > 0 && pr->h >= 2 && pr->w >= 2 && pr->h % 2 == 0 && pr->w % 2 == 0;
+    const int64_t t = pr->tile;
+    return (t == 2 || (t == 4 && !pr->bf16)) && pr->batch > 0 && pr->cin > 0 && pr->cout > 0 && pr->h >= t && pr->w >= t
+           && pr->h % t == 0 && pr->w % t == 0;
 }
 
 static int valid_rows(const dwg_problem *pr, int64_t g0, int64_t g1)
 {
-    return valid(pr) && g0 >= 0 && g0 < g1 && g1 <= pr->batch * (pr->h / 2);
+    return valid(pr) && g0 >= 0 && g0 < g1 && g1 <= pr->batch * (pr->h / pr->tile);
 }
 
-// U [16][Cout][Cin] from the weight [Cout, Cin, 3, 3] (any strides). 0 on success, -1 for an unsupported problem.
+// U [P][Cout][Cin] (P = (tile + 2)^2 planes) from the weight [Cout, Cin, 3, 3] (any strides). 0 on success, -1 for an
+// unsupported problem.
 int dwg_weights(const dwg_problem *pr, const void *weight, void *u, int threads)
 {
     if (!valid(pr)) return -1;
     dwg_job j = {pr, weight, u, 0, 0, 0};
-    dk_run(weights_share, &j, pr->cout < 2 ? 1 : threads);
+    dk_run(pr->tile == 4 ? wg4_weights_share : weights_share, &j, pr->cout < 2 ? 1 : threads);
     return 0;
 }
 
-// V of the tile rows [g0, g1) from the input (planes: unit W stride; rows: unit C stride; upsampled when asked). 0 on success, -1 for an
-// unsupported problem.
+// V of the tile rows [g0, g1) from the input (planes: unit W stride; rows: unit C stride; upsampled when asked). 0 on
+// success, -1 for an unsupported problem.
 int dwg_input(const dwg_problem *pr, const void *x, void *v, int64_t g0, int64_t g1, int threads)
 {
     if (!valid_rows(pr, g0, g1) || (pr->channels_last ? pr->xs_c != 1 : pr->xs_w != 1)) return -1;
     dwg_job j = {pr, x, v, 0, g0, g1};
-    dk_run(pr->channels_last ? input_rows_share : input_planes_share, &j, threads);
+    dk_run(pr->tile == 4 ? wg4_input_share : pr->channels_last ? input_rows_share : input_planes_share, &j, threads);
     return 0;
 }
 
@@ -493,6 +392,6 @@ int dwg_output(const dwg_problem *pr, const void *m, const void *bias, void *y, 
 {
     if (!valid_rows(pr, g0, g1) || (pr->channels_last ? pr->ys_c != 1 : pr->ys_w != 1)) return -1;
     dwg_job j = {pr, m, y, bias, g0, g1};
-    dk_run(pr->channels_last ? output_rows_share : output_planes_share, &j, threads);
+    dk_run(pr->tile == 4 ? wg4_output_share : pr->channels_last ? output_rows_share : output_planes_share, &j, threads);
     return 0;
 }

@@ -55,8 +55,24 @@ public static class WinogradConvolution
     {
         if (!Applies(x, weight, bias)) return null;
         if (!Worthwhile(x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3])) return null;
-        return Run(x, weight, bias, BandBytes);
+        return Run(x, weight, bias, BandBytes, Tile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3]));
     }
+
+    /// <summary>The most memory F(4×4, 3×3)'s transformed kernels U (36 × O × I fp32 values, made on every call) may take
+    /// for <see cref="Tile"/> to choose it: SD 1.5's 1280-channel layers (236 MB and more) stay with F(2×2, 3×3) (105 MB).</summary>
+    public const long Tile4KernelBytes = 128L << 20;
+
+    /// <summary>
+    /// The output tile edge that <see cref="TryRun"/> and the upsampling layers use for a convolution with this output (batch
+    /// × H × W): 4, F(4×4, 3×3) (4× fewer multiply-adds than the direct convolution, against 2.25×), in fp32 where H and W
+    /// are multiples of 4, there are at least 2048 output positions and U fits <see cref="Tile4KernelBytes"/>; else 2. F(4×4,
+    /// 3×3)'s transforms cost more per position, and its U is 36/16 of F(2×2, 3×3)'s, so it pays on many positions: measured
+    /// (docs/BENCHMARKS.md), SD 1.5's 64² layers at batch 2 in 0.64-0.66 of F(2×2, 3×3)'s time, its 32² ones 0.86-0.96,
+    /// its 16² ones 0.85-1.10, its 8² ones 1.3. Not bf16: there its rounding would be ~3% of an output (build/native/winograd4.c).
+    /// </summary>
+    public static int Tile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
+        TileApplies(4, dtype, height, width) && batch * height * width >= 2048 && 36 * inChannels * outChannels * 4 <= Tile4KernelBytes
+            ? 4 : 2;
 
     /// <summary>
     /// True when <see cref="RunUpsampled"/> takes these tensors (<see cref="AppliesUpsampled"/>) and pays at the upsampled
@@ -81,11 +97,11 @@ public static class WinogradConvolution
     /// tile row each); only where <see cref="Applies"/> says yes (else an <see cref="ArgumentException"/>). A new tensor
     /// in x's layout.
     /// </summary>
-    public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes)
+    public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
-        if (!Applies(x, weight, bias))
-            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}");
-        return Convolve(x, weight, bias, bandBytes, upsample: false);
+        if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3]))
+            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
+        return Convolve(x, weight, bias, bandBytes, upsample: false, tile);
     }
 
     /// <summary>
@@ -93,14 +109,19 @@ public static class WinogradConvolution
     /// <see cref="Run"/>; only where <see cref="AppliesUpsampled"/> says yes (else an <see cref="ArgumentException"/>). A new
     /// tensor (N, O, 2H, 2W) in x's layout.
     /// </summary>
-    public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes)
+    public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
-        if (!AppliesUpsampled(x, weight, bias))
-            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}");
-        return Convolve(x, weight, bias, bandBytes, upsample: true);
+        if (!AppliesUpsampled(x, weight, bias) || !TileApplies(tile, x.dtype, 2 * x.shape[2], 2 * x.shape[3]))
+            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
+        return Convolve(x, weight, bias, bandBytes, upsample: true, tile);
     }
 
-    private static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor? bias, long bandBytes, bool upsample)
+    /// <summary>True when output tiles of this edge apply to an output of H × W in this dtype: 2 always; 4 in fp32 where H
+    /// and W are multiples of 4.</summary>
+    public static bool TileApplies(int tile, ScalarType dtype, long height, long width) =>
+        tile == 2 || (tile == 4 && dtype == ScalarType.Float32 && height % 4 == 0 && width % 4 == 0);
+
+    private static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor? bias, long bandBytes, bool upsample, int tile)
     {
         int up = upsample ? 1 : 0;
         long n = x.shape[0], cin = x.shape[1], h = x.shape[2] << up, w = x.shape[3] << up, cout = weight.shape[0];
@@ -117,6 +138,7 @@ public static class WinogradConvolution
             ChannelsLast = channelsLast ? 1 : 0,
             Bf16 = bf16 ? 1 : 0,
             Upsample = up,
+            Tile = tile,
         };
         string shapes = $"x {NativeKernels.ShapeText(x)}, weight {NativeKernels.ShapeText(weight)}";
         const string memory = "nothing (it allocates none)";
@@ -132,15 +154,16 @@ public static class WinogradConvolution
             // convolution at batch 2: 57 ms whole, 71-77 ms in chunks; bf16 in chunks is as fast or faster, 1280 -> 1280
             // 16² at batch 1: 10.8 ms against 12.8-13.6 ms whole).
             long chunk = cout;
-            long uBytes = 16 * cout * cin * elt;
+            long planes = (tile + 2) * (tile + 2);
+            long uBytes = planes * cout * cin * elt;
             if (bf16 && uBytes > bandBytes)
             {
                 long pieces = (uBytes + bandBytes - 1) / bandBytes;
                 chunk = Math.Min(cout, Math.Max(16, ((cout + pieces - 1) / pieces + 15) / 16 * 16));
             }
             long chunks = (cout + chunk - 1) / chunk;
-            long tw = w / 2, rows = n * (h / 2);
-            long bytesPerRow = tw * 16 * (cin + chunk) * elt;
+            long tw = w / tile, rows = n * (h / tile);
+            long bytesPerRow = tw * planes * (cin + chunk) * elt;
             long band = Math.Clamp(bandBytes / Math.Max(1, bytesPerRow), 1, rows);
             long bands = (rows + band - 1) / band;
             IntPtr xp = NativeKernels.DataPointer(x, what), yp = NativeKernels.DataPointer(output, what);
@@ -165,7 +188,7 @@ public static class WinogradConvolution
                         if (uChunk != ci)
                         {
                             u?.Dispose();
-                            u = torch.empty(new[] { 16L, cn, cin }, x.dtype, x.device);
+                            u = torch.empty(new[] { planes, cn, cin }, x.dtype, x.device);
                             rc = weights(&sub, wp + (nint)(c0 * weight.stride(0) * elt), NativeKernels.DataPointer(u, what), threads);
                             NativeKernels.Check(rc, output, what, memory, shapes);
                             uChunk = ci;
@@ -173,7 +196,7 @@ public static class WinogradConvolution
                         if (vBand != bi)
                         {
                             v?.Dispose();
-                            v = torch.empty(channelsLast ? new[] { 16L, tiles, cin } : new[] { 16L, cin, tiles }, x.dtype, x.device);
+                            v = torch.empty(channelsLast ? new[] { planes, tiles, cin } : new[] { planes, cin, tiles }, x.dtype, x.device);
                             rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
                             NativeKernels.Check(rc, output, what, memory, shapes);
                             vBand = bi;
@@ -210,6 +233,6 @@ public static class WinogradConvolution
         public long XsN, XsC, XsH, XsW;
         public long YsN, YsC, YsH, YsW;
         public long WsO, WsI, WsH, WsW;
-        public int ChannelsLast, Bf16, Upsample, Reserved;
+        public int ChannelsLast, Bf16, Upsample, Tile;
     }
 }

@@ -12,6 +12,7 @@ namespace DiffusersSharp.Tests.Runtime;
 /// to fp32 rounding and bf16 within a small multiple of libtorch's own bf16 convolution's error, in both layouts and
 /// both kernel layouts, every tail (channels, tiles past a 16-wide vector, one-tile images), bands of one tile row and
 /// bands across images; where it does not apply, libtorch's convolution; and <see cref="LoRACompatibleConv"/> through it.
+/// F(4×4, 3×3) (build/native/winograd4.c, fp32) the same way, within its own bound, and where the layers choose it.
 /// </summary>
 public class WinogradConvolutionTests
 {
@@ -56,6 +57,107 @@ public class WinogradConvolutionTests
             double theirs = Tol.MaxAbsDiff(direct.to(ScalarType.Float64), expected);
             Assert.True(ours < 2e-5 && ours <= 4 * theirs + 1e-6, $"band {band}: Winograd {ours}, libtorch {theirs}");
         }
+    }
+
+    /// <summary>F(4×4, 3×3)'s bound against float64, for unit-variance outputs: its points (0, ±1, 1/2, -2) give an rms
+    /// error of ~3e-6 over 640 channels in a simulation (the direct convolution summed in order: 1.4e-6), a largest one of
+    /// 2-3.4e-5 over SD's layers (`bench -- winograd-paths`; F(2×2, 3×3): 3-4e-6, libtorch's channels-last direct
+    /// convolution 0.8-1.8e-5).</summary>
+    private static void AssertTile4Error(Tensor got, Tensor expected, string what)
+    {
+        var diff = (got.to(ScalarType.Float64) - expected).abs();
+        double max = diff.max().item<double>(), mean = diff.mean().item<double>();
+        Assert.True(max < 8e-5 && mean < 6e-6, $"{what}: F(4×4, 3×3) max |diff| {max}, mean {mean}");
+    }
+
+    [Theory]
+    [InlineData(2, 40, 24, 8, 68, true, false, false)]    // 17 tiles a row: a second vector of 1; 40 / 24 channels
+    [InlineData(2, 40, 24, 8, 68, true, true, true)]      // the same channels-last (16-channel vectors with tails)
+    [InlineData(1, 20, 72, 12, 12, false, true, false)]   // channels-last input, NCHW kernel (16 transposed + 4 gathered)
+    [InlineData(1, 3, 5, 4, 4, false, false, true)]       // one tile, all of it padding around; NCHW input, channels-last kernel
+    [InlineData(3, 64, 64, 32, 32, true, false, false)]   // a UNet-like layer
+    [InlineData(1, 1024, 1040, 4, 4, true, false, false)] // U of 153 MB: written past the caches (streaming stores)
+    public void Tile4Fp32MatchesFloat64(long n, long cin, long cout, long h, long w, bool bias, bool xCl, bool wCl)
+    {
+        if (!CpuHas("avx512f")) return; // the fallback is libtorch itself
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(n, cin, cout, h, w, bias, 41, ScalarType.Float32, xCl, wCl);
+        Assert.True(WinogradConvolution.TileApplies(4, x.dtype, h, w));
+        var expected = Float64Conv(x, k, b);
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 1L })   // whole, then one tile row a band
+        {
+            var got = WinogradConvolution.Run(x, k, b, band, tile: 4);
+            Assert.Equal(new[] { n, cout, h, w }, got.shape);
+            Assert.Equal(xCl, Layers.IsChannelsLast(got) && !got.is_contiguous());
+            AssertTile4Error(got, expected, $"band {band}");
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 40, 24, 6, 10, false)]   // 12×20 outputs: 5 tiles a row, the small input's columns -1 and W padding
+    [InlineData(2, 32, 48, 8, 34, false)]   // 16×68: 17 tiles a row, past a 16-wide vector
+    [InlineData(2, 32, 48, 8, 34, true)]    // channels-last
+    public void Tile4UpsampledMatchesInterpolateThenConvolve(long n, long cin, long cout, long h, long w, bool cl)
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(n, cin, cout, h, w, true, 42, ScalarType.Float32, cl, cl);
+        var up = nn.functional.interpolate(x, scale_factor: [2.0, 2.0], mode: InterpolationMode.Nearest);
+        var expected = Float64Conv(up, k, b);
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 1L })
+        {
+            var got = WinogradConvolution.RunUpsampled(x, k, b, band, tile: 4);
+            Assert.Equal(new[] { n, cout, 2 * h, 2 * w }, got.shape);
+            Assert.Equal(cl, !got.is_contiguous());
+            AssertTile4Error(got, expected, $"band {band}");
+        }
+    }
+
+    [Fact]
+    public void Tile4OnlyInFp32AndMultiplesOf4()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(1, 32, 32, 8, 8, true, 43, ScalarType.Float32, false, false);
+        Assert.False(WinogradConvolution.TileApplies(4, ScalarType.BFloat16, 8, 8));
+        Assert.False(WinogradConvolution.TileApplies(4, ScalarType.Float32, 8, 6));
+        Assert.False(WinogradConvolution.TileApplies(3, ScalarType.Float32, 9, 9));
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Run(x[.., .., .., ..6], k, b, 1 << 20, tile: 4));
+        Assert.Contains("(1, 32, 8, 6)", ex.Message);
+        Assert.Contains("4×4 output tiles", ex.Message);
+        if (CpuHas("avx512_bf16"))
+            Assert.Throws<ArgumentException>(() => WinogradConvolution.Run(x.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16), b!.to(ScalarType.BFloat16), 1 << 20, tile: 4));
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, 2, 320, 320, 64, 64, 4)]     // SD 1.5's 64² layers at batch 2: 8192 positions
+    [InlineData(ScalarType.Float32, 2, 1280, 640, 32, 32, 4)]    // 2048 positions, U of 118 MB
+    [InlineData(ScalarType.Float32, 2, 1280, 1280, 32, 32, 2)]   // U of 236 MB: over the budget
+    [InlineData(ScalarType.Float32, 2, 1280, 1280, 16, 16, 2)]   // 512 positions
+    [InlineData(ScalarType.Float32, 1, 128, 128, 512, 512, 4)]   // a VAE decoder's last stage
+    [InlineData(ScalarType.Float32, 1, 128, 128, 510, 512, 2)]   // not a multiple of 4
+    [InlineData(ScalarType.BFloat16, 2, 320, 320, 64, 64, 2)]    // bf16: F(2×2, 3×3) only
+    public void Tile4WhereMeasuredFaster(ScalarType dtype, long n, long cin, long cout, long h, long w, int expected) =>
+        Assert.Equal(expected, WinogradConvolution.Tile(dtype, n, cin, cout, h, w));
+
+    [Fact]
+    public void LayersChooseTheTile()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var g = new Generator(44);
+        // 1 × 48² = 2304 positions: F(4×4, 3×3), bit for bit what Run gives with tile 4
+        var conv = new LoRACompatibleConv(32, 40, 3, padding: 1);
+        var x = torch.randn([1, 32, 48, 48], generator: g);
+        Assert.Equal(4, WinogradConvolution.Tile(x.dtype, 1, 32, 40, 48, 48));
+        Assert.True(conv.forward(x).equal(WinogradConvolution.Run(x, conv.Weight, conv.Bias, WinogradConvolution.BandBytes, tile: 4)).all().item<bool>());
+        Assert.False(conv.forward(x).equal(WinogradConvolution.Run(x, conv.Weight, conv.Bias, WinogradConvolution.BandBytes, tile: 2)).all().item<bool>());
+        // the upsampler: 24² read as 48²
+        var upsampler = new Upsample2D(32, useConv: true);
+        var upConv = (LoRACompatibleConv)upsampler.named_children().Single().module;
+        var small = torch.randn([1, 32, 24, 24], generator: g);
+        Assert.True(upsampler.Forward(small).equal(WinogradConvolution.RunUpsampled(small, upConv.Weight, upConv.Bias, WinogradConvolution.BandBytes, tile: 4)).all().item<bool>());
     }
 
     [Theory]
