@@ -190,6 +190,27 @@ static void input_planes4(const dwg_job *j)
     }
 }
 
+// One tile's 16 channels [c0, c0 + 16) from the input offsets of its 36 positions (off[k] < 0: padding, read as 0);
+// full: all 16 channels exist and no position is padding, so the loads need no masks or tests.
+static inline __attribute__((always_inline)) void input_rows4_tile(const float *restrict src, float *restrict dst,
+                                                                    const int64_t *off, int64_t c0, int64_t at,
+                                                                    int64_t kstride, int64_t I, int full)
+{
+    const __mmask16 m = lanes(I - c0);
+    __m512 d[36], v[36];
+#pragma GCC unroll 36
+    for (int k = 0; k < 36; k++)
+        d[k] = full ? _mm512_loadu_ps(src + off[k] + c0)
+                    : (off[k] < 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, src + off[k] + c0));
+    input_tile4(d, v);
+#pragma GCC unroll 36
+    for (int k = 0; k < 36; k++)
+    {
+        if (full) _mm512_storeu_ps(dst + at + k * kstride, v[k]);
+        else _mm512_mask_storeu_ps(dst + at + k * kstride, m, v[k]);
+    }
+}
+
 // rows: work items tiles; 16 channels per vector
 static void input_rows4(const dwg_job *j)
 {
@@ -201,21 +222,19 @@ static void input_rows4(const dwg_job *j)
     {
         const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
         int64_t off[36];
+        int inside = 1;
         for (int r = 0; r < 6; r++)
             for (int q = 0; q < 6; q++)
             {
                 const int64_t y = 4 * ty - 1 + r, x = 4 * tx - 1 + q;
                 const int in = y >= 0 && y < pr->h && x >= 0 && x < pr->w;
                 off[6 * r + q] = in ? n * pr->xs_n + (y >> up) * pr->xs_h + (x >> up) * pr->xs_w : -1;
+                inside &= in;
             }
-        for (int64_t c0 = 0; c0 < I; c0 += 16)
-        {
-            const __mmask16 m = lanes(I - c0);
-            __m512 d[36], v[36];
-            for (int k = 0; k < 36; k++) d[k] = off[k] < 0 ? _mm512_setzero_ps() : load16(j->src, off[k] + c0, m, 0);
-            input_tile4(d, v);
-            for (int k = 0; k < 36; k++) store16(j->dst, (k * T + t) * I + c0, v[k], m, 0);
-        }
+        int64_t c0 = 0;
+        if (inside)
+            for (; c0 + 16 <= I; c0 += 16) input_rows4_tile(j->src, j->dst, off, c0, t * I + c0, T * I, I, 1);
+        for (; c0 < I; c0 += 16) input_rows4_tile(j->src, j->dst, off, c0, t * I + c0, T * I, I, 0);
     }
 }
 
@@ -268,6 +287,32 @@ static void output_planes4(const dwg_job *j)
     }
 }
 
+// One tile's 16 output channels [o0, o0 + 16) (full: all 16 exist, so no masks).
+static inline __attribute__((always_inline)) void output_rows4_tile(const dwg_job *j, int64_t o0, int64_t t, int64_t T,
+                                                                     int64_t O, int64_t out, int full)
+{
+    const dwg_problem *pr = j->pr;
+    const float *restrict src = j->src;
+    float *restrict dst = j->dst;
+    const __mmask16 m = lanes(O - o0);
+    const __m512 bias = j->bias ? (full ? _mm512_loadu_ps((const float *)j->bias + o0) : _mm512_maskz_loadu_ps(m, (const float *)j->bias + o0))
+                                : _mm512_setzero_ps();
+    __m512 v[36], y[16];
+#pragma GCC unroll 36
+    for (int k = 0; k < 36; k++)
+        v[k] = full ? _mm512_loadu_ps(src + (k * T + t) * O + o0) : _mm512_maskz_loadu_ps(m, src + (k * T + t) * O + o0);
+    output_tile4(v, y);
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++)
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; b++)
+        {
+            float *at = dst + out + a * pr->ys_h + b * pr->ys_w + o0;
+            if (full) _mm512_storeu_ps(at, _mm512_add_ps(y[4 * a + b], bias));
+            else _mm512_mask_storeu_ps(at, m, _mm512_add_ps(y[4 * a + b], bias));
+        }
+}
+
 static void output_rows4(const dwg_job *j)
 {
     const dwg_problem *pr = j->pr;
@@ -278,17 +323,9 @@ static void output_rows4(const dwg_job *j)
     {
         const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
         const int64_t out = n * pr->ys_n + 4 * ty * pr->ys_h + 4 * tx * pr->ys_w;   // the tile's first output
-        for (int64_t o0 = 0; o0 < O; o0 += 16)
-        {
-            const __mmask16 m = lanes(O - o0);
-            const __m512 bias = j->bias ? load16(j->bias, o0, m, 0) : _mm512_setzero_ps();
-            __m512 v[36], y[16];
-            for (int k = 0; k < 36; k++) v[k] = load16(j->src, (k * T + t) * O + o0, m, 0);
-            output_tile4(v, y);
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++)
-                    store16(j->dst, out + a * pr->ys_h + b * pr->ys_w + o0, _mm512_add_ps(y[4 * a + b], bias), m, 0);
-        }
+        int64_t o0 = 0;
+        for (; o0 + 16 <= O; o0 += 16) output_rows4_tile(j, o0, t, T, O, out, 1);
+        for (; o0 < O; o0 += 16) output_rows4_tile(j, o0, t, T, O, out, 0);
     }
 }
 
