@@ -14,10 +14,13 @@ namespace DiffusersSharp.Runtime;
 /// in chunks of output channels, so that the transformed operands stay small (<see cref="BandBytes"/>): the kernels are
 /// transformed on every call (a cache of them would take 16/9 of the weights), and a whole U of SD's 2560 -> 1280
 /// up-block convolutions would be 105 MB, fresh memory on a model's first step (docs/BENCHMARKS.md).
+/// <para>fp32 layers of many positions run F(4×4, 3×3) instead (build/native/winograd4.c; <see cref="Tile"/>): 6×6 input
+/// tiles give 4×4 outputs through 36 products, 4× fewer multiply-adds than the direct convolution.</para>
 /// <para>Numbers: the transforms compute in fp32; fp32 results agree with the direct convolution to fp32 rounding
 /// (the transforms add a few roundings of the products' size), bf16 ones to bf16 rounding (the transformed tiles and
 /// products are rounded to bf16, as the direct convolution rounds its inputs; measured in the tests against a float64
-/// reference).</para>
+/// reference). F(4×4, 3×3) rounds more: within 2-3.4e-5 of a float64 convolution on unit-scale outputs, 2-3× libtorch's
+/// channels-last direct convolution's error.</para>
 /// <para>Used where: a CPU input (N, C, H, W) of bf16 (with AVX512-BF16) or fp32 (with AVX-512 F), contiguous or
 /// channels-last, H and W even (any for the upsampled form, <see cref="RunUpsampled"/>); a weight [O, C, 3, 3] (any
 /// strides) and bias (O) or none of its dtype; stride 1, padding 1; no gradient wanted; the shape worth it
@@ -59,7 +62,9 @@ public static class WinogradConvolution
     }
 
     /// <summary>The most memory F(4×4, 3×3)'s transformed kernels U (36 × O × I fp32 values, made on every call) may take
-    /// for <see cref="Tile"/> to choose it: SD 1.5's 1280-channel layers (236 MB and more) stay with F(2×2, 3×3) (105 MB).</summary>
+    /// for <see cref="Tile"/> to choose it: SD 1.5's 1280-channel layers (236 MB and more) stay with F(2×2, 3×3) (105 MB).
+    /// A 256 MB budget, which lets SD's 1280 → 1280 32² upsampler in (82-90 → 54-61 ms alone, in 32-64 MB bands), gave no faster fp32 step
+    /// (4 alternating pairs: +0.9% on average, within the host's noise) for 131 MB more of a transient.</summary>
     public const long Tile4KernelBytes = 128L << 20;
 
     /// <summary>
@@ -67,8 +72,8 @@ public static class WinogradConvolution
     /// × H × W): 4, F(4×4, 3×3) (4× fewer multiply-adds than the direct convolution, against 2.25×), in fp32 where H and W
     /// are multiples of 4, there are at least 2048 output positions and U fits <see cref="Tile4KernelBytes"/>; else 2. F(4×4,
     /// 3×3)'s transforms cost more per position, and its U is 36/16 of F(2×2, 3×3)'s, so it pays on many positions: measured
-    /// (docs/BENCHMARKS.md), SD 1.5's 64² layers at batch 2 in 0.64-0.66 of F(2×2, 3×3)'s time, its 32² ones 0.86-0.96,
-    /// its 16² ones 0.85-1.10, its 8² ones 1.3. Not bf16: there its rounding would be ~3% of an output (build/native/winograd4.c).
+    /// (docs/BENCHMARKS.md), SD 1.5's 64² layers at batch 2 in 0.60-0.66 of F(2×2, 3×3)'s time, its 32² ones 0.80-0.96,
+    /// its 16² ones 0.85-1.13, its 8² ones 1.3-1.4. Not bf16: there its rounding would be ~3% of an output (build/native/winograd4.c).
     /// </summary>
     public static int Tile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
         TileApplies(4, dtype, height, width) && batch * height * width >= 2048 && 36 * inChannels * outChannels * 4 <= Tile4KernelBytes
@@ -225,7 +230,7 @@ public static class WinogradConvolution
         return output;
     }
 
-    /// <summary>The C kernel's <c>dwg_problem</c> (build/native/winograd.c).</summary>
+    /// <summary>The C kernel's <c>dwg_problem</c> (build/native/winograd.h).</summary>
     [StructLayout(LayoutKind.Sequential)]
     private struct Problem
     {
