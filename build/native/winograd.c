@@ -127,8 +127,7 @@ static void input_planes_share(void *data)
     const dwg_job *j = data;
     const dwg_problem *pr = j->pr;
     const int64_t tw = pr->w / 2, th = pr->h / 2, rows = j->g1 - j->g0, T = rows * tw, I = pr->cin;
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i even = even_index(), odd = odd_index();
     int64_t begin, end;
     dk_share(I * rows, &begin, &end);
     for (int64_t item = begin; item < end; item++)
@@ -224,22 +223,13 @@ static inline __attribute__((always_inline)) void input_rows_tile32(const void *
 static inline __attribute__((always_inline)) void input_rows_dtype(const dwg_job *j, int bf16)
 {
     const dwg_problem *pr = j->pr;
-    const int64_t tw = pr->w / 2, th = pr->h / 2, T = (j->g1 - j->g0) * tw, I = pr->cin, up = pr->upsample;
+    const int64_t tw = pr->w / 2, th = pr->h / 2, T = (j->g1 - j->g0) * tw, I = pr->cin;
     int64_t begin, end;
     dk_share(T, &begin, &end);
     for (int64_t t = begin; t < end; t++)
     {
-        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
         int64_t off[16];
-        int inside = 1;
-        for (int r = 0; r < 4; r++)
-            for (int q = 0; q < 4; q++)
-            {
-                const int64_t y = 2 * ty - 1 + r, x = 2 * tx - 1 + q;
-                const int in = y >= 0 && y < pr->h && x >= 0 && x < pr->w;
-                off[4 * r + q] = in ? n * pr->xs_n + (y >> up) * pr->xs_h + (x >> up) * pr->xs_w : -1;
-                inside &= in;
-            }
+        const int inside = tile_offsets(pr, th, j->g0 + t / tw, t % tw, 2, off);
         const void *src = j->src;
         void *dst = j->dst;
         int64_t c0 = 0;
@@ -279,8 +269,7 @@ static void output_planes_share(void *data)
     const dwg_job *j = data;
     const dwg_problem *pr = j->pr;
     const int64_t tw = pr->w / 2, th = pr->h / 2, rows = j->g1 - j->g0, T = rows * tw, O = pr->cout;
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lo = interleave_lo(), hi = interleave_hi();
     int64_t begin, end;
     dk_share(O * rows, &begin, &end);
     for (int64_t item = begin; item < end; item++)
@@ -337,8 +326,7 @@ static inline __attribute__((always_inline)) void output_rows_dtype(const dwg_jo
     dk_share(T, &begin, &end);
     for (int64_t t = begin; t < end; t++)
     {
-        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
-        const int64_t out = n * pr->ys_n + 2 * ty * pr->ys_h + 2 * tx * pr->ys_w;   // the tile's first output
+        const int64_t out = tile_output(pr, th, j->g0 + t / tw, t % tw, 2);
         int64_t o0 = 0;
         for (; o0 + 16 <= O; o0 += 16) output_rows_tile(j, o0, t, T, O, out, 1, bf16);
         for (; o0 < O; o0 += 16) output_rows_tile(j, o0, t, T, O, out, 0, bf16);

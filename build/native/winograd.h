@@ -32,6 +32,13 @@ void wg4_weights_share(void *job);
 void wg4_input_share(void *job);
 void wg4_output_share(void *job);
 
+// permutex2var indexes over a pair of vectors (a, b): the even and the odd elements of a then b (columns of tiles 2 apart),
+// and a's and b's first (lo) or last (hi) 8 lanes interleaved (a0 b0 a1 b1 ...).
+static inline __m512i even_index(void) { return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30); }
+static inline __m512i odd_index(void) { return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31); }
+static inline __m512i interleave_lo(void) { return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23); }
+static inline __m512i interleave_hi(void) { return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31); }
+
 // The lanes l of a 16-wide load starting at column q that fall in [0, w).
 static inline __mmask16 cols(int64_t q, int64_t w)
 {
@@ -110,6 +117,32 @@ static inline void kernels16(const dwg_problem *pr, const void *src, int64_t o, 
 static inline int stream_u(const dwg_problem *pr, const void *u, int planes)
 {
     return !pr->bf16 && planes * pr->cout * pr->cin * 4 > (64 << 20) && pr->cin % 16 == 0 && ((uintptr_t)u & 63) == 0;
+}
+
+// The input offsets of the (m + 2)^2 positions of tile (g, tx), tiles m apart (m = the problem's tile, th = h / m), in
+// off[(m + 2) r + q] (-1 for padding; upsampled problems read the small input through y / 2, x / 2); 1 when none is
+// padding.
+static inline __attribute__((always_inline)) int tile_offsets(const dwg_problem *pr, int64_t th, int64_t g, int64_t tx, int m,
+                                                              int64_t *off)
+{
+    const int64_t n = g / th, ty = g % th, up = pr->upsample;
+    int inside = 1;
+    for (int r = 0; r < m + 2; r++)
+        for (int q = 0; q < m + 2; q++)
+        {
+            const int64_t y = m * ty - 1 + r, x = m * tx - 1 + q;
+            const int in = y >= 0 && y < pr->h && x >= 0 && x < pr->w;
+            off[(m + 2) * r + q] = in ? n * pr->xs_n + (y >> up) * pr->xs_h + (x >> up) * pr->xs_w : -1;
+            inside &= in;
+        }
+    return inside;
+}
+
+// The output offset of tile (g, tx)'s first output (row m * ty, column m * tx of image n; g = n * th + ty, th = h / m,
+// given by the caller: read from *pr after the kernels' stores, which may alias it, it was computed again per tile).
+static inline int64_t tile_output(const dwg_problem *pr, int64_t th, int64_t g, int64_t tx, int m)
+{
+    return g / th * pr->ys_n + m * (g % th) * pr->ys_h + m * tx * pr->ys_w;
 }
 
 // A kernel tile's u[k] at element `at` of each plane k < planes of U (planes `plane` elements apart), the lanes of m;

@@ -134,8 +134,7 @@ static void input_planes4(const dwg_job *j)
     const int64_t tw = pr->w / 4, th = pr->h / 4, rows = j->g1 - j->g0, T = rows * tw, I = pr->cin;
     // column q of tile t (t < 8) at element 4 t + q of a pair of vectors; tiles 8-15 from the next pair
     const __m512i by4 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i even = even_index(), odd = odd_index();
     int64_t begin, end;
     dk_share(I * rows, &begin, &end);
     for (int64_t item = begin; item < end; item++)
@@ -215,22 +214,13 @@ static inline __attribute__((always_inline)) void input_rows4_tile(const float *
 static void input_rows4(const dwg_job *j)
 {
     const dwg_problem *pr = j->pr;
-    const int64_t tw = pr->w / 4, th = pr->h / 4, T = (j->g1 - j->g0) * tw, I = pr->cin, up = pr->upsample;
+    const int64_t tw = pr->w / 4, th = pr->h / 4, T = (j->g1 - j->g0) * tw, I = pr->cin;
     int64_t begin, end;
     dk_share(T, &begin, &end);
     for (int64_t t = begin; t < end; t++)
     {
-        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
         int64_t off[36];
-        int inside = 1;
-        for (int r = 0; r < 6; r++)
-            for (int q = 0; q < 6; q++)
-            {
-                const int64_t y = 4 * ty - 1 + r, x = 4 * tx - 1 + q;
-                const int in = y >= 0 && y < pr->h && x >= 0 && x < pr->w;
-                off[6 * r + q] = in ? n * pr->xs_n + (y >> up) * pr->xs_h + (x >> up) * pr->xs_w : -1;
-                inside &= in;
-            }
+        const int inside = tile_offsets(pr, th, j->g0 + t / tw, t % tw, 4, off);
         int64_t c0 = 0;
         if (inside)
             for (; c0 + 16 <= I; c0 += 16) input_rows4_tile(j->src, j->dst, off, c0, t * I + c0, T * I, I, 1);
@@ -253,8 +243,7 @@ static void output_planes4(const dwg_job *j)
     const int64_t tw = pr->w / 4, th = pr->h / 4, rows = j->g1 - j->g0, T = rows * tw, O = pr->cout;
     // 4 vectors over 16 tiles (a row's 4 columns b of each tile) interleaved into 64 adjacent outputs: pairs (b, b + 1)
     // of tiles 0-7 and 8-15, then the pairs' pairs as 64-bit elements
-    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512i lo = interleave_lo(), hi = interleave_hi();
     const __m512i first = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), second = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
     int64_t begin, end;
     dk_share(O * rows, &begin, &end);
@@ -321,8 +310,7 @@ static void output_rows4(const dwg_job *j)
     dk_share(T, &begin, &end);
     for (int64_t t = begin; t < end; t++)
     {
-        const int64_t g = j->g0 + t / tw, tx = t % tw, n = g / th, ty = g % th;
-        const int64_t out = n * pr->ys_n + 4 * ty * pr->ys_h + 4 * tx * pr->ys_w;   // the tile's first output
+        const int64_t out = tile_output(pr, th, j->g0 + t / tw, t % tw, 4);
         int64_t o0 = 0;
         for (; o0 + 16 <= O; o0 += 16) output_rows4_tile(j, o0, t, T, O, out, 1);
         for (; o0 < O; o0 += 16) output_rows4_tile(j, o0, t, T, O, out, 0);
