@@ -63,8 +63,9 @@ public static class WinogradConvolution
 
     /// <summary>The most memory F(4×4, 3×3)'s transformed kernels U (36 × O × I fp32 values, made on every call) may take
     /// for <see cref="Tile"/> to choose it: SD 1.5's 1280-channel layers (236 MB and more) stay with F(2×2, 3×3) (105 MB).
-    /// A 256 MB budget, which lets SD's 1280 → 1280 32² upsampler in (82-90 → 54-61 ms alone, in 32-64 MB bands), gave no faster fp32 step
-    /// (4 alternating pairs: +0.9% on average, within the host's noise) for 131 MB more of a transient.</summary>
+    /// A 256 MB budget, which lets SD's 1280 → 1280 32² upsampler in (82-90 → 54-61 ms alone, in 32-64 MB bands), gave
+    /// no faster fp32 step (4 alternating pairs: +0.9% on average, within the host's noise) for 131 MB more of a
+    /// transient.</summary>
     public const long Tile4KernelBytes = 128L << 20;
 
     /// <summary>
@@ -73,7 +74,8 @@ public static class WinogradConvolution
     /// are multiples of 4, there are at least 2048 output positions and U fits <see cref="Tile4KernelBytes"/>; else 2. F(4×4,
     /// 3×3)'s transforms cost more per position, and its U is 36/16 of F(2×2, 3×3)'s, so it pays on many positions: measured
     /// (docs/BENCHMARKS.md), SD 1.5's 64² layers at batch 2 in 0.60-0.66 of F(2×2, 3×3)'s time, its 32² ones 0.80-0.96,
-    /// its 16² ones 0.85-1.13, its 8² ones 1.3-1.4. Not bf16: there its rounding would be ~3% of an output (build/native/winograd4.c).
+    /// its 16² ones 0.85-1.13, its 8² ones 1.3-1.4. Not bf16: there its rounding would be ~3% of an output
+    /// (build/native/winograd4.c).
     /// </summary>
     public static int Tile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
         TileApplies(4, dtype, height, width) && batch * height * width >= 2048 && 36 * inChannels * outChannels * 4 <= Tile4KernelBytes
@@ -99,7 +101,8 @@ public static class WinogradConvolution
 
     /// <summary>
     /// The Winograd convolution, in bands of at most <paramref name="bandBytes"/> of transformed operands (at least one
-    /// tile row each); only where <see cref="Applies"/> says yes (else an <see cref="ArgumentException"/>). A new tensor
+    /// tile row each), with output tiles of <paramref name="tile"/> (2: F(2×2, 3×3); 4: F(4×4, 3×3)); only where
+    /// <see cref="Applies"/> and <see cref="TileApplies"/> say yes (else an <see cref="ArgumentException"/>). A new tensor
     /// in x's layout.
     /// </summary>
     public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
@@ -111,8 +114,9 @@ public static class WinogradConvolution
 
     /// <summary>
     /// The convolution of x upsampled ×2 by nearest neighbour (see <see cref="PaysUpsampled"/>), in bands as
-    /// <see cref="Run"/>; only where <see cref="AppliesUpsampled"/> says yes (else an <see cref="ArgumentException"/>). A new
-    /// tensor (N, O, 2H, 2W) in x's layout.
+    /// <see cref="Run"/>, with output tiles of <paramref name="tile"/>; only where <see cref="AppliesUpsampled"/> and
+    /// <see cref="TileApplies"/> (at 2H × 2W) say yes (else an <see cref="ArgumentException"/>). A new tensor (N, O, 2H, 2W)
+    /// in x's layout.
     /// </summary>
     public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
