@@ -22,7 +22,7 @@ namespace DiffusersSharp.Runtime;
 /// reference). F(4×4, 3×3) rounds more: within 2-3.4e-5 of a float64 convolution on unit-scale outputs, 2-3× libtorch's
 /// channels-last direct convolution's error.</para>
 /// <para>Used where: a CPU input (N, C, H, W) of bf16 (with AVX512-BF16) or fp32 (with AVX-512 F), contiguous or
-/// channels-last, H and W even (any for the upsampled form, <see cref="RunUpsampled"/>); a weight [O, C, 3, 3] (any
+/// channels-last, H and W even (any for the upsampled form, <see cref="RunUpsampled(Tensor, Tensor, Tensor?)"/>); a weight [O, C, 3, 3] (any
 /// strides) and bias (O) or none of its dtype; stride 1, padding 1; no gradient wanted; the shape worth it
 /// (<see cref="Worthwhile"/>); <c>DIFFUSERS_SHARP_NO_WINOGRAD</c> unset. The result has the input's layout, as libtorch's
 /// convolution's.</para>
@@ -61,6 +61,15 @@ public static class WinogradConvolution
         return Run(x, weight, bias, BandBytes, Tile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3]));
     }
 
+    /// <summary>
+    /// <c>conv2d(interpolate(x, scale 2, nearest), weight, bias, stride 1, padding 1)</c> with the tile <see cref="Tile"/>
+    /// chooses at the upsampled size, as <see cref="TryRun"/> does for the plain convolution: what the upsampling layers run
+    /// where <see cref="PaysUpsampled"/> says yes (an <see cref="ArgumentException"/> where <see cref="AppliesUpsampled"/>
+    /// does not). The caller owns the result.
+    /// </summary>
+    public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias) =>
+        RunUpsampled(x, weight, bias, BandBytes, Tile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3]));
+
     /// <summary>The most memory F(4×4, 3×3)'s transformed kernels U (36 × O × I fp32 values, made on every call) may take
     /// for <see cref="Tile"/> to choose it: SD 1.5's 1280-channel layers (236 MB and more) stay with F(2×2, 3×3) (105 MB).
     /// A 256 MB budget, which lets SD's 1280 → 1280 32² upsampler in (82-90 → 54-61 ms alone, in 32-64 MB bands), gave
@@ -82,7 +91,7 @@ public static class WinogradConvolution
             ? 4 : 2;
 
     /// <summary>
-    /// True when <see cref="RunUpsampled"/> takes these tensors (<see cref="AppliesUpsampled"/>) and pays at the upsampled
+    /// True when <see cref="RunUpsampled(Tensor, Tensor, Tensor?)"/> takes these tensors (<see cref="AppliesUpsampled"/>) and pays at the upsampled
     /// size (<see cref="Worthwhile"/>): where <c>conv2d(interpolate(x, scale 2, nearest), weight, bias, stride 1, padding
     /// 1)</c>, diffusers' <c>Upsample2D</c>, should read x through the upsampling's index map (the 4× larger upsampled
     /// tensor never made).
@@ -94,7 +103,7 @@ public static class WinogradConvolution
     public static bool Applies(Tensor x, Tensor weight, Tensor? bias) =>
         AppliesUpsampled(x, weight, bias) && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0;
 
-    /// <summary>True when <see cref="RunUpsampled"/> takes these tensors: as <see cref="Applies"/>, any H and W.</summary>
+    /// <summary>True when <see cref="RunUpsampled(Tensor, Tensor, Tensor?)"/> takes these tensors: as <see cref="Applies"/>, any H and W.</summary>
     public static bool AppliesUpsampled(Tensor x, Tensor weight, Tensor? bias) =>
         Kernel.Supports(x.dtype) && NativeKernels.IsCpuConv3x3(x, weight, bias)
         && (bias is null || bias.stride(0) == 1);   // the kernel reads the bias as a plain array

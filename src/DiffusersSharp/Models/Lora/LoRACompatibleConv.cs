@@ -69,9 +69,7 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     /// This layer applied to x upsampled ×2 by nearest neighbour (diffusers' <c>Upsample2D</c>: interpolate, then this
     /// convolution) in one pass, the upsampled tensor never made; only where <see cref="FusesUpsample"/> says yes.
     /// </summary>
-    public Tensor ForwardUpsampled(Tensor x) =>
-        WinogradConvolution.RunUpsampled(x, Weight, Bias, WinogradConvolution.BandBytes,
-            WinogradConvolution.Tile(x.dtype, x.shape[0], InChannels, OutChannels, 2 * x.shape[2], 2 * x.shape[3]));
+    public Tensor ForwardUpsampled(Tensor x) => WinogradConvolution.RunUpsampled(x, Weight, Bias);
 
     /// <inheritdoc/>
     protected override long OutputPositions(Tensor x) =>
