@@ -28,6 +28,7 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- attention-paths [--dtypes bf16,fp32] [--runs 5]   (the UNets' attention shapes: libtorch's SDPA vs our fused kernel)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- group-norm-paths [--dtypes bf16,fp32] [--runs 20]   (ResNet norm + SiLU shapes: libtorch's ops vs our fused kernel)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- geglu-paths [--dtypes bf16,fp32] [--runs 20]   (the transformer blocks' GEGLU gate: libtorch's ops vs our fused kernel)
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- linear-layout [--dtypes fp32,bf16] [--rows 77] [--runs 9]   (text-encoder linear layers: weight row-major vs column-major)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- e2e [--quick] [--dtypes fp32,bf16] [--threads N] [--only a,b,c,d,e] [--again]
 ///       (issue 14: txt2img end to end per stage, SD 1.5 / SD-Turbo / LCM / SDXL-Turbo with random weights; each run a child process)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- vae-faults [--latent 64] [--threads 1]   (decode CPU time, page faults, peak by malloc variant)
@@ -120,6 +121,8 @@ public static class Program
                 Console.WriteLine($"  peak RSS +{(Harness.PeakRssBytes() - before) / 1e6:F0} MB");
                 return 0;
             }
+            case "linear-layout":
+                return LinearLayoutBench.Run(dtypes, long.Parse(Opt("--rows", "77")), int.Parse(Opt("--runs", "9")));
             case "linear-paths":
                 foreach (var dt in dtypes) LinearPathsBench.Run(dt, int.Parse(Opt("--runs", "10")));
                 return 0;

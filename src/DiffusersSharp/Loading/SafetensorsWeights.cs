@@ -78,7 +78,8 @@ internal sealed class SafetensorsWeights : IDisposable
     /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
     /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor). A channels-last
     /// target (a convolution kernel in NHWC strides) is filled a block of output channels at a time through such a
-    /// temporary; any other non-contiguous target gets one temporary of the whole tensor. Any other tensor is
+    /// temporary; a column-major 2-D target (a linear weight kept transposed) gets a temporary of the whole tensor copied
+    /// transposing, and any other non-contiguous target gets one temporary of the whole tensor. Any other tensor is
     /// copied as it is.
     /// </summary>
     public void CopyInto(Tensor target, Tensor weight)
@@ -111,6 +112,17 @@ internal sealed class SafetensorsWeights : IDisposable
             }
             using var whole = torch.empty(e.Shape, dtype);
             file.CopyInto(e, whole);
+            if (IsColumnMajor(target) && target.shape.SequenceEqual(e.Shape))
+            {
+                // a linear weight kept column-major (Models/LinearWeightLayout): both sides read transposed, so the
+                // destination is contiguous and libtorch takes its blocked transposing copy (element-wise strided
+                // writes were ~10× slower); a stored dtype other than the target's is converted first
+                using var cast = whole.dtype == target.dtype ? whole.alias() : whole.to(target.dtype);
+                using var dst = target.t();
+                using var src = cast.t();
+                dst.copy_(src);
+                return;
+            }
             target.copy_(whole);
             return;
         }
@@ -133,6 +145,9 @@ internal sealed class SafetensorsWeights : IDisposable
             }
         }
     }
+
+    /// <summary>A 2-D tensor stored as its dense transpose (strides (1, rows)).</summary>
+    private static bool IsColumnMajor(Tensor t) => t.dim() == 2 && t.stride(0) == 1 && t.stride(1) == t.shape[0];
 
     /// <summary>A 4-D tensor with NHWC strides (torch's channels_last, every dimension dense).</summary>
     private static bool IsChannelsLast(Tensor t) =>

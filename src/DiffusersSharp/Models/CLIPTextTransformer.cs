@@ -23,7 +23,11 @@ internal sealed class CLIPTextTransformer : nn.Module
         encoder = new CLIPEncoder(config);
         final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, dtype: Layers.BuildDType);
         RegisterComponents();
+        _linears = new LinearWeightLayout(this);
     }
+
+    // fp32 linear weights kept column-major on the CPU (MKL then packs no transposed weight per call)
+    private readonly LinearWeightLayout _linears;
 
     /// <summary>transformers' non-persistent buffer, present in files written before 4.31: ignored as transformers does.</summary>
     public const string PositionIdsKey = "text_model.embeddings.position_ids";
@@ -64,6 +68,7 @@ internal sealed class CLIPTextTransformer : nn.Module
                 $"attention_mask [{string.Join(", ", attentionMask.shape)}] does not match input_ids [{string.Join(", ", inputIds.shape)}]",
                 nameof(attentionMask));
 
+        _linears.Follow();
         using var scope = torch.NewDisposeScope();
         var weight = embeddings.Weight;
         var ids = inputIds.to(ScalarType.Int64, weight.device);
