@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Bench;
 
 /// <summary>
-/// <c>bench -- winograd-paths [--dtypes fp32,bf16] [--runs 5] [--layouts nchw,cl] [--band-mb 16] [--only sd|sd1|ddpm|vae]</c>: the
+/// <c>bench -- winograd-paths [--dtypes fp32,bf16] [--runs 5] [--layouts nchw,cl] [--band-mb 16] [--only sd|sd1|ddpm|vae|taesd]</c>: the
 /// 3×3 convolutions of SD 1.5's UNet (batch 2, and batch 1 as "sd1"), ddpm-cat-256's UNet (batch 1) and SD's VAE decoder (batch 1), interleaved
 /// call by call: libtorch's <c>conv2d</c> (oneDNN's direct convolution) against <see cref="WinogradConvolution"/> in
 /// bands of the given size and <see cref="Im2ColConvolution"/> (one matrix product). Error: max |Δ| against a float64 convolution of the same (rounded) values.
@@ -23,6 +23,7 @@ public static class WinogradPathsBench
         ("ddpm", 1, 128, 128, 256), ("ddpm", 1, 128, 128, 128), ("ddpm", 1, 256, 256, 64), ("ddpm", 1, 512, 512, 16),
         ("vae", 1, 512, 512, 64), ("vae", 1, 512, 512, 128), ("vae", 1, 512, 512, 256), ("vae", 1, 256, 256, 256),
         ("vae", 1, 256, 256, 512), ("vae", 1, 128, 128, 512),
+        ("taesd", 1, 64, 64, 64), ("taesd", 1, 64, 64, 128), ("taesd", 1, 64, 64, 256), ("taesd", 1, 64, 64, 512),
     };
 
     public static int Run(ScalarType[] dtypes, int runs, string[] layouts, long bandMb, string? only)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -21,11 +22,11 @@ public sealed class AutoencoderTinyBlock : nn.Module<Tensor, Tensor>
     public AutoencoderTinyBlock(int inChannels, int outChannels, string actFn) : base(nameof(AutoencoderTinyBlock))
     {
         conv = nn.Sequential(
-            Layers.Conv2d(inChannels, outChannels, kernel_size: 3, padding: 1),
+            new LoRACompatibleConv(inChannels, outChannels, 3, padding: 1),
             Activations.Module(actFn),
-            Layers.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1),
+            new LoRACompatibleConv(outChannels, outChannels, 3, padding: 1),
             Activations.Module(actFn),
-            Layers.Conv2d(outChannels, outChannels, kernel_size: 3, padding: 1));
+            new LoRACompatibleConv(outChannels, outChannels, 3, padding: 1));
         if (inChannels != outChannels)
             skip = Layers.Conv2d(inChannels, outChannels, kernel_size: 1, bias: false);
         RegisterComponents();

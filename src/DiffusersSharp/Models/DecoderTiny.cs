@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,7 +46,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         string actFn)
         : base(nameof(DecoderTiny))
     {
-        layers.Add(Layers.Conv2d(inChannels, blockOutChannels[0], kernel_size: 3, padding: 1));
+        layers.Add(new LoRACompatibleConv(inChannels, blockOutChannels[0], 3, padding: 1));
         layers.Add(Activations.Module(actFn));
         for (int i = 0; i < numBlocks.Length; i++)
         {
@@ -59,7 +60,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
                 layers.Add(nn.Upsample(scale_factor: [f, f], mode: UpsampleMode.Nearest));
             }
             int convOut = isFinalBlock ? outChannels : channels;
-            layers.Add(Layers.Conv2d(channels, convOut, kernel_size: 3, padding: 1, bias: isFinalBlock));
+            layers.Add(new LoRACompatibleConv(channels, convOut, 3, padding: 1, bias: isFinalBlock));
         }
         RegisterComponents();
         tailStart = layers.Count;
@@ -68,12 +69,12 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         if (tailStart < layers.Count)
         {
             factor = upsamplingScalingFactor;
-            tailConvs = layers.Skip(tailStart).Sum(l => l.modules().Append(l).OfType<Conv2d>().Count(c => c.kernel_size[0] == 3));
+            tailConvs = layers.Skip(tailStart).Sum(l => l.modules().Append(l).OfType<LoRACompatibleConv>().Count(c => c.KernelSize == 3));
         }
     }
 
     /// <summary>The first convolution's kernel (<see cref="ConvKernelLayout"/>'s probe).</summary>
-    internal Tensor FirstKernel => ((Conv2d)layers[0]).weight;
+    internal Tensor FirstKernel => ((LoRACompatibleConv)layers[0]).Weight;
 
     /// <summary>
     /// Latents (B, latent_channels, h, w) → images in [-1, 1] (B, out_channels, h · f^(stages-1), …). The last stage
@@ -88,13 +89,13 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
         using var scope = torch.NewDisposeScope();
         // Clamp.
         var h = torch.tanh(x / 3) * 3;
-        var low = TinyLayers.Run(layers, 0, tailStart, h, DebugHook);   // the last upsample's input
+        var low = TinyLayers.Run(layers, 0, tailStart, h, DebugHook, factor == 2);   // the last upsample's input
         long bandRows = DebugHook is null ? BandRows(low) : 0;
         Tensor y;
         if (bandRows > 0) y = LastStageInBands(low, bandRows);
         else
         {
-            y = TinyLayers.Run(layers, tailStart, layers.Count, low, DebugHook);
+            y = TinyLayers.Run(layers, tailStart, layers.Count, low, DebugHook, factor == 2);
             LastBands = 1;
         }
         // scale image from [0, 1] to [-1, 1] to match diffusers convention
@@ -120,7 +121,7 @@ public sealed class DecoderTiny : nn.Module<Tensor, Tensor>
             long y1 = Math.Min(height, y0 + bandRows);
             long s0 = Math.Max(0, FloorDiv(y0 - tailConvs, factor));
             long s1 = Math.Min(inRows, FloorDiv(y1 + tailConvs + factor - 1, factor));
-            var part = TinyLayers.Run(layers, tailStart, layers.Count, low.narrow(2, s0, s1 - s0), null);
+            var part = TinyLayers.Run(layers, tailStart, layers.Count, low.narrow(2, s0, s1 - s0), null, factor == 2);
             bands.Add(part.narrow(2, y0 - s0 * factor, y1 - y0));
         }
         low.Dispose();

@@ -1,3 +1,4 @@
+using DiffusersSharp.Models.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -27,12 +28,12 @@ public sealed class EncoderTiny : nn.Module<Tensor, Tensor>
         {
             int channels = blockOutChannels[i];
             layers.Add(i == 0
-                ? Layers.Conv2d(inChannels, channels, kernel_size: 3, padding: 1)
-                : Layers.Conv2d(channels, channels, kernel_size: 3, padding: 1, stride: 2, bias: false));
+                ? new LoRACompatibleConv(inChannels, channels, 3, padding: 1)
+                : new LoRACompatibleConv(channels, channels, 3, stride: 2, padding: 1, bias: false));
             for (int b = 0; b < numBlocks[i]; b++)
                 layers.Add(new AutoencoderTinyBlock(channels, channels, actFn));
         }
-        layers.Add(Layers.Conv2d(blockOutChannels[^1], outChannels, kernel_size: 3, padding: 1));
+        layers.Add(new LoRACompatibleConv(blockOutChannels[^1], outChannels, 3, padding: 1));
         RegisterComponents();
     }
 

@@ -45,10 +45,14 @@ public static class WinogradConvolution
     /// True when the Winograd path is expected to beat the direct convolution: at least 32 input and output channels and
     /// 256 output positions (batch × H × W). Measured (docs/BENCHMARKS.md): SD 1.5's 16² layers at batch 2 (512
     /// positions) run in 0.55-0.63 of the direct time, its 8² ones (128) in 0.87-1.05 in fp32. Below that the transforms
-    /// (memory-bound, the kernel's repeated on every call) cost about what the multiply-adds save.
+    /// (memory-bound, the kernel's repeated on every call) cost about what the multiply-adds save. In bf16 also more than 64
+    /// input channels: TAESD's 64-channel layers ran in 0.83-0.92 of the direct time alone, but its whole decode
+    /// (1×4×64² → 512², <c>bench -- tiny-vae</c>, alternating) was no faster (305-383 against 290-312 ms), and SD-Turbo's
+    /// one-shot decode slower (0.31-0.40 against 0.25-0.28 s: ~20 MB more of fresh memory); in fp32 the decode took 0.85
+    /// of the time (493-511 against 576-586 ms).
     /// </summary>
-    public static bool Worthwhile(long batch, long inChannels, long outChannels, long height, long width) =>
-        inChannels >= 32 && outChannels >= 32 && batch * height * width >= 256;
+    public static bool Worthwhile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
+        inChannels >= (dtype == ScalarType.BFloat16 ? 65 : 32) && outChannels >= 32 && batch * height * width >= 256;
 
     /// <summary>
     /// <c>conv2d(x, weight, bias, stride 1, padding 1)</c> by the Winograd path where it applies and is worthwhile (see the
@@ -57,7 +61,7 @@ public static class WinogradConvolution
     public static Tensor? TryRun(Tensor x, Tensor weight, Tensor? bias)
     {
         if (!Applies(x, weight, bias)) return null;
-        if (!Worthwhile(x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3])) return null;
+        if (!Worthwhile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3])) return null;
         return Run(x, weight, bias, BandBytes, Tile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3]));
     }
 
@@ -97,7 +101,7 @@ public static class WinogradConvolution
     /// tensor never made).
     /// </summary>
     public static bool PaysUpsampled(Tensor x, Tensor weight, Tensor? bias) =>
-        AppliesUpsampled(x, weight, bias) && Worthwhile(x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3]);
+        AppliesUpsampled(x, weight, bias) && Worthwhile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], 2 * x.shape[2], 2 * x.shape[3]);
 
     /// <summary>True when the Winograd path takes these tensors, whatever their size (see the class summary).</summary>
     public static bool Applies(Tensor x, Tensor weight, Tensor? bias) =>

@@ -125,6 +125,54 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         }
     }
 
+    /// <summary>
+    /// TAESD at its real width (diffusers' default config: 64 channels; random weights): in fp32 its 3×3 convolutions take
+    /// the Winograd path (F(2×2, 3×3) at 24², F(4×4, 3×3) from 48²) and each upsample fuses into the convolution after it;
+    /// in bf16 they stay with libtorch's (WinogradConvolution.Worthwhile). The decode agrees with the same model in float64
+    /// (libtorch's convolutions only), in one pass and in bands. Measured rms errors: fp32 2.4-3.2e-4 of an rms of 73
+    /// (libtorch's convolutions 2.4-4.5e-4), bf16 3.9 (5.2%, libtorch's own rounding through 20 layers).
+    /// </summary>
+    [Theory]
+    [InlineData(true, ScalarType.Float32, 2e-5)]
+    [InlineData(false, ScalarType.Float32, 2e-5)]
+    [InlineData(true, ScalarType.BFloat16, 8e-2)]
+    public void Decode_AtTaesdsWidth_MatchesAFloat64Decode(bool channelsLast, ScalarType dtype, double relRms)
+    {
+        using var _ = torch.no_grad();
+        torch.manual_seed(5);
+        using var vae = AutoencoderTiny.FromConfig(new AutoencoderTinyConfig());
+        vae.ChannelsLast = channelsLast;
+        using var g = new Generator(9);
+        // He-normal kernels and small biases, so that the activations keep their scale through the ReLU blocks (PyTorch's
+        // default init shrinks them layer by layer, and then the output is mostly the last bias)
+        foreach (var (name, p) in vae.named_parameters())
+        {
+            using var init = p.dim() == 4
+                ? torch.randn(p.shape, generator: g) * Math.Sqrt(2.0 / (p.shape[1] * p.shape[2] * p.shape[3]))
+                : torch.randn(p.shape, generator: g) * 0.01;
+            p.copy_(init);
+        }
+        using var z = torch.randn([1, 4, 24, 24], generator: g);   // 192² images: stages at 24², 48², 96² and 192²
+        vae.to(ScalarType.Float64);
+        using var z64 = z.to(ScalarType.Float64);
+        using var reference = vae.Decode(z64).Sample;
+        double rmsRef = reference.square().mean().sqrt().item<double>();
+        vae.to(dtype);
+        using var zd = z.to(dtype);
+        var decoder = vae.DecoderForTests;
+        // one pass, and bands of the fewest rows (2 · 5 + 8 = 18: 11 bands)
+        foreach (var (bandBytes, bands) in new[] { (long.MaxValue, 1), (1L, 11) })
+        {
+            decoder.BandBytes = bandBytes;
+            using var output = vae.Decode(zd).Sample;
+            Assert.Equal(bands, decoder.LastBands);
+            using var diff = output.to(ScalarType.Float64) - reference;
+            double rms = diff.square().mean().sqrt().item<double>();
+            log.WriteLine($"{dtype} channels-last {channelsLast}, {bands} band(s): rms |Δ| {rms:E2} (max {diff.abs().max().item<double>():E2}) of rms {rmsRef:F2}");
+            Assert.True(rms <= relRms * rmsRef, $"{bands} band(s): rms of output - float64 = {rms:E3} > {relRms:E0} × {rmsRef:F2}");
+        }
+    }
+
     [Theory, MemberData(nameof(Layouts))]
     public void EncodeAndDecode_LeaveOnlyTheirOutputsAlive(bool channelsLast)
     {

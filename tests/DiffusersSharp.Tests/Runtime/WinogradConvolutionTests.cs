@@ -239,13 +239,18 @@ public class WinogradConvolutionTests
     }
 
     [Theory]
-    [InlineData(2, 320, 320, 64, 64, true)]     // SD 1.5 at 64² latents
-    [InlineData(2, 1280, 1280, 16, 16, true)]
-    [InlineData(2, 1280, 1280, 8, 8, false)]    // 128 positions: the transforms cost what the products save
-    [InlineData(1, 4, 320, 64, 64, false)]      // conv_in: 4 channels
-    [InlineData(1, 128, 3, 512, 512, false)]    // a decoder's conv_out: 3 channels
-    public void WorthwhileWhereMeasuredFaster(long n, long cin, long cout, long h, long w, bool expected) =>
-        Assert.Equal(expected, WinogradConvolution.Worthwhile(n, cin, cout, h, w));
+    [InlineData(2, 320, 320, 64, 64, true, true)]      // SD 1.5 at 64² latents
+    [InlineData(2, 1280, 1280, 16, 16, true, true)]
+    [InlineData(2, 1280, 1280, 8, 8, false, false)]    // 128 positions: the transforms cost what the products save
+    [InlineData(1, 4, 320, 64, 64, false, false)]      // conv_in: 4 channels
+    [InlineData(1, 128, 3, 512, 512, false, false)]    // a decoder's conv_out: 3 channels
+    [InlineData(1, 64, 64, 512, 512, true, false)]     // TAESD: its decode gains in fp32 only
+    [InlineData(1, 128, 128, 256, 256, true, true)]    // ddpm-cat-256's first level
+    public void WorthwhileWhereMeasuredFaster(long n, long cin, long cout, long h, long w, bool fp32, bool bf16)
+    {
+        Assert.Equal(fp32, WinogradConvolution.Worthwhile(ScalarType.Float32, n, cin, cout, h, w));
+        Assert.Equal(bf16, WinogradConvolution.Worthwhile(ScalarType.BFloat16, n, cin, cout, h, w));
+    }
 
     [Fact]
     public void LoRACompatibleConvRunsIt()
@@ -256,7 +261,7 @@ public class WinogradConvolutionTests
         var conv = new LoRACompatibleConv(48, 64, 3, padding: 1);
         using var g = new Generator(35);
         var x = torch.randn([2, 48, 16, 16], generator: g);
-        Assert.True(WinogradConvolution.Worthwhile(2, 48, 64, 16, 16));
+        Assert.True(WinogradConvolution.Worthwhile(ScalarType.Float32, 2, 48, 64, 16, 16));
         var got = conv.forward(x);
         var expected = Float64Conv(x, conv.Weight, conv.Bias);
         double diff = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
