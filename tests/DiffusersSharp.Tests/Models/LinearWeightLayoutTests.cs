@@ -17,6 +17,14 @@ public class LinearWeightLayoutTests
 
     private static string File(string subfolder, string name) => Golden.Path("tiny-sdxl", subfolder, name);
 
+    private static readonly string TextEncoderFile = Golden.Path("tiny-sd", "text_encoder", "model.safetensors");
+
+    private static CLIPTextModel LoadFp32() => CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
+
+    private static Tensor Ids() => Golden.Tensor(Expected, "tokenizer/input_ids");
+
+    private static Tensor TransformersOutput() => Golden.Tensor(Expected, "text_encoder/last_hidden_state");
+
     // the linear layers' weights: every 2-D parameter but the two embedding tables
     private static bool IsLinear(string name, Tensor p) => p.dim() == 2 && !name.Contains("embedding");
 
@@ -53,9 +61,9 @@ public class LinearWeightLayoutTests
     public void AFloat32LoadHasColumnMajorLinearWeightsWithTheFilesValues()
     {
         using var _ = torch.no_grad();
-        using var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
+        using var model = LoadFp32();
         AssertLayout(model, columnMajor: true);
-        AssertValuesAreTheFile(model, Golden.Path("tiny-sd", "text_encoder", "model.safetensors"));
+        AssertValuesAreTheFile(model, TextEncoderFile);
         // the second encoder of SDXL too (its text_projection is outside the encoder and stays row-major)
         using var second = CLIPTextModelWithProjection.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2");
         AssertLayout(second, columnMajor: true);
@@ -70,7 +78,7 @@ public class LinearWeightLayoutTests
         string folder = Path.Combine(dir.Path, "text_encoder");
         Directory.CreateDirectory(folder);
         System.IO.File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
-        using (var stored = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        using (var stored = SafetensorsFile.Open(TextEncoderFile))
         {
             var half = stored.LoadAll().ToDictionary(kv => kv.Key, kv => kv.Value.is_floating_point() ? kv.Value.to(ScalarType.Float16) : kv.Value);
             SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), half);
@@ -89,17 +97,16 @@ public class LinearWeightLayoutTests
         using var _ = torch.no_grad();
         using var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder", new LoadOptions { Dtype = ScalarType.BFloat16 });
         AssertLayout(model, columnMajor: false);
-        AssertValuesAreTheFile(model, Golden.Path("tiny-sd", "text_encoder", "model.safetensors"));
+        AssertValuesAreTheFile(model, TextEncoderFile);
     }
 
     [Fact]
     public void ColumnMajorWeightsGiveTheOutputsOfRowMajorOnes()
     {
         using var _ = torch.no_grad();
-        using var ids = Golden.Tensor(Expected, "tokenizer/input_ids");
-        using var expected = Golden.Tensor(Expected, "text_encoder/last_hidden_state");
-        using var columnMajor = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
-        using var rowMajor = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
+        using var ids = Ids();
+        using var columnMajor = LoadFp32();
+        using var rowMajor = LoadFp32();
         // the same parameters made row-major in place: the layout keys on the parameters' handles, which set_ keeps
         foreach (var (name, p) in rowMajor.named_parameters().ToList())
             if (IsLinear(name, p)) { using var c = p.contiguous(); p.set_(c); }
@@ -108,6 +115,7 @@ public class LinearWeightLayoutTests
         using var b = rowMajor.Forward(ids);
         AssertLayout(rowMajor, columnMajor: false);
         Tol.Close(a.LastHiddenState, b.LastHiddenState, 1e-6, "column-major against row-major weights");
+        using var expected = TransformersOutput();
         Tol.Close(a.LastHiddenState, expected, Tol.ModelAbs, "column-major weights against transformers");
     }
 
@@ -115,19 +123,17 @@ public class LinearWeightLayoutTests
     public void ChangingTheDtypeLaysTheSameParametersOutAgainAtTheNextPass()
     {
         using var _ = torch.no_grad();
-        using var ids = Golden.Tensor(Expected, "tokenizer/input_ids");
-        using var expected = Golden.Tensor(Expected, "text_encoder/last_hidden_state");
-        using var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
-        string file = Golden.Path("tiny-sd", "text_encoder", "model.safetensors");
-
+        using var ids = Ids();
+        using var model = LoadFp32();
         model.to(ScalarType.BFloat16);
         var before = model.named_parameters().ToList();
         using (var bf16 = model.Forward(ids))
+        using (var expected = TransformersOutput())
             Tol.Close(bf16.LastHiddenState, expected, 0.1, "bf16 after the change");
         AssertLayout(model, columnMajor: false);
         var after = model.named_parameters().ToDictionary(kv => kv.name, kv => kv.parameter);
         Assert.All(before, kv => Assert.Same(kv.parameter, after[kv.name]));
-        AssertValuesAreTheFile(model, file);
+        AssertValuesAreTheFile(model, TextEncoderFile);
 
         model.to(ScalarType.Float32);
         using (var fp32 = model.Forward(ids)) Assert.Equal(ScalarType.Float32, fp32.LastHiddenState.dtype);
@@ -140,8 +146,8 @@ public class LinearWeightLayoutTests
         // a view of an old weight left to the finaliser would keep its memory alive; counted across the passes that lay
         // the weights out (TorchSharp's module.to itself leaves two tensor handles behind, with or without this layout)
         using var _ = torch.no_grad();
-        using var ids = Golden.Tensor(Expected, "tokenizer/input_ids");
-        using var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
+        using var ids = Ids();
+        using var model = LoadFp32();
         using (model.Forward(ids)) { }
         foreach (var dtype in new[] { ScalarType.BFloat16, ScalarType.Float32 })
         {
@@ -157,12 +163,12 @@ public class LinearWeightLayoutTests
     public void SavingColumnMajorWeightsWritesTheStoredOrder()
     {
         using var dir = new TempDir();
-        using (var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder"))
+        using (var model = LoadFp32())
         {
             AssertLayout(model, columnMajor: true);
             model.SavePretrained(dir.Path);
         }
-        using var original = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"));
+        using var original = SafetensorsFile.Open(TextEncoderFile);
         using var saved = SafetensorsFile.Open(Path.Combine(dir.Path, "model.safetensors"));
         foreach (var name in original.Keys.Where(k => k.EndsWith("proj.weight", StringComparison.Ordinal) || k.EndsWith("fc1.weight", StringComparison.Ordinal)))
         {
