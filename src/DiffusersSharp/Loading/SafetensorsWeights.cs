@@ -86,7 +86,7 @@ internal sealed class SafetensorsWeights : IDisposable
     {
         if (!_sources.TryGetValue(weight, out var source))
         {
-            target.copy_(weight);
+            WeightLoader.CopyWeight(target, weight);
             return;
         }
         var (file, e) = source;
@@ -112,18 +112,7 @@ internal sealed class SafetensorsWeights : IDisposable
             }
             using var whole = torch.empty(e.Shape, dtype);
             file.CopyInto(e, whole);
-            if (IsColumnMajor(target) && target.shape.SequenceEqual(e.Shape))
-            {
-                // a linear weight kept column-major (Models/LinearWeightLayout): both sides read transposed, so the
-                // destination is contiguous and libtorch takes its blocked transposing copy (element-wise strided
-                // writes were ~10× slower); a stored dtype other than the target's is converted first
-                using var cast = whole.dtype == target.dtype ? whole.alias() : whole.to(target.dtype);
-                using var dst = target.t();
-                using var src = cast.t();
-                dst.copy_(src);
-                return;
-            }
-            target.copy_(whole);
+            WeightLoader.CopyWeight(target, whole);   // transposing where the target is a column-major linear weight
             return;
         }
         bool direct = target.dtype == dtype && target.device_type == DeviceType.CPU;
@@ -145,9 +134,6 @@ internal sealed class SafetensorsWeights : IDisposable
             }
         }
     }
-
-    /// <summary>A 2-D tensor stored as its dense transpose (strides (1, rows)).</summary>
-    private static bool IsColumnMajor(Tensor t) => t.dim() == 2 && t.stride(0) == 1 && t.stride(1) == t.shape[0];
 
     /// <summary>A 4-D tensor with NHWC strides (torch's channels_last, every dimension dense).</summary>
     private static bool IsChannelsLast(Tensor t) =>

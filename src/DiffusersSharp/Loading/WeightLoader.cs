@@ -92,7 +92,27 @@ public static class WeightLoader
     /// <paramref name="source"/> names the file(s) in error messages.
     /// </summary>
     public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source) =>
-        LoadWith(module, weights, source, static (target, w) => target.copy_(w));
+        LoadWith(module, weights, source, CopyWeight);
+
+    /// <summary>
+    /// <c>target.copy_(source)</c>, converting the dtype; a column-major 2-D target (a linear weight kept transposed,
+    /// Models/LinearWeightLayout) from a row-major source of its shape is copied with both sides read transposed, so the
+    /// destination is contiguous and libtorch takes its blocked transposing copy (a strided copy took 4× as long: 16.7
+    /// against 3.9 ms for a 4096 × 1024 fp32 weight).
+    /// </summary>
+    internal static void CopyWeight(Tensor target, Tensor source)
+    {
+        if (target.dim() == 2 && target.stride(0) == 1 && target.stride(1) == target.shape[0] && !target.is_contiguous()
+            && source.is_contiguous() && target.shape.SequenceEqual(source.shape))
+        {
+            using var cast = source.dtype == target.dtype ? source.alias() : source.to(target.dtype);
+            using var dst = target.t();
+            using var src = cast.t();
+            dst.copy_(src);
+            return;
+        }
+        target.copy_(source);
+    }
 
     /// <summary>
     /// <see cref="LoadInto(nn.Module, IReadOnlyDictionary{string, Tensor}, string)"/> with every check made on

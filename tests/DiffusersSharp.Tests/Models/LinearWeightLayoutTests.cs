@@ -92,6 +92,25 @@ public class LinearWeightLayoutTests
     }
 
     [Fact]
+    public void TensorsLoadedIntoColumnMajorWeightsKeepTheLayout()
+    {
+        // what a pickled .bin gives the loader: plain tensors (row-major, here fp16 and fp32) copied into the parameters
+        using var _ = torch.no_grad();
+        using var model = LoadFp32();
+        using var stored = SafetensorsFile.Open(TextEncoderFile);
+        foreach (var dtype in new[] { ScalarType.Float16, ScalarType.Float32 })
+        {
+            var tensors = stored.LoadAll().ToDictionary(kv => kv.Key, kv => kv.Value.is_floating_point() ? kv.Value.to(dtype) : kv.Value);
+            foreach (var (name, p) in model.named_parameters()) p.zero_();
+            WeightLoader.LoadInto(model, tensors, "tensors");
+            AssertLayout(model, columnMajor: true);
+            foreach (var (name, p) in model.named_parameters())
+                Assert.True(p.eq(tensors[name].to(p.dtype)).all().item<bool>(), $"{dtype}: {name} differs from the tensor loaded into it");
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    [Fact]
     public void ABFloat16LoadKeepsRowMajorWeights()
     {
         using var _ = torch.no_grad();
