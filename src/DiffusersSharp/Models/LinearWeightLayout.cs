@@ -12,14 +12,14 @@ namespace DiffusersSharp.Models;
 /// layout on every call ("packing"). With a text encoder's 77 rows that copy is a large part of the call: ~38% of the
 /// GEMM time in a perf profile of the fp32 CLIP encoder of SD 2.x. Stored column-major, <c>Wᵀ</c> is a plain row-major
 /// matrix, which MKL reads with cheaper copies. Measured (<c>bench -- linear-layout</c>, CLIP's shapes, weights
-/// streamed from memory): 9-19% less time a call, the same bits.
-/// bf16 (oneDNN) gained nothing that way (3% slower), nor did the UNets' fp32 layers of 1024-8192 rows (1%): those stay
-/// as built.
+/// streamed from memory): 9-18% less time a call, the same bits.
+/// bf16 (oneDNN) gained nothing that way (3% slower in sum), nor did the UNets' fp32 layers (8192 rows: 0-3% a layer, the
+/// SD 1.5 step no faster): those stay as built.
 /// <para>
 /// The model makes one at the end of its constructor. A model built for a checkpoint in fp32
 /// (<see cref="Layers.LeaveUninitialized"/>: the weights are still uninitialised) gets its weights column-major there,
 /// by new strides over the same memory (nothing allocated or copied), before the load fills them; the load copies each
-/// stored row-major tensor into that layout (<see cref="Loading.SafetensorsWeights.CopyInto"/>). The forward pass calls
+/// stored row-major tensor into that layout by a transposing copy (<see cref="Loading.WeightLoader.CopyWeight"/>). The forward pass calls
 /// <see cref="Follow"/> first: when the parameters were replaced since the last call (<c>to(dtype)</c>,
 /// <c>to(device)</c>), the weights are laid out again for their new dtype and device, their values copied, in place
 /// (<c>set_</c>: the same <c>Parameter</c> objects, which LoRA layers hold), and the native heap is trimmed after.

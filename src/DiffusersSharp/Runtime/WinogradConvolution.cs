@@ -48,8 +48,9 @@ public static class WinogradConvolution
     /// (memory-bound, the kernel's repeated on every call) cost about what the multiply-adds save. In bf16 also more than 64
     /// input channels: TAESD's 64-channel layers ran in 0.83-0.92 of the direct time alone, but its whole decode
     /// (1×4×64² → 512², <c>bench -- tiny-vae</c>, alternating) was no faster (305-383 against 290-312 ms), and SD-Turbo's
-    /// one-shot decode slower (0.31-0.40 against 0.25-0.28 s: ~20 MB more of fresh memory); in fp32 the decode took 0.85
-    /// of the time (493-511 against 576-586 ms).
+    /// one-shot decode slower (0.31-0.40 against 0.25-0.28 s; its RSS grew 36 MB instead of 14, but with 2-4 MB bands,
+    /// which grew it about as little as before, it still took 0.32-0.40 s); in fp32 the decode took 0.85 of the time
+    /// (493-511 against 576-586 ms).
     /// </summary>
     public static bool Worthwhile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
         inChannels >= (dtype == ScalarType.BFloat16 ? 65 : 32) && outChannels >= 32 && batch * height * width >= 256;
