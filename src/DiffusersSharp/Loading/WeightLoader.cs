@@ -102,8 +102,7 @@ public static class WeightLoader
     /// </summary>
     internal static void CopyWeight(Tensor target, Tensor source)
     {
-        if (target.dim() == 2 && target.stride(0) == 1 && target.stride(1) == target.shape[0] && !target.is_contiguous()
-            && source.is_contiguous() && target.shape.SequenceEqual(source.shape))
+        if (IsColumnMajor(target) && !target.is_contiguous() && source.is_contiguous() && target.shape.SequenceEqual(source.shape))
         {
             using var cast = source.dtype == target.dtype ? source.alias() : source.to(target.dtype);
             using var dst = target.t();
@@ -113,6 +112,10 @@ public static class WeightLoader
         }
         target.copy_(source);
     }
+
+    /// <summary>A 2-D tensor stored as its dense transpose (strides (1, rows)): how Models/LinearWeightLayout keeps fp32
+    /// linear weights.</summary>
+    internal static bool IsColumnMajor(Tensor t) => t.dim() == 2 && t.stride(0) == 1 && t.stride(1) == t.shape[0];
 
     /// <summary>
     /// <see cref="LoadInto(nn.Module, IReadOnlyDictionary{string, Tensor}, string)"/> with every check made on

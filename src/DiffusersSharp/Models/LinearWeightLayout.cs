@@ -48,9 +48,6 @@ internal sealed class LinearWeightLayout
     public static bool WantsColumnMajor(Tensor weight) =>
         weight.dtype == ScalarType.Float32 && weight.device_type == DeviceType.CPU;
 
-    /// <summary>A 2-D tensor stored as its dense transpose (strides (1, rows)).</summary>
-    public static bool IsColumnMajor(Tensor t) => t.dim() == 2 && t.stride(0) == 1 && t.stride(1) == t.shape[0];
-
     /// <summary>Lays the weights out for their dtype and device unless they already are (after the parameters were replaced).</summary>
     public void Follow()
     {
@@ -67,7 +64,7 @@ internal sealed class LinearWeightLayout
         bool columnMajor = WantsColumnMajor(_probe.Weight);
         // largest first: each copy then fits in the memory the previous weight left (the peak grows by about one weight)
         var weights = _model.modules().OfType<LoRACompatibleLinear>().Select(l => l.Weight)
-            .Where(w => w.dim() == 2 && (columnMajor ? !IsColumnMajor(w) : !w.is_contiguous()))
+            .Where(w => w.dim() == 2 && (columnMajor ? !Loading.WeightLoader.IsColumnMajor(w) : !w.is_contiguous()))
             .OrderByDescending(w => w.numel())
             .ToList();
         foreach (var w in weights)

@@ -53,7 +53,7 @@ public static class WinogradConvolution
     /// (493-511 against 576-586 ms).
     /// </summary>
     public static bool Worthwhile(ScalarType dtype, long batch, long inChannels, long outChannels, long height, long width) =>
-        inChannels >= (dtype == ScalarType.BFloat16 ? 65 : 32) && outChannels >= 32 && batch * height * width >= 256;
+        inChannels >= 32 && outChannels >= 32 && batch * height * width >= 256 && (dtype != ScalarType.BFloat16 || inChannels > 64);
 
     /// <summary>
     /// <c>conv2d(x, weight, bias, stride 1, padding 1)</c> by the Winograd path where it applies and is worthwhile (see the
@@ -121,8 +121,7 @@ public static class WinogradConvolution
     /// </summary>
     public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
-        if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3]))
-            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
+        if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3])) throw NotApplicable(x, weight, tile);
         return Convolve(x, weight, bias, bandBytes, upsample: false, tile);
     }
 
@@ -135,9 +134,12 @@ public static class WinogradConvolution
     public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
         if (!AppliesUpsampled(x, weight, bias) || !TileApplies(tile, x.dtype, 2 * x.shape[2], 2 * x.shape[3]))
-            throw new ArgumentException($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
+            throw NotApplicable(x, weight, tile);
         return Convolve(x, weight, bias, bandBytes, upsample: true, tile);
     }
+
+    private static ArgumentException NotApplicable(Tensor x, Tensor weight, int tile) =>
+        new($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
 
     /// <summary>True when output tiles of this edge apply to an output of H × W in this dtype: 2 always; 4 in fp32 where H
     /// and W are multiples of 4.</summary>

@@ -15,8 +15,6 @@ public class LinearWeightLayoutTests
 {
     private const string Expected = "tiny-sd-expected.safetensors";
 
-    private static string File(string subfolder, string name) => Golden.Path("tiny-sdxl", subfolder, name);
-
     private static readonly string TextEncoderFile = Golden.Path("tiny-sd", "text_encoder", "model.safetensors");
 
     private static CLIPTextModel LoadFp32() => CLIPTextModel.FromPretrained(Golden.Path("tiny-sd"), "text_encoder");
@@ -37,7 +35,7 @@ public class LinearWeightLayoutTests
             {
                 linears++;
                 if (columnMajor)
-                    Assert.True(LinearWeightLayout.IsColumnMajor(p), $"{name} {Layers.Shape(p)} strides [{string.Join(", ", p.stride())}] is not column-major");
+                    Assert.True(WeightLoader.IsColumnMajor(p), $"{name} {Layers.Shape(p)} strides [{string.Join(", ", p.stride())}] is not column-major");
                 else Assert.True(p.is_contiguous(), $"{name} is not row-major");
             }
             else Assert.True(p.is_contiguous(), $"{name} is not contiguous");
@@ -67,7 +65,7 @@ public class LinearWeightLayoutTests
         // the second encoder of SDXL too (its text_projection is outside the encoder and stays row-major)
         using var second = CLIPTextModelWithProjection.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2");
         AssertLayout(second, columnMajor: true);
-        AssertValuesAreTheFile(second, File("text_encoder_2", "model.safetensors"));
+        AssertValuesAreTheFile(second, Golden.Path("tiny-sdxl", "text_encoder_2", "model.safetensors"));
     }
 
     [Fact]
@@ -75,9 +73,9 @@ public class LinearWeightLayoutTests
     {
         // a stored dtype other than the weight's is converted before the transposing copy
         using var dir = new TempDir();
-        string folder = Path.Combine(dir.Path, "text_encoder");
+        string folder = dir.File("text_encoder");
         Directory.CreateDirectory(folder);
-        System.IO.File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
         using (var stored = SafetensorsFile.Open(TextEncoderFile))
         {
             var half = stored.LoadAll().ToDictionary(kv => kv.Key, kv => kv.Value.is_floating_point() ? kv.Value.to(ScalarType.Float16) : kv.Value);
