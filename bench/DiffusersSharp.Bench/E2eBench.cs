@@ -64,6 +64,7 @@ public static class E2eBench
         int size = E2eConfigs.ImageSize(quick);
         var stages = new List<(string Name, double Wall, double Cpu)>();
         long rssBefore = Harness.RssBytes();   // the runtime and libtorch, before any weights
+        HeapSampler.StartRssTrace();
         var clock = new StageClock();
 
         // load: every component from the saved folder, in the run's dtype
@@ -199,6 +200,31 @@ internal static class HeapSampler
     }
 
     public static long TakeMax() => Interlocked.Exchange(ref _max, 0);
+
+    /// <summary>
+    /// E2E_RSS_TRACE=file: a thread samples the resident set (/proc/self/statm) and glibc's live heap every millisecond
+    /// and appends "seconds rss_mb heap_mb" lines to the file (CLOCK_MONOTONIC seconds, comparable with STAMP lines).
+    /// </summary>
+    public static void StartRssTrace()
+    {
+        if (Environment.GetEnvironmentVariable("E2E_RSS_TRACE") is not { Length: > 0 } path) return;
+        var writer = new StreamWriter(path) { AutoFlush = false };
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { lock (writer) writer.Flush(); };
+        long pageSize = Environment.SystemPageSize;
+        new Thread(() =>
+        {
+            while (true)
+            {
+                var fields = File.ReadAllText("/proc/self/statm").Split(' ');
+                long rss = long.Parse(fields[1]) * pageSize;
+                long heap = Harness.NativeHeap().InUse;
+                lock (writer)
+                    writer.WriteLine($"{Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F4} {rss >> 20} {heap >> 20}");
+                Thread.Sleep(1);
+            }
+        })
+        { IsBackground = true }.Start();
+    }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "malloc_stats")]
     public static extern void MallocStats();

@@ -82,6 +82,7 @@ public sealed class Decoder : nn.Module
         {
             // each up block gets its input handed over, to free it as soon as it is no longer needed
             var block = up_blocks[i];
+            Runtime.NativeSetup.TrimBeforeLargeStage(h.Value.NumberOfElements * h.Value.ElementSize);
             h.ThenHandingOver((x, owned) => block.Forward(x, consumeInput: owned));
             hook?.Invoke($"up_blocks.{i}", h.Value);
         }

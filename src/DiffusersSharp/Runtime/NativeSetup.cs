@@ -239,9 +239,31 @@ public static class NativeSetup
         if (!_mallocTuned) return NoOp.Instance;
         long mb = LargeBlockMegabytes();
         if (mb == 0) return NoOp.Instance;
-        mallopt(M_MMAP_THRESHOLD, (int)Math.Clamp((mb << 20) * elementSize / 4, 1 << 20, int.MaxValue));
-        return new Restore(() => mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold));
+        int threshold = (int)Math.Clamp((mb << 20) * elementSize / 4, 1 << 20, int.MaxValue);
+        mallopt(M_MMAP_THRESHOLD, threshold);
+        Interlocked.Exchange(ref _mappedFrom, threshold);
+        return new Restore(() =>
+        {
+            Interlocked.Exchange(ref _mappedFrom, 0);
+            mallopt(M_MMAP_THRESHOLD, RaisedMmapThreshold);
+        });
     }
+
+    /// <summary>
+    /// Inside a <see cref="MapLargeBlocks"/> scope, before a stage whose activations are of <paramref name="bytes"/>:
+    /// when they are large enough to be mapped, the heap's free memory (the smaller activations of the stages before,
+    /// which the mapped ones cannot reuse) goes back to the OS first, so that it does not stay resident under the
+    /// stage's peak. SD 1.5 bf16 decode at 512², before the 256² and 512² up blocks: the process's peak 2.995 → 2.936 GB,
+    /// no slower. Outside such a scope, or for smaller stages, a no-op.
+    /// </summary>
+    public static void TrimBeforeLargeStage(long bytes)
+    {
+        long from = Interlocked.Read(ref _mappedFrom);
+        if (from > 0 && bytes >= from) malloc_trim(0);
+    }
+
+    /// <summary>The mmap threshold of the <see cref="MapLargeBlocks"/> scope in effect; 0 when none is.</summary>
+    private static long _mappedFrom;
 
     /// <summary>
     /// The size from which <see cref="MapLargeBlocks"/> maps blocks of 4-byte elements: <c>DIFFUSERS_SHARP_LARGE_BLOCK_MB</c>
