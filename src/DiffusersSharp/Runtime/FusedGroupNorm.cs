@@ -33,7 +33,7 @@ public static class FusedGroupNorm
         if (!Kernel.Supports(dtype) || x.device_type != DeviceType.CPU || x.dim() != 4 || x.numel() == 0) return false;
         if (torch.is_grad_enabled() && (x.requires_grad || weight?.requires_grad == true || bias?.requires_grad == true
                                         || add?.requires_grad == true)) return false;
-        if (!x.is_contiguous() && !IsChannelsLast(x)) return false;
+        if (!x.is_contiguous() && !NativeKernels.IsDenseChannelsLast(x)) return false;
         long c = x.shape[1];
         foreach (var p in new[] { weight, bias })
             if (p is not null && (p.dtype != dtype || p.device_type != DeviceType.CPU || p.numel() != c || !p.is_contiguous()))
@@ -85,14 +85,6 @@ public static class FusedGroupNorm
     /// <summary><see cref="Run"/> where it applies, else null.</summary>
     public static Tensor? TryRun(Tensor x, Tensor? add, long groups, Tensor? weight, Tensor? bias, double eps, bool silu) =>
         Applies(x, add, weight, bias) ? Run(x, add, groups, weight, bias, eps, silu) : null;
-
-    /// <summary>(N, C, H, W) laid out as (N, H, W, C): channels-last strides (size-1 dimensions' strides are free).</summary>
-    private static bool IsChannelsLast(Tensor x)
-    {
-        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
-        return (c == 1 || x.stride(1) == 1) && (w == 1 || x.stride(3) == c) && (h == 1 || x.stride(2) == w * c)
-               && (x.shape[0] == 1 || x.stride(0) == h * w * c);
-    }
 
     /// <summary>The C kernel's <c>dgn_problem</c> (build/native/group_norm.c).</summary>
     [StructLayout(LayoutKind.Sequential)]

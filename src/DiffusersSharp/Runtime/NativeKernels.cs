@@ -82,18 +82,27 @@ public static class NativeKernels
         return x.is_contiguous() || x.stride(1) == 1;
     }
 
+    /// <summary>A 4-D (N, C, H, W) laid out densely as (N, H, W, C): channels-last strides (size-1 dimensions' strides are free).</summary>
+    internal static bool IsDenseChannelsLast(Tensor x)
+    {
+        if (x.dim() != 4) return false;
+        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        return (c == 1 || x.stride(1) == 1) && (w == 1 || x.stride(3) == c) && (h == 1 || x.stride(2) == w * c)
+               && (x.shape[0] == 1 || x.stride(0) == h * w * c);
+    }
+
     /// <summary>"(d0, d1, ...)": a tensor's shape for messages.</summary>
     internal static string ShapeText(Tensor t) => $"({string.Join(", ", t.shape)})";
 
     /// <summary>
-    /// A kernel call's return code: 0 returns; otherwise <paramref name="output"/> is disposed and the call fails with
+    /// A kernel call's return code: 0 returns; otherwise <paramref name="output"/> (where given) is disposed and the call fails with
     /// "<paramref name="what"/>: out of memory for <paramref name="memoryFor"/>" (-2) or "<paramref name="what"/>: the kernel
     /// refused the problem (<paramref name="problem"/>, code N)" (anything else).
     /// </summary>
-    internal static void Check(int rc, Tensor output, string what, string memoryFor, string problem)
+    internal static void Check(int rc, Tensor? output, string what, string memoryFor, string problem)
     {
         if (rc == 0) return;
-        output.Dispose();
+        output?.Dispose();
         throw new InvalidOperationException(rc == -2
             ? $"{what}: out of memory for {memoryFor}"
             : $"{what}: the kernel refused the problem ({problem}, code {rc})");

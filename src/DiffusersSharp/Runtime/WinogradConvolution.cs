@@ -61,9 +61,61 @@ public static class WinogradConvolution
     /// </summary>
     public static Tensor? TryRun(Tensor x, Tensor weight, Tensor? bias)
     {
-        if (!Applies(x, weight, bias)) return null;
-        if (!Worthwhile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3])) return null;
+        if (!Pays(x, weight, bias)) return null;
         return Run(x, weight, bias, BandBytes, Tile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3]));
+    }
+
+    /// <summary>True when <see cref="TryRun"/> runs these tensors: the Winograd path applies and is worthwhile.</summary>
+    public static bool Pays(Tensor x, Tensor weight, Tensor? bias) =>
+        Applies(x, weight, bias) && Worthwhile(x.dtype, x.shape[0], x.shape[1], weight.shape[0], x.shape[2], x.shape[3]);
+
+    /// <summary>
+    /// What <see cref="TryRun"/> computes, written into <paramref name="output"/> (N, O, H, W) instead of a new tensor: only
+    /// where <see cref="Pays"/> says yes (else an <see cref="ArgumentException"/>). The output is x's dtype and device, NCHW
+    /// with a unit W stride or channels-last with a unit C stride. It may not overlap x, with one exception that lets a
+    /// layer halving the channels run in its input's memory (<see cref="OverwritesInput"/>): both dense channels-last,
+    /// the output starting where x starts, with at most half x's channels. The bands then run in order, and each writes
+    /// its rows only after its input rows are transformed, over input rows that no later band reads.
+    /// </summary>
+    /// <param name="bandBytes">as <see cref="Run"/>'s (the tests' smaller bands)</param>
+    public static void RunInto(Tensor x, Tensor weight, Tensor? bias, Tensor output, long bandBytes = BandBytes)
+    {
+        if (!Pays(x, weight, bias)) throw NotApplicable(x, weight, 2);
+        long n = x.shape[0], h = x.shape[2], w = x.shape[3], cout = weight.shape[0];
+        if (output.dtype != x.dtype || output.device_type != x.device_type || output.dim() != 4
+            || output.shape[0] != n || output.shape[1] != cout || output.shape[2] != h || output.shape[3] != w)
+            throw new ArgumentException($"Winograd convolution: the output {NativeKernels.ShapeText(output)} {output.dtype} does not fit " +
+                                        $"x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)}");
+        bool overwrites = Overlap(x, output);
+        if (overwrites && !OverwritesInput(x, output))
+            throw new ArgumentException($"Winograd convolution: the output {NativeKernels.ShapeText(output)} overlaps the input " +
+                                        $"{NativeKernels.ShapeText(x)} other than from its start with at most half its channels, both dense channels-last");
+        Convolve(x, weight, bias, bandBytes, upsample: false, Tile(x.dtype, n, x.shape[1], cout, h, w), output, bandsInOrder: overwrites);
+    }
+
+    /// <summary>
+    /// True when <paramref name="output"/> lies in x's memory as <see cref="RunInto"/> allows: both dense channels-last
+    /// (N, C, H, W) of one H × W, the output from x's first element, with at most half x's channels (then band b's rows of
+    /// output cover at most the memory of input rows that bands after b no longer read).
+    /// </summary>
+    public static bool OverwritesInput(Tensor x, Tensor output) =>
+        NativeKernels.IsDenseChannelsLast(x) && NativeKernels.IsDenseChannelsLast(output)
+        && output.shape[0] == x.shape[0] && output.shape[2] == x.shape[2] && output.shape[3] == x.shape[3]
+        && 2 * output.shape[1] <= x.shape[1] && x.dtype == output.dtype && x.device_type == DeviceType.CPU && output.device_type == DeviceType.CPU
+        && NativeKernels.DataPointer(x, "Winograd convolution") == NativeKernels.DataPointer(output, "Winograd convolution");
+
+    /// <summary>True when the memory spans of a and b (first to last element) intersect.</summary>
+    private static bool Overlap(Tensor a, Tensor b)
+    {
+        static (long Start, long End) Span(Tensor t)
+        {
+            long start = (long)NativeKernels.DataPointer(t, "Winograd convolution"), extent = 1;
+            for (int d = 0; d < t.dim(); d++) extent += (t.shape[d] - 1) * Math.Abs(t.stride(d));
+            return (start, start + extent * t.ElementSize);
+        }
+        var (a0, a1) = Span(a);
+        var (b0, b1) = Span(b);
+        return a0 < b1 && b0 < a1;
     }
 
     /// <summary>
@@ -122,7 +174,7 @@ public static class WinogradConvolution
     public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
         if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3])) throw NotApplicable(x, weight, tile);
-        return Convolve(x, weight, bias, bandBytes, upsample: false, tile);
+        return Convolve(x, weight, bias, bandBytes, upsample: false, tile, into: null, bandsInOrder: false);
     }
 
     /// <summary>
@@ -135,7 +187,7 @@ public static class WinogradConvolution
     {
         if (!AppliesUpsampled(x, weight, bias) || !TileApplies(tile, x.dtype, 2 * x.shape[2], 2 * x.shape[3]))
             throw NotApplicable(x, weight, tile);
-        return Convolve(x, weight, bias, bandBytes, upsample: true, tile);
+        return Convolve(x, weight, bias, bandBytes, upsample: true, tile, into: null, bandsInOrder: false);
     }
 
     private static ArgumentException NotApplicable(Tensor x, Tensor weight, int tile) =>
@@ -146,14 +198,19 @@ public static class WinogradConvolution
     public static bool TileApplies(int tile, ScalarType dtype, long height, long width) =>
         tile == 2 || (tile == 4 && dtype == ScalarType.Float32 && height % 4 == 0 && width % 4 == 0);
 
-    private static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor? bias, long bandBytes, bool upsample, int tile)
+    /// <param name="into">the output where the caller gives one (it stays the caller's, also on a refusal), else null</param>
+    /// <param name="bandsInOrder">each band whole (its input transformed once, all chunks of output channels) before the
+    /// next: where the output overwrites the input (<see cref="RunInto"/>)</param>
+    private static unsafe Tensor Convolve(Tensor x, Tensor weight, Tensor? bias, long bandBytes, bool upsample, int tile,
+        Tensor? into, bool bandsInOrder)
     {
         int up = upsample ? 1 : 0;
         long n = x.shape[0], cin = x.shape[1], h = x.shape[2] << up, w = x.shape[3] << up, cout = weight.shape[0];
         bool channelsLast = !x.is_contiguous();   // Applies: contiguous or unit channel stride
         bool bf16 = x.dtype == ScalarType.BFloat16;
         const string what = "Winograd convolution";
-        var output = NativeKernels.EmptyOutput(n, cout, h, w, channelsLast, x);
+        var output = into ?? NativeKernels.EmptyOutput(n, cout, h, w, channelsLast, x);
+        var owned = into is null ? output : null;   // what a refusal disposes: never the caller's output
         var problem = new Problem
         {
             Batch = n, Cin = cin, Cout = cout, H = h, W = w,
@@ -196,7 +253,7 @@ public static class WinogradConvolution
             IntPtr bp = bias is null ? IntPtr.Zero : NativeKernels.DataPointer(bias, what);
             // Where both are split, the one transformed again for each piece of the other is the cheaper: U (once per
             // band) or V (once per chunk).
-            bool bandsOutside = chunks == 1 || bands == 1 || (bands - 1) * cout <= (chunks - 1) * rows * tw;
+            bool bandsOutside = bandsInOrder || chunks == 1 || bands == 1 || (bands - 1) * cout <= (chunks - 1) * rows * tw;
             Tensor? u = null, v = null;
             long uChunk = -1, vBand = -1;   // which chunk's U and which band's V are held
             try
@@ -215,7 +272,7 @@ public static class WinogradConvolution
                             u?.Dispose();
                             u = torch.empty(new[] { planes, cn, cin }, x.dtype, x.device);
                             rc = weights(&sub, wp + (nint)(c0 * weight.stride(0) * elt), NativeKernels.DataPointer(u, what), threads);
-                            NativeKernels.Check(rc, output, what, memory, shapes);
+                            NativeKernels.Check(rc, owned, what, memory, shapes);
                             uChunk = ci;
                         }
                         if (vBand != bi)
@@ -223,14 +280,14 @@ public static class WinogradConvolution
                             v?.Dispose();
                             v = torch.empty(channelsLast ? new[] { planes, tiles, cin } : new[] { planes, cin, tiles }, x.dtype, x.device);
                             rc = input(&problem, xp, NativeKernels.DataPointer(v, what), g0, g1, threads);
-                            NativeKernels.Check(rc, output, what, memory, shapes);
+                            NativeKernels.Check(rc, owned, what, memory, shapes);
                             vBand = bi;
                         }
                         using var ut = channelsLast ? u!.transpose(1, 2) : null;
                         using var m = channelsLast ? torch.bmm(v!, ut!) : torch.bmm(u!, v!);
                         rc = outputs(&sub, NativeKernels.DataPointer(m, what), bp == IntPtr.Zero ? bp : bp + (nint)(c0 * elt),
                                      yp + (nint)(c0 * output.stride(1) * elt), g0, g1, threads);
-                        NativeKernels.Check(rc, output, what, memory, shapes);
+                        NativeKernels.Check(rc, owned, what, memory, shapes);
                     }
             }
             finally
@@ -241,7 +298,7 @@ public static class WinogradConvolution
         }
         catch
         {
-            output.Dispose();   // a second time after a refusal (Check disposes it): harmless
+            owned?.Dispose();   // a second time after a refusal (Check disposes it): harmless
             throw;
         }
         GC.KeepAlive(x);

@@ -1,4 +1,5 @@
 using DiffusersSharp.Models;
+using DiffusersSharp.Runtime;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -136,5 +137,42 @@ public class TensorOwnershipTests
         using var consumed = resnet.Forward(x, null, consumeInput: true);
         Assert.True(x.IsInvalid);
         Assert.Equal(0.0, Tol.MaxAbsDiff(consumed, kept));
+    }
+
+    /// <summary>
+    /// A channel-halving block given its input (the VAE decoder's first block at each new width) runs conv1 and conv2 in
+    /// the input's memory where both take the Winograd path: the same output, bit for bit, and afterwards that memory holds
+    /// conv2's output after conv1's (the output is the shortcut plus it). Elsewhere (DIFFUSERS_SHARP_NO_WINOGRAD, no
+    /// AVX-512) only the first.
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void AChannelHalvingBlock_ConvolvesInTheMemoryOfItsHandedOverInput(ScalarType dtype)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        using var resnet = new ResnetBlock2D(256, 128, tembChannels: 64, groups: 32);
+        resnet.to(dtype);
+        var temb = torch.randn(1, 64).to(dtype);
+        var x = Layers.ToChannelsLast(torch.randn(1, 256, 16, 16)).to(dtype);
+        var expected = resnet.Forward(x, temb);
+        var input = Layers.ToChannelsLast(x.contiguous());   // a copy of x, handed over
+        var memory = input.as_strided([16 * 16 * 256], [1]);   // keeps the input's memory readable after the block frees it
+        var got = resnet.Forward(input, temb, consumeInput: true);
+        Assert.True(input.IsInvalid);
+        Assert.True(got.equal(expected).all().item<bool>(), $"max |diff| {Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected.to(ScalarType.Float64))}");
+
+        string status = WinogradConvolution.Status;
+        if (status != "bf16, fp32" && !(dtype == ScalarType.Float32 && status.StartsWith("fp32")))
+            return;   // the Winograd path does not run this dtype here: nothing else to see
+        var state = resnet.state_dict();
+        var shortcut = nn.functional.conv2d(x.to(ScalarType.Float64), state["conv_shortcut.weight"].to(ScalarType.Float64),
+            state["conv_shortcut.bias"].to(ScalarType.Float64));
+        var conv2 = memory[(16 * 16 * 128)..].view(1, 16, 16, 128).permute(0, 3, 1, 2).to(ScalarType.Float64);
+        double scale = got.to(ScalarType.Float64).abs().max().item<double>();
+        double diff = Tol.MaxAbsDiff(conv2 + shortcut, got.to(ScalarType.Float64));
+        Assert.True(diff < scale * (dtype == ScalarType.BFloat16 ? 2e-2 : 1e-5), $"the input's memory after conv1's output: max |conv2 + shortcut - output| {diff} of {scale}");
     }
 }

@@ -267,4 +267,80 @@ public class WinogradConvolutionTests
         double diff = Tol.MaxAbsDiff(got.to(ScalarType.Float64), expected);
         Assert.True(diff < 2e-5, $"max |diff| {diff}");
     }
+
+    private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.equal(b).all().item<bool>();
+
+    /// <summary>A dense channels-last (N, C, H, W) view of x's memory from its first element.</summary>
+    private static Tensor ChannelsLastIn(Tensor x, long channels) =>
+        x.as_strided([x.shape[0], channels, x.shape[2], x.shape[3]],
+            [x.shape[2] * x.shape[3] * channels, 1, x.shape[3] * channels, channels], x.storage_offset());
+
+    [Theory]
+    [InlineData(ScalarType.Float32, true)]
+    [InlineData(ScalarType.Float32, false)]
+    [InlineData(ScalarType.BFloat16, true)]
+    public void RunIntoAGivenTensorIsRunBitForBit(ScalarType dtype, bool cl)
+    {
+        if (!CpuHas(dtype == ScalarType.BFloat16 ? ["avx512f", "avx512_bf16"] : ["avx512f"])) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(2, 96, 40, 16, 24, true, 36, dtype, cl, cl);
+        var expected = WinogradConvolution.TryRun(x, k, b)!;
+        var output = NativeKernels.EmptyOutput(2, 40, 16, 24, cl, x);
+        var untouched = x.clone();
+        WinogradConvolution.RunInto(x, k, b, output);
+        Assert.True(Same(expected, output));
+        Assert.True(Same(untouched, x));
+    }
+
+    /// <summary>
+    /// A layer of half its input's channels (or fewer) written over its own input, as the VAE decoder's channel-halving
+    /// ResnetBlock2D runs: the same values as into fresh memory, whole and in bands of one tile row across 2 images, fp32
+    /// F(2×2) and F(4×4) and bf16 in chunks of output channels (where the chunks would otherwise go outside the bands).
+    /// </summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 96, 48, 16, 40)]    // F(2×2, 3×3): 640 positions
+    [InlineData(ScalarType.Float32, 96, 40, 32, 40)]    // F(4×4, 3×3): 2560 positions; fewer than half the channels
+    [InlineData(ScalarType.BFloat16, 96, 48, 16, 40)]   // 3 chunks of 16 output channels in the small bands
+    public void RunIntoItsOwnInputIsRunBitForBit(ScalarType dtype, long cin, long cout, long h, long w)
+    {
+        if (!CpuHas(dtype == ScalarType.BFloat16 ? ["avx512f", "avx512_bf16"] : ["avx512f"])) return;
+        using var scope = torch.NewDisposeScope();
+        var (x0, k, b) = Operands(2, cin, cout, h, w, true, 37, dtype, true, true);
+        int tile = WinogradConvolution.Tile(dtype, 2, cin, cout, h, w);
+        Assert.Equal(dtype == ScalarType.Float32 && h == 32 ? 4 : 2, tile);
+        foreach (long band in new[] { WinogradConvolution.BandBytes, 16L * 16 * cin * x0.ElementSize })
+        {
+            var expected = WinogradConvolution.Run(x0, k, b, band, tile);
+            var x = Layers.ToChannelsLast(x0.contiguous());
+            var into = ChannelsLastIn(x, cout);
+            Assert.True(WinogradConvolution.OverwritesInput(x, into));
+            WinogradConvolution.RunInto(x, k, b, into, band);
+            Assert.True(Same(expected, into), $"band {band}: max |diff| {Tol.MaxAbsDiff(expected.to(ScalarType.Float64), into.to(ScalarType.Float64))}");
+        }
+    }
+
+    [Fact]
+    public void RunIntoRefusesOtherOverlapsAndShapes()
+    {
+        if (!CpuHas("avx512f")) return;
+        using var scope = torch.NewDisposeScope();
+        var (x, k, b) = Operands(1, 96, 48, 16, 16, true, 38, ScalarType.Float32, true, true);
+        // more than half the channels over the input
+        var (_, wide, wideBias) = Operands(1, 96, 64, 16, 16, true, 38, ScalarType.Float32, true, true);
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, wide, wideBias, ChannelsLastIn(x, 64)));
+        Assert.Contains("overlaps the input (1, 96, 16, 16)", ex.Message);
+        // half the channels, but not from the input's start
+        var shifted = x.as_strided([1, 48, 16, 16], [16 * 16 * 48, 1, 16 * 48, 48], x.storage_offset() + 48);
+        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, shifted));
+        // an NCHW input's memory
+        var nchw = x.contiguous();
+        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(nchw, k, b, nchw.flatten()[..(48 * 256)].view(1, 48, 16, 16)));
+        // an output of the wrong shape or dtype
+        ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, torch.empty(1, 48, 16, 8)));
+        Assert.Contains("the output (1, 48, 16, 8) Float32 does not fit", ex.Message);
+        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, torch.empty(1, 48, 16, 16, ScalarType.Float64)));
+        // and where the path does not pay: 8 input channels
+        var (small, smallK, smallB) = Operands(1, 8, 8, 16, 16, true, 38, ScalarType.Float32, true, true);
+        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(small, smallK, smallB, torch.empty(1, 8, 16, 16)));
+    }
 }

@@ -71,6 +71,18 @@ public sealed class LoRACompatibleConv : LoRACompatibleLayer
     /// </summary>
     public Tensor ForwardUpsampled(Tensor x) => WinogradConvolution.RunUpsampled(x, Weight, Bias);
 
+    /// <summary>
+    /// True when <see cref="ForwardInto"/> runs this layer on x: a 3×3 convolution of stride 1 and padding 1 without LoRA
+    /// adapters, where the Winograd path applies and pays (Runtime/WinogradConvolution).
+    /// </summary>
+    public bool RunsInto(Tensor x) => Adapters.Count == 0 && IsPlain3x3 && WinogradConvolution.Pays(x, Weight, Bias);
+
+    /// <summary>
+    /// This layer applied to x, written into <paramref name="output"/> (which may be x's own memory where
+    /// <see cref="WinogradConvolution.OverwritesInput"/> says so); only where <see cref="RunsInto"/> says yes.
+    /// </summary>
+    public void ForwardInto(Tensor x, Tensor output) => WinogradConvolution.RunInto(x, Weight, Bias, output);
+
     /// <inheritdoc/>
     protected override long OutputPositions(Tensor x) =>
         x.dim() < 3 ? 1 : x.shape[0] * ((x.shape[^2] + 2 * Padding - KernelSize) / Stride + 1) * ((x.shape[^1] + 2 * Padding - KernelSize) / Stride + 1);
