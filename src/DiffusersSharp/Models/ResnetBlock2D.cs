@@ -111,7 +111,7 @@ public sealed class ResnetBlock2D : nn.Module
     /// as conv1 and conv2 together (a channel-halving block, as the VAE decoder's first 512² one) and both convolutions run
     /// on the Winograd path, they write into the input's own memory (conv1 over the normed input, band by band; conv2
     /// after it), and the output is the shortcut's tensor with conv2's added: no 64-128 MB conv1 or conv2 output of its
-    /// own at 512² (SD 1.5's decoder: the live peak +257 → +193 MB in bf16).
+    /// own at 512² (SD 1.5's decoder in bf16: the live peak +264 → +206 MiB).
     /// </param>
     public Tensor Forward(Tensor inputTensor, Tensor? temb, bool consumeInput = false)
     {
