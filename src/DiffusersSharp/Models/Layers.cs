@@ -102,6 +102,18 @@ internal static class Layers
     /// <summary>The same NCHW tensor with NHWC strides (channels-last), as torch's <c>memory_format=channels_last</c>.</summary>
     public static Tensor ToChannelsLast(Tensor x) => x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2);
 
+    /// <summary>
+    /// A dense channels-last (N, <paramref name="channels"/>, H, W) view of <paramref name="memory"/>'s storage (of memory's
+    /// N, H and W), from <paramref name="offset"/> elements past memory's first one: where a layer writes its output into
+    /// memory it owns (ResnetBlock2D's handed-over input).
+    /// </summary>
+    internal static Tensor ChannelsLastIn(Tensor memory, long channels, long offset)
+    {
+        long n = memory.shape[0], height = memory.shape[2], width = memory.shape[3];
+        return memory.as_strided([n, channels, height, width], [height * width * channels, 1, width * channels, channels],
+            memory.storage_offset() + offset);
+    }
+
     /// <summary>True when a 4-D tensor has channels-last strides.</summary>
     public static bool IsChannelsLast(Tensor x) =>
         x.dim() == 4 && x.stride(1) == 1 && x.stride(3) == x.shape[1] && x.stride(2) == x.shape[1] * x.shape[3];

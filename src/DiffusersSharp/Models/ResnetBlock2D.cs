@@ -151,15 +151,19 @@ public sealed class ResnetBlock2D : nn.Module
             h.Then(x => Resample(x, Up));
         }
 
-        // conv1 (and below conv2) into the handed-over input's memory: see consumeInput
+        // conv1 (and below conv2) into the handed-over input's memory, where the Winograd path allows it: see consumeInput
         Tensor? inInput = null;
-        if (norm1InPlace && NativeKernels.IsDenseChannelsLast(h.Value) && 2 * OutChannels <= InChannels
-            && OutChannels + conv2.OutChannels <= InChannels && conv1.RunsInto(h.Value))
+        if (norm1InPlace && OutChannels + conv2.OutChannels <= InChannels && conv1.RunsInto(h.Value))
+        {
+            var into = Layers.ChannelsLastIn(h.Value, OutChannels, offset: 0);
+            if (WinogradConvolution.OverwritesInput(h.Value, into)) inInput = into;
+            else into.Dispose();
+        }
+        if (inInput is { } conv1Output)
             h.Then(x =>
             {
-                var into = ChannelsLastIn(x, OutChannels, offset: 0);
-                conv1.ForwardInto(x, into);
-                return inInput = into;
+                conv1.ForwardInto(x, conv1Output);
+                return conv1Output;
             });
         else
             h.Then(conv1.forward);
@@ -199,7 +203,7 @@ public sealed class ResnetBlock2D : nn.Module
         if (outputInInput)
             h.Then(x =>
             {
-                var into = ChannelsLastIn(x, conv2.OutChannels, offset: x.numel());
+                var into = Layers.ChannelsLastIn(x, conv2.OutChannels, offset: x.numel());
                 conv2.ForwardInto(x, into);
                 return into;
             });
@@ -226,17 +230,6 @@ public sealed class ResnetBlock2D : nn.Module
         if (OutputScaleFactor != 1.0)
             output = inPlace ? output.div_(OutputScaleFactor) : output / OutputScaleFactor;
         return scope.MoveToOuter(output);
-    }
-
-    /// <summary>
-    /// A dense channels-last (N, <paramref name="channels"/>, H, W) view of <paramref name="memory"/>'s storage, from
-    /// <paramref name="offset"/> elements past memory's first one (of memory's N, H and W).
-    /// </summary>
-    private static Tensor ChannelsLastIn(Tensor memory, long channels, long offset)
-    {
-        long n = memory.shape[0], height = memory.shape[2], width = memory.shape[3];
-        return memory.as_strided([n, channels, height, width], [height * width * channels, 1, width * channels, channels],
-            memory.storage_offset() + offset);
     }
 
     private Tensor Resample(Tensor x, bool up)

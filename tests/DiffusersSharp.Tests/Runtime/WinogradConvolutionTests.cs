@@ -270,11 +270,6 @@ public class WinogradConvolutionTests
 
     private static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.equal(b).all().item<bool>();
 
-    /// <summary>A dense channels-last (N, C, H, W) view of x's memory from its first element.</summary>
-    private static Tensor ChannelsLastIn(Tensor x, long channels) =>
-        x.as_strided([x.shape[0], channels, x.shape[2], x.shape[3]],
-            [x.shape[2] * x.shape[3] * channels, 1, x.shape[3] * channels, channels], x.storage_offset());
-
     [Theory]
     [InlineData(ScalarType.Float32, true)]
     [InlineData(ScalarType.Float32, false)]
@@ -312,7 +307,7 @@ public class WinogradConvolutionTests
         {
             var expected = WinogradConvolution.Run(x0, k, b, band, tile);
             var x = Layers.ToChannelsLast(x0.contiguous());
-            var into = ChannelsLastIn(x, cout);
+            var into = Layers.ChannelsLastIn(x, cout, 0);
             Assert.True(WinogradConvolution.OverwritesInput(x, into));
             WinogradConvolution.RunInto(x, k, b, into, band);
             Assert.True(Same(expected, into), $"band {band}: max |diff| {Tol.MaxAbsDiff(expected.to(ScalarType.Float64), into.to(ScalarType.Float64))}");
@@ -327,10 +322,10 @@ public class WinogradConvolutionTests
         var (x, k, b) = Operands(1, 96, 48, 16, 16, true, 38, ScalarType.Float32, true, true);
         // more than half the channels over the input
         var (_, wide, wideBias) = Operands(1, 96, 64, 16, 16, true, 38, ScalarType.Float32, true, true);
-        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, wide, wideBias, ChannelsLastIn(x, 64)));
+        var ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, wide, wideBias, Layers.ChannelsLastIn(x, 64, 0)));
         Assert.Contains("overlaps the input (1, 96, 16, 16)", ex.Message);
         // half the channels, but not from the input's start
-        var shifted = x.as_strided([1, 48, 16, 16], [16 * 16 * 48, 1, 16 * 48, 48], x.storage_offset() + 48);
+        var shifted = Layers.ChannelsLastIn(x, 48, 48);
         Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, shifted));
         // an NCHW input's memory
         var nchw = x.contiguous();
