@@ -92,7 +92,7 @@ public static class Program
                 SdBench.TraceUNetMemory();
                 return 0;
             case "sd-vae":
-                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1", int.Parse(Opt("--tile", "32")));
+                SdBench.RunVae(threads, runs, Opt("--tiled", "0") == "1", int.Parse(Opt("--tile", "32")), ParseDType(Opt("--dtype", "fp32")));
                 return 0;
             case "sd-txt2img":
                 SdPipelineBench.Run(int.Parse(Opt("--steps", "2")), Opt("--tokenizer", "tests/golden/clip-tokenizer"));
@@ -134,6 +134,9 @@ public static class Program
                 return AttentionPathsBench.Run(dtypes, int.Parse(Opt("--runs", "5")));
             case "group-norm-paths":
                 return GroupNormPathsBench.Run(dtypes, int.Parse(Opt("--runs", "20")));
+            case "winograd-rounding":
+                WinogradRoundingBench.Run(int.Parse(Opt("--channels", "640")));
+                return 0;
             case "winograd-paths":
                 return WinogradPathsBench.Run(dtypes, int.Parse(Opt("--runs", "5")), Opt("--layouts", "nchw,cl").Split(','),
                     long.Parse(Opt("--band-mb", "16")), Array.IndexOf(args, "--only") >= 0 ? Opt("--only", "") : null);

@@ -41,6 +41,9 @@ public static class SdBench
     public static void RunUNet(int[] threads, ScalarType[] dtypes, int runs, BenchWeights weights = BenchWeights.Loaded)
     {
         Console.WriteLine($"SD 1.5 UNet2DConditionModel, latents 2x4x64x64, text states 2x77x768; {UNetStepGflop} GFLOP per step; weights {weights.ToString().ToLowerInvariant()}");
+        var kinds = SdxlUNetBench.CountFlopsByKind(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"), 64, 64, 2, 77);
+        Console.WriteLine($"  counted: 3x3 convolutions {kinds.Spatial / 1e9:F0}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F0}, " +
+            $"attention matmuls {kinds.Attention / 1e9:F0} GFLOP (sum {(kinds.Spatial + kinds.Pointwise + kinds.Attention) / 1e9:F0})");
         foreach (var dtype in dtypes)
         {
             using var unet = Sd15UNet(dtype, weights);
@@ -123,11 +126,12 @@ public static class SdBench
     }
 
     /// <param name="tiled">Decode in tiles of 32 latent cells / 256 px (the SD VAE's own tile, 512 px, would not tile a 64x64 latent).</param>
-    public static void RunVae(int[] threads, int runs, bool tiled, int tileLatent = 32)
+    public static void RunVae(int[] threads, int runs, bool tiled, int tileLatent = 32, ScalarType dtype = ScalarType.Float32)
     {
         torch.manual_seed(0);
         using var vae = AutoencoderKL.FromConfig(ConfigJson.Parse<AutoencoderKLConfig>(Sd15VaeConfig, "sd15 vae"));
         vae.eval();
+        if (dtype != ScalarType.Float32) vae.to(dtype);
         if (Harness.NchwRequested) vae.ChannelsLast = false;
         long weightBytes = vae.parameters().Sum(p => p.numel() * p.element_size());
         if (tiled)
@@ -136,8 +140,8 @@ public static class SdBench
             vae.TileSampleMinSize = tileLatent * 8;
             vae.TileLatentMinSize = tileLatent;
         }
-        Console.WriteLine($"SD VAE decode 1x4x64x64 -> 1x3x512x512, {(tiled ? $"tiled ({tileLatent}-cell latent tiles, {tileLatent * 8} px)" : "untiled")}; weights {weightBytes / 1e6:F0} MB");
-        using var z = torch.randn(new long[] { 1, 4, 64, 64 }, generator: new Generator(3));
+        Console.WriteLine($"SD VAE decode {dtype} 1x4x64x64 -> 1x3x512x512, {(tiled ? $"tiled ({tileLatent}-cell latent tiles, {tileLatent * 8} px)" : "untiled")}; weights {weightBytes / 1e6:F0} MB");
+        using var z = torch.randn(new long[] { 1, 4, 64, 64 }, generator: new Generator(3)).to(dtype);
         long before = Harness.PeakRssBytes();
         if (Environment.GetEnvironmentVariable("TRACE") == "1")
         {

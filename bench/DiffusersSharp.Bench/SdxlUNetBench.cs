@@ -86,6 +86,16 @@ public static class SdxlUNetBench
     /// </summary>
     public static double CountFlops(UNet2DConditionModelConfig config, long h, long w, int batch, int textLen)
     {
+        var kinds = CountFlopsByKind(config, h, w, batch, textLen);
+        return kinds.Spatial + kinds.Pointwise + kinds.Attention;
+    }
+
+    /// <summary>
+    /// <see cref="CountFlops"/> by kind: convolutions with kernels above 1×1 (<c>Spatial</c>), linear layers and 1×1
+    /// convolutions (<c>Pointwise</c>: plain matrix products), and the attention matmuls.
+    /// </summary>
+    public static (double Spatial, double Pointwise, double Attention) CountFlopsByKind(UNet2DConditionModelConfig config, long h, long w, int batch, int textLen)
+    {
         var previous = torch.get_default_device();
         torch.set_default_device(torch.META);
         UNet2DConditionModel built;
@@ -93,7 +103,7 @@ public static class SdxlUNetBench
         finally { torch.set_default_device(previous); }
         using var unet = built;
         int levels = config.BlockOutChannels.Length;
-        double macs = 0;
+        double spatial = 0, pointwise = 0, attention = 0;
         foreach (var (name, module) in unet.named_modules())
         {
             if (module is not (TorchSharp.Modules.Conv2d or TorchSharp.Modules.Linear or DiffusersSharp.Models.Lora.LoRACompatibleLayer)) continue;
@@ -103,15 +113,16 @@ public static class SdxlUNetBench
                 || name.EndsWith("time_emb_proj", StringComparison.Ordinal) ? 1
                 : Math.Max(1, h >> level) * Math.Max(1, w >> level);
             if (name.Contains(".attn2.to_k", StringComparison.Ordinal) || name.Contains(".attn2.to_v", StringComparison.Ordinal)) tokens = textLen;
-            macs += (double)weight.numel() * tokens;   // conv: Cout·Cin·k² per output pixel; linear: in·out per token
+            double macs = (double)weight.numel() * tokens;   // conv: Cout·Cin·k² per output pixel; linear: in·out per token
+            if (weight.dim() == 4 && weight.shape[2] * weight.shape[3] > 1) spatial += macs; else pointwise += macs;
             if (name.EndsWith(".to_q", StringComparison.Ordinal))
             {
                 long s = Math.Max(1, h >> level) * Math.Max(1, w >> level), c = weight.shape[0];
                 long keys = name.Contains(".attn2.", StringComparison.Ordinal) ? textLen : s;
-                macs += 2.0 * s * keys * c;
+                attention += 2.0 * s * keys * c;
             }
         }
-        return 2 * macs * batch;
+        return (2 * spatial * batch, 2 * pointwise * batch, 2 * attention * batch);
     }
 
     /// <summary>The resolution level (0 = full latent size) a module's output has.</summary>
