@@ -41,9 +41,11 @@ public static class SdxlUNetBench
         int timeIds = 6;
         int textEmbeds = (config.ProjectionClassEmbeddingsInputDim ?? 0) - timeIds * (config.AdditionTimeEmbedDim ?? 0);
         if (textEmbeds <= 0) { timeIds = 5; textEmbeds = (config.ProjectionClassEmbeddingsInputDim ?? 0) - 5 * (config.AdditionTimeEmbedDim ?? 0); }
-        double gflop = CountFlops(config, size, size, batch, textLen) / 1e9;
+        var kinds = CountFlopsByKind(config, size, size, batch, textLen);
+        double gflop = (kinds.Spatial + kinds.Pointwise + kinds.Attention) / 1e9;
         Console.WriteLine($"SDXL UNet ({configPath ?? "stable-diffusion-xl-base-1.0"}), latents {batch}x4x{size}x{size}, text states {batch}x{textLen}x{ehsDim}, " +
             $"text_embeds {batch}x{textEmbeds}, time ids {batch}x{timeIds}; {gflop:F1} GFLOP per step");
+        Console.WriteLine($"  by kind: 3x3 convolutions {kinds.Spatial / 1e9:F1}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F1}, attention matmuls {kinds.Attention / 1e9:F1} GFLOP");
         if (flopsOnly) return;
         long baseline = Harness.RssBytes();
         foreach (var dtype in dtypes)
