@@ -42,8 +42,7 @@ public static class SdBench
     {
         Console.WriteLine($"SD 1.5 UNet2DConditionModel, latents 2x4x64x64, text states 2x77x768; {UNetStepGflop} GFLOP per step; weights {weights.ToString().ToLowerInvariant()}");
         var kinds = SdxlUNetBench.CountFlopsByKind(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"), 64, 64, 2, 77);
-        Console.WriteLine($"  counted: 3x3 convolutions {kinds.Spatial / 1e9:F0}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F0}, " +
-            $"attention matmuls {kinds.Attention / 1e9:F0} GFLOP (sum {(kinds.Spatial + kinds.Pointwise + kinds.Attention) / 1e9:F0})");
+        Console.WriteLine($"  by kind: {SdxlUNetBench.DescribeKinds(kinds)}");
         foreach (var dtype in dtypes)
         {
             using var unet = Sd15UNet(dtype, weights);

@@ -45,7 +45,7 @@ public static class SdxlUNetBench
         double gflop = (kinds.Spatial + kinds.Pointwise + kinds.Attention) / 1e9;
         Console.WriteLine($"SDXL UNet ({configPath ?? "stable-diffusion-xl-base-1.0"}), latents {batch}x4x{size}x{size}, text states {batch}x{textLen}x{ehsDim}, " +
             $"text_embeds {batch}x{textEmbeds}, time ids {batch}x{timeIds}; {gflop:F1} GFLOP per step");
-        Console.WriteLine($"  by kind: 3x3 convolutions {kinds.Spatial / 1e9:F1}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F1}, attention matmuls {kinds.Attention / 1e9:F1} GFLOP");
+        Console.WriteLine($"  by kind: {DescribeKinds(kinds)}");
         if (flopsOnly) return;
         long baseline = Harness.RssBytes();
         foreach (var dtype in dtypes)
@@ -126,6 +126,10 @@ public static class SdxlUNetBench
         }
         return (2 * spatial * batch, 2 * pointwise * batch, 2 * attention * batch);
     }
+
+    /// <summary>"3x3 convolutions …, linear layers and 1x1 convolutions …, attention matmuls … GFLOP": a count by kind for the benches' headers.</summary>
+    public static string DescribeKinds((double Spatial, double Pointwise, double Attention) kinds) =>
+        $"3x3 convolutions {kinds.Spatial / 1e9:F1}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F1}, attention matmuls {kinds.Attention / 1e9:F1} GFLOP";
 
     /// <summary>The resolution level (0 = full latent size) a module's output has.</summary>
     private static int Level(string name, int levels)
