@@ -82,28 +82,23 @@ public sealed partial class AutoencoderKL
     /// diffusers' <c>blend_v</c>: the first e = min(a.H, b.H, extent) rows of <paramref name="b"/> become
     /// <c>a[last e rows][y] · (1 − y/e) + b[y] · (y/e)</c>; <paramref name="b"/> is modified in place and returned.
     /// </summary>
-    public static Tensor BlendV(Tensor a, Tensor b, int blendExtent)
-    {
-        int e = (int)Math.Min(Math.Min(a.shape[2], b.shape[2]), blendExtent);
-        if (e <= 0) return b;
-        using var scope = torch.NewDisposeScope();
-        var (wa, wb) = Weights(e, b);
-        var top = b.narrow(2, 0, e);
-        var blended = a.narrow(2, a.shape[2] - e, e) * wa.view(1, 1, e, 1) + top * wb.view(1, 1, e, 1);
-        top.copy_(blended);
-        return b;
-    }
+    public static Tensor BlendV(Tensor a, Tensor b, int blendExtent) => Blend(a, b, blendExtent, dim: 2);
 
     /// <summary>diffusers' <c>blend_h</c>: as <see cref="BlendV"/> over the first columns of <paramref name="b"/>.</summary>
-    public static Tensor BlendH(Tensor a, Tensor b, int blendExtent)
+    public static Tensor BlendH(Tensor a, Tensor b, int blendExtent) => Blend(a, b, blendExtent, dim: 3);
+
+    // blend_v (dim 2, rows) and blend_h (dim 3, columns): b's first e entries along dim mixed with a's last e
+    private static Tensor Blend(Tensor a, Tensor b, int blendExtent, int dim)
     {
-        int e = (int)Math.Min(Math.Min(a.shape[3], b.shape[3]), blendExtent);
+        int e = (int)Math.Min(Math.Min(a.shape[dim], b.shape[dim]), blendExtent);
         if (e <= 0) return b;
         using var scope = torch.NewDisposeScope();
         var (wa, wb) = Weights(e, b);
-        var left = b.narrow(3, 0, e);
-        var blended = a.narrow(3, a.shape[3] - e, e) * wa.view(1, 1, 1, e) + left * wb.view(1, 1, 1, e);
-        left.copy_(blended);
+        long[] shape = [1, 1, 1, 1];
+        shape[dim] = e;
+        var head = b.narrow(dim, 0, e);
+        var blended = a.narrow(dim, a.shape[dim] - e, e) * wa.view(shape) + head * wb.view(shape);
+        head.copy_(blended);
         return b;
     }
 

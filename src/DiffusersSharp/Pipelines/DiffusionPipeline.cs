@@ -10,7 +10,7 @@ namespace DiffusersSharp.Pipelines;
 public abstract class DiffusionPipeline : IDisposable
 {
     // One line per pipeline class: diffusers' class name → its FromPretrained, which gets the resolved folder and the caller's options.
-    private static readonly Dictionary<string, Func<string, LoadOptions, DiffusionPipeline>> Registry = new(StringComparer.Ordinal)
+    private static readonly ClassRegistry<Func<string, LoadOptions, DiffusionPipeline>> Registry = new()
     {
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
         [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
@@ -33,20 +33,15 @@ public abstract class DiffusionPipeline : IDisposable
     public abstract IReadOnlyDictionary<string, object> Components { get; }
 
     /// <summary>The pipeline classes <see cref="FromPretrained"/> can build, sorted.</summary>
-    public static IReadOnlyList<string> KnownClasses
-    {
-        get { lock (Registry) return Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
-    }
+    public static IReadOnlyList<string> KnownClasses => Registry.KnownClasses;
 
     /// <summary>
     /// Makes <paramref name="className"/> loadable by <see cref="FromPretrained"/> (pipelines of later layers):
     /// <paramref name="fromPretrained"/> gets the local pipeline folder and the caller's options, and must load every
     /// component with them.
     /// </summary>
-    public static void Register(string className, Func<string, LoadOptions, DiffusionPipeline> fromPretrained)
-    {
-        lock (Registry) Registry[className] = fromPretrained;
-    }
+    public static void Register(string className, Func<string, LoadOptions, DiffusionPipeline> fromPretrained) =>
+        Registry.Register(className, fromPretrained);
 
     /// <summary>
     /// Loads the pipeline in a folder or Hub id (the Hugging Face cache, downloading when allowed) by its
@@ -60,8 +55,7 @@ public abstract class DiffusionPipeline : IDisposable
         string folder = PipelinePaths.Resolve(idOrPath, options);
         string index = PipelinePaths.ModelIndex(folder);
         string className = ReadClassName(index);
-        Func<string, LoadOptions, DiffusionPipeline>? factory;
-        lock (Registry) Registry.TryGetValue(className, out factory);
+        var factory = Registry.Find(className);
         if (factory is null)
             throw new ConfigException(
                 $"{index}: unknown pipeline class \"{className}\" (_class_name); known pipeline classes: {string.Join(", ", KnownClasses)}")

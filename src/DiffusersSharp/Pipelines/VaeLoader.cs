@@ -16,23 +16,18 @@ public static class VaeLoader
     /// <summary>The tiny VAE for SDXL latents.</summary>
     public const string TaesdXlId = "madebyollin/taesdxl";
 
-    private static readonly Dictionary<string, Func<string, LoadOptions, IVae>> Registry = new(StringComparer.Ordinal)
+    private static readonly ClassRegistry<Func<string, LoadOptions, IVae>> Registry = new()
     {
         [nameof(AutoencoderKL)] = (folder, options) => AutoencoderKL.FromPretrained(folder, null, options),
         [nameof(AutoencoderTiny)] = (folder, options) => AutoencoderTiny.FromPretrained(folder, null, options),
     };
 
     /// <summary>The VAE classes <see cref="FromPretrained"/> can build, sorted.</summary>
-    public static IReadOnlyList<string> KnownClasses
-    {
-        get { lock (Registry) return Registry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList(); }
-    }
+    public static IReadOnlyList<string> KnownClasses => Registry.KnownClasses;
 
     /// <summary>Makes another VAE class loadable by <see cref="FromPretrained"/>.</summary>
-    public static void Register(string className, Func<string, LoadOptions, IVae> fromPretrained)
-    {
-        lock (Registry) Registry[className] = fromPretrained;
-    }
+    public static void Register(string className, Func<string, LoadOptions, IVae> fromPretrained) =>
+        Registry.Register(className, fromPretrained);
 
     /// <summary>
     /// Loads the VAE in <paramref name="idOrPath"/> (a model folder, a pipeline folder with a <c>vae</c> subfolder, or a Hub
@@ -51,8 +46,7 @@ public static class VaeLoader
         string className = config.ClassName ?? throw new ConfigException(
             $"{configPath}: config key '_class_name' is missing: cannot tell which VAE class it is ({string.Join(", ", KnownClasses)})")
         { FilePath = configPath, Key = "_class_name" };
-        Func<string, LoadOptions, IVae>? factory;
-        lock (Registry) Registry.TryGetValue(className, out factory);
+        var factory = Registry.Find(className);
         if (factory is null)
             throw new ConfigException($"{configPath}: config key '_class_name' is '{className}', not a VAE class DiffusersSharp knows ({string.Join(", ", KnownClasses)})")
             { FilePath = configPath, Key = "_class_name" };

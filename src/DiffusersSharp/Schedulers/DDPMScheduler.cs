@@ -48,14 +48,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <inheritdoc/>
     public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
     {
-        if (timesteps.Count == 0) throw new DiffusersException($"{Name}: custom timesteps must not be empty");
-        for (int i = 1; i < timesteps.Count; i++)
-            if (timesteps[i] >= timesteps[i - 1])
-                throw new DiffusersException($"{Name}: custom timesteps must be in descending order; {timesteps[i]} follows {timesteps[i - 1]}");
-        if (timesteps[0] >= NumTrainTimesteps)
-            throw new DiffusersException($"{Name}: custom timesteps must start before num_train_timesteps {NumTrainTimesteps}, got {timesteps[0]}");
-        if (timesteps[^1] < 0)
-            throw new DiffusersException($"{Name}: custom timesteps must not be negative, got {timesteps[^1]}");
+        CheckCustomTimesteps(timesteps);
         CustomTimesteps = true;
         NumInferenceSteps = null;
         Timesteps = torch.tensor(timesteps.ToArray(), ScalarType.Int64, device);

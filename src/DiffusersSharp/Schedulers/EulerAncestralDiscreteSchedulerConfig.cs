@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace DiffusersSharp.Schedulers;
 
 /// <summary><c>scheduler_config.json</c> of diffusers' <c>EulerAncestralDiscreteScheduler</c> (0.25.1 keys and defaults).</summary>
-public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
+public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig, ISigmaScheduleConfig
 {
     /// <summary>
     /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).

@@ -9,17 +9,12 @@ namespace DiffusersSharp.Schedulers;
 /// linear / log-linear sigma interpolation, discrete or continuous timesteps. Timesteps are float32. It draws
 /// one noise tensor on every step (used only when the churn is positive), as diffusers does.
 /// </summary>
-public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteScheduler, EulerDiscreteSchedulerConfig>
+public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteScheduler, EulerDiscreteSchedulerConfig>
 {
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "EulerDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "s_churn", "s_tmin", "s_tmax", "s_noise", "generator" };
-
-    private float[] _sigmaValues = [];
-    private Tensor _sigmas = null!;
-    private double[] _schedule = [];
-    private int? _stepIndex;
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
@@ -35,30 +30,13 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         if (c.RescaleBetasZeroSnr) SetAlphasCumprod([.. AlphasCumprodValues[..^1], MathF.Pow(2, -24)]);
         var train = SchedulerMath.TrainSigmas(AlphasCumprodValues).Reverse().ToArray();
         var ts = SchedulerMath.NpLinspace(0, c.NumTrainTimesteps - 1, c.NumTrainTimesteps).Reverse().Select(v => (float)v).ToArray();
-        SetSigmas([.. train, 0f]);
-        Timesteps = torch.tensor(Continuous ? ContinuousTimesteps(train) : ts);
-        _schedule = TimestepValues;
+        SetSchedule([.. train, 0f], torch.tensor(Continuous ? ContinuousTimesteps(train) : ts), null);
     }
 
     /// <summary>s_churn, s_tmin, s_tmax, s_noise and the generator (a noise tensor is drawn on every step, as diffusers).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
-    /// <inheritdoc/>
-    public override Tensor? Sigmas => _sigmas;
-
-    /// <summary>The index of the next step (null until the first ScaleModelInput / Step after SetTimesteps).</summary>
-    public int? StepIndex => _stepIndex;
 
     private bool Continuous => TypedConfig.TimestepType == "continuous" && TypedConfig.PredictionType == "v_prediction";
-
-    /// <inheritdoc/>
-    public override double InitNoiseSigma
-    {
-        get
-        {
-            float max = _sigmaValues.Max();
-            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : ExactFloat32.Sqrt(max * max + 1f);
-        }
-    }
 
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
@@ -81,29 +59,11 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
             ts = sigmas.Select(s => (float)SigmaMath.SigmaToT(s, logSigmas)).ToArray();
         }
         var sig32 = sigmas.Select(s => (float)s).ToArray();
-        Timesteps = torch.tensor(Continuous ? ContinuousTimesteps(sig32) : ts, device: device);
-        SetSigmas([.. sig32, 0f]);
-        _schedule = TimestepValues;
-        _stepIndex = null;
-    }
-
-    private void SetSigmas(float[] values)
-    {
-        _sigmaValues = values;
-        _sigmas?.Dispose();
-        _sigmas = torch.tensor(values).DetachFromDisposeScope();
+        SetSchedule([.. sig32, 0f], torch.tensor(Continuous ? ContinuousTimesteps(sig32) : ts, device: device), null);
     }
 
     /// <summary>diffusers' continuous timesteps <c>0.25 * sigma.log()</c> (float32).</summary>
     private static float[] ContinuousTimesteps(float[] sigmas) => sigmas.Select(s => 0.25f * ExactFloat32.Log(s)).ToArray();
-
-    /// <inheritdoc/>
-    public override Tensor ScaleModelInput(Tensor sample, double timestep)
-    {
-        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
-        float sigma = _sigmaValues[_stepIndex.Value];
-        return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
-    }
 
     /// <summary>
     /// diffusers' <c>step(model_output, timestep, sample, s_churn, s_tmin, s_tmax, s_noise, generator)</c>: reads the
@@ -112,14 +72,11 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
         var o = options ?? StepOptions.Default;
-        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
-        int i = _stepIndex.Value;
-        if (i + 1 >= _sigmaValues.Length)
-            throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
+        int i = BeginStep(timestep);
         using var scope = torch.NewDisposeScope();
         sample = sample.to(ScalarType.Float32);
-        float sigma = _sigmaValues[i];
-        double gamma = o.STmin <= sigma && sigma <= o.STmax ? Math.Min(o.SChurn / (_sigmaValues.Length - 1), Math.Sqrt(2) - 1) : 0.0;
+        float sigma = SigmaValues[i];
+        double gamma = o.STmin <= sigma && sigma <= o.STmax ? Math.Min(o.SChurn / (SigmaValues.Length - 1), Math.Sqrt(2) - 1) : 0.0;
 
         var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, o);
         var eps = noise * o.SNoise;
@@ -127,21 +84,11 @@ public sealed class EulerDiscreteScheduler : SchedulerBase<EulerDiscreteSchedule
         if (gamma > 0)
             sample = sample + eps * ExactFloat32.Sqrt(sigmaHat * sigmaHat - sigma * sigma);
 
-        float s2 = sigma * sigma + 1f;
-        Tensor predOriginal = TypedConfig.PredictionType switch
-        {
-            "epsilon" => sample - sigmaHat * modelOutput,
-            "v_prediction" => modelOutput * (-sigma / ExactFloat32.Sqrt(s2)) + sample / s2,
-            _ => modelOutput.alias(),
-        };
+        var predOriginal = PredictOriginal(modelOutput, sample, sigma, epsilonSigma: sigmaHat);
         var derivative = (sample - predOriginal) / sigmaHat;
-        float dt = _sigmaValues[i + 1] - sigmaHat;
+        float dt = SigmaValues[i + 1] - sigmaHat;
         var prev = (sample + derivative * dt).to(modelOutput.dtype);
-        _stepIndex = i + 1;
+        StepIndex = i + 1;
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
-
-    /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

@@ -31,10 +31,6 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
     /// <inheritdoc/>
-    protected override string Spacing => TypedConfig.TimestepSpacing;
-    /// <inheritdoc/>
-    protected override int StepsOffset => TypedConfig.StepsOffset;
-    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
     /// <summary>The doubled σ_up table (the ancestral noise scale of each step).</summary>
@@ -71,22 +67,22 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     }
 
     /// <inheritdoc/>
-    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i - 1];
+    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaValues[i] : InterpolTable[i - 1];
 
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
-        int i = BeginStep(timestep);
+        int i = BeginCountedStep(timestep);
         bool first = StateInFirstOrder;
         int k = first ? i : i - 1;
-        float sigma = SigmaTable[k];
+        float sigma = SigmaValues[k];
         float sigmaInterpol = InterpolTable[k];
         float sigmaUp = _up[k];
         float sigmaDown = _down[(i - 1 + _down.Length) % _down.Length]; // sigmas_down[step_index - 1] (index -1 at the start)
         float sigmaHat = sigma; // gamma = 0
         using var scope = torch.NewDisposeScope();
         var noise = DrawNoise(modelOutput.shape, modelOutput.dtype, modelOutput.device, options ?? StepOptions.Default);
-        var x0 = PredictX0(TypedConfig.PredictionType, modelOutput, sample, first ? sigmaHat : sigmaInterpol);
+        var x0 = PredictOriginal(modelOutput, sample, first ? sigmaHat : sigmaInterpol);
         Tensor prev;
         if (first)
         {

@@ -39,10 +39,6 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     }
 
     /// <inheritdoc/>
-    protected override string Spacing => TypedConfig.TimestepSpacing;
-    /// <inheritdoc/>
-    protected override int StepsOffset => TypedConfig.StepsOffset;
-    /// <inheritdoc/>
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
     /// <inheritdoc/>
@@ -62,19 +58,19 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     }
 
     /// <inheritdoc/>
-    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaTable[i] : InterpolTable[i];
+    protected override float InputSigma(int i) => StateInFirstOrder ? SigmaValues[i] : InterpolTable[i];
 
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
-        int i = BeginStep(timestep);
+        int i = BeginCountedStep(timestep);
         bool first = StateInFirstOrder;
-        float sigma = first ? SigmaTable[i] : SigmaTable[i - 1];
+        float sigma = first ? SigmaValues[i] : SigmaValues[i - 1];
         float sigmaInterpol = first ? InterpolTable[i + 1] : InterpolTable[i];
-        float sigmaNext = first ? SigmaTable[i + 1] : SigmaTable[i];
+        float sigmaNext = first ? SigmaValues[i + 1] : SigmaValues[i];
         float sigmaHat = sigma; // gamma = 0
         using var scope = torch.NewDisposeScope();
-        var x0 = PredictX0(TypedConfig.PredictionType, modelOutput, sample, first ? sigmaHat : sigmaInterpol);
+        var x0 = PredictOriginal(modelOutput, sample, first ? sigmaHat : sigmaInterpol);
         Tensor prev;
         if (first)
         {

@@ -79,14 +79,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     public void SetTimesteps(IReadOnlyList<long> timesteps, Device? device, int? originalInferenceSteps, double strength)
     {
         OriginTimesteps(originalInferenceSteps, strength, out _);
-        if (timesteps.Count == 0) throw new DiffusersException($"{Name}: custom timesteps must not be empty");
-        for (int i = 1; i < timesteps.Count; i++)
-            if (timesteps[i] >= timesteps[i - 1])
-                throw new DiffusersException($"{Name}: custom timesteps must be in descending order; {timesteps[i]} follows {timesteps[i - 1]}");
-        if (timesteps[0] >= NumTrainTimesteps)
-            throw new DiffusersException($"{Name}: custom timesteps must start before num_train_timesteps {NumTrainTimesteps}, got {timesteps[0]}");
-        if (timesteps[^1] < 0)
-            throw new DiffusersException($"{Name}: custom timesteps must not be negative, got {timesteps[^1]}");
+        CheckCustomTimesteps(timesteps);
         NumInferenceSteps = timesteps.Count;
         CustomTimesteps = true;
         int init = Math.Min((int)(timesteps.Count * strength), timesteps.Count);

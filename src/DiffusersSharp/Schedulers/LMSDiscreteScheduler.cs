@@ -9,17 +9,13 @@ namespace DiffusersSharp.Schedulers;
 /// last <c>order</c> sigmas; diffusers integrates them numerically (<c>scipy.integrate.quad</c>), here they are
 /// integrated exactly (the polynomials have degree ≤ 3; a 4-point Gauss-Legendre rule is exact to degree 7).
 /// </summary>
-public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>
+public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteScheduler, LMSDiscreteSchedulerConfig>
 {
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "LMSDiscreteScheduler";
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "order" };
 
-    private Tensor _sigmas = null!;
-    private float[] _sigmaValues = [];
-    private double[] _schedule = [];
-    private int? _stepIndex;
     private readonly List<Tensor> _derivatives = [];
 
     /// <summary>
@@ -37,23 +33,6 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
 
     /// <summary>Reads <see cref="StepOptions.Order"/> (diffusers' <c>order</c>, default 4).</summary>
     public override IReadOnlySet<string> StepArguments => Arguments;
-    /// <inheritdoc/>
-    public override Tensor? Sigmas => _sigmas;
-    /// <summary>
-    /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
-    /// the first step.
-    /// </summary>
-    public int? StepIndex => _stepIndex;
-
-    /// <inheritdoc/>
-    public override double InitNoiseSigma
-    {
-        get
-        {
-            float max = _sigmaValues.Max();
-            return TypedConfig.TimestepSpacing is "linspace" or "trailing" ? max : ExactFloat32.Sqrt(max * max + 1f);
-        }
-    }
 
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
@@ -74,22 +53,9 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
             timesteps = torch.tensor(sigmas.Select(s => SigmaMath.SigmaToT(s, logSigmas)).ToArray(), ScalarType.Float64, device);
         }
         else timesteps = torch.tensor(ts, device: device);
-        Timesteps = timesteps;
-        _sigmaValues = sigmas.Select(s => (float)s).Append(0f).ToArray();
-        _sigmas?.Dispose();
-        _sigmas = torch.tensor(_sigmaValues, device: device).DetachFromDisposeScope();
-        _schedule = TimestepValues;
-        _stepIndex = null;
+        SetSchedule(sigmas.Select(s => (float)s).Append(0f).ToArray(), timesteps, device);
         foreach (var d in _derivatives) d.Dispose();
         _derivatives.Clear();
-    }
-
-    /// <inheritdoc/>
-    public override Tensor ScaleModelInput(Tensor sample, double timestep)
-    {
-        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
-        float sigma = _sigmaValues[_stepIndex.Value];
-        return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
     }
 
     /// <summary>
@@ -103,11 +69,11 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
             for (int k = 0; k < order; k++)
             {
                 if (k == currentOrder) continue;
-                prod *= (tau - _sigmaValues[t - k]) / (_sigmaValues[t - currentOrder] - _sigmaValues[t - k]);
+                prod *= (tau - SigmaValues[t - k]) / (SigmaValues[t - currentOrder] - SigmaValues[t - k]);
             }
             return prod;
         }
-        double a = _sigmaValues[t], b = _sigmaValues[t + 1];
+        double a = SigmaValues[t], b = SigmaValues[t + 1];
         double half = (b - a) / 2, mid = (a + b) / 2, sum = 0;
         for (int i = 0; i < GaussNodes.Length; i++) sum += GaussWeights[i] * Basis(mid + half * GaussNodes[i]);
         return sum * half;
@@ -122,18 +88,10 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
     {
         int order = (options ?? StepOptions.Default).Order;
         if (order < 1) throw new DiffusersException($"{Name}: the multistep order must be at least 1, got {order}");
-        _stepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Timesteps.dtype == ScalarType.Float32);
-        int i = _stepIndex.Value;
-        if (i + 1 >= _sigmaValues.Length)
-            throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
+        int i = BeginStep(timestep);
         using var scope = torch.NewDisposeScope();
-        float sigma = _sigmaValues[i], s2 = sigma * sigma + 1f;
-        Tensor predOriginal = TypedConfig.PredictionType switch
-        {
-            "epsilon" => sample - sigma * modelOutput,
-            "v_prediction" => modelOutput * (-sigma / ExactFloat32.Sqrt(s2)) + sample / s2,
-            _ => modelOutput.alias(),
-        };
+        float sigma = SigmaValues[i];
+        var predOriginal = PredictOriginal(modelOutput, sample, sigma);
         var derivative = (sample - predOriginal) / sigma;
         _derivatives.Add(Keep(derivative));
         if (_derivatives.Count > order) { _derivatives[0].Dispose(); _derivatives.RemoveAt(0); }
@@ -146,11 +104,7 @@ public sealed class LMSDiscreteScheduler : SchedulerBase<LMSDiscreteScheduler, L
             acc = acc is null ? term : acc + term;
         }
         var prev = sample + acc!;
-        _stepIndex = i + 1;
+        StepIndex = i + 1;
         return new SchedulerOutput(prev.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
-
-    /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        SigmaMath.AddNoise(this, _sigmas, Timesteps, originalSamples, noise, timesteps);
 }

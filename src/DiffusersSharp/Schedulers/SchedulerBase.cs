@@ -167,6 +167,22 @@ public abstract class SchedulerBase : IScheduler
                 $"the model trained with this scheduler can only handle at most {NumTrainTimesteps} timesteps");
     }
 
+    /// <summary>
+    /// Custom timesteps as diffusers accepts them (<c>set_timesteps(timesteps=...)</c>): not empty, strictly descending,
+    /// the first below num_train_timesteps, none negative; else a <see cref="DiffusersException"/> naming the offending value.
+    /// </summary>
+    protected void CheckCustomTimesteps(IReadOnlyList<long> timesteps)
+    {
+        if (timesteps.Count == 0) throw new DiffusersException($"{ClassName}: custom timesteps must not be empty");
+        for (int i = 1; i < timesteps.Count; i++)
+            if (timesteps[i] >= timesteps[i - 1])
+                throw new DiffusersException($"{ClassName}: custom timesteps must be in descending order; {timesteps[i]} follows {timesteps[i - 1]}");
+        if (timesteps[0] >= NumTrainTimesteps)
+            throw new DiffusersException($"{ClassName}: custom timesteps must start before num_train_timesteps {NumTrainTimesteps}, got {timesteps[0]}");
+        if (timesteps[^1] < 0)
+            throw new DiffusersException($"{ClassName}: custom timesteps must not be negative, got {timesteps[^1]}");
+    }
+
     /// <summary>An integer timestep in [0, num_train_timesteps) (the alpha tables are indexed by it).</summary>
     protected long CheckTrainTimestep(double timestep)
     {

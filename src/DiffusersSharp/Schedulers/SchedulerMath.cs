@@ -230,26 +230,6 @@ internal static class SchedulerMath
         return ramp.Select(r => Math.Pow(maxInv + r * (minInv - maxInv), rho)).ToArray();
     }
 
-    /// <summary>
-    /// diffusers' <c>_sigma_to_t</c> (numpy float64): the fractional training timestep whose log-sigma interpolates to
-    /// log(<paramref name="sigma"/>) in <paramref name="logSigmas"/> (log of the float32 training sigmas, ascending t).
-    /// </summary>
-    public static double SigmaToT(double sigma, double[] logSigmas)
-    {
-        double logSigma = Math.Log(Math.Max(sigma, 1e-10));
-        int n = logSigmas.Length;
-        // low_idx = cumsum(dists >= 0).argmax() clipped to n-2, where dists = log_sigma - log_sigmas
-        int count = 0;
-        for (int i = 0; i < n; i++) if (logSigma - logSigmas[i] >= 0) count++;
-        // argmax of the cumsum = first index reaching its maximum = count - 1 (0 when count == 0)
-        int lowIdx = Math.Min(Math.Max(count - 1, 0), n - 2);
-        int highIdx = lowIdx + 1;
-        double low = logSigmas[lowIdx], high = logSigmas[highIdx];
-        double w = (low - logSigma) / (low - high);
-        w = Math.Clamp(w, 0, 1);
-        return (1 - w) * lowIdx + w * highIdx;
-    }
-
     /// <summary><c>np.interp(x, xp, fp)</c> for increasing <paramref name="xp"/>.</summary>
     public static double NpInterp(double x, double[] xp, double[] fp)
     {
