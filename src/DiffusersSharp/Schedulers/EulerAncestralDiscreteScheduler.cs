@@ -37,11 +37,8 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
-        var c = TypedConfig;
-        NumInferenceSteps = numInferenceSteps;
-        var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, numInferenceSteps, c.StepsOffset);
-        var sigmas = SigmaMath.InterpSigmas(ts, SchedulerMath.TrainSigmas(AlphasCumprodValues));
+        var (ts, train) = BeginSchedule(numInferenceSteps);
+        var sigmas = SigmaMath.InterpSigmas(ts, train);
         SetSchedule([.. sigmas.Select(s => (float)s), 0f], torch.tensor(ts, device: device), null);
     }
 

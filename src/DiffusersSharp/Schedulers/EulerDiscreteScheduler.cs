@@ -41,12 +41,9 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
         int n = numInferenceSteps;
-        NumInferenceSteps = n;
-        var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
+        var (ts, train) = BeginSchedule(n);
         var logSigmas = SigmaMath.Log32(train);
         double[] sigmas;
         if (c.InterpolationType == "linear")

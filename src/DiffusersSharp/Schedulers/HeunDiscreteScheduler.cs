@@ -40,12 +40,9 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
         int n = numInferenceSteps;
-        NumInferenceSteps = n;
-        var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
+        var (ts, train) = BeginSchedule(n);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         double[] tsValues = ts.Select(v => (double)v).ToArray();
         if (c.UseKarrasSigmas)

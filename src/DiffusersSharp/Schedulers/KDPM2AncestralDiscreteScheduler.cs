@@ -41,7 +41,6 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
         int n = numInferenceSteps;
         var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
         var up = new float[n + 1];
@@ -63,7 +62,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
         for (int i = 1; i < n; i++) { all.Add(f64 ? tInterpol[i - 1] : (float)tInterpol[i - 1]); all.Add(ts[i]); }
         _up = Doubled(up);
         _down = Doubled(down);
-        Install(sigmas, interpol, [.. all], f64, n, device);
+        Install(sigmas, interpol, [.. all], f64, device);
     }
 
     /// <inheritdoc/>

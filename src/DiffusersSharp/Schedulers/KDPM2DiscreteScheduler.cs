@@ -44,7 +44,6 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
         int n = numInferenceSteps;
         var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
         // sigmas_interpol = exp(lerp(log s, log roll(s, 1), 0.5)): entry 0 pairs s0 with the final 0 (NaN, unused)
@@ -54,7 +53,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
         // cat([t[:1], stack((t_interpol[1:-1], t[1:]), -1).flatten()])
         var all = new List<double> { ts[0] };
         for (int i = 1; i < n; i++) { all.Add(f64 ? tInterpol[i] : (float)tInterpol[i]); all.Add(ts[i]); }
-        Install(sigmas, interpol, [.. all], f64, n, device);
+        Install(sigmas, interpol, [.. all], f64, device);
     }
 
     /// <inheritdoc/>

@@ -32,11 +32,11 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
     /// <summary>The config's <c>use_karras_sigmas</c>.</summary>
     protected abstract bool UseKarras { get; }
 
-    /// <summary>(sigmas with the final 0, their log-sigma table, the float timesteps) of one set_timesteps call.</summary>
+    /// <summary>(sigmas with the final 0, their log-sigma table, the float timesteps) of one set_timesteps call (its step
+    /// count checked and recorded).</summary>
     protected (float[] Sigmas, float[] LogSigmas, double[] Timesteps, bool Float64) BaseSchedule(int n)
     {
-        var ts32 = SigmaMath.FloatSpacing(ClassName, TypedConfig.TimestepSpacing, NumTrainTimesteps, n, TypedConfig.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
+        var (ts32, train) = BeginSchedule(n);
         var logSigmas = SigmaMath.Log32(train);
         var sigmas = SigmaMath.InterpSigmas(ts32, train);
         double[] ts = ts32.Select(v => (double)v).ToArray();
@@ -81,12 +81,11 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
     }
 
     /// <summary>Installs the tables and timesteps of one set_timesteps call and resets the step state.</summary>
-    protected void Install(float[] sigmas, float[] interpol, double[] timesteps, bool float64, int n, Device? device)
+    protected void Install(float[] sigmas, float[] interpol, double[] timesteps, bool float64, Device? device)
     {
         InterpolTable = Doubled(interpol);
         var t = float64 ? torch.tensor(timesteps, ScalarType.Float64) : torch.tensor(timesteps.Select(v => (float)v).ToArray(), ScalarType.Float32);
         SetSchedule(Doubled(sigmas), device is null ? t : t.to(device, disposeAfter: true), null);
-        NumInferenceSteps = n;
         FirstHalfSample?.Dispose();
         FirstHalfSample = null;
     }

@@ -37,12 +37,9 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
         int n = numInferenceSteps;
-        NumInferenceSteps = n;
-        var ts = SigmaMath.FloatSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, n, c.StepsOffset);
-        var train = SchedulerMath.TrainSigmas(AlphasCumprodValues);
+        var (ts, train) = BeginSchedule(n);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         Tensor timesteps;
         if (c.UseKarrasSigmas)

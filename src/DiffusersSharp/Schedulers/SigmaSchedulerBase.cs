@@ -51,6 +51,19 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     }
 
     /// <summary>
+    /// The start of every <c>SetTimesteps</c>: checks and records the step count, and gives the float32 timesteps of the
+    /// config's spacing and the float32 training sigmas (ascending t) the schedule is interpolated from.
+    /// </summary>
+    protected (float[] Timesteps, float[] TrainSigmas) BeginSchedule(int numInferenceSteps)
+    {
+        CheckInferenceSteps(numInferenceSteps);
+        NumInferenceSteps = numInferenceSteps;
+        var c = TypedConfig;
+        return (SigmaMath.FloatSpacing(ClassName, c.TimestepSpacing, c.NumTrainTimesteps, numInferenceSteps, c.StepsOffset),
+            SchedulerMath.TrainSigmas(AlphasCumprodValues));
+    }
+
+    /// <summary>
     /// Installs the sigma table (its tensor, <see cref="Sigmas"/>, on <paramref name="sigmasDevice"/>; null: the CPU) and
     /// the timesteps, and restarts the step index and the timestep counts.
     /// </summary>
