@@ -171,6 +171,35 @@ public class SchedulerOptionTests
     }
 
     [Fact]
+    public void HeunAddNoiseFollowsTheStepCount()
+    {
+        // diffusers' index_for_timestep of the two-call schedulers: before any step the second occurrence of a repeated
+        // timestep, then the occurrence the count of steps taken at it points at; past the last one, an error naming it.
+        var s = new HeunDiscreteScheduler();
+        s.SetTimesteps(3);
+        var ts = s.TimestepValues;   // [t0, t1, t1, t2, t2]
+        var sig = F(s.Sigmas!);
+        using var x0 = torch.full(new long[] { 1, 1, 2, 2 }, 0.5f);
+        using var noise = torch.full(new long[] { 1, 1, 2, 2 }, 2.0f);
+        using (var t = torch.tensor(new[] { (float)ts[1] }))
+        using (var noisy = s.AddNoise(x0, noise, t))
+            Assert.Equal(0.5 + 2.0 * sig[2], F(noisy)[0], 4);
+        using var x = torch.full(new long[] { 1, 1, 2, 2 }, 1.0f);
+        s.Step(x0, ts[0], x).PrevSample.Dispose();
+        s.Step(x0, ts[1], x).PrevSample.Dispose();
+        s.Step(x0, ts[2], x).PrevSample.Dispose();
+        using (var t = torch.tensor(new[] { (float)ts[0] }))
+            Assert.Contains($"add_noise timestep {(float)ts[0]} has no occurrence #2 in the scheduler's timesteps",
+                Assert.Throws<DiffusersException>(() => s.AddNoise(x0, noise, t)).Message);
+        using (var t = torch.tensor(new[] { (float)ts[3] }))
+        using (var noisy = s.AddNoise(x0, noise, t))
+            Assert.Equal(0.5 + 2.0 * sig[3], F(noisy)[0], 4);
+        using (var t = torch.tensor(new[] { 123.25f }))
+            Assert.Contains("HeunDiscreteScheduler: add_noise timestep 123.25 is not in the scheduler's timesteps",
+                Assert.Throws<DiffusersException>(() => s.AddNoise(x0, noise, t)).Message);
+    }
+
+    [Fact]
     public void LcmScheduleAndErrors()
     {
         var s = new LCMScheduler();
