@@ -16,9 +16,19 @@ public static class ProgressDisplay
     /// Runs <paramref name="work"/> with a denoising progress bar of <paramref name="expectedSteps"/> steps on
     /// stderr; returns its result.
     /// </summary>
-    public static T Run<T>(CliContext ctx, int expectedSteps, Func<IProgress<PipelineProgress>, T> work)
+    public static T Run<T>(CliContext ctx, int expectedSteps, Func<IProgress<PipelineProgress>, T> work) =>
+        Run(ctx, "denoising", expectedSteps, work, p => (p.Step, p.TotalSteps,
+            string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} · {p.SecondsPerStep:0.000} s/step"), Line(p)));
+
+    /// <summary>
+    /// Runs <paramref name="work"/> with one bar (the task <paramref name="taskName"/>, <paramref name="expectedSteps"/>
+    /// long until the first report says) on a terminal, or plain lines when the output is redirected; <paramref name="view"/>
+    /// gives each report's step, total, bar description and plain line. Returns the work's result.
+    /// </summary>
+    internal static T Run<TReport, T>(CliContext ctx, string taskName, int expectedSteps, Func<IProgress<TReport>, T> work,
+        Func<TReport, (long Step, long Total, string Description, string Line)> view)
     {
-        if (ctx.PlainProgress) return work(new LineProgress(ctx.Out));
+        if (ctx.PlainProgress) return work(new LineProgress<TReport>(ctx.Out, view));
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(ctx.Out) });
         T result = default!;
         console.Progress()
@@ -28,33 +38,35 @@ public static class ProgressDisplay
                 new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(pc =>
             {
-                var task = pc.AddTask("denoising", maxValue: expectedSteps);
+                var task = pc.AddTask(taskName, maxValue: expectedSteps);
                 pc.Refresh();
-                result = work(new BarProgress(pc, task));
+                result = work(new BarProgress<TReport>(pc, task, view));
             });
         return result;
     }
 
-    private sealed class LineProgress(TextWriter output) : IProgress<PipelineProgress>
+    private sealed class LineProgress<TReport>(TextWriter output, Func<TReport, (long, long, string, string Line)> view) : IProgress<TReport>
     {
-        public void Report(PipelineProgress p) => output.WriteLine(Line(p));
+        public void Report(TReport p) => output.WriteLine(view(p).Line);
     }
 
-    private sealed class BarProgress(ProgressContext context, ProgressTask task) : IProgress<PipelineProgress>
+    private sealed class BarProgress<TReport>(ProgressContext context, ProgressTask task,
+        Func<TReport, (long Step, long Total, string Description, string)> view) : IProgress<TReport>
     {
-        public void Report(PipelineProgress p)
+        public void Report(TReport p)
         {
-            task.MaxValue = p.TotalSteps;
-            task.Value = p.Step;
-            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {p.Step}/{p.TotalSteps} · {p.SecondsPerStep:0.000} s/step");
-            _throttle.Refresh(context, p.Step == p.TotalSteps);
+            var (step, total, description, _) = view(p);
+            task.MaxValue = total;
+            task.Value = step;
+            task.Description = description;
+            _throttle.Refresh(context, step == total);
         }
 
         private readonly RefreshThrottle _throttle = new();
     }
 
     /// <summary>Redraws at most ten times a second (and at the last step), on the caller's thread.</summary>
-    internal sealed class RefreshThrottle
+    private sealed class RefreshThrottle
     {
         private readonly System.Diagnostics.Stopwatch _since = System.Diagnostics.Stopwatch.StartNew();
 

@@ -94,39 +94,8 @@ public static class TrainCommand
     public static string Line(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
         $"step {p.Step}/{p.TotalSteps}  epoch {p.Epoch}  loss {p.Loss:0.0000}  lr {p.LearningRate:0.00e+00}  {p.ImagesPerSecond:0.0} img/s  ETA {p.Remaining:h\\:mm\\:ss}");
 
-    private static string Run(CliContext ctx, UnconditionalTrainer trainer)
-    {
-        if (ctx.PlainProgress)
-            return trainer.Train(new LineProgress(ctx.Out), ctx.CancellationToken);
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(ctx.Out) });
-        string result = "";
-        // Redrawn on the training thread at each step, no refresh thread (see ProgressDisplay).
-        console.Progress().AutoClear(false).AutoRefresh(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(pc =>
-            {
-                var task = pc.AddTask("training");
-                pc.Refresh();
-                result = trainer.Train(new BarProgress(pc, task), ctx.CancellationToken);
-            });
-        return result;
-    }
-
-    private sealed class LineProgress(TextWriter output) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress p) => output.WriteLine(Line(p));
-    }
-
-    private sealed class BarProgress(ProgressContext context, ProgressTask task) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress p)
-        {
-            task.MaxValue = p.TotalSteps;
-            task.Value = p.Step;
-            task.Description = Markup.Escape(Line(p));
-            _throttle.Refresh(context, p.Step == p.TotalSteps);
-        }
-
-        private readonly ProgressDisplay.RefreshThrottle _throttle = new();
-    }
+    // Redrawn on the training thread at each step, no refresh thread (see ProgressDisplay).
+    private static string Run(CliContext ctx, UnconditionalTrainer trainer) =>
+        ProgressDisplay.Run<TrainingProgress, string>(ctx, "training", 100, progress => trainer.Train(progress, ctx.CancellationToken),
+            p => (p.Step, p.TotalSteps, Markup.Escape(Line(p)), Line(p)));
 }
