@@ -1,47 +1,22 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace DiffusersSharp.Models;
 
 /// <summary>
-/// Reads a config value that diffusers allows to be an int or a list of ints (e.g. <c>sample_size</c>:
-/// <c>32</c> or <c>[32, 48]</c>) into an <c>int[]</c>; a one-element array is written back as a bare int.
+/// A config value that diffusers allows to be an int or a list of ints (e.g. <c>sample_size</c>: <c>32</c> or
+/// <c>[32, 48]</c>), read into an <c>int[]</c> (see <see cref="ScalarOrArrayJsonConverter{T}"/>).
 /// </summary>
-internal sealed class IntOrIntArrayJsonConverter : JsonConverter<int[]?>
+internal sealed class IntOrIntArrayJsonConverter : ScalarOrArrayJsonConverter<int>
 {
-    public override bool HandleNull => true;
+    protected override string Element => "an integer";
+    protected override string Expected => "an integer or a list of integers";
 
-    public override int[]? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    protected override bool TryRead(ref Utf8JsonReader reader, out int value)
     {
-        switch (reader.TokenType)
-        {
-            case JsonTokenType.Null:
-                return null;
-            case JsonTokenType.Number:
-                return new[] { reader.GetInt32() };
-            case JsonTokenType.StartArray:
-                var list = new List<int>();
-                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-                {
-                    if (reader.TokenType != JsonTokenType.Number)
-                        throw new JsonException($"expected an integer in the list, got {reader.TokenType}");
-                    list.Add(reader.GetInt32());
-                }
-                return list.ToArray();
-            default:
-                throw new JsonException($"expected an integer or a list of integers, got {reader.TokenType}");
-        }
+        bool number = reader.TokenType == JsonTokenType.Number;
+        value = number ? reader.GetInt32() : 0;
+        return number;
     }
 
-    public override void Write(Utf8JsonWriter writer, int[]? value, JsonSerializerOptions options)
-    {
-        if (value is null) writer.WriteNullValue();
-        else if (value.Length == 1) writer.WriteNumberValue(value[0]);
-        else
-        {
-            writer.WriteStartArray();
-            foreach (var v in value) writer.WriteNumberValue(v);
-            writer.WriteEndArray();
-        }
-    }
+    protected override void WriteValue(Utf8JsonWriter writer, int value) => writer.WriteNumberValue(value);
 }
