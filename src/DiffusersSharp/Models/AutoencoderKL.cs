@@ -2,6 +2,7 @@ using DiffusersSharp.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static DiffusersSharp.Models.ConfigRanges;
 
 namespace DiffusersSharp.Models;
 
@@ -127,9 +128,6 @@ public sealed partial class AutoencoderKL : nn.Module
             Fail(source, "scaling_factor", $"scaling_factor must be a positive number, got {c.ScalingFactor}");
         ModelConfigRanges.AutoencoderKL(c, source);
     }
-
-    private static void Fail(string source, string key, string message) =>
-        throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
 
     /// <summary>diffusers' <c>enable_tiling</c>.</summary>
     public void EnableTiling(bool useTiling = true) => UseTiling = useTiling;

@@ -1,6 +1,7 @@
 using DiffusersSharp.Loading;
 using TorchSharp;
 using static TorchSharp.torch;
+using static DiffusersSharp.Models.ConfigRanges;
 
 namespace DiffusersSharp.Models;
 
@@ -122,9 +123,6 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
             if (positive ? v <= 0 : v < 0)
                 Fail(source, key, $"{key} values must be {(positive ? "positive" : "≥ 0")}, got [{string.Join(", ", values)}]");
     }
-
-    private static void Fail(string source, string key, string message) =>
-        throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
 
     /// <inheritdoc/>
     public string ClassName => nameof(AutoencoderTiny);

@@ -111,6 +111,17 @@ internal static class ConfigRanges
             Fail(source, "downsample_padding", $"downsample_padding must be 0 or 1 (other values change the feature map sizes and the skip connections no longer fit), got {padding}");
     }
 
+    /// <summary>norm_num_groups a positive integer dividing every block_out_channels value (GroupNorm's requirement).</summary>
+    public static void NormGroups(string source, int? groups, int[] blockOutChannels)
+    {
+        if (groups is not int g || g <= 0)
+            Fail(source, "norm_num_groups", $"norm_num_groups must be a positive integer, got {groups?.ToString() ?? "null"}");
+        else
+            foreach (var ch in blockOutChannels)
+                if (ch <= 0 || ch % g != 0)
+                    Fail(source, "block_out_channels", $"block_out_channels value {ch} is not divisible by norm_num_groups {g}");
+    }
+
     public static string Fmt(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 
     public static void Fail(string source, string key, string message) =>

@@ -1,3 +1,5 @@
+using static DiffusersSharp.Models.ConfigRanges;
+
 namespace DiffusersSharp.Models;
 
 /// <summary>
@@ -40,12 +42,7 @@ internal static class UNet2DConditionModelConfigValidation
         }
         if (c.MidBlockType is not null && !UNet2DBlocks.IsMidBlock(c.MidBlockType))
             Fail(source, "mid_block_type", $"unknown or unsupported mid_block_type '{c.MidBlockType}' (supported: {string.Join(", ", UNet2DBlocks.MidBlockTypes)}, null)");
-        if (c.NormNumGroups is not int g || g <= 0)
-            Fail(source, "norm_num_groups", $"norm_num_groups must be a positive integer, got {c.NormNumGroups?.ToString() ?? "null"}");
-        else
-            foreach (var ch in c.BlockOutChannels)
-                if (ch <= 0 || ch % g != 0)
-                    Fail(source, "block_out_channels", $"block_out_channels value {ch} is not divisible by norm_num_groups {g}");
+        NormGroups(source, c.NormNumGroups, c.BlockOutChannels);
         for (int i = 0; i < n; i++)
         {
             int heads = At(c.AttentionHeadDim!, i);
@@ -114,7 +111,4 @@ internal static class UNet2DConditionModelConfigValidation
 
     private static string Join(string[] s) => string.Join(", ", s.Select(x => $"'{x}'"));
     private static string Ints(int[] s) => string.Join(", ", s);
-
-    private static void Fail(string source, string key, string message) =>
-        throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
 }

@@ -1,3 +1,5 @@
+using static DiffusersSharp.Models.ConfigRanges;
+
 namespace DiffusersSharp.Models;
 
 /// <summary>
@@ -35,12 +37,7 @@ internal static class UNet2DModelConfigValidation
             Fail(source, "upsample_type", $"unknown upsample_type '{c.UpsampleType}' (expected conv or resnet)");
         if (c.ActFn.ToLowerInvariant() is not ("swish" or "silu" or "mish" or "gelu" or "relu"))
             Fail(source, "act_fn", $"unsupported act_fn '{c.ActFn}' (expected swish, silu, mish, gelu or relu)");
-        if (c.NormNumGroups is not int g || g <= 0)
-            Fail(source, "norm_num_groups", $"norm_num_groups must be a positive integer, got {c.NormNumGroups?.ToString() ?? "null"}");
-        else
-            foreach (var ch in c.BlockOutChannels)
-                if (ch <= 0 || ch % g != 0)
-                    Fail(source, "block_out_channels", $"block_out_channels value {ch} is not divisible by norm_num_groups {g}");
+        NormGroups(source, c.NormNumGroups, c.BlockOutChannels);
         if (c.AttentionHeadDim is int hd && hd <= 0)
             Fail(source, "attention_head_dim", $"attention_head_dim must be positive, got {hd}");
         if (c.LayersPerBlock <= 0)
@@ -57,7 +54,4 @@ internal static class UNet2DModelConfigValidation
             : $"unknown {side} block type";
 
     private static string Join(string[] s) => string.Join(", ", s.Select(x => $"'{x}'"));
-
-    private static void Fail(string source, string key, string message) =>
-        throw new ConfigException($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
 }
