@@ -54,6 +54,15 @@ public static class Harness
 
     public static Result Time(string name, int warmup, int runs, Action action, double? gflop = null)
     {
+        var r = Measure(name, warmup, runs, action);
+        string rate = gflop is { } g ? $"  {g / r.Median,7:F1} GFLOP/s (median)  {g / r.Min,7:F1} GFLOP/s (best)" : "";
+        Console.WriteLine($"{name,-44} median {r.Median,8:F3} s   min {r.Min,8:F3} s   CPU median {r.CpuMedian,8:F3} s   runs {runs}{rate}");
+        return r;
+    }
+
+    /// <summary><see cref="Time"/> without the printed line.</summary>
+    public static Result Measure(string name, int warmup, int runs, Action action)
+    {
         for (int i = 0; i < warmup; i++) action();
         var times = new double[runs];
         var cpu = new double[runs];
@@ -65,10 +74,7 @@ public static class Harness
             times[i] = sw.Elapsed.TotalSeconds;
             cpu[i] = CpuSeconds() - c0;
         }
-        var r = new Result(name, times) { CpuSeconds = cpu };
-        string rate = gflop is { } g ? $"  {g / r.Median,7:F1} GFLOP/s (median)  {g / r.Min,7:F1} GFLOP/s (best)" : "";
-        Console.WriteLine($"{name,-44} median {r.Median,8:F3} s   min {r.Min,8:F3} s   CPU median {r.CpuMedian,8:F3} s   runs {runs}{rate}");
-        return r;
+        return new Result(name, times) { CpuSeconds = cpu };
     }
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
