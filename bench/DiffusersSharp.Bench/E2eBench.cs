@@ -218,7 +218,9 @@ internal static class HeapSampler
 
     /// <summary>
     /// E2E_RSS_TRACE=file: a thread samples the resident set (/proc/self/statm) and glibc's live heap every millisecond
-    /// and appends "seconds rss_mb heap_mb" lines to the file (CLOCK_MONOTONIC seconds, comparable with STAMP lines).
+    /// and appends "seconds rss_mb heap_mb shared_mb free_mb" lines to the file (CLOCK_MONOTONIC seconds, comparable with
+    /// STAMP lines; shared: the resident pages backed by files, libtorch's code among them; free: glibc's free heap bytes,
+    /// which with the raised trim threshold stay resident).
     /// </summary>
     public static void StartRssTrace()
     {
@@ -231,10 +233,10 @@ internal static class HeapSampler
             while (true)
             {
                 var fields = File.ReadAllText("/proc/self/statm").Split(' ');
-                long rss = long.Parse(fields[1]) * pageSize;
-                long heap = Harness.NativeHeap().InUse;
+                long rss = long.Parse(fields[1]) * pageSize, shared = long.Parse(fields[2]) * pageSize;
+                var (heap, free) = Harness.NativeHeap();
                 lock (writer)
-                    writer.WriteLine($"{Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F4} {rss >> 20} {heap >> 20}");
+                    writer.WriteLine($"{Stopwatch.GetTimestamp() / (double)Stopwatch.Frequency:F4} {rss >> 20} {heap >> 20} {shared >> 20} {free >> 20}");
                 Thread.Sleep(1);
             }
         })
