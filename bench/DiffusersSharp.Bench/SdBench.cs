@@ -41,8 +41,8 @@ public static class SdBench
     public static void RunUNet(int[] threads, ScalarType[] dtypes, int runs, BenchWeights weights = BenchWeights.Loaded)
     {
         Console.WriteLine($"SD 1.5 UNet2DConditionModel, latents 2x4x64x64, text states 2x77x768; {UNetStepGflop} GFLOP per step; weights {weights.ToString().ToLowerInvariant()}");
-        var kinds = SdxlUNetBench.CountFlopsByKind(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"), 64, 64, 2, 77);
-        Console.WriteLine($"  by kind: {SdxlUNetBench.DescribeKinds(kinds)}");
+        var flops = SdxlUNetBench.CountFlops(ConfigJson.Parse<UNet2DConditionModelConfig>(Sd15UNetConfig, "sd15 unet"), 64, 64, 2, 77);
+        Console.WriteLine($"  by kind: {flops.Describe()}");
         foreach (var dtype in dtypes)
         {
             using var unet = Sd15UNet(dtype, weights);

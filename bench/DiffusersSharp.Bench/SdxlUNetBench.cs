@@ -41,11 +41,11 @@ public static class SdxlUNetBench
         int timeIds = 6;
         int textEmbeds = (config.ProjectionClassEmbeddingsInputDim ?? 0) - timeIds * (config.AdditionTimeEmbedDim ?? 0);
         if (textEmbeds <= 0) { timeIds = 5; textEmbeds = (config.ProjectionClassEmbeddingsInputDim ?? 0) - 5 * (config.AdditionTimeEmbedDim ?? 0); }
-        var kinds = CountFlopsByKind(config, size, size, batch, textLen);
-        double gflop = (kinds.Spatial + kinds.Pointwise + kinds.Attention) / 1e9;
+        var flops = CountFlops(config, size, size, batch, textLen);
+        double gflop = flops.Total / 1e9;
         Console.WriteLine($"SDXL UNet ({configPath ?? "stable-diffusion-xl-base-1.0"}), latents {batch}x4x{size}x{size}, text states {batch}x{textLen}x{ehsDim}, " +
             $"text_embeds {batch}x{textEmbeds}, time ids {batch}x{timeIds}; {gflop:F1} GFLOP per step");
-        Console.WriteLine($"  by kind: {DescribeKinds(kinds)}");
+        Console.WriteLine($"  by kind: {flops.Describe()}");
         if (flopsOnly) return;
         long baseline = Harness.RssBytes();
         foreach (var dtype in dtypes)
@@ -84,19 +84,9 @@ public static class SdxlUNetBench
     /// <summary>
     /// Floating-point operations (2 per multiply-add) of one forward: every Conv2d and Linear of the model (built on the meta
     /// device, so no memory) at the resolution of its level, plus the attention matmuls (QKᵀ and AV; cross-attention
-    /// against <paramref name="textLen"/> tokens). Norms, activations and additions are left out (a few percent).
+    /// against <paramref name="textLen"/> tokens), by kind. Norms, activations and additions are left out (a few percent).
     /// </summary>
-    public static double CountFlops(UNet2DConditionModelConfig config, long h, long w, int batch, int textLen)
-    {
-        var kinds = CountFlopsByKind(config, h, w, batch, textLen);
-        return kinds.Spatial + kinds.Pointwise + kinds.Attention;
-    }
-
-    /// <summary>
-    /// <see cref="CountFlops"/> by kind: convolutions with kernels above 1×1 (<c>Spatial</c>), linear layers and 1×1
-    /// convolutions (<c>Pointwise</c>: plain matrix products), and the attention matmuls.
-    /// </summary>
-    public static (double Spatial, double Pointwise, double Attention) CountFlopsByKind(UNet2DConditionModelConfig config, long h, long w, int batch, int textLen)
+    public static UNetFlops CountFlops(UNet2DConditionModelConfig config, long h, long w, int batch, int textLen)
     {
         var previous = torch.get_default_device();
         torch.set_default_device(torch.META);
@@ -124,12 +114,22 @@ public static class SdxlUNetBench
                 attention += 2.0 * s * keys * c;
             }
         }
-        return (2 * spatial * batch, 2 * pointwise * batch, 2 * attention * batch);
+        return new(2 * spatial * batch, 2 * pointwise * batch, 2 * attention * batch);
     }
 
-    /// <summary>"3x3 convolutions …, linear layers and 1x1 convolutions …, attention matmuls … GFLOP": a count by kind for the benches' headers.</summary>
-    public static string DescribeKinds((double Spatial, double Pointwise, double Attention) kinds) =>
-        $"3x3 convolutions {kinds.Spatial / 1e9:F1}, linear layers and 1x1 convolutions {kinds.Pointwise / 1e9:F1}, attention matmuls {kinds.Attention / 1e9:F1} GFLOP";
+    /// <summary>
+    /// A forward's floating-point operations by kind: convolutions with kernels above 1×1 (<c>Spatial</c>), linear layers
+    /// and 1×1 convolutions (<c>Pointwise</c>: plain matrix products), and the attention matmuls.
+    /// </summary>
+    public readonly record struct UNetFlops(double Spatial, double Pointwise, double Attention)
+    {
+        /// <summary>All three kinds.</summary>
+        public double Total => Spatial + Pointwise + Attention;
+
+        /// <summary>"3x3 convolutions …, linear layers and 1x1 convolutions …, attention matmuls … GFLOP", for the benches' headers.</summary>
+        public string Describe() =>
+            $"3x3 convolutions {Spatial / 1e9:F1}, linear layers and 1x1 convolutions {Pointwise / 1e9:F1}, attention matmuls {Attention / 1e9:F1} GFLOP";
+    }
 
     /// <summary>The resolution level (0 = full latent size) a module's output has.</summary>
     private static int Level(string name, int levels)

@@ -42,8 +42,10 @@ public static class WinogradRoundingBench
             for (int i = 0; i < m; i++)
                 for (int j = 0; j < m; j++)
                     exact[.., .., i, j] = torch.einsum("tcab,ocab->to", d[.., .., i..(i + 3), j..(j + 3)], k);
-            var u = Bf16(g.matmul(k).matmul(g.t()));        // [O, C, n, n]
-            var v = Bf16(bt.matmul(d).matmul(bt.t()));      // [T, C, n, n]
+            var uE = g.matmul(k).matmul(g.t());             // [O, C, n, n]
+            var vE = bt.matmul(d).matmul(bt.t());           // [T, C, n, n]
+            var u = Bf16(uE);
+            var v = Bf16(vE);
             var prodExact = torch.einsum("ocij,tcij->toij", u, v);
             var prod = Bf16(prodExact);
             var y = Bf16(at.matmul(prod).matmul(at.t()));   // [T, O, m, m]
@@ -51,8 +53,6 @@ public static class WinogradRoundingBench
             var err = (y - exact).abs();
             // the same with the products kept exact (fp32 out of the matrix products), and with only U and V exact
             var errKeep = (Bf16(at.matmul(prodExact).matmul(at.t())) - exact).abs();
-            var uE = g.matmul(k).matmul(g.t());
-            var vE = bt.matmul(d).matmul(bt.t());
             var errUv = (Bf16(at.matmul(Bf16(torch.einsum("ocij,tcij->toij", uE, vE))).matmul(at.t())) - exact).abs();
             var direct = (Bf16(exact) - exact).abs();
             Console.WriteLine($"  {name,-38} rms {err.square().mean().sqrt().item<double>() / rms:E2}  max {err.max().item<double>() / rms:E2}" +
