@@ -142,7 +142,16 @@ public static class SdBench
         Console.WriteLine($"SD VAE decode {dtype} 1x4x64x64 -> 1x3x512x512, {(tiled ? $"tiled ({tileLatent}-cell latent tiles, {tileLatent * 8} px)" : "untiled")}; weights {weightBytes / 1e6:F0} MB");
         using var z = torch.randn(new long[] { 1, 4, 64, 64 }, generator: new Generator(3)).to(dtype);
         long before = Harness.PeakRssBytes();
-        if (Environment.GetEnvironmentVariable("TRACE") == "1")
+        if (Environment.GetEnvironmentVariable("TRACE") == "time")
+        {
+            var lap = System.Diagnostics.Stopwatch.StartNew();
+            vae.IntermediateHook = (name, _) =>
+            {
+                Console.WriteLine($"  {name,-40} {lap.Elapsed.TotalMilliseconds,8:F1} ms");
+                lap.Restart();
+            };
+        }
+        else if (Environment.GetEnvironmentVariable("TRACE") == "1")
         {
             long baseRss = Harness.RssBytes(), baseHeap = Harness.NativeHeap().InUse;
             vae.IntermediateHook = (name, _) => Console.WriteLine(
