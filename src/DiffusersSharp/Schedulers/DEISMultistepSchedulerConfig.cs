@@ -53,5 +53,5 @@ public sealed record DEISMultistepSchedulerConfig : SchedulerConfig, IBetaSchedu
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

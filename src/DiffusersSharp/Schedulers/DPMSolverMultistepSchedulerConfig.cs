@@ -70,5 +70,5 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig, IBetaS
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

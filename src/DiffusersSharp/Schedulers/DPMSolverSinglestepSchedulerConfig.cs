@@ -58,5 +58,5 @@ public sealed record DPMSolverSinglestepSchedulerConfig : SchedulerConfig, IBeta
     [JsonPropertyName("variance_type")] public string? VarianceType { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

@@ -36,5 +36,5 @@ public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig, IS
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

@@ -49,5 +49,5 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig, ISigmaSched
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

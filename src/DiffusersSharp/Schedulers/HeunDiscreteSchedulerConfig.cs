@@ -37,5 +37,5 @@ public sealed record HeunDiscreteSchedulerConfig : SchedulerConfig, ISigmaSchedu
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

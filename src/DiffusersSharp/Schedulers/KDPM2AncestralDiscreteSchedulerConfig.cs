@@ -33,5 +33,5 @@ public sealed record KDPM2AncestralDiscreteSchedulerConfig : SchedulerConfig, IS
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

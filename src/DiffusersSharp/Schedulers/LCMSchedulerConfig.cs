@@ -58,5 +58,5 @@ public sealed record LCMSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

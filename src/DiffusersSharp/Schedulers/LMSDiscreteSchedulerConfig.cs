@@ -36,5 +36,5 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig, ISigmaSchedul
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

@@ -34,5 +34,5 @@ public sealed record PNDMSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }

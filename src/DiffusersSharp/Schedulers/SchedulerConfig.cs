@@ -17,5 +17,12 @@ public abstract record SchedulerConfig : DiffusersConfig
 
     /// <summary><c>num_train_timesteps</c>: the length of the training noise schedule.</summary>
     [JsonIgnore]
-    public abstract int TrainTimesteps { get; }
+    public int TrainTimesteps => TrainTimestepCount;
+
+    /// <summary>
+    /// The class's <c>num_train_timesteps</c> property, read by <see cref="TrainTimesteps"/>. Protected, so the JSON
+    /// writer never sees it: a public override is serialized whatever the base declares (the saved configs carried a
+    /// stray <c>"TrainTimesteps"</c> key until 2026-12-06).
+    /// </summary>
+    protected abstract int TrainTimestepCount { get; }
 }

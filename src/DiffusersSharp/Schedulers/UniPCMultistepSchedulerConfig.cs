@@ -58,5 +58,5 @@ public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig, IBetaSched
     [JsonPropertyName("steps_offset")] public int StepsOffset { get; init; }
 
     /// <inheritdoc/>
-    public override int TrainTimesteps => NumTrainTimesteps;
+    protected override int TrainTimestepCount => NumTrainTimesteps;
 }
