@@ -20,7 +20,7 @@ public static class ConvertCommand
         var output = new Option<string>("--output", "-o") { Description = "The diffusers folder to write, or the .safetensors file with --to-original", Required = true };
         var toOriginal = new Option<bool>("--to-original") { Description = "Write the original single-file layout (the input is a diffusers folder)" };
         var half = new Option<bool>("--half") { Description = "Save the weights in float16" };
-        var config = new Option<string?>("--config") { Description = "Original YAML config (.yaml), or a diffusers folder / Hub id whose configs, tokenizers and scheduler to use" };
+        var config = new Option<string?>("--config") { Description = SingleFileConfig.Description };
         var imageSize = new Option<int?>("--image-size") { Description = "Image size the model was trained on (default: 512, SD 2.x 768, SDXL 1024)" };
         var prediction = new Option<string?>("--prediction-type") { Description = "epsilon or v_prediction (default: SD 2.x v_prediction, else epsilon)" };
         prediction.AcceptOnlyFromAmong("epsilon", "v_prediction");
@@ -62,18 +62,15 @@ public static class ConvertCommand
             return CliApp.Ok;
         }
         if (r.ImageSize is int size && (size <= 0 || size % 8 != 0)) throw new UserException($"--image-size must be a positive multiple of 8, got {r.ImageSize}");
-        bool yaml = r.Config is not null && (r.Config.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || r.Config.EndsWith(".yml", StringComparison.OrdinalIgnoreCase));
-        var options = new SingleFileOptions
+        var options = SingleFileConfig.Apply(new SingleFileOptions
         {
-            OriginalConfigFile = yaml ? r.Config : null,
-            Config = yaml ? null : r.Config,
             ImageSize = r.ImageSize,
             PredictionType = r.PredictionType,
             SchedulerType = r.SchedulerType,
             ExtractEma = r.ExtractEma,
             Dtype = r.Half ? TorchSharp.torch.ScalarType.Float16 : null,
             Log = m => ctx.Error.WriteLine("warning: " + m),
-        };
+        }, r.Config);
         string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options);
         ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
         return CliApp.Ok;

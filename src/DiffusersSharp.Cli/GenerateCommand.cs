@@ -48,6 +48,7 @@ public static class GenerateCommand
         dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "auto");
         var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
         var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit of a Hub id (default main)" };
+        var config = new Option<string?>("--config") { Description = "Single-file checkpoint: " + SingleFileConfig.Description };
         var upscale = new Option<int>("--upscale")
         {
             Description = "Enlarge the saved image N times (nearest neighbour; for small models' images)",
@@ -64,7 +65,7 @@ public static class GenerateCommand
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, upscale,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, config, upscale,
         };
         sd.AddTo(cmd);
         sdxl.AddTo(cmd);
@@ -75,7 +76,7 @@ public static class GenerateCommand
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
         return cmd;
     }
 
@@ -97,6 +98,9 @@ public static class GenerateCommand
 
         /// <summary>The revision of a Hub id (<see cref="LoadOptions.Revision"/>); null = main.</summary>
         public string? Revision { get; init; }
+
+        /// <summary>A single-file checkpoint's --config (<see cref="Cli.SingleFileConfig"/>); null = inferred from the file.</summary>
+        public string? SingleFileConfig { get; init; }
 
         /// <summary>The component options (--vae, --embedding).</summary>
         public ComponentOptions.Values Components { get; init; } = new();
@@ -141,6 +145,8 @@ public static class GenerateCommand
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
         string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
+        if (r.SingleFileConfig is not null && !singleFile)
+            throw new UserException($"--config applies to a single-file checkpoint (.safetensors/.ckpt); {r.Model} is a pipeline folder or Hub id, whose own configs are used");
         if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className))
             throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).

@@ -96,7 +96,7 @@ public sealed class StableDiffusionOptions
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
-        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log, Dtype = options.Dtype } : null;   // a single-file checkpoint
+        var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder
         using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
             mask is not null
                 ? single is null ? StableDiffusionInpaintPipeline.FromPretrained(folder, options) : StableDiffusionInpaintPipeline.FromSingleFile(folder, single)

@@ -32,7 +32,7 @@ internal static class StableDiffusionXLGenerate
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
-        var single = File.Exists(folder) ? new SingleFileOptions { Log = options.Log, Dtype = options.Dtype } : null;   // a single-file checkpoint
+        var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder
         using StableDiffusionXLPipelineBase pipe = NativeFailures.During<StableDiffusionXLPipelineBase>($"loading {folder}", () =>
             mask is not null
                 ? single is null ? StableDiffusionXLInpaintPipeline.FromPretrained(folder, options) : StableDiffusionXLInpaintPipeline.FromSingleFile(folder, single)

@@ -2,6 +2,7 @@ using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Tests.Pipelines.SingleFile;
 using DiffusersSharp.Tests.Support;
+using TorchSharp;
 
 namespace DiffusersSharp.Tests.Cli;
 
@@ -35,15 +36,68 @@ public class CliConvertTests
         SyntheticPipelines.Write(folder, sd2: false);
         var (code, _, stderr) = Run("convert", folder, "-o", file);
         Assert.True(code == 0, stderr);
-        string[] common = ["--prompt", "a photo of a cat", "--steps", "2", "--width", "32", "--height", "32", "--seed", "0"];
-        (code, var fromFolder, stderr) = Run(["generate", "-m", folder, .. common, "-o", dir.File("a.npy")]);
-        Assert.True(code == 0, stderr);
-        (code, var fromFile, stderr) = Run(["generate", "-m", file, .. common, "-o", dir.File("b.npy")]);
-        Assert.True(code == 0, stderr);
+        string fromFile = SameImages(dir, ["-m", folder], ["-m", file], ["--width", "32", "--height", "32"]);
         Assert.Contains("StableDiffusionPipeline · PNDMScheduler · 2 steps", fromFile);
-        using var x = NpyFile.Read(dir.File("a.npy"));
-        using var y = NpyFile.Read(dir.File("b.npy"));
-        Assert.True(SingleFileGoldenTests.Same(x, y), "the single file and its folder give different images");
+    }
+
+    /// <summary>
+    /// Runs <c>generate</c> with the <paramref name="reference"/> and the <paramref name="tried"/> model options (the same
+    /// prompt, 2 steps, seed 0 and <paramref name="more"/>), asserts the two .npy images are the same bits and returns the
+    /// second run's output.
+    /// </summary>
+    private static string SameImages(TempDir dir, string[] reference, string[] tried, string[] more)
+    {
+        string[] common = ["--prompt", "a photo of a cat", "--steps", "2", "--seed", "0", .. more];
+        var (code, _, stderr) = Run(["generate", .. reference, .. common, "-o", dir.File("reference.npy")]);
+        Assert.True(code == 0, stderr);
+        (code, var stdout, stderr) = Run(["generate", .. tried, .. common, "-o", dir.File("tried.npy")]);
+        Assert.True(code == 0, stderr);
+        using var x = NpyFile.Read(dir.File("reference.npy"));
+        using var y = NpyFile.Read(dir.File("tried.npy"));
+        Assert.True(SingleFileGoldenTests.Same(x, y), $"generate {string.Join(' ', tried)} does not give generate {string.Join(' ', reference)}'s image");
+        return stdout;
+    }
+
+    [Fact]
+    public void GenerateFromTheGoldenFileWithAConfigFolderMatchesFromSingleFile()
+    {
+        // diffusers' from_single_file with the folder's configs (the golden run passes the same configs as YAML, image
+        // size and text encoder): the file's float16 weights, the folder's tokenizer, text encoder config and scheduler
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", SingleFileGoldenTests.File, "--config", SingleFileGoldenTests.Folder,
+            "--prompt", "a photo of a cat", "--negative-prompt", "", "--guidance", "7.5", "--steps", "2", "--width", "64", "--height", "64",
+            "--seed", "0", "-o", dir.File("k.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionPipeline · PNDMScheduler · 2 steps", stdout);
+        using var actual = NpyFile.Read(dir.File("k.npy"));
+        using var expected = Golden.Tensor(SingleFileGoldenTests.Expected, "pipeline/single_file/images");
+        Assert.Equal(expected.shape, actual.shape);
+        using var within = ((actual - expected).abs() <= 1.0 / 255).all();
+        Assert.True(within.item<bool>(), $"not every value is within 1/255 of diffusers' (max {Tol.MaxAbsDiff(actual, expected):E3})");
+    }
+
+    [Fact]
+    public void GenerateFromAnSdxlFileWithItsFolderAsConfigEqualsTheFolder()
+    {
+        // the tiny SDXL's heads cannot be inferred from its shapes (BadConvertCommandsAreOneLineErrors); its folder's configs say them
+        using var dir = new TempDir();
+        string xl = dir.File("xl.safetensors");
+        var (code, _, stderr) = Run("convert", Golden.Path("tiny-sdxl"), "-o", xl);
+        Assert.True(code == 0, stderr);
+        string fromFile = SameImages(dir, ["-m", Golden.Path("tiny-sdxl")], ["-m", xl, "--config", Golden.Path("tiny-sdxl")], []);
+        Assert.Contains("StableDiffusionXLPipeline", fromFile);
+    }
+
+    [Fact]
+    public void ConfigOnAPipelineFolderIsRefused()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", SingleFileGoldenTests.Folder, "--config", SingleFileGoldenTests.Yaml, "--prompt", "x",
+            "-o", dir.File("o.png"));
+        Assert.Equal(1, code);
+        Assert.Equal($"error: --config applies to a single-file checkpoint (.safetensors/.ckpt); {SingleFileGoldenTests.Folder} is a pipeline folder or Hub id, whose own configs are used\n",
+            stderr.Replace("\r\n", "\n"));
+        Assert.False(File.Exists(dir.File("o.png")));
     }
 
     [Fact]

@@ -1,0 +1,31 @@
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
+
+namespace DiffusersSharp.Cli;
+
+/// <summary>
+/// The <c>--config</c> of <c>convert</c> and <c>generate</c> for a single-file checkpoint: an original YAML
+/// (<c>.yaml</c>/<c>.yml</c>, diffusers' <c>original_config_file</c>) or a diffusers folder / Hub id whose configs,
+/// tokenizers and scheduler to use (diffusers' <c>config</c>).
+/// </summary>
+internal static class SingleFileConfig
+{
+    /// <summary>The option's description (shared by both commands).</summary>
+    public const string Description = "Original YAML config (.yaml), or a diffusers folder / Hub id whose configs, tokenizers and scheduler to use";
+
+    /// <summary><paramref name="options"/> with <paramref name="config"/> set as the YAML or the folder it names; unchanged for null.</summary>
+    public static SingleFileOptions Apply(SingleFileOptions options, string? config) =>
+        config is null ? options
+        : IsYaml(config) ? options with { OriginalConfigFile = config }
+        : options with { Config = config };
+
+    /// <summary>
+    /// How <c>generate</c> reads <paramref name="model"/> when it is a single-file checkpoint (the load's dtype and log, and
+    /// <paramref name="config"/>); null for a pipeline folder, which <c>FromPretrained</c> reads.
+    /// </summary>
+    public static SingleFileOptions? ForGenerate(string model, LoadOptions options, string? config) =>
+        File.Exists(model) ? Apply(new SingleFileOptions { Log = options.Log, Dtype = options.Dtype }, config) : null;
+
+    private static bool IsYaml(string config) =>
+        config.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || config.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
+}
