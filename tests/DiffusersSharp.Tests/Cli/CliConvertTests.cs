@@ -28,6 +28,23 @@ public class CliConvertTests
         SingleFileGoldenTests.SameFile(SingleFileGoldenTests.File, back);
     }
 
+    [Theory]
+    [InlineData("single-file/tiny-sd15-layout")]
+    [InlineData("tiny-sdxl")]
+    [InlineData("tiny-sdxl-refiner")]
+    public void AConvertedFoldersModelIndexIsTheOneDiffusersWrites(string model)
+    {
+        // every module diffusers 0.25.1 registers for the class (image_encoder and the SDXL feature_extractor as
+        // [null, null], which were missing until 2026-12-06), keys sorted: byte for byte the golden folder's file
+        using var dir = new TempDir();
+        string golden = Golden.Path(model.Split('/')), file = dir.File("m.safetensors"), back = dir.File("back");
+        var (code, _, stderr) = Run("convert", golden, "--to-original", "-o", file);
+        Assert.True(code == 0, stderr);
+        (code, _, stderr) = Run("convert", file, "--config", golden, "-o", back);
+        Assert.True(code == 0, stderr);
+        Assert.Equal(File.ReadAllText(Path.Combine(golden, "model_index.json")), File.ReadAllText(Path.Combine(back, "model_index.json")));
+    }
+
     [Fact]
     public void GenerateFromASingleFileEqualsGenerateFromItsFolder()
     {

@@ -123,30 +123,37 @@ public static class SingleFileConverter
 
     private static void WriteModelIndex(string folder, SingleFileLayout layout, IReadOnlyList<string> textClasses)
     {
-        var o = new JsonObject { ["_class_name"] = layout.PipelineClassName, ["_diffusers_version"] = ModelLoading.DiffusersVersion };
+        // the keys diffusers 0.25.1's save_pretrained writes for the pipeline class: every registered module (the
+        // optional ones it does not have as [null, null]) and the pipeline's own config, sorted as json.dumps(sort_keys=True)
+        var keys = new Dictionary<string, JsonNode?>
+        {
+            ["_class_name"] = layout.PipelineClassName, ["_diffusers_version"] = ModelLoading.DiffusersVersion,
+        };
         bool xl = CheckpointInspection.IsXl(layout.Family);
         if (xl)
         {
-            o["force_zeros_for_empty_prompt"] = layout.Family == StableDiffusionFamily.StableDiffusionXL;
-            if (layout.Family == StableDiffusionFamily.StableDiffusionXLRefiner) o["requires_aesthetics_score"] = true;
+            keys["force_zeros_for_empty_prompt"] = layout.Family == StableDiffusionFamily.StableDiffusionXL;
+            if (layout.Family == StableDiffusionFamily.StableDiffusionXLRefiner) keys["requires_aesthetics_score"] = true;
         }
-        else o["requires_safety_checker"] = false;
+        else keys["requires_safety_checker"] = false;
         JsonArray Pair(string? lib, string? cls) => new(lib is null ? null : JsonValue.Create(lib), cls is null ? null : JsonValue.Create(cls));
-        if (!xl) o["feature_extractor"] = Pair(null, null);
-        o["scheduler"] = Pair("diffusers", layout.Scheduler.ClassName);
-        if (!xl) o["safety_checker"] = Pair(null, null);
+        keys["feature_extractor"] = Pair(null, null);
+        keys["image_encoder"] = Pair(null, null);
+        keys["scheduler"] = Pair("diffusers", layout.Scheduler.ClassName);
+        if (!xl) keys["safety_checker"] = Pair(null, null);
         for (int i = 0; i < layout.TextEncoders.Count; i++)
         {
-            o[layout.TextEncoders[i].Name] = Pair("transformers", textClasses[i]);
-            o[layout.TextEncoders[i].TokenizerName] = Pair("transformers", "CLIPTokenizer");
+            keys[layout.TextEncoders[i].Name] = Pair("transformers", textClasses[i]);
+            keys[layout.TextEncoders[i].TokenizerName] = Pair("transformers", "CLIPTokenizer");
         }
         if (layout.Family == StableDiffusionFamily.StableDiffusionXLRefiner)
         {
-            o["text_encoder"] = Pair(null, null);
-            o["tokenizer"] = Pair(null, null);
+            keys["text_encoder"] = Pair(null, null);
+            keys["tokenizer"] = Pair(null, null);
         }
-        o["unet"] = Pair("diffusers", nameof(UNet2DConditionModel));
-        o["vae"] = Pair("diffusers", nameof(AutoencoderKL));
+        keys["unet"] = Pair("diffusers", nameof(UNet2DConditionModel));
+        keys["vae"] = Pair("diffusers", nameof(AutoencoderKL));
+        var o = new JsonObject(keys.OrderBy(k => k.Key, StringComparer.Ordinal));
         File.WriteAllText(Path.Combine(folder, PipelineIndex.FileName), o.ToJsonString(ConfigJson.Options) + "\n");
     }
 }
