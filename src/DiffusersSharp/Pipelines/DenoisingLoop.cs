@@ -58,8 +58,10 @@ public abstract class DenoisingLoop
         throw new NonFiniteLatentsException(
             $"{ctx.Pipeline}: step {i + 1} of {ctx.TimestepValues.Count} (timestep " +
             $"{ctx.TimestepValues[i].ToString("R", CultureInfo.InvariantCulture)}) produced non-finite latents " +
-            $"({bad.item<long>()} of {latents.numel()} values are NaN or ±Inf) with {ctx.Scheduler.ClassName}; " +
-            "nothing was decoded. Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler");
+            $"({bad.item<long>()} of {latents.numel()} values are NaN or ±Inf) with {ctx.Scheduler.ClassName}; nothing was decoded. " +
+            (ctx.Scheduler.NonFiniteCause(ctx.TimestepValues[i]) is { } cause
+                ? $"The scheduler's config: {cause}"
+                : "Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler"));
     }
 
     /// <summary>Calls the step-end callback; keeps what it replaced (the latents it replaced are freed).</summary>

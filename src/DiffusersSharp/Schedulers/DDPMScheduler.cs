@@ -131,6 +131,15 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         return new SchedulerOutput(prevSample.MoveToOuterDisposeScope(), predOriginal.MoveToOuterDisposeScope());
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Also fixed_large_log: diffusers' step takes the square root of <c>_get_variance</c>'s log(β_t) &lt; 0 (NaN)
+    /// at every timestep but the last.</remarks>
+    public override string? NonFiniteCause(double timestep) =>
+        TypedConfig.VarianceType == "fixed_large_log" && timestep > 0
+            ? "variance_type fixed_large_log: the step adds sqrt(log(beta_t)) * noise, the square root of a negative number, as " +
+              "diffusers' DDPMScheduler.step does; use fixed_small or fixed_large"
+            : base.NonFiniteCause(timestep);
+
     /// <summary>diffusers' <c>_get_variance</c> for the fixed variance types (a float32 scalar).</summary>
     private float ScalarVariance(long t)
     {

@@ -37,6 +37,13 @@ public interface IScheduler
     /// </summary>
     IReadOnlySet<string> StepArguments { get; }
 
+    /// <summary>
+    /// Why a step of this scheduler at <paramref name="timestep"/> turns finite inputs into NaN or ±Inf under its config
+    /// (diffusers' arithmetic does the same there), or null where nothing in the config does. The denoising loop names it
+    /// when the latents stop being finite; a class with such a case overrides <see cref="SchedulerBase.NonFiniteCause"/>.
+    /// </summary>
+    string? NonFiniteCause(double timestep) => null;
+
     /// <summary>Sets the discrete timesteps of the loop (diffusers' <c>set_timesteps(num_inference_steps, device)</c>).</summary>
     void SetTimesteps(int numInferenceSteps, Device? device = null);
 

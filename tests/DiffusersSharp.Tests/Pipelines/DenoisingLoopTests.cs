@@ -83,10 +83,25 @@ public class DenoisingLoopTests
         using var pipe = DDPMPipeline.FromPretrained(Ddpm);
         pipe.Scheduler = new DDPMScheduler(((DDPMSchedulerConfig)pipe.Scheduler.Config) with { VarianceType = "fixed_large_log" });
         var e = Assert.Throws<NonFiniteLatentsException>(() => pipe.Generate(numInferenceSteps: 4, seed: 0));
-        Assert.StartsWith("DDPMPipeline: step 1 of 4 (timestep 750) produced non-finite latents (3072 of 3072 values are NaN or ±Inf) with DDPMScheduler", e.Message);
-        // a guidance scale beyond float32 overflows the first step of Stable Diffusion
+        Assert.Equal("DDPMPipeline: step 1 of 4 (timestep 750) produced non-finite latents (3072 of 3072 values are NaN or ±Inf) with " +
+            "DDPMScheduler; nothing was decoded. The scheduler's config: variance_type fixed_large_log: the step adds sqrt(log(beta_t)) * " +
+            "noise, the square root of a negative number, as diffusers' DDPMScheduler.step does; use fixed_small or fixed_large", e.Message);
+        // a guidance scale beyond float32 overflows the first step of Stable Diffusion: nothing in the scheduler's config
         using var sd = StableDiffusionPipeline.FromPretrained(Sd);
         var e2 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", guidanceScale: 1e39, numInferenceSteps: 2, seed: 0));
         Assert.StartsWith("StableDiffusionPipeline: step 1 of 3 (timestep 501) produced non-finite latents", e2.Message);
+        Assert.EndsWith("nothing was decoded. Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler", e2.Message);
+        // zero terminal SNR with trailing spacing starts at an alphas_cumprod of 0, where x0 of an epsilon model divides by zero
+        sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing" });
+        var e3 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: 3, seed: 0));
+        Assert.StartsWith("StableDiffusionPipeline: step 1 of 3 (timestep 999) produced non-finite latents", e3.Message);
+        Assert.EndsWith("The scheduler's config: alphas_cumprod at timestep 999 is 0 (rescale_betas_zero_snr: zero terminal SNR), and x0 " +
+            "from an epsilon prediction, (x - sqrt(1 - alpha_cumprod) * eps) / sqrt(alpha_cumprod), divides by it, as in diffusers: zero " +
+            "terminal SNR is for v_prediction models (prediction_type=v_prediction), or leave rescale_betas_zero_snr off", e3.Message);
+        // with v_prediction the same schedule runs
+        sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", PredictionType = "v_prediction" });
+        using var fine = sd.Generate("a cat", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent);
+        using var finite = torch.isfinite(fine.Tensor!).all();
+        Assert.True(finite.item<bool>());
     }
 }
