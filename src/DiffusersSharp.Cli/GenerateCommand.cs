@@ -143,10 +143,10 @@ public static class GenerateCommand
             ctx.Out.WriteLine($"--dtype auto: {(Runtime.CpuFeatures.NativeBFloat16Flag(Runtime.CpuFeatures.CurrentFlags) is { } flag ? $"bf16 (the CPU has {flag})" : "fp32 (no native bf16 on this CPU)")}");
         var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
-        string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
-        string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
         if (r.SingleFileConfig is not null && !singleFile)
             throw new UserException($"--config applies to a single-file checkpoint (.safetensors/.ckpt); {r.Model} is a pipeline folder or Hub id, whose own configs are used");
+        string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
+        string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
         if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className))
             throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).

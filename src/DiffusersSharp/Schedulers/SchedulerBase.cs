@@ -106,8 +106,7 @@ public abstract class SchedulerBase : IScheduler
     {
         if (timestep != Math.Floor(timestep) || timestep < 0 || timestep >= AlphasCumprodValues.Length) return null;
         if (AlphasCumprodValues[(long)timestep] != 0) return null;
-        string t = timestep.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        return $"alphas_cumprod at timestep {t} is 0 (rescale_betas_zero_snr: zero terminal SNR), and x0 from an epsilon " +
+        return $"alphas_cumprod at timestep {Fmt(timestep)} is 0 (rescale_betas_zero_snr: zero terminal SNR), and x0 from an epsilon " +
                "prediction, (x - sqrt(1 - alpha_cumprod) * eps) / sqrt(alpha_cumprod), divides by it, as in diffusers: zero terminal SNR " +
                "is for v_prediction models (prediction_type=v_prediction), or leave rescale_betas_zero_snr off";
     }

@@ -259,7 +259,7 @@ public class SchedulerOptionTests
             Assert.Contains("\"extra_key\": \"kept\"", text);
             // exactly diffusers' keys: the class's config keys, the two bookkeeping ones and the unknown one kept (no C#
             // property of ours, such as TrainTimesteps, which every class wrote until 2026-12-06)
-            Assert.Equal(ConfigKeys.Scheduler(name, "extra_key"), ConfigKeys.TopLevel(text));
+            Assert.Equal(ConfigKeys.Scheduler(name, "extra_key"), ConfigKeys.TopLevel(Path.Combine(sub, "scheduler_config.json")));
             var back = SchedulerFactory.FromPretrained(sub, subfolder: null);
             Assert.Equal(name, back.ClassName);
             Assert.Equal(500, back.NumTrainTimesteps);
