@@ -10,7 +10,7 @@ namespace DiffusersSharp.Extensions.AI;
 /// <see cref="IImageGenerator"/> (Microsoft.Extensions.AI's image API) on a local Stable Diffusion model:
 /// <see cref="ImageGenerationRequest.Prompt"/> is the prompt; one <see cref="ImageGenerationRequest.OriginalImages"/>
 /// entry makes it image to image, and a mask (AdditionalProperties <c>mask</c>: a <see cref="DataContent"/> or PNG bytes,
-/// white = repaint) inpainting. <see cref="ImageGenerationOptions"/>: <c>Count</c>, <c>ImageSize</c> (multiples of 8),
+/// white = repaint, or OpenAI's convention: transparent = repaint, see <see cref="MaskImage"/>) inpainting. <see cref="ImageGenerationOptions"/>: <c>Count</c>, <c>ImageSize</c> (multiples of 8),
 /// <c>ModelId</c> (must be this generator's model when set), <c>MediaType</c> (<c>image/png</c> only),
 /// <c>ResponseFormat</c> (<c>Data</c> only: results are <see cref="DataContent"/> PNGs). AdditionalProperties, by name:
 /// <list type="bullet">
@@ -18,9 +18,11 @@ namespace DiffusersSharp.Extensions.AI;
 /// <item><c>steps</c> (integer), <c>guidance_scale</c> (number), <c>negative_prompt</c> (string)</item>
 /// <item><c>scheduler</c> (a diffusers class or alias: <c>euler-a</c>, <c>dpm++2m-karras</c>, …)</item>
 /// <item><c>strength</c> (number in [0, 1], image to image / inpainting), <c>mask</c> (see above)</item>
-/// <item><c>loras</c> (name → weight; refused until LoRA is supported)</item>
+/// <item><c>loras</c> (name → weight, or a list of names at weight 1: the <c>*.safetensors</c> files of
+/// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
 /// </list>
-/// Cancellation is honoured within one denoising step. Runs one request at a time on a thread-pool thread.
+/// Cancellation is honoured within one denoising step, and while a call waits for the one before it. Runs one request at a
+/// time on a thread-pool thread; the calls waiting their turn hold no thread.
 /// </summary>
 public sealed class DiffusersImageGenerator : IImageGenerator
 {
@@ -31,6 +33,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     private readonly GenerationService _service;
     private readonly DiffusersImageGeneratorOptions _options;
     private readonly bool _ownsService;
+    private readonly SemaphoreSlim _turn = new(1, 1);
 
     /// <summary>Loads <see cref="DiffusersImageGeneratorOptions.Model"/>.</summary>
     public DiffusersImageGenerator(DiffusersImageGeneratorOptions options)
@@ -63,7 +66,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         var originals = request.OriginalImages?.ToList() ?? [];
         if (originals.Count > 1) throw new ArgumentException($"OriginalImages: one image at most, got {originals.Count}", nameof(request));
         Image? init = originals.Count == 1 ? Decode(originals[0], "OriginalImages") : null;
-        Image? mask = props?.TryGetValue(Mask, out var m) == true && m is not null ? Decode(m, Mask, grayscale: true) : null;
+        Image? mask = props?.TryGetValue(Mask, out var m) == true && m is not null ? DecodeMask(m) : null;
         return new GenerationRequest
         {
             Prompt = request.Prompt ?? "",
@@ -93,7 +96,18 @@ public sealed class DiffusersImageGenerator : IImageGenerator
             GenerationService.ValidateLoras(generation.Loras, _service.LoraDirectory);
         }
         catch (DiffusersException e) { throw new ArgumentException(e.Message, nameof(options), e); }
-        var result = await Task.Run(() => _service.Generate(generation, null, cancellationToken), cancellationToken).ConfigureAwait(false);
+        // waits its turn here, cancellably and without a thread (the service's own lock would block a pool thread until
+        // the run before it ends, and see the cancellation only then)
+        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        GenerationResult result;
+        try
+        {
+            result = await Task.Run(() => _service.Generate(generation, null, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _turn.Release();
+        }
         var contents = result.Images.Select(png => (AIContent)new DataContent(png, "image/png")
         {
             AdditionalProperties = new AdditionalPropertiesDictionary { [Seed] = result.Seed },
@@ -115,6 +129,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     public void Dispose()
     {
         if (_ownsService) _service.Dispose();
+        _turn.Dispose();
     }
 
     private static DiffusersImageGeneratorOptions Required(DiffusersImageGeneratorOptions options)
@@ -125,18 +140,27 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         return options;
     }
 
-    private static Image Decode(object value, string name, bool grayscale = false)
+    private static Image Decode(object value, string name)
     {
-        byte[] bytes = value switch
-        {
-            DataContent d => d.Data.ToArray(),
-            byte[] b => b,
-            ReadOnlyMemory<byte> r => r.ToArray(),
-            _ => throw new ArgumentException($"{name}: expected a DataContent with image bytes (or byte[]), got {value.GetType().Name}", name),
-        };
-        try { return grayscale ? Image.Decode(bytes, grayscale: true) : Image.Decode(bytes).ToRgb(); }
+        byte[] bytes = Bytes(value, name);
+        try { return Image.Decode(bytes).ToRgb(); }
         catch (DiffusersException e) { throw new ArgumentException($"{name}: {e.Message}", name, e); }
     }
+
+    private static Image DecodeMask(object value)
+    {
+        byte[] bytes = Bytes(value, Mask);
+        try { return MaskImage.Decode(bytes, Mask); }
+        catch (DiffusersException e) { throw new ArgumentException(e.Message, Mask, e); }
+    }
+
+    private static byte[] Bytes(object value, string name) => value switch
+    {
+        DataContent d => d.Data.ToArray(),
+        byte[] b => b,
+        ReadOnlyMemory<byte> r => r.ToArray(),
+        _ => throw new ArgumentException($"{name}: expected a DataContent with image bytes (or byte[]), got {value.GetType().Name}", name),
+    };
 
     private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)
     {

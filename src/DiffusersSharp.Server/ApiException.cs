@@ -21,6 +21,7 @@ public sealed class ApiException(int status, string message, string? param = nul
     public JsonObject ToJson() => Body(Message, Status switch
     {
         401 => "authentication_error",
+        403 => "permission_error",
         404 => "not_found_error",
         429 => "rate_limit_error",
         >= 500 => "server_error",

@@ -40,7 +40,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         catch (JsonException) { throw Bad("loras", "a JSON object of name → weight"); }
         return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
             Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(loras),
-            DecodeImage(image, "image"), mask is null ? null : MaskImage.Decode(mask));
+            DecodeImage(image, "image"), DecodeMask(image, mask));
     }
 
     private static ApiRequest Build(ServerOptions options, string? prompt, string? negative, long? n, string? size, string? format,
@@ -89,17 +89,32 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
 
     private static IReadOnlyDictionary<string, double>? ParseLoras(JsonNode? node)
     {
+        if (node is null) return null;
+        var loras = new Dictionary<string, double>(StringComparer.Ordinal);
+        void Add(string name, double weight)
+        {
+            if (!loras.TryAdd(name, weight)) throw new ApiException(400, $"loras: '{name}' is given twice", "loras");
+        }
         switch (node)
         {
-            case null: return null;
             case JsonObject o:
-                return o.ToDictionary(p => p.Key, p => p.Value is JsonValue v && v.TryGetValue(out double d) ? d : throw Bad("loras", "a JSON object of name → weight"));
+                foreach (var (name, value) in o)
+                    Add(name, Number(value) ?? throw Bad("loras", "a JSON object of name → weight (a number)"));
+                break;
             case JsonArray a:
-                return a.ToDictionary(
-                    e => e is JsonValue v && v.TryGetValue(out string? s) ? s : e?["name"]?.GetValue<string>() ?? throw Bad("loras", "names or {name, weight} objects"),
-                    e => e is JsonObject eo && eo["weight"] is JsonValue wv && wv.TryGetValue(out double d) ? d : 1.0);
+                foreach (var e in a)
+                {
+                    if (e is JsonValue v && v.GetValueKind() == JsonValueKind.String) Add(v.GetValue<string>(), 1.0);
+                    else if (e is JsonObject eo && eo["name"] is JsonValue nv && nv.GetValueKind() == JsonValueKind.String)
+                        Add(nv.GetValue<string>(), eo["weight"] is null ? 1.0 : Number(eo["weight"]) ?? throw Bad("loras", "objects whose 'weight' is a number"));
+                    else throw Bad("loras", "a list of names or {\"name\": NAME, \"weight\": NUMBER} objects");
+                }
+                break;
             default: throw Bad("loras", "a JSON object of name → weight, or a list of names");
         }
+        return loras;
+
+        static double? Number(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
     }
 
     private static Image DecodeImage(byte[] bytes, string field)
@@ -109,6 +124,13 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         {
             throw new ApiException(400, $"{field}: not a readable PNG/JPEG/WebP image ({e.Message})", field);
         }
+    }
+
+    /// <summary>The mask file in either convention; without one, the image's transparent area (none: image to image).</summary>
+    private static Image? DecodeMask(byte[] image, byte[]? mask)
+    {
+        try { return mask is null ? MaskImage.FromTransparency(image) : MaskImage.Decode(mask); }
+        catch (DiffusersException e) { throw new ApiException(400, e.Message, mask is null ? "image" : "mask"); }
     }
 
     private static T? Get<T>(JsonObject o, string key, Func<JsonNode, T> read) =>

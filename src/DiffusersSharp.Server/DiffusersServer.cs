@@ -54,6 +54,9 @@ public sealed class DiffusersServer : IAsyncDisposable
             k.Listen(address, options.Port);
         });
         App = builder.Build();
+        // Ctrl+C: Kestrel's graceful stop waits for the requests in flight, and a synchronous request or an event stream
+        // ends only when its job does; so the jobs are cancelled first (a running one stops within one step)
+        App.Lifetime.ApplicationStopping.Register(CancelAll);
         App.Use(HandleErrorsAndAuth);
         ImagesApi.Map(App, this);
         JobsApi.Map(App, this);
@@ -125,12 +128,16 @@ public sealed class DiffusersServer : IAsyncDisposable
         Pool.Find(job.Model)?.Withdraw(job);
     }
 
-    /// <summary>Queues a request on its model's worker: 400 for an unknown model, 429 with Retry-After when the queue is full.</summary>
-    public Job Submit(ApiRequest request)
+    /// <summary>
+    /// Queues a request on its model's worker: 400 for an unknown model, 429 with Retry-After when the queue is full.
+    /// <paramref name="previews"/>: whether its run decodes previews (false for a synchronous request, whose events no one sees).
+    /// </summary>
+    public Job Submit(ApiRequest request, bool previews = true)
     {
+        ArgumentNullException.ThrowIfNull(request);
         var worker = Pool.Find(request.Model) ?? throw new ApiException(400,
             $"model: unknown model '{request.Model}'; served models: {string.Join(", ", Pool.Workers.Select(w => w.Name))}", "model", "model_not_found");
-        var job = new Job(worker.Name, request.Generation) { Ended = Forget };
+        var job = new Job(worker.Name, request.Generation) { Ended = Forget, Previews = previews };
         _jobs[job.Id] = job;
         if (!worker.TryEnqueue(job))
         {
@@ -162,11 +169,20 @@ public sealed class DiffusersServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Cancels every job in memory: waiting ones leave their queues, running ones stop within one step.</summary>
+    private void CancelAll()
+    {
+        foreach (var j in _jobs.Values) Cancel(j);
+    }
+
     private async Task HandleErrorsAndAuth(HttpContext ctx, RequestDelegate next)
     {
         try
         {
-            if (ctx.Request.Path.StartsWithSegments("/v1") && !Authorized(ctx.Request))
+            CheckOrigin(ctx.Request);
+            // result files are named by 128 random bits and are public, as the URLs of OpenAI's own responses are: a
+            // client downloads response_format=url images with a plain GET, without the API key
+            if (ctx.Request.Path.StartsWithSegments("/v1") && !ctx.Request.Path.StartsWithSegments("/v1/results") && !Authorized(ctx.Request))
                 throw new ApiException(401, "missing or wrong API key: send 'Authorization: Bearer KEY'", null, "invalid_api_key");
             await next(ctx);
         }
@@ -184,6 +200,31 @@ public sealed class DiffusersServer : IAsyncDisposable
             // the client left
         }
     }
+
+    /// <summary>
+    /// Refuses what a web page of another site makes a browser send (403), which a key-less server on loopback would
+    /// otherwise run: a request whose <c>Origin</c> is not this server's own (browsers send it with every cross-site
+    /// POST, a form's multipart one included, without asking first), and, without an API key, a <c>Host</c> that is not
+    /// a loopback name (a DNS-rebound name that points at 127.0.0.1). Clients that are not browsers send neither.
+    /// </summary>
+    private void CheckOrigin(HttpRequest request)
+    {
+        string host = request.Host.Host;
+        if (string.IsNullOrEmpty(Options.ApiKey) && IPAddress.IsLoopback(ListenAddress(Options)) && !IsLoopbackName(host))
+            throw new ApiException(403, $"Host '{request.Host}' is not a loopback name; this key-less server answers requests to 127.0.0.1, [::1] or localhost only", null, "host_not_allowed");
+        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method)) return;
+        string origin = request.Headers.Origin.ToString();
+        if (origin.Length == 0) return;
+        bool same = Uri.TryCreate(origin, UriKind.Absolute, out var o)
+                    && string.Equals(o.Scheme, request.Scheme, StringComparison.OrdinalIgnoreCase)
+                    && string.Equals(o.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase);
+        if (!same)
+            throw new ApiException(403, $"a request from the web page of {origin} is refused: this server answers its own page and non-browser clients", null, "origin_not_allowed");
+    }
+
+    private static bool IsLoopbackName(string host) =>
+        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)
+        || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
 
     private bool Authorized(HttpRequest request)
     {

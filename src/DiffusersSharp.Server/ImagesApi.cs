@@ -24,7 +24,13 @@ internal static class ImagesApi
         {
             if (!ctx.Request.HasFormContentType)
                 throw new ApiException(400, "an edit is a multipart/form-data request with an 'image' file", "image");
-            var form = await ctx.Request.ReadFormAsync(ctx.RequestAborted);
+            IFormCollection form;
+            try { form = await ctx.Request.ReadFormAsync(ctx.RequestAborted); }
+            catch (Exception e) when (e is InvalidDataException or IOException && !ctx.RequestAborted.IsCancellationRequested)
+            {
+                // a malformed or cut-off multipart body: the client's error, never a bare 500
+                throw new ApiException(400, $"the multipart body could not be read: {e.Message}", null, "invalid_multipart");
+            }
             var fields = form.ToDictionary(f => f.Key, f => f.Value.ToString());
             var request = ApiRequest.FromForm(fields, await FileBytes(form, "image"), await FileBytes(form, "mask"), server.Options);
             await Answer(ctx, server, request);
@@ -34,10 +40,11 @@ internal static class ImagesApi
             ["object"] = "list",
             ["data"] = new JsonArray(server.Pool.Workers.Select(w => (JsonNode)Model(w)).ToArray()),
         })));
-        app.MapGet("/v1/models/{id}", (RequestDelegate)(ctx =>
+        // {**id}: a Hub id has a '/', sent as is or escaped (%2F, which the path keeps: OpenAI's client escapes the id)
+        app.MapGet("/v1/models/{**id}", (RequestDelegate)(ctx =>
         {
-            var w = server.Pool.Find((string)ctx.Request.RouteValues["id"]!)
-                    ?? throw new ApiException(404, $"model '{ctx.Request.RouteValues["id"]}' is not served", "model", "model_not_found");
+            string id = Uri.UnescapeDataString((string)ctx.Request.RouteValues["id"]!);
+            var w = server.Pool.Find(id) ?? throw new ApiException(404, $"model '{id}' is not served", "model", "model_not_found");
             return DiffusersServer.WriteJson(ctx, 200, Model(w));
         }));
         app.MapGet("/v1/results/{file}", (RequestDelegate)(async ctx =>
@@ -83,12 +90,15 @@ internal static class ImagesApi
     /// <summary>Runs the request as a job and answers when it ends (a client that leaves cancels it).</summary>
     private static async Task Answer(HttpContext ctx, DiffusersServer server, ApiRequest request)
     {
-        var job = server.Submit(request);
+        var job = server.Submit(request, previews: false);
         using (ctx.RequestAborted.Register(() => server.Cancel(job)))
             await job.Finished;
         ctx.RequestAborted.ThrowIfCancellationRequested();
+        // a request the model cannot run is the client's error (400: OpenAI's client would retry a 500 three times, each
+        // a whole generation that fails the same way); a fault of the server is 500; a cancelled job (DELETE, shutdown) 409
         if (job.Status != "done")
-            throw new ApiException(job.Status == "failed" ? 500 : 409, $"generation {job.Status}: {job.Error ?? "cancelled"}", null, "generation_" + job.Status);
+            throw new ApiException(job.Status != "failed" ? 409 : job.RequestError ? 400 : 500,
+                $"generation {job.Status}: {job.Error ?? "cancelled"}", null, "generation_" + job.Status);
         // the images from the store: the job may already be compacted (its PNG bytes dropped) when this runs
         var data = new JsonArray();
         foreach (string file in job.Files)

@@ -54,6 +54,19 @@ public sealed class Job
     /// <summary>Why it failed, when it did.</summary>
     public string? Error { get; private set; }
 
+    /// <summary>
+    /// True when it failed because of what was asked (the request does not fit the model: an inpainting model without an
+    /// image, an SDXL model with one, a LoRA of another model, latents that overflow): a synchronous request then gets 400
+    /// (the same request fails the same way again, so a client must not retry it); false for a fault of the server (500).
+    /// </summary>
+    public bool RequestError { get; private set; }
+
+    /// <summary>
+    /// Whether its run decodes previews (<see cref="ServerOptions.PreviewEvery"/>): only a job whose events someone can
+    /// follow (<c>POST /v1/jobs</c>); a synchronous OpenAI request never shows its job id, so its previews would be wasted.
+    /// </summary>
+    public bool Previews { get; init; } = true;
+
     /// <summary>The last progress event (step, total, speed), for polling.</summary>
     public JsonObject? LastProgress { get; private set; }
 
@@ -87,7 +100,8 @@ public sealed class Job
     }
 
     /// <summary>Ends the job with <paramref name="status"/> and its final event.</summary>
-    public void Finish(string status, JobEvent final, GenerationResult? result = null, IReadOnlyList<string>? files = null, string? error = null)
+    public void Finish(string status, JobEvent final, GenerationResult? result = null, IReadOnlyList<string>? files = null, string? error = null,
+        bool requestError = false)
     {
         lock (_gate)
         {
@@ -96,6 +110,7 @@ public sealed class Job
             Seed = result?.Seed;
             Files = files ?? [];
             Error = error;
+            RequestError = requestError;
         }
         Publish(final);
         lock (_gate) Status = status;

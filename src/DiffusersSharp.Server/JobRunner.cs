@@ -16,13 +16,15 @@ internal static class JobRunner
             return;
         }
         job.Publish(new JobEvent("started", new JsonObject { ["id"] = job.Id, ["model"] = worker.Name }));
+        bool generating = false;   // past loading: a library refusal from here on is about the request, not the server
         try
         {
             var service = pool.Acquire(worker);
             GenerationResult result;
             try
             {
-                service.PreviewEvery = options.PreviewEvery;
+                service.PreviewEvery = job.Previews ? options.PreviewEvery : 0;
+                generating = true;
                 result = service.Generate(job.Request, new Reporter(job), ct);
             }
             finally
@@ -36,7 +38,11 @@ internal static class JobRunner
         {
             End(job, store, "cancelled", null, null);
         }
-        catch (Exception e) when (e is DiffusersException or ArgumentException or IOException)
+        catch (Exception e) when (e is DiffusersException or ArgumentException)
+        {
+            End(job, store, "failed", null, e.Message, requestError: generating);
+        }
+        catch (IOException e)
         {
             End(job, store, "failed", null, e.Message);
         }
@@ -50,7 +56,7 @@ internal static class JobRunner
     /// The one place a job ends: records it in the store (images, parameters, status, error), then publishes its final event.
     /// Used when it runs, when it is withdrawn from the queue, and when the server stops with it waiting.
     /// </summary>
-    internal static void End(Job job, ResultStore store, string status, GenerationResult? result, string? error)
+    internal static void End(Job job, ResultStore store, string status, GenerationResult? result, string? error, bool requestError = false)
     {
         var parameters = Parameters(job.Model, result?.Request ?? job.Request, result?.Images.FirstOrDefault());
         var files = store.Save(job.Id, job.Created, job.Model, status, parameters, result?.Images ?? [], error,
@@ -64,7 +70,7 @@ internal static class JobRunner
             data["parameters"] = parameters;
         }
         else data["message"] = error ?? "cancelled";
-        job.Finish(status, new JobEvent(status, data), result, files, error);
+        job.Finish(status, new JobEvent(status, data), result, files, error, requestError);
     }
 
     /// <summary>The parameters of a request as the API names them (what "use these settings again" sends back).</summary>
@@ -89,6 +95,8 @@ internal static class JobRunner
             ["scheduler"] = r.Scheduler,
             ["n"] = r.Count,
         };
+        if (r.Loras is { Count: > 0 } loras)
+            o["loras"] = new JsonObject(loras.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value))));
         if (r.InitImage is not null) o["strength"] = r.Strength;
         return o;
     }

@@ -10,7 +10,8 @@ namespace DiffusersSharp.Server;
 /// </summary>
 public sealed class ModelPool : IDisposable
 {
-    private readonly object _gate = new();
+    private readonly object _gate = new();       // the workers' state (loaded, running, last used): held briefly
+    private readonly object _loadGate = new();   // one load at a time (held while a model loads, never under _gate)
     private readonly ServerOptions _options;
     private readonly List<ModelWorker> _workers = [];
     private bool _disposed;
@@ -50,10 +51,13 @@ public sealed class ModelPool : IDisposable
         {
             try
             {
-                lock (_gate)
+                lock (_loadGate)
                 {
-                    if (_disposed) return;
-                    if (_options.MemoryBudgetGb is double gb && LoadedBytes + Estimate(w) > gb * 1e9) continue;
+                    lock (_gate)
+                    {
+                        if (_disposed) return;
+                        if (_options.MemoryBudgetGb is double gb && LoadedBytes + Estimate(w) > gb * 1e9) continue;
+                    }
                     Load(w);
                 }
             }
@@ -69,11 +73,20 @@ public sealed class ModelPool : IDisposable
     {
         lock (_gate)
         {
-            var service = worker.Service ?? Load(worker);
-            worker.Running = true;
-            worker.LastUsed = DateTime.UtcNow;
-            return service;
+            if (worker.Service is { } loaded) return MarkRunning(worker, loaded);
         }
+        lock (_loadGate)
+        {
+            var service = Load(worker);
+            lock (_gate) return MarkRunning(worker, service);
+        }
+    }
+
+    private static GenerationService MarkRunning(ModelWorker worker, GenerationService service)
+    {
+        worker.Running = true;
+        worker.LastUsed = DateTime.UtcNow;
+        return service;
     }
 
     /// <summary>Marks <paramref name="worker"/> idle again.</summary>
@@ -86,30 +99,49 @@ public sealed class ModelPool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Loads <paramref name="worker"/>'s model (call holding <c>_loadGate</c>: one load at a time). Idle models beyond the
+    /// budget are unloaded first, under <c>_gate</c>; the load itself runs outside it, so that while one model loads
+    /// (minutes for a download) the others' jobs still start and end.
+    /// </summary>
     private GenerationService Load(ModelWorker worker)
     {
-        if (worker.Service is { } loaded) return loaded;
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_options.MemoryBudgetGb is double gb)
+        lock (_gate)
         {
-            long budget = (long)(gb * 1e9), need = Estimate(worker);
-            foreach (var idle in _workers.Where(w => w.Service is not null && !w.Running && w != worker).OrderBy(w => w.LastUsed).ToList())
+            if (worker.Service is { } loaded) return loaded;
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_options.MemoryBudgetGb is double gb)
             {
-                if (LoadedBytes + need <= budget) break;
-                Unload(idle);
+                long budget = (long)(gb * 1e9), need = Estimate(worker);
+                foreach (var idle in _workers.Where(w => w.Service is not null && !w.Running && w != worker).OrderBy(w => w.LastUsed).ToList())
+                {
+                    if (LoadedBytes + need <= budget) break;
+                    Unload(idle);
+                }
             }
         }
         var service = GenerationService.Load(worker.IdOrPath, _options.LoadOptions);
-        service.LoraDirectory = _options.LoraDir;
-        if (_options.PreviewVae is { } previewVae)
+        try
         {
-            try { _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions); }
-            catch { service.Dispose(); throw; }
-            service.Taesd = new TaesdPreview(_previewVae);
+            service.LoraDirectory = _options.LoraDir;
+            if (_options.PreviewVae is { } previewVae)
+            {
+                _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions);
+                service.Taesd = new TaesdPreview(_previewVae);
+            }
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                worker.Service = service;
+                worker.LastUsed = DateTime.UtcNow;
+            }
+            return service;
         }
-        worker.Service = service;
-        worker.LastUsed = DateTime.UtcNow;
-        return service;
+        catch
+        {
+            service.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Unloads <paramref name="worker"/>'s model (it reloads at its next job).</summary>
@@ -137,6 +169,7 @@ public sealed class ModelPool : IDisposable
     public void Dispose()
     {
         foreach (var w in _workers) w.Dispose();
+        lock (_loadGate)   // after a load in progress (preload), which would otherwise set a model or the preview VAE after this
         lock (_gate)
         {
             _disposed = true;

@@ -66,7 +66,8 @@ public sealed class ModelWorker : IDisposable
     {
         lock (_gate)
         {
-            if (_stopping || _waiting.Count >= _options.MaxQueue) return false;
+            // MaxQueue counts the jobs that wait behind a running one: an idle worker takes one more (it runs at once)
+            if (_stopping || _waiting.Count >= _options.MaxQueue + (_current is null ? 1 : 0)) return false;
             // published before the worker can see the job, so "queued" is always its first event
             job.Publish(Queued(job, _waiting.Count));
             _waiting.Add(job);

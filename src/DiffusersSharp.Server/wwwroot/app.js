@@ -75,6 +75,20 @@ function follow(id) {
   });
   events.addEventListener("failed", e => { showError(JSON.parse(e.data).message); $("progress_text").textContent = "failed"; finish(); });
   events.addEventListener("cancelled", () => { $("progress_text").textContent = "cancelled"; finish(); });
+  // the stream lost: the browser reconnects by itself while it can (readyState CONNECTING); once it gives up (the server
+  // restarted and forgot the job: 404, or a wrong key: 401) the job's outcome is asked for once, else the page is freed
+  events.onerror = async () => {
+    if (!events || events.readyState !== EventSource.CLOSED) return;
+    try {
+      const j = await api("/v1/jobs/" + id);
+      if (j.status === "done" && j.images) {
+        $("result").innerHTML = "";
+        for (const url of j.images) { const img = new Image(); img.src = withKey(url); img.className = "result"; $("result").append(img); }
+        $("progress_text").textContent = "done";
+      } else { showError(j.error || "the job ended: " + j.status); $("progress_text").textContent = j.status; }
+    } catch (e) { showError("lost the job's progress: " + e.message); $("progress_text").textContent = ""; }
+    finish(); loadHistory();
+  };
 }
 function finish() { if (events) events.close(); events = null; current = null; busy(false); }
 
@@ -88,6 +102,8 @@ function useAgain(p) {
   if (p.model) $("model").value = p.model;
   $("scheduler").value = p.scheduler || "";
   $("random_seed").checked = false; $("seed").value = p.seed;
+  const loras = p.loras ? Object.keys(p.loras) : [];
+  for (const o of $("lora").options) o.selected = loras.includes(o.value);
   window.scrollTo(0, 0);
 }
 

@@ -66,6 +66,44 @@ public class DiffusersImageGeneratorTests
     }
 
     [Fact]
+    public async Task ACallWaitingItsTurnIsCancelledWithoutWaitingForTheRunBeforeIt()
+    {
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        var options = new ImageGenerationOptions { ImageSize = new System.Drawing.Size(64, 64), AdditionalProperties = new() { ["steps"] = 900 } };
+        using var first = new CancellationTokenSource();
+        var running = generator.GenerateAsync(new ImageGenerationRequest("a cat"), options, first.Token);
+        using var second = new CancellationTokenSource();
+        var waiting = generator.GenerateAsync(new ImageGenerationRequest("a dog"), options, second.Token);
+        await Task.Delay(300);   // the second call is waiting its turn
+        second.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+        Assert.False(running.IsCompleted, "the waiting call saw its cancellation only after the run before it ended");
+        first.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+    }
+
+    [Fact]
+    public async Task AMaskInOpenAisConventionRepaintsItsTransparentArea()
+    {
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var area = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        area = area.Width == init.Width && area.Height == init.Height ? area : ImageResize.Resize(area, init.Width, init.Height);
+        bool Repaint(int x, int y) => area.Pixels[y * init.Width + x] >= 128;
+        byte[] white = Server.ServerRequestTests.Png(init.Width, init.Height, (x, y) => Repaint(x, y) ? ((byte)255, (byte)255, (byte)255, (byte)255) : ((byte)0, (byte)0, (byte)0, (byte)255));
+        byte[] transparent = Server.ServerRequestTests.Png(init.Width, init.Height, (x, y) => Repaint(x, y) ? ((byte)0, (byte)0, (byte)0, (byte)0) : ((byte)0, (byte)0, (byte)0, (byte)255));
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        async Task<byte[]> Inpaint(byte[] mask)
+        {
+            var response = await generator.EditImageAsync(new DataContent(File.ReadAllBytes(Golden.Path("img2img-init.png")), "image/png"), "a cat",
+                new ImageGenerationOptions { AdditionalProperties = new() { ["seed"] = 5L, ["steps"] = 2, ["mask"] = new DataContent(mask, "image/png") } });
+            return ((DataContent)response.Contents[0]).Data.ToArray();
+        }
+        Assert.Equal(await Inpaint(white), await Inpaint(transparent));
+    }
+
+    [Fact]
     public async Task BadOptionsAreRefusedNamingTheProperty()
     {
         using var service = GenerationService.Load(Model);

@@ -174,6 +174,9 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
             "{\"prompt\": \"a blue car\", \"negative_prompt\": \"dark\", \"guidance_scale\": 6.0, \"size\": \"64x64\", \"steps\": 2, \"seed\": 11, \"response_format\": \"b64_json\", \"loras\": {\"kohya\": 0.5}}");
         Assert.Equal(200, status);
         Assert.Equal(expected, Convert.FromBase64String((string)body!["data"]![0]!["b64_json"]!));
+        // its parameters keep the LoRAs ("use these settings again", GET /v1/jobs/{id})
+        var history = JsonNode.Parse(await Http.GetStringAsync("/v1/history?limit=1"))!["data"]![0]!;
+        Assert.Equal(0.5, (double)history["parameters"]!["loras"]!["kohya"]!);
     }
 
     [Fact]
@@ -230,6 +233,13 @@ public class ServerApiTests(ServerFixture fixture, Xunit.Abstractions.ITestOutpu
         Assert.Equal("authentication_error", (string?)JsonNode.Parse(await denied.Content.ReadAsStringAsync())!["error"]!["type"]);
         http.DefaultRequestHeaders.Authorization = new("Bearer", "s3cret");
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/v1/models")).StatusCode);
-        Assert.Equal(HttpStatusCode.OK, (await new HttpClient().GetAsync(new Uri(server.Address, "/"))).StatusCode);   // the page itself is public
+        using var anonymous = new HttpClient { BaseAddress = server.Address };
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/")).StatusCode);   // the page itself is public
+        // so are the result files (128 random bits, as OpenAI's image URLs): a client downloads a url response without the key
+        var (status, body, _) = await ServerFixture.PostJson(http, "/v1/images/generations", "{\"prompt\": \"a cat\", \"size\": \"32x32\", \"steps\": 1}");
+        Assert.Equal(200, status);
+        var url = new Uri((string)body!["data"]![0]!["url"]!);
+        Assert.Equal(32, Image.Decode(await anonymous.GetByteArrayAsync(url)).Width);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/v1/history")).StatusCode);   // the list of them is not
     }
 }
