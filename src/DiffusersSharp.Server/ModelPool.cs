@@ -170,15 +170,17 @@ public sealed class ModelPool : IDisposable
     {
         foreach (var w in _workers) w.Dispose();
         lock (_loadGate)   // after a load in progress (preload), which would otherwise set a model or the preview VAE after this
-        lock (_gate)
         {
-            _disposed = true;
-            foreach (var w in _workers)
+            lock (_gate)
             {
-                w.Service?.Dispose();
-                w.Service = null;
+                _disposed = true;
+                foreach (var w in _workers)
+                {
+                    w.Service?.Dispose();
+                    w.Service = null;
+                }
+                _previewVae?.Dispose();
             }
-            _previewVae?.Dispose();
         }
     }
 }
