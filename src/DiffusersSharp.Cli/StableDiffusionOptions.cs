@@ -16,7 +16,7 @@ public sealed class StableDiffusionOptions
     private readonly Option<string?> _prompt = new("--prompt", "-p") { Description = "Prompt (Stable Diffusion)" };
     private readonly Option<string?> _negative = new("--negative-prompt") { Description = "Negative prompt (Stable Diffusion)" };
     private readonly Option<double?> _guidance = new("--guidance") { Description = "Classifier-free guidance scale (default 7.5)" };
-    private readonly Option<double?> _rescale = new("--guidance-rescale") { Description = "Guidance rescale factor in [0, 1] (txt2img)" };
+    private readonly Option<double?> _rescale = new("--guidance-rescale") { Description = "Guidance rescale factor in [0, 1] (txt2img; SDXL also img2img and inpainting)" };
     private readonly Option<int?> _clipSkip = new("--clip-skip") { Description = "Text encoder layers to skip (1 = the pre-final layer)" };
     private readonly Option<int?> _width = new("--width") { Description = "Image width, a multiple of 8 (default: the UNet's sample size × 8)" };
     private readonly Option<int?> _height = new("--height") { Description = "Image height, a multiple of 8" };
@@ -54,8 +54,6 @@ public sealed class StableDiffusionOptions
             if (Mask is not null && !File.Exists(Mask)) throw new UserException($"--mask: file not found: {Mask}");
             if (InitImage is not null && Mask is null && (Width is not null || Height is not null))
                 throw new UserException("img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only");
-            if (GuidanceRescale is not null && InitImage is not null)
-                throw new UserException("--guidance-rescale applies to txt2img only (diffusers' img2img and inpaint pipelines have no guidance_rescale)");
         }
     }
 
@@ -91,6 +89,8 @@ public sealed class StableDiffusionOptions
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
         if (className == StableDiffusionInpaintPipeline.Name && o.Mask is null)
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
+        if (o.GuidanceRescale is not null && o.InitImage is not null)   // SDXL's img2img and inpaint pipelines have it
+            throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };

@@ -71,7 +71,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
         var (total, gens) = call;
-        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        bool cfg = guidanceScale > 1.0;   // diffusers' ControlNet img2img: no time_cond_proj_dim condition, no guidance embedding
         bool guess = GuessMode(guessMode);
 
         // 3. encode the prompt
@@ -97,8 +97,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
             (n0, n) => $"{Name}: Cannot duplicate `image` of batch size {n0} to {n} text prompts.");
 
         // 7. denoising loop with the ControlNet residuals
-        var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
-            Residuals(images, scales, start, end, guess, cfg));
+        var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, null, null) { ControlNet = Residuals(images, scales, start, end, guess, cfg) };
         current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess

@@ -75,7 +75,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
         var (total, gens) = call;
-        bool cfg = DoClassifierFreeGuidance(guidanceScale);
+        bool cfg = guidanceScale > 1.0;   // diffusers' ControlNet inpaint: no time_cond_proj_dim condition (and no guidance embedding)
         bool guess = GuessMode(guessMode);
         var device = Unet.Device;
 

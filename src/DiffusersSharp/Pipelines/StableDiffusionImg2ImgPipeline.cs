@@ -24,7 +24,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     /// </summary>
     public StableDiffusionImg2ImgPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.ClipSample) { }
 
     /// <inheritdoc/>
     public override string ClassName => Name;

@@ -24,7 +24,8 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// </summary>
     public StableDiffusionInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, unet, scheduler, log) => PipelineSteps.CheckInpaintUnet(Name, unet);
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.SkipPrkSteps) =>
+        PipelineSteps.CheckInpaintUnet(Name, unet);
 
     /// <inheritdoc/>
     public override string ClassName => Name;

@@ -27,7 +27,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     /// </summary>
     public StableDiffusionPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
-        : base(vae, textEncoder, tokenizer, unet, scheduler, log) { }
+        : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.ClipSample) { }
 
     /// <inheritdoc/>
     public override string ClassName => Name;

@@ -26,11 +26,12 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     private IVae _vae;
 
     /// <summary>
-    /// Checks that the text encoder's width matches the UNet's cross-attention and puts every model in evaluation
-    /// mode.
+    /// Checks that the text encoder's width matches the UNet's cross-attention, corrects the scheduler config's outdated
+    /// values that <paramref name="fixes"/> names (what the diffusers class's constructor corrects) and puts every model
+    /// in evaluation mode.
     /// </summary>
     protected StableDiffusionPipelineBase(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
-        UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log)
+        UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log, SchedulerConfigFixes fixes = SchedulerConfigFixes.None)
     {
         ArgumentNullException.ThrowIfNull(vae);
         ArgumentNullException.ThrowIfNull(textEncoder);
@@ -43,7 +44,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
         Tokenizer = tokenizer;
         Unet = unet;
         Log = log ?? DefaultLog;
-        _scheduler = FixSchedulerConfig(scheduler);
+        _scheduler = FixSchedulerConfig(scheduler, fixes);
         Vae.SetEvalMode();
         TextEncoder.eval();
         Unet.eval();
@@ -66,11 +67,14 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// <summary>The denoising UNet.</summary>
     public UNet2DConditionModel Unet { get; }
 
-    /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
+    /// <summary>
+    /// The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>. A scheduler
+    /// assigned here is used as given (only the constructor corrects outdated configs, see <see cref="SchedulerConfigFixes"/>).
+    /// </summary>
     public IScheduler Scheduler
     {
         get => _scheduler;
-        set => _scheduler = FixSchedulerConfig(value ?? throw new ArgumentNullException(nameof(value)));
+        set => _scheduler = value ?? throw new ArgumentNullException(nameof(value));
     }
 
     /// <summary>Where warnings go (truncated prompts, components that are not run). Default: standard error.</summary>
@@ -116,23 +120,31 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     }
 
     /// <summary>
-    /// What diffusers' Stable Diffusion constructors do to an outdated scheduler config: <c>steps_offset</c> other
-    /// than 1 becomes 1, <c>clip_sample: true</c> becomes false (each with a warning).
+    /// What a diffusers Stable Diffusion constructor does to an outdated scheduler config, for the values
+    /// <paramref name="fixes"/> names: <c>steps_offset</c> other than 1 becomes 1, <c>clip_sample: true</c> becomes
+    /// false, <c>skip_prk_steps: false</c> becomes true (each with a warning).
     /// </summary>
-    private IScheduler FixSchedulerConfig(IScheduler scheduler)
+    private IScheduler FixSchedulerConfig(IScheduler scheduler, SchedulerConfigFixes fixes)
     {
+        if (fixes == SchedulerConfigFixes.None) return scheduler;
         var node = JsonNode.Parse(ConfigJson.NormalizePythonLiterals(SerializeConfig(scheduler.Config)))!.AsObject();
         bool changed = false;
-        if (node["steps_offset"] is JsonValue so && so.TryGetValue<double>(out var offset) && offset != 1)
+        if (fixes.HasFlag(SchedulerConfigFixes.StepsOffset) && node["steps_offset"] is JsonValue so && so.TryGetValue<double>(out var offset) && offset != 1)
         {
             Log($"the scheduler config has steps_offset {offset}; it should be 1: using 1, as diffusers does");
             node["steps_offset"] = 1;
             changed = true;
         }
-        if (node["clip_sample"] is JsonValue cs && cs.TryGetValue<bool>(out var clip) && clip)
+        if (fixes.HasFlag(SchedulerConfigFixes.ClipSample) && node["clip_sample"] is JsonValue cs && cs.TryGetValue<bool>(out var clip) && clip)
         {
             Log("the scheduler config has clip_sample true; it should be false: using false, as diffusers does");
             node["clip_sample"] = false;
+            changed = true;
+        }
+        if (fixes.HasFlag(SchedulerConfigFixes.SkipPrkSteps) && node["skip_prk_steps"] is JsonValue sp && sp.TryGetValue<bool>(out var skip) && !skip)
+        {
+            Log("the scheduler config has skip_prk_steps false; it should be true: using true, as diffusers does");
+            node["skip_prk_steps"] = true;
             changed = true;
         }
         if (!changed) return scheduler;

@@ -92,6 +92,24 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void GuidanceRescaleReachesSdxlImageToImageAsInTheLibrary()
+    {
+        // diffusers' SDXL img2img and inpaint pipelines take guidance_rescale (SD 1.x/2.x's do not, and are refused)
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Refiner, "--prompt", "a photo of a cat", "--init-image", Golden.Path("img2img-init.png"),
+            "--steps", "4", "--strength", "0.5", "--guidance-rescale", "0.7", "--seed", "0", "-o", dir.File("r.npy"));
+        Assert.True(code == 0, stderr);
+        using var cli = NpyFile.Read(dir.File("r.npy"));
+        using var pipe = DiffusersSharp.Pipelines.StableDiffusionXLImg2ImgPipeline.FromPretrained(Refiner);
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        using var rescaled = pipe.Generate("a photo of a cat", init, strength: 0.5, numInferenceSteps: 4, seed: 0, guidanceRescale: 0.7,
+            outputType: DiffusersSharp.Pipelines.OutputType.Np);
+        using var plain = pipe.Generate("a photo of a cat", init, strength: 0.5, numInferenceSteps: 4, seed: 0, outputType: DiffusersSharp.Pipelines.OutputType.Np);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(cli, rescaled.Array!));
+        Assert.True(Tol.MaxAbsDiff(cli, plain.Array!) > 1e-4, "--guidance-rescale did not change the image");
+    }
+
+    [Fact]
     public void VaeOptionSwapsTheSdxlVae()
     {
         using var dir = new TempDir();

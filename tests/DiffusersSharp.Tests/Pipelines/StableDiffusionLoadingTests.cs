@@ -19,15 +19,42 @@ public class StableDiffusionLoadingTests(ITestOutputHelper log)
         var node = JsonNode.Parse(File.ReadAllText(cfg))!.AsObject();
         node["steps_offset"] = 0;
         node["clip_sample"] = true;
+        node["skip_prk_steps"] = false;
         File.WriteAllText(cfg, node.ToJsonString());
-        using var pipe = DiffusionPipeline.FromPretrained(folder.Path);
+        var warnings = new List<string>();
+        using var pipe = DiffusionPipeline.FromPretrained(folder.Path, new DiffusersSharp.Loading.LoadOptions { Log = warnings.Add });
         var inpaint = Assert.IsType<StableDiffusionInpaintPipeline>(pipe);
         var pndm = Assert.IsType<PNDMScheduler>(inpaint.Scheduler);
+        // diffusers' inpaint constructor corrects steps_offset and skip_prk_steps (not clip_sample, which PNDM has not)
         Assert.Equal(1, pndm.TypedConfig.StepsOffset);
+        Assert.True(pndm.TypedConfig.SkipPrkSteps);
+        Assert.Equal(["the scheduler config has steps_offset 0; it should be 1: using 1, as diffusers does",
+            "the scheduler config has skip_prk_steps false; it should be true: using true, as diffusers does"], warnings);
         pndm.SetTimesteps(5);
         Assert.Equal(new long[] { 801, 601, 601, 401, 201, 1 }, pndm.Timesteps.data<long>().ToArray());
         Assert.Contains(StableDiffusionInpaintPipeline.Name, DiffusionPipeline.KnownClasses);
         Assert.Contains(StableDiffusionImg2ImgPipeline.Name, DiffusionPipeline.KnownClasses);
+    }
+
+    [Fact]
+    public void OnlyTheConstructorCorrectsAnOutdatedSchedulerConfigAndOnlyWhereItsDiffusersClassDoes()
+    {
+        using var pipe = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
+        // the constructor of text to image corrects steps_offset and clip_sample
+        var outdated = new DDIMSchedulerConfig { StepsOffset = 0, ClipSample = true };
+        // (not disposed: a pipeline disposes its components, which are pipe's)
+        var built = new StableDiffusionPipeline(pipe.Vae, pipe.TextEncoder, pipe.Tokenizer, pipe.Unet, new DDIMScheduler(outdated), _ => { });
+        var fixedConfig = Assert.IsType<DDIMScheduler>(built.Scheduler).TypedConfig;
+        Assert.Equal((1, false), (fixedConfig.StepsOffset, fixedConfig.ClipSample));
+        // a scheduler assigned later is used as given (diffusers' pipe.scheduler = ...), e.g. --scheduler-config clip_sample=true
+        var given = new DDIMScheduler(outdated);
+        built.Scheduler = given;
+        Assert.Same(given, built.Scheduler);
+        // ControlNet pipelines correct nothing (diffusers' controlnet/*.py)
+        using var controlnet = DiffusersSharp.Models.ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
+        var withNet = new StableDiffusionControlNetPipeline(pipe.Vae, pipe.TextEncoder, pipe.Tokenizer, pipe.Unet, controlnet, new DDIMScheduler(outdated), _ => { });
+        var kept = Assert.IsType<DDIMScheduler>(withNet.Scheduler).TypedConfig;
+        Assert.Equal((0, true), (kept.StepsOffset, kept.ClipSample));
     }
 
     [Fact]
