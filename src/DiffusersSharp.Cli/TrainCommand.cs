@@ -37,7 +37,8 @@ public static class TrainCommand
         var initFrom = new Option<string?>("--init-from") { Description = "Pipeline/UNet folder or Hub id to fine-tune" };
         var ckEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
         var keep = new Option<int?>("--keep-checkpoints") { Description = "Keep only the newest K checkpoints" };
-        var resume = new Option<bool>("--resume") { Description = "Resume from the newest checkpoint in --output" };
+        var resume = new Option<bool>("--resume") { Description = "Resume from the newest checkpoint in --output (same settings)" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Delete a previous run's files in --output and start a new run" };
         var imagesEvery = new Option<int>("--save-images-every-epochs") { DefaultValueFactory = _ => 10 };
         var modelEvery = new Option<int>("--save-model-every-epochs") { DefaultValueFactory = _ => 10 };
         var evalBatch = new Option<int>("--eval-batch-size") { DefaultValueFactory = _ => 16 };
@@ -48,8 +49,8 @@ public static class TrainCommand
         var unconditional = new Command("unconditional", "Train a UNet2DModel DDPM on a folder of images (diffusers' train_unconditional.py)")
         {
             data, output, resolution, centerCrop, randomFlip, stopOnBad, batch, epochs, maxSteps, lr, lrScheduler, warmup, accum,
-            prediction, timesteps, beta, channels, layers, attention, groups, initFrom, ckEvery, keep, resume, imagesEvery,
-            modelEvery, evalBatch, inferenceSteps, mixed, noEma, seed,
+            prediction, timesteps, beta, channels, layers, attention, groups, initFrom, ckEvery, keep, resume, overwrite,
+            imagesEvery, modelEvery, evalBatch, inferenceSteps, mixed, noEma, seed,
         };
         unconditional.SetAction(pr =>
         {
@@ -64,8 +65,8 @@ public static class TrainCommand
                 BlockOutChannels = ParseInts(pr.GetValue(channels)!, "--block-out-channels"), LayersPerBlock = pr.GetValue(layers),
                 AttentionLevels = pr.GetValue(attention) is { } a ? (a == "none" ? [] : ParseInts(a, "--attention-levels")) : null,
                 NormNumGroups = pr.GetValue(groups), InitFrom = pr.GetValue(initFrom), CheckpointEvery = pr.GetValue(ckEvery),
-                KeepCheckpoints = pr.GetValue(keep), Resume = pr.GetValue(resume), SaveImagesEveryEpochs = pr.GetValue(imagesEvery),
-                SaveModelEveryEpochs = pr.GetValue(modelEvery), EvalBatchSize = pr.GetValue(evalBatch),
+                KeepCheckpoints = pr.GetValue(keep), Resume = pr.GetValue(resume), Overwrite = pr.GetValue(overwrite),
+                SaveImagesEveryEpochs = pr.GetValue(imagesEvery), SaveModelEveryEpochs = pr.GetValue(modelEvery), EvalBatchSize = pr.GetValue(evalBatch),
                 DdpmNumInferenceSteps = pr.GetValue(inferenceSteps), MixedPrecision = pr.GetValue(mixed)!,
                 UseEma = !pr.GetValue(noEma), Seed = pr.GetValue(seed),
             };

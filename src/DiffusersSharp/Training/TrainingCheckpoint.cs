@@ -52,7 +52,13 @@ public static class TrainingCheckpoint
         using (var rng = generator.get_state())
             SafetensorsFile.Save(Path.Combine(tmp, "rng.safetensors"), new Dictionary<string, Tensor> { ["generator"] = rng });
         File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), JsonSerializer.Serialize(state));
-        if (Directory.Exists(final)) Directory.Delete(final, true);
+        // A run never writes a step twice (a new run starts in a folder without checkpoints, a resumed one after its
+        // newest): an existing folder of that name is not this run's and is left alone.
+        if (Directory.Exists(final))
+        {
+            Directory.Delete(tmp, true);
+            throw new DiffusersException($"{final} already exists: not replacing it with this run's checkpoint") { FilePath = final };
+        }
         Directory.Move(tmp, final);
         return final;
     }

@@ -51,6 +51,8 @@ public sealed class UnconditionalTrainer
             throw new DiffusersException("mixed precision 'bf16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no");
         if (o.MixedPrecision != "no")
             throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; choose no or bf16");
+        if (o.Resume && o.Overwrite)
+            throw new DiffusersException($"--resume and --overwrite exclude each other: --resume continues the run in {o.OutputDir}, --overwrite deletes it");
         if (o.BatchSize <= 0) throw new DiffusersException($"batch size must be positive, got {o.BatchSize}");
         if (o.GradientAccumulationSteps <= 0) throw new DiffusersException($"gradient accumulation steps must be positive, got {o.GradientAccumulationSteps}");
         if (o.MaxSteps is <= 0) throw new DiffusersException($"max steps must be positive, got {o.MaxSteps}");
@@ -84,7 +86,8 @@ public sealed class UnconditionalTrainer
     public string Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var o = _o;
-        Directory.CreateDirectory(o.OutputDir);
+        // Before anything is read or written: a previous run in the folder is refused unless resumed or overwritten.
+        var previous = TrainingOutputFolder.CheckBeforeRun(o.OutputDir, o.Resume, o.Overwrite);
         var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, _log);
         using var model = CreateModel();
         model.train();
@@ -104,9 +107,16 @@ public sealed class UnconditionalTrainer
         _log(string.Create(CultureInfo.InvariantCulture,
             $"{data.Count} images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {totalSteps} optimisation steps, {model.NumParameters():N0} parameters"));
 
+        if (o.Overwrite && previous.Count > 0)
+        {
+            TrainingOutputFolder.RemovePreviousRun(o.OutputDir);
+            _log($"--overwrite: deleted the previous run in {o.OutputDir} ({TrainingOutputFolder.Describe(previous)})");
+        }
+        Directory.CreateDirectory(o.OutputDir);
+
         long step = 0;
         var losses = new List<(long Step, int Epoch, double Loss, double Lr)>();
-        string csvPath = Path.Combine(o.OutputDir, "loss.csv");
+        string csvPath = Path.Combine(o.OutputDir, TrainingOutputFolder.LossCsv);
         if (o.Resume && TrainingCheckpoint.List(o.OutputDir) is { Count: > 0 } cps)
         {
             var state = TrainingCheckpoint.Load(cps[^1].Path, model, ema, optimizer, generator);
@@ -114,7 +124,7 @@ public sealed class UnconditionalTrainer
             losses.AddRange(ReadCsv(csvPath).Where(r => r.Step <= step));
             _log($"resumed from {cps[^1].Path} at step {step}");
         }
-        else if (o.Resume) _log($"--resume: no checkpoint in {o.OutputDir}, starting from step 0");
+        else if (o.Resume) _log($"--resume: no checkpoint in {o.OutputDir}; starting a new training run");
 
         using var loader = new BackgroundBatchLoader(data, o.BatchSize, o.Seed, step * accum);
         var sw = Stopwatch.StartNew();
@@ -185,10 +195,10 @@ public sealed class UnconditionalTrainer
                     WithSavedWeights(model, ema, () =>
                     {
                         if (save) SavePipeline(model, scheduler, o.OutputDir);
-                        if (images) SaveSampleGrid(model, scheduler.TypedConfig, Path.Combine(o.OutputDir, "samples", $"epoch-{e:D4}.png"));
+                        if (images) SaveSampleGrid(model, scheduler.TypedConfig, Path.Combine(o.OutputDir, TrainingOutputFolder.Samples, $"epoch-{e:D4}.png"));
                     });
                 WriteCsv(csvPath, losses);
-                LossCurvePlot.Save(Path.Combine(o.OutputDir, "loss.png"), losses.Select(l => (l.Step, l.Loss)).ToList());
+                LossCurvePlot.Save(Path.Combine(o.OutputDir, TrainingOutputFolder.LossPlot), losses.Select(l => (l.Step, l.Loss)).ToList());
             }
         }
         return o.OutputDir;
@@ -266,9 +276,9 @@ public sealed class UnconditionalTrainer
     public static void SavePipeline(UNet2DModel model, DDPMScheduler scheduler, string dir)
     {
         Directory.CreateDirectory(dir);
-        model.SavePretrained(Path.Combine(dir, "unet"));
-        scheduler.SavePretrained(Path.Combine(dir, "scheduler"));
-        File.WriteAllText(Path.Combine(dir, "model_index.json"),
+        model.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Unet));
+        scheduler.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Scheduler));
+        File.WriteAllText(Path.Combine(dir, TrainingOutputFolder.PipelineIndex),
             "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"0.25.1\",\n" +
             "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n");
     }

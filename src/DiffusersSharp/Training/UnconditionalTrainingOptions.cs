@@ -77,8 +77,16 @@ public sealed record UnconditionalTrainingOptions
     public int CheckpointEvery { get; init; } = 500;
     /// <summary><c>--checkpoints_total_limit</c>: the checkpoints kept (oldest deleted first); null: all.</summary>
     public int? KeepCheckpoints { get; init; }
-    /// <summary>Resume from the latest checkpoint-N in <see cref="OutputDir"/>.</summary>
+    /// <summary>
+    /// <c>--resume_from_checkpoint latest</c>: resume from the newest checkpoint-N in <see cref="OutputDir"/> (its
+    /// recorded settings must match these options). In a folder without a previous run it starts a new run.
+    /// </summary>
     public bool Resume { get; init; }
+    /// <summary>
+    /// <c>--overwrite_output_dir</c>: delete a previous run's files in <see cref="OutputDir"/> (and only those, see
+    /// <see cref="TrainingOutputFolder"/>) before starting; without it (or <see cref="Resume"/>) such a folder is refused.
+    /// </summary>
+    public bool Overwrite { get; init; }
     /// <summary><c>--save_images_epochs</c>: sample images every this many epochs.</summary>
     public int SaveImagesEveryEpochs { get; init; } = 10;
     /// <summary><c>--save_model_epochs</c>: the pipeline is saved every this many epochs.</summary>

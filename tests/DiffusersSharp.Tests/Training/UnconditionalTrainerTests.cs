@@ -13,20 +13,9 @@ namespace DiffusersSharp.Tests.Training;
 /// <summary>Tiny training runs (16×16 cat faces, a two-level UNet) and the data set.</summary>
 public class UnconditionalTrainerTests
 {
-    private static UnconditionalTrainingOptions Tiny(string data, string output) => new()
-    {
-        DataDir = data, OutputDir = output, Resolution = 16, BatchSize = 8, MaxSteps = 8,
-        BlockOutChannels = [8, 16], LayersPerBlock = 1, NormNumGroups = 4, AttentionLevels = [1],
-        LearningRate = 1e-3, LrScheduler = "cosine", LrWarmupSteps = 2, NumTrainTimesteps = 100,
-        SaveImagesEveryEpochs = 0, SaveModelEveryEpochs = 0, CheckpointEvery = 0, RandomFlip = true, Seed = 3,
-    };
+    private static UnconditionalTrainingOptions Tiny(string data, string output) => TinyRuns.Options(data, output);
 
-    private static string Cats(TempDir dir, int count)
-    {
-        string data = Path.Combine(dir.Path, "data");
-        CatFaceGenerator.WriteDataset(data, count, 20, seed: 1);
-        return data;
-    }
+    private static string Cats(TempDir dir, int count) => TinyRuns.Cats(dir, count);
 
     [Fact]
     public void LossGoesDownAndOutputsArePresent()
@@ -45,7 +34,7 @@ public class UnconditionalTrainerTests
             NumTrainTimesteps = 1000,
         };
         var reports = new List<TrainingProgress>();
-        new UnconditionalTrainer(o).Train(new Progress(reports));
+        new UnconditionalTrainer(o).Train(new SyncProgress(reports));
         Assert.Equal(40, reports.Count);
         Assert.All(reports, r => Assert.True(double.IsFinite(r.Loss) && r.ImagesPerSecond > 0));
         double first = reports.Take(5).Average(r => r.Loss), last = reports.TakeLast(5).Average(r => r.Loss);
@@ -85,7 +74,7 @@ public class UnconditionalTrainerTests
         var split = straight with { OutputDir = Path.Combine(dir.Path, "b"), CheckpointEvery = 2, KeepCheckpoints = 1 };
         using (var cts = new CancellationTokenSource())
         {
-            var stopAt4 = new Progress(null, p => { if (p.Step == 4) cts.Cancel(); });
+            var stopAt4 = new SyncProgress(null, p => { if (p.Step == 4) cts.Cancel(); });
             Assert.Throws<OperationCanceledException>(() => new UnconditionalTrainer(split).Train(stopAt4, cts.Token));
         }
         Assert.Equal([Path.Combine(split.OutputDir, "checkpoint-4")], TrainingCheckpoint.List(split.OutputDir).Select(c => c.Path));
@@ -208,15 +197,5 @@ public class UnconditionalTrainerTests
         err = new StringWriter();
         Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("nothing"), "--output", dir.File("o")], o, err));
         Assert.Equal($"error: {dir.File("nothing")}: the training data folder does not exist", err.ToString().Trim());
-    }
-
-    /// <summary>A synchronous IProgress (System.Progress posts to the thread pool).</summary>
-    private sealed class Progress(List<TrainingProgress>? into, Action<TrainingProgress>? also = null) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value)
-        {
-            into?.Add(value);
-            also?.Invoke(value);
-        }
     }
 }
