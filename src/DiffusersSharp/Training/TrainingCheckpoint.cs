@@ -12,7 +12,8 @@ namespace DiffusersSharp.Training;
 /// A training checkpoint folder <c>checkpoint-N</c> (N = optimisation steps done): <c>model.safetensors</c> (the
 /// UNet's state dict), <c>ema.safetensors</c> (shadow parameters), <c>optimizer.bin</c> (AdamW state: step counts,
 /// moments), <c>rng.safetensors</c> (the noise generator's state) and <c>trainer_state.json</c> (step, EMA step,
-/// the LR schedule's name / warm-up / length: the schedule is a pure function of the step). Written to a temporary
+/// the LR schedule's name / warm-up / length: the schedule is a pure function of the step; and the settings that
+/// determine the run, <see cref="TrainingRunSettings"/>, which a resume must match). Written to a temporary
 /// folder and renamed, so a crash never leaves a half checkpoint under the final name.
 /// </summary>
 public static class TrainingCheckpoint
@@ -25,7 +26,14 @@ public static class TrainingCheckpoint
     /// schedule.
     /// </summary>
     public sealed record State(long Step, long EmaOptimizationStep, long Seed, string LrScheduler, long LrWarmupSteps,
-        long TotalSteps, double LearningRate);
+        long TotalSteps, double LearningRate)
+    {
+        /// <summary>
+        /// The settings that determine the run (<see cref="TrainingRunSettings.Of"/>), compared on resume; null in a
+        /// checkpoint written before they were recorded.
+        /// </summary>
+        public IReadOnlyDictionary<string, string>? Settings { get; init; }
+    }
 
     /// <summary>
     /// Writes <c>checkpoint-{step}</c> under <paramref name="outputDir"/> (model, EMA, optimiser, state) and returns
@@ -82,12 +90,25 @@ public static class TrainingCheckpoint
         for (int i = 0; i < all.Count - keep; i++) Directory.Delete(all[i].Path, true);
     }
 
+    /// <summary>Reads the <c>trainer_state.json</c> of checkpoint <paramref name="folder"/>.</summary>
+    public static State ReadState(string folder)
+    {
+        string statePath = Path.Combine(folder, "trainer_state.json");
+        try
+        {
+            return JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
+                ?? throw new DiffusersException($"{statePath}: empty trainer state") { FilePath = statePath };
+        }
+        catch (JsonException e)
+        {
+            throw new DiffusersException($"{statePath}: not a trainer state: {e.Message}", e) { FilePath = statePath };
+        }
+    }
+
     /// <summary>Restores model, EMA, optimiser and generator from <paramref name="folder"/>; returns its state.</summary>
     public static State Load(string folder, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer, Generator generator)
     {
-        string statePath = Path.Combine(folder, "trainer_state.json");
-        var state = JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
-            ?? throw new DiffusersException($"{statePath}: empty trainer state");
+        var state = ReadState(folder);
         using (var f = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
         {
             var weights = f.LoadAll();

@@ -117,12 +117,15 @@ public sealed class UnconditionalTrainer
         long step = 0;
         var losses = new List<(long Step, int Epoch, double Loss, double Lr)>();
         string csvPath = Path.Combine(o.OutputDir, TrainingOutputFolder.LossCsv);
+        var settings = TrainingRunSettings.Of(o, data.Count, totalSteps);
         if (o.Resume && TrainingCheckpoint.List(o.OutputDir) is { Count: > 0 } cps)
         {
-            var state = TrainingCheckpoint.Load(cps[^1].Path, model, ema, optimizer, generator);
+            string path = cps[^1].Path;
+            CheckResumable(path, TrainingCheckpoint.ReadState(path), settings, totalSteps, csvPath);
+            var state = TrainingCheckpoint.Load(path, model, ema, optimizer, generator);
             step = state.Step;
             losses.AddRange(ReadCsv(csvPath).Where(r => r.Step <= step));
-            _log($"resumed from {cps[^1].Path} at step {step}");
+            _log($"resumed from {path} at step {step}");
         }
         else if (o.Resume) _log($"--resume: no checkpoint in {o.OutputDir}; starting a new training run");
 
@@ -179,7 +182,10 @@ public sealed class UnconditionalTrainer
             {
                 WriteCsv(csvPath, losses);
                 var path = TrainingCheckpoint.Save(o.OutputDir, model, ema, optimizer, generator,
-                    new TrainingCheckpoint.State(step, ema?.OptimizationStep ?? 0, o.Seed, o.LrScheduler, o.LrWarmupSteps, totalSteps, o.LearningRate));
+                    new TrainingCheckpoint.State(step, ema?.OptimizationStep ?? 0, o.Seed, o.LrScheduler, o.LrWarmupSteps, totalSteps, o.LearningRate)
+                    {
+                        Settings = settings,
+                    });
                 if (o.KeepCheckpoints is int keep) TrainingCheckpoint.Prune(o.OutputDir, keep);
                 _log($"saved {path}");
             }
@@ -202,6 +208,21 @@ public sealed class UnconditionalTrainer
             }
         }
         return o.OutputDir;
+    }
+
+    // A resume must continue the same run, and there must be something left of it to train.
+    private void CheckResumable(string checkpoint, TrainingCheckpoint.State saved, IReadOnlyDictionary<string, string> settings,
+        long totalSteps, string csvPath)
+    {
+        TrainingRunSettings.CheckResume(checkpoint, saved, settings);
+        string? problem = null;
+        if (saved.Step >= totalSteps)
+            problem = $"{checkpoint}: the checkpoint is at step {saved.Step}, the end of the run ({totalSteps} optimisation steps): nothing left to train";
+        // Checkpoints stop before the last step; the run finished if the log reaches it (the pipeline is written first).
+        else if (File.Exists(Path.Combine(_o.OutputDir, TrainingOutputFolder.PipelineIndex)) && ReadCsv(csvPath).Any(r => r.Step >= totalSteps))
+            problem = $"{_o.OutputDir}: the run already finished (loss.csv reaches step {totalSteps} of {totalSteps} and the pipeline is saved): nothing to resume";
+        if (problem is not null)
+            throw new DiffusersException(problem + "; pass --overwrite to train again from the start") { FilePath = checkpoint };
     }
 
     private static Tensor SampleLoss(Tensor output, Tensor clean, Tensor alphasCumprod, Tensor timesteps)

@@ -1,0 +1,102 @@
+using System.Text.Json.Nodes;
+using DiffusersSharp.Tests.Support;
+using DiffusersSharp.Training;
+
+namespace DiffusersSharp.Tests.Training;
+
+/// <summary>A resume continues the run its checkpoint recorded, or is refused.</summary>
+public class TrainingResumeTests
+{
+    // Six steps (12 images, batch 8: two per epoch), a checkpoint every two; stopped after step 2.
+    private static UnconditionalTrainingOptions Interrupted(TempDir dir, out string checkpoint)
+    {
+        var run = TinyRuns.Options(TinyRuns.Cats(dir, 12), dir.File("out")) with { MaxSteps = 6, CheckpointEvery = 2 };
+        using var cts = new CancellationTokenSource();
+        var stopAt2 = new SyncProgress(null, p => { if (p.Step == 2) cts.Cancel(); });
+        Assert.Throws<OperationCanceledException>(() => new UnconditionalTrainer(run).Train(stopAt2, cts.Token));
+        checkpoint = Path.Combine(run.OutputDir, "checkpoint-2");
+        Assert.True(File.Exists(Path.Combine(checkpoint, "trainer_state.json")));
+        return run with { Resume = true };
+    }
+
+    private const string Advice = "Resume with the saved values, or start a new run with --overwrite or another --output folder";
+
+    [Fact]
+    public void ResumeRefusesChangedSettingsAndListsEach()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        var before = TinyRuns.Snapshot(resume.OutputDir);
+
+        var changed = resume with { Seed = 4, MaxSteps = 8, BatchSize = 4, GradientAccumulationSteps = 2, LearningRate = 2e-3, LrScheduler = "linear" };
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(changed).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): --seed 3 vs 4; "
+            + "optimisation steps (--max-steps, --epochs) 6 vs 8; --batch-size 8 vs 4; --grad-accum 1 vs 2; --lr 0.001 vs 0.002; "
+            + $"--lr-scheduler cosine vs linear. {Advice}", e.Message);
+        Assert.Equal(checkpoint, e.FilePath);
+
+        var noEma = resume with { UseEma = false, RandomFlip = false, Resolution = 32 };
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(noEma).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): --resolution 16 vs 32; "
+            + $"--random-flip true vs false; --no-ema false vs true. {Advice}", e.Message);
+
+        // epochs instead of max steps: the same length (12 images in 2 batches: 3 epochs = 6 steps) is the same run
+        Assert.Equal(before, TinyRuns.Snapshot(resume.OutputDir));
+        var byEpochs = resume with { MaxSteps = null, Epochs = 3 };
+        new UnconditionalTrainer(byEpochs).Train();
+        Assert.Equal(6, UnconditionalTrainer.ReadCsv(Path.Combine(resume.OutputDir, "loss.csv")).Count);
+    }
+
+    [Fact]
+    public void ResumeRefusesADataSetWithAnotherImageCount()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        File.Copy(Path.Combine(resume.DataDir, "cat_00000.png"), Path.Combine(resume.DataDir, "extra.png"));
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): images in --data 12 vs 13. {Advice}", e.Message);
+    }
+
+    [Fact]
+    public void ACheckpointWithoutRecordedSettingsIsComparedOnItsSchedule()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        string statePath = Path.Combine(checkpoint, "trainer_state.json");
+        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
+        Assert.True(state.Remove("Settings"));
+        File.WriteAllText(statePath, state.ToJsonString());
+        Assert.Null(TrainingCheckpoint.ReadState(checkpoint).Settings);
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume with { MaxSteps = 10, LrWarmupSteps = 3 }).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): optimisation steps (--max-steps, --epochs) 6 vs 10; "
+            + $"--lr-warmup-steps 2 vs 3. {Advice}", e.Message);
+    }
+
+    [Fact]
+    public void ResumingAFinishedRunIsRefused()
+    {
+        using var dir = new TempDir();
+        var run = TinyRuns.Options(TinyRuns.Cats(dir, 12), dir.File("out")) with { MaxSteps = 4, CheckpointEvery = 2 };
+        new UnconditionalTrainer(run).Train();
+        var before = TinyRuns.Snapshot(run.OutputDir);
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(run with { Resume = true }).Train());
+        Assert.Equal($"{run.OutputDir}: the run already finished (loss.csv reaches step 4 of 4 and the pipeline is saved): nothing to resume; "
+            + "pass --overwrite to train again from the start", e.Message);
+        Assert.Equal(before, TinyRuns.Snapshot(run.OutputDir));
+    }
+
+    [Fact]
+    public void ACheckpointAtTheEndOfTheRunIsRefused()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        string statePath = Path.Combine(checkpoint, "trainer_state.json");
+        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
+        state["Step"] = 6;
+        File.WriteAllText(statePath, state.ToJsonString());
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.Equal($"{checkpoint}: the checkpoint is at step 6, the end of the run (6 optimisation steps): nothing left to train; "
+            + "pass --overwrite to train again from the start", e.Message);
+        Assert.False(File.Exists(Path.Combine(resume.OutputDir, "model_index.json")));
+    }
+}
