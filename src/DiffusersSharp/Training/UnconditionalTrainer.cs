@@ -129,7 +129,7 @@ public sealed class UnconditionalTrainer
         }
         else if (o.Resume) _log($"--resume: no checkpoint in {o.OutputDir}; starting a new training run");
 
-        using var loader = new BackgroundBatchLoader(data, o.BatchSize, o.Seed, step * accum);
+        using var loader = new BackgroundBatchLoader(data, o.BatchSize, o.Seed, MicroBatches(step, batchesPerEpoch, accum).First);
         var sw = Stopwatch.StartNew();
         long imagesSeen = 0, startStep = step;
         var alphasCumprod = scheduler.AlphasCumprod;
@@ -140,11 +140,12 @@ public sealed class UnconditionalTrainer
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             double lossSum = 0;
             int epoch = 0;
+            int microBatches = MicroBatches(step, batchesPerEpoch, accum).Count;
             // No collection while the step's native calls run: the background loader allocates, and a
             // collection it triggers could finalize a TorchSharp Scalar still in use (see NoGcRegion).
             using (NoGcRegion.Enter())
             {
-                for (int m = 0; m < accum; m++)
+                for (int m = 0; m < microBatches; m++)
                 {
                     using var scope = torch.NewDisposeScope();
                     var batch = loader.Next(cancellationToken);
@@ -162,6 +163,7 @@ public sealed class UnconditionalTrainer
                         _ => SampleLoss(output, clean, alphasCumprod, timesteps),
                     };
                     lossSum += loss.item<float>();
+                    // Divided by the accumulation steps even in an epoch's shorter last step, as accelerate does.
                     (accum == 1 ? loss : loss / accum).backward();
                 }
                 nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
@@ -170,7 +172,7 @@ public sealed class UnconditionalTrainer
                 ema?.Step(parameters);
             }
             step++;
-            double meanLoss = lossSum / accum;
+            double meanLoss = lossSum / microBatches;
             losses.Add((step, epoch, meanLoss, lr));
 
             double ips = imagesSeen / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
@@ -190,7 +192,7 @@ public sealed class UnconditionalTrainer
                 _log($"saved {path}");
             }
 
-            long epochsBefore = (step - 1) * accum / batchesPerEpoch, epochsDone = step * accum / batchesPerEpoch;
+            long epochsBefore = (step - 1) / stepsPerEpoch, epochsDone = step / stepsPerEpoch;
             bool last = step == totalSteps;
             if (epochsDone > epochsBefore || last)
             {
@@ -208,6 +210,20 @@ public sealed class UnconditionalTrainer
             }
         }
         return o.OutputDir;
+    }
+
+    /// <summary>
+    /// The micro-batches of optimisation step <paramref name="step"/> (0-based) in the loader's stream of batches: an
+    /// epoch is exactly <paramref name="batchesPerEpoch"/> batches in ceil(batches / <paramref name="accum"/>) steps of
+    /// <paramref name="accum"/> batches, the last one shorter when they do not divide (accelerate's gradient
+    /// accumulation syncs at the end of the data loader).
+    /// </summary>
+    public static (long First, int Count) MicroBatches(long step, long batchesPerEpoch, int accum)
+    {
+        long stepsPerEpoch = (batchesPerEpoch + accum - 1) / accum;
+        long epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
+        long first = inEpoch * accum;
+        return (epoch * batchesPerEpoch + first, (int)Math.Min(accum, batchesPerEpoch - first));
     }
 
     // A resume must continue the same run, and there must be something left of it to train.
