@@ -57,6 +57,8 @@ public sealed class UnconditionalTrainer
         if (o.GradientAccumulationSteps <= 0) throw new DiffusersException($"gradient accumulation steps must be positive, got {o.GradientAccumulationSteps}");
         if (o.MaxSteps is <= 0) throw new DiffusersException($"max steps must be positive, got {o.MaxSteps}");
         if (o.MaxSteps is null && o.Epochs <= 0) throw new DiffusersException($"epochs must be positive, got {o.Epochs}");
+        if (o.KeepCheckpoints is < 1)
+            throw new DiffusersException($"keep checkpoints must be at least 1, got {o.KeepCheckpoints} (leave --keep-checkpoints out to keep every checkpoint)");
         if (o.BlockOutChannels.Length == 0) throw new DiffusersException("block out channels must not be empty");
         if (o.AttentionLevels?.FirstOrDefault(l => l < 0 || l >= o.BlockOutChannels.Length, -1) is int bad and >= 0)
             throw new DiffusersException($"attention level {bad} is out of range for {o.BlockOutChannels.Length} block levels");

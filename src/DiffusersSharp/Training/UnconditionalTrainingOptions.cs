@@ -75,7 +75,7 @@ public sealed record UnconditionalTrainingOptions
     public string? InitFrom { get; init; }
     /// <summary><c>--checkpointing_steps</c>: a training checkpoint every this many optimisation steps.</summary>
     public int CheckpointEvery { get; init; } = 500;
-    /// <summary><c>--checkpoints_total_limit</c>: the checkpoints kept (oldest deleted first); null: all.</summary>
+    /// <summary><c>--checkpoints_total_limit</c>: the checkpoints kept (oldest deleted first; at least 1); null: all.</summary>
     public int? KeepCheckpoints { get; init; }
     /// <summary>
     /// <c>--resume_from_checkpoint latest</c>: resume from the newest checkpoint-N in <see cref="OutputDir"/> (its

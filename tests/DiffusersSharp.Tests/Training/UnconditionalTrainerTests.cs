@@ -168,6 +168,16 @@ public class UnconditionalTrainerTests
         Assert.Equal(new HashSet<float> { -1f, 1f }, seen);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-2)]
+    public void KeepCheckpointsBelowOneIsRefused(int keep)
+    {
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(Tiny("data", "out") with { KeepCheckpoints = keep }));
+        Assert.Equal($"keep checkpoints must be at least 1, got {keep} (leave --keep-checkpoints out to keep every checkpoint)", e.Message);
+        UnconditionalTrainer.Validate(Tiny("data", "out") with { KeepCheckpoints = 1 });
+    }
+
     [Fact]
     public void CliDatasetAndTrainErrors()
     {
