@@ -31,6 +31,16 @@ public sealed class Image
     /// <summary>The largest width or height <see cref="Decode"/> reads (16384 px: a 16384² RGBA decode is 1 GiB).</summary>
     public const int MaxSide = 16384;
 
+    /// <summary>
+    /// Refuses a size <see cref="Decode"/> does not read (a side of 0 or above <see cref="MaxSide"/>), with the
+    /// message Decode gives; for a check from an image's header alone.
+    /// </summary>
+    public static void CheckSize(int width, int height)
+    {
+        if (width <= 0 || height <= 0 || width > MaxSide || height > MaxSide)
+            throw new DiffusersException($"the image is {width}x{height} pixels; DiffusersSharp reads images of at most {MaxSide} pixels a side");
+    }
+
     /// <summary>Width in pixels.</summary>
     public int Width { get; }
     /// <summary>Height in pixels.</summary>
@@ -148,8 +158,7 @@ public sealed class Image
         using var codec = SKCodec.Create(stream)
             ?? throw new DiffusersException("not a readable image (SkiaSharp found no decoder for it)");
         int w = codec.Info.Width, h = codec.Info.Height;
-        if (w <= 0 || h <= 0 || w > MaxSide || h > MaxSide)
-            throw new DiffusersException($"the image is {w}x{h} pixels; DiffusersSharp reads images of at most {MaxSide} pixels a side");
+        CheckSize(w, h);
         var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
         var handle = GCHandle.Alloc(rgba, GCHandleType.Pinned);

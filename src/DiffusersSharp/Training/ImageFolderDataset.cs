@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using DiffusersSharp.Imaging;
 using SkiaSharp;
 
@@ -8,8 +9,12 @@ namespace DiffusersSharp.Training;
 /// its shorter side is <see cref="Resolution"/> (bilinear), centre- or randomly cropped to a square, optionally
 /// flipped horizontally at random, and normalised to [-1, 1] (<c>ToTensor</c> then <c>Normalize([0.5], [0.5])</c>).
 /// Randomness (order, crop, flip) is a pure function of (seed, epoch, index), so a resumed run sees the same data.
-/// Files whose header cannot be decoded are found when the data set is opened: skipped with a warning, or an
-/// error when <c>skipUnreadable</c> is false.
+/// Bad files are found when the data set is opened, cheaply: the header must decode, with sides of at most
+/// <see cref="Image.MaxSide"/>, and the file must end with its format's end marker (PNG's IEND chunk, JPEG's EOI),
+/// else it is decoded whole; a bad file is skipped with a warning, or an error when <c>skipUnreadable</c> is false.
+/// A file that passes and still fails to decode when a batch needs it (damaged inside, or changed since) is an
+/// error naming it when <c>skipUnreadable</c> is false; otherwise its place is taken, with one warning, by the next
+/// file in sorted order that decodes: a pure function of the files, so a resumed run sees the same data.
 /// </summary>
 public sealed class ImageFolderDataset
 {
@@ -31,9 +36,9 @@ public sealed class ImageFolderDataset
         var files = new List<string>(candidates.Count);
         foreach (var f in candidates)
         {
-            if (Readable(f)) { files.Add(f); continue; }
-            string msg = $"{f}: not a readable PNG/JPEG image";
-            if (!skipUnreadable) throw new DiffusersException(msg + " (drop --stop-on-bad-images to skip it with a warning)");
+            if (Problem(f) is not { } problem) { files.Add(f); continue; }
+            string msg = $"{f}: {problem}";
+            if (!skipUnreadable) throw new DiffusersException(msg + " (drop --stop-on-bad-images to skip it with a warning)") { FilePath = f };
             warn?.Invoke("warning: skipping " + msg);
         }
         if (files.Count == 0)
@@ -45,7 +50,13 @@ public sealed class ImageFolderDataset
         Resolution = resolution;
         CenterCrop = centerCrop;
         RandomFlip = randomFlip;
+        SkipUnreadable = skipUnreadable;
+        _warn = warn;
     }
+
+    private readonly Action<string>? _warn;
+    // Index of a file that failed to decode during the run → the index read in its place.
+    private readonly ConcurrentDictionary<int, int> _replacements = new();
 
     /// <summary>The folder the images come from.</summary>
     public string Folder { get; }
@@ -57,16 +68,84 @@ public sealed class ImageFolderDataset
     public bool CenterCrop { get; }
     /// <summary>Flip horizontally at random.</summary>
     public bool RandomFlip { get; }
+    /// <summary>
+    /// A file that fails to decode during the run is replaced by the next one that decodes, with a warning (false:
+    /// an error).
+    /// </summary>
+    public bool SkipUnreadable { get; }
     /// <summary>The number of images.</summary>
     public int Count => Files.Count;
 
     /// <summary>Floats per example: 3 × resolution².</summary>
     public int ExampleSize => 3 * Resolution * Resolution;
 
-    private static bool Readable(string path)
+    // Why the file cannot be trained on, or null. Reads the header and the file's last bytes; decodes the whole file
+    // only when its end marker is missing (truncated, or trailing bytes after the marker).
+    private static string? Problem(string path)
     {
-        using var codec = SKCodec.Create(path);
-        return codec is not null && codec.Info.Width > 0 && codec.Info.Height > 0;
+        SKEncodedImageFormat format;
+        using (var codec = SKCodec.Create(path))
+        {
+            if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return "not a readable PNG/JPEG image";
+            format = codec.EncodedFormat;
+            try { Image.CheckSize(codec.Info.Width, codec.Info.Height); }
+            catch (DiffusersException e) { return e.Message; }
+        }
+        if (EndsWithEndMarker(path, format)) return null;
+        try
+        {
+            Image.Decode(File.ReadAllBytes(path));
+            return null;
+        }
+        catch (DiffusersException e) { return e.Message; }
+    }
+
+    private static readonly byte[] PngEnd = [(byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82];
+    private static readonly byte[] JpegEnd = [0xFF, 0xD9];
+
+    private static bool EndsWithEndMarker(string path, SKEncodedImageFormat format)
+    {
+        byte[]? marker = format switch
+        {
+            SKEncodedImageFormat.Png => PngEnd,
+            SKEncodedImageFormat.Jpeg => JpegEnd,
+            _ => null,
+        };
+        if (marker is null) return false;
+        using var f = File.OpenRead(path);
+        if (f.Length < marker.Length) return false;
+        f.Seek(-marker.Length, SeekOrigin.End);
+        var tail = new byte[marker.Length];
+        f.ReadExactly(tail);
+        return tail.AsSpan().SequenceEqual(marker);
+    }
+
+    private const string FoundDuringTheRun = " (found during the run: the start-up check reads each file's header and end only)";
+    private const string StopAdvice = "; repair or replace the file and continue with --resume, or drop --stop-on-bad-images to skip it";
+
+    // The image of example `index`: its file, or the one read in its place since it failed to decode (see the class).
+    private Image Read(int index)
+    {
+        int start = _replacements.TryGetValue(index, out int r) ? r : index;
+        string? problem = null;
+        for (int tries = 0, i = start; tries < Count; tries++, i = (i + 1) % Count)
+        {
+            string path = Files[i];
+            try
+            {
+                var img = Image.Load(path).ToRgb();
+                if (i != start)
+                {
+                    _replacements[index] = i;
+                    _warn?.Invoke($"warning: {problem}{FoundDuringTheRun}; {path} takes its place in this run and a resumed one");
+                }
+                return img;
+            }
+            catch (DiffusersException e) { problem ??= e.Message; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { problem ??= $"{path}: cannot read the image: {e.Message}"; }
+            if (!SkipUnreadable) throw new DiffusersException(problem + FoundDuringTheRun + StopAdvice) { FilePath = path };
+        }
+        throw new DiffusersException($"{Folder}: none of the {Count} images could be decoded during the run") { FilePath = Folder };
     }
 
     /// <summary>The order of the examples in <paramref name="epoch"/> (a seeded Fisher–Yates shuffle).</summary>
@@ -81,13 +160,7 @@ public sealed class ImageFolderDataset
     public void Load(int index, long seed, int epoch, Span<float> dst)
     {
         if (dst.Length < ExampleSize) throw new ArgumentException("destination too small", nameof(dst));
-        string path = Files[index];
-        Image img;
-        try { img = Image.Load(path).ToRgb(); }
-        catch (Exception e) when (e is not DiffusersException)
-        {
-            throw new DiffusersException($"{path}: cannot decode the image: {e.Message}");
-        }
+        var img = Read(index);
         var rng = new Random(MixSeed(seed, epoch, index));
         int r = Resolution;
         // Resize: the shorter side to r, the other keeping the aspect ratio (torchvision Resize(int)).

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using DiffusersSharp.Imaging;
@@ -90,7 +91,11 @@ public sealed class UnconditionalTrainer
         var o = _o;
         // Before anything is read or written: a previous run in the folder is refused unless resumed or overwritten.
         var previous = TrainingOutputFolder.CheckBeforeRun(o.OutputDir, o.Resume, o.Overwrite);
-        var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, _log);
+        // The data set warns from the loader's thread too: its lines are written on this one, between steps.
+        var warnings = new ConcurrentQueue<string>();
+        void LogWarnings() { while (warnings.TryDequeue(out var w)) _log(w); }
+        var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue);
+        LogWarnings();
         using var model = CreateModel();
         model.train();
         var scheduler = new DDPMScheduler(new DDPMSchedulerConfig
@@ -174,6 +179,7 @@ public sealed class UnconditionalTrainer
                 ema?.Step(parameters);
             }
             step++;
+            LogWarnings();
             double meanLoss = lossSum / microBatches;
             losses.Add((step, epoch, meanLoss, lr));
 
