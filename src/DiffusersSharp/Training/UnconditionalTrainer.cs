@@ -295,10 +295,18 @@ public sealed class UnconditionalTrainer
         }
     }
 
-    /// <summary>Runs <paramref name="action"/> with the EMA weights in the model (if the run saves EMA weights), then restores them.</summary>
+    /// <summary>
+    /// Runs <paramref name="action"/> with the EMA weights in the model (if the run saves EMA weights), then restores
+    /// them; either way the model is back in training mode afterwards (a pipeline puts it in eval mode).
+    /// </summary>
     private void WithSavedWeights(UNet2DModel model, EMAModel? ema, Action action)
     {
-        if (ema is null || !_o.SaveEmaWeights) { action(); return; }
+        if (ema is null || !_o.SaveEmaWeights)
+        {
+            try { action(); }
+            finally { model.train(); }
+            return;
+        }
         var stored = model.parameters().Select(p => TorchUtils.Scoped(() => p.detach().clone())).ToArray();
         try
         {

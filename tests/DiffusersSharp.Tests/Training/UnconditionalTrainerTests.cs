@@ -91,6 +91,28 @@ public class UnconditionalTrainerTests
     }
 
     [Fact]
+    public void SamplingWithoutEmaLeavesTheModelTraining()
+    {
+        // dropout 1 zeroes the resnets' hidden states in training mode only, the same way at every step: a model left
+        // in eval mode after a sample grid gives other losses from then on
+        using var dir = new TempDir();
+        string init = dir.File("init");
+        using (var unet = UNet2DModel.FromConfig(UnconditionalTrainer.BuildConfig(Tiny("x", "y")) with { Dropout = 1.0 }))
+        {
+            UnconditionalTrainer.InitWeights(unet, 5);
+            unet.SavePretrained(init);
+        }
+        var plain = Tiny(Cats(dir, 12), dir.File("plain")) with { MaxSteps = 6, InitFrom = init, UseEma = false };
+        var sampling = plain with { OutputDir = dir.File("sampling"), SaveImagesEveryEpochs = 1, EvalBatchSize = 1, DdpmNumInferenceSteps = 1 };
+        new UnconditionalTrainer(plain).Train();
+        new UnconditionalTrainer(sampling).Train();
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(sampling.OutputDir, "samples")).Length); // after steps 2, 4, 6
+        Assert.Equal(File.ReadAllText(Path.Combine(plain.OutputDir, "loss.csv")), File.ReadAllText(Path.Combine(sampling.OutputDir, "loss.csv")));
+        using var trained = UNet2DModel.FromPretrained(sampling.OutputDir, "unet");
+        Assert.Equal(1.0, trained.Config.Dropout);
+    }
+
+    [Fact]
     public void SavedPipelineReloadsWithIdenticalOutputs()
     {
         using var dir = new TempDir();
