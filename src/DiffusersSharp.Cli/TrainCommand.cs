@@ -43,7 +43,7 @@ public static class TrainCommand
         var modelEvery = new Option<int>("--save-model-every-epochs") { DefaultValueFactory = _ => 10 };
         var evalBatch = new Option<int>("--eval-batch-size") { DefaultValueFactory = _ => 16 };
         var inferenceSteps = new Option<int>("--ddpm-num-inference-steps") { DefaultValueFactory = _ => 1000 };
-        var mixed = new Option<string>("--mixed-precision") { DefaultValueFactory = _ => "no", Description = "no or bf16" };
+        var mixed = new Option<string>("--mixed-precision") { DefaultValueFactory = _ => "no", Description = "no (fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)" };
         var noEma = new Option<bool>("--no-ema") { Description = "Do not keep an EMA of the weights" };
         var seed = new Option<long>("--seed") { DefaultValueFactory = _ => 0 };
         var unconditional = new Command("unconditional", "Train a UNet2DModel DDPM on a folder of images (diffusers' train_unconditional.py)")

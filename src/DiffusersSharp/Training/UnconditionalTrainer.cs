@@ -48,10 +48,10 @@ public sealed class UnconditionalTrainer
         if (!PredictionTypes.Contains(o.PredictionType))
             throw new DiffusersException($"prediction type '{o.PredictionType}' is not supported; choose one of {string.Join(", ", PredictionTypes)}");
         LRSchedules.Validate(o.LrScheduler);
-        if (o.MixedPrecision == "bf16")
-            throw new DiffusersException("mixed precision 'bf16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no");
+        if (o.MixedPrecision is "bf16" or "fp16")
+            throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no");
         if (o.MixedPrecision != "no")
-            throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; choose no or bf16");
+            throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; use --mixed-precision no (diffusers' fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)");
         if (o.Resume && o.Overwrite)
             throw new DiffusersException($"--resume and --overwrite exclude each other: --resume continues the run in {o.OutputDir}, --overwrite deletes it");
         if (o.BatchSize <= 0) throw new DiffusersException($"batch size must be positive, got {o.BatchSize}");
@@ -60,9 +60,23 @@ public sealed class UnconditionalTrainer
         if (o.MaxSteps is null && o.Epochs <= 0) throw new DiffusersException($"epochs must be positive, got {o.Epochs}");
         if (o.KeepCheckpoints is < 1)
             throw new DiffusersException($"keep checkpoints must be at least 1, got {o.KeepCheckpoints} (leave --keep-checkpoints out to keep every checkpoint)");
+        if (o.EvalBatchSize <= 0) throw new DiffusersException($"eval batch size must be positive, got {o.EvalBatchSize}");
+        if (o.DdpmNumInferenceSteps <= 0) throw new DiffusersException($"ddpm num inference steps must be positive, got {o.DdpmNumInferenceSteps}");
         if (o.BlockOutChannels.Length == 0) throw new DiffusersException("block out channels must not be empty");
+        if (o.Resolution <= 0) throw new DiffusersException($"resolution must be positive, got {o.Resolution}");
+        if (o.InitFrom is null) CheckResolution(o.Resolution, o.BlockOutChannels.Length, "the UNet");
         if (o.AttentionLevels?.FirstOrDefault(l => l < 0 || l >= o.BlockOutChannels.Length, -1) is int bad and >= 0)
             throw new DiffusersException($"attention level {bad} is out of range for {o.BlockOutChannels.Length} block levels");
+    }
+
+    // UNet2DModel halves the sample at every level but the last and concatenates each up block's input with the down
+    // path's: a side that does not halve evenly ends in mismatched sizes (a libtorch cat error at the first step).
+    private static void CheckResolution(int resolution, int levels, string model)
+    {
+        int factor = 1 << (levels - 1);
+        if (resolution % factor != 0)
+            throw new DiffusersException(
+                $"resolution {resolution} is not a multiple of {factor} = 2^({levels} - 1): {model} has {levels} levels and halves the image at each but the last");
     }
 
     /// <summary>train_unconditional's UNet2DModel layout scaled by the options (attention at the given levels).</summary>
@@ -97,6 +111,7 @@ public sealed class UnconditionalTrainer
         var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue);
         LogWarnings();
         using var model = CreateModel();
+        if (o.InitFrom is { } init) CheckResolution(o.Resolution, model.Config.DownBlockTypes.Length, $"the UNet of {init}");
         model.train();
         var scheduler = new DDPMScheduler(new DDPMSchedulerConfig
         {

@@ -95,7 +95,9 @@ public sealed record UnconditionalTrainingOptions
     public int EvalBatchSize { get; init; } = 16;
     /// <summary><c>--ddpm_num_inference_steps</c>: denoising steps of the sample images.</summary>
     public int DdpmNumInferenceSteps { get; init; } = 1000;
-    /// <summary>"no" or "bf16" (TorchSharp 0.107 has no autocast: bf16 is refused).</summary>
+    /// <summary>
+    /// <c>--mixed_precision</c>: "no" (diffusers' "fp16" and "bf16" are refused: TorchSharp 0.107 has no autocast).
+    /// </summary>
     public string MixedPrecision { get; init; } = "no";
     /// <summary>The seed of the data order, augmentations, noise and timesteps.</summary>
     public long Seed { get; init; }

@@ -200,6 +200,41 @@ public class UnconditionalTrainerTests
         UnconditionalTrainer.Validate(Tiny("data", "out") with { KeepCheckpoints = 1 });
     }
 
+    public static TheoryData<UnconditionalTrainingOptions, string> BadOptions() => new()
+    {
+        { Tiny("d", "o") with { Resolution = 18, BlockOutChannels = [8, 16, 32], AttentionLevels = [] },
+            "resolution 18 is not a multiple of 4 = 2^(3 - 1): the UNet has 3 levels and halves the image at each but the last" },
+        { Tiny("d", "o") with { Resolution = 17 }, "resolution 17 is not a multiple of 2 = 2^(2 - 1): the UNet has 2 levels and halves the image at each but the last" },
+        { Tiny("d", "o") with { Resolution = 0 }, "resolution must be positive, got 0" },
+        { Tiny("d", "o") with { EvalBatchSize = 0 }, "eval batch size must be positive, got 0" },
+        { Tiny("d", "o") with { DdpmNumInferenceSteps = -1 }, "ddpm num inference steps must be positive, got -1" },
+        { Tiny("d", "o") with { MixedPrecision = "fp16" }, "mixed precision 'fp16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no" },
+        { Tiny("d", "o") with { MixedPrecision = "fp8" },
+            "mixed precision 'fp8' is not supported; use --mixed-precision no (diffusers' fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadOptions))]
+    public void ValidateRefusesOptionsThatWouldFailLater(UnconditionalTrainingOptions options, string message)
+    {
+        var e = Assert.Throws<DiffusersException>(() => UnconditionalTrainer.Validate(options));
+        Assert.Equal(message, e.Message);
+    }
+
+    [Fact]
+    public void AResolutionTheInitModelCannotHalveIsRefusedBeforeTraining()
+    {
+        using var dir = new TempDir();
+        string init = dir.File("init");
+        using (var unet = UNet2DModel.FromConfig(UnconditionalTrainer.BuildConfig(Tiny("x", "y"))))
+            unet.SavePretrained(init);
+        var o = Tiny(Cats(dir, 8), dir.File("out")) with { InitFrom = init, Resolution = 17, BlockOutChannels = [8, 16, 32, 64] };
+        UnconditionalTrainer.Validate(o); // the layout options do not apply to --init-from's model
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(o).Train());
+        Assert.Equal($"resolution 17 is not a multiple of 2 = 2^(2 - 1): the UNet of {init} has 2 levels and halves the image at each but the last", e.Message);
+        Assert.False(Directory.Exists(o.OutputDir));
+    }
+
     [Fact]
     public void CliDatasetAndTrainErrors()
     {
