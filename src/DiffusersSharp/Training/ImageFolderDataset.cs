@@ -21,18 +21,22 @@ public sealed class ImageFolderDataset
     private static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
 
     /// <summary>
-    /// Lists the images of <paramref name="folder"/>; each is read, resized, cropped and flipped as
+    /// Lists the images of <paramref name="folder"/>, leaving out those under <paramref name="excludeFolder"/> (a
+    /// training run's output folder inside its data folder); each is read, resized, cropped and flipped as
     /// train_unconditional's transforms do when a batch asks for it.
     /// </summary>
     public ImageFolderDataset(string folder, int resolution, bool centerCrop = false, bool randomFlip = false,
-        bool skipUnreadable = true, Action<string>? warn = null)
+        bool skipUnreadable = true, Action<string>? warn = null, string? excludeFolder = null)
     {
         if (resolution <= 0) throw new DiffusersException($"resolution must be positive, got {resolution}");
         if (!Directory.Exists(folder))
             throw new DiffusersException($"{folder}: the training data folder does not exist");
-        var candidates = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+        var images = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .ToList();
+        var candidates = images.Where(f => excludeFolder is null || !IsInside(f, excludeFolder))
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
+        Excluded = images.Count - candidates.Count;
         var files = new List<string>(candidates.Count);
         foreach (var f in candidates)
         {
@@ -73,6 +77,8 @@ public sealed class ImageFolderDataset
     /// an error).
     /// </summary>
     public bool SkipUnreadable { get; }
+    /// <summary>The PNG/JPEG files left out because they are under the excluded folder.</summary>
+    public int Excluded { get; }
     /// <summary>The number of images.</summary>
     public int Count => Files.Count;
 
@@ -118,6 +124,14 @@ public sealed class ImageFolderDataset
         var tail = new byte[marker.Length];
         f.ReadExactly(tail);
         return tail.AsSpan().SequenceEqual(marker);
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or lies under it (full paths compared).</summary>
+    public static bool IsInside(string path, string folder)
+    {
+        string p = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
+        string f = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
+        return p == f || p.StartsWith(f + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }
 
     private const string FoundDuringTheRun = " (found during the run: the start-up check reads each file's header and end only)";

@@ -52,6 +52,11 @@ public sealed class UnconditionalTrainer
             throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no");
         if (o.MixedPrecision != "no")
             throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; use --mixed-precision no (diffusers' fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)");
+        // An output folder inside the data folder is left out of the data set; the data folder itself or the sample
+        // grids' folder cannot be.
+        bool sameFolder = ImageFolderDataset.IsInside(o.DataDir, o.OutputDir) && ImageFolderDataset.IsInside(o.OutputDir, o.DataDir);
+        if (sameFolder || ImageFolderDataset.IsInside(o.DataDir, Path.Combine(o.OutputDir, TrainingOutputFolder.Samples)))
+            throw new DiffusersException($"the data folder {o.DataDir} is the output folder or its samples/: the run's sample grids and loss curve would become training images; choose another --output");
         if (o.Resume && o.Overwrite)
             throw new DiffusersException($"--resume and --overwrite exclude each other: --resume continues the run in {o.OutputDir}, --overwrite deletes it");
         if (o.BatchSize <= 0) throw new DiffusersException($"batch size must be positive, got {o.BatchSize}");
@@ -108,8 +113,9 @@ public sealed class UnconditionalTrainer
         // The data set warns from the loader's thread too: its lines are written on this one, between steps.
         var warnings = new ConcurrentQueue<string>();
         void LogWarnings() { while (warnings.TryDequeue(out var w)) _log(w); }
-        var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue);
+        var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue, o.OutputDir);
         LogWarnings();
+        if (data.Excluded > 0) _log($"{o.OutputDir} is inside the data folder: its {data.Excluded} PNG/JPEG files are not training data");
         using var model = CreateModel();
         if (o.InitFrom is { } init) CheckResolution(o.Resolution, model.Config.DownBlockTypes.Length, $"the UNet of {init}");
         model.train();

@@ -135,6 +135,48 @@ public class TrainingOutputFolderTests
     }
 
     [Fact]
+    public void AnOutputFolderInsideTheDataFolderIsNotTrainingData()
+    {
+        using var dir = new TempDir();
+        string data = TinyRuns.Cats(dir, 12), output = Path.Combine(data, "run");
+        // a sibling whose name starts like the output folder's is data
+        Directory.CreateDirectory(Path.Combine(data, "run2"));
+        File.Copy(Path.Combine(data, "cat_00000.png"), Path.Combine(data, "run2", "extra.png"));
+        var straight = TinyRuns.Options(data, dir.File("straight")) with { MaxSteps = 6 };
+        new UnconditionalTrainer(straight).Train();
+
+        // the run writes sample grids and loss.png into the data folder, is stopped and resumed: the same run
+        var inside = straight with { OutputDir = output, CheckpointEvery = 2, SaveImagesEveryEpochs = 1, EvalBatchSize = 1, DdpmNumInferenceSteps = 1 };
+        using (var cts = new CancellationTokenSource())
+        {
+            var stopAt4 = new SyncProgress(null, p => { if (p.Step == 4) cts.Cancel(); });
+            Assert.Throws<OperationCanceledException>(() => new UnconditionalTrainer(inside).Train(stopAt4, cts.Token));
+        }
+        var log = new List<string>();
+        new UnconditionalTrainer(inside with { Resume = true }, log.Add).Train();
+        Assert.Contains(log, l => l.StartsWith("13 images, 2 batches of 8 per epoch, 6 optimisation steps,", StringComparison.Ordinal));
+        Assert.Contains($"{output} is inside the data folder: its 3 PNG/JPEG files are not training data", log); // 2 grids, loss.png
+        Assert.Equal(File.ReadAllText(Path.Combine(straight.OutputDir, "loss.csv")), File.ReadAllText(Path.Combine(output, "loss.csv")));
+        Assert.Equal(TinyRuns.Weights(straight.OutputDir), TinyRuns.Weights(output));
+    }
+
+    [Fact]
+    public void TheDataFolderCannotBeTheOutputFolderOrItsSamples()
+    {
+        using var dir = new TempDir();
+        string data = dir.File("data");
+        foreach (var output in new[] { data, data + "/", Path.Combine(data, "..", "data") })
+        {
+            var e = Assert.Throws<DiffusersException>(() => UnconditionalTrainer.Validate(TinyRuns.Options(data, output)));
+            Assert.Equal($"the data folder {data} is the output folder or its samples/: the run's sample grids and loss curve would become training images; choose another --output", e.Message);
+        }
+        var samples = Assert.Throws<DiffusersException>(() => UnconditionalTrainer.Validate(TinyRuns.Options(Path.Combine(data, "samples"), data)));
+        Assert.StartsWith($"the data folder {Path.Combine(data, "samples")} is the output folder or its samples/", samples.Message);
+        UnconditionalTrainer.Validate(TinyRuns.Options(Path.Combine(data, "cats"), data)); // a project folder holding its data is fine
+        UnconditionalTrainer.Validate(TinyRuns.Options(data, Path.Combine(data, "run")));
+    }
+
+    [Fact]
     public void ManyCheckpointsAreSummarised()
     {
         Assert.Equal("loss.csv, 4 checkpoints (checkpoint-500 to checkpoint-2000)",
