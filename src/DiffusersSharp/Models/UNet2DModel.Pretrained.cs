@@ -40,13 +40,15 @@ public sealed partial class UNet2DModel
     }
 
     /// <summary>
-    /// Writes <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into
-    /// <paramref name="directory"/>, which diffusers' <c>UNet2DModel.from_pretrained</c> reads back.
+    /// Writes <c>config.json</c> (<c>_diffusers_version</c> = <see cref="ModelLoading.DiffusersVersion"/>) and
+    /// <c>diffusion_pytorch_model.safetensors</c> (metadata format "pt") into <paramref name="directory"/>, which
+    /// diffusers' <c>UNet2DModel.from_pretrained</c> reads back.
     /// </summary>
     public void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);
-        var config = Config with { ClassName = nameof(UNet2DModel), DiffusersVersion = Config.DiffusersVersion ?? "0.25.1" };
+        // diffusers' to_json_string stamps the writing library's version, whatever the loaded config said.
+        var config = Config with { ClassName = nameof(UNet2DModel), DiffusersVersion = ModelLoading.DiffusersVersion };
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in named_parameters()) tensors[name] = p;
         foreach (var (name, b) in named_buffers()) tensors.TryAdd(name, b);

@@ -53,7 +53,8 @@ public abstract class SchedulerBase<TSelf, TConfig> : SchedulerBase
     public sealed override void SavePretrained(string directory)
     {
         Directory.CreateDirectory(directory);
-        var config = (TConfig)((SchedulerConfig)TypedConfig with { DiffusersVersion = TypedConfig.DiffusersVersion ?? "0.25.1" });
+        // diffusers' to_json_string stamps the writing library's version, whatever the loaded config said.
+        var config = (TConfig)((SchedulerConfig)TypedConfig with { DiffusersVersion = ModelLoading.DiffusersVersion });
         ConfigJson.Write(config, Path.Combine(directory, "scheduler_config.json"));
     }
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Runtime;
@@ -353,7 +354,7 @@ public sealed class UnconditionalTrainer
         model.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Unet));
         scheduler.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Scheduler));
         File.WriteAllText(Path.Combine(dir, TrainingOutputFolder.PipelineIndex),
-            "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"0.25.1\",\n" +
+            "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"" + ModelLoading.DiffusersVersion + "\",\n" +
             "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n");
     }
 

@@ -178,4 +178,20 @@ public class UNet2DModelConfigTests
         Assert.True(back.Extra!.ContainsKey("some_future_key"));
         Assert.Contains("\"sample_size\": 32", ConfigJson.Serialize(c with { SampleSize = [32] }));
     }
+
+    [Fact]
+    public void SavePretrainedStampsThisLibrarysDiffusersVersion()
+    {
+        // diffusers' to_json_string writes its own __version__, not the loaded config's
+        var json = DdpmCat256Json.Replace("[128, 128, 256, 256, 512, 512]", "[8, 8, 16, 16, 32, 32]").Replace("\"norm_num_groups\": 32", "\"norm_num_groups\": 4");
+        var c = ConfigJson.Parse<UNet2DModelConfig>(json, "ddpm-cat.json");
+        Assert.Equal("0.1.1", c.DiffusersVersion);
+        using var dir = new TempDir();
+        using var model = UNet2DModel.FromConfig(c);
+        model.SavePretrained(dir.Path);
+        using var saved = ConfigJson.ReadObject(Path.Combine(dir.Path, "config.json"));
+        Assert.Equal("0.25.1", saved.RootElement.GetProperty("_diffusers_version").GetString());
+        Assert.Equal(ModelLoading.DiffusersVersion, saved.RootElement.GetProperty("_diffusers_version").GetString());
+        Assert.Equal("UNet2DModel", saved.RootElement.GetProperty("_class_name").GetString());
+    }
 }

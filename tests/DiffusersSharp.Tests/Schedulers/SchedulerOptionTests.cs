@@ -246,6 +246,18 @@ public class SchedulerOptionTests
     }
 
     [Fact]
+    public void SavePretrainedStampsThisLibrarysDiffusersVersion()
+    {
+        // diffusers' to_json_string writes its own __version__, not the loaded config's
+        using var dir = new TempDir();
+        var s = SchedulerFactory.FromJson("""{"_class_name": "DDPMScheduler", "_diffusers_version": "0.1.1", "num_train_timesteps": 500}""");
+        Assert.Equal("0.1.1", s.Config.DiffusersVersion);
+        s.SavePretrained(dir.Path);
+        Assert.Equal("0.25.1", SchedulerFactory.FromPretrained(dir.Path, subfolder: null).Config.DiffusersVersion);
+        Assert.Contains("\"_diffusers_version\": \"0.25.1\"", File.ReadAllText(Path.Combine(dir.Path, "scheduler_config.json")));
+    }
+
+    [Fact]
     public void SavePretrainedRoundTripsEveryClass()
     {
         using var dir = new TempDir();
