@@ -19,6 +19,14 @@ public class TrainingResumeTests
         return run with { Resume = true };
     }
 
+    private static void EditState(string checkpoint, Action<JsonObject> edit)
+    {
+        string path = Path.Combine(checkpoint, "trainer_state.json");
+        var state = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        edit(state);
+        File.WriteAllText(path, state.ToJsonString());
+    }
+
     private const string Advice = "Resume with the saved values, or start a new run with --overwrite or another --output folder";
 
     [Fact]
@@ -62,10 +70,7 @@ public class TrainingResumeTests
     {
         using var dir = new TempDir();
         var resume = Interrupted(dir, out string checkpoint);
-        string statePath = Path.Combine(checkpoint, "trainer_state.json");
-        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
-        Assert.True(state.Remove("Settings"));
-        File.WriteAllText(statePath, state.ToJsonString());
+        EditState(checkpoint, state => Assert.True(state.Remove("Settings")));
         Assert.Null(TrainingCheckpoint.ReadState(checkpoint).Settings);
         var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume with { MaxSteps = 10, LrWarmupSteps = 3 }).Train());
         Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): optimisation steps (--max-steps, --epochs) 6 vs 10; "
@@ -90,10 +95,7 @@ public class TrainingResumeTests
     {
         using var dir = new TempDir();
         var resume = Interrupted(dir, out string checkpoint);
-        string statePath = Path.Combine(checkpoint, "trainer_state.json");
-        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
-        state["Step"] = 6;
-        File.WriteAllText(statePath, state.ToJsonString());
+        EditState(checkpoint, state => state["Step"] = 6);
         var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
         Assert.Equal($"{checkpoint}: the checkpoint is at step 6, the end of the run (6 optimisation steps): nothing left to train; "
             + "pass --overwrite to train again from the start", e.Message);
