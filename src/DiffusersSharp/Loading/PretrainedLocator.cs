@@ -45,13 +45,14 @@ public static partial class PretrainedLocator
             throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
         var hub = options.Hub;
         string cache = options.CacheDir ?? hub?.CacheDir ?? DefaultCacheDir();
-        var miss = FromCache(idOrPath, subfolder, rev, cache, out string? cached);
+        var miss = FromCache(idOrPath, subfolder, rev, cache, options.Variant, out string? cached);
         if (miss is null) return cached!;
-        if (options.LocalFilesOnly) throw miss;
+        // a snapshot the Hub may complete (a variant some components lack) is used as it is when nothing can be asked
+        if (options.LocalFilesOnly) return cached ?? throw miss;
 
         var settings = (hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
         if (settings.Offline)
-            throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
+            return cached ?? throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
         using var client = new HubClient(settings, options.HubClientOptions);
         try
         {
@@ -66,12 +67,19 @@ public static partial class PretrainedLocator
         }
     }
 
-    /// <summary>The cached folder (null returned), or the reason it is not cached (returned, not thrown).</summary>
-    private static DiffusersException? FromCache(string idOrPath, string? subfolder, string rev, string cache, out string? folder)
+    /// <summary>
+    /// The cached folder (null returned), or the reason it is not cached (returned, not thrown). With a
+    /// <paramref name="variant"/>, a cached model folder without that variant's files is a miss: the Hub may have them
+    /// (diffusers asks it, and downloads them). When some component folders of a pipeline snapshot hold the variant and
+    /// others do not, the snapshot is also returned in <paramref name="folder"/>: it is what diffusers loads offline
+    /// (the variant where a folder holds it); when none does, or a single model folder lacks it, there is nothing to load.
+    /// </summary>
+    private static DiffusersException? FromCache(string idOrPath, string? subfolder, string rev, string cache, string? variant, out string? folder)
     {
         folder = null;
         string repo = Path.Combine(cache, RepoFolderName(idOrPath));
-        string howTo = $"Download it first with `diffusers download {idOrPath}` (or `huggingface-cli download {idOrPath}`), or pass a local folder.";
+        string howTo = $"Download it first with `diffusers download {idOrPath}{(variant is null ? "" : $" --variant {variant}")}` "
+                       + $"(or `huggingface-cli download {idOrPath}`), or pass a local folder.";
         if (!Directory.Exists(repo))
             return new DiffusersException(
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
@@ -108,8 +116,35 @@ public static partial class PretrainedLocator
             return new DiffusersException(
                 $"'{idOrPath}' revision '{rev}' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks {missing}. {howTo}")
             { FilePath = snapshot };
+        if (variant is not null)
+        {
+            var models = string.IsNullOrEmpty(subfolder) ? ModelFolders(snapshot) : [Path.Combine(snapshot, subfolder)];
+            var without = models.Where(m => File.Exists(Path.Combine(m, "config.json")) && !PipelineVariant.FolderHolds(m, variant)).ToList();
+            if (without.Count > 0)
+            {
+                if (models.Any(m => PipelineVariant.FolderHolds(m, variant))) folder = snapshot;
+                return new DiffusersException(
+                    $"'{idOrPath}' revision '{rev}' is in the Hugging Face cache without the '{variant}' variant: there are no '{variant}' weight files in "
+                    + $"{string.Join(", ", without)}. {howTo}")
+                { FilePath = without[0] };
+            }
+        }
         folder = WithSubfolder(snapshot, subfolder, idOrPath);
         return null;
+    }
+
+    /// <summary>
+    /// The folders of a snapshot that hold a model (<c>config.json</c>): the components <c>model_index.json</c> names, or
+    /// the snapshot itself for a single model.
+    /// </summary>
+    private static List<string> ModelFolders(string snapshot)
+    {
+        var index = Path.Combine(snapshot, "model_index.json");
+        if (!File.Exists(index)) return [snapshot];
+        var folders = new List<string>();
+        foreach (var name in ComponentNames(index))
+            if (File.Exists(Path.Combine(snapshot, name, "config.json"))) folders.Add(Path.Combine(snapshot, name));
+        return folders;
     }
 
     /// <summary>
@@ -121,26 +156,40 @@ public static partial class PretrainedLocator
         string index = Path.Combine(snapshot, "model_index.json");
         if (!File.Exists(index))
             return File.Exists(Path.Combine(snapshot, "config.json")) ? MissingFiles(snapshot) : "model_index.json (or config.json)";
+        foreach (var name in ComponentNames(index))
+        {
+            string folder = Path.Combine(snapshot, name);
+            if (!Directory.Exists(folder)) return $"the '{name}' folder";
+            if (MissingFiles(folder) is { } lacking) return $"{lacking} in the '{name}' folder";
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The components <c>model_index.json</c> names with a library (not <c>[null, null]</c>); none when it cannot be read
+    /// (a broken model_index.json is reported by whoever reads it, with its position).
+    /// </summary>
+    private static List<string> ComponentNames(string index)
+    {
+        var names = new List<string>();
         try
         {
             using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(index));
-            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) return null;
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) return names;
             foreach (var p in doc.RootElement.EnumerateObject())
             {
                 if (p.Name.StartsWith('_') || p.Value.ValueKind != System.Text.Json.JsonValueKind.Array
                     || p.Value.GetArrayLength() != 2 || p.Value[0].ValueKind != System.Text.Json.JsonValueKind.String
                     || !PipelineIndex.IsFolderName(p.Name))
                     continue; // not a component, or a name PipelineIndex refuses when the index is read
-                string folder = Path.Combine(snapshot, p.Name);
-                if (!Directory.Exists(folder)) return $"the '{p.Name}' folder";
-                if (MissingFiles(folder) is { } lacking) return $"{lacking} in the '{p.Name}' folder";
+                names.Add(p.Name);
             }
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or IOException)
         {
-            return null; // a broken model_index.json is reported by whoever reads it, with its position
+            return [];
         }
-        return null;
+        return names;
     }
 
     /// <summary>

@@ -1,6 +1,8 @@
 using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using TorchSharp;
 
 namespace DiffusersSharp.Tests.Hub;
 
@@ -72,5 +74,58 @@ public sealed class LocatorDownloadTests : IDisposable
         Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() }));
         Assert.True(File.Exists(Path.Combine(snapshot, "scheduler", "scheduler_config.json")));
         Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
+    }
+
+    /// <summary>
+    /// tiny-ddpm as <paramref name="id"/> with its UNet also as the "fp16" variant (the golden weights in float16); returns
+    /// the commit and the fp16 file's bytes. Without the .bin: with a .bin and no fp16 .bin, diffusers 0.25.1's
+    /// selection would take the .bin (is_safetensors_compatible ignores the variant).
+    /// </summary>
+    private (string Commit, byte[] Fp16) AddRepoWithAnFp16Unet(string id)
+    {
+        var files = FakeRepo.FromFolder(id, Support.Golden.Path("tiny-ddpm"), out _).Commits.Values.Single();
+        files.Remove("unet/diffusion_pytorch_model.bin");
+        using (var half = UNet2DModel.FromPretrained(Support.Golden.Path("tiny-ddpm"), "unet", new LoadOptions { Dtype = torch.ScalarType.Float16 }))
+            files["unet/diffusion_pytorch_model.fp16.safetensors"] = File.ReadAllBytes(ModelLoading.SaveWeights(half, _env.Temp.File("fp16"), variant: "fp16"));
+        var repo = new FakeRepo(id);
+        string commit = repo.AddCommit(files);
+        _env.Server.Add(repo);
+        return (commit, files["unet/diffusion_pytorch_model.fp16.safetensors"]);
+    }
+
+    [Fact]
+    public void ACachedSnapshotWithoutTheRequestedVariantIsCompletedOnlineAndRefusedOffline()
+    {
+        const string id = "org/ddpm-fp16";
+        var (commit, fp16) = AddRepoWithAnFp16Unet(id);
+        string snapshot = Path.Combine(_env.RepoFolder(id), "snapshots", commit);
+        string fp16Path = Path.Combine(snapshot, "unet", "diffusion_pytorch_model.fp16.safetensors");
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(id, options: new() { Hub = _env.Settings() })); // the float32 pipeline
+        Assert.False(File.Exists(fp16Path));
+
+        // nothing can be asked: the cached snapshot has no fp16 weights to load, and says so
+        string expected = $"'{id}' revision 'main' is in the Hugging Face cache without the 'fp16' variant: there are no 'fp16' weight files in "
+                          + $"{Path.Combine(snapshot, "unet")}. Download it first with `diffusers download {id} --variant fp16` (or `huggingface-cli download {id}`), or pass a local folder.";
+        var local = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, options: new() { Hub = _env.Settings(), Variant = "fp16", LocalFilesOnly = true }));
+        Assert.Equal(expected, local.Message);
+        Assert.Equal(Path.Combine(snapshot, "unet"), local.FilePath);
+        var offline = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, options: new() { Hub = _env.Settings(offline: true), Variant = "fp16" }));
+        Assert.Equal(expected + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", offline.Message);
+        var sub = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, "unet", new() { Hub = _env.Settings(), Variant = "fp16", LocalFilesOnly = true }));
+        Assert.Equal(expected, sub.Message);
+
+        // online, the variant's files are fetched into the same snapshot (diffusers: "pipeline_is_cached" is false)
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(id, options: new() { Hub = _env.Settings(), Variant = "fp16" }));
+        Assert.Equal(fp16, File.ReadAllBytes(fp16Path));
+
+        // then it is a cache hit, and the pipeline loads the fp16 weights without a request
+        int requests = _env.Server.Requests.Count;
+        using var pipe = DDPMPipeline.FromPretrained(id, new LoadOptions { Hub = _env.Settings(), Variant = "fp16" });
+        Assert.Equal(requests, _env.Server.Requests.Count);
+        using var golden = UNet2DModel.FromPretrained(Support.Golden.Path("tiny-ddpm"), "unet");
+        var loaded = pipe.Unet.state_dict();
+        foreach (var (key, value) in golden.state_dict())
+            Assert.True(loaded[key].allclose(value.to(torch.ScalarType.Float16).to(torch.ScalarType.Float32), rtol: 0, atol: 0), key);
+        Assert.False(loaded["conv_in.weight"].allclose(golden.state_dict()["conv_in.weight"], rtol: 0, atol: 0)); // really the rounded weights
     }
 }
