@@ -21,7 +21,10 @@ public sealed record LoadOptions
     /// <summary>A branch, tag or 40-hex commit of a Hub id (default <c>main</c>); ignored for local folders.</summary>
     public string? Revision { get; init; }
 
-    /// <summary>A weights variant such as "fp16" (<c>diffusion_pytorch_model.fp16.safetensors</c>, <c>model.fp16.safetensors</c>).</summary>
+    /// <summary>
+    /// A weights variant such as "fp16" (<c>diffusion_pytorch_model.fp16.safetensors</c>, <c>model.fp16.safetensors</c>).
+    /// A pipeline gives it only to the components whose folder holds files of it (<see cref="PipelineVariant"/>).
+    /// </summary>
     public string? Variant { get; init; }
 
     /// <summary>The models' dtype (diffusers' <c>torch_dtype</c>); null = float32 as built, stored weights converted.</summary>

@@ -16,4 +16,32 @@ public static class PipelineVariant
         Directory.Exists(folder)
         && Directory.EnumerateFileSystemEntries(folder).Select(Path.GetFileName)
                     .Any(n => n!.Split('.') is { Length: > 1 } parts && parts[1].StartsWith(variant, StringComparison.Ordinal));
+
+    /// <summary>
+    /// The options to load <paramref name="component"/> of the pipeline whose <c>model_index.json</c> is
+    /// <paramref name="index"/>: <paramref name="options"/> as they are when its folder holds the variant (or no variant
+    /// is asked for), else without the variant (diffusers: <c>loading_kwargs["variant"] = model_variants.pop(name, None)</c>).
+    /// A model loaded on its own keeps the variant it is given, and fails without its files, as diffusers' ModelMixin does.
+    /// </summary>
+    public static LoadOptions For(LoadOptions options, PipelineIndex index, string component) =>
+        options.Variant is { } v && !FolderHolds(System.IO.Path.Combine(Folder(index), component), v) ? options with { Variant = null } : options;
+
+    /// <summary>
+    /// Refuses a <paramref name="variant"/> that no component folder of the pipeline holds: asking for it would load
+    /// the plain weights of every component without a word (diffusers 0.25.1 raises when the Hub has no file of the
+    /// variant: "defaulting to non-variant modeling files is deprecated", an error since 0.24).
+    /// </summary>
+    public static void RequireSomewhere(PipelineIndex index, string? variant)
+    {
+        if (variant is null) return;
+        string folder = Folder(index);
+        var components = index.Components.Where(c => !c.IsEmpty && Directory.Exists(System.IO.Path.Combine(folder, c.Name))).Select(c => c.Name).ToList();
+        if (components.Any(c => FolderHolds(System.IO.Path.Combine(folder, c), variant))) return;
+        throw new WeightsException(
+            $"{folder}: no component of the pipeline has '{variant}' weights (no file like diffusion_pytorch_model.{variant}.safetensors "
+            + $"in {string.Join(", ", components)}); load it without the variant (variant null)")
+        { FilePath = folder };
+    }
+
+    private static string Folder(PipelineIndex index) => System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(index.Path))!;
 }

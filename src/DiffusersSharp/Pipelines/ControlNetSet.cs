@@ -46,11 +46,13 @@ internal sealed class ControlNetSet
     {
         string folder = Path.GetDirectoryName(index.Path)!;
         index.Require("controlnet");
+        // diffusers decides the variant by the controlnet folder and MultiControlNetModel hands it to every net
+        var netOptions = PipelineVariant.For(options ?? LoadOptions.Default, index, "controlnet");
         var nets = new List<ControlNetModel>();
         try
         {
             for (int k = 0; k == 0 || Directory.Exists(Path.Combine(folder, $"controlnet_{k}")); k++)
-                nets.Add(ControlNetModel.FromPretrained(folder, k == 0 ? "controlnet" : $"controlnet_{k}", options));
+                nets.Add(ControlNetModel.FromPretrained(folder, k == 0 ? "controlnet" : $"controlnet_{k}", netOptions));
             return nets.Count == 1 && index.Component("controlnet")?.ClassName != nameof(MultiControlNetModel)
                 ? nets[0] : new MultiControlNetModel(nets);
         }

@@ -17,6 +17,7 @@ internal static class StableDiffusionLoader
     /// <paramref name="acceptedClasses"/>, that every required component is listed and has its folder (a missing one is
     /// named), logs the optional components that are present but not run (to <see cref="LoadOptions.Log"/>), and loads
     /// the rest, each with the same <paramref name="options"/> (variant, dtype, device, revision, cache and Hub settings; the
+    /// variant only where the component's folder holds it, <see cref="PipelineVariant"/>; the
     /// text encoder in <see cref="StableDiffusionPipelineBase.TextEncoderDtype"/>;
     /// outside any dispose scope, so the weights live as long as the pipeline), then builds the pipeline with
     /// <paramref name="create"/>; when that throws, the loaded models are disposed.
@@ -28,6 +29,7 @@ internal static class StableDiffusionLoader
         string folder = PipelinePaths.Resolve(idOrPath, options);
         var index = PipelineSteps.ReadPipelineIndex(folder, className, acceptedClasses, _ => StableDiffusionPipelineBase.RequiredComponents,
             options.Log ?? StableDiffusionPipelineBase.DefaultLog);
+        PipelineVariant.RequireSomewhere(index, options.Variant);
 
         var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer", options);
         var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
@@ -39,9 +41,9 @@ internal static class StableDiffusionLoader
         return PipelineSteps.DisposeOnFailure(loaded =>
         {
             var text = loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder",
-                options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) }));
-            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", options));
-            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", options));
+                PipelineVariant.For(options, index, "text_encoder") with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) }));
+            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", PipelineVariant.For(options, index, "unet")));
+            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", PipelineVariant.For(options, index, "vae")));
             return create(new Loaded(vae, text, tokenizer, unet, scheduler, index));
         });
     }

@@ -28,7 +28,8 @@ internal static class StableDiffusionXLLoader
     /// Reads an SDXL pipeline folder (or Hub id): checks model_index.json's class is one of <paramref name="acceptedClasses"/>,
     /// that every required component is listed and has its folder (a missing one is named), loads <c>text_encoder</c> /
     /// <c>tokenizer</c> when listed (the refiner has neither), checks that tokenizers, text encoders and UNet fit each
-    /// other, and loads everything with <paramref name="options"/>; when <paramref name="create"/> throws, the loaded
+    /// other, and loads everything with <paramref name="options"/> (the variant only where the component's folder holds it,
+    /// <see cref="PipelineVariant"/>); when <paramref name="create"/> throws, the loaded
     /// models are disposed.
     /// </summary>
     public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
@@ -38,6 +39,7 @@ internal static class StableDiffusionXLLoader
         string folder = PipelinePaths.Resolve(idOrPath, options);
         var index = PipelineSteps.ReadPipelineIndex(folder, className, acceptedClasses, RequiredComponents,
             options.Log ?? StableDiffusionPipelineBase.DefaultLog);
+        PipelineVariant.RequireSomewhere(index, options.Variant);
         bool hasFirst = index.Component("text_encoder") is not null;
         foreach (var key in new[] { "force_zeros_for_empty_prompt", "requires_aesthetics_score" })
             Flag(index, key, false);
@@ -55,10 +57,10 @@ internal static class StableDiffusionXLLoader
         {
             // the text encoders in fp32 under bf16, as the SD loader keeps its one (StableDiffusionPipelineBase.TextEncoderDtype)
             var textOptions = options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) };
-            var text = hasFirst ? loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder", textOptions)) : null;
-            var text2 = loaded.Kept(CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", textOptions));
-            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", options));
-            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", options));
+            var text = hasFirst ? loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder", PipelineVariant.For(textOptions, index, "text_encoder"))) : null;
+            var text2 = loaded.Kept(CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", PipelineVariant.For(textOptions, index, "text_encoder_2")));
+            var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", PipelineVariant.For(options, index, "unet")));
+            var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", PipelineVariant.For(options, index, "vae")));
             try
             {
                 return create(new Loaded(vae, text, tokenizer, text2, tokenizer2, unet, scheduler, index));
