@@ -18,10 +18,25 @@ public static class PipelineFileSelection
 
     private const string IndexFormat = @"\d{5}-of-\d{5}";
 
+    /// <summary>
+    /// The components no DiffusersSharp pipeline loads or runs (Stable Diffusion's safety checker and its image
+    /// processor, the IP-Adapter image encoder): the loaders treat them as diffusers treats components passed to
+    /// <c>from_pretrained</c> as <c>None</c> ("Don't download any objects that are passed"), so they are neither
+    /// downloaded nor required in the cache. The one list every layer reads.
+    /// </summary>
+    public static readonly IReadOnlyList<string> NotLoadedComponents = ["safety_checker", "feature_extractor", "image_encoder"];
+
+    /// <summary>True for a component of <see cref="NotLoadedComponents"/>.</summary>
+    public static bool IsNotLoaded(string component) => NotLoadedComponents.Contains(component);
+
     /// <summary>The allow and ignore patterns and the resulting file list for a repo with these files.</summary>
     public sealed record Selection(IReadOnlyList<string> AllowPatterns, IReadOnlyList<string> IgnorePatterns, IReadOnlyList<string> Files);
 
-    /// <summary>Selects the files of a pipeline from its <c>model_index.json</c> text and the repo's file list.</summary>
+    /// <summary>
+    /// Selects the files of a pipeline from its <c>model_index.json</c> text and the repo's file list; the files of
+    /// <see cref="NotLoadedComponents"/> are left out as diffusers leaves out passed components (also from the
+    /// safetensors check).
+    /// </summary>
     public static Selection Select(string modelIndexJson, IReadOnlyCollection<string> repoFiles, string? variant, string source = "model_index.json")
     {
         var folderNames = new List<string>();
@@ -60,7 +75,10 @@ public static class PipelineFileSelection
         allow.AddRange(modelFolders.OrderBy(f => f, StringComparer.Ordinal).Select(k => $"{k}/config.json"));
         allow.AddRange(["scheduler_config.json", "config.json", "model_index.json", "pipeline.py"]);
 
-        var ignore = IsSafetensorsCompatible(modelFiles)
+        // "Don't download any objects that are passed": patterns of two parts whose folder is a passed component
+        static bool OfPassed(string pattern) => pattern.Split('/') is [var folder, _] && IsNotLoaded(folder);
+        allow.RemoveAll(OfPassed);
+        var ignore = IsSafetensorsCompatible(modelFiles.Where(f => !OfPassed(f)))
             ? new List<string> { "*.bin", "*.msgpack", "*.onnx", "*.pb" }
             : new List<string> { "*.safetensors", "*.msgpack", "*.onnx", "*.pb" };
         ignore.AddRange(ignore.Select(i => $"{i}.index.*json").ToList());

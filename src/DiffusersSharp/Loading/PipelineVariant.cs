@@ -35,7 +35,8 @@ public static class PipelineVariant
     {
         if (variant is null) return;
         string folder = Folder(index);
-        var components = index.Components.Where(c => !c.IsEmpty && Directory.Exists(System.IO.Path.Combine(folder, c.Name))).Select(c => c.Name).ToList();
+        var components = index.Components.Where(c => !c.IsEmpty && !Hub.PipelineFileSelection.IsNotLoaded(c.Name)
+                                                     && Directory.Exists(System.IO.Path.Combine(folder, c.Name))).Select(c => c.Name).ToList();
         if (components.Any(c => FolderHolds(System.IO.Path.Combine(folder, c), variant))) return;
         throw new WeightsException(
             $"{folder}: no component of the pipeline has '{variant}' weights (no file like diffusion_pytorch_model.{variant}.safetensors "

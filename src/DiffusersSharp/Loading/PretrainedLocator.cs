@@ -148,8 +148,9 @@ public static partial class PretrainedLocator
     }
 
     /// <summary>
-    /// What a cached snapshot used as a whole lacks: <c>model_index.json</c> / <c>config.json</c>, or a component folder
-    /// that <c>model_index.json</c> names (a download that stopped half way, or one component fetched alone).
+    /// What a cached snapshot used as a whole lacks: <c>model_index.json</c> / <c>config.json</c>, or the folder of a
+    /// component that <c>model_index.json</c> names and a pipeline loads (a download that stopped half way, or one
+    /// component fetched alone).
     /// </summary>
     private static string? MissingPipelineParts(string snapshot)
     {
@@ -166,8 +167,10 @@ public static partial class PretrainedLocator
     }
 
     /// <summary>
-    /// The components <c>model_index.json</c> names with a library (not <c>[null, null]</c>); none when it cannot be read
-    /// (a broken model_index.json is reported by whoever reads it, with its position).
+    /// The components <c>model_index.json</c> names with a library (not <c>[null, null]</c>) that a pipeline loads
+    /// (not <see cref="PipelineFileSelection.NotLoadedComponents"/>: a Python cache made with <c>safety_checker=None</c>
+    /// has no safety checker); none when it cannot be read (a broken model_index.json is reported by whoever reads it,
+    /// with its position).
     /// </summary>
     private static List<string> ComponentNames(string index)
     {
@@ -180,8 +183,8 @@ public static partial class PretrainedLocator
             {
                 if (p.Name.StartsWith('_') || p.Value.ValueKind != System.Text.Json.JsonValueKind.Array
                     || p.Value.GetArrayLength() != 2 || p.Value[0].ValueKind != System.Text.Json.JsonValueKind.String
-                    || !PipelineIndex.IsFolderName(p.Name))
-                    continue; // not a component, or a name PipelineIndex refuses when the index is read
+                    || !PipelineIndex.IsFolderName(p.Name) || PipelineFileSelection.IsNotLoaded(p.Name))
+                    continue; // not a component, a name PipelineIndex refuses when the index is read, or never loaded
                 names.Add(p.Name);
             }
         }

@@ -19,8 +19,11 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
     /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
 
-    /// <summary>Optional components diffusers may load; this library loads and runs none of them.</summary>
-    public static readonly IReadOnlyList<string> NotRunComponents = ["safety_checker", "feature_extractor", "image_encoder"];
+    /// <summary>
+    /// Optional components diffusers may load; this library loads and runs none of them, nor downloads them or needs
+    /// them in the cache (<see cref="Hub.PipelineFileSelection.NotLoadedComponents"/>, the same list).
+    /// </summary>
+    public static IReadOnlyList<string> NotRunComponents => Hub.PipelineFileSelection.NotLoadedComponents;
 
     private IScheduler _scheduler;
     private IVae _vae;

@@ -1,5 +1,8 @@
 using System.Text;
+using System.Text.Json.Nodes;
 using DiffusersSharp.Hub;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Tests.Hub;
 
@@ -120,5 +123,46 @@ public sealed class PipelineDownloadTests : IDisposable
         Assert.Equal([.. variant.Order(StringComparer.Ordinal), "vae/diffusion_flax_model.msgpack"], usable.Order(StringComparer.Ordinal));
         Assert.True(PipelineFileSelection.IsSafetensorsCompatible(["a/pytorch_model.bin", "a/model.safetensors"]));
         Assert.False(PipelineFileSelection.IsSafetensorsCompatible(["a/pytorch_model.bin", "a/pytorch_model.safetensors"]));
+    }
+
+    [Fact]
+    public async Task ComponentsNoPipelineLoadsAreNeitherDownloadedNorRequiredInTheCache()
+    {
+        // tiny-sd with the safety checker and feature extractor a diffusers repo has; the checker only as .bin
+        var files = FakeRepo.FromFolder("org/sd-checker", Support.Golden.Path("tiny-sd"), out _).Commits.Values.Single();
+        var index = JsonNode.Parse(files["model_index.json"])!.AsObject();
+        index["safety_checker"] = new JsonArray("stable_diffusion", "StableDiffusionSafetyChecker");
+        index["feature_extractor"] = new JsonArray("transformers", "CLIPImageProcessor");
+        files["model_index.json"] = Encoding.UTF8.GetBytes(index.ToJsonString());
+        files["safety_checker/config.json"] = "{}"u8.ToArray();
+        files["safety_checker/pytorch_model.bin"] = Bytes(300_000, 9);
+        files["feature_extractor/preprocessor_config.json"] = "{}"u8.ToArray();
+        var repo = new FakeRepo("org/sd-checker");
+        string commit = repo.AddCommit(files);
+        _env.Server.Add(repo);
+
+        // what diffusers' from_pretrained(id, safety_checker=None, feature_extractor=None) leaves in the cache
+        using var client = _env.Client();
+        string snapshot = await client.SnapshotDownloadAsync("org/sd-checker", allowPatterns: ["*.json", "*.txt", "*/*.safetensors"],
+                                                             ignorePatterns: ["safety_checker/*", "feature_extractor/*"]);
+        Assert.False(Directory.Exists(Path.Combine(snapshot, "safety_checker")));
+        int requests = _env.Server.Requests.Count;
+        var offline = new LoadOptions { Hub = _env.Settings(offline: true), Log = _ => { } };
+        Assert.Equal(snapshot, PretrainedLocator.Resolve("org/sd-checker", options: offline));
+        using (var pipe = StableDiffusionPipeline.FromPretrained("org/sd-checker", offline))
+            Assert.Equal("StableDiffusionPipeline", pipe.ClassName);
+        Assert.Equal(requests, _env.Server.Requests.Count);
+
+        // a fresh download takes neither, and the .bin-only checker does not turn the rest to .bin
+        using var fresh = new HubClient(_env.Settings() with { CacheDir = _env.Temp.File("fresh-cache") }, HubTestEnv.FastOptions);
+        string downloaded = await fresh.DownloadPipelineAsync("org/sd-checker");
+        Assert.EndsWith(commit, downloaded);
+        Assert.Equal(FilesUnder(snapshot), FilesUnder(downloaded));
+        Assert.DoesNotContain(_env.Server.Requests, r => r.Path.Contains("/safety_checker/", StringComparison.Ordinal)
+                                                         || r.Path.Contains("/feature_extractor/", StringComparison.Ordinal));
+        var selection = PipelineFileSelection.Select(index.ToJsonString(), files.Keys, variant: null);
+        Assert.Equal(["*.bin", "*.msgpack", "*.onnx", "*.pb", "*.bin.index.*json", "*.msgpack.index.*json", "*.onnx.index.*json", "*.pb.index.*json"],
+                     selection.IgnorePatterns);
+        Assert.DoesNotContain(selection.AllowPatterns, p => p.StartsWith("safety_checker/", StringComparison.Ordinal) || p.StartsWith("feature_extractor/", StringComparison.Ordinal));
     }
 }
