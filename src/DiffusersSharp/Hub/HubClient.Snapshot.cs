@@ -42,7 +42,7 @@ public sealed partial class HubClient
             if (Settings.Offline)
                 throw NotCached(repoId, $"Cannot find a cached snapshot of {where} and offline mode is enabled. "
                                         + "To enable repo look-ups and downloads online, set HF_HUB_OFFLINE=0.", null);
-            if (apiError is { Kind: HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo }) throw apiError;
+            if (apiError is not null && HubHttp.IsAuthOrRepoError(apiError)) throw apiError;
             throw NotCached(repoId, $"An error happened while trying to locate the files of {repoId}@{revision} on the Hub and there is no cached snapshot of {where}. "
                                     + $"Please check your connection and try again. Cause: {apiError?.Message}", apiError!);
         }
@@ -122,7 +122,7 @@ public sealed partial class HubClient
             }
             catch (HubException e) when (e.Kind == HubErrorKind.LocalEntryNotFound && infoError is not null)
             {
-                if (infoError.Kind is HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo or HubErrorKind.RevisionNotFound) throw infoError;
+                if (HubHttp.IsAuthOrRepoError(infoError) || infoError.Kind == HubErrorKind.RevisionNotFound) throw infoError;
                 throw new HubException(HubErrorKind.LocalEntryNotFound,
                     $"Cannot load model {repoId}: model is not cached locally ({Settings.CacheDir}) and an error occurred while trying to fetch metadata from the Hub: {infoError.Message}",
                     infoError)

@@ -105,7 +105,7 @@ public sealed partial class HubClient : IDisposable
             if (Settings.Offline)
                 throw NotCached(repoId, $"Cannot find {filename} of {repoId}@{revision} in the disk cache ({Settings.CacheDir}) and offline mode is enabled. "
                                         + "To enable hf.co look-ups and downloads online, set HF_HUB_OFFLINE=0.", null);
-            if (headError is { Kind: HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo }) throw headError;
+            if (headError is not null && HubHttp.IsAuthOrRepoError(headError)) throw headError;
             throw NotCached(repoId, $"An error happened while trying to locate {filename} of {repoId}@{revision} on the Hub and it is not in the local cache "
                                     + $"({Settings.CacheDir}). Please check your connection and try again. Cause: {headError?.Message}", headError);
         }

@@ -117,6 +117,15 @@ internal sealed class HubHttp
         return null;
     }
 
+    /// <summary>Where a token comes from, for the messages of authentication errors.</summary>
+    public const string TokenSources = "token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes";
+
+    /// <summary>
+    /// An error of a metadata call that is raised as it is when the file is not cached (huggingface_hub: repo not found,
+    /// gated, and "Unauthorized => likely a token issue"); any other falls back to the cache or to "check your connection".
+    /// </summary>
+    public static bool IsAuthOrRepoError(HubException e) => e.Kind is HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo || e.StatusCode == 401;
+
     /// <summary><c>hf_raise_for_status</c>.</summary>
     public static HubException MapError(HttpResponseMessage r, string repoId)
     {
@@ -133,10 +142,16 @@ internal sealed class HubHttp
             return Make(HubErrorKind.EntryNotFound, prefix + $"Entry Not Found for url: {url}.");
         if (errorCode == "GatedRepo")
             return Make(HubErrorKind.GatedRepo, prefix + $"Cannot access gated repo for url {url}.\nAccess to model {repoId} is restricted: "
-                                                + "accept its conditions on the Hub and pass a token with access (token:, HF_TOKEN or `huggingface-cli login`).");
-        if (errorCode == "RepoNotFound" || (code == 401 && url.Contains("/api/models/", StringComparison.Ordinal)))
+                                                + $"accept its conditions on the Hub and pass a token with access ({TokenSources}).");
+        string? errorMessage = r.Headers.TryGetValues("X-Error-Message", out var m) ? m.FirstOrDefault() : null;
+        if (code == 401 && errorMessage == "Invalid credentials in Authorization header")
+            return Make(HubErrorKind.Http, prefix + $"Invalid credentials in Authorization header for url: {url}.\nThe token sent was refused: "
+                                           + $"check or renew it ({TokenSources}).");
+        // huggingface_hub's REPO_API_REGEX: a 401 on /api/models/... or .../resolve/... is how the Hub answers for a
+        // missing, private or gated repo without a usable token
+        if (errorCode == "RepoNotFound" || (code == 401 && (url.Contains("/api/models/", StringComparison.Ordinal) || url.Contains("/resolve/", StringComparison.Ordinal))))
             return Make(HubErrorKind.RepositoryNotFound, prefix + $"Repository Not Found for url: {url}.\nPlease make sure you specified the correct `repo_id` ('{repoId}')"
-                                                         + " and `repo_type`.\nIf you are trying to access a private or gated repo, make sure you are authenticated.");
+                                                         + $" and `repo_type`.\nIf you are trying to access a private or gated repo, make sure you are authenticated ({TokenSources}).");
         string reason = r.ReasonPhrase ?? ((HttpStatusCode)code).ToString();
         return Make(HubErrorKind.Http, $"{code} {(code < 500 ? "Client" : "Server")} Error: {reason} for url: {url}");
     }

@@ -38,6 +38,9 @@ public sealed class FakeHubServer : IDisposable
     /// <summary>Path → statuses to answer (one per request, in order) before serving normally.</summary>
     public ConcurrentDictionary<string, ConcurrentQueue<int>> FailStatus { get; } = new();
 
+    /// <summary>When set, the statuses of <see cref="FailStatus"/> carry this <c>X-Error-Message</c> header.</summary>
+    public string? FailErrorMessage { get; set; }
+
     /// <summary>Path → number of body bytes after which the next response to it is cut (connection closed), once.</summary>
     public ConcurrentDictionary<string, long> DropAfter { get; } = new();
 
@@ -125,7 +128,7 @@ public sealed class FakeHubServer : IDisposable
     {
         if (FailStatus.TryGetValue(rawPath, out var q) && q.TryDequeue(out int failCode))
         {
-            await Send(s, method, rawPath, failCode, [], [], Retry: true);
+            await Send(s, method, rawPath, failCode, FailErrorMessage is { } message ? [("X-Error-Message", message)] : [], [], Retry: true);
             return;
         }
         string path = rawPath;

@@ -80,6 +80,37 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task AnUnauthorizedHeadIsATokenErrorNotAConnectionProblem()
+    {
+        string path = $"/{HubTestEnv.TinyId}/resolve/main/model_index.json";
+        string url = _env.Server.Endpoint + path;
+        using var client = _env.Client(token: "hf_expired");
+        _env.Server.FailStatus[path] = new([401]); // a 401 without X-Error-Code, as the Hub answers a private repo
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.RepositoryNotFound, e.Kind);
+        Assert.Equal(401, e.StatusCode);
+        Assert.Equal($"401 Client Error.\n\nRepository Not Found for url: {url}.\nPlease make sure you specified the correct `repo_id` ('{HubTestEnv.TinyId}') and `repo_type`."
+                     + "\nIf you are trying to access a private or gated repo, make sure you are authenticated "
+                     + "(token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes).", e.Message);
+
+        // the Hub's answer to a token it does not accept: raised as it is, never "check your connection"
+        _env.Server.FailErrorMessage = "Invalid credentials in Authorization header";
+        _env.Server.FailStatus[path] = new([401]);
+        var bad = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.Http, bad.Kind);
+        Assert.Equal(401, bad.StatusCode);
+        Assert.Equal($"401 Client Error.\n\nInvalid credentials in Authorization header for url: {url}.\nThe token sent was refused: check or renew it "
+                     + "(token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes).", bad.Message);
+        Assert.False(Directory.Exists(Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots")));
+
+        // a cached file is still returned, as huggingface_hub does for any error of the HEAD call
+        string cached = await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json");
+        _env.Server.FailStatus[path] = new([401]);
+        Assert.Equal(cached, await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Empty(_env.Server.FailStatus[path]);
+    }
+
+    [Fact]
     public async Task RevisionAsBranchAndAsCommitSha()
     {
         var repo = new FakeRepo("org/revs");
