@@ -119,7 +119,7 @@ public static partial class PretrainedLocator
         if (variant is not null)
         {
             var models = string.IsNullOrEmpty(subfolder) ? ModelFolders(snapshot) : [Path.Combine(snapshot, subfolder)];
-            var without = models.Where(m => File.Exists(Path.Combine(m, "config.json")) && !PipelineVariant.FolderHolds(m, variant)).ToList();
+            var without = models.Where(m => CacheLayout.FileExists(Path.Combine(m, "config.json")) && !PipelineVariant.FolderHolds(m, variant)).ToList();
             if (without.Count > 0)
             {
                 if (models.Any(m => PipelineVariant.FolderHolds(m, variant))) folder = snapshot;
@@ -140,10 +140,10 @@ public static partial class PretrainedLocator
     private static List<string> ModelFolders(string snapshot)
     {
         var index = Path.Combine(snapshot, "model_index.json");
-        if (!File.Exists(index)) return [snapshot];
+        if (!CacheLayout.FileExists(index)) return [snapshot];
         var folders = new List<string>();
         foreach (var name in ComponentNames(index))
-            if (File.Exists(Path.Combine(snapshot, name, "config.json"))) folders.Add(Path.Combine(snapshot, name));
+            if (CacheLayout.FileExists(Path.Combine(snapshot, name, "config.json"))) folders.Add(Path.Combine(snapshot, name));
         return folders;
     }
 
@@ -155,8 +155,9 @@ public static partial class PretrainedLocator
     private static string? MissingPipelineParts(string snapshot)
     {
         string index = Path.Combine(snapshot, "model_index.json");
-        if (!File.Exists(index))
-            return File.Exists(Path.Combine(snapshot, "config.json")) ? MissingFiles(snapshot) : "model_index.json (or config.json)";
+        if (Dangling(index)) return "the blob of model_index.json (a dangling link)";
+        if (!CacheLayout.FileExists(index))
+            return CacheLayout.FileExists(Path.Combine(snapshot, "config.json")) ? MissingFiles(snapshot) : "model_index.json (or config.json)";
         foreach (var name in ComponentNames(index))
         {
             string folder = Path.Combine(snapshot, name);
@@ -204,12 +205,18 @@ public static partial class PretrainedLocator
         var files = Directory.GetFiles(folder);
         if (files.Length == 0) return "any file";
         foreach (var f in files)
-            if (!File.Exists(f)) return $"the blob of {Path.GetFileName(f)} (a dangling link)";
-        bool model = File.Exists(Path.Combine(folder, "config.json"));
+            if (Dangling(f)) return $"the blob of {Path.GetFileName(f)} (a dangling link)";
+        bool model = CacheLayout.FileExists(Path.Combine(folder, "config.json"));
         bool weights = files.Any(f => f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".bin", StringComparison.Ordinal)
                                       || f.EndsWith(".index.json", StringComparison.Ordinal) || f.Contains(".index.", StringComparison.Ordinal));
         return model && !weights ? "its weights (config.json is there, no .safetensors or .bin)" : null;
     }
+
+    /// <summary>
+    /// A snapshot link whose blob is gone (deleted by hand, or a cleaner): .NET's <c>File.Exists</c> is true for it on
+    /// Unix, <see cref="CacheLayout.FileExists"/> (Python's <c>os.path.exists</c>) is not.
+    /// </summary>
+    private static bool Dangling(string path) => new FileInfo(path).LinkTarget is not null && !CacheLayout.FileExists(path);
 
     /// <summary>The Hub cache folder the environment selects (see the class summary).</summary>
     public static string DefaultCacheDir() => DefaultCacheDir(Environment.GetEnvironmentVariable);

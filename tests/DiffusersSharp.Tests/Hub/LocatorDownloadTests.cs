@@ -76,6 +76,36 @@ public sealed class LocatorDownloadTests : IDisposable
         Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
     }
 
+    [Fact]
+    public void ASnapshotWhoseBlobWasDeletedIsDownloadedAgainOnlineAndAClearErrorOffline()
+    {
+        string snapshot = PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() });
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        string link = Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors");
+        File.Delete(Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "blobs", FakeRepo.Sha256(weights))); // the link dangles
+        Assert.True(File.Exists(link)); // .NET on Unix: true for a dangling link, hence CacheLayout.FileExists
+
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
+        Assert.Equal($"'{HubTestEnv.TinyId}' revision 'main' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks the blob of "
+                     + "diffusion_pytorch_model.safetensors (a dangling link) in the 'unet' folder. "
+                     + $"Download it first with `diffusers download {HubTestEnv.TinyId}` (or `huggingface-cli download {HubTestEnv.TinyId}`), or pass a local folder.", e.Message);
+        var sub = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", new() { Hub = _env.Settings(), LocalFilesOnly = true }));
+        Assert.Contains($"its folder {Path.Combine(snapshot, "unet")} lacks the blob of diffusion_pytorch_model.safetensors (a dangling link)", sub.Message);
+
+        int served = (int)_env.Server.Served(FakeHubServer.CdnPath(weights));
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() }));
+        Assert.Equal(weights, File.ReadAllBytes(link));
+        Assert.Equal(served + weights.Length, _env.Server.Served(FakeHubServer.CdnPath(weights)));
+
+        // the same for model_index.json, read before any component
+        byte[] index = HubTestEnv.Golden("model_index.json");
+        File.Delete(Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "blobs", FakeRepo.GitBlobSha(index)));
+        var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(offline: true) }));
+        Assert.Contains($"its snapshot {snapshot} lacks the blob of model_index.json (a dangling link).", e2.Message);
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings() }));
+        Assert.Equal(index, File.ReadAllBytes(Path.Combine(snapshot, "model_index.json")));
+    }
+
     /// <summary>
     /// tiny-ddpm as <paramref name="id"/> with its UNet also as the "fp16" variant (the golden weights in float16); returns
     /// the commit and the fp16 file's bytes. Without the .bin: with a .bin and no fp16 .bin, diffusers 0.25.1's
