@@ -23,7 +23,7 @@ public sealed partial class HubClient
         HubException? apiError = null;
         if (info is null && !localFilesOnly && !Settings.Offline)
         {
-            try { info = await GetRevisionInfoAsync(repoId, revision, token, ct).ConfigureAwait(false); }
+            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: CachedSnapshot(storage, revision) is null, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo)
             {
                 apiError = e;
@@ -32,9 +32,7 @@ public sealed partial class HubClient
 
         if (info is null)
         {
-            string? commit = CacheLayout.ResolveCommit(storage, revision);
-            if (commit is not null && Directory.Exists(Path.Combine(storage, "snapshots", commit)))
-                return Path.Combine(storage, "snapshots", commit);
+            if (CachedSnapshot(storage, revision) is { } cached) return cached;
             string where = $"{repoId}@{revision} in the cache ({Settings.CacheDir})";
             if (localFilesOnly)
                 throw NotCached(repoId, $"Cannot find a cached snapshot of {where} and outgoing traffic has been disabled. "
@@ -94,6 +92,11 @@ public sealed partial class HubClient
                                        false, token, progress, ct).ConfigureAwait(false);
     }
 
+    /// <summary>The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one), or null.</summary>
+    private static string? CachedSnapshot(string storage, string revision) =>
+        CacheLayout.ResolveCommit(storage, revision) is { } commit && Directory.Exists(Path.Combine(storage, "snapshots", commit))
+            ? Path.Combine(storage, "snapshots", commit) : null;
+
     /// <summary>
     /// The revision's info from the Hub, or, offline / with the Hub unreachable (diffusers: "Couldn't connect to the Hub:
     /// will try to load from local cache"), the cached snapshot folder of the revision.
@@ -105,7 +108,8 @@ public sealed partial class HubClient
         HubException? infoError = null;
         if (!localFilesOnly && !Settings.Offline)
         {
-            try { info = await GetRevisionInfoAsync(repoId, revision, token, ct).ConfigureAwait(false); }
+            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision) is not null;
+            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: !cached, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound
                                              or HubErrorKind.GatedRepo or HubErrorKind.RevisionNotFound)
             {

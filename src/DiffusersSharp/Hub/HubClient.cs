@@ -33,7 +33,11 @@ public sealed partial class HubClient : IDisposable
     public HubClientOptions Options { get; }
 
     /// <summary><c>GET {endpoint}/api/models/{repo}/revision/{revision}</c>: the commit sha and file list of a revision.</summary>
-    public async Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision = null, string? token = null, CancellationToken ct = default)
+    public Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision = null, string? token = null, CancellationToken ct = default) =>
+        GetRevisionInfoAsync(repoId, revision, token, retry: true, ct);
+
+    /// <summary>As above; <paramref name="retry"/> false for one attempt (a cached snapshot to fall back to).</summary>
+    private async Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision, string? token, bool retry, CancellationToken ct)
     {
         HubRepoId.Validate(repoId);
         revision ??= "main";
@@ -43,7 +47,7 @@ public sealed partial class HubClient : IDisposable
                 $"Cannot query the Hub for {repoId}@{revision}: offline mode is enabled (HF_HUB_OFFLINE=1).")
             { RepoId = repoId };
         string url = $"{Root}/api/models/{repoId}/revision/{Uri.EscapeDataString(revision)}";
-        using var response = await _http.SendAsync(HttpMethod.Get, url, token ?? Settings.Token, RedirectMode.All, repoId, 0, ct).ConfigureAwait(false);
+        using var response = await _http.SendAsync(HttpMethod.Get, url, token ?? Settings.Token, RedirectMode.All, repoId, 0, ct, retry).ConfigureAwait(false);
         string json = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
         return RepoRevisionInfo.Parse(json, repoId, url);
     }
@@ -74,7 +78,9 @@ public sealed partial class HubClient : IDisposable
         {
             try
             {
-                meta = await GetFileMetadataAsync(url, token, repoId, ct).ConfigureAwait(false);
+                // one attempt when the file is cached: a failure falls back to it at once (huggingface_hub's retry_on_errors=False)
+                bool cached = CacheLayout.ResolveCommit(storage, revision) is { } known && CacheLayout.FileExists(CacheLayout.PointerPath(storage, known, rel));
+                meta = await GetFileMetadataAsync(url, token, repoId, retry: !cached, ct).ConfigureAwait(false);
             }
             catch (HubException e) when (e.Kind == HubErrorKind.EntryNotFound)
             {
@@ -176,9 +182,9 @@ public sealed partial class HubClient : IDisposable
     private sealed record FileMetadata(string Commit, string Etag, string Location, long? Size);
 
     /// <summary><c>get_hf_file_metadata</c>: a HEAD that follows only relative redirects.</summary>
-    private async Task<FileMetadata> GetFileMetadataAsync(string url, string? token, string repoId, CancellationToken ct)
+    private async Task<FileMetadata> GetFileMetadataAsync(string url, string? token, string repoId, bool retry, CancellationToken ct)
     {
-        using var r = await _http.SendAsync(HttpMethod.Head, url, token, RedirectMode.RelativeOnly, repoId, 0, ct).ConfigureAwait(false);
+        using var r = await _http.SendAsync(HttpMethod.Head, url, token, RedirectMode.RelativeOnly, repoId, 0, ct, retry).ConfigureAwait(false);
         string? Header(string name) => r.Headers.TryGetValues(name, out var v) ? v.FirstOrDefault()
                                       : r.Content.Headers.TryGetValues(name, out var cv) ? cv.FirstOrDefault() : null;
         string? commit = Header("X-Repo-Commit");

@@ -27,10 +27,16 @@ internal sealed class HubHttp
         _options = options;
     }
 
+    /// <summary>
+    /// Sends the request, following redirects as <paramref name="redirects"/> says. With <paramref name="retry"/> false
+    /// it is one attempt: a metadata call with a cached copy to fall back to (huggingface_hub: "no retry for fast
+    /// fallback to local cache").
+    /// </summary>
     public async Task<HttpResponseMessage> SendAsync(
         HttpMethod method, string url, string? token, RedirectMode redirects, string repoId,
-        long rangeFrom = 0, CancellationToken ct = default)
+        long rangeFrom = 0, CancellationToken ct = default, bool retry = true)
     {
+        int maxRetries = retry ? _options.MaxRetries : 0;
         for (int attempt = 0; ; attempt++)
         {
             HttpResponseMessage? response = null;
@@ -38,7 +44,7 @@ internal sealed class HubHttp
             {
                 response = await SendFollowingAsync(method, url, token, redirects, rangeFrom, ct).ConfigureAwait(false);
                 int code = (int)response.StatusCode;
-                if ((code == 429 || code >= 500) && attempt < _options.MaxRetries)
+                if ((code == 429 || code >= 500) && attempt < maxRetries)
                 {
                     TimeSpan wait = RetryAfter(response) ?? Backoff(attempt);
                     response.Dispose();
@@ -56,7 +62,7 @@ internal sealed class HubHttp
             catch (Exception e) when (IsTransient(e, ct))
             {
                 response?.Dispose();
-                if (attempt >= _options.MaxRetries || IsUnreachable(e))
+                if (attempt >= maxRetries || IsUnreachable(e))
                     throw new HubException(HubErrorKind.Network,
                         $"Could not reach the Hub at {url}: {e.Message}" + (attempt > 0 ? $" (after {attempt + 1} attempts)" : ""), e)
                     { Url = url, RepoId = repoId };

@@ -73,6 +73,33 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task MetadataCallsAreNotRetriedWhenACachedCopyCanAnswer()
+    {
+        using var client = _env.Client();
+        string snapshot = await client.DownloadPipelineAsync(HubTestEnv.TinyId);
+        string head = $"/{HubTestEnv.TinyId}/resolve/main/unet/config.json", api = $"/api/models/{HubTestEnv.TinyId}/revision/main";
+        int apiCalls = _env.Server.Count("GET", api);
+
+        // the Hub answering 503: one HEAD, then the cached file (huggingface_hub: "no retry for fast fallback to local cache")
+        _env.Server.FailStatus[head] = new(Enumerable.Repeat(503, 10));
+        Assert.Equal(Path.Combine(snapshot, "unet", "config.json"), await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/config.json"));
+        Assert.Equal(1, _env.Server.Count("HEAD", head));
+
+        // the same for the revision info of a cached snapshot, through both callers
+        _env.Server.FailStatus[api] = new(Enumerable.Repeat(503, 10));
+        Assert.Equal(snapshot, await client.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(snapshot, await client.SnapshotDownloadAsync(HubTestEnv.TinyId));
+        Assert.Equal(apiCalls + 2, _env.Server.Count("GET", api));
+
+        // nothing cached to fall back to: the retries still run, and the download succeeds
+        string bin = $"/{HubTestEnv.TinyId}/resolve/main/unet/diffusion_pytorch_model.bin";
+        _env.Server.FailStatus[bin] = new([503, 503]);
+        string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.bin");
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.bin"), File.ReadAllBytes(path));
+        Assert.Equal(3, _env.Server.Count("HEAD", bin));
+    }
+
+    [Fact]
     public async Task TwoConcurrentDownloadersProduceOneCopyWithoutCorruption()
     {
         _env.Server.ChunkDelayMs = 3; // ~60 chunks: the two downloads overlap
