@@ -12,14 +12,46 @@ public sealed record HubClientOptions
     /// <summary>The longest wait between two retries of a failed request (the waits double up to it).</summary>
     public TimeSpan RetryMaxDelay { get; init; } = TimeSpan.FromSeconds(8);
 
-    /// <summary>Time to wait for response headers, and between two reads of a body (HF_HUB_DOWNLOAD_TIMEOUT: 10 s).</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// Time to wait for the response headers of a download or API call, and between two reads of a body; default
+    /// <c>HF_HUB_DOWNLOAD_TIMEOUT</c> seconds, else 10 s (huggingface_hub's download timeout).
+    /// </summary>
+    public TimeSpan RequestTimeout { get; init; } = EnvTimeout(Environment.GetEnvironmentVariable, "HF_HUB_DOWNLOAD_TIMEOUT");
+
+    /// <summary>
+    /// Time to wait for the answer to a file's metadata request (the HEAD before a download); default
+    /// <c>HF_HUB_ETAG_TIMEOUT</c> seconds, else 10 s (huggingface_hub's etag timeout).
+    /// </summary>
+    public TimeSpan EtagTimeout { get; init; } = EnvTimeout(Environment.GetEnvironmentVariable, "HF_HUB_ETAG_TIMEOUT");
 
     /// <summary>Files downloaded at the same time by a snapshot download (snapshot_download's max_workers: 8).</summary>
     public int MaxParallelDownloads { get; init; } = 8;
 
     /// <summary>Minimum time between two progress reports of one file (the last one is always reported).</summary>
     public TimeSpan ProgressInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>
+    /// The defaults with the timeouts of <paramref name="environment"/> (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>,
+    /// <c>HF_HUB_ETAG_TIMEOUT</c>) instead of the process environment's.
+    /// </summary>
+    public static HubClientOptions FromEnvironment(IReadOnlyDictionary<string, string?> environment)
+    {
+        string? Env(string key) => environment.TryGetValue(key, out var v) ? v : null;
+        return new HubClientOptions { RequestTimeout = EnvTimeout(Env, "HF_HUB_DOWNLOAD_TIMEOUT"), EtagTimeout = EnvTimeout(Env, "HF_HUB_ETAG_TIMEOUT") };
+    }
+
+    /// <summary>
+    /// huggingface_hub's <c>_as_int(os.environ.get(name)) or 10</c>: whole seconds; unset, empty or 0 is the default
+    /// 10 s; anything else is an error naming the variable.
+    /// </summary>
+    private static TimeSpan EnvTimeout(Func<string, string?> env, string name)
+    {
+        string? value = env(name);
+        if (string.IsNullOrWhiteSpace(value)) return TimeSpan.FromSeconds(10);
+        if (!int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int seconds) || seconds < 0)
+            throw new HubException(HubErrorKind.InvalidInput, $"{name} must be a whole number of seconds, got '{value}'.") { Key = name };
+        return TimeSpan.FromSeconds(seconds == 0 ? 10 : seconds);
+    }
 
     /// <summary>Test hook: opens the <c>.incomplete</c> file for writing (path, position to write at).</summary>
     internal Func<string, long, Stream>? OpenPartialFile { get; init; }

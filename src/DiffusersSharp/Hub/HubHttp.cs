@@ -86,7 +86,7 @@ internal sealed class HubHttp
             if (rangeFrom > 0) request.Headers.Range = new RangeHeaderValue(rangeFrom, null);
 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(_options.RequestTimeout);
+            timeout.CancelAfter(method == HttpMethod.Head ? _options.EtagTimeout : _options.RequestTimeout);
             var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
             int code = (int)response.StatusCode;
             if (code is < 300 or > 399 || response.Headers.Location is null || hop >= 10) return response;
@@ -124,7 +124,7 @@ internal sealed class HubHttp
     }
 
     /// <summary>Where a token comes from, for the messages of authentication errors.</summary>
-    public const string TokenSources = "token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes";
+    public const string TokenSources = "token:, HF_TOKEN, or the token file that `huggingface-cli login` writes: HF_TOKEN_PATH, default $HF_HOME/token";
 
     /// <summary>
     /// An error of a metadata call that is raised as it is when the file is not cached (huggingface_hub: repo not found,

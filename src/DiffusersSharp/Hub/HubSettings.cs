@@ -1,11 +1,13 @@
 namespace DiffusersSharp.Hub;
 
 /// <summary>
-/// Endpoint, token, offline flag and cache folder, resolved the way huggingface_hub 0.20.3 does
+/// Endpoint, token, offline flag and cache folder, resolved the way huggingface_hub does
 /// (<c>constants.py</c>, <c>_token.py</c>): explicit arguments first, then the environment
-/// (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c> / <c>HUGGING_FACE_HUB_TOKEN</c>, the token file <c>$HF_HOME/token</c>,
+/// (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c> / <c>HUGGING_FACE_HUB_TOKEN</c>, the token file <c>HF_TOKEN_PATH</c>, default
+/// <c>$HF_HOME/token</c> (0.23+), none of those three with <c>HF_HUB_DISABLE_IMPLICIT_TOKEN</c>,
 /// <c>HF_HUB_OFFLINE</c> / <c>TRANSFORMERS_OFFLINE</c>, <c>HF_HUB_CACHE</c> / <c>HUGGINGFACE_HUB_CACHE</c>,
-/// <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c>), then the defaults.
+/// <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c>), then the defaults. The timeouts (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>,
+/// <c>HF_HUB_ETAG_TIMEOUT</c>) are <see cref="HubClientOptions"/>' defaults.
 /// </summary>
 public sealed record HubSettings
 {
@@ -15,7 +17,10 @@ public sealed record HubSettings
     /// <summary>The Hub root URL, without a trailing slash.</summary>
     public required Uri Endpoint { get; init; }
 
-    /// <summary>Sent as <c>Authorization: Bearer</c>; null for anonymous access.</summary>
+    /// <summary>
+    /// Sent as <c>Authorization: Bearer</c>; null for anonymous access (also when <c>HF_HUB_DISABLE_IMPLICIT_TOKEN</c>
+    /// is set and no token is passed: the environment's and the token file's are then not sent implicitly).
+    /// </summary>
     public string? Token { get; init; }
 
     /// <summary>No network at all: everything comes from the cache.</summary>
@@ -43,10 +48,11 @@ public sealed record HubSettings
                        ?? NonEmpty(Env("HUGGINGFACE_HUB_CACHE"))
                        ?? Path.Combine(hfHome, "hub");
 
+        bool implicitToken = !IsTrue(Env("HF_HUB_DISABLE_IMPLICIT_TOKEN"));
         string? tok = NonEmpty(token?.Trim())
-                      ?? NonEmpty(Env("HF_TOKEN")?.Trim())
-                      ?? NonEmpty(Env("HUGGING_FACE_HUB_TOKEN")?.Trim())
-                      ?? ReadTokenFile(Path.Combine(hfHome, "token"));
+                      ?? (implicitToken ? NonEmpty(Env("HF_TOKEN")?.Trim()) : null)
+                      ?? (implicitToken ? NonEmpty(Env("HUGGING_FACE_HUB_TOKEN")?.Trim()) : null)
+                      ?? (implicitToken ? ReadTokenFile(Expand(NonEmpty(Env("HF_TOKEN_PATH")) ?? Path.Combine(hfHome, "token"))) : null);
 
         bool off = offline ?? IsTrue(NonEmpty(Env("HF_HUB_OFFLINE")) ?? Env("TRANSFORMERS_OFFLINE"));
 

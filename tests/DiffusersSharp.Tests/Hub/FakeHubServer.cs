@@ -38,6 +38,9 @@ public sealed class FakeHubServer : IDisposable
     /// <summary>Path → statuses to answer (one per request, in order) before serving normally.</summary>
     public ConcurrentDictionary<string, ConcurrentQueue<int>> FailStatus { get; } = new();
 
+    /// <summary>Paths whose requests are read and never answered (until the server is disposed).</summary>
+    public ConcurrentDictionary<string, bool> Stall { get; } = new();
+
     /// <summary>When set, the statuses of <see cref="FailStatus"/> carry this <c>X-Error-Message</c> header.</summary>
     public string? FailErrorMessage { get; set; }
 
@@ -106,6 +109,7 @@ public sealed class FakeHubServer : IDisposable
             catch (IOException) { }
             catch (SocketException) { }
             catch (ObjectDisposedException) { }
+            catch (OperationCanceledException) { }
         }
     }
 
@@ -126,6 +130,11 @@ public sealed class FakeHubServer : IDisposable
 
     private async Task Respond(NetworkStream s, string method, string rawPath, string? auth, string? range)
     {
+        if (Stall.ContainsKey(rawPath))
+        {
+            await Task.Delay(Timeout.Infinite, _cts.Token);
+            return;
+        }
         if (FailStatus.TryGetValue(rawPath, out var q) && q.TryDequeue(out int failCode))
         {
             await Send(s, method, rawPath, failCode, FailErrorMessage is { } message ? [("X-Error-Message", message)] : [], [], Retry: true);

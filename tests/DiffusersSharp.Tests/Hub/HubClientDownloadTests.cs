@@ -100,6 +100,20 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task AHeadThatNeverAnswersEndsAtTheEtagTimeout()
+    {
+        var options = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_ETAG_TIMEOUT"] = "1", ["HF_HUB_DOWNLOAD_TIMEOUT"] = "600" });
+        using var client = _env.Client(options: options);
+        string cached = await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json");
+        string head = $"/{HubTestEnv.TinyId}/resolve/main/model_index.json";
+        _env.Server.Stall[head] = true;
+        // with the 600 s download timeout on the HEAD this would be cancelled; the 1 s etag timeout falls back to the cache
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        Assert.Equal(cached, await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json", ct: limit.Token));
+        Assert.Equal(2, _env.Server.Count("HEAD", head));
+    }
+
+    [Fact]
     public async Task TwoConcurrentDownloadersProduceOneCopyWithoutCorruption()
     {
         _env.Server.ChunkDelayMs = 3; // ~60 chunks: the two downloads overlap

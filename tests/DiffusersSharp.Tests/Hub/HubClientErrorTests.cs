@@ -91,7 +91,7 @@ public sealed class HubClientErrorTests : IDisposable
         Assert.Equal(401, e.StatusCode);
         Assert.Equal($"401 Client Error.\n\nRepository Not Found for url: {url}.\nPlease make sure you specified the correct `repo_id` ('{HubTestEnv.TinyId}') and `repo_type`."
                      + "\nIf you are trying to access a private or gated repo, make sure you are authenticated "
-                     + "(token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes).", e.Message);
+                     + "(token:, HF_TOKEN, or the token file that `huggingface-cli login` writes: HF_TOKEN_PATH, default $HF_HOME/token).", e.Message);
 
         // the Hub's answer to a token it does not accept: raised as it is, never "check your connection"
         _env.Server.FailErrorMessage = "Invalid credentials in Authorization header";
@@ -100,7 +100,7 @@ public sealed class HubClientErrorTests : IDisposable
         Assert.Equal(HubErrorKind.Http, bad.Kind);
         Assert.Equal(401, bad.StatusCode);
         Assert.Equal($"401 Client Error.\n\nInvalid credentials in Authorization header for url: {url}.\nThe token sent was refused: check or renew it "
-                     + "(token:, HF_TOKEN, or the token file $HF_HOME/token that `huggingface-cli login` writes).", bad.Message);
+                     + "(token:, HF_TOKEN, or the token file that `huggingface-cli login` writes: HF_TOKEN_PATH, default $HF_HOME/token).", bad.Message);
         Assert.False(Directory.Exists(Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots")));
 
         // a cached file is still returned, as huggingface_hub does for any error of the HEAD call

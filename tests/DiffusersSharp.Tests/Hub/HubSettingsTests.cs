@@ -51,6 +51,42 @@ public sealed class HubSettingsTests
         Assert.Equal("endpoint is not a valid http(s) URL: 'nope'. Expected something like 'https://huggingface.co'.", e.Message);
     }
 
+    [Fact]
+    public void TokenPathAndDisableImplicitTokenOfHuggingfaceHub()
+    {
+        using var tmp = new TempDir();
+        string home = tmp.File("hf");
+        Directory.CreateDirectory(home);
+        File.WriteAllText(Path.Combine(home, "token"), "hf_home_file");
+        File.WriteAllText(tmp.File("elsewhere"), "hf_token_path\n");
+
+        // HF_TOKEN_PATH replaces $HF_HOME/token (huggingface_hub 0.23+)
+        var s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_HOME"] = home, ["HF_TOKEN_PATH"] = tmp.File("elsewhere") });
+        Assert.Equal("hf_token_path", s.Token);
+        s = HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_HOME"] = home, ["HF_TOKEN_PATH"] = tmp.File("missing") });
+        Assert.Null(s.Token);
+
+        // HF_HUB_DISABLE_IMPLICIT_TOKEN: neither the environment's token nor the file's is sent; a token passed is
+        var noImplicit = new Dictionary<string, string?> { ["HF_HOME"] = home, ["HF_TOKEN"] = "hf_env", ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "1" };
+        Assert.Null(HubSettings.FromEnvironment(environment: noImplicit).Token);
+        Assert.Null(HubSettings.FromEnvironment(environment: new Dictionary<string, string?>(noImplicit) { ["HF_TOKEN"] = null }).Token);
+        Assert.Equal("hf_arg", HubSettings.FromEnvironment(token: "hf_arg", environment: noImplicit).Token);
+        Assert.Equal("hf_env", HubSettings.FromEnvironment(environment: new Dictionary<string, string?>(noImplicit) { ["HF_HUB_DISABLE_IMPLICIT_TOKEN"] = "0" }).Token);
+    }
+
+    [Fact]
+    public void TimeoutsComeFromTheEnvironment()
+    {
+        var o = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "30", ["HF_HUB_ETAG_TIMEOUT"] = " 3 " });
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(3)), (o.RequestTimeout, o.EtagTimeout));
+        o = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "0" }); // `or DEFAULT`
+        Assert.Equal((TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(10)), (o.RequestTimeout, o.EtagTimeout));
+        var e = Assert.Throws<HubException>(() => HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_ETAG_TIMEOUT"] = "2.5s" }));
+        Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
+        Assert.Equal("HF_HUB_ETAG_TIMEOUT", e.Key);
+        Assert.Equal("HF_HUB_ETAG_TIMEOUT must be a whole number of seconds, got '2.5s'.", e.Message);
+    }
+
     [Theory]
     [InlineData("*.bin", "unet/diffusion_pytorch_model.bin", true)]      // * crosses '/' as in fnmatch
     [InlineData("unet/*", "unet/sub/config.json", true)]
