@@ -138,7 +138,8 @@ public sealed partial class HubClient : IDisposable
             if (CacheLayout.FileExists(pointer)) return pointer;
             if (!CacheLayout.FileExists(blob))
             {
-                string? blobToken = meta.Location == url ? token : null; // never send the token to the CDN
+                // never send the token to another origin (the CDN); keep it for a same-host redirect (a renamed repo)
+                string? blobToken = SameOrigin(meta.Location, url) ? token : null;
                 await DownloadBlobAsync(repoId, filename, meta, blob, blobToken, progress, ct).ConfigureAwait(false);
                 TryCache(() => CacheLayout.CreateSymlink(blob, pointer, newBlob: true));
             }
@@ -190,7 +191,9 @@ public sealed partial class HubClient : IDisposable
         string? commit = Header("X-Repo-Commit");
         string? etag = NormalizeEtag(Header("X-Linked-Etag") ?? Header("ETag"));
         string location = r.Headers.Location is { } loc ? new Uri(r.RequestMessage!.RequestUri!, loc).AbsoluteUri : r.RequestMessage!.RequestUri!.AbsoluteUri;
-        long? size = long.TryParse(Header("X-Linked-Size") ?? Header("Content-Length"), out long s) ? s : null;
+        // a redirect's Content-Length is its own body's, not the file's
+        bool redirect = (int)r.StatusCode is >= 300 and <= 399;
+        long? size = long.TryParse(Header("X-Linked-Size") ?? (redirect ? null : Header("Content-Length")), out long s) ? s : null;
         if (commit is null || !HubRepoId.IsCommitHash(commit))
             throw new HubException(HubErrorKind.Http,
                 $"Distant resource {url} does not seem to be on a Hugging Face Hub (no X-Repo-Commit header). Check HF_ENDPOINT, your firewall and proxy settings.")
@@ -201,6 +204,10 @@ public sealed partial class HubClient : IDisposable
             { Url = url, RepoId = repoId };
         return new FileMetadata(commit, etag, location, size);
     }
+
+    /// <summary>huggingface_hub's <c>urlparse(url).netloc == urlparse(location).netloc</c>: same host and port.</summary>
+    private static bool SameOrigin(string a, string b) =>
+        string.Equals(new Uri(a).Authority, new Uri(b).Authority, StringComparison.OrdinalIgnoreCase);
 
     /// <summary><c>_normalize_etag</c>: strips a leading <c>W/</c> and the quotes.</summary>
     internal static string? NormalizeEtag(string? etag) => etag?.TrimStart('W', '/').Trim('"');

@@ -8,25 +8,38 @@ namespace DiffusersSharp.Tests.Hub;
 /// <summary>
 /// A real HTTP/1.1 server on 127.0.0.1 (random free port) speaking the Hub protocol: <c>/api/models/{repo}/revision/{rev}</c>,
 /// <c>/{repo}/resolve/{rev}/{path}</c> (302 to <c>/cdn/{sha256}</c> for LFS files, with X-Repo-Commit, X-Linked-Etag,
-/// X-Linked-Size), Range requests, X-Error-Code errors, and fault injection. Counts every body byte it sends.
+/// X-Linked-Size), Range requests, X-Error-Code errors, and fault injection. Counts every body byte it sends. The CDN
+/// answers on a second port, another origin as the Hub's CDN is (a token must never reach it).
 /// </summary>
 public sealed class FakeHubServer : IDisposable
 {
-    private readonly TcpListener _listener;
+    private readonly TcpListener _listener, _cdnListener;
     private readonly CancellationTokenSource _cts = new();
-    private readonly Task _accept;
+    private readonly Task _accept, _acceptCdn;
 
     public FakeHubServer()
     {
         _listener = new TcpListener(IPAddress.Loopback, 0);
         _listener.Start();
         Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-        _accept = Task.Run(AcceptLoop);
+        _cdnListener = new TcpListener(IPAddress.Loopback, 0);
+        _cdnListener.Start();
+        CdnPort = ((IPEndPoint)_cdnListener.LocalEndpoint).Port;
+        _accept = Task.Run(() => AcceptLoop(_listener));
+        _acceptCdn = Task.Run(() => AcceptLoop(_cdnListener));
     }
 
     public int Port { get; }
 
+    /// <summary>The port of the CDN the LFS redirects point to.</summary>
+    public int CdnPort { get; }
+
     public string Endpoint => $"http://127.0.0.1:{Port}";
+
+    public string CdnEndpoint => $"http://127.0.0.1:{CdnPort}";
+
+    /// <summary>When set, the LFS redirects carry no X-Linked-Size, and a body (so a Content-Length that is not the file's).</summary>
+    public bool OmitLinkedSize { get; set; }
 
     public ConcurrentDictionary<string, FakeRepo> Repos { get; } = new();
 
@@ -75,12 +88,12 @@ public sealed class FakeHubServer : IDisposable
 
     public int Count(string method, string pathPrefix) => Requests.Count(r => r.Method == method && r.Path.StartsWith(pathPrefix, StringComparison.Ordinal));
 
-    private async Task AcceptLoop()
+    private async Task AcceptLoop(TcpListener listener)
     {
         while (!_cts.IsCancellationRequested)
         {
             TcpClient client;
-            try { client = await _listener.AcceptTcpClientAsync(_cts.Token); }
+            try { client = await listener.AcceptTcpClientAsync(_cts.Token); }
             catch (Exception) { return; }
             _ = Task.Run(() => Handle(client));
         }
@@ -196,9 +209,13 @@ public sealed class FakeHubServer : IDisposable
             if (FakeRepo.IsLfs(file))
             {
                 string sha = Sha(bytes);
-                await Send(s, method, path, 302,
-                    [("Location", Endpoint + "/cdn/" + sha), ("X-Repo-Commit", commit), ("X-Linked-Etag", $"\"{sha}\""),
-                     ("X-Linked-Size", bytes.Length.ToString()), ("ETag", $"\"{FakeRepo.GitBlobSha(Encoding.ASCII.GetBytes(sha))}\"")], []);
+                var redirect = new List<(string, string)>
+                {
+                    ("Location", CdnEndpoint + "/cdn/" + sha), ("X-Repo-Commit", commit), ("X-Linked-Etag", $"\"{sha}\""),
+                    ("ETag", $"\"{FakeRepo.GitBlobSha(Encoding.ASCII.GetBytes(sha))}\""),
+                };
+                if (!OmitLinkedSize) redirect.Add(("X-Linked-Size", bytes.Length.ToString()));
+                await Send(s, method, path, 302, redirect, OmitLinkedSize ? Encoding.ASCII.GetBytes($"Found. Redirecting to {CdnEndpoint}/cdn/{sha}") : []);
                 return;
             }
             await Send(s, method, path, 200, [("X-Repo-Commit", commit), ("ETag", $"\"{FakeRepo.GitBlobSha(bytes)}\"")], bytes);
@@ -275,6 +292,7 @@ public sealed class FakeHubServer : IDisposable
     {
         _cts.Cancel();
         _listener.Stop();
-        try { _accept.Wait(2000); } catch (AggregateException) { }
+        _cdnListener.Stop();
+        try { Task.WaitAll([_accept, _acceptCdn], 2000); } catch (AggregateException) { }
     }
 }

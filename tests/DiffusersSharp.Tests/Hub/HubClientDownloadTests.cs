@@ -240,6 +240,39 @@ public sealed class HubClientDownloadTests : IDisposable
     }
 
     [Fact]
+    public async Task ARedirectsOwnContentLengthIsNotTakenForTheFileSize()
+    {
+        _env.Server.OmitLinkedSize = true; // the 302 to the CDN has no X-Linked-Size, and a body of its own
+        byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
+        using var client = _env.Client();
+        string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.safetensors");
+        Assert.Equal(weights, File.ReadAllBytes(path));
+        Assert.Equal(weights.Length, _env.Server.Served(FakeHubServer.CdnPath(weights)));
+    }
+
+    [Fact]
+    public async Task TheTokenFollowsASameHostRedirectButNeverReachesTheCdn()
+    {
+        var gated = FakeRepo.FromFolder("org/gated-new", Support.Golden.Path("tiny-ddpm"), out _);
+        gated.RequiredToken = "hf_secret";
+        _env.Server.Add(gated);
+        _env.Server.Renamed["org/gated-old"] = "org/gated-new";
+        using var client = _env.Client(token: "hf_secret");
+        string snapshot = await client.DownloadPipelineAsync("org/gated-old");
+
+        // model_index.json is served by the Hub itself after the rename's relative redirect: the GET needs the token
+        Assert.Equal(HubTestEnv.Golden("model_index.json"), File.ReadAllBytes(Path.Combine(snapshot, "model_index.json")));
+        Assert.Contains(_env.Server.Requests, r => r.Method == "GET" && r.Path.StartsWith("/org/gated-new/resolve/", StringComparison.Ordinal)
+                                                   && r.Path.EndsWith("/model_index.json", StringComparison.Ordinal) && r.Authorization == "Bearer hf_secret");
+        // the weights come from the CDN, another origin: without it
+        Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors"),
+                     File.ReadAllBytes(Path.Combine(snapshot, "unet", "diffusion_pytorch_model.safetensors")));
+        var cdn = _env.Server.Requests.Where(r => r.Path.StartsWith("/cdn/", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(cdn);
+        Assert.All(cdn, r => Assert.Null(r.Authorization));
+    }
+
+    [Fact]
     public async Task Transient429And500AreRetried()
     {
         byte[] weights = HubTestEnv.Golden("unet/diffusion_pytorch_model.safetensors");
