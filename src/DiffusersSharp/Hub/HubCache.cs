@@ -6,6 +6,11 @@ namespace DiffusersSharp.Hub;
 /// </summary>
 public static class HubCache
 {
+    /// <summary>Helper files the OS writes into folders (huggingface_hub's <c>FILES_TO_IGNORE</c>): never cache content.</summary>
+    private static readonly string[] FilesToIgnore = [".DS_Store", "Thumbs.db", "desktop.ini"];
+
+    private static bool Ignored(string path) => FilesToIgnore.Contains(Path.GetFileName(path));
+
     /// <summary>
     /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>),
     /// sorted by id. Folders that are not valid cache repos are skipped and described in <paramref name="warnings"/>.
@@ -22,7 +27,7 @@ public static class HubCache
         var repos = new List<CachedRepoInfo>();
         foreach (var dir in Directory.EnumerateDirectories(cacheDir).Order(StringComparer.Ordinal))
         {
-            if (Path.GetFileName(dir) == ".locks") continue;
+            if (Path.GetFileName(dir) == ".locks" || Ignored(dir)) continue;
             try { repos.Add(ScanRepo(dir)); }
             catch (HubException e) { warnings?.Add(e.Message); }
         }
@@ -73,7 +78,7 @@ public static class HubCache
         var refsByHash = new Dictionary<string, List<string>>();
         if (File.Exists(refs)) throw Corrupted($"Refs directory cannot be a file: {refs}");
         if (Directory.Exists(refs))
-            foreach (var f in Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories))
+            foreach (var f in Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories).Where(f => !Ignored(f)))
             {
                 string hash = File.ReadAllText(f).Trim();
                 string refName = Path.GetRelativePath(refs, f).Replace(Path.DirectorySeparatorChar, '/');
@@ -83,7 +88,7 @@ public static class HubCache
 
         var blobs = new Dictionary<string, FileInfo>();
         var revisions = new List<CachedRevisionInfo>();
-        foreach (var rev in Directory.EnumerateFileSystemEntries(snapshots).Order(StringComparer.Ordinal))
+        foreach (var rev in Directory.EnumerateFileSystemEntries(snapshots).Where(e => !Ignored(e)).Order(StringComparer.Ordinal))
         {
             if (File.Exists(rev)) throw Corrupted($"Snapshots folder corrupted. Found a file: {rev}");
             var files = new List<string>();

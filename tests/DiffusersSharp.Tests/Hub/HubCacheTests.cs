@@ -108,4 +108,23 @@ public sealed class HubCacheTests : IDisposable
         Assert.Empty(HubCache.ScanRepos(_env.CacheDir, warnings));
         Assert.StartsWith("Corrupted cache: Blob missing (broken symlink): ", Assert.Single(warnings));
     }
+
+    [Fact]
+    public void OsHelperFilesInRefsAndSnapshotsAreNotCorruption()
+    {
+        const string commit = "0123456789abcdef0123456789abcdef01234567";
+        string repo = WritePythonCache("org/finder", commit);
+        File.WriteAllBytes(Path.Combine(repo, "refs", ".DS_Store"), [0, 0, 0, 1, 0x42, 0x75, 0x64, 0x31]);
+        File.WriteAllText(Path.Combine(repo, "refs", "desktop.ini"), "[.ShellClassInfo]");
+        File.WriteAllBytes(Path.Combine(repo, "snapshots", ".DS_Store"), [0, 0, 0, 1]);
+        File.WriteAllBytes(Path.Combine(repo, "snapshots", "Thumbs.db"), [0xD0, 0xCF]);
+
+        var warnings = new List<string>();
+        var found = Assert.Single(HubCache.ScanRepos(_env.CacheDir, warnings));
+        Assert.Empty(warnings);
+        Assert.Equal("org/finder", found.RepoId);
+        var rev = Assert.Single(found.Revisions);
+        Assert.Equal(commit, rev.CommitHash);
+        Assert.Equal(["main"], rev.Refs);
+    }
 }
