@@ -87,8 +87,18 @@ public sealed partial class HubClient : IDisposable
                 if (e.CommitHash is { } c && HubRepoId.IsCommitHash(c))
                 {
                     string marker = CacheLayout.NoExistPath(storage, c, rel);
-                    CacheLayout.EnsureDirectory(Path.GetDirectoryName(marker)!, Settings.CacheDir);
-                    TryCache(() => { using (File.Open(marker, FileMode.OpenOrCreate)) { } CacheLayout.WriteRef(storage, revision, c); });
+                    // the marker only saves a later request: where it cannot be written (a read-only shared cache), the
+                    // answer is still "not found" (huggingface_hub logs "Could not cache non-existence of file" and goes on)
+                    if (!File.Exists(marker))
+                    {
+                        try
+                        {
+                            Directory.CreateDirectory(Path.GetDirectoryName(marker)!);
+                            using (File.Open(marker, FileMode.OpenOrCreate)) { }
+                        }
+                        catch (Exception x) when (x is IOException or UnauthorizedAccessException) { }
+                    }
+                    TryCache(() => CacheLayout.WriteRef(storage, revision, c));
                 }
                 throw new HubException(HubErrorKind.EntryNotFound,
                     $"{filename} not found in {repoId} at revision '{revision}'.\n{e.Message}", e)

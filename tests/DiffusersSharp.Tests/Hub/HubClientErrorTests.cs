@@ -51,6 +51,23 @@ public sealed class HubClientErrorTests : IDisposable
     }
 
     [Fact]
+    public async Task AMissingFileIsEntryNotFoundEvenWhenItsNoExistMarkerCannotBeWritten()
+    {
+        const string optional = "unet/diffusion_pytorch_model.fp16.safetensors";
+        string repo = _env.RepoFolder(HubTestEnv.TinyId);
+        Directory.CreateDirectory(repo);
+        string noExist = Path.Combine(repo, ".no_exist");
+        File.WriteAllText(noExist, "a file where the markers' folder goes"); // the marker cannot be written (as in a read-only cache)
+        using var client = _env.Client();
+        var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync(HubTestEnv.TinyId, optional));
+        Assert.Equal(HubErrorKind.EntryNotFound, e.Kind);
+        Assert.StartsWith($"{optional} not found in {HubTestEnv.TinyId} at revision 'main'.", e.Message);
+        Assert.Null(await client.TryDownloadFileAsync(HubTestEnv.TinyId, optional)); // an optional file is still just absent
+        Assert.Equal("a file where the markers' folder goes", File.ReadAllText(noExist));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(Path.Combine(repo, "refs", "main")));
+    }
+
+    [Fact]
     public async Task GatedRepoNeedsATokenWhichNeverReachesTheCdn()
     {
         var gated = FakeRepo.FromFolder("org/gated", Support.Golden.Path("tiny-ddpm"), out string commit);
