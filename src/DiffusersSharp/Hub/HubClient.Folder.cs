@@ -20,7 +20,8 @@ public sealed partial class HubClient
         if (sub is not null) CacheLayout.RelativeFileName(sub);
         string Within(string snapshot) => sub is null ? snapshot : Path.Combine(snapshot, Path.Combine(sub.Split('/')));
 
-        var (info, cached) = await InfoOrCachedSnapshotAsync(repoId, revision, localFilesOnly, token, progress, ct).ConfigureAwait(false);
+        var (info, cached) = await InfoOrCachedSnapshotAsync(repoId, revision, localFilesOnly, token, progress, ct,
+                                                             sub is null ? null : Path.Combine(sub.Split('/'))).ConfigureAwait(false);
         if (info is null)
         {
             string folder = Within(cached!);

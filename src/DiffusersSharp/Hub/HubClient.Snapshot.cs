@@ -99,16 +99,19 @@ public sealed partial class HubClient
 
     /// <summary>
     /// The revision's info from the Hub, or, offline / with the Hub unreachable (diffusers: "Couldn't connect to the Hub:
-    /// will try to load from local cache"), the cached snapshot folder of the revision.
+    /// will try to load from local cache"), the cached snapshot folder of the revision. The info call is made once, without
+    /// retries, when that snapshot holds <paramref name="within"/> (a subfolder; null: the snapshot itself).
     /// </summary>
     private async Task<(RepoRevisionInfo? Info, string? CachedSnapshot)> InfoOrCachedSnapshotAsync(
-        string repoId, string revision, bool localFilesOnly, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct)
+        string repoId, string revision, bool localFilesOnly, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct,
+        string? within = null)
     {
         RepoRevisionInfo? info = null;
         HubException? infoError = null;
         if (!localFilesOnly && !Settings.Offline)
         {
-            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision) is not null;
+            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision) is { } snapshot
+                          && (within is null || Directory.Exists(Path.Combine(snapshot, within)));
             try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: !cached, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound
                                              or HubErrorKind.GatedRepo or HubErrorKind.RevisionNotFound)

@@ -97,6 +97,16 @@ public sealed class HubClientDownloadTests : IDisposable
         string path = await client.DownloadFileAsync(HubTestEnv.TinyId, "unet/diffusion_pytorch_model.bin");
         Assert.Equal(HubTestEnv.Golden("unet/diffusion_pytorch_model.bin"), File.ReadAllBytes(path));
         Assert.Equal(3, _env.Server.Count("HEAD", bin));
+
+        // a snapshot without the subfolder asked for cannot answer either: retried, then fetched
+        _env.Server.FailStatus[api] = new();
+        using var other = new HubClient(_env.Settings() with { CacheDir = _env.Temp.File("other-cache") }, HubTestEnv.FastOptions);
+        string scheduler = await other.DownloadFolderAsync(HubTestEnv.TinyId, "scheduler");
+        apiCalls = _env.Server.Count("GET", api);
+        _env.Server.FailStatus[api] = new([503, 503]);
+        string unet = await other.DownloadFolderAsync(HubTestEnv.TinyId, "unet");
+        Assert.Equal(Path.Combine(Path.GetDirectoryName(scheduler)!, "unet"), unet);
+        Assert.Equal(apiCalls + 3, _env.Server.Count("GET", api));
     }
 
     [Fact]
