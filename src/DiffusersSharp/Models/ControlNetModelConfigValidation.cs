@@ -34,7 +34,7 @@ internal static class ControlNetModelConfigValidation
         R.Ints(source, "block_out_channels", c.BlockOutChannels, 1, R.MaxChannels);
         R.Ints(source, "conditioning_embedding_out_channels", c.ConditioningEmbeddingOutChannels, 1, R.MaxChannels);
         R.Int(source, "layers_per_block", c.LayersPerBlock, 1, R.MaxLayersPerBlock);
-        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 1, R.MaxLayersPerBlock);
+        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 0, R.MaxLayersPerBlock);
         R.Int(source, "cross_attention_dim", c.CrossAttentionDim, 1, R.MaxChannels);
         R.Ints(source, "attention_head_dim", c.AttentionHeadDim, 1, R.MaxChannels);
         if (c.NumAttentionHeads is { } heads) R.Ints(source, "num_attention_heads", heads, 1, R.MaxChannels);

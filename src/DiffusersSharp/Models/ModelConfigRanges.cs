@@ -69,9 +69,9 @@ internal static class ModelConfigRanges
         R.Int(source, "out_channels", c.OutChannels, 1, R.MaxChannels);
         R.Ints(source, "block_out_channels", c.BlockOutChannels, 1, R.MaxChannels);
         R.Ints(source, "layers_per_block", c.LayersPerBlock, 1, R.MaxLayersPerBlock);
-        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 1, R.MaxLayersPerBlock);
+        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 0, R.MaxLayersPerBlock);
         if (c.ReverseTransformerLayersPerBlock is { } rev)
-            for (int i = 0; i < rev.Length; i++) R.Ints(source, "reverse_transformer_layers_per_block", rev[i], 1, R.MaxLayersPerBlock);
+            for (int i = 0; i < rev.Length; i++) R.Ints(source, "reverse_transformer_layers_per_block", rev[i], 0, R.MaxLayersPerBlock);
         R.Ints(source, "cross_attention_dim", c.CrossAttentionDim, 1, R.MaxChannels);
         R.Ints(source, "attention_head_dim", c.AttentionHeadDim, 1, R.MaxChannels);
         for (int i = 0; i < n; i++)

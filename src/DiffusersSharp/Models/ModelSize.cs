@@ -18,16 +18,17 @@ internal static class ModelSize
     }
 
     /// <summary>
-    /// Refuses a model whose float32 parameters alone (the model is built in float32, then the weights are read
-    /// beside it) need more than the machine's memory.
+    /// Refuses a model whose parameters alone need more than the machine's memory even in a 16-bit dtype (a model is
+    /// built in its load dtype, and the config is read before that is known: bf16/fp16, 2 bytes a parameter, is the
+    /// least any load takes, so an SDXL UNet that fits in bf16 is never refused for its float32 size).
     /// </summary>
     public static void Check(string source, string model, double parameters)
     {
-        double bytes = parameters * 4;
+        double bytes = parameters * 2;
         long machine = MachineMemoryBytes();
         if (bytes > machine)
             throw new ConfigException(
-                $"{source}: this {model} config asks for {Count(parameters)} parameters ({Gb(bytes)} in float32), more than this machine's {Gb(machine)} of memory; check block_out_channels, layers_per_block and the other sizes")
+                $"{source}: this {model} config asks for {Count(parameters)} parameters ({Gb(bytes)} even in bf16/fp16), more than this machine's {Gb(machine)} of memory; check block_out_channels, layers_per_block and the other sizes")
             { FilePath = source };
     }
 

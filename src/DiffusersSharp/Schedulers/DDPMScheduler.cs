@@ -22,7 +22,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
     {
         var c = TypedConfig;
-        Check(Name, "variance_type", c.VarianceType, VarianceTypes);
+        if (c.VarianceType is not null) Check(Name, "variance_type", c.VarianceType, VarianceTypes);   // null: fixed_small
         Check(Name, "prediction_type", c.PredictionType, PredictionTypes);
         Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);
         Timesteps = torch.arange(c.NumTrainTimesteps - 1, -1, -1, ScalarType.Int64);
@@ -146,7 +146,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         var (variance, currentBetaT) = PosteriorVariance(t);
         return TypedConfig.VarianceType switch
         {
-            "fixed_small" => variance,
+            null or "fixed_small" => variance,   // null: diffusers' _get_variance falls through every branch
             "fixed_small_log" => ExactFloat32.Exp(0.5f * ExactFloat32.Log(variance)),
             "fixed_large" => currentBetaT,
             _ => ExactFloat32.Log(currentBetaT), // fixed_large_log

@@ -20,8 +20,11 @@ public sealed record DDPMSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
     /// beta_schedule.
     /// </summary>
     [JsonPropertyName("trained_betas")] public double[]? TrainedBetas { get; init; }
-    /// <summary>fixed_small, fixed_small_log, fixed_large, fixed_large_log, learned or learned_range.</summary>
-    [JsonPropertyName("variance_type")] public string VarianceType { get; init; } = "fixed_small";
+    /// <summary>
+    /// fixed_small, fixed_small_log, fixed_large, fixed_large_log, learned or learned_range; null (a DPM-Solver config's
+    /// <c>variance_type: null</c> converted to DDPM) steps as fixed_small, as diffusers' step does.
+    /// </summary>
+    [JsonPropertyName("variance_type")] public string? VarianceType { get; init; } = "fixed_small";
     /// <summary><c>clip_sample</c>: clamp the predicted original sample to ±<c>clip_sample_range</c>.</summary>
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; } = true;
     /// <summary>epsilon, sample or v_prediction.</summary>

@@ -50,7 +50,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
             sigmas = SigmaMath.InterpSigmas(ts, train);
         else // torch.linspace(log σ_max... , n + 1).exp()
             sigmas = SchedulerMath.Linspace32(logSigmas[^1], logSigmas[0], n + 1).Select(v => (double)ExactFloat32.Exp(v)).ToArray();
-        if (c.UseKarrasSigmas)
+        if (c.UseKarrasSigmas == true)
         {
             sigmas = SigmaMath.Karras(sigmas, n, c.SigmaMin, c.SigmaMax);
             ts = sigmas.Select(s => (float)SigmaMath.SigmaToT(s, logSigmas)).ToArray();

@@ -31,7 +31,7 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig, ISigmaSched
     /// <c>use_karras_sigmas</c>: space the inference sigmas as Karras et al. (2022) do instead of following the
     /// training schedule.
     /// </summary>
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
+    [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
     /// <summary><c>sigma_min</c>: the smallest sigma of a Karras schedule; null: the training schedule's.</summary>
     [JsonPropertyName("sigma_min")] public double? SigmaMin { get; init; }
     /// <summary><c>sigma_max</c>: the largest sigma of a Karras schedule; null: the training schedule's.</summary>

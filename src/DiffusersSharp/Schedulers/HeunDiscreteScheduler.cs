@@ -45,7 +45,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
         var (ts, train) = BeginSchedule(n);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         double[] tsValues = ts.Select(v => (double)v).ToArray();
-        if (c.UseKarrasSigmas)
+        if (c.UseKarrasSigmas == true)
         {
             var logSigmas = SigmaMath.Log32(train);
             sigmas = SigmaMath.Karras(sigmas, n);
@@ -59,7 +59,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
         var tDoubled = new List<double> { tsValues[0] };
         for (int i = 1; i < tsValues.Length; i++) { tDoubled.Add(tsValues[i]); tDoubled.Add(tsValues[i]); }
         // diffusers keeps the Karras timesteps float64 (np.array of _sigma_to_t results), else float32.
-        SetSchedule(doubled.ToArray(), c.UseKarrasSigmas
+        SetSchedule(doubled.ToArray(), c.UseKarrasSigmas == true
             ? torch.tensor(tDoubled.ToArray(), ScalarType.Float64, device)
             : torch.tensor(tDoubled.Select(v => (float)v).ToArray(), device: device), device);
         ResetState();
@@ -83,7 +83,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
         float sigmaHat = sigma * 1f;  // gamma = 0
         float sigmaInput = first ? sigmaHat : sigmaNext;
         var predOriginal = PredictOriginal(modelOutput, sample, sigmaInput);
-        if (TypedConfig.ClipSample)
+        if (TypedConfig.ClipSample == true)
             predOriginal = predOriginal.clamp(-TypedConfig.ClipSampleRange, TypedConfig.ClipSampleRange);
 
         Tensor derivative;

@@ -26,9 +26,9 @@ public sealed record HeunDiscreteSchedulerConfig : SchedulerConfig, ISigmaSchedu
     /// <c>use_karras_sigmas</c>: space the inference sigmas as Karras et al. (2022) do instead of following the
     /// training schedule.
     /// </summary>
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
+    [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
     /// <summary><c>clip_sample</c>: clamp the predicted original sample to ±<c>clip_sample_range</c>.</summary>
-    [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; }
+    [JsonPropertyName("clip_sample")] public bool? ClipSample { get; init; } = false;
     /// <summary><c>clip_sample_range</c>: the bound of clip_sample.</summary>
     [JsonPropertyName("clip_sample_range")] public double ClipSampleRange { get; init; } = 1.0;
     /// <summary>linspace, leading or trailing.</summary>

@@ -42,7 +42,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
         var (ts, train) = BeginSchedule(n);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
         Tensor timesteps;
-        if (c.UseKarrasSigmas)
+        if (c.UseKarrasSigmas == true)
         {
             var logSigmas = SigmaMath.Log32(train);
             sigmas = SigmaMath.Karras(sigmas, n);

@@ -27,7 +27,7 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig, ISigmaSchedul
     /// <c>use_karras_sigmas</c>: space the inference sigmas as Karras et al. (2022) do instead of following the
     /// training schedule.
     /// </summary>
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
+    [JsonPropertyName("use_karras_sigmas")] public bool? UseKarrasSigmas { get; init; } = false;
     /// <summary>epsilon, sample or v_prediction.</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
     /// <summary>linspace, leading or trailing.</summary>

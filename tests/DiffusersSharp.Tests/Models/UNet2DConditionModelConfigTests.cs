@@ -28,6 +28,22 @@ public class UNet2DConditionModelConfigTests
     }
 
     [Fact]
+    public void ZeroTransformerLayersInABlockBuildAndRunAsInDiffusers()
+    {
+        // diffusers' small SDXL ControlNets and UNets set transformer_layers_per_block 0 for some blocks: a
+        // Transformer2DModel of no layers (its norm and projections only)
+        var c = ConfigJson.Read<UNet2DConditionModelConfig>(Golden.Path("tiny-sd", "unet", "config.json")) with { TransformerLayersPerBlock = [0] };
+        UNet2DConditionModelConfigValidation.Validate(c, "unet/config.json");
+        using var unet = UNet2DConditionModel.FromConfig(c);
+        Assert.DoesNotContain(unet.named_parameters(), p => p.name.Contains("transformer_blocks", StringComparison.Ordinal));
+        Assert.Contains(unet.named_parameters(), p => p.name.EndsWith("attentions.0.proj_in.weight", StringComparison.Ordinal));
+        using var _ = torch.NewDisposeScope();
+        var output = unet.Forward(torch.randn(1, 4, 16, 16), 10, torch.randn(1, 7, 32)).Sample;
+        Assert.Equal(new long[] { 1, 4, 16, 16 }, output.shape);
+        Assert.True(torch.isfinite(output).all().item<bool>());
+    }
+
+    [Fact]
     public void PerBlockLists_RoundTripAsDiffusersWritesThem()
     {
         var c = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd21Config, "sd21");
