@@ -5,11 +5,20 @@ using System.Text;
 
 namespace DiffusersSharp.Loading;
 
-/// <summary>A <c>module.name</c> global that the caller's allow-list accepted.</summary>
-internal sealed record PickleGlobal(string Module, string Name)
+/// <summary>
+/// A <c>module.name</c> global that the caller's allow-list accepted, or, in a training checkpoint, a foreign one
+/// (<paramref name="Foreign"/>) kept as an inert name (never imported or called).
+/// </summary>
+internal sealed record PickleGlobal(string Module, string Name, bool Foreign = false)
 {
     public string FullName => Module + "." + Name;
 }
+
+/// <summary>
+/// What a foreign global "made" in a training checkpoint (a Lightning callback, an optimizer's or a config's object):
+/// nothing is constructed; it stands where the object was, and is an error wherever a weight is read.
+/// </summary>
+internal sealed record ForeignObject(string TypeName);
 
 /// <summary>A Python dict (or OrderedDict) in insertion order; keys compared by value.</summary>
 internal sealed class PickleDict
@@ -23,8 +32,9 @@ internal sealed class PickleDict
 /// A pickle reader that never executes anything: it interprets the opcodes of protocols 0–5 that plain
 /// data needs (numbers, strings, bytes, tuples, lists, dicts, sets, memo, persistent ids), asks
 /// <see cref="_resolveGlobal"/> about every <c>GLOBAL</c> (which refuses whatever is not allow-listed) and
-/// <see cref="_reduce"/> about every <c>REDUCE</c>. Opcodes that build arbitrary objects (INST, OBJ,
-/// NEWOBJ, NEWOBJ_EX, EXT*, out-of-band buffers) are refused.
+/// <see cref="_reduce"/> about every <c>REDUCE</c> (and <c>NEWOBJ</c>, when the caller allows it: a training
+/// checkpoint's foreign objects, which reduce makes inert). Opcodes that build arbitrary objects (INST, OBJ,
+/// NEWOBJ otherwise, NEWOBJ_EX, EXT*, out-of-band buffers) are refused.
 /// </summary>
 internal sealed class SafeUnpickler
 {
@@ -35,6 +45,7 @@ internal sealed class SafeUnpickler
     private readonly Func<PickleGlobal, object?[], object?> _reduce;
     private readonly Func<object?, object?> _persistentLoad;
     private readonly Action<object?, object?> _build;
+    private readonly bool _newObj;
     private int _pos;
     private int _opStart;
 
@@ -42,10 +53,11 @@ internal sealed class SafeUnpickler
         Func<string, string, PickleGlobal> resolveGlobal,
         Func<PickleGlobal, object?[], object?> reduce,
         Func<object?, object?> persistentLoad,
-        Action<object?, object?> build)
+        Action<object?, object?> build,
+        bool newObj = false)
     {
         _data = data; _source = source; _resolveGlobal = resolveGlobal; _reduce = reduce;
-        _persistentLoad = persistentLoad; _build = build;
+        _persistentLoad = persistentLoad; _build = build; _newObj = newObj;
     }
 
     private WeightsException Bad(string what) =>
@@ -168,6 +180,13 @@ internal sealed class SafeUnpickler
                     var args = Pop() as object?[] ?? throw Bad("REDUCE arguments are not a tuple");
                     var callable = Pop() as PickleGlobal ?? throw Bad("REDUCE of something that is not an allowed global");
                     stack.Add(_reduce(callable, args));
+                    break;
+                }
+                case 0x81 when _newObj:                                                // NEWOBJ, handed to reduce
+                {
+                    var args = Pop() as object?[] ?? throw Bad("NEWOBJ arguments are not a tuple");
+                    var cls = Pop() as PickleGlobal ?? throw Bad("NEWOBJ of something that is not a global");
+                    stack.Add(_reduce(cls, args));
                     break;
                 }
                 case (byte)'b': { var state = Pop(); _build(Top(), state); break; }   // BUILD

@@ -51,7 +51,10 @@ public static class TorchBinFile
     /// Loads a training checkpoint (<c>.ckpt</c> of the original Stable Diffusion repositories): the state dict under
     /// its <c>"state_dict"</c> entry (nested ones unwrapped, as diffusers' <c>while "state_dict" in checkpoint</c>),
     /// or the root when it is a flat state dict. <paramref name="globalStep"/> is the root's <c>global_step</c>, when an integer.
-    /// Other root entries (epoch, versions) are not used; globals outside the allow-list are refused as always.
+    /// Other root entries (epoch, versions, Lightning's callbacks, optimizer states, hyper-parameters) are not used; the
+    /// globals outside the allow-list that they pickle (the original <c>sd-v1-4.ckpt</c> keys its callbacks by
+    /// <c>pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint</c>) are kept as inert names, never imported or
+    /// called (<see cref="ForeignObject"/>), and refused wherever a weight would come from them.
     /// </summary>
     public static Dictionary<string, Tensor> LoadCheckpoint(string path, out long? globalStep)
     {
@@ -61,7 +64,7 @@ public static class TorchBinFile
             if (Entry(root, "global_step") is long s) step = s;
             while (Entry(root, "state_dict") is PickleDict inner) root = inner;
             return Materialize(root, zip, prefix, path);
-        });
+        }, trainingCheckpoint: true);
         globalStep = step;
         return tensors;
     }
@@ -107,7 +110,7 @@ public static class TorchBinFile
         }
     }
 
-    private static T Read<T>(string path, Func<object?, ZipArchive, string, T> materialize)
+    private static T Read<T>(string path, Func<object?, ZipArchive, string, T> materialize, bool trainingCheckpoint = false)
     {
         if (!File.Exists(path)) throw new WeightsException($"Weight file not found: {path}") { FilePath = path };
         SafetensorsFile.ThrowIfLfsPointer(path, new FileInfo(path).Length);
@@ -139,7 +142,7 @@ public static class TorchBinFile
                     throw new WeightsException($"{path}: byte order '{Printable.Text(order, 20)}' is not supported (only little-endian checkpoints)") { FilePath = path };
             }
             byte[] pickle = ReadEntry(pkl[0], path);
-            object? root = Unpickle(pickle, path);
+            object? root = Unpickle(pickle, path, trainingCheckpoint);
             return materialize(root, zip, prefix);
         }
     }
@@ -191,13 +194,19 @@ public static class TorchBinFile
         return buf;
     }
 
-    internal static object? Unpickle(byte[] pickle, string path)
+    /// <summary>
+    /// The pickle's object tree. <paramref name="trainingCheckpoint"/>: globals outside the allow-list become inert
+    /// <see cref="PickleGlobal.Foreign"/> names, and what REDUCE, NEWOBJ and BUILD make of them an inert
+    /// <see cref="ForeignObject"/> (nothing is imported or called either way).
+    /// </summary>
+    internal static object? Unpickle(byte[] pickle, string path, bool trainingCheckpoint = false)
     {
         PickleGlobal Resolve(string module, string name)
         {
             string full = module + "." + name;
             if (AllowedFunctions.Contains(full) || (module == "torch" && StorageTypes.ContainsKey(name)))
                 return new PickleGlobal(module, name);
+            if (trainingCheckpoint) return new PickleGlobal(module, name, Foreign: true);
             throw new WeightsException(
                 $"{path}: refusing to load global '{full}' from the pickle: only the globals of a torch state dict are allowed (is this a weights file?)")
             { FilePath = path, Key = full };
@@ -207,6 +216,7 @@ public static class TorchBinFile
 
         object? Reduce(PickleGlobal g, object?[] args)
         {
+            if (g.Foreign) return new ForeignObject(g.FullName);
             switch (g.FullName)
             {
                 case "collections.OrderedDict":
@@ -235,7 +245,7 @@ public static class TorchBinFile
 
         object? PersistentLoad(object? pid)
         {
-            if (pid is not object?[] { Length: 5 } t || t[0] as string != "storage" || t[1] is not PickleGlobal type
+            if (pid is not object?[] { Length: 5 } t || t[0] as string != "storage" || t[1] is not PickleGlobal { Foreign: false } type
                 || !StorageTypes.TryGetValue(type.Name, out var dtype) || t[2] is not string key || t[4] is not long numel || numel < 0)
                 throw Bad("a persistent id that is not a ('storage', torch.*Storage, key, location, numel) tuple");
             return new StorageRef(key, dtype, numel);
@@ -243,11 +253,12 @@ public static class TorchBinFile
 
         void Build(object? target, object? state)
         {
+            if (target is ForeignObject) return;           // its state stays unread
             if (target is PickleDict d) d.State = state;   // OrderedDict._metadata of a state dict
             else throw Bad($"BUILD on a {target?.GetType().Name ?? "None"}");
         }
 
-        return new SafeUnpickler(pickle, path, Resolve, Reduce, PersistentLoad, Build).Load();
+        return new SafeUnpickler(pickle, path, Resolve, Reduce, PersistentLoad, Build, newObj: trainingCheckpoint).Load();
     }
 
     private static Dictionary<string, Tensor> Materialize(object? root, ZipArchive zip, string prefix, string path)
@@ -262,7 +273,7 @@ public static class TorchBinFile
             foreach (var (k, v) in dict.Items)
             {
                 if (k is not string name || v is not TensorRef tr)
-                    throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{Printable.Text(k?.ToString())}' holds a {v?.GetType().Name ?? "None"})") { FilePath = path, Key = k as string };
+                    throw new WeightsException($"{path}: the checkpoint is not a flat state dict of tensors (entry '{Printable.Text(k?.ToString())}' holds {(v is ForeignObject f ? $"a {Printable.Text(f.TypeName)} object, which is not loaded" : "a " + (v?.GetType().Name ?? "None"))})") { FilePath = path, Key = k as string };
                 using var view = View(tr, name, zip, prefix, path, storages, out var storage);
                 // The usual case (a whole storage, contiguous) shares the storage's memory; anything else
                 // (an offset, a transposed or strided view, a storage used twice) is copied out.

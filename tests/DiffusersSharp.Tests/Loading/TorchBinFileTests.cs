@@ -165,4 +165,46 @@ public class TorchBinFileTests
         var e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadAll(path));
         Assert.StartsWith($"{path}: not a PyTorch zip checkpoint", e.Message);
     }
+
+    [Fact]
+    public void ATrainingCheckpointsForeignObjectsAreInertNamesAndItsStateDictLoads()
+    {
+        // the original sd-v1-4.ckpt keys Lightning's callbacks by the ModelCheckpoint class and pickles configs as
+        // objects: a training checkpoint keeps them as inert names (never imported or called); a weights file refuses them
+        static byte[] Pickle(bool foreignWeight)
+        {
+            var p = new PickleBuilder();
+            p.Op('}').Mark();
+            p.Str("callbacks").Op('}').Global("pytorch_lightning.callbacks.model_checkpoint", "ModelCheckpoint")
+                .Op('}').Str("best_model_path").Str("last.ckpt").Op('s').Op('s');
+            p.Str("hyper_parameters").Global("omegaconf.dictconfig", "DictConfig").Op(')').Op(0x81).Op('}').Op('b');   // NEWOBJ, BUILD
+            p.Str("global_step").Int(470000);
+            p.Str("state_dict").Global("collections", "OrderedDict").Op(')').Reduce().Mark();
+            p.Str("w").Tensor("FloatStorage", "0", 4, 0, [2, 2], [2, 1]);
+            if (foreignWeight) p.Str("bad").Global("numpy.core.multiarray", "scalar").Mark().Int(1).Tuple().Reduce();
+            p.Op('u');
+            p.Op('u');
+            return p.Stop();
+        }
+        var storage = new Dictionary<string, byte[]> { ["0"] = new[] { 1f, 2f, 3f, 4f }.SelectMany(BitConverter.GetBytes).ToArray() };
+        using var dir = new TempDir();
+        string ckpt = dir.File("model.ckpt");
+        PickleBuilder.WriteZip(ckpt, Pickle(foreignWeight: false), storage);
+        var tensors = TorchBinFile.LoadCheckpoint(ckpt, out long? step);
+        try
+        {
+            Assert.Equal(470000, step);
+            Assert.Equal(["w"], tensors.Keys);
+            Assert.Equal([1f, 2f, 3f, 4f], tensors["w"].data<float>().ToArray());
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+        var e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadAll(ckpt));
+        Assert.Equal($"{ckpt}: refusing to load global 'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint' from the pickle: only the globals of a torch state dict are allowed (is this a weights file?)", e.Message);
+        PickleBuilder.WriteZip(ckpt, Pickle(foreignWeight: true), storage);
+        e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadCheckpoint(ckpt, out _));
+        Assert.Equal($"{ckpt}: the checkpoint is not a flat state dict of tensors (entry 'bad' holds a numpy.core.multiarray.scalar object, which is not loaded)", e.Message);
+    }
 }
