@@ -62,7 +62,13 @@ public static class TorchBinFile
         var tensors = Read(path, (root, zip, prefix) =>
         {
             if (Entry(root, "global_step") is long s) step = s;
-            while (Entry(root, "state_dict") is PickleDict inner) root = inner;
+            // a pickle's memo can make a dict its own "state_dict": the nesting is bounded
+            for (int depth = 0; Entry(root, "state_dict") is PickleDict inner; depth++)
+            {
+                if (depth >= MaxDepth || ReferenceEquals(inner, root))
+                    throw new WeightsException($"{path}: the checkpoint's \"state_dict\" entries nest deeper than {MaxDepth} levels or contain themselves") { FilePath = path };
+                root = inner;
+            }
             return Materialize(root, zip, prefix, path);
         }, trainingCheckpoint: true);
         globalStep = step;
@@ -85,7 +91,7 @@ public static class TorchBinFile
             var made = new List<Tensor>();
             try
             {
-                return Tree(root, zip, prefix, path, storages, made, "");
+                return Tree(root, zip, prefix, path, storages, made, "", 0);
             }
             catch
             {
@@ -98,15 +104,26 @@ public static class TorchBinFile
             }
         });
 
-    /// <summary>Disposes every tensor in a tree returned by <see cref="LoadTree"/>.</summary>
+    /// <summary>How deep containers may nest in a pickle's tree (a cycle the memo makes would otherwise recurse forever).</summary>
+    private const int MaxDepth = 256;
+
+    /// <summary>Disposes every tensor in a tree returned by <see cref="LoadTree"/> (iteratively: any depth, shared or cyclic nodes).</summary>
     internal static void DisposeTensors(object? node)
     {
-        switch (node)
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var pending = new Stack<object?>();
+        pending.Push(node);
+        while (pending.Count > 0)
         {
-            case Tensor t: t.Dispose(); break;
-            case PickleDict d: foreach (var (_, v) in d.Items) DisposeTensors(v); break;
-            case object?[] a: foreach (var v in a) DisposeTensors(v); break;
-            case List<object?> l: foreach (var v in l) DisposeTensors(v); break;
+            var n = pending.Pop();
+            if (n is null || !seen.Add(n)) continue;
+            switch (n)
+            {
+                case Tensor t: t.Dispose(); break;
+                case PickleDict d: foreach (var (_, v) in d.Items) pending.Push(v); break;
+                case object?[] a: foreach (var v in a) pending.Push(v); break;
+                case List<object?> l: foreach (var v in l) pending.Push(v); break;
+            }
         }
     }
 
@@ -148,8 +165,10 @@ public static class TorchBinFile
     }
 
     private static object? Tree(object? node, ZipArchive zip, string prefix, string path, Dictionary<string, Tensor> storages,
-        List<Tensor> made, string where)
+        List<Tensor> made, string where, int depth)
     {
+        if (depth > MaxDepth)
+            throw new WeightsException($"{path}: the pickle's containers nest deeper than {MaxDepth} levels (or contain themselves) at '{Printable.Text(where)}'") { FilePath = path };
         switch (node)
         {
             case TensorRef tr:
@@ -163,13 +182,13 @@ public static class TorchBinFile
             {
                 var copy = new PickleDict { State = d.State };
                 foreach (var (k, v) in d.Items)
-                    copy.Items.Add(new(k, Tree(v, zip, prefix, path, storages, made, where.Length == 0 ? $"{k}" : $"{where}.{k}")));
+                    copy.Items.Add(new(k, Tree(v, zip, prefix, path, storages, made, where.Length == 0 ? $"{k}" : $"{where}.{k}", depth + 1)));
                 return copy;
             }
             case object?[] a:
-                return a.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]")).ToArray();
+                return a.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]", depth + 1)).ToArray();
             case List<object?> l:
-                return l.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]")).ToList();
+                return l.Select((v, i) => Tree(v, zip, prefix, path, storages, made, $"{where}[{i}]", depth + 1)).ToList();
             case StorageRef:
                 throw new WeightsException($"{path}: '{where}' is a bare storage, not a tensor") { FilePath = path, Key = where };
             default:
@@ -311,7 +330,14 @@ public static class TorchBinFile
             throw new WeightsException($"{path}: tensor '{Printable.Text(name)}' has an invalid size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}] or offset {t.Offset}") { FilePath = path, Key = name };
         if (t.Size.Any(s => s == 0)) return;
         long last = t.Offset;
-        for (int i = 0; i < t.Size.Length; i++) last = checked(last + (t.Size[i] - 1) * t.Stride[i]);
+        try
+        {
+            for (int i = 0; i < t.Size.Length; i++) last = checked(last + (t.Size[i] - 1) * t.Stride[i]);
+        }
+        catch (OverflowException)
+        {
+            last = long.MaxValue;   // beyond any storage: refused below with the tensor's name
+        }
         if (last >= t.Storage.Numel)
             throw new WeightsException(
                 $"{path}: tensor '{Printable.Text(name)}' (size [{string.Join(", ", t.Size)}], stride [{string.Join(", ", t.Stride)}], offset {t.Offset}) reaches element {last} of a storage of {t.Storage.Numel}")

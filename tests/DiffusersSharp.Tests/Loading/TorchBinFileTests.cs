@@ -207,4 +207,25 @@ public class TorchBinFileTests
         e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadCheckpoint(ckpt, out _));
         Assert.Equal($"{ckpt}: the checkpoint is not a flat state dict of tensors (entry 'bad' holds a numpy.core.multiarray.scalar object, which is not loaded)", e.Message);
     }
+
+    [Fact]
+    public void SelfContainingPicklesAndOverflowingStridesAreClearErrorsNotHangsOrCrashes()
+    {
+        using var dir = new TempDir();
+        string path = dir.File("x.ckpt");
+        // a dict that is its own "state_dict" (BINPUT 0, then BINGET 0 as the value): LoadCheckpoint looped forever
+        PickleBuilder.WriteZip(path, new PickleBuilder().Op('}').Op('q').Op(0).Mark().Str("state_dict").Op('h').Op(0).Op('u').Stop(), new Dictionary<string, byte[]>());
+        var e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadCheckpoint(path, out _));
+        Assert.Equal($"{path}: the checkpoint's \"state_dict\" entries nest deeper than 256 levels or contain themselves", e.Message);
+        // a list that contains itself (APPEND of BINGET 0): LoadTree recursed until the stack overflowed (the process died)
+        PickleBuilder.WriteZip(path, new PickleBuilder().Op(']').Op('q').Op(0).Op('h').Op(0).Op('a').Stop(), new Dictionary<string, byte[]>());
+        e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadTree(path));
+        Assert.StartsWith($"{path}: the pickle's containers nest deeper than 256 levels (or contain themselves) at '[0][0]", e.Message);
+        // size x stride beyond a long: an OverflowException without the file or the tensor
+        PickleBuilder.WriteZip(path, new PickleBuilder().Op('}').Mark().Str("w")
+            .Tensor("FloatStorage", "0", 4, 0, [int.MaxValue, int.MaxValue, int.MaxValue], [int.MaxValue, int.MaxValue, int.MaxValue]).Op('u').Stop(),
+            new Dictionary<string, byte[]> { ["0"] = new byte[16] });
+        e = Assert.Throws<WeightsException>(() => TorchBinFile.LoadAll(path));
+        Assert.StartsWith($"{path}: tensor 'w' (size [2147483647, 2147483647, 2147483647], stride [2147483647, 2147483647, 2147483647], offset 0) reaches element ", e.Message);
+    }
 }
