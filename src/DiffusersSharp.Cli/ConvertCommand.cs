@@ -57,6 +57,7 @@ public static class ConvertCommand
                 throw new UserException("--config, --image-size, --prediction-type and --extract-ema apply to a single-file input");
             if (!r.Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new UserException($"--output '{r.Output}': the original layout is written as a .safetensors file");
+            CheckOriginalOutput(r.Input, r.Output);
             int n = SingleFileConverter.ToOriginal(r.Input, r.Output, r.Half);
             ctx.Out.WriteLine($"wrote {r.Output} ({n} tensors, original layout{(r.Half ? ", float16" : "")})");
             return CliApp.Ok;
@@ -74,5 +75,22 @@ public static class ConvertCommand
         string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options);
         ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
         return CliApp.Ok;
+    }
+
+    /// <summary>
+    /// Refuses, before anything is loaded, an <c>--output</c> of <c>--to-original</c> that would replace something on disk:
+    /// an existing file or folder, or a path inside the input folder (which could be the pipeline's own weights).
+    /// </summary>
+    private static void CheckOriginalOutput(string input, string output)
+    {
+        if (Directory.Exists(output))
+            throw new UserException($"--output '{output}' is an existing folder; give the .safetensors file to write");
+        if (File.Exists(output))
+            throw new UserException($"--output '{output}' already exists; remove it or choose another --output");
+        if (!Directory.Exists(input)) return;
+        string folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(input)) + Path.DirectorySeparatorChar;
+        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+        if (Path.GetFullPath(output).StartsWith(folder, comparison))
+            throw new UserException($"--output '{output}' is inside the input folder {input}; write the single file elsewhere");
     }
 }

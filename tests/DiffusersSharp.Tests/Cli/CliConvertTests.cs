@@ -145,4 +145,53 @@ public class CliConvertTests
         // generate takes SDXL single files now (FromSingleFile); this tiny one's heads cannot be inferred from its shapes
         Assert.Contains("the text encoder is 16 wide ('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight')", stderr);
     }
+
+    [Fact]
+    public void ToOriginalRefusesAnExistingFileAFolderOrAPathInsideTheInputBeforeLoading()
+    {
+        using var dir = new TempDir();
+        string copy = dir.File("copy"), unet = Path.Combine(copy, "unet", "diffusion_pytorch_model.safetensors");
+        SyntheticPipelines.Write(copy, sd2: false);
+        byte[] weights = File.ReadAllBytes(unet);
+        var (code, stdout, stderr) = Run("convert", copy, "-o", unet);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: --output '{unet}' already exists; remove it or choose another --output\n", stderr.Replace("\r\n", "\n"));
+        Assert.Equal(weights, File.ReadAllBytes(unet));
+
+        string inside = Path.Combine(copy, "unet", "new.safetensors");
+        (code, _, stderr) = Run("convert", copy + Path.DirectorySeparatorChar, "-o", inside);
+        Assert.Equal(1, code);
+        Assert.Equal($"error: --output '{inside}' is inside the input folder {copy}{Path.DirectorySeparatorChar}; write the single file elsewhere\n",
+            stderr.Replace("\r\n", "\n"));
+        Assert.False(File.Exists(inside));
+
+        string precious = dir.File("exist.safetensors");
+        File.WriteAllText(precious, "precious\n");
+        (code, _, stderr) = Run("convert", Golden.Path("tiny-sd"), "-o", precious);
+        Assert.Equal(1, code);
+        Assert.Equal($"error: --output '{precious}' already exists; remove it or choose another --output\n", stderr.Replace("\r\n", "\n"));
+        Assert.Equal("precious\n", File.ReadAllText(precious));
+
+        // a folder named like the file: refused before converting (was IOException "Is a directory" after the work)
+        string folderNamedFile = dir.File("dir.safetensors");
+        Directory.CreateDirectory(folderNamedFile);
+        (code, _, stderr) = Run("convert", Golden.Path("tiny-sd"), "-o", folderNamedFile);
+        Assert.Equal(1, code);
+        Assert.Equal($"error: --output '{folderNamedFile}' is an existing folder; give the .safetensors file to write\n", stderr.Replace("\r\n", "\n"));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(folderNamedFile));
+    }
+
+    [Fact]
+    public void ToDiffusersTakesAnOutputFolderWithTrailingSeparators()
+    {
+        using var dir = new TempDir();
+        string output = dir.File("out");
+        var (code, stdout, stderr) = Run("convert", SingleFileGoldenTests.File, "--config", SingleFileGoldenTests.Folder,
+            "-o", output + Path.DirectorySeparatorChar + Path.DirectorySeparatorChar);
+        Assert.True(code == 0, stderr);
+        Assert.StartsWith($"wrote {output}", stdout);
+        Assert.Equal("StableDiffusionPipeline", PipelineIndex.Read(output).ClassName);
+        Assert.Equal(["out"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
+    }
 }

@@ -24,6 +24,8 @@ public static class SingleFileConverter
     /// </summary>
     public static string ToDiffusers(string file, string output, SingleFileOptions? options = null)
     {
+        // "out/" names the folder out: without the separator, so the temporary folder is its sibling, not inside it
+        for (string trimmed; (trimmed = Path.TrimEndingDirectorySeparator(output)) != output;) output = trimmed;
         CheckOutputFolder(output);
         using var c = SingleFileComponents.Load(file, options);
         string tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, $".{Path.GetFileName(Path.GetFullPath(output))}.{Guid.NewGuid():N}.tmp");
