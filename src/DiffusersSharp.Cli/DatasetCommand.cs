@@ -20,10 +20,31 @@ public static class DatasetCommand
             if (sz is not (32 or 64)) throw new UserException($"--size must be 32 or 64, got {sz}");
             if (n <= 0) throw new UserException($"--count must be positive, got {n}");
             string dir = pr.GetValue(output)!;
+            CreateOutFolder(dir);
             CatFaceGenerator.WriteDataset(dir, n, sz, pr.GetValue(seed));
             ctx.Out.WriteLine($"wrote {n} cat faces ({sz}x{sz}) to {dir}");
             return CliApp.Ok;
         });
         return new Command("dataset", "Generate procedural training data sets") { cats };
+    }
+
+    /// <summary>
+    /// Creates the <c>--out</c> folder, refusing an empty path, a file, and a folder that already holds something (the
+    /// images of an earlier data set would be mixed in, and files of the same names replaced); errors name --out.
+    /// </summary>
+    private static void CreateOutFolder(string dir)
+    {
+        if (string.IsNullOrWhiteSpace(dir)) throw new UserException("--out: empty path; give the folder to write the images into");
+        if (File.Exists(dir)) throw new UserException($"--out '{dir}' is a file; give a new or empty folder to write the images into");
+        try
+        {
+            if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new UserException($"--out '{dir}' already exists and is not empty; give a new or empty folder");
+            Directory.CreateDirectory(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            throw new UserException($"--out '{dir}': cannot create the folder: {e.Message}");
+        }
     }
 }
