@@ -14,7 +14,7 @@ public static class InfoCommand
     /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
-        var model = new Argument<string>("model") { Description = "Pipeline folder or Hub id (from the local cache)" };
+        var model = new Argument<string>("model") { Description = "Pipeline or model folder, or Hub id (from the local cache; nothing is downloaded)" };
         var cmd = new Command("info", "Show a pipeline's components, classes, parameter counts, dtypes and configs") { model };
         cmd.SetAction(pr => Execute(ctx, pr.GetValue(model)!));
         return cmd;
@@ -24,7 +24,20 @@ public static class InfoCommand
     public static int Execute(CliContext ctx, string idOrPath)
     {
         var o = ctx.Out;
-        string folder = PipelinePaths.Resolve(idOrPath);
+        // the cache only, as the help says: a Hub id that is not cached is an error naming `diffusers download`
+        string folder = PipelinePaths.Resolve(idOrPath, new LoadOptions { LocalFilesOnly = true });
+        if (!File.Exists(Path.Combine(folder, PipelineIndex.FileName)) && File.Exists(Path.Combine(folder, "config.json")))
+        {
+            // a model folder (unet/, vae/, …): its class, weights and config
+            using (var cfg = ConfigJson.ReadObject(Path.Combine(folder, "config.json")))
+            {
+                string cls = cfg.RootElement.TryGetProperty("_class_name", out var c) && c.ValueKind == System.Text.Json.JsonValueKind.String
+                    ? c.GetString()! : "(no _class_name)";
+                o.WriteLine($"{Printable.Text(cls)}  ({folder})");
+            }
+            DescribeFolder(o, folder);
+            return CliApp.Ok;
+        }
         string index = PipelinePaths.ModelIndex(folder);
         var pipelineIndex = PipelineIndex.Read(index);
         o.WriteLine($"{Printable.Text(pipelineIndex.ClassName)}  ({folder})");
@@ -45,18 +58,24 @@ public static class InfoCommand
                 o.WriteLine($"  (folder {sub} missing)");
                 continue;
             }
-            DescribeWeights(o, sub);
-            foreach (var cfgName in new[] { "config.json", "scheduler_config.json", "tokenizer_config.json" })
-            {
-                string cfg = Path.Combine(sub, cfgName);
-                if (!File.Exists(cfg)) continue;
-                using var c = ConfigJson.ReadObject(cfg);
-                o.WriteLine($"  {cfgName}:");
-                foreach (var kv in c.RootElement.EnumerateObject())
-                    o.WriteLine($"    {Printable.Text(kv.Name)}: {Compact(kv.Value)}");
-            }
+            DescribeFolder(o, sub);
         }
         return CliApp.Ok;
+    }
+
+    /// <summary>A component or model folder's weights and configs.</summary>
+    private static void DescribeFolder(TextWriter o, string sub)
+    {
+        DescribeWeights(o, sub);
+        foreach (var cfgName in new[] { "config.json", "scheduler_config.json", "tokenizer_config.json" })
+        {
+            string cfg = Path.Combine(sub, cfgName);
+            if (!File.Exists(cfg)) continue;
+            using var c = ConfigJson.ReadObject(cfg);
+            o.WriteLine($"  {cfgName}:");
+            foreach (var kv in c.RootElement.EnumerateObject())
+                o.WriteLine($"    {Printable.Text(kv.Name)}: {Compact(kv.Value)}");
+        }
     }
 
     private static void DescribeWeights(TextWriter o, string sub)

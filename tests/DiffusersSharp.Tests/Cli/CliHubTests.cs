@@ -75,6 +75,26 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void InfoReadsTheCacheOnlyAndNeverDownloads()
+    {
+        // "(from the local cache)": an id that is not cached is an error naming `diffusers download`, and no request is made
+        var r = Run("info", Id);
+        Assert.Equal(1, r.Code);
+        Assert.Equal($"error: '{Id}' is not a local folder and is not in the Hugging Face cache ({_hub.RepoFolder(Id)} does not exist). "
+                     + $"Download it first with `diffusers download {Id}` (or `huggingface-cli download {Id}`), or pass a local folder.\n",
+            r.Err.Replace("\r\n", "\n"));
+        Assert.Empty(_hub.Server.Requests);
+        Assert.False(Directory.Exists(_hub.RepoFolder(Id)));
+
+        Assert.Equal(0, Run("download", Id).Code);
+        int requests = _hub.Server.Requests.Count;
+        r = Run("info", Id);
+        Assert.True(r.Code == 0, r.Err);
+        Assert.StartsWith($"DDPMPipeline  ({Path.Combine(_hub.RepoFolder(Id), "snapshots", _hub.TinyCommit)})", r.Out);
+        Assert.Equal(requests, _hub.Server.Requests.Count);
+    }
+
+    [Fact]
     public void DownloadThenGenerateOnlineAndOfflineThenListAndRemove()
     {
         // download into an explicit --cache-dir: diffusers' selection (safetensors, not .bin); stdout = the snapshot folder

@@ -177,6 +177,21 @@ public class CliTests
     }
 
     [Fact]
+    public void InfoDescribesAModelFolder()
+    {
+        // a folder with config.json (no model_index.json): what the single-file error offers ("a model or pipeline folder")
+        string unetFolder = Golden.Path("tiny-sd", "unet");
+        var (code, stdout, stderr) = Run("info", unetFolder);
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Replace("\r\n", "\n").Split('\n');
+        Assert.Equal($"UNet2DConditionModel  ({Path.GetFullPath(unetFolder)})", lines[0]);
+        using var unet = UNet2DConditionModel.FromPretrained(unetFolder);
+        Assert.Equal($"  weights: diffusion_pytorch_model.safetensors: {unet.state_dict().Count} tensors, {unet.NumParameters():N0} parameters", lines[1][..lines[1].IndexOf(" (", StringComparison.Ordinal)]);
+        Assert.Equal("  config.json:", lines[2]);
+        Assert.Equal("    _class_name: \"UNet2DConditionModel\"", lines[3]);
+    }
+
+    [Fact]
     public void InfoCountsParametersOfAPickleOnlyModel()
     {
         using var dir = new TempDir();
