@@ -47,6 +47,9 @@ public static class ConvertCommand
     public static int Execute(CliContext ctx, Request r)
     {
         bool file = File.Exists(r.Input);
+        // a path that does not exist (a typo) is reported as such, not as a Hub id with a wrong --output
+        if (!file && !Directory.Exists(r.Input) && LooksLikeAPath(r.Input))
+            throw new UserException($"input '{r.Input}' not found: no such file or folder");
         if (file && r.ToOriginal)
             throw new UserException($"--to-original converts a diffusers folder; {r.Input} is a file (without --to-original it becomes a diffusers folder)");
         if (file && !OriginalCheckpoint.IsSingleFile(r.Input))
@@ -76,6 +79,11 @@ public static class ConvertCommand
         ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
         return CliApp.Ok;
     }
+
+    /// <summary>A checkpoint's extension, or a path separator in what is not a Hub id ('org/name').</summary>
+    private static bool LooksLikeAPath(string input) =>
+        OriginalCheckpoint.Extensions.Contains(Path.GetExtension(input), StringComparer.OrdinalIgnoreCase)
+        || ((input.Contains('/') || input.Contains(Path.DirectorySeparatorChar)) && !DiffusersSharp.Loading.PretrainedLocator.IsValidRepoId(input));
 
     /// <summary>
     /// Refuses, before anything is loaded, an <c>--output</c> of <c>--to-original</c> that would replace something on disk:

@@ -194,4 +194,19 @@ public class CliConvertTests
         Assert.Equal("StableDiffusionPipeline", PipelineIndex.Read(output).ClassName);
         Assert.Equal(["out"], Directory.GetFileSystemEntries(dir.Path).Select(Path.GetFileName));
     }
+
+    [Fact]
+    public void AMissingInputPathIsReportedAsNotFound()
+    {
+        using var dir = new TempDir();
+        string typo = dir.File("typo.safetensors"), nested = Path.Combine(dir.Path, "no", "such", "folder");
+        foreach (var (input, output) in new[] { (typo, dir.File("outdir")), (nested, dir.File("x.safetensors")), ("typo.ckpt", dir.File("outdir")) })
+        {
+            var (code, stdout, stderr) = Run("convert", input, "-o", output);
+            Assert.Equal(1, code);
+            Assert.Equal("", stdout);
+            Assert.Equal($"error: input '{input}' not found: no such file or folder\n", stderr.Replace("\r\n", "\n"));
+        }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
+    }
 }
