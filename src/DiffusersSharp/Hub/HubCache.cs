@@ -30,6 +30,8 @@ public static class HubCache
             if (Path.GetFileName(dir) == ".locks" || Ignored(dir)) continue;
             try { repos.Add(ScanRepo(dir)); }
             catch (HubException e) { warnings?.Add(e.Message); }
+            // one unreadable repo (a symlink loop, a permission error) is a warning, not the end of the listing
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { warnings?.Add(Unreadable(dir, e)); }
         }
         return repos.OrderBy(r => r.RepoType, StringComparer.Ordinal).ThenBy(r => r.RepoId, StringComparer.Ordinal).ToList();
     }
@@ -48,7 +50,11 @@ public static class HubCache
             throw new HubException(HubErrorKind.LocalEntryNotFound, $"{repoId} is not in the cache {cacheDir}.") { RepoId = repoId, FilePath = path };
         CachedRepoInfo info;
         try { info = ScanRepo(path); }
-        catch (HubException) { info = new CachedRepoInfo(repoId, "model", path, DirSize(path), 0, [], Directory.GetLastWriteTimeUtc(path)); }
+        catch (Exception e) when (e is HubException or IOException or UnauthorizedAccessException)
+        {
+            // a repo that cannot be scanned is still removed: its size is the plain folder size
+            info = new CachedRepoInfo(repoId, "model", path, DirSize(path), 0, [], Directory.GetLastWriteTimeUtc(path));
+        }
         try
         {
             Directory.Delete(path, recursive: true);
@@ -114,8 +120,21 @@ public static class HubCache
         return new CachedRepoInfo(repoId, repoType, repoPath, blobs.Values.Sum(b => b.Length), blobs.Count, revisions, modified);
     }
 
-    private static long DirSize(string path) =>
-        Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).LinkTarget is null ? new FileInfo(f).Length : 0);
+    /// <summary>The size of the regular files under <paramref name="path"/> (links not followed); what cannot be read counts 0.</summary>
+    private static long DirSize(string path)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        long size = 0;
+        try
+        {
+            foreach (var f in new DirectoryInfo(path).EnumerateFiles("*", options)) size += f.Length;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return size;
+    }
+
+    /// <summary>The warning for a repo folder that could not be read.</summary>
+    internal static string Unreadable(string repoPath, Exception e) => $"Cannot read cached repo {repoPath}: {e.Message}";
 
     private static HubException Corrupted(string message) => new(HubErrorKind.InvalidInput, "Corrupted cache: " + message);
 }
