@@ -14,8 +14,7 @@ internal static partial class ParseErrors
     public static string Describe(ParseResult result)
     {
         var e = result.Errors[0];
-        string command = result.CommandResult.Command.Name;
-        string help = command is { Length: > 0 } && result.CommandResult.Command is not RootCommand ? $"diffusers {command} --help" : "diffusers --help";
+        string help = $"diffusers {CommandPath(result.CommandResult)}--help";
         if (e.SymbolResult is OptionResult { Option: var option })
         {
             var cannotParse = CannotParse().Match(e.Message);
@@ -30,6 +29,16 @@ internal static partial class ParseErrors
             return $"{option.Name}: {OneLine(e.Message)} (see '{help}')";
         }
         return $"{OneLine(e.Message)} (see '{help}')";
+    }
+
+    /// <summary>The names of <paramref name="command"/> and its parents below the root, each followed by a space (<c>dataset cats </c>).</summary>
+    private static string CommandPath(CommandResult command)
+    {
+        var names = new List<string>();
+        for (SymbolResult? r = command; r is not null; r = r.Parent)
+            if (r is CommandResult { Command: not RootCommand and { Name.Length: > 0 } c }) names.Add(c.Name);
+        names.Reverse();
+        return string.Concat(names.Select(n => n + " "));
     }
 
     /// <summary>What a value of <paramref name="type"/> is, in words.</summary>

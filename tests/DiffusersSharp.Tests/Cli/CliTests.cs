@@ -208,6 +208,19 @@ public class CliTests
         Assert.Contains($"  weights: diffusion_pytorch_model.bin: {unet.state_dict().Count} tensors, {unet.NumParameters():N0} parameters", stdout);
     }
 
+    [Theory]
+    [InlineData(new[] { "dataset", "cats", "--count", "abc", "--out", "x" }, "error: --count: 'abc' is not an integer (up to 2147483647) (see 'diffusers dataset cats --help')")]
+    [InlineData(new[] { "cache", "list", "extra" }, "error: Unrecognized command or argument 'extra'. (see 'diffusers cache list --help')")]
+    [InlineData(new[] { "generate", "--steps", "abc" }, "error: --steps: 'abc' is not an integer (up to 2147483647) (see 'diffusers generate --help')")]
+    [InlineData(new[] { "--nope" }, "error: Required command was not provided. (see 'diffusers --help')")]
+    public void ParseErrorsPointAtTheFullCommandsHelp(string[] args, string message)
+    {
+        var (code, stdout, stderr) = Run(args);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal(message + "\n", stderr.Replace("\r\n", "\n"));
+    }
+
     [Fact]
     public void SchedulersListsClassesAliasesAndKeys()
     {
