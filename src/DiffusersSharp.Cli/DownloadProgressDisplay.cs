@@ -6,7 +6,7 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// Download progress on stderr (stdout carries only the result): one Spectre.Console bar per file with bytes, rate
-/// and ETA on a terminal; one plain line per finished file when the output is redirected.
+/// and ETA when stderr is a terminal; one plain line per finished file when stderr is redirected.
 /// </summary>
 public static class DownloadProgressDisplay
 {
@@ -16,8 +16,7 @@ public static class DownloadProgressDisplay
     /// </summary>
     public static T Run<T>(CliContext ctx, Func<IProgress<HubDownloadProgress>, Task<T>> work)
     {
-        // The bars go to stderr: plain lines also when only stderr is redirected (a log file gets no escape codes).
-        if (ctx.PlainProgress || (ReferenceEquals(ctx.Error, Console.Error) && Console.IsErrorRedirected))
+        if (UsesPlainLines(ctx.PlainProgress, ReferenceEquals(ctx.Error, Console.Error), Console.IsErrorRedirected))
             return work(new HubProgressPrinter(ctx.Error, interactive: false)).GetAwaiter().GetResult();
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -31,6 +30,14 @@ public static class DownloadProgressDisplay
             .StartAsync(pc => work(new BarProgress(pc)))
             .GetAwaiter().GetResult();
     }
+
+    /// <summary>
+    /// Whether download progress is plain lines: it goes to stderr, so on the process's stderr that is decided by stderr
+    /// alone (<c>dir=$(diffusers download …)</c> redirects stdout but still shows bars on the terminal; a log file gets no
+    /// escape codes); for another writer (in-process) by <paramref name="plainProgress"/>.
+    /// </summary>
+    public static bool UsesPlainLines(bool plainProgress, bool stderrIsConsole, bool stderrRedirected) =>
+        stderrIsConsole ? stderrRedirected : plainProgress;
 
     /// <summary>A bar per file, created on its first report (reports come from parallel downloads).</summary>
     private sealed class BarProgress(ProgressContext context) : IProgress<HubDownloadProgress>

@@ -221,6 +221,18 @@ public class CliTests
         Assert.Equal(message + "\n", stderr.Replace("\r\n", "\n"));
     }
 
+    [Theory]
+    [InlineData(true, true, false, false)] // dir=$(diffusers download …): stdout redirected, stderr a terminal: live bars
+    [InlineData(false, true, true, true)] // diffusers download … 2> log: plain lines, no escape codes in the log
+    [InlineData(true, true, true, true)]
+    [InlineData(false, true, false, false)]
+    [InlineData(true, false, false, true)] // an in-process writer: as the caller asks
+    [InlineData(false, false, true, false)]
+    public void DownloadProgressIsPlainWhenStderrIsRedirected(bool plainProgress, bool stderrIsConsole, bool stderrRedirected, bool plain)
+    {
+        Assert.Equal(plain, DownloadProgressDisplay.UsesPlainLines(plainProgress, stderrIsConsole, stderrRedirected));
+    }
+
     [Fact]
     public void SchedulersListsClassesAliasesAndKeys()
     {
