@@ -61,7 +61,7 @@ public static class ConvertCommand
             if (!r.Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new UserException($"--output '{r.Output}': the original layout is written as a .safetensors file");
             CheckOriginalOutput(r.Input, r.Output);
-            int n = SingleFileConverter.ToOriginal(r.Input, r.Output, r.Half);
+            int n = SingleFileConverter.ToOriginal(r.Input, r.Output, r.Half, ctx.CancellationToken);
             ctx.Out.WriteLine($"wrote {r.Output} ({n} tensors, original layout{(r.Half ? ", float16" : "")})");
             return CliApp.Ok;
         }
@@ -75,7 +75,7 @@ public static class ConvertCommand
             Dtype = r.Half ? TorchSharp.torch.ScalarType.Float16 : null,
             Log = m => ctx.Error.WriteLine("warning: " + m),
         }, r.Config);
-        string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options);
+        string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options, ctx.CancellationToken);
         ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
         return CliApp.Ok;
     }

@@ -20,8 +20,20 @@ public static class DatasetCommand
             if (sz is not (32 or 64)) throw new UserException($"--size must be 32 or 64, got {sz}");
             if (n <= 0) throw new UserException($"--count must be positive, got {n}");
             string dir = pr.GetValue(output)!;
-            CreateOutFolder(dir);
-            CatFaceGenerator.WriteDataset(dir, n, sz, pr.GetValue(seed));
+            bool created = CreateOutFolder(dir);
+            try
+            {
+                CatFaceGenerator.WriteDataset(dir, n, sz, pr.GetValue(seed), cancellationToken: ctx.CancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl+C: the folder was new or empty, so the images of this run are all it holds; a partial set is removed
+                for (int i = 0; i < n; i++)
+                    try { File.Delete(Path.Combine(dir, $"cat_{i:D5}.png")); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                if (created)
+                    try { Directory.Delete(dir); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                throw;
+            }
             ctx.Out.WriteLine($"wrote {n} cat faces ({sz}x{sz}) to {dir}");
             return CliApp.Ok;
         });
@@ -29,10 +41,10 @@ public static class DatasetCommand
     }
 
     /// <summary>
-    /// Creates the <c>--out</c> folder, refusing an empty path, a file, and a folder that already holds something (the
+    /// Creates the <c>--out</c> folder (returns whether it was new), refusing an empty path, a file, and a folder that already holds something (the
     /// images of an earlier data set would be mixed in, and files of the same names replaced); errors name --out.
     /// </summary>
-    private static void CreateOutFolder(string dir)
+    private static bool CreateOutFolder(string dir)
     {
         if (string.IsNullOrWhiteSpace(dir)) throw new UserException("--out: empty path; give the folder to write the images into");
         if (File.Exists(dir)) throw new UserException($"--out '{dir}' is a file; give a new or empty folder to write the images into");
@@ -40,7 +52,9 @@ public static class DatasetCommand
         {
             if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
                 throw new UserException($"--out '{dir}' already exists and is not empty; give a new or empty folder");
+            bool existed = Directory.Exists(dir);
             Directory.CreateDirectory(dir);
+            return !existed;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {

@@ -14,8 +14,9 @@ public static class Program
         // nothing and would only pay the second start (~0.1 s).
         if (args.Length > 0 && !args.Any(a => a is "--help" or "-h" or "-?" or "--version"))
             DiffusersSharp.Runtime.HugePages.RelaunchIfOff();
-        // Ctrl+C stops the denoising loop between steps; nothing is written (outputs are renamed into place only
-        // when complete). A second Ctrl+C terminates the process.
+        // Ctrl+C stops the denoising loop between steps, a download, dataset cats between images (its images are
+        // removed) and convert between components; nothing is written (outputs are renamed into place only when
+        // complete), and the run ends with "cancelled" (exit code 1). A second Ctrl+C terminates the process.
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {

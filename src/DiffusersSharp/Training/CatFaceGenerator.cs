@@ -38,13 +38,18 @@ public static class CatFaceGenerator
         return new Image(size, size, 3, px);
     }
 
-    /// <summary>Writes <paramref name="count"/> PNGs <c>cat_00000.png</c>… into <paramref name="dir"/>.</summary>
-    public static void WriteDataset(string dir, int count, int size, long seed, IProgress<int>? progress = null)
+    /// <summary>
+    /// Writes <paramref name="count"/> PNGs <c>cat_00000.png</c>… into <paramref name="dir"/>; <paramref name="cancellationToken"/>
+    /// is checked before each image (an <see cref="OperationCanceledException"/> leaves the images written so far).
+    /// </summary>
+    public static void WriteDataset(string dir, int count, int size, long seed, IProgress<int>? progress = null,
+        CancellationToken cancellationToken = default)
     {
         if (count <= 0) throw new DiffusersException($"cat count must be positive, got {count}");
         Directory.CreateDirectory(dir);
         for (int i = 0; i < count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             Generate(size, seed, i).Save(Path.Combine(dir, $"cat_{i:D5}.png"));
             progress?.Report(i + 1);
         }

@@ -209,4 +209,27 @@ public class CliConvertTests
         }
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path));
     }
+
+    [Fact]
+    public void ConvertStopsAtCtrlCAndLeavesNothing()
+    {
+        using var dir = new TempDir();
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        string[][] runs =
+        [
+            ["convert", SingleFileGoldenTests.File, "--config", SingleFileGoldenTests.Folder, "-o", dir.File("folder")],
+            ["convert", SingleFileGoldenTests.Folder, "-o", dir.File("single.safetensors")],
+        ];
+        foreach (var args in runs)
+        {
+            using var o = new StringWriter();
+            using var e = new StringWriter();
+            int code = DiffusersSharp.Cli.CliApp.Run(args, o, e, plainProgress: true, cts.Token);
+            Assert.Equal(1, code);
+            Assert.Equal("", o.ToString());
+            Assert.Equal("cancelled\n", e.ToString().Replace("\r\n", "\n"));
+        }
+        Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path)); // no output, no temporary folder or file
+    }
 }

@@ -49,4 +49,25 @@ public class CliDatasetTests
         Assert.Single(stderr.Trim().Split('\n'));
         Assert.Equal("keep", File.ReadAllText(file));
     }
+
+    [Fact]
+    public void CatsStopsAtCtrlCAndLeavesNothing()
+    {
+        using var dir = new TempDir();
+        string cats = dir.File("cats"), empty = dir.File("empty");
+        Directory.CreateDirectory(empty);
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        foreach (var output in new[] { cats, empty })
+        {
+            using var o = new StringWriter();
+            using var e = new StringWriter();
+            int code = DiffusersSharp.Cli.CliApp.Run(["dataset", "cats", "--count", "3", "--out", output], o, e, plainProgress: true, cts.Token);
+            Assert.Equal(1, code);
+            Assert.Equal("", o.ToString());
+            Assert.Equal("cancelled\n", e.ToString().Replace("\r\n", "\n"));
+        }
+        Assert.False(Directory.Exists(cats)); // created by the run, removed
+        Assert.Empty(Directory.EnumerateFileSystemEntries(empty)); // there before, kept, empty
+    }
 }

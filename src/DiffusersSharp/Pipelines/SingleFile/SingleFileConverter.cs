@@ -13,7 +13,7 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// (what <c>from_single_file(...).save_pretrained(folder)</c> writes: the components through the models' strict loading,
 /// the tokenizers, the scheduler, <c>model_index.json</c>) and <see cref="ToOriginal"/> (diffusers'
 /// <c>convert_diffusers_to_original_stable_diffusion.py</c> / <c>_sdxl.py</c>, with 1-D VAE attention biases as real
-/// checkpoints have them). Both write to a temporary name and rename when complete.
+/// checkpoints have them). Both write to a temporary name and rename when complete (a cancellation leaves nothing).
 /// </summary>
 public static class SingleFileConverter
 {
@@ -22,19 +22,24 @@ public static class SingleFileConverter
     /// exist or be empty). <paramref name="options"/> as for <c>FromSingleFile</c>; its dtype is the saved weights' (float16
     /// for diffusers' <c>--half</c>). Returns the pipeline class written to model_index.json.
     /// </summary>
-    public static string ToDiffusers(string file, string output, SingleFileOptions? options = null)
+    public static string ToDiffusers(string file, string output, SingleFileOptions? options = null, CancellationToken cancellationToken = default)
     {
         // "out/" names the folder out: without the separator, so the temporary folder is its sibling, not inside it
         for (string trimmed; (trimmed = Path.TrimEndingDirectorySeparator(output)) != output;) output = trimmed;
         CheckOutputFolder(output);
+        cancellationToken.ThrowIfCancellationRequested();
         using var c = SingleFileComponents.Load(file, options);
         string tmp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, $".{Path.GetFileName(Path.GetFullPath(output))}.{Guid.NewGuid():N}.tmp");
         try
         {
+            // Ctrl+C is looked at between the components; the temporary folder is removed below
+            cancellationToken.ThrowIfCancellationRequested();
             c.Unet.SavePretrained(Path.Combine(tmp, "unet"));
+            cancellationToken.ThrowIfCancellationRequested();
             c.Vae.SavePretrained(Path.Combine(tmp, "vae"));
             for (int i = 0; i < c.TextEncoders.Count; i++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 var t = c.Layout.TextEncoders[i];
                 string dir = Path.Combine(tmp, t.Name);
                 if (c.TextEncoders[i] is CLIPTextModelWithProjection p) p.SavePretrained(dir);
@@ -43,6 +48,7 @@ public static class SingleFileConverter
             }
             ((SchedulerBase)c.Scheduler).SavePretrained(Path.Combine(tmp, "scheduler"));
             WriteModelIndex(tmp, c.Layout, c.TextEncoders.Select(t => t.GetType().Name).ToList());
+            cancellationToken.ThrowIfCancellationRequested();
             if (Directory.Exists(output)) Directory.Delete(output);
             Directory.Move(tmp, output);
         }
@@ -58,7 +64,7 @@ public static class SingleFileConverter
     /// Writes diffusers pipeline folder <paramref name="folder"/> (SD 1.x, 2.x, SDXL base or refiner) as one
     /// <c>.safetensors</c> file in the original layout, float16 when <paramref name="half"/>. Returns the number of tensors written.
     /// </summary>
-    public static int ToOriginal(string folder, string file, bool half = false)
+    public static int ToOriginal(string folder, string file, bool half = false, CancellationToken cancellationToken = default)
     {
         if (!file.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             throw new DiffusersException($"{file}: only .safetensors single files are written (a .ckpt would need a pickle writer)") { FilePath = file };
@@ -79,10 +85,13 @@ public static class SingleFileConverter
                 }
             }
             string unet = PipelinePaths.Component(folder, "unet"), vae = PipelinePaths.Component(folder, "vae");
+            cancellationToken.ThrowIfCancellationRequested();
             Add(layout.UnetKeys, WeightLoader.ReadFolder(unet), unet);
+            cancellationToken.ThrowIfCancellationRequested();
             Add(layout.VaeKeys, ModernAttentionNames(WeightLoader.ReadFolder(vae)), vae);
             foreach (var t in layout.TextEncoders)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 string dir = PipelinePaths.Component(folder, t.Name);
                 string weights = WeightLoader.FindWeights(dir, CheckpointFormat.Transformers, null);
                 var w = WeightLoader.ReadFile(weights);
@@ -91,6 +100,8 @@ public static class SingleFileConverter
             }
             string? parent = Path.GetDirectoryName(Path.GetFullPath(file));
             if (parent is not null) Directory.CreateDirectory(parent);
+            // the last look at Ctrl+C: Save writes a temporary file and renames it, so nothing is left half written
+            cancellationToken.ThrowIfCancellationRequested();
             SafetensorsFile.Save(file, all);
             return all.Count;
         }
