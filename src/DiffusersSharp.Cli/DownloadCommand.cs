@@ -59,6 +59,10 @@ public static class DownloadCommand
             ? client.SnapshotDownloadAsync(r.Id, r.Revision, r.Include.Length > 0 ? r.Include : null, r.Exclude.Length > 0 ? r.Exclude : null,
                                            localFilesOnly: false, token: null, progress, ctx.CancellationToken)
             : client.DownloadFolderAsync(r.Id, subfolder: null, r.Revision, r.Variant, localFilesOnly: false, token: null, progress, ctx.CancellationToken));
+        if (patterns && !Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Any())
+            throw new UserException($"no file of {r.Id}@{r.Revision ?? "main"} matches "
+                                    + string.Join(" ", r.Include.Select(p => $"--include '{p}'").Concat(r.Exclude.Select(p => $"--exclude '{p}'")))
+                                    + "; nothing was downloaded");
         ctx.Out.WriteLine(folder);
         return CliApp.Ok;
     }

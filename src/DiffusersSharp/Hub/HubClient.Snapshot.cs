@@ -49,6 +49,9 @@ public sealed partial class HubClient
         string snapshot = Path.Combine(storage, "snapshots", info.Sha);
         CacheLayout.EnsureDirectory(storage, Settings.CacheDir);
         TryCache(() => CacheLayout.WriteRef(storage, revision, info.Sha));
+        // the snapshot folder exists even when no file matched, so the ref never names a missing snapshot (which
+        // `cache list` and huggingface_hub's scan-cache report as a corrupted cache)
+        TryCache(() => Directory.CreateDirectory(snapshot));
 
         await Parallel.ForEachAsync(files,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Options.MaxParallelDownloads), CancellationToken = ct },

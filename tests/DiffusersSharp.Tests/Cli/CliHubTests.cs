@@ -175,6 +175,18 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void PatternsThatMatchNothingAreAnErrorAndLeaveTheCacheReadable()
+    {
+        var d = Run("download", Id, "--include", "*.nothing");
+        AssertUserError(d, $"error: no file of {Id}@main matches --include '*.nothing'; nothing was downloaded");
+        // the ref written for the revision names an existing (empty) snapshot: cache list does not call it corrupted
+        var list = Run("cache", "list");
+        Assert.True(list.Code == 0, list.Err);
+        Assert.Contains(Id, list.Out);
+        Assert.DoesNotContain("Corrupted", list.Err + list.Out);
+    }
+
+    [Fact]
     public void DownloadErrorsAreClearUserErrors()
     {
         AssertUserError(Run("download", "a/b/c"), "error: Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'.");
