@@ -154,10 +154,37 @@ public sealed class Image
     /// <summary>Decodes encoded image bytes (PNG, JPEG, WebP, …) as RGB or grayscale.</summary>
     public static Image Decode(byte[] encoded, bool grayscale = false)
     {
+        var rgba = DecodeRgba(encoded, out int w, out int h);
+        if (grayscale)
+        {
+            var gray = new byte[w * h];
+            for (int i = 0; i < gray.Length; i++) gray[i] = Luma(rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2]);
+            return new Image(w, h, 1, gray);
+        }
+        var rgb = new byte[w * h * 3];
+        for (int i = 0; i < w * h; i++)
+        {
+            rgb[3 * i] = rgba[4 * i];
+            rgb[3 * i + 1] = rgba[4 * i + 1];
+            rgb[3 * i + 2] = rgba[4 * i + 2];
+        }
+        return new Image(w, h, 3, rgb);
+    }
+
+    /// <summary>PIL's RGB → L: <c>(R*19595 + G*38470 + B*7471 + 0x8000) &gt;&gt; 16</c>.</summary>
+    internal static byte Luma(byte r, byte g, byte b) => (byte)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+
+    /// <summary>
+    /// The pixels of encoded image bytes as tightly packed, unpremultiplied RGBA (what <see cref="Decode"/> and the
+    /// masks of <see cref="MaskImage"/> read), with Decode's checks: a decoder, the size (<see cref="CheckSize"/>), no truncation.
+    /// </summary>
+    internal static byte[] DecodeRgba(byte[] encoded, out int w, out int h)
+    {
         using var stream = new SKMemoryStream(encoded);
         using var codec = SKCodec.Create(stream)
             ?? throw new DiffusersException("not a readable image (SkiaSharp found no decoder for it)");
-        int w = codec.Info.Width, h = codec.Info.Height;
+        w = codec.Info.Width;
+        h = codec.Info.Height;
         CheckSize(w, h);
         var info = new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var rgba = new byte[info.BytesSize];
@@ -174,29 +201,7 @@ public sealed class Image
         {
             handle.Free();
         }
-        int rowBytes = info.RowBytes;
-        if (grayscale)
-        {
-            var gray = new byte[w * h];
-            for (int y = 0; y < h; y++)
-                for (int x = 0; x < w; x++)
-                {
-                    int s = y * rowBytes + x * 4;
-                    // PIL's RGB -> L: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16
-                    gray[y * w + x] = (byte)((rgba[s] * 19595 + rgba[s + 1] * 38470 + rgba[s + 2] * 7471 + 0x8000) >> 16);
-                }
-            return new Image(w, h, 1, gray);
-        }
-        var rgb = new byte[w * h * 3];
-        for (int y = 0; y < h; y++)
-            for (int x = 0; x < w; x++)
-            {
-                int s = y * rowBytes + x * 4, d = (y * w + x) * 3;
-                rgb[d] = rgba[s];
-                rgb[d + 1] = rgba[s + 1];
-                rgb[d + 2] = rgba[s + 2];
-            }
-        return new Image(w, h, 3, rgb);
+        return rgba;   // RowBytes of Rgba8888 is 4 * w: tightly packed
     }
 
     /// <summary>A three-channel copy (grayscale replicated), like PIL's <c>convert("RGB")</c>.</summary>

@@ -1,6 +1,3 @@
-using System.Runtime.InteropServices;
-using SkiaSharp;
-
 namespace DiffusersSharp.Imaging;
 
 /// <summary>
@@ -20,9 +17,7 @@ public static class MaskImage
         for (int i = 0; i < gray.Length; i++)
         {
             int s = i * 4;
-            gray[i] = transparent
-                ? (byte)(rgba[s + 3] < 128 ? 255 : 0)
-                : (byte)((rgba[s] * 19595 + rgba[s + 1] * 38470 + rgba[s + 2] * 7471 + 0x8000) >> 16);
+            gray[i] = transparent ? (byte)(rgba[s + 3] < 128 ? 255 : 0) : Image.Luma(rgba[s], rgba[s + 1], rgba[s + 2]);
         }
         return new Image(w, h, 1, gray);
     }
@@ -40,22 +35,16 @@ public static class MaskImage
         return new Image(w, h, 1, gray);
     }
 
-    /// <summary>The pixels as tightly packed RGBA (unpremultiplied), and whether any is not fully opaque.</summary>
+    /// <summary>The pixels as tightly packed RGBA (unpremultiplied, <see cref="Image"/>'s decoder), and whether any is not fully opaque.</summary>
     private static (byte[] Rgba, int Width, int Height, bool Transparent) Read(byte[] encoded, string field)
     {
         ArgumentNullException.ThrowIfNull(encoded);
-        using var bitmap = SKBitmap.Decode(encoded)
-            ?? throw new DiffusersException($"{field}: not a readable PNG/JPEG/WebP image");
-        if (bitmap.Width > Image.MaxSide || bitmap.Height > Image.MaxSide)
-            throw new DiffusersException($"{field}: the image is {bitmap.Width}x{bitmap.Height}; at most {Image.MaxSide} a side");
-        using var rgba = bitmap.Copy(SKColorType.Rgba8888);
-        int w = rgba.Width, h = rgba.Height, row = rgba.RowBytes;
-        var bytes = new byte[row * h];
-        Marshal.Copy(rgba.GetPixels(), bytes, 0, bytes.Length);
-        var packed = new byte[w * h * 4];
-        for (int y = 0; y < h; y++) Buffer.BlockCopy(bytes, y * row, packed, y * w * 4, w * 4);
+        byte[] rgba;
+        int w, h;
+        try { rgba = Image.DecodeRgba(encoded, out w, out h); }
+        catch (DiffusersException e) { throw new DiffusersException($"{field}: {e.Message}", e); }
         bool transparent = false;
-        for (int i = 3; i < packed.Length && !transparent; i += 4) transparent = packed[i] < 255;
-        return (packed, w, h, transparent);
+        for (int i = 3; i < rgba.Length && !transparent; i += 4) transparent = rgba[i] < 255;
+        return (rgba, w, h, transparent);
     }
 }
