@@ -95,10 +95,7 @@ public static class ConvertCommand
             throw new UserException($"--output '{output}' is an existing folder; give the .safetensors file to write");
         if (File.Exists(output))
             throw new UserException($"--output '{output}' already exists; remove it or choose another --output");
-        if (!Directory.Exists(input)) return;
-        string folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(input)) + Path.DirectorySeparatorChar;
-        var comparison = OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
-        if (Path.GetFullPath(output).StartsWith(folder, comparison))
+        if (Directory.Exists(input) && DiffusersSharp.Loading.LocalPaths.IsInside(output, input))
             throw new UserException($"--output '{output}' is inside the input folder {input}; write the single file elsewhere");
     }
 }

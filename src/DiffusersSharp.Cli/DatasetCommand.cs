@@ -29,7 +29,7 @@ public static class DatasetCommand
             {
                 // Ctrl+C: the folder was new or empty, so the images of this run are all it holds; a partial set is removed
                 for (int i = 0; i < n; i++)
-                    try { File.Delete(Path.Combine(dir, $"cat_{i:D5}.png")); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                    try { File.Delete(Path.Combine(dir, CatFaceGenerator.FileName(i))); } catch (IOException) { } catch (UnauthorizedAccessException) { }
                 if (created)
                     try { Directory.Delete(dir); } catch (IOException) { } catch (UnauthorizedAccessException) { }
                 throw;

@@ -118,11 +118,12 @@ public static partial class PretrainedLocator
             { FilePath = snapshot };
         if (variant is not null)
         {
-            var models = string.IsNullOrEmpty(subfolder) ? ModelFolders(snapshot) : [Path.Combine(snapshot, subfolder)];
-            var without = models.Where(m => CacheLayout.FileExists(Path.Combine(m, "config.json")) && !PipelineVariant.FolderHolds(m, variant)).ToList();
+            var models = (string.IsNullOrEmpty(subfolder) ? ComponentFolders(snapshot) : [Path.Combine(snapshot, subfolder)])
+                .Where(m => CacheLayout.FileExists(Path.Combine(m, "config.json"))).ToList();
+            var without = models.Where(m => !PipelineVariant.FolderHolds(m, variant)).ToList();
             if (without.Count > 0)
             {
-                if (models.Any(m => PipelineVariant.FolderHolds(m, variant))) folder = snapshot;
+                if (without.Count < models.Count) folder = snapshot;   // some components hold the variant
                 return new DiffusersException(
                     $"'{idOrPath}' revision '{rev}' is in the Hugging Face cache without the '{variant}' variant: there are no '{variant}' weight files in "
                     + $"{string.Join(", ", without)}. {howTo}")
@@ -134,17 +135,12 @@ public static partial class PretrainedLocator
     }
 
     /// <summary>
-    /// The folders of a snapshot that hold a model (<c>config.json</c>): the components <c>model_index.json</c> names, or
-    /// the snapshot itself for a single model.
+    /// The folders of a snapshot's components (those <c>model_index.json</c> names), or the snapshot itself for a single model.
     /// </summary>
-    private static List<string> ModelFolders(string snapshot)
+    private static List<string> ComponentFolders(string snapshot)
     {
         var index = Path.Combine(snapshot, "model_index.json");
-        if (!CacheLayout.FileExists(index)) return [snapshot];
-        var folders = new List<string>();
-        foreach (var name in ComponentNames(index))
-            if (CacheLayout.FileExists(Path.Combine(snapshot, name, "config.json"))) folders.Add(Path.Combine(snapshot, name));
-        return folders;
+        return CacheLayout.FileExists(index) ? ComponentNames(index).Select(name => Path.Combine(snapshot, name)).ToList() : [snapshot];
     }
 
     /// <summary>

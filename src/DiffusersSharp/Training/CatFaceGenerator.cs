@@ -38,6 +38,9 @@ public static class CatFaceGenerator
         return new Image(size, size, 3, px);
     }
 
+    /// <summary>The file name <see cref="WriteDataset"/> gives image <paramref name="index"/>: <c>cat_00000.png</c>….</summary>
+    public static string FileName(int index) => $"cat_{index:D5}.png";
+
     /// <summary>
     /// Writes <paramref name="count"/> PNGs <c>cat_00000.png</c>… into <paramref name="dir"/>; <paramref name="cancellationToken"/>
     /// is checked before each image (an <see cref="OperationCanceledException"/> leaves the images written so far).
@@ -50,7 +53,7 @@ public static class CatFaceGenerator
         for (int i = 0; i < count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            Generate(size, seed, i).Save(Path.Combine(dir, $"cat_{i:D5}.png"));
+            Generate(size, seed, i).Save(Path.Combine(dir, FileName(i)));
             progress?.Report(i + 1);
         }
     }

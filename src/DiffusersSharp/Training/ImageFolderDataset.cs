@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using SkiaSharp;
 
 namespace DiffusersSharp.Training;
@@ -34,7 +35,7 @@ public sealed class ImageFolderDataset
         var images = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
             .ToList();
-        var candidates = images.Where(f => excludeFolder is null || !IsInside(f, excludeFolder))
+        var candidates = images.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder))
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
         Excluded = images.Count - candidates.Count;
         var files = new List<string>(candidates.Count);
@@ -124,14 +125,6 @@ public sealed class ImageFolderDataset
         var tail = new byte[marker.Length];
         f.ReadExactly(tail);
         return tail.AsSpan().SequenceEqual(marker);
-    }
-
-    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or lies under it (full paths compared).</summary>
-    public static bool IsInside(string path, string folder)
-    {
-        string p = Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
-        string f = Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder));
-        return p == f || p.StartsWith(f + Path.DirectorySeparatorChar, StringComparison.Ordinal);
     }
 
     private const string FoundDuringTheRun = " (found during the run: the start-up check reads each file's header and end only)";

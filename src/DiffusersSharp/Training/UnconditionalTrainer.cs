@@ -55,8 +55,8 @@ public sealed class UnconditionalTrainer
             throw new DiffusersException($"mixed precision '{o.MixedPrecision}' is not supported; use --mixed-precision no (diffusers' fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)");
         // An output folder inside the data folder is left out of the data set; the data folder itself or the sample
         // grids' folder cannot be.
-        bool sameFolder = ImageFolderDataset.IsInside(o.DataDir, o.OutputDir) && ImageFolderDataset.IsInside(o.OutputDir, o.DataDir);
-        if (sameFolder || ImageFolderDataset.IsInside(o.DataDir, Path.Combine(o.OutputDir, TrainingOutputFolder.Samples)))
+        bool sameFolder = LocalPaths.IsInside(o.DataDir, o.OutputDir) && LocalPaths.IsInside(o.OutputDir, o.DataDir);
+        if (sameFolder || LocalPaths.IsInside(o.DataDir, Path.Combine(o.OutputDir, TrainingOutputFolder.Samples)))
             throw new DiffusersException($"the data folder {o.DataDir} is the output folder or its samples/: the run's sample grids and loss curve would become training images; choose another --output");
         if (o.Resume && o.Overwrite)
             throw new DiffusersException($"--resume and --overwrite exclude each other: --resume continues the run in {o.OutputDir}, --overwrite deletes it");
