@@ -3,6 +3,18 @@ namespace DiffusersSharp.Hub;
 /// <summary>Tuning of <see cref="HubClient"/>: retries, timeouts, parallelism.</summary>
 public sealed record HubClientOptions
 {
+    /// <summary>The defaults, with the timeouts of the process environment (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>, <c>HF_HUB_ETAG_TIMEOUT</c>).</summary>
+    public HubClientOptions()
+        : this(Environment.GetEnvironmentVariable)
+    {
+    }
+
+    private HubClientOptions(Func<string, string?> env)
+    {
+        RequestTimeout = EnvTimeout(env, "HF_HUB_DOWNLOAD_TIMEOUT");
+        EtagTimeout = EnvTimeout(env, "HF_HUB_ETAG_TIMEOUT");
+    }
+
     /// <summary>Retries of a request or of a broken download stream (huggingface_hub: 5) before giving up.</summary>
     public int MaxRetries { get; init; } = 5;
 
@@ -16,13 +28,13 @@ public sealed record HubClientOptions
     /// Time to wait for the response headers of a download or API call, and between two reads of a body; default
     /// <c>HF_HUB_DOWNLOAD_TIMEOUT</c> seconds, else 10 s (huggingface_hub's download timeout).
     /// </summary>
-    public TimeSpan RequestTimeout { get; init; } = EnvTimeout(Environment.GetEnvironmentVariable, "HF_HUB_DOWNLOAD_TIMEOUT");
+    public TimeSpan RequestTimeout { get; init; }
 
     /// <summary>
     /// Time to wait for the answer to a file's metadata request (the HEAD before a download); default
     /// <c>HF_HUB_ETAG_TIMEOUT</c> seconds, else 10 s (huggingface_hub's etag timeout).
     /// </summary>
-    public TimeSpan EtagTimeout { get; init; } = EnvTimeout(Environment.GetEnvironmentVariable, "HF_HUB_ETAG_TIMEOUT");
+    public TimeSpan EtagTimeout { get; init; }
 
     /// <summary>Files downloaded at the same time by a snapshot download (snapshot_download's max_workers: 8).</summary>
     public int MaxParallelDownloads { get; init; } = 8;
@@ -32,12 +44,13 @@ public sealed record HubClientOptions
 
     /// <summary>
     /// The defaults with the timeouts of <paramref name="environment"/> (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>,
-    /// <c>HF_HUB_ETAG_TIMEOUT</c>) instead of the process environment's.
+    /// <c>HF_HUB_ETAG_TIMEOUT</c>) instead of the process environment's, which is not read (an invalid value there is
+    /// no error here).
     /// </summary>
     public static HubClientOptions FromEnvironment(IReadOnlyDictionary<string, string?> environment)
     {
         string? Env(string key) => environment.TryGetValue(key, out var v) ? v : null;
-        return new HubClientOptions { RequestTimeout = EnvTimeout(Env, "HF_HUB_DOWNLOAD_TIMEOUT"), EtagTimeout = EnvTimeout(Env, "HF_HUB_ETAG_TIMEOUT") };
+        return new HubClientOptions(Env);
     }
 
     /// <summary>

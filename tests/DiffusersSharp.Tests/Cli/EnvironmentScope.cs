@@ -16,7 +16,7 @@ public sealed class EnvironmentScope : IDisposable
     private static readonly string[] HubVariables =
     [
         "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME",
-        "XDG_CACHE_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+        "XDG_CACHE_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT",
     ];
 
     private readonly Dictionary<string, string?> _saved = HubVariables.ToDictionary(k => k, Environment.GetEnvironmentVariable);
