@@ -10,6 +10,9 @@ namespace DiffusersSharp.Cli;
 /// <c>.safetensors</c> or <c>.ckpt</c>) becomes a diffusers pipeline folder that Python diffusers loads; a diffusers folder
 /// (or cached Hub id) becomes one original-layout <c>.safetensors</c> file (<c>--to-original</c>, implied by a folder input).
 /// <c>--config</c> takes an original YAML or a diffusers folder/Hub id whose configs to use; <c>--half</c> writes float16.
+/// The options that describe the folder to build (<c>--config</c>, <c>--image-size</c>, <c>--prediction-type</c>,
+/// <c>--scheduler-type</c>, <c>--extract-ema</c>) are refused for a folder input: the original layout has no scheduler
+/// and no config (diffusers' <c>convert_diffusers_to_original_stable_diffusion.py</c> takes only <c>--half</c>).
 /// </summary>
 public static class ConvertCommand
 {
@@ -24,9 +27,9 @@ public static class ConvertCommand
         var imageSize = new Option<int?>("--image-size") { Description = "Image size the model was trained on (default: 512, SD 2.x 768, SDXL 1024)" };
         var prediction = new Option<string?>("--prediction-type") { Description = "epsilon or v_prediction (default: SD 2.x v_prediction, else epsilon)" };
         prediction.AcceptOnlyFromAmong("epsilon", "v_prediction");
-        var scheduler = new Option<string>("--scheduler-type")
+        var scheduler = new Option<string?>("--scheduler-type")
         {
-            Description = "diffusers' scheduler_type: " + string.Join(", ", DiffusersConfigs.SchedulerTypes.Keys), DefaultValueFactory = _ => "pndm",
+            Description = "diffusers' scheduler_type (default: pndm; a single-file input only): " + string.Join(", ", DiffusersConfigs.SchedulerTypes.Keys),
         };
         scheduler.AcceptOnlyFromAmong([.. DiffusersConfigs.SchedulerTypes.Keys]);
         var ema = new Option<bool>("--extract-ema") { Description = "Take the UNet's EMA weights (model_ema.*) of a training checkpoint" };
@@ -35,13 +38,13 @@ public static class ConvertCommand
             input, output, toOriginal, half, config, imageSize, prediction, scheduler, ema,
         };
         cmd.SetAction(pr => Execute(ctx, new Request(pr.GetValue(input)!, pr.GetValue(output)!, pr.GetValue(toOriginal), pr.GetValue(half),
-            pr.GetValue(config), pr.GetValue(imageSize), pr.GetValue(prediction), pr.GetValue(scheduler) ?? "pndm", pr.GetValue(ema))));
+            pr.GetValue(config), pr.GetValue(imageSize), pr.GetValue(prediction), pr.GetValue(scheduler), pr.GetValue(ema))));
         return cmd;
     }
 
-    /// <summary>The parsed options of one <c>convert</c> call.</summary>
+    /// <summary>The parsed options of one <c>convert</c> call; null options were not given.</summary>
     public sealed record Request(string Input, string Output, bool ToOriginal = false, bool Half = false, string? Config = null,
-        int? ImageSize = null, string? PredictionType = null, string SchedulerType = "pndm", bool ExtractEma = false);
+        int? ImageSize = null, string? PredictionType = null, string? SchedulerType = null, bool ExtractEma = false);
 
     /// <summary>Runs one conversion as <paramref name="r"/> asks; returns the exit code.</summary>
     public static int Execute(CliContext ctx, Request r)
@@ -56,8 +59,15 @@ public static class ConvertCommand
             throw new UserException($"{r.Input}: not a single-file checkpoint (expected {string.Join(", ", OriginalCheckpoint.Extensions)})");
         if (!file)
         {
-            if (r.Config is not null || r.ImageSize is not null || r.PredictionType is not null || r.ExtractEma)
-                throw new UserException("--config, --image-size, --prediction-type and --extract-ema apply to a single-file input");
+            // they describe the folder to build; the original layout has no config and no scheduler
+            var given = new (string Name, bool Given)[]
+            {
+                ("--config", r.Config is not null), ("--image-size", r.ImageSize is not null), ("--prediction-type", r.PredictionType is not null),
+                ("--scheduler-type", r.SchedulerType is not null), ("--extract-ema", r.ExtractEma),
+            }.Where(o => o.Given).Select(o => o.Name).ToList();
+            if (given.Count > 0)
+                throw new UserException($"{string.Join(", ", given)} appl{(given.Count == 1 ? "ies" : "y")} only when converting a single file into a folder; "
+                                        + $"{r.Input} is a diffusers folder or Hub id, converted to the original layout");
             if (!r.Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
                 throw new UserException($"--output '{r.Output}': the original layout is written as a .safetensors file");
             CheckOriginalOutput(r.Input, r.Output);
@@ -70,11 +80,22 @@ public static class ConvertCommand
         {
             ImageSize = r.ImageSize,
             PredictionType = r.PredictionType,
-            SchedulerType = r.SchedulerType,
             ExtractEma = r.ExtractEma,
             Dtype = r.Half ? TorchSharp.torch.ScalarType.Float16 : null,
             Log = m => ctx.Error.WriteLine("warning: " + m),
         }, r.Config);
+        if (options.Config is not null)
+        {
+            // a config folder's own configs and scheduler are used whole: these would be ignored
+            var ignored = new (string Name, bool Given)[]
+            {
+                ("--image-size", r.ImageSize is not null), ("--prediction-type", r.PredictionType is not null), ("--scheduler-type", r.SchedulerType is not null),
+            }.Where(o => o.Given).Select(o => o.Name).ToList();
+            if (ignored.Count > 0)
+                throw new UserException($"{string.Join(", ", ignored)} cannot be combined with --config {r.Config}: the configs and scheduler of that diffusers "
+                                        + "folder are used as they are (change them there, or pass an original YAML as --config)");
+        }
+        if (r.SchedulerType is not null) options = options with { SchedulerType = r.SchedulerType };
         string className = SingleFileConverter.ToDiffusers(r.Input, r.Output, options, ctx.CancellationToken);
         ctx.Out.WriteLine($"wrote {r.Output} ({className}{(r.Half ? ", float16" : "")})");
         return CliApp.Ok;

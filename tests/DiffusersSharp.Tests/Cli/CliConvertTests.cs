@@ -232,4 +232,41 @@ public class CliConvertTests
         }
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Path)); // no output, no temporary folder or file
     }
+
+    [Fact]
+    public void SchedulerTypeBuildsTheFoldersSchedulerAndIsRefusedWhereItWouldBeIgnored()
+    {
+        using var dir = new TempDir();
+        string synthetic = dir.File("sd1"), single = dir.File("sd1.safetensors");
+        SyntheticPipelines.Write(synthetic, sd2: false);
+        var (code, stdout, stderr) = Run("convert", synthetic, "-o", single);
+        Assert.True(code == 0, stderr);
+
+        // file -> folder: the scheduler diffusers' scheduler_type names
+        string folder = dir.File("ddim");
+        (code, _, stderr) = Run("convert", single, "--scheduler-type", "ddim", "-o", folder);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("\"_class_name\": \"DDIMScheduler\"", File.ReadAllText(Path.Combine(folder, "scheduler", "scheduler_config.json")));
+
+        // with a diffusers folder as --config, that folder's scheduler and configs are used whole: refused, not ignored
+        string other = dir.File("other");
+        (code, _, stderr) = Run("convert", single, "--config", synthetic, "--scheduler-type", "ddim", "-o", other);
+        Assert.Equal(1, code);
+        Assert.Equal($"error: --scheduler-type cannot be combined with --config {synthetic}: the configs and scheduler of that diffusers folder "
+                     + "are used as they are (change them there, or pass an original YAML as --config)\n", stderr.Replace("\r\n", "\n"));
+        Assert.False(Directory.Exists(other));
+
+        // folder -> file: the original layout has no scheduler (convert_diffusers_to_original_stable_diffusion.py takes
+        // none); the option was ignored silently, now it is refused before anything is read or written
+        string file = dir.File("x.safetensors");
+        (code, stdout, stderr) = Run("convert", folder, "--scheduler-type", "ddim", "-o", file);
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal($"error: --scheduler-type applies only when converting a single file into a folder; {folder} is a diffusers folder or Hub id, "
+                     + "converted to the original layout\n", stderr.Replace("\r\n", "\n"));
+        (code, _, stderr) = Run("convert", folder, "--scheduler-type", "pndm", "--image-size", "64", "--to-original", "-o", file);
+        Assert.Equal(1, code);
+        Assert.StartsWith("error: --image-size, --scheduler-type apply only when converting a single file into a folder;", stderr);
+        Assert.False(File.Exists(file));
+    }
 }
