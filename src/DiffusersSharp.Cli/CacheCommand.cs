@@ -7,7 +7,9 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// <c>diffusers cache list [--cache-dir d]</c> (repositories, their revisions and sizes, as a table) and
 /// <c>diffusers cache rm &lt;id&gt; [--cache-dir d]</c> (deletes every revision and blob of a repository). The cache is
-/// the one huggingface_hub uses (<c>HF_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).
+/// the one huggingface_hub uses (<c>HF_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>);
+/// a <c>--cache-dir</c> beginning with <c>~</c> is under the home folder, as huggingface_hub expands it
+/// (<see cref="UserPath.ExpandUser"/>), also when the shell did not (a quoted <c>'~/x'</c>).
 /// </summary>
 public static class CacheCommand
 {
@@ -15,12 +17,15 @@ public static class CacheCommand
     public static Option<string?> CacheDirOption() =>
         new("--cache-dir") { Description = "Hub cache folder (default: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)" };
 
-    /// <summary>The cache folder: <paramref name="cacheDir"/> as an absolute path, or the environment's when null.</summary>
+    /// <summary>
+    /// The cache folder: <paramref name="cacheDir"/> with a leading <c>~</c> expanded to the home folder, as an absolute
+    /// path, or the environment's when null.
+    /// </summary>
     public static string FullCacheDir(string? cacheDir)
     {
         if (cacheDir is null) return HubSettings.FromEnvironment().CacheDir;
         if (string.IsNullOrWhiteSpace(cacheDir)) throw new UserException("--cache-dir: empty path");
-        return Path.GetFullPath(cacheDir);
+        return Path.GetFullPath(UserPath.ExpandUser(cacheDir));
     }
 
     /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>

@@ -12,12 +12,13 @@ public static class HubCache
     private static bool Ignored(string path) => FilesToIgnore.Contains(Path.GetFileName(path));
 
     /// <summary>
-    /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>),
-    /// sorted by id. Folders that are not valid cache repos are skipped and described in <paramref name="warnings"/>.
+    /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>;
+    /// a leading <c>~</c> is the home folder, as <c>scan_cache_dir</c> expands it), sorted by type, then id. Folders that
+    /// are not valid cache repos are skipped and described in <paramref name="warnings"/>.
     /// </summary>
     public static IReadOnlyList<CachedRepoInfo> ScanRepos(string? cacheDir = null, ICollection<string>? warnings = null)
     {
-        cacheDir ??= HubSettings.FromEnvironment().CacheDir;
+        cacheDir = CacheFolder(cacheDir);
         if (!Directory.Exists(cacheDir))
         {
             if (File.Exists(cacheDir))
@@ -43,7 +44,7 @@ public static class HubCache
     public static CachedRepoInfo Remove(string repoId, string? cacheDir = null)
     {
         HubRepoId.Validate(repoId);
-        cacheDir ??= HubSettings.FromEnvironment().CacheDir;
+        cacheDir = CacheFolder(cacheDir);
         string folder = HubRepoId.FolderName(repoId);
         string path = Path.Combine(cacheDir, folder);
         if (!Directory.Exists(path))
@@ -67,6 +68,10 @@ public static class HubCache
         }
         return info;
     }
+
+    /// <summary>The cache folder to scan: <paramref name="cacheDir"/> with <c>~</c> expanded, made absolute (<c>expanduser().resolve()</c>), or the environment's.</summary>
+    private static string CacheFolder(string? cacheDir) =>
+        cacheDir is null ? HubSettings.FromEnvironment().CacheDir : Path.GetFullPath(UserPath.ExpandUser(cacheDir));
 
     /// <summary><c>_scan_cached_repo</c>.</summary>
     private static CachedRepoInfo ScanRepo(string repoPath)

@@ -6,7 +6,10 @@ namespace DiffusersSharp.Hub;
 /// (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c> / <c>HUGGING_FACE_HUB_TOKEN</c>, the token file <c>HF_TOKEN_PATH</c>, default
 /// <c>$HF_HOME/token</c> (0.23+), none of those three with <c>HF_HUB_DISABLE_IMPLICIT_TOKEN</c>,
 /// <c>HF_HUB_OFFLINE</c> / <c>TRANSFORMERS_OFFLINE</c>, <c>HF_HUB_CACHE</c> / <c>HUGGINGFACE_HUB_CACHE</c>,
-/// <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c>), then the defaults. The timeouts (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>,
+/// <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c>), then the defaults. A leading <c>~</c> of the cache folder (argument or
+/// variable), <c>HF_HOME</c>, <c>XDG_CACHE_HOME</c> and <c>HF_TOKEN_PATH</c> is the home folder (<see cref="UserPath.ExpandUser"/>,
+/// <c>HOME</c> from the same environment): huggingface_hub 0.20.3 expands <c>HF_HOME</c> (with the <c>XDG_CACHE_HOME</c>
+/// default) and <c>scan_cache_dir</c>'s folder, later versions the cache variables and arguments too. The timeouts (<c>HF_HUB_DOWNLOAD_TIMEOUT</c>,
 /// <c>HF_HUB_ETAG_TIMEOUT</c>) are <see cref="HubClientOptions"/>' defaults.
 /// </summary>
 public sealed record HubSettings
@@ -38,8 +41,9 @@ public sealed record HubSettings
             environment is not null ? (environment.TryGetValue(key, out var v) ? v : null) : Environment.GetEnvironmentVariable(key);
         string? NonEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 
-        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        string Expand(string p) => p == "~" ? home : p.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(home, p[2..]) : p;
+        // os.path.expanduser with the home of the environment read (HOME; Windows USERPROFILE)
+        string home = UserPath.Home(Env);
+        string Expand(string p) => UserPath.ExpandUser(p, home);
 
         string hfHome = Expand(NonEmpty(Env("HF_HOME"))
                                ?? Path.Combine(NonEmpty(Env("XDG_CACHE_HOME")) ?? Path.Combine(home, ".cache"), "huggingface"));

@@ -237,4 +237,36 @@ public sealed class CliHubTests : IDisposable
         Assert.Contains($"Downloading it from {_hub.Server.Endpoint} failed: 404 Client Error.", online.Err);
         Assert.False(File.Exists(Path.Combine(_hub.Temp.Path, "never.png")));
     }
+
+    private static string[] Lines(string text) => text.Replace("\r\n", "\n").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void CacheDirWithATildeIsUnderTheHomeFolder()
+    {
+        // '~/…' quoted, so no shell expanded it: huggingface_hub's expanduser, not a folder named '~' in the current one
+        string home = _hub.Temp.File("home");
+        Directory.CreateDirectory(home);
+        _env.Set("HOME", home);
+        _env.Set("USERPROFILE", home);
+        string cache = Path.Combine(home, "hf-cache");
+        var d = Run("download", Id, "--cache-dir", "~/hf-cache");
+        Assert.True(d.Code == 0, d.Err);
+        Assert.Equal(Path.Combine(cache, "models--google--ddpm-tiny", "snapshots", _hub.TinyCommit) + Environment.NewLine, d.Out);
+        Assert.False(Directory.Exists(Path.Combine(Environment.CurrentDirectory, "~")));
+
+        var l = Run("cache", "list", "--cache-dir", "~/hf-cache");
+        Assert.True(l.Code == 0, l.Err);
+        Assert.Equal($"1 repo(s) in {cache}, 1.0MB in total.", Lines(l.Out)[^1].TrimEnd());
+        var rm = Run("cache", "rm", Id, "--cache-dir", "~/hf-cache");
+        Assert.True(rm.Code == 0, rm.Err);
+        Assert.Equal($"Removed {Id} (1 revision(s), 1.0MB) from {Path.Combine(cache, "models--google--ddpm-tiny")}.", rm.Out.TrimEnd());
+        Assert.False(Directory.Exists(Path.Combine(cache, "models--google--ddpm-tiny")));
+
+        // the environment's cache variables too (HF_HUB_CACHE, HF_HOME)
+        _env.Set("HF_HUB_CACHE", "~/env-cache");
+        Assert.Equal($"No cached repositories in {Path.Combine(home, "env-cache")}.", Run("cache", "list").Out.TrimEnd());
+        _env.Set("HF_HUB_CACHE", null);
+        _env.Set("HF_HOME", "~/hf-home");
+        Assert.Equal($"No cached repositories in {Path.Combine(home, "hf-home", "hub")}.", Run("cache", "list").Out.TrimEnd());
+    }
 }

@@ -10,7 +10,10 @@ public sealed class EnvironmentCollection
     public const string Name = "Process environment";
 }
 
-/// <summary>Sets the Hugging Face variables for its lifetime (all others of the list cleared) and restores the previous values.</summary>
+/// <summary>
+/// Sets the Hugging Face variables for its lifetime (all others of the list cleared) and restores the previous values;
+/// <c>HOME</c> / <c>USERPROFILE</c> may be set too (kept as they are unless given).
+/// </summary>
 public sealed class EnvironmentScope : IDisposable
 {
     private static readonly string[] HubVariables =
@@ -19,7 +22,10 @@ public sealed class EnvironmentScope : IDisposable
         "XDG_CACHE_HOME", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT",
     ];
 
-    private readonly Dictionary<string, string?> _saved = HubVariables.ToDictionary(k => k, Environment.GetEnvironmentVariable);
+    /// <summary>Restored on dispose but not cleared: the home folder (what <c>~</c> expands to).</summary>
+    private static readonly string[] KeptVariables = ["HOME", "USERPROFILE"];
+
+    private readonly Dictionary<string, string?> _saved = HubVariables.Concat(KeptVariables).ToDictionary(k => k, Environment.GetEnvironmentVariable);
 
     public EnvironmentScope(IReadOnlyDictionary<string, string?> values)
     {

@@ -75,6 +75,35 @@ public sealed class HubSettingsTests
     }
 
     [Fact]
+    public void ATildeIsTheHomeOfTheEnvironmentAsExpanduserMakesIt()
+    {
+        // os.path.expanduser: HOME (Windows USERPROFILE) of the environment read, not a folder named '~'
+        using var tmp = new TempDir();
+        string home = tmp.File("home");
+        Directory.CreateDirectory(Path.Combine(home, "tokens"));
+        File.WriteAllText(Path.Combine(home, "tokens", "t"), "hf_under_home\n");
+        string homeVar = OperatingSystem.IsWindows() ? "USERPROFILE" : "HOME";
+        Dictionary<string, string?> Env(params (string Key, string Value)[] vars)
+        {
+            var env = new Dictionary<string, string?> { [homeVar] = home };
+            foreach (var (k, v) in vars) env[k] = v;
+            return env;
+        }
+
+        Assert.Equal(Path.Combine(home, "c"), HubSettings.FromEnvironment(environment: Env(("HF_HUB_CACHE", "~/c"))).CacheDir);
+        Assert.Equal(Path.Combine(home, "legacy"), HubSettings.FromEnvironment(environment: Env(("HUGGINGFACE_HUB_CACHE", "~/legacy"))).CacheDir);
+        Assert.Equal(Path.Combine(home, "h", "hub"), HubSettings.FromEnvironment(environment: Env(("HF_HOME", "~/h"))).CacheDir);
+        Assert.Equal(Path.Combine(home, "x", "huggingface", "hub"), HubSettings.FromEnvironment(environment: Env(("XDG_CACHE_HOME", "~/x"))).CacheDir);
+        Assert.Equal(Path.Combine(home, ".cache", "huggingface", "hub"), HubSettings.FromEnvironment(environment: Env()).CacheDir);
+        Assert.Equal(home, HubSettings.FromEnvironment(environment: Env(("HF_HUB_CACHE", "~"))).CacheDir);
+        Assert.Equal(Path.Combine(home, "arg"), HubSettings.FromEnvironment(cacheDir: "~/arg", environment: Env(("HF_HUB_CACHE", "~/c"))).CacheDir);
+        Assert.Equal("hf_under_home", HubSettings.FromEnvironment(environment: Env(("HF_TOKEN_PATH", "~/tokens/t"))).Token);
+        // '~user' and a '~' inside the path are not the home folder (expanduser leaves an unknown user as it is)
+        Assert.Equal(Path.GetFullPath("~nobody-here/c"), HubSettings.FromEnvironment(environment: Env(("HF_HUB_CACHE", "~nobody-here/c"))).CacheDir);
+        Assert.Equal(Path.Combine(tmp.Path, "~", "c"), HubSettings.FromEnvironment(environment: Env(("HF_HUB_CACHE", Path.Combine(tmp.Path, "~", "c")))).CacheDir);
+    }
+
+    [Fact]
     public void TimeoutsComeFromTheEnvironment()
     {
         var o = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "30", ["HF_HUB_ETAG_TIMEOUT"] = " 3 " });
