@@ -5,11 +5,12 @@ using DiffusersSharp.Hub;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// <c>diffusers cache list [--cache-dir d]</c> (repositories, their revisions and sizes, as a table) and
-/// <c>diffusers cache rm &lt;id&gt; [--cache-dir d]</c> (deletes every revision and blob of a repository). The cache is
-/// the one huggingface_hub uses (<c>HF_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>);
-/// a <c>--cache-dir</c> beginning with <c>~</c> is under the home folder, as huggingface_hub expands it
-/// (<see cref="UserPath.ExpandUser"/>), also when the shell did not (a quoted <c>'~/x'</c>).
+/// <c>diffusers cache list [--cache-dir d]</c> (repositories, their types, revisions and sizes, as a table) and
+/// <c>diffusers cache rm &lt;id&gt; [--repo-type model|dataset|space] [--cache-dir d]</c> (deletes every revision and blob
+/// of the repository that <c>list</c> shows with that REPO ID and REPO TYPE; default a model, as huggingface-cli's
+/// <c>--repo-type</c>). The cache is the one huggingface_hub uses (<c>HF_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else
+/// <c>~/.cache/huggingface/hub</c>); a <c>--cache-dir</c> beginning with <c>~</c> is under the home folder, as
+/// huggingface_hub expands it (<see cref="UserPath.ExpandUser"/>), also when the shell did not (a quoted <c>'~/x'</c>).
 /// </summary>
 public static class CacheCommand
 {
@@ -35,10 +36,15 @@ public static class CacheCommand
         var list = new Command("list", "List the cached repositories with their revisions and sizes") { listDir };
         list.SetAction(pr => List(ctx, pr.GetValue(listDir)));
 
-        var id = new Argument<string>("id") { Description = "Hub repository id, e.g. google/ddpm-cat-256" };
+        var id = new Argument<string>("id") { Description = "Hub repository id as `cache list` shows it (REPO ID), e.g. google/ddpm-cat-256" };
+        var repoType = new Option<string>("--repo-type")
+        {
+            Description = "The repository's type as `cache list` shows it (REPO TYPE)", DefaultValueFactory = _ => "model",
+        };
+        repoType.AcceptOnlyFromAmong([.. HubCache.RepoTypes]);
         var rmDir = CacheDirOption();
-        var rm = new Command("rm", "Remove a repository (all its revisions and files) from the cache") { id, rmDir };
-        rm.SetAction(pr => Remove(ctx, pr.GetValue(id)!, pr.GetValue(rmDir)));
+        var rm = new Command("rm", "Remove a repository (all its revisions and files) from the cache") { id, repoType, rmDir };
+        rm.SetAction(pr => Remove(ctx, pr.GetValue(id)!, pr.GetValue(rmDir), pr.GetValue(repoType) ?? "model"));
 
         return new Command("cache", "Inspect or clean the Hugging Face cache") { list, rm };
     }
@@ -79,11 +85,15 @@ public static class CacheCommand
         return CliApp.Ok;
     }
 
-    /// <summary><c>diffusers cache remove</c>: deletes one repo from the cache; returns the exit code.</summary>
-    public static int Remove(CliContext ctx, string repoId, string? cacheDir)
+    /// <summary>
+    /// <c>diffusers cache rm</c>: deletes one repo of <paramref name="repoType"/> (model, dataset or space) from the cache;
+    /// returns the exit code.
+    /// </summary>
+    public static int Remove(CliContext ctx, string repoId, string? cacheDir, string repoType = "model")
     {
-        var removed = HubCache.Remove(repoId, FullCacheDir(cacheDir));
-        ctx.Out.WriteLine($"Removed {removed.RepoId} ({removed.Revisions.Count} revision(s), {removed.SizeOnDiskString}) from {removed.RepoPath}.");
+        var removed = HubCache.Remove(repoId, FullCacheDir(cacheDir), repoType);
+        string what = removed.RepoType == "model" ? removed.RepoId : $"{removed.RepoType} {removed.RepoId}";
+        ctx.Out.WriteLine($"Removed {what} ({removed.Revisions.Count} revision(s), {removed.SizeOnDiskString}) from {removed.RepoPath}.");
         return CliApp.Ok;
     }
 

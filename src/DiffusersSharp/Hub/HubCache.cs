@@ -11,6 +11,9 @@ public static class HubCache
 
     private static bool Ignored(string path) => FilesToIgnore.Contains(Path.GetFileName(path));
 
+    /// <summary>The repo types of the cache (<c>REPO_TYPES</c>): folders <c>models--…</c>, <c>datasets--…</c>, <c>spaces--…</c>.</summary>
+    public static readonly IReadOnlyList<string> RepoTypes = ["model", "dataset", "space"];
+
     /// <summary>
     /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>;
     /// a leading <c>~</c> is the home folder, as <c>scan_cache_dir</c> expands it), sorted by type, then id. Folders that
@@ -38,23 +41,35 @@ public static class HubCache
     }
 
     /// <summary>
-    /// Deletes the cached repository <paramref name="repoId"/> (all its revisions, blobs and locks) and returns what was
-    /// removed. Throws <see cref="HubException"/> (LocalEntryNotFound) when it is not cached.
+    /// Deletes the cached repository <paramref name="repoId"/> of <paramref name="repoType"/> (<see cref="RepoTypes"/>: the
+    /// folder <c>{type}s--org--name</c>, as <see cref="ScanRepos"/> lists it by id and type) with all its revisions, blobs and
+    /// locks, and returns what was removed. Nothing else is touched: a repo of the same id and another type stays. Throws
+    /// <see cref="HubException"/> (InvalidInput for an unknown type, LocalEntryNotFound when it is not cached; the message
+    /// names the other types under which the id is cached).
     /// </summary>
-    public static CachedRepoInfo Remove(string repoId, string? cacheDir = null)
+    public static CachedRepoInfo Remove(string repoId, string? cacheDir = null, string repoType = "model")
     {
         HubRepoId.Validate(repoId);
+        if (!RepoTypes.Contains(repoType))
+            throw new HubException(HubErrorKind.InvalidInput, $"Invalid repo type: '{repoType}'. Expected one of {string.Join(", ", RepoTypes)}.")
+            { Key = "repo_type", RepoId = repoId };
         cacheDir = CacheFolder(cacheDir);
-        string folder = HubRepoId.FolderName(repoId);
+        string folder = HubRepoId.FolderName(repoId, repoType);
         string path = Path.Combine(cacheDir, folder);
         if (!Directory.Exists(path))
-            throw new HubException(HubErrorKind.LocalEntryNotFound, $"{repoId} is not in the cache {cacheDir}.") { RepoId = repoId, FilePath = path };
+        {
+            var others = RepoTypes.Where(t => t != repoType && Directory.Exists(Path.Combine(cacheDir, HubRepoId.FolderName(repoId, t)))).ToList();
+            string what = repoType == "model" ? repoId : $"{repoType} {repoId}";
+            string hint = others.Count == 0 ? ""
+                : " The cache holds " + string.Join(" and ", others.Select(t => $"the {t} {repoId} (--repo-type {t})")) + ".";
+            throw new HubException(HubErrorKind.LocalEntryNotFound, $"{what} is not in the cache {cacheDir}.{hint}") { RepoId = repoId, FilePath = path };
+        }
         CachedRepoInfo info;
         try { info = ScanRepo(path); }
         catch (Exception e) when (e is HubException or IOException or UnauthorizedAccessException)
         {
             // a repo that cannot be scanned is still removed: its size is the plain folder size
-            info = new CachedRepoInfo(repoId, "model", path, DirSize(path), 0, [], Directory.GetLastWriteTimeUtc(path));
+            info = new CachedRepoInfo(repoId, repoType, path, DirSize(path), 0, [], Directory.GetLastWriteTimeUtc(path));
         }
         try
         {
@@ -81,7 +96,7 @@ public static class HubCache
         if (sep < 0) throw Corrupted($"Repo path is not a valid HuggingFace cache directory: {repoPath}");
         string repoType = name[..sep].TrimEnd('s');
         string repoId = name[(sep + 2)..].Replace("--", "/");
-        if (repoType is not ("model" or "dataset" or "space"))
+        if (!RepoTypes.Contains(repoType))
             throw Corrupted($"Repo type must be `dataset`, `model` or `space`, found `{repoType}` ({repoPath}).");
         string snapshots = Path.Combine(repoPath, "snapshots"), refs = Path.Combine(repoPath, "refs");
         if (!Directory.Exists(snapshots)) throw Corrupted($"Snapshots dir doesn't exist in cached repo: {snapshots}");
