@@ -6,10 +6,15 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// <c>diffusers download &lt;id&gt; [--revision r] [--variant fp16] [--include pattern]... [--exclude pattern]...
 /// [--cache-dir d] [--token t]</c>: fetches a repository into the Hugging Face cache and prints its snapshot folder
-/// (the only line on stdout; progress goes to stderr). Without patterns only what <c>from_pretrained</c> needs is
-/// fetched (diffusers' file selection: model_index.json, each component's config and one weight format); with
-/// <c>--include</c>/<c>--exclude</c> a snapshot of the files matching those fnmatch patterns. The endpoint is
-/// <c>HF_ENDPOINT</c>; <c>HF_HUB_OFFLINE=1</c> only resolves what is already cached.
+/// (the only line on stdout; progress goes to stderr). Without patterns the repository decides
+/// (<see cref="HubClient.DownloadRepositoryAsync"/>): a pipeline (<c>model_index.json</c>) gets what
+/// <c>from_pretrained</c> needs (diffusers' file selection: model_index.json, each component's config and one weight
+/// format, <c>--variant</c> preferred), a model folder (a top-level <c>config.json</c> next to diffusers/transformers
+/// weights) its configs and one weight format, and any other repository (a LoRA, a textual-inversion embedding,
+/// single-file checkpoints) every file of the revision, as <c>huggingface-cli download &lt;id&gt;</c> does, with one
+/// stderr line saying so (<c>--variant</c> is then an error). With <c>--include</c>/<c>--exclude</c> a snapshot of the
+/// files matching those fnmatch patterns. The endpoint is <c>HF_ENDPOINT</c>; <c>HF_HUB_OFFLINE=1</c> only resolves
+/// what is already cached.
 /// </summary>
 public static class DownloadCommand
 {
@@ -55,15 +60,25 @@ public static class DownloadCommand
 
         var settings = HubSettings.FromEnvironment(token: r.Token, cacheDir: CacheCommand.FullCacheDir(r.CacheDir));
         using var client = new HubClient(settings);
-        string folder = DownloadProgressDisplay.Run(ctx, progress => patterns
-            ? client.SnapshotDownloadAsync(r.Id, r.Revision, r.Include.Length > 0 ? r.Include : null, r.Exclude.Length > 0 ? r.Exclude : null,
-                                           localFilesOnly: false, token: null, progress, ctx.CancellationToken)
-            : client.DownloadFolderAsync(r.Id, subfolder: null, r.Revision, r.Variant, localFilesOnly: false, token: null, progress, ctx.CancellationToken));
-        if (patterns && !Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Any())
-            throw new UserException($"no file of {r.Id}@{r.Revision ?? "main"} matches "
-                                    + string.Join(" ", r.Include.Select(p => $"--include '{p}'").Concat(r.Exclude.Select(p => $"--exclude '{p}'")))
-                                    + "; nothing was downloaded");
-        ctx.Out.WriteLine(folder);
+        if (patterns)
+        {
+            string snapshot = DownloadProgressDisplay.Run(ctx, progress =>
+                client.SnapshotDownloadAsync(r.Id, r.Revision, r.Include.Length > 0 ? r.Include : null, r.Exclude.Length > 0 ? r.Exclude : null,
+                                             localFilesOnly: false, token: null, progress, ctx.CancellationToken));
+            if (!Directory.EnumerateFiles(snapshot, "*", SearchOption.AllDirectories).Any())
+                throw new UserException($"no file of {r.Id}@{r.Revision ?? "main"} matches "
+                                        + string.Join(" ", r.Include.Select(p => $"--include '{p}'").Concat(r.Exclude.Select(p => $"--exclude '{p}'")))
+                                        + "; nothing was downloaded");
+            ctx.Out.WriteLine(snapshot);
+            return CliApp.Ok;
+        }
+
+        var download = DownloadProgressDisplay.Run(ctx, progress =>
+            client.DownloadRepositoryAsync(r.Id, r.Revision, r.Variant, localFilesOnly: false, token: null, progress, ctx.CancellationToken));
+        if (download.Layout == RepoLayout.Other)
+            ctx.Error.WriteLine($"{r.Id} is neither a diffusers pipeline (model_index.json) nor a model folder (config.json next to diffusers/transformers weights): "
+                                + $"downloaded every file of the revision ({download.Files.Count} in all), as `huggingface-cli download {r.Id}` does");
+        ctx.Out.WriteLine(download.Folder);
         return CliApp.Ok;
     }
 }

@@ -33,14 +33,25 @@ public sealed partial class HubClient
         }
 
         if (sub is null && info.Files.Contains("model_index.json"))
-            return await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false);
+            return (await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false)).Snapshot;
 
+        return Within((await FolderFromInfoAsync(repoId, revision, info, sub, variant, token, progress, ct).ConfigureAwait(false)).Snapshot);
+    }
+
+    /// <summary>
+    /// Downloads <see cref="PipelineFileSelection.SelectFolder"/>'s files of <paramref name="sub"/> (null: the top);
+    /// returns the snapshot folder and the selected files.
+    /// </summary>
+    private async Task<(string Snapshot, IReadOnlyList<string> Files)> FolderFromInfoAsync(
+        string repoId, string revision, RepoRevisionInfo info, string? sub, string? variant, string? token,
+        IProgress<HubDownloadProgress>? progress, CancellationToken ct)
+    {
         var files = PipelineFileSelection.SelectFolder(info.Files, sub, variant);
         if (files.Count == 0)
             throw new HubException(HubErrorKind.EntryNotFound,
                 $"{repoId}@{revision} has no files in '{sub ?? "/"}'" + (sub is null ? "." : $". Folders: {string.Join(", ", info.Files.Where(f => f.Contains('/')).Select(f => f[..f.IndexOf('/')]).Distinct().Take(20))}."))
             { RepoId = repoId };
-        string snapshotFolder = await SnapshotCoreAsync(repoId, revision, info, files.Select(FnMatch.Escape).ToList(), null, false, token, progress, ct).ConfigureAwait(false);
-        return Within(snapshotFolder);
+        string snapshot = await SnapshotCoreAsync(repoId, revision, info, files.Select(FnMatch.Escape).ToList(), null, false, token, progress, ct).ConfigureAwait(false);
+        return (snapshot, files);
     }
 }

@@ -74,10 +74,11 @@ public sealed partial class HubClient
         HubRepoId.ValidateRevision(revision);
         var (info, cached) = await InfoOrCachedSnapshotAsync(repoId, revision, localFilesOnly, token, progress, ct).ConfigureAwait(false);
         if (info is null) return cached!;
-        return await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false);
+        return (await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false)).Snapshot;
     }
 
-    private async Task<string> PipelineFromInfoAsync(
+    /// <summary>Downloads diffusers' selection of a pipeline repository; returns the snapshot folder and the selected files.</summary>
+    private async Task<(string Snapshot, IReadOnlyList<string> Files)> PipelineFromInfoAsync(
         string repoId, string revision, RepoRevisionInfo info, string? variant, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct)
     {
         string storage = CacheLayout.StorageFolder(Settings.CacheDir, repoId);
@@ -90,9 +91,9 @@ public sealed partial class HubClient
         var selection = PipelineFileSelection.Select(await File.ReadAllTextAsync(modelIndex, ct).ConfigureAwait(false), info.Files, variant, modelIndex);
         string snapshot = Path.Combine(storage, "snapshots", info.Sha);
         if (selection.Files.All(f => CacheLayout.FileExists(Path.Combine(snapshot, Path.Combine(f.Split('/'))))))
-            return snapshot;
-        return await SnapshotCoreAsync(repoId, revision, info, selection.AllowPatterns.ToList(), selection.IgnorePatterns.ToList(),
-                                       false, token, progress, ct).ConfigureAwait(false);
+            return (snapshot, selection.Files);
+        return (await SnapshotCoreAsync(repoId, revision, info, selection.AllowPatterns.ToList(), selection.IgnorePatterns.ToList(),
+                                        false, token, progress, ct).ConfigureAwait(false), selection.Files);
     }
 
     /// <summary>The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one), or null.</summary>

@@ -99,13 +99,30 @@ public static class PipelineFileSelection
     {
         string prefix = string.IsNullOrEmpty(subfolder) ? "" : subfolder.Trim('/') + "/";
         var inFolder = repoFiles.Where(f => f.StartsWith(prefix, StringComparison.Ordinal) && !f[prefix.Length..].Contains('/')).ToList();
-        bool IsWeight(string f) => WeightExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal) || f.Contains(e + ".index.", StringComparison.Ordinal));
         var (usable, _) = VariantCompatibleSiblings(inFolder, variant);
         string dropped = IsSafetensorsCompatible(usable) ? ".bin" : ".safetensors";
         bool Keep(string f) => !IsWeight(f) || (usable.Contains(f)
                                 && !f.EndsWith(dropped, StringComparison.Ordinal) && !f.Contains(dropped + ".index.", StringComparison.Ordinal)
                                 && (f.EndsWith(".bin", StringComparison.Ordinal) || f.EndsWith(".safetensors", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal)));
         return inFolder.Where(Keep).Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>A weight file or a weight index by its extension (what <see cref="SelectFolder"/> selects among).</summary>
+    private static bool IsWeight(string f) =>
+        WeightExtensions.Any(e => f.EndsWith(e, StringComparison.Ordinal) || f.Contains(e + ".index.", StringComparison.Ordinal));
+
+    /// <summary>
+    /// What a repository with these files is for <c>diffusers download</c>: <see cref="RepoLayout.Pipeline"/> with a
+    /// top-level <c>model_index.json</c>; <see cref="RepoLayout.Model"/> with a top-level <c>config.json</c> where
+    /// <see cref="SelectFolder"/> (for <paramref name="variant"/>) keeps a weight file; otherwise
+    /// <see cref="RepoLayout.Other"/>, whose files no diffusers selection would fetch (a LoRA's
+    /// <c>pytorch_lora_weights.safetensors</c>, a <c>learned_embeds.bin</c>, a <c>model.ckpt</c>).
+    /// </summary>
+    public static RepoLayout LayoutOf(IReadOnlyCollection<string> repoFiles, string? variant)
+    {
+        if (repoFiles.Contains("model_index.json")) return RepoLayout.Pipeline;
+        if (repoFiles.Contains("config.json") && SelectFolder(repoFiles, null, variant).Any(IsWeight)) return RepoLayout.Model;
+        return RepoLayout.Other;
     }
 
     /// <summary><c>variant_compatible_siblings</c>: (usable weight files, variant weight files).</summary>

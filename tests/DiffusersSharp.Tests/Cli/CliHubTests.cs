@@ -238,7 +238,96 @@ public sealed class CliHubTests : IDisposable
         Assert.False(File.Exists(Path.Combine(_hub.Temp.Path, "never.png")));
     }
 
+    private static byte[] Bytes(string text) => System.Text.Encoding.UTF8.GetBytes(text);
+
+    /// <summary>Serves <paramref name="id"/> with <paramref name="files"/> as one commit on main; returns its snapshot folder in HF_HUB_CACHE.</summary>
+    private string Serve(string id, Dictionary<string, byte[]> files)
+    {
+        var repo = new FakeRepo(id);
+        string commit = repo.AddCommit(files);
+        _hub.Server.Add(repo);
+        return Path.Combine(_hub.RepoFolder(id), "snapshots", commit);
+    }
+
+    private static string EveryFileNote(string id, int n) =>
+        $"{id} is neither a diffusers pipeline (model_index.json) nor a model folder (config.json next to diffusers/transformers weights): "
+        + $"downloaded every file of the revision ({n} in all), as `huggingface-cli download {id}` does";
+
     private static string[] Lines(string text) => text.Replace("\r\n", "\n").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    [Fact]
+    public void DownloadOfALoraAnEmbeddingOrASingleFileRepoFetchesEveryFile()
+    {
+        // what diffusers' model-folder selection left out (it keeps only the standard weight names): the snapshot had the
+        // README but not the LoRA, and the command said nothing
+        var repos = new (string Id, Dictionary<string, byte[]> Files)[]
+        {
+            ("latent-consistency/lcm-lora-sdv1-5", new()
+            {
+                [".gitattributes"] = Bytes("*.safetensors filter=lfs diff=lfs merge=lfs -text\n"), ["README.md"] = Bytes("# LCM-LoRA\n"),
+                ["pytorch_lora_weights.safetensors"] = Bytes(new string('l', 3000)),
+            }),
+            ("sd-concepts-library/cat-toy", new()
+            {
+                ["README.md"] = Bytes("cat toy\n"), ["learned_embeds.bin"] = Bytes(new string('e', 1500)),
+                ["token_identifier.txt"] = Bytes("<cat-toy>"), ["type_of_concept.txt"] = Bytes("object"),
+            }),
+            ("org/single-file", new()
+            {
+                ["README.md"] = Bytes("a checkpoint\n"), ["v1-5-pruned-emaonly.safetensors"] = Bytes(new string('s', 2000)),
+                ["v1-5-pruned-emaonly.ckpt"] = Bytes(new string('c', 2000)), ["v1-inference.yaml"] = Bytes("model: {}\n"),
+            }),
+        };
+        foreach (var (id, files) in repos)
+        {
+            string snapshot = Serve(id, files);
+            var d = Run("download", id);
+            Assert.True(d.Code == 0, d.Err);
+            Assert.Equal(snapshot + Environment.NewLine, d.Out);
+            Assert.Equal(files.Keys.Order(StringComparer.Ordinal), SnapshotFiles(snapshot));
+            foreach (var (name, bytes) in files) Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(snapshot, name)));
+            Assert.Single(Lines(d.Err), EveryFileNote(id, files.Count));
+        }
+
+        // --variant selects nothing in such a repo: an error before any download, naming the files
+        var lora = Serve("org/other-lora", new() { ["pytorch_lora_weights.safetensors"] = Bytes("w") });
+        var v = Run("download", "org/other-lora", "--variant", "fp16");
+        AssertUserError(v, "error: variant 'fp16' picks weights in diffusers' file selection of a pipeline (model_index.json) or a model folder");
+        Assert.Contains("which org/other-lora@main is not (files: pytorch_lora_weights.safetensors); without a variant every file of it is downloaded.", v.Err);
+        Assert.Equal("", v.Out);
+        Assert.False(Directory.Exists(lora));
+        Assert.Equal(0, _hub.Server.Count("HEAD", "/org/other-lora/resolve/"));
+    }
+
+    [Fact]
+    public void DownloadOfAModelRepoKeepsOneWeightFormatAndFetchesVariantOnlyWeightsWhole()
+    {
+        // a model folder: its configs and one weight format (safetensors over .bin), no note
+        string vae = Serve("org/vae", new()
+        {
+            ["config.json"] = Bytes("{\"_class_name\": \"AutoencoderKL\"}"), ["README.md"] = Bytes("vae\n"),
+            ["diffusion_pytorch_model.safetensors"] = Bytes("safetensors"), ["diffusion_pytorch_model.bin"] = Bytes("bin"),
+            ["diffusion_pytorch_model.fp16.safetensors"] = Bytes("fp16"),
+        });
+        var d = Run("download", "org/vae");
+        Assert.True(d.Code == 0, d.Err);
+        Assert.Equal(["README.md", "config.json", "diffusion_pytorch_model.safetensors"], SnapshotFiles(vae));
+        Assert.DoesNotContain("neither", d.Err);
+
+        // only fp16 weights and no --variant: the selection would keep none (config.json and the README alone), so the
+        // repo is fetched whole, weights included
+        var files = new Dictionary<string, byte[]>
+        {
+            ["config.json"] = Bytes("{\"_class_name\": \"UNet2DModel\"}"), ["README.md"] = Bytes("unet\n"),
+            ["diffusion_pytorch_model.fp16.safetensors"] = Bytes("fp16 weights"),
+        };
+        string fp16 = Serve("org/fp16-only", files);
+        d = Run("download", "org/fp16-only");
+        Assert.True(d.Code == 0, d.Err);
+        Assert.Equal(fp16 + Environment.NewLine, d.Out);
+        Assert.Equal(files.Keys.Order(StringComparer.Ordinal), SnapshotFiles(fp16));
+        Assert.Single(Lines(d.Err), EveryFileNote("org/fp16-only", 3));
+    }
 
     [Fact]
     public void CacheDirWithATildeIsUnderTheHomeFolder()
