@@ -37,7 +37,7 @@ public sealed partial class HubClient : IDisposable
         GetRevisionInfoAsync(repoId, revision, token, retry: true, ct);
 
     /// <summary>As above; <paramref name="retry"/> false for one attempt (a cached snapshot to fall back to).</summary>
-    private async Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision, string? token, bool retry, CancellationToken ct)
+    internal async Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision, string? token, bool retry, CancellationToken ct)
     {
         HubRepoId.Validate(repoId);
         revision ??= "main";

@@ -39,20 +39,15 @@ public static partial class PretrainedLocator
             { FilePath = idOrPath };
 
         string rev = options.Revision ?? "main";
-        if (rev.Length == 0 || rev.Contains("..") || Path.IsPathRooted(rev) || rev.Contains('\\'))
-            throw new DiffusersException($"Invalid revision '{rev}' for '{idOrPath}'");
-        if (!string.IsNullOrEmpty(subfolder) && (Path.IsPathRooted(subfolder) || subfolder.Split('/', '\\').Any(p => p is ".." or "")))
-            throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
-        var hub = options.Hub;
-        string cache = options.CacheDir ?? hub?.CacheDir ?? DefaultCacheDir();
+        CheckRevisionAndSubfolder(idOrPath, rev, subfolder);
+        string cache = CacheDirOf(options);
         var miss = FromCache(idOrPath, subfolder, rev, cache, options.Variant, out string? cached);
         if (miss is null) return cached!;
         // a snapshot the Hub may complete (a variant some components lack) is used as it is when nothing can be asked
         if (options.LocalFilesOnly) return cached ?? throw miss;
 
-        var settings = (hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
-        if (settings.Offline)
-            return cached ?? throw new DiffusersException(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
+        var settings = SettingsOf(options, cache);
+        if (settings.Offline) return cached ?? throw OfflineMiss(miss);
         using var client = new HubClient(settings, options.HubClientOptions);
         try
         {
@@ -62,9 +57,50 @@ public static partial class PretrainedLocator
         }
         catch (HubException e)
         {
-            throw new HubException(e.Kind, $"{miss.Message} Downloading it from {settings.Endpoint.AbsoluteUri.TrimEnd('/')} failed: {e.Message}", e)
-            { StatusCode = e.StatusCode, Url = e.Url, RepoId = e.RepoId, CommitHash = e.CommitHash, FilePath = miss.FilePath };
+            throw DownloadFailed(miss, settings, e);
         }
+    }
+
+    /// <summary>A revision (branch, tag or commit) and a subfolder that stay inside the cache, or an error naming them.</summary>
+    internal static void CheckRevisionAndSubfolder(string idOrPath, string rev, string? subfolder)
+    {
+        if (rev.Length == 0 || rev.Contains("..") || Path.IsPathRooted(rev) || rev.Contains('\\'))
+            throw new DiffusersException($"Invalid revision '{rev}' for '{idOrPath}'");
+        if (!string.IsNullOrEmpty(subfolder) && (Path.IsPathRooted(subfolder) || subfolder.Split('/', '\\').Any(p => p is ".." or "")))
+            throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{idOrPath}': expected a relative folder name like 'unet'");
+    }
+
+    /// <summary>The cache folder <paramref name="options"/> select: their <c>CacheDir</c>, their Hub settings', else the environment's.</summary>
+    internal static string CacheDirOf(LoadOptions options) => options.CacheDir ?? options.Hub?.CacheDir ?? DefaultCacheDir();
+
+    /// <summary>The Hub settings of <paramref name="options"/> (else the environment's), with <paramref name="cache"/> as their cache.</summary>
+    internal static HubSettings SettingsOf(LoadOptions options, string cache) =>
+        (options.Hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
+
+    /// <summary>A cache miss that offline mode keeps from being downloaded.</summary>
+    internal static DiffusersException OfflineMiss(DiffusersException miss) =>
+        new(miss.Message + " Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.") { FilePath = miss.FilePath };
+
+    /// <summary>A cache miss whose download failed: the miss, the endpoint and the Hub's error, of the Hub error's kind.</summary>
+    internal static HubException DownloadFailed(DiffusersException miss, HubSettings settings, HubException e) =>
+        new(e.Kind, $"{miss.Message} Downloading it from {settings.Endpoint.AbsoluteUri.TrimEnd('/')} failed: {e.Message}", e)
+        { StatusCode = e.StatusCode, Url = e.Url, RepoId = e.RepoId, CommitHash = e.CommitHash, FilePath = miss.FilePath };
+
+    /// <summary>
+    /// The commit <paramref name="rev"/> names in the cached <paramref name="repo"/> folder: the content of
+    /// <c>refs/{rev}</c>, else <paramref name="rev"/> itself when it is a commit sha, else null (<paramref name="refFile"/>
+    /// is the ref looked at). A ref that holds no sha is an error naming it.
+    /// </summary>
+    internal static string? CachedCommit(string repo, string rev, out string refFile)
+    {
+        refFile = Path.Combine(repo, "refs", rev);
+        if (File.Exists(refFile))
+        {
+            string sha = File.ReadAllText(refFile).Trim();
+            return CommitSha().IsMatch(sha) ? sha
+                : throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{Truncate(sha)}'") { FilePath = refFile };
+        }
+        return CommitSha().IsMatch(rev) ? rev : null;
     }
 
     /// <summary>
@@ -85,15 +121,7 @@ public static partial class PretrainedLocator
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
             { FilePath = repo };
 
-        string sha = rev;
-        string refFile = Path.Combine(repo, "refs", rev);
-        if (File.Exists(refFile))
-        {
-            sha = File.ReadAllText(refFile).Trim();
-            if (!CommitSha().IsMatch(sha))
-                throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{Truncate(sha)}'") { FilePath = refFile };
-        }
-        else if (!CommitSha().IsMatch(rev))
+        if (CachedCommit(repo, rev, out string refFile) is not { } sha)
         {
             return new DiffusersException(
                 $"'{idOrPath}' is in the Hugging Face cache ({repo}) but revision '{rev}' is not ({refFile} does not exist). {howTo}")
@@ -248,7 +276,7 @@ public static partial class PretrainedLocator
         return sub;
     }
 
-    private static string ExpandUser(string p) =>
+    internal static string ExpandUser(string p) =>
         p == "~" ? UserHome() : p.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(), p[2..]) : p;
 
     private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);

@@ -17,6 +17,13 @@ public sealed class TextualInversionEmbedding : IDisposable
     public static readonly IReadOnlyList<string> FolderFileNames = ["learned_embeds.safetensors", "learned_embeds.bin"];
 
     /// <summary>
+    /// How a folder's or a repository's embedding file is chosen when no weight name is given: diffusers'
+    /// <c>TEXT_INVERSION_NAME_SAFE</c>, else <c>TEXT_INVERSION_NAME</c> (no guessing, as in diffusers).
+    /// </summary>
+    public static WeightFileRule WeightFiles { get; } = new("textual inversion", string.Join(" or ", FolderFileNames), FolderFileNames[0],
+        (files, _) => FolderFileNames.FirstOrDefault(files.Contains));
+
+    /// <summary>
     /// An embedding of <paramref name="token"/> (one row per vector) read from <paramref name="source"/> under
     /// <paramref name="key"/>; takes ownership of <paramref name="vectors"/>.
     /// </summary>
@@ -55,15 +62,15 @@ public sealed class TextualInversionEmbedding : IDisposable
     public int Width => (int)Vectors.shape[1];
 
     /// <summary>
-    /// Reads <paramref name="path"/>: a file (safetensors, else a torch zip pickle), or a folder holding
-    /// <c>learned_embeds.safetensors</c> or <c>learned_embeds.bin</c>. <paramref name="token"/> overrides the file's token
+    /// Reads <paramref name="path"/>: a file (safetensors, else a torch zip pickle), or a folder or Hub id
+    /// (<see cref="Locate"/>) holding <c>learned_embeds.safetensors</c> or <c>learned_embeds.bin</c>. <paramref name="token"/> overrides the file's token
     /// name (required for a bare tensor or a <paramref name="key"/>ed entry); <paramref name="key"/> picks one entry of a
     /// file that holds several (a dotted path into nested dicts, e.g. <c>clip_g</c> or <c>string_to_param.*</c>).
     /// </summary>
     public static TextualInversionEmbedding Read(string path, string? token = null, string? key = null)
     {
         ArgumentNullException.ThrowIfNull(path);
-        string file = ResolveFile(path);
+        string file = Locate(path);
         object? root = ReadRoot(file);
         try
         {
@@ -81,19 +88,16 @@ public sealed class TextualInversionEmbedding : IDisposable
         }
     }
 
-    private static string ResolveFile(string path)
+    /// <summary>
+    /// The embedding file of <paramref name="pathOrId"/> (diffusers' <c>load_textual_inversion_state_dicts</c> file lookup):
+    /// a file as it is; in a folder or a Hugging Face Hub repository (<see cref="PretrainedFileLocator"/>;
+    /// <paramref name="options"/> give the revision, cache and Hub settings) the file <paramref name="weightName"/> names,
+    /// else <c>learned_embeds.safetensors</c>, else <c>learned_embeds.bin</c>.
+    /// </summary>
+    public static string Locate(string pathOrId, string? weightName = null, string? subfolder = null, LoadOptions? options = null)
     {
-        if (File.Exists(path)) return Path.GetFullPath(path);
-        if (Directory.Exists(path))
-        {
-            foreach (var name in FolderFileNames)
-                if (File.Exists(Path.Combine(path, name))) return Path.GetFullPath(Path.Combine(path, name));
-            throw new DiffusersException($"{path}: the folder holds no textual inversion file ({string.Join(" or ", FolderFileNames)})") { FilePath = path };
-        }
-        throw new DiffusersException(
-            $"Textual inversion file not found: {path} (a .safetensors / .bin / .pt file, or a folder with {string.Join(" or ", FolderFileNames)}; " +
-            "Hub ids are not resolved here: download the repository first)")
-        { FilePath = path };
+        ArgumentNullException.ThrowIfNull(pathOrId);
+        return PretrainedFileLocator.Resolve(pathOrId, WeightFiles, weightName, subfolder, options);
     }
 
     // safetensors first, as diffusers (use_safetensors=None: try safetensors, fall back to torch.load)

@@ -1,3 +1,4 @@
+using DiffusersSharp.Loading.Lora;
 using DiffusersSharp.Models.Lora;
 
 namespace DiffusersSharp.Pipelines;
@@ -13,18 +14,24 @@ public abstract partial class StableDiffusionXLPipelineBase : ILoraPipeline
         : [LoraTarget.ForUnet(Unet), LoraTarget.ForTextEncoder("text_encoder", TextEncoder), LoraTarget.ForTextEncoder("text_encoder_2", TextEncoder2)];
 
     /// <summary>
-    /// diffusers' <c>load_lora_weights(path, adapter_name)</c>: a LoRA file (<c>.safetensors</c> / <c>.bin</c>, or a folder
-    /// holding <c>pytorch_lora_weights.*</c>) in diffusers', PEFT's or kohya's layout, applied at run time to the UNet and
+    /// diffusers' <c>load_lora_weights(path, adapter_name, weight_name)</c>: a LoRA file (<c>.safetensors</c> / <c>.bin</c>), a
+    /// folder or a Hugging Face Hub id (<c>latent-consistency/lcm-lora-sdv1-5</c>: only the chosen file is downloaded into
+    /// the Hub cache) holding it, <paramref name="weightName"/> or else <c>pytorch_lora_weights.*</c> or the single other
+    /// .safetensors / .bin file (<see cref="LoraFile.Locate"/>), in diffusers', PEFT's or kohya's layout, applied at run time to the UNet and
     /// text-encoder layers it names (both encoders; <c>lora_te1_</c> / <c>lora_te2_</c> in kohya files). Without
     /// <paramref name="adapterName"/> a second load replaces the first where both name a layer (diffusers 0.25.1); named adapters stack, weighted by <paramref name="scale"/> (see
     /// <see cref="SetAdapters"/>). Keys no layer takes are refused unless <paramref name="ignoreUnknownKeys"/>; a file for
     /// another architecture is refused naming a key and both shapes; NaN or infinite values are refused. Nothing changes
     /// when the file is refused.
     /// </summary>
-    public LoraLoadResult LoadLoraWeights(string path, string? adapterName = null, double scale = 1.0, bool ignoreUnknownKeys = false) =>
-        LoadLoraWeights(path, new LoraLoadOptions { AdapterName = adapterName, Scale = scale, IgnoreUnknownKeys = ignoreUnknownKeys });
+    public LoraLoadResult LoadLoraWeights(string path, string? adapterName = null, double scale = 1.0, bool ignoreUnknownKeys = false,
+                                          string? weightName = null) =>
+        LoadLoraWeights(path, new LoraLoadOptions { AdapterName = adapterName, Scale = scale, IgnoreUnknownKeys = ignoreUnknownKeys, WeightName = weightName });
 
-    /// <summary><see cref="LoadLoraWeights(string, string?, double, bool)"/> with all options (notes go to <see cref="Log"/> unless set).</summary>
+    /// <summary>
+    /// <see cref="LoadLoraWeights(string, string?, double, bool, string?)"/> with all options (notes go to <see cref="Log"/>
+    /// unless set; a Hub id's revision, cache and Hub settings in <see cref="LoraLoadOptions.Source"/>).
+    /// </summary>
     public LoraLoadResult LoadLoraWeights(string path, LoraLoadOptions options) =>
         PipelineLora.Load(path, LoraTargets, options, Log);
 

@@ -16,10 +16,13 @@ namespace DiffusersSharp.Pipelines;
 public static class TextualInversion
 {
     /// <summary>
-    /// Reads the files as diffusers' <c>load_textual_inversion(paths, token=tokens)</c> takes them: one token per path
-    /// (null: the file's own), or none at all.
+    /// Reads the files as diffusers' <c>load_textual_inversion(paths, token=tokens, weight_name=…)</c> takes them: one token
+    /// per path (null: the file's own), or none at all; each path a file, a folder or a Hub id
+    /// (<see cref="TextualInversionEmbedding.Locate"/> with <paramref name="weightName"/>, <paramref name="subfolder"/>
+    /// and <paramref name="options"/>).
     /// </summary>
-    public static IReadOnlyList<TextualInversionEmbedding> Read(IReadOnlyList<string> paths, IReadOnlyList<string?>? tokens = null)
+    public static IReadOnlyList<TextualInversionEmbedding> Read(IReadOnlyList<string> paths, IReadOnlyList<string?>? tokens = null,
+        string? weightName = null, string? subfolder = null, LoadOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         if (paths.Count == 0) throw new DiffusersException("load_textual_inversion: no embedding files given");
@@ -34,7 +37,8 @@ public static class TextualInversion
         var read = new List<TextualInversionEmbedding>();
         try
         {
-            for (int i = 0; i < paths.Count; i++) read.Add(TextualInversionEmbedding.Read(paths[i], toks[i]));
+            for (int i = 0; i < paths.Count; i++)
+                read.Add(TextualInversionEmbedding.Read(TextualInversionEmbedding.Locate(paths[i], weightName, subfolder, options), toks[i]));
             return read;
         }
         catch

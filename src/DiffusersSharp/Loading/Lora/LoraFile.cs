@@ -6,7 +6,8 @@ namespace DiffusersSharp.Loading.Lora;
 
 /// <summary>
 /// A LoRA file read into per-module weights (diffusers' <c>lora_state_dict</c>): <c>.safetensors</c> or a torch <c>.bin</c>
-/// (read with the allow-listed unpickler), or a folder holding <c>pytorch_lora_weights.safetensors</c> / <c>.bin</c>. The
+/// (read with the allow-listed unpickler), found as a file, in a folder or in a Hugging Face Hub repository by
+/// <see cref="Locate"/> (<c>pytorch_lora_weights.safetensors</c> / <c>.bin</c>, else diffusers' best guess). The
 /// format is detected from the keys (<see cref="LoraFormat"/>); every tensor is checked to be finite, and every down
 /// matrix must have an up matrix of the same rank. Keys that fit no LoRA layout are listed in <see cref="UnknownKeys"/>
 /// (the loader refuses them unless told to ignore them). Owns its tensors until <see cref="Dispose"/>.
@@ -15,6 +16,16 @@ public sealed class LoraFile : IDisposable
 {
     /// <summary>The file names looked for in a folder, in order (diffusers' <c>LORA_WEIGHT_NAME_SAFE</c>, <c>LORA_WEIGHT_NAME</c>).</summary>
     public static readonly IReadOnlyList<string> FolderFileNames = ["pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin"];
+
+    /// <summary>
+    /// Parts of a file name that mark it as no LoRA (diffusers' <c>unallowed_substrings</c>): a scheduler's or an
+    /// optimizer's state, or an intermediate training checkpoint.
+    /// </summary>
+    public static readonly IReadOnlyList<string> NotLoraSubstrings = ["scheduler", "optimizer", "checkpoint"];
+
+    /// <summary>How a folder's or a repository's LoRA file is chosen when no weight name is given (<see cref="BestGuessWeightName"/>).</summary>
+    public static WeightFileRule WeightFiles { get; } = new("LoRA",
+        $"{FolderFileNames[0]} or {FolderFileNames[1]}, else a single other .safetensors or .bin file", FolderFileNames[0], BestGuessWeightName);
 
     private LoraFile(string path, LoraFormat format, List<LoraModuleWeights> modules, List<string> unknown)
     {
@@ -37,12 +48,12 @@ public sealed class LoraFile : IDisposable
     public IReadOnlyList<string> UnknownKeys { get; }
 
     /// <summary>
-    /// Reads <paramref name="path"/> (a file or a folder). <paramref name="log"/> gets one line per module without an alpha
-    /// in a kohya file (diffusers' default applies: no alpha scaling, i.e. alpha = rank).
+    /// Reads <paramref name="path"/> (a file, a folder or a Hub id: <see cref="Locate"/>). <paramref name="log"/> gets one
+    /// line per module without an alpha in a kohya file (diffusers' default applies: no alpha scaling, i.e. alpha = rank).
     /// </summary>
     public static LoraFile Read(string path, Action<string>? log = null)
     {
-        string file = Resolve(path);
+        string file = Locate(path);
         var tensors = ReadTensors(file);
         try
         {
@@ -59,17 +70,41 @@ public sealed class LoraFile : IDisposable
     public static LoraFile FromStateDict(string source, Dictionary<string, Tensor> tensors, Action<string>? log = null) =>
         Parse(source, tensors, log);
 
-    private static string Resolve(string path)
+    /// <summary>
+    /// The LoRA file of <paramref name="pathOrId"/> (diffusers' <c>lora_state_dict</c> file lookup): a file as it is; in a
+    /// folder or a Hugging Face Hub repository (<see cref="PretrainedFileLocator"/>; <paramref name="options"/> give the
+    /// revision, cache and Hub settings) the file <paramref name="weightName"/> names, else <see cref="BestGuessWeightName"/>'s.
+    /// </summary>
+    public static string Locate(string pathOrId, string? weightName = null, string? subfolder = null, LoadOptions? options = null) =>
+        PretrainedFileLocator.Resolve(pathOrId, WeightFiles, weightName, subfolder, options);
+
+    /// <summary>
+    /// diffusers' <c>_best_guess_weight_name</c>, .safetensors first, then .bin: of the names with that extension and
+    /// without <see cref="NotLoraSubstrings"/>, those ending in <c>pytorch_lora_weights.*</c> when there are any; one left
+    /// is the choice, several are an error naming them (pass a weight name), none moves on to .bin, then null. Where
+    /// diffusers' candidates include the exact top-level <c>pytorch_lora_weights.*</c> besides others ending so (in
+    /// subfolders), that one is taken (diffusers refuses); where its filter leaves nothing, there is no guess
+    /// (diffusers fails with an IndexError).
+    /// </summary>
+    public static string? BestGuessWeightName(IReadOnlyList<string> files, string where)
     {
-        if (Directory.Exists(path))
+        ArgumentNullException.ThrowIfNull(files);
+        foreach (var preferred in FolderFileNames)
         {
-            foreach (var name in FolderFileNames)
-                if (File.Exists(System.IO.Path.Combine(path, name))) return System.IO.Path.Combine(path, name);
-            throw new WeightsException($"LoRA folder {path} holds none of {string.Join(", ", FolderFileNames)}") { FilePath = path };
+            string extension = System.IO.Path.GetExtension(preferred);
+            var candidates = files.Where(f => f.EndsWith(extension, StringComparison.Ordinal)
+                                              && !NotLoraSubstrings.Any(s => f.Contains(s, StringComparison.Ordinal))).ToList();
+            if (candidates.Contains(preferred)) return preferred;
+            if (candidates.Any(f => f.EndsWith(preferred, StringComparison.Ordinal)))
+                candidates = candidates.Where(f => f.EndsWith(preferred, StringComparison.Ordinal)).ToList();
+            if (candidates.Count > 1)
+                throw new WeightsException(
+                    $"{where} holds more than one LoRA weights file in the {extension} format: {string.Join(", ", candidates)}. "
+                    + "Pass the one to load as the weight name (diffusers' weight_name), or keep only one .safetensors or .bin file there.")
+                { Key = "weight_name" };
+            if (candidates.Count == 1) return candidates[0];
         }
-        if (!File.Exists(path))
-            throw new WeightsException($"LoRA file {path} does not exist") { FilePath = path };
-        return path;
+        return null;
     }
 
     private static Dictionary<string, Tensor> ReadTensors(string file)

@@ -1,3 +1,5 @@
+using DiffusersSharp.Loading;
+
 namespace DiffusersSharp.Models.Lora;
 
 /// <summary>The options of a LoRA load (diffusers' <c>load_lora_weights</c> keyword arguments, and ours).</summary>
@@ -18,4 +20,22 @@ public sealed record LoraLoadOptions
 
     /// <summary>Where notes go (a module without alpha, ignored keys); null = nowhere.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>
+    /// The file to load from a folder or a Hub repository (diffusers' <c>weight_name</c>, e.g.
+    /// <c>pytorch_lora_weights.safetensors</c>); null = <c>pytorch_lora_weights.*</c>, else the single other .safetensors
+    /// or .bin file (<see cref="Loading.Lora.LoraFile.BestGuessWeightName"/>). A path given as a file ignores it.
+    /// </summary>
+    public string? WeightName { get; init; }
+
+    /// <summary>The folder of the file in the folder or repository (diffusers' <c>subfolder</c>); null = its top level.</summary>
+    public string? Subfolder { get; init; }
+
+    /// <summary>
+    /// How a Hub id is found and fetched: <see cref="LoadOptions.Revision"/>, <see cref="LoadOptions.CacheDir"/>,
+    /// <see cref="LoadOptions.LocalFilesOnly"/>, <see cref="LoadOptions.Token"/>, <see cref="LoadOptions.Hub"/>,
+    /// <see cref="LoadOptions.HubClientOptions"/> and <see cref="LoadOptions.DownloadProgress"/> (the rest is not read);
+    /// null = <see cref="LoadOptions.Default"/> (the <c>main</c> revision, the environment's cache and Hub settings).
+    /// </summary>
+    public LoadOptions? Source { get; init; }
 }

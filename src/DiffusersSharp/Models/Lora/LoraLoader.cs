@@ -20,10 +20,13 @@ public static class LoraLoader
     public static IEnumerable<(string Path, LoRACompatibleLayer Layer)> Layers(nn.Module model) =>
         model.named_modules().Where(m => m.module is LoRACompatibleLayer).Select(m => (m.name, (LoRACompatibleLayer)m.module));
 
-    /// <summary>Reads <paramref name="path"/> and loads it into <paramref name="targets"/>.</summary>
+    /// <summary>
+    /// Reads <paramref name="path"/> (a file, a folder or a Hub id, with the options' weight name, subfolder and
+    /// <see cref="LoraLoadOptions.Source"/>: <see cref="LoraFile.Locate"/>) and loads it into <paramref name="targets"/>.
+    /// </summary>
     public static LoraLoadResult Load(string path, IReadOnlyList<LoraTarget> targets, LoraLoadOptions? options = null)
     {
-        using var file = LoraFile.Read(path, options?.Log);
+        using var file = LoraFile.Read(LoraFile.Locate(path, options?.WeightName, options?.Subfolder, options?.Source), options?.Log);
         return Load(file, targets, options);
     }
 
@@ -109,7 +112,7 @@ public static class LoraLoader
             layer.ScaleSource = target.Scale;
             counts[target.Component]++;
         }
-        return new LoraLoadResult(name, counts, options.IgnoreUnknownKeys ? unknown : []);
+        return new LoraLoadResult(name, counts, options.IgnoreUnknownKeys ? unknown : []) { File = file.Path };
     }
 
     private static string? FirstKey(string message) => message.StartsWith('\'') ? message[1..message.IndexOf('\'', 1)] : null;
