@@ -6,8 +6,9 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id&gt;</c>
-/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>), and <c>--embedding path[:token]</c> (repeatable)
-/// loads textual-inversion embeddings before the run.
+/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>), and <c>--embedding source[:token]</c> (repeatable;
+/// a file, a folder, a Hugging Face Hub id such as <c>sd-concepts-library/cat-toy</c> or a file in one:
+/// <see cref="WeightSource"/>) loads textual-inversion embeddings before the run.
 /// </summary>
 public sealed class ComponentOptions
 {
@@ -17,7 +18,8 @@ public sealed class ComponentOptions
     };
     private readonly Option<string[]> _embedding = new("--embedding")
     {
-        Description = "Textual inversion embedding to load: path[:token] (a .safetensors/.bin/.pt file or a folder; repeatable)",
+        Description = "Textual inversion embedding to load: source[:token], the source a .safetensors/.bin/.pt file, a folder, a Hub id (org/name) "
+                      + "or a file in one (org/name/file.bin); repeatable",
         DefaultValueFactory = _ => [],
     };
 
@@ -30,7 +32,7 @@ public sealed class ComponentOptions
         /// <summary>The first option given, for messages (null when none).</summary>
         public string? FirstGiven => Vae is not null ? "--vae" : EmbeddingArgs.Count > 0 ? "--embedding" : null;
 
-        /// <summary>The embedding arguments as (path, token or null); a missing file is a <see cref="UserException"/>.</summary>
+        /// <summary>The embedding arguments as (source, token or null); a source that names nothing is a <see cref="UserException"/>.</summary>
         public IReadOnlyList<(string Path, string? Token)> ParseEmbeddings() => EmbeddingArgs.Select(ParseEmbedding).ToList();
 
         /// <summary>What can be checked before loading a model.</summary>
@@ -55,19 +57,44 @@ public sealed class ComponentOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_vae), pr.GetValue(_embedding));
 
     /// <summary>
-    /// <c>path</c> or <c>path:token</c>: the whole argument when it names an existing file or folder, else split at the
-    /// last ':' (so Windows drive letters and tokens both work).
+    /// <c>source</c> or <c>source:token</c>: the whole argument when it names an existing file or folder or a Hub id (or a
+    /// file in one: <see cref="WeightSource"/>), else split at the last ':' (so Windows drive letters and tokens both work).
     /// </summary>
     public static (string Path, string? Token) ParseEmbedding(string arg)
     {
-        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, null);
+        if (WeightSource.Names(arg)) return (arg, null);
         int colon = arg.LastIndexOf(':');
         if (colon > 0 && colon < arg.Length - 1)
         {
             string path = arg[..colon];
-            if (File.Exists(path) || Directory.Exists(path)) return (path, arg[(colon + 1)..]);
+            if (WeightSource.Names(path)) return (path, arg[(colon + 1)..]);
         }
-        throw new UserException($"--embedding '{arg}': file not found (expected path or path:token)");
+        throw new UserException($"--embedding '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :token)");
+    }
+
+    /// <summary>
+    /// The local file of each embedding source (a Hub id's downloaded into the cache: <see cref="TextualInversionEmbedding.Locate"/>),
+    /// with its token: the given one, else, where <paramref name="fileNameTokens"/> (SDXL files name no token), the file
+    /// name of the source or weight name without its extension, as the pipeline would take it from the source.
+    /// </summary>
+    internal static List<(string File, string? Token)> Locate(IReadOnlyList<(string Path, string? Token)> embeddings, bool fileNameTokens)
+    {
+        var located = new List<(string, string?)>();
+        foreach (var (path, token) in embeddings)
+        {
+            var (source, weightName) = WeightSource.Of(path);
+            string file;
+            try
+            {
+                file = TextualInversionEmbedding.Locate(source, weightName);
+            }
+            catch (DiffusersException e)
+            {
+                throw new UserException($"--embedding {path}: {e.Message}");
+            }
+            located.Add((file, token ?? (fileNameTokens ? StableDiffusionXLPipelineBase.EmbeddingToken(source, weightName) : null)));
+        }
+        return located;
     }
 
     /// <summary>
@@ -85,10 +112,10 @@ public sealed class ComponentOptions
             old.Dispose();
             ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? VaeLoader.TaesdId : vae)}");
         }
-        var embeddings = v.ParseEmbeddings();
+        var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false);
         if (embeddings.Count > 0)
         {
-            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.Path).ToList(), embeddings.Select(e => e.Token).ToList());
+            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.File).ToList(), embeddings.Select(e => e.Token).ToList());
             ctx.Out.WriteLine($"textual inversion: {string.Join(", ", tokens)}");
         }
     }

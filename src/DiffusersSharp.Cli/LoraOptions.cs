@@ -6,17 +6,20 @@ using DiffusersSharp.Pipelines;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The LoRA options of <c>diffusers generate</c> for Stable Diffusion and SDXL folders: <c>--lora file[:scale]</c> (repeatable; each
-/// file an adapter of its own, their updates added with their scales), <c>--fuse-lora</c> (fold them into the weights
-/// before the run: the steps then cost what they cost without LoRA) and <c>--lora-ignore-unknown</c> (leave out keys no
-/// layer takes, with a warning, instead of refusing the file). LCM-LoRA: <c>--scheduler LCMScheduler --guidance 1
-/// --steps 4 --lora lcm-lora.safetensors</c>.
+/// The LoRA options of <c>diffusers generate</c> for Stable Diffusion and SDXL folders: <c>--lora source[:scale]</c>
+/// (repeatable; each an adapter of its own, their updates added with their scales; the source a file, a folder, a Hugging
+/// Face Hub id such as <c>latent-consistency/lcm-lora-sdv1-5</c> whose file is chosen and downloaded as diffusers'
+/// <c>load_lora_weights</c> does, or one file of a Hub repository, <c>org/name/file.safetensors</c>: <see cref="WeightSource"/>),
+/// <c>--fuse-lora</c> (fold them into the weights before the run: the steps then cost what they cost without LoRA) and
+/// <c>--lora-ignore-unknown</c> (leave out keys no layer takes, with a warning, instead of refusing the file). LCM-LoRA:
+/// <c>--scheduler LCMScheduler --guidance 1 --steps 4 --lora latent-consistency/lcm-lora-sdv1-5</c>.
 /// </summary>
 public sealed class LoraOptions
 {
     private readonly Option<string[]> _lora = new("--lora")
     {
-        Description = "LoRA to apply: file[:scale] (.safetensors/.bin in diffusers, PEFT or kohya/A1111 layout, or a folder; repeatable)",
+        Description = "LoRA to apply: source[:scale], the source a .safetensors/.bin file (diffusers, PEFT or kohya/A1111 layout), a folder, "
+                      + "a Hub id (org/name) or a file in one (org/name/file.safetensors); repeatable",
         DefaultValueFactory = _ => [],
     };
     private readonly Option<bool> _fuse = new("--fuse-lora") { Description = "Fuse the LoRAs into the weights before generating (same images, faster steps)" };
@@ -34,7 +37,7 @@ public sealed class LoraOptions
         /// <summary>The first option given, for messages (null when none).</summary>
         public string? FirstGiven => LoraArgs.Count > 0 ? "--lora" : Fuse ? "--fuse-lora" : IgnoreUnknown ? "--lora-ignore-unknown" : null;
 
-        /// <summary>The --lora arguments as (path, scale); a missing file or a bad scale is a <see cref="UserException"/>.</summary>
+        /// <summary>The --lora arguments as (source, scale); a source that names nothing or a bad scale is a <see cref="UserException"/>.</summary>
         public IReadOnlyList<(string Path, double Scale)> Parse() => LoraArgs.Select(ParseLora).ToList();
 
         /// <summary>What can be checked before loading a model.</summary>
@@ -60,24 +63,25 @@ public sealed class LoraOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_lora), pr.GetValue(_fuse), pr.GetValue(_ignoreUnknown));
 
     /// <summary>
-    /// <c>path</c> or <c>path:scale</c>: the whole argument when it names an existing file or folder, else split at the last
-    /// ':' (so Windows drive letters work); the scale is a finite number (default 1).
+    /// <c>source</c> or <c>source:scale</c>: the whole argument when it names an existing file or folder or a Hub id (or a
+    /// file in one: <see cref="WeightSource"/>), else split at the last ':' (so Windows drive letters work); the scale is a
+    /// finite number (default 1).
     /// </summary>
     public static (string Path, double Scale) ParseLora(string arg)
     {
-        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, 1.0);
+        if (WeightSource.Names(arg)) return (arg, 1.0);
         int colon = arg.LastIndexOf(':');
         if (colon > 0 && colon < arg.Length - 1)
         {
             string path = arg[..colon], s = arg[(colon + 1)..];
-            if (File.Exists(path) || Directory.Exists(path))
+            if (WeightSource.Names(path))
             {
                 if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double scale) || !double.IsFinite(scale))
                     throw new UserException($"--lora '{arg}': the scale '{s}' is not a number");
                 return (path, scale);
             }
         }
-        throw new UserException($"--lora '{arg}': file not found (expected file or file:scale)");
+        throw new UserException($"--lora '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :scale)");
     }
 
     /// <summary>Loads the LoRAs into <paramref name="pipe"/> (and fuses them when asked), reporting what was done.</summary>
@@ -87,22 +91,29 @@ public sealed class LoraOptions
         for (int i = 0; i < loras.Count; i++)
         {
             var (path, scale) = loras[i];
+            var (source, weightName) = WeightSource.Of(path);
             LoraLoadResult r;
             try
             {
-                r = pipe.LoadLoraWeights(path, new LoraLoadOptions
+                r = pipe.LoadLoraWeights(source, new LoraLoadOptions
                 {
                     AdapterName = loras.Count == 1 ? null : $"lora{i + 1}",
                     Scale = scale,
                     IgnoreUnknownKeys = v.IgnoreUnknown,
                     Log = m => ctx.Error.WriteLine("warning: " + m),
+                    WeightName = weightName,
                 });
+            }
+            catch (DiffusersException e) when (e.Key == "weight_name" && weightName is null && !File.Exists(path))
+            {
+                throw new UserException($"--lora {path}: {e.Message} (on the command line: --lora {(Directory.Exists(path) ? "FOLDER/FILE" : "ORG/NAME/FILE")}[:scale])");
             }
             catch (DiffusersException e)
             {
                 throw new UserException($"--lora {path}: {e.Message}");
             }
-            ctx.Out.WriteLine($"lora: {path} (scale {scale.ToString(CultureInfo.InvariantCulture)}): " +
+            string read = r.File is { } file && file != Path.GetFullPath(path) ? $"{file}, " : "";
+            ctx.Out.WriteLine($"lora: {path} ({read}scale {scale.ToString(CultureInfo.InvariantCulture)}): " +
                 string.Join(", ", r.LayersPatched.Where(kv => kv.Value > 0).Select(kv => $"{kv.Value} {kv.Key} layers")));
         }
         if (v.Fuse && loras.Count > 0)

@@ -126,10 +126,10 @@ internal static class StableDiffusionXLGenerate
             old.Dispose();
             ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
         }
-        var embeddings = v.ParseEmbeddings();
+        var embeddings = ComponentOptions.Locate(v.ParseEmbeddings(), fileNameTokens: true);
         if (embeddings.Count > 0)
         {
-            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.Path).ToList(), embeddings.Select(e => e.Token).ToList());
+            var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.File).ToList(), embeddings.Select(e => e.Token).ToList());
             ctx.Out.WriteLine($"textual inversion: {string.Join(", ", tokens)}");
         }
     }

@@ -75,7 +75,8 @@ public class CliLoraTests(ITestOutputHelper log)
         Assert.Contains("--fuse-lora needs --lora", stderr);
         (code, _, stderr) = Generate(o, "--lora", dir.File("none.safetensors") + ":0.5");
         Assert.Equal(CliApp.UserError, code);
-        Assert.Contains($"--lora '{dir.File("none.safetensors")}:0.5': file not found (expected file or file:scale)", stderr);
+        Assert.Contains($"--lora '{dir.File("none.safetensors")}:0.5': file not found, and not a Hugging Face Hub id (expected a file, a folder, "
+                        + "a Hugging Face Hub id org/name or a file in one, org/name/file, each optionally followed by :scale)", stderr);
         (code, _, stderr) = Generate(o, "--lora", LoraA + ":strong");
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains("the scale 'strong' is not a number", stderr);

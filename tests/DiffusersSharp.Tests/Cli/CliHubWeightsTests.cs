@@ -1,0 +1,106 @@
+using DiffusersSharp.Cli;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Hub;
+using DiffusersSharp.Tests.Lora;
+using DiffusersSharp.Tests.Support;
+
+namespace DiffusersSharp.Tests.Cli;
+
+/// <summary>
+/// <c>generate --lora ID[:scale]</c> and <c>--embedding ID[:token]</c> through the loopback fake Hub (HF_ENDPOINT) and a
+/// temporary cache (HF_HUB_CACHE), on the tiny-sd pipeline of <see cref="CliLoraTests"/>: the same image as the local files.
+/// </summary>
+[Collection(EnvironmentCollection.Name)]
+public sealed class CliHubWeightsTests : IDisposable
+{
+    private const string LoraId = "latent-consistency/lcm-lora-tiny";
+    private const string TiId = "sd-concepts-library/cat-toy";
+    private static string Ti => Golden.Path("tiny-sd-textual-inversion", "learned_embeds.bin");
+
+    private readonly HubTestEnv _hub = new();
+    private readonly EnvironmentScope _env;
+
+    public CliHubWeightsTests()
+    {
+        _env = new EnvironmentScope(new Dictionary<string, string?>
+        {
+            ["HF_ENDPOINT"] = _hub.Server.Endpoint,
+            ["HF_HUB_CACHE"] = _hub.CacheDir,
+            ["HF_HOME"] = _hub.Temp.File("hf-home"),
+        });
+        var lora = new FakeRepo(LoraId);
+        lora.AddCommit(new()
+        {
+            ["README.md"] = "# LCM-LoRA (tiny)\n"u8.ToArray(),
+            ["pytorch_lora_weights.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraA(false)),
+        });
+        _hub.Server.Add(lora);
+        var ti = new FakeRepo(TiId);
+        ti.AddCommit(new() { ["learned_embeds.bin"] = File.ReadAllBytes(Ti), ["token_identifier.txt"] = "<cat-toy>"u8.ToArray() });
+        _hub.Server.Add(ti);
+        var two = new FakeRepo("someone/two-loras");
+        two.AddCommit(new()
+        {
+            ["a.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraA(false)),
+            ["b.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraB(false)),
+        });
+        _hub.Server.Add(two);
+    }
+
+    public void Dispose()
+    {
+        _env.Dispose();
+        _hub.Dispose();
+    }
+
+    private static (int Code, string Out, string Err) Generate(string output, params string[] extra) =>
+        CliRun.Run(["generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a photo of <cat-toy>", "--negative-prompt", "", "--steps", "1",
+            "--width", "32", "--height", "32", "--seed", "0", "-o", output, .. extra]);
+
+    [Fact]
+    public void HubIdsGiveTheSameImageAsTheLocalFiles()
+    {
+        using var dir = new TempDir();
+        var hub = Generate(dir.File("hub.npy"), "--lora", LoraId + ":0.5", "--embedding", TiId);
+        Assert.True(hub.Code == 0, hub.Err);
+        string commit = _hub.Server.Repos[LoraId].Branches["main"];
+        string cached = Path.Combine(_hub.RepoFolder(LoraId), "snapshots", commit, "pytorch_lora_weights.safetensors");
+        Assert.Contains($"lora: {LoraId} ({cached}, scale 0.5): 48 unet layers, 20 text_encoder layers", hub.Out);
+        Assert.Contains("textual inversion: <cat-toy>", hub.Out);
+        Assert.DoesNotContain(_hub.Server.Requests, q => q.Path.Contains("README") || q.Path.Contains("token_identifier"));
+
+        var local = Generate(dir.File("local.npy"), "--lora", LoraModelTests.LoraA(false) + ":0.5", "--embedding", Ti);
+        Assert.True(local.Code == 0, local.Err);
+        using var a = NpyFile.Read(dir.File("hub.npy"));
+        using var b = NpyFile.Read(dir.File("local.npy"));
+        Assert.True(a.allclose(b, rtol: 0, atol: 0), "the Hub id's image differs from the local file's");
+
+        // the second run offline comes from the cache
+        _env.Set("HF_HUB_OFFLINE", "1");
+        int requests = _hub.Server.Requests.Count;
+        var offline = Generate(dir.File("offline.npy"), "--lora", LoraId + ":0.5", "--embedding", TiId + ":<cat-toy>");
+        Assert.True(offline.Code == 0, offline.Err);
+        Assert.Equal(requests, _hub.Server.Requests.Count);
+        using var c = NpyFile.Read(dir.File("offline.npy"));
+        Assert.True(c.allclose(b, rtol: 0, atol: 0), "the offline run's image differs");
+    }
+
+    [Fact]
+    public void AmbiguousReposAndUnknownSourcesAreUserErrors()
+    {
+        using var dir = new TempDir();
+        var two = Generate(dir.File("o.png"), "--lora", "someone/two-loras");
+        Assert.Equal(CliApp.UserError, two.Code);
+        Assert.Contains("holds more than one LoRA weights file in the .safetensors format: a.safetensors, b.safetensors.", two.Err);
+        Assert.Contains("(on the command line: --lora ORG/NAME/FILE[:scale])", two.Err);
+        var b = Generate(dir.File("b.npy"), "--lora", "someone/two-loras/b.safetensors");
+        Assert.True(b.Code == 0, b.Err);
+        Assert.Contains("b.safetensors, scale 1): 17 unet layers, 30 text_encoder layers", b.Out);
+
+        var bad = Generate(dir.File("o.png"), "--embedding", "/no/such/dir/x.bin:<t>");
+        Assert.Equal(CliApp.UserError, bad.Code);
+        Assert.Contains("--embedding '/no/such/dir/x.bin:<t>': file not found, and not a Hugging Face Hub id (expected a file, a folder, "
+                        + "a Hugging Face Hub id org/name or a file in one, org/name/file, each optionally followed by :token)", bad.Err);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+}
