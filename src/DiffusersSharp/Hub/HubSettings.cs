@@ -44,13 +44,7 @@ public sealed record HubSettings
         // os.path.expanduser with the home of the environment read (HOME; Windows USERPROFILE)
         string home = UserPath.Home(Env);
         string Expand(string p) => UserPath.ExpandUser(p, home);
-
-        string hfHome = Expand(NonEmpty(Env("HF_HOME"))
-                               ?? Path.Combine(NonEmpty(Env("XDG_CACHE_HOME")) ?? Path.Combine(home, ".cache"), "huggingface"));
-        string cache = cacheDir
-                       ?? NonEmpty(Env("HF_HUB_CACHE"))
-                       ?? NonEmpty(Env("HUGGINGFACE_HUB_CACHE"))
-                       ?? Path.Combine(hfHome, "hub");
+        string hfHome = HfHome(Env, home);
 
         bool implicitToken = !IsTrue(Env("HF_HUB_DISABLE_IMPLICIT_TOKEN"));
         string? tok = NonEmpty(token?.Trim())
@@ -61,8 +55,31 @@ public sealed record HubSettings
         bool off = offline ?? IsTrue(NonEmpty(Env("HF_HUB_OFFLINE")) ?? Env("TRANSFORMERS_OFFLINE"));
 
         string ep = endpoint ?? NonEmpty(Env("HF_ENDPOINT")) ?? DefaultEndpoint;
-        return new HubSettings { Endpoint = ParseEndpoint(ep, endpoint is null), Token = tok, Offline = off, CacheDir = Path.GetFullPath(Expand(cache)) };
+        return new HubSettings { Endpoint = ParseEndpoint(ep, endpoint is null), Token = tok, Offline = off, CacheDir = Path.GetFullPath(Expand(cacheDir ?? CacheDirOf(Env, hfHome))) };
     }
+
+    /// <summary>
+    /// The Hub cache folder <paramref name="getEnv"/> selects, as a full path: <c>HF_HUB_CACHE</c>, else
+    /// <c>HUGGINGFACE_HUB_CACHE</c>, else <c>HF_HOME/hub</c>, else <c>XDG_CACHE_HOME/huggingface/hub</c>, else
+    /// <c>~/.cache/huggingface/hub</c> (empty values are unset; a leading <c>~</c> is the home folder). The one copy of
+    /// huggingface_hub's rule: <see cref="FromEnvironment"/> and the loaders' default cache read it.
+    /// </summary>
+    public static string DefaultCacheDir(Func<string, string?>? getEnv = null)
+    {
+        getEnv ??= Environment.GetEnvironmentVariable;
+        string home = UserPath.Home(getEnv);
+        return Path.GetFullPath(UserPath.ExpandUser(CacheDirOf(getEnv, HfHome(getEnv, home)), home));
+    }
+
+    private static string? NonEmptyEnv(Func<string, string?> env, string key) => env(key) is { Length: > 0 } v ? v : null;
+
+    private static string HfHome(Func<string, string?> env, string home) =>
+        UserPath.ExpandUser(NonEmptyEnv(env, "HF_HOME")
+                            ?? Path.Combine(NonEmptyEnv(env, "XDG_CACHE_HOME") is { } xdg ? UserPath.ExpandUser(xdg, home) : Path.Combine(home, ".cache"), "huggingface"),
+                            home);
+
+    private static string CacheDirOf(Func<string, string?> env, string hfHome) =>
+        NonEmptyEnv(env, "HF_HUB_CACHE") ?? NonEmptyEnv(env, "HUGGINGFACE_HUB_CACHE") ?? Path.Combine(hfHome, "hub");
 
     /// <summary>huggingface_hub's <c>_is_true</c>: "1", "ON", "YES", "TRUE" in any case.</summary>
     public static bool IsTrue(string? value) => value is not null && value.ToUpperInvariant() is "1" or "ON" or "YES" or "TRUE";

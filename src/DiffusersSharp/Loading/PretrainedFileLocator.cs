@@ -36,7 +36,7 @@ public static class PretrainedFileLocator
         if (sub is not null && !IsRelativeName(sub))
             throw new DiffusersException($"Invalid subfolder '{subfolder}' for '{pathOrId}': expected a relative folder name") { Key = "subfolder" };
 
-        string local = PretrainedLocator.ExpandUser(pathOrId);
+        string local = UserPath.ExpandUser(pathOrId);
         if (File.Exists(local)) return Path.GetFullPath(local);
         if (Directory.Exists(local)) return InFolder(pathOrId, Path.GetFullPath(local), sub, rule, weightName);
         if (!PretrainedLocator.IsValidRepoId(pathOrId))
@@ -84,7 +84,7 @@ public static class PretrainedFileLocator
         }
         var miss = new DiffusersException(
             $"'{id}' is not an existing file or folder, and the Hugging Face cache ({cache}) holds no {wanted} of {at}. "
-            + $"Download it first with `huggingface-cli download {id}`, or pass a local file.")
+            + $"Download it first with `diffusers download {id}` (or `huggingface-cli download {id}`), or pass a local file.")
         { FilePath = Path.Combine(cache, PretrainedLocator.RepoFolderName(id)) };
         if (options.LocalFilesOnly) return cached ?? throw miss;
         var settings = PretrainedLocator.SettingsOf(options, cache);

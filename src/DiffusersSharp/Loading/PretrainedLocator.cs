@@ -28,7 +28,7 @@ public static partial class PretrainedLocator
         options ??= LoadOptions.Default;
         if (string.IsNullOrWhiteSpace(idOrPath))
             throw new DiffusersException("No model given: expected a local folder or a Hugging Face Hub id like 'google/ddpm-cat-256'");
-        string local = ExpandUser(idOrPath);
+        string local = UserPath.ExpandUser(idOrPath);
         if (Directory.Exists(local)) return WithSubfolder(Path.GetFullPath(local), subfolder, idOrPath);
         if (File.Exists(local))
             throw new DiffusersException($"'{idOrPath}' is a file; expected a model or pipeline folder (the one holding config.json or model_index.json)") { FilePath = local };
@@ -71,7 +71,8 @@ public static partial class PretrainedLocator
     }
 
     /// <summary>The cache folder <paramref name="options"/> select: their <c>CacheDir</c>, their Hub settings', else the environment's.</summary>
-    internal static string CacheDirOf(LoadOptions options) => options.CacheDir ?? options.Hub?.CacheDir ?? DefaultCacheDir();
+    internal static string CacheDirOf(LoadOptions options) =>
+        options.CacheDir is { } dir ? UserPath.ExpandUser(dir) : options.Hub?.CacheDir ?? DefaultCacheDir();
 
     /// <summary>The Hub settings of <paramref name="options"/> (else the environment's), with <paramref name="cache"/> as their cache.</summary>
     internal static HubSettings SettingsOf(LoadOptions options, string cache) =>
@@ -242,20 +243,8 @@ public static partial class PretrainedLocator
     /// </summary>
     private static bool Dangling(string path) => new FileInfo(path).LinkTarget is not null && !CacheLayout.FileExists(path);
 
-    /// <summary>The Hub cache folder the environment selects (see the class summary).</summary>
-    public static string DefaultCacheDir() => DefaultCacheDir(Environment.GetEnvironmentVariable);
-
-    /// <summary><see cref="DefaultCacheDir()"/> with the environment given as a lookup (for tests).</summary>
-    internal static string DefaultCacheDir(Func<string, string?> getEnv)
-    {
-        string? Env(string name) => getEnv(name) is { Length: > 0 } v ? v : null;
-        if (Env("HF_HUB_CACHE") is { } hub) return ExpandUser(hub);
-        if (Env("HUGGINGFACE_HUB_CACHE") is { } legacy) return ExpandUser(legacy);
-        string home = Env("HF_HOME") is { } hfHome
-            ? ExpandUser(hfHome)
-            : Path.Combine(Env("XDG_CACHE_HOME") is { } xdg ? ExpandUser(xdg) : Path.Combine(UserHome(), ".cache"), "huggingface");
-        return Path.Combine(home, "hub");
-    }
+    /// <summary>The Hub cache folder the environment selects (see the class summary; <see cref="HubSettings.DefaultCacheDir"/>).</summary>
+    public static string DefaultCacheDir() => HubSettings.DefaultCacheDir();
 
     /// <summary>huggingface_hub's <c>validate_repo_id</c>: <c>name</c> or <c>namespace/name</c>.</summary>
     public static bool IsValidRepoId(string id) =>
@@ -275,11 +264,6 @@ public static partial class PretrainedLocator
             throw new DiffusersException($"'{idOrPath}' has no subfolder '{subfolder}' ({sub} does not exist)") { FilePath = sub };
         return sub;
     }
-
-    internal static string ExpandUser(string p) =>
-        p == "~" ? UserHome() : p.StartsWith("~/", StringComparison.Ordinal) ? Path.Combine(UserHome(), p[2..]) : p;
-
-    private static string UserHome() => Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
     private static string Truncate(string s) => s.Length <= 60 ? s : s[..60] + "…";
 

@@ -1,3 +1,4 @@
+using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Tests.Support;
 
@@ -66,6 +67,17 @@ public class PretrainedLocatorTests
     }
 
     [Fact]
+    public void ATildeCacheDirIsUnderTheHomeFolder()
+    {
+        // huggingface_hub expands cache_dir (os.path.expanduser); a folder literally named '~' is never made or read
+        string name = $"ds-no-such-cache-{Guid.NewGuid():N}";
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-church-256", options: new() { CacheDir = $"~/{name}", LocalFilesOnly = true }));
+        string repo = Path.Combine(UserPath.Home(), name, "models--google--ddpm-church-256");
+        Assert.Equal(repo, e.FilePath);
+        Assert.Contains($"({repo} does not exist)", e.Message);
+    }
+
+    [Fact]
     public void UnknownRevisionAndMissingSnapshotAreErrors()
     {
         using var cache = Cache();
@@ -127,7 +139,7 @@ public class PretrainedLocatorTests
     public void DefaultCacheDirFollowsTheEnvironment()
     {
         var env = new Dictionary<string, string>();
-        string Dir() => PretrainedLocator.DefaultCacheDir(n => env.GetValueOrDefault(n));
+        string Dir() => HubSettings.DefaultCacheDir(n => env.GetValueOrDefault(n));
         string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         Assert.Equal(Path.Combine(home, ".cache", "huggingface", "hub"), Dir());
         env["XDG_CACHE_HOME"] = "/x";
