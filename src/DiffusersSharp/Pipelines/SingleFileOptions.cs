@@ -27,7 +27,7 @@ public sealed record SingleFileOptions
     /// <summary>diffusers' <c>upcast_attention</c> (it changes nothing in the computation here).</summary>
     public bool? UpcastAttention { get; init; }
 
-    /// <summary>diffusers' <c>scheduler_type</c>: pndm (default), lms, heun, euler, euler-ancestral, dpm, ddim (SD 1.x/2.x).</summary>
+    /// <summary>diffusers' <c>scheduler_type</c>: pndm (default), lms, heun, euler, euler-ancestral, dpm, ddim (SD 1.x/2.x; an SDXL file gets Euler, and another value is refused).</summary>
     public string SchedulerType { get; init; } = "pndm";
 
     /// <summary>Take the UNet from the EMA weights (<c>model_ema.*</c>) of a training checkpoint that has both.</summary>

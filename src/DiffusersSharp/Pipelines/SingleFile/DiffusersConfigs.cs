@@ -119,7 +119,8 @@ public static class DiffusersConfigs
     /// <summary>
     /// The scheduler diffusers builds for a single file: SD 1.x/2.x a DDIM config from the original noise schedule
     /// (steps_offset 1, clip_sample and set_alpha_to_one false) turned into <paramref name="schedulerType"/>'s class
-    /// (default "pndm", with skip_prk_steps); SDXL an EulerDiscreteScheduler with SDXL's settings.
+    /// (default "pndm", with skip_prk_steps); SDXL an EulerDiscreteScheduler with SDXL's settings (another
+    /// <paramref name="schedulerType"/> than the default is refused: diffusers ignores it).
     /// </summary>
     public static SchedulerBase Scheduler(LdmConfig l, bool xl, string predictionType, string schedulerType = "pndm")
     {
@@ -127,6 +128,12 @@ public static class DiffusersConfigs
         var o = new JsonObject();
         if (xl)
         {
+            // diffusers 0.25.1 builds this Euler scheduler whatever scheduler_type says; here another type is refused, not ignored
+            if (schedulerType != "pndm")
+                throw new ConfigException(
+                    $"scheduler_type '{schedulerType}' applies to SD 1.x/2.x single files; an SDXL file gets diffusers' EulerDiscreteScheduler "
+                    + "(choose another scheduler for the pipeline afterwards, e.g. generate --scheduler)")
+                { Key = "scheduler_type" };
             o["_class_name"] = EulerDiscreteScheduler.Name;
             o["beta_schedule"] = "scaled_linear";
             o["beta_start"] = 0.00085;

@@ -1,6 +1,7 @@
 using DiffusersSharp.Loading;
 using DiffusersSharp.Loading.SingleFile;
 using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Pipelines.SingleFile;
 using DiffusersSharp.Schedulers;
 using DiffusersSharp.Tests.Support;
@@ -186,5 +187,18 @@ public class PublishedLayoutTests(ITestOutputHelper log)
         Assert.Equal([64], layout.Unet.SampleSize!);
         Assert.Equal([512], layout.Vae.SampleSize!);
         Assert.False(layout.Unet.UpcastAttention);
+    }
+
+    [Fact]
+    public void SchedulerTypeOfAnSdxlFileIsRefusedNotIgnored()
+    {
+        // diffusers 0.25.1 builds SDXL's Euler scheduler whatever scheduler_type says
+        var p = Model("xl");
+        using var ckpt = OriginalCheckpoint.ShapesOnly("xl", p.Original, globalStep: null);
+        Assert.IsType<EulerDiscreteScheduler>(SingleFileLayout.Resolve(ckpt, new SingleFileOptions { SchedulerType = "pndm" }).Scheduler);
+        var e = Assert.Throws<ConfigException>(() => SingleFileLayout.Resolve(ckpt, new SingleFileOptions { SchedulerType = "ddim" }));
+        Assert.Equal("scheduler_type", e.Key);
+        Assert.Equal("scheduler_type 'ddim' applies to SD 1.x/2.x single files; an SDXL file gets diffusers' EulerDiscreteScheduler "
+                     + "(choose another scheduler for the pipeline afterwards, e.g. generate --scheduler)", e.Message);
     }
 }
