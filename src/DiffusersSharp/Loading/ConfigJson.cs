@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -40,15 +41,24 @@ public static class ConfigJson
         return Parse<T>(ReadText(path), path);
     }
 
-    /// <summary>Parses config JSON text; <paramref name="source"/> names the file in error messages.</summary>
+    /// <summary>
+    /// Parses config JSON text; <paramref name="source"/> names the file in error messages. A record marked
+    /// <see cref="SubConfigAttribute"/> is read from its sub-object when the file is the composite config it names.
+    /// </summary>
     public static T Parse<T>(string json, string source) where T : DiffusersConfig
     {
         string normalized = NormalizePythonLiterals(json);
+        string keyPrefix = "";
         // Syntax first, so that a syntax error under a key is not reported as a wrong type for that key.
         try
         {
             using var doc = JsonDocument.Parse(normalized, DocumentOptions);
             RequireObject(doc, source);
+            if (SubConfig(typeof(T), doc.RootElement, source) is { } sub)
+            {
+                normalized = sub.GetRawText();
+                keyPrefix = typeof(T).GetCustomAttribute<SubConfigAttribute>()!.Key + ".";
+            }
         }
         catch (JsonException e)
         {
@@ -58,14 +68,15 @@ public static class ConfigJson
         {
             var config = JsonSerializer.Deserialize<T>(normalized, Options)
                    ?? throw new ConfigException($"{source}: the config is JSON null") { FilePath = source };
-            RefuseNumbersAsStrings(config, source);
+            RefuseNumbersAsStrings(config, source, keyPrefix);
             return config;
         }
         catch (JsonException e)
         {
-            string key = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "";
-            string where = Where(e);
-            string? expected = key.Length > 0 ? Expected(typeof(T), key) : null;
+            string inner = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "";
+            string key = inner.Length > 0 ? keyPrefix + inner : "";
+            string where = keyPrefix.Length > 0 ? "" : Where(e); // a line and column of the sub-object's text would mislead
+            string? expected = inner.Length > 0 ? Expected(typeof(T), inner) : null;
             string msg = key.Length > 0
                 ? $"{source}: config key '{key}' has a value of the wrong type or form for {typeof(T).Name}{where}: {(expected is null ? e.Message : "expected " + expected)}"
                 : $"{source}: the config does not fit {typeof(T).Name}{where}: {e.Message}";
@@ -74,10 +85,31 @@ public static class ConfigJson
     }
 
     /// <summary>
+    /// The sub-object to read a <see cref="SubConfigAttribute"/> record from when <paramref name="root"/> is the composite
+    /// config it names (its <c>model_type</c>); null when the type has no such attribute or the file is not that composite.
+    /// </summary>
+    private static JsonElement? SubConfig(Type configType, JsonElement root, string source)
+    {
+        if (configType.GetCustomAttribute<SubConfigAttribute>() is not { } sub) return null;
+        if (!root.TryGetProperty("model_type", out var type) || type.ValueKind != JsonValueKind.String
+            || type.GetString() != sub.CompositeModelType)
+            return null;
+        if (!root.TryGetProperty(sub.Key, out var inner))
+            throw new ConfigException(
+                $"{source}: config key '{sub.Key}' is missing: model_type '{sub.CompositeModelType}' is a composite config, and {configType.Name} is read from its '{sub.Key}' object")
+            { FilePath = source, Key = sub.Key };
+        if (inner.ValueKind != JsonValueKind.Object)
+            throw new ConfigException(
+                $"{source}: config key '{sub.Key}' must be an object ({{\"key\": value, …}}), not {Describe(inner)}: model_type '{sub.CompositeModelType}' is a composite config, and {configType.Name} is read from its '{sub.Key}' object")
+            { FilePath = source, Key = sub.Key };
+        return inner.Clone();
+    }
+
+    /// <summary>
     /// A bare NaN / Infinity (which <see cref="NormalizePythonLiterals"/> turns into a marked string so that float keys
     /// read it) given for a string key is the wrong type, as any other number would be.
     /// </summary>
-    private static void RefuseNumbersAsStrings(DiffusersConfig config, string source)
+    private static void RefuseNumbersAsStrings(DiffusersConfig config, string source, string keyPrefix)
     {
         foreach (var p in config.GetType().GetProperties(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
         {
@@ -85,7 +117,7 @@ public static class ConfigJson
             string?[]? value = p.PropertyType == typeof(string) ? [p.GetValue(config) as string]
                 : p.PropertyType == typeof(string[]) ? p.GetValue(config) as string?[] : null;
             if (value?.FirstOrDefault(v => v is { Length: > 0 } && v[0] == '\0') is not { } bad) continue;
-            string key = (p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name ?? p.Name;
+            string key = keyPrefix + ((p.GetCustomAttributes(typeof(JsonPropertyNameAttribute), true).FirstOrDefault() as JsonPropertyNameAttribute)?.Name ?? p.Name);
             throw new ConfigException($"{source}: config key '{key}' must be a string, not the number {bad[1..]}") { FilePath = source, Key = key };
         }
     }

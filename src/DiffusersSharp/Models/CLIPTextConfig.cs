@@ -6,8 +6,10 @@ namespace DiffusersSharp.Models;
 /// <summary>
 /// transformers' <c>CLIPTextConfig</c> (the <c>config.json</c> of a Stable Diffusion <c>text_encoder/</c>
 /// folder); defaults are transformers 4.36's. Keys not modelled here (architectures, torch_dtype, …) are kept
-/// in <see cref="DiffusersConfig.Extra"/>.
+/// in <see cref="DiffusersConfig.Extra"/>. A full <c>CLIPModel</c> config (<c>"model_type": "clip"</c>) is read from its
+/// <c>text_config</c> object, its other keys dropped, as transformers' <c>CLIPTextConfig.from_pretrained</c> does.
 /// </summary>
+[SubConfig("clip", "text_config")]
 public sealed record CLIPTextConfig : DiffusersConfig
 {
     /// <summary><c>vocab_size</c>: rows of the token embedding (49408 for CLIP's BPE vocabulary).</summary>
