@@ -161,6 +161,8 @@ public static class ConfigJson
         {
             { } c when c.StartsWith("IntOrIntArray", StringComparison.Ordinal) => "an integer or a list of integers",
             { } c when c.StartsWith("BoolOrBoolArray", StringComparison.Ordinal) => "true, false or a list of them",
+            { } c when c.StartsWith("TransformerLayersPerBlock", StringComparison.Ordinal) => "an integer, or a list of integers and lists of integers",
+            { } c when c.StartsWith("ReverseTransformerLayers", StringComparison.Ordinal) => "a list of integers and lists of integers",
             _ when t == typeof(int) => "an integer (-2147483648 to 2147483647)",
             _ when t == typeof(long) => "an integer",
             _ when t == typeof(double) || t == typeof(float) => "a number",

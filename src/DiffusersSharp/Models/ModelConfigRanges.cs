@@ -69,9 +69,8 @@ internal static class ModelConfigRanges
         R.Int(source, "out_channels", c.OutChannels, 1, R.MaxChannels);
         R.Ints(source, "block_out_channels", c.BlockOutChannels, 1, R.MaxChannels);
         R.Ints(source, "layers_per_block", c.LayersPerBlock, 1, R.MaxLayersPerBlock);
-        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 0, R.MaxLayersPerBlock);
-        if (c.ReverseTransformerLayersPerBlock is { } rev)
-            for (int i = 0; i < rev.Length; i++) R.Ints(source, "reverse_transformer_layers_per_block", rev[i], 0, R.MaxLayersPerBlock);
+        Depths(source, "transformer_layers_per_block", c.TransformerLayersPerBlock);
+        Depths(source, "reverse_transformer_layers_per_block", c.ReverseTransformerLayersPerBlock ?? []);
         R.Ints(source, "cross_attention_dim", c.CrossAttentionDim, 1, R.MaxChannels);
         R.Ints(source, "attention_head_dim", c.AttentionHeadDim, 1, R.MaxChannels);
         for (int i = 0; i < n; i++)
@@ -96,6 +95,17 @@ internal static class ModelConfigRanges
         if (c.NumClassEmbeds is int nce) R.Int(source, "num_class_embeds", nce, 1, R.MaxClassEmbeds);
         R.SampleSize(source, c.SampleSize, n);
         ModelSize.Check(source, "UNet2DConditionModel", ModelSize.UNet2DCondition(c));
+    }
+
+    // every depth of transformer_layers_per_block-style entries, named [block] or [block][layer]
+    private static void Depths(string source, string key, TransformerDepth[] entries)
+    {
+        for (int i = 0; i < entries.Length; i++)
+        {
+            int[] depths = entries[i].Depths;
+            for (int j = 0; j < depths.Length; j++)
+                R.Int(source, key, depths[j], 0, R.MaxLayersPerBlock, entries[i].IsPerLayer ? $"{key}[{i}][{j}]" : $"{key}[{i}]");
+        }
     }
 
     public static void RequiredAutoencoderKL(AutoencoderKLConfig c, string source)

@@ -61,10 +61,10 @@ internal static class ModelSize
 
     /// <summary>
     /// The resnets and resampling convolutions of a UNet's down and up paths (diffusers' channel arithmetic: an up
-    /// block's resnets take the previous output concatenated with a skip connection); <paramref name="perLayer"/>(block,
+    /// block's resnets take the previous output concatenated with a skip connection); <paramref name="perLayer"/>(block, layer,
     /// channels, up) adds what a block has beside each resnet (attention, a transformer).
     /// </summary>
-    private static double UNetPaths(int[] boc, Func<int, int> layersAt, double temb, bool scaleShift, Func<int, double, bool, double> perLayer)
+    private static double UNetPaths(int[] boc, Func<int, int> layersAt, double temb, bool scaleShift, Func<int, int, double, bool, double> perLayer)
     {
         int n = boc.Length;
         double total = 0, output = boc[0];
@@ -73,7 +73,7 @@ internal static class ModelSize
             double input = output;
             output = boc[i];
             for (int j = 0; j < layersAt(i); j++)
-                total += Resnet(j == 0 ? input : output, output, temb, scaleShift) + perLayer(i, output, false);
+                total += Resnet(j == 0 ? input : output, output, temb, scaleShift) + perLayer(i, j, output, false);
             if (i < n - 1) total += Conv(output, output);
         }
         var rev = boc.Reverse().ToArray();
@@ -85,7 +85,7 @@ internal static class ModelSize
             double input = rev[Math.Min(i + 1, n - 1)];
             int layers = layersAt(n - 1 - i) + 1;
             for (int j = 0; j < layers; j++)
-                total += Resnet((j == 0 ? prev : output) + (j == layers - 1 ? input : output), output, temb, scaleShift) + perLayer(i, output, true);
+                total += Resnet((j == 0 ? prev : output) + (j == layers - 1 ? input : output), output, temb, scaleShift) + perLayer(i, j, output, true);
             if (i < n - 1) total += Conv(output, output);
         }
         return total;
@@ -100,7 +100,7 @@ internal static class ModelSize
         double total = Conv(c.InChannels, c0) + Linear(c.TimeEmbeddingType == "fourier" ? 2 * c0 : c0, temb) + Linear(temb, temb);
         if (c.TimeEmbeddingType == "learned") total += (double)(c.NumTrainTimesteps ?? 0) * c0;
         if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
-        total += UNetPaths(boc, _ => c.LayersPerBlock, temb, ss, (i, ch, up) =>
+        total += UNetPaths(boc, _ => c.LayersPerBlock, temb, ss, (i, _, ch, up) =>
             (up ? c.UpBlockTypes[i] : c.DownBlockTypes[i]).Contains("Attn", StringComparison.Ordinal) ? Attention(ch) : 0);
         total += 2 * Resnet(last, last, temb, ss) + (c.AddAttention ? Attention(last) : 0);
         return total + Norm(c0) + Conv(c0, c.OutChannels);
@@ -118,15 +118,17 @@ internal static class ModelSize
         if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
         if (c.EncoderHidDim is int ehd) total += Linear(ehd, At(c.CrossAttentionDim, 0));
         double blockTemb = c.ClassEmbeddingsConcat ? 2 * temb : temb;
-        total += UNetPaths(boc, i => At(c.LayersPerBlock, i), blockTemb, ss, (i, ch, up) =>
+        var upDepths = c.ReverseTransformerLayersPerBlock ?? c.TransformerLayersPerBlock.Reverse().ToArray();
+        total += UNetPaths(boc, i => At(c.LayersPerBlock, i), blockTemb, ss, (i, j, ch, up) =>
         {
             string type = up ? c.UpBlockTypes[i] : c.DownBlockTypes[i];
             int level = up ? n - 1 - i : i;
-            return type.Contains("CrossAttn", StringComparison.Ordinal) ? Transformer(ch, At(c.CrossAttentionDim, level), At(c.TransformerLayersPerBlock, level))
+            var depth = up ? At(upDepths, i) : At(c.TransformerLayersPerBlock, level);
+            return type.Contains("CrossAttn", StringComparison.Ordinal) ? Transformer(ch, At(c.CrossAttentionDim, level), depth.At(j))
                 : type.Contains("Attn", StringComparison.Ordinal) ? Attention(ch) : 0;
         });
         if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
-            total += 2 * Resnet(last, last, blockTemb, ss) + Transformer(last, At(c.CrossAttentionDim, n - 1), At(c.TransformerLayersPerBlock, n - 1));
+            total += 2 * Resnet(last, last, blockTemb, ss) + Transformer(last, At(c.CrossAttentionDim, n - 1), At(c.TransformerLayersPerBlock, n - 1).At(0));
         else if (c.MidBlockType == "UNetMidBlock2D")
             total += Resnet(last, last, blockTemb, ss);
         return total + Norm(c0) + Conv(c0, c.OutChannels, c.ConvOutKernel);

@@ -90,13 +90,21 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     [JsonPropertyName("cross_attention_dim"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
     public int[] CrossAttentionDim { get; init; } = [1280];
 
-    /// <summary>Transformer blocks per attention layer: one value for every block, or one per down block.</summary>
-    [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
-    public int[] TransformerLayersPerBlock { get; init; } = [1];
+    /// <summary>
+    /// <c>transformer_layers_per_block</c>: transformer blocks per attention layer of the down blocks (and of the mid
+    /// block: the last entry, its first layer's depth for a list): one value for every block, or one entry per down
+    /// block, each an int or a list with a depth per layer (the nested form, which needs
+    /// <see cref="ReverseTransformerLayersPerBlock"/>).
+    /// </summary>
+    [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(TransformerLayersPerBlockJsonConverter))]
+    public TransformerDepth[] TransformerLayersPerBlock { get; init; } = [1];
 
-    /// <summary>Per up block, per layer transformer depths (asymmetric UNets); null: the reverse of the down blocks'.</summary>
-    [JsonPropertyName("reverse_transformer_layers_per_block")]
-    public int[][]? ReverseTransformerLayersPerBlock { get; init; }
+    /// <summary>
+    /// <c>reverse_transformer_layers_per_block</c>: the up blocks' entries in up order (asymmetric UNets), each an int or a
+    /// list with a depth per layer; null: the down blocks' entries reversed.
+    /// </summary>
+    [JsonPropertyName("reverse_transformer_layers_per_block"), JsonConverter(typeof(ReverseTransformerLayersJsonConverter))]
+    public TransformerDepth[]? ReverseTransformerLayersPerBlock { get; init; }
 
     /// <summary>
     /// <c>encoder_hid_dim</c>: width of the encoder hidden states before <see cref="EncoderHidDimType"/>'s

@@ -29,9 +29,12 @@ internal static class UNet2DConditionModelConfigValidation
         PerBlock(source, "attention_head_dim", c.AttentionHeadDim?.Length, n, c.AttentionHeadDim is null ? "null" : Ints(c.AttentionHeadDim));
         PerBlock(source, "cross_attention_dim", c.CrossAttentionDim?.Length, n, c.CrossAttentionDim is null ? "null" : Ints(c.CrossAttentionDim));
         PerBlock(source, "layers_per_block", c.LayersPerBlock?.Length, n, c.LayersPerBlock is null ? "null" : Ints(c.LayersPerBlock));
-        PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock?.Length, n, c.TransformerLayersPerBlock is null ? "null" : Ints(c.TransformerLayersPerBlock));
-        if (c.ReverseTransformerLayersPerBlock is { } rev && rev.Length != n)
-            Fail(source, "reverse_transformer_layers_per_block", $"needs one list per up block ({n}), got {rev.Length}");
+        PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock?.Length, n, c.TransformerLayersPerBlock is null ? "null" : string.Join(", ", c.TransformerLayersPerBlock));
+        if (c.ReverseTransformerLayersPerBlock is null && c.TransformerLayersPerBlock!.Any(d => d.IsPerLayer))
+            Fail(source, "reverse_transformer_layers_per_block", "Must provide 'reverse_transformer_layers_per_block` if using asymmetrical UNet.");
+        // diffusers indexes it per up block (a longer list is read as far as it goes)
+        if (c.ReverseTransformerLayersPerBlock is { } rev && rev.Length < n)
+            Fail(source, "reverse_transformer_layers_per_block", $"needs an entry per up block ({n}), got {rev.Length}: [{string.Join(", ", rev)}]");
 
         for (int i = 0; i < n; i++)
         {
@@ -56,6 +59,7 @@ internal static class UNet2DConditionModelConfigValidation
             if (At(c.CrossAttentionDim!, i) <= 0)
                 Fail(source, "cross_attention_dim", $"cross_attention_dim must be positive, got {At(c.CrossAttentionDim!, i)} for block {i}");
         }
+        PerLayerDepths(c, source, n);
         if (c.MidBlockType is not null && UNet2DBlocks.NeedsCrossAttention(c.MidBlockType) && c.BlockOutChannels[^1] % At(c.AttentionHeadDim!, n - 1) != 0)
             Fail(source, "attention_head_dim", $"mid block: {c.BlockOutChannels[^1]} channels cannot be split into {At(c.AttentionHeadDim!, n - 1)} attention heads");
         if (c.TimeEmbeddingType is not ("positional" or "fourier"))
@@ -96,6 +100,33 @@ internal static class UNet2DConditionModelConfigValidation
         if (c.ConvOutKernel <= 0 || c.ConvOutKernel % 2 == 0)
             Fail(source, "conv_out_kernel", $"conv_out_kernel must be a positive odd number, got {c.ConvOutKernel}");
         ModelConfigRanges.UNet2DCondition(c, source);
+    }
+
+    /// <summary>
+    /// The cross-attention blocks read a list entry of transformer_layers_per_block (reverse_… for the up blocks) one
+    /// depth per layer (diffusers' CrossAttnDownBlock2D / CrossAttnUpBlock2D / UNetMidBlock2DCrossAttn index it for each of
+    /// their num_layers: a shorter list is an IndexError there); the other blocks ignore their entry.
+    /// </summary>
+    private static void PerLayerDepths(UNet2DConditionModelConfig c, string source, int n)
+    {
+        var rev = c.ReverseTransformerLayersPerBlock;
+        for (int i = 0; i < n; i++)
+        {
+            if (UNet2DBlocks.NeedsCrossAttention(c.DownBlockTypes[i]))
+                EnoughDepths(source, "transformer_layers_per_block", $"down block {i} ({c.DownBlockTypes[i]})",
+                    At(c.TransformerLayersPerBlock, i), At(c.LayersPerBlock, i));
+            if (UNet2DBlocks.NeedsCrossAttention(c.UpBlockTypes[i]))
+                EnoughDepths(source, rev is null ? "transformer_layers_per_block" : "reverse_transformer_layers_per_block",
+                    $"up block {i} ({c.UpBlockTypes[i]})", rev?[i] ?? At(c.TransformerLayersPerBlock, n - 1 - i), At(c.LayersPerBlock, n - 1 - i) + 1);
+        }
+        if (c.MidBlockType is { } mid && UNet2DBlocks.NeedsCrossAttention(mid))
+            EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({mid})", At(c.TransformerLayersPerBlock, n - 1), 1);
+    }
+
+    private static void EnoughDepths(string source, string key, string block, TransformerDepth entry, int layers)
+    {
+        if (entry.IsPerLayer && entry.Depths.Length < layers)
+            Fail(source, key, $"{block} has {layers} attention layer{(layers == 1 ? "" : "s")}, but its list entry {entry} gives {entry.Depths.Length} depth{(entry.Depths.Length == 1 ? "" : "s")}: a list entry needs one per layer");
     }
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>

@@ -19,7 +19,7 @@ public class UNet2DConditionModelConfigTests
         Assert.Null(c.NumAttentionHeads);
         Assert.Equal(new[] { 32 }, c.CrossAttentionDim);
         Assert.Equal(new[] { false }, c.OnlyCrossAttention);
-        Assert.Equal(new[] { 1 }, c.TransformerLayersPerBlock);
+        Assert.Equal(new TransformerDepth[] { 1 }, c.TransformerLayersPerBlock);
         Assert.Equal(new[] { 2 }, c.LayersPerBlock);
         Assert.Equal("UNetMidBlock2DCrossAttn", c.MidBlockType);
         Assert.Null(c.ReverseTransformerLayersPerBlock);

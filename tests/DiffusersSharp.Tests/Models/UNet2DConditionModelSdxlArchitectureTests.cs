@@ -93,7 +93,7 @@ public class UNet2DConditionModelSdxlArchitectureTests
     public void SdxlRefinerConfig_BuildsWithFourTransformerBlocksPerAttention()
     {
         var config = ConfigJson.Parse<UNet2DConditionModelConfig>(SdxlRefinerConfig, "sdxl-refiner/unet/config.json");
-        Assert.Equal(new[] { 4 }, config.TransformerLayersPerBlock);
+        Assert.Equal(new TransformerDepth[] { 4 }, config.TransformerLayersPerBlock);
         using var unet = OnMeta(config);
         var depths = TransformerDepths(unet);
         Assert.Equal(2 * 2 + 1 + 2 * 3, depths.Count);

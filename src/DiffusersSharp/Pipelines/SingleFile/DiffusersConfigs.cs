@@ -91,7 +91,7 @@ public static class DiffusersConfigs
             AdditionTimeEmbedDim = additionTimeDim,
             ProjectionClassEmbeddingsInputDim = projectionInput,
             NumClassEmbeds = numClassEmbeds,
-            TransformerLayersPerBlock = l.TransformerDepthIsList ? l.TransformerDepth : [l.TransformerDepth[0]],
+            TransformerLayersPerBlock = TransformerDepth.PerBlock(l.TransformerDepthIsList ? l.TransformerDepth : [l.TransformerDepth[0]]),
             UpcastAttention = upcastAttention ?? false,
         };
         if (headDim is not null) config = config with { AttentionHeadDim = headDim };

@@ -18,7 +18,7 @@ internal static class DiffusersLayoutReference
         void Norm(string k, long ch) { d[k + ".weight"] = [ch]; d[k + ".bias"] = [ch]; }
         int n = c.BlockOutChannels.Length;
         int[] Per(int[] v) => v.Length == 1 ? Enumerable.Repeat(v[0], n).ToArray() : v;
-        int[] layers = Per(c.LayersPerBlock), depth = Per(c.TransformerLayersPerBlock), cross = Per(c.CrossAttentionDim);
+        int[] layers = Per(c.LayersPerBlock), depth = Per(c.TransformerLayersPerBlock.Select(t => t.At(0)).ToArray()), cross = Per(c.CrossAttentionDim);
         long b0 = c.BlockOutChannels[0], temb = b0 * 4;
         void Resnet(string k, long i, long o)
         {
