@@ -88,20 +88,15 @@ internal static class ConfigRanges
     }
 
     /// <summary>
-    /// <c>sample_size</c> (one int or [height, width]): each side in 1..<see cref="MaxSampleSize"/> and a multiple of
-    /// the downsampling factor 2^(blocks - 1), else the up blocks' skip connections do not line up.
+    /// <c>sample_size</c> (one int or [height, width]): each side in 1..<see cref="MaxSampleSize"/>. Not a multiple of the
+    /// UNet's downsampling factor is no config error, as in diffusers (the size only sets a pipeline's default; a UNet
+    /// says at its forward pass whether it runs a size).
     /// </summary>
-    public static void SampleSize(string source, int[]? sampleSize, int blocks, string key = "sample_size")
+    public static void SampleSize(string source, int[]? sampleSize, string key = "sample_size")
     {
         if (sampleSize is null) return;
         if (sampleSize.Length is not (1 or 2)) Fail(source, key, $"{key} must be one integer or [height, width], got {sampleSize.Length} values");
-        long factor = 1L << Math.Clamp(blocks - 1, 0, 30);
-        foreach (var s in sampleSize)
-        {
-            Int(source, key, s, 1, MaxSampleSize);
-            if (s % factor != 0)
-                Fail(source, key, $"{key} {s} is not a multiple of {factor}, the downsampling factor of {blocks} blocks (each block but the last halves the size)");
-        }
+        foreach (var s in sampleSize) Int(source, key, s, 1, MaxSampleSize);
     }
 
     /// <summary>The downsampling of a UNet's down blocks needs padding 0 (diffusers pads right/bottom itself) or 1.</summary>

@@ -47,7 +47,7 @@ internal static class ModelConfigRanges
         }
         if (c.NumClassEmbeds is int nce) R.Int(source, "num_class_embeds", nce, 1, R.MaxClassEmbeds);
         if (c.NumTrainTimesteps is int ntt) R.Int(source, "num_train_timesteps", ntt, 1, R.MaxTrainTimesteps);
-        R.SampleSize(source, c.SampleSize, c.BlockOutChannels.Length);
+        R.SampleSize(source, c.SampleSize);
         ModelSize.Check(source, "UNet2DModel", ModelSize.UNet2D(c));
     }
 
@@ -93,7 +93,7 @@ internal static class ModelConfigRanges
         if (c.EncoderHidDim is int ehd) R.Int(source, "encoder_hid_dim", ehd, 1, R.MaxChannels);
         if (c.ProjectionClassEmbeddingsInputDim is int pci) R.Int(source, "projection_class_embeddings_input_dim", pci, 1, R.MaxChannels);
         if (c.NumClassEmbeds is int nce) R.Int(source, "num_class_embeds", nce, 1, R.MaxClassEmbeds);
-        R.SampleSize(source, c.SampleSize, n);
+        R.SampleSize(source, c.SampleSize);
         ModelSize.Check(source, "UNet2DConditionModel", ModelSize.UNet2DCondition(c));
     }
 

@@ -29,6 +29,12 @@ public sealed partial class UNet2DModel : nn.Module
     /// <summary>The config the model was built from.</summary>
     public UNet2DModelConfig Config { get; }
 
+    /// <summary>
+    /// How many ×2 upsamplers the up path has: a sample's height and width must be multiples of 2^this, since, as in
+    /// diffusers' UNet2DModel, the up path does not resize to the skip connections (UNet2DConditionModel does).
+    /// </summary>
+    public int NumUpsamplers { get; }
+
     /// <summary>Test hook: called with (module path, output) after each top-level stage of a forward pass.</summary>
     internal Action<string, Tensor>? IntermediateHook { get; set; }
 
@@ -120,6 +126,7 @@ public sealed partial class UNet2DModel : nn.Module
                 AddUpsample = i < boc.Length - 1,
                 AttentionHeadDim = c.AttentionHeadDim ?? outputChannel,
             }));
+            if (i < boc.Length - 1) NumUpsamplers++;
         }
 
         conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
@@ -170,6 +177,11 @@ public sealed partial class UNet2DModel : nn.Module
             throw new ArgumentException($"UNet2DModel expects a sample of shape (batch, {Config.InChannels}, height, width), got {Layers.Shape(sample)}");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("class_embedding needs to be initialized in order to use class conditioning");
+        long factor = 1L << NumUpsamplers;
+        if (sample.shape[2] % factor != 0 || sample.shape[3] % factor != 0)
+            throw new ArgumentException(
+                $"UNet2DModel: the sample is {sample.shape[2]}×{sample.shape[3]}, but its height and width must be multiples of {factor} (2^{NumUpsamplers}, for {NumUpsamplers} upsampler{(NumUpsamplers == 1 ? "" : "s")}): like diffusers' UNet2DModel, its up path does not resize to the skip connections",
+                nameof(sample));
         _kernels.Follow(ChannelsLast);
         using var scope = torch.NewDisposeScope();
         var hook = IntermediateHook;

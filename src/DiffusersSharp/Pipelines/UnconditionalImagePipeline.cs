@@ -85,6 +85,12 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
             2 => (size[0], size[1]),
             _ => throw new DiffusersException($"{ClassName}: UNet sample_size must be one int or [height, width], got [{string.Join(", ", size)}]"),
         };
+        // a config may hold such a size (diffusers loads it too, and its pipeline then fails in the UNet's up path)
+        long factor = 1L << Unet.NumUpsamplers;
+        if (h % factor != 0 || w % factor != 0)
+            throw new DiffusersException(
+                $"{ClassName}: the UNet config's sample_size {(size.Length == 1 ? $"{size[0]}" : $"[{size[0]}, {size[1]}]")} is not a multiple of {factor} (2^{Unet.NumUpsamplers}, for {Unet.NumUpsamplers} upsampler{(Unet.NumUpsamplers == 1 ? "" : "s")}): like diffusers', UNet2DModel's up path does not resize to the skip connections, so it cannot generate {h}×{w} images")
+            { Key = "sample_size" };
         return [batchSize, cfg.InChannels, h, w];
     }
 

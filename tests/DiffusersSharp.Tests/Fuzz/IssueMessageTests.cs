@@ -46,7 +46,6 @@ public class IssueMessageTests
 
     [Theory]
     [InlineData("attention_head_dim", "64", "attention_head_dim 64 is larger than the 32 channels of block 1: its attention would have 0 heads")]
-    [InlineData("sample_size", "31", "sample_size 31 is not a multiple of 2, the downsampling factor of 2 blocks (each block but the last halves the size)")]
     [InlineData("layers_per_block", "100000", "layers_per_block must be between 1 and 64, got 100000")]
     [InlineData("block_out_channels", "[2147483640, 2147483640]", "block_out_channels[0] must be between 1 and 65536, got 2147483640")]
     [InlineData("downsample_padding", "100", "downsample_padding must be 0 or 1 (other values change the feature map sizes and the skip connections no longer fit), got 100")]
@@ -63,6 +62,16 @@ public class IssueMessageTests
         string e = Error(w, Ddpm(w));
         Assert.StartsWith($"error: {w.File("unet/config.json")}: config key '{key}'", e);
         Assert.Contains(message, e);
+    }
+
+    [Fact]
+    public void ASampleSizeTheUNetCannotRunIsRefusedByThePipeline()
+    {
+        // diffusers loads the config (sample_size only sets the pipeline's image size); its UNet2DModel then fails in
+        // the up path, which the pipeline says before it starts
+        using var w = new FuzzWorkspace("tiny-ddpm");
+        w.SetJson("unet/config.json", "sample_size", "31");
+        Assert.Equal("error: DDPMPipeline: the UNet config's sample_size 31 is not a multiple of 2 (2^1, for 1 upsampler): like diffusers', UNet2DModel's up path does not resize to the skip connections, so it cannot generate 31×31 images", Error(w, Ddpm(w)));
     }
 
     [Fact]

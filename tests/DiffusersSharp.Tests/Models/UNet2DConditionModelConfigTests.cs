@@ -44,6 +44,24 @@ public class UNet2DConditionModelConfigTests
     }
 
     [Fact]
+    public void ASampleSizeOffTheDownsamplingFactorLoadsAndRunsAsInDiffusers()
+    {
+        // diffusers does not check sample_size; the forward pass hands the upsamplers the skip states' sizes
+        // (forward_upsample_size) when a side is not a multiple of 2^num_upsamplers
+        using var dir = new TempDir();
+        foreach (var f in new[] { "config.json", "diffusion_pytorch_model.safetensors" })
+            File.Copy(Golden.Path("tiny-sd", "unet", f), dir.File(f));
+        File.WriteAllText(dir.File("config.json"), File.ReadAllText(dir.File("config.json")).Replace("\"sample_size\": 32", "\"sample_size\": 33"));
+        using var unet = UNet2DConditionModel.FromPretrained(dir.Path);
+        Assert.Equal(new[] { 33 }, unet.Config.SampleSize);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var output = unet.Forward(torch.randn(1, 4, 33, 33), 10L, torch.randn(1, 7, 32)).Sample;
+        Assert.Equal(new long[] { 1, 4, 33, 33 }, output.shape);
+        Assert.True(torch.isfinite(output).all().item<bool>());
+    }
+
+    [Fact]
     public void PerBlockLists_RoundTripAsDiffusersWritesThem()
     {
         var c = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd21Config, "sd21");

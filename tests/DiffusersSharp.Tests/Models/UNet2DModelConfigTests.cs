@@ -180,6 +180,24 @@ public class UNet2DModelConfigTests
     }
 
     [Fact]
+    public void ASampleSizeOffTheDownsamplingFactorLoadsAndTheForwardPassNamesTheSizeItCannotRun()
+    {
+        // diffusers loads any sample_size (unet_2d.py only stores it); its UNet2DModel fails in the up path at a size
+        // that is not a multiple of 2^(levels - 1), which here is a clear error naming the size and the factor
+        using var dir = new TempDir();
+        foreach (var f in new[] { "config.json", "diffusion_pytorch_model.safetensors" })
+            File.Copy(Golden.Path("tiny-ddpm", "unet", f), dir.File(f));
+        File.WriteAllText(dir.File("config.json"), File.ReadAllText(dir.File("config.json")).Replace("\"sample_size\": 32", "\"sample_size\": 31"));
+        using var unet = UNet2DModel.FromPretrained(dir.Path);
+        Assert.Equal(new[] { 31 }, unet.Config.SampleSize);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var e = Assert.Throws<ArgumentException>(() => unet.Forward(torch.randn(1, 3, 31, 31), 10L));
+        Assert.Equal("UNet2DModel: the sample is 31×31, but its height and width must be multiples of 2 (2^1, for 1 upsampler): like diffusers' UNet2DModel, its up path does not resize to the skip connections (Parameter 'sample')", e.Message);
+        Assert.Equal(new long[] { 1, 3, 30, 32 }, unet.Forward(torch.randn(1, 3, 30, 32), 10L).Sample.shape);
+    }
+
+    [Fact]
     public void SavePretrainedStampsThisLibrarysDiffusersVersion()
     {
         // diffusers' to_json_string writes its own __version__, not the loaded config's
