@@ -205,8 +205,18 @@ public sealed class SafetensorsFile : IDisposable
         _ => null,
     };
 
-    /// <summary>The torch dtype of a safetensors dtype name; an unknown one throws.</summary>
-    public static ScalarType ToScalarType(string dtype) => dtype switch
+    /// <summary>
+    /// The torch dtype of a safetensors dtype name; one TorchSharp 0.107 has no type for (<c>F8_E4M3</c>, <c>F8_E5M2</c>,
+    /// <c>U16</c>, <c>U32</c>, <c>U64</c>) or an unknown one throws.
+    /// </summary>
+    public static ScalarType ToScalarType(string dtype) => TryScalarType(dtype) ?? throw new WeightsException(dtype switch
+    {
+        "F8_E4M3" or "F8_E5M2" => $"safetensors dtype '{dtype}' (float8) is not supported by DiffusersSharp: TorchSharp 0.107 has no float8 tensor type (store the tensor as F16, BF16 or F32)",
+        _ => $"safetensors dtype '{dtype}' is not supported by DiffusersSharp",
+    });
+
+    /// <summary>The torch dtype of a safetensors dtype name, or null when TorchSharp has none (or the name is unknown).</summary>
+    internal static ScalarType? TryScalarType(string dtype) => dtype switch
     {
         "F64" => ScalarType.Float64,
         "F32" => ScalarType.Float32,
@@ -218,7 +228,7 @@ public sealed class SafetensorsFile : IDisposable
         "I8" => ScalarType.Int8,
         "U8" => ScalarType.Byte,
         "BOOL" => ScalarType.Bool,
-        _ => throw new WeightsException($"safetensors dtype '{dtype}' is not supported by DiffusersSharp"),
+        _ => null,
     };
 
     /// <summary>The safetensors dtype name of a torch dtype.</summary>

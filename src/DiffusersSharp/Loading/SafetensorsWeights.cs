@@ -18,7 +18,11 @@ internal sealed class SafetensorsWeights : IDisposable
 
     private SafetensorsWeights() { }
 
-    /// <summary>Every tensor of the file(s) as a meta placeholder, by name (the caller may rename or remove entries).</summary>
+    /// <summary>
+    /// Every tensor of the file(s) as a meta placeholder, by name (the caller may rename or remove entries). A tensor whose
+    /// dtype TorchSharp has no type for (F8_E4M3, F8_E5M2, U16, U32, U64) has a BFloat16 (float8) or Int64 placeholder;
+    /// <see cref="CopyInto"/> refuses it.
+    /// </summary>
     public Dictionary<string, Tensor> Placeholders { get; private set; } = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -62,7 +66,11 @@ internal sealed class SafetensorsWeights : IDisposable
         foreach (var name in file.Keys)
         {
             var e = file.Entry(name);
-            var placeholder = torch.empty(e.Shape, file.ScalarTypeOf(e), device: torch.META);
+            // a dtype TorchSharp cannot hold (float8, unsigned 16-64 bit) gets a placeholder of a stand-in dtype of its
+            // kind: the file opens, and only reading that tensor (CopyInto) fails, naming the file, the tensor and the dtype
+            var dtype = SafetensorsFile.TryScalarType(e.DType)
+                        ?? (e.DType.StartsWith('F') ? ScalarType.BFloat16 : ScalarType.Int64);
+            var placeholder = torch.empty(e.Shape, dtype, device: torch.META);
             _sources[placeholder] = (file, e);
             result[name] = placeholder;
         }
@@ -90,7 +98,7 @@ internal sealed class SafetensorsWeights : IDisposable
             return;
         }
         var (file, e) = source;
-        var dtype = weight.dtype; // the placeholder's: the stored dtype
+        var dtype = file.ScalarTypeOf(e); // the stored dtype; one TorchSharp has no type for throws here, before any read
         long n = target.numel();
         if (e.ByteLength == 0 || n == 0) return;
         if (!target.is_contiguous())

@@ -210,4 +210,60 @@ public class SafetensorsFileTests
         Assert.Equal(before, File.ReadAllBytes(p));
         Assert.Single(Directory.GetFiles(dir.Path));
     }
+
+    /// <summary>
+    /// The tiny-sd text encoder's folder with one tensor stored as <paramref name="f8"/> (F8_E4M3 / F8_E5M2): written as
+    /// U8 of the same shape, then the header's dtype changed (both take one byte an element, so the offsets hold).
+    /// </summary>
+    private static string TextEncoderWithFloat8(TempDir dir, string key, long[] shape, string f8)
+    {
+        string folder = dir.File("text_encoder");
+        Directory.CreateDirectory(folder);
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
+        string file = Path.Combine(folder, "model.safetensors");
+        using (var f = Golden.Open(Path.Combine("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            all.Remove(key, out var replaced);
+            replaced?.Dispose();
+            all[key] = torch.full(shape, 0x38, ScalarType.Byte); // 1.0 in F8_E4M3, 0.5 in F8_E5M2
+            SafetensorsFile.Save(file, all, new Dictionary<string, string> { ["format"] = "pt" });
+            foreach (var t in all.Values) t.Dispose();
+        }
+        DiffusersSharp.Tests.Fuzz.WeightFiles.EditHeader(file, h => h[key]!["dtype"] = f8);
+        return file;
+    }
+
+    [Fact]
+    public void AFloat8TensorTheModelDropsDoesNotRefuseTheFile()
+    {
+        // transformers drops a legacy position_ids buffer; stored as float8 it is never read, so the file loads
+        using var dir = new TempDir();
+        string file = TextEncoderWithFloat8(dir, "text_model.embeddings.position_ids", [1, 77], "F8_E4M3");
+        using (var f = SafetensorsFile.Open(file))
+            Assert.Equal("F8_E4M3", f.Entries["text_model.embeddings.position_ids"].DType);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        using var model = DiffusersSharp.Models.CLIPTextModel.FromPretrained(dir.Path, "text_encoder");
+        using var output = model.Forward(Golden.Tensor("tiny-sd-expected.safetensors", "tokenizer/input_ids"));
+        Tol.Close(output.LastHiddenState, Golden.Tensor("tiny-sd-expected.safetensors", "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+    }
+
+    [Fact]
+    public void ReadingAFloat8TensorNamesTheFileTheTensorAndTheDtype()
+    {
+        using var dir = new TempDir();
+        const string Key = "text_model.final_layer_norm.weight";
+        string file = TextEncoderWithFloat8(dir, Key, [32], "F8_E5M2");
+        string message = $"{file}: tensor '{Key}': safetensors dtype 'F8_E5M2' (float8) is not supported by DiffusersSharp: TorchSharp 0.107 has no float8 tensor type (store the tensor as F16, BF16 or F32)";
+        // the model needs it: its streamed load stops at that tensor
+        var load = Assert.Throws<WeightsException>(() => DiffusersSharp.Models.CLIPTextModel.FromPretrained(dir.Path, "text_encoder"));
+        Assert.Equal(message, load.Message);
+        Assert.Equal((file, Key), (load.FilePath, load.Key));
+        // read alone: the other tensors of the file read, that one is refused
+        using var f = SafetensorsFile.Open(file);
+        using (var embedding = f.Load("text_model.embeddings.token_embedding.weight"))
+            Assert.Equal(new long[] { 1000, 32 }, embedding.shape);
+        Assert.Equal(message, Assert.Throws<WeightsException>(() => f.Load(Key)).Message);
+    }
 }
