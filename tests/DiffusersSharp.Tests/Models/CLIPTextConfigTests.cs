@@ -68,13 +68,7 @@ public class CLIPTextConfigTests
         };
         File.WriteAllText(Path.Combine(folder, "config.json"), full.ToJsonString());
         using var scope = torch.NewDisposeScope();
-        var projection = torch.randn(8, 32, generator: new Generator(5));
-        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
-        {
-            var all = f.LoadAll();
-            all["text_projection.weight"] = projection;
-            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
-        }
+        var projection = CLIPTextModelTests.SaveWeightsWithProjection(folder, seed: 5);
         using var noGrad = torch.no_grad();
         var model = CLIPTextModelWithProjection.FromPretrained(dir.Path, "text_encoder");
         Assert.Equal((32, 5, 4, 8), (model.Config.HiddenSize, model.Config.NumHiddenLayers, model.Config.NumAttentionHeads, model.Config.ProjectionDim));

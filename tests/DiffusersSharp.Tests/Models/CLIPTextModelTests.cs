@@ -88,6 +88,20 @@ public class CLIPTextModelTests
         Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
     }
 
+    /// <summary>
+    /// Writes the tiny-sd text encoder's weights and a random <c>text_projection.weight</c> [8, 32] drawn with
+    /// <paramref name="seed"/> as <c>{folder}/model.safetensors</c>; returns the projection (in the caller's dispose scope).
+    /// </summary>
+    internal static Tensor SaveWeightsWithProjection(string folder, ulong seed)
+    {
+        var projection = torch.randn(8, 32, generator: new Generator(seed));
+        using var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"));
+        var all = f.LoadAll();
+        all["text_projection.weight"] = projection;
+        SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        return projection;
+    }
+
     [Fact]
     public void WithProjectionAppliesTextProjectionToThePooledOutput()
     {
@@ -97,13 +111,7 @@ public class CLIPTextModelTests
         File.WriteAllText(Path.Combine(folder, "config.json"),
             File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")).Replace("\"projection_dim\": 512", "\"projection_dim\": 8"));
         using var scope = torch.NewDisposeScope();
-        var projection = torch.randn(8, 32, generator: new Generator(3));
-        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
-        {
-            var all = f.LoadAll();
-            all["text_projection.weight"] = projection;
-            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
-        }
+        var projection = SaveWeightsWithProjection(folder, seed: 3);
         using var noGrad = torch.no_grad();
         var model = CLIPTextModelWithProjection.FromPretrained(dir.Path, "text_encoder_2");
         using var output = model.Forward(Ids());

@@ -49,9 +49,7 @@ public class UNet2DConditionModelConfigTests
         // diffusers does not check sample_size; the forward pass hands the upsamplers the skip states' sizes
         // (forward_upsample_size) when a side is not a multiple of 2^num_upsamplers
         using var dir = new TempDir();
-        foreach (var f in new[] { "config.json", "diffusion_pytorch_model.safetensors" })
-            File.Copy(Golden.Path("tiny-sd", "unet", f), dir.File(f));
-        File.WriteAllText(dir.File("config.json"), File.ReadAllText(dir.File("config.json")).Replace("\"sample_size\": 32", "\"sample_size\": 33"));
+        Golden.CopyModel(dir.Path, c => c.Replace("\"sample_size\": 32", "\"sample_size\": 33"), "tiny-sd", "unet");
         using var unet = UNet2DConditionModel.FromPretrained(dir.Path);
         Assert.Equal(new[] { 33 }, unet.Config.SampleSize);
         using var scope = torch.NewDisposeScope();

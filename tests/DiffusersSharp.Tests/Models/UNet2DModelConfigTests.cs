@@ -185,9 +185,7 @@ public class UNet2DModelConfigTests
         // diffusers loads any sample_size (unet_2d.py only stores it); its UNet2DModel fails in the up path at a size
         // that is not a multiple of 2^(levels - 1), which here is a clear error naming the size and the factor
         using var dir = new TempDir();
-        foreach (var f in new[] { "config.json", "diffusion_pytorch_model.safetensors" })
-            File.Copy(Golden.Path("tiny-ddpm", "unet", f), dir.File(f));
-        File.WriteAllText(dir.File("config.json"), File.ReadAllText(dir.File("config.json")).Replace("\"sample_size\": 32", "\"sample_size\": 31"));
+        Golden.CopyModel(dir.Path, c => c.Replace("\"sample_size\": 32", "\"sample_size\": 31"), "tiny-ddpm", "unet");
         using var unet = UNet2DModel.FromPretrained(dir.Path);
         Assert.Equal(new[] { 31 }, unet.Config.SampleSize);
         using var scope = torch.NewDisposeScope();

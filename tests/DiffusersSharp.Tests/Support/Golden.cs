@@ -39,6 +39,21 @@ public static class Golden
     }
 
     public static JsonDocument Json(string file) => JsonDocument.Parse(File.ReadAllText(Path(file)));
+
+    /// <summary>
+    /// Copies the files of the golden model folder <paramref name="folder"/> into <paramref name="destination"/>, its
+    /// <c>config.json</c> through <paramref name="editConfig"/>.
+    /// </summary>
+    public static void CopyModel(string destination, Func<string, string> editConfig, params string[] folder)
+    {
+        Directory.CreateDirectory(destination);
+        foreach (var file in Directory.GetFiles(Path(folder)))
+        {
+            string name = System.IO.Path.GetFileName(file), to = System.IO.Path.Combine(destination, name);
+            if (name == "config.json") File.WriteAllText(to, editConfig(File.ReadAllText(file)));
+            else File.Copy(file, to);
+        }
+    }
 }
 
 /// <summary>Named tolerances and tensor assertions.</summary>
