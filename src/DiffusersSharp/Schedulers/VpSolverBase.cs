@@ -89,9 +89,11 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         }
         else
         {
-            // np.interp at integer timesteps returns the table entries; sigma_last = sigma(t = 0)
+            // np.interp at integer timesteps returns the table entries, clamped to its ends outside [0, T): "trailing"
+            // spacing's np.arange overshoots to a last timestep of -1 for some step counts (1000 training steps and 61
+            // steps give 62 timesteps), "leading" with steps_offset can reach T; sigma_last = sigma(t = 0)
             ts = timesteps;
-            sig = [.. ts.Select(t => (double)train[t]), train[0]];
+            sig = [.. ts.Select(t => (double)train[Math.Clamp(t, 0, train.Length - 1)]), train[0]];
         }
         return (ts, sig.Select(s => (float)s).ToArray());
     }

@@ -1,0 +1,63 @@
+using DiffusersSharp.Schedulers;
+using TorchSharp;
+using static TorchSharp.torch;
+using K = DiffusersSharp.Tests.Schedulers.VpSolverKit;
+
+namespace DiffusersSharp.Tests.Schedulers;
+
+/// <summary>
+/// Spaced schedules with a timestep outside [0, num_train_timesteps), which diffusers 0.25.1 builds without a word.
+/// "trailing" is <c>np.round(np.arange(T, 0, -T/N)) - 1</c>; for T = 1000 and N = 61 numpy's arange has
+/// ceil(1000 / (1000/61)) = ceil(61.00000000000001) = 62 values, 1000 − i·(1000/61) (computed as numpy does, start +
+/// i·delta): 1000, 983.6, …, 16.39, 1.1e-13, so the schedule is [999, 983, 966, …, 15, −1]. "leading" with a
+/// steps_offset can reach T. The sigma schedulers take σ of such a timestep from <c>np.interp</c>, which clamps to the
+/// table's ends; diffusers' DDPM, DDIM and PNDM index alphas_cumprod with it.
+/// </summary>
+public class TimestepSpacingEdgeTests
+{
+    private const string Sd = "\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012";
+
+    private static SchedulerBase Create(string cls, string keys) =>
+        SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\", {Sd}, {keys}}}");
+
+    /// <summary>
+    /// DPM-Solver, UniPC and DEIS: diffusers keeps the 62nd timestep (−1), σ(−1) = σ(t=0) by np.interp, then sigma_last
+    /// = σ(t=0) as always; num_inference_steps becomes 62 and the last step runs from σ(0) to σ(0). Was an
+    /// IndexOutOfRangeException in SetTimesteps.
+    /// </summary>
+    [Theory]
+    [InlineData("DPMSolverMultistepScheduler")]
+    [InlineData("UniPCMultistepScheduler")]
+    [InlineData("DEISMultistepScheduler")]
+    public void VpSolversKeepTheTrailingOvershootWithTheFirstSigma(string cls)
+    {
+        var s = Create(cls, "\"timestep_spacing\": \"trailing\"");
+        s.SetTimesteps(61);
+        var ts = K.Longs(s.Timesteps);
+        Assert.Equal(62, ts.Length);
+        Assert.Equal(62, s.NumInferenceSteps);
+        Assert.Equal(new long[] { 999, 983, 966 }, ts[..3]);
+        Assert.Equal(new long[] { 15, -1 }, ts[^2..]);
+        var sig = s.Sigmas!.data<float>().ToArray();
+        Assert.Equal(63, sig.Length);
+        Assert.Equal(K.SigmaOfT(15), sig[60], 1e-6 * K.SigmaOfT(15));
+        Assert.Equal(K.SigmaOfT(0), sig[61], 1e-6 * K.SigmaOfT(0));
+        Assert.Equal(sig[61], sig[62]);
+
+        // the whole loop runs (the model is called at t = -1, as in diffusers) and stays finite
+        var x = K.Randn(1, 1, 4, 8, 8) * (float)s.InitNoiseSigma;
+        foreach (var t in s.TimestepValues)
+        {
+            using var mo = s.ScaleModelInput(x, t) * 0.3f + 0.1f;
+            x = s.Step(mo, t, x).PrevSample;
+        }
+        Assert.True(torch.isfinite(x).all().item<bool>(), $"{cls}: the loop over the overshooting schedule is not finite");
+
+        // "leading" + steps_offset 1 at 999 steps: 1000 // 1000 = 1, [999, ..., 0] + 1 starts at 1000; np.interp clamps
+        // it to σ(999)
+        var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1");
+        lead.SetTimesteps(999);
+        Assert.Equal(1000, K.Longs(lead.Timesteps)[0]);
+        Assert.Equal(K.SigmaOfT(999), lead.Sigmas!.data<float>()[0], 1e-6 * K.SigmaOfT(999));
+    }
+}
