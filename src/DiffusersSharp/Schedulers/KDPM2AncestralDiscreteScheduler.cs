@@ -41,8 +41,8 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        int n = numInferenceSteps;
-        var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
+        var (sigmas, logSigmas, ts, f64) = BaseSchedule(numInferenceSteps);
+        int n = ts.Length;   // the spaced timesteps: one more than asked where trailing spacing overshoots
         var up = new float[n + 1];
         var down = new float[n + 1];
         var interpol = new float[n + 1];

@@ -44,8 +44,8 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     /// <inheritdoc/>
     public override void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
-        int n = numInferenceSteps;
-        var (sigmas, logSigmas, ts, f64) = BaseSchedule(n);
+        var (sigmas, logSigmas, ts, f64) = BaseSchedule(numInferenceSteps);
+        int n = ts.Length;   // the spaced timesteps: one more than asked where trailing spacing overshoots
         // sigmas_interpol = exp(lerp(log s, log roll(s, 1), 0.5)): entry 0 pairs s0 with the final 0 (NaN, unused)
         var interpol = new float[n + 1];
         for (int i = 0; i <= n; i++) interpol[i] = LogMidpoint(sigmas[i], sigmas[(i + n) % (n + 1)]);

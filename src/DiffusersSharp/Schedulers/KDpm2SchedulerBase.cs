@@ -33,7 +33,10 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
     protected abstract bool UseKarras { get; }
 
     /// <summary>(sigmas with the final 0, their log-sigma table, the float timesteps) of one set_timesteps call (its step
-    /// count checked and recorded).</summary>
+    /// count checked and recorded). The tables have one entry per spaced timestep, which is one more than the steps asked
+    /// for where "trailing" spacing's <c>np.arange</c> overshoots (1000 training steps, 61 steps: 62 timesteps, the last
+    /// −1, its σ the table's first by <c>np.interp</c>): callers size their tables by <c>Timesteps.Length</c>, as diffusers
+    /// does by the arrays' lengths.</summary>
     protected (float[] Sigmas, float[] LogSigmas, double[] Timesteps, bool Float64) BaseSchedule(int n)
     {
         var (ts32, train) = BeginSchedule(n);

@@ -60,4 +60,48 @@ public class TimestepSpacingEdgeTests
         Assert.Equal(1000, K.Longs(lead.Timesteps)[0]);
         Assert.Equal(K.SigmaOfT(999), lead.Sigmas!.data<float>()[0], 1e-6 * K.SigmaOfT(999));
     }
+
+    /// <summary>
+    /// KDPM2 (and its ancestral variant) size the interpolated tables and the interleaved timesteps by the spaced
+    /// timesteps, as diffusers does by the arrays: 62 of them give 2·62 − 1 = 123 model calls, the last a first half
+    /// from σ(−1) = σ(0) straight to σ = 0. They were sized by the 61 steps asked for: 121 calls, the loop ending
+    /// half-way to σ(0) with noise left in the sample.
+    /// </summary>
+    [Fact]
+    public void Kdpm2KeepsEveryTrailingTimestepAndEndsAtSigmaZero()
+    {
+        var anc = (KDPM2AncestralDiscreteScheduler)Create("KDPM2AncestralDiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
+        anc.SetTimesteps(61);
+        var ta = anc.TimestepValues;
+        Assert.Equal(123, ta.Length);
+        Assert.Equal(-1, ta[^1]);
+        Assert.Equal(15, ta[^3]);
+        Assert.Equal(126, anc.SigmasUp.Count);
+
+        var s = Create("KDPM2DiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
+        s.SetTimesteps(61);
+        var ts = s.TimestepValues;
+        Assert.Equal(123, ts.Length);
+        Assert.Equal(999, ts[0]);
+        Assert.Equal(15, ts[^3]);
+        Assert.Equal(-1, ts[^1]);
+        // σ_k at the integer timesteps (σ(−1) = σ(0)), then 0; doubled as cat([s[:1], s[1:].repeat_interleave(2), s[-1:]])
+        var sk = Enumerable.Range(0, 62).Select(k => K.SigmaOfT(Math.Max((long)ts[2 * k], 0))).Append(0.0).ToArray();
+        var table = s.Sigmas!.data<float>().ToArray();
+        Assert.Equal(126, table.Length);
+        Assert.Equal(sk[61], table[^4], 1e-6 * sk[61]);
+        Assert.Equal(new float[] { 0, 0, 0 }, table[^3..]);
+
+        // a model whose denoised prediction is the constant c: each half step is exact, and the last one lands on c
+        using var c = K.Randn(1, 1, 4, 8, 8);
+        var x = K.Randn(2, 1, 4, 8, 8) * (float)sk[0];
+        for (int i = 0; i < ts.Length; i++)
+        {
+            int step = (i + 1) / 2;
+            double sigmaIn = i % 2 == 0 ? sk[step] : Math.Sqrt(sk[step - 1] * sk[step]);
+            using var mo = (x - c) / (float)sigmaIn;
+            x = s.Step(mo, ts[i], x).PrevSample;
+        }
+        K.RelMax(x, c, 1e-5, "the last call reaches sigma 0: the sample is the denoised value");
+    }
 }
