@@ -41,8 +41,9 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     {
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
-        NumInferenceSteps = numInferenceSteps;
         var ts = SchedulerMath.IntSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, numInferenceSteps, c.StepsOffset);
+        CheckSpacedTimesteps(ts, c.TimestepSpacing, numInferenceSteps, c.StepsOffset);
+        NumInferenceSteps = numInferenceSteps;
         Timesteps = torch.tensor(ts, ScalarType.Int64, device);
     }
 

@@ -39,9 +39,10 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     {
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
+        var ts = SchedulerMath.IntSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, numInferenceSteps, c.StepsOffset);
+        CheckSpacedTimesteps(ts, c.TimestepSpacing, numInferenceSteps, c.StepsOffset);
         NumInferenceSteps = numInferenceSteps;
         CustomTimesteps = false;
-        var ts = SchedulerMath.IntSpacing(Name, c.TimestepSpacing, c.NumTrainTimesteps, numInferenceSteps, c.StepsOffset);
         Timesteps = torch.tensor(ts, ScalarType.Int64, device);
     }
 

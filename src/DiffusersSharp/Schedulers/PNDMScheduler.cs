@@ -51,9 +51,9 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
         int n = numInferenceSteps, T = c.NumTrainTimesteps;
-        NumInferenceSteps = n;
         // diffusers keeps _timesteps ascending here.
         long[] asc = SchedulerMath.IntSpacing(Name, c.TimestepSpacing, T, n, c.StepsOffset).Reverse().ToArray();
+        CheckSpacedTimesteps(asc, c.TimestepSpacing, n, c.StepsOffset);
         long[] plms;
         if (c.SkipPrkSteps)
         {
@@ -74,6 +74,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
             _prkTimesteps = rep.Skip(1).Take(rep.Count - 2).Reverse().ToArray();      // [1:-1][::-1]
             plms = asc[..^3].Reverse().ToArray();
         }
+        NumInferenceSteps = n;
         Timesteps = torch.tensor(_prkTimesteps.Concat(plms).ToArray(), ScalarType.Int64, device);
         ResetState();
     }

@@ -180,6 +180,30 @@ public abstract class SchedulerBase : IScheduler
     }
 
     /// <summary>
+    /// For the classes that index alphas_cumprod by the timestep (DDPM, DDIM, PNDM): refuses a spaced schedule with a
+    /// timestep outside [0, num_train_timesteps), naming the spacing and the step count. diffusers 0.25.1 builds such
+    /// schedules without a word: "trailing" rounds <c>np.arange(T, 0, -T/N)</c>, which for some N (61, 103, 121 of
+    /// 1000 training steps) holds N + 1 values, the last rounding to 0, so the schedule ends at −1 and diffusers' last
+    /// step reads <c>alphas_cumprod[-1]</c>, the table's other end, and returns a wrong sample; "leading" with a
+    /// steps_offset can reach T, where its step fails with an IndexError.
+    /// </summary>
+    protected void CheckSpacedTimesteps(IReadOnlyList<long> timesteps, string spacing, int numInferenceSteps, int stepsOffset)
+    {
+        int train = NumTrainTimesteps;
+        foreach (long t in timesteps)
+        {
+            if (t >= 0 && t < train) continue;
+            string cause = t < 0
+                ? $"np.arange({train}, 0, -{train}/{numInferenceSteps}) holds {timesteps.Count} values, the last rounding to 0, and " +
+                  "diffusers' step at -1 reads alphas_cumprod[-1], the last entry, and returns a wrong sample"
+                : $"steps_offset {stepsOffset} moves the first timestep past the last training step, where diffusers' step fails";
+            throw new DiffusersException(
+                $"{ClassName}: timestep_spacing \"{spacing}\" with num_inference_steps {numInferenceSteps} gives timestep {t}, " +
+                $"outside [0, {train}): {cause}; use another number of steps");
+        }
+    }
+
+    /// <summary>
     /// Custom timesteps as diffusers accepts them (<c>set_timesteps(timesteps=...)</c>): not empty, strictly descending,
     /// the first below num_train_timesteps, none negative; else a <see cref="DiffusersException"/> naming the offending value.
     /// </summary>

@@ -104,4 +104,31 @@ public class TimestepSpacingEdgeTests
         }
         K.RelMax(x, c, 1e-5, "the last call reaches sigma 0: the sample is the denoised value");
     }
+
+    /// <summary>
+    /// DDPM, DDIM and PNDM index alphas_cumprod by the timestep: at −1 diffusers reads the table's last entry (ᾱ of
+    /// t = 999) and returns a wrong sample, at T it fails with an IndexError. Refused in SetTimesteps, before any model
+    /// call, naming the spacing and the step count; the schedule in place stays.
+    /// </summary>
+    [Theory]
+    [InlineData("DDPMScheduler")]
+    [InlineData("DDIMScheduler")]
+    [InlineData("PNDMScheduler")]
+    public void AlphaIndexedSchedulersRefuseATimestepOutsideTheTable(string cls)
+    {
+        var s = Create(cls, "\"timestep_spacing\": \"trailing\", \"skip_prk_steps\": true");
+        s.SetTimesteps(60);
+        var before = s.TimestepValues;
+        var e = Assert.Throws<DiffusersException>(() => s.SetTimesteps(61));
+        Assert.Equal($"{cls}: timestep_spacing \"trailing\" with num_inference_steps 61 gives timestep -1, outside [0, 1000): " +
+            "np.arange(1000, 0, -1000/61) holds 62 values, the last rounding to 0, and diffusers' step at -1 reads " +
+            "alphas_cumprod[-1], the last entry, and returns a wrong sample; use another number of steps", e.Message);
+        Assert.Equal(before, s.TimestepValues);
+        Assert.Equal(60, s.NumInferenceSteps);
+
+        var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1, \"skip_prk_steps\": true");
+        Assert.Equal($"{cls}: timestep_spacing \"leading\" with num_inference_steps 1000 gives timestep 1000, outside [0, 1000): " +
+            "steps_offset 1 moves the first timestep past the last training step, where diffusers' step fails; use another number of steps",
+            Assert.Throws<DiffusersException>(() => lead.SetTimesteps(1000)).Message);
+    }
 }
