@@ -8,7 +8,10 @@ namespace DiffusersSharp.Text;
 /// diffusers installs run it): the BERT <c>BasicTokenizer(strip_accents=False, do_split_on_punc=False)</c>
 /// clean-up, then CLIP's pre-tokenisation pattern
 /// <c>&lt;\|startoftext\|&gt;|&lt;\|endoftext\|&gt;|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+</c>.
-/// Both work on Unicode code points (Python strings), not UTF-16 units.
+/// Both work on Unicode code points (Python strings), not UTF-16 units. The pattern is compiled with the <c>regex</c>
+/// module's IGNORECASE (simple case folding), which shows on lower-cased text in two places only: U+017F (ſ) matches
+/// the <c>s</c> of the literals and contractions, and U+0345 (combining ypogegrammeni, which folds to the letter ι)
+/// is in none of the three classes, so it matches nothing and is dropped.
 /// </summary>
 internal static class ClipPreTokenizer
 {
@@ -79,14 +82,21 @@ internal static class ClipPreTokenizer
             return j - i;
         }
         if (IsNumber(s[i])) return 1;
-        if (!IsRegexSpace(s[i]))
+        if (IsOtherSymbol(s[i]))
         {
             int j = i + 1;
-            while (j < s.Length && !IsRegexSpace(s[j]) && !IsLetter(s[j]) && !IsNumber(s[j])) j++;
+            while (j < s.Length && IsOtherSymbol(s[j])) j++;
             return j - i;
         }
         return 0;
     }
+
+    /// <summary>
+    /// <c>[^\s\p{L}\p{N}]</c> under IGNORECASE: the <c>regex</c> module leaves out of a negated class every character
+    /// one of whose case variants is in it; of the characters neither space, letter nor number only U+0345 has a letter
+    /// (ι) among its variants.
+    /// </summary>
+    private static bool IsOtherSymbol(Rune r) => !IsRegexSpace(r) && !IsLetter(r) && !IsNumber(r) && r.Value != 0x0345;
 
     private static bool StartsWithIgnoreCase(Rune[] s, int i, string ascii)
     {
@@ -94,7 +104,8 @@ internal static class ClipPreTokenizer
         for (int k = 0; k < ascii.Length; k++)
         {
             int c = s[i + k].Value;
-            if (c != ascii[k] && Rune.ToLowerInvariant(s[i + k]).Value != ascii[k]) return false;
+            // IGNORECASE: simple case folding, under which U+017F (long s) is an 's' too.
+            if (c != ascii[k] && Rune.ToLowerInvariant(s[i + k]).Value != ascii[k] && !(c == 0x017F && ascii[k] == 's')) return false;
         }
         return true;
     }

@@ -114,6 +114,19 @@ public class CLIPTokenizerTests
         Assert.Contains("different lengths", ex.Message);
     }
 
+    // Expected ids in this file's [Theory] rows come from transformers 4.36's slow CLIPTokenizer code (no ftfy) run under
+    // Python 3.11 with the `regex` module on the golden clip-tokenizer files (transformers itself is not installable here,
+    // so its tokenization_clip.py / tokenization_utils.py code was run as transcribed).
+    [Theory]
+    // CLIP's pattern is compiled with IGNORECASE: U+017F (long s) matches the "s" of "'s" and of the literals...
+    [InlineData("it'\u017f", new[] { 49406, 585, 6, 129, 379, 49407 })]
+    [InlineData("<|\u017ftartoftext|>", new[] { 49406, 27, 91, 129, 123, 2002, 6659, 18169, 91, 285, 49407 })]
+    // ...and U+0345 (folds to the letter iota) is in none of its classes, so nothing matches it and it is dropped.
+    [InlineData("a\u0345b !\u0345!", new[] { 49406, 320, 321, 256, 256, 49407 })]
+    [InlineData("\u0345", new[] { 49406, 49407 })]
+    public void PatternCaseFoldingMatchesTheRegexModule(string prompt, int[] expected) =>
+        Assert.Equal(expected, Full.Value.Encode(prompt));
+
     [Fact]
     public void TinySdTokenizerMatchesTransformers()
     {
