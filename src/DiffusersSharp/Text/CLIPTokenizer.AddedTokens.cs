@@ -33,8 +33,8 @@ public sealed partial class CLIPTokenizer
             _addedEncoder[token] = id;
             _legacyAdded.Add(token);
             _addedAtRunTime.Add(token);
+            _trie.Add(token);
         }
-        _addedByLength = _addedEncoder.Keys.OrderByDescending(k => k.Length).ThenBy(k => k, StringComparer.Ordinal).ToArray();
         return added;
     }
 

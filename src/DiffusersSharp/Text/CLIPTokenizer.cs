@@ -20,7 +20,7 @@ public sealed partial class CLIPTokenizer
     private readonly ByteLevelBpe _bpe;
     private readonly Dictionary<string, int> _addedEncoder = new(StringComparer.Ordinal);
     private readonly Dictionary<int, AddedTokenSpec> _addedDecoder = new();
-    private string[] _addedByLength;            // added token contents, longest first (trie split)
+    private readonly AddedTokenTrie _trie = new();  // every added token's content (transformers' tokens_trie)
     private readonly List<string> _addedAtRunTime = [];
     private readonly HashSet<int> _specialIds = new();
     private readonly HashSet<string> _legacyAdded;
@@ -53,7 +53,7 @@ public sealed partial class CLIPTokenizer
             _addedDecoder[id] = tok;
             _addedEncoder[tok.Content] = id;
         }
-        _addedByLength = _addedEncoder.Keys.OrderByDescending(k => k.Length).ThenBy(k => k, StringComparer.Ordinal).ToArray();
+        foreach (var tok in _addedEncoder.Keys) _trie.Add(tok);
 
         string? Content(string attr) => files.Specials.GetValueOrDefault(attr)?.Content;
         BosToken = Content("bos_token");
@@ -135,16 +135,42 @@ public sealed partial class CLIPTokenizer
     /// <summary>Ids of every special token (bos, eos, unk, pad, additional).</summary>
     public IReadOnlyCollection<int> AllSpecialIds => _specialIds;
 
-    /// <summary>The token strings of <paramref name="text"/>, without BOS/EOS (transformers' <c>tokenize</c>).</summary>
+    /// <summary>
+    /// The token strings of <paramref name="text"/>, without BOS/EOS (transformers' <c>tokenize</c>): the added tokens
+    /// are cut out of the raw text first (<see cref="AddedTokenTrie"/>), each eating the spaces beside it as its
+    /// <c>lstrip</c> / <c>rstrip</c> say and, when <c>single_word</c>, glued back to a neighbour that is not separated
+    /// by a space; every piece that is not an added token is cleaned, pre-tokenised and BPE-merged.
+    /// </summary>
     public List<string> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var pieces = SplitOnAddedTokens(text);
+        var pieces = _trie.Split(text);
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            string piece = pieces[i];
+            if (!_addedEncoder.TryGetValue(piece, out int id)) continue;
+            var spec = _addedDecoder[id];
+            string? left = i > 0 ? pieces[i - 1] : null;
+            string? right = i < pieces.Count - 1 ? pieces[i + 1] : null;
+            if (spec.RStrip && !string.IsNullOrEmpty(right)) pieces[i + 1] = PyLStrip(right);
+            if (spec.LStrip && !string.IsNullOrEmpty(left)) pieces[i - 1] = PyRStrip(left);
+            // single_word: the neighbours as they were before the stripping decide, the stripped ones are glued to.
+            if (spec.SingleWord && !string.IsNullOrEmpty(left) && left[^1] != ' ')
+            {
+                pieces[i - 1] += piece;
+                pieces[i] = "";
+            }
+            else if (spec.SingleWord && !string.IsNullOrEmpty(right) && right[0] != ' ')
+            {
+                pieces[i + 1] = piece + pieces[i + 1];
+                pieces[i] = "";
+            }
+        }
         var tokens = new List<string>();
-        foreach (var (piece, isAdded) in pieces)
+        foreach (var piece in pieces)
         {
             if (piece.Length == 0) continue;
-            if (isAdded) { tokens.Add(piece); continue; }
+            if (_addedEncoder.ContainsKey(piece)) { tokens.Add(piece); continue; }
             string cleaned = ClipPreTokenizer.Clean(piece);
             foreach (var pre in ClipPreTokenizer.Split(cleaned))
                 tokens.AddRange(_bpe.Apply(ByteLevelBpe.EncodeBytes(pre)));
@@ -309,37 +335,6 @@ public sealed partial class CLIPTokenizer
         .Replace(" ' ", "'", StringComparison.Ordinal).Replace(" n't", "n't", StringComparison.Ordinal)
         .Replace(" 'm", "'m", StringComparison.Ordinal).Replace(" 's", "'s", StringComparison.Ordinal)
         .Replace(" 've", "'ve", StringComparison.Ordinal).Replace(" 're", "'re", StringComparison.Ordinal);
-
-    // Added tokens are cut out of the raw text first (transformers' Trie.split: leftmost, longest match),
-    // honouring each token's lstrip / rstrip.
-    private List<(string Piece, bool IsAdded)> SplitOnAddedTokens(string text)
-    {
-        var pieces = new List<(string, bool)>();
-        int start = 0, i = 0;
-        while (i < text.Length)
-        {
-            string? hit = null;
-            foreach (var tok in _addedByLength)
-                if (tok.Length > 0 && i + tok.Length <= text.Length && string.CompareOrdinal(text, i, tok, 0, tok.Length) == 0) { hit = tok; break; }
-            if (hit is null) { i++; continue; }
-            pieces.Add((text[start..i], false));
-            pieces.Add((hit, true));
-            i += hit.Length;
-            start = i;
-        }
-        pieces.Add((text[start..], false));
-
-        for (int k = 0; k < pieces.Count; k++)
-        {
-            if (!pieces[k].Item2) continue;
-            var spec = _addedDecoder[_addedEncoder[pieces[k].Item1]];
-            if (spec.RStrip && k + 1 < pieces.Count && !pieces[k + 1].Item2)
-                pieces[k + 1] = (PyLStrip(pieces[k + 1].Item1), false);
-            if (spec.LStrip && k > 0 && !pieces[k - 1].Item2)
-                pieces[k - 1] = (PyRStrip(pieces[k - 1].Item1), false);
-        }
-        return pieces;
-    }
 
     private int RequireId(string? token, string attr) =>
         token is null ? throw new DiffusersException($"{Folder}: the tokenizer has no {attr}") : ConvertTokenToId(token);

@@ -4,7 +4,7 @@ using DiffusersSharp.Loading;
 namespace DiffusersSharp.Text;
 
 /// <summary>An added token of a slow transformers tokenizer (<c>AddedToken</c>): content, id and flags.</summary>
-internal sealed record AddedTokenSpec(string Content, bool LStrip = false, bool RStrip = false, bool Special = true);
+internal sealed record AddedTokenSpec(string Content, bool LStrip = false, bool RStrip = false, bool Special = true, bool SingleWord = false);
 
 /// <summary>
 /// The settings of a transformers tokenizer folder, resolved as transformers 4.36's
@@ -153,7 +153,8 @@ internal sealed class TokenizerFiles
             case JsonValueKind.Object when v.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String:
                 bool Flag(string name, bool dflt) =>
                     v.TryGetProperty(name, out var f) && f.ValueKind is JsonValueKind.True or JsonValueKind.False ? f.GetBoolean() : dflt;
-                return new AddedTokenSpec(content.GetString()!, Flag("lstrip", false), Flag("rstrip", false), Flag("special", special));
+                return new AddedTokenSpec(content.GetString()!, Flag("lstrip", false), Flag("rstrip", false), Flag("special", special),
+                    Flag("single_word", false));
             default:
                 throw new ConfigException($"{path}: '{key}' must be a string, an AddedToken object with \"content\", or null; got {Printable.Json(v)}")
                 { FilePath = path, Key = key };

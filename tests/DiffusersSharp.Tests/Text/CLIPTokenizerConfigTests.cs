@@ -92,6 +92,30 @@ public class CLIPTokenizerConfigTests
     }
 
     [Fact]
+    public void AddedTokenFlagsSingleWordLStripRStrip()
+    {
+        // added_tokens_decoder flags as transformers 4.36's tokenize applies them (ids from its slow CLIPTokenizer code):
+        // a single_word token touching a neighbour without a space is glued to it and tokenized as text; lstrip/rstrip
+        // tokens eat the spaces beside them.
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """
+            {"added_tokens_decoder": {
+              "998": {"content": "<|startoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false, "special": true},
+              "999": {"content": "<|endoftext|>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": false, "special": true},
+              "1000": {"content": "<tok>", "lstrip": false, "normalized": true, "rstrip": false, "single_word": true, "special": false},
+              "1001": {"content": "[x]", "lstrip": true, "normalized": true, "rstrip": true, "single_word": false, "special": false}},
+             "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+             "model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}
+            """);
+        var tok = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
+        Assert.Equal(["a</w>", "<</w>", "to", "k</w>", "></w>", "<</w>", "to", "k</w>", "></w>", "b</w>", "<tok>", "c</w>"],
+            tok.Tokenize("a<tok> <tok>b <tok> c"));
+        Assert.Equal([998, 320, 283, 580, 330, 285, 283, 580, 330, 285, 321, 1000, 322, 999], tok.Encode("a<tok> <tok>b <tok> c"));
+        Assert.Equal([998, 323, 1001, 324, 1001, 1001, 325, 999], tok.Encode("d [x]  e[x][x] f"));
+    }
+
+    [Fact]
     public void MissingMergesFileIsNamed()
     {
         using var dir = new TempDir();

@@ -128,6 +128,21 @@ public class CLIPTokenizerTests
         Assert.Equal(expected, Full.Value.Encode(prompt));
 
     [Fact]
+    public void AddedTokensAreCutAsTransformersTrieCutsThem()
+    {
+        // SDXL's tokenizer_2 (pad "!" is an added token) with a textual-inversion token "<wow!>". In "<wow!!>" the
+        // partial match "<wow!" fails on the second "!" where the token "!" completes; transformers' Trie then looks
+        // ahead from the character after it, finds ">" and cuts "<wow!!>" as one piece, which is not an added token and
+        // is BPE-merged as text ("!!" is one vocabulary token), instead of "<wow" + "!" + "!" + ">".
+        var tok = ClipVocabulary.Tokenizer("!");
+        Assert.Equal(1, tok.AddTokens("<wow!>"));
+        Assert.Equal(["<</w>", "wow</w>", "!!", "></w>", "<wow!>", "wow</w>", "!", "!"], tok.Tokenize("<wow!!> <wow!> wow!!"));
+        Assert.Equal([49406, 283, 2781, 1443, 285, 49408, 2781, 0, 0, 49407], tok.Encode("<wow!!> <wow!> wow!!"));
+        // Where the look-ahead finds nothing, the "!" is cut out as usual.
+        Assert.Equal([49406, 283, 2781, 0, 30, 285, 49407], tok.Encode("<wow!?>"));
+    }
+
+    [Fact]
     public void TinySdTokenizerMatchesTransformers()
     {
         using var doc = Golden.Json("tiny-sd-expected.json");
