@@ -34,6 +34,9 @@ public sealed partial class CLIPTokenizer
         _bpe = new ByteLevelBpe(ByteLevelBpe.ReadMerges(files.MergesPath), ["<|startoftext|>", "<|endoftext|>"]);
         ModelMaxLength = files.ModelMaxLength;
         CleanUpTokenizationSpaces = files.CleanUpTokenizationSpaces;
+        PaddingSide = files.PaddingSide;
+        TruncationSide = files.TruncationSide;
+        SplitSpecialTokens = files.SplitSpecialTokens;
 
         foreach (var (id, tok) in files.AddedTokensDecoder)
         {
@@ -107,6 +110,15 @@ public sealed partial class CLIPTokenizer
     public int ModelMaxLength { get; }
     /// <summary><c>clean_up_tokenization_spaces</c>: Decode removes spaces before punctuation.</summary>
     public bool CleanUpTokenizationSpaces { get; }
+    /// <summary><c>padding_side</c> of tokenizer_config.json: "right" (the default: pad after EOS) or "left".</summary>
+    public string PaddingSide { get; }
+    /// <summary><c>truncation_side</c> of tokenizer_config.json: "right" (the default: drop the last tokens) or "left".</summary>
+    public string TruncationSide { get; }
+    /// <summary>
+    /// <c>split_special_tokens</c> of tokenizer_config.json (default false): when true, added and special tokens typed in
+    /// the text are not cut out but tokenized as text.
+    /// </summary>
+    public bool SplitSpecialTokens { get; }
     /// <summary>The start-of-text token (<c>&lt;|startoftext|&gt;</c>).</summary>
     public string? BosToken { get; }
     /// <summary>The end-of-text token (<c>&lt;|endoftext|&gt;</c>).</summary>
@@ -144,11 +156,11 @@ public sealed partial class CLIPTokenizer
     public List<string> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var pieces = _trie.Split(text);
+        var pieces = SplitSpecialTokens ? [text] : _trie.Split(text);
         for (int i = 0; i < pieces.Count; i++)
         {
             string piece = pieces[i];
-            if (!_addedEncoder.TryGetValue(piece, out int id)) continue;
+            if (SplitSpecialTokens || !_addedEncoder.TryGetValue(piece, out int id)) continue;
             var spec = _addedDecoder[id];
             string? left = i > 0 ? pieces[i - 1] : null;
             string? right = i < pieces.Count - 1 ? pieces[i + 1] : null;
@@ -170,7 +182,7 @@ public sealed partial class CLIPTokenizer
         foreach (var piece in pieces)
         {
             if (piece.Length == 0) continue;
-            if (_addedEncoder.ContainsKey(piece)) { tokens.Add(piece); continue; }
+            if (!SplitSpecialTokens && _addedEncoder.ContainsKey(piece)) { tokens.Add(piece); continue; }
             string cleaned = ClipPreTokenizer.Clean(piece);
             foreach (var pre in ClipPreTokenizer.Split(cleaned))
                 tokens.AddRange(_bpe.Apply(ByteLevelBpe.EncodeBytes(pre)));
@@ -188,8 +200,11 @@ public sealed partial class CLIPTokenizer
 
     /// <summary>
     /// <c>tokenizer(prompts, padding=…, max_length=…, truncation=…)</c>: BOS + tokens + EOS per prompt, cut to
-    /// <paramref name="maxLength"/> (default <see cref="ModelMaxLength"/>) keeping the final EOS, then padded on
-    /// the right with the pad token. Truncated prompts are listed in <see cref="CLIPTokenizerOutput.Warnings"/>.
+    /// <paramref name="maxLength"/> (default <see cref="ModelMaxLength"/>) keeping BOS and EOS (the last tokens
+    /// dropped, or the first ones with <see cref="TruncationSide"/> "left"), then padded with the pad token after EOS
+    /// (before BOS with <see cref="PaddingSide"/> "left"). Truncated prompts are listed in
+    /// <see cref="CLIPTokenizerOutput.Warnings"/>; so is a prompt that cannot be cut because a max_length of 2 leaves no
+    /// room for any token: transformers then logs an error and leaves it whole, and so does this.
     /// </summary>
     public CLIPTokenizerOutput Call(IReadOnlyList<string> prompts, PaddingStrategy padding = PaddingStrategy.MaxLength,
         int? maxLength = null, bool truncation = true)
@@ -215,11 +230,19 @@ public sealed partial class CLIPTokenizer
             removed[i] = [];
             if (truncation && ids.Length + 2 > max)
             {
-                int keep = max - 2;
-                removed[i] = ids[keep..];
-                ids = ids[..keep];
-                warnings.Add("The following part of your input was truncated because CLIP can only handle sequences up to " +
-                             $"{max} tokens: {Decode(removed[i])}");
+                int toRemove = ids.Length + 2 - max;
+                if (ids.Length > toRemove)
+                {
+                    bool left = TruncationSide == "left";
+                    removed[i] = left ? ids[..toRemove] : ids[^toRemove..];
+                    ids = left ? ids[toRemove..] : ids[..^toRemove];
+                    warnings.Add("The following part of your input was truncated because CLIP can only handle sequences up to " +
+                                 $"{max} tokens: {Decode(removed[i])}");
+                }
+                else
+                {
+                    warnings.Add($"We need to remove {toRemove} to truncate the input but the first sequence has a length {ids.Length}.");
+                }
             }
             rows[i] = [bos, .. ids.Select(x => (long)x), eos];
         }
@@ -240,12 +263,14 @@ public sealed partial class CLIPTokenizer
         for (int i = 0; i < rows.Length; i++)
         {
             int n = rows[i].Count, len = Math.Max(n, target);
+            int first = PaddingSide == "left" ? len - n : 0;   // where the tokens start
             inputIds[i] = new long[len];
             mask[i] = new long[len];
             for (int j = 0; j < len; j++)
             {
-                inputIds[i][j] = j < n ? rows[i][j] : pad;
-                mask[i][j] = j < n ? 1 : 0;
+                bool token = j >= first && j < first + n;
+                inputIds[i][j] = token ? rows[i][j - first] : pad;
+                mask[i][j] = token ? 1 : 0;
             }
         }
         return new CLIPTokenizerOutput(inputIds, mask, removed, warnings);

@@ -31,7 +31,8 @@ public sealed class CLIPTokenizerOutput
 
     /// <summary>
     /// One line per truncated prompt, worded as diffusers' warning ("The following part of your input was
-    /// truncated because CLIP can only handle sequences up to 77 tokens: …").
+    /// truncated because CLIP can only handle sequences up to 77 tokens: …"), or transformers' error for a prompt
+    /// too short to cut ("We need to remove … to truncate the input but the first sequence has a length …").
     /// </summary>
     public IReadOnlyList<string> Warnings { get; }
 

@@ -24,6 +24,12 @@ internal sealed class TokenizerFiles
     public SortedDictionary<int, AddedTokenSpec> AddedTokensDecoder { get; } = new();
     public int ModelMaxLength { get; set; } = int.MaxValue;
     public bool CleanUpTokenizationSpaces { get; set; } = true;
+    /// <summary><c>padding_side</c>: "right" (the default) or "left".</summary>
+    public string PaddingSide { get; set; } = "right";
+    /// <summary><c>truncation_side</c>: "right" (the default) or "left".</summary>
+    public string TruncationSide { get; set; } = "right";
+    /// <summary><c>split_special_tokens</c>: added tokens are not cut out of the text but tokenized as text.</summary>
+    public bool SplitSpecialTokens { get; set; }
 
     public static readonly string[] SpecialAttributes =
         ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
@@ -54,8 +60,20 @@ internal sealed class TokenizerFiles
         if (config is { } c)
         {
             files.ApplySpecials(c, configPath);
-            if (c.TryGetProperty("model_max_length", out var mml) && mml.ValueKind != JsonValueKind.Null)
-                files.ModelMaxLength = ModelMaxLengthOf(mml, configPath);
+            // PreTrainedTokenizerBase: model_max_length, else the old max_len; null is no limit.
+            if (c.TryGetProperty("model_max_length", out var mml))
+            {
+                if (mml.ValueKind != JsonValueKind.Null) files.ModelMaxLength = ModelMaxLengthOf(mml, configPath, "model_max_length");
+            }
+            else if (c.TryGetProperty("max_len", out var maxLen) && maxLen.ValueKind != JsonValueKind.Null)
+                files.ModelMaxLength = ModelMaxLengthOf(maxLen, configPath, "max_len");
+            files.PaddingSide = SideOf(c, "padding_side", configPath);
+            files.TruncationSide = SideOf(c, "truncation_side", configPath);
+            if (c.TryGetProperty("split_special_tokens", out var sst) && sst.ValueKind != JsonValueKind.Null)
+                files.SplitSpecialTokens = sst.ValueKind is JsonValueKind.True or JsonValueKind.False
+                    ? sst.GetBoolean()
+                    : throw new ConfigException($"{configPath}: split_special_tokens must be true or false, got {Printable.Json(sst)}")
+                    { FilePath = configPath, Key = "split_special_tokens" };
             if (c.TryGetProperty("clean_up_tokenization_spaces", out var cu) && cu.ValueKind is JsonValueKind.True or JsonValueKind.False)
                 files.CleanUpTokenizationSpaces = cu.GetBoolean();
             if (modern)
@@ -104,7 +122,7 @@ internal sealed class TokenizerFiles
     /// <c>model_max_length</c>: an integer in [2, <see cref="MaxModelMaxLength"/>] (BOS and EOS need two), or transformers'
     /// "no limit" value <c>int(1e30)</c> (and anything as large), read as no limit.
     /// </summary>
-    private static int ModelMaxLengthOf(JsonElement v, string path)
+    private static int ModelMaxLengthOf(JsonElement v, string path, string key)
     {
         if (v.ValueKind == JsonValueKind.Number && v.GetDouble() is var d)
         {
@@ -112,8 +130,16 @@ internal sealed class TokenizerFiles
             if (d >= 2 && d <= MaxModelMaxLength && d == Math.Floor(d)) return (int)d;
         }
         throw new ConfigException(
-            $"{path}: model_max_length must be an integer between 2 and {MaxModelMaxLength} (or 1e30, transformers' 'no limit'), got {Printable.Json(v)}")
-        { FilePath = path, Key = "model_max_length" };
+            $"{path}: {key} must be an integer between 2 and {MaxModelMaxLength} (or 1e30, transformers' 'no limit'), got {Printable.Json(v)}")
+        { FilePath = path, Key = key };
+    }
+
+    /// <summary><c>padding_side</c> / <c>truncation_side</c>: absent is "right"; anything but "right" or "left" is an error (as in transformers).</summary>
+    private static string SideOf(JsonElement config, string key, string path)
+    {
+        if (!config.TryGetProperty(key, out var v)) return "right";
+        if (v.ValueKind == JsonValueKind.String && v.GetString() is "right" or "left") return v.GetString()!;
+        throw new ConfigException($"{path}: {key} must be \"right\" or \"left\", got {Printable.Json(v)}") { FilePath = path, Key = key };
     }
 
     public HashSet<string> AllSpecialContents()

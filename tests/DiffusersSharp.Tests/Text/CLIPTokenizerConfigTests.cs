@@ -115,6 +115,74 @@ public class CLIPTokenizerConfigTests
         Assert.Equal([998, 323, 1001, 324, 1001, 1001, 325, 999], tok.Encode("d [x]  e[x][x] f"));
     }
 
+    private static CLIPTokenizer TinyWithConfig(TempDir dir, string extra)
+    {
+        // tiny-sd's tokenizer_config.json with more keys (transformers' PreTrainedTokenizerBase options).
+        string folder = CopyTinyTokenizer(dir);
+        string config = File.ReadAllText(Golden.Path("tiny-sd", "tokenizer", "tokenizer_config.json")).TrimEnd();
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), config[..^1].TrimEnd() + ", " + extra + "}");
+        return CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
+    }
+
+    [Fact]
+    public void PaddingAndTruncationSideLeftFromTheConfig()
+    {
+        // "a photo of a cat" is 998 | 320 816 531 539 320 66 536 | 999 with the tiny vocabulary. transformers'
+        // truncate_sequences with truncation_side "left" drops the first tokens (ids[n:]), and _pad with padding_side
+        // "left" puts the pad ids and the zero mask before the tokens.
+        using var dir = new TempDir();
+        var tok = TinyWithConfig(dir, "\"padding_side\": \"left\", \"truncation_side\": \"left\"");
+        Assert.Equal(("left", "left"), (tok.PaddingSide, tok.TruncationSide));
+        var cut = tok.Call("a photo of a cat", maxLength: 5);
+        Assert.Equal(new long[] { 998, 320, 66, 536, 999 }, cut.InputIds[0]);
+        Assert.Equal([320, 816, 531, 539], cut.RemovedIds[0]);
+        var padded = tok.Call(["a photo of a cat", "a"], PaddingStrategy.Longest);
+        Assert.Equal(new long[] { 998, 320, 816, 531, 539, 320, 66, 536, 999 }, padded.InputIds[0]);
+        Assert.Equal(new long[] { 999, 999, 999, 999, 999, 999, 998, 320, 999 }, padded.InputIds[1]);
+        Assert.Equal(new long[] { 0, 0, 0, 0, 0, 0, 1, 1, 1 }, padded.AttentionMask[1]);
+    }
+
+    [Theory]
+    [InlineData("\"padding_side\": \"middle\"", "padding_side must be \"right\" or \"left\", got \"middle\"", "padding_side")]
+    [InlineData("\"truncation_side\": null", "truncation_side must be \"right\" or \"left\", got null", "truncation_side")]
+    [InlineData("\"split_special_tokens\": \"yes\"", "split_special_tokens must be true or false, got \"yes\"", "split_special_tokens")]
+    public void BadSideOrSplitOptionIsNamed(string extra, string message, string key)
+    {
+        using var dir = new TempDir();
+        var ex = Assert.Throws<ConfigException>(() => TinyWithConfig(dir, extra));
+        Assert.EndsWith("tokenizer_config.json: " + message, ex.Message);
+        Assert.Equal(key, ex.Key);
+    }
+
+    [Fact]
+    public void SplitSpecialTokensTokenizesAddedTokensAsText()
+    {
+        // split_special_tokens: true: transformers' tokenize skips the trie, so "!" (SDXL tokenizer_2's pad, an added
+        // token) is BPE text ("!</w>" 256, or "!" whose id is the added token's 0) and "<|endoftext|>" is the
+        // pattern's literal (same id); ids from transformers 4.36's slow tokenizer code on the full vocabulary.
+        using var dir = new TempDir();
+        ClipVocabulary.WriteTokenizer(dir.Path, "!");
+        string cfg = Path.Combine(dir.Path, "tokenizer_config.json");
+        File.WriteAllText(cfg, File.ReadAllText(cfg).TrimEnd()[..^1].TrimEnd() + ", \"split_special_tokens\": true}");
+        var tok = CLIPTokenizer.FromPretrained(dir.Path);
+        Assert.True(tok.SplitSpecialTokens);
+        Assert.Equal([49406, 1883, 256, 49407], tok.Encode("hi!"));
+        Assert.Equal([49406, 49407, 320, 0, 27, 347, 993, 6659, 4160, 91, 285, 49407], tok.Encode("<|endoftext|> a!<|startoftext|>"));
+    }
+
+    [Fact]
+    public void MaxLenIsTheOldNameOfModelMaxLength()
+    {
+        // PreTrainedTokenizerBase: model_max_length = kwargs.pop("model_max_length", kwargs.pop("max_len", None)).
+        using var dir = new TempDir();
+        string folder = CopyTinyTokenizer(dir);
+        File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), """{"max_len": 8}""");
+        var tok = CLIPTokenizer.FromPretrained(dir.Path, "tokenizer");
+        Assert.Equal(8, tok.ModelMaxLength);
+        Assert.Equal(new long[] { 998, 320, 816, 531, 539, 320, 66, 999 }, tok.Call("a photo of a cat").InputIds[0]);
+        Assert.Equal(new long[] { 998, 320, 999, 999, 999, 999, 999, 999 }, tok.Call("a").InputIds[0]);
+    }
+
     [Fact]
     public void MissingMergesFileIsNamed()
     {

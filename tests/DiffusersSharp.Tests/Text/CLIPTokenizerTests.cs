@@ -101,6 +101,18 @@ public class CLIPTokenizerTests
     }
 
     [Fact]
+    public void MaxLengthTwoCannotTruncateAndLeavesThePromptWhole()
+    {
+        // transformers' truncate_sequences only cuts when the sequence is longer than what must go: with max_length 2
+        // (room for BOS and EOS only) it logs "We need to remove …" and returns the prompt whole.
+        var output = Full.Value.Call(["a photo", ""], maxLength: 2);
+        Assert.Equal(new long[] { 49406, 320, 1125, 49407 }, output.InputIds[0]);
+        Assert.Equal(new long[] { 49406, 49407 }, output.InputIds[1]);
+        Assert.Empty(output.RemovedIds[0]);
+        Assert.Equal("We need to remove 2 to truncate the input but the first sequence has a length 2.", Assert.Single(output.Warnings));
+    }
+
+    [Fact]
     public void PaddingLongestAndNoPadding()
     {
         var tok = Full.Value;
