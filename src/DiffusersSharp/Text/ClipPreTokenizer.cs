@@ -8,7 +8,8 @@ namespace DiffusersSharp.Text;
 /// diffusers installs run it): the BERT <c>BasicTokenizer(strip_accents=False, do_split_on_punc=False)</c>
 /// clean-up, then CLIP's pre-tokenisation pattern
 /// <c>&lt;\|startoftext\|&gt;|&lt;\|endoftext\|&gt;|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+</c>.
-/// Both work on Unicode code points (Python strings), not UTF-16 units. The pattern is compiled with the <c>regex</c>
+/// Both work on Unicode code points (Python strings), not UTF-16 units, and on the character database of Python 3.11
+/// (Unicode 14.0), under which the reference ran: characters assigned since are removed as unassigned. The pattern is compiled with the <c>regex</c>
 /// module's IGNORECASE (simple case folding), which shows on lower-cased text in two places only: U+017F (ſ) matches
 /// the <c>s</c> of the literals and contractions, and U+0345 (combining ypogegrammeni, which folds to the letter ι)
 /// is in none of the three classes, so it matches nothing and is dropped.
@@ -125,10 +126,14 @@ internal static class ClipPreTokenizer
             or 0x2028 or 0x2029 or 0x202F or 0x205F or 0x3000;
     }
 
-    /// <summary>BERT's <c>_is_control</c>: categories C* except tab, newline and carriage return.</summary>
+    /// <summary>
+    /// BERT's <c>_is_control</c>: categories C* except tab, newline and carriage return, with Python 3.11's character
+    /// database: what Unicode 14.0 had not assigned is Cn (<see cref="Unicode14"/>), whatever .NET's newer tables say.
+    /// </summary>
     private static bool IsControl(Rune r)
     {
         if (r.Value is '\t' or '\n' or '\r') return false;
+        if (!Unicode14.IsAssigned(r.Value)) return true;
         return Rune.GetUnicodeCategory(r) is UnicodeCategory.Control or UnicodeCategory.Format
             or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned;
     }

@@ -139,6 +139,16 @@ public class CLIPTokenizerTests
     public void PatternCaseFoldingMatchesTheRegexModule(string prompt, int[] expected) =>
         Assert.Equal(expected, Full.Value.Encode(prompt));
 
+    [Theory]
+    // The golden environment's Python 3.11 has Unicode 14.0: characters assigned later are category Cn there, which
+    // BERT's clean-up removes as control characters (U+1FA77 pink heart, U+1FAE8 shaking face, U+1FABF goose: 15.0;
+    // U+0897: 16.0), while U+1FAB7 lotus (14.0) is byte-level BPE text.
+    [InlineData("a pink heart \U0001FA77!", new[] { 49406, 320, 3360, 1936, 256, 49407 })]
+    [InlineData("\U0001FAB7\U0001FAE8 goose\U0001FABF", new[] { 49406, 558, 103, 371, 13822, 49407 })]
+    [InlineData("a\u0897b", new[] { 49406, 3937, 49407 })]
+    public void CharactersAssignedAfterUnicode14AreRemovedAsUnassigned(string prompt, int[] expected) =>
+        Assert.Equal(expected, Full.Value.Encode(prompt));
+
     [Fact]
     public void AddedTokensAreCutAsTransformersTrieCutsThem()
     {
