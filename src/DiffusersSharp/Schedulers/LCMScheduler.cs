@@ -89,6 +89,9 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
 
     private long[] OriginTimesteps(int? originalInferenceSteps, double strength, out int originalSteps)
     {
+        // diffusers takes any strength and fails only at a step on a timestep past the table (strength > 1)
+        if (!(strength >= 0 && strength <= 1))
+            throw new DiffusersException($"{Name}: strength {strength} must be in [0, 1]");
         originalSteps = originalInferenceSteps ?? TypedConfig.OriginalInferenceSteps;
         if (originalSteps <= 0 || originalSteps > NumTrainTimesteps)
             throw new DiffusersException($"{Name}: original_inference_steps {originalSteps} must be in [1, num_train_timesteps {NumTrainTimesteps}]");

@@ -208,6 +208,11 @@ public class SchedulerOptionTests
         Assert.Equal(new double[] { 999, 759, 499, 259 }, s.TimestepValues);
         Assert.Contains("original_inference_steps x strength = 50 x 1 is smaller than num_inference_steps 51",
             Assert.Throws<DiffusersException>(() => s.SetTimesteps(51)).Message);
+        // strength > 1 reached timesteps past num_train_timesteps (50 x 1.5 = 75 origin steps: up to 1499), NaN none
+        foreach (double bad in new[] { 1.5, -0.1, double.NaN })
+            Assert.Equal($"LCMScheduler: strength {bad} must be in [0, 1]",
+                Assert.Throws<DiffusersException>(() => s.SetTimesteps(4, null, null, bad)).Message);
+        Assert.Equal(new double[] { 999, 759, 499, 259 }, s.TimestepValues);
         s.SetTimesteps(new long[] { 999, 499, 99 });
         Assert.True(s.CustomTimesteps);
         Assert.Equal(new double[] { 999, 499, 99 }, s.TimestepValues);
