@@ -4,8 +4,9 @@ namespace DiffusersSharp.Imaging;
 /// Image resizing that follows Pillow's <c>Image.resize</c> (libImaging/Resample.c) for 8-bit images:
 /// separable convolution, horizontal pass first, kernels widened by the scale when downscaling, weights
 /// computed in double, normalised, then turned into 22-bit fixed point and accumulated in integers with
-/// rounding, exactly as Pillow does for 8-bit bands. NEAREST follows Pillow's affine nearest-neighbour
-/// mapping (source pixel <c>floor((x + 0.5) · in / out)</c>). Same size → an unchanged copy, as Pillow.
+/// rounding, exactly as Pillow does for 8-bit bands. NEAREST follows Pillow's scaling transform
+/// (<c>ImagingScaleAffine</c>): the source position starts at half a step and advances by <c>in / out</c> in double,
+/// truncated per pixel. Same size → an unchanged copy, as Pillow.
 /// </summary>
 public static class ImageResize
 {
@@ -161,16 +162,32 @@ public static class ImageResize
     {
         int c = image.Channels;
         var dst = new byte[width * height * c];
-        double sx = (double)image.Width / width, sy = (double)image.Height / height;
+        int[] xs = NearestSources(image.Width, width), ys = NearestSources(image.Height, height);
         for (int y = 0; y < height; y++)
         {
-            int srcY = Math.Min(image.Height - 1, (int)Math.Floor((y + 0.5) * sy));
+            if (ys[y] < 0) continue;   // Pillow fills a row it cannot map with 0 (never for a whole-image resize)
             for (int x = 0; x < width; x++)
-            {
-                int srcX = Math.Min(image.Width - 1, (int)Math.Floor((x + 0.5) * sx));
-                Buffer.BlockCopy(image.Pixels, (srcY * image.Width + srcX) * c, dst, (y * width + x) * c, c);
-            }
+                if (xs[x] >= 0)
+                    Buffer.BlockCopy(image.Pixels, (ys[y] * image.Width + xs[x]) * c, dst, (y * width + x) * c, c);
         }
         return new Image(width, height, c, dst);
+    }
+
+    /// <summary>
+    /// Pillow's nearest source per output pixel (Geometry.c, <c>ImagingScaleAffine</c>): <c>xo = step / 2</c>, then
+    /// <c>xo += step</c> per pixel, the source <c>(int)xo</c>. The running sum is not <c>(x + 0.5) · step</c>: where
+    /// that lands exactly on a pixel edge (2 → 7 at x = 3: 1.0), the sum is just below it (0.99999…) and Pillow takes
+    /// the pixel before. −1 where the source falls outside the image.
+    /// </summary>
+    private static int[] NearestSources(int inSize, int outSize)
+    {
+        var sources = new int[outSize];
+        double step = (double)inSize / outSize, pos = step * 0.5;
+        for (int i = 0; i < outSize; i++, pos += step)
+        {
+            int s = pos < 0.0 ? -1 : (int)pos;
+            sources[i] = s < inSize ? s : -1;
+        }
+        return sources;
     }
 }

@@ -1,9 +1,11 @@
+using System.Text.Json;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Support;
 using Image = DiffusersSharp.Imaging.Image;
 
 namespace DiffusersSharp.Tests.Imaging;
 
-/// <summary>Pillow's resampling, with expected values derived by hand from Pillow's Resample.c.</summary>
+/// <summary>Pillow's resampling: expected values derived by hand from Pillow's Resample.c, and PIL's own (tests/golden/pil-imaging).</summary>
 public class ImageResizeTests
 {
     [Fact]
@@ -46,6 +48,30 @@ public class ImageResizeTests
         var img = new Image(4, 1, 1, [10, 20, 30, 40]);
         Assert.Equal(new byte[] { 20, 40 }, ImageResize.Resize(img, 2, 1, ResampleFilter.Nearest).Pixels);
         Assert.Equal(new byte[] { 10, 10, 20, 20, 30, 30, 40, 40 }, ImageResize.Resize(img, 8, 1, ResampleFilter.Nearest).Pixels);
+    }
+
+    [Fact]
+    public void EveryFilterGivesPillowsPixelsForUpDownAndMixedScaling()
+    {
+        // tests/golden/pil-imaging: PIL's own Image.resize, RGB and L sources, 6 filters, 7 sizes (42 cases); the nearest rows
+        // include pixel centres exactly on a source edge (12 → 18, 10 → 15, 8 → 6), where Pillow's running sum of the
+        // step lands just below the edge and takes the pixel before
+        using var json = JsonDocument.Parse(File.ReadAllText(Golden.Path("pil-imaging", "resize-expected.json")));
+        var failures = new List<string>();
+        int count = 0;
+        foreach (var c in json.RootElement.GetProperty("cases").EnumerateArray())
+        {
+            string source = c.GetProperty("source").GetString()!, filter = c.GetProperty("filter").GetString()!;
+            int w = c.GetProperty("width").GetInt32(), h = c.GetProperty("height").GetInt32();
+            var image = Image.Load(Golden.Path("pil-imaging", source), grayscale: source.Contains("-l-"));
+            var resized = ImageResize.Resize(image, w, h, Enum.Parse<ResampleFilter>(filter, ignoreCase: true));
+            byte[] expected = Convert.FromBase64String(c.GetProperty("pixels").GetString()!);
+            int differing = expected.Where((v, i) => v != resized.Pixels[i]).Count();
+            if (differing > 0) failures.Add($"{source} → {w}x{h} {filter}: {differing} of {expected.Length} bytes differ");
+            count++;
+        }
+        Assert.Equal(42, count);
+        Assert.Empty(failures);
     }
 
     [Fact]
