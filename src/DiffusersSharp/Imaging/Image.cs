@@ -132,7 +132,10 @@ public sealed class Image
 
     /// <summary>
     /// Loads an image file as RGB, like <c>PIL.Image.open(path).convert("RGB")</c>: alpha is dropped (not
-    /// composited), grayscale is replicated to three channels. No colour-profile conversion is applied.
+    /// composited), grayscale and palette images are expanded to three channels, 16-bit RGB(A) and gray + alpha PNGs
+    /// keep the high byte, CMYK JPEGs are converted as PIL converts them. No colour-profile, gamma (ICC, gAMA, cHRM) or
+    /// EXIF orientation is applied (diffusers' <c>load_image</c> would rotate by the EXIF orientation; PIL's
+    /// <c>Image.open</c> does not). A 16-bit grayscale PNG is refused (<see cref="CheckReadsAsPil"/>).
     /// </summary>
     public static Image Load(string path) => Load(path, grayscale: false);
 
@@ -151,7 +154,7 @@ public sealed class Image
         }
     }
 
-    /// <summary>Decodes encoded image bytes (PNG, JPEG, WebP, …) as RGB or grayscale.</summary>
+    /// <summary>Decodes encoded image bytes (PNG, JPEG, WebP, GIF, BMP, ICO) as RGB or grayscale, as <see cref="Load(string)"/>.</summary>
     public static Image Decode(byte[] encoded, bool grayscale = false)
     {
         var rgba = DecodeRgba(encoded, out int w, out int h);
@@ -180,9 +183,11 @@ public sealed class Image
     /// </summary>
     internal static byte[] DecodeRgba(byte[] encoded, out int w, out int h)
     {
+        CheckReadsAsPil(encoded);
         using var stream = new SKMemoryStream(encoded);
         using var codec = SKCodec.Create(stream)
-            ?? throw new DiffusersException("not a readable image (SkiaSharp found no decoder for it)");
+            ?? throw new DiffusersException(
+                "not a readable image: DiffusersSharp reads PNG, JPEG, WebP, GIF, BMP and ICO files (SkiaSharp found no decoder for it; convert TIFF and other formats to PNG)");
         w = codec.Info.Width;
         h = codec.Info.Height;
         CheckSize(w, h);
@@ -202,6 +207,24 @@ public sealed class Image
             handle.Free();
         }
         return rgba;   // RowBytes of Rgba8888 is 4 * w: tightly packed
+    }
+
+    private static ReadOnlySpan<byte> PngSignature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
+
+    /// <summary>
+    /// Refuses the one kind of file that PIL and SkiaSharp read to different pixels, judged from its first 26 bytes
+    /// (<paramref name="header"/>, or the whole file): a 16-bit grayscale PNG (IHDR bit depth 16, colour type 0). PIL
+    /// opens it in mode "I" and <c>convert("RGB")</c> / <c>convert("L")</c> clip each value to 0-255 instead of scaling
+    /// it, so the image diffusers sees is white wherever a value exceeds 255; SkiaSharp would keep the high byte. Every
+    /// other kind (8-bit, palette, 16-bit RGB, RGBA and gray + alpha, CMYK JPEG, interlaced, with gamma or ICC chunks)
+    /// decodes to PIL's pixels.
+    /// </summary>
+    internal static void CheckReadsAsPil(ReadOnlySpan<byte> header)
+    {
+        if (header.Length >= 26 && header[..8].SequenceEqual(PngSignature) && header.Slice(12, 4).SequenceEqual("IHDR"u8)
+            && header[24] == 16 && header[25] == 0)
+            throw new DiffusersException(
+                "the image is a 16-bit grayscale PNG, which PIL (and so diffusers) reads clipped to 0-255 instead of scaled: every value above 255 turns white; save it with 8 bits per sample");
     }
 
     /// <summary>A three-channel copy (grayscale replicated), like PIL's <c>convert("RGB")</c>.</summary>

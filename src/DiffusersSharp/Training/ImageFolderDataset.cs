@@ -95,7 +95,11 @@ public sealed class ImageFolderDataset
         {
             if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return "not a readable PNG/JPEG image";
             format = codec.EncodedFormat;
-            try { Image.CheckSize(codec.Info.Width, codec.Info.Height); }
+            try
+            {
+                Image.CheckSize(codec.Info.Width, codec.Info.Height);
+                Image.CheckReadsAsPil(Header(path));
+            }
             catch (DiffusersException e) { return e.Message; }
         }
         if (EndsWithEndMarker(path, format)) return null;
@@ -105,6 +109,15 @@ public sealed class ImageFolderDataset
             return null;
         }
         catch (DiffusersException e) { return e.Message; }
+    }
+
+    // The file's first 26 bytes (a PNG's signature and IHDR fields), fewer for a shorter file.
+    private static byte[] Header(string path)
+    {
+        using var f = File.OpenRead(path);
+        var header = new byte[Math.Min(26, f.Length)];
+        f.ReadExactly(header);
+        return header;
     }
 
     private static readonly byte[] PngEnd = [(byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82];

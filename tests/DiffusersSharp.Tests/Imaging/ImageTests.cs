@@ -9,6 +9,29 @@ namespace DiffusersSharp.Tests.Imaging;
 public class ImageTests
 {
     [Fact]
+    public void ASixteenBitGrayscalePngIsRefusedSayingWhyPilWouldSeeAnotherImage()
+    {
+        // PIL opens it in mode "I" and clips to 0-255 (tests/golden/pil-imaging/README.md: [0, 255, 255, 255, ...]);
+        // SkiaSharp would scale (keep the high byte: [0, 0, 1, 255, ...]): refused rather than a different image
+        string path = Golden.Path("pil-imaging", "gray16.png");
+        const string why = "the image is a 16-bit grayscale PNG, which PIL (and so diffusers) reads clipped to 0-255 instead of scaled: every value above 255 turns white; save it with 8 bits per sample";
+        var e = Assert.Throws<DiffusersException>(() => Image.Load(path));
+        Assert.Equal($"{path}: {why}", e.Message);
+        Assert.Equal(path, e.FilePath);
+        Assert.Equal(why, Assert.Throws<DiffusersException>(() => Image.Decode(File.ReadAllBytes(path), grayscale: true)).Message);
+        Assert.Equal("mask: " + why, Assert.Throws<DiffusersException>(() => MaskImage.Decode(File.ReadAllBytes(path))).Message);
+    }
+
+    [Fact]
+    public void AFormatSkiaSharpCannotReadIsNamedWithTheFormatsThatAreRead()
+    {
+        // a little-endian TIFF header: PIL opens TIFF files, SkiaSharp has no decoder for them
+        byte[] tiff = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        var e = Assert.Throws<DiffusersException>(() => Image.Decode(tiff));
+        Assert.Equal("not a readable image: DiffusersSharp reads PNG, JPEG, WebP, GIF, BMP and ICO files (SkiaSharp found no decoder for it; convert TIFF and other formats to PNG)", e.Message);
+    }
+
+    [Fact]
     public void PostprocessMatchesNumpyToPilRounding()
     {
         // x in [-1, 1] → (x/2 + 0.5).clamp(0,1) → (v*255).round() with round-half-to-even, as numpy:

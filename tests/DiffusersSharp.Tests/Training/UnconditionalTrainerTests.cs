@@ -147,6 +147,21 @@ public class UnconditionalTrainerTests
     }
 
     [Fact]
+    public void TheStartUpCheckSkipsASixteenBitGrayscalePngThatImageLoadRefuses()
+    {
+        // PIL clips its values to 0-255 (tests/golden/pil-imaging); the header check finds it before training starts,
+        // not "found during the run" when the loader reaches it
+        using var dir = new TempDir();
+        new Image(8, 8, 3, new byte[8 * 8 * 3]).Save(Path.Combine(dir.Path, "a.png"));
+        string gray16 = Path.Combine(dir.Path, "b.png");
+        File.Copy(Golden.Path("pil-imaging", "gray16.png"), gray16);
+        var warnings = new List<string>();
+        var ds = new ImageFolderDataset(dir.Path, 8, warn: warnings.Add);
+        Assert.Equal([Path.Combine(dir.Path, "a.png")], ds.Files);
+        Assert.Equal([$"warning: skipping {gray16}: the image is a 16-bit grayscale PNG, which PIL (and so diffusers) reads clipped to 0-255 instead of scaled: every value above 255 turns white; save it with 8 bits per sample"], warnings);
+    }
+
+    [Fact]
     public void DatasetErrorsAndTransforms()
     {
         using var dir = new TempDir();
