@@ -129,8 +129,7 @@ internal sealed class ControlNetSet
         var prepared = new List<Tensor>();
         for (int k = 0; k < images.Count; k++)
         {
-            var input = images[k].Images is { } list ? (ImageInput)list.Select(im => im.ToRgb()).ToArray() : images[k];
-            var image = input.Preprocess(what, height, width, vaeScaleFactor, normalize: false, grayscale: false, binarize: false)
+            var image = images[k].ToRgb().Preprocess(what, height, width, vaeScaleFactor, normalize: false, grayscale: false, binarize: false)
                 .to(ScalarType.Float32);
             if (image.shape[1] != Nets[k].Config.ConditioningChannels)
                 throw new DiffusersException(

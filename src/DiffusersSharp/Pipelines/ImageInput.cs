@@ -34,6 +34,12 @@ public readonly struct ImageInput
     public static implicit operator ImageInput(Tensor? tensor) => tensor is null ? default : new(null, tensor);
 
     /// <summary>
+    /// The images as RGB (diffusers' <c>do_convert_rgb</c>, which converts after the resize: grayscale replicated to three
+    /// channels gives the same pixels either way); a tensor as it is, as diffusers leaves tensors.
+    /// </summary>
+    internal ImageInput ToRgb() => Images is { } list ? new ImageInput(list.Select(im => im.ToRgb()).ToArray(), null) : this;
+
+    /// <summary>
     /// diffusers' <c>VaeImageProcessor.preprocess</c>: the size is <paramref name="height"/> × <paramref name="width"/>
     /// (or the first image's) rounded down to a multiple of <paramref name="vaeScaleFactor"/>; images of another size
     /// are resized (Lanczos for images, nearest for tensors, as diffusers); <paramref name="grayscale"/> converts to

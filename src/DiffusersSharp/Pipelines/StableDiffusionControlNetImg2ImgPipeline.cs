@@ -47,7 +47,8 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
     /// <summary>
     /// Transforms <paramref name="image"/> guided by the prompt and the <paramref name="controlImage"/> of each net (diffusers'
     /// <c>__call__</c>; default strength 0.8). Both are resized to <paramref name="height"/> × <paramref name="width"/>
-    /// (default: the init image's size; the control images take the init image's). The ControlNet arguments are
+    /// (default: the init image's size; the control images take the init image's) and converted to RGB (a grayscale init
+    /// image too, as this pipeline's <c>image_processor</c> has <c>do_convert_rgb</c>). The ControlNet arguments are
     /// <see cref="StableDiffusionControlNetPipeline.Generate"/>'s, with a default scale of 0.8. Random draws in diffusers'
     /// order: the VAE posterior sample of the image, then the noise, then whatever the scheduler draws.
     /// </summary>
@@ -78,8 +79,8 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
-        // 4. the init image, then the control images at its size
-        var pixels = image.Preprocess("init image", height, width, VaeScaleFactor, normalize: true, grayscale: false, binarize: false)
+        // 4. the init image (converted to RGB: this pipeline's image_processor has do_convert_rgb), then the control images at its size
+        var pixels = image.ToRgb().Preprocess("init image", height, width, VaeScaleFactor, normalize: true, grayscale: false, binarize: false)
             .to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
         Record("image_preprocessed", pixels);

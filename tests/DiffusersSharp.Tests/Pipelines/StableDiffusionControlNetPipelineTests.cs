@@ -102,6 +102,19 @@ public class StableDiffusionControlNetPipelineTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void ImageToImageTakesAGrayscaleInitImageAsItsRgbCopy()
+    {
+        // diffusers' ControlNet img2img builds its image_processor with do_convert_rgb=True: an "L" image is replicated
+        // to RGB after the resize (the same pixels as before it), where the plain img2img pipeline would fail in the VAE
+        using var pipe = StableDiffusionControlNetImg2ImgPipeline.FromPretrained(StableDiffusionPipelineTests.Model, ControlNetModelGoldenTests.LoadTiny());
+        var gray = Image.Load(Golden.Path("img2img-init.png"), grayscale: true);
+        using var fromGray = pipe.Generate("a cat", gray, [Scribble], strength: 0.5, numInferenceSteps: 2, seed: 4, outputType: OutputType.Np);
+        using var fromRgb = pipe.Generate("a cat", gray.ToRgb(), [Scribble], strength: 0.5, numInferenceSteps: 2, seed: 4, outputType: OutputType.Np);
+        Assert.Equal(1, gray.Channels);
+        Assert.True(fromGray.Array!.equal(fromRgb.Array!).all().item<bool>());
+    }
+
+    [Fact]
     public void InpaintingWithANineChannelUNetAndTheDefaultScaleMatchesDiffusers()
     {
         using var folder = StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
