@@ -6,7 +6,8 @@ namespace DiffusersSharp.Pipelines;
 
 /// <summary>
 /// An image argument of img2img / inpaint (diffusers' <c>PipelineImageInput</c>): one <see cref="Image"/>, a list
-/// of them, or a tensor ([C, H, W] or [B, C, H, W] in [0, 1]; 4 channels = latents, used as they are).
+/// of them, or a tensor ([C, H, W] or [B, C, H, W] in [0, 1]; 4 channels = latents, used as they are; a mask also
+/// [H, W] or [B, H, W]).
 /// Converts implicitly from <see cref="Image"/>, <c>Image[]</c> and <see cref="Tensor"/>.
 /// </summary>
 public readonly struct ImageInput
@@ -65,9 +66,12 @@ public readonly struct ImageInput
         else
         {
             x = Tensor!;
+            if (grayscale && x.dim() == 2) x = x.unsqueeze(0).unsqueeze(0);   // [H, W]: diffusers stacks it to [1, H, W], then adds the channel
             if (x.dim() == 3) x = grayscale ? x.unsqueeze(1) : x.unsqueeze(0);
             if (x.dim() != 4)
-                throw new DiffusersException($"a {what} tensor must be [C, H, W] or [B, C, H, W], got [{string.Join(", ", x.shape)}]");
+                throw new DiffusersException(grayscale
+                    ? $"a {what} tensor must be [H, W], [B, H, W] or [B, 1, H, W], got [{string.Join(", ", x.shape)}]"
+                    : $"a {what} tensor must be [C, H, W] or [B, C, H, W], got [{string.Join(", ", x.shape)}]");
             if (grayscale && x.shape[1] != 1)
                 throw new DiffusersException(
                     $"the {what} is not greyscale-convertible: a mask tensor must have one channel, got shape [{string.Join(", ", x.shape)}]");
