@@ -15,10 +15,10 @@ public sealed record GenerationRequest
     /// <summary>What to steer away from (classifier-free guidance's negative prompt); none when null.</summary>
     public string? NegativePrompt { get; init; }
 
-    /// <summary>Width in pixels, a multiple of 8; the model's default size when null (image to image: the init image's).</summary>
+    /// <summary>Width in pixels, a multiple of 8; the model's default size when null (image to image and inpainting: the init image's, rounded down to a multiple of the VAE scale factor, 8 for Stable Diffusion).</summary>
     public int? Width { get; init; }
 
-    /// <summary>Height in pixels, a multiple of 8; the model's default size when null (image to image: the init image's).</summary>
+    /// <summary>Height in pixels, a multiple of 8; the model's default size when null (image to image and inpainting: the init image's, rounded down to a multiple of the VAE scale factor, 8 for Stable Diffusion).</summary>
     public int? Height { get; init; }
 
     /// <summary>Denoising steps (diffusers' <c>num_inference_steps</c>, default 50).</summary>

@@ -187,7 +187,13 @@ public sealed class GenerationService : IDisposable
         var inpaint = _pipe as StableDiffusionInpaintPipeline ?? new StableDiffusionInpaintPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
         inpaint.Scheduler = scheduler;
         var mask = Fit(r.Mask, init.Width, init.Height);
-        return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, init.Height, init.Width, negative, r.GuidanceScale, r.Count,
+        // the image's size rounded down to a multiple of the VAE scale factor, as diffusers' img2img sizes its image
+        // (the inpaint pipeline refuses a height or width that is not a multiple; the pipeline resizes image and mask to it)
+        int vsf = inpaint.VaeScaleFactor;
+        int height = init.Height - init.Height % vsf, width = init.Width - init.Width % vsf;
+        if (height == 0 || width == 0)
+            throw new DiffusersException($"image: the image is {init.Width}x{init.Height} pixels, smaller than one block of {vsf} pixels");
+        return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, height, width, negative, r.GuidanceScale, r.Count,
             r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
     }
 

@@ -144,6 +144,28 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void AnEditOfAnImageWhoseSizeIsNoMultipleOfTheVaeScaleFactorRunsAtItsSizeRoundedDown()
+    {
+        // diffusers' img2img rounds its image's size down to a multiple of vae_scale_factor (2 for tiny-sd); the inpaint
+        // pipeline refuses such a height. An edit with a mask and no size ran at 65x61 and was refused with "height and
+        // width have to be ... divisible by 2 but are 61 and 65", sizes the request never gave
+        var init = ImageResize.Resize(Image.Load(Golden.Path("img2img-init.png")), 65, 61);
+        var mask = ImageResize.Resize(Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true), 65, 61);
+        byte[] expected;
+        using (var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a cat", init, mask, height: 60, width: 64, numInferenceSteps: 2, seed: 3))
+            expected = r.Images[0].ToPng();
+        using var service = GenerationService.Load(Model);
+        var result = service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 2, Seed = 3 });
+        var image = Image.Decode(result.Images[0]);
+        Assert.Equal((64, 60), (image.Width, image.Height));
+        Assert.Equal(expected, result.Images[0]);
+        var tiny = new GenerationRequest { Prompt = "a cat", InitImage = new Image(1, 5, 3, new byte[15]), Mask = new Image(1, 5, 1, new byte[5]), Steps = 2 };
+        Assert.Equal("image: the image is 1x5 pixels, smaller than one block of 2 pixels",
+            Assert.Throws<DiffusersException>(() => service.Generate(tiny)).Message);
+    }
+
+    [Fact]
     public void TheLatentRgbPreviewMapsEachLatentPixelByTheFactors()
     {
         // one latent pixel per channel set: channel 0 = 1 → rgb = row 0 of the factors → ((f + 1) * 127.5) rounded
