@@ -14,7 +14,7 @@ namespace DiffusersSharp.Imaging;
 /// resampling, Lanczos by default) → float32 <c>/ 255</c> → <c>2x − 1</c> → NCHW.</item>
 /// </list>
 /// </summary>
-public static class ImageProcessor
+public static partial class ImageProcessor
 {
     /// <summary><c>2x − 1</c>: [0, 1] → [−1, 1].</summary>
     public static Tensor Normalize(Tensor images) => TorchUtils.Scoped(() => 2.0 * images - 1.0);
@@ -101,27 +101,29 @@ public static class ImageProcessor
     }
 
     /// <summary>
-    /// Images → NCHW float32 in [−1, 1], as <c>VaeImageProcessor.preprocess</c> with its defaults: the size
-    /// is <paramref name="height"/> × <paramref name="width"/>, or the first image's, each rounded down to a
-    /// multiple of <paramref name="vaeScaleFactor"/>; images of another size are resized with
-    /// <paramref name="resample"/> (Pillow-compatible; see <see cref="ImageResize"/>).
+    /// Images → NCHW float32 in [−1, 1], as <c>VaeImageProcessor.preprocess</c> with its defaults: each image is first
+    /// cut to <paramref name="cropsCoords"/> when given; the size is <paramref name="height"/> × <paramref name="width"/>,
+    /// or the first (cropped) image's, each rounded down to a multiple of <paramref name="vaeScaleFactor"/>; images of
+    /// another size are resized as <paramref name="resizeMode"/> says, stretched with <paramref name="resample"/>
+    /// (Pillow-compatible; see <see cref="ImageResize"/>) by default.
     /// </summary>
     public static Tensor Preprocess(IReadOnlyList<Image> images, int? height = null, int? width = null,
-        int vaeScaleFactor = 8, ResampleFilter resample = ResampleFilter.Lanczos, bool resize = true, bool normalize = true)
+        int vaeScaleFactor = 8, ResampleFilter resample = ResampleFilter.Lanczos, bool resize = true, bool normalize = true,
+        ResizeMode resizeMode = ResizeMode.Default, CropRegion? cropsCoords = null)
     {
         ArgumentNullException.ThrowIfNull(images);
         if (images.Count == 0) throw new DiffusersException("Preprocess: no images given");
         if (vaeScaleFactor <= 0) throw new DiffusersException($"Preprocess: vaeScaleFactor must be positive, got {vaeScaleFactor}");
-        var list = images;
+        var list = cropsCoords is { } r ? images.Select(im => ImageResize.Crop(im, r.X1, r.Y1, r.X2, r.Y2)).ToArray() : images;
         if (resize)
         {
-            int h = height ?? images[0].Height, w = width ?? images[0].Width;
+            int h = height ?? list[0].Height, w = width ?? list[0].Width;
             h -= h % vaeScaleFactor;
             w -= w % vaeScaleFactor;
             if (h <= 0 || w <= 0)
                 throw new DiffusersException(
-                    $"Preprocess: the image size {images[0].Width}x{images[0].Height} is smaller than one block of {vaeScaleFactor} pixels");
-            list = images.Select(im => ImageResize.Resize(im, w, h, resample)).ToArray();
+                    $"Preprocess: the image size {list[0].Width}x{list[0].Height} is smaller than one block of {vaeScaleFactor} pixels");
+            list = list.Select(im => Resize(im, h, w, resizeMode, resample)).ToArray();
         }
         using var scope = torch.NewDisposeScope();
         var x = NumpyToPt(ImagesToNumpy(list));
@@ -129,7 +131,7 @@ public static class ImageProcessor
         return x.MoveToOuterDisposeScope();
     }
 
-    /// <summary>One image → a [1, C, H, W] tensor in [−1, 1]; see <see cref="Preprocess(IReadOnlyList{Image}, int?, int?, int, ResampleFilter, bool, bool)"/>.</summary>
+    /// <summary>One image → a [1, C, H, W] tensor in [−1, 1]; see <see cref="Preprocess(IReadOnlyList{Image}, int?, int?, int, ResampleFilter, bool, bool, ResizeMode, CropRegion?)"/>.</summary>
     public static Tensor Preprocess(Image image, int? height = null, int? width = null, int vaeScaleFactor = 8,
         ResampleFilter resample = ResampleFilter.Lanczos) =>
         Preprocess([image], height, width, vaeScaleFactor, resample);

@@ -8,7 +8,7 @@ namespace DiffusersSharp.Imaging;
 /// (<c>ImagingScaleAffine</c>): the source position starts at half a step and advances by <c>in / out</c> in double,
 /// truncated per pixel. Same size → an unchanged copy, as Pillow.
 /// </summary>
-public static class ImageResize
+public static partial class ImageResize
 {
     private const int PrecisionBits = 32 - 8 - 2;
 
@@ -21,18 +21,42 @@ public static class ImageResize
         if (width == image.Width && height == image.Height)
             return new Image(width, height, image.Channels, (byte[])image.Pixels.Clone());
         if (filter == ResampleFilter.Nearest) return Nearest(image, width, height);
+        return Resample(image, width, height, filter, 0, 0, image.Width, image.Height);
+    }
 
+    /// <summary>
+    /// Pillow's <c>image.resize((width, height), filter, box=(left, top, right, bottom))</c>: the source region
+    /// <paramref name="box"/> (which may be empty in one direction: its edge row or column is extrapolated, as
+    /// diffusers' "fill" resize asks) resized to <paramref name="width"/> × <paramref name="height"/>. A box of whole
+    /// pixels and of the output's size is a crop; otherwise the two passes of <see cref="Resize(Image, int, int, ResampleFilter)"/>,
+    /// each run where the size or the box asks for it (Pillow's <c>ImagingResampleInner</c>). Not for NEAREST.
+    /// </summary>
+    internal static Image Resize(Image image, int width, int height, ResampleFilter filter, (int Left, int Top, int Right, int Bottom) box)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (width <= 0 || height <= 0)
+            throw new DiffusersException($"Cannot resize to {width}x{height}: both sides must be positive");
+        if (filter == ResampleFilter.Nearest) throw new ArgumentOutOfRangeException(nameof(filter), filter, "a box resize takes a convolution filter");
+        var (left, top, right, bottom) = box;
+        if (left < 0 || top < 0 || right > image.Width || bottom > image.Height || right < left || bottom < top)
+            throw new DiffusersException($"Cannot resize the box ({left}, {top}, {right}, {bottom}) of a {image.Width}x{image.Height} image");
+        if (right - left == width && bottom - top == height) return Crop(image, left, top, right, bottom);
+        return Resample(image, width, height, filter, left, top, right, bottom);
+    }
+
+    private static Image Resample(Image image, int width, int height, ResampleFilter filter, int left, int top, int right, int bottom)
+    {
         (double support, Func<double, double> kernel) = Kernel(filter);
         byte[] pixels = image.Pixels;
         int w = image.Width, h = image.Height, c = image.Channels;
-        if (width != w)
+        if (width != w || left != 0 || right != width)
         {
-            pixels = Horizontal(pixels, w, h, c, width, support, kernel);
+            pixels = Horizontal(pixels, w, h, c, width, left, right, support, kernel);
             w = width;
         }
-        if (height != h)
+        if (height != h || top != 0 || bottom != height)
         {
-            pixels = Vertical(pixels, w, h, c, height, support, kernel);
+            pixels = Vertical(pixels, w, h, c, height, top, bottom, support, kernel);
             h = height;
         }
         return new Image(w, h, c, pixels);
@@ -73,11 +97,14 @@ public static class ImageResize
         return Math.Sin(x) / x;
     }
 
-    /// <summary>Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output pixel a window and int weights.</summary>
-    private static (int[] bounds, int[] weights, int ksize) Coefficients(int inSize, int outSize, double support,
+    /// <summary>
+    /// Pillow's precompute_coeffs + normalize_coeffs_8bpc: per output pixel a window and int weights, over the source
+    /// span [<paramref name="in0"/>, <paramref name="in1"/>) (the whole side, or a box's).
+    /// </summary>
+    private static (int[] bounds, int[] weights, int ksize) Coefficients(int inSize, int in0, int in1, int outSize, double support,
         Func<double, double> kernel)
     {
-        double scale = (double)inSize / outSize;
+        double scale = (double)(in1 - in0) / outSize;
         double filterScale = Math.Max(scale, 1.0);
         support *= filterScale;
         int ksize = (int)Math.Ceiling(support) * 2 + 1;
@@ -87,7 +114,7 @@ public static class ImageResize
         double ss = 1.0 / filterScale;
         for (int xx = 0; xx < outSize; xx++)
         {
-            double center = (xx + 0.5) * scale;
+            double center = in0 + (xx + 0.5) * scale;
             double ww = 0.0;
             int xmin = (int)(center - support + 0.5);
             if (xmin < 0) xmin = 0;
@@ -120,9 +147,9 @@ public static class ImageResize
         return (byte)(v >> PrecisionBits);
     }
 
-    private static byte[] Horizontal(byte[] src, int w, int h, int c, int outW, double support, Func<double, double> kernel)
+    private static byte[] Horizontal(byte[] src, int w, int h, int c, int outW, int in0, int in1, double support, Func<double, double> kernel)
     {
-        var (bounds, weights, ksize) = Coefficients(w, outW, support, kernel);
+        var (bounds, weights, ksize) = Coefficients(w, in0, in1, outW, support, kernel);
         var dst = new byte[outW * h * c];
         for (int y = 0; y < h; y++)
             for (int xx = 0; xx < outW; xx++)
@@ -139,9 +166,9 @@ public static class ImageResize
         return dst;
     }
 
-    private static byte[] Vertical(byte[] src, int w, int h, int c, int outH, double support, Func<double, double> kernel)
+    private static byte[] Vertical(byte[] src, int w, int h, int c, int outH, int in0, int in1, double support, Func<double, double> kernel)
     {
-        var (bounds, weights, ksize) = Coefficients(h, outH, support, kernel);
+        var (bounds, weights, ksize) = Coefficients(h, in0, in1, outH, support, kernel);
         var dst = new byte[w * outH * c];
         for (int yy = 0; yy < outH; yy++)
         {
