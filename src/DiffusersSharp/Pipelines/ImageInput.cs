@@ -12,10 +12,11 @@ namespace DiffusersSharp.Pipelines;
 /// </summary>
 public readonly struct ImageInput
 {
-    private ImageInput(IReadOnlyList<Image>? images, Tensor? tensor)
+    private ImageInput(IReadOnlyList<Image>? images, Tensor? tensor, bool single = false)
     {
         Images = images;
         Tensor = tensor;
+        IsSingleImage = single;
     }
 
     /// <summary>The images, when given as images.</summary>
@@ -24,9 +25,11 @@ public readonly struct ImageInput
     public Tensor? Tensor { get; }
     /// <summary>True when neither was given (diffusers' <c>image=None</c>).</summary>
     public bool IsNone => Images is null && Tensor is null;
+    /// <summary>True when given as one <see cref="Image"/>, not a list or a tensor (diffusers' <c>isinstance(image, PIL.Image.Image)</c>).</summary>
+    public bool IsSingleImage { get; }
 
     /// <summary>One image.</summary>
-    public static implicit operator ImageInput(Image? image) => image is null ? default : new([image], null);
+    public static implicit operator ImageInput(Image? image) => image is null ? default : new([image], null, single: true);
     /// <summary>A batch of images.</summary>
     public static implicit operator ImageInput(Image[]? images) => images is null ? default : new(images, null);
     /// <summary>A batch of images.</summary>
@@ -38,16 +41,23 @@ public readonly struct ImageInput
     /// The images as RGB (diffusers' <c>do_convert_rgb</c>, which converts after the resize: grayscale replicated to three
     /// channels gives the same pixels either way); a tensor as it is, as diffusers leaves tensors.
     /// </summary>
-    internal ImageInput ToRgb() => Images is { } list ? new ImageInput(list.Select(im => im.ToRgb()).ToArray(), null) : this;
+    internal ImageInput ToRgb() => Images is { } list ? new ImageInput(list.Select(im => im.ToRgb()).ToArray(), null, IsSingleImage) : this;
+
+    /// <summary>What was given, for messages: "an Image", "a list of 2 Images", "a tensor", "nothing".</summary>
+    internal string Kind => IsSingleImage ? "an Image" : Images is { } list ? $"a list of {list.Count} Image{(list.Count == 1 ? "" : "s")}"
+        : Tensor is not null ? "a tensor" : "nothing";
 
     /// <summary>
-    /// diffusers' <c>VaeImageProcessor.preprocess</c>: the size is <paramref name="height"/> × <paramref name="width"/>
-    /// (or the first image's) rounded down to a multiple of <paramref name="vaeScaleFactor"/>; images of another size
-    /// are resized (Lanczos for images, nearest for tensors, as diffusers); <paramref name="grayscale"/> converts to
+    /// diffusers' <c>VaeImageProcessor.preprocess</c>: images are first cut to <paramref name="cropsCoords"/> when given;
+    /// the size is <paramref name="height"/> × <paramref name="width"/> (or the first image's) rounded down to a multiple
+    /// of <paramref name="vaeScaleFactor"/>; images of another size are resized (Lanczos for images, or as
+    /// <paramref name="resizeMode"/> says; nearest for tensors, as diffusers); <paramref name="grayscale"/> converts to
     /// one channel (PIL's "L"); then [0, 1] → [−1, 1] when <paramref name="normalize"/> (not for tensors already in
-    /// [−1, 1]), and values &lt; 0.5 → 0, ≥ 0.5 → 1 when <paramref name="binarize"/>.
+    /// [−1, 1]), and values &lt; 0.5 → 0, ≥ 0.5 → 1 when <paramref name="binarize"/>. A crop or a resize mode other than
+    /// the default takes images only, as diffusers' <c>resize</c>.
     /// </summary>
-    internal Tensor Preprocess(string what, int? height, int? width, int vaeScaleFactor, bool normalize, bool grayscale, bool binarize)
+    internal Tensor Preprocess(string what, int? height, int? width, int vaeScaleFactor, bool normalize, bool grayscale, bool binarize,
+        CropRegion? cropsCoords = null, ResizeMode resizeMode = ResizeMode.Default)
     {
         if (IsNone) throw new DiffusersException($"no {what} given");
         using var scope = torch.NewDisposeScope();
@@ -55,8 +65,9 @@ public readonly struct ImageInput
         if (Images is { } images)
         {
             if (images.Count == 0) throw new DiffusersException($"the {what} list is empty");
+            if (cropsCoords is { } r) images = images.Select(im => ImageResize.Crop(im, r.X1, r.Y1, r.X2, r.Y2)).ToList();
             var (h, w) = DefaultSize(images[0].Height, images[0].Width, height, width, vaeScaleFactor, what);
-            var list = images.Select(im => ImageResize.Resize(im, w, h)).ToList();
+            var list = images.Select(im => ImageProcessor.Resize(im, h, w, resizeMode)).ToList();
             if (grayscale) list = list.Select(ToGray).ToList();
             int channels = list[0].Channels;
             if (list.Any(im => im.Channels != channels))
@@ -65,6 +76,8 @@ public readonly struct ImageInput
         }
         else
         {
+            if (cropsCoords is not null || resizeMode != ResizeMode.Default)
+                throw new DiffusersException($"the {what} is a tensor: cropping and resize mode {resizeMode} take images only");
             x = Tensor!;
             if (grayscale && x.dim() == 2) x = x.unsqueeze(0).unsqueeze(0);   // [H, W]: diffusers stacks it to [1, H, W], then adds the channel
             if (x.dim() == 3) x = grayscale ? x.unsqueeze(1) : x.unsqueeze(0);

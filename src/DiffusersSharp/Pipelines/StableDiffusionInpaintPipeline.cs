@@ -1,3 +1,4 @@
+using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Schedulers;
@@ -53,6 +54,13 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// sample_size × vae_scale_factor) as diffusers does. Random draws in diffusers' order: with strength &lt; 1 (or a
     /// 4-channel UNet) the image's VAE sample, then the noise, then the masked image's VAE sample.
     /// <paramref name="crossAttentionKwargs"/>: the LoRA scale, as in <see cref="StableDiffusionPipeline.Generate"/>.
+    /// <paramref name="paddingMaskCrop"/> (diffusers' <c>padding_mask_crop</c>, A1111's "only masked"): the region around
+    /// the mask's non-black pixels, widened by that many pixels and grown to the aspect ratio of
+    /// <paramref name="height"/> × <paramref name="width"/> (<see cref="ImageProcessor.GetCropRegion"/>), is cut from the
+    /// image and the mask and resized to that size keeping its aspect ratio (resize mode "fill"); the result is put back
+    /// into the original image at its own size (<see cref="ImageProcessor.ApplyOverlay"/>), whose pixels outside the mask
+    /// stay as they were. As diffusers 0.25.1 it takes a 4-channel UNet, one <see cref="Image"/> each for image and mask
+    /// (of one size), and the <see cref="OutputType.Pil"/> output.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         double strength = 1.0, int? height = null, int? width = null, PromptInput negativePrompt = default,
@@ -61,7 +69,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
-        CrossAttentionOptions? crossAttentionKwargs = null)
+        CrossAttentionOptions? crossAttentionKwargs = null, int? paddingMaskCrop = null)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -74,6 +82,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        if (paddingMaskCrop is int pad) CheckPaddingMaskCrop(pad, image, maskImage, outputType);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
@@ -91,8 +100,11 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength, needsInitStep: true);
         var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
 
-        // 5. preprocess image (to float32) and mask
-        var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
+        // 5. preprocess image (to float32) and mask; with padding_mask_crop both cut to the region around the mask first
+        CropRegion? cropsCoords = paddingMaskCrop is int padding ? FindCropRegion(maskImage.Images![0], w, h, padding) : null;
+        var resizeMode = cropsCoords is null ? ResizeMode.Default : ResizeMode.Fill;
+        var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false, cropsCoords, resizeMode)
+            .to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: false);
         Record("image_preprocessed", initImage);
 
@@ -108,7 +120,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Record("initial_latents", current);
 
         // 7. mask and masked image latents, doubled for guidance
-        var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
+        var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true, cropsCoords, resizeMode);
         Record("mask_condition", maskCondition);
         var maskedImage = initImage * (maskCondition < 0.5);
         Record("masked_image", maskedImage);
@@ -132,7 +144,40 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
         current = loop.Run(ctx);
 
-        // 11. decode and postprocess
-        return Finish(current, outputType);
+        // 11. decode and postprocess; with padding_mask_crop each image is put back into the original
+        var output = Finish(current, outputType);
+        if (cropsCoords is not { } region) return output;
+        using (output)
+        {
+            Image original = image.Images![0], originalMask = maskImage.Images![0];
+            return new ImagePipelineOutput(output.Images.Select(im => ImageProcessor.ApplyOverlay(originalMask, original, im, region)).ToArray());
+        }
+    }
+
+    /// <summary>diffusers' <c>check_inputs</c> for <c>padding_mask_crop</c> (0.25.1's, with 0.26's output type rule), and what the crop needs.</summary>
+    private void CheckPaddingMaskCrop(int pad, ImageInput image, ImageInput maskImage, OutputType outputType)
+    {
+        if (pad < 0) throw new DiffusersException($"{Name}: padding_mask_crop is a margin in pixels, 0 or more; got {pad}");
+        if (Unet.Config.InChannels != 4)
+            throw new DiffusersException(
+                $"{Name}: The UNet should have 4 input channels for inpainting mask crop, but has {Unet.Config.InChannels} input channels.");
+        if (!image.IsSingleImage)
+            throw new DiffusersException($"{Name}: The image should be one Image (diffusers: a PIL image) when inpainting mask crop, but is {image.Kind}.");
+        if (!maskImage.IsSingleImage)
+            throw new DiffusersException($"{Name}: The mask image should be one Image (diffusers: a PIL image) when inpainting mask crop, but is {maskImage.Kind}.");
+        // diffusers 0.25.1 fails in apply_overlay on any other output; 0.26 refuses it in these words
+        if (outputType != OutputType.Pil)
+            throw new DiffusersException($"{Name}: The output type should be Pil when inpainting mask crop, but is {outputType}.");
+        Image im = image.Images![0], mask = maskImage.Images![0];
+        if (im.Width != mask.Width || im.Height != mask.Height)
+            throw new DiffusersException(
+                $"{Name}: padding_mask_crop finds the region in the mask and cuts it from the image, so they must have one size: the image is {im.Width}x{im.Height}, the mask {mask.Width}x{mask.Height}");
+    }
+
+    /// <summary><see cref="ImageProcessor.GetCropRegion"/>, its refusal naming the pipeline and the argument.</summary>
+    private static CropRegion FindCropRegion(Image mask, int width, int height, int pad)
+    {
+        try { return ImageProcessor.GetCropRegion(mask, width, height, pad); }
+        catch (DiffusersException e) { throw new DiffusersException($"{Name}: padding_mask_crop: {e.Message}", e); }
     }
 }
