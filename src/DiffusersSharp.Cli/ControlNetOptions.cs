@@ -121,6 +121,7 @@ public sealed class ControlNetOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
+        StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionControlNetInpaintPipeline.Name);
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask");
         var controlImages = c.ControlImages.Select(f => (ImageInput)Load(f, "--control-image")).ToList();

@@ -128,6 +128,8 @@ public static class GenerateCommand
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
         if (r.Upscale is < 1 or > 64) throw new UserException($"--upscale must be between 1 and 64, got {r.Upscale}");
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
+        if (r.StableDiffusion.PaddingMaskCrop is not null && npy)
+            throw new UserException("--padding-mask-crop gives 8-bit images (diffusers' padding_mask_crop takes output_type \"pil\" only): write a .png, .jpg or .webp, not .npy");
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);

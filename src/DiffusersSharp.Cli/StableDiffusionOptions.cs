@@ -8,8 +8,9 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// The Stable Diffusion options of <c>diffusers generate</c>: <c>--prompt --negative-prompt --guidance
-/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask</c>. The pipeline follows the
-/// options: <c>--mask</c> (with <c>--init-image</c>) inpaints, <c>--init-image</c> alone is img2img, otherwise txt2img.
+/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask --padding-mask-crop</c>. The pipeline
+/// follows the options: <c>--mask</c> (with <c>--init-image</c>) inpaints, <c>--init-image</c> alone is img2img, otherwise
+/// txt2img.
 /// </summary>
 public sealed class StableDiffusionOptions
 {
@@ -23,18 +24,22 @@ public sealed class StableDiffusionOptions
     private readonly Option<string?> _init = new("--init-image") { Description = "Init image for img2img / inpainting" };
     private readonly Option<double?> _strength = new("--strength") { Description = "How much to change the init image, in [0, 1] (img2img 0.8, inpaint 1.0)" };
     private readonly Option<string?> _mask = new("--mask") { Description = "Mask image for inpainting (white = repaint); needs --init-image" };
+    private readonly Option<int?> _paddingMaskCrop = new("--padding-mask-crop")
+    {
+        Description = "Inpaint only the area around the mask, N pixels wider, at the run's size, and paste it back into the init image at its own size (diffusers' padding_mask_crop; Stable Diffusion inpainting with a 4-channel UNet)",
+    };
 
     /// <summary>The parsed values (all optional).</summary>
     public sealed record Values(string? Prompt = null, string? NegativePrompt = null, double? Guidance = null,
         double? GuidanceRescale = null, int? ClipSkip = null, int? Width = null, int? Height = null, string? InitImage = null,
-        double? Strength = null, string? Mask = null)
+        double? Strength = null, string? Mask = null, int? PaddingMaskCrop = null)
     {
         /// <summary>The first option given, for messages (null when none).</summary>
         public string? FirstGiven =>
             Prompt is not null ? "--prompt" : NegativePrompt is not null ? "--negative-prompt" : Guidance is not null ? "--guidance"
             : GuidanceRescale is not null ? "--guidance-rescale" : ClipSkip is not null ? "--clip-skip" : Width is not null ? "--width"
             : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
-            : Mask is not null ? "--mask" : null;
+            : Mask is not null ? "--mask" : PaddingMaskCrop is not null ? "--padding-mask-crop" : null;
 
         /// <summary>True when any Stable Diffusion option was given.</summary>
         public bool Any => FirstGiven is not null;
@@ -49,6 +54,9 @@ public sealed class StableDiffusionOptions
             if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
             if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
             if (Mask is not null && InitImage is null) throw new UserException("--mask needs --init-image (the image to inpaint)");
+            if (PaddingMaskCrop is < 0) throw new UserException($"--padding-mask-crop is a margin in pixels, 0 or more; got {PaddingMaskCrop}");
+            if (PaddingMaskCrop is not null && Mask is null)
+                throw new UserException("--padding-mask-crop needs --mask (and --init-image): it crops an inpainting run to the masked area");
             if (Strength is not null && InitImage is null) throw new UserException("--strength needs --init-image");
             if (InitImage is not null && !File.Exists(InitImage)) throw new UserException($"--init-image: file not found: {InitImage}");
             if (Mask is not null && !File.Exists(Mask)) throw new UserException($"--mask: file not found: {Mask}");
@@ -66,14 +74,14 @@ public sealed class StableDiffusionOptions
     /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask })
+        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask, _paddingMaskCrop })
             cmd.Options.Add(o);
     }
 
     /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
         pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
-        pr.GetValue(_strength), pr.GetValue(_mask));
+        pr.GetValue(_strength), pr.GetValue(_mask), pr.GetValue(_paddingMaskCrop));
 
     /// <summary>
     /// Whether <paramref name="className"/> is a Stable Diffusion pipeline class the options apply to.
@@ -114,6 +122,9 @@ public sealed class StableDiffusionOptions
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
+            StableDiffusionInpaintPipeline p when o.PaddingMaskCrop is int pad => AsArray(p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width,
+                o.NegativePrompt, guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: OutputType.Pil,
+                callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad)),
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
@@ -124,6 +135,26 @@ public sealed class StableDiffusionOptions
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
+    }
+
+    /// <summary>
+    /// The 8-bit images of a <c>padding_mask_crop</c> run (diffusers gives them as PIL images only) as the NHWC [0, 1] array
+    /// the output writer takes; it writes them back to the same bytes.
+    /// </summary>
+    private static ImagePipelineOutput AsArray(ImagePipelineOutput images)
+    {
+        using (images) return new ImagePipelineOutput(array: ImageProcessor.ImagesToNumpy(images.Images));
+    }
+
+    /// <summary>
+    /// Refuses <c>--padding-mask-crop</c> on a pipeline other than Stable Diffusion inpainting, naming
+    /// <paramref name="pipeline"/> (diffusers 0.25.1 has <c>padding_mask_crop</c> on <c>StableDiffusionInpaintPipeline</c> only).
+    /// </summary>
+    internal static void RefusePaddingMaskCrop(Values o, string pipeline)
+    {
+        if (o.PaddingMaskCrop is not null)
+            throw new UserException(
+                $"--padding-mask-crop applies to Stable Diffusion inpainting ({StableDiffusionInpaintPipeline.Name}) only; diffusers 0.25.1's {pipeline} has no padding_mask_crop");
     }
 
     private static Image Load(string path, string option, bool grayscale)

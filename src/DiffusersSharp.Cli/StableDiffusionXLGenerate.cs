@@ -27,6 +27,7 @@ internal static class StableDiffusionXLGenerate
             throw new UserException($"{folder} is an SDXL image-to-image / refiner model ({className}): give --init-image (or use it as --refiner of a base model)");
         if (x.Refiner is not null && className != StableDiffusionXLPipeline.Name)
             throw new UserException($"--refiner needs an SDXL base model ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
+        StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionXLInpaintPipeline.Name);
         Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask");
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };

@@ -78,6 +78,18 @@ public class CliControlNetTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void PaddingMaskCropIsRefusedOnControlNetInpainting()
+    {
+        // diffusers 0.25.1's StableDiffusionControlNetInpaintPipeline has no padding_mask_crop (0.26.0 added it)
+        using var dir = new TempDir();
+        var (code, _, stderr) = CliRun.Run("generate", "-m", Model, "--prompt", "x", "--controlnet", Net, "--control-image", Edges,
+            "--init-image", Golden.Path("img2img-init.png"), "--mask", Golden.Path("inpaint-mask.png"), "--padding-mask-crop", "4", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--padding-mask-crop applies to Stable Diffusion inpainting (StableDiffusionInpaintPipeline) only; diffusers 0.25.1's StableDiffusionControlNetInpaintPipeline has no padding_mask_crop", stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+
+    [Fact]
     public void ControlNetOnAnUnconditionalModelIsRefused()
     {
         using var dir = new TempDir();

@@ -236,6 +236,11 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("img2img", "--width 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
     [InlineData("txt2img", "--strength 0.5", "--strength needs --init-image")]
     [InlineData("txt2img", "--mask MASK", "--mask needs --init-image (the image to inpaint)")]
+    [InlineData("ddpm", "--padding-mask-crop 2", "--padding-mask-crop needs --mask (and --init-image): it crops an inpainting run to the masked area")]
+    [InlineData("txt2img", "--padding-mask-crop 2", "--padding-mask-crop needs --mask (and --init-image): it crops an inpainting run to the masked area")]
+    [InlineData("img2img", "--padding-mask-crop 2", "--padding-mask-crop needs --mask (and --init-image): it crops an inpainting run to the masked area")]
+    [InlineData("inpaint", "--padding-mask-crop -1", "--padding-mask-crop is a margin in pixels, 0 or more; got -1")]
+    [InlineData("inpaint", "--padding-mask-crop 2 NPY", "--padding-mask-crop gives 8-bit images (diffusers' padding_mask_crop takes output_type \"pil\" only): write a .png, .jpg or .webp, not .npy")]
     [InlineData("ddpm", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     [InlineData("txt2img", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
@@ -248,6 +253,33 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         Assert.Contains(message, stderr);
         Assert.DoesNotContain("   at ", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    /// <summary>
+    /// --padding-mask-crop inpaints the area around the mask at the run's size (here 48x16, not the init image's 32x32) and
+    /// writes the init image with it put back: the init image's size and, wherever the mask is black, its pixels; under the
+    /// mask other pixels than the base command's.
+    /// </summary>
+    [Fact]
+    public void PaddingMaskCropWritesTheInitImageWithTheInpaintedCropPutBack()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("inpaint", dir.File("o.png"), "--padding-mask-crop", "2", "--width", "48", "--height", "16");
+        Assert.True(code == 0, stderr);
+        var output = Image.Load(dir.File("o.png"));
+        var init = Image.Load(Init);
+        var mask = Image.Load(Mask, grayscale: true);
+        Assert.Equal((32, 32), (output.Width, output.Height));
+        using var baseArray = torch.tensor(BaseOutput("inpaint")).reshape(1, 32, 32, 3);
+        var baseImage = ImageProcessor.NumpyToImages(baseArray).Single();
+        int differs = 0;
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 32; x++)
+                for (int c = 0; c < 3; c++)
+                    if (mask[x, y, 0] == 0) Assert.Equal(init[x, y, c], output[x, y, c]);
+                    else if (output[x, y, c] != baseImage[x, y, c]) differs++;
+        log.WriteLine($"--padding-mask-crop 2: {differs} values under the mask differ from the base command's");
+        Assert.True(differs > 100, $"{differs} values under the mask differ from the base command's");
     }
 
     /// <summary>A run whose latents become NaN or ±Inf stops at the step that produced them: exit 1, nothing written.</summary>

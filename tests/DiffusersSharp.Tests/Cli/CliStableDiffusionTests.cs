@@ -56,6 +56,18 @@ public class CliStableDiffusionTests(ITestOutputHelper log)
         CheckNpy(dir.File("m.npy"), "tiny-sd-inpaint-expected.safetensors", "pipeline/pndm_default_strength1/images");
     }
 
+    [Fact]
+    public void PaddingMaskCropOnANineChannelInpaintingModelIsRefusedAsDiffusers025Does()
+    {
+        using var dir = new TempDir();
+        using var folder = StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
+        var (code, _, stderr) = Run("generate", "-m", folder.Path, "--prompt", "a red ball", "--init-image", Golden.Path("img2img-init.png"),
+            "--mask", Golden.Path("inpaint-mask.png"), "--padding-mask-crop", "4", "--steps", "2", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("StableDiffusionInpaintPipeline: The UNet should have 4 input channels for inpainting mask crop, but has 9 input channels.", stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+
     [Theory]
     [InlineData("--width", "60", "--width must be a multiple of 8 between 8 and 16384, got 60")]
     [InlineData("--height", "100", "--height must be a multiple of 8 between 8 and 16384, got 100")]

@@ -136,6 +136,18 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void PaddingMaskCropIsRefusedOnSdxlInpainting()
+    {
+        // diffusers 0.25.1's StableDiffusionXLInpaintPipeline has no padding_mask_crop (0.26.0 added it)
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Base, "--prompt", "x", "--init-image", Golden.Path("img2img-init.png"),
+            "--mask", Golden.Path("inpaint-mask.png"), "--padding-mask-crop", "4", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("--padding-mask-crop applies to Stable Diffusion inpainting (StableDiffusionInpaintPipeline) only; diffusers 0.25.1's StableDiffusionXLInpaintPipeline has no padding_mask_crop", stderr);
+        Assert.False(File.Exists(dir.File("o.png")));
+    }
+
+    [Fact]
     public void OptionsThatDoNotApplyAreRefusedWithTheirNames()
     {
         using var dir = new TempDir();
