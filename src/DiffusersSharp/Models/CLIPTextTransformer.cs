@@ -46,7 +46,29 @@ internal sealed class CLIPTextTransformer : nn.Module
                 config.Validate(path);
                 return create(config);
             },
-            CheckpointFormat.Transformers, prepareWeights: (_, weights) => weights.Remove(PositionIdsKey)));
+            CheckpointFormat.Transformers, prepareWeights: (model, weights) =>
+            {
+                weights.Remove(PositionIdsKey);
+                DropClipModelKeys(model, weights);
+            }));
+
+    /// <summary>The keys of a full CLIPModel checkpoint that are not the text encoder's (the vision tower, the two projections, the logit scale).</summary>
+    private static readonly string[] ClipModelOnlyPrefixes = ["vision_model.", "visual_projection.", "text_projection.", "logit_scale"];
+
+    /// <summary>
+    /// A full CLIPModel checkpoint (e.g. openai/clip-vit-large-patch14, whose config <see cref="CLIPTextConfig"/> reads
+    /// from its <c>text_config</c>) also holds the vision tower: transformers' CLIPTextModel[WithProjection].from_pretrained
+    /// leaves its keys out as unexpected (a warning). They are dropped here only when the file holds
+    /// <c>vision_model.*</c> keys, and only those the model does not take, so a stray key in a text encoder's own
+    /// file stays an error of the strict load.
+    /// </summary>
+    private static void DropClipModelKeys(nn.Module model, IDictionary<string, Tensor> weights)
+    {
+        if (!weights.Keys.Any(k => k.StartsWith("vision_model.", StringComparison.Ordinal))) return;
+        var own = model.state_dict().Keys.ToHashSet(StringComparer.Ordinal);
+        foreach (var key in weights.Keys.Where(k => !own.Contains(k) && ClipModelOnlyPrefixes.Any(p => k.StartsWith(p, StringComparison.Ordinal))).ToList())
+            weights.Remove(key);
+    }
 
     /// <summary>The token and position embeddings (<c>text_model.embeddings</c>).</summary>
     public CLIPTextEmbeddings Embeddings => embeddings;

@@ -77,6 +77,54 @@ public class CLIPTextConfigTests
         Tol.Close(output.TextEmbeds, Golden.Tensor(Expected, "text_encoder/pooler_output").matmul(projection.t()), 1e-5, "text_embeds");
     }
 
+    [Fact]
+    public void TextEncodersLoadFromAFullClipModelCheckpointWithItsVisionTower()
+    {
+        // openai/clip-vit-large-patch14 as a text encoder: its config is a CLIPModel's and its weights hold the vision
+        // tower, the visual projection and the logit scale, which transformers leaves out (unexpected keys)
+        using var dir = new TempDir();
+        string folder = Path.Combine(dir.Path, "clip");
+        Directory.CreateDirectory(folder);
+        var text = JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")))!.AsObject();
+        text["projection_dim"] = 8;
+        var full = new JsonObject { ["model_type"] = "clip", ["projection_dim"] = 8, ["text_config"] = text };
+        File.WriteAllText(Path.Combine(folder, "config.json"), full.ToJsonString());
+        using var scope = torch.NewDisposeScope();
+        var projection = torch.randn(8, 32, generator: new Generator(7));
+        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            all["text_projection.weight"] = projection;
+            all["vision_model.embeddings.patch_embedding.weight"] = torch.ones(16, 3, 2, 2);
+            all["vision_model.embeddings.position_ids"] = torch.arange(5).unsqueeze(0);
+            all["vision_model.post_layernorm.weight"] = torch.ones(16);
+            all["visual_projection.weight"] = torch.ones(8, 16);
+            all["logit_scale"] = torch.tensor(2.6592f);
+            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        }
+        using var noGrad = torch.no_grad();
+        var ids = Golden.Tensor(Expected, "tokenizer/input_ids");
+        var withProjection = CLIPTextModelWithProjection.FromPretrained(dir.Path, "clip");
+        using (var output = withProjection.Forward(ids))
+        {
+            Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+            Tol.Close(output.TextEmbeds, Golden.Tensor(Expected, "text_encoder/pooler_output").matmul(projection.t()), 1e-5, "text_embeds");
+        }
+        var plain = CLIPTextModel.FromPretrained(dir.Path, "clip");
+        using (var output = plain.Forward(ids))
+            Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output");
+
+        // a text encoder's own file (no vision tower) keeps the strict load: a stray key is still an error
+        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            all["logit_scale"] = torch.tensor(2.6592f);
+            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        }
+        var e = Assert.Throws<WeightsException>(() => CLIPTextModel.FromPretrained(dir.Path, "clip"));
+        Assert.Contains("logit_scale", e.Message);
+    }
+
     [Theory]
     [InlineData("""{"model_type": "clip", "hidden_size": 32}""",
         "config key 'text_config' is missing: model_type 'clip' is a composite config, and CLIPTextConfig is read from its 'text_config' object")]
