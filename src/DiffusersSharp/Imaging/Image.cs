@@ -28,11 +28,11 @@ public sealed class Image
         Pixels = pixels;
     }
 
-    /// <summary>The largest width or height <see cref="Decode"/> reads (16384 px: a 16384² RGBA decode is 1 GiB).</summary>
+    /// <summary>The largest width or height <see cref="Decode(byte[], bool)"/> reads (16384 px: a 16384² RGBA decode is 1 GiB).</summary>
     public const int MaxSide = 16384;
 
     /// <summary>
-    /// Refuses a size <see cref="Decode"/> does not read (a side of 0 or above <see cref="MaxSide"/>), with the
+    /// Refuses a size <see cref="Decode(byte[], bool)"/> does not read (a side of 0 or above <see cref="MaxSide"/>), with the
     /// message Decode gives; for a check from an image's header alone.
     /// </summary>
     public static void CheckSize(int width, int height)
@@ -134,19 +134,40 @@ public sealed class Image
     /// Loads an image file as RGB, like <c>PIL.Image.open(path).convert("RGB")</c>: alpha is dropped (not
     /// composited), grayscale and palette images are expanded to three channels, 16-bit RGB(A) and gray + alpha PNGs
     /// keep the high byte, CMYK JPEGs are converted as PIL converts them. No colour-profile, gamma (ICC, gAMA, cHRM) or
-    /// EXIF orientation is applied (diffusers' <c>load_image</c> would rotate by the EXIF orientation; PIL's
-    /// <c>Image.open</c> does not). A 16-bit grayscale PNG is refused (<see cref="CheckReadsAsPil"/>).
+    /// EXIF orientation is applied (PIL's <c>Image.open</c> applies none): the pixels as stored, as diffusers' golden
+    /// runs read them. A 16-bit grayscale PNG is refused (<see cref="CheckReadsAsPil"/>). For a user's input image, as
+    /// diffusers' examples read it, use <see cref="LoadImage(string)"/>, which turns it by its EXIF orientation.
     /// </summary>
     public static Image Load(string path) => Load(path, grayscale: false);
 
     /// <summary>Loads an image file as RGB, or as one grayscale channel (PIL's "L": 0.299 R + 0.587 G + 0.114 B).</summary>
-    public static Image Load(string path, bool grayscale)
+    public static Image Load(string path, bool grayscale) => Read(path, grayscale, exifTranspose: false);
+
+    /// <summary>
+    /// Loads an image file as diffusers' <c>diffusers.utils.load_image(path)</c> does: <see cref="Load(string)"/>'s pixels
+    /// turned upright by the file's EXIF orientation (<c>PIL.ImageOps.exif_transpose</c>, then <c>convert("RGB")</c>), so a
+    /// phone photo stored sideways with an orientation tag is read as it is shown. The orientation is read where Pillow
+    /// reads it: a JPEG's EXIF, a PNG's eXIf chunk (or its ImageMagick raw-profile or XMP text), a WebP's EXIF chunk.
+    /// The CLI's and the server's input images are read this way.
+    /// </summary>
+    public static Image LoadImage(string path) => LoadImage(path, grayscale: false);
+
+    /// <summary>
+    /// <see cref="LoadImage(string)"/>, as RGB or as one grayscale channel (<c>load_image(path).convert("L")</c>, as
+    /// diffusers' mask processor converts a mask).
+    /// </summary>
+    public static Image LoadImage(string path, bool grayscale) => Read(path, grayscale, exifTranspose: true);
+
+    /// <summary>Decodes encoded image bytes as <see cref="LoadImage(string)"/> reads a file: turned upright by their EXIF orientation.</summary>
+    public static Image LoadImage(byte[] encoded, bool grayscale = false) => Decode(encoded, grayscale, exifTranspose: true);
+
+    private static Image Read(string path, bool grayscale, bool exifTranspose)
     {
         if (!File.Exists(path)) throw new DiffusersException($"Image file not found: {path}") { FilePath = path };
         byte[] bytes = File.ReadAllBytes(path);
         try
         {
-            return Decode(bytes, grayscale);
+            return Decode(bytes, grayscale, exifTranspose);
         }
         catch (DiffusersException e)
         {
@@ -154,10 +175,15 @@ public sealed class Image
         }
     }
 
-    /// <summary>Decodes encoded image bytes (PNG, JPEG, WebP, GIF, BMP, ICO) as RGB or grayscale, as <see cref="Load(string)"/>.</summary>
-    public static Image Decode(byte[] encoded, bool grayscale = false)
+    /// <summary>
+    /// Decodes encoded image bytes (PNG, JPEG, WebP, GIF, BMP, ICO) as RGB or grayscale, as <see cref="Load(string)"/>:
+    /// the pixels as stored, no EXIF orientation applied (<see cref="LoadImage(byte[], bool)"/> applies it).
+    /// </summary>
+    public static Image Decode(byte[] encoded, bool grayscale = false) => Decode(encoded, grayscale, exifTranspose: false);
+
+    private static Image Decode(byte[] encoded, bool grayscale, bool exifTranspose)
     {
-        var rgba = DecodeRgba(encoded, out int w, out int h);
+        var rgba = DecodeRgba(encoded, out int w, out int h, exifTranspose);
         if (grayscale)
         {
             var gray = new byte[w * h];
@@ -178,10 +204,12 @@ public sealed class Image
     internal static byte Luma(byte r, byte g, byte b) => (byte)((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
 
     /// <summary>
-    /// The pixels of encoded image bytes as tightly packed, unpremultiplied RGBA (what <see cref="Decode"/> and the
+    /// The pixels of encoded image bytes as tightly packed, unpremultiplied RGBA (what <see cref="Decode(byte[], bool)"/> and the
     /// masks of <see cref="MaskImage"/> read), with Decode's checks: a decoder, the size (<see cref="CheckSize"/>), no truncation.
+    /// With <paramref name="exifTranspose"/>, turned upright by the EXIF orientation (<see cref="ExifOrientation"/>), as
+    /// <c>PIL.ImageOps.exif_transpose</c> turns them.
     /// </summary>
-    internal static byte[] DecodeRgba(byte[] encoded, out int w, out int h)
+    internal static byte[] DecodeRgba(byte[] encoded, out int w, out int h, bool exifTranspose)
     {
         CheckReadsAsPil(encoded);
         using var stream = new SKMemoryStream(encoded);
@@ -206,7 +234,10 @@ public sealed class Image
         {
             handle.Free();
         }
-        return rgba;   // RowBytes of Rgba8888 is 4 * w: tightly packed
+        // RowBytes of Rgba8888 is 4 * w: tightly packed, one uint per pixel
+        if (exifTranspose && ExifOrientation.Read(encoded) is >= 2 and <= 8 and var orientation)
+            rgba = MemoryMarshal.AsBytes(ExifOrientation.Transpose(MemoryMarshal.Cast<byte, uint>(rgba).ToArray(), ref w, ref h, orientation)).ToArray();
+        return rgba;
     }
 
     private static ReadOnlySpan<byte> PngSignature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];

@@ -12,7 +12,7 @@ namespace DiffusersSharp.Pipelines;
 /// <code>
 /// using var controlnet = ControlNetModel.FromPretrained("lllyasviel/sd-controlnet-canny");
 /// using var pipe = StableDiffusionControlNetPipeline.FromPretrained("runwayml/stable-diffusion-v1-5", controlnet);
-/// using var result = pipe.Generate("a photo of a cat", [Image.Load("edges.png")], numInferenceSteps: 30, seed: 0);
+/// using var result = pipe.Generate("a photo of a cat", [Image.LoadImage("edges.png")], numInferenceSteps: 30, seed: 0);
 /// </code>
 /// With the same seed it draws what diffusers draws on the CPU. The pipeline owns (and disposes) the ControlNet it is given.
 /// </summary>

@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// <code>
 /// using var controlnet = ControlNetModel.FromPretrained("diffusers/controlnet-canny-sdxl-1.0");
 /// using var pipe = StableDiffusionXLControlNetPipeline.FromPretrained("stabilityai/stable-diffusion-xl-base-1.0", controlnet);
-/// using var result = pipe.Generate("a photo of a cat", image: [Image.Load("edges.png")], numInferenceSteps: 30, seed: 0);
+/// using var result = pipe.Generate("a photo of a cat", image: [Image.LoadImage("edges.png")], numInferenceSteps: 30, seed: 0);
 /// </code>
 /// With the same seed it draws what diffusers draws on the CPU. The pipeline owns (and disposes) the ControlNet it is given.
 /// </summary>
