@@ -122,11 +122,12 @@ public sealed class ControlNetOptions
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionControlNetInpaintPipeline.Name);
-        Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image");
-        Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask");
-        var controlImages = c.ControlImages.Select(f => (ImageInput)Load(f, "--control-image")).ToList();
+        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
+        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
+        var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
+        var controlImages = controls.Select(i => (ImageInput)i).ToList();
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
-        var size = init ?? Image.Load(c.ControlImages[0]);
+        var size = init ?? controls[0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 
         using StableDiffusionControlNetPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
@@ -178,19 +179,6 @@ public sealed class ControlNetOptions
         {
             foreach (var net in loaded) net.Dispose();
             throw;
-        }
-    }
-
-    /// <summary>Reads an image given by <paramref name="option"/>; a file that cannot be read is a usage error naming it.</summary>
-    internal static Image Load(string path, string option)
-    {
-        try
-        {
-            return Image.Load(path);
-        }
-        catch (DiffusersException e)
-        {
-            throw new UserException($"{option}: {e.Message}");
         }
     }
 }

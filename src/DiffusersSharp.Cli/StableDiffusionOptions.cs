@@ -99,8 +99,8 @@ public sealed class StableDiffusionOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         if (o.GuidanceRescale is not null && o.InitImage is not null)   // SDXL's img2img and inpaint pipelines have it
             throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
-        Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image", grayscale: false);
-        Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask", grayscale: false); // converted to L after resizing, as diffusers
+        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
+        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask"); // converted to L after resizing, as diffusers
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
@@ -155,17 +155,5 @@ public sealed class StableDiffusionOptions
         if (o.PaddingMaskCrop is not null)
             throw new UserException(
                 $"--padding-mask-crop applies to Stable Diffusion inpainting ({StableDiffusionInpaintPipeline.Name}) only; diffusers 0.25.1's {pipeline} has no padding_mask_crop");
-    }
-
-    private static Image Load(string path, string option, bool grayscale)
-    {
-        try
-        {
-            return Image.Load(path, grayscale);
-        }
-        catch (DiffusersException e)
-        {
-            throw new UserException($"{option}: {e.Message}");
-        }
     }
 }

@@ -29,9 +29,10 @@ internal static class StableDiffusionXLControlNetGenerate
             throw new UserException($"{component} is not available with --controlnet on SDXL models yet");
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
-        var controlImages = c.ControlImages.Select(f => (ImageInput)ControlNetOptions.Load(f, "--control-image")).ToList();
+        var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
+        var controlImages = controls.Select(i => (ImageInput)i).ToList();
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
-        var size = Image.Load(c.ControlImages[0]);
+        var size = controls[0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 
         using var pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}", () => Load(folder, c.Nets, options));

@@ -28,8 +28,8 @@ internal static class StableDiffusionXLGenerate
         if (x.Refiner is not null && className != StableDiffusionXLPipeline.Name)
             throw new UserException($"--refiner needs an SDXL base model ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionXLInpaintPipeline.Name);
-        Image? init = o.InitImage is null ? null : Load(o.InitImage, "--init-image");
-        Image? mask = o.Mask is null ? null : Load(o.Mask, "--mask");
+        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
+        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
         options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
@@ -132,18 +132,6 @@ internal static class StableDiffusionXLGenerate
         {
             var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.File).ToList(), embeddings.Select(e => e.Token).ToList());
             ctx.Out.WriteLine($"textual inversion: {string.Join(", ", tokens)}");
-        }
-    }
-
-    private static Image Load(string path, string option)
-    {
-        try
-        {
-            return Image.Load(path, false);
-        }
-        catch (DiffusersException e)
-        {
-            throw new UserException($"{option}: {e.Message}");
         }
     }
 }

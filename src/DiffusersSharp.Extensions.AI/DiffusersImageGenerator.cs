@@ -143,7 +143,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     private static Image Decode(object value, string name)
     {
         byte[] bytes = Bytes(value, name);
-        try { return Image.Decode(bytes).ToRgb(); }
+        try { return Image.LoadImage(bytes); }
         catch (DiffusersException e) { throw new ArgumentException($"{name}: {e.Message}", name, e); }
     }
 

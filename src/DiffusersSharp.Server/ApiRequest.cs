@@ -119,7 +119,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
 
     private static Image DecodeImage(byte[] bytes, string field)
     {
-        try { return Image.Decode(bytes).ToRgb(); }
+        try { return Image.LoadImage(bytes); }
         catch (Exception e) when (e is DiffusersException or ArgumentException or InvalidOperationException)
         {
             throw new ApiException(400, $"{field}: not a readable PNG/JPEG/WebP image ({e.Message})", field);

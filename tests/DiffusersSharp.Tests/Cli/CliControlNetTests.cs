@@ -56,6 +56,25 @@ public class CliControlNetTests(ITestOutputHelper log)
         CheckNpy(dir.File("i.npy"), "pipeline/cn_img2img_default_scale/images");
     }
 
+    [Fact]
+    public void AControlImageIsTurnedUprightByItsExifOrientation()
+    {
+        // photo-6.jpg: stored 32x16 with EXIF orientation 6; photo-6-upright.png: diffusers' load_image of it (16x32). The
+        // run takes its size from the control image, as diffusers does: 16 wide, 32 high, the same run for both files
+        using var dir = new TempDir();
+        foreach (var (file, name) in new[] { ("photo-6.jpg", "oriented"), ("photo-6-upright.png", "upright") })
+        {
+            var (code, _, stderr) = CliRun.Run("generate", "-m", Model, "--prompt", "a photo of a cat", "--controlnet", Net,
+                "--control-image", Golden.Path("exif-orientation", file), "--steps", "2", "--seed", "0", "-o", dir.File($"{name}.npy"));
+            Assert.True(code == 0, stderr);
+        }
+        using var oriented = NpyFile.Read(dir.File("oriented.npy"));
+        using var upright = NpyFile.Read(dir.File("upright.npy"));
+        Assert.Equal(new long[] { 1, 32, 16, 3 }, upright.shape);
+        Assert.Equal(upright.shape, oriented.shape);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(oriented, upright));
+    }
+
     [Theory]
     [InlineData(new[] { "--control-image", "E" }, "--control-image needs --controlnet <folder|id>")]
     [InlineData(new[] { "--controlnet", "N" }, "--control-image: 0 control image(s) for 1 --controlnet(s); give one per net, in the same order")]

@@ -68,6 +68,35 @@ public class CliStableDiffusionTests(ITestOutputHelper log)
         Assert.False(File.Exists(dir.File("o.png")));
     }
 
+    [Fact]
+    public void APhotosInitImageAndMaskAreTurnedUprightByTheirExifOrientation()
+    {
+        // tests/golden/exif-orientation: photo-6.jpg is stored 32x16 with EXIF orientation 6 (a phone photo held upright),
+        // photo-6-upright.png is diffusers' load_image of it (PIL's exif_transpose: 16x32); photo-mask-8.png and its upright
+        // twin likewise. The CLI reads the oriented files as diffusers' load_image does, so the runs are the same (img2img
+        // runs at the image's size; diffusers' inpainting at the model's default size, hence the upright size given)
+        string E(string file) => Golden.Path("exif-orientation", file);
+        using var dir = new TempDir();
+        using var folder = StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
+        foreach (var (init, mask, name) in new[] { ("photo-6.jpg", "photo-mask-8.png", "oriented"), ("photo-6-upright.png", "photo-mask-8-upright.png", "upright") })
+        {
+            var (code, _, stderr) = Run("generate", "-m", Model, "--prompt", "a photo of a cat", "--init-image", E(init), "--strength", "0.6",
+                "--steps", "3", "--seed", "0", "-o", dir.File($"i-{name}.npy"));
+            Assert.True(code == 0, stderr);
+            (code, _, stderr) = Run("generate", "-m", folder.Path, "--prompt", "a red ball", "--init-image", E(init), "--mask", E(mask),
+                "--width", "16", "--height", "32", "--steps", "2", "--seed", "0", "-o", dir.File($"m-{name}.npy"));
+            Assert.True(code == 0, stderr);
+        }
+        foreach (var run in new[] { "i", "m" })
+        {
+            using var oriented = NpyFile.Read(dir.File($"{run}-oriented.npy"));
+            using var upright = NpyFile.Read(dir.File($"{run}-upright.npy"));
+            Assert.Equal(new long[] { 1, 32, 16, 3 }, upright.shape);
+            Assert.Equal(upright.shape, oriented.shape);
+            Assert.Equal(0.0, Tol.MaxAbsDiff(oriented, upright));
+        }
+    }
+
     [Theory]
     [InlineData("--width", "60", "--width must be a multiple of 8 between 8 and 16384, got 60")]
     [InlineData("--height", "100", "--height must be a multiple of 8 between 8 and 16384, got 100")]

@@ -104,6 +104,25 @@ public class DiffusersImageGeneratorTests
     }
 
     [Fact]
+    public void AnOriginalImageAndMaskAreTurnedUprightByTheirExifOrientation()
+    {
+        // photo-6.jpg (stored 32x16, EXIF orientation 6) and photo-mask-8.png against PIL's exif_transpose of each (16x32):
+        // the request holds the upright images, as diffusers' load_image reads them
+        string E(string file) => Golden.Path("exif-orientation", file);
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        GenerationRequest Request(string image, string mask) => generator.ToGenerationRequest(
+            new ImageGenerationRequest("a cat", [new DataContent(File.ReadAllBytes(E(image)), "image/jpeg")]),
+            new ImageGenerationOptions { AdditionalProperties = new() { ["mask"] = new DataContent(File.ReadAllBytes(E(mask)), "image/png") } });
+        var oriented = Request("photo-6.jpg", "photo-mask-8.png");
+        var upright = Request("photo-6-upright.png", "photo-mask-8-upright.png");
+        Assert.Equal((16, 32), (oriented.InitImage!.Width, oriented.InitImage.Height));
+        Assert.Equal(upright.InitImage!.Pixels, oriented.InitImage.Pixels);
+        Assert.Equal((16, 32), (oriented.Mask!.Width, oriented.Mask.Height));
+        Assert.Equal(upright.Mask!.Pixels, oriented.Mask.Pixels);
+    }
+
+    [Fact]
     public async Task BadOptionsAreRefusedNamingTheProperty()
     {
         using var service = GenerationService.Load(Model);

@@ -15,7 +15,8 @@ namespace DiffusersSharp.Tests.Server;
 
 /// <summary>
 /// What real clients meet: a request the model cannot run is a 400 the OpenAI client does not retry, malformed input is a
-/// 400 (never a bare 500), an edit without a mask takes its image's transparency, a synchronous request decodes no
+/// 400 (never a bare 500), an edit without a mask takes its image's transparency, uploads are turned upright by their EXIF
+/// orientation, a synchronous request decodes no
 /// previews, a queue of 0 still runs a job, cross-site browser requests are refused, Ctrl+C cancels the runs in progress.
 /// </summary>
 [Collection("server")]
@@ -92,6 +93,19 @@ public class ServerRequestTests(ServerFixture fixture)
         }), null);
         Assert.Equal(withMask, withoutMask);
         Assert.NotEqual(opaque, withoutMask);   // an opaque image without a mask is image to image
+    }
+
+    [Fact]
+    public async Task AnEditsImageAndMaskAreTurnedUprightByTheirExifOrientation()
+    {
+        // a phone photo (stored 32x16, EXIF orientation 6) and a mask stored turned with orientation 8, against PIL's
+        // exif_transpose of each (16x32): the server reads uploads as diffusers' load_image does, upright
+        string E(string file) => Golden.Path("exif-orientation", file);
+        byte[] oriented = await Edit(File.ReadAllBytes(E("photo-6.jpg")), File.ReadAllBytes(E("photo-mask-8.png")));
+        byte[] upright = await Edit(File.ReadAllBytes(E("photo-6-upright.png")), File.ReadAllBytes(E("photo-mask-8-upright.png")));
+        var result = Image.Decode(upright);
+        Assert.Equal((16, 32), (result.Width, result.Height));
+        Assert.Equal(upright, oriented);
     }
 
     private async Task<byte[]> Edit(byte[] image, byte[]? mask)
