@@ -57,18 +57,21 @@ public sealed class ComponentOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_vae), pr.GetValue(_embedding));
 
     /// <summary>
-    /// <c>source</c> or <c>source:token</c>: the whole argument when it names an existing file or folder or a Hub id (or a
-    /// file in one: <see cref="WeightSource"/>), else split at the last ':' (so Windows drive letters and tokens both work).
+    /// <c>source</c> or <c>source:token</c>: the whole argument when it names an existing file or folder, else split at the
+    /// last ':' where the part before names a source (so Windows drive letters and tokens both work), else the whole
+    /// argument when it is a Hub id or a file in one (<see cref="WeightSource"/>). A Hub file's name takes any ':' as
+    /// a path does not, so <c>org/name/file:token</c> is the file with a token, not a file named <c>file:token</c>.
     /// </summary>
     public static (string Path, string? Token) ParseEmbedding(string arg)
     {
-        if (WeightSource.Names(arg)) return (arg, null);
+        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, null);
         int colon = arg.LastIndexOf(':');
         if (colon > 0 && colon < arg.Length - 1)
         {
             string path = arg[..colon];
             if (WeightSource.Names(path)) return (path, arg[(colon + 1)..]);
         }
+        if (WeightSource.Names(arg)) return (arg, null);
         throw new UserException($"--embedding '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :token)");
     }
 

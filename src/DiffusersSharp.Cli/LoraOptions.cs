@@ -63,13 +63,14 @@ public sealed class LoraOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_lora), pr.GetValue(_fuse), pr.GetValue(_ignoreUnknown));
 
     /// <summary>
-    /// <c>source</c> or <c>source:scale</c>: the whole argument when it names an existing file or folder or a Hub id (or a
-    /// file in one: <see cref="WeightSource"/>), else split at the last ':' (so Windows drive letters work); the scale is a
-    /// finite number (default 1).
+    /// <c>source</c> or <c>source:scale</c>: the whole argument when it names an existing file or folder, else split at the
+    /// last ':' where the part before names a source (so Windows drive letters work), else the whole argument when it is
+    /// a Hub id or a file in one (<see cref="WeightSource"/>): <c>org/name/file.safetensors:0.5</c> is that file at scale
+    /// 0.5, not a file named <c>file.safetensors:0.5</c>. The scale is a finite number (default 1).
     /// </summary>
     public static (string Path, double Scale) ParseLora(string arg)
     {
-        if (WeightSource.Names(arg)) return (arg, 1.0);
+        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, 1.0);
         int colon = arg.LastIndexOf(':');
         if (colon > 0 && colon < arg.Length - 1)
         {
@@ -81,6 +82,7 @@ public sealed class LoraOptions
                 return (path, scale);
             }
         }
+        if (WeightSource.Names(arg)) return (arg, 1.0);
         throw new UserException($"--lora '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :scale)");
     }
 

@@ -79,4 +79,15 @@ public class CliComponentOptionsTests(ITestOutputHelper log)
         Assert.Equal("_class_name", e.Key);
         Assert.Contains("'VQModel', not a VAE class DiffusersSharp knows (AutoencoderKL, AutoencoderTiny)", e.Message);
     }
+
+    [Fact]
+    public void AHubFileTakesATokenAfterTheLastColon()
+    {
+        // org/name/file:token is the file with that token (it was read as a Hub file named 'learned_embeds.bin:<tok>')
+        Assert.Equal(("sd-concepts-library/cat-toy/learned_embeds.bin", (string?)"<tok>"),
+                     ComponentOptions.ParseEmbedding("sd-concepts-library/cat-toy/learned_embeds.bin:<tok>"));
+        Assert.Equal(("sd-concepts-library/cat-toy", (string?)"<tok>"), ComponentOptions.ParseEmbedding("sd-concepts-library/cat-toy:<tok>"));
+        Assert.Equal(("sd-concepts-library/cat-toy/learned_embeds.bin", (string?)null),
+                     ComponentOptions.ParseEmbedding("sd-concepts-library/cat-toy/learned_embeds.bin"));
+    }
 }

@@ -87,4 +87,16 @@ public class CliLoraTests(ITestOutputHelper log)
         Assert.False(File.Exists(o));
         Assert.Equal((LoraA, 0.25), LoraOptions.ParseLora(LoraA + ":0.25"));
     }
+
+    [Fact]
+    public void AHubFileTakesAScaleAfterTheLastColon()
+    {
+        // org/name/file:scale is the file at that scale (it was read as a Hub file named 'file.safetensors:0.5', scale 1)
+        Assert.Equal(("someone/two-loras/b.safetensors", 0.5), LoraOptions.ParseLora("someone/two-loras/b.safetensors:0.5"));
+        Assert.Equal(("someone/two-loras/sub/b.safetensors", 2.0), LoraOptions.ParseLora("someone/two-loras/sub/b.safetensors:2"));
+        Assert.Equal(("someone/two-loras", 0.5), LoraOptions.ParseLora("someone/two-loras:0.5"));
+        Assert.Equal(("someone/two-loras/b.safetensors", 1.0), LoraOptions.ParseLora("someone/two-loras/b.safetensors"));
+        var e = Assert.Throws<UserException>(() => LoraOptions.ParseLora("someone/two-loras/b.safetensors:strong"));
+        Assert.Contains("the scale 'strong' is not a number", e.Message);
+    }
 }
