@@ -34,13 +34,14 @@ internal sealed class GenerationLoras(ILoraPipeline pipeline, string? directory)
         }
     }
 
-    /// <summary>The file of LoRA <paramref name="name"/> in <paramref name="directory"/>; a path or an unknown name is refused.</summary>
+    /// <summary>The file of LoRA <paramref name="name"/> in <paramref name="directory"/> (a full path); a path or an unknown name is refused.</summary>
     public static string Resolve(string name, string directory)
     {
         if (name.Length == 0 || name.Contains('/') || name.Contains('\\') || name.Contains("..") || Path.IsPathRooted(name))
             throw new DiffusersException($"loras: '{name}' is not a LoRA name (give the file name of a LoRA in the server's LoRA directory)");
         string stem = name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? name[..^".safetensors".Length] : name;
-        string path = Path.Combine(directory, stem + ".safetensors");
+        // a full path: should the file vanish before it is loaded, a relative 'loras/x.safetensors' would read as a Hub id
+        string path = Path.GetFullPath(Path.Combine(directory, stem + ".safetensors"));
         if (!File.Exists(path))
             throw new DiffusersException($"loras: no LoRA named '{name}' in the server's LoRA directory ({directory})");
         return path;
@@ -60,7 +61,8 @@ internal sealed class GenerationLoras(ILoraPipeline pipeline, string? directory)
             {
                 try
                 {
-                    pipeline.LoadLoraWeights(path, new LoraLoadOptions { AdapterName = adapter });
+                    // local files only: a request's LoRA never reaches the Hub
+                    pipeline.LoadLoraWeights(path, new LoraLoadOptions { AdapterName = adapter, Source = new() { LocalFilesOnly = true } });
                 }
                 catch (DiffusersException e)
                 {

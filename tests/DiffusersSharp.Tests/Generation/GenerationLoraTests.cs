@@ -74,4 +74,17 @@ public class GenerationLoraTests(ITestOutputHelper log)
             new Dictionary<string, double> { ["kohya"] = double.NaN }, LoraDir));
         Assert.Equal("loras: the weight of 'kohya' must be a finite number between -100 and 100, got NaN", e.Message);
     }
+
+    [Fact]
+    public void ALoraNameResolvesToAFullPathEvenInARelativeDirectory()
+    {
+        // a relative result such as 'loras/x.safetensors' is also a valid Hub id: were the file gone by the load, the
+        // server would have asked the Hub for it
+        using var dir = new TempDir();
+        string relative = Path.GetRelativePath(Environment.CurrentDirectory, dir.Path);
+        File.WriteAllBytes(Path.Combine(dir.Path, "x.safetensors"), [0]);
+        string path = GenerationLoras.Resolve("x", relative);
+        Assert.True(Path.IsPathRooted(path), path);
+        Assert.Equal(Path.Combine(dir.Path, "x.safetensors"), path);
+    }
 }
