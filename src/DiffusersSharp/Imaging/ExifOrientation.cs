@@ -21,7 +21,8 @@ namespace DiffusersSharp.Imaging;
 /// from its first directory as Pillow's <c>ImageFileDirectory_v2</c> reads it: the last entry of the tag, its first value,
 /// of any numeric type (SHORT as written, LONG, signed, float, rational); BYTE, ASCII and UNDEFINED values, which Pillow
 /// keeps as bytes or text, turn nothing. A JPEG's XMP, a GIF, BMP or ICO carry none for Pillow. Where Pillow would raise
-/// on malformed EXIF, the image counts as upright.
+/// on malformed EXIF, the image counts as upright; a PNG whose text chunks decode to more than Pillow's 64 MiB in all is
+/// refused with a <see cref="DiffusersException"/>, as Pillow refuses it.
 /// SkiaSharp's <c>SKCodec.EncodedOrigin</c> is not used: it reads JPEG and WebP only, SHORT values only, and no WebP
 /// EXIF with the <c>Exif\0\0</c> prefix, all of which Pillow reads.
 /// </summary>
@@ -104,6 +105,7 @@ internal static partial class ExifOrientation
     {
         byte[]? exif = null;
         string? rawProfile = null, xmp = null;
+        long textMemory = 0;
         int pos = 8;
         while (pos + 8 <= data.Length)
         {
@@ -116,6 +118,12 @@ internal static partial class ExifOrientation
             if (type.SequenceEqual("eXIf"u8)) exif = body.ToArray();   // Pillow's info dictionary: the last one counts
             else if (PngText(type, body) is var (key, text))
             {
+                // Pillow's check_text_memory: it refuses a file whose text chunks decode to more than MAX_TEXT_MEMORY in all
+                // (counted here for the two keywords read, so never where Pillow reads the file)
+                textMemory += text.Length;
+                if (textMemory > MaxTextMemory)
+                    throw new DiffusersException(
+                        $"the PNG's text chunks decode to more than {MaxTextMemory} bytes in all, which Pillow (and so diffusers) refuses to read");
                 if (key == "Raw profile type exif") rawProfile = text;
                 else if (key == "XML:com.adobe.xmp") xmp = text;
             }
@@ -153,7 +161,7 @@ internal static partial class ExifOrientation
             byte[] text = compressed ? Inflate(rest) : rest.ToArray();
             return (key, new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(text));
         }
-        catch (Exception e) when (e is InvalidDataException or DecoderFallbackException)
+        catch (Exception e) when (e is InvalidDataException or IOException or DecoderFallbackException)   // IOException: ZLibException (a preset dictionary, …)
         {
             return null;
         }
@@ -162,15 +170,20 @@ internal static partial class ExifOrientation
     /// <summary>Pillow's <c>MAX_TEXT_CHUNK</c>: it refuses compressed text that inflates to more (1 MiB).</summary>
     private const int MaxTextChunk = 1024 * 1024;
 
+    /// <summary>Pillow's <c>MAX_TEXT_MEMORY</c>: it refuses a PNG whose text chunks decode to more in all (64 MiB).</summary>
+    private const int MaxTextMemory = 64 * MaxTextChunk;
+
     private static byte[] Inflate(ReadOnlySpan<byte> zlib)
     {
         using var input = new MemoryStream(zlib.ToArray());
         using var z = new ZLibStream(input, CompressionMode.Decompress);
-        var buffer = new byte[MaxTextChunk + 1];
-        int n = 0, read;
-        while (n < buffer.Length && (read = z.Read(buffer, n, buffer.Length - n)) > 0) n += read;
-        if (n > MaxTextChunk) throw new InvalidDataException($"compressed text inflates beyond {MaxTextChunk} bytes");
-        return buffer[..n];
+        using var output = new MemoryStream();
+        var buffer = new byte[Math.Min(MaxTextChunk + 1, Math.Max(4096, 4 * zlib.Length))];   // grows in output, not per chunk
+        int read;
+        while (output.Length <= MaxTextChunk && (read = z.Read(buffer, 0, (int)Math.Min(buffer.Length, MaxTextChunk + 1 - output.Length))) > 0)
+            output.Write(buffer, 0, read);
+        if (output.Length > MaxTextChunk) throw new InvalidDataException($"compressed text inflates beyond {MaxTextChunk} bytes");
+        return output.ToArray();
     }
 
     /// <summary>ImageMagick's raw profile text: Pillow drops its first three lines and reads the rest as hex.</summary>
@@ -226,14 +239,17 @@ internal static partial class ExifOrientation
             long entry = ifd + 2 + 12L * i;
             if (entry + 12 > exif.Length) break;   // Pillow keeps the entries read before a truncation
             int e = (int)entry;
-            if (U16(exif[e..], little) != Tag) continue;
+            int tag = U16(exif[e..], little);
             int type = U16(exif[(e + 2)..], little);
             long n = U32(exif[(e + 4)..], little);
             int unit = type switch { 1 or 2 or 6 or 7 => 1, 3 or 8 => 2, 4 or 9 or 11 or 13 => 4, 5 or 10 or 12 or 16 => 8, _ => 0 };
             if (unit == 0 || n == 0) continue;   // Pillow skips unknown types and empty entries
             long size = n * unit;
             long at = size > 4 ? U32(exif[(e + 8)..], little) : e + 8;
-            if (at + unit > exif.Length || (size > 4 && at + size > exif.Length)) continue;   // Pillow skips a short tag
+            // Pillow reads every entry's out-of-line data, of any tag: where it runs past the end, _safe_read raises and the
+            // directory's load stops there, keeping the entries read before
+            if (size > 4 && at + size > exif.Length) break;
+            if (tag != Tag) continue;
             orientation = Value(exif.Slice((int)at, unit), type, little);
         }
         return orientation;

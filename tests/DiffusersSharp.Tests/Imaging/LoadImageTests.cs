@@ -126,4 +126,77 @@ public class LoadImageTests
         }
         Assert.Contains(repaint, v => v == 255);
     }
+    /// <summary>
+    /// png-1.png (an eXIf chunk with orientation 1) with <paramref name="chunks"/> inserted after IHDR (CRCs zero: only the
+    /// metadata reader sees them).
+    /// </summary>
+    private static byte[] PngWith(IEnumerable<(string Type, byte[] Body)> chunks)
+    {
+        byte[] png = System.IO.File.ReadAllBytes(File("png-1.png"));
+        var output = new MemoryStream();
+        output.Write(png, 0, 33);   // signature + IHDR
+        foreach (var (type, body) in chunks)
+        {
+            var chunk = new byte[12 + body.Length];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(chunk, (uint)body.Length);
+            System.Text.Encoding.ASCII.GetBytes(type).CopyTo(chunk, 4);
+            body.CopyTo(chunk, 8);
+            output.Write(chunk);
+        }
+        output.Write(png, 33, png.Length - 33);
+        return output.ToArray();
+    }
+
+    private static byte[] RawProfileZtxt(byte[] zlib) => [.. "Raw profile type exif\0\0"u8, .. zlib];
+
+    private static byte[] Zlib(byte[] data)
+    {
+        var output = new MemoryStream();
+        using (var z = new System.IO.Compression.ZLibStream(output, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true)) z.Write(data);
+        return output.ToArray();
+    }
+
+    [Fact]
+    public void AZtxtWithAPresetDictionaryReadsAsNoOrientation()
+    {
+        // a zlib stream with FDICT set (0x78 0x20, then a dictionary id): .NET's inflater raises ZLibException, an IOException;
+        // Pillow raises and skips the chunk likewise (zlib.error) — it must not escape as a crash of the upload's request
+        byte[] png = PngWith([("zTXt", RawProfileZtxt([0x78, 0x20, 0, 0, 0, 1, 0x03, 0x00]))]);
+        Assert.Equal(1, ExifOrientation.Read(png));
+    }
+
+    [Fact]
+    public void AnOutOfLineValuePastTheEndStopsTheDirectoryAsPillowsLoadStops()
+    {
+        // big-endian TIFF, 2 entries: Make (ASCII, 100 bytes at offset 0xFFFF, past the end), then Orientation SHORT 6.
+        // Pillow's ImageFileDirectory_v2.load raises "Truncated File Read" at Make and keeps only the entries before it:
+        // getexif() has no orientation
+        byte[] tiff = [(byte)'M', (byte)'M', 0, 42, 0, 0, 0, 8, 0, 2,
+            0x01, 0x0F, 0, 2, 0, 0, 0, 100, 0, 0, 0xFF, 0xFF,
+            0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0,
+            0, 0, 0, 0];
+        Assert.Null(ExifOrientation.FromExif(tiff));
+        // the same with Make's data in range: orientation 6
+        byte[] inRange = [.. tiff[..18], 0, 0, 0, 8, .. tiff[22..], .. new byte[100]];
+        Assert.Equal(6, ExifOrientation.FromExif(inRange));
+        // and an Orientation entry before the short one is kept
+        byte[] before = [.. tiff[..10], .. tiff[22..34], .. tiff[10..22], .. tiff[34..]];
+        Assert.Equal(6, ExifOrientation.FromExif(before));
+    }
+
+    [Fact]
+    public void TextChunksBeyondPillowsTextMemoryAreRefusedAndSmallOnesAllocateLittle()
+    {
+        // Pillow's MAX_TEXT_MEMORY (64 MiB): 65 zTXt chunks of 1 MiB each (1 KiB compressed) are refused, not inflated on
+        // and on (a 64 MiB upload of them would otherwise inflate 60 GiB)
+        byte[] mib = Zlib(new byte[1024 * 1024]);
+        var e = Assert.Throws<DiffusersException>(() => ExifOrientation.Read(PngWith(Enumerable.Repeat(("zTXt", RawProfileZtxt(mib)), 65))));
+        Assert.Contains("text chunks decode to more than 67108864 bytes", e.Message);
+        Assert.Equal(1, ExifOrientation.Read(PngWith(Enumerable.Repeat(("zTXt", RawProfileZtxt(mib)), 64))));
+        // 2000 tiny zTXt chunks: no 1 MiB buffer each (2 GiB allocated before)
+        byte[] png = PngWith(Enumerable.Repeat(("zTXt", RawProfileZtxt(Zlib([]))), 2000));
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        Assert.Equal(1, ExifOrientation.Read(png));
+        Assert.InRange(GC.GetAllocatedBytesForCurrentThread() - allocated, 0, 200L << 20);
+    }
 }
