@@ -49,11 +49,10 @@ public class CLIPTextConfigTests
         Assert.True(own.Extra!.ContainsKey("text_config"));
     }
 
-    [Fact]
-    public void TextEncodersLoadFromAFolderWhoseConfigIsAFullClipModelConfig()
+    /// <summary>A folder <paramref name="name"/> whose config.json is a CLIPModel config around tiny-sd's text encoder (projection_dim 8).</summary>
+    private static string WriteFullClipConfig(TempDir dir, string name)
     {
-        using var dir = new TempDir();
-        string folder = Path.Combine(dir.Path, "text_encoder");
+        string folder = Path.Combine(dir.Path, name);
         Directory.CreateDirectory(folder);
         var text = JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")))!.AsObject();
         text["projection_dim"] = 8;
@@ -67,6 +66,14 @@ public class CLIPTextConfigTests
             ["vision_config"] = new JsonObject { ["hidden_size"] = 16, ["model_type"] = "clip_vision_model" },
         };
         File.WriteAllText(Path.Combine(folder, "config.json"), full.ToJsonString());
+        return folder;
+    }
+
+    [Fact]
+    public void TextEncodersLoadFromAFolderWhoseConfigIsAFullClipModelConfig()
+    {
+        using var dir = new TempDir();
+        string folder = WriteFullClipConfig(dir, "text_encoder");
         using var scope = torch.NewDisposeScope();
         var projection = CLIPTextModelTests.SaveWeightsWithProjection(folder, seed: 5);
         using var noGrad = torch.no_grad();
@@ -83,12 +90,7 @@ public class CLIPTextConfigTests
         // openai/clip-vit-large-patch14 as a text encoder: its config is a CLIPModel's and its weights hold the vision
         // tower, the visual projection and the logit scale, which transformers leaves out (unexpected keys)
         using var dir = new TempDir();
-        string folder = Path.Combine(dir.Path, "clip");
-        Directory.CreateDirectory(folder);
-        var text = JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")))!.AsObject();
-        text["projection_dim"] = 8;
-        var full = new JsonObject { ["model_type"] = "clip", ["projection_dim"] = 8, ["text_config"] = text };
-        File.WriteAllText(Path.Combine(folder, "config.json"), full.ToJsonString());
+        string folder = WriteFullClipConfig(dir, "clip");
         using var scope = torch.NewDisposeScope();
         var projection = torch.randn(8, 32, generator: new Generator(7));
         using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
