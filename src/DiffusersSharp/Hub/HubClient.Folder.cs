@@ -13,9 +13,7 @@ public sealed partial class HubClient
         string repoId, string? subfolder = null, string? revision = null, string? variant = null, bool localFilesOnly = false,
         string? token = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken ct = default)
     {
-        HubRepoId.Validate(repoId);
-        revision ??= "main";
-        HubRepoId.ValidateRevision(revision);
+        revision = HubRepoId.ValidateWithRevision(repoId, revision);
         string? sub = string.IsNullOrEmpty(subfolder) ? null : subfolder.Trim('/');
         if (sub is not null) CacheLayout.RelativeFileName(sub);
         string Within(string snapshot) => sub is null ? snapshot : Path.Combine(snapshot, Path.Combine(sub.Split('/')));

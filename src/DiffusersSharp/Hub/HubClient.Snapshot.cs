@@ -69,9 +69,7 @@ public sealed partial class HubClient
         string repoId, string? revision = null, string? variant = null, bool localFilesOnly = false, string? token = null,
         IProgress<HubDownloadProgress>? progress = null, CancellationToken ct = default)
     {
-        HubRepoId.Validate(repoId);
-        revision ??= "main";
-        HubRepoId.ValidateRevision(revision);
+        revision = HubRepoId.ValidateWithRevision(repoId, revision);
         var (info, cached) = await InfoOrCachedSnapshotAsync(repoId, revision, localFilesOnly, token, progress, ct).ConfigureAwait(false);
         if (info is null) return cached!;
         return (await PipelineFromInfoAsync(repoId, revision, info, variant, token, progress, ct).ConfigureAwait(false)).Snapshot;

@@ -39,9 +39,7 @@ public sealed partial class HubClient : IDisposable
     /// <summary>As above; <paramref name="retry"/> false for one attempt (a cached snapshot to fall back to).</summary>
     internal async Task<RepoRevisionInfo> GetRevisionInfoAsync(string repoId, string? revision, string? token, bool retry, CancellationToken ct)
     {
-        HubRepoId.Validate(repoId);
-        revision ??= "main";
-        HubRepoId.ValidateRevision(revision);
+        revision = HubRepoId.ValidateWithRevision(repoId, revision);
         if (Settings.Offline)
             throw new HubException(HubErrorKind.LocalEntryNotFound,
                 $"Cannot query the Hub for {repoId}@{revision}: offline mode is enabled (HF_HUB_OFFLINE=1).")
@@ -60,9 +58,7 @@ public sealed partial class HubClient : IDisposable
         string repoId, string filename, string? revision = null, string? subfolder = null, bool localFilesOnly = false,
         string? token = null, IProgress<HubDownloadProgress>? progress = null, CancellationToken ct = default)
     {
-        HubRepoId.Validate(repoId);
-        revision ??= "main";
-        HubRepoId.ValidateRevision(revision);
+        revision = HubRepoId.ValidateWithRevision(repoId, revision);
         if (!string.IsNullOrEmpty(subfolder)) filename = subfolder.Trim('/') + "/" + filename;
         string rel = CacheLayout.RelativeFileName(filename);
         string storage = CacheLayout.StorageFolder(Settings.CacheDir, repoId);

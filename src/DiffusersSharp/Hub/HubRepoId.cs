@@ -46,6 +46,18 @@ public static partial class HubRepoId
             throw new HubException(HubErrorKind.InvalidInput, $"Invalid revision: '{revision}'. A revision is a branch, a tag or a commit sha.") { Key = "revision" };
     }
 
+    /// <summary>
+    /// The checks every Hub call starts with: <paramref name="repoId"/> (<see cref="Validate"/>) and the revision, default
+    /// <c>main</c> (<see cref="ValidateRevision"/>); returns the revision.
+    /// </summary>
+    public static string ValidateWithRevision(string repoId, string? revision)
+    {
+        Validate(repoId);
+        revision ??= "main";
+        ValidateRevision(revision);
+        return revision;
+    }
+
     private static HubException Invalid(string message) => new(HubErrorKind.InvalidInput, message) { Key = "repo_id" };
 
     // ^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$  (huggingface_hub's REPO_ID_REGEX)
