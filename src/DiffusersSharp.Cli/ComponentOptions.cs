@@ -62,18 +62,9 @@ public sealed class ComponentOptions
     /// argument when it is a Hub id or a file in one (<see cref="WeightSource"/>). A Hub file's name takes any ':' as
     /// a path does not, so <c>org/name/file:token</c> is the file with a token, not a file named <c>file:token</c>.
     /// </summary>
-    public static (string Path, string? Token) ParseEmbedding(string arg)
-    {
-        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, null);
-        int colon = arg.LastIndexOf(':');
-        if (colon > 0 && colon < arg.Length - 1)
-        {
-            string path = arg[..colon];
-            if (WeightSource.Names(path)) return (path, arg[(colon + 1)..]);
-        }
-        if (WeightSource.Names(arg)) return (arg, null);
-        throw new UserException($"--embedding '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :token)");
-    }
+    public static (string Path, string? Token) ParseEmbedding(string arg) =>
+        WeightSource.SplitSuffix(arg)
+        ?? throw new UserException($"--embedding '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :token)");
 
     /// <summary>
     /// The local file of each embedding source (a Hub id's downloaded into the cache: <see cref="TextualInversionEmbedding.Locate"/>),

@@ -70,20 +70,13 @@ public sealed class LoraOptions
     /// </summary>
     public static (string Path, double Scale) ParseLora(string arg)
     {
-        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, 1.0);
-        int colon = arg.LastIndexOf(':');
-        if (colon > 0 && colon < arg.Length - 1)
-        {
-            string path = arg[..colon], s = arg[(colon + 1)..];
-            if (WeightSource.Names(path))
-            {
-                if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double scale) || !double.IsFinite(scale))
-                    throw new UserException($"--lora '{arg}': the scale '{s}' is not a number");
-                return (path, scale);
-            }
-        }
-        if (WeightSource.Names(arg)) return (arg, 1.0);
-        throw new UserException($"--lora '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :scale)");
+        if (WeightSource.SplitSuffix(arg) is not { } split)
+            throw new UserException($"--lora '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :scale)");
+        var (path, s) = split;
+        if (s is null) return (path, 1.0);
+        if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double scale) || !double.IsFinite(scale))
+            throw new UserException($"--lora '{arg}': the scale '{s}' is not a number");
+        return (path, scale);
     }
 
     /// <summary>Loads the LoRAs into <paramref name="pipe"/> (and fuses them when asked), reporting what was done.</summary>

@@ -17,6 +17,20 @@ internal static class WeightSource
     public static bool Names(string arg) => File.Exists(arg) || Directory.Exists(arg) || Split(arg) is not null;
 
     /// <summary>
+    /// <c>source</c> or <c>source:suffix</c> (a LoRA's scale, an embedding's token): the whole argument when it names an
+    /// existing file or folder, else split at the last ':' where the part before names a source (so Windows drive letters
+    /// and suffixes both work), else the whole argument when it is a Hub id or a file in one; null when nothing names a
+    /// source. A Hub file's name takes any ':' as a path does not, so <c>org/name/file:x</c> is the file with a suffix.
+    /// </summary>
+    public static (string Source, string? Suffix)? SplitSuffix(string arg)
+    {
+        if (File.Exists(arg) || Directory.Exists(arg)) return (arg, null);
+        int colon = arg.LastIndexOf(':');
+        if (colon > 0 && colon < arg.Length - 1 && Names(arg[..colon])) return (arg[..colon], arg[(colon + 1)..]);
+        return Names(arg) ? (arg, null) : null;
+    }
+
+    /// <summary>
     /// The loader's arguments for <paramref name="arg"/>: an existing path as it is (no weight name), a Hub id as it is, a
     /// file in a Hub repository as its id and weight name.
     /// </summary>
