@@ -6,7 +6,8 @@ namespace DiffusersSharp.Schedulers;
 /// <summary>
 /// diffusers' <c>EulerAncestralDiscreteScheduler</c> (k-diffusion's sample_euler_ancestral;
 /// scheduling_euler_ancestral_discrete.py of 0.25.1): an Euler step to sigma_down plus fresh noise of
-/// sigma_up, drawn from the generator on every step.
+/// sigma_up, drawn from the generator on every step. One departure: sigma_up is capped at sigma_to, as k-diffusion's
+/// get_ancestral_step caps it, which changes nothing except where diffusers' float32 sigma_down is NaN.
 /// </summary>
 public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAncestralDiscreteScheduler, EulerAncestralDiscreteSchedulerConfig>
 {
@@ -51,7 +52,10 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
         sample = sample.to(ScalarType.Float32);
         var predOriginal = PredictOriginal(modelOutput, sample, sigma);
         float sigmaFrom = SigmaValues[i], sigmaTo = SigmaValues[i + 1];
-        float sigmaUp = ExactFloat32.Sqrt(sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) / (sigmaFrom * sigmaFrom));
+        // diffusers' float32 arithmetic, capped at sigma_to as k-diffusion's get_ancestral_step caps it: where
+        // sigma_from >> sigma_to the quotient can round one ulp above sigma_to, and diffusers' sigma_down is then the
+        // square root of a negative number (NaN latents; e.g. squaredcos_cap_v2 with 4 linspace or 3 trailing steps).
+        float sigmaUp = MathF.Min(sigmaTo, ExactFloat32.Sqrt(sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) / (sigmaFrom * sigmaFrom)));
         float sigmaDown = ExactFloat32.Sqrt(sigmaTo * sigmaTo - sigmaUp * sigmaUp);
         var derivative = (sample - predOriginal) / sigma;
         float dt = sigmaDown - sigma;
