@@ -95,7 +95,7 @@ public static class ModelLoading
             prepareWeights?.Invoke(weights);
             all.AddRange(weights.Values);
             if (stream is null) WeightLoader.LoadInto(module, weights, file);
-            else WeightLoader.LoadWith(module, weights, file, stream.CopyInto);
+            else WeightLoader.LoadWith(module, weights, file, stream.CopyInto, stream.StoredDType);
         }
         finally
         {

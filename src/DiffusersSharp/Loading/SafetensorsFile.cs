@@ -19,7 +19,9 @@ public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, l
 /// straight into torch memory: one copy out of the page cache, no file page mapped into the process. A memory map
 /// (what this class used before) made every 4 KB page of a multi-GB file a page fault plus a second copy, and a file
 /// shortened while mapped killed the process (SIGBUS); reads of it now fail with an error naming the file and tensor.
-/// Loading the SD 1.5 UNet in fp32 takes about half the time (docs/BENCHMARKS.md, 2026-12-04 night).
+/// Loading the SD 1.5 UNet in fp32 takes about half the time (docs/BENCHMARKS.md, 2026-12-04 night). A float8 tensor
+/// (<c>F8_E4M3</c>, <c>F8_E5M2</c>; TorchSharp 0.107 has no float8 type) is read as Float32, its bytes decoded exactly
+/// 64 KB at a time (<see cref="ReadElements"/>); the unsigned 16-64-bit dtypes are refused when read.
 /// </summary>
 public sealed class SafetensorsFile : IDisposable
 {
@@ -206,22 +208,26 @@ public sealed class SafetensorsFile : IDisposable
     };
 
     /// <summary>
-    /// The torch dtype of a safetensors dtype name; one TorchSharp 0.107 has no type for (<c>F8_E4M3</c>, <c>F8_E5M2</c>,
-    /// <c>U16</c>, <c>U32</c>, <c>U64</c>) or an unknown one throws.
+    /// The torch dtype a tensor of a safetensors dtype name is read as: its own, or Float32 for the float8 ones
+    /// (<c>F8_E4M3</c>, <c>F8_E5M2</c>), which TorchSharp 0.107 has no type for: each value is decoded exactly
+    /// (<see cref="Float8"/>). The unsigned 16-64-bit ones (<c>U16</c>, <c>U32</c>, <c>U64</c>), which it has no type
+    /// for either, and unknown names throw.
     /// </summary>
     public static ScalarType ToScalarType(string dtype) => TryScalarType(dtype) ?? throw new WeightsException(dtype switch
     {
-        "F8_E4M3" or "F8_E5M2" => $"safetensors dtype '{dtype}' (float8) is not supported by DiffusersSharp: TorchSharp 0.107 has no float8 tensor type (store the tensor as F16, BF16 or F32)",
+        "U16" or "U32" or "U64" => $"safetensors dtype '{dtype}' is not supported by DiffusersSharp: TorchSharp 0.107 has no unsigned {dtype[1..]}-bit tensor type",
         _ => $"safetensors dtype '{dtype}' is not supported by DiffusersSharp",
     });
 
-    /// <summary>The torch dtype of a safetensors dtype name, or null when TorchSharp has none (or the name is unknown).</summary>
+    /// <summary>The torch dtype a safetensors dtype name is read as (<see cref="ToScalarType"/>), or null when there is none
+    /// (the unsigned 16-64-bit ones, or an unknown name).</summary>
     internal static ScalarType? TryScalarType(string dtype) => dtype switch
     {
         "F64" => ScalarType.Float64,
         "F32" => ScalarType.Float32,
         "F16" => ScalarType.Float16,
         "BF16" => ScalarType.BFloat16,
+        "F8_E4M3" or "F8_E5M2" => ScalarType.Float32,
         "I64" => ScalarType.Int64,
         "I32" => ScalarType.Int32,
         "I16" => ScalarType.Int16,
@@ -230,6 +236,10 @@ public sealed class SafetensorsFile : IDisposable
         "BOOL" => ScalarType.Bool,
         _ => null,
     };
+
+    /// <summary>Whether a tensor of the safetensors dtype name is read as a torch dtype of the same values and bytes (not
+    /// decoded, as float8 is, and not refused, as the unsigned 16-64-bit ones are).</summary>
+    internal static bool ReadAsStored(string dtype) => TryScalarType(dtype) is not null && Float8.TableOf(dtype) is null;
 
     /// <summary>The safetensors dtype name of a torch dtype.</summary>
     public static string FromScalarType(ScalarType t) => t switch
@@ -250,7 +260,10 @@ public sealed class SafetensorsFile : IDisposable
     /// <summary>Whether the file holds a tensor named <paramref name="name"/>.</summary>
     public bool Contains(string name) => _entries.ContainsKey(name);
 
-    /// <summary>Loads one tensor on the CPU in its stored dtype.</summary>
+    /// <summary>
+    /// Loads one tensor on the CPU in its stored dtype; a float8 one (<c>F8_E4M3</c>, <c>F8_E5M2</c>) as Float32, each
+    /// value decoded exactly (<see cref="ToScalarType"/>).
+    /// </summary>
     public Tensor Load(string name)
     {
         var e = Entry(name);
@@ -263,7 +276,8 @@ public sealed class SafetensorsFile : IDisposable
     internal SafetensorsEntry Entry(string name) => _entries.TryGetValue(name, out var e) ? e
         : throw new WeightsException($"{Path}: no tensor named '{Printable.Text(name)}'") { FilePath = Path, Key = name };
 
-    /// <summary>The torch dtype of an entry; a dtype DiffusersSharp does not support throws naming the file and the tensor.</summary>
+    /// <summary>The torch dtype an entry is read as (<see cref="ToScalarType"/>); a dtype DiffusersSharp does not support throws
+    /// naming the file and the tensor.</summary>
     internal ScalarType ScalarTypeOf(SafetensorsEntry e)
     {
         try { return ToScalarType(e.DType); }
@@ -274,11 +288,42 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
-    /// Reads the entry's bytes into <paramref name="t"/>, a contiguous CPU tensor of the entry's dtype and element count
-    /// (the caller checks).
+    /// Reads the entry into <paramref name="t"/>, a contiguous CPU tensor of the entry's read dtype (<see
+    /// cref="ScalarTypeOf"/>) and element count (the caller checks).
     /// </summary>
-    internal void CopyInto(SafetensorsEntry e, Tensor t) =>
-        ForEachByteChunk(t, (dst, offset) => CopyBytes(e, offset, dst));
+    internal void CopyInto(SafetensorsEntry e, Tensor t) => ReadElements(e, 0, t);
+
+    /// <summary>Stored bytes of a float8 tensor read at a time, each part decoded before the next is read.</summary>
+    internal const int DecodeChunkBytes = 64 << 10;
+
+    /// <summary>
+    /// Fills <paramref name="dst"/>, a contiguous CPU tensor of the entry's read dtype (<see cref="ScalarTypeOf"/>), with
+    /// the entry's elements from element <paramref name="start"/> on (as many as it holds; the caller keeps them inside
+    /// the entry). The one place a tensor's values are read: the stored bytes straight into its memory, or, for float8, at
+    /// most <see cref="DecodeChunkBytes"/> of them at a time into a buffer and decoded into it (<see cref="Float8"/>).
+    /// </summary>
+    internal void ReadElements(SafetensorsEntry e, long start, Tensor dst)
+    {
+        long stored = ElementSize(e.DType)!.Value;
+        if (Float8.TableOf(e.DType) is not { } table)
+        {
+            ForEachByteChunk(dst, (bytes, offset) => CopyBytes(e, start * stored + offset, bytes));
+            return;
+        }
+        int decoded = (int)dst.element_size();
+        byte[] codes = new byte[Math.Min(DecodeChunkBytes, dst.numel())];
+        ForEachByteChunk(dst, (bytes, offset) =>
+        {
+            long first = start + offset / decoded;
+            for (int at = 0; at < bytes.Length; at += codes.Length * decoded)
+            {
+                var part = bytes.Slice(at, Math.Min(bytes.Length - at, codes.Length * decoded));
+                var src = codes.AsSpan(0, part.Length / decoded);
+                CopyBytes(e, (first + at / decoded) * stored, src);
+                Float8.Decode(table, src, part);
+            }
+        });
+    }
 
     /// <summary>
     /// Reads <paramref name="dst"/>.Length bytes of the entry, from <paramref name="byteOffset"/>, into it (the caller keeps
@@ -312,7 +357,7 @@ public sealed class SafetensorsFile : IDisposable
         }
     }
 
-    /// <summary>Loads every tensor (CPU, stored dtype).</summary>
+    /// <summary>Loads every tensor (CPU, stored dtype; float8 as Float32, as <see cref="Load"/>).</summary>
     public Dictionary<string, Tensor> LoadAll()
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);

@@ -19,9 +19,10 @@ internal sealed class SafetensorsWeights : IDisposable
     private SafetensorsWeights() { }
 
     /// <summary>
-    /// Every tensor of the file(s) as a meta placeholder, by name (the caller may rename or remove entries). A tensor whose
-    /// dtype TorchSharp has no type for (F8_E4M3, F8_E5M2, U16, U32, U64) has a BFloat16 (float8) or Int64 placeholder;
-    /// <see cref="CopyInto"/> refuses it.
+    /// Every tensor of the file(s) as a meta placeholder of its read dtype (<see cref="SafetensorsFile.ToScalarType"/>:
+    /// Float32 for float8), by name (the caller may rename or remove entries). An unsigned 16-64-bit tensor (U16, U32,
+    /// U64), which TorchSharp has no type for, has an Int64 placeholder; <see cref="CopyInto"/> refuses it, and
+    /// <see cref="StoredDType"/> names its real dtype in the load's messages.
     /// </summary>
     public Dictionary<string, Tensor> Placeholders { get; private set; } = new(StringComparer.Ordinal);
 
@@ -66,10 +67,9 @@ internal sealed class SafetensorsWeights : IDisposable
         foreach (var name in file.Keys)
         {
             var e = file.Entry(name);
-            // a dtype TorchSharp cannot hold (float8, unsigned 16-64 bit) gets a placeholder of a stand-in dtype of its
-            // kind: the file opens, and only reading that tensor (CopyInto) fails, naming the file, the tensor and the dtype
-            var dtype = SafetensorsFile.TryScalarType(e.DType)
-                        ?? (e.DType.StartsWith('F') ? ScalarType.BFloat16 : ScalarType.Int64);
+            // float8 is read as Float32; an unsigned 16-64-bit dtype, which TorchSharp cannot hold, gets an Int64 stand-in:
+            // the file opens, and only reading that tensor (CopyInto) fails, naming the file, the tensor and the dtype
+            var dtype = SafetensorsFile.TryScalarType(e.DType) ?? ScalarType.Int64;
             var placeholder = torch.empty(e.Shape, dtype, device: torch.META);
             _sources[placeholder] = (file, e);
             result[name] = placeholder;
@@ -77,13 +77,24 @@ internal sealed class SafetensorsWeights : IDisposable
         return result;
     }
 
-    /// <summary>Bytes of the stored tensor copied (and converted) at a time.</summary>
+    /// <summary>
+    /// The dtype <paramref name="weight"/> is stored as, for messages: a placeholder's safetensors dtype name (<c>F8_E4M3</c>,
+    /// <c>U16</c>) where its torch dtype is a stand-in (decoded or refused), else its torch dtype.
+    /// </summary>
+    public string StoredDType(Tensor weight) =>
+        _sources.TryGetValue(weight, out var source) && !SafetensorsFile.ReadAsStored(source.Entry.DType)
+            ? source.Entry.DType
+            : weight.dtype.ToString();
+
+    /// <summary>Bytes copied (and converted) at a time: of the stored tensor, or of the read one where that is larger
+    /// (float8, read as Float32).</summary>
     internal const long ChunkBytes = 16L << 20;
 
     /// <summary>
     /// Fills <paramref name="target"/> with <paramref name="weight"/>. A placeholder is read from the file in chunks of at
-    /// most <see cref="ChunkBytes"/> stored bytes: each chunk copied straight into the target's memory when the target is a
-    /// contiguous CPU tensor of the stored dtype, else through one chunk-sized temporary of the stored dtype that
+    /// most <see cref="ChunkBytes"/> (<see cref="SafetensorsFile.ReadElements"/>: float8 decoded to Float32): each chunk
+    /// read straight into the target's memory when the target is a contiguous CPU tensor of the read dtype, else through
+    /// one chunk-sized temporary of the read dtype that
     /// <c>copy_</c> converts into the target's slice (element by element, as for a whole read tensor). A channels-last
     /// target (a convolution kernel in NHWC strides) is filled a block of output channels at a time through such a
     /// temporary; a column-major 2-D target (a linear weight kept transposed) gets a temporary of the whole tensor copied
@@ -98,22 +109,23 @@ internal sealed class SafetensorsWeights : IDisposable
             return;
         }
         var (file, e) = source;
-        var dtype = file.ScalarTypeOf(e); // the stored dtype; one TorchSharp has no type for throws here, before any read
+        var dtype = file.ScalarTypeOf(e); // the read dtype; one TorchSharp has no type for throws here, before any read
         long n = target.numel();
         if (e.ByteLength == 0 || n == 0) return;
+        long elem = Math.Max(e.ByteLength / n, weight.element_size());
         if (!target.is_contiguous())
         {
             if (IsChannelsLast(target) && target.shape.SequenceEqual(e.Shape))
             {
                 // a convolution kernel kept in NHWC strides (Models/ConvKernelLayout): each run of output channels is
                 // one block of its memory, filled from the stored NCHW rows through a chunk-sized temporary
-                long rowBytes = e.ByteLength / target.shape[0], rows = Math.Max(1, ChunkBytes / rowBytes);
+                long rowElements = n / target.shape[0], rows = Math.Max(1, ChunkBytes / (rowElements * elem));
                 for (long start = 0; start < target.shape[0]; start += rows)
                 {
                     long count = Math.Min(rows, target.shape[0] - start);
                     using var block = target.narrow(0, start, count);
                     using var temp = torch.empty([count, .. e.Shape[1..]], dtype);
-                    file.CopyBytes(e, start * rowBytes, temp.bytes);
+                    file.ReadElements(e, start * rowElements, temp);
                     block.copy_(temp);
                 }
                 return;
@@ -124,7 +136,7 @@ internal sealed class SafetensorsWeights : IDisposable
             return;
         }
         bool direct = target.dtype == dtype && target.device_type == DeviceType.CPU;
-        long elem = e.ByteLength / n, perChunk = Math.Max(1, ChunkBytes / elem);
+        long perChunk = Math.Max(1, ChunkBytes / elem);
         using var flat = target.view(-1);
         for (long start = 0; start < n; start += perChunk)
         {
@@ -132,12 +144,12 @@ internal sealed class SafetensorsWeights : IDisposable
             using var slice = flat.narrow(0, start, count);
             if (direct)
             {
-                file.CopyBytes(e, start * elem, slice.bytes);
+                file.ReadElements(e, start, slice);
             }
             else
             {
                 using var temp = torch.empty(count, dtype);
-                file.CopyBytes(e, start * elem, temp.bytes);
+                file.ReadElements(e, start, temp);
                 slice.copy_(temp);
             }
         }

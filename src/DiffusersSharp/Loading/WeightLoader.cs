@@ -121,9 +121,12 @@ public static class WeightLoader
     /// <see cref="LoadInto(nn.Module, IReadOnlyDictionary{string, Tensor}, string)"/> with every check made on
     /// <paramref name="weights"/>' names, shapes and dtypes before anything is copied, then <paramref name="copy"/>
     /// (target, weight) per target under <c>no_grad</c> (<see cref="SafetensorsWeights.CopyInto"/> fills the target from a
-    /// placeholder's file), then the non-finite check of the targets.
+    /// placeholder's file), then the non-finite check of the targets. <paramref name="storedDType"/> names a weight's
+    /// stored dtype in messages (<see cref="SafetensorsWeights.StoredDType"/>: a placeholder's safetensors dtype where its
+    /// torch dtype stands in for one TorchSharp has no type for); by default its torch dtype.
     /// </summary>
-    internal static void LoadWith(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source, Action<Tensor, Tensor> copy)
+    internal static void LoadWith(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source, Action<Tensor, Tensor> copy,
+        Func<Tensor, string>? storedDType = null)
     {
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in module.named_parameters()) targets[name] = p;
@@ -149,7 +152,7 @@ public static class WeightLoader
                 { FilePath = source, Key = name };
             if (w.is_floating_point() != target.is_floating_point() && target.dtype != ScalarType.Bool)
                 throw new WeightsException(
-                    $"{source}: weight '{name}' is stored as {w.dtype} but {module.GetType().Name} holds {target.dtype}")
+                    $"{source}: weight '{name}' is stored as {storedDType?.Invoke(w) ?? w.dtype.ToString()} but {module.GetType().Name} holds {target.dtype}")
                 { FilePath = source, Key = name };
         }
         using (torch.no_grad())

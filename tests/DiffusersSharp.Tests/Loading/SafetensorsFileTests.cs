@@ -116,7 +116,7 @@ public class SafetensorsFileTests
         string p = Raw(dir, """{"u":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}}""", 4);
         using var f = SafetensorsFile.Open(p);
         var e = Assert.Throws<WeightsException>(() => f.Load("u"));
-        Assert.Equal($"{p}: tensor 'u': safetensors dtype 'U32' is not supported by DiffusersSharp", e.Message);
+        Assert.Equal($"{p}: tensor 'u': safetensors dtype 'U32' is not supported by DiffusersSharp: TorchSharp 0.107 has no unsigned 32-bit tensor type", e.Message);
     }
 
     [Theory]
@@ -250,20 +250,59 @@ public class SafetensorsFileTests
     }
 
     [Fact]
-    public void ReadingAFloat8TensorNamesTheFileTheTensorAndTheDtype()
+    public void AFloat8TensorTheModelNeedsLoadsDecoded()
     {
+        // 0x38 is 0.5 in F8_E5M2 (1.0 in F8_E4M3); before float8 was decoded, reading it was an error
         using var dir = new TempDir();
         const string Key = "text_model.final_layer_norm.weight";
         string file = TextEncoderWithFloat8(dir, Key, [32], "F8_E5M2");
-        string message = $"{file}: tensor '{Key}': safetensors dtype 'F8_E5M2' (float8) is not supported by DiffusersSharp: TorchSharp 0.107 has no float8 tensor type (store the tensor as F16, BF16 or F32)";
-        // the model needs it: its streamed load stops at that tensor
-        var load = Assert.Throws<WeightsException>(() => DiffusersSharp.Models.CLIPTextModel.FromPretrained(dir.Path, "text_encoder"));
-        Assert.Equal(message, load.Message);
-        Assert.Equal((file, Key), (load.FilePath, load.Key));
-        // read alone: the other tensors of the file read, that one is refused
+        using (var model = DiffusersSharp.Models.CLIPTextModel.FromPretrained(dir.Path, "text_encoder"))
+            Assert.Equal(Enumerable.Repeat(0.5f, 32), model.state_dict()[Key].data<float>().ToArray());
         using var f = SafetensorsFile.Open(file);
-        using (var embedding = f.Load("text_model.embeddings.token_embedding.weight"))
-            Assert.Equal(new long[] { 1000, 32 }, embedding.shape);
-        Assert.Equal(message, Assert.Throws<WeightsException>(() => f.Load(Key)).Message);
+        using var read = f.Load(Key);
+        Assert.Equal(ScalarType.Float32, read.dtype);
+        Assert.Equal(Enumerable.Repeat(0.5f, 32), read.data<float>().ToArray());
+    }
+
+    /// <summary>The tiny-sd text encoder's folder with <paramref name="key"/> stored as <paramref name="dtype"/> (U16, U32,
+    /// U64): its values written as the signed type of that width, then the header's dtype changed.</summary>
+    private static string TextEncoderWithUnsigned(TempDir dir, string key, string dtype)
+    {
+        string folder = dir.File("text_encoder");
+        Directory.CreateDirectory(folder);
+        File.Copy(Golden.Path("tiny-sd", "text_encoder", "config.json"), Path.Combine(folder, "config.json"));
+        string file = Path.Combine(folder, "model.safetensors");
+        using (var f = Golden.Open(Path.Combine("tiny-sd", "text_encoder", "model.safetensors")))
+        {
+            var all = f.LoadAll();
+            var signed = dtype switch { "U16" => ScalarType.Int16, "U32" => ScalarType.Int32, _ => ScalarType.Int64 };
+            var replaced = all[key];
+            all[key] = torch.ones(replaced.shape, signed);
+            replaced.Dispose();
+            SafetensorsFile.Save(file, all, new Dictionary<string, string> { ["format"] = "pt" });
+            foreach (var t in all.Values) t.Dispose();
+        }
+        DiffusersSharp.Tests.Fuzz.WeightFiles.EditHeader(file, h => h[key]!["dtype"] = dtype);
+        return file;
+    }
+
+    [Theory]
+    [InlineData("U16")]
+    [InlineData("U32")]
+    [InlineData("U64")]
+    public void AnUnsignedTensorForAFloatWeightIsRefusedNamingItsStoredDtype(string dtype)
+    {
+        // TorchSharp has no unsigned 16-64-bit type: the streamed load's placeholder stands in as Int64, and the message
+        // named that stand-in ("stored as Int64")
+        using var dir = new TempDir();
+        const string Key = "text_model.final_layer_norm.weight";
+        string file = TextEncoderWithUnsigned(dir, Key, dtype);
+        var load = Assert.Throws<WeightsException>(() => DiffusersSharp.Models.CLIPTextModel.FromPretrained(dir.Path, "text_encoder"));
+        Assert.Equal($"{file}: weight '{Key}' is stored as {dtype} but CLIPTextModel holds Float32", load.Message);
+        Assert.Equal((file, Key), (load.FilePath, load.Key));
+        // read alone (LoRA, single-file and textual inversion read so): refused naming the file, the tensor and the dtype
+        using var f = SafetensorsFile.Open(file);
+        var read = Assert.Throws<WeightsException>(() => f.Load(Key));
+        Assert.Equal($"{file}: tensor '{Key}': safetensors dtype '{dtype}' is not supported by DiffusersSharp: TorchSharp 0.107 has no unsigned {dtype[1..]}-bit tensor type", read.Message);
     }
 }
