@@ -15,10 +15,15 @@ public sealed record GenerationRequest
     /// <summary>What to steer away from (classifier-free guidance's negative prompt); none when null.</summary>
     public string? NegativePrompt { get; init; }
 
-    /// <summary>Width in pixels, a multiple of 8; the model's default size when null (image to image and inpainting: the init image's, rounded down to a multiple of the VAE scale factor, 8 for Stable Diffusion).</summary>
+    /// <summary>
+    /// Width in pixels, a multiple of 8; the model's default size when null (image to image and inpainting: the init image's,
+    /// rounded down to a multiple of the VAE scale factor, 8 for Stable Diffusion; the init image and mask are resized to a
+    /// width and height given). With <see cref="PaddingMaskCrop"/> the width the area around the mask is inpainted at, the
+    /// model's default when null; the image keeps its size.
+    /// </summary>
     public int? Width { get; init; }
 
-    /// <summary>Height in pixels, a multiple of 8; the model's default size when null (image to image and inpainting: the init image's, rounded down to a multiple of the VAE scale factor, 8 for Stable Diffusion).</summary>
+    /// <summary>Height in pixels, as <see cref="Width"/>.</summary>
     public int? Height { get; init; }
 
     /// <summary>Denoising steps (diffusers' <c>num_inference_steps</c>, default 50).</summary>
@@ -44,6 +49,16 @@ public sealed record GenerationRequest
 
     /// <summary>The inpainting mask (white = repaint), with <see cref="InitImage"/>.</summary>
     public Image? Mask { get; init; }
+
+    /// <summary>
+    /// Inpaint only the area around the mask (diffusers' <c>padding_mask_crop</c>, A1111's "only masked"; off when null, as
+    /// diffusers' default None): the box around the mask's non-black pixels, this many pixels wider and grown to the aspect
+    /// ratio of <see cref="Width"/> × <see cref="Height"/>, is inpainted at that size and put back into
+    /// <see cref="InitImage"/>, which keeps its size and, outside the mask, its pixels. Needs a <see cref="Mask"/> (the
+    /// mask is resized to the image's size first) and a Stable Diffusion model with a 4-channel UNet, as diffusers 0.25.1's
+    /// <c>StableDiffusionInpaintPipeline</c> (<see cref="Pipelines.StableDiffusionInpaintPipeline.Generate"/>).
+    /// </summary>
+    public int? PaddingMaskCrop { get; init; }
 
     /// <summary>
     /// LoRA adapters by name → weight: file names in the service's <see cref="GenerationService.LoraDirectory"/> (with or

@@ -116,6 +116,12 @@ public sealed class GenerationService : IDisposable
         if (request.Strength is double st && (double.IsNaN(st) || st < 0 || st > 1))
             throw new DiffusersException($"strength: must be in [0, 1], got {st}");
         if (request.Mask is not null && request.InitImage is null) throw new DiffusersException("mask: needs an image to inpaint");
+        if (request.PaddingMaskCrop is int pad)
+        {
+            if (pad < 0) throw new DiffusersException($"padding_mask_crop: must be 0 or more (a margin in pixels), got {pad}");
+            if (request.Mask is null)
+                throw new DiffusersException("padding_mask_crop: inpaints the area around the mask; give an image and a mask (an edit)");
+        }
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
     }
@@ -174,6 +180,7 @@ public sealed class GenerationService : IDisposable
             return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
                 numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
+        if (r.PaddingMaskCrop is int pad) return RunMaskCrop(r, pad, negative, seed, scheduler, rep, ct);
         var init = Fit(r.InitImage.ToRgb(), r.Width, r.Height);
         if (r.Mask is null)
         {
@@ -184,8 +191,7 @@ public sealed class GenerationService : IDisposable
             return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
                 callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
-        var inpaint = _pipe as StableDiffusionInpaintPipeline ?? new StableDiffusionInpaintPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
-        inpaint.Scheduler = scheduler;
+        var inpaint = InpaintPipeline(scheduler);
         var mask = Fit(r.Mask, init.Width, init.Height);
         // the image's size rounded down to a multiple of the VAE scale factor, as diffusers' img2img sizes its image
         // (the inpaint pipeline refuses a height or width that is not a multiple; the pipeline resizes image and mask to it)
@@ -195,6 +201,29 @@ public sealed class GenerationService : IDisposable
             throw new DiffusersException($"image: the image is {init.Width}x{init.Height} pixels, smaller than one block of {vsf} pixels");
         return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, height, width, negative, r.GuidanceScale, r.Count,
             r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+    }
+
+    /// <summary>
+    /// Inpainting of the area around the mask (diffusers' <c>padding_mask_crop</c>): the image as it is, the mask resized
+    /// to it, the request's size (or the pipeline's default) the size the crop is inpainted at; the pipeline refuses what
+    /// diffusers refuses (a 9-channel UNet) in its words.
+    /// </summary>
+    private ImagePipelineOutput RunMaskCrop(GenerationRequest r, int pad, PromptInput negative, long seed, IScheduler scheduler,
+        StepReporter rep, CancellationToken ct)
+    {
+        var inpaint = InpaintPipeline(scheduler);
+        var init = r.InitImage!.ToRgb();
+        var mask = Fit(r.Mask!, init.Width, init.Height);
+        return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, r.Height, r.Width, negative, r.GuidanceScale, r.Count,
+            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, paddingMaskCrop: pad);
+    }
+
+    /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>
+    private StableDiffusionInpaintPipeline InpaintPipeline(IScheduler scheduler)
+    {
+        var inpaint = _pipe as StableDiffusionInpaintPipeline ?? new StableDiffusionInpaintPipeline(_pipe!.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
+        inpaint.Scheduler = scheduler;
+        return inpaint;
     }
 
     /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>

@@ -166,6 +166,49 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void APaddingMaskCropRequestGivesThePipelinesInpaintingOfTheAreaAroundTheMask()
+    {
+        // diffusers' padding_mask_crop through the service: the pipeline's bytes at its default size (tiny-sd's 64x64) and at
+        // a size the request gives (the crop's size: the image keeps its own), and not the whole-image inpainting
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        byte[] atDefault, wide;
+        using (var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model))
+        {
+            using (var r = pipe.Generate("a cat", init, mask, numInferenceSteps: 2, seed: 3, paddingMaskCrop: 4))
+                atDefault = r.Images[0].ToPng();
+            using (var r = pipe.Generate("a cat", init, mask, height: 32, width: 64, numInferenceSteps: 2, seed: 3, paddingMaskCrop: 0))
+                wide = r.Images[0].ToPng();
+        }
+        using var service = GenerationService.Load(Model);
+        var request = new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 2, Seed = 3, PaddingMaskCrop = 4 };
+        var cropped = service.Generate(request);
+        Assert.Equal(atDefault, cropped.Images[0]);
+        Assert.Equal(4, cropped.Request.PaddingMaskCrop);
+        Assert.NotEqual(cropped.Images[0], service.Generate(request with { PaddingMaskCrop = null }).Images[0]);
+        var atSize = service.Generate(request with { PaddingMaskCrop = 0, Width = 64, Height = 32 }).Images[0];
+        Assert.Equal((64, 64), (Image.Decode(atSize).Width, Image.Decode(atSize).Height));
+        Assert.Equal(wide, atSize);
+    }
+
+    [Fact]
+    public void APaddingMaskCropIsRefusedBelowZeroWithoutAMaskAndOnANineChannelUNetInTheLibrarysWords()
+    {
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        var request = new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 2, Seed = 3, PaddingMaskCrop = -1 };
+        Assert.Equal("padding_mask_crop: must be 0 or more (a margin in pixels), got -1",
+            Assert.Throws<DiffusersException>(() => GenerationService.Validate(request)).Message);
+        foreach (var noMask in new[] { request with { PaddingMaskCrop = 4, Mask = null }, request with { PaddingMaskCrop = 4, Mask = null, InitImage = null } })
+            Assert.Equal("padding_mask_crop: inpaints the area around the mask; give an image and a mask (an edit)",
+                Assert.Throws<DiffusersException>(() => GenerationService.Validate(noMask)).Message);
+        using var folder = Pipelines.StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder();
+        using var service = GenerationService.Load(folder.Path);
+        Assert.Equal("StableDiffusionInpaintPipeline: The UNet should have 4 input channels for inpainting mask crop, but has 9 input channels.",
+            Assert.Throws<DiffusersException>(() => service.Generate(request with { PaddingMaskCrop = 4 })).Message);
+    }
+
+    [Fact]
     public void TheLatentRgbPreviewMapsEachLatentPixelByTheFactors()
     {
         // one latent pixel per channel set: channel 0 = 1 → rgb = row 0 of the factors → ((f + 1) * 127.5) rounded
