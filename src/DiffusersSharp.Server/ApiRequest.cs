@@ -9,8 +9,8 @@ namespace DiffusersSharp.Server;
 /// <summary>
 /// A parsed <c>/v1/images/generations</c>, <c>/v1/images/edits</c> or <c>/v1/jobs</c> request: OpenAI's fields
 /// (<c>prompt</c>, <c>n</c>, <c>size</c>, <c>response_format</c>, <c>model</c>) and ours (<c>negative_prompt</c>,
-/// <c>steps</c>, <c>guidance_scale</c>, <c>seed</c>, <c>scheduler</c>, <c>strength</c>, <c>loras</c>). Every refusal is an
-/// <see cref="ApiException"/> (400) naming the field.
+/// <c>steps</c>, <c>guidance_scale</c>, <c>seed</c>, <c>scheduler</c>, <c>strength</c>, <c>loras</c>, and for an edit with a
+/// mask <c>padding_mask_crop</c>). Every refusal is an <see cref="ApiException"/> (400) naming the field.
 /// </summary>
 public sealed record ApiRequest(string? Model, GenerationRequest Generation, string ResponseFormat)
 {
@@ -25,7 +25,8 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         long? Int(string key) => Get<long?>(o, key, n => n.GetValueKind() == JsonValueKind.Number && n.AsValue().TryGetValue(out long v) ? v : throw Bad(key, "an integer"));
         double? Num(string key) => Get<double?>(o, key, n => n.GetValueKind() == JsonValueKind.Number ? n.GetValue<double>() : throw Bad(key, "a number"));
         return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
-            Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(o["loras"]), null, null);
+            Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(o["loras"]),
+            Int("padding_mask_crop"), null, null);
     }
 
     /// <summary>Parses a multipart form (<c>/v1/images/edits</c>): the fields as text, <c>image</c> and <c>mask</c> as files.</summary>
@@ -40,12 +41,12 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         catch (JsonException) { throw Bad("loras", "a JSON object of name → weight"); }
         return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
             Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(loras),
-            DecodeImage(image, "image"), DecodeMask(image, mask));
+            Int("padding_mask_crop"), DecodeImage(image, "image"), DecodeMask(image, mask));
     }
 
     private static ApiRequest Build(ServerOptions options, string? prompt, string? negative, long? n, string? size, string? format,
         string? model, long? steps, double? guidance, long? seed, string? scheduler, double? strength,
-        IReadOnlyDictionary<string, double>? loras, Image? image, Image? mask)
+        IReadOnlyDictionary<string, double>? loras, long? paddingMaskCrop, Image? image, Image? mask)
     {
         if (prompt is null) throw new ApiException(400, "prompt: is required", "prompt");
         if (prompt.Length > options.MaxPromptChars)
@@ -59,11 +60,14 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
             throw new ApiException(400, $"response_format: must be 'url' or 'b64_json', got '{format}'", "response_format");
         var (w, h) = ParseSize(size);
         if (steps is < 1 or > 1000) throw new ApiException(400, $"steps: must be between 1 and 1000, got {steps}", "steps");
+        // beyond an int here; a negative one is refused by GenerationService.Validate below
+        if (paddingMaskCrop is < int.MinValue or > int.MaxValue)
+            throw new ApiException(400, $"padding_mask_crop: must be 0 or more (a margin in pixels) and at most {int.MaxValue}, got {paddingMaskCrop}", "padding_mask_crop");
         var request = new GenerationRequest
         {
             Prompt = prompt, NegativePrompt = negative, Width = w, Height = h, Count = (int)(n ?? 1),
             Steps = (int)(steps ?? options.DefaultSteps), GuidanceScale = guidance ?? 7.5, Seed = seed, Scheduler = scheduler,
-            Strength = strength, Loras = loras, InitImage = image, Mask = mask,
+            Strength = strength, Loras = loras, InitImage = image, Mask = mask, PaddingMaskCrop = (int?)paddingMaskCrop,
         };
         try
         {

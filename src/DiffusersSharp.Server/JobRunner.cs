@@ -77,7 +77,8 @@ internal static class JobRunner
     public static JsonObject Parameters(string model, GenerationRequest r, byte[]? firstPng)
     {
         int? width = r.Width, height = r.Height;
-        if (firstPng is { Length: > 24 })
+        // the image's size, unless the image is the init image an inpainted crop was put back into (not the run's size)
+        if (firstPng is { Length: > 24 } && r.PaddingMaskCrop is null)
         {
             width ??= BinaryPrimitives.ReadInt32BigEndian(firstPng.AsSpan(16, 4));
             height ??= BinaryPrimitives.ReadInt32BigEndian(firstPng.AsSpan(20, 4));
@@ -98,6 +99,7 @@ internal static class JobRunner
         if (r.Loras is { Count: > 0 } loras)
             o["loras"] = new JsonObject(loras.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value))));
         if (r.InitImage is not null) o["strength"] = r.Strength;
+        if (r.PaddingMaskCrop is int pad) o["padding_mask_crop"] = pad;
         return o;
     }
 
