@@ -18,6 +18,9 @@ namespace DiffusersSharp.Extensions.AI;
 /// <item><c>steps</c> (integer), <c>guidance_scale</c> (number), <c>negative_prompt</c> (string)</item>
 /// <item><c>scheduler</c> (a diffusers class or alias: <c>euler-a</c>, <c>dpm++2m-karras</c>, …)</item>
 /// <item><c>strength</c> (number in [0, 1], image to image / inpainting), <c>mask</c> (see above)</item>
+/// <item><c>padding_mask_crop</c> (integer, 0 or more; with a mask: only the area around the mask, that many pixels wider,
+/// is inpainted at <c>ImageSize</c> (the model's default size when unset) and put back into the original image, which keeps
+/// its size: diffusers' <c>padding_mask_crop</c>, see <see cref="GenerationRequest.PaddingMaskCrop"/>)</item>
 /// <item><c>loras</c> (name → weight, or a list of names at weight 1: the <c>*.safetensors</c> files of
 /// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
 /// </list>
@@ -28,7 +31,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
 {
     /// <summary>The AdditionalProperties names this generator reads.</summary>
     public const string Seed = "seed", Steps = "steps", GuidanceScale = "guidance_scale", NegativePrompt = "negative_prompt",
-        Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras";
+        Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras", PaddingMaskCrop = "padding_mask_crop";
 
     private readonly GenerationService _service;
     private readonly DiffusersImageGeneratorOptions _options;
@@ -81,6 +84,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
             Strength = Get<double?>(props, Strength),
             InitImage = init,
             Mask = mask,
+            PaddingMaskCrop = Get<int?>(props, PaddingMaskCrop),
             Loras = Get<Dictionary<string, double>>(props, Loras),
         };
     }

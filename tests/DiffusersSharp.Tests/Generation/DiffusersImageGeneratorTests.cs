@@ -104,6 +104,31 @@ public class DiffusersImageGeneratorTests
     }
 
     [Fact]
+    public async Task PaddingMaskCropInpaintsTheAreaAroundTheMaskAsThePipelineDoes()
+    {
+        byte[] initPng = File.ReadAllBytes(Golden.Path("img2img-init.png")), maskPng = File.ReadAllBytes(Golden.Path("inpaint-mask.png"));
+        byte[] expected;
+        using (var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model))
+        using (var r = pipe.Generate("a cat", Image.LoadImage(initPng), MaskImage.Decode(maskPng), numInferenceSteps: 2, seed: 5, paddingMaskCrop: 4))
+            expected = r.Images[0].ToPng();
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        async Task<byte[]> Inpaint(int? pad)
+        {
+            var props = new AdditionalPropertiesDictionary { ["seed"] = 5L, ["steps"] = 2, ["mask"] = new DataContent(maskPng, "image/png") };
+            if (pad is int p) props[DiffusersImageGenerator.PaddingMaskCrop] = p;
+            var response = await generator.EditImageAsync(new DataContent(initPng, "image/png"), "a cat", new ImageGenerationOptions { AdditionalProperties = props });
+            return ((DataContent)response.Contents[0]).Data.ToArray();
+        }
+        byte[] cropped = await Inpaint(4);
+        Assert.Equal(expected, cropped);
+        Assert.NotEqual(cropped, await Inpaint(null));
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => generator.EditImageAsync(new DataContent(initPng, "image/png"), "a cat",
+            new ImageGenerationOptions { AdditionalProperties = new() { ["padding_mask_crop"] = 4 } }));
+        Assert.StartsWith("padding_mask_crop: inpaints the area around the mask; give an image and a mask (an edit)", e.Message);
+    }
+
+    [Fact]
     public void AnOriginalImageAndMaskAreTurnedUprightByTheirExifOrientation()
     {
         // photo-6.jpg (stored 32x16, EXIF orientation 6) and photo-mask-8.png against PIL's exif_transpose of each (16x32):
