@@ -6,7 +6,9 @@ using SkiaSharp;
 namespace DiffusersSharp.Training;
 
 /// <summary>
-/// train_unconditional's image data set: every PNG/JPEG under a folder (recursive, sorted by path), each resized so
+/// train_unconditional's image data set: every PNG/JPEG under a folder (recursive, sorted by path), read as stored
+/// (<see cref="Image.Load(string)"/>: no EXIF orientation, as datasets up to 2.18, current with diffusers 0.25.1, decodes
+/// an <c>imagefolder</c> image; docs/Training.md), each resized so
 /// its shorter side is <see cref="Resolution"/> (bilinear), centre- or randomly cropped to a square, optionally
 /// flipped horizontally at random, and normalised to [-1, 1] (<c>ToTensor</c> then <c>Normalize([0.5], [0.5])</c>).
 /// Randomness (order, crop, flip) is a pure function of (seed, epoch, index), so a resumed run sees the same data.
