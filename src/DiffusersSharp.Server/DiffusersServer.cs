@@ -180,7 +180,7 @@ public sealed class DiffusersServer : IAsyncDisposable
         try
         {
             CheckOrigin(ctx.Request);
-            // result files are named by 128 random bits and are public, as the URLs of OpenAI's own responses are: a
+            // result files are named by a random GUID (122 random bits) and are public, as the URLs of OpenAI's own responses are: a
             // client downloads response_format=url images with a plain GET, without the API key
             if (ctx.Request.Path.StartsWithSegments("/v1") && !ctx.Request.Path.StartsWithSegments("/v1/results") && !Authorized(ctx.Request))
                 throw new ApiException(401, "missing or wrong API key: send 'Authorization: Bearer KEY'", null, "invalid_api_key");
