@@ -171,7 +171,7 @@ public sealed class HubClientErrorTests : IDisposable
     [InlineData("org/name.git", "Repo_id cannot end by '.git': 'org/name.git'.")]
     [InlineData(".repo", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: '.repo'.")]
     [InlineData("org/with space", "Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96: 'org/with space'.")]
-    public async Task Malformed_repo_ids_are_rejected_before_any_request(string repoId, string message)
+    public async Task MalformedRepoIdsAreRejectedBeforeAnyRequest(string repoId, string message)
     {
         using var client = _env.Client();
         var e = await Assert.ThrowsAsync<HubException>(() => client.DownloadPipelineAsync(repoId));
@@ -186,13 +186,13 @@ public sealed class HubClientErrorTests : IDisposable
     [InlineData("google/ddpm-cat-256")]
     [InlineData("Foo-BAR_foo.bar123")]
     [InlineData("123/x")]
-    public void Valid_repo_ids_pass(string repoId) => Assert.True(HubRepoId.IsValid(repoId));
+    public void ValidRepoIdsPass(string repoId) => Assert.True(HubRepoId.IsValid(repoId));
 
     [Theory]
     [InlineData("not a url")]
     [InlineData("ftp://example.com")]
     [InlineData("huggingface.co")]
-    public void Hf_endpoint_that_is_not_a_url_is_rejected(string value)
+    public void AnHfEndpointThatIsNotAUrlIsRejected(string value)
     {
         var e = Assert.Throws<HubException>(() => HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_ENDPOINT"] = value }));
         Assert.Equal(HubErrorKind.InvalidInput, e.Kind);

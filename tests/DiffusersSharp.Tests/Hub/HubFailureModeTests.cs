@@ -26,7 +26,7 @@ public sealed class HubFailureModeTests : IDisposable
     [Theory]
     [InlineData("loop", "Too many levels of symbolic links")]
     [InlineData("dangling", "Could not find file")]
-    public async Task A_lock_file_that_cannot_be_created_fails_with_the_reason_instead_of_polling_forever(string kind, string reason)
+    public async Task ALockFileThatCannotBeCreatedFailsWithTheReasonInsteadOfPollingForever(string kind, string reason)
     {
         string lockPath = LockPath("unet/config.json");
         Directory.CreateDirectory(Path.GetDirectoryName(lockPath)!);

@@ -126,5 +126,5 @@ public sealed class HubSettingsTests
     [InlineData("[!a]*.json", "b.json", true)]
     [InlineData("[!a]*.json", "a.json", false)]
     [InlineData("*.SAFETENSORS", "x.safetensors", false)]                // POSIX fnmatch is case-sensitive
-    public void Fnmatch_semantics(string pattern, string name, bool expected) => Assert.Equal(expected, FnMatch.IsMatch(name, pattern));
+    public void FnMatchFollowsPythonsFnmatch(string pattern, string name, bool expected) => Assert.Equal(expected, FnMatch.IsMatch(name, pattern));
 }
