@@ -5,7 +5,7 @@ using DiffusersSharp.Pipelines;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The preview options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--preview-every N</c> decodes the first
+/// The preview options of <c>diffusers generate</c> for Stable Diffusion 1.x/2.x folders (refused on SDXL): <c>--preview-every N</c> decodes the first
 /// image's latents with a tiny VAE (<see cref="TaesdPreview"/>) after every N-th step, through the pipeline's step-end
 /// callback, and writes it as <c>&lt;output&gt;.step&lt;k&gt;.png</c> next to the output; <c>--preview-vae</c> names the tiny VAE
 /// (default: the pipeline's own VAE when it is an <see cref="AutoencoderTiny"/>, e.g. with <c>--vae tiny</c>, else
@@ -15,7 +15,7 @@ public sealed class PreviewOptions
 {
     private readonly Option<int?> _every = new("--preview-every")
     {
-        Description = "Write a tiny-VAE preview of the first image after every N steps (<output>.step<k>.png; Stable Diffusion)",
+        Description = "Write a tiny-VAE preview of the first image after every N steps (<output>.step<k>.png; Stable Diffusion 1.x/2.x)",
     };
     private readonly Option<string?> _vae = new("--preview-vae")
     {

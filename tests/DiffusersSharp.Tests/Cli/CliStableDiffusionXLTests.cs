@@ -148,6 +148,19 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void PreviewOptionsAreRefusedOnSdxl()
+    {
+        // --preview-every is written by the SD 1.x/2.x path only; on an SDXL folder it wrote no preview and said nothing
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "-m", Base, "--prompt", "x", "--steps", "1", "--width", "32", "--height", "32",
+            "--preview-every", "1", "-o", dir.File("o.png"));
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains($"error: --preview-every applies to Stable Diffusion 1.x/2.x models; {Base} is a StableDiffusionXLPipeline, " +
+                        "whose steps 'generate' does not preview", stderr);
+        Assert.Empty(Directory.GetFiles(dir.Path));
+    }
+
+    [Fact]
     public void OptionsThatDoNotApplyAreRefusedWithTheirNames()
     {
         using var dir = new TempDir();
