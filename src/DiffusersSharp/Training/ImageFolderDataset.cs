@@ -6,9 +6,10 @@ using SkiaSharp;
 namespace DiffusersSharp.Training;
 
 /// <summary>
-/// train_unconditional's image data set: every PNG/JPEG under a folder (recursive, sorted by path), read as stored
-/// (<see cref="Image.Load(string)"/>: no EXIF orientation, as datasets up to 2.18, current with diffusers 0.25.1, decodes
-/// an <c>imagefolder</c> image; docs/Training.md), each resized so
+/// train_unconditional's image data set: every PNG/JPEG under a folder (recursive, sorted by path), turned upright by its
+/// EXIF orientation (<see cref="Image.LoadImage(string)"/>: <c>PIL.ImageOps.exif_transpose</c>, as datasets 2.19.0 and
+/// later decode an <c>imagefolder</c> image, and so as diffusers' script reads it with a current datasets;
+/// docs/Training.md), each resized so
 /// its shorter side is <see cref="Resolution"/> (bilinear), centre- or randomly cropped to a square, optionally
 /// flipped horizontally at random, and normalised to [-1, 1] (<c>ToTensor</c> then <c>Normalize([0.5], [0.5])</c>).
 /// Randomness (order, crop, flip) is a pure function of (seed, epoch, index), so a resumed run sees the same data.
@@ -99,6 +100,8 @@ public sealed class ImageFolderDataset
             format = codec.EncodedFormat;
             try
             {
+                // the limit is the same for both sides, so the stored size gives the verdict of the upright one (orientations
+                // 5-8 swap the sides): the orientation, which may sit after a PNG's image data, is not read here
                 Image.CheckSize(codec.Info.Width, codec.Info.Height);
                 Image.CheckReadsAsPil(Header(path));
             }
@@ -107,7 +110,7 @@ public sealed class ImageFolderDataset
         if (EndsWithEndMarker(path, format)) return null;
         try
         {
-            Image.Decode(File.ReadAllBytes(path));
+            Image.LoadImage(File.ReadAllBytes(path));
             return null;
         }
         catch (DiffusersException e) { return e.Message; }
@@ -155,7 +158,7 @@ public sealed class ImageFolderDataset
             string path = Files[i];
             try
             {
-                var img = Image.Load(path).ToRgb();
+                var img = Image.LoadImage(path).ToRgb();
                 if (i != start)
                 {
                     _replacements[index] = i;

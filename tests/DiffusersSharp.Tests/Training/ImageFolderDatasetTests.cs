@@ -1,3 +1,4 @@
+using System.Text.Json;
 using DiffusersSharp.Tests.Support;
 using DiffusersSharp.Training;
 using Image = DiffusersSharp.Imaging.Image;
@@ -77,5 +78,55 @@ public class ImageFolderDatasetTests
         Assert.Equal($"{first}: the image data is truncated (found during the run: the start-up check reads each file's header and end only); "
             + "repair or replace the file and continue with --resume, or drop --stop-on-bad-images to skip it", e.Message);
         Assert.Equal(first, e.FilePath);
+    }
+
+    [Fact]
+    public void ImagesAreTurnedUprightByTheirExifOrientationAsDatasets219DecodesThem()
+    {
+        // tests/golden/exif-orientation: files stored turned with an EXIF orientation, and PIL's exif_transpose of each
+        // (photo-6-upright.png; expected.json's pixels for the 7x5 ones). datasets >= 2.19 hands train_unconditional the
+        // upright image, so a folder of the turned files must train on exactly the tensors of a folder of the upright
+        // ones: 6 and 8 and 5 swap the sides (photo-6.jpg is stored 32x16, 16x32 upright; png-5/jpeg-8 7x5 → 5x7), so the
+        // resize, the random crop's axis and the flip all see the upright size
+        var expected = Golden.Json(Path.Combine("exif-orientation", "expected.json")).RootElement.GetProperty("files");
+        using var dir = new TempDir();
+        string turned = dir.File("turned"), upright = dir.File("upright"), stored = dir.File("stored");
+        foreach (var d in new[] { turned, upright, stored }) Directory.CreateDirectory(d);
+        string[] names = ["jpeg-8.jpg", "png-3.png", "png-5.png", "png-7-exif-after-idat.png", "photo-6.jpg"];
+        for (int i = 0; i < names.Length; i++)
+        {
+            string source = Golden.Path("exif-orientation", names[i]);
+            File.Copy(source, Path.Combine(turned, $"{i}{Path.GetExtension(names[i])}"));
+            Image.Load(source).Save(Path.Combine(stored, $"{i}.png"));   // the pixels as stored, without the tag
+            string uprightPng = Path.Combine(upright, $"{i}.png");
+            if (names[i] == "photo-6.jpg") File.Copy(Golden.Path("exif-orientation", "photo-6-upright.png"), uprightPng);
+            else
+            {
+                var e = expected.GetProperty(names[i]);
+                new Image(e.GetProperty("width").GetInt32(), e.GetProperty("height").GetInt32(), 3,
+                    Convert.FromBase64String(e.GetProperty("pixels").GetString()!)).Save(uprightPng);
+            }
+        }
+        Assert.Equal((16, 32), (Image.Load(Path.Combine(upright, "4.png")).Width, Image.Load(Path.Combine(upright, "4.png")).Height));
+
+        var warnings = new List<string>();
+        var ds = new ImageFolderDataset(turned, 4, randomFlip: true, warn: warnings.Add, skipUnreadable: false);
+        var reference = new ImageFolderDataset(upright, 4, randomFlip: true);
+        var asStored = new ImageFolderDataset(stored, 4, randomFlip: true);
+        Assert.Equal(names.Length, ds.Count);
+        Assert.Empty(warnings);
+        float[] Load(ImageFolderDataset d, int index, int epoch)
+        {
+            var buf = new float[d.ExampleSize];
+            d.Load(index, seed: 3, epoch, buf);
+            return buf;
+        }
+        for (int i = 0; i < names.Length; i++)
+            for (int epoch = 0; epoch < 4; epoch++)
+            {
+                Assert.Equal(Load(reference, i, epoch), Load(ds, i, epoch));
+                // and the orientation matters: the stored pixels give other tensors
+                Assert.NotEqual(Load(asStored, i, epoch), Load(ds, i, epoch));
+            }
     }
 }
