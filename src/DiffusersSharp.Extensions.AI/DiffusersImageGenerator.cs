@@ -24,6 +24,8 @@ namespace DiffusersSharp.Extensions.AI;
 /// <item><c>loras</c> (name → weight, or a list of names at weight 1: the <c>*.safetensors</c> files of
 /// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
 /// </list>
+/// An integer property takes any integer type, a whole number of another (<c>4.0</c>, a JSON number) or a string of digits;
+/// a fraction (<c>4.5</c>), a value outside the type's range or a bool is refused naming the property, never rounded.
 /// Cancellation is honoured within one denoising step, and while a call waits for the one before it. Runs one request at a
 /// time on a thread-pool thread; the calls waiting their turn hold no thread.
 /// </summary>
@@ -169,10 +171,12 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)
     {
         if (props is null || !props.TryGetValue(key, out var value) || value is null) return default;
+        var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+        if (target == typeof(int)) return (T)(object)(int)Integer(value, key, int.MinValue, int.MaxValue);
+        if (target == typeof(long)) return (T)(object)Integer(value, key, long.MinValue, long.MaxValue);
         if (value is T t) return t;
         try
         {
-            var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
             if (value is JsonElement je) return (T?)je.Deserialize(target);
             if (value is IConvertible && target.IsPrimitive) return (T)Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
             if (value is IDictionary<string, double> d && target == typeof(Dictionary<string, double>)) return (T)(object)new Dictionary<string, double>(d);
@@ -180,8 +184,49 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         }
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or JsonException)
         {
-            throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {typeof(T).Name}", key, e);
+            throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {target.Name}", key, e);
         }
-        throw new ArgumentException($"AdditionalProperties '{key}': expected {typeof(T).Name}, got {value.GetType().Name}", key);
+        throw new ArgumentException($"AdditionalProperties '{key}': expected {target.Name}, got {value.GetType().Name}", key);
+    }
+
+    /// <summary>
+    /// An integer option's value: any integer type, an integral number (<c>4.0</c> as a double, float or decimal, or a JSON
+    /// number), or a string of an integer (<c>"4"</c>), within [<paramref name="min"/>, <paramref name="max"/>]. A fraction
+    /// (<c>4.5</c>), NaN, infinity, a bool or any other type is refused naming the property, never rounded.
+    /// </summary>
+    private static long Integer(object value, string key, long min, long max)
+    {
+        string text = value switch
+        {
+            string s => $"'{s}'",
+            JsonElement je => je.GetRawText(),
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            _ => value.ToString() ?? "",
+        };
+        ArgumentException NotAnInteger() => new($"AdditionalProperties '{key}': expected an integer, got {text} (not rounded)", key);
+        ArgumentException OutOfRange() => new($"AdditionalProperties '{key}': {text} is out of range ({min} to {max})", key);
+        long FromDouble(double d)
+        {
+            if (!double.IsFinite(d) || d != Math.Floor(d)) throw NotAnInteger();
+            // 2^63 is the first double above long.MaxValue; below it the conversion of a whole number is exact
+            if (d < min || d >= 9223372036854775808.0) throw OutOfRange();
+            return (long)d;
+        }
+        long whole = value switch
+        {
+            sbyte or byte or short or ushort or int or uint or long => Convert.ToInt64(value, CultureInfo.InvariantCulture),
+            ulong u => u <= long.MaxValue ? (long)u : throw OutOfRange(),
+            float f => FromDouble(f),
+            double d => FromDouble(d),
+            decimal m when m != decimal.Truncate(m) => throw NotAnInteger(),
+            decimal m => m >= long.MinValue && m <= long.MaxValue ? (long)m : throw OutOfRange(),
+            string s when long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long l) => l,
+            string s when System.Numerics.BigInteger.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out _) => throw OutOfRange(),
+            string => throw NotAnInteger(),
+            JsonElement { ValueKind: JsonValueKind.Number } je => je.TryGetInt64(out long l) ? l : je.TryGetDouble(out double d) ? FromDouble(d) : throw OutOfRange(),
+            JsonElement je => throw new ArgumentException($"AdditionalProperties '{key}': expected an integer, got JSON {je.ValueKind} {text}", key),
+            _ => throw new ArgumentException($"AdditionalProperties '{key}': expected an integer, got {value.GetType().Name} {text}", key),
+        };
+        return whole >= min && whole <= max ? whole : throw OutOfRange();
     }
 }

@@ -161,6 +161,66 @@ public class DiffusersImageGeneratorTests
         Assert.StartsWith("loras: this server has no LoRA directory (serve --lora-dir), so it cannot apply style", e.Message);
     }
 
+    private static GenerationRequest WithProperty(DiffusersImageGenerator generator, string key, object value) =>
+        generator.ToGenerationRequest(new ImageGenerationRequest("a cat"), new ImageGenerationOptions { AdditionalProperties = new() { [key] = value } });
+
+    private static void Refused(DiffusersImageGenerator generator, string key, object value, string message)
+    {
+        var e = Assert.Throws<ArgumentException>(() => WithProperty(generator, key, value));
+        Assert.Equal(key, e.ParamName);
+        Assert.Equal($"{message} (Parameter '{key}')", e.Message);
+    }
+
+    [Fact]
+    public void AFractionForAnIntegerPropertyIsRefusedNotRounded()
+    {
+        // Convert.ChangeType rounded these (4.5 → 4 steps, banker's rounding) and ran with another value than asked for
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        var json = System.Text.Json.JsonDocument.Parse("[4.5]").RootElement;
+        Refused(generator, "steps", 4.5, "AdditionalProperties 'steps': expected an integer, got 4.5 (not rounded)");
+        Refused(generator, "padding_mask_crop", 4.5f, "AdditionalProperties 'padding_mask_crop': expected an integer, got 4.5 (not rounded)");
+        Refused(generator, "seed", 7.25m, "AdditionalProperties 'seed': expected an integer, got 7.25 (not rounded)");
+        Refused(generator, "seed", 0.5, "AdditionalProperties 'seed': expected an integer, got 0.5 (not rounded)");
+        Refused(generator, "steps", double.NaN, "AdditionalProperties 'steps': expected an integer, got NaN (not rounded)");
+        Refused(generator, "steps", double.PositiveInfinity, "AdditionalProperties 'steps': expected an integer, got Infinity (not rounded)");
+        Refused(generator, "steps", json[0], "AdditionalProperties 'steps': expected an integer, got 4.5 (not rounded)");
+        Refused(generator, "steps", "4.5", "AdditionalProperties 'steps': expected an integer, got '4.5' (not rounded)");
+        Refused(generator, "steps", true, "AdditionalProperties 'steps': expected an integer, got Boolean True");
+    }
+
+    [Fact]
+    public void IntegerPropertiesTakeWholeNumbersOfAnyTypeWithinTheirRange()
+    {
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        GenerationRequest Request(string key, object value) => WithProperty(generator, key, value);
+        var json = System.Text.Json.JsonDocument.Parse("[4, 4.0, 3000000000, 1e30, \"4\"]").RootElement;
+        foreach (var v in new object[] { 4, 4L, (short)4, (byte)4, 4u, 4UL, 4.0, 4.0f, 4.0m, "4", " 4 ", json[0], json[1] })
+        {
+            Assert.Equal(4, Request("steps", v).Steps);
+            Assert.Equal(4, Request("padding_mask_crop", v).PaddingMaskCrop);
+            Assert.Equal(4L, Request("seed", v).Seed);
+        }
+        Assert.Equal(3000000000L, Request("seed", 3000000000.0).Seed);
+        Assert.Equal(-5L, Request("seed", -5.0).Seed);
+        Assert.Equal(long.MaxValue, Request("seed", long.MaxValue).Seed);
+        Assert.Equal(long.MaxValue, Request("seed", (ulong)long.MaxValue).Seed);
+        Assert.Equal(int.MaxValue, Request("steps", (double)int.MaxValue).Steps);
+
+        // a JSON string is not read as a number (as before); out of the option's range, whatever the type
+        Refused(generator, "steps", json[4], "AdditionalProperties 'steps': expected an integer, got JSON String \"4\"");
+        const string IntRange = "(-2147483648 to 2147483647)", LongRange = "(-9223372036854775808 to 9223372036854775807)";
+        Refused(generator, "steps", 3000000000L, $"AdditionalProperties 'steps': 3000000000 is out of range {IntRange}");
+        Refused(generator, "steps", 3e9, $"AdditionalProperties 'steps': 3000000000 is out of range {IntRange}");
+        Refused(generator, "padding_mask_crop", json[2], $"AdditionalProperties 'padding_mask_crop': 3000000000 is out of range {IntRange}");
+        Refused(generator, "steps", "3000000000", $"AdditionalProperties 'steps': '3000000000' is out of range {IntRange}");
+        Refused(generator, "seed", ulong.MaxValue, $"AdditionalProperties 'seed': 18446744073709551615 is out of range {LongRange}");
+        Refused(generator, "seed", 9223372036854775808.0, $"AdditionalProperties 'seed': 9.223372036854776E+18 is out of range {LongRange}");
+        Refused(generator, "seed", json[3], $"AdditionalProperties 'seed': 1e30 is out of range {LongRange}");
+        Refused(generator, "seed", 1e28m, $"AdditionalProperties 'seed': 10000000000000000000000000000 is out of range {LongRange}");
+    }
+
     [Fact]
     public async Task DependencyInjectionComposesWithLoggingAndOpenTelemetry()
     {
