@@ -44,12 +44,24 @@ internal static class CacheLayout
     public static string NoExistPath(string storage, string commit, string relativeFileName) =>
         Path.Combine(storage, ".no_exist", commit, relativeFileName);
 
-    /// <summary>The commit a revision points to: itself when it is a full sha, else the content of <c>refs/{revision}</c>.</summary>
-    public static string? ResolveCommit(string storage, string revision)
+    /// <summary>
+    /// The commit <paramref name="revision"/> names in the cached repository folder <paramref name="storage"/>: the revision
+    /// itself when it is a full commit sha (as <c>hf_hub_download</c> takes it: <c>refs/</c> never holds a sha's name), else
+    /// the content of <c>refs/{revision}</c> (surrounding white space dropped), else null. A ref that holds no commit sha
+    /// (a hand edit, a write cut short) is an error naming it rather than a path to follow. The one reader of the refs
+    /// files: the Hub client and the loaders (<c>PretrainedLocator</c>, <c>PretrainedFileLocator</c>) all resolve through it.
+    /// </summary>
+    public static string? ResolveCommit(string storage, string revision) => ResolveCommit(storage, revision, out _);
+
+    /// <summary>As above; <paramref name="refFile"/> is the ref looked at (<c>refs/{revision}</c>), for messages.</summary>
+    public static string? ResolveCommit(string storage, string revision, out string refFile)
     {
+        refFile = Path.Combine(storage, "refs", revision);
         if (HubRepoId.IsCommitHash(revision)) return revision;
-        string refPath = Path.Combine(storage, "refs", revision);
-        return File.Exists(refPath) ? File.ReadAllText(refPath).Trim() : null;
+        if (!File.Exists(refFile)) return null;
+        string sha = File.ReadAllText(refFile).Trim();
+        return HubRepoId.IsCommitHash(sha) ? sha
+            : throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{(sha.Length <= 60 ? sha : sha[..60] + "…")}'") { FilePath = refFile };
     }
 
     /// <summary><c>_cache_commit_hash_for_specific_revision</c>: writes <c>refs/{revision}</c> only when it changed.</summary>

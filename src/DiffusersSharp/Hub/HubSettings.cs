@@ -73,10 +73,14 @@ public sealed record HubSettings
 
     private static string? NonEmptyEnv(Func<string, string?> env, string key) => env(key) is { Length: > 0 } v ? v : null;
 
-    private static string HfHome(Func<string, string?> env, string home) =>
-        UserPath.ExpandUser(NonEmptyEnv(env, "HF_HOME")
-                            ?? Path.Combine(NonEmptyEnv(env, "XDG_CACHE_HOME") is { } xdg ? UserPath.ExpandUser(xdg, home) : Path.Combine(home, ".cache"), "huggingface"),
-                            home);
+    // constants.py: expanduser(HF_HOME, else join(XDG_CACHE_HOME, else join(expanduser("~"), ".cache"), "huggingface"))
+    private static string HfHome(Func<string, string?> env, string home)
+    {
+        // "~/.cache" expanded rather than home + ".cache": an empty HOME gives /.cache, as Python's expanduser("~") is "/"
+        string cache = NonEmptyEnv(env, "XDG_CACHE_HOME") is { } xdg ? UserPath.ExpandUser(xdg, home)
+                       : UserPath.ExpandUser("~" + Path.DirectorySeparatorChar + ".cache", home);
+        return UserPath.ExpandUser(NonEmptyEnv(env, "HF_HOME") ?? Path.Combine(cache, "huggingface"), home);
+    }
 
     private static string CacheDirOf(Func<string, string?> env, string hfHome) =>
         NonEmptyEnv(env, "HF_HUB_CACHE") ?? NonEmptyEnv(env, "HUGGINGFACE_HUB_CACHE") ?? Path.Combine(hfHome, "hub");

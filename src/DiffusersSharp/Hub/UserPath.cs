@@ -4,19 +4,20 @@ namespace DiffusersSharp.Hub;
 /// Python's <c>os.path.expanduser</c> for the paths huggingface_hub expands (<c>HF_HOME</c> / <c>XDG_CACHE_HOME</c> in
 /// 0.20.3, the <c>cache_dir</c> of <c>scan_cache_dir</c>; <c>HF_HUB_CACHE</c> and the download functions' <c>cache_dir</c>
 /// from 0.30): a leading <c>~</c> alone or followed by a separator becomes the user's home folder (<c>HOME</c>, on Windows
-/// <c>USERPROFILE</c>, else the OS's profile folder). <c>~user</c> is left as it is. The one copy every layer uses.
+/// <c>USERPROFILE</c>, else the OS's profile folder; a <c>HOME</c> set but empty is the root, as in Python: <c>~/x</c> is
+/// <c>/x</c>). <c>~user</c> is left as it is. The one copy every layer uses.
 /// </summary>
 public static class UserPath
 {
     /// <summary>
     /// The user's home folder as <c>expanduser</c> finds it: <c>HOME</c> (Windows: <c>USERPROFILE</c>) from
-    /// <paramref name="getEnv"/> (default: the process environment) when set, else the OS's profile folder.
+    /// <paramref name="getEnv"/> (default: the process environment) whenever it is set, even empty (posixpath reads
+    /// <c>os.environ['HOME']</c> whenever the key is there: an empty home makes <c>~/x</c> <c>/x</c> and <c>~</c> the root,
+    /// <see cref="ExpandUser"/>), else the OS's profile folder (posixpath: the password database's entry).
     /// </summary>
-    public static string Home(Func<string, string?>? getEnv = null)
-    {
-        string? home = (getEnv ?? Environment.GetEnvironmentVariable)(OperatingSystem.IsWindows() ? "USERPROFILE" : "HOME");
-        return string.IsNullOrEmpty(home) ? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile) : home;
-    }
+    public static string Home(Func<string, string?>? getEnv = null) =>
+        (getEnv ?? Environment.GetEnvironmentVariable)(OperatingSystem.IsWindows() ? "USERPROFILE" : "HOME")
+        ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
 
     /// <summary>
     /// <paramref name="path"/> with a leading <c>~</c> (alone, or before <c>/</c>, and on Windows <c>\</c>) replaced by

@@ -129,7 +129,7 @@ public static class PretrainedFileLocator
     private static string? CachedSnapshot(string cache, string id, string rev)
     {
         string repo = Path.Combine(cache, PretrainedLocator.RepoFolderName(id));
-        if (!Directory.Exists(repo) || PretrainedLocator.CachedCommit(repo, rev, out _) is not { } sha) return null;
+        if (!Directory.Exists(repo) || CacheLayout.ResolveCommit(repo, rev) is not { } sha) return null;
         string snapshot = Path.GetFullPath(Path.Combine(repo, "snapshots", sha));
         return Directory.Exists(snapshot) ? snapshot : null;
     }

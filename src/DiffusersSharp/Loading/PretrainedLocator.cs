@@ -88,23 +88,6 @@ public static partial class PretrainedLocator
         { StatusCode = e.StatusCode, Url = e.Url, RepoId = e.RepoId, CommitHash = e.CommitHash, FilePath = miss.FilePath };
 
     /// <summary>
-    /// The commit <paramref name="rev"/> names in the cached <paramref name="repo"/> folder: the content of
-    /// <c>refs/{rev}</c>, else <paramref name="rev"/> itself when it is a commit sha, else null (<paramref name="refFile"/>
-    /// is the ref looked at). A ref that holds no sha is an error naming it.
-    /// </summary>
-    internal static string? CachedCommit(string repo, string rev, out string refFile)
-    {
-        refFile = Path.Combine(repo, "refs", rev);
-        if (File.Exists(refFile))
-        {
-            string sha = File.ReadAllText(refFile).Trim();
-            return CommitSha().IsMatch(sha) ? sha
-                : throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{Truncate(sha)}'") { FilePath = refFile };
-        }
-        return CommitSha().IsMatch(rev) ? rev : null;
-    }
-
-    /// <summary>
     /// The cached folder (null returned), or the reason it is not cached (returned, not thrown). With a
     /// <paramref name="variant"/>, a cached model folder without that variant's files is a miss: the Hub may have them
     /// (diffusers asks it, and downloads them). When some component folders of a pipeline snapshot hold the variant and
@@ -122,7 +105,7 @@ public static partial class PretrainedLocator
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
             { FilePath = repo };
 
-        if (CachedCommit(repo, rev, out string refFile) is not { } sha)
+        if (CacheLayout.ResolveCommit(repo, rev, out string refFile) is not { } sha)
         {
             return new DiffusersException(
                 $"'{idOrPath}' is in the Hugging Face cache ({repo}) but revision '{rev}' is not ({refFile} does not exist). {howTo}")
@@ -265,11 +248,6 @@ public static partial class PretrainedLocator
         return sub;
     }
 
-    private static string Truncate(string s) => s.Length <= 60 ? s : s[..60] + "…";
-
     [GeneratedRegex(@"^([A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?/)?[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?$")]
     private static partial Regex RepoId();
-
-    [GeneratedRegex("^[0-9a-f]{40}$")]
-    private static partial Regex CommitSha();
 }

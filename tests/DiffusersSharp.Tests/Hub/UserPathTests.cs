@@ -20,4 +20,23 @@ public sealed class UserPathTests
         if (OperatingSystem.IsWindows()) return; // ntpath separators differ
         Assert.Equal(expected, UserPath.ExpandUser(path, home));
     }
+
+    [Fact]
+    public void AnEmptyHomeIsTheRootAsInPython()
+    {
+        // posixpath.expanduser takes os.environ['HOME'] whenever the key is there: with HOME='' the home is '', rstrip('/')
+        // keeps it '', and '~/x' becomes '/x', '~' the root ("... or root"); only an unset HOME falls back to the password
+        // database (our OS profile folder). huggingface_hub's default cache is then '/.cache/huggingface/hub'.
+        if (OperatingSystem.IsWindows()) return; // ntpath reads USERPROFILE, which Windows never holds empty
+        var env = new Dictionary<string, string?> { ["HOME"] = "" };
+        Assert.Equal("", UserPath.Home(env.GetValueOrDefault));
+        Assert.Equal("/x", UserPath.ExpandUser("~/x", UserPath.Home(env.GetValueOrDefault)));
+        Assert.Equal("/", UserPath.ExpandUser("~", UserPath.Home(env.GetValueOrDefault)));
+        Assert.Equal("/", UserPath.ExpandUser("~/", ""));
+        Assert.Equal("/.cache/huggingface/hub", HubSettings.DefaultCacheDir(env.GetValueOrDefault));
+        Assert.Equal("/.cache/huggingface/hub", HubSettings.FromEnvironment(environment: env).CacheDir);
+        Assert.Equal("/h/hub", HubSettings.FromEnvironment(environment: new Dictionary<string, string?>(env) { ["HF_HOME"] = "~/h" }).CacheDir);
+        // unset: the OS profile folder
+        Assert.Equal(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), UserPath.Home(_ => null));
+    }
 }

@@ -99,6 +99,49 @@ public class PretrainedLocatorTests
         Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc'", e.Message);
     }
 
+    [Fact]
+    public async Task ACommitShaRevisionIsThatCommitAsHfHubDownloadTakesIt()
+    {
+        // hf_hub_download reads a 40-hex revision as the commit itself; huggingface_hub never writes refs/<sha>, and one left
+        // there by hand is not read: by the loaders as by the Hub client (one reader, CacheLayout.ResolveCommit)
+        using var cache = Cache();
+        File.WriteAllText(Path.Combine(cache.Path, "models--google--ddpm-cat-256", "refs", Sha2), Sha);
+        File.WriteAllText(Path.Combine(Snap(cache, Sha2), "diffusion_pytorch_model.safetensors"), ""); // a complete model folder
+        var options = new LoadOptions { Revision = Sha2, CacheDir = cache.Path, LocalFilesOnly = true };
+        Assert.Equal(Snap(cache, Sha2), PretrainedLocator.Resolve("google/ddpm-cat-256", options: options));
+        Assert.Equal(Path.Combine(Snap(cache, Sha2), "config.json"),
+                     PretrainedFileLocator.Resolve("google/ddpm-cat-256", ConfigRule, options: options));
+        using var client = new HubClient(HubSettings.FromEnvironment(offline: true, cacheDir: cache.Path, environment: new Dictionary<string, string?>()));
+        Assert.Equal(Path.Combine(Snap(cache, Sha2), "config.json"),
+                     await client.DownloadFileAsync("google/ddpm-cat-256", "config.json", Sha2, localFilesOnly: true));
+    }
+
+    [Fact]
+    public async Task ACorruptRefIsTheSameErrorForTheHubClientAndTheLoaders()
+    {
+        using var cache = Cache();
+        string refFile = Path.Combine(cache.Path, "models--google--ddpm-cat-256", "refs", "main");
+        File.WriteAllText(refFile, "not-a-commit\n");
+        using var client = new HubClient(HubSettings.FromEnvironment(offline: true, cacheDir: cache.Path, environment: new Dictionary<string, string?>()));
+        var options = new LoadOptions { CacheDir = cache.Path, LocalFilesOnly = true };
+        Exception?[] errors =
+        [
+            Record.Exception(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: options)),
+            Record.Exception(() => PretrainedFileLocator.Resolve("google/ddpm-cat-256", ConfigRule, options: options)),
+            await Record.ExceptionAsync(() => client.DownloadFileAsync("google/ddpm-cat-256", "config.json", localFilesOnly: true)),
+            await Record.ExceptionAsync(() => client.SnapshotDownloadAsync("google/ddpm-cat-256", localFilesOnly: true)),
+        ];
+        Assert.All(errors, e =>
+        {
+            var d = Assert.IsType<DiffusersException>(e);
+            Assert.Equal($"{refFile}: expected a 40-hex commit sha, found 'not-a-commit'", d.Message);
+            Assert.Equal(refFile, d.FilePath);
+        });
+    }
+
+    /// <summary>A weight-file rule that takes config.json (the hand-built cache's one file).</summary>
+    private static readonly WeightFileRule ConfigRule = new("config", "config.json", "config.json", (files, _) => files.Contains("config.json") ? "config.json" : null);
+
     [Theory]
     [InlineData("a/b/c")]
     [InlineData("org/../name")]
