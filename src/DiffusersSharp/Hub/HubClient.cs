@@ -155,6 +155,25 @@ public sealed partial class HubClient : IDisposable
     }
 
     /// <summary>
+    /// <paramref name="filename"/> of the commit that a listing of <paramref name="revision"/> returned
+    /// (<paramref name="listed"/>, from <see cref="GetRevisionInfoAsync(string, string?, string?, CancellationToken)"/>):
+    /// downloaded at that commit, as <c>snapshot_download</c> hands the listed sha to <c>hf_hub_download</c>, so that a push
+    /// to the branch between the listing and the download cannot give a file of another commit. Then
+    /// <c>refs/{revision}</c> is set to the listed commit (<c>_cache_commit_hash_for_specific_revision</c>, which
+    /// <c>snapshot_download</c> and <c>hf_hub_download</c> with a branch call; a download at a sha alone writes no ref),
+    /// once the file is there: a failed download leaves the ref, and the snapshot it names, as they were.
+    /// </summary>
+    internal async Task<string> DownloadListedFileAsync(
+        RepoRevisionInfo listed, string revision, string filename, string? token, IProgress<HubDownloadProgress>? progress, CancellationToken ct)
+    {
+        revision = HubRepoId.ValidateWithRevision(listed.RepoId, revision);
+        string path = await DownloadFileAsync(listed.RepoId, filename, listed.Sha, null, localFilesOnly: false, token, progress, ct).ConfigureAwait(false);
+        string storage = CacheLayout.StorageFolder(Settings.CacheDir, listed.RepoId);
+        TryCache(() => CacheLayout.WriteRef(storage, revision, listed.Sha));
+        return path;
+    }
+
+    /// <summary>
     /// Like <see cref="DownloadFileAsync"/>, but null when the file does not exist in the repository (an optional file);
     /// the answer is remembered as a <c>.no_exist/{commit}/{filename}</c> marker and reused without a request.
     /// </summary>

@@ -18,7 +18,8 @@ public static class PretrainedFileLocator
     /// the revision (<see cref="LoadOptions.Revision"/>, default <c>main</c>) under the subfolder. The cached snapshot
     /// answers without a request when it holds the weight name or the rule's preferred file; otherwise the Hub lists the
     /// revision's files (<see cref="HubClient.GetRevisionInfoAsync(string, string?, string?, CancellationToken)"/>) and only
-    /// the chosen file is downloaded (<see cref="HubClient.DownloadFileAsync"/>) into the cache. Offline
+    /// the chosen file is downloaded into the cache, at the commit that listing named (so a push to the branch in between
+    /// changes nothing), after which <c>refs/{revision}</c> names that commit. Offline
     /// (<see cref="LoadOptions.LocalFilesOnly"/>, <c>HF_HUB_OFFLINE=1</c>), or with the Hub unreachable, the rule chooses
     /// among the cached snapshot's files: diffusers instead refuses offline loads without a weight name ("When using the
     /// offline mode, you must specify a `weight_name`"). Of <paramref name="options"/> it reads <c>Revision</c>,
@@ -116,7 +117,9 @@ public static class PretrainedFileLocator
             { FilePath = id, Key = "weight_name" };
         try
         {
-            return client.DownloadFileAsync(id, chosen, rev, sub, localFilesOnly: false, options.Token, options.DownloadProgress)
+            // the listed commit's file (a push to the branch since cannot mix commits); refs/{rev} then names that commit
+            return client.DownloadListedFileAsync(info, rev, sub is null ? chosen : sub + "/" + chosen, options.Token, options.DownloadProgress,
+                                                  CancellationToken.None)
                          .ConfigureAwait(false).GetAwaiter().GetResult();
         }
         catch (HubException e)

@@ -77,6 +77,12 @@ public sealed class FakeHubServer : IDisposable
 
     private int _cdnNow, _maxCdn;
 
+    /// <summary>
+    /// Called with each request's method and path before it is answered: a test's way to change the repositories between
+    /// two requests of one load (a push to a branch between the listing and the download).
+    /// </summary>
+    public Action<string, string>? OnRequest { get; set; }
+
     /// <summary>Old repo id → new id: requests under the old id get a relative 307 redirect (a renamed repository).</summary>
     public ConcurrentDictionary<string, string> Renamed { get; } = new();
 
@@ -116,6 +122,7 @@ public sealed class FakeHubServer : IDisposable
                 headers.TryGetValue("authorization", out var auth);
                 headers.TryGetValue("range", out var range);
                 Requests.Enqueue((method, path, auth, range));
+                OnRequest?.Invoke(method, path);
                 await Respond(stream, method, path, auth, range);
                 client.Client.Shutdown(SocketShutdown.Send);
             }

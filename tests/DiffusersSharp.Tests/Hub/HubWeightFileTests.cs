@@ -122,6 +122,68 @@ public sealed class HubWeightFileTests : IDisposable
         Assert.StartsWith($"LoRA file not found: '{nowhere}' is neither an existing file or folder nor a valid Hugging Face Hub id ('org/name'", notFound.Message);
     }
 
+    /// <summary>Makes the next resolve request of <paramref name="repo"/> find <paramref name="branch"/> moved to a commit of <paramref name="files"/>.</summary>
+    private void MoveBranchAtTheFirstDownload(FakeRepo repo, string branch, Dictionary<string, byte[]> files)
+    {
+        int done = 0;
+        _env.Server.OnRequest = (_, path) =>
+        {
+            if (path.StartsWith($"/{repo.Id}/resolve/", StringComparison.Ordinal) && Interlocked.Exchange(ref done, 1) == 0)
+                repo.AddCommit(files, branch); // pushed after the listing, before the file is fetched
+        };
+    }
+
+    [Fact]
+    public void ABranchPushedBetweenTheListingAndTheDownloadGivesTheListedCommitsFile()
+    {
+        string listed = AddLoraRepo();
+        var repo = _env.Server.Repos[LoraId];
+        MoveBranchAtTheFirstDownload(repo, "main", new() { ["pytorch_lora_weights.safetensors"] = LoraB, ["README.md"] = "v2\n"u8.ToArray() });
+
+        string file = LoraFile.Locate(LoraId, options: Options().Source);
+
+        string pushed = repo.Branches["main"];
+        Assert.NotEqual(listed, pushed);
+        // the listed commit's file, fetched at that commit (not at 'main', which by then named the pushed commit)
+        Assert.Equal(Path.Combine(Snapshot(LoraId, listed), "pytorch_lora_weights.safetensors"), file);
+        Assert.Equal(LoraA, File.ReadAllBytes(file));
+        Assert.Equal([$"/api/models/{LoraId}/revision/main", $"/{LoraId}/resolve/{listed}/pytorch_lora_weights.safetensors"],
+                     _env.Server.Requests.Where(q => !q.Path.StartsWith("/cdn/", StringComparison.Ordinal)).Select(q => q.Path));
+        Assert.Equal(0, _env.Server.Served(FakeHubServer.CdnPath(LoraB)));
+        // refs/main names the commit the file came from, as snapshot_download writes it
+        Assert.Equal(listed, File.ReadAllText(Path.Combine(_env.RepoFolder(LoraId), "refs", "main")));
+        Assert.False(Directory.Exists(Snapshot(LoraId, pushed)));
+    }
+
+    [Fact]
+    public void AnEmbeddingAtABranchComesFromItsListedCommitIntoTheGivenCacheFolder()
+    {
+        // load_textual_inversion(id, revision=, cache_dir=): LoadOptions.Revision and CacheDir, the branch moved mid-load
+        byte[] bin = File.ReadAllBytes(Golden.Path("tiny-sd-textual-inversion", "learned_embeds.bin"));
+        var repo = new FakeRepo(TiId);
+        repo.AddCommit(new() { ["learned_embeds.bin"] = LoraB, ["README.md"] = "main\n"u8.ToArray() });
+        string listed = repo.AddCommit(new() { ["learned_embeds.bin"] = bin, ["README.md"] = "v2\n"u8.ToArray() }, "v2");
+        _env.Server.Add(repo);
+        MoveBranchAtTheFirstDownload(repo, "v2", new() { ["learned_embeds.bin"] = LoraA, ["README.md"] = "v3\n"u8.ToArray() });
+        string cache = _env.Temp.File("another-cache");
+        var source = new LoadOptions { Revision = "v2", CacheDir = cache, Hub = _env.Settings(), HubClientOptions = HubTestEnv.FastOptions };
+
+        using var pipe = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
+        Assert.Equal(["<cat-toy>"], pipe.LoadTextualInversion(TiId, options: source));
+
+        string repoFolder = Path.Combine(cache, "models--" + TiId.Replace("/", "--"));
+        Assert.Equal(bin, File.ReadAllBytes(Path.Combine(repoFolder, "snapshots", listed, "learned_embeds.bin")));
+        Assert.Equal(listed, File.ReadAllText(Path.Combine(repoFolder, "refs", "v2")));
+        Assert.False(File.Exists(Path.Combine(repoFolder, "refs", "main")));
+        Assert.False(Directory.Exists(_env.RepoFolder(TiId))); // the Hub settings' cache untouched
+        Assert.Contains(_env.Server.Requests, q => q.Path == $"/{TiId}/resolve/{listed}/learned_embeds.bin");
+        // a second load at v2 comes from that cache without a request, offline too
+        int requests = _env.Server.Requests.Count;
+        Assert.Equal(Path.Combine(repoFolder, "snapshots", listed, "learned_embeds.bin"),
+                     TextualInversionEmbedding.Locate(TiId, options: source with { Hub = _env.Settings(offline: true) }));
+        Assert.Equal(requests, _env.Server.Requests.Count);
+    }
+
     [Fact]
     public void TwoCandidateFilesAreAnErrorNamingBothUnlessAWeightNameIsGiven()
     {
