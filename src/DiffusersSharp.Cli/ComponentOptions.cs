@@ -7,8 +7,8 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id&gt;</c>
 /// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>), and <c>--embedding source[:token]</c> (repeatable;
-/// a file, a folder, a Hugging Face Hub id such as <c>sd-concepts-library/cat-toy</c> or a file in one:
-/// <see cref="WeightSource"/>) loads textual-inversion embeddings before the run.
+/// a file, a folder, a Hugging Face Hub id such as <c>sd-concepts-library/cat-toy</c> or a file in one, either at a
+/// revision after the id, <c>org/name@rev</c>: <see cref="WeightSource"/>) loads textual-inversion embeddings before the run.
 /// </summary>
 public sealed class ComponentOptions
 {
@@ -19,7 +19,8 @@ public sealed class ComponentOptions
     private readonly Option<string[]> _embedding = new("--embedding")
     {
         Description = "Textual inversion embedding to load: source[:token], the source a .safetensors/.bin/.pt file, a folder, a Hub id (org/name) "
-                      + "or a file in one (org/name/file.bin); repeatable",
+                      + "or a file in one (org/name/file.bin), at a revision with @rev after the id (org/name@v1.0, org/name@v1.0/file.bin; "
+                      + "default main); repeatable",
         DefaultValueFactory = _ => [],
     };
 
@@ -67,20 +68,21 @@ public sealed class ComponentOptions
         ?? throw new UserException($"--embedding '{arg}': file not found, and not a Hugging Face Hub id (expected {WeightSource.Forms}, each optionally followed by :token)");
 
     /// <summary>
-    /// The local file of each embedding source (a Hub id's downloaded into the cache: <see cref="TextualInversionEmbedding.Locate"/>),
-    /// with its token: the given one, else, where <paramref name="fileNameTokens"/> (SDXL files name no token), the file
-    /// name of the source or weight name without its extension, as the pipeline would take it from the source.
+    /// The local file of each embedding source (a Hub id's downloaded at its <c>@revision</c> into <paramref name="cacheDir"/>,
+    /// null: the environment's cache: <see cref="TextualInversionEmbedding.Locate"/>), with its token: the given one, else,
+    /// where <paramref name="fileNameTokens"/> (SDXL files name no token), the file name of the source or weight name without
+    /// its extension, as the pipeline would take it from the source.
     /// </summary>
-    internal static List<(string File, string? Token)> Locate(IReadOnlyList<(string Path, string? Token)> embeddings, bool fileNameTokens)
+    internal static List<(string File, string? Token)> Locate(IReadOnlyList<(string Path, string? Token)> embeddings, bool fileNameTokens, string? cacheDir)
     {
         var located = new List<(string, string?)>();
         foreach (var (path, token) in embeddings)
         {
-            var (source, weightName) = WeightSource.Of(path);
+            var (source, weightName, revision) = WeightSource.Of(path);
             string file;
             try
             {
-                file = TextualInversionEmbedding.Locate(source, weightName);
+                file = TextualInversionEmbedding.Locate(source, weightName, options: WeightSource.LoadOptionsFor(revision, cacheDir));
             }
             catch (DiffusersException e)
             {
@@ -93,20 +95,21 @@ public sealed class ComponentOptions
 
     /// <summary>
     /// Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done. The VAE is loaded
-    /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype).
+    /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype); Hub ids are
+    /// fetched into <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
-    public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe)
+    public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string? cacheDir)
     {
         if (v.Vae is { } vae)
         {
-            var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device };
+            var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device, CacheDir = cacheDir };
             var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae, options);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
             ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? VaeLoader.TaesdId : vae)}");
         }
-        var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false);
+        var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false, cacheDir);
         if (embeddings.Count > 0)
         {
             var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.File).ToList(), embeddings.Select(e => e.Token).ToList());

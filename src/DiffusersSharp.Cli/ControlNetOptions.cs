@@ -132,7 +132,7 @@ public sealed class ControlNetOptions
 
         using StableDiffusionControlNetPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, init is not null, mask is not null));
-        ComponentOptions.Apply(ctx, r.Components, pipe);
+        ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;

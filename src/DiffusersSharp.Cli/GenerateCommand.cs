@@ -10,7 +10,10 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers generate --model &lt;folder|hub id|single file&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
-/// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R]</c>.
+/// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R] [--cache-dir D]</c>.
+/// <c>--revision</c> is the model's; <c>--cache-dir</c> is the Hub cache of every Hub id of the run (the model, its
+/// ControlNets and refiner, <c>--vae</c>, <c>--preview-vae</c>, <c>--lora</c>, <c>--embedding</c>), as <c>download</c>'s
+/// and <c>cache</c>'s.
 /// </summary>
 public static class GenerateCommand
 {
@@ -47,7 +50,11 @@ public static class GenerateCommand
         };
         dtype.AcceptOnlyFromAmong("fp32", "float32", "bf16", "bfloat16", "fp16", "float16", "auto");
         var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
-        var revision = new Option<string?>("--revision") { Description = "Branch, tag or commit of a Hub id (default main)" };
+        var revision = new Option<string?>("--revision")
+        {
+            Description = "Branch, tag or commit of the model's Hub id (default main; --lora/--embedding take org/name@rev)",
+        };
+        var cacheDir = CacheCommand.CacheDirOption();
         var config = new Option<string?>("--config") { Description = "Single-file checkpoint: " + SingleFileConfig.Description };
         var upscale = new Option<int>("--upscale")
         {
@@ -65,7 +72,7 @@ public static class GenerateCommand
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
         {
-            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, config, upscale,
+            model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, cacheDir, config, upscale,
         };
         sd.AddTo(cmd);
         sdxl.AddTo(cmd);
@@ -76,7 +83,7 @@ public static class GenerateCommand
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
         return cmd;
     }
 
@@ -96,8 +103,11 @@ public static class GenerateCommand
         /// <summary>The weights variant (<see cref="LoadOptions.Variant"/>); null = the plain weights.</summary>
         public string? Variant { get; init; }
 
-        /// <summary>The revision of a Hub id (<see cref="LoadOptions.Revision"/>); null = main.</summary>
+        /// <summary>The revision of the model's Hub id (<see cref="LoadOptions.Revision"/>); null = main.</summary>
         public string? Revision { get; init; }
+
+        /// <summary>The Hub cache of every Hub id of the run (<see cref="LoadOptions.CacheDir"/>); null = the environment's.</summary>
+        public string? CacheDir { get; init; }
 
         /// <summary>A single-file checkpoint's --config (<see cref="Cli.SingleFileConfig"/>); null = inferred from the file.</summary>
         public string? SingleFileConfig { get; init; }
@@ -143,7 +153,8 @@ public static class GenerateCommand
         var dtype = ParseDtype(r.Dtype);
         if (r.Dtype == "auto")
             ctx.Out.WriteLine($"--dtype auto: {(Runtime.CpuFeatures.NativeBFloat16Flag(Runtime.CpuFeatures.CurrentFlags) is { } flag ? $"bf16 (the CPU has {flag})" : "fp32 (no native bf16 on this CPU)")}");
-        var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision };
+        string? cacheDir = r.CacheDir is null ? null : CacheCommand.FullCacheDir(r.CacheDir);
+        var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision, CacheDir = cacheDir };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         if (r.SingleFileConfig is not null && !singleFile)
             throw new UserException($"--config applies to a single-file checkpoint (.safetensors/.ckpt); {r.Model} is a pipeline folder or Hub id, whose own configs are used");

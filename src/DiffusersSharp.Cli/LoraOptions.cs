@@ -9,7 +9,8 @@ namespace DiffusersSharp.Cli;
 /// The LoRA options of <c>diffusers generate</c> for Stable Diffusion and SDXL folders: <c>--lora source[:scale]</c>
 /// (repeatable; each an adapter of its own, their updates added with their scales; the source a file, a folder, a Hugging
 /// Face Hub id such as <c>latent-consistency/lcm-lora-sdv1-5</c> whose file is chosen and downloaded as diffusers'
-/// <c>load_lora_weights</c> does, or one file of a Hub repository, <c>org/name/file.safetensors</c>: <see cref="WeightSource"/>),
+/// <c>load_lora_weights</c> does, or one file of a Hub repository, <c>org/name/file.safetensors</c>, either at a revision
+/// after the id, <c>org/name@rev</c>, as <c>load_lora_weights(revision=)</c> takes it: <see cref="WeightSource"/>),
 /// <c>--fuse-lora</c> (fold them into the weights before the run: the steps then cost what they cost without LoRA) and
 /// <c>--lora-ignore-unknown</c> (leave out keys no layer takes, with a warning, instead of refusing the file). LCM-LoRA:
 /// <c>--scheduler LCMScheduler --guidance 1 --steps 4 --lora latent-consistency/lcm-lora-sdv1-5</c>.
@@ -19,7 +20,8 @@ public sealed class LoraOptions
     private readonly Option<string[]> _lora = new("--lora")
     {
         Description = "LoRA to apply: source[:scale], the source a .safetensors/.bin file (diffusers, PEFT or kohya/A1111 layout), a folder, "
-                      + "a Hub id (org/name) or a file in one (org/name/file.safetensors); repeatable",
+                      + "a Hub id (org/name) or a file in one (org/name/file.safetensors), at a revision with @rev after the id "
+                      + "(org/name@v1.0, org/name@v1.0/file.safetensors; default main); repeatable",
         DefaultValueFactory = _ => [],
     };
     private readonly Option<bool> _fuse = new("--fuse-lora") { Description = "Fuse the LoRAs into the weights before generating (same images, faster steps)" };
@@ -79,14 +81,17 @@ public sealed class LoraOptions
         return (path, scale);
     }
 
-    /// <summary>Loads the LoRAs into <paramref name="pipe"/> (and fuses them when asked), reporting what was done.</summary>
-    public static void Apply(CliContext ctx, Values v, ILoraPipeline pipe)
+    /// <summary>
+    /// Loads the LoRAs into <paramref name="pipe"/> (and fuses them when asked), reporting what was done; a Hub id is
+    /// fetched at its <c>@revision</c> into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// </summary>
+    public static void Apply(CliContext ctx, Values v, ILoraPipeline pipe, string? cacheDir)
     {
         var loras = v.Parse();
         for (int i = 0; i < loras.Count; i++)
         {
             var (path, scale) = loras[i];
-            var (source, weightName) = WeightSource.Of(path);
+            var (source, weightName, revision) = WeightSource.Of(path);
             LoraLoadResult r;
             try
             {
@@ -97,6 +102,7 @@ public sealed class LoraOptions
                     IgnoreUnknownKeys = v.IgnoreUnknown,
                     Log = m => ctx.Error.WriteLine("warning: " + m),
                     WeightName = weightName,
+                    Source = WeightSource.LoadOptionsFor(revision, cacheDir),
                 });
             }
             catch (DiffusersException e) when (e.Key == "weight_name" && weightName is null && !File.Exists(path))

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 
@@ -59,8 +60,9 @@ public sealed class PreviewOptions
     /// <summary>
     /// The step-end callback that writes the previews for <paramref name="pipe"/>, or null without <c>--preview-every</c>.
     /// <paramref name="owned"/> is the tiny VAE loaded for it (null when the pipeline's own is used); the caller disposes it.
+    /// A Hub id's VAE is fetched into <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
-    public static StepEndCallback? Callback(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string output, out IDisposable? owned)
+    public static StepEndCallback? Callback(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string output, string? cacheDir, out IDisposable? owned)
     {
         owned = null;
         if (v.Every is not int every) return null;
@@ -68,7 +70,7 @@ public sealed class PreviewOptions
         if (tiny is null)
         {
             string id = v.Vae ?? VaeLoader.TaesdId;
-            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id));
+            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir }));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

@@ -111,11 +111,11 @@ public sealed class StableDiffusionOptions
                 : init is not null
                     ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
-        ComponentOptions.Apply(ctx, r.Components, pipe);
-        LoraOptions.Apply(ctx, r.Lora, pipe);
+        ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
+        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, out var previewVae);
+        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
         using var ownedPreviewVae = previewVae;
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;

@@ -36,7 +36,7 @@ internal static class StableDiffusionXLControlNetGenerate
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 
         using var pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}", () => Load(folder, c.Nets, options));
-        LoraOptions.Apply(ctx, r.Lora, pipe);
+        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;

@@ -41,8 +41,8 @@ internal static class StableDiffusionXLGenerate
                     ? single is null ? StableDiffusionXLImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionXLImg2ImgPipeline.FromSingleFile(folder, single)
                     : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
         CheckApplies(pipe, x, folder);
-        Apply(ctx, r.Components, pipe);
-        LoraOptions.Apply(ctx, r.Lora, pipe);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
+        Apply(ctx, r.Components, pipe, options.CacheDir);
+        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         int steps = r.Steps ?? 50;
@@ -115,19 +115,22 @@ internal static class StableDiffusionXLGenerate
     /// <summary>The tiny autoencoder trained for the SDXL latent space (<c>--vae tiny</c> on an SDXL model).</summary>
     public const string TaesdXlId = "madebyollin/taesdxl";
 
-    /// <summary>--vae swaps the VAE ('tiny' = TAESDXL); --embedding loads textual inversion into both text encoders (clip_l / clip_g).</summary>
-    private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe)
+    /// <summary>
+    /// --vae swaps the VAE ('tiny' = TAESDXL); --embedding loads textual inversion into both text encoders (clip_l / clip_g);
+    /// Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// </summary>
+    private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe, string? cacheDir)
     {
         if (v.Vae is { } vae)
         {
             string id = vae == "tiny" ? TaesdXlId : vae;
-            var loaded = VaeLoader.FromPretrained(id);
+            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir });
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
             ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
         }
-        var embeddings = ComponentOptions.Locate(v.ParseEmbeddings(), fileNameTokens: true);
+        var embeddings = ComponentOptions.Locate(v.ParseEmbeddings(), fileNameTokens: true, cacheDir);
         if (embeddings.Count > 0)
         {
             var tokens = pipe.LoadTextualInversion(embeddings.Select(e => e.File).ToList(), embeddings.Select(e => e.Token).ToList());

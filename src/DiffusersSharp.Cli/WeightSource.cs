@@ -1,3 +1,5 @@
+using System.Text.RegularExpressions;
+using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 
 namespace DiffusersSharp.Cli;
@@ -5,13 +7,17 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// What <c>--lora</c> and <c>--embedding</c> name: an existing file or folder, a Hugging Face Hub id (<c>org/name</c>,
 /// whose file the loader chooses as diffusers does), or one file of a Hub repository (<c>org/name/path/in/repo</c>, the
-/// weight name). Hub ids are resolved through the Hub cache of the environment (<c>HF_HUB_CACHE</c>, <c>HF_HOME</c>,
-/// <c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_OFFLINE</c>), as <c>--model</c>'s are, at their <c>main</c> revision.
+/// weight name); a Hub id or file may name a revision after the id, as huggingface_hub's <c>HfFileSystem</c> paths
+/// (<c>hf://org/name@rev/path</c>) do: <c>org/name@v1.0</c>, <c>org/name@v1.0/file.safetensors</c>, a commit sha, a
+/// <c>refs/pr/N</c> or <c>refs/convert/…</c> ref with its slashes, any other name with a <c>/</c> URL-quoted
+/// (<c>feature%2Fx</c>). Hub ids are resolved through the Hub cache of the environment (<c>HF_HUB_CACHE</c>,
+/// <c>HF_HOME</c>, <c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_OFFLINE</c>) or <c>generate --cache-dir</c>, as
+/// <c>--model</c>'s are, at that revision, else <c>main</c> (never <c>generate --revision</c>, which is the model's).
 /// </summary>
-internal static class WeightSource
+public static partial class WeightSource
 {
     /// <summary>What the options' messages say they take.</summary>
-    public const string Forms = "a file, a folder, a Hugging Face Hub id org/name or a file in one, org/name/file";
+    public const string Forms = "a file, a folder, a Hugging Face Hub id org/name or a file in one, org/name/file (either with @revision after the id)";
 
     /// <summary>Whether <paramref name="arg"/> is an existing file or folder, a Hub id or a file in a Hub repository.</summary>
     public static bool Names(string arg) => File.Exists(arg) || Directory.Exists(arg) || Split(arg) is not null;
@@ -20,7 +26,8 @@ internal static class WeightSource
     /// <c>source</c> or <c>source:suffix</c> (a LoRA's scale, an embedding's token): the whole argument when it names an
     /// existing file or folder, else split at the last ':' where the part before names a source (so Windows drive letters
     /// and suffixes both work), else the whole argument when it is a Hub id or a file in one; null when nothing names a
-    /// source. A Hub file's name takes any ':' as a path does not, so <c>org/name/file:x</c> is the file with a suffix.
+    /// source. A Hub file's name takes any ':' as a path does not, so <c>org/name/file:x</c> is the file with a suffix; a
+    /// revision holds no ':' (git refuses it in ref names), so <c>org/name@v1:x</c> is revision <c>v1</c> with a suffix.
     /// </summary>
     public static (string Source, string? Suffix)? SplitSuffix(string arg)
     {
@@ -31,19 +38,65 @@ internal static class WeightSource
     }
 
     /// <summary>
-    /// The loader's arguments for <paramref name="arg"/>: an existing path as it is (no weight name), a Hub id as it is, a
-    /// file in a Hub repository as its id and weight name.
+    /// The loader's arguments for <paramref name="arg"/>: an existing path as it is (no weight name, no revision), a Hub id
+    /// as it is, a file in a Hub repository as its id and weight name; the revision after <c>@</c> (null: <c>main</c>).
     /// </summary>
-    public static (string PathOrId, string? WeightName) Of(string arg) =>
-        File.Exists(arg) || Directory.Exists(arg) ? (arg, null) : Split(arg) ?? (arg, null);
+    public static (string PathOrId, string? WeightName, string? Revision) Of(string arg) =>
+        File.Exists(arg) || Directory.Exists(arg) ? (arg, null, null) : Split(arg) ?? (arg, null, null);
 
-    /// <summary><c>org/name</c> → (id, null); <c>org/name/file</c> → (<c>org/name</c>, <c>file</c>); anything else null.</summary>
-    private static (string Id, string? WeightName)? Split(string arg)
+    /// <summary>
+    /// How a source's Hub id is fetched: its revision and the run's cache folder (null: the environment's); the rest
+    /// (offline mode, endpoint, token) from the environment, as for <c>--model</c>.
+    /// </summary>
+    public static LoadOptions LoadOptionsFor(string? revision, string? cacheDir) => new() { Revision = revision, CacheDir = cacheDir };
+
+    /// <summary>
+    /// <c>org/name</c> → (id, null, null); <c>org/name/file</c> → (<c>org/name</c>, <c>file</c>, null); the same with
+    /// <c>@rev</c> after the id → (id, file or null, rev); anything else null.
+    /// </summary>
+    private static (string Id, string? WeightName, string? Revision)? Split(string arg)
     {
+        int at = arg.IndexOf('@');
+        // '@' within the id (its first two parts) marks the revision; after them it is part of a file name (b@2x.safetensors)
+        if (at >= 0 && arg.AsSpan(0, at).Count('/') <= 1) return WithRevision(arg[..at], arg[(at + 1)..]);
         var parts = arg.Split('/');
-        if (parts.Length <= 2) return PretrainedLocator.IsValidRepoId(arg) ? (arg, null) : null;
+        if (parts.Length <= 2) return PretrainedLocator.IsValidRepoId(arg) ? (arg, null, null) : null;
         string id = parts[0] + "/" + parts[1];
-        bool file = parts.Skip(2).All(p => p is not ("" or "." or "..") && !p.Contains('\\'));
-        return file && PretrainedLocator.IsValidRepoId(id) ? (id, string.Join('/', parts.Skip(2))) : null;
+        string? file = FileName(string.Join('/', parts.Skip(2)));
+        return file is not null && PretrainedLocator.IsValidRepoId(id) ? (id, file, null) : null;
     }
+
+    /// <summary>
+    /// <c>id@rest</c> as <c>HfFileSystem.resolve_path</c> reads it: the revision up to the first '/' of
+    /// <paramref name="rest"/> (a <c>refs/pr/N</c> or <c>refs/convert/…</c> ref whole), URL-unquoted, then the file.
+    /// </summary>
+    private static (string Id, string? WeightName, string? Revision)? WithRevision(string id, string rest)
+    {
+        if (!PretrainedLocator.IsValidRepoId(id)) return null;
+        string quoted, path;
+        if (SpecialRef().Match(rest) is { Success: true } special)
+        {
+            quoted = special.Value;
+            path = rest[special.Length..].TrimStart('/');
+        }
+        else
+        {
+            int slash = rest.IndexOf('/');
+            (quoted, path) = slash < 0 ? (rest, "") : (rest[..slash], rest[(slash + 1)..]);
+        }
+        string revision = Uri.UnescapeDataString(quoted);
+        if (revision.Contains(':')) return null; // git refuses ':' in a ref name: it is a suffix
+        try { HubRepoId.ValidateRevision(revision); }
+        catch (HubException) { return null; }
+        if (path.Length == 0) return (id, null, revision);
+        return FileName(path) is { } file ? (id, file, revision) : null;
+    }
+
+    /// <summary>A file path in a repository (<c>/</c>-separated, no empty, '.' or '..' part, no '\'), or null.</summary>
+    private static string? FileName(string path) =>
+        path.Split('/').All(p => p is not ("" or "." or "..") && !p.Contains('\\')) ? path : null;
+
+    /// <summary>huggingface_hub's <c>SPECIAL_REFS_REVISION_REGEX</c>: revisions with a '/' that need no quoting.</summary>
+    [GeneratedRegex(@"^(refs/convert/\w+|refs/pr/\d+)")]
+    private static partial Regex SpecialRef();
 }

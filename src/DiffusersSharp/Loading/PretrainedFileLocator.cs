@@ -85,7 +85,7 @@ public static class PretrainedFileLocator
         }
         var miss = new DiffusersException(
             $"'{id}' is not an existing file or folder, and the Hugging Face cache ({cache}) holds no {wanted} of {at}. "
-            + $"Download it first with `diffusers download {id}` (or `huggingface-cli download {id}`), or pass a local file.")
+            + DownloadHint.For(id, rev, cache, variant: null, "file"))
         { FilePath = Path.Combine(cache, PretrainedLocator.RepoFolderName(id)) };
         if (options.LocalFilesOnly) return cached ?? throw miss;
         var settings = PretrainedLocator.SettingsOf(options, cache);

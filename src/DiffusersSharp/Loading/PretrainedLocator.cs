@@ -98,8 +98,7 @@ public static partial class PretrainedLocator
     {
         folder = null;
         string repo = Path.Combine(cache, RepoFolderName(idOrPath));
-        string howTo = $"Download it first with `diffusers download {idOrPath}{(variant is null ? "" : $" --variant {variant}")}` "
-                       + $"(or `huggingface-cli download {idOrPath}`), or pass a local folder.";
+        string howTo = DownloadHint.For(idOrPath, rev, cache, variant, "folder");
         if (!Directory.Exists(repo))
             return new DiffusersException(
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")

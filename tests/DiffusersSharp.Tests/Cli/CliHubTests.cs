@@ -153,6 +153,29 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void GenerateTakesACacheDirAndItsHintsRepeatTheRevisionAndTheCacheDir()
+    {
+        // generate --cache-dir: the model id is downloaded there, as `download --cache-dir` does, HF_HUB_CACHE untouched
+        using var tmp = new TempDir();
+        string other = _hub.Temp.File("generate-cache");
+        var g = Run("generate", "-m", Id, "-n", "2", "-s", "0", "--cache-dir", other, "-o", tmp.File("a.png"));
+        Assert.True(g.Code == 0, g.Err);
+        Assert.Equal(PipelineFiles, SnapshotFiles(Path.Combine(other, "models--google--ddpm-tiny", "snapshots", _hub.TinyCommit)));
+        Assert.False(Directory.Exists(_hub.CacheDir));
+
+        // offline, not cached at that revision: the printed commands fetch the revision into that cache
+        _env.Set("HF_HUB_OFFLINE", "1");
+        var miss = Run("generate", "-m", Id, "--revision", "v2", "--cache-dir", other, "-o", tmp.File("b.png"));
+        Assert.Equal(1, miss.Code);
+        Assert.Contains($"Download it first with `diffusers download {Id} --revision v2 --cache-dir {other}` "
+                        + $"(or `huggingface-cli download {Id} --revision v2 --cache-dir {other}`), or pass a local folder.", miss.Err);
+        // with the environment's cache, no --cache-dir is needed in them
+        var plain = Run("generate", "-m", Id, "--revision", "v2", "-o", tmp.File("b.png"));
+        Assert.Contains($"Download it first with `diffusers download {Id} --revision v2` (or `huggingface-cli download {Id} --revision v2`)", plain.Err);
+        AssertUserError(Run("generate", "-m", Id, "--cache-dir", "", "-o", tmp.File("b.png")), "error: --cache-dir: empty path");
+    }
+
+    [Fact]
     public void IncludeExcludePatternsDownloadASnapshotOfMatchingFiles()
     {
         var d = Run("download", Id, "--include", "unet/*", "--include", "model_index.json", "--exclude", "*.safetensors");

@@ -100,7 +100,33 @@ public sealed class CliHubWeightsTests : IDisposable
         var bad = Generate(dir.File("o.png"), "--embedding", "/no/such/dir/x.bin:<t>");
         Assert.Equal(CliApp.UserError, bad.Code);
         Assert.Contains("--embedding '/no/such/dir/x.bin:<t>': file not found, and not a Hugging Face Hub id (expected a file, a folder, "
-                        + "a Hugging Face Hub id org/name or a file in one, org/name/file, each optionally followed by :token)", bad.Err);
+                        + "a Hugging Face Hub id org/name or a file in one, org/name/file (either with @revision after the id), each optionally followed by :token)", bad.Err);
         Assert.False(File.Exists(dir.File("o.png")));
+    }
+
+    [Fact]
+    public void SourcesAtARevisionComeFromThatRevisionIntoTheCacheDir()
+    {
+        // --lora ID@rev / --embedding ID@rev (load_lora_weights / load_textual_inversion(revision=)), --cache-dir for both
+        var lora = _hub.Server.Repos[LoraId];
+        string v2 = lora.AddCommit(new() { ["pytorch_lora_weights.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraB(false)) }, "v2");
+        string tiV2 = _hub.Server.Repos[TiId].AddCommit(new() { ["learned_embeds.bin"] = File.ReadAllBytes(Ti), ["README.md"] = "v2"u8.ToArray() }, "v2");
+        using var dir = new TempDir();
+        string cache = dir.File("run-cache");
+        var r = Generate(dir.File("o.npy"), "--lora", LoraId + "@v2:0.5", "--embedding", TiId + "@v2", "--cache-dir", cache);
+        Assert.True(r.Code == 0, r.Err);
+        string file = Path.Combine(cache, "models--latent-consistency--lcm-lora-tiny", "snapshots", v2, "pytorch_lora_weights.safetensors");
+        Assert.Contains($"lora: {LoraId}@v2 ({file}, scale 0.5): 17 unet layers, 30 text_encoder layers", r.Out); // LoRA B, main's is A
+        Assert.Contains("textual inversion: <cat-toy>", r.Out);
+        Assert.True(File.Exists(Path.Combine(cache, "models--sd-concepts-library--cat-toy", "snapshots", tiV2, "learned_embeds.bin")));
+        Assert.Equal(v2, File.ReadAllText(Path.Combine(cache, "models--latent-consistency--lcm-lora-tiny", "refs", "v2")));
+        Assert.False(Directory.Exists(_hub.CacheDir)); // HF_HUB_CACHE untouched
+
+        // offline, a revision that is not cached: the hint's commands fetch that revision into that cache
+        _env.Set("HF_HUB_OFFLINE", "1");
+        var miss = Generate(dir.File("o.npy"), "--lora", LoraId + "@v3", "--cache-dir", cache);
+        Assert.Equal(CliApp.UserError, miss.Code);
+        Assert.Contains($"Download it first with `diffusers download {LoraId} --revision v3 --cache-dir {cache}` "
+                        + $"(or `huggingface-cli download {LoraId} --revision v3 --cache-dir {cache}`), or pass a local file.", miss.Err);
     }
 }

@@ -76,7 +76,7 @@ public class CliLoraTests(ITestOutputHelper log)
         (code, _, stderr) = Generate(o, "--lora", dir.File("none.safetensors") + ":0.5");
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains($"--lora '{dir.File("none.safetensors")}:0.5': file not found, and not a Hugging Face Hub id (expected a file, a folder, "
-                        + "a Hugging Face Hub id org/name or a file in one, org/name/file, each optionally followed by :scale)", stderr);
+                        + "a Hugging Face Hub id org/name or a file in one, org/name/file (either with @revision after the id), each optionally followed by :scale)", stderr);
         (code, _, stderr) = Generate(o, "--lora", LoraA + ":strong");
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains("the scale 'strong' is not a number", stderr);
@@ -98,5 +98,48 @@ public class CliLoraTests(ITestOutputHelper log)
         Assert.Equal(("someone/two-loras/b.safetensors", 1.0), LoraOptions.ParseLora("someone/two-loras/b.safetensors"));
         var e = Assert.Throws<UserException>(() => LoraOptions.ParseLora("someone/two-loras/b.safetensors:strong"));
         Assert.Contains("the scale 'strong' is not a number", e.Message);
+    }
+
+    [Fact]
+    public void ARevisionAfterTheIdIsParsedAndPathsWithAnAtSignStayPaths()
+    {
+        static (string, string?, string?) Src(string pathOrId, string? weightName, string? revision) => (pathOrId, weightName, revision);
+        // org/name@rev[/file][:scale], as huggingface_hub's HfFileSystem paths name a revision (hf://org/name@rev/file)
+        Assert.Equal(("someone/two-loras@v1.0", 0.5), LoraOptions.ParseLora("someone/two-loras@v1.0:0.5"));
+        Assert.Equal(Src("someone/two-loras", null, "v1.0"), WeightSource.Of("someone/two-loras@v1.0"));
+        Assert.Equal(("someone/two-loras@v1.0/sub/b.safetensors", 2.0), LoraOptions.ParseLora("someone/two-loras@v1.0/sub/b.safetensors:2"));
+        Assert.Equal(Src("someone/two-loras", "sub/b.safetensors", "v1.0"), WeightSource.Of("someone/two-loras@v1.0/sub/b.safetensors"));
+        string sha = "0123456789abcdef0123456789abcdef01234567";
+        Assert.Equal(Src("someone/two-loras", null, sha), WeightSource.Of($"someone/two-loras@{sha}"));
+        // refs/pr/N and refs/convert/… keep their slashes (SPECIAL_REFS_REVISION_REGEX); other names with '/' are URL-quoted
+        Assert.Equal(Src("someone/two-loras", "b.safetensors", "refs/pr/3"), WeightSource.Of("someone/two-loras@refs/pr/3/b.safetensors"));
+        Assert.Equal(Src("someone/two-loras", null, "refs/pr/3"), WeightSource.Of("someone/two-loras@refs/pr/3"));
+        Assert.Equal(Src("someone/two-loras", null, "feature/x"), WeightSource.Of("someone/two-loras@feature%2Fx"));
+        Assert.Equal(("someone/two-loras@feature%2Fx", 0.25), LoraOptions.ParseLora("someone/two-loras@feature%2Fx:0.25"));
+        Assert.Equal(("latent-consistency/lcm-lora-sdv1-5@v2", (string?)"<tok>"), ComponentOptions.ParseEmbedding("latent-consistency/lcm-lora-sdv1-5@v2:<tok>"));
+        // an '@' after the id is part of the file's name, as before
+        Assert.Equal(Src("someone/two-loras", "sub/b@2x.safetensors", null), WeightSource.Of("someone/two-loras/sub/b@2x.safetensors"));
+        Assert.Equal(("someone/two-loras/sub/b@2x.safetensors", 0.5), LoraOptions.ParseLora("someone/two-loras/sub/b@2x.safetensors:0.5"));
+        Assert.Equal(Src("someone/two-loras", "b@2x.safetensors", "v1"), WeightSource.Of("someone/two-loras@v1/b@2x.safetensors"));
+        // no revision, a bad revision or a bad file is no source
+        foreach (var bad in new[] { "someone/two-loras@", "someone/two-loras@:0.5", "someone/two-loras@v1/../b.safetensors", "someone/two-loras@v1//b" })
+            Assert.Contains("file not found, and not a Hugging Face Hub id", Assert.Throws<UserException>(() => LoraOptions.ParseLora(bad)).Message);
+
+        // an existing path with '@' in it is that path, with or without a suffix
+        using var dir = new TempDir();
+        string folder = dir.File("v1@2");
+        Directory.CreateDirectory(folder);
+        string file = Path.Combine(folder, "my@lora.safetensors");
+        File.Copy(LoraA, file);
+        Assert.Equal((file, 0.5), LoraOptions.ParseLora(file + ":0.5"));
+        Assert.Equal((file, 1.0), LoraOptions.ParseLora(file));
+        Assert.Equal((folder, 2.0), LoraOptions.ParseLora(folder + ":2"));
+        Assert.Equal(Src(file, null, null), WeightSource.Of(file));
+        // a Windows path is never an id with a revision (its drive and backslashes are no repo id); here, where it does not
+        // exist, it is refused as a missing file
+        var windows = Assert.Throws<UserException>(() => LoraOptions.ParseLora(@"C:\loras\style@v2.safetensors:0.5"));
+        Assert.StartsWith(@"--lora 'C:\loras\style@v2.safetensors:0.5': file not found, and not a Hugging Face Hub id", windows.Message);
+        Assert.Equal(Src(@"C:\loras\style@v2.safetensors", null, null), WeightSource.Of(@"C:\loras\style@v2.safetensors"));
+        Assert.Null(WeightSource.SplitSuffix("./loras@v2/x.safetensors"));
     }
 }

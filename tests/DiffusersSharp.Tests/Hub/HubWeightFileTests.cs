@@ -108,7 +108,8 @@ public sealed class HubWeightFileTests : IDisposable
         using var pipe = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
         var e = Assert.Throws<DiffusersException>(() => pipe.LoadLoraWeights(LoraId, Options(offline: true)));
         Assert.Equal($"'{LoraId}' is not an existing file or folder, and the Hugging Face cache ({_env.CacheDir}) holds no LoRA file of '{LoraId}'. "
-                     + $"Download it first with `diffusers download {LoraId}` (or `huggingface-cli download {LoraId}`), or pass a local file. Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.",
+                     + $"Download it first with `diffusers download {LoraId} --cache-dir {_env.CacheDir}` (or `huggingface-cli download {LoraId} --cache-dir {_env.CacheDir}`), "
+                     + "or pass a local file. Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.",
                      e.Message);
         Assert.Empty(_env.Server.Requests);
         Assert.Empty(pipe.LoraAdapterNames);

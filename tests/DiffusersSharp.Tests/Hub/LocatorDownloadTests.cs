@@ -65,7 +65,8 @@ public sealed class LocatorDownloadTests : IDisposable
         PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", options: new() { Hub = _env.Settings() }); // only unet/
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.Equal($"'{HubTestEnv.TinyId}' revision 'main' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks model_index.json (or config.json). "
-                     + $"Download it first with `diffusers download {HubTestEnv.TinyId}` (or `huggingface-cli download {HubTestEnv.TinyId}`), or pass a local folder.", e.Message);
+                     + $"Download it first with `diffusers download {HubTestEnv.TinyId} --cache-dir {_env.CacheDir}` "
+                     + $"(or `huggingface-cli download {HubTestEnv.TinyId} --cache-dir {_env.CacheDir}`), or pass a local folder.", e.Message);
 
         File.Copy(Support.Golden.Path("tiny-ddpm", "model_index.json"), Path.Combine(snapshot, "model_index.json"));
         var e2 = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
@@ -88,7 +89,8 @@ public sealed class LocatorDownloadTests : IDisposable
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.Equal($"'{HubTestEnv.TinyId}' revision 'main' is only partly in the Hugging Face cache: its snapshot {snapshot} lacks the blob of "
                      + "diffusion_pytorch_model.safetensors (a dangling link) in the 'unet' folder. "
-                     + $"Download it first with `diffusers download {HubTestEnv.TinyId}` (or `huggingface-cli download {HubTestEnv.TinyId}`), or pass a local folder.", e.Message);
+                     + $"Download it first with `diffusers download {HubTestEnv.TinyId} --cache-dir {_env.CacheDir}` "
+                     + $"(or `huggingface-cli download {HubTestEnv.TinyId} --cache-dir {_env.CacheDir}`), or pass a local folder.", e.Message);
         var sub = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, "unet", new() { Hub = _env.Settings(), LocalFilesOnly = true }));
         Assert.Contains($"its folder {Path.Combine(snapshot, "unet")} lacks the blob of diffusion_pytorch_model.safetensors (a dangling link)", sub.Message);
 
@@ -135,7 +137,8 @@ public sealed class LocatorDownloadTests : IDisposable
 
         // nothing can be asked: the cached snapshot has no fp16 weights to load, and says so
         string expected = $"'{id}' revision 'main' is in the Hugging Face cache without the 'fp16' variant: there are no 'fp16' weight files in "
-                          + $"{Path.Combine(snapshot, "unet")}. Download it first with `diffusers download {id} --variant fp16` (or `huggingface-cli download {id}`), or pass a local folder.";
+                          + $"{Path.Combine(snapshot, "unet")}. Download it first with `diffusers download {id} --variant fp16 --cache-dir {_env.CacheDir}` "
+                          + $"(or `huggingface-cli download {id} --cache-dir {_env.CacheDir}`), or pass a local folder.";
         var local = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id, options: new() { Hub = _env.Settings(), Variant = "fp16", LocalFilesOnly = true }));
         Assert.Equal(expected, local.Message);
         Assert.Equal(Path.Combine(snapshot, "unet"), local.FilePath);

@@ -78,7 +78,8 @@ public sealed class TextComponentLoadingTests : IDisposable
         var ex = Assert.Throws<DiffusersException>(() => CLIPTokenizer.FromPretrained(SdId, "tokenizer", options));
         string repo = _env.RepoFolder(SdId);
         Assert.Equal($"'{SdId}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). " +
-                     $"Download it first with `diffusers download {SdId}` (or `huggingface-cli download {SdId}`), or pass a local folder.", ex.Message);
+                     $"Download it first with `diffusers download {SdId} --cache-dir {_env.CacheDir}` (or `huggingface-cli download {SdId} --cache-dir {_env.CacheDir}`), "
+                     + "or pass a local folder.", ex.Message);
         Assert.Empty(_env.Server.Requests);
     }
 

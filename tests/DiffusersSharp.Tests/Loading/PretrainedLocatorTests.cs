@@ -62,7 +62,8 @@ public class PretrainedLocatorTests
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-church-256", options: new() { CacheDir = cache.Path, LocalFilesOnly = true }));
         Assert.Equal(
             $"'google/ddpm-church-256' is not a local folder and is not in the Hugging Face cache ({Path.Combine(cache.Path, "models--google--ddpm-church-256")} does not exist). " +
-            "Download it first with `diffusers download google/ddpm-church-256` (or `huggingface-cli download google/ddpm-church-256`), or pass a local folder.",
+            $"Download it first with `diffusers download google/ddpm-church-256 --cache-dir {cache.Path}` "
+            + $"(or `huggingface-cli download google/ddpm-church-256 --cache-dir {cache.Path}`), or pass a local folder.",
             e.Message);
     }
 
@@ -141,6 +142,28 @@ public class PretrainedLocatorTests
 
     /// <summary>A weight-file rule that takes config.json (the hand-built cache's one file).</summary>
     private static readonly WeightFileRule ConfigRule = new("config", "config.json", "config.json", (files, _) => files.Contains("config.json") ? "config.json" : null);
+
+    [Fact]
+    public void TheDownloadHintRepeatsTheRevisionAndTheCacheFolder()
+    {
+        // the hint's commands fetch what was asked into the cache that was read: --revision unless main, --cache-dir unless
+        // it is the environment's (which both commands use without it), quoted where a shell would split it
+        using var cache = Cache();
+        string spaced = Path.Combine(cache.Path, "my cache");
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256",
+            options: new() { Revision = "v2", Variant = "fp16", CacheDir = spaced, LocalFilesOnly = true }));
+        Assert.EndsWith($"Download it first with `diffusers download google/ddpm-cat-256 --variant fp16 --revision v2 --cache-dir '{spaced}'` "
+                        + $"(or `huggingface-cli download google/ddpm-cat-256 --revision v2 --cache-dir '{spaced}'`), or pass a local folder.", e.Message);
+        e = Assert.Throws<DiffusersException>(() => PretrainedFileLocator.Resolve("org/lora", ConfigRule,
+            options: new() { Revision = "refs/pr/1", CacheDir = cache.Path, LocalFilesOnly = true }));
+        Assert.EndsWith($"Download it first with `diffusers download org/lora --revision refs/pr/1 --cache-dir {cache.Path}` "
+                        + $"(or `huggingface-cli download org/lora --revision refs/pr/1 --cache-dir {cache.Path}`), or pass a local file.", e.Message);
+        string id = $"nobody/not-cached-{Guid.NewGuid():N}";
+        e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(id,
+            options: new() { Revision = "v2", CacheDir = HubSettings.DefaultCacheDir() + Path.DirectorySeparatorChar, LocalFilesOnly = true }));
+        Assert.EndsWith($"Download it first with `diffusers download {id} --revision v2` (or `huggingface-cli download {id} --revision v2`), or pass a local folder.",
+                        e.Message);
+    }
 
     [Theory]
     [InlineData("a/b/c")]
