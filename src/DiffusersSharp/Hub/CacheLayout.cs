@@ -64,6 +64,17 @@ internal static class CacheLayout
             : throw new DiffusersException($"{refFile}: expected a 40-hex commit sha, found '{(sha.Length <= 60 ? sha : sha[..60] + "…")}'") { FilePath = refFile };
     }
 
+    /// <summary>
+    /// <see cref="ResolveCommit(string, string)"/> for a look-up that only saves work (a retry policy, a cache hit before the
+    /// Hub is asked, <c>try_to_load_from_cache</c>): a ref that holds no commit sha is not cached (null), as
+    /// huggingface_hub's online downloads never read it and rewrite it from the Hub's answer.
+    /// </summary>
+    public static string? TryResolveCommit(string storage, string revision)
+    {
+        try { return ResolveCommit(storage, revision); }
+        catch (DiffusersException) { return null; }
+    }
+
     /// <summary><c>_cache_commit_hash_for_specific_revision</c>: writes <c>refs/{revision}</c> only when it changed.</summary>
     public static void WriteRef(string storage, string revision, string commit)
     {
@@ -111,7 +122,7 @@ internal static class CacheLayout
         string storage = StorageFolder(cacheDir, repoId);
         if (!Directory.Exists(storage)) return null;
         string rel = RelativeFileName(filename);
-        string commit = ResolveCommit(storage, revision) ?? revision;
+        string commit = TryResolveCommit(storage, revision) ?? revision;
         if (File.Exists(NoExistPath(storage, commit, rel))) return NoExist;
         string pointer = Path.Combine(storage, "snapshots", commit, rel);
         return FileExists(pointer) ? pointer : null;

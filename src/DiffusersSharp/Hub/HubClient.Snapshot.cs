@@ -23,7 +23,7 @@ public sealed partial class HubClient
         HubException? apiError = null;
         if (info is null && !localFilesOnly && !Settings.Offline)
         {
-            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: CachedSnapshot(storage, revision) is null, ct).ConfigureAwait(false); }
+            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: CachedSnapshot(storage, revision, lenient: true) is null, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo)
             {
                 apiError = e;
@@ -94,9 +94,14 @@ public sealed partial class HubClient
                                         false, token, progress, ct).ConfigureAwait(false), selection.Files);
     }
 
-    /// <summary>The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one), or null.</summary>
-    private static string? CachedSnapshot(string storage, string revision) =>
-        CacheLayout.ResolveCommit(storage, revision) is { } commit && Directory.Exists(Path.Combine(storage, "snapshots", commit))
+    /// <summary>
+    /// The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one), or null; a ref that holds no
+    /// commit sha is an error naming it, or, <paramref name="lenient"/> (an online look-up that only picks a retry policy),
+    /// not cached.
+    /// </summary>
+    private static string? CachedSnapshot(string storage, string revision, bool lenient = false) =>
+        (lenient ? CacheLayout.TryResolveCommit(storage, revision) : CacheLayout.ResolveCommit(storage, revision)) is { } commit
+        && Directory.Exists(Path.Combine(storage, "snapshots", commit))
             ? Path.Combine(storage, "snapshots", commit) : null;
 
     /// <summary>
@@ -112,7 +117,7 @@ public sealed partial class HubClient
         HubException? infoError = null;
         if (!localFilesOnly && !Settings.Offline)
         {
-            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision) is { } snapshot
+            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision, lenient: true) is { } snapshot
                           && (within is null || Directory.Exists(Path.Combine(snapshot, within)));
             try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: !cached, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound

@@ -75,7 +75,7 @@ public sealed partial class HubClient : IDisposable
             try
             {
                 // one attempt when the file is cached: a failure falls back to it at once (huggingface_hub's retry_on_errors=False)
-                bool cached = CacheLayout.ResolveCommit(storage, revision) is { } known && CacheLayout.FileExists(CacheLayout.PointerPath(storage, known, rel));
+                bool cached = CacheLayout.TryResolveCommit(storage, revision) is { } known && CacheLayout.FileExists(CacheLayout.PointerPath(storage, known, rel));
                 meta = await GetFileMetadataAsync(url, token, repoId, retry: !cached, ct).ConfigureAwait(false);
             }
             catch (HubException e) when (e.Kind == HubErrorKind.EntryNotFound)

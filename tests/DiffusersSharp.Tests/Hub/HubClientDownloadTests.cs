@@ -53,6 +53,33 @@ public sealed class HubClientDownloadTests : IDisposable
         Assert.Equal(Path.Combine(snapshot, "model_index.json"), await unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
     }
 
+    /// <summary>
+    /// A refs file that holds no commit sha (a write cut short, a hand edit): online, huggingface_hub never reads it, downloads
+    /// and rewrites it from the Hub's answer; so do we (the one refs reader made it an error for the client's cache check too).
+    /// Offline it stays an error naming the file.
+    /// </summary>
+    [Fact]
+    public async Task AnOnlineDownloadRepairsACorruptRef()
+    {
+        using (var first = _env.Client()) await first.DownloadPipelineAsync(HubTestEnv.TinyId);
+        string refFile = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "refs", "main");
+        string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
+
+        File.WriteAllText(refFile, "");
+        using (var offline = _env.Client(offline: true))
+        {
+            var e = await Assert.ThrowsAsync<DiffusersException>(() => offline.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+            Assert.Equal($"{refFile}: expected a 40-hex commit sha, found ''", e.Message);
+        }
+        using var client = _env.Client();
+        Assert.Equal(Path.Combine(snapshot, "model_index.json"), await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(refFile));
+
+        File.WriteAllText(refFile, "garbage");
+        Assert.Equal(snapshot, await client.DownloadPipelineAsync(HubTestEnv.TinyId));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(refFile));
+    }
+
     [Fact]
     public async Task OfflineAndNotCachedIsAClearError()
     {
