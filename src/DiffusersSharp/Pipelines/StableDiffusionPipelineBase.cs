@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// the scheduler-config fixes of their constructors, the per-step body (scale input, predict noise,
 /// classifier-free guidance, step) and the VAE decode + postprocess.
 /// </summary>
-public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
+public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, ILatentDiffusionPipeline
 {
     /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
@@ -88,6 +88,9 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline
 
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
     public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
+
+    /// <summary>The Stable Diffusion 1.x/2.x VAE's latents (their tiny VAE: <see cref="VaeLoader.TaesdId"/>).</summary>
+    public LatentSpace LatentSpace => LatentSpace.StableDiffusion;
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>

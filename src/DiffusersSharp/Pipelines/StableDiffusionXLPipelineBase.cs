@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// checks, the loop context with the added conditioning (<c>add_text_embeds</c>, <c>add_time_ids</c>) and the VAE decode
 /// with <c>force_upcast</c>.
 /// </summary>
-public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
+public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline, ILatentDiffusionPipeline
 {
     /// <summary>The components every SDXL folder needs, in model_index.json's names (the base also needs <c>text_encoder</c>).</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder_2", "tokenizer_2", "unet", "scheduler"];
@@ -104,6 +104,9 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline
 
     /// <summary><c>2 ** (len(vae.config.block_out_channels) - 1)</c>.</summary>
     public int VaeScaleFactor => 1 << (Vae.BlockOutChannels.Count - 1);
+
+    /// <summary>The SDXL VAE's latents (their tiny VAE: <see cref="VaeLoader.TaesdXlId"/>).</summary>
+    public LatentSpace LatentSpace => LatentSpace.StableDiffusionXL;
 
     /// <inheritdoc/>
     public override IReadOnlyDictionary<string, object> Components

@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Pipelines;
 
 /// <summary>
-/// Cheap previews of a run in progress: a tiny VAE (<see cref="AutoencoderTiny"/>, e.g. <c>madebyollin/taesd</c>
-/// for SD 1.x/2.x) decodes the latents a Stable Diffusion pipeline holds after a step into RGB images, in a few
+/// Cheap previews of a run in progress: a tiny VAE (<see cref="AutoencoderTiny"/>, <c>madebyollin/taesd</c> for SD 1.x/2.x,
+/// <c>madebyollin/taesdxl</c> for SDXL: <see cref="VaeLoader.TaesdIdFor"/> of the pipeline's
+/// <see cref="ILatentDiffusionPipeline.LatentSpace"/>) decodes the latents a Stable Diffusion or SDXL pipeline holds after a step into RGB images, in a few
 /// milliseconds where the full VAE takes far longer. The latents are the pipeline's (already multiplied by the
 /// full VAE's <c>scaling_factor</c>), which is what TAESD was distilled to read.
 /// <code>

@@ -13,8 +13,21 @@ public static class VaeLoader
     /// <summary>The tiny VAE for Stable Diffusion 1.x / 2.x latents (TAESD).</summary>
     public const string TaesdId = "madebyollin/taesd";
 
-    /// <summary>The tiny VAE for SDXL latents.</summary>
+    /// <summary>The tiny VAE for SDXL latents (TAESD's architecture, its own weights).</summary>
     public const string TaesdXlId = "madebyollin/taesdxl";
+
+    /// <summary>
+    /// The tiny VAE (TAESD) distilled for <paramref name="space"/>: <see cref="TaesdId"/> for Stable Diffusion 1.x/2.x,
+    /// <see cref="TaesdXlId"/> for SDXL. What <c>--vae tiny</c> and the previews' default load for a pipeline
+    /// (<see cref="ILatentDiffusionPipeline.LatentSpace"/>). The two share one architecture and config, so nothing in a
+    /// folder tells them apart: the pipeline's latent space decides.
+    /// </summary>
+    public static string TaesdIdFor(LatentSpace space) => space switch
+    {
+        LatentSpace.StableDiffusion => TaesdId,
+        LatentSpace.StableDiffusionXL => TaesdXlId,
+        _ => throw new ArgumentOutOfRangeException(nameof(space), space, "not a latent space"),
+    };
 
     private static readonly ClassRegistry<Func<string, LoadOptions, IVae>> Registry = new()
     {
