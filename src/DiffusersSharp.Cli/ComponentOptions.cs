@@ -103,11 +103,12 @@ public sealed class ComponentOptions
         if (v.Vae is { } vae)
         {
             var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device, CacheDir = cacheDir };
-            var loaded = VaeLoader.FromPretrained(vae == "tiny" ? VaeLoader.TaesdId : vae, options);
+            string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
+            var loaded = VaeLoader.FromPretrained(id, options);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? VaeLoader.TaesdId : vae)}");
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
         }
         var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false, cacheDir);
         if (embeddings.Count > 0)

@@ -135,6 +135,8 @@ public sealed class ControlNetOptions
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
+        using var ownedPreviewVae = previewVae;
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
@@ -143,15 +145,15 @@ public sealed class ControlNetOptions
         {
             StableDiffusionControlNetInpaintPipeline p => p.Generate(o.Prompt, init, mask, controlImages, o.Height, o.Width, o.Strength ?? 1.0,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
-                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, progress: progress,
+                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionControlNetImg2ImgPipeline p => p.Generate(o.Prompt, init, controlImages, o.Height, o.Width, o.Strength ?? 0.8,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
-                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, progress: progress,
+                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionControlNetPipeline p => p.Generate(o.Prompt, controlImages, o.Height, o.Width, steps, guidance, o.NegativePrompt,
                 r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode,
-                controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, progress: progress,
+                controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));

@@ -167,8 +167,6 @@ public static class GenerateCommand
         bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
         if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
             throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
-        if (xl && r.Preview.FirstGiven is { } previewOption)
-            throw new UserException($"{previewOption} applies to Stable Diffusion 1.x/2.x models; {r.Model} is a {className}, whose steps 'generate' does not preview");
         using var result = xl
             ? r.ControlNet.Any
                 ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)

@@ -6,21 +6,22 @@ using DiffusersSharp.Pipelines;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The preview options of <c>diffusers generate</c> for Stable Diffusion 1.x/2.x folders (refused on SDXL): <c>--preview-every N</c> decodes the first
-/// image's latents with a tiny VAE (<see cref="TaesdPreview"/>) after every N-th step, through the pipeline's step-end
-/// callback, and writes it as <c>&lt;output&gt;.step&lt;k&gt;.png</c> next to the output; <c>--preview-vae</c> names the tiny VAE
-/// (default: the pipeline's own VAE when it is an <see cref="AutoencoderTiny"/>, e.g. with <c>--vae tiny</c>, else
-/// <c>madebyollin/taesd</c>).
+/// The preview options of <c>diffusers generate</c> for Stable Diffusion 1.x/2.x and SDXL folders: <c>--preview-every N</c>
+/// decodes the first image's latents with a tiny VAE (<see cref="TaesdPreview"/>) after every N-th step, through the
+/// pipeline's step-end callback, and writes it as <c>&lt;output&gt;.step&lt;k&gt;.png</c> next to the output (with an SDXL
+/// <c>--refiner</c>, its steps go on counting from the base's); <c>--preview-vae</c> names the tiny VAE (default: the
+/// pipeline's own VAE when it is an <see cref="AutoencoderTiny"/>, e.g. with <c>--vae tiny</c>, else the one for the
+/// pipeline's latent space, <see cref="VaeLoader.TaesdIdFor"/>: <c>madebyollin/taesd</c>, SDXL <c>madebyollin/taesdxl</c>).
 /// </summary>
 public sealed class PreviewOptions
 {
     private readonly Option<int?> _every = new("--preview-every")
     {
-        Description = "Write a tiny-VAE preview of the first image after every N steps (<output>.step<k>.png; Stable Diffusion 1.x/2.x)",
+        Description = "Write a tiny-VAE preview of the first image after every N steps (<output>.step<k>.png; Stable Diffusion and SDXL)",
     };
     private readonly Option<string?> _vae = new("--preview-vae")
     {
-        Description = $"Tiny VAE (AutoencoderTiny folder or Hub id) for --preview-every (default: the pipeline's tiny VAE, else {VaeLoader.TaesdId})",
+        Description = $"Tiny VAE (AutoencoderTiny folder or Hub id) for --preview-every (default: the pipeline's tiny VAE, else {VaeLoader.TaesdId}, SDXL {VaeLoader.TaesdXlId})",
     };
 
     /// <summary>The parsed values.</summary>
@@ -60,16 +61,17 @@ public sealed class PreviewOptions
     /// <summary>
     /// The step-end callback that writes the previews for <paramref name="pipe"/>, or null without <c>--preview-every</c>.
     /// <paramref name="owned"/> is the tiny VAE loaded for it (null when the pipeline's own is used); the caller disposes it.
+    /// The callback numbers the steps it sees from 1, over every call it is handed to (an SDXL base, then its refiner).
     /// A Hub id's VAE is fetched into <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
-    public static StepEndCallback? Callback(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string output, string? cacheDir, out IDisposable? owned)
+    public static StepEndCallback? Callback(CliContext ctx, Values v, ILatentDiffusionPipeline pipe, string output, string? cacheDir, out IDisposable? owned)
     {
         owned = null;
         if (v.Every is not int every) return null;
         AutoencoderTiny? tiny = v.Vae is null ? pipe.Vae as AutoencoderTiny : null;
+        string id = v.Vae ?? VaeLoader.TaesdIdFor(pipe.LatentSpace);
         if (tiny is null)
         {
-            string id = v.Vae ?? VaeLoader.TaesdId;
             var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir }));
             if (loaded is not AutoencoderTiny t)
             {
@@ -80,7 +82,12 @@ public sealed class PreviewOptions
             owned = t;
         }
         var preview = new TaesdPreview(tiny);
-        ctx.Out.WriteLine($"previews: every {every} step(s) with {(owned is null ? "the pipeline's tiny VAE" : v.Vae ?? VaeLoader.TaesdId)} → {PreviewPath(output, every)}, …");
-        return preview.Every(every, (step, _, image) => image.Save(PreviewPath(output, step + 1)));
+        ctx.Out.WriteLine($"previews: every {every} step(s) with {(owned is null ? "the pipeline's tiny VAE" : id)} → {PreviewPath(output, every)}, …");
+        int done = 0;
+        return (_, _, tensors) =>
+        {
+            if (++done % every == 0)
+                preview.Preview(tensors[DenoisingContext.LatentsKey]).Save(PreviewPath(output, done));
+        };
     }
 }

@@ -39,6 +39,8 @@ internal static class StableDiffusionXLControlNetGenerate
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
+        using var ownedPreviewVae = previewVae;
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 5.0;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
@@ -49,7 +51,7 @@ internal static class StableDiffusionXLControlNetGenerate
                 x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
                 controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
                 originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken)));
+                clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 
     /// <summary>Loads the nets, then the pipeline that takes them; the nets are disposed if the pipeline cannot be built.</summary>

@@ -45,6 +45,8 @@ internal static class StableDiffusionXLGenerate
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
         pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
+        using var ownedPreviewVae = previewVae;
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? (mask is not null ? 7.5 : 5.0);
         var original = x.OriginalHeightWidth;
@@ -55,30 +57,34 @@ internal static class StableDiffusionXLGenerate
         using var generator = r.Seed is long s ? new torch.Generator((ulong)s) : null;
         string what = $"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})";
         if (x.Refiner is not null)
-            return RunWithRefiner(ctx, r, (StableDiffusionXLPipeline)pipe, options, generator, steps, guidance, what, outputType);
+            return RunWithRefiner(ctx, r, (StableDiffusionXLPipeline)pipe, options, generator, steps, guidance, what, outputType, onStepEnd);
         return NativeFailures.During(what, () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionXLInpaintPipeline p => p.Generate(o.Prompt, init, mask, x.Prompt2, o.Height, o.Width, o.Strength ?? 0.9999,
                 steps, guidanceScale: guidance, negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2,
                 numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
-                originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, progress: progress,
+                originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionXLImg2ImgPipeline p => p.Generate(o.Prompt, init, x.Prompt2, o.Strength ?? 0.3, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
                 cropsCoordsTopLeft: crop, targetSize: target,
-                clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken),
+                clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             StableDiffusionXLPipeline p => p.Generate(o.Prompt, x.Prompt2, o.Height, o.Width, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
-                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken),
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }
 
-    /// <summary>Base over the first --high-noise-frac (latents out), then the refiner from there (diffusers' ensemble of experts).</summary>
+    /// <summary>
+    /// Base over the first --high-noise-frac (latents out), then the refiner from there (diffusers' ensemble of experts);
+    /// <paramref name="onStepEnd"/> (the previews) sees the steps of both.
+    /// </summary>
     private static ImagePipelineOutput RunWithRefiner(CliContext ctx, GenerateCommand.Request r, StableDiffusionXLPipeline pipe,
-        LoadOptions options, torch.Generator? generator, int steps, double guidance, string what, OutputType outputType)
+        LoadOptions options, torch.Generator? generator, int steps, double guidance, string what, OutputType outputType,
+        StepEndCallback? onStepEnd)
     {
         var o = r.StableDiffusion;
         var x = r.StableDiffusionXL;
@@ -92,13 +98,13 @@ internal static class StableDiffusionXLGenerate
         using var latents = NativeFailures.During(what, () => ProgressDisplay.Run(ctx, steps, progress => pipe.Generate(o.Prompt, x.Prompt2,
             o.Height, o.Width, steps, frac, guidance, o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator,
             outputType: OutputType.Latent, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: x.OriginalHeightWidth,
-            cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, progress: progress,
+            cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
             cancellationToken: ctx.CancellationToken)));
         return NativeFailures.During($"refining with {x.Refiner}", () => ProgressDisplay.Run(ctx, steps, progress => refiner.Generate(o.Prompt,
             latents.Tensor!, x.Prompt2, numInferenceSteps: steps, denoisingStart: frac, guidanceScale: guidance, negativePrompt: o.NegativePrompt,
             negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType,
             originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: refiner.RequiresAestheticsScore ? null : x.TargetHeightWidth,
-            clipSkip: o.ClipSkip, progress: progress, cancellationToken: ctx.CancellationToken)));
+            clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 
     /// <summary>Refuses the options the loaded pipeline would ignore.</summary>
@@ -112,18 +118,15 @@ internal static class StableDiffusionXLGenerate
             throw new UserException($"--target-size does not apply to {folder} (requires_aesthetics_score: its time ids end with an aesthetic score)");
     }
 
-    /// <summary>The tiny autoencoder trained for the SDXL latent space (<c>--vae tiny</c> on an SDXL model).</summary>
-    public const string TaesdXlId = "madebyollin/taesdxl";
-
     /// <summary>
-    /// --vae swaps the VAE ('tiny' = TAESDXL); --embedding loads textual inversion into both text encoders (clip_l / clip_g);
-    /// Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// --vae swaps the VAE ('tiny' = TAESDXL, <see cref="VaeLoader.TaesdIdFor"/>); --embedding loads textual inversion into
+    /// both text encoders (clip_l / clip_g); Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
     private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe, string? cacheDir)
     {
         if (v.Vae is { } vae)
         {
-            string id = vae == "tiny" ? TaesdXlId : vae;
+            string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
             var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir });
             var old = pipe.Vae;
             pipe.Vae = loaded;

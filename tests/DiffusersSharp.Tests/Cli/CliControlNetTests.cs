@@ -57,6 +57,23 @@ public class CliControlNetTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void PreviewEveryWritesTheTaesdDecodeOfEachStepsLatents()
+    {
+        // the ControlNet path did not read --preview-every: no preview was written, and nothing said so. PNDM's 2 steps are
+        // 3 UNet calls, each a step of the loop
+        using var dir = new TempDir();
+        CliPreviews.AssertEachStepIsPreviewed(dir, ["generate", "-m", Model, "--prompt", "a photo of a cat", "--controlnet", Net,
+                "--control-image", Edges, "--steps", "2", "--seed", "0", "--preview-every", "1", "--preview-vae", CliPreviews.Taesd],
+            CliPreviews.Taesd, steps: 3, onStepEnd =>
+            {
+                using var pipe = DiffusersSharp.Pipelines.StableDiffusionControlNetPipeline.FromPretrained(Model,
+                    DiffusersSharp.Models.ControlNetModel.FromPretrained(Net));
+                using var _ = pipe.Generate("a photo of a cat", [Image.LoadImage(Edges)], numInferenceSteps: 2, seed: 0,
+                    outputType: DiffusersSharp.Pipelines.OutputType.Latent, callbackOnStepEnd: onStepEnd);
+            });
+    }
+
+    [Fact]
     public void AControlImageIsTurnedUprightByItsExifOrientation()
     {
         // photo-6.jpg: stored 32x16 with EXIF orientation 6; photo-6-upright.png: diffusers' load_image of it (16x32). The

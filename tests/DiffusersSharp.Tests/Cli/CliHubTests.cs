@@ -75,6 +75,34 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void PreviewsDefaultToTheTinyVaeOfTheModelsLatentSpace()
+    {
+        // without --preview-vae: madebyollin/taesdxl for an SDXL model (an SD TAESD decodes SDXL latents into wrong colours),
+        // madebyollin/taesd for SD 1.x/2.x; the loopback Hub serves the tiny TAESD under both ids
+        foreach (var id in new[] { "madebyollin/taesd", "madebyollin/taesdxl" })
+            _hub.Server.Add(FakeRepo.FromFolder(id, Golden.Path("tiny-taesd"), out _));
+        using (var dir = new TempDir())
+        {
+            CliPreviews.AssertEachStepIsPreviewed(dir, ["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a cat", "--steps", "2",
+                    "--width", "32", "--height", "32", "--seed", "0", "--preview-every", "1"], "madebyollin/taesdxl", steps: 2, onStepEnd =>
+                {
+                    using var pipe = StableDiffusionXLPipeline.FromPretrained(Golden.Path("tiny-sdxl"));
+                    using var _ = pipe.Generate("a cat", height: 32, width: 32, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent,
+                        callbackOnStepEnd: onStepEnd);
+                });
+        }
+        Assert.True(Directory.Exists(_hub.RepoFolder("madebyollin/taesdxl")));
+        Assert.False(Directory.Exists(_hub.RepoFolder("madebyollin/taesd")));
+
+        using var sd = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--steps", "1", "--width", "32",
+            "--height", "32", "--preview-every", "1", "-o", sd.File("o.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"previews: every 1 step(s) with madebyollin/taesd → {sd.File("o.step1.png")}", stdout);
+        Assert.True(File.Exists(sd.File("o.step1.png")));
+    }
+
+    [Fact]
     public void InfoReadsTheCacheOnlyAndNeverDownloads()
     {
         // "(from the local cache)": an id that is not cached is an error naming `diffusers download`, and no request is made

@@ -1,6 +1,7 @@
 using DiffusersSharp.Cli;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using Xunit.Abstractions;
 
@@ -34,5 +35,25 @@ public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
             "--control-image", control, "--init-image", control, "-o", output);
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains("--init-image is not available with --controlnet on SDXL models (text to image only)", stderr);
+    }
+
+    [Fact]
+    public void PreviewEveryWritesTheTaesdDecodeOfEachStepsLatents()
+    {
+        // the SDXL ControlNet path did not read --preview-every (ignored, then refused)
+        using var dir = new TempDir();
+        string net = dir.File("controlnet");
+        using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
+        using (var cn = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]))
+            cn.SavePretrained(net);
+        string control = Golden.Path("controlnet-edges.png");
+        CliPreviews.AssertEachStepIsPreviewed(dir, ["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--steps", "2",
+                "--width", "64", "--height", "64", "--seed", "0", "--controlnet", net, "--control-image", control, "--preview-every", "1",
+                "--preview-vae", CliPreviews.Taesd], CliPreviews.Taesd, steps: 2, onStepEnd =>
+            {
+                using var pipe = StableDiffusionXLControlNetPipeline.FromPretrained(Golden.Path("tiny-sdxl"), ControlNetModel.FromPretrained(net));
+                using var _ = pipe.Generate("a photo of a cat", [Image.LoadImage(control)], height: 64, width: 64, numInferenceSteps: 2,
+                    guidanceScale: 5.0, seed: 0, outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+            });
     }
 }

@@ -1,5 +1,6 @@
 using DiffusersSharp.Cli;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -147,17 +148,64 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
         Assert.False(File.Exists(dir.File("o.png")));
     }
 
-    [Fact]
-    public void PreviewOptionsAreRefusedOnSdxl()
+    [Theory]
+    [InlineData("txt2img")]
+    [InlineData("img2img")]
+    [InlineData("inpaint")]
+    [InlineData("refiner")]
+    public void PreviewEveryWritesTheTaesdDecodeOfEachStepsLatents(string kind)
     {
-        // --preview-every is written by the SD 1.x/2.x path only; on an SDXL folder it wrote no preview and said nothing
+        // the SDXL paths did not read --preview-every (ignored, then refused); the preview after step k is the tiny VAE's
+        // decode of the latents after step k; with --refiner the refiner's steps go on from the base's
         using var dir = new TempDir();
-        var (code, _, stderr) = Run("generate", "-m", Base, "--prompt", "x", "--steps", "1", "--width", "32", "--height", "32",
-            "--preview-every", "1", "-o", dir.File("o.png"));
-        Assert.Equal(CliApp.UserError, code);
-        Assert.Contains($"error: --preview-every applies to Stable Diffusion 1.x/2.x models; {Base} is a StableDiffusionXLPipeline, " +
-                        "whose steps 'generate' does not preview", stderr);
-        Assert.Empty(Directory.GetFiles(dir.Path));
+        const string prompt = "a photo of a cat";
+        string init = Golden.Path("img2img-init.png"), mask = Golden.Path("inpaint-mask.png");
+        string[] common = ["generate", "-m", Base, "--prompt", prompt, "--seed", "0", "--preview-every", "1", "--preview-vae", CliPreviews.Taesd];
+        string[] args = kind switch
+        {
+            "txt2img" => [.. common, "--steps", "2", "--width", "32", "--height", "32"],
+            "img2img" => [.. common, "--init-image", init, "--strength", "0.5", "--steps", "4"],
+            "inpaint" => [.. common, "--init-image", init, "--mask", mask, "--strength", "1", "--steps", "2", "--width", "32", "--height", "32"],
+            _ => [.. common, "--steps", "2", "--width", "32", "--height", "32", "--refiner", Refiner, "--high-noise-frac", "0.5"],
+        };
+        CliPreviews.AssertEachStepIsPreviewed(dir, args, CliPreviews.Taesd, steps: 2, onStepEnd =>
+        {
+            switch (kind)
+            {
+                case "txt2img":
+                {
+                    using var pipe = StableDiffusionXLPipeline.FromPretrained(Base);
+                    using var _ = pipe.Generate(prompt, height: 32, width: 32, numInferenceSteps: 2, guidanceScale: 5.0, seed: 0,
+                        outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+                    break;
+                }
+                case "img2img":
+                {
+                    using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(Base);
+                    using var _ = pipe.Generate(prompt, Image.LoadImage(init), strength: 0.5, numInferenceSteps: 4, guidanceScale: 5.0,
+                        seed: 0, outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+                    break;
+                }
+                case "inpaint":
+                {
+                    using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(Base);
+                    using var _ = pipe.Generate(prompt, Image.LoadImage(init), Image.LoadImage(mask), height: 32, width: 32, strength: 1.0,
+                        numInferenceSteps: 2, guidanceScale: 7.5, seed: 0, outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+                    break;
+                }
+                default:
+                {
+                    using var pipe = StableDiffusionXLPipeline.FromPretrained(Base);
+                    using var refiner = StableDiffusionXLImg2ImgPipeline.FromPretrained(Refiner);
+                    using var generator = new torch.Generator(0);
+                    using var latents = pipe.Generate(prompt, height: 32, width: 32, numInferenceSteps: 2, denoisingEnd: 0.5, guidanceScale: 5.0,
+                        generator: generator, outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+                    using var _ = refiner.Generate(prompt, latents.Tensor!, numInferenceSteps: 2, denoisingStart: 0.5, guidanceScale: 5.0,
+                        generator: generator, outputType: OutputType.Latent, callbackOnStepEnd: onStepEnd);
+                    break;
+                }
+            }
+        });
     }
 
     [Fact]
