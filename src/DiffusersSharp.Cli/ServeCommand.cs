@@ -5,7 +5,7 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers serve --model M [--model M2]… [--host 127.0.0.1] [--port 7860] [--api-key K] [--max-queue N]
-/// [--memory-budget GB] [--data-dir DIR] [--preview-vae taesd]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
+/// [--memory-budget GB] [--data-dir DIR] [--preview-vae taesd] [--preview-vae-xl taesdxl]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
 /// at <c>/</c> (<see cref="DiffusersServer"/>). Runs until Ctrl+C.
 /// </summary>
 public static class ServeCommand
@@ -21,10 +21,11 @@ public static class ServeCommand
         var budget = new Option<double?>("--memory-budget") { Description = "GB of model weights kept loaded; least recently used models are unloaded beyond it" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where results and the history database are kept (default: ~/.local/share/diffusers-sharp/serve)" };
         var loraDir = new Option<string?>("--lora-dir") { Description = "A folder of LoRA .safetensors files requests may name in 'loras' (listed on the page)" };
-        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews; default: a latent → RGB approximation" };
+        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews of Stable Diffusion 1.x/2.x models; default: a latent → RGB approximation" };
+        var previewVaeXl = new Option<string?>("--preview-vae-xl") { Description = "The tiny VAE (folder or Hub id, e.g. madebyollin/taesdxl) for the live previews of SDXL models; default: a latent → RGB approximation" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible HTTP API with a web page at /")
         {
-            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae, loraDir,
+            models, host, port, apiKey, maxQueue, budget, dataDir, previewVae, previewVaeXl, loraDir,
         };
         cmd.SetAction(pr =>
         {
@@ -39,6 +40,7 @@ public static class ServeCommand
                 MemoryBudgetGb = pr.GetValue(budget),
                 DataDir = pr.GetValue(dataDir) ?? defaults.DataDir,
                 PreviewVae = pr.GetValue(previewVae),
+                PreviewVaeXl = pr.GetValue(previewVaeXl),
                 LoraDir = pr.GetValue(loraDir),
             };
             return Run(ctx, options);

@@ -15,7 +15,7 @@ public sealed class ModelPool : IDisposable
     private readonly ServerOptions _options;
     private readonly List<ModelWorker> _workers = [];
     private bool _disposed;
-    private AutoencoderTiny? _previewVae;
+    private readonly Dictionary<string, AutoencoderTiny> _previewVaes = [];   // by --preview-vae / --preview-vae-xl, loaded at first use
 
     /// <summary>Creates the workers of <paramref name="options"/>' models (loading nothing yet).</summary>
     public ModelPool(ServerOptions options, ResultStore store)
@@ -124,10 +124,12 @@ public sealed class ModelPool : IDisposable
         try
         {
             service.LoraDirectory = _options.LoraDir;
-            if (_options.PreviewVae is { } previewVae)
+            // the tiny VAE of the model's latent space only: an SD TAESD would decode SDXL latents into wrong colours
+            if (_options.PreviewVaeFor(service.LatentSpace) is { } previewVae)
             {
-                _previewVae ??= AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions);
-                service.Taesd = new TaesdPreview(_previewVae);
+                if (!_previewVaes.TryGetValue(previewVae, out var tiny))
+                    _previewVaes[previewVae] = tiny = AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions);
+                service.Taesd = new TaesdPreview(tiny);
             }
             lock (_gate)
             {
@@ -179,7 +181,8 @@ public sealed class ModelPool : IDisposable
                     w.Service?.Dispose();
                     w.Service = null;
                 }
-                _previewVae?.Dispose();
+                foreach (var tiny in _previewVaes.Values) tiny.Dispose();
+                _previewVaes.Clear();
             }
         }
     }

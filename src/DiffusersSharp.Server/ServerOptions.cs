@@ -1,4 +1,5 @@
 using DiffusersSharp.Loading;
+using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Server;
 
@@ -48,8 +49,26 @@ public sealed record ServerOptions
     /// <summary>How the models are loaded (dtype, device, cache, offline …).</summary>
     public LoadOptions? LoadOptions { get; init; }
 
-    /// <summary>A tiny VAE (folder or Hub id, e.g. <c>madebyollin/taesd</c>) that decodes the previews; the latent → RGB approximation when null.</summary>
+    /// <summary>
+    /// A tiny VAE (folder or Hub id, e.g. <c>madebyollin/taesd</c>) that decodes the previews of the Stable Diffusion 1.x/2.x
+    /// models; the latent → RGB approximation when null. SDXL models take <see cref="PreviewVaeXl"/>.
+    /// </summary>
     public string? PreviewVae { get; init; }
+
+    /// <summary>
+    /// The tiny VAE (e.g. <c>madebyollin/taesdxl</c>) that decodes the previews of the SDXL models; the latent → RGB
+    /// approximation when null. A separate setting because TAESD and TAESDXL share one architecture and config (nothing in
+    /// the folder tells them apart), and the one of the other latent space decodes into wrong colours.
+    /// </summary>
+    public string? PreviewVaeXl { get; init; }
+
+    /// <summary>The preview VAE given for models of <paramref name="space"/> (<see cref="PreviewVae"/> or <see cref="PreviewVaeXl"/>); null when none.</summary>
+    public string? PreviewVaeFor(LatentSpace space) => space switch
+    {
+        LatentSpace.StableDiffusion => PreviewVae,
+        LatentSpace.StableDiffusionXL => PreviewVaeXl,
+        _ => throw new ArgumentOutOfRangeException(nameof(space), space, "not a latent space"),
+    };
 
     /// <summary>
     /// A directory of LoRA files (<c>*.safetensors</c>): requests may name them in <c>loras</c> (file name → weight) and the

@@ -65,8 +65,14 @@ public sealed class GenerationService : IDisposable
     /// <summary>A preview every this many steps (0: none). Default 0.</summary>
     public int PreviewEvery { get; set; }
 
-    /// <summary>The tiny VAE that decodes previews; when null, the latent → RGB approximation (<see cref="LatentRgbPreview"/>).</summary>
+    /// <summary>
+    /// The tiny VAE that decodes previews, one for the model's <see cref="LatentSpace"/> (TAESD for Stable Diffusion 1.x/2.x,
+    /// TAESDXL for SDXL: the other decodes into wrong colours); when null, the latent → RGB approximation (<see cref="LatentRgbPreview"/>).
+    /// </summary>
     public TaesdPreview? Taesd { get; set; }
+
+    /// <summary>The latent space of the model's latents: which tiny VAE <see cref="Taesd"/> should hold (<see cref="VaeLoader.TaesdIdFor"/>).</summary>
+    public LatentSpace LatentSpace => ((ILatentDiffusionPipeline)_pipeline).LatentSpace;
 
     /// <summary>
     /// The directory whose <c>*.safetensors</c> LoRA files requests may name in <see cref="GenerationRequest.Loras"/> (by

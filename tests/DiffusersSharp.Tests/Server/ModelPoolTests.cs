@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Server;
 using DiffusersSharp.Tests.Support;
 
@@ -38,6 +39,42 @@ public class ModelPoolTests
         await Generate("first");
         Assert.Equal("first", await Loaded());
         Assert.True(server.Pool.LoadedBytes <= 10_000_000, $"{server.Pool.LoadedBytes} bytes loaded");
+    }
+
+    [Fact]
+    public async Task EachModelPreviewsWithTheTinyVaeOfItsLatentSpace()
+    {
+        // one --preview-vae was set on every model: an SDXL model's previews were decoded by the SD TAESD (wrong colours)
+        using var data = new TempDir();
+        using var vaes = new TempDir();
+        string xlVae = Path.Combine(vaes.Path, "taesdxl");
+        CopyDir(Golden.Path("tiny-taesd"), xlVae);
+        // the same weights with another scaling_factor: tells which folder a model's preview VAE was loaded from
+        string config = Path.Combine(xlVae, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"scaling_factor\": 1.0", "\"scaling_factor\": 2.0"));
+        var options = ServerFixture.Options(data.Path) with
+        {
+            Models = [Golden.Path("tiny-sd"), Golden.Path("tiny-sdxl")],
+            PreviewVae = Golden.Path("tiny-taesd"),
+        };
+        var log = new List<string>();
+        await using (var server = DiffusersServer.Create(options))
+        {
+            server.Pool.Preload(log.Add);
+            Assert.Empty(log);
+            var (sd, xl) = (server.Pool.Workers[0].Service!, server.Pool.Workers[1].Service!);
+            Assert.Equal((LatentSpace.StableDiffusion, LatentSpace.StableDiffusionXL), (sd.LatentSpace, xl.LatentSpace));
+            Assert.Equal(1.0, sd.Taesd!.Vae.ScalingFactor);
+            Assert.Null(xl.Taesd);   // the SD TAESD is not the SDXL model's: it previews with the latent → RGB map
+        }
+        await using (var server = DiffusersServer.Create(options with { PreviewVaeXl = xlVae }))
+        {
+            server.Pool.Preload(log.Add);
+            Assert.Empty(log);
+            var (sd, xl) = (server.Pool.Workers[0].Service!, server.Pool.Workers[1].Service!);
+            Assert.Equal(1.0, sd.Taesd!.Vae.ScalingFactor);
+            Assert.Equal(2.0, xl.Taesd!.Vae.ScalingFactor);
+        }
     }
 
     private static void CopyDir(string from, string to)
