@@ -253,7 +253,7 @@ public sealed class GenerationService : IDisposable
     private byte[]? PreviewPng(TorchSharp.torch.Tensor latents)
     {
         if (Taesd is { } taesd) return taesd.Preview(latents).ToPng();
-        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe?.VaeScaleFactor ?? _xl!.VaeScaleFactor).ToPng() : null;
+        return LatentRgbPreview.Supports(latents) ? LatentRgbPreview.Preview(latents, 0, _pipe?.VaeScaleFactor ?? _xl!.VaeScaleFactor, ((ILatentDiffusionPipeline?)_pipe ?? _xl!).LatentSpace).ToPng() : null;
     }
 
     private static long CountParameterBytes(DiffusionPipeline pipeline)

@@ -222,6 +222,18 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TheSdxlLatentRgbPreviewUsesTheSdxlFactors()
+    {
+        // ComfyUI's SDXL latent2rgb rows: channel 0 = 1 → (0.3920, 0.4054, 0.4549), channel 3 = -1 → (0.3112, 0.2359, 0.2076)
+        using var latents = torch.zeros(1, 4, 1, 2);
+        latents[0, 0, 0, 0] = torch.tensor(1f);
+        latents[0, 3, 0, 1] = torch.tensor(-1f);
+        var image = LatentRgbPreview.Preview(latents, upscale: 1, space: LatentSpace.StableDiffusionXL);
+        Assert.Equal(new byte[] { 177, 179, 185 }, new[] { image[0, 0, 0], image[0, 0, 1], image[0, 0, 2] });
+        Assert.Equal(new byte[] { 167, 158, 154 }, new[] { image[1, 0, 0], image[1, 0, 1], image[1, 0, 2] });
+    }
+
+    [Fact]
     public void WithATinyVaeThePreviewIsItsDecodeOfTheStepsLatents()
     {
         using var taesd = DiffusersSharp.Models.AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));

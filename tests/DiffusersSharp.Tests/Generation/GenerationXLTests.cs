@@ -1,5 +1,6 @@
 using DiffusersSharp.Generation;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -44,5 +45,25 @@ public class GenerationXLTests(ITestOutputHelper log)
             Prompt = "x", Steps = 1, Width = 64, Height = 64, InitImage = Image.Decode(plain.Images[0]),
         }));
         Assert.Equal($"image: {Golden.Path("tiny-sdxl")} is an SDXL model; the service runs SDXL text to image only (no image or mask)", e.Message);
+    }
+
+    /// <summary>Without a tiny VAE, an SDXL run's previews are the latent → RGB map with the SDXL factors (were SD's).</summary>
+    [Fact]
+    public void WithoutATinyVaeSdxlPreviewsMapTheLatentsByTheSdxlFactors()
+    {
+        var request = new GenerationRequest { Prompt = "a photo of a cat", Steps = 2, GuidanceScale = 5.0, Width = 64, Height = 64, Seed = 3 };
+        var expected = new List<byte[]>();
+        using (var pipe = StableDiffusionXLPipeline.FromPretrained(Golden.Path("tiny-sdxl")))
+        {
+            using var _ = pipe.Generate(request.Prompt, height: 64, width: 64, numInferenceSteps: 2, guidanceScale: 5.0, seed: 3,
+                callbackOnStepEnd: (step, t, tensors) =>
+                    expected.Add(LatentRgbPreview.Preview(tensors[DenoisingContext.LatentsKey], 0, pipe.VaeScaleFactor, LatentSpace.StableDiffusionXL).ToPng()));
+        }
+        using var service = GenerationService.Load(Golden.Path("tiny-sdxl"));
+        service.PreviewEvery = 1;
+        var reports = new List<GenerationProgress>();
+        service.Generate(request, new GenerationServiceTests.SyncProgress(reports.Add));
+        Assert.Equal(2, reports.Count);
+        Assert.Equal(expected[0], reports[0].PreviewPng);   // the last step's image is the result, not a preview
     }
 }
