@@ -69,6 +69,8 @@ public static class ConfigJson
             var config = JsonSerializer.Deserialize<T>(normalized, Options)
                    ?? throw new ConfigException($"{source}: the config is JSON null") { FilePath = source };
             RefuseNumbersAsStrings(config, source, keyPrefix);
+            using (var doc = JsonDocument.Parse(normalized, DocumentOptions))
+                config.CheckJsonForm(doc.RootElement, source);
             return config;
         }
         catch (JsonException e)

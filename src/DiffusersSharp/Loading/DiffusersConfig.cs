@@ -22,4 +22,13 @@ public abstract record DiffusersConfig
     /// <summary>Keys this record does not model, kept verbatim.</summary>
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? Extra { get; init; }
+
+    /// <summary>
+    /// Checks what only the JSON text shows, once <see cref="ConfigJson"/> has read the record from <paramref name="root"/>
+    /// (the object it was read from): a form the record does not keep, such as a one-entry list, which reads as the same
+    /// one-element array as a bare value. Throws a <see cref="ConfigException"/> naming <paramref name="source"/> and the key.
+    /// </summary>
+    internal virtual void CheckJsonForm(JsonElement root, string source)
+    {
+    }
 }

@@ -26,9 +26,10 @@ public sealed partial class ControlNetModel
     /// values where a ControlNet has them) and, with <paramref name="loadWeightsFromUnet"/>, its conv_in, time embedding,
     /// class embedding, down blocks and mid block weights (diffusers 0.25.1 does not copy SDXL's add_embedding; neither
     /// does this). The conditioning embedding is random and the zero convolutions zero, as diffusers initialises them.
-    /// The new model is placed on the UNet's device and dtype. A UNet whose cross_attention_dim or layers_per_block differ
-    /// per block, or whose transformer_layers_per_block gives depths per layer, has no ControlNet equivalent here:
-    /// <see cref="ConfigException"/>.
+    /// The new model is placed on the UNet's device and dtype. The UNet's transformer_layers_per_block is copied as it is,
+    /// depths per layer (an asymmetric UNet's nested form) included, as diffusers copies it. A UNet whose
+    /// cross_attention_dim or layers_per_block differ per block has no ControlNet equivalent (diffusers' ControlNetModel
+    /// takes one value of each): <see cref="ConfigException"/>.
     /// </summary>
     public static ControlNetModel FromUnet(UNet2DConditionModel unet, string controlnetConditioningChannelOrder = "rgb",
         int[]? conditioningEmbeddingOutChannels = null, bool loadWeightsFromUnet = true, int conditioningChannels = 3)
@@ -38,7 +39,7 @@ public sealed partial class ControlNetModel
         var config = new ControlNetModelConfig
         {
             EncoderHidDim = u.EncoderHidDim, EncoderHidDimType = u.EncoderHidDimType, AdditionEmbedType = u.AdditionEmbedType,
-            AdditionTimeEmbedDim = u.AdditionTimeEmbedDim, TransformerLayersPerBlock = PerBlock(u.TransformerLayersPerBlock),
+            AdditionTimeEmbedDim = u.AdditionTimeEmbedDim, TransformerLayersPerBlock = u.TransformerLayersPerBlock,
             InChannels = u.InChannels, FlipSinToCos = u.FlipSinToCos, FreqShift = u.FreqShift, DownBlockTypes = u.DownBlockTypes,
             OnlyCrossAttention = u.OnlyCrossAttention, BlockOutChannels = u.BlockOutChannels,
             LayersPerBlock = Single(u.LayersPerBlock, "layers_per_block"), DownsamplePadding = u.DownsamplePadding,
@@ -81,10 +82,6 @@ public sealed partial class ControlNetModel
             t.copy_(value);
         }
     }
-
-    private static int[] PerBlock(TransformerDepth[] depths) => depths.Any(d => d.IsPerLayer)
-        ? throw new ConfigException($"ControlNetModel.FromUnet: the UNet's transformer_layers_per_block gives depths per layer ([{string.Join(", ", depths)}]); DiffusersSharp's ControlNetModel takes one depth per block") { Key = "transformer_layers_per_block" }
-        : [.. depths.Select(d => d.Depths[0])];
 
     private static int Single(int[] values, string key) => values.Distinct().Count() == 1 ? values[0]
         : throw new ConfigException($"ControlNetModel.FromUnet: the UNet's {key} differs per block ([{string.Join(", ", values)}]); a ControlNetModel takes one value") { Key = key };

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using DiffusersSharp.Loading;
 
@@ -7,7 +8,8 @@ namespace DiffusersSharp.Models;
 /// The <c>config.json</c> of a diffusers <c>ControlNetModel</c>: every argument of diffusers 0.25.1's
 /// <c>ControlNetModel.__init__</c>, with its default. Keys that take "an int or a list" (one value per down block) are
 /// arrays here; a single value in the file becomes a one-element array (meaning: every block) and is written back as a
-/// single value. Checked when a model is built (<see cref="ControlNetModelConfigValidation"/>).
+/// single value; a one-entry list in the file for several down blocks is refused when it is read, as diffusers refuses
+/// it (<see cref="PerBlockLists"/>). Checked when a model is built (<see cref="ControlNetModelConfigValidation"/>).
 /// </summary>
 public sealed record ControlNetModelConfig : DiffusersConfig
 {
@@ -58,9 +60,13 @@ public sealed record ControlNetModelConfig : DiffusersConfig
     /// <summary>Width of the encoder hidden states (the text encoder's hidden size); one value in ControlNetModel.</summary>
     [JsonPropertyName("cross_attention_dim")] public int CrossAttentionDim { get; init; } = 1280;
 
-    /// <summary>Transformer blocks per attention layer: one value for every block, or one per down block.</summary>
-    [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(IntOrIntArrayJsonConverter))]
-    public int[] TransformerLayersPerBlock { get; init; } = [1];
+    /// <summary>
+    /// Transformer blocks per attention layer of the down blocks (and of the mid block: the last entry, its first layer's
+    /// depth for a list): one value for every block, or one entry per down block, each an int or a list with a depth per
+    /// layer (the nested form of asymmetric UNets, which <see cref="ControlNetModel.FromUnet"/> copies).
+    /// </summary>
+    [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(TransformerLayersPerBlockJsonConverter))]
+    public TransformerDepth[] TransformerLayersPerBlock { get; init; } = [1];
 
     /// <summary>With <see cref="EncoderHidDimType"/> "text_proj": the width projected to cross_attention_dim.</summary>
     [JsonPropertyName("encoder_hid_dim")] public int? EncoderHidDim { get; init; }
@@ -115,4 +121,8 @@ public sealed record ControlNetModelConfig : DiffusersConfig
 
     /// <summary>Heads of the "text" addition embedding (not ported; kept for round trips).</summary>
     [JsonPropertyName("addition_embed_type_num_heads")] public int AdditionEmbedTypeNumHeads { get; init; } = 64;
+
+    /// <summary>A one-entry list for a per-block key is refused for several down blocks (<see cref="PerBlockLists"/>).</summary>
+    internal override void CheckJsonForm(JsonElement root, string source) =>
+        PerBlockLists.CheckJsonForm(root, source, DownBlockTypes?.Length, ControlNetModelConfigValidation.PerBlockKeys);
 }

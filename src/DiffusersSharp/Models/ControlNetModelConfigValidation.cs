@@ -8,6 +8,13 @@ namespace DiffusersSharp.Models;
 /// </summary>
 internal static class ControlNetModelConfigValidation
 {
+    /// <summary>
+    /// The keys diffusers' <c>__init__</c> takes as one value or a list of one entry per down block (attention_head_dim as
+    /// num_attention_heads' default, and indexed per block itself).
+    /// </summary>
+    internal static readonly string[] PerBlockKeys =
+        ["only_cross_attention", "attention_head_dim", "num_attention_heads", "transformer_layers_per_block"];
+
     public static void Validate(ControlNetModelConfig c, string source)
     {
         R.List(source, "down_block_types", c.DownBlockTypes);
@@ -27,6 +34,7 @@ internal static class ControlNetModelConfigValidation
         PerBlock(source, "only_cross_attention", c.OnlyCrossAttention.Length, n);
         PerBlock(source, "attention_head_dim", c.AttentionHeadDim.Length, n);
         PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock.Length, n);
+        UNet2DConditionModelConfigValidation.OneListEntry(source, c.TransformerLayersPerBlock, n);
         if (c.NumAttentionHeads is { } nah) PerBlock(source, "num_attention_heads", nah.Length, n);
 
         R.Int(source, "in_channels", c.InChannels, 1, R.MaxChannels);
@@ -34,7 +42,7 @@ internal static class ControlNetModelConfigValidation
         R.Ints(source, "block_out_channels", c.BlockOutChannels, 1, R.MaxChannels);
         R.Ints(source, "conditioning_embedding_out_channels", c.ConditioningEmbeddingOutChannels, 1, R.MaxChannels);
         R.Int(source, "layers_per_block", c.LayersPerBlock, 1, R.MaxLayersPerBlock);
-        R.Ints(source, "transformer_layers_per_block", c.TransformerLayersPerBlock, 0, R.MaxLayersPerBlock);
+        ModelConfigRanges.Depths(source, "transformer_layers_per_block", c.TransformerLayersPerBlock);
         R.Int(source, "cross_attention_dim", c.CrossAttentionDim, 1, R.MaxChannels);
         R.Ints(source, "attention_head_dim", c.AttentionHeadDim, 1, R.MaxChannels);
         if (c.NumAttentionHeads is { } heads) R.Ints(source, "num_attention_heads", heads, 1, R.MaxChannels);
@@ -58,6 +66,7 @@ internal static class ControlNetModelConfigValidation
                 R.Fail(source, c.NumAttentionHeads is null ? "attention_head_dim" : "num_attention_heads",
                     $"block {i}: {channels} channels cannot be split into {h} attention heads");
         }
+        PerLayerDepths(c, source, n);
         if (c.MidBlockType is not ("UNetMidBlock2DCrossAttn" or "UNetMidBlock2D"))
             R.Fail(source, "mid_block_type", $"unknown mid_block_type : {c.MidBlockType ?? "None"} (ControlNetModel takes UNetMidBlock2DCrossAttn or UNetMidBlock2D)");
         if (c.MidBlockType == "UNetMidBlock2DCrossAttn" && c.BlockOutChannels[^1] % At(c.NumAttentionHeads ?? c.AttentionHeadDim, n - 1) != 0)
@@ -90,6 +99,21 @@ internal static class ControlNetModelConfigValidation
             R.Fail(source, "resnet_time_scale_shift", $"unsupported resnet_time_scale_shift '{c.ResnetTimeScaleShift}' (expected default or scale_shift)");
         if (c.ActFn.ToLowerInvariant() is not ("swish" or "silu" or "mish" or "gelu" or "relu"))
             R.Fail(source, "act_fn", $"Unsupported activation function: {c.ActFn}");
+    }
+
+    /// <summary>
+    /// A list entry of transformer_layers_per_block gives a depth per attention layer of its cross-attention down block
+    /// (layers_per_block of them) and, the last entry, of the cross-attention mid block (its one layer), as in the UNet.
+    /// </summary>
+    private static void PerLayerDepths(ControlNetModelConfig c, string source, int n)
+    {
+        for (int i = 0; i < n; i++)
+            if (UNet2DBlocks.NeedsCrossAttention(c.DownBlockTypes[i]))
+                UNet2DConditionModelConfigValidation.EnoughDepths(source, "transformer_layers_per_block", $"down block {i} ({c.DownBlockTypes[i]})",
+                    At(c.TransformerLayersPerBlock, i), c.LayersPerBlock);
+        if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
+            UNet2DConditionModelConfigValidation.EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({c.MidBlockType})",
+                At(c.TransformerLayersPerBlock, n - 1), 1);
     }
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>

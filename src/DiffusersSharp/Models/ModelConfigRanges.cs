@@ -97,8 +97,8 @@ internal static class ModelConfigRanges
         ModelSize.Check(source, "UNet2DConditionModel", ModelSize.UNet2DCondition(c));
     }
 
-    // every depth of transformer_layers_per_block-style entries, named [block] or [block][layer]
-    private static void Depths(string source, string key, TransformerDepth[] entries)
+    /// <summary>Every depth of transformer_layers_per_block-style entries in range, named [block] or [block][layer].</summary>
+    internal static void Depths(string source, string key, TransformerDepth[] entries)
     {
         for (int i = 0; i < entries.Length; i++)
         {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Serialization;
 using DiffusersSharp.Loading;
 
@@ -7,7 +8,8 @@ namespace DiffusersSharp.Models;
 /// The <c>config.json</c> of a diffusers <c>UNet2DConditionModel</c>: every argument of diffusers 0.25.1's
 /// <c>UNet2DConditionModel.__init__</c>, with its default. Keys that take "an int or a list" (one value per
 /// block) are arrays here; a single value in the file becomes a one-element array (meaning: every block) and
-/// is written back as a single value.
+/// is written back as a single value. A list in the file needs an entry per down block: a one-entry list for several
+/// blocks is refused when the file is read, as diffusers refuses it (<see cref="PerBlockLists"/>).
 /// </summary>
 public sealed record UNet2DConditionModelConfig : DiffusersConfig
 {
@@ -222,4 +224,8 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// <c>addition_embed_type_num_heads</c>: heads of the "text" addition embedding's attention pooling.
     /// </summary>
     [JsonPropertyName("addition_embed_type_num_heads")] public int AdditionEmbedTypeNumHeads { get; init; } = 64;
+
+    /// <summary>A one-entry list for a per-block key is refused for several down blocks (<see cref="PerBlockLists"/>).</summary>
+    internal override void CheckJsonForm(JsonElement root, string source) =>
+        PerBlockLists.CheckJsonForm(root, source, DownBlockTypes?.Length, UNet2DConditionModelConfigValidation.PerBlockKeys);
 }

@@ -9,6 +9,10 @@ namespace DiffusersSharp.Models;
 /// </summary>
 internal static class UNet2DConditionModelConfigValidation
 {
+    /// <summary>The keys diffusers' <c>__init__</c> takes as one value or a list of one entry per down block.</summary>
+    internal static readonly string[] PerBlockKeys =
+        ["only_cross_attention", "attention_head_dim", "cross_attention_dim", "layers_per_block", "transformer_layers_per_block"];
+
     public static void Validate(UNet2DConditionModelConfig c, string source)
     {
         ModelConfigRanges.RequiredUNet2DCondition(c, source);
@@ -30,6 +34,7 @@ internal static class UNet2DConditionModelConfigValidation
         PerBlock(source, "cross_attention_dim", c.CrossAttentionDim?.Length, n, c.CrossAttentionDim is null ? "null" : Ints(c.CrossAttentionDim));
         PerBlock(source, "layers_per_block", c.LayersPerBlock?.Length, n, c.LayersPerBlock is null ? "null" : Ints(c.LayersPerBlock));
         PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock?.Length, n, c.TransformerLayersPerBlock is null ? "null" : string.Join(", ", c.TransformerLayersPerBlock));
+        OneListEntry(source, c.TransformerLayersPerBlock!, n);
         if (c.ReverseTransformerLayersPerBlock is null && c.TransformerLayersPerBlock!.Any(d => d.IsPerLayer))
             Fail(source, "reverse_transformer_layers_per_block", "Must provide 'reverse_transformer_layers_per_block` if using asymmetrical UNet.");
         // diffusers indexes it per up block (a longer list is read as far as it goes)
@@ -123,7 +128,18 @@ internal static class UNet2DConditionModelConfigValidation
             EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({mid})", At(c.TransformerLayersPerBlock, n - 1), 1);
     }
 
-    private static void EnoughDepths(string source, string key, string block, TransformerDepth entry, int layers)
+    /// <summary>
+    /// A one-element <c>transformer_layers_per_block</c> holding a list entry (the depths of one block's layers) for several
+    /// down blocks: the file form of it is a one-entry list, which diffusers indexes per down block (an IndexError);
+    /// only an int entry alone is for every block.
+    /// </summary>
+    internal static void OneListEntry(string source, TransformerDepth[] depths, int n)
+    {
+        if (depths is [{ IsPerLayer: true } only] && n != 1)
+            Fail(source, "transformer_layers_per_block", $"Must provide the same number of `transformer_layers_per_block` as `down_block_types`. `transformer_layers_per_block`: [{only}], a list of 1 entry. `down_block_types`: {n} blocks. A list needs an entry per down block; only a bare value is for every block.");
+    }
+
+    internal static void EnoughDepths(string source, string key, string block, TransformerDepth entry, int layers)
     {
         if (entry.IsPerLayer && entry.Depths.Length < layers)
             Fail(source, key, $"{block} has {layers} attention layer{(layers == 1 ? "" : "s")}, but its list entry {entry} gives {entry.Depths.Length} depth{(entry.Depths.Length == 1 ? "" : "s")}: a list entry needs one per layer");

@@ -116,6 +116,9 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
     [InlineData("\"addition_embed_type\": \"text_time\"", "addition_time_embed_dim", "requires `addition_time_embed_dim` be set")]
     [InlineData("\"layers_per_block\": 0", "layers_per_block", "must be between 1 and")]
     [InlineData("\"down_block_types\": [\"DownBlock2D\", \"KDownBlock2D\"]", "down_block_types", "unknown or unsupported down block type 'KDownBlock2D'")]
+    [InlineData("\"transformer_layers_per_block\": [1, [1]]", "transformer_layers_per_block", "down block 1 (CrossAttnDownBlock2D) has 2 attention layers, but its list entry [1] gives 1 depth: a list entry needs one per layer")]
+    [InlineData("\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"transformer_layers_per_block\": [[1, 1], []]", "transformer_layers_per_block", "the mid block (UNetMidBlock2DCrossAttn) has 1 attention layer, but its list entry [] gives 0 depths")]
+    [InlineData("\"transformer_layers_per_block\": [1, [1, 65]]", "transformer_layers_per_block", "transformer_layers_per_block[1][1] must be between 0 and 64, got 65")]
     public void ABadConfigValueIsRefusedNamingTheKey(string replacement, string key, string message)
     {
         string path = Support.Golden.Path("tiny-sd-controlnet", "config.json");
@@ -127,6 +130,34 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
         Assert.Equal(key, e.Key);
         Assert.Contains("bad/config.json", e.Message);
         Assert.Contains(message, e.Message);
+    }
+
+    [Theory]
+    [InlineData("transformer_layers_per_block", "[1]")]
+    [InlineData("attention_head_dim", "[2]")]
+    [InlineData("num_attention_heads", "[2]")]
+    [InlineData("only_cross_attention", "[false]")]
+    public void AOneEntryListForSeveralDownBlocksIsRefusedWhereOnlyABareValueIsForEveryBlock(string key, string list)
+    {
+        // diffusers broadcasts a bare value only; a list is checked against down_block_types or indexed per block
+        var node = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Support.Golden.Path("tiny-sd-controlnet", "config.json")))!.AsObject();
+        node[key] = System.Text.Json.Nodes.JsonNode.Parse(list);
+        var e = Assert.Throws<ConfigException>(() => ConfigJson.Parse<ControlNetModelConfig>(node.ToJsonString(), "bad/config.json"));
+        Assert.Equal($"bad/config.json: config key '{key}': Must provide the same number of `{key}` as `down_block_types`. `{key}`: {list}, a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value ({list[1..^1]}, not {list}) is for every block.", e.Message);
+        Assert.Equal(key, e.Key);
+        node[key] = System.Text.Json.Nodes.JsonNode.Parse(list[1..^1]);
+        using var net = ControlNetModel.FromConfig(ConfigJson.Parse<ControlNetModelConfig>(node.ToJsonString(), "good/config.json"));
+        Assert.Equal(6, net.NumDownResiduals);
+    }
+
+    [Fact]
+    public void AOneElementArrayHoldingAListEntryIsRefusedForSeveralDownBlocks()
+    {
+        var config = ConfigJson.Parse<ControlNetModelConfig>(File.ReadAllText(Support.Golden.Path("tiny-sd-controlnet", "config.json")), "cn/config.json")
+            with
+        { TransformerLayersPerBlock = [TransformerDepth.PerLayer(1, 1)] };
+        var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromConfig(config, "cn/config.json"));
+        Assert.Equal("cn/config.json: config key 'transformer_layers_per_block': Must provide the same number of `transformer_layers_per_block` as `down_block_types`. `transformer_layers_per_block`: [[1, 1]], a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value is for every block.", e.Message);
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public class ControlNetSdxlCompositionTests
         Assert.Equal(8, c.AdditionTimeEmbedDim);
         Assert.Equal(72, c.ProjectionClassEmbeddingsInputDim);
         Assert.Equal(48, c.CrossAttentionDim);
-        Assert.Equal(new[] { 1, 1, 2 }, c.TransformerLayersPerBlock);
+        Assert.Equal(new TransformerDepth[] { 1, 1, 2 }, c.TransformerLayersPerBlock);
         Assert.True(c.UseLinearProjection);
         Assert.Equal(9, s.Net.NumDownResiduals);
         var p = s.Net.named_parameters().ToDictionary(x => x.name, x => x.parameter.shape);

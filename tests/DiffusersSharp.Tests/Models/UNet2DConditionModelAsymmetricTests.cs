@@ -107,12 +107,93 @@ public class UNet2DConditionModelAsymmetricTests
         Assert.EndsWith("expected an integer, or a list of integers and lists of integers", e.Message);
     }
 
+    [Theory]
+    [InlineData("[2]", "[2], a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value (2, not [2]) is for every block.")]
+    [InlineData("[[1, 2]]", "[[1, 2]], a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value is for every block.")]
+    public void AOneEntryListOfDepthsForSeveralDownBlocksIsRefused(string tlpb, string message)
+    {
+        // diffusers broadcasts only a bare int; it indexes a list per down block (transformer_layers_per_block[1]: IndexError)
+        var e = Assert.Throws<ConfigException>(() => ConfigJson.Parse<UNet2DConditionModelConfig>(Config(tlpb, "[1, 1]"), "unet/config.json"));
+        Assert.Equal("unet/config.json: config key 'transformer_layers_per_block': Must provide the same number of `transformer_layers_per_block` as `down_block_types`. `transformer_layers_per_block`: " + message, e.Message);
+        Assert.Equal("transformer_layers_per_block", e.Key);
+        // the bare value is for every block
+        var bare = ConfigJson.Parse<UNet2DConditionModelConfig>(Config("2", null), "unet/config.json");
+        Assert.Equal(new TransformerDepth[] { 2 }, bare.TransformerLayersPerBlock);
+        using var unet = UNet2DConditionModel.FromConfig(bare, "unet/config.json");
+        Assert.Equal(2, Depths(unet)["down_blocks.1.attentions.1"]);
+    }
+
     [Fact]
-    public void AControlNetFromANestedUNetIsRefused()
+    public void AOneElementArrayHoldingAListEntryIsRefusedForSeveralDownBlocks()
+    {
+        // in a record, [2] is the bare value; a lone list entry has no bare form (the file would say [[1, 2]])
+        var config = ConfigJson.Parse<UNet2DConditionModelConfig>(Config("[[1, 2], [3, 0]]", "[1, 1]"), "unet/config.json")
+            with
+        { TransformerLayersPerBlock = [TransformerDepth.PerLayer(1, 2)] };
+        var e = Assert.Throws<ConfigException>(() => UNet2DConditionModel.FromConfig(config, "unet/config.json"));
+        Assert.Equal("unet/config.json: config key 'transformer_layers_per_block': Must provide the same number of `transformer_layers_per_block` as `down_block_types`. `transformer_layers_per_block`: [[1, 2]], a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value is for every block.", e.Message);
+    }
+
+    [Fact]
+    public void AControlNetFromANestedUNetHasItsDepthsAndWeightsAndRunsItsEncoderHalf()
     {
         var config = ConfigJson.Parse<UNet2DConditionModelConfig>(Config("[[1, 2], [3, 0]]", "[[0, 2, 1], 1]"), "unet/config.json");
+        torch.manual_seed(3);
         using var unet = UNet2DConditionModel.FromConfig(config, "unet/config.json");
-        var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromUnet(unet));
-        Assert.Equal("ControlNetModel.FromUnet: the UNet's transformer_layers_per_block gives depths per layer ([[1, 2], [3, 0]]); DiffusersSharp's ControlNetModel takes one depth per block", e.Message);
+        using var net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
+        Assert.Equal(config.TransformerLayersPerBlock, net.Config.TransformerLayersPerBlock);
+        var expected = new Dictionary<string, int>
+        {
+            ["down_blocks.0.attentions.0"] = 1, ["down_blocks.0.attentions.1"] = 2,
+            ["down_blocks.1.attentions.0"] = 3, ["down_blocks.1.attentions.1"] = 0,
+            ["mid_block.attentions.0"] = 3,
+        };
+        Assert.Equal(expected.OrderBy(kv => kv.Key), Depths(net).OrderBy(kv => kv.Key));
+
+        // every down and mid block tensor is the UNet's (and there is no other)
+        using var scope = torch.NewDisposeScope();
+        var unetState = unet.state_dict();
+        var shared = net.state_dict().Where(kv => kv.Key.StartsWith("down_blocks.", StringComparison.Ordinal) || kv.Key.StartsWith("mid_block.", StringComparison.Ordinal)).ToList();
+        Assert.Equal(unetState.Keys.Where(k => k.StartsWith("down_blocks.", StringComparison.Ordinal) || k.StartsWith("mid_block.", StringComparison.Ordinal)).Order(StringComparer.Ordinal),
+            shared.Select(kv => kv.Key).Order(StringComparer.Ordinal));
+        Assert.Contains(shared, kv => kv.Key == "down_blocks.0.attentions.1.transformer_blocks.1.attn2.to_k.weight");
+        foreach (var (name, t) in shared)
+            Assert.True(t.allclose(unetState[name], 0, 0), name);
+
+        // with the zero convolutions made identities, the residuals are the UNet's own states (the conditioning
+        // embedding's last convolution is zero): conv_in's output, each down block's output and the mid block's
+        using (torch.no_grad())
+        {
+            foreach (var (name, p) in net.named_parameters())
+            {
+                if (!name.StartsWith("controlnet_down_blocks.", StringComparison.Ordinal) && !name.StartsWith("controlnet_mid_block.", StringComparison.Ordinal)) continue;
+                if (name.EndsWith(".weight", StringComparison.Ordinal)) p.copy_(torch.eye(p.shape[0]).view(p.shape));
+            }
+        }
+        var states = new Dictionary<string, Tensor>();
+        unet.IntermediateHook = (name, t) => { if (name is "conv_in" or "down_blocks.0" or "down_blocks.1" or "mid_block") states[name] = t.detach().clone().DetachFromDisposeScope(); };
+        using var noGrad = torch.no_grad();
+        var x = torch.randn(1, 4, 8, 8, generator: new Generator(1));
+        var text = torch.randn(1, 5, 32, generator: new Generator(2));
+        var image = torch.rand(1, 3, 16, 16, generator: new Generator(4));
+        unet.Forward(x, 10L, text);
+        using var output = net.Forward(x, 10L, text, image);
+        Assert.Equal(6, output.DownBlockResSamples.Count);   // conv_in, 2 + downsampler, 2
+        Assert.Equal(new long[] { 1, 64, 4, 4 }, output.MidBlockResSample.shape);
+        Assert.True(states["mid_block"].abs().max().item<float>() > 0.1f);
+        Tol.Close(output.DownBlockResSamples[0], states["conv_in"], Tol.ModelAbs, "conv_in");
+        Tol.Close(output.DownBlockResSamples[3], states["down_blocks.0"], Tol.ModelAbs, "down_blocks.0");
+        Tol.Close(output.DownBlockResSamples[5], states["down_blocks.1"], Tol.ModelAbs, "down_blocks.1");
+        Tol.Close(output.MidBlockResSample, states["mid_block"], Tol.ModelAbs, "mid_block");
+        foreach (var t in states.Values) t.Dispose();
+
+        // its config saves and loads as the nested form
+        using var dir = new TempDir();
+        net.SavePretrained(dir.Path);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(dir.File("config.json"))))
+            Assert.Equal("[[1,2],[3,0]]", JsonSerializer.Serialize(doc.RootElement.GetProperty("transformer_layers_per_block")));
+        using var reloaded = ControlNetModel.FromPretrained(dir.Path);
+        using var again = reloaded.Forward(x, 10L, text, image);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(again.MidBlockResSample, output.MidBlockResSample));
     }
 }
