@@ -53,7 +53,8 @@ public sealed record LoadOptions
 
     /// <summary>
     /// Where loading and running report what they skip or adjust (components not run, scheduler configs fixed as
-    /// diffusers does); null = the component's default (Stable Diffusion pipelines write to standard error).
+    /// diffusers does, tensors of a model's checkpoint that the model does not have); null = the component's default
+    /// (models and Stable Diffusion pipelines write to standard error).
     /// </summary>
     public Action<string>? Log { get; init; }
 }

@@ -8,7 +8,8 @@ namespace DiffusersSharp.Loading;
 /// The steps every model's <c>FromPretrained</c> / <c>SavePretrained</c> shares, generic over
 /// <see cref="nn.Module"/>: resolve the folder (<see cref="PretrainedLocator"/>), read <c>config.json</c>,
 /// let the model build itself from the config, read the weights (<see cref="WeightLoader.ReadFolder"/>) and
-/// copy them in strictly (<see cref="WeightLoader.LoadInto"/>); and the reverse, written atomically.
+/// copy them in (<see cref="LoadWeights"/>: every parameter required, tensors the model lacks left out with a warning);
+/// and the reverse, written atomically.
 /// </summary>
 public static class ModelLoading
 {
@@ -58,7 +59,8 @@ public static class ModelLoading
         {
             if (options.Device is { } device) model.to(device);
             if (options.Dtype is { } dt) model.to(dt); // a no-op for what the build already made in dt
-            LoadWeights(model, folder, format, options.Variant, prepareWeights is null ? null : w => prepareWeights(model, w));
+            LoadWeights(model, folder, format, options.Variant, prepareWeights is null ? null : w => prepareWeights(model, w),
+                options.Log ?? DefaultLog);
             model.eval();
             return model;
         }
@@ -74,9 +76,18 @@ public static class ModelLoading
         ConfigJson.Read<T>(Path.Combine(folder, ConfigName));
 
     /// <summary>
+    /// Where a model load's warnings go when <see cref="LoadOptions.Log"/> is null: standard error, as diffusers' logger
+    /// writes its warnings (and as the Stable Diffusion pipelines' default log).
+    /// </summary>
+    public static void DefaultLog(string message) => Console.Error.WriteLine("warning: " + message);
+
+    /// <summary>
     /// Reads the folder's weights in <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>;
     /// safetensors preferred, .bin, shards, <paramref name="variant"/>) and loads them
-    /// into <paramref name="module"/> strictly, converting to each parameter's dtype and device. Safetensors (a file, or
+    /// into <paramref name="module"/>, converting to each parameter's dtype and device: a missing tensor or a shape mismatch
+    /// is an error naming the file and the key; tensors the module does not have are left out with one warning to
+    /// <paramref name="log"/> (default <see cref="DefaultLog"/>) naming the file, their count and the first of them, as
+    /// diffusers' <c>from_pretrained</c> warns and loads the rest. Safetensors (a file, or
     /// shards that all are) are streamed: <paramref name="prepareWeights"/> and the checks see shape-and-dtype
     /// placeholders (meta tensors), then each parameter is filled from the memory map and those pages released
     /// (<see cref="SafetensorsWeights"/>), so the load never holds a second copy of the weights. Pickled <c>.bin</c>
@@ -84,7 +95,7 @@ public static class ModelLoading
     /// removes or adds). Returns the weight file (or shard index) that was read.
     /// </summary>
     public static string LoadWeights(nn.Module module, string folder, CheckpointFormat? format = null, string? variant = null,
-        Action<IDictionary<string, Tensor>>? prepareWeights = null)
+        Action<IDictionary<string, Tensor>>? prepareWeights = null, Action<string>? log = null)
     {
         string file = WeightLoader.FindWeights(folder, format ?? CheckpointFormat.Diffusers, variant);
         using var stream = SafetensorsWeights.CanStream(file) ? SafetensorsWeights.Open(file) : null;
@@ -94,8 +105,8 @@ public static class ModelLoading
         {
             prepareWeights?.Invoke(weights);
             all.AddRange(weights.Values);
-            if (stream is null) WeightLoader.LoadInto(module, weights, file);
-            else WeightLoader.LoadWith(module, weights, file, stream.CopyInto, stream.StoredDType);
+            WeightLoader.LoadWith(module, weights, file, stream is null ? WeightLoader.CopyWeight : stream.CopyInto,
+                stream is null ? null : stream.StoredDType, log ?? DefaultLog);
         }
         finally
         {

@@ -4,9 +4,10 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Loading;
 
 /// <summary>
-/// Reads a model folder's weights and copies them into a module, strictly: every parameter and buffer of
-/// the module must be present with the same shape, and every tensor of the file must be used. Errors name
-/// the file, the key and both shapes.
+/// Reads a model folder's weights and copies them into a module: every parameter and buffer of the module must be
+/// present with the same shape. A tensor of the file that the module does not have is an error of
+/// <see cref="LoadInto"/>; a model's <c>FromPretrained</c> (<see cref="ModelLoading.LoadWeights"/>) warns about such
+/// tensors and leaves them out, as diffusers' <c>from_pretrained</c> does. Errors name the file, the key and both shapes.
 /// </summary>
 public static class WeightLoader
 {
@@ -123,10 +124,14 @@ public static class WeightLoader
     /// (target, weight) per target under <c>no_grad</c> (<see cref="SafetensorsWeights.CopyInto"/> fills the target from a
     /// placeholder's file), then the non-finite check of the targets. <paramref name="storedDType"/> names a weight's
     /// stored dtype in messages (<see cref="SafetensorsWeights.StoredDType"/>: a placeholder's safetensors dtype where its
-    /// torch dtype stands in for one TorchSharp has no type for); by default its torch dtype.
+    /// torch dtype stands in for one TorchSharp has no type for); by default its torch dtype. Tensors the module does not
+    /// have (after the legacy attention names are converted) are an error, unless <paramref name="warnUnexpected"/> is
+    /// given: then, when every other check has passed, they get one warning through it (the file, their count and the
+    /// first of them) and are not read, as diffusers 0.25.1's <c>from_pretrained</c> logs "Some weights of the model
+    /// checkpoint were not used" and loads the rest. Missing tensors and shape mismatches stay errors.
     /// </summary>
     internal static void LoadWith(nn.Module module, IReadOnlyDictionary<string, Tensor> weights, string source, Action<Tensor, Tensor> copy,
-        Func<Tensor, string>? storedDType = null)
+        Func<Tensor, string>? storedDType = null, Action<string>? warnUnexpected = null)
     {
         var targets = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, p) in module.named_parameters()) targets[name] = p;
@@ -135,7 +140,7 @@ public static class WeightLoader
 
         var missing = targets.Keys.Where(k => !renamed.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
         var unexpected = renamed.Keys.Where(k => !targets.ContainsKey(k)).OrderBy(k => k, StringComparer.Ordinal).ToList();
-        if (missing.Count > 0 || unexpected.Count > 0)
+        if (missing.Count > 0 || (unexpected.Count > 0 && warnUnexpected is null))
         {
             var parts = new List<string>();
             if (missing.Count > 0) parts.Add($"missing keys: {Summarize(missing.Select(k => $"{Printable.Text(k)} {Shape(targets[k])}").ToList())}");
@@ -154,6 +159,11 @@ public static class WeightLoader
                 throw new WeightsException(
                     $"{source}: weight '{name}' is stored as {storedDType?.Invoke(w) ?? w.dtype.ToString()} but {module.GetType().Name} holds {target.dtype}")
                 { FilePath = source, Key = name };
+        }
+        if (unexpected.Count > 0)
+        {
+            warnUnexpected!($"{source}: {unexpected.Count} weight(s) of the file are not in {module.GetType().Name} and were not loaded: " +
+                Summarize(unexpected.Select(k => $"{Printable.Text(k)} {Shape(renamed[k])}").ToList()));
         }
         using (torch.no_grad())
         {

@@ -58,9 +58,9 @@ internal sealed class CLIPTextTransformer : nn.Module
     /// <summary>
     /// A full CLIPModel checkpoint (e.g. openai/clip-vit-large-patch14, whose config <see cref="CLIPTextConfig"/> reads
     /// from its <c>text_config</c>) also holds the vision tower: transformers' CLIPTextModel[WithProjection].from_pretrained
-    /// leaves its keys out as unexpected (a warning). They are dropped here only when the file holds
-    /// <c>vision_model.*</c> keys, and only those the model does not take, so a stray key in a text encoder's own
-    /// file stays an error of the strict load.
+    /// leaves its keys out as unexpected (a warning). They are dropped here, without the load's warning about tensors the
+    /// model does not have (a few hundred names for a known layout), only when the file holds <c>vision_model.*</c> keys
+    /// and only those the model does not take; a stray key in a text encoder's own file gets that warning.
     /// </summary>
     private static void DropClipModelKeys(nn.Module model, IDictionary<string, Tensor> weights)
     {

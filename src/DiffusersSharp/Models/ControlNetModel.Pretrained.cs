@@ -10,8 +10,9 @@ public sealed partial class ControlNetModel
     /// Loads a ControlNetModel from a model folder (<c>config.json</c> + <c>diffusion_pytorch_model[.variant].safetensors</c>
     /// or <c>.bin</c>) or a Hub id such as <c>lllyasviel/sd-controlnet-canny</c> (the Hugging Face cache, downloading when
     /// allowed), or from its <paramref name="subfolder"/>, with <paramref name="options"/> (variant, dtype, device, revision,
-    /// cache and Hub settings). Weights are loaded strictly (errors name the file, the key and both shapes); the model is in
-    /// eval mode and its weights belong to no dispose scope (dispose the model).
+    /// cache and Hub settings). Every weight must be in the file (errors name the file, the key and both shapes; tensors
+    /// the model lacks are left out with a warning, as diffusers does); the model is in eval mode and its weights belong
+    /// to no dispose scope (dispose the model).
     /// </summary>
     public static ControlNetModel FromPretrained(string idOrPath, string? subfolder = null, LoadOptions? options = null) =>
         ModuleScope.Run(() => ModelLoading.FromPretrained<ControlNetModelConfig, ControlNetModel>(idOrPath, subfolder, options,

@@ -139,6 +139,86 @@ public class ModelLoadingTests
         Assert.Equal($"{dir.File("diffusion_pytorch_model.safetensors")}: the weights do not match TinyNet: missing keys: scale [3]", e.Message);
     }
 
+    /// <summary>
+    /// <paramref name="weights"/> as a torch.save zip (<c>.bin</c>): an OrderedDict of float32 tensors, one storage each.
+    /// </summary>
+    private static void WriteBin(string path, IReadOnlyDictionary<string, Tensor> weights)
+    {
+        var p = new PickleBuilder();
+        p.Global("collections", "OrderedDict").Op(')').Reduce().Mark();
+        var storages = new Dictionary<string, byte[]>();
+        foreach (var (name, t) in weights)
+        {
+            string key = storages.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var f = t.to(ScalarType.Float32).contiguous();
+            int[] shape = [.. f.shape.Select(d => (int)d)];
+            int[] stride = [.. f.stride().Select(d => (int)d)];
+            p.Str(name).Tensor("FloatStorage", key, (int)f.numel(), 0, shape, stride);
+            storages[key] = f.bytes.ToArray();
+        }
+        p.Op('u');
+        PickleBuilder.WriteZip(path, p.Stop(), storages);
+    }
+
+    [Theory]
+    [InlineData("diffusion_pytorch_model.safetensors")]   // streamed
+    [InlineData("diffusion_pytorch_model.bin")]           // read whole
+    public void TensorsTheModelDoesNotHaveAreLeftOutWithOneWarningNamingTheFile(string name)
+    {
+        // diffusers 0.25.1's from_pretrained: "Some weights of the model checkpoint were not used", and the rest loads
+        using var dir = new TempDir();
+        var w = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (k, v) in TinyNet.Weights())   // legacy attention names, converted as diffusers converts them
+            w[k.Replace("attn.to_q.", "attn.query.").Replace("attn.to_out.0.", "attn.proj_attn.")] = v;
+        for (int i = 0; i < 10; i++) w[$"extra.{i}"] = torch.full(new long[] { 2, i + 1 }, (float)i);
+        string file = dir.File(name);
+        if (name.EndsWith(".bin", StringComparison.Ordinal)) WriteBin(file, w);
+        else SafetensorsFile.Save(file, w);
+        File.WriteAllText(dir.File("config.json"), "{}");
+        var log = new List<string>();
+        using var net = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, new LoadOptions { Log = log.Add }, _ => new TinyNet());
+        Assert.Equal([$"{file}: 10 weight(s) of the file are not in TinyNet and were not loaded: " +
+            "extra.0 [2, 1], extra.1 [2, 2], extra.2 [2, 3], extra.3 [2, 4], extra.4 [2, 5], extra.5 [2, 6], extra.6 [2, 7], extra.7 [2, 8], … (10 in all)"], log);
+        var expected = TinyNet.Weights();
+        foreach (var (k, v) in net.state_dict())
+            Assert.True(v.equal(expected[k]).all().item<bool>(), k);
+    }
+
+    [Fact]
+    public void MissingWeightsAndShapeMismatchesStayErrorsWhatTheFileHoldsBesides()
+    {
+        using var dir = new TempDir();
+        string file = dir.File("diffusion_pytorch_model.safetensors");
+        File.WriteAllText(dir.File("config.json"), "{}");
+        var log = new List<string>();
+        var options = new LoadOptions { Log = log.Add };
+        var w = TinyNet.Weights();
+        w["extra"] = torch.zeros(2);
+        w.Remove("scale");
+        SafetensorsFile.Save(file, w);
+        var e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, options, _ => new TinyNet()));
+        Assert.Equal($"{file}: the weights do not match TinyNet: missing keys: scale [3]; unexpected keys: extra [2]", e.Message);
+        Assert.Equal(("scale", file), (e.Key, e.FilePath));
+
+        w = TinyNet.Weights();
+        w["extra"] = torch.zeros(2);
+        w["conv.bias"] = torch.zeros(5);
+        SafetensorsFile.Save(file, w);
+        e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, options, _ => new TinyNet()));
+        Assert.Equal($"{file}: weight 'conv.bias' has shape [5] but TinyNet expects [4]", e.Message);
+
+        // a file whose legacy attention names do not map (no such block in the model) misses the model's own names
+        w = TinyNet.Weights();
+        foreach (var k in w.Keys.Where(k => k.StartsWith("attn.to_q.", StringComparison.Ordinal)).ToList())
+            w["other." + k[5..].Replace("to_q", "query")] = w[k];
+        w.Remove("attn.to_q.weight");
+        w.Remove("attn.to_q.bias");
+        SafetensorsFile.Save(file, w);
+        e = Assert.Throws<WeightsException>(() => ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, options, _ => new TinyNet()));
+        Assert.Equal($"{file}: the weights do not match TinyNet: missing keys: attn.to_q.bias [4], attn.to_q.weight [4, 4]; unexpected keys: other.query.bias [4], other.query.weight [4, 4]", e.Message);
+        Assert.Empty(log);
+    }
+
     [Fact]
     public void PrepareWeightsCanFoldAliasesBeforeTheStrictLoad()
     {
