@@ -147,6 +147,24 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>The device of the model's parameters.</summary>
     public Device Device => quant_conv.weight.device;
 
+    /// <summary>
+    /// diffusers' <c>StableDiffusionXLPipeline.upcast_vae</c> as it runs under torch 2 (its attention processor is
+    /// <c>AttnProcessor2_0</c>, so "the attention block does not need to be in float32"): the model to float32, then
+    /// <c>post_quant_conv</c>, <c>decoder.conv_in</c> and <c>decoder.mid_block</c> back to the dtype it had. A decode then
+    /// runs those in that dtype (its input in <see cref="PostQuantConvDType"/>) and the up blocks in float32 (the decoder
+    /// casts after the mid block). Put the model back with <c>to(dtype)</c>.
+    /// </summary>
+    internal void UpcastVae()
+    {
+        var dtype = DType;
+        this.to(ScalarType.Float32);
+        post_quant_conv.to(dtype);
+        decoder.InputStagesTo(dtype);
+    }
+
+    /// <summary>The dtype of <c>post_quant_conv</c>, the decode's first layer (diffusers casts the latents to it after <c>upcast_vae</c>).</summary>
+    internal ScalarType PostQuantConvDType => post_quant_conv.weight.dtype;
+
     /// <summary>Encodes images (B, in_channels, H, W) into the latent posterior (dispose it when done).</summary>
     public AutoencoderKLOutput Encode(Tensor x)
     {
@@ -178,7 +196,7 @@ public sealed partial class AutoencoderKL : nn.Module
         // which they fragment (peak memory; see NativeSetup.TrimNativeHeap and MapLargeBlocks). A small decoder
         // (TAESD) does neither: it fits in the freed heap, and re-faulting trimmed pages would cost it 0.2 s.
         Runtime.NativeSetup.TrimNativeHeap();
-        using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks(Layers.ParamDType(decoder).ElementSize());
+        using var largeBlocks = Runtime.NativeSetup.MapLargeBlocks(decoder.UpscaleDType.ElementSize());
         if (UseSlicing && z.shape[0] > 1)
         {
             using var scope = torch.NewDisposeScope();

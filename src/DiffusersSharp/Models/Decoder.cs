@@ -63,6 +63,19 @@ public sealed class Decoder : nn.Module
 
     private readonly ConvKernelLayout _kernels;
 
+    /// <summary>The dtype the pass casts to after the mid block (diffusers' <c>upscale_dtype</c>: the up blocks').</summary>
+    internal ScalarType UpscaleDType => Layers.ParamDType(up_blocks);
+
+    /// <summary>
+    /// <c>conv_in</c> and the mid block to <paramref name="dtype"/>, the rest as it is: the decoder's part of diffusers'
+    /// <c>upcast_vae</c> (<see cref="AutoencoderKL.UpcastVae"/>).
+    /// </summary>
+    internal void InputStagesTo(ScalarType dtype)
+    {
+        conv_in.to(dtype);
+        mid_block.to(dtype);
+    }
+
     /// <summary>Decodes latents (after post_quant_conv) into images; the caller owns the result.</summary>
     public Tensor Forward(Tensor sample)
     {
@@ -76,7 +89,7 @@ public sealed class Decoder : nn.Module
         h.Then(x => mid_block.Forward(x, null));
         hook?.Invoke("mid_block", h.Value);
         // diffusers casts to the up blocks' parameter dtype here
-        var upscaleDType = Layers.ParamDType(up_blocks);
+        var upscaleDType = UpscaleDType;
         h.Then(x => x.to_type(upscaleDType));
         for (int i = 0; i < up_blocks.Count; i++)
         {

@@ -175,14 +175,14 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
 
     /// <summary>
     /// Runs <paramref name="use"/> with the VAE in float32 when its config has <c>force_upcast</c> and its weights are fp16
-    /// (the SDXL VAE overflows in fp16) or, unless <paramref name="fp16Only"/>, bf16; then puts the VAE back in its dtype;
-    /// otherwise runs it as is. diffusers 0.25.1 upcasts for every encode when <c>force_upcast</c> (img2img / inpaint
-    /// <c>prepare_latents</c>), but decodes in float32 only an fp16 VAE (<c>needs_upcasting</c>): a bf16 VAE decodes in bf16.
+    /// (the SDXL VAE overflows in fp16) or bf16; then puts the VAE back in its dtype; otherwise runs it as is: diffusers
+    /// 0.25.1 encodes img2img / inpaint images with the whole VAE in float32 when <c>force_upcast</c>
+    /// (<c>prepare_latents</c>). The decode upcasts otherwise (<see cref="Finish"/>).
     /// </summary>
-    protected T WithUpcastVae<T>(Func<T> use, bool fp16Only = false)
+    protected T WithUpcastVae<T>(Func<T> use)
     {
         var dtype = Vae.DType;
-        bool lowPrecision = dtype == ScalarType.Float16 || (!fp16Only && dtype == ScalarType.BFloat16);
+        bool lowPrecision = dtype is ScalarType.Float16 or ScalarType.BFloat16;
         if (Vae is not AutoencoderKL { ForceUpcast: true } kl || !lowPrecision)
             return use();
         kl.to(ScalarType.Float32);
@@ -248,11 +248,29 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
     }
 
     /// <summary>
-    /// Decodes (unless the output is latents) and postprocesses. With <c>force_upcast</c> in the VAE config and fp16 VAE
-    /// weights, the decode runs in float32 (the SDXL VAE overflows in fp16) and the VAE goes back to fp16; a bf16 VAE
-    /// decodes in bf16, as diffusers' <c>needs_upcasting</c> has it.
+    /// Decodes (unless the output is latents) and postprocesses, as diffusers 0.25.1's SDXL pipelines decode: with
+    /// <c>force_upcast</c> in the VAE config and fp16 VAE weights (<c>needs_upcasting</c>; a bf16 VAE decodes in bf16), the
+    /// VAE is upcast by <c>upcast_vae</c> (<see cref="AutoencoderKL.UpcastVae"/>: float32 but for post_quant_conv,
+    /// decoder.conv_in and decoder.mid_block, which stay fp16), the latents are cast to post_quant_conv's dtype and then
+    /// divided by the scaling factor, and the VAE goes back to fp16 after. The SDXL VAE overflows in fp16 only in its up
+    /// blocks, which run in float32.
     /// </summary>
     protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType) =>
-        PipelineSteps.Finish(latents, outputType, l => WithUpcastVae(() => Vae.Decode((l / Vae.ScalingFactor).to(Vae.DType)).Sample, fp16Only: true),
-            (name, t) => Record(name, t));
+        PipelineSteps.Finish(latents, outputType, Decode, (name, t) => Record(name, t));
+
+    private Tensor Decode(Tensor latents)
+    {
+        if (Vae is not AutoencoderKL { ForceUpcast: true } kl || kl.DType != ScalarType.Float16)
+            return Vae.Decode((latents / Vae.ScalingFactor).to(Vae.DType)).Sample;
+        var dtype = kl.DType;
+        kl.UpcastVae();
+        try
+        {
+            return kl.Decode(latents.to(kl.PostQuantConvDType) / kl.ScalingFactor).Sample;
+        }
+        finally
+        {
+            kl.to(dtype);
+        }
+    }
 }

@@ -58,6 +58,46 @@ public class StableDiffusionXLBehaviourTests
     }
 
     [Fact]
+    public void AnFp16ForceUpcastDecodeKeepsUpcastVaesThreeStagesInFp16()
+    {
+        // diffusers 0.25.1's upcast_vae under torch 2: the VAE to float32, then post_quant_conv, decoder.conv_in and
+        // decoder.mid_block back to fp16; the latents cast to post_quant_conv's dtype, then divided by scaling_factor
+        using var pipe = StableDiffusionXLPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base, new LoadOptions { Dtype = ScalarType.Float16 });
+        var kl = Assert.IsType<AutoencoderKL>(pipe.Vae);
+        var stages = new Dictionary<string, ScalarType>();
+        kl.IntermediateHook = (name, t) => stages[name] = t.dtype;
+        Tensor? latents = null, decoded = null;
+        pipe.Trace = (name, _, t) =>
+        {
+            if (name == "latents_after_step") latents = t.detach().clone().DetachFromDisposeScope();
+            if (name == "vae_decoded") decoded = t.detach().clone().DetachFromDisposeScope();
+        };
+        using (var result = pipe.Generate("a cat", numInferenceSteps: 1, height: 32, width: 32, outputType: OutputType.Np, seed: 0))
+            Assert.Equal(new long[] { 1, 32, 32, 3 }, result.Array!.shape);
+        kl.IntermediateHook = null;
+        Assert.Equal(ScalarType.Float16, stages["post_quant_conv"]);
+        Assert.Equal(ScalarType.Float16, stages["decoder.conv_in"]);
+        Assert.Equal(ScalarType.Float16, stages["decoder.mid_block"]);
+        Assert.Equal(ScalarType.Float32, stages["decoder.up_blocks.0"]);
+        Assert.Equal(ScalarType.Float32, stages["decoder.conv_out"]);
+        Assert.Equal(ScalarType.Float16, kl.DType);
+        Assert.All(kl.parameters(), p => Assert.Equal(ScalarType.Float16, p.dtype));   // put back whole
+
+        // the same steps written out on a second copy of the VAE
+        using var vae = AutoencoderKL.FromPretrained(StableDiffusionXLPipelineTests.Base, "vae", new LoadOptions { Dtype = ScalarType.Float16 });
+        vae.to(ScalarType.Float32);
+        foreach (var (name, module) in vae.named_modules())
+            if (name is "post_quant_conv" or "decoder.conv_in" or "decoder.mid_block") module.to(ScalarType.Float16);
+        Assert.Equal(ScalarType.Float16, latents!.dtype);
+        using var noGrad = torch.no_grad();   // as the pipeline runs (our fused kernels apply only then)
+        using var expected = vae.Decode(latents.to(ScalarType.Float16) / vae.ScalingFactor).Sample;
+        Assert.Equal(ScalarType.Float32, decoded!.dtype);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(decoded, expected));
+        latents.Dispose();
+        decoded.Dispose();
+    }
+
+    [Fact]
     public void ANineChannelInpaintUNetSeesTheMaskAndTheMaskedImageLatents()
     {
         using var dir = new TempDir();
