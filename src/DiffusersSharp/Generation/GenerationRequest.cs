@@ -56,7 +56,8 @@ public sealed record GenerationRequest
     /// ratio of <see cref="Width"/> × <see cref="Height"/>, is inpainted at that size and put back into
     /// <see cref="InitImage"/>, which keeps its size and, outside the mask, its pixels. Needs a <see cref="Mask"/> (the
     /// mask is resized to the image's size first) and a Stable Diffusion model with a 4-channel UNet, as diffusers 0.25.1's
-    /// <c>StableDiffusionInpaintPipeline</c> (<see cref="Pipelines.StableDiffusionInpaintPipeline.Generate"/>).
+    /// <c>StableDiffusionInpaintPipeline</c> (<see cref="Pipelines.StableDiffusionInpaintPipeline.Generate"/>). The
+    /// result's <see cref="GenerationResult.Request"/> holds the size the area was inpainted at (the default filled in).
     /// </summary>
     public int? PaddingMaskCrop { get; init; }
 

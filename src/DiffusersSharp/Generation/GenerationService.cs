@@ -143,7 +143,7 @@ public sealed class GenerationService : IDisposable
         Validate(request);
         GenerationLoras.Validate(request.Loras, _loraDirectory);
         long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
-        var asRun = request with { Seed = seed };
+        var asRun = WithCropSize(request with { Seed = seed });
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -222,6 +222,19 @@ public sealed class GenerationService : IDisposable
         var mask = Fit(r.Mask!, init.Width, init.Height);
         return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, r.Height, r.Width, negative, r.GuidanceScale, r.Count,
             r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, paddingMaskCrop: pad);
+    }
+
+    /// <summary>
+    /// A <see cref="GenerationRequest.PaddingMaskCrop"/> request with the size its area is inpainted at filled in (the
+    /// pipeline's default, <c>unet.config.sample_size * vae_scale_factor</c>, where the request gives none), so that the
+    /// result's request records the size the run had: the output, the image put back together, does not show it. Any other
+    /// request as it is.
+    /// </summary>
+    private GenerationRequest WithCropSize(GenerationRequest r)
+    {
+        if (r.PaddingMaskCrop is null || _pipe is null || (r.Width is not null && r.Height is not null)) return r;
+        if (_pipe.Unet.Config.SampleSize is not { Length: > 0 } size) return r;   // the pipeline refuses it, naming sample_size
+        return r with { Height = r.Height ?? size[0] * _pipe.VaeScaleFactor, Width = r.Width ?? size[^1] * _pipe.VaeScaleFactor };
     }
 
     /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>

@@ -192,6 +192,25 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void APaddingMaskCropResultRecordsTheSizeTheAreaWasInpaintedAt()
+    {
+        // the output is the image put back together (its own 64x48 here), so the size the crop ran at is only in the
+        // request as run: the pipeline's default (tiny-sd: sample_size 32 x vae scale 2) where the request gave none
+        var init = ImageResize.Resize(Image.Load(Golden.Path("img2img-init.png")), 64, 48);
+        var mask = ImageResize.Resize(Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true), 64, 48);
+        using var service = GenerationService.Load(Model);
+        var request = new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 1, Seed = 3, PaddingMaskCrop = 4 };
+        var atDefault = service.Generate(request);
+        Assert.Equal((64, 48), (Image.Decode(atDefault.Images[0]).Width, Image.Decode(atDefault.Images[0]).Height));
+        Assert.Equal((64, 64), (atDefault.Request.Width, atDefault.Request.Height));
+        Assert.Equal(atDefault.Images[0], service.Generate(request with { Width = 64, Height = 64 }).Images[0]);
+        var atSize = service.Generate(request with { Width = 32 });
+        Assert.Equal((32, 64), (atSize.Request.Width, atSize.Request.Height));
+        var whole = service.Generate(request with { PaddingMaskCrop = null });   // as before: the size the output shows
+        Assert.Equal((null, null), (whole.Request.Width, whole.Request.Height));
+    }
+
+    [Fact]
     public void APaddingMaskCropIsRefusedBelowZeroWithoutAMaskAndOnANineChannelUNetInTheLibrarysWords()
     {
         var init = Image.Load(Golden.Path("img2img-init.png"));

@@ -31,7 +31,9 @@ public class ServerMaskCropTests(ServerFixture fixture)
         Assert.Equal(expected, cropped);
         var parameters = JsonNode.Parse(await fixture.Http.GetStringAsync("/v1/history?limit=1"))!["data"]![0]!["parameters"]!;
         Assert.Equal(4, (int?)parameters["padding_mask_crop"]);
-        Assert.Null(parameters["width"]);   // not the output's size: the crop ran at the model's default size
+        // the size the crop ran at, the model's default (not the output's, the image put back together; was null, which
+        // the page's history showed as "nullxnull")
+        Assert.Equal((64, 64), ((int?)parameters["width"], (int?)parameters["height"]));
 
         var (_, whole) = await Edit(fixture.Http, MaskPng);
         Assert.NotEqual(cropped, Convert.FromBase64String((string)whole!["data"]![0]!["b64_json"]!));
