@@ -32,14 +32,13 @@ public static class LatentRgbPreview
         { -0.3112f, -0.2359f, -0.2076f },
     };
 
-    private static readonly Dictionary<LatentSpace, float[,]> BySpace = new()
-    {
-        [LatentSpace.StableDiffusion] = Factors,
-        [LatentSpace.StableDiffusionXL] = XlFactors,
-    };
-
     /// <summary>The factors of <paramref name="space"/>: <see cref="Factors"/> (SD 1.x/2.x) or <see cref="XlFactors"/> (SDXL).</summary>
-    public static float[,] FactorsFor(LatentSpace space) => BySpace[space];
+    public static float[,] FactorsFor(LatentSpace space) => space switch
+    {
+        LatentSpace.StableDiffusion => Factors,
+        LatentSpace.StableDiffusionXL => XlFactors,
+        _ => throw new ArgumentOutOfRangeException(nameof(space), space, "not a latent space"),
+    };
 
     /// <summary>True when <paramref name="latents"/> (B, C, h, w) have the 4 channels the factors are for.</summary>
     public static bool Supports(Tensor latents) => latents.dim() == 4 && latents.shape[1] == Factors.GetLength(0);

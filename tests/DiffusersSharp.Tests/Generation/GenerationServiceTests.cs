@@ -253,6 +253,16 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void TheLatentRgbPreviewRefusesAValueThatIsNoLatentSpaceNamingIt()
+    {
+        // was a KeyNotFoundException ("The given key '7' was not present in the dictionary"), as TaesdIdFor refuses it
+        using var latents = torch.zeros(1, 4, 1, 2);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => LatentRgbPreview.Preview(latents, space: (LatentSpace)7));
+        Assert.Equal("space", e.ParamName);
+        Assert.StartsWith("not a latent space", e.Message);
+    }
+
+    [Fact]
     public void WithATinyVaeThePreviewIsItsDecodeOfTheStepsLatents()
     {
         using var taesd = DiffusersSharp.Models.AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
