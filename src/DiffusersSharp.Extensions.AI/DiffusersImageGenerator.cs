@@ -190,7 +190,8 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     }
 
     /// <summary>
-    /// An integer option's value: any integer type, an integral number (<c>4.0</c> as a double, float or decimal, or a JSON
+    /// An integer option's value: any integer type (<see cref="nint"/>, <see cref="Int128"/> and <see cref="System.Numerics.BigInteger"/>
+    /// too), an integral number (<c>4.0</c> as a double, float, <see cref="Half"/> or decimal, or a JSON
     /// number), or a string of an integer (<c>"4"</c>), within [<paramref name="min"/>, <paramref name="max"/>]. A fraction
     /// (<c>4.5</c>), NaN, infinity, a bool or any other type is refused naming the property, never rounded.
     /// </summary>
@@ -216,6 +217,12 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         {
             sbyte or byte or short or ushort or int or uint or long => Convert.ToInt64(value, CultureInfo.InvariantCulture),
             ulong u => u <= long.MaxValue ? (long)u : throw OutOfRange(),
+            nint n => n,
+            nuint n => (ulong)n <= long.MaxValue ? (long)n : throw OutOfRange(),
+            Int128 n => n >= long.MinValue && n <= long.MaxValue ? (long)n : throw OutOfRange(),
+            UInt128 n => n <= (UInt128)long.MaxValue ? (long)n : throw OutOfRange(),
+            System.Numerics.BigInteger n => n >= long.MinValue && n <= long.MaxValue ? (long)n : throw OutOfRange(),
+            Half h => FromDouble((double)h),
             float f => FromDouble(f),
             double d => FromDouble(d),
             decimal m when m != decimal.Truncate(m) => throw NotAnInteger(),

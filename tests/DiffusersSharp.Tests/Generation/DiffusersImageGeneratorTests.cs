@@ -222,6 +222,26 @@ public class DiffusersImageGeneratorTests
     }
 
     [Fact]
+    public void IntegerPropertiesTakeTheOtherNumericTypesToo()
+    {
+        // "a whole number of any numeric type": nint, Int128, BigInteger and Half were refused ("expected an integer, got Half 4")
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        foreach (var v in new object[] { (nint)4, (nuint)4, (Int128)4, (UInt128)4, new System.Numerics.BigInteger(4), (Half)4 })
+        {
+            Assert.Equal(4, WithProperty(generator, "steps", v).Steps);
+            Assert.Equal(4L, WithProperty(generator, "seed", v).Seed);
+        }
+        const string IntRange = "(-2147483648 to 2147483647)", LongRange = "(-9223372036854775808 to 9223372036854775807)";
+        Refused(generator, "steps", (Half)4.5, "AdditionalProperties 'steps': expected an integer, got 4.5 (not rounded)");
+        Refused(generator, "steps", (Int128)3000000000, $"AdditionalProperties 'steps': 3000000000 is out of range {IntRange}");
+        Refused(generator, "seed", (Int128)long.MaxValue + 1, $"AdditionalProperties 'seed': 9223372036854775808 is out of range {LongRange}");
+        Refused(generator, "seed", UInt128.MaxValue, $"AdditionalProperties 'seed': 340282366920938463463374607431768211455 is out of range {LongRange}");
+        Refused(generator, "seed", System.Numerics.BigInteger.Pow(10, 30), $"AdditionalProperties 'seed': 1000000000000000000000000000000 is out of range {LongRange}");
+        Refused(generator, "seed", nuint.MaxValue, $"AdditionalProperties 'seed': 18446744073709551615 is out of range {LongRange}");
+    }
+
+    [Fact]
     public async Task DependencyInjectionComposesWithLoggingAndOpenTelemetry()
     {
         var services = new ServiceCollection();
