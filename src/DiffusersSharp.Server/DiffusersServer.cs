@@ -40,7 +40,7 @@ public sealed class DiffusersServer : IAsyncDisposable
         Options = options;
         _log = log;
         Store = new ResultStore(options.DataDir);
-        Pool = new ModelPool(options, Store);
+        Pool = new ModelPool(options, Store, log);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ApplicationName = typeof(DiffusersServer).Assembly.GetName().Name,

@@ -16,11 +16,17 @@ public sealed class ModelPool : IDisposable
     private readonly List<ModelWorker> _workers = [];
     private bool _disposed;
     private readonly Dictionary<string, AutoencoderTiny> _previewVaes = [];   // by --preview-vae / --preview-vae-xl, loaded at first use
+    private readonly HashSet<string> _toldNoPreviewVae = [];                  // the models told so once (under _loadGate)
+    private readonly Action<string>? _log;
 
-    /// <summary>Creates the workers of <paramref name="options"/>' models (loading nothing yet).</summary>
-    public ModelPool(ServerOptions options, ResultStore store)
+    /// <summary>
+    /// Creates the workers of <paramref name="options"/>' models (loading nothing yet); <paramref name="log"/> hears the
+    /// warnings of their loads.
+    /// </summary>
+    public ModelPool(ServerOptions options, ResultStore store, Action<string>? log = null)
     {
         _options = options;
+        _log = log;
         foreach (var m in options.Models)
         {
             string name = NameOf(m);
@@ -131,6 +137,8 @@ public sealed class ModelPool : IDisposable
                     _previewVaes[previewVae] = tiny = AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions);
                 service.Taesd = new TaesdPreview(tiny);
             }
+            else if (NoPreviewVaeWarning(worker.Name, service.LatentSpace) is { } warning && _toldNoPreviewVae.Add(worker.Name))
+                _log?.Invoke(warning);
             lock (_gate)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -144,6 +152,21 @@ public sealed class ModelPool : IDisposable
             service.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The warning for a model whose latent space has no preview VAE while the other space's option is given (a
+    /// <c>--preview-vae</c> given for an SDXL model, as before <c>--preview-vae-xl</c> existed, is not used for it); null
+    /// when neither or its own is given.
+    /// </summary>
+    private string? NoPreviewVaeWarning(string model, LatentSpace space)
+    {
+        var (own, other) = space == LatentSpace.StableDiffusionXL ? ("--preview-vae-xl", "--preview-vae") : ("--preview-vae", "--preview-vae-xl");
+        var (kind, otherKind) = space == LatentSpace.StableDiffusionXL ? ("an SDXL", "SD 1.x/2.x") : ("a Stable Diffusion 1.x/2.x", "SDXL");
+        var otherSpace = space == LatentSpace.StableDiffusionXL ? LatentSpace.StableDiffusion : LatentSpace.StableDiffusionXL;
+        return _options.PreviewVaeFor(otherSpace) is { } given
+            ? $"warning: {model} is {kind} model: its previews are a latent → RGB approximation, since {other} {given} is the {otherKind} models' tiny VAE; give {own} {VaeLoader.TaesdIdFor(space)} for them"
+            : null;
     }
 
     /// <summary>Unloads <paramref name="worker"/>'s model (it reloads at its next job).</summary>

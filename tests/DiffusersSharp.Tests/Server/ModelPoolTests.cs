@@ -58,7 +58,8 @@ public class ModelPoolTests
             PreviewVae = Golden.Path("tiny-taesd"),
         };
         var log = new List<string>();
-        await using (var server = DiffusersServer.Create(options))
+        var serverLog = new List<string>();
+        await using (var server = DiffusersServer.Create(options, serverLog.Add))
         {
             server.Pool.Preload(log.Add);
             Assert.Empty(log);
@@ -66,11 +67,17 @@ public class ModelPoolTests
             Assert.Equal((LatentSpace.StableDiffusion, LatentSpace.StableDiffusionXL), (sd.LatentSpace, xl.LatentSpace));
             Assert.Equal(1.0, sd.Taesd!.Vae.ScalingFactor);
             Assert.Null(xl.Taesd);   // the SD TAESD is not the SDXL model's: it previews with the latent → RGB map
+            // and says so: a --preview-vae that served an SDXL model before --preview-vae-xl existed is not used silently
+            Assert.Equal(
+                [$"warning: tiny-sdxl is an SDXL model: its previews are a latent → RGB approximation, since --preview-vae {Golden.Path("tiny-taesd")} is the SD 1.x/2.x models' tiny VAE; give --preview-vae-xl madebyollin/taesdxl for them"],
+                serverLog);
         }
-        await using (var server = DiffusersServer.Create(options with { PreviewVaeXl = xlVae }))
+        serverLog.Clear();
+        await using (var server = DiffusersServer.Create(options with { PreviewVaeXl = xlVae }, serverLog.Add))
         {
             server.Pool.Preload(log.Add);
             Assert.Empty(log);
+            Assert.Empty(serverLog);
             var (sd, xl) = (server.Pool.Workers[0].Service!, server.Pool.Workers[1].Service!);
             Assert.Equal(1.0, sd.Taesd!.Vae.ScalingFactor);
             Assert.Equal(2.0, xl.Taesd!.Vae.ScalingFactor);
