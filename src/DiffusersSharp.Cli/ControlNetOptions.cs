@@ -107,7 +107,8 @@ public sealed class ControlNetOptions
 
     /// <summary>
     /// Runs a ControlNet txt2img, img2img (<c>--init-image</c>) or inpainting (<c>--mask</c>) pipeline on a Stable Diffusion
-    /// folder; the caller saves the result. The nets are loaded with the run's <paramref name="options"/>.
+    /// folder; the caller saves the result. The nets are loaded with the run's <paramref name="options"/> but for the
+    /// revision, which is the model's (<see cref="WithNets{T}"/>).
     /// </summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
@@ -167,14 +168,17 @@ public sealed class ControlNetOptions
 
     /// <summary>
     /// Loads the <paramref name="nets"/> (one <see cref="ControlNetModel"/>, or a <see cref="MultiControlNetModel"/> of
-    /// several) and builds the pipeline that takes them; the nets are disposed if the pipeline cannot be built.
+    /// several) and builds the pipeline that takes them; the nets are disposed if the pipeline cannot be built. A net's Hub
+    /// id is read at its main revision: <c>--revision</c> is the model's (a branch or commit of one repository, which
+    /// another repository does not have), as <see cref="GenerateCommand"/> says.
     /// </summary>
     internal static T WithNets<T>(IReadOnlyList<string> nets, LoadOptions options, Func<torch.nn.Module, T> build)
     {
         var loaded = new List<ControlNetModel>();
+        var netOptions = options with { Revision = null };
         try
         {
-            foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, options));
+            foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, netOptions));
             return build(loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded));
         }
         catch

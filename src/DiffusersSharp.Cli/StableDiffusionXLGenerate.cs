@@ -89,8 +89,10 @@ internal static class StableDiffusionXLGenerate
         var o = r.StableDiffusion;
         var x = r.StableDiffusionXL;
         double frac = x.HighNoiseFrac ?? StableDiffusionXLOptions.DefaultHighNoiseFrac;
-        string refinerFolder = PipelinePaths.Resolve(x.Refiner!, options);
-        using var refiner = NativeFailures.During($"loading --refiner {x.Refiner}", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(refinerFolder, options));
+        // a Hub id's main revision: --revision is the model's (a branch or commit of one repository, which another does not have)
+        var refinerOptions = options with { Revision = null };
+        string refinerFolder = PipelinePaths.Resolve(x.Refiner!, refinerOptions);
+        using var refiner = NativeFailures.During($"loading --refiner {x.Refiner}", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(refinerFolder, refinerOptions));
         refiner.Scheduler = SchedulerSelection.Build(refiner.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (refiner.RequiresAestheticsScore && x.TargetSize is not null)
             throw new UserException($"--target-size does not apply to the refiner {x.Refiner} (requires_aesthetics_score: its time ids end with an aesthetic score)");

@@ -103,6 +103,30 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void TheModelsRevisionIsNotAskedOfItsControlNetsOrItsRefiner()
+    {
+        // --revision is the model's: a --controlnet or --refiner Hub id is read at main (the model's commit is not one of
+        // their repositories'); they were asked for the model's revision, which their repositories do not have (404)
+        _hub.Server.Add(FakeRepo.FromFolder("org/tiny-sd", Golden.Path("tiny-sd"), out string sdCommit));
+        _hub.Server.Add(FakeRepo.FromFolder("org/tiny-controlnet", Golden.Path("tiny-sd-controlnet"), out string netCommit));
+        _hub.Server.Add(FakeRepo.FromFolder("org/tiny-sdxl", Golden.Path("tiny-sdxl"), out string xlCommit));
+        _hub.Server.Add(FakeRepo.FromFolder("org/tiny-refiner", Golden.Path("tiny-sdxl-refiner"), out string refinerCommit));
+        using var tmp = new TempDir();
+
+        var cn = Run("generate", "-m", "org/tiny-sd", "--revision", sdCommit, "--prompt", "a cat", "--controlnet", "org/tiny-controlnet",
+            "--control-image", Golden.Path("controlnet-edges.png"), "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("cn.png"));
+        Assert.True(cn.Code == 0, cn.Err);
+        Assert.Equal(netCommit, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-controlnet"), "refs", "main")));
+        Assert.True(Directory.Exists(Path.Combine(_hub.RepoFolder("org/tiny-sd"), "snapshots", sdCommit)));
+
+        var xl = Run("generate", "-m", "org/tiny-sdxl", "--revision", xlCommit, "--prompt", "a cat", "--refiner", "org/tiny-refiner",
+            "--steps", "2", "--width", "32", "--height", "32", "-o", tmp.File("xl.png"));
+        Assert.True(xl.Code == 0, xl.Err);
+        Assert.Contains("refiner: StableDiffusionXLImg2ImgPipeline", xl.Out);
+        Assert.Equal(refinerCommit, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-refiner"), "refs", "main")));
+    }
+
+    [Fact]
     public void InfoReadsTheCacheOnlyAndNeverDownloads()
     {
         // "(from the local cache)": an id that is not cached is an error naming `diffusers download`, and no request is made
