@@ -107,7 +107,9 @@ public sealed class LoraOptions
             }
             catch (DiffusersException e) when (e.Key == "weight_name" && weightName is null && !File.Exists(path))
             {
-                throw new UserException($"--lora {path}: {e.Message} (on the command line: --lora {(Directory.Exists(path) ? "FOLDER/FILE" : "ORG/NAME/FILE")}[:scale])");
+                // a file at the revision asked: ORG/NAME/FILE would be main's file
+                string form = Directory.Exists(path) ? "FOLDER/FILE" : revision is null ? "ORG/NAME/FILE" : "ORG/NAME@REV/FILE";
+                throw new UserException($"--lora {path}: {e.Message} (on the command line: --lora {form}[:scale])");
             }
             catch (DiffusersException e)
             {

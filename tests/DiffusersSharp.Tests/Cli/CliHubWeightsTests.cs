@@ -105,6 +105,25 @@ public sealed class CliHubWeightsTests : IDisposable
     }
 
     [Fact]
+    public void AnAmbiguousRepoAtARevisionIsToldTheFormWithTheRevision()
+    {
+        // the hint named ORG/NAME/FILE, which takes main's file, not the one of the revision asked
+        _hub.Server.Repos["someone/two-loras"].AddCommit(new()
+        {
+            ["a.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraB(false)),
+            ["b.safetensors"] = File.ReadAllBytes(LoraModelTests.LoraA(false)),
+        }, "v2");
+        using var dir = new TempDir();
+        var two = Generate(dir.File("o.png"), "--lora", "someone/two-loras@v2");
+        Assert.Equal(CliApp.UserError, two.Code);
+        Assert.Contains("holds more than one LoRA weights file in the .safetensors format: a.safetensors, b.safetensors.", two.Err);
+        Assert.Contains("(on the command line: --lora ORG/NAME@REV/FILE[:scale])", two.Err);
+        var b = Generate(dir.File("b.npy"), "--lora", "someone/two-loras@v2/b.safetensors");
+        Assert.True(b.Code == 0, b.Err);
+        Assert.Contains("b.safetensors, scale 1): 48 unet layers, 20 text_encoder layers", b.Out); // LoRA A: v2's b, not main's
+    }
+
+    [Fact]
     public void SourcesAtARevisionComeFromThatRevisionIntoTheCacheDir()
     {
         // --lora ID@rev / --embedding ID@rev (load_lora_weights / load_textual_inversion(revision=)), --cache-dir for both
