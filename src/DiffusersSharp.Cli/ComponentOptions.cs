@@ -102,7 +102,13 @@ public sealed class ComponentOptions
     {
         if (v.Vae is { } vae)
         {
-            var options = LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device, CacheDir = cacheDir };
+            var options = LoadOptions.Default with
+            {
+                Dtype = pipe.Unet.DType,
+                Device = pipe.Unet.Device,
+                CacheDir = cacheDir,
+                Log = m => ctx.Error.WriteLine("warning: " + m),
+            };
             string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
             var loaded = VaeLoader.FromPretrained(id, options);
             var old = pipe.Vae;

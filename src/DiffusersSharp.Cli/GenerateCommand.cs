@@ -154,7 +154,15 @@ public static class GenerateCommand
         if (r.Dtype == "auto")
             ctx.Out.WriteLine($"--dtype auto: {(Runtime.CpuFeatures.NativeBFloat16Flag(Runtime.CpuFeatures.CurrentFlags) is { } flag ? $"bf16 (the CPU has {flag})" : "fp32 (no native bf16 on this CPU)")}");
         string? cacheDir = r.CacheDir is null ? null : CacheCommand.FullCacheDir(r.CacheDir);
-        var options = new LoadOptions { Dtype = dtype, Variant = r.Variant, Revision = r.Revision, CacheDir = cacheDir };
+        // every load's warnings (a checkpoint's tensors the model does not have, …) on the CLI's error writer, not Console.Error
+        var options = new LoadOptions
+        {
+            Dtype = dtype,
+            Variant = r.Variant,
+            Revision = r.Revision,
+            CacheDir = cacheDir,
+            Log = m => ctx.Error.WriteLine("warning: " + m),
+        };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         if (r.SingleFileConfig is not null && !singleFile)
             throw new UserException($"--config applies to a single-file checkpoint (.safetensors/.ckpt); {r.Model} is a pipeline folder or Hub id, whose own configs are used");

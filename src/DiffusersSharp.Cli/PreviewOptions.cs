@@ -72,7 +72,8 @@ public sealed class PreviewOptions
         string id = v.Vae ?? VaeLoader.TaesdIdFor(pipe.LatentSpace);
         if (tiny is null)
         {
-            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir }));
+            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id,
+                LoadOptions.Default with { CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) }));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

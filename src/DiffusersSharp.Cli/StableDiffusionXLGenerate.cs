@@ -129,7 +129,7 @@ internal static class StableDiffusionXLGenerate
         if (v.Vae is { } vae)
         {
             string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
-            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir });
+            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) });
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();

@@ -49,6 +49,42 @@ public class CliComponentOptionsTests(ITestOutputHelper log)
         CheckAllWithin(dir.File("ti.npy"), "tiny-sd-textual-inversion-expected.safetensors", "pipeline/ti/images");
     }
 
+    /// <summary>A copy of <paramref name="folder"/> whose safetensors weights hold one more tensor, <c>extra</c> [2].</summary>
+    private static string WithExtraTensor(string folder, string copy, string weights)
+    {
+        foreach (var f in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories))
+        {
+            string to = Path.Combine(copy, Path.GetRelativePath(folder, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        string file = Path.Combine(copy, weights);
+        Dictionary<string, Tensor> w;
+        using (var st = DiffusersSharp.Loading.SafetensorsFile.Open(file)) w = st.LoadAll();
+        w["extra"] = torch.zeros(2);
+        DiffusersSharp.Loading.SafetensorsFile.Save(file, w);
+        return copy;
+    }
+
+    [Fact]
+    public void WarningsOfTheComponentLoadsGoToTheCliErrorWriter()
+    {
+        // a tensor the model does not have is a warning of the load (LoadOptions.Log): the --vae and --preview-vae loads and an
+        // unconditional pipeline's were given no Log, so it went to Console.Error, past the CLI's error writer
+        using var dir = new TempDir();
+        string vae = WithExtraTensor(Golden.Path("tiny-taesd"), dir.File("taesd"), "diffusion_pytorch_model.safetensors");
+        var (code, _, stderr) = CliRun.Run("generate", "-m", Model, "--prompt", "a cat", "--steps", "1", "--width", "32", "--height", "32",
+            "--vae", vae, "--preview-every", "1", "--preview-vae", vae, "-o", dir.File("o.png"));
+        Assert.True(code == 0, stderr);
+        string warning = $"warning: {Path.Combine(vae, "diffusion_pytorch_model.safetensors")}: 1 weight(s) of the file are not in AutoencoderTiny and were not loaded: extra [2]";
+        Assert.Equal(2, stderr.Split('\n').Count(l => l.TrimEnd() == warning)); // --vae, then --preview-vae
+
+        string ddpm = WithExtraTensor(Golden.Path("tiny-ddpm"), dir.File("ddpm"), Path.Combine("unet", "diffusion_pytorch_model.safetensors"));
+        (code, _, stderr) = CliRun.Run("generate", "-m", ddpm, "--steps", "1", "-o", dir.File("d.png"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"warning: {Path.Combine(ddpm, "unet", "diffusion_pytorch_model.safetensors")}: 1 weight(s) of the file are not in UNet2DModel and were not loaded: extra [2]", stderr);
+    }
+
     [Fact]
     public void BadComponentOptionsAreUserErrors()
     {
