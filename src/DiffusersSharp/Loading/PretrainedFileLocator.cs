@@ -72,7 +72,7 @@ public static class PretrainedFileLocator
 
         // the cache: its answer is final when it holds the weight name or the rule's preferred file
         string? cached = null;
-        if (CachedSnapshot(cache, id, rev) is { } snapshot)
+        if (CachedSnapshot(cache, id, rev, out var badRef) is { } snapshot)
         {
             string dir = sub is null ? snapshot : Path.Combine(snapshot, Path.Combine(sub.Split('/')));
             var files = Directory.Exists(dir) ? SnapshotFiles(dir) : [];
@@ -87,9 +87,9 @@ public static class PretrainedFileLocator
             $"'{id}' is not an existing file or folder, and the Hugging Face cache ({cache}) holds no {wanted} of {at}. "
             + DownloadHint.For(id, rev, cache, variant: null, "file"))
         { FilePath = Path.Combine(cache, PretrainedLocator.RepoFolderName(id)) };
-        if (options.LocalFilesOnly) return cached ?? throw miss;
+        if (options.LocalFilesOnly) return cached ?? throw (badRef ?? miss);
         var settings = PretrainedLocator.SettingsOf(options, cache);
-        if (settings.Offline) return cached ?? throw PretrainedLocator.OfflineMiss(miss);
+        if (settings.Offline) return cached ?? throw PretrainedLocator.OfflineMiss(badRef ?? miss);
 
         using var client = new HubClient(settings, options.HubClientOptions);
         RepoRevisionInfo info;
@@ -128,11 +128,24 @@ public static class PretrainedFileLocator
         }
     }
 
-    /// <summary>The cached snapshot folder of <paramref name="id"/> at <paramref name="rev"/>, or null.</summary>
-    private static string? CachedSnapshot(string cache, string id, string rev)
+    /// <summary>
+    /// The cached snapshot folder of <paramref name="id"/> at <paramref name="rev"/>, or null; a ref that holds no commit sha
+    /// is not cached, <paramref name="badRef"/> the error naming it (thrown offline; online the download rewrites the ref,
+    /// as huggingface_hub's does).
+    /// </summary>
+    private static string? CachedSnapshot(string cache, string id, string rev, out DiffusersException? badRef)
     {
+        badRef = null;
         string repo = Path.Combine(cache, PretrainedLocator.RepoFolderName(id));
-        if (!Directory.Exists(repo) || CacheLayout.ResolveCommit(repo, rev) is not { } sha) return null;
+        if (!Directory.Exists(repo)) return null;
+        string? sha;
+        try { sha = CacheLayout.ResolveCommit(repo, rev); }
+        catch (DiffusersException e)
+        {
+            badRef = e;
+            return null;
+        }
+        if (sha is null) return null;
         string snapshot = Path.GetFullPath(Path.Combine(repo, "snapshots", sha));
         return Directory.Exists(snapshot) ? snapshot : null;
     }

@@ -104,7 +104,16 @@ public static partial class PretrainedLocator
                 $"'{idOrPath}' is not a local folder and is not in the Hugging Face cache ({repo} does not exist). {howTo}")
             { FilePath = repo };
 
-        if (CacheLayout.ResolveCommit(repo, rev, out string refFile) is not { } sha)
+        string? sha;
+        string refFile;
+        try { sha = CacheLayout.ResolveCommit(repo, rev, out refFile); }
+        catch (DiffusersException badRef)
+        {
+            // a ref that holds no commit sha: an error offline; online the download replaces it with the Hub's answer, as
+            // huggingface_hub's snapshot_download never reads the ref (HubClient does the same)
+            return badRef;
+        }
+        if (sha is null)
         {
             return new DiffusersException(
                 $"'{idOrPath}' is in the Hugging Face cache ({repo}) but revision '{rev}' is not ({refFile} does not exist). {howTo}")

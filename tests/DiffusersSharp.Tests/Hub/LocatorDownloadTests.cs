@@ -43,6 +43,27 @@ public sealed class LocatorDownloadTests : IDisposable
     }
 
     [Fact]
+    public void AnOnlineLoadRepairsACorruptRef()
+    {
+        // a refs file that holds no commit sha: huggingface_hub's online downloads never read it and rewrite it from the Hub's
+        // answer, and so does HubClient; the loaders refused it before asking the Hub (offline it stays that error)
+        string snapshot = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "snapshots", _env.TinyCommit);
+        string refFile = Path.Combine(_env.RepoFolder(HubTestEnv.TinyId), "refs", "main");
+        var options = new LoadOptions { Hub = _env.Settings() };
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: options));
+
+        File.WriteAllText(refFile, "garbage");
+        Assert.Equal(snapshot, PretrainedLocator.Resolve(HubTestEnv.TinyId, options: options));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(refFile));
+
+        File.WriteAllText(refFile, "");
+        var index = new WeightFileRule("index", "model_index.json", "model_index.json",
+            (files, _) => files.Contains("model_index.json") ? "model_index.json" : null);
+        Assert.Equal(Path.Combine(snapshot, "model_index.json"), PretrainedFileLocator.Resolve(HubTestEnv.TinyId, index, options: options));
+        Assert.Equal(_env.TinyCommit, File.ReadAllText(refFile));
+    }
+
+    [Fact]
     public void OfflineOrLocalFilesOnlyNeverDownload()
     {
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(HubTestEnv.TinyId, options: new() { Hub = _env.Settings(offline: true) }));

@@ -91,13 +91,23 @@ public class PretrainedLocatorTests
     }
 
     [Fact]
-    public void CorruptRefIsAnError()
+    public void CorruptRefIsAnErrorOffline()
     {
+        // online the download rewrites it (LocatorDownloadTests.AnOnlineLoadRepairsACorruptRef)
         using var cache = Cache();
         string refFile = Path.Combine(cache.Path, "models--google--ddpm-cat-256", "refs", "main");
         File.WriteAllText(refFile, "../../etc");
-        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: new() { CacheDir = cache.Path }));
-        Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc'", e.Message);
+        var offline = new LoadOptions
+        {
+            CacheDir = cache.Path,
+            Hub = HubSettings.FromEnvironment(offline: true, cacheDir: cache.Path, environment: new Dictionary<string, string?>()),
+        };
+        var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve("google/ddpm-cat-256", options: offline));
+        Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc' Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", e.Message);
+        Assert.Equal(refFile, e.FilePath);
+        e = Assert.Throws<DiffusersException>(() => PretrainedFileLocator.Resolve("google/ddpm-cat-256", ConfigRule, options: offline));
+        Assert.Equal($"{refFile}: expected a 40-hex commit sha, found '../../etc' Offline mode is enabled (HF_HUB_OFFLINE=1), so nothing is downloaded.", e.Message);
+        Assert.Equal(refFile, e.FilePath);
     }
 
     [Fact]
