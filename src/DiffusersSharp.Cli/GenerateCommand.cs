@@ -12,7 +12,7 @@ namespace DiffusersSharp.Cli;
 /// <c>diffusers generate --model &lt;folder|hub id|single file&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
 /// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R] [--cache-dir D]</c>.
 /// <c>--revision</c> is the model's (its ControlNets and refiner are read at main); <c>--cache-dir</c> is the Hub cache of every Hub id of the run (the model, its
-/// ControlNets and refiner, <c>--vae</c>, <c>--preview-vae</c>, <c>--lora</c>, <c>--embedding</c>), as <c>download</c>'s
+/// ControlNets and refiner, a single file's <c>--config</c>, <c>--vae</c>, <c>--preview-vae</c>, <c>--lora</c>, <c>--embedding</c>), as <c>download</c>'s
 /// and <c>cache</c>'s.
 /// </summary>
 public static class GenerateCommand

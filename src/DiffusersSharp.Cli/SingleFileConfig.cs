@@ -21,10 +21,15 @@ internal static class SingleFileConfig
 
     /// <summary>
     /// How <c>generate</c> reads <paramref name="model"/> when it is a single-file checkpoint (the load's dtype and log, and
-    /// <paramref name="config"/>); null for a pipeline folder, which <c>FromPretrained</c> reads.
+    /// <paramref name="config"/>); null for a pipeline folder, which <c>FromPretrained</c> reads. A <paramref name="config"/>
+    /// Hub id is fetched as the run's other ids are: into its cache (<see cref="LoadOptions.CacheDir"/>, <c>--cache-dir</c>),
+    /// at main (<c>--revision</c> is the model's).
     /// </summary>
     public static SingleFileOptions? ForGenerate(string model, LoadOptions options, string? config) =>
-        File.Exists(model) ? Apply(new SingleFileOptions { Log = options.Log, Dtype = options.Dtype }, config) : null;
+        File.Exists(model)
+            ? Apply(new SingleFileOptions { Log = options.Log, Dtype = options.Dtype },
+                config is null || IsYaml(config) ? config : PretrainedLocator.Resolve(config, options: LoadOptions.Default with { CacheDir = options.CacheDir }))
+            : null;
 
     private static bool IsYaml(string config) =>
         config.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || config.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);

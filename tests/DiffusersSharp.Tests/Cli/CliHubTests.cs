@@ -2,6 +2,7 @@ using DiffusersSharp.Cli;
 using DiffusersSharp.Hub;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Hub;
+using DiffusersSharp.Tests.Pipelines.SingleFile;
 using DiffusersSharp.Tests.Support;
 using Image = DiffusersSharp.Imaging.Image;
 
@@ -124,6 +125,20 @@ public sealed class CliHubTests : IDisposable
         Assert.True(xl.Code == 0, xl.Err);
         Assert.Contains("refiner: StableDiffusionXLImg2ImgPipeline", xl.Out);
         Assert.Equal(refinerCommit, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-refiner"), "refs", "main")));
+    }
+
+    [Fact]
+    public void ASingleFilesConfigIdIsFetchedIntoTheCacheDir()
+    {
+        // generate --cache-dir is the cache of every Hub id of the run: a single-file checkpoint's --config id went to HF_HUB_CACHE
+        _hub.Server.Add(FakeRepo.FromFolder("org/tiny-sd15", SingleFileGoldenTests.Folder, out string commit));
+        using var tmp = new TempDir();
+        string cache = tmp.File("run-cache");
+        var r = Run("generate", "-m", SingleFileGoldenTests.File, "--config", "org/tiny-sd15", "--cache-dir", cache, "--prompt", "a cat",
+            "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("o.png"));
+        Assert.True(r.Code == 0, r.Err);
+        Assert.True(File.Exists(Path.Combine(cache, "models--org--tiny-sd15", "snapshots", commit, "model_index.json")));
+        Assert.False(Directory.Exists(_hub.CacheDir));
     }
 
     [Fact]
