@@ -10,14 +10,21 @@ namespace DiffusersSharp.Tests.Cli;
 /// <summary><c>diffusers generate --controlnet</c> on an SDXL base folder (tiny-sdxl with a ControlNet made from its UNet).</summary>
 public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
 {
-    [Fact]
-    public void AnSdxlFolderRunsTheSdxlControlNetPipeline()
+    /// <summary>A ControlNet made from tiny-sdxl's UNet, saved under <paramref name="dir"/>; its folder.</summary>
+    private static string SaveNet(TempDir dir)
     {
-        using var dir = new TempDir();
         string net = dir.File("controlnet");
         using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
         using (var cn = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]))
             cn.SavePretrained(net);
+        return net;
+    }
+
+    [Fact]
+    public void AnSdxlFolderRunsTheSdxlControlNetPipeline()
+    {
+        using var dir = new TempDir();
+        string net = SaveNet(dir);
         string control = Golden.Path("controlnet-edges.png");
         string output = dir.File("o.npy");
         // the zero convolutions of a fresh ControlNet add nothing: the image is diffusers' txt2img_default
@@ -42,10 +49,7 @@ public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
     {
         // the SDXL ControlNet path did not read --preview-every (ignored, then refused)
         using var dir = new TempDir();
-        string net = dir.File("controlnet");
-        using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
-        using (var cn = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]))
-            cn.SavePretrained(net);
+        string net = SaveNet(dir);
         string control = Golden.Path("controlnet-edges.png");
         CliPreviews.AssertEachStepIsPreviewed(dir, ["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--steps", "2",
                 "--width", "64", "--height", "64", "--seed", "0", "--controlnet", net, "--control-image", control, "--preview-every", "1",
