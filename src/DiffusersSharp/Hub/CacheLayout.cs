@@ -66,13 +66,13 @@ internal static class CacheLayout
 
     /// <summary>
     /// <see cref="ResolveCommit(string, string)"/> for a look-up that only saves work (a retry policy, a cache hit before the
-    /// Hub is asked, <c>try_to_load_from_cache</c>): a ref that holds no commit sha is not cached (null), as
+    /// Hub is asked, <c>try_to_load_from_cache</c>): a ref that holds no commit sha, or cannot be read, is not cached (null), as
     /// huggingface_hub's online downloads never read it and rewrite it from the Hub's answer.
     /// </summary>
     public static string? TryResolveCommit(string storage, string revision)
     {
         try { return ResolveCommit(storage, revision); }
-        catch (DiffusersException) { return null; }
+        catch (Exception e) when (e is DiffusersException or IOException or UnauthorizedAccessException) { return null; }
     }
 
     /// <summary><c>_cache_commit_hash_for_specific_revision</c>: writes <c>refs/{revision}</c> only when it changed.</summary>

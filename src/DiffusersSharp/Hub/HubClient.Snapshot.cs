@@ -32,7 +32,8 @@ public sealed partial class HubClient
 
         if (info is null)
         {
-            if (CachedSnapshot(storage, revision) is { } cached) return cached;
+            // after a failed request a ref that holds no commit is a cache miss (the error is the request's), else the error naming it
+            if (CachedSnapshot(storage, revision, lenient: apiError is not null) is { } cached) return cached;
             string where = $"{repoId}@{revision} in the cache ({Settings.CacheDir})";
             if (localFilesOnly)
                 throw NotCached(repoId, $"Cannot find a cached snapshot of {where} and outgoing traffic has been disabled. "

@@ -108,7 +108,9 @@ public sealed partial class HubClient : IDisposable
 
         if (meta is null)
         {
-            string? commit = CacheLayout.ResolveCommit(storage, revision);
+            // offline / local files only, a ref that holds no commit is the error naming it; after a failed request it is a
+            // cache miss, so the error is the request's (huggingface_hub: "An error happened while trying to locate the file")
+            string? commit = headError is null ? CacheLayout.ResolveCommit(storage, revision) : CacheLayout.TryResolveCommit(storage, revision);
             if (commit is not null && CacheLayout.FileExists(CacheLayout.PointerPath(storage, commit, rel)))
                 return CacheLayout.PointerPath(storage, commit, rel);
             if (localFilesOnly)

@@ -78,6 +78,19 @@ public sealed class HubClientDownloadTests : IDisposable
         File.WriteAllText(refFile, "garbage");
         Assert.Equal(snapshot, await client.DownloadPipelineAsync(HubTestEnv.TinyId));
         Assert.Equal(_env.TinyCommit, File.ReadAllText(refFile));
+
+        // the Hub unreachable and the ref garbage: the cache cannot answer, and the error is the request's, as in Python
+        File.WriteAllText(refFile, "garbage");
+        string dead = _env.Server.Endpoint;
+        _env.Server.Dispose();
+        using var unreachable = _env.Client(endpoint: dead);
+        var e2 = await Assert.ThrowsAsync<HubException>(() => unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.LocalEntryNotFound, e2.Kind);
+        Assert.Contains("Please check your connection", e2.Message);
+        Assert.Equal(HubErrorKind.Network, Assert.IsType<HubException>(e2.InnerException).Kind);
+        var e3 = await Assert.ThrowsAsync<HubException>(() => unreachable.SnapshotDownloadAsync(HubTestEnv.TinyId));
+        Assert.Equal(HubErrorKind.LocalEntryNotFound, e3.Kind);
+        Assert.Contains("Please check your connection", e3.Message);
     }
 
     [Fact]
