@@ -5,8 +5,8 @@ using DiffusersSharp.Pipelines;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id&gt;</c>
-/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>), and <c>--embedding source[:token]</c> (repeatable;
+/// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id[@rev]&gt;</c>
+/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>; <see cref="WeightSource.Repository"/>), and <c>--embedding source[:token]</c> (repeatable;
 /// a file, a folder, a Hugging Face Hub id such as <c>sd-concepts-library/cat-toy</c> or a file in one, either at a
 /// revision after the id, <c>org/name@rev</c>: <see cref="WeightSource"/>) loads textual-inversion embeddings before the run.
 /// </summary>
@@ -14,7 +14,7 @@ public sealed class ComponentOptions
 {
     private readonly Option<string?> _vae = new("--vae")
     {
-        Description = $"VAE to use instead of the folder's: 'tiny' ({VaeLoader.TaesdId}), or a VAE folder / Hub id (AutoencoderKL or AutoencoderTiny)",
+        Description = $"VAE to use instead of the folder's: 'tiny' ({VaeLoader.TaesdId}), or a VAE folder / Hub id (AutoencoderKL or AutoencoderTiny; org/name@rev: that revision, default main)",
     };
     private readonly Option<string[]> _embedding = new("--embedding")
     {
@@ -102,19 +102,20 @@ public sealed class ComponentOptions
     {
         if (v.Vae is { } vae)
         {
+            var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(pipe.LatentSpace), null) : WeightSource.Repository(vae);
             var options = LoadOptions.Default with
             {
+                Revision = revision,
                 Dtype = pipe.Unet.DType,
                 Device = pipe.Unet.Device,
                 CacheDir = cacheDir,
                 Log = m => ctx.Error.WriteLine("warning: " + m),
             };
-            string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
             var loaded = VaeLoader.FromPretrained(id, options);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
         }
         var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false, cacheDir);
         if (embeddings.Count > 0)

@@ -8,8 +8,8 @@ using TorchSharp;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The ControlNet options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--controlnet &lt;folder|id&gt;</c>
-/// and <c>--control-image &lt;file&gt;</c>, repeatable and paired by order (one image per net); <c>--control-scale</c>
+/// The ControlNet options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--controlnet &lt;folder|id[@rev]&gt;</c>
+/// (<see cref="WeightSource.Repository"/>) and <c>--control-image &lt;file&gt;</c>, repeatable and paired by order (one image per net); <c>--control-scale</c>
 /// (one value for every net, or one per net; default 1.0 for txt2img, 0.8 for img2img, 0.5 for inpainting),
 /// <c>--control-start</c> / <c>--control-end</c> (the fraction of the steps each net acts in; one value or one per net)
 /// and <c>--guess-mode</c>. With <c>--init-image</c> the run is ControlNet img2img, with <c>--mask</c> ControlNet inpainting.
@@ -18,7 +18,7 @@ public sealed class ControlNetOptions
 {
     private readonly Option<string[]> _controlnet = new("--controlnet")
     {
-        Description = "ControlNet folder or Hub id (repeatable; paired with --control-image by order)", DefaultValueFactory = _ => [],
+        Description = "ControlNet folder or Hub id, at a revision with org/name@rev (default main; repeatable; paired with --control-image by order)", DefaultValueFactory = _ => [],
     };
     private readonly Option<string[]> _image = new("--control-image")
     {
@@ -108,7 +108,7 @@ public sealed class ControlNetOptions
     /// <summary>
     /// Runs a ControlNet txt2img, img2img (<c>--init-image</c>) or inpainting (<c>--mask</c>) pipeline on a Stable Diffusion
     /// folder; the caller saves the result. The nets are loaded with the run's <paramref name="options"/> but for the
-    /// revision, which is the model's (<see cref="WithNets{T}"/>).
+    /// revision, which is the model's; a net's is its own <c>@rev</c> (<see cref="WithNets{T}"/>).
     /// </summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
@@ -169,16 +169,20 @@ public sealed class ControlNetOptions
     /// <summary>
     /// Loads the <paramref name="nets"/> (one <see cref="ControlNetModel"/>, or a <see cref="MultiControlNetModel"/> of
     /// several) and builds the pipeline that takes them; the nets are disposed if the pipeline cannot be built. A net's Hub
-    /// id is read at its main revision: <c>--revision</c> is the model's (a branch or commit of one repository, which
-    /// another repository does not have), as <see cref="GenerateCommand"/> says.
+    /// id is read at the revision after it (<c>org/name@rev</c>, <see cref="WeightSource.Repository"/>), else main, never at
+    /// <c>--revision</c>, which is the model's (a branch or commit of one repository, which another repository does not
+    /// have), as <see cref="GenerateCommand"/> says.
     /// </summary>
     internal static T WithNets<T>(IReadOnlyList<string> nets, LoadOptions options, Func<torch.nn.Module, T> build)
     {
         var loaded = new List<ControlNetModel>();
-        var netOptions = options with { Revision = null };
         try
         {
-            foreach (var net in nets) loaded.Add(ControlNetModel.FromPretrained(net, null, netOptions));
+            foreach (var net in nets)
+            {
+                var (id, revision) = WeightSource.Repository(net);
+                loaded.Add(ControlNetModel.FromPretrained(id, null, options with { Revision = revision }));
+            }
             return build(loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded));
         }
         catch

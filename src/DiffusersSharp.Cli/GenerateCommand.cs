@@ -11,7 +11,7 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// <c>diffusers generate --model &lt;folder|hub id|single file&gt; [--steps N] [--seed S] [--batch B] [--output out.png|out.npy]
 /// [--scheduler NAME] [--scheduler-config key=value]... [--eta E] [--dtype D] [--variant V] [--revision R] [--cache-dir D]</c>.
-/// <c>--revision</c> is the model's (its ControlNets and refiner are read at main); <c>--cache-dir</c> is the Hub cache of every Hub id of the run (the model, its
+/// <c>--revision</c> is the model's (the other Hub ids are read at their own <c>org/name@rev</c>, else main); <c>--cache-dir</c> is the Hub cache of every Hub id of the run (the model, its
 /// ControlNets and refiner, a single file's <c>--config</c>, <c>--vae</c>, <c>--preview-vae</c>, <c>--lora</c>, <c>--embedding</c>), as <c>download</c>'s
 /// and <c>cache</c>'s.
 /// </summary>
@@ -52,7 +52,7 @@ public static class GenerateCommand
         var variant = new Option<string?>("--variant") { Description = "Weights variant to load, e.g. fp16 (*.fp16.safetensors)" };
         var revision = new Option<string?>("--revision")
         {
-            Description = "Branch, tag or commit of the model's Hub id (default main; --controlnet/--refiner ids are read at main, --lora/--embedding take org/name@rev)",
+            Description = "Branch, tag or commit of the model's Hub id (default main; --controlnet/--refiner/--vae/--preview-vae/--lora/--embedding ids take org/name@rev instead)",
         };
         var cacheDir = CacheCommand.CacheDirOption();
         var config = new Option<string?>("--config") { Description = "Single-file checkpoint: " + SingleFileConfig.Description };

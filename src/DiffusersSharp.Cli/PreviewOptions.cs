@@ -21,7 +21,7 @@ public sealed class PreviewOptions
     };
     private readonly Option<string?> _vae = new("--preview-vae")
     {
-        Description = $"Tiny VAE (AutoencoderTiny folder or Hub id) for --preview-every (default: the pipeline's tiny VAE, else {VaeLoader.TaesdId}, SDXL {VaeLoader.TaesdXlId})",
+        Description = $"Tiny VAE (AutoencoderTiny folder or Hub id; org/name@rev: that revision) for --preview-every (default: the pipeline's tiny VAE, else {VaeLoader.TaesdId}, SDXL {VaeLoader.TaesdXlId})",
     };
 
     /// <summary>The parsed values.</summary>
@@ -72,8 +72,9 @@ public sealed class PreviewOptions
         string id = v.Vae ?? VaeLoader.TaesdIdFor(pipe.LatentSpace);
         if (tiny is null)
         {
-            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(id,
-                LoadOptions.Default with { CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) }));
+            var (vaeId, revision) = WeightSource.Repository(id);
+            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
+                LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) }));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

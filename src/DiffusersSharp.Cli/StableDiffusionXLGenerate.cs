@@ -89,9 +89,10 @@ internal static class StableDiffusionXLGenerate
         var o = r.StableDiffusion;
         var x = r.StableDiffusionXL;
         double frac = x.HighNoiseFrac ?? StableDiffusionXLOptions.DefaultHighNoiseFrac;
-        // a Hub id's main revision: --revision is the model's (a branch or commit of one repository, which another does not have)
-        var refinerOptions = options with { Revision = null };
-        string refinerFolder = PipelinePaths.Resolve(x.Refiner!, refinerOptions);
+        // a Hub id's @revision, else main: --revision is the model's (a branch or commit of one repository, which another does not have)
+        var (refinerId, refinerRevision) = WeightSource.Repository(x.Refiner!);
+        var refinerOptions = options with { Revision = refinerRevision };
+        string refinerFolder = PipelinePaths.Resolve(refinerId, refinerOptions);
         using var refiner = NativeFailures.During($"loading --refiner {x.Refiner}", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(refinerFolder, refinerOptions));
         refiner.Scheduler = SchedulerSelection.Build(refiner.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (refiner.RequiresAestheticsScore && x.TargetSize is not null)
@@ -128,12 +129,12 @@ internal static class StableDiffusionXLGenerate
     {
         if (v.Vae is { } vae)
         {
-            string id = vae == "tiny" ? VaeLoader.TaesdIdFor(pipe.LatentSpace) : vae;
-            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) });
+            var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(pipe.LatentSpace), null) : WeightSource.Repository(vae);
+            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) });
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {id}");
+            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
         }
         var embeddings = ComponentOptions.Locate(v.ParseEmbeddings(), fileNameTokens: true, cacheDir);
         if (embeddings.Count > 0)

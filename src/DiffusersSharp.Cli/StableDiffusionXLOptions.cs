@@ -20,7 +20,7 @@ public sealed class StableDiffusionXLOptions
 
     private readonly Option<string?> _prompt2 = new("--prompt-2") { Description = "Prompt for the second text encoder (SDXL; default: --prompt)" };
     private readonly Option<string?> _negative2 = new("--negative-prompt-2") { Description = "Negative prompt for the second text encoder (SDXL)" };
-    private readonly Option<string?> _refiner = new("--refiner") { Description = "SDXL refiner folder or Hub id: the base denoises the first --high-noise-frac, the refiner the rest" };
+    private readonly Option<string?> _refiner = new("--refiner") { Description = "SDXL refiner folder or Hub id (org/name@rev: that revision; default main): the base denoises the first --high-noise-frac, the refiner the rest" };
     private readonly Option<double?> _highNoiseFrac = new("--high-noise-frac") { Description = $"Share of the schedule the base runs before --refiner, in (0, 1) (default {DefaultHighNoiseFrac})" };
     private readonly Option<string?> _originalSize = new("--original-size") { Description = "SDXL micro-conditioning original size W,H (default: the image size)" };
     private readonly Option<string?> _crop = new("--crop") { Description = "SDXL micro-conditioning crop top-left X,Y (default 0,0)" };

@@ -5,7 +5,8 @@ using DiffusersSharp.Loading;
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// What <c>--lora</c> and <c>--embedding</c> name: an existing file or folder, a Hugging Face Hub id (<c>org/name</c>,
+/// What <c>--lora</c> and <c>--embedding</c> name (and, without a file, <c>--controlnet</c>, <c>--refiner</c>, <c>--vae</c>
+/// and <c>--preview-vae</c>: <see cref="Repository"/>): an existing file or folder, a Hugging Face Hub id (<c>org/name</c>,
 /// whose file the loader chooses as diffusers does), or one file of a Hub repository (<c>org/name/path/in/repo</c>, the
 /// weight name); a Hub id or file may name a revision after the id, as huggingface_hub's <c>HfFileSystem</c> paths
 /// (<c>hf://org/name@rev/path</c>) do: <c>org/name@v1.0</c>, <c>org/name@v1.0/file.safetensors</c>, a commit sha, a
@@ -43,6 +44,15 @@ public static partial class WeightSource
     /// </summary>
     public static (string PathOrId, string? WeightName, string? Revision) Of(string arg) =>
         File.Exists(arg) || Directory.Exists(arg) ? (arg, null, null) : Split(arg) ?? (arg, null, null);
+
+    /// <summary>
+    /// What <c>--controlnet</c>, <c>--refiner</c>, <c>--vae</c> and <c>--preview-vae</c> name, a folder or a Hub id: an
+    /// existing path as it is (an '@' in it included), else the id and the revision after <c>@</c> (null: <c>main</c>), as
+    /// <see cref="Of"/> splits them (<c>org/name@v2</c>, <c>org/name@refs/pr/3</c>); an argument naming a file in a
+    /// repository, which these options do not take, stays whole, for the loader's message.
+    /// </summary>
+    public static (string PathOrId, string? Revision) Repository(string arg) =>
+        Of(arg) is (var id, null, var revision) ? (id, revision) : (arg, null);
 
     /// <summary>
     /// How a source's Hub id is fetched: its revision and the run's cache folder (null: the environment's); the rest

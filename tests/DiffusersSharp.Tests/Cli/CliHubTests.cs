@@ -127,6 +127,66 @@ public sealed class CliHubTests : IDisposable
         Assert.Equal(refinerCommit, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-refiner"), "refs", "main")));
     }
 
+    /// <summary>
+    /// A Hub repository whose tag <c>v2</c> holds <paramref name="folder"/>'s files and whose main only a README, so that
+    /// only v2 loads; the v2 commit.
+    /// </summary>
+    private string AddAtV2Only(string id, string folder)
+    {
+        var repo = FakeRepo.FromFolder(id, folder, out string v2);
+        repo.Branches["v2"] = v2;
+        repo.AddCommit(new() { ["README.md"] = "moved to v2\n"u8.ToArray() });
+        _hub.Server.Add(repo);
+        return v2;
+    }
+
+    [Fact]
+    public void ComponentIdsTakeARevisionAfterTheIdAsLoraIdsDo()
+    {
+        // --controlnet, --vae, --refiner and --preview-vae org/name@rev (WeightSource, as --lora's): their files are on v2
+        // only; the old code took 'org/name@v2' whole, which is no Hub id and no folder
+        Assert.Equal(("org/tiny-controlnet", (string?)"refs/pr/3"), WeightSource.Repository("org/tiny-controlnet@refs/pr/3"));
+        Assert.Equal(("org/tiny-controlnet", (string?)null), WeightSource.Repository("org/tiny-controlnet"));
+        Assert.Equal(("org/tiny-controlnet@v2/x", (string?)null), WeightSource.Repository("org/tiny-controlnet@v2/x")); // a file: the loader's
+        string netV2 = AddAtV2Only("org/tiny-controlnet", Golden.Path("tiny-sd-controlnet"));
+        string vaeV2 = AddAtV2Only("org/tiny-taesd", Golden.Path("tiny-taesd"));
+        string refinerV2 = AddAtV2Only("org/tiny-refiner", Golden.Path("tiny-sdxl-refiner"));
+        using var tmp = new TempDir();
+        // an existing path with an '@' stays a path (here --preview-vae's)
+        string localVae = tmp.File("taesd@v2");
+        Directory.CreateDirectory(localVae);
+        foreach (var f in Directory.GetFiles(Golden.Path("tiny-taesd"))) File.Copy(f, Path.Combine(localVae, Path.GetFileName(f)));
+
+        var cn = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--controlnet", "org/tiny-controlnet@v2",
+            "--control-image", Golden.Path("controlnet-edges.png"), "--vae", "org/tiny-taesd@v2", "--preview-every", "1",
+            "--preview-vae", localVae, "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("cn.png"));
+        Assert.True(cn.Code == 0, cn.Err);
+        Assert.Contains("vae: AutoencoderTiny from org/tiny-taesd@v2", cn.Out);
+        Assert.Contains($"previews: every 1 step(s) with {localVae} → ", cn.Out);
+        Assert.Equal(netV2, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-controlnet"), "refs", "v2")));
+        Assert.Equal(vaeV2, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-taesd"), "refs", "v2")));
+        Assert.True(File.Exists(Path.Combine(_hub.RepoFolder("org/tiny-controlnet"), "snapshots", netV2, "diffusion_pytorch_model.safetensors")));
+        Assert.DoesNotContain(_hub.Server.Requests, q => q.Path.Contains("/main"));
+
+        var xl = Run("generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a cat", "--refiner", "org/tiny-refiner@v2",
+            "--preview-every", "1", "--preview-vae", "org/tiny-taesd@v2", "--steps", "2", "--width", "32", "--height", "32", "-o", tmp.File("xl.png"));
+        Assert.True(xl.Code == 0, xl.Err);
+        Assert.Contains("refiner: StableDiffusionXLImg2ImgPipeline from org/tiny-refiner@v2", xl.Out);
+        Assert.Contains("previews: every 1 step(s) with org/tiny-taesd@v2 → ", xl.Out);
+        Assert.Equal(refinerV2, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-refiner"), "refs", "v2")));
+        Assert.DoesNotContain(_hub.Server.Requests, q => q.Path.Contains("/main"));
+
+        // a revision the repository does not have: an error naming the id and the revision
+        var missing = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--vae", "org/tiny-taesd@v9",
+            "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("v9.png"));
+        Assert.Equal(CliApp.UserError, missing.Code);
+        Assert.StartsWith($"error: 'org/tiny-taesd' is in the Hugging Face cache ({_hub.RepoFolder("org/tiny-taesd")}) but revision 'v9' is not ", missing.Err);
+        Assert.Contains("Download it first with `diffusers download org/tiny-taesd --revision v9`", missing.Err);
+        Assert.Contains($"404 Client Error. Revision Not Found for url: {_hub.Server.Endpoint}/api/models/org/tiny-taesd/revision/v9. "
+                        + "The repository 'org/tiny-taesd' has no such branch, tag or commit.", missing.Err);
+        Assert.False(File.Exists(tmp.File("v9.png")));
+    }
+
     [Fact]
     public void ASingleFilesConfigIdIsFetchedIntoTheCacheDir()
     {
