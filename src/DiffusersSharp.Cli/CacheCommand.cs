@@ -57,7 +57,7 @@ public static class CacheCommand
         string dir = FullCacheDir(cacheDir);
         var warnings = new List<string>();
         var repos = HubCache.ScanRepos(dir, warnings);
-        foreach (var w in warnings) ctx.Error.WriteLine($"warning: {w}");
+        foreach (var w in warnings) ctx.Warn(w);
         if (repos.Count == 0)
         {
             ctx.Out.WriteLine($"No cached repositories in {dir}.");

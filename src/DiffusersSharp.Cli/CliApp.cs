@@ -77,7 +77,11 @@ public static class CliApp
 }
 
 /// <summary>What the commands write to and how they report progress.</summary>
-public sealed record CliContext(TextWriter Out, TextWriter Error, bool PlainProgress, CancellationToken CancellationToken);
+public sealed record CliContext(TextWriter Out, TextWriter Error, bool PlainProgress, CancellationToken CancellationToken)
+{
+    /// <summary>Writes <c>warning: {message}</c> to <see cref="Error"/>: the <c>LoadOptions.Log</c> of every load the commands make.</summary>
+    public void Warn(string message) => Error.WriteLine("warning: " + message);
+}
 
 /// <summary>A mistake in the command line itself (exit code 1).</summary>
 public sealed class UserException(string message) : Exception(message);

@@ -127,7 +127,7 @@ public sealed class ControlNetOptions
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
         var controlImages = controls.Select(i => (ImageInput)i).ToList();
-        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        options = options with { Log = ctx.Warn };
         var size = init ?? controls[0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 

@@ -82,7 +82,7 @@ public static class ConvertCommand
             PredictionType = r.PredictionType,
             ExtractEma = r.ExtractEma,
             Dtype = r.Half ? TorchSharp.torch.ScalarType.Float16 : null,
-            Log = m => ctx.Error.WriteLine("warning: " + m),
+            Log = ctx.Warn,
         }, r.Config);
         if (options.Config is not null)
         {

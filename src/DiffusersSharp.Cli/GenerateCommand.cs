@@ -161,7 +161,7 @@ public static class GenerateCommand
             Variant = r.Variant,
             Revision = r.Revision,
             CacheDir = cacheDir,
-            Log = m => ctx.Error.WriteLine("warning: " + m),
+            Log = ctx.Warn,
         };
         bool singleFile = OriginalCheckpoint.IsSingleFile(r.Model);   // an A1111/CivitAI/CompVis checkpoint: FromSingleFile
         if (r.SingleFileConfig is not null && !singleFile)

@@ -100,7 +100,7 @@ public sealed class LoraOptions
                     AdapterName = loras.Count == 1 ? null : $"lora{i + 1}",
                     Scale = scale,
                     IgnoreUnknownKeys = v.IgnoreUnknown,
-                    Log = m => ctx.Error.WriteLine("warning: " + m),
+                    Log = ctx.Warn,
                     WeightName = weightName,
                     Source = WeightSource.LoadOptionsFor(revision, cacheDir),
                 });

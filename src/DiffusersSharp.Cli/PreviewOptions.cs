@@ -74,7 +74,7 @@ public sealed class PreviewOptions
         {
             var (vaeId, revision) = WeightSource.Repository(id);
             var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
-                LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) }));
+                LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = ctx.Warn }));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

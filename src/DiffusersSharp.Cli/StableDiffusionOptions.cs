@@ -101,7 +101,7 @@ public sealed class StableDiffusionOptions
             throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
         Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask"); // converted to L after resizing, as diffusers
-        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        options = options with { Log = ctx.Warn };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
         var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder

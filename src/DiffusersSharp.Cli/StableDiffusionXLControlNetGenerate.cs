@@ -31,7 +31,7 @@ internal static class StableDiffusionXLControlNetGenerate
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
         var controlImages = controls.Select(i => (ImageInput)i).ToList();
-        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        options = options with { Log = ctx.Warn };
         var size = controls[0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 
