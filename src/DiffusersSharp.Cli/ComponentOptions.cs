@@ -1,5 +1,6 @@
 using System.CommandLine;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Cli;
@@ -94,6 +95,19 @@ public sealed class ComponentOptions
     }
 
     /// <summary>
+    /// The VAE <c>--vae</c> names, loaded with <paramref name="options"/> and reported: <c>tiny</c>, the tiny VAE of
+    /// <paramref name="space"/> (<see cref="VaeLoader.TaesdIdFor"/>), else a folder or a Hub id at its <c>@revision</c>
+    /// (<see cref="WeightSource.Repository"/>). The SD and SDXL paths both load it here.
+    /// </summary>
+    internal static IVae LoadVae(CliContext ctx, string vae, LatentSpace space, LoadOptions options)
+    {
+        var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(space), null) : WeightSource.Repository(vae);
+        var loaded = VaeLoader.FromPretrained(id, options with { Revision = revision, Log = ctx.Warn });
+        ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
+        return loaded;
+    }
+
+    /// <summary>
     /// Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done. The VAE is loaded
     /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype); Hub ids are
     /// fetched into <paramref name="cacheDir"/> (null: the environment's cache).
@@ -102,20 +116,10 @@ public sealed class ComponentOptions
     {
         if (v.Vae is { } vae)
         {
-            var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(pipe.LatentSpace), null) : WeightSource.Repository(vae);
-            var options = LoadOptions.Default with
-            {
-                Revision = revision,
-                Dtype = pipe.Unet.DType,
-                Device = pipe.Unet.Device,
-                CacheDir = cacheDir,
-                Log = m => ctx.Error.WriteLine("warning: " + m),
-            };
-            var loaded = VaeLoader.FromPretrained(id, options);
+            var loaded = LoadVae(ctx, vae, pipe.LatentSpace, LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device, CacheDir = cacheDir });
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
         }
         var embeddings = Locate(v.ParseEmbeddings(), fileNameTokens: false, cacheDir);
         if (embeddings.Count > 0)

@@ -30,7 +30,7 @@ internal static class StableDiffusionXLGenerate
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionXLInpaintPipeline.Name);
         Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
-        options = options with { Log = m => ctx.Error.WriteLine("warning: " + m) };
+        options = options with { Log = ctx.Warn };
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
         var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder
@@ -129,12 +129,10 @@ internal static class StableDiffusionXLGenerate
     {
         if (v.Vae is { } vae)
         {
-            var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(pipe.LatentSpace), null) : WeightSource.Repository(vae);
-            var loaded = VaeLoader.FromPretrained(id, LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = m => ctx.Error.WriteLine("warning: " + m) });
+            var loaded = ComponentOptions.LoadVae(ctx, vae, pipe.LatentSpace, LoadOptions.Default with { CacheDir = cacheDir });
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();
-            ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
         }
         var embeddings = ComponentOptions.Locate(v.ParseEmbeddings(), fileNameTokens: true, cacheDir);
         if (embeddings.Count > 0)
