@@ -75,6 +75,16 @@ internal static class CacheLayout
         catch (Exception e) when (e is DiffusersException or IOException or UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>
+    /// The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one) in <paramref name="storage"/>,
+    /// or null; a ref that holds no commit sha is <see cref="ResolveCommit(string, string)"/>'s error naming it, or, where
+    /// <paramref name="lenient"/> (a look-up that only saves work, <see cref="TryResolveCommit"/>), not cached.
+    /// </summary>
+    public static string? CachedSnapshot(string storage, string revision, bool lenient = false) =>
+        (lenient ? TryResolveCommit(storage, revision) : ResolveCommit(storage, revision)) is { } commit
+        && Directory.Exists(Path.Combine(storage, "snapshots", commit))
+            ? Path.Combine(storage, "snapshots", commit) : null;
+
     /// <summary><c>_cache_commit_hash_for_specific_revision</c>: writes <c>refs/{revision}</c> only when it changed.</summary>
     public static void WriteRef(string storage, string revision, string commit)
     {

@@ -23,7 +23,7 @@ public sealed partial class HubClient
         HubException? apiError = null;
         if (info is null && !localFilesOnly && !Settings.Offline)
         {
-            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: CachedSnapshot(storage, revision, lenient: true) is null, ct).ConfigureAwait(false); }
+            try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: CacheLayout.CachedSnapshot(storage, revision, lenient: true) is null, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound or HubErrorKind.GatedRepo)
             {
                 apiError = e;
@@ -33,7 +33,7 @@ public sealed partial class HubClient
         if (info is null)
         {
             // after a failed request a ref that holds no commit is a cache miss (the error is the request's), else the error naming it
-            if (CachedSnapshot(storage, revision, lenient: apiError is not null) is { } cached) return cached;
+            if (CacheLayout.CachedSnapshot(storage, revision, lenient: apiError is not null) is { } cached) return cached;
             string where = $"{repoId}@{revision} in the cache ({Settings.CacheDir})";
             if (localFilesOnly)
                 throw NotCached(repoId, $"Cannot find a cached snapshot of {where} and outgoing traffic has been disabled. "
@@ -96,16 +96,6 @@ public sealed partial class HubClient
     }
 
     /// <summary>
-    /// The cached snapshot folder of <paramref name="revision"/> (a commit, or a ref to one), or null; a ref that holds no
-    /// commit sha is an error naming it, or, <paramref name="lenient"/> (an online look-up that only picks a retry policy),
-    /// not cached.
-    /// </summary>
-    private static string? CachedSnapshot(string storage, string revision, bool lenient = false) =>
-        (lenient ? CacheLayout.TryResolveCommit(storage, revision) : CacheLayout.ResolveCommit(storage, revision)) is { } commit
-        && Directory.Exists(Path.Combine(storage, "snapshots", commit))
-            ? Path.Combine(storage, "snapshots", commit) : null;
-
-    /// <summary>
     /// The revision's info from the Hub, or, offline / with the Hub unreachable (diffusers: "Couldn't connect to the Hub:
     /// will try to load from local cache"), the cached snapshot folder of the revision. The info call is made once, without
     /// retries, when that snapshot holds <paramref name="within"/> (a subfolder; null: the snapshot itself).
@@ -118,7 +108,7 @@ public sealed partial class HubClient
         HubException? infoError = null;
         if (!localFilesOnly && !Settings.Offline)
         {
-            bool cached = CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision, lenient: true) is { } snapshot
+            bool cached = CacheLayout.CachedSnapshot(CacheLayout.StorageFolder(Settings.CacheDir, repoId), revision, lenient: true) is { } snapshot
                           && (within is null || Directory.Exists(Path.Combine(snapshot, within)));
             try { info = await GetRevisionInfoAsync(repoId, revision, token, retry: !cached, ct).ConfigureAwait(false); }
             catch (HubException e) when (e.Kind is HubErrorKind.Network or HubErrorKind.Http or HubErrorKind.RepositoryNotFound

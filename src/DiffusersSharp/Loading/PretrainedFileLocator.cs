@@ -138,16 +138,12 @@ public static class PretrainedFileLocator
         badRef = null;
         string repo = Path.Combine(cache, PretrainedLocator.RepoFolderName(id));
         if (!Directory.Exists(repo)) return null;
-        string? sha;
-        try { sha = CacheLayout.ResolveCommit(repo, rev); }
+        try { return CacheLayout.CachedSnapshot(repo, rev) is { } snapshot ? Path.GetFullPath(snapshot) : null; }
         catch (DiffusersException e)
         {
             badRef = e;
             return null;
         }
-        if (sha is null) return null;
-        string snapshot = Path.GetFullPath(Path.Combine(repo, "snapshots", sha));
-        return Directory.Exists(snapshot) ? snapshot : null;
     }
 
     /// <summary>The files of a snapshot folder as repository names (<c>/</c>-separated), links whose blob is gone left out.</summary>
