@@ -233,8 +233,9 @@ public sealed class GenerationService : IDisposable
     private GenerationRequest WithCropSize(GenerationRequest r)
     {
         if (r.PaddingMaskCrop is null || _pipe is null || (r.Width is not null && r.Height is not null)) return r;
-        if (_pipe.Unet.Config.SampleSize is not { Length: > 0 } size) return r;   // the pipeline refuses it, naming sample_size
-        return r with { Height = r.Height ?? size[0] * _pipe.VaeScaleFactor, Width = r.Width ?? size[^1] * _pipe.VaeScaleFactor };
+        if (_pipe.Unet.Config.SampleSize is not { Length: > 0 }) return r;   // the pipeline refuses it, naming sample_size
+        var (height, width) = _pipe.DefaultSize();
+        return r with { Height = r.Height ?? height, Width = r.Width ?? width };
     }
 
     /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>

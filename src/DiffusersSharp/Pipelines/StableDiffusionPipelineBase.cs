@@ -264,7 +264,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
         PipelineSteps.CheckCommon(ClassName, Scheduler, numInferenceSteps, numImagesPerPrompt, guidanceScale, null, eta);
 
     /// <summary>The default image size: <c>unet.config.sample_size * vae_scale_factor</c>.</summary>
-    protected (int Height, int Width) DefaultSize()
+    protected internal (int Height, int Width) DefaultSize()
     {
         int[] size = Unet.Config.SampleSize ?? throw new DiffusersException(
             $"{ClassName}: the UNet config has no sample_size; pass height and width");
