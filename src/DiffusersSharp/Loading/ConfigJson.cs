@@ -50,27 +50,31 @@ public static class ConfigJson
         string normalized = NormalizePythonLiterals(json);
         string keyPrefix = "";
         // Syntax first, so that a syntax error under a key is not reported as a wrong type for that key.
+        JsonDocument doc;
         try
         {
-            using var doc = JsonDocument.Parse(normalized, DocumentOptions);
-            RequireObject(doc, source);
-            if (SubConfig(typeof(T), doc.RootElement, source) is { } sub)
-            {
-                normalized = sub.GetRawText();
-                keyPrefix = typeof(T).GetCustomAttribute<SubConfigAttribute>()!.Key + ".";
-            }
+            doc = JsonDocument.Parse(normalized, DocumentOptions);
         }
         catch (JsonException e)
         {
             throw new ConfigException($"{source}: invalid JSON{Where(e)}: {e.Message}", e) { FilePath = source };
+        }
+        using var _ = doc;
+        RequireObject(doc, source);
+        // the object the record is read from, which CheckJsonForm looks at too
+        JsonElement form = doc.RootElement;
+        if (SubConfig(typeof(T), doc.RootElement, source) is { } sub)
+        {
+            form = sub;
+            normalized = sub.GetRawText();
+            keyPrefix = typeof(T).GetCustomAttribute<SubConfigAttribute>()!.Key + ".";
         }
         try
         {
             var config = JsonSerializer.Deserialize<T>(normalized, Options)
                    ?? throw new ConfigException($"{source}: the config is JSON null") { FilePath = source };
             RefuseNumbersAsStrings(config, source, keyPrefix);
-            using (var doc = JsonDocument.Parse(normalized, DocumentOptions))
-                config.CheckJsonForm(doc.RootElement, source);
+            config.CheckJsonForm(form, source);
             return config;
         }
         catch (JsonException e)
