@@ -161,9 +161,9 @@ public sealed class ModelPool : IDisposable
     /// </summary>
     private string? NoPreviewVaeWarning(string model, LatentSpace space)
     {
-        var (own, other) = space == LatentSpace.StableDiffusionXL ? ("--preview-vae-xl", "--preview-vae") : ("--preview-vae", "--preview-vae-xl");
-        var (kind, otherKind) = space == LatentSpace.StableDiffusionXL ? ("an SDXL", "SD 1.x/2.x") : ("a Stable Diffusion 1.x/2.x", "SDXL");
-        var otherSpace = space == LatentSpace.StableDiffusionXL ? LatentSpace.StableDiffusion : LatentSpace.StableDiffusionXL;
+        var (own, other, kind, otherKind, otherSpace) = space == LatentSpace.StableDiffusionXL
+            ? ("--preview-vae-xl", "--preview-vae", "an SDXL", "SD 1.x/2.x", LatentSpace.StableDiffusion)
+            : ("--preview-vae", "--preview-vae-xl", "a Stable Diffusion 1.x/2.x", "SDXL", LatentSpace.StableDiffusionXL);
         return _options.PreviewVaeFor(otherSpace) is { } given
             ? $"warning: {model} is {kind} model: its previews are a latent → RGB approximation, since {other} {given} is the {otherKind} models' tiny VAE; give {own} {VaeLoader.TaesdIdFor(space)} for them"
             : null;
