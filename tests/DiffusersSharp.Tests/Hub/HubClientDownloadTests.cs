@@ -81,16 +81,26 @@ public sealed class HubClientDownloadTests : IDisposable
 
         // the Hub unreachable and the ref garbage: the cache cannot answer, and the error is the request's, as in Python
         File.WriteAllText(refFile, "garbage");
-        string dead = _env.Server.Endpoint;
-        _env.Server.Dispose();
-        using var unreachable = _env.Client(endpoint: dead);
-        var e2 = await Assert.ThrowsAsync<HubException>(() => unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
-        Assert.Equal(HubErrorKind.LocalEntryNotFound, e2.Kind);
-        Assert.Contains("Please check your connection", e2.Message);
-        Assert.Equal(HubErrorKind.Network, Assert.IsType<HubException>(e2.InnerException).Kind);
+        using var unreachable = await StopServerAndAssertAFileIsTheConnectionError();
         var e3 = await Assert.ThrowsAsync<HubException>(() => unreachable.SnapshotDownloadAsync(HubTestEnv.TinyId));
         Assert.Equal(HubErrorKind.LocalEntryNotFound, e3.Kind);
         Assert.Contains("Please check your connection", e3.Message);
+    }
+
+    /// <summary>
+    /// Stops the fake Hub, then asserts that a client of its address fails to get model_index.json with the connection
+    /// error (LocalEntryNotFound, "Please check your connection", the network error inside); returns that client.
+    /// </summary>
+    private async Task<HubClient> StopServerAndAssertAFileIsTheConnectionError()
+    {
+        string dead = _env.Server.Endpoint;
+        _env.Server.Dispose();
+        var unreachable = _env.Client(endpoint: dead);
+        var e = await Assert.ThrowsAsync<HubException>(() => unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
+        Assert.Equal(HubErrorKind.LocalEntryNotFound, e.Kind);
+        Assert.Contains("Please check your connection", e.Message);
+        Assert.Equal(HubErrorKind.Network, Assert.IsType<HubException>(e.InnerException).Kind);
+        return unreachable;
     }
 
     [Fact]
@@ -103,13 +113,7 @@ public sealed class HubClientDownloadTests : IDisposable
         Assert.Contains("HF_HUB_OFFLINE=0", e.Message);
         Assert.Empty(_env.Server.Requests);
 
-        string dead = _env.Server.Endpoint;
-        _env.Server.Dispose();
-        using var unreachable = _env.Client(endpoint: dead);
-        var e2 = await Assert.ThrowsAsync<HubException>(() => unreachable.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
-        Assert.Equal(HubErrorKind.LocalEntryNotFound, e2.Kind);
-        Assert.Contains("Please check your connection", e2.Message);
-        Assert.Equal(HubErrorKind.Network, Assert.IsType<HubException>(e2.InnerException).Kind);
+        using var _ = await StopServerAndAssertAFileIsTheConnectionError();
     }
 
     [Fact]
