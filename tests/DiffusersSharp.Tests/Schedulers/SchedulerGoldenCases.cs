@@ -7,10 +7,11 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Tests.Schedulers;
 
 /// <summary>
-/// The cases of golden/schedulers.json (README section B) and how to drive each class through them.
-/// Every case maps to its diffusers class through <see cref="SchedulerFactory"/>; a case whose class is not
-/// implemented yet must be listed in <see cref="NotYetImplemented"/> (and a class listed there must not be
-/// registered), so no case passes silently by being skipped.
+/// The cases of golden/schedulers.json (README section B), and of the transcript files in <see cref="Sources"/> made in
+/// its format, and how to drive each class through them. A case id is the case name for golden B and
+/// <c>folder:case</c> for the others. Every case maps to its diffusers class through <see cref="SchedulerFactory"/>; a
+/// case whose class is not implemented yet must be listed in <see cref="NotYetImplemented"/> (and a class listed there
+/// must not be registered), so no case passes silently by being skipped.
 /// </summary>
 public static class SchedulerGoldenCases
 {
@@ -21,15 +22,46 @@ public static class SchedulerGoldenCases
     {
     };
 
-    private static readonly Lazy<JsonDocument> _json = new(() => Golden.Json("schedulers.json"));
+    /// <summary>
+    /// The golden files in this format: golden B (case ids without a prefix) and the numpy transcriptions of diffusers
+    /// 0.25.1 that extend it (ids <c>Prefix:case</c>; each folder's README says how it was made and validated).
+    /// </summary>
+    private static readonly GoldenSource[] Sources =
+    [
+        new("", "schedulers.json", File),
+        new("scheduler-transcripts-vp", "scheduler-transcripts-vp/cases.json", "scheduler-transcripts-vp/cases.safetensors"),
+    ];
 
-    public static JsonElement Cases => _json.Value.RootElement.GetProperty("cases");
+    private sealed record GoldenSource(string Prefix, string JsonFile, string TensorFile)
+    {
+        private readonly Lazy<JsonDocument> _json = new(() => Golden.Json(JsonFile));
 
-    public static JsonElement Case(string name) => Cases.GetProperty(name);
+        public JsonElement Cases => _json.Value.RootElement.GetProperty("cases");
+
+        public string Id(string name) => Prefix.Length == 0 ? name : $"{Prefix}:{name}";
+    }
+
+    /// <summary>The file of a case id and the case's name in it.</summary>
+    private static (GoldenSource Source, string Name) Resolve(string id)
+    {
+        int colon = id.IndexOf(':');
+        if (colon < 0) return (Sources[0], id);
+        string prefix = id[..colon];
+        var source = Sources.FirstOrDefault(s => s.Prefix == prefix)
+                     ?? throw new ArgumentException($"case {id}: no golden scheduler file has the prefix {prefix}");
+        return (source, id[(colon + 1)..]);
+    }
+
+    public static JsonElement Case(string id)
+    {
+        var (source, name) = Resolve(id);
+        return source.Cases.GetProperty(name);
+    }
 
     public static string ClassOf(string name) => Case(name).GetProperty("class").GetString()!;
 
-    public static IEnumerable<string> AllCaseNames => Cases.EnumerateObject().Select(p => p.Name);
+    public static IEnumerable<string> AllCaseNames =>
+        Sources.SelectMany(s => s.Cases.EnumerateObject().Select(p => s.Id(p.Name)));
 
     /// <summary>Theory data: the cases whose class is implemented.</summary>
     public static TheoryData<string> Implemented()
@@ -44,10 +76,17 @@ public static class SchedulerGoldenCases
     public static SchedulerBase Create(string name) =>
         SchedulerFactory.FromJson(Case(name).GetProperty("config").GetRawText(), $"schedulers.json case {name}");
 
-    public static Tensor T(string name, string key) => Golden.Tensor(File, $"{name}/{key}");
+    public static Tensor T(string id, string key)
+    {
+        var (source, name) = Resolve(id);
+        return Golden.Tensor(source.TensorFile, $"{name}/{key}");
+    }
 
-    public static bool Has(string name, string key) =>
-        Case(name).GetProperty("tensors").TryGetProperty($"{name}/{key}", out _);
+    public static bool Has(string id, string key)
+    {
+        var (_, name) = Resolve(id);
+        return Case(id).GetProperty("tensors").TryGetProperty($"{name}/{key}", out _);
+    }
 
     /// <summary>
     /// The case's step kwargs (diffusers' <c>step(..., **step_kwargs)</c>) on top of <paramref name="options"/> (the
