@@ -998,7 +998,7 @@ def to_json_value(v):
 
 
 def run_case(name, cls_name, kwargs, inputs, loop_n=10, generator_seed=None, noise_from=None, channels=4,
-             learned=False):
+             learned=False, n_list=N_LIST):
     Cls = CLASSES[cls_name]
     s0 = Cls(**kwargs)
     config = {k: to_json_value(v) for k, v in s0.effective_config().items()}
@@ -1008,7 +1008,7 @@ def run_case(name, cls_name, kwargs, inputs, loop_n=10, generator_seed=None, noi
     t[f"{name}/alphas_cumprod"] = s0.alphas_cumprod
 
     sets = {}
-    for n in N_LIST:
+    for n in n_list:
         s = Cls(**full)
         s.set_timesteps(n)
         t[f"{name}/timesteps_N{n}"] = s.timesteps.astype(np.int64)
@@ -1154,10 +1154,11 @@ CASES = [
     ("dpmpp2m-sd-eulerfinal-16steps", DPM, {**SD, "euler_at_final": True}, {"loop_n": 16}),
     ("dpmpp2m-sd-lu", DPM, {**SD, "use_lu_lambdas": True}, {}),
     ("dpmpp2m-sd2-v", DPM, {**SD, "prediction_type": "v_prediction"}, {}),
-    ("dpmpp2m-sd-trailing", DPM, {**SD, "timestep_spacing": "trailing"}, {}),
+    ("dpmpp2m-sd-trailing", DPM, {**SD, "timestep_spacing": "trailing"}, {"n_list": N_LIST + [61]}),
     ("dpmpp2m-sd-leading", DPM, {**SD, "timestep_spacing": "leading"}, {}),
     ("dpmpp2m-cos-learnedrange-clipped", DPM, {"beta_schedule": "squaredcos_cap_v2", "variance_type": "learned_range", "lambda_min_clipped": -5.1}, {"channels": 3, "learned": True}),
     ("dpmpp2m-linear-thresholding", DPM, {"thresholding": True, "dynamic_thresholding_ratio": 0.95, "sample_max_value": 1.5}, {}),
+    ("dpm2m-sd-sample", DPM, {**SD, "algorithm_type": "dpmsolver", "prediction_type": "sample"}, {}),
     ("dpm2m-v-thresholding", DPM, {**SD, "algorithm_type": "dpmsolver", "prediction_type": "v_prediction", "thresholding": True, "sample_max_value": 1.5}, {}),
     # DPMSolverSinglestepScheduler
     ("dpmss1-sd", DPMSS, {**SD_BETAS, "solver_order": 1}, {}),
@@ -1171,12 +1172,14 @@ CASES = [
     ("dpmss3-sd-nolowerorderfinal-12steps", DPMSS, {**SD_BETAS, "solver_order": 3, "lower_order_final": False}, {"loop_n": 12}),
     ("dpmss3-sd-nolowerorderfinal-10steps", DPMSS, {**SD_BETAS, "solver_order": 3, "lower_order_final": False}, {}),
     ("dpmss2-cos-learnedrange-clipped", DPMSS, {"beta_schedule": "squaredcos_cap_v2", "variance_type": "learned_range", "lambda_min_clipped": -5.1}, {"channels": 3, "learned": True}),
+    ("dpmss2-linear-thresholding", DPMSS, {"thresholding": True, "dynamic_thresholding_ratio": 0.95, "sample_max_value": 1.5}, {}),
     ("dpmss2-sd2-v", DPMSS, {**SD_BETAS, "prediction_type": "v_prediction"}, {}),
     # DEISMultistepScheduler
     ("deis2-sd", DEIS, {**SD}, {}),
     ("deis3-sd", DEIS, {**SD, "solver_order": 3}, {}),
     ("deis2-sd-karras", DEIS, {**SD, "use_karras_sigmas": True}, {}),
-    ("deis3-sd2-v-trailing", DEIS, {**SD, "solver_order": 3, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {}),
+    ("deis3-sd2-v-trailing", DEIS, {**SD, "solver_order": 3, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}, {"n_list": N_LIST + [61]}),
+    ("deis2-linear-thresholding", DEIS, {"thresholding": True, "dynamic_thresholding_ratio": 0.95, "sample_max_value": 1.5}, {}),
     # UniPCMultistepScheduler
     ("unipc-bh1-order2-sd", UNIPC, {**SD, "solver_type": "bh1"}, {}),
     ("unipc-bh2-order3-sd", UNIPC, {**SD, "solver_order": 3}, {}),
@@ -1186,6 +1189,7 @@ CASES = [
     ("unipc-bh2-order3-sd-noisepred", UNIPC, {**SD, "solver_order": 3, "predict_x0": False}, {}),
     ("unipc-bh2-order2-sd-karras", UNIPC, {**SD, "use_karras_sigmas": True}, {}),
     ("unipc-bh2-order2-sd2-v", UNIPC, {**SD, "prediction_type": "v_prediction"}, {}),
+    ("unipc-bh2-order2-linear-thresholding", UNIPC, {"thresholding": True, "dynamic_thresholding_ratio": 0.95, "sample_max_value": 1.5}, {}),
     ("unipc-bh2-order3-sd-nolowerorderfinal-leading", UNIPC, {**SD, "solver_order": 3, "lower_order_final": False, "timestep_spacing": "leading"}, {}),
 ]
 
