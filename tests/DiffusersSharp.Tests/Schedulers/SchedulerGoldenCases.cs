@@ -30,6 +30,8 @@ public static class SchedulerGoldenCases
     [
         new("", "schedulers.json", File),
         new("scheduler-transcripts-vp", "scheduler-transcripts-vp/cases.json", "scheduler-transcripts-vp/cases.safetensors"),
+        new("scheduler-transcripts-sigma", "scheduler-transcripts-sigma/transcripts.json",
+            "scheduler-transcripts-sigma/transcripts.safetensors"),
     ];
 
     private sealed record GoldenSource(string Prefix, string JsonFile, string TensorFile)
@@ -74,7 +76,7 @@ public static class SchedulerGoldenCases
 
     /// <summary>s0 = Cls(**config): built from the case's full effective config (with its _use_default_values).</summary>
     public static SchedulerBase Create(string name) =>
-        SchedulerFactory.FromJson(Case(name).GetProperty("config").GetRawText(), $"schedulers.json case {name}");
+        SchedulerFactory.FromJson(Case(name).GetProperty("config").GetRawText(), $"golden scheduler case {name}");
 
     public static Tensor T(string id, string key)
     {
@@ -100,6 +102,11 @@ public static class SchedulerGoldenCases
             {
                 "eta" => options with { Eta = kw.Value.GetDouble() },
                 "use_clipped_model_output" => options with { UseClippedModelOutput = kw.Value.GetBoolean() },
+                "s_churn" => options with { SChurn = kw.Value.GetDouble() },
+                "s_tmin" => options with { STmin = kw.Value.GetDouble() },
+                "s_tmax" => options with { STmax = kw.Value.GetDouble() },
+                "s_noise" => options with { SNoise = kw.Value.GetDouble() },
+                "order" => options with { Order = kw.Value.GetInt32() },
                 _ => throw new InvalidOperationException($"case {name} passes step kwarg {kw.Name}, which StepOptionsOf does not map"),
             };
         }

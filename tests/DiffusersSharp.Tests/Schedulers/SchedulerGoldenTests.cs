@@ -7,7 +7,7 @@ using C = DiffusersSharp.Tests.Schedulers.SchedulerGoldenCases;
 
 namespace DiffusersSharp.Tests.Schedulers;
 
-/// <summary>Every implemented case of golden/schedulers.json, generically (README section B).</summary>
+/// <summary>Every implemented case of golden/schedulers.json (README section B) and of the other SchedulerGoldenCases sources, generically.</summary>
 public class SchedulerGoldenTests
 {
     public static TheoryData<string> Cases => C.Implemented();
