@@ -25,6 +25,7 @@ CASES = [
          seed=22, loop_n=7),
     # ---- EulerAncestralDiscreteScheduler
     dict(name="eulera-sdxlturbo-trailing", cls="EulerAncestralDiscreteScheduler", kwargs=dict(SD1, timestep_spacing="trailing"), seed=30, ns=N6, loop_n=4),
+    dict(name="eulera-sdxlturbo-1step", cls="EulerAncestralDiscreteScheduler", kwargs=dict(SD1, timestep_spacing="trailing"), seed=50, ns=N6, loop_n=1),
     dict(name="eulera-v-leading", cls="EulerAncestralDiscreteScheduler", kwargs=dict(SD1, prediction_type="v_prediction", timestep_spacing="leading"), seed=1),
     dict(name="eulera-trailing-zsnr-v", cls="EulerAncestralDiscreteScheduler",
          kwargs=dict(SD1, timestep_spacing="trailing", rescale_betas_zero_snr=True, prediction_type="v_prediction"), seed=3),
@@ -37,6 +38,7 @@ CASES = [
     dict(name="heun-shap-e", cls="HeunDiscreteScheduler",
          kwargs=dict(beta_schedule="exp", num_train_timesteps=1024, prediction_type="sample", use_karras_sigmas=True,
                      clip_sample=True, clip_sample_range=1.0)),
+    dict(name="heun-trailing-v", cls="HeunDiscreteScheduler", kwargs=dict(SD1, prediction_type="v_prediction", timestep_spacing="trailing")),
     dict(name="heun-sample-clip", cls="HeunDiscreteScheduler", kwargs=dict(prediction_type="sample", clip_sample=True, clip_sample_range=2.0)),
     # ---- LMSDiscreteScheduler
     dict(name="lms-karras", cls="LMSDiscreteScheduler", kwargs=dict(SD1, use_karras_sigmas=True)),
@@ -48,7 +50,12 @@ CASES = [
     # one noise draw per call (9 calls for 5 steps): seeds with 10 recorded draws
     dict(name="kdpm2a-sd-5steps", cls="KDPM2AncestralDiscreteScheduler", kwargs=dict(SD1), seed=20, loop_n=5),
     dict(name="kdpm2a-sd-karras-5steps", cls="KDPM2AncestralDiscreteScheduler", kwargs=dict(SD1, use_karras_sigmas=True), seed=21, loop_n=5),
+    dict(name="lms-karras-trailing", cls="LMSDiscreteScheduler", kwargs=dict(SD1, use_karras_sigmas=True, timestep_spacing="trailing")),
     dict(name="lms-sample-leading-7steps", cls="LMSDiscreteScheduler", kwargs=dict(SD1, prediction_type="sample", timestep_spacing="leading"), loop_n=7),
+    dict(name="kdpm2-karras-trailing-v", cls="KDPM2DiscreteScheduler",
+         kwargs=dict(SD1, use_karras_sigmas=True, timestep_spacing="trailing", prediction_type="v_prediction")),
+    dict(name="kdpm2a-v-leading-5steps", cls="KDPM2AncestralDiscreteScheduler", kwargs=dict(SD1, prediction_type="v_prediction", timestep_spacing="leading"),
+         seed=22, loop_n=5),
     # ---- DDIMScheduler
     dict(name="ddim-trailing-v-zsnr", cls="DDIMScheduler",
          kwargs=dict(SD1, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing", prediction_type="v_prediction",
