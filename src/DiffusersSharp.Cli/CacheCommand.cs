@@ -24,7 +24,7 @@ public static class CacheCommand
     /// </summary>
     public static string FullCacheDir(string? cacheDir)
     {
-        if (cacheDir is null) return HubSettings.FromEnvironment().CacheDir;
+        if (cacheDir is null) return HubSettings.DefaultCacheDir();
         if (string.IsNullOrWhiteSpace(cacheDir)) throw new UserException("--cache-dir: empty path");
         return Path.GetFullPath(UserPath.ExpandUser(cacheDir));
     }

@@ -86,7 +86,7 @@ public static class HubCache
 
     /// <summary>The cache folder to scan: <paramref name="cacheDir"/> with <c>~</c> expanded, made absolute (<c>expanduser().resolve()</c>), or the environment's.</summary>
     private static string CacheFolder(string? cacheDir) =>
-        cacheDir is null ? HubSettings.FromEnvironment().CacheDir : Path.GetFullPath(UserPath.ExpandUser(cacheDir));
+        cacheDir is null ? HubSettings.DefaultCacheDir() : UserPath.FullPath(UserPath.ExpandUser(cacheDir));
 
     /// <summary><c>_scan_cached_repo</c>.</summary>
     private static CachedRepoInfo ScanRepo(string repoPath)

@@ -54,13 +54,14 @@ public sealed record HubClientOptions
     }
 
     /// <summary>
-    /// huggingface_hub's <c>_as_int(os.environ.get(name)) or 10</c>: whole seconds; unset, empty or 0 is the default
-    /// 10 s; anything else is an error naming the variable.
+    /// huggingface_hub's <c>_as_int(os.environ.get(name)) or 10</c>: whole seconds; unset or 0 is the default 10 s;
+    /// anything else, empty included (Python's <c>int("")</c> fails as huggingface_hub is imported), is an error naming
+    /// the variable.
     /// </summary>
     private static TimeSpan EnvTimeout(Func<string, string?> env, string name)
     {
         string? value = env(name);
-        if (string.IsNullOrWhiteSpace(value)) return TimeSpan.FromSeconds(10);
+        if (value is null) return TimeSpan.FromSeconds(10);
         if (!int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int seconds) || seconds < 0)
             throw new HubException(HubErrorKind.InvalidInput, $"{name} must be a whole number of seconds, got '{value}'.") { Key = name };
         return TimeSpan.FromSeconds(seconds == 0 ? 10 : seconds);

@@ -32,4 +32,11 @@ public static class UserPath
         string expanded = trimmed + path[1..];
         return expanded.Length == 0 ? "/" : expanded;
     }
+
+    /// <summary>
+    /// Python's <c>os.path.abspath</c>: <paramref name="path"/> as a full path against the current folder, an empty one
+    /// being the current folder itself (an empty <c>HF_HUB_CACHE</c>: huggingface_hub's <c>os.path.join("", name)</c> is
+    /// <c>name</c> in the current folder; <see cref="Path.GetFullPath(string)"/> refuses "").
+    /// </summary>
+    public static string FullPath(string path) => Path.GetFullPath(path.Length == 0 ? "." : path);
 }

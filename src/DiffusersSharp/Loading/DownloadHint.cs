@@ -18,13 +18,13 @@ internal static class DownloadHint
     public static string For(string id, string revision, string cache, string? variant, string localKind)
     {
         string shared = (revision == "main" ? "" : " --revision " + Quote(revision))
-                        + (SameFolder(cache, HubSettings.DefaultCacheDir()) ? "" : " --cache-dir " + Quote(Path.GetFullPath(cache)));
+                        + (SameFolder(cache, HubSettings.DefaultCacheDir()) ? "" : " --cache-dir " + Quote(UserPath.FullPath(cache)));
         string ours = $"diffusers download {id}{(variant is null ? "" : " --variant " + Quote(variant))}{shared}";
         return $"Download it first with `{ours}` (or `huggingface-cli download {id}{shared}`), or pass a local {localKind}.";
     }
 
     private static bool SameFolder(string a, string b) =>
-        string.Equals(Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)),
+        string.Equals(Path.TrimEndingDirectorySeparator(UserPath.FullPath(a)), Path.TrimEndingDirectorySeparator(UserPath.FullPath(b)),
                       OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>An argument as a POSIX shell reads it back: as it is when plain, else in single quotes.</summary>

@@ -76,7 +76,7 @@ public static partial class PretrainedLocator
 
     /// <summary>The Hub settings of <paramref name="options"/> (else the environment's), with <paramref name="cache"/> as their cache.</summary>
     internal static HubSettings SettingsOf(LoadOptions options, string cache) =>
-        (options.Hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = Path.GetFullPath(cache) };
+        (options.Hub ?? HubSettings.FromEnvironment(cacheDir: cache)) with { CacheDir = UserPath.FullPath(cache) };
 
     /// <summary>A cache miss that offline mode keeps from being downloaded.</summary>
     internal static DiffusersException OfflineMiss(DiffusersException miss) =>

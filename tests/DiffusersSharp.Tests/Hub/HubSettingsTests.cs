@@ -104,6 +104,75 @@ public sealed class HubSettingsTests
     }
 
     [Fact]
+    public void AnEmptyCacheVariableIsAFolderRelativeToTheCurrentOneAsInHuggingfaceHub()
+    {
+        // os.getenv(name, default) returns "" for a variable set but empty: os.path.join("", "hub") is the relative 'hub',
+        // and an empty cache folder the current one (join("", "models--org--name")). They were taken as unset.
+        using var tmp = new TempDir();
+        string cwd = Directory.GetCurrentDirectory();
+        Dictionary<string, string?> Env(params (string Key, string? Value)[] vars)
+        {
+            var env = new Dictionary<string, string?> { ["HF_TOKEN"] = "hf_env" }; // no token file read from the current folder
+            foreach (var (k, v) in vars) env[k] = v;
+            return env;
+        }
+        string Cache(Dictionary<string, string?> env)
+        {
+            string dir = HubSettings.FromEnvironment(environment: env).CacheDir;
+            Assert.Equal(dir, HubSettings.DefaultCacheDir(env.GetValueOrDefault));
+            return dir;
+        }
+
+        Assert.Equal(cwd, Cache(Env(("HF_HUB_CACHE", ""), ("HUGGINGFACE_HUB_CACHE", tmp.File("legacy")), ("HF_HOME", tmp.File("h")))));
+        Assert.Equal(cwd, Cache(Env(("HUGGINGFACE_HUB_CACHE", ""), ("HF_HOME", tmp.File("h")))));
+        Assert.Equal(Path.Combine(cwd, "hub"), Cache(Env(("HF_HOME", ""), ("XDG_CACHE_HOME", tmp.File("x")))));
+        Assert.Equal(Path.Combine(cwd, "huggingface", "hub"), Cache(Env(("XDG_CACHE_HOME", ""))));
+        Assert.Equal(Path.Combine(tmp.File("h"), "hub"), Cache(Env(("XDG_CACHE_HOME", ""), ("HF_HOME", tmp.File("h")))));
+        // an empty cacheDir argument too (hf_hub_download(cache_dir="") joins it the same way)
+        Assert.Equal(cwd, HubSettings.FromEnvironment(cacheDir: "", environment: Env()).CacheDir);
+    }
+
+    [Fact]
+    public void AnEmptyTokenEndpointOrOfflineVariableIsReadAsHuggingfaceHubReadsIt()
+    {
+        using var tmp = new TempDir();
+        string home = tmp.File("hf");
+        Directory.CreateDirectory(home);
+        File.WriteAllText(Path.Combine(home, "token"), "hf_from\r\n_file\n");
+        Dictionary<string, string?> Env(params (string Key, string? Value)[] vars)
+        {
+            var env = new Dictionary<string, string?> { ["HF_HOME"] = home };
+            foreach (var (k, v) in vars) env[k] = v;
+            return env;
+        }
+        HubSettings Of(params (string Key, string? Value)[] vars) => HubSettings.FromEnvironment(environment: Env(vars));
+
+        // `os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")`, then _clean_token (line breaks removed,
+        // blanks trimmed, "" is None), then the token file: an empty HF_TOKEN defers to the legacy name, one of blanks does not
+        Assert.Equal("hf_legacy", Of(("HF_TOKEN", ""), ("HUGGING_FACE_HUB_TOKEN", "hf_legacy")).Token);
+        Assert.Equal("hf_from_file", Of(("HF_TOKEN", "  "), ("HUGGING_FACE_HUB_TOKEN", "hf_legacy")).Token);
+        Assert.Equal("hf_from_file", Of(("HF_TOKEN", ""), ("HUGGING_FACE_HUB_TOKEN", "")).Token);
+        Assert.Equal("hf_ab", Of(("HF_TOKEN", " hf_a\r\nb\n")).Token);
+        // `os.getenv("HF_ENDPOINT") or default`; `os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")`
+        Assert.Equal("https://huggingface.co/", Of(("HF_ENDPOINT", "")).Endpoint.AbsoluteUri);
+        Assert.True(Of(("HF_HUB_OFFLINE", ""), ("TRANSFORMERS_OFFLINE", "1")).Offline);
+        Assert.False(Of(("HF_HUB_OFFLINE", "")).Offline);
+        Assert.False(Of(("HF_HUB_OFFLINE", ""), ("TRANSFORMERS_OFFLINE", "")).Offline);
+
+        // HF_TOKEN_PATH (0.23+: os.environ.get("HF_TOKEN_PATH", default)) set but empty: Path("") is the current folder,
+        // whose read_text fails; it was taken as unset ($HF_HOME/token)
+        var e = Assert.Throws<HubException>(() => Of(("HF_TOKEN_PATH", "")));
+        Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
+        Assert.Equal("HF_TOKEN_PATH", e.Key);
+        Assert.Equal("Cannot read the Hub token file: HF_TOKEN_PATH is set but empty, which names the current folder, not a file. "
+                     + "Set HF_TOKEN_PATH to the token file, or unset it (default $HF_HOME/token).", e.Message);
+        Assert.Equal("hf_env", Of(("HF_TOKEN_PATH", ""), ("HF_TOKEN", "hf_env")).Token); // not read when the environment has one
+        e = Assert.Throws<HubException>(() => Of(("HF_TOKEN_PATH", tmp.Path)));
+        Assert.Equal($"Cannot read the Hub token file: {tmp.Path} is a folder, not a file. "
+                     + "Set HF_TOKEN_PATH to the token file, or unset it (default $HF_HOME/token).", e.Message);
+    }
+
+    [Fact]
     public void TimeoutsComeFromTheEnvironment()
     {
         var o = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "30", ["HF_HUB_ETAG_TIMEOUT"] = " 3 " });
@@ -114,6 +183,9 @@ public sealed class HubSettingsTests
         Assert.Equal(HubErrorKind.InvalidInput, e.Kind);
         Assert.Equal("HF_HUB_ETAG_TIMEOUT", e.Key);
         Assert.Equal("HF_HUB_ETAG_TIMEOUT must be a whole number of seconds, got '2.5s'.", e.Message);
+        // set but empty: int("") fails as huggingface_hub is imported; it was the default
+        e = Assert.Throws<HubException>(() => HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "" }));
+        Assert.Equal(("HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT must be a whole number of seconds, got ''."), (e.Key, e.Message));
     }
 
     [Theory]
