@@ -6,7 +6,8 @@ namespace DiffusersSharp.Cli;
 /// <summary>
 /// <c>diffusers serve --model M [--model M2]… [--host 127.0.0.1] [--port 7860] [--api-key K] [--max-queue N]
 /// [--memory-budget GB] [--data-dir DIR] [--preview-vae taesd] [--preview-vae-xl taesdxl]</c>: the OpenAI-compatible image API, jobs with live progress, and the web page
-/// at <c>/</c> (<see cref="DiffusersServer"/>). Runs until Ctrl+C.
+/// at <c>/</c> (<see cref="DiffusersServer"/>). Runs until Ctrl+C. The preview VAEs take <c>org/name@rev</c> as
+/// <c>generate</c>'s do (<see cref="WeightSource.Repository"/>).
 /// </summary>
 public static class ServeCommand
 {
@@ -21,8 +22,8 @@ public static class ServeCommand
         var budget = new Option<double?>("--memory-budget") { Description = "GB of model weights kept loaded; least recently used models are unloaded beyond it" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where results and the history database are kept (default: ~/.local/share/diffusers-sharp/serve)" };
         var loraDir = new Option<string?>("--lora-dir") { Description = "A folder of LoRA .safetensors files requests may name in 'loras' (listed on the page)" };
-        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd) for the live previews of Stable Diffusion 1.x/2.x models; default: a latent → RGB approximation" };
-        var previewVaeXl = new Option<string?>("--preview-vae-xl") { Description = "The tiny VAE (folder or Hub id, e.g. madebyollin/taesdxl) for the live previews of SDXL models; default: a latent → RGB approximation" };
+        var previewVae = new Option<string?>("--preview-vae") { Description = "A tiny VAE (folder or Hub id, e.g. madebyollin/taesd; org/name@rev: that revision) for the live previews of Stable Diffusion 1.x/2.x models; default: a latent → RGB approximation" };
+        var previewVaeXl = new Option<string?>("--preview-vae-xl") { Description = "The tiny VAE (folder or Hub id, e.g. madebyollin/taesdxl; org/name@rev: that revision) for the live previews of SDXL models; default: a latent → RGB approximation" };
         var cmd = new Command("serve", "Serve models over an OpenAI-compatible HTTP API with a web page at /")
         {
             models, host, port, apiKey, maxQueue, budget, dataDir, previewVae, previewVaeXl, loraDir,
@@ -30,6 +31,9 @@ public static class ServeCommand
         cmd.SetAction(pr =>
         {
             var defaults = new ServerOptions();
+            // org/name@rev as generate's --preview-vae (an existing path with an '@' stays a path)
+            var (vae, vaeRevision) = pr.GetValue(previewVae) is { } v ? WeightSource.Repository(v) : (null, null);
+            var (vaeXl, vaeXlRevision) = pr.GetValue(previewVaeXl) is { } x ? WeightSource.Repository(x) : (null, null);
             var options = new ServerOptions
             {
                 Models = pr.GetValue(models)!,
@@ -39,8 +43,10 @@ public static class ServeCommand
                 MaxQueue = pr.GetValue(maxQueue),
                 MemoryBudgetGb = pr.GetValue(budget),
                 DataDir = pr.GetValue(dataDir) ?? defaults.DataDir,
-                PreviewVae = pr.GetValue(previewVae),
-                PreviewVaeXl = pr.GetValue(previewVaeXl),
+                PreviewVae = vae,
+                PreviewVaeRevision = vaeRevision,
+                PreviewVaeXl = vaeXl,
+                PreviewVaeXlRevision = vaeXlRevision,
                 LoraDir = pr.GetValue(loraDir),
             };
             return Run(ctx, options);

@@ -1,4 +1,5 @@
 using DiffusersSharp.Generation;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 
@@ -133,8 +134,12 @@ public sealed class ModelPool : IDisposable
             // the tiny VAE of the model's latent space only: an SD TAESD would decode SDXL latents into wrong colours
             if (_options.PreviewVaeFor(service.LatentSpace) is { } previewVae)
             {
-                if (!_previewVaes.TryGetValue(previewVae, out var tiny))
-                    _previewVaes[previewVae] = tiny = AutoencoderTiny.FromPretrained(previewVae, null, _options.LoadOptions);
+                // a Hub id at its own revision (else main), not at the models' (LoadOptions.Revision)
+                string? revision = _options.PreviewVaeRevisionFor(service.LatentSpace);
+                string key = PreviewVaeName(service.LatentSpace)!;
+                if (!_previewVaes.TryGetValue(key, out var tiny))
+                    _previewVaes[key] = tiny = AutoencoderTiny.FromPretrained(previewVae, null,
+                        (_options.LoadOptions ?? LoadOptions.Default) with { Revision = revision });
                 service.Taesd = new TaesdPreview(tiny);
             }
             else if (NoPreviewVaeWarning(worker.Name, service.LatentSpace) is { } warning && _toldNoPreviewVae.Add(worker.Name))
@@ -164,10 +169,16 @@ public sealed class ModelPool : IDisposable
         var (own, other, kind, otherKind, otherSpace) = space == LatentSpace.StableDiffusionXL
             ? ("--preview-vae-xl", "--preview-vae", "an SDXL", "SD 1.x/2.x", LatentSpace.StableDiffusion)
             : ("--preview-vae", "--preview-vae-xl", "a Stable Diffusion 1.x/2.x", "SDXL", LatentSpace.StableDiffusionXL);
-        return _options.PreviewVaeFor(otherSpace) is { } given
+        return PreviewVaeName(otherSpace) is { } given
             ? $"warning: {model} is {kind} model: its previews are a latent → RGB approximation, since {other} {given} is the {otherKind} models' tiny VAE; give {own} {VaeLoader.TaesdIdFor(space)} for them"
             : null;
     }
+
+    /// <summary>The preview VAE of <paramref name="space"/> as the option names it (<c>org/name@rev</c> with a revision); null when none.</summary>
+    private string? PreviewVaeName(LatentSpace space) =>
+        _options.PreviewVaeFor(space) is { } vae
+            ? _options.PreviewVaeRevisionFor(space) is { } revision ? $"{vae}@{revision}" : vae
+            : null;
 
     /// <summary>Unloads <paramref name="worker"/>'s model (it reloads at its next job).</summary>
     internal void Unload(ModelWorker worker)

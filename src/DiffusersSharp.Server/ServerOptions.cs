@@ -62,11 +62,28 @@ public sealed record ServerOptions
     /// </summary>
     public string? PreviewVaeXl { get; init; }
 
+    /// <summary>
+    /// The branch, tag or commit <see cref="PreviewVae"/>'s Hub id is read at (<c>serve --preview-vae org/name@rev</c>); null:
+    /// <c>main</c>, never <see cref="LoadOptions"/>' revision, which is the models'. Not used for a folder.
+    /// </summary>
+    public string? PreviewVaeRevision { get; init; }
+
+    /// <summary>The branch, tag or commit <see cref="PreviewVaeXl"/>'s Hub id is read at; null: <c>main</c> (see <see cref="PreviewVaeRevision"/>).</summary>
+    public string? PreviewVaeXlRevision { get; init; }
+
     /// <summary>The preview VAE given for models of <paramref name="space"/> (<see cref="PreviewVae"/> or <see cref="PreviewVaeXl"/>); null when none.</summary>
     public string? PreviewVaeFor(LatentSpace space) => space switch
     {
         LatentSpace.StableDiffusion => PreviewVae,
         LatentSpace.StableDiffusionXL => PreviewVaeXl,
+        _ => throw new ArgumentOutOfRangeException(nameof(space), space, "not a latent space"),
+    };
+
+    /// <summary>The revision of <see cref="PreviewVaeFor"/>'s Hub id (<see cref="PreviewVaeRevision"/> or <see cref="PreviewVaeXlRevision"/>); null: <c>main</c>.</summary>
+    public string? PreviewVaeRevisionFor(LatentSpace space) => space switch
+    {
+        LatentSpace.StableDiffusion => PreviewVaeRevision,
+        LatentSpace.StableDiffusionXL => PreviewVaeXlRevision,
         _ => throw new ArgumentOutOfRangeException(nameof(space), space, "not a latent space"),
     };
 

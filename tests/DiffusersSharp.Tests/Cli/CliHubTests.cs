@@ -188,6 +188,72 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public async Task ServesPreviewVaeIdsTakeARevisionAfterTheIdAsGeneratesDo()
+    {
+        // serve --preview-vae / --preview-vae-xl org/name@rev (WeightSource.Repository, as generate's --preview-vae): the old
+        // code took 'org/tiny-taesd@v2' whole, no Hub id and no folder, and the models were not loaded
+        string sdV2 = AddAtV2Only("org/tiny-taesd", Golden.Path("tiny-taesd"));
+        string xlV2 = AddAtV2Only("org/tiny-taesdxl", Golden.Path("tiny-taesd"));
+        var run = await RunServe("--model", Golden.Path("tiny-sd"), "--model", Golden.Path("tiny-sdxl"),
+            "--preview-vae", "org/tiny-taesd@v2", "--preview-vae-xl", "org/tiny-taesdxl@v2");
+        Assert.True(run.Loaded, run.Err);
+        Assert.Equal(CliApp.Ok, run.Code);
+        Assert.Equal(sdV2, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-taesd"), "refs", "v2")));
+        Assert.Equal(xlV2, File.ReadAllText(Path.Combine(_hub.RepoFolder("org/tiny-taesdxl"), "refs", "v2")));
+        Assert.True(File.Exists(Path.Combine(_hub.RepoFolder("org/tiny-taesdxl"), "snapshots", xlV2, "diffusion_pytorch_model.safetensors")));
+        Assert.DoesNotContain(_hub.Server.Requests, q => q.Path.Contains("/main"));
+
+        // an existing path with an '@' stays a path; the warning names the other option's value as given
+        using var tmp = new TempDir();
+        string localVae = tmp.File("taesd@v2");
+        Directory.CreateDirectory(localVae);
+        foreach (var f in Directory.GetFiles(Golden.Path("tiny-taesd"))) File.Copy(f, Path.Combine(localVae, Path.GetFileName(f)));
+        int requests = _hub.Server.Requests.Count;
+        run = await RunServe("--model", Golden.Path("tiny-sd"), "--preview-vae", localVae);
+        Assert.True(run.Loaded, run.Err);
+        Assert.Equal(requests, _hub.Server.Requests.Count);
+        run = await RunServe("--model", Golden.Path("tiny-sdxl"), "--preview-vae", "org/tiny-taesd@v2");
+        Assert.True(run.Loaded, run.Err);
+        Assert.Contains("since --preview-vae org/tiny-taesd@v2 is the SD 1.x/2.x models' tiny VAE", run.Err);
+    }
+
+    /// <summary>
+    /// <c>diffusers serve ARGS</c> on a free port until every model is loaded (its preview VAE with it) or a load failed
+    /// (at most 60 s), then cancelled: the exit code, the output and whether all were loaded.
+    /// </summary>
+    private static async Task<(int Code, string Out, string Err, bool Loaded)> RunServe(params string[] args)
+    {
+        using var data = new TempDir();
+        int port;
+        using (var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            l.Start();
+            port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        }
+        using var cts = new CancellationTokenSource();
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var err = TextWriter.Synchronized(e);   // the server logs from its loading thread
+        string Err() { lock (err) return e.ToString(); }
+        var run = Task.Run(() => CliApp.Run(["serve", .. args, "--port", port.ToString(), "--data-dir", data.Path], o, err, cancellationToken: cts.Token));
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        bool loaded = false;
+        for (var until = DateTime.UtcNow.AddSeconds(60); !loaded && DateTime.UtcNow < until && !run.IsCompleted && !Err().Contains("not loaded at start");)
+        {
+            try
+            {
+                var models = System.Text.Json.Nodes.JsonNode.Parse(await http.GetStringAsync("/v1/models"))!["data"]!.AsArray();
+                loaded = models.All(m => (bool)m!["loaded"]!);
+            }
+            catch (HttpRequestException) { }
+            if (!loaded) await Task.Delay(100);
+        }
+        cts.Cancel();
+        int code = await run;
+        return (code, o.ToString(), Err(), loaded);
+    }
+
+    [Fact]
     public void ASingleFilesConfigIdIsFetchedIntoTheCacheDir()
     {
         // generate --cache-dir is the cache of every Hub id of the run: a single-file checkpoint's --config id went to HF_HUB_CACHE
