@@ -102,7 +102,7 @@ public sealed class ComponentOptions
     internal static IVae LoadVae(CliContext ctx, string vae, LatentSpace space, LoadOptions options)
     {
         var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(space), null) : WeightSource.Repository(vae);
-        var loaded = VaeLoader.FromPretrained(id, options with { Revision = revision, Log = ctx.Warn });
+        var loaded = WeightSource.Load("--vae", vae, () => VaeLoader.FromPretrained(id, options with { Revision = revision, Log = ctx.Warn }));
         ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
         return loaded;
     }

@@ -181,7 +181,7 @@ public sealed class ControlNetOptions
             foreach (var net in nets)
             {
                 var (id, revision) = WeightSource.Repository(net);
-                loaded.Add(ControlNetModel.FromPretrained(id, null, options with { Revision = revision }));
+                loaded.Add(WeightSource.Load("--controlnet", net, () => ControlNetModel.FromPretrained(id, null, options with { Revision = revision })));
             }
             return build(loaded.Count == 1 ? loaded[0] : new MultiControlNetModel(loaded));
         }

@@ -73,8 +73,10 @@ public sealed class PreviewOptions
         if (tiny is null)
         {
             var (vaeId, revision) = WeightSource.Repository(id);
-            var loaded = NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
-                LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = ctx.Warn }));
+            // the default one is named as --preview-every's
+            var loaded = WeightSource.Load(v.Vae is null ? "--preview-every: the preview VAE" : "--preview-vae", id,
+                () => NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
+                    LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = ctx.Warn })));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

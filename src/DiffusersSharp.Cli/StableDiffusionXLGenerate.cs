@@ -92,8 +92,8 @@ internal static class StableDiffusionXLGenerate
         // a Hub id's @revision, else main: --revision is the model's (a branch or commit of one repository, which another does not have)
         var (refinerId, refinerRevision) = WeightSource.Repository(x.Refiner!);
         var refinerOptions = options with { Revision = refinerRevision };
-        string refinerFolder = PipelinePaths.Resolve(refinerId, refinerOptions);
-        using var refiner = NativeFailures.During($"loading --refiner {x.Refiner}", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(refinerFolder, refinerOptions));
+        using var refiner = WeightSource.Load("--refiner", x.Refiner!, () => NativeFailures.During($"loading --refiner {x.Refiner}",
+            () => StableDiffusionXLImg2ImgPipeline.FromPretrained(PipelinePaths.Resolve(refinerId, refinerOptions), refinerOptions)));
         refiner.Scheduler = SchedulerSelection.Build(refiner.Scheduler, r.Scheduler, r.SchedulerConfig);
         if (refiner.RequiresAestheticsScore && x.TargetSize is not null)
             throw new UserException($"--target-size does not apply to the refiner {x.Refiner} (requires_aesthetics_score: its time ids end with an aesthetic score)");

@@ -55,6 +55,24 @@ public static partial class WeightSource
         Of(arg) is (var id, null, var revision) ? (id, revision) : (arg, null);
 
     /// <summary>
+    /// Runs <paramref name="load"/>, the load of the source <paramref name="arg"/> that <paramref name="option"/> names; its
+    /// error (a revision the repository lacks, an id not cached offline, a folder without a model) becomes a
+    /// <see cref="UserException"/> starting with the option and its argument as given, <c>--vae org/name@v9: …</c>, as
+    /// <c>--embedding</c>'s and <c>--lora</c>'s do.
+    /// </summary>
+    public static T Load<T>(string option, string arg, Func<T> load)
+    {
+        try
+        {
+            return load();
+        }
+        catch (DiffusersException e)
+        {
+            throw new UserException($"{option} {arg}: {e.Message}");
+        }
+    }
+
+    /// <summary>
     /// How a source's Hub id is fetched: its revision and the run's cache folder (null: the environment's); the rest
     /// (offline mode, endpoint, token) from the environment, as for <c>--model</c>.
     /// </summary>

@@ -138,8 +138,7 @@ public sealed class ModelPool : IDisposable
                 string? revision = _options.PreviewVaeRevisionFor(service.LatentSpace);
                 string key = PreviewVaeName(service.LatentSpace)!;
                 if (!_previewVaes.TryGetValue(key, out var tiny))
-                    _previewVaes[key] = tiny = AutoencoderTiny.FromPretrained(previewVae, null,
-                        (_options.LoadOptions ?? LoadOptions.Default) with { Revision = revision });
+                    _previewVaes[key] = tiny = LoadPreviewVae(service.LatentSpace, previewVae, revision, key);
                 service.Taesd = new TaesdPreview(tiny);
             }
             else if (NoPreviewVaeWarning(worker.Name, service.LatentSpace) is { } warning && _toldNoPreviewVae.Add(worker.Name))
@@ -172,6 +171,23 @@ public sealed class ModelPool : IDisposable
         return PreviewVaeName(otherSpace) is { } given
             ? $"warning: {model} is {kind} model: its previews are a latent → RGB approximation, since {other} {given} is the {otherKind} models' tiny VAE; give {own} {VaeLoader.TaesdIdFor(space)} for them"
             : null;
+    }
+
+    /// <summary>
+    /// The tiny VAE <paramref name="pathOrId"/> at <paramref name="revision"/> (null: main), an error of its load named by the
+    /// option and <paramref name="name"/> as given (<c>--preview-vae org/name@v9: …</c>), as <c>generate</c>'s options name theirs.
+    /// </summary>
+    private AutoencoderTiny LoadPreviewVae(LatentSpace space, string pathOrId, string? revision, string name)
+    {
+        try
+        {
+            return AutoencoderTiny.FromPretrained(pathOrId, null, (_options.LoadOptions ?? LoadOptions.Default) with { Revision = revision });
+        }
+        catch (DiffusersException e)
+        {
+            string option = space == LatentSpace.StableDiffusionXL ? "--preview-vae-xl" : "--preview-vae";
+            throw new DiffusersException($"{option} {name}: {e.Message}", e) { FilePath = e.FilePath, Key = e.Key };
+        }
     }
 
     /// <summary>The preview VAE of <paramref name="space"/> as the option names it (<c>org/name@rev</c> with a revision); null when none.</summary>

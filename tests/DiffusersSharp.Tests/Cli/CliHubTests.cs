@@ -180,11 +180,40 @@ public sealed class CliHubTests : IDisposable
         var missing = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--vae", "org/tiny-taesd@v9",
             "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("v9.png"));
         Assert.Equal(CliApp.UserError, missing.Code);
-        Assert.StartsWith($"error: 'org/tiny-taesd' is in the Hugging Face cache ({_hub.RepoFolder("org/tiny-taesd")}) but revision 'v9' is not ", missing.Err);
+        Assert.StartsWith($"error: --vae org/tiny-taesd@v9: 'org/tiny-taesd' is in the Hugging Face cache ({_hub.RepoFolder("org/tiny-taesd")}) but revision 'v9' is not ", missing.Err);
         Assert.Contains("Download it first with `diffusers download org/tiny-taesd --revision v9`", missing.Err);
         Assert.Contains($"404 Client Error. Revision Not Found for url: {_hub.Server.Endpoint}/api/models/org/tiny-taesd/revision/v9. "
                         + "The repository 'org/tiny-taesd' has no such branch, tag or commit.", missing.Err);
         Assert.False(File.Exists(tmp.File("v9.png")));
+    }
+
+    [Fact]
+    public async Task AMissingRevisionIsToldAfterTheOptionAsEmbeddingErrorsAre()
+    {
+        // --embedding's and --lora's errors start with the option and its argument; --vae's, --controlnet's, --refiner's and
+        // --preview-vae's (generate's and serve's) started with the loader's message
+        AddAtV2Only("org/tiny-controlnet", Golden.Path("tiny-sd-controlnet"));
+        AddAtV2Only("org/tiny-taesd", Golden.Path("tiny-taesd"));
+        AddAtV2Only("org/tiny-refiner", Golden.Path("tiny-sdxl-refiner"));
+        using var tmp = new TempDir();
+        void Refused(string option, string arg, params string[] args)
+        {
+            var r = Run(["generate", .. args, option, arg, "--prompt", "a cat", "--steps", "1", "--width", "32", "--height", "32", "-o", tmp.File("o.png")]);
+            Assert.Equal(CliApp.UserError, r.Code);
+            string id = arg[..arg.IndexOf('@')];
+            Assert.StartsWith($"error: {option} {arg}: '{id}' is not a local folder and is not in the Hugging Face cache ({_hub.RepoFolder(id)} does not exist). "
+                              + $"Download it first with `diffusers download {id} --revision v9`", r.Err);
+            Assert.Contains($"404 Client Error. Revision Not Found for url: {_hub.Server.Endpoint}/api/models/{id}/revision/v9.", r.Err);
+            Assert.False(File.Exists(tmp.File("o.png")));
+        }
+        Refused("--vae", "org/tiny-taesd@v9", "-m", Golden.Path("tiny-sd"));
+        Refused("--preview-vae", "org/tiny-taesd@v9", "-m", Golden.Path("tiny-sd"), "--preview-every", "1");
+        Refused("--controlnet", "org/tiny-controlnet@v9", "-m", Golden.Path("tiny-sd"), "--control-image", Golden.Path("controlnet-edges.png"));
+        Refused("--refiner", "org/tiny-refiner@v9", "-m", Golden.Path("tiny-sdxl"));
+
+        var serve = await RunServe("--model", Golden.Path("tiny-sd"), "--preview-vae", "org/tiny-taesd@v9");
+        Assert.False(serve.Loaded);
+        Assert.Contains("tiny-sd: not loaded at start: --preview-vae org/tiny-taesd@v9: 'org/tiny-taesd' is not a local folder", serve.Err);
     }
 
     [Fact]
