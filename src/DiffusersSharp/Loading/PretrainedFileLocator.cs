@@ -86,7 +86,7 @@ public static class PretrainedFileLocator
         var miss = new DiffusersException(
             $"'{id}' is not an existing file or folder, and the Hugging Face cache ({cache}) holds no {wanted} of {at}. "
             + DownloadHint.For(id, rev, cache, variant: null, "file"))
-        { FilePath = Path.Combine(cache, PretrainedLocator.RepoFolderName(id)) };
+        { FilePath = CacheLayout.StorageFolder(cache, id) };
         if (options.LocalFilesOnly) return cached ?? throw (badRef ?? miss);
         var settings = PretrainedLocator.SettingsOf(options, cache);
         if (settings.Offline) return cached ?? throw PretrainedLocator.OfflineMiss(badRef ?? miss);
@@ -136,7 +136,7 @@ public static class PretrainedFileLocator
     private static string? CachedSnapshot(string cache, string id, string rev, out DiffusersException? badRef)
     {
         badRef = null;
-        string repo = Path.Combine(cache, PretrainedLocator.RepoFolderName(id));
+        string repo = CacheLayout.StorageFolder(cache, id);
         if (!Directory.Exists(repo)) return null;
         try { return CacheLayout.CachedSnapshot(repo, rev) is { } snapshot ? Path.GetFullPath(snapshot) : null; }
         catch (DiffusersException e)

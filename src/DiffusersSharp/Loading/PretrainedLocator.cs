@@ -97,7 +97,7 @@ public static partial class PretrainedLocator
     private static DiffusersException? FromCache(string idOrPath, string? subfolder, string rev, string cache, string? variant, out string? folder)
     {
         folder = null;
-        string repo = Path.Combine(cache, RepoFolderName(idOrPath));
+        string repo = CacheLayout.StorageFolder(cache, idOrPath);
         string howTo = DownloadHint.For(idOrPath, rev, cache, variant, "folder");
         if (!Directory.Exists(repo))
             return new DiffusersException(
@@ -242,8 +242,11 @@ public static partial class PretrainedLocator
         RepoId().IsMatch(id) && !id.Contains("--") && !id.Contains("..") && !id.EndsWith(".git", StringComparison.Ordinal)
         && id.Split('/')[^1].Length <= 96;
 
-    /// <summary>The cache folder name of a model repo: <c>models--org--name</c>.</summary>
-    public static string RepoFolderName(string repoId) => "models--" + repoId.Replace("/", "--");
+    /// <summary>
+    /// The cache folder name of a model repo, <c>models--org--name</c>: <see cref="HubRepoId.FolderName"/>, which refuses an
+    /// invalid id (<see cref="HubException"/>, InvalidInput, huggingface_hub's <c>validate_repo_id</c> message).
+    /// </summary>
+    public static string RepoFolderName(string repoId) => HubRepoId.FolderName(repoId);
 
     private static string WithSubfolder(string folder, string? subfolder, string idOrPath)
     {

@@ -208,8 +208,20 @@ public class PretrainedLocatorTests
     public void ValidIds(string id, bool valid) => Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
 
     [Fact]
-    public void RepoFolderNameIsHuggingFaceHubs() =>
+    public void RepoFolderNameIsHuggingFaceHubs()
+    {
         Assert.Equal("models--google--ddpm-cat-256", PretrainedLocator.RepoFolderName("google/ddpm-cat-256"));
+        Assert.Equal("models--gpt2", PretrainedLocator.RepoFolderName("gpt2"));
+        // one implementation with the Hub's (HubRepoId.FolderName), which validates the id: 'org/na me' gave 'models--org--na me'
+        // and 'a/b/c' 'models--a--b--c', a folder of no repository
+        var e = Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("org/na me"));
+        Assert.Equal((HubErrorKind.InvalidInput, "repo_id"), (e.Kind, e.Key));
+        Assert.Equal("Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, "
+                     + "max length is 96: 'org/na me'.", e.Message);
+        e = Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("a/b/c"));
+        Assert.Equal("Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'. Use `repo_type` argument if needed.", e.Message);
+        Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("org/a--b"));
+    }
 
     [Fact]
     public void DefaultCacheDirFollowsTheEnvironment()
