@@ -25,7 +25,12 @@ namespace DiffusersSharp.Extensions.AI;
 /// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
 /// </list>
 /// An integer property takes any integer type, a whole number of another (<c>4.0</c>, a JSON number) or a string of digits;
-/// a fraction (<c>4.5</c>), a value outside the type's range or a bool is refused naming the property, never rounded.
+/// a fraction (<c>4.5</c>), a value outside the type's range, a string of anything else or a bool is refused naming the
+/// property, never rounded. A JSON string (a <see cref="JsonElement"/> of kind String, as properties deserialized from JSON
+/// hold) is read as the .NET string it holds, for every property: <c>"4"</c> is 4 steps and <c>"7.5"</c> a guidance scale
+/// of 7.5 in either form, as <see cref="AdditionalPropertiesDictionary{TValue}.TryGetValue{T}(string, out T)"/> converts a
+/// .NET string (<see cref="IConvertible"/>, <see cref="Convert.ChangeType(object, Type, IFormatProvider)"/>) and
+/// this generator's number properties read strings.
 /// Cancellation is honoured within one denoising step, and while a call waits for the one before it. Runs one request at a
 /// time on a thread-pool thread; the calls waiting their turn hold no thread.
 /// </summary>
@@ -171,6 +176,8 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)
     {
         if (props is null || !props.TryGetValue(key, out var value) || value is null) return default;
+        // a JSON string is the string it holds, as a .NET one is read (see the class summary)
+        if (value is JsonElement { ValueKind: JsonValueKind.String } js) value = js.GetString()!;
         var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
         if (target == typeof(int)) return (T)(object)(int)Integer(value, key, int.MinValue, int.MaxValue);
         if (target == typeof(long)) return (T)(object)Integer(value, key, long.MinValue, long.MaxValue);
@@ -192,7 +199,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     /// <summary>
     /// An integer option's value: any integer type (<see cref="nint"/>, <see cref="Int128"/> and <see cref="System.Numerics.BigInteger"/>
     /// too), an integral number (<c>4.0</c> as a double, float, <see cref="Half"/> or decimal, or a JSON
-    /// number), or a string of an integer (<c>"4"</c>), within [<paramref name="min"/>, <paramref name="max"/>]. A fraction
+    /// number), or a string of an integer (<c>"4"</c>, a .NET or a JSON string), within [<paramref name="min"/>, <paramref name="max"/>]. A fraction
     /// (<c>4.5</c>), NaN, infinity, a bool or any other type is refused naming the property, never rounded.
     /// </summary>
     private static long Integer(object value, string key, long min, long max)

@@ -208,8 +208,8 @@ public class DiffusersImageGeneratorTests
         Assert.Equal(long.MaxValue, Request("seed", (ulong)long.MaxValue).Seed);
         Assert.Equal(int.MaxValue, Request("steps", (double)int.MaxValue).Steps);
 
-        // a JSON string is not read as a number (as before); out of the option's range, whatever the type
-        Refused(generator, "steps", json[4], "AdditionalProperties 'steps': expected an integer, got JSON String \"4\"");
+        // a JSON string as the .NET string it holds (AJsonStringIsReadAsTheDotNetStringItHolds); out of the option's range, whatever the type
+        Assert.Equal(4, Request("steps", json[4]).Steps);
         const string IntRange = "(-2147483648 to 2147483647)", LongRange = "(-9223372036854775808 to 9223372036854775807)";
         Refused(generator, "steps", 3000000000L, $"AdditionalProperties 'steps': 3000000000 is out of range {IntRange}");
         Refused(generator, "steps", 3e9, $"AdditionalProperties 'steps': 3000000000 is out of range {IntRange}");
@@ -219,6 +219,42 @@ public class DiffusersImageGeneratorTests
         Refused(generator, "seed", 9223372036854775808.0, $"AdditionalProperties 'seed': 9.223372036854776E+18 is out of range {LongRange}");
         Refused(generator, "seed", json[3], $"AdditionalProperties 'seed': 1e30 is out of range {LongRange}");
         Refused(generator, "seed", 1e28m, $"AdditionalProperties 'seed': 10000000000000000000000000000 is out of range {LongRange}");
+    }
+
+    [Fact]
+    public void AJsonStringIsReadAsTheDotNetStringItHolds()
+    {
+        // a JsonElement string "4" was refused ("expected an integer, got JSON String \"4\"") where the .NET string "4" is read,
+        // as Microsoft.Extensions.AI's own TryGetValue<T> converts it (IConvertible; a JsonElement it does not convert at all)
+        var meai = new AdditionalPropertiesDictionary { ["net"] = "4", ["json"] = System.Text.Json.JsonDocument.Parse("\"4\"").RootElement };
+        Assert.True(meai.TryGetValue("net", out int fromNet));
+        Assert.Equal(4, fromNet);
+        Assert.False(meai.TryGetValue("json", out int _));
+
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        var json = System.Text.Json.JsonDocument.Parse("[\"4\", \" 4 \", \"7.5\", \"4.5\", \"four\", \"3000000000\", \"\", \"a cat\"]").RootElement;
+        foreach (var v in new object[] { "4", json[0], " 4 ", json[1] })
+        {
+            Assert.Equal(4, WithProperty(generator, "steps", v).Steps);
+            Assert.Equal(4, WithProperty(generator, "padding_mask_crop", v).PaddingMaskCrop);
+            Assert.Equal(4L, WithProperty(generator, "seed", v).Seed);
+        }
+        Assert.Equal(7.5, WithProperty(generator, "guidance_scale", json[2]).GuidanceScale);
+        Assert.Equal(7.5, WithProperty(generator, "guidance_scale", "7.5").GuidanceScale);
+        Assert.Equal("a cat", WithProperty(generator, "negative_prompt", json[7]).NegativePrompt);
+
+        // a fraction, other text or a number out of range: refused naming the property, in the same words for both forms
+        const string IntRange = "(-2147483648 to 2147483647)";
+        foreach (var (text, element) in new[] { ("4.5", json[3]), ("four", json[4]), ("", json[6]) })
+        {
+            Refused(generator, "steps", text, $"AdditionalProperties 'steps': expected an integer, got '{text}' (not rounded)");
+            Refused(generator, "steps", element, $"AdditionalProperties 'steps': expected an integer, got '{text}' (not rounded)");
+            Refused(generator, "seed", element, $"AdditionalProperties 'seed': expected an integer, got '{text}' (not rounded)");
+        }
+        Refused(generator, "padding_mask_crop", json[5], $"AdditionalProperties 'padding_mask_crop': '3000000000' is out of range {IntRange}");
+        Refused(generator, "guidance_scale", "four", "AdditionalProperties 'guidance_scale': cannot read four as Double");
+        Refused(generator, "guidance_scale", json[4], "AdditionalProperties 'guidance_scale': cannot read four as Double");
     }
 
     [Fact]
