@@ -50,7 +50,6 @@ public sealed partial class ControlNetModel : nn.Module
         int n = boc.Length;
         int[] heads = Expand(c.NumAttentionHeads ?? c.AttentionHeadDim, n);
         int[] headDims = Expand(c.AttentionHeadDim, n);
-        TransformerDepth[] tlpb = Expand(c.TransformerLayersPerBlock, n);
         bool[] onlyCross = Expand(c.OnlyCrossAttention, n);
 
         // input
@@ -107,7 +106,7 @@ public sealed partial class ControlNetModel : nn.Module
             down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
             {
                 NumLayers = c.LayersPerBlock,
-                TransformerLayersPerBlock = tlpb[i].Depths,
+                TransformerLayersPerBlock = PerBlockDepths.Down(c.TransformerLayersPerBlock, i).Depths,
                 InChannels = inputChannel,
                 OutChannels = outputChannel,
                 AddDownsample = !isFinal,
@@ -123,7 +122,7 @@ public sealed partial class ControlNetModel : nn.Module
         controlnet_mid_block = ZeroConv(boc[^1]);
         mid_block = UNet2DBlocks.GetMidBlock(c.MidBlockType!, common with
         {
-            TransformerLayersPerBlock = tlpb[^1].Depths, // its one layer takes the first of a list entry
+            TransformerLayersPerBlock = PerBlockDepths.Mid(c.TransformerLayersPerBlock).Depths, // its one layer takes the first of a list entry
             InChannels = boc[^1],
             OutputScaleFactor = c.MidBlockScaleFactor,
             NumAttentionHeads = heads[^1],

@@ -63,7 +63,8 @@ public sealed record ControlNetModelConfig : DiffusersConfig
     /// <summary>
     /// Transformer blocks per attention layer of the down blocks (and of the mid block: the last entry, its first layer's
     /// depth for a list): one value for every block, or one entry per down block, each an int or a list with a depth per
-    /// layer (the nested form of asymmetric UNets, which <see cref="ControlNetModel.FromUnet"/> copies).
+    /// layer (the nested form of asymmetric UNets, which <see cref="ControlNetModel.FromUnet"/> copies). A longer list is
+    /// read as diffusers reads it: down block i takes entry i, the mid block the last entry.
     /// </summary>
     [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(TransformerLayersPerBlockJsonConverter))]
     public TransformerDepth[] TransformerLayersPerBlock { get; init; } = [1];

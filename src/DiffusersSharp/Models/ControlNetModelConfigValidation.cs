@@ -33,8 +33,8 @@ internal static class ControlNetModelConfigValidation
             R.Fail(source, "block_out_channels", $"Must provide the same number of `block_out_channels` as `down_block_types`. `block_out_channels`: [{Ints(c.BlockOutChannels)}]. `down_block_types`: [{string.Join(", ", c.DownBlockTypes)}].");
         PerBlock(source, "only_cross_attention", c.OnlyCrossAttention.Length, n);
         PerBlock(source, "attention_head_dim", c.AttentionHeadDim.Length, n);
-        PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock.Length, n);
         UNet2DConditionModelConfigValidation.OneListEntry(source, c.TransformerLayersPerBlock, n);
+        PerBlockDepths.CheckLength(source, c.TransformerLayersPerBlock, n);
         if (c.NumAttentionHeads is { } nah) PerBlock(source, "num_attention_heads", nah.Length, n);
 
         R.Int(source, "in_channels", c.InChannels, 1, R.MaxChannels);
@@ -110,10 +110,10 @@ internal static class ControlNetModelConfigValidation
         for (int i = 0; i < n; i++)
             if (UNet2DBlocks.NeedsCrossAttention(c.DownBlockTypes[i]))
                 UNet2DConditionModelConfigValidation.EnoughDepths(source, "transformer_layers_per_block", $"down block {i} ({c.DownBlockTypes[i]})",
-                    At(c.TransformerLayersPerBlock, i), c.LayersPerBlock);
+                    PerBlockDepths.Down(c.TransformerLayersPerBlock, i), c.LayersPerBlock);
         if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
             UNet2DConditionModelConfigValidation.EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({c.MidBlockType})",
-                At(c.TransformerLayersPerBlock, n - 1), 1);
+                PerBlockDepths.Mid(c.TransformerLayersPerBlock), 1);
     }
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>

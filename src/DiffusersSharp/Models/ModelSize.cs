@@ -118,17 +118,17 @@ internal static class ModelSize
         if (c.NumClassEmbeds is int nce && c.ClassEmbedType is null) total += (double)nce * temb;
         if (c.EncoderHidDim is int ehd) total += Linear(ehd, At(c.CrossAttentionDim, 0));
         double blockTemb = c.ClassEmbeddingsConcat ? 2 * temb : temb;
-        var upDepths = c.ReverseTransformerLayersPerBlock ?? c.TransformerLayersPerBlock.Reverse().ToArray();
         total += UNetPaths(boc, i => At(c.LayersPerBlock, i), blockTemb, ss, (i, j, ch, up) =>
         {
             string type = up ? c.UpBlockTypes[i] : c.DownBlockTypes[i];
             int level = up ? n - 1 - i : i;
-            var depth = up ? At(upDepths, i) : At(c.TransformerLayersPerBlock, level);
+            var depth = up ? PerBlockDepths.Up(c.TransformerLayersPerBlock, c.ReverseTransformerLayersPerBlock, i)
+                : PerBlockDepths.Down(c.TransformerLayersPerBlock, level);
             return type.Contains("CrossAttn", StringComparison.Ordinal) ? Transformer(ch, At(c.CrossAttentionDim, level), depth.At(j))
                 : type.Contains("Attn", StringComparison.Ordinal) ? Attention(ch) : 0;
         });
         if (c.MidBlockType == "UNetMidBlock2DCrossAttn")
-            total += 2 * Resnet(last, last, blockTemb, ss) + Transformer(last, At(c.CrossAttentionDim, n - 1), At(c.TransformerLayersPerBlock, n - 1).At(0));
+            total += 2 * Resnet(last, last, blockTemb, ss) + Transformer(last, At(c.CrossAttentionDim, n - 1), PerBlockDepths.Mid(c.TransformerLayersPerBlock).At(0));
         else if (c.MidBlockType == "UNetMidBlock2D")
             total += Resnet(last, last, blockTemb, ss);
         return total + Norm(c0) + Conv(c0, c.OutChannels, c.ConvOutKernel);

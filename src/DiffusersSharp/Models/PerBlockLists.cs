@@ -6,7 +6,8 @@ namespace DiffusersSharp.Models;
 /// The config keys that take one value for every down block or a list of one entry per down block
 /// (<c>attention_head_dim</c>, <c>transformer_layers_per_block</c>, …). diffusers 0.25.1 broadcasts only a bare value
 /// (<c>isinstance(x, int)</c>); a list of another length than <c>down_block_types</c> is its "Must provide the same number"
-/// error, or an IndexError where it indexes the list without a check (<c>transformer_layers_per_block</c>). The records
+/// error, except <c>transformer_layers_per_block</c>, which it indexes without a check: an IndexError when shorter, read
+/// by the same indexes when longer (<see cref="PerBlockDepths"/>). The records
 /// read a bare value and a one-entry list alike, as a one-element array (the record's "every block"), so a one-entry
 /// list in the file is refused when the file is read (<see cref="CheckJsonForm"/>), and lists of other lengths by the
 /// config validations.

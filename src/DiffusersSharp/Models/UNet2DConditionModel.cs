@@ -82,7 +82,6 @@ public sealed partial class UNet2DConditionModel : nn.Module
         int[] headDims = Expand(c.AttentionHeadDim, n);    // used as a real head dim by AttnDown/UpBlock2D only
         int[] crossDims = Expand(c.CrossAttentionDim, n);
         int[] layersPerBlock = Expand(c.LayersPerBlock, n);
-        TransformerDepth[] tlpb = Expand(c.TransformerLayersPerBlock, n);
         bool[] onlyCross = Expand(c.OnlyCrossAttention, n);
 
         conv_in = Layers.Conv2d(c.InChannels, boc[0], kernel_size: c.ConvInKernel, padding: (c.ConvInKernel - 1) / 2);
@@ -150,7 +149,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
             down_blocks.Add(UNet2DBlocks.GetDownBlock(c.DownBlockTypes[i], common with
             {
                 NumLayers = layersPerBlock[i],
-                TransformerLayersPerBlock = tlpb[i].Depths,
+                TransformerLayersPerBlock = PerBlockDepths.Down(c.TransformerLayersPerBlock, i).Depths,
                 InChannels = inputChannel,
                 OutChannels = outputChannel,
                 AddDownsample = i < n - 1,
@@ -164,7 +163,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
         if (c.MidBlockType is not null)
             mid_block = UNet2DBlocks.GetMidBlock(c.MidBlockType, common with
             {
-                TransformerLayersPerBlock = tlpb[^1].Depths, // its one layer takes the first of a list entry
+                TransformerLayersPerBlock = PerBlockDepths.Mid(c.TransformerLayersPerBlock).Depths, // its one layer takes the first of a list entry
                 InChannels = boc[^1],
                 OutputScaleFactor = c.MidBlockScaleFactor,
                 CrossAttentionDim = crossDims[^1],
@@ -176,7 +175,6 @@ public sealed partial class UNet2DConditionModel : nn.Module
         var rHeads = heads.Reverse().ToArray();
         var rLayers = layersPerBlock.Reverse().ToArray();
         var rCross = crossDims.Reverse().ToArray();
-        var rTlpb = c.ReverseTransformerLayersPerBlock ?? tlpb.Reverse().ToArray();
         var rOnlyCross = onlyCross.Reverse().ToArray();
         outputChannel = rBoc[0];
         for (int i = 0; i < n; i++)
@@ -188,7 +186,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
             up_blocks.Add(UNet2DBlocks.GetUpBlock(c.UpBlockTypes[i], common with
             {
                 NumLayers = rLayers[i] + 1,
-                TransformerLayersPerBlock = rTlpb[i].Depths,
+                TransformerLayersPerBlock = PerBlockDepths.Up(c.TransformerLayersPerBlock, c.ReverseTransformerLayersPerBlock, i).Depths,
                 InChannels = rBoc[Math.Min(i + 1, n - 1)],
                 OutChannels = outputChannel,
                 PrevOutputChannel = prevOutputChannel,

@@ -96,7 +96,8 @@ public sealed record UNet2DConditionModelConfig : DiffusersConfig
     /// <c>transformer_layers_per_block</c>: transformer blocks per attention layer of the down blocks (and of the mid
     /// block: the last entry, its first layer's depth for a list): one value for every block, or one entry per down
     /// block, each an int or a list with a depth per layer (the nested form, which needs
-    /// <see cref="ReverseTransformerLayersPerBlock"/>).
+    /// <see cref="ReverseTransformerLayersPerBlock"/>). A longer list is read as diffusers reads it: down block i takes
+    /// entry i, the mid block the last entry, the up blocks the list reversed (<see cref="PerBlockDepths"/>).
     /// </summary>
     [JsonPropertyName("transformer_layers_per_block"), JsonConverter(typeof(TransformerLayersPerBlockJsonConverter))]
     public TransformerDepth[] TransformerLayersPerBlock { get; init; } = [1];

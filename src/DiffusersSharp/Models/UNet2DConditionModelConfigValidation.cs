@@ -33,8 +33,10 @@ internal static class UNet2DConditionModelConfigValidation
         PerBlock(source, "attention_head_dim", c.AttentionHeadDim?.Length, n, c.AttentionHeadDim is null ? "null" : Ints(c.AttentionHeadDim));
         PerBlock(source, "cross_attention_dim", c.CrossAttentionDim?.Length, n, c.CrossAttentionDim is null ? "null" : Ints(c.CrossAttentionDim));
         PerBlock(source, "layers_per_block", c.LayersPerBlock?.Length, n, c.LayersPerBlock is null ? "null" : Ints(c.LayersPerBlock));
-        PerBlock(source, "transformer_layers_per_block", c.TransformerLayersPerBlock?.Length, n, c.TransformerLayersPerBlock is null ? "null" : string.Join(", ", c.TransformerLayersPerBlock));
+        if (c.TransformerLayersPerBlock is null)
+            Fail(source, "transformer_layers_per_block", "transformer_layers_per_block must not be null");
         OneListEntry(source, c.TransformerLayersPerBlock!, n);
+        PerBlockDepths.CheckLength(source, c.TransformerLayersPerBlock!, n);
         if (c.ReverseTransformerLayersPerBlock is null && c.TransformerLayersPerBlock!.Any(d => d.IsPerLayer))
             Fail(source, "reverse_transformer_layers_per_block", "Must provide 'reverse_transformer_layers_per_block` if using asymmetrical UNet.");
         // diffusers indexes it per up block (a longer list is read as far as it goes)
@@ -110,7 +112,8 @@ internal static class UNet2DConditionModelConfigValidation
     /// <summary>
     /// The cross-attention blocks read a list entry of transformer_layers_per_block (reverse_… for the up blocks) one
     /// depth per layer (diffusers' CrossAttnDownBlock2D / CrossAttnUpBlock2D / UNetMidBlock2DCrossAttn index it for each of
-    /// their num_layers: a shorter list is an IndexError there); the other blocks ignore their entry.
+    /// their num_layers: a shorter list is an IndexError there); the other blocks ignore their entry. Each block's entry
+    /// is the one diffusers gives it (<see cref="PerBlockDepths"/>).
     /// </summary>
     private static void PerLayerDepths(UNet2DConditionModelConfig c, string source, int n)
     {
@@ -119,13 +122,13 @@ internal static class UNet2DConditionModelConfigValidation
         {
             if (UNet2DBlocks.NeedsCrossAttention(c.DownBlockTypes[i]))
                 EnoughDepths(source, "transformer_layers_per_block", $"down block {i} ({c.DownBlockTypes[i]})",
-                    At(c.TransformerLayersPerBlock, i), At(c.LayersPerBlock, i));
+                    PerBlockDepths.Down(c.TransformerLayersPerBlock, i), At(c.LayersPerBlock, i));
             if (UNet2DBlocks.NeedsCrossAttention(c.UpBlockTypes[i]))
                 EnoughDepths(source, rev is null ? "transformer_layers_per_block" : "reverse_transformer_layers_per_block",
-                    $"up block {i} ({c.UpBlockTypes[i]})", rev?[i] ?? At(c.TransformerLayersPerBlock, n - 1 - i), At(c.LayersPerBlock, n - 1 - i) + 1);
+                    $"up block {i} ({c.UpBlockTypes[i]})", PerBlockDepths.Up(c.TransformerLayersPerBlock, rev, i), At(c.LayersPerBlock, n - 1 - i) + 1);
         }
         if (c.MidBlockType is { } mid && UNet2DBlocks.NeedsCrossAttention(mid))
-            EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({mid})", At(c.TransformerLayersPerBlock, n - 1), 1);
+            EnoughDepths(source, "transformer_layers_per_block", $"the mid block ({mid})", PerBlockDepths.Mid(c.TransformerLayersPerBlock), 1);
     }
 
     /// <summary>

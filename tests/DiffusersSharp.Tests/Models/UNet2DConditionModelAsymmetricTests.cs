@@ -196,4 +196,85 @@ public class UNet2DConditionModelAsymmetricTests
         using var again = reloaded.Forward(x, 10L, text, image);
         Assert.Equal(0.0, Tol.MaxAbsDiff(again.MidBlockResSample, output.MidBlockResSample));
     }
+
+    [Fact]
+    public void AListLongerThanTheDownBlocksIsReadAsDiffusersIndexesItAndRoundTrips()
+    {
+        // diffusers 0.25.1 checks no length: down block i takes [i], the mid block [-1], up block i reversed(list)[i]
+        var config = ConfigJson.Parse<UNet2DConditionModelConfig>(Config("[1, 2, 0, 3]", null), "unet/config.json");
+        using var unet = UNet2DConditionModel.FromConfig(config, "unet/config.json");
+        var expected = new Dictionary<string, int>
+        {
+            ["down_blocks.0.attentions.0"] = 1, ["down_blocks.0.attentions.1"] = 1,
+            ["down_blocks.1.attentions.0"] = 2, ["down_blocks.1.attentions.1"] = 2,
+            ["mid_block.attentions.0"] = 3,
+            ["up_blocks.0.attentions.0"] = 3, ["up_blocks.0.attentions.1"] = 3, ["up_blocks.0.attentions.2"] = 3,
+            ["up_blocks.1.attentions.0"] = 0, ["up_blocks.1.attentions.1"] = 0, ["up_blocks.1.attentions.2"] = 0,
+        };
+        Assert.Equal(expected.OrderBy(kv => kv.Key), Depths(unet).OrderBy(kv => kv.Key));
+
+        using var dir = new TempDir();
+        unet.SavePretrained(dir.Path);
+        using (var doc = JsonDocument.Parse(File.ReadAllText(dir.File("config.json"))))
+            Assert.Equal("[1,2,0,3]", JsonSerializer.Serialize(doc.RootElement.GetProperty("transformer_layers_per_block")));
+        using var reloaded = UNet2DConditionModel.FromPretrained(dir.Path);
+        Assert.Equal(expected.OrderBy(kv => kv.Key), Depths(reloaded).OrderBy(kv => kv.Key));
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var x = torch.randn(1, 4, 8, 8, generator: new Generator(1));
+        var text = torch.randn(1, 5, 32, generator: new Generator(2));
+        Assert.Equal(0.0, Tol.MaxAbsDiff(unet.Forward(x, 10L, text).Sample, reloaded.Forward(x, 10L, text).Sample));
+
+        // the ControlNet of it takes the same list, its down blocks [i] and its mid block [-1], and the UNet's weights
+        using var net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
+        Assert.Equal(config.TransformerLayersPerBlock, net.Config.TransformerLayersPerBlock);
+        Assert.Equal(expected.Where(kv => !kv.Key.StartsWith("up_blocks.", StringComparison.Ordinal)).OrderBy(kv => kv.Key),
+            Depths(net).OrderBy(kv => kv.Key));
+        var unetState = unet.state_dict();
+        foreach (var (name, t) in net.state_dict().Where(kv => kv.Key.StartsWith("mid_block.", StringComparison.Ordinal)))
+            Assert.True(t.allclose(unetState[name], 0, 0), name);
+        using var cnDir = new TempDir();
+        net.SavePretrained(cnDir.Path);
+        using var cnReloaded = ControlNetModel.FromPretrained(cnDir.Path);
+        Assert.Equal(3, Depths(cnReloaded)["mid_block.attentions.0"]);
+    }
+
+    [Fact]
+    public void AnExtraNestedEntryNeedsTheReverseListAndGivesTheMidBlockItsFirstDepth()
+    {
+        // diffusers' asymmetric check looks at every entry of the list, the extra ones too
+        var e = Assert.Throws<ConfigException>(() => UNet2DConditionModel.FromConfig(
+            ConfigJson.Parse<UNet2DConditionModelConfig>(Config("[1, 2, [4, 1]]", null), "unet/config.json"), "unet/config.json"));
+        Assert.Equal("unet/config.json: config key 'reverse_transformer_layers_per_block': Must provide 'reverse_transformer_layers_per_block` if using asymmetrical UNet.", e.Message);
+        using var unet = UNet2DConditionModel.FromConfig(
+            ConfigJson.Parse<UNet2DConditionModelConfig>(Config("[1, 2, [4, 1]]", "[1, [0, 1, 2]]"), "unet/config.json"), "unet/config.json");
+        var depths = Depths(unet);
+        Assert.Equal((1, 2, 4, 1, 0, 2), (depths["down_blocks.0.attentions.1"], depths["down_blocks.1.attentions.1"], depths["mid_block.attentions.0"],
+            depths["up_blocks.0.attentions.2"], depths["up_blocks.1.attentions.0"], depths["up_blocks.1.attentions.2"]));
+    }
+
+    [Theory]
+    [InlineData("[]", 2, "needs an entry per down block (2), got 0: []", "transformer_layers_per_block must hold between 1 and 12 entries, got 0")]
+    [InlineData("[1, 2]", 3, "needs an entry per down block (3), got 2: [1, 2]", "needs an entry per down block (3), got 2: [1, 2]")]
+    public void AListShorterThanTheDownBlocksIsRefusedNamingTheKey(string tlpb, int blocks, string message, string controlNetMessage)
+    {
+        // diffusers indexes transformer_layers_per_block[i] for every down block: an IndexError
+        string down = string.Join(", ", Enumerable.Repeat("\"CrossAttnDownBlock2D\"", blocks));
+        string up = string.Join(", ", Enumerable.Repeat("\"CrossAttnUpBlock2D\"", blocks));
+        string channels = string.Join(", ", Enumerable.Repeat("32", blocks));
+        var unetJson = Config(tlpb, null, down).Replace("\"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"", up, StringComparison.Ordinal)
+            .Replace("[32, 64]", $"[{channels}]", StringComparison.Ordinal);
+        var config = ConfigJson.Parse<UNet2DConditionModelConfig>(unetJson, "unet/config.json");
+        var e = Assert.Throws<ConfigException>(() => UNet2DConditionModel.FromConfig(config, "unet/config.json"));
+        Assert.Equal($"unet/config.json: config key 'transformer_layers_per_block': {message}", e.Message);
+        Assert.Equal("transformer_layers_per_block", e.Key);
+
+        var cn = ConfigJson.Parse<ControlNetModelConfig>($$"""
+            {"block_out_channels": [{{channels}}], "down_block_types": [{{down}}], "layers_per_block": 1, "attention_head_dim": 2,
+             "cross_attention_dim": 32, "norm_num_groups": 32, "conditioning_embedding_out_channels": [16, 32],
+             "transformer_layers_per_block": {{tlpb}}}
+            """, "cn/config.json");
+        e = Assert.Throws<ConfigException>(() => ControlNetModel.FromConfig(cn, "cn/config.json"));
+        Assert.Equal($"cn/config.json: config key 'transformer_layers_per_block': {controlNetMessage}", e.Message);
+    }
 }
