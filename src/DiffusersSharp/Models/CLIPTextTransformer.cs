@@ -1,3 +1,4 @@
+using System.Text.Json;
 using DiffusersSharp.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -29,44 +30,51 @@ internal sealed class CLIPTextTransformer : nn.Module
     // fp32 linear weights kept column-major on the CPU (MKL then packs no transposed weight per call)
     private readonly LinearWeightLayout _linears;
 
-    /// <summary>transformers' non-persistent buffer, present in files written before 4.31: ignored as transformers does.</summary>
+    /// <summary>
+    /// transformers' non-persistent buffer, present in files written before 4.31: left out without a word, as transformers
+    /// 4.36 takes the model's buffers out of the unexpected keys.
+    /// </summary>
     public const string PositionIdsKey = "text_model.embeddings.position_ids";
 
     /// <summary>
     /// The <c>FromPretrained</c> of the CLIP text models: a transformers model folder (<see cref="CheckpointFormat.Transformers"/>:
     /// <c>config.json</c> + <c>model[.variant].safetensors</c>, else <c>pytorch_model[.variant].bin</c>, sharded or not)
     /// through <see cref="ModelLoading.FromPretrained{TConfig, TModel}(string, string?, LoadOptions?, Func{TConfig, string, TModel}, CheckpointFormat?, string?, Action{TModel, IDictionary{string, Tensor}}?)"/>;
-    /// the config is validated naming its file.
+    /// the config is validated naming its file. Tensors of the file that the model does not have (a full CLIPModel
+    /// checkpoint's vision tower, <c>visual_projection</c>, <c>logit_scale</c>; <c>text_projection</c> for a
+    /// <see cref="CLIPTextModel"/>) are left out, with the load's one warning to <see cref="LoadOptions.Log"/> when the
+    /// config's <c>architectures</c> names the model's class, and without one otherwise: transformers 4.36's
+    /// <c>from_pretrained</c> logs "Some weights of the model checkpoint at … were not used when initializing …" with
+    /// <c>logger.warning</c> only in the first case, with <c>logger.info</c> (not shown by default) in the second.
     /// </summary>
     public static TModel FromPretrained<TModel>(string idOrPath, string? subfolder, LoadOptions? options, Func<CLIPTextConfig, TModel> create)
-        where TModel : nn.Module =>
-        ModuleScope.Run(() => ModelLoading.FromPretrained<CLIPTextConfig, TModel>(idOrPath, subfolder, options,
+        where TModel : nn.Module
+    {
+        CLIPTextConfig? loaded = null;
+        return ModuleScope.Run(() => ModelLoading.FromPretrained<CLIPTextConfig, TModel>(idOrPath, subfolder, options,
             (config, path) =>
             {
                 config.Validate(path);
+                loaded = config;
                 return create(config);
             },
             CheckpointFormat.Transformers, prepareWeights: (model, weights) =>
             {
                 weights.Remove(PositionIdsKey);
-                DropClipModelKeys(model, weights);
+                if (!NamesArchitecture(loaded!, model)) DropUnexpected(model, weights);
             }));
+    }
 
-    /// <summary>The keys of a full CLIPModel checkpoint that are not the text encoder's (the vision tower, the two projections, the logit scale).</summary>
-    private static readonly string[] ClipModelOnlyPrefixes = ["vision_model.", "visual_projection.", "text_projection.", "logit_scale"];
+    /// <summary>Whether the config's <c>architectures</c> (transformers' <c>config.architectures</c>) lists the model's class.</summary>
+    private static bool NamesArchitecture(CLIPTextConfig config, nn.Module model) =>
+        config.Extra?.TryGetValue("architectures", out var archs) == true && archs.ValueKind == JsonValueKind.Array
+        && archs.EnumerateArray().Any(a => a.ValueKind == JsonValueKind.String && a.GetString() == model.GetType().Name);
 
-    /// <summary>
-    /// A full CLIPModel checkpoint (e.g. openai/clip-vit-large-patch14, whose config <see cref="CLIPTextConfig"/> reads
-    /// from its <c>text_config</c>) also holds the vision tower: transformers' CLIPTextModel[WithProjection].from_pretrained
-    /// leaves its keys out as unexpected (a warning). They are dropped here, without the load's warning about tensors the
-    /// model does not have (a few hundred names for a known layout), only when the file holds <c>vision_model.*</c> keys
-    /// and only those the model does not take; a stray key in a text encoder's own file gets that warning.
-    /// </summary>
-    private static void DropClipModelKeys(nn.Module model, IDictionary<string, Tensor> weights)
+    /// <summary>Removes the tensors the model does not have (what transformers reports only at info level).</summary>
+    private static void DropUnexpected(nn.Module model, IDictionary<string, Tensor> weights)
     {
-        if (!weights.Keys.Any(k => k.StartsWith("vision_model.", StringComparison.Ordinal))) return;
-        var own = model.state_dict().Keys.ToHashSet(StringComparer.Ordinal);
-        foreach (var key in weights.Keys.Where(k => !own.Contains(k) && ClipModelOnlyPrefixes.Any(p => k.StartsWith(p, StringComparison.Ordinal))).ToList())
+        var own = model.named_parameters().Select(p => p.name).Concat(model.named_buffers().Select(b => b.name)).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in weights.Keys.Where(k => !own.Contains(k)).ToList())
             weights.Remove(key);
     }
 

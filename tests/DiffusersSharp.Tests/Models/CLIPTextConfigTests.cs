@@ -56,6 +56,7 @@ public class CLIPTextConfigTests
         Directory.CreateDirectory(folder);
         var text = JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")))!.AsObject();
         text["projection_dim"] = 8;
+        text["architectures"] = null;   // as in openai/clip-vit-large-patch14's text_config
         var full = new JsonObject
         {
             ["architectures"] = new JsonArray("CLIPModel"),
@@ -88,7 +89,8 @@ public class CLIPTextConfigTests
     public void TextEncodersLoadFromAFullClipModelCheckpointWithItsVisionTower()
     {
         // openai/clip-vit-large-patch14 as a text encoder: its config is a CLIPModel's and its weights hold the vision
-        // tower, the visual projection and the logit scale, which transformers leaves out (unexpected keys)
+        // tower, the visual projection and the logit scale, which transformers leaves out (unexpected keys, reported at
+        // info level: CLIPTextModelTests.TensorsTheModelLacksAreOneWarningWhenTheConfigsArchitecturesNameItsClass)
         using var dir = new TempDir();
         string folder = WriteFullClipConfig(dir, "clip");
         using var scope = torch.NewDisposeScope();
@@ -117,20 +119,8 @@ public class CLIPTextConfigTests
         using (var output = plain.Forward(ids))
             Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output");
 
-        Assert.Empty(log);   // the vision tower's keys are left out without the warning about unused tensors
-
-        // without the vision tower's keys the rule is off: a stray key in a text encoder's own file gets that warning
-        // (diffusers' and transformers' "Some weights of the model checkpoint were not used"), and the rest loads
-        using (var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors")))
-        {
-            var all = f.LoadAll();
-            all["logit_scale"] = torch.tensor(2.6592f);
-            SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
-        }
-        var stray = CLIPTextModel.FromPretrained(dir.Path, "clip", new LoadOptions { Log = log.Add });
-        Assert.Equal([$"{Path.Combine(folder, "model.safetensors")}: 1 weight(s) of the file are not in CLIPTextModel and were not loaded: logit_scale []"], log);
-        using (var output = stray.Forward(ids))
-            Tol.Close(output.PoolerOutput, Golden.Tensor(Expected, "text_encoder/pooler_output"), Tol.ModelAbs, "pooler_output");
+        // transformers logs the unused tensors at info level only: the text_config's architectures name neither class
+        Assert.Empty(log);
     }
 
     [Theory]

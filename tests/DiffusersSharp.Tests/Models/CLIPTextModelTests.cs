@@ -120,6 +120,66 @@ public class CLIPTextModelTests
         Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
     }
 
+    /// <summary>
+    /// A text encoder folder of tiny-sd's config (projection_dim 8) with <paramref name="architectures"/> and weights
+    /// holding, besides the text encoder's, a CLIPModel's other tensors and the legacy position_ids buffer.
+    /// </summary>
+    private static string WriteWithClipModelTensors(TempDir dir, string architectures)
+    {
+        string folder = Path.Combine(dir.Path, "text_encoder");
+        Directory.CreateDirectory(folder);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Golden.Path("tiny-sd", "text_encoder", "config.json")))!.AsObject();
+        config["projection_dim"] = 8;
+        config["architectures"] = System.Text.Json.Nodes.JsonNode.Parse(architectures);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        using var scope = torch.NewDisposeScope();
+        using var f = SafetensorsFile.Open(Golden.Path("tiny-sd", "text_encoder", "model.safetensors"));
+        var all = f.LoadAll();
+        all["text_model.embeddings.position_ids"] = torch.arange(77, dtype: ScalarType.Int64).unsqueeze(0);
+        all["text_projection.weight"] = torch.randn(8, 32, generator: new Generator(3));
+        all["vision_model.embeddings.patch_embedding.weight"] = torch.ones(16, 3, 2, 2);
+        all["vision_model.embeddings.position_ids"] = torch.arange(5).unsqueeze(0);
+        all["visual_projection.weight"] = torch.ones(8, 16);
+        all["logit_scale"] = torch.tensor(2.6592f);
+        SafetensorsFile.Save(Path.Combine(folder, "model.safetensors"), all);
+        return folder;
+    }
+
+    [Fact]
+    public void TensorsTheModelLacksAreOneWarningWhenTheConfigsArchitecturesNameItsClass()
+    {
+        // transformers 4.36: "Some weights of the model checkpoint at … were not used when initializing CLIPTextModel"
+        // is logger.warning when config.architectures lists the class, logger.info (not shown) when not; the model's
+        // non-persistent position_ids buffer is never among them
+        using var dir = new TempDir();
+        string folder = WriteWithClipModelTensors(dir, """["CLIPTextModel"]""");
+        string file = Path.Combine(folder, "model.safetensors");
+        var log = new List<string>();
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var model = CLIPTextModel.FromPretrained(dir.Path, "text_encoder", new LoadOptions { Log = log.Add });
+        Assert.Equal([$"{file}: 5 weight(s) of the file are not in CLIPTextModel and were not loaded: logit_scale [], "
+            + "text_projection.weight [8, 32], vision_model.embeddings.patch_embedding.weight [16, 3, 2, 2], "
+            + "vision_model.embeddings.position_ids [1, 5], visual_projection.weight [8, 16]"], log);
+        using (var output = model.Forward(Ids()))
+            Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+
+        // CLIPTextModelWithProjection is not the class the config names: the same kind of tensors, no warning
+        log.Clear();
+        using (var output = CLIPTextModelWithProjection.FromPretrained(dir.Path, "text_encoder", new LoadOptions { Log = log.Add }).Forward(Ids()))
+            Tol.Close(output.LastHiddenState, Golden.Tensor(Expected, "text_encoder/last_hidden_state"), Tol.ModelAbs, "last_hidden_state");
+        Assert.Empty(log);
+
+        // and the other way round
+        WriteWithClipModelTensors(dir, """["CLIPTextModelWithProjection"]""");
+        CLIPTextModel.FromPretrained(dir.Path, "text_encoder", new LoadOptions { Log = log.Add });
+        Assert.Empty(log);
+        CLIPTextModelWithProjection.FromPretrained(dir.Path, "text_encoder", new LoadOptions { Log = log.Add });
+        Assert.Equal([$"{file}: 4 weight(s) of the file are not in CLIPTextModelWithProjection and were not loaded: logit_scale [], "
+            + "vision_model.embeddings.patch_embedding.weight [16, 3, 2, 2], vision_model.embeddings.position_ids [1, 5], "
+            + "visual_projection.weight [8, 16]"], log);
+    }
+
     [Fact]
     public void WithProjectionOnAPlainTextEncoderNamesTheMissingWeight()
     {
