@@ -95,28 +95,38 @@ public sealed class ComponentOptions
     }
 
     /// <summary>
-    /// The VAE <c>--vae</c> names, loaded with <paramref name="options"/> and reported: <c>tiny</c>, the tiny VAE of
-    /// <paramref name="space"/> (<see cref="VaeLoader.TaesdIdFor"/>), else a folder or a Hub id at its <c>@revision</c>
-    /// (<see cref="WeightSource.Repository"/>). The SD and SDXL paths both load it here.
+    /// The VAE <c>--vae</c> names, loaded and reported with its dtype: <c>tiny</c>, the tiny VAE of <paramref name="space"/>
+    /// (<see cref="VaeLoader.TaesdIdFor"/>), else a folder or a Hub id at its <c>@revision</c>
+    /// (<see cref="WeightSource.Repository"/>), in the dtype and on the device of <paramref name="unet"/> (the latents it
+    /// will decode are of that dtype, as the pipeline's own VAE is; an SDXL pipeline upcasts a <c>force_upcast</c> fp16
+    /// VAE for the decode itself); Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// The SD and SDXL paths both load it here.
     /// </summary>
-    internal static IVae LoadVae(CliContext ctx, string vae, LatentSpace space, LoadOptions options)
+    internal static IVae LoadVae(CliContext ctx, string vae, LatentSpace space, UNet2DConditionModel unet, string? cacheDir)
     {
         var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(space), null) : WeightSource.Repository(vae);
-        var loaded = WeightSource.Load("--vae", vae, () => VaeLoader.FromPretrained(id, options with { Revision = revision, Log = ctx.Warn }));
-        ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)}");
+        var loaded = WeightSource.Load("--vae", vae, () => VaeLoader.FromPretrained(id, LoadOptions.Default with
+        {
+            Dtype = unet.DType,
+            Device = unet.Device,
+            CacheDir = cacheDir,
+            Revision = revision,
+            Log = ctx.Warn,
+        }));
+        ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)} · {loaded.DType}");
         return loaded;
     }
 
     /// <summary>
-    /// Swaps in the VAE and loads the embeddings into <paramref name="pipe"/>, reporting what was done. The VAE is loaded
-    /// in the dtype and on the device of the pipeline's UNet (the latents it will decode are of that dtype); Hub ids are
-    /// fetched into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// Swaps in the VAE (<see cref="LoadVae"/>: in the dtype and on the device of the pipeline's UNet) and loads the
+    /// embeddings into <paramref name="pipe"/>, reporting what was done; Hub ids are fetched into
+    /// <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
     public static void Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string? cacheDir)
     {
         if (v.Vae is { } vae)
         {
-            var loaded = LoadVae(ctx, vae, pipe.LatentSpace, LoadOptions.Default with { Dtype = pipe.Unet.DType, Device = pipe.Unet.Device, CacheDir = cacheDir });
+            var loaded = LoadVae(ctx, vae, pipe.LatentSpace, pipe.Unet, cacheDir);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();

@@ -122,14 +122,15 @@ internal static class StableDiffusionXLGenerate
     }
 
     /// <summary>
-    /// --vae swaps the VAE ('tiny' = TAESDXL, <see cref="VaeLoader.TaesdIdFor"/>); --embedding loads textual inversion into
-    /// both text encoders (clip_l / clip_g); Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
+    /// --vae swaps the VAE ('tiny' = TAESDXL, <see cref="VaeLoader.TaesdIdFor"/>; in the UNet's dtype and on its device, as
+    /// on SD: <see cref="ComponentOptions.LoadVae"/>); --embedding loads textual inversion into both text encoders
+    /// (clip_l / clip_g); Hub ids are fetched into <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
     private static void Apply(CliContext ctx, ComponentOptions.Values v, StableDiffusionXLPipelineBase pipe, string? cacheDir)
     {
         if (v.Vae is { } vae)
         {
-            var loaded = ComponentOptions.LoadVae(ctx, vae, pipe.LatentSpace, LoadOptions.Default with { CacheDir = cacheDir });
+            var loaded = ComponentOptions.LoadVae(ctx, vae, pipe.LatentSpace, pipe.Unet, cacheDir);
             var old = pipe.Vae;
             pipe.Vae = loaded;
             old.Dispose();

@@ -121,6 +121,22 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
         Assert.True(File.Exists(dir.File("v.png")));
     }
 
+    [Fact]
+    public void VaeOptionLoadsTheVaeInTheUNetsDtypeAsOnStableDiffusion()
+    {
+        // the folder's own VAE given as --vae: in the UNet's bf16, as the pipeline's own VAE and SD's --vae, so the image is
+        // the one without --vae (a bf16 VAE with force_upcast decodes in bf16: diffusers' needs_upcasting is fp16 only)
+        using var dir = new TempDir();
+        string vae = Golden.Path("tiny-sdxl", "vae");
+        var (code, stdout, stderr) = Run("generate", "-m", Base, "--prompt", "a photo of a cat", "--vae", vae, "--dtype", "bf16", "--steps", "1",
+            "--width", "32", "--height", "32", "--seed", "0", "-o", dir.File("swapped.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"vae: AutoencoderKL from {vae} · BFloat16", stdout);
+        using var swapped = NpyFile.Read(dir.File("swapped.npy"));
+        using var own = Small(dir, "own.npy", "--dtype", "bf16");
+        Assert.Equal(0.0, Tol.MaxAbsDiff(swapped, own));
+    }
+
     [Theory]
     [InlineData("--high-noise-frac", "0.5", "--high-noise-frac needs --refiner")]
     [InlineData("--high-noise-frac", "1", "error: --high-noise-frac must be in (0, 1), got 1")]
