@@ -1,0 +1,628 @@
+#!/usr/bin/python3
+"""UNet2DModel config variants for diffusers 0.25.1, made without torch.
+
+A numpy transcription of diffusers 0.25.1's UNet2DModel forward (src/diffusers/models/unet_2d.py,
+unet_2d_blocks.py, resnet.py, upsampling.py, downsampling.py, attention_processor.py, embeddings.py at tag
+v0.25.1). The network runs in float64 on float32 weights and inputs; the timestep embeddings (sinusoidal and
+Gaussian Fourier) are computed in float32 operation by operation as torch does (their arguments reach ~1e3, where
+float32 rounding of the argument is visible in the output), then widened.
+
+It is validated first on the golden tiny-ddpm UNet (README section A): every case of unet/* in
+tiny-ddpm-expected.safetensors and the t=500 intermediates; the script prints, and fails on, the errors.
+
+Then it builds the variants of VARIANTS below (seeded random weights, a diffusers folder each with config.json and
+diffusion_pytorch_model.safetensors) and writes their inputs and outputs to cases.safetensors, described by
+cases.json.
+
+Run from anywhere: /usr/bin/python3 make.py (numpy only; deterministic).
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(HERE, "..")
+F32 = np.float32
+
+
+# ---------------------------------------------------------------- safetensors
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
+        b, e = v["data_offsets"]
+        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors, metadata=None):
+    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+    items = sorted(tensors.items(), key=lambda kv: kv[0])
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for k, a in items:
+        a = np.ascontiguousarray(a)
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+# ---------------------------------------------------------------- parameters
+
+class Params:
+    """Weights by diffusers state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
+
+    def __init__(self, tensors=None, rng=None):
+        self.t = dict(tensors or {})
+        self.rng = rng
+        self.used = set()
+
+    def get(self, name, shape, kind):
+        if name not in self.t:
+            if self.rng is None:
+                raise KeyError(name)
+            self.t[name] = self.make(shape, kind)
+        a = self.t[name]
+        assert tuple(a.shape) == tuple(shape), (name, a.shape, shape)
+        self.used.add(name)
+        return a.astype(np.float64)
+
+    def make(self, shape, kind):
+        r = self.rng
+        if kind == "weight":          # conv / linear weight: unit-variance outputs
+            fan_in = int(np.prod(shape[1:]))
+            a = r.standard_normal(shape) / math.sqrt(fan_in)
+        elif kind == "bias":
+            a = 0.1 * r.standard_normal(shape)
+        elif kind == "norm_weight":
+            a = 1.0 + 0.1 * r.standard_normal(shape)
+        elif kind == "norm_bias":
+            a = 0.1 * r.standard_normal(shape)
+        elif kind == "embedding":
+            a = r.standard_normal(shape)
+        elif kind == "fourier":       # GaussianFourierProjection: randn(embedding_size) * 16
+            a = 16.0 * r.standard_normal(shape)
+        else:
+            raise ValueError(kind)
+        return a.astype(F32)
+
+
+# ---------------------------------------------------------------- layers (float64)
+
+def conv2d(P, name, x, cin, cout, k, stride=1, padding=0, bias=True):
+    w = P.get(name + ".weight", (cout, cin, k, k), "weight")
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
+    if bias:
+        y = y + P.get(name + ".bias", (cout,), "bias")[None, :, None, None]
+    return y
+
+
+def linear(P, name, x, fin, fout, bias=True):
+    y = x @ P.get(name + ".weight", (fout, fin), "weight").T
+    if bias:
+        y = y + P.get(name + ".bias", (fout,), "bias")
+    return y
+
+
+def group_norm(P, name, x, groups, eps):
+    n, c = x.shape[:2]
+    g = x.reshape(n, groups, -1)
+    mean = g.mean(-1, keepdims=True)
+    var = g.var(-1, keepdims=True)
+    y = ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
+    shape = (1, c) + (1,) * (x.ndim - 2)
+    return y * P.get(name + ".weight", (c,), "norm_weight").reshape(shape) + \
+        P.get(name + ".bias", (c,), "norm_bias").reshape(shape)
+
+
+_erf = np.vectorize(math.erf)
+
+
+def activation(name, x):
+    name = name.lower()
+    if name in ("silu", "swish"):
+        return x / (1.0 + np.exp(-x))
+    if name == "mish":
+        return x * np.tanh(np.logaddexp(0.0, x))
+    if name == "gelu":
+        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    raise ValueError(name)
+
+
+def silu(x):
+    return activation("silu", x)
+
+
+def upsample_nearest2x(x):
+    return x.repeat(2, axis=2).repeat(2, axis=3)
+
+
+def avg_pool2x(x):
+    n, c, h, w = x.shape
+    return x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
+
+
+# ---------------------------------------------------------------- embeddings (float32 as torch)
+
+def get_timestep_embedding(timesteps, dim, flip_sin_to_cos, downscale_freq_shift, scale=1, max_period=10000):
+    half = dim // 2
+    exponent = F32(-math.log(max_period)) * np.arange(half, dtype=F32)
+    exponent = (exponent / F32(half - downscale_freq_shift)).astype(F32)
+    emb = np.exp(exponent).astype(F32)
+    emb = (np.asarray(timesteps).astype(F32)[:, None] * emb[None, :]).astype(F32)
+    emb = (F32(scale) * emb).astype(F32)
+    e64 = emb.astype(np.float64)
+    out = np.concatenate([np.sin(e64), np.cos(e64)], axis=-1).astype(F32)
+    if flip_sin_to_cos:
+        out = np.concatenate([out[:, half:], out[:, :half]], axis=-1)
+    if dim % 2 == 1:
+        out = np.pad(out, ((0, 0), (0, 1)))
+    return out
+
+
+def gaussian_fourier(P, name, x, size):
+    # GaussianFourierProjection(embedding_size, scale=16), set_W_to_weight=True, log=True, flip_sin_to_cos=False
+    w = P.get(name + ".W", (size,), "fourier").astype(F32)
+    x = np.log(np.asarray(x).astype(F32)).astype(F32)
+    proj = ((x[:, None] * w[None, :]).astype(F32) * F32(2)).astype(F32)
+    proj = (proj * F32(np.pi)).astype(F32)
+    p64 = proj.astype(np.float64)
+    return np.concatenate([np.sin(p64), np.cos(p64)], axis=-1).astype(F32)
+
+
+def timestep_embedding(P, name, x, fin, fout):
+    # TimestepEmbedding(in, time_embed_dim) with its default act_fn "silu"
+    return linear(P, name + ".linear_2", silu(linear(P, name + ".linear_1", x, fin, fout)), fout, fout)
+
+
+# ---------------------------------------------------------------- blocks
+
+def resnet(P, name, x, temb, cin, cout, groups, eps, act, tss, osf=1.0, up=False, down=False):
+    h = activation(act, group_norm(P, name + ".norm1", x, groups, eps))
+    if up:
+        x = upsample_nearest2x(x)
+        h = upsample_nearest2x(h)
+    elif down:
+        x = avg_pool2x(x)
+        h = avg_pool2x(h)
+    h = conv2d(P, name + ".conv1", h, cin, cout, 3, padding=1)
+    tch = temb.shape[1]
+    t = linear(P, name + ".time_emb_proj", activation(act, temb), tch, cout * (2 if tss == "scale_shift" else 1))
+    t = t[:, :, None, None]
+    if tss == "default":
+        h = h + t
+    h = group_norm(P, name + ".norm2", h, groups, eps)
+    if tss == "scale_shift":
+        s, b = t[:, :cout], t[:, cout:]
+        h = h * (1 + s) + b
+    h = conv2d(P, name + ".conv2", activation(act, h), cout, cout, 3, padding=1)
+    if cin != cout:
+        x = conv2d(P, name + ".conv_shortcut", x, cin, cout, 1)
+    return (x + h) / osf
+
+
+def attention(P, name, x, ch, heads, dim_head, groups, eps, rescale=1.0):
+    # Attention(ch, heads, dim_head, norm_num_groups=groups, residual_connection=True, bias=True, upcast_softmax=True)
+    n, c, hh, ww = x.shape
+    residual = x
+    h = x.reshape(n, c, hh * ww).transpose(0, 2, 1)
+    if groups is not None:
+        h = group_norm(P, name + ".group_norm", h.transpose(0, 2, 1), groups, eps).transpose(0, 2, 1)
+    inner = heads * dim_head
+    q = linear(P, name + ".to_q", h, ch, inner)
+    k = linear(P, name + ".to_k", h, ch, inner)
+    v = linear(P, name + ".to_v", h, ch, inner)
+
+    def split(a):
+        return a.reshape(n, -1, heads, dim_head).transpose(0, 2, 1, 3)
+
+    q, k, v = split(q), split(k), split(v)
+    s = (q @ k.transpose(0, 1, 3, 2)) * (dim_head ** -0.5)
+    s = np.exp(s - s.max(-1, keepdims=True))
+    s = s / s.sum(-1, keepdims=True)
+    o = (s @ v).transpose(0, 2, 1, 3).reshape(n, -1, inner)
+    o = linear(P, name + ".to_out.0", o, inner, ch)
+    o = o.transpose(0, 2, 1).reshape(n, c, hh, ww)
+    return (o + residual) / rescale
+
+
+def attn_args(ch, head_dim):
+    hd = head_dim if head_dim is not None else ch
+    return ch // hd, hd
+
+
+def down_block(P, name, kind, x, temb, cin, cout, cfg, add_down):
+    g, eps, act, tss = cfg["norm_num_groups"], cfg["norm_eps"], cfg["act_fn"], cfg["resnet_time_scale_shift"]
+    hd = cfg["attention_head_dim"] if cfg["attention_head_dim"] is not None else cout
+    states = []
+    for i in range(cfg["layers_per_block"]):
+        x = resnet(P, f"{name}.resnets.{i}", x, temb, cin if i == 0 else cout, cout, g, eps, act, tss)
+        if kind == "AttnDownBlock2D":
+            heads, dh = attn_args(cout, hd)
+            x = attention(P, f"{name}.attentions.{i}", x, cout, heads, dh, g, eps)
+        states.append(x)
+    if add_down:
+        resnet_down = kind == "ResnetDownsampleBlock2D" or (kind == "AttnDownBlock2D" and cfg["downsample_type"] == "resnet")
+        if resnet_down:
+            x = resnet(P, f"{name}.downsamplers.0", x, temb, cout, cout, g, eps, act, tss, down=True)
+        else:
+            pad = cfg["downsample_padding"]
+            if pad == 0:
+                x = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
+            x = conv2d(P, f"{name}.downsamplers.0.conv", x, cout, cout, 3, stride=2, padding=pad)
+        states.append(x)
+    return x, states
+
+
+def up_block(P, name, kind, x, skips, temb, cin, prev, cout, cfg, add_up):
+    g, eps, act, tss = cfg["norm_num_groups"], cfg["norm_eps"], cfg["act_fn"], cfg["resnet_time_scale_shift"]
+    hd = cfg["attention_head_dim"] if cfg["attention_head_dim"] is not None else cout
+    n = cfg["layers_per_block"] + 1
+    for i in range(n):
+        skip_ch = cin if i == n - 1 else cout
+        rin = prev if i == 0 else cout
+        x = np.concatenate([x, skips.pop()], axis=1)
+        x = resnet(P, f"{name}.resnets.{i}", x, temb, rin + skip_ch, cout, g, eps, act, tss)
+        if kind == "AttnUpBlock2D":
+            heads, dh = attn_args(cout, hd)
+            x = attention(P, f"{name}.attentions.{i}", x, cout, heads, dh, g, eps)
+    if add_up:
+        resnet_up = kind == "ResnetUpsampleBlock2D" or (kind == "AttnUpBlock2D" and cfg["upsample_type"] == "resnet")
+        if resnet_up:
+            x = resnet(P, f"{name}.upsamplers.0", x, temb, cout, cout, g, eps, act, tss, up=True)
+        else:
+            x = conv2d(P, f"{name}.upsamplers.0.conv", upsample_nearest2x(x), cout, cout, 3, padding=1)
+    return x
+
+
+def mid_block(P, x, temb, ch, cfg):
+    g, eps, act, tss = cfg["norm_num_groups"], cfg["norm_eps"], cfg["act_fn"], cfg["resnet_time_scale_shift"]
+    osf = cfg["mid_block_scale_factor"]
+    attn_groups = cfg["attn_norm_num_groups"]
+    if attn_groups is None:
+        attn_groups = g if tss == "default" else None
+    x = resnet(P, "mid_block.resnets.0", x, temb, ch, ch, g, eps, act, tss, osf)
+    if cfg["add_attention"]:
+        heads, dh = attn_args(ch, cfg["attention_head_dim"])
+        x = attention(P, "mid_block.attentions.0", x, ch, heads, dh, attn_groups, eps, rescale=osf)
+    return resnet(P, "mid_block.resnets.1", x, temb, ch, ch, g, eps, act, tss, osf)
+
+
+DEFAULTS = dict(
+    sample_size=None, in_channels=3, out_channels=3, center_input_sample=False, time_embedding_type="positional",
+    freq_shift=0, flip_sin_to_cos=True,
+    down_block_types=["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+    up_block_types=["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"],
+    block_out_channels=[224, 448, 672, 896], layers_per_block=2, mid_block_scale_factor=1, downsample_padding=1,
+    downsample_type="conv", upsample_type="conv", dropout=0.0, act_fn="silu", attention_head_dim=8,
+    norm_num_groups=32, attn_norm_num_groups=None, norm_eps=1e-5, resnet_time_scale_shift="default",
+    add_attention=True, class_embed_type=None, num_class_embeds=None, num_train_timesteps=None)
+
+
+def unet2d(P, cfg, sample, timesteps, class_labels=None, hook=None):
+    cfg = {**DEFAULTS, **cfg}
+    boc = cfg["block_out_channels"]
+    ted = boc[0] * 4
+    x = np.asarray(sample, dtype=np.float64)
+    if cfg["center_input_sample"]:
+        x = 2 * x - 1.0
+    n = x.shape[0]
+    t = np.asarray(timesteps)
+    if t.ndim == 0:
+        t = t[None]
+    t = t * np.ones(n, dtype=t.dtype)
+
+    tet = cfg["time_embedding_type"]
+
+    def time_proj(v):
+        if tet == "fourier":
+            return gaussian_fourier(P, "time_proj", v, boc[0])
+        if tet == "positional":
+            return get_timestep_embedding(v, boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"])
+        return P.get("time_proj.weight", (cfg["num_train_timesteps"], boc[0]), "embedding")[np.asarray(v)].astype(F32)
+
+    tin = 2 * boc[0] if tet == "fourier" else boc[0]
+    t_emb = time_proj(t)
+    if hook:
+        hook("time_proj", t_emb)
+    emb = timestep_embedding(P, "time_embedding", t_emb.astype(np.float64), tin, ted)
+    if hook:
+        hook("time_embedding", emb)
+
+    cet = cfg["class_embed_type"]
+    if cet is None and cfg["num_class_embeds"] is not None:
+        emb = emb + P.get("class_embedding.weight", (cfg["num_class_embeds"], ted), "embedding")[np.asarray(class_labels)]
+    elif cet == "timestep":
+        emb = emb + timestep_embedding(P, "class_embedding", time_proj(class_labels).astype(np.float64), tin, ted)
+    elif cet == "identity":
+        emb = emb + np.asarray(class_labels, dtype=np.float64)
+
+    x = conv2d(P, "conv_in", x, cfg["in_channels"], boc[0], 3, padding=1)
+    if hook:
+        hook("conv_in", x)
+    skips = [x]
+    out_ch = boc[0]
+    for i, kind in enumerate(cfg["down_block_types"]):
+        in_ch, out_ch = out_ch, boc[i]
+        x, states = down_block(P, f"down_blocks.{i}", kind, x, emb, in_ch, out_ch, cfg, i < len(boc) - 1)
+        skips += states
+        if hook:
+            hook(f"down_blocks.{i}", x)
+    x = mid_block(P, x, emb, boc[-1], cfg)
+    if hook:
+        hook("mid_block", x)
+    rev = list(reversed(boc))
+    out_ch = rev[0]
+    for i, kind in enumerate(cfg["up_block_types"]):
+        prev, out_ch = out_ch, rev[i]
+        in_ch = rev[min(i + 1, len(boc) - 1)]
+        x = up_block(P, f"up_blocks.{i}", kind, x, skips, emb, in_ch, prev, out_ch, cfg, i < len(boc) - 1)
+        if hook:
+            hook(f"up_blocks.{i}", x)
+    assert not skips
+    x = group_norm(P, "conv_norm_out", x, cfg["norm_num_groups"], cfg["norm_eps"])
+    if hook:
+        hook("conv_norm_out", x)
+    x = conv2d(P, "conv_out", silu(x), boc[0], cfg["out_channels"], 3, padding=1)
+    if hook:
+        hook("conv_out", x)
+    if tet == "fourier":
+        x = x / t.astype(np.float64).reshape(n, 1, 1, 1)
+    return x
+
+
+# ---------------------------------------------------------------- validation on golden A
+
+def err(actual, expected):
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, (a.shape, e.shape)
+    d = np.abs(a - e)
+    return float(d.max()), float((d / np.maximum(np.abs(e), 1e-3)).max())
+
+
+def validate_tiny_ddpm():
+    cfg = json.load(open(os.path.join(GOLDEN, "tiny-ddpm", "unet", "config.json")))
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    w = read_safetensors(os.path.join(GOLDEN, "tiny-ddpm", "unet", "diffusion_pytorch_model.safetensors"))
+    exp = read_safetensors(os.path.join(GOLDEN, "tiny-ddpm-expected.safetensors"))
+    P = Params(w)
+    worst = 0.0
+    report = {}
+    for case in ["t999", "t500", "t0", "t250_5_float", "batch2"]:
+        x = exp["unet/x_batch2" if case == "batch2" else "unet/x"]
+        t = exp[f"unet/{case}/timestep"]
+        inter = {}
+        out = unet2d(P, cfg, x, t, hook=lambda k, v: inter.__setitem__(k, v))
+        a, r = err(out, exp[f"unet/{case}/out"])
+        report[case] = (a, r)
+        worst = max(worst, a)
+        if case == "t500":
+            for k, v in inter.items():
+                key = f"unet/t500/intermediate/{k}"
+                if key in exp:
+                    a2, _ = err(v, exp[key])
+                    report["t500/" + k] = (a2, None)
+                    worst = max(worst, a2)
+            up0 = inter["up_blocks.0"]
+            a2, _ = err(up0[:, :, :8, :8], exp["unet/t500/intermediate/up_blocks.0#corner8"])
+            worst = max(worst, a2)
+    unused = set(w) - P.used
+    assert not unused, unused
+    for k, (a, r) in report.items():
+        print(f"  tiny-ddpm {k}: max abs {a:.3e}" + (f", max rel {r:.3e}" if r is not None else ""))
+    if worst > 2e-5:
+        sys.exit(f"transcription does not reproduce tiny-ddpm: max abs error {worst:.3e}")
+    return worst, report
+
+
+# ---------------------------------------------------------------- variants
+
+VARIANTS = []
+
+
+def variant(name, desc, config, cases, legacy_attention_names=False, fourier_both_keys=False):
+    VARIANTS.append(dict(name=name, desc=desc, config=config, cases=cases,
+                         legacy=legacy_attention_names, fourier_both=fourier_both_keys))
+
+
+# google/ddpm-cifar10-32's layout (narrowed): attention_head_dim null (one head), downsample_padding 0,
+# flip_sin_to_cos false + freq_shift 1, norm_eps 1e-6; weights saved with the pre-refactor attention names.
+variant("ddpm-legacy", "google/ddpm-* layout: 3 levels, head dim null, downsample_padding 0, flip_sin_to_cos false, "
+        "freq_shift 1, eps 1e-6, legacy query/key/value/proj_attn weight names",
+        dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=[8, 16, 16], layers_per_block=2,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
+             up_block_types=["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"], attention_head_dim=None,
+             downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=4),
+        [dict(name="t999", shape=[1, 3, 16, 16], t=("int", [999])),
+         dict(name="batch2", shape=[2, 3, 16, 16], t=("int", [3, 640]))],
+        legacy_attention_names=True)
+
+variant("scale-shift", "resnet_time_scale_shift scale_shift (mid attention without GroupNorm), layers_per_block 1, "
+        "attention_head_dim 4, in 4 / out 6 channels, non-square sample",
+        dict(sample_size=[16, 8], in_channels=4, out_channels=6, block_out_channels=[8, 12], layers_per_block=1,
+             down_block_types=["AttnDownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "AttnUpBlock2D"],
+             attention_head_dim=4, norm_num_groups=4, resnet_time_scale_shift="scale_shift"),
+        [dict(name="t10", shape=[1, 4, 16, 8], t=("int", [10])),
+         dict(name="t777_float", shape=[2, 4, 16, 8], t=("float", [777.25]))])
+
+variant("scale-shift-attn-groups", "scale_shift with attn_norm_num_groups 2 (the mid attention gets a GroupNorm of "
+        "2 groups), act_fn mish, mid_block_scale_factor sqrt(2)",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=8, norm_num_groups=4, attn_norm_num_groups=2, resnet_time_scale_shift="scale_shift",
+             act_fn="mish", mid_block_scale_factor=math.sqrt(2.0)),
+        [dict(name="t321", shape=[1, 3, 8, 8], t=("int", [321]))])
+
+variant("fourier", "time_embedding_type fourier (score-SDE style: GaussianFourierProjection of log sigma, output "
+        "divided by sigma), state dict with both time_proj.W and time_proj.weight",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=None, norm_num_groups=4, time_embedding_type="fourier", flip_sin_to_cos=True,
+             mid_block_scale_factor=math.sqrt(2.0)),
+        [dict(name="sigma_batch2", shape=[2, 3, 8, 8], t=("float", [0.75, 38.5])),
+         dict(name="sigma_scalar", shape=[1, 3, 8, 8], t=("float0d", 5.0))],
+        fourier_both_keys=True)
+
+variant("fourier-w-only", "time_embedding_type fourier with only time_proj.W in the file (as older .bin "
+        "checkpoints keep it), gelu resnets, no mid attention",
+        dict(sample_size=8, in_channels=2, out_channels=2, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "DownBlock2D"], up_block_types=["UpBlock2D", "UpBlock2D"],
+             norm_num_groups=2, time_embedding_type="fourier", act_fn="gelu", add_attention=False),
+        [dict(name="sigma", shape=[1, 2, 8, 8], t=("float", [12.0]))])
+
+variant("resnet-updown", "ResnetDownsampleBlock2D / ResnetUpsampleBlock2D and AttnDown/AttnUp blocks with "
+        "downsample_type and upsample_type resnet (avg-pool / nearest resnets), 3 levels",
+        dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=[8, 8, 8], layers_per_block=1,
+             down_block_types=["ResnetDownsampleBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"],
+             up_block_types=["AttnUpBlock2D", "AttnUpBlock2D", "ResnetUpsampleBlock2D"],
+             attention_head_dim=8, norm_num_groups=4, downsample_type="resnet", upsample_type="resnet"),
+        [dict(name="t42", shape=[1, 3, 16, 16], t=("int", [42]))])
+
+variant("class-table", "num_class_embeds 5 with class_embed_type null (an embedding table), center_input_sample, "
+        "layers_per_block 2, relu",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=2,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=4, norm_num_groups=4, num_class_embeds=5, center_input_sample=True, act_fn="relu"),
+        [dict(name="labels", shape=[2, 3, 8, 8], t=("int", [100, 900]), labels=("int", [3, 0]))])
+
+variant("class-timestep", "class_embed_type timestep (class labels through time_proj and a second "
+        "TimestepEmbedding), flip_sin_to_cos false, freq_shift 1",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=8, norm_num_groups=4, class_embed_type="timestep", flip_sin_to_cos=False, freq_shift=1),
+        [dict(name="labels", shape=[2, 3, 8, 8], t=("int", [500]), labels=("int", [20, 350]))])
+
+variant("class-identity", "class_embed_type identity (class labels are embeddings of the time embedding's width)",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=8, norm_num_groups=4, class_embed_type="identity"),
+        [dict(name="labels", shape=[1, 3, 8, 8], t=("int", [250]), labels=("float", [1, 32]))])
+
+variant("learned", "time_embedding_type learned (an nn.Embedding of num_train_timesteps rows), norm_num_groups 1",
+        dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=[8, 8], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=8, norm_num_groups=1, time_embedding_type="learned", num_train_timesteps=50),
+        [dict(name="t", shape=[2, 1, 8, 8], t=("int", [0, 49]))])
+
+variant("headdim-not-dividing", "attention_head_dim 8 on 12 channels: one head of 8, to_q/k/v 12 -> 8, "
+        "to_out 8 -> 12; attn_norm_num_groups 2 with default time scale",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[6, 12], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=8, norm_num_groups=3, attn_norm_num_groups=2),
+        [dict(name="t600", shape=[1, 3, 8, 8], t=("int", [600]))])
+
+LEGACY = [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")]
+
+
+def make_input(rng, spec):
+    kind, v = spec
+    if kind == "int":
+        return np.array(v, dtype=np.int64)
+    if kind == "float":
+        if isinstance(v[0], float):
+            return np.array(v, dtype=F32)
+        return rng.standard_normal(v).astype(F32)   # a shape: random embeddings
+    if kind == "float0d":
+        return np.array(v, dtype=F32)
+    raise ValueError(kind)
+
+
+def build_variants():
+    tensors, cases = {}, []
+    for vi, v in enumerate(VARIANTS):
+        folder = os.path.join(HERE, v["name"])
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
+        P = Params(rng=np.random.default_rng(1000 + vi))
+        cfg = {**DEFAULTS, **v["config"]}
+        for ci, c in enumerate(v["cases"]):
+            rng = np.random.default_rng(5000 + 100 * vi + ci)
+            x = rng.standard_normal(c["shape"]).astype(F32)
+            if cfg["center_input_sample"]:
+                x = (0.5 + 0.25 * x).astype(F32)
+            t = make_input(rng, c["t"])
+            labels = make_input(rng, c["labels"]) if "labels" in c else None
+            out = unet2d(P, cfg, x, t, labels)
+            key = f"{v['name']}/{c['name']}"
+            tensors[key + "/sample"] = x
+            tensors[key + "/timestep"] = t
+            if labels is not None:
+                tensors[key + "/class_labels"] = labels
+            tensors[key + "/out"] = out.astype(F32)
+            cases.append(dict(id=key, model=v["name"], timestep_dtype=str(t.dtype), timestep_shape=list(t.shape),
+                              class_labels=labels is not None, out_shape=list(out.shape),
+                              out_abs_max=float(np.abs(out).max())))
+        weights = dict(P.t)
+        assert set(weights) == P.used
+        if v["legacy"]:
+            renamed = {}
+            for k, a in weights.items():
+                if ".attentions." in k:
+                    for old, new in LEGACY:
+                        k = k.replace(old, new)
+                renamed[k] = a
+            weights = renamed
+        if cfg["time_embedding_type"] == "fourier":
+            w = weights.pop("time_proj.W")
+            weights["time_proj.W"] = w
+            if v["fourier_both"]:
+                weights["time_proj.weight"] = w
+        config = {"_class_name": "UNet2DModel", "_diffusers_version": "0.25.1", **cfg}
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+            f.write("\n")
+        write_safetensors(os.path.join(folder, "diffusion_pytorch_model.safetensors"), weights, {"format": "pt"})
+        v["n_params"] = int(sum(a.size for a in weights.values()))
+    return tensors, cases
+
+
+def main():
+    print("validating on golden tiny-ddpm (README section A):")
+    worst, report = validate_tiny_ddpm()
+    tensors, cases = build_variants()
+    write_safetensors(os.path.join(HERE, "cases.safetensors"), tensors)
+    doc = dict(
+        generator="make.py: numpy float64 transcription of diffusers 0.25.1 UNet2DModel.forward",
+        validation=dict(golden="tiny-ddpm (README section A)", max_abs_error=worst,
+                        cases={k: a for k, (a, _) in report.items()}),
+        variants=[dict(name=v["name"], description=v["desc"], parameters=v["n_params"],
+                       legacy_attention_names=v["legacy"]) for v in VARIANTS],
+        cases=cases)
+    with open(os.path.join(HERE, "cases.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    for c in cases:
+        print(f"  {c['id']}: out {c['out_shape']} |out| max {c['out_abs_max']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
