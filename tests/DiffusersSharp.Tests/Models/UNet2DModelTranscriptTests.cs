@@ -55,13 +55,16 @@ public class UNet2DModelTranscriptTests(ITestOutputHelper log)
         }
     }
 
+    /// <summary>Every folder is a model of some case (UNet2DModel here, AutoencoderKL in <see cref="AutoencoderKLTranscriptTests"/>).</summary>
     [Fact]
     public void EveryVariantFolderHasCases()
     {
-        var models = _cases.Value.RootElement.GetProperty("cases").EnumerateArray()
+        var root = _cases.Value.RootElement;
+        var models = root.GetProperty("cases").EnumerateArray().Concat(root.GetProperty("vae_cases").EnumerateArray())
             .Select(c => c.GetProperty("model").GetString()!).ToHashSet();
         var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).ToHashSet();
         Assert.Equal(folders.OrderBy(x => x), models.OrderBy(x => x));
         Assert.Contains("ddpm-legacy", models);
+        Assert.Contains("vae-3level-lpb2", models);
     }
 }

@@ -1,18 +1,20 @@
 #!/usr/bin/python3
-"""UNet2DModel config variants for diffusers 0.25.1, made without torch.
+"""UNet2DModel and AutoencoderKL config variants for diffusers 0.25.1, made without torch.
 
 A numpy transcription of diffusers 0.25.1's UNet2DModel forward (src/diffusers/models/unet_2d.py,
 unet_2d_blocks.py, resnet.py, upsampling.py, downsampling.py, attention_processor.py, embeddings.py at tag
-v0.25.1). The network runs in float64 on float32 weights and inputs; the timestep embeddings (sinusoidal and
-Gaussian Fourier) are computed in float32 operation by operation as torch does (their arguments reach ~1e3, where
-float32 rounding of the argument is visible in the output), then widened.
+v0.25.1) and of AutoencoderKL's encode / decode (models/autoencoders/autoencoder_kl.py, vae.py). The networks run in
+float64 on float32 weights and inputs; the timestep embeddings (sinusoidal and Gaussian Fourier) are computed in
+float32 operation by operation as torch does (their arguments reach ~1e3, where float32 rounding of the argument is
+visible in the output), then widened.
 
-It is validated first on the golden tiny-ddpm UNet (README section A): every case of unet/* in
-tiny-ddpm-expected.safetensors and the t=500 intermediates; the script prints, and fails on, the errors.
+It is validated first on the golden tiny-ddpm UNet (README section A: every case of unet/* in
+tiny-ddpm-expected.safetensors and the t=500 intermediates) and the golden tiny-sd VAE (section C: encode, decode,
+reconstruct and their intermediates); the script prints, and fails on, the errors.
 
-Then it builds the variants of VARIANTS below (seeded random weights, a diffusers folder each with config.json and
-diffusion_pytorch_model.safetensors) and writes their inputs and outputs to cases.safetensors, described by
-cases.json.
+Then it builds the variants of VARIANTS and VAE_VARIANTS below (seeded random weights, a diffusers folder each with
+config.json and diffusion_pytorch_model.safetensors) and writes their inputs and outputs to cases.safetensors,
+described by cases.json.
 
 Run from anywhere: /usr/bin/python3 make.py (numpy only; deterministic).
 """
@@ -213,13 +215,15 @@ def resnet(P, name, x, temb, cin, cout, groups, eps, act, tss, osf=1.0, up=False
         x = avg_pool2x(x)
         h = avg_pool2x(h)
     h = conv2d(P, name + ".conv1", h, cin, cout, 3, padding=1)
-    tch = temb.shape[1]
-    t = linear(P, name + ".time_emb_proj", activation(act, temb), tch, cout * (2 if tss == "scale_shift" else 1))
-    t = t[:, :, None, None]
-    if tss == "default":
+    t = None
+    if temb is not None:
+        tch = temb.shape[1]
+        t = linear(P, name + ".time_emb_proj", activation(act, temb), tch, cout * (2 if tss == "scale_shift" else 1))
+        t = t[:, :, None, None]
+    if t is not None and tss == "default":
         h = h + t
     h = group_norm(P, name + ".norm2", h, groups, eps)
-    if tss == "scale_shift":
+    if t is not None and tss == "scale_shift":
         s, b = t[:, :cout], t[:, cout:]
         h = h * (1 + s) + b
     h = conv2d(P, name + ".conv2", activation(act, h), cout, cout, 3, padding=1)
@@ -398,6 +402,89 @@ def unet2d(P, cfg, sample, timesteps, class_labels=None, hook=None):
     return x
 
 
+# ---------------------------------------------------------------- AutoencoderKL (autoencoder_kl.py, vae.py)
+
+VAE_DEFAULTS = dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"],
+                    up_block_types=["UpDecoderBlock2D"], block_out_channels=[64], layers_per_block=1, act_fn="silu",
+                    latent_channels=4, norm_num_groups=32, sample_size=32, scaling_factor=0.18215, force_upcast=True)
+VAE_EPS = 1e-6   # Encoder / Decoder: resnet_eps, the mid attention's eps and conv_norm_out's eps
+
+
+def vae_mid(P, name, x, ch, groups, act):
+    # UNetMidBlock2D(temb_channels=None, attention_head_dim=ch (one head), resnet_groups=attn_groups=groups)
+    x = resnet(P, name + ".resnets.0", x, None, ch, ch, groups, VAE_EPS, act, "default")
+    x = attention(P, name + ".attentions.0", x, ch, 1, ch, groups, VAE_EPS)
+    return resnet(P, name + ".resnets.1", x, None, ch, ch, groups, VAE_EPS, act, "default")
+
+
+def vae_encode(P, cfg, x, hook=None):
+    cfg = {**VAE_DEFAULTS, **cfg}
+    boc, g, act, nl = cfg["block_out_channels"], cfg["norm_num_groups"], cfg["act_fn"], cfg["layers_per_block"]
+    lat = cfg["latent_channels"]
+    h = conv2d(P, "encoder.conv_in", np.asarray(x, dtype=np.float64), cfg["in_channels"], boc[0], 3, padding=1)
+    if hook:
+        hook("encoder.conv_in", h)
+    out = boc[0]
+    for i in range(len(boc)):
+        cin, out = out, boc[i]
+        for j in range(nl):
+            h = resnet(P, f"encoder.down_blocks.{i}.resnets.{j}", h, None, cin if j == 0 else out, out, g, VAE_EPS,
+                       act, "default")
+        if i < len(boc) - 1:   # Downsample2D(padding=0): pad right and bottom by one, then a stride-2 conv
+            h = np.pad(h, ((0, 0), (0, 0), (0, 1), (0, 1)))
+            h = conv2d(P, f"encoder.down_blocks.{i}.downsamplers.0.conv", h, out, out, 3, stride=2)
+        if hook:
+            hook(f"encoder.down_blocks.{i}", h)
+    h = vae_mid(P, "encoder.mid_block", h, boc[-1], g, act)
+    if hook:
+        hook("encoder.mid_block", h)
+    h = group_norm(P, "encoder.conv_norm_out", h, g, VAE_EPS)
+    if hook:
+        hook("encoder.conv_norm_out", h)
+    h = conv2d(P, "encoder.conv_out", silu(h), boc[-1], 2 * lat, 3, padding=1)
+    if hook:
+        hook("encoder.conv_out", h)
+    moments = conv2d(P, "quant_conv", h, 2 * lat, 2 * lat, 1)
+    if hook:
+        hook("quant_conv", moments)
+    # DiagonalGaussianDistribution
+    mean, logvar = moments[:, :lat], np.clip(moments[:, lat:], -30.0, 20.0)
+    return dict(mean=mean, logvar=logvar, std=np.exp(0.5 * logvar), var=np.exp(logvar))
+
+
+def vae_decode(P, cfg, z, hook=None):
+    cfg = {**VAE_DEFAULTS, **cfg}
+    boc, g, act, nl = cfg["block_out_channels"], cfg["norm_num_groups"], cfg["act_fn"], cfg["layers_per_block"]
+    lat = cfg["latent_channels"]
+    z = conv2d(P, "post_quant_conv", np.asarray(z, dtype=np.float64), lat, lat, 1)
+    if hook:
+        hook("post_quant_conv", z)
+    h = conv2d(P, "decoder.conv_in", z, lat, boc[-1], 3, padding=1)
+    if hook:
+        hook("decoder.conv_in", h)
+    h = vae_mid(P, "decoder.mid_block", h, boc[-1], g, act)
+    if hook:
+        hook("decoder.mid_block", h)
+    rev = list(reversed(boc))
+    out = rev[0]
+    for i in range(len(boc)):
+        prev, out = out, rev[i]
+        for j in range(nl + 1):
+            h = resnet(P, f"decoder.up_blocks.{i}.resnets.{j}", h, None, prev if j == 0 else out, out, g, VAE_EPS,
+                       act, "default")
+        if i < len(boc) - 1:
+            h = conv2d(P, f"decoder.up_blocks.{i}.upsamplers.0.conv", upsample_nearest2x(h), out, out, 3, padding=1)
+        if hook:
+            hook(f"decoder.up_blocks.{i}", h)
+    h = group_norm(P, "decoder.conv_norm_out", h, g, VAE_EPS)
+    if hook:
+        hook("decoder.conv_norm_out", h)
+    h = conv2d(P, "decoder.conv_out", silu(h), boc[0], cfg["out_channels"], 3, padding=1)
+    if hook:
+        hook("decoder.conv_out", h)
+    return h
+
+
 # ---------------------------------------------------------------- validation on golden A
 
 def err(actual, expected):
@@ -443,6 +530,50 @@ def validate_tiny_ddpm():
     return worst, report
 
 
+def check_intermediates(exp, prefix, inter, report):
+    worst = 0.0
+    for k, v in inter.items():
+        key = prefix + k
+        if key in exp:
+            a, _ = err(v, exp[key])
+        elif key + "#corner8" in exp:
+            dims = tuple(d for d in range(v.ndim) if d != 1)
+            a = max(err(v[:, :, :8, :8], exp[key + "#corner8"])[0], err(v.mean(dims), exp[key + "#chmean"])[0],
+                    err(v.std(dims, ddof=1), exp[key + "#chstd"])[0])
+        else:
+            continue
+        report[key] = (a, None)
+        worst = max(worst, a)
+    return worst
+
+
+def validate_tiny_sd_vae():
+    cfg = json.load(open(os.path.join(GOLDEN, "tiny-sd", "vae", "config.json")))
+    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    w = read_safetensors(os.path.join(GOLDEN, "tiny-sd", "vae", "diffusion_pytorch_model.safetensors"))
+    exp = read_safetensors(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+    P = Params(w)
+    report, worst = {}, 0.0
+    inter = {}
+    post = vae_encode(P, cfg, exp["vae/image"], hook=lambda k, v: inter.__setitem__(k, v))
+    worst = max(worst, check_intermediates(exp, "vae/encode_intermediate/", inter, report))
+    for k in ["mean", "std", "logvar", "var"]:
+        report["vae/encode/" + k] = err(post[k], exp["vae/encode/" + k])
+    inter = {}
+    dec = vae_decode(P, cfg, exp["vae/z"], hook=lambda k, v: inter.__setitem__(k, v))
+    worst = max(worst, check_intermediates(exp, "vae/decode_intermediate/", inter, report))
+    report["vae/decode"] = err(dec, exp["vae/decode"])
+    report["vae/reconstruct_mode"] = err(vae_decode(P, cfg, post["mean"]), exp["vae/reconstruct_mode"])
+    worst = max([worst] + [a for a, _ in report.values()])
+    unused = set(w) - P.used
+    assert not unused, unused
+    for k, (a, r) in report.items():
+        print(f"  tiny-sd {k}: max abs {a:.3e}" + (f", max rel {r:.3e}" if r is not None else ""))
+    if worst > 2e-5:
+        sys.exit(f"transcription does not reproduce the tiny-sd VAE: max abs error {worst:.3e}")
+    return worst, report
+
+
 # ---------------------------------------------------------------- variants
 
 VARIANTS = []
@@ -457,10 +588,10 @@ def variant(name, desc, config, cases, legacy_attention_names=False, fourier_bot
 # flip_sin_to_cos false + freq_shift 1, norm_eps 1e-6; weights saved with the pre-refactor attention names.
 variant("ddpm-legacy", "google/ddpm-* layout: 3 levels, head dim null, downsample_padding 0, flip_sin_to_cos false, "
         "freq_shift 1, eps 1e-6, legacy query/key/value/proj_attn weight names",
-        dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=[8, 16, 16], layers_per_block=2,
+        dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=[4, 8, 8], layers_per_block=2,
              down_block_types=["DownBlock2D", "AttnDownBlock2D", "DownBlock2D"],
              up_block_types=["UpBlock2D", "AttnUpBlock2D", "UpBlock2D"], attention_head_dim=None,
-             downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=4),
+             downsample_padding=0, flip_sin_to_cos=False, freq_shift=1, norm_eps=1e-6, norm_num_groups=2),
         [dict(name="t999", shape=[1, 3, 16, 16], t=("int", [999])),
          dict(name="batch2", shape=[2, 3, 16, 16], t=("int", [3, 640]))],
         legacy_attention_names=True)
@@ -539,7 +670,106 @@ variant("headdim-not-dividing", "attention_head_dim 8 on 12 channels: one head o
              attention_head_dim=8, norm_num_groups=3, attn_norm_num_groups=2),
         [dict(name="t600", shape=[1, 3, 8, 8], t=("int", [600]))])
 
+VAE_VARIANTS = [
+    dict(name="vae-3level-lpb2", desc="3 levels, layers_per_block 2 (3 resnets per decoder block), GroupNorm 2; "
+         "mid-block attention weights saved under the legacy names query/key/value/proj_attn",
+         config=dict(in_channels=3, out_channels=3, block_out_channels=[4, 8, 8], layers_per_block=2,
+                     latent_channels=4, norm_num_groups=2, sample_size=16),
+         image=[1, 3, 16, 16], z=[1, 4, 4, 4], legacy=True),
+    dict(name="vae-latent16-one-level", desc="one level (no down/up sampler), latent_channels 16, in 1 / out 2 "
+         "channels, act_fn mish, a 8x12 batch of 2, scaling_factor 0.3611",
+         config=dict(in_channels=1, out_channels=2, block_out_channels=[8], layers_per_block=1,
+                     down_block_types=["DownEncoderBlock2D"], up_block_types=["UpDecoderBlock2D"],
+                     latent_channels=16, norm_num_groups=2, sample_size=8, act_fn="mish", scaling_factor=0.3611),
+         image=[2, 1, 8, 12], z=[2, 16, 8, 12]),
+    dict(name="vae-4level-logvar-clamp", desc="4 levels of [4, 8, 8, 8], GroupNorm 2, gelu; quant_conv's logvar "
+         "biases set to +25 / -35 on two channels so DiagonalGaussianDistribution clamps logvar to [-30, 20]",
+         config=dict(in_channels=3, out_channels=3, block_out_channels=[4, 8, 8, 8], layers_per_block=1,
+                     latent_channels=4, norm_num_groups=2, sample_size=16, act_fn="gelu", force_upcast=False,
+                     scaling_factor=0.13025),
+         image=[1, 3, 16, 16], z=[1, 4, 2, 2], logvar_bias={0: 25.0, 1: -35.0}),
+]
+for v in VAE_VARIANTS:
+    v["config"]["down_block_types"] = ["DownEncoderBlock2D"] * len(v["config"]["block_out_channels"])
+    v["config"]["up_block_types"] = ["UpDecoderBlock2D"] * len(v["config"]["block_out_channels"])
+
+
+def build_vae_variants(tensors):
+    cases = []
+    for vi, v in enumerate(VAE_VARIANTS):
+        folder = os.path.join(HERE, v["name"])
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
+        os.makedirs(folder)
+        P = Params(rng=np.random.default_rng(3000 + vi))
+        cfg = {**VAE_DEFAULTS, **v["config"]}
+        rng = np.random.default_rng(7000 + vi)
+        image = np.tanh(rng.standard_normal(v["image"])).astype(F32)
+        z = rng.standard_normal(v["z"]).astype(F32)
+        lat = cfg["latent_channels"]
+        if "logvar_bias" in v:   # make quant_conv first, then move the logvar biases out of [-30, 20]
+            P.get("quant_conv.bias", (2 * lat,), "bias")
+            for ch, b in v["logvar_bias"].items():
+                P.t["quant_conv.bias"][lat + ch] = F32(b)
+        post = vae_encode(P, cfg, image)
+        dec = vae_decode(P, cfg, z)
+        rec = vae_decode(P, cfg, post["mean"])
+        key = v["name"]
+        tensors[key + "/image"] = image
+        for k in ["mean", "std", "logvar", "var"]:
+            tensors[f"{key}/encode/{k}"] = post[k].astype(F32)
+        tensors[key + "/z"] = z
+        tensors[key + "/decode"] = dec.astype(F32)
+        tensors[key + "/reconstruct_mode"] = rec.astype(F32)
+        assert set(P.t) == P.used
+        config = {"_class_name": "AutoencoderKL", "_diffusers_version": "0.25.1", **cfg}
+        with open(os.path.join(folder, "config.json"), "w") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+            f.write("\n")
+        weights = dict(P.t)
+        if v.get("legacy"):
+            weights = {legacy_name(k): a for k, a in weights.items()}
+        write_safetensors(os.path.join(folder, "diffusion_pytorch_model.safetensors"), weights, {"format": "pt"})
+        cases.append(dict(id=key, model=key, description=v["desc"], parameters=int(sum(a.size for a in P.t.values())),
+                          image_shape=list(image.shape), latent_shape=list(post["mean"].shape),
+                          decode_shape=list(dec.shape), std_max=float(post["std"].max()),
+                          decode_abs_max=float(np.abs(dec).max())))
+    return cases
+
+
+variant("one-level", "a single level (block_out_channels of length 1: no downsampler or upsampler), "
+        "AttnDownBlock2D / AttnUpBlock2D with layers_per_block 2, one timestep for a batch of 2",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8], layers_per_block=2,
+             down_block_types=["AttnDownBlock2D"], up_block_types=["AttnUpBlock2D"], attention_head_dim=4,
+             norm_num_groups=4),
+        [dict(name="t13", shape=[2, 3, 8, 8], t=("int", [13]))])
+
+variant("odd-embedding", "block_out_channels[0] 9 (odd): the 9-wide sinusoidal embedding is zero-padded by one, "
+        "attention_head_dim 3 (3 heads), GroupNorm 3",
+        dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[9, 9], layers_per_block=1,
+             down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
+             attention_head_dim=3, norm_num_groups=3),
+        [dict(name="t901", shape=[1, 3, 8, 8], t=("int", [901]))])
+
+variant("resnet-updown-scale-shift", "AttnDownBlock2D / AttnUpBlock2D with resnet down/up samplers and "
+        "resnet_time_scale_shift scale_shift (the samplers' resnets scale and shift too), ResnetDownsampleBlock2D "
+        "at the bottom",
+        dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=[8, 8, 8], layers_per_block=1,
+             down_block_types=["AttnDownBlock2D", "ResnetDownsampleBlock2D", "AttnDownBlock2D"],
+             up_block_types=["AttnUpBlock2D", "ResnetUpsampleBlock2D", "AttnUpBlock2D"], attention_head_dim=8,
+             norm_num_groups=4, downsample_type="resnet", upsample_type="resnet",
+             resnet_time_scale_shift="scale_shift"),
+        [dict(name="t77", shape=[1, 3, 16, 16], t=("int", [77]))])
+
 LEGACY = [(".to_q.", ".query."), (".to_k.", ".key."), (".to_v.", ".value."), (".to_out.0.", ".proj_attn.")]
+
+
+def legacy_name(k):
+    """The pre-refactor attention names diffusers still converts on load (query, key, value, proj_attn)."""
+    if ".attentions." in k:
+        for old, new in LEGACY:
+            k = k.replace(old, new)
+    return k
 
 
 def make_input(rng, spec):
@@ -584,13 +814,7 @@ def build_variants():
         weights = dict(P.t)
         assert set(weights) == P.used
         if v["legacy"]:
-            renamed = {}
-            for k, a in weights.items():
-                if ".attentions." in k:
-                    for old, new in LEGACY:
-                        k = k.replace(old, new)
-                renamed[k] = a
-            weights = renamed
+            weights = {legacy_name(k): a for k, a in weights.items()}
         if cfg["time_embedding_type"] == "fourier":
             w = weights.pop("time_proj.W")
             weights["time_proj.W"] = w
@@ -608,7 +832,10 @@ def build_variants():
 def main():
     print("validating on golden tiny-ddpm (README section A):")
     worst, report = validate_tiny_ddpm()
+    print("validating on the golden tiny-sd VAE (README section C):")
+    vae_worst, vae_report = validate_tiny_sd_vae()
     tensors, cases = build_variants()
+    vae_cases = build_vae_variants(tensors)
     write_safetensors(os.path.join(HERE, "cases.safetensors"), tensors)
     doc = dict(
         generator="make.py: numpy float64 transcription of diffusers 0.25.1 UNet2DModel.forward",
@@ -616,12 +843,18 @@ def main():
                         cases={k: a for k, (a, _) in report.items()}),
         variants=[dict(name=v["name"], description=v["desc"], parameters=v["n_params"],
                        legacy_attention_names=v["legacy"]) for v in VARIANTS],
-        cases=cases)
+        cases=cases,
+        vae_validation=dict(golden="tiny-sd vae (README section C)", max_abs_error=vae_worst,
+                            cases={k: a for k, (a, _) in vae_report.items()}),
+        vae_cases=vae_cases)
     with open(os.path.join(HERE, "cases.json"), "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
     for c in cases:
         print(f"  {c['id']}: out {c['out_shape']} |out| max {c['out_abs_max']:.3f}")
+    for c in vae_cases:
+        print(f"  {c['id']}: latents {c['latent_shape']}, std max {c['std_max']:.4g}, decode {c['decode_shape']} "
+              f"|decode| max {c['decode_abs_max']:.3f}")
 
 
 if __name__ == "__main__":

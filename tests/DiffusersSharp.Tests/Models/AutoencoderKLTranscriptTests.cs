@@ -1,0 +1,73 @@
+using System.Text.Json;
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>
+/// AutoencoderKL config variants the golden tiny-sd VAE lacks (3 levels with layers_per_block 2, one level with 16
+/// latent channels, 4 levels with a clamped logvar): each vae-* folder of golden/model-transcripts-unet2d loaded with
+/// <see cref="AutoencoderKL.FromPretrained"/>; encode (the posterior's mean, std, logvar, var), decode and
+/// <c>vae(image, sample_posterior=False)</c> against a numpy transcription of diffusers 0.25.1 validated on the tiny-sd
+/// VAE (that folder's README). <see cref="Tol.ModelAbs"/> as the tiny-sd VAE golden tests; std and var, which reach
+/// exp(10) and exp(20) where logvar is clamped, relative to 1e-5 (<see cref="Tol.RelClose"/>).
+/// </summary>
+public class AutoencoderKLTranscriptTests(ITestOutputHelper log)
+{
+    private const string Folder = "model-transcripts-unet2d";
+    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
+
+    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
+
+    /// <summary>Every VAE variant of cases.json.</summary>
+    public static TheoryData<string> Variants()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in _cases.Value.RootElement.GetProperty("vae_cases").EnumerateArray())
+            data.Add(c.GetProperty("id").GetString()!);
+        return data;
+    }
+
+    private void Check(string what, Tensor actual, Tensor expected)
+    {
+        log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
+        Tol.Close(actual, expected, Tol.ModelAbs, what);
+    }
+
+    [Theory, MemberData(nameof(Variants))]
+    public void EncodeDecodeAndReconstructMatchTheDiffusersTranscript(string id)
+    {
+        using var _ = torch.no_grad();
+        using var vae = AutoencoderKL.FromPretrained(Golden.Path(Folder, id));
+        using var golden = Golden.Open(Tensors);
+        using var image = golden.Load(id + "/image");
+        using var z = golden.Load(id + "/z");
+        using var decoded = golden.Load(id + "/decode");
+        using var reconstructed = golden.Load(id + "/reconstruct_mode");
+        foreach (bool channelsLast in new[] { true, false })
+        {
+            vae.ChannelsLast = channelsLast;
+            string cl = $"{id}, channels-last {channelsLast}";
+            using (var posterior = vae.Encode(image).LatentDist)
+            {
+                foreach (var (name, actual) in new[] { ("mean", posterior.Mean), ("logvar", posterior.LogVar) })
+                {
+                    using var e = golden.Load($"{id}/encode/{name}");
+                    Check($"{cl}: posterior {name}", actual, e);
+                }
+                foreach (var (name, actual) in new[] { ("std", posterior.Std), ("var", posterior.Var) })
+                {
+                    using var e = golden.Load($"{id}/encode/{name}");
+                    Tol.RelClose(actual, e, 1e-5, $"{cl}: posterior {name}");
+                }
+            }
+            using var output = vae.Decode(z).Sample;
+            Check($"{cl}: decode", output, decoded);
+            using var reconstruction = vae.Forward(image).Sample;
+            Check($"{cl}: vae(image, sample_posterior=False)", reconstruction, reconstructed);
+        }
+    }
+}
