@@ -31,6 +31,16 @@ public class AutoencoderKLTranscriptTests(ITestOutputHelper log)
         return data;
     }
 
+    /// <summary>The VAE variants with tiled cases (<c>enable_tiling()</c> on inputs larger than a tile).</summary>
+    public static TheoryData<string> TiledVariants()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in _cases.Value.RootElement.GetProperty("vae_cases").EnumerateArray())
+            if (c.GetProperty("tiled").GetBoolean())
+                data.Add(c.GetProperty("id").GetString()!);
+        return data;
+    }
+
     private void Check(string what, Tensor actual, Tensor expected)
     {
         log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
@@ -69,5 +79,31 @@ public class AutoencoderKLTranscriptTests(ITestOutputHelper log)
             using var reconstruction = vae.Forward(image).Sample;
             Check($"{cl}: vae(image, sample_posterior=False)", reconstruction, reconstructed);
         }
+    }
+
+    /// <summary>
+    /// diffusers' tiled_encode / tiled_decode with the config's tile sizes (sample_size, sample_size / 2^(levels - 1),
+    /// overlap 0.25): edge tiles smaller than a tile, a blend extent of 0 (4 levels: a 2-cell latent tile), and outputs
+    /// larger than the untiled ones where the overlap leaves a short last tile (diffusers' arithmetic, kept).
+    /// </summary>
+    [Theory, MemberData(nameof(TiledVariants))]
+    public void TiledEncodeAndDecodeMatchTheDiffusersTranscript(string id)
+    {
+        using var _ = torch.no_grad();
+        using var vae = AutoencoderKL.FromPretrained(Golden.Path(Folder, id));
+        vae.EnableTiling();
+        using var golden = Golden.Open(Tensors);
+        using var image = golden.Load(id + "/tiled/image");
+        using var z = golden.Load(id + "/tiled/z");
+        using var mean = golden.Load(id + "/tiled/encode/mean");
+        using var logvar = golden.Load(id + "/tiled/encode/logvar");
+        using var decoded = golden.Load(id + "/tiled/decode");
+        using (var posterior = vae.Encode(image).LatentDist)
+        {
+            Check($"{id}: tiled encode mean", posterior.Mean, mean);
+            Check($"{id}: tiled encode logvar", posterior.LogVar, logvar);
+        }
+        using var output = vae.Decode(z).Sample;
+        Check($"{id}: tiled decode", output, decoded);
     }
 }

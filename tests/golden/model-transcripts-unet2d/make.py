@@ -447,9 +447,66 @@ def vae_encode(P, cfg, x, hook=None):
     moments = conv2d(P, "quant_conv", h, 2 * lat, 2 * lat, 1)
     if hook:
         hook("quant_conv", moments)
-    # DiagonalGaussianDistribution
+    return moments
+
+
+def posterior(moments):
+    # DiagonalGaussianDistribution(moments)
+    lat = moments.shape[1] // 2
     mean, logvar = moments[:, :lat], np.clip(moments[:, lat:], -30.0, 20.0)
     return dict(mean=mean, logvar=logvar, std=np.exp(0.5 * logvar), var=np.exp(logvar))
+
+
+def blend_v(a, b, extent):
+    extent = min(a.shape[2], b.shape[2], extent)
+    for y in range(extent):
+        b[:, :, y, :] = a[:, :, -extent + y, :] * F32(1 - y / extent) + b[:, :, y, :] * F32(y / extent)
+    return b
+
+
+def blend_h(a, b, extent):
+    extent = min(a.shape[3], b.shape[3], extent)
+    for x in range(extent):
+        b[:, :, :, x] = a[:, :, :, -extent + x] * F32(1 - x / extent) + b[:, :, :, x] * F32(x / extent)
+    return b
+
+
+def tiled(x, tile_in, overlap, blend, row_limit, run):
+    # AutoencoderKL.tiled_encode / tiled_decode: every tile first, then in-place blending row by row
+    rows = [[run(x[:, :, i:i + tile_in, j:j + tile_in]) for j in range(0, x.shape[3], overlap)]
+            for i in range(0, x.shape[2], overlap)]
+    out_rows = []
+    for i, row in enumerate(rows):
+        out_row = []
+        for j, tile in enumerate(row):
+            if i > 0:
+                tile = blend_v(rows[i - 1][j], tile, blend)
+            if j > 0:
+                tile = blend_h(row[j - 1], tile, blend)
+            out_row.append(tile[:, :, :row_limit, :row_limit])
+        out_rows.append(np.concatenate(out_row, axis=3))
+    return np.concatenate(out_rows, axis=2)
+
+
+def tile_sizes(cfg):
+    cfg = {**VAE_DEFAULTS, **cfg}
+    sample = cfg["sample_size"]
+    latent = int(sample / (2 ** (len(cfg["block_out_channels"]) - 1)))
+    return sample, latent, 0.25
+
+
+def vae_tiled_encode(P, cfg, x):
+    sample, latent, f = tile_sizes(cfg)
+    blend = int(latent * f)
+    return tiled(np.asarray(x, dtype=np.float64), sample, int(sample * (1 - f)), blend, latent - blend,
+                 lambda t: vae_encode(P, cfg, t))
+
+
+def vae_tiled_decode(P, cfg, z):
+    sample, latent, f = tile_sizes(cfg)
+    blend = int(sample * f)
+    return tiled(np.asarray(z, dtype=np.float64), latent, int(latent * (1 - f)), blend, sample - blend,
+                 lambda t: vae_decode(P, cfg, t))
 
 
 def vae_decode(P, cfg, z, hook=None):
@@ -555,7 +612,7 @@ def validate_tiny_sd_vae():
     P = Params(w)
     report, worst = {}, 0.0
     inter = {}
-    post = vae_encode(P, cfg, exp["vae/image"], hook=lambda k, v: inter.__setitem__(k, v))
+    post = posterior(vae_encode(P, cfg, exp["vae/image"], hook=lambda k, v: inter.__setitem__(k, v)))
     worst = max(worst, check_intermediates(exp, "vae/encode_intermediate/", inter, report))
     for k in ["mean", "std", "logvar", "var"]:
         report["vae/encode/" + k] = err(post[k], exp["vae/encode/" + k])
@@ -675,19 +732,21 @@ VAE_VARIANTS = [
          "mid-block attention weights saved under the legacy names query/key/value/proj_attn",
          config=dict(in_channels=3, out_channels=3, block_out_channels=[4, 8, 8], layers_per_block=2,
                      latent_channels=4, norm_num_groups=2, sample_size=16),
-         image=[1, 3, 16, 16], z=[1, 4, 4, 4], legacy=True),
+         image=[1, 3, 16, 16], z=[1, 4, 4, 4], legacy=True,
+         tiled_image=[1, 3, 28, 20], tiled_z=[1, 4, 7, 5]),
     dict(name="vae-latent16-one-level", desc="one level (no down/up sampler), latent_channels 16, in 1 / out 2 "
          "channels, act_fn mish, a 8x12 batch of 2, scaling_factor 0.3611",
          config=dict(in_channels=1, out_channels=2, block_out_channels=[8], layers_per_block=1,
                      down_block_types=["DownEncoderBlock2D"], up_block_types=["UpDecoderBlock2D"],
                      latent_channels=16, norm_num_groups=2, sample_size=8, act_fn="mish", scaling_factor=0.3611),
-         image=[2, 1, 8, 12], z=[2, 16, 8, 12]),
+         image=[2, 1, 8, 12], z=[2, 16, 8, 12], tiled_image=[2, 1, 13, 8], tiled_z=[1, 16, 8, 15]),
     dict(name="vae-4level-logvar-clamp", desc="4 levels of [4, 8, 8, 8], GroupNorm 2, gelu; quant_conv's logvar "
          "biases set to +25 / -35 on two channels so DiagonalGaussianDistribution clamps logvar to [-30, 20]",
          config=dict(in_channels=3, out_channels=3, block_out_channels=[4, 8, 8, 8], layers_per_block=1,
                      latent_channels=4, norm_num_groups=2, sample_size=16, act_fn="gelu", force_upcast=False,
                      scaling_factor=0.13025),
-         image=[1, 3, 16, 16], z=[1, 4, 2, 2], logvar_bias={0: 25.0, 1: -35.0}),
+         image=[1, 3, 16, 16], z=[1, 4, 2, 2], logvar_bias={0: 25.0, 1: -35.0},
+         tiled_image=[1, 3, 24, 32], tiled_z=[1, 4, 3, 4]),
 ]
 for v in VAE_VARIANTS:
     v["config"]["down_block_types"] = ["DownEncoderBlock2D"] * len(v["config"]["block_out_channels"])
@@ -711,9 +770,19 @@ def build_vae_variants(tensors):
             P.get("quant_conv.bias", (2 * lat,), "bias")
             for ch, b in v["logvar_bias"].items():
                 P.t["quant_conv.bias"][lat + ch] = F32(b)
-        post = vae_encode(P, cfg, image)
+        post = posterior(vae_encode(P, cfg, image))
         dec = vae_decode(P, cfg, z)
         rec = vae_decode(P, cfg, post["mean"])
+        if "tiled_image" in v:   # enable_tiling(): inputs larger than a tile
+            timage = np.tanh(rng.standard_normal(v["tiled_image"])).astype(F32)
+            tz = rng.standard_normal(v["tiled_z"]).astype(F32)
+            tpost = posterior(vae_tiled_encode(P, cfg, timage))
+            tdec = vae_tiled_decode(P, cfg, tz)
+            tensors[v["name"] + "/tiled/image"] = timage
+            tensors[v["name"] + "/tiled/z"] = tz
+            tensors[v["name"] + "/tiled/encode/mean"] = tpost["mean"].astype(F32)
+            tensors[v["name"] + "/tiled/encode/logvar"] = tpost["logvar"].astype(F32)
+            tensors[v["name"] + "/tiled/decode"] = tdec.astype(F32)
         key = v["name"]
         tensors[key + "/image"] = image
         for k in ["mean", "std", "logvar", "var"]:
@@ -732,7 +801,7 @@ def build_vae_variants(tensors):
         write_safetensors(os.path.join(folder, "diffusion_pytorch_model.safetensors"), weights, {"format": "pt"})
         cases.append(dict(id=key, model=key, description=v["desc"], parameters=int(sum(a.size for a in P.t.values())),
                           image_shape=list(image.shape), latent_shape=list(post["mean"].shape),
-                          decode_shape=list(dec.shape), std_max=float(post["std"].max()),
+                          decode_shape=list(dec.shape), std_max=float(post["std"].max()), tiled="tiled_image" in v,
                           decode_abs_max=float(np.abs(dec).max())))
     return cases
 
