@@ -807,17 +807,17 @@ def build_vae_variants(tensors):
 
 
 variant("one-level", "a single level (block_out_channels of length 1: no downsampler or upsampler), "
-        "AttnDownBlock2D / AttnUpBlock2D with layers_per_block 2, one timestep for a batch of 2",
+        "AttnDownBlock2D / AttnUpBlock2D with layers_per_block 2, act_fn swish, one timestep for a batch of 2",
         dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8], layers_per_block=2,
              down_block_types=["AttnDownBlock2D"], up_block_types=["AttnUpBlock2D"], attention_head_dim=4,
-             norm_num_groups=4),
+             norm_num_groups=4, act_fn="swish"),
         [dict(name="t13", shape=[2, 3, 8, 8], t=("int", [13]))])
 
 variant("odd-embedding", "block_out_channels[0] 9 (odd): the 9-wide sinusoidal embedding is zero-padded by one, "
-        "attention_head_dim 3 (3 heads), GroupNorm 3",
+        "attention_head_dim 3 (3 heads), GroupNorm 3, act_fn \"Mish\" (get_activation lowercases it)",
         dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[9, 9], layers_per_block=1,
              down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
-             attention_head_dim=3, norm_num_groups=3),
+             attention_head_dim=3, norm_num_groups=3, act_fn="Mish"),
         [dict(name="t901", shape=[1, 3, 8, 8], t=("int", [901]))])
 
 variant("resnet-updown-scale-shift", "AttnDownBlock2D / AttnUpBlock2D with resnet down/up samplers and "
