@@ -706,7 +706,8 @@ variant("class-timestep", "class_embed_type timestep (class labels through time_
         dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
              down_block_types=["DownBlock2D", "AttnDownBlock2D"], up_block_types=["AttnUpBlock2D", "UpBlock2D"],
              attention_head_dim=8, norm_num_groups=4, class_embed_type="timestep", flip_sin_to_cos=False, freq_shift=1),
-        [dict(name="labels", shape=[2, 3, 8, 8], t=("int", [500]), labels=("int", [20, 350]))])
+        [dict(name="labels", shape=[2, 3, 8, 8], t=("int", [500]), labels=("int", [20, 350])),
+         dict(name="one_label_for_batch2", shape=[2, 3, 8, 8], t=("int", [40, 60]), labels=("int", [999]))])
 
 variant("class-identity", "class_embed_type identity (class labels are embeddings of the time embedding's width)",
         dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=[8, 8], layers_per_block=1,
