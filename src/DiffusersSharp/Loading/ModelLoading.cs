@@ -136,7 +136,10 @@ public static class ModelLoading
     /// <c>SavePretrained</c>: <c>config.json</c> (<see cref="ConfigJson"/>, unknown keys kept) and the safetensors weights
     /// of <paramref name="format"/> (default <see cref="CheckpointFormat.Diffusers"/>). A diffusers config gets
     /// <c>_class_name</c> = the module's class name and <c>_diffusers_version</c> = <see cref="DiffusersVersion"/>, as
-    /// diffusers does; a transformers config is written without those keys unless it came with them. Both files are
+    /// diffusers does; a transformers config is written without those keys unless it came with them, and with
+    /// <c>architectures</c> = [the module's class name] and <c>torch_dtype</c> = its weights' dtype, as transformers'
+    /// <c>save_pretrained</c> writes them (transformers warns about unused checkpoint tensors only for a class its
+    /// <c>architectures</c> names). Both files are
     /// written to temporary files first and renamed into place only when both are complete, so a failure never deletes
     /// or truncates what was there.
     /// </summary>
@@ -170,8 +173,22 @@ public static class ModelLoading
         var node = JsonNode.Parse(ConfigJson.Serialize(config))!.AsObject();
         foreach (var key in new[] { "_class_name", "_diffusers_version" })
             if (node.TryGetPropertyValue(key, out var v) && v is null) node.Remove(key);
+        // transformers' save_pretrained: config.architectures = [class name], config.torch_dtype = the weights' dtype
+        node["architectures"] = new JsonArray(JsonValue.Create(module.GetType().Name));
+        if (module.parameters().FirstOrDefault() is { } first && TorchDtypeName(first.dtype) is { } dtype)
+            node["torch_dtype"] = dtype;
         return node.ToJsonString(ConfigJson.Options);
     }
+
+    /// <summary>torch's name of a floating dtype, as transformers writes it in <c>torch_dtype</c> (<c>str(dtype)</c> without <c>torch.</c>).</summary>
+    private static string? TorchDtypeName(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float32 => "float32",
+        ScalarType.Float16 => "float16",
+        ScalarType.BFloat16 => "bfloat16",
+        ScalarType.Float64 => "float64",
+        _ => null,
+    };
 
     private static void WriteWeights(nn.Module module, string path)
     {

@@ -93,6 +93,9 @@ public class ModelLoadingTests
             Assert.False(doc.RootElement.TryGetProperty("_class_name", out _));
             Assert.False(doc.RootElement.TryGetProperty("_diffusers_version", out _));
             Assert.Equal(5, doc.RootElement.GetProperty("channels").GetInt32());
+            // transformers' save_pretrained stamps the class and the weights' dtype
+            Assert.Equal(["TinyNet"], doc.RootElement.GetProperty("architectures").EnumerateArray().Select(a => a.GetString()));
+            Assert.Equal("float32", doc.RootElement.GetProperty("torch_dtype").GetString());
         }
         using var back = ModelLoading.FromPretrained<TinyNetConfig, TinyNet>(dir.Path, null, null, _ => new TinyNet(), CheckpointFormat.Transformers);
         AssertSameState(net, back);

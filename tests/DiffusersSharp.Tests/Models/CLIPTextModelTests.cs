@@ -146,6 +146,24 @@ public class CLIPTextModelTests
     }
 
     [Fact]
+    public void SavePretrainedStampsArchitecturesAndTorchDtypeAsTransformersDoes()
+    {
+        // transformers' save_pretrained: config.architectures = [the saved class], config.torch_dtype = the weights' dtype
+        // (tiny-sdxl's text_encoder_2 config says ["CLIPTextModelWithProjection"] and "float32"; saved as the model without
+        // the projection, in bf16)
+        using var dir = new TempDir();
+        using var scope = torch.NewDisposeScope();
+        var model = CLIPTextModel.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2",
+            new LoadOptions { Dtype = ScalarType.BFloat16, Log = _ => { } });
+        string folder = Path.Combine(dir.Path, "saved");
+        model.SavePretrained(folder);
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!.AsObject();
+        Assert.Equal(["CLIPTextModel"], config["architectures"]!.AsArray().Select(a => (string?)a));
+        Assert.Equal("bfloat16", (string?)config["torch_dtype"]);
+        Assert.Equal("clip_text_model", (string?)config["model_type"]);
+    }
+
+    [Fact]
     public void TensorsTheModelLacksAreOneWarningWhenTheConfigsArchitecturesNameItsClass()
     {
         // transformers 4.36: "Some weights of the model checkpoint at … were not used when initializing CLIPTextModel"
