@@ -1,0 +1,96 @@
+using DiffusersSharp.Models;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Models;
+
+/// <summary>
+/// UNet2DConditionModel config variants the golden tiny models lack (SD 2.x head lists and linear projection, the x4
+/// upscaler's class embedding and per-block only_cross_attention, LCM's timestep_cond, SDXL's per-layer depths, the
+/// class_embed_type kinds, scale_shift, other activations and kernels, encoder_hid_dim, no mid block, both attention masks)
+/// against golden/model-transcripts-unet2dcond: a numpy transcription of diffusers 0.25.1's forward, validated on the
+/// golden tiny-sd, tiny-sdxl and tiny-sdxl-refiner UNets to 1.3e-6 (its README). Each variant loads through
+/// <see cref="UNet2DConditionModel.FromPretrained"/> from a diffusers-format folder; its pass in float64 must match the
+/// transcript (computed in float64) within <see cref="Float64Abs"/>, its float32 pass within <see cref="Tol.ModelAbs"/>
+/// or twice the case's recorded float32 noise, whichever is larger.
+/// </summary>
+public class UNet2DConditionModelTranscriptTests
+{
+    private const string Folder = "model-transcripts-unet2dcond";
+    private static readonly string Expected = Path.Combine(Folder, "expected.safetensors");
+
+    /// <summary>
+    /// The expected outputs are float64 maths rounded to float32 (≤ 1.2e-7 of rounding at |out| ≤ 3.5): a float64 pass
+    /// that computes what diffusers computes lands within 1e-6; a wrong head count, a missed option moves it by 1e-3 or more.
+    /// </summary>
+    private const double Float64Abs = 1e-6;
+
+    public static TheoryData<string, string> Cases()
+    {
+        var data = new TheoryData<string, string>();
+        using var json = Golden.Json(Path.Combine(Folder, "expected.json"));
+        foreach (var variant in json.RootElement.GetProperty("variants").EnumerateObject())
+            foreach (var c in variant.Value.GetProperty("cases").EnumerateObject())
+                data.Add(variant.Name, c.Name);
+        return data;
+    }
+
+    [Fact]
+    public void EveryVariantFolderHasCases()
+    {
+        var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).Order().ToArray();
+        var variants = Cases().Select(row => (string)row[0]).Distinct().Order().ToArray();
+        Assert.Equal(folders, variants);
+        Assert.Equal(17, variants.Length);
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void VariantInFloat64MatchesDiffusersTranscript(string variant, string caseName)
+    {
+        double diff = MaxAbsDiff(variant, caseName, ScalarType.Float64);
+        Assert.True(diff <= Float64Abs, $"{variant} {caseName} (float64): max |actual - expected| = {diff:E3} > {Float64Abs:E1}");
+    }
+
+    /// <summary>
+    /// float32 rounding alone moves the tiny variants by up to 4.7e-5 (sd1-lists/t500: 4-channel LayerNorms of nearly
+    /// constant tokens amplify it); make.py measures it per case by running the same pass in numpy float32.
+    /// </summary>
+    [Theory, MemberData(nameof(Cases))]
+    public void VariantInFloat32MatchesDiffusersTranscript(string variant, string caseName)
+    {
+        using var json = Golden.Json(Path.Combine(Folder, "expected.json"));
+        double noise = json.RootElement.GetProperty("variants").GetProperty(variant).GetProperty("cases").GetProperty(caseName)
+            .GetProperty("float32_noise").GetDouble();
+        double tol = Math.Max(Tol.ModelAbs, 2 * noise);
+        double diff = MaxAbsDiff(variant, caseName, ScalarType.Float32);
+        Assert.True(diff <= tol, $"{variant} {caseName} (float32): max |actual - expected| = {diff:E3} > {tol:E1}");
+    }
+
+    private static double MaxAbsDiff(string variant, string caseName, ScalarType dtype)
+    {
+        using var _ = torch.no_grad();
+        using var unet = UNet2DConditionModel.FromPretrained(Golden.Path(Folder, variant));
+        unet.to(dtype);
+        using var golden = Golden.Open(Expected);
+        string prefix = $"{variant}/{caseName}/";
+        Tensor? Input(string key) =>
+            !golden.Keys.Contains(prefix + key) ? null
+            : golden.Load(prefix + key) is var t && t.is_floating_point() ? t.to(dtype) : t;
+        using var sample = Input("sample")!;
+        using var timestep = golden.Load(prefix + "timestep"); // float32 or int64, as diffusers gets it
+        using var ehs = Input("encoder_hidden_states")!;
+        using var classLabels = Input("class_labels");
+        using var timestepCond = Input("timestep_cond");
+        using var textEmbeds = Input("text_embeds");
+        using var timeIds = Input("time_ids");
+        using var mask = Input("encoder_attention_mask");
+        using var selfMask = Input("attention_mask");
+        var added = textEmbeds is null ? null : new AddedCondKwargs(textEmbeds, timeIds);
+        using var output = unet.Forward(sample, timestep, ehs, classLabels: classLabels, timestepCond: timestepCond,
+            attentionMask: selfMask, addedCondKwargs: added, encoderAttentionMask: mask).Sample;
+        Assert.Equal(dtype, output.dtype);
+        using var expected = golden.Load(prefix + "out");
+        return Tol.MaxAbsDiff(output, expected);
+    }
+}
