@@ -57,21 +57,30 @@ public class UNet2DConditionModelTranscriptTests
     /// constant tokens amplify it); make.py measures it per case by running the same pass in numpy float32.
     /// </summary>
     [Theory, MemberData(nameof(Cases))]
-    public void VariantInFloat32MatchesDiffusersTranscript(string variant, string caseName)
+    public void VariantInFloat32MatchesDiffusersTranscript(string variant, string caseName) =>
+        AssertFloat32(variant, caseName, channelsLast: false);
+
+    /// <summary>The channels-last pass (the default for bf16 / fp16 weights) takes other kernels: the same cases through it.</summary>
+    [Theory, MemberData(nameof(Cases))]
+    public void VariantInFloat32ChannelsLastMatchesDiffusersTranscript(string variant, string caseName) =>
+        AssertFloat32(variant, caseName, channelsLast: true);
+
+    private static void AssertFloat32(string variant, string caseName, bool channelsLast)
     {
         using var json = Golden.Json(Path.Combine(Folder, "expected.json"));
         double noise = json.RootElement.GetProperty("variants").GetProperty(variant).GetProperty("cases").GetProperty(caseName)
             .GetProperty("float32_noise").GetDouble();
         double tol = Math.Max(Tol.ModelAbs, 2 * noise);
-        double diff = MaxAbsDiff(variant, caseName, ScalarType.Float32);
-        Assert.True(diff <= tol, $"{variant} {caseName} (float32): max |actual - expected| = {diff:E3} > {tol:E1}");
+        double diff = MaxAbsDiff(variant, caseName, ScalarType.Float32, channelsLast);
+        Assert.True(diff <= tol, $"{variant} {caseName} (float32{(channelsLast ? ", channels-last" : "")}): max |actual - expected| = {diff:E3} > {tol:E1}");
     }
 
-    private static double MaxAbsDiff(string variant, string caseName, ScalarType dtype)
+    private static double MaxAbsDiff(string variant, string caseName, ScalarType dtype, bool channelsLast = false)
     {
         using var _ = torch.no_grad();
         using var unet = UNet2DConditionModel.FromPretrained(Golden.Path(Folder, variant));
         unet.to(dtype);
+        unet.ChannelsLast = channelsLast;
         using var golden = Golden.Open(Expected);
         string prefix = $"{variant}/{caseName}/";
         Tensor? Input(string key) =>
