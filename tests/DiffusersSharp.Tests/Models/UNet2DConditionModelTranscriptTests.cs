@@ -42,7 +42,7 @@ public class UNet2DConditionModelTranscriptTests
         var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).Order().ToArray();
         var variants = Cases().Select(row => (string)row[0]).Distinct().Order().ToArray();
         Assert.Equal(folders, variants);
-        Assert.Equal(17, variants.Length);
+        Assert.Equal(18, variants.Length);
     }
 
     [Theory, MemberData(nameof(Cases))]

@@ -173,6 +173,17 @@ def timestep_embedding(t, dim, flip_sin_to_cos, shift, scale=1, max_period=10000
     return emb.astype(CT)
 
 
+def fourier_projection(P, pre, t, size, flip_sin_to_cos):
+    """embeddings.GaussianFourierProjection(size, set_W_to_weight=False, log=False): float32 steps as torch takes
+    them for a float32 timestep tensor, x[:, None] * weight[None, :] * 2 * pi."""
+    w = P.get(pre + ".weight", (size,), "emb").astype(F32)
+    arg = (np.asarray(t).astype(F32)[:, None] * w[None, :]).astype(F32)
+    arg = (arg * F32(2)).astype(F32)
+    arg = (arg * F32(np.pi)).astype(F32).astype(np.float64)
+    parts = [np.cos(arg), np.sin(arg)] if flip_sin_to_cos else [np.sin(arg), np.cos(arg)]
+    return np.concatenate(parts, -1).astype(F32).astype(CT)
+
+
 def timestep_embedding_module(P, pre, x, cin, dim, act_fn="silu", post_act=None, cond=None, cond_dim=None, out_dim=None):
     """embeddings.TimestepEmbedding."""
     if cond_dim is not None and cond is not None:
@@ -350,18 +361,23 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
 
     # 1. time
     t = np.broadcast_to(np.asarray(timestep).reshape(-1), (b,))
-    assert c.get("time_embedding_type", "positional") == "positional"
-    ted = c.get("time_embedding_dim") or boc[0] * 4
-    t_emb = timestep_embedding(t, boc[0], flip, shift)
-    emb = timestep_embedding_module(P, "time_embedding", t_emb, boc[0], ted, act_fn, c.get("timestep_post_act"),
+    if c.get("time_embedding_type", "positional") == "fourier":
+        ted = c.get("time_embedding_dim") or boc[0] * 2
+        tin = ted
+        time_proj = lambda v: fourier_projection(P, "time_proj", v, ted // 2, flip)
+    else:
+        ted = c.get("time_embedding_dim") or boc[0] * 4
+        tin = boc[0]
+        time_proj = lambda v: timestep_embedding(v, boc[0], flip, shift)
+    t_emb = time_proj(t)
+    emb = timestep_embedding_module(P, "time_embedding", t_emb, tin, ted, act_fn, c.get("timestep_post_act"),
                                     timestep_cond, c.get("time_cond_proj_dim"))
     cet = c.get("class_embed_type")
     class_emb = None
     if cet is None and c.get("num_class_embeds") is not None:
         class_emb = P.get("class_embedding.weight", (c["num_class_embeds"], ted), "emb")[class_labels]
     elif cet == "timestep":
-        cl = timestep_embedding(class_labels, boc[0], flip, shift)
-        class_emb = timestep_embedding_module(P, "class_embedding", cl, boc[0], ted, act_fn)
+        class_emb = timestep_embedding_module(P, "class_embedding", time_proj(class_labels), tin, ted, act_fn)
     elif cet == "identity":
         class_emb = class_labels.astype(CT)
     elif cet == "projection":
@@ -620,6 +636,12 @@ VARIANTS = [
           up_block_types=["ResnetUpsampleBlock2D", "CrossAttnUpBlock2D"], resnet_skip_time_act=True,
           resnet_out_scale_factor=1.5, resnet_time_scale_shift="scale_shift"),
      [("t500", {})]),
+    ("fourier-time",
+     "time_embedding_type fourier (GaussianFourierProjection of time_embedding_dim / 2 frequencies, weight "
+     "time_proj.weight) with class_embed_type timestep (class labels through the same projection), flip_sin_to_cos "
+     "false, sigma-like float timesteps",
+     dict(time_embedding_type="fourier", time_embedding_dim=12, class_embed_type="timestep", flip_sin_to_cos=False),
+     [("sigmas", {"timestep": [0.05, 0.4], "class_labels": "sigmas"})]),
 ]
 
 
@@ -630,8 +652,8 @@ def make_case(rng, cfg, opts):
     inp = {"sample": f(b, cfg["in_channels"], h, w),
            "encoder_hidden_states": f(b, s, opts.get("ehs_dim", per_block(cfg["cross_attention_dim"], 1)[0]))}
     t = opts.get("timestep", 500)
-    if isinstance(t, float):
-        inp["timestep"] = np.array([t], dtype=F32)    # diffusers: a Python float becomes a float64 tensor
+    if isinstance(t, float) or (isinstance(t, list) and isinstance(t[0], float)):
+        inp["timestep"] = np.array(t if isinstance(t, list) else [t], dtype=F32)
     else:
         inp["timestep"] = np.array(t if isinstance(t, list) else [t], dtype=np.int64)
     cl = opts.get("class_labels")
@@ -639,6 +661,8 @@ def make_case(rng, cfg, opts):
         inp["class_labels"] = np.array([3, 7], dtype=np.int64)
     elif cl == "timesteps":
         inp["class_labels"] = np.array([20, 700], dtype=np.int64)
+    elif cl == "sigmas":
+        inp["class_labels"] = np.array([0.1, 0.7], dtype=F32)
     elif cl is not None:
         inp["class_labels"] = f(b, cl)
     if "timestep_cond" in opts:
