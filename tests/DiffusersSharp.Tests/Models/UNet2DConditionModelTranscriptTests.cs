@@ -45,6 +45,21 @@ public class UNet2DConditionModelTranscriptTests
         Assert.Equal(18, variants.Length);
     }
 
+    /// <summary>diffusers turns a Python float timestep into a float64 tensor: 250.5 as a number gives the tensor case's output.</summary>
+    [Fact]
+    public void FractionalTimestepAsANumberMatchesTheTranscript()
+    {
+        using var _ = torch.no_grad();
+        using var unet = UNet2DConditionModel.FromPretrained(Golden.Path(Folder, "lcm-time-cond"));
+        using var golden = Golden.Open(Expected);
+        const string Prefix = "lcm-time-cond/t250_5/";
+        Assert.Equal(250.5f, golden.Load(Prefix + "timestep").item<float>());
+        using var output = unet.Forward(golden.Load(Prefix + "sample"), 250.5, golden.Load(Prefix + "encoder_hidden_states"),
+            timestepCond: golden.Load(Prefix + "timestep_cond")).Sample;
+        using var expected = golden.Load(Prefix + "out");
+        Tol.Close(output, expected, Tol.ModelAbs, "lcm-time-cond at t = 250.5");
+    }
+
     [Theory, MemberData(nameof(Cases))]
     public void VariantInFloat64MatchesDiffusersTranscript(string variant, string caseName)
     {
