@@ -513,7 +513,7 @@ TAESD_VARIANTS = [
          config=dict(encoder_block_out_channels=[8, 8, 8], decoder_block_out_channels=[8, 8, 8],
                      num_encoder_blocks=[1, 2, 1], num_decoder_blocks=[1, 0, 2], upsampling_scaling_factor=3,
                      latent_channels=6, latent_magnitude=0.5, latent_shift=0.25),
-         image=[1, 3, 16, 12], z=[1, 6, 3, 4], bands=True),
+         image=[1, 3, 16, 12], z=[1, 6, 5, 4], bands=True),
     dict(name="taesd-silu-latent16",
          desc="act_fn silu, latent_channels 16, encoder of 3 stages of 12 channels and decoder of 2 stages of 8 "
               "(encoder and decoder need not match), in 1 / out 2 channels, batch of 2",
