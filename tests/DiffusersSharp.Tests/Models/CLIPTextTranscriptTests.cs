@@ -11,7 +11,7 @@ namespace DiffusersSharp.Tests.Models;
 /// CLIP text encoder config variants the golden tiny text encoders lack (SD 2.x's gelu with the legacy eos_token_id 2 and
 /// argmax pooling, a real eos id with a layer_norm_eps of 1e-3 and inputs shorter than max_position_embeddings or
 /// without eos, SDXL's second encoder with a projection_dim other than hidden_size, the attention mask of
-/// use_attention_mask configs, every hidden_act transformers' ACT2FN gives CLIP): each clip-* folder of
+/// use_attention_mask configs with float16 weights, every hidden_act transformers' ACT2FN gives CLIP): each clip-* folder of
 /// golden/model-transcripts-clip-taesd loaded with <see cref="CLIPTextModel.FromPretrained"/> or
 /// <see cref="CLIPTextModelWithProjection.FromPretrained"/>, against a numpy transcription of transformers 4.36's
 /// modeling_clip.py validated on the golden tiny text encoders (that folder's README). <see cref="Tol.ModelAbs"/> as
@@ -57,12 +57,14 @@ public class CLIPTextTranscriptTests(ITestOutputHelper log)
         if (projection)
         {
             var encoder = CLIPTextModelWithProjection.FromPretrained(folder);
+            Assert.Equal(ScalarType.Float32, encoder.Dtype);   // float16 files too, as transformers without torch_dtype
             var o = encoder.Forward(ids, mask, outputHiddenStates: true);
             (owner, output, states, lastHidden, pooled, finalLayerNorm) = (encoder, o, o.HiddenStates!, o.LastHiddenState, o.TextEmbeds, encoder.FinalLayerNorm);
         }
         else
         {
             var encoder = CLIPTextModel.FromPretrained(folder);
+            Assert.Equal(ScalarType.Float32, encoder.Dtype);
             var o = encoder.Forward(ids, mask, outputHiddenStates: true);
             (owner, output, states, lastHidden, pooled, finalLayerNorm) = (encoder, o, o.HiddenStates!, o.LastHiddenState, o.PoolerOutput, encoder.FinalLayerNorm);
         }

@@ -56,7 +56,7 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors, metadata=None):
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16"}
     items = sorted(tensors.items(), key=lambda kv: kv[0])
     header, blobs, off = {}, [], 0
     if metadata:
@@ -81,9 +81,10 @@ def write_safetensors(path, tensors, metadata=None):
 class Params:
     """Weights by state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
 
-    def __init__(self, tensors=None, rng=None):
+    def __init__(self, tensors=None, rng=None, dtype=F32):
         self.t = dict(tensors or {})
         self.rng = rng
+        self.dtype = dtype      # the file's dtype (float16: the model computes in float32 on the rounded weights)
         self.used = set()
 
     def get(self, name, shape, kind):
@@ -111,7 +112,7 @@ class Params:
             a = r.standard_normal(shape)
         else:
             raise ValueError(kind)
-        return a.astype(F32)
+        return a.astype(self.dtype)
 
 
 _erf = np.vectorize(math.erf)
@@ -432,11 +433,11 @@ def print_report(report, limit, what):
 
 # ---------------------------------------------------------------- variants
 
-def clip_config(name, cfg, with_projection):
+def clip_config(name, cfg, with_projection, dtype=F32):
     arch = "CLIPTextModelWithProjection" if with_projection else "CLIPTextModel"
     out = {"_name_or_path": f"model-transcripts-clip-taesd/{name}", "architectures": [arch],
            **{k: v for k, v in {**CLIP_DEFAULTS, **cfg}.items() if k != "use_attention_mask"},
-           "dropout": 0.0, "model_type": "clip_text_model", "torch_dtype": "float32",
+           "dropout": 0.0, "model_type": "clip_text_model", "torch_dtype": np.dtype(dtype).name,
            "transformers_version": cfg.get("_transformers_version", "4.36.2")}
     out.pop("_transformers_version", None)
     if "use_attention_mask" in cfg:
@@ -484,8 +485,10 @@ CLIP_VARIANTS = [
                                          [38, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 39]])]),
     dict(name="clip-proj-eos-id-mask",
          desc="CLIPTextModelWithProjection with a real eos id, quick_gelu, one layer of one head, use_attention_mask "
-              "true (the SD pipeline then passes the tokenizer's mask: padding keys masked with finfo.min)",
-         projection=True,
+              "true (the SD pipeline then passes the tokenizer's mask: padding keys masked with finfo.min); weights "
+              "saved in float16 (torch_dtype float16), loaded into a float32 model as transformers does without "
+              "torch_dtype",
+         projection=True, dtype=np.float16,
          config=dict(vocab_size=30, hidden_size=8, intermediate_size=16, num_hidden_layers=1, num_attention_heads=1,
                      max_position_embeddings=10, hidden_act="quick_gelu", bos_token_id=28, eos_token_id=29,
                      pad_token_id=29, projection_dim=6, use_attention_mask=True),
@@ -523,14 +526,16 @@ TAESD_VARIANTS = [
          image=[2, 1, 16, 16], z=[2, 16, 10, 6], bands=True),
     dict(name="taesd-gelu-upper",
          desc="act_fn \"GELU\" (get_activation lowercases it), 2 stages of 8, upsampling_scaling_factor 2, "
-              "latent_magnitude 3.0 / latent_shift 0.5 as floats, scaling_factor 0.5",
+              "latent_magnitude 3.0 / latent_shift 0.5 as floats, scaling_factor 0.5, an odd 13x17 image (7x9 latents)",
          config=dict(encoder_block_out_channels=[8, 8], decoder_block_out_channels=[8, 8], num_encoder_blocks=[2, 1],
                      num_decoder_blocks=[1, 2], act_fn="GELU", latent_magnitude=3.0, latent_shift=0.5,
                      scaling_factor=0.5),
-         image=[1, 3, 12, 16], z=[1, 4, 5, 7]),
+         image=[1, 3, 13, 17], z=[1, 4, 5, 7]),
     dict(name="taesd-mish-one-stage",
          desc="one stage each (no stride-2 conv, no upsample), act_fn mish, num blocks [2] / [3], latent_magnitude 4, "
-              "latent_shift 0.3",
+              "latent_shift 0.3; weights saved in float16, loaded into a float32 model as diffusers does without "
+              "torch_dtype",
+         dtype=np.float16,
          config=dict(encoder_block_out_channels=[8], decoder_block_out_channels=[8], num_encoder_blocks=[2],
                      num_decoder_blocks=[3], act_fn="mish", latent_magnitude=4, latent_shift=0.3),
          image=[1, 3, 8, 8], z=[1, 4, 8, 8]),
@@ -545,7 +550,7 @@ def build_clip_variants(tensors):
             shutil.rmtree(folder)
         os.makedirs(folder)
         cfg = {**CLIP_DEFAULTS, **{k: x for k, x in v["config"].items() if not k.startswith("_")}}
-        P = Params(rng=np.random.default_rng(2000 + vi))
+        P = Params(rng=np.random.default_rng(2000 + vi), dtype=v.get("dtype", F32))
         for c in v["cases"]:
             ids = np.array(c["ids"], dtype=np.int64)
             mask = np.array(c["mask"], dtype=np.int64) if "mask" in c else None
@@ -572,7 +577,7 @@ def build_clip_variants(tensors):
             weights["text_model.embeddings.position_ids"] = np.arange(cfg["max_position_embeddings"],
                                                                       dtype=np.int64)[None]
         with open(os.path.join(folder, "config.json"), "w") as f:
-            json.dump(clip_config(v["name"], v["config"], v["projection"]), f, indent=2, sort_keys=True)
+            json.dump(clip_config(v["name"], v["config"], v["projection"], v.get("dtype", F32)), f, indent=2, sort_keys=True)
             f.write("\n")
         write_safetensors(os.path.join(folder, "model.safetensors"), weights, {"format": "pt"})
         v["n_params"] = int(sum(a.size for a in P.t.values()))
@@ -587,7 +592,7 @@ def build_taesd_variants(tensors):
             shutil.rmtree(folder)
         os.makedirs(folder)
         cfg = {**TAESD_DEFAULTS, **v["config"]}
-        P = Params(rng=np.random.default_rng(4000 + vi))
+        P = Params(rng=np.random.default_rng(4000 + vi), dtype=v.get("dtype", F32))
         rng = np.random.default_rng(8000 + vi)
         z = (2.0 * rng.standard_normal(v["z"])).astype(F32)     # beyond +-3: the decoder's tanh clamp matters
         dec = taesd_decode(P, cfg, z)
