@@ -10,10 +10,11 @@ namespace DiffusersSharp.Tests.Models;
 /// <summary>
 /// AutoencoderTiny config variants the golden tiny-taesd lacks (3 stages with an upsampling_scaling_factor of 3 and a
 /// stage without blocks, silu with 16 latent channels and encoder / decoder of different widths and depths, "GELU" in
-/// capitals and an odd image size, mish with one stage and float16 weights, latent_magnitude / latent_shift other than 3 / 0.5 so that scale_latents clamps):
-/// each taesd-* folder of golden/model-transcripts-clip-taesd loaded with <see cref="AutoencoderTiny.FromPretrained"/>;
-/// encode, decode (with the decoder's tanh(z / 3) · 3 on latents beyond ±3), scale_latents, the uint8 quantisation and
-/// <c>vae(image)</c> against a numpy transcription of diffusers 0.25.1 validated on tiny-taesd (that folder's README).
+/// capitals and an odd image size, mish with one stage and float16 weights, 32 channels where the convolutions take the
+/// Winograd path, latent_magnitude / latent_shift other than 3 / 0.5 so that scale_latents clamps): each taesd-* folder
+/// of golden/model-transcripts-clip-taesd loaded with <see cref="AutoencoderTiny.FromPretrained"/>; encode, decode (with
+/// the decoder's tanh(z / 3) · 3 on latents beyond ±3), scale_latents, the uint8 quantisation and <c>vae(image)</c>
+/// against a numpy transcription of diffusers 0.25.1 validated on tiny-taesd (that folder's README).
 /// <see cref="Tol.ModelAbs"/> as the tiny-taesd golden tests.
 /// </summary>
 public class AutoencoderTinyTranscriptTests(ITestOutputHelper log)

@@ -539,6 +539,13 @@ TAESD_VARIANTS = [
          config=dict(encoder_block_out_channels=[8], decoder_block_out_channels=[8], num_encoder_blocks=[2],
                      num_decoder_blocks=[3], act_fn="mish", latent_magnitude=4, latent_shift=0.3),
          image=[1, 3, 8, 8], z=[1, 4, 8, 8]),
+    dict(name="taesd-wide32",
+         desc="32 channels at 32x32 (the width and positions where DiffusersSharp's fp32 convolutions take the "
+              "Winograd path and the decoder's upsample fuses into the convolution after it), "
+              "num_encoder_blocks [1, 0], num_decoder_blocks [0, 1]; float16 weights",
+         config=dict(encoder_block_out_channels=[32, 32], decoder_block_out_channels=[32, 32],
+                     num_encoder_blocks=[1, 0], num_decoder_blocks=[0, 1]),
+         dtype=np.float16, image=[1, 3, 32, 32], z=[1, 4, 16, 16], bands=True),
 ]
 
 
