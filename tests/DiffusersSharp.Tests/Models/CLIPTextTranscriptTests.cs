@@ -85,4 +85,17 @@ public class CLIPTextTranscriptTests(ITestOutputHelper log)
             Check($"{id}: final_layer_norm(hidden_states[-2])", normed, normedPenultimate);
         }
     }
+
+    /// <summary>Every folder is a model of some case (CLIP here, AutoencoderTiny in <see cref="AutoencoderTinyTranscriptTests"/>).</summary>
+    [Fact]
+    public void EveryVariantFolderHasCases()
+    {
+        var root = _cases.Value.RootElement;
+        var models = root.GetProperty("clip_cases").EnumerateArray().Concat(root.GetProperty("taesd_cases").EnumerateArray())
+            .Select(c => c.GetProperty("model").GetString()!).ToHashSet();
+        var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).ToHashSet();
+        Assert.Equal(folders.OrderBy(x => x), models.OrderBy(x => x));
+        Assert.Contains("clip-sd2-gelu-legacy-eos", models);
+        Assert.Contains("taesd-3stage-up3", models);
+    }
 }
