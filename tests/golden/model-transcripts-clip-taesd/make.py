@@ -496,7 +496,13 @@ CLIP_VARIANTS = [
                                          [28, 5, 6, 7, 8, 9, 29, 29, 29, 29]],
                      mask=[[1, 1, 1, 1, 0, 0, 0, 0, 0, 0],
                            [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]]),
-                dict(name="unmasked", ids=[[28, 3, 4, 29, 29, 29, 29, 29, 29, 29]])]),
+                dict(name="unmasked", ids=[[28, 3, 4, 29, 29, 29, 29, 29, 29, 29]]),
+                # left padding and a row of zeros: rows whose every key is masked see finfo.min everywhere at and
+                # before the diagonal (min + min = -inf after it), so softmax spreads evenly over those keys
+                dict(name="left_padded_and_empty", ids=[[29, 29, 29, 28, 5, 6, 29, 29, 29, 29],
+                                                        [28, 3, 29, 29, 29, 29, 29, 29, 29, 29]],
+                     mask=[[0, 0, 0, 1, 1, 1, 1, 0, 0, 0],
+                           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]])]),
 ]
 for act in ["gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish"]:
     CLIP_VARIANTS.append(dict(
