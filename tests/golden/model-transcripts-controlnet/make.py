@@ -660,8 +660,11 @@ VARIANTS = [
      "downsampler a resnet with down=True: 2x2 average pool), then a CrossAttnDownBlock2D (attention_head_dim[2] 2 heads, "
      "as the mid block); norm_eps 1e-6 (the self-attention's GroupNorm eps too)"),
     ("class-table", dict(SD15, block_out_channels=[8, 8], down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
-                         num_class_embeds=3, conditioning_embedding_out_channels=[4, 8]),
-     "num_class_embeds 3 with class_embed_type null (an nn.Embedding table added to the time embedding)"),
+                         num_class_embeds=3, conditioning_embedding_out_channels=[4, 8],
+                         transformer_layers_per_block=[1, 1, 3], mid_block_scale_factor=1.414),
+     "num_class_embeds 3 with class_embed_type null (an nn.Embedding table added to the time embedding); "
+     "transformer_layers_per_block [1, 1, 3], longer than the two down blocks: diffusers reads entry i for down block i "
+     "and the last, 3, for the cross-attention mid block; mid_block_scale_factor 1.414 (its resnets' output_scale_factor)"),
 ]
 
 FROM_UNET = ("from-unet-sdxl", "tiny-sdxl/unet", dict(conditioning_embedding_out_channels=(4, 8)),
