@@ -121,17 +121,17 @@ public sealed record HubSettings
     /// <summary>
     /// The token in the file at <paramref name="path"/> (<see cref="CleanToken"/>), null when there is none. A folder there
     /// (an empty <c>HF_TOKEN_PATH</c> is the current folder, as Python's <c>Path("")</c> is <c>.</c>) is an error naming the
-    /// variable, where huggingface_hub's <c>read_text</c> fails (IsADirectoryError).
+    /// variable, where huggingface_hub's <c>read_text</c> fails (IsADirectoryError), and so is a file that cannot be read
+    /// (no permission, a link loop, …: huggingface_hub's PermissionError / OSError), never an unexpected crash.
     /// </summary>
     private static string? ReadTokenFile(string path, bool fromVariable)
     {
         string full = UserPath.FullPath(path);
+        string fix = fromVariable ? "Set HF_TOKEN_PATH to the token file, or unset it (default $HF_HOME/token)." : "Remove that folder or set HF_TOKEN_PATH to the token file.";
         if (Directory.Exists(full))
         {
             string why = path.Length == 0 ? "HF_TOKEN_PATH is set but empty, which names the current folder" : $"{full} is a folder";
-            throw new HubException(HubErrorKind.InvalidInput,
-                $"Cannot read the Hub token file: {why}, not a file. "
-                + (fromVariable ? "Set HF_TOKEN_PATH to the token file, or unset it (default $HF_HOME/token)." : "Remove that folder or set HF_TOKEN_PATH to the token file."))
+            throw new HubException(HubErrorKind.InvalidInput, $"Cannot read the Hub token file: {why}, not a file. {fix}")
             { Key = "HF_TOKEN_PATH", FilePath = full };
         }
         try
@@ -140,5 +140,12 @@ public sealed record HubSettings
         }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            string hint = fromVariable ? "Set HF_TOKEN_PATH to a readable token file, or unset it (default $HF_HOME/token)."
+                : "Make it readable, or set HF_TOKEN_PATH to the token file.";
+            throw new HubException(HubErrorKind.InvalidInput, $"Cannot read the Hub token file {full}: {e.Message} {hint}", e)
+            { Key = "HF_TOKEN_PATH", FilePath = full };
+        }
     }
 }

@@ -173,6 +173,30 @@ public sealed class HubSettingsTests
     }
 
     [Fact]
+    public void ATokenFileThatCannotBeReadIsAnErrorNamingItNotACrash()
+    {
+        // a link loop (ELOOP: an IOException, as a file without read permission is an UnauthorizedAccessException) at
+        // HF_TOKEN_PATH or at the default $HF_HOME/token; it escaped FromEnvironment as a bare IOException
+        using var tmp = new TempDir();
+        string loop = tmp.File("loop");
+        File.CreateSymbolicLink(loop, loop);
+        var e = Assert.Throws<HubException>(() => HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_TOKEN_PATH"] = loop }));
+        Assert.Equal((HubErrorKind.InvalidInput, "HF_TOKEN_PATH", loop), (e.Kind, e.Key, e.FilePath));
+        Assert.StartsWith($"Cannot read the Hub token file {loop}: ", e.Message);
+        Assert.EndsWith(" Set HF_TOKEN_PATH to a readable token file, or unset it (default $HF_HOME/token).", e.Message);
+        Assert.IsAssignableFrom<IOException>(e.InnerException);
+
+        string home = tmp.File("hf");
+        Directory.CreateDirectory(home);
+        File.CreateSymbolicLink(Path.Combine(home, "token"), Path.Combine(home, "token"));
+        e = Assert.Throws<HubException>(() => HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_HOME"] = home }));
+        Assert.Equal(("HF_TOKEN_PATH", Path.Combine(home, "token")), (e.Key, e.FilePath));
+        Assert.EndsWith(" Make it readable, or set HF_TOKEN_PATH to the token file.", e.Message);
+        // not read when the environment gives a token
+        Assert.Equal("hf_env", HubSettings.FromEnvironment(environment: new Dictionary<string, string?> { ["HF_HOME"] = home, ["HF_TOKEN"] = "hf_env" }).Token);
+    }
+
+    [Fact]
     public void TimeoutsComeFromTheEnvironment()
     {
         var o = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_DOWNLOAD_TIMEOUT"] = "30", ["HF_HUB_ETAG_TIMEOUT"] = " 3 " });
