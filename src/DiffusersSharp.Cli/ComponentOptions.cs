@@ -80,15 +80,8 @@ public sealed class ComponentOptions
         foreach (var (path, token) in embeddings)
         {
             var (source, weightName, revision) = WeightSource.Of(path);
-            string file;
-            try
-            {
-                file = TextualInversionEmbedding.Locate(source, weightName, options: WeightSource.LoadOptionsFor(revision, cacheDir));
-            }
-            catch (DiffusersException e)
-            {
-                throw new UserException($"--embedding {path}: {e.Message}");
-            }
+            string file = WeightSource.Load("--embedding", path,
+                () => TextualInversionEmbedding.Locate(source, weightName, options: WeightSource.LoadOptionsFor(revision, cacheDir)));
             located.Add((file, token ?? (fileNameTokens ? StableDiffusionXLPipelineBase.EmbeddingToken(source, weightName) : null)));
         }
         return located;

@@ -57,8 +57,9 @@ public static partial class WeightSource
     /// <summary>
     /// Runs <paramref name="load"/>, the load of the source <paramref name="arg"/> that <paramref name="option"/> names; its
     /// error (a revision the repository lacks, an id not cached offline, a folder without a model) becomes a
-    /// <see cref="UserException"/> starting with the option and its argument as given, <c>--vae org/name@v9: …</c>, as
-    /// <c>--embedding</c>'s and <c>--lora</c>'s do.
+    /// <see cref="UserException"/> starting with the option and its argument as given, <c>--vae org/name@v9: …</c>: the one
+    /// copy of that rule for <c>--vae</c>, <c>--preview-vae</c>, <c>--controlnet</c>, <c>--refiner</c> and <c>--embedding</c>
+    /// (<c>--lora</c>'s catch adds a hint for a folder or repository without a weight name, in the same form).
     /// </summary>
     public static T Load<T>(string option, string arg, Func<T> load)
     {
