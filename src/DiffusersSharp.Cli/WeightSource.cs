@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 
@@ -103,9 +102,9 @@ public static partial class WeightSource
     {
         if (!PretrainedLocator.IsValidRepoId(id)) return null;
         string quoted, path;
-        if (SpecialRef().Match(rest) is { Success: true } special)
+        if (HubRepoId.SpecialRefPrefix(rest) is { } special)
         {
-            quoted = special.Value;
+            quoted = special;
             path = rest[special.Length..].TrimStart('/');
         }
         else
@@ -125,7 +124,4 @@ public static partial class WeightSource
     private static string? FileName(string path) =>
         path.Split('/').All(p => p is not ("" or "." or "..") && !p.Contains('\\')) ? path : null;
 
-    /// <summary>huggingface_hub's <c>SPECIAL_REFS_REVISION_REGEX</c>: revisions with a '/' that need no quoting.</summary>
-    [GeneratedRegex(@"^(refs/convert/\w+|refs/pr/\d+)")]
-    private static partial Regex SpecialRef();
 }

@@ -1,4 +1,5 @@
 using DiffusersSharp.Generation;
+using DiffusersSharp.Hub;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
@@ -190,10 +191,14 @@ public sealed class ModelPool : IDisposable
         }
     }
 
-    /// <summary>The preview VAE of <paramref name="space"/> as the option names it (<c>org/name@rev</c> with a revision); null when none.</summary>
+    /// <summary>
+    /// The preview VAE of <paramref name="space"/> as the option names it: <c>org/name@rev</c> with a revision, written as
+    /// <c>serve</c> reads it back (<see cref="HubRepoId.SafeRevision"/>: <c>org/name@feature%2Fx</c>, not
+    /// <c>org/name@feature/x</c>, which reads as the file <c>x</c> at revision <c>feature</c>); null when none.
+    /// </summary>
     private string? PreviewVaeName(LatentSpace space) =>
         _options.PreviewVaeFor(space) is { } vae
-            ? _options.PreviewVaeRevisionFor(space) is { } revision ? $"{vae}@{revision}" : vae
+            ? _options.PreviewVaeRevisionFor(space) is { } revision ? $"{vae}@{HubRepoId.SafeRevision(revision)}" : vae
             : null;
 
     /// <summary>Unloads <paramref name="worker"/>'s model (it reloads at its next job).</summary>

@@ -58,6 +58,22 @@ public static partial class HubRepoId
         return revision;
     }
 
+    /// <summary>
+    /// The special ref at the start of <paramref name="revisionPath"/> (huggingface_hub's
+    /// <c>SPECIAL_REFS_REVISION_REGEX</c>: <c>refs/convert/…</c> or <c>refs/pr/N</c>, revisions with a '/' that an
+    /// <c>hf://org/name@rev/path</c> path writes unquoted), or null.
+    /// </summary>
+    public static string? SpecialRefPrefix(string revisionPath) =>
+        SpecialRefRegex().Match(revisionPath) is { Success: true } m ? m.Value : null;
+
+    /// <summary>
+    /// huggingface_hub's <c>safe_revision</c> (HfFileSystem): <paramref name="revision"/> as an <c>org/name@rev</c> path
+    /// writes it, a special ref (<see cref="SpecialRefPrefix"/>) as it is, any other URL-quoted (<c>quote(revision,
+    /// safe="")</c>: <c>feature/x</c> is <c>feature%2Fx</c>), so that reading the path back gives the same revision.
+    /// </summary>
+    public static string SafeRevision(string revision) =>
+        SpecialRefPrefix(revision) is not null ? revision : Uri.EscapeDataString(revision);
+
     private static HubException Invalid(string message) => new(HubErrorKind.InvalidInput, message) { Key = "repo_id" };
 
     // ^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$  (huggingface_hub's REPO_ID_REGEX)
@@ -66,4 +82,7 @@ public static partial class HubRepoId
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex CommitHashRegex();
+
+    [GeneratedRegex(@"^(refs/convert/\w+|refs/pr/\d+)")]
+    private static partial Regex SpecialRefRegex();
 }

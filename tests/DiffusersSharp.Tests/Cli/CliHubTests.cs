@@ -244,6 +244,10 @@ public sealed class CliHubTests : IDisposable
         run = await RunServe("--model", Golden.Path("tiny-sdxl"), "--preview-vae", "org/tiny-taesd@v2");
         Assert.True(run.Loaded, run.Err);
         Assert.Contains("since --preview-vae org/tiny-taesd@v2 is the SD 1.x/2.x models' tiny VAE", run.Err);
+        // a revision with a '/' is named as given, quoted (org/tiny-taesd@feature/x would read as the file x at 'feature')
+        run = await RunServe("--model", Golden.Path("tiny-sdxl"), "--preview-vae", "org/tiny-taesd@feature%2Fx");
+        Assert.True(run.Loaded, run.Err);
+        Assert.Contains("since --preview-vae org/tiny-taesd@feature%2Fx is the SD 1.x/2.x models' tiny VAE", run.Err);
     }
 
     /// <summary>

@@ -189,6 +189,17 @@ public sealed class HubClientErrorTests : IDisposable
     public void ValidRepoIdsPass(string repoId) => Assert.True(HubRepoId.IsValid(repoId));
 
     [Theory]
+    [InlineData("v2", "v2")]
+    [InlineData("main", "main")]
+    [InlineData("feature/x", "feature%2Fx")]          // quote(revision, safe=""): '/' too
+    [InlineData("100%/a b", "100%25%2Fa%20b")]
+    [InlineData("refs/pr/3", "refs/pr/3")]            // SPECIAL_REFS_REVISION_REGEX: as it is
+    [InlineData("refs/convert/parquet", "refs/convert/parquet")]
+    [InlineData("refs/heads/x", "refs%2Fheads%2Fx")]
+    public void SafeRevisionQuotesARevisionAsHfFileSystemPathsWriteIt(string revision, string written) =>
+        Assert.Equal(written, HubRepoId.SafeRevision(revision));
+
+    [Theory]
     [InlineData("not a url")]
     [InlineData("ftp://example.com")]
     [InlineData("huggingface.co")]
