@@ -15,7 +15,7 @@ public static class HubCache
     public static readonly IReadOnlyList<string> RepoTypes = ["model", "dataset", "space"];
 
     /// <summary>
-    /// The repositories in <paramref name="cacheDir"/> (default: the cache of <see cref="HubSettings.FromEnvironment"/>;
+    /// The repositories in <paramref name="cacheDir"/> (default: the environment's, <see cref="HubSettings.DefaultCacheDir"/>;
     /// a leading <c>~</c> is the home folder, as <c>scan_cache_dir</c> expands it), sorted by type, then id. Folders that
     /// are not valid cache repos are skipped and described in <paramref name="warnings"/>.
     /// </summary>
