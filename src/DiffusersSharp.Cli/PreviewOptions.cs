@@ -73,14 +73,15 @@ public sealed class PreviewOptions
         if (tiny is null)
         {
             var (vaeId, revision) = WeightSource.Repository(id);
-            // the default one is named as --preview-every's
-            var loaded = WeightSource.Load(v.Vae is null ? "--preview-every: the preview VAE" : "--preview-vae", id,
+            // the default one is named as --preview-every's (no --preview-vae was given)
+            string option = v.Vae is null ? "--preview-every: the preview VAE" : "--preview-vae";
+            var loaded = WeightSource.Load(option, id,
                 () => NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
                     LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = ctx.Warn })));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();
-                throw new UserException($"--preview-vae {id}: holds an {loaded.ClassName}, not an AutoencoderTiny (previews need a tiny VAE)");
+                throw new UserException($"{option} {id}: holds an {loaded.ClassName}, not an AutoencoderTiny (previews need a tiny VAE)");
             }
             tiny = t;
             owned = t;

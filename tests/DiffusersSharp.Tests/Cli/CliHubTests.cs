@@ -76,6 +76,24 @@ public sealed class CliHubTests : IDisposable
     }
 
     [Fact]
+    public void ADefaultPreviewVaeThatIsNotTinyIsNamedAsPreviewEverysNotAsAPreviewVaeOption()
+    {
+        // without --preview-vae the preview VAE is madebyollin/taesd, which --preview-every chose: an error about it names
+        // --preview-every, as its load errors do; it said '--preview-vae madebyollin/taesd', an option the run did not give
+        _hub.Server.Add(FakeRepo.FromFolder("madebyollin/taesd", Golden.Path("tiny-sd", "vae"), out _));
+        using var tmp = new TempDir();
+        var r = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--steps", "1", "--width", "32", "--height", "32",
+            "--preview-every", "1", "-o", tmp.File("o.png"));
+        Assert.Equal(CliApp.UserError, r.Code);
+        Assert.Equal("error: --preview-every: the preview VAE madebyollin/taesd: holds an AutoencoderKL, not an AutoencoderTiny (previews need a tiny VAE)",
+            r.Err.Trim());
+        r = Run("generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a cat", "--steps", "1", "--width", "32", "--height", "32",
+            "--preview-every", "1", "--preview-vae", "madebyollin/taesd", "-o", tmp.File("o.png"));
+        Assert.Equal("error: --preview-vae madebyollin/taesd: holds an AutoencoderKL, not an AutoencoderTiny (previews need a tiny VAE)", r.Err.Trim());
+        Assert.False(File.Exists(tmp.File("o.png")));
+    }
+
+    [Fact]
     public void PreviewsDefaultToTheTinyVaeOfTheModelsLatentSpace()
     {
         // without --preview-vae: madebyollin/taesdxl for an SDXL model (an SD TAESD decodes SDXL latents into wrong colours),
