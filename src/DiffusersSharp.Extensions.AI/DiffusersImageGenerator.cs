@@ -191,10 +191,14 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         }
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or JsonException)
         {
-            throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {target.Name}", key, e);
+            throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {Described(target)}", key, e);
         }
-        throw new ArgumentException($"AdditionalProperties '{key}': expected {target.Name}, got {value.GetType().Name}", key);
+        throw new ArgumentException($"AdditionalProperties '{key}': expected {Described(target)}, got {value.GetType().Name} {value}", key);
     }
+
+    /// <summary>What a property of <paramref name="target"/> type takes, in words (not a generic type's CLR name).</summary>
+    private static string Described(Type target) =>
+        target == typeof(Dictionary<string, double>) ? "an object of names to weights or a list of names" : target.Name;
 
     /// <summary>
     /// An integer option's value: any integer type (<see cref="nint"/>, <see cref="Int128"/> and <see cref="System.Numerics.BigInteger"/>

@@ -255,6 +255,11 @@ public class DiffusersImageGeneratorTests
         Refused(generator, "padding_mask_crop", json[5], $"AdditionalProperties 'padding_mask_crop': '3000000000' is out of range {IntRange}");
         Refused(generator, "guidance_scale", "four", "AdditionalProperties 'guidance_scale': cannot read four as Double");
         Refused(generator, "guidance_scale", json[4], "AdditionalProperties 'guidance_scale': cannot read four as Double");
+
+        // loras as a string, or a JSON value of another shape, is told in words, not as "Dictionary`2"
+        Refused(generator, "loras", json[7], "AdditionalProperties 'loras': expected an object of names to weights or a list of names, got String a cat");
+        Refused(generator, "loras", System.Text.Json.JsonDocument.Parse("{\"a\": \"x\"}").RootElement,
+            "AdditionalProperties 'loras': cannot read {\"a\": \"x\"} as an object of names to weights or a list of names");
     }
 
     [Fact]
