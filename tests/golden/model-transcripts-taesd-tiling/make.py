@@ -1,0 +1,492 @@
+#!/usr/bin/python3
+"""AutoencoderTiny tiling (enable_tiling) of diffusers 0.25.1, made without torch.
+
+A numpy transcription of diffusers 0.25.1's AutoencoderTiny (models/autoencoders/autoencoder_tiny.py at tag v0.25.1:
+_tiled_encode / _tiled_decode with tile_sample_min_size 512, tile_overlap_factor 0.125, spatial_scale_factor =
+2 ** out_channels (not the encoder's or decoder's real scale), tile_latent_min_size = 512 // spatial_scale_factor,
+its clamped linear blend masks and its float32 output of 4 latent / 3 image channels; vae.py EncoderTiny /
+DecoderTiny, unet_2d_blocks.py AutoencoderTinyBlock, activations.py get_activation). The network functions are
+copied from ../model-transcripts-clip-taesd/make.py (float64 on the float32 weights, each tile's output rounded to
+float32 as torch's float32 encoder / decoder returns it); the blending runs in float32 operation by operation as torch
+runs it (mask * tile + (1 - mask) * tile_out, then copy_ into the output's view).
+
+The untiled networks are validated first on the golden tiny-taesd (README section I; fails above 2e-5). Then the
+tiled cases of CASES below are written to cases.safetensors / cases.json. Inputs too large to store are integer
+patterns both sides compute exactly (see pattern()); outputs too large to store are kept as a strided subsample, a
+full-resolution crop over the seams, and the float64 sum and absolute sum of the whole output.
+
+Run from anywhere: /usr/bin/python3 make.py (numpy only; deterministic).
+"""
+import json
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(HERE, "..")
+F32 = np.float32
+
+
+# ---------------------------------------------------------------- safetensors
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    base = 8 + n
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
+        b, e = v["data_offsets"]
+        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors, metadata=None):
+    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16"}
+    items = sorted(tensors.items(), key=lambda kv: kv[0])
+    header, blobs, off = {}, [], 0
+    if metadata:
+        header["__metadata__"] = metadata
+    for k, a in items:
+        a = np.ascontiguousarray(a)
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+# ---------------------------------------------------------------- parameters
+
+class Params:
+    """Weights by state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
+
+    def __init__(self, tensors=None, rng=None, dtype=F32):
+        self.t = dict(tensors or {})
+        self.rng = rng
+        self.dtype = dtype      # the file's dtype (float16: the model computes in float32 on the rounded weights)
+        self.used = set()
+
+    def get(self, name, shape, kind):
+        if name not in self.t:
+            if self.rng is None:
+                raise KeyError(name)
+            self.t[name] = self.make(shape, kind)
+        a = self.t[name]
+        assert tuple(a.shape) == tuple(shape), (name, a.shape, shape)
+        self.used.add(name)
+        return a.astype(np.float64)
+
+    def make(self, shape, kind):
+        r = self.rng
+        if kind == "weight":          # conv / linear weight: unit-variance outputs
+            fan_in = int(np.prod(shape[1:]))
+            a = r.standard_normal(shape) / math.sqrt(fan_in)
+        elif kind == "bias":
+            a = 0.1 * r.standard_normal(shape)
+        elif kind == "norm_weight":
+            a = 1.0 + 0.1 * r.standard_normal(shape)
+        elif kind == "norm_bias":
+            a = 0.1 * r.standard_normal(shape)
+        elif kind == "embedding":
+            a = r.standard_normal(shape)
+        else:
+            raise ValueError(kind)
+        return a.astype(self.dtype)
+
+
+_erf = np.vectorize(math.erf)
+
+
+# ---------------------------------------------------------------- AutoencoderTiny (diffusers 0.25.1)
+
+TAESD_DEFAULTS = dict(in_channels=3, out_channels=3, encoder_block_out_channels=[64, 64, 64, 64],
+                      decoder_block_out_channels=[64, 64, 64, 64], act_fn="relu", latent_channels=4,
+                      upsampling_scaling_factor=2, num_encoder_blocks=[1, 3, 3, 3], num_decoder_blocks=[3, 3, 3, 1],
+                      latent_magnitude=3, latent_shift=0.5, force_upcast=False, scaling_factor=1.0)
+
+
+def conv2d(P, name, x, cin, cout, k, stride=1, padding=0, bias=True):
+    w = P.get(name + ".weight", (cout, cin, k, k), "weight")
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
+    if bias:
+        y = y + P.get(name + ".bias", (cout,), "bias")[None, :, None, None]
+    return y
+
+
+def get_activation(name, x):
+    """diffusers 0.25.1 get_activation: the name lowercased; swish/silu, mish, gelu (exact), relu."""
+    name = name.lower()
+    if name in ("silu", "swish"):
+        return x / (1.0 + np.exp(-x))
+    if name == "mish":
+        return x * np.tanh(np.logaddexp(0.0, x))
+    if name == "gelu":
+        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    raise ValueError(name)
+
+
+def tiny_block(P, name, x, c, act):
+    """AutoencoderTinyBlock(c, c): relu(conv(x) + x), conv = conv3 act conv3 act conv3 (layers conv.0/2/4)."""
+    h = conv2d(P, name + ".conv.0", x, c, c, 3, padding=1)
+    h = conv2d(P, name + ".conv.2", get_activation(act, h), c, c, 3, padding=1)
+    h = conv2d(P, name + ".conv.4", get_activation(act, h), c, c, 3, padding=1)
+    return np.maximum(h + x, 0.0)
+
+
+def taesd_encode(P, cfg, x, hook=None):
+    h = (x.astype(np.float64) + 1.0) / 2.0
+    i = 0
+    boc, act = cfg["encoder_block_out_channels"], cfg["act_fn"]
+    for s, nb in enumerate(cfg["num_encoder_blocks"]):
+        c = boc[s]
+        if s == 0:
+            h = conv2d(P, f"encoder.layers.{i}", h, cfg["in_channels"], c, 3, padding=1)
+        else:
+            h = conv2d(P, f"encoder.layers.{i}", h, c, c, 3, stride=2, padding=1, bias=False)
+        if hook:
+            hook(f"encoder.layers.{i}", h)
+        i += 1
+        for _ in range(nb):
+            h = tiny_block(P, f"encoder.layers.{i}", h, c, act)
+            if hook:
+                hook(f"encoder.layers.{i}", h)
+            i += 1
+    h = conv2d(P, f"encoder.layers.{i}", h, boc[-1], cfg["latent_channels"], 3, padding=1)
+    if hook:
+        hook(f"encoder.layers.{i}", h)
+    return h
+
+
+def taesd_decode(P, cfg, z, hook=None):
+    h = np.tanh(z.astype(np.float64) / 3.0) * 3.0
+    boc, act, f = cfg["decoder_block_out_channels"], cfg["act_fn"], cfg["upsampling_scaling_factor"]
+    h = conv2d(P, "decoder.layers.0", h, cfg["latent_channels"], boc[0], 3, padding=1)
+    if hook:
+        hook("decoder.layers.0", h)
+    h = get_activation(act, h)
+    if hook:
+        hook("decoder.layers.1", h)
+    i = 2
+    nbs = cfg["num_decoder_blocks"]
+    for s, nb in enumerate(nbs):
+        final = s == len(nbs) - 1
+        c = boc[s]
+        for _ in range(nb):
+            h = tiny_block(P, f"decoder.layers.{i}", h, c, act)
+            if hook:
+                hook(f"decoder.layers.{i}", h)
+            i += 1
+        if not final:   # nn.Upsample(scale_factor=f): nearest
+            h = h.repeat(f, axis=2).repeat(f, axis=3)
+            if hook:
+                hook(f"decoder.layers.{i}", h)
+            i += 1
+        h = conv2d(P, f"decoder.layers.{i}", h, c, cfg["out_channels"] if final else c, 3, padding=1, bias=final)
+        if hook:
+            hook(f"decoder.layers.{i}", h)
+        i += 1
+    return h * 2.0 - 1.0
+
+
+def scale_latents_f32(cfg, x):
+    """scale_latents in float32 as torch runs it: x.div(2 * magnitude).add(shift).clamp(0, 1)."""
+    x = np.asarray(x, dtype=F32)
+    y = (x / F32(2 * cfg["latent_magnitude"])).astype(F32)
+    y = (y + F32(cfg["latent_shift"])).astype(F32)
+    return np.clip(y, F32(0), F32(1))
+
+
+def unscale_latents_f32(cfg, x):
+    x = np.asarray(x, dtype=F32)
+    return ((x - F32(cfg["latent_shift"])).astype(F32) * F32(2 * cfg["latent_magnitude"])).astype(F32)
+
+
+def quantize(cfg, latents):
+    """scale_latents(latents).mul_(255).round_().byte(), and the float32 value before rounding."""
+    pre = (scale_latents_f32(cfg, latents) * F32(255)).astype(F32)
+    return np.round(pre).astype(np.int64), pre
+
+
+
+# ---------------------------------------------------------------- validation on the goldens
+
+def err(actual, expected):
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, (a.shape, e.shape)
+    d = np.abs(a - e)
+    return float(d.max()), float((d / np.maximum(np.abs(e), 1e-3)).max())
+
+
+def load_model(*parts, weights="model.safetensors"):
+    folder = os.path.join(GOLDEN, *parts)
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    w = read_safetensors(os.path.join(folder, weights))
+    return cfg, w
+
+
+def check_intermediates(exp, prefix, inter, report):
+    for k, v in inter.items():
+        key = prefix + k
+        if key in exp:
+            report[key] = err(v, exp[key])
+        elif key + "#corner8" in exp:
+            dims = tuple(d for d in range(v.ndim) if d != 1)
+            a = max(err(v[:, :, :8, :8], exp[key + "#corner8"])[0], err(v.mean(dims), exp[key + "#chmean"])[0],
+                    err(v.std(dims, ddof=1), exp[key + "#chstd"])[0])
+            report[key] = (a, None)
+
+
+def validate_taesd():
+    report = {}
+    exp = read_safetensors(os.path.join(GOLDEN, "tiny-taesd-expected.safetensors"))
+    cfg, w = load_model("tiny-taesd", weights="diffusion_pytorch_model.safetensors")
+    cfg = {**TAESD_DEFAULTS, **{k: v for k, v in cfg.items() if not k.startswith("_")}}
+    P = Params(w)
+    inter = {}
+    lat = taesd_encode(P, cfg, exp["taesd/image"], hook=lambda k, v: inter.__setitem__(k, v))
+    check_intermediates(exp, "taesd/encode_intermediate/", inter, report)
+    report["taesd/encode/latents"] = err(lat, exp["taesd/encode/latents"])
+    inter = {}
+    dec = taesd_decode(P, cfg, exp["taesd/z"], hook=lambda k, v: inter.__setitem__(k, v))
+    check_intermediates(exp, "taesd/decode_intermediate/", inter, report)
+    report["taesd/decode"] = err(dec, exp["taesd/decode"])
+    report["taesd/scale_latents"] = err(scale_latents_f32(cfg, lat), exp["taesd/scale_latents"])
+    q, pre = quantize(cfg, lat.astype(F32))
+    margin = float(np.abs(pre - np.floor(pre) - 0.5).min())
+    report["taesd/quantized_uint8 (count of differing values)"] = (float((q != exp["taesd/quantized_uint8"]).sum()), None)
+    unscaled = unscale_latents_f32(cfg, (q.astype(F32) / F32(255.0)).astype(F32))
+    report["taesd/unscaled"] = err(unscaled, exp["taesd/unscaled"])
+    report["taesd/forward"] = err(taesd_decode(P, cfg, unscaled), exp["taesd/forward"])
+    assert set(w) == P.used, set(w) - P.used
+    return report, margin
+
+
+def print_report(report, limit, what):
+    worst = 0.0
+    for k, (a, r) in report.items():
+        print(f"  {k}: max abs {a:.3e}" + (f", max rel {r:.3e}" if r is not None else ""))
+        if "count" not in k:
+            worst = max(worst, a)
+        elif a != 0:
+            sys.exit(f"{what}: {k} = {a}")
+    if worst > limit:
+        sys.exit(f"transcription does not reproduce {what}: max abs error {worst:.3e}")
+    return worst
+
+
+
+# ---------------------------------------------------------------- diffusers 0.25.1 AutoencoderTiny tiling
+
+TILE_SAMPLE_MIN_SIZE = 512      # AutoencoderTiny.__init__: self.tile_sample_min_size
+TILE_OVERLAP_FACTOR = 0.125     # self.tile_overlap_factor
+
+
+def spatial_scale_factor(cfg):
+    return 2 ** cfg["out_channels"]     # self.spatial_scale_factor: 2 ** out_channels, whatever the stages are
+
+
+def blend_masks(n, divisor):
+    """torch.stack(torch.meshgrid([torch.arange(n) / divisor] * 2, indexing="ij")).clamp(0, 1), float32."""
+    m = np.clip((np.arange(n, dtype=F32) / F32(divisor)).astype(F32), F32(0), F32(1))
+    return np.repeat(m[:, None], n, axis=1), np.repeat(m[None, :], n, axis=0)
+
+
+def blend_into(out, rows, cols, tile, masks, i, j):
+    """blend_mask_i * blend_mask_j (ones for the first row / column of tiles), cut to the tile, then
+    tile_out.copy_(blend_mask * tile + (1 - blend_mask) * tile_out), all in float32."""
+    tile_out = out[..., rows, cols]     # a view, as torch's slice
+    h, w = tile.shape[-2], tile.shape[-1]
+    mi = np.ones_like(masks[0]) if i == 0 else masks[0]
+    mj = np.ones_like(masks[1]) if j == 0 else masks[1]
+    m = (mi * mj).astype(F32)[..., :h, :w]
+    assert tile.shape[-2:] == tile_out.shape[-2:] == m.shape, (tile.shape, tile_out.shape, m.shape)
+    tile_out[...] = ((m * tile).astype(F32) + ((F32(1) - m).astype(F32) * tile_out).astype(F32)).astype(F32)
+
+
+def tiled_encode(P, cfg, x, tiles):
+    """AutoencoderTiny._tiled_encode."""
+    sf = spatial_scale_factor(cfg)
+    tile_size = TILE_SAMPLE_MIN_SIZE
+    blend_size = int(tile_size * TILE_OVERLAP_FACTOR)
+    traverse_size = tile_size - blend_size
+    masks = blend_masks(math.ceil(tile_size / sf), blend_size / sf - 1)     # torch.arange(tile_size / sf)
+    out = np.zeros((x.shape[0], 4, x.shape[-2] // sf, x.shape[-1] // sf), F32)
+    for i in range(0, x.shape[-2], traverse_size):
+        for j in range(0, x.shape[-1], traverse_size):
+            tile_in = x[..., i:i + tile_size, j:j + tile_size]
+            tile = taesd_encode(P, cfg, tile_in).astype(F32)
+            tiles.append(dict(input_rows=[i, i + tile_in.shape[-2]], input_cols=[j, j + tile_in.shape[-1]],
+                              output_shape=list(tile.shape[-2:])))
+            blend_into(out, slice(i // sf, (i + tile_size) // sf), slice(j // sf, (j + tile_size) // sf), tile,
+                       masks, i, j)
+    return out
+
+
+def tiled_decode(P, cfg, x, tiles):
+    """AutoencoderTiny._tiled_decode."""
+    sf = spatial_scale_factor(cfg)
+    tile_size = TILE_SAMPLE_MIN_SIZE // sf      # self.tile_latent_min_size
+    blend_size = int(tile_size * TILE_OVERLAP_FACTOR)
+    traverse_size = tile_size - blend_size
+    masks = blend_masks(tile_size * sf, blend_size * sf - 1)
+    out = np.zeros((x.shape[0], 3, x.shape[-2] * sf, x.shape[-1] * sf), F32)
+    for i in range(0, x.shape[-2], traverse_size):
+        for j in range(0, x.shape[-1], traverse_size):
+            tile_in = x[..., i:i + tile_size, j:j + tile_size]
+            tile = taesd_decode(P, cfg, tile_in).astype(F32)
+            tiles.append(dict(input_rows=[i, i + tile_in.shape[-2]], input_cols=[j, j + tile_in.shape[-1]],
+                              output_shape=list(tile.shape[-2:])))
+            blend_into(out, slice(i * sf, (i + tile_size) * sf), slice(j * sf, (j + tile_size) * sf), tile,
+                       masks, i, j)
+    return out
+
+
+def pattern(p, shape):
+    """An input both sides compute exactly: for batch b, channel c, row y, column x (int64)
+    ((l0 x + l1 y + l2 c + l3 b) mod lm + (q0 x² + q1 y² + q2 x y + q3 c + q4 b) mod qm − offset) / divisor,
+    an integer over a power of two, exact in float32."""
+    b, c, y, x = np.meshgrid(*[np.arange(n, dtype=np.int64) for n in shape], indexing="ij")
+    l0, l1, l2, l3 = p["linear"]
+    q0, q1, q2, q3, q4 = p["quadratic"]
+    k = (l0 * x + l1 * y + l2 * c + l3 * b) % p["linear_mod"] + \
+        (q0 * x * x + q1 * y * y + q2 * x * y + q3 * c + q4 * b) % p["quadratic_mod"] - p["offset"]
+    return (k.astype(np.float64) / p["divisor"]).astype(F32)
+
+
+IMAGE_PATTERN = dict(linear=[7, 13, 29, 3], linear_mod=97, quadratic=[1, 3, 5, 31, 11], quadratic_mod=89, offset=92,
+                     divisor=128)     # values in [-92, 92] / 128
+LATENT_PATTERN = dict(linear=[11, 17, 37, 5], linear_mod=101, quadratic=[2, 1, 3, 7, 13], quadratic_mod=83,
+                      offset=92, divisor=32)      # values in [-92, 92] / 32: beyond +-3, the decoder's tanh clamp
+
+
+# Models. "taesd-4stage": TAESD's own topology (4 stages: 3 stride-2 convolutions, 3 nearest x2 upsamples, so the
+# real scale is 8 = 2 ** out_channels and diffusers' tiles fit), 8 channels, seeded weights.
+# "tiny-taesd-out1": the golden tiny-taesd's weights (2 stages: real scale 2) with out_channels 1 (the decoder's last
+# convolution cut to its first output channel), so that 2 ** out_channels = 2 is the real scale again; diffusers'
+# tiled decode writes that one channel into all 3 channels of its output (broadcasting).
+MODELS = [
+    dict(name="taesd-4stage",
+         desc="TAESD's topology (4 stages, 3 stride-2 convolutions / nearest x2 upsamples: real scale 8 = "
+              "2 ** out_channels) with 8 channels, num_encoder_blocks [1, 1, 1, 1], num_decoder_blocks "
+              "[1, 1, 1, 1], relu, seeded float32 weights (the decoder's last convolution scaled by 0.25 so that "
+              "its outputs stay O(1))",
+         config=dict(encoder_block_out_channels=[8, 8, 8, 8], decoder_block_out_channels=[8, 8, 8, 8],
+                     num_encoder_blocks=[1, 1, 1, 1], num_decoder_blocks=[1, 1, 1, 1]),
+         seed=5000, output_scale=0.25),
+    dict(name="tiny-taesd-out1",
+         desc="the golden tiny-taesd (2 stages of 16: real scale 2) with out_channels 1 and its weights, the "
+              "decoder's last convolution cut to its first output channel: 2 ** out_channels = 2 is its scale; "
+              "tiled decode broadcasts the one channel into diffusers' 3-channel output",
+         config=dict(out_channels=1), from_golden="tiny-taesd"),
+]
+
+# Cases: sizes that give 2 x 2 tiles or more, with partial tiles at the bottom and right edges.
+CASES = [
+    dict(id="taesd-4stage/encode", model="taesd-4stage", op="encode", input=[1, 3, 520, 600], pattern=IMAGE_PATTERN,
+         stride=1, crop=None),
+    dict(id="taesd-4stage/decode", model="taesd-4stage", op="decode", input=[1, 4, 65, 75], seed=6000,
+         stride=8, crop=[[432, 520], [432, 520]]),
+    dict(id="tiny-taesd-out1/encode", model="tiny-taesd-out1", op="encode", input=[1, 3, 460, 480],
+         pattern=IMAGE_PATTERN, stride=4, crop=[[216, 230], [216, 240]]),
+    dict(id="tiny-taesd-out1/decode", model="tiny-taesd-out1", op="decode", input=[1, 4, 230, 240],
+         pattern=LATENT_PATTERN, stride=8, crop=[[432, 460], [432, 480]]),
+]
+
+
+def build_model(m):
+    folder = os.path.join(HERE, m["name"])
+    if os.path.isdir(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    if "from_golden" in m:
+        gcfg, w = load_model(m["from_golden"], weights="diffusion_pytorch_model.safetensors")
+        cfg = {**TAESD_DEFAULTS, **{k: v for k, v in gcfg.items() if not k.startswith("_")}, **m["config"]}
+        last = max(int(k.split(".")[2]) for k in w if k.startswith("decoder.layers."))
+        w = dict(w)
+        for s in ("weight", "bias"):
+            w[f"decoder.layers.{last}.{s}"] = w[f"decoder.layers.{last}.{s}"][:cfg["out_channels"]].copy()
+        P = Params(w)
+    else:
+        cfg = {**TAESD_DEFAULTS, **m["config"]}
+        P = Params(rng=np.random.default_rng(m["seed"]))
+        taesd_encode(P, cfg, np.zeros((1, cfg["in_channels"], 8, 8), F32))      # makes the weights, in order
+        taesd_decode(P, cfg, np.zeros((1, cfg["latent_channels"], 1, 1), F32))
+        last = max(int(k.split(".")[2]) for k in P.t if k.startswith("decoder.layers."))
+        for s in ("weight", "bias"):       # four stages of relu blocks grow the activations: outputs kept O(1)
+            P.t[f"decoder.layers.{last}.{s}"] = (P.t[f"decoder.layers.{last}.{s}"] * F32(m["output_scale"])).astype(F32)
+    config = {"_class_name": "AutoencoderTiny", "_diffusers_version": "0.25.1", **cfg,
+              "block_out_channels": cfg["decoder_block_out_channels"]}
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+        f.write("\n")
+    write_safetensors(os.path.join(folder, "diffusion_pytorch_model.safetensors"), P.t, {"format": "pt"})
+    P.used = set()
+    return cfg, P
+
+
+def main():
+    print("validating the AutoencoderTiny transcription on golden tiny-taesd (README section I):")
+    report, _ = validate_taesd()
+    worst = print_report(report, 2e-5, "tiny-taesd")
+    models = {m["name"]: build_model(m) for m in MODELS}
+    tensors, cases = {}, []
+    for c in CASES:
+        cfg, P = models[c["model"]]
+        if "pattern" in c:
+            x = pattern(c["pattern"], c["input"])
+            tensors[c["id"] + "/input_corner"] = x[..., :8, :8]      # checks the C# pattern
+        else:
+            x = (2.0 * np.random.default_rng(c["seed"]).standard_normal(c["input"])).astype(F32)
+            tensors[c["id"] + "/input"] = x
+        tiles = []
+        y = (tiled_encode if c["op"] == "encode" else tiled_decode)(P, cfg, x, tiles)
+        s = c["stride"]
+        tensors[c["id"] + "/output_strided"] = np.ascontiguousarray(y[..., ::s, ::s])
+        if c["crop"]:
+            (r0, r1), (c0, c1) = c["crop"]
+            tensors[c["id"] + "/output_crop"] = np.ascontiguousarray(y[..., r0:r1, c0:c1])
+        y64 = y.astype(np.float64)
+        cases.append(dict(id=c["id"], model=c["model"], op=c["op"], input_shape=c["input"],
+                          input_pattern=c.get("pattern"), input_seed=c.get("seed"), output_shape=list(y.shape),
+                          spatial_scale_factor=spatial_scale_factor(cfg), stride=s, crop=c["crop"],
+                          output_sum=float(y64.sum()), output_abs_sum=float(np.abs(y64).sum()),
+                          output_abs_max=float(np.abs(y64).max()), tiles=tiles))
+        print(f"  {c['id']}: {c['op']} {c['input']} -> {list(y.shape)} in {len(tiles)} tiles "
+              f"{[t['input_rows'] + t['input_cols'] for t in tiles]}, |out| max {np.abs(y).max():.3f}")
+    for name, (_, P) in models.items():
+        assert P.used == set(P.t), (name, set(P.t) - P.used)    # every weight of the file is used
+    write_safetensors(os.path.join(HERE, "cases.safetensors"), tensors)
+    doc = dict(generator="make.py: numpy transcription of diffusers 0.25.1 AutoencoderTiny._tiled_encode / "
+                         "_tiled_decode (enable_tiling)",
+               validation=dict(golden="tiny-taesd (README I)", max_abs_error=worst,
+                               cases={k: a for k, (a, _) in report.items()}),
+               tile_sample_min_size=TILE_SAMPLE_MIN_SIZE, tile_overlap_factor=TILE_OVERLAP_FACTOR,
+               models=[dict(name=m["name"], description=m["desc"]) for m in MODELS], cases=cases)
+    with open(os.path.join(HERE, "cases.json"), "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
