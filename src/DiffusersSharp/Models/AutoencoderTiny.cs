@@ -12,7 +12,9 @@ namespace DiffusersSharp.Models;
 /// <see cref="Decode"/> maps latents back. It reads and writes the latents of the VAE it was distilled from, already
 /// scaled (its <c>scaling_factor</c> is 1.0), so it can stand in for a pipeline's <see cref="AutoencoderKL"/>
 /// (<see cref="IVae"/>) or preview a run's latents cheaply. <see cref="ScaleLatents"/> / <see cref="UnscaleLatents"/>
-/// and <see cref="QuantizeLatents"/> store latents as 8-bit images, as <see cref="Forward"/> does.
+/// and <see cref="QuantizeLatents"/> store latents as 8-bit images, as <see cref="Forward"/> does. With
+/// <see cref="EnableTiling"/>, encode and decode run in overlapping tiles as diffusers 0.25.1's do
+/// (<see cref="TiledEncode"/>, <see cref="TiledDecode"/>); with <see cref="EnableSlicing"/>, a batch item by item.
 /// </summary>
 public sealed partial class AutoencoderTiny : nn.Module, IVae
 {
@@ -79,6 +81,7 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
             c.UpsamplingScalingFactor, c.ActFn);
         RegisterComponents();
         _kernels = new ConvKernelLayout(this, () => decoder.FirstKernel, ChannelsLast);
+        InitTiling();
     }
 
     private static void Validate(AutoencoderTinyConfig c, string source)
@@ -175,23 +178,23 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     public AutoencoderTinyOutput Encode(Tensor x)
     {
         CheckInput(x, Config.InChannels, "Encode", "images");
-        return new AutoencoderTinyOutput(Sliced(x, encoder));
+        return new AutoencoderTinyOutput(Sliced(x, item => UseTiling ? Tiled(item, encode: true) : InLayout(item, encoder)));
     }
 
     /// <summary>Decodes latents (B, latent_channels, h, w) into images in [-1, 1]. The latents are not rescaled.</summary>
     public DecoderOutput Decode(Tensor z)
     {
         CheckInput(z, Config.LatentChannels, "Decode", "latents");
-        return new DecoderOutput(Sliced(z, decoder));
+        return new DecoderOutput(Sliced(z, item => UseTiling ? Tiled(item, encode: false) : InLayout(item, decoder)));
     }
 
     // diffusers 0.25.1's sliced encode runs the encoder on the whole batch once per slice (a batch of n gives n²
-    // items); here each slice is encoded once, as the option means.
-    private Tensor Sliced(Tensor x, nn.Module<Tensor, Tensor> part)
+    // items); here each slice is encoded once, as the option means (and as diffusers does with tiling on).
+    private Tensor Sliced(Tensor x, Func<Tensor, Tensor> run)
     {
-        if (!UseSlicing || x.shape[0] <= 1) return InLayout(x, part);
+        if (!UseSlicing || x.shape[0] <= 1) return run(x);
         using var scope = torch.NewDisposeScope();
-        var outputs = x.split(1).Select(item => InLayout(item, part)).ToArray();
+        var outputs = x.split(1).Select(run).ToArray();
         return torch.cat(outputs, 0).MoveToOuterDisposeScope();
     }
 
