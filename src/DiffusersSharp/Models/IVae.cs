@@ -39,4 +39,16 @@ public interface IVae : IDisposable
 
     /// <summary>Puts the model in evaluation mode (no dropout; what the pipelines run).</summary>
     void SetEvalMode();
+
+    /// <summary>diffusers' <c>enable_tiling</c>: encode and decode in overlapping tiles blended at the seams (each kind's own rule).</summary>
+    void EnableTiling(bool useTiling = true);
+
+    /// <summary>diffusers' <c>disable_tiling</c>.</summary>
+    void DisableTiling();
+
+    /// <summary>diffusers' <c>enable_slicing</c>: encode and decode a batch item by item.</summary>
+    void EnableSlicing();
+
+    /// <summary>diffusers' <c>disable_slicing</c>.</summary>
+    void DisableSlicing();
 }
