@@ -199,10 +199,13 @@ internal static partial class PipelineSteps
     /// <summary>
     /// diffusers' <c>retrieve_latents(vae.encode(image), generator)</c> (a posterior sample, or the latents of a VAE without
     /// a distribution), one image per generator when there is a list; <paramref name="record"/> gets the posterior's
-    /// <c>mean</c> / <c>std</c> of a single encode. Not yet times <c>scaling_factor</c>.
+    /// <c>mean</c> / <c>std</c> of a single encode. Not yet times <c>scaling_factor</c>. The latents come back in the
+    /// image's dtype: a tiled <see cref="AutoencoderTiny"/> encodes into float32 whatever its own dtype (as diffusers 0.25.1's
+    /// <c>_tiled_encode</c> does, after which a bf16 / fp16 UNet fails on the dtype mismatch there).
     /// </summary>
     internal static Tensor RetrieveVaeLatents(IVae vae, Tensor image, IReadOnlyList<Generator>? generators, Action<string, Tensor> record)
     {
+        Tensor latents;
         if (generators is { Count: > 1 })
         {
             var parts = new List<Tensor>();
@@ -211,10 +214,15 @@ internal static partial class PipelineSteps
                 using var encoded = vae.Encode(image.narrow(0, i, 1));
                 parts.Add(encoded.RetrieveLatents([generators[i]]));
             }
-            return torch.cat(parts, 0);
+            latents = torch.cat(parts, 0);
         }
-        using var whole = vae.Encode(image);
-        return whole.RetrieveLatents(generators, record);
+        else
+        {
+            using var whole = vae.Encode(image);
+            latents = whole.RetrieveLatents(generators, record);
+        }
+        if (latents.dtype == image.dtype) return latents;
+        using (latents) return latents.to(image.dtype);
     }
 
     /// <summary>
