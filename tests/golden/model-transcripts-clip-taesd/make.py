@@ -26,96 +26,19 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..")
-F32 = np.float32
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+from torchlike import (F32, SequentialParams as Params, activation as get_activation,  # noqa: E402
+                       check_intermediates, conv2d, erf, err, layer_norm, linear,
+                       read_safetensors, write_safetensors)
+
 F32_MIN = float(np.finfo(np.float32).min)
-
-
-# ---------------------------------------------------------------- safetensors
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16"}
-    items = sorted(tensors.items(), key=lambda kv: kv[0])
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for k, a in items:
-        a = np.ascontiguousarray(a)
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-# ---------------------------------------------------------------- parameters
-
-class Params:
-    """Weights by state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
-
-    def __init__(self, tensors=None, rng=None, dtype=F32):
-        self.t = dict(tensors or {})
-        self.rng = rng
-        self.dtype = dtype      # the file's dtype (float16: the model computes in float32 on the rounded weights)
-        self.used = set()
-
-    def get(self, name, shape, kind):
-        if name not in self.t:
-            if self.rng is None:
-                raise KeyError(name)
-            self.t[name] = self.make(shape, kind)
-        a = self.t[name]
-        assert tuple(a.shape) == tuple(shape), (name, a.shape, shape)
-        self.used.add(name)
-        return a.astype(np.float64)
-
-    def make(self, shape, kind):
-        r = self.rng
-        if kind == "weight":          # conv / linear weight: unit-variance outputs
-            fan_in = int(np.prod(shape[1:]))
-            a = r.standard_normal(shape) / math.sqrt(fan_in)
-        elif kind == "bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "norm_weight":
-            a = 1.0 + 0.1 * r.standard_normal(shape)
-        elif kind == "norm_bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "embedding":
-            a = r.standard_normal(shape)
-        else:
-            raise ValueError(kind)
-        return a.astype(self.dtype)
-
-
-_erf = np.vectorize(math.erf)
 
 
 # ---------------------------------------------------------------- CLIP text (transformers 4.36 modeling_clip.py)
@@ -131,7 +54,7 @@ def act2fn(name, x):
     if name == "quick_gelu":
         return x * (1.0 / (1.0 + np.exp(-1.702 * x)))
     if name == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
     if name in ("gelu_new", "gelu_pytorch_tanh"):
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
     if name == "relu":
@@ -139,20 +62,6 @@ def act2fn(name, x):
     if name in ("silu", "swish"):
         return x / (1.0 + np.exp(-x))
     raise ValueError(name)
-
-
-def layer_norm(P, name, x, dim, eps):
-    mean = x.mean(-1, keepdims=True)
-    var = x.var(-1, keepdims=True)
-    y = (x - mean) / np.sqrt(var + eps)
-    return y * P.get(name + ".weight", (dim,), "norm_weight") + P.get(name + ".bias", (dim,), "norm_bias")
-
-
-def linear(P, name, x, fin, fout, bias=True):
-    y = x @ P.get(name + ".weight", (fout, fin), "weight").T
-    if bias:
-        y = y + P.get(name + ".bias", (fout,), "bias")
-    return y
 
 
 def softmax(x):
@@ -195,12 +104,12 @@ def clip_text(P, cfg, ids, attention_mask=None, with_projection=False):
     hidden = [h]
     for i in range(layers):
         n = f"{pre}encoder.layers.{i}."
-        h = h + clip_attention(P, n + "self_attn", layer_norm(P, n + "layer_norm1", h, h_dim, eps), cfg, mask)
-        m = layer_norm(P, n + "layer_norm2", h, h_dim, eps)
+        h = h + clip_attention(P, n + "self_attn", layer_norm(P, n + "layer_norm1", h, eps), cfg, mask)
+        m = layer_norm(P, n + "layer_norm2", h, eps)
         m = linear(P, n + "mlp.fc2", act2fn(cfg["hidden_act"], linear(P, n + "mlp.fc1", m, h_dim, inter)), inter, h_dim)
         h = h + m
         hidden.append(h)
-    last = layer_norm(P, pre + "final_layer_norm", h, h_dim, eps)
+    last = layer_norm(P, pre + "final_layer_norm", h, eps)
     if cfg["eos_token_id"] == 2:        # legacy configs (before transformers PR #24773): argmax of the ids
         idx = ids.astype(np.int32).argmax(-1)
     else:                               # first position of eos_token_id (0 when absent)
@@ -213,7 +122,7 @@ def clip_text(P, cfg, ids, attention_mask=None, with_projection=False):
 
 
 def final_layer_norm(P, cfg, x):
-    return layer_norm(P, "text_model.final_layer_norm", x, cfg["hidden_size"], cfg["layer_norm_eps"])
+    return layer_norm(P, "text_model.final_layer_norm", x, cfg["layer_norm_eps"])
 
 
 # ---------------------------------------------------------------- AutoencoderTiny (diffusers 0.25.1)
@@ -222,31 +131,6 @@ TAESD_DEFAULTS = dict(in_channels=3, out_channels=3, encoder_block_out_channels=
                       decoder_block_out_channels=[64, 64, 64, 64], act_fn="relu", latent_channels=4,
                       upsampling_scaling_factor=2, num_encoder_blocks=[1, 3, 3, 3], num_decoder_blocks=[3, 3, 3, 1],
                       latent_magnitude=3, latent_shift=0.5, force_upcast=False, scaling_factor=1.0)
-
-
-def conv2d(P, name, x, cin, cout, k, stride=1, padding=0, bias=True):
-    w = P.get(name + ".weight", (cout, cin, k, k), "weight")
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
-    if bias:
-        y = y + P.get(name + ".bias", (cout,), "bias")[None, :, None, None]
-    return y
-
-
-def get_activation(name, x):
-    """diffusers 0.25.1 get_activation: the name lowercased; swish/silu, mish, gelu (exact), relu."""
-    name = name.lower()
-    if name in ("silu", "swish"):
-        return x / (1.0 + np.exp(-x))
-    if name == "mish":
-        return x * np.tanh(np.logaddexp(0.0, x))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    raise ValueError(name)
 
 
 def tiny_block(P, name, x, c, act):
@@ -333,13 +217,6 @@ def quantize(cfg, latents):
 
 # ---------------------------------------------------------------- validation on the goldens
 
-def err(actual, expected):
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    assert a.shape == e.shape, (a.shape, e.shape)
-    d = np.abs(a - e)
-    return float(d.max()), float((d / np.maximum(np.abs(e), 1e-3)).max())
-
 
 def load_model(*parts, weights="model.safetensors"):
     folder = os.path.join(GOLDEN, *parts)
@@ -381,18 +258,6 @@ def validate_clip():
     return report
 
 
-def check_intermediates(exp, prefix, inter, report):
-    for k, v in inter.items():
-        key = prefix + k
-        if key in exp:
-            report[key] = err(v, exp[key])
-        elif key + "#corner8" in exp:
-            dims = tuple(d for d in range(v.ndim) if d != 1)
-            a = max(err(v[:, :, :8, :8], exp[key + "#corner8"])[0], err(v.mean(dims), exp[key + "#chmean"])[0],
-                    err(v.std(dims, ddof=1), exp[key + "#chstd"])[0])
-            report[key] = (a, None)
-
-
 def validate_taesd():
     report = {}
     exp = read_safetensors(os.path.join(GOLDEN, "tiny-taesd-expected.safetensors"))
@@ -401,11 +266,11 @@ def validate_taesd():
     P = Params(w)
     inter = {}
     lat = taesd_encode(P, cfg, exp["taesd/image"], hook=lambda k, v: inter.__setitem__(k, v))
-    check_intermediates(exp, "taesd/encode_intermediate/", inter, report)
+    check_intermediates(exp, "taesd/encode_intermediate/", inter, report, with_rel=True)
     report["taesd/encode/latents"] = err(lat, exp["taesd/encode/latents"])
     inter = {}
     dec = taesd_decode(P, cfg, exp["taesd/z"], hook=lambda k, v: inter.__setitem__(k, v))
-    check_intermediates(exp, "taesd/decode_intermediate/", inter, report)
+    check_intermediates(exp, "taesd/decode_intermediate/", inter, report, with_rel=True)
     report["taesd/decode"] = err(dec, exp["taesd/decode"])
     report["taesd/scale_latents"] = err(scale_latents_f32(cfg, lat), exp["taesd/scale_latents"])
     q, pre = quantize(cfg, lat.astype(F32))

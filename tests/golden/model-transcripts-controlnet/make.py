@@ -20,57 +20,21 @@ cases.json.
 Run from anywhere: /usr/bin/python3 make.py (numpy only; deterministic).
 """
 import json
-import math
 import os
 import shutil
-import struct
 import sys
-import zlib
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-F32 = np.float32
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+from torchlike import (F32, NamedSeedParams, activation as act, conv2d, downsample,  # noqa: E402
+                       read_safetensors, resnet, spatial_attention, timestep_embedding, timestep_embedding_module,
+                       transformer_2d, write_safetensors)
+
 CT = np.float64
-
-
-# ----------------------------------------------------------------------------------------------- safetensors
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for k in sorted(tensors):
-        a = np.ascontiguousarray(tensors[k])
-        code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[k] = {"dtype": code, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 # ----------------------------------------------------------------------------------------------- parameters
@@ -82,244 +46,11 @@ RESIDUAL_BRANCH_OUTPUTS = (".conv2.weight", ".to_out.0.weight", ".ff.net.2.weigh
 ZERO_CONVOLUTIONS = ("controlnet_down_blocks.", "controlnet_mid_block.")
 
 
-class Params:
-    """Weights by diffusers state-dict name: stored ones (every stored weight must be read: check_all_used), else,
-    with a seed, made on first use (seeded by name, float32, scaled so that activations stay O(1))."""
+class Params(NamedSeedParams):
+    """torchlike.NamedSeedParams with the residual branch outputs and the zero convolutions made at half scale."""
 
-    def __init__(self, stored=None, seed=None):
-        self.stored = dict(stored or {})
-        self.made = {}
-        self.used = set()
-        self.seed = seed
-
-    def get(self, name, shape, kind):
-        shape = tuple(int(s) for s in shape)
-        self.used.add(name)
-        if name in self.stored:
-            a = self.stored[name]
-            assert a.shape == shape, (name, a.shape, shape)
-            return a.astype(CT)
-        assert self.seed is not None, f"missing weight {name}"
-        if name not in self.made:
-            rng = np.random.RandomState((zlib.crc32(name.encode()) + 7919 * self.seed) % (2 ** 32))
-            if kind == "w":         # conv / linear weight: unit-variance output for unit-variance input
-                a = rng.standard_normal(shape) / math.sqrt(int(np.prod(shape[1:])))
-                if name.endswith(RESIDUAL_BRANCH_OUTPUTS) or name.startswith(ZERO_CONVOLUTIONS):
-                    a = a * 0.5
-            elif kind == "nw":      # norm scale
-                a = 1.0 + 0.1 * rng.standard_normal(shape)
-            elif kind == "emb":
-                a = rng.standard_normal(shape)
-            else:                   # biases, norm shifts
-                a = 0.1 * rng.standard_normal(shape)
-            self.made[name] = a.astype(F32)
-        return self.made[name].astype(CT)
-
-    def weights(self):
-        out = {k: v for k, v in self.stored.items() if k in self.used}
-        out.update(self.made)
-        return out
-
-    def check_all_used(self):
-        unused = sorted(set(self.stored) - self.used)
-        assert not unused, f"weights never read: {unused[:10]}"
-
-
-# ----------------------------------------------------------------------------------------------- ops (float64)
-
-def erf(x):
-    return np.vectorize(math.erf, otypes=[np.float64])(x)
-
-
-def act(name, x):
-    name = name.lower()     # diffusers' get_activation lowercases
-    if name in ("silu", "swish"):
-        return x / (1.0 + np.exp(-x))
-    if name == "mish":
-        return x * np.tanh(np.logaddexp(0.0, x))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return np.maximum(x, 0)
-    raise ValueError(name)
-
-
-def linear(P, pre, x, fin, fout, bias=True):
-    y = x @ P.get(pre + ".weight", (fout, fin), "w").T
-    if bias:
-        y = y + P.get(pre + ".bias", (fout,), "b")
-    return y
-
-
-def conv2d(P, pre, x, cin, cout, k, stride=1, padding=0):
-    assert x.shape[1] == cin, (pre, x.shape, cin)
-    w = P.get(pre + ".weight", (cout, cin, k, k), "w")
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("bchwij,ocij->bohw", win, w, optimize=True)
-    return y + P.get(pre + ".bias", (cout,), "b")[None, :, None, None]
-
-
-def group_norm(P, pre, x, groups, eps):
-    b, c = x.shape[:2]
-    g = x.reshape(b, groups, -1)
-    y = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + eps)).reshape(x.shape)
-    shape = (1, c) + (1,) * (x.ndim - 2)
-    return y * P.get(pre + ".weight", (c,), "nw").reshape(shape) + P.get(pre + ".bias", (c,), "b").reshape(shape)
-
-
-def layer_norm(P, pre, x, eps=1e-5):
-    c = x.shape[-1]
-    y = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
-    return y * P.get(pre + ".weight", (c,), "nw") + P.get(pre + ".bias", (c,), "b")
-
-
-def timestep_embedding(t, dim, flip_sin_to_cos, shift, max_period=10000):
-    """embeddings.get_timestep_embedding in torch's float32 steps (exponent, exp, t * freq, sin / cos)."""
-    half = dim // 2
-    exponent = (F32(-math.log(max_period)) * np.arange(half, dtype=F32)).astype(F32)
-    exponent = (exponent / F32(half - shift)).astype(F32)
-    freqs = np.exp(exponent.astype(np.float64)).astype(F32)
-    arg = (np.asarray(t, dtype=np.float64).astype(F32).reshape(-1)[:, None] * freqs[None, :]).astype(F32)
-    emb = np.concatenate([np.sin(arg.astype(np.float64)), np.cos(arg.astype(np.float64))], -1).astype(F32)
-    if flip_sin_to_cos:
-        emb = np.concatenate([emb[:, half:], emb[:, :half]], -1)
-    if dim % 2 == 1:
-        emb = np.pad(emb, ((0, 0), (0, 1)))
-    return emb.astype(CT)
-
-
-def timestep_embedding_module(P, pre, x, cin, dim, act_fn="silu"):
-    """embeddings.TimestepEmbedding (no cond_proj, no post activation: what ControlNetModel builds)."""
-    x = linear(P, pre + ".linear_1", x, cin, dim)
-    return linear(P, pre + ".linear_2", act(act_fn, x), dim, dim)
-
-
-# ----------------------------------------------------------------------------------------------- attention
-
-def attention(P, pre, x, ctx, heads, dim_head, ctx_dim, mask=None):
-    """attention_processor.Attention (AttnProcessor): q/k/v without bias, to_out.0 with bias, scale dim_head**-0.5.
-    upcast_attention only changes the dtype of the scores (float64 here). mask: the additive (B, 1, S) bias, added to
-    every head's scores (baddbmm), of the same key length here."""
-    inner = heads * dim_head
-    q = linear(P, pre + ".to_q", x, x.shape[-1], inner, bias=False)
-    k = linear(P, pre + ".to_k", ctx, ctx_dim, inner, bias=False)
-    v = linear(P, pre + ".to_v", ctx, ctx_dim, inner, bias=False)
-    b, n, _ = q.shape
-    s = k.shape[1]
-    q = q.reshape(b, n, heads, dim_head).transpose(0, 2, 1, 3)
-    k = k.reshape(b, s, heads, dim_head).transpose(0, 2, 1, 3)
-    v = v.reshape(b, s, heads, dim_head).transpose(0, 2, 1, 3)
-    scores = q @ k.transpose(0, 1, 3, 2) * dim_head ** -0.5
-    if mask is not None:
-        assert mask.shape[-1] == s, "diffusers pads a mask of another key length, then fails to broadcast it"
-        scores = scores + mask[:, None, :, :]
-    scores = scores - scores.max(-1, keepdims=True)
-    p = np.exp(scores)
-    p = p / p.sum(-1, keepdims=True)
-    o = (p @ v).transpose(0, 2, 1, 3).reshape(b, n, inner)
-    return linear(P, pre + ".to_out.0", o, inner, x.shape[-1])
-
-
-def basic_transformer_block(P, pre, x, ehs, heads, dim_head, cross_dim, only_cross, mask=None):
-    """attention.BasicTransformerBlock (layer_norm, GEGLU feed-forward of 4 * dim). mask: the attention_mask, which goes
-    to attn1 only (attn2 gets encoder_attention_mask, which ControlNetModel never passes)."""
-    dim = x.shape[-1]
-    h = layer_norm(P, pre + ".norm1", x)
-    if only_cross:   # attn1 attends to the encoder hidden states
-        x = attention(P, pre + ".attn1", h, ehs, heads, dim_head, cross_dim, mask) + x
-    else:
-        x = attention(P, pre + ".attn1", h, h, heads, dim_head, dim, mask) + x
-    h = layer_norm(P, pre + ".norm2", x)
-    x = attention(P, pre + ".attn2", h, ehs, heads, dim_head, cross_dim) + x
-    h = layer_norm(P, pre + ".norm3", x)
-    inner = dim * 4
-    hg = linear(P, pre + ".ff.net.0.proj", h, dim, inner * 2)
-    h = hg[..., :inner] * act("gelu", hg[..., inner:])
-    return linear(P, pre + ".ff.net.2", h, inner, dim) + x
-
-
-def transformer_2d(P, pre, x, ehs, heads, depth, cross_dim, groups, use_linear, only_cross, hook=None, mask=None):
-    """transformer_2d.Transformer2DModel(heads, in_channels // heads, ...) on continuous inputs (GroupNorm eps 1e-6)."""
-    b, c, hh, ww = x.shape
-    dim_head = c // heads
-    inner = heads * dim_head
-    residual = x
-    h = group_norm(P, pre + ".norm", x, groups, 1e-6)
-    if not use_linear:
-        h = conv2d(P, pre + ".proj_in", h, c, inner, 1)
-        h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, inner)
-    else:
-        h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, c)
-        h = linear(P, pre + ".proj_in", h, c, inner)
-    for d in range(depth):
-        h = basic_transformer_block(P, f"{pre}.transformer_blocks.{d}", h, ehs, heads, dim_head, cross_dim, only_cross, mask)
-        if hook is not None:
-            hook(f"{pre}.transformer_blocks.{d}", h)
-    if not use_linear:
-        h = h.reshape(b, hh, ww, inner).transpose(0, 3, 1, 2)
-        h = conv2d(P, pre + ".proj_out", h, inner, c, 1)
-    else:
-        h = linear(P, pre + ".proj_out", h, inner, c)
-        h = h.reshape(b, hh, ww, inner).transpose(0, 3, 1, 2)
-    return h + residual
-
-
-# ----------------------------------------------------------------------------------------------- resnet, downsampler
-
-def avg_pool2(v):
-    return (v[:, :, 0::2, 0::2] + v[:, :, 1::2, 0::2] + v[:, :, 0::2, 1::2] + v[:, :, 1::2, 1::2]) / 4
-
-
-def resnet(P, pre, x, temb, cout, a, down=False):
-    """resnet.ResnetBlock2D (pre-norm; time_embedding_norm "default" or "scale_shift"; conv_shortcut when channels
-    change; divided by output_scale_factor). down: Downsample2D(use_conv=False), a 2x2 average pool of the input and
-    of the hidden states after norm1 and the activation."""
-    cin = x.shape[1]
-    h = act(a["act"], group_norm(P, pre + ".norm1", x, a["groups"], a["eps"]))
-    if down:
-        x, h = avg_pool2(x), avg_pool2(h)
-    h = conv2d(P, pre + ".conv1", h, cin, cout, 3, padding=1)
-    scale_shift = a["tss"] == "scale_shift"
-    t = linear(P, pre + ".time_emb_proj", act(a["act"], temb), temb.shape[-1], cout * 2 if scale_shift else cout)
-    t = t[:, :, None, None]
-    if not scale_shift:
-        h = h + t
-    h = group_norm(P, pre + ".norm2", h, a["groups"], a["eps"])
-    if scale_shift:
-        h = h * (1 + t[:, :cout]) + t[:, cout:]
-    h = conv2d(P, pre + ".conv2", act(a["act"], h), cout, cout, 3, padding=1)
-    if cin != cout:
-        x = conv2d(P, pre + ".conv_shortcut", x, cin, cout, 1)
-    return (x + h) / a.get("out_scale", 1.0)
-
-
-def spatial_attention(P, pre, x, dim_head, groups, eps):
-    """AttnDownBlock2D's Attention(C, heads=C // attention_head_dim, dim_head=attention_head_dim, eps=resnet_eps,
-    norm_num_groups=resnet_groups, residual_connection=True, bias=True, upcast_softmax=True) on a 4-d input
-    (rescale_output_factor 1: get_down_block passes no output_scale_factor)."""
-    b, c, hh, ww = x.shape
-    heads = c // dim_head
-    inner = heads * dim_head
-    hs = group_norm(P, pre + ".group_norm", x.reshape(b, c, hh * ww), groups, eps).transpose(0, 2, 1)
-    q = linear(P, pre + ".to_q", hs, c, inner).reshape(b, -1, heads, dim_head).transpose(0, 2, 1, 3)
-    k = linear(P, pre + ".to_k", hs, c, inner).reshape(b, -1, heads, dim_head).transpose(0, 2, 1, 3)
-    v = linear(P, pre + ".to_v", hs, c, inner).reshape(b, -1, heads, dim_head).transpose(0, 2, 1, 3)
-    scores = q @ k.transpose(0, 1, 3, 2) * dim_head ** -0.5
-    p = np.exp(scores - scores.max(-1, keepdims=True))
-    p = p / p.sum(-1, keepdims=True)
-    o = (p @ v).transpose(0, 2, 1, 3).reshape(b, hh * ww, inner)
-    o = linear(P, pre + ".to_out.0", o, inner, c)
-    return o.transpose(0, 2, 1).reshape(b, c, hh, ww) + x
-
-
-def downsample(P, pre, x, padding):
-    """downsampling.Downsample2D(use_conv=True): padding 0 pads right and bottom by one first."""
-    c = x.shape[1]
-    if padding == 0:
-        x = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
-    return conv2d(P, pre + ".conv", x, c, c, 3, stride=2, padding=padding)
+    def weight_scale(self, name):
+        return 0.5 if name.endswith(RESIDUAL_BRANCH_OUTPUTS) or name.startswith(ZERO_CONVOLUTIONS) else 1.0
 
 
 # ----------------------------------------------------------------------------------------------- ControlNetModel
@@ -403,14 +134,14 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
 
     # 1. time
     t = np.broadcast_to(np.asarray(timestep).reshape(-1), (b,))
-    t_emb = timestep_embedding(t, boc[0], flip, shift)
+    t_emb = timestep_embedding(t, boc[0], flip, shift).astype(CT)
     emb = timestep_embedding_module(P, "time_embedding", t_emb, boc[0], ted, act_fn)
     hook("time_embedding", emb)
     cet = c["class_embed_type"]
     if cet is None and c["num_class_embeds"] is not None:
-        emb = emb + P.get("class_embedding.weight", (c["num_class_embeds"], ted), "emb")[class_labels]
+        emb = emb + P.get("class_embedding.weight", (c["num_class_embeds"], ted), "embedding")[class_labels]
     elif cet == "timestep":
-        emb = emb + timestep_embedding_module(P, "class_embedding", timestep_embedding(class_labels, boc[0], flip, shift),
+        emb = emb + timestep_embedding_module(P, "class_embedding", timestep_embedding(class_labels, boc[0], flip, shift).astype(CT),
                                               boc[0], ted)
     elif cet == "identity":
         emb = emb + class_labels.astype(CT)
@@ -421,7 +152,7 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
         assert cet is None, cet
     if c["addition_embed_type"] == "text_time":
         text_embeds, time_ids = added["text_embeds"].astype(CT), added["time_ids"]
-        time_embeds = timestep_embedding(time_ids.reshape(-1), c["addition_time_embed_dim"], flip, shift)
+        time_embeds = timestep_embedding(time_ids.reshape(-1), c["addition_time_embed_dim"], flip, shift).astype(CT)
         add = np.concatenate([text_embeds, time_embeds.reshape(text_embeds.shape[0], -1)], -1)
         aug = timestep_embedding_module(P, "add_embedding", add, c["projection_class_embeddings_input_dim"], ted)
         hook("add_embedding", aug)
@@ -429,8 +160,8 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
     else:
         assert c["addition_embed_type"] is None
     if c["encoder_hid_dim"] is not None:    # built, never applied by 0.25.1's ControlNet forward
-        P.get("encoder_hid_proj.weight", (c["cross_attention_dim"], c["encoder_hid_dim"]), "w")
-        P.get("encoder_hid_proj.bias", (c["cross_attention_dim"],), "b")
+        P.get("encoder_hid_proj.weight", (c["cross_attention_dim"], c["encoder_hid_dim"]), "weight")
+        P.get("encoder_hid_proj.bias", (c["cross_attention_dim"],), "bias")
 
     # 2. pre-process
     x = conv2d(P, "conv_in", sample, c["in_channels"], boc[0], 3, padding=1)
@@ -449,7 +180,7 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
             x = resnet(P, f"{pre}.resnets.{j}", x, emb, cout, ra)
             if typ == "CrossAttnDownBlock2D":
                 x = transformer_2d(P, f"{pre}.attentions.{j}", x, ehs, heads[i], depths[j], c["cross_attention_dim"],
-                                   groups, c["use_linear_projection"], only_cross[i], hook, mask)
+                                   groups, c["use_linear_projection"], only_cross[i], mask, hook=hook)
                 hook(f"{pre}.attentions.{j}", x)
             elif typ == "AttnDownBlock2D":   # get_down_block hands it attention_head_dim[i] as the head *dim*
                 x = spatial_attention(P, f"{pre}.attentions.{j}", x, head_dims[i] or cout, groups, eps)
@@ -458,7 +189,7 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
             skips.append(x)
         if i < n - 1:
             if typ == "ResnetDownsampleBlock2D":   # skip_time_act False, output_scale_factor 1 (ControlNet passes neither)
-                x = resnet(P, f"{pre}.downsamplers.0", x, emb, cout, ra, down=True)
+                x = resnet(P, f"{pre}.downsamplers.0", x, emb, cout, ra, "down")
             else:
                 x = downsample(P, f"{pre}.downsamplers.0", x, c["downsample_padding"])
             skips.append(x)
@@ -470,7 +201,7 @@ def controlnet_forward(P, cfg, sample, timestep, ehs, cond, conditioning_scale=1
         d = tlpb[-1][0] if isinstance(tlpb[-1], list) else tlpb[-1]
         x = resnet(P, "mid_block.resnets.0", x, emb, boc[-1], ma)
         x = transformer_2d(P, "mid_block.attentions.0", x, ehs, heads[-1], d, c["cross_attention_dim"], groups,
-                           c["use_linear_projection"], False, hook, mask)
+                           c["use_linear_projection"], False, mask, hook=hook)
         hook("mid_block.attentions.0", x)
         x = resnet(P, "mid_block.resnets.1", x, emb, boc[-1], ma)
     else:

@@ -22,172 +22,28 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..")
-F32 = np.float32
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+from torchlike import (F32, SequentialParams as Params, activation, check_intermediates, conv2d,  # noqa: E402
+                       downsample, err, group_norm, linear, read_safetensors, silu, spatial_attention,
+                       timestep_embedding, timestep_embedding_module, upsample_nearest2x, write_safetensors)
 
 
-# ---------------------------------------------------------------- safetensors
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
-    items = sorted(tensors.items(), key=lambda kv: kv[0])
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for k, a in items:
-        a = np.ascontiguousarray(a)
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-# ---------------------------------------------------------------- parameters
-
-class Params:
-    """Weights by diffusers state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
-
-    def __init__(self, tensors=None, rng=None):
-        self.t = dict(tensors or {})
-        self.rng = rng
-        self.used = set()
-
-    def get(self, name, shape, kind):
-        if name not in self.t:
-            if self.rng is None:
-                raise KeyError(name)
-            self.t[name] = self.make(shape, kind)
-        a = self.t[name]
-        assert tuple(a.shape) == tuple(shape), (name, a.shape, shape)
-        self.used.add(name)
-        return a.astype(np.float64)
-
-    def make(self, shape, kind):
-        r = self.rng
-        if kind == "weight":          # conv / linear weight: unit-variance outputs
-            fan_in = int(np.prod(shape[1:]))
-            a = r.standard_normal(shape) / math.sqrt(fan_in)
-        elif kind == "bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "norm_weight":
-            a = 1.0 + 0.1 * r.standard_normal(shape)
-        elif kind == "norm_bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "embedding":
-            a = r.standard_normal(shape)
-        elif kind == "fourier":       # GaussianFourierProjection: randn(embedding_size) * 16
-            a = 16.0 * r.standard_normal(shape)
-        else:
-            raise ValueError(kind)
-        return a.astype(F32)
-
-
-# ---------------------------------------------------------------- layers (float64)
-
-def conv2d(P, name, x, cin, cout, k, stride=1, padding=0, bias=True):
-    w = P.get(name + ".weight", (cout, cin, k, k), "weight")
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
-    if bias:
-        y = y + P.get(name + ".bias", (cout,), "bias")[None, :, None, None]
-    return y
-
-
-def linear(P, name, x, fin, fout, bias=True):
-    y = x @ P.get(name + ".weight", (fout, fin), "weight").T
-    if bias:
-        y = y + P.get(name + ".bias", (fout,), "bias")
-    return y
-
-
-def group_norm(P, name, x, groups, eps):
-    n, c = x.shape[:2]
-    g = x.reshape(n, groups, -1)
-    mean = g.mean(-1, keepdims=True)
-    var = g.var(-1, keepdims=True)
-    y = ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
-    shape = (1, c) + (1,) * (x.ndim - 2)
-    return y * P.get(name + ".weight", (c,), "norm_weight").reshape(shape) + \
-        P.get(name + ".bias", (c,), "norm_bias").reshape(shape)
-
-
-_erf = np.vectorize(math.erf)
-
-
-def activation(name, x):
-    name = name.lower()
-    if name in ("silu", "swish"):
-        return x / (1.0 + np.exp(-x))
-    if name == "mish":
-        return x * np.tanh(np.logaddexp(0.0, x))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    raise ValueError(name)
-
-
-def silu(x):
-    return activation("silu", x)
-
-
-def upsample_nearest2x(x):
-    return x.repeat(2, axis=2).repeat(2, axis=3)
-
+# ---------------------------------------------------------------- layers (float64; the shared ones: torchlike.py)
 
 def avg_pool2x(x):
+    """AvgPool2d(2, 2) as a mean over each 2x2 window (odd sizes cropped); not torchlike.avg_pool2's sum of four."""
     n, c, h, w = x.shape
     return x[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2).mean(axis=(3, 5))
 
 
 # ---------------------------------------------------------------- embeddings (float32 as torch)
-
-def get_timestep_embedding(timesteps, dim, flip_sin_to_cos, downscale_freq_shift, scale=1, max_period=10000):
-    half = dim // 2
-    exponent = F32(-math.log(max_period)) * np.arange(half, dtype=F32)
-    exponent = (exponent / F32(half - downscale_freq_shift)).astype(F32)
-    emb = np.exp(exponent).astype(F32)
-    emb = (np.asarray(timesteps).astype(F32)[:, None] * emb[None, :]).astype(F32)
-    emb = (F32(scale) * emb).astype(F32)
-    e64 = emb.astype(np.float64)
-    out = np.concatenate([np.sin(e64), np.cos(e64)], axis=-1).astype(F32)
-    if flip_sin_to_cos:
-        out = np.concatenate([out[:, half:], out[:, :half]], axis=-1)
-    if dim % 2 == 1:
-        out = np.pad(out, ((0, 0), (0, 1)))
-    return out
-
 
 def gaussian_fourier(P, name, x, size):
     # GaussianFourierProjection(embedding_size, scale=16), set_W_to_weight=True, log=True, flip_sin_to_cos=False
@@ -197,11 +53,6 @@ def gaussian_fourier(P, name, x, size):
     proj = (proj * F32(np.pi)).astype(F32)
     p64 = proj.astype(np.float64)
     return np.concatenate([np.sin(p64), np.cos(p64)], axis=-1).astype(F32)
-
-
-def timestep_embedding(P, name, x, fin, fout):
-    # TimestepEmbedding(in, time_embed_dim) with its default act_fn "silu"
-    return linear(P, name + ".linear_2", silu(linear(P, name + ".linear_1", x, fin, fout)), fout, fout)
 
 
 # ---------------------------------------------------------------- blocks
@@ -232,36 +83,6 @@ def resnet(P, name, x, temb, cin, cout, groups, eps, act, tss, osf=1.0, up=False
     return (x + h) / osf
 
 
-def attention(P, name, x, ch, heads, dim_head, groups, eps, rescale=1.0):
-    # Attention(ch, heads, dim_head, norm_num_groups=groups, residual_connection=True, bias=True, upcast_softmax=True)
-    n, c, hh, ww = x.shape
-    residual = x
-    h = x.reshape(n, c, hh * ww).transpose(0, 2, 1)
-    if groups is not None:
-        h = group_norm(P, name + ".group_norm", h.transpose(0, 2, 1), groups, eps).transpose(0, 2, 1)
-    inner = heads * dim_head
-    q = linear(P, name + ".to_q", h, ch, inner)
-    k = linear(P, name + ".to_k", h, ch, inner)
-    v = linear(P, name + ".to_v", h, ch, inner)
-
-    def split(a):
-        return a.reshape(n, -1, heads, dim_head).transpose(0, 2, 1, 3)
-
-    q, k, v = split(q), split(k), split(v)
-    s = (q @ k.transpose(0, 1, 3, 2)) * (dim_head ** -0.5)
-    s = np.exp(s - s.max(-1, keepdims=True))
-    s = s / s.sum(-1, keepdims=True)
-    o = (s @ v).transpose(0, 2, 1, 3).reshape(n, -1, inner)
-    o = linear(P, name + ".to_out.0", o, inner, ch)
-    o = o.transpose(0, 2, 1).reshape(n, c, hh, ww)
-    return (o + residual) / rescale
-
-
-def attn_args(ch, head_dim):
-    hd = head_dim if head_dim is not None else ch
-    return ch // hd, hd
-
-
 def down_block(P, name, kind, x, temb, cin, cout, cfg, add_down):
     g, eps, act, tss = cfg["norm_num_groups"], cfg["norm_eps"], cfg["act_fn"], cfg["resnet_time_scale_shift"]
     hd = cfg["attention_head_dim"] if cfg["attention_head_dim"] is not None else cout
@@ -269,18 +90,14 @@ def down_block(P, name, kind, x, temb, cin, cout, cfg, add_down):
     for i in range(cfg["layers_per_block"]):
         x = resnet(P, f"{name}.resnets.{i}", x, temb, cin if i == 0 else cout, cout, g, eps, act, tss)
         if kind == "AttnDownBlock2D":
-            heads, dh = attn_args(cout, hd)
-            x = attention(P, f"{name}.attentions.{i}", x, cout, heads, dh, g, eps)
+            x = spatial_attention(P, f"{name}.attentions.{i}", x, hd, g, eps)
         states.append(x)
     if add_down:
         resnet_down = kind == "ResnetDownsampleBlock2D" or (kind == "AttnDownBlock2D" and cfg["downsample_type"] == "resnet")
         if resnet_down:
             x = resnet(P, f"{name}.downsamplers.0", x, temb, cout, cout, g, eps, act, tss, down=True)
         else:
-            pad = cfg["downsample_padding"]
-            if pad == 0:
-                x = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
-            x = conv2d(P, f"{name}.downsamplers.0.conv", x, cout, cout, 3, stride=2, padding=pad)
+            x = downsample(P, f"{name}.downsamplers.0", x, cfg["downsample_padding"])
         states.append(x)
     return x, states
 
@@ -295,8 +112,7 @@ def up_block(P, name, kind, x, skips, temb, cin, prev, cout, cfg, add_up):
         x = np.concatenate([x, skips.pop()], axis=1)
         x = resnet(P, f"{name}.resnets.{i}", x, temb, rin + skip_ch, cout, g, eps, act, tss)
         if kind == "AttnUpBlock2D":
-            heads, dh = attn_args(cout, hd)
-            x = attention(P, f"{name}.attentions.{i}", x, cout, heads, dh, g, eps)
+            x = spatial_attention(P, f"{name}.attentions.{i}", x, hd, g, eps)
     if add_up:
         resnet_up = kind == "ResnetUpsampleBlock2D" or (kind == "AttnUpBlock2D" and cfg["upsample_type"] == "resnet")
         if resnet_up:
@@ -314,8 +130,8 @@ def mid_block(P, x, temb, ch, cfg):
         attn_groups = g if tss == "default" else None
     x = resnet(P, "mid_block.resnets.0", x, temb, ch, ch, g, eps, act, tss, osf)
     if cfg["add_attention"]:
-        heads, dh = attn_args(ch, cfg["attention_head_dim"])
-        x = attention(P, "mid_block.attentions.0", x, ch, heads, dh, attn_groups, eps, rescale=osf)
+        hd = cfg["attention_head_dim"] if cfg["attention_head_dim"] is not None else ch
+        x = spatial_attention(P, "mid_block.attentions.0", x, hd, attn_groups, eps, rescale=osf)
     return resnet(P, "mid_block.resnets.1", x, temb, ch, ch, g, eps, act, tss, osf)
 
 
@@ -349,14 +165,14 @@ def unet2d(P, cfg, sample, timesteps, class_labels=None, hook=None):
         if tet == "fourier":
             return gaussian_fourier(P, "time_proj", v, boc[0])
         if tet == "positional":
-            return get_timestep_embedding(v, boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"])
+            return timestep_embedding(v, boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"], exp_dtype=F32)
         return P.get("time_proj.weight", (cfg["num_train_timesteps"], boc[0]), "embedding")[np.asarray(v)].astype(F32)
 
     tin = 2 * boc[0] if tet == "fourier" else boc[0]
     t_emb = time_proj(t)
     if hook:
         hook("time_proj", t_emb)
-    emb = timestep_embedding(P, "time_embedding", t_emb.astype(np.float64), tin, ted)
+    emb = timestep_embedding_module(P, "time_embedding", t_emb.astype(np.float64), tin, ted)
     if hook:
         hook("time_embedding", emb)
 
@@ -364,7 +180,7 @@ def unet2d(P, cfg, sample, timesteps, class_labels=None, hook=None):
     if cet is None and cfg["num_class_embeds"] is not None:
         emb = emb + P.get("class_embedding.weight", (cfg["num_class_embeds"], ted), "embedding")[np.asarray(class_labels)]
     elif cet == "timestep":
-        emb = emb + timestep_embedding(P, "class_embedding", time_proj(class_labels).astype(np.float64), tin, ted)
+        emb = emb + timestep_embedding_module(P, "class_embedding", time_proj(class_labels).astype(np.float64), tin, ted)
     elif cet == "identity":
         emb = emb + np.asarray(class_labels, dtype=np.float64)
 
@@ -413,7 +229,7 @@ VAE_EPS = 1e-6   # Encoder / Decoder: resnet_eps, the mid attention's eps and co
 def vae_mid(P, name, x, ch, groups, act):
     # UNetMidBlock2D(temb_channels=None, attention_head_dim=ch (one head), resnet_groups=attn_groups=groups)
     x = resnet(P, name + ".resnets.0", x, None, ch, ch, groups, VAE_EPS, act, "default")
-    x = attention(P, name + ".attentions.0", x, ch, 1, ch, groups, VAE_EPS)
+    x = spatial_attention(P, name + ".attentions.0", x, ch, groups, VAE_EPS)
     return resnet(P, name + ".resnets.1", x, None, ch, ch, groups, VAE_EPS, act, "default")
 
 
@@ -431,8 +247,7 @@ def vae_encode(P, cfg, x, hook=None):
             h = resnet(P, f"encoder.down_blocks.{i}.resnets.{j}", h, None, cin if j == 0 else out, out, g, VAE_EPS,
                        act, "default")
         if i < len(boc) - 1:   # Downsample2D(padding=0): pad right and bottom by one, then a stride-2 conv
-            h = np.pad(h, ((0, 0), (0, 0), (0, 1), (0, 1)))
-            h = conv2d(P, f"encoder.down_blocks.{i}.downsamplers.0.conv", h, out, out, 3, stride=2)
+            h = downsample(P, f"encoder.down_blocks.{i}.downsamplers.0", h, 0)
         if hook:
             hook(f"encoder.down_blocks.{i}", h)
     h = vae_mid(P, "encoder.mid_block", h, boc[-1], g, act)
@@ -544,13 +359,6 @@ def vae_decode(P, cfg, z, hook=None):
 
 # ---------------------------------------------------------------- validation on golden A
 
-def err(actual, expected):
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    assert a.shape == e.shape, (a.shape, e.shape)
-    d = np.abs(a - e)
-    return float(d.max()), float((d / np.maximum(np.abs(e), 1e-3)).max())
-
 
 def validate_tiny_ddpm():
     cfg = json.load(open(os.path.join(GOLDEN, "tiny-ddpm", "unet", "config.json")))
@@ -585,23 +393,6 @@ def validate_tiny_ddpm():
     if worst > 2e-5:
         sys.exit(f"transcription does not reproduce tiny-ddpm: max abs error {worst:.3e}")
     return worst, report
-
-
-def check_intermediates(exp, prefix, inter, report):
-    worst = 0.0
-    for k, v in inter.items():
-        key = prefix + k
-        if key in exp:
-            a, _ = err(v, exp[key])
-        elif key + "#corner8" in exp:
-            dims = tuple(d for d in range(v.ndim) if d != 1)
-            a = max(err(v[:, :, :8, :8], exp[key + "#corner8"])[0], err(v.mean(dims), exp[key + "#chmean"])[0],
-                    err(v.std(dims, ddof=1), exp[key + "#chstd"])[0])
-        else:
-            continue
-        report[key] = (a, None)
-        worst = max(worst, a)
-    return worst
 
 
 def validate_tiny_sd_vae():

@@ -7,176 +7,47 @@ and ../tiny-sdxl-expected.safetensors) and stops if they differ by more than 2e-
 model folder per config variant (<variant>/config.json, <variant>/diffusion_pytorch_model.safetensors) and
 expected.safetensors + expected.json (inputs and outputs of each variant). Deterministic: seeded numpy RNGs only.
 """
+import functools
 import json
-import math
 import os
-import struct
 import sys
-import zlib
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-F32 = np.float32
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+import torchlike  # noqa: E402
+from torchlike import (F32, conv2d, downsample, group_norm, linear, read_safetensors, softplus_torch,  # noqa: E402
+                       spatial_attention, timestep_embedding, transformer_2d, write_safetensors)
+
 CT = np.float64   # compute dtype (float32 only to measure float32 noise, see README)
 
-# ----------------------------------------------------------------------------------------------- safetensors
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        b, e = v["data_offsets"]
-        dt = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "F64": np.float64}[v["dtype"]]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    names = sorted(tensors)
-    header, offset, blobs = {}, 0, []
-    if metadata is not None:
-        header["__metadata__"] = metadata
-    for k in names:
-        a = np.ascontiguousarray(tensors[k])
-        dt = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[k] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+# Mish here takes torch's softplus (threshold 20) where the other transcriptions take logaddexp
+act = functools.partial(torchlike.activation, softplus=softplus_torch)
+resnet = functools.partial(torchlike.resnet, softplus=softplus_torch)
+timestep_embedding_module = functools.partial(torchlike.timestep_embedding_module, softplus=softplus_torch)
 
 # ----------------------------------------------------------------------------------------------- parameters
 
 
-class Params:
-    """Weights by diffusers name. Loaded (golden: every stored key must be read) or made on first use (variants:
-    seeded per name, float32-rounded, scaled so that activations stay O(1))."""
+class Params(torchlike.NamedSeedParams):
+    """Weights by diffusers name (torchlike.NamedSeedParams: stored ones, or made on first use with a seed), returned
+    in CT, the compute dtype (float32 while main measures float32 noise)."""
 
-    def __init__(self, stored=None, seed=0):
-        self.stored = stored
-        self.made = {}
-        self.used = set()
-        self.seed = seed
-
-    def get(self, name, shape, kind):
-        shape = tuple(int(s) for s in shape)
-        self.used.add(name)
-        if self.stored is not None:
-            a = self.stored[name]
-            assert a.shape == shape, (name, a.shape, shape)
-            return a.astype(CT)
-        if name not in self.made:
-            rng = np.random.RandomState((zlib.crc32(name.encode()) + 7919 * self.seed) % (2 ** 32))
-            if kind == "w":           # linear / conv weight: unit-variance output for unit-variance input
-                fan_in = int(np.prod(shape[1:]))
-                a = rng.standard_normal(shape) / math.sqrt(fan_in)
-            elif kind == "nw":        # norm scale
-                a = 1.0 + 0.1 * rng.standard_normal(shape)
-            elif kind == "emb":
-                a = rng.standard_normal(shape)
-            else:                     # biases, norm shifts
-                a = 0.1 * rng.standard_normal(shape)
-            self.made[name] = a.astype(F32)
-        return self.made[name].astype(CT)
-
-    def check_all_used(self):
-        if self.stored is not None:
-            unused = sorted(set(self.stored) - self.used)
-            assert not unused, f"weights never read: {unused[:10]}"
-
-# ----------------------------------------------------------------------------------------------- ops
+    @property
+    def compute_dtype(self):
+        return CT
 
 
-def erf(x):
-    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
-
-
-def act(name, x):
-    name = name.lower()
-    if name in ("silu", "swish"):
-        return x / (1.0 + np.exp(-x))
-    if name == "mish":      # x * tanh(softplus(x)), torch's softplus threshold 20
-        sp = np.where(x > 20, x, np.log1p(np.exp(np.minimum(x, 20))))
-        return x * np.tanh(sp)
-    if name == "gelu":
-        return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return np.maximum(x, 0)
-    raise ValueError(name)
-
-
-def linear(P, pre, x, fin, fout, bias=True):
-    w = P.get(pre + ".weight", (fout, fin), "w")
-    y = x @ w.T
-    if bias:
-        y = y + P.get(pre + ".bias", (fout,), "b")
-    return y
-
-
-def conv2d(P, pre, x, cin, cout, k, stride=1, padding=0, bias=True):
-    w = P.get(pre + ".weight", (cout, cin, k, k), "w")
-    assert x.shape[1] == cin, (pre, x.shape, cin)
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("bchwij,ocij->bohw", win, w, optimize=True)
-    if bias:
-        y = y + P.get(pre + ".bias", (cout,), "b")[None, :, None, None]
-    return y
-
-
-def group_norm(P, pre, x, groups, eps):
-    b, c = x.shape[:2]
-    g = x.reshape(b, groups, -1)
-    mean = g.mean(-1, keepdims=True)
-    var = g.var(-1, keepdims=True)
-    y = ((g - mean) / np.sqrt(var + eps)).reshape(x.shape)
-    shape = (1, c) + (1,) * (x.ndim - 2)
-    return y * P.get(pre + ".weight", (c,), "nw").reshape(shape) + P.get(pre + ".bias", (c,), "b").reshape(shape)
-
-
-def layer_norm(P, pre, x, eps=1e-5):
-    c = x.shape[-1]
-    mean = x.mean(-1, keepdims=True)
-    var = x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * P.get(pre + ".weight", (c,), "nw") + P.get(pre + ".bias", (c,), "b")
-
-
-def timestep_embedding(t, dim, flip_sin_to_cos, shift, scale=1, max_period=10000):
-    """embeddings.get_timestep_embedding, with torch's float32 steps (exponent, exp, t * freq, sin/cos)."""
-    half = dim // 2
-    exponent = (F32(-math.log(max_period)) * np.arange(half, dtype=F32)).astype(F32)
-    exponent = (exponent / F32(half - shift)).astype(F32)
-    freqs = np.exp(exponent.astype(np.float64)).astype(F32)
-    arg = (np.asarray(t, dtype=np.float64).astype(F32)[:, None] * freqs[None, :]).astype(F32)
-    arg = (F32(scale) * arg).astype(F32)
-    emb = np.concatenate([np.sin(arg.astype(np.float64)), np.cos(arg.astype(np.float64))], -1).astype(F32)
-    if flip_sin_to_cos:
-        emb = np.concatenate([emb[:, half:], emb[:, :half]], -1)
-    if dim % 2 == 1:
-        emb = np.pad(emb, ((0, 0), (0, 1)))
-    return emb.astype(CT)
+# ----------------------------------------------------------------------------------------------- ops (the shared ones: torchlike.py)
 
 
 def fourier_projection(P, pre, t, size, flip_sin_to_cos):
     """embeddings.GaussianFourierProjection(size, set_W_to_weight=False, log=False): float32 steps as torch takes
     them for a float32 timestep tensor, x[:, None] * weight[None, :] * 2 * pi."""
-    w = P.get(pre + ".weight", (size,), "emb").astype(F32)
+    w = P.get(pre + ".weight", (size,), "embedding").astype(F32)
     arg = (np.asarray(t).astype(F32)[:, None] * w[None, :]).astype(F32)
     arg = (arg * F32(2)).astype(F32)
     arg = (arg * F32(np.pi)).astype(F32).astype(np.float64)
@@ -184,131 +55,7 @@ def fourier_projection(P, pre, t, size, flip_sin_to_cos):
     return np.concatenate(parts, -1).astype(F32).astype(CT)
 
 
-def timestep_embedding_module(P, pre, x, cin, dim, act_fn="silu", post_act=None, cond=None, cond_dim=None, out_dim=None):
-    """embeddings.TimestepEmbedding."""
-    if cond_dim is not None and cond is not None:
-        x = x + linear(P, pre + ".cond_proj", cond, cond_dim, cin, bias=False)
-    elif cond_dim is not None:
-        P.get(pre + ".cond_proj.weight", (cin, cond_dim), "w")
-    x = linear(P, pre + ".linear_1", x, cin, dim)
-    x = act(act_fn, x)
-    x = linear(P, pre + ".linear_2", x, dim, out_dim or dim)
-    if post_act is not None:
-        x = act(post_act, x)
-    return x
-
-# ----------------------------------------------------------------------------------------------- attention
-
-
-def attention(P, pre, x, ctx, heads, dim_head, ctx_dim, mask=None, qkv_bias=False):
-    """attention_processor.Attention with AttnProcessor (no bias on q/k/v, out bias, scale dim_head**-0.5).
-    mask: the additive bias (B, 1, S) the UNet made of attention_mask / encoder_attention_mask (same key length here)."""
-    inner = heads * dim_head
-    dim = x.shape[-1]
-    q = linear(P, pre + ".to_q", x, dim, inner, bias=qkv_bias)
-    k = linear(P, pre + ".to_k", ctx, ctx_dim, inner, bias=qkv_bias)
-    v = linear(P, pre + ".to_v", ctx, ctx_dim, inner, bias=qkv_bias)
-    b, n, _ = q.shape
-    s = k.shape[1]
-    q = q.reshape(b, n, heads, dim_head).transpose(0, 2, 1, 3)
-    k = k.reshape(b, s, heads, dim_head).transpose(0, 2, 1, 3)
-    v = v.reshape(b, s, heads, dim_head).transpose(0, 2, 1, 3)
-    scores = q @ k.transpose(0, 1, 3, 2) * dim_head ** -0.5
-    if mask is not None:
-        scores = scores + mask[:, None, :, :]
-    scores = scores - scores.max(-1, keepdims=True)
-    p = np.exp(scores)
-    p = p / p.sum(-1, keepdims=True)
-    o = (p @ v).transpose(0, 2, 1, 3).reshape(b, n, inner)
-    return linear(P, pre + ".to_out.0", o, inner, dim)
-
-
-def basic_transformer_block(P, pre, x, ehs, heads, dim_head, cross_dim, only_cross, masks):
-    self_mask, enc_mask = masks
-    dim = x.shape[-1]
-    h = layer_norm(P, pre + ".norm1", x)
-    if only_cross:
-        x = attention(P, pre + ".attn1", h, ehs, heads, dim_head, cross_dim, self_mask) + x
-    else:
-        x = attention(P, pre + ".attn1", h, h, heads, dim_head, dim, self_mask) + x
-    h = layer_norm(P, pre + ".norm2", x)
-    x = attention(P, pre + ".attn2", h, ehs, heads, dim_head, cross_dim, enc_mask) + x
-    h = layer_norm(P, pre + ".norm3", x)
-    # FeedForward: GEGLU(dim, 4*dim) -> Dropout -> Linear(4*dim, dim)
-    inner = dim * 4
-    hg = linear(P, pre + ".ff.net.0.proj", h, dim, inner * 2)
-    hh, gate = hg[..., :inner], hg[..., inner:]
-    h = hh * act("gelu", gate)
-    x = linear(P, pre + ".ff.net.2", h, inner, dim) + x
-    return x
-
-
-def transformer_2d(P, pre, x, ehs, heads, depth, cross_dim, groups, use_linear, only_cross, masks):
-    b, c, hh, ww = x.shape
-    dim_head = c // heads
-    inner = heads * dim_head
-    residual = x
-    h = group_norm(P, pre + ".norm", x, groups, 1e-6)
-    if not use_linear:
-        h = conv2d(P, pre + ".proj_in", h, c, inner, 1)
-        h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, inner)
-    else:
-        h = h.transpose(0, 2, 3, 1).reshape(b, hh * ww, c)
-        h = linear(P, pre + ".proj_in", h, c, inner)
-    for d in range(depth):
-        h = basic_transformer_block(P, f"{pre}.transformer_blocks.{d}", h, ehs, heads, dim_head, cross_dim, only_cross, masks)
-    if not use_linear:
-        h = h.reshape(b, hh, ww, inner).transpose(0, 3, 1, 2)
-        h = conv2d(P, pre + ".proj_out", h, inner, c, 1)
-    else:
-        h = linear(P, pre + ".proj_out", h, inner, c)
-        h = h.reshape(b, hh, ww, inner).transpose(0, 3, 1, 2)
-    return h + residual
-
-def spatial_attention(P, pre, x, dim_head, groups, eps, rescale=1.0):
-    """AttnUpBlock2D's Attention(out_channels, heads=out_channels // attention_head_dim, dim_head=attention_head_dim,
-    norm_num_groups, residual_connection=True, bias=True, upcast_softmax=True) on a 4-d input."""
-    b, c, h, w = x.shape
-    hs = group_norm(P, pre + ".group_norm", x.reshape(b, c, h * w), groups, eps).transpose(0, 2, 1)
-    out = attention(P, pre, hs, hs, c // dim_head, dim_head, c, qkv_bias=True)
-    out = out.transpose(0, 2, 1).reshape(b, c, h, w)
-    return (out + x) / rescale
-
-# ----------------------------------------------------------------------------------------------- resnets, samplers
-
-
-def resnet(P, pre, x, temb, cout, a, updown=None):
-    cin = x.shape[1]
-    h = group_norm(P, pre + ".norm1", x, a["groups"], a["eps"])
-    h = act(a["act"], h)
-    if updown == "down":    # Downsample2D(use_conv=False): AvgPool2d(2, 2) of both paths
-        pool = lambda v: (v[:, :, 0::2, 0::2] + v[:, :, 1::2, 0::2] + v[:, :, 0::2, 1::2] + v[:, :, 1::2, 1::2]) / 4
-        x, h = pool(x), pool(h)
-    elif updown == "up":    # Upsample2D(use_conv=False): nearest x2 of both paths
-        up = lambda v: v.repeat(2, axis=2).repeat(2, axis=3)
-        x, h = up(x), up(h)
-    h = conv2d(P, pre + ".conv1", h, cin, cout, 3, padding=1)
-    tss = a["tss"]
-    t = act(a["act"], temb) if not a.get("skip_time_act", False) else temb
-    t = linear(P, pre + ".time_emb_proj", t, temb.shape[-1], cout * 2 if tss == "scale_shift" else cout)[:, :, None, None]
-    if tss == "default":
-        h = h + t
-    h = group_norm(P, pre + ".norm2", h, a["groups"], a["eps"])
-    if tss == "scale_shift":
-        scale, shift = t[:, :cout], t[:, cout:]
-        h = h * (1 + scale) + shift
-    h = act(a["act"], h)
-    h = conv2d(P, pre + ".conv2", h, cout, cout, 3, padding=1)
-    if cin != cout:
-        x = conv2d(P, pre + ".conv_shortcut", x, cin, cout, 1)
-    return (x + h) / a.get("out_scale", 1.0)
-
-
-def downsample(P, pre, x, padding):
-    c = x.shape[1]
-    if padding == 0:
-        x = np.pad(x, ((0, 0), (0, 0), (0, 1), (0, 1)))
-    return conv2d(P, pre + ".conv", x, c, c, 3, stride=2, padding=padding)
+# ----------------------------------------------------------------------------------------------- samplers
 
 
 def upsample(P, pre, x, size=None):
@@ -368,14 +115,14 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
     else:
         ted = c.get("time_embedding_dim") or boc[0] * 4
         tin = boc[0]
-        time_proj = lambda v: timestep_embedding(v, boc[0], flip, shift)
+        time_proj = lambda v: timestep_embedding(v, boc[0], flip, shift).astype(CT)
     t_emb = time_proj(t)
     emb = timestep_embedding_module(P, "time_embedding", t_emb, tin, ted, act_fn, c.get("timestep_post_act"),
                                     timestep_cond, c.get("time_cond_proj_dim"))
     cet = c.get("class_embed_type")
     class_emb = None
     if cet is None and c.get("num_class_embeds") is not None:
-        class_emb = P.get("class_embedding.weight", (c["num_class_embeds"], ted), "emb")[class_labels]
+        class_emb = P.get("class_embedding.weight", (c["num_class_embeds"], ted), "embedding")[class_labels]
     elif cet == "timestep":
         class_emb = timestep_embedding_module(P, "class_embedding", time_proj(class_labels), tin, ted, act_fn)
     elif cet == "identity":
@@ -388,7 +135,7 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
         emb = np.concatenate([emb, class_emb], -1) if c.get("class_embeddings_concat", False) else emb + class_emb
     if c.get("addition_embed_type") == "text_time":
         text_embeds, time_ids = added["text_embeds"], added["time_ids"]
-        te = timestep_embedding(time_ids.reshape(-1), c["addition_time_embed_dim"], flip, shift).reshape(text_embeds.shape[0], -1)
+        te = timestep_embedding(time_ids.reshape(-1), c["addition_time_embed_dim"], flip, shift).astype(CT).reshape(text_embeds.shape[0], -1)
         add = np.concatenate([text_embeds, te], -1)
         emb = emb + timestep_embedding_module(P, "add_embedding", add, c["projection_class_embeddings_input_dim"], ted)
     if c.get("time_embedding_act_fn") is not None:
@@ -411,7 +158,7 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
             x = resnet(P, f"{pre}.resnets.{j}", x, emb, out_ch, rra if typ == "ResnetDownsampleBlock2D" else ra)
             if typ == "CrossAttnDownBlock2D":
                 x = transformer_2d(P, f"{pre}.attentions.{j}", x, ehs, heads[i], depths[j], cross[i], groups, use_linear,
-                                   only_cross[i], masks)
+                                   only_cross[i], *masks)
             elif typ == "ResnetDownsampleBlock2D":
                 pass
             else:
@@ -430,7 +177,7 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
     if mid == "UNetMidBlock2DCrossAttn":
         d = tlpb[-1][0] if isinstance(tlpb[-1], list) else tlpb[-1]
         x = resnet(P, "mid_block.resnets.0", x, emb, boc[-1], ma)
-        x = transformer_2d(P, "mid_block.attentions.0", x, ehs, heads[-1], d, cross[-1], groups, use_linear, False, masks)
+        x = transformer_2d(P, "mid_block.attentions.0", x, ehs, heads[-1], d, cross[-1], groups, use_linear, False, *masks)
         x = resnet(P, "mid_block.resnets.1", x, emb, boc[-1], ma)
     elif mid == "UNetMidBlock2D":
         x = resnet(P, "mid_block.resnets.0", x, emb, boc[-1], ma)
@@ -452,7 +199,7 @@ def unet_forward(P, cfg, sample, timestep, ehs, class_labels=None, timestep_cond
             x = resnet(P, f"{pre}.resnets.{j}", x, emb, out_ch, rra if typ == "ResnetUpsampleBlock2D" else ra)
             if typ == "CrossAttnUpBlock2D":
                 x = transformer_2d(P, f"{pre}.attentions.{j}", x, ehs, rheads[i], depths[j], rcross[i], groups, use_linear,
-                                   ronly[i], masks)
+                                   ronly[i], *masks)
             elif typ == "AttnUpBlock2D":
                 # get_up_block gets attention_head_dim[i] of the down order (not reversed) as the head *dim* here
                 x = spatial_attention(P, f"{pre}.attentions.{j}", x, heads[i], groups, eps)
