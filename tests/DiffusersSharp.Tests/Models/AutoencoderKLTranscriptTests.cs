@@ -1,4 +1,3 @@
-using System.Text.Json;
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -17,42 +16,22 @@ namespace DiffusersSharp.Tests.Models;
 /// </summary>
 public class AutoencoderKLTranscriptTests(ITestOutputHelper log)
 {
-    private const string Folder = "model-transcripts-unet2d";
-    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
-
-    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
+    private static readonly TranscriptFolder Transcript = new("model-transcripts-unet2d");
 
     /// <summary>Every VAE variant of cases.json.</summary>
-    public static TheoryData<string> Variants()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in _cases.Value.RootElement.GetProperty("vae_cases").EnumerateArray())
-            data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
+    public static TheoryData<string> Variants() => Transcript.Ids("vae_cases");
 
     /// <summary>The VAE variants with tiled cases (<c>enable_tiling()</c> on inputs larger than a tile).</summary>
-    public static TheoryData<string> TiledVariants()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in _cases.Value.RootElement.GetProperty("vae_cases").EnumerateArray())
-            if (c.GetProperty("tiled").GetBoolean())
-                data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
+    public static TheoryData<string> TiledVariants() => Transcript.Ids("vae_cases", c => c.GetProperty("tiled").GetBoolean());
 
-    private void Check(string what, Tensor actual, Tensor expected)
-    {
-        log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
-        Tol.Close(actual, expected, Tol.ModelAbs, what);
-    }
+    private void Check(string what, Tensor actual, Tensor expected) => TranscriptFolder.Close(log, what, actual, expected);
 
     [Theory, MemberData(nameof(Variants))]
     public void EncodeDecodeAndReconstructMatchTheDiffusersTranscript(string id)
     {
         using var _ = torch.no_grad();
-        using var vae = AutoencoderKL.FromPretrained(Golden.Path(Folder, id));
-        using var golden = Golden.Open(Tensors);
+        using var vae = AutoencoderKL.FromPretrained(Transcript.Path(id));
+        using var golden = Transcript.Open();
         using var image = golden.Load(id + "/image");
         using var z = golden.Load(id + "/z");
         using var decoded = golden.Load(id + "/decode");
@@ -90,9 +69,9 @@ public class AutoencoderKLTranscriptTests(ITestOutputHelper log)
     public void TiledEncodeAndDecodeMatchTheDiffusersTranscript(string id)
     {
         using var _ = torch.no_grad();
-        using var vae = AutoencoderKL.FromPretrained(Golden.Path(Folder, id));
+        using var vae = AutoencoderKL.FromPretrained(Transcript.Path(id));
         vae.EnableTiling();
-        using var golden = Golden.Open(Tensors);
+        using var golden = Transcript.Open();
         using var image = golden.Load(id + "/tiled/image");
         using var z = golden.Load(id + "/tiled/z");
         using var mean = golden.Load(id + "/tiled/encode/mean");

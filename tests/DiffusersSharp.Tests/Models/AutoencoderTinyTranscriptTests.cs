@@ -1,4 +1,3 @@
-using System.Text.Json;
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -19,43 +18,24 @@ namespace DiffusersSharp.Tests.Models;
 /// </summary>
 public class AutoencoderTinyTranscriptTests(ITestOutputHelper log)
 {
-    private const string Folder = "model-transcripts-clip-taesd";
-    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
-
-    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
-
-    private static IEnumerable<JsonElement> TaesdCases() => _cases.Value.RootElement.GetProperty("taesd_cases").EnumerateArray();
+    private static readonly TranscriptFolder Transcript = new("model-transcripts-clip-taesd");
 
     /// <summary>Every AutoencoderTiny variant of cases.json.</summary>
-    public static TheoryData<string> Variants()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in TaesdCases()) data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
+    public static TheoryData<string> Variants() => Transcript.Ids("taesd_cases");
 
     /// <summary>The variants whose decode is tall enough to run its last stage in bands of rows.</summary>
-    public static TheoryData<string> BandedVariants()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in TaesdCases())
-            if (c.GetProperty("bands").GetBoolean()) data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
+    public static TheoryData<string> BandedVariants() => Transcript.Ids("taesd_cases", c => c.GetProperty("bands").GetBoolean());
 
-    private void Check(string what, Tensor actual, Tensor expected, double tol = Tol.ModelAbs)
-    {
-        log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
-        Tol.Close(actual, expected, tol, what);
-    }
+    private void Check(string what, Tensor actual, Tensor expected, double tol = Tol.ModelAbs) =>
+        TranscriptFolder.Close(log, what, actual, expected, tol);
 
     [Theory, MemberData(nameof(Variants))]
     public void EncodeAndDecodeMatchTheDiffusersTranscript(string id)
     {
         using var _ = torch.no_grad();
-        using var vae = AutoencoderTiny.FromPretrained(Golden.Path(Folder, id));
+        using var vae = AutoencoderTiny.FromPretrained(Transcript.Path(id));
         Assert.Equal(ScalarType.Float32, vae.DType);   // float16 files too, as diffusers without torch_dtype
-        using var golden = Golden.Open(Tensors);
+        using var golden = Transcript.Open();
         using var image = golden.Load(id + "/image");
         using var z = golden.Load(id + "/z");
         using var latents = golden.Load(id + "/encode/latents");
@@ -74,8 +54,8 @@ public class AutoencoderTinyTranscriptTests(ITestOutputHelper log)
     public void ScaleQuantizeUnscaleAndForwardMatchTheDiffusersTranscript(string id)
     {
         using var _ = torch.no_grad();
-        using var vae = AutoencoderTiny.FromPretrained(Golden.Path(Folder, id));
-        using var golden = Golden.Open(Tensors);
+        using var vae = AutoencoderTiny.FromPretrained(Transcript.Path(id));
+        using var golden = Transcript.Open();
         using var latents = golden.Load(id + "/encode/latents");
         using var scaled = vae.ScaleLatents(latents);
         using var expectedScaled = golden.Load(id + "/scale_latents");
@@ -101,8 +81,8 @@ public class AutoencoderTinyTranscriptTests(ITestOutputHelper log)
     public void DecodeInBandsOfRowsMatchesTheDiffusersTranscript(string id)
     {
         using var _ = torch.no_grad();
-        using var vae = AutoencoderTiny.FromPretrained(Golden.Path(Folder, id));
-        using var golden = Golden.Open(Tensors);
+        using var vae = AutoencoderTiny.FromPretrained(Transcript.Path(id));
+        using var golden = Transcript.Open();
         using var z = golden.Load(id + "/z");
         using var decoded = golden.Load(id + "/decode");
         var decoder = vae.DecoderForTests;

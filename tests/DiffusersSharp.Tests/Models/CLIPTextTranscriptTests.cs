@@ -1,4 +1,3 @@
-using System.Text.Json;
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -19,37 +18,30 @@ namespace DiffusersSharp.Tests.Models;
 /// </summary>
 public class CLIPTextTranscriptTests(ITestOutputHelper log)
 {
-    private const string Folder = "model-transcripts-clip-taesd";
-    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
-
-    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
+    private static readonly TranscriptFolder Transcript = new("model-transcripts-clip-taesd");
 
     /// <summary>Every CLIP case of cases.json: (variant/case id, variant folder, with projection).</summary>
     public static TheoryData<string, string, bool> Cases()
     {
         var data = new TheoryData<string, string, bool>();
-        foreach (var c in _cases.Value.RootElement.GetProperty("clip_cases").EnumerateArray())
+        foreach (var c in Transcript.Cases("clip_cases"))
             data.Add(c.GetProperty("id").GetString()!, c.GetProperty("model").GetString()!, c.GetProperty("projection").GetBoolean());
         return data;
     }
 
-    private void Check(string what, Tensor actual, Tensor expected)
-    {
-        log.WriteLine($"{what}: max |diff| = {Tol.MaxAbsDiff(actual, expected):E3}");
-        Tol.Close(actual, expected, Tol.ModelAbs, what);
-    }
+    private void Check(string what, Tensor actual, Tensor expected) => TranscriptFolder.Close(log, what, actual, expected);
 
     [Theory, MemberData(nameof(Cases))]
     public void ForwardWithHiddenStatesMatchesTheTransformersTranscript(string id, string model, bool projection)
     {
         using var _ = torch.no_grad();
-        using var golden = Golden.Open(Tensors);
+        using var golden = Transcript.Open();
         using var ids = golden.Load(id + "/input_ids");
         using var mask = golden.Contains(id + "/attention_mask") ? golden.Load(id + "/attention_mask") : null;
         using var hidden = golden.Load(id + "/hidden_states");
         using var last = golden.Load(id + "/last_hidden_state");
         using var normedPenultimate = golden.Load(id + "/final_layer_norm_penultimate");
-        string folder = Golden.Path(Folder, model);
+        string folder = Transcript.Path(model);
         IReadOnlyList<Tensor> states;
         Tensor lastHidden, pooled;
         Func<Tensor, Tensor> finalLayerNorm;
@@ -90,11 +82,7 @@ public class CLIPTextTranscriptTests(ITestOutputHelper log)
     [Fact]
     public void EveryVariantFolderHasCases()
     {
-        var root = _cases.Value.RootElement;
-        var models = root.GetProperty("clip_cases").EnumerateArray().Concat(root.GetProperty("taesd_cases").EnumerateArray())
-            .Select(c => c.GetProperty("model").GetString()!).ToHashSet();
-        var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).ToHashSet();
-        Assert.Equal(folders.OrderBy(x => x), models.OrderBy(x => x));
+        var models = Transcript.AssertEveryVariantFolderHasCases(Transcript.Models("clip_cases", "taesd_cases"));
         Assert.Contains("clip-sd2-gelu-legacy-eos", models);
         Assert.Contains("taesd-3stage-up3", models);
     }

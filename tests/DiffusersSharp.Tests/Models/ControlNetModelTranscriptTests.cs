@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
@@ -18,35 +17,23 @@ namespace DiffusersSharp.Tests.Models;
 /// </summary>
 public class ControlNetModelTranscriptTests(ITestOutputHelper log)
 {
-    private const string Folder = "model-transcripts-controlnet";
     private const string FromUnetVariant = "from-unet-sdxl";
-    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
-
-    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
+    private static readonly TranscriptFolder Transcript = new("model-transcripts-controlnet");
 
     /// <summary>Every case id of cases.json (<c>variant/case</c>).</summary>
-    public static TheoryData<string> Cases()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in _cases.Value.RootElement.GetProperty("cases").EnumerateArray())
-            data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
-
-    private static JsonElement Case(string id) =>
-        _cases.Value.RootElement.GetProperty("cases").EnumerateArray().Single(c => c.GetProperty("id").GetString() == id);
+    public static TheoryData<string> Cases() => Transcript.Ids();
 
     [Theory, MemberData(nameof(Cases))]
     public void VariantMatchesTheDiffusersTranscript(string id)
     {
-        var c = Case(id);
+        var c = Transcript.Case(id);
         string model = c.GetProperty("model").GetString()!;
         var inputs = c.GetProperty("inputs").EnumerateArray().Select(x => x.GetString()!).ToHashSet();
         double scale = c.GetProperty("conditioning_scale").GetDouble();
         bool guessMode = c.GetProperty("guess_mode").GetBoolean();
         using var _ = torch.no_grad();
-        using var net = model == FromUnetVariant ? FromUnetWithRecordedControlWeights() : ControlNetModel.FromPretrained(Golden.Path(Folder, model));
-        using var golden = Golden.Open(Tensors);
+        using var net = model == FromUnetVariant ? FromUnetWithRecordedControlWeights() : ControlNetModel.FromPretrained(Transcript.Path(model));
+        using var golden = Transcript.Open();
         Tensor? Optional(string key) => inputs.Contains(key) ? golden.Load($"{id}/{key}") : null;
         using var sample = golden.Load(id + "/sample");
         using var timestep = golden.Load(id + "/timestep");
@@ -89,7 +76,7 @@ public class ControlNetModelTranscriptTests(ITestOutputHelper log)
         using var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet");
         var net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [4, 8]);
         using var noGrad = torch.no_grad();
-        using var file = Golden.Open(Path.Combine(Folder, FromUnetVariant, "not_from_unet.safetensors"));
+        using var file = Golden.Open(Path.Combine(Transcript.Folder, FromUnetVariant, "not_from_unet.safetensors"));
         var recorded = file.LoadAll();
         var unetWeights = unet.state_dict();
         var copied = new List<string>();
@@ -122,7 +109,7 @@ public class ControlNetModelTranscriptTests(ITestOutputHelper log)
         using var dir = new TempDir();
         net.SavePretrained(dir.Path);
         var actual = JsonNode.Parse(File.ReadAllText(dir.File("config.json")))!.AsObject();
-        var expected = JsonNode.Parse(File.ReadAllText(Golden.Path(Folder, FromUnetVariant, "expected_config.json")))!.AsObject();
+        var expected = JsonNode.Parse(File.ReadAllText(Transcript.Path(FromUnetVariant, "expected_config.json")))!.AsObject();
         foreach (var (key, value) in expected)
         {
             if (key == "_diffusers_version") continue;
@@ -144,10 +131,7 @@ public class ControlNetModelTranscriptTests(ITestOutputHelper log)
     [Fact]
     public void EveryVariantFolderHasCases()
     {
-        var models = _cases.Value.RootElement.GetProperty("cases").EnumerateArray()
-            .Select(c => c.GetProperty("model").GetString()!).ToHashSet();
-        var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).ToHashSet();
-        Assert.Equal(folders.OrderBy(x => x), models.OrderBy(x => x));
+        var models = Transcript.AssertEveryVariantFolderHasCases(Transcript.Models("cases"));
         Assert.Contains("sd15", models);
         Assert.Contains("sd21-linear-upcast", models);
         Assert.Contains("sdxl-text-time", models);

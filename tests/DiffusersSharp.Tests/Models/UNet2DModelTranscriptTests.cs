@@ -1,4 +1,3 @@
-using System.Text.Json;
 using DiffusersSharp.Models;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -16,31 +15,19 @@ namespace DiffusersSharp.Tests.Models;
 /// </summary>
 public class UNet2DModelTranscriptTests(ITestOutputHelper log)
 {
-    private const string Folder = "model-transcripts-unet2d";
-    private static readonly string Tensors = Path.Combine(Folder, "cases.safetensors");
-
-    private static readonly Lazy<JsonDocument> _cases = new(() => Golden.Json(Path.Combine(Folder, "cases.json")));
+    private static readonly TranscriptFolder Transcript = new("model-transcripts-unet2d");
 
     /// <summary>Every case id of cases.json (<c>variant/case</c>).</summary>
-    public static TheoryData<string> Cases()
-    {
-        var data = new TheoryData<string>();
-        foreach (var c in _cases.Value.RootElement.GetProperty("cases").EnumerateArray())
-            data.Add(c.GetProperty("id").GetString()!);
-        return data;
-    }
-
-    private static JsonElement Case(string id) =>
-        _cases.Value.RootElement.GetProperty("cases").EnumerateArray().Single(c => c.GetProperty("id").GetString() == id);
+    public static TheoryData<string> Cases() => Transcript.Ids();
 
     [Theory, MemberData(nameof(Cases))]
     public void VariantMatchesTheDiffusersTranscript(string id)
     {
-        var c = Case(id);
+        var c = Transcript.Case(id);
         string model = c.GetProperty("model").GetString()!;
         using var _ = torch.no_grad();
-        using var unet = UNet2DModel.FromPretrained(Golden.Path(Folder, model));
-        using var golden = Golden.Open(Tensors);
+        using var unet = UNet2DModel.FromPretrained(Transcript.Path(model));
+        using var golden = Transcript.Open();
         using var sample = golden.Load(id + "/sample");
         using var timestep = golden.Load(id + "/timestep");
         using var labels = c.GetProperty("class_labels").GetBoolean() ? golden.Load(id + "/class_labels") : null;
@@ -49,9 +36,7 @@ public class UNet2DModelTranscriptTests(ITestOutputHelper log)
         {
             unet.ChannelsLast = channelsLast;
             using var output = unet.Forward(sample, timestep, labels).Sample;
-            double d = Tol.MaxAbsDiff(output, expected);
-            log.WriteLine($"{id} (channels-last {channelsLast}): max |diff| = {d:E3}");
-            Tol.Close(output, expected, Tol.ModelAbs, $"{id}, channels-last {channelsLast}");
+            TranscriptFolder.Close(log, $"{id}, channels-last {channelsLast}", output, expected);
         }
     }
 
@@ -59,11 +44,7 @@ public class UNet2DModelTranscriptTests(ITestOutputHelper log)
     [Fact]
     public void EveryVariantFolderHasCases()
     {
-        var root = _cases.Value.RootElement;
-        var models = root.GetProperty("cases").EnumerateArray().Concat(root.GetProperty("vae_cases").EnumerateArray())
-            .Select(c => c.GetProperty("model").GetString()!).ToHashSet();
-        var folders = Directory.GetDirectories(Golden.Path(Folder)).Select(Path.GetFileName).ToHashSet();
-        Assert.Equal(folders.OrderBy(x => x), models.OrderBy(x => x));
+        var models = Transcript.AssertEveryVariantFolderHasCases(Transcript.Models("cases", "vae_cases"));
         Assert.Contains("ddpm-legacy", models);
         Assert.Contains("vae-3level-lpb2", models);
     }
