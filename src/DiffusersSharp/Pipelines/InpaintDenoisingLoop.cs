@@ -1,4 +1,5 @@
 using DiffusersSharp.Models;
+using DiffusersSharp.Schedulers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -27,9 +28,20 @@ internal sealed class InpaintDenoisingLoop(UNet2DConditionModel unet, bool doCla
         if (_extraChannels) return latents;
         var mask = ctx.Get(MaskKey);
         var initMask = DoClassifierFreeGuidance ? mask.chunk(2)[0] : mask;
-        var proper = imageLatents!;
-        if (step < ctx.TimestepValues.Count - 1)
-            proper = ctx.Scheduler.AddNoise(proper, noise, ctx.Timesteps.narrow(0, step + 1, 1));
+        return BlendKnownRegion(ctx.Scheduler, ctx.Timesteps, step, imageLatents!, noise, initMask, latents);
+    }
+
+    /// <summary>
+    /// The 4-channel blend after loop step <paramref name="step"/> of <paramref name="timesteps"/>: <c>init_latents_proper
+    /// = scheduler.add_noise(image_latents, noise, timesteps[step + 1])</c> (the image latents themselves after the last
+    /// step), then <c>(1 − init_mask) · init_latents_proper + init_mask · latents</c>.
+    /// </summary>
+    internal static Tensor BlendKnownRegion(IScheduler scheduler, Tensor timesteps, int step, Tensor imageLatents, Tensor noise,
+        Tensor initMask, Tensor latents)
+    {
+        var proper = imageLatents;
+        if (step < timesteps.shape[0] - 1)
+            proper = scheduler.AddNoise(proper, noise, timesteps.narrow(0, step + 1, 1));
         return (1 - initMask) * proper + initMask * latents;
     }
 }

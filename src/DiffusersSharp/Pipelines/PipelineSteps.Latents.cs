@@ -119,9 +119,23 @@ internal static partial class PipelineSteps
         Tensor? imageLatents, bool isStrengthMax, Tensor latentTimestep, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
     {
         var noise = LatentsOrNoise(cls, latents, shape, generators, dtype, device, castGiven: false);
-        bool noised = latents is null && !isStrengthMax;
-        return (noise, noised ? scheduler.AddNoise(imageLatents!, noise, latentTimestep) : noise * scheduler.InitNoiseSigma);
+        return (noise, InpaintStartLatents(scheduler, noise, imageLatents, latents is null && !isStrengthMax, latentTimestep));
     }
+
+    /// <summary>
+    /// The inpaint pipelines' start latents from their noise: <c>scheduler.add_noise(image_latents, noise,
+    /// latent_timestep)</c> when <paramref name="addNoise"/> (strength &lt; 1, no latents given), else <c>noise ·
+    /// init_noise_sigma</c>.
+    /// </summary>
+    internal static Tensor InpaintStartLatents(IScheduler scheduler, Tensor noise, Tensor? imageLatents, bool addNoise, Tensor latentTimestep) =>
+        addNoise ? scheduler.AddNoise(imageLatents!, noise, latentTimestep) : noise * scheduler.InitNoiseSigma;
+
+    /// <summary>
+    /// diffusers' img2img <c>scheduler.add_noise(init_latents, noise, timesteps[:1].repeat(batch))</c>: the image latents
+    /// (one row per image of the batch) noised to the loop's first timestep.
+    /// </summary>
+    internal static Tensor NoiseToFirstTimestep(IScheduler scheduler, Tensor initLatents, Tensor noise, Tensor timesteps) =>
+        scheduler.AddNoise(initLatents, noise, timesteps.narrow(0, 0, 1).repeat(initLatents.shape[0]));
 
     /// <summary>
     /// diffusers' <c>prepare_latents</c> before the sigma scaling: noise drawn in <paramref name="shape"/> from the

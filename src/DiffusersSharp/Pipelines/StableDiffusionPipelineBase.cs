@@ -303,7 +303,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
         Record("image_latents", initLatents);
         var noise = Runtime.TorchUtils.RandnTensor(initLatents.shape, generators, pixels.dtype, pixels.device);
         Record("noise", noise);
-        var current = Scheduler.AddNoise(initLatents, noise, timesteps.narrow(0, 0, 1).repeat(total));
+        var current = PipelineSteps.NoiseToFirstTimestep(Scheduler, initLatents, noise, timesteps);
         Record("initial_latents", current);
         return current;
     }

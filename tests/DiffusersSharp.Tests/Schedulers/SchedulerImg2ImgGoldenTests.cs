@@ -1,0 +1,128 @@
+using System.Text.Json;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Schedulers;
+
+/// <summary>
+/// The img2img / inpaint pipelines' use of every registered scheduler class against golden
+/// <c>scheduler-transcripts-img2img/</c> (a numpy transcription of diffusers 0.25.1, validated on golden B, D and E; see
+/// its README): our pipeline code slices the timesteps (<see cref="PipelineSteps.Img2ImgTimesteps"/>), noises the image
+/// latents to the first one (<see cref="PipelineSteps.NoiseToFirstTimestep"/> /
+/// <see cref="PipelineSteps.InpaintStartLatents"/>), runs the shared <see cref="DenoisingLoop"/> from the middle of the
+/// schedule with the fake model <c>0.1 · scale_model_input(x, t) + E</c>, and for inpainting blends the re-noised known
+/// region back after every step (<see cref="InpaintDenoisingLoop.BlendKnownRegion"/>). Also SDXL's <c>denoising_start</c>
+/// slice (the case's <c>strength</c> holds it) and LCM's own <c>set_timesteps(strength=...)</c>.
+/// </summary>
+public class SchedulerImg2ImgGoldenTests
+{
+    private const string Folder = "scheduler-transcripts-img2img";
+    private const string TensorFile = Folder + "/cases.safetensors";
+    private static readonly Lazy<JsonDocument> Doc = new(() => Golden.Json(Folder + "/cases.json"));
+
+    private static JsonElement Case(string name) => Doc.Value.RootElement.GetProperty("cases").GetProperty(name);
+
+    private static Tensor T(string key) => Golden.Tensor(TensorFile, key);
+
+    public static TheoryData<string> Cases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in Doc.Value.RootElement.GetProperty("cases").EnumerateObject()) data.Add(c.Name);
+        return data;
+    }
+
+    /// <summary>Every class the factory registers has img2img, inpaint and SDXL denoising_start cases.</summary>
+    [Fact]
+    public void EveryRegisteredClassIsCovered()
+    {
+        var covered = Doc.Value.RootElement.GetProperty("cases").EnumerateObject()
+            .Select(c => (Cls: c.Value.GetProperty("class").GetString()!, Mode: c.Value.GetProperty("mode").GetString()!)).ToList();
+        foreach (var cls in SchedulerFactory.KnownClasses)
+        {
+            Assert.Contains((cls, "img2img"), covered);
+            Assert.Contains((cls, "inpaint"), covered);
+            Assert.Contains((cls, "denoising-start"), covered);
+        }
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void PipelineFlowMatchesDiffusers(string name)
+    {
+        using var scope = torch.NewDisposeScope();
+        var c = Case(name);
+        string mode = c.GetProperty("mode").GetString()!;
+        int n = c.GetProperty("num_inference_steps").GetInt32();
+        double strength = c.GetProperty("strength").GetDouble();
+        var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
+        Assert.Equal(c.GetProperty("order").GetInt32(), s.Order);
+
+        Tensor timesteps;
+        if (mode == "lcm-strength")
+        {
+            ((LCMScheduler)s).SetTimesteps(n, null, null, strength);
+            timesteps = s.Timesteps;
+        }
+        else
+        {
+            PipelineSteps.Timesteps(s, n, CPU);
+            timesteps = mode == "denoising-start"
+                ? PipelineSteps.Img2ImgTimesteps(name, s, n, strength: 0.3, denoisingStart: strength)
+                : PipelineSteps.Img2ImgTimesteps(name, s, n, strength, needsInitStep: mode == "inpaint");
+        }
+        SchedulerGoldenTests.AssertExact(s.Timesteps, T($"{name}/timesteps_full"), $"{name} timesteps_full");
+        SchedulerGoldenTests.AssertExact(timesteps, T($"{name}/timesteps"), $"{name} timesteps after strength");
+
+        var image = T("inputs/image_latents");
+        var noise = T("inputs/noise");
+        var e = T("inputs/E");
+        var mask = mode == "inpaint" ? T("inputs/mask") : null;
+        var start = mode switch
+        {
+            "inpaint" => PipelineSteps.InpaintStartLatents(s, noise, image, addNoise: strength != 1.0, timesteps.narrow(0, 0, 1).repeat(1)),
+            "denoising-start" => image, // SDXL: the base run's latents go on without add_noise
+            _ => PipelineSteps.NoiseToFirstTimestep(s, image, noise, timesteps),
+        };
+        SchedulerGoldenTests.Rel(start, T($"{name}/start_latents"), $"{name} start latents");
+
+        var stepNoise = c.GetProperty("noise_draws").GetInt32() > 0 ? T($"{name}/noise") : null;
+        int draws = 0;
+        var loop = new FakeModelLoop(name, e, image, noise, mask, T($"{name}/prev_sample"), mask is null ? null : T($"{name}/blended"));
+        var ctx = new DenoisingContext(name, s, timesteps, start.clone())
+        {
+            StepOptions = new StepOptions
+            {
+                VarianceNoise = shape =>
+                {
+                    Assert.True(stepNoise is not null && draws < stepNoise.shape[0], $"{name}: draws more step noise than diffusers");
+                    return stepNoise![draws++];
+                },
+            },
+        };
+        loop.Run(ctx);
+        Assert.Equal(c.GetProperty("loop_steps").GetInt32(), loop.Steps);
+        Assert.Equal(c.GetProperty("noise_draws").GetInt32(), draws);
+    }
+
+    /// <summary>The shared loop with the golden recipe's model, checking each step's sample (and the inpaint blend).</summary>
+    private sealed class FakeModelLoop(string name, Tensor e, Tensor image, Tensor noise, Tensor? mask, Tensor prevExpected,
+        Tensor? blendedExpected) : DenoisingLoop
+    {
+        public int Steps { get; private set; }
+
+        protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents) =>
+            0.1 * ctx.Scheduler.ScaleModelInput(latents, ctx.TimestepValues[step]) + e;
+
+        protected override Tensor AfterStep(DenoisingContext ctx, int step, Tensor latents)
+        {
+            Steps = step + 1;
+            SchedulerGoldenTests.Rel(latents, prevExpected[step], $"{name} step {step} prev_sample");
+            if (mask is null) return latents;
+            var blended = InpaintDenoisingLoop.BlendKnownRegion(ctx.Scheduler, ctx.Timesteps, step, image, noise, mask, latents);
+            SchedulerGoldenTests.Rel(blended, blendedExpected![step], $"{name} step {step} blended latents");
+            return blended;
+        }
+    }
+}
