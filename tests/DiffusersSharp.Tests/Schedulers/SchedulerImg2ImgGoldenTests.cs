@@ -89,7 +89,7 @@ public class SchedulerImg2ImgGoldenTests
 
         var stepNoise = c.GetProperty("noise_draws").GetInt32() > 0 ? T($"{name}/noise") : null;
         int draws = 0;
-        var loop = new FakeModelLoop(name, e, image, noise, mask, T($"{name}/prev_sample"), mask is null ? null : T($"{name}/blended"));
+        var loop = new FakeModelLoop(name, e, image, noise, mask, T(mask is null ? $"{name}/prev_sample" : $"{name}/blended"));
         var ctx = new DenoisingContext(name, s, timesteps, start.clone())
         {
             StepOptions = new StepOptions
@@ -106,9 +106,8 @@ public class SchedulerImg2ImgGoldenTests
         Assert.Equal(c.GetProperty("noise_draws").GetInt32(), draws);
     }
 
-    /// <summary>The shared loop with the golden recipe's model, checking each step's sample (and the inpaint blend).</summary>
-    private sealed class FakeModelLoop(string name, Tensor e, Tensor image, Tensor noise, Tensor? mask, Tensor prevExpected,
-        Tensor? blendedExpected) : DenoisingLoop
+    /// <summary>The shared loop with the golden recipe's model, checking each step's sample (inpaint: after the blend).</summary>
+    private sealed class FakeModelLoop(string name, Tensor e, Tensor image, Tensor noise, Tensor? mask, Tensor expected) : DenoisingLoop
     {
         public int Steps { get; private set; }
 
@@ -118,11 +117,9 @@ public class SchedulerImg2ImgGoldenTests
         protected override Tensor AfterStep(DenoisingContext ctx, int step, Tensor latents)
         {
             Steps = step + 1;
-            SchedulerGoldenTests.Rel(latents, prevExpected[step], $"{name} step {step} prev_sample");
-            if (mask is null) return latents;
-            var blended = InpaintDenoisingLoop.BlendKnownRegion(ctx.Scheduler, ctx.Timesteps, step, image, noise, mask, latents);
-            SchedulerGoldenTests.Rel(blended, blendedExpected![step], $"{name} step {step} blended latents");
-            return blended;
+            if (mask is not null) latents = InpaintDenoisingLoop.BlendKnownRegion(ctx.Scheduler, ctx.Timesteps, step, image, noise, mask, latents);
+            SchedulerGoldenTests.Rel(latents, expected[step], $"{name} step {step} {(mask is null ? "prev_sample" : "blended latents")}");
+            return latents;
         }
     }
 }
