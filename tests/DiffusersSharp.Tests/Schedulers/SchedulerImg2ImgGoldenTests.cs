@@ -106,6 +106,31 @@ public class SchedulerImg2ImgGoldenTests
         Assert.Equal(c.GetProperty("noise_draws").GetInt32(), draws);
     }
 
+    /// <summary>
+    /// A batch of two images: <c>timesteps[:1].repeat(batch)</c> noises each with the first timestep's σ / ᾱ (the
+    /// schedulers look every entry up), so each row is the one-image case's start latents.
+    /// </summary>
+    [Theory, MemberData(nameof(Cases))]
+    public void StartLatentsOfABatchAreEachImages(string name)
+    {
+        using var scope = torch.NewDisposeScope();
+        var c = Case(name);
+        string mode = c.GetProperty("mode").GetString()!;
+        if (mode is not ("img2img" or "inpaint") || c.GetProperty("strength").GetDouble() == 1.0 && mode == "inpaint") return;
+        int n = c.GetProperty("num_inference_steps").GetInt32();
+        var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
+        PipelineSteps.Timesteps(s, n, CPU);
+        var timesteps = PipelineSteps.Img2ImgTimesteps(name, s, n, c.GetProperty("strength").GetDouble());
+        var image = T("inputs/image_latents").repeat(2, 1, 1, 1);
+        var noise = T("inputs/noise").repeat(2, 1, 1, 1);
+        var start = mode == "inpaint"
+            ? PipelineSteps.InpaintStartLatents(s, noise, image, addNoise: true, timesteps.narrow(0, 0, 1).repeat(2))
+            : PipelineSteps.NoiseToFirstTimestep(s, image, noise, timesteps);
+        Assert.Equal([2L, 4, 8, 8], start.shape);
+        var expected = T($"{name}/start_latents");
+        for (int b = 0; b < 2; b++) SchedulerGoldenTests.Rel(start.narrow(0, b, 1), expected, $"{name} start latents of image {b}");
+    }
+
     /// <summary>The shared loop with the golden recipe's model, checking each step's sample (inpaint: after the blend).</summary>
     private sealed class FakeModelLoop(string name, Tensor e, Tensor image, Tensor noise, Tensor? mask, Tensor expected) : DenoisingLoop
     {
