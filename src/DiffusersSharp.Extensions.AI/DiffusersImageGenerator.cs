@@ -184,16 +184,32 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         if (value is T t) return t;
         try
         {
+            if (target == typeof(Dictionary<string, double>) && value is JsonElement { ValueKind: JsonValueKind.Array } list
+                && list.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String))
+                return (T)(object)Names(list.EnumerateArray().Select(e => e.GetString()!), key);
             if (value is JsonElement je) return (T?)je.Deserialize(target);
             if (value is IConvertible && target.IsPrimitive) return (T)Convert.ChangeType(value, target, CultureInfo.InvariantCulture);
             if (value is IDictionary<string, double> d && target == typeof(Dictionary<string, double>)) return (T)(object)new Dictionary<string, double>(d);
-            if (value is IEnumerable<string> names && target == typeof(Dictionary<string, double>)) return (T)(object)names.ToDictionary(n => n, _ => 1.0);
+            if (value is IEnumerable<string> names && target == typeof(Dictionary<string, double>)) return (T)(object)Names(names, key);
         }
         catch (Exception e) when (e is InvalidCastException or FormatException or OverflowException or JsonException)
         {
             throw new ArgumentException($"AdditionalProperties '{key}': cannot read {value} as {Described(target)}", key, e);
         }
         throw new ArgumentException($"AdditionalProperties '{key}': expected {Described(target)}, got {value.GetType().Name} {value}", key);
+    }
+
+    /// <summary>
+    /// A list of LoRA names (a .NET one or a JSON array of strings, as the server's <c>loras</c> takes), each at weight 1;
+    /// a name given twice is refused naming the property, as the server refuses it.
+    /// </summary>
+    private static Dictionary<string, double> Names(IEnumerable<string> names, string key)
+    {
+        var weights = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var name in names)
+            if (!weights.TryAdd(name, 1.0))
+                throw new ArgumentException($"AdditionalProperties '{key}': '{name}' is given twice", key);
+        return weights;
     }
 
     /// <summary>What a property of <paramref name="target"/> type takes, in words (not a generic type's CLR name).</summary>

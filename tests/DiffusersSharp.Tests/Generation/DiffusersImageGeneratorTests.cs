@@ -263,6 +263,26 @@ public class DiffusersImageGeneratorTests
     }
 
     [Fact]
+    public void LorasTakeAJsonListOfNamesAsTheDotNetList()
+    {
+        // the refusal says "or a list of names", and the server takes a JSON list; a JsonElement array (what properties
+        // deserialized from JSON hold) was refused: "cannot read ["style", "ink"] as an object of names to weights or a list of names"
+        using var service = GenerationService.Load(Model);
+        using var generator = new DiffusersImageGenerator(service);
+        var list = System.Text.Json.JsonDocument.Parse("[\"style\", \"ink\"]").RootElement;
+        Assert.Equal(new Dictionary<string, double> { ["style"] = 1.0, ["ink"] = 1.0 }, WithProperty(generator, "loras", list).Loras);
+        Assert.Equal(new Dictionary<string, double> { ["style"] = 1.0 }, WithProperty(generator, "loras", new[] { "style" }).Loras);
+        // a name twice is refused naming the property in both forms (the .NET list died in ToDictionary: "An item with the
+        // same key has already been added")
+        Refused(generator, "loras", new[] { "style", "style" }, "AdditionalProperties 'loras': 'style' is given twice");
+        Refused(generator, "loras", System.Text.Json.JsonDocument.Parse("[\"style\", \"style\"]").RootElement,
+            "AdditionalProperties 'loras': 'style' is given twice");
+        // a list of anything else is still refused
+        Refused(generator, "loras", System.Text.Json.JsonDocument.Parse("[1]").RootElement,
+            "AdditionalProperties 'loras': cannot read [1] as an object of names to weights or a list of names");
+    }
+
+    [Fact]
     public void IntegerPropertiesTakeTheOtherNumericTypesToo()
     {
         // "a whole number of any numeric type": nint, Int128, BigInteger and Half were refused ("expected an integer, got Half 4")
