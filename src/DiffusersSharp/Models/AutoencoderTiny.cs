@@ -209,14 +209,16 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
 
     /// <summary>
     /// diffusers' <c>AutoencoderTiny.forward</c>: encode, quantise the latents to 8 bits as if stored in an RGBA image
-    /// (<see cref="QuantizeLatents"/>), read them back (<see cref="DequantizeLatents"/>), decode.
+    /// (<see cref="QuantizeLatents"/>), read them back (<see cref="DequantizeLatents"/>), decode. The latents read back are
+    /// decoded in the model's dtype: with tiling on, the encode gives float32 whatever the model's dtype (as diffusers
+    /// 0.25.1's <c>_tiled_encode</c> does, after which its half-precision decode fails on the dtype mismatch).
     /// </summary>
     public DecoderOutput Forward(Tensor sample)
     {
         using var scope = torch.NewDisposeScope();
         using var enc = Encode(sample);
         var quantized = QuantizeLatents(enc.Latents);
-        var unscaled = DequantizeLatents(quantized).to(enc.Latents.dtype);
+        var unscaled = DequantizeLatents(quantized).to(DType);
         var dec = Decode(unscaled).Sample;
         return new DecoderOutput(dec.MoveToOuterDisposeScope());
     }

@@ -237,6 +237,29 @@ public class AutoencoderTinyTilingTests(ITestOutputHelper log)
     }
 
     /// <summary>
+    /// Forward (encode, quantise, decode) of a bfloat16 model with tiling on: the tiled encode gives float32 latents, and
+    /// the decode died on them with libtorch's dtype mismatch (diffusers' half-precision forward fails the same way); the
+    /// latents read back are now decoded in the model's dtype.
+    /// </summary>
+    [Fact]
+    public void TiledForwardOfAHalfPrecisionModelDecodesInTheModelsDtype()
+    {
+        using var _ = torch.no_grad();
+        using var bf16 = AutoencoderTiny.FromPretrained(Golden.Path(Folder, "taesd-4stage"),
+            options: new LoadOptions { Dtype = ScalarType.BFloat16 });
+        bf16.EnableTiling();
+        var c = Case("taesd-4stage/encode");
+        using var image = Pattern(c.GetProperty("input_pattern"), [1, 3, 64, 72]).to(ScalarType.BFloat16);
+        using var output = bf16.Forward(image).Sample;
+        Assert.Equal(new long[] { 1, 3, 64, 72 }, output.shape);
+        Assert.Equal(ScalarType.Float32, output.dtype);
+        using var latents = bf16.Encode(image).Latents;
+        using var readBack = bf16.DequantizeLatents(bf16.QuantizeLatents(latents)).to(ScalarType.BFloat16);
+        using var expected = bf16.Decode(readBack).Sample;
+        Check("tiled bf16 forward", output, expected, 0.0);
+    }
+
+    /// <summary>
     /// A pipeline decodes through its VAE's tiling (diffusers' <c>pipe.enable_vae_tiling()</c> is
     /// <c>pipe.vae.enable_tiling()</c>): tiny-sd with the tiny TAESD tiled fails as diffusers does (the decoder's scale 2
     /// is not 2 ** out_channels = 8); with SpatialScaleFactor 2 its 32×32 latents are one tile and the image is the
