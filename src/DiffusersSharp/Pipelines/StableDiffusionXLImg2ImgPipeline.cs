@@ -104,7 +104,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         {
             var noise = Runtime.TorchUtils.RandnTensor(current.shape, gens, current.dtype, current.device);
             Record("latent_noise", noise);
-            current = Scheduler.AddNoise(current, noise, timesteps.narrow(0, 0, 1).repeat(total));
+            current = PipelineSteps.NoiseToFirstTimestep(Scheduler, current, noise, timesteps);
         }
 
         // 7. added time ids, [negative × batch; positive × batch]
