@@ -8,6 +8,7 @@ using C = DiffusersSharp.Tests.Schedulers.SchedulerGoldenCases;
 namespace DiffusersSharp.Tests.Schedulers;
 
 /// <summary>Every implemented case of golden/schedulers.json (README section B) and of the other SchedulerGoldenCases sources, generically.</summary>
+[Collection(SchedulerGoldenCollection.Name)]
 public class SchedulerGoldenTests
 {
     public static TheoryData<string> Cases => C.Implemented();

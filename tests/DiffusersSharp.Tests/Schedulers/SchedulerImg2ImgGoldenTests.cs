@@ -17,6 +17,7 @@ namespace DiffusersSharp.Tests.Schedulers;
 /// region back after every step (<see cref="InpaintDenoisingLoop.BlendKnownRegion"/>). Also SDXL's <c>denoising_start</c>
 /// slice (the case's <c>strength</c> holds it) and LCM's own <c>set_timesteps(strength=...)</c>.
 /// </summary>
+[Collection(SchedulerGoldenCollection.Name)]
 public class SchedulerImg2ImgGoldenTests
 {
     private const string Folder = "scheduler-transcripts-img2img";
