@@ -21,7 +21,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 import numpy as np
@@ -31,211 +30,12 @@ GOLDEN = os.path.join(HERE, "..")
 F32 = np.float32
 
 
-# ---------------------------------------------------------------- safetensors
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64, "F16": np.float16}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors, metadata=None):
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16"}
-    items = sorted(tensors.items(), key=lambda kv: kv[0])
-    header, blobs, off = {}, [], 0
-    if metadata:
-        header["__metadata__"] = metadata
-    for k, a in items:
-        a = np.ascontiguousarray(a)
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-# ---------------------------------------------------------------- parameters
-
-class Params:
-    """Weights by state-dict name. With `rng` set, a missing weight is made (seeded, in forward order)."""
-
-    def __init__(self, tensors=None, rng=None, dtype=F32):
-        self.t = dict(tensors or {})
-        self.rng = rng
-        self.dtype = dtype      # the file's dtype (float16: the model computes in float32 on the rounded weights)
-        self.used = set()
-
-    def get(self, name, shape, kind):
-        if name not in self.t:
-            if self.rng is None:
-                raise KeyError(name)
-            self.t[name] = self.make(shape, kind)
-        a = self.t[name]
-        assert tuple(a.shape) == tuple(shape), (name, a.shape, shape)
-        self.used.add(name)
-        return a.astype(np.float64)
-
-    def make(self, shape, kind):
-        r = self.rng
-        if kind == "weight":          # conv / linear weight: unit-variance outputs
-            fan_in = int(np.prod(shape[1:]))
-            a = r.standard_normal(shape) / math.sqrt(fan_in)
-        elif kind == "bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "norm_weight":
-            a = 1.0 + 0.1 * r.standard_normal(shape)
-        elif kind == "norm_bias":
-            a = 0.1 * r.standard_normal(shape)
-        elif kind == "embedding":
-            a = r.standard_normal(shape)
-        else:
-            raise ValueError(kind)
-        return a.astype(self.dtype)
-
-
-_erf = np.vectorize(math.erf)
-
-
-# ---------------------------------------------------------------- AutoencoderTiny (diffusers 0.25.1)
-
-TAESD_DEFAULTS = dict(in_channels=3, out_channels=3, encoder_block_out_channels=[64, 64, 64, 64],
-                      decoder_block_out_channels=[64, 64, 64, 64], act_fn="relu", latent_channels=4,
-                      upsampling_scaling_factor=2, num_encoder_blocks=[1, 3, 3, 3], num_decoder_blocks=[3, 3, 3, 1],
-                      latent_magnitude=3, latent_shift=0.5, force_upcast=False, scaling_factor=1.0)
-
-
-def conv2d(P, name, x, cin, cout, k, stride=1, padding=0, bias=True):
-    w = P.get(name + ".weight", (cout, cin, k, k), "weight")
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
-    y = np.einsum("nchwij,ocij->nohw", win, w, optimize=True)
-    if bias:
-        y = y + P.get(name + ".bias", (cout,), "bias")[None, :, None, None]
-    return y
-
-
-def get_activation(name, x):
-    """diffusers 0.25.1 get_activation: the name lowercased; swish/silu, mish, gelu (exact), relu."""
-    name = name.lower()
-    if name in ("silu", "swish"):
-        return x / (1.0 + np.exp(-x))
-    if name == "mish":
-        return x * np.tanh(np.logaddexp(0.0, x))
-    if name == "gelu":
-        return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
-    if name == "relu":
-        return np.maximum(x, 0.0)
-    raise ValueError(name)
-
-
-def tiny_block(P, name, x, c, act):
-    """AutoencoderTinyBlock(c, c): relu(conv(x) + x), conv = conv3 act conv3 act conv3 (layers conv.0/2/4)."""
-    h = conv2d(P, name + ".conv.0", x, c, c, 3, padding=1)
-    h = conv2d(P, name + ".conv.2", get_activation(act, h), c, c, 3, padding=1)
-    h = conv2d(P, name + ".conv.4", get_activation(act, h), c, c, 3, padding=1)
-    return np.maximum(h + x, 0.0)
-
-
-def taesd_encode(P, cfg, x, hook=None):
-    h = (x.astype(np.float64) + 1.0) / 2.0
-    i = 0
-    boc, act = cfg["encoder_block_out_channels"], cfg["act_fn"]
-    for s, nb in enumerate(cfg["num_encoder_blocks"]):
-        c = boc[s]
-        if s == 0:
-            h = conv2d(P, f"encoder.layers.{i}", h, cfg["in_channels"], c, 3, padding=1)
-        else:
-            h = conv2d(P, f"encoder.layers.{i}", h, c, c, 3, stride=2, padding=1, bias=False)
-        if hook:
-            hook(f"encoder.layers.{i}", h)
-        i += 1
-        for _ in range(nb):
-            h = tiny_block(P, f"encoder.layers.{i}", h, c, act)
-            if hook:
-                hook(f"encoder.layers.{i}", h)
-            i += 1
-    h = conv2d(P, f"encoder.layers.{i}", h, boc[-1], cfg["latent_channels"], 3, padding=1)
-    if hook:
-        hook(f"encoder.layers.{i}", h)
-    return h
-
-
-def taesd_decode(P, cfg, z, hook=None):
-    h = np.tanh(z.astype(np.float64) / 3.0) * 3.0
-    boc, act, f = cfg["decoder_block_out_channels"], cfg["act_fn"], cfg["upsampling_scaling_factor"]
-    h = conv2d(P, "decoder.layers.0", h, cfg["latent_channels"], boc[0], 3, padding=1)
-    if hook:
-        hook("decoder.layers.0", h)
-    h = get_activation(act, h)
-    if hook:
-        hook("decoder.layers.1", h)
-    i = 2
-    nbs = cfg["num_decoder_blocks"]
-    for s, nb in enumerate(nbs):
-        final = s == len(nbs) - 1
-        c = boc[s]
-        for _ in range(nb):
-            h = tiny_block(P, f"decoder.layers.{i}", h, c, act)
-            if hook:
-                hook(f"decoder.layers.{i}", h)
-            i += 1
-        if not final:   # nn.Upsample(scale_factor=f): nearest
-            h = h.repeat(f, axis=2).repeat(f, axis=3)
-            if hook:
-                hook(f"decoder.layers.{i}", h)
-            i += 1
-        h = conv2d(P, f"decoder.layers.{i}", h, c, cfg["out_channels"] if final else c, 3, padding=1, bias=final)
-        if hook:
-            hook(f"decoder.layers.{i}", h)
-        i += 1
-    return h * 2.0 - 1.0
-
-
-def scale_latents_f32(cfg, x):
-    """scale_latents in float32 as torch runs it: x.div(2 * magnitude).add(shift).clamp(0, 1)."""
-    x = np.asarray(x, dtype=F32)
-    y = (x / F32(2 * cfg["latent_magnitude"])).astype(F32)
-    y = (y + F32(cfg["latent_shift"])).astype(F32)
-    return np.clip(y, F32(0), F32(1))
-
-
-def unscale_latents_f32(cfg, x):
-    x = np.asarray(x, dtype=F32)
-    return ((x - F32(cfg["latent_shift"])).astype(F32) * F32(2 * cfg["latent_magnitude"])).astype(F32)
-
-
-def quantize(cfg, latents):
-    """scale_latents(latents).mul_(255).round_().byte(), and the float32 value before rounding."""
-    pre = (scale_latents_f32(cfg, latents) * F32(255)).astype(F32)
-    return np.round(pre).astype(np.int64), pre
-
-
-
-# ---------------------------------------------------------------- validation on the goldens
-
-def err(actual, expected):
-    a = np.asarray(actual, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    assert a.shape == e.shape, (a.shape, e.shape)
-    d = np.abs(a - e)
-    return float(d.max()), float((d / np.maximum(np.abs(e), 1e-3)).max())
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+from torchlike import SequentialParams as Params, err, read_safetensors, write_safetensors  # noqa: E402,F401
+from torchlike import check_intermediates as _check_intermediates  # noqa: E402
+from taesd import (TAESD_DEFAULTS, quantize, scale_latents_f32, taesd_decode, taesd_encode,  # noqa: E402,F401
+                   unscale_latents_f32)
 
 
 def load_model(*parts, weights="model.safetensors"):
@@ -246,15 +46,7 @@ def load_model(*parts, weights="model.safetensors"):
 
 
 def check_intermediates(exp, prefix, inter, report):
-    for k, v in inter.items():
-        key = prefix + k
-        if key in exp:
-            report[key] = err(v, exp[key])
-        elif key + "#corner8" in exp:
-            dims = tuple(d for d in range(v.ndim) if d != 1)
-            a = max(err(v[:, :, :8, :8], exp[key + "#corner8"])[0], err(v.mean(dims), exp[key + "#chmean"])[0],
-                    err(v.std(dims, ddof=1), exp[key + "#chstd"])[0])
-            report[key] = (a, None)
+    _check_intermediates(exp, prefix, inter, report, with_rel=True)
 
 
 def validate_taesd():
