@@ -32,60 +32,9 @@ F32 = np.float32
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
-from torchlike import SequentialParams as Params, err, read_safetensors, write_safetensors  # noqa: E402,F401
-from torchlike import check_intermediates as _check_intermediates  # noqa: E402
-from taesd import (TAESD_DEFAULTS, quantize, scale_latents_f32, taesd_decode, taesd_encode,  # noqa: E402,F401
-                   unscale_latents_f32)
-
-
-def load_model(*parts, weights="model.safetensors"):
-    folder = os.path.join(GOLDEN, *parts)
-    cfg = json.load(open(os.path.join(folder, "config.json")))
-    w = read_safetensors(os.path.join(folder, weights))
-    return cfg, w
-
-
-def check_intermediates(exp, prefix, inter, report):
-    _check_intermediates(exp, prefix, inter, report, with_rel=True)
-
-
-def validate_taesd():
-    report = {}
-    exp = read_safetensors(os.path.join(GOLDEN, "tiny-taesd-expected.safetensors"))
-    cfg, w = load_model("tiny-taesd", weights="diffusion_pytorch_model.safetensors")
-    cfg = {**TAESD_DEFAULTS, **{k: v for k, v in cfg.items() if not k.startswith("_")}}
-    P = Params(w)
-    inter = {}
-    lat = taesd_encode(P, cfg, exp["taesd/image"], hook=lambda k, v: inter.__setitem__(k, v))
-    check_intermediates(exp, "taesd/encode_intermediate/", inter, report)
-    report["taesd/encode/latents"] = err(lat, exp["taesd/encode/latents"])
-    inter = {}
-    dec = taesd_decode(P, cfg, exp["taesd/z"], hook=lambda k, v: inter.__setitem__(k, v))
-    check_intermediates(exp, "taesd/decode_intermediate/", inter, report)
-    report["taesd/decode"] = err(dec, exp["taesd/decode"])
-    report["taesd/scale_latents"] = err(scale_latents_f32(cfg, lat), exp["taesd/scale_latents"])
-    q, pre = quantize(cfg, lat.astype(F32))
-    margin = float(np.abs(pre - np.floor(pre) - 0.5).min())
-    report["taesd/quantized_uint8 (count of differing values)"] = (float((q != exp["taesd/quantized_uint8"]).sum()), None)
-    unscaled = unscale_latents_f32(cfg, (q.astype(F32) / F32(255.0)).astype(F32))
-    report["taesd/unscaled"] = err(unscaled, exp["taesd/unscaled"])
-    report["taesd/forward"] = err(taesd_decode(P, cfg, unscaled), exp["taesd/forward"])
-    assert set(w) == P.used, set(w) - P.used
-    return report, margin
-
-
-def print_report(report, limit, what):
-    worst = 0.0
-    for k, (a, r) in report.items():
-        print(f"  {k}: max abs {a:.3e}" + (f", max rel {r:.3e}" if r is not None else ""))
-        if "count" not in k:
-            worst = max(worst, a)
-        elif a != 0:
-            sys.exit(f"{what}: {k} = {a}")
-    if worst > limit:
-        sys.exit(f"transcription does not reproduce {what}: max abs error {worst:.3e}")
-    return worst
-
+from torchlike import SequentialParams as Params, write_safetensors  # noqa: E402
+from taesd import (TAESD_DEFAULTS, load_model, print_report, quantize, scale_latents_f32, taesd_decode,  # noqa: E402,F401
+                   taesd_encode, unscale_latents_f32, validate_taesd)
 
 
 # ---------------------------------------------------------------- diffusers 0.25.1 AutoencoderTiny tiling

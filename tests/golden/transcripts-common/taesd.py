@@ -1,8 +1,15 @@
 """diffusers 0.25.1's AutoencoderTiny (EncoderTiny / DecoderTiny / AutoencoderTinyBlock, scale_latents / unscale_latents)
 in numpy, shared by model-transcripts-clip-taesd and model-transcripts-taesd-tiling (validated on tiny-taesd by both)."""
+import json
+import os
+import sys
+
 import numpy as np
 
-from torchlike import F32, activation as get_activation, conv2d
+from torchlike import (F32, SequentialParams as Params, activation as get_activation, check_intermediates, conv2d,
+                       err, read_safetensors)
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 # ---------------------------------------------------------------- AutoencoderTiny (diffusers 0.25.1)
 
@@ -92,3 +99,50 @@ def quantize(cfg, latents):
     """scale_latents(latents).mul_(255).round_().byte(), and the float32 value before rounding."""
     pre = (scale_latents_f32(cfg, latents) * F32(255)).astype(F32)
     return np.round(pre).astype(np.int64), pre
+
+
+# ---------------------------------------------------------------- validation on the golden tiny-taesd (README section I)
+
+def load_model(*parts, weights="model.safetensors"):
+    folder = os.path.join(GOLDEN, *parts)
+    cfg = json.load(open(os.path.join(folder, "config.json")))
+    w = read_safetensors(os.path.join(folder, weights))
+    return cfg, w
+
+
+def validate_taesd():
+    report = {}
+    exp = read_safetensors(os.path.join(GOLDEN, "tiny-taesd-expected.safetensors"))
+    cfg, w = load_model("tiny-taesd", weights="diffusion_pytorch_model.safetensors")
+    cfg = {**TAESD_DEFAULTS, **{k: v for k, v in cfg.items() if not k.startswith("_")}}
+    P = Params(w)
+    inter = {}
+    lat = taesd_encode(P, cfg, exp["taesd/image"], hook=lambda k, v: inter.__setitem__(k, v))
+    check_intermediates(exp, "taesd/encode_intermediate/", inter, report, with_rel=True)
+    report["taesd/encode/latents"] = err(lat, exp["taesd/encode/latents"])
+    inter = {}
+    dec = taesd_decode(P, cfg, exp["taesd/z"], hook=lambda k, v: inter.__setitem__(k, v))
+    check_intermediates(exp, "taesd/decode_intermediate/", inter, report, with_rel=True)
+    report["taesd/decode"] = err(dec, exp["taesd/decode"])
+    report["taesd/scale_latents"] = err(scale_latents_f32(cfg, lat), exp["taesd/scale_latents"])
+    q, pre = quantize(cfg, lat.astype(F32))
+    margin = float(np.abs(pre - np.floor(pre) - 0.5).min())
+    report["taesd/quantized_uint8 (count of differing values)"] = (float((q != exp["taesd/quantized_uint8"]).sum()), None)
+    unscaled = unscale_latents_f32(cfg, (q.astype(F32) / F32(255.0)).astype(F32))
+    report["taesd/unscaled"] = err(unscaled, exp["taesd/unscaled"])
+    report["taesd/forward"] = err(taesd_decode(P, cfg, unscaled), exp["taesd/forward"])
+    assert set(w) == P.used, set(w) - P.used
+    return report, margin
+
+
+def print_report(report, limit, what):
+    worst = 0.0
+    for k, (a, r) in report.items():
+        print(f"  {k}: max abs {a:.3e}" + (f", max rel {r:.3e}" if r is not None else ""))
+        if "count" not in k:
+            worst = max(worst, a)
+        elif a != 0:
+            sys.exit(f"{what}: {k} = {a}")
+    if worst > limit:
+        sys.exit(f"transcription does not reproduce {what}: max abs error {worst:.3e}")
+    return worst
