@@ -98,14 +98,8 @@ public sealed class ComponentOptions
     internal static IVae LoadVae(CliContext ctx, string vae, LatentSpace space, UNet2DConditionModel unet, string? cacheDir)
     {
         var (id, revision) = vae == "tiny" ? (VaeLoader.TaesdIdFor(space), null) : WeightSource.Repository(vae);
-        var loaded = WeightSource.Load("--vae", vae, () => VaeLoader.FromPretrained(id, LoadOptions.Default with
-        {
-            Dtype = unet.DType,
-            Device = unet.Device,
-            CacheDir = cacheDir,
-            Revision = revision,
-            Log = ctx.Warn,
-        }));
+        var loaded = WeightSource.Load("--vae", vae, () => VaeLoader.FromPretrained(id,
+            WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn) with { Dtype = unet.DType, Device = unet.Device }));
         ctx.Out.WriteLine($"vae: {loaded.ClassName} from {(vae == "tiny" ? id : vae)} · {loaded.DType}");
         return loaded;
     }

@@ -77,7 +77,7 @@ public sealed class PreviewOptions
             string option = v.Vae is null ? "--preview-every: the preview VAE" : "--preview-vae";
             var loaded = WeightSource.Load(option, id,
                 () => NativeFailures.During($"loading the preview VAE {id}", () => VaeLoader.FromPretrained(vaeId,
-                    LoadOptions.Default with { Revision = revision, CacheDir = cacheDir, Log = ctx.Warn })));
+                    WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn))));
             if (loaded is not AutoencoderTiny t)
             {
                 loaded.Dispose();

@@ -74,9 +74,10 @@ public static partial class WeightSource
 
     /// <summary>
     /// How a source's Hub id is fetched: its revision and the run's cache folder (null: the environment's); the rest
-    /// (offline mode, endpoint, token) from the environment, as for <c>--model</c>.
+    /// (offline mode, endpoint, token) from the environment, as for <c>--model</c>; loading warnings to <paramref name="log"/>.
     /// </summary>
-    public static LoadOptions LoadOptionsFor(string? revision, string? cacheDir) => new() { Revision = revision, CacheDir = cacheDir };
+    public static LoadOptions LoadOptionsFor(string? revision, string? cacheDir, Action<string>? log = null) =>
+        new() { Revision = revision, CacheDir = cacheDir, Log = log };
 
     /// <summary>
     /// <c>org/name</c> → (id, null, null); <c>org/name/file</c> → (<c>org/name</c>, <c>file</c>, null); the same with

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using DiffusersSharp.Hub;
 
 namespace DiffusersSharp.Loading;
@@ -12,7 +11,7 @@ namespace DiffusersSharp.Loading;
 /// An id that is not cached is downloaded into that cache with <see cref="HubClient.DownloadFolderAsync"/> (only the
 /// files <c>from_pretrained</c> needs), unless <c>localFilesOnly</c> or <c>HF_HUB_OFFLINE=1</c>.
 /// </summary>
-public static partial class PretrainedLocator
+public static class PretrainedLocator
 {
     /// <summary>
     /// The local folder of <paramref name="idOrPath"/> (and of its <paramref name="subfolder"/>, when given). Of
@@ -237,10 +236,11 @@ public static partial class PretrainedLocator
     /// <summary>The Hub cache folder the environment selects (see the class summary; <see cref="HubSettings.DefaultCacheDir"/>).</summary>
     public static string DefaultCacheDir() => HubSettings.DefaultCacheDir();
 
-    /// <summary>huggingface_hub's <c>validate_repo_id</c>: <c>name</c> or <c>namespace/name</c>.</summary>
-    public static bool IsValidRepoId(string id) =>
-        RepoId().IsMatch(id) && !id.Contains("--") && !id.Contains("..") && !id.EndsWith(".git", StringComparison.Ordinal)
-        && id.Split('/')[^1].Length <= 96;
+    /// <summary>
+    /// huggingface_hub's <c>validate_repo_id</c>: <c>name</c> or <c>namespace/name</c>. The one rule is
+    /// <see cref="HubRepoId.IsValid"/>; this name stays for the loaders' callers.
+    /// </summary>
+    public static bool IsValidRepoId(string id) => HubRepoId.IsValid(id);
 
     /// <summary>
     /// The cache folder name of a model repo, <c>models--org--name</c>: <see cref="HubRepoId.FolderName"/>, which refuses an
@@ -258,7 +258,4 @@ public static partial class PretrainedLocator
             throw new DiffusersException($"'{idOrPath}' has no subfolder '{subfolder}' ({sub} does not exist)") { FilePath = sub };
         return sub;
     }
-
-    [GeneratedRegex(@"^([A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?/)?[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?$")]
-    private static partial Regex RepoId();
 }

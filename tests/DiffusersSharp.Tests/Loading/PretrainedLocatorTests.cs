@@ -207,6 +207,20 @@ public class PretrainedLocatorTests
     [InlineData("runwayml/stable-diffusion-v1.5_x", true)]
     public void ValidIds(string id, bool valid) => Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
 
+    // One id rule (huggingface_hub 0.20.3's validate_repo_id, whose \w is Unicode): the loaders' check is the Hub client's.
+    [Theory]
+    [InlineData("ユーザー/モデル", true)]
+    [InlineData("café/modèle-1", true)]
+    [InlineData("org/x_", true)]
+    [InlineData("org/é.", false)]
+    [InlineData("a/b/c", false)]
+    [InlineData("org/name.git", false)]
+    public void LoadersAndHubClientShareOneIdRule(string id, bool valid)
+    {
+        Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
+        Assert.Equal(valid, HubRepoId.IsValid(id));
+    }
+
     [Fact]
     public void RepoFolderNameIsHuggingFaceHubs()
     {
