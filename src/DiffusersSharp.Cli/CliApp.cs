@@ -82,6 +82,3 @@ public sealed record CliContext(TextWriter Out, TextWriter Error, bool PlainProg
     /// <summary>Writes <c>warning: {message}</c> to <see cref="Error"/>: the <c>LoadOptions.Log</c> of every load the commands make.</summary>
     public void Warn(string message) => Error.WriteLine("warning: " + message);
 }
-
-/// <summary>A mistake in the command line itself (exit code 1).</summary>
-public sealed class UserException(string message) : Exception(message);

@@ -2,7 +2,7 @@ namespace DiffusersSharp.Tests.Schedulers;
 
 /// <summary>
 /// The golden scheduler cases (golden B and the transcripts: <see cref="SchedulerGoldenTests"/>,
-/// <see cref="SchedulerImg2ImgGoldenTests"/>, some 1,700 cases of many small scheduler ops) run alone, not beside
+/// <see cref="SchedulerImg2ImgGoldenTests"/>, 1,272 test cases of many small scheduler ops) run alone, not beside
 /// another test class. TorchSharp 0.107 does not keep the implicit <c>Scalar</c> of an op like <c>tensor * 0.5</c> alive
 /// through the native call, so a collection started by another thread while this one is inside libtorch can finalize
 /// it mid-call (libtorch then fails with "Expected false to be true … toFloat"; docs/ARCHITECTURE.md and
