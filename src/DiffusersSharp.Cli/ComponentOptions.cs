@@ -7,7 +7,7 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// The component options of <c>diffusers generate</c> for Stable Diffusion folders: <c>--vae tiny|&lt;folder|id[@rev]&gt;</c>
-/// replaces the pipeline's VAE (<c>tiny</c> = <c>madebyollin/taesd</c>; <see cref="WeightSource.Repository"/>), and <c>--embedding source[:token]</c> (repeatable;
+/// replaces the pipeline's VAE (<c>tiny</c> = <see cref="VaeLoader.TaesdIdFor"/>: <c>madebyollin/taesd</c>, SDXL <c>madebyollin/taesdxl</c>; <see cref="WeightSource.Repository"/>), and <c>--embedding source[:token]</c> (repeatable;
 /// a file, a folder, a Hugging Face Hub id such as <c>sd-concepts-library/cat-toy</c> or a file in one, either at a
 /// revision after the id, <c>org/name@rev</c>: <see cref="WeightSource"/>) loads textual-inversion embeddings before the run.
 /// </summary>
@@ -15,7 +15,7 @@ public sealed class ComponentOptions
 {
     private readonly Option<string?> _vae = new("--vae")
     {
-        Description = $"VAE to use instead of the folder's: 'tiny' ({VaeLoader.TaesdId}), or a VAE folder / Hub id (AutoencoderKL or AutoencoderTiny; org/name@rev: that revision, default main)",
+        Description = $"VAE to use instead of the folder's: 'tiny' ({VaeLoader.TaesdId}; SDXL {VaeLoader.TaesdXlId}), or a VAE folder / Hub id (AutoencoderKL or AutoencoderTiny; org/name@rev: that revision, default main)",
     };
     private readonly Option<string[]> _embedding = new("--embedding")
     {
