@@ -16,13 +16,13 @@ public sealed class StableDiffusionOptions
 {
     private readonly Option<string?> _prompt = new("--prompt", "-p") { Description = "Prompt (Stable Diffusion)" };
     private readonly Option<string?> _negative = new("--negative-prompt") { Description = "Negative prompt (Stable Diffusion)" };
-    private readonly Option<double?> _guidance = new("--guidance") { Description = "Classifier-free guidance scale (default 7.5)" };
+    private readonly Option<double?> _guidance = new("--guidance") { Description = "Classifier-free guidance scale (default 7.5; SDXL text to image and image to image 5.0, as diffusers)" };
     private readonly Option<double?> _rescale = new("--guidance-rescale") { Description = "Guidance rescale factor in [0, 1] (txt2img; SDXL also img2img and inpainting)" };
     private readonly Option<int?> _clipSkip = new("--clip-skip") { Description = "Text encoder layers to skip (1 = the pre-final layer)" };
     private readonly Option<int?> _width = new("--width") { Description = "Image width, a multiple of 8 (default: the UNet's sample size × 8)" };
     private readonly Option<int?> _height = new("--height") { Description = "Image height, a multiple of 8" };
     private readonly Option<string?> _init = new("--init-image") { Description = "Init image for img2img / inpainting" };
-    private readonly Option<double?> _strength = new("--strength") { Description = "How much to change the init image, in [0, 1] (img2img 0.8, inpaint 1.0)" };
+    private readonly Option<double?> _strength = new("--strength") { Description = "How much to change the init image, in [0, 1] (img2img 0.8, inpaint 1.0; SDXL img2img 0.3, inpaint 0.9999, as diffusers)" };
     private readonly Option<string?> _mask = new("--mask") { Description = "Mask image for inpainting (white = repaint); needs --init-image" };
     private readonly Option<int?> _paddingMaskCrop = new("--padding-mask-crop")
     {
