@@ -1,6 +1,7 @@
 """Writes cases.json / cases.safetensors: the img2img / inpaint flow between diffusers 0.25.1's pipelines and every
 scheduler class DiffusersSharp registers, computed with the numpy float32 transcriptions of diffusers 0.25.1 in
-../scheduler-transcripts-sigma/transcription.py and ../scheduler-transcripts-vp/make.py (imported, not edited).
+../scheduler-transcripts-sigma/transcription.py and ../scheduler-transcripts-vp/make.py (imported as they are), on
+../transcripts-common/schedules.py.
 
 The flow (pipelines/stable_diffusion/pipeline_stable_diffusion_img2img.py and pipeline_stable_diffusion_inpaint.py):
   set_timesteps(N); init_timestep = min(int(N * strength), N); t_start = max(N - init_timestep, 0);
@@ -29,6 +30,9 @@ GOLDEN = os.path.join(HERE, "..")
 SIGMA_DIR = os.path.join(GOLDEN, "scheduler-transcripts-sigma")
 VP_DIR = os.path.join(GOLDEN, "scheduler-transcripts-vp")
 sys.path.insert(0, SIGMA_DIR)
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
+from schedules import F, GoldenBInputs, f32, golden_b, rel_err  # noqa: E402
+from torchlike import read_safetensors, write_safetensors  # noqa: E402
 
 
 def _load(name, path):
@@ -41,13 +45,11 @@ def _load(name, path):
 ts = _load("transcription", os.path.join(SIGMA_DIR, "transcription.py"))
 smake = _load("sigma_make", os.path.join(SIGMA_DIR, "make.py"))
 vp = _load("vp_make", os.path.join(VP_DIR, "make.py"))
-F = np.float32
-f32 = np.float32
 
-G = smake.G
-IMAGE_LATENTS = G["euler-sd-linspace/add_noise/original"][:1].copy()   # torch seeded([3,4,8,8], 14)[:1]
-NOISE = G["euler-sd-linspace/add_noise/noise"][:1].copy()              # torch seeded([3,4,8,8], 15)[:1]
-E = G["euler-sd-linspace/loop/E"].copy()                               # torch seeded([1,4,8,8], 12)
+_IN = GoldenBInputs(golden_b()[0])
+IMAGE_LATENTS = _IN.original[:1].copy()   # torch seeded([3,4,8,8], 14)[:1]
+NOISE = _IN.noise[:1].copy()              # torch seeded([3,4,8,8], 15)[:1]
+E = _IN.E.copy()                          # torch seeded([1,4,8,8], 12)
 MASK = np.zeros((1, 1, 8, 8), f32)
 MASK[:, :, 2:6, 1:5] = 1.0
 MASK[:, :, 7, :] = 1.0
@@ -76,7 +78,7 @@ class Sched:
         if strength is None:
             self.s.set_timesteps(n)
         else:
-            lcm_set_timesteps(self.s, n, strength)
+            self.s.set_timesteps(n, strength=strength)  # LCMScheduler's strength (lcm-strength)
         self.counter = {}
 
     @property
@@ -109,21 +111,6 @@ class Sched:
             idx.append(int(m[pos]))
         sigma = self.s.sigmas[idx].reshape(-1, 1, 1, 1)
         return original + noise * sigma
-
-
-def lcm_set_timesteps(s, n, strength):
-    """LCMScheduler.set_timesteps(n, strength=strength) of diffusers 0.25.1 (no custom timesteps)."""
-    cfg = s.cfg
-    orig = cfg["original_inference_steps"]
-    k = cfg["num_train_timesteps"] // orig
-    origin = np.asarray(list(range(1, int(orig * strength) + 1))) * k - 1
-    skipping_step = len(origin) // n
-    assert skipping_step >= 1 and n <= orig
-    s.num_inference_steps = n
-    origin = origin[::-1].copy()
-    idx = np.floor(np.linspace(0, len(origin), num=n, endpoint=False)).astype(np.int64)
-    s.timesteps = origin[idx].astype(np.int64)
-    s.step_index = None
 
 
 def get_timesteps(s, n, strength):
@@ -207,7 +194,7 @@ def validate_pipelines():
     worst = 0.0
     for fname, inpaint in (("tiny-sd-img2img-expected", False), ("tiny-sd-inpaint-expected", True)):
         meta = json.load(open(os.path.join(GOLDEN, fname + ".json")))
-        t = smake.read_safetensors(os.path.join(GOLDEN, fname + ".safetensors"))
+        t = read_safetensors(os.path.join(GOLDEN, fname + ".safetensors"))
         for run, r in meta["pipeline_runs"].items():
             cfg = {k: v for k, v in r["scheduler_config"].items() if not k.startswith("_")}
             cls = r["scheduler_class"]
@@ -224,7 +211,7 @@ def validate_pipelines():
                 x = (noise * s.init_noise_sigma).astype(f32)
             else:
                 x = s.add_noise(t[p + "image_latents"], noise, steps[:1])
-            errs = [rel(x, t[p + "initial_latents"])]
+            errs = [rel_err(x, t[p + "initial_latents"])]
             uo, after = t[p + "unet_output"], t[p + "latents_after_step"]
             gs = F(r["call"]["guidance_scale"])
             for i, tt in enumerate(steps):
@@ -232,17 +219,13 @@ def validate_pipelines():
                 pred = un + gs * (tx - un)
                 x = s.step(pred.astype(f32), tt, x, None)
                 # feed diffusers' own latents on, so that a UNet difference cannot accumulate
-                errs.append(rel(x, after[i]))
+                errs.append(rel_err(x, after[i]))
                 x = after[i]
             e = max(errs)
             worst = max(worst, e)
             print(f"golden {fname}:{run:28s} {cls:15s} timesteps {list(steps)} exact; latents max rel err {e:.2e}")
             assert e < 1e-5, (run, errs)
     return worst
-
-
-def rel(a, e):
-    return float(np.max(np.abs(a.astype(np.float64) - e)) / max(np.max(np.abs(e)), 1e-12))
 
 
 # ---------------------------------------------------------------- cases
@@ -303,8 +286,7 @@ def all_cases():
 
 def main():
     print("golden B, sigma transcription:", smake.validate())
-    golden_b = vp.read_safetensors(vp.GOLDEN_B)
-    print("golden B, vp transcription:", vp.validate(golden_b))
+    print("golden B, vp transcription:", vp.validate(golden_b()[0]))
     w = validate_pipelines()
     if "--validate" in sys.argv:
         return
@@ -330,7 +312,7 @@ def main():
     with open(os.path.join(HERE, "cases.json"), "w") as fh:
         json.dump(out, fh, indent=1)
         fh.write("\n")
-    smake.write_safetensors(os.path.join(HERE, "cases.safetensors"), tensors)
+    write_safetensors(os.path.join(HERE, "cases.safetensors"), tensors, {"format": "pt"}, widest_first=True)
     print(len(cases), "cases written")
 
 

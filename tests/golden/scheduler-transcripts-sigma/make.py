@@ -1,56 +1,24 @@
 """Writes transcripts.json / transcripts.safetensors: scheduler cases golden/schedulers.json (section B) lacks,
-computed by sched.py, a numpy float32 transcription of diffusers 0.25.1 (torch 1.13 CPU semantics). Inputs are
-golden B's torch-made tensors. Run: /usr/bin/python3 make.py  (add --validate to only compare with golden B)."""
+computed by transcription.py (imported as sched), a numpy float32 transcription of diffusers 0.25.1 (torch 1.13 CPU
+semantics) on ../transcripts-common/schedules.py. Inputs are golden B's torch-made tensors.
+Run: /usr/bin/python3 make.py  (add --validate to only compare with golden B)."""
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 
 sys.dont_write_bytecode = True
-
-import transcription as sched
-from transcription import F
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "..")
+sys.path.insert(0, os.path.join(GOLDEN, "transcripts-common"))
 
+import transcription as sched  # noqa: E402
+from schedules import F, GoldenBInputs, diffusers_config, golden_b, rel_err  # noqa: E402
+from torchlike import write_safetensors  # noqa: E402
 
-def read_safetensors(path):
-    with open(path, "rb") as fh:
-        raw = fh.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(raw[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
-
-
-def write_safetensors(path, tensors):
-    code = {np.dtype(np.float32): ("F32", 4), np.dtype(np.int64): ("I64", 8), np.dtype(np.float64): ("F64", 8)}
-    names = sorted(tensors, key=lambda k: (-code[tensors[k].dtype][1], k))
-    header, offset, blobs = {"__metadata__": {"format": "pt"}}, 0, []
-    for k in names:
-        a = np.ascontiguousarray(tensors[k])
-        data = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[k] = {"dtype": code[a.dtype][0], "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-G = read_safetensors(os.path.join(GOLDEN, "schedulers.safetensors"))
-GJ = json.load(open(os.path.join(GOLDEN, "schedulers.json")))["cases"]
+G, GOLDEN_B_DOC = golden_b()
+GJ = GOLDEN_B_DOC["cases"]
 
 
 def golden_noise_pool():
@@ -63,19 +31,12 @@ def golden_noise_pool():
 
 
 NOISE = golden_noise_pool()
-INIT = G["euler-sd-linspace/loop/init_randn"]
-E = G["euler-sd-linspace/loop/E"]
-V = G["ddpm-linear-eps-learnedrange-leading-offset1/loop/V"]
-ORIG = G["euler-sd-linspace/add_noise/original"]
-ANOISE = G["euler-sd-linspace/add_noise/noise"]
+_IN = GoldenBInputs(G)
+INIT, E, V, ORIG, ANOISE = _IN.init_randn, _IN.E, _IN.V, _IN.original, _IN.noise
 
 
 def full_config(cls, kwargs):
-    d = dict(sched.DEFAULTS[cls])
-    d.update(kwargs)
-    d["_use_default_values"] = sorted(k for k in sched.DEFAULTS[cls] if k not in kwargs)
-    d["_class_name"] = cls
-    return d
+    return diffusers_config(sched.DEFAULTS[cls], {**sched.DEFAULTS[cls], **kwargs}, kwargs, cls)
 
 
 def run_case(name, cls, kwargs, step_kwargs=None, seed=None, loop_n=10, ns=(4, 10, 25, 50), custom=None, alpha_add_noise_t=(0, 499, 999)):
@@ -185,7 +146,7 @@ def validate():
                 if not np.array_equal(g, v):
                     exact_fail.append(k)
                 continue
-            rel = float(np.max(np.abs(v.astype(np.float64) - g)) / max(np.max(np.abs(g)), 1e-12))
+            rel = rel_err(v, g)
             worst = max(worst, rel)
             if rel > 1e-6:
                 exact_fail.append(f"{k}:{rel:.2e}")
@@ -216,8 +177,8 @@ if __name__ == "__main__":
         print("wrote", name, meta["noise_draws"], "draws")
     out = {"source": "numpy float32 transcription of diffusers 0.25.1 (sched.py), inputs from golden schedulers.safetensors",
            "validated_against_golden_B_max_rel_err": w,
-           "recipe": json.load(open(os.path.join(GOLDEN, "schedulers.json")))["recipe"], "cases": cases}
+           "recipe": GOLDEN_B_DOC["recipe"], "cases": cases}
     with open(os.path.join(HERE, "transcripts.json"), "w") as fh:
         json.dump(out, fh, indent=1, sort_keys=False, allow_nan=False, default=lambda o: "inf" if o == float("inf") else o)
         fh.write("\n")
-    write_safetensors(os.path.join(HERE, "transcripts.safetensors"), tensors)
+    write_safetensors(os.path.join(HERE, "transcripts.safetensors"), tensors, {"format": "pt"}, widest_first=True)

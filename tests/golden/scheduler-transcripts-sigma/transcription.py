@@ -4,114 +4,16 @@ Conventions: a torch float32 tensor is a numpy float32 array (0-d tensors: np.fl
 float that torch would turn into a float32 operand is wrapped in F() first, so numpy never promotes to float64
 where torch stays in float32. Code that diffusers writes in numpy is transcribed verbatim (same numpy 1.24
 semantics, including value-based casting).
+
+The kernels and schedules the scheduler transcriptions share (linspace, cumprod, the betas, _sigma_to_t, Karras,
+thresholding) are ../transcripts-common/schedules.py: the importing make.py puts that folder on sys.path.
 """
-import math
 from fractions import Fraction
 
 import numpy as np
 
-F = np.float32
-f32 = np.float32
-
-
-def round_f32(fr):
-    """A Fraction rounded to the nearest float32 (ties to even), without double rounding."""
-    d = float(fr)
-    r = np.float32(d)
-    if float(r) == d:
-        return r
-    lo, hi = (r, np.nextafter(r, np.float32(np.inf))) if float(r) < d else (np.nextafter(r, np.float32(-np.inf)), r)
-    dl, dh = abs(Fraction(float(lo)) - fr), abs(Fraction(float(hi)) - fr)
-    if dl < dh:
-        return lo
-    if dh < dl:
-        return hi
-    return lo if (lo.view(np.int32) & 1) == 0 else hi
-
-
-def fma32(a, b, c):
-    return round_f32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
-
-
-def linspace32(start_d, end_d, steps):
-    """torch.linspace(..., dtype=float32) as torch 1.13's AVX2 CPU kernel computes it (see SchedulerMath.Linspace32)."""
-    y = np.zeros(steps, dtype=f32)
-    start, end = F(start_d), F(end_d)
-    if steps == 1:
-        y[0] = start
-        return y
-    step = F(F(end - start) / F(steps - 1))
-    halfway = steps // 2
-
-    def at(k):
-        return fma32(step, k, start) if k < halfway else fma32(-step, steps - k - 1, end)
-
-    i = 0
-    while i <= steps - 16:
-        for half in range(2):
-            b0 = i + half * 8
-            b = at(b0)
-            for j in range(8):
-                y[b0 + j] = F(b + F(F(j) * step))
-        i += 16
-    while i < steps:
-        y[i] = at(i)
-        i += 1
-    return y
-
-
-def cumprod32(x):
-    """torch.cumprod of a float32 CPU tensor: running product accumulated in double, stored as float32."""
-    out = np.empty_like(x)
-    acc = 1.0
-    for i, v in enumerate(x):
-        acc *= float(v)
-        out[i] = F(acc)
-    return out
-
-
-def betas_for_alpha_bar(n, max_beta=0.999, alpha_transform_type="cosine"):
-    if alpha_transform_type == "cosine":
-        def fn(t):
-            return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-    else:
-        def fn(t):
-            return math.exp(t * -12.0)
-    betas = []
-    for i in range(n):
-        t1, t2 = i / n, (i + 1) / n
-        betas.append(min(1 - fn(t2) / fn(t1), max_beta))
-    return np.array(betas, dtype=np.float64).astype(f32)
-
-
-def rescale_zero_terminal_snr(betas):
-    alphas = F(1.0) - betas
-    ac = cumprod32(alphas)
-    s = np.sqrt(ac)
-    s0, sT = s[0].copy(), s[-1].copy()
-    s = s - sT
-    s = s * F(s0 / F(s0 - sT))
-    ab = s * s
-    a = ab[1:] / ab[:-1]
-    a = np.concatenate([ab[0:1], a])
-    return F(1) - a
-
-
-def make_betas(cfg, extra=()):
-    n = cfg["num_train_timesteps"]
-    if cfg.get("trained_betas") is not None:
-        return np.array(cfg["trained_betas"], dtype=f32)
-    bs = cfg["beta_schedule"]
-    if bs == "linear":
-        return linspace32(cfg["beta_start"], cfg["beta_end"], n)
-    if bs == "scaled_linear":
-        v = linspace32(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, n)
-        return v * v
-    if bs == "squaredcos_cap_v2":
-        return betas_for_alpha_bar(n)
-    if bs == "exp" and "exp" in extra:
-        return betas_for_alpha_bar(n, alpha_transform_type="exp")
-    raise NotImplementedError(bs)
+from schedules import (F, cumprod32, f32, fma32, karras, linspace32, make_betas, rescale_zero_terminal_snr,
+                       sigma_to_t, threshold_sample, train_sigmas)
 
 
 def _two_sum(x, y):
@@ -195,11 +97,6 @@ def exp32(a):
     return np.array([sleef_exp32(v) for v in a.ravel()], dtype=np.float32).reshape(a.shape)
 
 
-def train_sigmas(ac):
-    """np.array(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5) with torch float32 ops."""
-    return np.sqrt((F(1) - ac) / ac)
-
-
 def spacing_float(cfg, n, num_train=None):
     """The float32 timestep spacings of the sigma schedulers (verbatim numpy)."""
     T = num_train or cfg["num_train_timesteps"]
@@ -237,21 +134,6 @@ def spacing_int(cfg, n):
     raise ValueError(sp)
 
 
-def sigma_to_t(sigma, log_sigmas):
-    """diffusers' _sigma_to_t with numpy arguments (verbatim)."""
-    log_sigma = np.log(np.maximum(sigma, 1e-10))
-    dists = log_sigma - log_sigmas[:, np.newaxis]
-    low_idx = np.cumsum((dists >= 0), axis=0).argmax(axis=0).clip(max=log_sigmas.shape[0] - 2)
-    high_idx = low_idx + 1
-    low = log_sigmas[low_idx]
-    high = log_sigmas[high_idx]
-    w = (low - log_sigma) / (low - high)
-    w = np.clip(w, 0, 1)
-    t = (1 - w) * low_idx + w * high_idx
-    t = t.reshape(sigma.shape)
-    return t
-
-
 def sigma_to_t_torch(sigma, log_sigmas):
     """_sigma_to_t called with torch tensors (KDPM2's interpolated timesteps): a float32 0-d sigma and float32
     log_sigmas; np.log(np.maximum(tensor, 1e-10)) is a float64 numpy scalar, every later op is a torch float32 op."""
@@ -267,48 +149,9 @@ def sigma_to_t_torch(sigma, log_sigmas):
     return F(F(F(F(1) - w) * F(low_idx)) + F(w * F(high_idx)))
 
 
-def karras(in_sigmas, n, sigma_min=None, sigma_max=None):
-    sigma_min = sigma_min if sigma_min is not None else in_sigmas[-1].item()
-    sigma_max = sigma_max if sigma_max is not None else in_sigmas[0].item()
-    rho = 7.0
-    ramp = np.linspace(0, 1, n)
-    min_inv_rho = sigma_min ** (1 / rho)
-    max_inv_rho = sigma_max ** (1 / rho)
-    return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
-
-
 def init_step_index(timesteps, t):
     idx = np.nonzero(timesteps == t)[0]
     return int(idx[1] if len(idx) > 1 else idx[0])
-
-
-def quantile_linear32(x, q):
-    """torch.quantile(x, q, dim=1) (linear interpolation) for a float32 [B, N] array."""
-    srt = np.sort(x, axis=1)
-    n = srt.shape[1]
-    rank = F(F(q) * F(n - 1))
-    below = int(math.floor(rank))
-    above = int(math.ceil(rank))
-    w = F(rank - F(below))
-    out = []
-    for b in range(srt.shape[0]):
-        lo, hi = srt[b, below], srt[b, above]
-        if w < F(0.5):
-            out.append(F(lo + F(w * F(hi - lo))))
-        else:
-            out.append(F(hi - F(F(hi - lo) * F(F(1) - w))))
-    return np.array(out, dtype=f32)
-
-
-def threshold_sample(sample, ratio, max_value):
-    b, c = sample.shape[:2]
-    rest = sample.shape[2:]
-    s2 = sample.reshape(b, c * int(np.prod(rest)))
-    s = quantile_linear32(np.abs(s2), ratio)
-    s = np.clip(s, F(1), F(max_value)).astype(f32)
-    s = s[:, None]
-    out = np.clip(s2, -s, s) / s
-    return out.reshape(sample.shape).astype(f32)
 
 
 DEFAULTS = {
@@ -852,11 +695,13 @@ class LCMScheduler(_AlphaCommon):
         self.final_alpha_cumprod = F(1.0) if cfg["set_alpha_to_one"] else self.alphas_cumprod[0]
         self.step_index = None
 
-    def set_timesteps(self, n=None, timesteps=None):
+    def set_timesteps(self, n=None, timesteps=None, strength=1.0):
+        """strength: LatentConsistencyModelImg2ImgPipeline's (the schedule is cut to original_inference_steps *
+        strength; custom timesteps lose their first t_start, as the img2img pipelines' get_timesteps)."""
         cfg = self.cfg
         orig = cfg["original_inference_steps"]
         k = cfg["num_train_timesteps"] // orig
-        origin = np.asarray(list(range(1, int(orig * 1.0) + 1))) * k - 1
+        origin = np.asarray(list(range(1, int(orig * strength) + 1))) * k - 1
         if timesteps is not None:
             train = set(origin)
             assert all(timesteps[i] < timesteps[i - 1] for i in range(1, len(timesteps)))
@@ -865,7 +710,9 @@ class LCMScheduler(_AlphaCommon):
             timesteps = np.array(timesteps, dtype=np.int64)
             self.num_inference_steps = len(timesteps)
             self.custom_timesteps = True
-            self.timesteps = timesteps[0:].astype(np.int64)  # strength 1: t_start 0
+            init_timestep = min(int(self.num_inference_steps * strength), self.num_inference_steps)
+            t_start = max(self.num_inference_steps - init_timestep, 0)
+            self.timesteps = timesteps[t_start:].astype(np.int64)
             self.step_index = None
             return
         skipping_step = len(origin) // n

@@ -8,7 +8,9 @@ driven through the recipe of golden/schedulers.json (README section B), written 
 Dtypes follow diffusers operation by operation: torch float32 tensors (0-dim coefficients included) are numpy
 float32 values, numpy float64 stays float64, Python floats combined with a float32 tensor are rounded to float32
 first (as torch does with a wrapped number). torch's exp/log/expm1 of a float32 value are numpy's float32 ones
-here (a few ulp apart at most, far inside the tests' 1e-5 relative tolerance).
+here (a few ulp apart at most, far inside the tests' 1e-5 relative tolerance). What the scheduler transcriptions share
+(torch's float32 linspace and cumprod, the betas, _sigma_to_t, Karras, thresholding, golden B) is
+../transcripts-common/schedules.py.
 
 The harness is validated first against the golden B cases of these classes (dpmpp2m-sd, dpmpp2m-sd-karras,
 unipc-bh2-order2-sd): running this script prints, and fails on, the errors against them.
@@ -19,142 +21,21 @@ next to this file).
 import json
 import math
 import os
-import struct
 import sys
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GOLDEN_B = os.path.join(HERE, "..", "schedulers.safetensors")
-GOLDEN_B_JSON = os.path.join(HERE, "..", "schedulers.json")
 OUT_JSON = os.path.join(HERE, "cases.json")
 OUT_ST = os.path.join(HERE, "cases.safetensors")
-
-F = np.float32
-
-
-# ---------------------------------------------------------------- safetensors
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n].decode("utf-8"))
-    base = 8 + n
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        dt = {"F32": np.float32, "I64": np.int64, "F64": np.float64}[v["dtype"]]
-        b, e = v["data_offsets"]
-        out[k] = np.frombuffer(data[base + b:base + e], dtype=dt).reshape(v["shape"]).copy()
-    return out
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(HERE, "..", "transcripts-common"))
+from schedules import (F, GoldenBInputs, cumprod32, diffusers_config, golden_b, karras, make_betas,  # noqa: E402
+                       rel_err, sigma_to_t, threshold_sample, train_sigmas)
+from torchlike import write_safetensors  # noqa: E402
 
 
-def write_safetensors(path, tensors):
-    """Golden B's layout: compact header padded with spaces to 8, tensors sorted by dtype width then name."""
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
-    items = sorted(tensors.items(), key=lambda kv: (-kv[1].dtype.itemsize, kv[0]))
-    header, blobs, off = {}, [], 0
-    for k, a in items:
-        a = np.ascontiguousarray(a)
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
-# ---------------------------------------------------------------- torch float32 kernels
-
-def fma32(a, b, c):
-    """float32 fused multiply-add: a*b + c once rounded (exact in float64 for these operands)."""
-    return F(np.float64(a) * np.float64(b) + np.float64(c))
-
-
-def torch_linspace32(start, end, steps):
-    """torch 1.13's CPU float32 linspace (AVX2 build): halves from each end, 8-lane vector blocks."""
-    start, end = F(start), F(end)
-    y = np.zeros(steps, dtype=np.float32)
-    if steps == 1:
-        y[0] = start
-        return y
-    step = F(F(end - start) / F(steps - 1))
-    halfway = steps // 2
-
-    def at(k):
-        return fma32(step, k, start) if k < halfway else fma32(-step, steps - k - 1, end)
-
-    i = 0
-    while i <= steps - 16:
-        for half in range(2):
-            b0 = i + half * 8
-            b = at(b0)
-            for j in range(8):
-                y[b0 + j] = F(b + F(F(j) * step))
-        i += 16
-    while i < steps:
-        y[i] = at(i)
-        i += 1
-    return y
-
-
-def betas_for_alpha_bar(n, max_beta=0.999):
-    def alpha_bar(t):
-        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-    betas = [min(1 - alpha_bar((i + 1) / n) / alpha_bar(i / n), max_beta) for i in range(n)]
-    return np.array(betas, dtype=np.float64).astype(np.float32)  # torch.tensor(list, dtype=float32)
-
-
-def make_betas(cfg):
-    n = cfg["num_train_timesteps"]
-    if cfg["trained_betas"] is not None:
-        return np.array(cfg["trained_betas"], dtype=np.float32)
-    s = cfg["beta_schedule"]
-    if s == "linear":
-        return torch_linspace32(cfg["beta_start"], cfg["beta_end"], n)
-    if s == "scaled_linear":
-        b = torch_linspace32(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, n)
-        return b * b
-    if s == "squaredcos_cap_v2":
-        return betas_for_alpha_bar(n)
-    raise NotImplementedError(s)
-
-
-def torch_cumprod32(x):
-    """torch.cumprod of float32 on the CPU: running product in double, each entry rounded."""
-    return np.cumprod(x.astype(np.float64)).astype(np.float32)
-
-
-def torch_quantile32(x, q):
-    """torch.quantile(x [n], q, interpolation='linear') for float32 x: sort, rank q*(n-1) in float32, torch.lerp."""
-    s = np.sort(x)
-    rank = F(F(q) * F(len(s) - 1))
-    lo = int(np.floor(rank))
-    hi = int(np.ceil(rank))
-    w = F(rank - F(lo))
-    a, b = s[lo], s[hi]
-    if abs(w) < 0.5:
-        return F(a + F(w * F(b - a)))
-    return F(b - F(F(b - a) * F(F(1) - w)))
-
-
-def threshold_sample(sample, ratio, max_value):
-    b, c = sample.shape[:2]
-    flat = sample.reshape(b, -1)
-    out = np.empty_like(flat)
-    for i in range(b):
-        s = torch_quantile32(np.abs(flat[i]), ratio)
-        s = F(min(max(s, F(1)), F(max_value)))  # torch.clamp(s, min=1, max=sample_max_value)
-        out[i] = np.clip(flat[i], -s, s) / s
-    return out.reshape(sample.shape)
-
+# ---------------------------------------------------------------- torch float32 scalar kernels (numpy's)
 
 def torch_pow_int(x, k):
     """torch.pow(float32 tensor, small int): 1, x, x*x, x*x*x (torch's specialised kernels)."""
@@ -194,7 +75,7 @@ class VpBase:
         self.passed = set(kwargs)
         self.betas = make_betas(cfg)
         self.alphas = F(1.0) - self.betas
-        self.alphas_cumprod = torch_cumprod32(self.alphas)
+        self.alphas_cumprod = cumprod32(self.alphas)
         self.alpha_t = np.sqrt(self.alphas_cumprod)
         self.sigma_t = np.sqrt(F(1) - self.alphas_cumprod)
         self.lambda_t = np.log(self.alpha_t) - np.log(self.sigma_t)
@@ -203,42 +84,9 @@ class VpBase:
         self._step_index = None
 
     def effective_config(self):
-        c = {}
-        for k, v in self.config.items():
-            c[k] = v
-        c["_use_default_values"] = sorted(k for k in self.defaults if k not in self.passed)
-        c["_class_name"] = self.name
-        return c
+        return diffusers_config(self.defaults, self.config, self.passed, self.name)
 
     # --- helpers shared by the four set_timesteps
-    def _train_sigmas(self):
-        ac = self.alphas_cumprod
-        return np.sqrt((F(1) - ac) / ac)  # float32 torch, then np.array
-
-    @staticmethod
-    def _sigma_to_t(sigma, log_sigmas):
-        log_sigma = np.log(np.maximum(sigma, 1e-10))
-        dists = log_sigma - log_sigmas[:, np.newaxis]
-        low_idx = np.cumsum((dists >= 0), axis=0).argmax(axis=0).clip(max=log_sigmas.shape[0] - 2)
-        high_idx = low_idx + 1
-        low = log_sigmas[low_idx]
-        high = log_sigmas[high_idx]
-        w = (low - log_sigma) / (low - high)
-        w = np.clip(w, 0, 1)
-        t = (1 - w) * low_idx + w * high_idx
-        t = t.reshape(sigma.shape)
-        return t
-
-    @staticmethod
-    def _convert_to_karras(in_sigmas, n):
-        sigma_min = in_sigmas[-1].item()
-        sigma_max = in_sigmas[0].item()
-        rho = 7.0
-        ramp = np.linspace(0, 1, n)
-        min_inv_rho = sigma_min ** (1 / rho)
-        max_inv_rho = sigma_max ** (1 / rho)
-        return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
-
     @staticmethod
     def _convert_to_lu(in_lambdas, n):
         lambda_min = in_lambdas[-1].item()
@@ -249,20 +97,20 @@ class VpBase:
         max_inv_rho = lambda_max ** (1 / rho)
         return (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
 
-    def _sigmas_from_timesteps(self, timesteps, n, karras, lu=False):
+    def _sigmas_from_timesteps(self, timesteps, n, use_karras, lu=False):
         """The common tail of set_timesteps: (timesteps float64/int64 numpy, sigmas float32 numpy)."""
-        sigmas = self._train_sigmas()
+        sigmas = train_sigmas(self.alphas_cumprod)  # float32 torch, then np.array
         log_sigmas = np.log(sigmas)
-        if karras:
+        if use_karras:
             sigmas = np.flip(sigmas).copy()
-            sigmas = self._convert_to_karras(sigmas, n)
-            timesteps = np.array([self._sigma_to_t(s, log_sigmas) for s in sigmas]).round()
+            sigmas = karras(sigmas, n)
+            timesteps = np.array([sigma_to_t(s, log_sigmas) for s in sigmas]).round()
             sigmas = np.concatenate([sigmas, sigmas[-1:]]).astype(np.float32)
         elif lu:
             lambdas = np.flip(log_sigmas.copy())
             lambdas = self._convert_to_lu(lambdas, n)
             sigmas = np.exp(lambdas)
-            timesteps = np.array([self._sigma_to_t(s, log_sigmas) for s in sigmas]).round()
+            timesteps = np.array([sigma_to_t(s, log_sigmas) for s in sigmas]).round()
             sigmas = np.concatenate([sigmas, sigmas[-1:]]).astype(np.float32)
         else:
             sigmas = np.interp(timesteps, np.arange(0, len(sigmas)), sigmas)
@@ -979,18 +827,6 @@ CLASSES = {c.name: c for c in (DPMSolverMultistep, DPMSolverSinglestep, DEISMult
 N_LIST = [4, 10, 25, 50]
 
 
-class Inputs:
-    """The loop and add_noise inputs: golden B's own recorded torch tensors (seeded 11, 12, 13, 14, 15)."""
-
-    def __init__(self, golden):
-        self.init_randn = golden["dpmpp2m-sd/loop/init_randn"]            # seeded([1,4,8,8], 11)
-        self.E = golden["dpmpp2m-sd/loop/E"]                             # seeded([1,4,8,8], 12)
-        self.V = golden["ddpm-linear-eps-learnedrange-leading-offset1/loop/V"]  # tanh(seeded([1,4,8,8], 13))
-        self.original = golden["dpmpp2m-sd/add_noise/original"]          # seeded([3,4,8,8], 14)
-        self.noise = golden["dpmpp2m-sd/add_noise/noise"]                # seeded([3,4,8,8], 15)
-        self.golden = golden
-
-
 def to_json_value(v):
     if isinstance(v, float) and math.isinf(v):
         return "-inf" if v < 0 else "inf"
@@ -1103,8 +939,8 @@ def run_case(name, cls_name, kwargs, inputs, loop_n=10, generator_seed=None, noi
 
 def validate(golden):
     """Reproduce golden B's cases of these classes; return {case: max relative error} (fails on a mismatch)."""
-    gj = json.load(open(GOLDEN_B_JSON))["cases"]
-    inputs = Inputs(golden)
+    gj = golden_b()[1]["cases"]
+    inputs = GoldenBInputs(golden)
     report = {}
     for case in ["dpmpp2m-sd", "dpmpp2m-sd-karras", "unipc-bh2-order2-sd"]:
         g = gj[case]
@@ -1122,8 +958,7 @@ def validate(golden):
             if exact:
                 assert np.array_equal(e, v), (k, np.abs(e.astype(np.float64) - v).max())
             else:
-                scale = max(float(np.abs(e).max()), 1e-12)
-                err = float(np.abs(e.astype(np.float64) - v.astype(np.float64)).max()) / scale
+                err = rel_err(v, e)
                 worst = max(worst, err)
                 assert err <= 1e-6, (k, err)
         report[case] = worst
@@ -1195,11 +1030,11 @@ CASES = [
 
 
 def main():
-    golden = read_safetensors(GOLDEN_B)
+    golden = golden_b()[0]
     rep = validate(golden)
     for k, v in rep.items():
         print(f"golden B {k}: max relative error {v:.3e}")
-    inputs = Inputs(golden)
+    inputs = GoldenBInputs(golden)
     cases, tensors = {}, {}
     for name, cls_name, kwargs, opts in CASES:
         meta, t = run_case(name, cls_name, kwargs, inputs, **opts)
@@ -1211,13 +1046,13 @@ def main():
         "about": ("numpy float32 transcription of diffusers 0.25.1 (not made by diffusers itself); recipe of "
                   "golden/schedulers.json (README section B); see README.md in this folder"),
         "validated_against_golden_b": {k: {"max_relative_error": v} for k, v in rep.items()},
-        "recipe": json.load(open(GOLDEN_B_JSON))["recipe"],
+        "recipe": golden_b()[1]["recipe"],
         "cases": cases,
     }
     with open(OUT_JSON, "w") as f:
         json.dump(doc, f, indent=1, allow_nan=False)
         f.write("\n")
-    write_safetensors(OUT_ST, tensors)
+    write_safetensors(OUT_ST, tensors, widest_first=True)
     print(f"wrote {len(cases)} cases, {os.path.getsize(OUT_ST)} bytes of tensors")
 
 

@@ -1,4 +1,5 @@
-"""The numpy building blocks the model transcriptions share (../model-transcripts-*/make.py).
+"""The numpy building blocks the model transcriptions share (../model-transcripts-*/make.py; the scheduler
+transcriptions use its safetensors helpers, through schedules.py and directly).
 
 Safetensors read/write, the layers (float64 maths on the weights Params.get returns), diffusers' activations, the
 float32-as-torch sinusoidal timestep embedding, and the blocks of diffusers 0.25.1 that the conditional UNet and the
@@ -40,13 +41,19 @@ def read_safetensors(path):
     return out
 
 
-def write_safetensors(path, tensors, metadata=None):
-    """Tensors sorted by name, the header padded with spaces to a multiple of 8 bytes."""
-    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float16): "F16"}
+def write_safetensors(path, tensors, metadata=None, widest_first=False):
+    """Tensors sorted by name (widest_first: by dtype width, widest first, then name: the layout of the safetensors
+    files torch wrote, golden B's), the header padded with spaces to a multiple of 8 bytes."""
+    code = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float64): "F64",
+            np.dtype(np.float16): "F16"}
     header, blobs, off = {}, [], 0
     if metadata:
         header["__metadata__"] = metadata
-    for k in sorted(tensors):
+    if widest_first:
+        names = sorted(tensors, key=lambda k: (-np.dtype(tensors[k].dtype).itemsize, k))
+    else:
+        names = sorted(tensors)
+    for k in names:
         a = np.ascontiguousarray(tensors[k])
         b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         header[k] = {"dtype": code[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
