@@ -3,26 +3,24 @@
 A numpy float32 transcription of diffusers 0.25.1's EulerAncestralDiscreteScheduler arithmetic on the cosine schedule
 (betas_for_alpha_bar in float64 then float32; alphas_cumprod with a double accumulator, as torch's CPU cumprod kernel;
 sigmas = ((1 - ac) / ac) ** 0.5 in float32; np.interp in float64; the step's sigma_up / sigma_down in float32).
+The schedule (betas_for_alpha_bar, cumprod) is ../transcripts-common/schedules.py's, as the scheduler transcriptions'.
 torch cannot be imported on this machine; Debian's python3-numpy runs it: /usr/bin/python3 make.py
 """
-import math
+import os
+import sys
+
 import numpy as np
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "transcripts-common"))
+from schedules import betas_for_alpha_bar, cumprod32  # noqa: E402
 
 np.seterr(all="ignore")
 N = 1000
 
-
-def alpha_bar(t):
-    return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
-
-
-betas = np.array([min(1 - alpha_bar((i + 1) / N) / alpha_bar(i / N), 0.999) for i in range(N)], dtype=np.float32)
+betas = betas_for_alpha_bar(N)
 alphas = (np.float32(1.0) - betas).astype(np.float32)
-ac = np.empty(N, dtype=np.float32)
-p = 1.0
-for i in range(N):
-    p = p * float(alphas[i])
-    ac[i] = np.float32(p)
+ac = cumprod32(alphas)
 base = ((np.float32(1) - ac) / ac) ** np.float32(0.5)
 
 
