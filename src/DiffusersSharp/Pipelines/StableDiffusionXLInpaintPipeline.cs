@@ -107,10 +107,12 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
             ? initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1)
             : PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
                 () => EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0"));
+        // with denoising_start the loop starts from the image latents themselves: an alias of them, since the loop frees
+        // the latents it starts from and the 4-channel blend still reads the image latents
         var (noise, current) = denoisingStart is null
             ? PipelineSteps.InpaintLatents(Name, Scheduler, latents, shape, imageLatents, strength == 1.0, latentTimestep, gens, dtype, device)
             : (Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device),
-               imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image"));
+               (imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image")).alias());
         Record("latent_noise", noise);
 
         // 7. mask and masked image latents, doubled for guidance

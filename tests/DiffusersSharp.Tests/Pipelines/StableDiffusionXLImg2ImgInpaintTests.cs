@@ -76,6 +76,22 @@ public class StableDiffusionXLImg2ImgInpaintTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void InpaintWithDenoisingStartKeepsTheImageLatentsOutsideTheMask()
+    {
+        // denoising_start: the loop starts from the image latents themselves (diffusers' add_noise=False), which the 4-channel
+        // blend also reads; with an all-black mask (keep everything) the last blend returns them exactly. Before, the loop
+        // freed them after its first step and the second step's blend failed ("Tensor invalid -- empty handle").
+        using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        using var trace = new SdTrace(pipe);
+        using var imageLatents = torch.randn(new long[] { 1, 4, 32, 32 }, generator: new Generator(11));
+        var black = new Image(64, 64, 1, new byte[64 * 64]);
+        using var result = pipe.Generate("a red ball", imageLatents, black, numInferenceSteps: 4, denoisingStart: 0.5, guidanceScale: 5.0,
+            outputType: OutputType.Latent, seed: 7);
+        Assert.Equal(2, trace.Count("latents_after_step")); // timesteps [751, 501, 251, 1] below 500: two steps
+        Assert.Equal(0.0, Tol.MaxAbsDiff(result.Tensor!, imageLatents));
+    }
+
+    [Fact]
     public void DenoisingStartNotBelowDenoisingEndIsRefused()
     {
         using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
