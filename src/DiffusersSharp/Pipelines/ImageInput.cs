@@ -85,6 +85,8 @@ public readonly struct ImageInput
                 throw new DiffusersException(grayscale
                     ? $"a {what} tensor must be [H, W], [B, H, W] or [B, 1, H, W], got [{string.Join(", ", x.shape)}]"
                     : $"a {what} tensor must be [C, H, W] or [B, C, H, W], got [{string.Join(", ", x.shape)}]");
+            if (x.numel() == 0)
+                throw new DiffusersException($"the {what} tensor holds no pixels: shape [{string.Join(", ", x.shape)}]");
             if (grayscale && x.shape[1] != 1)
                 throw new DiffusersException(
                     $"the {what} is not greyscale-convertible: a mask tensor must have one channel, got shape [{string.Join(", ", x.shape)}]");

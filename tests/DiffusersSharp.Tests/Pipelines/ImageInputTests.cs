@@ -20,4 +20,16 @@ public class ImageInputTests
         var e = Assert.Throws<DiffusersException>(() => ((ImageInput)flat).Preprocess("mask image", null, null, 1, normalize: false, grayscale: true, binarize: true));
         Assert.Equal("a mask image tensor must be [H, W], [B, H, W] or [B, 1, H, W], got [6]", e.Message);
     }
+
+    [Fact]
+    public void ATensorWithoutPixelsIsRefused()
+    {
+        // diffusers fails on image.min() of the empty tensor (an image) or divides by its batch of 0 (a mask)
+        using var images = torch.zeros(0, 3, 64, 64);
+        var e = Assert.Throws<DiffusersException>(() => ((ImageInput)images).Preprocess("init image", null, null, 8, normalize: true, grayscale: false, binarize: false));
+        Assert.Equal("the init image tensor holds no pixels: shape [0, 3, 64, 64]", e.Message);
+        using var masks = torch.zeros(0, 64, 64);
+        e = Assert.Throws<DiffusersException>(() => ((ImageInput)masks).Preprocess("mask image", 64, 64, 8, normalize: false, grayscale: true, binarize: true));
+        Assert.Equal("the mask image tensor holds no pixels: shape [0, 1, 64, 64]", e.Message);
+    }
 }
