@@ -47,6 +47,32 @@ internal static partial class PipelineSteps
     }
 
     /// <summary>
+    /// Prompt embeddings passed by the caller: [batch, sequence, <paramref name="hidden"/>] with at least one row and one
+    /// token, <paramref name="hidden"/> being the width the UNet takes (<paramref name="hiddenSource"/> says whose it is).
+    /// </summary>
+    internal static void CheckPromptEmbeds(string cls, Tensor promptEmbeds, int hidden, string hiddenSource)
+    {
+        if (promptEmbeds.dim() != 3 || promptEmbeds.shape[0] == 0 || promptEmbeds.shape[1] == 0)
+            throw new DiffusersException(
+                $"{cls}: prompt_embeds must be [batch, sequence, hidden] with a batch and a sequence of at least 1, got [{string.Join(", ", promptEmbeds.shape)}]");
+        if (promptEmbeds.shape[2] != hidden)
+            throw new DiffusersException(
+                $"{cls}: prompt_embeds have hidden size {promptEmbeds.shape[2]}, but the UNet takes {hidden} ({hiddenSource})");
+    }
+
+    /// <summary>
+    /// Negative embeddings passed by the caller (<paramref name="name"/>: <c>negative_prompt_embeds</c> or
+    /// <c>negative_pooled_prompt_embeds</c>) must have the shape of the prompt's, given or encoded
+    /// (<paramref name="promptShape"/>): the guidance batch stacks them (diffusers fails on the stacking otherwise).
+    /// </summary>
+    internal static void CheckNegativeEmbeds(string cls, string name, Tensor negative, long[] promptShape)
+    {
+        if (!negative.shape.SequenceEqual(promptShape))
+            throw new DiffusersException(
+                $"{cls}: {name} have shape [{string.Join(", ", negative.shape)}], but the prompt's are [{string.Join(", ", promptShape)}]; they must have the same shape");
+    }
+
+    /// <summary>
     /// Checks the steps / guidance arguments every call shares; <paramref name="guidanceRescale"/> (SDXL's calls) is
     /// checked between guidance_scale and eta, null skips it.
     /// </summary>

@@ -207,11 +207,11 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
         }
         else
         {
-            if (promptEmbeds.dim() != 3)
-                throw new DiffusersException($"{ClassName}: prompt_embeds must be [batch, sequence, hidden], got [{string.Join(", ", promptEmbeds.shape)}]");
+            PipelineSteps.CheckPromptEmbeds(ClassName, promptEmbeds, TextEncoder.Config.HiddenSize, "the text encoder's hidden_size");
             embeds = promptEmbeds;
         }
         embeds = embeds.to(dtype, device);
+        long[] promptShape = embeds.shape;
         long seq = embeds.shape[1];
         embeds = embeds.repeat(1, numImagesPerPrompt, 1).view(batchSize * numImagesPerPrompt, seq, -1);
 
@@ -237,7 +237,11 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
                 using var output = TextEncoder.Forward(ids, mask);
                 negative = output.LastHiddenState.alias();
             }
-            else negative = negativePromptEmbeds;
+            else
+            {
+                PipelineSteps.CheckNegativeEmbeds(ClassName, "negative_prompt_embeds", negativePromptEmbeds, promptShape);
+                negative = negativePromptEmbeds;
+            }
             negative = negative.to(dtype, device);
             long nseq = negative.shape[1];
             negative = negative.repeat(1, numImagesPerPrompt, 1).view(batchSize * numImagesPerPrompt, nseq, -1);

@@ -59,15 +59,24 @@ public abstract partial class StableDiffusionXLPipelineBase
         if (promptEmbeds is null)
         {
             var second = IsFalsy(prompt2) ? prompt : prompt2;
+            // the second encoder's rows are concatenated with the first's (a refiner encodes only the prompt)
+            if (encoders.Count == 2 && second.Items.Count != batchSize)
+                throw new DiffusersException(
+                    $"{ClassName}: prompt_2 {prompt2} has batch size {second.Items.Count}, but prompt {prompt} has batch size {batchSize}");
             IReadOnlyList<string>[] texts = [prompt.Items, second.Items];
             (embeds, pooled) = EncodeWithBoth(encoders, texts, clipSkip, warn: true);
         }
         else
         {
-            if (promptEmbeds.dim() != 3)
-                throw new DiffusersException($"{ClassName}: prompt_embeds must be [batch, sequence, hidden], got [{string.Join(", ", promptEmbeds.shape)}]");
+            PipelineSteps.CheckPromptEmbeds(ClassName, promptEmbeds, (TextEncoder?.Config.HiddenSize ?? 0) + TextEncoder2.Config.HiddenSize,
+                TextEncoder is null ? "text_encoder_2's hidden_size" : "the text encoders' hidden sizes added");
+            int projection = TextEncoder2.Config.ProjectionDim;
+            if (!pooledPromptEmbeds!.shape.SequenceEqual([batchSize, projection]))
+                throw new DiffusersException(
+                    $"{ClassName}: pooled_prompt_embeds have shape [{string.Join(", ", pooledPromptEmbeds.shape)}], but must be [{batchSize}, {projection}] " +
+                    "(a row per row of prompt_embeds, text_encoder_2's projection_dim)");
             embeds = promptEmbeds;
-            pooled = pooledPromptEmbeds!;
+            pooled = pooledPromptEmbeds;
         }
 
         Tensor? negative = null, negativePooled = null;
@@ -86,10 +95,15 @@ public abstract partial class StableDiffusionXLPipelineBase
             if (uncond1.Count != batchSize)
                 throw new DiffusersException(
                     $"{ClassName}: negative_prompt {negativePrompt} has batch size {uncond1.Count}, but prompt {prompt} has batch size {batchSize}");
+            if (encoders.Count == 2 && uncond2.Count != batchSize)
+                throw new DiffusersException(
+                    $"{ClassName}: negative_prompt_2 {negativePrompt2} has batch size {uncond2.Count}, but prompt {prompt} has batch size {batchSize}");
             (negative, negativePooled) = EncodeWithBoth(encoders, [uncond1, uncond2], clipSkip: null, warn: false, maxLength: (int)embeds.shape[1]);
         }
         else if (doClassifierFreeGuidance)
         {
+            PipelineSteps.CheckNegativeEmbeds(ClassName, "negative_prompt_embeds", negativePromptEmbeds!, embeds.shape);
+            PipelineSteps.CheckNegativeEmbeds(ClassName, "negative_pooled_prompt_embeds", negativePooledPromptEmbeds!, pooled.shape);
             negative = negativePromptEmbeds;
             negativePooled = negativePooledPromptEmbeds;
         }

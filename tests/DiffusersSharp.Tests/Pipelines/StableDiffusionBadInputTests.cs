@@ -195,4 +195,32 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         log.WriteLine($"4-channel inpaint, black mask: final latents vs diffusers' image latents: max abs error {err:E3}");
         Assert.True(err <= 1e-4);
     }
+
+    [Fact]
+    public void GivenNegativePromptEmbedsMustHaveTheShapeOfThePromptEmbeddings()
+    {
+        // diffusers compares the shapes only when both embeddings are given, and fails on the guidance batch otherwise
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model);
+        using var one = torch.zeros(1, 77, 32);
+        using var shorter = torch.zeros(1, 10, 32);
+        Assert.Equal("StableDiffusionPipeline: negative_prompt_embeds have shape [1, 77, 32], but the prompt's are [2, 77, 32]; they must have the same shape",
+            Assert.Throws<DiffusersException>(() => pipe.Generate(new[] { "a", "b" }, negativePromptEmbeds: one, numInferenceSteps: 1, seed: 0)).Message);
+        Assert.Equal("StableDiffusionPipeline: negative_prompt_embeds have shape [1, 10, 32], but the prompt's are [1, 77, 32]; they must have the same shape",
+            Assert.Throws<DiffusersException>(() => pipe.EncodePrompt("a", negativePromptEmbeds: shorter)).Message);
+        // without guidance they are not used, as in diffusers
+        using var unguided = pipe.EncodePrompt("a", doClassifierFreeGuidance: false, negativePromptEmbeds: shorter);
+        Assert.Null(unguided.NegativePromptEmbeds);
+    }
+
+    [Fact]
+    public void GivenPromptEmbedsMustHaveRowsTokensAndTheTextEncodersWidth()
+    {
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model);
+        using var narrow = torch.zeros(1, 77, 16);
+        Assert.Equal("StableDiffusionPipeline: prompt_embeds have hidden size 16, but the UNet takes 32 (the text encoder's hidden_size)",
+            Assert.Throws<DiffusersException>(() => pipe.Generate(promptEmbeds: narrow, numInferenceSteps: 1, seed: 0)).Message);
+        using var empty = torch.zeros(0, 77, 32);
+        Assert.Equal("StableDiffusionPipeline: prompt_embeds must be [batch, sequence, hidden] with a batch and a sequence of at least 1, got [0, 77, 32]",
+            Assert.Throws<DiffusersException>(() => pipe.Generate(promptEmbeds: empty, numInferenceSteps: 1, seed: 0)).Message);
+    }
 }

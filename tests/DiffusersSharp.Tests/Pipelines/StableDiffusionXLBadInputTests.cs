@@ -1,0 +1,48 @@
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+
+namespace DiffusersSharp.Tests.Pipelines;
+
+/// <summary>
+/// The SDXL pipelines refuse prompt arguments and embeddings of another batch or shape than the prompt's, with messages
+/// naming the argument (diffusers fails on the concatenation).
+/// </summary>
+public class StableDiffusionXLBadInputTests
+{
+    private static string Base => StableDiffusionXLPipelineTests.Base;
+
+    private static string Refused(Action call) => Assert.Throws<DiffusersException>(call).Message;
+
+    [Fact]
+    public void SecondPromptsMustHaveThePromptsBatch()
+    {
+        using var pipe = StableDiffusionXLPipeline.FromPretrained(Base);
+        Assert.Equal("StableDiffusionXLPipeline: prompt_2 [\"x\", \"y\"] has batch size 2, but prompt \"a\" has batch size 1",
+            Refused(() => pipe.Generate("a", new[] { "x", "y" }, numInferenceSteps: 1, seed: 0)));
+        // diffusers does not repeat a single prompt_2 for a list of prompts (it does a single negative_prompt_2)
+        Assert.Equal("StableDiffusionXLPipeline: prompt_2 \"x\" has batch size 1, but prompt [\"a\", \"b\"] has batch size 2",
+            Refused(() => pipe.Generate(new[] { "a", "b" }, "x", numInferenceSteps: 1, seed: 0)));
+        Assert.Equal("StableDiffusionXLPipeline: negative_prompt_2 [\"x\", \"y\"] has batch size 2, but prompt \"a\" has batch size 1",
+            Refused(() => pipe.Generate("a", negativePrompt: "n", negativePrompt2: new[] { "x", "y" }, numInferenceSteps: 1, seed: 0)));
+    }
+
+    [Fact]
+    public void GivenEmbeddingsMustHaveThePromptsShapes()
+    {
+        using var pipe = StableDiffusionXLPipeline.FromPretrained(Base);
+        using var e = pipe.EncodePrompt("a", negativePrompt: "n");
+        using var twoPooled = torch.cat(new[] { e.PooledPromptEmbeds, e.PooledPromptEmbeds });
+        Assert.Equal("StableDiffusionXLPipeline: pooled_prompt_embeds have shape [2, 24], but must be [1, 24] (a row per row of prompt_embeds, text_encoder_2's projection_dim)",
+            Refused(() => pipe.Generate(promptEmbeds: e.PromptEmbeds, pooledPromptEmbeds: twoPooled, numInferenceSteps: 1, seed: 0)));
+        using var narrow = torch.zeros(1, 77, 32);
+        Assert.Equal("StableDiffusionXLPipeline: prompt_embeds have hidden size 32, but the UNet takes 48 (the text encoders' hidden sizes added)",
+            Refused(() => pipe.Generate(promptEmbeds: narrow, pooledPromptEmbeds: e.PooledPromptEmbeds, numInferenceSteps: 1, seed: 0)));
+        Assert.Equal("StableDiffusionXLPipeline: negative_prompt_embeds have shape [1, 77, 48], but the prompt's are [2, 77, 48]; they must have the same shape",
+            Refused(() => pipe.Generate(new[] { "a", "b" }, negativePromptEmbeds: e.NegativePromptEmbeds, negativePooledPromptEmbeds: e.NegativePooledPromptEmbeds,
+                numInferenceSteps: 1, seed: 0)));
+        Assert.Equal("StableDiffusionXLPipeline: negative_pooled_prompt_embeds have shape [2, 24], but the prompt's are [1, 24]; they must have the same shape",
+            Refused(() => pipe.Generate(promptEmbeds: e.PromptEmbeds, pooledPromptEmbeds: e.PooledPromptEmbeds, negativePromptEmbeds: e.NegativePromptEmbeds,
+                negativePooledPromptEmbeds: twoPooled, numInferenceSteps: 1, seed: 0)));
+    }
+}
