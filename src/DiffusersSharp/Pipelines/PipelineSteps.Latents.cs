@@ -146,7 +146,7 @@ internal static partial class PipelineSteps
         ScalarType dtype, Device device, bool castGiven)
     {
         if (latents is null) return Runtime.TorchUtils.RandnTensor(shape, generators, dtype, device);
-        CheckLatentsShape(cls, latents, shape);
+        CheckLatents(cls, latents, shape, castGiven ? null : dtype);
         return castGiven ? latents.to(dtype, device) : latents.to(device);
     }
 

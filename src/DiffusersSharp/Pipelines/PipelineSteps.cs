@@ -136,11 +136,17 @@ internal static partial class PipelineSteps
                 $"{cls}: the init image has {pixels.shape[1]} channels, the VAE takes {vae.InChannels} (RGB); convert it with Image.ToRgb()");
     }
 
-    /// <summary>Latents passed by the caller must have the shape the call draws.</summary>
-    internal static void CheckLatentsShape(string cls, Tensor latents, long[] shape)
+    /// <summary>
+    /// Latents passed by the caller must have the shape the call draws and, where they are not cast (<paramref name="dtype"/>
+    /// given: the Stable Diffusion calls, which use them as given, as diffusers does), a floating-point type only if it is the
+    /// UNet's.
+    /// </summary>
+    internal static void CheckLatents(string cls, Tensor latents, long[] shape, ScalarType? dtype)
     {
         if (!latents.shape.SequenceEqual(shape))
             throw new DiffusersException($"{cls}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
+        if (dtype is ScalarType d && latents.is_floating_point() && latents.dtype != d)
+            throw new DiffusersException($"{cls}: latents are {latents.dtype}, but the UNet runs in {d}; pass them in {d}");
     }
 
     /// <summary>A ControlNet / inpainting UNet takes 4 (ordinary) or 9 (inpainting) input channels.</summary>

@@ -223,4 +223,19 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         Assert.Equal("StableDiffusionPipeline: prompt_embeds must be [batch, sequence, hidden] with a batch and a sequence of at least 1, got [0, 77, 32]",
             Assert.Throws<DiffusersException>(() => pipe.Generate(promptEmbeds: empty, numInferenceSteps: 1, seed: 0)).Message);
     }
+
+    [Fact]
+    public void LatentsOfAnotherFloatTypeThanTheUNetsAreRefused()
+    {
+        // diffusers' Stable Diffusion pipelines use given latents as they are, and the UNet then fails on the dtype
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model);
+        using var doubles = torch.zeros(new long[] { 1, 4, 32, 32 }, ScalarType.Float64);
+        Assert.Equal("StableDiffusionPipeline: latents are Float64, but the UNet runs in Float32; pass them in Float32",
+            Assert.Throws<DiffusersException>(() => pipe.Generate("a", latents: doubles, numInferenceSteps: 1)).Message);
+        using var inpaint = StableDiffusionInpaintPipeline.FromPretrained(Model);
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        Assert.Equal("StableDiffusionInpaintPipeline: latents are Float64, but the UNet runs in Float32; pass them in Float32",
+            Assert.Throws<DiffusersException>(() => inpaint.Generate("a", init, mask, latents: doubles, numInferenceSteps: 1)).Message);
+    }
 }
