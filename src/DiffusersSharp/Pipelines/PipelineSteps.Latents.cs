@@ -100,13 +100,14 @@ internal static partial class PipelineSteps
     /// <summary>
     /// The inpaint pipelines' image latents (diffusers' <c>prepare_latents</c> with <c>return_image_latents</c>): only
     /// when a 4-channel UNet blends them back or strength &lt; 1 noises them (and no latents are given), the
-    /// <paramref name="encode"/>d image repeated to <paramref name="total"/>; else null.
+    /// <paramref name="encode"/>d image repeated to <paramref name="total"/> (<see cref="RepeatToBatch"/>: refused when
+    /// the images do not divide it); else null.
     /// </summary>
-    internal static Tensor? InpaintImageLatents(int unetChannels, Tensor? latents, double strength, int total, Func<Tensor> encode)
+    internal static Tensor? InpaintImageLatents(string cls, int unetChannels, Tensor? latents, double strength, int total, Func<Tensor> encode,
+        bool diffusersWording = false)
     {
         if (unetChannels != 4 && (latents is not null || strength == 1.0)) return null;
-        var imageLatents = encode();
-        return imageLatents.repeat(total / imageLatents.shape[0], 1, 1, 1);
+        return RepeatToBatch(cls, encode(), total, "images", diffusersWording);
     }
 
     /// <summary>
@@ -151,17 +152,35 @@ internal static partial class PipelineSteps
     }
 
     /// <summary>
-    /// The mask (or masked image latents) repeated to <paramref name="batch"/>; <paramref name="what"/> is "masks" or
-    /// "images". <paramref name="diffusersWording"/>: the error in diffusers' words (the ControlNet inpaint pipeline's).
+    /// The mask (or the image latents) repeated to <paramref name="batch"/>; <paramref name="what"/> is "masks" or
+    /// "images". More rows than the batch are refused (diffusers keeps them, and fails later on the batch mismatch or
+    /// silently grows the batch). <paramref name="diffusersWording"/>: the error when they do not divide the batch in
+    /// diffusers' words (the ControlNet inpaint pipeline's).
     /// </summary>
     internal static Tensor RepeatToBatch(string cls, Tensor t, int batch, string what, bool diffusersWording = false)
     {
-        if (t.shape[0] >= batch) return t;
+        if (t.shape[0] == batch) return t;
+        if (t.shape[0] > batch)
+            throw new DiffusersException(
+                $"{cls}: {t.shape[0]} {what} for a total batch size of {batch} (prompts × images per prompt); pass a number of {what} that divides {batch}");
         if (batch % t.shape[0] != 0)
             throw new DiffusersException(diffusersWording
                 ? $"{cls}: The passed {what} and the required batch size don't match: {t.shape[0]} {what} cannot be duplicated to a total batch size of {batch}."
                 : $"{cls}: {t.shape[0]} {what} cannot be duplicated to the total batch size {batch}; pass a number of {what} that divides it");
         return t.repeat(batch / t.shape[0], 1, 1, 1);
+    }
+
+    /// <summary>
+    /// diffusers' <c>masked_image = init_image * (mask &lt; 0.5)</c>, once the batches pair up: as many masks as images, or
+    /// one image or one mask for all (diffusers fails on the broadcast otherwise).
+    /// </summary>
+    internal static Tensor MaskedImage(string cls, Tensor image, Tensor maskCondition)
+    {
+        long images = image.shape[0], masks = maskCondition.shape[0];
+        if (images != masks && images != 1 && masks != 1)
+            throw new DiffusersException(
+                $"{cls}: {images} images and {masks} masks do not pair up; pass one mask per image, or one image or one mask for all");
+        return image * (maskCondition < 0.5);
     }
 
     /// <summary>The [negative; positive] guidance batch of a conditioning tensor: itself twice with guidance.</summary>

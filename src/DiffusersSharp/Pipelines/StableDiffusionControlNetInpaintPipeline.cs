@@ -91,7 +91,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         var images = PrepareControlImages(controlImage, "control_image", h, w, total, numImagesPerPrompt, cfg, guess);
         RecordControl(images);
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
-        var maskedImage = initImage * (maskCondition < 0.5);
+        var maskedImage = PipelineSteps.MaskedImage(Name, initImage, maskCondition);
 
         // 5. timesteps (as the inpaint pipeline: int(n · strength) ≥ 1)
         Scheduler.SetTimesteps(numInferenceSteps, device);
@@ -101,8 +101,8 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
         int unetChannels = Unet.Config.InChannels;
-        var imageLatents = PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
-            () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"));
+        var imageLatents = PipelineSteps.InpaintImageLatents(Name, unetChannels, latents, strength, total,
+            () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"), diffusersWording: true);
         var (noise, current) = PipelineSteps.InpaintLatents(Name, Scheduler, latents, [total, Vae.LatentChannels, h / vsf, w / vsf],
             imageLatents, strength == 1.0, latentTimestep, gens, dtype, device);
         Record("noise", noise);

@@ -111,7 +111,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 6. latents
         var dtype = embeds.PromptEmbeds.dtype;
         int unetChannels = Unet.Config.InChannels;
-        var imageLatents = PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+        var imageLatents = PipelineSteps.InpaintImageLatents(Name, unetChannels, latents, strength, total,
             () => EncodeVaeImage(initImage.to(dtype, device), gens, "image_latent"));
         if (imageLatents is not null) Record("image_latents", imageLatents);
         var (noise, current) = PipelineSteps.InpaintLatents(Name, Scheduler, latents, [total, Vae.LatentChannels, h / vsf, w / vsf],
@@ -122,7 +122,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 7. mask and masked image latents, doubled for guidance
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true, cropsCoords, resizeMode);
         Record("mask_condition", maskCondition);
-        var maskedImage = initImage * (maskCondition < 0.5);
+        var maskedImage = PipelineSteps.MaskedImage(Name, initImage, maskCondition);
         Record("masked_image", maskedImage);
         var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
         Record("mask_latent", mask);

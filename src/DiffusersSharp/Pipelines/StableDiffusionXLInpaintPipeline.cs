@@ -98,14 +98,14 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: true);
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
-        Tensor? maskedImage = initImage.shape[1] == 4 ? null : initImage * (maskCondition < 0.5);
+        Tensor? maskedImage = initImage.shape[1] == 4 ? null : PipelineSteps.MaskedImage(Name, initImage, maskCondition);
 
         // 6. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents)
         int unetChannels = Unet.Config.InChannels;
         long[] shape = [total, Vae.LatentChannels, h / vsf, w / vsf];
         var imageLatents = initImage.shape[1] == 4
-            ? initImage.to(dtype, device).repeat(total / initImage.shape[0], 1, 1, 1)
-            : PipelineSteps.InpaintImageLatents(unetChannels, latents, strength, total,
+            ? PipelineSteps.RepeatToBatch(Name, initImage.to(dtype, device), total, "images")
+            : PipelineSteps.InpaintImageLatents(Name, unetChannels, latents, strength, total,
                 () => EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0"));
         // with denoising_start the loop starts from the image latents themselves: an alias of them, since the loop frees
         // the latents it starts from and the 4-channel blend still reads the image latents

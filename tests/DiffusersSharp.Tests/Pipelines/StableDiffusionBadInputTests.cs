@@ -238,4 +238,21 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         Assert.Equal("StableDiffusionInpaintPipeline: latents are Float64, but the UNet runs in Float32; pass them in Float32",
             Assert.Throws<DiffusersException>(() => inpaint.Generate("a", init, mask, latents: doubles, numInferenceSteps: 1)).Message);
     }
+
+    [Theory]
+    [InlineData(1, 2, 1, 1.0, "StableDiffusionInpaintPipeline: 2 images for a total batch size of 1 (prompts × images per prompt); pass a number of images that divides 1")]
+    [InlineData(1, 1, 2, 1.0, "StableDiffusionInpaintPipeline: 2 masks for a total batch size of 1 (prompts × images per prompt); pass a number of masks that divides 1")]
+    [InlineData(3, 2, 1, 0.5, "StableDiffusionInpaintPipeline: 2 images cannot be duplicated to the total batch size 3; pass a number of images that divides it")]
+    [InlineData(6, 2, 3, 1.0, "StableDiffusionInpaintPipeline: 2 images and 3 masks do not pair up; pass one mask per image, or one image or one mask for all")]
+    public void InpaintImagesAndMasksMustFitTheBatch(int prompts, int images, int masks, double strength, string message)
+    {
+        // diffusers keeps more images or masks than the batch and fails in the loop (or, with a 4-channel UNet, grows the
+        // batch); images that do not divide it fail on adding the noise at strength < 1
+        using var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model);
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate(Enumerable.Repeat("a red ball", prompts).ToArray(),
+            Enumerable.Repeat(init, images).ToArray(), Enumerable.Repeat(mask, masks).ToArray(), strength: strength, numInferenceSteps: 2, seed: 0));
+        Assert.Equal(message, e.Message);
+    }
 }

@@ -1,3 +1,4 @@
+using DiffusersSharp.Imaging;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Models;
@@ -82,5 +83,22 @@ public class StableDiffusionControlNetBadInputTests
         Assert.Equal(new long[] { 2, 3, 64, 64 }, control.shape);
         using var expected = torch.tensor(grey.Pixels.Select(b => b / 255f).ToArray()).reshape(1, 1, 64, 64).expand(2, 3, 64, 64);
         Assert.Equal(0.0, Tol.MaxAbsDiff(control, expected));
+    }
+
+    [Fact]
+    public void InpaintImagesAndMasksMustFitTheBatch()
+    {
+        // diffusers keeps more images or masks than the batch and fails in the ControlNet; at strength < 1 images that do
+        // not divide the batch fail on adding the noise: refused here, in diffusers' words where it has them
+        using var pipe = StableDiffusionControlNetInpaintPipeline.FromPretrained(StableDiffusionPipelineTests.Model, ControlNetModelGoldenTests.LoadTiny());
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        var edges = StableDiffusionControlNetPipelineTests.Edges;
+        Assert.Equal("StableDiffusionControlNetInpaintPipeline: 2 images for a total batch size of 1 (prompts × images per prompt); pass a number of images that divides 1",
+            Refused(() => pipe.Generate("a", new[] { init, init }, mask, [edges], numInferenceSteps: 2, seed: 0)).Message);
+        Assert.Equal("StableDiffusionControlNetInpaintPipeline: 2 masks for a total batch size of 1 (prompts × images per prompt); pass a number of masks that divides 1",
+            Refused(() => pipe.Generate("a", init, new[] { mask, mask }, [edges], numInferenceSteps: 2, seed: 0)).Message);
+        Assert.Equal("StableDiffusionControlNetInpaintPipeline: The passed images and the required batch size don't match: 2 images cannot be duplicated to a total batch size of 3.",
+            Refused(() => pipe.Generate(new[] { "a", "b", "c" }, new[] { init, init }, mask, [edges], strength: 0.5, numInferenceSteps: 2, seed: 0)).Message);
     }
 }

@@ -1,3 +1,4 @@
+using DiffusersSharp.Imaging;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -5,8 +6,8 @@ using TorchSharp;
 namespace DiffusersSharp.Tests.Pipelines;
 
 /// <summary>
-/// The SDXL pipelines refuse prompt arguments and embeddings of another batch or shape than the prompt's, with messages
-/// naming the argument (diffusers fails on the concatenation).
+/// The SDXL pipelines refuse prompt arguments and embeddings of another batch or shape than the prompt's, and inpaint
+/// masks beyond the batch, with messages naming the argument (diffusers fails on the concatenation, or grows the batch).
 /// </summary>
 public class StableDiffusionXLBadInputTests
 {
@@ -44,5 +45,20 @@ public class StableDiffusionXLBadInputTests
         Assert.Equal("StableDiffusionXLPipeline: negative_pooled_prompt_embeds have shape [2, 24], but the prompt's are [1, 24]; they must have the same shape",
             Refused(() => pipe.Generate(promptEmbeds: e.PromptEmbeds, pooledPromptEmbeds: e.PooledPromptEmbeds, negativePromptEmbeds: e.NegativePromptEmbeds,
                 negativePooledPromptEmbeds: twoPooled, numInferenceSteps: 1, seed: 0)));
+    }
+
+    [Fact]
+    public void InpaintImagesOrMasksBeyondTheBatchAreRefusedNotBroadcast()
+    {
+        // before: two masks for one prompt grew the 4-channel blend's batch to two and returned two images
+        using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(Base);
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        Assert.Equal("StableDiffusionXLInpaintPipeline: 2 masks for a total batch size of 1 (prompts × images per prompt); pass a number of masks that divides 1",
+            Refused(() => pipe.Generate("a", init, new[] { mask, mask }, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent)));
+        Assert.Equal("StableDiffusionXLInpaintPipeline: 2 images for a total batch size of 1 (prompts × images per prompt); pass a number of images that divides 1",
+            Refused(() => pipe.Generate("a", new[] { init, init }, mask, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent)));
+        Assert.Equal("StableDiffusionXLInpaintPipeline: 2 images and 3 masks do not pair up; pass one mask per image, or one image or one mask for all",
+            Refused(() => pipe.Generate(Enumerable.Repeat("a", 6).ToArray(), new[] { init, init }, new[] { mask, mask, mask }, numInferenceSteps: 2, seed: 0)));
     }
 }
