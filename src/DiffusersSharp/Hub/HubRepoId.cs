@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.RegularExpressions;
 
 namespace DiffusersSharp.Hub;
@@ -15,7 +16,7 @@ public static partial class HubRepoId
             throw Invalid("Repo id must be a string, not null.");
         if (repoId.Count(c => c == '/') > 1)
             throw Invalid($"Repo id must be in the form 'repo_name' or 'namespace/repo_name': '{repoId}'. Use `repo_type` argument if needed.");
-        if (!RepoIdRegex().IsMatch(repoId))
+        if (!MatchesRepoIdRegex(repoId))
             throw Invalid("Repo id must use alphanumeric chars or '-', '_', '.', '--' and '..' are forbidden, '-' and '.' cannot start or end the name, max length is 96:"
                           + $" '{repoId}'.");
         if (repoId.Contains("--") || repoId.Contains(".."))
@@ -76,9 +77,32 @@ public static partial class HubRepoId
 
     private static HubException Invalid(string message) => new(HubErrorKind.InvalidInput, message) { Key = "repo_id" };
 
-    // ^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$  (huggingface_hub's REPO_ID_REGEX)
-    [GeneratedRegex(@"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")]
-    private static partial Regex RepoIdRegex();
+    /// <summary>
+    /// huggingface_hub's <c>REPO_ID_REGEX</c>, <c>^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$</c>, as Python's <c>re</c> reads
+    /// it (not .NET's, whose <c>\w</c> differs): an optional namespace and a name of 1 to 96 code points, each of word
+    /// characters, '-' and '.', starting and ending with a word character (<see cref="IsWordCharacter"/>); <c>$</c> also
+    /// matches before a final newline.
+    /// </summary>
+    private static bool MatchesRepoIdRegex(string repoId)
+    {
+        string s = repoId.EndsWith('\n') ? repoId[..^1] : repoId;
+        int slash = s.IndexOf('/');
+        return slash < 0 ? IsIdPart(s, 96) : IsIdPart(s[..slash], int.MaxValue) && IsIdPart(s[(slash + 1)..], 96);
+    }
+
+    private static bool IsIdPart(string part, int maxCodePoints)
+    {
+        var runes = part.EnumerateRunes().ToList();
+        return runes.Count >= 1 && runes.Count <= maxCodePoints && IsWordCharacter(runes[0]) && IsWordCharacter(runes[^1])
+               && runes.All(r => IsWordCharacter(r) || r.Value is '-' or '.');
+    }
+
+    /// <summary>
+    /// Python's <c>\w</c> on a str: <c>str.isalnum()</c> (a letter or a number of any kind, beyond U+FFFF too) or '_'.
+    /// .NET's <c>\w</c> also takes combining marks and connector punctuation, and neither numbers other than decimal
+    /// digits (²) nor characters outside the BMP.
+    /// </summary>
+    private static bool IsWordCharacter(Rune r) => r.Value == '_' || Rune.IsLetter(r) || Rune.IsNumber(r);
 
     [GeneratedRegex("^[0-9a-f]{40}$")]
     private static partial Regex CommitHashRegex();

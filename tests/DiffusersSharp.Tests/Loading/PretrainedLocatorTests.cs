@@ -207,6 +207,15 @@ public class PretrainedLocatorTests
     [InlineData("runwayml/stable-diffusion-v1.5_x", true)]
     public void ValidIds(string id, bool valid) => Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
 
+    [Fact]
+    public void ANamesLengthIsCountedInCodePointsAsPythonDoes()
+    {
+        // 96 letters beyond U+FFFF are 192 UTF-16 code units: valid to huggingface_hub, one more is not
+        string letter = char.ConvertFromUtf32(0x20000);
+        Assert.True(HubRepoId.IsValid("org/" + string.Concat(Enumerable.Repeat(letter, 96))));
+        Assert.False(HubRepoId.IsValid("org/" + string.Concat(Enumerable.Repeat(letter, 97))));
+    }
+
     // One id rule (huggingface_hub 0.20.3's validate_repo_id, whose \w is Unicode): the loaders' check is the Hub client's.
     [Theory]
     [InlineData("ユーザー/モデル", true)]
@@ -215,6 +224,14 @@ public class PretrainedLocatorTests
     [InlineData("org/é.", false)]
     [InlineData("a/b/c", false)]
     [InlineData("org/name.git", false)]
+    // Python's \w is str.isalnum() or '_' (letters and numbers of every kind), counted in code points; .NET's also takes
+    // combining marks and connector punctuation, and neither other numbers nor letters beyond U+FFFF
+    [InlineData("org/model\u00b2", true)]            // '²' (No)
+    [InlineData("org/\u216b", true)]                  // 'Ⅻ' (Nl)
+    [InlineData("org/\U00020000", true)]              // a CJK letter outside the BMP
+    [InlineData("cafe\u0301/x", false)]               // 'e' + combining acute (Mn)
+    [InlineData("org/a\u203fb", false)]               // '‿' (Pc)
+    [InlineData("org/x\u200d", false)]                // zero-width joiner, a word character to .NET's \b
     public void LoadersAndHubClientShareOneIdRule(string id, bool valid)
     {
         Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
