@@ -48,6 +48,37 @@ public class StableDiffusionXLBadInputTests
     }
 
     [Fact]
+    public void ARefinersPromptEmbedsHaveTextEncoder2sWidth()
+    {
+        // a refiner has only text_encoder_2: its prompt_embeds are that encoder's hidden_size wide (the UNet's cross_attention_dim)
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var e = pipe.EncodePrompt("a", negativePrompt: "n");
+        Assert.Equal(pipe.TextEncoder2.Config.HiddenSize, e.PromptEmbeds.shape[2]);
+        using var wide = torch.zeros(1, 77, e.PromptEmbeds.shape[2] + 16);
+        Assert.Equal($"StableDiffusionXLImg2ImgPipeline: prompt_embeds have hidden size {e.PromptEmbeds.shape[2] + 16}, but the UNet takes " +
+                     $"{e.PromptEmbeds.shape[2]} (text_encoder_2's hidden_size)",
+            Refused(() => pipe.EncodePrompt(default, promptEmbeds: wide, pooledPromptEmbeds: e.PooledPromptEmbeds)));
+        using var narrowPooled = e.PooledPromptEmbeds.narrow(1, 0, 8);
+        Assert.Equal($"StableDiffusionXLImg2ImgPipeline: pooled_prompt_embeds have shape [1, 8], but must be [1, {e.PooledPromptEmbeds.shape[1]}] " +
+                     "(a row per row of prompt_embeds, text_encoder_2's projection_dim)",
+            Refused(() => pipe.EncodePrompt(default, promptEmbeds: e.PromptEmbeds, pooledPromptEmbeds: narrowPooled)));
+    }
+
+    [Fact]
+    public void InpaintLatentsGivenAsTheImageBeyondTheBatchAreRefused()
+    {
+        // the base run's latents as the image (4 channels): before, two rows for one prompt were repeated 1 / 2 = 0 times,
+        // an empty batch the call then ran on
+        using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(Base);
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var latents = torch.randn(2, 4, 32, 32);
+        Assert.Equal("StableDiffusionXLInpaintPipeline: 2 images for a total batch size of 1 (prompts × images per prompt); pass a number of images that divides 1",
+            Refused(() => pipe.Generate("a", latents, mask, numInferenceSteps: 2, seed: 0, outputType: OutputType.Latent)));
+        Assert.Equal("StableDiffusionXLInpaintPipeline: 2 images for a total batch size of 1 (prompts × images per prompt); pass a number of images that divides 1",
+            Refused(() => pipe.Generate("a", latents, mask, numInferenceSteps: 4, denoisingStart: 0.5, seed: 0, outputType: OutputType.Latent)));
+    }
+
+    [Fact]
     public void InpaintImagesOrMasksBeyondTheBatchAreRefusedNotBroadcast()
     {
         // before: two masks for one prompt grew the 4-channel blend's batch to two and returned two images
