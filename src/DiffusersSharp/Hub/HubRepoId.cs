@@ -80,12 +80,12 @@ public static partial class HubRepoId
     /// <summary>
     /// huggingface_hub's <c>REPO_ID_REGEX</c>, <c>^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$</c>, as Python's <c>re</c> reads
     /// it (not .NET's, whose <c>\w</c> differs): an optional namespace and a name of 1 to 96 code points, each of word
-    /// characters, '-' and '.', starting and ending with a word character (<see cref="IsWordCharacter"/>); <c>$</c> also
-    /// matches before a final newline.
+    /// characters, '-' and '.', starting and ending with a word character (<see cref="IsWordCharacter"/>). One
+    /// difference, on purpose: Python's <c>$</c> also matches before a final newline, so huggingface_hub takes
+    /// <c>"org/name\n"</c> (an id read from a file) and makes a cache folder with a newline in its name; it is refused here.
     /// </summary>
-    private static bool MatchesRepoIdRegex(string repoId)
+    private static bool MatchesRepoIdRegex(string s)
     {
-        string s = repoId.EndsWith('\n') ? repoId[..^1] : repoId;
         int slash = s.IndexOf('/');
         return slash < 0 ? IsIdPart(s, 96) : IsIdPart(s[..slash], int.MaxValue) && IsIdPart(s[(slash + 1)..], 96);
     }

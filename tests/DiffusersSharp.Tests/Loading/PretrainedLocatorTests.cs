@@ -232,6 +232,7 @@ public class PretrainedLocatorTests
     [InlineData("cafe\u0301/x", false)]               // 'e' + combining acute (Mn)
     [InlineData("org/a\u203fb", false)]               // '‿' (Pc)
     [InlineData("org/x\u200d", false)]                // zero-width joiner, a word character to .NET's \b
+    [InlineData("org/name\n", false)]                // Python's $ takes a final newline (huggingface_hub accepts it); refused here
     public void LoadersAndHubClientShareOneIdRule(string id, bool valid)
     {
         Assert.Equal(valid, PretrainedLocator.IsValidRepoId(id));
