@@ -33,9 +33,11 @@ public sealed class ImageFolderDataset
         bool skipUnreadable = true, Action<string>? warn = null, string? excludeFolder = null)
     {
         if (resolution <= 0) throw new DiffusersException($"resolution must be positive, got {resolution}");
+        if (File.Exists(folder))
+            throw new DiffusersException($"{folder}: the training data folder is a file (--data takes a folder of images)") { FilePath = folder };
         if (!Directory.Exists(folder))
             throw new DiffusersException($"{folder}: the training data folder does not exist");
-        var images = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+        var images = ListFiles(folder, warn)
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
             .ToList();
         var candidates = images.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder))
@@ -88,6 +90,50 @@ public sealed class ImageFolderDataset
 
     /// <summary>Floats per example: 3 × resolution².</summary>
     public int ExampleSize => 3 * Resolution * Resolution;
+
+    // Every file under `folder`, following linked folders; a folder reached a second way (a link to a folder of the
+    // data set, or a link loop, which a recursive enumeration walks until the system's limit of nested links, listing
+    // the same images each time) is walked once: the first way in ordinal order, the others skipped with a warning.
+    private static List<string> ListFiles(string folder, Action<string>? warn)
+    {
+        var files = new List<string>();
+        var walked = new Dictionary<string, string>(StringComparer.Ordinal); // real path → the path it was walked as
+        var pending = new Stack<(string Path, string Real)>();
+        pending.Push((folder, RealPath(folder, 0)));
+        while (pending.TryPop(out var dir))
+        {
+            if (walked.TryGetValue(dir.Real, out string? first))
+            {
+                warn?.Invoke($"warning: skipping {dir.Path}: it is the folder {first} (through a link), whose images are already in the data set");
+                continue;
+            }
+            walked[dir.Real] = dir.Path;
+            files.AddRange(Directory.EnumerateFiles(dir.Path));
+            foreach (var sub in Directory.EnumerateDirectories(dir.Path).OrderDescending(StringComparer.Ordinal))
+                pending.Push((sub, new DirectoryInfo(sub).LinkTarget is null ? Path.Combine(dir.Real, Path.GetFileName(sub)) : RealPath(sub, 0)));
+        }
+        return files;
+    }
+
+    // `path` with its links resolved, as realpath(3) (a link that cannot be resolved, looping or broken, is kept as it
+    // is); `depth` counts the nested resolutions, which stop at the system's limit of 40.
+    private static string RealPath(string path, int depth)
+    {
+        string full = Path.GetFullPath(path);
+        string current = Path.GetPathRoot(full)!;
+        foreach (var part in full[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            string next = Path.Combine(current, part);
+            FileSystemInfo? target = null;
+            if (depth < 40)
+            {
+                try { target = new DirectoryInfo(next).ResolveLinkTarget(returnFinalTarget: true); }
+                catch (IOException) { }
+            }
+            current = target is null ? next : RealPath(target.FullName, depth + 1);
+        }
+        return current;
+    }
 
     // Why the file cannot be trained on, or null. Reads the header and the file's last bytes; decodes the whole file
     // only when its end marker is missing (truncated, or trailing bytes after the marker).

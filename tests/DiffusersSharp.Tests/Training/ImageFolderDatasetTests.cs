@@ -47,6 +47,32 @@ public class ImageFolderDatasetTests
     }
 
     [Fact]
+    public void AFolderReachedTwiceThroughLinksIsReadOnce()
+    {
+        // the recursive enumeration followed a link loop until the system's limit of nested links: 41 copies of each image
+        using var dir = new TempDir();
+        string data = dir.File("data"), other = dir.File("other");
+        Directory.CreateDirectory(data);
+        Directory.CreateDirectory(other);
+        CatFaceGenerator.Generate(20, 1, 0).Save(Path.Combine(data, "a.png"));
+        CatFaceGenerator.Generate(20, 1, 1).Save(Path.Combine(other, "b.png"));
+        Directory.CreateSymbolicLink(Path.Combine(data, "loop"), data);
+        Directory.CreateSymbolicLink(Path.Combine(data, "x-other"), other);
+        Directory.CreateSymbolicLink(Path.Combine(data, "y-other"), "../other"); // relative, the same folder again
+        var warnings = new List<string>();
+        var ds = new ImageFolderDataset(data, 16, warn: warnings.Add);
+        Assert.Equal([Path.Combine(data, "a.png"), Path.Combine(data, "x-other", "b.png")], ds.Files);
+        Assert.Equal([
+            $"warning: skipping {Path.Combine(data, "loop")}: it is the folder {data} (through a link), whose images are already in the data set",
+            $"warning: skipping {Path.Combine(data, "y-other")}: it is the folder {Path.Combine(data, "x-other")} (through a link), whose images are already in the data set",
+        ], warnings);
+
+        string file = Path.Combine(data, "a.png");
+        var e = Assert.Throws<DiffusersException>(() => new ImageFolderDataset(file, 16));
+        Assert.Equal($"{file}: the training data folder is a file (--data takes a folder of images)", e.Message);
+    }
+
+    [Fact]
     public void AFileThatFailsDuringTheRunIsReplacedByTheNextOneOrNamed()
     {
         using var dir = new TempDir();
