@@ -47,6 +47,7 @@ public static class TrainingOutputFolder
     /// </summary>
     public static IReadOnlyList<string> CheckBeforeRun(string dir, bool resume, bool overwrite)
     {
+        CheckCanBeFolder(dir);
         var previous = PreviousRun(dir);
         if (previous.Count == 0 || overwrite) return previous;
         bool checkpoint = TrainingCheckpoint.List(dir).Count > 0;
@@ -58,6 +59,16 @@ public static class TrainingOutputFolder
                 + (checkpoint ? "pass --resume to continue it from its newest checkpoint, " : "")
                 + "pass --overwrite to delete it and start a new run, or choose another --output folder";
         throw new DiffusersException(message) { FilePath = dir };
+    }
+
+    // A file at the output folder's place or above it would fail the run only when it first writes, after the data set
+    // and the model are read (an IOException out of Directory.CreateDirectory).
+    private static void CheckCanBeFolder(string dir)
+    {
+        if (File.Exists(dir)) throw new DiffusersException($"{dir}: --output is a file, not a folder") { FilePath = dir };
+        for (string? parent = Path.GetDirectoryName(Path.GetFullPath(dir)); parent is not null; parent = Path.GetDirectoryName(parent))
+            if (File.Exists(parent))
+                throw new DiffusersException($"{dir}: the --output folder cannot be created: {parent} is a file") { FilePath = dir };
     }
 
     /// <summary>

@@ -177,6 +177,23 @@ public class TrainingOutputFolderTests
     }
 
     [Fact]
+    public void AnOutputPathThatIsAFileIsRefusedBeforeAnythingIsRead()
+    {
+        // it failed when the run first wrote, after the data set and the model were read, with an IOException out of
+        // Directory.CreateDirectory ("unexpected error" in the CLI)
+        using var dir = new TempDir();
+        string file = dir.File("notes.txt");
+        File.WriteAllText(file, "mine");
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(TinyRuns.Options(dir.File("no-data"), file)).Train());
+        Assert.Equal($"{file}: --output is a file, not a folder", e.Message);
+        Assert.Equal(file, e.FilePath);
+        string below = Path.Combine(file, "run");
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(TinyRuns.Options(dir.File("no-data"), below)).Train());
+        Assert.Equal($"{below}: the --output folder cannot be created: {file} is a file", e.Message);
+        Assert.Equal("mine", File.ReadAllText(file));
+    }
+
+    [Fact]
     public void ManyCheckpointsAreSummarised()
     {
         Assert.Equal("loss.csv, 4 checkpoints (checkpoint-500 to checkpoint-2000)",
