@@ -90,13 +90,21 @@ public static class TrainingCheckpoint
         for (int i = 0; i < all.Count - keep; i++) Directory.Delete(all[i].Path, true);
     }
 
+    // A state without one of its fields (or with null for the schedule's name) is not one this class wrote: read with
+    // the defaults it would be compared as a run of 0 steps at learning rate 0.
+    private static readonly JsonSerializerOptions StateJson = new()
+    {
+        RespectRequiredConstructorParameters = true,
+        RespectNullableAnnotations = true,
+    };
+
     /// <summary>Reads the <c>trainer_state.json</c> of checkpoint <paramref name="folder"/>.</summary>
     public static State ReadState(string folder)
     {
         string statePath = Path.Combine(folder, "trainer_state.json");
         try
         {
-            return JsonSerializer.Deserialize<State>(File.ReadAllText(statePath))
+            return JsonSerializer.Deserialize<State>(File.ReadAllText(statePath), StateJson)
                 ?? throw new DiffusersException($"{statePath}: empty trainer state") { FilePath = statePath };
         }
         catch (JsonException e)
@@ -125,10 +133,25 @@ public static class TrainingCheckpoint
             finally { foreach (var t in shadow) t.Dispose(); }
             ema.OptimizationStep = state.EmaOptimizationStep;
         }
-        optimizer.load_state_dict(Path.Combine(folder, "optimizer.bin"));
+        LoadOptimizer(optimizer, Path.Combine(folder, "optimizer.bin"));
         using (var f = SafetensorsFile.Open(Path.Combine(folder, "rng.safetensors")))
         using (var rng = f.Load("generator"))
             generator.set_state(rng);
         return state;
+    }
+
+    // TorchSharp reads the AdamW state with a BinaryReader: a missing, truncated or foreign file fails with the
+    // reader's exception (FileNotFoundException, EndOfStreamException, ...), which names no checkpoint.
+    private static void LoadOptimizer(Modules.AdamW optimizer, string path)
+    {
+        if (!File.Exists(path)) throw new DiffusersException($"{path}: missing (the checkpoint's AdamW state)") { FilePath = path };
+        try
+        {
+            optimizer.load_state_dict(path);
+        }
+        catch (Exception e) when (e is IOException or ArgumentException or InvalidOperationException or FormatException or OverflowException)
+        {
+            throw new DiffusersException($"{path}: not the AdamW state of this model: {e.Message}", e) { FilePath = path };
+        }
     }
 }

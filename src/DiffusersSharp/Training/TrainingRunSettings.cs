@@ -1,4 +1,5 @@
 using System.Globalization;
+using DiffusersSharp.Models;
 
 namespace DiffusersSharp.Training;
 
@@ -15,8 +16,13 @@ public static class TrainingRunSettings
     /// <summary>The key of the number of images in the data set.</summary>
     public const string ImageCountKey = "images in --data";
 
-    /// <summary>The settings of a run of <paramref name="o"/> over <paramref name="imageCount"/> images, <paramref name="totalSteps"/> long.</summary>
-    public static IReadOnlyDictionary<string, string> Of(UnconditionalTrainingOptions o, int imageCount, long totalSteps) =>
+    /// <summary>
+    /// The settings of a run of <paramref name="o"/> over <paramref name="imageCount"/> images, <paramref name="totalSteps"/>
+    /// long, training a UNet of config <paramref name="unet"/> (the layout options' model, or <c>--init-from</c>'s): its
+    /// layout is recorded too, since a checkpoint's weights fit another layout of the same shapes (other GroupNorm
+    /// groups) and would silently train another model.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> Of(UnconditionalTrainingOptions o, int imageCount, long totalSteps, UNet2DModelConfig unet) =>
         new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["--seed"] = Text(o.Seed),
@@ -33,6 +39,10 @@ public static class TrainingRunSettings
             ["--prediction-type"] = o.PredictionType,
             ["--num-train-timesteps"] = Text(o.NumTrainTimesteps),
             ["--beta-schedule"] = o.BetaSchedule,
+            ["--block-out-channels"] = string.Join(",", unet.BlockOutChannels.Select(b => Text(b))),
+            ["--layers-per-block"] = Text(unet.LayersPerBlock),
+            ["--attention-levels"] = AttentionLevels(unet.DownBlockTypes),
+            ["--norm-num-groups"] = unet.NormNumGroups is int groups ? Text(groups) : "none",
             ["--no-ema"] = Text(!o.UseEma),
             [nameof(o.AdamBeta1)] = Text(o.AdamBeta1),
             [nameof(o.AdamBeta2)] = Text(o.AdamBeta2),
@@ -67,6 +77,13 @@ public static class TrainingRunSettings
         string message = $"{checkpoint} was saved by a run with other settings (saved vs given): {string.Join("; ", differences)}. "
             + "Resume with the saved values, or start a new run with --overwrite or another --output folder";
         throw new DiffusersException(message) { FilePath = checkpoint };
+    }
+
+    // "1,2" (the levels whose down block has attention) or "none", as --attention-levels takes them.
+    private static string AttentionLevels(string[] downBlockTypes)
+    {
+        var levels = Enumerable.Range(0, downBlockTypes.Length).Where(i => downBlockTypes[i].Contains("Attn", StringComparison.Ordinal)).ToList();
+        return levels.Count == 0 ? "none" : string.Join(",", levels.Select(l => Text(l)));
     }
 
     private static string Text(long v) => v.ToString(CultureInfo.InvariantCulture);

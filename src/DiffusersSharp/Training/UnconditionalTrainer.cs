@@ -146,7 +146,7 @@ public sealed class UnconditionalTrainer
         long step = 0;
         var losses = new List<(long Step, int Epoch, double Loss, double Lr)>();
         string csvPath = Path.Combine(o.OutputDir, TrainingOutputFolder.LossCsv);
-        var settings = TrainingRunSettings.Of(o, data.Count, totalSteps);
+        var settings = TrainingRunSettings.Of(o, data.Count, totalSteps, model.Config);
         if (o.Resume && TrainingCheckpoint.List(o.OutputDir) is { Count: > 0 } cps)
         {
             string path = cps[^1].Path;
@@ -384,12 +384,18 @@ public sealed class UnconditionalTrainer
     {
         var rows = new List<(long, int, double, double)>();
         if (!File.Exists(path)) return rows;
+        int number = 1;
         foreach (var line in File.ReadLines(path).Skip(1))
         {
+            number++;
+            if (line.Length == 0) continue;
             var f = line.Split(',');
-            if (f.Length != 4) continue;
-            rows.Add((long.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture),
-                double.Parse(f[2], CultureInfo.InvariantCulture), double.Parse(f[3], CultureInfo.InvariantCulture)));
+            var inv = CultureInfo.InvariantCulture;
+            if (f.Length != 4 || !long.TryParse(f[0], NumberStyles.Integer, inv, out long step) || !int.TryParse(f[1], NumberStyles.Integer, inv, out int epoch)
+                || !double.TryParse(f[2], NumberStyles.Float, inv, out double loss) || !double.TryParse(f[3], NumberStyles.Float, inv, out double lr))
+                throw new DiffusersException($"{path}: line {number} is not a step,epoch,loss,lr row: '{line}'; repair the line, or delete the file (the loss log: a resume then logs from its checkpoint's step on)")
+                { FilePath = path };
+            rows.Add((step, epoch, loss, lr));
         }
         return rows;
     }

@@ -56,6 +56,57 @@ public class TrainingResumeTests
     }
 
     [Fact]
+    public void ResumeRefusesAnotherModelLayout()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        // other GroupNorm groups fit the checkpoint's weights: the run resumed and trained another model
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume with { NormNumGroups = 8 }).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): --norm-num-groups 4 vs 8. {Advice}", e.Message);
+        // other shapes failed on the weights, naming no option
+        var layout = resume with { BlockOutChannels = [8, 16, 16], LayersPerBlock = 2, AttentionLevels = [] };
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(layout).Train());
+        Assert.Equal($"{checkpoint} was saved by a run with other settings (saved vs given): --block-out-channels 8,16 vs 8,16,16; "
+            + $"--layers-per-block 1 vs 2; --attention-levels 1 vs none. {Advice}", e.Message);
+    }
+
+    [Fact]
+    public void ABrokenCheckpointOrLossLogIsNamed()
+    {
+        using var dir = new TempDir();
+        var resume = Interrupted(dir, out string checkpoint);
+        string optimizer = Path.Combine(checkpoint, "optimizer.bin"), state = Path.Combine(checkpoint, "trainer_state.json");
+        var bytes = File.ReadAllBytes(optimizer);
+        // a truncated or missing AdamW state failed with TorchSharp's EndOfStreamException / FileNotFoundException
+        File.WriteAllBytes(optimizer, bytes[..(bytes.Length / 2)]);
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.StartsWith($"{optimizer}: not the AdamW state of this model: ", e.Message);
+        Assert.Equal(optimizer, e.FilePath);
+        File.Delete(optimizer);
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.Equal($"{optimizer}: missing (the checkpoint's AdamW state)", e.Message);
+        File.WriteAllBytes(optimizer, bytes);
+
+        // a state without its fields was read with defaults and compared as a run of 0 steps at learning rate 0
+        string saved = File.ReadAllText(state);
+        File.WriteAllText(state, "{}");
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.StartsWith($"{state}: not a trainer state: ", e.Message);
+        Assert.Contains("'Step'", e.Message);
+        File.WriteAllText(state, saved);
+
+        // a damaged loss log failed with a FormatException out of double.Parse
+        string csv = Path.Combine(resume.OutputDir, "loss.csv");
+        File.WriteAllText(csv, "step,epoch,loss,lr\n1,0,0.5,0.001\n2,0,abc,0.001\n");
+        e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(resume).Train());
+        Assert.Equal($"{csv}: line 3 is not a step,epoch,loss,lr row: '2,0,abc,0.001'; repair the line, or delete the file "
+            + "(the loss log: a resume then logs from its checkpoint's step on)", e.Message);
+        File.Delete(csv);
+        new UnconditionalTrainer(resume).Train();
+        Assert.Equal([3L, 4, 5, 6], UnconditionalTrainer.ReadCsv(csv).Select(r => r.Step));
+    }
+
+    [Fact]
     public void ResumeRefusesADataSetWithAnotherImageCount()
     {
         using var dir = new TempDir();
