@@ -35,12 +35,12 @@ public static class TrainCommand
         var attention = new Option<string?>("--attention-levels") { Description = "Comma-separated 0-based levels with attention (default: second to last; 'none')" };
         var groups = new Option<int?>("--norm-num-groups") { Description = "GroupNorm groups (default 32)" };
         var initFrom = new Option<string?>("--init-from") { Description = "Pipeline/UNet folder or Hub id to fine-tune" };
-        var ckEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500 };
+        var ckEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500, Description = "A checkpoint every N optimisation steps (0: none)" };
         var keep = new Option<int?>("--keep-checkpoints") { Description = "Keep only the newest K checkpoints" };
         var resume = new Option<bool>("--resume") { Description = "Resume from the newest checkpoint in --output (same settings)" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Delete a previous run's files in --output and start a new run" };
-        var imagesEvery = new Option<int>("--save-images-every-epochs") { DefaultValueFactory = _ => 10 };
-        var modelEvery = new Option<int>("--save-model-every-epochs") { DefaultValueFactory = _ => 10 };
+        var imagesEvery = new Option<int>("--save-images-every-epochs") { DefaultValueFactory = _ => 10, Description = "A sample grid every N epochs and at the end (0: none)" };
+        var modelEvery = new Option<int>("--save-model-every-epochs") { DefaultValueFactory = _ => 10, Description = "Save the pipeline every N epochs (0: only at the end)" };
         var evalBatch = new Option<int>("--eval-batch-size") { DefaultValueFactory = _ => 16 };
         var inferenceSteps = new Option<int>("--ddpm-num-inference-steps") { DefaultValueFactory = _ => 1000 };
         var mixed = new Option<string>("--mixed-precision") { DefaultValueFactory = _ => "no", Description = "no (fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)" };

@@ -64,6 +64,20 @@ public sealed class UnconditionalTrainer
         if (o.GradientAccumulationSteps <= 0) throw new DiffusersException($"gradient accumulation steps must be positive, got {o.GradientAccumulationSteps}");
         if (o.MaxSteps is <= 0) throw new DiffusersException($"max steps must be positive, got {o.MaxSteps}");
         if (o.MaxSteps is null && o.Epochs <= 0) throw new DiffusersException($"epochs must be positive, got {o.Epochs}");
+        // torch's AdamW refuses a negative or NaN learning rate with an ArgumentException; 0 trains nothing and +Inf
+        // turns the weights into NaN after the first step, which the run would then save as its model.
+        if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate))
+            throw new DiffusersException(string.Create(CultureInfo.InvariantCulture,
+                $"learning rate (--lr) must be positive and finite, got {o.LearningRate}"));
+        if (o.LrWarmupSteps < 0) throw new DiffusersException($"lr warmup steps (--lr-warmup-steps) must be 0 or more, got {o.LrWarmupSteps}");
+        // 0 turns each off (diffusers fails on 0 in `step % 0`); a negative interval means nothing (Python's `%` takes -n as n).
+        if (o.CheckpointEvery < 0)
+            throw new DiffusersException($"checkpoint interval (--checkpoint-every) must be positive, or 0 for no checkpoints, got {o.CheckpointEvery}");
+        if (o.SaveImagesEveryEpochs < 0)
+            throw new DiffusersException($"sample image interval (--save-images-every-epochs) must be positive, or 0 for no sample images, got {o.SaveImagesEveryEpochs}");
+        if (o.SaveModelEveryEpochs < 0)
+            throw new DiffusersException($"model save interval (--save-model-every-epochs) must be positive, or 0 to save only at the end, got {o.SaveModelEveryEpochs}");
+        ValidateOptimizerAndEma(o);
         if (o.KeepCheckpoints is < 1)
             throw new DiffusersException($"keep checkpoints must be at least 1, got {o.KeepCheckpoints} (leave --keep-checkpoints out to keep every checkpoint)");
         if (o.EvalBatchSize <= 0) throw new DiffusersException($"eval batch size must be positive, got {o.EvalBatchSize}");
@@ -73,6 +87,26 @@ public sealed class UnconditionalTrainer
         if (o.InitFrom is null) CheckResolution(o.Resolution, o.BlockOutChannels.Length, "the UNet");
         if (o.AttentionLevels?.FirstOrDefault(l => l < 0 || l >= o.BlockOutChannels.Length, -1) is int bad and >= 0)
             throw new DiffusersException($"attention level {bad} is out of range for {o.BlockOutChannels.Length} block levels");
+    }
+
+    // The settings the CLI does not set: torch's AdamW refuses them with an ArgumentException (betas in [0, 1), eps and
+    // weight decay at least 0); a gradient norm of at most 0 zeroes or flips the gradients; diffusers' EMAModel takes
+    // any value and a decay above 1 or a power of at most 0 silently gives an average that is not one.
+    private static void ValidateOptimizerAndEma(UnconditionalTrainingOptions o)
+    {
+        static void Check(bool ok, string name, double value, string range)
+        {
+            if (!ok) throw new DiffusersException(string.Create(CultureInfo.InvariantCulture, $"{name} must be {range}, got {value}"));
+        }
+        Check(o.AdamBeta1 is >= 0 and < 1, nameof(o.AdamBeta1), o.AdamBeta1, "in [0, 1)");
+        Check(o.AdamBeta2 is >= 0 and < 1, nameof(o.AdamBeta2), o.AdamBeta2, "in [0, 1)");
+        Check(o.AdamEpsilon >= 0 && double.IsFinite(o.AdamEpsilon), nameof(o.AdamEpsilon), o.AdamEpsilon, "0 or more and finite");
+        Check(o.AdamWeightDecay >= 0 && double.IsFinite(o.AdamWeightDecay), nameof(o.AdamWeightDecay), o.AdamWeightDecay, "0 or more and finite");
+        Check(o.MaxGradNorm > 0 && double.IsFinite(o.MaxGradNorm), nameof(o.MaxGradNorm), o.MaxGradNorm, "positive and finite");
+        if (!o.UseEma) return;
+        Check(o.EmaMaxDecay is >= 0 and <= 1, nameof(o.EmaMaxDecay), o.EmaMaxDecay, "in [0, 1]");
+        Check(o.EmaPower > 0 && double.IsFinite(o.EmaPower), nameof(o.EmaPower), o.EmaPower, "positive and finite");
+        Check(o.EmaInvGamma > 0 && double.IsFinite(o.EmaInvGamma), nameof(o.EmaInvGamma), o.EmaInvGamma, "positive and finite");
     }
 
     // UNet2DModel halves the sample at every level but the last and concatenates each up block's input with the down
@@ -135,6 +169,10 @@ public sealed class UnconditionalTrainer
         long totalSteps = o.MaxSteps ?? o.Epochs * stepsPerEpoch;
         _log(string.Create(CultureInfo.InvariantCulture,
             $"{data.Count} images, {batchesPerEpoch} batches of {o.BatchSize} per epoch, {totalSteps} optimisation steps, {model.NumParameters():N0} parameters"));
+        // As diffusers' get_scheduler, a warm-up as long as the run is taken as given; it is seldom what was meant.
+        if (o.LrWarmupSteps >= totalSteps && o.LrScheduler != "constant")
+            _log(string.Create(CultureInfo.InvariantCulture,
+                $"warning: --lr-warmup-steps {o.LrWarmupSteps} is not less than the run's {totalSteps} optimisation steps: the learning rate rises during the whole run and never reaches --lr {o.LearningRate}"));
 
         if (o.Overwrite && previous.Count > 0)
         {
@@ -191,7 +229,14 @@ public sealed class UnconditionalTrainer
                         "v_prediction" => nn.functional.mse_loss(output.to(ScalarType.Float32), scheduler.GetVelocity(clean, noise, timesteps)),
                         _ => SampleLoss(output, clean, alphasCumprod, timesteps),
                     };
-                    lossSum += loss.item<float>();
+                    float value = loss.item<float>();
+                    // A loss that is not a number comes from weights that are not (or soon will be): the steps after it
+                    // only spread them, and saving would put them over the run's last good pipeline and checkpoints.
+                    if (!float.IsFinite(value))
+                        throw new DiffusersException(string.Create(CultureInfo.InvariantCulture,
+                            $"the loss is {value} at step {step + 1} (epoch {epoch}): the training diverged; the run stops before saving weights that are not numbers (what {o.OutputDir} holds is from the steps before); start a new run with a lower --lr (--overwrite, or another --output)"))
+                        { FilePath = o.OutputDir };
+                    lossSum += value;
                     // Divided by the accumulation steps even in an epoch's shorter last step, as accelerate does.
                     (accum == 1 ? loss : loss / accum).backward();
                 }

@@ -226,6 +226,27 @@ public class UnconditionalTrainerTests
         { Tiny("d", "o") with { MixedPrecision = "fp16" }, "mixed precision 'fp16' is not available: TorchSharp 0.107 has no autocast; use --mixed-precision no" },
         { Tiny("d", "o") with { MixedPrecision = "fp8" },
             "mixed precision 'fp8' is not supported; use --mixed-precision no (diffusers' fp16 and bf16 need autocast, which TorchSharp 0.107 lacks)" },
+        // torch's AdamW failed on these with an ArgumentException (an "unexpected error" in the CLI)
+        { Tiny("d", "o") with { LearningRate = -1 }, "learning rate (--lr) must be positive and finite, got -1" },
+        { Tiny("d", "o") with { AdamBeta1 = 1 }, "AdamBeta1 must be in [0, 1), got 1" },
+        { Tiny("d", "o") with { AdamEpsilon = -1e-8 }, "AdamEpsilon must be 0 or more and finite, got -1E-08" },
+        // these ran and saved a model that was not trained (0), or not numbers (NaN, +Inf)
+        { Tiny("d", "o") with { LearningRate = 0 }, "learning rate (--lr) must be positive and finite, got 0" },
+        { Tiny("d", "o") with { LearningRate = double.NaN }, "learning rate (--lr) must be positive and finite, got NaN" },
+        { Tiny("d", "o") with { LearningRate = double.PositiveInfinity }, "learning rate (--lr) must be positive and finite, got Infinity" },
+        { Tiny("d", "o") with { MaxGradNorm = 0 }, "MaxGradNorm must be positive and finite, got 0" },
+        { Tiny("d", "o") with { AdamWeightDecay = -1 }, "AdamWeightDecay must be 0 or more and finite, got -1" },
+        // these ran with an EMA that is not an average
+        { Tiny("d", "o") with { EmaMaxDecay = 1.5 }, "EmaMaxDecay must be in [0, 1], got 1.5" },
+        { Tiny("d", "o") with { EmaPower = 0 }, "EmaPower must be positive and finite, got 0" },
+        { Tiny("d", "o") with { EmaInvGamma = -1 }, "EmaInvGamma must be positive and finite, got -1" },
+        // these were taken as 0 (no warm-up, no checkpoints, no sample grids, the pipeline saved only at the end)
+        { Tiny("d", "o") with { LrWarmupSteps = -5 }, "lr warmup steps (--lr-warmup-steps) must be 0 or more, got -5" },
+        { Tiny("d", "o") with { CheckpointEvery = -1 }, "checkpoint interval (--checkpoint-every) must be positive, or 0 for no checkpoints, got -1" },
+        { Tiny("d", "o") with { SaveImagesEveryEpochs = -1 },
+            "sample image interval (--save-images-every-epochs) must be positive, or 0 for no sample images, got -1" },
+        { Tiny("d", "o") with { SaveModelEveryEpochs = -2 },
+            "model save interval (--save-model-every-epochs) must be positive, or 0 to save only at the end, got -2" },
     };
 
     [Theory]
@@ -248,6 +269,46 @@ public class UnconditionalTrainerTests
         var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(o).Train());
         Assert.Equal($"resolution 17 is not a multiple of 2 = 2^(2 - 1): the UNet of {init} has 2 levels and halves the image at each but the last", e.Message);
         Assert.False(Directory.Exists(o.OutputDir));
+    }
+
+    [Fact]
+    public void ADivergingRunStopsBeforeSavingWeightsThatAreNotNumbers()
+    {
+        // a learning rate of 1e30 is finite: the first step moves every weight by about 1e30, and the second step's
+        // loss is NaN; the run saved the NaN weights as its pipeline (and the next checkpoints) and returned
+        using var dir = new TempDir();
+        var o = Tiny(Cats(dir, 8), dir.File("out")) with
+        {
+            LearningRate = 1e30,
+            LrScheduler = "constant",
+            MaxSteps = 4,
+            CheckpointEvery = 1,
+            SaveModelEveryEpochs = 1,
+            UseEma = false,
+        };
+        var e = Assert.Throws<DiffusersException>(() => new UnconditionalTrainer(o).Train());
+        Assert.Equal($"the loss is NaN at step 2 (epoch 1): the training diverged; the run stops before saving weights that are not numbers "
+            + $"(what {o.OutputDir} holds is from the steps before); start a new run with a lower --lr (--overwrite, or another --output)", e.Message);
+        Assert.Equal(o.OutputDir, e.FilePath);
+        Assert.Equal(["checkpoint-1", "loss.csv", "loss.png", "model_index.json", "scheduler", "unet"],
+            Directory.EnumerateFileSystemEntries(o.OutputDir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        // the pipeline of epoch 1 (one batch per epoch) stays: its weights are numbers
+        using var unet = UNet2DModel.FromPretrained(Path.Combine(o.OutputDir, "unet"));
+        Assert.All(unet.parameters(), p => Assert.True(p.isfinite().all().item<bool>()));
+    }
+
+    [Fact]
+    public void AWarmUpAsLongAsTheRunIsReported()
+    {
+        using var dir = new TempDir();
+        var log = new List<string>();
+        var o = Tiny(Cats(dir, 8), dir.File("out")) with { MaxSteps = 2, LrWarmupSteps = 2 };
+        new UnconditionalTrainer(o, log.Add).Train();
+        Assert.Contains("warning: --lr-warmup-steps 2 is not less than the run's 2 optimisation steps: the learning rate rises during the whole run "
+            + "and never reaches --lr 0.001", log);
+        log.Clear();
+        new UnconditionalTrainer(o with { OutputDir = dir.File("constant"), LrScheduler = "constant" }, log.Add).Train();
+        Assert.DoesNotContain(log, l => l.StartsWith("warning", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -279,5 +340,10 @@ public class UnconditionalTrainerTests
         err = new StringWriter();
         Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("nothing"), "--output", dir.File("o")], o, err));
         Assert.Equal($"error: {dir.File("nothing")}: the training data folder does not exist", err.ToString().Trim());
+
+        // torch's AdamW refused it with an ArgumentException: exit code 2 and a stack trace
+        err = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["train", "unconditional", "--data", dir.File("cats"), "--output", dir.File("o"), "--lr", "-1"], o, err));
+        Assert.Equal("error: learning rate (--lr) must be positive and finite, got -1", err.ToString().Trim());
     }
 }
