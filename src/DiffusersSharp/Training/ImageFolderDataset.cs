@@ -91,7 +91,11 @@ public sealed class ImageFolderDataset
     /// <summary>Floats per example: 3 × resolution².</summary>
     public int ExampleSize => 3 * Resolution * Resolution;
 
-    // Every file under `folder`, following linked folders; a folder reached a second way (a link to a folder of the
+    // Hidden folders (.ipynb_checkpoints, .git) and special ones (__MACOSX, __pycache__) below the data folder, which the
+    // `datasets` imagefolder loader of train_unconditional leaves out (datasets 2.16, data_files.py), as it does hidden files.
+    private static bool IsSkippedFolder(string name) => name.StartsWith('.') || name.StartsWith("__", StringComparison.Ordinal);
+
+    // Every file under `folder` but hidden files and folders (IsSkippedFolder), following linked folders; a folder reached a second way (a link to a folder of the
     // data set, or a link loop, which a recursive enumeration walks until the system's limit of nested links, listing
     // the same images each time) is walked once: the first way in ordinal order, the others skipped with a warning.
     private static List<string> ListFiles(string folder, Action<string>? warn)
@@ -108,8 +112,9 @@ public sealed class ImageFolderDataset
                 continue;
             }
             walked[dir.Real] = dir.Path;
-            files.AddRange(Directory.EnumerateFiles(dir.Path));
-            foreach (var sub in Directory.EnumerateDirectories(dir.Path).OrderDescending(StringComparer.Ordinal))
+            files.AddRange(Directory.EnumerateFiles(dir.Path).Where(f => !Path.GetFileName(f).StartsWith('.')));
+            foreach (var sub in Directory.EnumerateDirectories(dir.Path).Where(d => !IsSkippedFolder(Path.GetFileName(d)))
+                         .OrderDescending(StringComparer.Ordinal))
                 pending.Push((sub, new DirectoryInfo(sub).LinkTarget is null ? Path.Combine(dir.Real, Path.GetFileName(sub)) : RealPath(sub, 0)));
         }
         return files;

@@ -14,6 +14,25 @@ public class ImageFolderDatasetTests
         File.WriteAllBytes(path, bytes[..(int)(bytes.Length * keep)]);
     }
 
+    // datasets' imagefolder (train_unconditional's loader) leaves out hidden files and folders and __ folders: a
+    // notebook's .ipynb_checkpoints copies or a zip's __MACOSX would otherwise be trained on (or warned about) too
+    [Fact]
+    public void HiddenFilesAndFoldersAreLeftOutAsDatasetsDoes()
+    {
+        using var dir = new TempDir();
+        string data = dir.File("data");
+        var cat = CatFaceGenerator.Generate(20, 1, 0);
+        foreach (var rel in new[] { "a.png", ".hidden.png", ".ipynb_checkpoints/a-checkpoint.png", "__MACOSX/b.png",
+                                    "sub/__c.png", "sub/.git/d.png", "sub/e.jpg" })
+        {
+            string path = Path.Combine(data, rel);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            cat.Save(path);
+        }
+        var ds = new ImageFolderDataset(data, 16);
+        Assert.Equal(["a.png", "sub/__c.png", "sub/e.jpg"], ds.Files.Select(f => Path.GetRelativePath(data, f)));
+    }
+
     [Fact]
     public void TruncatedAndOversizedImagesAreFoundWhenTheFolderIsOpened()
     {
