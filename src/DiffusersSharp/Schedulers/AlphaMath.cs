@@ -9,6 +9,7 @@ internal static class AlphaMath
     /// <summary><c>sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε</c> with ᾱ indexed by the integer timesteps.</summary>
     public static Tensor AddNoise(SchedulerBase s, float[] alphasCumprod, Tensor original, Tensor noise, Tensor timesteps)
     {
+        s.CheckNoiseInputs("add_noise", original, "original_samples", noise, timesteps);
         using var scope = torch.NewDisposeScope();
         var (sa, s1a) = Coefficients(s, alphasCumprod, original, timesteps);
         return (sa * original + s1a * noise).MoveToOuterDisposeScope();
@@ -17,6 +18,7 @@ internal static class AlphaMath
     /// <summary><c>sqrt(ᾱ_t) ε - sqrt(1 - ᾱ_t) x0</c>.</summary>
     public static Tensor GetVelocity(SchedulerBase s, float[] alphasCumprod, Tensor sample, Tensor noise, Tensor timesteps)
     {
+        s.CheckNoiseInputs("get_velocity", sample, "sample", noise, timesteps);
         using var scope = torch.NewDisposeScope();
         var (sa, s1a) = Coefficients(s, alphasCumprod, sample, timesteps);
         return (sa * noise - s1a * sample).MoveToOuterDisposeScope();

@@ -54,6 +54,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     /// </summary>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
         var o = options ?? StepOptions.Default;

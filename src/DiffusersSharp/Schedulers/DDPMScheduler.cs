@@ -71,6 +71,8 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(modelOutput);
+        ArgumentNullException.ThrowIfNull(sample);
         var c = TypedConfig;
         long t = CheckTrainTimestep(timestep);
         long prevT = PreviousTimestep(t);
@@ -78,7 +80,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
 
         Tensor? predictedVariance = null;
         bool learned = c.VarianceType is "learned" or "learned_range";
-        if (modelOutput.shape[1] == sample.shape[1] * 2 && learned)
+        if (learned && modelOutput.dim() >= 2 && sample.dim() >= 2 && modelOutput.shape[1] == sample.shape[1] * 2)
         {
             var parts = modelOutput.split(sample.shape[1], 1);
             modelOutput = parts[0];
@@ -87,7 +89,9 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
         else if (learned)
             throw new DiffusersException(
                 $"{Name}: variance_type \"{c.VarianceType}\" needs a model output with twice the sample's channels " +
-                $"(mean and variance), got {modelOutput.shape[1]} channels for a {sample.shape[1]}-channel sample");
+                $"(mean and variance, dimension 1), got model_output of shape [{string.Join(", ", modelOutput.shape)}] " +
+                $"for a sample of shape [{string.Join(", ", sample.shape)}]");
+        CheckStepInputs(modelOutput, sample);
 
         // 1. alphas, betas (float32 scalars, as diffusers' 0-dim tensors)
         float alphaProdT = AlphaCumprodAt(t);

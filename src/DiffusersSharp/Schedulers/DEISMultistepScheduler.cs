@@ -64,6 +64,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);

@@ -85,6 +85,8 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample,
+            firstThreeChannels: TypedConfig.VarianceType is "learned" or "learned_range" && TypedConfig.PredictionType == "epsilon");
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);

@@ -100,6 +100,8 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample,
+            firstThreeChannels: TypedConfig.VarianceType == "learned_range" && TypedConfig.PredictionType == "epsilon");
         if (NumInferenceSteps is null)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);

@@ -46,6 +46,7 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         int i = BeginStep(timestep);
         using var scope = torch.NewDisposeScope();
         float sigma = SigmaValues[i];

@@ -68,6 +68,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     /// </summary>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         var o = options ?? StepOptions.Default;
         int i = BeginStep(timestep);
         using var scope = torch.NewDisposeScope();

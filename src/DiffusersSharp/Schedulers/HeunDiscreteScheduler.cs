@@ -75,6 +75,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
         using var scope = torch.NewDisposeScope();
         bool first = StateInFirstOrder;

@@ -71,6 +71,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
         bool first = StateInFirstOrder;
         int k = first ? i : i - 1;

@@ -62,6 +62,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
         bool first = StateInFirstOrder;
         float sigma = first ? SigmaValues[i] : SigmaValues[i - 1];

@@ -123,6 +123,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
         long t = CheckTrainTimestep(timestep);

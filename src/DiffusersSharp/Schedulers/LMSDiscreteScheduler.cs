@@ -83,6 +83,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     /// <summary>diffusers' <c>step(model_output, timestep, sample, order)</c>: reads <see cref="StepOptions.Order"/>.</summary>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         int order = (options ?? StepOptions.Default).Order;
         if (order < 1) throw new DiffusersException($"{Name}: the multistep order must be at least 1, got {order}");
         int i = BeginStep(timestep);

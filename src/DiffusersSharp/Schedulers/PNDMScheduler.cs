@@ -93,6 +93,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is null)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
         long t = CheckTrainTimestep(timestep);

@@ -168,6 +168,47 @@ public abstract class SchedulerBase : IScheduler
         return Runtime.TorchUtils.RandnTensor(shape, options.Generators, dtype, device);
     }
 
+    /// <summary>
+    /// The start of every <c>Step</c>: <paramref name="modelOutput"/> must have the shape of <paramref name="sample"/>
+    /// (with <paramref name="firstThreeChannels"/>, that of its first 3 channels: DPM-Solver's learned variance, where
+    /// diffusers reads <c>model_output[:, :3]</c>). diffusers lets torch broadcast them, so a model output of another
+    /// batch silently grows the sample's batch and other mismatches fail inside the step's arithmetic with torch's
+    /// words; here both are refused, naming the shapes.
+    /// </summary>
+    protected void CheckStepInputs(Tensor modelOutput, Tensor sample, bool firstThreeChannels = false)
+    {
+        ArgumentNullException.ThrowIfNull(modelOutput);
+        ArgumentNullException.ThrowIfNull(sample);
+        var used = modelOutput.shape;
+        if (firstThreeChannels && used.Length >= 2) used[1] = Math.Min(used[1], 3);
+        if (!used.SequenceEqual(sample.shape))
+            throw new DiffusersException(
+                $"{ClassName}: model_output has shape {Dims(modelOutput)}{(firstThreeChannels ? " (its first 3 channels are read: variance_type learned)" : "")} " +
+                $"but sample has shape {Dims(sample)}; Step needs the model's prediction for this sample, of its shape");
+    }
+
+    /// <summary>
+    /// The start of <c>add_noise</c> / <c>get_velocity</c>: <paramref name="noise"/> of the shape of
+    /// <paramref name="samples"/> (called <paramref name="samplesName"/> in <paramref name="op"/>'s diffusers signature),
+    /// and one timestep or one per sample. diffusers lets torch broadcast them, so a larger noise or timestep batch
+    /// silently grows the batch and the other mismatches fail in torch's words.
+    /// </summary>
+    internal void CheckNoiseInputs(string op, Tensor samples, string samplesName, Tensor noise, Tensor timesteps)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        ArgumentNullException.ThrowIfNull(noise);
+        ArgumentNullException.ThrowIfNull(timesteps);
+        if (!noise.shape.SequenceEqual(samples.shape))
+            throw new DiffusersException($"{ClassName}: {op}: noise has shape {Dims(noise)} but {samplesName} has shape {Dims(samples)}; they must match");
+        long batch = samples.dim() == 0 ? 1 : samples.shape[0];
+        long count = timesteps.numel();
+        if (count != 1 && count != batch)
+            throw new DiffusersException(
+                $"{ClassName}: {op}: timesteps hold {count} values for {samplesName} of shape {Dims(samples)}; pass one timestep or one per sample ({batch})");
+    }
+
+    private static string Dims(Tensor t) => $"[{string.Join(", ", t.shape)}]";
+
     /// <summary>Checks diffusers' bounds on num_inference_steps (diffusers fails later or not at all for ≤ 0).</summary>
     protected void CheckInferenceSteps(int numInferenceSteps)
     {

@@ -130,6 +130,7 @@ internal static class SigmaMath
     /// </summary>
     public static Tensor AddNoise(SchedulerBase s, Tensor sigmas, Tensor scheduleTimesteps, Tensor original, Tensor noise, Tensor timesteps)
     {
+        s.CheckNoiseInputs("add_noise", original, "original_samples", noise, timesteps);
         using var scope = torch.NewDisposeScope();
         var sched = scheduleTimesteps.to(ScalarType.Float64, CPU).data<double>().ToArray();
         bool f32 = scheduleTimesteps.dtype == ScalarType.Float32;

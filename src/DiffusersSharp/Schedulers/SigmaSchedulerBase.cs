@@ -142,6 +142,7 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// </summary>
     protected Tensor AddNoiseCounted(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
+        CheckNoiseInputs("add_noise", originalSamples, "original_samples", noise, timesteps);
         using var scope = torch.NewDisposeScope();
         var idx = ToDoubles(timesteps).Select(t =>
         {

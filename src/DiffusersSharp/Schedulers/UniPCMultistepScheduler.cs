@@ -69,6 +69,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     /// <inheritdoc/>
     public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
     {
+        CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: call SetTimesteps before Step");
         int i = BeginStep(timestep);

@@ -175,6 +175,7 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
     {
         if (_sigmasTensor is null)
             throw new DiffusersException($"{ClassName}: call SetTimesteps before AddNoise");
+        CheckNoiseInputs("add_noise", originalSamples, "original_samples", noise, timesteps);
         using var scope = torch.NewDisposeScope();
         var schedule = TimestepValues;
         var idx = ToDoubles(timesteps.flatten()).Select(t =>

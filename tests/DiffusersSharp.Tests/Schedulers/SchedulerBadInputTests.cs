@@ -1,0 +1,79 @@
+using DiffusersSharp.Schedulers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.Schedulers;
+
+/// <summary>
+/// Bad arguments to the scheduler API of every registered class (<c>Step</c>, <c>AddNoise</c>, <c>GetVelocity</c>) and
+/// scheduler configs diffusers 0.25.1 builds without a word: each is a <see cref="DiffusersException"/> naming the
+/// argument or key, where diffusers broadcasts silently, fails inside torch, or steps on with a value it ignores.
+/// </summary>
+public class SchedulerBadInputTests
+{
+    private static SchedulerBase Make(string cls, string keys = "") => SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\"{keys}}}");
+
+    /// <summary>A scheduler of <paramref name="cls"/> set to 5 steps, its first timestep and a [1, 4, 8, 8] sample.</summary>
+    private static (SchedulerBase Scheduler, double T0, Tensor Sample) Ready(string cls)
+    {
+        var s = Make(cls);
+        s.SetTimesteps(5);
+        return (s, s.TimestepValues[0], torch.linspace(-1, 1, 256).reshape(1, 4, 8, 8));
+    }
+
+    [Fact]
+    public void StepRefusesAModelOutputOfAnotherShapeThanTheSample()
+    {
+        foreach (var cls in SchedulerFactory.KnownClasses)
+        {
+            var (s, t0, x) = Ready(cls);
+            // another batch: torch broadcast it, and the step returned two samples for one
+            var e = Assert.Throws<DiffusersException>(() => s.Step(torch.zeros(2, 4, 8, 8), t0, x));
+            Assert.Equal($"{cls}: model_output has shape [2, 4, 8, 8] but sample has shape [1, 4, 8, 8]; Step needs the model's prediction for this sample, of its shape", e.Message);
+            // another size: torch's "The size of tensor a (8) must match the size of tensor b (4)"
+            e = Assert.Throws<DiffusersException>(() => s.Step(torch.zeros(1, 4, 4, 4), t0, x));
+            Assert.Equal($"{cls}: model_output has shape [1, 4, 4, 4] but sample has shape [1, 4, 8, 8]; Step needs the model's prediction for this sample, of its shape", e.Message);
+        }
+    }
+
+    [Fact]
+    public void AddNoiseAndGetVelocityRefuseNoiseAndTimestepsThatDoNotFitTheSamples()
+    {
+        foreach (var cls in SchedulerFactory.KnownClasses)
+        {
+            var (s, t0, x) = Ready(cls);
+            using var t = torch.tensor(new[] { t0 }, ScalarType.Float64).to(s.Timesteps.dtype);
+            using var twice = torch.cat([t, t]);
+            // noise of a larger batch, or two timesteps for one sample, grew the batch without a word
+            var e = Assert.Throws<DiffusersException>(() => s.AddNoise(x, torch.zeros(2, 4, 8, 8), t));
+            Assert.Equal($"{cls}: add_noise: noise has shape [2, 4, 8, 8] but original_samples has shape [1, 4, 8, 8]; they must match", e.Message);
+            e = Assert.Throws<DiffusersException>(() => s.AddNoise(x, torch.zeros_like(x), twice));
+            Assert.Equal($"{cls}: add_noise: timesteps hold 2 values for original_samples of shape [1, 4, 8, 8]; pass one timestep or one per sample (1)", e.Message);
+            if (cls is DDPMScheduler.Name or DDIMScheduler.Name or LCMScheduler.Name)
+            {
+                using var three = torch.tensor(new long[] { 10, 20, 30 });
+                using var pair = torch.zeros(2, 4, 8, 8);
+                e = Assert.Throws<DiffusersException>(() => s.GetVelocity(pair, pair, three));
+                Assert.Equal($"{cls}: get_velocity: timesteps hold 3 values for sample of shape [2, 4, 8, 8]; pass one timestep or one per sample (2)", e.Message);
+            }
+        }
+    }
+
+    [Fact]
+    public void DdpmStepsASampleWithoutAChannelDimensionUnlessItsVarianceIsLearned()
+    {
+        var ddpm = new DDPMScheduler();
+        ddpm.SetTimesteps(10);
+        using var g = new Generator(0);
+        // read shape[1] first, whatever the variance type: an IndexOutOfRangeException for a 0-dim or 1-dim sample
+        using var scalar = torch.tensor(0.5f);
+        using var stepped = ddpm.Step(scalar, 0, scalar, g).PrevSample;
+        Assert.Empty(stepped.shape);
+        var learned = new DDPMScheduler(new DDPMSchedulerConfig { VarianceType = "learned_range" });
+        learned.SetTimesteps(10);
+        using var row = torch.zeros(4);
+        var e = Assert.Throws<DiffusersException>(() => learned.Step(row, 0, row));
+        Assert.Equal("DDPMScheduler: variance_type \"learned_range\" needs a model output with twice the sample's channels (mean and variance, dimension 1), " +
+                     "got model_output of shape [4] for a sample of shape [4]", e.Message);
+    }
+}
