@@ -81,9 +81,18 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     private bool Float32Schedule => Timesteps.dtype == ScalarType.Float32;
 
     /// <summary>The index of the current call: <see cref="StepIndex"/>, found from <paramref name="timestep"/> at the first
-    /// call after <see cref="SetSchedule"/> (diffusers' <c>_init_step_index</c>).</summary>
-    protected int CurrentIndex(double timestep) =>
-        StepIndex ??= SigmaMath.InitStepIndex(this, timestep, _schedule, Float32Schedule);
+    /// call after <see cref="SetSchedule"/> (diffusers' <c>_init_step_index</c>). Later calls must still pass a timestep of
+    /// the schedule: diffusers ignores the timestep once the index is set, so a foreign one (a fraction, another
+    /// schedule's) went on silently at the index's σ.</summary>
+    protected int CurrentIndex(double timestep)
+    {
+        if (StepIndex is not int i)
+            return (StepIndex = SigmaMath.InitStepIndex(this, timestep, _schedule, Float32Schedule)).Value;
+        double key = Float32Schedule ? (float)timestep : timestep;
+        if (Array.IndexOf(_schedule, key) < 0)
+            throw new DiffusersException($"{ClassName}: timestep {Fmt(key)} is not in the scheduler's timesteps");
+        return i;
+    }
 
     /// <summary>The index of this step (<see cref="CurrentIndex"/>), an error once the schedule is done.</summary>
     protected int BeginStep(double timestep)

@@ -170,7 +170,11 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         return StepIndex.Value;
     }
 
-    /// <summary>diffusers' <c>add_noise</c> of these solvers: σ looked up per timestep, then α_t x0 + σ_t ε.</summary>
+    /// <summary>
+    /// diffusers' <c>add_noise</c> of these solvers: σ looked up per timestep (the second occurrence where one occurs
+    /// twice), then α_t x0 + σ_t ε. diffusers takes the last σ of the schedule for a timestep it does not hold, which
+    /// noises to another level than asked without a word; we refuse it, as <see cref="InitStepIndex"/> does.
+    /// </summary>
     public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         if (_sigmasTensor is null)
@@ -181,7 +185,10 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         var idx = ToDoubles(timesteps.flatten()).Select(t =>
         {
             var hits = Enumerable.Range(0, schedule.Length).Where(i => schedule[i] == t).ToList();
-            return hits.Count == 0 ? schedule.Length - 1 : hits.Count > 1 ? hits[1] : hits[0];
+            if (hits.Count == 0)
+                throw new DiffusersException(
+                    $"{ClassName}: add_noise timestep {Fmt(t)} is not in the scheduler's timesteps [{string.Join(", ", schedule.Select(Fmt))}]");
+            return hits.Count > 1 ? hits[1] : hits[0];
         }).ToArray();
         // sigmas.to(dtype)[indices], then 1 / (σ² + 1) ** 0.5 and σ α in that dtype
         var sigma = torch.tensor(idx.Select(i => _sigmas[i]).ToArray(), ScalarType.Float32).to(originalSamples.dtype);

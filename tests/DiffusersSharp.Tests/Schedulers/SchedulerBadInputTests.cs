@@ -76,4 +76,48 @@ public class SchedulerBadInputTests
         Assert.Equal("DDPMScheduler: variance_type \"learned_range\" needs a model output with twice the sample's channels (mean and variance, dimension 1), " +
                      "got model_output of shape [4] for a sample of shape [4]", e.Message);
     }
+
+    [Fact]
+    public void MultistepSolversRefuseToAddNoiseAtATimestepNotInTheSchedule()
+    {
+        foreach (var cls in new[] { DPMSolverMultistepScheduler.Name, DPMSolverSinglestepScheduler.Name, UniPCMultistepScheduler.Name, DEISMultistepScheduler.Name })
+        {
+            var (s, _, x) = Ready(cls);
+            // diffusers takes the schedule's last sigma for a timestep it does not hold: x noised to another level
+            using var t = torch.tensor(new long[] { 7 });
+            var e = Assert.Throws<DiffusersException>(() => s.AddNoise(x, torch.zeros_like(x), t));
+            Assert.Equal($"{cls}: add_noise timestep 7 is not in the scheduler's timesteps [999, 799, 599, 400, 200]", e.Message);
+        }
+    }
+
+    [Fact]
+    public void SigmaSchedulersAndLcmRefuseATimestepNotInTheScheduleAfterTheFirstStep()
+    {
+        string[] classes = [EulerDiscreteScheduler.Name, EulerAncestralDiscreteScheduler.Name, HeunDiscreteScheduler.Name, LMSDiscreteScheduler.Name,
+            KDPM2DiscreteScheduler.Name, KDPM2AncestralDiscreteScheduler.Name, LCMScheduler.Name];
+        foreach (var cls in classes)
+        {
+            var (s, t0, x) = Ready(cls);
+            using var g = new Generator(0);
+            using var first = s.Step(x * 0.1, t0, x, g).PrevSample;
+            // diffusers reads the step index only, once set: the timestep given is ignored
+            var e = Assert.Throws<DiffusersException>(() => s.Step(first * 0.1, 3, first, g));
+            Assert.Equal($"{cls}: timestep 3 is not in the scheduler's timesteps", e.Message);
+            if (cls != LCMScheduler.Name)
+                Assert.Equal($"{cls}: timestep 3 is not in the scheduler's timesteps",
+                    Assert.Throws<DiffusersException>(() => s.ScaleModelInput(first, 3)).Message);
+        }
+    }
+
+    [Fact]
+    public void LcmRefusesMoreStepsThanTheSchedule()
+    {
+        var (s, _, x) = Ready(LCMScheduler.Name);
+        using var g = new Generator(0);
+        var ts = s.TimestepValues;
+        foreach (double t in ts) x = s.Step(x * 0.1, t, x, g).PrevSample;
+        // diffusers' step past the end keeps t as the previous timestep and noises the sample again
+        var e = Assert.Throws<DiffusersException>(() => s.Step(x * 0.1, ts[^1], x, g));
+        Assert.Equal("LCMScheduler: Step called more times than there are timesteps (5); call SetTimesteps to start a new loop", e.Message);
+    }
 }
