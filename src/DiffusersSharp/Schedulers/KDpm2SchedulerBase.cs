@@ -64,6 +64,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
     /// </summary>
     protected static float SigmaToTFloat32(float sigma, float[] logSigmas)
     {
+        SigmaMath.CheckInterpolable(logSigmas);
         float logSigma = (float)Math.Log(Math.Max(sigma, 1e-10));
         int n = logSigmas.Length, last = -1;
         for (int i = 0; i < n; i++) if (logSigma - logSigmas[i] >= 0) last = i;

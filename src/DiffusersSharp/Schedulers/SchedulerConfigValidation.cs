@@ -62,6 +62,17 @@ public static class SchedulerConfigValidation
                 if (!(trained[i] >= 0 && trained[i] <= 1))   // 1 only at the end of a zero-terminal-SNR schedule
                     Fail(source, "trained_betas", $"trained_betas[{i}] must be a number in [0, 1] (1 - beta is the fraction of the signal kept), got {Fmt(trained[i])}");
         }
+        if (trained is null && values.GetValueOrDefault("beta_schedule") is "linear" or "scaled_linear" or "sigmoid"
+            && values.GetValueOrDefault("beta_start") is double start && values.GetValueOrDefault("beta_end") is double end)
+        {
+            string schedule = (string)values["beta_schedule"]!;
+            // diffusers builds either without a word: swapped bounds give a schedule no model was trained on, zero
+            // bounds zero betas, alphas_cumprod 1 everywhere and steps that divide by 1 - alphas_cumprod = 0
+            if (start > end)
+                Fail(source, "beta_start", $"beta_start ({Fmt(start)}) must not be larger than beta_end ({Fmt(end)}): the {schedule} schedule runs from beta_start up to beta_end");
+            if (end == 0)
+                Fail(source, "beta_end", $"beta_end must be larger than 0: with beta_start and beta_end 0 the {schedule} schedule has every beta 0, no noise is ever added and the steps divide by 1 - alphas_cumprod = 0");
+        }
         if (values.GetValueOrDefault("steps_offset") is int offset && (offset < 0 || offset >= n))
             Fail(source, "steps_offset", $"steps_offset must be between 0 and num_train_timesteps - 1 = {n - 1}, got {offset}");
         if (values.GetValueOrDefault("original_inference_steps") is int ois && (ois < 1 || ois > n))

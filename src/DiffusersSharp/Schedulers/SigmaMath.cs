@@ -92,6 +92,7 @@ internal static class SigmaMath
     /// </summary>
     public static double SigmaToT(double sigma, float[] logSigmas)
     {
+        CheckInterpolable(logSigmas);
         float logSigma = (float)Math.Log(Math.Max(sigma, 1e-10));
         int n = logSigmas.Length;
         int count = 0;
@@ -102,6 +103,19 @@ internal static class SigmaMath
         float w = (low - logSigma) / (low - high);
         w = Math.Clamp(w, 0f, 1f);
         return (double)(1f - w) * lowIdx + (double)w * highIdx;
+    }
+
+    /// <summary>
+    /// <c>_sigma_to_t</c> interpolates between two neighbouring training sigmas: with one training timestep there is no
+    /// pair, and diffusers' index −1 wraps round to a garbage timestep.
+    /// </summary>
+    internal static void CheckInterpolable(float[] logSigmas)
+    {
+        if (logSigmas.Length < 2)
+            throw new ConfigException(
+                $"num_train_timesteps {logSigmas.Length}: turning a sigma back into a timestep (Karras or Lu sigmas, KDPM2's " +
+                "interpolated timesteps) interpolates between two training sigmas; use num_train_timesteps of at least 2")
+            { Key = "num_train_timesteps" };
     }
 
     /// <summary>

@@ -120,4 +120,37 @@ public class SchedulerBadInputTests
         var e = Assert.Throws<DiffusersException>(() => s.Step(x * 0.1, ts[^1], x, g));
         Assert.Equal("LCMScheduler: Step called more times than there are timesteps (5); call SetTimesteps to start a new loop", e.Message);
     }
+
+    [Fact]
+    public void LinearBetaSchedulesRefuseSwappedOrZeroBounds()
+    {
+        foreach (var cls in SchedulerFactory.KnownClasses)
+        {
+            var e = Assert.Throws<ConfigException>(() => Make(cls, ", \"beta_schedule\": \"linear\", \"beta_start\": 0.02, \"beta_end\": 0.0001"));
+            Assert.Equal("scheduler config: config key 'beta_start': beta_start (0.02) must not be larger than beta_end (0.0001): the linear schedule runs from beta_start up to beta_end", e.Message);
+            Assert.Equal("beta_start", e.Key);
+            // every beta 0: alphas_cumprod 1 everywhere, and the steps divide by 1 - alphas_cumprod (NaN samples)
+            e = Assert.Throws<ConfigException>(() => Make(cls, ", \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.0, \"beta_end\": 0.0"));
+            Assert.Equal("scheduler config: config key 'beta_end': beta_end must be larger than 0: with beta_start and beta_end 0 the scaled_linear schedule has every beta 0, " +
+                         "no noise is ever added and the steps divide by 1 - alphas_cumprod = 0", e.Message);
+        }
+        // the cosine schedule ignores both bounds
+        Make(DDIMScheduler.Name, ", \"beta_schedule\": \"squaredcos_cap_v2\", \"beta_start\": 0.02, \"beta_end\": 0.0001").SetTimesteps(5);
+    }
+
+    [Fact]
+    public void SigmaToTimestepConversionsNeedTwoTrainingTimesteps()
+    {
+        const string message = "num_train_timesteps 1: turning a sigma back into a timestep (Karras or Lu sigmas, KDPM2's interpolated timesteps) " +
+                               "interpolates between two training sigmas; use num_train_timesteps of at least 2";
+        // an IndexOutOfRangeException in _sigma_to_t (diffusers' index -1 wraps round to a garbage timestep)
+        foreach (var (cls, keys) in new[] { (KDPM2DiscreteScheduler.Name, ""), (EulerDiscreteScheduler.Name, ", \"use_karras_sigmas\": true"),
+                     (DPMSolverMultistepScheduler.Name, ", \"use_karras_sigmas\": true") })
+        {
+            var s = new Func<SchedulerBase>(() => Make(cls, ", \"num_train_timesteps\": 1" + keys));
+            var e = Assert.Throws<ConfigException>(() => s().SetTimesteps(1));
+            Assert.EndsWith(message, e.Message);
+            Assert.Equal("num_train_timesteps", e.Key);
+        }
+    }
 }
