@@ -168,7 +168,12 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>Encodes images (B, in_channels, H, W) into the latent posterior (dispose it when done).</summary>
     public AutoencoderKLOutput Encode(Tensor x)
     {
-        CheckInput(x, Config.InChannels, "Encode", "images");
+        CheckInput(x, Config.InChannels, "Encode", "images", encoder.InputDType);
+        long min = encoder.MinInputSize;
+        if (x.shape[2] < min || x.shape[3] < min)
+            throw new ArgumentException(
+                $"AutoencoderKL.Encode: the images are {x.shape[3]}x{x.shape[2]}, but the encoder's {BlockOutChannels.Count - 1} downsamplers (stride 2, 3×3) need at least {min}x{min}",
+                "images");
         if (UseTiling && (x.shape[^1] > TileSampleMinSize || x.shape[^2] > TileSampleMinSize))
             return TiledEncode(x);
         using var scope = torch.NewDisposeScope();
@@ -190,7 +195,7 @@ public sealed partial class AutoencoderKL : nn.Module
     /// <summary>Decodes latents (B, latent_channels, h, w) into images (B, out_channels, h·s, w·s). The latents are not rescaled.</summary>
     public DecoderOutput Decode(Tensor z)
     {
-        CheckInput(z, Config.LatentChannels, "Decode", "latents");
+        CheckInput(z, Config.LatentChannels, "Decode", "latents", PostQuantConvDType);
         // What the caller freed before (a pipeline's UNet activations) goes back to the OS first, and the decoder's
         // few very large activations (134-268 MB at 512²) are mapped one by one rather than carved from the heap,
         // which they fragment (peak memory; see NativeSetup.TrimNativeHeap and MapLargeBlocks). A small decoder
@@ -229,9 +234,11 @@ public sealed partial class AutoencoderKL : nn.Module
         return Decode(z);
     }
 
-    private static void CheckInput(Tensor x, int channels, string op, string what)
+    private static void CheckInput(Tensor x, int channels, string op, string what, ScalarType dtype)
     {
+        ModelInputs.NotEmpty(x, $"AutoencoderKL.{op}", what);
         if (x.dim() != 4 || x.shape[1] != channels)
             throw new ArgumentException($"AutoencoderKL.{op} expects {what} of shape (batch, {channels}, height, width), got {Layers.Shape(x)}");
+        ModelInputs.SameDType(x, dtype, $"AutoencoderKL.{op}", what);
     }
 }

@@ -227,9 +227,11 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
 
     void IVae.SetEvalMode() => eval();
 
-    private static void CheckInput(Tensor x, int channels, string op, string what)
+    private void CheckInput(Tensor x, int channels, string op, string what)
     {
+        ModelInputs.NotEmpty(x, $"AutoencoderTiny.{op}", what);
         if (x.dim() != 4 || x.shape[1] != channels)
             throw new ArgumentException($"AutoencoderTiny.{op} expects {what} of shape (batch, {channels}, height, width), got {Layers.Shape(x)}");
+        ModelInputs.SameDType(x, DType, $"AutoencoderTiny.{op}", what);
     }
 }

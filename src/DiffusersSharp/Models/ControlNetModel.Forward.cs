@@ -22,6 +22,7 @@ public sealed partial class ControlNetModel
     {
         var c = Config;
         CheckInputs(sample, encoderHiddenStates, controlnetCond);
+        ModelInputs.Finite(conditioningScale, "ControlNetModel", "conditioning_scale");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("ControlNetModel: class_labels were given but the model has no class embedding");
         long batch = sample.shape[0];
@@ -43,7 +44,7 @@ public sealed partial class ControlNetModel
             attentionMask = ((1 - attentionMask.to_type(sample.dtype)) * -10000.0).unsqueeze(1);
 
         // 1. time
-        var timesteps = timestep.ToTensor(sample.device);
+        var timesteps = timestep.ToTensor(sample.device, "ControlNetModel");
         if (timesteps.dim() != 1 || (timesteps.shape[0] != 1 && timesteps.shape[0] != batch))
             throw new ArgumentException($"ControlNetModel: timestep must be a scalar or hold 1 or {batch} (batch size) values, got shape {timestep}");
         var inputs = new UNetEmbeddingInputs(timesteps.expand(batch), sample.dtype)
@@ -111,8 +112,11 @@ public sealed partial class ControlNetModel
     private void CheckInputs(Tensor sample, Tensor encoderHiddenStates, Tensor controlnetCond)
     {
         var c = Config;
+        const string model = "ControlNetModel";
+        ModelInputs.NotEmpty(sample, model, "sample");
         if (sample.dim() != 4 || sample.shape[1] != c.InChannels)
             throw new ArgumentException($"ControlNetModel expects a sample of shape (batch, {c.InChannels}, height, width), got {Layers.Shape(sample)}");
+        ModelInputs.SameDType(sample, DType, model, "sample");
         long batch = sample.shape[0];
         if (encoderHiddenStates is null || encoderHiddenStates.dim() != 3)
             throw new ArgumentException($"ControlNetModel expects encoder_hidden_states of shape (batch, sequence, dim), got {(encoderHiddenStates is null ? "null" : Layers.Shape(encoderHiddenStates))}");
@@ -120,10 +124,13 @@ public sealed partial class ControlNetModel
             throw new ArgumentException($"ControlNetModel: encoder_hidden_states have hidden size {encoderHiddenStates.shape[2]}, but the ControlNet's cross_attention_dim is {c.CrossAttentionDim}");
         if (encoderHiddenStates.shape[0] != batch)
             throw new ArgumentException($"ControlNetModel: encoder_hidden_states batch {encoderHiddenStates.shape[0]} != sample batch {batch}");
+        ModelInputs.NotEmpty(encoderHiddenStates, model, "encoder_hidden_states");
+        ModelInputs.SameDType(encoderHiddenStates, DType, model, "encoder_hidden_states");
         if (controlnetCond is null || controlnetCond.dim() != 4 || controlnetCond.shape[1] != c.ConditioningChannels)
             throw new ArgumentException($"ControlNetModel expects controlnet_cond of shape (batch, {c.ConditioningChannels}, height, width), got {(controlnetCond is null ? "null" : Layers.Shape(controlnetCond))}");
         if (controlnetCond.shape[0] != batch)
             throw new ArgumentException($"ControlNetModel: controlnet_cond batch {controlnetCond.shape[0]} != sample batch {batch}");
+        ModelInputs.SameDType(controlnetCond, DType, model, "controlnet_cond");
         int f = 1 << ConditioningDownsamplings;
         if (Embedded(controlnetCond.shape[2]) != sample.shape[2] || Embedded(controlnetCond.shape[3]) != sample.shape[3])
             throw new ArgumentException(

@@ -60,7 +60,7 @@ public sealed class CrossAttnDownBlock2D : UNetDownBlock
             h.Then(x => attentions[i].Forward(x, context).Sample);
             // a T2I-Adapter residual goes onto the output of the last resnet/attention pair
             if (i == resnets.Count - 1 && context.AdditionalResidual is { } residual)
-                h.Then(x => x + residual);
+                h.Then(x => x + CheckedResidual(residual, x));
             outputStates.Add(h.Keep());
         }
         if (downsamplers is not null)

@@ -21,6 +21,15 @@ public sealed class Encoder : nn.Module
     /// <summary>Test hook: (path under "encoder.", output) after each stage.</summary>
     internal Action<string, Tensor>? DebugHook { get; set; }
 
+    /// <summary>The dtype of <c>conv_in</c>, which the images meet first.</summary>
+    internal ScalarType InputDType => conv_in.weight.dtype;
+
+    /// <summary>
+    /// The smallest height and width the encoder takes: each downsampler pads one pixel on the right and bottom and runs a
+    /// 3×3 convolution of stride 2, which needs at least 2 pixels, so n of them need 2^n.
+    /// </summary>
+    internal long MinInputSize => 1L << (down_blocks.Count - 1);
+
     /// <summary>Run in channels-last layout (see <see cref="AutoencoderKL.ChannelsLast"/>); the output is contiguous NCHW.</summary>
     public bool ChannelsLast { get; set; } = true;
 

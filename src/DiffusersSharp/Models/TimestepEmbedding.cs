@@ -47,6 +47,11 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
         {
             if (cond_proj is null)
                 throw new ArgumentException("TimestepEmbedding: a condition was given but cond_proj_dim is not set");
+            long width = cond_proj.weight!.shape[1];
+            if (condition.dim() != 2 || condition.shape[1] != width || (condition.shape[0] != 1 && condition.shape[0] != sample.shape[0]))
+                throw new ArgumentException(
+                    $"timestep_cond has shape {Layers.Shape(condition)}, but the time embedding takes [{sample.shape[0]} (the batch) or 1, {width} (time_cond_proj_dim)]",
+                    "timestep_cond");
             sample = sample + cond_proj.forward(condition);
         }
         var h = _act(linear_1.forward(sample));

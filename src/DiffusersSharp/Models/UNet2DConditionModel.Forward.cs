@@ -26,8 +26,11 @@ public sealed partial class UNet2DConditionModel
         IReadOnlyList<Tensor>? downIntrablockAdditionalResiduals = null, Tensor? encoderAttentionMask = null)
     {
         var c = Config;
+        const string model = "UNet2DConditionModel";
+        ModelInputs.NotEmpty(sample, model, "sample");
         if (sample.dim() != 4 || sample.shape[1] != c.InChannels)
             throw new ArgumentException($"UNet2DConditionModel expects a sample of shape (batch, {c.InChannels}, height, width), got {Layers.Shape(sample)}");
+        ModelInputs.SameDType(sample, DType, model, "sample");
         long batch = sample.shape[0];
         if (encoderHiddenStates is null || encoderHiddenStates.dim() != 3)
             throw new ArgumentException($"UNet2DConditionModel expects encoder_hidden_states of shape (batch, sequence, dim), got {(encoderHiddenStates is null ? "null" : Layers.Shape(encoderHiddenStates))}");
@@ -36,6 +39,12 @@ public sealed partial class UNet2DConditionModel
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states have hidden size {encoderHiddenStates.shape[2]}, but the UNet's {(encoder_hid_proj is not null ? "encoder_hid_dim" : "cross_attention_dim")} is {expectedDim}");
         if (encoderHiddenStates.shape[0] != batch)
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states batch {encoderHiddenStates.shape[0]} != sample batch {batch}");
+        ModelInputs.NotEmpty(encoderHiddenStates, model, "encoder_hidden_states");
+        ModelInputs.SameDType(encoderHiddenStates, DType, model, "encoder_hidden_states");
+        if (encoderAttentionMask is not null && (encoderAttentionMask.dim() != 2 || encoderAttentionMask.shape[0] != batch || encoderAttentionMask.shape[1] != encoderHiddenStates.shape[1]))
+            throw new ArgumentException(
+                $"UNet2DConditionModel: encoder_attention_mask has shape {Layers.Shape(encoderAttentionMask)}, but encoder_hidden_states {Layers.Shape(encoderHiddenStates)} need one of [{batch}, {encoderHiddenStates.shape[1]}] (1 = keep a token, 0 = discard it)",
+                "encoder_attention_mask");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("UNet2DConditionModel: class_labels were given but the model has no class embedding");
         _kernels.Follow(ChannelsLast);
@@ -58,7 +67,7 @@ public sealed partial class UNet2DConditionModel
             h.Then(x => 2 * x - 1.0);
 
         // 1. time
-        var timesteps = timestep.ToTensor(sample.device);
+        var timesteps = timestep.ToTensor(sample.device, model);
         if (timesteps.dim() != 1 || (timesteps.shape[0] != 1 && timesteps.shape[0] != batch))
             throw new ArgumentException($"UNet2DConditionModel: timestep must be a scalar or hold 1 or {batch} (batch size) values, got shape {timestep}");
         var inputs = new UNetEmbeddingInputs(timesteps.expand(batch), sample.dtype)

@@ -158,13 +158,21 @@ public sealed partial class UNet2DModel : nn.Module
     /// </summary>
     public UNet2DOutput Forward(Tensor sample, long timestep, Tensor? classLabels = null)
     {
+        ArgumentNullException.ThrowIfNull(sample);
         using var t = torch.tensor(new[] { timestep }, dtype: ScalarType.Int64, device: sample.device);
         return Forward(sample, t, classLabels);
     }
 
     /// <inheritdoc cref="Forward(Tensor, long, Tensor?)"/>
-    public UNet2DOutput Forward(Tensor sample, double timestep, Tensor? classLabels = null) =>
-        Forward(sample, (long)timestep, classLabels);
+    /// <remarks>NaN, ±Inf and values beyond int64 are refused: diffusers' <c>torch.tensor([t], dtype=torch.long)</c>
+    /// fails on them, where a C# cast would give an arbitrary timestep.</remarks>
+    public UNet2DOutput Forward(Tensor sample, double timestep, Tensor? classLabels = null)
+    {
+        ModelInputs.Finite(timestep, "UNet2DModel", "timestep");
+        if (Math.Abs(timestep) >= 9.2233720368547758E18)
+            throw new ArgumentException($"UNet2DModel: timestep {timestep.ToString(System.Globalization.CultureInfo.InvariantCulture)} does not fit an int64", nameof(timestep));
+        return Forward(sample, (long)timestep, classLabels);
+    }
 
     /// <summary>
     /// One denoising prediction. <paramref name="timestep"/>: a scalar or a 1-D tensor of one value or one per
@@ -173,8 +181,11 @@ public sealed partial class UNet2DModel : nn.Module
     /// </summary>
     public UNet2DOutput Forward(Tensor sample, Tensor timestep, Tensor? classLabels = null)
     {
+        ModelInputs.NotEmpty(sample, "UNet2DModel", "sample");
+        ArgumentNullException.ThrowIfNull(timestep);
         if (sample.dim() != 4 || sample.shape[1] != Config.InChannels)
             throw new ArgumentException($"UNet2DModel expects a sample of shape (batch, {Config.InChannels}, height, width), got {Layers.Shape(sample)}");
+        ModelInputs.SameDType(sample, DType, "UNet2DModel", "sample");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("class_embedding needs to be initialized in order to use class conditioning");
         long factor = 1L << NumUpsamplers;

@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Models;
@@ -13,9 +15,39 @@ internal sealed class UNetClassEmbedding(nn.Module<Tensor, Tensor> classEmbeddin
 {
     public Tensor Forward(UNetEmbeddingInputs inputs)
     {
-        var labels = (inputs.ClassLabels ?? throw new ArgumentException(missingLabelsMessage)).to(inputs.Timesteps.device);
+        var given = inputs.ClassLabels ?? throw new ArgumentException(missingLabelsMessage);
+        long batch = inputs.Timesteps.shape[0];
+        // added to (or concatenated with) the time embedding of the batch: one label or one per sample, as the timesteps
+        if (given.dim() > 0 && given.shape[0] != 1 && given.shape[0] != batch)
+            throw new ArgumentException($"class_labels of shape {Layers.Shape(given)} do not fit a batch of {batch}; pass one label or one per sample", "class_labels");
+        var labels = given.to(inputs.Timesteps.device);
         if (labelProj is not null)
             labels = labelProj.forward(labels).to_type(inputs.DType);
+        if (classEmbedding is Embedding table)
+            return Lookup(table, labels).to_type(inputs.DType);
         return classEmbedding.forward(labels).to_type(inputs.DType);
+    }
+
+    /// <summary>
+    /// The table's rows for integer labels; a label outside the table fails in libtorch ("index out of range in self", as
+    /// in diffusers), which is turned here, on that failure only, into an error naming the label and num_class_embeds.
+    /// </summary>
+    private static Tensor Lookup(Embedding table, Tensor labels)
+    {
+        if (labels.is_floating_point() || labels.dtype == ScalarType.Bool)
+            throw new ArgumentException($"class_labels must be integer class ids for the num_class_embeds table, got {labels.dtype}", "class_labels");
+        try
+        {
+            return table.forward(labels);
+        }
+        catch (ExternalException e)
+        {
+            long count = table.weight!.shape[0];
+            using var values = labels.to(ScalarType.Int64, CPU).flatten();
+            var outside = values.data<long>().Where(l => l < 0 || l >= count).ToArray();
+            if (outside.Length == 0) throw;
+            throw new ArgumentException(
+                $"class_labels must be in [0, {count}) (num_class_embeds {count}), got {string.Join(", ", outside.Distinct())}", "class_labels", e);
+        }
     }
 }

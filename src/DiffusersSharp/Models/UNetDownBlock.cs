@@ -31,9 +31,23 @@ public abstract class UNetDownBlock : nn.Module
         // diffusers adds a T2I-Adapter residual after a block without cross-attention in place (`sample += r`),
         // so its last output state, the same tensor, carries it too; a cross-attention block adds it itself.
         if (context.AdditionalResidual is { } residual && !HasCrossAttention)
-            h = h.add_(residual);
+            h = h.add_(CheckedResidual(residual, h));
         scope.MoveToOuter(outputStates.Append(h));
         return (h, outputStates.ToArray());
+    }
+
+    /// <summary>
+    /// A T2I-Adapter residual must have the shape of the state it is added to: diffusers adds it with torch's
+    /// broadcasting, which fails in torch's words on another channel count and silently spreads a size-1 dimension.
+    /// </summary>
+    protected static Tensor CheckedResidual(Tensor residual, Tensor state)
+    {
+        if (!residual.shape.SequenceEqual(state.shape))
+            throw new ArgumentException(
+                $"UNet2DConditionModel: a down_intrablock_additional_residuals tensor has shape {Layers.Shape(residual)}, but the down block it goes into " +
+                $"gives {Layers.Shape(state)} (T2I-Adapter residuals: one per down block, in order, of that block's output shape)",
+                "down_intrablock_additional_residuals");
+        return residual;
     }
 
     /// <summary>diffusers' usual downsampler, <c>downsamplers.0</c>: a stride-2 3×3 conv (<c>downsamplers.0.conv</c>).</summary>

@@ -16,7 +16,9 @@ internal sealed class UNetTextTimeEmbedding(Timesteps addTimeProj, TimestepEmbed
     {
         var textEmbeds = inputs.AddedCondKwargs?.TextEmbeds ?? throw new ArgumentException(string.Format(Needs, "text_embeds"));
         var timeIds = inputs.AddedCondKwargs.TimeIds ?? throw new ArgumentException(string.Format(Needs, "time_ids"));
-        long batch = textEmbeds.dim() == 2 ? textEmbeds.shape[0] : 0;
+        if (textEmbeds.dim() != 2)
+            throw new ArgumentException($"UNet2DConditionModel: text_embeds (the pooled prompt embeddings) must be [batch, dim], got {Layers.Shape(textEmbeds)}", "text_embeds");
+        long batch = textEmbeds.shape[0];
         long width = batch > 0 && timeIds.numel() % batch == 0 ? textEmbeds.shape[1] + timeIds.numel() / batch * addTimeProj.NumChannels : -1;
         if (width != inputDim)
             throw new ArgumentException($"UNet2DConditionModel: text_embeds {Layers.Shape(textEmbeds)} and time_ids {Layers.Shape(timeIds)} (each id embedded in {addTimeProj.NumChannels}) make {width} features per sample, but projection_class_embeddings_input_dim is {inputDim}");

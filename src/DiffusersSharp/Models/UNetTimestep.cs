@@ -22,17 +22,23 @@ public readonly struct UNetTimestep
     }
 
     /// <summary>A timestep tensor (0-dim or one per batch item), used as is.</summary>
-    public static implicit operator UNetTimestep(Tensor timestep) => new(timestep, 0, null);
+    public static implicit operator UNetTimestep(Tensor timestep) =>
+        new(timestep ?? throw new ArgumentNullException(nameof(timestep)), 0, null);
     /// <summary>An integer timestep (DDPM, DDIM, ...), broadcast to the batch.</summary>
     public static implicit operator UNetTimestep(long timestep) => new(null, timestep, null);
     /// <summary>A fractional timestep (Euler, Heun, LMS: float32 in diffusers), broadcast to the batch.</summary>
     public static implicit operator UNetTimestep(double timestep) => new(null, 0, timestep);
 
-    /// <summary>The timesteps as a 1-D tensor on <paramref name="device"/>; a number becomes a new tensor (its caller's).</summary>
-    internal Tensor ToTensor(Device device)
+    /// <summary>
+    /// The timesteps as a 1-D tensor on <paramref name="device"/>; a number becomes a new tensor (its caller's). A NaN or
+    /// infinite number is refused, naming <paramref name="model"/>: it would make every output value NaN.
+    /// </summary>
+    internal Tensor ToTensor(Device device, string model)
     {
         if (_tensor is not null)
             return (_tensor.dim() == 0 ? _tensor.unsqueeze(0) : _tensor).to(device);
+        if (_fraction is double value)
+            ModelInputs.Finite(value, model, "timestep");
         return _fraction is double f
             ? torch.tensor(new[] { f }, dtype: ScalarType.Float64, device: device)
             : torch.tensor(new[] { _integer }, dtype: ScalarType.Int64, device: device);
