@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using DiffusersSharp.Loading;
 using TorchSharp;
@@ -86,9 +87,17 @@ internal sealed class CLIPTextTransformer : nn.Module
 
     public BaseModelOutputWithPooling Forward(Tensor inputIds, Tensor? attentionMask, bool outputHiddenStates)
     {
+        ArgumentNullException.ThrowIfNull(inputIds);
         if (inputIds.dim() != 2)
             throw new ArgumentException($"input_ids must be [batch, sequence], got [{string.Join(", ", inputIds.shape)}]", nameof(inputIds));
         long b = inputIds.shape[0], s = inputIds.shape[1];
+        // transformers fails on both inside torch: float ids in the embedding lookup, no token in the pooling's argmax
+        if (inputIds.is_floating_point() || inputIds.is_complex() || inputIds.dtype == ScalarType.Bool)
+            throw new ArgumentException($"input_ids must be integer token ids, got {inputIds.dtype}", nameof(inputIds));
+        if (s == 0)
+            throw new ArgumentException(
+                "input_ids hold no token (shape [" + string.Join(", ", inputIds.shape) + "]); the pooled output is read at the end-of-text token: tokenize the prompt (an empty prompt gives BOS and EOS)",
+                nameof(inputIds));
         if (s > _config.MaxPositionEmbeddings)
             throw new ArgumentException(
                 $"input_ids has {s} tokens but the text encoder has {_config.MaxPositionEmbeddings} positions (max_position_embeddings); truncate the prompt",
@@ -102,7 +111,7 @@ internal sealed class CLIPTextTransformer : nn.Module
         using var scope = torch.NewDisposeScope();
         var weight = embeddings.Weight;
         var ids = inputIds.to(ScalarType.Int64, weight.device);
-        var h = embeddings.Forward(ids);
+        var h = EmbedTokens(ids);
         var mask = attentionMask is null ? null : BuildMask(attentionMask.to(weight.device), s, h.dtype);
 
         var hidden = outputHiddenStates ? new List<Tensor> { h } : null;
@@ -125,6 +134,28 @@ internal sealed class CLIPTextTransformer : nn.Module
         pooled.MoveToOuterDisposeScope();
         if (hidden is not null) foreach (var t in hidden) t.MoveToOuterDisposeScope();
         return new BaseModelOutputWithPooling(last, pooled, hidden);
+    }
+
+    /// <summary>
+    /// The token and position embeddings. A token id outside the vocabulary fails in libtorch's lookup ("index out of
+    /// range in self", as in transformers); on that failure only, the ids are read to name the offending ones.
+    /// </summary>
+    private Tensor EmbedTokens(Tensor ids)
+    {
+        try
+        {
+            return embeddings.Forward(ids);
+        }
+        catch (ExternalException e)
+        {
+            long vocab = embeddings.Weight.shape[0];
+            using var values = ids.to(ScalarType.Int64, CPU).flatten();
+            var outside = values.data<long>().Where(id => id < 0 || id >= vocab).Distinct().ToArray();
+            if (outside.Length == 0) throw;
+            throw new ArgumentException(
+                $"input_ids hold token id{(outside.Length > 1 ? "s" : "")} {string.Join(", ", outside)}, outside the text encoder's vocabulary of {vocab} tokens " +
+                "[0, vocab_size); was the prompt tokenized with this model's tokenizer?", "inputIds", e);
+        }
     }
 
     // Causal mask plus the padding mask, both additive with finfo(dtype).min as transformers builds them.

@@ -292,6 +292,7 @@ public sealed partial class CLIPTokenizer
     /// <summary>Token strings of ids (transformers' <c>convert_ids_to_tokens</c>).</summary>
     public List<string> ConvertIdsToTokens(IEnumerable<int> ids, bool skipSpecialTokens = false)
     {
+        ArgumentNullException.ThrowIfNull(ids);
         var tokens = new List<string>();
         foreach (int id in ids)
         {
@@ -333,8 +334,13 @@ public sealed partial class CLIPTokenizer
     }
 
     /// <inheritdoc cref="Decode(IEnumerable{int}, bool, bool?)"/>
-    public string Decode(IEnumerable<long> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null) =>
-        Decode(ids.Select(id => checked((int)id)), skipSpecialTokens, cleanUpTokenizationSpaces);
+    public string Decode(IEnumerable<long> ids, bool skipSpecialTokens = false, bool? cleanUpTokenizationSpaces = null)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        return Decode(ids.Select(id => id is >= int.MinValue and <= int.MaxValue ? (int)id
+                : throw new ArgumentOutOfRangeException(nameof(ids), id, $"token id {id} is not in the vocabulary of {Folder} ({_encoder.Count} tokens)")),
+            skipSpecialTokens, cleanUpTokenizationSpaces);
+    }
 
     /// <summary>CLIP's <c>convert_tokens_to_string</c>.</summary>
     public string ConvertTokensToString(IEnumerable<string> tokens)

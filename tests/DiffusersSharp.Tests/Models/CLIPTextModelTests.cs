@@ -328,4 +328,31 @@ public class CLIPTextModelTests
         var ex = Assert.Throws<ArgumentException>(() => Tiny.Value.Forward(ids));
         Assert.StartsWith("input_ids has 78 tokens but the text encoder has 77 positions (max_position_embeddings)", ex.Message);
     }
+
+    [Fact]
+    public void TokenIdsOutsideTheVocabularyAreNamed()
+    {
+        // libtorch's lookup says "index out of range in self" (as in transformers), with no word of which id
+        using var ids = torch.tensor(new long[,] { { 998, 1000, 5, -1, 999 } });
+        var ex = Assert.Throws<ArgumentException>(() => Tiny.Value.Forward(ids));
+        Assert.Equal("input_ids hold token ids 1000, -1, outside the text encoder's vocabulary of 1000 tokens [0, vocab_size); " +
+                     "was the prompt tokenized with this model's tokenizer? (Parameter 'inputIds')", ex.Message);
+        using var withProjection = CLIPTextModelWithProjection.FromPretrained(Golden.Path("tiny-sdxl"), "text_encoder_2");
+        using var one = torch.tensor(new long[,] { { 998, 1000, 999 } });
+        Assert.StartsWith("input_ids hold token id 1000, outside the text encoder's vocabulary of 1000 tokens",
+            Assert.Throws<ArgumentException>(() => withProjection.Forward(one)).Message);
+    }
+
+    [Fact]
+    public void EmptyAndFloatingPointTokenIdsAreRefused()
+    {
+        // no token: the pooling's argmax failed in torch; float ids were truncated without a word (transformers fails)
+        using var empty = torch.zeros(1, 0, dtype: ScalarType.Int64);
+        Assert.Equal("input_ids hold no token (shape [1, 0]); the pooled output is read at the end-of-text token: tokenize the prompt " +
+                     "(an empty prompt gives BOS and EOS) (Parameter 'inputIds')",
+            Assert.Throws<ArgumentException>(() => Tiny.Value.Forward(empty)).Message);
+        using var floats = torch.full(1, 5, 1.5f);
+        Assert.Equal("input_ids must be integer token ids, got Float32 (Parameter 'inputIds')",
+            Assert.Throws<ArgumentException>(() => Tiny.Value.Forward(floats)).Message);
+    }
 }

@@ -187,4 +187,16 @@ public class CLIPTokenizerTests
         Assert.Equal(Rows("tiny-sd-expected.safetensors", "tokenizer/input_ids"), output.InputIds);
         Assert.Equal(Rows("tiny-sd-expected.safetensors", "tokenizer/attention_mask"), output.AttentionMask);
     }
+
+    [Fact]
+    public void DecodeRefusesNullAndIdsBeyondInt32ByName()
+    {
+        var tok = Tiny.Value;
+        // a NullReferenceException and an OverflowException before
+        Assert.Equal("ids", Assert.Throws<ArgumentNullException>(() => tok.Decode((IEnumerable<int>)null!)).ParamName);
+        Assert.Equal("ids", Assert.Throws<ArgumentNullException>(() => tok.Decode((IEnumerable<long>)null!)).ParamName);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => tok.Decode(new[] { 998L, 1L << 40 }));
+        Assert.StartsWith($"token id {1L << 40} is not in the vocabulary of ", e.Message);
+        Assert.Equal("ids", e.ParamName);
+    }
 }
