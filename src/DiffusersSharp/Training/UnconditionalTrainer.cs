@@ -398,9 +398,10 @@ public sealed class UnconditionalTrainer
         Directory.CreateDirectory(dir);
         model.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Unet));
         scheduler.SavePretrained(Path.Combine(dir, TrainingOutputFolder.Scheduler));
-        File.WriteAllText(Path.Combine(dir, TrainingOutputFolder.PipelineIndex),
+        // through a temporary file, as every other file the run writes: a kill mid-write leaves the previous index whole
+        AtomicFile.WriteAllBytes(Path.Combine(dir, TrainingOutputFolder.PipelineIndex), System.Text.Encoding.UTF8.GetBytes(
             "{\n  \"_class_name\": \"DDPMPipeline\",\n  \"_diffusers_version\": \"" + ModelLoading.DiffusersVersion + "\",\n" +
-            "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n");
+            "  \"scheduler\": [\n    \"diffusers\",\n    \"DDPMScheduler\"\n  ],\n  \"unet\": [\n    \"diffusers\",\n    \"UNet2DModel\"\n  ]\n}\n"));
     }
 
     private void SaveSampleGrid(UNet2DModel model, DDPMSchedulerConfig config, string path)
