@@ -329,7 +329,13 @@ public sealed class UnconditionalTrainer
         if (_o.InitFrom is { } init)
         {
             bool pipelineFolder = !Directory.Exists(init) || File.Exists(Path.Combine(init, "model_index.json"));
-            return UNet2DModel.FromPretrained(init, pipelineFolder ? "unet" : null);
+            var loaded = UNet2DModel.FromPretrained(init, pipelineFolder ? "unet" : null);
+            // the saved config keeps the model's sample_size, as diffusers' save_pretrained does: DDPMPipeline draws
+            // images of that size, not of the resolution trained at
+            if (loaded.Config.SampleSize is { Length: > 0 } size && size.Any(x => x != _o.Resolution))
+                _log($"warning: {init} has sample_size {string.Join("x", size)} in its config and is trained at {_o.Resolution}²; the saved " +
+                     $"model keeps sample_size {string.Join("x", size)}, so DDPMPipeline will generate images of that size");
+            return loaded;
         }
         var model = UNet2DModel.FromConfig(BuildConfig(_o));
         InitWeights(model, _o.Seed);

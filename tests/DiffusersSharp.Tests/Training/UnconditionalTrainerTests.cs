@@ -113,6 +113,30 @@ public class UnconditionalTrainerTests
     }
 
     [Fact]
+    public void InitFromAModelOfAnotherSampleSizeIsReported()
+    {
+        // the saved config keeps the init model's sample_size (16 here), which DDPMPipeline generates at
+        using var dir = new TempDir();
+        string init = dir.File("init");
+        using (var unet = UNet2DModel.FromConfig(UnconditionalTrainer.BuildConfig(Tiny("x", "y"))))
+        {
+            UnconditionalTrainer.InitWeights(unet, 5);
+            unet.SavePretrained(init);
+        }
+        var same = Tiny(Cats(dir, 4), dir.File("same")) with { MaxSteps = 1, InitFrom = init, UseEma = false };
+        var other = same with { OutputDir = dir.File("other"), Resolution = 32 };
+        var logSame = new List<string>();
+        var logOther = new List<string>();
+        new UnconditionalTrainer(same, logSame.Add).Train();
+        new UnconditionalTrainer(other, logOther.Add).Train();
+        Assert.DoesNotContain(logSame, l => l.Contains("sample_size"));
+        Assert.Contains($"warning: {init} has sample_size 16 in its config and is trained at 32²; the saved model keeps sample_size 16, "
+                        + "so DDPMPipeline will generate images of that size", logOther);
+        using var trained = UNet2DModel.FromPretrained(other.OutputDir, "unet");
+        Assert.Equal([16], trained.Config.SampleSize!);
+    }
+
+    [Fact]
     public void SavedPipelineReloadsWithIdenticalOutputs()
     {
         using var dir = new TempDir();
