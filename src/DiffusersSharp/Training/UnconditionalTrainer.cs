@@ -102,7 +102,8 @@ public sealed class UnconditionalTrainer
         Check(o.AdamBeta2 is >= 0 and < 1, nameof(o.AdamBeta2), o.AdamBeta2, "in [0, 1)");
         Check(o.AdamEpsilon >= 0 && double.IsFinite(o.AdamEpsilon), nameof(o.AdamEpsilon), o.AdamEpsilon, "0 or more and finite");
         Check(o.AdamWeightDecay >= 0 && double.IsFinite(o.AdamWeightDecay), nameof(o.AdamWeightDecay), o.AdamWeightDecay, "0 or more and finite");
-        Check(o.MaxGradNorm > 0 && double.IsFinite(o.MaxGradNorm), nameof(o.MaxGradNorm), o.MaxGradNorm, "positive and finite");
+        // +Infinity never clips (torch scales by min(1, max_norm / norm)): the usual way to turn clipping off
+        Check(o.MaxGradNorm > 0, nameof(o.MaxGradNorm), o.MaxGradNorm, "positive (+Infinity: no clipping)");
         if (!o.UseEma) return;
         Check(o.EmaMaxDecay is >= 0 and <= 1, nameof(o.EmaMaxDecay), o.EmaMaxDecay, "in [0, 1]");
         Check(o.EmaPower > 0 && double.IsFinite(o.EmaPower), nameof(o.EmaPower), o.EmaPower, "positive and finite");

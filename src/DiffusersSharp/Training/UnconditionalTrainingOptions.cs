@@ -44,7 +44,8 @@ public sealed record UnconditionalTrainingOptions
     /// <summary><c>--adam_epsilon</c>: AdamW's epsilon.</summary>
     public double AdamEpsilon { get; init; } = 1e-8;
     /// <summary>
-    /// Gradients are clipped to this global L2 norm (the script's <c>accelerator.clip_grad_norm_</c>, 1.0).
+    /// Gradients are clipped to this global L2 norm (the script's <c>accelerator.clip_grad_norm_</c>, 1.0);
+    /// <see cref="double.PositiveInfinity"/>: no clipping, as torch's <c>clip_grad_norm_</c> takes it.
     /// </summary>
     public double MaxGradNorm { get; init; } = 1.0;
     /// <summary>

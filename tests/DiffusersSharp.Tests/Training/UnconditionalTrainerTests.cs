@@ -258,7 +258,7 @@ public class UnconditionalTrainerTests
         { Tiny("d", "o") with { LearningRate = 0 }, "learning rate (--lr) must be positive and finite, got 0" },
         { Tiny("d", "o") with { LearningRate = double.NaN }, "learning rate (--lr) must be positive and finite, got NaN" },
         { Tiny("d", "o") with { LearningRate = double.PositiveInfinity }, "learning rate (--lr) must be positive and finite, got Infinity" },
-        { Tiny("d", "o") with { MaxGradNorm = 0 }, "MaxGradNorm must be positive and finite, got 0" },
+        { Tiny("d", "o") with { MaxGradNorm = 0 }, "MaxGradNorm must be positive (+Infinity: no clipping), got 0" },
         { Tiny("d", "o") with { AdamWeightDecay = -1 }, "AdamWeightDecay must be 0 or more and finite, got -1" },
         // these ran with an EMA that is not an average
         { Tiny("d", "o") with { EmaMaxDecay = 1.5 }, "EmaMaxDecay must be in [0, 1], got 1.5" },
@@ -319,6 +319,27 @@ public class UnconditionalTrainerTests
         // the pipeline of epoch 1 (one batch per epoch) stays: its weights are numbers
         using var unet = UNet2DModel.FromPretrained(Path.Combine(o.OutputDir, "unet"));
         Assert.All(unet.parameters(), p => Assert.True(p.isfinite().all().item<bool>()));
+    }
+
+    [Fact]
+    public void AnInfiniteMaxGradNormTrainsWithoutClipping()
+    {
+        // torch's clip_grad_norm_ scales by min(1, max_norm / norm): +Infinity never clips (the usual way to turn clipping
+        // off), so the run is the one of a bound no gradient reaches
+        using var dir = new TempDir();
+        string data = Cats(dir, 8);
+        var o = Tiny(data, dir.File("inf")) with { MaxGradNorm = double.PositiveInfinity, MaxSteps = 2, LearningRate = 0.5, UseEma = false };
+        new UnconditionalTrainer(o).Train();
+        var unbounded = o with { OutputDir = dir.File("huge"), MaxGradNorm = 1e30 };
+        new UnconditionalTrainer(unbounded).Train();
+        var clipped = o with { OutputDir = dir.File("clipped"), MaxGradNorm = 1e-3 };
+        new UnconditionalTrainer(clipped).Train();
+        Assert.Equal(TinyRuns.Weights(unbounded.OutputDir), TinyRuns.Weights(o.OutputDir));
+        Assert.NotEqual(TinyRuns.Weights(clipped.OutputDir), TinyRuns.Weights(o.OutputDir));
+        Assert.Equal(UnconditionalTrainer.ReadCsv(dir.File("huge/loss.csv")).Select(r => r.Loss),
+            UnconditionalTrainer.ReadCsv(dir.File("inf/loss.csv")).Select(r => r.Loss));
+        Assert.Equal("MaxGradNorm must be positive (+Infinity: no clipping), got NaN",
+            Assert.Throws<DiffusersException>(() => UnconditionalTrainer.Validate(o with { MaxGradNorm = double.NaN })).Message);
     }
 
     [Fact]
