@@ -16,8 +16,8 @@ public sealed partial class UNet2DConditionModel
     /// <paramref name="downBlockAdditionalResiduals"/> / <paramref name="midBlockAdditionalResidual"/> (ControlNet): added
     /// to each skip state (conv_in output, then each resnet/attention and downsampler output) and to the mid block's
     /// output. <paramref name="downIntrablockAdditionalResiduals"/> (T2I-Adapter): one per down block, in order, added
-    /// inside it (see <see cref="BlockContext.AdditionalResidual"/>); one left over of the mid block's shape goes onto
-    /// the mid block's output.
+    /// inside it (see <see cref="BlockContext.AdditionalResidual"/>; a batch of 1 serves every sample, as torch
+    /// broadcasts it); one left over of the mid block's shape goes onto the mid block's output.
     /// </summary>
     public UNet2DConditionOutput Forward(Tensor sample, UNetTimestep timestep, Tensor encoderHiddenStates,
         Tensor? classLabels = null, Tensor? timestepCond = null, Tensor? attentionMask = null,

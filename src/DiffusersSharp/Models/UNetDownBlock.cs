@@ -37,15 +37,19 @@ public abstract class UNetDownBlock : nn.Module
     }
 
     /// <summary>
-    /// A T2I-Adapter residual must have the shape of the state it is added to: diffusers adds it with torch's
-    /// broadcasting, which fails in torch's words on another channel count and silently spreads a size-1 dimension.
+    /// A T2I-Adapter residual must have the shape of the state it is added to, or that shape with a batch of 1: diffusers
+    /// adds it with torch's broadcasting, which fails in torch's words on another channel count and silently spreads a
+    /// size-1 channel, height or width. A batch of 1 serves every sample, as torch broadcasts it: diffusers'
+    /// StableDiffusionAdapterPipeline runs one control image for several prompts that way (without guidance).
     /// </summary>
     protected static Tensor CheckedResidual(Tensor residual, Tensor state)
     {
-        if (!residual.shape.SequenceEqual(state.shape))
+        long[] r = residual.shape, s = state.shape;
+        bool fits = r.Length == s.Length && r.Length > 0 && (r[0] == s[0] || r[0] == 1) && r.AsSpan(1).SequenceEqual(s.AsSpan(1));
+        if (!fits)
             throw new ArgumentException(
                 $"UNet2DConditionModel: a down_intrablock_additional_residuals tensor has shape {Layers.Shape(residual)}, but the down block it goes into " +
-                $"gives {Layers.Shape(state)} (T2I-Adapter residuals: one per down block, in order, of that block's output shape)",
+                $"gives {Layers.Shape(state)} (T2I-Adapter residuals: one per down block, in order, of that block's output shape; a batch of 1 serves every sample)",
                 "down_intrablock_additional_residuals");
         return residual;
     }

@@ -118,7 +118,7 @@ public class ModelBadInputTests
         // a T2I-Adapter residual of other channels failed in torch's broadcast; one of size-1 channels spread without a word
         Tensor[] adapter = [torch.zeros(2, 1, 16, 16), torch.zeros(2, 64, 8, 8)];
         Assert.Equal("UNet2DConditionModel: a down_intrablock_additional_residuals tensor has shape [2, 1, 16, 16], but the down block it goes into gives [2, 32, 8, 8] " +
-                     "(T2I-Adapter residuals: one per down block, in order, of that block's output shape) (Parameter 'down_intrablock_additional_residuals')",
+                     "(T2I-Adapter residuals: one per down block, in order, of that block's output shape; a batch of 1 serves every sample) (Parameter 'down_intrablock_additional_residuals')",
             Refused(() => Sd.Value.Forward(x, 10L, ehs, downIntrablockAdditionalResiduals: adapter)));
         // the mask's length against the attention's keys: torch's "The size of tensor a (5) must match the size of tensor b (7)"
         Assert.Equal("UNet2DConditionModel: encoder_attention_mask has shape [2, 7], but encoder_hidden_states [2, 5, 32] need one of [2, 5] (1 = keep a token, 0 = discard it) " +

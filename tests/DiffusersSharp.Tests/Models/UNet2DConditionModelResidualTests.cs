@@ -96,6 +96,24 @@ public class UNet2DConditionModelResidualTests
     }
 
     [Fact]
+    public void AdapterResidualsOfBatchOne_ServeTheWholeBatch()
+    {
+        // diffusers' StableDiffusionAdapterPipeline runs one control image for several prompts (without guidance, or with
+        // an LCM UNet) on adapter states of batch 1, which `sample += r` broadcasts over the batch; a batch-1 state at the
+        // mid block does not have the sample's shape there, and diffusers leaves it out
+        using var _ = torch.no_grad();
+        using var unet = LoadTiny();
+        torch.manual_seed(9);
+        using var x = torch.randn(2, 4, 16, 16);
+        using var ehs = torch.randn(2, 5, 32);
+        Tensor[] adapter = [torch.randn(1, 32, 8, 8), torch.randn(1, 64, 8, 8), torch.randn(1, 64, 8, 8)];
+        using var actual = unet.Forward(x, 500L, ehs, downIntrablockAdditionalResiduals: adapter).Sample;
+        Tensor[] perSample = [adapter[0].repeat(2, 1, 1, 1), adapter[1].repeat(2, 1, 1, 1)];
+        using var expected = unet.Forward(x, 500L, ehs, downIntrablockAdditionalResiduals: perSample).Sample;
+        Assert.Equal(0.0, Tol.MaxAbsDiff(actual, expected));
+    }
+
+    [Fact]
     public void ResidualsOfTheWrongCountOrShape_AreRefusedByIndex()
     {
         using var _ = torch.no_grad();
