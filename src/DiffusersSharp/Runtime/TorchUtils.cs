@@ -36,8 +36,11 @@ public static class TorchUtils
             using var full = RandnTensor(shape, generators, ScalarType.Float32, device);
             return full.to(dtype);
         }
-        if (generators is null || generators.Count == 0)
+        if (generators is null)
             return torch.randn(shape, dtype, device);
+        // diffusers fails on an empty list (IndexError); read as "none" it would draw from the global generator unseen
+        if (generators.Count == 0)
+            throw new DiffusersException("randn_tensor: the list of generators is empty; pass null for torch's global generator, or one generator (or one per sample)");
         var genType = generators[0].device.type;
         if (generators.Any(g => g.device.type != genType))
             throw new DiffusersException("randn_tensor: the generators of one call must all be on the same device");

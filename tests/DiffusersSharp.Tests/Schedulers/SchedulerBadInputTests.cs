@@ -36,6 +36,18 @@ public class SchedulerBadInputTests
         }
     }
 
+    // an empty list read as "no generator" drew from torch's global generator, unseen (diffusers: IndexError)
+    [Theory]
+    [InlineData("EulerAncestralDiscreteScheduler")]
+    [InlineData("DDPMScheduler")]
+    [InlineData("LCMScheduler")]
+    public void AnEmptyListOfGeneratorsIsRefused(string cls)
+    {
+        var (s, t0, x) = Ready(cls);
+        var e = Assert.Throws<DiffusersException>(() => s.Step(torch.zeros(1, 4, 8, 8), t0, x, new StepOptions { Generators = [] }));
+        Assert.Equal("randn_tensor: the list of generators is empty; pass null for torch's global generator, or one generator (or one per sample)", e.Message);
+    }
+
     [Fact]
     public void AddNoiseAndGetVelocityRefuseNoiseAndTimestepsThatDoNotFitTheSamples()
     {
