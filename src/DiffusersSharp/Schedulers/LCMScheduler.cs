@@ -127,14 +127,9 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
         if (NumInferenceSteps is not int n)
             throw new DiffusersException($"{Name}: the number of inference steps is not set; call SetTimesteps before Step");
         long t = CheckTrainTimestep(timestep);
-        if (_stepIndex is null)
-            _stepIndex = SigmaMath.InitStepIndex(this, timestep, _schedule, false);
-        else if (Array.IndexOf(_schedule, timestep) < 0)   // diffusers ignores the timestep once the index is set
-            throw new DiffusersException($"{Name}: timestep {Fmt(timestep)} is not in the scheduler's timesteps");
-        int i = _stepIndex.Value;
+        _stepIndex = SigmaMath.CurrentIndex(this, _stepIndex, timestep, _schedule, float32: false);
         // diffusers' step past the end keeps t as the previous timestep and adds noise again, without a word
-        if (i >= _schedule.Length)
-            throw new DiffusersException($"{Name}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
+        int i = SigmaMath.StepInRange(this, _stepIndex.Value, _schedule.Length);
         var c = TypedConfig;
         using var scope = torch.NewDisposeScope();
         // 1. the previous timestep (the next one of the schedule; t itself at the end)

@@ -139,6 +139,29 @@ internal static class SigmaMath
     }
 
     /// <summary>
+    /// The index of a call of a scheduler that counts its steps (the sigma schedulers, LCM): at the first call
+    /// (<paramref name="index"/> null) diffusers' <c>_init_step_index</c>; later calls must still pass a timestep of the
+    /// schedule: diffusers ignores the timestep once the index is set, so a foreign one (a fraction, another schedule's)
+    /// went on silently at the index's step.
+    /// </summary>
+    public static int CurrentIndex(SchedulerBase s, int? index, double timestep, double[] schedule, bool float32)
+    {
+        if (index is not int i) return InitStepIndex(s, timestep, schedule, float32);
+        double key = float32 ? (float)timestep : timestep;
+        if (Array.IndexOf(schedule, key) < 0)
+            throw new DiffusersException(
+                $"{s.ClassName}: timestep {key.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} is not in the scheduler's timesteps");
+        return i;
+    }
+
+    /// <summary>The index <paramref name="i"/> of a Step, an error once the schedule is done (diffusers steps past its end without a word).</summary>
+    public static int StepInRange(SchedulerBase s, int i, int scheduleLength) =>
+        i < scheduleLength
+            ? i
+            : throw new DiffusersException(
+                $"{s.ClassName}: Step called more times than there are timesteps ({scheduleLength}); call SetTimesteps to start a new loop");
+
+    /// <summary>
     /// Sigma-based add_noise (Euler, LMS, Heun, ...): each timestep is looked up in the schedule (exactly one
     /// match required, as <c>.nonzero().item()</c>), then <c>original + noise * sigma</c>.
     /// </summary>

@@ -84,24 +84,11 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// call after <see cref="SetSchedule"/> (diffusers' <c>_init_step_index</c>). Later calls must still pass a timestep of
     /// the schedule: diffusers ignores the timestep once the index is set, so a foreign one (a fraction, another
     /// schedule's) went on silently at the index's σ.</summary>
-    protected int CurrentIndex(double timestep)
-    {
-        if (StepIndex is not int i)
-            return (StepIndex = SigmaMath.InitStepIndex(this, timestep, _schedule, Float32Schedule)).Value;
-        double key = Float32Schedule ? (float)timestep : timestep;
-        if (Array.IndexOf(_schedule, key) < 0)
-            throw new DiffusersException($"{ClassName}: timestep {Fmt(key)} is not in the scheduler's timesteps");
-        return i;
-    }
+    protected int CurrentIndex(double timestep) =>
+        (StepIndex = SigmaMath.CurrentIndex(this, StepIndex, timestep, _schedule, Float32Schedule)).Value;
 
     /// <summary>The index of this step (<see cref="CurrentIndex"/>), an error once the schedule is done.</summary>
-    protected int BeginStep(double timestep)
-    {
-        int i = CurrentIndex(timestep);
-        if (i >= _schedule.Length)
-            throw new DiffusersException($"{ClassName}: Step called more times than there are timesteps ({_schedule.Length}); call SetTimesteps to start a new loop");
-        return i;
-    }
+    protected int BeginStep(double timestep) => SigmaMath.StepInRange(this, CurrentIndex(timestep), _schedule.Length);
 
     /// <summary>The σ the model input is scaled with at index <paramref name="i"/>: the table's, unless a class says otherwise.</summary>
     protected virtual float InputSigma(int i) => SigmaValues[i];
