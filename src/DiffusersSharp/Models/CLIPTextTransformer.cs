@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using DiffusersSharp.Loading;
 using TorchSharp;
@@ -140,23 +139,10 @@ internal sealed class CLIPTextTransformer : nn.Module
     /// The token and position embeddings. A token id outside the vocabulary fails in libtorch's lookup ("index out of
     /// range in self", as in transformers); on that failure only, the ids are read to name the offending ones.
     /// </summary>
-    private Tensor EmbedTokens(Tensor ids)
-    {
-        try
-        {
-            return embeddings.Forward(ids);
-        }
-        catch (ExternalException e)
-        {
-            long vocab = embeddings.Weight.shape[0];
-            using var values = ids.to(ScalarType.Int64, CPU).flatten();
-            var outside = values.data<long>().Where(id => id < 0 || id >= vocab).Distinct().ToArray();
-            if (outside.Length == 0) throw;
-            throw new ArgumentException(
-                $"input_ids hold token id{(outside.Length > 1 ? "s" : "")} {string.Join(", ", outside)}, outside the text encoder's vocabulary of {vocab} tokens " +
-                "[0, vocab_size); was the prompt tokenized with this model's tokenizer?", "inputIds", e);
-        }
-    }
+    private Tensor EmbedTokens(Tensor ids) =>
+        ModelInputs.Lookup(() => embeddings.Forward(ids), ids, embeddings.Weight.shape[0], "inputIds", outside =>
+            $"input_ids hold token id{(outside.Length > 1 ? "s" : "")} {string.Join(", ", outside)}, outside the text encoder's vocabulary of " +
+            $"{embeddings.Weight.shape[0]} tokens [0, vocab_size); was the prompt tokenized with this model's tokenizer?");
 
     // Causal mask plus the padding mask, both additive with finfo(dtype).min as transformers builds them.
     private static Tensor BuildMask(Tensor attentionMask, long s, ScalarType dtype)

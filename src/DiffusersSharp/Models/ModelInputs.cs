@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Models;
@@ -28,6 +29,27 @@ internal static class ModelInputs
     {
         if (x.dtype != modelDType)
             throw new ArgumentException($"{model}: {what} has dtype {x.dtype}, but the model runs in {modelDType}; pass it in {modelDType}", what);
+    }
+
+    /// <summary>
+    /// An embedding table's rows for integer <paramref name="ids"/> (<paramref name="lookup"/>, of a table of
+    /// <paramref name="count"/> rows). An id outside the table fails in libtorch ("index out of range in self", as in
+    /// diffusers and transformers); on that failure only, the ids are read and the ones outside [0, count) named by
+    /// <paramref name="describe"/>, as an error about <paramref name="parameter"/>.
+    /// </summary>
+    public static Tensor Lookup(Func<Tensor> lookup, Tensor ids, long count, string parameter, Func<long[], string> describe)
+    {
+        try
+        {
+            return lookup();
+        }
+        catch (ExternalException e)
+        {
+            using var values = ids.to(ScalarType.Int64, CPU).flatten();
+            var outside = values.data<long>().Where(id => id < 0 || id >= count).Distinct().ToArray();
+            if (outside.Length == 0) throw;
+            throw new ArgumentException(describe(outside), parameter, e);
+        }
     }
 
     /// <summary>A timestep or scale given as a number must be finite: NaN or ±Inf make every output NaN.</summary>

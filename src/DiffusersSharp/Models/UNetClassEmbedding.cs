@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -36,18 +35,8 @@ internal sealed class UNetClassEmbedding(nn.Module<Tensor, Tensor> classEmbeddin
     {
         if (labels.is_floating_point() || labels.dtype == ScalarType.Bool)
             throw new ArgumentException($"class_labels must be integer class ids for the num_class_embeds table, got {labels.dtype}", "class_labels");
-        try
-        {
-            return table.forward(labels);
-        }
-        catch (ExternalException e)
-        {
-            long count = table.weight!.shape[0];
-            using var values = labels.to(ScalarType.Int64, CPU).flatten();
-            var outside = values.data<long>().Where(l => l < 0 || l >= count).ToArray();
-            if (outside.Length == 0) throw;
-            throw new ArgumentException(
-                $"class_labels must be in [0, {count}) (num_class_embeds {count}), got {string.Join(", ", outside.Distinct())}", "class_labels", e);
-        }
+        long count = table.weight!.shape[0];
+        return ModelInputs.Lookup(() => table.forward(labels), labels, count, "class_labels",
+            outside => $"class_labels must be in [0, {count}) (num_class_embeds {count}), got {string.Join(", ", outside)}");
     }
 }
