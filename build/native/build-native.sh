@@ -7,6 +7,8 @@
 #                                        (group_norm.c, Runtime/FusedGroupNorm.cs), GEGLU (geglu.c,
 #                                        Runtime/FusedGeglu.cs) and the Winograd 3×3 convolutions (winograd.c, winograd4.c,
 #                                        Runtime/WinogradConvolution.cs), on libtorch's OpenMP team (kernels.c)
+#   linux-x64/libdiffusers_scalarguard.so the Scalar guard (scalar_guard.c, Runtime/ScalarGuard.cs); it needs
+#                                        libLibTorchSharp.so by name (linked against an empty stand-in of that soname)
 # Run on linux-x64 with gcc, then commit both. Nothing else needs a C compiler; .ci/run rebuilds them into a temporary
 # folder and fails when the committed files differ (gcc without -g gives the same bytes for the same source).
 # Usage: build/native/build-native.sh [OUTPUT_DIR]   (default: build/native/linux-x64)
@@ -18,4 +20,10 @@ mkdir -p "$out"
 # -O3 for the vectorised loops; the AVX-512 code is behind target pragmas, so the library loads on any x86-64 CPU
 # and dk_supported() says what it can run.
 "${CC:-gcc}" -O3 -shared -fPIC -o "$out/libdiffusers_kernels.so" kernels.c flash_attention.c group_norm.c geglu.c winograd.c winograd4.c -lm
-echo "built $(cd "$out" && pwd)/libdiffusers_mklshim.so, libdiffusers_kernels.so"
+stub=$(mktemp -d)
+echo > "$stub/empty.c"
+"${CC:-gcc}" -O2 -shared -fPIC -Wl,-soname,libLibTorchSharp.so -o "$stub/libLibTorchSharp.so" "$stub/empty.c"
+"${CC:-gcc}" -O2 -shared -fPIC -o "$out/libdiffusers_scalarguard.so" scalar_guard.c \
+  -Wl,--no-as-needed -L"$stub" -lLibTorchSharp -ldl -lpthread
+rm -rf "$stub"
+echo "built $(cd "$out" && pwd)/libdiffusers_mklshim.so, libdiffusers_kernels.so, libdiffusers_scalarguard.so"

@@ -8,7 +8,7 @@ namespace DiffusersSharp.Cli;
 /// Step progress: a Spectre.Console bar with s/step and ETA on a terminal; plain lines when the output is
 /// redirected (Spectre renders nothing live there). The bar is redrawn on the calling thread at each step
 /// (no auto-refresh thread): a thread that allocates while torch runs can trigger a collection that finalizes
-/// a TorchSharp Scalar still in use by a native call (see <see cref="DiffusersSharp.Runtime.NoGcRegion"/>).
+/// a TorchSharp Scalar still in use by a native call where the Scalar guard is off (see <see cref="DiffusersSharp.Runtime.ScalarGuard"/>).
 /// </summary>
 public static class ProgressDisplay
 {

@@ -29,8 +29,10 @@ public static class NativeSetup
 {
     private static int _done;
 
-    /// <summary>What the set-up did, for `diffusers info` and the benchmarks.</summary>
-    public static string Summary { get; private set; } = "not run";
+    /// <summary>What the set-up did, for `diffusers info` and the benchmarks (the Scalar guard's state last).</summary>
+    public static string Summary => OperatingSystem.IsLinux() && _summary != "not run" ? $"{_summary}; {ScalarGuard.Status}" : _summary;
+
+    private static string _summary = "not run";
 
 #pragma warning disable CA2255 // a module initializer is the right tool: it must run before libtorch is loaded
     [ModuleInitializer]
@@ -46,10 +48,10 @@ public static class NativeSetup
         {
             notes.Add(TuneMalloc());
             notes.Add(LoadMklShim());
-            notes.Add(ScheduleNnpackOff());
+            notes.Add(InstallTorchSharpResolver());
             notes.Add(HugePages.Status);
         }
-        Summary = string.Join("; ", notes.Where(n => n.Length > 0));
+        _summary = string.Join("; ", notes.Where(n => n.Length > 0));
     }
 
     internal static bool OptedOut(string variable) =>
@@ -113,24 +115,31 @@ public static class NativeSetup
     private static int _nnpackOff;
     private const string NnpackPending = "nnpack: off once libtorch loads";
 
-    private static string ScheduleNnpackOff()
+    /// <summary>
+    /// Installs the import resolver of the TorchSharp assembly, which turns NNPACK off (see the type's remarks) and
+    /// hands TorchSharp the Scalar guard (<see cref="ScalarGuard"/>). TorchSharp loads libtorch with
+    /// NativeLibrary.TryLoad (which does not call the resolver), then binds its first P/Invoke, which does: libtorch
+    /// is loaded by then and no convolution has run yet. Returns the NNPACK note of the summary.
+    /// </summary>
+    private static string InstallTorchSharpResolver()
     {
-        if (OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK")) return "nnpack: kept (opted out)";
-        if (TryTurnNnpackOff()) return "nnpack: off";
+        bool keepNnpack = OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK");
+        if (!keepNnpack && TryTurnNnpackOff()) keepNnpack = true; // already done: libtorch was loaded before us
+        string nnpack = OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK") ? "nnpack: kept (opted out)"
+            : keepNnpack ? "nnpack: off" : NnpackPending;
         try
         {
-            // TorchSharp loads libtorch with NativeLibrary.TryLoad (which does not call this resolver), then binds its
-            // first P/Invoke, which does: libtorch is loaded by then and no convolution has run yet.
-            NativeLibrary.SetDllImportResolver(typeof(TorchSharp.torch).Assembly, (_, _, _) =>
+            NativeLibrary.SetDllImportResolver(typeof(TorchSharp.torch).Assembly, (name, _, _) =>
             {
-                if (Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
-                return IntPtr.Zero; // the usual resolution
+                if (!keepNnpack && Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
+                return ScalarGuard.ResolveFor(name); // zero: the usual resolution
             });
-            return NnpackPending;
+            return nnpack;
         }
         catch (InvalidOperationException)
         {
-            return "nnpack: left on (the TorchSharp assembly already has an import resolver)";
+            ScalarGuard.ResolverRefused();
+            return keepNnpack ? nnpack : "nnpack: left on (the TorchSharp assembly already has an import resolver)";
         }
     }
 
@@ -141,7 +150,7 @@ public static class NativeSetup
         if (context == IntPtr.Zero || !NativeLibrary.TryGetExport(handle, "_ZN2at7Context20setUserEnabledNNPACKEb", out var set))
             return false;
         ((delegate* unmanaged<IntPtr, byte, void>)set)(context, 0);
-        if (Interlocked.Exchange(ref _nnpackOff, 1) == 0) Summary = Summary.Replace(NnpackPending, "nnpack: off");
+        if (Interlocked.Exchange(ref _nnpackOff, 1) == 0) _summary = _summary.Replace(NnpackPending, "nnpack: off");
         return true;
     }
 

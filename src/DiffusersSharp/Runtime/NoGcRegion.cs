@@ -20,6 +20,10 @@ namespace DiffusersSharp.Runtime;
 /// over 1000 small steps).
 /// </para>
 /// <para>
+/// On Linux the Scalar guard (<see cref="ScalarGuard"/>) closes the race for every thread; these regions are what
+/// remains where it is off (other platforms, <c>DIFFUSERS_SHARP_NO_SCALAR_GUARD=1</c>).
+/// </para>
+/// <para>
 /// Best effort: if other threads allocate more than the budget inside the region, the runtime collects
 /// anyway and the region ends early; nested regions are no-ops; a budget the runtime refuses is halved until
 /// it is accepted. Starting a region may run one blocking collection (cheap: the managed heap of this
