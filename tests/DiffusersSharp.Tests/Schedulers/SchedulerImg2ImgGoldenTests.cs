@@ -35,6 +35,26 @@ public class SchedulerImg2ImgGoldenTests
         return data;
     }
 
+    /// <summary>
+    /// The cases whose start latents are the image latents noised to the first timestep: img2img, and inpaint below
+    /// strength 1 (at strength 1 inpainting starts from the noise alone; denoising-start and LCM's strength go on from
+    /// the image latents).
+    /// </summary>
+    public static TheoryData<string> NoisedImageCases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in Doc.Value.RootElement.GetProperty("cases").EnumerateObject())
+            if (NoisesTheImage(c.Value)) data.Add(c.Name);
+        return data;
+    }
+
+    private static bool NoisesTheImage(JsonElement c) => c.GetProperty("mode").GetString() switch
+    {
+        "img2img" => true,
+        "inpaint" => c.GetProperty("strength").GetDouble() != 1.0,
+        _ => false,
+    };
+
     /// <summary>Every class the factory registers has img2img, inpaint and SDXL denoising_start cases.</summary>
     [Fact]
     public void EveryRegisteredClassIsCovered()
@@ -111,13 +131,13 @@ public class SchedulerImg2ImgGoldenTests
     /// A batch of two images: <c>timesteps[:1].repeat(batch)</c> noises each with the first timestep's σ / ᾱ (the
     /// schedulers look every entry up), so each row is the one-image case's start latents.
     /// </summary>
-    [Theory, MemberData(nameof(Cases))]
+    [Theory, MemberData(nameof(NoisedImageCases))]
     public void StartLatentsOfABatchAreEachImages(string name)
     {
         using var scope = torch.NewDisposeScope();
         var c = Case(name);
         string mode = c.GetProperty("mode").GetString()!;
-        if (mode is not ("img2img" or "inpaint") || c.GetProperty("strength").GetDouble() == 1.0 && mode == "inpaint") return;
+        Assert.True(NoisesTheImage(c), $"{name}: a {mode} case does not noise the image latents");
         int n = c.GetProperty("num_inference_steps").GetInt32();
         var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
         PipelineSteps.Timesteps(s, n, CPU);
