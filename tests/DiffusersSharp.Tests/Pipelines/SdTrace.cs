@@ -67,5 +67,6 @@ internal sealed class SafetensorsLike(string file) : IDisposable
 {
     private readonly DiffusersSharp.Loading.SafetensorsFile _f = Golden.Open(file);
     public Tensor Load(string key) => _f.Load(key);
+    public bool Contains(string key) => _f.Contains(key);
     public void Dispose() => _f.Dispose();
 }
