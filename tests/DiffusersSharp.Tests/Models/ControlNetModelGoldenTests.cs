@@ -51,6 +51,7 @@ public class ControlNetModelGoldenTests(ITestOutputHelper log)
         net.ChannelsLast = true;
         using var inputs = Inputs.Load();
         using var output = net.Forward(inputs.X, 500L, inputs.Ehs, inputs.Cond);
+        Assert.Equal(6, output.DownBlockResSamples.Count);
         for (int j = 0; j < output.DownBlockResSamples.Count; j++)
         {
             Assert.True(Layers.IsChannelsLast(output.DownBlockResSamples[j]), $"residual {j} is not channels-last");
@@ -123,11 +124,14 @@ public class ControlNetModelGoldenTests(ITestOutputHelper log)
         using var net = LoadTiny();
         using var inputs = Inputs.Load();
         using var half = net.Forward(inputs.X, 500L, inputs.Ehs, inputs.Cond, conditioningScale: 0.5);
+        Assert.Equal(6, half.DownBlockResSamples.Count);
         for (int j = 0; j < half.DownBlockResSamples.Count; j++)
         {
             using var expected = Golden.Tensor(Expected, $"{Prefix}down_block_res_sample_{j}");
             Tol.Close(half.DownBlockResSamples[j], expected * 0.5, Tol.ModelAbs / 2, $"residual {j} at scale 0.5");
         }
+        using var expectedMid = Golden.Tensor(Expected, $"{Prefix}mid_block_res_sample");
+        Tol.Close(half.MidBlockResSample, expectedMid * 0.5, Tol.ModelAbs / 2, "mid residual at scale 0.5");
     }
 
     [Fact]
