@@ -130,20 +130,30 @@ public class AutoencoderKLGoldenTests
         using var z = Golden.Tensor(Expected, "vae/z");
         using var image = Golden.Tensor(Expected, "vae/image");
         var wrong = new List<string>();
+        var seen = new HashSet<string>();
+        // the stages the passes must have shown the hook (else an empty `wrong` proves nothing)
+        string[] decoderStages = ["decoder.conv_in", "decoder.mid_block", "decoder.up_blocks.0", "decoder.up_blocks.1", "decoder.conv_norm_out", "decoder.conv_out"];
+        string[] encoderStages = ["encoder.conv_in", "encoder.down_blocks.0", "encoder.down_blocks.1", "encoder.mid_block", "encoder.conv_norm_out"];
         vae.ChannelsLast = true;
         vae.IntermediateHook = (name, h) =>
         {
             // the latent-side convs see channels-last input only inside the decoder/encoder
             if (name.StartsWith("decoder.") || name.StartsWith("encoder."))
+            {
+                seen.Add(name);
                 if (!UNet2DConditionModelGoldenTests.IsChannelsLast(h)) wrong.Add(name);
+            }
         };
         using var decoded = vae.Decode(z).Sample;
         using var posterior = vae.Encode(image).LatentDist;
+        Assert.Superset(new HashSet<string>([.. decoderStages, .. encoderStages]), seen);
         Assert.Empty(wrong); // mid-block attention included
         Assert.True(decoded.is_contiguous());
         vae.ChannelsLast = false;
-        vae.IntermediateHook = (name, h) => { if (!h.is_contiguous()) wrong.Add(name); };
+        seen.Clear();
+        vae.IntermediateHook = (name, h) => { seen.Add(name); if (!h.is_contiguous()) wrong.Add(name); };
         using var nchw = vae.Decode(z).Sample;
+        Assert.Superset(new HashSet<string>([.. decoderStages, "post_quant_conv"]), seen);
         Assert.Empty(wrong);
         Tol.Close(decoded, nchw, 1e-5, "channels-last vs NCHW decode");
     }

@@ -65,13 +65,20 @@ public class UNet2DConditionModelGoldenTests
         using var x = Golden.Tensor(Expected, "unet/x");
         using var ehs = Golden.Tensor(Expected, "unet/encoder_hidden_states");
         var wrong = new List<string>();
+        var seen = new HashSet<string>();
+        // the stages every pass must have shown the hook (else an empty `wrong` proves nothing)
+        var stages = new HashSet<string> { "conv_in", "down_blocks.0", "down_blocks.1", "down_blocks.1.attentions.0", "down_blocks.1.attentions.0.proj_in",
+            "mid_block", "up_blocks.0", "up_blocks.0.attentions.2", "up_blocks.1", "conv_norm_out", "conv_out" };
         unet.ChannelsLast = true;
-        unet.IntermediateHook = (name, h) => { if (h.dim() == 4 && !IsChannelsLast(h)) wrong.Add(name); };
+        unet.IntermediateHook = (name, h) => { if (h.dim() == 4) seen.Add(name); if (h.dim() == 4 && !IsChannelsLast(h)) wrong.Add(name); };
         using var cl = unet.Forward(x, 500L, ehs).Sample;
+        Assert.Superset(stages, seen);
         Assert.Empty(wrong); // transformer blocks included
         unet.ChannelsLast = false;
-        unet.IntermediateHook = (name, h) => { if (!h.is_contiguous()) wrong.Add(name); };
+        seen.Clear();
+        unet.IntermediateHook = (name, h) => { seen.Add(name); if (!h.is_contiguous()) wrong.Add(name); };
         using var nchw = unet.Forward(x, 500L, ehs).Sample;
+        Assert.Superset(stages, seen);
         Assert.Empty(wrong); // and a NCHW pass stays NCHW
         Tol.Close(cl, nchw, 1e-5, "channels-last vs NCHW pass");
     }

@@ -94,19 +94,26 @@ public class UNet2DModelGoldenTests(ITestOutputHelper log)
         using var t = Golden.Tensor(Expected, "unet/batch2/timestep");
         using var expected = Golden.Tensor(Expected, "unet/batch2/out");
         var layouts = new List<string>();
+        var seen = new HashSet<string>();
+        // the stages every pass must have shown the hook (else an empty `layouts` proves nothing)
+        var stages = new HashSet<string> { "conv_in", "down_blocks.0", "down_blocks.1", "mid_block", "up_blocks.0", "up_blocks.1", "conv_norm_out", "conv_out" };
         unet.IntermediateHook = (name, h) =>
         {
+            if (h.dim() == 4) seen.Add(name);
             if (h.dim() == 4 && !IsChannelsLast(h)) layouts.Add(name);
         };
         unet.ChannelsLast = true;
         using var output = unet.Forward(x, t).Sample;
         Report("batch2, channels-last pass", output, expected);
         Assert.True(output.is_contiguous());
+        Assert.Superset(stages, seen);
         Assert.Empty(layouts); // every stage stayed channels-last (attention included)
 
         unet.ChannelsLast = false;
-        unet.IntermediateHook = (name, h) => { if (!h.is_contiguous()) layouts.Add(name); };
+        seen.Clear();
+        unet.IntermediateHook = (name, h) => { seen.Add(name); if (!h.is_contiguous()) layouts.Add(name); };
         using var nchw = unet.Forward(x, t).Sample;
+        Assert.Superset(stages, seen);
         Assert.Empty(layouts); // and a NCHW pass stays NCHW
     }
 
