@@ -66,6 +66,8 @@ public class StableDiffusionXLControlNetPipelineTests(ITestOutputHelper log)
             trace.First("control_image"), conditioningScale: 0.5,
             addedCondKwargs: new AddedCondKwargs(trace.First("unet_added_text_embeds"), trace.First("unet_added_time_ids")));
         Assert.Equal(2, trace.First("control_image").shape[0]); // doubled for guidance
+        Assert.Equal(9, output.DownBlockResSamples.Count);   // tiny-sdxl's: conv_in, 2 + a downsampler, 2 + a downsampler, 2
+        Assert.False(trace.Has("down_residual_9"), "the UNet got more down residuals than the net's forward gives");
         double worst = 0;
         for (int j = 0; j < output.DownBlockResSamples.Count; j++)
         {
@@ -89,10 +91,12 @@ public class StableDiffusionXLControlNetPipelineTests(ITestOutputHelper log)
         var net = (ControlNetModel)pipe.Controlnet;
         using var noGrad = torch.no_grad();
         Assert.Equal(1, trace.First("control_image").shape[0]); // not doubled in guess mode
+        Assert.False(trace.Has("down_residual_9"), "the UNet got more down residuals than the net's forward gives");
         // diffusers: the conditional half of the batch, of the prompt embeddings and of the added conditioning
         using var output = net.Forward(trace.First("unet_input").chunk(2)[1], pipe.Scheduler.Timesteps[0],
             trace.First("unet_encoder_hidden_states").chunk(2)[1], trace.First("control_image"), guessMode: true,
             addedCondKwargs: new AddedCondKwargs(trace.First("unet_added_text_embeds").chunk(2)[1], trace.First("unet_added_time_ids").chunk(2)[1]));
+        Assert.Equal(9, output.DownBlockResSamples.Count);
         double worst = 0;
         for (int j = 0; j < output.DownBlockResSamples.Count; j++)
         {
