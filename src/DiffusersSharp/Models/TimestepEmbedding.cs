@@ -38,8 +38,8 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor sample) => Forward(sample);
 
     /// <summary>
-    /// linear_1 → activation → linear_2 (→ post activation), with the optional condition projection added first; the
-    /// caller owns the result.
+    /// linear_1 → activation → linear_2 (→ post activation), with the optional condition projection added first (a
+    /// condition of one row, 1-D, serves the whole batch, as torch broadcasts it); the caller owns the result.
     /// </summary>
     public Tensor Forward(Tensor sample, Tensor? condition = null)
     {
@@ -48,9 +48,16 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
             if (cond_proj is null)
                 throw new ArgumentException("TimestepEmbedding: a condition was given but cond_proj_dim is not set");
             long width = cond_proj.weight!.shape[1];
-            if (condition.dim() != 2 || condition.shape[1] != width || (condition.shape[0] != 1 && condition.shape[0] != sample.shape[0]))
+            // (B, width), (1, width) or one row (width): cond_proj's result broadcasts onto the (B, in_channels) input, as in torch
+            bool fits = condition.dim() switch
+            {
+                1 => condition.shape[0] == width,
+                2 => condition.shape[1] == width && (condition.shape[0] == 1 || condition.shape[0] == sample.shape[0]),
+                _ => false,
+            };
+            if (!fits)
                 throw new ArgumentException(
-                    $"timestep_cond has shape {Layers.Shape(condition)}, but the time embedding takes [{sample.shape[0]} (the batch) or 1, {width} (time_cond_proj_dim)]",
+                    $"timestep_cond has shape {Layers.Shape(condition)}, but the time embedding takes [{sample.shape[0]} (the batch) or 1, {width} (time_cond_proj_dim)] or [{width}]",
                     "timestep_cond");
             sample = sample + cond_proj.forward(condition);
         }

@@ -10,8 +10,9 @@ public sealed partial class UNet2DConditionModel
     /// <paramref name="timestep"/>: a number (an integer becomes int64, a fraction float64, as in diffusers) or a 0-d or
     /// 1-d tensor of 1 or B values; <paramref name="encoderHiddenStates"/>: (B, S, cross_attention_dim).
     /// <paramref name="attentionMask"/> / <paramref name="encoderAttentionMask"/>: (B, S) with 1 = keep, 0 = discard
-    /// (turned into a -10000 bias as diffusers does). <paramref name="classLabels"/>: required exactly when the model has
-    /// a class embedding. <paramref name="timestepCond"/>: for <c>time_cond_proj_dim</c>. <paramref name="crossAttentionKwargs"/>:
+    /// (turned into a -10000 bias as diffusers does); the encoder mask also as (B, 1, S), which diffusers reads the same
+    /// way. <paramref name="classLabels"/>: required exactly when the model has a class embedding.
+    /// <paramref name="timestepCond"/>: for <c>time_cond_proj_dim</c>, (B, dim), (1, dim) or (dim). <paramref name="crossAttentionKwargs"/>:
     /// per-call attention options. <paramref name="addedCondKwargs"/>: what <c>addition_embed_type</c> reads.
     /// <paramref name="downBlockAdditionalResiduals"/> / <paramref name="midBlockAdditionalResidual"/> (ControlNet): added
     /// to each skip state (conv_in output, then each resnet/attention and downsampler output) and to the mid block's
@@ -41,9 +42,9 @@ public sealed partial class UNet2DConditionModel
             throw new ArgumentException($"UNet2DConditionModel: encoder_hidden_states batch {encoderHiddenStates.shape[0]} != sample batch {batch}");
         ModelInputs.NotEmpty(encoderHiddenStates, model, "encoder_hidden_states");
         ModelInputs.SameDType(encoderHiddenStates, DType, model, "encoder_hidden_states");
-        if (encoderAttentionMask is not null && (encoderAttentionMask.dim() != 2 || encoderAttentionMask.shape[0] != batch || encoderAttentionMask.shape[1] != encoderHiddenStates.shape[1]))
+        if (encoderAttentionMask is not null && !MaskFits(encoderAttentionMask, batch, encoderHiddenStates.shape[1]))
             throw new ArgumentException(
-                $"UNet2DConditionModel: encoder_attention_mask has shape {Layers.Shape(encoderAttentionMask)}, but encoder_hidden_states {Layers.Shape(encoderHiddenStates)} need one of [{batch}, {encoderHiddenStates.shape[1]}] (1 = keep a token, 0 = discard it)",
+                $"UNet2DConditionModel: encoder_attention_mask has shape {Layers.Shape(encoderAttentionMask)}, but encoder_hidden_states {Layers.Shape(encoderHiddenStates)} need one of [{batch}, {encoderHiddenStates.shape[1]}] or [{batch}, 1, {encoderHiddenStates.shape[1]}] (1 = keep a token, 0 = discard it)",
                 "encoder_attention_mask");
         if (classLabels is not null && _classEmbedding is null)
             throw new ArgumentException("UNet2DConditionModel: class_labels were given but the model has no class embedding");
@@ -78,6 +79,11 @@ public sealed partial class UNet2DConditionModel
         if (_classEmbedding is not null)
         {
             var classEmb = _classEmbedding.Forward(inputs);
+            if (c.ClassEmbeddingsConcat && !classEmb.shape[..^1].SequenceEqual(emb.shape[..^1]))
+                throw new ArgumentException(
+                    $"UNet2DConditionModel: with class_embeddings_concat each sample's class embedding is joined to its time embedding, so class_labels " +
+                    $"need one per sample (batch {batch}); they give class embeddings of shape {Layers.Shape(classEmb)} (torch.cat fails in diffusers)",
+                    "class_labels");
             emb = c.ClassEmbeddingsConcat ? torch.cat([emb, classEmb], dim: -1) : emb + classEmb;
         }
         if (_addedEmbedding is not null)
@@ -155,6 +161,13 @@ public sealed partial class UNet2DConditionModel
 
         return new UNet2DConditionOutput(scope.MoveToOuter(h.Value));
     }
+
+    /// <summary>
+    /// An encoder_attention_mask of (B, S) or (B, 1, S): diffusers turns either into a bias with a query dimension,
+    /// (B, 1, S) or (B, 1, 1, S), which its prepare_attention_mask spreads over the heads to the same (B, heads, 1, S).
+    /// </summary>
+    private static bool MaskFits(Tensor mask, long batch, long tokens) =>
+        mask.shape[0] == batch && mask.shape[^1] == tokens && (mask.dim() == 2 || (mask.dim() == 3 && mask.shape[1] == 1));
 
     /// <summary>diffusers' ControlNet step: each skip state j becomes skip_j + residual_j (new tensors; the old ones are freed unless still read).</summary>
     private static void AddResiduals(List<Tensor> skips, IReadOnlyList<Tensor> residuals, Tensor keep)

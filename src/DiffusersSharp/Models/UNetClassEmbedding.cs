@@ -16,9 +16,14 @@ internal sealed class UNetClassEmbedding(nn.Module<Tensor, Tensor> classEmbeddin
     {
         var given = inputs.ClassLabels ?? throw new ArgumentException(missingLabelsMessage);
         long batch = inputs.Timesteps.shape[0];
-        // added to (or concatenated with) the time embedding of the batch: one label or one per sample, as the timesteps
-        if (given.dim() > 0 && given.shape[0] != 1 && given.shape[0] != batch)
-            throw new ArgumentException($"class_labels of shape {Layers.Shape(given)} do not fit a batch of {batch}; pass one label or one per sample", "class_labels");
+        // added to (or concatenated with) the time embedding of the batch: one label or one per sample, as the timesteps;
+        // the vector kinds (identity, projection, simple_projection) take (B, dim), (1, dim) or one vector (dim), whose
+        // embedding torch broadcasts onto the batch
+        bool vectors = labelProj is null && classEmbedding is not Embedding;
+        if (given.dim() > (vectors ? 1 : 0) && given.shape[0] != 1 && given.shape[0] != batch)
+            throw new ArgumentException(
+                $"class_labels of shape {Layers.Shape(given)} do not fit a batch of {batch}; pass one {(vectors ? "class vector" : "label")} or one per sample",
+                "class_labels");
         var labels = given.to(inputs.Timesteps.device);
         if (labelProj is not null)
             labels = labelProj.forward(labels).to_type(inputs.DType);

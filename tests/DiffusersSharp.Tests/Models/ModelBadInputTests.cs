@@ -111,19 +111,28 @@ public class ModelBadInputTests
         using var x = torch.zeros(2, 4, 16, 16);
         using var ehs = torch.zeros(2, 5, 32);
         // "mat1 and mat2 shapes cannot be multiplied (2x7 and 8x32)", "The size of tensor a (2) must match the size of tensor b (3)"
-        Assert.Equal("timestep_cond has shape [2, 7], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] (Parameter 'timestep_cond')",
+        Assert.Equal("timestep_cond has shape [2, 7], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] or [8] (Parameter 'timestep_cond')",
             Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(2, 7))));
-        Assert.Equal("timestep_cond has shape [3, 8], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] (Parameter 'timestep_cond')",
+        Assert.Equal("timestep_cond has shape [3, 8], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] or [8] (Parameter 'timestep_cond')",
             Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(3, 8))));
+        Assert.Equal("timestep_cond has shape [7], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] or [8] (Parameter 'timestep_cond')",
+            Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(7))));
+        // (1, B, 8) would give the time embedding a dimension more (diffusers' result has the wrong rank)
+        Assert.Equal("timestep_cond has shape [1, 2, 8], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] or [8] (Parameter 'timestep_cond')",
+            Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(1, 2, 8))));
         // a T2I-Adapter residual of other channels failed in torch's broadcast; one of size-1 channels spread without a word
         Tensor[] adapter = [torch.zeros(2, 1, 16, 16), torch.zeros(2, 64, 8, 8)];
         Assert.Equal("UNet2DConditionModel: a down_intrablock_additional_residuals tensor has shape [2, 1, 16, 16], but the down block it goes into gives [2, 32, 8, 8] " +
                      "(T2I-Adapter residuals: one per down block, in order, of that block's output shape; a batch of 1 serves every sample) (Parameter 'down_intrablock_additional_residuals')",
             Refused(() => Sd.Value.Forward(x, 10L, ehs, downIntrablockAdditionalResiduals: adapter)));
         // the mask's length against the attention's keys: torch's "The size of tensor a (5) must match the size of tensor b (7)"
-        Assert.Equal("UNet2DConditionModel: encoder_attention_mask has shape [2, 7], but encoder_hidden_states [2, 5, 32] need one of [2, 5] (1 = keep a token, 0 = discard it) " +
+        Assert.Equal("UNet2DConditionModel: encoder_attention_mask has shape [2, 7], but encoder_hidden_states [2, 5, 32] need one of [2, 5] or [2, 1, 5] (1 = keep a token, 0 = discard it) " +
                      "(Parameter 'encoder_attention_mask')",
             Refused(() => Sd.Value.Forward(x, 10L, ehs, encoderAttentionMask: torch.ones(2, 7))));
+        // a mask per query token fits no UNet whose attention runs at several resolutions
+        Assert.Equal("UNet2DConditionModel: encoder_attention_mask has shape [2, 3, 5], but encoder_hidden_states [2, 5, 32] need one of [2, 5] or [2, 1, 5] (1 = keep a token, 0 = discard it) " +
+                     "(Parameter 'encoder_attention_mask')",
+            Refused(() => Sd.Value.Forward(x, 10L, ehs, encoderAttentionMask: torch.ones(2, 3, 5))));
     }
 
     [Fact]
