@@ -59,7 +59,7 @@ public sealed partial class AutoencoderTiny
     /// </summary>
     public Tensor TiledEncode(Tensor x)
     {
-        CheckInput(x, Config.InChannels, "TiledEncode", "images");
+        CheckInput(x, Config.InChannels, "TiledEncode", "images", latents: false);
         return Tiled(x, encode: true);
     }
 
@@ -74,7 +74,7 @@ public sealed partial class AutoencoderTiny
     /// </summary>
     public Tensor TiledDecode(Tensor x)
     {
-        CheckInput(x, Config.LatentChannels, "TiledDecode", "latents");
+        CheckInput(x, Config.LatentChannels, "TiledDecode", "latents", latents: true);
         return Tiled(x, encode: false);
     }
 

@@ -177,14 +177,17 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
     /// <summary>Encodes images in [-1, 1] (B, in_channels, H, W) into latents (dispose the output).</summary>
     public AutoencoderTinyOutput Encode(Tensor x)
     {
-        CheckInput(x, Config.InChannels, "Encode", "images");
+        CheckInput(x, Config.InChannels, "Encode", "images", latents: false);
         return new AutoencoderTinyOutput(Sliced(x, item => UseTiling ? Tiled(item, encode: true) : InLayout(item, encoder)));
     }
 
-    /// <summary>Decodes latents (B, latent_channels, h, w) into images in [-1, 1]. The latents are not rescaled.</summary>
+    /// <summary>
+    /// Decodes latents (B, latent_channels, h, w) into images in [-1, 1]. The latents are not rescaled. They are in the
+    /// model's dtype or, for a float32 model, integers, which diffusers' decoder turns into float32.
+    /// </summary>
     public DecoderOutput Decode(Tensor z)
     {
-        CheckInput(z, Config.LatentChannels, "Decode", "latents");
+        CheckInput(z, Config.LatentChannels, "Decode", "latents", latents: true);
         return new DecoderOutput(Sliced(z, item => UseTiling ? Tiled(item, encode: false) : InLayout(item, decoder)));
     }
 
@@ -227,11 +230,19 @@ public sealed partial class AutoencoderTiny : nn.Module, IVae
 
     void IVae.SetEvalMode() => eval();
 
-    private void CheckInput(Tensor x, int channels, string op, string what)
+    /// <summary>
+    /// The input must hold values of the model's shape and dtype. Integer (or bool) latents are decoded where the model
+    /// runs in float32: diffusers' decoder starts with <c>tanh(x / 3) * 3</c>, whose true division turns them into
+    /// float32 (torch's default dtype) values, the same as those latents given in float32. Integer images stay refused:
+    /// the encoder's <c>x.add(1).div(2)</c> reads a uint8 image of [0, 255] as far outside [-1, 1] (and wraps 255 to 0).
+    /// </summary>
+    private void CheckInput(Tensor x, int channels, string op, string what, bool latents)
     {
         ModelInputs.NotEmpty(x, $"AutoencoderTiny.{op}", what);
         if (x.dim() != 4 || x.shape[1] != channels)
             throw new ArgumentException($"AutoencoderTiny.{op} expects {what} of shape (batch, {channels}, height, width), got {Layers.Shape(x)}");
+        if (latents && x.is_integral() && DType == ScalarType.Float32)
+            return;
         ModelInputs.SameDType(x, DType, $"AutoencoderTiny.{op}", what);
     }
 }

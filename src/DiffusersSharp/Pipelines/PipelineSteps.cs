@@ -139,7 +139,8 @@ internal static partial class PipelineSteps
     /// <summary>
     /// Latents passed by the caller must have the shape the call draws and, where they are not cast (<paramref name="dtype"/>
     /// given: the Stable Diffusion calls, which use them as given, as diffusers does), a floating-point type only if it is the
-    /// UNet's.
+    /// UNet's, an integer type only if the UNet runs in float32 (scaled by init_noise_sigma, a Python float, they become
+    /// float32, torch's default dtype; diffusers' UNet then fails on the dtype mismatch).
     /// </summary>
     internal static void CheckLatents(string cls, Tensor latents, long[] shape, ScalarType? dtype)
     {
@@ -147,6 +148,9 @@ internal static partial class PipelineSteps
             throw new DiffusersException($"{cls}: latents have shape [{string.Join(", ", latents.shape)}], expected [{string.Join(", ", shape)}]");
         if (dtype is ScalarType d && latents.is_floating_point() && latents.dtype != d)
             throw new DiffusersException($"{cls}: latents are {latents.dtype}, but the UNet runs in {d}; pass them in {d}");
+        if (dtype is ScalarType u && latents.is_integral() && u != ScalarType.Float32)
+            throw new DiffusersException(
+                $"{cls}: latents are {latents.dtype}, which scaling by init_noise_sigma turns into Float32, but the UNet runs in {u}; pass them in {u}");
     }
 
     /// <summary>A ControlNet / inpainting UNet takes 4 (ordinary) or 9 (inpainting) input channels.</summary>

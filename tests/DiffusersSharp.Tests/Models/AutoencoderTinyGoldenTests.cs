@@ -95,6 +95,43 @@ public class AutoencoderTinyGoldenTests(ITestOutputHelper log)
         Assert.Equal(0.0, Tol.MaxAbsDiff(z, copy)); // the caller's latents are left alone
     }
 
+    /// <summary>
+    /// diffusers' decoder starts with <c>tanh(x / 3) * 3</c>, whose true division turns integer latents into float32 (torch's
+    /// default dtype): a float32 TAESD decodes int64 and bool latents as those values in float32, bit for bit, whole and
+    /// tiled. A bf16 TAESD refuses them, as diffusers' first convolution fails on the float32 input.
+    /// </summary>
+    [Theory, MemberData(nameof(Layouts))]
+    public void IntegerLatents_DecodeAsTheSameValuesInFloat32(bool channelsLast)
+    {
+        using var _ = torch.no_grad();
+        using var vae = LoadTiny(channelsLast);
+        using var z = Golden.Tensor(Expected, "taesd/z");
+        using var ints = z.mul(2).round().to(ScalarType.Int64);
+        Assert.True(ints.abs().max().item<long>() >= 2, "the latents must hold several integer values");
+        using var bools = ints.gt(0);
+        foreach (var tiled in new[] { false, true })
+        {
+            if (tiled)
+            {
+                vae.EnableTiling();
+                vae.SpatialScaleFactor = vae.ScaleFactor;   // the tiny model's (diffusers' 2 ** out_channels does not fit it)
+                vae.TileLatentMinSize = 16;                 // 32² latents: tiles at 0, 14, 28, blended over 2 cells
+            }
+            foreach (var latents in new[] { ints, bools })
+            {
+                using var asFloat = latents.to(ScalarType.Float32);
+                using var expected = vae.Decode(asFloat).Sample;
+                using var decoded = vae.Decode(latents).Sample;
+                Assert.Equal(ScalarType.Float32, decoded.dtype);
+                double diff = Tol.MaxAbsDiff(decoded, expected);
+                Assert.True(diff == 0, $"{latents.dtype} latents{(tiled ? ", tiled" : "")}: {diff:E3} from the float32 decode of their values");
+            }
+        }
+        vae.to(ScalarType.BFloat16);
+        var e = Assert.Throws<ArgumentException>(() => vae.Decode(ints));
+        Assert.Equal("AutoencoderTiny.Decode: latents has dtype Int64, but the model runs in BFloat16; pass it in BFloat16 (Parameter 'latents')", e.Message);
+    }
+
     [Theory]
     [InlineData(true, ScalarType.Float32)]
     [InlineData(false, ScalarType.Float32)]

@@ -42,8 +42,12 @@ public class ModelBadInputTests
             Refused(() => Vae.Value.Decode(torch.zeros(1, 4, 8, 8, ScalarType.Float64))));
         Assert.Equal("AutoencoderKL.Encode: images has dtype BFloat16, but the model runs in Float32; pass it in Float32 (Parameter 'images')",
             Refused(() => Vae.Value.Encode(torch.zeros(1, 3, 16, 16, bf16))));
-        Assert.Equal("AutoencoderTiny.Decode: latents has dtype Int64, but the model runs in Float32; pass it in Float32 (Parameter 'latents')",
-            Refused(() => Taesd.Value.Decode(torch.zeros(1, 4, 8, 8, ScalarType.Int64))));
+        Assert.Equal("AutoencoderTiny.Decode: latents has dtype Float64, but the model runs in Float32; pass it in Float32 (Parameter 'latents')",
+            Refused(() => Taesd.Value.Decode(torch.zeros(1, 4, 8, 8, ScalarType.Float64))));
+        // integer latents are decoded (AutoencoderTinyGoldenTests), integer images are not: a uint8 image of [0, 255]
+        // is read as far outside [-1, 1] by diffusers' encoder
+        Assert.Equal("AutoencoderTiny.Encode: images has dtype Byte, but the model runs in Float32; pass it in Float32 (Parameter 'images')",
+            Refused(() => Taesd.Value.Encode(torch.zeros(1, 3, 16, 16, ScalarType.Byte))));
     }
 
     [Fact]

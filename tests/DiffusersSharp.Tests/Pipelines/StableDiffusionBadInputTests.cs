@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -237,6 +238,32 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         var mask = Image.Load(Golden.Path("inpaint-mask.png"));
         Assert.Equal("StableDiffusionInpaintPipeline: latents are Float64, but the UNet runs in Float32; pass them in Float32",
             Assert.Throws<DiffusersException>(() => inpaint.Generate("a", init, mask, latents: doubles, numInferenceSteps: 1)).Message);
+    }
+
+    /// <summary>
+    /// Integer latents: diffusers scales them by init_noise_sigma (a Python float) into float32, torch's default dtype,
+    /// so a float32 UNet runs them as those values in float32 (the inpaint loop also blends with them as its noise); a
+    /// bf16 UNet fails in diffusers on the float32 input, and is refused here before any step.
+    /// </summary>
+    [Fact]
+    public void IntegerLatentsRunAsTheirValuesInFloat32WhereTheUNetRunsInFloat32()
+    {
+        using var ints = torch.randint(-3, 4, new long[] { 1, 4, 32, 32 }, ScalarType.Int64, generator: new Generator(3));
+        using var floats = ints.to(ScalarType.Float32);
+        using var pipe = StableDiffusionPipeline.FromPretrained(Model);
+        using var fromInts = pipe.Generate("a", latents: ints, numInferenceSteps: 2, outputType: OutputType.Latent);
+        using var fromFloats = pipe.Generate("a", latents: floats, numInferenceSteps: 2, outputType: OutputType.Latent);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(fromInts.Tensor!, fromFloats.Tensor!));
+        using var inpaint = StableDiffusionInpaintPipeline.FromPretrained(Model);
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var inpaintInts = inpaint.Generate("a", init, mask, latents: ints, numInferenceSteps: 2, outputType: OutputType.Latent, seed: 0);
+        using var inpaintFloats = inpaint.Generate("a", init, mask, latents: floats, numInferenceSteps: 2, outputType: OutputType.Latent, seed: 0);
+        Assert.Equal(0.0, Tol.MaxAbsDiff(inpaintInts.Tensor!, inpaintFloats.Tensor!));
+
+        using var bf16 = StableDiffusionPipeline.FromPretrained(Model, new LoadOptions { Dtype = ScalarType.BFloat16 });
+        Assert.Equal("StableDiffusionPipeline: latents are Int64, which scaling by init_noise_sigma turns into Float32, but the UNet runs in BFloat16; pass them in BFloat16",
+            Assert.Throws<DiffusersException>(() => bf16.Generate("a", latents: ints, numInferenceSteps: 1)).Message);
     }
 
     [Theory]
