@@ -61,7 +61,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
     /// <paramref name="targetSize"/> (height, width) default to (height, width), <paramref name="cropsCoordsTopLeft"/> (top,
     /// left) to (0, 0); the negative row uses the <c>negative*</c> values only when both negative sizes are given.
     /// <paramref name="denoisingEnd"/> ∈ (0, 1) stops early (output latents for a refiner with the same
-    /// <c>denoising_start</c>). Randomness: a <paramref name="seed"/>, one <paramref name="generator"/>, a list of
+    /// <c>denoising_start</c>); 1 or more runs every step, as diffusers, which ignores it there. Randomness: a <paramref name="seed"/>, one <paramref name="generator"/>, a list of
     /// <paramref name="generators"/> (one per image), or none. <paramref name="callbackOnStepEnd"/> sees <c>latents</c>,
     /// <c>prompt_embeds</c>, <c>add_text_embeds</c>, <c>add_time_ids</c> and the negative ones.
     /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
@@ -89,7 +89,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
-        CheckFraction("denoising_end", denoisingEnd);
+        CheckDenoisingEnd(denoisingEnd);
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope

@@ -137,11 +137,11 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
 
     /// <summary>
     /// diffusers' <c>denoising_end</c>: keeps the timesteps <c>t ≥ int(round(T − d · T))</c> (T = num_train_timesteps), so
-    /// a refiner can take over with <c>denoising_start = d</c>.
+    /// a refiner can take over with <c>denoising_start = d</c>; from 1 on, every timestep (diffusers applies it only in (0, 1)).
     /// </summary>
     protected Tensor ApplyDenoisingEnd(Tensor timesteps, double? denoisingEnd)
     {
-        if (denoisingEnd is not double d) return timesteps;
+        if (denoisingEnd is not double d || d >= 1) return timesteps;
         int cutoff = DiscreteTimestepCutoff(d);
         using var keep = timesteps.ge(cutoff).sum();
         return timesteps.narrow(0, 0, keep.item<long>());

@@ -51,6 +51,56 @@ public class StableDiffusionXLImg2ImgInpaintTests(ITestOutputHelper log)
         StableDiffusionXLPipelineTests.CheckRun(log, trace, "refiner_denoising_start0.8", result.Array!, fullUnetOutput: false);
     }
 
+    /// <summary>
+    /// A refiner taking over at 0.8 with denoising_end 1 (a loop that ends the window at 1): diffusers ignores a
+    /// denoising_end outside (0, 1) and runs to the end, diffusers' run without it.
+    /// </summary>
+    [Fact]
+    public void RefinerDenoisingStartWithADenoisingEndOfOneRunsToTheEnd()
+    {
+        using var pipe = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var trace = new SdTrace(pipe);
+        using var latents = Golden.Tensor(Expected, "pipeline/txt2img_denoising_end0.8_latent/images");
+        using var result = pipe.Generate("a lighthouse at dusk", latents, numInferenceSteps: 5, guidanceScale: 5.0,
+            denoisingStart: 0.8, denoisingEnd: 1.0, outputType: OutputType.Np, seed: 6);
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "refiner_denoising_start0.8", result.Array!, fullUnetOutput: false);
+    }
+
+    /// <summary>
+    /// diffusers 0.25.1 applies denoising_start outside (0, 1) as well (its denoising_value_valid guard is passed uncalled)
+    /// and denoises the image latents without noise from the schedule's first timestep (every step for a first-order
+    /// scheduler): garbage, so it is refused, in img2img and inpainting.
+    /// </summary>
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(0.0)]
+    [InlineData(double.NaN)]
+    public void DenoisingStartOutsideZeroToOneIsRefused(double denoisingStart)
+    {
+        string reason = double.IsNaN(denoisingStart) ? " (diffusers 0.25.1 fails on it: int(round(nan)))"
+            : " (diffusers 0.25.1 takes it and denoises the image latents, without noise, from the schedule's first timestep)";
+        using var img2img = StableDiffusionXLImg2ImgPipeline.FromPretrained(StableDiffusionXLPipelineTests.Refiner);
+        using var latents = torch.zeros(1, 4, 32, 32);
+        var e = Assert.Throws<DiffusersException>(() => img2img.Generate("x", latents, numInferenceSteps: 5, denoisingStart: denoisingStart));
+        Assert.Equal($"StableDiffusionXLImg2ImgPipeline: denoising_start must be a fraction in (0, 1) of the schedule, got {denoisingStart}{reason}", e.Message);
+        using var inpaint = StableDiffusionXLInpaintPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        e = Assert.Throws<DiffusersException>(() => inpaint.Generate("x", Init(), mask, numInferenceSteps: 5, denoisingStart: denoisingStart));
+        Assert.Equal($"StableDiffusionXLInpaintPipeline: denoising_start must be a fraction in (0, 1) of the schedule, got {denoisingStart}{reason}", e.Message);
+    }
+
+    /// <summary>Inpainting with denoising_end 1: every step, diffusers' run without it.</summary>
+    [Fact]
+    public void InpaintWithADenoisingEndOfOneRunsEveryStep()
+    {
+        using var pipe = StableDiffusionXLInpaintPipeline.FromPretrained(StableDiffusionXLPipelineTests.Base);
+        using var trace = new SdTrace(pipe);
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"));
+        using var result = pipe.Generate("a red ball", Init(), mask, numInferenceSteps: 5, guidanceScale: 5.0, denoisingEnd: 1.0,
+            outputType: OutputType.Np, seed: 7);
+        StableDiffusionXLPipelineTests.CheckRun(log, trace, "inpaint_4ch_default_strength", result.Array!, fullUnetOutput: false);
+    }
+
     [Fact]
     public void BaseThenRefinerEnsembleMatchesDiffusers()
     {
