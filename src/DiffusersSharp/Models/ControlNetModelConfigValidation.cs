@@ -74,8 +74,12 @@ internal static class ControlNetModelConfigValidation
 
         if (c.ControlnetConditioningChannelOrder is not ("rgb" or "bgr"))
             R.Fail(source, "controlnet_conditioning_channel_order", $"unknown `controlnet_conditioning_channel_order`: {c.ControlnetConditioningChannelOrder}");
+        // diffusers' ControlNetModel (0.25.1 up to 0.40) builds no class embedding for any other name, the
+        // UNet's "simple_projection" (AudioLDM's FiLM conditioning) included, and then drops class_labels without a word
         if (c.ClassEmbedType is not (null or "timestep" or "identity" or "projection"))
-            R.Fail(source, "class_embed_type", $"unknown class_embed_type '{c.ClassEmbedType}' (ControlNetModel takes null, timestep, identity or projection)");
+            R.Fail(source, "class_embed_type",
+                $"class_embed_type '{c.ClassEmbedType}' is not one ControlNetModel builds (null, timestep, identity or projection); " +
+                "diffusers' ControlNetModel builds no class embedding for it and ignores class_labels");
         if (c.ClassEmbedType == "projection" && c.ProjectionClassEmbeddingsInputDim is null)
             R.Fail(source, "projection_class_embeddings_input_dim", "`class_embed_type`: 'projection' requires `projection_class_embeddings_input_dim` be set");
         if (c.NumClassEmbeds is int nce) R.Int(source, "num_class_embeds", nce, 1, R.MaxClassEmbeds);

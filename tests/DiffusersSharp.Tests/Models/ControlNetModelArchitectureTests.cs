@@ -119,6 +119,8 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
     [InlineData("\"transformer_layers_per_block\": [1, [1]]", "transformer_layers_per_block", "down block 1 (CrossAttnDownBlock2D) has 2 attention layers, but its list entry [1] gives 1 depth: a list entry needs one per layer")]
     [InlineData("\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"transformer_layers_per_block\": [[1, 1], []]", "transformer_layers_per_block", "the mid block (UNetMidBlock2DCrossAttn) has 1 attention layer, but its list entry [] gives 0 depths")]
     [InlineData("\"transformer_layers_per_block\": [1, [1, 65]]", "transformer_layers_per_block", "transformer_layers_per_block[1][1] must be between 0 and 64, got 65")]
+    [InlineData("\"class_embed_type\": \"simple_projection\", \"projection_class_embeddings_input_dim\": 8", "class_embed_type",
+        "class_embed_type 'simple_projection' is not one ControlNetModel builds (null, timestep, identity or projection); diffusers' ControlNetModel builds no class embedding for it and ignores class_labels")]
     public void ABadConfigValueIsRefusedNamingTheKey(string replacement, string key, string message)
     {
         string path = Support.Golden.Path("tiny-sd-controlnet", "config.json");
@@ -158,6 +160,23 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
         { TransformerLayersPerBlock = [TransformerDepth.PerLayer(1, 1)] };
         var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromConfig(config, "cn/config.json"));
         Assert.Equal("cn/config.json: config key 'transformer_layers_per_block': Must provide the same number of `transformer_layers_per_block` as `down_block_types`. `transformer_layers_per_block`: [[1, 1]], a list of 1 entry. `down_block_types`: 2 blocks. A list needs an entry per down block; only a bare value is for every block.", e.Message);
+    }
+
+    /// <summary>
+    /// diffusers' from_unet of a simple_projection UNet (AudioLDM's class embedding) builds a ControlNet without a class
+    /// embedding, which drops the UNet's class conditioning without a word: refused, naming the key.
+    /// </summary>
+    [Fact]
+    public void FromUnetRefusesAUNetWithASimpleProjectionClassEmbedding()
+    {
+        var config = ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelArchitectureTests.Sd15Config, "sd15/unet/config.json")
+            with
+        { ClassEmbedType = "simple_projection", ProjectionClassEmbeddingsInputDim = 512 };
+        using var unet = UNet2DConditionModelArchitectureTests.OnMeta(() => UNet2DConditionModel.FromConfig(config));
+        var e = Assert.Throws<ConfigException>(() => ControlNetModel.FromUnet(unet));
+        Assert.Equal("class_embed_type", e.Key);
+        Assert.Equal("ControlNetModel.FromUnet: config key 'class_embed_type': class_embed_type 'simple_projection' is not one ControlNetModel builds " +
+                     "(null, timestep, identity or projection); diffusers' ControlNetModel builds no class embedding for it and ignores class_labels", e.Message);
     }
 
     [Fact]
