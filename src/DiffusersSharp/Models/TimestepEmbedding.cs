@@ -59,6 +59,11 @@ public sealed class TimestepEmbedding : nn.Module<Tensor, Tensor>
                 throw new ArgumentException(
                     $"timestep_cond has shape {Layers.Shape(condition)}, but the time embedding takes [{sample.shape[0]} (the batch) or 1, {width} (time_cond_proj_dim)] or [{width}]",
                     "timestep_cond");
+            // "mat1 and mat2 must have the same dtype" in libtorch, as in diffusers (its LCM pipeline casts w to the latents' dtype)
+            if (condition.dtype != cond_proj.weight.dtype)
+                throw new ArgumentException(
+                    $"timestep_cond has dtype {condition.dtype}, but the time embedding runs in {cond_proj.weight.dtype}; pass it in {cond_proj.weight.dtype}",
+                    "timestep_cond");
             sample = sample + cond_proj.forward(condition);
         }
         var h = _act(linear_1.forward(sample));

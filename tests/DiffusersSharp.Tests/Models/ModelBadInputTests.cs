@@ -124,6 +124,9 @@ public class ModelBadInputTests
         // (1, B, 8) would give the time embedding a dimension more (diffusers' result has the wrong rank)
         Assert.Equal("timestep_cond has shape [1, 2, 8], but the time embedding takes [2 (the batch) or 1, 8 (time_cond_proj_dim)] or [8] (Parameter 'timestep_cond')",
             Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(1, 2, 8))));
+        // "mat1 and mat2 must have the same dtype, but got Double and Float"
+        Assert.Equal("timestep_cond has dtype Float64, but the time embedding runs in Float32; pass it in Float32 (Parameter 'timestep_cond')",
+            Refused(() => lcm.Forward(x, 10L, ehs, timestepCond: torch.zeros(2, 8, dtype: torch.float64))));
         // a T2I-Adapter residual of other channels failed in torch's broadcast; one of size-1 channels spread without a word
         Tensor[] adapter = [torch.zeros(2, 1, 16, 16), torch.zeros(2, 64, 8, 8)];
         Assert.Equal("UNet2DConditionModel: a down_intrablock_additional_residuals tensor has shape [2, 1, 16, 16], but the down block it goes into gives [2, 32, 8, 8] " +
