@@ -168,6 +168,7 @@ public class ImageTests
         Assert.Equal(0, grid[3, 5, 0]); // empty cell stays black
         var auto = ImageGrid.Make([Solid(1), Solid(2), Solid(3), Solid(4), Solid(5)]);
         Assert.Equal((6, 6), (auto.Width, auto.Height)); // 3 cols x 2 rows
-        Assert.Throws<DiffusersException>(() => ImageGrid.Make([Solid(1), new Image(3, 3, 3, new byte[27])]));
+        var e = Assert.Throws<DiffusersException>(() => ImageGrid.Make([Solid(1), new Image(3, 3, 3, new byte[27])]));
+        Assert.Equal("Image grid: image 1 is Image 3x3 RGB, but image 0 is Image 2x3 RGB; all images must match", e.Message);
     }
 }

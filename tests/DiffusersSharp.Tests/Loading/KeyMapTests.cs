@@ -64,7 +64,8 @@ public class KeyMapTests
         using var odd = torch.zeros(5, 2);
         e = Assert.Throws<WeightsException>(() => Map.ToDiffusers(["m.attn.qkv"], _ => odd.alias(), "f"));
         Assert.Equal("f: 'm.attn.qkv' has shape [5, 2], expected 3 fused parts along the first dimension", e.Message);
-        Assert.Throws<ArgumentException>(() => new KeyMap("x", [new KeyRule("a.", "b."), new KeyRule("c.", "b.")]));
+        var dup = Assert.Throws<ArgumentException>(() => new KeyMap("x", [new KeyRule("a.", "b."), new KeyRule("c.", "b.")]));
+        Assert.Equal("x: two rules for the diffusers prefix 'b.'", dup.Message);
         var vae = VaeKeyRules.Create(new DiffusersSharp.Models.AutoencoderKLConfig());
         Assert.Equal(["encoder.conv_norm_out.weight"], vae.FromOriginal("first_stage_model.encoder.norm_out.weight")!.Diffusers);
     }

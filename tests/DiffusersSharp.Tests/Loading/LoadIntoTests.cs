@@ -112,7 +112,8 @@ public class LoadIntoTests
         var before = State(net)["conv.bias"].clone();
         var w = TinyNet.Weights();
         w["scale"] = torch.zeros(4);
-        Assert.Throws<WeightsException>(() => WeightLoader.LoadInto(net, w, "m.safetensors"));
+        var e = Assert.Throws<WeightsException>(() => WeightLoader.LoadInto(net, w, "m.safetensors"));
+        Assert.Equal("m.safetensors: weight 'scale' has shape [4] but TinyNet expects [3]", e.Message);
         Assert.True(State(net)["conv.bias"].equal(before).all().item<bool>());
     }
 }

@@ -42,7 +42,8 @@ public class PretrainedLocatorTests
         string folder = Golden.Path("tiny-ddpm");
         var e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(folder, "vae"));
         Assert.Equal($"'{folder}' has no subfolder 'vae' ({Path.Combine(Path.GetFullPath(folder), "vae")} does not exist)", e.Message);
-        Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(folder, "../tiny-ddpm"));
+        e = Assert.Throws<DiffusersException>(() => PretrainedLocator.Resolve(folder, "../tiny-ddpm"));
+        Assert.Equal($"Invalid subfolder '../tiny-ddpm' for '{folder}': expected a relative folder name like 'unet'", e.Message);
     }
 
     [Fact]
@@ -252,7 +253,8 @@ public class PretrainedLocatorTests
                      + "max length is 96: 'org/na me'.", e.Message);
         e = Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("a/b/c"));
         Assert.Equal("Repo id must be in the form 'repo_name' or 'namespace/repo_name': 'a/b/c'. Use `repo_type` argument if needed.", e.Message);
-        Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("org/a--b"));
+        e = Assert.Throws<HubException>(() => PretrainedLocator.RepoFolderName("org/a--b"));
+        Assert.Equal("Cannot have -- or .. in repo_id: 'org/a--b'.", e.Message);
     }
 
     [Fact]

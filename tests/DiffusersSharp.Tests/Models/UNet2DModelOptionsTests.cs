@@ -247,15 +247,18 @@ public class UNet2DModelOptionsTests
     {
         using var dir = new TempDir();
         var missing = Assert.Throws<DiffusersException>(() => UNet2DModel.FromPretrained(dir.File("nope")));
-        Assert.Contains("nope", missing.Message);
+        Assert.Equal($"'{dir.File("nope")}' is neither an existing folder nor a valid Hugging Face Hub id "
+                     + "('name' or 'org/name': letters, digits, '-', '_', '.'; no '--' or '..'; at most 96 characters)", missing.Message);
 
         File.WriteAllText(dir.File("config.json"), """{"_class_name": "AutoencoderKL"}""");
         var wrong = Assert.Throws<ConfigException>(() => UNet2DModel.FromPretrained(dir.Path));
         Assert.Equal("_class_name", wrong.Key);
-        Assert.Contains("AutoencoderKL", wrong.Message);
+        Assert.Equal($"{dir.File("config.json")}: config key '_class_name' is 'AutoencoderKL', expected 'UNet2DModel'", wrong.Message);
 
         File.Copy(Path.Combine(TinyUnetDir, "config.json"), dir.File("config.json"), overwrite: true);
-        Assert.Throws<WeightsException>(() => UNet2DModel.FromPretrained(dir.Path));
+        var noWeights = Assert.Throws<WeightsException>(() => UNet2DModel.FromPretrained(dir.Path));
+        Assert.Equal($"No weights found in {dir.Path}: looked for diffusion_pytorch_model.safetensors, diffusion_pytorch_model.safetensors.index.json, "
+                     + "diffusion_pytorch_model.bin, diffusion_pytorch_model.bin.index.json", noWeights.Message);
     }
 
     [Fact]

@@ -68,6 +68,8 @@ public class TaesdPreviewTests(ITestOutputHelper log)
         using var z = torch.zeros(1, 16, 8, 8);
         var e = Assert.Throws<DiffusersException>(() => preview.Decode(z));
         Assert.Contains("expected latents of shape (batch, 4, height, width), got [1, 16, 8, 8]", e.Message);
-        Assert.Throws<ArgumentOutOfRangeException>(() => preview.Every(0, (_, _, _) => { }));
+        var every = Assert.Throws<ArgumentOutOfRangeException>(() => preview.Every(0, (_, _, _) => { }));
+        Assert.Equal(("everyNSteps", 0), (every.ParamName, every.ActualValue));
+        Assert.Equal($"everyNSteps must be at least 1 (Parameter 'everyNSteps'){Environment.NewLine}Actual value was 0.", every.Message);
     }
 }

@@ -218,6 +218,8 @@ public class TextualInversionTests(ITestOutputHelper log)
             var e = Assert.Throws<DiffusersException>(() => TextualInversion.Load([
                 (pairs[0].Tokenizer, pairs[0].Encoder, [cat1, l]), (pairs[1].Tokenizer, pairs[1].Encoder, [cat2, bad])]));
             Assert.Equal("clip_narrow", e.Key);
+            Assert.Equal($"{sdxl}, key 'clip_narrow': Loaded embeddings are of incorrect shape. Expected each textual inversion embedding to be of shape 32, but are 16: "
+                         + "the text encoder's hidden_size is 32, so this embedding was trained for another text encoder", e.Message);
             Assert.All(pairs, p => Assert.Equal(1000, p.Tokenizer.Count));
 
             var added = TextualInversion.Load([
