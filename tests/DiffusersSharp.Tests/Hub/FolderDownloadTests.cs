@@ -32,6 +32,7 @@ public sealed class FolderDownloadTests : IDisposable
         Assert.Equal(Path.Combine(snapshot, "unet"), await offline.DownloadFolderAsync(HubTestEnv.TinyId, "unet"));
         var e = await Assert.ThrowsAsync<HubException>(() => offline.DownloadFolderAsync(HubTestEnv.TinyId, "vae"));
         Assert.Equal(HubErrorKind.LocalEntryNotFound, e.Kind);
+        Assert.Equal($"The cached snapshot {snapshot} of {HubTestEnv.TinyId}@main has no folder 'vae', and the Hub cannot be asked (offline or unreachable).", e.Message);
 
         var e2 = await Assert.ThrowsAsync<HubException>(() => client.DownloadFolderAsync(HubTestEnv.TinyId, "vae"));
         Assert.Equal(HubErrorKind.EntryNotFound, e2.Kind);

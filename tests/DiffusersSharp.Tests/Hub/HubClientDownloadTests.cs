@@ -347,6 +347,7 @@ public sealed class HubClientDownloadTests : IDisposable
         var e = await Assert.ThrowsAsync<HubException>(() => impatient.GetRevisionInfoAsync(HubTestEnv.TinyId));
         Assert.Equal(HubErrorKind.Http, e.Kind);
         Assert.Equal(500, e.StatusCode);
+        Assert.Equal($"500 Server Error: Internal Server Error for url: {_env.Server.Endpoint}/api/models/{HubTestEnv.TinyId}/revision/main", e.Message);
     }
 }
 

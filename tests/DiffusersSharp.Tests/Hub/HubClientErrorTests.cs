@@ -83,6 +83,9 @@ public sealed class HubClientErrorTests : IDisposable
 
         var wrong = await Assert.ThrowsAsync<HubException>(() => anonymous.DownloadFileAsync("org/gated", "model_index.json", token: "hf_wrong"));
         Assert.Equal(HubErrorKind.GatedRepo, wrong.Kind);
+        Assert.Equal($"401 Client Error.\n\nCannot access gated repo for url {_env.Server.Endpoint}/org/gated/resolve/main/model_index.json.\n"
+                     + "Access to model org/gated is restricted: accept its conditions on the Hub and pass a token with access "
+                     + "(token:, HF_TOKEN, or the token file that `huggingface-cli login` writes: HF_TOKEN_PATH, default $HF_HOME/token).", wrong.Message);
 
         // the token from the HF_HOME token file
         Directory.CreateDirectory(_env.Temp.File("hf-home"));
@@ -160,6 +163,8 @@ public sealed class HubClientErrorTests : IDisposable
         Assert.Contains($"Revision Not Found for url: {_env.Server.Endpoint}/api/models/org/revs/revision/no-such-branch.", e.Message);
         var e2 = await Assert.ThrowsAsync<HubException>(() => client.DownloadFileAsync("org/revs", "config.json", revision: "no-such-branch"));
         Assert.Equal(HubErrorKind.RevisionNotFound, e2.Kind);
+        Assert.Equal($"404 Client Error.\n\nRevision Not Found for url: {_env.Server.Endpoint}/org/revs/resolve/no-such-branch/config.json.\n"
+                     + "The repository 'org/revs' has no such branch, tag or commit.", e2.Message);
     }
 
     [Theory]
@@ -228,6 +233,9 @@ public sealed class HubClientErrorTests : IDisposable
         using var proc = new HubClient(_env.Settings() with { CacheDir = "/proc/diffusers-sharp-cache" }, HubTestEnv.FastOptions);
         var e2 = await Assert.ThrowsAsync<HubException>(() => proc.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json"));
         Assert.Equal(HubErrorKind.CacheNotWritable, e2.Kind);
+        // the reason in parentheses is .NET's IOException message
+        Assert.StartsWith("The Hugging Face cache folder '/proc/diffusers-sharp-cache' is not writable (", e2.Message);
+        Assert.EndsWith("). Set HF_HUB_CACHE (or HF_HOME), or pass cacheDir:, to a writable folder.", e2.Message);
     }
 
     [Fact]
