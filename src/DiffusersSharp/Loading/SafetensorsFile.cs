@@ -242,7 +242,10 @@ public sealed class SafetensorsFile : IDisposable
     internal static bool ReadAsStored(string dtype) => TryScalarType(dtype) is not null && Float8.TableOf(dtype) is null;
 
     /// <summary>The safetensors dtype name of a torch dtype.</summary>
-    public static string FromScalarType(ScalarType t) => t switch
+    public static string FromScalarType(ScalarType t) =>
+        TryFromScalarType(t) ?? throw new WeightsException($"tensor dtype {t} cannot be written to safetensors");
+
+    private static string? TryFromScalarType(ScalarType t) => t switch
     {
         ScalarType.Float64 => "F64",
         ScalarType.Float32 => "F32",
@@ -254,7 +257,7 @@ public sealed class SafetensorsFile : IDisposable
         ScalarType.Int8 => "I8",
         ScalarType.Byte => "U8",
         ScalarType.Bool => "BOOL",
-        _ => throw new WeightsException($"tensor dtype {t} cannot be written to safetensors"),
+        _ => null,
     };
 
     /// <summary>Whether the file holds a tensor named <paramref name="name"/>.</summary>
@@ -378,12 +381,15 @@ public sealed class SafetensorsFile : IDisposable
         using var scope = torch.NewDisposeScope();
         foreach (var n in names)
         {
+            string dtype = TryFromScalarType(tensors[n].dtype)
+                ?? throw new WeightsException($"{path}: tensor '{n}' is {tensors[n].dtype}, which safetensors cannot hold (it holds F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL)")
+                { FilePath = path, Key = n };
             var t = tensors[n].detach().cpu().contiguous();
             contiguous.Add(t);
             long len = t.numel() * t.element_size();
             header[n] = new Dictionary<string, object>
             {
-                ["dtype"] = FromScalarType(t.dtype),
+                ["dtype"] = dtype,
                 ["shape"] = t.shape,
                 ["data_offsets"] = new[] { offset, offset + len },
             };

@@ -206,7 +206,9 @@ public class SafetensorsFileTests
         SafetensorsFile.Save(p, new Dictionary<string, Tensor> { ["a"] = torch.ones(2) });
         byte[] before = File.ReadAllBytes(p);
         var bad = new Dictionary<string, Tensor> { ["a"] = torch.ones(2), ["c"] = torch.ones(new long[] { 2 }, ScalarType.ComplexFloat32) };
-        Assert.Throws<WeightsException>(() => SafetensorsFile.Save(p, bad));
+        var e = Assert.Throws<WeightsException>(() => SafetensorsFile.Save(p, bad));
+        Assert.Equal($"{p}: tensor 'c' is ComplexFloat32, which safetensors cannot hold (it holds F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL)", e.Message);
+        Assert.Equal((p, "c"), (e.FilePath, e.Key));
         Assert.Equal(before, File.ReadAllBytes(p));
         Assert.Single(Directory.GetFiles(dir.Path));
     }
