@@ -139,7 +139,8 @@ public class LoraFileTests(ITestOutputHelper log)
         using var m = LoraModelTests.Models.Load(false);
         LoraLoader.Load(LoraModelTests.LoraA(false), m.Targets, new LoraLoadOptions { AdapterName = "a" });
         LoraLoader.Load(LoraModelTests.LoraB(false), m.Targets, new LoraLoadOptions { AdapterName = "b" });
-        Assert.Throws<DiffusersException>(() => LoraLoader.Load(LoraModelTests.LoraA(false), m.Targets, new LoraLoadOptions { AdapterName = "a" }));
+        var taken = Assert.Throws<DiffusersException>(() => LoraLoader.Load(LoraModelTests.LoraA(false), m.Targets, new LoraLoadOptions { AdapterName = "a" }));
+        Assert.Equal($"LoRA file {LoraModelTests.LoraA(false)}: adapter name 'a' is already in use (LoraLoadOptions.AdapterName); unload that adapter or choose another name", taken.Message);
 
         // each alone is its golden run
         LoraLoader.SetAdapters(m.Targets, ["a"]);

@@ -36,7 +36,7 @@ public static class LoraLoader
         options ??= new LoraLoadOptions();
         string name = options.AdapterName ?? DefaultAdapterName;
         if (options.AdapterName is { } given && targets.Any(t => Layers(t.Model).Any(l => l.Layer.Adapters.Any(a => a.Name == given))))
-            throw new DiffusersException($"LoRA adapter '{given}' is already loaded; unload it or choose another name") { FilePath = file.Path };
+            throw new DiffusersException($"LoRA file {file.Path}: adapter name '{given}' is already in use (LoraLoadOptions.AdapterName); unload that adapter or choose another name") { FilePath = file.Path };
 
         var indexes = targets.ToDictionary(t => t.Component, t => new LayerIndex(t));
         var placed = new List<(LoraTarget Target, LoRACompatibleLayer Layer, LoraModuleWeights W, Tensor Down, Tensor Up)>();
