@@ -224,7 +224,8 @@ internal static partial class PipelineSteps
     /// <summary>A VAE set in evaluation mode, for a pipeline's <c>Vae</c> setter (null: <see cref="ArgumentNullException"/>).</summary>
     internal static IVae InEvalMode(IVae value)
     {
-        ArgumentNullException.ThrowIfNull(value);
+        if (value is null)
+            throw new ArgumentNullException("Vae", "a pipeline's Vae cannot be null: assign an AutoencoderKL or an AutoencoderTiny");
         value.SetEvalMode();
         return value;
     }

@@ -85,7 +85,9 @@ public class StableDiffusionTaesdTests(ITestOutputHelper log)
     public void SettingANullVae_IsRefused()
     {
         using var pipe = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
-        Assert.Throws<ArgumentNullException>(() => pipe.Vae = null!);
+        var e = Assert.Throws<ArgumentNullException>(() => pipe.Vae = null!);
+        Assert.Equal("Vae", e.ParamName);
+        Assert.Equal("a pipeline's Vae cannot be null: assign an AutoencoderKL or an AutoencoderTiny (Parameter 'Vae')", e.Message);
         Assert.IsType<AutoencoderKL>(pipe.Vae);
     }
 }
