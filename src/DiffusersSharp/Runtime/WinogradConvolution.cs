@@ -80,7 +80,7 @@ public static class WinogradConvolution
     /// <param name="bandBytes">as <see cref="Run"/>'s (the tests' smaller bands)</param>
     public static void RunInto(Tensor x, Tensor weight, Tensor? bias, Tensor output, long bandBytes = BandBytes)
     {
-        if (!Pays(x, weight, bias)) throw NotApplicable(x, weight, 2);
+        if (!Pays(x, weight, bias)) throw NotApplicable(x, weight, bias, 2, upsample: false);
         long n = x.shape[0], h = x.shape[2], w = x.shape[3], cout = weight.shape[0];
         if (output.dtype != x.dtype || output.device_type != x.device_type || output.dim() != 4
             || output.shape[0] != n || output.shape[1] != cout || output.shape[2] != h || output.shape[3] != w)
@@ -174,7 +174,8 @@ public static class WinogradConvolution
     /// </summary>
     public static Tensor Run(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
-        if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3])) throw NotApplicable(x, weight, tile);
+        if (!Applies(x, weight, bias) || !TileApplies(tile, x.dtype, x.shape[2], x.shape[3]))
+            throw NotApplicable(x, weight, bias, tile, upsample: false);
         return Convolve(x, weight, bias, bandBytes, upsample: false, tile, into: null, bandsInOrder: false);
     }
 
@@ -187,12 +188,28 @@ public static class WinogradConvolution
     public static Tensor RunUpsampled(Tensor x, Tensor weight, Tensor? bias, long bandBytes, int tile = 2)
     {
         if (!AppliesUpsampled(x, weight, bias) || !TileApplies(tile, x.dtype, 2 * x.shape[2], 2 * x.shape[3]))
-            throw NotApplicable(x, weight, tile);
+            throw NotApplicable(x, weight, bias, tile, upsample: true);
         return Convolve(x, weight, bias, bandBytes, upsample: true, tile, into: null, bandsInOrder: false);
     }
 
-    private static ArgumentException NotApplicable(Tensor x, Tensor weight, int tile) =>
-        new($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}");
+    private static ArgumentException NotApplicable(Tensor x, Tensor weight, Tensor? bias, int tile, bool upsample) =>
+        new($"Winograd convolution: not applicable to x {NativeKernels.ShapeText(x)} {x.dtype} and weight {NativeKernels.ShapeText(weight)} {weight.dtype}{(tile == 2 ? "" : $" with {tile}×{tile} output tiles")}: {WhyNot(x, weight, bias, tile, upsample)}");
+
+    /// <summary>The first condition of <see cref="Applies"/> (or <see cref="AppliesUpsampled"/>), <see cref="TileApplies"/>
+    /// and <see cref="Worthwhile"/> that these tensors fail, in words.</summary>
+    private static string WhyNot(Tensor x, Tensor weight, Tensor? bias, int tile, bool upsample)
+    {
+        if (!Kernel.Supports(x.dtype)) return $"the kernel does not run {x.dtype} here (it runs: {Status})";
+        if (!NativeKernels.IsCpuConv3x3(x, weight, bias))
+            return "not a CPU 3×3 convolution of x's dtype and channels (x contiguous or channels-last, weight [O, C, 3, 3], bias [O], no gradient wanted)";
+        if (bias is not null && bias.stride(0) != 1) return "the bias is not contiguous";
+        if (!upsample && (x.shape[2] % 2 != 0 || x.shape[3] % 2 != 0)) return "its height and width must be even";
+        int up = upsample ? 1 : 0;
+        long h = x.shape[2] << up, w = x.shape[3] << up;
+        if (!TileApplies(tile, x.dtype, h, w))
+            return tile == 4 ? "those need Float32 and an output height and width that are multiples of 4" : "output tiles are 2 or 4";
+        return $"too small to pay (at least 32 input and output channels and 256 output positions{(x.dtype == ScalarType.BFloat16 ? ", more than 64 input channels in BFloat16" : "")})";
+    }
 
     /// <summary>True when output tiles of this edge apply to an output of H × W in this dtype: 2 always; 4 in fp32 where H
     /// and W are multiples of 4.</summary>

@@ -98,7 +98,11 @@ public class WinogradConvolutionTests
         Assert.Contains("(1, 32, 8, 6)", ex.Message);
         Assert.Contains("4×4 output tiles", ex.Message);
         if (CpuHas("avx512_bf16"))
-            Assert.Throws<ArgumentException>(() => WinogradConvolution.Run(x.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16), b!.to(ScalarType.BFloat16), 1 << 20, tile: 4));
+        {
+            ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.Run(x.to(ScalarType.BFloat16), k.to(ScalarType.BFloat16), b!.to(ScalarType.BFloat16), 1 << 20, tile: 4));
+            Assert.Equal("Winograd convolution: not applicable to x (1, 32, 8, 8) BFloat16 and weight (32, 32, 3, 3) BFloat16 with 4×4 output tiles: "
+                         + "those need Float32 and an output height and width that are multiples of 4", ex.Message);
+        }
     }
 
     [Theory]
@@ -326,16 +330,23 @@ public class WinogradConvolutionTests
         Assert.Contains("overlaps the input (1, 96, 16, 16)", ex.Message);
         // half the channels, but not from the input's start
         var shifted = Layers.ChannelsLastIn(x, 48, 48);
-        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, shifted));
+        ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, shifted));
+        Assert.Equal("Winograd convolution: the output (1, 48, 16, 16) overlaps the input (1, 96, 16, 16) other than from its start with at most half "
+                     + "its channels, both dense channels-last", ex.Message);
         // an NCHW input's memory
         var nchw = x.contiguous();
-        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(nchw, k, b, nchw.flatten()[..(48 * 256)].view(1, 48, 16, 16)));
+        ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(nchw, k, b, nchw.flatten()[..(48 * 256)].view(1, 48, 16, 16)));
+        Assert.Equal("Winograd convolution: the output (1, 48, 16, 16) overlaps the input (1, 96, 16, 16) other than from its start with at most half "
+                     + "its channels, both dense channels-last", ex.Message);
         // an output of the wrong shape or dtype
         ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, torch.empty(1, 48, 16, 8)));
         Assert.Contains("the output (1, 48, 16, 8) Float32 does not fit", ex.Message);
-        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, torch.empty(1, 48, 16, 16, ScalarType.Float64)));
+        ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(x, k, b, torch.empty(1, 48, 16, 16, ScalarType.Float64)));
+        Assert.Equal("Winograd convolution: the output (1, 48, 16, 16) Float64 does not fit x (1, 96, 16, 16) Float32 and weight (48, 96, 3, 3)", ex.Message);
         // and where the path does not pay: 8 input channels
         var (small, smallK, smallB) = Operands(1, 8, 8, 16, 16, true, 38, ScalarType.Float32, true, true);
-        Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(small, smallK, smallB, torch.empty(1, 8, 16, 16)));
+        ex = Assert.Throws<ArgumentException>(() => WinogradConvolution.RunInto(small, smallK, smallB, torch.empty(1, 8, 16, 16)));
+        Assert.Equal("Winograd convolution: not applicable to x (1, 8, 16, 16) Float32 and weight (8, 8, 3, 3) Float32: "
+                     + "too small to pay (at least 32 input and output channels and 256 output positions)", ex.Message);
     }
 }
