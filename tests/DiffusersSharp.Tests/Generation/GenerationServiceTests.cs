@@ -97,9 +97,10 @@ public class GenerationServiceTests(ITestOutputHelper log)
         using var service = GenerationService.Load(Model);
         using var cts = new CancellationTokenSource();
         var steps = new List<int>();
-        Assert.ThrowsAny<OperationCanceledException>(() => service.Generate(
+        var e = Assert.ThrowsAny<OperationCanceledException>(() => service.Generate(
             new GenerationRequest { Prompt = "a cat", Steps = 20, Width = 64, Height = 64, Seed = 1 },
             new SyncProgress(p => { steps.Add(p.Step); if (p.Step == 2) cts.Cancel(); }), cts.Token));
+        Assert.Equal(cts.Token, e.CancellationToken);   // stopped by the caller's token
         Assert.Equal([1, 2], steps);
         // the service is free again
         Assert.Single(service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 1, Width = 64, Height = 64, Seed = 1 }).Images);

@@ -205,8 +205,9 @@ public class DDPMPipelineTests(ITestOutputHelper log)
         using var cts = new CancellationTokenSource();
         int steps = 0;
         var progress = new SyncProgress(p => { steps = p.Step; if (p.Step == 2) cts.Cancel(); });
-        Assert.ThrowsAny<OperationCanceledException>(() =>
+        var e = Assert.ThrowsAny<OperationCanceledException>(() =>
             pipe.Generate(numInferenceSteps: 10, seed: 0, progress: progress, cancellationToken: cts.Token));
+        Assert.Equal(cts.Token, e.CancellationToken);   // stopped by the caller's token
         Assert.Equal(2, steps);
     }
 

@@ -171,7 +171,7 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         using var g = Golden.Open(Expected);
         using var after = g.Load("pipeline/pndm_default/latents_after_step");
         var seen = new List<(int, double)>();
-        Assert.Throws<OperationCanceledException>(() => pipe.Generate("a photo of a cat", "", numInferenceSteps: 5, seed: 0,
+        var e = Assert.Throws<OperationCanceledException>(() => pipe.Generate("a photo of a cat", "", numInferenceSteps: 5, seed: 0,
             callbackOnStepEnd: (step, t, tensors) =>
             {
                 seen.Add((step, t));
@@ -179,6 +179,7 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
                 Assert.True(Tol.MaxAbsDiff(tensors["latents"], after[step]) < 1e-4);
                 if (step == 1) cts.Cancel();
             }, cancellationToken: cts.Token));
+        Assert.Equal(cts.Token, e.CancellationToken);   // stopped by the caller's token
         Assert.Equal(new[] { (0, 801.0), (1, 601.0) }, seen);
     }
 
