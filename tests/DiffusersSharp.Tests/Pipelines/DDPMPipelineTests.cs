@@ -173,11 +173,46 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     [Fact]
     public void BatchOfTwoDrawsOneNoiseTensorAndGivesTwoImages()
     {
+        // diffusers draws randn_tensor((2, 3, 32, 32), generator) once. torch's CPU normals come out of the generator in
+        // order (in blocks of 16), so that draw is the recorded batch-1 run's first two: its initial noise, then its first
+        // variance noise. (There is no recorded batch-2 run; and the output is clamped to [0, 1], so a range check would
+        // only catch NaN.)
         using var pipe = DDPMPipeline.FromPretrained(Model);
+        using var golden = Golden.Open(Expected);
+        using var initial = golden.Load("pipeline/initial_noise");
+        using var noise = golden.Load("loop/variance_noise");
+        using var drawn = torch.cat([initial, noise[0]]);
+
+        // one step (t = 0) draws no step noise: the run's only draw is the initial one, which took 6144 values (the
+        // generator's next draw is the recorded run's third, values 6144-9215) and is the recorded pair
+        using var g = new Generator(0);
+        using var seeded = pipe.Generate(batchSize: 2, numInferenceSteps: 1, generator: g, outputType: OutputType.Pt);
+        using (var next = torch.randn(new long[] { 1, 3, 32, 32 }, generator: g))
+            Tol.Close(next, noise[1], 0, "the generator's draw after the pipeline's");
+        using (var given = pipe.Generate(batchSize: 2, numInferenceSteps: 1, latents: drawn, outputType: OutputType.Pt))
+            Assert.Equal(0.0, Tol.MaxAbsDiff(seeded.Tensor!, given.Tensor!));
+
+        // ten steps from that noise, the step noise replayed (image 0's: the recorded one): image 0 is diffusers' batch-1
+        // image, so the images of a batch are computed apart; image 1 is another image
+        int draws = 0;
+        pipe.ReplayNoise = shape =>
+        {
+            Assert.Equal(new long[] { 2, 3, 32, 32 }, shape);
+            int k = draws++;
+            return torch.cat([noise[k], noise[8 - k]]);
+        };
+        using var replayed = pipe.Generate(batchSize: 2, numInferenceSteps: 10, latents: drawn, outputType: OutputType.Np);
+        pipe.ReplayNoise = null;
+        Assert.Equal(9, draws);
+        Assert.Equal(new long[] { 2, 32, 32, 3 }, replayed.Array!.shape);
+        using var expected = golden.Load("injected/final_image");
+        double err = Tol.MaxAbsDiff(replayed.Array[..1], expected);
+        log.WriteLine($"batch of 2, image 0 vs diffusers' batch-1 image: max abs error {err:E3}");
+        Assert.True(err < 1e-4, $"image 0 error {err:E3}");
+        Assert.True(Tol.MaxAbsDiff(replayed.Array[1], replayed.Array[0]) > 0.1, "image 1 is image 0");
+
         using var result = pipe.Generate(batchSize: 2, numInferenceSteps: 2, seed: 0, outputType: OutputType.Pt);
         Assert.Equal(new long[] { 2, 3, 32, 32 }, result.Tensor!.shape);
-        Assert.InRange(result.Tensor.min().item<float>(), 0f, 1f);
-        Assert.InRange(result.Tensor.max().item<float>(), 0f, 1f);
         // the same seed twice gives the same images; another seed does not
         using var again = pipe.Generate(batchSize: 2, numInferenceSteps: 2, seed: 0, outputType: OutputType.Pt);
         Assert.Equal(0.0, Tol.MaxAbsDiff(again.Tensor!, result.Tensor));
