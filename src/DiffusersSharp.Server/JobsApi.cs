@@ -47,7 +47,13 @@ internal static class JobsApi
             string id = (string)ctx.Request.RouteValues["id"]!;
             var job = server.FindJob(id) ?? throw new ApiException(404, $"no job '{id}' is queued or running", "id", "job_not_found");
             server.Cancel(job);
-            return DiffusersServer.WriteJson(ctx, 200, new JsonObject { ["id"] = id, ["status"] = job.Finished.IsCompleted ? job.Status : "cancelling" });
+            // read after the cancel: a running job publishes at most one more step event (DenoisingLoop, GenerationService)
+            return DiffusersServer.WriteJson(ctx, 200, new JsonObject
+            {
+                ["id"] = id,
+                ["status"] = job.Finished.IsCompleted ? job.Status : "cancelling",
+                ["progress"] = job.LastProgress?.DeepClone(),
+            });
         }));
         app.MapGet("/v1/jobs/{id}/events", (RequestDelegate)(ctx => Stream(ctx, server)));
     }
