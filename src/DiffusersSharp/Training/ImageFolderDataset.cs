@@ -6,7 +6,8 @@ using SkiaSharp;
 namespace DiffusersSharp.Training;
 
 /// <summary>
-/// train_unconditional's image data set: every PNG/JPEG under a folder (recursive, sorted by path), turned upright by its
+/// train_unconditional's image data set: the PNG/JPEG files of a folder's train split (<see cref="DataSplits"/>:
+/// datasets' split rules; every image below the folder where no path names a split), sorted by path, turned upright by its
 /// EXIF orientation (<see cref="Image.LoadImage(string)"/>: <c>PIL.ImageOps.exif_transpose</c>, as datasets 2.19.0 and
 /// later decode an <c>imagefolder</c> image, and so as diffusers' script reads it with a current datasets;
 /// docs/Training.md), each resized so
@@ -25,8 +26,8 @@ public sealed class ImageFolderDataset
     private static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
 
     /// <summary>
-    /// Lists the images of <paramref name="folder"/>, leaving out those under <paramref name="excludeFolder"/> (a
-    /// training run's output folder inside its data folder); each is read, resized, cropped and flipped as
+    /// Lists the images of <paramref name="folder"/>'s train split, leaving out those under <paramref name="excludeFolder"/> (a
+    /// training run's output folder inside its data folder, whose files count for no split); each is read, resized, cropped and flipped as
     /// train_unconditional's transforms do when a batch asks for it.
     /// </summary>
     public ImageFolderDataset(string folder, int resolution, bool centerCrop = false, bool randomFlip = false,
@@ -37,15 +38,23 @@ public sealed class ImageFolderDataset
             throw new DiffusersException($"{folder}: the training data folder is a file (--data takes a folder of images)") { FilePath = folder };
         if (!Directory.Exists(folder))
             throw new DiffusersException($"{folder}: the training data folder does not exist");
-        var images = ListFiles(folder, warn)
-            .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .ToList();
-        var candidates = images.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder))
-            .OrderBy(f => f, StringComparer.Ordinal).ToList();
-        Excluded = images.Count - candidates.Count;
+        var listed = ListFiles(folder, warn);
+        var inFolder = listed.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder)).ToList();
+        Excluded = listed.Count(IsImage) - inFolder.Count(IsImage);
+        // datasets' split rules over every file (any extension) but the output folder's; then the train split's images
+        var byRelative = inFolder.ToDictionary(f => Path.GetRelativePath(folder, f).Replace(Path.DirectorySeparatorChar, '/'), StringComparer.Ordinal);
+        var splits = DataSplits.Select(folder, [.. byRelative.Keys]);
+        var candidates = splits.Train.Where(IsImage).Select(r => byRelative[r]).Order(StringComparer.Ordinal).ToList();
+        if (splits.SplitsFound) SplitNote = Describe(folder, splits, inFolder.Count(IsImage));
         var files = new List<string>(candidates.Count);
-        foreach (var f in candidates)
+        for (int i = 0; i < candidates.Count; i++)
         {
+            string f = candidates[i];
+            if (i > 0 && f == candidates[i - 1]) // listed twice by datasets' patterns: the verdict of the first
+            {
+                if (files.Count > 0 && files[^1] == f) files.Add(f);
+                continue;
+            }
             if (Problem(f) is not { } problem) { files.Add(f); continue; }
             string msg = $"{f}: {problem}";
             if (!skipUnreadable) throw new DiffusersException(msg + " (drop --stop-on-bad-images to skip it with a warning)") { FilePath = f };
@@ -53,7 +62,7 @@ public sealed class ImageFolderDataset
         }
         if (files.Count == 0)
             throw new DiffusersException(candidates.Count == 0
-                ? $"{folder}: no PNG or JPEG images found (searched recursively)"
+                ? $"{folder}: no PNG or JPEG images found (searched recursively{(splits.SplitsFound ? $"; in the train split of {splits.Rule}" : "")})"
                 : $"{folder}: none of the {candidates.Count} PNG/JPEG files could be read");
         Folder = folder;
         Files = files;
@@ -85,11 +94,27 @@ public sealed class ImageFolderDataset
     public bool SkipUnreadable { get; }
     /// <summary>The PNG/JPEG files left out because they are under the excluded folder.</summary>
     public int Excluded { get; }
+    /// <summary>
+    /// Where datasets' split rules chose the train split (<see cref="DataSplits"/>): one line naming the rule, the
+    /// splits and the images left out; null where the paths name no split and every image is trained on.
+    /// </summary>
+    public string? SplitNote { get; }
     /// <summary>The number of images.</summary>
     public int Count => Files.Count;
 
     /// <summary>Floats per example: 3 × resolution².</summary>
     public int ExampleSize => 3 * Resolution * Resolution;
+
+    private static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
+    private static string Describe(string folder, DataSplits.Selection splits, int images)
+    {
+        var train = splits.Train.Where(IsImage).ToList();
+        int distinct = train.Distinct(StringComparer.Ordinal).Count();
+        string each = string.Join(", ", splits.Splits.Select(s => $"{s.Name} {s.Files.Where(IsImage).Distinct(StringComparer.Ordinal).Count()}"));
+        string twice = train.Count > distinct ? $"; {train.Count - distinct} more examples: datasets lists a file once per train pattern it matches" : "";
+        return $"{folder}: {splits.Rule} (datasets' imagefolder splits; PNG/JPEG files: {each}): training on the train split, {images - distinct} of {images} images left out{twice}";
+    }
 
     // Hidden folders (.ipynb_checkpoints, .git) and special ones (__MACOSX, __pycache__) below the data folder, which the
     // `datasets` imagefolder loader of train_unconditional leaves out (datasets 2.16, data_files.py), as it does hidden files.

@@ -152,6 +152,7 @@ public sealed class UnconditionalTrainer
         var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue, o.OutputDir);
         LogWarnings();
         if (data.Excluded > 0) _log($"{o.OutputDir} is inside the data folder: its {data.Excluded} PNG/JPEG files are not training data");
+        if (data.SplitNote is { } splits) _log(splits);
         using var model = CreateModel();
         if (o.InitFrom is { } init) CheckResolution(o.Resolution, model.Config.DownBlockTypes.Length, $"the UNet of {init}");
         model.train();
