@@ -242,10 +242,16 @@ public sealed class UnconditionalTrainer
                     // Divided by the accumulation steps even in an epoch's shorter last step, as accelerate does.
                     (accum == 1 ? loss : loss / accum).backward();
                 }
-                nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
-                optimizer.step();
-                optimizer.zero_grad();
-                ema?.Step(parameters);
+                // The update in a dispose scope too: TorchSharp 0.107's optimizer.zero_grad() makes a tensor per parameter
+                // and drops it (its Tensor.zero_ returns a new handle), which left the finalizer 144 tensors a step on the
+                // tiny UNet (bench memory-pipelines, path train).
+                using (torch.NewDisposeScope())
+                {
+                    nn.utils.clip_grad_norm_(parameters, o.MaxGradNorm);
+                    optimizer.step();
+                    optimizer.zero_grad();
+                    ema?.Step(parameters);
+                }
             }
             step++;
             LogWarnings();

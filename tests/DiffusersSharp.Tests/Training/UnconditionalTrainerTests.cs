@@ -18,6 +18,21 @@ public class UnconditionalTrainerTests
     private static string Cats(TempDir dir, int count) => TinyRuns.Cats(dir, count);
 
     [Fact]
+    public void EveryTrainingStepLeavesTheThreadWithTheLiveTensorsOfTheFirst()
+    {
+        // nothing of a step outlives it, not even for the finalizer: TorchSharp's optimizer.zero_grad() made a tensor per
+        // parameter and dropped it (its Tensor.zero_ returns a new one), 144 a step on this UNet, until the trainer ran
+        // the update in a dispose scope (bench memory-pipelines, path train; docs/BENCHMARKS.md)
+        using var dir = new TempDir();
+        string data = Cats(dir, 24);
+        var live = new List<long>();
+        new UnconditionalTrainer(Tiny(data, Path.Combine(dir.Path, "out")) with { MaxSteps = 6, UseEma = true }).Train(
+            new SyncProgress(null, _ => live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount)));
+        Assert.Equal(6, live.Count);
+        Assert.All(live, l => Assert.Equal(live[0], l));
+    }
+
+    [Fact]
     public void LossGoesDownAndOutputsArePresent()
     {
         using var dir = new TempDir();
