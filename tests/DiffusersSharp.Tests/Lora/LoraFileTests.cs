@@ -49,6 +49,26 @@ public class LoraFileTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void AKohyaFilesAlphasAreReadWithoutLeavingATensorToTheFinalizer()
+    {
+        // the thread's live tensors are the same before the read and after the file's disposal: reading an alpha as
+        // flatten()[0].item() left two temporaries per alpha for the finalizer (bench memory-pipelines; docs/BENCHMARKS.md)
+        var raw = ReadAll(LoraModelTests.LoraB(false));
+        var expected = raw.Where(kv => kv.Key.EndsWith(".alpha", StringComparison.Ordinal))
+            .ToDictionary(kv => kv.Key, kv => (double)kv.Value.item<float>());
+        foreach (var t in raw.Values) t.Dispose();
+        Assert.Equal(46, expected.Count);
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        using (var file = LoraFile.Read(LoraModelTests.LoraB(false)))
+        {
+            var alphas = file.Modules.Where(m => m.Alpha is not null).ToList();
+            Assert.Equal(46, alphas.Count);
+            Assert.All(alphas, m => Assert.Equal(expected[m.SourceKey[..m.SourceKey.IndexOf(".lora_down", StringComparison.Ordinal)] + ".alpha"], m.Alpha));
+        }
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void KohyaSgmNamesMapToTheModulesDiffusersChose()
     {
         using var json = Golden.Json("tiny-sdxl-lora-expected.json");

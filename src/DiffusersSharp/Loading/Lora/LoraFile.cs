@@ -157,7 +157,8 @@ public sealed class LoraFile : IDisposable
             if (alphas.TryGetValue(component + "/" + module, out var alphaKey))
             {
                 using var a = tensors[alphaKey].to_type(ScalarType.Float64);
-                alpha = a.numel() == 1 ? a.flatten()[0].item<double>() : throw new WeightsException(
+                // item() reads the one value of any shape; flatten()[0] left two temporaries to the finalizer per alpha
+                alpha = a.numel() == 1 ? a.item<double>() : throw new WeightsException(
                     $"LoRA file {file}: alpha '{alphaKey}' has shape [{string.Join(", ", a.shape)}], expected one value")
                 { FilePath = file, Key = alphaKey };
             }
