@@ -154,7 +154,9 @@ public sealed partial class ControlNetModel : nn.Module
     internal static T ZeroModule<T>(T module) where T : nn.Module
     {
         using var noGrad = torch.no_grad();
-        foreach (var (_, p) in module.named_parameters()) p.zero_();
+        using var zero = 0.0.ToScalar();
+        // fill_ returns the tensor itself; TorchSharp 0.107's zero_() returns a new one, which was left to the finalizer
+        foreach (var (_, p) in module.named_parameters()) p.fill_(zero);
         return module;
     }
 

@@ -86,8 +86,9 @@ internal static class Layers
             // the Scalar held to the end: TorchSharp's fill_ does not keep its argument alive, and an implicit temporary
             // can be finalised during the native call (seen once: a model built on another thread died in toFloat)
             using var one = 1.0.ToScalar();
+            using var zero = 0.0.ToScalar();
             gn.weight.fill_(one);
-            gn.bias!.zero_();
+            gn.bias!.fill_(zero);   // not zero_(): TorchSharp 0.107's returns a new tensor, left to the finalizer
         }
         return gn;
     }

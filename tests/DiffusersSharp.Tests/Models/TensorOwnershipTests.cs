@@ -68,6 +68,24 @@ public class TensorOwnershipTests
     }
 
     [Fact]
+    public void GroupNormsAndZeroedModulesAreBuiltWithoutLeavingATensorToTheFinalizer()
+    {
+        // TorchSharp 0.107's zero_() returns a new tensor: Layers.GroupNorm and ControlNetModel.ZeroModule fill with a zero
+        // instead, so building and disposing them leaves the thread's live tensors as they were (+1 per GroupNorm and
+        // +1 per zeroed parameter before)
+        long before = Live;
+        using (var gn = Layers.GroupNorm(4, 8, 1e-5))
+        using (var linear = ControlNetModel.ZeroModule(nn.Linear(3, 5)))
+        using (torch.NewDisposeScope())
+        {
+            Assert.Equal(Enumerable.Repeat(1f, 8), gn.weight!.data<float>().ToArray());
+            Assert.Equal(new float[8], gn.bias!.data<float>().ToArray());
+            Assert.All(linear.parameters(), p => Assert.Equal(new float[p.numel()], p.data<float>().ToArray()));
+        }
+        Assert.Equal(before, Live);
+    }
+
+    [Fact]
     public void EveryRegisteredBlock_LeavesItsInputsAloneAndReturnsOnlyWhatItHandsOut()
     {
         using var _ = torch.no_grad();
