@@ -9,6 +9,8 @@ namespace DiffusersSharp.Bench;
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- unet2d [--threads 1,2] [--dtypes fp32,bf16] [--runs 5] [--size 256] [--layouts nchw,cl] [--weights loaded|converted]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- safetensors [--mb 1024]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory [--steps 1000]
+///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- memory-pipelines [--steps 1000] [--size 32] [--threads 1] [--only sd-euler-a,service,...]
+///       (every pipeline path on the tiny golden models, ≥ 1000 UNet steps each in a child process: live tensors, RSS, heaps)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet [--threads 2] [--dtypes fp32,bf16] [--runs 3] [--weights loaded|converted]
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- write-bench-model sd15-unet|ddpm-cat-256-unet   (the folder that sd-unet / unet2d load; they run it once themselves)
 ///   dotnet run -c Release --project bench/DiffusersSharp.Bench -- sd-unet --lora-rank 64 [--unet-config tests/golden/tiny-sd/unet/config.json] (LoRA load, step none / unfused / fused)
@@ -192,8 +194,13 @@ public static class Program
             case "memory":
                 MemoryBench.Run(int.Parse(Opt("--steps", "1000")));
                 return 0;
+            case "memory-pipelines":
+                return MemoryPipelinesBench.Run(int.Parse(Opt("--steps", "1000")), int.Parse(Opt("--size", "32")), int.Parse(Opt("--threads", "1")), Opt("--only", "") is { Length: > 0 } mp ? mp.Split(',') : null);
+            case "memory-pipelines-run":
+                return MemoryPipelinesBench.RunOne(Opt("--path", ""), int.Parse(Opt("--steps", "1000")), int.Parse(Opt("--size", "32")),
+                    int.Parse(Opt("--threads", "1")));
             default:
-                Console.WriteLine("usage: bench <unet2d|safetensors|memory|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|load-memory|coldstart|text-bf16|vae-faults|mkldnn-prepack|matmul-peak> [options]; see Program.cs");
+                Console.WriteLine("usage: bench <unet2d|safetensors|memory|memory-pipelines|sd-unet|sd-unet-memory|sd-vae|sd-txt2img|sd-load|sdpa|pointwise|train|e2e|load-memory|coldstart|text-bf16|vae-faults|mkldnn-prepack|matmul-peak> [options]; see Program.cs");
                 return what == "help" ? 0 : 1;
         }
     }
