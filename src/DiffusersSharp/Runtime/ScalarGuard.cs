@@ -37,9 +37,10 @@ public static class ScalarGuard
 
     private static readonly object Gate = new();
     private static IntPtr _handle;
-    private const string NotLoadedYet = "scalar guard: not loaded yet";
+    private const string NotLoadedYet = "scalar guard: loads with TorchSharp's first call";
+    private const string OptedOutStatus = "scalar guard: opted out";
     private const string NotLoadedByTorchSharp = "scalar guard: libLibTorchSharp.so not loaded";
-    private static string _status = NotLoadedYet;
+    private static string _status = NativeSetup.OptedOut("DIFFUSERS_SHARP_NO_SCALAR_GUARD") ? OptedOutStatus : NotLoadedYet;
 
     /// <summary>What the guard did: "scalar guard: on", or why it is off.</summary>
     public static string Status
@@ -84,7 +85,7 @@ public static class ScalarGuard
     {
         if (NativeSetup.OptedOut("DIFFUSERS_SHARP_NO_SCALAR_GUARD"))
         {
-            status = "scalar guard: opted out";
+            status = OptedOutStatus;
             return IntPtr.Zero;
         }
         const int RTLD_NOW = 2, RTLD_NOLOAD = 4;
