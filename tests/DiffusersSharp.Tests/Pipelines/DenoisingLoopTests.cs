@@ -91,6 +91,15 @@ public class DenoisingLoopTests
         var e2 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", guidanceScale: 1e39, numInferenceSteps: 2, seed: 0));
         Assert.StartsWith("StableDiffusionPipeline: step 1 of 3 (timestep 501) produced non-finite latents", e2.Message);
         Assert.EndsWith("nothing was decoded. Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler", e2.Message);
+        // SD 1.x's config (steps_offset 1, 'leading') at 1000 of 1000 steps starts at timestep 1000: LMS gets the last sigma
+        // twice and its coefficients divide by their difference (diffusers' interp clamps the same way); it blamed fp16 before
+        sd.Scheduler = SchedulerFactory.FromConfig(LMSDiscreteScheduler.Name, sd.Scheduler.Config);
+        var e4 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: 1000, seed: 0));
+        Assert.StartsWith("StableDiffusionPipeline: step 2 of 1000 (timestep 999) produced non-finite latents", e4.Message);
+        Assert.EndsWith("The scheduler's config: the timesteps reach 1000, past the last trained timestep 999 (steps_offset added to " +
+            "'leading' spacing does this at as many inference steps as num_train_timesteps): such a timestep takes the last sigma, so two " +
+            "steps share one sigma, and a solver that divides by their difference divides by zero, as diffusers' does; use fewer " +
+            "inference steps or timestep_spacing 'trailing'", e4.Message);
         // zero terminal SNR with trailing spacing starts at an alphas_cumprod of 0, where x0 of an epsilon model divides by zero
         sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", ClipSample = false });
         var e3 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: 3, seed: 0));
