@@ -123,15 +123,15 @@ public static class NativeSetup
     /// </summary>
     private static string InstallTorchSharpResolver()
     {
-        bool keepNnpack = OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK");
-        if (!keepNnpack && TryTurnNnpackOff()) keepNnpack = true; // already done: libtorch was loaded before us
-        string nnpack = OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK") ? "nnpack: kept (opted out)"
-            : keepNnpack ? "nnpack: off" : NnpackPending;
+        bool keep = OptedOut("DIFFUSERS_SHARP_KEEP_NNPACK");
+        // still to do once libtorch loads (not when opted out, nor when libtorch was loaded before us and it is done)
+        bool pending = !keep && !TryTurnNnpackOff();
+        string nnpack = keep ? "nnpack: kept (opted out)" : pending ? NnpackPending : "nnpack: off";
         try
         {
             NativeLibrary.SetDllImportResolver(typeof(TorchSharp.torch).Assembly, (name, _, _) =>
             {
-                if (!keepNnpack && Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
+                if (pending && Volatile.Read(ref _nnpackOff) == 0) TryTurnNnpackOff();
                 return ScalarGuard.ResolveFor(name); // zero: the usual resolution
             });
             return nnpack;
@@ -139,7 +139,7 @@ public static class NativeSetup
         catch (InvalidOperationException)
         {
             ScalarGuard.ResolverRefused();
-            return keepNnpack ? nnpack : "nnpack: left on (the TorchSharp assembly already has an import resolver)";
+            return pending ? "nnpack: left on (the TorchSharp assembly already has an import resolver)" : nnpack;
         }
     }
 

@@ -81,13 +81,9 @@ public static class ScalarGuard
         lock (Gate) _status = "scalar guard: off (the TorchSharp assembly already has an import resolver)";
     }
 
+    // Not reached when opted out: the status starts as OptedOutStatus then, which ResolveFor does not retry.
     private static IntPtr Load(out string status)
     {
-        if (NativeSetup.OptedOut("DIFFUSERS_SHARP_NO_SCALAR_GUARD"))
-        {
-            status = OptedOutStatus;
-            return IntPtr.Zero;
-        }
         const int RTLD_NOW = 2, RTLD_NOLOAD = 4;
         IntPtr torchSharp;
         try

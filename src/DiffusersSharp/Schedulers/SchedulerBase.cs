@@ -107,8 +107,8 @@ public abstract class SchedulerBase : IScheduler
     public virtual string? NonFiniteCause(double timestep)
     {
         double[] schedule = TimestepValues;
-        if (schedule.Length > 0 && schedule.Max() >= NumTrainTimesteps)
-            return $"the timesteps reach {Fmt(schedule.Max())}, past the last trained timestep {NumTrainTimesteps - 1} (steps_offset added to " +
+        if (schedule.Length > 0 && schedule.Max() is var reach && reach >= NumTrainTimesteps)
+            return $"the timesteps reach {Fmt(reach)}, past the last trained timestep {NumTrainTimesteps - 1} (steps_offset added to " +
                    "'leading' spacing does this at as many inference steps as num_train_timesteps): such a timestep takes the last sigma, " +
                    "so two steps share one sigma, and a solver that divides by their difference divides by zero, as diffusers' does; " +
                    "use fewer inference steps or timestep_spacing 'trailing'";

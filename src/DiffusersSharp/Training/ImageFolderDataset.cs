@@ -40,12 +40,13 @@ public sealed class ImageFolderDataset
             throw new DiffusersException($"{folder}: the training data folder does not exist");
         var listed = ListFiles(folder, warn);
         var inFolder = listed.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder)).ToList();
-        Excluded = listed.Count(IsImage) - inFolder.Count(IsImage);
+        int imagesInFolder = inFolder.Count(IsImage);
+        Excluded = listed.Count(IsImage) - imagesInFolder;
         // datasets' split rules over every file (any extension) but the output folder's; then the train split's images
         var byRelative = inFolder.ToDictionary(f => Path.GetRelativePath(folder, f).Replace(Path.DirectorySeparatorChar, '/'), StringComparer.Ordinal);
         var splits = DataSplits.Select(folder, [.. byRelative.Keys]);
         var candidates = splits.Train.Where(IsImage).Select(r => byRelative[r]).Order(StringComparer.Ordinal).ToList();
-        if (splits.SplitsFound) SplitNote = Describe(folder, splits, inFolder.Count(IsImage));
+        if (splits.SplitsFound) SplitNote = Describe(folder, splits, imagesInFolder);
         var files = new List<string>(candidates.Count);
         for (int i = 0; i < candidates.Count; i++)
         {
