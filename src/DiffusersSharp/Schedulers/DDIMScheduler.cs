@@ -37,7 +37,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
@@ -52,7 +52,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     /// reads <see cref="StepOptions.Eta"/>, <see cref="StepOptions.UseClippedModelOutput"/> and, for eta &gt; 0, the
     /// generator(s) or <see cref="StepOptions.VarianceNoise"/>.
     /// </summary>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
@@ -116,10 +116,10 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     }
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
     /// <inheritdoc/>
-    public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
+    protected override Tensor GetVelocityCore(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

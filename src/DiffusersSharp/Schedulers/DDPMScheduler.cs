@@ -31,11 +31,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>).</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
-    /// <summary>True after <see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
+    /// <summary>True after <see cref="SchedulerBase.SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
     public bool CustomTimesteps { get; private set; }
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
@@ -47,7 +47,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     }
 
     /// <inheritdoc/>
-    public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
+    protected override void SetTimestepsCore(IReadOnlyList<long> timesteps, Device? device)
     {
         CheckCustomTimesteps(timesteps);
         CustomTimesteps = true;
@@ -69,7 +69,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
@@ -139,11 +139,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <inheritdoc/>
     /// <remarks>Also fixed_large_log: diffusers' step takes the square root of <c>_get_variance</c>'s log(β_t) &lt; 0 (NaN)
     /// at every timestep but the last.</remarks>
-    public override string? NonFiniteCause(double timestep) =>
+    protected override string? NonFiniteCauseCore(double timestep) =>
         TypedConfig.VarianceType == "fixed_large_log" && timestep > 0
             ? "variance_type fixed_large_log: the step adds sqrt(log(beta_t)) * noise, the square root of a negative number, as " +
               "diffusers' DDPMScheduler.step does; use fixed_small or fixed_large"
-            : base.NonFiniteCause(timestep);
+            : base.NonFiniteCauseCore(timestep);
 
     /// <summary>diffusers' <c>_get_variance</c> for the fixed variance types (a float32 scalar).</summary>
     private float ScalarVariance(long t)
@@ -179,11 +179,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     }
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
     /// <inheritdoc/>
-    public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
+    protected override Tensor GetVelocityCore(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 
     internal static void Check(string cls, string key, string value, string[] allowed)

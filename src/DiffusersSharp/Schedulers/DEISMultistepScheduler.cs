@@ -50,19 +50,19 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     }
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
-        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         _lowerOrderNums = 0;
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
@@ -73,7 +73,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         bool lowerOrderSecond = i == n - 2 && TypedConfig.LowerOrderFinal && n < 15;
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
-        Drop(_modelOutputs[0]);
+        Release(_modelOutputs[0]);
         for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[order - 1] = Keep(m);
 

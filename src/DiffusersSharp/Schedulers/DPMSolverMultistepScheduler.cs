@@ -65,7 +65,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     internal static string Quote(IEnumerable<string> names) => string.Join(", ", names.Select(n => "\"" + n + "\""));
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         int last = LastTimestep(TypedConfig.LambdaMinClipped);
@@ -78,12 +78,12 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
 
     private void ResetState()
     {
-        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
+        for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         _lowerOrderNums = 0;
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample,
             firstThreeChannels: TypedConfig.VarianceType is "learned" or "learned_range" && TypedConfig.PredictionType == "epsilon");
@@ -96,7 +96,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
 
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
-        Drop(_modelOutputs[0]);
+        Release(_modelOutputs[0]);
         for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[order - 1] = Keep(m);
 

@@ -78,7 +78,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
     }
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         int last = LastTimestep(TypedConfig.LambdaMinClipped);
@@ -88,8 +88,8 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
-        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
-        Drop(_sample);
+        for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
+        Release(_sample);
         _sample = null;
         // diffusers switches lower_order_final on (with a warning) when the steps do not divide by the order.
         if (!TypedConfig.LowerOrderFinal && numInferenceSteps % TypedConfig.SolverOrder != 0)
@@ -98,7 +98,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample,
             firstThreeChannels: TypedConfig.VarianceType == "learned_range" && TypedConfig.PredictionType == "epsilon");
@@ -108,7 +108,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         int solverOrder = TypedConfig.SolverOrder;
         using var scope = torch.NewDisposeScope();
         var m = ConvertModelOutput(modelOutput, sample, i);
-        Drop(_modelOutputs[0]);
+        Release(_modelOutputs[0]);
         for (int k = 0; k < solverOrder - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[solverOrder - 1] = Keep(m);
 
@@ -116,7 +116,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         while (_modelOutputs[solverOrder - order] is null) order--;
         if (order == 1)
         {
-            Drop(_sample);
+            Release(_sample);
             _sample = Keep(sample);
         }
         var prev = order switch

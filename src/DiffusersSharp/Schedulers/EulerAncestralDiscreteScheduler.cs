@@ -36,7 +36,7 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var (ts, train) = BeginSchedule(numInferenceSteps);
         var sigmas = SigmaMath.InterpSigmas(ts, train);
@@ -44,7 +44,7 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         int i = BeginStep(timestep);

@@ -39,7 +39,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     private bool Continuous => TypedConfig.TimestepType == "continuous" && TypedConfig.PredictionType == "v_prediction";
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var c = TypedConfig;
         int n = numInferenceSteps;
@@ -66,7 +66,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     /// diffusers' <c>step(model_output, timestep, sample, s_churn, s_tmin, s_tmax, s_noise, generator)</c>: reads the
     /// churn fields of <paramref name="options"/> and draws one noise tensor from its generator(s).
     /// </summary>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         var o = options ?? StepOptions.Default;

@@ -38,7 +38,7 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
     public bool StateInFirstOrder => _dt is null;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var c = TypedConfig;
         int n = numInferenceSteps;
@@ -67,13 +67,13 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
 
     private void ResetState()
     {
-        _prevDerivative?.Dispose(); _prevDerivative = null;
+        Release(_prevDerivative); _prevDerivative = null;
         _dt = null;
-        _sample?.Dispose(); _sample = null;
+        Release(_sample); _sample = null;
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
@@ -113,6 +113,6 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
     }
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AddNoiseCounted(originalSamples, noise, timesteps);
 }

@@ -6,8 +6,13 @@ namespace DiffusersSharp.Schedulers;
 /// The surface every diffusers scheduler shares (diffusers' <c>SchedulerMixin</c> + the per-class methods a
 /// pipeline calls). Timesteps are passed as <see cref="double"/> (every int64 timestep below 2^53 and every
 /// float32 timestep is exact in a double) or as a 0-dim tensor taken from <see cref="Timesteps"/>.
+/// <para>A scheduler owns the tensors it holds (tables, timesteps, sigmas, a solver's history) and frees them on
+/// <see cref="IDisposable.Dispose"/>; after that its operations and tensors throw <see cref="ObjectDisposedException"/>.
+/// Whoever makes a scheduler disposes it (<c>using var s = DDPMScheduler.FromConfig(c);</c>), unless it hands it to a
+/// pipeline, which disposes the scheduler it holds when it is disposed; a scheduler that replaces another in a pipeline
+/// (<c>pipe.Scheduler = …</c>) leaves the replaced one to the caller, as a replaced VAE (docs/ARCHITECTURE.md, "Tensor ownership").</para>
 /// </summary>
-public interface IScheduler
+public interface IScheduler : IDisposable
 {
     /// <summary>The diffusers class name, e.g. <c>DDPMScheduler</c>.</summary>
     string ClassName { get; }
@@ -40,7 +45,7 @@ public interface IScheduler
     /// <summary>
     /// Why a step of this scheduler at <paramref name="timestep"/> turns finite inputs into NaN or ±Inf under its config
     /// (diffusers' arithmetic does the same there), or null where nothing in the config does. The denoising loop names it
-    /// when the latents stop being finite; a class with such a case overrides <see cref="SchedulerBase.NonFiniteCause"/>.
+    /// when the latents stop being finite; a class with such a case overrides <c>SchedulerBase.NonFiniteCauseCore</c>.
     /// </summary>
     string? NonFiniteCause(double timestep) => null;
 

@@ -39,7 +39,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     public IReadOnlyList<float> SigmasDown => _down;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var (sigmas, logSigmas, ts, f64) = BaseSchedule(numInferenceSteps);
         int n = ts.Length;   // the spaced timesteps: one more than asked where trailing spacing overshoots
@@ -69,7 +69,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaValues[i] : InterpolTable[i - 1];
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
@@ -96,7 +96,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
             var start = FirstHalfSample!;
             prev = start + derivative * (sigmaDown - sigmaHat);
             prev = prev + noise * sigmaUp;
-            start.Dispose();
+            Release(start);
             FirstHalfSample = null;
         }
         StepIndex = i + 1;

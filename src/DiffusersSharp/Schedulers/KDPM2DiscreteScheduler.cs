@@ -42,7 +42,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     protected override bool UseKarras => TypedConfig.UseKarrasSigmas == true;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var (sigmas, logSigmas, ts, f64) = BaseSchedule(numInferenceSteps);
         int n = ts.Length;   // the spaced timesteps: one more than asked where trailing spacing overshoots
@@ -60,7 +60,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaValues[i] : InterpolTable[i];
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         int i = BeginCountedStep(timestep);
@@ -83,7 +83,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
             var derivative = (sample - x0) / sigmaInterpol;
             var start = FirstHalfSample!;
             prev = start + derivative * (sigmaNext - sigmaHat);
-            start.Dispose();
+            Release(start);
             FirstHalfSample = null;
         }
         StepIndex = i + 1;

@@ -90,7 +90,7 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
         InterpolTable = Doubled(interpol);
         var t = float64 ? torch.tensor(timesteps, ScalarType.Float64) : torch.tensor(timesteps.Select(v => (float)v).ToArray(), ScalarType.Float32);
         SetSchedule(Doubled(sigmas), device is null ? t : t.to(device, disposeAfter: true), null);
-        FirstHalfSample?.Dispose();
+        Release(FirstHalfSample);
         FirstHalfSample = null;
     }
 
@@ -98,6 +98,6 @@ public abstract class KDpm2SchedulerBase<TSelf, TConfig> : SigmaSchedulerBase<TS
     protected abstract override float InputSigma(int i);
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AddNoiseCounted(originalSamples, noise, timesteps);
 }

@@ -46,16 +46,17 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     public double FinalAlphaCumprod => _finalAlphaCumprod;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null) =>
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device) =>
         SetTimesteps(numInferenceSteps, device, null, 1.0);
 
     /// <inheritdoc/>
-    public override void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
+    protected override void SetTimestepsCore(IReadOnlyList<long> timesteps, Device? device) =>
         SetTimesteps(timesteps, device, null, 1.0);
 
     /// <summary>diffusers' <c>set_timesteps(num_inference_steps, device, original_inference_steps, strength=...)</c>.</summary>
     public void SetTimesteps(int numInferenceSteps, Device? device, int? originalInferenceSteps, double strength)
     {
+        ThrowIfDisposed();
         CheckInferenceSteps(numInferenceSteps);
         var origin = OriginTimesteps(originalInferenceSteps, strength, out int originalSteps);
         int skipping = origin.Length / numInferenceSteps;
@@ -78,6 +79,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// <summary>Custom timesteps (descending, below num_train_timesteps), with diffusers' strength slicing.</summary>
     public void SetTimesteps(IReadOnlyList<long> timesteps, Device? device, int? originalInferenceSteps, double strength)
     {
+        ThrowIfDisposed();
         OriginTimesteps(originalInferenceSteps, strength, out _);
         CheckCustomTimesteps(timesteps);
         NumInferenceSteps = timesteps.Count;
@@ -121,7 +123,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
@@ -170,10 +172,10 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     }
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 
     /// <inheritdoc/>
-    public override Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
+    protected override Tensor GetVelocityCore(Tensor sample, Tensor noise, Tensor timesteps) =>
         AlphaMath.GetVelocity(this, AlphasCumprodValues, sample, noise, timesteps);
 }

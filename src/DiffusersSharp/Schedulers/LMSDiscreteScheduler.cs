@@ -35,7 +35,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     public override IReadOnlySet<string> StepArguments => Arguments;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         var c = TypedConfig;
         int n = numInferenceSteps;
@@ -51,7 +51,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
         }
         else timesteps = torch.tensor(ts, device: device);
         SetSchedule(sigmas.Select(s => (float)s).Append(0f).ToArray(), timesteps, device);
-        foreach (var d in _derivatives) d.Dispose();
+        foreach (var d in _derivatives) Release(d);
         _derivatives.Clear();
     }
 
@@ -81,7 +81,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     private static readonly double[] GaussWeights = [0.3478548451374538, 0.6521451548625461, 0.6521451548625461, 0.3478548451374538];
 
     /// <summary>diffusers' <c>step(model_output, timestep, sample, order)</c>: reads <see cref="StepOptions.Order"/>.</summary>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         int order = (options ?? StepOptions.Default).Order;
@@ -92,7 +92,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
         var predOriginal = PredictOriginal(modelOutput, sample, sigma);
         var derivative = (sample - predOriginal) / sigma;
         _derivatives.Add(Keep(derivative));
-        if (_derivatives.Count > order) { _derivatives[0].Dispose(); _derivatives.RemoveAt(0); }
+        if (_derivatives.Count > order) { Release(_derivatives[0]); _derivatives.RemoveAt(0); }
         int ord = Math.Min(i + 1, order);
         Tensor? acc = null;
         for (int j = 0; j < ord && j < _derivatives.Count; j++)

@@ -7,7 +7,7 @@ namespace DiffusersSharp.Schedulers;
 /// diffusers' <c>PNDMScheduler</c> (Liu et al. 2022, pseudo numerical methods; scheduling_pndm.py of 0.25.1):
 /// four Runge-Kutta (PRK) warm-up steps of 3 model calls each, then linear multistep (PLMS); with
 /// <c>skip_prk_steps</c> PLMS from the start (Stable Diffusion's default), the first step taken twice.
-/// The scheduler is stateful: call <see cref="SetTimesteps"/> before each loop.
+/// The scheduler is stateful: call <see cref="SchedulerBase.SetTimesteps(int, Device?)"/> before each loop.
 /// </summary>
 public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerConfig>
 {
@@ -46,7 +46,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     public IReadOnlyList<long> PrkTimesteps => _prkTimesteps;
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         var c = TypedConfig;
@@ -81,17 +81,17 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
 
     private void ResetState()
     {
-        foreach (var e in _ets) e.Dispose();
+        foreach (var e in _ets) Release(e);
         _ets.Clear();
         _counter = 0;
-        _curModelOutput?.Dispose();
+        Release(_curModelOutput);
         _curModelOutput = null;
-        _curSample?.Dispose();
+        Release(_curSample);
         _curSample = null;
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is null)
@@ -123,7 +123,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
                 break;
             default:
                 modelOutput = _curModelOutput! + (1.0 / 6) * modelOutput;
-                _curModelOutput!.Dispose();
+                Release(_curModelOutput);
                 _curModelOutput = null;
                 break;
         }
@@ -143,7 +143,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         long prevTimestep = timestep - ratio;
         if (_counter != 1)
         {
-            while (_ets.Count > 3) { _ets[0].Dispose(); _ets.RemoveAt(0); }
+            while (_ets.Count > 3) { Release(_ets[0]); _ets.RemoveAt(0); }
             _ets.Add(Keep(modelOutput));
         }
         else
@@ -160,7 +160,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         {
             modelOutput = (modelOutput + _ets[^1]) / 2;
             sample = _curSample!.alias();
-            _curSample.Dispose();
+            Release(_curSample);
             _curSample = null;
         }
         else if (_ets.Count == 2)
@@ -175,10 +175,10 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
         return new SchedulerOutput(prev.MoveToOuterDisposeScope());
     }
 
-    private static void SetCur(ref Tensor? slot, Tensor value)
+    private void SetCur(ref Tensor? slot, Tensor value)
     {
         var kept = Keep(value);
-        slot?.Dispose();
+        Release(slot);
         slot = kept;
     }
 
@@ -199,6 +199,6 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     }
 
     /// <inheritdoc/>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
         AlphaMath.AddNoise(this, AlphasCumprodValues, originalSamples, noise, timesteps);
 }

@@ -77,6 +77,7 @@ public static class SchedulerAliases
         var scheduler = SchedulerFactory.FromConfig(className, config);
         if (settings.Length == 0) return scheduler;
         var obj = SchedulerConfigs.ToJsonObject((DiffusersConfig)scheduler.Config);
+        scheduler.Dispose();   // only its config (from_config's) was needed
         foreach (var (key, json) in settings) obj[key] = JsonNode.Parse(json);
         obj["_class_name"] = className;
         return SchedulerFactory.FromJson(obj.ToJsonString(), $"scheduler '{nameOrAlias}' ({className})");

@@ -9,11 +9,19 @@ namespace DiffusersSharp.Schedulers;
 /// overloads, the noise draws of a step and the common argument checks. Per-class maths lives in the
 /// subclasses, each a port of one diffusers 0.25.1 file; they derive from
 /// <see cref="SchedulerBase{TSelf, TConfig}"/>, which holds the typed config and the construction from it.
+/// <para>Ownership (docs/ARCHITECTURE.md, "Tensor ownership"): a scheduler owns every tensor it keeps (betas, alphas,
+/// alphas_cumprod, timesteps, sigmas, a solver's history); it takes each with <see cref="Own"/> or <see cref="Keep"/> and
+/// frees one it replaces with <see cref="Release"/>, and <see cref="Dispose"/> frees the rest, here, for every class.
+/// The public operations are written once here and check that the scheduler is not disposed before calling the class's
+/// <c>…Core</c> override.</para>
 /// </summary>
-public abstract class SchedulerBase : IScheduler
+public abstract partial class SchedulerBase : IScheduler
 {
-    /// <summary>Empty int64 tensor until <see cref="SetTimesteps(int, Device?)"/>.</summary>
-    private Tensor _timesteps = torch.empty(0, ScalarType.Int64).DetachFromDisposeScope();
+    private Tensor _timesteps;
+    private Tensor _betas = null!, _alphas = null!, _alphasCumprod = null!;
+
+    /// <summary>Starts with empty int64 timesteps (until <see cref="SetTimesteps(int, Device?)"/> or the class's constructor).</summary>
+    protected SchedulerBase() => _timesteps = Own(torch.empty(0, ScalarType.Int64));
 
     /// <inheritdoc/>
     public abstract string ClassName { get; }
@@ -26,7 +34,17 @@ public abstract class SchedulerBase : IScheduler
     /// <inheritdoc/>
     public int? NumInferenceSteps { get; protected set; }
     /// <inheritdoc/>
-    public virtual double InitNoiseSigma => 1.0;
+    public double InitNoiseSigma
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return InitNoiseSigmaCore;
+        }
+    }
+
+    /// <summary><see cref="InitNoiseSigma"/> of this class: 1 unless the class scales its first noise draw.</summary>
+    protected virtual double InitNoiseSigmaCore => 1.0;
 
     /// <summary>The <c>step</c> arguments of schedulers that draw noise and read nothing else.</summary>
     protected static readonly IReadOnlySet<string> GeneratorOnly = new HashSet<string> { "generator" };
@@ -40,13 +58,17 @@ public abstract class SchedulerBase : IScheduler
     /// <inheritdoc/>
     public Tensor Timesteps
     {
-        get => _timesteps;
+        get
+        {
+            ThrowIfDisposed();
+            return _timesteps;
+        }
         protected set
         {
             // the scheduler owns its timesteps: the previous ones go now, not when the GC finalizes them
             var old = _timesteps;
-            _timesteps = value.DetachFromDisposeScope();
-            if (!ReferenceEquals(old, _timesteps)) old.Dispose();
+            _timesteps = Own(value);
+            if (!ReferenceEquals(old, _timesteps)) Release(old);
         }
     }
 
@@ -61,11 +83,11 @@ public abstract class SchedulerBase : IScheduler
     }
 
     /// <summary>The betas ([num_train_timesteps], float32), as diffusers computes them.</summary>
-    public Tensor Betas { get; private set; } = null!;
+    public Tensor Betas => Checked(_betas);
     /// <summary>1 - betas.</summary>
-    public Tensor Alphas { get; private set; } = null!;
+    public Tensor Alphas => Checked(_alphas);
     /// <summary>cumprod(alphas), float32.</summary>
-    public Tensor AlphasCumprod { get; private set; } = null!;
+    public Tensor AlphasCumprod => Checked(_alphasCumprod);
 
     /// <summary><see cref="AlphasCumprod"/> as floats: what the per-step coefficients are computed from.</summary>
     protected float[] AlphasCumprodValues { get; private set; } = [];
@@ -83,17 +105,17 @@ public abstract class SchedulerBase : IScheduler
         float[] betas = SchedulerMath.Betas(ClassName, c, extraSchedules);
         if (c.RescaleBetasZeroSnr) betas = SchedulerMath.RescaleZeroTerminalSnr(betas);
         float[] alphas = betas.Select(b => 1f - b).ToArray();
-        Betas = torch.tensor(betas, ScalarType.Float32).DetachFromDisposeScope();
-        Alphas = torch.tensor(alphas, ScalarType.Float32).DetachFromDisposeScope();
+        _betas = Own(torch.tensor(betas, ScalarType.Float32));
+        _alphas = Own(torch.tensor(alphas, ScalarType.Float32));
         SetAlphasCumprod(ExactFloat32.Cumprod(alphas));
     }
 
     /// <summary>Replaces the alphas_cumprod table (Euler's zero-SNR fix sets its last entry to 2^-24).</summary>
     protected void SetAlphasCumprod(float[] values)
     {
-        AlphasCumprod?.Dispose();
+        Release(_alphasCumprod);
         AlphasCumprodValues = values;
-        AlphasCumprod = torch.tensor(values, ScalarType.Float32).DetachFromDisposeScope();
+        _alphasCumprod = Own(torch.tensor(values, ScalarType.Float32));
     }
 
     /// <summary>ᾱ at an integer training timestep (as a float32, what diffusers indexes as a 0-dim tensor).</summary>
@@ -103,8 +125,17 @@ public abstract class SchedulerBase : IScheduler
     /// <remarks>Here: an ᾱ of 0 at an integer training timestep (rescale_betas_zero_snr's zero terminal SNR), where x0
     /// from an epsilon prediction divides by √ᾱ; and a schedule whose timesteps pass the last trained one (steps_offset
     /// 1 with "leading" spacing at 1000 of 1000 steps: SD 1.x's config), where the sigma schedulers' interpolation gives
-    /// two steps the last sigma and a solver divides by their difference. Classes with causes of their own extend it.</remarks>
-    public virtual string? NonFiniteCause(double timestep)
+    /// two steps the last sigma and a solver divides by their difference. Classes with causes of their own extend it
+    /// (<see cref="NonFiniteCauseCore"/>).</remarks>
+    public string? NonFiniteCause(double timestep)
+    {
+        ThrowIfDisposed();
+        return NonFiniteCauseCore(timestep);
+    }
+
+    /// <summary>The class's <see cref="NonFiniteCause"/>: the two causes above; a class with causes of its own overrides it
+    /// and falls back on this one.</summary>
+    protected virtual string? NonFiniteCauseCore(double timestep)
     {
         double[] schedule = TimestepValues;
         if (schedule.Length > 0 && schedule.Max() is var reach && reach >= NumTrainTimesteps)
@@ -120,7 +151,14 @@ public abstract class SchedulerBase : IScheduler
     }
 
     /// <inheritdoc/>
-    public abstract void SetTimesteps(int numInferenceSteps, Device? device = null);
+    public void SetTimesteps(int numInferenceSteps, Device? device = null)
+    {
+        ThrowIfDisposed();
+        SetTimestepsCore(numInferenceSteps, device);
+    }
+
+    /// <summary>The class's <c>set_timesteps(num_inference_steps, device)</c> (<see cref="SetTimesteps(int, Device?)"/>).</summary>
+    protected abstract void SetTimestepsCore(int numInferenceSteps, Device? device);
 
     /// <summary>
     /// Writes <c>scheduler_config.json</c> into <paramref name="directory"/> (created if needed), as diffusers'
@@ -129,11 +167,25 @@ public abstract class SchedulerBase : IScheduler
     public abstract void SavePretrained(string directory);
 
     /// <inheritdoc/>
-    public virtual void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null) =>
+    public void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
+    {
+        ThrowIfDisposed();
+        SetTimestepsCore(timesteps, device);
+    }
+
+    /// <summary>The class's custom timesteps (<see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>); refused unless it accepts them.</summary>
+    protected virtual void SetTimestepsCore(IReadOnlyList<long> timesteps, Device? device) =>
         throw new DiffusersException($"{ClassName} does not accept custom timesteps (diffusers' set_timesteps(timesteps=...)); pass a number of inference steps");
 
     /// <inheritdoc/>
-    public virtual Tensor ScaleModelInput(Tensor sample, double timestep) => sample;
+    public Tensor ScaleModelInput(Tensor sample, double timestep)
+    {
+        ThrowIfDisposed();
+        return ScaleModelInputCore(sample, timestep);
+    }
+
+    /// <summary>The class's <c>scale_model_input</c> (<see cref="ScaleModelInput(Tensor, double)"/>): the sample as it is unless overridden.</summary>
+    protected virtual Tensor ScaleModelInputCore(Tensor sample, double timestep) => sample;
 
     /// <summary>
     /// <see cref="ScaleModelInput(Tensor, double)"/> at a 0-dim timestep tensor (an entry of <see
@@ -142,20 +194,38 @@ public abstract class SchedulerBase : IScheduler
     public Tensor ScaleModelInput(Tensor sample, Tensor timestep) => ScaleModelInput(sample, ToDouble(timestep));
 
     /// <inheritdoc/>
-    public abstract SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null);
+    public SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    {
+        ThrowIfDisposed();
+        return StepCore(modelOutput, timestep, sample, options);
+    }
+
+    /// <summary>The class's <c>step</c> (<see cref="Step(Tensor, double, Tensor, StepOptions?)"/>).</summary>
+    protected abstract SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options);
 
     /// <summary><see cref="Step(Tensor, double, Tensor, StepOptions?)"/> at a 0-dim timestep tensor (an entry of <see cref="Timesteps"/>).</summary>
     public SchedulerOutput Step(Tensor modelOutput, Tensor timestep, Tensor sample, StepOptions? options = null) =>
         Step(modelOutput, ToDouble(timestep), sample, options);
 
     /// <inheritdoc/>
-    public abstract Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps);
+    public Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        ThrowIfDisposed();
+        return AddNoiseCore(originalSamples, noise, timesteps);
+    }
 
-    /// <summary>The sigma schedule of the sigma-based schedulers (null for the others); last entry per diffusers' convention.</summary>
-    public virtual Tensor? Sigmas => null;
+    /// <summary>The class's <c>add_noise</c> (<see cref="AddNoise"/>).</summary>
+    protected abstract Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps);
 
     /// <summary>v-prediction target (diffusers' <c>get_velocity</c>); only the alpha-based schedulers define it.</summary>
-    public virtual Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps) =>
+    public Tensor GetVelocity(Tensor sample, Tensor noise, Tensor timesteps)
+    {
+        ThrowIfDisposed();
+        return GetVelocityCore(sample, noise, timesteps);
+    }
+
+    /// <summary>The class's <c>get_velocity</c> (<see cref="GetVelocity"/>); refused unless the class defines it.</summary>
+    protected virtual Tensor GetVelocityCore(Tensor sample, Tensor noise, Tensor timesteps) =>
         throw new DiffusersException($"{ClassName} does not define get_velocity (diffusers defines it for DDPM, DDIM, LCM and a few others)");
 
     /// <summary>
@@ -312,9 +382,6 @@ public abstract class SchedulerBase : IScheduler
 
     /// <summary>A double in round-trip form, for messages that must show the exact timestep.</summary>
     protected static string Fmt(double v) => v.ToString("R", CultureInfo.InvariantCulture);
-
-    /// <summary>Stores a tensor as scheduler state: an alias that outlives the caller's dispose scope.</summary>
-    protected static Tensor Keep(Tensor t) => t.alias().DetachFromDisposeScope();
 
     /// <summary>x reshaped to broadcast against a tensor of rank <paramref name="rank"/> (diffusers' flatten + unsqueeze(-1) loop).</summary>
     protected static Tensor BroadcastTo(Tensor x, long rank)

@@ -21,7 +21,6 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     where TSelf : SigmaSchedulerBase<TSelf, TConfig>
     where TConfig : SchedulerConfig, ISigmaScheduleConfig, new()
 {
-    private Tensor? _sigmas;
     private double[] _schedule = [];
     private readonly Dictionary<double, int> _indexCounter = [];
 
@@ -31,9 +30,6 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     /// <summary>The sigma table the steps read (float32, ending in 0).</summary>
     protected float[] SigmaValues { get; private set; } = [];
 
-    /// <inheritdoc/>
-    public override Tensor? Sigmas => _sigmas;
-
     /// <summary>
     /// diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before
     /// the first step.
@@ -41,7 +37,7 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     public int? StepIndex { get; protected set; }
 
     /// <inheritdoc/>
-    public override double InitNoiseSigma
+    protected override double InitNoiseSigmaCore
     {
         get
         {
@@ -64,14 +60,13 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     }
 
     /// <summary>
-    /// Installs the sigma table (its tensor, <see cref="Sigmas"/>, on <paramref name="sigmasDevice"/>; null: the CPU) and
+    /// Installs the sigma table (its tensor, <see cref="SchedulerBase.Sigmas"/>, on <paramref name="sigmasDevice"/>; null: the CPU) and
     /// the timesteps, and restarts the step index and the timestep counts.
     /// </summary>
     protected void SetSchedule(float[] sigmas, Tensor timesteps, Device? sigmasDevice)
     {
         SigmaValues = sigmas;
-        _sigmas?.Dispose();
-        _sigmas = torch.tensor(sigmas, ScalarType.Float32, sigmasDevice).DetachFromDisposeScope();
+        SetSigmas(sigmas, sigmasDevice);
         Timesteps = timesteps;
         _schedule = TimestepValues;
         StepIndex = null;
@@ -94,7 +89,7 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
     protected virtual float InputSigma(int i) => SigmaValues[i];
 
     /// <inheritdoc/>
-    public override Tensor ScaleModelInput(Tensor sample, double timestep)
+    protected override Tensor ScaleModelInputCore(Tensor sample, double timestep)
     {
         float sigma = InputSigma(CurrentIndex(timestep));
         return sample / ExactFloat32.Sqrt(sigma * sigma + 1f);
@@ -118,8 +113,8 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
 
     /// <summary>diffusers' <c>add_noise</c> of the one-call schedulers: each timestep's σ (it must occur once in the
     /// timesteps), then <c>original + noise · σ</c>.</summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
-        SigmaMath.AddNoise(this, _sigmas!, Timesteps, originalSamples, noise, timesteps);
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps) =>
+        SigmaMath.AddNoise(this, Sigmas!, Timesteps, originalSamples, noise, timesteps);
 
     /// <summary><see cref="BeginStep"/> that also counts the timestep (diffusers' <c>_index_counter</c> of the two-call
     /// schedulers, which <see cref="AddNoiseCounted"/> reads).</summary>
@@ -151,7 +146,7 @@ public abstract class SigmaSchedulerBase<TSelf, TConfig> : SchedulerBase<TSelf, 
                 throw new DiffusersException($"{ClassName}: add_noise timestep {Fmt(key)} has no occurrence #{pos + 1} in the scheduler's timesteps");
             return (long)hits[pos];
         }).ToArray();
-        var sig = BroadcastTo(_sigmas!.to(originalSamples.dtype, originalSamples.device)
+        var sig = BroadcastTo(Sigmas!.to(originalSamples.dtype, originalSamples.device)
             .index_select(0, torch.tensor(idx, ScalarType.Int64, originalSamples.device)), originalSamples.dim());
         return (originalSamples + noise * sig).MoveToOuterDisposeScope();
     }

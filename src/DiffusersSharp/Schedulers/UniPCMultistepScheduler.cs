@@ -53,21 +53,21 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     }
 
     /// <inheritdoc/>
-    public override void SetTimesteps(int numInferenceSteps, Device? device = null)
+    protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
         var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
         SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
-        for (int i = 0; i < _modelOutputs.Length; i++) { Drop(_modelOutputs[i]); _modelOutputs[i] = null; }
-        Drop(_lastSample);
+        for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
+        Release(_lastSample);
         _lastSample = null;
         _lowerOrderNums = 0;
     }
 
     /// <inheritdoc/>
-    public override SchedulerOutput Step(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options = null)
+    protected override SchedulerOutput StepCore(Tensor modelOutput, double timestep, Tensor sample, StepOptions? options)
     {
         CheckStepInputs(modelOutput, sample);
         if (NumInferenceSteps is not int n)
@@ -79,14 +79,14 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         var converted = ConvertModelOutput(modelOutput, sample, i);
         if (useCorrector) sample = CorrectorUpdate(converted, _lastSample!, sample, _thisOrder, i);
 
-        Drop(_modelOutputs[0]);
+        Release(_modelOutputs[0]);
         for (int k = 0; k < order - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[order - 1] = Keep(converted);
 
         int thisOrder = TypedConfig.LowerOrderFinal ? Math.Min(order, n - i) : order;
         _thisOrder = Math.Min(thisOrder, _lowerOrderNums + 1);
 
-        Drop(_lastSample);
+        Release(_lastSample);
         _lastSample = Keep(sample);
         var prev = PredictorUpdate(sample, _thisOrder, i);
         if (_lowerOrderNums < order) _lowerOrderNums++;

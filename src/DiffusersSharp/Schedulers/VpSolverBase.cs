@@ -19,11 +19,8 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
     /// <summary>Stores the config and builds the betas (see <see cref="SchedulerBase{TSelf, TConfig}"/>).</summary>
     protected VpSolverBase(TConfig? config) : base(config) { }
 
+    // the inference sigmas (float32, N + 1 entries; the last is σ(t=0) or a repeat of the last one): Sigmas, null before SetTimesteps
     private float[] _sigmas = [];
-    private Tensor? _sigmasTensor;
-
-    /// <summary>The inference sigmas (float32, N + 1 entries; the last is σ(t=0) or a repeat of the last one); null before SetTimesteps.</summary>
-    public override Tensor? Sigmas => _sigmasTensor;
 
     /// <summary>diffusers' <c>step_index</c>: null until the first <c>Step</c> after <c>SetTimesteps</c>.</summary>
     public int? StepIndex { get; protected set; }
@@ -36,8 +33,7 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
     {
         Timesteps = timesteps;
         _sigmas = sigmas;
-        _sigmasTensor?.Dispose();
-        _sigmasTensor = torch.tensor(sigmas, ScalarType.Float32).DetachFromDisposeScope();
+        SetSigmas(sigmas);
         NumInferenceSteps = (int)timesteps.shape[0];
         StepIndex = null;
     }
@@ -175,9 +171,9 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
     /// twice), then α_t x0 + σ_t ε. diffusers takes the last σ of the schedule for a timestep it does not hold, which
     /// noises to another level than asked without a word; we refuse it, as <see cref="InitStepIndex"/> does.
     /// </summary>
-    public override Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    protected override Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
-        if (_sigmasTensor is null)
+        if (Sigmas is null)
             throw new DiffusersException($"{ClassName}: call SetTimesteps before AddNoise");
         CheckNoiseInputs("add_noise", originalSamples, "original_samples", noise, timesteps);
         using var scope = torch.NewDisposeScope();
@@ -207,7 +203,4 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         var alpha = 1 / root;
         return (alpha, sigma * alpha);
     }
-
-    /// <summary>Disposes an aliased state tensor (a no-op for null).</summary>
-    protected static void Drop(Tensor? t) => t?.Dispose();
 }
