@@ -30,8 +30,9 @@ public sealed class GenerationService : IDisposable
     private bool _disposed;
     private string? _loraDirectory;
     private GenerationLoras _loras;
-    // one scheduler per kind (the default: ""), reused: SetTimesteps resets it each run, so a request leaves no scheduler
-    // tensors behind for the GC to finalize; as many as there are scheduler classes and aliases
+    // one scheduler per kind (the default, "": the pipeline's own), reused: SetTimesteps resets it each run, so a request
+    // leaves no scheduler tensors behind for the GC to finalize; as many as there are scheduler classes and aliases. The
+    // service swaps them in and out of the pipeline, so it owns them all and disposes them (Dispose)
     private readonly Dictionary<string, IScheduler> _schedulers = [];
 
     /// <summary>Serves <paramref name="pipeline"/> (owned from now on: disposed with the service) under <paramref name="modelId"/>.</summary>
@@ -44,14 +45,27 @@ public sealed class GenerationService : IDisposable
         _lora = (ILoraPipeline?)_pipe ?? (ILoraPipeline?)_xl ?? throw new DiffusersException(
             $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting) and SDXL base pipelines (text to image); this model is a {pipeline.ClassName}");
         ModelId = modelId;
-        _schedulerConfig = (DiffusersConfig)(_pipe?.Scheduler ?? _xl!.Scheduler).Config;
+        var own = _pipe?.Scheduler ?? _xl!.Scheduler;
+        _schedulerConfig = (DiffusersConfig)own.Config;
+        _schedulers[""] = own;
         ParameterBytes = CountParameterBytes(pipeline);
         _loras = new GenerationLoras(_lora, null);
     }
 
     /// <summary>Loads a pipeline folder or Hub id (<see cref="DiffusionPipeline.FromPretrained"/>) and serves it.</summary>
-    public static GenerationService Load(string idOrPath, LoadOptions? options = null) =>
-        new(DiffusionPipeline.FromPretrained(idOrPath, options), idOrPath);
+    public static GenerationService Load(string idOrPath, LoadOptions? options = null)
+    {
+        var pipeline = DiffusionPipeline.FromPretrained(idOrPath, options);
+        try
+        {
+            return new(pipeline, idOrPath);
+        }
+        catch
+        {
+            pipeline.Dispose();   // a pipeline the service does not run (DDPM, ...)
+            throw;
+        }
+    }
 
     /// <summary>The name the model was loaded by.</summary>
     public string ModelId { get; }
@@ -168,7 +182,7 @@ public sealed class GenerationService : IDisposable
             : SchedulerAliases.TryResolve(name, out var className, out var settings) ? className + string.Concat(settings.Select(s => $";{s.Key}={s.Json}"))
             : name;
         if (!_schedulers.TryGetValue(key, out var scheduler))
-            _schedulers[key] = scheduler = name is null ? SchedulerFactory.FromConfig(_schedulerConfig) : SchedulerAliases.Build(name, _schedulerConfig);
+            _schedulers[key] = scheduler = SchedulerAliases.Build(name!, _schedulerConfig);
         return scheduler;
     }
 
@@ -181,8 +195,8 @@ public sealed class GenerationService : IDisposable
         {
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give an image and a mask (/v1/images/edits)");
-            var text = _pipe as StableDiffusionPipeline ?? new StableDiffusionPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
-            text.Scheduler = scheduler;
+            var text = WithScheduler(_pipe as StableDiffusionPipeline,
+                s => new StableDiffusionPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
             return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
                 numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
@@ -192,8 +206,8 @@ public sealed class GenerationService : IDisposable
         {
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give a mask with the image");
-            var img2img = _pipe as StableDiffusionImg2ImgPipeline ?? new StableDiffusionImg2ImgPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
-            img2img.Scheduler = scheduler;
+            var img2img = WithScheduler(_pipe as StableDiffusionImg2ImgPipeline,
+                s => new StableDiffusionImg2ImgPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
             return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
                 callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
@@ -239,11 +253,29 @@ public sealed class GenerationService : IDisposable
     }
 
     /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>
-    private StableDiffusionInpaintPipeline InpaintPipeline(IScheduler scheduler)
+    private StableDiffusionInpaintPipeline InpaintPipeline(IScheduler scheduler) =>
+        WithScheduler(_pipe as StableDiffusionInpaintPipeline,
+            s => new StableDiffusionInpaintPipeline(_pipe!.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
+
+    /// <summary>
+    /// <paramref name="loaded"/> (the loaded pipeline, when it is of the class the request needs), else a pipeline of that
+    /// class around the loaded components (never disposed: the loaded pipeline owns the models), holding the service's
+    /// <paramref name="scheduler"/>. The scheduler either replaces is the service's (<see cref="_schedulers"/>), or, in a new
+    /// pipeline, the copy its constructor was handed (a constructor owns the scheduler it is given, and may swap it for one
+    /// with a corrected config), disposed here.
+    /// </summary>
+    private static TPipeline WithScheduler<TPipeline>(TPipeline? loaded, Func<IScheduler, TPipeline> around, IScheduler scheduler)
+        where TPipeline : StableDiffusionPipelineBase
     {
-        var inpaint = _pipe as StableDiffusionInpaintPipeline ?? new StableDiffusionInpaintPipeline(_pipe!.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, scheduler, _pipe.Log);
-        inpaint.Scheduler = scheduler;
-        return inpaint;
+        if (loaded is not null)
+        {
+            loaded.Scheduler = scheduler;
+            return loaded;
+        }
+        var pipe = around(SchedulerFactory.FromConfig((DiffusersConfig)scheduler.Config));
+        using var handed = pipe.Scheduler;
+        pipe.Scheduler = scheduler;
+        return pipe;
     }
 
     /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>
@@ -282,14 +314,15 @@ public sealed class GenerationService : IDisposable
         return total;
     }
 
-    /// <summary>Frees the pipeline's models (after the run in progress, if any).</summary>
+    /// <summary>Frees the pipeline's models and the service's schedulers (after the run in progress, if any).</summary>
     public void Dispose()
     {
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
-            _pipeline.Dispose();
+            _pipeline.Dispose();   // the models and the scheduler the pipeline holds now, one of the service's
+            foreach (var scheduler in _schedulers.Values) scheduler.Dispose();   // a second Dispose does nothing
         }
     }
 

@@ -7,7 +7,7 @@ namespace DiffusersSharp.Pipelines;
 
 /// <summary>
 /// diffusers' <c>DDIMPipeline</c>: like <see cref="DDPMPipeline"/> but always with a <see cref="DDIMScheduler"/>
-/// (any scheduler given is converted with <c>DDIMScheduler.from_config(scheduler.config)</c>, as diffusers
+/// (any other scheduler given is converted with <c>DDIMScheduler.from_config(scheduler.config)</c>, as diffusers
 /// does), with <c>eta</c> (0 = DDIM, 1 = DDPM-like) and <c>use_clipped_model_output</c>.
 /// </summary>
 public sealed class DDIMPipeline : UnconditionalImagePipeline
@@ -17,7 +17,7 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
 
     /// <summary>
     /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>, converted to a DDIMScheduler from its
-    /// config.
+    /// config unless it is one; the pipeline owns both (a converted scheduler is disposed at once, the conversion kept).
     /// </summary>
     public DDIMPipeline(UNet2DModel unet, IScheduler scheduler) : base(unet, ToDdim(scheduler)) { }
 
@@ -33,8 +33,18 @@ public sealed class DDIMPipeline : UnconditionalImagePipeline
     /// <inheritdoc/>
     protected override IScheduler ValidateScheduler(IScheduler scheduler) => ToDdim(scheduler);
 
-    /// <summary>diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>, whatever the scheduler given (a fresh one).</summary>
-    private static DDIMScheduler ToDdim(IScheduler scheduler) => DDIMScheduler.FromConfig(scheduler.Config);
+    /// <summary>
+    /// diffusers' <c>DDIMScheduler.from_config(scheduler.config)</c>: a DDIMScheduler as it is (the same config), any other
+    /// converted. The scheduler was handed to the pipeline (constructor, <see cref="UnconditionalImagePipeline.Scheduler"/>),
+    /// so one that is converted is disposed here: the pipeline holds, and disposes, only the conversion.
+    /// </summary>
+    private static DDIMScheduler ToDdim(IScheduler scheduler)
+    {
+        if (scheduler is DDIMScheduler ddim) return ddim;
+        var converted = DDIMScheduler.FromConfig(scheduler.Config);
+        scheduler.Dispose();
+        return converted;
+    }
 
     /// <summary>
     /// Loads <c>unet/</c> and <c>scheduler/</c> of a pipeline folder. diffusers' <c>DDIMPipeline.from_pretrained</c>

@@ -78,7 +78,11 @@ public abstract class DiffusionPipeline : IDisposable
             { FilePath = index, Key = "_class_name" };
     }
 
-    /// <summary>Disposes every component the pipeline holds.</summary>
+    /// <summary>
+    /// Disposes every component the pipeline holds (models, VAE, scheduler): the one place a pipeline's ownership is
+    /// applied. A pipeline owns what it was built with or loaded and what is assigned to it; a component that an
+    /// assignment replaced is no longer held, so it is left to the caller.
+    /// </summary>
     public virtual void Dispose()
     {
         foreach (var c in Components.Values)

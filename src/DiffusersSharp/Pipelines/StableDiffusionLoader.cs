@@ -20,7 +20,7 @@ internal static class StableDiffusionLoader
     /// variant only where the component's folder holds it, <see cref="PipelineVariant"/>; the
     /// text encoder in <see cref="StableDiffusionPipelineBase.TextEncoderDtype"/>;
     /// outside any dispose scope, so the weights live as long as the pipeline), then builds the pipeline with
-    /// <paramref name="create"/>; when that throws, the loaded models are disposed.
+    /// <paramref name="create"/>; when that throws, the loaded models and scheduler are disposed.
     /// </summary>
     public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
         Func<Loaded, TPipeline> create)
@@ -32,14 +32,13 @@ internal static class StableDiffusionLoader
         PipelineVariant.RequireSomewhere(index, options.Variant);
 
         var tokenizer = CLIPTokenizer.FromPretrained(folder, "tokenizer", options);
-        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
-        var textConfig = PipelineSteps.ReadTextConfig(folder, "text_encoder");
-        var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
-        TokenizerFit.CheckComponents(tokenizer, textConfig, unetConfig, Path.Combine(folder, "text_encoder", "config.json"),
-            Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
-
         return PipelineSteps.DisposeOnFailure(loaded =>
         {
+            var scheduler = loaded.Kept(SchedulerFactory.FromPretrained(folder, "scheduler", options));
+            var textConfig = PipelineSteps.ReadTextConfig(folder, "text_encoder");
+            var unetConfig = ConfigJson.Read<UNet2DConditionModelConfig>(Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
+            TokenizerFit.CheckComponents(tokenizer, textConfig, unetConfig, Path.Combine(folder, "text_encoder", "config.json"),
+                Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName));
             var text = loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder",
                 PipelineVariant.For(options, index, "text_encoder") with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) }));
             var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", PipelineVariant.For(options, index, "unet")));

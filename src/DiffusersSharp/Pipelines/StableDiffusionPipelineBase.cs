@@ -31,7 +31,8 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     /// <summary>
     /// Checks that the text encoder's width matches the UNet's cross-attention, corrects the scheduler config's outdated
     /// values that <paramref name="fixes"/> names (what the diffusers class's constructor corrects) and puts every model
-    /// in evaluation mode.
+    /// in evaluation mode. The pipeline owns the components from now on and disposes them when it is disposed (a
+    /// scheduler whose config it corrects is disposed at once, the corrected one kept).
     /// </summary>
     protected StableDiffusionPipelineBase(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log, SchedulerConfigFixes fixes = SchedulerConfigFixes.None)
@@ -73,6 +74,8 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     /// <summary>
     /// The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>. A scheduler
     /// assigned here is used as given (only the constructor corrects outdated configs, see <see cref="SchedulerConfigFixes"/>).
+    /// The pipeline disposes the scheduler it holds when it is disposed; one that is replaced is left to the caller, as a
+    /// replaced VAE (<c>using var old = pipe.Scheduler; pipe.Scheduler = X.FromConfig(old.Config);</c>).
     /// </summary>
     public IScheduler Scheduler
     {
@@ -128,7 +131,8 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     /// <summary>
     /// What a diffusers Stable Diffusion constructor does to an outdated scheduler config, for the values
     /// <paramref name="fixes"/> names: <c>steps_offset</c> other than 1 becomes 1, <c>clip_sample: true</c> becomes
-    /// false, <c>skip_prk_steps: false</c> becomes true (each with a warning).
+    /// false, <c>skip_prk_steps: false</c> becomes true (each with a warning). The scheduler was handed to the pipeline, so
+    /// when its config is corrected it is disposed here and the corrected one returned.
     /// </summary>
     private IScheduler FixSchedulerConfig(IScheduler scheduler, SchedulerConfigFixes fixes)
     {
@@ -155,7 +159,9 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
         }
         if (!changed) return scheduler;
         node["_class_name"] = scheduler.ClassName;
-        return SchedulerFactory.FromJson(node.ToJsonString(), scheduler.ClassName + " config");
+        var corrected = SchedulerFactory.FromJson(node.ToJsonString(), scheduler.ClassName + " config");
+        scheduler.Dispose();
+        return corrected;
     }
 
     private static string SerializeConfig(SchedulerConfig config) =>

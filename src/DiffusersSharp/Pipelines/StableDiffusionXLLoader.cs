@@ -30,7 +30,7 @@ internal static class StableDiffusionXLLoader
     /// <c>tokenizer</c> when listed (the refiner has neither), checks that tokenizers, text encoders and UNet fit each
     /// other, and loads everything with <paramref name="options"/> (the variant only where the component's folder holds it,
     /// <see cref="PipelineVariant"/>); when <paramref name="create"/> throws, the loaded
-    /// models are disposed.
+    /// models and scheduler are disposed.
     /// </summary>
     public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
         Func<Loaded, TPipeline> create)
@@ -46,15 +46,14 @@ internal static class StableDiffusionXLLoader
 
         var tokenizer = hasFirst ? CLIPTokenizer.FromPretrained(folder, "tokenizer", options) : null;
         var tokenizer2 = CLIPTokenizer.FromPretrained(folder, "tokenizer_2", options);
-        var scheduler = SchedulerFactory.FromPretrained(folder, "scheduler", options);
         string unetPath = Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName);
-        ConfigJson.Read<UNet2DConditionModelConfig>(unetPath);
-        if (tokenizer is not null)
-            TokenizerFit.Check(tokenizer, PipelineSteps.ReadTextConfig(folder, "text_encoder"), Path.Combine(folder, "text_encoder", "config.json"));
-        TokenizerFit.Check(tokenizer2, PipelineSteps.ReadTextConfig(folder, "text_encoder_2"), Path.Combine(folder, "text_encoder_2", "config.json"));
-
         return PipelineSteps.DisposeOnFailure(loaded =>
         {
+            var scheduler = loaded.Kept(SchedulerFactory.FromPretrained(folder, "scheduler", options));
+            ConfigJson.Read<UNet2DConditionModelConfig>(unetPath);
+            if (tokenizer is not null)
+                TokenizerFit.Check(tokenizer, PipelineSteps.ReadTextConfig(folder, "text_encoder"), Path.Combine(folder, "text_encoder", "config.json"));
+            TokenizerFit.Check(tokenizer2, PipelineSteps.ReadTextConfig(folder, "text_encoder_2"), Path.Combine(folder, "text_encoder_2", "config.json"));
             // the text encoders in fp32 under bf16, as the SD loader keeps its one (StableDiffusionPipelineBase.TextEncoderDtype)
             var textOptions = options with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) };
             var text = hasFirst ? loaded.Kept(CLIPTextModel.FromPretrained(folder, "text_encoder", PipelineVariant.For(textOptions, index, "text_encoder"))) : null;

@@ -92,7 +92,11 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
     /// <summary>model_index.json's <c>requires_aesthetics_score</c> (refiner): time ids end with an aesthetic score, not the target size.</summary>
     public bool RequiresAestheticsScore { get; }
 
-    /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
+    /// <summary>
+    /// The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>. The pipeline
+    /// disposes the scheduler it holds when it is disposed; one that is replaced is left to the caller, as a replaced VAE
+    /// (<c>using var old = pipe.Scheduler; pipe.Scheduler = X.FromConfig(old.Config);</c>).
+    /// </summary>
     public IScheduler Scheduler
     {
         get => _scheduler;

@@ -19,7 +19,8 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     private IScheduler _scheduler;
 
     /// <summary>
-    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>; the pipeline disposes them.
+    /// A pipeline of <paramref name="unet"/> and <paramref name="scheduler"/>; the pipeline owns them from now on and
+    /// disposes them when it is disposed.
     /// </summary>
     protected UnconditionalImagePipeline(UNet2DModel unet, IScheduler scheduler)
     {
@@ -34,23 +35,19 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// The <c>FromPretrained</c> of the unconditional pipelines: resolves <paramref name="idOrPath"/> with
     /// <paramref name="options"/>, checks that model_index.json names <paramref name="className"/> (or one of
     /// <paramref name="alsoAccepted"/>), loads <c>unet/</c> and <c>scheduler/</c> with the same options and builds the
-    /// pipeline with <paramref name="create"/> (the UNet is disposed when that fails).
+    /// pipeline with <paramref name="create"/> (the UNet and the scheduler are disposed when that fails).
     /// </summary>
     protected static TPipeline LoadComponents<TPipeline>(string idOrPath, LoadOptions? options, string className,
         string[] alsoAccepted, Func<UNet2DModel, IScheduler, TPipeline> create)
     {
         string folder = PipelinePaths.Resolve(idOrPath, options);
         CheckClass(folder, className, alsoAccepted);
-        var unet = UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), null, options);
-        try
+        return PipelineSteps.DisposeOnFailure(loaded =>
         {
-            return create(unet, SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), null, options));
-        }
-        catch
-        {
-            unet.Dispose();
-            throw;
-        }
+            var unet = loaded.Kept(UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), null, options));
+            var scheduler = loaded.Kept(SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), null, options));
+            return create(unet, scheduler);
+        });
     }
 
     /// <summary>The number of steps <c>Generate</c> runs by default (diffusers' <c>num_inference_steps</c> default).</summary>
@@ -59,7 +56,11 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// <summary>The denoising model.</summary>
     public UNet2DModel Unet { get; }
 
-    /// <summary>The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>.</summary>
+    /// <summary>
+    /// The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>. The pipeline
+    /// disposes the scheduler it holds when it is disposed; one that is replaced is left to the caller, as a replaced
+    /// model (<c>using var old = pipe.Scheduler; pipe.Scheduler = X.FromConfig(old.Config);</c>).
+    /// </summary>
     public IScheduler Scheduler
     {
         get => _scheduler;

@@ -11,7 +11,7 @@ namespace DiffusersSharp.Pipelines.SingleFile;
 /// <summary>
 /// The diffusers components of a single file, built from its <see cref="SingleFileLayout"/> through the models' own
 /// construction and the strict weight check: one component at a time, its tensors read, renamed, loaded and freed
-/// before the next. Hand the models to a pipeline (which then owns them) or dispose this.
+/// before the next. Hand the models and the scheduler to a pipeline (which then owns them) or dispose this.
 /// </summary>
 public sealed class SingleFileComponents : IDisposable
 {
@@ -53,10 +53,10 @@ public sealed class SingleFileComponents : IDisposable
         using var ckpt = OriginalCheckpoint.Open(path);
         if (pipeline is not null) CheckFor(pipeline, ckpt);
         var layout = SingleFileLayout.Resolve(ckpt, o);
-        var assigned = layout.Assign(ckpt);
         var c = new SingleFileComponents(layout, path);
         try
         {
+            var assigned = layout.Assign(ckpt);
             int ema = ckpt.Shapes.Keys.Count(k => k.StartsWith("model_ema.", StringComparison.Ordinal));
             Func<string, Tensor> unetSource = ckpt.Load;
             if (o.ExtractEma && ema > 100) unetSource = k => ckpt.Load(EmaKey(k));
@@ -193,13 +193,14 @@ public sealed class SingleFileComponents : IDisposable
 
     private void DisposeModels(nn.Module? keep)
     {
+        Layout.Scheduler.Dispose();
         Unet?.Dispose();
         Vae?.Dispose();
         foreach (var t in TextEncoders)
             if (!ReferenceEquals(t, keep)) t.Dispose();
     }
 
-    /// <summary>Disposes the models not yet handed to a pipeline.</summary>
+    /// <summary>Disposes the models and the scheduler not yet handed to a pipeline.</summary>
     public void Dispose()
     {
         if (!_released) DisposeModels(keep: null);

@@ -70,6 +70,7 @@ public static class SingleFileConverter
             throw new DiffusersException($"{file}: only .safetensors single files are written (a .ckpt would need a pickle writer)") { FilePath = file };
         folder = PretrainedLocator.Resolve(folder);
         var layout = SingleFileLayout.FromFolder(folder);
+        layout.Scheduler.Dispose();   // only the configs and key maps are written
         var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var owned = new List<Tensor>();
         try
