@@ -52,7 +52,7 @@ public static class E2eFolders
             ConfigJson.Parse<UNet2DConditionModelConfig>(unetJson, $"{s.Name} unet");
             ConfigJson.Parse<AutoencoderKLConfig>(vaeJson, $"{s.Name} vae");
             ConfigJson.Parse<AutoencoderTinyConfig>(taesdJson, $"{s.Name} taesd");
-            Schedulers.SchedulerFactory.FromJson(s.SchedulerJson, $"{s.Name} scheduler");
+            Schedulers.SchedulerFactory.FromJson(s.SchedulerJson, $"{s.Name} scheduler").Dispose();
             Console.WriteLine($"{s.Name}: configs parse");
         }
         return 0;

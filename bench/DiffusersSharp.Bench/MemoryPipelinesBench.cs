@@ -88,7 +88,8 @@ public static class MemoryPipelinesBench
         if (path.StartsWith("sd-", StringComparison.Ordinal) && SchedulerAliases.Aliases.ContainsKey(path[3..]))
         {
             using var pipe = StableDiffusionPipeline.FromPretrained(G("tiny-sd"));
-            pipe.Scheduler = SchedulerAliases.Build(path[3..], (DiffusersConfig)pipe.Scheduler.Config);
+            using var loaded = pipe.Scheduler;   // a replaced scheduler is the caller's
+            pipe.Scheduler = SchedulerAliases.Build(path[3..], (DiffusersConfig)loaded.Config);
             LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, "", 7.5, height: Size, width: Size, numInferenceSteps: n, seed: 0, progress: soak));
             return;
         }
@@ -192,7 +193,8 @@ public static class MemoryPipelinesBench
             case "sdxl" or "sdxl-dpm++2m" or "sdxl-no-cfg" or "sdxl-lora":
             {
                 using var pipe = StableDiffusionXLPipeline.FromPretrained(G("tiny-sdxl"));
-                if (path == "sdxl-dpm++2m") pipe.Scheduler = SchedulerAliases.Build("dpm++2m", (DiffusersConfig)pipe.Scheduler.Config);
+                using var loaded = pipe.Scheduler;   // a replaced scheduler is the caller's
+                if (path == "sdxl-dpm++2m") pipe.Scheduler = SchedulerAliases.Build("dpm++2m", (DiffusersConfig)loaded.Config);
                 CrossAttentionOptions? kwargs = null;
                 if (path == "sdxl-lora")
                 {

@@ -79,7 +79,7 @@ public static class TrainBench
         UnconditionalTrainer.InitWeights(model, 0);
         model.to(ScalarType.BFloat16);
         model.train();
-        var scheduler = new DDPMScheduler(new DDPMSchedulerConfig());
+        using var scheduler = new DDPMScheduler(new DDPMSchedulerConfig());
         var parameters = model.parameters().ToArray();
         using var optimizer = optim.AdamW(parameters, o.LearningRate, o.AdamBeta1, o.AdamBeta2, o.AdamEpsilon, o.AdamWeightDecay);
         using var gen = new Generator(0);

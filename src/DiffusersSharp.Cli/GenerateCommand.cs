@@ -223,16 +223,18 @@ public static class GenerateCommand
         if (pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
+        // a scheduler built here is this method's; the folder's own is disposed with `pipeline`
+        using var built = ReferenceEquals(chosen, uncond.Scheduler) ? null : chosen;
         SchedulerSelection.CheckReads(chosen, "eta", "--eta", r.Eta is not null);
 
         // The unconditional pipeline that passes what the scheduler's step reads: DDIMPipeline passes eta (and turns any
-        // scheduler into DDIM, as diffusers does), DDPMPipeline passes the generator and runs any scheduler. Both share
-        // the folder's UNet (disposed with `pipeline`).
+        // scheduler into DDIM, as diffusers does), DDPMPipeline passes the generator and runs any scheduler. The folder's
+        // pipeline runs when it is that class and keeps its scheduler; otherwise a second pipeline around the folder's UNet
+        // (disposed with `pipeline`, so the second one is not disposed) runs the chosen scheduler.
         bool takesEta = chosen.StepArguments.Contains("eta");
-        UnconditionalImagePipeline run = takesEta
-            ? uncond as DDIMPipeline ?? new DDIMPipeline(uncond.Unet, chosen)
-            : uncond as DDPMPipeline ?? new DDPMPipeline(uncond.Unet, chosen);
-        run.Scheduler = chosen;
+        UnconditionalImagePipeline run = built is null && (takesEta ? uncond is DDIMPipeline : uncond is DDPMPipeline) ? uncond
+            : takesEta ? new DDIMPipeline(uncond.Unet, chosen)
+            : new DDPMPipeline(uncond.Unet, chosen);
 
         int steps = r.Steps ?? run.DefaultNumInferenceSteps;
         ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");

@@ -36,8 +36,7 @@ public static class SchedulerSelection
                 $"--scheduler {nameOrAlias}: {className} is not implemented in this build; available: {string.Join(", ", SchedulerFactory.KnownClasses)}");
 
         var knownKeys = SchedulerConfigs.KnownKeys(SchedulerFactory.ConfigType(className));
-        var baseScheduler = className == current.ClassName ? current : SchedulerFactory.FromConfig(className, (Loading.DiffusersConfig)current.Config);
-        var obj = SchedulerConfigs.ToJsonObject((Loading.DiffusersConfig)baseScheduler.Config);
+        var obj = className == current.ClassName ? SchedulerConfigs.ToJsonObject((Loading.DiffusersConfig)current.Config) : FromConfigJson(className, current);
         foreach (var (key, json) in settings) obj[key] = JsonNode.Parse(json);
         foreach (var item in overrides)
         {
@@ -68,6 +67,27 @@ public static class SchedulerSelection
         }
     }
 
+    /// <summary>diffusers' <c>className.from_config(current.config)</c>'s config as JSON (the scheduler built for it is disposed).</summary>
+    private static JsonObject FromConfigJson(string className, IScheduler current)
+    {
+        using var converted = SchedulerFactory.FromConfig(className, (Loading.DiffusersConfig)current.Config);
+        return SchedulerConfigs.ToJsonObject((Loading.DiffusersConfig)converted.Config);
+    }
+
+    /// <summary>
+    /// Puts the scheduler <paramref name="nameOrAlias"/> and <paramref name="overrides"/> ask for (<see cref="Build"/>) into a
+    /// pipeline with <paramref name="assign"/> (<c>s =&gt; pipe.Scheduler = s</c>) in place of <paramref name="current"/>, and
+    /// disposes <paramref name="current"/>: a pipeline leaves the scheduler an assignment replaces to the caller. Nothing
+    /// happens when nothing is asked.
+    /// </summary>
+    public static void Swap(IScheduler current, string? nameOrAlias, IReadOnlyList<string> overrides, Action<IScheduler> assign)
+    {
+        var chosen = Build(current, nameOrAlias, overrides);
+        if (ReferenceEquals(chosen, current)) return;
+        assign(chosen);
+        current.Dispose();
+    }
+
     /// <summary>
     /// Refuses an option whose <c>step</c> argument (<paramref name="argument"/>, diffusers' name) the scheduler does not
     /// read, rather than ignoring it: the message names the classes that read it and the alias to choose one.
@@ -75,14 +95,19 @@ public static class SchedulerSelection
     public static void CheckReads(IScheduler scheduler, string argument, string option, bool given)
     {
         if (!given || scheduler.StepArguments.Contains(argument)) return;
-        var readers = SchedulerFactory.KnownClasses
-            .Where(c => SchedulerFactory.FromJson($"{{\"_class_name\": \"{c}\"}}").StepArguments.Contains(argument))
-            .ToList();
+        var readers = SchedulerFactory.KnownClasses.Where(c => Reads(c, argument)).ToList();
         string? alias = readers.Count == 0 ? null
             : Aliases.FirstOrDefault(a => a.Value.ClassName == readers[0] && a.Value.Settings.Length == 0).Key;
         throw new UserException(
             $"{option} applies to {(readers.Count == 0 ? "no scheduler" : string.Join(" and ", readers) + " only")}; " +
             $"the scheduler is {scheduler.ClassName}{(alias is null ? "" : $" (add --scheduler {alias})")}");
+    }
+
+    /// <summary>Whether a <paramref name="className"/> scheduler of the default config reads the step argument <paramref name="argument"/>.</summary>
+    private static bool Reads(string className, string argument)
+    {
+        using var scheduler = SchedulerFactory.FromJson($"{{\"_class_name\": \"{className}\"}}");
+        return scheduler.StepArguments.Contains(argument);
     }
 
     /// <summary>What a config key takes, in words, from the config record's property type.</summary>

@@ -113,7 +113,7 @@ public sealed class StableDiffusionOptions
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
+        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
         using var ownedPreviewVae = previewVae;

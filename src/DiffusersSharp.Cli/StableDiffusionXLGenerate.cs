@@ -43,7 +43,7 @@ internal static class StableDiffusionXLGenerate
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe, options.CacheDir);
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
-        pipe.Scheduler = SchedulerSelection.Build(pipe.Scheduler, r.Scheduler, r.SchedulerConfig);
+        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
         using var ownedPreviewVae = previewVae;
@@ -94,7 +94,7 @@ internal static class StableDiffusionXLGenerate
         var refinerOptions = options with { Revision = refinerRevision };
         using var refiner = WeightSource.Load("--refiner", x.Refiner!, () => NativeFailures.During($"loading --refiner {x.Refiner}",
             () => StableDiffusionXLImg2ImgPipeline.FromPretrained(PipelinePaths.Resolve(refinerId, refinerOptions), refinerOptions)));
-        refiner.Scheduler = SchedulerSelection.Build(refiner.Scheduler, r.Scheduler, r.SchedulerConfig);
+        SchedulerSelection.Swap(refiner.Scheduler, r.Scheduler, r.SchedulerConfig, s => refiner.Scheduler = s);
         if (refiner.RequiresAestheticsScore && x.TargetSize is not null)
             throw new UserException($"--target-size does not apply to the refiner {x.Refiner} (requires_aesthetics_score: its time ids end with an aesthetic score)");
         ctx.Out.WriteLine($"refiner: {refiner.ClassName} from {x.Refiner} · takes over at {frac} of the schedule");

@@ -156,7 +156,7 @@ public sealed class UnconditionalTrainer
         using var model = CreateModel();
         if (o.InitFrom is { } init) CheckResolution(o.Resolution, model.Config.DownBlockTypes.Length, $"the UNet of {init}");
         model.train();
-        var scheduler = new DDPMScheduler(new DDPMSchedulerConfig
+        using var scheduler = new DDPMScheduler(new DDPMSchedulerConfig
         {
             NumTrainTimesteps = o.NumTrainTimesteps, BetaSchedule = o.BetaSchedule, PredictionType = o.PredictionType,
         });
@@ -420,7 +420,9 @@ public sealed class UnconditionalTrainer
 
     private void SaveSampleGrid(UNet2DModel model, DDPMSchedulerConfig config, string path)
     {
-        var pipe = new DDPMPipeline(model, new DDPMScheduler(config));
+        // a pipeline around the model being trained, not disposed (that would dispose the model): its scheduler is freed here
+        using var scheduler = new DDPMScheduler(config);
+        var pipe = new DDPMPipeline(model, scheduler);
         using var result = pipe.Generate(_o.EvalBatchSize, Math.Min(_o.DdpmNumInferenceSteps, config.NumTrainTimesteps), seed: 0);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         ImageGrid.Make(result.Images).Save(path);
