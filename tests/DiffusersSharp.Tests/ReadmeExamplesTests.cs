@@ -28,7 +28,7 @@ public class ReadmeExamplesTests
 
         // README: the same, taken apart
         using var unet = UNet2DModel.FromPretrained(model, subfolder: "unet");
-        var scheduler = DDPMScheduler.FromPretrained(model);
+        using var scheduler = DDPMScheduler.FromPretrained(model);
         scheduler.SetTimesteps(10);
         using var noGrad = torch.no_grad();
         using var g = new torch.Generator(0);
@@ -61,7 +61,8 @@ public class ReadmeExamplesTests
     public void StableDiffusionExampleRunsWithASwappedScheduler()
     {
         using var sd = StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd"));
-        sd.Scheduler = DPMSolverMultistepScheduler.FromConfig(sd.Scheduler.Config);
+        using var loaded = sd.Scheduler;
+        sd.Scheduler = DPMSolverMultistepScheduler.FromConfig(loaded.Config);
         Assert.IsType<DPMSolverMultistepScheduler>(sd.Scheduler);
         using var image = sd.Generate("a photo of a cat", negativePrompt: "blurry", guidanceScale: 7.5,
                                       numInferenceSteps: 2, seed: 0);

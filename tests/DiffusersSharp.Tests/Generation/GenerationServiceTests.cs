@@ -77,6 +77,25 @@ public class GenerationServiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void AServiceRunWithSeveralSchedulersLeavesTheLiveTensorsAsTheyWereOnceDisposed()
+    {
+        // the service swaps its schedulers in and out of the pipeline: it owns them all, the model's own included, and a
+        // pipeline it builds around the loaded components (image to image here) frees the scheduler its constructor got
+        static void Cycle()
+        {
+            using var service = GenerationService.Load(Model);
+            var request = new GenerationRequest { Prompt = "a cat", Width = 16, Height = 16, Steps = 2, Seed = 1 };
+            service.Generate(request);
+            service.Generate(request with { Scheduler = "euler-a" });
+            service.Generate(request with { Scheduler = "dpm++2m", InitImage = Image.Load(Golden.Path("img2img-init.png")), Strength = 0.6 });
+        }
+        Cycle();   // the process's first-pass set-up is not the service's
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        Cycle();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void ProgressReportsEveryStepWithPreviewsWhenDue()
     {
         using var service = GenerationService.Load(Model);
