@@ -10,8 +10,9 @@ namespace DiffusersSharp.Generation;
 
 /// <summary>
 /// One loaded Stable Diffusion model that serves <see cref="GenerationRequest"/>s: picks text to image, image to image
-/// or inpainting from the request, sharing the loaded components (an SDXL base model: text to image only), a fresh
-/// scheduler per request (so a request draws the same images as a newly loaded pipeline with the same settings),
+/// or inpainting from the request, sharing the loaded components (an SDXL base model: text to image only), one scheduler
+/// per kind reset at every request (so a request draws the same images as a newly loaded pipeline with the same settings;
+/// the service owns them and disposes them with itself),
 /// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other).
 /// <code>
 /// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
