@@ -212,10 +212,49 @@ public sealed class Image
     internal static byte[] DecodeRgba(byte[] encoded, out int w, out int h, bool exifTranspose)
     {
         CheckReadsAsPil(encoded);
+        byte[] rgba;
+        switch (ImageFormats.Sniff(encoded))
+        {
+            case ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP:
+                rgba = DecodeWithSkia(encoded, out w, out h);
+                break;
+            case ImageFormats.Kind.Gif:
+                rgba = GifDecoder.DecodeFirstFrame(encoded, out w, out h);
+                break;
+            case ImageFormats.Kind.Bmp:
+                rgba = BmpDecoder.DecodeFile(encoded, out w, out h);
+                break;
+            case ImageFormats.Kind.Dib:
+                rgba = BmpDecoder.DecodeDib(encoded, 0, heightDivisor: 1, out w, out h);
+                break;
+            case ImageFormats.Kind.Ico or ImageFormats.Kind.Cur:
+                rgba = IcoDecoder.Decode(encoded, DecodeIcoPng, out w, out h);
+                break;
+            default:
+                throw new DiffusersException(ImageFormats.NotDecoded(encoded) is { } format
+                    ? ImageFormats.NotDecodedMessage(format)
+                    : $"not a readable image: DiffusersSharp reads {ImageFormats.Decoded} files, and PIL no other format of these first bytes");
+        }
+        // RowBytes of Rgba8888 is 4 * w: tightly packed, one uint per pixel. PIL reads an orientation from JPEG, PNG and WebP files
+        if (exifTranspose && ImageFormats.Sniff(encoded) is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP
+            && ExifOrientation.Read(encoded) is >= 2 and <= 8 and var orientation)
+            rgba = MemoryMarshal.AsBytes(ExifOrientation.Transpose(MemoryMarshal.Cast<byte, uint>(rgba).ToArray(), ref w, ref h, orientation)).ToArray();
+        return rgba;
+    }
+
+    // A PNG inside an ICO file, read as a PNG file is
+    private static byte[] DecodeIcoPng(byte[] png, out int w, out int h)
+    {
+        CheckReadsAsPil(png);
+        return DecodeWithSkia(png, out w, out h);
+    }
+
+    // PNG, JPEG and WebP: SkiaSharp's decoders give PIL's pixels (tests/golden/image-formats)
+    private static byte[] DecodeWithSkia(byte[] encoded, out int w, out int h)
+    {
         using var stream = new SKMemoryStream(encoded);
         using var codec = SKCodec.Create(stream)
-            ?? throw new DiffusersException(
-                "not a readable image: DiffusersSharp reads PNG, JPEG, WebP, GIF, BMP and ICO files (SkiaSharp found no decoder for it; convert TIFF and other formats to PNG)");
+            ?? throw new DiffusersException("the image data is damaged (its header does not decode)");
         w = codec.Info.Width;
         h = codec.Info.Height;
         CheckSize(w, h);
@@ -234,9 +273,6 @@ public sealed class Image
         {
             handle.Free();
         }
-        // RowBytes of Rgba8888 is 4 * w: tightly packed, one uint per pixel
-        if (exifTranspose && ExifOrientation.Read(encoded) is >= 2 and <= 8 and var orientation)
-            rgba = MemoryMarshal.AsBytes(ExifOrientation.Transpose(MemoryMarshal.Cast<byte, uint>(rgba).ToArray(), ref w, ref h, orientation)).ToArray();
         return rgba;
     }
 

@@ -23,12 +23,14 @@ public class ImageTests
     }
 
     [Fact]
-    public void AFormatSkiaSharpCannotReadIsNamedWithTheFormatsThatAreRead()
+    public void AFormatDiffusersSharpCannotReadIsNamedWithTheFormatsThatAreRead()
     {
-        // a little-endian TIFF header: PIL opens TIFF files, SkiaSharp has no decoder for them
+        // a little-endian TIFF header: PIL opens TIFF files, DiffusersSharp has no decoder for them
         byte[] tiff = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         var e = Assert.Throws<DiffusersException>(() => Image.Decode(tiff));
-        Assert.Equal("not a readable image: DiffusersSharp reads PNG, JPEG, WebP, GIF, BMP and ICO files (SkiaSharp found no decoder for it; convert TIFF and other formats to PNG)", e.Message);
+        Assert.Equal("the image is in the TIFF format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG", e.Message);
+        e = Assert.Throws<DiffusersException>(() => Image.Decode("not an image at all"u8.ToArray()));
+        Assert.Equal("not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, and PIL no other format of these first bytes", e.Message);
     }
 
     [Fact]

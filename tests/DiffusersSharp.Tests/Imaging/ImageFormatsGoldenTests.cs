@@ -1,0 +1,196 @@
+using System.Text.Json;
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Support;
+using Image = DiffusersSharp.Imaging.Image;
+
+namespace DiffusersSharp.Tests.Imaging;
+
+/// <summary>
+/// Every image format of datasets' imagefolder list that DiffusersSharp decodes gives PIL's pixels after
+/// <c>convert("RGB")</c> (tests/golden/image-formats: PIL 9.4's, for files whose pixels no Pillow since has changed); the
+/// formats PIL reads and DiffusersSharp does not are refused naming the format, and the files PIL refuses are refused.
+/// </summary>
+public class ImageFormatsGoldenTests
+{
+    private static readonly JsonElement Files = Golden.Json(Path.Combine("image-formats", "expected.json")).RootElement.GetProperty("files");
+
+    private static IEnumerable<(string Name, JsonElement Entry)> Where(Func<JsonElement, bool> keep) =>
+        Files.EnumerateObject().Where(p => keep(p.Value)).Select(p => (p.Name, p.Value));
+
+    public static TheoryData<string> Decoded() => [.. Where(e => e.TryGetProperty("pixels", out _)).Select(f => f.Name)];
+
+    public static TheoryData<string> NotDecoded() => [.. Where(e => e.TryGetProperty("format", out _) && !e.TryGetProperty("pixels", out _)).Select(f => f.Name)];
+
+    [Theory]
+    [MemberData(nameof(Decoded))]
+    public void EachFileReadsToPilsRgbPixels(string name)
+    {
+        var e = Files.GetProperty(name);
+        var image = Image.LoadImage(Golden.Path("image-formats", name));
+        Assert.Equal((e.GetProperty("width").GetInt32(), e.GetProperty("height").GetInt32(), 3), (image.Width, image.Height, image.Channels));
+        Assert.Equal(Convert.FromBase64String(e.GetProperty("pixels").GetString()!), image.Pixels);
+    }
+
+    // PIL's format names (expected.json) as DiffusersSharp's message names them; TGA has no signature (only the data
+    // folder's extension names it: ImageFolderFormatsTests)
+    private static readonly Dictionary<string, string> Names = new()
+    {
+        ["TIFF"] = "TIFF",
+        ["JPEG2000"] = "JPEG 2000",
+        ["PPM"] = "Netpbm (PPM/PGM/PBM)",
+        ["SGI"] = "SGI",
+        ["PCX"] = "PCX",
+        ["DDS"] = "DDS",
+        ["IM"] = "IM",
+        ["BLP"] = "BLP",
+        ["XBM"] = "XBM",
+        ["MSP"] = "MSP",
+    };
+
+    [Theory]
+    [MemberData(nameof(NotDecoded))]
+    public void AFormatPilReadsAndDiffusersSharpDoesNotIsNamed(string name)
+    {
+        string format = Files.GetProperty(name).GetProperty("format").GetString()!;
+        string path = Golden.Path("image-formats", name);
+        var e = Assert.Throws<DiffusersException>(() => Image.LoadImage(path));
+        Assert.Equal(path, e.FilePath);
+        if (format == "TGA") return;
+        Assert.Equal($"{path}: the image is in the {Names[format]} format, which PIL (and so diffusers) reads and DiffusersSharp does not " +
+            "(it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG", e.Message);
+        Assert.Equal(Names[format], ImageFormats.NotDecoded(File.ReadAllBytes(path).Take(64).ToArray()));
+    }
+
+    [Fact]
+    public void FilesPilRefusesAreRefused()
+    {
+        var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp"], refused);
+        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]);
+        Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
+        Assert.Equal($"{ramp}: a 4-bit BMP whose palette PIL takes for 8-bit grayscale: PIL (and so diffusers) fails on its pixels or reads them garbled; save it as PNG",
+            Assert.Throws<DiffusersException>(() => Image.LoadImage(ramp)).Message);
+    }
+
+    [Fact]
+    public void TransparentGifPixelsKeepTheirIndexColourAndTheirTransparencyForMasks()
+    {
+        // PIL's convert("RGB") gives the transparent index's palette colour (the golden pixels above); its alpha is 0,
+        // so an inpainting mask drawn as a transparent GIF is read as OpenAI's transparent-area mask
+        var rgba = Image.DecodeRgba(File.ReadAllBytes(Golden.Path("image-formats", "gif-transparent-index.gif")), out int w, out int h, exifTranspose: true);
+        var rgb = Image.LoadImage(Golden.Path("image-formats", "gif-transparent-index.gif")).Pixels;
+        int transparent = 0;
+        for (int i = 0; i < w * h; i++)
+        {
+            Assert.Equal(rgb.AsSpan(3 * i, 3), rgba.AsSpan(4 * i, 3));
+            if (rgba[4 * i + 3] == 0) transparent++;
+        }
+        Assert.Equal(5, transparent); // PIL: 5 pixels of the transparent index 2 in the 7x5 image
+    }
+
+    // The cases where Pillow 9.4 (the golden files' PIL) and the Pillow of diffusers 0.25.1's time and after differ, from
+    // Pillow's source (12.3): an index past the colour table (black since 10.1, a gray ramp before), an ICO's largest size
+    // at two depths (the lowest since 10.2, the highest before), a black and white cursor (masked since 12.3)
+    [Fact]
+    public void AnIndexPastTheColourTableIsBlackAsSincePillow101()
+    {
+        // a GIF with a 2-colour table whose pixels use indices 3 and 1 (LZW code size 2), a BMP with a 1-colour palette
+        var pixels = Image.Decode(Gif(2, 1, [10, 20, 30, 40, 50, 60], [3, 1])).Pixels;
+        Assert.Equal(new byte[] { 0, 0, 0, 40, 50, 60 }, pixels);
+        var bmp = Image.Decode(Bmp8(2, 1, [(10, 20, 30)], [1, 0])).Pixels;
+        Assert.Equal(new byte[] { 0, 0, 0, 10, 20, 30 }, bmp);
+    }
+
+    // A one-frame GIF89a of the given palette (2 entries) and indices, LZW with a clear code before each index
+    private static byte[] Gif(int w, int h, byte[] palette, byte[] indices)
+    {
+        const int min = 2, clear = 4, end = 5, size = 3;
+        var codes = new List<int> { clear };
+        foreach (var i in indices) { codes.Add(i); codes.Add(clear); }
+        codes[^1] = end;
+        var bytes = new List<byte>();
+        int acc = 0, n = 0;
+        foreach (var c in codes)
+        {
+            acc |= c << n;
+            n += size;
+            while (n >= 8) { bytes.Add((byte)acc); acc >>= 8; n -= 8; }
+        }
+        if (n > 0) bytes.Add((byte)acc);
+        return [.. "GIF89a"u8, (byte)w, 0, (byte)h, 0, 0x80, 0, 0, .. palette, (byte)',', 0, 0, 0, 0, (byte)w, 0, (byte)h, 0, 0,
+            min, (byte)bytes.Count, .. bytes, 0, (byte)';'];
+    }
+
+    // An 8-bit bottom-up BMP of one row with the given palette (BGR order written) and indices
+    private static byte[] Bmp8(int w, int h, (byte R, byte G, byte B)[] palette, byte[] indices)
+    {
+        var pal = palette.SelectMany(c => new[] { c.B, c.G, c.R, (byte)0 }).ToArray();
+        int stride = (w + 3) & ~3;
+        var data = new byte[stride * h];
+        indices.CopyTo(data, 0);
+        int off = 14 + 40 + pal.Length;
+        var f = new List<byte>();
+        void U16(int v) { f.Add((byte)v); f.Add((byte)(v >> 8)); }
+        void U32(int v) { U16(v & 0xFFFF); U16(v >> 16); }
+        f.AddRange("BM"u8.ToArray()); U32(off + data.Length); U32(0); U32(off);
+        U32(40); U32(w); U32(h); U16(1); U16(8); U32(0); U32(data.Length); U32(2835); U32(2835); U32(palette.Length); U32(0);
+        f.AddRange(pal);
+        f.AddRange(data);
+        return [.. f];
+    }
+
+    // An ICO/CUR DIB entry: a 2x2 image of one colour (24-bit, or 1/8-bit with a palette), height doubled for the AND mask
+    private static byte[] Dib(int bits, byte[] palette, byte index, (byte R, byte G, byte B) colour)
+    {
+        var f = new List<byte>();
+        void U16(int v) { f.Add((byte)v); f.Add((byte)(v >> 8)); }
+        void U32(int v) { U16(v & 0xFFFF); U16(v >> 16); }
+        U32(40); U32(2); U32(4); U16(1); U16(bits); U32(0); U32(0); U32(0); U32(0); U32(palette.Length / 4); U32(0);
+        f.AddRange(palette);
+        for (int row = 0; row < 2; row++) // XOR rows, each padded to 4 bytes
+            f.AddRange(bits switch
+            {
+                24 => [colour.B, colour.G, colour.R, colour.B, colour.G, colour.R, 0, 0],
+                8 => [index, index, 0, 0],
+                _ => [(byte)(index == 0 ? 0 : 0xC0), 0, 0, 0],
+            });
+        f.AddRange(new byte[8]); // AND mask rows: opaque
+        return [.. f];
+    }
+
+    private static byte[] IconFile(int kind, params (int Bits, byte[] Dib)[] entries)
+    {
+        var f = new List<byte> { 0, 0, (byte)kind, 0, (byte)entries.Length, 0 };
+        int offset = 6 + 16 * entries.Length;
+        foreach (var (bits, dib) in entries)
+        {
+            f.AddRange([2, 2, 0, 0, 1, 0, (byte)bits, 0, (byte)dib.Length, (byte)(dib.Length >> 8), 0, 0, (byte)offset, (byte)(offset >> 8), 0, 0]);
+            offset += dib.Length;
+        }
+        foreach (var (_, dib) in entries) f.AddRange(dib);
+        return [.. f];
+    }
+
+    [Fact]
+    public void AnIconsLargestSizeAtTwoDepthsGivesTheLowestDepthAsSincePillow102()
+    {
+        byte[] green = [0, 200, 0, 0];
+        var red24 = Dib(24, [], 0, (200, 0, 0));
+        var green8 = Dib(8, green, 0, default);
+        Assert.Equal(new byte[] { 0, 200, 0, 0, 200, 0, 0, 200, 0, 0, 200, 0 }, Image.Decode(IconFile(1, (24, red24), (8, green8))).Pixels);
+        Assert.Equal(new byte[] { 0, 200, 0, 0, 200, 0, 0, 200, 0, 0, 200, 0 }, Image.Decode(IconFile(1, (8, green8), (24, red24))).Pixels);
+        // one depth: the first of the largest, and a cursor reads its entry the same way
+        Assert.Equal(new byte[] { 200, 0, 0, 200, 0, 0, 200, 0, 0, 200, 0, 0 }, Image.Decode(IconFile(2, (24, red24), (8, green8))).Pixels);
+    }
+
+    [Fact]
+    public void ABlackAndWhiteCursorIsRefusedAsPillowVersionsReadItDifferently()
+    {
+        var mono = Dib(1, [0, 0, 0, 0, 255, 255, 255, 0], 1, default);
+        var e = Assert.Throws<DiffusersException>(() => Image.Decode(IconFile(2, (1, mono))));
+        Assert.Equal("a black and white or grayscale cursor, which Pillow 12.3 reads with its AND mask applied (black where it is transparent) " +
+            "and older Pillows without, so diffusers' image depends on the Pillow version; convert it to PNG", e.Message);
+        // the same bitmap in an icon: black and white as PIL reads it (an icon's mask never changes its colours)
+        Assert.Equal(new byte[] { 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255 }, Image.Decode(IconFile(1, (1, mono))).Pixels);
+    }
+}
