@@ -126,7 +126,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         try { return Image.LoadImage(bytes); }
         catch (Exception e) when (e is DiffusersException or ArgumentException or InvalidOperationException)
         {
-            throw new ApiException(400, $"{field}: not a readable PNG/JPEG/WebP image ({e.Message})", field);
+            throw new ApiException(400, $"{field}: not a readable image ({e.Message})", field);
         }
     }
 

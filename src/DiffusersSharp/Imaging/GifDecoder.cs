@@ -25,13 +25,7 @@ internal static class GifDecoder
         height = BinaryPrimitives.ReadUInt16LittleEndian(gif[8..]);
         int flags = gif[10], pos = 13;
         byte[]? global = null;
-        if ((flags & 0x80) != 0)
-        {
-            int size = 3 << ((flags & 7) + 1);
-            if (pos + size > gif.Length) throw Truncated();
-            global = PaletteOrNull(gif.Slice(pos, size));
-            pos += size;
-        }
+        if ((flags & 0x80) != 0) global = ReadTable(gif, ref pos, flags);
         int transparency = -1;
         while (true)
         {
@@ -62,13 +56,7 @@ internal static class GifDecoder
                 int frameFlags = d[8];
                 pos += 9;
                 byte[]? palette = global;
-                if ((frameFlags & 0x80) != 0)
-                {
-                    int size = 3 << ((frameFlags & 7) + 1);
-                    if (pos + size > gif.Length) throw Truncated();
-                    palette = PaletteOrNull(gif.Slice(pos, size));
-                    pos += size;
-                }
+                if ((frameFlags & 0x80) != 0) palette = ReadTable(gif, ref pos, frameFlags);
                 width = Math.Max(width, x0 + w);
                 height = Math.Max(height, y0 + h);
                 Image.CheckSize(width, height);
@@ -94,6 +82,16 @@ internal static class GifDecoder
             }
             // any other byte is skipped, as PIL skips it
         }
+    }
+
+    // A colour table of 2^(flags' low 3 bits + 1) entries at pos
+    private static byte[]? ReadTable(ReadOnlySpan<byte> gif, ref int pos, int flags)
+    {
+        int size = 3 << ((flags & 7) + 1);
+        if (pos + size > gif.Length) throw Truncated();
+        var table = PaletteOrNull(gif.Slice(pos, size));
+        pos += size;
+        return table;
     }
 
     // null where the table is the gray ramp (PIL's _is_palette_needed: then the frame is mode "L")

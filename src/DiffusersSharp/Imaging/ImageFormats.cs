@@ -40,8 +40,9 @@ public static class ImageFormats
     public static string? NotDecoded(ReadOnlySpan<byte> header)
     {
         if (Sniff(header) != Kind.Unknown) return null;
+        byte[] first = header[..Math.Min(64, header.Length)].ToArray();
         foreach (var (name, matches) in Signatures)
-            if (matches(header.ToArray())) return name;
+            if (matches(first)) return name;
         return null;
     }
 

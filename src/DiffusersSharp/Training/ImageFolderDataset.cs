@@ -6,25 +6,25 @@ using SkiaSharp;
 namespace DiffusersSharp.Training;
 
 /// <summary>
-/// train_unconditional's image data set: the PNG/JPEG files of a folder's train split (<see cref="DataSplits"/>:
-/// datasets' split rules; every image below the folder where no path names a split), sorted by path, turned upright by its
+/// train_unconditional's image data set: the image files of a folder's train split (<see cref="DataSplits"/>:
+/// datasets' split rules; every image below the folder where no path names a split; <see cref="ImageFolderExtensions"/>:
+/// datasets' image extensions, each file read by its content in the formats <see cref="Imaging.ImageFormats"/> names,
+/// the other formats PIL reads refused), or the images its metadata rows name (<see cref="ImageFolderMetadata"/>), sorted by path, turned upright by its
 /// EXIF orientation (<see cref="Image.LoadImage(string)"/>: <c>PIL.ImageOps.exif_transpose</c>, as datasets 2.19.0 and
 /// later decode an <c>imagefolder</c> image, and so as diffusers' script reads it with a current datasets;
 /// docs/Training.md), each resized so
 /// its shorter side is <see cref="Resolution"/> (bilinear), centre- or randomly cropped to a square, optionally
 /// flipped horizontally at random, and normalised to [-1, 1] (<c>ToTensor</c> then <c>Normalize([0.5], [0.5])</c>).
 /// Randomness (order, crop, flip) is a pure function of (seed, epoch, index), so a resumed run sees the same data.
-/// Bad files are found when the data set is opened, cheaply: the header must decode, with sides of at most
-/// <see cref="Image.MaxSide"/>, and the file must end with its format's end marker (PNG's IEND chunk, JPEG's EOI),
-/// else it is decoded whole; a bad file is skipped with a warning, or an error when <c>skipUnreadable</c> is false.
+/// Bad files are found when the data set is opened, cheaply for PNG, JPEG and WebP: the header must decode, with sides of at most
+/// <see cref="Image.MaxSide"/>, and the file must end with its format's end marker (PNG's IEND chunk, JPEG's EOI; a
+/// WebP must hold its RIFF size), else it is decoded whole (as the other formats are); a bad file is skipped with a warning, or an error when <c>skipUnreadable</c> is false.
 /// A file that passes and still fails to decode when a batch needs it (damaged inside, or changed since) is an
 /// error naming it when <c>skipUnreadable</c> is false; otherwise its place is taken, with one warning, by the next
 /// file in sorted order that decodes: a pure function of the files, so a resumed run sees the same data.
 /// </summary>
 public sealed class ImageFolderDataset
 {
-    private static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
-
     /// <summary>
     /// Lists the images of <paramref name="folder"/>'s train split, leaving out those under <paramref name="excludeFolder"/> (a
     /// training run's output folder inside its data folder, whose files count for no split); each is read, resized, cropped and flipped as
@@ -42,29 +42,42 @@ public sealed class ImageFolderDataset
         var inFolder = listed.Where(f => excludeFolder is null || !LocalPaths.IsInside(f, excludeFolder)).ToList();
         int imagesInFolder = inFolder.Count(IsImage);
         Excluded = listed.Count(IsImage) - imagesInFolder;
-        // datasets' split rules over every file (any extension) but the output folder's; then the train split's images
+        // datasets' split rules over every file (any extension) but the output folder's; then the train split's images,
+        // or the images its metadata files' rows name
         var byRelative = inFolder.ToDictionary(f => Path.GetRelativePath(folder, f).Replace(Path.DirectorySeparatorChar, '/'), StringComparer.Ordinal);
         var splits = DataSplits.Select(folder, [.. byRelative.Keys]);
-        var candidates = splits.Train.Where(IsImage).Select(r => byRelative[r]).Order(StringComparer.Ordinal).ToList();
+        if (splits.Train.FirstOrDefault(ImageFolderExtensions.IsArchive) is { } zip)
+            throw new DiffusersException(
+                $"{byRelative[zip]}: a zip archive in the train split: datasets' imagefolder loader extracts it and trains on the images inside; " +
+                "DiffusersSharp does not read archives: extract it into the data folder (or move it out)")
+            { FilePath = byRelative[zip] };
+        var metadata = ImageFolderMetadata.TrainImages(folder, splits);
+        var candidates = (metadata is { TrainMetadataFiles.Count: > 0 }
+            ? metadata.Images
+            : splits.Train.Where(IsImage).Select(r => byRelative[r])).Order(StringComparer.Ordinal).ToList();
         if (splits.SplitsFound) SplitNote = Describe(folder, splits, imagesInFolder);
+        if (metadata is { TrainMetadataFiles.Count: > 0 })
+            MetadataNote = DescribeMetadata(folder, metadata, splits.Train.Where(IsImage).Select(r => byRelative[r]));
         var files = new List<string>(candidates.Count);
         for (int i = 0; i < candidates.Count; i++)
         {
             string f = candidates[i];
-            if (i > 0 && f == candidates[i - 1]) // listed twice by datasets' patterns: the verdict of the first
+            if (i > 0 && f == candidates[i - 1]) // listed twice by datasets' patterns or metadata rows: the verdict of the first
             {
                 if (files.Count > 0 && files[^1] == f) files.Add(f);
                 continue;
             }
             if (Problem(f) is not { } problem) { files.Add(f); continue; }
-            string msg = $"{f}: {problem}";
+            string msg = $"{f}: {problem.Message}";
+            if (problem.Refused) throw new DiffusersException(msg) { FilePath = f };
             if (!skipUnreadable) throw new DiffusersException(msg + " (drop --stop-on-bad-images to skip it with a warning)") { FilePath = f };
             warn?.Invoke("warning: skipping " + msg);
         }
         if (files.Count == 0)
             throw new DiffusersException(candidates.Count == 0
-                ? $"{folder}: no PNG or JPEG images found (searched recursively{(splits.SplitsFound ? $"; in the train split of {splits.Rule}" : "")})"
-                : $"{folder}: none of the {candidates.Count} PNG/JPEG files could be read");
+                ? $"{folder}: no images found (searched recursively for the extensions of datasets' imagefolder loader: .png, .jpg, .jpeg, .webp, .bmp, .gif, …" +
+                  $"{(splits.SplitsFound ? $"; in the train split of {splits.Rule}" : "")})"
+                : $"{folder}: none of the {candidates.Count} image files could be read");
         Folder = folder;
         Files = files;
         Resolution = resolution;
@@ -93,20 +106,25 @@ public sealed class ImageFolderDataset
     /// an error).
     /// </summary>
     public bool SkipUnreadable { get; }
-    /// <summary>The PNG/JPEG files left out because they are under the excluded folder.</summary>
+    /// <summary>The image files left out because they are under the excluded folder.</summary>
     public int Excluded { get; }
     /// <summary>
     /// Where datasets' split rules chose the train split (<see cref="DataSplits"/>): one line naming the rule, the
     /// splits and the images left out; null where the paths name no split and every image is trained on.
     /// </summary>
     public string? SplitNote { get; }
+    /// <summary>
+    /// Where the train split has metadata files (<c>metadata.csv</c>, <c>metadata.jsonl</c>: <see cref="ImageFolderMetadata"/>),
+    /// one line naming them, the rows and the split's images no row names; else null.
+    /// </summary>
+    public string? MetadataNote { get; }
     /// <summary>The number of images.</summary>
     public int Count => Files.Count;
 
     /// <summary>Floats per example: 3 × resolution².</summary>
     public int ExampleSize => 3 * Resolution * Resolution;
 
-    private static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+    private static bool IsImage(string path) => ImageFolderExtensions.IsImage(path);
 
     private static string Describe(string folder, DataSplits.Selection splits, int images)
     {
@@ -114,7 +132,16 @@ public sealed class ImageFolderDataset
         int distinct = train.Distinct(StringComparer.Ordinal).Count();
         string each = string.Join(", ", splits.Splits.Select(s => $"{s.Name} {s.Files.Where(IsImage).Distinct(StringComparer.Ordinal).Count()}"));
         string twice = train.Count > distinct ? $"; {train.Count - distinct} more examples: datasets lists a file once per train pattern it matches" : "";
-        return $"{folder}: {splits.Rule} (datasets' imagefolder splits; PNG/JPEG files: {each}): training on the train split, {images - distinct} of {images} images left out{twice}";
+        return $"{folder}: {splits.Rule} (datasets' imagefolder splits; image files: {each}): training on the train split, {images - distinct} of {images} images left out{twice}";
+    }
+
+    private static string DescribeMetadata(string folder, ImageFolderMetadata.Result metadata, IEnumerable<string> splitImages)
+    {
+        var named = metadata.Images.ToHashSet(StringComparer.Ordinal);
+        int without = splitImages.Distinct(StringComparer.Ordinal).Count(f => !named.Contains(f));
+        string files = string.Join(", ", metadata.TrainMetadataFiles);
+        return $"{folder}: {files} (datasets' imagefolder metadata): training on the images of its {metadata.Images.Count} rows" +
+            (without > 0 ? $"; {without} image{(without == 1 ? "" : "s")} of the split without a row left out" : "");
     }
 
     // Hidden folders (.ipynb_checkpoints, .git) and special ones (__MACOSX, __pycache__) below the data folder, which the
@@ -166,56 +193,63 @@ public sealed class ImageFolderDataset
         return current;
     }
 
-    // Why the file cannot be trained on, or null. Reads the header and the file's last bytes; decodes the whole file
-    // only when its end marker is missing (truncated, or trailing bytes after the marker).
-    private static string? Problem(string path)
+    // Why the file cannot be trained on (Refused: an image of a format PIL reads and DiffusersSharp does not, which is an
+    // error whatever --stop-on-bad-images says, since the script would train on it), or null. PNG and JPEG: reads the
+    // header and the file's last bytes, and decodes the whole file only when its end marker is missing (truncated, or
+    // trailing bytes after the marker); WebP: the header and the RIFF size; the other formats are decoded whole.
+    private readonly record struct FileProblem(string Message, bool Refused);
+
+    private static FileProblem? Problem(string path)
     {
-        SKEncodedImageFormat format;
-        using (var codec = SKCodec.Create(path))
+        byte[] header;
+        using (var f = File.OpenRead(path))
         {
-            if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return "not a readable PNG/JPEG image";
-            format = codec.EncodedFormat;
+            header = new byte[Math.Min(64, f.Length)];
+            f.ReadExactly(header);
+        }
+        string? byExtension = ImageFolderExtensions.NotDecodedFormat(path);
+        FileProblem Unreadable(string message) => byExtension is null
+            ? new(message, false)
+            : new($"a {Path.GetExtension(path)} file, which datasets' imagefolder loader hands to PIL as a {byExtension} image; DiffusersSharp does not read that format " +
+                  $"(it reads {ImageFormats.Decoded}): convert it to PNG (this file: {message})", true);
+        var kind = ImageFormats.Sniff(header);
+        if (kind == ImageFormats.Kind.Unknown)
+            return ImageFormats.NotDecoded(header) is { } format
+                ? new(ImageFormats.NotDecodedMessage(format), true)
+                : Unreadable($"not a readable image: DiffusersSharp reads {ImageFormats.Decoded} files, and PIL no other format of these first bytes");
+        if (kind is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP)
+        {
+            using var codec = SKCodec.Create(path);
+            if (codec is null || codec.Info.Width <= 0 || codec.Info.Height <= 0) return Unreadable("the image data is damaged (its header does not decode)");
             try
             {
                 // the limit is the same for both sides, so the stored size gives the verdict of the upright one (orientations
                 // 5-8 swap the sides): the orientation, which may sit after a PNG's image data, is not read here
                 Image.CheckSize(codec.Info.Width, codec.Info.Height);
-                Image.CheckReadsAsPil(Header(path));
+                Image.CheckReadsAsPil(header);
             }
-            catch (DiffusersException e) { return e.Message; }
+            catch (DiffusersException e) { return Unreadable(e.Message); }
+            if (IsComplete(path, kind, header)) return null;
         }
-        if (EndsWithEndMarker(path, format)) return null;
         try
         {
             Image.LoadImage(File.ReadAllBytes(path));
             return null;
         }
-        catch (DiffusersException e) { return e.Message; }
-    }
-
-    // The file's first 26 bytes (a PNG's signature and IHDR fields), fewer for a shorter file.
-    private static byte[] Header(string path)
-    {
-        using var f = File.OpenRead(path);
-        var header = new byte[Math.Min(26, f.Length)];
-        f.ReadExactly(header);
-        return header;
+        catch (DiffusersException e) { return Unreadable(e.Message); }
     }
 
     private static readonly byte[] PngEnd = [(byte)'I', (byte)'E', (byte)'N', (byte)'D', 0xAE, 0x42, 0x60, 0x82];
     private static readonly byte[] JpegEnd = [0xFF, 0xD9];
 
-    private static bool EndsWithEndMarker(string path, SKEncodedImageFormat format)
+    // A PNG or JPEG that ends with its end marker, a WebP whose file holds all its RIFF size says
+    private static bool IsComplete(string path, ImageFormats.Kind kind, byte[] header)
     {
-        byte[]? marker = format switch
-        {
-            SKEncodedImageFormat.Png => PngEnd,
-            SKEncodedImageFormat.Jpeg => JpegEnd,
-            _ => null,
-        };
-        if (marker is null) return false;
+        long length = new FileInfo(path).Length;
+        if (kind == ImageFormats.Kind.WebP) return length >= 8 + (long)BitConverter.ToUInt32(header, 4);
+        byte[] marker = kind == ImageFormats.Kind.Png ? PngEnd : JpegEnd;
+        if (length < marker.Length) return false;
         using var f = File.OpenRead(path);
-        if (f.Length < marker.Length) return false;
         f.Seek(-marker.Length, SeekOrigin.End);
         var tail = new byte[marker.Length];
         f.ReadExactly(tail);

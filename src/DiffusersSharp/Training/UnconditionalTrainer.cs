@@ -151,8 +151,9 @@ public sealed class UnconditionalTrainer
         void LogWarnings() { while (warnings.TryDequeue(out var w)) _log(w); }
         var data = new ImageFolderDataset(o.DataDir, o.Resolution, o.CenterCrop, o.RandomFlip, o.SkipBadImages, warnings.Enqueue, o.OutputDir);
         LogWarnings();
-        if (data.Excluded > 0) _log($"{o.OutputDir} is inside the data folder: its {data.Excluded} PNG/JPEG files are not training data");
+        if (data.Excluded > 0) _log($"{o.OutputDir} is inside the data folder: its {data.Excluded} image files are not training data");
         if (data.SplitNote is { } splits) _log(splits);
+        if (data.MetadataNote is { } metadata) _log(metadata);
         using var model = CreateModel();
         if (o.InitFrom is { } init) CheckResolution(o.Resolution, model.Config.DownBlockTypes.Length, $"the UNet of {init}");
         model.train();

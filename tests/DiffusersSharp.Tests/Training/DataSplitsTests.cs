@@ -103,7 +103,7 @@ public class DataSplitsTests
         File.WriteAllText(Path.Combine(data, "notes.txt"), "a file of no split");
         var log = new List<string>();
         new UnconditionalTrainer(TinyRuns.Options(data, dir.File("out")) with { MaxSteps = 1 }, log.Add).Train();
-        Assert.Contains($"{data}: split names in folder names (datasets' imagefolder splits; PNG/JPEG files: train 8, test 4): " +
+        Assert.Contains($"{data}: split names in folder names (datasets' imagefolder splits; image files: train 8, test 4): " +
             "training on the train split, 4 of 12 images left out", log);
         Assert.Contains(log, l => l.StartsWith("8 images, 1 batches of 8 per epoch, 1 optimisation steps,", StringComparison.Ordinal));
     }
@@ -120,6 +120,7 @@ public class DataSplitsTests
             else File.WriteAllText(Path.Combine(data, rel), "x");
         }
         var e = Assert.Throws<DiffusersException>(() => new ImageFolderDataset(data, 8));
-        Assert.Equal($"{data}: no PNG or JPEG images found (searched recursively; in the train split of split names in folder names)", e.Message);
+        Assert.Equal($"{data}: no images found (searched recursively for the extensions of datasets' imagefolder loader: .png, .jpg, .jpeg, .webp, .bmp, .gif, …; " +
+            "in the train split of split names in folder names)", e.Message);
     }
 }

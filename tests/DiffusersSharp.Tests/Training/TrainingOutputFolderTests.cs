@@ -155,7 +155,7 @@ public class TrainingOutputFolderTests
         var log = new List<string>();
         new UnconditionalTrainer(inside with { Resume = true }, log.Add).Train();
         Assert.Contains(log, l => l.StartsWith("13 images, 2 batches of 8 per epoch, 6 optimisation steps,", StringComparison.Ordinal));
-        Assert.Contains($"{output} is inside the data folder: its 3 PNG/JPEG files are not training data", log); // 2 grids, loss.png
+        Assert.Contains($"{output} is inside the data folder: its 3 image files are not training data", log); // 2 grids, loss.png
         Assert.Equal(File.ReadAllText(Path.Combine(straight.OutputDir, "loss.csv")), File.ReadAllText(Path.Combine(output, "loss.csv")));
         Assert.Equal(TinyRuns.Weights(straight.OutputDir), TinyRuns.Weights(output));
     }
