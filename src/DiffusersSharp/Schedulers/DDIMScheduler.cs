@@ -23,6 +23,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
     /// </summary>
     public DDIMScheduler(DDIMSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

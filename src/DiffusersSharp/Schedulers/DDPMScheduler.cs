@@ -21,6 +21,7 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// </summary>
     public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.VarianceType is not null) Check(Name, "variance_type", c.VarianceType, VarianceTypes);   // null: fixed_small
         Check(Name, "prediction_type", c.PredictionType, PredictionTypes);

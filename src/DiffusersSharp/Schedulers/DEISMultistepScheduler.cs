@@ -22,6 +22,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     /// </summary>
     public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.AlgorithmType != "deis")
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"deis\" (\"dpmsolver\", \"dpmsolver++\" are read as \"deis\")") { Key = "algorithm_type" };

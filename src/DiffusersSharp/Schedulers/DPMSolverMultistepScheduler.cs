@@ -25,6 +25,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     /// </summary>
     public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         Validate(c);
         _modelOutputs = new Tensor?[c.SolverOrder];

@@ -23,6 +23,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
     /// </summary>
     public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config))
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.AlgorithmType is not ("dpmsolver" or "dpmsolver++"))
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"dpmsolver++\" or \"dpmsolver\" (the SDE variants exist only in DPMSolverMultistepScheduler)") { Key = "algorithm_type" };

@@ -20,6 +20,7 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     /// </summary>
     public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.PredictionType == "sample")
             throw new ConfigException($"{Name}: prediction_type \"sample\" is not implemented for {Name} (diffusers raises NotImplementedError); use \"epsilon\" or \"v_prediction\"") { Key = "prediction_type" };

@@ -22,6 +22,7 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     /// </summary>
     public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "sample", "original_sample", "v_prediction"]);
         DDPMScheduler.Check(Name, "interpolation_type", c.InterpolationType, ["linear", "log_linear"]);

@@ -22,6 +22,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// </summary>
     public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         KDPM2DiscreteScheduler.CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
         SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;

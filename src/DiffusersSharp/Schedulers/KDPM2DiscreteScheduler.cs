@@ -20,6 +20,7 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     /// </summary>
     public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
         SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;

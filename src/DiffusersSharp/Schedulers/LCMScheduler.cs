@@ -24,6 +24,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// </summary>
     public LCMScheduler(LCMSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         _finalAlphaCumprod = c.SetAlphaToOne ? 1f : AlphaCumprodAt(0);

@@ -28,6 +28,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     /// </summary>
     public PNDMScheduler(PNDMSchedulerConfig? config = null) : base(config)
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "v_prediction"]);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

@@ -21,7 +21,11 @@ public abstract partial class SchedulerBase : IScheduler
     private Tensor _betas = null!, _alphas = null!, _alphasCumprod = null!;
 
     /// <summary>Starts with empty int64 timesteps (until <see cref="SetTimesteps(int, Device?)"/> or the class's constructor).</summary>
-    protected SchedulerBase() => _timesteps = Own(torch.empty(0, ScalarType.Int64));
+    protected SchedulerBase()
+    {
+        using var scope = torch.NewDisposeScope();
+        _timesteps = Own(torch.empty(0, ScalarType.Int64));
+    }
 
     /// <inheritdoc/>
     public abstract string ClassName { get; }
@@ -77,8 +81,8 @@ public abstract partial class SchedulerBase : IScheduler
     {
         get
         {
-            using var d = Timesteps.to(ScalarType.Float64, CPU);
-            return d.data<double>().ToArray();
+            using var scope = torch.NewDisposeScope();
+            return Timesteps.to(ScalarType.Float64, CPU).data<double>().ToArray();
         }
     }
 
@@ -105,6 +109,7 @@ public abstract partial class SchedulerBase : IScheduler
         float[] betas = SchedulerMath.Betas(ClassName, c, extraSchedules);
         if (c.RescaleBetasZeroSnr) betas = SchedulerMath.RescaleZeroTerminalSnr(betas);
         float[] alphas = betas.Select(b => 1f - b).ToArray();
+        using var scope = torch.NewDisposeScope();
         _betas = Own(torch.tensor(betas, ScalarType.Float32));
         _alphas = Own(torch.tensor(alphas, ScalarType.Float32));
         SetAlphasCumprod(ExactFloat32.Cumprod(alphas));
@@ -115,6 +120,7 @@ public abstract partial class SchedulerBase : IScheduler
     {
         Release(_alphasCumprod);
         AlphasCumprodValues = values;
+        using var scope = torch.NewDisposeScope();
         _alphasCumprod = Own(torch.tensor(values, ScalarType.Float32));
     }
 
@@ -154,6 +160,7 @@ public abstract partial class SchedulerBase : IScheduler
     public void SetTimesteps(int numInferenceSteps, Device? device = null)
     {
         ThrowIfDisposed();
+        using var scope = torch.NewDisposeScope();
         SetTimestepsCore(numInferenceSteps, device);
     }
 
@@ -170,6 +177,7 @@ public abstract partial class SchedulerBase : IScheduler
     public void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null)
     {
         ThrowIfDisposed();
+        using var scope = torch.NewDisposeScope();
         SetTimestepsCore(timesteps, device);
     }
 
@@ -181,7 +189,9 @@ public abstract partial class SchedulerBase : IScheduler
     public Tensor ScaleModelInput(Tensor sample, double timestep)
     {
         ThrowIfDisposed();
-        return ScaleModelInputCore(sample, timestep);
+        using var scope = torch.NewDisposeScope();
+        var scaled = ScaleModelInputCore(sample, timestep);
+        return ReferenceEquals(scaled, sample) ? scaled : scaled.MoveToOuterDisposeScope();
     }
 
     /// <summary>The class's <c>scale_model_input</c> (<see cref="ScaleModelInput(Tensor, double)"/>): the sample as it is unless overridden.</summary>
@@ -365,8 +375,8 @@ public abstract partial class SchedulerBase : IScheduler
     /// <summary>The values of <paramref name="t"/> as doubles, copied to the CPU.</summary>
     protected static double[] ToDoubles(Tensor t)
     {
-        using var d = t.to(ScalarType.Float64, CPU);
-        return d.data<double>().ToArray();
+        using var scope = torch.NewDisposeScope();
+        return t.to(ScalarType.Float64, CPU).data<double>().ToArray();
     }
 
     /// <summary>
@@ -376,8 +386,8 @@ public abstract partial class SchedulerBase : IScheduler
     {
         if (t.numel() != 1)
             throw new DiffusersException($"a timestep tensor must hold one value, got shape [{string.Join(", ", t.shape)}]");
-        using var d = t.to(ScalarType.Float64, CPU);
-        return d.item<double>();
+        using var scope = torch.NewDisposeScope();
+        return t.to(ScalarType.Float64, CPU).item<double>();
     }
 
     /// <summary>A double in round-trip form, for messages that must show the exact timestep.</summary>

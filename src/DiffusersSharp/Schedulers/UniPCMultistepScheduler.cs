@@ -26,6 +26,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     /// </summary>
     public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null) : base(Normalize(config))
     {
+        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.SolverType is not ("bh1" or "bh2"))
             throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"bh1\" or \"bh2\" (\"midpoint\", \"heun\", \"logrho\" are read as \"bh2\")") { Key = "solver_type" };
