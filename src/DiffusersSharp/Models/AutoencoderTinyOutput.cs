@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Models;
@@ -6,7 +7,7 @@ namespace DiffusersSharp.Models;
 public sealed record AutoencoderTinyOutput(Tensor Latents) : IVaeEncoding
 {
     /// <summary>The latents themselves (a new handle on them); nothing is drawn.</summary>
-    public Tensor RetrieveLatents(IReadOnlyList<Generator>? generators, Action<string, Tensor>? trace = null) => Latents.alias();
+    public Tensor RetrieveLatents(IReadOnlyList<Generator>? generators, Action<string, Tensor>? trace = null) => TorchUtils.Scoped(() => Latents.alias());
 
     /// <summary>Disposes the latents.</summary>
     public void Dispose() => Latents.Dispose();

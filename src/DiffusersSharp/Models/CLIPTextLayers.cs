@@ -51,6 +51,7 @@ internal sealed class CLIPTextEmbeddings : nn.Module
     /// </summary>
     public void ResizeTokenEmbeddings(long n)
     {
+        using var scope = torch.NewDisposeScope();
         using var old = token_embedding.weight!;
         if (n == old.shape[0]) return;
         using var noGrad = torch.no_grad();

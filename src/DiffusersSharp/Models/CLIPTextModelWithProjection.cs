@@ -1,4 +1,5 @@
 using DiffusersSharp.Loading;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -62,7 +63,7 @@ public sealed partial class CLIPTextModelWithProjection : nn.Module
         var inner = text_model.Forward(inputIds, attentionMask, outputHiddenStates);
         using (inner.PoolerOutput)
         {
-            var embeds = text_projection.forward(inner.PoolerOutput);
+            var embeds = TorchUtils.Scoped(() => text_projection.forward(inner.PoolerOutput));
             return new CLIPTextModelOutput(embeds, inner.LastHiddenState, inner.HiddenStates);
         }
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -82,7 +83,7 @@ internal sealed class CLIPTextTransformer : nn.Module
     public CLIPTextEmbeddings Embeddings => embeddings;
 
     /// <summary>The final LayerNorm, which diffusers applies to <c>hidden_states[-(clip_skip + 1)]</c>.</summary>
-    public Tensor FinalLayerNorm(Tensor x) => final_layer_norm.forward(x);
+    public Tensor FinalLayerNorm(Tensor x) => TorchUtils.Scoped(() => final_layer_norm.forward(x));
 
     public BaseModelOutputWithPooling Forward(Tensor inputIds, Tensor? attentionMask, bool outputHiddenStates)
     {

@@ -56,11 +56,13 @@ public sealed partial class ControlNetModel
         var controlnet = FromConfig(config, "ControlNetModel.FromUnet");
         try
         {
-            controlnet.to(unet.Device);
-            controlnet.to(unet.DType);
-            if (loadWeightsFromUnet) CopyFromUnet(controlnet, unet);
-            ModuleScope.Detach(controlnet);
-            return controlnet;
+            return ModuleScope.Run(() =>
+            {
+                controlnet.to(unet.Device);
+                controlnet.to(unet.DType);
+                if (loadWeightsFromUnet) CopyFromUnet(controlnet, unet);
+                return controlnet;
+            });
         }
         catch
         {

@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -64,7 +65,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     }
 
     /// <summary>The mean (diffusers' <c>mode()</c>); a new handle the caller may dispose.</summary>
-    public Tensor Mode() => Mean.alias();
+    public Tensor Mode() => TorchUtils.Scoped(() => Mean.alias());
 
     /// <summary>KL divergence to the standard normal (or to <paramref name="other"/>), summed over dims 1..3.</summary>
     public Tensor Kl(DiagonalGaussianDistribution? other = null)

@@ -159,8 +159,11 @@ public sealed partial class UNet2DModel : nn.Module
     public UNet2DOutput Forward(Tensor sample, long timestep, Tensor? classLabels = null)
     {
         ArgumentNullException.ThrowIfNull(sample);
-        using var t = torch.tensor(new[] { timestep }, dtype: ScalarType.Int64, device: sample.device);
-        return Forward(sample, t, classLabels);
+        using var scope = torch.NewDisposeScope();
+        var t = torch.tensor(new[] { timestep }, dtype: ScalarType.Int64, device: sample.device);
+        var output = Forward(sample, t, classLabels);
+        output.Sample.MoveToOuterDisposeScope();
+        return output;
     }
 
     /// <inheritdoc cref="Forward(Tensor, long, Tensor?)"/>
