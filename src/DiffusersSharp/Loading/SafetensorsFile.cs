@@ -270,9 +270,10 @@ public sealed class SafetensorsFile : IDisposable
     public Tensor Load(string name)
     {
         var e = Entry(name);
+        using var scope = torch.NewDisposeScope();
         var t = torch.empty(e.Shape, ScalarTypeOf(e));
         if (e.ByteLength > 0) CopyInto(e, t);
-        return t;
+        return t.MoveToOuterDisposeScope();
     }
 
     /// <summary>The header entry of <paramref name="name"/>; an absent name throws naming the file.</summary>

@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,8 +38,7 @@ public sealed class TextualInversionEmbedding : IDisposable
                 $"{source}: key '{key}': a textual inversion embedding is a float tensor [dim] or [vectors, dim], got {vectors.dtype} [{string.Join(", ", vectors.shape)}]")
             { FilePath = source, Key = key };
         Token = token;
-        Vectors = vectors.dim() == 1 ? vectors.unsqueeze(0) : vectors.alias();
-        Vectors.DetachFromDisposeScope();
+        Vectors = TorchUtils.Scoped(() => vectors.dim() == 1 ? vectors.unsqueeze(0) : vectors.alias()).DetachFromDisposeScope();
         Source = source;
         Key = key;
     }

@@ -45,7 +45,7 @@ public static class TorchBinFile
 
     /// <summary>Loads every tensor of the checkpoint on the CPU, in its stored dtype, contiguous.</summary>
     public static Dictionary<string, Tensor> LoadAll(string path) =>
-        Read(path, (root, zip, prefix) => Materialize(root, zip, prefix, path));
+        TorchUtils.Scoped(() => Read(path, (root, zip, prefix) => Materialize(root, zip, prefix, path)), d => d.Values);
 
     /// <summary>
     /// Loads a training checkpoint (<c>.ckpt</c> of the original Stable Diffusion repositories): the state dict under
@@ -59,7 +59,7 @@ public static class TorchBinFile
     public static Dictionary<string, Tensor> LoadCheckpoint(string path, out long? globalStep)
     {
         long? step = null;
-        var tensors = Read(path, (root, zip, prefix) =>
+        var tensors = TorchUtils.Scoped(() => Read(path, (root, zip, prefix) =>
         {
             if (Entry(root, "global_step") is long s) step = s;
             // a pickle's memo can make a dict its own "state_dict": the nesting is bounded
@@ -70,7 +70,7 @@ public static class TorchBinFile
                 root = inner;
             }
             return Materialize(root, zip, prefix, path);
-        }, trainingCheckpoint: true);
+        }, trainingCheckpoint: true), d => d.Values);
         globalStep = step;
         return tensors;
     }
@@ -85,7 +85,7 @@ public static class TorchBinFile
     /// <see cref="Tensor"/>s (the caller's to dispose, see <see cref="DisposeTensors"/>). The same allow-list applies.
     /// </summary>
     internal static object? LoadTree(string path) =>
-        Read(path, (root, zip, prefix) =>
+        TorchUtils.Scoped(() => Read(path, (root, zip, prefix) =>
         {
             var storages = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var made = new List<Tensor>();
@@ -102,14 +102,21 @@ public static class TorchBinFile
             {
                 foreach (var st in storages.Values) st.Dispose();
             }
-        });
+        }), TreeTensors);
 
     /// <summary>How deep containers may nest in a pickle's tree (a cycle the memo makes would otherwise recurse forever).</summary>
     private const int MaxDepth = 256;
 
-    /// <summary>Disposes every tensor in a tree returned by <see cref="LoadTree"/> (iteratively: any depth, shared or cyclic nodes).</summary>
+    /// <summary>Disposes every tensor in a tree returned by <see cref="LoadTree"/>.</summary>
     internal static void DisposeTensors(object? node)
     {
+        foreach (var t in TreeTensors(node)) t.Dispose();
+    }
+
+    /// <summary>Every tensor in a tree returned by <see cref="LoadTree"/>, once (iteratively: any depth, shared or cyclic nodes).</summary>
+    private static List<Tensor> TreeTensors(object? node)
+    {
+        var tensors = new List<Tensor>();
         var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
         var pending = new Stack<object?>();
         pending.Push(node);
@@ -119,12 +126,13 @@ public static class TorchBinFile
             if (n is null || !seen.Add(n)) continue;
             switch (n)
             {
-                case Tensor t: t.Dispose(); break;
+                case Tensor t: tensors.Add(t); break;
                 case PickleDict d: foreach (var (_, v) in d.Items) pending.Push(v); break;
                 case object?[] a: foreach (var v in a) pending.Push(v); break;
                 case List<object?> l: foreach (var v in l) pending.Push(v); break;
             }
         }
+        return tensors;
     }
 
     private static T Read<T>(string path, Func<object?, ZipArchive, string, T> materialize, bool trainingCheckpoint = false)

@@ -65,6 +65,7 @@ public static class TextualInversion
         IReadOnlyList<(CLIPTokenizer Tokenizer, ICLIPTextEncoder TextEncoder, IReadOnlyList<TextualInversionEmbedding> Embeddings)> pairs)
     {
         ArgumentNullException.ThrowIfNull(pairs);
+        using var scope = torch.NewDisposeScope();
         var plans = new List<(CLIPTokenizer Tokenizer, ICLIPTextEncoder TextEncoder, List<(string Token, Tensor Row)> Rows)>();
         try
         {

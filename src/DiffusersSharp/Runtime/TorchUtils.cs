@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace DiffusersSharp.Runtime;
 
-/// <summary>diffusers' <c>utils/torch_utils.py</c> (v0.25.1) helpers that every layer shares, and <see cref="Scoped"/>.</summary>
+/// <summary>diffusers' <c>utils/torch_utils.py</c> (v0.25.1) helpers that every layer shares, and <see cref="Scoped{T}(Func{T})"/> (tensor work in a dispose scope of its own).</summary>
 public static class TorchUtils
 {
     /// <summary>
@@ -16,6 +16,19 @@ public static class TorchUtils
         using var scope = torch.NewDisposeScope();
         var result = compute();
         if (result is Tensor t) scope.MoveToOuter(t);
+        return result;
+    }
+
+    /// <summary>
+    /// <paramref name="compute"/>'s result, computed in a dispose scope of its own, for a result that holds tensors (a
+    /// state dict, a loaded file): the tensors <paramref name="tensorsOf"/> lists are moved out to the caller, everything
+    /// else made in the scope is freed when it returns (or throws).
+    /// </summary>
+    internal static T Scoped<T>(Func<T> compute, Func<T, IEnumerable<Tensor>> tensorsOf)
+    {
+        using var scope = torch.NewDisposeScope();
+        var result = compute();
+        scope.MoveToOuter(tensorsOf(result));
         return result;
     }
 

@@ -119,6 +119,7 @@ public sealed class LoraFile : IDisposable
 
     private static LoraFile Parse(string file, Dictionary<string, Tensor> tensors, Action<string>? log)
     {
+        using var scope = torch.NewDisposeScope();
         foreach (var (key, t) in tensors)
             if (t.is_floating_point() && !TorchUtils.Scoped(() => torch.isfinite(t).all().item<bool>()))
                 throw new WeightsException($"LoRA file {file}: tensor '{key}' holds NaN or infinite values; the LoRA is refused") { FilePath = file, Key = key };

@@ -1,3 +1,4 @@
+using DiffusersSharp.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -78,7 +79,7 @@ public sealed class OriginalCheckpoint : IDisposable
     public Tensor Load(string key)
     {
         if (_safetensors is not null) return _safetensors.Load(key);
-        if (_loaded!.TryGetValue(key, out var t)) return t.alias();
+        if (_loaded!.TryGetValue(key, out var t)) return TorchUtils.Scoped(() => t.alias());
         throw new WeightsException($"{Path}: no tensor named '{key}'") { FilePath = Path, Key = key };
     }
 

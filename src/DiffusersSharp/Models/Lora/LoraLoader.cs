@@ -34,6 +34,7 @@ public static class LoraLoader
     public static LoraLoadResult Load(LoraFile file, IReadOnlyList<LoraTarget> targets, LoraLoadOptions? options = null)
     {
         options ??= new LoraLoadOptions();
+        using var scope = torch.NewDisposeScope();
         string name = options.AdapterName ?? DefaultAdapterName;
         if (options.AdapterName is { } given && targets.Any(t => Layers(t.Model).Any(l => l.Layer.Adapters.Any(a => a.Name == given))))
             throw new DiffusersException($"LoRA file {file.Path}: adapter name '{given}' is already in use (LoraLoadOptions.AdapterName); unload that adapter or choose another name") { FilePath = file.Path };

@@ -50,6 +50,8 @@ public sealed class SingleFileComponents : IDisposable
     {
         var o = options ?? SingleFileOptions.Default;
         var log = o.Log ?? StableDiffusionPipelineBase.DefaultLog;
+        // every tensor is made in this scope; the models' weights leave it (ModuleScope.Detach) when they are returned
+        using var scope = torch.NewDisposeScope();
         using var ckpt = OriginalCheckpoint.Open(path);
         if (pipeline is not null) CheckFor(pipeline, ckpt);
         var layout = SingleFileLayout.Resolve(ckpt, o);
@@ -86,10 +88,12 @@ public sealed class SingleFileComponents : IDisposable
                 i == 0 && o.Tokenizer is not null ? o.Tokenizer
                 : layout.ConfigFolder is { } folder ? CLIPTokenizer.FromPretrained(folder, t.TokenizerName)
                 : ClipVocabulary.Tokenizer(t.PadToken)).ToList();
+            foreach (var model in new nn.Module[] { c.Unet, c.Vae }.Concat(texts)) ModuleScope.Detach(model);
             return c;
         }
         catch
         {
+            if (o.TextEncoder is { } given) ModuleScope.Detach(given);
             c.DisposeModels(keep: o.TextEncoder);
             throw;
         }

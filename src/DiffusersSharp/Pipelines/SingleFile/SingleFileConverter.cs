@@ -71,6 +71,7 @@ public static class SingleFileConverter
         folder = PretrainedLocator.Resolve(folder);
         var layout = SingleFileLayout.FromFolder(folder);
         layout.Scheduler.Dispose();   // only the configs and key maps are written
+        using var scope = torch.NewDisposeScope();
         var all = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var owned = new List<Tensor>();
         try
