@@ -130,6 +130,7 @@ public static class NpyFile
         ScalarType dtype = FromDescr(descr, source);
         int dataStart = start + headerLen;
         long count = shape.Aggregate(1L, (a, b) => a * b);
+        using var scope = torch.NewDisposeScope();
         using var probe = torch.empty(0, dtype);
         long need = count * probe.ElementSize;
         if (bytes.LongLength - dataStart != need)
@@ -138,7 +139,7 @@ public static class NpyFile
             { FilePath = source };
         var t = torch.empty(shape, dtype);
         if (need > 0) bytes.AsSpan(dataStart, (int)need).CopyTo(t.bytes);
-        return t;
+        return t.MoveToOuterDisposeScope();
     }
 
     private static string ParseRaw(string header, string key, string source)

@@ -67,8 +67,8 @@ public sealed class TaesdPreview
         ArgumentNullException.ThrowIfNull(latents);
         if (index < 0 || index >= latents.shape[0])
             throw new ArgumentOutOfRangeException(nameof(index), index, $"the latents hold {latents.shape[0]} items");
-        using var one = latents.narrow(0, index, 1);
-        return Decode(one)[0];
+        using var scope = torch.NewDisposeScope();
+        return Decode(latents.narrow(0, index, 1))[0];
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Text;
@@ -51,7 +52,8 @@ public sealed class CLIPTokenizerOutput
                 $"Cannot make a tensor of {what}: the rows have different lengths ({string.Join(", ", rows.Select(r => r.Length).Distinct())}); pad them (padding MaxLength or Longest)");
         var flat = new long[n * len];
         for (int i = 0; i < n; i++) Array.Copy(rows[i], 0, flat, i * len, len);
+        using var scope = torch.NewDisposeScope();
         var t = tensor(flat, [n, len], ScalarType.Int64);
-        return device is null ? t : t.to(device, disposeAfter: true);
+        return (device is null ? t : t.to(device)).MoveToOuterDisposeScope();
     }
 }
