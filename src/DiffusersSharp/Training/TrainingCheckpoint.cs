@@ -42,6 +42,7 @@ public static class TrainingCheckpoint
     public static string Save(string outputDir, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer,
         Generator generator, State state)
     {
+        using var scope = torch.NewDisposeScope();
         string final = Path.Combine(outputDir, Prefix + state.Step.ToString(CultureInfo.InvariantCulture));
         string tmp = final + ".tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
@@ -117,6 +118,7 @@ public static class TrainingCheckpoint
     public static State Load(string folder, UNet2DModel model, EMAModel? ema, Modules.AdamW optimizer, Generator generator)
     {
         var state = ReadState(folder);
+        using var scope = torch.NewDisposeScope();
         using (var f = SafetensorsFile.Open(Path.Combine(folder, "model.safetensors")))
         {
             var weights = f.LoadAll();

@@ -143,6 +143,8 @@ public sealed class UnconditionalTrainer
     /// <summary>Runs (or resumes) the training; returns the pipeline folder.</summary>
     public string Train(IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
+        // The run's scope: what it holds lives as long as the run (each step, checkpoint and save has its own inside)
+        using var runScope = torch.NewDisposeScope();
         var o = _o;
         // Before anything is read or written: a previous run in the folder is refused unless resumed or overwritten.
         var previous = TrainingOutputFolder.CheckBeforeRun(o.OutputDir, o.Resume, o.Overwrite);
