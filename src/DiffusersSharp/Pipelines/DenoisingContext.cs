@@ -1,4 +1,5 @@
 using DiffusersSharp.Schedulers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusersSharp.Pipelines;
@@ -24,8 +25,8 @@ public sealed class DenoisingContext
         Pipeline = pipeline;
         Scheduler = scheduler;
         Timesteps = timesteps;
-        using var values = timesteps.to(ScalarType.Float64, CPU);
-        TimestepValues = values.data<double>().ToArray();
+        using (torch.NewDisposeScope())
+            TimestepValues = timesteps.to(ScalarType.Float64, CPU).data<double>().ToArray();
         Tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal) { [LatentsKey] = latents };
     }
 

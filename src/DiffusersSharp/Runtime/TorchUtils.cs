@@ -42,11 +42,14 @@ public static class TorchUtils
     /// bf16 run from other noise than the fp32 run (for Stable Diffusion, another image); rounded float32 normals keep
     /// the seed's image in every dtype. float32 and float64 draws are torch's.
     /// </summary>
-    public static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
+    public static Tensor RandnTensor(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device) =>
+        Scoped(() => Draw(shape, generators, dtype, device));
+
+    private static Tensor Draw(long[] shape, IReadOnlyList<Generator>? generators, ScalarType dtype, Device device)
     {
         if (dtype is ScalarType.BFloat16 or ScalarType.Float16)
         {
-            using var full = RandnTensor(shape, generators, ScalarType.Float32, device);
+            using var full = Draw(shape, generators, ScalarType.Float32, device);
             return full.to(dtype);
         }
         if (generators is null)

@@ -1,0 +1,230 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Runtime;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Tests.ScopeAudit;
+
+/// <summary>
+/// Every pipeline's call (diffusers' <c>__call__</c>: <c>Generate</c>), with every scheduler alias on Stable Diffusion and
+/// every output type, and the public prompt encoders, run with no dispose scope open and leave no tensor made outside
+/// a scope (docs/ARCHITECTURE.md, "Tensor ownership"; <see cref="Support.ScopeAudit"/>). The tiny golden models, 2 steps.
+/// </summary>
+public class PipelineScopeAuditTests
+{
+    private const string Prompt = "a photo of a cat";
+
+    public static TheoryData<string> Cases() => new(
+    [
+        "ddpm", "ddim",
+        "sd", .. SchedulerAliases.Aliases.Keys.Order(StringComparer.Ordinal).Select(a => "sd-" + a),
+        "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
+        "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop",
+        "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
+        "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet",
+    ]);
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void EveryPipelineCallRunsItsTensorWorkInADisposeScope(string name)
+    {
+        using var owned = new Owned();
+        Func<ImagePipelineOutput> call = Build(name, owned);
+        var audit = new Support.ScopeAudit();
+        using (var output = audit.Call(name, call, noGrad: false))
+            Assert.True(output.Images.Count > 0 || output.Tensor is not null || output.Array is not null, name);
+        audit.AssertAllScoped();
+    }
+
+    [Fact]
+    public void ThePromptEncodersRunTheirTensorWorkInADisposeScope()
+    {
+        using var sd = StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd"));
+        using var sdxl = StableDiffusionXLPipeline.FromPretrained(Golden.Path("tiny-sdxl"));
+        var audit = new Support.ScopeAudit();
+        using (var e = audit.Call("StableDiffusionPipeline.EncodePrompt", () => sd.EncodePrompt(Prompt, 2, true, "blurry")))
+            Assert.Equal(2, e.PromptEmbeds.shape[0]);
+        using (var e = audit.Call("StableDiffusionXLPipeline.EncodePrompt", () => sdxl.EncodePrompt(Prompt, numImagesPerPrompt: 2, negativePrompt: "blurry")))
+            Assert.Equal(2, e.PromptEmbeds.shape[0]);
+        audit.AssertAllScoped();
+    }
+
+    [Fact]
+    public void TheBuildingBlocksOfACustomPipelineRunTheirTensorWorkInADisposeScope()
+    {
+        // a pipeline of one's own (docs/CONTRIBUTING.md, "Walkthrough: a pipeline"): randn_tensor, a DenoisingContext and a
+        // DenoisingLoop, guidance rescaling
+        using var unet = UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), "unet");
+        var scheduler = SchedulerAliases.Build("dpm++2m", (DiffusersConfig)SchedulerFactory.ReadConfigFile(Golden.Path("tiny-sd"), "scheduler"));
+        scheduler.SetTimesteps(3);
+        long[] shape = [2, unet.Config.InChannels, 32, 32];
+        var audit = new Support.ScopeAudit();
+        var latents = audit.Call("TorchUtils.RandnTensor", () => TorchUtils.RandnTensor(shape, new Generator(0), ScalarType.Float32, CPU));
+        audit.Call("TorchUtils.RandnTensor (bf16)", () => TorchUtils.RandnTensor(shape, new Generator(0), ScalarType.BFloat16, CPU));
+        audit.Call("TorchUtils.RandnTensor (a generator per sample)", () => TorchUtils.RandnTensor(shape, [new Generator(1), new Generator(2)], ScalarType.Float32, CPU));
+        var ctx = audit.Call("DenoisingContext", () => new DenoisingContext("custom", scheduler, scheduler.Timesteps, latents));
+        using (var result = audit.Call("DenoisingLoop.Run", () => new UNetLoop(unet).Run(ctx)))
+            Assert.Equal(shape, result.shape);
+        var text = torch.randn([2, 4, 8, 8], generator: new Generator(3));
+        var cfg = torch.randn([2, 4, 8, 8], generator: new Generator(4));
+        audit.Call("StableDiffusionPipelineBase.RescaleNoiseCfg", () => StableDiffusionPipelineBase.RescaleNoiseCfg(cfg, text, 0.7));
+        audit.AssertAllScoped();
+    }
+
+    /// <summary>A custom pipeline's loop: the UNet's prediction.</summary>
+    private sealed class UNetLoop(UNet2DModel unet) : DenoisingLoop
+    {
+        protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents) =>
+            unet.Forward(latents, timestep).Sample;
+    }
+
+    private static Func<ImagePipelineOutput> Build(string name, Owned owned)
+    {
+        var init = Img("img2img-init.png");
+        var mask = Img("inpaint-mask.png");
+        var edges = Img("controlnet-edges.png");
+        var scribble = Img("controlnet-scribble.png");
+        if (name.StartsWith("sd-", StringComparison.Ordinal) && SchedulerAliases.Aliases.ContainsKey(name[3..]))
+        {
+            var pipe = owned.Add(StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")));
+            pipe.Scheduler = SchedulerAliases.Build(name[3..], (DiffusersConfig)pipe.Scheduler.Config);
+            return () => pipe.Generate(Prompt, "", 7.5, height: 32, width: 32, numInferenceSteps: 2, seed: 0);
+        }
+        switch (name)
+        {
+            case "ddpm":
+            {
+                var pipe = owned.Add(DDPMPipeline.FromPretrained(Golden.Path("tiny-ddpm")));
+                return () => pipe.Generate(numInferenceSteps: 2, seed: 0);
+            }
+            case "ddim":
+            {
+                var pipe = owned.Add(DDIMPipeline.FromPretrained(Golden.Path("tiny-ddpm")));
+                return () => pipe.Generate(numInferenceSteps: 2, eta: 1.0, seed: 0);
+            }
+            case "sd" or "sd-output-np" or "sd-output-pt" or "sd-output-latent" or "sd-no-cfg" or "sd-guidance-rescale":
+            {
+                var pipe = owned.Add(StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")));
+                var type = name switch
+                {
+                    "sd-output-np" => OutputType.Np,
+                    "sd-output-pt" => OutputType.Pt,
+                    "sd-output-latent" => OutputType.Latent,
+                    _ => OutputType.Pil,
+                };
+                double guidance = name == "sd-no-cfg" ? 1.0 : 7.5;
+                double rescale = name == "sd-guidance-rescale" ? 0.7 : 0.0;
+                return () => pipe.Generate(Prompt, "blurry", guidance, rescale, height: 32, width: 32, numInferenceSteps: 2, seed: 0, outputType: type);
+            }
+            case "sd-taesd" or "sd-taesd-previews":
+            {
+                var pipe = owned.Add(StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")));
+                var taesd = owned.Add(AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd")));
+                StepEndCallback? previews = null;
+                if (name == "sd-taesd") pipe.Vae = taesd;
+                else previews = new TaesdPreview(taesd).Every(1, (_, _, image) => Assert.True(image.Width > 0));
+                return () => pipe.Generate(Prompt, "", 7.5, height: 32, width: 32, numInferenceSteps: 2, seed: 0, callbackOnStepEnd: previews);
+            }
+            case "sd-lora":
+            {
+                var pipe = owned.Add(StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd")));
+                pipe.LoadLoraWeights(Golden.Path("tiny-sd-lora", "kohya.safetensors"), adapterName: "k");
+                return () => pipe.Generate(Prompt, "", 7.5, height: 32, width: 32, numInferenceSteps: 2, seed: 0,
+                    crossAttentionKwargs: new CrossAttentionOptions { Scale = 0.8 });
+            }
+            case "sd-img2img":
+            {
+                var pipe = owned.Add(StableDiffusionImg2ImgPipeline.FromPretrained(Golden.Path("tiny-sd")));
+                return () => pipe.Generate(Prompt, init, 0.9, "", 7.5, numInferenceSteps: 2, seed: 0);
+            }
+            case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
+            {
+                string folder = Golden.Path("tiny-sd");
+                if (name == "sd-inpaint")
+                {
+                    var dir = owned.Add(new TempDir());
+                    File.Copy(Golden.Path("tiny-sd-inpaint", "model_index.json"), dir.File("model_index.json"));
+                    foreach (var (part, src) in new[] { ("tokenizer", "tiny-sd"), ("text_encoder", "tiny-sd"), ("vae", "tiny-sd"), ("scheduler", "tiny-sd"), ("unet", "tiny-sd-inpaint") })
+                    {
+                        Directory.CreateDirectory(dir.File(part));
+                        foreach (var f in Directory.GetFiles(Golden.Path(src, part)))
+                            File.Copy(f, Path.Combine(dir.File(part), Path.GetFileName(f)));
+                    }
+                    folder = dir.Path;
+                }
+                var pipe = owned.Add(StableDiffusionInpaintPipeline.FromPretrained(folder));
+                int? crop = name == "sd-inpaint-crop" ? 4 : null;
+                return () => pipe.Generate(Prompt, init, mask, 1.0, crop is null ? 32 : null, crop is null ? 32 : null, "", 7.5,
+                    numInferenceSteps: 2, seed: 0, paddingMaskCrop: crop);
+            }
+            case "controlnet" or "controlnet-multi":
+            {
+                TorchSharp.torch.nn.Module nets = name == "controlnet" ? ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"))
+                    : new MultiControlNetModel([ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet")), ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"))]);
+                var pipe = owned.Add(StableDiffusionControlNetPipeline.FromPretrained(Golden.Path("tiny-sd"), nets));
+                ImageInput[] images = name == "controlnet" ? [edges] : [edges, scribble];
+                return () => pipe.Generate(Prompt, images, 32, 32, 2, 7.5, "", seed: 0, guessMode: name == "controlnet-multi");
+            }
+            case "controlnet-img2img":
+            {
+                var pipe = owned.Add(StableDiffusionControlNetImg2ImgPipeline.FromPretrained(Golden.Path("tiny-sd"), ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"))));
+                return () => pipe.Generate(Prompt, init, [scribble], strength: 0.9, numInferenceSteps: 2, seed: 0);
+            }
+            case "controlnet-inpaint":
+            {
+                var pipe = owned.Add(StableDiffusionControlNetInpaintPipeline.FromPretrained(Golden.Path("tiny-sd"), ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"))));
+                return () => pipe.Generate(Prompt, init, mask, [edges], strength: 0.9, numInferenceSteps: 2, seed: 0);
+            }
+            case "sdxl":
+            {
+                var pipe = owned.Add(StableDiffusionXLPipeline.FromPretrained(Golden.Path("tiny-sdxl")));
+                return () => pipe.Generate(Prompt, height: 32, width: 32, numInferenceSteps: 2, guidanceScale: 5.0, negativePrompt: "blurry", seed: 0);
+            }
+            case "sdxl-img2img" or "sdxl-refiner":
+            {
+                var pipe = owned.Add(StableDiffusionXLImg2ImgPipeline.FromPretrained(Golden.Path(name == "sdxl-refiner" ? "tiny-sdxl-refiner" : "tiny-sdxl")));
+                return () => pipe.Generate(Prompt, init, strength: 0.9, numInferenceSteps: 2, guidanceScale: 5.0, negativePrompt: "ugly", seed: 0);
+            }
+            case "sdxl-inpaint":
+            {
+                var pipe = owned.Add(StableDiffusionXLInpaintPipeline.FromPretrained(Golden.Path("tiny-sdxl")));
+                return () => pipe.Generate(Prompt, init, mask, numInferenceSteps: 2, guidanceScale: 5.0, seed: 0);
+            }
+            case "sdxl-controlnet":
+            {
+                ControlNetModel net;
+                using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
+                    net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
+                var pipe = owned.Add(StableDiffusionXLControlNetPipeline.FromPretrained(Golden.Path("tiny-sdxl"), net));
+                return () => pipe.Generate(Prompt, [edges], numInferenceSteps: 2, guidanceScale: 5.0, height: 32, width: 32, seed: 0);
+            }
+            default:
+                throw new ArgumentException($"no case '{name}'");
+        }
+    }
+
+    /// <summary>tests/golden/<paramref name="name"/> at 32².</summary>
+    private static Image Img(string name) => ImageResize.Resize(Image.Load(Golden.Path(name)), 32, 32);
+
+    /// <summary>What a case loads, disposed after it.</summary>
+    private sealed class Owned : IDisposable
+    {
+        private readonly List<IDisposable> _items = [];
+
+        public T Add<T>(T item) where T : IDisposable
+        {
+            _items.Add(item);
+            return item;
+        }
+
+        public void Dispose()
+        {
+            for (int i = _items.Count - 1; i >= 0; i--) _items[i].Dispose();
+        }
+    }
+}
