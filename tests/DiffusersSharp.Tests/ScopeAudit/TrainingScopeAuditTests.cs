@@ -22,7 +22,12 @@ public class TrainingScopeAuditTests
         string data = TinyRuns.Cats(dir, 24);
         var options = TinyRuns.Options(data, Path.Combine(dir.Path, "out")) with
         {
-            MaxSteps = 4, UseEma = true, CheckpointEvery = 2, SaveImagesEveryEpochs = 1, EvalBatchSize = 2, DdpmNumInferenceSteps = 2,
+            MaxSteps = 4,
+            UseEma = true,
+            CheckpointEvery = 2,
+            SaveImagesEveryEpochs = 1,
+            EvalBatchSize = 2,
+            DdpmNumInferenceSteps = 2,
         };
         var audit = new Support.ScopeAudit();
         using var cts = new CancellationTokenSource();
