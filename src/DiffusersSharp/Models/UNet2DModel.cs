@@ -39,7 +39,8 @@ public sealed partial class UNet2DModel : nn.Module
     internal Action<string, Tensor>? IntermediateHook { get; set; }
 
     /// <summary>Builds the model with random weights. Invalid configs throw <see cref="ConfigException"/>.</summary>
-    public static UNet2DModel FromConfig(UNet2DModelConfig config, string? source = null) => new(config, source);
+    public static UNet2DModel FromConfig(UNet2DModelConfig config, string? source = null) =>
+        ModuleScope.Run(() => new UNet2DModel(config, source));
 
     private UNet2DModel(UNet2DModelConfig config, string? source) : base(nameof(UNet2DModel))
     {

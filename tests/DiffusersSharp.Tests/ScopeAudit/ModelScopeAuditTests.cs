@@ -13,6 +13,25 @@ namespace DiffusersSharp.Tests.ScopeAudit;
 public class ModelScopeAuditTests
 {
     [Fact]
+    public void EveryModelBuiltFromItsConfigMakesItsWeightsInADisposeScope()
+    {
+        // FromConfig builds random weights (TorchSharp's module constructors and our initialisation): UNet2DModel's
+        // left 25 tensors outside any scope on the trainer's tiny config before it built through ModuleScope
+        using var ddpm = UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), "unet");
+        using var sd = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sd"), "unet");
+        using var vae = AutoencoderKL.FromPretrained(Golden.Path("tiny-sd"), "vae");
+        using var taesd = AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
+        using var net = ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
+        var audit = new Support.ScopeAudit();
+        using (audit.Call("UNet2DModel.FromConfig", () => UNet2DModel.FromConfig(ddpm.Config))) { }
+        using (audit.Call("UNet2DConditionModel.FromConfig", () => UNet2DConditionModel.FromConfig(sd.Config))) { }
+        using (audit.Call("AutoencoderKL.FromConfig", () => AutoencoderKL.FromConfig(vae.Config))) { }
+        using (audit.Call("AutoencoderTiny.FromConfig", () => AutoencoderTiny.FromConfig(taesd.Config))) { }
+        using (audit.Call("ControlNetModel.FromConfig", () => ControlNetModel.FromConfig(net.Config))) { }
+        audit.AssertAllScoped();
+    }
+
+    [Fact]
     public void TheUNetsAndControlNetsRunTheirTensorWorkInADisposeScope()
     {
         using var ddpm = UNet2DModel.FromPretrained(Golden.Path("tiny-ddpm"), "unet");
