@@ -15,6 +15,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     public const string Name = "DEISMultistepScheduler";
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
+    private int _lastOrder;   // the order of the last step's update (0: none since SetTimesteps)
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
@@ -54,12 +55,53 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
-        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
+        var (ts, sigmas) = Schedule(numInferenceSteps, TypedConfig.TimestepSpacing);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas, numInferenceSteps);
         for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         _lowerOrderNums = 0;
+        _lastOrder = 0;
+    }
+
+    /// <summary>set_timesteps' timesteps and sigmas for <paramref name="n"/> steps and <paramref name="spacing"/>.</summary>
+    private (long[] Timesteps, float[] Sigmas) Schedule(int n, string spacing) =>
+        BuildSchedule(SpacedTimesteps(spacing, n, NumTrainTimesteps, TypedConfig.StepsOffset), n, TypedConfig.UseKarrasSigmas == true, lu: false);
+
+    /// <inheritdoc/>
+    /// <remarks>Also a second- or third-order step whose sigmas coincide (SD 1.x's "leading" spacing with steps_offset 1
+    /// at 999 and 1000 of 1000 steps, "trailing" where it overshoots to −1 next to 0, "linspace" at 1000): diffusers'
+    /// Lagrange coefficients divide by log ρ_b − log ρ_c = 0. Named from the schedule, with the nearby step counts and the
+    /// spacings where no step divides by zero.</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        if (LastStepIndex is int i && _lastOrder >= 2 && Division(i, _lastOrder) is { } arithmetic
+            && EqualSigmasCause(i - _lastOrder + 1, i + 1, arithmetic, TypedConfig.TimestepSpacing, TypedConfig.StepsOffset,
+                TypedConfig.UseKarrasSigmas == true, _ => false, (n, s) => Schedule(n, s).Sigmas) is { } cause)
+            return cause;
+        return base.NonFiniteCauseCore(timestep);
+    }
+
+    /// <summary>The log-ρ differences of the update of order <paramref name="order"/> at step <paramref name="i"/> that are
+    /// 0 and its first non-finite coefficient (as <see cref="SchedulerBase.Step(TorchSharp.torch.Tensor, double, TorchSharp.torch.Tensor, StepOptions?)"/> computes them); null where its coefficients are finite.</summary>
+    private string? Division(int i, int order)
+    {
+        var (_, rt) = RhoAt(i + 1);
+        var (_, r0) = RhoAt(i);
+        var (_, r1) = RhoAt(i - 1);
+        var d01 = ("log(rho_s0) - log(rho_s1) (rho = sigma / alpha)", MathF.Log(r0) - MathF.Log(r1));
+        if (order == 2)
+        {
+            string? bad = NonFiniteSchedules.FirstNonFinite(("coef1", Ind(rt, r0, r1) - Ind(r0, r0, r1)), ("coef2", Ind(rt, r1, r0) - Ind(r0, r1, r0)));
+            return NonFiniteSchedules.Division(NonFiniteSchedules.ZeroDifferences(d01), "second-order update",
+                bad is null ? null : $"Lagrange coefficients divide by that difference: {bad}");
+        }
+        var (_, r2) = RhoAt(i - 2);
+        string? third = NonFiniteSchedules.FirstNonFinite(
+            ("coef1", Ind(rt, r0, r1, r2) - Ind(r0, r0, r1, r2)), ("coef2", Ind(rt, r1, r2, r0) - Ind(r0, r1, r2, r0)),
+            ("coef3", Ind(rt, r2, r0, r1) - Ind(r0, r2, r0, r1)));
+        return NonFiniteSchedules.Division(NonFiniteSchedules.ZeroDifferences(
+                d01, ("log(rho_s1) - log(rho_s2)", MathF.Log(r1) - MathF.Log(r2)), ("log(rho_s0) - log(rho_s2)", MathF.Log(r0) - MathF.Log(r2))),
+            "third-order update", third is null ? null : $"Lagrange coefficients divide by the log-rho differences: {third}");
     }
 
     /// <inheritdoc/>
@@ -79,13 +121,15 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         _modelOutputs[order - 1] = Keep(m);
 
         Tensor prev;
-        if (order == 1 || _lowerOrderNums < 1 || lowerOrderFinal)
+        _lastOrder = order == 1 || _lowerOrderNums < 1 || lowerOrderFinal ? 1
+            : order == 2 || _lowerOrderNums < 2 || lowerOrderSecond ? 2 : 3;
+        if (_lastOrder == 1)
         {
             var (at, st, lt) = At(i + 1);
             var (as_, _, ls) = At(i);
             prev = sample * (at / as_) - m * (st * (ExactFloat32.Exp(lt - ls) - 1f));
         }
-        else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, i);
+        else if (_lastOrder == 2) prev = SecondOrderUpdate(sample, i);
         else prev = ThirdOrderUpdate(sample, i);
 
         if (_lowerOrderNums < order) _lowerOrderNums++;
@@ -119,10 +163,6 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         var (at, rt) = RhoAt(i + 1);
         var (a0, r0) = RhoAt(i);
         var (_, r1) = RhoAt(i - 1);
-        // np.log of a 0-dim tensor takes numpy's scalar (libm) path, i.e. a correctly rounded float32 log.
-        // ∫ of the Lagrange basis (log ρ − log c) / (log b − log c) dρ: t (log t − log c − 1) / (log b − log c)
-        static float Ind(float t, float b, float c) =>
-            t * (-MathF.Log(c) + MathF.Log(t) - 1f) / (MathF.Log(b) - MathF.Log(c));
         float coef1 = Ind(rt, r0, r1) - Ind(r0, r0, r1);
         float coef2 = Ind(rt, r1, r0) - Ind(r0, r1, r0);
         return (sample / a0 + _modelOutputs[^1]! * coef1 + _modelOutputs[^2]! * coef2) * at;
@@ -134,16 +174,23 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
         var (a0, r0) = RhoAt(i);
         var (_, r1) = RhoAt(i - 1);
         var (_, r2) = RhoAt(i - 2);
-        static float Ind(float t, float b, float c, float d)
-        {
-            float lt = MathF.Log(t), lc = MathF.Log(c), ld = MathF.Log(d), lb = MathF.Log(b);
-            float numerator = t * (lc * (ld - lt + 1f) - ld * lt + ld + lt * lt - 2f * lt + 2f);
-            float denominator = (lb - lc) * (lb - ld);
-            return numerator / denominator;
-        }
         float coef1 = Ind(rt, r0, r1, r2) - Ind(r0, r0, r1, r2);
         float coef2 = Ind(rt, r1, r2, r0) - Ind(r0, r1, r2, r0);
         float coef3 = Ind(rt, r2, r0, r1) - Ind(r0, r2, r0, r1);
         return (sample / a0 + _modelOutputs[^1]! * coef1 + _modelOutputs[^2]! * coef2 + _modelOutputs[^3]! * coef3) * at;
+    }
+
+    // np.log of a 0-dim tensor takes numpy's scalar (libm) path, i.e. a correctly rounded float32 log.
+    // ∫ of the Lagrange basis (log ρ − log c) / (log b − log c) dρ: t (log t − log c − 1) / (log b − log c)
+    private static float Ind(float t, float b, float c) =>
+        t * (-MathF.Log(c) + MathF.Log(t) - 1f) / (MathF.Log(b) - MathF.Log(c));
+
+    // the same for the quadratic basis through b, c and d
+    private static float Ind(float t, float b, float c, float d)
+    {
+        float lt = MathF.Log(t), lc = MathF.Log(c), ld = MathF.Log(d), lb = MathF.Log(b);
+        float numerator = t * (lc * (ld - lt + 1f) - ld * lt + ld + lt * lt - 2f * lt + 2f);
+        float denominator = (lb - lc) * (lb - ld);
+        return numerator / denominator;
     }
 }

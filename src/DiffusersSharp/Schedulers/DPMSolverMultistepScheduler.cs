@@ -18,6 +18,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     internal static readonly string[] Predictions = ["epsilon", "sample", "v_prediction"];
     private readonly Tensor?[] _modelOutputs;
     private int _lowerOrderNums;
+    private int _lastOrder;   // the order of the last step's update (0: none since SetTimesteps)
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
@@ -69,18 +70,91 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
-        int last = LastTimestep(TypedConfig.LambdaMinClipped);
-        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, last, TypedConfig.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, TypedConfig.UseLuLambdas == true);
+        var (ts, sigmas) = Schedule(numInferenceSteps, TypedConfig.TimestepSpacing);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas, numInferenceSteps);
         ResetState();
+    }
+
+    /// <summary>set_timesteps' timesteps and sigmas for <paramref name="n"/> steps and <paramref name="spacing"/>.</summary>
+    private (long[] Timesteps, float[] Sigmas) Schedule(int n, string spacing)
+    {
+        int last = LastTimestep(TypedConfig.LambdaMinClipped);
+        var spaced = SpacedTimesteps(spacing, n, last, TypedConfig.StepsOffset);
+        return BuildSchedule(spaced, n, TypedConfig.UseKarrasSigmas == true, TypedConfig.UseLuLambdas == true);
+    }
+
+    /// <summary>Karras or Lu sigmas: the final sigma repeats the last one (h = 0 on the last step).</summary>
+    private bool RepeatsLastSigma => TypedConfig.UseKarrasSigmas == true || TypedConfig.UseLuLambdas == true;
+
+    /// <inheritdoc/>
+    /// <remarks>Also a second- or third-order step whose sigmas coincide (λ differences of 0), where diffusers' update
+    /// divides by that difference (0 / 0, or x / 0): SD 1.x's "leading" spacing with steps_offset 1 at 999 and 1000 of 1000 steps, "trailing"
+    /// spacing where it overshoots to −1 next to 0, "linspace" at 1000 (timestep 500 twice), and Karras / Lu sigmas
+    /// (the final one repeats the last) with solver_type "heun" or solver_order 3 from 15 steps on. Named from the
+    /// schedule, with the nearby step counts and the spacings where no step divides by zero.</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        if (LastStepIndex is int i && _lastOrder >= 2 && Division(i, _lastOrder) is { } arithmetic
+            && EqualSigmasCause(i - _lastOrder + 1, i + 1, arithmetic, TypedConfig.TimestepSpacing, TypedConfig.StepsOffset,
+                RepeatsLastSigma, FinalStepDividesByH, (n, s) => Schedule(n, s).Sigmas,
+                LastStepKeepsSigma(i)
+                    ? "set euler_at_final true, which makes the last step first-order"
+                    : null) is { } cause)
+            return cause;
+        return base.NonFiniteCauseCore(timestep);
+    }
+
+    /// <summary>Whether the last of <paramref name="n"/> steps is a heun second-order or a third-order update, which
+    /// divide by its h (0 where the final sigma equals the last: Karras / Lu sigmas, a schedule ending at timestep 0).</summary>
+    private bool FinalStepDividesByH(int n) =>
+        (TypedConfig.SolverType == "heun" || TypedConfig.SolverOrder == 3) && TypedConfig.SolverOrder >= 2
+        && !TypedConfig.EulerAtFinal && !(TypedConfig.LowerOrderFinal && n < 15);
+
+    /// <summary>
+    /// What the update of order <paramref name="order"/> at step <paramref name="i"/> divides by zero (its λ differences
+    /// that are 0, then its first non-finite coefficient, computed as <see cref="SchedulerBase.Step(TorchSharp.torch.Tensor, double, TorchSharp.torch.Tensor, StepOptions?)"/> computes it); null where its
+    /// coefficients are finite.
+    /// </summary>
+    private string? Division(int i, int order)
+    {
+        var (_, _, lt) = At(i + 1);
+        var (_, _, l0) = At(i);
+        var (_, _, l1) = At(i - 1);
+        float h = lt - l0, h0 = l0 - l1, r0 = h0 / h;
+        string alg = TypedConfig.AlgorithmType;
+        if (order == 2)
+        {
+            var (heunExpr, heunTerm) = alg switch
+            {
+                "dpmsolver++" => ("(exp(-h) - 1) / h", (ExactFloat32.Exp(-h) - 1f) / h),
+                "sde-dpmsolver++" => ("(1 - exp(-2h)) / (-2h)", (1f - ExactFloat32.Exp(-2f * h)) / (-2f * h)),
+                _ => ("(exp(h) - 1) / h", (ExactFloat32.Exp(h) - 1f) / h),
+            };
+            string? bad = float.IsNaN(r0) ? "r0 = h0 / h is NaN"
+                : float.IsInfinity(1f / r0) ? "D1 = (m0 - m1) / r0 divides by r0 = h0 / h = 0"
+                : TypedConfig.SolverType == "heun" && !float.IsFinite(heunTerm) ? $"heun term {heunExpr} is NaN"
+                : null;
+            return NonFiniteSchedules.Division(
+                NonFiniteSchedules.ZeroDifferences(("h = lambda(t) - lambda(s0)", h), ("h0 = lambda(s0) - lambda(s1)", h0)), "second-order update", bad);
+        }
+        var (_, _, l2) = At(i - 2);
+        float h1 = l1 - l2, r1 = h1 / h;
+        float e = alg == "dpmsolver++" ? ExactFloat32.Exp(-h) : ExactFloat32.Exp(h);
+        string sign = alg == "dpmsolver++" ? "-h" : "h";
+        string? third = NonFiniteSchedules.FirstNonFinite(
+            ("1 / r0 (r0 = h0 / h)", 1f / r0), ("1 / r1 (r1 = h1 / h)", 1f / r1), ("r0 / (r0 + r1)", r0 / (r0 + r1)),
+            ("1 / (r0 + r1)", 1f / (r0 + r1)), ($"(exp({sign}) - 1) / h", (e - 1f) / h),
+            ($"(exp({sign}) - 1 {(alg == "dpmsolver++" ? "+" : "-")} h) / h^2", (alg == "dpmsolver++" ? e - 1f + h : e - 1f - h) / (h * h)));
+        return NonFiniteSchedules.Division(NonFiniteSchedules.ZeroDifferences(
+            ("h = lambda(t) - lambda(s0)", h), ("h0 = lambda(s0) - lambda(s1)", h0), ("h1 = lambda(s1) - lambda(s2)", h1)), "third-order update", third);
     }
 
     private void ResetState()
     {
         for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         _lowerOrderNums = 0;
+        _lastOrder = 0;
     }
 
     /// <inheritdoc/>
@@ -104,8 +178,10 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
         Tensor? noise = IsSde ? DrawNoise(m.shape, m.dtype, m.device, options ?? StepOptions.Default) : null;
 
         Tensor prev;
-        if (order == 1 || _lowerOrderNums < 1 || lowerOrderFinal) prev = FirstOrderUpdate(m, sample, noise, i);
-        else if (order == 2 || _lowerOrderNums < 2 || lowerOrderSecond) prev = SecondOrderUpdate(sample, noise, i);
+        _lastOrder = order == 1 || _lowerOrderNums < 1 || lowerOrderFinal ? 1
+            : order == 2 || _lowerOrderNums < 2 || lowerOrderSecond ? 2 : 3;
+        if (_lastOrder == 1) prev = FirstOrderUpdate(m, sample, noise, i);
+        else if (_lastOrder == 2) prev = SecondOrderUpdate(sample, noise, i);
         else prev = ThirdOrderUpdate(sample, i);
 
         if (_lowerOrderNums < order) _lowerOrderNums++;

@@ -88,7 +88,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
             .Select(x => (long)SchedulerMath.NpRound(x)).Reverse().Take(numInferenceSteps).ToArray();
         var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas, numInferenceSteps);
         for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         Release(_sample);
         _sample = null;

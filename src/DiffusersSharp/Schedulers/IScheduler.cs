@@ -45,7 +45,9 @@ public interface IScheduler : IDisposable
     /// <summary>
     /// Why a step of this scheduler at <paramref name="timestep"/> turns finite inputs into NaN or ±Inf under its config
     /// (diffusers' arithmetic does the same there), or null where nothing in the config does. The denoising loop names it
-    /// when the latents stop being finite; a class with such a case overrides <c>SchedulerBase.NonFiniteCauseCore</c>.
+    /// when the latents stop being finite, right after the step that made them so; a class with such a case overrides
+    /// <c>SchedulerBase.NonFiniteCauseCore</c>. The stateful classes read the step just taken from their step counter
+    /// (a timestep may occur more than once in a schedule) and name the cause from their schedule.
     /// </summary>
     string? NonFiniteCause(double timestep) => null;
 

@@ -67,6 +67,53 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     }
 
     /// <inheritdoc/>
+    /// <remarks>Also a step whose σ_up rounds up to σ_to or above it, as on the cosine schedule (squaredcos_cap_v2,
+    /// σ_max = 20291.3) at 2 to 9 "linspace" or 2 to 5, 7 and 10 "trailing" steps of 1000: above it, diffusers' σ_down =
+    /// sqrt(σ_to² − σ_up²) is NaN (4 linspace, 3 trailing steps); equal, σ_down is 0 and the log-midpoint σ of the step's
+    /// first half, exp(torch.lerp(log σ, log σ_down, 0.5)), is NaN all the same (torch.lerp at weight 0.5 computes
+    /// end − (end − start) · 0.5, −inf + inf). The first half steps to that σ. The table is diffusers' (Euler ancestral,
+    /// which takes no log of σ_down, caps σ_up at σ_to instead); the cause names the step, its sigmas and the step counts
+    /// and spacings whose interpolated sigmas are all finite.</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        // after a first half the next call is a second half: the last call read entry StepIndex - 1, else StepIndex - 2
+        if (StepIndex is int next && (StateInFirstOrder ? next - 2 : next - 1) is var k && k >= 0 && k + 1 < SigmaValues.Length
+            && float.IsNaN(InterpolTable[k]) && _up[k] >= SigmaValues[k + 1] && SigmaValues[k + 1] > 0)
+        {
+            var c = TypedConfig;
+            float from = SigmaValues[k], to = SigmaValues[k + 1], up = _up[k];
+            int ulps = BitConverter.SingleToInt32Bits(up) - BitConverter.SingleToInt32Bits(to);
+            // the doubled tables: entry 0 is step 0, entries 2s - 1 and 2s step s; the timesteps are [t0, ti0, t1, ti1, ...]
+            int step = (k + 1) / 2;
+            var ts = TimestepValues;
+            string timesteps = 2 * step + 2 < ts.Length ? $" (timesteps {Fmt(ts[2 * step])} to {Fmt(ts[2 * step + 2])})" : "";
+            var siblings = new Dictionary<string, KDPM2AncestralDiscreteScheduler>();
+            string? remedy = NonFiniteSchedules.Remedy("the interpolated sigmas are finite", NumInferenceSteps ?? 0, c.TimestepSpacing,
+                NumTrainTimesteps, +1, (n, spacing) =>
+                {
+                    if (!siblings.TryGetValue(spacing, out var sibling))
+                        siblings[spacing] = sibling = new KDPM2AncestralDiscreteScheduler(c with { TimestepSpacing = spacing });
+                    sibling.SetTimesteps(n);
+                    return !sibling.InterpolTable.Any(float.IsNaN);
+                });
+            foreach (var sibling in siblings.Values) sibling.Dispose();
+            string split = ulps > 0
+                ? $"{ulps} ulp above sigma_to. So sigma_down = sqrt(sigma_to^2 - sigma_up^2) is the square root of a negative number, NaN, " +
+                  "and so is the interpolated sigma the step's first half steps to, exp(lerp(log sigma, log sigma_down, 0.5))"
+                : "equal to sigma_to. So sigma_down = sqrt(sigma_to^2 - sigma_up^2) is 0, and the interpolated sigma the step's first half " +
+                  "steps to, exp(lerp(log sigma, log sigma_down, 0.5)), is NaN: log 0 is -inf, and torch.lerp at weight 0.5 computes " +
+                  "end - (end - start) * 0.5, -inf + inf";
+            return $"sigma_up of the step from sigma {Fmt(from)} to {Fmt(to)}{timesteps}, sqrt(sigma_to^2 (sigma_from^2 - sigma_to^2) / " +
+                   $"sigma_from^2) in float32, is {Fmt(up)}, {split} (beta_schedule \"{c.BetaSchedule}\", timestep_spacing " +
+                   $"\"{c.TimestepSpacing}\", {NumInferenceSteps} inference steps), as in diffusers' KDPM2AncestralDiscreteScheduler.set_timesteps; " +
+                   (remedy is null ? "" : remedy + ", or ") + "use EulerAncestralDiscreteScheduler, which caps sigma_up at sigma_to";
+        }
+        return base.NonFiniteCauseCore(timestep);
+    }
+
+    private static string Fmt(float v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <inheritdoc/>
     protected override float InputSigma(int i) => StateInFirstOrder ? SigmaValues[i] : InterpolTable[i - 1];
 
     /// <inheritdoc/>

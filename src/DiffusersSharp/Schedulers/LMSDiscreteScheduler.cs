@@ -17,6 +17,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "order" };
 
     private readonly List<Tensor> _derivatives = [];
+    private int _lastOrder;   // the multistep order of the last step (0: none since SetTimesteps)
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
@@ -54,6 +55,37 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
         SetSchedule(sigmas.Select(s => (float)s).Append(0f).ToArray(), timesteps, device);
         foreach (var d in _derivatives) Release(d);
         _derivatives.Clear();
+        _lastOrder = 0;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Also a step whose Lagrange points coincide, where a coefficient divides by σ_j − σ_k = 0 (as diffusers'
+    /// <c>get_lms_coefficient</c> does): SD 1.x's "leading" spacing with steps_offset 1 at 1000 of 1000 steps starts at
+    /// timestep 1000, which np.interp clamps to timestep 999's sigma; "trailing" spacing where it overshoots to −1 next to
+    /// 0. Named from the schedule, with the nearby step counts and the spacings where no step divides by zero.</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        var c = TypedConfig;
+        if (StepIndex is int next && _lastOrder >= 2 && next - 1 is var i
+            && Enumerable.Range(0, _lastOrder).Any(j => !double.IsFinite(LmsCoefficient(_lastOrder, i, j)))
+            && NonFiniteSchedules.Describe(TimestepValues, SigmaValues, i - _lastOrder + 1, i, NumTrainTimesteps, null,
+                $"timestep_spacing \"{c.TimestepSpacing}\", steps_offset {c.StepsOffset}, {NumInferenceSteps} inference steps of {NumTrainTimesteps} trained")
+                is { } equal)
+        {
+            var siblings = new Dictionary<string, LMSDiscreteScheduler>();
+            string? remedy = NonFiniteSchedules.Remedy("no step divides by zero", NumInferenceSteps ?? 0, c.TimestepSpacing, NumTrainTimesteps, -1,
+                (n, spacing) =>
+                {
+                    if (!siblings.TryGetValue(spacing, out var sibling))
+                        siblings[spacing] = sibling = new LMSDiscreteScheduler(c with { TimestepSpacing = spacing });
+                    sibling.SetTimesteps(n);
+                    return NonFiniteSchedules.Distinct(sibling.SigmaValues, compareFinal: true);
+                });
+            foreach (var sibling in siblings.Values) sibling.Dispose();
+            return $"{equal}. So the order-{_lastOrder} coefficients, integrals of the product of (tau - sigma_k) / (sigma_j - sigma_k) " +
+                   $"over k != j, divide by sigma_j - sigma_k = 0, as in diffusers' {Name}.step" + (remedy is null ? "" : "; " + remedy);
+        }
+        return base.NonFiniteCauseCore(timestep);
     }
 
     /// <summary>
@@ -94,7 +126,7 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
         var derivative = (sample - predOriginal) / sigma;
         _derivatives.Add(Keep(derivative));
         if (_derivatives.Count > order) { Release(_derivatives[0]); _derivatives.RemoveAt(0); }
-        int ord = Math.Min(i + 1, order);
+        int ord = _lastOrder = Math.Min(i + 1, order);
         Tensor? acc = null;
         for (int j = 0; j < ord && j < _derivatives.Count; j++)
         {

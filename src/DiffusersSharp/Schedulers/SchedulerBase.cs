@@ -129,26 +129,19 @@ public abstract partial class SchedulerBase : IScheduler
 
     /// <inheritdoc/>
     /// <remarks>Here: an ᾱ of 0 at an integer training timestep (rescale_betas_zero_snr's zero terminal SNR), where x0
-    /// from an epsilon prediction divides by √ᾱ; and a schedule whose timesteps pass the last trained one (steps_offset
-    /// 1 with "leading" spacing at 1000 of 1000 steps: SD 1.x's config), where the sigma schedulers' interpolation gives
-    /// two steps the last sigma and a solver divides by their difference. Classes with causes of their own extend it
-    /// (<see cref="NonFiniteCauseCore"/>).</remarks>
+    /// from an epsilon prediction divides by √ᾱ. Classes with causes of their own extend it (DDPM's variance, LMS's and
+    /// the multistep solvers' coinciding sigmas, KDPM2 ancestral's σ_up reaching σ_to) through
+    /// <see cref="NonFiniteCauseCore"/>.</remarks>
     public string? NonFiniteCause(double timestep)
     {
         ThrowIfDisposed();
         return NonFiniteCauseCore(timestep);
     }
 
-    /// <summary>The class's <see cref="NonFiniteCause"/>: the two causes above; a class with causes of its own overrides it
+    /// <summary>The class's <see cref="NonFiniteCause"/>: the cause above; a class with causes of its own overrides it
     /// and falls back on this one.</summary>
     protected virtual string? NonFiniteCauseCore(double timestep)
     {
-        double[] schedule = TimestepValues;
-        if (schedule.Length > 0 && schedule.Max() is var reach && reach >= NumTrainTimesteps)
-            return $"the timesteps reach {Fmt(reach)}, past the last trained timestep {NumTrainTimesteps - 1} (steps_offset added to " +
-                   "'leading' spacing does this at as many inference steps as num_train_timesteps): such a timestep takes the last sigma, " +
-                   "so two steps share one sigma, and a solver that divides by their difference divides by zero, as diffusers' does; " +
-                   "use fewer inference steps or timestep_spacing 'trailing'";
         if (timestep != Math.Floor(timestep) || timestep < 0 || timestep >= AlphasCumprodValues.Length) return null;
         if (AlphasCumprodValues[(long)timestep] != 0) return null;
         return $"alphas_cumprod at timestep {Fmt(timestep)} is 0 (rescale_betas_zero_snr: zero terminal SNR), and x0 from an epsilon " +

@@ -19,6 +19,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     private Tensor? _lastSample;
     private int _lowerOrderNums;
     private int _thisOrder;
+    private int _correctorOrder;   // the order of the last step's corrector (0: none)
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
@@ -57,14 +58,71 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     protected override void SetTimestepsCore(int numInferenceSteps, Device? device)
     {
         CheckInferenceSteps(numInferenceSteps);
-        var spaced = SpacedTimesteps(TypedConfig.TimestepSpacing, numInferenceSteps, NumTrainTimesteps, TypedConfig.StepsOffset);
-        var (ts, sigmas) = BuildSchedule(spaced, numInferenceSteps, TypedConfig.UseKarrasSigmas == true, lu: false);
+        var (ts, sigmas) = Schedule(numInferenceSteps, TypedConfig.TimestepSpacing);
         var t = torch.tensor(ts, ScalarType.Int64);
-        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas);
+        SetSchedule(device is null ? t : t.to(device, disposeAfter: true), sigmas, numInferenceSteps);
         for (int i = 0; i < _modelOutputs.Length; i++) { Release(_modelOutputs[i]); _modelOutputs[i] = null; }
         Release(_lastSample);
         _lastSample = null;
         _lowerOrderNums = 0;
+        _correctorOrder = 0;
+    }
+
+    /// <summary>set_timesteps' timesteps and sigmas for <paramref name="n"/> steps and <paramref name="spacing"/>.</summary>
+    private (long[] Timesteps, float[] Sigmas) Schedule(int n, string spacing) =>
+        BuildSchedule(SpacedTimesteps(spacing, n, NumTrainTimesteps, TypedConfig.StepsOffset), n, TypedConfig.UseKarrasSigmas == true, lu: false);
+
+    /// <inheritdoc/>
+    /// <remarks>Also a step whose corrector or predictor reads coinciding sigmas (SD 1.x's "leading" spacing with
+    /// steps_offset 1 at 999 and 1000 of 1000 steps, "trailing" where it overshoots to −1 next to 0, "linspace" at 1000):
+    /// diffusers' r_k = (λ_k − λ_0) / h is 0 / 0, or D_k = (m_k − m_0) / r_k divides by r_k = 0, or b = hφ_k k! / B(h) is
+    /// 0 / 0. Named from the schedule, with the nearby step counts and the spacings where no step divides by zero.</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        if (LastStepIndex is int i)
+        {
+            // the corrector at step i reads sigmas i - c .. i, the predictor i - p + 1 .. i + 1
+            if (_correctorOrder > 0 && Division(i - 1, _correctorOrder, "corrector") is { } corrector
+                && Cause(i, i - _correctorOrder, i, corrector) is { } c)
+                return c;
+            if (Division(i, _thisOrder, "predictor") is { } predictor && Cause(i, i - _thisOrder + 1, i + 1, predictor) is { } p)
+                return p;
+        }
+        return base.NonFiniteCauseCore(timestep);
+
+        string? Cause(int step, int lo, int hi, string arithmetic) =>
+            EqualSigmasCause(lo, hi, arithmetic, TypedConfig.TimestepSpacing, TypedConfig.StepsOffset,
+                TypedConfig.UseKarrasSigmas == true, _ => !TypedConfig.LowerOrderFinal && TypedConfig.SolverOrder >= 3,
+                (n, s) => Schedule(n, s).Sigmas,
+                hi == step + 1 && LastStepKeepsSigma(step) ? "set lower_order_final true, which makes the last step first-order" : null);
+    }
+
+    /// <summary>
+    /// What a UniP (or UniC) update of <paramref name="order"/> from sigma <paramref name="s0"/> to <paramref name="s0"/>
+    /// + 1 divides by zero (its λ differences that are 0, then its first non-finite r_k, 1 / r_k or b_k, as
+    /// <see cref="PredictorUpdate"/> / <see cref="CorrectorUpdate"/> compute them); null where they are finite.
+    /// </summary>
+    private string? Division(int s0, int order, string part)
+    {
+        var (_, _, lt) = At(s0 + 1);
+        var (_, _, l0) = At(s0);
+        float h = lt - l0;
+        var differences = new List<(string, float)> { ("h = lambda(t) - lambda(s0)", h) };
+        var terms = new List<(string, float)>();
+        for (int k = 1; k < order; k++)
+        {
+            var (_, _, lk) = At(s0 - k);
+            float rk = (lk - l0) / h;
+            differences.Add(($"lambda(s{k}) - lambda(s0)", lk - l0));
+            // r_k = ±inf (h = 0 alone) is harmless: D_k = (m_k − m_0) / r_k is then 0
+            terms.Add(float.IsNaN(rk)
+                ? ($"r{k} = (lambda(s{k}) - lambda(s0)) / h", rk)
+                : ($"1 / r{k} in D{k} = (m{k} - m0) / r{k}", 1f / rk));
+        }
+        if (order > 2 || (order == 2 && part == "corrector"))
+            terms.AddRange(BCoefficients(h, order).Select((b, k) => ($"b{k + 1} = h phi_{k + 1} {k + 1}! / B(h)", b)));
+        return NonFiniteSchedules.Division(NonFiniteSchedules.ZeroDifferences([.. differences]), part,
+            NonFiniteSchedules.FirstNonFinite([.. terms]));
     }
 
     /// <inheritdoc/>
@@ -78,6 +136,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         using var scope = torch.NewDisposeScope();
         bool useCorrector = i > 0 && !TypedConfig.DisableCorrector.Contains(i - 1) && _lastSample is not null;
         var converted = ConvertModelOutput(modelOutput, sample, i);
+        _correctorOrder = useCorrector ? _thisOrder : 0;
         if (useCorrector) sample = CorrectorUpdate(converted, _lastSample!, sample, _thisOrder, i);
 
         Release(_modelOutputs[0]);
@@ -125,7 +184,20 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     {
         float hh = TypedConfig.PredictX0 ? -h : h;
         float hPhi1 = Expm1(hh);
-        float hPhiK = hPhi1 / hh - 1f;
+        float bh = TypedConfig.SolverType == "bh1" ? hh : Expm1(hh);
+        var b = BCoefficients(h, order);
+        using var rk = torch.tensor(rks, ScalarType.Float32);
+        var rows = Enumerable.Range(0, order).Select(k => rk.pow(k)).ToArray();
+        var r = torch.stack(rows);
+        foreach (var row in rows) row.Dispose();
+        return (r, torch.tensor(b, ScalarType.Float32), hPhi1, bh);
+    }
+
+    /// <summary>b_k = hφ_k k! / B(h), k = 1..<paramref name="order"/> (float32, as diffusers computes them).</summary>
+    private float[] BCoefficients(float h, int order)
+    {
+        float hh = TypedConfig.PredictX0 ? -h : h;
+        float hPhiK = Expm1(hh) / hh - 1f;
         float bh = TypedConfig.SolverType == "bh1" ? hh : Expm1(hh);
         long factorial = 1;
         var b = new float[order];
@@ -135,11 +207,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
             factorial *= k + 1;
             hPhiK = hPhiK / hh - (float)(1.0 / factorial);
         }
-        using var rk = torch.tensor(rks, ScalarType.Float32);
-        var rows = Enumerable.Range(0, order).Select(k => rk.pow(k)).ToArray();
-        var r = torch.stack(rows);
-        foreach (var row in rows) row.Dispose();
-        return (r, torch.tensor(b, ScalarType.Float32), hPhi1, bh);
+        return b;
     }
 
     /// <summary><c>torch.expm1</c> of a float32 value (correctly rounded through float64).</summary>

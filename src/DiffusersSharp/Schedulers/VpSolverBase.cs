@@ -28,9 +28,14 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
     /// <summary>The inference sigmas as floats (what diffusers indexes as 0-dim float32 tensors).</summary>
     protected float[] SigmaValues => _sigmas;
 
-    /// <summary>Installs the schedule of one <c>set_timesteps</c> call.</summary>
-    protected void SetSchedule(Tensor timesteps, float[] sigmas)
+    /// <summary>The number of steps the last <c>SetTimesteps</c> asked for (the timesteps are one more where "trailing"
+    /// spacing overshoots to −1).</summary>
+    protected int RequestedSteps { get; private set; }
+
+    /// <summary>Installs the schedule of one <c>set_timesteps</c> call (<paramref name="requestedSteps"/>: the steps asked for).</summary>
+    protected void SetSchedule(Tensor timesteps, float[] sigmas, int requestedSteps)
     {
+        RequestedSteps = requestedSteps;
         Timesteps = timesteps;
         _sigmas = sigmas;
         SetSigmas(sigmas);
@@ -44,6 +49,36 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         float alpha = 1f / ExactFloat32.Sqrt(sigma * sigma + 1f);
         return (alpha, sigma * alpha);
     }
+
+    /// <summary>The step index of the last <c>Step</c> (its <see cref="StepIndex"/> less one); null before the first.</summary>
+    protected int? LastStepIndex => StepIndex - 1;
+
+    /// <summary>
+    /// The cause a solver's <c>NonFiniteCause</c> gives when its last step divided by the difference of two equal
+    /// sigmas: the equal ones among entries <paramref name="lo"/>..<paramref name="hi"/> (what the step read) and why they
+    /// are equal, computed from this schedule (<paramref name="finalRepeats"/>: Karras or Lu sigmas, whose final entry
+    /// repeats the last); <paramref name="arithmetic"/>, what the step made of them ("h0 = … is 0, and the second-order
+    /// update's … is infinite"); then <paramref name="remedy"/> where given, and the fewer steps and the other spacings
+    /// where no step meets equal sigmas that it divides by (<paramref name="sigmasFor"/>: the class's sigmas for a step
+    /// count and a timestep_spacing, its config otherwise; <paramref name="finalMatters"/>: whether a zero h on the last
+    /// step of that many steps would divide by zero too). Null where the sigmas the step read all differ.
+    /// </summary>
+    protected string? EqualSigmasCause(int lo, int hi, string arithmetic, string spacing, int stepsOffset, bool finalRepeats,
+        Func<int, bool> finalMatters, Func<int, string, float[]> sigmasFor, string? remedy = null)
+    {
+        string context = $"timestep_spacing \"{spacing}\", steps_offset {stepsOffset}, {RequestedSteps} inference steps of " +
+                         $"{NumTrainTimesteps} trained{(finalRepeats ? ", Karras / Lu sigmas" : "")}";
+        string? equal = NonFiniteSchedules.Describe(TimestepValues, _sigmas, lo, hi, NumTrainTimesteps,
+            finalRepeats ? "the Karras / Lu schedule repeats its last sigma as the final one" : "the final sigma is sigma(t = 0)", context);
+        if (equal is null) return null;
+        string? elsewhere = NonFiniteSchedules.Remedy("no step divides by zero", RequestedSteps, spacing, NumTrainTimesteps, -1,
+            (n, s) => NonFiniteSchedules.Distinct(sigmasFor(n, s), finalMatters(n)));
+        var remedies = new[] { remedy, elsewhere }.OfType<string>().ToArray();
+        return $"{equal}. So {arithmetic}, as in diffusers' {ClassName}.step" + (remedies.Length > 0 ? "; " + string.Join("; ", remedies) : "");
+    }
+
+    /// <summary>True where step <paramref name="i"/> is the last and reads the final sigma equal to its own (h = 0).</summary>
+    protected bool LastStepKeepsSigma(int i) => i == _sigmas.Length - 2 && _sigmas[i] == _sigmas[i + 1];
 
     /// <summary>λ = log α_t − log σ_t (float32, as <c>torch.log(alpha_t) - torch.log(sigma_t)</c>).</summary>
     protected static float Lambda(float alpha, float sigma) => ExactFloat32.Log(alpha) - ExactFloat32.Log(sigma);
