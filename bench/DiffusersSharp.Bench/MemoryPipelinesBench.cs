@@ -154,7 +154,10 @@ public static class MemoryPipelinesBench
                 using var taesd = AutoencoderTiny.FromPretrained(G("tiny-taesd"));
                 StepEndCallback? previews = null;
                 long seen = 0;
-                if (path == "sd-taesd") pipe.Vae = AutoencoderTiny.FromPretrained(G("tiny-taesd"));
+                if (path == "sd-taesd")
+                {
+                    using (pipe.Vae) pipe.Vae = AutoencoderTiny.FromPretrained(G("tiny-taesd"));   // the replaced VAE is ours to free
+                }
                 else previews = new TaesdPreview(taesd, maxSize: 32).Every(1, (_, _, image) => seen += image.Pixels.Length);
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, "", 7.5, height: Size, width: Size, numInferenceSteps: n, seed: 0, progress: soak,
                     callbackOnStepEnd: previews));
