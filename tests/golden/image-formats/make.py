@@ -245,9 +245,120 @@ files["cur-palette4.cur"] = ico([(16, 16, 4, [pad(bytes((r[i] << 4) | r[i + 1] f
                                   mask_rows(16, 16), p16)], kind=2)
 files["cur-bmp24.cur"] = ico([(16, 16, 24, [pad(x24[y, :, ::-1].tobytes()) for y in range(16)], mask_rows(16, 16), b"")], kind=2)
 
-# ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
+# ---- TIFF: the first page, as PIL reads it (its own reader for raw strips, libtiff for the compressed ones); the
+# random state is put back after it, so the files that follow keep their pixels
+rng_state = rng.bit_generator.state
 files["tiff-rgb.tif"] = save(rgb, "TIFF")
 files["tiff-lzw.tiff"] = save(rgb, "TIFF", compression="tiff_lzw")
+t_rgb = Image.fromarray(noise(5, 3))
+files["tiff-packbits.tif"] = save(t_rgb, "TIFF", compression="packbits")
+files["tiff-adobe-deflate.tif"] = save(t_rgb, "TIFF", compression="tiff_adobe_deflate")
+files["tiff-lzw-predictor.tif"] = save(rgb, "TIFF", compression="tiff_lzw", tiffinfo={317: 2})
+files["tiff-deflate-predictor.tif"] = save(rgb, "TIFF", compression="tiff_adobe_deflate", tiffinfo={317: 2})
+files["tiff-lzw-noise-64.tif"] = save(Image.fromarray(noise(64, 40)), "TIFF", compression="tiff_lzw")  # code widths 9-12, clear codes
+files["tiff-gray.tif"] = save(gray, "TIFF")
+files["tiff-1bit.tif"] = save(Image.fromarray(noise(9, 5, 1) > 127), "TIFF")
+files["tiff-palette.tif"] = save(pal, "TIFF")
+files["tiff-rgba.tif"] = save(rgba, "TIFF", compression="tiff_lzw")
+files["tiff-la.tif"] = save(Image.fromarray(noise(5, 3, 2), "LA"), "TIFF")
+g16 = rng.integers(0, 65536, (3, 5), dtype=np.uint16)
+g16[0, :4] = [0, 7, 255, 256]
+files["tiff-gray16.tif"] = save(Image.frombytes("I;16", (5, 3), g16.astype("<u2").tobytes()), "TIFF")
+files["tiff-gray16-big-endian.tif"] = save(Image.frombytes("I;16B", (5, 3), g16.astype(">u2").tobytes()), "TIFF")
+files["tiff-two-pages.tif"] = save(t_rgb, "TIFF", save_all=True, append_images=[Image.fromarray(noise(5, 3))])
+# refused: PIL reads them, DiffusersSharp does not (JPEG-in-TIFF, CMYK, YCbCr, float, signed 32-bit)
+files["tiff-jpeg.tif"] = save(Image.fromarray(noise(16, 8)), "TIFF", compression="jpeg")
+files["tiff-cmyk.tif"] = save(t_rgb.convert("CMYK"), "TIFF")
+files["tiff-ycbcr.tif"] = save(t_rgb.convert("YCbCr"), "TIFF")
+files["tiff-float.tif"] = save(Image.fromarray(noise(5, 3, 1)).convert("F"), "TIFF")
+
+
+def tiff(w, h, tags, chunks, big_endian=False):
+    """A one-page TIFF: tags {tag: (type, values)} (3 SHORT, 4 LONG) plus the strip or tile offsets and byte counts
+    of chunks (each already compressed), under tags 273/279 or, where tags hold a tile width (322), 324/325."""
+    e = ">" if big_endian else "<"
+    out = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(e + "I", 0)
+    offs = []
+    for c in chunks:
+        offs.append(len(out))
+        out += c + b"\x00" * (len(c) % 2)
+    tiled = 322 in tags
+    tags = dict(tags)
+    tags.update({256: (4, [w]), 257: (4, [h]), 324 if tiled else 273: (4, offs), 325 if tiled else 279: (4, [len(c) for c in chunks])})
+    extra = b""
+    ifd_at = len(out)
+    base = ifd_at + 2 + 12 * len(tags) + 4
+    entries = b""
+    for tag in sorted(tags):
+        typ, vals = tags[tag]
+        data = b"".join(struct.pack(e + ("H" if typ == 3 else "I"), v) for v in vals)
+        if len(data) <= 4:
+            entries += struct.pack(e + "HHI", tag, typ, len(vals)) + data + b"\x00" * (4 - len(data))
+        else:
+            entries += struct.pack(e + "HHII", tag, typ, len(vals), base + len(extra))
+            extra += data
+    out += struct.pack(e + "H", len(tags)) + entries + struct.pack(e + "I", 0) + extra
+    return out[:4] + struct.pack(e + "I", ifd_at) + out[8:]
+
+
+def packbits(b):
+    """PackBits: a literal run, then a repeat run, alternately (both kinds, and the no-op code 128)."""
+    out, i = bytearray([128]), 0
+    while i < len(b):
+        lit = b[i:i + 3]
+        out += bytes([len(lit) - 1]) + lit
+        i += len(lit)
+        if i < len(b):
+            n = 1
+            while i + n < len(b) and n < 128 and b[i + n] == b[i]:
+                n += 1
+            out += bytes([257 - n if n > 1 else 0, b[i]])
+            i += n
+    return bytes(out)
+
+
+S, L = 3, 4
+t5 = noise(5, 3)
+t5[1, 1:4] = t5[1, 1]  # a repeat run for PackBits
+rgb_tags = {258: (S, [8, 8, 8]), 259: (S, [1]), 262: (S, [2]), 277: (S, [3])}
+# big endian, strips of 2 rows (the last one short), each compression
+rows = [t5[y].tobytes() for y in range(3)]
+strips = [rows[0] + rows[1], rows[2]]
+files["tiff-be-raw-strips.tif"] = tiff(5, 3, {**rgb_tags, 278: (L, [2])}, strips, big_endian=True)
+files["tiff-be-packbits.tif"] = tiff(5, 3, {**rgb_tags, 259: (S, [32773]), 278: (L, [2])}, [packbits(s) for s in strips], big_endian=True)
+files["tiff-be-deflate-old-code.tif"] = tiff(5, 3, {**rgb_tags, 259: (S, [32946]), 278: (L, [2])}, [zlib.compress(s) for s in strips], big_endian=True)
+# tiles of 16x16 over a 21x5 image: two tiles across, padded on the right and below
+t21 = noise(21, 5)
+tile = lambda tx: np.pad(t21[:, 16 * tx:16 * tx + 16], ((0, 11), (0, 16 - t21[:, 16 * tx:16 * tx + 16].shape[1]), (0, 0))).tobytes()
+files["tiff-tiles.tif"] = tiff(21, 5, {**rgb_tags, 322: (S, [16]), 323: (S, [16])}, [tile(0), tile(1)])
+files["tiff-be-tiles-deflate.tif"] = tiff(21, 5, {**rgb_tags, 259: (S, [8]), 322: (S, [16]), 323: (S, [16])},
+                                          [zlib.compress(tile(0)), zlib.compress(tile(1))], big_endian=True)
+# min-is-white 8-bit and 1-bit (rows padded to whole bytes), 4-bit gray and palette
+g5 = noise(5, 3, 1)
+files["tiff-gray-min-is-white.tif"] = tiff(5, 3, {258: (S, [8]), 259: (S, [1]), 262: (S, [0])}, [g5.tobytes()])
+b9 = noise(9, 5, 1) > 127
+files["tiff-1bit-min-is-white.tif"] = tiff(9, 5, {259: (S, [1]), 262: (S, [0])}, [np.packbits(b9, axis=1).tobytes()])
+n4 = rng.integers(0, 16, (3, 5), dtype=np.uint8)
+pack4 = np.concatenate([n4, np.zeros((3, 1), np.uint8)], 1)
+pack4 = (pack4[:, 0::2] << 4 | pack4[:, 1::2]).tobytes()
+files["tiff-gray4.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [1]), 262: (S, [1])}, [pack4])
+cmap = [int(v) for v in rng.integers(0, 65536, 48)]
+files["tiff-palette4-be.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [1]), 262: (S, [3]), 320: (S, cmap)}, [pack4], big_endian=True)
+# associated alpha (PIL unpremultiplies it), 16-bit RGB (big endian, deflate with the 16-bit horizontal predictor)
+a5 = noise(5, 3, 4)
+a5[..., :3] = (a5[..., :3].astype(int) * a5[..., 3:] // 255).astype(np.uint8)
+a5[0, 0, 3] = 0
+files["tiff-rgba-associated.tif"] = tiff(5, 3, {258: (S, [8] * 4), 259: (S, [1]), 262: (S, [2]), 277: (S, [4]), 338: (S, [1])}, [a5.tobytes()])
+r16 = rng.integers(0, 65536, (3, 5, 3), dtype=np.uint16)
+d16 = r16.astype(np.int64)
+d16[:, 1:] = (d16[:, 1:] - d16[:, :-1]) % 65536
+files["tiff-rgb16-be-deflate-predictor.tif"] = tiff(5, 3, {258: (S, [16] * 3), 259: (S, [8]), 262: (S, [2]), 277: (S, [3]), 317: (S, [2])},
+                                                    [zlib.compress(d16.astype(">u2").tobytes())], big_endian=True)
+# EXIF orientation 6 in the page's own tags: datasets' decode_example turns it upright (exif_transpose)
+files["tiff-orientation-6.tif"] = tiff(5, 3, {**rgb_tags, 274: (S, [6])}, [t5.tobytes()])
+rng.bit_generator.state = rng_state
+
+# ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
 files["jpeg2000.jp2"] = save(rgb, "JPEG2000")
 files["jpeg2000-codestream.j2k"] = save(rgb, "JPEG2000")
 files["ppm.ppm"] = save(rgb, "PPM")
@@ -266,7 +377,8 @@ files["tiff-named-png.png"] = files["tiff-rgb.tif"]
 # and a PNG under a TIFF's name is a PNG
 files["png-named-tif.tif"] = save(rgb, "PNG")
 
-SUPPORTED = {"PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "ICO", "CUR"}
+SUPPORTED = {"PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "ICO", "CUR", "TIFF"}
+REFUSED = {"tiff-jpeg.tif", "tiff-cmyk.tif", "tiff-ycbcr.tif", "tiff-float.tif"}  # PIL reads them; DiffusersSharp refuses them
 expected = {}
 for name, data in sorted(files.items()):
     with open(os.path.join(HERE, name), "wb") as f:
@@ -278,8 +390,11 @@ for name, data in sorted(files.items()):
         expected[name] = {"pil_error": f"{type(e).__name__}: {e}"}
         continue
     entry = {"format": im.format, "mode": im.mode}
-    if im.format in SUPPORTED:
-        if im.getexif().get(0x0112) is not None:
+    if im.format in SUPPORTED and name not in REFUSED:
+        # A TIFF's load() turns it by its Orientation tag itself; Pillow 10.x-12.x then deletes the tag, so datasets'
+        # exif_transpose does nothing, while 9.4 keeps it and turns the image a second time (and fails on a compressed
+        # TIFF: its getexif re-reads the file libtiff closed). The expected pixels are the newer Pillows': load() alone
+        if im.format != "TIFF" and im.getexif().get(0x0112) is not None:
             im = ImageOps.exif_transpose(im)
         out = im.convert("RGB")
         entry.update(width=out.width, height=out.height, pixels=base64.b64encode(out.tobytes()).decode())
