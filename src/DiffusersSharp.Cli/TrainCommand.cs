@@ -14,7 +14,7 @@ public static class TrainCommand
     /// <summary>Builds the command (options, arguments and handler) around <paramref name="ctx"/>.</summary>
     public static Command Create(CliContext ctx)
     {
-        var data = new Option<string>("--data") { Description = "Folder of training images, as datasets' imagefolder reads it (recursive; PNG, JPEG, WebP, GIF, BMP, ICO; where its folder or file names name splits, as train/ and test/, its train split; where a metadata.csv/.jsonl is, the images its file_name column names; TIFF and other formats PIL reads are refused: convert them to PNG)", Required = true };
+        var data = new Option<string>("--data") { Description = "Folder of training images, as datasets' imagefolder reads it (recursive; PNG, JPEG, WebP, GIF, BMP, ICO, TIFF; where its folder or file names name splits, as train/ and test/, its train split; where a metadata.csv/.jsonl is, the images its file_name column names; JPEG 2000 and other formats PIL reads and DiffusersSharp does not are refused: convert them to PNG)", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "Output folder (pipeline, checkpoints, loss.csv, samples)", Required = true };
         var resolution = new Option<int>("--resolution") { DefaultValueFactory = _ => 64, Description = "Image size" };
         var centerCrop = new Option<bool>("--center-crop") { Description = "Centre crop (default: random crop)" };

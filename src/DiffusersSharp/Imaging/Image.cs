@@ -134,7 +134,8 @@ public sealed class Image
     /// Loads an image file as RGB, like <c>PIL.Image.open(path).convert("RGB")</c>: alpha is dropped (not
     /// composited), grayscale and palette images are expanded to three channels, 16-bit RGB(A) and gray + alpha PNGs
     /// keep the high byte, CMYK JPEGs are converted as PIL converts them. No colour-profile, gamma (ICC, gAMA, cHRM) or
-    /// EXIF orientation is applied (PIL's <c>Image.open</c> applies none): the pixels as stored, as diffusers' golden
+    /// EXIF orientation is applied (PIL's <c>Image.open</c> applies none, but to a TIFF, whose reader turns it by its
+    /// Orientation tag as it loads it): the pixels as stored, as diffusers' golden
     /// runs read them. A 16-bit grayscale PNG is refused (<see cref="CheckReadsAsPil"/>). For a user's input image, as
     /// diffusers' examples read it, use <see cref="LoadImage(string)"/>, which turns it by its EXIF orientation.
     /// </summary>
@@ -176,7 +177,7 @@ public sealed class Image
     }
 
     /// <summary>
-    /// Decodes encoded image bytes (PNG, JPEG, WebP, GIF, BMP, ICO) as RGB or grayscale, as <see cref="Load(string)"/>:
+    /// Decodes encoded image bytes (PNG, JPEG, WebP, GIF, BMP, ICO, TIFF) as RGB or grayscale, as <see cref="Load(string)"/>:
     /// the pixels as stored, no EXIF orientation applied (<see cref="LoadImage(byte[], bool)"/> applies it).
     /// </summary>
     public static Image Decode(byte[] encoded, bool grayscale = false) => Decode(encoded, grayscale, exifTranspose: false);
@@ -213,6 +214,7 @@ public sealed class Image
     {
         CheckReadsAsPil(encoded);
         byte[] rgba;
+        int tiffOrientation = 0; // a TIFF's own Orientation tag, which PIL's getexif gives for it
         switch (ImageFormats.Sniff(encoded))
         {
             case ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP:
@@ -230,14 +232,19 @@ public sealed class Image
             case ImageFormats.Kind.Ico or ImageFormats.Kind.Cur:
                 rgba = IcoDecoder.Decode(encoded, DecodeIcoPng, out w, out h);
                 break;
+            case ImageFormats.Kind.Tiff:
+                rgba = TiffDecoder.DecodeFirstPage(encoded, out w, out h, out tiffOrientation);
+                break;
             default:
                 throw new DiffusersException(ImageFormats.NotDecoded(encoded) is { } format
                     ? ImageFormats.NotDecodedMessage(format)
                     : $"not a readable image: DiffusersSharp reads {ImageFormats.Decoded} files, and PIL no other format of these first bytes");
         }
         // RowBytes of Rgba8888 is 4 * w: tightly packed, one uint per pixel. PIL reads an orientation from JPEG, PNG and WebP files
-        if (exifTranspose && ImageFormats.Sniff(encoded) is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP
-            && ExifOrientation.Read(encoded) is >= 2 and <= 8 and var orientation)
+        // (a TIFF is turned by its own Orientation tag whether or not exifTranspose asks: PIL's TIFF reader turns it as it
+        // loads it and drops the tag, so exif_transpose finds none)
+        if ((ImageFormats.Sniff(encoded) is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP
+                ? exifTranspose ? ExifOrientation.Read(encoded) : null : tiffOrientation) is >= 2 and <= 8 and var orientation)
             rgba = MemoryMarshal.AsBytes(ExifOrientation.Transpose(MemoryMarshal.Cast<byte, uint>(rgba).ToArray(), ref w, ref h, orientation)).ToArray();
         return rgba;
     }

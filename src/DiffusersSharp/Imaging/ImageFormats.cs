@@ -9,13 +9,13 @@ namespace DiffusersSharp.Imaging;
 public static class ImageFormats
 {
     /// <summary>The formats <see cref="Image.Decode(byte[], bool)"/> reads, as an error message names them.</summary>
-    public const string Decoded = "PNG, JPEG, GIF, BMP, WebP, ICO and CUR";
+    public const string Decoded = "PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF";
 
     /// <summary>The error for an image in <paramref name="format"/>, one PIL reads and DiffusersSharp does not.</summary>
     public static string NotDecodedMessage(string format) =>
         $"the image is in the {format} format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads {Decoded}); convert it to PNG";
 
-    internal enum Kind { Unknown, Png, Jpeg, WebP, Gif, Bmp, Dib, Ico, Cur }
+    internal enum Kind { Unknown, Png, Jpeg, WebP, Gif, Bmp, Dib, Ico, Cur, Tiff }
 
     private static ReadOnlySpan<byte> PngSignature => [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
 
@@ -29,12 +29,13 @@ public static class ImageFormats
         if (IcoDecoder.Kind(data) is 1) return Kind.Ico;
         if (IcoDecoder.Kind(data) is 2) return Kind.Cur;
         if (BmpDecoder.IsDibHeaderSize(data)) return Kind.Dib;
+        if (TiffDecoder.IsTiff(data)) return Kind.Tiff;
         return Kind.Unknown;
     }
 
     /// <summary>
     /// The name of the image format PIL reads <paramref name="header"/> (a file's first bytes, 64 are enough) as, when
-    /// DiffusersSharp does not decode it (TIFF, JPEG 2000, Netpbm, PSD, …: the formats of datasets' imagefolder list with a
+    /// DiffusersSharp does not decode it (JPEG 2000, Netpbm, PSD, …: the formats of datasets' imagefolder list with a
     /// signature PIL recognises); null for a format DiffusersSharp reads or no format PIL knows by its first bytes.
     /// </summary>
     public static string? NotDecoded(ReadOnlySpan<byte> header)
@@ -51,7 +52,6 @@ public static class ImageFormats
     // PIL's _accept tests (Pillow 12.3) of the formats of datasets' IMAGE_EXTENSIONS that DiffusersSharp does not decode
     private static readonly (string Name, Func<byte[], bool> Matches)[] Signatures =
     [
-        ("TIFF", h => h.Length >= 4 && (At(h, 0, "II*\0"u8) || At(h, 0, "MM\0*"u8) || At(h, 0, "II\0*"u8) || At(h, 0, "MM*\0"u8) || At(h, 0, "II+\0"u8) || At(h, 0, "MM\0+"u8))),
         ("JPEG 2000", h => At(h, 0, [0xFF, 0x4F, 0xFF, 0x51]) || At(h, 0, [0, 0, 0, 0x0C, (byte)'j', (byte)'P', 0x20, 0x20, 0x0D, 0x0A, 0x87, 0x0A])),
         ("Netpbm (PPM/PGM/PBM)", h => h.Length >= 2 && h[0] == 'P' && "0123456fy".Contains((char)h[1])),
         ("PSD", h => At(h, 0, "8BPS"u8)),

@@ -236,6 +236,7 @@ public sealed class ImageFolderDataset
             Image.LoadImage(File.ReadAllBytes(path));
             return null;
         }
+        catch (NotDecodedImageException e) { return new(e.Message, true); }
         catch (DiffusersException e) { return Unreadable(e.Message); }
     }
 

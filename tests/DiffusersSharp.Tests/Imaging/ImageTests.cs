@@ -25,12 +25,12 @@ public class ImageTests
     [Fact]
     public void AFormatDiffusersSharpCannotReadIsNamedWithTheFormatsThatAreRead()
     {
-        // a little-endian TIFF header: PIL opens TIFF files, DiffusersSharp has no decoder for them
-        byte[] tiff = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        var e = Assert.Throws<DiffusersException>(() => Image.Decode(tiff));
-        Assert.Equal("the image is in the TIFF format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG", e.Message);
+        // a JPEG 2000 codestream header: PIL opens JPEG 2000 files, DiffusersSharp has no decoder for them
+        byte[] j2k = [0xFF, 0x4F, 0xFF, 0x51, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        var e = Assert.Throws<DiffusersException>(() => Image.Decode(j2k));
+        Assert.Equal("the image is in the JPEG 2000 format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF); convert it to PNG", e.Message);
         e = Assert.Throws<DiffusersException>(() => Image.Decode("not an image at all"u8.ToArray()));
-        Assert.Equal("not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, and PIL no other format of these first bytes", e.Message);
+        Assert.Equal("not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF files, and PIL no other format of these first bytes", e.Message);
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public class ImageFolderFormatsTests
         Directory.CreateDirectory(data);
         Directory.CreateDirectory(pngs);
         var decoded = Formats.EnumerateObject().Where(p => p.Value.TryGetProperty("pixels", out _)).Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(63, decoded.Count);
+        Assert.Equal(91, decoded.Count); // 28 of them TIFF
         for (int i = 0; i < decoded.Count; i++)
         {
             var e = Formats.GetProperty(decoded[i]);
@@ -61,13 +61,14 @@ public class ImageFolderFormatsTests
         string data = dir.File("data");
         Directory.CreateDirectory(data);
         CatFaceGenerator.Generate(12, 1, 0).Save(Path.Combine(data, "a.png"));
-        // by its content (a TIFF under a PNG's name is a TIFF to PIL), and, for TGA, which has no signature, by its extension
+        // by its content (kinds of TIFF DiffusersSharp does not read), and, for TGA, which has no signature, by its extension
         foreach (var (file, message) in new[]
         {
-            ("tiff-rgb.tif", "the image is in the TIFF format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG"),
-            ("tiff-named-png.png", "the image is in the TIFF format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG"),
-            ("jpeg2000.jp2", "the image is in the JPEG 2000 format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR); convert it to PNG"),
-            ("tga.tga", "a .tga file, which datasets' imagefolder loader hands to PIL as a TGA image; DiffusersSharp does not read that format (it reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR): " +
+            ("tiff-cmyk.tif", "a TIFF image of a kind PIL (and so diffusers) reads and DiffusersSharp does not: PhotometricInterpretation 5 (CMYK); convert it to PNG"),
+            ("tiff-jpeg.tif", "a TIFF image of a kind PIL (and so diffusers) reads and DiffusersSharp does not: JPEG-compressed (Compression 7); convert it to PNG"),
+            ("jpeg2000-codestream.j2k", "the image is in the JPEG 2000 format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF); convert it to PNG"),
+            ("jpeg2000.jp2", "the image is in the JPEG 2000 format, which PIL (and so diffusers) reads and DiffusersSharp does not (it reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF); convert it to PNG"),
+            ("tga.tga", "a .tga file, which datasets' imagefolder loader hands to PIL as a TGA image; DiffusersSharp does not read that format (it reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF): " +
                 "convert it to PNG (this file: the cursor file holds no cursor)"),
         })
         {
@@ -100,7 +101,7 @@ public class ImageFolderFormatsTests
         var ds = new ImageFolderDataset(data, 8, warn: warnings.Add);
         Assert.Equal(["a.png", "b.png.txt"], ds.Files.Select(Path.GetFileName));
         Assert.Equal([
-            $"warning: skipping {Path.Combine(data, "c.jpg.txt")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, and PIL no other format of these first bytes",
+            $"warning: skipping {Path.Combine(data, "c.jpg.txt")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF files, and PIL no other format of these first bytes",
             $"warning: skipping {Path.Combine(data, "d.gif")}: the image data is truncated",
             $"warning: skipping {Path.Combine(data, "e.bmp")}: not a BMP image PIL reads: 2 bits per pixel",
         ], warnings);

@@ -101,7 +101,7 @@ public class ImageFolderMetadataTests
         var expected = layout.GetProperty("train_images").EnumerateArray().Select(e => e.GetString()!).ToList();
         var text = expected.Where(f => layout.GetProperty("files").GetProperty(f).GetString() != "IMG").ToList();
         Assert.Equal(expected.Where(f => !text.Contains(f)).Order(StringComparer.Ordinal), ds.Files.Select(f => Path.GetRelativePath(data, f)));
-        Assert.Equal(text.Select(f => $"warning: skipping {Path.Combine(data, f)}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, " +
+        Assert.Equal(text.Select(f => $"warning: skipping {Path.Combine(data, f)}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF files, " +
             "and PIL no other format of these first bytes").Order(), warnings.Order());
         Assert.Equal(layout.GetProperty("metadata").GetBoolean(), ds.MetadataNote is not null);
     }

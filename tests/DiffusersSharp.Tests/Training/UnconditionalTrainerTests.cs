@@ -241,7 +241,7 @@ public class UnconditionalTrainerTests
         var warnings = new List<string>();
         var ds = new ImageFolderDataset(data, 16, centerCrop: true, warn: warnings.Add);
         Assert.Equal([Path.Combine(data, "nested", "a.png")], ds.Files);
-        Assert.Equal([$"warning: skipping {Path.Combine(data, "broken.jpg")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, and PIL no other format of these first bytes"], warnings);
+        Assert.Equal([$"warning: skipping {Path.Combine(data, "broken.jpg")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF files, and PIL no other format of these first bytes"], warnings);
         var buf = new float[ds.ExampleSize];
         ds.Load(0, seed: 0, epoch: 0, buf);
         Assert.All(buf, v => Assert.InRange(v, -1f, 1f));
@@ -249,7 +249,7 @@ public class UnconditionalTrainerTests
         Assert.Equal(1f, buf[15]);            // row 0, x 15 (source x 23): white
         Assert.Equal(1f, buf[2 * 256 + 15]);  // blue plane too
         var strict = Assert.Throws<DiffusersException>(() => new ImageFolderDataset(data, 16, skipUnreadable: false));
-        Assert.Equal($"{Path.Combine(data, "broken.jpg")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO and CUR files, and PIL no other format of these first bytes (drop --stop-on-bad-images to skip it with a warning)", strict.Message);
+        Assert.Equal($"{Path.Combine(data, "broken.jpg")}: not a readable image: DiffusersSharp reads PNG, JPEG, GIF, BMP, WebP, ICO, CUR and TIFF files, and PIL no other format of these first bytes (drop --stop-on-bad-images to skip it with a warning)", strict.Message);
 
         // flip: some epoch flips it (black on the right), deterministically
         var flipping = new ImageFolderDataset(data, 16, centerCrop: true, randomFlip: true);

@@ -1,0 +1,440 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+
+namespace DiffusersSharp.Imaging;
+
+/// <summary>
+/// The first page of a TIFF file as PIL reads it (<c>TiffImagePlugin</c> of Pillow 9.4: its own reader for
+/// uncompressed data, libtiff for the rest, then <c>convert("RGB")</c>), as tightly packed unpremultiplied RGBA: little
+/// and big endian, strips and tiles, compression none, PackBits, LZW and Deflate (codes 8 and 32946), with or without
+/// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
+/// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
+/// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
+/// 16-bit RGB(A) (the high byte). What this reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or
+/// 12/32-bit samples, planar data, bit-reversed fill order, BigTIFF) is refused naming the tag and its value.
+/// </summary>
+internal static class TiffDecoder
+{
+    /// <summary>The signatures PIL's <c>TiffImagePlugin._accept</c> takes (classic TIFF and BigTIFF, both byte orders).</summary>
+    public static bool IsTiff(ReadOnlySpan<byte> d) =>
+        d.Length >= 4 && (d[..4].SequenceEqual("II*\0"u8) || d[..4].SequenceEqual("MM\0*"u8) || d[..4].SequenceEqual("II\0*"u8)
+            || d[..4].SequenceEqual("MM*\0"u8) || d[..4].SequenceEqual("II+\0"u8) || d[..4].SequenceEqual("MM\0+"u8));
+
+    private static DiffusersException Truncated() => new("the image data is truncated");
+
+    // A kind PIL reads: an error the image folder does not skip (the script would train on the image)
+    private static DiffusersException Refused(string why) =>
+        new NotDecodedImageException($"a TIFF image of a kind PIL (and so diffusers) reads and DiffusersSharp does not: {why}; convert it to PNG");
+
+    // A kind PIL refuses too
+    private static DiffusersException PilRefuses(string why) => new($"not a TIFF image PIL reads: {why}");
+
+    private static DiffusersException Damaged(string why) => new($"the TIFF image data is damaged: {why}");
+
+    private const int ImageWidth = 256, ImageLength = 257, BitsPerSample = 258, Compression = 259, Photometric = 262,
+        FillOrder = 266, StripOffsets = 273, Orientation = 274, SamplesPerPixel = 277, RowsPerStrip = 278,
+        StripByteCounts = 279, PlanarConfiguration = 284, Predictor = 317, ColorMap = 320, TileWidth = 322,
+        TileLength = 323, TileOffsets = 324, TileByteCounts = 325, ExtraSamples = 338, SampleFormat = 339;
+
+    /// <summary>
+    /// The first page's pixels; <paramref name="orientation"/> is its Orientation tag (0 where it has none), which PIL's
+    /// <c>getexif</c> gives for a TIFF and <c>exif_transpose</c> applies.
+    /// </summary>
+    public static byte[] DecodeFirstPage(ReadOnlySpan<byte> file, out int width, out int height, out int orientation)
+    {
+        if (file.Length < 8) throw Truncated();
+        bool big = file[0] == (byte)'M';
+        int version = big ? BinaryPrimitives.ReadUInt16BigEndian(file[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(file[2..]);
+        if (version == 43) throw Refused("BigTIFF (version 43)");
+        if (version != 42) throw Refused($"version {version} (its byte order mark and version disagree)");
+        var tags = ReadIfd(file, big, U32(file, 4, big));
+
+        long[] Get(int tag, params long[] fallback) => tags.TryGetValue(tag, out var v) && v.Length > 0 ? v : fallback;
+        long w = Get(ImageWidth, 0)[0], h = Get(ImageLength, 0)[0];
+        Image.CheckSize((int)Math.Clamp(w, 0, int.MaxValue), (int)Math.Clamp(h, 0, int.MaxValue));
+        width = (int)w;
+        height = (int)h;
+        orientation = (int)Math.Clamp(Get(Orientation, 0)[0], 0, 9);
+
+        long compression = Get(Compression, 1)[0];
+        if (compression is 6 or 7) throw Refused($"JPEG-compressed (Compression {compression})");
+        if (compression is not (1 or 5 or 8 or 32946 or 32773)) throw Refused($"Compression {compression}");
+        long photometric = Get(Photometric, 0)[0];
+        if (photometric is not (0 or 1 or 2 or 3))
+            throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 5 => " (CMYK)", 6 => " (YCbCr)", 8 => " (CIE Lab)", _ => "" }}");
+        long fillOrder = Get(FillOrder, 1)[0];
+        if (fillOrder != 1) throw Refused($"FillOrder {fillOrder}");
+        long[] format = Get(SampleFormat, 1);
+        if (format.Any(f => f != 1)) throw Refused($"SampleFormat {string.Join(", ", format)}{(format.Contains(3) ? " (floating point)" : format.Contains(2) ? " (signed integers)" : "")}");
+
+        // PIL's bits-per-sample tuple: cut to the samples per pixel, or one value repeated for each
+        long[] bits = Get(BitsPerSample, 1);
+        long[] extra = Get(ExtraSamples);
+        long samples = Get(SamplesPerPixel, 1)[0];
+        if (samples > 6) throw PilRefuses($"SamplesPerPixel {samples} (invalid value for samples per pixel)");
+        if (samples < bits.Length) bits = bits[..(int)samples];
+        else if (samples > bits.Length && bits.Length == 1) bits = Enumerable.Repeat(bits[0], (int)samples).ToArray();
+        if (bits.Length != samples || samples < 1) throw PilRefuses($"SamplesPerPixel {samples} with BitsPerSample {string.Join(", ", bits)} (unknown data organization)");
+        int bps = (int)bits[0];
+        if (bits.Any(b => b != bps)) throw Refused($"BitsPerSample {string.Join(", ", bits)}");
+        int spp = (int)samples;
+        var layout = Layout(photometric, bps, spp, extra, big);
+        if (spp > 1 && Get(PlanarConfiguration, 1)[0] is var planar and not 1) throw Refused($"PlanarConfiguration {planar}");
+
+        long predictor = Get(Predictor, 1)[0];
+        bool compressedWithPredictor = compression is 5 or 8 or 32946 && predictor != 1; // libtiff's predictor goes with LZW and Deflate
+        if (compressedWithPredictor && (predictor != 2 || bps is not (8 or 16)))
+            throw Refused($"Predictor {predictor} with {bps}-bit samples");
+
+        // The page's packed rows, from its strips or tiles
+        int bitsPerPixel = bps * spp;
+        long rowBytesLong = ((long)width * bitsPerPixel + 7) / 8;
+        if (rowBytesLong * height > Array.MaxLength) throw Refused($"{width}x{height} pixels of {bitsPerPixel} bits: over 2 GiB");
+        int rowBytes = (int)rowBytesLong;
+        var plane = new byte[(long)rowBytes * height];
+        bool tiled = tags.ContainsKey(TileWidth);
+        if (tiled)
+        {
+            long tw = Get(TileWidth, 0)[0], th = Get(TileLength, 0)[0];
+            if (tw <= 0 || th <= 0 || tw > Image.MaxSide || th > Image.MaxSide) throw Damaged($"its tiles are {tw}x{th} pixels");
+            int across = (int)((width + tw - 1) / tw), down = (int)((height + th - 1) / th);
+            long[] offsets = Get(TileOffsets), counts = Get(TileByteCounts);
+            if (offsets.Length < (long)across * down) throw Damaged($"{offsets.Length} tile offsets for {across * down} tiles");
+            long tileBytes = (tw * bitsPerPixel + 7) / 8 * th;
+            if (tileBytes > Array.MaxLength) throw Damaged($"its tiles are {tw}x{th} pixels");
+            int tileRowBytes = (int)((tw * bitsPerPixel + 7) / 8);
+            var tile = new byte[tileRowBytes * th];
+            for (int ty = 0; ty < down; ty++)
+                for (int tx = 0; tx < across; tx++)
+                {
+                    int i = ty * across + tx;
+                    Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, tile);
+                    if (compressedWithPredictor) Undo(tile, tileRowBytes, bps, spp, big);
+                    int x0 = (int)(tx * tw), y0 = (int)(ty * th);
+                    int bytes = (int)(((Math.Min(tw, width - x0)) * bitsPerPixel + 7) / 8); // whole bytes: tile widths are multiples of 16
+                    int byteX = (int)((long)x0 * bitsPerPixel / 8);
+                    for (int y = 0; y < th && y0 + y < height; y++)
+                        Buffer.BlockCopy(tile, y * tileRowBytes, plane, (y0 + y) * rowBytes + byteX, Math.Min(bytes, rowBytes - byteX));
+                }
+        }
+        else
+        {
+            long rps = Math.Clamp(Get(RowsPerStrip, height)[0], 1, height);
+            int strips = (int)((height + rps - 1) / rps);
+            long[] offsets = Get(StripOffsets), counts = Get(StripByteCounts);
+            if (offsets.Length < strips) throw Damaged($"{offsets.Length} strip offsets for {strips} strips");
+            for (int s = 0; s < strips; s++)
+            {
+                int rows = (int)Math.Min(rps, height - s * rps);
+                var strip = new byte[rows * rowBytes];
+                Chunk(file, offsets[s], counts.Length > s ? counts[s] : -1, compression, strip);
+                if (compressedWithPredictor) Undo(strip, rowBytes, bps, spp, big);
+                Buffer.BlockCopy(strip, 0, plane, (int)(s * rps * rowBytes), strip.Length);
+            }
+        }
+
+        byte[]? palette = null;
+        if (photometric == 3)
+        {
+            long[] map = Get(ColorMap);
+            if (map.Length != 3 << bps) throw Damaged($"its ColorMap has {map.Length} values, not {3 << bps} for {bps}-bit indices");
+            palette = map.Select(v => (byte)(v >> 8)).ToArray(); // PIL: b // 256, all reds, then greens, then blues
+        }
+        return ToRgba(plane, width, height, rowBytes, layout, bps, spp, big, palette);
+    }
+
+    private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha }
+
+    private readonly record struct PixelLayout(Kind Kind, bool Invert);
+
+    // PIL's OPEN_INFO table, for the kinds this reader takes; the rest is PIL's "unknown pixel mode" or refused here
+    private static PixelLayout Layout(long photometric, int bps, int spp, long[] extra, bool big)
+    {
+        string what = $"PhotometricInterpretation {photometric}, {spp} samples of {bps} bits, ExtraSamples ({string.Join(", ", extra)})";
+        if (photometric == 2 && spp == 4 && extra.Length == 0 && bps is 8 or 16) extra = [2]; // PIL: RGBA, "missing ExtraSamples"
+        if (spp != (photometric == 2 ? 3 : 1) + extra.Length) throw PilRefuses($"{what} (unknown pixel mode)");
+        switch (photometric)
+        {
+            case 0 or 1 when spp == 1 && bps is 1 or 2 or 4 or 8:
+                return new(Kind.Gray, photometric == 0);
+            case 0 or 1 when spp == 1 && bps == 16 && (photometric == 1 || !big): // PIL has no big-endian min-is-white 16-bit mode
+                return new(Kind.Gray, false);
+            case 1 when spp == 2 && bps == 8 && extra[0] == 2:
+                return new(Kind.GrayAlpha, false);
+            case 2 when bps == 8 && (spp == 3 || (extra.Skip(1).All(e => e == 0) && (extra[0] is 0 or 1 or 2 || (spp == 4 && extra[0] == 999)))):
+            case 2 when bps == 16 && (spp == 3 || (spp == 4 && extra[0] is 0 or 1 or 2)):
+                return new(spp == 3 || extra[0] == 0 ? Kind.Rgb : extra[0] == 1 ? Kind.RgbAssociated : Kind.RgbUnassociated, false);
+            case 3 when spp == 1 && bps is 1 or 2 or 4 or 8:
+                return new(Kind.Palette, false);
+            case 3 when spp == 2 && bps == 8 && extra[0] == 2:
+                return new(Kind.PaletteAlpha, false);
+        }
+        if (spp == 1 && bps is 12 or 32) throw Refused($"{what}: {bps}-bit samples");
+        throw PilRefuses($"{what} (unknown pixel mode)");
+    }
+
+    private static byte[] ToRgba(byte[] plane, int width, int height, int rowBytes, PixelLayout layout, int bps, int spp, bool big, byte[]? palette)
+    {
+        var rgba = new byte[(long)width * height * 4];
+        int hi = big ? 0 : 1; // the high byte of a 16-bit sample
+        int colours = palette is null ? 0 : palette.Length / 3;
+        for (int y = 0; y < height; y++)
+        {
+            int row = y * rowBytes;
+            for (int x = 0; x < width; x++)
+            {
+                long o = ((long)y * width + x) * 4;
+                byte r, g, b, a = 255;
+                switch (layout.Kind)
+                {
+                    case Kind.Gray or Kind.Palette when bps < 8:
+                    {
+                        int bit = x * bps, v = (plane[row + bit / 8] >> (8 - bps - bit % 8)) & ((1 << bps) - 1);
+                        if (layout.Kind == Kind.Palette) { r = palette![v]; g = palette[colours + v]; b = palette[2 * colours + v]; }
+                        else
+                        {
+                            byte level = (byte)(v * 255 / ((1 << bps) - 1));
+                            r = g = b = layout.Invert ? (byte)(255 - level) : level;
+                        }
+                        break;
+                    }
+                    case Kind.Gray when bps == 16:
+                    {
+                        int at = row + 2 * x;
+                        int v = big ? BinaryPrimitives.ReadUInt16BigEndian(plane.AsSpan(at)) : BinaryPrimitives.ReadUInt16LittleEndian(plane.AsSpan(at));
+                        r = g = b = (byte)Math.Min(v, 255); // PIL's "I;16" to "RGB" clips
+                        break;
+                    }
+                    case Kind.Gray or Kind.GrayAlpha:
+                    {
+                        byte v = plane[row + x * spp];
+                        r = g = b = layout.Invert ? (byte)(255 - v) : v;
+                        break;
+                    }
+                    case Kind.Palette or Kind.PaletteAlpha:
+                    {
+                        int v = plane[row + x * spp];
+                        r = palette![v]; g = palette[colours + v]; b = palette[2 * colours + v];
+                        break;
+                    }
+                    default:
+                    {
+                        int at = row + x * spp * (bps / 8), step = bps / 8, lo = bps == 16 ? hi : 0;
+                        r = plane[at + lo]; g = plane[at + step + lo]; b = plane[at + 2 * step + lo];
+                        if (layout.Kind != Kind.Rgb) a = plane[at + 3 * step + lo];
+                        if (layout.Kind == Kind.RgbAssociated)
+                        {
+                            // PIL's unpackRGBa: black where alpha is 0, else min(255, c * 255 / a) truncated
+                            if (a == 0) r = g = b = 0;
+                            else if (a != 255)
+                            {
+                                r = (byte)Math.Min(255, r * 255 / a);
+                                g = (byte)Math.Min(255, g * 255 / a);
+                                b = (byte)Math.Min(255, b * 255 / a);
+                            }
+                        }
+                        break;
+                    }
+                }
+                rgba[o] = r;
+                rgba[o + 1] = g;
+                rgba[o + 2] = b;
+                rgba[o + 3] = layout.Kind is Kind.Rgb or Kind.Gray or Kind.Palette ? (byte)255 : a;
+            }
+        }
+        return rgba;
+    }
+
+    // Horizontal differencing undone, per row, sample by sample (16-bit samples in the file's byte order)
+    private static void Undo(byte[] data, int rowBytes, int bps, int spp, bool big)
+    {
+        for (int row = 0; row + rowBytes <= data.Length; row += rowBytes)
+        {
+            if (bps == 8)
+                for (int i = spp; i < rowBytes; i++) data[row + i] += data[row + i - spp];
+            else
+                for (int i = 2 * spp; i + 1 < rowBytes; i += 2)
+                {
+                    var cur = data.AsSpan(row + i, 2);
+                    var prev = data.AsSpan(row + i - 2 * spp, 2);
+                    ushort v = big
+                        ? (ushort)(BinaryPrimitives.ReadUInt16BigEndian(cur) + BinaryPrimitives.ReadUInt16BigEndian(prev))
+                        : (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(cur) + BinaryPrimitives.ReadUInt16LittleEndian(prev));
+                    if (big) BinaryPrimitives.WriteUInt16BigEndian(cur, v); else BinaryPrimitives.WriteUInt16LittleEndian(cur, v);
+                }
+        }
+    }
+
+    // One strip or tile, decompressed into all of output (libtiff reads a whole strip or tile; less data is an error)
+    private static void Chunk(ReadOnlySpan<byte> file, long offset, long count, long compression, byte[] output)
+    {
+        if (offset < 0 || offset > file.Length) throw Truncated();
+        var rest = file[(int)offset..];
+        if (compression == 1)
+        {
+            if (rest.Length < output.Length) throw Truncated();
+            rest[..output.Length].CopyTo(output);
+            return;
+        }
+        if (count < 0) throw Damaged("a compressed strip or tile has no byte count");
+        if (count > rest.Length) throw Truncated();
+        var data = rest[..(int)count];
+        int filled = compression switch
+        {
+            32773 => PackBits(data, output),
+            5 => Lzw(data, output),
+            _ => Inflate(data.ToArray(), output),
+        };
+        if (filled < output.Length) throw Truncated();
+    }
+
+    private static int PackBits(ReadOnlySpan<byte> src, byte[] dst)
+    {
+        int i = 0, o = 0;
+        while (i < src.Length && o < dst.Length)
+        {
+            int n = (sbyte)src[i++];
+            if (n >= 0)
+            {
+                int len = Math.Min(n + 1, Math.Min(src.Length - i, dst.Length - o));
+                src.Slice(i, len).CopyTo(dst.AsSpan(o));
+                if (len < n + 1 && o + len < dst.Length) return o + len;
+                i += n + 1;
+                o += len;
+            }
+            else if (n != -128)
+            {
+                if (i >= src.Length) break;
+                int len = Math.Min(1 - n, dst.Length - o);
+                dst.AsSpan(o, len).Fill(src[i++]);
+                o += len;
+            }
+        }
+        return o;
+    }
+
+    private static int Inflate(byte[] src, byte[] dst)
+    {
+        try
+        {
+            using var z = new ZLibStream(new MemoryStream(src), CompressionMode.Decompress);
+            int o = 0;
+            while (o < dst.Length)
+            {
+                int n = z.Read(dst, o, dst.Length - o);
+                if (n == 0) break;
+                o += n;
+            }
+            return o;
+        }
+        catch (InvalidDataException e)
+        {
+            throw Damaged($"its Deflate data does not inflate ({e.Message})");
+        }
+    }
+
+    // TIFF LZW: codes MSB first, 9 to 12 bits, widened one code early; 256 clears, 257 ends
+    private static int Lzw(ReadOnlySpan<byte> src, byte[] dst)
+    {
+        if (src.Length >= 2 && src[0] == 0 && (src[1] & 1) != 0) throw Refused("old-style (LSB-first) LZW compression");
+        var prefix = new short[4096];
+        var suffix = new byte[4096];
+        var length = new short[4096];
+        var first = new byte[4096];
+        for (int c = 0; c < 256; c++) { suffix[c] = first[c] = (byte)c; length[c] = 1; prefix[c] = -1; }
+        int next = 258, size = 9, prev = -1, o = 0;
+        long bitPos = 0, totalBits = (long)src.Length * 8;
+        while (o < dst.Length && bitPos + size <= totalBits)
+        {
+            int code = 0;
+            for (int k = 0; k < size; k++, bitPos++) code = (code << 1) | ((src[(int)(bitPos >> 3)] >> (7 - (int)(bitPos & 7))) & 1);
+            if (code == 257) break;
+            if (code == 256)
+            {
+                next = 258;
+                size = 9;
+                prev = -1;
+                continue;
+            }
+            int emit;
+            if (prev < 0)
+            {
+                if (code > 255) throw Damaged($"LZW code {code} after a clear code");
+                emit = code;
+            }
+            else
+            {
+                if (code > next || (code == next && next >= 4096)) throw Damaged($"LZW code {code} past the table's {next} entries");
+                if (next < 4096)
+                {
+                    prefix[next] = (short)prev;
+                    suffix[next] = code == next ? first[prev] : first[code];
+                    first[next] = first[prev];
+                    length[next] = (short)(length[prev] + 1);
+                    next++;
+                }
+                emit = code;
+            }
+            int len = length[emit], end = o + len;
+            for (int c = emit, p = end - 1; c >= 0; c = prefix[c], p--)
+                if (p < dst.Length) dst[p] = suffix[c];
+            o = Math.Min(end, dst.Length);
+            prev = emit;
+            if (next + 1 >= (1 << size) && size < 12) size++;
+        }
+        return o;
+    }
+
+    private static uint U32(ReadOnlySpan<byte> f, int at, bool big) =>
+        big ? BinaryPrimitives.ReadUInt32BigEndian(f[at..]) : BinaryPrimitives.ReadUInt32LittleEndian(f[at..]);
+
+    private static ushort U16(ReadOnlySpan<byte> f, int at, bool big) =>
+        big ? BinaryPrimitives.ReadUInt16BigEndian(f[at..]) : BinaryPrimitives.ReadUInt16LittleEndian(f[at..]);
+
+    // The first IFD's integer tags (BYTE, SHORT, LONG and their signed kinds); other types are not needed here
+    private static Dictionary<int, long[]> ReadIfd(ReadOnlySpan<byte> file, bool big, uint offset)
+    {
+        if (offset > file.Length - 2L) throw Truncated();
+        int at = (int)offset, count = U16(file, at, big);
+        if (at + 2L + 12L * count > file.Length) throw Truncated();
+        var tags = new Dictionary<int, long[]>();
+        for (int i = 0; i < count; i++)
+        {
+            int e = at + 2 + 12 * i;
+            int tag = U16(file, e, big), type = U16(file, e + 2, big);
+            uint n = U32(file, e + 4, big);
+            int size = type switch { 1 or 6 => 1, 3 or 8 => 2, 4 or 9 or 13 => 4, _ => 0 };
+            if (size == 0 || tags.ContainsKey(tag)) continue;
+            long bytes = (long)n * size;
+            int data = e + 8;
+            if (bytes > 4)
+            {
+                uint o = U32(file, e + 8, big);
+                if (o + bytes > file.Length) throw Truncated();
+                data = (int)o;
+            }
+            var values = new long[n];
+            for (int k = 0; k < n; k++)
+            {
+                int p = data + k * size;
+                values[k] = type switch
+                {
+                    1 => file[p],
+                    6 => (sbyte)file[p],
+                    3 => U16(file, p, big),
+                    8 => (short)U16(file, p, big),
+                    9 => (int)U32(file, p, big),
+                    _ => U32(file, p, big),
+                };
+            }
+            tags[tag] = values;
+        }
+        return tags;
+    }
+}
+
+/// <summary>
+/// An image PIL (and so diffusers) reads and DiffusersSharp does not decode: an error the image folder stops on
+/// rather than skipping the file, since the script would train on it.
+/// </summary>
+internal sealed class NotDecodedImageException(string message) : DiffusersException(message);
