@@ -6,12 +6,12 @@ namespace DiffusersSharp.Imaging;
 /// <summary>
 /// The first page of a TIFF file as PIL reads it (<c>TiffImagePlugin</c> of Pillow 9.4: its own reader for
 /// uncompressed data, libtiff for the rest, then <c>convert("RGB")</c>), as tightly packed unpremultiplied RGBA: little
-/// and big endian, strips and tiles, compression none, PackBits, LZW and Deflate (codes 8 and 32946), with or without
+/// and big endian, strips and tiles, chunky or planar, compression none, PackBits, LZW and Deflate (codes 8 and 32946), with or without
 /// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
 /// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
 /// 16-bit RGB(A) (the high byte). What this reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or
-/// 12/32-bit samples, planar data, bit-reversed fill order, BigTIFF) is refused naming the tag and its value.
+/// 12/32-bit samples, bit-reversed fill order, BigTIFF) is refused naming the tag and its value.
 /// </summary>
 internal static class TiffDecoder
 {
@@ -79,57 +79,33 @@ internal static class TiffDecoder
         if (bits.Any(b => b != bps)) throw Refused($"BitsPerSample {string.Join(", ", bits)}");
         int spp = (int)samples;
         var layout = Layout(photometric, bps, spp, extra, big);
-        if (spp > 1 && Get(PlanarConfiguration, 1)[0] is var planar and not 1) throw Refused($"PlanarConfiguration {planar}");
+        long planarConfiguration = Get(PlanarConfiguration, 1)[0];
+        if (planarConfiguration is not (1 or 2)) throw Refused($"PlanarConfiguration {planarConfiguration}");
+        bool planar = spp > 1 && planarConfiguration == 2; // one plane of 8- or 16-bit samples each (Layout takes no other)
 
         long predictor = Get(Predictor, 1)[0];
         bool compressedWithPredictor = compression is 5 or 8 or 32946 && predictor != 1; // libtiff's predictor goes with LZW and Deflate
         if (compressedWithPredictor && (predictor != 2 || bps is not (8 or 16)))
             throw Refused($"Predictor {predictor} with {bps}-bit samples");
 
-        // The page's packed rows, from its strips or tiles
+        // The page's packed rows, from its strips or tiles: chunky, or (planar) one plane of each sample, interleaved here
         int bitsPerPixel = bps * spp;
         long rowBytesLong = ((long)width * bitsPerPixel + 7) / 8;
         if (rowBytesLong * height > Array.MaxLength) throw Refused($"{width}x{height} pixels of {bitsPerPixel} bits: over 2 GiB");
         int rowBytes = (int)rowBytesLong;
-        var plane = new byte[(long)rowBytes * height];
-        bool tiled = tags.ContainsKey(TileWidth);
-        if (tiled)
-        {
-            long tw = Get(TileWidth, 0)[0], th = Get(TileLength, 0)[0];
-            if (tw <= 0 || th <= 0 || tw > Image.MaxSide || th > Image.MaxSide) throw Damaged($"its tiles are {tw}x{th} pixels");
-            int across = (int)((width + tw - 1) / tw), down = (int)((height + th - 1) / th);
-            long[] offsets = Get(TileOffsets), counts = Get(TileByteCounts);
-            if (offsets.Length < (long)across * down) throw Damaged($"{offsets.Length} tile offsets for {across * down} tiles");
-            long tileBytes = (tw * bitsPerPixel + 7) / 8 * th;
-            if (tileBytes > Array.MaxLength) throw Damaged($"its tiles are {tw}x{th} pixels");
-            int tileRowBytes = (int)((tw * bitsPerPixel + 7) / 8);
-            var tile = new byte[tileRowBytes * th];
-            for (int ty = 0; ty < down; ty++)
-                for (int tx = 0; tx < across; tx++)
-                {
-                    int i = ty * across + tx;
-                    Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, tile);
-                    if (compressedWithPredictor) Undo(tile, tileRowBytes, bps, spp, big);
-                    int x0 = (int)(tx * tw), y0 = (int)(ty * th);
-                    int bytes = (int)(((Math.Min(tw, width - x0)) * bitsPerPixel + 7) / 8); // whole bytes: tile widths are multiples of 16
-                    int byteX = (int)((long)x0 * bitsPerPixel / 8);
-                    for (int y = 0; y < th && y0 + y < height; y++)
-                        Buffer.BlockCopy(tile, y * tileRowBytes, plane, (y0 + y) * rowBytes + byteX, Math.Min(bytes, rowBytes - byteX));
-                }
-        }
+        byte[] plane;
+        if (!planar)
+            plane = ReadPlane(file, tags, width, height, bitsPerPixel, 0, compression, compressedWithPredictor, bps, spp, big);
         else
         {
-            long rps = Math.Clamp(Get(RowsPerStrip, height)[0], 1, height);
-            int strips = (int)((height + rps - 1) / rps);
-            long[] offsets = Get(StripOffsets), counts = Get(StripByteCounts);
-            if (offsets.Length < strips) throw Damaged($"{offsets.Length} strip offsets for {strips} strips");
-            for (int s = 0; s < strips; s++)
+            plane = new byte[rowBytes * height];
+            int sampleBytes = bps / 8, pixelBytes = sampleBytes * spp;
+            for (int p = 0; p < spp; p++)
             {
-                int rows = (int)Math.Min(rps, height - s * rps);
-                var strip = new byte[rows * rowBytes];
-                Chunk(file, offsets[s], counts.Length > s ? counts[s] : -1, compression, strip);
-                if (compressedWithPredictor) Undo(strip, rowBytes, bps, spp, big);
-                Buffer.BlockCopy(strip, 0, plane, (int)(s * rps * rowBytes), strip.Length);
+                var one = ReadPlane(file, tags, width, height, bps, p, compression, compressedWithPredictor, bps, 1, big);
+                for (int y = 0; y < height; y++)
+                    for (int x = 0; x < width; x++)
+                        Buffer.BlockCopy(one, (y * width + x) * sampleBytes, plane, y * rowBytes + x * pixelBytes + p * sampleBytes, sampleBytes);
             }
         }
 
@@ -141,6 +117,60 @@ internal static class TiffDecoder
             palette = map.Select(v => (byte)(v >> 8)).ToArray(); // PIL: b // 256, all reds, then greens, then blues
         }
         return ToRgba(plane, width, height, rowBytes, layout, bps, spp, big, palette);
+    }
+
+    // One plane (of all the samples, or, planar, of sample number `index`), as packed rows of `bitsPerPixel` bits a
+    // pixel: its strips, or its tiles, which number the same for each plane and come plane after plane
+    private static byte[] ReadPlane(ReadOnlySpan<byte> file, Dictionary<int, long[]> tags, int width, int height, int bitsPerPixel, int index,
+        long compression, bool predictor, int bps, int spp, bool big)
+    {
+        long[] Get(int tag, params long[] fallback) => tags.TryGetValue(tag, out var v) && v.Length > 0 ? v : fallback;
+        int rowBytes = (int)(((long)width * bitsPerPixel + 7) / 8);
+        var plane = new byte[rowBytes * height];
+        if (tags.ContainsKey(TileWidth))
+        {
+            long tw = Get(TileWidth, 0)[0], th = Get(TileLength, 0)[0];
+            if (tw <= 0 || th <= 0 || tw > Image.MaxSide || th > Image.MaxSide) throw Damaged($"its tiles are {tw}x{th} pixels");
+            if (tw * bitsPerPixel % 8 != 0) throw Refused($"TileWidth {tw} of {bitsPerPixel}-bit pixels (tiles that end inside a byte)");
+            int across = (int)((width + tw - 1) / tw), down = (int)((height + th - 1) / th);
+            long[] offsets = Get(TileOffsets), counts = Get(TileByteCounts);
+            long first = (long)index * across * down;
+            if (offsets.Length < first + (long)across * down) throw Damaged($"{offsets.Length} tile offsets for {across * down} tiles{(index > 0 ? " a plane" : "")}");
+            long tileBytes = tw * bitsPerPixel / 8 * th;
+            if (tileBytes > Array.MaxLength) throw Damaged($"its tiles are {tw}x{th} pixels");
+            int tileRowBytes = (int)(tw * bitsPerPixel / 8);
+            var tile = new byte[tileBytes];
+            for (int ty = 0; ty < down; ty++)
+                for (int tx = 0; tx < across; tx++)
+                {
+                    long i = first + ty * across + tx;
+                    Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, tile);
+                    if (predictor) Undo(tile, tileRowBytes, bps, spp, big);
+                    int x0 = (int)(tx * tw), y0 = (int)(ty * th);
+                    int byteX = (int)((long)x0 * bitsPerPixel / 8);
+                    int bytes = Math.Min(tileRowBytes, rowBytes - byteX);
+                    for (int y = 0; y < th && y0 + y < height; y++)
+                        Buffer.BlockCopy(tile, y * tileRowBytes, plane, (y0 + y) * rowBytes + byteX, bytes);
+                }
+        }
+        else
+        {
+            long rps = Math.Clamp(Get(RowsPerStrip, height)[0], 1, height);
+            int strips = (int)((height + rps - 1) / rps);
+            long[] offsets = Get(StripOffsets), counts = Get(StripByteCounts);
+            long first = (long)index * strips;
+            if (offsets.Length < first + strips) throw Damaged($"{offsets.Length} strip offsets for {strips} strips{(index > 0 ? " a plane" : "")}");
+            for (int s = 0; s < strips; s++)
+            {
+                int rows = (int)Math.Min(rps, height - s * rps);
+                var strip = new byte[rows * rowBytes];
+                long i = first + s;
+                Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, strip);
+                if (predictor) Undo(strip, rowBytes, bps, spp, big);
+                Buffer.BlockCopy(strip, 0, plane, (int)(s * rps * rowBytes), strip.Length);
+            }
+        }
+        return plane;
     }
 
     private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha }

@@ -356,6 +356,13 @@ files["tiff-rgb16-be-deflate-predictor.tif"] = tiff(5, 3, {258: (S, [16] * 3), 2
                                                     [zlib.compress(d16.astype(">u2").tobytes())], big_endian=True)
 # EXIF orientation 6 in the page's own tags: datasets' decode_example turns it upright (exif_transpose)
 files["tiff-orientation-6.tif"] = tiff(5, 3, {**rgb_tags, 274: (S, [6])}, [t5.tobytes()])
+# planar: one plane of each sample, strips of 2 rows (R, R, G, G, B, B), and big endian Deflate tiles with the predictor
+files["tiff-planar-strips.tif"] = tiff(5, 3, {**rgb_tags, 278: (L, [2]), 284: (S, [2])},
+                                       [t5[y0:y0 + 2, :, c].tobytes() for c in range(3) for y0 in (0, 2)])
+pt = np.pad(t21, ((0, 11), (0, 11), (0, 0))).astype(np.int64).reshape(16, 2, 16, 3)  # rows, tile across, column, sample
+pt[:, :, 1:] = (pt[:, :, 1:] - pt[:, :, :-1]) % 256  # the predictor works along each tile's rows
+files["tiff-planar-tiles-be-deflate-predictor.tif"] = tiff(21, 5, {**rgb_tags, 259: (S, [8]), 284: (S, [2]), 317: (S, [2]), 322: (S, [16]), 323: (S, [16])},
+    [zlib.compress(pt[:, tx, :, c].astype(np.uint8).tobytes()) for c in range(3) for tx in range(2)], big_endian=True)
 rng.bit_generator.state = rng_state
 
 # ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
