@@ -87,16 +87,9 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
             int step = (k + 1) / 2;
             var ts = TimestepValues;
             string timesteps = 2 * step + 2 < ts.Length ? $" (timesteps {Fmt(ts[2 * step])} to {Fmt(ts[2 * step + 2])})" : "";
-            var siblings = new Dictionary<string, KDPM2AncestralDiscreteScheduler>();
             string? remedy = NonFiniteSchedules.Remedy("the interpolated sigmas are finite", NumInferenceSteps ?? 0, c.TimestepSpacing,
-                NumTrainTimesteps, +1, (n, spacing) =>
-                {
-                    if (!siblings.TryGetValue(spacing, out var sibling))
-                        siblings[spacing] = sibling = new KDPM2AncestralDiscreteScheduler(c with { TimestepSpacing = spacing });
-                    sibling.SetTimesteps(n);
-                    return !sibling.InterpolTable.Any(float.IsNaN);
-                });
-            foreach (var sibling in siblings.Values) sibling.Dispose();
+                NumTrainTimesteps, +1, spacing => new KDPM2AncestralDiscreteScheduler(c with { TimestepSpacing = spacing }),
+                copy => !copy.InterpolTable.Any(float.IsNaN));
             string split = ulps > 0
                 ? $"{ulps} ulp above sigma_to. So sigma_down = sqrt(sigma_to^2 - sigma_up^2) is the square root of a negative number, NaN, " +
                   "and so is the interpolated sigma the step's first half steps to, exp(lerp(log sigma, log sigma_down, 0.5))"

@@ -72,16 +72,9 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
                 $"timestep_spacing \"{c.TimestepSpacing}\", steps_offset {c.StepsOffset}, {NumInferenceSteps} inference steps of {NumTrainTimesteps} trained")
                 is { } equal)
         {
-            var siblings = new Dictionary<string, LMSDiscreteScheduler>();
             string? remedy = NonFiniteSchedules.Remedy("no step divides by zero", NumInferenceSteps ?? 0, c.TimestepSpacing, NumTrainTimesteps, -1,
-                (n, spacing) =>
-                {
-                    if (!siblings.TryGetValue(spacing, out var sibling))
-                        siblings[spacing] = sibling = new LMSDiscreteScheduler(c with { TimestepSpacing = spacing });
-                    sibling.SetTimesteps(n);
-                    return NonFiniteSchedules.Distinct(sibling.SigmaValues, compareFinal: true);
-                });
-            foreach (var sibling in siblings.Values) sibling.Dispose();
+                spacing => new LMSDiscreteScheduler(c with { TimestepSpacing = spacing }),
+                copy => NonFiniteSchedules.Distinct(copy.SigmaValues, compareFinal: true));
             return $"{equal}. So the order-{_lastOrder} coefficients, integrals of the product of (tau - sigma_k) / (sigma_j - sigma_k) " +
                    $"over k != j, divide by sigma_j - sigma_k = 0, as in diffusers' {Name}.step" + (remedy is null ? "" : "; " + remedy);
         }

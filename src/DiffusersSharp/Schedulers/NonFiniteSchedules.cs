@@ -66,6 +66,30 @@ internal static class NonFiniteSchedules
         return ways.Count == 0 ? null : $"{what} {string.Join(", or ", ways)}";
     }
 
+    /// <summary>
+    /// <see cref="Remedy"/> judged on schedules built by copies of a scheduler: <paramref name="copy"/> makes one per
+    /// timestep_spacing (its config with that spacing), <c>SetTimesteps</c> sets each step count tried, and
+    /// <paramref name="fine"/> judges the copy; the copies are disposed before it returns.
+    /// </summary>
+    public static string? Remedy<TScheduler>(string what, int n, string spacing, int maxSteps, int direction,
+        Func<string, TScheduler> copy, Func<TScheduler, bool> fine) where TScheduler : IScheduler
+    {
+        var copies = new Dictionary<string, TScheduler>();
+        try
+        {
+            return Remedy(what, n, spacing, maxSteps, direction, (steps, s) =>
+            {
+                if (!copies.TryGetValue(s, out var scheduler)) copies[s] = scheduler = copy(s);
+                scheduler.SetTimesteps(steps);
+                return fine(scheduler);
+            });
+        }
+        finally
+        {
+            foreach (var scheduler in copies.Values) scheduler.Dispose();
+        }
+    }
+
     /// <summary>How many step counts <see cref="Remedy"/> tries at most (each builds a schedule; Karras sigmas cost
     /// O(steps · num_train_timesteps) apiece).</summary>
     public const int SearchedCounts = 100;
