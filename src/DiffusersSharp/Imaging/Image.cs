@@ -215,7 +215,8 @@ public sealed class Image
         CheckReadsAsPil(encoded);
         byte[] rgba;
         int tiffOrientation = 0; // a TIFF's own Orientation tag, which PIL's getexif gives for it
-        switch (ImageFormats.Sniff(encoded))
+        var kind = ImageFormats.Sniff(encoded);
+        switch (kind)
         {
             case ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP:
                 rgba = DecodeWithSkia(encoded, out w, out h);
@@ -243,7 +244,7 @@ public sealed class Image
         // RowBytes of Rgba8888 is 4 * w: tightly packed, one uint per pixel. PIL reads an orientation from JPEG, PNG and WebP files
         // (a TIFF is turned by its own Orientation tag whether or not exifTranspose asks: PIL's TIFF reader turns it as it
         // loads it and drops the tag, so exif_transpose finds none)
-        if ((ImageFormats.Sniff(encoded) is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP
+        if ((kind is ImageFormats.Kind.Png or ImageFormats.Kind.Jpeg or ImageFormats.Kind.WebP
                 ? exifTranspose ? ExifOrientation.Read(encoded) : null : tiffOrientation) is >= 2 and <= 8 and var orientation)
             rgba = MemoryMarshal.AsBytes(ExifOrientation.Transpose(MemoryMarshal.Cast<byte, uint>(rgba).ToArray(), ref w, ref h, orientation)).ToArray();
         return rgba;

@@ -49,28 +49,27 @@ internal static class TiffDecoder
         if (version != 42) throw Refused($"version {version} (its byte order mark and version disagree)");
         var tags = ReadIfd(file, big, U32(file, 4, big));
 
-        long[] Get(int tag, params long[] fallback) => tags.TryGetValue(tag, out var v) && v.Length > 0 ? v : fallback;
-        long w = Get(ImageWidth, 0)[0], h = Get(ImageLength, 0)[0];
+        long w = tags.Get(ImageWidth, 0)[0], h = tags.Get(ImageLength, 0)[0];
         Image.CheckSize((int)Math.Clamp(w, 0, int.MaxValue), (int)Math.Clamp(h, 0, int.MaxValue));
         width = (int)w;
         height = (int)h;
-        orientation = (int)Math.Clamp(Get(Orientation, 0)[0], 0, 9);
+        orientation = (int)Math.Clamp(tags.Get(Orientation, 0)[0], 0, 9);
 
-        long compression = Get(Compression, 1)[0];
+        long compression = tags.Get(Compression, 1)[0];
         if (compression is 6 or 7) throw Refused($"JPEG-compressed (Compression {compression})");
         if (compression is not (1 or 5 or 8 or 32946 or 32773)) throw Refused($"Compression {compression}");
-        long photometric = Get(Photometric, 0)[0];
+        long photometric = tags.Get(Photometric, 0)[0];
         if (photometric is not (0 or 1 or 2 or 3))
             throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 5 => " (CMYK)", 6 => " (YCbCr)", 8 => " (CIE Lab)", _ => "" }}");
-        long fillOrder = Get(FillOrder, 1)[0];
+        long fillOrder = tags.Get(FillOrder, 1)[0];
         if (fillOrder != 1) throw Refused($"FillOrder {fillOrder}");
-        long[] format = Get(SampleFormat, 1);
+        long[] format = tags.Get(SampleFormat, 1);
         if (format.Any(f => f != 1)) throw Refused($"SampleFormat {string.Join(", ", format)}{(format.Contains(3) ? " (floating point)" : format.Contains(2) ? " (signed integers)" : "")}");
 
         // PIL's bits-per-sample tuple: cut to the samples per pixel, or one value repeated for each
-        long[] bits = Get(BitsPerSample, 1);
-        long[] extra = Get(ExtraSamples);
-        long samples = Get(SamplesPerPixel, 1)[0];
+        long[] bits = tags.Get(BitsPerSample, 1);
+        long[] extra = tags.Get(ExtraSamples);
+        long samples = tags.Get(SamplesPerPixel, 1)[0];
         if (samples > 6) throw PilRefuses($"SamplesPerPixel {samples} (invalid value for samples per pixel)");
         if (samples < bits.Length) bits = bits[..(int)samples];
         else if (samples > bits.Length && bits.Length == 1) bits = Enumerable.Repeat(bits[0], (int)samples).ToArray();
@@ -79,11 +78,11 @@ internal static class TiffDecoder
         if (bits.Any(b => b != bps)) throw Refused($"BitsPerSample {string.Join(", ", bits)}");
         int spp = (int)samples;
         var layout = Layout(photometric, bps, spp, extra, big);
-        long planarConfiguration = Get(PlanarConfiguration, 1)[0];
+        long planarConfiguration = tags.Get(PlanarConfiguration, 1)[0];
         if (planarConfiguration is not (1 or 2)) throw Refused($"PlanarConfiguration {planarConfiguration}");
         bool planar = spp > 1 && planarConfiguration == 2; // one plane of 8- or 16-bit samples each (Layout takes no other)
 
-        long predictor = Get(Predictor, 1)[0];
+        long predictor = tags.Get(Predictor, 1)[0];
         bool compressedWithPredictor = compression is 5 or 8 or 32946 && predictor != 1; // libtiff's predictor goes with LZW and Deflate
         if (compressedWithPredictor && (predictor != 2 || bps is not (8 or 16)))
             throw Refused($"Predictor {predictor} with {bps}-bit samples");
@@ -112,28 +111,31 @@ internal static class TiffDecoder
         byte[]? palette = null;
         if (photometric == 3)
         {
-            long[] map = Get(ColorMap);
+            long[] map = tags.Get(ColorMap);
             if (map.Length != 3 << bps) throw Damaged($"its ColorMap has {map.Length} values, not {3 << bps} for {bps}-bit indices");
             palette = map.Select(v => (byte)(v >> 8)).ToArray(); // PIL: b // 256, all reds, then greens, then blues
         }
         return ToRgba(plane, width, height, rowBytes, layout, bps, spp, big, palette);
     }
 
+    // A tag's values, or `fallback` where the page does not have it (or has it empty)
+    private static long[] Get(this Dictionary<int, long[]> tags, int tag, params long[] fallback) =>
+        tags.TryGetValue(tag, out var v) && v.Length > 0 ? v : fallback;
+
     // One plane (of all the samples, or, planar, of sample number `index`), as packed rows of `bitsPerPixel` bits a
     // pixel: its strips, or its tiles, which number the same for each plane and come plane after plane
     private static byte[] ReadPlane(ReadOnlySpan<byte> file, Dictionary<int, long[]> tags, int width, int height, int bitsPerPixel, int index,
         long compression, bool predictor, int bps, int spp, bool big)
     {
-        long[] Get(int tag, params long[] fallback) => tags.TryGetValue(tag, out var v) && v.Length > 0 ? v : fallback;
         int rowBytes = (int)(((long)width * bitsPerPixel + 7) / 8);
         var plane = new byte[rowBytes * height];
         if (tags.ContainsKey(TileWidth))
         {
-            long tw = Get(TileWidth, 0)[0], th = Get(TileLength, 0)[0];
+            long tw = tags.Get(TileWidth, 0)[0], th = tags.Get(TileLength, 0)[0];
             if (tw <= 0 || th <= 0 || tw > Image.MaxSide || th > Image.MaxSide) throw Damaged($"its tiles are {tw}x{th} pixels");
             if (tw * bitsPerPixel % 8 != 0) throw Refused($"TileWidth {tw} of {bitsPerPixel}-bit pixels (tiles that end inside a byte)");
             int across = (int)((width + tw - 1) / tw), down = (int)((height + th - 1) / th);
-            long[] offsets = Get(TileOffsets), counts = Get(TileByteCounts);
+            long[] offsets = tags.Get(TileOffsets), counts = tags.Get(TileByteCounts);
             long first = (long)index * across * down;
             if (offsets.Length < first + (long)across * down) throw Damaged($"{offsets.Length} tile offsets for {across * down} tiles{(index > 0 ? " a plane" : "")}");
             long tileBytes = tw * bitsPerPixel / 8 * th;
@@ -155,9 +157,9 @@ internal static class TiffDecoder
         }
         else
         {
-            long rps = Math.Clamp(Get(RowsPerStrip, height)[0], 1, height);
+            long rps = Math.Clamp(tags.Get(RowsPerStrip, height)[0], 1, height);
             int strips = (int)((height + rps - 1) / rps);
-            long[] offsets = Get(StripOffsets), counts = Get(StripByteCounts);
+            long[] offsets = tags.Get(StripOffsets), counts = tags.Get(StripByteCounts);
             long first = (long)index * strips;
             if (offsets.Length < first + strips) throw Damaged($"{offsets.Length} strip offsets for {strips} strips{(index > 0 ? " a plane" : "")}");
             for (int s = 0; s < strips; s++)
