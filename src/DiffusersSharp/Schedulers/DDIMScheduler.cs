@@ -15,15 +15,17 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
 
     private static readonly IReadOnlySet<string> Arguments = new HashSet<string> { "eta", "use_clipped_model_output", "generator", "variance_noise" };
 
-    private readonly float _finalAlphaCumprod;
+    private float _finalAlphaCumprod;
 
     /// <summary>
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public DDIMScheduler(DDIMSchedulerConfig? config = null) : base(config)
+    public DDIMScheduler(DDIMSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

@@ -19,9 +19,11 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid")
+    public DDPMScheduler(DDPMSchedulerConfig? config = null) : base(config, "sigmoid") { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.VarianceType is not null) Check(Name, "variance_type", c.VarianceType, VarianceTypes);   // null: fixed_small
         Check(Name, "prediction_type", c.PredictionType, PredictionTypes);

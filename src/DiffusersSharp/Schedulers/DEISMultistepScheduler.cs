@@ -13,7 +13,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
 {
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DEISMultistepScheduler";
-    private readonly Tensor?[] _modelOutputs;
+    private Tensor?[] _modelOutputs = [];
     private int _lowerOrderNums;
     private int _lastOrder;   // the order of the last step's update (0: none since SetTimesteps)
 
@@ -21,9 +21,11 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null) : base(Normalize(config))
+    public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null) : base(Normalize(config)) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.AlgorithmType != "deis")
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"deis\" (\"dpmsolver\", \"dpmsolver++\" are read as \"deis\")") { Key = "algorithm_type" };

@@ -16,7 +16,7 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     public const string Name = "DPMSolverMultistepScheduler";
     internal static readonly string[] Algorithms = ["dpmsolver", "dpmsolver++", "sde-dpmsolver", "sde-dpmsolver++"];
     internal static readonly string[] Predictions = ["epsilon", "sample", "v_prediction"];
-    private readonly Tensor?[] _modelOutputs;
+    private Tensor?[] _modelOutputs = [];
     private int _lowerOrderNums;
     private int _lastOrder;   // the order of the last step's update (0: none since SetTimesteps)
 
@@ -24,9 +24,11 @@ public sealed class DPMSolverMultistepScheduler : VpSolverBase<DPMSolverMultiste
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null) : base(Normalize(config))
+    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null) : base(Normalize(config)) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         Validate(c);
         _modelOutputs = new Tensor?[c.SolverOrder];

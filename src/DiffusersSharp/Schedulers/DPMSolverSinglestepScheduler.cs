@@ -13,7 +13,7 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
 {
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "DPMSolverSinglestepScheduler";
-    private readonly Tensor?[] _modelOutputs;
+    private Tensor?[] _modelOutputs = [];
     private Tensor? _sample;
     private int[] _orderList = [];
 
@@ -21,9 +21,11 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config))
+    public DPMSolverSinglestepScheduler(DPMSolverSinglestepSchedulerConfig? config = null) : base(Normalize(config)) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.AlgorithmType is not ("dpmsolver" or "dpmsolver++"))
             throw new ConfigException($"{Name}: algorithm_type \"{c.AlgorithmType}\" is not implemented; expected \"dpmsolver++\" or \"dpmsolver\" (the SDE variants exist only in DPMSolverMultistepScheduler)") { Key = "algorithm_type" };

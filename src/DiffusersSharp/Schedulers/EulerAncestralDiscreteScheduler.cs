@@ -18,9 +18,11 @@ public sealed class EulerAncestralDiscreteScheduler : SigmaSchedulerBase<EulerAn
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerConfig? config = null) : base(config)
+    public EulerAncestralDiscreteScheduler(EulerAncestralDiscreteSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.PredictionType == "sample")
             throw new ConfigException($"{Name}: prediction_type \"sample\" is not implemented for {Name} (diffusers raises NotImplementedError); use \"epsilon\" or \"v_prediction\"") { Key = "prediction_type" };

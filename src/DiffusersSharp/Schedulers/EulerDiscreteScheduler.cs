@@ -20,9 +20,11 @@ public sealed class EulerDiscreteScheduler : SigmaSchedulerBase<EulerDiscreteSch
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config)
+    public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "sample", "original_sample", "v_prediction"]);
         DDPMScheduler.Check(Name, "interpolation_type", c.InterpolationType, ["linear", "log_linear"]);

@@ -20,9 +20,11 @@ public sealed class HeunDiscreteScheduler : SigmaSchedulerBase<HeunDiscreteSched
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null) : base(config, "exp")
+    public HeunDiscreteScheduler(HeunDiscreteSchedulerConfig? config = null) : base(config, "exp") { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

@@ -20,9 +20,11 @@ public sealed class KDPM2AncestralDiscreteScheduler : KDpm2SchedulerBase<KDPM2An
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config)
+    public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         KDPM2DiscreteScheduler.CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
         SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;

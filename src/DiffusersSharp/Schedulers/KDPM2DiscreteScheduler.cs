@@ -18,9 +18,11 @@ public sealed class KDPM2DiscreteScheduler : KDpm2SchedulerBase<KDPM2DiscreteSch
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config)
+    public KDPM2DiscreteScheduler(KDPM2DiscreteSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         CheckOptions(Name, TypedConfig.PredictionType, TypedConfig.TimestepSpacing);
         SetTimesteps(TypedConfig.NumTrainTimesteps);
         NumInferenceSteps = null;

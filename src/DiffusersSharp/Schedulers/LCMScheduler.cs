@@ -14,7 +14,7 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "LCMScheduler";
 
-    private readonly float _finalAlphaCumprod;
+    private float _finalAlphaCumprod;
     private double[] _schedule = [];
     private int? _stepIndex;
 
@@ -22,9 +22,11 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public LCMScheduler(LCMSchedulerConfig? config = null) : base(config)
+    public LCMScheduler(LCMSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         _finalAlphaCumprod = c.SetAlphaToOne ? 1f : AlphaCumprodAt(0);

@@ -23,9 +23,11 @@ public sealed class LMSDiscreteScheduler : SigmaSchedulerBase<LMSDiscreteSchedul
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null) : base(config)
+    public LMSDiscreteScheduler(LMSDiscreteSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, DDPMScheduler.PredictionTypes);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

@@ -15,7 +15,7 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     public const string Name = "PNDMScheduler";
     private const int PndmOrder = 4;
 
-    private readonly float _finalAlphaCumprod;
+    private float _finalAlphaCumprod;
     private long[] _prkTimesteps = [];
     private readonly List<Tensor> _ets = [];
     private Tensor? _curModelOutput;
@@ -26,9 +26,11 @@ public sealed class PNDMScheduler : SchedulerBase<PNDMScheduler, PNDMSchedulerCo
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public PNDMScheduler(PNDMSchedulerConfig? config = null) : base(config)
+    public PNDMScheduler(PNDMSchedulerConfig? config = null) : base(config) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         DDPMScheduler.Check(Name, "prediction_type", c.PredictionType, ["epsilon", "v_prediction"]);
         DDPMScheduler.Check(Name, "timestep_spacing", c.TimestepSpacing, ["linspace", "leading", "trailing"]);

@@ -20,7 +20,7 @@ public abstract partial class SchedulerBase : IScheduler
     private Tensor _timesteps;
     private Tensor _betas = null!, _alphas = null!, _alphasCumprod = null!;
 
-    /// <summary>Starts with empty int64 timesteps (until <see cref="SetTimesteps(int, Device?)"/> or the class's constructor).</summary>
+    /// <summary>Starts with empty int64 timesteps (until <see cref="SetTimesteps(int, Device?)"/> or the class's <c>InitCore</c>).</summary>
     protected SchedulerBase()
     {
         using var scope = torch.NewDisposeScope();

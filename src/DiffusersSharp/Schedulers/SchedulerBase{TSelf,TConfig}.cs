@@ -1,4 +1,5 @@
 using DiffusersSharp.Loading;
+using TorchSharp;
 
 namespace DiffusersSharp.Schedulers;
 
@@ -7,7 +8,7 @@ namespace DiffusersSharp.Schedulers;
 /// <c>_class_name</c> set to the class), the betas built from it, <c>FromConfig</c> / <c>FromPretrained</c>
 /// returning the class itself, and <c>SavePretrained</c>. A scheduler class is
 /// <c>sealed class XScheduler : SchedulerBase&lt;XScheduler, XSchedulerConfig&gt;</c> with a constructor taking its
-/// config, plus one line in <see cref="SchedulerFactory"/>'s registry.
+/// config (its work in <see cref="InitCore"/>), plus one line in <see cref="SchedulerFactory"/>'s registry.
 /// </summary>
 /// <typeparam name="TSelf">The scheduler class; its C# name is diffusers' class name.</typeparam>
 /// <typeparam name="TConfig">Its <c>scheduler_config.json</c> record.</typeparam>
@@ -16,15 +17,35 @@ public abstract class SchedulerBase<TSelf, TConfig> : SchedulerBase
     where TConfig : SchedulerConfig, IBetaScheduleConfig, new()
 {
     /// <summary>
-    /// Stores <paramref name="config"/> (the class defaults when null) under this class's name and builds the betas.
+    /// Stores <paramref name="config"/> (the class defaults when null) under this class's name, builds the betas and runs
+    /// the class's <see cref="InitCore"/>, in one dispose scope. A config refused on the way (by the checks of the base or
+    /// of the class) frees every tensor built so far before the exception leaves: the one place a failed construction is
+    /// cleaned up, for every class (docs/ARCHITECTURE.md, "Tensor ownership").
     /// <paramref name="extraBetaSchedules"/>: the beta schedules this class accepts beyond linear, scaled_linear and
     /// squaredcos_cap_v2 (DDPM: sigmoid; Heun: exp).
     /// </summary>
     protected SchedulerBase(TConfig? config, params string[] extraBetaSchedules)
     {
         TypedConfig = (TConfig)((SchedulerConfig)(config ?? new TConfig()) with { ClassName = typeof(TSelf).Name });
-        InitBetas(TypedConfig, extraBetaSchedules);
+        try
+        {
+            using var scope = torch.NewDisposeScope();
+            InitBetas(TypedConfig, extraBetaSchedules);
+            InitCore();
+        }
+        catch
+        {
+            Dispose();   // the tables (and whatever the class had built) now, not when the GC finalizes them
+            throw;
+        }
     }
+
+    /// <summary>
+    /// The class's constructor work once the betas exist (diffusers' <c>__init__</c> after them): the checks of its own
+    /// config keys and its initial timesteps or sigmas. Called by the base constructor (before the class's constructor
+    /// body), in its dispose scope, so that a refusal frees what was built. Nothing by default.
+    /// </summary>
+    protected virtual void InitCore() { }
 
     /// <summary>diffusers' class name (the C# class name).</summary>
     public sealed override string ClassName => typeof(TSelf).Name;

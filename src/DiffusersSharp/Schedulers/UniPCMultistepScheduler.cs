@@ -15,7 +15,7 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
 {
     /// <summary>diffusers' class name: the <c>_class_name</c> of its <c>scheduler_config.json</c>.</summary>
     public const string Name = "UniPCMultistepScheduler";
-    private readonly Tensor?[] _modelOutputs;
+    private Tensor?[] _modelOutputs = [];
     private Tensor? _lastSample;
     private int _lowerOrderNums;
     private int _thisOrder;
@@ -25,9 +25,11 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
     /// Builds the scheduler from <paramref name="config"/> (null: diffusers' defaults); a value out of range is a
     /// <see cref="ConfigException"/> naming the key.
     /// </summary>
-    public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null) : base(Normalize(config))
+    public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null) : base(Normalize(config)) { }
+
+    /// <inheritdoc/>
+    protected override void InitCore()
     {
-        using var scope = torch.NewDisposeScope();
         var c = TypedConfig;
         if (c.SolverType is not ("bh1" or "bh2"))
             throw new ConfigException($"{Name}: solver_type \"{c.SolverType}\" is not implemented; expected \"bh1\" or \"bh2\" (\"midpoint\", \"heun\", \"logrho\" are read as \"bh2\")") { Key = "solver_type" };

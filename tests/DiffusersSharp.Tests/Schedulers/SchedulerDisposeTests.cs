@@ -122,6 +122,86 @@ public class SchedulerDisposeTests
         }
     }
 
+    /// <summary>
+    /// A config every class refuses in its own checks, after the base has built betas, alphas, alphas_cumprod and the
+    /// empty timesteps (and the base's own refusals, which come after the empty timesteps), with the message it gives.
+    /// </summary>
+    public static IEnumerable<(string Name, Func<SchedulerBase> Create, string Message)> RefusedConfigs()
+    {
+        const string spacings = "expected one of \"linspace\", \"leading\", \"trailing\"";
+        var refusals = new (string Class, Func<SchedulerConfig> Config, Func<SchedulerConfig, SchedulerBase> Create, string Message)[]
+        {
+            (DDPMScheduler.Name, () => new DDPMSchedulerConfig { VarianceType = "bogus" }, c => new DDPMScheduler((DDPMSchedulerConfig)c),
+                "DDPMScheduler: variance_type \"bogus\" is not supported; expected one of \"fixed_small\", \"fixed_small_log\", \"fixed_large\", \"fixed_large_log\", \"learned\", \"learned_range\""),
+            (DDIMScheduler.Name, () => new DDIMSchedulerConfig { TimestepSpacing = "bogus" }, c => new DDIMScheduler((DDIMSchedulerConfig)c),
+                "DDIMScheduler: timestep_spacing \"bogus\" is not supported; " + spacings),
+            (PNDMScheduler.Name, () => new PNDMSchedulerConfig { PredictionType = "sample" }, c => new PNDMScheduler((PNDMSchedulerConfig)c),
+                "PNDMScheduler: prediction_type \"sample\" is not supported; expected one of \"epsilon\", \"v_prediction\""),
+            (LCMScheduler.Name, () => new LCMSchedulerConfig { PredictionType = "bogus" }, c => new LCMScheduler((LCMSchedulerConfig)c),
+                "LCMScheduler: prediction_type \"bogus\" is not supported; expected one of \"epsilon\", \"sample\", \"v_prediction\""),
+            (EulerDiscreteScheduler.Name, () => new EulerDiscreteSchedulerConfig { InterpolationType = "bogus" },
+                c => new EulerDiscreteScheduler((EulerDiscreteSchedulerConfig)c),
+                "EulerDiscreteScheduler: interpolation_type \"bogus\" is not supported; expected one of \"linear\", \"log_linear\""),
+            (EulerAncestralDiscreteScheduler.Name, () => new EulerAncestralDiscreteSchedulerConfig { PredictionType = "sample" },
+                c => new EulerAncestralDiscreteScheduler((EulerAncestralDiscreteSchedulerConfig)c),
+                "EulerAncestralDiscreteScheduler: prediction_type \"sample\" is not implemented for EulerAncestralDiscreteScheduler (diffusers raises NotImplementedError); use \"epsilon\" or \"v_prediction\""),
+            (HeunDiscreteScheduler.Name, () => new HeunDiscreteSchedulerConfig { PredictionType = "bogus" },
+                c => new HeunDiscreteScheduler((HeunDiscreteSchedulerConfig)c),
+                "HeunDiscreteScheduler: prediction_type \"bogus\" is not supported; expected one of \"epsilon\", \"sample\", \"v_prediction\""),
+            (LMSDiscreteScheduler.Name, () => new LMSDiscreteSchedulerConfig { TimestepSpacing = "bogus" },
+                c => new LMSDiscreteScheduler((LMSDiscreteSchedulerConfig)c),
+                "LMSDiscreteScheduler: timestep_spacing \"bogus\" is not supported; " + spacings),
+            (KDPM2DiscreteScheduler.Name, () => new KDPM2DiscreteSchedulerConfig { PredictionType = "sample" },
+                c => new KDPM2DiscreteScheduler((KDPM2DiscreteSchedulerConfig)c),
+                "KDPM2DiscreteScheduler: prediction_type \"sample\" is not implemented for KDPM2DiscreteScheduler (diffusers raises NotImplementedError); use \"epsilon\" or \"v_prediction\""),
+            (KDPM2AncestralDiscreteScheduler.Name, () => new KDPM2AncestralDiscreteSchedulerConfig { TimestepSpacing = "bogus" },
+                c => new KDPM2AncestralDiscreteScheduler((KDPM2AncestralDiscreteSchedulerConfig)c),
+                "KDPM2AncestralDiscreteScheduler: timestep_spacing \"bogus\" is not supported; choose one of \"linspace\", \"leading\" or \"trailing\""),
+            (DPMSolverMultistepScheduler.Name, () => new DPMSolverMultistepSchedulerConfig { AlgorithmType = "bogus" },
+                c => new DPMSolverMultistepScheduler((DPMSolverMultistepSchedulerConfig)c),
+                "DPMSolverMultistepScheduler: algorithm_type \"bogus\" is not implemented; expected one of \"dpmsolver\", \"dpmsolver++\", \"sde-dpmsolver\", \"sde-dpmsolver++\" (or \"deis\", read as \"dpmsolver++\")"),
+            (DPMSolverSinglestepScheduler.Name, () => new DPMSolverSinglestepSchedulerConfig { SolverOrder = 4 },
+                c => new DPMSolverSinglestepScheduler((DPMSolverSinglestepSchedulerConfig)c),
+                "DPMSolverSinglestepScheduler: solver_order 4 is not supported; singlestep DPM-Solver has orders 1, 2 and 3"),
+            (DEISMultistepScheduler.Name, () => new DEISMultistepSchedulerConfig { SolverType = "bogus" },
+                c => new DEISMultistepScheduler((DEISMultistepSchedulerConfig)c),
+                "DEISMultistepScheduler: solver_type \"bogus\" is not implemented; expected \"logrho\" (\"midpoint\", \"heun\", \"bh1\", \"bh2\" are read as \"logrho\")"),
+            (UniPCMultistepScheduler.Name, () => new UniPCMultistepSchedulerConfig { SolverOrder = 0 },
+                c => new UniPCMultistepScheduler((UniPCMultistepSchedulerConfig)c),
+                "UniPCMultistepScheduler: solver_order must be at least 1, got 0"),
+        };
+        Assert.Equal(SchedulerFactory.KnownClasses.Order(), refusals.Select(r => r.Class).Order());   // every class
+        foreach (var (cls, config, create, message) in refusals)
+            yield return (cls, () => create(config()), message);
+        // the base's refusals: the config check and the beta schedule, after the empty timesteps exist
+        yield return ("DDPMScheduler, beta_schedule", () => new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "bogus" }),
+            "DDPMScheduler: beta_schedule \"bogus\" is not implemented for DDPMScheduler; expected one of \"linear\", \"scaled_linear\", \"squaredcos_cap_v2\", \"sigmoid\" (or trained_betas)");
+        yield return ("EulerDiscreteScheduler, beta_start NaN", () => new EulerDiscreteScheduler(new EulerDiscreteSchedulerConfig { BetaStart = double.NaN }),
+            "EulerDiscreteScheduler: config key 'beta_start': beta_start must be a number, got NaN");
+        // every alias, from a config its class refuses
+        foreach (var (alias, (cls, _)) in SchedulerAliases.Aliases)
+        {
+            var (_, config, _, message) = refusals.Single(r => r.Class == cls);
+            yield return ("alias " + alias, () => (SchedulerBase)SchedulerAliases.Build(alias, (DiffusersConfig)config()), message);
+        }
+    }
+
+    [Fact]
+    public void AConstructorThatRefusesItsConfigFreesTheTensorsItHadBuilt()
+    {
+        foreach (var cls in SchedulerFactory.KnownClasses)   // the process's first-use set-up is not the scheduler's
+            SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\"}}").Dispose();
+        var left = new List<string>();
+        foreach (var (name, create, message) in RefusedConfigs())
+        {
+            long before = Live;
+            var e = Assert.ThrowsAny<DiffusersException>(() => create());
+            Assert.True(message == e.Message, $"{name}: {e.Message}");
+            if (Live != before) left.Add($"{name}: {Live - before}");
+        }
+        Assert.True(left.Count == 0, "tensors left to the finalizer by a refused construction: " + string.Join("; ", left));
+    }
+
     /// <summary>One run of <paramref name="steps"/> steps (and an add_noise) on a small random sample, its temporaries freed.</summary>
     private static void Run(SchedulerBase scheduler, int steps)
     {
