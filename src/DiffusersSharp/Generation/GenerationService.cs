@@ -197,7 +197,7 @@ public sealed class GenerationService : IDisposable
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give an image and a mask (/v1/images/edits)");
             var text = WithScheduler(_pipe as StableDiffusionPipeline,
-                s => new StableDiffusionPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
+                s => new StableDiffusionPipeline(_pipe, s), scheduler);
             return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
                 numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
@@ -208,7 +208,7 @@ public sealed class GenerationService : IDisposable
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give a mask with the image");
             var img2img = WithScheduler(_pipe as StableDiffusionImg2ImgPipeline,
-                s => new StableDiffusionImg2ImgPipeline(_pipe.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
+                s => new StableDiffusionImg2ImgPipeline(_pipe, s), scheduler);
             return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
                 callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
         }
@@ -256,27 +256,20 @@ public sealed class GenerationService : IDisposable
     /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>
     private StableDiffusionInpaintPipeline InpaintPipeline(IScheduler scheduler) =>
         WithScheduler(_pipe as StableDiffusionInpaintPipeline,
-            s => new StableDiffusionInpaintPipeline(_pipe!.Vae, _pipe.TextEncoder, _pipe.Tokenizer, _pipe.Unet, s, _pipe.Log), scheduler);
+            s => new StableDiffusionInpaintPipeline(_pipe!, s), scheduler);
 
     /// <summary>
-    /// <paramref name="loaded"/> (the loaded pipeline, when it is of the class the request needs), else a pipeline of that
-    /// class around the loaded components (never disposed: the loaded pipeline owns the models), holding the service's
-    /// <paramref name="scheduler"/>. The scheduler either replaces is the service's (<see cref="_schedulers"/>), or, in a new
-    /// pipeline, the copy its constructor was handed (a constructor owns the scheduler it is given, and may swap it for one
-    /// with a corrected config), disposed here.
+    /// <paramref name="loaded"/> (the loaded pipeline, when it is of the class the request needs) holding the service's
+    /// <paramref name="scheduler"/> (the one it replaces is the service's too, <see cref="_schedulers"/>), else a pipeline of
+    /// that class that borrows the loaded components and the scheduler (never disposed: the loaded pipeline owns the models,
+    /// the service the scheduler; no scheduler is built for it).
     /// </summary>
-    private static TPipeline WithScheduler<TPipeline>(TPipeline? loaded, Func<IScheduler, TPipeline> around, IScheduler scheduler)
+    private static TPipeline WithScheduler<TPipeline>(TPipeline? loaded, Func<IScheduler, TPipeline> borrowing, IScheduler scheduler)
         where TPipeline : StableDiffusionPipelineBase
     {
-        if (loaded is not null)
-        {
-            loaded.Scheduler = scheduler;
-            return loaded;
-        }
-        var pipe = around(SchedulerFactory.FromConfig((DiffusersConfig)scheduler.Config));
-        using var handed = pipe.Scheduler;
-        pipe.Scheduler = scheduler;
-        return pipe;
+        if (loaded is null) return borrowing(scheduler);
+        loaded.Scheduler = scheduler;
+        return loaded;
     }
 
     /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>

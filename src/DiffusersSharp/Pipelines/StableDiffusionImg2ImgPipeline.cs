@@ -26,6 +26,11 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.ClipSample) { }
 
+    /// <summary>A StableDiffusionImg2ImgPipeline around <paramref name="lender"/>'s components that borrows them and <paramref name="scheduler"/>,
+    /// never disposed (the generation service's; see the base's constructor).</summary>
+    internal StableDiffusionImg2ImgPipeline(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : base(lender, scheduler) { }
+
     /// <inheritdoc/>
     public override string ClassName => Name;
 

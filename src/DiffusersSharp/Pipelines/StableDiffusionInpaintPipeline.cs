@@ -28,6 +28,12 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.SkipPrkSteps) =>
         PipelineSteps.CheckInpaintUnet(Name, unet);
 
+    /// <summary>A StableDiffusionInpaintPipeline around <paramref name="lender"/>'s components that borrows them and <paramref name="scheduler"/>,
+    /// never disposed (the generation service's; see the base's constructor).</summary>
+    internal StableDiffusionInpaintPipeline(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : base(lender, scheduler) =>
+        PipelineSteps.CheckInpaintUnet(Name, lender.Unet);
+
     /// <inheritdoc/>
     public override string ClassName => Name;
 

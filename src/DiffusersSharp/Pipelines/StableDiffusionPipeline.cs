@@ -29,6 +29,11 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         UNet2DConditionModel unet, IScheduler scheduler, Action<string>? log = null)
         : base(vae, textEncoder, tokenizer, unet, scheduler, log, SchedulerConfigFixes.StepsOffset | SchedulerConfigFixes.ClipSample) { }
 
+    /// <summary>A StableDiffusionPipeline around <paramref name="lender"/>'s components that borrows them and <paramref name="scheduler"/>,
+    /// never disposed (the generation service's; see the base's constructor).</summary>
+    internal StableDiffusionPipeline(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : base(lender, scheduler) { }
+
     /// <inheritdoc/>
     public override string ClassName => Name;
 

@@ -55,6 +55,16 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     }
 
     /// <summary>
+    /// A pipeline around <paramref name="lender"/>'s components that borrows them all, and <paramref name="scheduler"/> with
+    /// them (the generation service's image to image and inpainting on a text-to-image model): the scheduler is held as
+    /// given, as one assigned to <see cref="Scheduler"/> (no config is corrected, so none is built or disposed), and the
+    /// pipeline is never disposed: its components stay the lender's, the scheduler its maker's (docs/ARCHITECTURE.md,
+    /// "Tensor ownership").
+    /// </summary>
+    private protected StableDiffusionPipelineBase(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : this(lender.Vae, lender.TextEncoder, lender.Tokenizer, lender.Unet, scheduler, lender.Log) { }
+
+    /// <summary>
     /// The VAE: the folder's <see cref="AutoencoderKL"/>, or another <see cref="IVae"/> swapped in as diffusers'
     /// <c>pipe.vae = AutoencoderTiny.from_pretrained("madebyollin/taesd")</c>. The pipeline disposes the VAE it holds
     /// when it is disposed; one that is replaced is left to the caller (<c>using var old = pipe.Vae; pipe.Vae = tiny;</c>).

@@ -80,7 +80,7 @@ public class GenerationServiceTests(ITestOutputHelper log)
     public void AServiceRunWithSeveralSchedulersLeavesTheLiveTensorsAsTheyWereOnceDisposed()
     {
         // the service swaps its schedulers in and out of the pipeline: it owns them all, the model's own included, and a
-        // pipeline it builds around the loaded components (image to image here) frees the scheduler its constructor got
+        // pipeline it builds around the loaded components (image to image here) borrows the one it runs
         static void Cycle()
         {
             using var service = GenerationService.Load(Model);
@@ -161,6 +161,62 @@ public class GenerationServiceTests(ITestOutputHelper log)
         using var service = GenerationService.Load(Model);
         Assert.Equal(img2img, service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Strength = 0.6, Steps = 4, Seed = 3 }).Images[0]);
         Assert.Equal(inpaint, service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 3, Seed = 3 }).Images[0]);
+    }
+
+    [Fact]
+    public void ImageToImageAndInpaintingOnTheTextToImageModelMakeTheTensorsTheyMakeOnTheirOwnModelsAndNoScheduler()
+    {
+        // the pipeline the service builds around the loaded components borrows the service's scheduler: no scheduler is
+        // built per request (it built and disposed one, 4 tensors, at every image-to-image or inpainting request)
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        var img2img = new GenerationRequest { Prompt = "a cat", InitImage = init, Strength = 0.6, Steps = 3, Seed = 3, Scheduler = "euler" };
+        var inpaint = new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 2, Seed = 3 };
+        static (long Created, byte[] Png) Counted(GenerationService service, GenerationRequest request)
+        {
+            service.Generate(request);   // the first run's set-up (the scheduler of its kind) is not the request's
+            var stats = DisposeScopeManager.Statistics.TensorStatistics;
+            long before = stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount, live = stats.ThreadTotalLiveCount;
+            var png = service.Generate(request).Images[0];
+            Assert.Equal(live, stats.ThreadTotalLiveCount);
+            return (stats.CreatedInScopeCount + stats.CreatedOutsideScopeCount - before, png);
+        }
+        using var text = GenerationService.Load(Model);
+        using var own = new GenerationService(StableDiffusionImg2ImgPipeline.FromPretrained(Model), "img2img");
+        var (wrapped, wrappedPng) = Counted(text, img2img);
+        var (loaded, loadedPng) = Counted(own, img2img);
+        Assert.Equal(loadedPng, wrappedPng);
+        Assert.Equal(loaded, wrapped);
+        using var inpainting = new GenerationService(StableDiffusionInpaintPipeline.FromPretrained(Model), "inpaint");
+        (wrapped, wrappedPng) = Counted(text, inpaint);
+        (loaded, loadedPng) = Counted(inpainting, inpaint);
+        Assert.Equal(loadedPng, wrappedPng);
+        Assert.Equal(loaded, wrapped);
+    }
+
+    [Fact]
+    public void APipelineBuiltAroundTheTextToImageModelRunsTheServicesSchedulerAsItIsWithoutCorrectingItsConfig()
+    {
+        // a PNDM config with skip_prk_steps false, which only the inpainting constructor corrects: the service's inpainting
+        // runs it as it is (as a pipeline it is assigned to), and logs no correction (it logged one it did not apply)
+        var init = Image.Load(Golden.Path("img2img-init.png"));
+        var mask = Image.Load(Golden.Path("inpaint-mask.png"), grayscale: true);
+        static PNDMScheduler WithPrk(IScheduler s) => new((PNDMSchedulerConfig)s.Config with { SkipPrkSteps = false });
+        byte[] expected;
+        using (var pipe = StableDiffusionInpaintPipeline.FromPretrained(Model))
+        {
+            using (var old = pipe.Scheduler) pipe.Scheduler = WithPrk(old);
+            using var r = pipe.Generate("a cat", init, mask, numInferenceSteps: 4, seed: 3);   // PRK warm-up: at least 4
+            expected = r.Images[0].ToPng();
+        }
+        var text = StableDiffusionPipeline.FromPretrained(Model);
+        using (var old = text.Scheduler) text.Scheduler = WithPrk(old);
+        var logged = new List<string>();
+        text.Log = logged.Add;
+        using var service = new GenerationService(text, "tiny-sd");
+        var result = service.Generate(new GenerationRequest { Prompt = "a cat", InitImage = init, Mask = mask, Steps = 4, Seed = 3 });
+        Assert.Equal(expected, result.Images[0]);
+        Assert.Empty(logged);
     }
 
     [Fact]
