@@ -41,7 +41,8 @@ public class GenerationServiceTests(ITestOutputHelper log)
         byte[] expected;
         using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
         {
-            pipe.Scheduler = SchedulerFactory.FromConfig("EulerAncestralDiscreteScheduler", pipe.Scheduler.Config);
+            using var loaded = pipe.Scheduler;
+            pipe.Scheduler = SchedulerFactory.FromConfig("EulerAncestralDiscreteScheduler", loaded.Config);
             using var r = pipe.Generate("a red house", "blurry", guidanceScale: 5.0, numImagesPerPrompt: 2, height: 64, width: 48,
                 numInferenceSteps: 3, seed: 42);
             expected = r.Images[1].ToPng();
@@ -346,7 +347,8 @@ public class GenerationServiceTests(ITestOutputHelper log)
         byte[]? expected = null;
         using (var pipe = StableDiffusionPipeline.FromPretrained(Model))
         {
-            pipe.Scheduler = SchedulerFactory.FromConfig("DDIMScheduler", pipe.Scheduler.Config);
+            using var loaded = pipe.Scheduler;
+            pipe.Scheduler = SchedulerFactory.FromConfig("DDIMScheduler", loaded.Config);
             using var _ = pipe.Generate("a cat", numInferenceSteps: 3, height: 64, width: 64, seed: 8,
                 callbackOnStepEnd: preview.Every(2, (step, t, image) => expected = image.ToPng()));
         }

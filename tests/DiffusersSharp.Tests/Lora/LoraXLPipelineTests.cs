@@ -138,7 +138,8 @@ public class LoraXLPipelineTests(ITestOutputHelper log)
     public void LcmLoraWithLcmSchedulerMatchesDiffusers()
     {
         using var pipe = Pipe();
-        pipe.Scheduler = SchedulerFactory.FromConfig(LCMScheduler.Name, pipe.Scheduler.Config);
+        using var loaded = pipe.Scheduler;
+        pipe.Scheduler = SchedulerFactory.FromConfig(LCMScheduler.Name, loaded.Config);
         pipe.LoadLoraWeights(LoraModelTests.LoraA(true));
         using var trace = new SdTrace(pipe);
         using var r = pipe.Generate("a photo of a cat", numInferenceSteps: 4, guidanceScale: 1.0, height: 64, width: 64, seed: 1,

@@ -111,7 +111,7 @@ public class ControlNetSdxlCompositionTests
         using var _ = torch.no_grad();
         using var s = new Setup();
         s.Perturb();
-        var scheduler = SchedulerFactory.FromPretrained(Golden.Path("tiny-sdxl"), "scheduler");
+        using var scheduler = SchedulerFactory.FromPretrained(Golden.Path("tiny-sdxl"), "scheduler");
         scheduler.SetTimesteps(4);
         var ctx = new DenoisingContext("test", scheduler, scheduler.Timesteps, s.Latents.clone());
         ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey] = s.Embeds;

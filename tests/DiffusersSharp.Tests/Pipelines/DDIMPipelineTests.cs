@@ -19,7 +19,8 @@ public class DDIMPipelineTests
     private static Tensor HandLoop(int steps, double eta, long seed, bool clipped = false)
     {
         using var unet = UNet2DModel.FromPretrained(Model, subfolder: "unet");
-        var scheduler = DDIMScheduler.FromConfig(DDPMScheduler.FromPretrained(Model).Config);
+        using var ddpm = DDPMScheduler.FromPretrained(Model);
+        using var scheduler = DDIMScheduler.FromConfig(ddpm.Config);
         using var noGrad = torch.no_grad();
         using var g = new Generator((ulong)seed);
         var image = torch.randn(new long[] { 1, 3, 32, 32 }, generator: g);
@@ -67,6 +68,7 @@ public class DDIMPipelineTests
     public void AssignedSchedulerIsConvertedToDdimAndBadEtaIsRejected()
     {
         using var pipe = DDIMPipeline.FromPretrained(Model);
+        using var loaded = pipe.Scheduler;
         pipe.Scheduler = DDPMScheduler.FromPretrained(Model);
         Assert.IsType<DDIMScheduler>(pipe.Scheduler);
         var e = Assert.Throws<DiffusersException>(() => pipe.Generate(numInferenceSteps: 2, eta: -0.1));

@@ -82,7 +82,7 @@ public class DDPMPipelineTests(ITestOutputHelper log)
     public void HandWrittenLoopMatchesRecordedSteps()
     {
         using var unet = UNet2DModel.FromPretrained(Model, subfolder: "unet");
-        var scheduler = DDPMScheduler.FromPretrained(Model, subfolder: "scheduler");
+        using var scheduler = DDPMScheduler.FromPretrained(Model, subfolder: "scheduler");
         scheduler.SetTimesteps(10);
         using var expectedTimesteps = Golden.Tensor(Expected, "pipeline/timesteps");
         Assert.Equal(expectedTimesteps.data<long>().ToArray(), scheduler.Timesteps.data<long>().ToArray());
@@ -123,7 +123,7 @@ public class DDPMPipelineTests(ITestOutputHelper log)
         // Feeds step i the recorded sample of step i-1 (and the recorded noise), so errors cannot accumulate:
         // each UNet call within 1e-5, each scheduler step within 1e-5 relative.
         using var unet = UNet2DModel.FromPretrained(Model, subfolder: "unet");
-        var scheduler = DDPMScheduler.FromPretrained(Model, subfolder: "scheduler");
+        using var scheduler = DDPMScheduler.FromPretrained(Model, subfolder: "scheduler");
         scheduler.SetTimesteps(10);
         using var golden = Golden.Open(Expected);
         using var modelOutputs = golden.Load("loop/model_output");

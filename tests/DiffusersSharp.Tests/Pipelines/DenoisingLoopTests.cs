@@ -81,7 +81,7 @@ public class DenoisingLoopTests
     {
         // fixed_large_log makes diffusers' DDPM step add sqrt(log β) · noise: NaN from the first step with t > 0
         using var pipe = DDPMPipeline.FromPretrained(Ddpm);
-        pipe.Scheduler = new DDPMScheduler(((DDPMSchedulerConfig)pipe.Scheduler.Config) with { VarianceType = "fixed_large_log" });
+        using (var old = pipe.Scheduler) pipe.Scheduler = new DDPMScheduler(((DDPMSchedulerConfig)old.Config) with { VarianceType = "fixed_large_log" });
         var e = Assert.Throws<NonFiniteLatentsException>(() => pipe.Generate(numInferenceSteps: 4, seed: 0));
         Assert.Equal("DDPMPipeline: step 1 of 4 (timestep 750) produced non-finite latents (3072 of 3072 values are NaN or ±Inf) with " +
             "DDPMScheduler; nothing was decoded. The scheduler's config: variance_type fixed_large_log: the step adds sqrt(log(beta_t)) * " +
@@ -93,7 +93,7 @@ public class DenoisingLoopTests
         Assert.EndsWith("nothing was decoded. Lower-precision weights (fp16) overflow most often: try fp32 or bf16, or another scheduler", e2.Message);
         // SD 1.x's config (steps_offset 1, 'leading') at 1000 of 1000 steps starts at timestep 1000: LMS gets the last sigma
         // twice and its coefficients divide by their difference (diffusers' interp clamps the same way); it blamed fp16 before
-        sd.Scheduler = SchedulerFactory.FromConfig(LMSDiscreteScheduler.Name, sd.Scheduler.Config);
+        using (var old = sd.Scheduler) sd.Scheduler = SchedulerFactory.FromConfig(LMSDiscreteScheduler.Name, old.Config);
         var e4 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: 1000, seed: 0));
         Assert.StartsWith("StableDiffusionPipeline: step 2 of 1000 (timestep 999) produced non-finite latents", e4.Message);
         Assert.EndsWith("The scheduler's config: sigmas[0] and sigmas[1] (timesteps 1000 and 999) are both 14.614645: timestep 1000 lies " +
@@ -102,14 +102,14 @@ public class DenoisingLoopTests
             "(tau - sigma_k) / (sigma_j - sigma_k) over k != j, divide by sigma_j - sigma_k = 0, as in diffusers' LMSDiscreteScheduler.step; " +
             "no step divides by zero at 999 inference steps, or with timestep_spacing \"trailing\" or \"linspace\" at 1000", e4.Message);
         // zero terminal SNR with trailing spacing starts at an alphas_cumprod of 0, where x0 of an epsilon model divides by zero
-        sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", ClipSample = false });
+        using (var old = sd.Scheduler) sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", ClipSample = false });
         var e3 = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: 3, seed: 0));
         Assert.StartsWith("StableDiffusionPipeline: step 1 of 3 (timestep 999) produced non-finite latents", e3.Message);
         Assert.EndsWith("The scheduler's config: alphas_cumprod at timestep 999 is 0 (rescale_betas_zero_snr: zero terminal SNR), and x0 " +
             "from an epsilon prediction, (x - sqrt(1 - alpha_cumprod) * eps) / sqrt(alpha_cumprod), divides by it, as in diffusers: zero " +
             "terminal SNR is for v_prediction models (prediction_type=v_prediction), or leave rescale_betas_zero_snr off", e3.Message);
         // with v_prediction the same schedule runs
-        sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", PredictionType = "v_prediction", ClipSample = false });
+        using (var old = sd.Scheduler) sd.Scheduler = new DDIMScheduler(new DDIMSchedulerConfig { RescaleBetasZeroSnr = true, TimestepSpacing = "trailing", PredictionType = "v_prediction", ClipSample = false });
         using var fine = sd.Generate("a cat", numInferenceSteps: 3, seed: 0, outputType: OutputType.Latent);
         using var finite = torch.isfinite(fine.Tensor!).all();
         Assert.True(finite.item<bool>());
@@ -136,7 +136,7 @@ public class DenoisingLoopTests
     public void MultistepSolversNameTheCoincidingSigmasOfSd1xScheduleAtAsManyStepsAsTrained(string alias, int steps)
     {
         using var sd = StableDiffusionPipeline.FromPretrained(Sd);
-        sd.Scheduler = SchedulerAliases.Build(alias, sd.Scheduler.Config);
+        using (var old = sd.Scheduler) sd.Scheduler = SchedulerAliases.Build(alias, old.Config);
         var e = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: steps, seed: 0));
         var s = (SchedulerBase)sd.Scheduler;
         var sigmaBits = s.Sigmas!.data<float>().ToArray()[..4].Select(BitConverter.SingleToInt32Bits).ToArray();
@@ -184,6 +184,7 @@ public class DenoisingLoopTests
         using var sd = StableDiffusionPipeline.FromPretrained(Sd);
         var scheduler = new KDPM2AncestralDiscreteScheduler(new KDPM2AncestralDiscreteSchedulerConfig
         { BetaSchedule = "squaredcos_cap_v2", TimestepSpacing = spacing });
+        using var loaded = sd.Scheduler;
         sd.Scheduler = scheduler;
         var e = Assert.Throws<NonFiniteLatentsException>(() => sd.Generate("a cat", numInferenceSteps: steps, seed: 0));
         Assert.StartsWith($"StableDiffusionPipeline: step 1 of {2 * steps - 1} (timestep 999) produced non-finite latents", e.Message);

@@ -31,7 +31,8 @@ public class GuidanceBatchTests
     public void Txt2ImgBuildsTheGuidanceBatchOnlyAboveGuidanceOne(double guidance, long expectedBatch)
     {
         using var pipe = StableDiffusionPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
-        pipe.Scheduler = SchedulerFactory.FromConfig(EulerAncestralDiscreteScheduler.Name, pipe.Scheduler.Config);
+        using var loaded = pipe.Scheduler;
+        pipe.Scheduler = SchedulerFactory.FromConfig(EulerAncestralDiscreteScheduler.Name, loaded.Config);
         using var trace = new SdTrace(pipe);
         var batches = UNetBatches(pipe, () =>
         {

@@ -67,7 +67,8 @@ public class StableDiffusionBadInputTests(ITestOutputHelper log)
         var e = Assert.Throws<DiffusersException>(() => pipe.Generate("a cat", init, strength, numInferenceSteps: 2, seed: 0));
         Assert.Equal($"StableDiffusionImg2ImgPipeline: the value of strength should be in [0.0, 1.0] but is {strength}", e.Message);
         // with DDIM, int(5 * 0.1) = 0 steps leaves an empty timestep slice (PNDM's repeated first timestep would leave one)
-        pipe.Scheduler = DiffusersSharp.Schedulers.DDIMScheduler.FromConfig(pipe.Scheduler.Config);
+        using var loaded = pipe.Scheduler;
+        pipe.Scheduler = DiffusersSharp.Schedulers.DDIMScheduler.FromConfig(loaded.Config);
         var e2 = Assert.Throws<DiffusersException>(() => pipe.Generate("a cat", init, 0.1, numInferenceSteps: 5, seed: 0));
         Assert.Contains("strength 0.1 with num_inference_steps 5 leaves no denoising step (int(5 * 0.1) = 0)", e2.Message);
     }

@@ -40,7 +40,11 @@ public class StableDiffusionImg2ImgInpaintTests(ITestOutputHelper log)
     public void Img2ImgRunMatchesDiffusers(string run, string? scheduler)
     {
         using var pipe = StableDiffusionImg2ImgPipeline.FromPretrained(StableDiffusionPipelineTests.Model);
-        if (scheduler is not null) pipe.Scheduler = SchedulerFactory.FromConfig(scheduler, pipe.Scheduler.Config);
+        if (scheduler is not null)
+        {
+            using var loaded = pipe.Scheduler;
+            pipe.Scheduler = SchedulerFactory.FromConfig(scheduler, loaded.Config);
+        }
         using var trace = new SdTrace(pipe);
         var init = Image.Load(Golden.Path("img2img-init.png"));
         using var result = pipe.Generate("a photo of a cat", init, strength: 0.6, negativePrompt: "", guidanceScale: 7.5,

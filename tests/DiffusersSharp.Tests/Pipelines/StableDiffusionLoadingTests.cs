@@ -47,12 +47,14 @@ public class StableDiffusionLoadingTests(ITestOutputHelper log)
         var fixedConfig = Assert.IsType<DDIMScheduler>(built.Scheduler).TypedConfig;
         Assert.Equal((1, false), (fixedConfig.StepsOffset, fixedConfig.ClipSample));
         // a scheduler assigned later is used as given (diffusers' pipe.scheduler = ...), e.g. --scheduler-config clip_sample=true
-        var given = new DDIMScheduler(outdated);
+        using var given = new DDIMScheduler(outdated);
+        using var corrected = built.Scheduler;
         built.Scheduler = given;
         Assert.Same(given, built.Scheduler);
         // ControlNet pipelines correct nothing (diffusers' controlnet/*.py)
         using var controlnet = DiffusersSharp.Models.ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
         var withNet = new StableDiffusionControlNetPipeline(pipe.Vae, pipe.TextEncoder, pipe.Tokenizer, pipe.Unet, controlnet, new DDIMScheduler(outdated), _ => { });
+        using var held = withNet.Scheduler;   // (withNet is not disposed either: its models are pipe's)
         var kept = Assert.IsType<DDIMScheduler>(withNet.Scheduler).TypedConfig;
         Assert.Equal((0, true), (kept.StepsOffset, kept.ClipSample));
     }
@@ -64,7 +66,8 @@ public class StableDiffusionLoadingTests(ITestOutputHelper log)
         using var g = new SafetensorsLike("tiny-sd-expected.safetensors");
         using var pos = g.Load("pipeline/ddim/prompt_embeds");
         using var neg = g.Load("pipeline/ddim/negative_prompt_embeds");
-        pipe.Scheduler = DDIMScheduler.FromConfig(pipe.Scheduler.Config);
+        using var loaded = pipe.Scheduler;
+        pipe.Scheduler = DDIMScheduler.FromConfig(loaded.Config);
         using var result = pipe.Generate(promptEmbeds: pos, negativePromptEmbeds: neg, numInferenceSteps: 5, height: 64, width: 64,
             seed: 0, outputType: OutputType.Np);
         SdTrace.CheckImages(log, g, "pipeline/ddim/images", result.Array!);

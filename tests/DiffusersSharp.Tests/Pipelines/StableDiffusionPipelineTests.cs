@@ -26,7 +26,11 @@ public class StableDiffusionPipelineTests(ITestOutputHelper log)
     public void Txt2ImgRunMatchesDiffusers(string run, string? scheduler)
     {
         using var pipe = StableDiffusionPipeline.FromPretrained(Model);
-        if (scheduler is not null) pipe.Scheduler = SchedulerFactory.FromConfig(scheduler, pipe.Scheduler.Config);
+        if (scheduler is not null)
+        {
+            using var loaded = pipe.Scheduler;
+            pipe.Scheduler = SchedulerFactory.FromConfig(scheduler, loaded.Config);
+        }
         using var trace = new SdTrace(pipe);
         using var result = pipe.Generate("a photo of a cat", "", guidanceScale: 7.5, numInferenceSteps: 5, height: 64, width: 64,
             seed: 0, outputType: OutputType.Np);

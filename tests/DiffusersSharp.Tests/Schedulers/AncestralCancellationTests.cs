@@ -20,7 +20,7 @@ public class AncestralCancellationTests
     [Fact]
     public void SigmaTableMatchesDiffusersBitForBit()
     {
-        var s = Cosine("linspace");
+        using var s = Cosine("linspace");
         s.SetTimesteps(4);
         var bits = s.Sigmas!.data<float>().ToArray().Select(BitConverter.SingleToInt32Bits).ToArray();
         Assert.Equal(new[] { 0x469e869b, 0x3fe017b2, 0x3f16f711, 0x3bd29a7f, 0 }, bits);
@@ -37,7 +37,7 @@ public class AncestralCancellationTests
     public void EulerAncestralCapsSigmaUpAtSigmaTo(string spacing, int steps)
     {
         using var scope = torch.NewDisposeScope();
-        var s = Cosine(spacing);
+        using var s = Cosine(spacing);
         s.SetTimesteps(steps);
         var sigmas = s.Sigmas!.data<float>().ToArray();
         var x = torch.zeros(1, 4, 8, 8);

@@ -14,23 +14,24 @@ public class DDIMSchedulerTests
     [Fact]
     public void FromConfigOfADdpmConfigFollowsDiffusers()
     {
-        var ddpm = DDPMScheduler.FromPretrained(Golden.Path("tiny-ddpm"));
-        var ddim = DDIMScheduler.FromConfig(ddpm.Config);
+        using var ddpm = DDPMScheduler.FromPretrained(Golden.Path("tiny-ddpm"));
+        using var ddim = DDIMScheduler.FromConfig(ddpm.Config);
         Assert.Equal("DDIMScheduler", ddim.Config.ClassName);
         Assert.True(ddim.TypedConfig.ClipSample);          // taken from the DDPM file
         Assert.True(ddim.TypedConfig.SetAlphaToOne);       // absent there: DDIM's default
         Assert.Equal("fixed_small", ddim.Config.Extra!["variance_type"].GetString()); // unknown to DDIM: kept aside
-        var swapped = SchedulerFactory.FromConfig("DDIMScheduler", ddpm.Config);
+        using var swapped = SchedulerFactory.FromConfig("DDIMScheduler", ddpm.Config);
         Assert.IsType<DDIMScheduler>(swapped);
         // Keys the source took by default are dropped, so the target's defaults apply.
-        var dflt = new DDPMScheduler(new DDPMSchedulerConfig { DefaultedKeys = ["beta_end"], BetaEnd = 0.05 });
-        Assert.Equal(0.02, DDIMScheduler.FromConfig(dflt.Config).TypedConfig.BetaEnd);
+        using var dflt = new DDPMScheduler(new DDPMSchedulerConfig { DefaultedKeys = ["beta_end"], BetaEnd = 0.05 });
+        using var fromDefaulted = DDIMScheduler.FromConfig(dflt.Config);
+        Assert.Equal(0.02, fromDefaulted.TypedConfig.BetaEnd);
     }
 
     [Fact]
     public void FinalStepWithAlphaOneReturnsX0()
     {
-        var s = new DDIMScheduler(new DDIMSchedulerConfig { PredictionType = "sample", ClipSample = false });
+        using var s = new DDIMScheduler(new DDIMSchedulerConfig { PredictionType = "sample", ClipSample = false });
         s.SetTimesteps(10);
         Assert.Equal(0, s.TimestepValues[^1]);
         using var x = torch.linspace(-2, 2, 16).reshape(1, 1, 4, 4);
@@ -42,7 +43,7 @@ public class DDIMSchedulerTests
     [Fact]
     public void UseClippedModelOutputRecomputesEpsilon()
     {
-        var s = new DDIMScheduler();  // linear betas, epsilon, clip_sample true, set_alpha_to_one
+        using var s = new DDIMScheduler();  // linear betas, epsilon, clip_sample true, set_alpha_to_one
         s.SetTimesteps(10);
         using var x = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4);
         using var eps = torch.linspace(1, -1, 16).reshape(1, 1, 4, 4);
@@ -61,7 +62,7 @@ public class DDIMSchedulerTests
     [Fact]
     public void EtaAndVarianceNoiseComeThroughTheStepOptions()
     {
-        var s = new DDIMScheduler(new DDIMSchedulerConfig { ClipSample = false });
+        using var s = new DDIMScheduler(new DDIMSchedulerConfig { ClipSample = false });
         s.SetTimesteps(5);
         using var x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4);
         using var n = torch.linspace(0.5, 1.5, 16).reshape(1, 1, 4, 4);
@@ -85,7 +86,7 @@ public class DDIMSchedulerTests
     [Fact]
     public void StepBeforeSetTimestepsIsAnError()
     {
-        var s = new DDIMScheduler();
+        using var s = new DDIMScheduler();
         using var x = torch.zeros(1, 1, 2, 2);
         Assert.Contains("call SetTimesteps before Step", Assert.Throws<DiffusersException>(() => s.Step(x, 10, x)).Message);
         Assert.Contains("beta_schedule \"sigmoid\" is not implemented for DDIMScheduler",

@@ -15,14 +15,14 @@ public class DDPMSchedulerTests
     [Fact]
     public void FromPretrainedReadsTinyDdpmAndGivesThePipelineTimesteps()
     {
-        var s = DDPMScheduler.FromPretrained(Golden.Path("tiny-ddpm"));
+        using var s = DDPMScheduler.FromPretrained(Golden.Path("tiny-ddpm"));
         Assert.Equal("linear", s.TypedConfig.BetaSchedule);
         Assert.True(s.TypedConfig.ClipSample);
         Assert.Equal(1000, s.NumTrainTimesteps);
         s.SetTimesteps(10);
         using var expected = Golden.Tensor("tiny-ddpm-expected.safetensors", "pipeline/timesteps");
         SchedulerGoldenTests.AssertExact(s.Timesteps, expected, "tiny-ddpm timesteps");
-        var viaFactory = SchedulerFactory.FromPretrained(Golden.Path("tiny-ddpm"));
+        using var viaFactory = SchedulerFactory.FromPretrained(Golden.Path("tiny-ddpm"));
         Assert.IsType<DDPMScheduler>(viaFactory);
     }
 
@@ -41,7 +41,7 @@ public class DDPMSchedulerTests
     [InlineData(1001, "num_inference_steps 1001 cannot be larger than num_train_timesteps 1000")]
     public void BadStepCounts(int n, string message)
     {
-        var s = new DDPMScheduler();
+        using var s = new DDPMScheduler();
         var e = Assert.Throws<DiffusersException>(() => s.SetTimesteps(n));
         Assert.Contains(message, e.Message);
     }
@@ -63,7 +63,7 @@ public class DDPMSchedulerTests
     public void CustomTimestepsStepToTheNextEntry()
     {
         var cfg = new DDPMSchedulerConfig { PredictionType = "sample", ClipSample = false };
-        var s = new DDPMScheduler(cfg);
+        using var s = new DDPMScheduler(cfg);
         s.SetTimesteps(new long[] { 999, 500, 10 });
         Assert.Equal(new double[] { 999, 500, 10 }, s.TimestepValues);
         Assert.Equal(10, s.PreviousTimestep(500));
@@ -86,7 +86,7 @@ public class DDPMSchedulerTests
     [Fact]
     public void CustomTimestepErrors()
     {
-        var s = new DDPMScheduler();
+        using var s = new DDPMScheduler();
         Assert.Contains("descending order; 600 follows 500",
             Assert.Throws<DiffusersException>(() => s.SetTimesteps(new long[] { 900, 500, 600 })).Message);
         Assert.Contains("must start before num_train_timesteps 1000, got 1000",
@@ -100,7 +100,7 @@ public class DDPMSchedulerTests
     [Fact]
     public void NonIntegerOrOutOfRangeTimestepIsRejected()
     {
-        var s = new DDPMScheduler();
+        using var s = new DDPMScheduler();
         s.SetTimesteps(10);
         using var x = torch.zeros(1, 1, 2, 2);
         Assert.Contains("timestep 1000 is not an integer timestep in [0, 1000)", Assert.Throws<DiffusersException>(() => s.Step(x, 1000, x)).Message);
@@ -110,7 +110,7 @@ public class DDPMSchedulerTests
     [Fact]
     public void LearnedVarianceNeedsDoubledChannels()
     {
-        var s = new DDPMScheduler(new DDPMSchedulerConfig { VarianceType = "learned_range" });
+        using var s = new DDPMScheduler(new DDPMSchedulerConfig { VarianceType = "learned_range" });
         s.SetTimesteps(10);
         using var x = torch.zeros(1, 3, 2, 2);
         var e = Assert.Throws<DiffusersException>(() => s.Step(x, 900, x));
@@ -121,7 +121,7 @@ public class DDPMSchedulerTests
     public void DynamicThresholdingClampsToTheQuantile()
     {
         // prediction "sample": x0 = model output; s = clamp(quantile(|x0|, 0.75), 1, 3); x0 -> clamp(x0, -s, s) / s.
-        var s = new DDPMScheduler(new DDPMSchedulerConfig
+        using var s = new DDPMScheduler(new DDPMSchedulerConfig
         { PredictionType = "sample", Thresholding = true, DynamicThresholdingRatio = 0.75, SampleMaxValue = 3.0 });
         s.SetTimesteps(10);
         var v = new float[] { -4, -2, 0.5f, 1, 2.5f, 3, -0.25f, 5 };
@@ -136,8 +136,8 @@ public class DDPMSchedulerTests
     [Fact]
     public void RescaleBetasZeroSnrGivesZeroTerminalAlpha()
     {
-        var plain = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 });
-        var zero = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, RescaleBetasZeroSnr = true });
+        using var plain = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 });
+        using var zero = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, RescaleBetasZeroSnr = true });
         Assert.Equal(0f, zero.AlphasCumprod[-1].item<float>());
         Assert.Equal(plain.AlphasCumprod[0].item<float>(), zero.AlphasCumprod[0].item<float>(), 6);
         // sqrt(ab') = (sqrt(ab) - sqrt(ab_T)) * sqrt(ab_0) / (sqrt(ab_0) - sqrt(ab_T)) at t = 500
@@ -150,9 +150,9 @@ public class DDPMSchedulerTests
     public void TrainedBetasAndSigmoidSchedule()
     {
         var betas = Enumerable.Range(0, 10).Select(i => 0.01 * (i + 1)).ToArray();
-        var s = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 10, TrainedBetas = betas });
+        using var s = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 10, TrainedBetas = betas });
         Assert.Equal(betas.Select(b => (float)b).ToArray(), s.Betas.data<float>().ToArray());
-        var sig = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "sigmoid" });
+        using var sig = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "sigmoid" });
         // sigmoid(linspace(-6, 6)) * (end - start) + start: symmetric around the middle, ends at sigmoid(±6).
         Assert.Equal(1 / (1 + Math.Exp(6)) * 0.0199 + 0.0001, sig.Betas[0].item<float>(), 6);
         Assert.Equal(1 / (1 + Math.Exp(-6)) * 0.0199 + 0.0001, sig.Betas[-1].item<float>(), 6);
@@ -167,12 +167,12 @@ public class DDPMSchedulerTests
         Directory.CreateDirectory(Path.Combine(dir.Path, "scheduler"));
         File.WriteAllText(Path.Combine(dir.Path, "scheduler", "scheduler_config.json"),
             "{\"_class_name\": \"DDPMScheduler\", \"beta_schedule\": \"scaled_linear\", \"my_key\": [1, 2]}");
-        var s = DDPMScheduler.FromPretrained(dir.Path);
+        using var s = DDPMScheduler.FromPretrained(dir.Path);
         Assert.Equal("scaled_linear", s.TypedConfig.BetaSchedule);
         Assert.Contains("timestep_spacing", s.Config.DefaultedKeys);
         Assert.DoesNotContain("beta_schedule", s.Config.DefaultedKeys);
         Assert.True(s.Config.Extra!.ContainsKey("my_key"));
-        var again = DDPMScheduler.FromConfig(s.Config);
+        using var again = DDPMScheduler.FromConfig(s.Config);
         Assert.Equal("scaled_linear", again.TypedConfig.BetaSchedule);
         Assert.True(again.Config.Extra!.ContainsKey("my_key"));
         string saved = Path.Combine(dir.Path, "saved.json");
@@ -189,10 +189,10 @@ public class DDPMSchedulerTests
         using var dir = new TempDir();
         Directory.CreateDirectory(Path.Combine(dir.Path, "scheduler"));
         File.WriteAllText(Path.Combine(dir.Path, "scheduler", "scheduler_config.json"), "{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 20}");
-        Assert.Equal(20, DDPMScheduler.FromPretrained(dir.Path).NumTrainTimesteps);
+        using (var s = DDPMScheduler.FromPretrained(dir.Path)) Assert.Equal(20, s.NumTrainTimesteps);
         File.WriteAllText(Path.Combine(dir.Path, "scheduler_config.json"), "{\"_class_name\": \"DDPMScheduler\", \"num_train_timesteps\": 30}");
-        Assert.Equal(30, DDPMScheduler.FromPretrained(dir.Path).NumTrainTimesteps);
-        Assert.Equal(20, DDPMScheduler.FromPretrained(dir.Path, "scheduler").NumTrainTimesteps);
+        using (var s = DDPMScheduler.FromPretrained(dir.Path)) Assert.Equal(30, s.NumTrainTimesteps);
+        using (var s = DDPMScheduler.FromPretrained(dir.Path, "scheduler")) Assert.Equal(20, s.NumTrainTimesteps);
         var e = Assert.Throws<DiffusersException>(() => DDPMScheduler.FromPretrained(dir.Path, "sched"));
         Assert.Equal($"'{dir.Path}' has no subfolder 'sched' ({Path.Combine(dir.Path, "sched")} does not exist)", e.Message);
     }

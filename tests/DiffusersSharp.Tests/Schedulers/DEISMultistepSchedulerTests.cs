@@ -22,7 +22,7 @@ public class DEISMultistepSchedulerTests
     [InlineData("trailing", new long[] { 999, 799, 599, 399, 199 })]
     public void SpacingsGiveTheFormulaTimesteps(string spacing, long[] expected)
     {
-        var s = new DEISMultistepScheduler(Sd with { TimestepSpacing = spacing });
+        using var s = new DEISMultistepScheduler(Sd with { TimestepSpacing = spacing });
         s.SetTimesteps(5);
         Assert.Equal(expected, K.Longs(s.Timesteps));
         Assert.Equal(K.SigmaOfT(0), s.Sigmas!.data<float>()[5], 1e-6);
@@ -31,7 +31,7 @@ public class DEISMultistepSchedulerTests
     [Fact]
     public void OrderOneIsDdim()
     {
-        var s = new DEISMultistepScheduler(Sd with { SolverOrder = 1 });
+        using var s = new DEISMultistepScheduler(Sd with { SolverOrder = 1 });
         s.SetTimesteps(5);
         K.AssertDdimLoop(s, [999, 799, 599, 400, 200]);
     }
@@ -42,7 +42,7 @@ public class DEISMultistepSchedulerTests
     public void ExactForAPolynomialNoisePrediction(int order, bool quadratic)
     {
         const int n = 8;
-        var s = new DEISMultistepScheduler(Sd with { SolverOrder = order, LowerOrderFinal = false });
+        using var s = new DEISMultistepScheduler(Sd with { SolverOrder = order, LowerOrderFinal = false });
         s.SetTimesteps(n);
         var ts = K.Longs(s.Timesteps);
         using var a = K.Randn(5, 1, 4, 8, 8);
@@ -65,7 +65,7 @@ public class DEISMultistepSchedulerTests
     public void LowerOrderFinalDropsToFirstOrderAtTheEnd()
     {
         // The last step of a < 15-step schedule is first order: exact only for a constant ε, so a linear ε shows it.
-        var s = new DEISMultistepScheduler(Sd with { SolverOrder = 2 });
+        using var s = new DEISMultistepScheduler(Sd with { SolverOrder = 2 });
         s.SetTimesteps(6);
         var ts = K.Longs(s.Timesteps);
         using var a = K.Randn(5, 1, 4, 8, 8);
@@ -95,11 +95,12 @@ public class DEISMultistepSchedulerTests
             Assert.Throws<ConfigException>(() => new DEISMultistepScheduler(new() { SolverType = "euler" })).Message);
         Assert.Contains("solver_order 4 is not supported",
             Assert.Throws<ConfigException>(() => SchedulerFactory.FromJson("{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 4}")).Message);
-        var s = new DEISMultistepScheduler(new() { AlgorithmType = "dpmsolver++", SolverType = "midpoint" });
+        using var s = new DEISMultistepScheduler(new() { AlgorithmType = "dpmsolver++", SolverType = "midpoint" });
         Assert.Equal("deis", s.TypedConfig.AlgorithmType);
         Assert.Equal("logrho", s.TypedConfig.SolverType);
         // from_config of a DPM-Solver config: its algorithm/solver names map onto DEIS's
-        var d = DEISMultistepScheduler.FromConfig(new DPMSolverMultistepScheduler().Config);
+        using var dpm = new DPMSolverMultistepScheduler();
+        using var d = DEISMultistepScheduler.FromConfig(dpm.Config);
         Assert.Equal("deis", d.TypedConfig.AlgorithmType);
         Assert.Equal("logrho", d.TypedConfig.SolverType);
     }

@@ -29,7 +29,7 @@ public class DPMSolverMultistepSchedulerTests
     [InlineData("unipc-bh2-order2-sd")]
     public void GoldenLoopsAreBitExact(string name)
     {
-        var s = SchedulerGoldenCases.Create(name);
+        using var s = SchedulerGoldenCases.Create(name);
         SchedulerGoldenCases.SetLoopTimesteps(name, s);
         using var e = SchedulerGoldenCases.T(name, "loop/E");
         using var prev = SchedulerGoldenCases.T(name, "loop/prev_sample");
@@ -62,7 +62,7 @@ public class DPMSolverMultistepSchedulerTests
     [InlineData("trailing", new long[] { 999, 799, 599, 399, 199 })] // arange(1000, 0, -200) - 1
     public void SpacingsGiveTheFormulaTimestepsAndSigmas(string spacing, long[] expected)
     {
-        var s = new DPMSolverMultistepScheduler(Sd with { TimestepSpacing = spacing });
+        using var s = new DPMSolverMultistepScheduler(Sd with { TimestepSpacing = spacing });
         s.SetTimesteps(5);
         Assert.Equal(ScalarType.Int64, s.Timesteps.dtype);
         Assert.Equal(expected, K.Longs(s.Timesteps));
@@ -87,10 +87,10 @@ public class DPMSolverMultistepSchedulerTests
         Assert.InRange(below, 1, 10); // ᾱ < e^-10.2 only in the last few steps
         int last = 1000 - below;
         var expected = Enumerable.Range(0, 5).Select(k => (long)Math.Round((last - 1) * k / 4.0, MidpointRounding.ToEven)).Reverse().Take(4).ToArray();
-        var s = new DPMSolverMultistepScheduler(new() { BetaSchedule = "squaredcos_cap_v2", LambdaMinClipped = -5.1 });
+        using var s = new DPMSolverMultistepScheduler(new() { BetaSchedule = "squaredcos_cap_v2", LambdaMinClipped = -5.1 });
         s.SetTimesteps(4);
         Assert.Equal(expected, K.Longs(s.Timesteps));
-        var unclipped = new DPMSolverMultistepScheduler(new() { BetaSchedule = "squaredcos_cap_v2" });
+        using var unclipped = new DPMSolverMultistepScheduler(new() { BetaSchedule = "squaredcos_cap_v2" });
         unclipped.SetTimesteps(4);
         Assert.Equal(999, K.Longs(unclipped.Timesteps)[0]);
     }
@@ -101,7 +101,7 @@ public class DPMSolverMultistepSchedulerTests
     public void KarrasAndLuSchedules(bool lu)
     {
         const int n = 6;
-        var s = new DPMSolverMultistepScheduler(lu ? Sd with { UseLuLambdas = true } : Sd with { UseKarrasSigmas = true });
+        using var s = new DPMSolverMultistepScheduler(lu ? Sd with { UseLuLambdas = true } : Sd with { UseKarrasSigmas = true });
         s.SetTimesteps(n);
         double[] expected = lu ? K.Lu(n) : K.Karras(n);
         var sig = s.Sigmas!.data<float>().ToArray();
@@ -124,7 +124,7 @@ public class DPMSolverMultistepSchedulerTests
     public void FirstOrderIsDdim(string algorithm)
     {
         // DPM-Solver-1 is DDIM (eta 0): x_prev = sqrt(ab_prev) x0 + sqrt(1 - ab_prev) eps, x0 = (x - sqrt(1 - ab) eps) / sqrt(ab).
-        var s = new DPMSolverMultistepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
+        using var s = new DPMSolverMultistepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
         s.SetTimesteps(5);
         long[] ts = [999, 799, 599, 400, 200];
         Assert.Equal(ts, K.Longs(s.Timesteps));
@@ -156,7 +156,7 @@ public class DPMSolverMultistepSchedulerTests
     public void HigherOrderStepsAreExactForAPredictionLinearInLambda(string algorithm, int order)
     {
         bool data = algorithm == "dpmsolver++";
-        var s = new DPMSolverMultistepScheduler(Sd with
+        using var s = new DPMSolverMultistepScheduler(Sd with
         {
             SolverOrder = order,
             SolverType = "heun",
@@ -201,7 +201,7 @@ public class DPMSolverMultistepSchedulerTests
     [InlineData(20, true, true, true)]    // euler_at_final forces it
     public void FinalStepOrder(int n, bool lowerOrderFinal, bool eulerAtFinal, bool firstOrderAtEnd)
     {
-        var s = new DPMSolverMultistepScheduler(Sd with
+        using var s = new DPMSolverMultistepScheduler(Sd with
         {
             SolverType = "heun",
             PredictionType = "sample",
@@ -240,7 +240,7 @@ public class DPMSolverMultistepSchedulerTests
     public void SdeFirstOrderDrawsOneNoisePerStepFromTheGenerator(string algorithm)
     {
         const int n = 5;
-        var s = new DPMSolverMultistepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
+        using var s = new DPMSolverMultistepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
         s.SetTimesteps(n);
         var ts = K.Longs(s.Timesteps);
         using var g = new Generator(1234);
@@ -274,8 +274,8 @@ public class DPMSolverMultistepSchedulerTests
     public void SdeSecondOrderDrawsEveryStepAndInjectedNoiseReplaysTheGenerator()
     {
         var cfg = Sd with { AlgorithmType = "sde-dpmsolver++" };
-        var s1 = new DPMSolverMultistepScheduler(cfg);
-        var s2 = new DPMSolverMultistepScheduler(cfg);
+        using var s1 = new DPMSolverMultistepScheduler(cfg);
+        using var s2 = new DPMSolverMultistepScheduler(cfg);
         s1.SetTimesteps(6);
         s2.SetTimesteps(6);
         using var g = new Generator(77);
@@ -299,7 +299,7 @@ public class DPMSolverMultistepSchedulerTests
     public void ThresholdingWithMaxValueOneClampsX0()
     {
         // sample_max_value 1: s = clamp(quantile, 1, 1) = 1, so dynamic thresholding is clamp(x0, -1, 1).
-        var s = new DPMSolverMultistepScheduler(Sd with { Thresholding = true, PredictionType = "sample" });
+        using var s = new DPMSolverMultistepScheduler(Sd with { Thresholding = true, PredictionType = "sample" });
         s.SetTimesteps(5);
         var ts = K.Longs(s.Timesteps);
         using var x0 = K.Randn(10, 2, 4, 8, 8) * 3;
@@ -312,8 +312,8 @@ public class DPMSolverMultistepSchedulerTests
     [Fact]
     public void LearnedVarianceUsesTheFirstThreeChannels()
     {
-        var s = new DPMSolverMultistepScheduler(Sd with { VarianceType = "learned_range" });
-        var r = new DPMSolverMultistepScheduler(Sd);
+        using var s = new DPMSolverMultistepScheduler(Sd with { VarianceType = "learned_range" });
+        using var r = new DPMSolverMultistepScheduler(Sd);
         s.SetTimesteps(4);
         r.SetTimesteps(4);
         using var eps = K.Randn(12, 1, 3, 8, 8);
@@ -345,7 +345,7 @@ public class DPMSolverMultistepSchedulerTests
     {
         var e = Assert.Throws<ConfigException>(() => new DPMSolverMultistepScheduler(new() { AlgorithmType = "sde-dpmsolver++", SolverOrder = 3 }));
         Assert.Contains("solver_order 3 is not defined for algorithm_type \"sde-dpmsolver++\"", e.Message);
-        var s = new DPMSolverMultistepScheduler(new() { AlgorithmType = "deis", SolverType = "bh2" });
+        using var s = new DPMSolverMultistepScheduler(new() { AlgorithmType = "deis", SolverType = "bh2" });
         Assert.Equal("dpmsolver++", s.TypedConfig.AlgorithmType);
         Assert.Equal("midpoint", s.TypedConfig.SolverType);
     }
@@ -353,7 +353,7 @@ public class DPMSolverMultistepSchedulerTests
     [Fact]
     public void StepErrors()
     {
-        var s = new DPMSolverMultistepScheduler(Sd);
+        using var s = new DPMSolverMultistepScheduler(Sd);
         using var x = torch.zeros(1, 4, 8, 8);
         Assert.Contains("call SetTimesteps", Assert.Throws<DiffusersException>(() => s.Step(x, 999, x)).Message);
         s.SetTimesteps(2);
@@ -367,8 +367,8 @@ public class DPMSolverMultistepSchedulerTests
     [Fact]
     public void FromDdpmConfigKeepsTheSharedKeysAndTakesItsOwnDefaults()
     {
-        var ddpm = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, StepsOffset = 1 });
-        var s = DPMSolverMultistepScheduler.FromConfig(ddpm.Config);
+        using var ddpm = new DDPMScheduler(new DDPMSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, StepsOffset = 1 });
+        using var s = DPMSolverMultistepScheduler.FromConfig(ddpm.Config);
         Assert.Equal("scaled_linear", s.TypedConfig.BetaSchedule);
         Assert.Equal(0.00085, s.TypedConfig.BetaStart);
         Assert.Equal(2, s.TypedConfig.SolverOrder);

@@ -23,7 +23,7 @@ public class DPMSolverSinglestepSchedulerTests
     [InlineData(3, 1, true, new[] { 1, 1, 1 })]
     public void OrderLists(int steps, int order, bool lowerOrderFinal, int[] expected)
     {
-        var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = order, LowerOrderFinal = lowerOrderFinal });
+        using var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = order, LowerOrderFinal = lowerOrderFinal });
         s.SetTimesteps(steps);
         Assert.Equal(expected, s.OrderList);
         Assert.Equal(new long[] { 999, 799, 599, 400, 200 }, Take5());
@@ -31,7 +31,7 @@ public class DPMSolverSinglestepSchedulerTests
 
     private static long[] Take5()
     {
-        var s = new DPMSolverSinglestepScheduler(Sd);
+        using var s = new DPMSolverSinglestepScheduler(Sd);
         s.SetTimesteps(5);
         return K.Longs(s.Timesteps);
     }
@@ -39,7 +39,7 @@ public class DPMSolverSinglestepSchedulerTests
     [Fact]
     public void UnevenStepsSwitchLowerOrderFinalOn()
     {
-        var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = 3, LowerOrderFinal = false });
+        using var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = 3, LowerOrderFinal = false });
         s.SetTimesteps(7);
         Assert.True(s.TypedConfig.LowerOrderFinal);
         Assert.Equal(new[] { 1, 2, 3, 1, 2, 3, 1 }, s.OrderList);
@@ -50,7 +50,7 @@ public class DPMSolverSinglestepSchedulerTests
     [InlineData("dpmsolver")]
     public void OrderOneIsDdim(string algorithm)
     {
-        var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
+        using var s = new DPMSolverSinglestepScheduler(Sd with { SolverOrder = 1, AlgorithmType = algorithm });
         s.SetTimesteps(5);
         K.AssertDdimLoop(s, [999, 799, 599, 400, 200]);
     }
@@ -71,7 +71,7 @@ public class DPMSolverSinglestepSchedulerTests
     {
         const int n = 9;
         bool data = algorithm == "dpmsolver++";
-        var s = new DPMSolverSinglestepScheduler(Sd with
+        using var s = new DPMSolverSinglestepScheduler(Sd with
         {
             SolverOrder = order,
             SolverType = solverType,
@@ -114,8 +114,9 @@ public class DPMSolverSinglestepSchedulerTests
             Assert.Throws<ConfigException>(() => new DPMSolverSinglestepScheduler(new() { SolverType = "rk4" })).Message);
         Assert.Contains("solver_order 4 is not supported",
             Assert.Throws<ConfigException>(() => SchedulerFactory.FromJson("{\"_class_name\": \"DPMSolverSinglestepScheduler\", \"solver_order\": 4}")).Message);
-        Assert.Equal("midpoint", new DPMSolverSinglestepScheduler(new() { SolverType = "bh2" }).TypedConfig.SolverType);
-        var s = new DPMSolverSinglestepScheduler(Sd);
+        using var bh2 = new DPMSolverSinglestepScheduler(new() { SolverType = "bh2" });
+        Assert.Equal("midpoint", bh2.TypedConfig.SolverType);
+        using var s = new DPMSolverSinglestepScheduler(Sd);
         using var x = torch.zeros(1, 4, 8, 8);
         Assert.Contains("call SetTimesteps", Assert.Throws<DiffusersException>(() => s.Step(x, 999, x)).Message);
     }

@@ -23,7 +23,7 @@ public class KDPM2SchedulerTests
     [Fact]
     public void SigmaTablesAndInterleavedTimesteps()
     {
-        var s = new KDPM2DiscreteScheduler(Sd);
+        using var s = new KDPM2DiscreteScheduler(Sd);
         s.SetTimesteps(3);
         double[] expectedSigmas = [S3[0], S3[1], S3[1], S3[2], S3[2], 0, 0, 0];
         var sig = s.Sigmas!.data<float>().ToArray();
@@ -37,7 +37,7 @@ public class KDPM2SchedulerTests
         Assert.Equal(S3[0], s.InitNoiseSigma, 1e-5);
         Assert.Equal(2, s.Order);
 
-        var lead = new KDPM2DiscreteScheduler(Sd with { TimestepSpacing = "leading" });
+        using var lead = new KDPM2DiscreteScheduler(Sd with { TimestepSpacing = "leading" });
         lead.SetTimesteps(4); // (arange(4) * 250)[::-1] + 1 = [751, 501, 251, 1]
         Assert.Equal(751, lead.TimestepValues[0]);
         Assert.Equal(1, lead.TimestepValues[^1]);
@@ -47,7 +47,7 @@ public class KDPM2SchedulerTests
     [Fact]
     public void KarrasSigmasGiveFloat64RoundedTimesteps()
     {
-        var s = new KDPM2DiscreteScheduler(Sd with { UseKarrasSigmas = true });
+        using var s = new KDPM2DiscreteScheduler(Sd with { UseKarrasSigmas = true });
         s.SetTimesteps(4);
         var expected = K.Karras(4);
         var sig = s.Sigmas!.data<float>().ToArray();
@@ -68,7 +68,7 @@ public class KDPM2SchedulerTests
     [InlineData("v_prediction")]
     public void StepsFollowTheExactFlowForAConstantDenoiser(string prediction)
     {
-        var s = new KDPM2DiscreteScheduler(Sd with { PredictionType = prediction });
+        using var s = new KDPM2DiscreteScheduler(Sd with { PredictionType = prediction });
         s.SetTimesteps(3);
         using var c = K.Randn(1, 1, 4, 8, 8);
         var x = K.Randn(2, 1, 4, 8, 8) * (float)S3[0];
@@ -96,7 +96,7 @@ public class KDPM2SchedulerTests
     [Fact]
     public void AncestralTablesSplitTheNextSigmaIntoUpAndDown()
     {
-        var s = new KDPM2AncestralDiscreteScheduler(SdA);
+        using var s = new KDPM2AncestralDiscreteScheduler(SdA);
         s.SetTimesteps(3);
         // up_i = σ_{i+1} √(σ_i² − σ_{i+1}²) / σ_i, down_i = √(σ_{i+1}² − up_i²); doubled like the sigmas
         for (int i = 0; i < 3; i++)
@@ -119,7 +119,7 @@ public class KDPM2SchedulerTests
     [Fact]
     public void AncestralStepsDrawEveryCallAndAddTheSecondHalfNoise()
     {
-        var s = new KDPM2AncestralDiscreteScheduler(SdA);
+        using var s = new KDPM2AncestralDiscreteScheduler(SdA);
         s.SetTimesteps(3);
         using var g = new Generator(99);
         using var replay = new Generator(99);
@@ -159,7 +159,7 @@ public class KDPM2SchedulerTests
             Assert.Throws<ConfigException>(() => SchedulerFactory.FromJson("{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\", \"prediction_type\": \"sample\"}")).Message);
         Assert.Contains("timestep_spacing \"random\" is not supported",
             Assert.Throws<ConfigException>(() => new KDPM2DiscreteScheduler(new() { TimestepSpacing = "random" })).Message);
-        var s = new KDPM2DiscreteScheduler(Sd);
+        using var s = new KDPM2DiscreteScheduler(Sd);
         s.SetTimesteps(3);
         using var x = torch.zeros(1, 4, 8, 8);
         Assert.Contains("is not in the scheduler's timesteps", Assert.Throws<DiffusersException>(() => s.Step(x, 500, x)).Message);
@@ -170,7 +170,7 @@ public class KDPM2SchedulerTests
     [Fact]
     public void AddNoiseUsesTheStepSigmas()
     {
-        var s = new KDPM2DiscreteScheduler(Sd);
+        using var s = new KDPM2DiscreteScheduler(Sd);
         s.SetTimesteps(3);
         using var x0 = K.Randn(1, 2, 4, 8, 8);
         using var n = K.Randn(2, 2, 4, 8, 8);

@@ -54,7 +54,7 @@ public class NonFiniteCauseTests
     [Fact]
     public void DpmSolverHeunOnKarrasSigmasNamesTheRepeatedFinalSigma()
     {
-        var s = Create(DPMSolverMultistepScheduler.Name, "\"solver_type\": \"heun\", \"use_karras_sigmas\": true");
+        using var s = Create(DPMSolverMultistepScheduler.Name, "\"solver_type\": \"heun\", \"use_karras_sigmas\": true");
         Assert.Equal((20, 0.0), RunUntilNonFinite(s, 20));
         Assert.Equal(new[] { 0x3d9f757d, 0x3d4694f8, 0x3ceef0c0, 0x3ceef0c0 }, Bits(s.Sigmas!)[^4..]); // diffusers' table (make.py)
         Assert.Equal("sigmas[19] and sigmas[20] (timestep 0 and the final sigma) are both 0.029167533: the Karras / Lu schedule " +
@@ -67,7 +67,7 @@ public class NonFiniteCauseTests
     [Fact]
     public void DpmSolverOnATrailingScheduleThatOvershootsNamesTimestepMinusOne()
     {
-        var s = Create(DPMSolverMultistepScheduler.Name, "\"timestep_spacing\": \"trailing\"");
+        using var s = Create(DPMSolverMultistepScheduler.Name, "\"timestep_spacing\": \"trailing\"");
         Assert.Equal((770, -1.0), RunUntilNonFinite(s, 769));
         Assert.Equal(new[] { 0x3d4f964b, 0x3ceef0c0, 0x3ceef0c0, 0x3ceef0c0 }, Bits(s.Sigmas!)[^4..]);
         Assert.Equal("sigmas[768] to sigmas[770] (timestep 0, timestep -1 and the final sigma) are all 0.029167533: timestep -1 lies " +
@@ -81,7 +81,7 @@ public class NonFiniteCauseTests
     [Fact]
     public void DpmSolverAtAsManyLinspaceStepsAsTrainedNamesTheRepeatedTimestep()
     {
-        var s = Create(DPMSolverMultistepScheduler.Name, "");
+        using var s = Create(DPMSolverMultistepScheduler.Name, "");
         Assert.Equal((501, 500.0), RunUntilNonFinite(s, 1000));
         Assert.Equal(new[] { 0x3fcf23c9, 0x3fcf23c9 }, Bits(s.Sigmas!)[499..501]);
         Assert.Equal("sigmas[499] and sigmas[500] (timesteps 500 and 500) are both 1.6182796: timestep 500 occurs 2 times in the " +
@@ -106,7 +106,7 @@ public class NonFiniteCauseTests
     [InlineData(KDPM2AncestralDiscreteScheduler.Name, "\"beta_schedule\": \"squaredcos_cap_v2\"")]
     public void HealthySchedulesNameNoCause(string cls, string keys)
     {
-        var s = cls == KDPM2AncestralDiscreteScheduler.Name
+        using var s = cls == KDPM2AncestralDiscreteScheduler.Name
             ? SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\", {keys}}}")
             : Create(cls, keys);
         int checkedSteps = 0;

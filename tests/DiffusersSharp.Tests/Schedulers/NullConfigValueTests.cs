@@ -14,11 +14,11 @@ public class NullConfigValueTests
     [Fact]
     public void ADpmSolverConfigSwitchedToDdpmStepsAsFixedSmall()
     {
-        var dpm = new DPMSolverMultistepScheduler(new DPMSolverMultistepSchedulerConfig());
+        using var dpm = new DPMSolverMultistepScheduler(new DPMSolverMultistepSchedulerConfig());
         Assert.Null(dpm.TypedConfig.VarianceType);
-        var fromDpm = Assert.IsType<DDPMScheduler>(SchedulerFactory.FromConfig(DDPMScheduler.Name, dpm.Config));
+        using var fromDpm = Assert.IsType<DDPMScheduler>(SchedulerFactory.FromConfig(DDPMScheduler.Name, dpm.Config));
         Assert.Null(fromDpm.TypedConfig.VarianceType);
-        var fixedSmall = Assert.IsType<DDPMScheduler>(SchedulerFactory.FromConfig(DDPMScheduler.Name,
+        using var fixedSmall = Assert.IsType<DDPMScheduler>(SchedulerFactory.FromConfig(DDPMScheduler.Name,
             ((DDPMSchedulerConfig)fromDpm.Config) with { VarianceType = "fixed_small" }));
         using var sample = torch.linspace(-1, 1, 2 * 4 * 4 * 4).reshape(2, 4, 4, 4);
         using var output = torch.linspace(1, -0.5, 2 * 4 * 4 * 4).reshape(2, 4, 4, 4);
@@ -37,8 +37,8 @@ public class NullConfigValueTests
     public void NullForAnOptionalBoolIsOff(string cls, string keys)
     {
         string json = "{\"_class_name\": \"" + cls + "\", " + keys.TrimStart('{');
-        var withNull = SchedulerFactory.FromJson(json);
-        var plain = SchedulerFactory.FromJson("{\"_class_name\": \"" + cls + "\"}");
+        using var withNull = SchedulerFactory.FromJson(json);
+        using var plain = SchedulerFactory.FromJson("{\"_class_name\": \"" + cls + "\"}");
         withNull.SetTimesteps(8);
         plain.SetTimesteps(8);
         Assert.Equal(plain.Timesteps.data<float>().ToArray(), withNull.Timesteps.data<float>().ToArray());

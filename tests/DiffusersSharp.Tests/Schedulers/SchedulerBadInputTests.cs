@@ -13,7 +13,7 @@ public class SchedulerBadInputTests
 {
     private static SchedulerBase Make(string cls, string keys = "") => SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\"{keys}}}");
 
-    /// <summary>A scheduler of <paramref name="cls"/> set to 5 steps, its first timestep and a [1, 4, 8, 8] sample.</summary>
+    /// <summary>A scheduler of <paramref name="cls"/> set to 5 steps (the caller's to dispose), its first timestep and a [1, 4, 8, 8] sample.</summary>
     private static (SchedulerBase Scheduler, double T0, Tensor Sample) Ready(string cls)
     {
         var s = Make(cls);
@@ -27,6 +27,7 @@ public class SchedulerBadInputTests
         foreach (var cls in SchedulerFactory.KnownClasses)
         {
             var (s, t0, x) = Ready(cls);
+            using var held = s;
             // another batch: torch broadcast it, and the step returned two samples for one
             var e = Assert.Throws<DiffusersException>(() => s.Step(torch.zeros(2, 4, 8, 8), t0, x));
             Assert.Equal($"{cls}: model_output has shape [2, 4, 8, 8] but sample has shape [1, 4, 8, 8]; Step needs the model's prediction for this sample, of its shape", e.Message);
@@ -44,6 +45,7 @@ public class SchedulerBadInputTests
     public void AnEmptyListOfGeneratorsIsRefused(string cls)
     {
         var (s, t0, x) = Ready(cls);
+        using var held = s;
         var e = Assert.Throws<DiffusersException>(() => s.Step(torch.zeros(1, 4, 8, 8), t0, x, new StepOptions { Generators = [] }));
         Assert.Equal("randn_tensor: the list of generators is empty; pass null for torch's global generator, or one generator (or one per sample)", e.Message);
     }
@@ -54,6 +56,7 @@ public class SchedulerBadInputTests
         foreach (var cls in SchedulerFactory.KnownClasses)
         {
             var (s, t0, x) = Ready(cls);
+            using var held = s;
             using var t = torch.tensor(new[] { t0 }, ScalarType.Float64).to(s.Timesteps.dtype);
             using var twice = torch.cat([t, t]);
             // noise of a larger batch, or two timesteps for one sample, grew the batch without a word
@@ -74,14 +77,14 @@ public class SchedulerBadInputTests
     [Fact]
     public void DdpmStepsASampleWithoutAChannelDimensionUnlessItsVarianceIsLearned()
     {
-        var ddpm = new DDPMScheduler();
+        using var ddpm = new DDPMScheduler();
         ddpm.SetTimesteps(10);
         using var g = new Generator(0);
         // read shape[1] first, whatever the variance type: an IndexOutOfRangeException for a 0-dim or 1-dim sample
         using var scalar = torch.tensor(0.5f);
         using var stepped = ddpm.Step(scalar, 0, scalar, g).PrevSample;
         Assert.Empty(stepped.shape);
-        var learned = new DDPMScheduler(new DDPMSchedulerConfig { VarianceType = "learned_range" });
+        using var learned = new DDPMScheduler(new DDPMSchedulerConfig { VarianceType = "learned_range" });
         learned.SetTimesteps(10);
         using var row = torch.zeros(4);
         var e = Assert.Throws<DiffusersException>(() => learned.Step(row, 0, row));
@@ -95,6 +98,7 @@ public class SchedulerBadInputTests
         foreach (var cls in new[] { DPMSolverMultistepScheduler.Name, DPMSolverSinglestepScheduler.Name, UniPCMultistepScheduler.Name, DEISMultistepScheduler.Name })
         {
             var (s, _, x) = Ready(cls);
+            using var held = s;
             // diffusers takes the schedule's last sigma for a timestep it does not hold: x noised to another level
             using var t = torch.tensor(new long[] { 7 });
             var e = Assert.Throws<DiffusersException>(() => s.AddNoise(x, torch.zeros_like(x), t));
@@ -110,6 +114,7 @@ public class SchedulerBadInputTests
         foreach (var cls in classes)
         {
             var (s, t0, x) = Ready(cls);
+            using var held = s;
             using var g = new Generator(0);
             using var first = s.Step(x * 0.1, t0, x, g).PrevSample;
             // diffusers reads the step index only, once set: the timestep given is ignored
@@ -125,6 +130,7 @@ public class SchedulerBadInputTests
     public void LcmRefusesMoreStepsThanTheSchedule()
     {
         var (s, _, x) = Ready(LCMScheduler.Name);
+        using var held = s;
         using var g = new Generator(0);
         var ts = s.TimestepValues;
         foreach (double t in ts) x = s.Step(x * 0.1, t, x, g).PrevSample;
@@ -147,7 +153,8 @@ public class SchedulerBadInputTests
                          "no noise is ever added and the steps divide by 1 - alphas_cumprod = 0", e.Message);
         }
         // the cosine schedule ignores both bounds
-        Make(DDIMScheduler.Name, ", \"beta_schedule\": \"squaredcos_cap_v2\", \"beta_start\": 0.02, \"beta_end\": 0.0001").SetTimesteps(5);
+        using var cosine = Make(DDIMScheduler.Name, ", \"beta_schedule\": \"squaredcos_cap_v2\", \"beta_start\": 0.02, \"beta_end\": 0.0001");
+        cosine.SetTimesteps(5);
     }
 
     [Fact]
@@ -160,7 +167,11 @@ public class SchedulerBadInputTests
                      (DPMSolverMultistepScheduler.Name, ", \"use_karras_sigmas\": true") })
         {
             var s = new Func<SchedulerBase>(() => Make(cls, ", \"num_train_timesteps\": 1" + keys));
-            var e = Assert.Throws<ConfigException>(() => s().SetTimesteps(1));
+            var e = Assert.Throws<ConfigException>(() =>
+            {
+                using var made = s();
+                made.SetTimesteps(1);
+            });
             Assert.EndsWith(message, e.Message);
             Assert.Equal("num_train_timesteps", e.Key);
         }

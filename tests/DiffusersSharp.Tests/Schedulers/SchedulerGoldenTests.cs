@@ -29,7 +29,7 @@ public class SchedulerGoldenTests
     [Theory, MemberData(nameof(Cases))]
     public void BetasAndAlphasCumprodAreBitExact(string name)
     {
-        var s = C.Create(name);
+        using var s = C.Create(name);
         Assert.Equal(C.ClassOf(name), s.ClassName);
         using var betas = C.T(name, "betas");
         using var ac = C.T(name, "alphas_cumprod");
@@ -40,11 +40,11 @@ public class SchedulerGoldenTests
     [Theory, MemberData(nameof(Cases))]
     public void TimestepsSigmasAndInitNoiseSigma(string name)
     {
-        var s0 = C.Create(name);
+        using var s0 = C.Create(name);
         foreach (var set in C.Case(name).GetProperty("set_timesteps").EnumerateObject())
         {
             int n = int.Parse(set.Name);
-            var s = SchedulerFactory.FromConfig(s0.Config);
+            using var s = SchedulerFactory.FromConfig(s0.Config);
             Assert.Equal(s0.ClassName, s.ClassName);
             s.SetTimesteps(n);
             using var ts = C.T(name, $"timesteps_N{n}");
@@ -114,7 +114,7 @@ public class SchedulerGoldenTests
     [Theory, MemberData(nameof(Cases))]
     public void AddNoiseAndVelocity(string name)
     {
-        var s = C.Create(name);
+        using var s = C.Create(name);
         C.SetLoopTimesteps(name, s);
         using var original = C.T(name, "add_noise/original");
         using var noise = C.T(name, "add_noise/noise");
@@ -133,7 +133,7 @@ public class SchedulerGoldenTests
     private static void RunLoop(string name, StepOptions options, Action<int> onStep)
     {
         using var scope = torch.NewDisposeScope();
-        var s = C.Create(name);
+        using var s = C.Create(name);
         // the step arguments diffusers passes in this case are ones the class says it reads
         foreach (var kw in C.Case(name).GetProperty("step_kwargs").EnumerateObject()) Assert.Contains(kw.Name, s.StepArguments);
         if (C.Case(name).GetProperty("noise_draws").GetInt32() > 0) Assert.Contains("generator", s.StepArguments);

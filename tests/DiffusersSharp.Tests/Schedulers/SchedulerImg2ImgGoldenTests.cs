@@ -77,7 +77,7 @@ public class SchedulerImg2ImgGoldenTests
         string mode = c.GetProperty("mode").GetString()!;
         int n = c.GetProperty("num_inference_steps").GetInt32();
         double strength = c.GetProperty("strength").GetDouble();
-        var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
+        using var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
         Assert.Equal(c.GetProperty("order").GetInt32(), s.Order);
 
         Tensor timesteps;
@@ -139,7 +139,7 @@ public class SchedulerImg2ImgGoldenTests
         string mode = c.GetProperty("mode").GetString()!;
         Assert.True(NoisesTheImage(c), $"{name}: a {mode} case does not noise the image latents");
         int n = c.GetProperty("num_inference_steps").GetInt32();
-        var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
+        using var s = SchedulerFactory.FromJson(c.GetProperty("config").GetRawText(), $"img2img golden case {name}");
         PipelineSteps.Timesteps(s, n, CPU);
         var timesteps = PipelineSteps.Img2ImgTimesteps(name, s, n, c.GetProperty("strength").GetDouble());
         var image = T("inputs/image_latents").repeat(2, 1, 1, 1);

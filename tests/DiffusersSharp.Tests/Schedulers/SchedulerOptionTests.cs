@@ -21,16 +21,16 @@ public class SchedulerOptionTests
     public void TrailingSpacingRoundsLikeNumpy()
     {
         // np.round(np.arange(1000, 0, -1000/3)) - 1 = [999, 666, 332]
-        var ddpm = new DDPMScheduler(new DDPMSchedulerConfig { TimestepSpacing = "trailing" });
+        using var ddpm = new DDPMScheduler(new DDPMSchedulerConfig { TimestepSpacing = "trailing" });
         ddpm.SetTimesteps(3);
         Assert.Equal(new double[] { 999, 666, 332 }, ddpm.TimestepValues);
         Assert.Equal(ScalarType.Int64, ddpm.Timesteps.dtype);
-        var euler = new EulerDiscreteScheduler(SdEuler with { TimestepSpacing = "trailing" });
+        using var euler = new EulerDiscreteScheduler(SdEuler with { TimestepSpacing = "trailing" });
         euler.SetTimesteps(3);
         Assert.Equal(new double[] { 999, 666, 332 }, euler.TimestepValues);
         Assert.Equal(ScalarType.Float32, euler.Timesteps.dtype);
         // linspace: np.linspace(0, 999, 4).round()[::-1] = [999, 666, 333, 0]
-        var ddim = new DDIMScheduler(new DDIMSchedulerConfig { TimestepSpacing = "linspace" });
+        using var ddim = new DDIMScheduler(new DDIMSchedulerConfig { TimestepSpacing = "linspace" });
         ddim.SetTimesteps(4);
         Assert.Equal(new double[] { 999, 666, 333, 0 }, ddim.TimestepValues);
     }
@@ -38,28 +38,32 @@ public class SchedulerOptionTests
     [Fact]
     public void FromConfigAcrossClassesKeepsExplicitKeysAndTakesNewDefaults()
     {
-        var pndm = SchedulerFactory.FromJson(
+        using var pndm = SchedulerFactory.FromJson(
             "{\"_class_name\": \"PNDMScheduler\", \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012, " +
             "\"skip_prk_steps\": true, \"steps_offset\": 1, \"clip_sample\": false}");
-        var euler = EulerDiscreteScheduler.FromConfig(pndm.Config);
+        using var euler = EulerDiscreteScheduler.FromConfig(pndm.Config);
         Assert.Equal("linspace", euler.TypedConfig.TimestepSpacing);   // PNDM's file did not set it: Euler's default
         Assert.Equal(1, euler.TypedConfig.StepsOffset);
         Assert.True(euler.Config.Extra!.ContainsKey("skip_prk_steps"));
-        var explicitLeading = SchedulerFactory.FromJson("{\"_class_name\": \"PNDMScheduler\", \"timestep_spacing\": \"leading\"}");
-        Assert.Equal("leading", EulerDiscreteScheduler.FromConfig(explicitLeading.Config).TypedConfig.TimestepSpacing);
+        using var explicitLeading = SchedulerFactory.FromJson("{\"_class_name\": \"PNDMScheduler\", \"timestep_spacing\": \"leading\"}");
+        using var fromLeading = EulerDiscreteScheduler.FromConfig(explicitLeading.Config);
+        Assert.Equal("leading", fromLeading.TypedConfig.TimestepSpacing);
         // Every registered class can be built from every other class's default config.
         foreach (var from in SchedulerFactory.KnownClasses)
         {
-            var src = SchedulerFactory.FromJson($"{{\"_class_name\": \"{from}\"}}");
+            using var src = SchedulerFactory.FromJson($"{{\"_class_name\": \"{from}\"}}");
             foreach (var to in SchedulerFactory.KnownClasses)
-                Assert.Equal(to, SchedulerFactory.FromConfig(to, src.Config).ClassName);
+            {
+                using var built = SchedulerFactory.FromConfig(to, src.Config);
+                Assert.Equal(to, built.ClassName);
+            }
         }
     }
 
     [Fact]
     public void EulerChurnAddsNoiseOfTheRightSize()
     {
-        var s = new EulerDiscreteScheduler(SdEuler);
+        using var s = new EulerDiscreteScheduler(SdEuler);
         s.SetTimesteps(10);
         var sig = F(s.Sigmas!);
         using var x = torch.linspace(-1, 1, 16).reshape(1, 1, 4, 4);
@@ -82,7 +86,7 @@ public class SchedulerOptionTests
     [Fact]
     public void EulerContinuousVPredictionTimestepsAreQuarterLogSigma()
     {
-        var s = new EulerDiscreteScheduler(SdEuler with { PredictionType = "v_prediction", TimestepType = "continuous" });
+        using var s = new EulerDiscreteScheduler(SdEuler with { PredictionType = "v_prediction", TimestepType = "continuous" });
         s.SetTimesteps(5);
         var sig = F(s.Sigmas!);
         var ts = s.TimestepValues;
@@ -98,7 +102,7 @@ public class SchedulerOptionTests
     [Fact]
     public void EulerLogLinearSigmasAreGeometric()
     {
-        var s = new EulerDiscreteScheduler(SdEuler with { InterpolationType = "log_linear" });
+        using var s = new EulerDiscreteScheduler(SdEuler with { InterpolationType = "log_linear" });
         s.SetTimesteps(4);
         var sig = F(s.Sigmas!);
         Assert.Equal(6, sig.Length);          // diffusers: N + 1 log-spaced sigmas, then 0
@@ -111,14 +115,15 @@ public class SchedulerOptionTests
     public void StepWithATimestepNotInTheScheduleNamesIt()
     {
         using var x = torch.zeros(1, 1, 2, 2);
-        foreach (var s in new SchedulerBase[] { new EulerDiscreteScheduler(SdEuler), new EulerAncestralDiscreteScheduler(), new LMSDiscreteScheduler(), new HeunDiscreteScheduler(), new LCMScheduler() })
+        foreach (var make in new Func<SchedulerBase>[] { () => new EulerDiscreteScheduler(SdEuler), () => new EulerAncestralDiscreteScheduler(), () => new LMSDiscreteScheduler(), () => new HeunDiscreteScheduler(), () => new LCMScheduler() })
         {
+            using var s = make();
             s.SetTimesteps(4);
             var e = Assert.Throws<DiffusersException>(() => s.Step(x, 123.5, x));
             Assert.Contains("123.5", e.Message);
             Assert.Contains(s.ClassName, e.Message);
         }
-        var euler = new EulerDiscreteScheduler(SdEuler);
+        using var euler = new EulerDiscreteScheduler(SdEuler);
         Assert.Contains("does not accept custom timesteps", Assert.Throws<DiffusersException>(() => euler.SetTimesteps(new long[] { 900, 100 })).Message);
         Assert.Contains("num_inference_steps 2000 cannot be larger than num_train_timesteps 1000",
             Assert.Throws<DiffusersException>(() => euler.SetTimesteps(2000)).Message);
@@ -127,7 +132,7 @@ public class SchedulerOptionTests
     [Fact]
     public void LmsCoefficientsAreTheExactIntegrals()
     {
-        var s = new LMSDiscreteScheduler(new LMSDiscreteSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 });
+        using var s = new LMSDiscreteScheduler(new LMSDiscreteSchedulerConfig { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012 });
         s.SetTimesteps(10);
         var sig = F(s.Sigmas!).Select(v => (double)v).ToArray();
         int t = 3;
@@ -138,7 +143,7 @@ public class SchedulerOptionTests
         Assert.Equal(exact, s.LmsCoefficient(2, t, 0), 10);
         // The basis polynomials sum to 1: the coefficients of any order sum to b - a.
         Assert.Equal(b - a, Enumerable.Range(0, 4).Sum(j => s.LmsCoefficient(4, t, j)), 10);
-        var karras = new LMSDiscreteScheduler(new LMSDiscreteSchedulerConfig { UseKarrasSigmas = true });
+        using var karras = new LMSDiscreteScheduler(new LMSDiscreteSchedulerConfig { UseKarrasSigmas = true });
         karras.SetTimesteps(5);
         Assert.Equal(ScalarType.Float64, karras.Timesteps.dtype);   // diffusers leaves them float64
     }
@@ -146,7 +151,7 @@ public class SchedulerOptionTests
     [Fact]
     public void HeunDoublesTheInnerTimestepsAndAlternatesOrders()
     {
-        var s = new HeunDiscreteScheduler(new HeunDiscreteSchedulerConfig { PredictionType = "sample" });
+        using var s = new HeunDiscreteScheduler(new HeunDiscreteSchedulerConfig { PredictionType = "sample" });
         s.SetTimesteps(3);
         Assert.Equal(2, s.Order);
         var ts = s.TimestepValues;
@@ -175,7 +180,7 @@ public class SchedulerOptionTests
     {
         // diffusers' index_for_timestep of the two-call schedulers: before any step the second occurrence of a repeated
         // timestep, then the occurrence the count of steps taken at it points at; past the last one, an error naming it.
-        var s = new HeunDiscreteScheduler();
+        using var s = new HeunDiscreteScheduler();
         s.SetTimesteps(3);
         var ts = s.TimestepValues;   // [t0, t1, t1, t2, t2]
         var sig = F(s.Sigmas!);
@@ -202,7 +207,7 @@ public class SchedulerOptionTests
     [Fact]
     public void LcmScheduleAndErrors()
     {
-        var s = new LCMScheduler();
+        using var s = new LCMScheduler();
         s.SetTimesteps(4);
         // k = 1000 // 50 = 20; origin = [19, 39, ..., 999] reversed; indices floor(linspace(0, 50, 4, endpoint=False)) = [0, 12, 25, 37]
         Assert.Equal(new double[] { 999, 759, 499, 259 }, s.TimestepValues);
@@ -218,7 +223,7 @@ public class SchedulerOptionTests
         Assert.Equal(new double[] { 999, 499, 99 }, s.TimestepValues);
         Assert.Contains("descending order", Assert.Throws<DiffusersException>(() => s.SetTimesteps(new long[] { 99, 499 })).Message);
         // The last step returns the consistency estimate without new noise: c_out·x0 + c_skip·x.
-        var p = new LCMScheduler(new LCMSchedulerConfig { PredictionType = "sample" });
+        using var p = new LCMScheduler(new LCMSchedulerConfig { PredictionType = "sample" });
         p.SetTimesteps(1);
         Assert.Equal(new double[] { 999 }, p.TimestepValues);
         using var x = torch.full(new long[] { 1, 1, 2, 2 }, 3.0f);
@@ -231,12 +236,12 @@ public class SchedulerOptionTests
     [Fact]
     public void PndmPrkNeedsFourStepsAndPlmsFollowsItsFormula()
     {
-        var prk = new PNDMScheduler();
+        using var prk = new PNDMScheduler();
         Assert.Contains("needs at least 4 inference steps", Assert.Throws<DiffusersException>(() => prk.SetTimesteps(3)).Message);
         prk.SetTimesteps(10);
         Assert.Equal(12, prk.PrkTimesteps.Count);
         // skip_prk: [901, 801, 801, 701, ..., 1] with steps_offset 1
-        var plms = new PNDMScheduler(new PNDMSchedulerConfig { SkipPrkSteps = true, StepsOffset = 1 });
+        using var plms = new PNDMScheduler(new PNDMSchedulerConfig { SkipPrkSteps = true, StepsOffset = 1 });
         plms.SetTimesteps(10);
         Assert.Equal(new double[] { 901, 801, 801, 701, 601, 501, 401, 301, 201, 101, 1 }, plms.TimestepValues);
         Assert.Contains("prediction_type \"sample\" is not supported",
@@ -255,10 +260,11 @@ public class SchedulerOptionTests
     {
         // diffusers' to_json_string writes its own __version__, not the loaded config's
         using var dir = new TempDir();
-        var s = SchedulerFactory.FromJson("""{"_class_name": "DDPMScheduler", "_diffusers_version": "0.1.1", "num_train_timesteps": 500}""");
+        using var s = SchedulerFactory.FromJson("""{"_class_name": "DDPMScheduler", "_diffusers_version": "0.1.1", "num_train_timesteps": 500}""");
         Assert.Equal("0.1.1", s.Config.DiffusersVersion);
         s.SavePretrained(dir.Path);
-        Assert.Equal("0.25.1", SchedulerFactory.FromPretrained(dir.Path, subfolder: null).Config.DiffusersVersion);
+        using var reloaded = SchedulerFactory.FromPretrained(dir.Path, subfolder: null);
+        Assert.Equal("0.25.1", reloaded.Config.DiffusersVersion);
         Assert.Contains("\"_diffusers_version\": \"0.25.1\"", File.ReadAllText(Path.Combine(dir.Path, "scheduler_config.json")));
     }
 
@@ -268,7 +274,7 @@ public class SchedulerOptionTests
         using var dir = new TempDir();
         foreach (var name in SchedulerFactory.KnownClasses)
         {
-            var s = SchedulerFactory.FromJson($"{{\"_class_name\": \"{name}\", \"num_train_timesteps\": 500, \"extra_key\": \"kept\"}}");
+            using var s = SchedulerFactory.FromJson($"{{\"_class_name\": \"{name}\", \"num_train_timesteps\": 500, \"extra_key\": \"kept\"}}");
             string sub = Path.Combine(dir.Path, name);
             s.SavePretrained(sub);
             var text = File.ReadAllText(Path.Combine(sub, "scheduler_config.json"));
@@ -277,7 +283,7 @@ public class SchedulerOptionTests
             // exactly diffusers' keys: the class's config keys, the two bookkeeping ones and the unknown one kept (no C#
             // property of ours, such as TrainTimesteps, which every class wrote until 2026-12-06)
             Assert.Equal(ConfigKeys.Scheduler(name, "extra_key"), ConfigKeys.TopLevel(Path.Combine(sub, "scheduler_config.json")));
-            var back = SchedulerFactory.FromPretrained(sub, subfolder: null);
+            using var back = SchedulerFactory.FromPretrained(sub, subfolder: null);
             Assert.Equal(name, back.ClassName);
             Assert.Equal(500, back.NumTrainTimesteps);
             // Same keys and values (compared as JSON: records compare arrays by reference).

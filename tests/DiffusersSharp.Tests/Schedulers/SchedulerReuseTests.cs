@@ -16,7 +16,7 @@ public class SchedulerReuseTests
     {
         foreach (var cls in SchedulerFactory.KnownClasses)
         {
-            var scheduler = SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\"}}");
+            using var scheduler = SchedulerFactory.FromJson($"{{\"_class_name\": \"{cls}\"}}");
             Run(scheduler, 5);
             var oldTimesteps = scheduler.Timesteps;
             var oldSigmas = scheduler.Sigmas;

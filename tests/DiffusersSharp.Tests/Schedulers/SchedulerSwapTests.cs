@@ -26,8 +26,8 @@ public class SchedulerSwapTests
         using var doc = Golden.Json("tiny-sd-expected.json");
         var r = doc.RootElement.GetProperty("pipeline_runs").GetProperty(run);
         string cls = r.GetProperty("scheduler_class").GetString()!;
-        var pndm = PNDMScheduler.FromPretrained(Golden.Path("tiny-sd"));
-        var s = SchedulerFactory.FromConfig(cls, pndm.Config);
+        using var pndm = PNDMScheduler.FromPretrained(Golden.Path("tiny-sd"));
+        using var s = SchedulerFactory.FromConfig(cls, pndm.Config);
         Assert.Equal(cls, s.ClassName);
 
         // Every key the new class models has the value diffusers' from_config gave it.

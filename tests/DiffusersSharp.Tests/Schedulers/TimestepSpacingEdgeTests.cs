@@ -31,7 +31,7 @@ public class TimestepSpacingEdgeTests
     [InlineData("DEISMultistepScheduler")]
     public void VpSolversKeepTheTrailingOvershootWithTheFirstSigma(string cls)
     {
-        var s = Create(cls, "\"timestep_spacing\": \"trailing\"");
+        using var s = Create(cls, "\"timestep_spacing\": \"trailing\"");
         s.SetTimesteps(61);
         var ts = K.Longs(s.Timesteps);
         Assert.Equal(62, ts.Length);
@@ -55,7 +55,7 @@ public class TimestepSpacingEdgeTests
 
         // "leading" + steps_offset 1 at 999 steps: 1000 // 1000 = 1, [999, ..., 0] + 1 starts at 1000; np.interp clamps
         // it to σ(999)
-        var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1");
+        using var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1");
         lead.SetTimesteps(999);
         Assert.Equal(1000, K.Longs(lead.Timesteps)[0]);
         Assert.Equal(K.SigmaOfT(999), lead.Sigmas!.data<float>()[0], 1e-6 * K.SigmaOfT(999));
@@ -70,7 +70,7 @@ public class TimestepSpacingEdgeTests
     [Fact]
     public void Kdpm2KeepsEveryTrailingTimestepAndEndsAtSigmaZero()
     {
-        var anc = (KDPM2AncestralDiscreteScheduler)Create("KDPM2AncestralDiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
+        using var anc = (KDPM2AncestralDiscreteScheduler)Create("KDPM2AncestralDiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
         anc.SetTimesteps(61);
         var ta = anc.TimestepValues;
         Assert.Equal(123, ta.Length);
@@ -78,7 +78,7 @@ public class TimestepSpacingEdgeTests
         Assert.Equal(15, ta[^3]);
         Assert.Equal(126, anc.SigmasUp.Count);
 
-        var s = Create("KDPM2DiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
+        using var s = Create("KDPM2DiscreteScheduler", "\"timestep_spacing\": \"trailing\"");
         s.SetTimesteps(61);
         var ts = s.TimestepValues;
         Assert.Equal(123, ts.Length);
@@ -116,7 +116,7 @@ public class TimestepSpacingEdgeTests
     [InlineData("PNDMScheduler")]
     public void AlphaIndexedSchedulersRefuseATimestepOutsideTheTable(string cls)
     {
-        var s = Create(cls, "\"timestep_spacing\": \"trailing\", \"skip_prk_steps\": true");
+        using var s = Create(cls, "\"timestep_spacing\": \"trailing\", \"skip_prk_steps\": true");
         s.SetTimesteps(60);
         var before = s.TimestepValues;
         var e = Assert.Throws<DiffusersException>(() => s.SetTimesteps(61));
@@ -126,7 +126,7 @@ public class TimestepSpacingEdgeTests
         Assert.Equal(before, s.TimestepValues);
         Assert.Equal(60, s.NumInferenceSteps);
 
-        var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1, \"skip_prk_steps\": true");
+        using var lead = Create(cls, "\"timestep_spacing\": \"leading\", \"steps_offset\": 1, \"skip_prk_steps\": true");
         Assert.Equal($"{cls}: timestep_spacing \"leading\" with num_inference_steps 1000 gives timestep 1000, outside [0, 1000): " +
             "steps_offset 1 moves the first timestep past the last training step, where diffusers' step fails; use another number of steps",
             Assert.Throws<DiffusersException>(() => lead.SetTimesteps(1000)).Message);

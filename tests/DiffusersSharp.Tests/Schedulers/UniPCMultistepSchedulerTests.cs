@@ -24,7 +24,7 @@ public class UniPCMultistepSchedulerTests
     [InlineData("trailing", new long[] { 999, 799, 599, 399, 199 })]
     public void SpacingsGiveTheFormulaTimesteps(string spacing, long[] expected)
     {
-        var s = new UniPCMultistepScheduler(Sd with { TimestepSpacing = spacing });
+        using var s = new UniPCMultistepScheduler(Sd with { TimestepSpacing = spacing });
         s.SetTimesteps(5);
         Assert.Equal(expected, K.Longs(s.Timesteps));
         Assert.Equal(K.SigmaOfT(0), s.Sigmas!.data<float>()[5], 1e-6);
@@ -35,7 +35,7 @@ public class UniPCMultistepSchedulerTests
     [InlineData(false)]
     public void OrderOneWithoutCorrectorIsDdim(bool predictX0)
     {
-        var s = new UniPCMultistepScheduler(Sd with { SolverOrder = 1, PredictX0 = predictX0, DisableCorrector = [0, 1, 2, 3, 4] });
+        using var s = new UniPCMultistepScheduler(Sd with { SolverOrder = 1, PredictX0 = predictX0, DisableCorrector = [0, 1, 2, 3, 4] });
         s.SetTimesteps(5);
         long[] ts = [999, 799, 599, 400, 200];
         using var eps = K.Randn(3, 1, 4, 8, 8);
@@ -54,8 +54,8 @@ public class UniPCMultistepSchedulerTests
     [Fact]
     public void Bh2OrderTwoPredictorIsDpmSolverPlusPlusMidpoint()
     {
-        var u = new UniPCMultistepScheduler(Sd with { DisableCorrector = Enumerable.Range(0, 10).ToArray() });
-        var d = new DPMSolverMultistepScheduler(new() { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, StepsOffset = 1 });
+        using var u = new UniPCMultistepScheduler(Sd with { DisableCorrector = Enumerable.Range(0, 10).ToArray() });
+        using var d = new DPMSolverMultistepScheduler(new() { BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, StepsOffset = 1 });
         u.SetTimesteps(10);
         d.SetTimesteps(10);
         using var e = K.Randn(3, 1, 4, 8, 8);
@@ -77,7 +77,7 @@ public class UniPCMultistepSchedulerTests
         // UniC-1 (rho = 1/2): x_c = σ_t/σ_s x_last − α_t (e^{−h} − 1) m0 − α_t B(h) ½ (m_t − m0), B(h) = −h (bh1) or e^{−h} − 1 (bh2).
         foreach (var bh in new[] { "bh1", "bh2" })
         {
-            var s = new UniPCMultistepScheduler(Sd with { SolverOrder = 1, SolverType = bh, PredictionType = "sample" });
+            using var s = new UniPCMultistepScheduler(Sd with { SolverOrder = 1, SolverType = bh, PredictionType = "sample" });
             s.SetTimesteps(5);
             var ts = K.Longs(s.Timesteps);
             using var m0 = K.Randn(5, 1, 4, 8, 8);
@@ -113,7 +113,7 @@ public class UniPCMultistepSchedulerTests
     public void OrderThreeIsExactForAQuadraticPrediction(string bh, bool predictX0, bool corrector)
     {
         const int n = 9;
-        var s = new UniPCMultistepScheduler(Sd with
+        using var s = new UniPCMultistepScheduler(Sd with
         {
             SolverOrder = 3,
             SolverType = bh,
@@ -150,8 +150,8 @@ public class UniPCMultistepSchedulerTests
     [Fact]
     public void DisablingTheCorrectorChangesOnlyTheFollowingStep()
     {
-        var on = new UniPCMultistepScheduler(Sd);
-        var off = new UniPCMultistepScheduler(Sd with { DisableCorrector = [2] });
+        using var on = new UniPCMultistepScheduler(Sd);
+        using var off = new UniPCMultistepScheduler(Sd with { DisableCorrector = [2] });
         on.SetTimesteps(6);
         off.SetTimesteps(6);
         using var e = K.Randn(3, 1, 4, 8, 8);
@@ -181,8 +181,9 @@ public class UniPCMultistepSchedulerTests
             Assert.Throws<ConfigException>(() => SchedulerFactory.FromJson("{\"_class_name\": \"UniPCMultistepScheduler\", \"solver_p\": {\"x\": 1}}")).Message);
         Assert.Contains("prediction_type \"noise\"",
             Assert.Throws<ConfigException>(() => new UniPCMultistepScheduler(new() { PredictionType = "noise" })).Message);
-        Assert.Equal("bh2", new UniPCMultistepScheduler(new() { SolverType = "midpoint" }).TypedConfig.SolverType);
-        var s = new UniPCMultistepScheduler(Sd);
+        using var midpoint = new UniPCMultistepScheduler(new() { SolverType = "midpoint" });
+        Assert.Equal("bh2", midpoint.TypedConfig.SolverType);
+        using var s = new UniPCMultistepScheduler(Sd);
         s.SetTimesteps(3);
         using var x = torch.zeros(1, 4, 8, 8);
         Assert.Contains("timestep 5 is not in the scheduler's timesteps", Assert.Throws<DiffusersException>(() => s.Step(x, 5, x)).Message);

@@ -32,7 +32,7 @@ public class VpSolverPredictionTypeTests
     [Theory, MemberData(nameof(Cases))]
     public void FirstStepStaysOnTheTrajectory(string cls, string prediction, string options)
     {
-        var s = SchedulerFactory.FromJson(
+        using var s = SchedulerFactory.FromJson(
             $"{{\"_class_name\": \"{cls}\", \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012, \"prediction_type\": \"{prediction}\", {options}}}");
         s.SetTimesteps(5);
         var ts = K.Longs(s.Timesteps);
@@ -65,7 +65,7 @@ public class VpSolverPredictionTypeTests
     public void SdeSecondOrderWithAConstantPrediction(string algorithm, string solverType)
     {
         bool data = algorithm == "sde-dpmsolver++";
-        var s = new DPMSolverMultistepScheduler(new()
+        using var s = new DPMSolverMultistepScheduler(new()
         {
             BetaSchedule = "scaled_linear", BetaStart = 0.00085, BetaEnd = 0.012, AlgorithmType = algorithm,
             SolverType = solverType, PredictionType = data ? "sample" : "epsilon",

@@ -74,7 +74,7 @@ public class ZeroTerminalSnrTests(ITestOutputHelper log)
     [Theory, MemberData(nameof(Cases))]
     public void BetasAreTorchsFloat32ChainAndCloseToFloat64(string cls, string golden, string keys)
     {
-        var s = Create(cls, keys);
+        using var s = Create(cls, keys);
         var original = Golden32(golden);
         float[] betas = s.Betas.data<float>().ToArray();
         float[] ac = s.AlphasCumprod.data<float>().ToArray();
@@ -109,7 +109,7 @@ public class ZeroTerminalSnrTests(ITestOutputHelper log)
     [Fact]
     public void EulerAncestralZeroSnrVPredictionFirstStepIsTheFloat32Chain()
     {
-        var s = Create("EulerAncestralDiscreteScheduler", """ "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012 """,
+        using var s = Create("EulerAncestralDiscreteScheduler", """ "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012 """,
             """, "prediction_type": "v_prediction", "timestep_spacing": "trailing" """);
         s.SetTimesteps(10);
         float[] sig = s.Sigmas!.data<float>().ToArray();

@@ -179,13 +179,14 @@ public class UnconditionalTrainerTests
         var config = UnconditionalTrainer.BuildConfig(Tiny("x", "y"));
         using var unet = UNet2DModel.FromConfig(config);
         UnconditionalTrainer.InitWeights(unet, 5);
-        var scheduler = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 50, PredictionType = "v_prediction", BetaSchedule = "squaredcos_cap_v2" });
+        using var scheduler = new DDPMScheduler(new DDPMSchedulerConfig { NumTrainTimesteps = 50, PredictionType = "v_prediction", BetaSchedule = "squaredcos_cap_v2" });
         UnconditionalTrainer.SavePipeline(unet, scheduler, dir.Path);
         Assert.Equal("DDPMPipeline", DiffusionPipeline.ReadClassName(Path.Combine(dir.Path, "model_index.json")));
         using var reloaded = DDPMPipeline.FromPretrained(dir.Path);
         var rs = Assert.IsType<DDPMScheduler>(reloaded.Scheduler);
         Assert.Equal(("v_prediction", "squaredcos_cap_v2", 50), (rs.TypedConfig.PredictionType, rs.TypedConfig.BetaSchedule, rs.TypedConfig.NumTrainTimesteps));
-        var original = new DDPMPipeline(unet, new DDPMScheduler(scheduler.TypedConfig));
+        using var copy = new DDPMScheduler(scheduler.TypedConfig);
+        var original = new DDPMPipeline(unet, copy);
         using var a = original.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
         using var b = reloaded.Generate(2, 5, seed: 0, outputType: OutputType.Pt);
         Assert.Equal(0.0, Tol.MaxAbsDiff(b.Tensor!, a.Tensor!));

@@ -60,7 +60,7 @@ internal static class SyntheticPipelines
         using (var vae = AutoencoderKL.FromConfig(Vae(imageSize))) { Perturb(vae, seed + 1); vae.SavePretrained(Path.Combine(folder, "vae")); }
         using (var text = new CLIPTextModel(Text(sd2))) { Perturb(text, seed + 2); text.SavePretrained(Path.Combine(folder, "text_encoder")); }
         ClipVocabulary.WriteTokenizer(Path.Combine(folder, "tokenizer"), sd2 ? "!" : ClipVocabulary.EndOfText);
-        SchedulerFactory.FromJson(Scheduler(sd2 ? "v_prediction" : "epsilon")).SavePretrained(Path.Combine(folder, "scheduler"));
+        using (var scheduler = SchedulerFactory.FromJson(Scheduler(sd2 ? "v_prediction" : "epsilon"))) scheduler.SavePretrained(Path.Combine(folder, "scheduler"));
         File.WriteAllText(Path.Combine(folder, "model_index.json"), new JsonObject
         {
             ["_class_name"] = "StableDiffusionPipeline", ["_diffusers_version"] = "0.25.1",
