@@ -10,8 +10,11 @@ namespace DiffusersSharp.Imaging;
 /// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
 /// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
-/// 16-bit RGB(A) (the high byte). What this reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or
-/// 12/32-bit samples, bit-reversed fill order, BigTIFF) is refused naming the tag and its value.
+/// 16-bit RGB(A) (the high byte). Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
+/// ExtraSamples unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so
+/// a single min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused. What this
+/// reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or 12/32-bit samples, bit-reversed fill order,
+/// BigTIFF) is refused naming the tag and its value.
 /// </summary>
 internal static class TiffDecoder
 {
@@ -30,6 +33,10 @@ internal static class TiffDecoder
     private static DiffusersException PilRefuses(string why) => new($"not a TIFF image PIL reads: {why}");
 
     private static DiffusersException Damaged(string why) => new($"the TIFF image data is damaged: {why}");
+
+    // A kind PIL reads as other pixels than the file holds
+    private static DiffusersException Garbled(string what, string how) =>
+        new($"a TIFF image of {what}, which PIL (and so diffusers) reads garbled ({how}) or fails on; convert it to PNG");
 
     private const int ImageWidth = 256, ImageLength = 257, BitsPerSample = 258, Compression = 259, Photometric = 262,
         FillOrder = 266, StripOffsets = 273, Orientation = 274, SamplesPerPixel = 277, RowsPerStrip = 278,
@@ -80,6 +87,9 @@ internal static class TiffDecoder
         var layout = Layout(photometric, bps, spp, extra, big);
         long planarConfiguration = tags.Get(PlanarConfiguration, 1)[0];
         if (planarConfiguration is not (1 or 2)) throw Refused($"PlanarConfiguration {planarConfiguration}");
+        int planes = spp; // the planes read, PlanarConfiguration 2
+        if (planarConfiguration == 2)
+            layout = compression == 1 ? RawPlanes(layout, bps, spp) : LibtiffPlanes(layout, spp, extra, tags.ContainsKey(TileWidth), out planes);
         bool planar = spp > 1 && planarConfiguration == 2; // one plane of 8- or 16-bit samples each (Layout takes no other)
 
         long predictor = tags.Get(Predictor, 1)[0];
@@ -99,7 +109,7 @@ internal static class TiffDecoder
         {
             plane = new byte[rowBytes * height];
             int sampleBytes = bps / 8, pixelBytes = sampleBytes * spp;
-            for (int p = 0; p < spp; p++)
+            for (int p = 0; p < planes; p++)
             {
                 var one = ReadPlane(file, tags, width, height, bps, p, compression, compressedWithPredictor, bps, 1, big);
                 for (int y = 0; y < height; y++)
@@ -204,6 +214,55 @@ internal static class TiffDecoder
         if (spp == 1 && bps is 12 or 32) throw Refused($"{what}: {bps}-bit samples");
         throw PilRefuses($"{what} (unknown pixel mode)");
     }
+
+    // PlanarConfiguration 2 uncompressed, as PIL's own reader takes it (whatever SamplesPerPixel says): plane number i
+    // unpacked with letter i of the kind's raw mode, an 8-bit band ("RGBA": R, G, B, A; "L;I": L, so a min-is-white
+    // plane is not inverted; "RGB;16L": R, G, B, 8 bits of 16-bit samples), or PIL fails where that letter is no band
+    // of its mode ("RGBa", "LA", "PA", "RGBAX", "CMYKX", "I;16")
+    private static PixelLayout RawPlanes(PixelLayout layout, int bps, int spp)
+    {
+        const string why = "PlanarConfiguration 2, uncompressed";
+        if (spp == 1)
+        {
+            if (bps == 16) throw PilRefuses($"16-bit samples with {why} (unknown raw mode)");
+            if (bps is 2 or 4 || (bps == 1 && layout.Kind == Kind.Palette)) // "P;1"[0]: P, 8 bits; "1;I"[0]: 1
+                throw Garbled($"{bps}-bit samples with {why}", "it reads them as 8-bit samples");
+            return layout with { Invert = false };
+        }
+        bool letters = layout.Kind switch
+        {
+            Kind.Rgb => true,
+            Kind.RgbUnassociated => spp == 4,
+            _ => false,
+        };
+        if (!letters) throw PilRefuses($"{spp} samples of PIL's mode {PilMode(layout.Kind, spp)} with {why} (unknown raw mode)");
+        if (bps != 8) throw Garbled($"{bps}-bit samples with {why}", "it reads them as 8-bit samples");
+        return layout;
+    }
+
+    // PlanarConfiguration 2 compressed, as PIL reads it through libtiff: one plane for each band of PIL's mode (strips of
+    // more samples than bands are an error, tiles' other planes are not read), and a 4-band RGBA whose libtiff
+    // ExtraSamples is 0 or 1 (libtiff sets a missing one to 0) unpremultiplied as "RGBa"
+    private static PixelLayout LibtiffPlanes(PixelLayout layout, int spp, long[] extra, bool tiled, out int planes)
+    {
+        planes = spp;
+        if (spp == 1) return layout;
+        int bands = layout.Kind switch { Kind.Rgb => spp == 3 ? 3 : 4, Kind.GrayAlpha or Kind.PaletteAlpha => 2, _ => 4 };
+        if (spp > bands && !tiled)
+            throw PilRefuses($"{spp} samples in planes (PlanarConfiguration 2) of compressed strips (PIL's libtiff reader takes the {bands} of its mode {PilMode(layout.Kind, spp)})");
+        planes = Math.Min(spp, bands);
+        return layout.Kind == Kind.RgbUnassociated && extra.Length == 0 ? layout with { Kind = Kind.RgbAssociated } : layout;
+    }
+
+    private static string PilMode(Kind kind, int spp) => kind switch
+    {
+        Kind.Gray => "L",
+        Kind.GrayAlpha => "LA",
+        Kind.Rgb => spp == 3 ? "RGB" : "RGBX",
+        Kind.Palette => "P",
+        Kind.PaletteAlpha => "PA",
+        _ => "RGBA",
+    };
 
     private static byte[] ToRgba(byte[] plane, int width, int height, int rowBytes, PixelLayout layout, int bps, int spp, bool big, byte[]? palette)
     {

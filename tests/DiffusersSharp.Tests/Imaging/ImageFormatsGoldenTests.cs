@@ -28,7 +28,7 @@ public class ImageFormatsGoldenTests
     public void EveryFileOfTheFormatsDiffusersSharpDecodesReadsToPilsRgbPixels()
     {
         var files = Where(e => e.TryGetProperty("pixels", out _)).ToList();
-        Assert.Equal(93, files.Count); // 30 of them TIFF
+        Assert.Equal(95, files.Count); // 32 of them TIFF
         var wrong = files.Select(f => Mismatch(f.Name, () =>
         {
             var image = Image.LoadImage(Golden.Path("image-formats", f.Name));
@@ -77,18 +77,21 @@ public class ImageFormatsGoldenTests
     public void FilesPilRefusesAreRefused()
     {
         var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
-        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-ycbcr.tif"], refused);
-        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]);
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
+        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), la = Golden.Path("image-formats", refused[2]);
         Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
         Assert.Equal($"{ramp}: a 4-bit BMP whose palette PIL takes for 8-bit grayscale: PIL (and so diffusers) fails on its pixels or reads them garbled; save it as PNG",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(ramp)).Message);
+        // PIL's own reader unpacks plane i of an uncompressed planar TIFF with letter i of the raw mode: "LA"[1] is none
+        Assert.Equal($"{la}: not a TIFF image PIL reads: 2 samples of PIL's mode LA with PlanarConfiguration 2, uncompressed (unknown raw mode)",
+            Assert.Throws<DiffusersException>(() => Image.LoadImage(la)).Message);
     }
 
     [Fact]
     public void TiffKindsPilReadsAndDiffusersSharpDoesNotAreRefusedNamingTheTagAndItsValue()
     {
         var files = Where(e => e.TryGetProperty("format", out var f) && f.GetString() == "TIFF" && !e.TryGetProperty("pixels", out _)).Select(f => f.Name);
-        Assert.Equal(["tiff-cmyk.tif", "tiff-float.tif", "tiff-jpeg.tif"], files);
+        Assert.Equal(["tiff-cmyk.tif", "tiff-float.tif", "tiff-jpeg.tif", "tiff-planar-rgb16-garbled.tif"], files);
         foreach (var (name, why) in new[]
         {
             ("tiff-cmyk.tif", "PhotometricInterpretation 5 (CMYK)"),
@@ -103,6 +106,16 @@ public class ImageFormatsGoldenTests
             Assert.Equal(path, e.FilePath);
             Assert.IsType<NotDecodedImageException>(e.InnerException); // the image folder stops on it rather than skipping the file
         }
+    }
+
+    [Fact]
+    public void UncompressedPlanarTiffOfSixteenBitSamplesWhichPilReadsGarbledIsRefused()
+    {
+        // PIL 9.4's own reader unpacks each plane with one letter of "RGB;16L": 8-bit bands over 16-bit samples
+        string path = Golden.Path("image-formats", "tiff-planar-rgb16-garbled.tif");
+        var e = Assert.Throws<DiffusersException>(() => Image.LoadImage(path));
+        Assert.Equal($"{path}: a TIFF image of 16-bit samples with PlanarConfiguration 2, uncompressed, which PIL (and so diffusers) reads garbled " +
+            "(it reads them as 8-bit samples) or fails on; convert it to PNG", e.Message);
     }
 
     [Fact]
@@ -129,7 +142,7 @@ public class ImageFormatsGoldenTests
         // every prefix of each decoded TIFF, and each with bytes overwritten at random: a DiffusersException or an image
         var rng = new Random(20261216);
         var names = Files.EnumerateObject().Select(p => p.Name).Where(n => n.StartsWith("tiff-", StringComparison.Ordinal)).ToList();
-        Assert.Equal(34, names.Count);
+        Assert.Equal(38, names.Count);
         int failed = 0, decoded = 0;
         foreach (var name in names)
         {

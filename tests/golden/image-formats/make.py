@@ -363,6 +363,19 @@ pt = np.pad(t21, ((0, 11), (0, 11), (0, 0))).astype(np.int64).reshape(16, 2, 16,
 pt[:, :, 1:] = (pt[:, :, 1:] - pt[:, :, :-1]) % 256  # the predictor works along each tile's rows
 files["tiff-planar-tiles-be-deflate-predictor.tif"] = tiff(21, 5, {**rgb_tags, 259: (S, [8]), 284: (S, [2]), 317: (S, [2]), 322: (S, [16]), 323: (S, [16])},
     [zlib.compress(pt[:, tx, :, c].astype(np.uint8).tobytes()) for c in range(3) for tx in range(2)], big_endian=True)
+# PlanarConfiguration 2 as Pillow 9.4 reads it: through libtiff (compressed) a 4-sample RGB without ExtraSamples is
+# unpremultiplied (libtiff calls the sample unspecified alpha); its own reader (uncompressed) unpacks each plane with a
+# letter of the raw mode, so a min-is-white plane is not inverted ("L;I"[0]), 16-bit planes are read as 8-bit ones
+# (garbled: refused) and "LA"[1] is no raw mode (PIL fails)
+p4 = noise(5, 3, 4)
+p4[0, 0, 3] = 0
+files["tiff-planar-rgba-no-extrasamples-deflate.tif"] = tiff(5, 3, {258: (S, [8] * 4), 259: (S, [8]), 262: (S, [2]), 277: (S, [4]), 284: (S, [2])},
+                                                            [zlib.compress(p4[..., c].tobytes()) for c in range(4)])
+files["tiff-planar-min-is-white.tif"] = tiff(5, 3, {258: (S, [8]), 259: (S, [1]), 262: (S, [0]), 284: (S, [2])}, [g5.tobytes()])
+files["tiff-planar-rgb16-garbled.tif"] = tiff(5, 3, {258: (S, [16] * 3), 259: (S, [1]), 262: (S, [2]), 277: (S, [3]), 284: (S, [2])},
+                                              [r16[..., c].astype("<u2").tobytes() for c in range(3)])
+files["tiff-planar-la.tif"] = tiff(5, 3, {258: (S, [8, 8]), 259: (S, [1]), 262: (S, [1]), 277: (S, [2]), 284: (S, [2]), 338: (S, [2])},
+                                   [noise(5, 3, 1).tobytes(), noise(5, 3, 1).tobytes()])
 rng.bit_generator.state = rng_state
 
 # ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
@@ -385,7 +398,8 @@ files["tiff-named-png.png"] = files["tiff-rgb.tif"]
 files["png-named-tif.tif"] = save(rgb, "PNG")
 
 SUPPORTED = {"PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "ICO", "CUR", "TIFF"}
-REFUSED = {"tiff-jpeg.tif", "tiff-cmyk.tif", "tiff-ycbcr.tif", "tiff-float.tif"}  # PIL reads them; DiffusersSharp refuses them
+REFUSED = {"tiff-jpeg.tif", "tiff-cmyk.tif", "tiff-ycbcr.tif", "tiff-float.tif",  # PIL reads them; DiffusersSharp refuses them
+           "tiff-planar-rgb16-garbled.tif"}  # PIL reads it garbled
 expected = {}
 for name, data in sorted(files.items()):
     with open(os.path.join(HERE, name), "wb") as f:
