@@ -26,27 +26,42 @@ internal static partial class TiffDecoder
         }
     }
 
+    // How the strips or tiles are stored: Compression, the horizontal predictor, FillOrder 2's bit order, sample size and byte order
+    private readonly record struct Coding(long Compression, bool Predictor, bool ReverseBits, int Bps, bool Big);
+
     // One strip or tile, decompressed into all of output (libtiff reads a whole strip or tile; less data is an error)
-    private static void Chunk(ReadOnlySpan<byte> file, long offset, long count, long compression, byte[] output)
+    private static void Chunk(ReadOnlySpan<byte> file, long offset, long count, Coding coding, byte[] output)
     {
         if (offset < 0 || offset > file.Length) throw Truncated();
         var rest = file[(int)offset..];
-        if (compression == 1)
+        if (coding.Compression == 1)
         {
             if (rest.Length < output.Length) throw Truncated();
             rest[..output.Length].CopyTo(output);
+            if (coding.ReverseBits) ReverseBits(output);
             return;
         }
         if (count < 0) throw Damaged("a compressed strip or tile has no byte count");
         if (count > rest.Length) throw Truncated();
-        var data = rest[..(int)count];
-        int filled = compression switch
+        var data = rest[..(int)count].ToArray();
+        if (coding.ReverseBits) ReverseBits(data);
+        int filled = coding.Compression switch
         {
             32773 => PackBits(data, output),
             5 => Lzw(data, output),
-            _ => Inflate(data.ToArray(), output),
+            _ => Inflate(data, output),
         };
         if (filled < output.Length) throw Truncated();
+    }
+
+    // Each byte's bits in the other order (FillOrder 2: the first pixel in the lowest bit)
+    private static void ReverseBits(byte[] data)
+    {
+        for (int i = 0; i < data.Length; i++)
+        {
+            uint b = data[i];
+            data[i] = (byte)(((b * 0x0802u & 0x22110u) | (b * 0x8020u & 0x88440u)) * 0x10101u >> 16);
+        }
     }
 
     private static int PackBits(ReadOnlySpan<byte> src, byte[] dst)

@@ -35,6 +35,24 @@ internal static partial class TiffDecoder
         throw PilRefuses($"{what} (unknown pixel mode)");
     }
 
+    // FillOrder other than 1: PIL's OPEN_INFO has FillOrder 2 for 1/2/4/8-bit gray and palette, little endian 16-bit
+    // gray (min-is-black) and 8-bit RGB; its own reader (uncompressed, chunky) has no raw mode "L;IR" (8-bit min-is-white)
+    // nor "P;1R", "P;2R", "P;4R"
+    private static void CheckFillOrder(long fillOrder, PixelLayout layout, long photometric, int bps, int spp, bool big, bool rawChunky)
+    {
+        string what = $"FillOrder {fillOrder} with PhotometricInterpretation {photometric}, {spp} samples of {bps} bits";
+        bool inTable = fillOrder == 2 && layout.Kind switch
+        {
+            Kind.Gray => bps <= 8 || (photometric == 1 && !big),
+            Kind.Palette => true,
+            Kind.Rgb => spp == 3 && bps == 8,
+            _ => false,
+        };
+        if (!inTable) throw PilRefuses($"{what} (unknown pixel mode)");
+        if (rawChunky && ((layout.Kind == Kind.Gray && layout.Invert && bps == 8) || (layout.Kind == Kind.Palette && bps < 8)))
+            throw PilRefuses($"{what}, uncompressed (unknown raw mode)");
+    }
+
     // PlanarConfiguration 2 uncompressed, as PIL's own reader takes it (whatever SamplesPerPixel says): plane number i
     // unpacked with letter i of the kind's raw mode, an 8-bit band ("RGBA": R, G, B, A; "L;I": L, so a min-is-white
     // plane is not inverted; "RGB;16L": R, G, B, 8 bits of 16-bit samples), or PIL fails where that letter is no band

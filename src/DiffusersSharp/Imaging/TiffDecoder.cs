@@ -9,11 +9,12 @@ namespace DiffusersSharp.Imaging;
 /// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
 /// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
-/// 16-bit RGB(A) (the high byte). Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
+/// 16-bit RGB(A) (the high byte). FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
+/// 16-bit gray, RGB): each stored byte reversed before it is decompressed, as libtiff does. Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
 /// ExtraSamples unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so
 /// a single min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused. What this
-/// reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or 12/32-bit samples, bit-reversed fill order,
-/// BigTIFF) is refused naming the tag and its value.
+/// reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
+/// naming the tag and its value.
 /// </summary>
 internal static partial class TiffDecoder
 {
@@ -67,8 +68,6 @@ internal static partial class TiffDecoder
         long photometric = tags.Get(Photometric, 0)[0];
         if (photometric is not (0 or 1 or 2 or 3))
             throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 5 => " (CMYK)", 6 => " (YCbCr)", 8 => " (CIE Lab)", _ => "" }}");
-        long fillOrder = tags.Get(FillOrder, 1)[0];
-        if (fillOrder != 1) throw Refused($"FillOrder {fillOrder}");
         long[] format = tags.Get(SampleFormat, 1);
         if (format.Any(f => f != 1)) throw Refused($"SampleFormat {string.Join(", ", format)}{(format.Contains(3) ? " (floating point)" : format.Contains(2) ? " (signed integers)" : "")}");
 
@@ -86,6 +85,8 @@ internal static partial class TiffDecoder
         var layout = Layout(photometric, bps, spp, extra, big);
         long planarConfiguration = tags.Get(PlanarConfiguration, 1)[0];
         if (planarConfiguration is not (1 or 2)) throw Refused($"PlanarConfiguration {planarConfiguration}");
+        long fillOrder = tags.Get(FillOrder, 1)[0];
+        if (fillOrder != 1) CheckFillOrder(fillOrder, layout, photometric, bps, spp, big, rawChunky: compression == 1 && planarConfiguration != 2);
         int planes = spp; // the planes read, PlanarConfiguration 2
         if (planarConfiguration == 2)
             layout = compression == 1 ? RawPlanes(layout, bps, spp) : LibtiffPlanes(layout, spp, extra, tags.ContainsKey(TileWidth), out planes);
@@ -95,6 +96,9 @@ internal static partial class TiffDecoder
         bool compressedWithPredictor = compression is 5 or 8 or 32946 && predictor != 1; // libtiff's predictor goes with LZW and Deflate
         if (compressedWithPredictor && (predictor != 2 || bps is not (8 or 16)))
             throw Refused($"Predictor {predictor} with {bps}-bit samples");
+        // FillOrder 2: libtiff reverses the bits of each byte of a strip or tile before it decompresses it, PIL's own
+        // reader (uncompressed) each byte it unpacks, except a plane's (its raw mode's letter has no "R")
+        var coding = new Coding(compression, compressedWithPredictor, fillOrder == 2 && !(compression == 1 && planarConfiguration == 2), bps, big);
 
         // The page's packed rows, from its strips or tiles: chunky, or (planar) one plane of each sample, interleaved here
         int bitsPerPixel = bps * spp;
@@ -103,14 +107,14 @@ internal static partial class TiffDecoder
         int rowBytes = (int)rowBytesLong;
         byte[] plane;
         if (!planar)
-            plane = ReadPlane(file, tags, width, height, bitsPerPixel, 0, compression, compressedWithPredictor, bps, spp, big);
+            plane = ReadPlane(file, tags, width, height, bitsPerPixel, 0, coding, spp);
         else
         {
             plane = new byte[rowBytes * height];
             int sampleBytes = bps / 8, pixelBytes = sampleBytes * spp;
             for (int p = 0; p < planes; p++)
             {
-                var one = ReadPlane(file, tags, width, height, bps, p, compression, compressedWithPredictor, bps, 1, big);
+                var one = ReadPlane(file, tags, width, height, bps, p, coding, 1);
                 for (int y = 0; y < height; y++)
                     for (int x = 0; x < width; x++)
                         Buffer.BlockCopy(one, (y * width + x) * sampleBytes, plane, y * rowBytes + x * pixelBytes + p * sampleBytes, sampleBytes);
@@ -134,7 +138,7 @@ internal static partial class TiffDecoder
     // One plane (of all the samples, or, planar, of sample number `index`), as packed rows of `bitsPerPixel` bits a
     // pixel: its strips, or its tiles, which number the same for each plane and come plane after plane
     private static byte[] ReadPlane(ReadOnlySpan<byte> file, Dictionary<int, long[]> tags, int width, int height, int bitsPerPixel, int index,
-        long compression, bool predictor, int bps, int spp, bool big)
+        Coding coding, int spp)
     {
         int rowBytes = (int)(((long)width * bitsPerPixel + 7) / 8);
         var plane = new byte[rowBytes * height];
@@ -155,8 +159,8 @@ internal static partial class TiffDecoder
                 for (int tx = 0; tx < across; tx++)
                 {
                     long i = first + ty * across + tx;
-                    Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, tile);
-                    if (predictor) Undo(tile, tileRowBytes, bps, spp, big);
+                    Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, coding, tile);
+                    if (coding.Predictor) Undo(tile, tileRowBytes, coding.Bps, spp, coding.Big);
                     int x0 = (int)(tx * tw), y0 = (int)(ty * th);
                     int byteX = (int)((long)x0 * bitsPerPixel / 8);
                     int bytes = Math.Min(tileRowBytes, rowBytes - byteX);
@@ -176,8 +180,8 @@ internal static partial class TiffDecoder
                 int rows = (int)Math.Min(rps, height - s * rps);
                 var strip = new byte[rows * rowBytes];
                 long i = first + s;
-                Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, compression, strip);
-                if (predictor) Undo(strip, rowBytes, bps, spp, big);
+                Chunk(file, offsets[i], counts.Length > i ? counts[i] : -1, coding, strip);
+                if (coding.Predictor) Undo(strip, rowBytes, coding.Bps, spp, coding.Big);
                 Buffer.BlockCopy(strip, 0, plane, (int)(s * rps * rowBytes), strip.Length);
             }
         }

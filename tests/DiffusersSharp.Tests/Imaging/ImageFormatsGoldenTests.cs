@@ -28,7 +28,7 @@ public class ImageFormatsGoldenTests
     public void EveryFileOfTheFormatsDiffusersSharpDecodesReadsToPilsRgbPixels()
     {
         var files = Where(e => e.TryGetProperty("pixels", out _)).ToList();
-        Assert.Equal(95, files.Count); // 32 of them TIFF
+        Assert.Equal(100, files.Count); // 37 of them TIFF
         var wrong = files.Select(f => Mismatch(f.Name, () =>
         {
             var image = Image.LoadImage(Golden.Path("image-formats", f.Name));
@@ -77,11 +77,15 @@ public class ImageFormatsGoldenTests
     public void FilesPilRefusesAreRefused()
     {
         var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
-        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
-        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), la = Golden.Path("image-formats", refused[2]);
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
+        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), fill = Golden.Path("image-formats", refused[2]),
+            la = Golden.Path("image-formats", refused[3]);
         Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
         Assert.Equal($"{ramp}: a 4-bit BMP whose palette PIL takes for 8-bit grayscale: PIL (and so diffusers) fails on its pixels or reads them garbled; save it as PNG",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(ramp)).Message);
+        // PIL's own reader has no raw mode "P;4R" (uncompressed 4-bit palette indices, FillOrder 2)
+        Assert.Equal($"{fill}: not a TIFF image PIL reads: FillOrder 2 with PhotometricInterpretation 3, 1 samples of 4 bits, uncompressed (unknown raw mode)",
+            Assert.Throws<DiffusersException>(() => Image.LoadImage(fill)).Message);
         // PIL's own reader unpacks plane i of an uncompressed planar TIFF with letter i of the raw mode: "LA"[1] is none
         Assert.Equal($"{la}: not a TIFF image PIL reads: 2 samples of PIL's mode LA with PlanarConfiguration 2, uncompressed (unknown raw mode)",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(la)).Message);
@@ -142,7 +146,7 @@ public class ImageFormatsGoldenTests
         // every prefix of each decoded TIFF, and each with bytes overwritten at random: a DiffusersException or an image
         var rng = new Random(20261216);
         var names = Files.EnumerateObject().Select(p => p.Name).Where(n => n.StartsWith("tiff-", StringComparison.Ordinal)).ToList();
-        Assert.Equal(38, names.Count);
+        Assert.Equal(44, names.Count);
         int failed = 0, decoded = 0;
         foreach (var name in names)
         {

@@ -376,6 +376,18 @@ files["tiff-planar-rgb16-garbled.tif"] = tiff(5, 3, {258: (S, [16] * 3), 259: (S
                                               [r16[..., c].astype("<u2").tobytes() for c in range(3)])
 files["tiff-planar-la.tif"] = tiff(5, 3, {258: (S, [8, 8]), 259: (S, [1]), 262: (S, [1]), 277: (S, [2]), 284: (S, [2]), 338: (S, [2])},
                                    [noise(5, 3, 1).tobytes(), noise(5, 3, 1).tobytes()])
+# FillOrder 2 (the first pixel in each byte's lowest bit): libtiff reverses the bits of every byte of a compressed strip
+# before it decompresses it, PIL's own reader (uncompressed) reverses the bytes it unpacks ("1;IR", "L;R", "RGB;R"),
+# except a plane's (PlanarConfiguration 2: the raw mode's letter "R" of "RGB;R"), and it has no "P;4R" (PIL fails)
+rev = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+flip = lambda b: bytes(rev[v] for v in b)
+f1 = noise(9, 5, 1) > 127
+files["tiff-fillorder2-1bit-min-is-white.tif"] = tiff(9, 5, {259: (S, [1]), 262: (S, [0]), 266: (S, [2])}, [flip(np.packbits(f1, axis=1).tobytes())])
+files["tiff-fillorder2-gray-be.tif"] = tiff(5, 3, {258: (S, [8]), 259: (S, [1]), 262: (S, [1]), 266: (S, [2])}, [flip(g5.tobytes())], big_endian=True)
+files["tiff-fillorder2-rgb-deflate.tif"] = tiff(5, 3, {**rgb_tags, 259: (S, [8]), 266: (S, [2]), 278: (L, [2])}, [flip(zlib.compress(s)) for s in strips])
+files["tiff-fillorder2-palette4-packbits.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [32773]), 262: (S, [3]), 266: (S, [2]), 320: (S, cmap)}, [flip(packbits(pack4))])
+files["tiff-fillorder2-palette4-raw.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [1]), 262: (S, [3]), 266: (S, [2]), 320: (S, cmap)}, [flip(pack4)])
+files["tiff-fillorder2-planar.tif"] = tiff(5, 3, {**rgb_tags, 266: (S, [2]), 284: (S, [2])}, [t5[..., c].tobytes() for c in range(3)])
 rng.bit_generator.state = rng_state
 
 # ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
