@@ -5,7 +5,7 @@ namespace DiffusersSharp.Imaging;
 // The pixel kinds of a TIFF page as PIL maps its tags to a mode and raw mode, and the pixels in RGBA
 internal static partial class TiffDecoder
 {
-    private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha }
+    private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha, Cmyk }
 
     private readonly record struct PixelLayout(Kind Kind, bool Invert);
 
@@ -14,7 +14,7 @@ internal static partial class TiffDecoder
     {
         string what = $"PhotometricInterpretation {photometric}, {spp} samples of {bps} bits, ExtraSamples ({string.Join(", ", extra)})";
         if (photometric == 2 && spp == 4 && extra.Length == 0 && bps is 8 or 16) extra = [2]; // PIL: RGBA, "missing ExtraSamples"
-        if (spp != (photometric == 2 ? 3 : 1) + extra.Length) throw PilRefuses($"{what} (unknown pixel mode)");
+        if (spp != (photometric switch { 2 => 3, 5 => 4, _ => 1 }) + extra.Length) throw PilRefuses($"{what} (unknown pixel mode)");
         switch (photometric)
         {
             case 0 or 1 when spp == 1 && bps is 1 or 2 or 4 or 8:
@@ -30,6 +30,8 @@ internal static partial class TiffDecoder
                 return new(Kind.Palette, false);
             case 3 when spp == 2 && bps == 8 && extra[0] == 2:
                 return new(Kind.PaletteAlpha, false);
+            case 5 when (bps == 8 && extra.All(e => e == 0)) || (bps == 16 && spp == 4 && !big): // "CMYK", "CMYKX", "CMYKXX", "CMYK;16L"
+                return new(Kind.Cmyk, false);
         }
         if (spp == 1 && bps is 12 or 32) throw Refused($"{what}: {bps}-bit samples");
         throw PilRefuses($"{what} (unknown pixel mode)");
@@ -70,7 +72,7 @@ internal static partial class TiffDecoder
         bool letters = layout.Kind switch
         {
             Kind.Rgb => true,
-            Kind.RgbUnassociated => spp == 4,
+            Kind.RgbUnassociated or Kind.Cmyk => spp == 4,
             _ => false,
         };
         if (!letters) throw PilRefuses($"{spp} samples of PIL's mode {PilMode(layout.Kind, spp)} with {why} (unknown raw mode)");
@@ -99,6 +101,7 @@ internal static partial class TiffDecoder
         Kind.Rgb => spp == 3 ? "RGB" : "RGBX",
         Kind.Palette => "P",
         Kind.PaletteAlpha => "PA",
+        Kind.Cmyk => "CMYK",
         _ => "RGBA",
     };
 
@@ -146,6 +149,16 @@ internal static partial class TiffDecoder
                         r = palette![v]; g = palette[colours + v]; b = palette[2 * colours + v];
                         break;
                     }
+                    case Kind.Cmyk:
+                    {
+                        // PIL's cmyk2rgb: nk - c * nk / 255 (rounded as MULDIV255), nk = 255 - k; 16-bit samples by their high byte
+                        int at = row + x * spp * (bps / 8), step = bps / 8, lo = bps == 16 ? hi : 0;
+                        int nk = 255 - plane[at + 3 * step + lo];
+                        r = (byte)(nk - MulDiv255(plane[at + lo], nk));
+                        g = (byte)(nk - MulDiv255(plane[at + step + lo], nk));
+                        b = (byte)(nk - MulDiv255(plane[at + 2 * step + lo], nk));
+                        break;
+                    }
                     default:
                     {
                         int at = row + x * spp * (bps / 8), step = bps / 8, lo = bps == 16 ? hi : 0;
@@ -168,9 +181,16 @@ internal static partial class TiffDecoder
                 rgba[o] = r;
                 rgba[o + 1] = g;
                 rgba[o + 2] = b;
-                rgba[o + 3] = layout.Kind is Kind.Rgb or Kind.Gray or Kind.Palette ? (byte)255 : a;
+                rgba[o + 3] = layout.Kind is Kind.Rgb or Kind.Gray or Kind.Palette or Kind.Cmyk ? (byte)255 : a;
             }
         }
         return rgba;
+    }
+
+    // Pillow's MULDIV255: a * b / 255 rounded, as ((t >> 8) + t) >> 8 with t = a * b + 128
+    private static int MulDiv255(int a, int b)
+    {
+        int t = a * b + 128;
+        return ((t >> 8) + t) >> 8;
     }
 }

@@ -9,11 +9,12 @@ namespace DiffusersSharp.Imaging;
 /// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
 /// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
-/// 16-bit RGB(A) (the high byte). FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
+/// 16-bit RGB(A) (the high byte), CMYK with 0-2 extra samples (8-bit, and 16-bit little endian by the high byte, as
+/// PIL 9.4 has them) turned to RGB by Pillow's <c>cmyk2rgb</c>. FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
 /// 16-bit gray, RGB): each stored byte reversed before it is decompressed, as libtiff does. Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
 /// ExtraSamples unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so
 /// a single min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused. What this
-/// reader does not take (JPEG-in-TIFF, CMYK, YCbCr, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
+/// reader does not take (JPEG-in-TIFF, YCbCr, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
 /// naming the tag and its value.
 /// </summary>
 internal static partial class TiffDecoder
@@ -66,7 +67,7 @@ internal static partial class TiffDecoder
         if (compression is 6 or 7) throw Refused($"JPEG-compressed (Compression {compression})");
         if (compression is not (1 or 5 or 8 or 32946 or 32773)) throw Refused($"Compression {compression}");
         long photometric = tags.Get(Photometric, 0)[0];
-        if (photometric is not (0 or 1 or 2 or 3))
+        if (photometric is not (0 or 1 or 2 or 3 or 5))
             throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 5 => " (CMYK)", 6 => " (YCbCr)", 8 => " (CIE Lab)", _ => "" }}");
         long[] format = tags.Get(SampleFormat, 1);
         if (format.Any(f => f != 1)) throw Refused($"SampleFormat {string.Join(", ", format)}{(format.Contains(3) ? " (floating point)" : format.Contains(2) ? " (signed integers)" : "")}");

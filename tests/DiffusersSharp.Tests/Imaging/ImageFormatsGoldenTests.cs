@@ -28,7 +28,7 @@ public class ImageFormatsGoldenTests
     public void EveryFileOfTheFormatsDiffusersSharpDecodesReadsToPilsRgbPixels()
     {
         var files = Where(e => e.TryGetProperty("pixels", out _)).ToList();
-        Assert.Equal(100, files.Count); // 37 of them TIFF
+        Assert.Equal(105, files.Count); // 42 of them TIFF
         var wrong = files.Select(f => Mismatch(f.Name, () =>
         {
             var image = Image.LoadImage(Golden.Path("image-formats", f.Name));
@@ -77,12 +77,15 @@ public class ImageFormatsGoldenTests
     public void FilesPilRefusesAreRefused()
     {
         var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
-        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
-        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), fill = Golden.Path("image-formats", refused[2]),
-            la = Golden.Path("image-formats", refused[3]);
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-cmyk16-be.tif", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
+        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), cmyk16 = Golden.Path("image-formats", refused[2]),
+            fill = Golden.Path("image-formats", refused[3]), la = Golden.Path("image-formats", refused[4]);
         Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
         Assert.Equal($"{ramp}: a 4-bit BMP whose palette PIL takes for 8-bit grayscale: PIL (and so diffusers) fails on its pixels or reads them garbled; save it as PNG",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(ramp)).Message);
+        // PIL 9.4 has 16-bit CMYK in little endian only ("CMYK;16L")
+        Assert.Equal($"{cmyk16}: not a TIFF image PIL reads: PhotometricInterpretation 5, 4 samples of 16 bits, ExtraSamples () (unknown pixel mode)",
+            Assert.Throws<DiffusersException>(() => Image.LoadImage(cmyk16)).Message);
         // PIL's own reader has no raw mode "P;4R" (uncompressed 4-bit palette indices, FillOrder 2)
         Assert.Equal($"{fill}: not a TIFF image PIL reads: FillOrder 2 with PhotometricInterpretation 3, 1 samples of 4 bits, uncompressed (unknown raw mode)",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(fill)).Message);
@@ -95,10 +98,9 @@ public class ImageFormatsGoldenTests
     public void TiffKindsPilReadsAndDiffusersSharpDoesNotAreRefusedNamingTheTagAndItsValue()
     {
         var files = Where(e => e.TryGetProperty("format", out var f) && f.GetString() == "TIFF" && !e.TryGetProperty("pixels", out _)).Select(f => f.Name);
-        Assert.Equal(["tiff-cmyk.tif", "tiff-float.tif", "tiff-jpeg.tif", "tiff-planar-rgb16-garbled.tif"], files);
+        Assert.Equal(["tiff-float.tif", "tiff-jpeg.tif", "tiff-planar-rgb16-garbled.tif"], files);
         foreach (var (name, why) in new[]
         {
-            ("tiff-cmyk.tif", "PhotometricInterpretation 5 (CMYK)"),
             ("tiff-float.tif", "SampleFormat 3 (floating point)"),
             ("tiff-jpeg.tif", "JPEG-compressed (Compression 7)"),
             ("tiff-ycbcr.tif", "PhotometricInterpretation 6 (YCbCr)"), // PIL 9.4 fails on this file (its own YCbCr reader)
@@ -120,6 +122,31 @@ public class ImageFormatsGoldenTests
         var e = Assert.Throws<DiffusersException>(() => Image.LoadImage(path));
         Assert.Equal($"{path}: a TIFF image of 16-bit samples with PlanarConfiguration 2, uncompressed, which PIL (and so diffusers) reads garbled " +
             "(it reads them as 8-bit samples) or fails on; convert it to PNG", e.Message);
+    }
+
+    [Fact]
+    public void CmykTiffTurnsToRgbByPillowsIntegerFormula()
+    {
+        // PIL's cmyk2rgb: 255 - k - MULDIV255(c, 255 - k) for each channel (the values: PIL 9.4's convert("RGB") of these inks)
+        foreach (var (c, m, y, k, rgb) in new (byte, byte, byte, byte, byte[])[]
+        {
+            (0, 0, 0, 0, [255, 255, 255]),
+            (255, 255, 255, 255, [0, 0, 0]),
+            (128, 64, 1, 0, [127, 191, 254]),
+            (128, 64, 200, 100, [77, 116, 33]),
+            (1, 2, 3, 254, [1, 1, 1]),
+        })
+        {
+            byte[] file = [(byte)'I', (byte)'I', 42, 0, 8, 0, 0, 0, 6, 0,
+                0, 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0,     // ImageWidth 1
+                1, 1, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0,     // ImageLength 1
+                2, 1, 3, 0, 1, 0, 0, 0, 8, 0, 0, 0,     // BitsPerSample 8
+                6, 1, 3, 0, 1, 0, 0, 0, 5, 0, 0, 0,     // PhotometricInterpretation 5
+                0x11, 1, 4, 0, 1, 0, 0, 0, 86, 0, 0, 0, // StripOffsets
+                0x15, 1, 3, 0, 1, 0, 0, 0, 4, 0, 0, 0,  // SamplesPerPixel 4
+                0, 0, 0, 0, c, m, y, k];
+            Assert.Equal(rgb, Image.Decode(file).Pixels);
+        }
     }
 
     [Fact]
@@ -146,7 +173,7 @@ public class ImageFormatsGoldenTests
         // every prefix of each decoded TIFF, and each with bytes overwritten at random: a DiffusersException or an image
         var rng = new Random(20261216);
         var names = Files.EnumerateObject().Select(p => p.Name).Where(n => n.StartsWith("tiff-", StringComparison.Ordinal)).ToList();
-        Assert.Equal(44, names.Count);
+        Assert.Equal(49, names.Count);
         int failed = 0, decoded = 0;
         foreach (var name in names)
         {

@@ -4,7 +4,7 @@
 # holds, for each, what train_unconditional trains on: datasets.Image.decode_example (PIL.Image.open, load, and
 # exif_transpose where there is an orientation) then the script's .convert("RGB"), as base64 HWC bytes; or, for the
 # formats DiffusersSharp does not decode, the format PIL reads the file as (the file must be refused, not skipped).
-import base64, io, json, os, struct, zlib
+import base64, io, json, os, re, struct, zlib
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -388,6 +388,24 @@ files["tiff-fillorder2-rgb-deflate.tif"] = tiff(5, 3, {**rgb_tags, 259: (S, [8])
 files["tiff-fillorder2-palette4-packbits.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [32773]), 262: (S, [3]), 266: (S, [2]), 320: (S, cmap)}, [flip(packbits(pack4))])
 files["tiff-fillorder2-palette4-raw.tif"] = tiff(5, 3, {258: (S, [4]), 259: (S, [1]), 262: (S, [3]), 266: (S, [2]), 320: (S, cmap)}, [flip(pack4)])
 files["tiff-fillorder2-planar.tif"] = tiff(5, 3, {**rgb_tags, 266: (S, [2]), 284: (S, [2])}, [t5[..., c].tobytes() for c in range(3)])
+# CMYK (PhotometricInterpretation 5), which PIL's convert("RGB") turns by cmyk2rgb (nk - MULDIV255(c, nk), nk = 255 - k):
+# random inks over 16x16 pixels through PIL's libtiff LZW, planar Deflate strips, big endian PackBits with an extra
+# sample ("CMYKX"), 16-bit little endian Deflate with the predictor (the high byte), and 16-bit big endian, which PIL 9.4
+# has no mode for (Pillow 11 added "CMYK;16B")
+files["tiff-cmyk-lzw.tif"] = save(Image.fromarray(noise(16, 16, 4), "CMYK"), "TIFF", compression="tiff_lzw")
+c4 = noise(5, 3, 4)
+cmyk_tags = {258: (S, [8] * 4), 259: (S, [1]), 262: (S, [5]), 277: (S, [4])}
+files["tiff-cmyk-planar-deflate.tif"] = tiff(5, 3, {**cmyk_tags, 259: (S, [8]), 278: (L, [2]), 284: (S, [2])},
+                                             [zlib.compress(c4[y0:y0 + 2, :, c].tobytes()) for c in range(4) for y0 in (0, 2)])
+c5 = noise(5, 3, 5)
+files["tiff-cmykx-be-packbits.tif"] = tiff(5, 3, {258: (S, [8] * 5), 259: (S, [32773]), 262: (S, [5]), 277: (S, [5]), 338: (S, [0])},
+                                           [packbits(c5.tobytes())], big_endian=True)
+c16 = rng.integers(0, 65536, (3, 5, 4), dtype=np.uint16)
+p16 = c16.astype(np.int64)
+p16[:, 1:] = (p16[:, 1:] - p16[:, :-1]) % 65536
+files["tiff-cmyk16-deflate-predictor.tif"] = tiff(5, 3, {258: (S, [16] * 4), 259: (S, [8]), 262: (S, [5]), 277: (S, [4]), 317: (S, [2])},
+                                                  [zlib.compress(p16.astype("<u2").tobytes())])
+files["tiff-cmyk16-be.tif"] = tiff(5, 3, {258: (S, [16] * 4), 259: (S, [1]), 262: (S, [5]), 277: (S, [4])}, [c16.astype(">u2").tobytes()], big_endian=True)
 rng.bit_generator.state = rng_state
 
 # ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
@@ -410,7 +428,7 @@ files["tiff-named-png.png"] = files["tiff-rgb.tif"]
 files["png-named-tif.tif"] = save(rgb, "PNG")
 
 SUPPORTED = {"PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "ICO", "CUR", "TIFF"}
-REFUSED = {"tiff-jpeg.tif", "tiff-cmyk.tif", "tiff-ycbcr.tif", "tiff-float.tif",  # PIL reads them; DiffusersSharp refuses them
+REFUSED = {"tiff-jpeg.tif", "tiff-ycbcr.tif", "tiff-float.tif",  # PIL reads them; DiffusersSharp refuses them
            "tiff-planar-rgb16-garbled.tif"}  # PIL reads it garbled
 expected = {}
 for name, data in sorted(files.items()):
@@ -420,7 +438,7 @@ for name, data in sorted(files.items()):
         im = Image.open(io.BytesIO(data))
         im.load()
     except Exception as e:  # PIL refuses it: so must DiffusersSharp
-        expected[name] = {"pil_error": f"{type(e).__name__}: {e}"}
+        expected[name] = {"pil_error": re.sub(r" <_io.BytesIO object at 0x[0-9a-f]+>", "", f"{type(e).__name__}: {e}")}
         continue
     entry = {"format": im.format, "mode": im.mode}
     if im.format in SUPPORTED and name not in REFUSED:
