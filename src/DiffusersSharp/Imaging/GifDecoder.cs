@@ -9,8 +9,11 @@ namespace DiffusersSharp.Imaging;
 /// (the index as a gray level) when there is no table or the table is the gray ramp 0, 1, 2, …. A pixel of the
 /// transparent index keeps that index's colour (PIL's <c>convert("RGB")</c> drops the transparency), with alpha 0.
 /// The canvas is the logical screen (grown to hold the frame); around the frame it is index 0, or the transparent
-/// index when there is one (not the background colour). LZW data that ends (or whose end code comes) before every
-/// pixel of the frame has a value, or a code past the table, is an error, as in PIL; data after the last pixel is not read.
+/// index when there is one (not the background colour). Image data that ends before every pixel of the frame has a
+/// value is an error, as in PIL ("image file is truncated"): its sub-blocks are read on past an empty one, as PIL reads
+/// them, into whatever follows (another frame, the trailer), and an end code that comes early ends nothing where the
+/// file has more than PIL has read (PIL reads 64 KiB at a time, and decodes on when it reads more). A code past the table
+/// is an error too; data after the last pixel is not read.
 /// </summary>
 internal static class GifDecoder
 {
@@ -104,6 +107,12 @@ internal static class GifDecoder
 
     private const int TableSize = 4096;
 
+    // ImageFile.MAXBLOCK: what PIL's load reads of the file at a time
+    private const int ReadSize = 65536;
+
+    // PIL's next read, or its "image file is truncated" where the file has no more
+    private static long MoreData(long read, int length) => read < length ? read + ReadSize : throw Truncated();
+
     // GifDecode.c: codes grow to 12 bits and stay there once the table is full; a clear code before the first code is
     // skipped; the first code after a clear must be a literal; a code may be the next free one (the KwKwK case)
     private static void Lzw(ReadOnlySpan<byte> gif, int pos, int minCodeSize, byte[] indices, int width, int x0, int y0, int w, int h, bool interlaced)
@@ -120,14 +129,20 @@ internal static class GifDecoder
         byte lastData = 0;
         int bitBuffer = 0, bitCount = 0, blockLeft = 0;
         int x = 0, y = 0, step = interlaced ? 8 : 1, pass = interlaced ? 1 : 0;
+        // PIL's ImageFile.load hands GifDecode.c the file in reads of 64 KiB from the frame's data on; the decoder starts a
+        // data sub-block only when all of it has been read (a size byte of 0 is an empty block: it reads on), and returns
+        // for more at the end code; where the file has no more, PIL fails: "image file is truncated"
+        long read = pos + ReadSize;
         while (true)
         {
             while (bitCount < codeSize)
             {
                 if (blockLeft == 0)
                 {
-                    if (pos >= gif.Length || gif[pos] == 0 || pos + 1 + gif[pos] > gif.Length) throw Truncated();
+                    while (pos >= Math.Min(read, gif.Length) || pos + 1 + gif[pos] > Math.Min(read, gif.Length))
+                        read = MoreData(read, gif.Length);
                     blockLeft = gif[pos++];
+                    continue;
                 }
                 bitBuffer |= gif[pos++] << bitCount;
                 bitCount += 8;
@@ -144,7 +159,11 @@ internal static class GifDecoder
                 state = 2;
                 continue;
             }
-            if (c == end) throw Truncated(); // the end code before the frame's last pixel: PIL reads on and runs out of data
+            if (c == end) // before the frame's last pixel: PIL reads more of the file and decodes on after it
+            {
+                read = MoreData(read, gif.Length);
+                continue;
+            }
             int count;
             if (state == 2)
             {

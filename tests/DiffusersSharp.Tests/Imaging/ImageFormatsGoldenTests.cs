@@ -28,7 +28,7 @@ public class ImageFormatsGoldenTests
     public void EveryFileOfTheFormatsDiffusersSharpDecodesReadsToPilsRgbPixels()
     {
         var files = Where(e => e.TryGetProperty("pixels", out _)).ToList();
-        Assert.Equal(105, files.Count); // 42 of them TIFF
+        Assert.Equal(106, files.Count); // 42 of them TIFF
         var wrong = files.Select(f => Mismatch(f.Name, () =>
         {
             var image = Image.LoadImage(Golden.Path("image-formats", f.Name));
@@ -77,9 +77,11 @@ public class ImageFormatsGoldenTests
     public void FilesPilRefusesAreRefused()
     {
         var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
-        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "tiff-cmyk16-be.tif", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
-        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), cmyk16 = Golden.Path("image-formats", refused[2]),
-            fill = Golden.Path("image-formats", refused[3]), la = Golden.Path("image-formats", refused[4]);
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "gif-data-ends-early.gif", "tiff-cmyk16-be.tif", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
+        string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), gif = Golden.Path("image-formats", refused[2]),
+            cmyk16 = Golden.Path("image-formats", refused[3]), fill = Golden.Path("image-formats", refused[4]), la = Golden.Path("image-formats", refused[5]);
+        // PIL: "image file is truncated" (the data sub-blocks end before the frame's last pixel)
+        Assert.Equal($"{gif}: the image data is truncated", Assert.Throws<DiffusersException>(() => Image.LoadImage(gif)).Message);
         Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
         Assert.Equal($"{ramp}: a 4-bit BMP whose palette PIL takes for 8-bit grayscale: PIL (and so diffusers) fails on its pixels or reads them garbled; save it as PNG",
             Assert.Throws<DiffusersException>(() => Image.LoadImage(ramp)).Message);
@@ -197,6 +199,57 @@ public class ImageFormatsGoldenTests
             }
         }
         Assert.True(failed > 1000 && decoded > 1000, $"{failed} failed, {decoded} decoded");
+    }
+
+    [Fact]
+    public void GifEndCodeBeforeTheLastPixelIsReadPastWherePilReadsMoreOfTheFile()
+    {
+        // PIL reads a file 64 KiB at a time: at an early end code its decoder returns for more, and decodes on where the
+        // file has more (the end code at pixel 1000: the whole image), else fails as truncated (at pixel 89000)
+        var constructed = Golden.Json(Path.Combine("image-formats", "expected.json")).RootElement.GetProperty("constructed");
+        foreach (var (name, endAfter) in new[] { ("gif-end-code-after-pixel-1000", 1000), ("gif-end-code-after-pixel-89000", 89000) })
+        {
+            var pil = constructed.GetProperty(name);
+            byte[] gif = GifEndCodeAt(endAfter);
+            Assert.Equal(pil.GetProperty("sha256").GetString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(gif)));
+            if (pil.TryGetProperty("pil_error", out _))
+                Assert.Equal("the image data is truncated", Assert.Throws<DiffusersException>(() => Image.Decode(gif)).Message);
+            else
+                Assert.Equal(pil.GetProperty("pixels_sha256").GetString(), Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Image.Decode(gif).Pixels)));
+        }
+    }
+
+    // make.py's gif_end_code_at: 300x300 pixels of 4 colours, a clear code after each pixel's 3-bit code, an end code
+    // after pixel `endAfter` and at the end
+    private static byte[] GifEndCodeAt(int endAfter)
+    {
+        const int w = 300, h = 300;
+        var data = new List<byte>();
+        int acc = 0, n = 0;
+        void Code(int c)
+        {
+            acc |= c << n;
+            n += 3;
+            while (n >= 8) { data.Add((byte)acc); acc >>= 8; n -= 8; }
+        }
+        Code(4);
+        for (int i = 0; i < w * h; i++)
+        {
+            Code((i % w * 7 + i / w * 3) % 4);
+            if (i == endAfter) Code(5);
+            Code(i < w * h - 1 ? 4 : 5);
+        }
+        if (n > 0) data.Add((byte)acc);
+        var f = new List<byte>("GIF89a"u8.ToArray()) { w % 256, w / 256, h % 256, h / 256, 0x81, 0, 0, 0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255 };
+        f.AddRange([(byte)',', 0, 0, 0, 0, w % 256, w / 256, h % 256, h / 256, 0, 2]);
+        for (int i = 0; i < data.Count; i += 255)
+        {
+            int len = Math.Min(255, data.Count - i);
+            f.Add((byte)len);
+            f.AddRange(data.GetRange(i, len));
+        }
+        f.AddRange([0, (byte)';']);
+        return [.. f];
     }
 
     [Fact]

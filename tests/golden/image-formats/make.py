@@ -4,7 +4,7 @@
 # holds, for each, what train_unconditional trains on: datasets.Image.decode_example (PIL.Image.open, load, and
 # exif_transpose where there is an orientation) then the script's .convert("RGB"), as base64 HWC bytes; or, for the
 # formats DiffusersSharp does not decode, the format PIL reads the file as (the file must be refused, not skipped).
-import base64, io, json, os, re, struct, zlib
+import base64, hashlib, io, json, os, re, struct, zlib
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -200,6 +200,50 @@ files["gif-interlaced-13-rows.gif"] = gif(3, 13, gct8, [(0, 0, 3, 13, idx13, b""
 # PIL's own LZW: code sizes growing to 12 bits and clear codes (random pixels), long runs (the KwKwK codes)
 files["gif-lzw-noise-256.gif"] = save(Image.fromarray(noise(80, 60)).quantize(256), "GIF")
 files["gif-lzw-runs.gif"] = save(Image.fromarray(np.repeat(rng.integers(0, 4, (60, 8), dtype=np.uint8), 10, axis=1), "P"), "GIF")
+# image data that ends early, as PIL's GifDecode.c reads it: an empty sub-block is no end (it reads the next size byte
+# on), so data split by one decodes, and data that stops before the last pixel, then a terminator and the trailer, is
+# "image file is truncated"
+g = gif(4, 5, gct8, [(0, 0, 4, 5, idx, b"", None, False)])
+at = 13 + len(gct8) + 10  # the LZW minimum code size; one sub-block of data follows
+n, data = g[at + 1], g[at + 2:at + 2 + g[at + 1]]
+files["gif-empty-sub-block.gif"] = g[:at + 1] + bytes([3]) + data[:3] + b"\x00" + bytes([n - 3]) + data[3:] + b"\x00;"
+files["gif-data-ends-early.gif"] = g[:at + 1] + bytes([3]) + data[:3] + b"\x00;"
+
+
+def gif_end_code_at(end_after):
+    """A 300x300 GIF of 4 colours over more than 64 KiB of LZW data (a clear code after each pixel's code), with an end
+    code after pixel number end_after too. PIL's load reads the file 64 KiB at a time: an end code before the frame is
+    full makes the decoder return for more, and where the file has more, it decodes on after the end code; where not, the
+    image is truncated. ImageFormatsGoldenTests builds the same bytes (their SHA-256 is in expected.json)."""
+    w = h = 300
+    codes = [4]
+    for i in range(w * h):
+        codes.append((i % w * 7 + i // w * 3) % 4)
+        if i == end_after:
+            codes.append(5)
+        codes.append(4 if i < w * h - 1 else 5)
+    bits = "".join(format(c, "03b")[::-1] for c in codes)  # 3-bit codes, least significant bit first
+    bits += "0" * (-len(bits) % 8)
+    data = bytes(int(bits[i:i + 8][::-1], 2) for i in range(0, len(bits), 8))
+    blocks = b"".join(bytes([len(data[i:i + 255])]) + data[i:i + 255] for i in range(0, len(data), 255))
+    return (b"GIF89a" + struct.pack("<HHBBB", w, h, 0x81, 0, 0) + bytes([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255])
+            + b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + bytes([2]) + blocks + b"\x00;")
+
+
+constructed = {}
+for name, end_after in (("gif-end-code-after-pixel-1000", 1000), ("gif-end-code-after-pixel-89000", 89000)):
+    data = gif_end_code_at(end_after)
+    entry = {"end_after": end_after, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.load()
+        out = im.convert("RGB")
+        entry.update(width=out.width, height=out.height, pixels_sha256=hashlib.sha256(out.tobytes()).hexdigest())
+        ink = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+        assert out.tobytes() == ink[(np.arange(300)[None, :] * 7 + np.arange(300)[:, None] * 3) % 4].tobytes()  # every pixel
+    except Exception as e:
+        entry["pil_error"] = f"{type(e).__name__}: {e}"
+    constructed[name] = entry
 
 # ---- WebP: lossless and lossy, with alpha, animated (first frame)
 files["webp-lossless.webp"] = save(rgb, "WEBP", lossless=True)
@@ -451,7 +495,7 @@ for name, data in sorted(files.items()):
         entry.update(width=out.width, height=out.height, pixels=base64.b64encode(out.tobytes()).decode())
     expected[name] = entry
 with open(os.path.join(HERE, "expected.json"), "w") as f:
-    json.dump({"pil": Image.__version__, "files": expected}, f, indent=1, sort_keys=True)
+    json.dump({"pil": Image.__version__, "files": expected, "constructed": constructed}, f, indent=1, sort_keys=True)
     f.write("\n")
 print(len(files), "files;", sum("pixels" in e for e in expected.values()), "decoded;",
       sorted({e.get("format", "-") for e in expected.values()}))
