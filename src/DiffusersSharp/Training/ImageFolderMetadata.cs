@@ -13,12 +13,13 @@ namespace DiffusersSharp.Training;
 /// twice), wherever below that folder they are. A metadata file in no split (a root one beside <c>train/</c> and
 /// <c>test/</c>) is not read; one in another split only is checked, and the train split reads its images. What datasets
 /// stops on stops here, named: metadata files of two formats, a file without a <c>file_name</c> column (or whose
-/// column is numbers), files of different columns (their names; the types are not compared), a name with a URL scheme,
+/// column is numbers), metadata files of two splits whose columns differ (names or types), two of a split with a column
+/// whose values datasets fails to convert to the other file's type (<see cref="CheckColumns"/>), a name with a URL scheme,
 /// an absolute path or one leaving the metadata file's folder; and what train_unconditional then fails on: image
 /// columns named otherwise than <c>image</c>, a train row without a name, or naming no file. Parquet metadata is not
 /// read (an error: write it as CSV or JSON Lines). Other columns are not read further (the trainer uses the image only).
 /// </summary>
-internal static class ImageFolderMetadata
+internal static partial class ImageFolderMetadata
 {
     private static readonly string[] FileNames = ["metadata.csv", "metadata.jsonl", "metadata.parquet"];
 
@@ -52,16 +53,8 @@ internal static class ImageFolderMetadata
             { FilePath = Path.Combine(folder, b) };
         }
         var tables = all.ToDictionary(f => f, f => Read(folder, f), StringComparer.Ordinal);
-        var first = tables[all[0]];
-        foreach (var t in tables.Values)
-        {
-            CheckImageColumn(folder, t);
-            if (!t.Columns.ToHashSet().SetEquals(first.Columns))
-                throw new DiffusersException(
-                    $"{Path.Combine(folder, first.RelativePath)} and {Path.Combine(folder, t.RelativePath)} have different columns " +
-                    $"({string.Join(", ", first.Columns)} / {string.Join(", ", t.Columns)}): datasets' imagefolder loader stops with 'Metadata files ... have different features'")
-                { FilePath = Path.Combine(folder, t.RelativePath) };
-        }
+        foreach (var t in tables.Values) CheckImageColumn(folder, t);
+        CheckColumns(folder, all.Select(f => tables[f]).ToList(), f => perSplit.First(s => s.Files.Contains(f)).Name);
         // every split's rows are generated (datasets prepares them all), so a bad name in any of them stops the run
         var images = new List<string>();
         var train = perSplit.First(s => s.Name == "train").Files;
@@ -210,7 +203,12 @@ internal static class ImageFolderMetadata
                             { FilePath = path };
                     }
                     else if (type is not null && known == "null") types[p.Name] = type;
-                    row[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
+                    row[p.Name] = p.Value.ValueKind switch
+                    {
+                        JsonValueKind.String => p.Value.GetString(),
+                        JsonValueKind.Null => null,
+                        _ => new JsonScalar(p.Value.GetRawText()),
+                    };
                 }
                 rows.Add(row);
             }

@@ -77,6 +77,27 @@ LAYOUTS = {
                                             "metadata.jsonl": '{"file_name": "a.png", "n": 1}\n\n{"file_name": "b.png", "m": [1]}\n'},
     "double-extension-and-other-formats": {"a.png.txt": "text", "b.tif": "IMG", "c.webp": "IMG", "d.PNG": "IMG",
                                            "e.jpg.gz": "IMG", "g.txt": "text"},
+    # a column of one name and two types: across splits datasets compares the features (names and types) of one metadata
+    # file of each split; in a split it takes the features of whichever file its set gives first and converts the other
+    # files' values with Value.encode_example (int(v), float(v), str(v), bool(v))
+    "split-files-int-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
+                                          "b/metadata.csv": "file_name,label\ny.png,cat\n"},
+    "split-files-int-and-double-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
+                                          "b/metadata.csv": "file_name,label\ny.png,2.5\n"},
+    "split-files-bool-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,flag\nx.png,True\n", "b/y.png": "IMG",
+                                           "b/metadata.csv": "file_name,flag\ny.png,cat\n"},
+    "split-files-int-and-underscored-digits": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
+                                               "b/metadata.csv": "file_name,label\ny.png,1_000\n"},
+    "split-files-int-and-infinity": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
+                                     "b/metadata.csv": "file_name,label\ny.png,inf\n"},
+    "split-files-empty-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,text\nx.png,\n", "b/y.png": "IMG",
+                                            "b/metadata.csv": "file_name,text\ny.png,cat\n"},
+    "split-files-jsonl-null-and-string": {"a/x.png": "IMG", "a/metadata.jsonl": '{"file_name": "x.png", "text": null}\n', "b/y.png": "IMG",
+                                          "b/metadata.jsonl": '{"file_name": "y.png", "text": "t"}\n'},
+    "split-files-different-columns": {"a/x.png": "IMG", "a/metadata.csv": CSV + "x.png,t\n", "b/y.png": "IMG",
+                                      "b/metadata.csv": "file_name,label\ny.png,1\n"},
+    "splits-int-and-string-column": {"train/a.png": "IMG", "train/metadata.csv": "file_name,label\na.png,1\n", "test/c.png": "IMG",
+                                     "test/metadata.csv": "file_name,label\nc.png,cat\n"},
 }
 
 
@@ -92,6 +113,7 @@ def load_splits_make():
 class Value:
     def __init__(self, dtype):
         self.dtype = dtype
+        self.pa_type = dtype
 
     def __eq__(self, other):
         return isinstance(other, Value) and other.dtype == self.dtype
@@ -116,6 +138,9 @@ class LargeList(List):
 
 
 class ImageFeature:
+    def encode_example(self, value):
+        return value
+
     def __eq__(self, other):
         return isinstance(other, ImageFeature)
 
@@ -173,6 +198,40 @@ class Table:
             schema.append((str(name), dtype))
             columns.append(values)
         return Table(schema, [dict(zip([s[0] for s in schema], row)) for row in zip(*columns)] if columns else [])
+
+
+ORDER = {}  # split name -> the order (a permutation of the sorted files) its metadata file set iterates in
+
+
+class SplitFiles(set):
+    """all_metadata_files[split]: a set, which Python iterates in hash order (another each run unless PYTHONHASHSEED is
+    fixed), so datasets reads a split's metadata files in any order; here in the order ORDER gives, to run them all."""
+
+    def __init__(self, split):
+        super().__init__()
+        self.split = split
+
+    def __iter__(self):
+        items = sorted(set.__iter__(self))
+        perm = ORDER.get(self.split)
+        return iter([items[i] for i in perm] if perm is not None and len(perm) == len(items) else items)
+
+
+class MetadataFiles(dict):
+    """collections.defaultdict(set) as the builder makes it, with SplitFiles for its sets."""
+
+    def __missing__(self, key):
+        value = self[key] = SplitFiles(key)
+        return value
+
+
+def arrow_types_namespace():
+    """pyarrow.types' predicates for the dtype strings of the Value stub."""
+    ints = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+    return types.SimpleNamespace(is_boolean=lambda t: t == "bool", is_integer=lambda t: t in ints,
+                                 is_floating=lambda t: t in {"float16", "float32", "float64", "double"},
+                                 is_string=lambda t: t == "string", is_large_string=lambda t: t == "large_string",
+                                 is_string_view=lambda t: t == "string_view")
 
 
 def json_type(v):
@@ -240,9 +299,16 @@ def builder_namespace(splits_make, ds_git):
     typing = __import__("typing")
     feats = {"Features": Features, "List": List, "LargeList": LargeList, "Optional": typing.Optional, "Callable": typing.Callable,
              "Union": typing.Union, "Literal": typing.Literal, "FeatureType": object, "_VisitPath": list}
-    splits_make.exec_body(show(ds_git, TAG, "src/datasets/features/features.py"), feats,
-                          only={"_visit", "_visit_with_path"})
-    ns = {"collections": __import__("collections"), "io": io, "itertools": itertools, "os": os, "dataclass": dataclasses.dataclass,
+    feats["pa"] = types.SimpleNamespace(types=arrow_types_namespace())
+    source = show(ds_git, TAG, "src/datasets/features/features.py")
+    splits_make.exec_body(source, feats, only={"_visit", "_visit_with_path", "encode_nested_example", "_check_non_null_non_empty_recursive"})
+    # Value.encode_example of the tag, bound to the Value stub (its pa_type: the dtype string)
+    value_class = next(n for n in __import__("ast").parse(source).body if getattr(n, "name", None) == "Value")
+    method = next(n for n in value_class.body if getattr(n, "name", None) == "encode_example")
+    exec(compile(__import__("ast").Module(body=[method], type_ignores=[]), "<datasets>", "exec"), feats)
+    Value.encode_example = feats.pop("encode_example")
+    Features.encode_example = lambda self, example: feats["encode_nested_example"](self, example)  # cast_to_python_objects: plain values already
+    ns = {"collections": stub(defaultdict=lambda factory: MetadataFiles()), "io": io, "itertools": itertools, "os": os, "dataclass": dataclasses.dataclass,
           "Any": typing.Any, "Callable": typing.Callable, "Iterator": typing.Iterator, "Optional": typing.Optional,
           "Union": __import__("typing").Union, "pd": __import__("pandas"),
           "pa": stub(Table=Table, ArrowInvalid=ArrowInvalid, ArrowNotImplementedError=NotImplementedError),
@@ -272,6 +338,32 @@ class DownloadManager:
 
 
 def run_layout(ns, img, layout):
+    """The layout's result with each split's metadata files in sorted order, plus, where another order of them gives
+    another outcome (an error or none, and which), every outcome as `order_dependent`."""
+    ORDER.clear()
+    first, sizes = run_layout_once(ns, img, layout)
+    outcomes = set()
+    for perms in itertools.product(*[list(itertools.permutations(range(n))) for n in sizes.values()]):
+        ORDER.clear()
+        ORDER.update(zip(sizes, perms))
+        result, _ = run_layout_once(ns, img, layout)
+        outcomes.add(result.get("error", "no error"))
+    ORDER.clear()
+    if len(outcomes) > 1:
+        first["order_dependent"] = sorted(outcomes)
+    return first
+
+
+def encode_and_write(features, example):
+    """GeneratorBasedBuilder._prepare_split_single: info.features.encode_example(example), then the ArrowWriter, which
+    (stubbed here) refuses a value in a column of type null."""
+    encoded = features.encode_example(example)
+    for key, feature in features.items():
+        if isinstance(feature, Value) and feature.dtype == "null" and encoded.get(key) is not None:
+            raise ArrowInvalid(f"Invalid null value (column {key!r}: {encoded[key]!r})")
+
+
+def run_layout_once(ns, img, layout):
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp, "data")
         for rel, content in layout.items():
@@ -282,31 +374,36 @@ def run_layout(ns, img, layout):
         patterns = ns["get_data_patterns"](base_path)
         data_files = ns["DataFilesDict"].from_patterns(patterns, base_path=base_path)
         if "train" not in data_files:
-            return {"error": f'Unknown split "train". Should be one of {list(data_files)}.'}
+            return {"error": f'Unknown split "train". Should be one of {list(data_files)}.'}, {}
         builder = img["ImageFolder"].__new__(img["ImageFolder"])
         builder.config = img["ImageFolderConfig"](data_files=data_files)
         builder.info = types.SimpleNamespace(features=None)
         rel = lambda p: os.path.relpath(p, base_path).replace(os.sep, "/")
+        sizes = {}
         try:
             splits = builder._split_generators(DownloadManager())
+            sizes = {s.name: len(s.gen_kwargs["metadata_files"]) for s in splits if len(s.gen_kwargs["metadata_files"]) > 1}
             examples = {s.name: [e for _, e in builder._generate_examples(**s.gen_kwargs)] for s in splits}
+            for split_examples in examples.values():
+                for example in split_examples:
+                    encode_and_write(builder.info.features, dict(example))
         except Exception as e:  # noqa: BLE001 - datasets' error is the expected result
             msg = str(e).replace(base_path + "/", "").replace(base_path, ".")
-            return {"error": f"{type(e).__name__}: {msg}"}
+            return {"error": f"{type(e).__name__}: {msg}"}, sizes
         features = list(builder.info.features)
         out = {"columns": features, "metadata": bool(splits[0].gen_kwargs["add_metadata"])}
         if "image" not in features:  # train_unconditional reads examples["image"]
             out["error"] = "KeyError: 'image'"
-            return out
+            return out, sizes
         train = [e["image"] for e in examples["train"]]
         if any(p is None for p in train):
             out["error"] = "an example without an image (None)"
-            return out
+            return out, sizes
         out["train_images"] = [rel(p) for p in train]
         missing = [rel(p) for p in train if not os.path.isfile(p)]
         if missing:
             out["missing"] = missing
-        return out
+        return out, sizes
 
 
 def main():
