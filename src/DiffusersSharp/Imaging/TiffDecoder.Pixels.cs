@@ -5,7 +5,7 @@ namespace DiffusersSharp.Imaging;
 // The pixel kinds of a TIFF page as PIL maps its tags to a mode and raw mode, and the pixels in RGBA
 internal static partial class TiffDecoder
 {
-    private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha, Cmyk }
+    private enum Kind { Gray, GrayAlpha, Rgb, RgbUnassociated, RgbAssociated, Palette, PaletteAlpha, Cmyk, YCbCr }
 
     private readonly record struct PixelLayout(Kind Kind, bool Invert);
 
@@ -14,7 +14,7 @@ internal static partial class TiffDecoder
     {
         string what = $"PhotometricInterpretation {photometric}, {spp} samples of {bps} bits, ExtraSamples ({string.Join(", ", extra)})";
         if (photometric == 2 && spp == 4 && extra.Length == 0 && bps is 8 or 16) extra = [2]; // PIL: RGBA, "missing ExtraSamples"
-        if (spp != (photometric switch { 2 => 3, 5 => 4, _ => 1 }) + extra.Length) throw PilRefuses($"{what} (unknown pixel mode)");
+        if (spp != (photometric switch { 2 or 6 => 3, 5 => 4, _ => 1 }) + extra.Length) throw PilRefuses($"{what} (unknown pixel mode)");
         switch (photometric)
         {
             case 0 or 1 when spp == 1 && bps is 1 or 2 or 4 or 8:
@@ -32,6 +32,8 @@ internal static partial class TiffDecoder
                 return new(Kind.PaletteAlpha, false);
             case 5 when (bps == 8 && extra.All(e => e == 0)) || (bps == 16 && spp == 4 && !big): // "CMYK", "CMYKX", "CMYKXX", "CMYK;16L"
                 return new(Kind.Cmyk, false);
+            case 6 when bps == 8 && spp == 3: // "RGB" from "RGBX": libtiff's RGBA raster
+                return new(Kind.YCbCr, false);
         }
         if (spp == 1 && bps is 12 or 32) throw Refused($"{what}: {bps}-bit samples");
         throw PilRefuses($"{what} (unknown pixel mode)");

@@ -10,11 +10,12 @@ namespace DiffusersSharp.Imaging;
 /// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
 /// 16-bit RGB(A) (the high byte), CMYK with 0-2 extra samples (8-bit, and 16-bit little endian by the high byte, as
-/// PIL 9.4 has them) turned to RGB by Pillow's <c>cmyk2rgb</c>. FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
+/// PIL 9.4 has them) turned to RGB by Pillow's <c>cmyk2rgb</c>, compressed YCbCr as libtiff's RGBA reader gives it to PIL
+/// (<see cref="DecodeYCbCr"/>; uncompressed, PIL reads it garbled: refused). FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
 /// 16-bit gray, RGB): each stored byte reversed before it is decompressed, as libtiff does. Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
 /// ExtraSamples unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so
 /// a single min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused. What this
-/// reader does not take (JPEG-in-TIFF, YCbCr, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
+/// reader does not take (JPEG-in-TIFF, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
 /// naming the tag and its value.
 /// </summary>
 internal static partial class TiffDecoder
@@ -67,8 +68,8 @@ internal static partial class TiffDecoder
         if (compression is 6 or 7) throw Refused($"JPEG-compressed (Compression {compression})");
         if (compression is not (1 or 5 or 8 or 32946 or 32773)) throw Refused($"Compression {compression}");
         long photometric = tags.Get(Photometric, 0)[0];
-        if (photometric is not (0 or 1 or 2 or 3 or 5))
-            throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 5 => " (CMYK)", 6 => " (YCbCr)", 8 => " (CIE Lab)", _ => "" }}");
+        if (photometric is not (0 or 1 or 2 or 3 or 5 or 6))
+            throw Refused($"PhotometricInterpretation {photometric}{photometric switch { 4 => " (transparency mask)", 8 => " (CIE Lab)", _ => "" }}");
         long[] format = tags.Get(SampleFormat, 1);
         if (format.Any(f => f != 1)) throw Refused($"SampleFormat {string.Join(", ", format)}{(format.Contains(3) ? " (floating point)" : format.Contains(2) ? " (signed integers)" : "")}");
 
@@ -88,6 +89,8 @@ internal static partial class TiffDecoder
         if (planarConfiguration is not (1 or 2)) throw Refused($"PlanarConfiguration {planarConfiguration}");
         long fillOrder = tags.Get(FillOrder, 1)[0];
         if (fillOrder != 1) CheckFillOrder(fillOrder, layout, photometric, bps, spp, big, rawChunky: compression == 1 && planarConfiguration != 2);
+        if (layout.Kind == Kind.YCbCr && compression == 1)
+            throw Garbled("uncompressed YCbCr samples", "its own reader takes them for RGB, 4 bytes a pixel, or a plane each");
         int planes = spp; // the planes read, PlanarConfiguration 2
         if (planarConfiguration == 2)
             layout = compression == 1 ? RawPlanes(layout, bps, spp) : LibtiffPlanes(layout, spp, extra, tags.ContainsKey(TileWidth), out planes);
@@ -100,6 +103,7 @@ internal static partial class TiffDecoder
         // FillOrder 2: libtiff reverses the bits of each byte of a strip or tile before it decompresses it, PIL's own
         // reader (uncompressed) each byte it unpacks, except a plane's (its raw mode's letter has no "R")
         var coding = new Coding(compression, compressedWithPredictor, fillOrder == 2 && !(compression == 1 && planarConfiguration == 2), bps, big);
+        if (layout.Kind == Kind.YCbCr) return DecodeYCbCr(file, tags, width, height, orientation, coding, planarConfiguration == 2, big);
 
         // The page's packed rows, from its strips or tiles: chunky, or (planar) one plane of each sample, interleaved here
         int bitsPerPixel = bps * spp;

@@ -28,7 +28,7 @@ public class ImageFormatsGoldenTests
     public void EveryFileOfTheFormatsDiffusersSharpDecodesReadsToPilsRgbPixels()
     {
         var files = Where(e => e.TryGetProperty("pixels", out _)).ToList();
-        Assert.Equal(106, files.Count); // 42 of them TIFF
+        Assert.Equal(114, files.Count); // 50 of them TIFF
         var wrong = files.Select(f => Mismatch(f.Name, () =>
         {
             var image = Image.LoadImage(Golden.Path("image-formats", f.Name));
@@ -77,9 +77,16 @@ public class ImageFormatsGoldenTests
     public void FilesPilRefusesAreRefused()
     {
         var refused = Where(e => e.TryGetProperty("pil_error", out _)).Select(f => f.Name).ToList();
-        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "gif-data-ends-early.gif", "tiff-cmyk16-be.tif", "tiff-fillorder2-palette4-raw.tif", "tiff-planar-la.tif", "tiff-ycbcr.tif"], refused);
+        Assert.Equal(["bmp-palette2.bmp", "bmp-palette4-gray-ramp-garbled.bmp", "gif-data-ends-early.gif", "tiff-cmyk16-be.tif", "tiff-fillorder2-palette4-raw.tif",
+            "tiff-planar-la.tif", "tiff-ycbcr-planar-subsampled.tif", "tiff-ycbcr.tif"], refused);
         string two = Golden.Path("image-formats", refused[0]), ramp = Golden.Path("image-formats", refused[1]), gif = Golden.Path("image-formats", refused[2]),
-            cmyk16 = Golden.Path("image-formats", refused[3]), fill = Golden.Path("image-formats", refused[4]), la = Golden.Path("image-formats", refused[5]);
+            cmyk16 = Golden.Path("image-formats", refused[3]), fill = Golden.Path("image-formats", refused[4]), la = Golden.Path("image-formats", refused[5]),
+            ycc = Golden.Path("image-formats", refused[6]), pilYcc = Golden.Path("image-formats", refused[7]);
+        // libtiff's RGBA reader, which PIL reads YCbCr through, has planar YCbCr without subsampling only (and 2, 2 is the default)
+        Assert.Equal($"{ycc}: not a TIFF image PIL reads: YCbCrSubsampling 2, 2 (libtiff's default) with PlanarConfiguration 2 (libtiff's RGBA reader, which PIL reads YCbCr through, " +
+            "has no routine for it)", Assert.Throws<DiffusersException>(() => Image.LoadImage(ycc)).Message);
+        // PIL's own YCbCr file is uncompressed: PIL 9.4's own reader unpacks it as RGBX and runs out of data
+        Assert.Equal($"{pilYcc}: " + UncompressedYCbCr, Assert.Throws<DiffusersException>(() => Image.LoadImage(pilYcc)).Message);
         // PIL: "image file is truncated" (the data sub-blocks end before the frame's last pixel)
         Assert.Equal($"{gif}: the image data is truncated", Assert.Throws<DiffusersException>(() => Image.LoadImage(gif)).Message);
         Assert.Equal($"{two}: not a BMP image PIL reads: 2 bits per pixel", Assert.Throws<DiffusersException>(() => Image.LoadImage(two)).Message);
@@ -96,16 +103,18 @@ public class ImageFormatsGoldenTests
             Assert.Throws<DiffusersException>(() => Image.LoadImage(la)).Message);
     }
 
+    private const string UncompressedYCbCr = "a TIFF image of uncompressed YCbCr samples, which PIL (and so diffusers) reads garbled " +
+        "(its own reader takes them for RGB, 4 bytes a pixel, or a plane each) or fails on; convert it to PNG";
+
     [Fact]
     public void TiffKindsPilReadsAndDiffusersSharpDoesNotAreRefusedNamingTheTagAndItsValue()
     {
         var files = Where(e => e.TryGetProperty("format", out var f) && f.GetString() == "TIFF" && !e.TryGetProperty("pixels", out _)).Select(f => f.Name);
-        Assert.Equal(["tiff-float.tif", "tiff-jpeg.tif", "tiff-planar-rgb16-garbled.tif"], files);
+        Assert.Equal(["tiff-float.tif", "tiff-jpeg.tif", "tiff-planar-rgb16-garbled.tif", "tiff-ycbcr-deflate-ends-early.tif", "tiff-ycbcr-raw-garbled.tif"], files);
         foreach (var (name, why) in new[]
         {
             ("tiff-float.tif", "SampleFormat 3 (floating point)"),
             ("tiff-jpeg.tif", "JPEG-compressed (Compression 7)"),
-            ("tiff-ycbcr.tif", "PhotometricInterpretation 6 (YCbCr)"), // PIL 9.4 fails on this file (its own YCbCr reader)
         })
         {
             string path = Golden.Path("image-formats", name);
@@ -114,6 +123,18 @@ public class ImageFormatsGoldenTests
             Assert.Equal(path, e.FilePath);
             Assert.IsType<NotDecodedImageException>(e.InnerException); // the image folder stops on it rather than skipping the file
         }
+    }
+
+    [Fact]
+    public void YCbCrTiffsPilReadsGarbledOrAsFarAsTheyDecompressAreRefused()
+    {
+        // uncompressed: PIL's own reader takes the samples for RGBX; Deflate data that ends early: libtiff's RGBA reader
+        // keeps what decompressed and goes on, where DiffusersSharp stops
+        string raw = Golden.Path("image-formats", "tiff-ycbcr-raw-garbled.tif"), early = Golden.Path("image-formats", "tiff-ycbcr-deflate-ends-early.tif");
+        Assert.Equal($"{raw}: " + UncompressedYCbCr, Assert.Throws<DiffusersException>(() => Image.LoadImage(raw)).Message);
+        Assert.Equal($"{early}: a TIFF image of YCbCr data that does not decompress whole (strip 0: the image data is truncated), which PIL (and so diffusers) " +
+            "reads garbled (libtiff's RGBA reader keeps what decompressed and goes on) or fails on; convert it to PNG",
+            Assert.Throws<DiffusersException>(() => Image.LoadImage(early)).Message);
     }
 
     [Fact]
@@ -175,7 +196,7 @@ public class ImageFormatsGoldenTests
         // every prefix of each decoded TIFF, and each with bytes overwritten at random: a DiffusersException or an image
         var rng = new Random(20261216);
         var names = Files.EnumerateObject().Select(p => p.Name).Where(n => n.StartsWith("tiff-", StringComparison.Ordinal)).ToList();
-        Assert.Equal(49, names.Count);
+        Assert.Equal(60, names.Count);
         int failed = 0, decoded = 0;
         foreach (var name in names)
         {

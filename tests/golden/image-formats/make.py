@@ -318,7 +318,7 @@ files["tiff-float.tif"] = save(Image.fromarray(noise(5, 3, 1)).convert("F"), "TI
 
 
 def tiff(w, h, tags, chunks, big_endian=False):
-    """A one-page TIFF: tags {tag: (type, values)} (3 SHORT, 4 LONG) plus the strip or tile offsets and byte counts
+    """A one-page TIFF: tags {tag: (type, values)} (3 SHORT, 4 LONG, 5 RATIONAL: numerator, denominator, ...) plus the strip or tile offsets and byte counts
     of chunks (each already compressed), under tags 273/279 or, where tags hold a tile width (322), 324/325."""
     e = ">" if big_endian else "<"
     out = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(e + "I", 0)
@@ -337,9 +337,9 @@ def tiff(w, h, tags, chunks, big_endian=False):
         typ, vals = tags[tag]
         data = b"".join(struct.pack(e + ("H" if typ == 3 else "I"), v) for v in vals)
         if len(data) <= 4:
-            entries += struct.pack(e + "HHI", tag, typ, len(vals)) + data + b"\x00" * (4 - len(data))
+            entries += struct.pack(e + "HHI", tag, typ, len(vals) // (2 if typ == 5 else 1)) + data + b"\x00" * (4 - len(data))
         else:
-            entries += struct.pack(e + "HHII", tag, typ, len(vals), base + len(extra))
+            entries += struct.pack(e + "HHII", tag, typ, len(vals) // (2 if typ == 5 else 1), base + len(extra))
             extra += data
     out += struct.pack(e + "H", len(tags)) + entries + struct.pack(e + "I", 0) + extra
     return out[:4] + struct.pack(e + "I", ifd_at) + out[8:]
@@ -450,6 +450,37 @@ p16[:, 1:] = (p16[:, 1:] - p16[:, :-1]) % 65536
 files["tiff-cmyk16-deflate-predictor.tif"] = tiff(5, 3, {258: (S, [16] * 4), 259: (S, [8]), 262: (S, [5]), 277: (S, [4]), 317: (S, [2])},
                                                   [zlib.compress(p16.astype("<u2").tobytes())])
 files["tiff-cmyk16-be.tif"] = tiff(5, 3, {258: (S, [16] * 4), 259: (S, [1]), 262: (S, [5]), 277: (S, [4])}, [c16.astype(">u2").tobytes()], big_endian=True)
+# YCbCr (PhotometricInterpretation 6): PIL 9.4 reads compressed ones through libtiff's RGBA reader (tif_getimage.c,
+# tif_color.c: YCbCrSubsampling 1x1 to 4x4, ReferenceBlackWhite and YCbCrCoefficients, per-strip flips for the
+# Orientation tag, libtiff's quirks kept: 4x4 tiles cut by the right edge stepped through by 10-byte blocks, predictor
+# rows that are not whole pixels left as stored, data that does not decompress whole kept as far as it did); its own
+# reader takes uncompressed samples for RGBX (garbled)
+def ycc(w, h, hs, vs, rows=None, tile=None):
+    """Random YCbCr data in blocks of hs x vs Y samples then Cb, Cr: one chunk per strip of `rows` rows, or per tile"""
+    bs = hs * vs + 2
+    if tile:
+        tw, th = tile
+        return [noise(-(-th // vs) * -(-tw // hs) * bs, 1, 1).tobytes() for _ in range(-(-w // tw) * -(-h // th))]
+    rows = rows or h
+    return [noise(-(-min(rows, h - y) // vs) * -(-w // hs) * bs, 1, 1).tobytes() for y in range(0, h, rows)]
+
+
+ycc_tags = {258: (S, [8, 8, 8]), 262: (S, [6]), 277: (S, [3])}
+files["tiff-ycbcr-lzw.tif"] = save(Image.fromarray(noise(10, 12)).convert("YCbCr"), "TIFF", compression="tiff_lzw")
+files["tiff-ycbcr-2x2-default-deflate.tif"] = tiff(9, 7, {**ycc_tags, 259: (S, [8]), 278: (S, [4])}, [zlib.compress(c) for c in ycc(9, 7, 2, 2, 4)])
+files["tiff-ycbcr-4x2-packbits-be.tif"] = tiff(7, 5, {**ycc_tags, 259: (S, [32773]), 530: (S, [4, 2])}, [packbits(c) for c in ycc(7, 5, 4, 2)], big_endian=True)
+files["tiff-ycbcr-4x4-tiles.tif"] = tiff(21, 19, {**ycc_tags, 259: (S, [8]), 322: (S, [16]), 323: (S, [16]), 530: (S, [4, 4])},
+                                        [zlib.compress(c) for c in ycc(21, 19, 4, 4, tile=(16, 16))])
+files["tiff-ycbcr-2x1-predictor.tif"] = tiff(21, 3, {**ycc_tags, 259: (S, [8]), 317: (S, [2]), 530: (S, [2, 1])}, [zlib.compress(c) for c in ycc(21, 3, 2, 1)])
+files["tiff-ycbcr-1x2-orientation-3.tif"] = tiff(5, 7, {**ycc_tags, 259: (S, [8]), 274: (S, [3]), 278: (S, [2]), 530: (S, [1, 2])},
+                                                 [zlib.compress(c) for c in ycc(5, 7, 1, 2, 2)])
+files["tiff-ycbcr-planar.tif"] = tiff(5, 3, {**ycc_tags, 259: (S, [8]), 284: (S, [2]), 530: (S, [1, 1])}, [zlib.compress(noise(5, 3, 1).tobytes()) for _ in range(3)])
+files["tiff-ycbcr-video-range-709.tif"] = tiff(6, 4, {**ycc_tags, 259: (S, [8]), 529: (5, [2126, 10000, 7152, 10000, 722, 10000]),
+                                                      530: (S, [2, 2]), 532: (5, [16, 1, 235, 1, 128, 1, 240, 1, 128, 1, 240, 1])},
+                                              [zlib.compress(c) for c in ycc(6, 4, 2, 2)])
+files["tiff-ycbcr-planar-subsampled.tif"] = tiff(5, 3, {**ycc_tags, 259: (S, [8]), 284: (S, [2])}, [zlib.compress(noise(5, 3, 1).tobytes()) for _ in range(3)])
+files["tiff-ycbcr-raw-garbled.tif"] = tiff(5, 3, {**ycc_tags, 259: (S, [1]), 530: (S, [1, 1])}, [noise(5, 3).tobytes() + noise(5, 3, 1).tobytes()])
+files["tiff-ycbcr-deflate-ends-early.tif"] = tiff(6, 4, {**ycc_tags, 259: (S, [8]), 530: (S, [1, 1])}, [zlib.compress(ycc(6, 4, 1, 1)[0])[:-20]])
 rng.bit_generator.state = rng_state
 
 # ---- formats PIL reads that DiffusersSharp does not decode: refused, naming the file and the format
@@ -473,7 +504,8 @@ files["png-named-tif.tif"] = save(rgb, "PNG")
 
 SUPPORTED = {"PNG", "JPEG", "BMP", "DIB", "GIF", "WEBP", "ICO", "CUR", "TIFF"}
 REFUSED = {"tiff-jpeg.tif", "tiff-ycbcr.tif", "tiff-float.tif",  # PIL reads them; DiffusersSharp refuses them
-           "tiff-planar-rgb16-garbled.tif"}  # PIL reads it garbled
+           "tiff-planar-rgb16-garbled.tif", "tiff-ycbcr-raw-garbled.tif",  # PIL reads them garbled
+           "tiff-ycbcr-deflate-ends-early.tif"}  # libtiff's RGBA reader keeps what decompressed
 expected = {}
 for name, data in sorted(files.items()):
     with open(os.path.join(HERE, name), "wb") as f:
