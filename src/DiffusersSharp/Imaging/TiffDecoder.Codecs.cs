@@ -103,7 +103,7 @@ internal static partial class TiffDecoder
             }
             return o;
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or IOException) // zlib's own errors come as ZLibException, an IOException
         {
             throw Damaged($"its Deflate data does not inflate ({e.Message})");
         }

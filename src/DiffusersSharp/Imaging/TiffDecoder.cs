@@ -78,6 +78,7 @@ internal static partial class TiffDecoder
         long[] extra = tags.Get(ExtraSamples);
         long samples = tags.Get(SamplesPerPixel, 1)[0];
         if (samples > 6) throw PilRefuses($"SamplesPerPixel {samples} (invalid value for samples per pixel)");
+        if (samples < 1) throw PilRefuses($"SamplesPerPixel {samples} (unknown data organization)"); // a signed tag may say -1
         if (samples < bits.Length) bits = bits[..(int)samples];
         else if (samples > bits.Length && bits.Length == 1) bits = Enumerable.Repeat(bits[0], (int)samples).ToArray();
         if (bits.Length != samples || samples < 1) throw PilRefuses($"SamplesPerPixel {samples} with BitsPerSample {string.Join(", ", bits)} (unknown data organization)");

@@ -274,6 +274,33 @@ public class ImageFormatsGoldenTests
     }
 
     [Fact]
+    public void TiffsTheFuzzingOfTheNewKindsFoundCrashingAreRefusedAsDamaged()
+    {
+        // a SamplesPerPixel of -1 (SSHORT): it cut the bits-per-sample list by a negative count
+        byte[] negative = TinyTiff([(256, 3, 1), (257, 3, 1), (259, 3, 1), (262, 3, 2), (273, 4, 8), (277, 8, 0xFFFF)], [1, 2, 3]);
+        Assert.Equal("not a TIFF image PIL reads: SamplesPerPixel -1 (unknown data organization)", Assert.Throws<DiffusersException>(() => Image.Decode(negative)).Message);
+        // Deflate data whose zlib header asks for a preset dictionary: zlib's own error (ZLibException), not InvalidDataException
+        byte[] dictionary = TinyTiff([(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 8), (262, 3, 2), (273, 4, 8), (277, 3, 3), (279, 4, 9)],
+            [0x78, 0x20, 0, 0, 0, 1, 0x63, 0x60, 0]);
+        var e = Assert.Throws<DiffusersException>(() => Image.Decode(dictionary));
+        Assert.StartsWith("the TIFF image data is damaged: its Deflate data does not inflate (", e.Message);
+    }
+
+    // A little endian TIFF of one IFD of SHORT/LONG/SSHORT entries (tag, type, value) after `data` (at offset 8)
+    private static byte[] TinyTiff((int Tag, int Type, int Value)[] entries, byte[] data)
+    {
+        int ifd = 8 + data.Length + data.Length % 2;
+        var f = new List<byte> { (byte)'I', (byte)'I', 42, 0, (byte)ifd, (byte)(ifd >> 8), 0, 0 };
+        f.AddRange(data);
+        if (data.Length % 2 == 1) f.Add(0);
+        f.AddRange([(byte)entries.Length, 0]);
+        foreach (var (tag, type, value) in entries)
+            f.AddRange([(byte)tag, (byte)(tag >> 8), (byte)type, 0, 1, 0, 0, 0, (byte)value, (byte)(value >> 8), (byte)(value >> 16), (byte)(value >> 24)]);
+        f.AddRange([0, 0, 0, 0]);
+        return [.. f];
+    }
+
+    [Fact]
     public void TransparentGifPixelsKeepTheirIndexColourAndTheirTransparencyForMasks()
     {
         // PIL's convert("RGB") gives the transparent index's palette colour (the golden pixels above); its alpha is 0,
