@@ -10,8 +10,8 @@ internal static partial class TiffDecoder
     // The subsamplings tif_getimage.c has a put routine for: chunky (PickContigCase), planar (PickSeparateCase: 1x1 only)
     private static readonly (int H, int V)[] ChunkySubsamplings = [(4, 4), (4, 2), (4, 1), (2, 2), (2, 1), (1, 2), (1, 1)];
 
-    private static byte[] DecodeYCbCr(ReadOnlySpan<byte> file, Dictionary<int, long[]> tags, int width, int height, int orientation, Coding coding,
-        bool planar, bool big)
+    private static byte[] DecodeYCbCr(ReadOnlySpan<byte> file, Dictionary<int, long[]> tags, Dictionary<int, float[]> floats, int width, int height,
+        int orientation, Coding coding, bool planar)
     {
         // YCbCrSubsampling: two values, else libtiff's default 2, 2 (it ignores a tag of another count)
         long[] sub = tags.Get(YCbCrSubSampling);
@@ -19,8 +19,9 @@ internal static partial class TiffDecoder
         if (planar ? (hs, vs) != (1, 1) : !ChunkySubsamplings.Contains((hs, vs)))
             throw PilRefuses($"YCbCrSubsampling {hs}, {vs}{(sub.Length == 2 ? "" : " (libtiff's default)")} with PlanarConfiguration {(planar ? 2 : 1)} " +
                 "(libtiff's RGBA reader, which PIL reads YCbCr through, has no routine for it)");
-        var table = new YCbCrTable(ReadFloats(file, big, YCbCrCoefficients, 3) ?? [0.299f, 0.587f, 0.114f],
-            ReadFloats(file, big, ReferenceBlackWhite, 6) ?? [0f, 255f, 128f, 255f, 128f, 255f]);
+        // libtiff ignores either tag where its count is not 3 or 6: its defaults then
+        var table = new YCbCrTable(floats.TryGetValue(YCbCrCoefficients, out var luma) && luma.Length == 3 ? luma : [0.299f, 0.587f, 0.114f],
+            floats.TryGetValue(ReferenceBlackWhite, out var range) && range.Length == 6 ? range : [0f, 255f, 128f, 255f, 128f, 255f]);
 
         // libtiff's setorientation (the raster top-left): a flip within each band of rows PIL asks for, a strip or a row
         // of tiles; PIL's load then turns the whole image by the tag (DecodeFirstPage's caller)
@@ -192,50 +193,5 @@ internal static partial class TiffDecoder
         }
 
         private static byte Byte(int v) => (byte)Math.Clamp(v, 0, 255);
-    }
-
-    // A tag of `count` numbers read as libtiff's TIFFReadDirEntryFloatArray reads it (RATIONAL n / d in float, 0 where d
-    // is 0; integers converted), or null where the page does not have it or has another count (libtiff ignores it)
-    private static float[]? ReadFloats(ReadOnlySpan<byte> file, bool big, int tag, int count)
-    {
-        int at = (int)U32(file, 4, big), entries = U16(file, at, big);
-        for (int i = 0; i < entries; i++)
-        {
-            int e = at + 2 + 12 * i;
-            if (U16(file, e, big) != tag) continue;
-            int type = U16(file, e + 2, big);
-            uint n = U32(file, e + 4, big);
-            int size = type switch { 1 or 6 => 1, 3 or 8 => 2, 4 or 9 or 11 => 4, 5 or 10 or 12 => 8, _ => 0 };
-            if (size == 0) throw Refused($"tag {tag} of type {type}");
-            if (n != count) return null;
-            long bytes = (long)n * size;
-            int data = e + 8;
-            if (bytes > 4)
-            {
-                uint o = U32(file, e + 8, big);
-                if (o + bytes > file.Length) throw Truncated();
-                data = (int)o;
-            }
-            var values = new float[n];
-            for (int k = 0; k < n; k++)
-            {
-                int p = data + k * size;
-                values[k] = type switch
-                {
-                    1 => file[p],
-                    6 => (sbyte)file[p],
-                    3 => U16(file, p, big),
-                    8 => (short)U16(file, p, big),
-                    4 => U32(file, p, big),
-                    9 => (int)U32(file, p, big),
-                    11 => BitConverter.Int32BitsToSingle((int)U32(file, p, big)),
-                    12 => (float)Math.Clamp(BitConverter.Int64BitsToDouble((long)((ulong)U32(file, big ? p : p + 4, big) << 32 | U32(file, big ? p + 4 : p, big))), -float.MaxValue, float.MaxValue),
-                    5 => U32(file, p + 4, big) == 0 ? 0f : (float)U32(file, p, big) / (float)U32(file, p + 4, big),
-                    _ => U32(file, p + 4, big) == 0 ? 0f : (float)(int)U32(file, p, big) / (float)U32(file, p + 4, big),
-                };
-            }
-            return values;
-        }
-        return null;
     }
 }

@@ -56,7 +56,7 @@ internal static partial class TiffDecoder
         int version = big ? BinaryPrimitives.ReadUInt16BigEndian(file[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(file[2..]);
         if (version == 43) throw Refused("BigTIFF (version 43)");
         if (version != 42) throw Refused($"version {version} (its byte order mark and version disagree)");
-        var tags = ReadIfd(file, big, U32(file, 4, big));
+        var tags = ReadIfd(file, big, U32(file, 4, big), out var floats);
 
         long w = tags.Get(ImageWidth, 0)[0], h = tags.Get(ImageLength, 0)[0];
         Image.CheckSize((int)Math.Clamp(w, 0, int.MaxValue), (int)Math.Clamp(h, 0, int.MaxValue));
@@ -104,7 +104,7 @@ internal static partial class TiffDecoder
         // FillOrder 2: libtiff reverses the bits of each byte of a strip or tile before it decompresses it, PIL's own
         // reader (uncompressed) each byte it unpacks, except a plane's (its raw mode's letter has no "R")
         var coding = new Coding(compression, compressedWithPredictor, fillOrder == 2 && !(compression == 1 && planarConfiguration == 2), bps, big);
-        if (layout.Kind == Kind.YCbCr) return DecodeYCbCr(file, tags, width, height, orientation, coding, planarConfiguration == 2, big);
+        if (layout.Kind == Kind.YCbCr) return DecodeYCbCr(file, tags, floats, width, height, orientation, coding, planarConfiguration == 2);
 
         // The page's packed rows, from its strips or tiles: chunky, or (planar) one plane of each sample, interleaved here
         int bitsPerPixel = bps * spp;
@@ -200,43 +200,69 @@ internal static partial class TiffDecoder
     private static ushort U16(ReadOnlySpan<byte> f, int at, bool big) =>
         big ? BinaryPrimitives.ReadUInt16BigEndian(f[at..]) : BinaryPrimitives.ReadUInt16LittleEndian(f[at..]);
 
-    // The first IFD's integer tags (BYTE, SHORT, LONG and their signed kinds); other types are not needed here
-    private static Dictionary<int, long[]> ReadIfd(ReadOnlySpan<byte> file, bool big, uint offset)
+    // The first IFD's numeric tags: the integer ones (BYTE, SHORT, LONG and their signed kinds) as integers, and every
+    // numeric one in `floats` as libtiff's TIFFReadDirEntryFloatArray reads it (RATIONAL n / d in float, 0 where d is 0;
+    // DOUBLE clamped to float's range); a tag of another type, or a fractional one whose values are not in the file, is
+    // left out
+    private static Dictionary<int, long[]> ReadIfd(ReadOnlySpan<byte> file, bool big, uint offset, out Dictionary<int, float[]> floats)
     {
         if (offset > file.Length - 2L) throw Truncated();
         int at = (int)offset, count = U16(file, at, big);
         if (at + 2L + 12L * count > file.Length) throw Truncated();
         var tags = new Dictionary<int, long[]>();
+        floats = [];
         for (int i = 0; i < count; i++)
         {
             int e = at + 2 + 12 * i;
             int tag = U16(file, e, big), type = U16(file, e + 2, big);
             uint n = U32(file, e + 4, big);
-            int size = type switch { 1 or 6 => 1, 3 or 8 => 2, 4 or 9 or 13 => 4, _ => 0 };
-            if (size == 0 || tags.ContainsKey(tag)) continue;
+            int size = type switch { 1 or 6 => 1, 3 or 8 => 2, 4 or 9 or 11 or 13 => 4, 5 or 10 or 12 => 8, _ => 0 };
+            bool integer = type is 1 or 3 or 4 or 6 or 8 or 9 or 13;
+            if (size == 0 || (floats.ContainsKey(tag) && (!integer || tags.ContainsKey(tag)))) continue;
             long bytes = (long)n * size;
             int data = e + 8;
             if (bytes > 4)
             {
                 uint o = U32(file, e + 8, big);
-                if (o + bytes > file.Length) throw Truncated();
+                if (o + bytes > file.Length)
+                {
+                    if (integer) throw Truncated();
+                    continue;
+                }
                 data = (int)o;
             }
-            var values = new long[n];
+            var values = new long[integer ? n : 0];
+            var fractions = new float[n];
             for (int k = 0; k < n; k++)
             {
                 int p = data + k * size;
-                values[k] = type switch
+                if (integer)
                 {
-                    1 => file[p],
-                    6 => (sbyte)file[p],
-                    3 => U16(file, p, big),
-                    8 => (short)U16(file, p, big),
-                    9 => (int)U32(file, p, big),
-                    _ => U32(file, p, big),
-                };
+                    values[k] = type switch
+                    {
+                        1 => file[p],
+                        6 => (sbyte)file[p],
+                        3 => U16(file, p, big),
+                        8 => (short)U16(file, p, big),
+                        9 => (int)U32(file, p, big),
+                        _ => U32(file, p, big),
+                    };
+                    fractions[k] = values[k];
+                }
+                else
+                {
+                    uint a = U32(file, p, big), b = size == 8 ? U32(file, p + 4, big) : 0;
+                    fractions[k] = type switch
+                    {
+                        11 => BitConverter.Int32BitsToSingle((int)a),
+                        12 => (float)Math.Clamp(BitConverter.Int64BitsToDouble((long)(big ? (ulong)a << 32 | b : (ulong)b << 32 | a)), -float.MaxValue, float.MaxValue),
+                        5 => b == 0 ? 0f : (float)a / (float)b,
+                        _ => b == 0 ? 0f : (float)(int)a / (float)b,
+                    };
+                }
             }
-            tags[tag] = values;
+            if (integer && !tags.ContainsKey(tag)) tags[tag] = values;
+            floats.TryAdd(tag, fractions);
         }
         return tags;
     }

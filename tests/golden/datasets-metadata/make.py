@@ -34,6 +34,14 @@ TAG, FSSPEC_TAG = "5.0.1", "2026.6.0"
 
 # name -> {relative path: content}; "IMG" is an (empty) image file
 CSV = "file_name,text\n"
+
+
+def two_metadata_files(column, a, b, jsonl=False):
+    """a/x.png and b/y.png in one split, each named by a metadata file of its folder whose `column` holds a, b"""
+    def metadata(name, value):
+        return f'{{"file_name": "{name}", "{column}": {value}}}\n' if jsonl else f"file_name,{column}\n{name},{value}\n"
+    ext = "jsonl" if jsonl else "csv"
+    return {"a/x.png": "IMG", f"a/metadata.{ext}": metadata("x.png", a), "b/y.png": "IMG", f"b/metadata.{ext}": metadata("y.png", b)}
 LAYOUTS = {
     "csv-every-row-an-image": {"a.png": "IMG", "b.jpg": "IMG", "c.png": "IMG", "metadata.csv": CSV + "a.png,x\nb.jpg,y\nc.png,z\n"},
     "images-without-a-row-are-left-out": {"a.png": "IMG", "b.png": "IMG", "c.png": "IMG", "metadata.csv": CSV + "c.png,z\na.png,x\n"},
@@ -80,20 +88,13 @@ LAYOUTS = {
     # a column of one name and two types: across splits datasets compares the features (names and types) of one metadata
     # file of each split; in a split it takes the features of whichever file its set gives first and converts the other
     # files' values with Value.encode_example (int(v), float(v), str(v), bool(v))
-    "split-files-int-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
-                                          "b/metadata.csv": "file_name,label\ny.png,cat\n"},
-    "split-files-int-and-double-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
-                                          "b/metadata.csv": "file_name,label\ny.png,2.5\n"},
-    "split-files-bool-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,flag\nx.png,True\n", "b/y.png": "IMG",
-                                           "b/metadata.csv": "file_name,flag\ny.png,cat\n"},
-    "split-files-int-and-underscored-digits": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
-                                               "b/metadata.csv": "file_name,label\ny.png,1_000\n"},
-    "split-files-int-and-infinity": {"a/x.png": "IMG", "a/metadata.csv": "file_name,label\nx.png,1\n", "b/y.png": "IMG",
-                                     "b/metadata.csv": "file_name,label\ny.png,inf\n"},
-    "split-files-empty-and-string-column": {"a/x.png": "IMG", "a/metadata.csv": "file_name,text\nx.png,\n", "b/y.png": "IMG",
-                                            "b/metadata.csv": "file_name,text\ny.png,cat\n"},
-    "split-files-jsonl-null-and-string": {"a/x.png": "IMG", "a/metadata.jsonl": '{"file_name": "x.png", "text": null}\n', "b/y.png": "IMG",
-                                          "b/metadata.jsonl": '{"file_name": "y.png", "text": "t"}\n'},
+    "split-files-int-and-string-column": two_metadata_files("label", "1", "cat"),
+    "split-files-int-and-double-column": two_metadata_files("label", "1", "2.5"),
+    "split-files-bool-and-string-column": two_metadata_files("flag", "True", "cat"),
+    "split-files-int-and-underscored-digits": two_metadata_files("label", "1", "1_000"),
+    "split-files-int-and-infinity": two_metadata_files("label", "1", "inf"),
+    "split-files-empty-and-string-column": two_metadata_files("text", "", "cat"),
+    "split-files-jsonl-null-and-string": two_metadata_files("text", "null", '"t"', jsonl=True),
     "split-files-different-columns": {"a/x.png": "IMG", "a/metadata.csv": CSV + "x.png,t\n", "b/y.png": "IMG",
                                       "b/metadata.csv": "file_name,label\ny.png,1\n"},
     "splits-int-and-string-column": {"train/a.png": "IMG", "train/metadata.csv": "file_name,label\na.png,1\n", "test/c.png": "IMG",
