@@ -3,20 +3,21 @@ using System.Buffers.Binary;
 namespace DiffusersSharp.Imaging;
 
 /// <summary>
-/// The first page of a TIFF file as PIL reads it (<c>TiffImagePlugin</c> of Pillow 9.4: its own reader for
-/// uncompressed data, libtiff for the rest, then <c>convert("RGB")</c>), as tightly packed unpremultiplied RGBA: little
-/// and big endian, strips and tiles, chunky or planar, compression none, PackBits, LZW and Deflate (codes 8 and 32946), with or without
-/// the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha, RGB,
-/// RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
+/// The first page of a TIFF file as PIL reads it (<c>TiffImagePlugin</c> of Pillow 9.4: its own reader for uncompressed
+/// data, libtiff for the rest, then <c>convert("RGB")</c>), as tightly packed unpremultiplied RGBA: little and big
+/// endian, strips and tiles, chunky or planar, compression none, PackBits, LZW and Deflate (codes 8 and 32946), with or
+/// without the horizontal predictor (2); 1/2/4/8-bit grayscale (min-is-white inverted) and palette, 8-bit gray + alpha,
+/// RGB, RGB with extra samples (an associated alpha is unpremultiplied as PIL's "RGBa" unpacking does, then dropped as
 /// <c>convert("RGB")</c> drops every alpha), 16-bit grayscale (clipped to 0-255, as PIL converts its mode "I;16") and
-/// 16-bit RGB(A) (the high byte), CMYK with 0-2 extra samples (8-bit, and 16-bit little endian by the high byte, as
-/// PIL 9.4 has them) turned to RGB by Pillow's <c>cmyk2rgb</c>, compressed YCbCr as libtiff's RGBA reader gives it to PIL
-/// (<see cref="DecodeYCbCr"/>; uncompressed, PIL reads it garbled: refused). FillOrder 2 (bits reversed) where PIL's table has it (1/2/4/8-bit gray and palette,
-/// 16-bit gray, RGB): each stored byte reversed before it is decompressed, as libtiff does. Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without
-/// ExtraSamples unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so
-/// a single min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused. What this
-/// reader does not take (JPEG-in-TIFF, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused
-/// naming the tag and its value.
+/// 16-bit RGB(A) (the high byte), CMYK with 0-2 extra samples (8-bit, and 16-bit little endian by the high byte, as PIL
+/// 9.4 has them) turned to RGB by Pillow's <c>cmyk2rgb</c>, compressed YCbCr as libtiff's RGBA reader gives it to PIL
+/// (<see cref="DecodeYCbCr"/>; uncompressed, PIL reads it garbled: refused). FillOrder 2 (bits reversed) where PIL's
+/// table has it (1/2/4/8-bit gray and palette, 16-bit gray, RGB): each stored byte reversed before it is decompressed,
+/// as libtiff does. Planar files as PIL reads them: compressed, libtiff's planes (a 4-sample RGB without ExtraSamples
+/// unpremultiplied); uncompressed, PIL's own reader unpacks each plane with one letter of the raw mode, so a single
+/// min-is-white plane is not inverted, and 1-bit palette and 2/4/16-bit planes, which it reads garbled, are refused.
+/// What this reader does not take (JPEG-in-TIFF, Lab, floats, signed or 12/32-bit samples, BigTIFF) is refused naming
+/// the tag and its value.
 /// </summary>
 internal static partial class TiffDecoder
 {
