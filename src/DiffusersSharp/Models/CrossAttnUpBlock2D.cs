@@ -7,7 +7,8 @@ namespace DiffusersSharp.Models;
 /// <summary>
 /// diffusers' <c>CrossAttnUpBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> × (concatenate
 /// the next skip state → resnet → <see cref="Transformer2DModel"/>), then an optional nearest ×2 + conv
-/// upsampler (<c>upsamplers.0.conv</c>). FreeU and dual cross-attention are not ported.
+/// upsampler (<c>upsamplers.0.conv</c>). FreeU: <see cref="UNetUpBlock.FreeU"/> before each skip state is
+/// joined. Dual cross-attention is not ported.
 /// </summary>
 public sealed class CrossAttnUpBlock2D : UNetUpBlock
 {
@@ -60,7 +61,8 @@ public sealed class CrossAttnUpBlock2D : UNetUpBlock
         var h = new Chain(hiddenStates);
         for (int i = 0; i < resnets.Count; i++)
         {
-            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            var skip = ApplyFreeU(h, resHiddenStates.Pop());
+            h.Then(x => torch.cat([x, skip], dim: 1));
             h.Then(x => resnets[i].Forward(x, temb));
             h.Then(x => attentions[i].Forward(x, context).Sample);
         }

@@ -7,7 +7,7 @@ namespace DiffusersSharp.Models;
 /// <summary>
 /// diffusers' <c>UpBlock2D</c> (models/unet_2d_blocks.py, v0.25.1): <c>num_layers</c> × (concatenate the
 /// next skip state on channels → resnet), then an optional nearest ×2 + conv <see cref="Upsample2D"/>
-/// (<c>upsamplers.0.conv</c>). FreeU is not ported.
+/// (<c>upsamplers.0.conv</c>). FreeU: <see cref="UNetUpBlock.FreeU"/> before each skip state is joined.
 /// </summary>
 public sealed class UpBlock2D : UNetUpBlock
 {
@@ -40,7 +40,8 @@ public sealed class UpBlock2D : UNetUpBlock
         var h = new Chain(hiddenStates);
         foreach (var resnet in resnets)
         {
-            h.Then(x => torch.cat([x, resHiddenStates.Pop()], dim: 1));
+            var skip = ApplyFreeU(h, resHiddenStates.Pop());
+            h.Then(x => torch.cat([x, skip], dim: 1));
             h.Then(x => resnet.Forward(x, temb));
         }
         if (upsamplers is not null)

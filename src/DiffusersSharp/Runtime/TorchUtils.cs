@@ -33,6 +33,39 @@ public static class TorchUtils
     }
 
     /// <summary>
+    /// diffusers' <c>fourier_filter(x_in, threshold, scale)</c> (FreeU): the 2-D FFT over the last two dims of the
+    /// (B, C, H, W) <paramref name="x"/>, shifted so the zero frequency sits at (H // 2, W // 2); the rows and columns
+    /// <c>[centre - threshold, centre + threshold)</c> (Python's slice rules) multiplied by <paramref name="scale"/> (as
+    /// a float32 mask, as diffusers' <c>torch.ones</c> mask is); shifted back, inverse FFT, the real part in
+    /// <paramref name="x"/>'s dtype. As diffusers, an H or W that is not a power of 2 is transformed in float32 (float64
+    /// included). One difference: bfloat16 and float16 are transformed in float32 at every size (the CPU's FFT has
+    /// neither, where diffusers' call fails). A new tensor; <paramref name="x"/> is not changed.
+    /// </summary>
+    public static Tensor FourierFilter(Tensor x, int threshold, double scale) => Scoped(() =>
+    {
+        if (x.dim() != 4)
+            throw new ArgumentException($"fourier_filter: x must be (B, C, H, W), got shape [{string.Join(", ", x.shape)}]", nameof(x));
+        long h = x.shape[2], w = x.shape[3];
+        bool powersOf2 = (w & (w - 1)) == 0 && (h & (h - 1)) == 0;
+        var input = powersOf2 && x.dtype is ScalarType.Float32 or ScalarType.Float64 ? x : x.to(ScalarType.Float32);
+        long[] dims = [-2, -1];
+        var freq = torch.fft.fftshift(torch.fft.fftn(input, dim: dims), dims);
+        var mask = torch.ones([1, 1, h, w], ScalarType.Float32, x.device);
+        var (rows, cols) = (PySlice(h / 2 - threshold, h / 2 + threshold, h), PySlice(w / 2 - threshold, w / 2 + threshold, w));
+        mask[TensorIndex.Ellipsis, TensorIndex.Slice(rows.Start, rows.Stop), TensorIndex.Slice(cols.Start, cols.Stop)].fill_(scale);
+        var filtered = torch.fft.ifftn(torch.fft.ifftshift(freq * mask, dims), dim: dims).real;
+        return filtered.to(x.dtype);
+    });
+
+    /// <summary>Python's <c>[start:stop]</c> on a dimension of <paramref name="length"/>: negative ends count from the end, both clamped.</summary>
+    private static (long Start, long Stop) PySlice(long start, long stop, long length)
+    {
+        static long Clamp(long i, long n) => Math.Clamp(i < 0 ? i + n : i, 0, n);
+        long s = Clamp(start, length), e = Clamp(stop, length);
+        return (s, Math.Max(s, e));
+    }
+
+    /// <summary>
     /// diffusers' <c>randn_tensor(shape, generator, device, dtype)</c>. No generator: torch's global generator draws
     /// on <paramref name="device"/>. One generator (or a list of one): it draws the whole tensor, on the CPU when it is
     /// a CPU generator, and the result moves to <paramref name="device"/>. A list: item i of the batch (dim 0) is

@@ -1,0 +1,29 @@
+namespace DiffusersSharp.Models;
+
+public sealed partial class UNet2DConditionModel
+{
+    /// <summary>
+    /// diffusers' <c>enable_freeu(s1, s2, b1, b2)</c>: sets the FreeU factors (https://arxiv.org/abs/2309.11497) on every
+    /// up block (<see cref="UNetUpBlock.FreeU"/>); <see cref="UpBlock2D"/> and <see cref="CrossAttnUpBlock2D"/> of
+    /// <c>resolution_idx</c> 0 and 1 read them, as in diffusers 0.25.1. Values diffusers' documentation gives (from the
+    /// FreeU repository): SD 1.5 (0.9, 0.2, 1.2, 1.4), SD 2.1 (0.9, 0.2, 1.1, 1.2), SDXL (0.6, 0.4, 1.1, 1.2). Any finite
+    /// numbers are taken, as diffusers takes them (a 0 leaves FreeU off: <see cref="FreeUFactors.IsEnabled"/>); NaN or
+    /// ±Inf, which would make every output NaN, are refused naming the factor.
+    /// </summary>
+    /// <exception cref="ArgumentException">A factor is NaN or infinite.</exception>
+    public void EnableFreeU(double s1, double s2, double b1, double b2)
+    {
+        ModelInputs.Finite(s1, nameof(UNet2DConditionModel), "s1");
+        ModelInputs.Finite(s2, nameof(UNet2DConditionModel), "s2");
+        ModelInputs.Finite(b1, nameof(UNet2DConditionModel), "b1");
+        ModelInputs.Finite(b2, nameof(UNet2DConditionModel), "b2");
+        var factors = new FreeUFactors(s1, s2, b1, b2);
+        foreach (var block in up_blocks) block.FreeU = factors;
+    }
+
+    /// <summary>diffusers' <c>disable_freeu()</c>: clears the FreeU factors of every up block.</summary>
+    public void DisableFreeU()
+    {
+        foreach (var block in up_blocks) block.FreeU = null;
+    }
+}
