@@ -82,6 +82,16 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     public UNet2DConditionModel Unet { get; }
 
     /// <summary>
+    /// diffusers' <c>enable_freeu(s1, s2, b1, b2)</c>: FreeU on the pipeline's UNet (<see cref="UNet2DConditionModel.EnableFreeU"/>;
+    /// SD 1.5 (0.9, 0.2, 1.2, 1.4), SD 2.1 (0.9, 0.2, 1.1, 1.2), SDXL (0.6, 0.4, 1.1, 1.2) in diffusers' documentation). The
+    /// setting lives on the UNet, so every pipeline sharing it (a borrowing pipeline of the generation service) sees it.
+    /// </summary>
+    public void EnableFreeU(double s1, double s2, double b1, double b2) => Unet.EnableFreeU(s1, s2, b1, b2);
+
+    /// <summary>diffusers' <c>disable_freeu()</c>: FreeU off on the pipeline's UNet (<see cref="UNet2DConditionModel.DisableFreeU"/>).</summary>
+    public void DisableFreeU() => Unet.DisableFreeU();
+
+    /// <summary>
     /// The scheduler; swap it like diffusers' <c>pipe.scheduler = X.from_config(pipe.scheduler.config)</c>. A scheduler
     /// assigned here is used as given (only the constructor corrects outdated configs, see <see cref="SchedulerConfigFixes"/>).
     /// The pipeline disposes the scheduler it holds when it is disposed; one that is replaced is left to the caller, as a

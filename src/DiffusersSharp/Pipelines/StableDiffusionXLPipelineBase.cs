@@ -86,6 +86,16 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
     /// <summary>The UNet (addition_embed_type "text_time").</summary>
     public UNet2DConditionModel Unet { get; }
 
+    /// <summary>
+    /// diffusers' <c>enable_freeu(s1, s2, b1, b2)</c>: FreeU on the pipeline's UNet (<see cref="UNet2DConditionModel.EnableFreeU"/>;
+    /// SD 1.5 (0.9, 0.2, 1.2, 1.4), SD 2.1 (0.9, 0.2, 1.1, 1.2), SDXL (0.6, 0.4, 1.1, 1.2) in diffusers' documentation). The
+    /// setting lives on the UNet, so every pipeline sharing it (a borrowing pipeline of the generation service) sees it.
+    /// </summary>
+    public void EnableFreeU(double s1, double s2, double b1, double b2) => Unet.EnableFreeU(s1, s2, b1, b2);
+
+    /// <summary>diffusers' <c>disable_freeu()</c>: FreeU off on the pipeline's UNet (<see cref="UNet2DConditionModel.DisableFreeU"/>).</summary>
+    public void DisableFreeU() => Unet.DisableFreeU();
+
     /// <summary>model_index.json's <c>force_zeros_for_empty_prompt</c>: with no negative prompt, the negative embeddings are zeros.</summary>
     public bool ForceZerosForEmptyPrompt { get; }
 

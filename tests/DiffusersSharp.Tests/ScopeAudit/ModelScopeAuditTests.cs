@@ -1,4 +1,5 @@
 using DiffusersSharp.Models;
+using DiffusersSharp.Runtime;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -59,6 +60,16 @@ public class ModelScopeAuditTests
         var t500 = torch.tensor(500L);
         audit.Call("UNet2DConditionModel.Forward (timestep tensor)", () => sd.Forward(x, t500, ehs).Sample);
         audit.Call("UNet2DConditionModel.Forward (SDXL added conditions)", () => sdxl.Forward(xl, 500L, xlEhs, addedCondKwargs: added).Sample);
+        sd.EnableFreeU(0.9, 0.2, 1.2, 1.4);
+        sdxl.EnableFreeU(0.6, 0.4, 1.1, 1.2);
+        audit.Call("UNet2DConditionModel.Forward (FreeU)", () => sd.Forward(x, 500L, ehs).Sample);
+        audit.Call("UNet2DConditionModel.Forward (FreeU, SDXL)", () => sdxl.Forward(xl, 500L, xlEhs, addedCondKwargs: added).Sample);
+        sd.DisableFreeU();
+        sdxl.DisableFreeU();
+        var plane = torch.randn([2, 3, 5, 6], generator: g);
+        var planeBf16 = plane.to(ScalarType.BFloat16);
+        audit.Call("TorchUtils.FourierFilter", () => TorchUtils.FourierFilter(plane, threshold: 1, scale: 0.9));
+        audit.Call("TorchUtils.FourierFilter (bf16)", () => TorchUtils.FourierFilter(planeBf16, threshold: 1, scale: 0.9));
         using var residuals = audit.Call("ControlNetModel.Forward", () => net.Forward(x, 500L, ehs, cond, conditioningScale: 0.8, guessMode: true));
         audit.Call("UNet2DConditionModel.Forward (ControlNet residuals)", () => sd.Forward(x, 500L, ehs,
             downBlockAdditionalResiduals: residuals.DownBlockResSamples, midBlockAdditionalResidual: residuals.MidBlockResSample).Sample);
