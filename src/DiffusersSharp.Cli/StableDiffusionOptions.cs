@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Globalization;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
 
@@ -8,9 +10,10 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// The Stable Diffusion options of <c>diffusers generate</c>: <c>--prompt --negative-prompt --guidance
-/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask --padding-mask-crop</c>. The pipeline
+/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask --padding-mask-crop --freeu</c>. The pipeline
 /// follows the options: <c>--mask</c> (with <c>--init-image</c>) inpaints, <c>--init-image</c> alone is img2img, otherwise
-/// txt2img.
+/// txt2img. <c>--freeu S1,S2,B1,B2</c> is diffusers' <c>pipe.enable_freeu(s1, s2, b1, b2)</c> on every Stable Diffusion, SDXL and
+/// ControlNet pipeline the command runs (the SDXL refiner runs without it).
 /// </summary>
 public sealed class StableDiffusionOptions
 {
@@ -24,6 +27,10 @@ public sealed class StableDiffusionOptions
     private readonly Option<string?> _init = new("--init-image") { Description = "Init image for img2img / inpainting" };
     private readonly Option<double?> _strength = new("--strength") { Description = "How much to change the init image, in [0, 1] (img2img 0.8, inpaint 1.0; SDXL img2img 0.3, inpaint 0.9999, as diffusers)" };
     private readonly Option<string?> _mask = new("--mask") { Description = "Mask image for inpainting (white = repaint); needs --init-image" };
+    private readonly Option<string?> _freeU = new("--freeu")
+    {
+        Description = "FreeU factors S1,S2,B1,B2 (diffusers' enable_freeu; its documentation: SD 1.5 0.9,0.2,1.2,1.4, SD 2.1 0.9,0.2,1.1,1.2, SDXL 0.6,0.4,1.1,1.2)",
+    };
     private readonly Option<int?> _paddingMaskCrop = new("--padding-mask-crop")
     {
         Description = "Inpaint only the area around the mask, N pixels wider, at the run's size, and paste it back into the init image at its own size (diffusers' padding_mask_crop; Stable Diffusion inpainting with a 4-channel UNet)",
@@ -32,14 +39,14 @@ public sealed class StableDiffusionOptions
     /// <summary>The parsed values (all optional).</summary>
     public sealed record Values(string? Prompt = null, string? NegativePrompt = null, double? Guidance = null,
         double? GuidanceRescale = null, int? ClipSkip = null, int? Width = null, int? Height = null, string? InitImage = null,
-        double? Strength = null, string? Mask = null, int? PaddingMaskCrop = null)
+        double? Strength = null, string? Mask = null, int? PaddingMaskCrop = null, string? FreeU = null)
     {
         /// <summary>The first option given, for messages (null when none).</summary>
         public string? FirstGiven =>
             Prompt is not null ? "--prompt" : NegativePrompt is not null ? "--negative-prompt" : Guidance is not null ? "--guidance"
             : GuidanceRescale is not null ? "--guidance-rescale" : ClipSkip is not null ? "--clip-skip" : Width is not null ? "--width"
             : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
-            : Mask is not null ? "--mask" : PaddingMaskCrop is not null ? "--padding-mask-crop" : null;
+            : Mask is not null ? "--mask" : PaddingMaskCrop is not null ? "--padding-mask-crop" : FreeU is not null ? "--freeu" : null;
 
         /// <summary>True when any Stable Diffusion option was given.</summary>
         public bool Any => FirstGiven is not null;
@@ -53,6 +60,7 @@ public sealed class StableDiffusionOptions
             if (Strength is double s && (double.IsNaN(s) || s < 0 || s > 1)) throw new UserException($"--strength must be in [0, 1], got {s}");
             if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
             if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
+            _ = FreeUFactors;
             if (Mask is not null && InitImage is null) throw new UserException("--mask needs --init-image (the image to inpaint)");
             if (PaddingMaskCrop is < 0) throw new UserException($"--padding-mask-crop is a margin in pixels, 0 or more; got {PaddingMaskCrop}");
             if (PaddingMaskCrop is not null && Mask is null)
@@ -63,7 +71,34 @@ public sealed class StableDiffusionOptions
             if (InitImage is not null && Mask is null && (Width is not null || Height is not null))
                 throw new UserException("img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only");
         }
+
+        /// <summary>
+        /// The <c>--freeu</c> factors (null when not given): four finite numbers S1,S2,B1,B2 separated by commas (invariant
+        /// culture), any values, as diffusers' <c>enable_freeu</c> takes them; anything else is a <see cref="UserException"/>.
+        /// </summary>
+        public FreeUFactors? FreeUFactors => FreeU is null ? null : ParseFreeU(FreeU);
+
+        /// <summary>Calls <paramref name="enableFreeU"/> (a pipeline's <c>EnableFreeU</c>) with the factors when <c>--freeu</c> was given.</summary>
+        public void ApplyFreeU(Action<double, double, double, double> enableFreeU)
+        {
+            if (FreeUFactors is { } f) enableFreeU(f.S1, f.S2, f.B1, f.B2);
+        }
     }
+
+    /// <summary><c>--freeu S1,S2,B1,B2</c> as <see cref="Models.FreeUFactors"/>; a malformed value is a <see cref="UserException"/> quoting it.</summary>
+    public static FreeUFactors ParseFreeU(string arg)
+    {
+        var parts = arg.Split(',');
+        if (parts.Length != 4)
+            throw new UserException($"--freeu '{arg}': expected four numbers S1,S2,B1,B2 separated by commas (e.g. 0.9,0.2,1.2,1.4), got {parts.Length} {(parts.Length == 1 ? "value" : "values")}");
+        var values = new double[4];
+        for (int i = 0; i < 4; i++)
+            if (!double.TryParse(parts[i].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !double.IsFinite(values[i]))
+                throw new UserException($"--freeu '{arg}': {FreeUNames[i]} '{parts[i].Trim()}' is not a finite number");
+        return new FreeUFactors(values[0], values[1], values[2], values[3]);
+    }
+
+    private static readonly string[] FreeUNames = ["S1", "S2", "B1", "B2"];
 
     /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
     public const double MaxGuidance = 1000;
@@ -74,14 +109,14 @@ public sealed class StableDiffusionOptions
     /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask, _paddingMaskCrop })
+        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask, _paddingMaskCrop, _freeU })
             cmd.Options.Add(o);
     }
 
     /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
         pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
-        pr.GetValue(_strength), pr.GetValue(_mask), pr.GetValue(_paddingMaskCrop));
+        pr.GetValue(_strength), pr.GetValue(_mask), pr.GetValue(_paddingMaskCrop), pr.GetValue(_freeU));
 
     /// <summary>
     /// Whether <paramref name="className"/> is a Stable Diffusion pipeline class the options apply to.
@@ -113,6 +148,7 @@ public sealed class StableDiffusionOptions
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
+        o.ApplyFreeU(pipe.EnableFreeU);
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);

@@ -37,6 +37,7 @@ internal static class StableDiffusionXLControlNetGenerate
 
         using var pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}", () => Load(folder, c.Nets, options));
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
+        r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);

@@ -43,6 +43,7 @@ internal static class StableDiffusionXLGenerate
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe, options.CacheDir);
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
+        r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);   // the base pipeline too; a --refiner runs without it
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
         var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);

@@ -54,6 +54,7 @@ public class CliStableDiffusionXLTests(ITestOutputHelper log)
                      ("os.npy", new[] { "--original-size", "128,96" }),
                      ("cr.npy", new[] { "--crop", "16,8" }),
                      ("ts.npy", new[] { "--target-size", "32,48" }),
+                     ("fu.npy", new[] { "--freeu", "0.6,0.4,1.1,1.2" }),
                  })
         {
             using var changed = Small(dir, name, extra);
