@@ -15,6 +15,11 @@ public class FreeUGoldenTests
 {
     private const string Expected = "freeu/freeu-expected.safetensors";
 
+    /// <summary>fourier_filter through a complex128 FFT: float64 rounding (values of unit scale).</summary>
+    private const double Float64Fft = 1e-12;
+    /// <summary>fourier_filter through a complex64 FFT: float32 rounding of a 48-point transform and back (values of unit scale).</summary>
+    private const double Float32Fft = 1e-6;
+
     private static Tensor G(string key) => Golden.Tensor(Expected, key);
 
     private sealed record Outputs(Tensor Plain, Tensor FreeU, Tensor Disabled);
@@ -56,7 +61,8 @@ public class FreeUGoldenTests
     [Fact]
     public void EnableFreeU_InBFloat16_AtSizesThatAreNotPowersOf2_MatchesDiffusersBFloat16()
     {
-        // bf16: our fused kernels round once where torch 1.13 rounds after each op (BFloat16GoldenTests' bound, 0.05)
+        // bf16: our fused kernels round once where torch 1.13 rounds after each op; BFloat16GoldenTests' bound for the
+        // tiny SD UNet in bf16 (seen here: 0.031 with FreeU); FreeU itself moves the output by 0.27
         const double bf16Tol = 0.05;
         var o = Run("tiny-sd", "sd/npow2_bf16", [0.9, 0.2, 1.2, 1.4], ScalarType.BFloat16);
         using var expected = G("sd/npow2_bf16/freeu");
@@ -108,7 +114,7 @@ public class FreeUGoldenTests
         using var expected = G(name + "/out");
         using var y = TorchUtils.FourierFilter(x, threshold, scale);
         Assert.Equal(x.dtype, y.dtype);
-        Tol.Close(y, expected, name.EndsWith("f64", StringComparison.Ordinal) && !name.StartsWith("ff/6", StringComparison.Ordinal) ? 1e-12 : 1e-6, name);
+        Tol.Close(y, expected, name == "ff/8x8_f64" ? Float64Fft : Float32Fft, name);
         using var before = G(name + "/x");
         Assert.True(x.equal(before).all().item<bool>(), "the input is not changed");
     }
