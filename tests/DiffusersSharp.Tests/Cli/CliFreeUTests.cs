@@ -1,5 +1,6 @@
 using DiffusersSharp.Cli;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 
@@ -40,6 +41,33 @@ public class CliFreeUTests
     {
         using var dir = new TempDir();
         Assert.Equal(Generate(dir, "plain.npy"), Generate(dir, "zero.npy", "--freeu", " 0.9, 0.2, 1.2, 0"));
+    }
+
+    [Fact]
+    public void FreeUReachesTheControlNetPipelinesOfStableDiffusionAndSdxl()
+    {
+        using var dir = new TempDir();
+        string sdxlNet = dir.File("sdxl-controlnet");
+        using (var unet = UNet2DConditionModel.FromPretrained(Golden.Path("tiny-sdxl"), "unet"))
+        using (var cn = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]))
+            cn.SavePretrained(sdxlNet);
+        foreach (var (model, net, freeU) in new[]
+                 {
+                     (Sd, Golden.Path("tiny-sd-controlnet"), "0.9,0.2,1.2,1.4"),
+                     (Golden.Path("tiny-sdxl"), sdxlNet, "0.6,0.4,1.1,1.2"),
+                 })
+        {
+            string[] run = ["generate", "-m", model, "--prompt", "a cat", "--steps", "2", "--width", "32", "--height", "32", "--seed", "0",
+                "--controlnet", net, "--control-image", Golden.Path("controlnet-edges.png")];
+            var (code, stdout, stderr) = CliRun.Run([.. run, "-o", dir.File("plain.npy")]);
+            Assert.True(code == 0, stderr);
+            Assert.Contains("ControlNet(s)", stdout);
+            (code, _, stderr) = CliRun.Run([.. run, "--freeu", freeU, "-o", dir.File("freeu.npy")]);
+            Assert.True(code == 0, stderr);
+            using var plain = NpyFile.Read(dir.File("plain.npy"));
+            using var withFreeU = NpyFile.Read(dir.File("freeu.npy"));
+            Assert.True(Tol.MaxAbsDiff(withFreeU, plain) > 1e-3, $"--freeu left {model}'s ControlNet image unchanged");
+        }
     }
 
     [Theory]
