@@ -23,6 +23,8 @@ namespace DiffusersSharp.Extensions.AI;
 /// its size: diffusers' <c>padding_mask_crop</c>, see <see cref="GenerationRequest.PaddingMaskCrop"/>)</item>
 /// <item><c>loras</c> (name → weight, or a list of names at weight 1: the <c>*.safetensors</c> files of
 /// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
+/// <item><c>freeu</c> (FreeU for this request, <see cref="GenerationRequest.FreeU"/>: a <see cref="Models.FreeUFactors"/>,
+/// four numbers <c>[s1, s2, b1, b2]</c> as a .NET list or a JSON array, or the string <c>"s1,s2,b1,b2"</c>)</item>
 /// </list>
 /// An integer property takes any integer type, a whole number of another (<c>4.0</c>, a JSON number) or a string of digits;
 /// a fraction (<c>4.5</c>), a value outside the type's range, a string of anything else or a bool is refused naming the
@@ -38,7 +40,8 @@ public sealed class DiffusersImageGenerator : IImageGenerator
 {
     /// <summary>The AdditionalProperties names this generator reads.</summary>
     public const string Seed = "seed", Steps = "steps", GuidanceScale = "guidance_scale", NegativePrompt = "negative_prompt",
-        Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras", PaddingMaskCrop = "padding_mask_crop";
+        Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras", PaddingMaskCrop = "padding_mask_crop",
+        FreeU = "freeu";
 
     private readonly GenerationService _service;
     private readonly DiffusersImageGeneratorOptions _options;
@@ -93,6 +96,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
             Mask = mask,
             PaddingMaskCrop = Get<int?>(props, PaddingMaskCrop),
             Loras = Get<Dictionary<string, double>>(props, Loras),
+            FreeU = props?.TryGetValue(FreeU, out var f) == true && f is not null ? FreeUFactorsOf(f) : null,
         };
     }
 
@@ -172,6 +176,44 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         ReadOnlyMemory<byte> r => r.ToArray(),
         _ => throw new ArgumentException($"{name}: expected a DataContent with image bytes (or byte[]), got {value.GetType().Name}", name),
     };
+
+    /// <summary>
+    /// The <c>freeu</c> property: <see cref="Models.FreeUFactors"/>, four numbers (any .NET list of numbers, a JSON array)
+    /// or a string <c>"s1,s2,b1,b2"</c>; anything else is refused naming the property (non-finite factors are refused by
+    /// <see cref="GenerationService.Validate"/>, naming the factor).
+    /// </summary>
+    private static Models.FreeUFactors FreeUFactorsOf(object value)
+    {
+        if (value is Models.FreeUFactors factors) return factors;
+        if (value is JsonElement { ValueKind: JsonValueKind.String } js) value = js.GetString()!;
+        double[]? f = null;
+        try
+        {
+            f = value switch
+            {
+                string s => s.Split(',').Select(p => double.Parse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray(),
+                JsonElement { ValueKind: JsonValueKind.Array } je => je.EnumerateArray().Select(e => e.GetDouble()).ToArray(),
+                System.Collections.IEnumerable list => list.Cast<object>().Select(o => Convert.ToDouble(o, CultureInfo.InvariantCulture)).ToArray(),
+                _ => null,
+            };
+        }
+        catch (Exception e) when (e is FormatException or InvalidCastException or InvalidOperationException or OverflowException)
+        {
+            f = null;
+        }
+        if (f is not { Length: 4 })
+            throw new ArgumentException($"AdditionalProperties '{FreeU}': expected four numbers [s1, s2, b1, b2] (a list, a JSON array or \"s1,s2,b1,b2\"), got {Shown(value)}", FreeU);
+        return new Models.FreeUFactors(f[0], f[1], f[2], f[3]);
+
+        static string Shown(object value) => value switch
+        {
+            string s => $"'{s}'",
+            JsonElement je => je.GetRawText(),
+            System.Collections.IEnumerable list =>
+                "[" + string.Join(", ", list.Cast<object>().Select(o => Convert.ToString(o, CultureInfo.InvariantCulture))) + "]",
+            _ => $"{value.GetType().Name} {value}",
+        };
+    }
 
     private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)
     {

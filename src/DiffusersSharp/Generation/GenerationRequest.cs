@@ -1,4 +1,5 @@
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
 
 namespace DiffusersSharp.Generation;
 
@@ -66,4 +67,15 @@ public sealed record GenerationRequest
     /// without <c>.safetensors</c>); the weight scales the adapter's update (1 = as trained).
     /// </summary>
     public IReadOnlyDictionary<string, double>? Loras { get; init; }
+
+    /// <summary>
+    /// FreeU (diffusers' <c>enable_freeu(s1, s2, b1, b2)</c>, <see cref="Models.UNet2DConditionModel.EnableFreeU"/>) for this
+    /// request only: the service sets these factors on the model's UNet for the run and puts back the UNet's previous
+    /// FreeU state afterwards, also when the run fails or is cancelled, so the next request runs as it would have without
+    /// this one. Null (the default): the UNet as loaded, FreeU off (unless it was enabled on
+    /// <see cref="GenerationService.Pipeline"/> itself). Finite factors; a 0 leaves FreeU off, as in diffusers
+    /// (<see cref="FreeUFactors.IsEnabled"/>). Values diffusers documents: SD 1.5 (0.9, 0.2, 1.2, 1.4), SD 2.1
+    /// (0.9, 0.2, 1.1, 1.2), SDXL (0.6, 0.4, 1.1, 1.2).
+    /// </summary>
+    public FreeUFactors? FreeU { get; init; }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
@@ -13,7 +14,9 @@ namespace DiffusersSharp.Generation;
 /// or inpainting from the request, sharing the loaded components (an SDXL base model: text to image only), one scheduler
 /// per kind reset at every request (so a request draws the same images as a newly loaded pipeline with the same settings;
 /// the service owns them and disposes them with itself),
-/// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other).
+/// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other,
+/// on one lock): per-request model state (the LoRA adapters, <see cref="GenerationRequest.FreeU"/>) is set for a run while
+/// no other run can see it.
 /// <code>
 /// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
 /// var result = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 25, Seed = 1 });
@@ -145,12 +148,18 @@ public sealed class GenerationService : IDisposable
         }
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
+        if (request.FreeU is { } f)
+            foreach (var (name, v) in new[] { ("s1", f.S1), ("s2", f.S2), ("b1", f.B1), ("b2", f.B2) })
+                if (!double.IsFinite(v))
+                    throw new DiffusersException($"freeu: {name} must be a finite number, got {v.ToString(CultureInfo.InvariantCulture)}");
     }
 
     /// <summary>
     /// Runs <paramref name="request"/>: <paramref name="progress"/> hears every step (with a preview when one is due);
     /// <paramref name="cancellationToken"/> is checked every step (an <see cref="OperationCanceledException"/> within one
-    /// step). Waits while another run of this service is in progress.
+    /// step). Waits while another run of this service is in progress (runs are serialised on one lock, so a request's
+    /// <see cref="GenerationRequest.FreeU"/>, set on the shared UNet for its run and put back in a <c>finally</c>, never
+    /// reaches another request).
     /// </summary>
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellationToken = default)
@@ -166,11 +175,23 @@ public sealed class GenerationService : IDisposable
             var clock = Stopwatch.StartNew();
             var scheduler = SchedulerFor(request.Scheduler);
             _loras.Apply(request.Loras);   // exactly the request's adapters: none gives the base model
-            // a no-GC region from here to the PNGs, renewed at every step (see StepReporter)
-            using var reporter = new StepReporter(this, progress, cancellationToken);
-            using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
-            var pngs = output.Images.Select(i => i.ToPng()).ToList();
-            return new GenerationResult(pngs, seed, asRun, clock.Elapsed);
+            // the request's FreeU for this run only: the UNet's own state (off, or what was set on Pipeline) comes back after
+            // it, also when the run throws or is cancelled
+            var unet = _pipe?.Unet ?? _xl!.Unet;
+            var freeUBefore = unet.SaveFreeU();
+            try
+            {
+                if (request.FreeU is { } f) unet.EnableFreeU(f.S1, f.S2, f.B1, f.B2);
+                // a no-GC region from here to the PNGs, renewed at every step (see StepReporter)
+                using var reporter = new StepReporter(this, progress, cancellationToken);
+                using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
+                var pngs = output.Images.Select(i => i.ToPng()).ToList();
+                return new GenerationResult(pngs, seed, asRun, clock.Elapsed);
+            }
+            finally
+            {
+                unet.RestoreFreeU(freeUBefore);
+            }
         }
     }
 

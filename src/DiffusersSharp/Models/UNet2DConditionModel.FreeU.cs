@@ -26,4 +26,16 @@ public sealed partial class UNet2DConditionModel
     {
         foreach (var block in up_blocks) block.FreeU = null;
     }
+
+    /// <summary>
+    /// The FreeU factors of every up block, in order (null where off): what <see cref="RestoreFreeU"/> puts back. The
+    /// generation service saves them before a request's FreeU and restores them after its run.
+    /// </summary>
+    internal FreeUFactors?[] SaveFreeU() => up_blocks.Select(b => b.FreeU).ToArray();
+
+    /// <summary>Puts back the up blocks' FreeU factors <see cref="SaveFreeU"/> returned.</summary>
+    internal void RestoreFreeU(FreeUFactors?[] saved)
+    {
+        for (int i = 0; i < up_blocks.Count; i++) up_blocks[i].FreeU = saved[i];
+    }
 }
