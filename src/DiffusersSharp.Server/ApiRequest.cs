@@ -3,14 +3,15 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using DiffusersSharp.Generation;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
 
 namespace DiffusersSharp.Server;
 
 /// <summary>
 /// A parsed <c>/v1/images/generations</c>, <c>/v1/images/edits</c> or <c>/v1/jobs</c> request: OpenAI's fields
 /// (<c>prompt</c>, <c>n</c>, <c>size</c>, <c>response_format</c>, <c>model</c>) and ours (<c>negative_prompt</c>,
-/// <c>steps</c>, <c>guidance_scale</c>, <c>seed</c>, <c>scheduler</c>, <c>strength</c>, <c>loras</c>, and for an edit with a
-/// mask <c>padding_mask_crop</c>). Every refusal is an <see cref="ApiException"/> (400) naming the field.
+/// <c>steps</c>, <c>guidance_scale</c>, <c>seed</c>, <c>scheduler</c>, <c>strength</c>, <c>loras</c>, <c>freeu</c>, and for
+/// an edit with a mask <c>padding_mask_crop</c>). Every refusal is an <see cref="ApiException"/> (400) naming the field.
 /// </summary>
 public sealed record ApiRequest(string? Model, GenerationRequest Generation, string ResponseFormat)
 {
@@ -26,7 +27,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         double? Num(string key) => Get<double?>(o, key, n => n.GetValueKind() == JsonValueKind.Number ? n.GetValue<double>() : throw Bad(key, "a number"));
         return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
             Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(o["loras"]),
-            Int("padding_mask_crop"), null, null);
+            Int("padding_mask_crop"), ParseFreeU(o["freeu"]), null, null);
     }
 
     /// <summary>Parses a multipart form (<c>/v1/images/edits</c>): the fields as text, <c>image</c> and <c>mask</c> as files.</summary>
@@ -39,14 +40,15 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
         JsonNode? loras;
         try { loras = Str("loras") is { } l ? JsonNode.Parse(l) : null; }
         catch (JsonException) { throw Bad("loras", "a JSON object of name → weight"); }
+        FreeUFactors? freeU = Str("freeu") is { } fu ? ParseFreeU(fu) : null;
         return Build(options, Str("prompt"), Str("negative_prompt"), Int("n"), Str("size"), Str("response_format"), Str("model"),
             Int("steps"), Num("guidance_scale"), Int("seed"), Str("scheduler"), Num("strength"), ParseLoras(loras),
-            Int("padding_mask_crop"), DecodeImage(image, "image"), DecodeMask(image, mask));
+            Int("padding_mask_crop"), freeU, DecodeImage(image, "image"), DecodeMask(image, mask));
     }
 
     private static ApiRequest Build(ServerOptions options, string? prompt, string? negative, long? n, string? size, string? format,
         string? model, long? steps, double? guidance, long? seed, string? scheduler, double? strength,
-        IReadOnlyDictionary<string, double>? loras, long? paddingMaskCrop, Image? image, Image? mask)
+        IReadOnlyDictionary<string, double>? loras, long? paddingMaskCrop, FreeUFactors? freeU, Image? image, Image? mask)
     {
         if (prompt is null) throw new ApiException(400, "prompt: is required", "prompt");
         if (prompt.Length > options.MaxPromptChars)
@@ -68,6 +70,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
             Prompt = prompt, NegativePrompt = negative, Width = w, Height = h, Count = (int)(n ?? 1),
             Steps = (int)(steps ?? options.DefaultSteps), GuidanceScale = guidance ?? 7.5, Seed = seed, Scheduler = scheduler,
             Strength = strength, Loras = loras, InitImage = image, Mask = mask, PaddingMaskCrop = (int?)paddingMaskCrop,
+            FreeU = freeU,
         };
         try
         {
@@ -120,6 +123,39 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
 
         static double? Number(JsonNode? n) => n is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
     }
+
+    /// <summary>
+    /// <c>freeu</c> as JSON: <c>[s1, s2, b1, b2]</c>, four numbers (diffusers' <c>enable_freeu</c>; a number beyond a double's
+    /// range is ±Infinity, which <see cref="GenerationService.Validate"/> refuses naming the factor).
+    /// </summary>
+    private static FreeUFactors? ParseFreeU(JsonNode? node)
+    {
+        if (node is null) return null;
+        if (node is not JsonArray { Count: 4 } a || a.Any(e => e is not JsonValue v || v.GetValueKind() != JsonValueKind.Number))
+            throw Bad("freeu", FreeUShape);
+        var f = a.Select(e => double.Parse(e!.ToJsonString(), NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
+        return new FreeUFactors(f[0], f[1], f[2], f[3]);
+    }
+
+    /// <summary>
+    /// <c>freeu</c> as a form field: the JSON list, or the four numbers separated by commas as the CLI's <c>--freeu</c>
+    /// takes them (<c>0.9,0.2,1.2,1.4</c>; <c>NaN</c> and <c>Infinity</c> read as such, then refused naming the factor).
+    /// </summary>
+    private static FreeUFactors ParseFreeU(string text)
+    {
+        if (text.TrimStart().StartsWith('['))
+        {
+            try { return ParseFreeU(JsonNode.Parse(text))!; }
+            catch (JsonException) { throw Bad("freeu", FreeUShape); }
+        }
+        var parts = text.Split(',');
+        var f = new double[parts.Length];
+        if (parts.Length != 4 || parts.Where((p, i) => !double.TryParse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out f[i])).Any())
+            throw Bad("freeu", FreeUShape);
+        return new FreeUFactors(f[0], f[1], f[2], f[3]);
+    }
+
+    private const string FreeUShape = "a list of 4 numbers [s1, s2, b1, b2] (e.g. [0.9, 0.2, 1.2, 1.4])";
 
     private static Image DecodeImage(byte[] bytes, string field)
     {

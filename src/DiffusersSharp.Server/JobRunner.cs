@@ -98,6 +98,7 @@ internal static class JobRunner
         };
         if (r.Loras is { Count: > 0 } loras)
             o["loras"] = new JsonObject(loras.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value))));
+        if (r.FreeU is { } f) o["freeu"] = new JsonArray(f.S1, f.S2, f.B1, f.B2);
         if (r.InitImage is not null) o["strength"] = r.Strength;
         if (r.PaddingMaskCrop is int pad) o["padding_mask_crop"] = pad;
         return o;

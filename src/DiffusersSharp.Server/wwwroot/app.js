@@ -38,6 +38,9 @@ function request() {
   if (!$("random_seed").checked && $("seed").value !== "") r.seed = +$("seed").value;
   const loras = [...$("lora").selectedOptions].map(o => o.value).filter(v => v);
   if (loras.length) r.loras = loras;
+  // four numbers, or what the user typed as it is (the server answers what is wrong with it, naming freeu)
+  const freeu = $("freeu").value.trim();
+  if (freeu) r.freeu = freeu.split(",").map(v => v.trim() !== "" && isFinite(v) ? Number(v) : v.trim());
   return r;
 }
 
@@ -104,6 +107,7 @@ function useAgain(p) {
   $("random_seed").checked = false; $("seed").value = p.seed;
   const loras = p.loras ? Object.keys(p.loras) : [];
   for (const o of $("lora").options) o.selected = loras.includes(o.value);
+  $("freeu").value = p.freeu ? p.freeu.join(",") : "";
   window.scrollTo(0, 0);
 }
 
