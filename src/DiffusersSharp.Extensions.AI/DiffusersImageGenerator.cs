@@ -186,12 +186,13 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     {
         if (value is Models.FreeUFactors factors) return factors;
         if (value is JsonElement { ValueKind: JsonValueKind.String } js) value = js.GetString()!;
+        if (value is string text)
+            return Models.FreeUFactors.TryParse(text, out var parsed) ? parsed : throw NotFourNumbers(value);
         double[]? f = null;
         try
         {
             f = value switch
             {
-                string s => s.Split(',').Select(p => double.Parse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray(),
                 JsonElement { ValueKind: JsonValueKind.Array } je => je.EnumerateArray().Select(e => e.GetDouble()).ToArray(),
                 System.Collections.IEnumerable list => list.Cast<object>().Select(o => Convert.ToDouble(o, CultureInfo.InvariantCulture)).ToArray(),
                 _ => null,
@@ -201,9 +202,11 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         {
             f = null;
         }
-        if (f is not { Length: 4 })
-            throw new ArgumentException($"AdditionalProperties '{FreeU}': expected four numbers [s1, s2, b1, b2] (a list, a JSON array or \"s1,s2,b1,b2\"), got {Shown(value)}", FreeU);
+        if (f is not { Length: 4 }) throw NotFourNumbers(value);
         return new Models.FreeUFactors(f[0], f[1], f[2], f[3]);
+
+        static ArgumentException NotFourNumbers(object value) => new(
+            $"AdditionalProperties '{FreeU}': expected four numbers [s1, s2, b1, b2] (a list, a JSON array or \"s1,s2,b1,b2\"), got {Shown(value)}", FreeU);
 
         static string Shown(object value) => value switch
         {

@@ -148,11 +148,7 @@ public sealed record ApiRequest(string? Model, GenerationRequest Generation, str
             try { return ParseFreeU(JsonNode.Parse(text))!; }
             catch (JsonException) { throw Bad("freeu", FreeUShape); }
         }
-        var parts = text.Split(',');
-        var f = new double[parts.Length];
-        if (parts.Length != 4 || parts.Where((p, i) => !double.TryParse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out f[i])).Any())
-            throw Bad("freeu", FreeUShape);
-        return new FreeUFactors(f[0], f[1], f[2], f[3]);
+        return FreeUFactors.TryParse(text, out var factors) ? factors : throw Bad("freeu", FreeUShape);
     }
 
     private const string FreeUShape = "a list of 4 numbers [s1, s2, b1, b2] (e.g. [0.9, 0.2, 1.2, 1.4])";

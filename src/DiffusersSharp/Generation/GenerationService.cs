@@ -149,7 +149,7 @@ public sealed class GenerationService : IDisposable
         if (request.Scheduler is { } sch && !SchedulerAliases.TryResolve(sch, out _, out _))
             throw new DiffusersException("scheduler: " + SchedulerAliases.UnknownMessage(sch));
         if (request.FreeU is { } f)
-            foreach (var (name, v) in new[] { ("s1", f.S1), ("s2", f.S2), ("b1", f.B1), ("b2", f.B2) })
+            foreach (var (name, v) in f.Named)
                 if (!double.IsFinite(v))
                     throw new DiffusersException($"freeu: {name} must be a finite number, got {v.ToString(CultureInfo.InvariantCulture)}");
     }

@@ -1,3 +1,6 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+
 namespace DiffusersSharp.Models;
 
 /// <summary>
@@ -30,4 +33,25 @@ public sealed record FreeUFactors(double S1, double S2, double B1, double B2)
         1 => (S2, B2),
         _ => null,
     };
+
+    /// <summary>The four factors under diffusers' argument names, in <c>enable_freeu</c>'s order (s1, s2, b1, b2).</summary>
+    public IEnumerable<(string Name, double Value)> Named => [("s1", S1), ("s2", S2), ("b1", B1), ("b2", B2)];
+
+    /// <summary>
+    /// The factors written as <c>s1,s2,b1,b2</c> (commas, invariant culture, spaces around a number allowed), as the
+    /// server's form field and <c>IImageGenerator</c>'s string take them: false unless the text holds exactly four numbers.
+    /// NaN and ±Infinity read as such; <see cref="UNet2DConditionModel.EnableFreeU"/> and the generation service refuse
+    /// them, naming the factor.
+    /// </summary>
+    public static bool TryParse(string text, [NotNullWhen(true)] out FreeUFactors? factors)
+    {
+        factors = null;
+        var parts = text.Split(',');
+        if (parts.Length != 4) return false;
+        var f = new double[4];
+        for (int i = 0; i < 4; i++)
+            if (!double.TryParse(parts[i].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out f[i])) return false;
+        factors = new FreeUFactors(f[0], f[1], f[2], f[3]);
+        return true;
+    }
 }

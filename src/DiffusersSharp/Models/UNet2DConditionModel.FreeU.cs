@@ -13,11 +13,8 @@ public sealed partial class UNet2DConditionModel
     /// <exception cref="ArgumentException">A factor is NaN or infinite.</exception>
     public void EnableFreeU(double s1, double s2, double b1, double b2)
     {
-        ModelInputs.Finite(s1, nameof(UNet2DConditionModel), "s1");
-        ModelInputs.Finite(s2, nameof(UNet2DConditionModel), "s2");
-        ModelInputs.Finite(b1, nameof(UNet2DConditionModel), "b1");
-        ModelInputs.Finite(b2, nameof(UNet2DConditionModel), "b2");
         var factors = new FreeUFactors(s1, s2, b1, b2);
+        foreach (var (name, value) in factors.Named) ModelInputs.Finite(value, nameof(UNet2DConditionModel), name);
         foreach (var block in up_blocks) block.FreeU = factors;
     }
 
