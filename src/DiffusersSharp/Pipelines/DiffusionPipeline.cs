@@ -17,6 +17,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
+        [StableDiffusionUpscalePipeline.Name] = StableDiffusionUpscalePipeline.FromPretrained,
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
         [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
         [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,

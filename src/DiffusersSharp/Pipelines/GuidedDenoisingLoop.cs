@@ -37,7 +37,7 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         if (control is not null) RecordResiduals(ctx, step, control);
         input = ExtendModelInput(ctx, input);
         ctx.Record("unet_input", step, input);
-        var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), timestepCond: timestepCond,
+        var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), classLabels: ClassLabels(ctx), timestepCond: timestepCond,
             addedCondKwargs: added,
             downBlockAdditionalResiduals: control?.DownBlockResSamples, midBlockAdditionalResidual: control?.MidBlockResSample,
             crossAttentionKwargs: crossAttentionKwargs).Sample;
@@ -59,6 +59,9 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         ctx.Tensors.TryGetValue(TextEmbedsKey, out var textEmbeds) && ctx.Tensors.TryGetValue(TimeIdsKey, out var timeIds)
             ? new AddedCondKwargs(textEmbeds, timeIds)
             : null;
+
+    /// <summary>The UNet's <c>class_labels</c> (none here; the x4 upscaler's noise level).</summary>
+    protected virtual Tensor? ClassLabels(DenoisingContext ctx) => null;
 
     /// <summary>Adds channels to the scaled UNet input (identity here).</summary>
     protected virtual Tensor ExtendModelInput(DenoisingContext ctx, Tensor scaledInput) => scaledInput;

@@ -50,14 +50,15 @@ public readonly struct ImageInput
     /// <summary>
     /// diffusers' <c>VaeImageProcessor.preprocess</c>: images are first cut to <paramref name="cropsCoords"/> when given;
     /// the size is <paramref name="height"/> × <paramref name="width"/> (or the first image's) rounded down to a multiple
-    /// of <paramref name="vaeScaleFactor"/>; images of another size are resized (Lanczos for images, or as
-    /// <paramref name="resizeMode"/> says; nearest for tensors, as diffusers); <paramref name="grayscale"/> converts to
+    /// of <paramref name="vaeScaleFactor"/>; images of another size are resized (with <paramref name="resample"/>, the
+    /// processor's <c>resample</c>, Lanczos by default, or as <paramref name="resizeMode"/> says; nearest for tensors, as
+    /// diffusers); <paramref name="grayscale"/> converts to
     /// one channel (PIL's "L"); then [0, 1] → [−1, 1] when <paramref name="normalize"/> (not for tensors already in
     /// [−1, 1]), and values &lt; 0.5 → 0, ≥ 0.5 → 1 when <paramref name="binarize"/>. A crop or a resize mode other than
     /// the default takes images only, as diffusers' <c>resize</c>.
     /// </summary>
     internal Tensor Preprocess(string what, int? height, int? width, int vaeScaleFactor, bool normalize, bool grayscale, bool binarize,
-        CropRegion? cropsCoords = null, ResizeMode resizeMode = ResizeMode.Default)
+        CropRegion? cropsCoords = null, ResizeMode resizeMode = ResizeMode.Default, ResampleFilter resample = ResampleFilter.Lanczos)
     {
         if (IsNone) throw new DiffusersException($"no {what} given");
         using var scope = torch.NewDisposeScope();
@@ -67,7 +68,7 @@ public readonly struct ImageInput
             if (images.Count == 0) throw new DiffusersException($"the {what} list is empty");
             if (cropsCoords is { } r) images = images.Select(im => ImageResize.Crop(im, r.X1, r.Y1, r.X2, r.Y2)).ToList();
             var (h, w) = DefaultSize(images[0].Height, images[0].Width, height, width, vaeScaleFactor, what);
-            var list = images.Select(im => ImageProcessor.Resize(im, h, w, resizeMode)).ToList();
+            var list = images.Select(im => ImageProcessor.Resize(im, h, w, resizeMode, resample)).ToList();
             if (grayscale) list = list.Select(ToGray).ToList();
             int channels = list[0].Channels;
             if (list.Any(im => im.Channels != channels))

@@ -282,6 +282,28 @@ internal static partial class PipelineSteps
     }
 
     /// <summary>
+    /// The VAE decode of diffusers 0.25.1's SDXL and x4 upscaler pipelines: with <c>force_upcast</c> in the VAE config and
+    /// fp16 VAE weights (<c>needs_upcasting</c>), the VAE is upcast by <c>upcast_vae</c> (<see cref="AutoencoderKL.UpcastVae"/>),
+    /// the latents are cast to post_quant_conv's dtype and divided by <paramref name="scalingFactor"/>, and the VAE goes
+    /// back to fp16 after; otherwise the latents divided by <paramref name="scalingFactor"/> are decoded in the VAE's dtype.
+    /// </summary>
+    internal static Tensor DecodeUpcasting(IVae vae, Tensor latents, double scalingFactor)
+    {
+        if (vae is not AutoencoderKL { ForceUpcast: true } kl || kl.DType != ScalarType.Float16)
+            return vae.Decode((latents / scalingFactor).to(vae.DType)).Sample;
+        var dtype = kl.DType;
+        kl.UpcastVae();
+        try
+        {
+            return kl.Decode(latents.to(kl.PostQuantConvDType) / scalingFactor).Sample;
+        }
+        finally
+        {
+            kl.to(dtype);
+        }
+    }
+
+    /// <summary>
     /// How diffusers' pipelines end: the latents as they are for <see cref="OutputType.Latent"/>, else
     /// <paramref name="decode"/> (the VAE decode of the latents, recorded as <c>vae_decoded</c>) denormalised into the
     /// output type.

@@ -270,21 +270,5 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
     /// blocks, which run in float32.
     /// </summary>
     protected ImagePipelineOutput Finish(Tensor latents, OutputType outputType) =>
-        PipelineSteps.Finish(latents, outputType, Decode, (name, t) => Record(name, t));
-
-    private Tensor Decode(Tensor latents)
-    {
-        if (Vae is not AutoencoderKL { ForceUpcast: true } kl || kl.DType != ScalarType.Float16)
-            return Vae.Decode((latents / Vae.ScalingFactor).to(Vae.DType)).Sample;
-        var dtype = kl.DType;
-        kl.UpcastVae();
-        try
-        {
-            return kl.Decode(latents.to(kl.PostQuantConvDType) / kl.ScalingFactor).Sample;
-        }
-        finally
-        {
-            kl.to(dtype);
-        }
-    }
+        PipelineSteps.Finish(latents, outputType, l => PipelineSteps.DecodeUpcasting(Vae, l, Vae.ScalingFactor), (name, t) => Record(name, t));
 }

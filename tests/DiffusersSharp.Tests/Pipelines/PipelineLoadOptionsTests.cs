@@ -33,6 +33,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name => "tiny-sdxl",
+            StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
