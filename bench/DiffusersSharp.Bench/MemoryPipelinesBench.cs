@@ -36,7 +36,7 @@ public static class MemoryPipelinesBench
     [
         "ddpm",
         .. SchedulerAliases.Aliases.Keys.Select(a => "sd-" + a),
-        "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop",
+        "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
         "sd-lora", "sd-lora-fused", "sd-textual-inversion", "sd-taesd", "sd-taesd-previews",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet",
@@ -113,6 +113,13 @@ public static class MemoryPipelinesBench
                 using var pipe = StableDiffusionImg2ImgPipeline.FromPretrained(G("tiny-sd"));
                 var init = Img("img2img-init.png");
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, init, 0.9, "", 7.5, numInferenceSteps: n, seed: 0, progress: soak));
+                return;
+            }
+            case "sd-upscale":
+            {
+                using var pipe = StableDiffusionUpscalePipeline.FromPretrained(G("tiny-sd-upscale"));
+                var lowRes = Image.Load(G("upscale/low-res-16x16.png"));   // 16x16: a 64x64 output
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, lowRes, n, negativePrompt: "", seed: 0, progress: soak));
                 return;
             }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":

@@ -64,18 +64,20 @@ public static class GenerateCommand
         var eta = new Option<double?>("--eta") { Description = "DDIM eta (0 = deterministic DDIM, 1 = DDPM-like noise); DDIM only" };
         var sd = StableDiffusionOptions.Create();
         var sdxl = StableDiffusionXLOptions.Create();
+        var upscaler = StableDiffusionUpscaleOptions.Create();
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
         var lora = LoraOptions.Create();
         var previews = PreviewOptions.Create();
 
         var cmd = new Command("generate",
-            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image)")
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image, --image for the x4 upscaler)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, cacheDir, config, upscale,
         };
         sd.AddTo(cmd);
         sdxl.AddTo(cmd);
+        upscaler.AddTo(cmd);
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
         lora.AddTo(cmd);
@@ -83,7 +85,7 @@ public static class GenerateCommand
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
         return cmd;
     }
 
@@ -96,6 +98,9 @@ public static class GenerateCommand
 
         /// <summary>The Stable Diffusion XL options (--prompt-2, --refiner, micro-conditioning sizes, …).</summary>
         public StableDiffusionXLOptions.Values StableDiffusionXL { get; init; } = new();
+
+        /// <summary>The Stable Diffusion x4 upscaler options (--image, --noise-level).</summary>
+        public StableDiffusionUpscaleOptions.Values StableDiffusionUpscale { get; init; } = new();
 
         /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
         public int Upscale { get; init; } = 1;
@@ -143,6 +148,7 @@ public static class GenerateCommand
         if (r.Eta is { } e0 && !(e0 >= 0 && e0 <= 1)) throw new UserException($"--eta must be between 0 and 1, got {e0}");
         r.StableDiffusion.CheckWithoutModel();
         r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);
+        r.StableDiffusionUpscale.CheckWithoutModel();
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
         r.Lora.CheckWithoutModel();
@@ -175,10 +181,15 @@ public static class GenerateCommand
         bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
         if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
             throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
+        bool upscale = StableDiffusionUpscaleOptions.IsUpscale(className);
+        if (!upscale && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
+            throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
         using var result = xl
             ? r.ControlNet.Any
                 ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
                 : StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
+            : upscale
+                ? StableDiffusionUpscaleOptions.Execute(ctx, r, folder, className, options, outputType)
             : StableDiffusionOptions.IsStableDiffusion(className)
                 ? r.ControlNet.Any
                     ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)
