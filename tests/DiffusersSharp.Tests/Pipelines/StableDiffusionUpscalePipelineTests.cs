@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using DiffusersSharp.Generation;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
@@ -201,6 +202,14 @@ public class StableDiffusionUpscalePipelineTests(ITestOutputHelper log)
         using var pipe = DiffusionPipeline.FromPretrained(folder.Path, new LoadOptions { Log = logged.Add });
         Assert.Equal([$"{folder.File("model_index.json")}: the 'watermarker' component (stable_diffusion.Watermarker) is not loaded or run by DiffusersSharp"], logged);
         Assert.DoesNotContain("watermarker", pipe.Components.Keys);
+    }
+
+    /// <summary>The generation service (the server, IImageGenerator) runs text to image, image to image and inpainting only.</summary>
+    [Fact]
+    public void TheGenerationServiceRefusesTheUpscaler()
+    {
+        var e = Assert.Throws<DiffusersException>(() => GenerationService.Load(Model));
+        Assert.Equal($"{Model}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, image to image, inpainting); this model is a StableDiffusionUpscalePipeline whose UNet takes 7", e.Message);
     }
 
     private static TempDir CopyModel()
