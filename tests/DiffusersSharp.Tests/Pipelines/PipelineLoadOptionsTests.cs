@@ -63,7 +63,8 @@ public class PipelineLoadOptionsTests
         return dir;
     }
 
-    private static TempDir Copy(string folder)
+    /// <summary>A copy of <paramref name="folder"/> (every file below it) in a new temporary folder.</summary>
+    internal static TempDir Copy(string folder)
     {
         var dir = new TempDir();
         foreach (var f in Directory.GetFiles(folder, "*", SearchOption.AllDirectories))

@@ -212,15 +212,5 @@ public class StableDiffusionUpscalePipelineTests(ITestOutputHelper log)
         Assert.Equal($"{Model}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, image to image, inpainting); this model is a StableDiffusionUpscalePipeline whose UNet takes 7", e.Message);
     }
 
-    private static TempDir CopyModel()
-    {
-        var dir = new TempDir();
-        foreach (var f in Directory.GetFiles(Model, "*", SearchOption.AllDirectories))
-        {
-            string to = Path.Combine(dir.Path, Path.GetRelativePath(Model, f));
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(f, to);
-        }
-        return dir;
-    }
+    private static TempDir CopyModel() => PipelineLoadOptionsTests.Copy(Model);
 }
