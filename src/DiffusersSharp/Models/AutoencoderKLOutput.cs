@@ -13,6 +13,14 @@ public sealed record AutoencoderKLOutput(DiagonalGaussianDistribution LatentDist
         return LatentDist.Sample(generators);
     }
 
+    /// <summary>The posterior's mode (<c>latent_dist.mode()</c>, its mean); <paramref name="trace"/> sees <c>mean</c> and <c>std</c>.</summary>
+    public Tensor ModeLatents(Action<string, Tensor>? trace = null)
+    {
+        trace?.Invoke("mean", LatentDist.Mean);
+        trace?.Invoke("std", LatentDist.Std);
+        return LatentDist.Mode();
+    }
+
     /// <summary>Disposes the latent distribution's tensors.</summary>
     public void Dispose() => LatentDist.Dispose();
 }

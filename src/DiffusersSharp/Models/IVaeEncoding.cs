@@ -15,4 +15,11 @@ public interface IVaeEncoding : IDisposable
     /// <c>mean</c> and <c>std</c>). The result is the caller's (not scaled by <c>scaling_factor</c>).
     /// </summary>
     Tensor RetrieveLatents(IReadOnlyList<Generator>? generators, Action<string, Tensor>? trace = null);
+
+    /// <summary>
+    /// diffusers' <c>retrieve_latents(encoder_output, sample_mode="argmax")</c>: the posterior's mode (its mean) when
+    /// there is a distribution, else the latents; nothing is drawn. <paramref name="trace"/> as in
+    /// <see cref="RetrieveLatents"/>. The result is the caller's (not scaled by <c>scaling_factor</c>).
+    /// </summary>
+    Tensor ModeLatents(Action<string, Tensor>? trace = null);
 }

@@ -18,6 +18,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
         [StableDiffusionUpscalePipeline.Name] = StableDiffusionUpscalePipeline.FromPretrained,
+        [StableDiffusionInstructPix2PixPipeline.Name] = StableDiffusionInstructPix2PixPipeline.FromPretrained,
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
         [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
         [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,

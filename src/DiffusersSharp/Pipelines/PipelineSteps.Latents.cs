@@ -260,6 +260,20 @@ internal static partial class PipelineSteps
     }
 
     /// <summary>
+    /// diffusers' <c>retrieve_latents(vae.encode(image), sample_mode="argmax")</c>: the posterior's mode (or the latents of a
+    /// VAE without a distribution), nothing drawn; <paramref name="record"/> gets the posterior's <c>mean</c> / <c>std</c>.
+    /// Not times <c>scaling_factor</c>; in the image's dtype, as <see cref="RetrieveVaeLatents"/>.
+    /// </summary>
+    internal static Tensor VaeModeLatents(IVae vae, Tensor image, Action<string, Tensor> record)
+    {
+        Tensor latents;
+        using (var encoded = vae.Encode(image))
+            latents = encoded.ModeLatents(record);
+        if (latents.dtype == image.dtype) return latents;
+        using (latents) return latents.to(image.dtype);
+    }
+
+    /// <summary>
     /// The shared denoising loop's context for one call: timesteps, initial latents, the scheduler options diffusers passes
     /// (<c>generator</c>, <c>eta</c>) and <c>prompt_embeds</c> (with guidance the [negative; prompt] batch).
     /// </summary>

@@ -32,6 +32,13 @@ public interface IScheduler : IDisposable
     /// <summary>The steps requested by the last <see cref="SetTimesteps(int, Device?)"/> (null before).</summary>
     int? NumInferenceSteps { get; }
 
+    /// <summary>
+    /// diffusers' <c>scheduler.sigmas</c>: the sigma table of the schedulers that have one (the sigma-space and the
+    /// VP-solver classes, after <see cref="SetTimesteps(int, Device?)"/>); null where diffusers' class has no
+    /// <c>sigmas</c> (<c>hasattr(scheduler, "sigmas")</c> is false: DDIM, DDPM, PNDM, LCM).
+    /// </summary>
+    Tensor? Sigmas => null;
+
     /// <summary>The standard deviation of the initial noise: multiply the first <c>randn</c> draw by it.</summary>
     double InitNoiseSigma { get; }
 

@@ -31,6 +31,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionControlNetPipeline.Name or StableDiffusionControlNetImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
+            StableDiffusionInstructPix2PixPipeline.Name => "tiny-sd-instruct-pix2pix",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",

@@ -24,7 +24,7 @@ public class PipelineScopeAuditTests
         "ddpm", "ddim",
         "sd", .. SchedulerAliases.Aliases.Keys.Order(StringComparer.Ordinal).Select(a => "sd-" + a),
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
-        "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
+        "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet",
     ]);
@@ -147,6 +147,11 @@ public class PipelineScopeAuditTests
                 var pipe = owned.Add(StableDiffusionUpscalePipeline.FromPretrained(Golden.Path("tiny-sd-upscale")));
                 var lowRes = Image.Load(Golden.Path("upscale", "low-res-16x16.png"));
                 return () => pipe.Generate(Prompt, lowRes, numInferenceSteps: 2, negativePrompt: "", seed: 0);
+            }
+            case "sd-instruct-pix2pix":
+            {
+                var pipe = owned.Add(StableDiffusionInstructPix2PixPipeline.FromPretrained(Golden.Path("tiny-sd-instruct-pix2pix")));
+                return () => pipe.Generate(Prompt, init, numInferenceSteps: 2, seed: 0);
             }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
             {

@@ -1,0 +1,57 @@
+using DiffusersSharp.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+/// <summary>
+/// The InstructPix2Pix loop (diffusers 0.25.1's <c>StableDiffusionInstructPix2PixPipeline</c>): with guidance the batch
+/// <c>cat([latents] * 3)</c> in the order [text, image, unconditional], <c>scale_model_input</c>, then the image latents
+/// (the named tensor <c>image_latents</c>, tripled as [image, image, zeros]) concatenated along the channels, the UNet
+/// on <c>prompt_embeds</c> ([prompt, negative, negative]) and <c>uncond + g · (text − image) + g_img · (image − uncond)</c>.
+/// For a scheduler with a sigma table (diffusers' <c>hasattr(scheduler, "sigmas")</c>) the guidance is applied, as
+/// diffusers does, to <c>latent_model_input − σ · noise_pred</c> and turned back into a noise prediction with
+/// <c>(· − latents) / −σ</c> (σ of the first index of the step's timestep in the schedule).
+/// </summary>
+internal sealed class InstructPix2PixDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
+    double imageGuidanceScale) : DenoisingLoop
+{
+    /// <summary>The image latents the UNet input is extended with (diffusers' callback name).</summary>
+    public const string ImageLatentsKey = "image_latents";
+
+    protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
+    {
+        var latentModelInput = doClassifierFreeGuidance ? torch.cat(new[] { latents, latents, latents }) : latents;
+        var scaled = ctx.Scheduler.ScaleModelInput(latentModelInput, ctx.TimestepValues[step]);
+        var input = torch.cat(new[] { scaled, ctx.Get(ImageLatentsKey) }, 1);
+        ctx.Record("unet_input", step, input);
+        var noisePred = unet.Forward(input, timestep, ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey)).Sample;
+        ctx.Record("unet_output", step, noisePred);
+
+        var sigma = SigmaOf(ctx, step);
+        if (sigma is not null) noisePred = latentModelInput - sigma * noisePred;
+        if (doClassifierFreeGuidance)
+        {
+            var chunks = noisePred.chunk(3);
+            Tensor text = chunks[0], image = chunks[1], uncond = chunks[2];
+            noisePred = uncond + guidanceScale * (text - image) + imageGuidanceScale * (image - uncond);
+        }
+        if (sigma is not null) noisePred = (noisePred - latents) / (-sigma);
+        return noisePred;
+    }
+
+    /// <summary>
+    /// diffusers' <c>scheduler.sigmas[(scheduler.timesteps == t).nonzero()[0]]</c> (a 0-dim float32 tensor on the
+    /// latents' device), or null when the scheduler has no sigma table.
+    /// </summary>
+    private static Tensor? SigmaOf(DenoisingContext ctx, int step)
+    {
+        if (ctx.Scheduler.Sigmas is not { } sigmas) return null;
+        var all = ctx.Scheduler.Timesteps;
+        var first = (all == ctx.Timesteps[step].to(all.device)).nonzero();
+        if (first.shape[0] == 0)
+            throw new DiffusersException($"{ctx.Pipeline}: timestep {ctx.TimestepValues[step]} of step {step + 1} is not in the scheduler's timesteps");
+        long index = first[0, 0].item<long>();
+        return sigmas[index].to(ctx.Latents.device);
+    }
+}
