@@ -69,6 +69,7 @@ public static class GenerateCommand
         var controlnet = ControlNetOptions.Create();
         var lora = LoraOptions.Create();
         var previews = PreviewOptions.Create();
+        var pix2pix = InstructPix2PixOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image, --image for the x4 upscaler)")
@@ -82,10 +83,11 @@ public static class GenerateCommand
         controlnet.AddTo(cmd);
         lora.AddTo(cmd);
         previews.AddTo(cmd);
+        pix2pix.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr) }));
         return cmd;
     }
 
@@ -126,6 +128,8 @@ public static class GenerateCommand
         public LoraOptions.Values Lora { get; init; } = new();
         /// <summary>The preview options (--preview-every, --preview-vae).</summary>
         public PreviewOptions.Values Preview { get; init; } = new();
+        /// <summary>The InstructPix2Pix options.</summary>
+        public InstructPix2PixOptions.Values InstructPix2Pix { get; init; } = new();
     }
 
     /// <summary>
@@ -153,6 +157,7 @@ public static class GenerateCommand
         r.ControlNet.CheckWithoutModel();
         r.Lora.CheckWithoutModel();
         r.Preview.CheckWithoutModel();
+        r.InstructPix2Pix.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 
@@ -184,12 +189,15 @@ public static class GenerateCommand
         bool upscale = StableDiffusionUpscaleOptions.IsUpscale(className);
         if (!upscale && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
             throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
+        InstructPix2PixOptions.RefuseElsewhere(r, className);
         using var result = xl
             ? r.ControlNet.Any
                 ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
                 : StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
             : upscale
                 ? StableDiffusionUpscaleOptions.Execute(ctx, r, folder, className, options, outputType)
+            : InstructPix2PixOptions.IsInstructPix2Pix(className)
+                ? InstructPix2PixOptions.Execute(ctx, r, folder, className, options, outputType)
             : StableDiffusionOptions.IsStableDiffusion(className)
                 ? r.ControlNet.Any
                     ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)
