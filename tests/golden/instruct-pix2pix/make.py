@@ -3,7 +3,7 @@ instruct-pix2pix-expected.safetensors / .json: diffusers 0.25.1's StableDiffusio
 See README.md in this folder.
 
 Run from the repository root with Debian's python3-torch (1.13.1) and the sources of diffusers v0.25.1 and
-huggingface_hub v0.20.3 on PYTHONPATH, and a folder holding an empty transformers-4.36.0.dist-info/METADATA
+huggingface_hub v0.20.3 on PYTHONPATH, and a folder holding transformers-4.36.0.dist-info/METADATA (README.md)
 (so diffusers believes transformers is installed; its classes are stubbed below, nothing of it runs):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/instruct-pix2pix/make.py
 """
