@@ -48,7 +48,7 @@ public sealed class GenerationService : IDisposable
         _xl = pipeline as StableDiffusionXLPipeline;
         _lora = (ILoraPipeline?)_pipe ?? (ILoraPipeline?)_xl ?? throw new DiffusersException(
             $"{modelId}: the generation service runs Stable Diffusion pipelines (text to image, image to image, inpainting) and SDXL base pipelines (text to image); this model is a {pipeline.ClassName}");
-        // text to image, image to image and inpainting run 4- and 9-channel UNets (the x4 upscaler's 7 channels are not served)
+        // text to image, image to image and inpainting run 4- and 9-channel UNets (not the x4 upscaler's 7 or InstructPix2Pix's 8)
         if (_pipe is not null && _pipe.Unet.Config.InChannels is not (4 or 9))
             throw new DiffusersException(
                 $"{modelId}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, image to image, inpainting); this model is a {pipeline.ClassName} whose UNet takes {_pipe.Unet.Config.InChannels}");

@@ -87,6 +87,36 @@ public class StableDiffusionInstructPix2PixPipelineTests(ITestOutputHelper log)
         SdTrace.CheckImages(log, g, p + "images", result.Array!);
     }
 
+    /// <summary>
+    /// diffusers' <c>image</c> may be the image latents (4 channels, used without encoding) and <c>latents</c> the initial
+    /// noise: the ddim run's image latents and initial latents (DDIM's init_noise_sigma is 1) given so, with no generator,
+    /// give that run's trajectory and images.
+    /// </summary>
+    [Fact]
+    public void GivenImageLatentsAndInitialLatentsReproduceTheDdimRun()
+    {
+        using var pipe = StableDiffusionInstructPix2PixPipeline.FromPretrained(Model);
+        using (var loaded = pipe.Scheduler) pipe.Scheduler = DDIMScheduler.FromConfig(loaded.Config);
+        using var g = new SafetensorsLike(Expected);
+        using var imageLatents = g.Load("ddim/image_latents").narrow(0, 0, 1);   // [image, image, zeros]: the image's row
+        using var initial = g.Load("ddim/initial_latents");
+        using var trace = new SdTrace(pipe);
+        using var result = pipe.Generate(Cat, imageLatents, numInferenceSteps: 4, latents: initial, outputType: OutputType.Np);
+        Assert.False(trace.Has("image_latent_mean"), "4-channel image input must not be encoded");
+        SdTrace.Check(log, g, "ddim/image_latents", trace.One("image_latents"), 0);
+        using (var x = trace.Stacked("latents_after_step")) SdTrace.Check(log, g, "ddim/latents_after_step", x, LatentsTolerance(g, "ddim/latents_after_step"));
+        SdTrace.CheckImages(log, g, "ddim/images", result.Array!);
+    }
+
+    [Fact]
+    public void LatentsOfAnotherShapeThanTheImageLatentsAreRefused()
+    {
+        using var pipe = StableDiffusionInstructPix2PixPipeline.FromPretrained(Model);
+        using var wrong = torch.zeros(1, 4, 16, 16);
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate(Cat, Init, numInferenceSteps: 2, latents: wrong));
+        Assert.Equal("StableDiffusionInstructPix2PixPipeline: latents have shape [1, 4, 16, 16], expected [1, 4, 32, 32]", e.Message);
+    }
+
     private static double LatentsTolerance(SafetensorsLike g, string key)
     {
         using var expected = g.Load(key);
@@ -102,6 +132,16 @@ public class StableDiffusionInstructPix2PixPipelineTests(ITestOutputHelper log)
         Assert.Equal("StableDiffusionInstructPix2PixPipeline", pix2pix.ClassName);
         Assert.Equal(8, pix2pix.Unet.Config.InChannels);
         Assert.Equal(EulerAncestralDiscreteScheduler.Name, pix2pix.Scheduler.ClassName);
+    }
+
+    /// <summary>The generation service (and so the server) runs text to image on the UNet it loads: an 8-channel one is refused.</summary>
+    [Fact]
+    public void TheGenerationServiceRefusesAnInstructPix2PixFolder()
+    {
+        var e = Assert.Throws<DiffusersException>(() => DiffusersSharp.Generation.GenerationService.Load(Model));
+        Assert.Equal(
+            $"{Model}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, " +
+            "image to image, inpainting); this model is a StableDiffusionInstructPix2PixPipeline whose UNet takes 8", e.Message);
     }
 
     [Fact]
