@@ -53,6 +53,8 @@ public class StableDiffusionInstructPix2PixPipelineTests(ITestOutputHelper log)
             seed: seed, outputType: OutputType.Np);
         bool cfg = imageGuidance >= 1 && guidance > 1;
         Assert.Equal(cfg, trace.Has("negative_prompt_embeds"));
+        // the UNet's batch: [text, image, unconditional] with guidance, else the latents alone; 8 channels either way
+        Assert.Equal(new long[] { cfg ? 3 : 1, 8, 32, 32 }, trace.First("unet_input").shape);
         CheckRun(run, trace, result, withUnet: run is "euler_ancestral" or "ddim");
     }
 
