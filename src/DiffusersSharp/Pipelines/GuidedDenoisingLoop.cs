@@ -28,6 +28,9 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
     /// <summary>ControlNet: computes the residuals the UNet adds at each step (null: none).</summary>
     public ControlNetResiduals? ControlNet { get; init; }
 
+    /// <summary>T2I-Adapter: the states the UNet adds inside its down blocks (null: none).</summary>
+    public T2IAdapterStates? Adapter { get; init; }
+
     protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
     {
         var input = doClassifierFreeGuidance ? torch.cat(new[] { latents, latents }) : latents;
@@ -40,6 +43,7 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
         var noisePred = unet.Forward(input, timestep, ctx.Get(PromptEmbedsKey), classLabels: ClassLabels(ctx), timestepCond: timestepCond,
             addedCondKwargs: added,
             downBlockAdditionalResiduals: control?.DownBlockResSamples, midBlockAdditionalResidual: control?.MidBlockResSample,
+            downIntrablockAdditionalResiduals: Adapter?.At(step),
             crossAttentionKwargs: crossAttentionKwargs).Sample;
         ctx.Record("unet_output", step, noisePred);
         if (!doClassifierFreeGuidance) return noisePred;

@@ -197,13 +197,16 @@ internal static partial class PipelineSteps
     /// <summary>
     /// The guided loop of a txt2img / img2img call: classifier-free guidance (with <paramref name="guidanceRescale"/>), the
     /// guidance embedding of UNets with <c>time_cond_proj_dim</c> for <paramref name="total"/> latents in
-    /// <paramref name="dtype"/>, the call's LoRA scale and, for the ControlNet pipelines, their residuals.
+    /// <paramref name="dtype"/>, the call's LoRA scale and, for the ControlNet pipelines, their residuals, for the T2I-Adapter
+    /// pipelines, their states.
     /// </summary>
     internal static GuidedDenoisingLoop GuidedLoop(UNet2DConditionModel unet, bool cfg, double guidanceScale, double guidanceRescale,
-        int total, ScalarType dtype, CrossAttentionOptions? crossAttentionKwargs, ControlNetResiduals? controlNet = null) =>
+        int total, ScalarType dtype, CrossAttentionOptions? crossAttentionKwargs, ControlNetResiduals? controlNet = null,
+        T2IAdapterStates? adapter = null) =>
         new(unet, cfg, guidanceScale, guidanceRescale, GuidanceScaleEmbedding(unet, guidanceScale, total, dtype, unet.Device), crossAttentionKwargs)
         {
             ControlNet = controlNet,
+            Adapter = adapter,
         };
 
     /// <summary>diffusers' <c>get_guidance_scale_embedding</c> for UNets with <c>time_cond_proj_dim</c> (LCM).</summary>
