@@ -26,6 +26,8 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionControlNetImg2ImgPipeline.Name] = StableDiffusionControlNetImg2ImgPipeline.FromPretrained,
         [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,
         [StableDiffusionXLControlNetPipeline.Name] = StableDiffusionXLControlNetPipeline.FromPretrained,
+        [StableDiffusionAdapterPipeline.Name] = StableDiffusionAdapterPipeline.FromPretrained,
+        [StableDiffusionXLAdapterPipeline.Name] = StableDiffusionXLAdapterPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

@@ -30,10 +30,11 @@ public class PipelineLoadOptionsTests
             DDPMPipeline.Name or DDIMPipeline.Name => "tiny-ddpm",
             StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name => "tiny-sd",
             StableDiffusionControlNetPipeline.Name or StableDiffusionControlNetImg2ImgPipeline.Name => "tiny-sd",
+            StableDiffusionAdapterPipeline.Name => "tiny-sd",
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
             StableDiffusionInstructPix2PixPipeline.Name => "tiny-sd-instruct-pix2pix",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
-                or StableDiffusionXLControlNetPipeline.Name => "tiny-sdxl",
+                or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
@@ -51,6 +52,8 @@ public class PipelineLoadOptionsTests
             Directory.CreateDirectory(dir.File("controlnet"));
             foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd-controlnet"))) File.Copy(f, Path.Combine(dir.File("controlnet"), Path.GetFileName(f)));
         }
+        bool adapter = className.Contains("Adapter", StringComparison.Ordinal);
+        if (adapter) T2IAdapterPipelineTests.AddAdapter(dir.Path, source == "tiny-sdxl");
         foreach (var f in Directory.GetFiles(dir.Path, "*", SearchOption.AllDirectories))
         {
             var m = Regex.Match(Path.GetFileName(f), @"^(diffusion_pytorch_model|model)\.(safetensors|bin)$");
@@ -60,6 +63,7 @@ public class PipelineLoadOptionsTests
         index["_class_name"] = className;
         index["feature_extractor"] = new JsonArray("transformers", "CLIPImageProcessor");
         if (controlnet) index["controlnet"] = new JsonArray("diffusers", "ControlNetModel");
+        if (adapter) index["adapter"] = new JsonArray("diffusers", "T2IAdapter");
         File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
         return dir;
     }
@@ -93,6 +97,8 @@ public class PipelineLoadOptionsTests
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
         Assert.Equal(className == StableDiffusionXLControlNetPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
+                     : className == StableDiffusionXLAdapterPipeline.Name ? ["adapter", "text_encoder", "text_encoder_2", "unet", "vae"]
+                     : className == StableDiffusionAdapterPipeline.Name ? ["adapter", "text_encoder", "unet", "vae"]
                      : className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]
                      : className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
                      : className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],

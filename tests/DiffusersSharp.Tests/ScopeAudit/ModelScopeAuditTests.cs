@@ -74,6 +74,12 @@ public class ModelScopeAuditTests
         audit.Call("UNet2DConditionModel.Forward (ControlNet residuals)", () => sd.Forward(x, 500L, ehs,
             downBlockAdditionalResiduals: residuals.DownBlockResSamples, midBlockAdditionalResidual: residuals.MidBlockResSample).Sample);
         audit.Call("MultiControlNetModel.Forward", () => multi.Forward(x, 500L, ehs, [cond, cond], [1.0, 0.5]));
+        using var adapter = Tests.Models.T2IAdapterGoldenTests.Load("sd-light");
+        using var adapters = new MultiAdapter([Tests.Models.T2IAdapterGoldenTests.Load("sd-full"), Tests.Models.T2IAdapterGoldenTests.Load("sd-full")]);
+        var image = torch.rand([1, 3, 32, 32], generator: g);
+        audit.Call("T2IAdapter.Forward", () => adapter.Forward(image));
+        audit.Call("MultiAdapter.Forward", () => adapters.Forward([image, image], [0.5, 0.25]));
+        using (audit.Call("T2IAdapter.FromConfig", () => T2IAdapter.FromConfig(adapter.Config))) { }
         audit.AssertAllScoped();
     }
 

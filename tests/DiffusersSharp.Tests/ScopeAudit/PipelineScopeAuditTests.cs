@@ -27,6 +27,7 @@ public class PipelineScopeAuditTests
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet",
+        "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
     ]);
 
     [Theory]
@@ -213,6 +214,20 @@ public class PipelineScopeAuditTests
                     net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
                 var pipe = owned.Add(StableDiffusionXLControlNetPipeline.FromPretrained(Golden.Path("tiny-sdxl"), net));
                 return () => pipe.Generate(Prompt, [edges], numInferenceSteps: 2, guidanceScale: 5.0, height: 32, width: 32, seed: 0);
+            }
+            case "sd-adapter" or "sd-adapter-multi":
+            {
+                TorchSharp.torch.nn.Module adapter = name == "sd-adapter" ? Tests.Models.T2IAdapterGoldenTests.Load("sd-full")
+                    : new MultiAdapter([Tests.Models.T2IAdapterGoldenTests.Load("sd-full"), Tests.Models.T2IAdapterGoldenTests.Load("sd-full")]);
+                var pipe = owned.Add(Tests.Pipelines.T2IAdapterPipelineTests.SdPipe(adapter));
+                ImageInput[] images = name == "sd-adapter" ? [edges] : [edges, scribble];
+                return () => pipe.Generate(Prompt, images, 32, 32, 2, 7.5, "", seed: 0, numImagesPerPrompt: 2);
+            }
+            case "sdxl-adapter":
+            {
+                var pipe = owned.Add(Tests.Pipelines.T2IAdapterPipelineTests.SdxlPipe(Tests.Models.T2IAdapterGoldenTests.Load("sdxl-full")));
+                return () => pipe.Generate(Prompt, [edges], numInferenceSteps: 2, guidanceScale: 5.0, height: 32, width: 32, seed: 0,
+                    adapterConditioningFactor: 0.5);
             }
             default:
                 throw new ArgumentException($"no case '{name}'");
