@@ -67,6 +67,7 @@ public static class GenerateCommand
         var upscaler = StableDiffusionUpscaleOptions.Create();
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
+        var adapter = AdapterOptions.Create();
         var lora = LoraOptions.Create();
         var previews = PreviewOptions.Create();
         var pix2pix = InstructPix2PixOptions.Create();
@@ -81,13 +82,14 @@ public static class GenerateCommand
         upscaler.AddTo(cmd);
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
+        adapter.AddTo(cmd);
         lora.AddTo(cmd);
         previews.AddTo(cmd);
         pix2pix.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr) }));
         return cmd;
     }
 
@@ -124,6 +126,8 @@ public static class GenerateCommand
 
         /// <summary>The ControlNet options (--controlnet, --control-image, --control-scale, …).</summary>
         public ControlNetOptions.Values ControlNet { get; init; } = new();
+        /// <summary>The T2I-Adapter options (--adapter, --adapter-image, --adapter-scale).</summary>
+        public AdapterOptions.Values Adapter { get; init; } = new();
         /// <summary>The LoRA options (--lora, --fuse-lora, --lora-ignore-unknown).</summary>
         public LoraOptions.Values Lora { get; init; } = new();
         /// <summary>The preview options (--preview-every, --preview-vae).</summary>
@@ -155,6 +159,7 @@ public static class GenerateCommand
         r.StableDiffusionUpscale.CheckWithoutModel();
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
+        r.Adapter.CheckWithoutModel();
         r.Lora.CheckWithoutModel();
         r.Preview.CheckWithoutModel();
         r.InstructPix2Pix.CheckWithoutModel();
@@ -190,13 +195,17 @@ public static class GenerateCommand
         if (!upscale && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
             throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
         InstructPix2PixOptions.RefuseElsewhere(r, className);
-        using var result = xl
+        bool pix2pix = InstructPix2PixOptions.IsInstructPix2Pix(className);
+        // every text-conditioned class goes to the adapter path when --adapter is given, which refuses all but the base ones
+        using var result = r.Adapter.Any && (xl || upscale || pix2pix || StableDiffusionOptions.IsStableDiffusion(className))
+            ? AdapterOptions.Execute(ctx, r, folder, className, xl, options, outputType)
+            : xl
             ? r.ControlNet.Any
                 ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
                 : StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
             : upscale
                 ? StableDiffusionUpscaleOptions.Execute(ctx, r, folder, className, options, outputType)
-            : InstructPix2PixOptions.IsInstructPix2Pix(className)
+            : pix2pix
                 ? InstructPix2PixOptions.Execute(ctx, r, folder, className, options, outputType)
             : StableDiffusionOptions.IsStableDiffusion(className)
                 ? r.ControlNet.Any
@@ -231,6 +240,8 @@ public static class GenerateCommand
             throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
         if (r.ControlNet.FirstGiven is { } control)
             throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
+        if (r.Adapter.FirstGiven is { } adapterOption)
+            throw new UserException($"{className} takes no {adapterOption}: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and {className} is unconditional");
         if (r.Lora.FirstGiven is { } loraOption)
             throw new UserException($"{className} takes no {loraOption}; LoRAs are for Stable Diffusion models");
         if (r.Preview.FirstGiven is { } preview)
