@@ -76,37 +76,21 @@ internal sealed class T2IAdapterSet
         string folder = Path.GetDirectoryName(index.Path)!;
         index.Require("adapter");
         var adapterOptions = PipelineVariant.For(options ?? LoadOptions.Default, index, "adapter");
-        var adapters = new List<T2IAdapter>();
-        try
+        return PipelineSteps.DisposeOnFailure<nn.Module>(loaded =>
         {
+            var adapters = new List<T2IAdapter>();
             for (int k = 0; k == 0 || Directory.Exists(Path.Combine(folder, $"adapter_{k}")); k++)
-                adapters.Add(T2IAdapter.FromPretrained(folder, k == 0 ? "adapter" : $"adapter_{k}", adapterOptions));
+                adapters.Add(loaded.Kept(T2IAdapter.FromPretrained(folder, k == 0 ? "adapter" : $"adapter_{k}", adapterOptions)));
             if (adapters.Count == 1 && index.Component("adapter")?.ClassName == nameof(MultiAdapter))
                 throw new ConfigException($"{index.Path}: the adapter is a MultiAdapter, but only the folder 'adapter' exists (a MultiAdapter needs adapter_1 too)")
                 { FilePath = index.Path, Key = "adapter" };
             return adapters.Count == 1 ? adapters[0] : new MultiAdapter(adapters);
-        }
-        catch
-        {
-            foreach (var a in adapters) a.Dispose();
-            throw;
-        }
+        });
     }
 
     /// <summary>Builds a pipeline with <paramref name="create"/> from a folder's adapter; the adapter is disposed if it throws.</summary>
-    public static T WithAdapter<T>(PipelineIndex index, LoadOptions? options, Func<nn.Module, T> create)
-    {
-        var adapter = Load(index, options);
-        try
-        {
-            return create(adapter);
-        }
-        catch
-        {
-            adapter.Dispose();
-            throw;
-        }
-    }
+    public static T WithAdapter<T>(PipelineIndex index, LoadOptions? options, Func<nn.Module, T> create) =>
+        PipelineSteps.DisposeOnFailure(loaded => create(loaded.Kept(Load(index, options))));
 
     /// <summary>
     /// diffusers' <c>_default_height_width</c>: the first control image's height and width, rounded down to a multiple of

@@ -104,10 +104,12 @@ public class T2IAdapterBadInputTests
 
         // a MultiAdapter's second adapter in adapter_1
         if (sdxl) return;
-        Directory.CreateDirectory(dir.File("adapter_1"));
-        foreach (var f in Directory.GetFiles(dir.File("adapter"))) File.Copy(f, Path.Combine(dir.File("adapter_1"), Path.GetFileName(f)));
         index["adapter"] = new JsonArray("diffusers", "MultiAdapter");
         File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
+        var e = Assert.Throws<ConfigException>(() => StableDiffusionAdapterPipeline.FromPretrained(dir.Path));
+        Assert.Equal($"{dir.File("model_index.json")}: the adapter is a MultiAdapter, but only the folder 'adapter' exists (a MultiAdapter needs adapter_1 too)", e.Message);
+        Directory.CreateDirectory(dir.File("adapter_1"));
+        foreach (var f in Directory.GetFiles(dir.File("adapter"))) File.Copy(f, Path.Combine(dir.File("adapter_1"), Path.GetFileName(f)));
         using var multi = StableDiffusionAdapterPipeline.FromPretrained(dir.Path);
         Assert.Equal(2, Assert.IsType<MultiAdapter>(multi.Adapter).Adapters.Count);
     }
