@@ -74,6 +74,10 @@ public class CliT2IAdapterTests(ITestOutputHelper log)
 
     [Theory]
     [InlineData("tiny-ddpm", "", "DDPMPipeline takes no --adapter: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and DDPMPipeline is unconditional")]
+    [InlineData("tiny-sd-upscale", "", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); " +
+        "{FOLDER} is a StableDiffusionUpscalePipeline")]
+    [InlineData("tiny-sd-instruct-pix2pix", "", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); " +
+        "{FOLDER} is a StableDiffusionInstructPix2PixPipeline")]
     [InlineData("tiny-sdxl", "--init-image EDGES", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
     [InlineData("tiny-sd", "--guidance-rescale 0.5", "--guidance-rescale is not available with --adapter on Stable Diffusion models (diffusers' StableDiffusionAdapterPipeline has no guidance_rescale)")]
     [InlineData("tiny-sd", "--adapter-scale 0.5 --adapter-scale 0.5", "--adapter-scale: 2 values for 1 --adapter(s); give one value, or one per adapter")]
@@ -89,7 +93,7 @@ public class CliT2IAdapterTests(ITestOutputHelper log)
         args.AddRange(["-o", dir.File("o.png")]);
         var (code, _, stderr) = CliRun.Run([.. args]);
         Assert.Equal(CliApp.UserError, code);
-        Assert.Contains(message, stderr);
+        Assert.Contains(message.Replace("{FOLDER}", Golden.Path(model)), stderr);
         Assert.DoesNotContain("   at ", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
