@@ -23,4 +23,12 @@ public interface IBetaScheduleConfig
 
     /// <summary><c>rescale_betas_zero_snr</c> (false for the classes whose config has no such key).</summary>
     bool RescaleBetasZeroSnr => false;
+
+    /// <summary>
+    /// Whether the class has a training beta schedule (true for all but IPNDM, whose set_timesteps builds betas of its own,
+    /// and the consistency-model scheduler, which has none): false leaves <see cref="SchedulerBase.Betas"/>,
+    /// <see cref="SchedulerBase.Alphas"/> and <see cref="SchedulerBase.AlphasCumprod"/> empty and
+    /// <see cref="TrainedBetas"/> free of the num_train_timesteps length.
+    /// </summary>
+    bool HasTrainingBetas => true;
 }

@@ -106,6 +106,12 @@ public abstract partial class SchedulerBase : IScheduler
         SchedulerConfigValidation.Validate(Config, ClassName);
         if (c.NumTrainTimesteps <= 0)
             throw new ConfigException($"{ClassName}: num_train_timesteps must be positive, got {c.NumTrainTimesteps}") { Key = "num_train_timesteps" };
+        if (!c.HasTrainingBetas)
+        {
+            ReplaceBetas([], []);
+            SetAlphasCumprod([]);
+            return;
+        }
         float[] betas = SchedulerMath.Betas(ClassName, c, extraSchedules);
         if (c.RescaleBetasZeroSnr) betas = SchedulerMath.RescaleZeroTerminalSnr(betas);
         float[] alphas = betas.Select(b => 1f - b).ToArray();
@@ -113,6 +119,20 @@ public abstract partial class SchedulerBase : IScheduler
         _betas = Own(torch.tensor(betas, ScalarType.Float32));
         _alphas = Own(torch.tensor(alphas, ScalarType.Float32));
         SetAlphasCumprod(ExactFloat32.Cumprod(alphas));
+    }
+
+    /// <summary>
+    /// Replaces <see cref="Betas"/> and <see cref="Alphas"/> (IPNDM's set_timesteps rebuilds both; its alphas are
+    /// sqrt(1 - beta²)), freeing the ones they replace.
+    /// </summary>
+    protected void ReplaceBetas(float[] betas, float[] alphas)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (oldBetas, oldAlphas) = (_betas, _alphas);
+        _betas = Own(torch.tensor(betas, ScalarType.Float32));
+        _alphas = Own(torch.tensor(alphas, ScalarType.Float32));
+        Release(oldBetas);
+        Release(oldAlphas);
     }
 
     /// <summary>Replaces the alphas_cumprod table (Euler's zero-SNR fix sets its last entry to 2^-24).</summary>
@@ -216,6 +236,12 @@ public abstract partial class SchedulerBase : IScheduler
         ThrowIfDisposed();
         return AddNoiseCore(originalSamples, noise, timesteps);
     }
+
+    /// <summary>
+    /// Whether the class defines diffusers' <c>add_noise</c>, which img2img and inpainting start from: all but IPNDM and
+    /// DDIM inverse, whose diffusers classes have none (their <see cref="AddNoise"/> refuses, naming the class).
+    /// </summary>
+    public virtual bool DefinesAddNoise => true;
 
     /// <summary>The class's <c>add_noise</c> (<see cref="AddNoise"/>).</summary>
     protected abstract Tensor AddNoiseCore(Tensor originalSamples, Tensor noise, Tensor timesteps);

@@ -56,7 +56,7 @@ public static class SchedulerConfigValidation
         }
         else
         {
-            if (trained.Length != n)
+            if (trained.Length != n && config is not IBetaScheduleConfig { HasTrainingBetas: false })
                 Fail(source, "trained_betas", $"trained_betas has {trained.Length} values but num_train_timesteps is {n}");
             for (int i = 0; i < trained.Length; i++)
                 if (!(trained[i] >= 0 && trained[i] <= 1))   // 1 only at the end of a zero-terminal-SNR schedule

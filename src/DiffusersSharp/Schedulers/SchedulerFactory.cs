@@ -40,6 +40,7 @@ public static class SchedulerFactory
         Entry.Of<DEISMultistepScheduler, DEISMultistepSchedulerConfig>(c => new(c)),
         Entry.Of<KDPM2DiscreteScheduler, KDPM2DiscreteSchedulerConfig>(c => new(c)),
         Entry.Of<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>(c => new(c)),
+        Entry.Of<IPNDMScheduler, IPNDMSchedulerConfig>(c => new(c)),
     ], StringComparer.Ordinal);
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

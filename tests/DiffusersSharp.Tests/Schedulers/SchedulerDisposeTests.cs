@@ -166,6 +166,8 @@ public class SchedulerDisposeTests
             (DEISMultistepScheduler.Name, () => new DEISMultistepSchedulerConfig { SolverType = "bogus" },
                 c => new DEISMultistepScheduler((DEISMultistepSchedulerConfig)c),
                 "DEISMultistepScheduler: solver_type \"bogus\" is not implemented; expected \"logrho\" (\"midpoint\", \"heun\", \"bh1\", \"bh2\" are read as \"logrho\")"),
+            (IPNDMScheduler.Name, () => new IPNDMSchedulerConfig { TrainedBetas = [0.5] }, c => new IPNDMScheduler((IPNDMSchedulerConfig)c),
+                "IPNDMScheduler: config key 'trained_betas': trained_betas needs at least 2 values (the betas of the steps and the one after the last), got 1"),
             (UniPCMultistepScheduler.Name, () => new UniPCMultistepSchedulerConfig { SolverOrder = 0 },
                 c => new UniPCMultistepScheduler((UniPCMultistepSchedulerConfig)c),
                 "UniPCMultistepScheduler: solver_order must be at least 1, got 0"),
@@ -209,7 +211,8 @@ public class SchedulerDisposeTests
         using var generator = new Generator(0);
         scheduler.SetTimesteps(steps);
         var x = torch.randn([1, 4, 8, 8], generator: generator);
-        x = scheduler.AddNoise(x, torch.randn([1, 4, 8, 8], generator: generator), scheduler.Timesteps.narrow(0, 0, 1)) * 0.5;
+        if (scheduler.DefinesAddNoise)
+            x = scheduler.AddNoise(x, torch.randn([1, 4, 8, 8], generator: generator), scheduler.Timesteps.narrow(0, 0, 1)) * 0.5;
         foreach (double t in scheduler.TimestepValues)
         {
             var input = scheduler.ScaleModelInput(x, t);

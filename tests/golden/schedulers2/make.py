@@ -1,0 +1,212 @@
+"""Writes cases.json / cases.safetensors: diffusers 0.25.1's IPNDMScheduler, DDIMInverseScheduler and
+CMStochasticIterativeScheduler (the real classes, run on Debian's torch 1.13.1), for the C# ports. See README.md.
+
+Run from the repository root with Debian's python3-torch (1.13.1) and the sources of diffusers v0.25.1 and
+huggingface_hub v0.20.3 on PYTHONPATH:
+  PYTHONPATH=/tmp/d/src:/tmp/hh/src /usr/bin/python3 tests/golden/schedulers2/make.py
+"""
+import importlib.machinery
+import json
+import os
+import struct
+import sys
+import types
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.dirname(HERE)
+
+# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
+_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
+       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
+_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
+       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
+_NAME = {v: k for k, v in _DT.items()}
+
+
+def _load_file(filename, device="cpu"):
+    with open(filename, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        dt = _DT[info["dtype"]]
+        raw = data[base + b:base + e]
+        if dt == torch.bfloat16:
+            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
+        out[name] = t.reshape(info["shape"])
+    return out
+
+
+def _save_file(tensors, filename, metadata=None):
+    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
+    for k in names:
+        raw = tensors[k].detach().contiguous().numpy().tobytes()
+        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(filename, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+_st = types.ModuleType("safetensors")
+_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
+_st.__version__ = "0.4.1"
+_st.torch = types.ModuleType("safetensors.torch")
+_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
+sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
+# -----------------------------------------------------------------------------------------------------------------
+
+import diffusers  # noqa: E402
+import diffusers.schedulers.scheduling_consistency_models as cm_module  # noqa: E402
+from diffusers import CMStochasticIterativeScheduler, DDIMInverseScheduler, IPNDMScheduler  # noqa: E402
+
+assert diffusers.__version__ == "0.25.1", diffusers.__version__
+torch.set_num_threads(1)
+CLASSES = {c.__name__: c for c in (IPNDMScheduler, DDIMInverseScheduler, CMStochasticIterativeScheduler)}
+
+
+def seeded(shape, s):
+    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s))
+
+
+# every randn_tensor draw CMStochasticIterativeScheduler.step makes, in order
+DRAWS = []
+_randn_tensor = cm_module.randn_tensor
+
+
+def _recording_randn_tensor(*args, **kwargs):
+    t = _randn_tensor(*args, **kwargs)
+    DRAWS.append(t.clone())
+    return t
+
+
+cm_module.randn_tensor = _recording_randn_tensor
+
+SHAPE = (1, 4, 8, 8)
+INIT, E = seeded(SHAPE, 11), seeded(SHAPE, 12)
+ORIGINAL, NOISE = seeded((3, 4, 8, 8), 14), seeded((3, 4, 8, 8), 15)
+out, index = {}, {"diffusers": diffusers.__version__, "torch": torch.__version__, "numpy": np.__version__, "cases": {}}
+
+
+def plain(v):
+    """A config value as JSON (numpy arrays and tuples as lists)."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return list(v)
+    return v
+
+
+def case(name, cls, kwargs, ns, loop_n=None, custom=None, seed=None, add_noise=False):
+    C = CLASSES[cls]
+    s0 = C(**kwargs)
+    p = name + "/"
+    info = {"class": cls, "config": {"_class_name": cls, **{k: plain(v) for k, v in kwargs.items()}},
+            "full_config": {k: plain(v) for k, v in dict(s0.config).items() if not k.startswith("_")},
+            "order": C.order, "init_noise_sigma": float(s0.init_noise_sigma), "set_timesteps": {}}
+    out[p + "init/timesteps"] = s0.timesteps.clone()
+    if getattr(s0, "sigmas", None) is not None:
+        out[p + "init/sigmas"] = s0.sigmas.clone()
+    if hasattr(s0, "alphas_cumprod"):
+        out[p + "betas"], out[p + "alphas_cumprod"] = s0.betas.clone(), s0.alphas_cumprod.clone()
+    for n in ns:
+        s = C.from_config(s0.config)
+        s.set_timesteps(n)
+        out[p + f"timesteps_N{n}"] = s.timesteps.clone()
+        if getattr(s, "sigmas", None) is not None:
+            out[p + f"sigmas_N{n}"] = s.sigmas.clone()
+        if cls == "IPNDMScheduler":   # its betas / alphas are rebuilt by set_timesteps
+            out[p + f"betas_N{n}"], out[p + f"alphas_N{n}"] = s.betas.clone(), s.alphas.clone()
+        info["set_timesteps"][str(n)] = {"num_timesteps": len(s.timesteps), "timesteps_dtype": str(s.timesteps.dtype)}
+
+    # the loop: x_T = init_randn * init_noise_sigma, model_output = 0.1 * scale_model_input(x, t) + E
+    s = C.from_config(s0.config)
+    if custom is not None:
+        s.set_timesteps(timesteps=custom)
+    else:
+        s.set_timesteps(loop_n)
+    info["loop"] = {"num_inference_steps": loop_n, "custom_timesteps": custom, "generator_seed": seed}
+    g = torch.Generator("cpu").manual_seed(seed) if seed is not None else None
+    DRAWS.clear()
+    x = INIT * s.init_noise_sigma
+    out[p + "loop/timesteps"], out[p + "loop/x_T"] = s.timesteps.clone(), x
+    scaled_all, mo_all, prev_all, x0_all, draw_step = [], [], [], [], []
+    for i, t in enumerate(s.timesteps):
+        scaled = s.scale_model_input(x, t)
+        mo = 0.1 * scaled + E
+        kw = {"generator": g} if seed is not None else {}
+        before = len(DRAWS)
+        res = s.step(mo, t, x, **kw)
+        draw_step += [i] * (len(DRAWS) - before)
+        x = res.prev_sample
+        scaled_all.append(scaled)
+        mo_all.append(mo)
+        prev_all.append(x)
+        if getattr(res, "pred_original_sample", None) is not None:
+            x0_all.append(res.pred_original_sample)
+    out[p + "loop/scaled_model_input"] = torch.stack(scaled_all)
+    out[p + "loop/model_output"] = torch.stack(mo_all)
+    out[p + "loop/prev_sample"] = torch.stack(prev_all)
+    if x0_all:
+        out[p + "loop/pred_original_sample"] = torch.stack(x0_all)
+    if DRAWS:
+        out[p + "loop/noise"] = torch.stack(DRAWS)
+        out[p + "loop/noise_step_index"] = torch.tensor(draw_step, dtype=torch.int64)
+    info["loop"]["noise_draws"] = len(DRAWS)
+    info["defines_add_noise"] = hasattr(s, "add_noise")
+    if add_noise:
+        ts = s.timesteps[[0, len(s.timesteps) // 2, -1]]
+        out[p + "add_noise/timesteps"] = ts.clone()
+        out[p + "add_noise/noisy"] = s.add_noise(ORIGINAL, NOISE, ts)
+    index["cases"][name] = info
+
+
+SD = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+
+# IPNDM: its own sin² schedule (set_timesteps rebuilds betas and alphas), or trained_betas of any length
+case("ipndm-default", "IPNDMScheduler", {}, (1, 2, 4, 10, 25, 50), loop_n=10)
+case("ipndm-1000", "IPNDMScheduler", {"num_train_timesteps": 1000}, (1000,), loop_n=6)
+case("ipndm-trained-betas", "IPNDMScheduler",
+     {"trained_betas": [0.99, 0.9, 0.8, 0.7, 0.55, 0.4, 0.3, 0.2, 0.1, 0.05, 0.0]}, (4, 10), loop_n=4)
+
+# DDIM inverse: ascending timesteps, "leading" or "trailing"; prediction types, clipping, zero-SNR
+case("ddiminv-sd", "DDIMInverseScheduler",
+     {**SD, "clip_sample": False, "set_alpha_to_one": False, "steps_offset": 1}, (4, 10, 25, 50), loop_n=10)
+case("ddiminv-linear-v-trailing-clip", "DDIMInverseScheduler",
+     {"prediction_type": "v_prediction", "timestep_spacing": "trailing", "clip_sample_range": 0.5}, (4, 10, 25, 50),
+     loop_n=10)
+case("ddiminv-cos-sample-zerosnr", "DDIMInverseScheduler",
+     {"beta_schedule": "squaredcos_cap_v2", "prediction_type": "sample", "rescale_betas_zero_snr": True,
+      "clip_sample": False}, (4, 10, 25), loop_n=10)
+case("ddiminv-eps-trailing-alphaone", "DDIMInverseScheduler",
+     {**SD, "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": True}, (4, 10), loop_n=4)
+
+# Consistency models: Karras sigmas over num_train_timesteps; noise drawn in every step of a loop of several steps
+case("cm-default", "CMStochasticIterativeScheduler", {}, (1, 2, 4, 10, 40), loop_n=4, seed=0, add_noise=True)
+case("cm-imagenet64-custom", "CMStochasticIterativeScheduler", {}, (), custom=[22, 0], seed=1, add_noise=True)
+case("cm-one-step", "CMStochasticIterativeScheduler", {}, (), loop_n=1, seed=2)
+case("cm-variant", "CMStochasticIterativeScheduler",
+     {"num_train_timesteps": 151, "sigma_min": 0.01, "sigma_max": 40.0, "sigma_data": 0.7, "s_noise": 0.5,
+      "rho": 5.0, "clip_denoised": False}, (3, 10, 151), loop_n=5, seed=3, add_noise=True)
+case("cm-variant-custom", "CMStochasticIterativeScheduler",
+     {"num_train_timesteps": 151, "sigma_min": 0.01, "sigma_max": 40.0, "sigma_data": 0.7, "s_noise": 0.5,
+      "rho": 5.0, "clip_denoised": False}, (), custom=[150, 100, 37, 5], seed=4)
+
+out["inputs/init_randn"], out["inputs/E"] = INIT, E
+out["inputs/add_noise_original"], out["inputs/add_noise_noise"] = ORIGINAL, NOISE
+_save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "cases.safetensors"))
+with open(os.path.join(HERE, "cases.json"), "w") as f:
+    json.dump(index, f, indent=1, sort_keys=True)
+    f.write("\n")
+print(len(out), "tensors,", len(index["cases"]), "cases")
