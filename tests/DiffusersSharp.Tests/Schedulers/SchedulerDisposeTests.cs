@@ -168,6 +168,8 @@ public class SchedulerDisposeTests
                 "DEISMultistepScheduler: solver_type \"bogus\" is not implemented; expected \"logrho\" (\"midpoint\", \"heun\", \"bh1\", \"bh2\" are read as \"logrho\")"),
             (IPNDMScheduler.Name, () => new IPNDMSchedulerConfig { TrainedBetas = [0.5] }, c => new IPNDMScheduler((IPNDMSchedulerConfig)c),
                 "IPNDMScheduler: config key 'trained_betas': trained_betas needs at least 2 values (the betas of the steps and the one after the last), got 1"),
+            (DDIMInverseScheduler.Name, () => new DDIMInverseSchedulerConfig { TimestepSpacing = "linspace" }, c => new DDIMInverseScheduler((DDIMInverseSchedulerConfig)c),
+                "DDIMInverseScheduler: timestep_spacing \"linspace\" is not supported; expected one of \"leading\", \"trailing\""),
             (UniPCMultistepScheduler.Name, () => new UniPCMultistepSchedulerConfig { SolverOrder = 0 },
                 c => new UniPCMultistepScheduler((UniPCMultistepSchedulerConfig)c),
                 "UniPCMultistepScheduler: solver_order must be at least 1, got 0"),
