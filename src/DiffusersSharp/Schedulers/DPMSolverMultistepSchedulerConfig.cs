@@ -8,7 +8,7 @@ namespace DiffusersSharp.Schedulers;
 /// <see cref="Loading.DiffusersConfig.Extra"/> and behaves as 0.25.1 (final sigma = σ(t=0), or the repeated last
 /// Karras/Lu sigma).
 /// </summary>
-public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig, IBetaScheduleConfig
+public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig, IDPMSolverMultistepConfig
 {
     /// <summary>
     /// <c>num_train_timesteps</c>: length of the training noise schedule (timesteps 0 to num_train_timesteps - 1).

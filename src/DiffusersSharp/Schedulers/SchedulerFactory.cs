@@ -42,6 +42,7 @@ public static class SchedulerFactory
         Entry.Of<KDPM2AncestralDiscreteScheduler, KDPM2AncestralDiscreteSchedulerConfig>(c => new(c)),
         Entry.Of<IPNDMScheduler, IPNDMSchedulerConfig>(c => new(c)),
         Entry.Of<DDIMInverseScheduler, DDIMInverseSchedulerConfig>(c => new(c)),
+        Entry.Of<DPMSolverMultistepInverseScheduler, DPMSolverMultistepInverseSchedulerConfig>(c => new(c)),
     ], StringComparer.Ordinal);
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

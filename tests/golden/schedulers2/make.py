@@ -69,20 +69,24 @@ sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
 
 import diffusers  # noqa: E402
 import diffusers.schedulers.scheduling_consistency_models as cm_module  # noqa: E402
-from diffusers import CMStochasticIterativeScheduler, DDIMInverseScheduler, IPNDMScheduler  # noqa: E402
+import diffusers.schedulers.scheduling_dpmsolver_multistep_inverse as dpminv_module  # noqa: E402
+from diffusers import (CMStochasticIterativeScheduler, DDIMInverseScheduler, DPMSolverMultistepInverseScheduler,  # noqa: E402
+                       IPNDMScheduler)
 
 assert diffusers.__version__ == "0.25.1", diffusers.__version__
 torch.set_num_threads(1)
-CLASSES = {c.__name__: c for c in (IPNDMScheduler, DDIMInverseScheduler, CMStochasticIterativeScheduler)}
+CLASSES = {c.__name__: c for c in (IPNDMScheduler, DDIMInverseScheduler, DPMSolverMultistepInverseScheduler,
+                                    CMStochasticIterativeScheduler)}
 
 
 def seeded(shape, s):
     return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s))
 
 
-# every randn_tensor draw CMStochasticIterativeScheduler.step makes, in order
+# every randn_tensor draw the steps of CMStochasticIterativeScheduler and DPMSolverMultistepInverseScheduler make, in order
 DRAWS = []
 _randn_tensor = cm_module.randn_tensor
+assert dpminv_module.randn_tensor is _randn_tensor
 
 
 def _recording_randn_tensor(*args, **kwargs):
@@ -91,7 +95,7 @@ def _recording_randn_tensor(*args, **kwargs):
     return t
 
 
-cm_module.randn_tensor = _recording_randn_tensor
+cm_module.randn_tensor = dpminv_module.randn_tensor = _recording_randn_tensor
 
 SHAPE = (1, 4, 8, 8)
 INIT, E = seeded(SHAPE, 11), seeded(SHAPE, 12)
@@ -100,7 +104,9 @@ out, index = {}, {"diffusers": diffusers.__version__, "torch": torch.__version__
 
 
 def plain(v):
-    """A config value as JSON (numpy arrays and tuples as lists)."""
+    """A config value as JSON (numpy arrays and tuples as lists, a non-finite float as .NET writes it: "-Infinity")."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return "NaN" if np.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, tuple):
@@ -193,6 +199,30 @@ case("ddiminv-cos-sample-zerosnr", "DDIMInverseScheduler",
 case("ddiminv-eps-trailing-alphaone", "DDIMInverseScheduler",
      {**SD, "timestep_spacing": "trailing", "clip_sample": False, "set_alpha_to_one": True}, (4, 10), loop_n=4)
 
+# DPM-Solver inverse: ascending linspace / leading / trailing or Karras schedules, the solvers' options, SDE noise
+case("dpminv-default", "DPMSolverMultistepInverseScheduler", {}, (4, 10, 25, 50, 1000), loop_n=10, add_noise=True)
+case("dpminv-sd-karras", "DPMSolverMultistepInverseScheduler", {**SD, "use_karras_sigmas": True}, (4, 10, 25), loop_n=10,
+     add_noise=True)
+case("dpminv-dpmsolver-order3-leading", "DPMSolverMultistepInverseScheduler",
+     {**SD, "algorithm_type": "dpmsolver", "solver_order": 3, "timestep_spacing": "leading", "steps_offset": 1},
+     (4, 10, 25), loop_n=10, add_noise=True)
+case("dpminv-v-trailing", "DPMSolverMultistepInverseScheduler",
+     {**SD, "prediction_type": "v_prediction", "timestep_spacing": "trailing", "thresholding": True,
+      "sample_max_value": 3.0}, (4, 10, 25), loop_n=10, add_noise=True)
+# the SDE variants' noise term is sqrt(1 - exp(-2h)) (sde-dpmsolver++) or sqrt(exp(2h) - 1) (sde-dpmsolver), and h < 0
+# on every step of the inverse, where the noise grows: NaN from the first step (the C# port refuses these configs)
+index["sde_inverse"] = {}
+for algorithm in ("sde-dpmsolver++", "sde-dpmsolver"):
+    s = DPMSolverMultistepInverseScheduler(**SD, algorithm_type=algorithm)
+    s.set_timesteps(10)
+    x = s.step(0.1 * INIT + E, s.timesteps[0], INIT, generator=torch.Generator("cpu").manual_seed(5)).prev_sample
+    assert not x.isfinite().any(), algorithm
+    index["sde_inverse"][algorithm] = "step 0 of 10 (SD betas): every value NaN"
+DRAWS.clear()
+case("dpminv-cos-clipped-heun", "DPMSolverMultistepInverseScheduler",
+     {"beta_schedule": "squaredcos_cap_v2", "lambda_min_clipped": -5.1, "solver_type": "heun", "lower_order_final": False,
+      "solver_order": 3, "prediction_type": "sample"}, (4, 10, 25), loop_n=20, add_noise=True)
+
 # Consistency models: Karras sigmas over num_train_timesteps; noise drawn in every step of a loop of several steps
 case("cm-default", "CMStochasticIterativeScheduler", {}, (1, 2, 4, 10, 40), loop_n=4, seed=0, add_noise=True)
 case("cm-imagenet64-custom", "CMStochasticIterativeScheduler", {}, (), custom=[22, 0], seed=1, add_noise=True)
@@ -208,6 +238,6 @@ out["inputs/init_randn"], out["inputs/E"] = INIT, E
 out["inputs/add_noise_original"], out["inputs/add_noise_noise"] = ORIGINAL, NOISE
 _save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(HERE, "cases.safetensors"))
 with open(os.path.join(HERE, "cases.json"), "w") as f:
-    json.dump(index, f, indent=1, sort_keys=True)
+    json.dump(index, f, indent=1, sort_keys=True, allow_nan=False)
     f.write("\n")
 print(len(out), "tensors,", len(index["cases"]), "cases")
