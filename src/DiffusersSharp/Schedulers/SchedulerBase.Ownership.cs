@@ -30,6 +30,14 @@ public abstract partial class SchedulerBase
         Release(old);
     }
 
+    /// <summary>Installs a float64 sigma table (the consistency-model scheduler's before its first <c>SetTimesteps</c>, as diffusers keeps it).</summary>
+    protected void SetSigmas(double[] sigmas, Device? device = null)
+    {
+        var old = _sigmas;
+        _sigmas = Own(torch.tensor(sigmas, ScalarType.Float64, device));
+        Release(old);
+    }
+
     /// <summary>
     /// Takes <paramref name="t"/> as the scheduler's own (out of the caller's dispose scope): it is freed by
     /// <see cref="Release"/> when the class replaces it, else by <see cref="Dispose"/>.

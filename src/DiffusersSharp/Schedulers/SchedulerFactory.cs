@@ -43,6 +43,7 @@ public static class SchedulerFactory
         Entry.Of<IPNDMScheduler, IPNDMSchedulerConfig>(c => new(c)),
         Entry.Of<DDIMInverseScheduler, DDIMInverseSchedulerConfig>(c => new(c)),
         Entry.Of<DPMSolverMultistepInverseScheduler, DPMSolverMultistepInverseSchedulerConfig>(c => new(c)),
+        Entry.Of<CMStochasticIterativeScheduler, CMStochasticIterativeSchedulerConfig>(c => new(c)),
     ], StringComparer.Ordinal);
 
     /// <summary>The diffusers class names this library implements, sorted.</summary>

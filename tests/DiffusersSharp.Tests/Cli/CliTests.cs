@@ -245,6 +245,19 @@ public class CliTests
     }
 
     [Fact]
+    public void SchedulersListsTheIpndmInverseAndConsistencyModelClassesWithDiffusersDefaults()
+    {
+        var (code, stdout, stderr) = Run("schedulers");
+        Assert.True(code == 0, stderr);
+        string n = Environment.NewLine;
+        Assert.Contains($"IPNDMScheduler{n}  num_train_timesteps = 1000{n}  trained_betas = null{n}", stdout);
+        Assert.Contains($"DDIMInverseScheduler{n}  num_train_timesteps = 1000{n}", stdout);
+        Assert.Contains($"DPMSolverMultistepInverseScheduler{n}  num_train_timesteps = 1000{n}", stdout);
+        Assert.Contains($"CMStochasticIterativeScheduler{n}  num_train_timesteps = 40{n}  sigma_min = 0.002{n}  sigma_max = 80.0{n}  sigma_data = 0.5{n}" +
+                        $"  s_noise = 1.0{n}  rho = 7.0{n}  clip_denoised = true{n}", stdout);
+    }
+
+    [Fact]
     public void UnknownCommandOrOptionIsAUserError()
     {
         var (code, _, stderr) = Run("generate", "--model", Model, "--frobnicate");
