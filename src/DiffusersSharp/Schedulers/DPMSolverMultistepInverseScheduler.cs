@@ -54,6 +54,23 @@ public sealed class DPMSolverMultistepInverseScheduler : DPMSolverMultistepBase<
         ResetState();
     }
 
+    /// <inheritdoc/>
+    /// <remarks>Also a second- or third-order step whose λ differences include a 0, where diffusers' update divides by it:
+    /// the inverse's final sigma is the noisiest timestep's, so a schedule that ends there ("trailing", or Karras sigmas,
+    /// whose last repeats) has h = 0 on its last step, which a heun or third-order update divides by once
+    /// lower_order_final no longer applies (15 steps and more).</remarks>
+    protected override string? NonFiniteCauseCore(double timestep)
+    {
+        if (LastStepIndex is int i && LastOrder >= 2 && Division(i, LastOrder) is { } arithmetic)
+        {
+            bool last = LastStepKeepsSigma(i);
+            return $"step {i} (timestep {Fmt(timestep)}) of {NumInferenceSteps}: {arithmetic}, as in diffusers' {Name}.step" +
+                   (last ? "; its sigma equals the final one (the noisiest timestep's, where this schedule ends): set euler_at_final true, which makes the last step first-order, or use fewer than 15 steps with lower_order_final"
+                         : "");
+        }
+        return base.NonFiniteCauseCore(timestep);
+    }
+
     /// <summary>set_timesteps' timesteps (each once) and sigmas for <paramref name="n"/> steps.</summary>
     private (long[] Timesteps, float[] Sigmas) Schedule(int n)
     {

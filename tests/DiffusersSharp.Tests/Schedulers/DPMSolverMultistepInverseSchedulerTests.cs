@@ -89,4 +89,35 @@ public class DPMSolverMultistepInverseSchedulerTests
         d = Assert.Throws<DiffusersException>(() => s.Step(x, 749, x));
         Assert.Equal("DPMSolverMultistepInverseScheduler: all 4 steps of the schedule are done; call SetTimesteps again before a new loop", d.Message);
     }
+
+    [Fact]
+    public void AHeunLastStepOntoTheRepeatedNoisiestSigmaIsNotFiniteAndTheCauseIsNamed()
+    {
+        // "trailing" ends at the noisiest timestep, whose sigma is also the final one: h = 0 on the last step, and
+        // diffusers' heun second-order update computes (exp(-h) - 1) / h = 0 / 0 there (20 steps: not lowered);
+        // golden cases.json "heun_trailing_inverse_finite": diffusers' finiteness after each step, both ways
+        var finite = G.Doc.GetProperty("heun_trailing_inverse_finite");
+        Assert.Equal([.. Enumerable.Repeat(true, 19), false], finite.GetProperty("plain").EnumerateArray().Select(e => e.GetBoolean()));
+        Assert.All(finite.GetProperty("euler_at_final").EnumerateArray(), e => Assert.True(e.GetBoolean()));
+        var config = new DPMSolverMultistepInverseSchedulerConfig { TimestepSpacing = "trailing", SolverType = "heun" };
+        using var s = new DPMSolverMultistepInverseScheduler(config);
+        s.SetTimesteps(20);
+        var x = torch.linspace(-1, 1, 256).reshape(1, 4, 8, 8);
+        var ts = s.TimestepValues;
+        for (int i = 0; i < ts.Length; i++)
+        {
+            x = s.Step(x * 0.1, ts[i], x).PrevSample;
+            if (i < ts.Length - 1) Assert.True(x.isfinite().all().item<bool>(), $"step {i}");
+        }
+        Assert.False(x.isfinite().all().item<bool>());
+        Assert.Equal("step 19 (timestep 999) of 20: h = lambda(t) - lambda(s0) is 0, and the second-order update's heun term (exp(-h) - 1) / h is NaN, " +
+                     "as in diffusers' DPMSolverMultistepInverseScheduler.step; its sigma equals the final one (the noisiest timestep's, where this schedule ends): " +
+                     "set euler_at_final true, which makes the last step first-order, or use fewer than 15 steps with lower_order_final", s.NonFiniteCause(999));
+        using var euler = new DPMSolverMultistepInverseScheduler(config with { EulerAtFinal = true });
+        euler.SetTimesteps(20);
+        x = torch.linspace(-1, 1, 256).reshape(1, 4, 8, 8);
+        foreach (double t in euler.TimestepValues) x = euler.Step(x * 0.1, t, x).PrevSample;
+        Assert.True(x.isfinite().all().item<bool>());
+        Assert.Null(euler.NonFiniteCause(999));
+    }
 }

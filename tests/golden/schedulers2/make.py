@@ -219,6 +219,17 @@ for algorithm in ("sde-dpmsolver++", "sde-dpmsolver"):
     assert not x.isfinite().any(), algorithm
     index["sde_inverse"][algorithm] = "step 0 of 10 (SD betas): every value NaN"
 DRAWS.clear()
+# "trailing" ends at the noisiest timestep, whose sigma is also the final one: h = 0 on the last step, which a heun
+# second-order update divides by at 20 steps (lower_order_final applies below 15); euler_at_final makes it first-order
+index["heun_trailing_inverse_finite"] = {}
+for euler_at_final in (False, True):
+    s = DPMSolverMultistepInverseScheduler(timestep_spacing="trailing", solver_type="heun", euler_at_final=euler_at_final)
+    s.set_timesteps(20)
+    x, finite = torch.linspace(-1, 1, 256).reshape(1, 4, 8, 8), []
+    for t in s.timesteps:
+        x = s.step(x * 0.1, t, x).prev_sample
+        finite.append(bool(x.isfinite().all()))
+    index["heun_trailing_inverse_finite"]["euler_at_final" if euler_at_final else "plain"] = finite
 case("dpminv-cos-clipped-heun", "DPMSolverMultistepInverseScheduler",
      {"beta_schedule": "squaredcos_cap_v2", "lambda_min_clipped": -5.1, "solver_type": "heun", "lower_order_final": False,
       "solver_order": 3, "prediction_type": "sample"}, (4, 10, 25), loop_n=20, add_noise=True)
