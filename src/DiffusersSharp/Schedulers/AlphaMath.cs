@@ -6,6 +6,18 @@ namespace DiffusersSharp.Schedulers;
 /// <summary>add_noise / get_velocity of the alpha-based schedulers (DDPM, DDIM, PNDM, LCM).</summary>
 internal static class AlphaMath
 {
+    /// <summary>
+    /// DDIM's (and DDIM inverse's) step 3: the predicted x0 and ε from the model output of
+    /// <paramref name="predictionType"/> (epsilon, sample or v_prediction), with sqrt(ᾱ_t) and sqrt(1 - ᾱ_t) as float32.
+    /// </summary>
+    public static (Tensor PredOriginal, Tensor PredEpsilon) PredictOriginalAndEpsilon(string predictionType, Tensor modelOutput, Tensor sample,
+        float sqrtAlpha, float sqrtBeta) => predictionType switch
+        {
+            "epsilon" => ((sample - sqrtBeta * modelOutput) / sqrtAlpha, modelOutput),
+            "sample" => (modelOutput, (sample - sqrtAlpha * modelOutput) / sqrtBeta),
+            _ => (sqrtAlpha * sample - sqrtBeta * modelOutput, sqrtAlpha * modelOutput + sqrtBeta * sample),
+        };
+
     /// <summary><c>sqrt(ᾱ_t) x0 + sqrt(1 - ᾱ_t) ε</c> with ᾱ indexed by the integer timesteps.</summary>
     public static Tensor AddNoise(SchedulerBase s, float[] alphasCumprod, Tensor original, Tensor noise, Tensor timesteps)
     {

@@ -81,22 +81,7 @@ public sealed class DDIMInverseScheduler : SchedulerBase<DDIMInverseScheduler, D
         float betaProdT = 1f - alphaProdT;
         float sqrtAlpha = ExactFloat32.Sqrt(alphaProdT), sqrtBeta = ExactFloat32.Sqrt(betaProdT);
 
-        Tensor predOriginal, predEpsilon;
-        switch (c.PredictionType)
-        {
-            case "epsilon":
-                predOriginal = (sample - sqrtBeta * modelOutput) / sqrtAlpha;
-                predEpsilon = modelOutput;
-                break;
-            case "sample":
-                predOriginal = modelOutput;
-                predEpsilon = (sample - sqrtAlpha * predOriginal) / sqrtBeta;
-                break;
-            default:
-                predOriginal = sqrtAlpha * sample - sqrtBeta * modelOutput;
-                predEpsilon = sqrtAlpha * modelOutput + sqrtBeta * sample;
-                break;
-        }
+        var (predOriginal, predEpsilon) = AlphaMath.PredictOriginalAndEpsilon(c.PredictionType, modelOutput, sample, sqrtAlpha, sqrtBeta);
         if (c.ClipSample)
             predOriginal = predOriginal.clamp(-c.ClipSampleRange, c.ClipSampleRange);
 

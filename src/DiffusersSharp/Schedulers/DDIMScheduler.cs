@@ -75,22 +75,7 @@ public sealed class DDIMScheduler : SchedulerBase<DDIMScheduler, DDIMSchedulerCo
         float sqrtAlpha = ExactFloat32.Sqrt(alphaProdT), sqrtBeta = ExactFloat32.Sqrt(betaProdT);
 
         // 3. predicted x0 and ε
-        Tensor predOriginal, predEpsilon;
-        switch (c.PredictionType)
-        {
-            case "epsilon":
-                predOriginal = (sample - sqrtBeta * modelOutput) / sqrtAlpha;
-                predEpsilon = modelOutput;
-                break;
-            case "sample":
-                predOriginal = modelOutput;
-                predEpsilon = (sample - sqrtAlpha * predOriginal) / sqrtBeta;
-                break;
-            default:
-                predOriginal = sqrtAlpha * sample - sqrtBeta * modelOutput;
-                predEpsilon = sqrtAlpha * modelOutput + sqrtBeta * sample;
-                break;
-        }
+        var (predOriginal, predEpsilon) = AlphaMath.PredictOriginalAndEpsilon(c.PredictionType, modelOutput, sample, sqrtAlpha, sqrtBeta);
 
         // 4. clip or threshold
         if (c.Thresholding)
