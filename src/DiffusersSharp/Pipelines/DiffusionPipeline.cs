@@ -28,6 +28,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionXLControlNetPipeline.Name] = StableDiffusionXLControlNetPipeline.FromPretrained,
         [StableDiffusionAdapterPipeline.Name] = StableDiffusionAdapterPipeline.FromPretrained,
         [StableDiffusionXLAdapterPipeline.Name] = StableDiffusionXLAdapterPipeline.FromPretrained,
+        [DiTPipeline.Name] = DiTPipeline.FromPretrained,
     };
 
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>

@@ -36,6 +36,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
+            DiTPipeline.Name => "tiny-dit",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
@@ -96,7 +97,8 @@ public class PipelineLoadOptionsTests
         Assert.Equal(className, pipe.ClassName);
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
-        Assert.Equal(className == StableDiffusionXLControlNetPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
+        Assert.Equal(className == DiTPipeline.Name ? ["transformer", "vae"]
+                     : className == StableDiffusionXLControlNetPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
                      : className == StableDiffusionXLAdapterPipeline.Name ? ["adapter", "text_encoder", "text_encoder_2", "unet", "vae"]
                      : className == StableDiffusionAdapterPipeline.Name ? ["adapter", "text_encoder", "unet", "vae"]
                      : className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]

@@ -40,6 +40,8 @@ public class LoaderScopeAuditTests
             audit.Call("DiffusionPipeline.FromPretrained (Stable Diffusion)", () => DiffusionPipeline.FromPretrained(Golden.Path("tiny-sd"))),
             audit.Call("DiffusionPipeline.FromPretrained (SDXL)", () => DiffusionPipeline.FromPretrained(Golden.Path("tiny-sdxl"))),
             audit.Call("StableDiffusionXLImg2ImgPipeline.FromPretrained (refiner)", () => StableDiffusionXLImg2ImgPipeline.FromPretrained(Golden.Path("tiny-sdxl-refiner"))),
+            audit.Call("DiffusionPipeline.FromPretrained (DiT)", () => DiffusionPipeline.FromPretrained(Golden.Path("tiny-dit"))),
+            audit.Call("DiTTransformer2DModel.FromPretrained", () => DiTTransformer2DModel.FromPretrained(Golden.Path("tiny-dit"), "transformer")),
         };
         var unet = (UNet2DConditionModel)loaded[2];
         var ddpm = (UNet2DModel)loaded[0];

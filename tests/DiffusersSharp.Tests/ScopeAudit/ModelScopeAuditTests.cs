@@ -23,7 +23,9 @@ public class ModelScopeAuditTests
         using var vae = AutoencoderKL.FromPretrained(Golden.Path("tiny-sd"), "vae");
         using var taesd = AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
         using var net = ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
+        using var dit = DiTTransformer2DModel.FromPretrained(Golden.Path("tiny-dit"), "transformer");
         var audit = new Support.ScopeAudit();
+        using (audit.Call("DiTTransformer2DModel.FromConfig", () => DiTTransformer2DModel.FromConfig(dit.Config))) { }
         using (audit.Call("UNet2DModel.FromConfig", () => UNet2DModel.FromConfig(ddpm.Config))) { }
         using (audit.Call("UNet2DConditionModel.FromConfig", () => UNet2DConditionModel.FromConfig(sd.Config))) { }
         using (audit.Call("AutoencoderKL.FromConfig", () => AutoencoderKL.FromConfig(vae.Config))) { }
@@ -80,6 +82,11 @@ public class ModelScopeAuditTests
         audit.Call("T2IAdapter.Forward", () => adapter.Forward(image));
         audit.Call("MultiAdapter.Forward", () => adapters.Forward([image, image], [0.5, 0.25]));
         using (audit.Call("T2IAdapter.FromConfig", () => T2IAdapter.FromConfig(adapter.Config))) { }
+        using var dit = DiTTransformer2DModel.FromPretrained(Golden.Path("tiny-dit"), "transformer");
+        var ditX = torch.randn([2, 4, 8, 8], generator: g);
+        var ditT = torch.tensor(new long[] { 999, 10 });
+        var ditLabels = torch.tensor(new long[] { 207, 1000 });
+        audit.Call("DiTTransformer2DModel.Forward", () => dit.Forward(ditX, ditT, ditLabels).Sample);
         audit.AssertAllScoped();
     }
 

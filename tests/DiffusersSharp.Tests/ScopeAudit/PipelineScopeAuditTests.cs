@@ -28,6 +28,7 @@ public class PipelineScopeAuditTests
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
+        "dit", "dit-no-cfg",
     ]);
 
     [Theory]
@@ -153,6 +154,11 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(StableDiffusionInstructPix2PixPipeline.FromPretrained(Golden.Path("tiny-sd-instruct-pix2pix")));
                 return () => pipe.Generate(Prompt, init, numInferenceSteps: 2, seed: 0);
+            }
+            case "dit" or "dit-no-cfg":
+            {
+                var pipe = owned.Add(DiTPipeline.FromPretrained(Golden.Path("tiny-dit")));
+                return () => pipe.Generate([207, 1], name == "dit" ? 4.0 : 1.0, numInferenceSteps: 2, seed: 0);
             }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
             {
