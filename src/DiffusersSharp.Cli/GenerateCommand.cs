@@ -65,6 +65,7 @@ public static class GenerateCommand
         var sd = StableDiffusionOptions.Create();
         var sdxl = StableDiffusionXLOptions.Create();
         var upscaler = StableDiffusionUpscaleOptions.Create();
+        var dit = DiTOptions.Create();
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
         var adapter = AdapterOptions.Create();
@@ -73,13 +74,14 @@ public static class GenerateCommand
         var pix2pix = InstructPix2PixOptions.Create();
 
         var cmd = new Command("generate",
-            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline) or Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image, --image for the x4 upscaler)")
+            "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline), Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image, --image for the x4 upscaler) or DiT (--class-label)")
         {
             model, steps, seed, batch, output, scheduler, schedulerConfig, eta, dtype, variant, revision, cacheDir, config, upscale,
         };
         sd.AddTo(cmd);
         sdxl.AddTo(cmd);
         upscaler.AddTo(cmd);
+        dit.AddTo(cmd);
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
         adapter.AddTo(cmd);
@@ -89,7 +91,7 @@ public static class GenerateCommand
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), DiT = dit.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr) }));
         return cmd;
     }
 
@@ -105,6 +107,9 @@ public static class GenerateCommand
 
         /// <summary>The Stable Diffusion x4 upscaler options (--image, --noise-level).</summary>
         public StableDiffusionUpscaleOptions.Values StableDiffusionUpscale { get; init; } = new();
+
+        /// <summary>The DiT options (--class-label).</summary>
+        public DiTOptions.Values DiT { get; init; } = new();
 
         /// <summary>Nearest-neighbour enlargement of the saved image (1 = as generated).</summary>
         public int Upscale { get; init; } = 1;
@@ -157,6 +162,7 @@ public static class GenerateCommand
         r.StableDiffusion.CheckWithoutModel();
         r.StableDiffusionXL.CheckWithoutModel(r.StableDiffusion);
         r.StableDiffusionUpscale.CheckWithoutModel();
+        r.DiT.CheckWithoutModel();
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
         r.Adapter.CheckWithoutModel();
@@ -194,11 +200,16 @@ public static class GenerateCommand
         bool upscale = StableDiffusionUpscaleOptions.IsUpscale(className);
         if (!upscale && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
             throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
+        bool dit = DiTOptions.IsDiT(className);
+        if (!dit && r.DiT.FirstGiven is { } ditOption)
+            throw new UserException($"{ditOption} applies to class-conditional DiT models ({DiTPipeline.Name}); {r.Model} is a {className}");
         InstructPix2PixOptions.RefuseElsewhere(r, className);
         bool pix2pix = InstructPix2PixOptions.IsInstructPix2Pix(className);
         // every text-conditioned class goes to the adapter path when --adapter is given, which refuses all but the base ones
         using var result = r.Adapter.Any && (xl || upscale || pix2pix || StableDiffusionOptions.IsStableDiffusion(className))
             ? AdapterOptions.Execute(ctx, r, folder, className, xl, options, outputType)
+            : dit
+                ? DiTOptions.Execute(ctx, r, folder, className, options, outputType)
             : xl
             ? r.ControlNet.Any
                 ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
