@@ -31,14 +31,16 @@ public class CliDiTTests
     [InlineData("--class-label 1 --prompt cat", "DiTPipeline takes no --prompt: it generates ImageNet classes (--class-label), not from a prompt or an image")]
     [InlineData("--class-label 1 --batch 2", "DiTPipeline takes no --batch: it generates one image per --class-label")]
     [InlineData("--class-label 1 --eta 0.5", "DiTPipeline takes no --eta: diffusers' DiTPipeline passes no eta to the scheduler")]
-    [InlineData("--class-label 1 --adapter-scale 0.5", "DiTPipeline takes no --adapter-scale")]
+    [InlineData("--class-label 1 --adapter {adapter} --adapter-image {image}", "DiTPipeline takes no --adapter")]
     [InlineData("--steps 1", "DiTPipeline needs --class-label (a class id or a label name; repeatable, one image each)")]
     [InlineData("--class-label unicorn", "--class-label \"unicorn\" is neither a class id nor a label of {model}'s id2label (25 labels, e.g. \"Ailurus fulgens\", \"Alopex lagopus\", \"Carassius auratus\")")]
     [InlineData("--class-label 1001", "--class-label 1001 is outside the model's classes 0 to 999 (1000: the null class)")]
     public void OptionsDiTDoesNotTakeAreRefusedNamingThem(string args, string message)
     {
         using var dir = new TempDir();
-        var (code, _, stderr) = CliRun.Run(["generate", "-m", Model, .. args.Split(' '), "-o", dir.File("o.png")]);
+        string[] parts = [.. args.Split(' ').Select(a => a.Replace("{adapter}", Golden.Path("tiny-t2i-adapter", "sd-light"))
+            .Replace("{image}", Golden.Path("upscale", "low-res-16x16.png")))];
+        var (code, _, stderr) = CliRun.Run(["generate", "-m", Model, .. parts, "-o", dir.File("o.png")]);
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains(message.Replace("{model}", Model), stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
