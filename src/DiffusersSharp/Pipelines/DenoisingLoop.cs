@@ -7,9 +7,9 @@ namespace DiffusersSharp.Pipelines;
 
 /// <summary>
 /// The denoising loop every pipeline shares: for each timestep, <see cref="PredictNoise"/> (the pipeline's model call),
-/// <c>scheduler.Step</c> with the context's <see cref="DenoisingContext.StepOptions"/>, <see cref="AfterStep"/>, a check
+/// <c>scheduler.Step</c> from <see cref="StepSample"/> with the context's <see cref="DenoisingContext.StepOptions"/>, <see cref="AfterStep"/>, a check
 /// that the new latents are finite, then the step-end callback and the progress report. A pipeline adds its difference
-/// by overriding those two methods (classifier-free guidance, inpainting's extra channels and blend, ...), never by
+/// by overriding those methods (classifier-free guidance, inpainting's extra channels and blend, ...), never by
 /// handing closures down. Each step's temporaries are freed with the step.
 /// </summary>
 public abstract class DenoisingLoop
@@ -28,7 +28,7 @@ public abstract class DenoisingLoop
                 var t = ctx.Timesteps[i];
                 var noisePred = PredictNoise(ctx, i, t, latents);
                 Tensor next;
-                using (var output = ctx.Scheduler.Step(noisePred, values[i], latents, ctx.StepOptions))
+                using (var output = ctx.Scheduler.Step(noisePred, values[i], StepSample(ctx, i, latents), ctx.StepOptions))
                     next = output.PrevSample;
                 next = AfterStep(ctx, i, next);
                 CheckFinite(ctx, i, next);
@@ -44,6 +44,12 @@ public abstract class DenoisingLoop
 
     /// <summary>The model's noise prediction at step <paramref name="step"/> (timestep <paramref name="timestep"/>, a 0-dim tensor).</summary>
     protected abstract Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents);
+
+    /// <summary>
+    /// The sample the scheduler steps from: the latents by default; DiT's loop gives it the <c>scale_model_input</c> sample,
+    /// as diffusers' DiTPipeline does.
+    /// </summary>
+    protected virtual Tensor StepSample(DenoisingContext ctx, int step, Tensor latents) => latents;
 
     /// <summary>Rewrites the latents a scheduler step produced (inpainting's blend); identity by default.</summary>
     protected virtual Tensor AfterStep(DenoisingContext ctx, int step, Tensor latents) => latents;

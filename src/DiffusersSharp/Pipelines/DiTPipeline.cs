@@ -211,7 +211,7 @@ public sealed class DiTPipeline : DiffusionPipeline
 
     /// <summary>
     /// DiT's loop: the transformer on the scaled model batch with the timestep expanded to it, guidance on the eps channels,
-    /// the learned sigma dropped for the scheduler; after each step the batch is made of its first half twice, as diffusers
+    /// the learned sigma dropped for the scheduler, which steps from the scaled sample as diffusers' does; after each step the batch is made of its first half twice, as diffusers
     /// does at the start of the next one.
     /// </summary>
     private sealed class DiTDenoisingLoop(DiTTransformer2DModel transformer, bool cfg, double guidanceScale, int batch) : DenoisingLoop
@@ -232,6 +232,10 @@ public sealed class DiTPipeline : DiffusionPipeline
             }
             return transformer.OutChannels / 2 == channels ? noisePred[.., ..channels] : noisePred;
         }
+
+        // diffusers steps from the scale_model_input sample (a no-op for DDIM and DPM-Solver; not for sigma schedulers such as Euler)
+        protected override Tensor StepSample(DenoisingContext ctx, int step, Tensor latents) =>
+            ctx.Scheduler.ScaleModelInput(latents, ctx.TimestepValues[step]);
 
         protected override Tensor AfterStep(DenoisingContext ctx, int step, Tensor latents)
         {

@@ -69,7 +69,7 @@ sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
 
 import diffusers  # noqa: E402
 from diffusers import (AutoencoderKL, DDIMScheduler, DiTPipeline, DPMSolverMultistepScheduler,  # noqa: E402
-                       Transformer2DModel)
+                       EulerDiscreteScheduler, Transformer2DModel)
 
 assert diffusers.__version__ == "0.25.1", diffusers.__version__
 torch.set_num_threads(1)
@@ -160,6 +160,8 @@ def pipeline_case(name, labels, steps, guidance, seed, scheduler=None):
     pipe = DiTPipeline.from_pretrained(FOLDER)
     if scheduler == "dpm":
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    if scheduler == "euler":  # a sigma scheduler: diffusers steps on the scale_model_input sample
+        pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
     trace = {"steps": []}
     step = pipe.scheduler.step
 
@@ -194,6 +196,7 @@ pipeline_case("ddim-cfg", [207, 1], 12, None, 0)
 pipeline_case("ddim-no-cfg", [3], 12, 1.0, 1)
 pipeline_case("ddim-two-labels-cfg-1.5", [879, 974], 6, 1.5, 2)
 pipeline_case("dpm-cfg", [207, 360], 10, 4.0, 3, scheduler="dpm")
+pipeline_case("euler-cfg", [207, 360], 6, 4.0, 4, scheduler="euler")
 
 # --- labels -----------------------------------------------------------------------------------------------------------
 pipe = DiTPipeline.from_pretrained(FOLDER)
