@@ -78,6 +78,19 @@ public sealed class AdapterOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_adapter), pr.GetValue(_image), pr.GetValue(_scale));
 
     /// <summary>
+    /// The route of <c>--adapter</c>: it takes the request on every text-conditioned class (<see cref="IGenerateRoute.TextConditioned"/>)
+    /// and runs the Stable Diffusion and SDXL base ones, refusing the others with a message naming them.
+    /// </summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => GenerateRoutes.IsTextConditioned(className, except: this);
+        public bool Takes(GenerateCommand.Request r) => r.Adapter.Any;
+        public bool TextConditioned => true;
+        public ImagePipelineOutput Execute(GenerateRun g) =>
+            AdapterOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, StableDiffusionXLOptions.IsStableDiffusionXL(g.ClassName), g.Options, g.OutputType);
+    }
+
+    /// <summary>
     /// Runs the T2I-Adapter pipeline of <paramref name="folder"/>'s family (Stable Diffusion or SDXL base, text to image);
     /// the caller saves the result. The adapters are loaded with the run's <paramref name="options"/> but for the
     /// revision, which is the model's; an adapter's is its own <c>@rev</c>.

@@ -105,6 +105,15 @@ public sealed class ControlNetOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_controlnet), pr.GetValue(_image), pr.GetValue(_scale),
         pr.GetValue(_start), pr.GetValue(_end), pr.GetValue(_guess));
 
+    /// <summary>The route of <c>--controlnet</c> on the Stable Diffusion classes (<see cref="IGenerateRoute"/>).</summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => StableDiffusionOptions.IsStableDiffusion(className);
+        public bool Takes(GenerateCommand.Request r) => r.ControlNet.Any;
+        public bool TextConditioned => true;
+        public ImagePipelineOutput Execute(GenerateRun g) => ControlNetOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+    }
+
     /// <summary>
     /// Runs a ControlNet txt2img, img2img (<c>--init-image</c>) or inpainting (<c>--mask</c>) pipeline on a Stable Diffusion
     /// folder; the caller saves the result. The nets are loaded with the run's <paramref name="options"/> but for the

@@ -45,6 +45,21 @@ public sealed class DiTOptions
     /// <summary>Whether <paramref name="className"/> is the DiT pipeline.</summary>
     public static bool IsDiT(string className) => className == DiTPipeline.Name;
 
+    /// <summary>generate's route for DiT folders (class-conditional, not text-conditioned); <c>--class-label</c> is refused elsewhere.</summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => IsDiT(className);
+        public bool TextConditioned => false;
+
+        public void RefuseElsewhere(GenerateCommand.Request r, string className)
+        {
+            if (!Claims(className) && r.DiT.FirstGiven is { } ditOption)
+                throw new UserException($"{ditOption} applies to class-conditional DiT models ({DiTPipeline.Name}); {r.Model} is a {className}");
+        }
+
+        public ImagePipelineOutput Execute(GenerateRun g) => DiTOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+    }
+
     /// <summary>Generates one image per <c>--class-label</c> with a DiTPipeline folder; the caller saves the result.</summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)

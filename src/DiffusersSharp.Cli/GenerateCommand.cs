@@ -4,7 +4,6 @@ using DiffusersSharp.Loading;
 using DiffusersSharp.Loading.SingleFile;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Pipelines.SingleFile;
-using DiffusersSharp.Schedulers;
 
 namespace DiffusersSharp.Cli;
 
@@ -190,39 +189,13 @@ public static class GenerateCommand
             throw new UserException($"--config applies to a single-file checkpoint (.safetensors/.ckpt); {r.Model} is a pipeline folder or Hub id, whose own configs are used");
         string folder = singleFile ? r.Model : PipelinePaths.Resolve(r.Model, options);
         string className = singleFile ? SingleFileConverter.PipelineClassOf(r.Model) : DiffusionPipeline.ReadClassName(PipelinePaths.ModelIndex(folder));
-        if (singleFile && !StableDiffusionOptions.IsStableDiffusion(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className))
+        if (singleFile && !GenerateRoutes.ReadSingleFile(className))
             throw new UserException($"{r.Model} is a single file for {className}, which 'generate' does not run yet (convert it with 'diffusers convert')");
         // Always the "np" output: it is checked for NaN/Inf before anything is written (OutputWriter).
         var outputType = OutputType.Np;
-        bool xl = StableDiffusionXLOptions.IsStableDiffusionXL(className);
-        if (!xl && r.StableDiffusionXL.FirstGiven is { } xlOption)
-            throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
-        bool upscale = StableDiffusionUpscaleOptions.IsUpscale(className);
-        if (!upscale && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
-            throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
-        bool dit = DiTOptions.IsDiT(className);
-        if (!dit && r.DiT.FirstGiven is { } ditOption)
-            throw new UserException($"{ditOption} applies to class-conditional DiT models ({DiTPipeline.Name}); {r.Model} is a {className}");
-        InstructPix2PixOptions.RefuseElsewhere(r, className);
-        bool pix2pix = InstructPix2PixOptions.IsInstructPix2Pix(className);
-        // every text-conditioned class goes to the adapter path when --adapter is given, which refuses all but the base ones
-        using var result = r.Adapter.Any && (xl || upscale || pix2pix || StableDiffusionOptions.IsStableDiffusion(className))
-            ? AdapterOptions.Execute(ctx, r, folder, className, xl, options, outputType)
-            : dit
-                ? DiTOptions.Execute(ctx, r, folder, className, options, outputType)
-            : xl
-            ? r.ControlNet.Any
-                ? StableDiffusionXLControlNetGenerate.Execute(ctx, r, folder, className, options, outputType)
-                : StableDiffusionXLGenerate.Execute(ctx, r, folder, className, options, outputType)
-            : upscale
-                ? StableDiffusionUpscaleOptions.Execute(ctx, r, folder, className, options, outputType)
-            : pix2pix
-                ? InstructPix2PixOptions.Execute(ctx, r, folder, className, options, outputType)
-            : StableDiffusionOptions.IsStableDiffusion(className)
-                ? r.ControlNet.Any
-                    ? ControlNetOptions.Execute(ctx, r, folder, className, options, outputType)
-                    : StableDiffusionOptions.Execute(ctx, r, folder, className, options, outputType)
-                : ExecuteUnconditional(ctx, r, folder, className, options, outputType);
+        // the pipelines are GenerateRoutes': each refuses its own options on another class, then the first that runs the request does
+        var route = GenerateRoutes.For(r, className);
+        using var result = route.Execute(new GenerateRun(ctx, r, folder, className, options, outputType));
         OutputWriter.Write(r.Output, result.Array!, npy, r.Upscale);
         ctx.Out.WriteLine($"wrote {r.Output}");
         return CliApp.Ok;
@@ -240,51 +213,4 @@ public static class GenerateCommand
         "auto" => Runtime.CpuFeatures.AutoDtype(),
         _ => throw new UserException($"--dtype '{value}': use fp32, bf16, fp16 or auto"),
     };
-
-    /// <summary>An unconditional pipeline (DDPMPipeline, DDIMPipeline) with the chosen scheduler.</summary>
-    private static ImagePipelineOutput ExecuteUnconditional(CliContext ctx, Request r, string folder, string className,
-        LoadOptions options, OutputType outputType)
-    {
-        if (r.StableDiffusion.Any)
-            throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
-        if (r.Components.FirstGiven is { } component)
-            throw new UserException($"{className} takes no {component}; it is for Stable Diffusion models");
-        if (r.ControlNet.FirstGiven is { } control)
-            throw new UserException($"{className} takes no {control}: ControlNet guides text-conditioned (Stable Diffusion) models, and {className} is unconditional");
-        if (r.Adapter.FirstGiven is { } adapterOption)
-            throw new UserException($"{className} takes no {adapterOption}: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and {className} is unconditional");
-        if (r.Lora.FirstGiven is { } loraOption)
-            throw new UserException($"{className} takes no {loraOption}; LoRAs are for Stable Diffusion models");
-        if (r.Preview.FirstGiven is { } preview)
-            throw new UserException($"{className} takes no {preview}; it is for Stable Diffusion models");
-
-        RunMemory.CheckUnconditional(folder, r.Batch);
-
-        using var pipeline = NativeFailures.During($"loading {folder}", () => DiffusionPipeline.FromPretrained(folder, options));
-        if (pipeline is not UnconditionalImagePipeline uncond)
-            throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
-        var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
-        // a scheduler built here is this method's; the folder's own is disposed with `pipeline`
-        using var built = ReferenceEquals(chosen, uncond.Scheduler) ? null : chosen;
-        SchedulerSelection.CheckReads(chosen, "eta", "--eta", r.Eta is not null);
-
-        // The unconditional pipeline that passes what the scheduler's step reads: DDIMPipeline passes eta (and turns any
-        // scheduler into DDIM, as diffusers does), DDPMPipeline passes the generator and runs any scheduler. The folder's
-        // pipeline runs when it is that class and keeps its scheduler; otherwise a second pipeline around the folder's UNet
-        // (disposed with `pipeline`, so the second one is not disposed) runs the chosen scheduler.
-        bool takesEta = chosen.StepArguments.Contains("eta");
-        UnconditionalImagePipeline run = built is null && (takesEta ? uncond is DDIMPipeline : uncond is DDPMPipeline) ? uncond
-            : takesEta ? new DDIMPipeline(uncond.Unet, chosen)
-            : new DDPMPipeline(uncond.Unet, chosen);
-
-        int steps = r.Steps ?? run.DefaultNumInferenceSteps;
-        ctx.Out.WriteLine($"{run.ClassName} · {run.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · seed {(r.Seed?.ToString() ?? "random")} · {run.Unet.DType}");
-        return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () =>
-            ProgressDisplay.Run(ctx, steps, progress => run switch
-        {
-            DDIMPipeline d => d.Generate(r.Batch, steps, r.Eta ?? 0.0, null, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
-            DDPMPipeline p => p.Generate(r.Batch, steps, r.Seed, null, outputType, null, progress, ctx.CancellationToken),
-            _ => throw new UserException($"{run.ClassName} is not supported by 'generate'"),
-        }));
-    }
 }

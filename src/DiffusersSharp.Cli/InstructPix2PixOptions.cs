@@ -44,11 +44,19 @@ public sealed class InstructPix2PixOptions
     /// <summary>Whether <paramref name="className"/> is the InstructPix2Pix pipeline class.</summary>
     public static bool IsInstructPix2Pix(string className) => className == StableDiffusionInstructPix2PixPipeline.Name;
 
-    /// <summary>Refuses <c>--image-guidance-scale</c> on a pipeline other than InstructPix2Pix (<paramref name="className"/>).</summary>
-    public static void RefuseElsewhere(GenerateCommand.Request r, string className)
+    /// <summary>The route of InstructPix2Pix; <c>--image-guidance-scale</c> is refused on other classes (<see cref="IGenerateRoute"/>).</summary>
+    internal sealed class Route : IGenerateRoute
     {
-        if (!IsInstructPix2Pix(className) && r.InstructPix2Pix.FirstGiven is { } option)
-            throw new UserException($"{option} applies to InstructPix2Pix models ({StableDiffusionInstructPix2PixPipeline.Name}); {r.Model} is a {className}");
+        public bool Claims(string className) => IsInstructPix2Pix(className);
+        public bool TextConditioned => true;
+
+        public void RefuseElsewhere(GenerateCommand.Request r, string className)
+        {
+            if (!Claims(className) && r.InstructPix2Pix.FirstGiven is { } option)
+                throw new UserException($"{option} applies to InstructPix2Pix models ({StableDiffusionInstructPix2PixPipeline.Name}); {r.Model} is a {className}");
+        }
+
+        public ImagePipelineOutput Execute(GenerateRun g) => InstructPix2PixOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
     }
 
     /// <summary>Edits --init-image as --prompt instructs; the caller saves the result.</summary>

@@ -124,6 +124,15 @@ public sealed class StableDiffusionOptions
     public static bool IsStableDiffusion(string className) =>
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 
+    /// <summary>The route of the Stable Diffusion classes without <c>--controlnet</c>, folders and single files (<see cref="IGenerateRoute"/>).</summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => IsStableDiffusion(className);
+        public bool TextConditioned => true;
+        public bool ReadsSingleFiles => true;
+        public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+    }
+
     /// <summary>Runs txt2img, img2img or inpainting on a Stable Diffusion folder, as the options ask; the caller saves the result.</summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)

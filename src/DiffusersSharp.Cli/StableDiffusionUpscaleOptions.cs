@@ -52,6 +52,21 @@ public sealed class StableDiffusionUpscaleOptions
     /// <summary>Whether <paramref name="className"/> is the Stable Diffusion upscale pipeline.</summary>
     public static bool IsUpscale(string className) => className == StableDiffusionUpscalePipeline.Name;
 
+    /// <summary>The route of the x4 upscaler; <c>--image</c> and <c>--noise-level</c> are refused on other classes (<see cref="IGenerateRoute"/>).</summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => IsUpscale(className);
+        public bool TextConditioned => true;
+
+        public void RefuseElsewhere(GenerateCommand.Request r, string className)
+        {
+            if (!Claims(className) && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
+                throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
+        }
+
+        public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionUpscaleOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+    }
+
     /// <summary>Upscales <c>--image</c> with a StableDiffusionUpscalePipeline folder; the caller saves the result.</summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)

@@ -14,6 +14,25 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 internal static class StableDiffusionXLGenerate
 {
+    /// <summary>
+    /// The route of the SDXL classes without <c>--controlnet</c>, folders and single files; the SDXL options
+    /// (<see cref="StableDiffusionXLOptions"/>) are refused on other classes (<see cref="IGenerateRoute"/>).
+    /// </summary>
+    internal sealed class Route : IGenerateRoute
+    {
+        public bool Claims(string className) => StableDiffusionXLOptions.IsStableDiffusionXL(className);
+        public bool TextConditioned => true;
+        public bool ReadsSingleFiles => true;
+
+        public void RefuseElsewhere(GenerateCommand.Request r, string className)
+        {
+            if (!Claims(className) && r.StableDiffusionXL.FirstGiven is { } xlOption)
+                throw new UserException($"{xlOption} applies to Stable Diffusion XL models; {r.Model} is a {className}");
+        }
+
+        public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionXLGenerate.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+    }
+
     /// <summary>Runs the SDXL pipeline the options ask for on <paramref name="folder"/>; the caller saves the result.</summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
