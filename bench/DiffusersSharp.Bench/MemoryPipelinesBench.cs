@@ -7,6 +7,7 @@ using DiffusersSharp.Loading;
 using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Schedulers;
+using DiffusersSharp.Text;
 using DiffusersSharp.Training;
 using Microsoft.Extensions.AI;
 using TorchSharp;
@@ -37,6 +38,7 @@ public static class MemoryPipelinesBench
         "ddpm",
         .. SchedulerAliases.Aliases.Keys.Select(a => "sd-" + a),
         "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
+        "sd-instruct-pix2pix", "sd-adapter",
         "sd-lora", "sd-lora-fused", "sd-textual-inversion", "sd-taesd", "sd-taesd-previews",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet",
@@ -120,6 +122,25 @@ public static class MemoryPipelinesBench
                 using var pipe = StableDiffusionUpscalePipeline.FromPretrained(G("tiny-sd-upscale"));
                 var lowRes = Image.Load(G("upscale/low-res-16x16.png"));   // 16x16: a 64x64 output
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, lowRes, n, negativePrompt: "", seed: 0, progress: soak));
+                return;
+            }
+            case "sd-instruct-pix2pix":
+            {
+                // three-way guidance (text, image, none): a batch of three in every UNet call
+                using var pipe = StableDiffusionInstructPix2PixPipeline.FromPretrained(G("tiny-sd-instruct-pix2pix"));
+                var init = Img("img2img-init.png");
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, init, n, 7.5, 1.5, "", seed: 0, progress: soak));
+                return;
+            }
+            case "sd-adapter":
+            {
+                // tiny-sd with the SD-order UNet the tiny full adapter fits (as T2IAdapterPipelineTests assemble it)
+                string sd = G("tiny-sd");
+                using var pipe = new StableDiffusionAdapterPipeline(AutoencoderKL.FromPretrained(sd, "vae"), CLIPTextModel.FromPretrained(sd, "text_encoder"),
+                    CLIPTokenizer.FromPretrained(sd, "tokenizer"), UNet2DConditionModel.FromPretrained(G("tiny-t2i-adapter/sd-unet")),
+                    T2IAdapter.FromPretrained(G("tiny-t2i-adapter/sd-full")), SchedulerFactory.FromPretrained(sd, "scheduler"));
+                var edges = Img("controlnet-edges.png");
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, [edges], Size, Size, n, 7.5, "", seed: 0, progress: soak));
                 return;
             }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
