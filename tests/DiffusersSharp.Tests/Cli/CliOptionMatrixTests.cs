@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using DiffusersSharp.Cli;
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Tests.Models;
+using DiffusersSharp.Tests.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
 using Xunit.Abstractions;
@@ -13,15 +15,21 @@ namespace DiffusersSharp.Tests.Cli;
 /// Every <c>diffusers generate</c> option on every pipeline kind it can meet: it has an effect on the output (compared
 /// with the same command without it), or it is refused with a clear message, exit code 1 and nothing written. The kinds
 /// are the pipelines the command runs: DDPMPipeline (tiny-ddpm), DDIMPipeline (tiny-ddpm with a DDIM scheduler),
-/// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd,
-/// all at 32x32 with two steps.
+/// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd, the
+/// x4 upscaler (tiny-sd-upscale, an 8x8 --image), InstructPix2Pix (tiny-sd-instruct-pix2pix) and the Stable Diffusion
+/// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps.
 /// </summary>
 public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
 {
     private static string Ddpm => Golden.Path("tiny-ddpm");
     private static string Sd => Golden.Path("tiny-sd");
+    private static string Upscaler => Golden.Path("tiny-sd-upscale");
+    private static string Pix2Pix => Golden.Path("tiny-sd-instruct-pix2pix");
+    private static string ControlNet => Golden.Path("tiny-sd-controlnet");
+    private static string SdAdapter => T2IAdapterGoldenTests.Folder("sd-full");
     private string Init => images.Init;
     private string Mask => images.Mask;
+    private string LowRes => images.LowRes;
 
     /// <summary>
     /// The command of each kind without the option under test: seed 0, two DDPM/DDIM steps; Stable Diffusion at 32x32
@@ -35,6 +43,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "txt2img" => ["-m", Sd, "--prompt", "a cat", "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "img2img" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--strength", "1", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "inpaint" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--mask", Mask, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "upscale" => ["-m", Upscaler, "--prompt", "a cat", "--image", LowRes, "--steps", "2", "--seed", "0"],
+        "pix2pix" => ["-m", Pix2Pix, "--prompt", "make it snowy", "--init-image", Init, "--steps", "2", "--seed", "0"],
+        "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         _ => throw new ArgumentException(kind),
     };
 
@@ -116,6 +127,38 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("inpaint", "--clip-skip", "1")]
     [InlineData("img2img", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
     [InlineData("inpaint", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("upscale", "--steps", "3")]
+    [InlineData("pix2pix", "--steps", "3")]
+    [InlineData("adapter", "--steps", "2")]
+    [InlineData("upscale", "--seed", "1")]
+    [InlineData("pix2pix", "--seed", "1")]
+    [InlineData("adapter", "--seed", "1")]
+    [InlineData("upscale", "--scheduler", "euler")]
+    [InlineData("pix2pix", "--scheduler", "euler")]
+    [InlineData("adapter", "--scheduler", "pndm", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("upscale", "--scheduler-config", "timestep_spacing=trailing")]
+    [InlineData("pix2pix", "--scheduler-config", "timestep_spacing=trailing")]
+    [InlineData("adapter", "--scheduler-config", "timestep_spacing=leading")]
+    [InlineData("upscale", "--eta", "1")]
+    [InlineData("pix2pix", "--scheduler", "ddim", "--eta", "1", "vs", "--scheduler", "ddim")]
+    [InlineData("adapter", "--scheduler", "ddim", "--eta", "1", "--steps", "2", "vs", "--scheduler", "ddim", "--steps", "2")]
+    [InlineData("upscale", "--prompt", "a dog")]
+    [InlineData("pix2pix", "--prompt", "make it a dog")]
+    [InlineData("adapter", "--prompt", "a dog")]
+    [InlineData("upscale", "--negative-prompt", "blurry")]
+    [InlineData("pix2pix", "--negative-prompt", "blurry")]
+    [InlineData("adapter", "--negative-prompt", "blurry")]
+    [InlineData("upscale", "--guidance", "2")]
+    [InlineData("pix2pix", "--guidance", "2")]
+    [InlineData("adapter", "--guidance", "2")]
+    [InlineData("upscale", "--clip-skip", "1")]
+    [InlineData("adapter", "--clip-skip", "1")]
+    [InlineData("upscale", "--freeu", "0.9,0.2,1.2,1.4")]
+    [InlineData("pix2pix", "--freeu", "0.9,0.2,1.2,1.4")]
+    [InlineData("adapter", "--freeu", "0.9,0.2,1.2,1.4")]
+    [InlineData("upscale", "--noise-level", "100")]
+    [InlineData("pix2pix", "--image-guidance-scale", "3")]
+    [InlineData("adapter", "--adapter-scale", "0.3")]
     public void OptionChangesTheOutput(string kind, params string[] args)
     {
         int vs = Array.IndexOf(args, "vs");
@@ -148,6 +191,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img")]
     [InlineData("img2img")]
     [InlineData("inpaint")]
+    [InlineData("upscale")]
+    [InlineData("pix2pix")]
+    [InlineData("adapter")]
     public void Bf16DiffersFromFp32WithinTolerance(string kind)
     {
         using var dir = new TempDir();
@@ -170,6 +216,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img")]
     [InlineData("img2img")]
     [InlineData("inpaint")]
+    [InlineData("upscale")]
+    [InlineData("pix2pix")]
+    [InlineData("adapter")]
     public void Upscale2DoublesTheImage(string kind)
     {
         using var dir = new TempDir();
@@ -195,6 +244,10 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("inpaint", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
     [InlineData("txt2img", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
     [InlineData("inpaint", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
+    [InlineData("upscale", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("pix2pix", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("adapter", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
+    [InlineData("adapter", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
     public void OptionShapesTheOutput(string kind, string[] option, long[] shape)
     {
         using var dir = new TempDir();
@@ -216,6 +269,24 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         (code, stdout, stderr) = Run("img2img", dir.File("m.npy"), "--mask", Mask);
         Assert.True(code == 0, stderr);
         Assert.Contains("StableDiffusionInpaintPipeline", stdout);
+    }
+
+    /// <summary>Each kind's base command runs the pipeline (and scheduler) its run header names.</summary>
+    [Theory]
+    [InlineData("ddpm", "DDPMPipeline · DDPMScheduler · 2 steps")]
+    [InlineData("ddim", "DDIMPipeline · DDIMScheduler · 2 steps")]
+    [InlineData("txt2img", "StableDiffusionPipeline · EulerDiscreteScheduler · 1 steps")]
+    [InlineData("img2img", "StableDiffusionImg2ImgPipeline · EulerDiscreteScheduler · 1 steps")]
+    [InlineData("inpaint", "StableDiffusionInpaintPipeline · EulerDiscreteScheduler · 1 steps")]
+    [InlineData("upscale", "StableDiffusionUpscalePipeline · DDIMScheduler · 2 steps · batch 1 · guidance 9 · noise level 20")]
+    [InlineData("pix2pix", "StableDiffusionInstructPix2PixPipeline · EulerAncestralDiscreteScheduler · 2 steps · batch 1 · guidance 7.5 · image guidance 1.5")]
+    [InlineData("adapter", "StableDiffusionAdapterPipeline · 1 T2I-Adapter(s) · EulerDiscreteScheduler · 1 steps")]
+    public void EachKindRunsThePipelineItsHeaderNames(string kind, string header)
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run(kind, dir.File("o.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains(header, stdout);
     }
 
     /// <summary>Options a pipeline kind cannot apply are refused with a message naming them; nothing is written.</summary>
@@ -247,10 +318,53 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("inpaint", "--padding-mask-crop 2 NPY", "--padding-mask-crop gives 8-bit images (diffusers' padding_mask_crop takes output_type \"pil\" only): write a .png, .jpg or .webp, not .npy")]
     [InlineData("ddpm", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     [InlineData("txt2img", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
+    // the x4 upscaler, InstructPix2Pix and T2I-Adapter options on the other kinds, and theirs on them
+    [InlineData("ddpm", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddim", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddpm", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddpm", "--adapter ADAPTER --adapter-image INIT", "DDPMPipeline takes no --adapter: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and DDPMPipeline is unconditional")]
+    [InlineData("ddpm", "--noise-level 5 --image-guidance-scale 2", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("txt2img", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("img2img", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("inpaint", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("img2img", "--adapter ADAPTER --adapter-image INIT", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
+    [InlineData("upscale", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("upscale", "--prompt-2 x --image-guidance-scale 2", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("upscale", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("upscale", "--width 32", "StableDiffusionUpscalePipeline takes no --width: it upscales --image 4x (diffusers 0.25.1's StableDiffusionUpscalePipeline has no such argument)")]
+    [InlineData("upscale", "--init-image INIT", "StableDiffusionUpscalePipeline takes no --init-image: it upscales --image 4x (diffusers 0.25.1's StableDiffusionUpscalePipeline has no such argument)")]
+    [InlineData("upscale", "--guidance-rescale 0.5", "StableDiffusionUpscalePipeline takes no --guidance-rescale: it upscales --image 4x (diffusers 0.25.1's StableDiffusionUpscalePipeline has no such argument)")]
+    [InlineData("upscale", "--controlnet CONTROLNET --control-image INIT", "StableDiffusionUpscalePipeline takes no --controlnet; ControlNet runs with Stable Diffusion and SDXL text-to-image, image-to-image and inpainting models")]
+    [InlineData("upscale", "--preview-every 1", "StableDiffusionUpscalePipeline takes no --preview-every: the previews decode Stable Diffusion latents, not the x4 upscaler's")]
+    [InlineData("upscale", "--adapter ADAPTER --adapter-image INIT", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("upscale", "--noise-level 351", "--noise-level must be at most the model's max_noise_level 350, got 351")]
+    [InlineData("upscale", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("pix2pix", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("pix2pix", "--negative-prompt-2 x --noise-level 5", "--negative-prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    // --init-image with --width/--height is refused before the model is read, on every class
+    [InlineData("pix2pix", "--width 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
+    [InlineData("pix2pix", "--height 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
+    [InlineData("pix2pix", "--guidance-rescale 0.5", "StableDiffusionInstructPix2PixPipeline takes no --guidance-rescale (diffusers 0.25.1's")]
+    [InlineData("pix2pix", "--mask MASK", "StableDiffusionInstructPix2PixPipeline takes no --mask (diffusers 0.25.1's")]
+    [InlineData("pix2pix", "--controlnet CONTROLNET --control-image INIT", "StableDiffusionInstructPix2PixPipeline takes no --controlnet (diffusers 0.25.1's")]
+    [InlineData("pix2pix", "--adapter ADAPTER --adapter-image INIT", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("pix2pix", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerAncestralDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("adapter", "--init-image INIT --mask MASK", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
+    [InlineData("adapter", "--guidance-rescale 0.5", "--guidance-rescale is not available with --adapter on Stable Diffusion models (diffusers' StableDiffusionAdapterPipeline has no guidance_rescale)")]
+    [InlineData("adapter", "--controlnet CONTROLNET --control-image INIT", "--controlnet and --adapter cannot be combined (one guidance model per run)")]
+    [InlineData("adapter", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("adapter", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("adapter", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("adapter", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("adapter", "--adapter-scale 200", "--adapter-scale must be a number between -100 and 100, got 200")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
-        var args = option.Replace(" NPY", "").Split(' ').Select(a => a == "INIT" ? Init : a == "MASK" ? Mask : a).ToArray();
+        var args = option.Replace(" NPY", "").Split(' ').Select(a => a switch
+        {
+            "INIT" => Init, "MASK" => Mask, "LOWRES" => LowRes, "ADAPTER" => SdAdapter, "CONTROLNET" => ControlNet, _ => a,
+        }).ToArray();
+        message = message.Replace("{MODEL}", Base(kind)[1]);
         string file = dir.File(option.EndsWith("NPY", StringComparison.Ordinal) ? "o.npy" : "o.png");
         var (code, _, stderr) = Run(kind, file, args);
         Assert.Equal(CliApp.UserError, code);
@@ -307,10 +421,25 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         {
             ImageResize.Resize(Image.Load(Golden.Path("img2img-init.png")), 32, 32).Save(Init);
             ImageResize.Resize(Image.Load(Golden.Path("inpaint-mask.png")), 32, 32, ResampleFilter.Nearest).Save(Mask);
+            ImageResize.Resize(Image.Load(Golden.Path("upscale", "low-res-16x16.png")), 8, 8).Save(LowRes);
+            // tiny-sd with the UNet the tiny full adapter fits, as T2IAdapterPipelineTests assemble it
+            foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd"), "*", SearchOption.AllDirectories))
+            {
+                string to = Path.Combine(AdapterModel, Path.GetRelativePath(Golden.Path("tiny-sd"), f));
+                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                File.Copy(f, to);
+            }
+            T2IAdapterPipelineTests.AddAdapter(AdapterModel, sdxl: false);
         }
 
         public string Init => _dir.File("init.png");
         public string Mask => _dir.File("mask.png");
+
+        /// <summary>The x4 upscaler's --image: 8x8, a 32x32 output.</summary>
+        public string LowRes => _dir.File("low-res.png");
+
+        /// <summary>The Stable Diffusion folder the adapter kind runs on.</summary>
+        public string AdapterModel => _dir.File("sd-adapter");
 
         /// <summary>The base command's output of each pipeline kind (computed once).</summary>
         public ConcurrentDictionary<string, float[]> BaseOutputs { get; } = new();
