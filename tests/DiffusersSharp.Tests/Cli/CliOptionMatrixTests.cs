@@ -360,10 +360,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
-        var args = option.Replace(" NPY", "").Split(' ').Select(a => a switch
-        {
-            "INIT" => Init, "MASK" => Mask, "LOWRES" => LowRes, "ADAPTER" => SdAdapter, "CONTROLNET" => ControlNet, _ => a,
-        }).ToArray();
+        var files = new Dictionary<string, string> { ["INIT"] = Init, ["MASK"] = Mask, ["LOWRES"] = LowRes, ["ADAPTER"] = SdAdapter, ["CONTROLNET"] = ControlNet };
+        var args = option.Replace(" NPY", "").Split(' ').Select(a => files.GetValueOrDefault(a, a)).ToArray();
         message = message.Replace("{MODEL}", Base(kind)[1]);
         string file = dir.File(option.EndsWith("NPY", StringComparison.Ordinal) ? "o.npy" : "o.png");
         var (code, _, stderr) = Run(kind, file, args);
