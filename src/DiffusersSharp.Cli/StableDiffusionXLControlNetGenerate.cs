@@ -8,7 +8,8 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// <c>diffusers generate --controlnet … --control-image …</c> on an SDXL base folder: text to image with
-/// <see cref="StableDiffusionXLControlNetPipeline"/> (no <c>--init-image</c>, <c>--mask</c> or <c>--refiner</c>); the
+/// <see cref="StableDiffusionXLControlNetPipeline"/>, or with <c>--init-image</c> (and <c>--strength</c>, default 0.8) image
+/// to image with <see cref="StableDiffusionXLControlNetImg2ImgPipeline"/> (no <c>--mask</c> or <c>--refiner</c>); the
 /// ControlNet options mean what they mean for Stable Diffusion, and <c>--lora</c> applies as for SDXL.
 /// </summary>
 internal static class StableDiffusionXLControlNetGenerate
@@ -32,8 +33,8 @@ internal static class StableDiffusionXLControlNetGenerate
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
         if (className != StableDiffusionXLPipeline.Name || File.Exists(folder))
             throw new UserException($"--controlnet with SDXL runs on an SDXL base pipeline folder or Hub id ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
-        foreach (var (given, option) in new[] { (o.InitImage, "--init-image"), (o.Mask, "--mask"), (x.Refiner, "--refiner") })
-            if (given is not null) throw new UserException($"{option} is not available with --controlnet on SDXL models (text to image only)");
+        foreach (var (given, option) in new[] { (o.Mask, "--mask"), (x.Refiner, "--refiner") })
+            if (given is not null) throw new UserException($"{option} is not available with --controlnet on SDXL models (text to image and image to image only)");
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{component} is not available with --controlnet on SDXL models yet");
         if (o.GuidanceRescale is not null)
@@ -41,10 +42,12 @@ internal static class StableDiffusionXLControlNetGenerate
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
         var controlImages = controls.Select(i => (ImageInput)i).ToList();
         options = options with { Log = ctx.Warn };
-        var size = controls[0];
+        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
+        var size = init ?? controls[0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? size.Height, o.Width ?? size.Width);
 
-        using var pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}", () => Load(folder, c.Nets, options));
+        using StableDiffusionXLPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
+            () => Load(folder, c.Nets, options, img2img: init is not null));
         LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
         r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
@@ -54,17 +57,29 @@ internal static class StableDiffusionXLControlNetGenerate
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 5.0;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
-        ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
+        ctx.Out.WriteLine($"{pipe.ClassName} · {c.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         using var generator = r.Seed is long seed ? new torch.Generator((ulong)seed) : null;
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps,
-            progress => pipe.Generate(o.Prompt, controlImages, x.Prompt2, o.Height, o.Width, steps, guidance, o.NegativePrompt,
-                x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
-                controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
-                originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+            progress => init is not null
+                ? ((StableDiffusionXLControlNetImg2ImgPipeline)pipe).Generate(o.Prompt, init, controlImages, x.Prompt2, o.Height, o.Width,
+                    o.Strength ?? 0.8, steps, guidance, o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator,
+                    outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start,
+                    controlGuidanceEnd: end, originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft,
+                    targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                    cancellationToken: ctx.CancellationToken)
+                : ((StableDiffusionXLControlNetPipeline)pipe).Generate(o.Prompt, controlImages, x.Prompt2, o.Height, o.Width, steps, guidance,
+                    o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
+                    controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
+                    originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
+                    clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 
-    /// <summary>Loads the nets, then the pipeline that takes them; the nets are disposed if the pipeline cannot be built.</summary>
-    private static StableDiffusionXLControlNetPipeline Load(string folder, IReadOnlyList<string> nets, LoadOptions options) =>
-        ControlNetOptions.WithNets(nets, options, controlnet => StableDiffusionXLControlNetPipeline.FromPretrained(folder, controlnet, options));
+    /// <summary>
+    /// Loads the nets, then the pipeline that takes them (img2img: <see cref="StableDiffusionXLControlNetImg2ImgPipeline"/>);
+    /// the nets are disposed if the pipeline cannot be built.
+    /// </summary>
+    private static StableDiffusionXLPipelineBase Load(string folder, IReadOnlyList<string> nets, LoadOptions options, bool img2img) =>
+        ControlNetOptions.WithNets<StableDiffusionXLPipelineBase>(nets, options, controlnet => img2img
+            ? StableDiffusionXLControlNetImg2ImgPipeline.FromPretrained(folder, controlnet, options)
+            : StableDiffusionXLControlNetPipeline.FromPretrained(folder, controlnet, options));
 }

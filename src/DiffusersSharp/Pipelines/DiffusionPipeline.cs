@@ -26,6 +26,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionControlNetImg2ImgPipeline.Name] = StableDiffusionControlNetImg2ImgPipeline.FromPretrained,
         [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,
         [StableDiffusionXLControlNetPipeline.Name] = StableDiffusionXLControlNetPipeline.FromPretrained,
+        [StableDiffusionXLControlNetImg2ImgPipeline.Name] = StableDiffusionXLControlNetImg2ImgPipeline.FromPretrained,
         [StableDiffusionAdapterPipeline.Name] = StableDiffusionAdapterPipeline.FromPretrained,
         [StableDiffusionXLAdapterPipeline.Name] = StableDiffusionXLAdapterPipeline.FromPretrained,
         [DiTPipeline.Name] = DiTPipeline.FromPretrained,

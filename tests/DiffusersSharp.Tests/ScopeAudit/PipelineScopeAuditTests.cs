@@ -26,7 +26,7 @@ public class PipelineScopeAuditTests
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
-        "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet",
+        "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
         "dit", "dit-no-cfg",
     ]);
@@ -220,6 +220,12 @@ public class PipelineScopeAuditTests
                     net = ControlNetModel.FromUnet(unet, conditioningEmbeddingOutChannels: [16, 32]);
                 var pipe = owned.Add(StableDiffusionXLControlNetPipeline.FromPretrained(Golden.Path("tiny-sdxl"), net));
                 return () => pipe.Generate(Prompt, [edges], numInferenceSteps: 2, guidanceScale: 5.0, height: 32, width: 32, seed: 0);
+            }
+            case "sdxl-controlnet-img2img":
+            {
+                var pipe = owned.Add(Tests.Pipelines.StableDiffusionXLControlNetImg2ImgPipelineTests.Pipe());
+                return () => pipe.Generate(Prompt, init, [edges], strength: 0.9, numInferenceSteps: 2, guidanceScale: 5.0, seed: 0,
+                    numImagesPerPrompt: 2);
             }
             case "sd-adapter" or "sd-adapter-multi":
             {
