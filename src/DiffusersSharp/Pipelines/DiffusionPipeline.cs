@@ -27,6 +27,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,
         [StableDiffusionXLControlNetPipeline.Name] = StableDiffusionXLControlNetPipeline.FromPretrained,
         [StableDiffusionXLControlNetImg2ImgPipeline.Name] = StableDiffusionXLControlNetImg2ImgPipeline.FromPretrained,
+        [StableDiffusionXLControlNetInpaintPipeline.Name] = StableDiffusionXLControlNetInpaintPipeline.FromPretrained,
         [StableDiffusionAdapterPipeline.Name] = StableDiffusionAdapterPipeline.FromPretrained,
         [StableDiffusionXLAdapterPipeline.Name] = StableDiffusionXLAdapterPipeline.FromPretrained,
         [DiTPipeline.Name] = DiTPipeline.FromPretrained,

@@ -35,6 +35,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionInstructPix2PixPipeline.Name => "tiny-sd-instruct-pix2pix",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
+                or StableDiffusionXLControlNetInpaintPipeline.Name
                 or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             DiTPipeline.Name => "tiny-dit",
@@ -99,7 +100,8 @@ public class PipelineLoadOptionsTests
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
         Assert.Equal(className == DiTPipeline.Name ? ["transformer", "vae"]
-                     : className is StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
+                     : className is StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
+                         or StableDiffusionXLControlNetInpaintPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
                      : className == StableDiffusionXLAdapterPipeline.Name ? ["adapter", "text_encoder", "text_encoder_2", "unet", "vae"]
                      : className == StableDiffusionAdapterPipeline.Name ? ["adapter", "text_encoder", "unet", "vae"]
                      : className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]

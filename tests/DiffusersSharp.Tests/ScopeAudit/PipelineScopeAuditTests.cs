@@ -26,7 +26,7 @@ public class PipelineScopeAuditTests
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
-        "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img",
+        "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img", "sdxl-controlnet-inpaint",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
         "dit", "dit-no-cfg",
     ]);
@@ -225,6 +225,12 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(Tests.Pipelines.StableDiffusionXLControlNetImg2ImgPipelineTests.Pipe());
                 return () => pipe.Generate(Prompt, init, [edges], strength: 0.9, numInferenceSteps: 2, guidanceScale: 5.0, seed: 0,
+                    numImagesPerPrompt: 2);
+            }
+            case "sdxl-controlnet-inpaint":
+            {
+                var pipe = owned.Add(Tests.Pipelines.StableDiffusionXLControlNetInpaintPipelineTests.Pipe());
+                return () => pipe.Generate(Prompt, init, mask, [edges], numInferenceSteps: 2, guidanceScale: 5.0, seed: 0,
                     numImagesPerPrompt: 2);
             }
             case "sd-adapter" or "sd-adapter-multi":
