@@ -39,9 +39,9 @@ public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
         Assert.True(diff <= 1.0 / 255, $"max abs error {diff:E3}");
 
         (code, _, stderr) = CliRun.Run("generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "x", "--controlnet", net,
-            "--control-image", control, "--init-image", control, "--mask", control, "-o", output);
+            "--control-image", control, "--refiner", Golden.Path("tiny-sdxl-refiner"), "-o", output);
         Assert.Equal(CliApp.UserError, code);
-        Assert.Contains("--mask is not available with --controlnet on SDXL models (text to image and image to image only)", stderr);
+        Assert.Contains("--refiner is not available with --controlnet on SDXL models", stderr);
     }
 
     [Fact]
@@ -59,6 +59,25 @@ public class CliStableDiffusionXLControlNetTests(ITestOutputHelper log)
         using var expected = Golden.Tensor("sdxl-controlnet-img2img/sdxl-controlnet-img2img-expected.safetensors", "pipeline/default/image");
         double diff = Tol.MaxAbsDiff(actual, expected);
         log.WriteLine($"sdxl-controlnet-img2img default via the CLI: max abs error {diff:E3}");
+        Assert.True(diff <= 1.0 / 255, $"max abs error {diff:E3}");
+    }
+
+    [Fact]
+    public void AnInitImageAndAMaskRunTheSdxlControlNetInpaintPipeline()
+    {
+        // diffusers' "default" run of tests/golden/sdxl-controlnet-inpaint (strength 0.9999, scale 1, guidance 5), from the prompt
+        using var dir = new TempDir();
+        string output = dir.File("o.npy");
+        var (code, stdout, stderr) = CliRun.Run("generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--steps", "5",
+            "--seed", "0", "--controlnet", Golden.Path("sdxl-controlnet-img2img", "controlnet"),
+            "--control-image", Golden.Path("controlnet-edges.png"), "--init-image", Golden.Path("img2img-init.png"),
+            "--mask", Golden.Path("inpaint-mask.png"), "-o", output);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("StableDiffusionXLControlNetInpaintPipeline · 1 ControlNet(s)", stdout);
+        using var actual = NpyFile.Read(output);
+        using var expected = Golden.Tensor("sdxl-controlnet-inpaint/sdxl-controlnet-inpaint-expected.safetensors", "pipeline/default/image");
+        double diff = Tol.MaxAbsDiff(actual, expected);
+        log.WriteLine($"sdxl-controlnet-inpaint default via the CLI: max abs error {diff:E3}");
         Assert.True(diff <= 1.0 / 255, $"max abs error {diff:E3}");
     }
 
