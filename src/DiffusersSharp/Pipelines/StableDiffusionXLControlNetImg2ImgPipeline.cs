@@ -21,13 +21,10 @@ namespace DiffusersSharp.Pipelines;
 /// </code>
 /// The pipeline owns (and disposes) the ControlNet it is given.
 /// </summary>
-public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusionXLPipelineBase
+public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusionXLControlNetPipelineBase
 {
     /// <summary>diffusers' class name.</summary>
     public const string Name = "StableDiffusionXLControlNetImg2ImgPipeline";
-
-    private readonly nn.Module _controlnet;
-    private readonly ControlNetSet _set;
 
     /// <summary>
     /// Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a
@@ -37,31 +34,13 @@ public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusion
     public StableDiffusionXLControlNetImg2ImgPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, nn.Module controlnet,
         IScheduler scheduler, bool requiresAestheticsScore = false, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
-        : base(vae, textEncoder ?? throw new ArgumentNullException(nameof(textEncoder)), tokenizer, textEncoder2, tokenizer2, unet,
-            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log)
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, controlnet, scheduler, forceZerosForEmptyPrompt,
+            requiresAestheticsScore, log)
     {
-        _controlnet = controlnet;
-        _set = new ControlNetSet(controlnet, Name, VaeScaleFactor);
-        int hidden = textEncoder.Config.HiddenSize + textEncoder2.Config.HiddenSize;
-        for (int k = 0; k < Nets.Count; k++)
-            StableDiffusionControlNetPipelineBase.CheckControlNetFits(Nets[k], k, unet, hidden, vae.LatentChannels);
-        foreach (var net in Nets) net.eval();
     }
 
     /// <inheritdoc/>
     public override string ClassName => Name;
-
-    /// <summary>The <c>controlnet</c> component as given: a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
-    public nn.Module Controlnet => _controlnet;
-
-    /// <summary>The ControlNets, in order (one for a single <see cref="ControlNetModel"/>).</summary>
-    public IReadOnlyList<ControlNetModel> Nets => _set.Nets;
-
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>(base.Components)
-    {
-        ["controlnet"] = _controlnet,
-    };
 
     /// <summary>
     /// Loads a StableDiffusionXLControlNetImg2ImgPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it:
@@ -123,13 +102,13 @@ public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusion
         PipelineSteps.CheckOptionalSize(Name, height, width);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, 0.0, eta);
-        var (scales, start, end) = _set.ControlArguments(controlnetConditioningScale, 0.8, controlGuidanceStart, controlGuidanceEnd);
+        var (scales, start, end) = Set.ControlArguments(controlnetConditioningScale, 0.8, controlGuidanceStart, controlGuidanceEnd);
 
         // 2. call parameters (the generators are checked against the batch when the image is encoded, as diffusers does)
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
         var (total, gens) = call;
         bool cfg = guidanceScale > 1.0;   // diffusers' SDXL ControlNet img2img: no time_cond_proj_dim condition, no guidance embedding
-        bool guess = _set.GuessMode(guessMode);
+        bool guess = Set.GuessMode(guessMode);
 
         // 3. encode the prompt (both encoders take the LoRA scale)
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -142,7 +121,7 @@ public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusion
             .to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
         Record("image_preprocessed", pixels);
-        var images = _set.PrepareControlImages(controlImage, "control_image", height, width, total, numImagesPerPrompt, cfg, guess);
+        var images = Set.PrepareControlImages(controlImage, "control_image", height, width, total, numImagesPerPrompt, cfg, guess);
         Record("control_image", images[0]);
         int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
         int scale = pixels.shape[1] == 4 ? VaeScaleFactor : 1;
@@ -169,7 +148,7 @@ public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusion
         // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, null, crossAttentionKwargs)
         {
-            ControlNet = _set.Residuals(images, scales, start, end, guess, cfg),
+            ControlNet = Set.Residuals(images, scales, start, end, guess, cfg),
         };
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));

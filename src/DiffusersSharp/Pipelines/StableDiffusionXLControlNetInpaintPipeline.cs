@@ -16,13 +16,10 @@ namespace DiffusersSharp.Pipelines;
 /// <c>requires_aesthetics_score</c>, <c>negative_aesthetic_score</c> in place of the score), and guess mode is only the
 /// argument (no <c>global_pool_conditions</c>). The pipeline owns (and disposes) the ControlNet it is given.
 /// </summary>
-public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusionXLPipelineBase
+public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusionXLControlNetPipelineBase
 {
     /// <summary>diffusers' class name.</summary>
     public const string Name = "StableDiffusionXLControlNetInpaintPipeline";
-
-    private readonly nn.Module _controlnet;
-    private readonly ControlNetSet _set;
 
     /// <summary>
     /// Builds the pipeline from its components (the UNet takes 4 or 9 input channels); <paramref name="controlnet"/> is a
@@ -32,32 +29,14 @@ public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusion
     public StableDiffusionXLControlNetInpaintPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, nn.Module controlnet,
         IScheduler scheduler, bool requiresAestheticsScore = false, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
-        : base(vae, textEncoder ?? throw new ArgumentNullException(nameof(textEncoder)), tokenizer, textEncoder2, tokenizer2, unet,
-            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore, log)
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, controlnet, scheduler, forceZerosForEmptyPrompt,
+            requiresAestheticsScore, log)
     {
         PipelineSteps.CheckInpaintUnet(Name, unet);
-        _controlnet = controlnet;
-        _set = new ControlNetSet(controlnet, Name, VaeScaleFactor);
-        int hidden = textEncoder.Config.HiddenSize + textEncoder2.Config.HiddenSize;
-        for (int k = 0; k < Nets.Count; k++)
-            StableDiffusionControlNetPipelineBase.CheckControlNetFits(Nets[k], k, unet, hidden, vae.LatentChannels);
-        foreach (var net in Nets) net.eval();
     }
 
     /// <inheritdoc/>
     public override string ClassName => Name;
-
-    /// <summary>The <c>controlnet</c> component as given: a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
-    public nn.Module Controlnet => _controlnet;
-
-    /// <summary>The ControlNets, in order (one for a single <see cref="ControlNetModel"/>).</summary>
-    public IReadOnlyList<ControlNetModel> Nets => _set.Nets;
-
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>(base.Components)
-    {
-        ["controlnet"] = _controlnet,
-    };
 
     /// <summary>
     /// Loads a StableDiffusionXLControlNetInpaintPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it:
@@ -118,7 +97,7 @@ public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusion
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckDenoisingWindow(denoisingStart, denoisingEnd);
-        var (scales, start, end) = _set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
+        var (scales, start, end) = Set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
@@ -140,7 +119,7 @@ public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusion
         // 5. the init image (float32), the control images and the mask, each at height × width or its own size; the masked image
         var initImage = image.Preprocess("init image", height, width, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: true);
-        var images = _set.PrepareControlImages(controlImage, "control_image", height, width, total, numImagesPerPrompt, cfg, guessMode);
+        var images = Set.PrepareControlImages(controlImage, "control_image", height, width, total, numImagesPerPrompt, cfg, guessMode);
         Record("control_image", images[0]);
         int scale = initImage.shape[1] == 4 ? vsf : 1;
         int h = (int)initImage.shape[2] * scale, w = (int)initImage.shape[3] * scale;
@@ -184,7 +163,7 @@ public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusion
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, null, imageLatents, noise, guidanceRescale, crossAttentionKwargs)
         {
-            ControlNet = _set.Residuals(images, scales, start, end, guessMode, cfg),
+            ControlNet = Set.Residuals(images, scales, start, end, guessMode, cfg),
         };
         var ctx = LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken);

@@ -18,13 +18,10 @@ namespace DiffusersSharp.Pipelines;
 /// </code>
 /// With the same seed it draws what diffusers draws on the CPU. The pipeline owns (and disposes) the ControlNet it is given.
 /// </summary>
-public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipelineBase
+public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLControlNetPipelineBase
 {
     /// <summary>diffusers' class name.</summary>
     public const string Name = "StableDiffusionXLControlNetPipeline";
-
-    private readonly nn.Module _controlnet;
-    private readonly ControlNetSet _set;
 
     /// <summary>
     /// Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a
@@ -34,31 +31,13 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
     public StableDiffusionXLControlNetPipeline(IVae vae, CLIPTextModel textEncoder, CLIPTokenizer tokenizer,
         CLIPTextModelWithProjection textEncoder2, CLIPTokenizer tokenizer2, UNet2DConditionModel unet, nn.Module controlnet,
         IScheduler scheduler, bool forceZerosForEmptyPrompt = true, Action<string>? log = null)
-        : base(vae, textEncoder ?? throw new ArgumentNullException(nameof(textEncoder)), tokenizer, textEncoder2, tokenizer2, unet,
-            scheduler, forceZerosForEmptyPrompt, requiresAestheticsScore: false, log)
+        : base(vae, textEncoder, tokenizer, textEncoder2, tokenizer2, unet, controlnet, scheduler, forceZerosForEmptyPrompt,
+            requiresAestheticsScore: false, log)
     {
-        _controlnet = controlnet;
-        _set = new ControlNetSet(controlnet, Name, VaeScaleFactor);
-        int hidden = textEncoder.Config.HiddenSize + textEncoder2.Config.HiddenSize;
-        for (int k = 0; k < Nets.Count; k++)
-            StableDiffusionControlNetPipelineBase.CheckControlNetFits(Nets[k], k, unet, hidden, vae.LatentChannels);
-        foreach (var net in Nets) net.eval();
     }
 
     /// <inheritdoc/>
     public override string ClassName => Name;
-
-    /// <summary>The <c>controlnet</c> component as given: a <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/>.</summary>
-    public nn.Module Controlnet => _controlnet;
-
-    /// <summary>The ControlNets, in order (one for a single <see cref="ControlNetModel"/>).</summary>
-    public IReadOnlyList<ControlNetModel> Nets => _set.Nets;
-
-    /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>(base.Components)
-    {
-        ["controlnet"] = _controlnet,
-    };
 
     /// <summary>
     /// Loads a StableDiffusionXLControlNetPipeline folder (or Hub id) as diffusers' <c>save_pretrained</c> writes it: the SDXL
@@ -111,13 +90,13 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         PipelineSteps.CheckOptionalSize(Name, height, width);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, 0.0, eta);
-        var (scales, start, end) = _set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
+        var (scales, start, end) = Set.ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators);
         var (total, gens) = call;
         bool cfg = DoClassifierFreeGuidance(guidanceScale);
-        bool guess = _set.GuessMode(guessMode);
+        bool guess = Set.GuessMode(guessMode);
 
         // 3. encode the prompt (both encoders take the LoRA scale)
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
@@ -125,7 +104,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. control images; they set the output size
-        var images = _set.PrepareControlImages(image, "image", height, width, total, numImagesPerPrompt, cfg, guess);
+        var images = Set.PrepareControlImages(image, "image", height, width, total, numImagesPerPrompt, cfg, guess);
         Record("control_image", images[0]);
         int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
         var original = originalSize ?? (h, w);
@@ -143,7 +122,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLPipel
 
         // 8. denoising loop with the ControlNet residuals (the nets get the UNet's added conditioning)
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs,
-            _set.Residuals(images, scales, start, end, guess, cfg));
+            Set.Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
