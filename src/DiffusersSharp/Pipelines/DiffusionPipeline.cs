@@ -13,6 +13,7 @@ public abstract class DiffusionPipeline : IDisposable
     private static readonly ClassRegistry<Func<string, LoadOptions, DiffusionPipeline>> Registry = new()
     {
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
+        [ConsistencyModelPipeline.Name] = ConsistencyModelPipeline.FromPretrained,
         [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
         [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,

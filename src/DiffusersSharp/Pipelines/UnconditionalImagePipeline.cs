@@ -100,15 +100,25 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     {
         if (batchSize <= 0)
             throw new DiffusersException($"{ClassName}: batch size must be at least 1, got {batchSize}");
-        if (Unet.Config is { ClassEmbedType: not null } or { NumClassEmbeds: not null })
+        if (!TakesClassLabels && Unet.Config is { ClassEmbedType: not null } or { NumClassEmbeds: not null })
             throw new DiffusersException(
                 $"{ClassName}: the UNet is class-conditional (config key {(Unet.Config.ClassEmbedType is { } t ? $"class_embed_type '{t}'" : $"num_class_embeds {Unet.Config.NumClassEmbeds}")}) and needs class labels, which {ClassName} does not pass (diffusers fails the same way: \"class_labels should be provided when doing class conditioning\")")
             { Key = Unet.Config.ClassEmbedType is not null ? "class_embed_type" : "num_class_embeds" };
+        if (TakesClassLabels && Unet.Config.ClassEmbedType is { } type)
+            throw new DiffusersException(
+                $"{ClassName}: the UNet's class_embed_type '{type}' is not supported: {ClassName} passes class labels only to a UNet with num_class_embeds and no class_embed_type (as diffusers' prepare_class_labels)")
+            { Key = "class_embed_type" };
         int max = Scheduler.NumTrainTimesteps;
         if (numInferenceSteps <= 0 || numInferenceSteps > max)
             throw new DiffusersException(
                 $"{ClassName}: num_inference_steps must be between 1 and num_train_timesteps = {max} of the {Scheduler.ClassName}, got {numInferenceSteps}");
     }
+
+    /// <summary>
+    /// The pipeline passes class labels to a UNet with <c>num_class_embeds</c> (diffusers' ConsistencyModelPipeline);
+    /// the others refuse a class-conditional UNet.
+    /// </summary>
+    protected virtual bool TakesClassLabels => false;
 
     /// <summary>
     /// For tests: when set, every noise draw of the scheduler steps calls it instead of the generator (the replay of
@@ -119,13 +129,17 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
     /// <summary>
     /// Draws (or takes) the initial noise, then runs the shared <see cref="DenoisingLoop"/> (<c>unet(scale_model_input(image,
     /// t), t)</c>, then <c>scheduler.step</c> with <paramref name="stepOptions"/> plus the generator) and makes the output.
-    /// <paramref name="latents"/> replaces the initial noise draw when given.
+    /// <paramref name="latents"/> replaces the initial noise draw when given. <paramref name="timesteps"/>, when given,
+    /// replaces the <paramref name="numInferenceSteps"/> schedule (<c>set_timesteps(timesteps=...)</c>). On a pipeline that
+    /// <see cref="TakesClassLabels"/> and a UNet with <c>num_class_embeds</c>, <paramref name="classLabels"/> (or, when
+    /// null, <c>torch.randint(0, num_class_embeds, (B,))</c> drawn after the initial noise) go to every UNet call.
     /// </summary>
     protected ImagePipelineOutput Run(int batchSize, int numInferenceSteps, long? seed, Generator? generator,
         Tensor? latents, OutputType outputType, StepOptions stepOptions, IProgress<PipelineProgress>? progress,
-        CancellationToken cancellationToken, StepEndCallback? callbackOnStepEnd)
+        CancellationToken cancellationToken, StepEndCallback? callbackOnStepEnd, IReadOnlyList<long>? timesteps = null,
+        IReadOnlyList<long>? classLabels = null)
     {
-        Validate(batchSize, numInferenceSteps);
+        Validate(batchSize, timesteps?.Count ?? numInferenceSteps);
         if (seed is not null && generator is not null)
             throw new DiffusersException($"{ClassName}: pass either a seed or a generator, not both");
         using var ownGenerator = seed is { } s ? new Generator((ulong)s) : null;
@@ -135,7 +149,8 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         var (device, dtype) = ModelPlacement();
         long[] shape = ImageShape(batchSize);
 
-        Scheduler.SetTimesteps(numInferenceSteps, device);
+        if (timesteps is not null) Scheduler.SetTimesteps(timesteps, device);
+        else Scheduler.SetTimesteps(numInferenceSteps, device);
         Tensor image;
         if (latents is not null)
         {
@@ -149,6 +164,7 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
         // init_noise_sigma is 1 for DDPM and DDIM (diffusers' unconditional pipelines leave it out); sigma-based
         // schedulers need it, so that any scheduler can be swapped in
         image = image * Scheduler.InitNoiseSigma;
+        var labels = PrepareClassLabels(batchSize, classLabels, gen, device);
 
         var ctx = new DenoisingContext(ClassName, Scheduler, Scheduler.Timesteps, image)
         {
@@ -157,8 +173,26 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
             Progress = progress,
             CancellationToken = cancellationToken,
         };
-        var final = new UNet2DDenoisingLoop(Unet).Run(ctx);
+        var final = new UNet2DDenoisingLoop(Unet, labels).Run(ctx);
         return MakeOutput(final, outputType);
+    }
+
+    // diffusers' prepare_class_labels: the given labels, or randint(0, num_class_embeds, (B,)) from the generator (after
+    // the initial noise); none for a UNet without num_class_embeds (given labels are then not used)
+    private Tensor? PrepareClassLabels(int batchSize, IReadOnlyList<long>? classLabels, Generator? gen, Device device)
+    {
+        if (!TakesClassLabels || Unet.Config.NumClassEmbeds is not int n) return null;
+        if (classLabels is null)
+            return torch.randint(0, n, [batchSize], ScalarType.Int64, generator: gen).to(device);
+        if (classLabels.Count != batchSize)
+            throw new DiffusersException(
+                $"{ClassName}: class_labels has {classLabels.Count} label{(classLabels.Count == 1 ? "" : "s")}, expected one per image (batch size {batchSize})");
+        foreach (long label in classLabels)
+            if (label < 0 || label >= n)
+                throw new DiffusersException(
+                    $"{ClassName}: class label {label} is out of range: the UNet has num_class_embeds {n} (labels 0 to {n - 1})")
+                { Key = "num_class_embeds" };
+        return torch.tensor(classLabels.ToArray(), ScalarType.Int64, device);
     }
 
     private (Device device, ScalarType dtype) ModelPlacement() => (Unet.Device, Unet.DType);

@@ -39,6 +39,7 @@ public class PipelineLoadOptionsTests
                 or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             DiTPipeline.Name => "tiny-dit",
+            ConsistencyModelPipeline.Name => "tiny-consistency",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));

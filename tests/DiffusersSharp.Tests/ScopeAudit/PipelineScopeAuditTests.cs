@@ -28,7 +28,7 @@ public class PipelineScopeAuditTests
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img", "sdxl-controlnet-inpaint",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
-        "dit", "dit-no-cfg",
+        "dit", "dit-no-cfg", "consistency", "consistency-random-labels",
     ]);
 
     [Theory]
@@ -103,6 +103,16 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(DDPMPipeline.FromPretrained(Golden.Path("tiny-ddpm")));
                 return () => pipe.Generate(numInferenceSteps: 2, seed: 0);
+            }
+            case "consistency":
+            {
+                var pipe = owned.Add(ConsistencyModelPipeline.FromPretrained(Golden.Path("tiny-consistency")));
+                return () => pipe.Generate(2, classLabels: [3, 7], timesteps: [22, 0], seed: 0);
+            }
+            case "consistency-random-labels":
+            {
+                var pipe = owned.Add(ConsistencyModelPipeline.FromPretrained(Golden.Path("tiny-consistency")));
+                return () => pipe.Generate(2, numInferenceSteps: 2, seed: 0, outputType: OutputType.Pt);
             }
             case "ddim":
             {
