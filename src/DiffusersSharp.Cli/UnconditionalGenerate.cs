@@ -38,9 +38,9 @@ internal static class UnconditionalGenerate
         RunMemory.CheckUnconditional(folder, r.Batch);
 
         using var pipeline = NativeFailures.During($"loading {folder}", () => DiffusionPipeline.FromPretrained(folder, options));
-        // ConsistencyModelPipeline shares the unconditional body but needs class labels and custom timesteps, which
-        // 'generate' has no options for; run as a DDPMPipeline it would be another pipeline
-        if (pipeline is ConsistencyModelPipeline || pipeline is not UnconditionalImagePipeline uncond)
+        // only the two classes this route runs as they are (a ConsistencyModelPipeline shares their body but needs class
+        // labels and custom timesteps, which 'generate' has no options for)
+        if (pipeline.ClassName is not (DDPMPipeline.Name or DDIMPipeline.Name) || pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);
         // a scheduler built here is this method's; the folder's own is disposed with `pipeline`
