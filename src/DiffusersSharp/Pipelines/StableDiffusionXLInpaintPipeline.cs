@@ -100,31 +100,10 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
         Tensor? maskedImage = initImage.shape[1] == 4 ? null : PipelineSteps.MaskedImage(Name, initImage, maskCondition);
 
-        // 6. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents)
-        int unetChannels = Unet.Config.InChannels;
-        long[] shape = [total, Vae.LatentChannels, h / vsf, w / vsf];
-        var imageLatents = initImage.shape[1] == 4
-            ? PipelineSteps.RepeatToBatch(Name, initImage.to(dtype, device), total, "images")
-            : PipelineSteps.InpaintImageLatents(Name, unetChannels, latents, strength, total,
-                () => EncodeVaeImage(initImage.to(dtype, device), gens, "vae_encode_0"));
-        // with denoising_start the loop starts from the image latents themselves: an alias of them, since the loop frees
-        // the latents it starts from and the 4-channel blend still reads the image latents
-        var (noise, current) = denoisingStart is null
-            ? PipelineSteps.InpaintLatents(Name, Scheduler, latents, shape, imageLatents, strength == 1.0, latentTimestep, gens, dtype, device)
-            : (Runtime.TorchUtils.RandnTensor(shape, gens, dtype, device),
-               (imageLatents ?? throw new DiffusersException($"{Name}: denoising_start needs the image latents; pass the base run's latents as image")).alias());
-        Record("latent_noise", noise);
-
-        // 7. mask and masked image latents, doubled for guidance
-        var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
-        mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, mask, total, "masks"), cfg);
-        Tensor? maskedImageLatents = null;
-        if (maskedImage is not null)
-            maskedImageLatents = PipelineSteps.ForGuidance(
-                PipelineSteps.RepeatToBatch(Name, EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images"), cfg);
-        if (unetChannels == 9)
-            PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents
-                ?? throw new DiffusersException($"{Name}: a 9-channel inpainting UNet needs the masked image; pass an image, not latents"));
+        // 6-7. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents), the mask
+        //      and the masked image latents, doubled for guidance
+        var (imageLatents, noise, current, mask, maskedImageLatents) = InpaintLatentsAndMask(initImage, maskCondition, maskedImage,
+            latents, strength, denoisingStart, latentTimestep, total, h, w, cfg, gens, dtype, device);
 
         // 8. added time ids, [negative × batch; positive × batch]
         var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
