@@ -143,12 +143,7 @@ public sealed class DEISMultistepScheduler : VpSolverBase<DEISMultistepScheduler
     private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, int i)
     {
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
-        Tensor x0 = TypedConfig.PredictionType switch
-        {
-            "epsilon" => (sample - modelOutput * sigma) / alpha,
-            "sample" => modelOutput,
-            _ => sample * alpha - modelOutput * sigma,
-        };
+        var x0 = DataPrediction(TypedConfig.PredictionType, modelOutput, sample, alpha, sigma);
         if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
         return (sample - x0 * alpha) / sigma;
     }

@@ -148,23 +148,14 @@ public abstract class DPMSolverMultistepBase<TSelf, TConfig> : VpSolverBase<TSel
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
         string pred = TypedConfig.PredictionType;
         bool learned = TypedConfig.VarianceType is "learned" or "learned_range";
+        var mean = learned && pred == "epsilon" ? modelOutput[.., ..3] : modelOutput;
         if (IsDataPrediction)
         {
-            Tensor x0 = pred switch
-            {
-                "epsilon" => (sample - (learned ? modelOutput[.., ..3] : modelOutput) * sigma) / alpha,
-                "sample" => modelOutput,
-                _ => sample * alpha - modelOutput * sigma,
-            };
+            var x0 = DataPrediction(pred, mean, sample, alpha, sigma);
             if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
-        Tensor eps = pred switch
-        {
-            "epsilon" => learned ? modelOutput[.., ..3] : modelOutput,
-            "sample" => (sample - modelOutput * alpha) / sigma,
-            _ => modelOutput * alpha + sample * sigma,
-        };
+        var eps = NoisePrediction(pred, mean, sample, alpha, sigma);
         if (TypedConfig.Thresholding)
         {
             var x0 = (sample - eps * sigma) / alpha;

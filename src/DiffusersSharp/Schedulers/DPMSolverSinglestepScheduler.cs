@@ -137,23 +137,14 @@ public sealed class DPMSolverSinglestepScheduler : VpSolverBase<DPMSolverSingles
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
         bool learned = TypedConfig.VarianceType == "learned_range";
         string pred = TypedConfig.PredictionType;
+        var mean = learned && pred == "epsilon" ? modelOutput[.., ..3] : modelOutput;
         if (TypedConfig.AlgorithmType == "dpmsolver++")
         {
-            Tensor x0 = pred switch
-            {
-                "epsilon" => (sample - (learned ? modelOutput[.., ..3] : modelOutput) * sigma) / alpha,
-                "sample" => modelOutput,
-                _ => sample * alpha - modelOutput * sigma,
-            };
+            var x0 = DataPrediction(pred, mean, sample, alpha, sigma);
             if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
-        return pred switch
-        {
-            "epsilon" => learned ? modelOutput[.., ..3] : modelOutput,
-            "sample" => (sample - modelOutput * alpha) / sigma,
-            _ => modelOutput * alpha + sample * sigma,
-        };
+        return NoisePrediction(pred, mean, sample, alpha, sigma);
     }
 
     private Tensor FirstOrderUpdate(Tensor m, Tensor sample, int i)

@@ -161,21 +161,11 @@ public sealed class UniPCMultistepScheduler : VpSolverBase<UniPCMultistepSchedul
         var (alpha, sigma) = AlphaSigma(SigmaValues[i]);
         if (TypedConfig.PredictX0)
         {
-            Tensor x0 = TypedConfig.PredictionType switch
-            {
-                "epsilon" => (sample - modelOutput * sigma) / alpha,
-                "sample" => modelOutput,
-                _ => sample * alpha - modelOutput * sigma,
-            };
+            var x0 = DataPrediction(TypedConfig.PredictionType, modelOutput, sample, alpha, sigma);
             if (TypedConfig.Thresholding) x0 = SchedulerMath.ThresholdSample(x0, TypedConfig.DynamicThresholdingRatio, TypedConfig.SampleMaxValue);
             return x0;
         }
-        return TypedConfig.PredictionType switch
-        {
-            "epsilon" => modelOutput,
-            "sample" => (sample - modelOutput * alpha) / sigma,
-            _ => modelOutput * alpha + sample * sigma,
-        };
+        return NoisePrediction(TypedConfig.PredictionType, modelOutput, sample, alpha, sigma);
     }
 
     /// <summary>

@@ -50,6 +50,26 @@ public abstract class VpSolverBase<TSelf, TConfig> : SchedulerBase<TSelf, TConfi
         return (alpha, sigma * alpha);
     }
 
+    /// <summary>
+    /// The data prediction x0 of diffusers' <c>convert_model_output</c> (the four VP solvers): from ε
+    /// (<c>(x − σ_t ε) / α_t</c>), the sample itself, or v (<c>α_t x − σ_t v</c>) as <paramref name="predictionType"/>
+    /// says. <paramref name="mean"/> is the model output (its first three channels for learned variance).
+    /// </summary>
+    protected static Tensor DataPrediction(string predictionType, Tensor mean, Tensor sample, float alpha, float sigma) => predictionType switch
+    {
+        "epsilon" => (sample - mean * sigma) / alpha,
+        "sample" => mean,
+        _ => sample * alpha - mean * sigma,
+    };
+
+    /// <summary>The noise prediction ε of <c>convert_model_output</c>: the output itself, from x0 (<c>(x − α_t x0) / σ_t</c>) or from v (<c>α_t v + σ_t x</c>).</summary>
+    protected static Tensor NoisePrediction(string predictionType, Tensor mean, Tensor sample, float alpha, float sigma) => predictionType switch
+    {
+        "epsilon" => mean,
+        "sample" => (sample - mean * alpha) / sigma,
+        _ => mean * alpha + sample * sigma,
+    };
+
     /// <summary>The step index of the last <c>Step</c> (its <see cref="StepIndex"/> less one); null before the first.</summary>
     protected int? LastStepIndex => StepIndex - 1;
 
