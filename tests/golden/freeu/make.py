@@ -1,82 +1,22 @@
 """Writes freeu-expected.safetensors / .json: diffusers 0.25.1's FreeU (UNet2DConditionModel.enable_freeu) on the
 tiny golden UNets (tests/golden/tiny-sd/unet, tests/golden/tiny-sdxl/unet). See README.md in this folder.
 
-Run from the repository root with Debian's python3-torch (1.13.1) and the sources of diffusers v0.25.1 and
-huggingface_hub v0.20.3 on PYTHONPATH:
+Run from the repository root, in the environment ../diffusers-common/diffusers_prelude.py describes (keep that
+folder next to this one):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src /usr/bin/python3 tests/golden/freeu/make.py
 """
-import importlib.machinery
 import json
 import os
-import struct
 import sys
-import types
 
-import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-
-# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
-_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
-       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
-_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
-       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
-_NAME = {v: k for k, v in _DT.items()}
-
-
-def _load_file(filename, device="cpu"):
-    with open(filename, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        dt = _DT[info["dtype"]]
-        raw = data[base + b:base + e]
-        if dt == torch.bfloat16:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
-        out[name] = t.reshape(info["shape"])
-    return out
-
-
-def _save_file(tensors, filename, metadata=None):
-    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
-    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
-    for k in names:
-        raw = tensors[k].detach().contiguous().numpy().tobytes()
-        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(filename, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-_st = types.ModuleType("safetensors")
-_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
-_st.__version__ = "0.4.1"
-_st.torch = types.ModuleType("safetensors.torch")
-_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
-sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
-# -----------------------------------------------------------------------------------------------------------------
-
-import diffusers  # noqa: E402
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "diffusers-common"))
+from diffusers_prelude import diffusers, seeded, write_expected  # noqa: E402
 from diffusers import UNet2DConditionModel  # noqa: E402
-
-assert diffusers.__version__ == "0.25.1", diffusers.__version__
-torch.set_num_threads(1)
-
-
-def seeded(shape, s):
-    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s))
-
 
 out, index = {}, {"diffusers": diffusers.__version__, "torch": torch.__version__, "cases": {}}
 
@@ -140,9 +80,5 @@ for name, x, threshold, scale in [("ff/1x3", seeded((1, 2, 1, 3), 301), 1, 0.5),
     out[name + "/x"], out[name + "/out"] = x, y.contiguous()
     index["fourier_filter"][name] = {"threshold": threshold, "scale": scale, "dtype": str(x.dtype)}
 
-_save_file(out, os.path.join(HERE, "freeu-expected.safetensors"))
-index["keys"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in sorted(out.items())}
-with open(os.path.join(HERE, "freeu-expected.json"), "w") as f:
-    json.dump(index, f, indent=1, sort_keys=True)
-    f.write("\n")
+write_expected(HERE, "freeu-expected", out, index)
 print(json.dumps(index["cases"], indent=1))

@@ -2,109 +2,27 @@
 instruct-pix2pix-expected.safetensors / .json: diffusers 0.25.1's StableDiffusionInstructPix2PixPipeline run on it.
 See README.md in this folder.
 
-Run from the repository root with Debian's python3-torch (1.13.1) and the sources of diffusers v0.25.1 and
-huggingface_hub v0.20.3 on PYTHONPATH, and a folder holding transformers-4.36.0.dist-info/METADATA (README.md)
-(so diffusers believes transformers is installed; its classes are stubbed below, nothing of it runs):
+Run from the repository root, in the environment ../diffusers-common/diffusers_prelude.py describes (keep that
+folder next to this one):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/instruct-pix2pix/make.py
 """
-import importlib.machinery
 import json
 import os
-import struct
+import shutil
 import sys
-import types
 
-import numpy as np
+import PIL.Image
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-
-# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
-_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
-       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
-_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
-       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
-_NAME = {v: k for k, v in _DT.items()}
-
-
-def _load_file(filename, device="cpu"):
-    with open(filename, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        dt = _DT[info["dtype"]]
-        raw = data[base + b:base + e]
-        if dt == torch.bfloat16:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
-        out[name] = t.reshape(info["shape"])
-    return out
-
-
-def _save_file(tensors, filename, metadata=None):
-    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
-    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
-    for k in names:
-        raw = tensors[k].detach().contiguous().numpy().tobytes()
-        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(filename, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-_st = types.ModuleType("safetensors")
-_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
-_st.__version__ = "0.4.1"
-_st.torch = types.ModuleType("safetensors.torch")
-_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
-sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
-# -----------------------------------------------------------------------------------------------------------------
-
-# --- transformers stub: diffusers imports its CLIP classes; none of them runs (text_encoder=None, tokenizer=None) --
-_st.safe_open = None
-
-
-class _TF(types.ModuleType):
-    def __getattr__(self, n):
-        if n.startswith("__"):
-            raise AttributeError(n)
-        c = type(n, (), {})
-        setattr(self, n, c)
-        return c
-
-
-tf = _TF("transformers")
-tf.__spec__ = importlib.machinery.ModuleSpec("transformers", None)
-for n in ["CLIPTextModel", "CLIPTokenizer", "CLIPImageProcessor", "CLIPVisionModelWithProjection",
-          "CLIPTextModelWithProjection", "CLIPFeatureExtractor", "PreTrainedModel", "DPTFeatureExtractor",
-          "DPTForDepthEstimation"]:
-    setattr(tf, n, type(n, (), {}))
-tf.__path__ = []
-tfu = types.ModuleType("transformers.utils")
-tfu.FLAX_WEIGHTS_NAME, tfu.SAFE_WEIGHTS_NAME, tfu.WEIGHTS_NAME = "flax_model.msgpack", "model.safetensors", "pytorch_model.bin"
-tf.utils = tfu
-sys.modules["transformers"], sys.modules["transformers.utils"] = tf, tfu
-# -----------------------------------------------------------------------------------------------------------------
-
-import shutil  # noqa: E402
-
-import PIL.Image  # noqa: E402
-import diffusers  # noqa: E402
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "diffusers-common"))
+import transformers_stub  # noqa: E402,F401  (before diffusers)
+from diffusers_prelude import diffusers, load_file, write_expected, write_json  # noqa: E402
 from diffusers import (AutoencoderKL, DDIMScheduler, EulerAncestralDiscreteScheduler,  # noqa: E402
                        EulerDiscreteScheduler, PNDMScheduler, StableDiffusionInstructPix2PixPipeline,
                        UNet2DConditionModel)
-
-assert diffusers.__version__ == "0.25.1", diffusers.__version__
-torch.set_num_threads(1)
 
 SD = os.path.join(GOLDEN, "tiny-sd")
 FOLDER = os.path.join(GOLDEN, "tiny-sd-instruct-pix2pix")
@@ -126,15 +44,13 @@ UNet2DConditionModel.from_config(unet_config).save_pretrained(os.path.join(FOLDE
 with open(os.path.join(SD, "model_index.json")) as f:
     model_index = json.load(f)
 model_index["_class_name"] = "StableDiffusionInstructPix2PixPipeline"
-with open(os.path.join(FOLDER, "model_index.json"), "w") as f:
-    json.dump(model_index, f, indent=2, sort_keys=True)
-    f.write("\n")
+write_json(os.path.join(FOLDER, "model_index.json"), model_index)
 
 # --- 2. the runs ---------------------------------------------------------------------------------------------------
 vae = AutoencoderKL.from_pretrained(FOLDER, subfolder="vae", low_cpu_mem_usage=False).eval()
 unet = UNet2DConditionModel.from_pretrained(FOLDER, subfolder="unet", low_cpu_mem_usage=False).eval()
 assert unet.config.in_channels == 8
-sd = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+sd = load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
 with open(os.path.join(GOLDEN, "tiny-sd-expected.json")) as f:
     PROMPTS = json.load(f)["prompts"]
 hidden = sd["text_encoder/last_hidden_state"]   # real transformers 4.36 outputs of tiny-sd's text encoder, [10, 77, 32]
@@ -233,9 +149,5 @@ run("guidance_1", DDIMScheduler, [0], None, dict(num_inference_steps=3, guidance
 for name, r in index["runs"].items():
     assert r["do_classifier_free_guidance"] == (name not in ("image_guidance_below_1", "guidance_1")), name
 
-_save_file(out, os.path.join(HERE, "instruct-pix2pix-expected.safetensors"))
-index["keys"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in sorted(out.items())}
-with open(os.path.join(HERE, "instruct-pix2pix-expected.json"), "w") as f:
-    json.dump(index, f, indent=1, sort_keys=True)
-    f.write("\n")
+write_expected(HERE, "instruct-pix2pix-expected", out, index)
 print(json.dumps(index["runs"], indent=1))

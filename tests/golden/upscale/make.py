@@ -2,112 +2,29 @@
 stabilityai/stable-diffusion-x4-upscaler) and upscale-expected.safetensors / .json: diffusers 0.25.1's
 StableDiffusionUpscalePipeline on it. See README.md in this folder.
 
-Run from the repository root with Debian's python3-torch (1.13.1) and the sources of diffusers v0.25.1 and
-huggingface_hub v0.20.3 on PYTHONPATH, and a stub transformers-4.36.0.dist-info/METADATA in /tmp/stubs:
+Run from the repository root, in the environment ../diffusers-common/diffusers_prelude.py describes (keep that
+folder next to this one):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/upscale/make.py
 """
-import importlib.machinery
 import json
 import os
-import struct
+import shutil
 import sys
-import types
 
-import numpy as np
+import PIL.Image
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-
-# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
-_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
-       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
-_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
-       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
-_NAME = {v: k for k, v in _DT.items()}
-
-
-def _load_file(filename, device="cpu"):
-    with open(filename, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        dt = _DT[info["dtype"]]
-        raw = data[base + b:base + e]
-        if dt == torch.bfloat16:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
-        out[name] = t.reshape(info["shape"])
-    return out
-
-
-def _save_file(tensors, filename, metadata=None):
-    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
-    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
-    for k in names:
-        raw = tensors[k].detach().contiguous().numpy().tobytes()
-        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(filename, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-_st = types.ModuleType("safetensors")
-_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
-_st.__version__ = "0.4.1"
-_st.torch = types.ModuleType("safetensors.torch")
-_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
-sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
-# -----------------------------------------------------------------------------------------------------------------
-
-# --- shim: transformers is not installed; diffusers imports its class names only (the pipeline is built from its
-# components with text_encoder=None, tokenizer=None and called with prompt embeddings of the real transformers) ---
-class _TF(types.ModuleType):
-    def __getattr__(self, n):
-        if n.startswith("__"):
-            raise AttributeError(n)
-        c = type(n, (), {})
-        setattr(self, n, c)
-        return c
-
-
-_tf = _TF("transformers")
-_tf.__spec__ = importlib.machinery.ModuleSpec("transformers", None)
-_tf.__path__ = []
-_tfu = types.ModuleType("transformers.utils")
-_tfu.FLAX_WEIGHTS_NAME, _tfu.SAFE_WEIGHTS_NAME, _tfu.WEIGHTS_NAME = "flax_model.msgpack", "model.safetensors", "pytorch_model.bin"
-_tf.utils = _tfu
-sys.modules["transformers"], sys.modules["transformers.utils"] = _tf, _tfu
-# -----------------------------------------------------------------------------------------------------------------
-
-import shutil  # noqa: E402
-
-import PIL.Image  # noqa: E402
-
-import diffusers  # noqa: E402
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "diffusers-common"))
+import transformers_stub  # noqa: E402,F401  (before diffusers)
+from diffusers_prelude import diffusers, load_file, write_expected, write_json  # noqa: E402
 from diffusers import (AutoencoderKL, DDIMScheduler, DDPMScheduler, EulerAncestralDiscreteScheduler,  # noqa: E402
                        StableDiffusionUpscalePipeline, UNet2DConditionModel)
 
-assert diffusers.__version__ == "0.25.1", diffusers.__version__
-torch.set_num_threads(1)
-
 FOLDER = os.path.join(GOLDEN, "tiny-sd-upscale")
 TINY_SD = os.path.join(GOLDEN, "tiny-sd")
-
-
-def write_json(path, obj):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
 
 
 # --- the tiny folder ------------------------------------------------------------------------------------------------
@@ -161,7 +78,7 @@ pipe.set_progress_bar_config(disable=True)
 assert pipe.vae_scale_factor == 4
 
 # prompt embeddings of the real transformers (tiny-sd's text encoder): prompt 0 "a photo of a cat", prompt 1 ""
-sd = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+sd = load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
 with open(os.path.join(GOLDEN, "tiny-sd-expected.json")) as f:
     prompts = json.load(f)["prompts"]
 assert prompts[0] == "a photo of a cat" and prompts[1] == ""
@@ -236,9 +153,5 @@ case("ddim_two_per_prompt", "low-res-16x16.png", ddim, 3, num_images_per_prompt=
 case("ddim_resized_18x14", "low-res-18x14.png", ddim, 3, seed=4)
 case("euler_ancestral", "low-res-16x16.png", EulerAncestralDiscreteScheduler.from_config(ddim.config), 4, seed=5)
 
-_save_file(out, os.path.join(HERE, "upscale-expected.safetensors"))
-index["keys"] = {k: {"dtype": str(v.dtype), "shape": list(v.shape)} for k, v in sorted(out.items())}
-with open(os.path.join(HERE, "upscale-expected.json"), "w") as f:
-    json.dump(index, f, indent=1, sort_keys=True)
-    f.write("\n")
+write_expected(HERE, "upscale-expected", out, index)
 print(json.dumps({k: (v["timesteps"], float(out[k + "/images"].mean())) for k, v in index["cases"].items()}, indent=1))
