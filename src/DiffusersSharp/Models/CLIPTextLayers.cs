@@ -6,7 +6,19 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Models;
 
 // The building blocks of transformers' CLIP text tower (modeling_clip.py, 4.36), with its submodule names so
-// that the weight names of model.safetensors load as they are.
+// that the weight names of model.safetensors load as they are. The encoder layers serve the vision tower too
+// (CLIPVisionModelWithProjection): the same layers, without the causal mask.
+
+/// <summary>
+/// What the encoder layers are built from: the text config's or the vision config's widths, heads, activation and
+/// LayerNorm epsilon; <see cref="Causal"/>: the text tower's causal self-attention (the vision tower's attends to every patch).
+/// </summary>
+internal sealed record CLIPEncoderShape(int HiddenSize, int IntermediateSize, int NumAttentionHeads, int NumHiddenLayers,
+    string HiddenAct, double LayerNormEps, bool Causal)
+{
+    public static CLIPEncoderShape Of(CLIPTextConfig c) =>
+        new(c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads, c.NumHiddenLayers, c.HiddenAct, c.LayerNormEps, Causal: true);
+}
 
 /// <summary><c>ACT2FN[hidden_act]</c> for the activations CLIP configs use.</summary>
 internal static class CLIPActivation
@@ -80,10 +92,12 @@ internal sealed class CLIPAttention : nn.Module
 {
     private readonly LoRACompatibleLinear q_proj, k_proj, v_proj, out_proj;
     private readonly int _heads;
+    private readonly bool _causal;
 
-    public CLIPAttention(CLIPTextConfig c) : base(nameof(CLIPAttention))
+    public CLIPAttention(CLIPEncoderShape c) : base(nameof(CLIPAttention))
     {
         _heads = c.NumAttentionHeads;
+        _causal = c.Causal;
         k_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
         v_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
         q_proj = new LoRACompatibleLinear(c.HiddenSize, c.HiddenSize);
@@ -91,7 +105,7 @@ internal sealed class CLIPAttention : nn.Module
         RegisterComponents();
     }
 
-    /// <param name="mask">Additive float mask [b or 1, 1, s, s], or null for a plain causal mask.</param>
+    /// <param name="mask">Additive float mask [b or 1, 1, s, s], or null for a plain causal mask (none in the vision tower).</param>
     public Tensor Forward(Tensor x, Tensor? mask)
     {
         using var scope = torch.NewDisposeScope();
@@ -100,9 +114,8 @@ internal sealed class CLIPAttention : nn.Module
         var q = Heads(q_proj);
         var k = Heads(k_proj);
         var v = Heads(v_proj);
-        var attn = mask is null
-            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
-            : nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        var attn = mask is not null ? nn.functional.scaled_dot_product_attention(q, k, v, mask)
+            : nn.functional.scaled_dot_product_attention(q, k, v, is_casual: _causal);
         var merged = attn.transpose(1, 2).reshape(b, s, e);
         return out_proj.forward(merged).MoveToOuterDisposeScope();
     }
@@ -114,7 +127,7 @@ internal sealed class CLIPMLP : nn.Module
     private readonly LoRACompatibleLinear fc1, fc2;
     private readonly string _act;
 
-    public CLIPMLP(CLIPTextConfig c) : base(nameof(CLIPMLP))
+    public CLIPMLP(CLIPEncoderShape c) : base(nameof(CLIPMLP))
     {
         _act = c.HiddenAct;
         fc1 = new LoRACompatibleLinear(c.HiddenSize, c.IntermediateSize);
@@ -138,7 +151,7 @@ internal sealed class CLIPEncoderLayer : nn.Module
     private readonly CLIPMLP mlp;
     private readonly LayerNorm layer_norm2;
 
-    public CLIPEncoderLayer(CLIPTextConfig c) : base(nameof(CLIPEncoderLayer))
+    public CLIPEncoderLayer(CLIPEncoderShape c) : base(nameof(CLIPEncoderLayer))
     {
         self_attn = new CLIPAttention(c);
         layer_norm1 = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, dtype: Layers.BuildDType);
@@ -161,7 +174,7 @@ internal sealed class CLIPEncoder : nn.Module
 {
     private readonly ModuleList<CLIPEncoderLayer> layers;
 
-    public CLIPEncoder(CLIPTextConfig c) : base(nameof(CLIPEncoder))
+    public CLIPEncoder(CLIPEncoderShape c) : base(nameof(CLIPEncoder))
     {
         layers = new ModuleList<CLIPEncoderLayer>();
         for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new CLIPEncoderLayer(c));

@@ -22,7 +22,7 @@ internal sealed class CLIPTextTransformer : nn.Module
     {
         _config = config;
         embeddings = new CLIPTextEmbeddings(config);
-        encoder = new CLIPEncoder(config);
+        encoder = new CLIPEncoder(CLIPEncoderShape.Of(config));
         final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, dtype: Layers.BuildDType);
         RegisterComponents();
         _linears = new LinearWeightLayout(this);

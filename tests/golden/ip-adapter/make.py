@@ -1,0 +1,417 @@
+"""Writes the IP-Adapter golden data: a tiny CLIP vision encoder (image_encoder/), tiny IP-Adapter weights (basic,
+plus and full-face; .bin and .safetensors), CLIPImageProcessor outputs, the tiny SD UNet with each adapter loaded by
+diffusers 0.25.1's `_load_ip_adapter_weights`, and StableDiffusionPipeline runs with `ip_adapter_image`.
+See README.md in this folder.
+
+Run from the repository root with Debian's python3-torch (1.13.1), numpy and PIL, and the sources of diffusers
+v0.25.1 and huggingface_hub v0.20.3 on PYTHONPATH (transformers is stubbed below: it cannot run here):
+  PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/ip-adapter/make.py
+(/tmp/stubs holds only transformers-4.36.0.dist-info/METADATA, so that diffusers believes transformers is installed.)
+"""
+
+import importlib.machinery
+import json
+import os
+import struct
+import sys
+import types
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.dirname(HERE)
+
+# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
+_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
+       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
+_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
+       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
+_NAME = {v: k for k, v in _DT.items()}
+
+
+def _load_file(filename, device="cpu"):
+    with open(filename, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        dt = _DT[info["dtype"]]
+        raw = data[base + b:base + e]
+        if dt == torch.bfloat16:
+            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
+        else:
+            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
+        out[name] = t.reshape(info["shape"])
+    return out
+
+
+def _save_file(tensors, filename, metadata=None):
+    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
+    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
+    for k in names:
+        raw = tensors[k].detach().contiguous().numpy().tobytes()
+        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
+    with open(filename, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+_st = types.ModuleType("safetensors")
+_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
+_st.__version__ = "0.4.1"
+_st.torch = types.ModuleType("safetensors.torch")
+_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
+sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
+# -----------------------------------------------------------------------------------------------------------------
+
+# transformers stub: diffusers imports its CLIP classes by name; nothing of it runs (the vision tower below is ours)
+_st.safe_open = None
+
+
+class _TF(types.ModuleType):
+    def __getattr__(self, n):
+        if n.startswith("__"):
+            raise AttributeError(n)
+        c = type(n, (), {})
+        setattr(self, n, c)
+        return c
+
+
+tf = _TF("transformers")
+tf.__spec__ = importlib.machinery.ModuleSpec("transformers", None)
+for _n in ["CLIPTextModel", "CLIPTokenizer", "CLIPImageProcessor", "CLIPVisionModelWithProjection",
+           "CLIPTextModelWithProjection", "CLIPFeatureExtractor", "PreTrainedModel", "DPTFeatureExtractor",
+           "DPTForDepthEstimation"]:
+    setattr(tf, _n, type(_n, (), {}))
+tf.__path__ = []
+tfu = types.ModuleType("transformers.utils")
+tfu.FLAX_WEIGHTS_NAME, tfu.SAFE_WEIGHTS_NAME, tfu.WEIGHTS_NAME = "flax_model.msgpack", "model.safetensors", "pytorch_model.bin"
+tf.utils = tfu
+sys.modules["transformers"], sys.modules["transformers.utils"] = tf, tfu
+# -----------------------------------------------------------------------------------------------------------------
+
+import diffusers  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+from diffusers import UNet2DConditionModel, AutoencoderKL, PNDMScheduler, StableDiffusionPipeline  # noqa: E402
+
+assert diffusers.__version__ == "0.25.1", diffusers.__version__
+torch.set_num_threads(1)
+OUT = {}
+INFO = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
+                     "Pillow": Image.__version__}}
+
+
+def seeded(shape, s):
+    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s))
+
+
+# --- transformers' CLIP towers, transcribed (modeling_clip.py of 4.36, eager attention) ---------------------------
+ACT = {"quick_gelu": lambda x: x * torch.sigmoid(1.702 * x), "gelu": F.gelu}
+
+
+class ClipAttention(nn.Module):
+    def __init__(self, h, heads):
+        super().__init__()
+        self.heads, self.hd = heads, h // heads
+        self.k_proj, self.v_proj, self.q_proj, self.out_proj = (nn.Linear(h, h) for _ in range(4))
+
+    def forward(self, x, causal_mask):
+        b, s, e = x.shape
+        q = self.q_proj(x) * self.hd ** -0.5
+
+        def shape(t):
+            return t.view(b, s, self.heads, self.hd).transpose(1, 2).reshape(b * self.heads, s, self.hd)
+        q, k, v = shape(q), shape(self.k_proj(x)), shape(self.v_proj(x))
+        w = torch.bmm(q, k.transpose(1, 2))
+        if causal_mask is not None:
+            w = (w.view(b, self.heads, s, s) + causal_mask).view(b * self.heads, s, s)
+        w = F.softmax(w, dim=-1)
+        o = torch.bmm(w, v).view(b, self.heads, s, self.hd).transpose(1, 2).reshape(b, s, e)
+        return self.out_proj(o)
+
+
+class ClipLayer(nn.Module):
+    def __init__(self, h, inter, heads, act, eps):
+        super().__init__()
+        self.self_attn = ClipAttention(h, heads)
+        self.layer_norm1 = nn.LayerNorm(h, eps=eps)
+        self.mlp = nn.Module()
+        self.mlp.fc1, self.mlp.fc2 = nn.Linear(h, inter), nn.Linear(inter, h)
+        self.layer_norm2 = nn.LayerNorm(h, eps=eps)
+        self.act = ACT[act]
+
+    def forward(self, x, causal_mask=None):
+        x = x + self.self_attn(self.layer_norm1(x), causal_mask)
+        return x + self.mlp.fc2(self.act(self.mlp.fc1(self.layer_norm2(x))))
+
+
+class VisionModelWithProjection(nn.Module):
+    """transformers' CLIPVisionModelWithProjection: what diffusers' encode_image calls (image_embeds, hidden_states)."""
+
+    def __init__(self, c):
+        super().__init__()
+        h = c["hidden_size"]
+        self.vision_model = nn.Module()
+        vm = self.vision_model
+        vm.embeddings = nn.Module()
+        npos = (c["image_size"] // c["patch_size"]) ** 2 + 1
+        vm.embeddings.class_embedding = nn.Parameter(torch.randn(h))
+        vm.embeddings.patch_embedding = nn.Conv2d(c["num_channels"], h, c["patch_size"], stride=c["patch_size"], bias=False)
+        vm.embeddings.position_embedding = nn.Embedding(npos, h)
+        vm.pre_layrnorm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        vm.encoder = nn.Module()
+        vm.encoder.layers = nn.ModuleList(ClipLayer(h, c["intermediate_size"], c["num_attention_heads"], c["hidden_act"],
+                                                    c["layer_norm_eps"]) for _ in range(c["num_hidden_layers"]))
+        vm.post_layernorm = nn.LayerNorm(h, eps=c["layer_norm_eps"])
+        self.visual_projection = nn.Linear(h, c["projection_dim"], bias=False)
+
+    @property
+    def dtype(self):
+        return next(self.parameters()).dtype
+
+    def forward(self, pixel_values, output_hidden_states=False):
+        vm = self.vision_model
+        e = vm.embeddings
+        b = pixel_values.shape[0]
+        patches = e.patch_embedding(pixel_values.to(self.dtype)).flatten(2).transpose(1, 2)
+        x = torch.cat([e.class_embedding.expand(b, 1, -1), patches], dim=1)
+        x = x + e.position_embedding(torch.arange(x.shape[1]).unsqueeze(0))
+        x = vm.pre_layrnorm(x)
+        states = [x]
+        for layer in vm.encoder.layers:
+            x = layer(x)
+            states.append(x)
+        pooled = vm.post_layernorm(x[:, 0, :])
+        return SimpleNamespace(image_embeds=self.visual_projection(pooled), last_hidden_state=x,
+                               hidden_states=tuple(states) if output_hidden_states else None)
+
+
+def validate_layers_on_tiny_sd_text_encoder():
+    """The transcription's encoder layers, with a causal mask and CLIP's text embeddings, on tiny-sd's text encoder
+    against the real transformers outputs stored in tiny-sd-expected (golden A)."""
+    w = _load_file(os.path.join(GOLDEN, "tiny-sd", "text_encoder", "model.safetensors"))
+    cfg = json.load(open(os.path.join(GOLDEN, "tiny-sd", "text_encoder", "config.json")))
+    exp = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+    meta = json.load(open(os.path.join(GOLDEN, "tiny-sd-expected.json")))
+    ids = [r + [meta["tokenizer"]["pad_token_id"]] * (77 - len(r)) for r in meta["tokenizer"]["unpadded_ids"]]
+    # the tokenizer truncates to BOS + 75 tokens + EOS
+    ids = torch.tensor([r if len(r) == 77 else r[:76] + [meta["tokenizer"]["eos_token_id"]] for r in ids])
+    layers = nn.ModuleList(ClipLayer(cfg["hidden_size"], cfg["intermediate_size"], cfg["num_attention_heads"], cfg["hidden_act"],
+                                     cfg["layer_norm_eps"]) for _ in range(cfg["num_hidden_layers"]))
+    layers.load_state_dict({k[len("text_model.encoder.layers."):]: v for k, v in w.items() if k.startswith("text_model.encoder.layers.")})
+    final = nn.LayerNorm(cfg["hidden_size"], eps=cfg["layer_norm_eps"])
+    final.load_state_dict({"weight": w["text_model.final_layer_norm.weight"], "bias": w["text_model.final_layer_norm.bias"]})
+    with torch.no_grad():
+        x = w["text_model.embeddings.token_embedding.weight"][ids] + w["text_model.embeddings.position_embedding.weight"][:77]
+        mask = torch.full((77, 77), torch.finfo(torch.float32).min).triu(1)[None, None]
+        states = [x]
+        for layer in layers:
+            x = layer(x, mask)
+            states.append(x)
+        last = final(x)
+    d_last = (last - exp["text_encoder/last_hidden_state"]).abs().max().item()
+    d_hidden = max((states[k][:2] - exp["text_encoder/hidden_states_prompts01"][k]).abs().max().item() for k in range(len(states)))
+    assert d_last < 1e-5 and d_hidden < 1e-5, (d_last, d_hidden)
+    return {"last_hidden_state_max_abs_diff": d_last, "hidden_states_max_abs_diff": d_hidden, "prompts": len(ids)}
+
+
+# --- transformers' CLIPImageProcessor, transcribed (PIL + numpy, as image_processing_clip.py 4.36 runs it) ------------
+def clip_process(path, shortest_edge, crop_h, crop_w, resample=Image.BICUBIC, mean=(0.48145466, 0.4578275, 0.40821073),
+                 std=(0.26862954, 0.26130258, 0.27577711), rescale=1 / 255):
+    im = Image.open(path).convert("RGB")
+    w, h = im.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(shortest_edge * long / short)
+    im = im.resize((shortest_edge, new_long) if w <= h else (new_long, shortest_edge), resample=resample)
+    a = np.array(im).transpose(2, 0, 1)                                   # (C, H, W) uint8
+    top, left = (a.shape[1] - crop_h) // 2, (a.shape[2] - crop_w) // 2
+    a = a[:, top:top + crop_h, left:left + crop_w]
+    a = (a * rescale).astype(np.float32)
+    a = (a - np.array(mean, dtype=np.float32)[:, None, None]) / np.array(std, dtype=np.float32)[:, None, None]
+    return torch.from_numpy(np.ascontiguousarray(a[None]))
+
+
+# --- the IP-Adapter weights, in the layouts of h94/IP-Adapter's files ----------------------------------------------
+def ip_attn_weights(unet_cfg, seed, cross_dim):
+    """One (to_k_ip, to_v_ip) pair per cross-attention processor, numbered 1, 3, 5, … in diffusers' attn_processors
+    order (down_blocks, up_blocks, mid_block); tiny SD: down_blocks.1 (2), up_blocks.0 (3), mid_block (1), 64 wide."""
+    out, g = {}, 0
+    for n in range(6):
+        for k in ("to_k_ip", "to_v_ip"):
+            out[f"{2 * n + 1}.{k}.weight"] = seeded((64, cross_dim), seed + g) * 0.3
+            g += 1
+    return out
+
+
+def image_proj_basic(seed, embed_dim, cross_dim, tokens=4):
+    return {"proj.weight": seeded((tokens * cross_dim, embed_dim), seed) * 0.3, "proj.bias": seeded((tokens * cross_dim,), seed + 1) * 0.1,
+            "norm.weight": 1 + 0.1 * seeded((cross_dim,), seed + 2), "norm.bias": 0.1 * seeded((cross_dim,), seed + 3)}
+
+
+def image_proj_full(seed, embed_dim, cross_dim):
+    return {"proj.0.weight": seeded((embed_dim, embed_dim), seed) * 0.3, "proj.0.bias": seeded((embed_dim,), seed + 1) * 0.1,
+            "proj.2.weight": seeded((cross_dim, embed_dim), seed + 2) * 0.3, "proj.2.bias": seeded((cross_dim,), seed + 3) * 0.1,
+            "proj.3.weight": 1 + 0.1 * seeded((cross_dim,), seed + 4), "proj.3.bias": 0.1 * seeded((cross_dim,), seed + 5)}
+
+
+def image_proj_plus(seed, embed_dim, cross_dim, hidden=16, queries=6, heads=1, depth=4):
+    """The original IP-Adapter Plus Resampler keys (norm1/norm2, to_q, to_kv, to_out, ff 1.0/1.1/1.3)."""
+    s, inner = [seed], heads * 64
+
+    def r(shape, scale=0.2):
+        s[0] += 1
+        return seeded(shape, s[0]) * scale
+    d = {"latents": r((1, queries, hidden), hidden ** -0.5), "proj_in.weight": r((hidden, embed_dim)), "proj_in.bias": r((hidden,), 0.1),
+         "proj_out.weight": r((cross_dim, hidden)), "proj_out.bias": r((cross_dim,), 0.1),
+         "norm_out.weight": 1 + r((cross_dim,), 0.1), "norm_out.bias": r((cross_dim,), 0.1)}
+    for i in range(depth):
+        p = f"layers.{i}."
+        d.update({p + "0.norm1.weight": 1 + r((hidden,), 0.1), p + "0.norm1.bias": r((hidden,), 0.1),
+                  p + "0.norm2.weight": 1 + r((hidden,), 0.1), p + "0.norm2.bias": r((hidden,), 0.1),
+                  p + "0.to_q.weight": r((inner, hidden)), p + "0.to_kv.weight": r((2 * inner, hidden)),
+                  p + "0.to_out.weight": r((hidden, inner)),
+                  p + "1.0.weight": 1 + r((hidden,), 0.1), p + "1.0.bias": r((hidden,), 0.1),
+                  p + "1.1.weight": r((4 * hidden, hidden)), p + "1.3.weight": r((hidden, 4 * hidden))})
+    return d
+
+
+def save_adapter(name, sd, formats):
+    for fmt in formats:
+        path = os.path.join(HERE, f"ip-adapter-{name}.{fmt}")
+        if fmt == "bin":
+            torch.save(sd, path)
+        else:
+            flat = {f"{group}.{k}": v.contiguous() for group in ("image_proj", "ip_adapter") for k, v in sd[group].items()}
+            _save_file(flat, path)
+
+
+def main():
+    INFO["layer_validation_on_tiny_sd_text_encoder"] = validate_layers_on_tiny_sd_text_encoder()
+
+    # the tiny image encoder: 32x32 images in 2x2 patches = 256 patches + the class token = 257 tokens (what
+    # diffusers' full-face adapter hard-codes), hidden 32, projection 16, OpenCLIP's gelu as h94's encoders
+    vcfg = {"architectures": ["CLIPVisionModelWithProjection"], "attention_dropout": 0.0, "dropout": 0.0, "hidden_act": "gelu",
+            "hidden_size": 32, "image_size": 32, "initializer_factor": 1.0, "initializer_range": 0.02, "intermediate_size": 37,
+            "layer_norm_eps": 1e-05, "model_type": "clip_vision_model", "num_attention_heads": 4, "num_channels": 3,
+            "num_hidden_layers": 3, "patch_size": 2, "projection_dim": 16, "torch_dtype": "float32"}
+    torch.manual_seed(0)
+    encoder = VisionModelWithProjection(vcfg).eval()
+    with torch.no_grad():
+        for n, p in encoder.named_parameters():   # LayerNorms away from the identity so that a skipped one shows
+            if "norm" in n:
+                p.add_(0.1 * torch.randn_like(p))
+    enc_dir = os.path.join(HERE, "image_encoder")
+    os.makedirs(enc_dir, exist_ok=True)
+    with open(os.path.join(enc_dir, "config.json"), "w") as f:
+        json.dump(vcfg, f, indent=2, sort_keys=True)
+    _save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, os.path.join(enc_dir, "model.safetensors"), {"format": "pt"})
+    pre = {"crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True,
+           "do_rescale": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
+           "image_processor_type": "CLIPImageProcessor", "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3,
+           "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": 32}}
+    with open(os.path.join(enc_dir, "preprocessor_config.json"), "w") as f:
+        json.dump(pre, f, indent=2, sort_keys=True)
+
+    # the image: 48x40 RGB, a smooth pattern plus seeded noise
+    rng = np.random.RandomState(0)
+    yy, xx = np.mgrid[0:40, 0:48]
+    img = np.stack([128 + 100 * np.sin(xx / 7.0), 128 + 100 * np.cos(yy / 5.0), (xx * 5 + yy * 3) % 256], -1)
+    img = np.clip(img + rng.randint(-20, 21, img.shape), 0, 255).astype(np.uint8)
+    img_path = os.path.join(HERE, "ip-image.png")
+    Image.fromarray(img).save(img_path)
+
+    # the processor: the encoder folder's settings on ip-image.png; a second setting (bilinear, rectangular crop) on img2img-init.png
+    pixels = clip_process(img_path, 32, 32, 32)
+    OUT["processor/ip_image"] = pixels
+    OUT["processor/init_bilinear_24_20x16"] = clip_process(os.path.join(GOLDEN, "img2img-init.png"), 24, 20, 16, resample=Image.BILINEAR,
+                                                           mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+
+    # the encoder on the processed image: image embeds, last hidden state, every hidden state
+    with torch.no_grad():
+        o = encoder(pixels, output_hidden_states=True)
+        zeros = encoder(torch.zeros_like(pixels), output_hidden_states=True)
+        two = encoder(torch.cat([pixels, seeded(pixels.shape, 5)]), output_hidden_states=True)
+    OUT["encoder/image_embeds"] = o.image_embeds
+    OUT["encoder/last_hidden_state"] = o.last_hidden_state
+    OUT["encoder/hidden_states"] = torch.stack(o.hidden_states)
+    OUT["encoder/zeros_hidden_states_m2"] = zeros.hidden_states[-2]
+    OUT["encoder/batch2_image_embeds"] = two.image_embeds
+    OUT["encoder/batch2_hidden_states_m2"] = two.hidden_states[-2]
+
+    # the adapters
+    unet_dir = os.path.join(GOLDEN, "tiny-sd", "unet")
+    ucfg = json.load(open(os.path.join(unet_dir, "config.json")))
+    cross = ucfg["cross_attention_dim"]
+    adapters = {
+        "basic": {"image_proj": image_proj_basic(100, vcfg["projection_dim"], cross), "ip_adapter": ip_attn_weights(ucfg, 200, cross)},
+        "plus": {"image_proj": image_proj_plus(300, vcfg["hidden_size"], cross), "ip_adapter": ip_attn_weights(ucfg, 400, cross)},
+        "full": {"image_proj": image_proj_full(500, vcfg["hidden_size"], cross), "ip_adapter": ip_attn_weights(ucfg, 600, cross)},
+    }
+    save_adapter("basic", adapters["basic"], ["bin", "safetensors"])
+    save_adapter("plus", adapters["plus"], ["bin", "safetensors"])
+    save_adapter("full", adapters["full"], ["safetensors"])
+
+    # the UNet with each adapter (diffusers' _load_ip_adapter_weights), image embeds as added_cond_kwargs
+    sample, t, ehs = seeded((2, 4, 16, 16), 10), 500, seeded((2, 77, cross), 11)
+    embeds = {"basic": seeded((2, vcfg["projection_dim"]), 12), "plus": seeded((2, 257, vcfg["hidden_size"]), 13),
+              "full": seeded((2, 257, vcfg["hidden_size"]), 14)}
+    OUT["unet/sample"], OUT["unet/encoder_hidden_states"] = sample, ehs
+    for name, sd in adapters.items():
+        unet = UNet2DConditionModel.from_pretrained(unet_dir).eval()
+        unet._load_ip_adapter_weights({k: dict(v) for k, v in sd.items()})
+        OUT[f"unet/{name}/image_embeds"] = embeds[name]
+        with torch.no_grad():
+            OUT[f"unet/{name}/projected"] = unet.encoder_hid_proj(embeds[name])
+            OUT[f"unet/{name}/out"] = unet(sample, t, ehs, added_cond_kwargs={"image_embeds": embeds[name]}).sample
+            if name == "basic":
+                for p in unet.attn_processors.values():
+                    if hasattr(p, "scale"):
+                        p.scale = 0.5
+                OUT["unet/basic/out_scale_0.5"] = unet(sample, t, ehs, added_cond_kwargs={"image_embeds": embeds[name]}).sample
+        INFO[f"unet_{name}_projection"] = type(unet.encoder_hid_proj).__name__
+        INFO[f"unet_{name}_processors"] = sorted({type(p).__name__ for p in unet.attn_processors.values()})
+    # without the adapter, for the test that the loaded adapter changes the output
+    with torch.no_grad():
+        OUT["unet/none/out"] = UNet2DConditionModel.from_pretrained(unet_dir).eval()(sample, t, ehs).sample
+
+    # the pipeline (the real StableDiffusionPipeline.__call__ and encode_image) with the tiny SD components
+    exp = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+    pe, npe = exp["pipeline/ddim/prompt_embeds"], exp["pipeline/ddim/negative_prompt_embeds"]
+    runs = {"basic": dict(n=1, scale=1.0), "basic_scale_0.6_n2": dict(n=2, scale=0.6, adapter="basic"), "plus": dict(n=1, scale=1.0)}
+    INFO["pipeline_runs"] = {}
+    for run, a in runs.items():
+        adapter = a.get("adapter", run)
+        sd_dir = os.path.join(GOLDEN, "tiny-sd")
+        pipe = StableDiffusionPipeline(vae=AutoencoderKL.from_pretrained(os.path.join(sd_dir, "vae")), text_encoder=None, tokenizer=None,
+                                       unet=UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")),
+                                       scheduler=PNDMScheduler.from_pretrained(os.path.join(sd_dir, "scheduler")),
+                                       safety_checker=None, feature_extractor=None, image_encoder=encoder, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.load_ip_adapter(HERE, subfolder="", weight_name=f"ip-adapter-{adapter}.bin")
+        pipe.set_ip_adapter_scale(a["scale"])
+        call = dict(prompt_embeds=pe, negative_prompt_embeds=npe, ip_adapter_image=pixels, num_inference_steps=3, guidance_scale=7.5,
+                    height=64, width=64, num_images_per_prompt=a["n"], output_type="np")
+        images = pipe(**call, generator=torch.manual_seed(0)).images
+        OUT[f"pipeline/{run}/images"] = torch.from_numpy(images)
+        INFO["pipeline_runs"][run] = {"adapter": f"ip-adapter-{adapter}.bin", "scale": a["scale"], "num_images_per_prompt": a["n"],
+                                      "num_inference_steps": 3, "guidance_scale": 7.5, "height": 64, "width": 64, "seed": 0,
+                                      "scheduler": "tiny-sd/scheduler (PNDMScheduler)", "prompt_embeds": "tiny-sd-expected pipeline/ddim",
+                                      "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)"}
+
+    _save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
+    with open(os.path.join(HERE, "ip-adapter-expected.json"), "w") as f:
+        json.dump(INFO, f, indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
