@@ -168,6 +168,11 @@ public sealed class Attention : nn.Module
         if (encoderHiddenStates is not null && norm_cross is not null)
             context = NormEncoderHiddenStates(encoderHiddenStates);
 
+        // IP-Adapter (diffusers' IPAdapterAttnProcessor2_0): the last num_tokens states are the image's, attended apart
+        Tensor? ipStates = null;
+        if (IPAdapter is { } ip && encoderHiddenStates is not null)
+            (context, ipStates) = ip.Split(context);
+
         var key = to_k.forward(context);
         var value = to_v.forward(context);
 
@@ -181,6 +186,8 @@ public sealed class Attention : nn.Module
 
         h = FusedAttention.ScaledDotProductAttention(query, key, value, attentionMask);
         h = h.transpose(1, 2).reshape(batchSize, -1, Heads * headDim);
+        if (ipStates is not null)
+            h = h + IPAdapter!.Attend(query, ipStates, Heads, headDim);
 
         h = ((LoRACompatibleLinear)to_out[0]).forward(h);
         if (DropoutP > 0 && training)
@@ -202,6 +209,13 @@ public sealed class Attention : nn.Module
             h = inPlace ? h.div_(RescaleOutputFactor) : h / RescaleOutputFactor;
         return h.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The IP-Adapter keys and values of this cross-attention (diffusers sets an <c>IPAdapterAttnProcessor2_0</c> on it),
+    /// or null. Set by <see cref="UNet2DConditionModel.LoadIPAdapter(string, IReadOnlyDictionary{string, Tensor}, IReadOnlyDictionary{string, Tensor})"/>;
+    /// not one of the module's parameters (diffusers' processors are not in the UNet's saved weights either).
+    /// </summary>
+    internal IPAdapterAttention? IPAdapter { get; set; }
 
     /// <summary>diffusers' <c>prepare_attention_mask</c> with <c>out_dim = 3</c>.</summary>
     public Tensor PrepareAttentionMask(Tensor attentionMask, long targetLength, long batchSize)

@@ -93,6 +93,8 @@ public sealed partial class UNet2DConditionModel
 
         if (encoder_hid_proj is not null)
             encoderHiddenStates = encoder_hid_proj.forward(encoderHiddenStates);
+        else if (_imageProjection is not null)
+            encoderHiddenStates = WithImageStates(encoderHiddenStates, addedCondKwargs);
         var context = new BlockContext
         {
             EncoderHiddenStates = encoderHiddenStates, AttentionMask = attentionMask,

@@ -23,6 +23,9 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
     /// <summary>SDXL's micro-conditioning rows for the UNet's <c>added_cond_kwargs["time_ids"]</c>, in the UNet's batch order.</summary>
     public const string TimeIdsKey = "add_time_ids";
 
+    /// <summary>IP-Adapter's image embeds for the UNet's <c>added_cond_kwargs["image_embeds"]</c> (with guidance: [negative; positive]).</summary>
+    public const string ImageEmbedsKey = "image_embeds";
+
     protected bool DoClassifierFreeGuidance => doClassifierFreeGuidance;
 
     /// <summary>ControlNet: computes the residuals the UNet adds at each step (null: none).</summary>
@@ -57,12 +60,15 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
 
     /// <summary>
     /// The UNet's <c>added_cond_kwargs</c>: the named tensors <c>add_text_embeds</c> and <c>add_time_ids</c> when the
-    /// pipeline set them (SDXL; read every step, so a step-end callback may replace them), else none.
+    /// pipeline set them (SDXL; read every step, so a step-end callback may replace them) and <c>image_embeds</c> (IP-Adapter), else none.
     /// </summary>
-    protected static AddedCondKwargs? AddedConditioning(DenoisingContext ctx) =>
-        ctx.Tensors.TryGetValue(TextEmbedsKey, out var textEmbeds) && ctx.Tensors.TryGetValue(TimeIdsKey, out var timeIds)
-            ? new AddedCondKwargs(textEmbeds, timeIds)
-            : null;
+    protected static AddedCondKwargs? AddedConditioning(DenoisingContext ctx)
+    {
+        var image = ctx.Tensors.TryGetValue(ImageEmbedsKey, out var embeds) ? embeds : null;
+        return ctx.Tensors.TryGetValue(TextEmbedsKey, out var textEmbeds) && ctx.Tensors.TryGetValue(TimeIdsKey, out var timeIds)
+            ? new AddedCondKwargs(textEmbeds, timeIds, image)
+            : image is null ? null : new AddedCondKwargs(ImageEmbeds: image);
+    }
 
     /// <summary>The UNet's <c>class_labels</c> (none here; the x4 upscaler's noise level).</summary>
     protected virtual Tensor? ClassLabels(DenoisingContext ctx) => null;

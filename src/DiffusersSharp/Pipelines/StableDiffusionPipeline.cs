@@ -77,7 +77,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         IReadOnlyList<Generator>? generators = null, Tensor? latents = null, Tensor? promptEmbeds = null,
         Tensor? negativePromptEmbeds = null, int? clipSkip = null, OutputType outputType = OutputType.Pil,
         StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -98,6 +98,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
         RecordEmbeddings(embeds);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps
         var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
@@ -110,7 +111,9 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
         // 7. denoising loop
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
+        if (imageEmbeds is not null) ctx.Tensors[GuidedDenoisingLoop.ImageEmbedsKey] = imageEmbeds;
+        current = loop.Run(ctx);
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -116,10 +116,18 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     public LatentSpace LatentSpace => LatentSpace.StableDiffusion;
 
     /// <inheritdoc/>
-    public override IReadOnlyDictionary<string, object> Components => new Dictionary<string, object>
+    public override IReadOnlyDictionary<string, object> Components
     {
-        ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,
-    };
+        get
+        {
+            var c = new Dictionary<string, object>
+            {
+                ["vae"] = Vae, ["text_encoder"] = TextEncoder, ["tokenizer"] = Tokenizer, ["unet"] = Unet, ["scheduler"] = Scheduler,
+            };
+            if (ImageEncoder is not null) c["image_encoder"] = ImageEncoder;
+            return c;
+        }
+    }
 
     /// <summary>For tests: called with (name, step or -1, tensor) for every intermediate diffusers' golden run records.</summary>
     internal Action<string, int, Tensor>? Trace { get; set; }

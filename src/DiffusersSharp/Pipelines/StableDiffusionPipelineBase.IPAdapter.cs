@@ -1,0 +1,96 @@
+using DiffusersSharp.Imaging;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusersSharp.Pipelines;
+
+public abstract partial class StableDiffusionPipelineBase
+{
+    /// <summary>
+    /// diffusers' <c>image_encoder</c>: the CLIP vision model of IP-Adapter (set by <see cref="LoadIPAdapter"/> when
+    /// none is; the pipeline owns it and disposes it with the others).
+    /// </summary>
+    public CLIPVisionModelWithProjection? ImageEncoder { get; set; }
+
+    /// <summary>
+    /// diffusers' <c>feature_extractor</c> for IP-Adapter images. When none is set, <see cref="LoadIPAdapter"/> takes the
+    /// image encoder folder's <c>preprocessor_config.json</c> when it has one, else transformers' defaults at the encoder's
+    /// <c>image_size</c> (diffusers makes <c>CLIPImageProcessor()</c>, 224, the size of h94's encoders).
+    /// </summary>
+    public CLIPImageProcessor? FeatureExtractor { get; set; }
+
+    /// <summary>
+    /// diffusers' <c>load_ip_adapter(pretrained_model_name_or_path, subfolder, weight_name)</c>: the IP-Adapter file
+    /// <paramref name="weightName"/> in <paramref name="subfolder"/> of a folder or Hub id (h94/IP-Adapter, "models",
+    /// "ip-adapter_sd15.bin"; .bin or .safetensors) into the UNet (<see cref="UNet2DConditionModel.LoadIPAdapter"/>), and,
+    /// when the pipeline has no <see cref="ImageEncoder"/>, the encoder of <c>{subfolder}/image_encoder</c> in the UNet's
+    /// dtype and on its device. <paramref name="options"/>: a Hub id's revision, cache and Hub settings.
+    /// </summary>
+    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(weightName);
+        string file = IPAdapterFile.Locate(pathOrId, subfolder, weightName, options);
+        using (var weights = IPAdapterFile.Read(file))
+            Unet.LoadIPAdapter(file, weights.ImageProj, weights.IPAdapter);
+        if (ImageEncoder is null)
+        {
+            if (File.Exists(Hub.UserPath.ExpandUser(pathOrId)))
+                throw new DiffusersException($"{pathOrId}: `image_encoder` cannot be None when using IP Adapters: load the pipeline's ImageEncoder first, or give the folder or Hub id that holds {weightName} and image_encoder/");
+            string encoderSub = string.IsNullOrEmpty(subfolder) ? "image_encoder" : subfolder.TrimEnd('/') + "/image_encoder";
+            var o = (options ?? LoadOptions.Default) with { Dtype = Unet.DType, Device = Unet.Device };
+            ImageEncoder = CLIPVisionModelWithProjection.FromPretrained(pathOrId, encoderSub, o);
+            if (FeatureExtractor is null)
+            {
+                string? folder = null;
+                try { folder = PretrainedLocator.Resolve(pathOrId, encoderSub, o); } catch (DiffusersException) { }
+                FeatureExtractor = folder is not null && File.Exists(Path.Combine(folder, CLIPImageProcessor.ConfigName))
+                    ? CLIPImageProcessor.FromPretrained(folder) : null;
+            }
+        }
+        FeatureExtractor ??= new CLIPImageProcessor
+        {
+            ShortestEdge = ImageEncoder.Config.ImageSize,
+            CropHeight = ImageEncoder.Config.ImageSize,
+            CropWidth = ImageEncoder.Config.ImageSize,
+        };
+    }
+
+    /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
+    public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
+
+    /// <summary>
+    /// diffusers' <c>encode_image</c> and its use in <c>__call__</c>: the image through <see cref="FeatureExtractor"/> and
+    /// <see cref="ImageEncoder"/>; the image embeds (zeros for the negative) or, for adapters that read hidden states, the
+    /// penultimate hidden states (those of a zeros image for the negative); each repeated <paramref name="numImagesPerPrompt"/>
+    /// times; with guidance [negative; positive]. Null without an image.
+    /// </summary>
+    private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg)
+    {
+        if (image.IsNone) return null;
+        var projection = Unet.IPAdapterImageProjection
+            ?? throw new DiffusersException($"{ClassName}: ipAdapterImage was given but no IP-Adapter is loaded (LoadIPAdapter first)");
+        var encoder = ImageEncoder ?? throw new DiffusersException($"{ClassName}: ipAdapterImage needs an image encoder (ImageEncoder is null)");
+        using var scope = torch.NewDisposeScope();
+        var pixels = image.Tensor is { } t ? t : (FeatureExtractor ?? new CLIPImageProcessor()).Preprocess(image.Images!);
+        Tensor positive, negative;
+        if (projection.TakesHiddenStates)
+        {
+            using var o = encoder.Forward(pixels, outputHiddenStates: true);
+            using var z = encoder.Forward(torch.zeros_like(pixels), outputHiddenStates: true);
+            positive = o.HiddenStates![^2].clone();
+            negative = z.HiddenStates![^2].clone();
+        }
+        else
+        {
+            using var o = encoder.Forward(pixels);
+            positive = o.ImageEmbeds.clone();
+            negative = torch.zeros_like(positive);
+        }
+        positive = positive.repeat_interleave(numImagesPerPrompt, dim: 0);
+        negative = negative.repeat_interleave(numImagesPerPrompt, dim: 0);
+        var embeds = cfg ? torch.cat([negative, positive]) : positive;
+        return embeds.to(Unet.DType).MoveToOuterDisposeScope();
+    }
+}
