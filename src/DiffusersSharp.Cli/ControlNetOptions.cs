@@ -143,6 +143,7 @@ public sealed class ControlNetOptions
         using StableDiffusionControlNetPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, init is not null, mask is not null));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
+        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
         r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);

@@ -74,6 +74,31 @@ public class CliControlNetTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void LoraAppliesToAControlNetRunAsTheLibraryLoadsIt()
+    {
+        // the ControlNet path did not read --lora: the run was the one without it, and nothing said so (README: the LoRA
+        // options apply to every Stable Diffusion pipeline, ControlNet included)
+        using var dir = new TempDir();
+        string lora = Golden.Path("tiny-sd-lora", "diffusers", "pytorch_lora_weights.safetensors");
+        var (code, stdout, stderr) = CliRun.Run("generate", "-m", Model, "--prompt", "a photo of a cat", "--controlnet", Net,
+            "--control-image", Edges, "--lora", lora + ":0.5", "--steps", "2", "--seed", "0", "-o", dir.File("l.npy"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"lora: {lora} (scale 0.5): ", stdout);
+        using var actual = NpyFile.Read(dir.File("l.npy"));
+        using var pipe = DiffusersSharp.Pipelines.StableDiffusionControlNetPipeline.FromPretrained(Model,
+            DiffusersSharp.Models.ControlNetModel.FromPretrained(Net));
+        using var without = pipe.Generate("a photo of a cat", [Image.LoadImage(Edges)], numInferenceSteps: 2, seed: 0,
+            outputType: DiffusersSharp.Pipelines.OutputType.Np);
+        pipe.LoadLoraWeights(lora, scale: 0.5);
+        using var expected = pipe.Generate("a photo of a cat", [Image.LoadImage(Edges)], numInferenceSteps: 2, seed: 0,
+            outputType: DiffusersSharp.Pipelines.OutputType.Np);
+        double diff = Tol.MaxAbsDiff(actual, expected.Array!), change = Tol.MaxAbsDiff(expected.Array!, without.Array!);
+        log.WriteLine($"CLI vs library with the LoRA: max abs diff {diff:E3}; the LoRA changes the image by {change:E3}");
+        Assert.True(change >= 1 / 255.0, $"the LoRA changed the library's image by {change:E3} only");
+        Assert.True(diff <= 1e-6, $"max abs diff {diff:E3}");
+    }
+
+    [Fact]
     public void AControlImageIsTurnedUprightByItsExifOrientation()
     {
         // photo-6.jpg: stored 32x16 with EXIF orientation 6; photo-6-upright.png: diffusers' load_image of it (16x32). The
