@@ -129,18 +129,13 @@ public sealed class AdapterOptions
     {
         var o = r.StableDiffusion;
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        o.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         double guidance = o.Guidance ?? 7.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Adapters.Count} T2I-Adapter(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps,
             progress => pipe.Generate(o.Prompt, images, o.Height, o.Width, steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed,
                 outputType: outputType, adapterConditioningScale: r.Adapter.ScaleOrDefault, clipSkip: o.ClipSkip,
-                callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 
     private static ImagePipelineOutput RunXL(CliContext ctx, GenerateCommand.Request r, StableDiffusionXLAdapterPipeline pipe,
@@ -148,12 +143,7 @@ public sealed class AdapterOptions
     {
         var o = r.StableDiffusion;
         var x = r.StableDiffusionXL;
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        o.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         double guidance = o.Guidance ?? 5.0;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Adapters.Count} T2I-Adapter(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         using var generator = r.Seed is long seed ? new torch.Generator((ulong)seed) : null;
@@ -162,7 +152,7 @@ public sealed class AdapterOptions
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
                 originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                adapterConditioningScale: r.Adapter.ScaleOrDefault, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd,
+                adapterConditioningScale: r.Adapter.ScaleOrDefault, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd,
                 progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 

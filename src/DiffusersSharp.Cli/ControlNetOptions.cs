@@ -143,12 +143,7 @@ public sealed class ControlNetOptions
         using StableDiffusionControlNetPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, init is not null, mask is not null));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
@@ -157,15 +152,15 @@ public sealed class ControlNetOptions
         {
             StableDiffusionControlNetInpaintPipeline p => p.Generate(o.Prompt, init, mask, controlImages, o.Height, o.Width, o.Strength ?? 1.0,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
-                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionControlNetImg2ImgPipeline p => p.Generate(o.Prompt, init, controlImages, o.Height, o.Width, o.Strength ?? 0.8,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
-                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionControlNetPipeline p => p.Generate(o.Prompt, controlImages, o.Height, o.Width, steps, guidance, o.NegativePrompt,
                 r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode,
-                controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));

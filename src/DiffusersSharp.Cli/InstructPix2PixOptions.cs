@@ -77,18 +77,13 @@ public sealed class InstructPix2PixOptions
 
         using var pipe = NativeFailures.During($"loading {folder}", () => StableDiffusionInstructPix2PixPipeline.FromPretrained(folder, options));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        o.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 100;
         double guidance = o.Guidance ?? 7.5, imageGuidance = r.InstructPix2Pix.ImageGuidanceScale ?? 1.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · " +
             $"image guidance {imageGuidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps, progress =>
             pipe.Generate(o.Prompt, init, steps, guidance, imageGuidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed,
-                outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 }

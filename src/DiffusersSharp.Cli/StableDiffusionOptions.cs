@@ -156,12 +156,7 @@ public sealed class StableDiffusionOptions
                     ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        o.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
@@ -169,14 +164,14 @@ public sealed class StableDiffusionOptions
         {
             StableDiffusionInpaintPipeline p when o.PaddingMaskCrop is int pad => AsArray(p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width,
                 o.NegativePrompt, guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: OutputType.Pil,
-                callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad)),
+                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad)),
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
-                guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress,
+                guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionImg2ImgPipeline p => p.Generate(o.Prompt, init, o.Strength ?? 0.8, o.NegativePrompt, guidance, r.Batch, steps,
-                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
-                steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: onStepEnd, progress: progress,
+                steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));

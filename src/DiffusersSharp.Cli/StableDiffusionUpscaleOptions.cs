@@ -89,10 +89,7 @@ public sealed class StableDiffusionUpscaleOptions
 
         using var pipe = NativeFailures.During($"loading {folder}", () => StableDiffusionUpscalePipeline.FromPretrained(folder, options));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        o.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 75;
         double guidance = o.Guidance ?? 9.0;
         int noiseLevel = u.NoiseLevel ?? 20;

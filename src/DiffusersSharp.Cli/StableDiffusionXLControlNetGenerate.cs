@@ -50,12 +50,7 @@ internal static class StableDiffusionXLControlNetGenerate
 
         using StableDiffusionXLPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, img2img: init is not null, inpaint: mask is not null));
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);
-        r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 5.0;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
@@ -68,19 +63,19 @@ internal static class StableDiffusionXLControlNetGenerate
                     eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, controlnetConditioningScale: scale,
                     guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, guidanceRescale: o.GuidanceRescale ?? 0.0,
                     originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                    clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)
+                    clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)
                 : init is not null
                 ? ((StableDiffusionXLControlNetImg2ImgPipeline)pipe).Generate(o.Prompt, init, controlImages, x.Prompt2, o.Height, o.Width,
                     o.Strength ?? 0.8, steps, guidance, o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator,
                     outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start,
                     controlGuidanceEnd: end, originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft,
-                    targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                    targetSize: x.TargetHeightWidth, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                     cancellationToken: ctx.CancellationToken)
                 : ((StableDiffusionXLControlNetPipeline)pipe).Generate(o.Prompt, controlImages, x.Prompt2, o.Height, o.Width, steps, guidance,
                     o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
                     controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
                     originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                    clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                    clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
     }
 
     /// <summary>

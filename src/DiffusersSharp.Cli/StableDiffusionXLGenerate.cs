@@ -61,12 +61,8 @@ internal static class StableDiffusionXLGenerate
                     : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe, options.CacheDir);
-        LoraOptions.Apply(ctx, r.Lora, pipe, options.CacheDir);   // the base (or img2img / inpaint) pipeline; a --refiner runs without them
-        r.StableDiffusion.ApplyFreeU(pipe.EnableFreeU);   // the base pipeline too; a --refiner runs without it
-        SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
-        SchedulerSelection.CheckReads(pipe.Scheduler, "eta", "--eta", r.Eta is not null);
-        var onStepEnd = PreviewOptions.Callback(ctx, r.Preview, pipe, r.Output, options.CacheDir, out var previewVae);
-        using var ownedPreviewVae = previewVae;
+        // the LoRAs and FreeU go on the base (or img2img / inpaint) pipeline; a --refiner runs without them
+        using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? (mask is not null ? 7.5 : 5.0);
         var original = x.OriginalHeightWidth;
@@ -77,23 +73,23 @@ internal static class StableDiffusionXLGenerate
         using var generator = r.Seed is long s ? new torch.Generator((ulong)s) : null;
         string what = $"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})";
         if (x.Refiner is not null)
-            return RunWithRefiner(ctx, r, (StableDiffusionXLPipeline)pipe, options, generator, steps, guidance, what, outputType, onStepEnd);
+            return RunWithRefiner(ctx, r, (StableDiffusionXLPipeline)pipe, options, generator, steps, guidance, what, outputType, prepared.OnStepEnd);
         return NativeFailures.During(what, () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
         {
             StableDiffusionXLInpaintPipeline p => p.Generate(o.Prompt, init, mask, x.Prompt2, o.Height, o.Width, o.Strength ?? 0.9999,
                 steps, guidanceScale: guidance, negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2,
                 numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
-                originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress,
+                originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken),
             StableDiffusionXLImg2ImgPipeline p => p.Generate(o.Prompt, init, x.Prompt2, o.Strength ?? 0.3, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
                 cropsCoordsTopLeft: crop, targetSize: target,
-                clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             StableDiffusionXLPipeline p => p.Generate(o.Prompt, x.Prompt2, o.Height, o.Width, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
-                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: onStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// the scheduler-config fixes of their constructors, the per-step body (scale input, predict noise,
 /// classifier-free guidance, step) and the VAE decode + postprocess.
 /// </summary>
-public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, ILatentDiffusionPipeline
+public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, IStableDiffusionFamilyPipeline
 {
     /// <summary>The components every Stable Diffusion folder needs, in model_index.json's names.</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];

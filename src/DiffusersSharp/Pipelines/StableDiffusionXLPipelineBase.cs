@@ -14,7 +14,7 @@ namespace DiffusersSharp.Pipelines;
 /// checks, the loop context with the added conditioning (<c>add_text_embeds</c>, <c>add_time_ids</c>) and the VAE decode
 /// with <c>force_upcast</c>.
 /// </summary>
-public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline, ILatentDiffusionPipeline
+public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline, IStableDiffusionFamilyPipeline
 {
     /// <summary>The components every SDXL folder needs, in model_index.json's names (the base also needs <c>text_encoder</c>).</summary>
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder_2", "tokenizer_2", "unet", "scheduler"];
