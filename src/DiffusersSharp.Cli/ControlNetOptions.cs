@@ -105,13 +105,18 @@ public sealed class ControlNetOptions
     public Values Read(ParseResult pr) => new(pr.GetValue(_controlnet), pr.GetValue(_image), pr.GetValue(_scale),
         pr.GetValue(_start), pr.GetValue(_end), pr.GetValue(_guess));
 
-    /// <summary>The route of <c>--controlnet</c> on the Stable Diffusion classes (<see cref="IGenerateRoute"/>).</summary>
+    /// <summary>
+    /// The route of <c>--controlnet</c> (<see cref="IGenerateRoute"/>): on the Stable Diffusion classes it runs
+    /// <see cref="Execute"/>, on the SDXL ones <see cref="StableDiffusionXLControlNetGenerate.Execute"/>.
+    /// </summary>
     internal sealed class Route : IGenerateRoute
     {
-        public bool Claims(string className) => StableDiffusionOptions.IsStableDiffusion(className);
+        public bool Claims(string className) => StableDiffusionOptions.IsStableDiffusion(className) || StableDiffusionXLOptions.IsStableDiffusionXL(className);
         public bool Takes(GenerateCommand.Request r) => r.ControlNet.Any;
         public bool TextConditioned => true;
-        public ImagePipelineOutput Execute(GenerateRun g) => ControlNetOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
+        public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionXLOptions.IsStableDiffusionXL(g.ClassName)
+            ? StableDiffusionXLControlNetGenerate.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType)
+            : ControlNetOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
     }
 
     /// <summary>

@@ -62,12 +62,11 @@ internal static class GenerateRoutes
     public static readonly IReadOnlyList<IGenerateRoute> All =
     [
         new AdapterOptions.Route(),
-        new StableDiffusionXLControlNetGenerate.Route(),
+        new ControlNetOptions.Route(),
         new StableDiffusionXLGenerate.Route(),
         new StableDiffusionUpscaleOptions.Route(),
         new DiTOptions.Route(),
         new InstructPix2PixOptions.Route(),
-        new ControlNetOptions.Route(),
         new StableDiffusionOptions.Route(),
         new UnconditionalGenerate.Route(),
     ];

@@ -143,10 +143,8 @@ public sealed class StableDiffusionOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         if (o.GuidanceRescale is not null && o.InitImage is not null)   // SDXL's img2img and inpaint pipelines have it
             throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
-        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
-        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask"); // converted to L after resizing, as diffusers
+        var (init, mask) = InitImageAndMask(r, folder);
         options = options with { Log = ctx.Warn };
-        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
         var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder
         using StableDiffusionPipelineBase pipe = NativeFailures.During<StableDiffusionPipelineBase>($"loading {folder}", () =>
@@ -175,6 +173,21 @@ public sealed class StableDiffusionOptions
                 cancellationToken: ctx.CancellationToken),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
+    }
+
+    /// <summary>
+    /// The <c>--init-image</c> and <c>--mask</c> of a Stable Diffusion or SDXL run (null where not given; the mask is
+    /// converted to L after resizing, as diffusers does), then the memory check for the size of the run
+    /// (<see cref="RunMemory.CheckStableDiffusion"/>): <c>--width</c> / <c>--height</c>, else the init image's for
+    /// image to image; inpainting's default size is the pipeline's.
+    /// </summary>
+    internal static (Image? Init, Image? Mask) InitImageAndMask(GenerateCommand.Request r, string folder)
+    {
+        var o = r.StableDiffusion;
+        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
+        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
+        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
+        return (init, mask);
     }
 
     /// <summary>

@@ -15,16 +15,10 @@ namespace DiffusersSharp.Cli;
 /// </summary>
 internal static class StableDiffusionXLControlNetGenerate
 {
-    /// <summary>The route of <c>--controlnet</c> on the SDXL classes (<see cref="IGenerateRoute"/>).</summary>
-    internal sealed class Route : IGenerateRoute
-    {
-        public bool Claims(string className) => StableDiffusionXLOptions.IsStableDiffusionXL(className);
-        public bool Takes(GenerateCommand.Request r) => r.ControlNet.Any;
-        public bool TextConditioned => true;
-        public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionXLControlNetGenerate.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
-    }
-
-    /// <summary>Runs the SDXL ControlNet pipeline on <paramref name="folder"/>; the caller saves the result.</summary>
+    /// <summary>
+    /// Runs the SDXL ControlNet pipeline on <paramref name="folder"/> (the SDXL half of <see cref="ControlNetOptions.Route"/>);
+    /// the caller saves the result.
+    /// </summary>
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
     {

@@ -47,10 +47,8 @@ internal static class StableDiffusionXLGenerate
         if (x.Refiner is not null && className != StableDiffusionXLPipeline.Name)
             throw new UserException($"--refiner needs an SDXL base model ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionXLInpaintPipeline.Name);
-        Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
-        Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
+        var (init, mask) = StableDiffusionOptions.InitImageAndMask(r, folder);
         options = options with { Log = ctx.Warn };
-        RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? (mask is null ? init?.Height : null), o.Width ?? (mask is null ? init?.Width : null));
 
         var single = SingleFileConfig.ForGenerate(folder, options, r.SingleFileConfig);   // null: a pipeline folder
         using StableDiffusionXLPipelineBase pipe = NativeFailures.During<StableDiffusionXLPipelineBase>($"loading {folder}", () =>
