@@ -13,6 +13,26 @@ internal static class FuzzCommands
 
     public static string[] Info(FuzzWorkspace w) => ["info", w.Model];
 
+    /// <summary><c>generate</c> on a DiT folder: class 1, 1 step (guided: a batch of 2 through the transformer).</summary>
+    public static string[] DiT(FuzzWorkspace w, params (string Option, string Value)[] options) =>
+        Build(w, [("--class-label", "1"), ("--steps", "1"), ("--seed", "0"), ("--output", w.OutputNpy)], options);
+
+    /// <summary><c>generate</c> on an x4 upscaler folder: the golden 16×16 image, 1 step.</summary>
+    public static string[] Upscale(FuzzWorkspace w, params (string Option, string Value)[] options) =>
+        Build(w, [("--prompt", "a cat"), ("--image", Support.Golden.Path("upscale", "low-res-16x16.png")), ("--steps", "1"), ("--seed", "0"), ("--output", w.OutputNpy)], options);
+
+    /// <summary><c>generate</c> on an InstructPix2Pix folder: the golden 64×64 image, 1 step.</summary>
+    public static string[] InstructPix2Pix(FuzzWorkspace w, params (string Option, string Value)[] options) =>
+        Build(w, [("--prompt", "make it snowy"), ("--init-image", Support.Golden.Path("img2img-init.png")), ("--steps", "1"), ("--seed", "0"), ("--output", w.OutputNpy)], options);
+
+    /// <summary>
+    /// <c>generate --adapter</c> on a Stable Diffusion folder with the adapter of <c>model/adapter</c> (see
+    /// <see cref="NewModelCases.WithAdapter"/>) and the golden edge image, 1 step at 32×32.
+    /// </summary>
+    public static string[] Adapter(FuzzWorkspace w, params (string Option, string Value)[] options) =>
+        Build(w, [("--prompt", "a cat"), ("--adapter", w.File("adapter")), ("--adapter-image", Support.Golden.Path("controlnet-edges.png")), ("--steps", "1"),
+            ("--seed", "0"), ("--width", "32"), ("--height", "32"), ("--output", w.OutputNpy)], options);
+
     private static string[] Build(FuzzWorkspace w, (string, string)[] defaults, (string Option, string Value)[] options)
     {
         var list = new List<(string Option, string? Value)>(defaults.Select(d => (d.Item1, (string?)d.Item2)));

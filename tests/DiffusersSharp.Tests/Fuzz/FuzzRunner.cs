@@ -81,6 +81,7 @@ internal static class FuzzRunner
         "--guidance-rescale" => "guidance_rescale",
         "--init-image" => "init image",
         "--mask" => "mask",
+        "--noise-level" => "noise_level",
         "--batch" => "batch size",
         _ => null,
     };

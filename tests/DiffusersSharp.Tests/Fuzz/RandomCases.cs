@@ -15,7 +15,7 @@ internal static class RandomCases
     private const string Ddpm = "tiny-ddpm", Sd = "tiny-sd";
 
     /// <summary>JSON values that break configs: wrong types, out of range, non-finite, huge, empty.</summary>
-    private static readonly string[] Values =
+    internal static readonly string[] Values =
     [
         "null", "true", "false", "0", "1", "-1", "2", "3", "7", "1.5", "-0.5", "1e-30", "2147483647", "-2147483648", "1e30",
         "1e308", "-1e308", "NaN", "Infinity", "-Infinity", "3e38", "\"\"", "\"x\"", "\"silu\"", "\"../x\"", "\"\\u001b[31m\"",
@@ -227,7 +227,7 @@ internal static class RandomCases
         return (JsonObject)header[names[pick % names.Count]]!;
     }
 
-    private static void Truncate(string path, long at)
+    internal static void Truncate(string path, long at)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Write);
         fs.SetLength(at % Math.Max(1, fs.Length));
