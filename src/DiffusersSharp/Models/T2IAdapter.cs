@@ -89,16 +89,24 @@ public sealed partial class T2IAdapter : nn.Module
     /// <summary>Number of parameters (each registered parameter counted once, as <c>model.num_parameters()</c>).</summary>
     public long NumParameters() => Layers.NumParameters(this);
 
+    private const int MaxChannels = ModelLimits.MaxChannels, MaxResBlocks = ModelLimits.MaxLayersPerBlock, MaxBlocks = ModelLimits.MaxBlocks;
+
+    /// <summary>The largest <c>downscale_factor</c> (the pixel unshuffle of the control image; 8 or 16 on published adapters).</summary>
+    private const int MaxDownscaleFactor = 64;
+
     private static void Validate(T2IAdapterConfig c, string source)
     {
         ConfigException Bad(string key, string message) => new($"{source}: config key '{key}': {message}") { FilePath = source, Key = key };
         if (!T2IAdapterConfig.AdapterTypes.Contains(c.AdapterType))
             throw Bad("adapter_type", $"unsupported adapter_type '{c.AdapterType}'; choose 'full_adapter', 'full_adapter_xl' or 'light_adapter'");
-        if (c.InChannels < 1) throw Bad("in_channels", $"must be at least 1, got {c.InChannels}");
-        if (c.DownscaleFactor < 1) throw Bad("downscale_factor", $"must be at least 1, got {c.DownscaleFactor}");
-        if (c.NumResBlocks < 0) throw Bad("num_res_blocks", $"must not be negative, got {c.NumResBlocks}");
-        if (c.Channels is null || c.Channels.Length == 0 || c.Channels.Any(ch => ch < 1))
-            throw Bad("channels", $"must list at least one positive channel count, got [{string.Join(", ", c.Channels ?? [])}]");
+        // upper bounds as UNet2DModel's (ConfigRanges): a larger value builds for minutes or exhausts memory before any
+        // weight is read (num_res_blocks 100000 builds 400000 convolutions; in_channels · downscale_factor² overflows)
+        if (c.InChannels < 1 || c.InChannels > MaxChannels) throw Bad("in_channels", $"must be between 1 and {MaxChannels}, got {c.InChannels}");
+        if (c.DownscaleFactor < 1 || c.DownscaleFactor > MaxDownscaleFactor)
+            throw Bad("downscale_factor", $"must be between 1 and {MaxDownscaleFactor}, got {c.DownscaleFactor}");
+        if (c.NumResBlocks < 0 || c.NumResBlocks > MaxResBlocks) throw Bad("num_res_blocks", $"must be between 0 and {MaxResBlocks}, got {c.NumResBlocks}");
+        if (c.Channels is null || c.Channels.Length == 0 || c.Channels.Length > MaxBlocks || c.Channels.Any(ch => ch < 1 || ch > MaxChannels))
+            throw Bad("channels", $"must list 1 to {MaxBlocks} channel counts between 1 and {MaxChannels}, got [{string.Join(", ", c.Channels ?? [])}]");
         if (c.AdapterType == "full_adapter_xl" && c.Channels.Length < 3)
             throw Bad("channels", $"full_adapter_xl needs at least 3 entries (it halves the size before the third block), got [{string.Join(", ", c.Channels)}]");
         if (c.AdapterType == "light_adapter" && c.Channels.Any(ch => ch < 4))

@@ -1,0 +1,36 @@
+using DiffusersSharp.Pipelines;
+using DiffusersSharp.Schedulers;
+using DiffusersSharp.Tests.Cli;
+using static DiffusersSharp.Tests.Fuzz.FuzzCommands;
+
+namespace DiffusersSharp.Tests.Fuzz;
+
+/// <summary>
+/// The exact messages of the defects <see cref="NewModelFuzzTests"/> found in the newest model folders (the fuzz suite
+/// checks the shape of every message; these pin the words).
+/// </summary>
+public class NewModelMessageTests
+{
+    private static string Error(string[] args)
+    {
+        var (code, _, stderr) = CliRun.Run(args);
+        Assert.Equal(1, code);
+        var lines = stderr.TrimEnd().Split('\n').Where(l => !l.StartsWith("warning: ", StringComparison.Ordinal)).ToList();
+        Assert.Single(lines);
+        return lines[0];
+    }
+
+    /// <summary>num_res_blocks 100000 built 200000 resnet blocks for minutes before any weight was read (the fuzz case's 30 s limit).</summary>
+    [Fact]
+    public void AnAdapterConfigOfTooManyResBlocksIsRefusedBeforeBuilding()
+    {
+        using var w = new FuzzWorkspace("tiny-t2i-adapter");
+        w.SetJson("sd-full/config.json", "num_res_blocks", "100000");
+        var e = Assert.Throws<ConfigException>(() => DiffusersSharp.Models.T2IAdapter.FromPretrained(w.File("sd-full")));
+        Assert.Equal($"{w.File("sd-full", "config.json")}: config key 'num_res_blocks': must be between 0 and 64, got 100000", e.Message);
+        Assert.Equal("num_res_blocks", e.Key);
+        w.SetJson("sd-full/config.json", ("num_res_blocks", "2"), ("downscale_factor", "100000"));
+        e = Assert.Throws<ConfigException>(() => DiffusersSharp.Models.T2IAdapter.FromPretrained(w.File("sd-full")));
+        Assert.Equal($"{w.File("sd-full", "config.json")}: config key 'downscale_factor': must be between 1 and 64, got 100000", e.Message);
+    }
+}
