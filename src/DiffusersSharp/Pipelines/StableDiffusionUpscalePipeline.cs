@@ -54,6 +54,7 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
         : base(vae, textEncoder, tokenizer, unet, scheduler, log)
     {
         _lowResScheduler = lowResScheduler ?? throw new ArgumentNullException(nameof(lowResScheduler));
+        CheckUnet(Name, null, unet.Config, vae.LatentChannels);
         _constructedVae = vae;
         MaxNoiseLevel = maxNoiseLevel;
         if (vae.ScalingFactor != UpscalerScalingFactor)
@@ -98,6 +99,8 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
         {
             string folder = Path.GetDirectoryName(c.Index.Path)!;
             c.Index.Require(LowResSchedulerName);
+            string unetConfig = Path.Combine(folder, "unet", UNet2DConditionModel.ConfigName);
+            CheckUnet(unetConfig, unetConfig, c.Unet.Config, c.Vae.LatentChannels);
             int maxNoiseLevel = ReadMaxNoiseLevel(c.Index);
             if (c.Index.Component("watermarker") is { } w)
                 (options?.Log ?? DefaultLog)($"{c.Index.Path}: the 'watermarker' component ({w.Library}.{w.ClassName}) is not loaded or run by DiffusersSharp");
@@ -112,6 +115,28 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
                 throw;
             }
         });
+
+    /// <summary>
+    /// diffusers' check that <c>num_channels_latents + num_channels_image == unet.config.in_channels</c> (the image is RGB:
+    /// 3 channels), made when the UNet is loaded, as a <see cref="ConfigException"/> on the key <c>in_channels</c> of
+    /// <paramref name="file"/> when known.
+    /// </summary>
+    private static void CheckUnet(string source, string? file, UNet2DConditionModelConfig unet, int latentChannels)
+    {
+        int sum = latentChannels + ImageChannels;
+        if (unet.InChannels != sum)
+            throw new ConfigException(
+                $"{source}: config key 'in_channels': incorrect configuration settings! The UNet's in_channels is {unet.InChannels}, but {Name} feeds it " +
+                $"num_channels_latents {latentChannels} + num_channels_image {ImageChannels} = {sum} (the latents and the RGB low-resolution image, " +
+                $"concatenated). Please verify the config of the UNet (an x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, takes {sum}).")
+            {
+                FilePath = file,
+                Key = "in_channels",
+            };
+    }
+
+    /// <summary>The channels of the low-resolution image the UNet sees beside the latents (RGB).</summary>
+    private const int ImageChannels = 3;
 
     private static int ReadMaxNoiseLevel(PipelineIndex index)
     {

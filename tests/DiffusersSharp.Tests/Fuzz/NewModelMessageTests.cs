@@ -33,4 +33,18 @@ public class NewModelMessageTests
         e = Assert.Throws<ConfigException>(() => DiffusersSharp.Models.T2IAdapter.FromPretrained(w.File("sd-full")));
         Assert.Equal($"{w.File("sd-full", "config.json")}: config key 'downscale_factor': must be between 1 and 64, got 100000", e.Message);
     }
+
+    /// <summary>Before: "StableDiffusionUpscalePipeline: incorrect configuration settings! …" at the first call, naming no file or key.</summary>
+    [Fact]
+    public void TheUpscalerRefusesAUNetOfOtherInputChannelsAtLoadNamingItsConfig()
+    {
+        using var w = new FuzzWorkspace("tiny-sd-upscale");
+        Directory.Delete(w.File("unet"), recursive: true);
+        Directory.CreateDirectory(w.File("unet"));
+        foreach (var f in Directory.GetFiles(Support.Golden.Path("tiny-sd-instruct-pix2pix", "unet"))) File.Copy(f, w.File("unet", Path.GetFileName(f)));
+        Assert.Equal($"error: {w.File("unet", "config.json")}: config key 'in_channels': incorrect configuration settings! The UNet's in_channels is 8, " +
+            "but StableDiffusionUpscalePipeline feeds it num_channels_latents 4 + num_channels_image 3 = 7 (the latents and the RGB low-resolution image, " +
+            "concatenated). Please verify the config of the UNet (an x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, takes 7).",
+            Error(Upscale(w)));
+    }
 }

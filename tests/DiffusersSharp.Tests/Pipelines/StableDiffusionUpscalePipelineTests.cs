@@ -140,17 +140,23 @@ public class StableDiffusionUpscalePipelineTests(ITestOutputHelper log)
         Assert.Equal("StableDiffusionUpscalePipeline: prompt has batch size 2 and image has batch size 1. Please make sure that passed prompt matches the batch size of image.", e.Message);
     }
 
-    /// <summary>A UNet whose in_channels are not the latent channels plus the image's (tiny-sd's 4-channel UNet).</summary>
+    /// <summary>
+    /// A UNet whose in_channels are not the latent channels plus the image's (tiny-sd's 4-channel UNet) is refused when
+    /// the folder is loaded, naming its config (diffusers' check runs at the call; the image is always RGB).
+    /// </summary>
     [Fact]
     public void AUnetWhoseInChannelsDoNotFitLatentsPlusImageIsRefused()
     {
         using var folder = CopyModel();
         foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd", "unet")))
             File.Copy(f, Path.Combine(folder.File("unet"), Path.GetFileName(f)), overwrite: true);
-        using var pipe = StableDiffusionUpscalePipeline.FromPretrained(folder.Path);
-        var e = Assert.Throws<DiffusersException>(() => pipe.Generate("a cat", LowRes("low-res-16x16.png"), numInferenceSteps: 1));
-        Assert.Equal("StableDiffusionUpscalePipeline: incorrect configuration settings! The UNet's config expects in_channels 4 but received " +
-            "num_channels_latents: 4 + num_channels_image: 3 = 7. Please verify the config of the UNet or your image input.", e.Message);
+        var e = Assert.Throws<ConfigException>(() => StableDiffusionUpscalePipeline.FromPretrained(folder.Path));
+        string config = Path.Combine(folder.File("unet"), "config.json");
+        Assert.Equal($"{config}: config key 'in_channels': incorrect configuration settings! The UNet's in_channels is 4, but " +
+            "StableDiffusionUpscalePipeline feeds it num_channels_latents 4 + num_channels_image 3 = 7 (the latents and the RGB low-resolution " +
+            "image, concatenated). Please verify the config of the UNet (an x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, takes 7).",
+            e.Message);
+        Assert.Equal((config, "in_channels"), (e.FilePath, e.Key));
     }
 
     [Fact]
