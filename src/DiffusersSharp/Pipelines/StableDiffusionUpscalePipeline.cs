@@ -133,6 +133,17 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
                 FilePath = file,
                 Key = "in_channels",
             };
+        // the pipeline passes noise_level to the UNet as its class label: diffusers' UNet without a class embedding drops
+        // it without a word (every noise level gives the same image), ours refuses class labels it cannot embed
+        if (unet.ClassEmbedType is null && unet.NumClassEmbeds is null)
+            throw new ConfigException(
+                $"{source}: config key 'num_class_embeds': {Name} passes noise_level to the UNet as its class label, but this UNet has no class " +
+                "embedding (num_class_embeds and class_embed_type are null): it would ignore the noise level. An x4 upscaler UNet, such as " +
+                "stabilityai/stable-diffusion-x4-upscaler's, has num_class_embeds 1000")
+            {
+                FilePath = file,
+                Key = "num_class_embeds",
+            };
     }
 
     /// <summary>The channels of the low-resolution image the UNet sees beside the latents (RGB).</summary>

@@ -47,4 +47,15 @@ public class NewModelMessageTests
             "concatenated). Please verify the config of the UNet (an x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, takes 7).",
             Error(Upscale(w)));
     }
+
+    /// <summary>Before: exit 2, "unexpected error: ArgumentException: UNet2DConditionModel: class_labels were given but the model has no class embedding".</summary>
+    [Fact]
+    public void TheUpscalerRefusesAUNetWithoutAClassEmbedding()
+    {
+        using var w = new FuzzWorkspace("tiny-sd-upscale");
+        w.SetJson("unet/config.json", "num_class_embeds", "null");
+        Assert.Equal($"error: {w.File("unet", "config.json")}: config key 'num_class_embeds': StableDiffusionUpscalePipeline passes noise_level to the " +
+            "UNet as its class label, but this UNet has no class embedding (num_class_embeds and class_embed_type are null): it would ignore the noise " +
+            "level. An x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, has num_class_embeds 1000", Error(Upscale(w)));
+    }
 }
