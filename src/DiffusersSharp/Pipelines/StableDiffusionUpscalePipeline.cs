@@ -182,6 +182,16 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
             throw new DiffusersException($"{Name}: noise_level has to be <= {MaxNoiseLevel} but is {noiseLevel}");
         if (noiseLevel < 0)
             throw new DiffusersException($"{Name}: noise_level has to be >= 0 but is {noiseLevel}");
+        // noise_level is a timestep of low_res_scheduler.add_noise and a row of the UNet's class embedding (diffusers
+        // fails on an index out of range in either)
+        if (noiseLevel >= LowResScheduler.NumTrainTimesteps)
+            throw new DiffusersException(
+                $"{Name}: noise_level {noiseLevel} is not a timestep of the low_res_scheduler ({LowResScheduler.ClassName}, num_train_timesteps " +
+                $"{LowResScheduler.NumTrainTimesteps}): it must be below {LowResScheduler.NumTrainTimesteps} (max_noise_level {MaxNoiseLevel} allows more)");
+        if (Unet.Config is { ClassEmbedType: null, NumClassEmbeds: int classes } && noiseLevel >= classes)
+            throw new DiffusersException(
+                $"{Name}: noise_level {noiseLevel} is the UNet's class label, but its class embedding has num_class_embeds {classes} rows: it must be " +
+                $"below {classes} (max_noise_level {MaxNoiseLevel} allows more)");
         CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
 
         // 2. call parameters

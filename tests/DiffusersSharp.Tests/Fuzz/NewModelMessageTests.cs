@@ -58,4 +58,24 @@ public class NewModelMessageTests
             "UNet as its class label, but this UNet has no class embedding (num_class_embeds and class_embed_type are null): it would ignore the noise " +
             "level. An x4 upscaler UNet, such as stabilityai/stable-diffusion-x4-upscaler's, has num_class_embeds 1000", Error(Upscale(w)));
     }
+
+    /// <summary>Before: "DDPMScheduler: timestep 5000 is not an integer timestep in [0, 1000)" (nor noise_level nor the scheduler named).</summary>
+    [Fact]
+    public void ANoiseLevelBeyondTheLowResSchedulerOrTheClassEmbeddingIsRefusedNamingIt()
+    {
+        using var w = new FuzzWorkspace("tiny-sd-upscale");
+        w.SetJson("model_index.json", "max_noise_level", "5000");
+        Assert.Equal("error: StableDiffusionUpscalePipeline: noise_level 5000 is not a timestep of the low_res_scheduler (DDPMScheduler, " +
+            "num_train_timesteps 1000): it must be below 1000 (max_noise_level 5000 allows more)", Error(Upscale(w, ("--noise-level", "5000"))));
+        // a UNet of 10 class rows: the default noise level 20 has none
+        w.SetJson("model_index.json", "max_noise_level", "350");
+        w.SetJson("unet/config.json", "num_class_embeds", "10");
+        string st = w.File("unet", "diffusion_pytorch_model.safetensors");
+        Dictionary<string, TorchSharp.torch.Tensor> weights;
+        using (var f = DiffusersSharp.Loading.SafetensorsFile.Open(st)) weights = f.LoadAll();
+        weights["class_embedding.weight"] = weights["class_embedding.weight"].narrow(0, 0, 10).contiguous();
+        DiffusersSharp.Loading.SafetensorsFile.Save(st, weights, new Dictionary<string, string> { ["format"] = "pt" });
+        Assert.Equal("error: StableDiffusionUpscalePipeline: noise_level 20 is the UNet's class label, but its class embedding has num_class_embeds 10 rows: " +
+            "it must be below 10 (max_noise_level 350 allows more)", Error(Upscale(w)));
+    }
 }
