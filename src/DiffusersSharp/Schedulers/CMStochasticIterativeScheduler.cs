@@ -40,6 +40,12 @@ public sealed class CMStochasticIterativeScheduler : SchedulerBase<CMStochasticI
         if (c.NumTrainTimesteps < 2)
             throw new ConfigException($"{Name}: config key 'num_train_timesteps': num_train_timesteps must be at least 2 (the Karras ramp runs from sigma_max to sigma_min), got {c.NumTrainTimesteps}") { Key = "num_train_timesteps" };
         var sigmas = Karras(SchedulerMath.NpLinspace(0, 1, c.NumTrainTimesteps));
+        // a tiny rho overflows σ^(1/ρ): diffusers' schedule is then NaN and no timestep can be found
+        int bad = Array.FindIndex(sigmas, v => !(double.IsFinite(v) && v > 0));
+        if (bad >= 0)
+            throw new ConfigException($"{Name}: config key 'rho': rho {Fmt(c.Rho)} gives Karras sigmas that are not finite positive numbers " +
+                $"(σ^(1/ρ) of sigma_min {Fmt(c.SigmaMin)} and sigma_max {Fmt(c.SigmaMax)} overflows, sigma {bad} is {Fmt(sigmas[bad])}); diffusers' models use rho 7")
+            { Key = "rho" };
         Install(SigmaToT(sigmas), sigmas, float64: true, device: null);
     }
 

@@ -78,4 +78,17 @@ public class NewModelMessageTests
         Assert.Equal("error: StableDiffusionUpscalePipeline: noise_level 20 is the UNet's class label, but its class embedding has num_class_embeds 10 rows: " +
             "it must be below 10 (max_noise_level 350 allows more)", Error(Upscale(w)));
     }
+
+    /// <summary>Before: "CMStochasticIterativeScheduler: timestep NaN is not in the scheduler's timesteps" at the first step.</summary>
+    [Fact]
+    public void ATinyRhoOfTheConsistencySchedulerIsRefusedNamingTheKeyAndTheFile()
+    {
+        using var w = new FuzzWorkspace("tiny-consistency");
+        w.SetJson("scheduler/scheduler_config.json", "rho", "1e-30");
+        var e = Assert.Throws<ConfigException>(() => ConsistencyModelPipeline.FromPretrained(w.Model));
+        string file = w.File("scheduler", "scheduler_config.json");
+        Assert.Equal($"{file}: CMStochasticIterativeScheduler: config key 'rho': rho 1E-30 gives Karras sigmas that are not finite positive numbers " +
+            "(σ^(1/ρ) of sigma_min 0.002 and sigma_max 80 overflows, sigma 0 is NaN); diffusers' models use rho 7", e.Message);
+        Assert.Equal(("rho", file), (e.Key, e.FilePath));
+    }
 }
