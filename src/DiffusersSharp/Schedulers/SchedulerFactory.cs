@@ -126,6 +126,9 @@ public static class SchedulerFactory
         string? name = obj["_class_name"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
         if (name is null)
             throw new ConfigException($"{file}: no \"_class_name\"; known scheduler classes: {string.Join(", ", KnownClasses)}") { FilePath = file, Key = "_class_name" };
+        // a bare NaN / Infinity, which ConfigJson.NormalizePythonLiterals marks as a string starting with \0
+        if (name.StartsWith('\0'))
+            throw new ConfigException($"{file}: config key '_class_name' must be a string, not the number {name[1..]}") { FilePath = file, Key = "_class_name" };
         return Get(name, file).Parse(obj, file);
     }
 

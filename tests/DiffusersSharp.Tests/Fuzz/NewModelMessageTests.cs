@@ -91,4 +91,14 @@ public class NewModelMessageTests
             "(σ^(1/ρ) of sigma_min 0.002 and sigma_max 80 overflows, sigma 0 is NaN); diffusers' models use rho 7", e.Message);
         Assert.Equal(("rho", file), (e.Key, e.FilePath));
     }
+
+    /// <summary>Before: unknown scheduler class "\0-Infinity" (the loader's internal marker of a bare number, a NUL character, in the message).</summary>
+    [Fact]
+    public void ANumberAsTheSchedulerClassNameIsSaidToBeANumber()
+    {
+        using var w = new FuzzWorkspace("tiny-consistency");
+        w.SetJson("scheduler/scheduler_config.json", "_class_name", "-Infinity");
+        var e = Assert.Throws<ConfigException>(() => SchedulerFactory.FromPretrained(w.Model, "scheduler"));
+        Assert.Equal($"{w.File("scheduler", "scheduler_config.json")}: config key '_class_name' must be a string, not the number -Infinity", e.Message);
+    }
 }
