@@ -107,6 +107,7 @@ public sealed class AdapterOptions
         if (className != baseClass)
             throw new UserException($"--adapter runs on a text-to-image base folder ({StableDiffusionPipeline.Name} or {StableDiffusionXLPipeline.Name}); {folder} is a {className}");
         if (r.ControlNet.FirstGiven is { } control) throw new UserException($"{control} and --adapter cannot be combined (one guidance model per run)");
+        IPAdapterOptions.Refuse(r.IPAdapter, xl ? StableDiffusionXLAdapterPipeline.Name : StableDiffusionAdapterPipeline.Name, "diffusers 0.25.1's T2I-Adapter pipelines have no ip_adapter_image");
         foreach (var (given, option) in new[] { (o.InitImage, "--init-image"), (o.Mask, "--mask"), (r.StableDiffusionXL.Refiner, "--refiner") })
             if (given is not null) throw new UserException($"{option} is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)");
         if (!xl && o.GuidanceRescale is not null)

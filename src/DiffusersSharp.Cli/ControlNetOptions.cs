@@ -137,6 +137,8 @@ public sealed class ControlNetOptions
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionControlNetInpaintPipeline.Name);
+        IPAdapterOptions.Refuse(r.IPAdapter, o.Mask is not null ? StableDiffusionControlNetInpaintPipeline.Name
+            : o.InitImage is not null ? StableDiffusionControlNetImg2ImgPipeline.Name : StableDiffusionControlNetPipeline.Name, "not yet: text to image without --controlnet only");
         Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();

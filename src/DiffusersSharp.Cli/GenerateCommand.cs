@@ -68,6 +68,7 @@ public static class GenerateCommand
         var components = ComponentOptions.Create();
         var controlnet = ControlNetOptions.Create();
         var adapter = AdapterOptions.Create();
+        var ipAdapter = IPAdapterOptions.Create();
         var lora = LoraOptions.Create();
         var previews = PreviewOptions.Create();
         var pix2pix = InstructPix2PixOptions.Create();
@@ -84,13 +85,14 @@ public static class GenerateCommand
         components.AddTo(cmd);
         controlnet.AddTo(cmd);
         adapter.AddTo(cmd);
+        ipAdapter.AddTo(cmd);
         lora.AddTo(cmd);
         previews.AddTo(cmd);
         pix2pix.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), DiT = dit.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), DiT = dit.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr), IPAdapter = ipAdapter.Read(pr) }));
         return cmd;
     }
 
@@ -132,6 +134,8 @@ public static class GenerateCommand
         public ControlNetOptions.Values ControlNet { get; init; } = new();
         /// <summary>The T2I-Adapter options (--adapter, --adapter-image, --adapter-scale).</summary>
         public AdapterOptions.Values Adapter { get; init; } = new();
+        /// <summary>The IP-Adapter options (--ip-adapter, --ip-adapter-image, --ip-adapter-scale).</summary>
+        public IPAdapterOptions.Values IPAdapter { get; init; } = new();
         /// <summary>The LoRA options (--lora, --fuse-lora, --lora-ignore-unknown).</summary>
         public LoraOptions.Values Lora { get; init; } = new();
         /// <summary>The preview options (--preview-every, --preview-vae).</summary>
@@ -165,6 +169,7 @@ public static class GenerateCommand
         r.Components.CheckWithoutModel();
         r.ControlNet.CheckWithoutModel();
         r.Adapter.CheckWithoutModel();
+        r.IPAdapter.CheckWithoutModel();
         r.Lora.CheckWithoutModel();
         r.Preview.CheckWithoutModel();
         r.InstructPix2Pix.CheckWithoutModel();

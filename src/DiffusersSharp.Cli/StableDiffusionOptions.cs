@@ -124,12 +124,22 @@ public sealed class StableDiffusionOptions
     public static bool IsStableDiffusion(string className) =>
         className is StableDiffusionPipeline.Name or StableDiffusionImg2ImgPipeline.Name or StableDiffusionInpaintPipeline.Name;
 
-    /// <summary>The route of the Stable Diffusion classes without <c>--controlnet</c>, folders and single files (<see cref="IGenerateRoute"/>).</summary>
+    /// <summary>
+    /// The route of the Stable Diffusion classes without <c>--controlnet</c>, folders and single files; the IP-Adapter options
+    /// (<see cref="IPAdapterOptions"/>) are refused on other classes (<see cref="IGenerateRoute"/>).
+    /// </summary>
     internal sealed class Route : IGenerateRoute
     {
         public bool Claims(string className) => IsStableDiffusion(className);
         public bool TextConditioned => true;
         public bool ReadsSingleFiles => true;
+
+        public void RefuseElsewhere(GenerateCommand.Request r, string className)
+        {
+            if (!Claims(className) && r.IPAdapter.FirstGiven is { } ipOption)
+                throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x models ({StableDiffusionPipeline.Name}); {r.Model} is a {className}");
+        }
+
         public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);
     }
 
@@ -143,6 +153,8 @@ public sealed class StableDiffusionOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         if (o.GuidanceRescale is not null && o.InitImage is not null)   // SDXL's img2img and inpaint pipelines have it
             throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
+        if (o.InitImage is not null)
+            IPAdapterOptions.Refuse(r.IPAdapter, o.Mask is null ? StableDiffusionImg2ImgPipeline.Name : StableDiffusionInpaintPipeline.Name, "not yet: text to image only");
         var (init, mask) = InitImageAndMask(r, folder);
         options = options with { Log = ctx.Warn };
 
@@ -154,6 +166,7 @@ public sealed class StableDiffusionOptions
                     ? single is null ? StableDiffusionImg2ImgPipeline.FromPretrained(folder, options) : StableDiffusionImg2ImgPipeline.FromSingleFile(folder, single)
                     : single is null ? StableDiffusionPipeline.FromPretrained(folder, options) : StableDiffusionPipeline.FromSingleFile(folder, single));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
+        var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
@@ -170,7 +183,7 @@ public sealed class StableDiffusionOptions
                 r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
             StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
                 steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

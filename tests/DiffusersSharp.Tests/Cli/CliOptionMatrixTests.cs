@@ -17,7 +17,8 @@ namespace DiffusersSharp.Tests.Cli;
 /// are the pipelines the command runs: DDPMPipeline (tiny-ddpm), DDIMPipeline (tiny-ddpm with a DDIM scheduler),
 /// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd, the
 /// x4 upscaler (tiny-sd-upscale, an 8x8 --image), InstructPix2Pix (tiny-sd-instruct-pix2pix) and the Stable Diffusion
-/// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps.
+/// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps;
+/// the IP-Adapter options with the tiny adapter of tests/golden/ip-adapter.
 /// </summary>
 public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
 {
@@ -47,6 +48,14 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "pix2pix" => ["-m", Pix2Pix, "--prompt", "make it snowy", "--init-image", Init, "--steps", "2", "--seed", "0"],
         "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         _ => throw new ArgumentException(kind),
+    };
+
+    /// <summary>The IP-Adapter files the rows name: the tiny basic adapter (its folder holds image_encoder/) and its image prompt.</summary>
+    private static string Placeholder(string arg) => arg switch
+    {
+        "IPADAPTER" => Golden.Path("ip-adapter", "ip-adapter-basic.safetensors"),
+        "IPIMAGE" => Golden.Path("ip-adapter", "ip-image.png"),
+        _ => arg,
     };
 
     /// <summary>Runs generate with <paramref name="args"/> (options replace the base's) writing <paramref name="file"/>.</summary>
@@ -159,8 +168,11 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("upscale", "--noise-level", "100")]
     [InlineData("pix2pix", "--image-guidance-scale", "3")]
     [InlineData("adapter", "--adapter-scale", "0.3")]
+    [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     public void OptionChangesTheOutput(string kind, params string[] args)
     {
+        args = args.Select(Placeholder).ToArray();
         int vs = Array.IndexOf(args, "vs");
         var option = vs < 0 ? args : args[..vs];
         using var dir = new TempDir();
@@ -357,11 +369,24 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("adapter", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
     [InlineData("adapter", "--adapter-scale 200", "--adapter-scale must be a number between -100 and 100, got 200")]
+    // the IP-Adapter options: Stable Diffusion 1.x/2.x only, together, and not with the T2I-Adapter pipelines
+    [InlineData("ddpm", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x models (StableDiffusionPipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("upscale", "--ip-adapter-scale 0.5", "--ip-adapter-scale needs --ip-adapter <file|org/name/[subfolder/]file>")]
+    [InlineData("upscale", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x models (StableDiffusionPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("pix2pix", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x models (StableDiffusionPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("adapter", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionAdapterPipeline (diffusers 0.25.1's T2I-Adapter pipelines have no ip_adapter_image)")]
+    [InlineData("txt2img", "--ip-adapter IPADAPTER", "--ip-adapter needs --ip-adapter-image (the image prompt; diffusers' ip_adapter_image)")]
+    [InlineData("txt2img", "--ip-adapter-image IPIMAGE", "--ip-adapter-image needs --ip-adapter <file|org/name/[subfolder/]file>")]
+    [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image nothing.png", "--ip-adapter-image: file not found: nothing.png")]
+    [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --ip-adapter-scale 200", "--ip-adapter-scale must be a number between -100 and 100, got 200")]
+    [InlineData("img2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionImg2ImgPipeline (not yet: text to image only)")]
+    [InlineData("inpaint", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionInpaintPipeline (not yet: text to image only)")]
+    [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --controlnet CONTROLNET --control-image INIT", "--ip-adapter is not available with StableDiffusionControlNetPipeline (not yet: text to image without --controlnet only)")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
         var files = new Dictionary<string, string> { ["INIT"] = Init, ["MASK"] = Mask, ["LOWRES"] = LowRes, ["ADAPTER"] = SdAdapter, ["CONTROLNET"] = ControlNet };
-        var args = option.Replace(" NPY", "").Split(' ').Select(a => files.GetValueOrDefault(a, a)).ToArray();
+        var args = option.Replace(" NPY", "").Split(' ').Select(a => Placeholder(files.GetValueOrDefault(a, a))).ToArray();
         message = message.Replace("{MODEL}", Base(kind)[1]);
         string file = dir.File(option.EndsWith("NPY", StringComparison.Ordinal) ? "o.npy" : "o.png");
         var (code, _, stderr) = Run(kind, file, args);
