@@ -3,116 +3,33 @@ plus and full-face; .bin and .safetensors), CLIPImageProcessor outputs, the tiny
 diffusers 0.25.1's `_load_ip_adapter_weights`, and StableDiffusionPipeline runs with `ip_adapter_image`.
 See README.md in this folder.
 
-Run from the repository root with Debian's python3-torch (1.13.1), numpy and PIL, and the sources of diffusers
-v0.25.1 and huggingface_hub v0.20.3 on PYTHONPATH (transformers is stubbed below: it cannot run here):
+Run from the repository root, in the environment ../diffusers-common/diffusers_prelude.py describes (keep that
+folder next to this one; transformers is stubbed by ../diffusers-common/transformers_stub.py: it cannot run here):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/ip-adapter/make.py
-(/tmp/stubs holds only transformers-4.36.0.dist-info/METADATA, so that diffusers believes transformers is installed.)
 """
 
-import importlib.machinery
 import json
 import os
-import struct
 import sys
-import types
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.dirname(HERE)
-
-# --- shim: a pure-Python safetensors (the Rust package is not installable here); nothing numerical ---------------
-_DT = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "I64": torch.int64, "I32": torch.int32,
-       "BF16": torch.bfloat16, "U8": torch.uint8, "BOOL": torch.bool}
-_NP = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16, torch.int64: np.int64,
-       torch.int32: np.int32, torch.uint8: np.uint8, torch.bool: np.bool_}
-_NAME = {v: k for k, v in _DT.items()}
-
-
-def _load_file(filename, device="cpu"):
-    with open(filename, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header, base, out = json.loads(data[8:8 + n]), 8 + n, {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        dt = _DT[info["dtype"]]
-        raw = data[base + b:base + e]
-        if dt == torch.bfloat16:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=np.int16).copy()).view(torch.bfloat16)
-        else:
-            t = torch.from_numpy(np.frombuffer(raw, dtype=_NP[dt]).copy())
-        out[name] = t.reshape(info["shape"])
-    return out
-
-
-def _save_file(tensors, filename, metadata=None):
-    names = sorted(tensors, key=lambda k: (-tensors[k].element_size(), k))
-    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
-    for k in names:
-        raw = tensors[k].detach().contiguous().numpy().tobytes()
-        header[k] = {"dtype": _NAME[tensors[k].dtype], "shape": list(tensors[k].shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - (8 + len(h)) % 8) % 8)
-    with open(filename, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-_st = types.ModuleType("safetensors")
-_st.__spec__ = importlib.machinery.ModuleSpec("safetensors", None)
-_st.__version__ = "0.4.1"
-_st.torch = types.ModuleType("safetensors.torch")
-_st.torch.load_file, _st.torch.save_file = _load_file, _save_file
-sys.modules["safetensors"], sys.modules["safetensors.torch"] = _st, _st.torch
-# -----------------------------------------------------------------------------------------------------------------
-
-# transformers stub: diffusers imports its CLIP classes by name; nothing of it runs (the vision tower below is ours)
-_st.safe_open = None
-
-
-class _TF(types.ModuleType):
-    def __getattr__(self, n):
-        if n.startswith("__"):
-            raise AttributeError(n)
-        c = type(n, (), {})
-        setattr(self, n, c)
-        return c
-
-
-tf = _TF("transformers")
-tf.__spec__ = importlib.machinery.ModuleSpec("transformers", None)
-for _n in ["CLIPTextModel", "CLIPTokenizer", "CLIPImageProcessor", "CLIPVisionModelWithProjection",
-           "CLIPTextModelWithProjection", "CLIPFeatureExtractor", "PreTrainedModel", "DPTFeatureExtractor",
-           "DPTForDepthEstimation"]:
-    setattr(tf, _n, type(_n, (), {}))
-tf.__path__ = []
-tfu = types.ModuleType("transformers.utils")
-tfu.FLAX_WEIGHTS_NAME, tfu.SAFE_WEIGHTS_NAME, tfu.WEIGHTS_NAME = "flax_model.msgpack", "model.safetensors", "pytorch_model.bin"
-tf.utils = tfu
-sys.modules["transformers"], sys.modules["transformers.utils"] = tf, tfu
-# -----------------------------------------------------------------------------------------------------------------
-
-import diffusers  # noqa: E402
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(GOLDEN, "diffusers-common"))
+import transformers_stub  # noqa: E402,F401  (before diffusers: its pipelines name CLIP classes; nothing of it runs)
+from diffusers_prelude import diffusers, load_file, save_file, seeded  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 from diffusers import UNet2DConditionModel, AutoencoderKL, PNDMScheduler, StableDiffusionPipeline  # noqa: E402
 
-assert diffusers.__version__ == "0.25.1", diffusers.__version__
-torch.set_num_threads(1)
 OUT = {}
 INFO = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
                      "Pillow": Image.__version__}}
-
-
-def seeded(shape, s):
-    return torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s))
 
 
 # --- transformers' CLIP towers, transcribed (modeling_clip.py of 4.36, eager attention) ---------------------------
@@ -199,9 +116,9 @@ class VisionModelWithProjection(nn.Module):
 def validate_layers_on_tiny_sd_text_encoder():
     """The transcription's encoder layers, with a causal mask and CLIP's text embeddings, on tiny-sd's text encoder
     against the real transformers outputs stored in tiny-sd-expected (golden A)."""
-    w = _load_file(os.path.join(GOLDEN, "tiny-sd", "text_encoder", "model.safetensors"))
+    w = load_file(os.path.join(GOLDEN, "tiny-sd", "text_encoder", "model.safetensors"))
     cfg = json.load(open(os.path.join(GOLDEN, "tiny-sd", "text_encoder", "config.json")))
-    exp = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+    exp = load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
     meta = json.load(open(os.path.join(GOLDEN, "tiny-sd-expected.json")))
     ids = [r + [meta["tokenizer"]["pad_token_id"]] * (77 - len(r)) for r in meta["tokenizer"]["unpadded_ids"]]
     # the tokenizer truncates to BOS + 75 tokens + EOS
@@ -292,7 +209,7 @@ def save_adapter(name, sd, formats):
             torch.save(sd, path)
         else:
             flat = {f"{group}.{k}": v.contiguous() for group in ("image_proj", "ip_adapter") for k, v in sd[group].items()}
-            _save_file(flat, path)
+            save_file(flat, path)
 
 
 def main():
@@ -314,7 +231,7 @@ def main():
     os.makedirs(enc_dir, exist_ok=True)
     with open(os.path.join(enc_dir, "config.json"), "w") as f:
         json.dump(vcfg, f, indent=2, sort_keys=True)
-    _save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, os.path.join(enc_dir, "model.safetensors"), {"format": "pt"})
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, os.path.join(enc_dir, "model.safetensors"), {"format": "pt"})
     pre = {"crop_size": {"height": 32, "width": 32}, "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True,
            "do_rescale": True, "do_resize": True, "image_mean": [0.48145466, 0.4578275, 0.40821073],
            "image_processor_type": "CLIPImageProcessor", "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3,
@@ -385,7 +302,7 @@ def main():
         OUT["unet/none/out"] = UNet2DConditionModel.from_pretrained(unet_dir).eval()(sample, t, ehs).sample
 
     # the pipeline (the real StableDiffusionPipeline.__call__ and encode_image) with the tiny SD components
-    exp = _load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
+    exp = load_file(os.path.join(GOLDEN, "tiny-sd-expected.safetensors"))
     pe, npe = exp["pipeline/ddim/prompt_embeds"], exp["pipeline/ddim/negative_prompt_embeds"]
     runs = {"basic": dict(n=1, scale=1.0), "basic_scale_0.6_n2": dict(n=2, scale=0.6, adapter="basic"), "plus": dict(n=1, scale=1.0)}
     INFO["pipeline_runs"] = {}
@@ -408,7 +325,7 @@ def main():
                                       "scheduler": "tiny-sd/scheduler (PNDMScheduler)", "prompt_embeds": "tiny-sd-expected pipeline/ddim",
                                       "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)"}
 
-    _save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
+    save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
     with open(os.path.join(HERE, "ip-adapter-expected.json"), "w") as f:
         json.dump(INFO, f, indent=2, sort_keys=True)
 
