@@ -137,8 +137,6 @@ public sealed class ControlNetOptions
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionControlNetInpaintPipeline.Name);
-        IPAdapterOptions.Refuse(r.IPAdapter, o.Mask is not null ? StableDiffusionControlNetInpaintPipeline.Name
-            : o.InitImage is not null ? StableDiffusionControlNetImg2ImgPipeline.Name : StableDiffusionControlNetPipeline.Name, "not yet: text to image without --controlnet only");
         Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
@@ -150,6 +148,7 @@ public sealed class ControlNetOptions
         using StableDiffusionControlNetPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, init is not null, mask is not null));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
+        var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 7.5;
@@ -160,15 +159,15 @@ public sealed class ControlNetOptions
             StableDiffusionControlNetInpaintPipeline p => p.Generate(o.Prompt, init, mask, controlImages, o.Height, o.Width, o.Strength ?? 1.0,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
                 guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             StableDiffusionControlNetImg2ImgPipeline p => p.Generate(o.Prompt, init, controlImages, o.Height, o.Width, o.Strength ?? 0.8,
                 steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale,
                 guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             StableDiffusionControlNetPipeline p => p.Generate(o.Prompt, controlImages, o.Height, o.Width, steps, guidance, o.NegativePrompt,
                 r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode,
                 controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

@@ -153,8 +153,6 @@ public sealed class StableDiffusionOptions
             throw new UserException($"{folder} is an inpainting model ({className}): give --init-image and --mask");
         if (o.GuidanceRescale is not null && o.InitImage is not null)   // SDXL's img2img and inpaint pipelines have it
             throw new UserException("--guidance-rescale applies to txt2img only (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline have no guidance_rescale)");
-        if (o.InitImage is not null)
-            IPAdapterOptions.Refuse(r.IPAdapter, o.Mask is null ? StableDiffusionImg2ImgPipeline.Name : StableDiffusionInpaintPipeline.Name, "not yet: text to image only");
         var (init, mask) = InitImageAndMask(r, folder);
         options = options with { Log = ctx.Warn };
 
@@ -175,12 +173,14 @@ public sealed class StableDiffusionOptions
         {
             StableDiffusionInpaintPipeline p when o.PaddingMaskCrop is int pad => AsArray(p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width,
                 o.NegativePrompt, guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: OutputType.Pil,
-                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad)),
+                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad,
+                ipAdapterImage: ipAdapterImage)),
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             StableDiffusionImg2ImgPipeline p => p.Generate(o.Prompt, init, o.Strength ?? 0.8, o.NegativePrompt, guidance, r.Batch, steps,
-                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken,
+                ipAdapterImage: ipAdapterImage),
             StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
                 steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
                 cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),

@@ -51,6 +51,8 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
     /// image too, as this pipeline's <c>image_processor</c> has <c>do_convert_rgb</c>). The ControlNet arguments are
     /// <see cref="StableDiffusionControlNetPipeline.Generate"/>'s, with a default scale of 0.8. Random draws in diffusers'
     /// order: the VAE posterior sample of the image, then the noise, then whatever the scheduler draws.
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>). As in diffusers 0.25.1, this pipeline
+    /// encodes it to the image embeds only, so an adapter that reads hidden states (Plus, full-face) is refused.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default,
         IReadOnlyList<ImageInput>? controlImage = null, int? height = null, int? width = null, double strength = 0.8,
@@ -60,7 +62,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
         IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
         IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
@@ -77,6 +79,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg, embedsOnly: true);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. the init image (converted to RGB: this pipeline's image_processor has do_convert_rgb), then the control images at its size
@@ -99,7 +102,7 @@ public sealed class StableDiffusionControlNetImg2ImgPipeline : StableDiffusionCo
 
         // 7. denoising loop with the ControlNet residuals
         var loop = new GuidedDenoisingLoop(Unet, cfg, guidanceScale, 0.0, null, null) { ControlNet = Residuals(images, scales, start, end, guess, cfg) };
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -51,6 +51,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
     /// ControlNet arguments are <see cref="StableDiffusionControlNetPipeline.Generate"/>'s, with a default scale of 0.5.
     /// Random draws in diffusers' order: with strength &lt; 1 (or a 4-channel UNet) the image's VAE sample, then the noise,
     /// then the masked image's VAE sample.
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         IReadOnlyList<ImageInput>? controlImage = null, int? height = null, int? width = null, double strength = 1.0,
@@ -60,7 +61,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         OutputType outputType = OutputType.Pil, IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
         IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
@@ -81,6 +82,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
 
         // 3. encode the prompt
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. init image (to float32), its size for the mask and the control images
@@ -121,7 +123,7 @@ public sealed class StableDiffusionControlNetInpaintPipeline : StableDiffusionCo
         {
             ControlNet = Residuals(images, scales, start, end, guess, cfg),
         };
-        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
+        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
         ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
         current = loop.Run(ctx);

@@ -55,6 +55,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
     /// <paramref name="controlGuidanceStart"/> / <paramref name="controlGuidanceEnd"/> (default 0 and 1, the fraction of
     /// the steps each net acts in): one value or one per net. <paramref name="guessMode"/>: the ControlNet sees only the
     /// conditional half of the guidance batch. The other arguments are <see cref="StableDiffusionPipeline.Generate"/>'s.
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, IReadOnlyList<ImageInput>? image = null,
         int? height = null, int? width = null, int numInferenceSteps = 50, double guidanceScale = 7.5,
@@ -64,7 +65,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
         IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckOptionalSize(Name, height, width);
@@ -80,6 +81,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
 
         // 3. encode the prompt; CFG batch = [negative, prompt]
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. control images; they set the output size
@@ -97,7 +99,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         // 7. denoising loop with the ControlNet residuals
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
             Residuals(images, scales, start, end, guess, cfg));
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -63,7 +63,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
     /// Transforms <paramref name="image"/> guided by the prompt (diffusers' <c>__call__</c>; default strength 0.8).
     /// The random draws, in diffusers' order: the VAE posterior sample of the image, then the noise added to it,
     /// then whatever the scheduler draws. <paramref name="crossAttentionKwargs"/>: the LoRA scale, as in
-    /// <see cref="StableDiffusionPipeline.Generate"/>.
+    /// <see cref="StableDiffusionPipeline.Generate"/>. <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, double strength = 0.8,
         PromptInput negativePrompt = default, double guidanceScale = 7.5, int numImagesPerPrompt = 1, int numInferenceSteps = 50,
@@ -71,7 +71,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
-        CrossAttentionOptions? crossAttentionKwargs = null)
+        CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
@@ -88,6 +88,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
         RecordEmbeddings(embeds);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. preprocess the image
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
@@ -106,7 +107,7 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
 
         // 8. denoising loop
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode and postprocess
         return Finish(current, outputType);

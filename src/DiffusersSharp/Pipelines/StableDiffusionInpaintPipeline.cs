@@ -67,6 +67,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// into the original image at its own size (<see cref="ImageProcessor.ApplyOverlay"/>), whose pixels outside the mask
     /// stay as they were. As diffusers 0.25.1 it takes a 4-channel UNet, one <see cref="Image"/> each for image and mask
     /// (of one size), and the <see cref="OutputType.Pil"/> output.
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         double strength = 1.0, int? height = null, int? width = null, PromptInput negativePrompt = default,
@@ -75,7 +76,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
-        CrossAttentionOptions? crossAttentionKwargs = null, int? paddingMaskCrop = null)
+        CrossAttentionOptions? crossAttentionKwargs = null, int? paddingMaskCrop = null, ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -100,6 +101,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         using var embeds = EncodePrompt(prompt, numImagesPerPrompt, cfg, negativePrompt, promptEmbeds, negativePromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
         RecordEmbeddings(embeds);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps (diffusers' inpaint pipeline requires int(n · strength) ≥ 1; img2img only a non-empty slice)
         Scheduler.SetTimesteps(numInferenceSteps, device);
@@ -145,7 +147,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
         // blended with the init image noised to the next timestep outside the mask
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, crossAttentionKwargs: crossAttentionKwargs);
-        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
+        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
         ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
         current = loop.Run(ctx);

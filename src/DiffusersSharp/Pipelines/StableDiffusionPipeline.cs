@@ -111,9 +111,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
         // 7. denoising loop
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
-        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken);
-        if (imageEmbeds is not null) ctx.Tensors[GuidedDenoisingLoop.ImageEmbedsKey] = imageEmbeds;
-        current = loop.Run(ctx);
+        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -64,13 +64,18 @@ public abstract partial class StableDiffusionPipelineBase
     /// diffusers' <c>encode_image</c> and its use in <c>__call__</c>: the image through <see cref="FeatureExtractor"/> and
     /// <see cref="ImageEncoder"/>; the image embeds (zeros for the negative) or, for adapters that read hidden states, the
     /// penultimate hidden states (those of a zeros image for the negative); each repeated <paramref name="numImagesPerPrompt"/>
-    /// times; with guidance [negative; positive]. Null without an image.
+    /// times; with guidance [negative; positive]. Null without an image. Every pipeline with <c>ip_adapter_image</c> calls
+    /// it the same way; <paramref name="embedsOnly"/>: the pipeline's diffusers 0.25.1 <c>encode_image</c> call passes no
+    /// <c>output_hidden_states</c> (ControlNet img2img), so the image embeds go to every adapter, and one whose projection
+    /// reads hidden states, which diffusers then fails on with a shape error, is refused here with a message.
     /// </summary>
-    private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg)
+    private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg, bool embedsOnly = false)
     {
         if (image.IsNone) return null;
         var projection = Unet.IPAdapterImageProjection
             ?? throw new DiffusersException($"{ClassName}: ipAdapterImage was given but no IP-Adapter is loaded (LoadIPAdapter first)");
+        if (embedsOnly && projection.TakesHiddenStates)
+            throw new DiffusersException($"{ClassName}: the loaded IP-Adapter's {projection.GetType().Name} reads the image encoder's hidden states, and diffusers 0.25.1's {ClassName} gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or {StableDiffusionControlNetPipeline.Name}");
         var encoder = ImageEncoder ?? throw new DiffusersException($"{ClassName}: ipAdapterImage needs an image encoder (ImageEncoder is null)");
         using var scope = torch.NewDisposeScope();
         var pixels = image.Tensor is { } t ? t : (FeatureExtractor ?? new CLIPImageProcessor()).Preprocess(image.Images!);

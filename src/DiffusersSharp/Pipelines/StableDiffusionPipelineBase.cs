@@ -361,15 +361,17 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     /// The context of the shared denoising loop for one call: the loop's timesteps and initial latents, the scheduler
     /// options diffusers passes (<c>generator</c>, <c>eta</c>: each scheduler reads what it uses), and the named tensors
     /// the UNet and the step-end callback see: <c>prompt_embeds</c> (with guidance the [negative; prompt] batch, as
-    /// diffusers passes it) and <c>negative_prompt_embeds</c>.
+    /// diffusers passes it) and <c>negative_prompt_embeds</c>; with an IP-Adapter image, its embeds
+    /// (<see cref="EncodeIPAdapterImage"/>) as the UNet's <c>added_cond_kwargs["image_embeds"]</c>.
     /// </summary>
     protected DenoisingContext LoopContext(Tensor timesteps, Tensor latents, PromptEmbeddings embeds, bool cfg, double eta,
         IReadOnlyList<Generator>? generators, StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, Tensor? imageEmbeds = null)
     {
         var ctx = PipelineSteps.LoopContext(ClassName, Scheduler, timesteps, latents, embeds.PromptEmbeds, embeds.NegativePromptEmbeds, cfg,
             eta, generators, callbackOnStepEnd, progress, cancellationToken, Trace);
         if (embeds.NegativePromptEmbeds is { } negative) ctx.Tensors["negative_prompt_embeds"] = negative;
+        if (imageEmbeds is not null) ctx.Tensors[GuidedDenoisingLoop.ImageEmbedsKey] = imageEmbeds;
         return ctx;
     }
 

@@ -75,6 +75,32 @@ public sealed class CliIPAdapterTests : IDisposable
         AssertGolden(dir.File("o.npy"), run);
     }
 
+    /// <summary>img2img, inpainting and ControlNet runs with an image prompt give the real diffusers runs' images.</summary>
+    [Theory]
+    [InlineData("img2img_basic", "ip-adapter-basic.bin", "--init-image INIT --strength 0.6")]
+    [InlineData("inpaint_plus", "ip-adapter-plus.bin", "--init-image INIT --mask MASK")]
+    [InlineData("controlnet_basic", "ip-adapter-basic.safetensors", "--controlnet CONTROLNET --control-image EDGES")]
+    [InlineData("controlnet_inpaint_plus", "ip-adapter-plus.safetensors", "--controlnet CONTROLNET --control-image EDGES --init-image INIT --mask MASK")]
+    public void OtherPipelinesGiveDiffusersImages(string run, string file, string extra)
+    {
+        using var dir = new TempDir();
+        var files = new Dictionary<string, string>
+        {
+            ["INIT"] = Golden.Path("img2img-init.png"),
+            ["MASK"] = Golden.Path("inpaint-mask.png"),
+            ["EDGES"] = Golden.Path("controlnet-edges.png"),
+            ["CONTROLNET"] = Golden.Path("tiny-sd-controlnet"),
+        };
+        var args = extra.Split(' ').Select(a => files.GetValueOrDefault(a, a)).ToList();
+        var all = new List<string> { "--ip-adapter", Golden.Path("ip-adapter", file), "--ip-adapter-image", IPImage };
+        all.AddRange(args);
+        var (code, _, stderr) = extra.Contains("--mask") || !extra.Contains("--init-image")
+            ? Generate(dir.File("o.npy"), [.. all])
+            : CliRun.Run(["generate", "-m", Golden.Path("tiny-sd"), "--prompt", "a photo of a cat", "--steps", "3", "--seed", "0", "-o", dir.File("o.npy"), .. all]);
+        Assert.True(code == 0, stderr);
+        AssertGolden(dir.File("o.npy"), run);
+    }
+
     [Fact]
     public void AHubFileInASubfolderLoadsTheEncoderBesideIt()
     {

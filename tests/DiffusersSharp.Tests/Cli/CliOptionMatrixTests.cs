@@ -170,6 +170,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("adapter", "--adapter-scale", "0.3")]
     [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("img2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     public void OptionChangesTheOutput(string kind, params string[] args)
     {
         args = args.Select(Placeholder).ToArray();
@@ -379,9 +382,6 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img", "--ip-adapter-image IPIMAGE", "--ip-adapter-image needs --ip-adapter <file|org/name/[subfolder/]file>")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image nothing.png", "--ip-adapter-image: file not found: nothing.png")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --ip-adapter-scale 200", "--ip-adapter-scale must be a number between -100 and 100, got 200")]
-    [InlineData("img2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionImg2ImgPipeline (not yet: text to image only)")]
-    [InlineData("inpaint", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionInpaintPipeline (not yet: text to image only)")]
-    [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --controlnet CONTROLNET --control-image INIT", "--ip-adapter is not available with StableDiffusionControlNetPipeline (not yet: text to image without --controlnet only)")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();

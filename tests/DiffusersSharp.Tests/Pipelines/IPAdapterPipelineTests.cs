@@ -1,4 +1,5 @@
 using DiffusersSharp.Imaging;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 using DiffusersSharp.Tests.Support;
 using TorchSharp;
@@ -37,6 +38,69 @@ public class IPAdapterPipelineTests
             numImagesPerPrompt: n, seed: 0, outputType: OutputType.Np, ipAdapterImage: image);
         Tol.Close(o.Array!, Golden.Tensor(Expected, $"pipeline/{run}/images"), Trajectory, run);
     }
+
+    /// <summary>
+    /// The other Stable Diffusion pipelines with diffusers 0.25.1's <c>ip_adapter_image</c> (the same encode_image; the
+    /// ControlNet ones with tiny-sd-controlnet and controlnet-edges.png), each against the real diffusers run.
+    /// </summary>
+    [Theory]
+    [InlineData("img2img_basic", "ip-adapter-basic.bin")]
+    [InlineData("inpaint_plus", "ip-adapter-plus.bin")]
+    [InlineData("controlnet_basic", "ip-adapter-basic.safetensors")]
+    [InlineData("controlnet_img2img_basic", "ip-adapter-basic.bin")]
+    [InlineData("controlnet_inpaint_plus", "ip-adapter-plus.safetensors")]
+    public void EveryStableDiffusionPipelineTakesAnImagePrompt(string run, string file)
+    {
+        var ip = Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"));
+        var init = Image.LoadImage(Golden.Path("img2img-init.png"));
+        var mask = Image.LoadImage(Golden.Path("inpaint-mask.png"));
+        ImageInput[] edges = [Image.LoadImage(Golden.Path("controlnet-edges.png"))];
+        using var pe = Golden.Tensor("tiny-sd-expected.safetensors", "pipeline/ddim/prompt_embeds");
+        using var npe = Golden.Tensor("tiny-sd-expected.safetensors", "pipeline/ddim/negative_prompt_embeds");
+        string sd = Golden.Path("tiny-sd");
+        using StableDiffusionPipelineBase pipe = run switch
+        {
+            "img2img_basic" => StableDiffusionImg2ImgPipeline.FromPretrained(sd),
+            "inpaint_plus" => StableDiffusionInpaintPipeline.FromPretrained(sd),
+            "controlnet_basic" => StableDiffusionControlNetPipeline.FromPretrained(sd, ControlNet()),
+            "controlnet_img2img_basic" => StableDiffusionControlNetImg2ImgPipeline.FromPretrained(sd, ControlNet()),
+            _ => StableDiffusionControlNetInpaintPipeline.FromPretrained(sd, ControlNet()),
+        };
+        pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", file);
+        using var o = pipe switch
+        {
+            StableDiffusionImg2ImgPipeline p => p.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: init, strength: 0.6,
+                numInferenceSteps: 3, seed: 0, outputType: OutputType.Np, ipAdapterImage: ip),
+            StableDiffusionInpaintPipeline p => p.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: init, maskImage: mask,
+                height: 64, width: 64, numInferenceSteps: 3, seed: 0, outputType: OutputType.Np, ipAdapterImage: ip),
+            StableDiffusionControlNetPipeline p => p.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: edges, height: 64,
+                width: 64, numInferenceSteps: 3, seed: 0, outputType: OutputType.Np, ipAdapterImage: ip),
+            StableDiffusionControlNetImg2ImgPipeline p => p.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: init,
+                controlImage: edges, strength: 0.6, numInferenceSteps: 3, seed: 0, outputType: OutputType.Np, ipAdapterImage: ip),
+            StableDiffusionControlNetInpaintPipeline p => p.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: init,
+                maskImage: mask, controlImage: edges, height: 64, width: 64, numInferenceSteps: 3, seed: 0, outputType: OutputType.Np,
+                ipAdapterImage: ip),
+            _ => throw new InvalidOperationException(run),
+        };
+        Tol.Close(o.Array!, Golden.Tensor(Expected, $"pipeline/{run}/images"), Trajectory, run);
+    }
+
+    /// <summary>
+    /// diffusers 0.25.1's ControlNet img2img calls encode_image without output_hidden_states: an adapter whose projection
+    /// reads hidden states (the Resampler of IP-Adapter Plus) gets the image embeds and fails there; here a message says why.
+    /// </summary>
+    [Fact]
+    public void ControlNetImg2ImgRefusesAnAdapterThatReadsHiddenStates()
+    {
+        using var pipe = StableDiffusionControlNetImg2ImgPipeline.FromPretrained(Golden.Path("tiny-sd"), ControlNet());
+        pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-plus.bin");
+        var init = Image.LoadImage(Golden.Path("img2img-init.png"));
+        var e = Assert.Throws<DiffusersException>(() => pipe.Generate("a cat", init, [Image.LoadImage(Golden.Path("controlnet-edges.png"))],
+            numInferenceSteps: 1, ipAdapterImage: Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"))));
+        Assert.Equal("StableDiffusionControlNetImg2ImgPipeline: the loaded IP-Adapter's Resampler reads the image encoder's hidden states, and diffusers 0.25.1's StableDiffusionControlNetImg2ImgPipeline gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or StableDiffusionControlNetPipeline", e.Message);
+    }
+
+    private static ControlNetModel ControlNet() => ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
 
     [Fact]
     public void AnImageWithoutALoadedAdapterIsAClearError()

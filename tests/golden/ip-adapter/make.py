@@ -26,6 +26,9 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 from diffusers import UNet2DConditionModel, AutoencoderKL, PNDMScheduler, StableDiffusionPipeline  # noqa: E402
+from diffusers import (ControlNetModel, StableDiffusionControlNetImg2ImgPipeline,  # noqa: E402
+                       StableDiffusionControlNetInpaintPipeline, StableDiffusionControlNetPipeline,
+                       StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline)
 
 OUT = {}
 INFO = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
@@ -324,6 +327,44 @@ def main():
                                       "num_inference_steps": 3, "guidance_scale": 7.5, "height": 64, "width": 64, "seed": 0,
                                       "scheduler": "tiny-sd/scheduler (PNDMScheduler)", "prompt_embeds": "tiny-sd-expected pipeline/ddim",
                                       "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)"}
+
+    # the other Stable Diffusion pipelines with ip_adapter_image (the same encode_image; ControlNet img2img calls it
+    # without output_hidden_states, so it runs the basic adapter): img2img-init.png, inpaint-mask.png and
+    # controlnet-edges.png of the golden set, tiny-sd-controlnet
+    init = Image.open(os.path.join(GOLDEN, "img2img-init.png")).convert("RGB")
+    mask = Image.open(os.path.join(GOLDEN, "inpaint-mask.png")).convert("RGB")
+    edges = Image.open(os.path.join(GOLDEN, "controlnet-edges.png")).convert("RGB")
+    more = {
+        "img2img_basic": (StableDiffusionImg2ImgPipeline, "basic", dict(image=init, strength=0.6)),
+        "inpaint_plus": (StableDiffusionInpaintPipeline, "plus", dict(image=init, mask_image=mask, strength=1.0, height=64, width=64)),
+        "controlnet_basic": (StableDiffusionControlNetPipeline, "basic", dict(image=edges, height=64, width=64)),
+        "controlnet_img2img_basic": (StableDiffusionControlNetImg2ImgPipeline, "basic", dict(image=init, control_image=edges, strength=0.6)),
+        "controlnet_inpaint_plus": (StableDiffusionControlNetInpaintPipeline, "plus", dict(image=init, mask_image=mask, control_image=edges,
+                                                                                            strength=1.0, height=64, width=64)),
+    }
+    for run, (cls, adapter, extra) in more.items():
+        sd_dir = os.path.join(GOLDEN, "tiny-sd")
+        parts = dict(vae=AutoencoderKL.from_pretrained(os.path.join(sd_dir, "vae")), text_encoder=None, tokenizer=None,
+                     unet=UNet2DConditionModel.from_pretrained(os.path.join(sd_dir, "unet")),
+                     scheduler=PNDMScheduler.from_pretrained(os.path.join(sd_dir, "scheduler")),
+                     safety_checker=None, feature_extractor=None, image_encoder=encoder, requires_safety_checker=False)
+        if "controlnet" in run:
+            parts["controlnet"] = ControlNetModel.from_pretrained(os.path.join(GOLDEN, "tiny-sd-controlnet"))
+        pipe = cls(**parts)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.load_ip_adapter(HERE, subfolder="", weight_name=f"ip-adapter-{adapter}.bin")
+        call = dict(prompt_embeds=pe, negative_prompt_embeds=npe, ip_adapter_image=pixels, num_inference_steps=3, guidance_scale=7.5,
+                    output_type="np", **extra)
+        images = pipe(**call, generator=torch.manual_seed(0)).images
+        OUT[f"pipeline/{run}/images"] = torch.from_numpy(images)
+        INFO["pipeline_runs"][run] = {"pipeline": cls.__name__, "adapter": f"ip-adapter-{adapter}.bin", "scale": 1.0, "num_images_per_prompt": 1,
+                                      "num_inference_steps": 3, "guidance_scale": 7.5, "seed": 0,
+                                      "scheduler": "tiny-sd/scheduler (PNDMScheduler)", "prompt_embeds": "tiny-sd-expected pipeline/ddim",
+                                      "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)",
+                                      **{k: (v if not isinstance(v, Image.Image) else {id(init): "img2img-init.png", id(mask): "inpaint-mask.png",
+                                                                                         id(edges): "controlnet-edges.png"}[id(v)])
+                                         for k, v in extra.items()},
+                                      **({"controlnet": "tiny-sd-controlnet"} if "controlnet" in run else {})}
 
     save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
     with open(os.path.join(HERE, "ip-adapter-expected.json"), "w") as f:
