@@ -100,6 +100,34 @@ public class IPAdapterPipelineTests
         Assert.Equal("StableDiffusionControlNetImg2ImgPipeline: the loaded IP-Adapter's Resampler reads the image encoder's hidden states, and diffusers 0.25.1's StableDiffusionControlNetImg2ImgPipeline gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or StableDiffusionControlNetPipeline", e.Message);
     }
 
+    /// <summary>
+    /// The image encoder LoadIPAdapter loads is the pipeline's: a component of every SD pipeline class (those that add their
+    /// own components through the base's, the ControlNet ones, included), disposed with it.
+    /// </summary>
+    [Theory]
+    [InlineData("sd")]
+    [InlineData("controlnet")]
+    [InlineData("controlnet-inpaint")]
+    [InlineData("controlnet-img2img")]
+    public void ThePipelineDisposesTheImageEncoderItLoaded(string kind)
+    {
+        string sd = Golden.Path("tiny-sd");
+        StableDiffusionPipelineBase pipe = kind switch
+        {
+            "sd" => StableDiffusionPipeline.FromPretrained(sd),
+            "controlnet" => StableDiffusionControlNetPipeline.FromPretrained(sd, ControlNet()),
+            "controlnet-inpaint" => StableDiffusionControlNetInpaintPipeline.FromPretrained(sd, ControlNet()),
+            _ => StableDiffusionControlNetImg2ImgPipeline.FromPretrained(sd, ControlNet()),
+        };
+        pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-basic.bin");
+        var encoder = pipe.ImageEncoder!;
+        Assert.Same(encoder, pipe.Components["image_encoder"]);
+        var weight = encoder.parameters().First();
+        Assert.False(weight.IsInvalid);
+        pipe.Dispose();
+        Assert.True(weight.IsInvalid, $"{pipe.ClassName}: the image encoder outlived its pipeline");
+    }
+
     private static ControlNetModel ControlNet() => ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
 
     [Fact]

@@ -26,6 +26,8 @@ public class PipelineScopeAuditTests
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
+        "sd-ip-adapter", "sd-img2img-ip-adapter-plus", "sd-inpaint-ip-adapter", "controlnet-ip-adapter-plus", "controlnet-img2img-ip-adapter",
+        "controlnet-inpaint-ip-adapter",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img", "sdxl-controlnet-inpaint",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
         "dit", "dit-no-cfg", "consistency", "consistency-random-labels",
@@ -207,6 +209,34 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(StableDiffusionControlNetInpaintPipeline.FromPretrained(Golden.Path("tiny-sd"), ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"))));
                 return () => pipe.Generate(Prompt, init, mask, [edges], strength: 0.9, numInferenceSteps: 2, seed: 0);
+            }
+            case "sd-ip-adapter" or "sd-img2img-ip-adapter-plus" or "sd-inpaint-ip-adapter" or "controlnet-ip-adapter-plus"
+                or "controlnet-img2img-ip-adapter" or "controlnet-inpaint-ip-adapter":
+            {
+                // the IP-Adapter path of every SD pipeline that takes ipAdapterImage (basic: image embeds; plus: hidden states)
+                string sd = Golden.Path("tiny-sd");
+                ControlNetModel Net() => ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
+                StableDiffusionPipelineBase pipe = owned.Add<StableDiffusionPipelineBase>(name switch
+                {
+                    "sd-ip-adapter" => StableDiffusionPipeline.FromPretrained(sd),
+                    "sd-img2img-ip-adapter-plus" => StableDiffusionImg2ImgPipeline.FromPretrained(sd),
+                    "sd-inpaint-ip-adapter" => StableDiffusionInpaintPipeline.FromPretrained(sd),
+                    "controlnet-ip-adapter-plus" => StableDiffusionControlNetPipeline.FromPretrained(sd, Net()),
+                    "controlnet-img2img-ip-adapter" => StableDiffusionControlNetImg2ImgPipeline.FromPretrained(sd, Net()),
+                    _ => StableDiffusionControlNetInpaintPipeline.FromPretrained(sd, Net()),
+                });
+                pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", name.EndsWith("-plus", StringComparison.Ordinal) ? "ip-adapter-plus.bin" : "ip-adapter-basic.bin");
+                ImageInput ip = Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"));
+                return pipe switch
+                {
+                    StableDiffusionPipeline p => () => p.Generate(Prompt, "", height: 32, width: 32, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionImg2ImgPipeline p => () => p.Generate(Prompt, init, 0.9, "", numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionInpaintPipeline p => () => p.Generate(Prompt, init, mask, 1.0, 32, 32, "", numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionControlNetPipeline p => () => p.Generate(Prompt, [edges], 32, 32, 2, 7.5, "", seed: 0, ipAdapterImage: ip),
+                    StableDiffusionControlNetImg2ImgPipeline p => () => p.Generate(Prompt, init, [scribble], strength: 0.9, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionControlNetInpaintPipeline p => () => p.Generate(Prompt, init, mask, [edges], strength: 0.9, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    _ => throw new InvalidOperationException(name),
+                };
             }
             case "sdxl":
             {
