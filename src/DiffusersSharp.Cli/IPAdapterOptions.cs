@@ -1,11 +1,13 @@
 using System.CommandLine;
 using System.Globalization;
+using DiffusersSharp.Loading;
+using DiffusersSharp.Models;
 using DiffusersSharp.Pipelines;
 
 namespace DiffusersSharp.Cli;
 
 /// <summary>
-/// The IP-Adapter options of <c>diffusers generate</c> for Stable Diffusion 1.x/2.x folders: <c>--ip-adapter</c> names the
+/// The IP-Adapter options of <c>diffusers generate</c> for Stable Diffusion 1.x/2.x and SDXL folders: <c>--ip-adapter</c> names the
 /// weight file as <c>--lora</c> names one (<see cref="WeightSource"/>): a file (<c>models/ip-adapter_sd15.bin</c>, whose
 /// folder's <c>image_encoder/</c> is the image encoder), or a file of a Hub repository, <c>org/name/[subfolder/]file</c>
 /// (<c>h94/IP-Adapter/models/ip-adapter_sd15.safetensors</c>: diffusers' <c>load_ip_adapter("h94/IP-Adapter",
@@ -19,7 +21,7 @@ public sealed class IPAdapterOptions
     {
         Description = "IP-Adapter weight file: a file (its folder's image_encoder/ is the image encoder) or a file of a Hub repository, "
                       + "org/name/[subfolder/]file (h94/IP-Adapter/models/ip-adapter_sd15.safetensors: the encoder from models/image_encoder), "
-                      + "at a revision with org/name@rev/…; Stable Diffusion 1.x/2.x",
+                      + "at a revision with org/name@rev/…; Stable Diffusion 1.x/2.x and SDXL (h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors)",
     };
     private readonly Option<string?> _image = new("--ip-adapter-image") { Description = "The image prompt of --ip-adapter (diffusers' ip_adapter_image)" };
     private readonly Option<double?> _scale = new("--ip-adapter-scale") { Description = "The IP-Adapter's weight (diffusers' set_ip_adapter_scale; default 1.0)" };
@@ -89,19 +91,27 @@ public sealed class IPAdapterOptions
     /// pipeline's <c>ipAdapterImage</c> (none without <c>--ip-adapter</c>). A Hub id is fetched at its <c>@revision</c> into
     /// <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
-    public static ImageInput Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string? cacheDir)
+    public static ImageInput Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string? cacheDir) =>
+        Apply(ctx, v, pipe, pipe.LoadIPAdapter, pipe.SetIPAdapterScale, () => pipe.Unet, cacheDir);
+
+    /// <summary>The same for an SDXL pipeline (h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors).</summary>
+    public static ImageInput Apply(CliContext ctx, Values v, StableDiffusionXLPipelineBase pipe, string? cacheDir) =>
+        Apply(ctx, v, pipe, pipe.LoadIPAdapter, pipe.SetIPAdapterScale, () => pipe.Unet, cacheDir);
+
+    private static ImageInput Apply<TPipe>(CliContext ctx, Values v, TPipe pipe, Action<string, string?, string, LoadOptions?> load,
+        Action<double> setScale, Func<UNet2DConditionModel> unet, string? cacheDir)
     {
         if (v.Adapter is not { } arg) return default;
         var image = InputImage.Load(v.Image!, "--ip-adapter-image");
         var (pathOrId, subfolder, weightName, revision) = Source(arg);
         WeightSource.Load("--ip-adapter", arg, () =>
         {
-            pipe.LoadIPAdapter(pathOrId, subfolder, weightName, WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn));
+            load(pathOrId, subfolder, weightName, WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn));
             return pipe;
         });
         double scale = v.Scale ?? 1.0;
-        if (v.Scale is not null) pipe.SetIPAdapterScale(scale);
-        ctx.Out.WriteLine($"ip-adapter: {arg} ({pipe.Unet.IPAdapterImageProjection!.GetType().Name}, scale {scale.ToString(CultureInfo.InvariantCulture)}), image {v.Image}");
+        if (v.Scale is not null) setScale(scale);
+        ctx.Out.WriteLine($"ip-adapter: {arg} ({unet().IPAdapterImageProjection!.GetType().Name}, scale {scale.ToString(CultureInfo.InvariantCulture)}), image {v.Image}");
         return image;
     }
 

@@ -126,7 +126,7 @@ public sealed class StableDiffusionOptions
 
     /// <summary>
     /// The route of the Stable Diffusion classes without <c>--controlnet</c>, folders and single files; the IP-Adapter options
-    /// (<see cref="IPAdapterOptions"/>) are refused on other classes (<see cref="IGenerateRoute"/>).
+    /// (<see cref="IPAdapterOptions"/>) are refused on classes other than these and the SDXL ones (<see cref="IGenerateRoute"/>).
     /// </summary>
     internal sealed class Route : IGenerateRoute
     {
@@ -136,8 +136,8 @@ public sealed class StableDiffusionOptions
 
         public void RefuseElsewhere(GenerateCommand.Request r, string className)
         {
-            if (!Claims(className) && r.IPAdapter.FirstGiven is { } ipOption)
-                throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x models ({StableDiffusionPipeline.Name}); {r.Model} is a {className}");
+            if (!Claims(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className) && r.IPAdapter.FirstGiven is { } ipOption)
+                throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x and SDXL models ({StableDiffusionPipeline.Name}, {StableDiffusionXLPipeline.Name}); {r.Model} is a {className}");
         }
 
         public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);

@@ -44,6 +44,9 @@ internal static class StableDiffusionXLControlNetGenerate
 
         using StableDiffusionXLPipelineBase pipe = NativeFailures.During($"loading {folder} with {string.Join(", ", c.Nets)}",
             () => Load(folder, c.Nets, options, img2img: init is not null, inpaint: mask is not null));
+        if (init is not null || mask is not null)
+            IPAdapterOptions.Refuse(r.IPAdapter, pipe.ClassName, "diffusers 0.25.1's SDXL ControlNet img2img and inpaint pipelines have no ip_adapter_image");
+        var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
         double guidance = o.Guidance ?? 5.0;
@@ -69,7 +72,8 @@ internal static class StableDiffusionXLControlNetGenerate
                     o.NegativePrompt, x.NegativePrompt2, r.Batch, r.Eta ?? 0.0, generator: generator, outputType: outputType,
                     controlnetConditioningScale: scale, guessMode: c.GuessMode, controlGuidanceStart: start, controlGuidanceEnd: end,
                     originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
-                    clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                    clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken,
+                    ipAdapterImage: ipAdapterImage)));
     }
 
     /// <summary>

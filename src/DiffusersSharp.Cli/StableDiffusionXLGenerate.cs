@@ -59,6 +59,9 @@ internal static class StableDiffusionXLGenerate
                     : single is null ? StableDiffusionXLPipeline.FromPretrained(folder, options) : StableDiffusionXLPipeline.FromSingleFile(folder, single));
         CheckApplies(pipe, x, folder);
         Apply(ctx, r.Components, pipe, options.CacheDir);
+        if (x.Refiner is not null && r.IPAdapter.FirstGiven is { } ipOption)
+            throw new UserException($"{ipOption} is not available with --refiner (the refiner's UNet has no IP-Adapter; run the base alone, or the refiner as an --init-image run)");
+        var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         // the LoRAs and FreeU go on the base (or img2img / inpaint) pipeline; a --refiner runs without them
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 50;
@@ -78,16 +81,16 @@ internal static class StableDiffusionXLGenerate
                 steps, guidanceScale: guidance, negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2,
                 numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
                 originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             StableDiffusionXLImg2ImgPipeline p => p.Generate(o.Prompt, init, x.Prompt2, o.Strength ?? 0.3, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
                 cropsCoordsTopLeft: crop, targetSize: target,
-                clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             StableDiffusionXLPipeline p => p.Generate(o.Prompt, x.Prompt2, o.Height, o.Width, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
-                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken),
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

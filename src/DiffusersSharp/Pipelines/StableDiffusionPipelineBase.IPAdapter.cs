@@ -28,34 +28,8 @@ public abstract partial class StableDiffusionPipelineBase
     /// when the pipeline has no <see cref="ImageEncoder"/>, the encoder of <c>{subfolder}/image_encoder</c> in the UNet's
     /// dtype and on its device. <paramref name="options"/>: a Hub id's revision, cache and Hub settings.
     /// </summary>
-    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(weightName);
-        string file = IPAdapterFile.Locate(pathOrId, subfolder, weightName, options);
-        using (var weights = IPAdapterFile.Read(file))
-            Unet.LoadIPAdapter(file, weights.ImageProj, weights.IPAdapter);
-        if (ImageEncoder is null)
-        {
-            if (File.Exists(Hub.UserPath.ExpandUser(pathOrId)))
-                throw new DiffusersException($"{pathOrId}: `image_encoder` cannot be None when using IP Adapters: load the pipeline's ImageEncoder first, or give the folder or Hub id that holds {weightName} and image_encoder/");
-            string encoderSub = string.IsNullOrEmpty(subfolder) ? "image_encoder" : subfolder.TrimEnd('/') + "/image_encoder";
-            var o = (options ?? LoadOptions.Default) with { Dtype = Unet.DType, Device = Unet.Device };
-            ImageEncoder = CLIPVisionModelWithProjection.FromPretrained(pathOrId, encoderSub, o);
-            if (FeatureExtractor is null)
-            {
-                string? folder = null;
-                try { folder = PretrainedLocator.Resolve(pathOrId, encoderSub, o); } catch (DiffusersException) { }
-                FeatureExtractor = folder is not null && File.Exists(Path.Combine(folder, CLIPImageProcessor.ConfigName))
-                    ? CLIPImageProcessor.FromPretrained(folder) : null;
-            }
-        }
-        FeatureExtractor ??= new CLIPImageProcessor
-        {
-            ShortestEdge = ImageEncoder.Config.ImageSize,
-            CropHeight = ImageEncoder.Config.ImageSize,
-            CropWidth = ImageEncoder.Config.ImageSize,
-        };
-    }
+    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null) =>
+        (ImageEncoder, FeatureExtractor) = IPAdapterSupport.Load(Unet, ImageEncoder, FeatureExtractor, pathOrId, subfolder, weightName, options);
 
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
     public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
@@ -72,30 +46,9 @@ public abstract partial class StableDiffusionPipelineBase
     private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg, bool embedsOnly = false)
     {
         if (image.IsNone) return null;
-        var projection = Unet.IPAdapterImageProjection
-            ?? throw new DiffusersException($"{ClassName}: ipAdapterImage was given but no IP-Adapter is loaded (LoadIPAdapter first)");
+        var projection = IPAdapterSupport.Projection(ClassName, Unet);
         if (embedsOnly && projection.TakesHiddenStates)
             throw new DiffusersException($"{ClassName}: the loaded IP-Adapter's {projection.GetType().Name} reads the image encoder's hidden states, and diffusers 0.25.1's {ClassName} gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or {StableDiffusionControlNetPipeline.Name}");
-        var encoder = ImageEncoder ?? throw new DiffusersException($"{ClassName}: ipAdapterImage needs an image encoder (ImageEncoder is null)");
-        using var scope = torch.NewDisposeScope();
-        var pixels = image.Tensor is { } t ? t : (FeatureExtractor ?? new CLIPImageProcessor()).Preprocess(image.Images!);
-        Tensor positive, negative;
-        if (projection.TakesHiddenStates)
-        {
-            using var o = encoder.Forward(pixels, outputHiddenStates: true);
-            using var z = encoder.Forward(torch.zeros_like(pixels), outputHiddenStates: true);
-            positive = o.HiddenStates![^2].clone();
-            negative = z.HiddenStates![^2].clone();
-        }
-        else
-        {
-            using var o = encoder.Forward(pixels);
-            positive = o.ImageEmbeds.clone();
-            negative = torch.zeros_like(positive);
-        }
-        positive = positive.repeat_interleave(numImagesPerPrompt, dim: 0);
-        negative = negative.repeat_interleave(numImagesPerPrompt, dim: 0);
-        var embeds = cfg ? torch.cat([negative, positive]) : positive;
-        return embeds.to(Unet.DType).MoveToOuterDisposeScope();
+        return IPAdapterSupport.Encode(ClassName, Unet, ImageEncoder, FeatureExtractor, image, numImagesPerPrompt, cfg, embedsOnly);
     }
 }

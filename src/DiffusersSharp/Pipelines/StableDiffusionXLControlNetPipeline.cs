@@ -71,6 +71,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLContr
     /// <paramref name="controlGuidanceEnd"/> (default 0 and 1): one value or one per net. <paramref name="guessMode"/>: the
     /// ControlNet sees only the conditional half of the guidance batch. <paramref name="crossAttentionKwargs"/>: the LoRA
     /// scale, as in <see cref="StableDiffusionXLPipeline.Generate"/>, whose other arguments these are.
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionXLPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, IReadOnlyList<ImageInput>? image = null,
         PromptInput prompt2 = default, int? height = null, int? width = null, int numInferenceSteps = 50, double guidanceScale = 5.0,
@@ -84,7 +85,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLContr
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckOptionalSize(Name, height, width);
@@ -102,6 +103,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLContr
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
             negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip, crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. control images; they set the output size
         var images = Set.PrepareControlImages(image, "image", height, width, total, numImagesPerPrompt, cfg, guess);
@@ -124,7 +126,7 @@ public sealed class StableDiffusionXLControlNetPipeline : StableDiffusionXLContr
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs,
             Set.Residuals(images, scales, start, end, guess, cfg));
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
-            callbackOnStepEnd, progress, cancellationToken));
+            callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode (upcast when force_upcast) and postprocess
         return Finish(current, outputType);

@@ -60,6 +60,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
     /// then the scheduler's.
     /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
     /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionXLPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, PromptInput prompt2 = default,
         double strength = 0.3, int numInferenceSteps = 50, double? denoisingStart = null, double? denoisingEnd = null,
@@ -71,7 +72,8 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null,
+        ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
@@ -89,6 +91,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         using var embeds = EncodePrompt(prompt, prompt2, numImagesPerPrompt, cfg, negativePrompt, negativePrompt2, promptEmbeds,
             negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. preprocess the image; 5. timesteps
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
@@ -115,7 +118,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
-            callbackOnStepEnd, progress, cancellationToken));
+            callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode (upcast when force_upcast) and postprocess
         return Finish(current, outputType);

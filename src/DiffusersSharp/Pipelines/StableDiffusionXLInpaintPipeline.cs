@@ -50,6 +50,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
     /// image's VAE sample (4-channel UNet or strength &lt; 1), the noise, the masked image's VAE sample, the scheduler's.
     /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
     /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionXLPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
         PromptInput prompt2 = default, int? height = null, int? width = null, double strength = 0.9999, int numInferenceSteps = 50,
@@ -62,7 +63,8 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null,
+        ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
         int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
@@ -88,6 +90,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
             negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
         var dtype = embeds.PromptEmbeds.dtype;
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps
         Scheduler.SetTimesteps(numInferenceSteps, device);
@@ -114,7 +117,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, guidanceRescale, crossAttentionKwargs);
         var ctx = LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
-            callbackOnStepEnd, progress, cancellationToken);
+            callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
         if (maskedImageLatents is not null) ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
         current = loop.Run(ctx);

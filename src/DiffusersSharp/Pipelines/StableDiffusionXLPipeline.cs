@@ -66,6 +66,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
     /// <c>prompt_embeds</c>, <c>add_text_embeds</c>, <c>add_time_ids</c> and the negative ones.
     /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
     /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
+    /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionXLPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput prompt2 = default, int? height = null,
         int? width = null, int numInferenceSteps = 50, double? denoisingEnd = null, double guidanceScale = 5.0,
@@ -77,7 +78,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
         int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
@@ -102,6 +103,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
             negativePromptEmbeds, pooledPromptEmbeds, negativePooledPromptEmbeds, clipSkip,
             crossAttentionKwargs?.Scale);
         Record("prompt_embeds", embeds.PromptEmbeds);
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps; 5. latents
         var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
@@ -116,7 +118,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
         current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
-            callbackOnStepEnd, progress, cancellationToken));
+            callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode (upcast when force_upcast) and postprocess
         return Finish(current, outputType);

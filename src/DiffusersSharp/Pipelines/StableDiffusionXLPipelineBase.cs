@@ -133,6 +133,7 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
             };
             if (TextEncoder is not null) c["text_encoder"] = TextEncoder;
             if (Tokenizer is not null) c["tokenizer"] = Tokenizer;
+            if (ImageEncoder is not null) c["image_encoder"] = ImageEncoder;
             return c;
         }
     }
@@ -238,17 +239,20 @@ public abstract partial class StableDiffusionXLPipelineBase : DiffusionPipeline,
     /// The loop's context: timesteps, initial latents, scheduler options and the named tensors the UNet and the step-end
     /// callback see: <c>prompt_embeds</c>, <c>add_text_embeds</c> and <c>add_time_ids</c> (with guidance the [negative;
     /// prompt] batches) and, with guidance, <c>negative_prompt_embeds</c>, <c>negative_pooled_prompt_embeds</c> and
-    /// <c>negative_add_time_ids</c>.
+    /// <c>negative_add_time_ids</c>; with an IP-Adapter image, its embeds (<see cref="EncodeIPAdapterImage"/>) as the UNet's
+    /// <c>added_cond_kwargs["image_embeds"]</c>.
     /// </summary>
     protected DenoisingContext LoopContext(Tensor timesteps, Tensor latents, StableDiffusionXLPromptEmbeddings embeds,
         Tensor unetTimeIds, Tensor? negativeAddTimeIds, bool cfg, double eta, IReadOnlyList<Generator>? generators,
-        StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
+        StepEndCallback? callbackOnStepEnd, IProgress<PipelineProgress>? progress, CancellationToken cancellationToken,
+        Tensor? imageEmbeds = null)
     {
         var ctx = PipelineSteps.LoopContext(ClassName, Scheduler, timesteps, latents, embeds.PromptEmbeds, embeds.NegativePromptEmbeds, cfg,
             eta, generators, callbackOnStepEnd, progress, cancellationToken, Trace);
         ctx.Tensors[GuidedDenoisingLoop.TextEmbedsKey] =
             cfg ? torch.cat(new[] { embeds.NegativePooledPromptEmbeds!, embeds.PooledPromptEmbeds }) : embeds.PooledPromptEmbeds;
         ctx.Tensors[GuidedDenoisingLoop.TimeIdsKey] = unetTimeIds;
+        if (imageEmbeds is not null) ctx.Tensors[GuidedDenoisingLoop.ImageEmbedsKey] = imageEmbeds;
         Record("unet_encoder_hidden_states", ctx.Tensors[GuidedDenoisingLoop.PromptEmbedsKey]);
         Record("unet_added_text_embeds", ctx.Tensors[GuidedDenoisingLoop.TextEmbedsKey]);
         Record("unet_added_time_ids", unetTimeIds);

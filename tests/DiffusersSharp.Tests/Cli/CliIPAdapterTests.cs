@@ -136,4 +136,71 @@ public sealed class CliIPAdapterTests : IDisposable
         Assert.DoesNotContain("   at ", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
+
+    /// <summary>
+    /// SDXL runs (txt2img, img2img, inpainting, ControlNet) with an SDXL-width adapter from a folder that holds it beside
+    /// image_encoder/, as h94's sdxl_models/: the real diffusers 0.25.1 runs of the golden folder (tiny-sdxl, "a photo of a
+    /// cat" with the empty negative prompt's zeros, the embeds those runs were given).
+    /// </summary>
+    [Theory]
+    [InlineData("sdxl_basic", "ip-adapter-sdxl-basic.bin", "--steps 3 --width 64 --height 64", "ImageProjection, scale 1")]
+    [InlineData("sdxl_plus_scale_0.7_n2", "ip-adapter-sdxl-plus.safetensors", "--steps 3 --width 64 --height 64 --batch 2 --ip-adapter-scale 0.7", "Resampler, scale 0.7")]
+    [InlineData("sdxl_img2img_basic", "ip-adapter-sdxl-basic.safetensors", "--steps 4 --init-image INIT --strength 0.6", "ImageProjection, scale 1")]
+    [InlineData("sdxl_inpaint_plus", "ip-adapter-sdxl-plus.bin", "--steps 3 --width 64 --height 64 --init-image INIT --mask MASK --strength 1.0 --guidance 5", "Resampler, scale 1")]
+    [InlineData("sdxl_controlnet_basic", "ip-adapter-sdxl-basic.bin", "--steps 3 --width 64 --height 64 --controlnet CONTROLNET --control-image EDGES", "ImageProjection, scale 1")]
+    public void SdxlRunsGiveDiffusersImages(string run, string file, string extra, string note)
+    {
+        using var dir = new TempDir();
+        string adapter = SdxlAdapterFolder(dir, file);
+        var files = new Dictionary<string, string>
+        {
+            ["INIT"] = Golden.Path("img2img-init.png"),
+            ["MASK"] = Golden.Path("inpaint-mask.png"),
+            ["EDGES"] = Golden.Path("controlnet-edges.png"),
+            ["CONTROLNET"] = Golden.Path("sdxl-controlnet-img2img", "controlnet"),
+        };
+        string output = dir.File("o.npy");
+        var (code, stdout, stderr) = CliRun.Run(["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--seed", "0",
+            "-o", output, "--ip-adapter", adapter, "--ip-adapter-image", IPImage, .. extra.Split(' ').Select(a => files.GetValueOrDefault(a, a))]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"ip-adapter: {adapter} ({note}), image {IPImage}", stdout);
+        AssertGolden(output, run);
+    }
+
+    /// <summary>Where diffusers 0.25.1's SDXL pipeline has no ip_adapter_image, or the run's second pipeline has no adapter.</summary>
+    [Theory]
+    [InlineData("--controlnet CONTROLNET --control-image EDGES --init-image INIT", "--ip-adapter is not available with StableDiffusionXLControlNetImg2ImgPipeline (diffusers 0.25.1's SDXL ControlNet img2img and inpaint pipelines have no ip_adapter_image)")]
+    [InlineData("--controlnet CONTROLNET --control-image EDGES --init-image INIT --mask MASK", "--ip-adapter is not available with StableDiffusionXLControlNetInpaintPipeline (diffusers 0.25.1's SDXL ControlNet img2img and inpaint pipelines have no ip_adapter_image)")]
+    [InlineData("--refiner REFINER", "--ip-adapter is not available with --refiner (the refiner's UNet has no IP-Adapter; run the base alone, or the refiner as an --init-image run)")]
+    public void SdxlRunsWithoutIpAdapterImageRefuseIt(string extra, string message)
+    {
+        using var dir = new TempDir();
+        string adapter = SdxlAdapterFolder(dir, "ip-adapter-sdxl-basic.bin");
+        var files = new Dictionary<string, string>
+        {
+            ["INIT"] = Golden.Path("img2img-init.png"),
+            ["MASK"] = Golden.Path("inpaint-mask.png"),
+            ["EDGES"] = Golden.Path("controlnet-edges.png"),
+            ["CONTROLNET"] = Golden.Path("sdxl-controlnet-img2img", "controlnet"),
+            ["REFINER"] = Golden.Path("tiny-sdxl-refiner"),
+        };
+        string output = dir.File("o.png");
+        var (code, _, stderr) = CliRun.Run(["generate", "-m", Golden.Path("tiny-sdxl"), "--prompt", "a photo of a cat", "--steps", "2",
+            "-o", output, "--ip-adapter", adapter, "--ip-adapter-image", IPImage, .. extra.Split(' ').Select(a => files.GetValueOrDefault(a, a))]);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains(message, stderr);
+        Assert.DoesNotContain("   at ", stderr);
+        Assert.False(File.Exists(output));
+    }
+
+    /// <summary>A folder in <paramref name="dir"/> with the SDXL adapter <paramref name="file"/> beside image_encoder/; the file's path.</summary>
+    private static string SdxlAdapterFolder(TempDir dir, string file)
+    {
+        string folder = Path.Combine(dir.Path, "sdxl_models");
+        Directory.CreateDirectory(Path.Combine(folder, "image_encoder"));
+        foreach (var f in Directory.GetFiles(Golden.Path("ip-adapter", "image_encoder")))
+            File.Copy(f, Path.Combine(folder, "image_encoder", Path.GetFileName(f)));
+        File.Copy(Golden.Path("ip-adapter", "sdxl", file), Path.Combine(folder, file));
+        return Path.Combine(folder, file);
+    }
 }

@@ -29,6 +29,9 @@ from diffusers import UNet2DConditionModel, AutoencoderKL, PNDMScheduler, Stable
 from diffusers import (ControlNetModel, StableDiffusionControlNetImg2ImgPipeline,  # noqa: E402
                        StableDiffusionControlNetInpaintPipeline, StableDiffusionControlNetPipeline,
                        StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline)
+from diffusers import (EulerDiscreteScheduler, StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,  # noqa: E402
+                       StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
+from diffusers_prelude import TINY_SDXL_EMBEDS, tiny_sdxl_embeds  # noqa: E402
 
 OUT = {}
 INFO = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
@@ -98,6 +101,10 @@ class VisionModelWithProjection(nn.Module):
     @property
     def dtype(self):
         return next(self.parameters()).dtype
+
+    @property
+    def device(self):   # DiffusionPipeline.device asks its first module, in the order of a set of names (hash-seeded)
+        return next(self.parameters()).device
 
     def forward(self, pixel_values, output_hidden_states=False):
         vm = self.vision_model
@@ -366,9 +373,77 @@ def main():
                                          for k, v in extra.items()},
                                       **({"controlnet": "tiny-sd-controlnet"} if "controlnet" in run else {})}
 
+    sdxl_runs(encoder, vcfg, pixels, init, mask, edges)
+
     save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
     with open(os.path.join(HERE, "ip-adapter-expected.json"), "w") as f:
         json.dump(INFO, f, indent=2, sort_keys=True)
+
+
+def sdxl_ip_attn_weights(unet, seed):
+    """ip_adapter weights for any UNet: one (to_k_ip, to_v_ip) pair per cross-attention processor in diffusers'
+    attn_processors order, numbered 1, 3, 5, ..., each [the attention's width, cross_attention_dim]."""
+    cross, out, g = unet.config.cross_attention_dim, {}, 0
+    names = [n for n in unet.attn_processors if not n.endswith("attn1.processor")]
+    modules = dict(unet.named_modules())
+    for n, name in enumerate(names):
+        hidden = modules[name[:-len(".processor")]].to_out[0].out_features
+        for k in ("to_k_ip", "to_v_ip"):
+            out[f"{2 * n + 1}.{k}.weight"] = seeded((hidden, cross), seed + g) * 0.3
+            g += 1
+    return out
+
+
+def sdxl_runs(encoder, vcfg, pixels, init, mask, edges):
+    """The SDXL pipelines with ip_adapter_image (txt2img, img2img, inpaint, ControlNet; the same encode_image, the
+    embeds in added_cond_kwargs next to text_embeds and time_ids) on tiny-sdxl (cross_attention_dim 48) with SDXL-width
+    adapters (ip-adapter-sdxl-basic / -plus, in the folder's sdxl/ next to a copy of the image encoder)."""
+    sdxl = os.path.join(GOLDEN, "tiny-sdxl")
+    unet = UNet2DConditionModel.from_pretrained(os.path.join(sdxl, "unet"))
+    cross = unet.config.cross_attention_dim
+    adapters = {"basic": {"image_proj": image_proj_basic(700, vcfg["projection_dim"], cross), "ip_adapter": sdxl_ip_attn_weights(unet, 800)},
+                "plus": {"image_proj": image_proj_plus(900, vcfg["hidden_size"], cross), "ip_adapter": sdxl_ip_attn_weights(unet, 1000)}}
+    sub = os.path.join(HERE, "sdxl")
+    os.makedirs(sub, exist_ok=True)
+    for name, sd in adapters.items():   # diffusers loads the .bin (the prelude's safetensors has no safe_open)
+        torch.save(sd, os.path.join(sub, f"ip-adapter-sdxl-{name}.bin"))
+        flat = {f"{group}.{k}": v.contiguous() for group in ("image_proj", "ip_adapter") for k, v in sd[group].items()}
+        save_file(flat, os.path.join(sub, f"ip-adapter-sdxl-{name}.safetensors"))
+    INFO["sdxl_adapters"] = {"cross_attention_dim": cross, "cross_attentions": len(adapters["basic"]["ip_adapter"]) // 2}
+    controlnet = ControlNetModel.from_pretrained(os.path.join(GOLDEN, "sdxl-controlnet-img2img", "controlnet"))
+    runs = {
+        "sdxl_basic": (StableDiffusionXLPipeline, "basic", dict(num_inference_steps=3)),
+        "sdxl_plus_scale_0.7_n2": (StableDiffusionXLPipeline, "plus", dict(num_inference_steps=3, num_images_per_prompt=2)),
+        "sdxl_img2img_basic": (StableDiffusionXLImg2ImgPipeline, "basic", dict(image=init, strength=0.6, num_inference_steps=4)),
+        "sdxl_inpaint_plus": (StableDiffusionXLInpaintPipeline, "plus", dict(image=init, mask_image=mask, strength=1.0, height=64,
+                                                                            width=64, num_inference_steps=3)),
+        "sdxl_controlnet_basic": (StableDiffusionXLControlNetPipeline, "basic", dict(image=edges, height=64, width=64,
+                                                                                    num_inference_steps=3)),
+    }
+    for run, (cls, adapter, extra) in runs.items():
+        parts = dict(vae=AutoencoderKL.from_pretrained(os.path.join(sdxl, "vae")), text_encoder=None, text_encoder_2=None, tokenizer=None,
+                     tokenizer_2=None, unet=UNet2DConditionModel.from_pretrained(os.path.join(sdxl, "unet")),
+                     scheduler=EulerDiscreteScheduler.from_pretrained(os.path.join(sdxl, "scheduler")), image_encoder=encoder,
+                     feature_extractor=None)
+        if cls is StableDiffusionXLControlNetPipeline:
+            parts["controlnet"] = controlnet
+        pipe = cls(**parts)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.load_ip_adapter(sub, subfolder="", weight_name=f"ip-adapter-sdxl-{adapter}.bin")
+        scale = 0.7 if "scale_0.7" in run else 1.0
+        pipe.set_ip_adapter_scale(scale)
+        with torch.no_grad():
+            images = pipe(**tiny_sdxl_embeds(), ip_adapter_image=pixels, guidance_scale=5.0, output_type="np",
+                          generator=torch.manual_seed(0), **extra).images
+        OUT[f"pipeline/{run}/images"] = torch.from_numpy(images)
+        INFO["pipeline_runs"][run] = {"pipeline": cls.__name__, "adapter": f"sdxl/ip-adapter-sdxl-{adapter}.bin", "scale": scale,
+                                      "guidance_scale": 5.0, "seed": 0, "scheduler": "tiny-sdxl/scheduler (EulerDiscreteScheduler)",
+                                      "embeds": TINY_SDXL_EMBEDS,
+                                      "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)",
+                                      **{k: (v if not isinstance(v, Image.Image) else {id(init): "img2img-init.png", id(mask): "inpaint-mask.png",
+                                                                                         id(edges): "controlnet-edges.png"}[id(v)])
+                                         for k, v in extra.items()},
+                                      **({"controlnet": "sdxl-controlnet-img2img/controlnet"} if "controlnet" in run else {})}
 
 
 if __name__ == "__main__":
