@@ -77,6 +77,7 @@ public sealed class InstructPix2PixOptions
 
         using var pipe = NativeFailures.During($"loading {folder}", () => StableDiffusionInstructPix2PixPipeline.FromPretrained(folder, options));
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
+        var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
         int steps = r.Steps ?? 100;
         double guidance = o.Guidance ?? 7.5, imageGuidance = r.InstructPix2Pix.ImageGuidanceScale ?? 1.5;
@@ -84,6 +85,7 @@ public sealed class InstructPix2PixOptions
             $"image guidance {imageGuidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps, progress =>
             pipe.Generate(o.Prompt, init, steps, guidance, imageGuidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed,
-                outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken,
+                ipAdapterImage: ipAdapterImage)));
     }
 }

@@ -136,8 +136,9 @@ public sealed class StableDiffusionOptions
 
         public void RefuseElsewhere(GenerateCommand.Request r, string className)
         {
-            if (!Claims(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className) && r.IPAdapter.FirstGiven is { } ipOption)
-                throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x and SDXL models ({StableDiffusionPipeline.Name}, {StableDiffusionXLPipeline.Name}); {r.Model} is a {className}");
+            if (!Claims(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className) && className != StableDiffusionInstructPix2PixPipeline.Name
+                && r.IPAdapter.FirstGiven is { } ipOption)
+                throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models ({StableDiffusionPipeline.Name}, {StableDiffusionXLPipeline.Name}, {StableDiffusionInstructPix2PixPipeline.Name}); {r.Model} is a {className}");
         }
 
         public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);

@@ -8,7 +8,8 @@ namespace DiffusersSharp.Pipelines;
 /// The InstructPix2Pix loop (diffusers 0.25.1's <c>StableDiffusionInstructPix2PixPipeline</c>): with guidance the batch
 /// <c>cat([latents] * 3)</c> in the order [text, image, unconditional], <c>scale_model_input</c>, then the image latents
 /// (the named tensor <c>image_latents</c>, tripled as [image, image, zeros]) concatenated along the channels, the UNet
-/// on <c>prompt_embeds</c> ([prompt, negative, negative]) and <c>uncond + g · (text − image) + g_img · (image − uncond)</c>.
+/// on <c>prompt_embeds</c> ([prompt, negative, negative]; with an IP-Adapter the named tensor <c>image_embeds</c>, in the
+/// same order, as <c>added_cond_kwargs["image_embeds"]</c>) and <c>uncond + g · (text − image) + g_img · (image − uncond)</c>.
 /// For a scheduler with a sigma table (diffusers' <c>hasattr(scheduler, "sigmas")</c>) the guidance is applied, as
 /// diffusers does, to <c>latent_model_input − σ · noise_pred</c> and turned back into a noise prediction with
 /// <c>(· − latents) / −σ</c> (σ of the first index of the step's timestep in the schedule).
@@ -25,7 +26,9 @@ internal sealed class InstructPix2PixDenoisingLoop(UNet2DConditionModel unet, bo
         var scaled = ctx.Scheduler.ScaleModelInput(latentModelInput, ctx.TimestepValues[step]);
         var input = torch.cat(new[] { scaled, ctx.Get(ImageLatentsKey) }, 1);
         ctx.Record("unet_input", step, input);
-        var noisePred = unet.Forward(input, timestep, ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey)).Sample;
+        var imageEmbeds = ctx.Tensors.TryGetValue(GuidedDenoisingLoop.ImageEmbedsKey, out var embeds) ? embeds : null;
+        var noisePred = unet.Forward(input, timestep, ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey),
+            addedCondKwargs: imageEmbeds is null ? null : new AddedCondKwargs(ImageEmbeds: imageEmbeds)).Sample;
         ctx.Record("unet_output", step, noisePred);
 
         var sigma = SigmaOf(ctx, step);

@@ -55,14 +55,16 @@ public sealed class StableDiffusionInstructPix2PixPipeline : StableDiffusionPipe
     /// guidance_scale 7.5, image_guidance_scale 1.5). <paramref name="image"/> may also be latents (4 channels), used as
     /// the image latents without encoding. The random draws, in diffusers' order: the initial latents (the image's
     /// encoding draws nothing), then whatever the scheduler draws. <paramref name="latents"/>: the initial noise instead of
-    /// a draw (scaled by <c>init_noise_sigma</c>), of the image latents' shape.
+    /// a draw (scaled by <c>init_noise_sigma</c>), of the image latents' shape. <paramref name="ipAdapterImage"/>: the image
+    /// prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>);
+    /// with guidance its embeds are [image, negative, negative], as the prompt's.
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, int numInferenceSteps = 100,
         double guidanceScale = 7.5, double imageGuidanceScale = 1.5, PromptInput negativePrompt = default, int numImagesPerPrompt = 1,
         double eta = 0.0, long? seed = null, Generator? generator = null, IReadOnlyList<Generator>? generators = null,
         Tensor? latents = null, Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
     {
         // 0. check inputs
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
@@ -84,6 +86,13 @@ public sealed class StableDiffusionInstructPix2PixPipeline : StableDiffusionPipe
             ? torch.cat(new[] { embeds.PromptEmbeds, embeds.NegativePromptEmbeds!, embeds.NegativePromptEmbeds! })
             : embeds.PromptEmbeds;
         Record("instruct_prompt_embeds", promptBatch);
+        // 2.1 the IP-Adapter image's embeds: with guidance [image, negative, negative] (EncodeIPAdapterImage gives [negative; image])
+        var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
+        if (imageEmbeds is not null && cfg)
+        {
+            var halves = imageEmbeds.chunk(2);
+            imageEmbeds = torch.cat(new[] { halves[1], halves[0], halves[0] });
+        }
 
         // 3. preprocess the image
         var pixels = image.Preprocess("image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
@@ -113,6 +122,7 @@ public sealed class StableDiffusionInstructPix2PixPipeline : StableDiffusionPipe
         var ctx = PipelineSteps.LoopContext(Name, Scheduler, timesteps, current, promptBatch, null, cfg: false, eta, gens,
             callbackOnStepEnd, progress, cancellationToken, Trace);
         ctx.Tensors[InstructPix2PixDenoisingLoop.ImageLatentsKey] = imageLatents;
+        if (imageEmbeds is not null) ctx.Tensors[GuidedDenoisingLoop.ImageEmbedsKey] = imageEmbeds;
         current = loop.Run(ctx);
 
         // 9. decode and postprocess

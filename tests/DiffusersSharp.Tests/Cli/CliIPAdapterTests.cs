@@ -193,6 +193,19 @@ public sealed class CliIPAdapterTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
+    /// <summary>InstructPix2Pix (--init-image is the image to edit) with an image prompt: the real diffusers run's image.</summary>
+    [Fact]
+    public void InstructPix2PixGivesTheDiffusersImage()
+    {
+        using var dir = new TempDir();
+        string output = dir.File("o.npy");
+        var (code, _, stderr) = CliRun.Run(["generate", "-m", Golden.Path("tiny-sd-instruct-pix2pix"), "--prompt", "a photo of a cat",
+            "--init-image", Golden.Path("img2img-init.png"), "--steps", "3", "--seed", "0", "-o", output,
+            "--ip-adapter", Golden.Path("ip-adapter", "ip-adapter-basic.bin"), "--ip-adapter-image", IPImage]);
+        Assert.True(code == 0, stderr);
+        AssertGolden(output, "pix2pix_basic");
+    }
+
     /// <summary>A folder in <paramref name="dir"/> with the SDXL adapter <paramref name="file"/> beside image_encoder/; the file's path.</summary>
     private static string SdxlAdapterFolder(TempDir dir, string file)
     {

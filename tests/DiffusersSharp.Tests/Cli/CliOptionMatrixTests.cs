@@ -172,6 +172,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("img2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("pix2pix", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     public void OptionChangesTheOutput(string kind, params string[] args)
     {
@@ -373,10 +374,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("adapter", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
     [InlineData("adapter", "--adapter-scale 200", "--adapter-scale must be a number between -100 and 100, got 200")]
     // the IP-Adapter options: Stable Diffusion 1.x/2.x only, together, and not with the T2I-Adapter pipelines
-    [InlineData("ddpm", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x and SDXL models (StableDiffusionPipeline, StableDiffusionXLPipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddpm", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionInstructPix2PixPipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("upscale", "--ip-adapter-scale 0.5", "--ip-adapter-scale needs --ip-adapter <file|org/name/[subfolder/]file>")]
-    [InlineData("upscale", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x and SDXL models (StableDiffusionPipeline, StableDiffusionXLPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
-    [InlineData("pix2pix", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x and SDXL models (StableDiffusionPipeline, StableDiffusionXLPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("upscale", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
     [InlineData("adapter", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter is not available with StableDiffusionAdapterPipeline (diffusers 0.25.1's T2I-Adapter pipelines have no ip_adapter_image)")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER", "--ip-adapter needs --ip-adapter-image (the image prompt; diffusers' ip_adapter_image)")]
     [InlineData("txt2img", "--ip-adapter-image IPIMAGE", "--ip-adapter-image needs --ip-adapter <file|org/name/[subfolder/]file>")]

@@ -86,6 +86,27 @@ public class IPAdapterPipelineTests
     }
 
     /// <summary>
+    /// StableDiffusionInstructPix2PixPipeline with an image prompt (diffusers 0.25.1: with guidance the image embeds are
+    /// [image, negative, negative], the order of its three-way batch) on tiny-sd-instruct-pix2pix, whose UNet has
+    /// tiny-sd's cross-attentions, against the real diffusers runs (EulerAncestral, img2img-init.png, 3 steps).
+    /// </summary>
+    [Theory]
+    [InlineData("pix2pix_basic", "ip-adapter-basic.bin", 7.5, 1)]
+    [InlineData("pix2pix_plus_n2", "ip-adapter-plus.safetensors", 7.5, 2)]
+    [InlineData("pix2pix_basic_noguidance", "ip-adapter-basic.safetensors", 1.0, 1)]
+    public void InstructPix2PixTakesAnImagePrompt(string run, string file, double guidance, int n)
+    {
+        using var pipe = StableDiffusionInstructPix2PixPipeline.FromPretrained(Golden.Path("tiny-sd-instruct-pix2pix"));
+        pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", file);
+        using var pe = Golden.Tensor("tiny-sd-expected.safetensors", "pipeline/ddim/prompt_embeds");
+        using var npe = Golden.Tensor("tiny-sd-expected.safetensors", "pipeline/ddim/negative_prompt_embeds");
+        using var o = pipe.Generate(promptEmbeds: pe, negativePromptEmbeds: npe, image: Image.LoadImage(Golden.Path("img2img-init.png")),
+            numInferenceSteps: 3, guidanceScale: guidance, imageGuidanceScale: 1.5, numImagesPerPrompt: n, seed: 0, outputType: OutputType.Np,
+            ipAdapterImage: Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png")));
+        Tol.Close(o.Array!, Golden.Tensor(Expected, $"pipeline/{run}/images"), Trajectory, run);
+    }
+
+    /// <summary>
     /// diffusers 0.25.1's ControlNet img2img calls encode_image without output_hidden_states: an adapter whose projection
     /// reads hidden states (the Resampler of IP-Adapter Plus) gets the image embeds and fails there; here a message says why.
     /// </summary>

@@ -32,6 +32,7 @@ from diffusers import (ControlNetModel, StableDiffusionControlNetImg2ImgPipeline
 from diffusers import (EulerDiscreteScheduler, StableDiffusionXLControlNetPipeline, StableDiffusionXLImg2ImgPipeline,  # noqa: E402
                        StableDiffusionXLInpaintPipeline, StableDiffusionXLPipeline)
 from diffusers_prelude import TINY_SDXL_EMBEDS, tiny_sdxl_embeds  # noqa: E402
+from diffusers import EulerAncestralDiscreteScheduler, StableDiffusionInstructPix2PixPipeline  # noqa: E402
 
 OUT = {}
 INFO = {"versions": {"torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
@@ -374,6 +375,7 @@ def main():
                                       **({"controlnet": "tiny-sd-controlnet"} if "controlnet" in run else {})}
 
     sdxl_runs(encoder, vcfg, pixels, init, mask, edges)
+    pix2pix_runs(encoder, pixels, init, pe, npe)
 
     save_file({k: v.contiguous().float() for k, v in OUT.items()}, os.path.join(HERE, "ip-adapter-expected.safetensors"))
     with open(os.path.join(HERE, "ip-adapter-expected.json"), "w") as f:
@@ -444,6 +446,34 @@ def sdxl_runs(encoder, vcfg, pixels, init, mask, edges):
                                                                                          id(edges): "controlnet-edges.png"}[id(v)])
                                          for k, v in extra.items()},
                                       **({"controlnet": "sdxl-controlnet-img2img/controlnet"} if "controlnet" in run else {})}
+
+
+def pix2pix_runs(encoder, pixels, init, pe, npe):
+    """StableDiffusionInstructPix2PixPipeline with ip_adapter_image (diffusers 0.25.1: with guidance the image embeds
+    are [image, negative, negative], as its prompt embeds [prompt, negative, negative]) on tiny-sd-instruct-pix2pix,
+    whose UNet has tiny-sd's cross-attentions, so the SD adapters fit; its EulerAncestralDiscreteScheduler."""
+    folder = os.path.join(GOLDEN, "tiny-sd-instruct-pix2pix")
+    runs = {"pix2pix_basic": ("basic", dict(guidance_scale=7.5, image_guidance_scale=1.5)),
+            "pix2pix_plus_n2": ("plus", dict(guidance_scale=7.5, image_guidance_scale=1.5, num_images_per_prompt=2)),
+            "pix2pix_basic_noguidance": ("basic", dict(guidance_scale=1.0, image_guidance_scale=1.5))}
+    for run, (adapter, extra) in runs.items():
+        pipe = StableDiffusionInstructPix2PixPipeline(
+            vae=AutoencoderKL.from_pretrained(os.path.join(folder, "vae")), text_encoder=None, tokenizer=None,
+            unet=UNet2DConditionModel.from_pretrained(os.path.join(folder, "unet")),
+            scheduler=EulerAncestralDiscreteScheduler.from_pretrained(os.path.join(folder, "scheduler")),
+            safety_checker=None, feature_extractor=None, image_encoder=encoder, requires_safety_checker=False)
+        pipe.__dict__["text_encoder"] = SimpleNamespace(dtype=torch.float32)   # _encode_prompt casts to its dtype; none runs
+        pipe.set_progress_bar_config(disable=True)
+        pipe.load_ip_adapter(HERE, subfolder="", weight_name=f"ip-adapter-{adapter}.bin")
+        with torch.no_grad():
+            images = pipe(prompt_embeds=pe, negative_prompt_embeds=npe, image=init, ip_adapter_image=pixels, num_inference_steps=3,
+                          output_type="np", generator=torch.manual_seed(0), **extra).images
+        OUT[f"pipeline/{run}/images"] = torch.from_numpy(images)
+        INFO["pipeline_runs"][run] = {"pipeline": "StableDiffusionInstructPix2PixPipeline", "adapter": f"ip-adapter-{adapter}.bin",
+                                      "scale": 1.0, "num_inference_steps": 3, "seed": 0, "image": "img2img-init.png",
+                                      "scheduler": "tiny-sd-instruct-pix2pix/scheduler (EulerAncestralDiscreteScheduler)",
+                                      "prompt_embeds": "tiny-sd-expected pipeline/ddim", "unet": "tiny-sd-instruct-pix2pix/unet",
+                                      "ip_adapter_image": "processor/ip_image (ip-image.png through the encoder folder's processor)", **extra}
 
 
 if __name__ == "__main__":
