@@ -19,12 +19,13 @@ public static class PipelineFileSelection
     private const string IndexFormat = @"\d{5}-of-\d{5}";
 
     /// <summary>
-    /// The components no DiffusersSharp pipeline loads or runs (Stable Diffusion's safety checker and its image
-    /// processor, the IP-Adapter image encoder): the loaders treat them as diffusers treats components passed to
-    /// <c>from_pretrained</c> as <c>None</c> ("Don't download any objects that are passed"), so they are neither
-    /// downloaded nor required in the cache. The one list every layer reads.
+    /// The components no DiffusersSharp pipeline runs (Stable Diffusion's safety checker and its image processor): the
+    /// loaders treat them as diffusers treats components passed to <c>from_pretrained</c> as <c>None</c> ("Don't download
+    /// any objects that are passed"), so they are neither downloaded nor required in the cache. The one list every layer
+    /// reads. (A <c>feature_extractor</c> that is in a local folder is loaded for IP-Adapter; the IP-Adapter
+    /// <c>image_encoder</c> is downloaded and loaded as any component.)
     /// </summary>
-    public static readonly IReadOnlyList<string> NotLoadedComponents = ["safety_checker", "feature_extractor", "image_encoder"];
+    public static readonly IReadOnlyList<string> NotLoadedComponents = ["safety_checker", "feature_extractor"];
 
     /// <summary>True for a component of <see cref="NotLoadedComponents"/>.</summary>
     public static bool IsNotLoaded(string component) => NotLoadedComponents.Contains(component);

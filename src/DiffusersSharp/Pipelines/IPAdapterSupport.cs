@@ -92,3 +92,68 @@ internal static class IPAdapterSupport
         unet.IPAdapterImageProjection
         ?? throw new DiffusersException($"{className}: ipAdapterImage was given but no IP-Adapter is loaded (LoadIPAdapter first)");
 }
+
+/// <summary>
+/// The IP-Adapter components a pipeline folder may list (diffusers' <c>save_pretrained</c> after <c>load_ip_adapter</c>
+/// writes them): <c>image_encoder</c> (transformers <c>CLIPVisionModelWithProjection</c>) and <c>feature_extractor</c>
+/// (<c>CLIPImageProcessor</c>). <c>[null, null]</c> entries and absent ones are nothing.
+/// </summary>
+internal static class IPAdapterComponents
+{
+    /// <summary>
+    /// Whether the folder's <c>feature_extractor</c> is loaded: listed as <c>CLIPImageProcessor</c> and its
+    /// <c>preprocessor_config.json</c> is there (Hub downloads leave it out, as diffusers leaves out a component passed
+    /// as None; then it is logged as not loaded, as before).
+    /// </summary>
+    public static bool LoadsFeatureExtractor(string folder, PipelineIndex index) =>
+        index.Component("feature_extractor") is { ClassName: "CLIPImageProcessor" }
+        && File.Exists(Path.Combine(folder, "feature_extractor", CLIPImageProcessor.ConfigName));
+
+    /// <summary>
+    /// Loads what <paramref name="index"/> lists: the image encoder (in the UNet's dtype and on its device, registered with
+    /// <paramref name="loaded"/>) and the feature extractor. An <c>image_encoder</c> of another class is logged as not
+    /// loaded; a listed one whose folder is missing is a <see cref="ConfigException"/> naming it, as for other components.
+    /// </summary>
+    public static (CLIPVisionModelWithProjection? Encoder, CLIPImageProcessor? FeatureExtractor) Load(string folder, PipelineIndex index,
+        UNet2DConditionModel unet, LoadOptions options, List<IDisposable> loaded, Action<string> log)
+    {
+        CLIPVisionModelWithProjection? encoder = null;
+        if (index.Component("image_encoder") is { IsEmpty: false } c)
+        {
+            if (c.ClassName != "CLIPVisionModelWithProjection")
+                log($"{index.Path}: the 'image_encoder' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp (it loads CLIPVisionModelWithProjection)");
+            else
+            {
+                string sub = Path.Combine(folder, "image_encoder");
+                if (!Directory.Exists(sub))
+                    throw new ConfigException($"{folder}: the pipeline's 'image_encoder' component folder is missing ({sub}), though {index.Path} lists it")
+                    { FilePath = sub, Key = "image_encoder" };
+                encoder = CLIPVisionModelWithProjection.FromPretrained(folder, "image_encoder",
+                    PipelineVariant.For(options, index, "image_encoder") with { Dtype = unet.DType, Device = unet.Device });
+                loaded.Add(encoder);
+            }
+        }
+        var featureExtractor = LoadsFeatureExtractor(folder, index) ? CLIPImageProcessor.FromPretrained(Path.Combine(folder, "feature_extractor")) : null;
+        return (encoder, featureExtractor);
+    }
+
+    /// <summary>Gives <paramref name="pipeline"/> (an SD or SDXL pipeline; others have no IP-Adapter) what <see cref="Load"/> loaded.</summary>
+    public static T Attach<T>(T pipeline, CLIPVisionModelWithProjection? encoder, CLIPImageProcessor? featureExtractor)
+    {
+        switch (pipeline)
+        {
+            case StableDiffusionPipelineBase sd:
+                sd.ImageEncoder = encoder;
+                sd.FeatureExtractor = featureExtractor;
+                break;
+            case StableDiffusionXLPipelineBase xl:
+                xl.ImageEncoder = encoder;
+                xl.FeatureExtractor = featureExtractor;
+                break;
+            default:
+                if (encoder is not null) throw new InvalidOperationException($"{typeof(T).Name} takes no image_encoder");
+                break;
+        }
+        return pipeline;
+    }
+}

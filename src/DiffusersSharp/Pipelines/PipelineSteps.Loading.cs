@@ -29,7 +29,7 @@ internal static partial class PipelineSteps
                 { FilePath = sub, Key = name };
         }
         foreach (var name in StableDiffusionPipelineBase.NotRunComponents)
-            if (index.Component(name) is { } c)
+            if (index.Component(name) is { } c && !(name == "feature_extractor" && IPAdapterComponents.LoadsFeatureExtractor(folder, index)))
                 log($"{indexPath}: the '{name}' component ({c.Library}.{c.ClassName}) is not loaded or run by DiffusersSharp");
         return index;
     }

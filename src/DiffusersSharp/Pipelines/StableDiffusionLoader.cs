@@ -43,7 +43,9 @@ internal static class StableDiffusionLoader
                 PipelineVariant.For(options, index, "text_encoder") with { Dtype = StableDiffusionPipelineBase.TextEncoderDtype(options.Dtype) }));
             var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", PipelineVariant.For(options, index, "unet")));
             var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", PipelineVariant.For(options, index, "vae")));
-            return create(new Loaded(vae, text, tokenizer, unet, scheduler, index));
+            var (encoder, featureExtractor) = IPAdapterComponents.Load(folder, index, unet, options, loaded,
+                options.Log ?? StableDiffusionPipelineBase.DefaultLog);
+            return IPAdapterComponents.Attach(create(new Loaded(vae, text, tokenizer, unet, scheduler, index)), encoder, featureExtractor);
         });
     }
 }

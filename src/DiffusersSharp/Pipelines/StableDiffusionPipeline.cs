@@ -53,8 +53,11 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     /// Loads a StableDiffusionPipeline folder (or a Hub id): <c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>,
     /// <c>unet</c>, <c>scheduler</c>, each with <paramref name="options"/>: <see cref="LoadOptions.Variant"/> picks weight
     /// files such as <c>*.fp16.safetensors</c>, <see cref="LoadOptions.Dtype"/> / <see cref="LoadOptions.Device"/> place the
-    /// models, <see cref="LoadOptions.Log"/> receives the pipeline's warnings. safety_checker / feature_extractor /
-    /// image_encoder entries are not loaded (logged when present).
+    /// models, <see cref="LoadOptions.Log"/> receives the pipeline's warnings. An <c>image_encoder</c> entry
+    /// (CLIPVisionModelWithProjection, as diffusers' save_pretrained writes after load_ip_adapter) becomes
+    /// <see cref="StableDiffusionPipelineBase.ImageEncoder"/> and a <c>feature_extractor/</c> that is there
+    /// <see cref="StableDiffusionPipelineBase.FeatureExtractor"/>; safety_checker entries (and a feature_extractor whose
+    /// folder is absent) are not loaded (logged when present).
     /// </summary>
     public static new StableDiffusionPipeline FromPretrained(string idOrPath, LoadOptions? options = null) =>
         StableDiffusionLoader.Load(idOrPath, options, Name, [Name],

@@ -20,8 +20,9 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     public static readonly IReadOnlyList<string> RequiredComponents = ["vae", "text_encoder", "tokenizer", "unet", "scheduler"];
 
     /// <summary>
-    /// Optional components diffusers may load; this library loads and runs none of them, nor downloads them or needs
-    /// them in the cache (<see cref="Hub.PipelineFileSelection.NotLoadedComponents"/>, the same list).
+    /// Optional components diffusers may load; this library runs none of them, nor downloads them or needs them in the
+    /// cache (<see cref="Hub.PipelineFileSelection.NotLoadedComponents"/>, the same list); a local folder's
+    /// <c>feature_extractor/</c> is loaded as the IP-Adapter image processor.
     /// </summary>
     public static IReadOnlyList<string> NotRunComponents => Hub.PipelineFileSelection.NotLoadedComponents;
 

@@ -60,9 +60,12 @@ internal static class StableDiffusionXLLoader
             var text2 = loaded.Kept(CLIPTextModelWithProjection.FromPretrained(folder, "text_encoder_2", PipelineVariant.For(textOptions, index, "text_encoder_2")));
             var unet = loaded.Kept(UNet2DConditionModel.FromPretrained(folder, "unet", PipelineVariant.For(options, index, "unet")));
             var vae = loaded.Kept(AutoencoderKL.FromPretrained(folder, "vae", PipelineVariant.For(options, index, "vae")));
+            var (encoder, featureExtractor) = IPAdapterComponents.Load(folder, index, unet, options, loaded,
+                options.Log ?? StableDiffusionPipelineBase.DefaultLog);
             try
             {
-                return create(new Loaded(vae, text, tokenizer, text2, tokenizer2, unet, scheduler, index));
+                return IPAdapterComponents.Attach(create(new Loaded(vae, text, tokenizer, text2, tokenizer2, unet, scheduler, index)),
+                    encoder, featureExtractor);
             }
             catch (ConfigException e) when (e.FilePath is null)
             {

@@ -165,4 +165,30 @@ public sealed class PipelineDownloadTests : IDisposable
                      selection.IgnorePatterns);
         Assert.DoesNotContain(selection.AllowPatterns, p => p.StartsWith("safety_checker/", StringComparison.Ordinal) || p.StartsWith("feature_extractor/", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// A repository saved by diffusers after load_ip_adapter lists image_encoder: the download takes it (the pipeline
+    /// loads it as its ImageEncoder), and a cache without it is not complete.
+    /// </summary>
+    [Fact]
+    public async Task AnImageEncoderIsDownloadedAndLoaded()
+    {
+        var files = FakeRepo.FromFolder("org/sd-ip", Support.Golden.Path("tiny-sd"), out _).Commits.Values.Single();
+        var index = JsonNode.Parse(files["model_index.json"])!.AsObject();
+        index["image_encoder"] = new JsonArray("transformers", "CLIPVisionModelWithProjection");
+        files["model_index.json"] = Encoding.UTF8.GetBytes(index.ToJsonString());
+        foreach (var f in new[] { "config.json", "model.safetensors" })
+            files["image_encoder/" + f] = File.ReadAllBytes(Support.Golden.Path("ip-adapter", "image_encoder", f));
+        var repo = new FakeRepo("org/sd-ip");
+        repo.AddCommit(files);
+        _env.Server.Add(repo);
+
+        var selection = PipelineFileSelection.Select(index.ToJsonString(), files.Keys, variant: null);
+        Assert.Contains("image_encoder/model.safetensors", selection.AllowPatterns);
+        using var client = _env.Client();
+        string downloaded = await client.DownloadPipelineAsync("org/sd-ip");
+        Assert.True(File.Exists(Path.Combine(downloaded, "image_encoder", "model.safetensors")));
+        using var pipe = StableDiffusionPipeline.FromPretrained("org/sd-ip", new LoadOptions { Hub = _env.Settings(offline: true), Log = _ => { } });
+        Assert.Equal(32, pipe.ImageEncoder!.Config.ImageSize);
+    }
 }
