@@ -25,6 +25,7 @@ internal static class IPAdapterSupport
     {
         ArgumentException.ThrowIfNullOrEmpty(weightName);
         string file = IPAdapterFile.Locate(pathOrId, subfolder, weightName, options);
+        using (torch.NewDisposeScope())   // the read tensors and the new modules' temporaries; the modules' weights are detached
         using (var weights = IPAdapterFile.Read(file))
             unet.LoadIPAdapter(file, weights.ImageProj, weights.IPAdapter);
         if (encoder is null)

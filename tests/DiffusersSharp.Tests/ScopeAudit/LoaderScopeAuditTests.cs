@@ -108,4 +108,18 @@ public class LoaderScopeAuditTests
         audit.Call("FuseLora (SDXL)", () => sdxl.FuseLora());
         audit.AssertAllScoped();
     }
+
+    /// <summary>LoadIPAdapter (the .bin and .safetensors readers, the UNet's projection and attentions, the encoder load) on SD and SDXL.</summary>
+    [Fact]
+    public void TheIPAdapterLoaderRunsItsTensorWorkInADisposeScope()
+    {
+        var audit = new Support.ScopeAudit();
+        using var sd = StableDiffusionPipeline.FromPretrained(Golden.Path("tiny-sd"));
+        audit.Call("LoadIPAdapter (.bin, with the encoder)", () => sd.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-basic.bin"));
+        audit.Call("LoadIPAdapter (.safetensors, Resampler)", () => sd.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-plus.safetensors"));
+        using var sdxl = StableDiffusionXLPipeline.FromPretrained(Golden.Path("tiny-sdxl"));
+        sdxl.ImageEncoder = DiffusersSharp.Models.CLIPVisionModelWithProjection.FromPretrained(Golden.Path("ip-adapter", "image_encoder"));
+        audit.Call("LoadIPAdapter (SDXL)", () => sdxl.LoadIPAdapter(Golden.Path("ip-adapter"), "sdxl", "ip-adapter-sdxl-basic.safetensors"));
+        audit.AssertAllScoped();
+    }
 }

@@ -27,7 +27,8 @@ public class PipelineScopeAuditTests
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sd-ip-adapter", "sd-img2img-ip-adapter-plus", "sd-inpaint-ip-adapter", "controlnet-ip-adapter-plus", "controlnet-img2img-ip-adapter",
-        "controlnet-inpaint-ip-adapter",
+        "controlnet-inpaint-ip-adapter", "sd-instruct-pix2pix-ip-adapter-plus",
+        "sdxl-ip-adapter", "sdxl-img2img-ip-adapter-plus", "sdxl-inpaint-ip-adapter", "sdxl-controlnet-ip-adapter",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img", "sdxl-controlnet-inpaint",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
         "dit", "dit-no-cfg", "consistency", "consistency-random-labels",
@@ -235,6 +236,36 @@ public class PipelineScopeAuditTests
                     StableDiffusionControlNetPipeline p => () => p.Generate(Prompt, [edges], 32, 32, 2, 7.5, "", seed: 0, ipAdapterImage: ip),
                     StableDiffusionControlNetImg2ImgPipeline p => () => p.Generate(Prompt, init, [scribble], strength: 0.9, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
                     StableDiffusionControlNetInpaintPipeline p => () => p.Generate(Prompt, init, mask, [edges], strength: 0.9, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    _ => throw new InvalidOperationException(name),
+                };
+            }
+            case "sd-instruct-pix2pix-ip-adapter-plus":
+            {
+                var pipe = owned.Add(StableDiffusionInstructPix2PixPipeline.FromPretrained(Golden.Path("tiny-sd-instruct-pix2pix")));
+                pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-plus.bin");
+                ImageInput ip = Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"));
+                return () => pipe.Generate(Prompt, init, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip);
+            }
+            case "sdxl-ip-adapter" or "sdxl-img2img-ip-adapter-plus" or "sdxl-inpaint-ip-adapter" or "sdxl-controlnet-ip-adapter":
+            {
+                // the IP-Adapter path of every SDXL pipeline that takes ipAdapterImage, with the SDXL-width tiny adapters
+                string xl = Golden.Path("tiny-sdxl");
+                StableDiffusionXLPipelineBase pipe = owned.Add<StableDiffusionXLPipelineBase>(name switch
+                {
+                    "sdxl-ip-adapter" => StableDiffusionXLPipeline.FromPretrained(xl),
+                    "sdxl-img2img-ip-adapter-plus" => StableDiffusionXLImg2ImgPipeline.FromPretrained(xl),
+                    "sdxl-inpaint-ip-adapter" => StableDiffusionXLInpaintPipeline.FromPretrained(xl),
+                    _ => StableDiffusionXLControlNetPipeline.FromPretrained(xl, ControlNetModel.FromPretrained(Golden.Path("sdxl-controlnet-img2img", "controlnet"))),
+                });
+                pipe.ImageEncoder = CLIPVisionModelWithProjection.FromPretrained(Golden.Path("ip-adapter", "image_encoder"));
+                pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "sdxl", name.EndsWith("-plus", StringComparison.Ordinal) ? "ip-adapter-sdxl-plus.bin" : "ip-adapter-sdxl-basic.bin");
+                ImageInput ip = Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"));
+                return pipe switch
+                {
+                    StableDiffusionXLPipeline p => () => p.Generate(Prompt, height: 32, width: 32, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionXLImg2ImgPipeline p => () => p.Generate(Prompt, init, strength: 0.9, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionXLInpaintPipeline p => () => p.Generate(Prompt, init, mask, height: 32, width: 32, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
+                    StableDiffusionXLControlNetPipeline p => () => p.Generate(Prompt, [edges], height: 32, width: 32, numInferenceSteps: 2, seed: 0, ipAdapterImage: ip),
                     _ => throw new InvalidOperationException(name),
                 };
             }
