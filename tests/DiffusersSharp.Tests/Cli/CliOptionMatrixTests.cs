@@ -66,7 +66,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         for (int i = 0; i < baseArgs.Length; i++)
         {
             bool flag = baseArgs[i].StartsWith('-');
-            bool overridden = flag && args.Contains(baseArgs[i]);
+            // --timesteps replaces the base's --steps (the two cannot be combined)
+            bool overridden = flag && (args.Contains(baseArgs[i]) || baseArgs[i] == "--steps" && args.Contains("--timesteps"));
             if (overridden) { i++; continue; }
             all.Add(baseArgs[i]);
         }
@@ -136,6 +137,10 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("inpaint", "--clip-skip", "1")]
     [InlineData("img2img", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
     [InlineData("inpaint", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("txt2img", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("img2img", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("inpaint", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("adapter", "--scheduler", "lcm", "--timesteps", "999,299", "vs", "--scheduler", "lcm", "--steps", "2")]
     [InlineData("upscale", "--steps", "3")]
     [InlineData("pix2pix", "--steps", "3")]
     [InlineData("adapter", "--steps", "2")]
@@ -382,6 +387,15 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img", "--ip-adapter-image IPIMAGE", "--ip-adapter-image needs --ip-adapter <file|org/name/[subfolder/]file>")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image nothing.png", "--ip-adapter-image: file not found: nothing.png")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --ip-adapter-scale 200", "--ip-adapter-scale must be a number between -100 and 100, got 200")]
+    [InlineData("txt2img", "--timesteps 999,499 --steps 2", "--timesteps and --steps cannot be combined: the custom timesteps set the steps (one per timestep), as diffusers' timesteps replace num_inference_steps")]
+    [InlineData("txt2img", "--timesteps 999,x", "--timesteps '999,x': 'x' is not an integer timestep (expected T1,T2,... in descending order, e.g. 999,759,499,259)")]
+    [InlineData("txt2img", "--timesteps 999,499", "StableDiffusionPipeline: The current scheduler class EulerDiscreteScheduler's `set_timesteps` does not support custom timestep schedules. Please check whether you are using the correct scheduler.")]
+    [InlineData("inpaint", "--scheduler ddpm --timesteps 499,999", "StableDiffusionInpaintPipeline: timesteps: DDPMScheduler: custom timesteps must be in descending order; 999 follows 499")]
+    [InlineData("ddpm", "--timesteps 999,499", "DDPMPipeline takes no prompt, image or guidance options (--timesteps)")]
+    [InlineData("upscale", "--timesteps 999,499", "StableDiffusionUpscalePipeline takes no --timesteps: it upscales --image 4x (diffusers 0.25.1's StableDiffusionUpscalePipeline has no such argument)")]
+    [InlineData("pix2pix", "--timesteps 999,499", "StableDiffusionInstructPix2PixPipeline takes no --timesteps (diffusers 0.25.1's")]
+    [InlineData("img2img", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetImg2ImgPipeline: diffusers 0.25.1's StableDiffusionControlNetImg2ImgPipeline has no timesteps argument (use --steps)")]
+    [InlineData("inpaint", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetInpaintPipeline: diffusers 0.25.1's StableDiffusionControlNetInpaintPipeline has no timesteps argument (use --steps)")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
