@@ -36,7 +36,7 @@ public sealed class StableDiffusionOptions
     };
     private readonly Option<string?> _timesteps = new("--timesteps")
     {
-        Description = "Custom timesteps T1,T2,... in descending order instead of --steps (diffusers' timesteps, e.g. LCM's 999,759,499,259; schedulers that take them: DDPM, LCM)",
+        Description = "Custom timesteps T1,T2,... in descending order instead of --steps (diffusers' timesteps, e.g. LCM's 999,759,499,259; schedulers that take them: DDPM, LCM, CMStochasticIterative)",
     };
     private readonly Option<int?> _paddingMaskCrop = new("--padding-mask-crop")
     {
