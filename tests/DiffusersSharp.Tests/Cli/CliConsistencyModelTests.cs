@@ -64,6 +64,29 @@ public class CliConsistencyModelTests
         Assert.Equal(one.data<float>().ToArray(), two.data<float>().ToArray());
     }
 
+    /// <summary>
+    /// A consistency model without <c>num_class_embeds</c> (as openai/diffusers-cd_bedroom256_lpips) runs without labels
+    /// and refuses --class-label, which it could not use.
+    /// </summary>
+    [Fact]
+    public void AnUnconditionalConsistencyModelRunsWithoutLabelsAndRefusesClassLabel()
+    {
+        using var dir = new TempDir();
+        string model = Path.Combine(dir.Path, "cm");
+        Golden.CopyModel(Path.Combine(model, "unet"), c => c.Replace("\"num_class_embeds\": 10,", ""), "tiny-consistency", "unet");
+        Golden.CopyModel(Path.Combine(model, "scheduler"), c => c, "tiny-consistency", "scheduler");
+        File.Copy(Golden.Path("tiny-consistency", "model_index.json"), Path.Combine(model, "model_index.json"));
+        var (code, _, stderr) = CliRun.Run(["generate", "-m", model, "--class-label", "3", "--seed", "0", "-o", dir.File("refused.npy")]);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains($"--class-label: {model}'s UNet is not class-conditional (its config has no num_class_embeds)", stderr);
+        Assert.False(File.Exists(dir.File("refused.npy")));
+        (code, var stdout, stderr) = CliRun.Run(["generate", "-m", model, "--batch", "2", "--seed", "0", "-o", dir.File("o.npy")]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("ConsistencyModelPipeline · CMStochasticIterativeScheduler · 1 steps · batch 2 · classes none · seed 0", stdout);
+        using var images = NpyFile.Read(dir.File("o.npy"));
+        Assert.Equal([2L, 8, 8, 3], images.shape);
+    }
+
     [Theory]
     [InlineData("--class-label 1 --class-label 2 --batch 3", "--class-label is given 2 times for --batch 3: give one label (for every image) or one per image")]
     [InlineData("--class-label cat", "--class-label \"cat\" is not a class id: ConsistencyModelPipeline takes class ids (integers from 0), it has no id2label of names")]
