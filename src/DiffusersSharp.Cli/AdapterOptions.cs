@@ -120,7 +120,7 @@ public sealed class AdapterOptions
         var images = a.AdapterImages.Select((f, k) => (ImageInput)LoadImage(f, adapters[k].Config.InChannels == 1)).ToList();
         var first = images[0].Images![0];
         RunMemory.CheckStableDiffusion(folder, r.Batch, o.Height ?? first.Height, o.Width ?? first.Width);
-        int steps = r.Steps ?? 50;
+        int steps = o.StepsOr(r.Steps);
         return xl ? RunXL(ctx, r, (StableDiffusionXLAdapterPipeline)pipe, images, steps, folder, options, outputType)
             : Run(ctx, r, (StableDiffusionAdapterPipeline)pipe, images, steps, folder, options, outputType);
     }
@@ -136,7 +136,7 @@ public sealed class AdapterOptions
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps)", () => ProgressDisplay.Run(ctx, steps,
             progress => pipe.Generate(o.Prompt, images, o.Height, o.Width, steps, guidance, o.NegativePrompt, r.Batch, r.Eta ?? 0.0, r.Seed,
                 outputType: outputType, adapterConditioningScale: r.Adapter.ScaleOrDefault, clipSkip: o.ClipSkip,
-                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken)));
+                callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, timesteps: o.CustomTimesteps)));
     }
 
     private static ImagePipelineOutput RunXL(CliContext ctx, GenerateCommand.Request r, StableDiffusionXLAdapterPipeline pipe,
@@ -154,7 +154,7 @@ public sealed class AdapterOptions
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
                 originalSize: x.OriginalHeightWidth, cropsCoordsTopLeft: x.CropTopLeft, targetSize: x.TargetHeightWidth,
                 adapterConditioningScale: r.Adapter.ScaleOrDefault, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd,
-                progress: progress, cancellationToken: ctx.CancellationToken)));
+                progress: progress, cancellationToken: ctx.CancellationToken, timesteps: o.CustomTimesteps)));
     }
 
     private static Image LoadImage(string path, bool grayscale)

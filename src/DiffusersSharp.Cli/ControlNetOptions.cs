@@ -137,6 +137,8 @@ public sealed class ControlNetOptions
         if (o.GuidanceRescale is not null)
             throw new UserException("--guidance-rescale is not available with --controlnet (diffusers' ControlNet pipelines have no guidance_rescale)");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionControlNetInpaintPipeline.Name);
+        if (o.Mask is not null) StableDiffusionOptions.RefuseTimesteps(o, StableDiffusionControlNetInpaintPipeline.Name);
+        else if (o.InitImage is not null) StableDiffusionOptions.RefuseTimesteps(o, StableDiffusionControlNetImg2ImgPipeline.Name);
         Image? init = o.InitImage is null ? null : InputImage.Load(o.InitImage, "--init-image");
         Image? mask = o.Mask is null ? null : InputImage.Load(o.Mask, "--mask");
         var controls = c.ControlImages.Select(f => InputImage.Load(f, "--control-image")).ToList();
@@ -150,7 +152,7 @@ public sealed class ControlNetOptions
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
-        int steps = r.Steps ?? 50;
+        int steps = o.StepsOr(r.Steps);
         double guidance = o.Guidance ?? 7.5;
         var (scale, start, end) = (c.ScaleOrDefault, c.StartOrDefault, c.EndOrDefault);
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Nets.Count} ControlNet(s) · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
@@ -167,7 +169,7 @@ public sealed class ControlNetOptions
             StableDiffusionControlNetPipeline p => p.Generate(o.Prompt, controlImages, o.Height, o.Width, steps, guidance, o.NegativePrompt,
                 r.Batch, r.Eta ?? 0.0, r.Seed, outputType: outputType, controlnetConditioningScale: scale, guessMode: c.GuessMode,
                 controlGuidanceStart: start, controlGuidanceEnd: end, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage, timesteps: o.CustomTimesteps),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

@@ -45,7 +45,7 @@ public sealed class DiTOptions
     /// <summary>Whether <paramref name="className"/> is the DiT pipeline.</summary>
     public static bool IsDiT(string className) => className == DiTPipeline.Name;
 
-    /// <summary>generate's route for DiT folders (class-conditional, not text-conditioned); <c>--class-label</c> is refused elsewhere.</summary>
+    /// <summary>generate's route for DiT folders (class-conditional, not text-conditioned); <c>--class-label</c> is refused on classes other than DiT and ConsistencyModelPipeline.</summary>
     internal sealed class Route : IGenerateRoute
     {
         public bool Claims(string className) => IsDiT(className);
@@ -53,8 +53,9 @@ public sealed class DiTOptions
 
         public void RefuseElsewhere(GenerateCommand.Request r, string className)
         {
-            if (!Claims(className) && r.DiT.FirstGiven is { } ditOption)
-                throw new UserException($"{ditOption} applies to class-conditional DiT models ({DiTPipeline.Name}); {r.Model} is a {className}");
+            // ConsistencyModelPipeline takes class ids too (ConsistencyModelGenerate)
+            if (!Claims(className) && className != ConsistencyModelPipeline.Name && r.DiT.FirstGiven is { } ditOption)
+                throw new UserException($"{ditOption} applies to class-conditional models ({DiTPipeline.Name}, {ConsistencyModelPipeline.Name}); {r.Model} is a {className}");
         }
 
         public ImagePipelineOutput Execute(GenerateRun g) => DiTOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);

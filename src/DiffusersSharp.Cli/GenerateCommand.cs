@@ -157,6 +157,8 @@ public static class GenerateCommand
             throw new UserException($"--output '{r.Output}': unknown extension '{ext}'; use .png, .jpg, .jpeg, .webp or .npy");
         if (r.Batch <= 0) throw new UserException($"--batch must be at least 1, got {r.Batch}");
         if (r.Steps is <= 0) throw new UserException($"--steps must be at least 1, got {r.Steps}");
+        if (r.Steps is not null && r.StableDiffusion.Timesteps is not null)
+            throw new UserException("--timesteps and --steps cannot be combined: the custom timesteps set the steps (one per timestep), as diffusers' timesteps replace num_inference_steps");
         if (r.Upscale is < 1 or > 64) throw new UserException($"--upscale must be between 1 and 64, got {r.Upscale}");
         if (r.Upscale != 1 && npy) throw new UserException("--upscale applies to image outputs, not .npy");
         if (r.StableDiffusion.PaddingMaskCrop is not null && npy)

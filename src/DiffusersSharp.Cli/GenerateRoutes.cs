@@ -68,6 +68,7 @@ internal static class GenerateRoutes
         new DiTOptions.Route(),
         new InstructPix2PixOptions.Route(),
         new StableDiffusionOptions.Route(),
+        new ConsistencyModelGenerate.Route(),
         new UnconditionalGenerate.Route(),
     ];
 

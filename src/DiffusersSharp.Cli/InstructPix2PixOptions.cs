@@ -66,7 +66,8 @@ public sealed class InstructPix2PixOptions
         var o = r.StableDiffusion;
         string? refused = o.GuidanceRescale is not null ? "--guidance-rescale" : o.ClipSkip is not null ? "--clip-skip"
             : o.Width is not null ? "--width" : o.Height is not null ? "--height" : o.Strength is not null ? "--strength"
-            : o.Mask is not null ? "--mask" : o.PaddingMaskCrop is not null ? "--padding-mask-crop" : r.ControlNet.FirstGiven;
+            : o.Mask is not null ? "--mask" : o.PaddingMaskCrop is not null ? "--padding-mask-crop" : o.Timesteps is not null ? "--timesteps"
+            : r.ControlNet.FirstGiven;
         if (refused is not null)
             throw new UserException($"{className} takes no {refused} (diffusers 0.25.1's {className} has no such argument; the output has the image's size)");
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt (the edit instruction)");

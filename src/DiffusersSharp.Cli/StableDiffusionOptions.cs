@@ -10,10 +10,13 @@ namespace DiffusersSharp.Cli;
 
 /// <summary>
 /// The Stable Diffusion options of <c>diffusers generate</c>: <c>--prompt --negative-prompt --guidance
-/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask --padding-mask-crop --freeu</c>. The pipeline
+/// --guidance-rescale --clip-skip --width --height --init-image --strength --mask --padding-mask-crop --freeu --timesteps</c>. The pipeline
 /// follows the options: <c>--mask</c> (with <c>--init-image</c>) inpaints, <c>--init-image</c> alone is img2img, otherwise
 /// txt2img. <c>--freeu S1,S2,B1,B2</c> is diffusers' <c>pipe.enable_freeu(s1, s2, b1, b2)</c> on every Stable Diffusion, SDXL and
-/// ControlNet pipeline the command runs (the SDXL refiner runs without it).
+/// ControlNet pipeline the command runs (the SDXL refiner runs without it). <c>--timesteps T1,T2,…</c> is diffusers'
+/// <c>timesteps</c> (custom timesteps, e.g. LCM's 999,759,499,259, for a scheduler that takes them) on the pipelines whose
+/// 0.25.1 <c>__call__</c> has it: Stable Diffusion and SDXL txt2img, img2img and inpainting, ControlNet txt2img and the
+/// T2I-Adapter pipelines; the other routes refuse it naming the class.
 /// </summary>
 public sealed class StableDiffusionOptions
 {
@@ -31,6 +34,10 @@ public sealed class StableDiffusionOptions
     {
         Description = "FreeU factors S1,S2,B1,B2 (diffusers' enable_freeu; its documentation: SD 1.5 0.9,0.2,1.2,1.4, SD 2.1 0.9,0.2,1.1,1.2, SDXL 0.6,0.4,1.1,1.2)",
     };
+    private readonly Option<string?> _timesteps = new("--timesteps")
+    {
+        Description = "Custom timesteps T1,T2,... in descending order instead of --steps (diffusers' timesteps, e.g. LCM's 999,759,499,259; schedulers that take them: DDPM, LCM, CMStochasticIterative)",
+    };
     private readonly Option<int?> _paddingMaskCrop = new("--padding-mask-crop")
     {
         Description = "Inpaint only the area around the mask, N pixels wider, at the run's size, and paste it back into the init image at its own size (diffusers' padding_mask_crop; Stable Diffusion inpainting with a 4-channel UNet)",
@@ -39,14 +46,15 @@ public sealed class StableDiffusionOptions
     /// <summary>The parsed values (all optional).</summary>
     public sealed record Values(string? Prompt = null, string? NegativePrompt = null, double? Guidance = null,
         double? GuidanceRescale = null, int? ClipSkip = null, int? Width = null, int? Height = null, string? InitImage = null,
-        double? Strength = null, string? Mask = null, int? PaddingMaskCrop = null, string? FreeU = null)
+        double? Strength = null, string? Mask = null, int? PaddingMaskCrop = null, string? FreeU = null, string? Timesteps = null)
     {
         /// <summary>The first option given, for messages (null when none).</summary>
         public string? FirstGiven =>
             Prompt is not null ? "--prompt" : NegativePrompt is not null ? "--negative-prompt" : Guidance is not null ? "--guidance"
             : GuidanceRescale is not null ? "--guidance-rescale" : ClipSkip is not null ? "--clip-skip" : Width is not null ? "--width"
             : Height is not null ? "--height" : InitImage is not null ? "--init-image" : Strength is not null ? "--strength"
-            : Mask is not null ? "--mask" : PaddingMaskCrop is not null ? "--padding-mask-crop" : FreeU is not null ? "--freeu" : null;
+            : Mask is not null ? "--mask" : PaddingMaskCrop is not null ? "--padding-mask-crop" : FreeU is not null ? "--freeu"
+            : Timesteps is not null ? "--timesteps" : null;
 
         /// <summary>True when any Stable Diffusion option was given.</summary>
         public bool Any => FirstGiven is not null;
@@ -61,6 +69,7 @@ public sealed class StableDiffusionOptions
             if (GuidanceRescale is double r && (double.IsNaN(r) || r < 0 || r > 1)) throw new UserException($"--guidance-rescale must be in [0, 1], got {r}");
             if (ClipSkip is < 0) throw new UserException($"--clip-skip must be ≥ 0, got {ClipSkip}");
             _ = FreeUFactors;
+            _ = CustomTimesteps;
             if (Mask is not null && InitImage is null) throw new UserException("--mask needs --init-image (the image to inpaint)");
             if (PaddingMaskCrop is < 0) throw new UserException($"--padding-mask-crop is a margin in pixels, 0 or more; got {PaddingMaskCrop}");
             if (PaddingMaskCrop is not null && Mask is null)
@@ -77,6 +86,15 @@ public sealed class StableDiffusionOptions
         /// culture), any values, as diffusers' <c>enable_freeu</c> takes them; anything else is a <see cref="UserException"/>.
         /// </summary>
         public FreeUFactors? FreeUFactors => FreeU is null ? null : ParseFreeU(FreeU);
+
+        /// <summary>
+        /// The <c>--timesteps</c> (null when not given): integers separated by commas (the scheduler checks their order and
+        /// range); anything else is a <see cref="UserException"/> quoting it.
+        /// </summary>
+        public long[]? CustomTimesteps => Timesteps is null ? null : ParseTimesteps(Timesteps);
+
+        /// <summary>The steps a run takes: the count of <c>--timesteps</c>, else <paramref name="steps"/> (--steps), else 50.</summary>
+        public int StepsOr(int? steps) => CustomTimesteps?.Length ?? steps ?? 50;
 
         /// <summary>Calls <paramref name="enableFreeU"/> (a pipeline's <c>EnableFreeU</c>) with the factors when <c>--freeu</c> was given.</summary>
         public void ApplyFreeU(Action<double, double, double, double> enableFreeU)
@@ -100,6 +118,28 @@ public sealed class StableDiffusionOptions
 
     private static readonly string[] FreeUNames = ["S1", "S2", "B1", "B2"];
 
+    /// <summary><c>--timesteps T1,T2,…</c> as integers; an empty list or a value that is not an integer is a <see cref="UserException"/> quoting it.</summary>
+    public static long[] ParseTimesteps(string arg)
+    {
+        var parts = arg.Split(',');
+        var values = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i].Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out values[i]))
+                throw new UserException($"--timesteps '{arg}': '{parts[i].Trim()}' is not an integer timestep (expected T1,T2,... in descending order, e.g. 999,759,499,259)");
+        return values;
+    }
+
+    /// <summary>
+    /// Refuses <c>--timesteps</c> on a pipeline whose diffusers 0.25.1 <c>__call__</c> has no <c>timesteps</c>, naming
+    /// <paramref name="pipeline"/>.
+    /// </summary>
+    internal static void RefuseTimesteps(Values o, string pipeline)
+    {
+        if (o.Timesteps is not null)
+            throw new UserException(
+                $"--timesteps is not available for {pipeline}: diffusers 0.25.1's {pipeline} has no timesteps argument (use --steps)");
+    }
+
     /// <summary>The largest --guidance (usual values are 1-20; far larger ones only overflow to NaN).</summary>
     public const double MaxGuidance = 1000;
 
@@ -109,14 +149,14 @@ public sealed class StableDiffusionOptions
     /// <summary>Adds the options to <paramref name="cmd"/>.</summary>
     public void AddTo(Command cmd)
     {
-        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask, _paddingMaskCrop, _freeU })
+        foreach (var o in new Option[] { _prompt, _negative, _guidance, _rescale, _clipSkip, _width, _height, _init, _strength, _mask, _paddingMaskCrop, _freeU, _timesteps })
             cmd.Options.Add(o);
     }
 
     /// <summary>The values parsed for the options.</summary>
     public Values Read(ParseResult pr) => new(pr.GetValue(_prompt), pr.GetValue(_negative), pr.GetValue(_guidance),
         pr.GetValue(_rescale), pr.GetValue(_clipSkip), pr.GetValue(_width), pr.GetValue(_height), pr.GetValue(_init),
-        pr.GetValue(_strength), pr.GetValue(_mask), pr.GetValue(_paddingMaskCrop), pr.GetValue(_freeU));
+        pr.GetValue(_strength), pr.GetValue(_mask), pr.GetValue(_paddingMaskCrop), pr.GetValue(_freeU), pr.GetValue(_timesteps));
 
     /// <summary>
     /// Whether <paramref name="className"/> is a Stable Diffusion pipeline class the options apply to.
@@ -167,7 +207,8 @@ public sealed class StableDiffusionOptions
         ComponentOptions.Apply(ctx, r.Components, pipe, options.CacheDir);
         var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
-        int steps = r.Steps ?? 50;
+        int steps = o.StepsOr(r.Steps);
+        var timesteps = o.CustomTimesteps;
         double guidance = o.Guidance ?? 7.5;
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps · batch {r.Batch} · guidance {guidance} · seed {(r.Seed?.ToString() ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {r.Batch}, {steps} steps{(o.Width is null ? "" : $", --width {o.Width}")}{(o.Height is null ? "" : $", --height {o.Height}")})", () => ProgressDisplay.Run(ctx, steps, progress => pipe switch
@@ -175,16 +216,16 @@ public sealed class StableDiffusionOptions
             StableDiffusionInpaintPipeline p when o.PaddingMaskCrop is int pad => AsArray(p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width,
                 o.NegativePrompt, guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: OutputType.Pil,
                 callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, paddingMaskCrop: pad,
-                ipAdapterImage: ipAdapterImage)),
+                ipAdapterImage: ipAdapterImage, timesteps: timesteps)),
             StableDiffusionInpaintPipeline p => p.Generate(o.Prompt, init, mask, o.Strength ?? 1.0, o.Height, o.Width, o.NegativePrompt,
                 guidance, r.Batch, steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage, timesteps: timesteps),
             StableDiffusionImg2ImgPipeline p => p.Generate(o.Prompt, init, o.Strength ?? 0.8, o.NegativePrompt, guidance, r.Batch, steps,
                 r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken,
-                ipAdapterImage: ipAdapterImage),
+                ipAdapterImage: ipAdapterImage, timesteps: timesteps),
             StableDiffusionPipeline p => p.Generate(o.Prompt, o.NegativePrompt, guidance, o.GuidanceRescale ?? 0.0, r.Batch, o.Height, o.Width,
                 steps, r.Eta ?? 0.0, r.Seed, clipSkip: o.ClipSkip, outputType: outputType, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage, timesteps: timesteps),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

@@ -77,7 +77,7 @@ public sealed class StableDiffusionUpscaleOptions
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
         string? refused = o.GuidanceRescale is not null ? "--guidance-rescale" : o.Width is not null ? "--width" : o.Height is not null ? "--height"
             : o.InitImage is not null ? "--init-image" : o.Strength is not null ? "--strength" : o.Mask is not null ? "--mask"
-            : o.PaddingMaskCrop is not null ? "--padding-mask-crop" : null;
+            : o.PaddingMaskCrop is not null ? "--padding-mask-crop" : o.Timesteps is not null ? "--timesteps" : null;
         if (refused is not null)
             throw new UserException($"{className} takes no {refused}: it upscales --image 4x (diffusers 0.25.1's {className} has no such argument)");
         if (r.ControlNet.FirstGiven is { } control)

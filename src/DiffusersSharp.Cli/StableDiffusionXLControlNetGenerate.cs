@@ -30,6 +30,8 @@ internal static class StableDiffusionXLControlNetGenerate
             throw new UserException($"--controlnet with SDXL runs on an SDXL base pipeline folder or Hub id ({StableDiffusionXLPipeline.Name}); {folder} is a {className}");
         if (x.Refiner is not null) throw new UserException("--refiner is not available with --controlnet on SDXL models");
         StableDiffusionOptions.RefusePaddingMaskCrop(o, StableDiffusionXLControlNetInpaintPipeline.Name);
+        StableDiffusionOptions.RefuseTimesteps(o, o.Mask is not null ? StableDiffusionXLControlNetInpaintPipeline.Name
+            : o.InitImage is not null ? StableDiffusionXLControlNetImg2ImgPipeline.Name : StableDiffusionXLControlNetPipeline.Name);
         if (r.Components.FirstGiven is { } component)
             throw new UserException($"{component} is not available with --controlnet on SDXL models yet");
         if (o.GuidanceRescale is not null && o.Mask is null)

@@ -64,7 +64,9 @@ internal static class StableDiffusionXLGenerate
         var ipAdapterImage = IPAdapterOptions.Apply(ctx, r.IPAdapter, pipe, options.CacheDir);
         // the LoRAs and FreeU go on the base (or img2img / inpaint) pipeline; a --refiner runs without them
         using var prepared = PipelineOptions.Prepare(ctx, r, pipe, options.CacheDir);
-        int steps = r.Steps ?? 50;
+        if (x.Refiner is not null) StableDiffusionOptions.RefuseTimesteps(o, $"the --refiner run ({StableDiffusionXLImg2ImgPipeline.Name} continuing at denoising_start)");
+        int steps = o.StepsOr(r.Steps);
+        var timesteps = o.CustomTimesteps;
         double guidance = o.Guidance ?? (mask is not null ? 7.5 : 5.0);
         var original = x.OriginalHeightWidth;
         var crop = x.CropTopLeft;
@@ -81,16 +83,19 @@ internal static class StableDiffusionXLGenerate
                 steps, guidanceScale: guidance, negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2,
                 numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0, generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0,
                 originalSize: original, cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress,
-                cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                cancellationToken: ctx.CancellationToken, timesteps: timesteps,
+                ipAdapterImage: ipAdapterImage),
             StableDiffusionXLImg2ImgPipeline p => p.Generate(o.Prompt, init, x.Prompt2, o.Strength ?? 0.3, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
                 cropsCoordsTopLeft: crop, targetSize: target,
-                clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, timesteps: timesteps,
+                ipAdapterImage: ipAdapterImage),
             StableDiffusionXLPipeline p => p.Generate(o.Prompt, x.Prompt2, o.Height, o.Width, steps, guidanceScale: guidance,
                 negativePrompt: o.NegativePrompt, negativePrompt2: x.NegativePrompt2, numImagesPerPrompt: r.Batch, eta: r.Eta ?? 0.0,
                 generator: generator, outputType: outputType, guidanceRescale: o.GuidanceRescale ?? 0.0, originalSize: original,
-                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, ipAdapterImage: ipAdapterImage),
+                cropsCoordsTopLeft: crop, targetSize: target, clipSkip: o.ClipSkip, callbackOnStepEnd: prepared.OnStepEnd, progress: progress, cancellationToken: ctx.CancellationToken, timesteps: timesteps,
+                ipAdapterImage: ipAdapterImage),
             _ => throw new UserException($"{pipe.ClassName} is not supported by 'generate'"),
         }));
     }

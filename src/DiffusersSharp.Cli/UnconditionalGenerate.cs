@@ -22,6 +22,8 @@ internal static class UnconditionalGenerate
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
     {
+        // diffusers 0.25.1's DDPMPipeline and DDIMPipeline call set_timesteps(num_inference_steps) and have no timesteps argument
+        StableDiffusionOptions.RefuseTimesteps(r.StableDiffusion, className);
         if (r.StableDiffusion.Any)
             throw new UserException($"{className} takes no prompt, image or guidance options ({r.StableDiffusion.FirstGiven}); they are for Stable Diffusion models");
         if (r.Components.FirstGiven is { } component)
@@ -38,8 +40,7 @@ internal static class UnconditionalGenerate
         RunMemory.CheckUnconditional(folder, r.Batch);
 
         using var pipeline = NativeFailures.During($"loading {folder}", () => DiffusionPipeline.FromPretrained(folder, options));
-        // only the two classes this route runs as they are (a ConsistencyModelPipeline shares their body but needs class
-        // labels and custom timesteps, which 'generate' has no options for)
+        // only the two classes this route runs as they are (ConsistencyModelPipeline has its own route, ConsistencyModelGenerate)
         if (pipeline.ClassName is not (DDPMPipeline.Name or DDIMPipeline.Name) || pipeline is not UnconditionalImagePipeline uncond)
             throw new UserException($"{pipeline.ClassName} is not supported by 'generate' yet (supported: {DDPMPipeline.Name}, {DDIMPipeline.Name})");
         var chosen = SchedulerSelection.Build(uncond.Scheduler, r.Scheduler, r.SchedulerConfig);

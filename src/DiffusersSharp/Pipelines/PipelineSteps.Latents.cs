@@ -7,11 +7,33 @@ namespace DiffusersSharp.Pipelines;
 
 internal static partial class PipelineSteps
 {
-    /// <summary>diffusers' <c>retrieve_timesteps</c>: the scheduler's <paramref name="numInferenceSteps"/> timesteps on <paramref name="device"/>.</summary>
-    internal static Tensor Timesteps(IScheduler scheduler, int numInferenceSteps, Device device)
+    /// <summary>
+    /// diffusers' <c>retrieve_timesteps</c>: the scheduler's <paramref name="numInferenceSteps"/> timesteps on
+    /// <paramref name="device"/>, or, given <paramref name="custom"/> timesteps, those (<see cref="RetrieveTimesteps"/>).
+    /// </summary>
+    internal static Tensor Timesteps(IScheduler scheduler, int numInferenceSteps, Device device, string? cls = null,
+        IReadOnlyList<long>? custom = null) =>
+        RetrieveTimesteps(cls ?? scheduler.ClassName, scheduler, numInferenceSteps, custom, device).Timesteps;
+
+    /// <summary>
+    /// diffusers' <c>retrieve_timesteps</c>: without <paramref name="custom"/>, <c>set_timesteps(num_inference_steps)</c>;
+    /// with them, <c>set_timesteps(timesteps=…)</c> (refused by <see cref="StepCount"/> for a scheduler whose diffusers
+    /// class does not take them; the scheduler's refusal of the values is prefixed with the pipeline) and the step count
+    /// becomes <c>len(scheduler.timesteps)</c>. Returns the scheduler's timesteps and that count, which img2img / inpaint
+    /// hand to <see cref="Img2ImgTimesteps"/>.
+    /// </summary>
+    internal static (Tensor Timesteps, int Steps) RetrieveTimesteps(string cls, IScheduler scheduler, int numInferenceSteps,
+        IReadOnlyList<long>? custom, Device device)
     {
-        scheduler.SetTimesteps(numInferenceSteps, device);
-        return scheduler.Timesteps;
+        if (custom is null)
+        {
+            scheduler.SetTimesteps(numInferenceSteps, device);
+            return (scheduler.Timesteps, numInferenceSteps);
+        }
+        StepCount(cls, scheduler, numInferenceSteps, custom);
+        try { scheduler.SetTimesteps(custom, device); }
+        catch (DiffusersException e) { throw new DiffusersException($"{cls}: timesteps: {e.Message}", e); }
+        return (scheduler.Timesteps, (int)scheduler.Timesteps.shape[0]);
     }
 
     /// <summary>
@@ -181,6 +203,19 @@ internal static partial class PipelineSteps
             throw new DiffusersException(
                 $"{cls}: {images} images and {masks} masks do not pair up; pass one mask per image, or one image or one mask for all");
         return image * (maskCondition < 0.5);
+    }
+
+    /// <summary>
+    /// diffusers' <c>masked_image_latents</c> as a caller passes them: [batch, the VAE's latent channels, height / vae
+    /// scale, width / vae scale] (the 9-channel UNet concatenates them with the latents; diffusers fails there otherwise).
+    /// </summary>
+    internal static void CheckMaskedImageLatents(string cls, Tensor maskedImageLatents, int latentChannels, int height, int width)
+    {
+        var s = maskedImageLatents.shape;
+        if (s.Length != 4 || s[0] < 1 || s[1] != latentChannels || s[2] != height || s[3] != width)
+            throw new DiffusersException(
+                $"{cls}: masked_image_latents have shape [{string.Join(", ", s)}], expected [batch, {latentChannels}, {height}, {width}] " +
+                "(the VAE's latent channels and the latents' height and width)");
     }
 
     /// <summary>The [negative; positive] guidance batch of a conditioning tensor: itself twice with guidance.</summary>

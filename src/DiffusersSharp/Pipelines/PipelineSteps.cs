@@ -93,6 +93,23 @@ internal static partial class PipelineSteps
             throw new DiffusersException($"{cls}: eta must be a number ≥ 0, got {eta}");
     }
 
+    /// <summary>
+    /// The step count a call's checks see: <paramref name="numInferenceSteps"/>, or, with <paramref name="timesteps"/>
+    /// (diffusers' <c>timesteps</c>, which replace num_inference_steps), their count, once the scheduler is known to take
+    /// custom timesteps (diffusers' <c>retrieve_timesteps</c> refusal, in its words) and the list is not empty.
+    /// </summary>
+    internal static int StepCount(string cls, IScheduler scheduler, int numInferenceSteps, IReadOnlyList<long>? timesteps)
+    {
+        if (timesteps is null) return numInferenceSteps;
+        if (!scheduler.AcceptsCustomTimesteps)
+            throw new DiffusersException(
+                $"{cls}: The current scheduler class {scheduler.ClassName}'s `set_timesteps` does not support custom timestep schedules. " +
+                "Please check whether you are using the correct scheduler.");
+        if (timesteps.Count == 0)
+            throw new DiffusersException($"{cls}: timesteps is empty; pass at least one timestep, or none to use num_inference_steps");
+        return timesteps.Count;
+    }
+
     /// <summary>guidance_rescale ∈ [0, 1].</summary>
     internal static void CheckGuidanceRescale(string cls, double guidanceRescale)
     {

@@ -87,7 +87,7 @@ public sealed class StableDiffusionAdapterPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, OutputType outputType = OutputType.Pil,
         IReadOnlyList<double>? adapterConditioningScale = null, int? clipSkip = null,
         CrossAttentionOptions? crossAttentionKwargs = null, StepEndCallback? callbackOnStepEnd = null,
-        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, IReadOnlyList<long>? timesteps = null)
     {
         // 0. default height and width to the control image's
         var (h, w) = _set.DefaultSize(image, height, width);
@@ -95,7 +95,7 @@ public sealed class StableDiffusionAdapterPipeline : StableDiffusionPipelineBase
         // 1. check inputs
         PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, eta);
         var scales = _set.Scales(adapterConditioningScale);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
@@ -109,7 +109,7 @@ public sealed class StableDiffusionAdapterPipeline : StableDiffusionPipelineBase
         RecordEmbeddings(embeds);
 
         // 4. timesteps; 5. latents
-        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
+        var schedule = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device, Name, timesteps);
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
             embeds.PromptEmbeds.dtype, gens);
 
@@ -117,7 +117,7 @@ public sealed class StableDiffusionAdapterPipeline : StableDiffusionPipelineBase
         var states = _set.States(image!, h, w, scales, numImagesPerPrompt, total, cfg, cutoff: int.MaxValue);
         Record("adapter_state_0", states.States[0]);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs, adapter: states);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
+        current = loop.Run(LoopContext(schedule, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -65,12 +65,12 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         IReadOnlyList<double>? controlnetConditioningScale = null, bool guessMode = false,
         IReadOnlyList<double>? controlGuidanceStart = null, IReadOnlyList<double>? controlGuidanceEnd = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default)
+        CancellationToken cancellationToken = default, ImageInput ipAdapterImage = default, IReadOnlyList<long>? timesteps = null)
     {
         // 1. check inputs
         PipelineSteps.CheckOptionalSize(Name, height, width);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, eta);
         var (scales, start, end) = ControlArguments(controlnetConditioningScale, 1.0, controlGuidanceStart, controlGuidanceEnd);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
@@ -90,7 +90,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         int h = (int)images[0].shape[2], w = (int)images[0].shape[3];
 
         // 5. timesteps
-        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
+        var schedule = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device, Name, timesteps);
 
         // 6. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
@@ -99,7 +99,7 @@ public sealed class StableDiffusionControlNetPipeline : StableDiffusionControlNe
         // 7. denoising loop with the ControlNet residuals
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, null,
             Residuals(images, scales, start, end, guess, cfg));
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
+        current = loop.Run(LoopContext(schedule, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

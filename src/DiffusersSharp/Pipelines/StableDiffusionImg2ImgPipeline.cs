@@ -71,13 +71,13 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
-        CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
+        CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default, IReadOnlyList<long>? timesteps = null)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
         PipelineSteps.RequireImages(Name, image);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, eta);
 
         // 2. call parameters (the generators are checked against the batch with the latents, as diffusers does)
         using var call = BeginCall(prompt, promptEmbeds, numImagesPerPrompt, seed, generator, generators, checkGeneratorCount: false);
@@ -96,18 +96,18 @@ public sealed class StableDiffusionImg2ImgPipeline : StableDiffusionPipelineBase
         Record("image_preprocessed", pixels);
 
         // 5. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength);
+        var (_, stepCount) = PipelineSteps.RetrieveTimesteps(Name, Scheduler, numInferenceSteps, timesteps, Unet.Device);
+        var schedule = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, stepCount, strength);
 
         // 6. latents: encode, duplicate per prompt, add noise
         var dtype = embeds.PromptEmbeds.dtype;
         CheckGeneratorCount(gens, total);
-        var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), timesteps, total, gens);
+        var current = NoisedImageLatents(pixels.to(dtype, Unet.Device), schedule, total, gens);
 
 
         // 8. denoising loop
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, 0.0, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
+        current = loop.Run(LoopContext(schedule, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode and postprocess
         return Finish(current, outputType);

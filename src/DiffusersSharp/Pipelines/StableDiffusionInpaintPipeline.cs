@@ -66,7 +66,10 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
     /// image and the mask and resized to that size keeping its aspect ratio (resize mode "fill"); the result is put back
     /// into the original image at its own size (<see cref="ImageProcessor.ApplyOverlay"/>), whose pixels outside the mask
     /// stay as they were. As diffusers 0.25.1 it takes a 4-channel UNet, one <see cref="Image"/> each for image and mask
-    /// (of one size), and the <see cref="OutputType.Pil"/> output.
+    /// (of one size), and the <see cref="OutputType.Pil"/> output. <paramref name="maskedImageLatents"/> (diffusers'
+    /// <c>masked_image_latents</c>, [batch, latent channels, height / vae_scale_factor, width / vae_scale_factor], scaled as the VAE's latents) are used as
+    /// they are: the masked image is neither made nor encoded. <paramref name="timesteps"/>: custom timesteps, as in
+    /// <see cref="StableDiffusionPipeline.Generate"/>.
     /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
@@ -76,7 +79,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         Tensor? promptEmbeds = null, Tensor? negativePromptEmbeds = null, int? clipSkip = null,
         OutputType outputType = OutputType.Pil, StepEndCallback? callbackOnStepEnd = null,
         IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default,
-        CrossAttentionOptions? crossAttentionKwargs = null, int? paddingMaskCrop = null, ImageInput ipAdapterImage = default)
+        CrossAttentionOptions? crossAttentionKwargs = null, int? paddingMaskCrop = null, ImageInput ipAdapterImage = default, Tensor? maskedImageLatents = null, IReadOnlyList<long>? timesteps = null)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -88,7 +91,7 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         PipelineSteps.CheckSize(Name, h, w, vsf);
         PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, eta);
         if (paddingMaskCrop is int pad) CheckPaddingMaskCrop(pad, image, maskImage, outputType);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
@@ -104,9 +107,9 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps (diffusers' inpaint pipeline requires int(n · strength) ≥ 1; img2img only a non-empty slice)
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, numInferenceSteps, strength, needsInitStep: true);
-        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        var (_, stepCount) = PipelineSteps.RetrieveTimesteps(Name, Scheduler, numInferenceSteps, timesteps, device);
+        var schedule = PipelineSteps.Img2ImgTimesteps(Name, Scheduler, stepCount, strength, needsInitStep: true);
+        var latentTimestep = schedule.narrow(0, 0, 1).repeat(total);
 
         // 5. preprocess image (to float32) and mask; with padding_mask_crop both cut to the region around the mask first
         CropRegion? cropsCoords = paddingMaskCrop is int padding ? FindCropRegion(maskImage.Images![0], w, h, padding) : null;
@@ -130,26 +133,36 @@ public sealed class StableDiffusionInpaintPipeline : StableDiffusionPipelineBase
         // 7. mask and masked image latents, doubled for guidance
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true, cropsCoords, resizeMode);
         Record("mask_condition", maskCondition);
-        var maskedImage = PipelineSteps.MaskedImage(Name, initImage, maskCondition);
-        Record("masked_image", maskedImage);
         var mask = torch.nn.functional.interpolate(maskCondition, new long[] { h / vsf, w / vsf }).to(dtype, device);
         Record("mask_latent", mask);
-        var maskedImageLatents = EncodeVaeImage(maskedImage.to(dtype, device), gens, "masked_image_latent");
-        Record("masked_image_latents", maskedImageLatents);
+        Tensor maskedLatents;
+        if (maskedImageLatents is not null)
+        {
+            // given masked image latents are used as they are: the masked image is neither made nor encoded
+            PipelineSteps.CheckMaskedImageLatents(Name, maskedImageLatents, Vae.LatentChannels, h / vsf, w / vsf);
+            maskedLatents = maskedImageLatents.to(dtype, device);
+        }
+        else
+        {
+            var maskedImage = PipelineSteps.MaskedImage(Name, initImage, maskCondition);
+            Record("masked_image", maskedImage);
+            maskedLatents = EncodeVaeImage(maskedImage.to(dtype, device), gens, "masked_image_latent");
+        }
+        Record("masked_image_latents", maskedLatents);
         mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, mask, total, "masks"), cfg);
-        maskedImageLatents = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, maskedImageLatents, total, "images"), cfg);
+        maskedLatents = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(Name, maskedLatents, total, "images"), cfg);
 
         // 8. sizes of mask, masked image and latents
-        PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents);
+        PipelineSteps.CheckInpaintChannels(Name, unetChannels, Vae.LatentChannels, mask, maskedLatents);
 
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
 
         // 10. denoising loop; the 9-channel UNet sees the mask and the masked image, the 4-channel one's result is
         // blended with the init image noised to the next timestep outside the mask
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, crossAttentionKwargs: crossAttentionKwargs);
-        var ctx = LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
+        var ctx = LoopContext(schedule, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
-        ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
+        ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedLatents;
         current = loop.Run(ctx);
 
         // 11. decode and postprocess; with padding_mask_crop each image is put back into the original

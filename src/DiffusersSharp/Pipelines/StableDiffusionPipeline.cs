@@ -73,6 +73,11 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
     /// <c>callback_on_step_end</c>); <paramref name="cancellationToken"/> stops the loop. <paramref name="crossAttentionKwargs"/>
     /// (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded LoRAs in the UNet for this call and
     /// becomes the text encoder's LoRA scale (kept for later calls, as in diffusers 0.25.1).
+    /// <paramref name="timesteps"/> (diffusers' <c>timesteps</c>, e.g. LCM's [999, 759, 499, 259]) replace
+    /// <paramref name="numInferenceSteps"/> with custom timesteps for a scheduler that takes them (DDPM, LCM,
+    /// CMStochasticIterative; others are refused in diffusers' words), as diffusers' <c>retrieve_timesteps</c>; the
+    /// other Stable Diffusion, SDXL, ControlNet txt2img and T2I-Adapter calls take them alike (img2img / inpaint then
+    /// keep the last <c>int(len(timesteps) · strength)</c> of them, as diffusers' <c>get_timesteps</c>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, PromptInput negativePrompt = default,
         double guidanceScale = 7.5, double guidanceRescale = 0.0, int numImagesPerPrompt = 1, int? height = null, int? width = null,
@@ -80,7 +85,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         IReadOnlyList<Generator>? generators = null, Tensor? latents = null, Tensor? promptEmbeds = null,
         Tensor? negativePromptEmbeds = null, int? clipSkip = null, OutputType outputType = OutputType.Pil,
         StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default, IReadOnlyList<long>? timesteps = null)
     {
         // 0. default height and width to the UNet's
         var (dh, dw) = DefaultSize();
@@ -89,7 +94,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         // 1. check inputs
         PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, negativePrompt, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, eta);
         PipelineSteps.CheckGuidanceRescale(Name, guidanceRescale);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
@@ -104,7 +109,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
         var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps
-        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
+        var schedule = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device, Name, timesteps);
 
         // 5. latents
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor],
@@ -114,7 +119,7 @@ public sealed class StableDiffusionPipeline : StableDiffusionPipelineBase
 
         // 7. denoising loop
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
+        current = loop.Run(LoopContext(schedule, current, embeds, cfg, eta, gens, callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 8. decode and postprocess
         return Finish(current, outputType);

@@ -99,7 +99,7 @@ public sealed class StableDiffusionXLAdapterPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         IReadOnlyList<double>? adapterConditioningScale = null, double adapterConditioningFactor = 1.0, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default)
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, IReadOnlyList<long>? timesteps = null)
     {
         // 0. default height and width to the control image's
         var (h, w) = _set.DefaultSize(image, height, width);
@@ -109,7 +109,7 @@ public sealed class StableDiffusionXLAdapterPipeline : StableDiffusionXLPipeline
         // 1. check inputs
         PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckDenoisingEnd(denoisingEnd);
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
         var scales = _set.Scales(adapterConditioningScale);
@@ -127,7 +127,7 @@ public sealed class StableDiffusionXLAdapterPipeline : StableDiffusionXLPipeline
         Record("prompt_embeds", embeds.PromptEmbeds);
 
         // 4. timesteps; 5. latents
-        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
+        var schedule = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device, Name, timesteps);
         var dtype = embeds.PromptEmbeds.dtype;
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
@@ -140,13 +140,13 @@ public sealed class StableDiffusionXLAdapterPipeline : StableDiffusionXLPipeline
         int steps = numInferenceSteps;
         if (denoisingEnd is double d && d < 1)
         {
-            timesteps = ApplyDenoisingEnd(timesteps, d);
-            steps = (int)timesteps.shape[0];
+            schedule = ApplyDenoisingEnd(schedule, d);
+            steps = (int)schedule.shape[0];
         }
         var states = _set.States(image!, h, w, scales, numImagesPerPrompt, total, cfg, cutoff: (int)(steps * adapterConditioningFactor));
         Record("adapter_state_0", states.States[0]);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs, adapter: states);
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+        current = loop.Run(LoopContext(schedule, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken));
 
         // 9. decode (upcast when force_upcast) and postprocess

@@ -72,14 +72,14 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
-        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null,
+        StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, IReadOnlyList<long>? timesteps = null,
         ImageInput ipAdapterImage = default)
     {
         // 1. check inputs
         PipelineSteps.CheckStrengthRange(Name, strength);
         PipelineSteps.RequireImages(Name, image);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckDenoisingWindow(denoisingStart, denoisingEnd);
 
         // 2. call parameters (the generators are checked against the batch when the image is encoded, as diffusers does)
@@ -96,8 +96,8 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         // 4. preprocess the image; 5. timesteps
         var pixels = image.Preprocess("init image", null, null, VaeScaleFactor, normalize: true, grayscale: false, binarize: false);
         PipelineSteps.CheckInitImageChannels(Name, pixels, Vae, allowLatents: true);
-        Scheduler.SetTimesteps(numInferenceSteps, Unet.Device);
-        var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
+        var (_, stepCount) = PipelineSteps.RetrieveTimesteps(Name, Scheduler, numInferenceSteps, timesteps, Unet.Device);
+        var schedule = Img2ImgTimesteps(stepCount, strength, denoisingStart);
 
         // 6. latents: encode, duplicate per prompt, add noise (not when continuing a base run)
         if (pixels.shape[1] != 4) CheckGeneratorCount(gens, total);
@@ -107,7 +107,7 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
         {
             var noise = Runtime.TorchUtils.RandnTensor(current.shape, gens, current.dtype, current.device);
             Record("latent_noise", noise);
-            current = PipelineSteps.NoiseToFirstTimestep(Scheduler, current, noise, timesteps);
+            current = PipelineSteps.NoiseToFirstTimestep(Scheduler, current, noise, schedule);
         }
 
         // 7. added time ids, [negative × batch; positive × batch]
@@ -115,9 +115,9 @@ public sealed class StableDiffusionXLImg2ImgPipeline : StableDiffusionXLPipeline
             negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize, aestheticScore, negativeAestheticScore);
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
-        timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
+        schedule = ApplyDenoisingEnd(schedule, denoisingEnd);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+        current = loop.Run(LoopContext(schedule, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode (upcast when force_upcast) and postprocess

@@ -50,6 +50,8 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
     /// image's VAE sample (4-channel UNet or strength &lt; 1), the noise, the masked image's VAE sample, the scheduler's.
     /// <paramref name="crossAttentionKwargs"/> (diffusers' <c>cross_attention_kwargs</c>): its <c>Scale</c> weighs the loaded
     /// LoRAs in the UNet for this call and becomes both text encoders' LoRA scale (kept for later calls, as in 0.25.1).
+    /// <paramref name="maskedImageLatents"/> (diffusers' <c>masked_image_latents</c>) are used as they are, the masked image
+    /// neither made nor encoded; <paramref name="timesteps"/>: custom timesteps, as in <see cref="StableDiffusionPipeline.Generate"/>.
     /// <paramref name="ipAdapterImage"/>: the image prompt of a loaded IP-Adapter (diffusers' <c>ip_adapter_image</c>; <see cref="StableDiffusionXLPipelineBase.LoadIPAdapter"/>).
     /// </summary>
     public ImagePipelineOutput Generate(PromptInput prompt = default, ImageInput image = default, ImageInput maskImage = default,
@@ -64,6 +66,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         double aestheticScore = 6.0, double negativeAestheticScore = 2.5, int? clipSkip = null,
         StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null,
+        Tensor? maskedImageLatents = null, IReadOnlyList<long>? timesteps = null,
         ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
@@ -76,7 +79,7 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         PipelineSteps.CheckSize(Name, h, w, 8);
         PipelineSteps.RequireImages(Name, image, maskImage);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckDenoisingWindow(denoisingStart, denoisingEnd);
 
         // 2. call parameters: batch, generators, no-grad mode and the call's dispose scope
@@ -93,33 +96,37 @@ public sealed class StableDiffusionXLInpaintPipeline : StableDiffusionXLPipeline
         var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps
-        Scheduler.SetTimesteps(numInferenceSteps, device);
-        var timesteps = Img2ImgTimesteps(numInferenceSteps, strength, denoisingStart);
-        var latentTimestep = timesteps.narrow(0, 0, 1).repeat(total);
+        var (_, stepCount) = PipelineSteps.RetrieveTimesteps(Name, Scheduler, numInferenceSteps, timesteps, device);
+        var schedule = Img2ImgTimesteps(stepCount, strength, denoisingStart);
+        var latentTimestep = schedule.narrow(0, 0, 1).repeat(total);
 
         // 5. preprocess image (float32) and mask; the masked image
         var initImage = image.Preprocess("init image", h, w, vsf, normalize: true, grayscale: false, binarize: false).to(ScalarType.Float32);
         PipelineSteps.CheckInitImageChannels(Name, initImage, Vae, allowLatents: true);
         var maskCondition = maskImage.Preprocess("mask image", h, w, vsf, normalize: false, grayscale: true, binarize: true);
-        Tensor? maskedImage = initImage.shape[1] == 4 ? null : PipelineSteps.MaskedImage(Name, initImage, maskCondition);
+        if (maskedImageLatents is not null)
+            PipelineSteps.CheckMaskedImageLatents(Name, maskedImageLatents, Vae.LatentChannels, h / vsf, w / vsf);
+        Tensor? maskedImage = maskedImageLatents
+            ?? (initImage.shape[1] == 4 ? null : PipelineSteps.MaskedImage(Name, initImage, maskCondition));
 
         // 6-7. latents (diffusers' prepare_latents with return_noise and, for a 4-channel UNet, the image latents), the mask
         //      and the masked image latents, doubled for guidance
-        var (imageLatents, noise, current, mask, maskedImageLatents) = InpaintLatentsAndMask(initImage, maskCondition, maskedImage,
-            latents, strength, denoisingStart, latentTimestep, total, h, w, cfg, gens, dtype, device);
+        var (imageLatents, noise, current, mask, maskedLatents) = InpaintLatentsAndMask(initImage, maskCondition, maskedImage,
+            latents, strength, denoisingStart, latentTimestep, total, h, w, cfg, gens, dtype, device,
+            maskedImageIsLatents: maskedImageLatents is not null);
 
         // 8. added time ids, [negative × batch; positive × batch]
         var (unetTimeIds, negativeAddTimeIds) = Img2ImgTimeIds(current, total, cfg, originalSize, cropsCoordsTopLeft, targetSize,
             negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize, aestheticScore, negativeAestheticScore);
 
         // 9. denoising loop; the 4-channel UNet's result is blended with the image latents noised to the next timestep
-        timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
+        schedule = ApplyDenoisingEnd(schedule, denoisingEnd);
         var timestepCond = GuidanceScaleEmbedding(guidanceScale, total, current.dtype, device);
         var loop = new InpaintDenoisingLoop(Unet, cfg, guidanceScale, timestepCond, imageLatents, noise, guidanceRescale, crossAttentionKwargs);
-        var ctx = LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+        var ctx = LoopContext(schedule, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken, imageEmbeds);
         ctx.Tensors[InpaintDenoisingLoop.MaskKey] = mask;
-        if (maskedImageLatents is not null) ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedImageLatents;
+        if (maskedLatents is not null) ctx.Tensors[InpaintDenoisingLoop.MaskedImageLatentsKey] = maskedLatents;
         current = loop.Run(ctx);
 
         // 10. decode (upcast when force_upcast) and postprocess

@@ -78,7 +78,8 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         (int Height, int Width)? targetSize = null, (int Height, int Width)? negativeOriginalSize = null,
         (int Top, int Left) negativeCropsCoordsTopLeft = default, (int Height, int Width)? negativeTargetSize = null,
         int? clipSkip = null, StepEndCallback? callbackOnStepEnd = null, IProgress<PipelineProgress>? progress = null,
-        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, ImageInput ipAdapterImage = default)
+        CancellationToken cancellationToken = default, CrossAttentionOptions? crossAttentionKwargs = null, IReadOnlyList<long>? timesteps = null,
+        ImageInput ipAdapterImage = default)
     {
         // 0. default height and width to the UNet's
         int[] sample = Unet.Config.SampleSize ?? throw new DiffusersException($"{Name}: the UNet config has no sample_size; pass height and width");
@@ -89,7 +90,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         // 1. check inputs
         PipelineSteps.CheckSize(Name, h, w, 8);
         CheckPromptInputs(prompt, prompt2, negativePrompt, negativePrompt2, promptEmbeds, negativePromptEmbeds);
-        CheckCommon(numInferenceSteps, numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
+        CheckCommon(PipelineSteps.StepCount(Name, Scheduler, numInferenceSteps, timesteps), numImagesPerPrompt, guidanceScale, guidanceRescale, eta);
         CheckDenoisingEnd(denoisingEnd);
         CheckMicroConditioning(original, cropsCoordsTopLeft, target, negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
@@ -106,7 +107,7 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
         var imageEmbeds = EncodeIPAdapterImage(ipAdapterImage, numImagesPerPrompt, cfg);
 
         // 4. timesteps; 5. latents
-        var timesteps = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device);
+        var schedule = PipelineSteps.Timesteps(Scheduler, numInferenceSteps, Unet.Device, Name, timesteps);
         var dtype = embeds.PromptEmbeds.dtype;
         var current = InitialLatents(latents, [total, Unet.Config.InChannels, h / VaeScaleFactor, w / VaeScaleFactor], dtype, gens);
 
@@ -115,9 +116,9 @@ public sealed class StableDiffusionXLPipeline : StableDiffusionXLPipelineBase
             negativeOriginalSize, negativeCropsCoordsTopLeft, negativeTargetSize);
 
         // 8. denoising loop (denoising_end keeps the timesteps at or above its cutoff)
-        timesteps = ApplyDenoisingEnd(timesteps, denoisingEnd);
+        schedule = ApplyDenoisingEnd(schedule, denoisingEnd);
         var loop = PipelineSteps.GuidedLoop(Unet, cfg, guidanceScale, guidanceRescale, total, current.dtype, crossAttentionKwargs);
-        current = loop.Run(LoopContext(timesteps, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
+        current = loop.Run(LoopContext(schedule, current, embeds, unetTimeIds, cfg ? negativeAddTimeIds : null, cfg, eta, gens,
             callbackOnStepEnd, progress, cancellationToken, imageEmbeds));
 
         // 9. decode (upcast when force_upcast) and postprocess

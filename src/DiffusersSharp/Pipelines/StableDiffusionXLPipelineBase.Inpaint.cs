@@ -10,11 +10,14 @@ public abstract partial class StableDiffusionXLPipelineBase
     /// <c>prepare_latents</c> with <c>return_noise</c> (for a 4-channel UNet also the image latents; with
     /// <paramref name="denoisingStart"/> the loop starts from the image latents themselves: an alias of them, since the loop
     /// frees the latents it starts from and the 4-channel blend still reads the image latents), then the mask resized to the
-    /// latents and the masked image latents, repeated to the batch and doubled for guidance.
+    /// latents and the masked image latents (<paramref name="maskedImage"/> encoded, or taken as they are when
+    /// <paramref name="maskedImageIsLatents"/>: the caller's <c>masked_image_latents</c>), repeated to the batch and doubled
+    /// for guidance.
     /// </summary>
     private protected (Tensor? ImageLatents, Tensor Noise, Tensor Current, Tensor Mask, Tensor? MaskedImageLatents) InpaintLatentsAndMask(
         Tensor initImage, Tensor maskCondition, Tensor? maskedImage, Tensor? latents, double strength, double? denoisingStart,
-        Tensor latentTimestep, int total, int h, int w, bool cfg, IReadOnlyList<Generator>? gens, ScalarType dtype, Device device)
+        Tensor latentTimestep, int total, int h, int w, bool cfg, IReadOnlyList<Generator>? gens, ScalarType dtype, Device device,
+        bool maskedImageIsLatents = false)
     {
         int vsf = VaeScaleFactor;
         string name = ClassName;
@@ -34,8 +37,9 @@ public abstract partial class StableDiffusionXLPipelineBase
         mask = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(name, mask, total, "masks"), cfg);
         Tensor? maskedImageLatents = null;
         if (maskedImage is not null)
-            maskedImageLatents = PipelineSteps.ForGuidance(
-                PipelineSteps.RepeatToBatch(name, EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images"), cfg);
+            maskedImageLatents = PipelineSteps.ForGuidance(PipelineSteps.RepeatToBatch(name, maskedImageIsLatents
+                ? maskedImage.to(dtype, device)
+                : EncodeVaeImage(maskedImage.to(dtype, device), gens, "vae_encode_1"), total, "images"), cfg);
         if (unetChannels == 9)
             PipelineSteps.CheckInpaintChannels(name, unetChannels, Vae.LatentChannels, mask, maskedImageLatents
                 ?? throw new DiffusersException($"{name}: a 9-channel inpainting UNet needs the masked image; pass an image, not latents"));

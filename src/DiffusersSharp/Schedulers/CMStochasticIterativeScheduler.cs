@@ -58,6 +58,9 @@ public sealed class CMStochasticIterativeScheduler : SchedulerBase<CMStochasticI
     /// <summary>diffusers' <c>step_index</c>: the index of the next step in <see cref="SchedulerBase.Timesteps"/>; null before the first.</summary>
     public int? StepIndex => _stepIndex;
 
+    /// <inheritdoc/>
+    public override bool AcceptsCustomTimesteps => true;
+
     /// <summary>diffusers' <c>custom_timesteps</c>: the last <c>SetTimesteps</c> was given timesteps.</summary>
     public bool CustomTimesteps { get; private set; }
 

@@ -34,6 +34,9 @@ public sealed class DDPMScheduler : SchedulerBase<DDPMScheduler, DDPMSchedulerCo
     /// <summary>Reads <see cref="StepOptions.Generators"/> (and <see cref="StepOptions.VarianceNoise"/>).</summary>
     public override IReadOnlySet<string> StepArguments => GeneratorOnly;
 
+    /// <inheritdoc/>
+    public override bool AcceptsCustomTimesteps => true;
+
     /// <summary>True after <see cref="SchedulerBase.SetTimesteps(IReadOnlyList{long}, Device?)"/>.</summary>
     public bool CustomTimesteps { get; private set; }
 

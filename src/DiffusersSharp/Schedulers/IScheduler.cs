@@ -61,6 +61,13 @@ public interface IScheduler : IDisposable
     /// <summary>Sets the discrete timesteps of the loop (diffusers' <c>set_timesteps(num_inference_steps, device)</c>).</summary>
     void SetTimesteps(int numInferenceSteps, Device? device = null);
 
+    /// <summary>
+    /// Whether <see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/> takes custom timesteps (diffusers' class has a
+    /// <c>timesteps</c> argument in <c>set_timesteps</c>: DDPM, LCM, CMStochasticIterative), what the pipelines'
+    /// <c>retrieve_timesteps</c> asks before passing them.
+    /// </summary>
+    bool AcceptsCustomTimesteps => false;
+
     /// <summary>Custom timesteps (descending), where the diffusers class accepts them; others throw.</summary>
     void SetTimesteps(IReadOnlyList<long> timesteps, Device? device = null);
 

@@ -41,6 +41,9 @@ public sealed class LCMScheduler : SchedulerBase<LCMScheduler, LCMSchedulerConfi
     /// the first step.
     /// </summary>
     public int? StepIndex => _stepIndex;
+    /// <inheritdoc/>
+    public override bool AcceptsCustomTimesteps => true;
+
     /// <summary>diffusers' <c>custom_timesteps</c>: the timesteps were passed explicitly to SetTimesteps.</summary>
     public bool CustomTimesteps { get; private set; }
     /// <summary>

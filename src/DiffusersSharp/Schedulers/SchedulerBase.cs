@@ -194,6 +194,10 @@ public abstract partial class SchedulerBase : IScheduler
         SetTimestepsCore(timesteps, device);
     }
 
+    /// <inheritdoc/>
+    /// <remarks>False here; the classes that override <see cref="SetTimestepsCore(IReadOnlyList{long}, Device?)"/> say true.</remarks>
+    public virtual bool AcceptsCustomTimesteps => false;
+
     /// <summary>The class's custom timesteps (<see cref="SetTimesteps(IReadOnlyList{long}, Device?)"/>); refused unless it accepts them.</summary>
     protected virtual void SetTimestepsCore(IReadOnlyList<long> timesteps, Device? device) =>
         throw new DiffusersException($"{ClassName} does not accept custom timesteps (diffusers' set_timesteps(timesteps=...)); pass a number of inference steps");

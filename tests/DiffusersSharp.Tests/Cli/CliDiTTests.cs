@@ -53,17 +53,7 @@ public class CliDiTTests
         string ddpm = Golden.Path("tiny-ddpm");
         var (code, _, stderr) = CliRun.Run(["generate", "-m", ddpm, "--class-label", "1", "--steps", "1", "-o", dir.File("o.png")]);
         Assert.Equal(CliApp.UserError, code);
-        Assert.Contains($"--class-label applies to class-conditional DiT models (DiTPipeline); {ddpm} is a DDPMPipeline", stderr);
-        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
-    }
-
-    [Fact]
-    public void AConsistencyModelFolderIsRefusedAsNotSupportedYet()
-    {
-        using var dir = new TempDir();
-        var (code, _, stderr) = CliRun.Run(["generate", "-m", Golden.Path("tiny-consistency"), "--steps", "1", "-o", dir.File("o.png")]);
-        Assert.Equal(CliApp.UserError, code);
-        Assert.Contains("ConsistencyModelPipeline is not supported by 'generate' yet (supported: DDPMPipeline, DDIMPipeline)", stderr);
+        Assert.Contains($"--class-label applies to class-conditional models (DiTPipeline, ConsistencyModelPipeline); {ddpm} is a DDPMPipeline", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 }

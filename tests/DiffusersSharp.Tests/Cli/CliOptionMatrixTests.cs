@@ -17,7 +17,8 @@ namespace DiffusersSharp.Tests.Cli;
 /// are the pipelines the command runs: DDPMPipeline (tiny-ddpm), DDIMPipeline (tiny-ddpm with a DDIM scheduler),
 /// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd, the
 /// x4 upscaler (tiny-sd-upscale, an 8x8 --image), InstructPix2Pix (tiny-sd-instruct-pix2pix) and the Stable Diffusion
-/// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps;
+/// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps,
+/// and ConsistencyModelPipeline (tiny-consistency, 8x8, one step of class 3);
 /// the IP-Adapter options with the tiny adapter of tests/golden/ip-adapter.
 /// </summary>
 public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
@@ -27,6 +28,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     private static string Upscaler => Golden.Path("tiny-sd-upscale");
     private static string Pix2Pix => Golden.Path("tiny-sd-instruct-pix2pix");
     private static string ControlNet => Golden.Path("tiny-sd-controlnet");
+    private static string Consistency => Golden.Path("tiny-consistency");
     private static string SdAdapter => T2IAdapterGoldenTests.Folder("sd-full");
     private string Init => images.Init;
     private string Mask => images.Mask;
@@ -46,6 +48,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "inpaint" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--mask", Mask, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "upscale" => ["-m", Upscaler, "--prompt", "a cat", "--image", LowRes, "--steps", "2", "--seed", "0"],
         "pix2pix" => ["-m", Pix2Pix, "--prompt", "make it snowy", "--init-image", Init, "--steps", "2", "--seed", "0"],
+        "consistency" => ["-m", Consistency, "--class-label", "3", "--steps", "1", "--seed", "0"],
         "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         _ => throw new ArgumentException(kind),
     };
@@ -66,7 +69,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         for (int i = 0; i < baseArgs.Length; i++)
         {
             bool flag = baseArgs[i].StartsWith('-');
-            bool overridden = flag && args.Contains(baseArgs[i]);
+            // --timesteps replaces the base's --steps (the two cannot be combined)
+            bool overridden = flag && (args.Contains(baseArgs[i]) || baseArgs[i] == "--steps" && args.Contains("--timesteps"));
             if (overridden) { i++; continue; }
             all.Add(baseArgs[i]);
         }
@@ -130,12 +134,21 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img", "--guidance-rescale", "1", "--guidance", "15", "vs", "--guidance", "15")]
     [InlineData("txt2img", "--clip-skip", "1")]
     [InlineData("txt2img", "--freeu", "0.9,0.2,1.2,1.4")]
+    [InlineData("consistency", "--steps", "2")]
+    [InlineData("consistency", "--seed", "1")]
+    [InlineData("consistency", "--timesteps", "22,0")]
+    [InlineData("consistency", "--class-label", "7")]
+    [InlineData("consistency", "--scheduler-config", "sigma_max=20")]
     [InlineData("img2img", "--freeu", "0.9,0.2,1.2,1.4")]
     [InlineData("inpaint", "--freeu", "0.9,0.2,1.2,1.4")]
     [InlineData("img2img", "--clip-skip", "1")]
     [InlineData("inpaint", "--clip-skip", "1")]
     [InlineData("img2img", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
     [InlineData("inpaint", "--strength", "0.5", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("txt2img", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("img2img", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("inpaint", "--scheduler", "ddpm", "--timesteps", "999,299", "vs", "--scheduler", "ddpm", "--steps", "2")]
+    [InlineData("adapter", "--scheduler", "lcm", "--timesteps", "999,299", "vs", "--scheduler", "lcm", "--steps", "2")]
     [InlineData("upscale", "--steps", "3")]
     [InlineData("pix2pix", "--steps", "3")]
     [InlineData("adapter", "--steps", "2")]
@@ -210,6 +223,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("upscale")]
     [InlineData("pix2pix")]
     [InlineData("adapter")]
+    [InlineData("consistency")]
     public void Bf16DiffersFromFp32WithinTolerance(string kind)
     {
         using var dir = new TempDir();
@@ -264,6 +278,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("pix2pix", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
     [InlineData("adapter", new[] { "--batch", "2" }, new long[] { 2, 32, 32, 3 })]
     [InlineData("adapter", new[] { "--width", "48", "--height", "16" }, new long[] { 1, 16, 48, 3 })]
+    [InlineData("consistency", new[] { "--batch", "2" }, new long[] { 2, 8, 8, 3 })]
+    [InlineData("consistency", new[] { "--class-label", "1", "--class-label", "2", "--class-label", "3" }, new long[] { 3, 8, 8, 3 })]
     public void OptionShapesTheOutput(string kind, string[] option, long[] shape)
     {
         using var dir = new TempDir();
@@ -297,6 +313,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("upscale", "StableDiffusionUpscalePipeline · DDIMScheduler · 2 steps · batch 1 · guidance 9 · noise level 20")]
     [InlineData("pix2pix", "StableDiffusionInstructPix2PixPipeline · EulerAncestralDiscreteScheduler · 2 steps · batch 1 · guidance 7.5 · image guidance 1.5")]
     [InlineData("adapter", "StableDiffusionAdapterPipeline · 1 T2I-Adapter(s) · EulerDiscreteScheduler · 1 steps")]
+    [InlineData("consistency", "ConsistencyModelPipeline · CMStochasticIterativeScheduler · 1 steps · batch 1 · classes 3 · seed 0 · Float32")]
     public void EachKindRunsThePipelineItsHeaderNames(string kind, string header)
     {
         using var dir = new TempDir();
@@ -382,6 +399,21 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("txt2img", "--ip-adapter-image IPIMAGE", "--ip-adapter-image needs --ip-adapter <file|org/name/[subfolder/]file>")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image nothing.png", "--ip-adapter-image: file not found: nothing.png")]
     [InlineData("txt2img", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE --ip-adapter-scale 200", "--ip-adapter-scale must be a number between -100 and 100, got 200")]
+    [InlineData("txt2img", "--timesteps 999,499 --steps 2", "--timesteps and --steps cannot be combined: the custom timesteps set the steps (one per timestep), as diffusers' timesteps replace num_inference_steps")]
+    [InlineData("txt2img", "--timesteps 999,x", "--timesteps '999,x': 'x' is not an integer timestep (expected T1,T2,... in descending order, e.g. 999,759,499,259)")]
+    [InlineData("txt2img", "--timesteps 999,499", "StableDiffusionPipeline: The current scheduler class EulerDiscreteScheduler's `set_timesteps` does not support custom timestep schedules. Please check whether you are using the correct scheduler.")]
+    [InlineData("inpaint", "--scheduler ddpm --timesteps 499,999", "StableDiffusionInpaintPipeline: timesteps: DDPMScheduler: custom timesteps must be in descending order; 999 follows 499")]
+    [InlineData("ddpm", "--timesteps 999,499", "--timesteps is not available for DDPMPipeline: diffusers 0.25.1's DDPMPipeline has no timesteps argument (use --steps)")]
+    [InlineData("consistency", "--prompt x", "ConsistencyModelPipeline takes no --prompt: it generates classes (--class-label), not from a prompt or an image")]
+    [InlineData("consistency", "--init-image INIT", "ConsistencyModelPipeline takes no --init-image: it generates classes (--class-label), not from a prompt or an image")]
+    [InlineData("consistency", "--eta 0.5", "ConsistencyModelPipeline takes no --eta: diffusers' ConsistencyModelPipeline passes no eta to the scheduler")]
+    [InlineData("consistency", "--adapter ADAPTER --adapter-image INIT", "ConsistencyModelPipeline takes no --adapter")]
+    [InlineData("consistency", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionInstructPix2PixPipeline); {MODEL} is a ConsistencyModelPipeline")]
+    [InlineData("consistency", "--timesteps 0,22", "CMStochasticIterativeScheduler: custom timesteps must be in descending order; 22 follows 0")]
+    [InlineData("upscale", "--timesteps 999,499", "StableDiffusionUpscalePipeline takes no --timesteps: it upscales --image 4x (diffusers 0.25.1's StableDiffusionUpscalePipeline has no such argument)")]
+    [InlineData("pix2pix", "--timesteps 999,499", "StableDiffusionInstructPix2PixPipeline takes no --timesteps (diffusers 0.25.1's")]
+    [InlineData("img2img", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetImg2ImgPipeline: diffusers 0.25.1's StableDiffusionControlNetImg2ImgPipeline has no timesteps argument (use --steps)")]
+    [InlineData("inpaint", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetInpaintPipeline: diffusers 0.25.1's StableDiffusionControlNetInpaintPipeline has no timesteps argument (use --steps)")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();

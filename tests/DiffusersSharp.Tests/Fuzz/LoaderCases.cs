@@ -8,8 +8,8 @@ using TorchSharp;
 namespace DiffusersSharp.Tests.Fuzz;
 
 /// <summary>
-/// Seeded fuzz cases through the library loaders: ConsistencyModelPipeline (tiny-consistency, which <c>generate</c>
-/// does not run) and the configs of the new schedulers (IPNDM, DDIM inverse, DPM-Solver multistep inverse,
+/// Seeded fuzz cases through the library loaders: ConsistencyModelPipeline (tiny-consistency, through
+/// <c>ConsistencyModelPipeline.FromPretrained</c>) and the configs of the new schedulers (IPNDM, DDIM inverse, DPM-Solver multistep inverse,
 /// CMStochasticIterative), each loaded from a <c>scheduler_config.json</c> and stepped 3 times; also the new
 /// scheduler classes through <c>generate --scheduler … --scheduler-config …</c> (<see cref="SchedulerOptions"/>).
 /// </summary>
