@@ -38,10 +38,10 @@ public static class MemoryPipelinesBench
         "ddpm",
         .. SchedulerAliases.Aliases.Keys.Select(a => "sd-" + a),
         "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
-        "sd-instruct-pix2pix", "sd-adapter",
+        "sd-instruct-pix2pix", "sd-adapter", "sd-ip-adapter",
         "sd-lora", "sd-lora-fused", "sd-textual-inversion", "sd-taesd", "sd-taesd-previews",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
-        "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet",
+        "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet", "sdxl-ip-adapter",
         "service", "service-mixed", "service-sdxl", "image-generator",
         "train",
     ];
@@ -143,6 +143,17 @@ public static class MemoryPipelinesBench
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, [edges], Size, Size, n, 7.5, "", seed: 0, progress: soak));
                 return;
             }
+            case "sd-ip-adapter":
+            {
+                // the plus adapter: the image encoder's hidden states (and a zeros image's) and the Resampler every call
+                using var pipe = StableDiffusionPipeline.FromPretrained(G("tiny-sd"));
+                pipe.LoadIPAdapter(G("ip-adapter"), "", "ip-adapter-plus.safetensors");
+                pipe.SetIPAdapterScale(0.6);
+                var face = Img("ip-adapter/ip-image.png");
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, "", 7.5, height: Size, width: Size, numInferenceSteps: n, seed: 0, progress: soak,
+                    ipAdapterImage: face));
+                return;
+            }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
             {
                 using var folder = path == "sd-inpaint" ? InpaintFolder() : null;
@@ -221,7 +232,7 @@ public static class MemoryPipelinesBench
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, init, mask, [edges], strength: 0.9, numInferenceSteps: n, seed: 0, progress: soak));
                 return;
             }
-            case "sdxl" or "sdxl-dpm++2m" or "sdxl-no-cfg" or "sdxl-lora":
+            case "sdxl" or "sdxl-dpm++2m" or "sdxl-no-cfg" or "sdxl-lora" or "sdxl-ip-adapter":
             {
                 using var pipe = StableDiffusionXLPipeline.FromPretrained(G("tiny-sdxl"));
                 using var loaded = pipe.Scheduler;   // a replaced scheduler is the caller's
@@ -234,9 +245,17 @@ public static class MemoryPipelinesBench
                     pipe.SetAdapters(["a", "b"], [0.7, 0.5]);
                     kwargs = new CrossAttentionOptions { Scale = 0.9 };
                 }
+                Image? face = null;
+                if (path == "sdxl-ip-adapter")
+                {
+                    // the SDXL-width plus adapter on the tiny encoder (as IPAdapterSdxlPipelineTests assemble it)
+                    pipe.ImageEncoder = CLIPVisionModelWithProjection.FromPretrained(G("ip-adapter/image_encoder"));
+                    pipe.LoadIPAdapter(G("ip-adapter"), "sdxl", "ip-adapter-sdxl-plus.safetensors");
+                    face = Img("ip-adapter/ip-image.png");
+                }
                 double guidance = path == "sdxl-no-cfg" ? 1.0 : 5.0;
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, height: Size, width: Size, numInferenceSteps: n, guidanceScale: guidance,
-                    negativePrompt: "blurry", seed: 0, progress: soak, crossAttentionKwargs: kwargs));
+                    negativePrompt: "blurry", seed: 0, progress: soak, crossAttentionKwargs: kwargs, ipAdapterImage: face));
                 return;
             }
             case "sdxl-img2img" or "sdxl-refiner":
