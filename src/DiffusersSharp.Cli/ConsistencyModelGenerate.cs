@@ -47,7 +47,8 @@ internal static class ConsistencyModelGenerate
             throw new UserException($"--class-label: {folder}'s UNet is not class-conditional (its config has no num_class_embeds)");
         SchedulerSelection.Swap(pipe.Scheduler, r.Scheduler, r.SchedulerConfig, s => pipe.Scheduler = s);
         int steps = timesteps?.Length ?? r.Steps ?? pipe.DefaultNumInferenceSteps;
-        string classes = labels is not null ? string.Join(", ", labels) : pipe.Unet.Config.NumClassEmbeds is not null ? "drawn from the seed" : "none";
+        string classes = labels is not null ? string.Join(", ", labels) : pipe.Unet.Config.NumClassEmbeds is null ? "none"
+            : r.Seed is null ? "drawn at random" : "drawn from the seed";
         ctx.Out.WriteLine($"{pipe.ClassName} · {pipe.Scheduler.ClassName} · {steps} steps{(timesteps is null ? "" : $" (timesteps {string.Join(", ", timesteps)})")} · batch {batch} · classes {classes} · seed {(r.Seed?.ToString(CultureInfo.InvariantCulture) ?? "random")} · {pipe.Unet.DType}");
         return NativeFailures.During($"generating with {folder} (--batch {batch}, {steps} steps)", () =>
             ProgressDisplay.Run(ctx, steps, progress => pipe.Generate(batch, labels, timesteps is null ? steps : null, timesteps,

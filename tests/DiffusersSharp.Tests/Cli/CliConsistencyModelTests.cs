@@ -49,6 +49,16 @@ public class CliConsistencyModelTests
         Tol.Close(actual, expected, 1e-4, run + "/images");
     }
 
+    /// <summary>Without --seed the labels are drawn at random too, and the header says so (not "from the seed").</summary>
+    [Fact]
+    public void WithoutASeedTheHeaderSaysTheClassesAreDrawnAtRandom()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = CliRun.Run(["generate", "-m", Model, "--batch", "2", "-o", dir.File("random.npy")]);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("ConsistencyModelPipeline · CMStochasticIterativeScheduler · 1 steps · batch 2 · classes drawn at random · seed random · Float32", stdout);
+    }
+
     /// <summary>One --class-label is used for every image of --batch: the images of the same labels given one per image.</summary>
     [Fact]
     public void OneClassLabelIsUsedForEveryImageOfTheBatch()
