@@ -65,11 +65,13 @@ internal static class IPAdapterSupport
     {
         if (image.IsNone) return null;
         var projection = Projection(className, unet);
+        if (embedsOnly && projection.TakesHiddenStates)
+            throw new DiffusersException($"{className}: the loaded IP-Adapter's {projection.GetType().Name} reads the image encoder's hidden states, and diffusers 0.25.1's {className} gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or {StableDiffusionControlNetPipeline.Name}");
         var enc = encoder ?? throw new DiffusersException($"{className}: ipAdapterImage needs an image encoder (ImageEncoder is null)");
         using var scope = torch.NewDisposeScope();
         var pixels = image.Tensor is { } t ? t : (featureExtractor ?? new CLIPImageProcessor()).Preprocess(image.Images!);
         Tensor positive, negative;
-        if (projection.TakesHiddenStates && !embedsOnly)
+        if (projection.TakesHiddenStates)
         {
             using var o = enc.Forward(pixels, outputHiddenStates: true);
             using var z = enc.Forward(torch.zeros_like(pixels), outputHiddenStates: true);
@@ -138,23 +140,12 @@ internal static class IPAdapterComponents
         return (encoder, featureExtractor);
     }
 
-    /// <summary>Gives <paramref name="pipeline"/> (an SD or SDXL pipeline; others have no IP-Adapter) what <see cref="Load"/> loaded.</summary>
+    /// <summary>Gives <paramref name="pipeline"/> (an SD or SDXL pipeline: <see cref="IIPAdapterPipeline"/>) what <see cref="Load"/> loaded.</summary>
     public static T Attach<T>(T pipeline, CLIPVisionModelWithProjection? encoder, CLIPImageProcessor? featureExtractor)
+        where T : IIPAdapterPipeline
     {
-        switch (pipeline)
-        {
-            case StableDiffusionPipelineBase sd:
-                sd.ImageEncoder = encoder;
-                sd.FeatureExtractor = featureExtractor;
-                break;
-            case StableDiffusionXLPipelineBase xl:
-                xl.ImageEncoder = encoder;
-                xl.FeatureExtractor = featureExtractor;
-                break;
-            default:
-                if (encoder is not null) throw new InvalidOperationException($"{typeof(T).Name} takes no image_encoder");
-                break;
-        }
+        pipeline.ImageEncoder = encoder;
+        pipeline.FeatureExtractor = featureExtractor;
         return pipeline;
     }
 }

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace DiffusersSharp.Pipelines;
 
-public abstract partial class StableDiffusionPipelineBase
+public abstract partial class StableDiffusionPipelineBase : IIPAdapterPipeline
 {
     /// <summary>
     /// diffusers' <c>image_encoder</c>: the CLIP vision model of IP-Adapter (set by <see cref="LoadIPAdapter"/> when
@@ -43,12 +43,6 @@ public abstract partial class StableDiffusionPipelineBase
     /// <c>output_hidden_states</c> (ControlNet img2img), so the image embeds go to every adapter, and one whose projection
     /// reads hidden states, which diffusers then fails on with a shape error, is refused here with a message.
     /// </summary>
-    private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg, bool embedsOnly = false)
-    {
-        if (image.IsNone) return null;
-        var projection = IPAdapterSupport.Projection(ClassName, Unet);
-        if (embedsOnly && projection.TakesHiddenStates)
-            throw new DiffusersException($"{ClassName}: the loaded IP-Adapter's {projection.GetType().Name} reads the image encoder's hidden states, and diffusers 0.25.1's {ClassName} gives it the image embeds only (encode_image without output_hidden_states): use an adapter with an ImageProjection (ip-adapter_sd15), or {StableDiffusionControlNetPipeline.Name}");
-        return IPAdapterSupport.Encode(ClassName, Unet, ImageEncoder, FeatureExtractor, image, numImagesPerPrompt, cfg, embedsOnly);
-    }
+    private protected Tensor? EncodeIPAdapterImage(ImageInput image, int numImagesPerPrompt, bool cfg, bool embedsOnly = false) =>
+        IPAdapterSupport.Encode(ClassName, Unet, ImageEncoder, FeatureExtractor, image, numImagesPerPrompt, cfg, embedsOnly);
 }

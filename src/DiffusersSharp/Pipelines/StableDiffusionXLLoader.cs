@@ -33,7 +33,7 @@ internal static class StableDiffusionXLLoader
     /// models and scheduler are disposed.
     /// </summary>
     public static TPipeline Load<TPipeline>(string idOrPath, LoadOptions? options, string className, string[] acceptedClasses,
-        Func<Loaded, TPipeline> create)
+        Func<Loaded, TPipeline> create) where TPipeline : IIPAdapterPipeline
     {
         options ??= LoadOptions.Default;
         string folder = PipelinePaths.Resolve(idOrPath, options);

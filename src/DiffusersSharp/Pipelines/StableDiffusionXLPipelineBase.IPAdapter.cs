@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace DiffusersSharp.Pipelines;
 
-public abstract partial class StableDiffusionXLPipelineBase
+public abstract partial class StableDiffusionXLPipelineBase : IIPAdapterPipeline
 {
     /// <summary>
     /// diffusers' <c>image_encoder</c>: the CLIP vision model of IP-Adapter (h94/IP-Adapter's <c>sdxl_models/image_encoder</c>
