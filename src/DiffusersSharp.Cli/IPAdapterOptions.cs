@@ -91,27 +91,19 @@ public sealed class IPAdapterOptions
     /// pipeline's <c>ipAdapterImage</c> (none without <c>--ip-adapter</c>). A Hub id is fetched at its <c>@revision</c> into
     /// <paramref name="cacheDir"/> (null: the environment's cache).
     /// </summary>
-    public static ImageInput Apply(CliContext ctx, Values v, StableDiffusionPipelineBase pipe, string? cacheDir) =>
-        Apply(ctx, v, pipe, pipe.LoadIPAdapter, pipe.SetIPAdapterScale, () => pipe.Unet, cacheDir);
-
-    /// <summary>The same for an SDXL pipeline (h94/IP-Adapter/sdxl_models/ip-adapter_sdxl.safetensors).</summary>
-    public static ImageInput Apply(CliContext ctx, Values v, StableDiffusionXLPipelineBase pipe, string? cacheDir) =>
-        Apply(ctx, v, pipe, pipe.LoadIPAdapter, pipe.SetIPAdapterScale, () => pipe.Unet, cacheDir);
-
-    private static ImageInput Apply<TPipe>(CliContext ctx, Values v, TPipe pipe, Action<string, string?, string, LoadOptions?> load,
-        Action<double> setScale, Func<UNet2DConditionModel> unet, string? cacheDir)
+    public static ImageInput Apply(CliContext ctx, Values v, IIPAdapterPipeline pipe, string? cacheDir)
     {
         if (v.Adapter is not { } arg) return default;
         var image = InputImage.Load(v.Image!, "--ip-adapter-image");
         var (pathOrId, subfolder, weightName, revision) = Source(arg);
         WeightSource.Load("--ip-adapter", arg, () =>
         {
-            load(pathOrId, subfolder, weightName, WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn));
+            pipe.LoadIPAdapter(pathOrId, subfolder, weightName, WeightSource.LoadOptionsFor(revision, cacheDir, ctx.Warn));
             return pipe;
         });
         double scale = v.Scale ?? 1.0;
-        if (v.Scale is not null) setScale(scale);
-        ctx.Out.WriteLine($"ip-adapter: {arg} ({unet().IPAdapterImageProjection!.GetType().Name}, scale {scale.ToString(CultureInfo.InvariantCulture)}), image {v.Image}");
+        if (v.Scale is not null) pipe.SetIPAdapterScale(scale);
+        ctx.Out.WriteLine($"ip-adapter: {arg} ({pipe.IPAdapterImageProjection!.GetType().Name}, scale {scale.ToString(CultureInfo.InvariantCulture)}), image {v.Image}");
         return image;
     }
 

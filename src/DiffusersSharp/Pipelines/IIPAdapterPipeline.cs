@@ -22,4 +22,7 @@ public interface IIPAdapterPipeline
 
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
     void SetIPAdapterScale(double scale);
+
+    /// <summary>The loaded adapter's image projection (the UNet's <see cref="UNet2DConditionModel.IPAdapterImageProjection"/>), or null when none is loaded.</summary>
+    IImageProjection? IPAdapterImageProjection { get; }
 }

@@ -34,6 +34,9 @@ public abstract partial class StableDiffusionPipelineBase : IIPAdapterPipeline
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
     public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
 
+    /// <inheritdoc/>
+    public IImageProjection? IPAdapterImageProjection => Unet.IPAdapterImageProjection;
+
     /// <summary>
     /// diffusers' <c>encode_image</c> and its use in <c>__call__</c>: the image through <see cref="FeatureExtractor"/> and
     /// <see cref="ImageEncoder"/>; the image embeds (zeros for the negative) or, for adapters that read hidden states, the

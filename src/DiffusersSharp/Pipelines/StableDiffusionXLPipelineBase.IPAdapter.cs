@@ -32,6 +32,9 @@ public abstract partial class StableDiffusionXLPipelineBase : IIPAdapterPipeline
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
     public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
 
+    /// <inheritdoc/>
+    public IImageProjection? IPAdapterImageProjection => Unet.IPAdapterImageProjection;
+
     /// <summary>
     /// diffusers' <c>encode_image</c> and its use in the SDXL <c>__call__</c>s (the same as Stable Diffusion's): with
     /// guidance [negative; positive]; the loop passes them as <c>added_cond_kwargs["image_embeds"]</c> next to
