@@ -8,7 +8,8 @@ namespace DiffusersSharp.Imaging;
 /// <summary>
 /// transformers' <c>CLIPImageProcessor</c> (image_processing_clip.py, 4.36): RGB, the shortest edge resized to
 /// <see cref="ShortestEdge"/> (the long edge <c>int(size · long / short)</c>) with Pillow's filter, a centre crop of
-/// <see cref="CropHeight"/> × <see cref="CropWidth"/> (top/left <c>(size − crop) // 2</c>), rescaled by
+/// <see cref="CropHeight"/> × <see cref="CropWidth"/> (top/left <c>(size − crop) // 2</c>; an image smaller than the crop
+/// padded with zeros first, as transformers pads it), rescaled by
 /// <see cref="RescaleFactor"/> (in double, then float32) and normalised <c>(x − mean) / std</c> in float32; pixel values
 /// [N, 3, crop height, crop width]. Defaults are transformers' (OpenAI CLIP's mean and std, 224, bicubic).
 /// </summary>
@@ -145,18 +146,29 @@ public sealed class CLIPImageProcessor
                 throw new DiffusersException($"CLIPImageProcessor: the image {image.Width}x{image.Height} is too narrow to resize its shortest edge to {ShortestEdge}");
             im = portrait ? ImageResize.Resize(im, ShortestEdge, newLong, Resample) : ImageResize.Resize(im, newLong, ShortestEdge, Resample);
         }
-        if (DoCenterCrop)
-        {
-            int top = FloorHalf(im.Height - CropHeight), left = FloorHalf(im.Width - CropWidth);
-            if (top < 0 || left < 0)
-                throw new DiffusersException(
-                    $"CLIPImageProcessor: the image is {im.Width}x{im.Height} after resizing, smaller than the crop {CropWidth}x{CropHeight} (transformers pads it with zeros, which is not ported)");
-            im = ImageResize.Crop(im, left, top, left + CropWidth, top + CropHeight);
-        }
+        if (DoCenterCrop) im = CenterCrop(im, CropWidth, CropHeight);
         return im;
     }
 
     private static int FloorHalf(int v) => (int)Math.Floor(v / 2.0);
+
+    /// <summary>
+    /// transformers' <c>image_transforms.center_crop</c>: the box of the crop's size whose top/left is
+    /// <c>(size − crop) // 2</c>; where the image is smaller than the crop in a dimension, it is first padded with zeros
+    /// (black) to the crop's size in that dimension, placed <c>ceil((crop − size) / 2)</c> from the top/left, so the result
+    /// is always <paramref name="cropWidth"/> × <paramref name="cropHeight"/>.
+    /// </summary>
+    internal static Image CenterCrop(Image image, int cropWidth, int cropHeight)
+    {
+        int top = FloorHalf(image.Height - cropHeight), left = FloorHalf(image.Width - cropWidth);
+        if (top >= 0 && left >= 0) return ImageResize.Crop(image, left, top, left + cropWidth, top + cropHeight);
+        int newW = Math.Max(cropWidth, image.Width), newH = Math.Max(cropHeight, image.Height);
+        int padLeft = (newW - image.Width + 1) / 2, padTop = (newH - image.Height + 1) / 2;
+        var canvas = new byte[(long)newW * newH * 3];
+        ImageResize.Paste(canvas, newW, newH, image, padLeft, padTop);
+        // after padding, the box starts at (size − crop) // 2 + pad: 0 in a padded dimension
+        return ImageResize.Crop(new Image(newW, newH, 3, canvas), left + padLeft, top + padTop, left + padLeft + cropWidth, top + padTop + cropHeight);
+    }
 
     /// <summary>
     /// transformers' <c>processor(images, return_tensors="pt").pixel_values</c>: [N, 3, H, W] float32. Every image must

@@ -43,6 +43,36 @@ public class CLIPImageProcessorTests
         Assert.Equal((224, 224), (im.Width, im.Height));
     }
 
+    /// <summary>
+    /// An image narrower than the crop is padded with zeros as transformers' <c>center_crop</c> pads it (before the rescale,
+    /// so a padded value is (0 − mean) / std): a 5×9 image cropped to 8×6 keeps rows 1…6 (top (9 − 6) // 2) and sits
+    /// ceil((8 − 5) / 2) = 2 columns from the left, black columns 0, 1 and 7.
+    /// </summary>
+    [Fact]
+    public void AnImageSmallerThanTheCropIsPaddedWithZerosAsTransformersPadsIt()
+    {
+        const int w = 5, h = 9;
+        var px = new byte[w * h * 3];
+        for (int i = 0; i < px.Length; i++) px[i] = (byte)(1 + i % 250);
+        var image = new Image(w, h, 3, px);
+        var p = new CLIPImageProcessor { DoResize = false, CropWidth = 8, CropHeight = 6 };
+        var im = p.ResizeAndCrop(image);
+        Assert.Equal((8, 6), (im.Width, im.Height));
+        for (int y = 0; y < 6; y++)
+            for (int x = 0; x < 8; x++)
+                for (int c = 0; c < 3; c++)
+                    Assert.Equal(x is >= 2 and < 2 + w ? image[x - 2, y + 1, c] : (byte)0, im[x, y, c]);
+        // both dimensions smaller: 3×2 in 6×5, at ceil(3 / 2) = 2 columns and ceil(3 / 2) = 2 rows
+        var small = new Image(3, 2, 3, [.. Enumerable.Range(1, 18).Select(v => (byte)v)]);
+        var padded = new CLIPImageProcessor { DoResize = false, CropWidth = 6, CropHeight = 5 }.ResizeAndCrop(small);
+        for (int y = 0; y < 5; y++)
+            for (int x = 0; x < 6; x++)
+                Assert.Equal(x is >= 2 and < 5 && y is >= 2 and < 4 ? small[x - 2, y - 2, 0] : (byte)0, padded[x, y, 0]);
+        using var pixels = p.Preprocess([image]);
+        Assert.Equal(new long[] { 1, 3, 6, 8 }, pixels.shape);
+        Assert.Equal((float)((0 - (float)p.ImageMean[1]) / (float)p.ImageStd[1]), pixels[0, 1, 3, 0].item<float>());
+    }
+
     [Fact]
     public void ABadSizeKeyIsAnErrorNamingTheFileAndKey()
     {
