@@ -6,8 +6,9 @@ using static TorchSharp.torch;
 namespace DiffusersSharp.Pipelines;
 
 /// <summary>
-/// The denoising loop every pipeline shares: for each timestep, <see cref="PredictNoise"/> (the pipeline's model call),
-/// <c>scheduler.Step</c> from <see cref="StepSample"/> with the context's <see cref="DenoisingContext.StepOptions"/>, <see cref="AfterStep"/>, a check
+/// The denoising loop every pipeline shares: for each timestep, <see cref="StepLatents"/> (<see cref="PredictNoise"/>, the
+/// pipeline's model call, then <c>scheduler.Step</c> from <see cref="StepSample"/> with the context's
+/// <see cref="DenoisingContext.StepOptions"/>), <see cref="AfterStep"/>, a check
 /// that the new latents are finite, then the step-end callback and the progress report. A pipeline adds its difference
 /// by overriding those methods (classifier-free guidance, inpainting's extra channels and blend, ...), never by
 /// handing closures down. Each step's temporaries are freed with the step.
@@ -25,12 +26,7 @@ public abstract class DenoisingLoop
             var latents = ctx.Latents;
             using (var scope = torch.NewDisposeScope())
             {
-                var t = ctx.Timesteps[i];
-                var noisePred = PredictNoise(ctx, i, t, latents);
-                Tensor next;
-                using (var output = ctx.Scheduler.Step(noisePred, values[i], StepSample(ctx, i, latents), ctx.StepOptions))
-                    next = output.PrevSample;
-                next = AfterStep(ctx, i, next);
+                var next = AfterStep(ctx, i, StepLatents(ctx, i, ctx.Timesteps[i], latents));
                 CheckFinite(ctx, i, next);
                 ctx.Record("latents_after_step", i, next);
                 ctx.Tensors[DenoisingContext.LatentsKey] = next.MoveToOuterDisposeScope();
@@ -40,6 +36,17 @@ public abstract class DenoisingLoop
             ctx.Progress?.Report(new PipelineProgress(i + 1, values.Count, values[i], clock.Elapsed));
         }
         return ctx.Latents;
+    }
+
+    /// <summary>
+    /// The latents after step <paramref name="step"/>: <see cref="PredictNoise"/>, then the context's scheduler steps from
+    /// <see cref="StepSample"/>. MultiDiffusion's loop overrides it (a scheduler step per batch of windows, then their mean).
+    /// </summary>
+    protected virtual Tensor StepLatents(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
+    {
+        var noisePred = PredictNoise(ctx, step, timestep, latents);
+        using var output = ctx.Scheduler.Step(noisePred, ctx.TimestepValues[step], StepSample(ctx, step, latents), ctx.StepOptions);
+        return output.PrevSample;
     }
 
     /// <summary>The model's noise prediction at step <paramref name="step"/> (timestep <paramref name="timestep"/>, a 0-dim tensor).</summary>

@@ -20,6 +20,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
         [StableDiffusionUpscalePipeline.Name] = StableDiffusionUpscalePipeline.FromPretrained,
         [StableDiffusionInstructPix2PixPipeline.Name] = StableDiffusionInstructPix2PixPipeline.FromPretrained,
+        [StableDiffusionPanoramaPipeline.Name] = StableDiffusionPanoramaPipeline.FromPretrained,
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
         [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
         [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,
