@@ -33,6 +33,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionAdapterPipeline.Name => "tiny-sd",
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
             StableDiffusionInstructPix2PixPipeline.Name => "tiny-sd-instruct-pix2pix",
+            StableDiffusionPanoramaPipeline.Name => "tiny-sd",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
                 or StableDiffusionXLControlNetInpaintPipeline.Name
