@@ -72,6 +72,7 @@ public static class GenerateCommand
         var lora = LoraOptions.Create();
         var previews = PreviewOptions.Create();
         var pix2pix = InstructPix2PixOptions.Create();
+        var panorama = PanoramaOptions.Create();
 
         var cmd = new Command("generate",
             "Generate images: unconditional pipelines (DDPMPipeline, DDIMPipeline), Stable Diffusion (txt2img, --init-image for img2img, --mask for inpainting, --controlnet with --control-image, --image for the x4 upscaler) or DiT (--class-label)")
@@ -89,10 +90,11 @@ public static class GenerateCommand
         lora.AddTo(cmd);
         previews.AddTo(cmd);
         pix2pix.AddTo(cmd);
+        panorama.AddTo(cmd);
         cmd.SetAction(pr => Execute(ctx, new Request(
             pr.GetValue(model) ?? DefaultModel.Path, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(batch), pr.GetValue(output)!,
             pr.GetValue(scheduler), pr.GetValue(schedulerConfig) ?? [], pr.GetValue(eta), pr.GetValue(dtype) ?? "fp32")
-        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), DiT = dit.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Adapter = adapter.Read(pr), IPAdapter = ipAdapter.Read(pr) }));
+        { StableDiffusion = sd.Read(pr), StableDiffusionXL = sdxl.Read(pr), StableDiffusionUpscale = upscaler.Read(pr), DiT = dit.Read(pr), Upscale = pr.GetValue(upscale), Variant = pr.GetValue(variant), Revision = pr.GetValue(revision), CacheDir = pr.GetValue(cacheDir), SingleFileConfig = pr.GetValue(config), Components = components.Read(pr), ControlNet = controlnet.Read(pr), Lora = lora.Read(pr), Preview = previews.Read(pr), InstructPix2Pix = pix2pix.Read(pr), Panorama = panorama.Read(pr), Adapter = adapter.Read(pr), IPAdapter = ipAdapter.Read(pr) }));
         return cmd;
     }
 
@@ -142,6 +144,8 @@ public static class GenerateCommand
         public PreviewOptions.Values Preview { get; init; } = new();
         /// <summary>The InstructPix2Pix options.</summary>
         public InstructPix2PixOptions.Values InstructPix2Pix { get; init; } = new();
+        /// <summary>The panorama options (--panorama, --view-batch-size, --circular-padding).</summary>
+        public PanoramaOptions.Values Panorama { get; init; } = new();
     }
 
     /// <summary>
@@ -175,6 +179,7 @@ public static class GenerateCommand
         r.Lora.CheckWithoutModel();
         r.Preview.CheckWithoutModel();
         r.InstructPix2Pix.CheckWithoutModel();
+        r.Panorama.CheckWithoutModel();
         try { AtomicFile.EnsureWritable(r.Output); }
         catch (DiffusersException e) { throw new UserException($"--output: {e.Message}"); }
 

@@ -67,6 +67,8 @@ internal static class GenerateRoutes
         new StableDiffusionUpscaleOptions.Route(),
         new DiTOptions.Route(),
         new InstructPix2PixOptions.Route(),
+        new PanoramaOptions.Route(onStableDiffusion: false),
+        new PanoramaOptions.Route(onStableDiffusion: true),
         new StableDiffusionOptions.Route(),
         new ConsistencyModelGenerate.Route(),
         new UnconditionalGenerate.Route(),

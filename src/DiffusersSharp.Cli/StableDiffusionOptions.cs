@@ -177,7 +177,7 @@ public sealed class StableDiffusionOptions
         public void RefuseElsewhere(GenerateCommand.Request r, string className)
         {
             if (!Claims(className) && !StableDiffusionXLOptions.IsStableDiffusionXL(className) && className != StableDiffusionInstructPix2PixPipeline.Name
-                && r.IPAdapter.FirstGiven is { } ipOption)
+                && className != StableDiffusionPanoramaPipeline.Name && r.IPAdapter.FirstGiven is { } ipOption)
                 throw new UserException($"{ipOption} applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models ({StableDiffusionPipeline.Name}, {StableDiffusionXLPipeline.Name}, {StableDiffusionInstructPix2PixPipeline.Name}); {r.Model} is a {className}");
         }
 

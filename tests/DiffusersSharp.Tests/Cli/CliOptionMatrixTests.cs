@@ -18,7 +18,8 @@ namespace DiffusersSharp.Tests.Cli;
 /// Stable Diffusion txt2img, img2img (--init-image) and inpainting (--init-image --mask, 4-channel UNet) on tiny-sd, the
 /// x4 upscaler (tiny-sd-upscale, an 8x8 --image), InstructPix2Pix (tiny-sd-instruct-pix2pix) and the Stable Diffusion
 /// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps,
-/// and ConsistencyModelPipeline (tiny-consistency, 8x8, one step of class 3);
+/// and ConsistencyModelPipeline (tiny-consistency, 8x8, one step of class 3), StableDiffusionPanoramaPipeline (a tiny-sd copy
+/// with the scale-8 VAE of tests/golden/panorama, 16x640: three windows, one DDIM step at t = 999) and --panorama on tiny-sd (32x32);
 /// the IP-Adapter options with the tiny adapter of tests/golden/ip-adapter.
 /// </summary>
 public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
@@ -49,6 +50,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "upscale" => ["-m", Upscaler, "--prompt", "a cat", "--image", LowRes, "--steps", "2", "--seed", "0"],
         "pix2pix" => ["-m", Pix2Pix, "--prompt", "make it snowy", "--init-image", Init, "--steps", "2", "--seed", "0"],
         "consistency" => ["-m", Consistency, "--class-label", "3", "--steps", "1", "--seed", "0"],
+        "panorama" => ["-m", images.PanoramaModel, "--prompt", "a cat", "--height", "16", "--width", "640", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "sd-panorama" => ["-m", Sd, "--prompt", "a cat", "--panorama", "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         _ => throw new ArgumentException(kind),
     };
@@ -187,6 +190,18 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("pix2pix", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     [InlineData("inpaint", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE", "--ip-adapter-scale", "0.3", "vs", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
+    [InlineData("panorama", "--circular-padding")]
+    [InlineData("sd-panorama", "--circular-padding")]
+    [InlineData("panorama", "--prompt", "a dog")]
+    [InlineData("panorama", "--negative-prompt", "blurry")]
+    [InlineData("panorama", "--guidance", "2")]
+    [InlineData("panorama", "--seed", "1")]
+    [InlineData("panorama", "--steps", "2")]
+    [InlineData("panorama", "--clip-skip", "1")]
+    [InlineData("panorama", "--freeu", "0.9,0.2,1.2,1.4")]
+    [InlineData("panorama", "--scheduler", "pndm", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("panorama", "--eta", "1", "--steps", "2", "vs", "--steps", "2")]
+    [InlineData("panorama", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
     public void OptionChangesTheOutput(string kind, params string[] args)
     {
         args = args.Select(Placeholder).ToArray();
@@ -314,6 +329,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("pix2pix", "StableDiffusionInstructPix2PixPipeline · EulerAncestralDiscreteScheduler · 2 steps · batch 1 · guidance 7.5 · image guidance 1.5")]
     [InlineData("adapter", "StableDiffusionAdapterPipeline · 1 T2I-Adapter(s) · EulerDiscreteScheduler · 1 steps")]
     [InlineData("consistency", "ConsistencyModelPipeline · CMStochasticIterativeScheduler · 1 steps · batch 1 · classes 3 · seed 0 · Float32")]
+    [InlineData("panorama", "StableDiffusionPanoramaPipeline · DDIMScheduler · 1 steps · batch 1 · guidance 7.5 · 16x640 · 3 windows, 1 per call · seed 0 · Float32")]
+    [InlineData("sd-panorama", "StableDiffusionPanoramaPipeline · EulerDiscreteScheduler · 1 steps · batch 1 · guidance 7.5 · 32x32 · 1 windows, 1 per call")]
     public void EachKindRunsThePipelineItsHeaderNames(string kind, string header)
     {
         using var dir = new TempDir();
@@ -414,6 +431,22 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("pix2pix", "--timesteps 999,499", "StableDiffusionInstructPix2PixPipeline takes no --timesteps (diffusers 0.25.1's")]
     [InlineData("img2img", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetImg2ImgPipeline: diffusers 0.25.1's StableDiffusionControlNetImg2ImgPipeline has no timesteps argument (use --steps)")]
     [InlineData("inpaint", "--controlnet CONTROLNET --control-image INIT --timesteps 999,499", "--timesteps is not available for StableDiffusionControlNetInpaintPipeline: diffusers 0.25.1's StableDiffusionControlNetInpaintPipeline has no timesteps argument (use --steps)")]
+    // the panorama options: Stable Diffusion text to image (--panorama) and panorama folders only
+    [InlineData("ddpm", "--panorama", "--panorama applies to Stable Diffusion text-to-image models (StableDiffusionPipeline, StableDiffusionPanoramaPipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("upscale", "--circular-padding", "--circular-padding applies to Stable Diffusion text-to-image models (StableDiffusionPipeline, StableDiffusionPanoramaPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
+    [InlineData("pix2pix", "--view-batch-size 2", "--view-batch-size applies to Stable Diffusion text-to-image models (StableDiffusionPipeline, StableDiffusionPanoramaPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("txt2img", "--view-batch-size 2", "--view-batch-size needs --panorama (it sets how the panorama's windows run)")]
+    [InlineData("txt2img", "--circular-padding", "--circular-padding needs --panorama (it sets how the panorama's windows run)")]
+    [InlineData("txt2img", "--panorama --controlnet CONTROLNET --control-image INIT", "--controlnet is not available with --panorama (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no ControlNet or T2I-Adapter)")]
+    [InlineData("sd-panorama", "--adapter ADAPTER --adapter-image INIT", "--adapter is not available with --panorama (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no ControlNet or T2I-Adapter)")]
+    [InlineData("img2img", "--panorama", "StableDiffusionPanoramaPipeline takes no --init-image (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no such argument)")]
+    [InlineData("panorama", "--guidance-rescale 0.5", "StableDiffusionPanoramaPipeline takes no --guidance-rescale (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no such argument)")]
+    [InlineData("panorama", "--timesteps 999,499", "StableDiffusionPanoramaPipeline takes no --timesteps (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no such argument)")]
+    [InlineData("panorama", "--controlnet CONTROLNET --control-image INIT", "StableDiffusionPanoramaPipeline takes no --controlnet (diffusers 0.25.1's StableDiffusionPanoramaPipeline has no such argument)")]
+    [InlineData("panorama", "--adapter ADAPTER --adapter-image INIT", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); {MODEL} is a StableDiffusionPanoramaPipeline")]
+    [InlineData("panorama", "--view-batch-size 0", "--view-batch-size must be at least 1, got 0")]
+    [InlineData("panorama", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
+    [InlineData("panorama", "--height 576 --circular-padding", "StableDiffusionPanoramaPipeline: circular_padding with a height of 576 pixels (2 rows of windows): diffusers 0.25.1 fails")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
@@ -426,6 +459,16 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         Assert.Contains(message, stderr);
         Assert.DoesNotContain("   at ", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    /// <summary>--view-batch-size runs the panorama's windows together: the same output as one window per UNet call.</summary>
+    [Fact]
+    public void ViewBatchSizeGivesThePanoramaOfOneWindowPerCall()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("panorama", dir.File("vb2.npy"), "--view-batch-size", "2");
+        Assert.True(code == 0, stderr);
+        Assert.Equal(BaseOutput("panorama"), Npy(dir.File("vb2.npy")));
     }
 
     /// <summary>
@@ -485,6 +528,13 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
                 File.Copy(f, to);
             }
             T2IAdapterPipelineTests.AddAdapter(AdapterModel, sdxl: false);
+            foreach (var f in Directory.GetFiles(Golden.Path("tiny-sd"), "*", SearchOption.AllDirectories))
+            {
+                string to = Path.Combine(PanoramaModel, Path.GetRelativePath(Golden.Path("tiny-sd"), f));
+                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                File.Copy(f, to);
+            }
+            StableDiffusionPanoramaPipelineTests.MakePanoramaFolder(PanoramaModel);
         }
 
         public string Init => _dir.File("init.png");
@@ -495,6 +545,9 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
 
         /// <summary>The Stable Diffusion folder the adapter kind runs on.</summary>
         public string AdapterModel => _dir.File("sd-adapter");
+
+        /// <summary>The panorama folder the panorama kind runs on (tiny-sd with tests/golden/panorama's scale-8 VAE and DDIM).</summary>
+        public string PanoramaModel => _dir.File("sd-panorama");
 
         /// <summary>The base command's output of each pipeline kind (computed once).</summary>
         public ConcurrentDictionary<string, float[]> BaseOutputs { get; } = new();

@@ -97,16 +97,7 @@ public class StableDiffusionPanoramaPipelineTests(ITestOutputHelper log)
     public void APanoramaFolderLoadsThroughDiffusionPipelineAndMatchesDiffusers()
     {
         using var dir = PipelineLoadOptionsTests.Copy(Golden.Path("tiny-sd"));
-        Directory.Delete(dir.File("vae"), recursive: true);
-        Golden.CopyModel(dir.File("vae"), c => c, "panorama", "tiny-vae8");
-        var index = JsonNode.Parse(File.ReadAllText(dir.File("model_index.json")))!.AsObject();
-        index["_class_name"] = StableDiffusionPanoramaPipeline.Name;
-        index["scheduler"] = new JsonArray("diffusers", DDIMScheduler.Name);
-        File.WriteAllText(dir.File("model_index.json"), index.ToJsonString());
-        var scheduler = JsonNode.Parse(File.ReadAllText(dir.File("scheduler/scheduler_config.json")))!.AsObject();
-        scheduler["_class_name"] = DDIMScheduler.Name;
-        File.WriteAllText(dir.File("scheduler/scheduler_config.json"), scheduler.ToJsonString());
-
+        MakePanoramaFolder(dir.Path);
         using var loaded = DiffusionPipeline.FromPretrained(dir.Path);
         var pipe = Assert.IsType<StableDiffusionPanoramaPipeline>(loaded);
         Assert.Equal(DDIMScheduler.Name, pipe.Scheduler.ClassName);
@@ -114,6 +105,24 @@ public class StableDiffusionPanoramaPipelineTests(ITestOutputHelper log)
         using var result = Run(pipe, "ddim", callback: (i, t, tensors) => seen.Add((i, tensors["latents"].shape)));
         Assert.Equal([0, 1], seen.Select(s => s.Step));
         Assert.All(seen, s => Assert.Equal(new long[] { 1, 4, 2, 80 }, s.Shape));
+    }
+
+    /// <summary>
+    /// Makes a copy of tiny-sd in <paramref name="folder"/> a panorama folder as diffusers' save_pretrained would write it:
+    /// model_index.json's class StableDiffusionPanoramaPipeline, tiny-vae8 as the VAE, a DDIMScheduler of tiny-sd's config.
+    /// </summary>
+    internal static void MakePanoramaFolder(string folder)
+    {
+        Directory.Delete(Path.Combine(folder, "vae"), recursive: true);
+        Golden.CopyModel(Path.Combine(folder, "vae"), c => c, "panorama", "tiny-vae8");
+        var index = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "model_index.json")))!.AsObject();
+        index["_class_name"] = StableDiffusionPanoramaPipeline.Name;
+        index["scheduler"] = new JsonArray("diffusers", DDIMScheduler.Name);
+        File.WriteAllText(Path.Combine(folder, "model_index.json"), index.ToJsonString());
+        string schedulerConfig = Path.Combine(folder, "scheduler", "scheduler_config.json");
+        var scheduler = JsonNode.Parse(File.ReadAllText(schedulerConfig))!.AsObject();
+        scheduler["_class_name"] = DDIMScheduler.Name;
+        File.WriteAllText(schedulerConfig, scheduler.ToJsonString());
     }
 
     [Fact]
