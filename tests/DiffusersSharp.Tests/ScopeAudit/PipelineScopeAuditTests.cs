@@ -25,6 +25,7 @@ public class PipelineScopeAuditTests
         "sd", .. SchedulerAliases.Aliases.Keys.Order(StringComparer.Ordinal).Select(a => "sd-" + a),
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
+        "sd-panorama", "sd-panorama-circular-ip-adapter",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sd-ip-adapter", "sd-img2img-ip-adapter-plus", "sd-inpaint-ip-adapter", "controlnet-ip-adapter-plus", "controlnet-img2img-ip-adapter",
         "controlnet-inpaint-ip-adapter", "sd-instruct-pix2pix-ip-adapter-plus",
@@ -167,6 +168,18 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(StableDiffusionInstructPix2PixPipeline.FromPretrained(Golden.Path("tiny-sd-instruct-pix2pix")));
                 return () => pipe.Generate(Prompt, init, numInferenceSteps: 2, seed: 0);
+            }
+            case "sd-panorama" or "sd-panorama-circular-ip-adapter":
+            {
+                // tiny-sd (PNDM, a history per batch of windows) at 16x640: diffusers' get_views sees 2x80, three windows (ten
+                // circular) over the 8x320 latents of its scale-2 VAE; view_batch_size 2 makes a scheduler copy
+                var pipe = owned.Add(StableDiffusionPanoramaPipeline.FromPretrained(Golden.Path("tiny-sd")));
+                pipe.Log = _ => { };
+                if (name == "sd-panorama")
+                    return () => pipe.Generate(Prompt, height: 16, width: 640, numInferenceSteps: 2, viewBatchSize: 2, seed: 0);
+                pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-basic.safetensors");
+                ImageInput ip = Image.LoadImage(Golden.Path("ip-adapter", "ip-image.png"));
+                return () => pipe.Generate(Prompt, height: 16, width: 640, numInferenceSteps: 2, circularPadding: true, seed: 0, ipAdapterImage: ip);
             }
             case "dit" or "dit-no-cfg":
             {
