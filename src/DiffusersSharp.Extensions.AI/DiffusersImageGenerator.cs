@@ -25,6 +25,12 @@ namespace DiffusersSharp.Extensions.AI;
 /// <see cref="DiffusersImageGeneratorOptions.LoraDirectory"/>)</item>
 /// <item><c>freeu</c> (FreeU for this request, <see cref="GenerationRequest.FreeU"/>: a <see cref="Models.FreeUFactors"/>,
 /// four numbers <c>[s1, s2, b1, b2]</c> as a .NET list or a JSON array, or the string <c>"s1,s2,b1,b2"</c>)</item>
+/// <item><c>timesteps</c> (custom timesteps in descending order instead of <c>steps</c>, <see cref="GenerationRequest.Timesteps"/>:
+/// integers as a .NET list, a JSON array or the string <c>"999,759,499,259"</c>; a <c>steps</c> beside them must be their
+/// count)</item>
+/// <item><c>ip_adapter_image</c> (the image prompt of <see cref="DiffusersImageGeneratorOptions.IPAdapter"/>: a
+/// <see cref="DataContent"/> or image bytes; required when an adapter is loaded, refused when none is) and
+/// <c>ip_adapter_scale</c> (number: the adapter's weight for this request, <see cref="GenerationRequest.IPAdapterScale"/>)</item>
 /// </list>
 /// An integer property takes any integer type, a whole number of another (<c>4.0</c>, a JSON number) or a string of digits;
 /// a fraction (<c>4.5</c>), a value outside the type's range, a string of anything else or a bool is refused naming the
@@ -41,7 +47,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
     /// <summary>The AdditionalProperties names this generator reads.</summary>
     public const string Seed = "seed", Steps = "steps", GuidanceScale = "guidance_scale", NegativePrompt = "negative_prompt",
         Scheduler = "scheduler", Strength = "strength", Mask = "mask", Loras = "loras", PaddingMaskCrop = "padding_mask_crop",
-        FreeU = "freeu";
+        FreeU = "freeu", Timesteps = "timesteps", IPAdapterImage = "ip_adapter_image", IPAdapterScale = "ip_adapter_scale";
 
     private readonly GenerationService _service;
     private readonly DiffusersImageGeneratorOptions _options;
@@ -50,8 +56,23 @@ public sealed class DiffusersImageGenerator : IImageGenerator
 
     /// <summary>Loads <see cref="DiffusersImageGeneratorOptions.Model"/>.</summary>
     public DiffusersImageGenerator(DiffusersImageGeneratorOptions options)
-        : this(GenerationService.Load(Required(options).Model, options.LoadOptions), options, ownsService: true) =>
-        _service.LoraDirectory = options.LoraDirectory;
+        : this(GenerationService.Load(Required(options).Model, options.LoadOptions), options, ownsService: true)
+    {
+        try
+        {
+            _service.LoraDirectory = options.LoraDirectory;
+            if (options.IPAdapter is { } ipAdapter)
+            {
+                _service.LoadIPAdapter(ipAdapter, options.LoadOptions);
+                if (options.IPAdapterScale is double scale) _service.SetIPAdapterScale(scale);
+            }
+        }
+        catch
+        {
+            Dispose();   // the model it loaded
+            throw;
+        }
+    }
 
     /// <summary>Serves an already loaded model (not disposed with the generator unless <paramref name="ownsService"/>).</summary>
     public DiffusersImageGenerator(GenerationService service, DiffusersImageGeneratorOptions? options = null, bool ownsService = false)
@@ -80,6 +101,12 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         if (originals.Count > 1) throw new ArgumentException($"OriginalImages: one image at most, got {originals.Count}", nameof(request));
         Image? init = originals.Count == 1 ? Decode(originals[0], "OriginalImages") : null;
         Image? mask = props?.TryGetValue(Mask, out var m) == true && m is not null ? DecodeMask(m) : null;
+        Image? ipImage = props?.TryGetValue(IPAdapterImage, out var ip) == true && ip is not null ? Decode(ip, IPAdapterImage) : null;
+        var timesteps = props?.TryGetValue(Timesteps, out var ts) == true && ts is not null ? TimestepsOf(ts) : null;
+        int? steps = Get<int?>(props, Steps);
+        // custom timesteps set the steps (diffusers' timesteps replace num_inference_steps), as the server and the CLI rule
+        if (timesteps is { Count: > 0 } && steps is int st && st != timesteps.Count)
+            throw new ArgumentException($"AdditionalProperties '{Timesteps}': {timesteps.Count} custom timesteps set {timesteps.Count} steps, and '{Steps}' is {st}; leave '{Steps}' out (diffusers' timesteps replace num_inference_steps)", Timesteps);
         return new GenerationRequest
         {
             Prompt = request.Prompt ?? "",
@@ -87,7 +114,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
             Width = options?.ImageSize?.Width,
             Height = options?.ImageSize?.Height,
             Count = options?.Count ?? 1,
-            Steps = Get<int?>(props, Steps) ?? _options.DefaultSteps,
+            Steps = steps ?? _options.DefaultSteps,
             GuidanceScale = Get<double?>(props, GuidanceScale) ?? 7.5,
             Seed = Get<long?>(props, Seed),
             Scheduler = Get<string>(props, Scheduler),
@@ -97,6 +124,9 @@ public sealed class DiffusersImageGenerator : IImageGenerator
             PaddingMaskCrop = Get<int?>(props, PaddingMaskCrop),
             Loras = Get<Dictionary<string, double>>(props, Loras),
             FreeU = props?.TryGetValue(FreeU, out var f) == true && f is not null ? FreeUFactorsOf(f) : null,
+            Timesteps = timesteps,
+            IPAdapterImage = ipImage,
+            IPAdapterScale = Get<double?>(props, IPAdapterScale),
         };
     }
 
@@ -109,6 +139,7 @@ public sealed class DiffusersImageGenerator : IImageGenerator
         {
             GenerationService.Validate(generation, _options.MaxCount);
             GenerationService.ValidateLoras(generation.Loras, _service.LoraDirectory);
+            GenerationService.ValidateIPAdapter(generation, _service.HasIPAdapter);
         }
         catch (DiffusersException e) { throw new ArgumentException(e.Message, nameof(options), e); }
         // waits its turn here, cancellably and without a thread (the service's own lock would block a pool thread until
@@ -216,6 +247,23 @@ public sealed class DiffusersImageGenerator : IImageGenerator
                 "[" + string.Join(", ", list.Cast<object>().Select(o => Convert.ToString(o, CultureInfo.InvariantCulture))) + "]",
             _ => $"{value.GetType().Name} {value}",
         };
+    }
+
+    /// <summary>
+    /// The <c>timesteps</c> property: integers as a .NET list (whole numbers of any numeric type), a JSON array or the
+    /// string <c>"T1,T2,…"</c>; anything else is refused naming the property (the scheduler checks order and range).
+    /// </summary>
+    private static List<long> TimestepsOf(object value)
+    {
+        if (value is JsonElement { ValueKind: JsonValueKind.String } js) value = js.GetString()!;
+        IEnumerable<object> items = value switch
+        {
+            string text => text.Split(','),
+            JsonElement { ValueKind: JsonValueKind.Array } je => je.EnumerateArray().Select(e => (object)e),
+            System.Collections.IEnumerable list => list.Cast<object>(),
+            _ => throw new ArgumentException($"AdditionalProperties '{Timesteps}': expected a list of integer timesteps (e.g. [999, 759, 499, 259]), got {value.GetType().Name} {value}", Timesteps),
+        };
+        return items.Select(o => Integer(o is string s ? s.Trim() : o, Timesteps, long.MinValue, long.MaxValue)).ToList();
     }
 
     private static T? Get<T>(AdditionalPropertiesDictionary? props, string key)

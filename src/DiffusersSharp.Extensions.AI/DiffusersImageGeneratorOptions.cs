@@ -1,3 +1,4 @@
+using DiffusersSharp.Generation;
 using DiffusersSharp.Loading;
 
 namespace DiffusersSharp.Extensions.AI;
@@ -22,4 +23,15 @@ public sealed class DiffusersImageGeneratorOptions
     /// weight); null: requests with LoRAs are refused. Applied to the service the generator loads.
     /// </summary>
     public string? LoraDirectory { get; set; }
+
+    /// <summary>
+    /// An IP-Adapter loaded into the model the generator loads (<see cref="GenerationService.LoadIPAdapter"/>, with
+    /// <see cref="LoadOptions"/>' cache and Hub settings): every request then gives its image prompt (AdditionalProperties
+    /// <c>ip_adapter_image</c>; diffusers 0.25.1 runs a pipeline with an IP-Adapter only with one). Null: none, and requests
+    /// with an image prompt are refused.
+    /// </summary>
+    public IPAdapterSource? IPAdapter { get; set; }
+
+    /// <summary>The scale of <see cref="IPAdapter"/> for requests without <c>ip_adapter_scale</c>; null: 1.</summary>
+    public double? IPAdapterScale { get; set; }
 }

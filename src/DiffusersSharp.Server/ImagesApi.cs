@@ -8,7 +8,7 @@ namespace DiffusersSharp.Server;
 
 /// <summary>
 /// The OpenAI-compatible endpoints: <c>POST /v1/images/generations</c> (JSON), <c>POST /v1/images/edits</c> (multipart:
-/// <c>image</c>, optional <c>mask</c>), <c>GET /v1/models</c>; and the result files (<c>GET /v1/results/{file}</c>), the
+/// <c>image</c>, optional <c>mask</c> and <c>ip_adapter_image</c>), <c>GET /v1/models</c>; and the result files (<c>GET /v1/results/{file}</c>), the
 /// history (<c>GET /v1/history</c>) and the scheduler names (<c>GET /v1/schedulers</c>) the page uses.
 /// </summary>
 internal static class ImagesApi
@@ -32,7 +32,8 @@ internal static class ImagesApi
                 throw new ApiException(400, $"the multipart body could not be read: {e.Message}", null, "invalid_multipart");
             }
             var fields = form.ToDictionary(f => f.Key, f => f.Value.ToString());
-            var request = ApiRequest.FromForm(fields, await FileBytes(form, "image"), await FileBytes(form, "mask"), server.Options);
+            var request = ApiRequest.FromForm(fields, await FileBytes(form, "image"), await FileBytes(form, "mask"), server.Options,
+                await FileBytes(form, "ip_adapter_image"));
             await Answer(ctx, server, request);
         }));
         app.MapGet("/v1/models", (RequestDelegate)(ctx => DiffusersServer.WriteJson(ctx, 200, new JsonObject

@@ -99,6 +99,9 @@ internal static class JobRunner
         if (r.Loras is { Count: > 0 } loras)
             o["loras"] = new JsonObject(loras.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)JsonValue.Create(l.Value))));
         if (r.FreeU is { } f) o["freeu"] = new JsonArray(f.S1, f.S2, f.B1, f.B2);
+        // the steps above are their count (the service's request as run); the image prompt itself is not echoed, as the init image is not
+        if (r.Timesteps is { } ts) o["timesteps"] = new JsonArray(ts.Select(t => (JsonNode)JsonValue.Create(t)).ToArray());
+        if (r.IPAdapterScale is double ipScale) o["ip_adapter_scale"] = ipScale;
         if (r.InitImage is not null) o["strength"] = r.Strength;
         if (r.PaddingMaskCrop is int pad) o["padding_mask_crop"] = pad;
         return o;

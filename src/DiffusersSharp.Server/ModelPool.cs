@@ -132,6 +132,11 @@ public sealed class ModelPool : IDisposable
         try
         {
             service.LoraDirectory = _options.LoraDir;
+            if (_options.IPAdapter is { } ipAdapter)
+            {
+                service.LoadIPAdapter(ipAdapter, _options.LoadOptions);
+                if (_options.IPAdapterScale is double scale) service.SetIPAdapterScale(scale);
+            }
             // the tiny VAE of the model's latent space only: an SD TAESD would decode SDXL latents into wrong colours
             if (_options.PreviewVaeFor(service.LatentSpace) is { } previewVae)
             {

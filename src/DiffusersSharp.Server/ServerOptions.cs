@@ -1,3 +1,4 @@
+using DiffusersSharp.Generation;
 using DiffusersSharp.Loading;
 using DiffusersSharp.Pipelines;
 
@@ -92,6 +93,18 @@ public sealed record ServerOptions
     /// page lists them (<c>GET /v1/schedulers</c>' <c>loras</c>); null: requests with LoRAs are refused.
     /// </summary>
     public string? LoraDir { get; init; }
+
+    /// <summary>
+    /// An IP-Adapter loaded into every served model as it loads (<see cref="GenerationService.LoadIPAdapter"/>; the Hub's
+    /// cache and settings of <see cref="LoadOptions"/>, the adapter's own revision): requests then give its image prompt in
+    /// <c>ip_adapter_image</c>, which every request needs (diffusers 0.25.1 runs a pipeline with an IP-Adapter only with
+    /// one), and may weigh it with <c>ip_adapter_scale</c>. A model the adapter does not fit (an SD 1.x adapter on SDXL)
+    /// fails to load, naming the file. Null: requests with <c>ip_adapter_image</c> are refused.
+    /// </summary>
+    public IPAdapterSource? IPAdapter { get; init; }
+
+    /// <summary>The scale of <see cref="IPAdapter"/> for requests without <c>ip_adapter_scale</c> (diffusers' <c>set_ip_adapter_scale</c>); null: 1.</summary>
+    public double? IPAdapterScale { get; init; }
 
     /// <summary>Loads the models at start (within the memory budget) instead of at their first request.</summary>
     public bool Preload { get; init; } = true;

@@ -27,8 +27,25 @@ public sealed record GenerationRequest
     /// <summary>Height in pixels, as <see cref="Width"/>.</summary>
     public int? Height { get; init; }
 
-    /// <summary>Denoising steps (diffusers' <c>num_inference_steps</c>, default 50).</summary>
+    /// <summary>
+    /// Denoising steps (diffusers' <c>num_inference_steps</c>, default 50). Not used with <see cref="Timesteps"/>, which set
+    /// the steps (one per timestep).
+    /// </summary>
     public int Steps { get; init; } = 50;
+
+    /// <summary>
+    /// Custom timesteps in descending order (diffusers' <c>timesteps</c>, e.g. LCM's 999, 759, 499, 259) instead of
+    /// <see cref="Steps"/>; null (the default): <see cref="Steps"/> evenly spaced by the scheduler. As diffusers'
+    /// <c>retrieve_timesteps</c>, they replace <c>num_inference_steps</c>: the run takes one step per timestep whatever
+    /// <see cref="Steps"/> holds, and the result's <see cref="GenerationResult.Request"/> has <see cref="Steps"/> set to their
+    /// count (the server and <c>IImageGenerator</c>, where steps are optional, refuse a <c>steps</c> that differs from it, as
+    /// the CLI refuses <c>--timesteps</c> with <c>--steps</c>). Only schedulers whose diffusers class takes custom timesteps
+    /// run them (DDPM, LCM: <see cref="Scheduler"/> <c>DDPMScheduler</c>, <c>lcm</c>); any other is refused with diffusers'
+    /// message, and the scheduler refuses values it cannot take (not descending, beyond its training timesteps) in its words.
+    /// Image to image and inpainting start at the timestep <see cref="Strength"/> picks among them, as diffusers'
+    /// <c>get_timesteps</c>.
+    /// </summary>
+    public IReadOnlyList<long>? Timesteps { get; init; }
 
     /// <summary>Classifier-free guidance scale (diffusers' <c>guidance_scale</c>, default 7.5).</summary>
     public double GuidanceScale { get; init; } = 7.5;
@@ -78,4 +95,21 @@ public sealed record GenerationRequest
     /// (0.9, 0.2, 1.1, 1.2), SDXL (0.6, 0.4, 1.1, 1.2).
     /// </summary>
     public FreeUFactors? FreeU { get; init; }
+
+    /// <summary>
+    /// The image prompt of the service's IP-Adapter (diffusers' <c>ip_adapter_image</c>; the adapter is loaded once, by
+    /// <see cref="GenerationService.LoadIPAdapter"/> or <c>serve --ip-adapter</c>). A request with one on a service without
+    /// an adapter is refused (<c>ip_adapter_image: …</c>); so is a request without one on a service with an adapter: diffusers
+    /// 0.25.1 runs a pipeline with an IP-Adapter loaded only with an image prompt (its UNet asks for <c>image_embeds</c>), as
+    /// <c>diffusers generate --ip-adapter</c> needs <c>--ip-adapter-image</c>.
+    /// </summary>
+    public Image? IPAdapterImage { get; init; }
+
+    /// <summary>
+    /// The IP-Adapter's weight for this request only (diffusers' <c>set_ip_adapter_scale</c>; finite, between -100 and 100):
+    /// the service sets it for the run and puts back the scale the adapter had before (1, or what
+    /// <see cref="GenerationService.SetIPAdapterScale"/> / <c>serve --ip-adapter-scale</c> set) afterwards, also when the run
+    /// fails or is cancelled. Null (the default): that scale. Needs <see cref="IPAdapterImage"/>.
+    /// </summary>
+    public double? IPAdapterScale { get; init; }
 }

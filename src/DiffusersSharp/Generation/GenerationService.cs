@@ -15,8 +15,9 @@ namespace DiffusersSharp.Generation;
 /// per kind reset at every request (so a request draws the same images as a newly loaded pipeline with the same settings;
 /// the service owns them and disposes them with itself),
 /// progress and previews per step, cancellation checked every step, PNG bytes out. One run at a time (calls wait for each other,
-/// on one lock): per-request model state (the LoRA adapters, <see cref="GenerationRequest.FreeU"/>) is set for a run while
-/// no other run can see it.
+/// on one lock): per-request model state (the LoRA adapters, <see cref="GenerationRequest.FreeU"/>,
+/// <see cref="GenerationRequest.IPAdapterScale"/>) is set for a run while no other run can see it. An IP-Adapter is loaded
+/// once (<see cref="LoadIPAdapter"/>); requests then give its image prompt (<see cref="GenerationRequest.IPAdapterImage"/>).
 /// <code>
 /// using var service = GenerationService.Load("runwayml/stable-diffusion-v1-5");
 /// var result = service.Generate(new GenerationRequest { Prompt = "a cat", Steps = 25, Seed = 1 });
@@ -30,6 +31,7 @@ public sealed class GenerationService : IDisposable
     private readonly StableDiffusionPipelineBase? _pipe;   // Stable Diffusion 1.x/2.x: text to image, image to image, inpainting
     private readonly StableDiffusionXLPipeline? _xl;        // SDXL base: text to image
     private readonly ILoraPipeline _lora;
+    private readonly IIPAdapterPipeline _ipAdapter;
     private readonly DiffusersConfig _schedulerConfig;
     private bool _disposed;
     private string? _loraDirectory;
@@ -52,6 +54,7 @@ public sealed class GenerationService : IDisposable
         if (_pipe is not null && _pipe.Unet.Config.InChannels is not (4 or 9))
             throw new DiffusersException(
                 $"{modelId}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, image to image, inpainting); this model is a {pipeline.ClassName} whose UNet takes {_pipe.Unet.Config.InChannels}");
+        _ipAdapter = (IIPAdapterPipeline?)_pipe ?? _xl!;
         ModelId = modelId;
         var own = _pipe?.Scheduler ?? _xl!.Scheduler;
         _schedulerConfig = (DiffusersConfig)own.Config;
@@ -125,6 +128,70 @@ public sealed class GenerationService : IDisposable
     /// <summary>The LoRA names requests may use (the files in <see cref="LoraDirectory"/>), sorted.</summary>
     public IReadOnlyList<string> AvailableLoras => _loras.Available;
 
+    /// <summary>The IP-Adapter <see cref="LoadIPAdapter"/> loaded; null when it loaded none.</summary>
+    public IPAdapterSource? IPAdapter { get; private set; }
+
+    /// <summary>
+    /// True when the model's UNet holds an IP-Adapter (loaded by <see cref="LoadIPAdapter"/>, or on <see cref="Pipeline"/>
+    /// itself): requests must then give <see cref="GenerationRequest.IPAdapterImage"/>, and only then may.
+    /// </summary>
+    public bool HasIPAdapter => _ipAdapter.IPAdapterImageProjection is not null;
+
+    /// <summary>
+    /// Loads an IP-Adapter for every request from now on (diffusers' <c>load_ip_adapter</c>, <see cref="IIPAdapterPipeline.LoadIPAdapter"/>:
+    /// the weights into the UNet, the image encoder of <c>{subfolder}/image_encoder</c> unless the pipeline has one), at scale
+    /// 1 (<see cref="SetIPAdapterScale"/>). <paramref name="options"/>: the Hub's cache and settings (its revision is not used:
+    /// <see cref="IPAdapterSource.Revision"/> is the adapter's); the weights take the UNet's dtype and device. Replaces an
+    /// adapter loaded before. A file that is missing or not an IP-Adapter for this model is a <see cref="DiffusersException"/>
+    /// naming it; the model then runs as before.
+    /// </summary>
+    public void LoadIPAdapter(IPAdapterSource source, LoadOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _ipAdapter.LoadIPAdapter(source.PathOrId, source.Subfolder, source.WeightName,
+                (options ?? LoadOptions.Default) with { Revision = source.Revision });
+            IPAdapter = source;
+        }
+    }
+
+    /// <summary>
+    /// The IP-Adapter's weight for requests that give no <see cref="GenerationRequest.IPAdapterScale"/> (diffusers'
+    /// <c>set_ip_adapter_scale</c>; finite, between -100 and 100). Needs an adapter (<see cref="HasIPAdapter"/>).
+    /// </summary>
+    public void SetIPAdapterScale(double scale)
+    {
+        CheckIPAdapterScale(scale);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (!HasIPAdapter) throw new DiffusersException($"ip_adapter_scale: {ModelId} has no IP-Adapter loaded (LoadIPAdapter first)");
+            _ipAdapter.SetIPAdapterScale(scale);
+        }
+    }
+
+    /// <summary>
+    /// Checks a request's <see cref="GenerationRequest.IPAdapterImage"/> against whether the model has an IP-Adapter
+    /// (<paramref name="adapterLoaded"/>): an image prompt needs one, and with one loaded a request needs an image prompt
+    /// (diffusers 0.25.1's UNet with an IP-Adapter requires <c>image_embeds</c>); else an <c>ip_adapter_image: …</c> message.
+    /// </summary>
+    public static void ValidateIPAdapter(GenerationRequest request, bool adapterLoaded)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.IPAdapterImage is not null && !adapterLoaded)
+            throw new DiffusersException("ip_adapter_image: no IP-Adapter is loaded for this model (serve --ip-adapter FILE; GenerationService.LoadIPAdapter), so it cannot take an image prompt");
+        if (request.IPAdapterImage is null && adapterLoaded)
+            throw new DiffusersException("ip_adapter_image: is required: this model has an IP-Adapter loaded, and diffusers 0.25.1 runs a pipeline with an IP-Adapter only with an image prompt (its UNet requires image_embeds), as generate --ip-adapter needs --ip-adapter-image");
+    }
+
+    private static void CheckIPAdapterScale(double scale)
+    {
+        if (!double.IsFinite(scale) || Math.Abs(scale) > 100)
+            throw new DiffusersException($"ip_adapter_scale: must be a number between -100 and 100, got {scale.ToString(CultureInfo.InvariantCulture)}");
+    }
+
     /// <summary>
     /// Checks a request without running it; a bad value is a <see cref="DiffusersException"/> naming the field
     /// (<c>width</c>, <c>steps</c>, …) and the allowed range.
@@ -156,6 +223,15 @@ public sealed class GenerationService : IDisposable
             foreach (var (name, v) in f.Named)
                 if (!double.IsFinite(v))
                     throw new DiffusersException($"freeu: {name} must be a finite number, got {v.ToString(CultureInfo.InvariantCulture)}");
+        // the scheduler checks the values (descending, within its training timesteps) and whether it takes them at all
+        if (request.Timesteps is { } ts && (ts.Count == 0 || ts.Count > 1000))
+            throw new DiffusersException($"timesteps: give between 1 and 1000 timesteps (or none, to use steps), got {ts.Count}");
+        if (request.IPAdapterScale is double ipScale)
+        {
+            CheckIPAdapterScale(ipScale);
+            if (request.IPAdapterImage is null)
+                throw new DiffusersException("ip_adapter_scale: needs an ip_adapter_image (the image prompt it weighs)");
+        }
     }
 
     /// <summary>
@@ -171,10 +247,12 @@ public sealed class GenerationService : IDisposable
         Validate(request);
         GenerationLoras.Validate(request.Loras, _loraDirectory);
         long seed = request.Seed ?? Random.Shared.NextInt64(0, 1L << 32);
-        var asRun = WithCropSize(request with { Seed = seed });
+        // custom timesteps replace the step count (diffusers' retrieve_timesteps): the result's request records the steps run
+        var asRun = WithCropSize(request with { Seed = seed, Steps = request.Timesteps?.Count ?? request.Steps });
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            ValidateIPAdapter(request, HasIPAdapter);
             cancellationToken.ThrowIfCancellationRequested();
             var clock = Stopwatch.StartNew();
             var scheduler = SchedulerFor(request.Scheduler);
@@ -183,9 +261,12 @@ public sealed class GenerationService : IDisposable
             // it, also when the run throws or is cancelled
             var unet = _pipe?.Unet ?? _xl!.Unet;
             var freeUBefore = unet.SaveFreeU();
+            // the request's IP-Adapter scale likewise: the adapter's scale comes back after the run
+            var ipScalesBefore = unet.SaveIPAdapterScales();
             try
             {
                 if (request.FreeU is { } f) unet.EnableFreeU(f.S1, f.S2, f.B1, f.B2);
+                if (request.IPAdapterScale is double ipScale) unet.SetIPAdapterScale(ipScale);
                 // a no-GC region from here to the PNGs, renewed at every step (see StepReporter)
                 using var reporter = new StepReporter(this, progress, cancellationToken);
                 using var output = Run(asRun, seed, scheduler, reporter, cancellationToken);
@@ -195,6 +276,7 @@ public sealed class GenerationService : IDisposable
             finally
             {
                 unet.RestoreFreeU(freeUBefore);
+                unet.RestoreIPAdapterScales(ipScalesBefore);
             }
         }
     }
@@ -224,7 +306,8 @@ public sealed class GenerationService : IDisposable
             var text = WithScheduler(_pipe as StableDiffusionPipeline,
                 s => new StableDiffusionPipeline(_pipe, s), scheduler);
             return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
-                numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+                numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct,
+                ipAdapterImage: r.IPAdapterImage, timesteps: r.Timesteps);
         }
         if (r.PaddingMaskCrop is int pad) return RunMaskCrop(r, pad, negative, seed, scheduler, rep, ct);
         var init = Fit(r.InitImage.ToRgb(), r.Width, r.Height);
@@ -235,7 +318,8 @@ public sealed class GenerationService : IDisposable
             var img2img = WithScheduler(_pipe as StableDiffusionImg2ImgPipeline,
                 s => new StableDiffusionImg2ImgPipeline(_pipe, s), scheduler);
             return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
-                callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+                callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, ipAdapterImage: r.IPAdapterImage,
+                timesteps: r.Timesteps);
         }
         var inpaint = InpaintPipeline(scheduler);
         var mask = Fit(r.Mask, init.Width, init.Height);
@@ -246,7 +330,8 @@ public sealed class GenerationService : IDisposable
         if (height == 0 || width == 0)
             throw new DiffusersException($"image: the image is {init.Width}x{init.Height} pixels, smaller than one block of {vsf} pixels");
         return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, height, width, negative, r.GuidanceScale, r.Count,
-            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct);
+            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct,
+            ipAdapterImage: r.IPAdapterImage, timesteps: r.Timesteps);
     }
 
     /// <summary>
@@ -261,7 +346,8 @@ public sealed class GenerationService : IDisposable
         var init = r.InitImage!.ToRgb();
         var mask = Fit(r.Mask!, init.Width, init.Height);
         return inpaint.Generate(r.Prompt, init, mask, r.Strength ?? 1.0, r.Height, r.Width, negative, r.GuidanceScale, r.Count,
-            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, paddingMaskCrop: pad);
+            r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, paddingMaskCrop: pad,
+            ipAdapterImage: r.IPAdapterImage, timesteps: r.Timesteps);
     }
 
     /// <summary>
@@ -305,7 +391,7 @@ public sealed class GenerationService : IDisposable
         _xl!.Scheduler = scheduler;
         return _xl.Generate(r.Prompt, height: r.Height, width: r.Width, numInferenceSteps: r.Steps, guidanceScale: r.GuidanceScale,
             negativePrompt: negative, numImagesPerPrompt: r.Count, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep,
-            cancellationToken: ct);
+            cancellationToken: ct, timesteps: r.Timesteps, ipAdapterImage: r.IPAdapterImage);
     }
 
     /// <summary>The image resized to the requested size when one is given and differs.</summary>

@@ -100,6 +100,20 @@ public sealed partial class UNet2DConditionModel
     }
 
     /// <summary>
+    /// The scale of every IP-Adapter attention, in order (null when no adapter is loaded): what
+    /// <see cref="RestoreIPAdapterScales"/> puts back. The generation service saves them before a request's own scale and
+    /// restores them after its run.
+    /// </summary>
+    internal double[]? SaveIPAdapterScales() => _ipAttentions?.Select(a => a.Scale).ToArray();
+
+    /// <summary>Puts back the scales <see cref="SaveIPAdapterScales"/> returned (nothing when it returned null or the adapter changed since).</summary>
+    internal void RestoreIPAdapterScales(double[]? saved)
+    {
+        if (saved is null || _ipAttentions is null || saved.Length != _ipAttentions.Count) return;
+        for (int i = 0; i < saved.Length; i++) _ipAttentions[i].Scale = saved[i];
+    }
+
+    /// <summary>
     /// The cross-attentions diffusers gives IP-Adapter processors, in its <c>attn_processors</c> order (down blocks, up
     /// blocks, mid block; within a block its modules' order), each with its block's width (diffusers' <c>hidden_size</c>).
     /// </summary>
