@@ -60,10 +60,15 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
     /// them (the generation service's image to image and inpainting on a text-to-image model): the scheduler is held as
     /// given, as one assigned to <see cref="Scheduler"/> (no config is corrected, so none is built or disposed), and the
     /// pipeline is never disposed: its components stay the lender's, the scheduler its maker's (docs/ARCHITECTURE.md,
-    /// "Tensor ownership").
+    /// "Tensor ownership"). The IP-Adapter's image encoder and feature extractor are borrowed too (the adapter's weights
+    /// are in the shared UNet), so an image prompt works on the borrowing pipeline as on the lender.
     /// </summary>
     private protected StableDiffusionPipelineBase(StableDiffusionPipelineBase lender, IScheduler scheduler)
-        : this(lender.Vae, lender.TextEncoder, lender.Tokenizer, lender.Unet, scheduler, lender.Log) { }
+        : this(lender.Vae, lender.TextEncoder, lender.Tokenizer, lender.Unet, scheduler, lender.Log)
+    {
+        ImageEncoder = lender.ImageEncoder;
+        FeatureExtractor = lender.FeatureExtractor;
+    }
 
     /// <summary>
     /// The VAE: the folder's <see cref="AutoencoderKL"/>, or another <see cref="IVae"/> swapped in as diffusers'
