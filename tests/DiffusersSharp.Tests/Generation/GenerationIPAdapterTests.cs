@@ -171,7 +171,11 @@ public class GenerationIPAdapterTests
         service.LoadIPAdapter(new IPAdapterSource(Golden.Path("ip-adapter"), "sdxl", "ip-adapter-sdxl-basic.safetensors"));
         var result = service.Generate(Plain with
         {
-            GuidanceScale = 1.0, Scheduler = "lcm", Timesteps = timesteps, IPAdapterImage = IPImage, IPAdapterScale = 0.7,
+            GuidanceScale = 1.0,
+            Scheduler = "lcm",
+            Timesteps = timesteps,
+            IPAdapterImage = IPImage,
+            IPAdapterScale = 0.7,
         });
         Assert.Equal(expected, result.Images[0]);
     }

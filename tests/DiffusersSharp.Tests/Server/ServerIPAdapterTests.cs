@@ -25,7 +25,9 @@ public sealed class IPAdapterServerFixture : IAsyncLifetime
     {
         Server = DiffusersServer.Create(ServerFixture.Options(_data.Path) with
         {
-            IPAdapter = GenerationIPAdapterTests.Basic, IPAdapterScale = 0.6, LoraDir = null,
+            IPAdapter = GenerationIPAdapterTests.Basic,
+            IPAdapterScale = 0.6,
+            LoraDir = null,
         });
         await Server.StartAsync();
         Http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromSeconds(120) };
