@@ -166,6 +166,24 @@ internal static class ModelSize
         return total + Norm(boc[0]) + Conv(boc[0], c.OutChannels);
     }
 
+    /// <summary>
+    /// VQModel: AutoencoderKL's encoder and decoder of the same sizes (its encoder without double_z counted as with it, a
+    /// bound), the codebook and the two 1×1 convolutions to and from vq_embed_dim.
+    /// </summary>
+    public static double VQModel(VQModelConfig c)
+    {
+        double dim = c.EffectiveVqEmbedDim, lat = c.LatentChannels;
+        var kl = new AutoencoderKLConfig
+        {
+            InChannels = c.InChannels,
+            OutChannels = c.OutChannels,
+            BlockOutChannels = c.BlockOutChannels,
+            LayersPerBlock = c.LayersPerBlock,
+            LatentChannels = c.LatentChannels,
+        };
+        return AutoencoderKL(kl) + (double)c.NumVqEmbeddings * dim + Conv(lat, dim, 1) + Conv(dim, lat, 1);
+    }
+
     /// <summary>CLIPTextModel (with the text projection when <paramref name="withProjection"/>).</summary>
     public static double Clip(CLIPTextConfig c, bool withProjection = false)
     {

@@ -15,6 +15,8 @@ public abstract class DiffusionPipeline : IDisposable
         [DDPMPipeline.Name] = DDPMPipeline.FromPretrained,
         [ConsistencyModelPipeline.Name] = ConsistencyModelPipeline.FromPretrained,
         [DDIMPipeline.Name] = DDIMPipeline.FromPretrained,
+        [LDMPipeline.Name] = LDMPipeline.FromPretrained,
+        [LDMSuperResolutionPipeline.Name] = LDMSuperResolutionPipeline.FromPretrained,
         [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,

@@ -174,8 +174,14 @@ public abstract class UnconditionalImagePipeline : DiffusionPipeline
             CancellationToken = cancellationToken,
         };
         var final = new UNet2DDenoisingLoop(Unet, labels).Run(ctx);
-        return MakeOutput(final, outputType);
+        return MakeOutput(LatentsToImage(final), outputType);
     }
+
+    /// <summary>
+    /// The image in [-1, 1] of the final sample (called inside the run's dispose scope): the sample itself for the pixel
+    /// pipelines; LDMPipeline decodes its latents with the VQ-VAE.
+    /// </summary>
+    protected virtual Tensor LatentsToImage(Tensor latents) => latents;
 
     // diffusers' prepare_class_labels: the given labels, or randint(0, num_class_embeds, (B,)) from the generator (after
     // the initial noise); none for a UNet without num_class_embeds (given labels are then not used)

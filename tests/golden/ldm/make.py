@@ -6,6 +6,7 @@ Run from the repository root, in the environment ../diffusers-common/diffusers_p
 folder next to this one):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/ldm/make.py
 """
+import functools
 import json
 import os
 import sys
@@ -101,9 +102,12 @@ def load(cls, folder):
 def traced(pipe, trace):
     step, decode = pipe.scheduler.step, pipe.vqvae.decode
 
+    # functools.wraps keeps step's signature, which the pipelines inspect to pass eta (or not)
+    @functools.wraps(step)
     def traced_step(*a, **k):
         r = step(*a, **k)
         trace["steps"].append(r.prev_sample.clone())
+        trace.setdefault("eta", k.get("eta"))
         return r
 
     def traced_decode(h, *a, **k):
@@ -125,6 +129,7 @@ def ldm_case(name, seed, batch_size, steps, eta):
     out[p + "latents"] = trace["steps"][-1]
     out[p + "decode_input"] = trace["decode_input"]
     out[p + "images"] = torch.from_numpy(images)
+    assert trace["eta"] == eta, trace["eta"]
     index["cases"][name] = {"seed": seed, "batch_size": batch_size, "num_inference_steps": steps, "eta": eta,
                             "timesteps": pipe.scheduler.timesteps.tolist(),
                             "margin": margin(pipe.vqvae, trace["decode_input"])}
