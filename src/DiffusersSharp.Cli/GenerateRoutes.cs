@@ -36,6 +36,13 @@ internal interface IGenerateRoute
     /// </summary>
     bool TextConditioned { get; }
 
+    /// <summary>
+    /// Whether <c>--image</c> (the x4 upscaler's option, <see cref="StableDiffusionUpscaleOptions"/>) is an input of
+    /// <paramref name="className"/> on this route: the upscaler's route refuses it only where no route takes it; false by
+    /// default.
+    /// </summary>
+    bool TakesImageOption(string className) => false;
+
     /// <summary>Whether a single-file checkpoint (<c>FromSingleFile</c>) of a class it claims runs here; false by default.</summary>
     bool ReadsSingleFiles => false;
 
@@ -71,6 +78,7 @@ internal static class GenerateRoutes
         new PanoramaOptions.Route(onStableDiffusion: true),
         new StableDiffusionOptions.Route(),
         new ConsistencyModelGenerate.Route(),
+        new LatentDiffusionGenerate.Route(),
         new UnconditionalGenerate.Route(),
     ];
 
@@ -80,6 +88,9 @@ internal static class GenerateRoutes
         foreach (var route in All) route.RefuseElsewhere(r, className);
         return All.First(route => route.Claims(className) && route.Takes(r));
     }
+
+    /// <summary>Whether some route takes <c>--image</c> on <paramref name="className"/> (<see cref="IGenerateRoute.TakesImageOption"/>).</summary>
+    public static bool TakesImageOption(string className) => All.Any(route => route.Claims(className) && route.TakesImageOption(className));
 
     /// <summary>Whether some route runs a single-file checkpoint of <paramref name="className"/>.</summary>
     public static bool ReadSingleFile(string className) => All.Any(route => route.ReadsSingleFiles && route.Claims(className));

@@ -15,7 +15,7 @@ public sealed class StableDiffusionUpscaleOptions
 {
     private readonly Option<string?> _image = new("--image")
     {
-        Description = $"Low-resolution image to upscale 4x ({StableDiffusionUpscalePipeline.Name}, e.g. stabilityai/stable-diffusion-x4-upscaler)",
+        Description = $"Low-resolution image to upscale ({StableDiffusionUpscalePipeline.Name}, e.g. stabilityai/stable-diffusion-x4-upscaler; {LDMSuperResolutionPipeline.Name}, e.g. CompVis/ldm-super-resolution-4x-openimages)",
     };
     private readonly Option<int?> _noiseLevel = new("--noise-level")
     {
@@ -52,7 +52,10 @@ public sealed class StableDiffusionUpscaleOptions
     /// <summary>Whether <paramref name="className"/> is the Stable Diffusion upscale pipeline.</summary>
     public static bool IsUpscale(string className) => className == StableDiffusionUpscalePipeline.Name;
 
-    /// <summary>The route of the x4 upscaler; <c>--image</c> and <c>--noise-level</c> are refused on other classes (<see cref="IGenerateRoute"/>).</summary>
+    /// <summary>
+    /// The route of the x4 upscaler; <c>--noise-level</c> is refused on other classes, <c>--image</c> on the classes no route
+    /// takes it on (<see cref="IGenerateRoute.TakesImageOption"/>: LDMSuperResolutionPipeline's does).
+    /// </summary>
     internal sealed class Route : IGenerateRoute
     {
         public bool Claims(string className) => IsUpscale(className);
@@ -60,8 +63,13 @@ public sealed class StableDiffusionUpscaleOptions
 
         public void RefuseElsewhere(GenerateCommand.Request r, string className)
         {
-            if (!Claims(className) && r.StableDiffusionUpscale.FirstGiven is { } upscaleOption)
-                throw new UserException($"{upscaleOption} applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
+            if (Claims(className)) return;
+            var u = r.StableDiffusionUpscale;
+            // --image is also the input of another route's class (LDMSuperResolutionPipeline): refused only where none takes it
+            if (u.Image is not null && !GenerateRoutes.TakesImageOption(className))
+                throw new UserException($"--image applies to upscale models ({StableDiffusionUpscalePipeline.Name}, {LDMSuperResolutionPipeline.Name}); {r.Model} is a {className}");
+            if (u.NoiseLevel is not null)
+                throw new UserException($"--noise-level applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
         }
 
         public ImagePipelineOutput Execute(GenerateRun g) => StableDiffusionUpscaleOptions.Execute(g.Ctx, g.Request, g.Folder, g.ClassName, g.Options, g.OutputType);

@@ -19,7 +19,8 @@ namespace DiffusersSharp.Tests.Cli;
 /// x4 upscaler (tiny-sd-upscale, an 8x8 --image), InstructPix2Pix (tiny-sd-instruct-pix2pix) and the Stable Diffusion
 /// T2I-Adapter pipeline (--adapter on a tiny-sd copy with the UNet the tiny adapter fits), all at 32x32 with one or two steps,
 /// and ConsistencyModelPipeline (tiny-consistency, 8x8, one step of class 3), StableDiffusionPanoramaPipeline (a tiny-sd copy
-/// with the scale-8 VAE of tests/golden/panorama, 16x640: three windows, one DDIM step at t = 999) and --panorama on tiny-sd (32x32);
+/// with the scale-8 VAE of tests/golden/panorama, 16x640: three windows, one DDIM step at t = 999), --panorama on tiny-sd (32x32),
+/// and LDMPipeline and LDMSuperResolutionPipeline (tests/golden/ldm's tiny folders, two steps; the latter upscaling its 37x34 lowres.png);
 /// the IP-Adapter options with the tiny adapter of tests/golden/ip-adapter.
 /// </summary>
 public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITestOutputHelper log) : IClassFixture<CliOptionMatrixTests.SmallImages>
@@ -30,6 +31,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     private static string Pix2Pix => Golden.Path("tiny-sd-instruct-pix2pix");
     private static string ControlNet => Golden.Path("tiny-sd-controlnet");
     private static string Consistency => Golden.Path("tiny-consistency");
+    private static string Ldm => LDMPipelineTests.Model;
+    private static string LdmSuperResolution => LDMSuperResolutionPipelineTests.Model;
     private static string SdAdapter => T2IAdapterGoldenTests.Folder("sd-full");
     private string Init => images.Init;
     private string Mask => images.Mask;
@@ -52,6 +55,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "consistency" => ["-m", Consistency, "--class-label", "3", "--steps", "1", "--seed", "0"],
         "panorama" => ["-m", images.PanoramaModel, "--prompt", "a cat", "--height", "16", "--width", "640", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "sd-panorama" => ["-m", Sd, "--prompt", "a cat", "--panorama", "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "ldm" => ["-m", Ldm, "--steps", "2", "--seed", "0"],
+        "ldm-sr" => ["-m", LdmSuperResolution, "--image", LDMSuperResolutionPipelineTests.LowRes, "--steps", "2", "--seed", "0"],
         "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         _ => throw new ArgumentException(kind),
     };
@@ -369,12 +374,12 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("ddpm", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     [InlineData("txt2img", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     // the x4 upscaler, InstructPix2Pix and T2I-Adapter options on the other kinds, and theirs on them
-    [InlineData("ddpm", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddpm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddim", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddpm", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddpm", "--adapter ADAPTER --adapter-image INIT", "DDPMPipeline takes no --adapter: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and DDPMPipeline is unconditional")]
     [InlineData("ddpm", "--noise-level 5 --image-guidance-scale 2", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
-    [InlineData("txt2img", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("txt2img", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("img2img", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("inpaint", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("img2img", "--adapter ADAPTER --adapter-image INIT", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
@@ -389,7 +394,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("upscale", "--adapter ADAPTER --adapter-image INIT", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
     [InlineData("upscale", "--noise-level 351", "--noise-level must be at most the model's max_noise_level 350, got 351")]
     [InlineData("upscale", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
-    [InlineData("pix2pix", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("pix2pix", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
     [InlineData("pix2pix", "--negative-prompt-2 x --noise-level 5", "--negative-prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
     // --init-image with --width/--height is refused before the model is read, on every class
     [InlineData("pix2pix", "--width 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
@@ -402,7 +407,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("adapter", "--init-image INIT --mask MASK", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
     [InlineData("adapter", "--guidance-rescale 0.5", "--guidance-rescale is not available with --adapter on Stable Diffusion models (diffusers' StableDiffusionAdapterPipeline has no guidance_rescale)")]
     [InlineData("adapter", "--controlnet CONTROLNET --control-image INIT", "--controlnet and --adapter cannot be combined (one guidance model per run)")]
-    [InlineData("adapter", "--image LOWRES", "--image applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("adapter", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
@@ -447,6 +452,24 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("panorama", "--view-batch-size 0", "--view-batch-size must be at least 1, got 0")]
     [InlineData("panorama", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
     [InlineData("panorama", "--height 576 --circular-padding", "StableDiffusionPanoramaPipeline: circular_padding with a height of 576 pixels (2 rows of windows): diffusers 0.25.1 fails")]
+    // the latent diffusion pipelines: unconditional LDM, and super-resolution, which takes --image and nothing else of the x4 upscaler's
+    [InlineData("ldm", "--prompt x", "LDMPipeline takes no --prompt: it generates unconditionally, without a prompt, an image or guidance")]
+    [InlineData("ldm", "--init-image INIT", "LDMPipeline takes no --init-image: it generates unconditionally, without a prompt, an image or guidance")]
+    [InlineData("ldm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a LDMPipeline")]
+    [InlineData("ldm", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a LDMPipeline")]
+    [InlineData("ldm", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a LDMPipeline")]
+    [InlineData("ldm", "--adapter ADAPTER --adapter-image INIT", "LDMPipeline takes no --adapter")]
+    [InlineData("ldm", "--controlnet CONTROLNET --control-image INIT", "LDMPipeline takes no --controlnet")]
+    [InlineData("ldm", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionInstructPix2PixPipeline); {MODEL} is a LDMPipeline")]
+    [InlineData("ldm", "--eta 0.5 --scheduler pndm", "--eta applies to DDIMScheduler only; the scheduler is PNDMScheduler (add --scheduler ddim)")]
+    [InlineData("ldm", "--preview-every 1", "LDMPipeline takes no --preview-every")]
+    [InlineData("ldm-sr", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a LDMSuperResolutionPipeline")]
+    [InlineData("ldm-sr", "--prompt x", "LDMSuperResolutionPipeline takes no --prompt: it upscales --image, without a prompt or guidance")]
+    [InlineData("ldm-sr", "--width 64", "LDMSuperResolutionPipeline takes no --width: it upscales --image, without a prompt or guidance")]
+    [InlineData("ldm-sr", "--batch 2", "LDMSuperResolutionPipeline upscales the one --image: --batch must be 1 (diffusers' pipeline sets its batch size to 1 for an image), got 2")]
+    [InlineData("ldm-sr", "--lora ADAPTER", "LDMSuperResolutionPipeline takes no --lora")]
+    [InlineData("ldm-sr", "--timesteps 999,499", "--timesteps is not available for LDMSuperResolutionPipeline: diffusers 0.25.1's LDMSuperResolutionPipeline has no timesteps argument (use --steps)")]
+    [InlineData("ldm-sr", "--eta 1 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
     public void OptionIsRefusedWhereItCannotApply(string kind, string option, string message)
     {
         using var dir = new TempDir();
