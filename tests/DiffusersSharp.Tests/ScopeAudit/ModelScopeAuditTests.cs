@@ -24,6 +24,7 @@ public class ModelScopeAuditTests
         using var taesd = AutoencoderTiny.FromPretrained(Golden.Path("tiny-taesd"));
         using var net = ControlNetModel.FromPretrained(Golden.Path("tiny-sd-controlnet"));
         using var dit = DiTTransformer2DModel.FromPretrained(Golden.Path("tiny-dit"), "transformer");
+        using var vq = VQModel.FromPretrained(Golden.Path("ldm", "vqmodel"));
         var audit = new Support.ScopeAudit();
         using (audit.Call("DiTTransformer2DModel.FromConfig", () => DiTTransformer2DModel.FromConfig(dit.Config))) { }
         using (audit.Call("UNet2DModel.FromConfig", () => UNet2DModel.FromConfig(ddpm.Config))) { }
@@ -31,6 +32,7 @@ public class ModelScopeAuditTests
         using (audit.Call("AutoencoderKL.FromConfig", () => AutoencoderKL.FromConfig(vae.Config))) { }
         using (audit.Call("AutoencoderTiny.FromConfig", () => AutoencoderTiny.FromConfig(taesd.Config))) { }
         using (audit.Call("ControlNetModel.FromConfig", () => ControlNetModel.FromConfig(net.Config))) { }
+        using (audit.Call("VQModel.FromConfig", () => VQModel.FromConfig(vq.Config))) { }
         audit.AssertAllScoped();
     }
 
@@ -133,6 +135,17 @@ public class ModelScopeAuditTests
         audit.Call("AutoencoderTiny.QuantizeLatents", () => taesd.QuantizeLatents(latents));
         var quantized = torch.ones([1, 4, 2, 2], ScalarType.Byte);
         audit.Call("AutoencoderTiny.DequantizeLatents", () => taesd.DequantizeLatents(quantized));
+
+        using var vq = VQModel.FromPretrained(Golden.Path("ldm", "vqmodel"));
+        var vqImages = torch.rand([2, 3, 16, 16], generator: g) * 2 - 1;
+        var vqLatents = torch.randn([2, 4, 8, 8], generator: g);
+        audit.Call("VQModel.Encode", () => vq.Encode(vqImages).Latents);
+        audit.Call("VQModel.Decode", () => vq.Decode(vqLatents).Sample);
+        audit.Call("VQModel.Decode (not quantized)", () => vq.Decode(vqLatents, forceNotQuantize: true).Sample);
+        audit.Call("VQModel.Forward", () => vq.Forward(vqImages).Sample);
+        audit.Call("VectorQuantizer.Forward", () => vq.Quantize.Forward(vqLatents).Quantized);
+        var indices = torch.zeros([2 * 8 * 8], ScalarType.Int64);
+        audit.Call("VectorQuantizer.GetCodebookEntry", () => vq.Quantize.GetCodebookEntry(indices, [2, 8, 8, 4]));
         taesd.EnableSlicing();
         audit.Call("AutoencoderTiny.Decode (sliced)", () => taesd.Decode(latents).Sample);
         taesd.DisableSlicing();

@@ -21,7 +21,7 @@ public class PipelineScopeAuditTests
 
     public static TheoryData<string> Cases() => new(
     [
-        "ddpm", "ddim",
+        "ddpm", "ddim", "ldm", "ldm-super-resolution",
         "sd", .. SchedulerAliases.Aliases.Keys.Order(StringComparer.Ordinal).Select(a => "sd-" + a),
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
         "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
@@ -117,6 +117,17 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(ConsistencyModelPipeline.FromPretrained(Golden.Path("tiny-consistency")));
                 return () => pipe.Generate(2, numInferenceSteps: 2, seed: 0, outputType: OutputType.Pt);
+            }
+            case "ldm":
+            {
+                var pipe = owned.Add(LDMPipeline.FromPretrained(Golden.Path("ldm", "tiny-ldm")));
+                return () => pipe.Generate(numInferenceSteps: 2, eta: 1.0, seed: 0);
+            }
+            case "ldm-super-resolution":
+            {
+                var pipe = owned.Add(LDMSuperResolutionPipeline.FromPretrained(Golden.Path("ldm", "tiny-ldm-sr")));
+                var lowRes = Image.Load(Golden.Path("ldm", "lowres.png"));
+                return () => pipe.Generate(lowRes, 2, eta: 1.0, seed: 0);
             }
             case "ddim":
             {
