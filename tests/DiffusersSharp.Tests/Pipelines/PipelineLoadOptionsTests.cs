@@ -41,6 +41,8 @@ public class PipelineLoadOptionsTests
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             DiTPipeline.Name => "tiny-dit",
             ConsistencyModelPipeline.Name => "tiny-consistency",
+            LDMPipeline.Name => "ldm/tiny-ldm",
+            LDMSuperResolutionPipeline.Name => "ldm/tiny-ldm-sr",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
         var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
@@ -102,6 +104,7 @@ public class PipelineLoadOptionsTests
 
         var models = pipe.Components.Where(c => c.Value is nn.Module).ToList();
         Assert.Equal(className == DiTPipeline.Name ? ["transformer", "vae"]
+                     : className is LDMPipeline.Name or LDMSuperResolutionPipeline.Name ? ["unet", "vqvae"]
                      : className is StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
                          or StableDiffusionXLControlNetInpaintPipeline.Name ? ["controlnet", "text_encoder", "text_encoder_2", "unet", "vae"]
                      : className == StableDiffusionXLAdapterPipeline.Name ? ["adapter", "text_encoder", "text_encoder_2", "unet", "vae"]
