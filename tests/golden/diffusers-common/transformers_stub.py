@@ -1,5 +1,6 @@
 """A `transformers` stub for the make.py scripts that build diffusers 0.25.1 pipelines which name transformers
-classes (../instruct-pix2pix, ../upscale, ../t2i-adapter, ../sdxl-controlnet-img2img, ../sdxl-controlnet-inpaint, ../ip-adapter).
+classes (../instruct-pix2pix, ../upscale, ../t2i-adapter, ../sdxl-controlnet-img2img, ../sdxl-controlnet-inpaint, ../ip-adapter,
+../ldm, whose LDMSuperResolutionPipeline diffusers exports only when transformers is installed).
 
 transformers is not installed here. Imported before diffusers_prelude (so before diffusers), this module puts into
 sys.modules a `transformers` whose every class is an empty placeholder, made on first use, and a `transformers.utils`
