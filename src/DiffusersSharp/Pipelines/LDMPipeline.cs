@@ -75,13 +75,7 @@ public sealed class LDMPipeline : UnconditionalImagePipeline
     {
         string folder = PipelinePaths.Resolve(idOrPath, options);
         CheckClass(folder, Name);
-        return PipelineSteps.DisposeOnFailure(loaded =>
-        {
-            var vqvae = loaded.Kept(VQModel.FromPretrained(PipelinePaths.Component(folder, "vqvae"), null, options));
-            var unet = loaded.Kept(UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), null, options));
-            var scheduler = loaded.Kept(SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), null, options));
-            return new LDMPipeline(vqvae, unet, scheduler);
-        });
+        return LatentDiffusionFolder.Load(folder, options, (vqvae, unet, scheduler) => new LDMPipeline(vqvae, unet, scheduler));
     }
 
     /// <summary>

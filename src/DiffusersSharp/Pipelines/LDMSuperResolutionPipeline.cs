@@ -91,13 +91,7 @@ public sealed class LDMSuperResolutionPipeline : DiffusionPipeline
     {
         string folder = PipelinePaths.Resolve(idOrPath, options);
         CheckClass(folder, Name);
-        return PipelineSteps.DisposeOnFailure(loaded =>
-        {
-            var vqvae = loaded.Kept(VQModel.FromPretrained(PipelinePaths.Component(folder, "vqvae"), null, options));
-            var unet = loaded.Kept(UNet2DModel.FromPretrained(PipelinePaths.Component(folder, "unet"), null, options));
-            var scheduler = loaded.Kept(SchedulerFactory.FromPretrained(PipelinePaths.Component(folder, "scheduler"), null, options));
-            return new LDMSuperResolutionPipeline(vqvae, unet, scheduler);
-        });
+        return LatentDiffusionFolder.Load(folder, options, (vqvae, unet, scheduler) => new LDMSuperResolutionPipeline(vqvae, unet, scheduler));
     }
 
     /// <summary>
