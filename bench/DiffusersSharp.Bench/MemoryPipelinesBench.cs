@@ -38,10 +38,11 @@ public static class MemoryPipelinesBench
         "ddpm",
         .. SchedulerAliases.Aliases.Keys.Select(a => "sd-" + a),
         "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
-        "sd-instruct-pix2pix", "sd-adapter", "sd-ip-adapter",
+        "sd-instruct-pix2pix", "sd-adapter", "sd-ip-adapter", "sd-panorama",
         "sd-lora", "sd-lora-fused", "sd-textual-inversion", "sd-taesd", "sd-taesd-previews",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet", "sdxl-ip-adapter",
+        "ldm", "ldm-super-resolution",
         "service", "service-mixed", "service-sdxl", "image-generator",
         "train",
     ];
@@ -152,6 +153,31 @@ public static class MemoryPipelinesBench
                 var face = Img("ip-adapter/ip-image.png");
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, "", 7.5, height: Size, width: Size, numInferenceSteps: n, seed: 0, progress: soak,
                     ipAdapterImage: face));
+                return;
+            }
+            case "sd-panorama":
+            {
+                // 16x640 with the scale-8 VAE of tests/golden/panorama: 10 circular windows, two per UNet call, a scheduler
+                // copy per window batch (PNDM: multistep state)
+                string sd = G("tiny-sd");
+                using var pipe = new StableDiffusionPanoramaPipeline(AutoencoderKL.FromPretrained(G("panorama/tiny-vae8")),
+                    CLIPTextModel.FromPretrained(sd, "text_encoder"), CLIPTokenizer.FromPretrained(sd, "tokenizer"),
+                    UNet2DConditionModel.FromPretrained(sd, "unet"), SchedulerFactory.FromPretrained(sd, "scheduler"));
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, 16, 640, n, 7.5, viewBatchSize: 2, negativePrompt: "",
+                    seed: 0, progress: soak, circularPadding: true));
+                return;
+            }
+            case "ldm":
+            {
+                using var pipe = LDMPipeline.FromPretrained(G("ldm/tiny-ldm"));
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(numInferenceSteps: n, eta: 1, seed: 0, progress: soak));
+                return;
+            }
+            case "ldm-super-resolution":
+            {
+                using var pipe = LDMSuperResolutionPipeline.FromPretrained(G("ldm/tiny-ldm-sr"));
+                var lowRes = Img("ldm/lowres.png");
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(lowRes, n, eta: 1, seed: 0, progress: soak));
                 return;
             }
             case "sd-inpaint" or "sd-inpaint-4ch" or "sd-inpaint-crop":
