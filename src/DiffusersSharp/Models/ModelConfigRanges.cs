@@ -79,7 +79,7 @@ internal static class ModelConfigRanges
             if (h > c.BlockOutChannels[i])
                 R.Fail(source, "attention_head_dim", $"attention_head_dim {h} is larger than the {c.BlockOutChannels[i]} channels of block {i}");
         }
-        R.Int(source, "norm_num_groups", c.NormNumGroups ?? 0, 1, R.MaxChannels);
+        if (c.NormNumGroups is int groups) R.Int(source, "norm_num_groups", groups, 1, R.MaxChannels);   // null checked by the validation
         R.Positive(source, "norm_eps", c.NormEps, 1);
         R.Probability(source, "dropout", c.Dropout);
         R.NonZero(source, "mid_block_scale_factor", c.MidBlockScaleFactor);

@@ -12,7 +12,7 @@ namespace DiffusersSharp.Models;
 /// (optionally 1×1-projected) input, divided by <c>output_scale_factor</c>. Weight names: <c>norm1</c>,
 /// <c>conv1</c>, <c>time_emb_proj</c>, <c>norm2</c>, <c>conv2</c>, <c>conv_shortcut</c>.
 /// Supported <c>time_embedding_norm</c>: "default", "scale_shift"; <c>kernel</c>: null or "sde_vp" (the FIR
-/// kernel and the ada_group / spatial norms are not ported and are refused).
+/// kernel and the spatial norm are not ported and are refused; the ada_group form is <see cref="ResnetBlockCondNorm2D"/>, which the K blocks build).
 /// </summary>
 public sealed class ResnetBlock2D : nn.Module
 {

@@ -10,7 +10,12 @@ namespace DiffusersSharp.Models;
 public static class UNet2DBlocks
 {
     /// <summary>A registered type: its name, whether it needs a cross-attention context, and its factory.</summary>
-    private sealed record Entry<T>(string Name, bool CrossAttention, Func<UNetBlockArgs, T> Create);
+    private sealed record Entry<T>(string Name, bool CrossAttention, Func<UNetBlockArgs, T> Create)
+    {
+        /// <summary>The block builds its norms without <c>resnet_groups</c> (the K blocks: channels / 32 groups), so a
+        /// UNet of only such blocks may have <c>norm_num_groups</c> null.</summary>
+        public bool OwnNormGroups { get; init; }
+    }
 
     private static readonly Entry<UNetDownBlock>[] Down =
     [
@@ -32,6 +37,12 @@ public static class UNet2DBlocks
             addDownsample: a.AddDownsample, dualCrossAttention: a.DualCrossAttention,
             useLinearProjection: a.UseLinearProjection, onlyCrossAttention: a.OnlyCrossAttention,
             upcastAttention: a.UpcastAttention, attentionType: a.AttentionType)),
+        new("KDownBlock2D", false, a => new KDownBlock2D(a.InChannels, a.OutChannels, TembChannels(a, "KDownBlock2D"),
+            a.Dropout, a.NumLayers, a.ResnetEps, a.ResnetActFn, addDownsample: a.AddDownsample)) { OwnNormGroups = true },
+        new("KCrossAttnDownBlock2D", true, a => new KCrossAttnDownBlock2D(a.InChannels, a.OutChannels,
+            TembChannels(a, "KCrossAttnDownBlock2D"), CrossAttentionDim(a, "KCrossAttnDownBlock2D"), a.Dropout, a.NumLayers,
+            addDownsample: a.AddDownsample, attentionHeadDim: a.AttentionHeadDim ?? a.OutChannels,
+            addSelfAttention: !a.AddDownsample, resnetEps: a.ResnetEps, resnetActFn: a.ResnetActFn)) { OwnNormGroups = true },
     ];
 
     private static readonly Entry<UNetUpBlock>[] Up =
@@ -53,6 +64,12 @@ public static class UNet2DBlocks
             crossAttentionDim: CrossAttentionDim(a, "CrossAttnUpBlock2D"), addUpsample: a.AddUpsample,
             dualCrossAttention: a.DualCrossAttention, useLinearProjection: a.UseLinearProjection,
             onlyCrossAttention: a.OnlyCrossAttention, upcastAttention: a.UpcastAttention, attentionType: a.AttentionType)),
+        new("KUpBlock2D", false, a => new KUpBlock2D(a.InChannels, a.OutChannels, TembChannels(a, "KUpBlock2D"),
+            a.ResolutionIdx, a.Dropout, a.NumLayers, a.ResnetEps, a.ResnetActFn, addUpsample: a.AddUpsample)) { OwnNormGroups = true },
+        new("KCrossAttnUpBlock2D", true, a => new KCrossAttnUpBlock2D(a.InChannels, a.OutChannels,
+            TembChannels(a, "KCrossAttnUpBlock2D"), a.ResolutionIdx, a.Dropout, a.NumLayers, a.ResnetEps, a.ResnetActFn,
+            attentionHeadDim: a.AttentionHeadDim ?? a.OutChannels, crossAttentionDim: CrossAttentionDim(a, "KCrossAttnUpBlock2D"),
+            addUpsample: a.AddUpsample)) { OwnNormGroups = true },
     ];
 
     // UNet2DConditionModel's mid_block_type (diffusers builds these inline in unet_2d_condition.py)
@@ -73,9 +90,9 @@ public static class UNet2DBlocks
     private static readonly HashSet<string> NotPorted = new(StringComparer.Ordinal)
     {
         "SimpleCrossAttnDownBlock2D", "SkipDownBlock2D", "AttnSkipDownBlock2D", "DownEncoderBlock2D",
-        "AttnDownEncoderBlock2D", "KDownBlock2D", "KCrossAttnDownBlock2D",
+        "AttnDownEncoderBlock2D",
         "SimpleCrossAttnUpBlock2D", "SkipUpBlock2D", "AttnSkipUpBlock2D", "UpDecoderBlock2D", "AttnUpDecoderBlock2D",
-        "KUpBlock2D", "KCrossAttnUpBlock2D", "UNetMidBlock2DSimpleCrossAttn",
+        "UNetMidBlock2DSimpleCrossAttn",
     };
 
     /// <summary>The down block types, in registry order; with <paramref name="crossAttention"/> false only those that need no context.</summary>
@@ -105,6 +122,13 @@ public static class UNet2DBlocks
         Find(Down, type, true)?.CrossAttention ?? Find(Up, type, true)?.CrossAttention
         ?? Find(Mid, type, true)?.CrossAttention ?? false;
 
+    /// <summary>
+    /// True for a registered type that builds its norms without <c>resnet_groups</c> (so with <c>norm_num_groups</c>
+    /// null); false for any other registered type and for unknown names.
+    /// </summary>
+    public static bool OwnsNormGroups(string type) =>
+        (Find(Down, type, true)?.OwnNormGroups ?? Find(Up, type, true)?.OwnNormGroups ?? Find(Mid, type, true)?.OwnNormGroups) == true;
+
     /// <summary>True for a diffusers 0.25.1 block type that DiffusersSharp does not port.</summary>
     public static bool IsNotPorted(string type) => NotPorted.Contains(Strip(type));
 
@@ -133,6 +157,9 @@ public static class UNet2DBlocks
 
     private static T Create<T>(Entry<T>[] entries, string type, UNetBlockArgs args) =>
         (Find(entries, type, true) ?? throw new ArgumentException($"{type} does not exist.")).Create(args);
+
+    private static int TembChannels(UNetBlockArgs a, string type) =>
+        a.TembChannels ?? throw new ArgumentException($"temb_channels must be specified for {type}");
 
     private static int CrossAttentionDim(UNetBlockArgs a, string type) =>
         a.CrossAttentionDim ?? throw new ArgumentException($"cross_attention_dim must be specified for {type}");

@@ -153,9 +153,12 @@ public sealed partial class UNet2DConditionModel
         }
 
         // 6. post-process
-        h.Then(conv_norm_out!.forward);
-        hook?.Invoke("conv_norm_out", h.Value);
-        h.Then(_convAct);
+        if (conv_norm_out is not null)
+        {
+            h.Then(conv_norm_out.forward);
+            hook?.Invoke("conv_norm_out", h.Value);
+            h.Then(_convAct);
+        }
         h.Then(conv_out.forward);
         hook?.Invoke("conv_out", h.Value);
         if (ChannelsLast)

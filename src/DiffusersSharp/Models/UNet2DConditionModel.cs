@@ -77,7 +77,7 @@ public sealed partial class UNet2DConditionModel : nn.Module
         var c = config;
         int[] boc = c.BlockOutChannels;
         int n = boc.Length;
-        int groups = c.NormNumGroups!.Value;
+        int? groups = c.NormNumGroups;    // null: no conv_norm_out (a UNet of K blocks, which build their own norms)
         int[] heads = Expand(c.AttentionHeadDim, n);       // diffusers: num_attention_heads = attention_head_dim
         int[] headDims = Expand(c.AttentionHeadDim, n);    // used as a real head dim by AttnDown/UpBlock2D only
         int[] crossDims = Expand(c.CrossAttentionDim, n);
@@ -200,7 +200,8 @@ public sealed partial class UNet2DConditionModel : nn.Module
             }));
         }
 
-        conv_norm_out = Layers.GroupNorm(groups, boc[0], c.NormEps);
+        if (groups is int g)
+            conv_norm_out = Layers.GroupNorm(g, boc[0], c.NormEps);
         _convAct = Activations.Get(c.ActFn, mayOverwriteInput: true);
         conv_out = Layers.Conv2d(boc[0], c.OutChannels, kernel_size: c.ConvOutKernel, padding: (c.ConvOutKernel - 1) / 2);
         RegisterComponents();

@@ -52,7 +52,8 @@ internal static class UNet2DConditionModelConfigValidation
         }
         if (c.MidBlockType is not null && !UNet2DBlocks.IsMidBlock(c.MidBlockType))
             Fail(source, "mid_block_type", $"unknown or unsupported mid_block_type '{c.MidBlockType}' (supported: {string.Join(", ", UNet2DBlocks.MidBlockTypes)}, null)");
-        NormGroups(source, c.NormNumGroups, c.BlockOutChannels);
+        if (c.NormNumGroups is not null || !OnlyOwnNormGroups(c))
+            NormGroups(source, c.NormNumGroups, c.BlockOutChannels);
         for (int i = 0; i < n; i++)
         {
             int heads = At(c.AttentionHeadDim!, i);
@@ -147,6 +148,13 @@ internal static class UNet2DConditionModelConfigValidation
         if (entry.IsPerLayer && entry.Depths.Length < layers)
             Fail(source, key, $"{block} has {layers} attention layer{(layers == 1 ? "" : "s")}, but its list entry {entry} gives {entry.Depths.Length} depth{(entry.Depths.Length == 1 ? "" : "s")}: a list entry needs one per layer");
     }
+
+    /// <summary>
+    /// Every block builds its norms without <c>resnet_groups</c> (<see cref="UNet2DBlocks.OwnsNormGroups"/>) and there is
+    /// no mid block: <c>norm_num_groups</c> may then be null (no <c>conv_norm_out</c>), as diffusers builds the K UNets.
+    /// </summary>
+    private static bool OnlyOwnNormGroups(UNet2DConditionModelConfig c) =>
+        c.MidBlockType is null && c.DownBlockTypes.All(UNet2DBlocks.OwnsNormGroups) && c.UpBlockTypes.All(UNet2DBlocks.OwnsNormGroups);
 
     /// <summary>Value of block <paramref name="i"/> of a per-block list of length 1 (every block) or N.</summary>
     internal static T At<T>(T[] values, int i) => values.Length == 1 ? values[0] : values[i];

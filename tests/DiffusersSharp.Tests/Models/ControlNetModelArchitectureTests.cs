@@ -115,7 +115,7 @@ public class ControlNetModelArchitectureTests(ITestOutputHelper log)
     [InlineData("\"attention_head_dim\": 3", "attention_head_dim", "64 channels cannot be split into 3 attention heads")]
     [InlineData("\"addition_embed_type\": \"text_time\"", "addition_time_embed_dim", "requires `addition_time_embed_dim` be set")]
     [InlineData("\"layers_per_block\": 0", "layers_per_block", "must be between 1 and")]
-    [InlineData("\"down_block_types\": [\"DownBlock2D\", \"KDownBlock2D\"]", "down_block_types", "unknown or unsupported down block type 'KDownBlock2D'")]
+    [InlineData("\"down_block_types\": [\"DownBlock2D\", \"SimpleCrossAttnDownBlock2D\"]", "down_block_types", "unknown or unsupported down block type 'SimpleCrossAttnDownBlock2D'")]
     [InlineData("\"transformer_layers_per_block\": [1, [1]]", "transformer_layers_per_block", "down block 1 (CrossAttnDownBlock2D) has 2 attention layers, but its list entry [1] gives 1 depth: a list entry needs one per layer")]
     [InlineData("\"down_block_types\": [\"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"transformer_layers_per_block\": [[1, 1], []]", "transformer_layers_per_block", "the mid block (UNetMidBlock2DCrossAttn) has 1 attention layer, but its list entry [] gives 0 depths")]
     [InlineData("\"transformer_layers_per_block\": [1, [1, 65]]", "transformer_layers_per_block", "transformer_layers_per_block[1][1] must be between 0 and 64, got 65")]

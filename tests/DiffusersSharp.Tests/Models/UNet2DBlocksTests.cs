@@ -8,8 +8,13 @@ public class UNet2DBlocksTests
     [Fact]
     public void TypeNamesAreDiffusersAndFilterByCrossAttention()
     {
-        Assert.Equal(["DownBlock2D", "AttnDownBlock2D", "ResnetDownsampleBlock2D", "CrossAttnDownBlock2D"], UNet2DBlocks.DownBlockTypes());
-        Assert.Equal(["UpBlock2D", "AttnUpBlock2D", "ResnetUpsampleBlock2D"], UNet2DBlocks.UpBlockTypes(crossAttention: false));
+        Assert.Equal(["DownBlock2D", "AttnDownBlock2D", "ResnetDownsampleBlock2D", "CrossAttnDownBlock2D", "KDownBlock2D", "KCrossAttnDownBlock2D"],
+            UNet2DBlocks.DownBlockTypes());
+        Assert.Equal(["UpBlock2D", "AttnUpBlock2D", "ResnetUpsampleBlock2D", "KUpBlock2D"], UNet2DBlocks.UpBlockTypes(crossAttention: false));
+        Assert.True(UNet2DBlocks.NeedsCrossAttention("KCrossAttnUpBlock2D"));
+        Assert.False(UNet2DBlocks.IsNotPorted("KCrossAttnDownBlock2D"));
+        Assert.True(UNet2DBlocks.OwnsNormGroups("KUpBlock2D"));
+        Assert.False(UNet2DBlocks.OwnsNormGroups("CrossAttnUpBlock2D"));
         Assert.Equal(["UNetMidBlock2DCrossAttn", "UNetMidBlock2D"], UNet2DBlocks.MidBlockTypes);
         Assert.True(UNet2DBlocks.IsDownBlock("UNetResDownBlock2D"));
         Assert.False(UNet2DBlocks.IsUpBlock("CrossAttnUpBlock2D", crossAttention: false));

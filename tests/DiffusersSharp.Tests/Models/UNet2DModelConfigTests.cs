@@ -148,7 +148,7 @@ public class UNet2DModelConfigTests
         var c = ConfigJson.Parse<UNet2DModelConfig>(json, "ncsnpp/config.json");
         var e = Assert.Throws<ConfigException>(() => UNet2DModel.FromConfig(c, "ncsnpp/config.json"));
         Assert.Equal("down_block_types", e.Key);
-        Assert.Equal("ncsnpp/config.json: config key 'down_block_types': down block type not supported in a DiffusersSharp UNet2DModel: 'SkipDownBlock2D' at index 0 (supported: DownBlock2D, AttnDownBlock2D, ResnetDownsampleBlock2D)", e.Message);
+        Assert.Equal("ncsnpp/config.json: config key 'down_block_types': down block type not supported in a DiffusersSharp UNet2DModel: 'SkipDownBlock2D' at index 0 (supported: DownBlock2D, AttnDownBlock2D, ResnetDownsampleBlock2D, KDownBlock2D)", e.Message);
     }
 
     [Theory]
