@@ -21,6 +21,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
         [StableDiffusionUpscalePipeline.Name] = StableDiffusionUpscalePipeline.FromPretrained,
+        [StableDiffusionLatentUpscalePipeline.Name] = StableDiffusionLatentUpscalePipeline.FromPretrained,
         [StableDiffusionInstructPix2PixPipeline.Name] = StableDiffusionInstructPix2PixPipeline.FromPretrained,
         [StableDiffusionPanoramaPipeline.Name] = StableDiffusionPanoramaPipeline.FromPretrained,
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,

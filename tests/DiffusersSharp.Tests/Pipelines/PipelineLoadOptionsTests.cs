@@ -39,13 +39,19 @@ public class PipelineLoadOptionsTests
                 or StableDiffusionXLControlNetInpaintPipeline.Name
                 or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
+            StableDiffusionLatentUpscalePipeline.Name => "latent-upscale",
             DiTPipeline.Name => "tiny-dit",
             ConsistencyModelPipeline.Name => "tiny-consistency",
             LDMPipeline.Name => "ldm/tiny-ldm",
             LDMSuperResolutionPipeline.Name => "ldm/tiny-ldm-sr",
             _ => throw new Xunit.Sdk.XunitException($"{className}: no test folder; add one here"),
         };
-        var dir = source == "inpaint" ? StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder() : Copy(Golden.Path(source));
+        var dir = source switch
+        {
+            "inpaint" => StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder(),
+            "latent-upscale" => StableDiffusionLatentUpscalePipelineTests.AssembleFolder(),
+            _ => Copy(Golden.Path(source)),
+        };
         bool controlnet = className.Contains("ControlNet", StringComparison.Ordinal);
         if (controlnet && source == "tiny-sdxl")
         {

@@ -24,7 +24,7 @@ public class PipelineScopeAuditTests
         "ddpm", "ddim", "ldm", "ldm-super-resolution",
         "sd", .. SchedulerAliases.Aliases.Keys.Order(StringComparer.Ordinal).Select(a => "sd-" + a),
         "sd-output-np", "sd-output-pt", "sd-output-latent", "sd-no-cfg", "sd-guidance-rescale", "sd-taesd", "sd-taesd-previews", "sd-lora",
-        "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-instruct-pix2pix",
+        "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale", "sd-latent-upscale", "sd-latent-upscale-rgb", "sd-instruct-pix2pix",
         "sd-panorama", "sd-panorama-circular-ip-adapter",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sd-ip-adapter", "sd-img2img-ip-adapter-plus", "sd-inpaint-ip-adapter", "controlnet-ip-adapter-plus", "controlnet-img2img-ip-adapter",
@@ -174,6 +174,16 @@ public class PipelineScopeAuditTests
                 var pipe = owned.Add(StableDiffusionUpscalePipeline.FromPretrained(Golden.Path("tiny-sd-upscale")));
                 var lowRes = Image.Load(Golden.Path("upscale", "low-res-16x16.png"));
                 return () => pipe.Generate(Prompt, lowRes, numInferenceSteps: 2, negativePrompt: "", seed: 0);
+            }
+            case "sd-latent-upscale" or "sd-latent-upscale-rgb":
+            {
+                var folder = owned.Add(Pipelines.StableDiffusionLatentUpscalePipelineTests.AssembleFolder());
+                var pipe = owned.Add(StableDiffusionLatentUpscalePipeline.FromPretrained(folder.Path));
+                // SD latents (guidance, a PIL image out), or an RGB image the VAE encodes (its posterior sampled from the seed)
+                ImageInput image = name == "sd-latent-upscale"
+                    ? owned.Add(Golden.Tensor("latent-upscale/latent-upscale-expected.safetensors", "pipeline/image"))
+                    : Image.Load(Golden.Path("upscale", "low-res-16x16.png"));
+                return () => pipe.Generate(Prompt, image, numInferenceSteps: 2, guidanceScale: name == "sd-latent-upscale" ? 7.5 : 0, seed: 0);
             }
             case "sd-instruct-pix2pix":
             {
