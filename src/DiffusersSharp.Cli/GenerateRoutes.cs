@@ -72,6 +72,7 @@ internal static class GenerateRoutes
         new ControlNetOptions.Route(),
         new StableDiffusionXLGenerate.Route(),
         new StableDiffusionUpscaleOptions.Route(),
+        new LatentUpscaleGenerate.Route(),
         new DiTOptions.Route(),
         new InstructPix2PixOptions.Route(),
         new PanoramaOptions.Route(onStableDiffusion: false),

@@ -9,13 +9,15 @@ namespace DiffusersSharp.Cli;
 /// The Stable Diffusion x4 upscaler options of <c>diffusers generate</c> (<see cref="StableDiffusionUpscalePipeline"/>):
 /// <c>--image</c> (the low-resolution image, required) and <c>--noise-level</c> (diffusers' <c>noise_level</c>, default 20).
 /// The Stable Diffusion options that apply are <c>--prompt --negative-prompt --guidance --clip-skip --freeu</c>, with
-/// <c>--vae</c>, <c>--embedding</c> and <c>--lora</c>; the output is four times the size of <c>--image</c>.
+/// <c>--vae</c>, <c>--embedding</c> and <c>--lora</c>; the output is four times the size of <c>--image</c>. <c>--image</c> is also
+/// the latent upscaler's (<see cref="LatentUpscaleGenerate"/>).
 /// </summary>
 public sealed class StableDiffusionUpscaleOptions
 {
     private readonly Option<string?> _image = new("--image")
     {
-        Description = $"Low-resolution image to upscale ({StableDiffusionUpscalePipeline.Name}, e.g. stabilityai/stable-diffusion-x4-upscaler; {LDMSuperResolutionPipeline.Name}, e.g. CompVis/ldm-super-resolution-4x-openimages)",
+        Description = $"Image to upscale: 4x with a {StableDiffusionUpscalePipeline.Name} (e.g. stabilityai/stable-diffusion-x4-upscaler) or a " +
+            $"{LDMSuperResolutionPipeline.Name} (e.g. CompVis/ldm-super-resolution-4x-openimages), 2x with a {StableDiffusionLatentUpscalePipeline.Name} (stabilityai/sd-x2-latent-upscaler)",
     };
     private readonly Option<int?> _noiseLevel = new("--noise-level")
     {
@@ -54,7 +56,7 @@ public sealed class StableDiffusionUpscaleOptions
 
     /// <summary>
     /// The route of the x4 upscaler; <c>--noise-level</c> is refused on other classes, <c>--image</c> on the classes no route
-    /// takes it on (<see cref="IGenerateRoute.TakesImageOption"/>: LDMSuperResolutionPipeline's does).
+    /// takes it on (<see cref="IGenerateRoute.TakesImageOption"/>: LDMSuperResolutionPipeline's and StableDiffusionLatentUpscalePipeline's do).
     /// </summary>
     internal sealed class Route : IGenerateRoute
     {
@@ -65,9 +67,9 @@ public sealed class StableDiffusionUpscaleOptions
         {
             if (Claims(className)) return;
             var u = r.StableDiffusionUpscale;
-            // --image is also the input of another route's class (LDMSuperResolutionPipeline): refused only where none takes it
+            // --image is also the input of other routes' classes (LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline): refused only where none takes it
             if (u.Image is not null && !GenerateRoutes.TakesImageOption(className))
-                throw new UserException($"--image applies to upscale models ({StableDiffusionUpscalePipeline.Name}, {LDMSuperResolutionPipeline.Name}); {r.Model} is a {className}");
+                throw new UserException($"--image applies to upscale models ({StableDiffusionUpscalePipeline.Name}, {LDMSuperResolutionPipeline.Name}, {StableDiffusionLatentUpscalePipeline.Name}); {r.Model} is a {className}");
             if (u.NoiseLevel is not null)
                 throw new UserException($"--noise-level applies to Stable Diffusion upscale models ({StableDiffusionUpscalePipeline.Name}); {r.Model} is a {className}");
         }

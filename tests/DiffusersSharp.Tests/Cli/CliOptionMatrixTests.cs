@@ -51,6 +51,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "img2img" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--strength", "1", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "inpaint" => ["-m", Sd, "--prompt", "a cat", "--init-image", Init, "--mask", Mask, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
         "upscale" => ["-m", Upscaler, "--prompt", "a cat", "--image", LowRes, "--steps", "2", "--seed", "0"],
+        "latent-upscale" => ["-m", images.LatentUpscaler.Path, "--prompt", "a cat", "--image", LowRes, "--steps", "2", "--seed", "0"],
         "pix2pix" => ["-m", Pix2Pix, "--prompt", "make it snowy", "--init-image", Init, "--steps", "2", "--seed", "0"],
         "consistency" => ["-m", Consistency, "--class-label", "3", "--steps", "1", "--seed", "0"],
         "panorama" => ["-m", images.PanoramaModel, "--prompt", "a cat", "--height", "16", "--width", "640", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
@@ -187,6 +188,12 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("pix2pix", "--freeu", "0.9,0.2,1.2,1.4")]
     [InlineData("adapter", "--freeu", "0.9,0.2,1.2,1.4")]
     [InlineData("upscale", "--noise-level", "100")]
+    [InlineData("latent-upscale", "--prompt", "a dog")]
+    [InlineData("latent-upscale", "--negative-prompt", "blurry")]
+    [InlineData("latent-upscale", "--guidance", "2")]
+    [InlineData("latent-upscale", "--seed", "1")]
+    [InlineData("latent-upscale", "--steps", "3")]
+    [InlineData("latent-upscale", "--scheduler-config", "timestep_spacing=trailing")]
     [InlineData("pix2pix", "--image-guidance-scale", "3")]
     [InlineData("adapter", "--adapter-scale", "0.3")]
     [InlineData("txt2img", "--ip-adapter", "IPADAPTER", "--ip-adapter-image", "IPIMAGE")]
@@ -374,12 +381,12 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("ddpm", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     [InlineData("txt2img", "--upscale 2 NPY", "--upscale applies to image outputs, not .npy")]
     // the x4 upscaler, InstructPix2Pix and T2I-Adapter options on the other kinds, and theirs on them
-    [InlineData("ddpm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a DDPMPipeline")]
+    [InlineData("ddpm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddim", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddpm", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a DDPMPipeline")]
     [InlineData("ddpm", "--adapter ADAPTER --adapter-image INIT", "DDPMPipeline takes no --adapter: T2I-Adapters guide text-conditioned (Stable Diffusion) models, and DDPMPipeline is unconditional")]
     [InlineData("ddpm", "--noise-level 5 --image-guidance-scale 2", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a DDPMPipeline")]
-    [InlineData("txt2img", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("txt2img", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("img2img", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("inpaint", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("img2img", "--adapter ADAPTER --adapter-image INIT", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
@@ -394,7 +401,14 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("upscale", "--adapter ADAPTER --adapter-image INIT", "--adapter runs on a text-to-image base folder (StableDiffusionPipeline or StableDiffusionXLPipeline); {MODEL} is a StableDiffusionUpscalePipeline")]
     [InlineData("upscale", "--noise-level 351", "--noise-level must be at most the model's max_noise_level 350, got 351")]
     [InlineData("upscale", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
-    [InlineData("pix2pix", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
+    [InlineData("latent-upscale", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a StableDiffusionLatentUpscalePipeline")]
+    [InlineData("latent-upscale", "--width 32", "StableDiffusionLatentUpscalePipeline takes no --width: it upscales --image 2x (diffusers 0.25.1's StableDiffusionLatentUpscalePipeline has no such argument)")]
+    [InlineData("latent-upscale", "--clip-skip 1", "StableDiffusionLatentUpscalePipeline takes no --clip-skip: it upscales --image 2x (diffusers 0.25.1's StableDiffusionLatentUpscalePipeline has no such argument)")]
+    [InlineData("latent-upscale", "--eta 0.5", "StableDiffusionLatentUpscalePipeline takes no --eta: it upscales --image 2x (diffusers 0.25.1's StableDiffusionLatentUpscalePipeline has no such argument)")]
+    [InlineData("latent-upscale", "--preview-every 1", "StableDiffusionLatentUpscalePipeline takes no --preview-every: it upscales --image 2x (diffusers 0.25.1's StableDiffusionLatentUpscalePipeline has no such argument)")]
+    [InlineData("latent-upscale", "--scheduler ddim", "StableDiffusionLatentUpscalePipeline: the scheduler is a DDIMScheduler; the pipeline preconditions the UNet with the σ of step i (sigmas[i], scale_model_input), which needs one of EulerDiscreteScheduler, EulerAncestralDiscreteScheduler, LMSDiscreteScheduler (the model's is EulerDiscreteScheduler)")]
+    [InlineData("latent-upscale", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionLatentUpscalePipeline")]
+    [InlineData("pix2pix", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
     [InlineData("pix2pix", "--negative-prompt-2 x --noise-level 5", "--negative-prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionInstructPix2PixPipeline")]
     // --init-image with --width/--height is refused before the model is read, on every class
     [InlineData("pix2pix", "--width 32", "img2img keeps the init image's size: --width/--height apply to txt2img and inpainting only")]
@@ -407,7 +421,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("adapter", "--init-image INIT --mask MASK", "--init-image is not available with --adapter (diffusers' T2I-Adapter pipelines are text to image only)")]
     [InlineData("adapter", "--guidance-rescale 0.5", "--guidance-rescale is not available with --adapter on Stable Diffusion models (diffusers' StableDiffusionAdapterPipeline has no guidance_rescale)")]
     [InlineData("adapter", "--controlnet CONTROLNET --control-image INIT", "--controlnet and --adapter cannot be combined (one guidance model per run)")]
-    [InlineData("adapter", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a StableDiffusionPipeline")]
+    [InlineData("adapter", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--prompt-2 x", "--prompt-2 applies to Stable Diffusion XL models; {MODEL} is a StableDiffusionPipeline")]
     [InlineData("adapter", "--eta 0.5", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
@@ -455,7 +469,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     // the latent diffusion pipelines: unconditional LDM, and super-resolution, which takes --image and nothing else of the x4 upscaler's
     [InlineData("ldm", "--prompt x", "LDMPipeline takes no --prompt: it generates unconditionally, without a prompt, an image or guidance")]
     [InlineData("ldm", "--init-image INIT", "LDMPipeline takes no --init-image: it generates unconditionally, without a prompt, an image or guidance")]
-    [InlineData("ldm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {MODEL} is a LDMPipeline")]
+    [InlineData("ldm", "--image LOWRES", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {MODEL} is a LDMPipeline")]
     [InlineData("ldm", "--noise-level 5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {MODEL} is a LDMPipeline")]
     [InlineData("ldm", "--image-guidance-scale 2", "--image-guidance-scale applies to InstructPix2Pix models (StableDiffusionInstructPix2PixPipeline); {MODEL} is a LDMPipeline")]
     [InlineData("ldm", "--adapter ADAPTER --adapter-image INIT", "LDMPipeline takes no --adapter")]
@@ -575,6 +589,13 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         /// <summary>The base command's output of each pipeline kind (computed once).</summary>
         public ConcurrentDictionary<string, float[]> BaseOutputs { get; } = new();
 
-        public void Dispose() => _dir.Dispose();
+        /// <summary>The latent upscaler folder (tiny-sd's text encoder and VAE, the golden K-block UNet): --image 8x8, a 16x16 output.</summary>
+        public TempDir LatentUpscaler { get; } = StableDiffusionLatentUpscalePipelineTests.AssembleFolder();
+
+        public void Dispose()
+        {
+            _dir.Dispose();
+            LatentUpscaler.Dispose();
+        }
     }
 }

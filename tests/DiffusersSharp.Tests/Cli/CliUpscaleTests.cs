@@ -33,7 +33,7 @@ public class CliUpscaleTests
 
     [Theory]
     [InlineData("--noise-level", "5", "--noise-level applies to Stable Diffusion upscale models (StableDiffusionUpscalePipeline); {sd} is a StableDiffusionPipeline")]
-    [InlineData("--image", "IMAGE", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline); {sd} is a StableDiffusionPipeline")]
+    [InlineData("--image", "IMAGE", "--image applies to upscale models (StableDiffusionUpscalePipeline, LDMSuperResolutionPipeline, StableDiffusionLatentUpscalePipeline); {sd} is a StableDiffusionPipeline")]
     public void UpscaleOptionsAreRefusedOnOtherPipelines(string option, string value, string message)
     {
         using var dir = new TempDir();
