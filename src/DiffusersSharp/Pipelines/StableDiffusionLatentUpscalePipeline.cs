@@ -18,6 +18,7 @@ namespace DiffusersSharp.Pipelines;
 /// its last, variance, channel) is preconditioned as Karras et al. (2022), table 1:
 /// <c>x / (σ² + 1) + σ / √(σ² + 1) · out</c>.
 /// <code>
+/// using var sd = StableDiffusionPipeline.FromPretrained("runwayml/stable-diffusion-v1-5");
 /// using var pipe = StableDiffusionLatentUpscalePipeline.FromPretrained("stabilityai/sd-x2-latent-upscaler");
 /// using var low = sd.Generate("a white cat", seed: 0, outputType: OutputType.Latent);
 /// using var result = pipe.Generate("a white cat", low.Tensor!, numInferenceSteps: 20, guidanceScale: 0, seed: 0);
