@@ -38,7 +38,7 @@ public static class MemoryPipelinesBench
         "ddpm",
         .. SchedulerAliases.Aliases.Keys.Select(a => "sd-" + a),
         "sd-default", "sd-no-cfg", "sd-img2img", "sd-inpaint", "sd-inpaint-4ch", "sd-inpaint-crop", "sd-upscale",
-        "sd-instruct-pix2pix", "sd-adapter", "sd-ip-adapter", "sd-panorama",
+        "sd-instruct-pix2pix", "sd-adapter", "sd-ip-adapter", "sd-panorama", "sd-latent-upscale",
         "sd-lora", "sd-lora-fused", "sd-textual-inversion", "sd-taesd", "sd-taesd-previews",
         "controlnet", "controlnet-multi", "controlnet-img2img", "controlnet-inpaint",
         "sdxl", "sdxl-dpm++2m", "sdxl-no-cfg", "sdxl-img2img", "sdxl-inpaint", "sdxl-refiner", "sdxl-lora", "sdxl-controlnet", "sdxl-ip-adapter",
@@ -165,6 +165,20 @@ public static class MemoryPipelinesBench
                     UNet2DConditionModel.FromPretrained(sd, "unet"), SchedulerFactory.FromPretrained(sd, "scheduler"));
                 LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, 16, 640, n, 7.5, viewBatchSize: 2, negativePrompt: "",
                     seed: 0, progress: soak, circularPadding: true));
+                return;
+            }
+            case "sd-latent-upscale":
+            {
+                // the K-block UNet of tests/golden/latent-upscale on tiny-sd's text encoder and VAE, Euler on tiny-sd's schedule;
+                // 8x8 latents in, 16x16 out, guidance (a batch of two) with the pooled-embedding timestep_cond
+                string sd = G("tiny-sd");
+                using var pipe = new StableDiffusionLatentUpscalePipeline(AutoencoderKL.FromPretrained(sd, "vae"),
+                    CLIPTextModel.FromPretrained(sd, "text_encoder"), CLIPTokenizer.FromPretrained(sd, "tokenizer"),
+                    UNet2DConditionModel.FromPretrained(G("latent-upscale/unet")),
+                    SchedulerFactory.FromConfig(EulerDiscreteScheduler.Name, SchedulerFactory.ReadConfigFile(sd, "scheduler")));
+                torch.manual_seed(0);
+                using var low = torch.randn(1, 4, 8, 8);
+                LongRun(soak, pipe.Scheduler, steps, n => pipe.Generate(Prompt, low, n, 7.5, "", seed: 0, progress: soak));
                 return;
             }
             case "ldm":
