@@ -18,6 +18,8 @@ public abstract class DiffusionPipeline : IDisposable
         [LDMPipeline.Name] = LDMPipeline.FromPretrained,
         [LDMSuperResolutionPipeline.Name] = LDMSuperResolutionPipeline.FromPretrained,
         [StableDiffusionPipeline.Name] = StableDiffusionPipeline.FromPretrained,
+        [LatentConsistencyModelPipeline.Name] = LatentConsistencyModelPipeline.FromPretrained,
+        [LatentConsistencyModelImg2ImgPipeline.Name] = LatentConsistencyModelImg2ImgPipeline.FromPretrained,
         [StableDiffusionImg2ImgPipeline.Name] = StableDiffusionImg2ImgPipeline.FromPretrained,
         [StableDiffusionInpaintPipeline.Name] = StableDiffusionInpaintPipeline.FromPretrained,
         [StableDiffusionUpscalePipeline.Name] = StableDiffusionUpscalePipeline.FromPretrained,

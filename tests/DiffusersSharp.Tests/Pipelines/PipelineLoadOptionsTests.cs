@@ -34,6 +34,7 @@ public class PipelineLoadOptionsTests
             StableDiffusionInpaintPipeline.Name or StableDiffusionControlNetInpaintPipeline.Name => "inpaint",
             StableDiffusionInstructPix2PixPipeline.Name => "tiny-sd-instruct-pix2pix",
             StableDiffusionPanoramaPipeline.Name => "tiny-sd",
+            LatentConsistencyModelPipeline.Name or LatentConsistencyModelImg2ImgPipeline.Name => "lcm",
             StableDiffusionXLPipeline.Name or StableDiffusionXLImg2ImgPipeline.Name or StableDiffusionXLInpaintPipeline.Name
                 or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
                 or StableDiffusionXLControlNetInpaintPipeline.Name
@@ -50,6 +51,7 @@ public class PipelineLoadOptionsTests
         {
             "inpaint" => StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder(),
             "latent-upscale" => StableDiffusionLatentUpscalePipelineTests.AssembleFolder(),
+            "lcm" => LatentConsistencyModelPipelineTests.Folder(),
             _ => Copy(Golden.Path(source)),
         };
         bool controlnet = className.Contains("ControlNet", StringComparison.Ordinal);
@@ -117,7 +119,8 @@ public class PipelineLoadOptionsTests
                      : className == StableDiffusionAdapterPipeline.Name ? ["adapter", "text_encoder", "unet", "vae"]
                      : className.Contains("ControlNet", StringComparison.Ordinal) ? ["controlnet", "text_encoder", "unet", "vae"]
                      : className.StartsWith("StableDiffusionXL", StringComparison.Ordinal) ? ["text_encoder", "text_encoder_2", "unet", "vae"]
-                     : className.StartsWith("StableDiffusion", StringComparison.Ordinal) ? ["text_encoder", "unet", "vae"] : ["unet"],
+                     : className.StartsWith("StableDiffusion", StringComparison.Ordinal) || className.StartsWith("LatentConsistency", StringComparison.Ordinal)
+                         ? ["text_encoder", "unet", "vae"] : ["unet"],
                      models.Select(c => c.Key).Order(StringComparer.Ordinal));
         foreach (var (name, module) in models)
         {

@@ -32,7 +32,7 @@ public class PipelineScopeAuditTests
         "sdxl-ip-adapter", "sdxl-img2img-ip-adapter-plus", "sdxl-inpaint-ip-adapter", "sdxl-controlnet-ip-adapter",
         "sdxl", "sdxl-img2img", "sdxl-refiner", "sdxl-inpaint", "sdxl-controlnet", "sdxl-controlnet-img2img", "sdxl-controlnet-inpaint",
         "sd-adapter", "sd-adapter-multi", "sdxl-adapter",
-        "dit", "dit-no-cfg", "consistency", "consistency-random-labels",
+        "dit", "dit-no-cfg", "consistency", "consistency-random-labels", "lcm", "lcm-img2img",
     ]);
 
     [Theory]
@@ -168,6 +168,17 @@ public class PipelineScopeAuditTests
             {
                 var pipe = owned.Add(StableDiffusionImg2ImgPipeline.FromPretrained(Golden.Path("tiny-sd")));
                 return () => pipe.Generate(Prompt, init, 0.9, "", 7.5, numInferenceSteps: 2, seed: 0);
+            }
+            case "lcm" or "lcm-img2img":
+            {
+                var dir = owned.Add(Pipelines.LatentConsistencyModelPipelineTests.Folder());
+                if (name == "lcm")
+                {
+                    var pipe = owned.Add(LatentConsistencyModelPipeline.FromPretrained(dir.Path));
+                    return () => pipe.Generate(Prompt, height: 32, width: 32, numInferenceSteps: 2, seed: 0);
+                }
+                var img2img = owned.Add(LatentConsistencyModelImg2ImgPipeline.FromPretrained(dir.Path));
+                return () => img2img.Generate(Prompt, init, numInferenceSteps: 2, strength: 0.9, seed: 0);
             }
             case "sd-upscale":
             {
