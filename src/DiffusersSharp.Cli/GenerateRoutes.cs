@@ -78,6 +78,7 @@ internal static class GenerateRoutes
         new PanoramaOptions.Route(onStableDiffusion: false),
         new PanoramaOptions.Route(onStableDiffusion: true),
         new StableDiffusionOptions.Route(),
+        new LatentConsistencyGenerate.Route(),
         new ConsistencyModelGenerate.Route(),
         new LatentDiffusionGenerate.Route(),
         new UnconditionalGenerate.Route(),

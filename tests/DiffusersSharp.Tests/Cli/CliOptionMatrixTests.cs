@@ -59,6 +59,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         "ldm" => ["-m", Ldm, "--steps", "2", "--seed", "0"],
         "ldm-sr" => ["-m", LdmSuperResolution, "--image", LDMSuperResolutionPipelineTests.LowRes, "--steps", "2", "--seed", "0"],
         "adapter" => ["-m", images.AdapterModel, "--prompt", "a cat", "--adapter", SdAdapter, "--adapter-image", Init, "--width", "32", "--height", "32", "--scheduler", "euler", "--scheduler-config", "timestep_spacing=trailing", "--steps", "1", "--seed", "0"],
+        "lcm" => ["-m", images.LcmModel, "--prompt", "a cat", "--width", "32", "--height", "32", "--seed", "0"],
+        "lcm-img2img" => ["-m", images.LcmModel, "--prompt", "a cat", "--init-image", Init, "--seed", "0"],
         _ => throw new ArgumentException(kind),
     };
 
@@ -138,6 +140,10 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("img2img", "--negative-prompt", "blurry")]
     [InlineData("inpaint", "--negative-prompt", "blurry")]
     [InlineData("txt2img", "--guidance", "2")]
+    [InlineData("lcm", "--guidance", "2")]
+    [InlineData("lcm", "--steps", "2")]
+    [InlineData("lcm", "--timesteps", "999,499")]
+    [InlineData("lcm-img2img", "--strength", "0.5")]
     [InlineData("img2img", "--guidance", "2")]
     [InlineData("inpaint", "--guidance", "2")]
     [InlineData("txt2img", "--guidance-rescale", "1", "--guidance", "15", "vs", "--guidance", "15")]
@@ -343,6 +349,8 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("consistency", "ConsistencyModelPipeline · CMStochasticIterativeScheduler · 1 steps · batch 1 · classes 3 · seed 0 · Float32")]
     [InlineData("panorama", "StableDiffusionPanoramaPipeline · DDIMScheduler · 1 steps · batch 1 · guidance 7.5 · 16x640 · 3 windows, 1 per call · seed 0 · Float32")]
     [InlineData("sd-panorama", "StableDiffusionPanoramaPipeline · EulerDiscreteScheduler · 1 steps · batch 1 · guidance 7.5 · 32x32 · 1 windows, 1 per call")]
+    [InlineData("lcm", "LatentConsistencyModelPipeline · LCMScheduler · 4 steps · batch 1 · guidance 8.5 (embedded) · seed 0 · Float32")]
+    [InlineData("lcm-img2img", "LatentConsistencyModelImg2ImgPipeline · LCMScheduler · 4 steps · batch 1 · guidance 8.5 (embedded)")]
     public void EachKindRunsThePipelineItsHeaderNames(string kind, string header)
     {
         using var dir = new TempDir();
@@ -466,6 +474,15 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
     [InlineData("panorama", "--view-batch-size 0", "--view-batch-size must be at least 1, got 0")]
     [InlineData("panorama", "--eta 0.5 --scheduler euler", "--eta applies to DDIMScheduler only; the scheduler is EulerDiscreteScheduler (add --scheduler ddim)")]
     [InlineData("panorama", "--height 576 --circular-padding", "StableDiffusionPanoramaPipeline: circular_padding with a height of 576 pixels (2 rows of windows): diffusers 0.25.1 fails")]
+    // the latent consistency pipelines: what diffusers' LatentConsistencyModelPipeline / Img2ImgPipeline have no argument for
+    [InlineData("lcm", "--negative-prompt x", "LatentConsistencyModelPipeline takes no --negative-prompt (diffusers 0.25.1's LatentConsistencyModelPipeline has no such argument")]
+    [InlineData("lcm", "--guidance-rescale 0.5", "LatentConsistencyModelPipeline takes no --guidance-rescale (diffusers 0.25.1's")]
+    [InlineData("lcm", "--eta 0.5", "LatentConsistencyModelPipeline takes no --eta (diffusers 0.25.1's")]
+    [InlineData("lcm-img2img", "--negative-prompt x", "LatentConsistencyModelImg2ImgPipeline takes no --negative-prompt (diffusers 0.25.1's")]
+    [InlineData("lcm-img2img", "--mask MASK", "LatentConsistencyModelImg2ImgPipeline takes no --mask (diffusers 0.25.1's")]
+    [InlineData("lcm", "--controlnet CONTROLNET --control-image INIT", "LatentConsistencyModelPipeline takes no --controlnet (diffusers 0.25.1's")]
+    [InlineData("lcm", "--ip-adapter IPADAPTER --ip-adapter-image IPIMAGE", "--ip-adapter applies to Stable Diffusion 1.x/2.x, SDXL and InstructPix2Pix models (StableDiffusionPipeline, StableDiffusionXLPipeline, StableDiffusionInstructPix2PixPipeline); {MODEL} is a LatentConsistencyModelPipeline")]
+    [InlineData("lcm", "--scheduler euler", "LatentConsistencyModelPipeline: the scheduler is EulerDiscreteScheduler, but LatentConsistencyModelPipeline runs LCMScheduler only")]
     // the latent diffusion pipelines: unconditional LDM, and super-resolution, which takes --image and nothing else of the x4 upscaler's
     [InlineData("ldm", "--prompt x", "LDMPipeline takes no --prompt: it generates unconditionally, without a prompt, an image or guidance")]
     [InlineData("ldm", "--init-image INIT", "LDMPipeline takes no --init-image: it generates unconditionally, without a prompt, an image or guidance")]
@@ -586,6 +603,11 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         /// <summary>The panorama folder the panorama kind runs on (tiny-sd with tests/golden/panorama's scale-8 VAE and DDIM).</summary>
         public string PanoramaModel => _dir.File("sd-panorama");
 
+        /// <summary>The latent consistency folder the lcm kinds run on (LatentConsistencyModelPipelineTests' assembly).</summary>
+        public string LcmModel => _lcm.Path;
+
+        private readonly TempDir _lcm = LatentConsistencyModelPipelineTests.Folder();
+
         /// <summary>The base command's output of each pipeline kind (computed once).</summary>
         public ConcurrentDictionary<string, float[]> BaseOutputs { get; } = new();
 
@@ -596,6 +618,7 @@ public class CliOptionMatrixTests(CliOptionMatrixTests.SmallImages images, ITest
         {
             _dir.Dispose();
             LatentUpscaler.Dispose();
+            _lcm.Dispose();
         }
     }
 }
