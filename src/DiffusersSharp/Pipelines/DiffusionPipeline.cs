@@ -40,6 +40,38 @@ public abstract class DiffusionPipeline : IDisposable
         [DiTPipeline.Name] = DiTPipeline.FromPretrained,
     };
 
+    // The components the pipeline being built on this thread borrows (AutoPipeline FromPipe's sharing), null when none.
+    [ThreadStatic] private static HashSet<object>? t_lent;
+    private readonly HashSet<object>? _borrowed;
+
+    /// <summary>
+    /// A pipeline that owns its components, unless it is being built inside <see cref="BuildBorrowing"/> (AutoPipeline's
+    /// <c>FromPipe</c>): then it borrows the components lent there and never disposes them.
+    /// </summary>
+    protected DiffusionPipeline() => _borrowed = t_lent;
+
+    /// <summary>
+    /// Builds a pipeline with <paramref name="build"/> that borrows <paramref name="lent"/> (compared by reference): the new
+    /// pipeline's <see cref="Dispose"/> leaves them to their owner, and a Stable Diffusion constructor that corrects a lent
+    /// scheduler's config keeps the lent one alive (the corrected copy is the new pipeline's own).
+    /// </summary>
+    internal static T BuildBorrowing<T>(IEnumerable<object> lent, Func<T> build)
+    {
+        var previous = t_lent;
+        t_lent = new HashSet<object>(lent, ReferenceEqualityComparer.Instance);
+        try
+        {
+            return build();
+        }
+        finally
+        {
+            t_lent = previous;
+        }
+    }
+
+    /// <summary>Whether <paramref name="component"/> is borrowed from another pipeline (AutoPipeline's <c>FromPipe</c>), so not disposed with this one.</summary>
+    public bool Borrows(object component) => _borrowed?.Contains(component) == true;
+
     /// <summary>diffusers' class name of this pipeline (e.g. <c>DDPMPipeline</c>).</summary>
     public abstract string ClassName { get; }
 
@@ -95,12 +127,13 @@ public abstract class DiffusionPipeline : IDisposable
     /// <summary>
     /// Disposes every component the pipeline holds (models, VAE, scheduler): the one place a pipeline's ownership is
     /// applied. A pipeline owns what it was built with or loaded and what is assigned to it; a component that an
-    /// assignment replaced is no longer held, so it is left to the caller.
+    /// assignment replaced is no longer held, so it is left to the caller; a component borrowed from another pipeline
+    /// (<see cref="Borrows"/>: AutoPipeline's <c>FromPipe</c>) is left to that pipeline.
     /// </summary>
     public virtual void Dispose()
     {
         foreach (var c in Components.Values)
-            if (c is IDisposable d) d.Dispose();
+            if (c is IDisposable d && !Borrows(c)) d.Dispose();
         GC.SuppressFinalize(this);
     }
 

@@ -194,7 +194,7 @@ public abstract partial class StableDiffusionPipelineBase : DiffusionPipeline, I
         if (!changed) return scheduler;
         node["_class_name"] = scheduler.ClassName;
         var corrected = SchedulerFactory.FromJson(node.ToJsonString(), scheduler.ClassName + " config");
-        scheduler.Dispose();
+        if (!Borrows(scheduler)) scheduler.Dispose();   // a lent scheduler (AutoPipeline FromPipe) stays its owner's
         return corrected;
     }
 
