@@ -49,9 +49,7 @@ internal static class AutoPipelineTable
         // diffusers 0.25.1 maps no inpainting class here (StableDiffusionXLControlNetInpaintPipeline is not in its tables)
         new("stable-diffusion-xl-controlnet", StableDiffusionXLControlNetPipeline.Name, StableDiffusionXLControlNetImg2ImgPipeline.Name, null),
         new("wuerstchen", "WuerstchenCombinedPipeline", null, null),
-        // LCM: LatentConsistencyModelPipeline / LatentConsistencyModelImg2ImgPipeline. Refused until their builders are
-        // added to Builders below (the lead connects them: the class names stay, the builder lines are new).
-        new("lcm", "LatentConsistencyModelPipeline", "LatentConsistencyModelImg2ImgPipeline", null),
+        new("lcm", LatentConsistencyModelPipeline.Name, LatentConsistencyModelImg2ImgPipeline.Name, null),
         new("pixart", "PixArtAlphaPipeline", null, null),
     ];
 
@@ -121,7 +119,9 @@ internal static class AutoPipelineTable
         [StableDiffusionXLControlNetImg2ImgPipeline.Name] = new(SdxlControlNet, [Aesthetics, ForceZeros], p => new StableDiffusionXLControlNetImg2ImgPipeline(
             p.Vae, p.TextEncoder, p.Tokenizer, p.TextEncoder2, p.Tokenizer2, p.Unet, p.Controlnet, p.Scheduler,
             p.Option(Aesthetics, false), p.Option(ForceZeros, true), p.Log)),
-        // LCM (the "lcm" row): [LatentConsistencyModelPipeline.Name] and [LatentConsistencyModelImg2ImgPipeline.Name] go here.
+        [LatentConsistencyModelPipeline.Name] = new(Sd, [], p => new LatentConsistencyModelPipeline(p.Vae, p.TextEncoder, p.Tokenizer, p.Unet, p.Scheduler, p.Log)),
+        [LatentConsistencyModelImg2ImgPipeline.Name] = new(Sd, [], p =>
+            new LatentConsistencyModelImg2ImgPipeline(p.Vae, p.TextEncoder, p.Tokenizer, p.Unet, p.Scheduler, p.Log)),
     };
 
     /// <summary>The model_index.json options a pipeline has (what <c>from_pipe</c> reads from its config).</summary>

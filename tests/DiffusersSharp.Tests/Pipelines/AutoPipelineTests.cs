@@ -194,6 +194,25 @@ public class AutoPipelineTests
         shared.SetTimesteps(2);   // the shared one is still the inpaint pipeline's
     }
 
+    /// <summary>
+    /// The lcm row: an LCM folder (tests/golden/lcm-pipeline's UNet with tiny-sd's other components) gives
+    /// LatentConsistencyModelImg2ImgPipeline for image to image, and FromPipe of the text-to-image pipeline shares its UNet
+    /// and scheduler.
+    /// </summary>
+    [Fact]
+    public void AnLcmFolderGivesTheLcmImageToImagePipelineAndFromPipeSharesItsComponents()
+    {
+        using var dir = LatentConsistencyModelPipelineTests.Folder();
+        using var img2img = AutoPipelineForImage2Image.FromPretrained(dir.Path);
+        Assert.IsType<LatentConsistencyModelImg2ImgPipeline>(img2img);
+        using var txt2img = AutoPipelineForText2Image.FromPretrained(dir.Path);
+        var lcm = Assert.IsType<LatentConsistencyModelPipeline>(txt2img);
+        using var fromPipe = AutoPipelineForImage2Image.FromPipe(lcm);
+        var shared = Assert.IsType<LatentConsistencyModelImg2ImgPipeline>(fromPipe);
+        Assert.Same(lcm.Unet, shared.Unet);
+        Assert.Same(lcm.Scheduler, shared.Scheduler);
+    }
+
     [Fact]
     public void UnknownClassesTasksAFamilyLacksAndFamiliesNotHereAreRefusedByName()
     {
@@ -218,9 +237,9 @@ public class AutoPipelineTests
                      "is KandinskyV22CombinedPipeline, which DiffusersSharp does not have", e.Message);
 
         Folder("LatentConsistencyModelPipeline");
-        e = Assert.Throws<ConfigException>(() => AutoPipelineForImage2Image.FromPretrained(dir.Path));
-        Assert.Equal($"{index}: AutoPipelineForImage2Image: the image-to-image pipeline of the lcm family of LatentConsistencyModelPipeline " +
-                     "is LatentConsistencyModelImg2ImgPipeline, which DiffusersSharp does not have", e.Message);
+        e = Assert.Throws<ConfigException>(() => AutoPipelineForInpainting.FromPretrained(dir.Path));
+        Assert.Equal($"{index}: AutoPipelineForInpainting: the lcm family of LatentConsistencyModelPipeline has no inpainting pipeline " +
+                     "in diffusers 0.25.1's AutoPipeline tables", e.Message);
 
         Folder("StableDiffusionXLPipeline");   // diffusers 0.25.1 maps no SDXL ControlNet inpainting class
         e = Assert.Throws<ConfigException>(() => AutoPipelineForInpainting.FromPretrained(dir.Path, ControlNetModelGoldenTests.LoadTiny()));
