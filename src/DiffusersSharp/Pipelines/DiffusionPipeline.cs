@@ -29,6 +29,7 @@ public abstract class DiffusionPipeline : IDisposable
         [StableDiffusionXLPipeline.Name] = StableDiffusionXLPipeline.FromPretrained,
         [StableDiffusionXLImg2ImgPipeline.Name] = StableDiffusionXLImg2ImgPipeline.FromPretrained,
         [StableDiffusionXLInpaintPipeline.Name] = StableDiffusionXLInpaintPipeline.FromPretrained,
+        [StableDiffusionXLInstructPix2PixPipeline.Name] = StableDiffusionXLInstructPix2PixPipeline.FromPretrained,
         [StableDiffusionControlNetPipeline.Name] = StableDiffusionControlNetPipeline.FromPretrained,
         [StableDiffusionControlNetImg2ImgPipeline.Name] = StableDiffusionControlNetImg2ImgPipeline.FromPretrained,
         [StableDiffusionControlNetInpaintPipeline.Name] = StableDiffusionControlNetInpaintPipeline.FromPretrained,

@@ -62,7 +62,7 @@ internal class GuidedDenoisingLoop(UNet2DConditionModel unet, bool doClassifierF
     /// The UNet's <c>added_cond_kwargs</c>: the named tensors <c>add_text_embeds</c> and <c>add_time_ids</c> when the
     /// pipeline set them (SDXL; read every step, so a step-end callback may replace them) and <c>image_embeds</c> (IP-Adapter), else none.
     /// </summary>
-    protected static AddedCondKwargs? AddedConditioning(DenoisingContext ctx)
+    internal static AddedCondKwargs? AddedConditioning(DenoisingContext ctx)
     {
         var image = ctx.Tensors.TryGetValue(ImageEmbedsKey, out var embeds) ? embeds : null;
         return ctx.Tensors.TryGetValue(TextEmbedsKey, out var textEmbeds) && ctx.Tensors.TryGetValue(TimeIdsKey, out var timeIds)

@@ -9,13 +9,16 @@ namespace DiffusersSharp.Pipelines;
 /// <c>cat([latents] * 3)</c> in the order [text, image, unconditional], <c>scale_model_input</c>, then the image latents
 /// (the named tensor <c>image_latents</c>, tripled as [image, image, zeros]) concatenated along the channels, the UNet
 /// on <c>prompt_embeds</c> ([prompt, negative, negative]; with an IP-Adapter the named tensor <c>image_embeds</c>, in the
-/// same order, as <c>added_cond_kwargs["image_embeds"]</c>) and <c>uncond + g · (text − image) + g_img · (image − uncond)</c>.
+/// same order, as <c>added_cond_kwargs["image_embeds"]</c>; for SDXL (<c>StableDiffusionXLInstructPix2PixPipeline</c>) the named
+/// tensors <c>add_text_embeds</c> and <c>add_time_ids</c>, in the same order, as <c>text_embeds</c> / <c>time_ids</c>) and
+/// <c>uncond + g · (text − image) + g_img · (image − uncond)</c>, then (SDXL's <c>guidance_rescale</c> &gt; 0, with
+/// guidance) diffusers' <c>rescale_noise_cfg</c> against the text row.
 /// For a scheduler with a sigma table (diffusers' <c>hasattr(scheduler, "sigmas")</c>) the guidance is applied, as
 /// diffusers does, to <c>latent_model_input − σ · noise_pred</c> and turned back into a noise prediction with
 /// <c>(· − latents) / −σ</c> (σ of the first index of the step's timestep in the schedule).
 /// </summary>
 internal sealed class InstructPix2PixDenoisingLoop(UNet2DConditionModel unet, bool doClassifierFreeGuidance, double guidanceScale,
-    double imageGuidanceScale) : DenoisingLoop
+    double imageGuidanceScale, double guidanceRescale = 0.0) : DenoisingLoop
 {
     /// <summary>The image latents the UNet input is extended with (diffusers' callback name).</summary>
     public const string ImageLatentsKey = "image_latents";
@@ -26,9 +29,8 @@ internal sealed class InstructPix2PixDenoisingLoop(UNet2DConditionModel unet, bo
         var scaled = ctx.Scheduler.ScaleModelInput(latentModelInput, ctx.TimestepValues[step]);
         var input = torch.cat(new[] { scaled, ctx.Get(ImageLatentsKey) }, 1);
         ctx.Record("unet_input", step, input);
-        var imageEmbeds = ctx.Tensors.TryGetValue(GuidedDenoisingLoop.ImageEmbedsKey, out var embeds) ? embeds : null;
         var noisePred = unet.Forward(input, timestep, ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey),
-            addedCondKwargs: imageEmbeds is null ? null : new AddedCondKwargs(ImageEmbeds: imageEmbeds)).Sample;
+            addedCondKwargs: GuidedDenoisingLoop.AddedConditioning(ctx)).Sample;
         ctx.Record("unet_output", step, noisePred);
 
         var sigma = SigmaOf(ctx, step);
@@ -38,6 +40,7 @@ internal sealed class InstructPix2PixDenoisingLoop(UNet2DConditionModel unet, bo
             var chunks = noisePred.chunk(3);
             Tensor text = chunks[0], image = chunks[1], uncond = chunks[2];
             noisePred = uncond + guidanceScale * (text - image) + imageGuidanceScale * (image - uncond);
+            if (guidanceRescale > 0) noisePred = StableDiffusionPipelineBase.RescaleNoiseCfg(noisePred, text, guidanceRescale);
         }
         if (sigma is not null) noisePred = (noisePred - latents) / (-sigma);
         return noisePred;
