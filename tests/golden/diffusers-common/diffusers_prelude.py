@@ -1,6 +1,6 @@
 """The prelude of the make.py scripts that run the real diffusers 0.25.1 (Debian's python3-torch 1.13.1) to write
 golden data: ../freeu, ../schedulers2, ../consistency-models, ../dit, ../instruct-pix2pix, ../upscale,
-../t2i-adapter, ../sdxl-controlnet-img2img, ../sdxl-controlnet-inpaint, ../ip-adapter, ../custom-timesteps, ../ldm.
+../t2i-adapter, ../sdxl-controlnet-img2img, ../sdxl-controlnet-inpaint, ../sdxl-instruct-pix2pix, ../ip-adapter, ../custom-timesteps, ../ldm.
 
 Importing it, before anything else imports diffusers:
 * puts a pure-Python `safetensors` / `safetensors.torch` into sys.modules (the Rust package is not installable
