@@ -22,6 +22,10 @@ internal static class UnconditionalGenerate
     public static ImagePipelineOutput Execute(CliContext ctx, GenerateCommand.Request r, string folder, string className,
         LoadOptions options, OutputType outputType)
     {
+        // a class the library has but no route of 'generate' runs (every other route has claimed its classes by now): said
+        // first, so that the options below are not refused as if the folder were an unconditional model
+        if (className is not (DDPMPipeline.Name or DDIMPipeline.Name) && DiffusionPipeline.KnownClasses.Contains(className))
+            throw new UserException($"'generate' does not run {className} folders yet; the library loads and runs them ({className}.FromPretrained, DiffusionPipeline.FromPretrained)");
         // diffusers 0.25.1's DDPMPipeline and DDIMPipeline call set_timesteps(num_inference_steps) and have no timesteps argument
         StableDiffusionOptions.RefuseTimesteps(r.StableDiffusion, className);
         if (r.StableDiffusion.Any)

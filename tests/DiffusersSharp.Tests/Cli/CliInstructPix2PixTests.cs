@@ -1,6 +1,7 @@
 using DiffusersSharp.Cli;
 using DiffusersSharp.Imaging;
 using DiffusersSharp.Pipelines;
+using DiffusersSharp.Tests.Pipelines;
 using DiffusersSharp.Tests.Support;
 
 namespace DiffusersSharp.Tests.Cli;
@@ -54,6 +55,23 @@ public class CliInstructPix2PixTests
         Assert.Equal(CliApp.UserError, code);
         Assert.Contains(message, stderr);
         Assert.DoesNotContain("   at ", stderr);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    /// <summary>
+    /// An SDXL InstructPix2Pix folder: the library runs it (StableDiffusionXLInstructPix2PixPipelineTests), 'generate' has no
+    /// route for it yet and says so, instead of refusing --prompt as if the folder were an unconditional model.
+    /// </summary>
+    [Fact]
+    public void AnSdxlInstructPix2PixFolderIsNamedAsNotRunByGenerateYet()
+    {
+        using var model = StableDiffusionXLInstructPix2PixPipelineTests.Folder();
+        using var dir = new TempDir();
+        var (code, _, stderr) = CliRun.Run(["generate", "-m", model.Path, "--prompt", "make it snowy", "--init-image", Init, "--steps", "1",
+            "-o", dir.File("o.png")]);
+        Assert.Equal(CliApp.UserError, code);
+        Assert.Contains("'generate' does not run StableDiffusionXLInstructPix2PixPipeline folders yet; the library loads and runs them " +
+            "(StableDiffusionXLInstructPix2PixPipeline.FromPretrained, DiffusionPipeline.FromPretrained)", stderr);
         Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
     }
 }

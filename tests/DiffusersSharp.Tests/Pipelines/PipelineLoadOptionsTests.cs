@@ -39,6 +39,7 @@ public class PipelineLoadOptionsTests
                 or StableDiffusionXLControlNetPipeline.Name or StableDiffusionXLControlNetImg2ImgPipeline.Name
                 or StableDiffusionXLControlNetInpaintPipeline.Name
                 or StableDiffusionXLAdapterPipeline.Name => "tiny-sdxl",
+            StableDiffusionXLInstructPix2PixPipeline.Name => "sdxl-pix2pix",
             StableDiffusionUpscalePipeline.Name => "tiny-sd-upscale",
             StableDiffusionLatentUpscalePipeline.Name => "latent-upscale",
             DiTPipeline.Name => "tiny-dit",
@@ -52,6 +53,7 @@ public class PipelineLoadOptionsTests
             "inpaint" => StableDiffusionImg2ImgInpaintTests.AssembleInpaintFolder(),
             "latent-upscale" => StableDiffusionLatentUpscalePipelineTests.AssembleFolder(),
             "lcm" => LatentConsistencyModelPipelineTests.Folder(),
+            "sdxl-pix2pix" => StableDiffusionXLInstructPix2PixPipelineTests.Folder(),
             _ => Copy(Golden.Path(source)),
         };
         bool controlnet = className.Contains("ControlNet", StringComparison.Ordinal);
