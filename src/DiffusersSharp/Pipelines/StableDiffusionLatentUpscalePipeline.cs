@@ -56,6 +56,14 @@ public sealed class StableDiffusionLatentUpscalePipeline : StableDiffusionPipeli
     public override string ClassName => Name;
 
     /// <summary>
+    /// None: diffusers 0.25.1's class is <c>StableDiffusionLatentUpscalePipeline(DiffusionPipeline, FromSingleFileMixin)</c>, and
+    /// <see cref="Generate"/> (as its <c>__call__</c>) takes no IP-Adapter image, no LoRA scale and converts no textual-inversion
+    /// token; so <c>LoadLoraWeights</c>, <c>LoadTextualInversion</c>, <c>LoadIPAdapter</c> and the like are refused rather than
+    /// loading what diffusers cannot load, or what would do nothing.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.None;
+
+    /// <summary>
     /// Loads a StableDiffusionLatentUpscalePipeline folder (or Hub id): <c>vae</c>, <c>text_encoder</c>, <c>tokenizer</c>,
     /// <c>unet</c> and <c>scheduler</c>, each with <paramref name="options"/>.
     /// </summary>

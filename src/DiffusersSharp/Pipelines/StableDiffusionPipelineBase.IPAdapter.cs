@@ -28,11 +28,18 @@ public abstract partial class StableDiffusionPipelineBase : IIPAdapterPipeline
     /// when the pipeline has no <see cref="ImageEncoder"/>, the encoder of <c>{subfolder}/image_encoder</c> in the UNet's
     /// dtype and on its device. <paramref name="options"/>: a Hub id's revision, cache and Hub settings.
     /// </summary>
-    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null) =>
+    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null)
+    {
+        Require(LoaderMixins.IPAdapter, nameof(LoadIPAdapter), "load_ip_adapter");
         (ImageEncoder, FeatureExtractor) = IPAdapterSupport.Load(Unet, ImageEncoder, FeatureExtractor, pathOrId, subfolder, weightName, options);
+    }
 
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
-    public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
+    public void SetIPAdapterScale(double scale)
+    {
+        Require(LoaderMixins.IPAdapter, nameof(SetIPAdapterScale), "set_ip_adapter_scale");
+        Unet.SetIPAdapterScale(scale);
+    }
 
     /// <inheritdoc/>
     public IImageProjection? IPAdapterImageProjection => Unet.IPAdapterImageProjection;

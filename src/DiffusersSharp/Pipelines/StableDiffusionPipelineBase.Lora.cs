@@ -27,30 +27,46 @@ public abstract partial class StableDiffusionPipelineBase : ILoraPipeline
     /// <see cref="LoadLoraWeights(string, string?, double, bool, string?)"/> with all options (notes go to <see cref="Log"/>
     /// unless set; a Hub id's revision, cache and Hub settings in <see cref="LoraLoadOptions.Source"/>).
     /// </summary>
-    public LoraLoadResult LoadLoraWeights(string path, LoraLoadOptions options) =>
-        PipelineLora.Load(path, LoraTargets, options, Log);
+    public LoraLoadResult LoadLoraWeights(string path, LoraLoadOptions options)
+    {
+        Require(LoaderMixins.Lora, nameof(LoadLoraWeights), "load_lora_weights");
+        return PipelineLora.Load(path, LoraTargets, options, Log);
+    }
 
     /// <summary>
     /// diffusers' <c>fuse_lora(lora_scale)</c>: the active LoRAs are folded into the weights
     /// (<c>W + lora_scale · up · down · alpha / rank</c>) so that steps cost what they cost without LoRA. Returns the
     /// number of layers fused.
     /// </summary>
-    public int FuseLora(double loraScale = 1.0, bool fuseUnet = true, bool fuseTextEncoder = true) =>
-        PipelineLora.Fuse(LoraTargets, loraScale, fuseUnet, fuseTextEncoder);
+    public int FuseLora(double loraScale = 1.0, bool fuseUnet = true, bool fuseTextEncoder = true)
+    {
+        Require(LoaderMixins.Lora, nameof(FuseLora), "fuse_lora");
+        return PipelineLora.Fuse(LoraTargets, loraScale, fuseUnet, fuseTextEncoder);
+    }
 
     /// <summary>diffusers' <c>unfuse_lora()</c>: the weights from before <see cref="FuseLora"/>, bit for bit.</summary>
-    public int UnfuseLora(bool unfuseUnet = true, bool unfuseTextEncoder = true) =>
-        PipelineLora.Unfuse(LoraTargets, unfuseUnet, unfuseTextEncoder);
+    public int UnfuseLora(bool unfuseUnet = true, bool unfuseTextEncoder = true)
+    {
+        Require(LoaderMixins.Lora, nameof(UnfuseLora), "unfuse_lora");
+        return PipelineLora.Unfuse(LoraTargets, unfuseUnet, unfuseTextEncoder);
+    }
 
     /// <summary>diffusers' <c>unload_lora_weights()</c>: every LoRA removed (fused weights stay fused, as in 0.25.1).</summary>
-    public void UnloadLoraWeights() => LoraLoader.Unload(LoraTargets);
+    public void UnloadLoraWeights()
+    {
+        Require(LoaderMixins.Lora, nameof(UnloadLoraWeights), "unload_lora_weights");
+        LoraLoader.Unload(LoraTargets);
+    }
 
     /// <summary>
     /// diffusers' <c>set_adapters(names, weights)</c>: only these named adapters apply, each with its weight; their updates
     /// add up. (diffusers 0.25.1 needs PEFT for this; here it works on every LoRA-compatible layer.)
     /// </summary>
-    public void SetAdapters(IReadOnlyList<string> adapterNames, IReadOnlyList<double>? weights = null) =>
+    public void SetAdapters(IReadOnlyList<string> adapterNames, IReadOnlyList<double>? weights = null)
+    {
+        Require(LoaderMixins.Lora, nameof(SetAdapters), "set_adapters");
         LoraLoader.SetAdapters(LoraTargets, adapterNames, weights);
+    }
 
     /// <summary>The names of the loaded adapters (diffusers' <c>get_list_adapters</c>, flattened).</summary>
     public IReadOnlyList<string> LoraAdapterNames => LoraLoader.AdapterNames(LoraTargets);

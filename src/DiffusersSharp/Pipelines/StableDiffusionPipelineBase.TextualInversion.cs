@@ -27,6 +27,7 @@ public abstract partial class StableDiffusionPipelineBase
     public IReadOnlyList<string> LoadTextualInversion(IReadOnlyList<string> paths, IReadOnlyList<string?>? tokens = null, string? weightName = null,
                                                       string? subfolder = null, LoadOptions? options = null)
     {
+        Require(LoaderMixins.TextualInversion, nameof(LoadTextualInversion), "load_textual_inversion");
         var embeddings = TextualInversion.Read(paths, tokens, weightName, subfolder, options);
         try
         {
@@ -39,8 +40,11 @@ public abstract partial class StableDiffusionPipelineBase
     }
 
     /// <summary>Embeddings already read (e.g. one entry of an SDXL file: <c>TextualInversionEmbedding.Read(path, token, key: "clip_l")</c>).</summary>
-    public IReadOnlyList<string> LoadTextualInversion(IReadOnlyList<TextualInversionEmbedding> embeddings) =>
-        TextualInversion.Load(Tokenizer, TextEncoder, embeddings);
+    public IReadOnlyList<string> LoadTextualInversion(IReadOnlyList<TextualInversionEmbedding> embeddings)
+    {
+        Require(LoaderMixins.TextualInversion, nameof(LoadTextualInversion), "load_textual_inversion");
+        return TextualInversion.Load(Tokenizer, TextEncoder, embeddings);
+    }
 
     /// <summary>diffusers' <c>maybe_convert_prompt</c> with this pipeline's tokenizer (what <see cref="EncodePrompt"/> does first).</summary>
     public IReadOnlyList<string> MaybeConvertPrompt(IReadOnlyList<string> prompts) => TextualInversion.MaybeConvertPrompt(prompts, Tokenizer);

@@ -66,6 +66,13 @@ public sealed class StableDiffusionUpscalePipeline : StableDiffusionPipelineBase
     public override string ClassName => Name;
 
     /// <summary>
+    /// Textual inversion and LoRA: diffusers 0.25.1's class is <c>StableDiffusionUpscalePipeline(DiffusionPipeline,
+    /// TextualInversionLoaderMixin, LoraLoaderMixin, FromSingleFileMixin)</c>, without <c>IPAdapterMixin</c>, and
+    /// <see cref="Generate"/> takes no IP-Adapter image; so <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
+    /// <summary>
     /// The scheduler that noises the low-resolution image to <c>noise_level</c> (<c>low_res_scheduler.add_noise</c>; a
     /// <see cref="DDPMScheduler"/> on the real model). Assigned ones are used as given; the replaced one is the caller's.
     /// </summary>

@@ -129,6 +129,43 @@ public class StableDiffusionLatentUpscalePipelineTests
         Assert.Equal(config, e.FilePath);
     }
 
+    /// <summary>
+    /// diffusers 0.25.1's class is StableDiffusionLatentUpscalePipeline(DiffusionPipeline, FromSingleFileMixin): none of the
+    /// loader mixins, so every loading member the base offers is refused by name, before it reads anything, and nothing
+    /// changes (the UNet keeps no LoRA or IP-Adapter, the tokenizer no new token).
+    /// </summary>
+    [Fact]
+    public void LoRATextualInversionAndIPAdapterAreRefusedAsDiffusersLatentUpscalerHasNoneOfTheirMixins()
+    {
+        using var folder = AssembleFolder();
+        using var pipe = StableDiffusionLatentUpscalePipeline.FromPretrained(folder.Path);
+        Assert.False(pipe.Supports(LoaderMixins.Lora));
+        Assert.False(pipe.Supports(LoaderMixins.TextualInversion));
+        Assert.False(pipe.Supports(LoaderMixins.IPAdapter));
+        int vocab = pipe.Tokenizer.MaxTokenId;
+        const string prefix = "StableDiffusionLatentUpscalePipeline: ";
+        const string diffusers = " is not available: diffusers 0.25.1's StableDiffusionLatentUpscalePipeline has no ";
+        void Refused(Action call, string member, string method, string mixin) =>
+            Assert.Equal($"{prefix}{member}{diffusers}{method} (its class has no {mixin})", Assert.Throws<DiffusersException>(call).Message);
+        string lora = Golden.Path("tiny-sd-lora", "kohya.safetensors");
+        Refused(() => pipe.LoadLoraWeights(lora), "LoadLoraWeights", "load_lora_weights", "LoraLoaderMixin");
+        Refused(() => pipe.LoadLoraWeights(lora, new DiffusersSharp.Models.Lora.LoraLoadOptions { AdapterName = "k" }), "LoadLoraWeights", "load_lora_weights", "LoraLoaderMixin");
+        Refused(() => pipe.FuseLora(), "FuseLora", "fuse_lora", "LoraLoaderMixin");
+        Refused(() => pipe.UnfuseLora(), "UnfuseLora", "unfuse_lora", "LoraLoaderMixin");
+        Refused(pipe.UnloadLoraWeights, "UnloadLoraWeights", "unload_lora_weights", "LoraLoaderMixin");
+        Refused(() => pipe.SetAdapters(["k"]), "SetAdapters", "set_adapters", "LoraLoaderMixin");
+        string embedding = Golden.Path("tiny-sd-textual-inversion", "learned_embeds.safetensors");
+        Refused(() => pipe.LoadTextualInversion(embedding, token: "<cat-toy>"), "LoadTextualInversion", "load_textual_inversion", "TextualInversionLoaderMixin");
+        Refused(() => pipe.LoadTextualInversion([embedding], ["<cat-toy>"]), "LoadTextualInversion", "load_textual_inversion", "TextualInversionLoaderMixin");
+        Refused(() => pipe.LoadTextualInversion(Array.Empty<TextualInversionEmbedding>()), "LoadTextualInversion", "load_textual_inversion", "TextualInversionLoaderMixin");
+        Refused(() => pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-basic.bin"), "LoadIPAdapter", "load_ip_adapter", "IPAdapterMixin");
+        Refused(() => pipe.SetIPAdapterScale(0.5), "SetIPAdapterScale", "set_ip_adapter_scale", "IPAdapterMixin");
+        Assert.Empty(pipe.LoraAdapterNames);
+        Assert.Null(pipe.IPAdapterImageProjection);
+        Assert.Null(pipe.ImageEncoder);
+        Assert.Equal(vocab, pipe.Tokenizer.MaxTokenId);
+    }
+
     [Fact]
     public void ASchedulerWithoutKDiffusionSigmasAndBadImagesAreRefused()
     {

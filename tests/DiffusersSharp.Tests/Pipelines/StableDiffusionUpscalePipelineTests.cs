@@ -83,6 +83,26 @@ public class StableDiffusionUpscalePipelineTests(ITestOutputHelper log)
         Assert.Same(pipe.LowResScheduler, pipe.Components["low_res_scheduler"]);
     }
 
+    /// <summary>
+    /// diffusers 0.25.1's StableDiffusionUpscalePipeline has TextualInversionLoaderMixin and LoraLoaderMixin but no
+    /// IPAdapterMixin (and its call no ip_adapter_image): loading an IP-Adapter, which would do nothing, is refused by name.
+    /// </summary>
+    [Fact]
+    public void LoadingAnIPAdapterIsRefusedAsDiffusersX4UpscalerHasNoIPAdapterMixin()
+    {
+        using var pipe = StableDiffusionUpscalePipeline.FromPretrained(Model);
+        Assert.True(pipe.Supports(LoaderMixins.Lora | LoaderMixins.TextualInversion));
+        Assert.False(pipe.Supports(LoaderMixins.IPAdapter));
+        var e = Assert.Throws<DiffusersException>(() => pipe.LoadIPAdapter(Golden.Path("ip-adapter"), "", "ip-adapter-basic.bin"));
+        Assert.Equal("StableDiffusionUpscalePipeline: LoadIPAdapter is not available: diffusers 0.25.1's StableDiffusionUpscalePipeline has no " +
+            "load_ip_adapter (its class has no IPAdapterMixin)", e.Message);
+        e = Assert.Throws<DiffusersException>(() => pipe.SetIPAdapterScale(0.5));
+        Assert.Equal("StableDiffusionUpscalePipeline: SetIPAdapterScale is not available: diffusers 0.25.1's StableDiffusionUpscalePipeline has no " +
+            "set_ip_adapter_scale (its class has no IPAdapterMixin)", e.Message);
+        Assert.Null(pipe.ImageEncoder);
+        Assert.Null(pipe.IPAdapterImageProjection);
+    }
+
     [Fact]
     public void ItsOwnFromPretrainedLoadsTheFolderAndRefusesAnotherClass()
     {
