@@ -187,3 +187,40 @@ public class StableDiffusionLatentUpscalePipelineTests
             "(the model's is EulerDiscreteScheduler)", e.Message);
     }
 }
+
+/// <summary>Tests that seed torch's process-wide generator and draw from it, as diffusers does without a generator: alone, after the parallel ones.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class GlobalGeneratorCollection
+{
+    public const string Name = "torch's global generator (not parallel)";
+}
+
+/// <summary>
+/// <see cref="StableDiffusionLatentUpscalePipeline"/> on an RGB image without a seed or generator, against diffusers 0.25.1
+/// after the same <c>torch.manual_seed</c> (tests/golden/latent-upscale/make.py, part 3).
+/// </summary>
+[Collection(GlobalGeneratorCollection.Name)]
+public class StableDiffusionLatentUpscaleGlobalGeneratorTests
+{
+    /// <summary>
+    /// An RGB tensor in [0, 1] (the image processor takes it to [−1, 1]) is VAE-encoded with a posterior sample; without a
+    /// generator diffusers draws that sample, then the initial latents, from torch's global generator, and so does Generate
+    /// without a seed: after torch.manual_seed(35) both give the same step latents and image (guidance 7.5).
+    /// </summary>
+    [Fact]
+    public void AnRgbImageWithoutASeedMatchesDiffusersAfterTheSameTorchManualSeed()
+    {
+        const string expected = "latent-upscale/latent-upscale-expected.safetensors";
+        using var folder = StableDiffusionLatentUpscalePipelineTests.AssembleFolder();
+        using var pipe = StableDiffusionLatentUpscalePipeline.FromPretrained(folder.Path);
+        using var rgb = Golden.Tensor(expected, "pipeline/rgb_image");
+        var steps = new List<Tensor>();
+        torch.manual_seed(35);
+        using var result = pipe.Generate("a photo of a cat", rgb, numInferenceSteps: 3, guidanceScale: 7.5, outputType: OutputType.Np,
+            callbackOnStepEnd: (_, _, tensors) => steps.Add(tensors["latents"].clone().DetachFromDisposeScope()));
+        using (var stacked = torch.stack(steps))
+            Tol.Close(stacked, Golden.Tensor(expected, "pipeline/rgb_global_g7_5_np/step_latents"), Tol.ModelAbs, "rgb step latents");
+        foreach (var s in steps) s.Dispose();
+        Tol.Close(result.Array!, Golden.Tensor(expected, "pipeline/rgb_global_g7_5_np/output"), Tol.ModelAbs, "rgb output");
+    }
+}

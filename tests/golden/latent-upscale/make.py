@@ -130,6 +130,24 @@ def main():
         out[f"pipeline/{name}/step_latents"] = torch.stack(steps)
         index["pipeline"][name] = {"prompt": PROMPT, "num_inference_steps": 3, "seed": 0 if seed is None else None,
                                    **{k: v for k, v in call.items()}}
+    # 3. an RGB image (a tensor in [0, 1], which the image processor takes to [-1, 1]) that the VAE encodes: no generator
+    # and no latents, so diffusers draws the posterior sample, then the latents, from torch's global generator after
+    # torch.manual_seed(35), as our Generate does without a seed or generator; guidance 7.5 (the image latents repeated)
+    rgb = torch.rand((1, 3, 16, 16), generator=torch.Generator().manual_seed(36))
+    out["pipeline/rgb_image"] = rgb
+    pipe = StableDiffusionLatentUpscalePipeline(vae=vae, text_encoder=StoredTextEncoder(tokenizer, exp), tokenizer=tokenizer,
+                                                unet=unet, scheduler=EulerDiscreteScheduler(**scheduler_config))
+    pipe.set_progress_bar_config(disable=True)
+    steps = []
+    torch.manual_seed(35)
+    with torch.no_grad():
+        result = pipe(PROMPT, image=rgb, num_inference_steps=3, guidance_scale=7.5, output_type="np",
+                      callback=lambda i, t, lat: steps.append(lat.clone())).images
+    out["pipeline/rgb_global_g7_5_np/output"] = torch.from_numpy(result)
+    out["pipeline/rgb_global_g7_5_np/step_latents"] = torch.stack(steps)
+    index["pipeline"]["rgb_global_g7_5_np"] = {"prompt": PROMPT, "num_inference_steps": 3, "guidance_scale": 7.5, "output_type": "np",
+                                               "image": "pipeline/rgb_image, in [0, 1]", "torch.manual_seed": 35,
+                                               "generator": None, "latents": None}
     index["scheduler_config"] = {k: v for k, v in EulerDiscreteScheduler(**scheduler_config).config.items() if not k.startswith("_")}
     index["text_encoder"] = "tiny-sd-expected text_encoder/hidden_states_prompts01[-1] and pooler_output[:2] (prompts 0, 1)"
     write_expected(HERE, "latent-upscale-expected", out, index)
