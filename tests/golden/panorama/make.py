@@ -6,6 +6,7 @@ Run from the repository root, in the environment ../diffusers-common/diffusers_p
 folder next to this one):
   PYTHONPATH=/tmp/d/src:/tmp/hh/src:/tmp/stubs /usr/bin/python3 tests/golden/panorama/make.py
 """
+import importlib.util
 import json
 import os
 import sys
@@ -39,13 +40,19 @@ index = {"diffusers": diffusers.__version__, "torch": torch.__version__, "vae8":
          "cases": {}}
 
 
-def run(name, scheduler, vae="tiny-vae8", **kw):
+def run(name, scheduler, vae="tiny-vae8", ip_adapter=None, **kw):
     sched = SCHEDULERS[scheduler].from_pretrained(os.path.join(GOLDEN, "tiny-sd", "scheduler"))
-    pipe = StableDiffusionPanoramaPipeline(vae=vae8 if vae == "tiny-vae8" else vae2, text_encoder=None, tokenizer=None, unet=unet,
-                                           scheduler=sched, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = StableDiffusionPanoramaPipeline(vae=vae8 if vae == "tiny-vae8" else vae2, text_encoder=None, tokenizer=None,
+                                           unet=unet if ip_adapter is None else fresh_unet(), scheduler=sched, safety_checker=None,
+                                           feature_extractor=None, requires_safety_checker=False,
+                                           **({} if ip_adapter is None else {"image_encoder": ip_encoder()}))
+    if ip_adapter is not None:   # as tests/golden/ip-adapter/make.py loads it; the image as that folder's processor made it
+        pipe.load_ip_adapter(IP_DIR, subfolder="", weight_name=ip_adapter)
     views = pipe.get_views(kw["height"], kw["width"], circular_padding=kw.get("circular_padding", False))
     args = {"num_inference_steps": 2, "guidance_scale": 7.5, **kw}
     call = dict(args, **embeds)
+    if ip_adapter is not None:
+        call["ip_adapter_image"] = load_file(os.path.join(IP_DIR, "ip-adapter-expected.safetensors"))["processor/ip_image"]
     if call["guidance_scale"] <= 1.0:
         del call["negative_prompt_embeds"]
     latents = []
@@ -63,9 +70,31 @@ def run(name, scheduler, vae="tiny-vae8", **kw):
     index["cases"][name] = {"scheduler": scheduler, "scheduler_config": "tiny-sd/scheduler (from_pretrained of the class)", "vae": vae,
                             "unet": "tiny-sd/unet", "seed": 0, "views": [list(v) for v in views], "callbacks": len(latents),
                             "timesteps": [float(t) for t in pipe.scheduler.timesteps], **args}
+    if ip_adapter is not None:
+        index["cases"][name].update(ip_adapter=f"ip-adapter/{ip_adapter} (image_encoder: ip-adapter/image_encoder)",
+                                    ip_adapter_image="ip-adapter/ip-adapter-expected.safetensors processor/ip_image (ip-image.png)")
 
 
-IMAGES = ("ddim", "ddim-circular", "vae2-uncovered")   # the decode and the padded decode; the other cases keep their latents
+IP_DIR = os.path.join(GOLDEN, "ip-adapter")
+
+
+def fresh_unet():   # load_ip_adapter changes the UNet's attention processors: not the one the other cases share
+    return UNet2DConditionModel.from_pretrained(os.path.join(GOLDEN, "tiny-sd", "unet"), low_cpu_mem_usage=False).eval()
+
+
+def ip_encoder():
+    """The tiny CLIP vision encoder of ../ip-adapter/image_encoder, in that make.py's transcription of transformers'
+    CLIPVisionModelWithProjection (transformers is a stub here), with its saved weights."""
+    spec = importlib.util.spec_from_file_location("ip_adapter_make", os.path.join(IP_DIR, "make.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    enc_dir = os.path.join(IP_DIR, "image_encoder")
+    encoder = module.VisionModelWithProjection(json.load(open(os.path.join(enc_dir, "config.json"))))
+    encoder.load_state_dict(load_file(os.path.join(enc_dir, "model.safetensors")))
+    return encoder.eval()
+
+
+IMAGES = ("ddim", "ddim-circular", "vae2-uncovered", "ddim-ip-adapter-basic")   # the decode and the padded decode; the other cases keep their latents
 image_diffs = {}
 SIZE = dict(height=16, width=640)   # latents 2 x 80: 3 windows (2 x 64 each, the window cut to the 2 rows), 10 with circular padding
 run("ddim", "ddim", **SIZE)
@@ -80,6 +109,9 @@ run("dpmsolver-multistep-vb2", "dpmsolver-multistep", num_inference_steps=4, vie
 # tiny-sd's own VAE (scale factor 2): latents 4 x 80 for 8 x 160 pixels, one window (get_views sees 1 x 20); the
 # columns 64-79 no window covers are zeros after the first step, as diffusers leaves them
 run("vae2-uncovered", "ddim", vae="tiny-sd/vae", height=8, width=160)
+# an image prompt: ../ip-adapter's basic adapter and encoder, one window per UNet call (view_batch_size 1: diffusers
+# 0.25.1 passes the image embeds of one window to every batch of windows); last, on a UNet of its own
+run("ddim-ip-adapter-basic", "ddim", ip_adapter="ip-adapter-basic.bin", **SIZE)
 
 for a, b in [("ddim", "ddim-vb2"), ("ddim-circular", "ddim-circular-vb3"), ("dpmsolver-multistep", "dpmsolver-multistep-vb2")]:
     index["cases"][b]["max_abs_diff_to_" + a] = {"latents": float((out[f"{a}/latents"] - out[f"{b}/latents"]).abs().max()),
