@@ -24,3 +24,24 @@ public enum LoaderMixins
     /// <summary>All three (the text-to-image, image-to-image and inpainting pipelines).</summary>
     All = TextualInversion | Lora | IPAdapter,
 }
+
+/// <summary>The one check behind the Stable Diffusion and SDXL bases' <c>Loaders</c>: a member of a mixin the class lacks is refused.</summary>
+internal static class LoaderMixinChecks
+{
+    /// <summary>
+    /// Refuses <paramref name="member"/> (diffusers' <paramref name="diffusersMethod"/> of <paramref name="mixin"/>) when
+    /// <paramref name="has"/>, the loader mixins of <paramref name="className"/>'s diffusers class, lacks the mixin.
+    /// </summary>
+    public static void Require(string className, LoaderMixins has, LoaderMixins mixin, string member, string diffusersMethod)
+    {
+        if ((has & mixin) == mixin) return;
+        string mixinName = mixin switch
+        {
+            LoaderMixins.TextualInversion => "TextualInversionLoaderMixin",
+            LoaderMixins.Lora => "LoraLoaderMixin",
+            _ => "IPAdapterMixin",
+        };
+        throw new DiffusersException(
+            $"{className}: {member} is not available: diffusers 0.25.1's {className} has no {diffusersMethod} (its class has no {mixinName})");
+    }
+}

@@ -22,6 +22,12 @@ public sealed class StableDiffusionAdapterPipeline : StableDiffusionPipelineBase
     /// <summary>diffusers' class name.</summary>
     public const string Name = "StableDiffusionAdapterPipeline";
 
+    /// <summary>
+    /// diffusers 0.25.1's <c>StableDiffusionAdapterPipeline(DiffusionPipeline)</c> has no <c>IPAdapterMixin</c> and <see cref="Generate"/> takes no image prompt, so
+    /// <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused (LoRA and textual inversion load here as on StableDiffusionPipeline, beyond diffusers).
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
     private readonly nn.Module _adapter;
     private readonly T2IAdapterSet _set;
 

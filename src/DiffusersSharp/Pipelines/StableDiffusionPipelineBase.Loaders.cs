@@ -13,20 +13,7 @@ public abstract partial class StableDiffusionPipelineBase
     /// <summary>Whether this pipeline takes what <paramref name="mixin"/>'s members load (see <see cref="Loaders"/>).</summary>
     public bool Supports(LoaderMixins mixin) => (Loaders & mixin) == mixin;
 
-    /// <summary>
-    /// Refuses <paramref name="member"/> (diffusers' <paramref name="diffusersMethod"/> of <paramref name="mixin"/>) when this
-    /// pipeline's diffusers class lacks the mixin.
-    /// </summary>
-    private void Require(LoaderMixins mixin, string member, string diffusersMethod)
-    {
-        if (Supports(mixin)) return;
-        string mixinName = mixin switch
-        {
-            LoaderMixins.TextualInversion => "TextualInversionLoaderMixin",
-            LoaderMixins.Lora => "LoraLoaderMixin",
-            _ => "IPAdapterMixin",
-        };
-        throw new DiffusersException(
-            $"{ClassName}: {member} is not available: diffusers 0.25.1's {ClassName} has no {diffusersMethod} (its class has no {mixinName})");
-    }
+    /// <summary>Refuses <paramref name="member"/> when this pipeline's diffusers class lacks <paramref name="mixin"/> (<see cref="LoaderMixinChecks"/>).</summary>
+    private void Require(LoaderMixins mixin, string member, string diffusersMethod) =>
+        LoaderMixinChecks.Require(ClassName, Loaders, mixin, member, diffusersMethod);
 }

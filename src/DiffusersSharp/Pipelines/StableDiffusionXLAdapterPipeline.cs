@@ -23,6 +23,12 @@ public sealed class StableDiffusionXLAdapterPipeline : StableDiffusionXLPipeline
     /// <summary>diffusers' class name.</summary>
     public const string Name = "StableDiffusionXLAdapterPipeline";
 
+    /// <summary>
+    /// diffusers 0.25.1's <c>StableDiffusionXLAdapterPipeline(DiffusionPipeline, FromSingleFileMixin, StableDiffusionXLLoraLoaderMixin, TextualInversionLoaderMixin)</c> has no <c>IPAdapterMixin</c> and <see cref="Generate"/> takes no image prompt, so
+    /// <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
     private readonly nn.Module _adapter;
     private readonly T2IAdapterSet _set;
 

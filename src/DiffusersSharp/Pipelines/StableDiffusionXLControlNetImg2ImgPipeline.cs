@@ -27,6 +27,12 @@ public sealed class StableDiffusionXLControlNetImg2ImgPipeline : StableDiffusion
     public const string Name = "StableDiffusionXLControlNetImg2ImgPipeline";
 
     /// <summary>
+    /// diffusers 0.25.1's <c>StableDiffusionXLControlNetImg2ImgPipeline(DiffusionPipeline, TextualInversionLoaderMixin, StableDiffusionXLLoraLoaderMixin)</c> has no <c>IPAdapterMixin</c> and <see cref="Generate"/> takes no image prompt, so
+    /// <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
+    /// <summary>
     /// Builds the pipeline from its components; <paramref name="controlnet"/> is a <see cref="ControlNetModel"/> or a
     /// <see cref="MultiControlNetModel"/> whose nets fit the UNet, else <see cref="ConfigException"/>.
     /// <paramref name="requiresAestheticsScore"/> and <paramref name="forceZerosForEmptyPrompt"/> are model_index.json's options.

@@ -22,6 +22,12 @@ public sealed class StableDiffusionXLControlNetInpaintPipeline : StableDiffusion
     public const string Name = "StableDiffusionXLControlNetInpaintPipeline";
 
     /// <summary>
+    /// diffusers 0.25.1's <c>StableDiffusionXLControlNetInpaintPipeline(DiffusionPipeline, StableDiffusionXLLoraLoaderMixin, FromSingleFileMixin)</c> has no <c>IPAdapterMixin</c> and <see cref="Generate"/> takes no image prompt, so
+    /// <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
+    /// <summary>
     /// Builds the pipeline from its components (the UNet takes 4 or 9 input channels); <paramref name="controlnet"/> is a
     /// <see cref="ControlNetModel"/> or a <see cref="MultiControlNetModel"/> whose nets fit the UNet, else
     /// <see cref="ConfigException"/>.

@@ -23,6 +23,12 @@ public sealed class StableDiffusionXLInstructPix2PixPipeline : StableDiffusionXL
     public const string Name = "StableDiffusionXLInstructPix2PixPipeline";
 
     /// <summary>
+    /// diffusers 0.25.1's <c>StableDiffusionXLInstructPix2PixPipeline(DiffusionPipeline, TextualInversionLoaderMixin, FromSingleFileMixin, StableDiffusionXLLoraLoaderMixin)</c> has no <c>IPAdapterMixin</c> and <see cref="Generate"/> takes no image prompt, so
+    /// <c>LoadIPAdapter</c> and <c>SetIPAdapterScale</c> are refused.
+    /// </summary>
+    protected override LoaderMixins Loaders => LoaderMixins.TextualInversion | LoaderMixins.Lora;
+
+    /// <summary>
     /// Builds the pipeline of loaded components (the pipeline disposes them). The UNet must take the latents and the image
     /// latents together (<c>in_channels</c> = 2 × the VAE's <c>latent_channels</c>); <paramref name="forceZerosForEmptyPrompt"/>
     /// is model_index.json's option. diffusers' class has no <c>requires_aesthetics_score</c>: its time ids are always

@@ -26,11 +26,29 @@ public abstract partial class StableDiffusionXLPipelineBase : IIPAdapterPipeline
     /// adapters' cross_attention_dim is SDXL's 2048), the encoder from <c>{subfolder}/image_encoder</c> when the pipeline
     /// has no <see cref="ImageEncoder"/>.
     /// </summary>
-    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null) =>
+    public void LoadIPAdapter(string pathOrId, string? subfolder, string weightName, LoadOptions? options = null)
+    {
+        LoaderMixinChecks.Require(ClassName, Loaders, LoaderMixins.IPAdapter, nameof(LoadIPAdapter), "load_ip_adapter");
         (ImageEncoder, FeatureExtractor) = IPAdapterSupport.Load(Unet, ImageEncoder, FeatureExtractor, pathOrId, subfolder, weightName, options);
+    }
 
     /// <summary>diffusers' <c>set_ip_adapter_scale</c>.</summary>
-    public void SetIPAdapterScale(double scale) => Unet.SetIPAdapterScale(scale);
+    public void SetIPAdapterScale(double scale)
+    {
+        LoaderMixinChecks.Require(ClassName, Loaders, LoaderMixins.IPAdapter, nameof(SetIPAdapterScale), "set_ip_adapter_scale");
+        Unet.SetIPAdapterScale(scale);
+    }
+
+    /// <summary>
+    /// The loader mixins of this pipeline's diffusers class. On the SDXL pipelines only the IP-Adapter's members check it
+    /// (<see cref="LoadIPAdapter"/>, <see cref="SetIPAdapterScale"/> throw a <see cref="DiffusersException"/> on a class
+    /// without <see cref="LoaderMixins.IPAdapter"/>, whose <c>Generate</c> takes no image prompt); LoRA and textual inversion
+    /// load on every SDXL pipeline.
+    /// </summary>
+    protected virtual LoaderMixins Loaders => LoaderMixins.All;
+
+    /// <summary>Whether this pipeline takes what <paramref name="mixin"/>'s members load (see <see cref="Loaders"/>).</summary>
+    public bool Supports(LoaderMixins mixin) => (Loaders & mixin) == mixin;
 
     /// <inheritdoc/>
     public IImageProjection? IPAdapterImageProjection => Unet.IPAdapterImageProjection;
