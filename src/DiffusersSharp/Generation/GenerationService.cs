@@ -30,6 +30,7 @@ public sealed class GenerationService : IDisposable
     private readonly DiffusionPipeline _pipeline;
     private readonly StableDiffusionPipelineBase? _pipe;   // Stable Diffusion 1.x/2.x: text to image, image to image, inpainting
     private readonly StableDiffusionXLPipeline? _xl;        // SDXL base: text to image
+    private readonly ServedFamily? _family;                 // _pipe's classes: text to image, image to image, refusals
     private readonly ILoraPipeline _lora;
     private readonly IIPAdapterPipeline _ipAdapter;
     private readonly DiffusersConfig _schedulerConfig;
@@ -55,6 +56,7 @@ public sealed class GenerationService : IDisposable
             throw new DiffusersException(
                 $"{modelId}: the generation service runs Stable Diffusion pipelines whose UNet takes 4 or 9 input channels (text to image, image to image, inpainting); this model is a {pipeline.ClassName} whose UNet takes {_pipe.Unet.Config.InChannels}");
         _ipAdapter = (IIPAdapterPipeline?)_pipe ?? _xl!;
+        _family = _pipe is null ? null : ServedFamily.For(_pipe);
         ModelId = modelId;
         var own = _pipe?.Scheduler ?? _xl!.Scheduler;
         _schedulerConfig = (DiffusersConfig)own.Config;
@@ -298,16 +300,14 @@ public sealed class GenerationService : IDisposable
     {
         PromptInput negative = r.NegativePrompt is null ? default : r.NegativePrompt;
         if (_pipe is null) return RunXL(r, negative, seed, scheduler, rep, ct);
+        if (_family!.Refusal(r, ModelId) is { } refusal) throw new DiffusersException(refusal);
+        var call = new ServedCall(r, seed, scheduler, rep.OnStepEnd, rep, ct);
         bool inpaintModel = _pipe.Unet.Config.InChannels == 9;
         if (r.InitImage is null)
         {
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give an image and a mask (/v1/images/edits)");
-            var text = WithScheduler(_pipe as StableDiffusionPipeline,
-                s => new StableDiffusionPipeline(_pipe, s), scheduler);
-            return text.Generate(r.Prompt, negative, r.GuidanceScale, numImagesPerPrompt: r.Count, height: r.Height, width: r.Width,
-                numInferenceSteps: r.Steps, seed: seed, callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct,
-                ipAdapterImage: r.IPAdapterImage, timesteps: r.Timesteps);
+            return _family.TextToImage(call);
         }
         if (r.PaddingMaskCrop is int pad) return RunMaskCrop(r, pad, negative, seed, scheduler, rep, ct);
         var init = Fit(r.InitImage.ToRgb(), r.Width, r.Height);
@@ -315,11 +315,7 @@ public sealed class GenerationService : IDisposable
         {
             if (inpaintModel)
                 throw new DiffusersException($"{ModelId} is an inpainting model: give a mask with the image");
-            var img2img = WithScheduler(_pipe as StableDiffusionImg2ImgPipeline,
-                s => new StableDiffusionImg2ImgPipeline(_pipe, s), scheduler);
-            return img2img.Generate(r.Prompt, init, r.Strength ?? 0.8, negative, r.GuidanceScale, r.Count, r.Steps, seed: seed,
-                callbackOnStepEnd: rep.OnStepEnd, progress: rep, cancellationToken: ct, ipAdapterImage: r.IPAdapterImage,
-                timesteps: r.Timesteps);
+            return _family.ImageToImage(call, init);
         }
         var inpaint = InpaintPipeline(scheduler);
         var mask = Fit(r.Mask, init.Width, init.Height);
@@ -366,22 +362,8 @@ public sealed class GenerationService : IDisposable
 
     /// <summary>The loaded pipeline when it is an inpainting one, else one around its components; with <paramref name="scheduler"/>.</summary>
     private StableDiffusionInpaintPipeline InpaintPipeline(IScheduler scheduler) =>
-        WithScheduler(_pipe as StableDiffusionInpaintPipeline,
+        ServedFamily.WithScheduler(_pipe as StableDiffusionInpaintPipeline,
             s => new StableDiffusionInpaintPipeline(_pipe!, s), scheduler);
-
-    /// <summary>
-    /// <paramref name="loaded"/> (the loaded pipeline, when it is of the class the request needs) holding the service's
-    /// <paramref name="scheduler"/> (the one it replaces is the service's too, <see cref="_schedulers"/>), else a pipeline of
-    /// that class that borrows the loaded components and the scheduler (never disposed: the loaded pipeline owns the models,
-    /// the service the scheduler; no scheduler is built for it).
-    /// </summary>
-    private static TPipeline WithScheduler<TPipeline>(TPipeline? loaded, Func<IScheduler, TPipeline> borrowing, IScheduler scheduler)
-        where TPipeline : StableDiffusionPipelineBase
-    {
-        if (loaded is null) return borrowing(scheduler);
-        loaded.Scheduler = scheduler;
-        return loaded;
-    }
 
     /// <summary>SDXL: text to image only (the guidance scale and sizes of the request, the model's defaults otherwise).</summary>
     private ImagePipelineOutput RunXL(GenerationRequest r, PromptInput negative, long seed, IScheduler scheduler, StepReporter rep, CancellationToken ct)

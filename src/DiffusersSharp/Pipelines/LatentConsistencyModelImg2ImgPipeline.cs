@@ -28,6 +28,14 @@ public sealed class LatentConsistencyModelImg2ImgPipeline : StableDiffusionPipel
         LatentConsistencyDenoisingLoop.RequireGuidanceEmbedding(Name, unet);
     }
 
+    /// <summary>A LatentConsistencyModelImg2ImgPipeline around <paramref name="lender"/>'s components that borrows them and <paramref name="scheduler"/>,
+    /// never disposed (the generation service's on a latent consistency folder; see the base's constructor).</summary>
+    internal LatentConsistencyModelImg2ImgPipeline(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : base(lender, scheduler)
+    {
+        LatentConsistencyDenoisingLoop.RequireGuidanceEmbedding(Name, Unet);
+    }
+
     /// <inheritdoc/>
     public override string ClassName => Name;
 

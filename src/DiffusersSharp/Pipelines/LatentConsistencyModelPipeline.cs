@@ -35,6 +35,14 @@ public sealed class LatentConsistencyModelPipeline : StableDiffusionPipelineBase
         LatentConsistencyDenoisingLoop.RequireGuidanceEmbedding(Name, unet);
     }
 
+    /// <summary>A LatentConsistencyModelPipeline around <paramref name="lender"/>'s components that borrows them and <paramref name="scheduler"/>,
+    /// never disposed (the generation service's on a latent consistency folder; see the base's constructor).</summary>
+    internal LatentConsistencyModelPipeline(StableDiffusionPipelineBase lender, IScheduler scheduler)
+        : base(lender, scheduler)
+    {
+        LatentConsistencyDenoisingLoop.RequireGuidanceEmbedding(Name, Unet);
+    }
+
     /// <inheritdoc/>
     public override string ClassName => Name;
 
