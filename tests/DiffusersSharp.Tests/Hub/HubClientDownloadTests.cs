@@ -156,15 +156,16 @@ public sealed class HubClientDownloadTests : IDisposable
     [Fact]
     public async Task AHeadThatNeverAnswersEndsAtTheEtagTimeout()
     {
-        var options = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_ETAG_TIMEOUT"] = "1", ["HF_HUB_DOWNLOAD_TIMEOUT"] = "600" });
+        var options = HubClientOptions.FromEnvironment(new Dictionary<string, string?> { ["HF_HUB_ETAG_TIMEOUT"] = "3", ["HF_HUB_DOWNLOAD_TIMEOUT"] = "600" });
         using var client = _env.Client(options: options);
         string cached = await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json");
         string head = $"/{HubTestEnv.TinyId}/resolve/main/model_index.json";
         _env.Server.Stall[head] = true;
-        // with the 600 s download timeout on the HEAD this would be cancelled; the 1 s etag timeout falls back to the cache
+        // with the 600 s download timeout on the HEAD this would be cancelled; the 3 s etag timeout falls back to the cache (1 s
+        // was too short on a loaded 2-core machine: a fresh-clone CI run's HEAD never reached the server before it gave up)
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         Assert.Equal(cached, await client.DownloadFileAsync(HubTestEnv.TinyId, "model_index.json", ct: limit.Token));
-        // the stalled HEAD was sent; on a loaded machine the server may log it only after the client's 1 s gave up (a CI
+        // the stalled HEAD was sent; on a loaded machine the server may log it only after the client's 3 s gave up (a CI
         // run saw 1 here): wait for the log, then count exactly
         for (var wait = System.Diagnostics.Stopwatch.StartNew(); _env.Server.Count("HEAD", head) < 2 && wait.Elapsed < TimeSpan.FromSeconds(10);)
             await Task.Delay(20);
