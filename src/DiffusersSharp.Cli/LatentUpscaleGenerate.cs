@@ -29,7 +29,8 @@ internal static class LatentUpscaleGenerate
         var u = r.StableDiffusionUpscale;
         if (u.Image is null) throw new UserException($"{className} needs --image (the image to upscale 2x)");
         if (o.Prompt is null) throw new UserException($"{className} needs --prompt");
-        string? refused = u.NoiseLevel is not null ? "--noise-level" : o.GuidanceRescale is not null ? "--guidance-rescale"
+        // --noise-level never gets here: the x4 upscaler's route refuses it on every other class first
+        string? refused = o.GuidanceRescale is not null ? "--guidance-rescale"
             : o.Width is not null ? "--width" : o.Height is not null ? "--height" : o.InitImage is not null ? "--init-image"
             : o.Strength is not null ? "--strength" : o.Mask is not null ? "--mask" : o.PaddingMaskCrop is not null ? "--padding-mask-crop"
             : o.Timesteps is not null ? "--timesteps" : o.ClipSkip is not null ? "--clip-skip" : r.Eta is not null ? "--eta"

@@ -24,9 +24,8 @@ internal sealed class LatentConsistencyDenoisingLoop(UNet2DConditionModel unet, 
     protected override Tensor PredictNoise(DenoisingContext ctx, int step, Tensor timestep, Tensor latents)
     {
         ctx.Record("unet_input", step, latents);
-        var added = ctx.Tensors.TryGetValue(GuidedDenoisingLoop.ImageEmbedsKey, out var image) ? new AddedCondKwargs(ImageEmbeds: image) : null;
         var pred = unet.Forward(latents, timestep, ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey), timestepCond: ctx.Get(WEmbeddingKey),
-            addedCondKwargs: added, crossAttentionKwargs: crossAttentionKwargs).Sample;
+            addedCondKwargs: GuidedDenoisingLoop.AddedConditioning(ctx), crossAttentionKwargs: crossAttentionKwargs).Sample;
         ctx.Record("unet_output", step, pred);
         return pred;
     }

@@ -64,8 +64,7 @@ internal sealed class PanoramaDenoisingLoop(UNet2DConditionModel unet, bool doCl
         input = scheduler.ScaleModelInput(input, ctx.TimestepValues[step]);
         var promptEmbeds = ctx.Get(GuidedDenoisingLoop.PromptEmbedsKey);
         if (views > 1) promptEmbeds = torch.cat(Enumerable.Repeat(promptEmbeds, views).ToArray());
-        var image = ctx.Tensors.TryGetValue(GuidedDenoisingLoop.ImageEmbedsKey, out var embeds) ? embeds : null;
-        var noisePred = unet.Forward(input, timestep, promptEmbeds, addedCondKwargs: image is null ? null : new AddedCondKwargs(ImageEmbeds: image),
+        var noisePred = unet.Forward(input, timestep, promptEmbeds, addedCondKwargs: GuidedDenoisingLoop.AddedConditioning(ctx),
             crossAttentionKwargs: crossAttentionKwargs).Sample;
         if (!doClassifierFreeGuidance) return noisePred;
         var uncond = noisePred[TensorIndex.Slice(0, null, 2)];
